@@ -1,0 +1,149 @@
+/* config.c — JSON configuration with defaults (jansson).
+ *
+ * A table maps each JSON key to a field and a kind; loading walks the JSON
+ * object and looks every key up in the table, so an unknown or mistyped
+ * key is reported by name instead of being silently ignored.
+ */
+#include "config.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/log.h"
+
+typedef enum { K_STR, K_INT, K_SIZE, K_DOUBLE } kind;
+
+typedef struct field {
+    const char *key;
+    kind kind;
+    size_t offset;
+    size_t size; /* for strings */
+} field;
+
+#define F(key, kind, member) {key, kind, offsetof(mr_server_config, member), \
+                              sizeof(((mr_server_config *)0)->member)}
+static const field fields[] = {
+    F("host", K_STR, host),
+    F("port", K_INT, port),
+    F("completion_queues", K_INT, completion_queues),
+    F("calls_per_queue", K_INT, calls_per_queue),
+    F("max_receive_bytes", K_SIZE, max_receive_bytes),
+    F("max_send_bytes", K_SIZE, max_send_bytes),
+    F("request_arena_bytes", K_SIZE, request_arena_bytes),
+    F("max_concurrent_streams", K_INT, max_concurrent_streams),
+    F("drain_seconds", K_DOUBLE, drain_seconds),
+    F("max_k", K_INT, max_k),
+    F("max_candidates", K_INT, max_candidates),
+    F("max_batch", K_INT, max_batch),
+    F("log_level", K_STR, log_level),
+};
+#undef F
+
+void mr_config_defaults(mr_server_config *c) {
+    memset(c, 0, sizeof *c);
+    snprintf(c->host, sizeof c->host, "127.0.0.1");
+    c->port = 50051;
+    c->completion_queues = 2;
+    c->calls_per_queue = 8;
+    c->max_receive_bytes = 4u << 20;
+    c->max_send_bytes = 16u << 20;
+    c->request_arena_bytes = 64u << 20;
+    c->max_concurrent_streams = 256;
+    c->drain_seconds = 10.0;
+    c->max_k = 1000;
+    c->max_candidates = 5000;
+    c->max_batch = 10000;
+    snprintf(c->log_level, sizeof c->log_level, "info");
+}
+
+static int apply(mr_server_config *c, json_t *root, const char *src, mr_err *err) {
+    if (!json_is_object(root))
+        return mr_err_set(err, MR_EINVAL, "%s: top level must be a JSON object", src);
+    const char *key;
+    json_t *v;
+    json_object_foreach(root, key, v) {
+        const field *f = NULL;
+        for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+            if (!strcmp(fields[i].key, key)) f = &fields[i];
+        if (!f) return mr_err_set(err, MR_EINVAL, "%s: unknown field '%s'", src, key);
+        char *dst = (char *)c + f->offset;
+        switch (f->kind) {
+        case K_STR:
+            if (!json_is_string(v))
+                return mr_err_set(err, MR_EINVAL, "%s: field '%s' must be a string", src, key);
+            if (strlen(json_string_value(v)) >= f->size)
+                return mr_err_set(err, MR_EINVAL, "%s: field '%s' is longer than %zu bytes", src,
+                                  key, f->size - 1);
+            snprintf(dst, f->size, "%s", json_string_value(v));
+            break;
+        case K_INT:
+        case K_SIZE:
+            if (!json_is_integer(v) || json_integer_value(v) < 0)
+                return mr_err_set(err, MR_EINVAL, "%s: field '%s' must be a non-negative integer",
+                                  src, key);
+            if (f->kind == K_INT) {
+                if (json_integer_value(v) > 0x7fffffff)
+                    return mr_err_set(err, MR_EINVAL, "%s: field '%s' is too large", src, key);
+                *(int *)dst = (int)json_integer_value(v);
+            } else {
+                *(size_t *)dst = (size_t)json_integer_value(v);
+            }
+            break;
+        case K_DOUBLE:
+            if (!json_is_number(v))
+                return mr_err_set(err, MR_EINVAL, "%s: field '%s' must be a number", src, key);
+            *(double *)dst = json_number_value(v);
+            break;
+        }
+    }
+    return MR_OK;
+}
+
+int mr_config_load_string(mr_server_config *c, const char *json, mr_err *err) {
+    json_error_t je;
+    json_t *root = json_loads(json, JSON_REJECT_DUPLICATES, &je);
+    if (!root)
+        return mr_err_set(err, MR_EINVAL, "config: line %d: %s", je.line, je.text);
+    int rc = apply(c, root, "config", err);
+    json_decref(root);
+    return rc;
+}
+
+int mr_config_load_file(mr_server_config *c, const char *path, mr_err *err) {
+    json_error_t je;
+    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+    if (!root) {
+        if (je.line <= 0)
+            return mr_err_set(err, MR_ENOTFOUND, "%s: %s", path, je.text);
+        return mr_err_set(err, MR_EINVAL, "%s: line %d: %s", path, je.line, je.text);
+    }
+    int rc = apply(c, root, path, err);
+    json_decref(root);
+    return rc;
+}
+
+int mr_config_validate(const mr_server_config *c, mr_err *err) {
+#define RANGE(member, lo, hi)                                                             \
+    if (c->member < (lo) || c->member > (hi))                                             \
+        return mr_err_set(err, MR_EINVAL, "config: '%s' must be in [%g, %g]", #member,   \
+                          (double)(lo), (double)(hi));
+    RANGE(port, 0, 65535);
+    RANGE(completion_queues, 1, 256);
+    RANGE(calls_per_queue, 1, 1024);
+    RANGE(max_receive_bytes, 1024, (size_t)1 << 30);
+    RANGE(max_send_bytes, 1024, (size_t)1 << 30);
+    RANGE(request_arena_bytes, 64 * 1024, (size_t)8 << 30);
+    RANGE(max_concurrent_streams, 1, 1 << 20);
+    RANGE(drain_seconds, 0.0, 3600.0);
+    RANGE(max_k, 1, 100000);
+    RANGE(max_candidates, 1, 1000000);
+    RANGE(max_batch, 1, 1000000);
+#undef RANGE
+    if (!c->host[0]) return mr_err_set(err, MR_EINVAL, "config: 'host' must not be empty");
+    if (mr_log_parse_level(c->log_level) < 0)
+        return mr_err_set(err, MR_EINVAL,
+                          "config: 'log_level' must be debug, info, warn, error or off, not '%s'",
+                          c->log_level);
+    return MR_OK;
+}

@@ -1,0 +1,36 @@
+/* config.h — the server's configuration: one JSON file, every field has a
+ * default, unknown fields are an error naming the field. Command-line flags
+ * of `moerec serve` override the file. See docs/operations.md.
+ */
+#ifndef MOEREC_SERVER_CONFIG_H
+#define MOEREC_SERVER_CONFIG_H
+
+#include <stddef.h>
+
+#include "common/error.h"
+
+typedef struct mr_server_config {
+    char host[256];             /* bind address, "127.0.0.1" */
+    int port;                   /* 50051; 0 picks a free port */
+    int completion_queues;      /* worker threads, one completion queue each */
+    int calls_per_queue;        /* request_calls kept armed per queue */
+    size_t max_receive_bytes;   /* GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH */
+    size_t max_send_bytes;      /* GRPC_ARG_MAX_SEND_MESSAGE_LENGTH */
+    size_t request_arena_bytes; /* decode + handler memory per request */
+    int max_concurrent_streams; /* per HTTP/2 connection */
+    double drain_seconds;       /* SIGTERM: wait this long for in-flight calls */
+    int max_k;                  /* Recommend k limit */
+    int max_candidates;         /* Score candidates limit */
+    int max_batch;              /* UpsertItems / AppendEvents batch limit */
+    char log_level[16];         /* debug, info, warn, error, off */
+} mr_server_config;
+
+void mr_config_defaults(mr_server_config *c);
+/* Overlay the fields present in a JSON file on c. */
+int mr_config_load_file(mr_server_config *c, const char *path, mr_err *err);
+/* Same, from a JSON string (tests). */
+int mr_config_load_string(mr_server_config *c, const char *json, mr_err *err);
+/* Range checks; names the offending field. */
+int mr_config_validate(const mr_server_config *c, mr_err *err);
+
+#endif

@@ -1,0 +1,19 @@
+/* handlers.h — RPC handlers (see server.h for the signature). Each reads as
+ * guard clauses: validate, return an error with a message, then the happy
+ * path. Responses are allocated in the call's arena. */
+#ifndef MOEREC_SERVER_HANDLERS_H
+#define MOEREC_SERVER_HANDLERS_H
+
+#include "server/server.h"
+
+int mr_handle_health_check(mr_call_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp,
+                           mr_err *err);
+int mr_handle_admin_stats(mr_call_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp,
+                          mr_err *err);
+
+/* Health status of a service name ("" = whole server): a
+ * HealthCheckResponse ServingStatus, or -1 for a service moerec does not
+ * serve. */
+int mr_health_status(const mr_server *s, const char *service);
+
+#endif

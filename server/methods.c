@@ -1,0 +1,36 @@
+/* methods.c — the method table: every RPC of moerec.proto and health.proto,
+ * with its message types and handler. A NULL handler answers UNIMPLEMENTED
+ * with a message naming the method; the table itself is the list of what
+ * this build serves (docs/api.md says which issue builds the rest).
+ */
+#include "proto/health.pb-c.h"
+#include "proto/moerec.pb-c.h"
+#include "server/handlers.h"
+#include "server/server.h"
+
+#define RPC(svc, name, req, resp, fn) \
+    {"/" svc "/" name, &req##__descriptor, &resp##__descriptor, fn, 0}
+
+const mr_method mr_methods[] = {
+    RPC("grpc.health.v1.Health", "Check", grpc__health__v1__health_check_request,
+        grpc__health__v1__health_check_response, mr_handle_health_check),
+    {"/grpc.health.v1.Health/Watch", &grpc__health__v1__health_check_request__descriptor,
+     &grpc__health__v1__health_check_response__descriptor, NULL, 1},
+    RPC("moerec.v1.Recommender", "Recommend", moerec__v1__recommend_request,
+        moerec__v1__recommend_response, NULL),
+    RPC("moerec.v1.Recommender", "Score", moerec__v1__score_request, moerec__v1__score_response,
+        NULL),
+    RPC("moerec.v1.Recommender", "Retrieve", moerec__v1__retrieve_request,
+        moerec__v1__retrieve_response, NULL),
+    RPC("moerec.v1.Recommender", "UpsertItems", moerec__v1__upsert_items_request,
+        moerec__v1__upsert_items_response, NULL),
+    RPC("moerec.v1.Recommender", "AppendEvents", moerec__v1__append_events_request,
+        moerec__v1__append_events_response, NULL),
+    RPC("moerec.v1.Recommender", "GetModelInfo", moerec__v1__get_model_info_request,
+        moerec__v1__get_model_info_response, NULL),
+    RPC("moerec.v1.Admin", "Reload", moerec__v1__reload_request, moerec__v1__reload_response,
+        NULL),
+    RPC("moerec.v1.Admin", "Stats", moerec__v1__stats_request, moerec__v1__stats_response,
+        mr_handle_admin_stats),
+};
+const int mr_nmethods = (int)(sizeof mr_methods / sizeof mr_methods[0]);

@@ -1,0 +1,563 @@
+/* server.c — the gRPC C-core server.
+ *
+ * Threads: one worker per completion queue, each blocking in
+ * grpc_completion_queue_next. Every queue keeps calls_per_queue
+ * request_calls armed; when one completes the worker re-arms a fresh one
+ * before handling the call, so a burst never finds a queue without a slot.
+ *
+ * A unary call is a small state machine driven by tags:
+ *   T_REQUEST  request_call completed -> re-arm; look up the method;
+ *              unknown or unbuilt -> finish UNIMPLEMENTED; else RECV_MESSAGE
+ *   T_RECV     decode into the call's arena (bounded) -> handler -> encode
+ *              -> one batch: SEND_INITIAL_METADATA + SEND_MESSAGE +
+ *              SEND_STATUS_FROM_SERVER + RECV_CLOSE_ON_SERVER
+ *   T_FINISH   record stats, free the call
+ * Health Watch is the one streaming call: it sends the current status, then
+ * stays open (RECV_CLOSE_ON_SERVER pending) until the client leaves or the
+ * server drains, when it sends NOT_SERVING and closes with OK. Its batches
+ * are reference-counted under watch_mu because shutdown finishes them from
+ * another thread, and two send batches on one call must never overlap.
+ */
+#include "server.h"
+
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <grpc/support/time.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "proto/health.pb-c.h"
+#include "server/handlers.h"
+
+enum { T_REQUEST, T_RECV, T_FINISH, T_WATCH_SENT, T_WATCH_CLOSED, T_WATCH_FINAL, T_COUNT };
+
+typedef struct call call;
+typedef struct tag {
+    call *c;
+    int op;
+} tag;
+
+struct call {
+    mr_server *srv;
+    int cq;                     /* index of the queue this call lives on */
+    tag tags[T_COUNT];
+    grpc_call *call;
+    grpc_call_details details;
+    grpc_metadata_array md;
+    grpc_byte_buffer *recv;     /* request message, NULL if none */
+    grpc_byte_buffer *send;     /* response message */
+    grpc_slice status_msg;
+    int has_status_msg;
+    int status;                 /* gRPC status sent */
+    int cancelled;              /* from RECV_CLOSE_ON_SERVER */
+    int method_index;           /* -1 when unknown */
+    const mr_method *method;
+    mr_arena arena;
+    int arena_exhausted;
+    uint64_t start_ns;
+    /* Watch only; guarded by srv->watch_mu. */
+    int refs;                   /* outstanding batches */
+    int sending;                /* a send batch is in flight */
+    int final_started;
+    int finish_requested;
+    call *wnext, *wprev;
+};
+
+struct mr_server {
+    mr_server_config cfg;
+    grpc_server *server;
+    grpc_completion_queue **cqs;
+    grpc_completion_queue *shutdown_cq;
+    pthread_t *threads;
+    int nthreads;
+    int port;
+    atomic_int serving;
+    uint64_t started_ns;
+    mr_method_stats *stats;     /* one per method + 1 for unknown */
+    pthread_mutex_t watch_mu;
+    call *watchers;             /* open Watch streams */
+    atomic_int live_calls;
+};
+
+/* ---- method table (handlers live in handlers_*.c) ------------------------ */
+
+extern const mr_method mr_methods[];  /* methods.c */
+extern const int mr_nmethods;
+
+const mr_method *mr_server_find_method(const char *path, int *index) {
+    for (int i = 0; i < mr_nmethods; i++)
+        if (!strcmp(mr_methods[i].path, path)) {
+            if (index) *index = i;
+            return &mr_methods[i];
+        }
+    if (index) *index = -1;
+    return NULL;
+}
+int mr_server_method_count(void) { return mr_nmethods; }
+const mr_method *mr_server_method_at(int i) { return &mr_methods[i]; }
+mr_method_stats *mr_server_stats(mr_server *s, int i) { return &s->stats[i < 0 ? mr_nmethods : i]; }
+const mr_server_config *mr_server_config_of(const mr_server *s) { return &s->cfg; }
+int mr_server_port(const mr_server *s) { return s->port; }
+int mr_server_serving(const mr_server *s) { return atomic_load(&s->serving); }
+uint64_t mr_server_uptime_seconds(const mr_server *s) {
+    return (mr_now_ns() - s->started_ns) / 1000000000ull;
+}
+
+/* ---- arena allocator for protobuf-c ------------------------------------- */
+
+static void *pb_alloc(void *data, size_t size) {
+    call *c = data;
+    void *p = mr_arena_alloc(&c->arena, size);
+    if (!p) c->arena_exhausted = 1;
+    return p;
+}
+static void pb_free(void *data, void *ptr) { (void)data, (void)ptr; } /* freed with the arena */
+
+/* ---- call life cycle ---------------------------------------------------- */
+
+static call *call_new(mr_server *s, int cq) {
+    call *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->srv = s;
+    c->cq = cq;
+    c->method_index = -1;
+    for (int i = 0; i < T_COUNT; i++) c->tags[i] = (tag){c, i};
+    grpc_call_details_init(&c->details);
+    grpc_metadata_array_init(&c->md);
+    mr_arena_init(&c->arena, 16 * 1024, s->cfg.request_arena_bytes);
+    atomic_fetch_add(&s->live_calls, 1);
+    return c;
+}
+
+static void call_free(call *c) {
+    if (c->call) grpc_call_unref(c->call);
+    grpc_call_details_destroy(&c->details);
+    grpc_metadata_array_destroy(&c->md);
+    if (c->recv) grpc_byte_buffer_destroy(c->recv);
+    if (c->send) grpc_byte_buffer_destroy(c->send);
+    if (c->has_status_msg) grpc_slice_unref(c->status_msg);
+    mr_arena_free(&c->arena);
+    atomic_fetch_sub(&c->srv->live_calls, 1);
+    free(c);
+}
+
+static void arm(mr_server *s, int cq) {
+    if (!atomic_load(&s->serving)) return;
+    call *c = call_new(s, cq);
+    if (!c) {
+        mr_error("server: out of memory arming a call on queue %d", cq);
+        return;
+    }
+    grpc_call_error e = grpc_server_request_call(s->server, &c->call, &c->details, &c->md,
+                                                 s->cqs[cq], s->cqs[cq], &c->tags[T_REQUEST]);
+    if (e != GRPC_CALL_OK) {
+        mr_warn("server: request_call failed (%d)", (int)e);
+        call_free(c);
+    }
+}
+
+static void set_status(call *c, int grpc_status, const char *msg) {
+    c->status = grpc_status;
+    if (c->has_status_msg) grpc_slice_unref(c->status_msg);
+    c->status_msg = grpc_slice_from_copied_string(msg ? msg : "");
+    c->has_status_msg = 1;
+}
+
+/* One batch ends a unary call: metadata, optional message, status, close. */
+static void finish(call *c) {
+    grpc_op ops[4];
+    memset(ops, 0, sizeof ops);
+    int n = 0;
+    ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+    if (c->send && c->status == GRPC_STATUS_OK) {
+        ops[n].op = GRPC_OP_SEND_MESSAGE;
+        ops[n++].data.send_message.send_message = c->send;
+    }
+    ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+    ops[n].data.send_status_from_server.status = (grpc_status_code)c->status;
+    ops[n++].data.send_status_from_server.status_details = c->has_status_msg ? &c->status_msg : NULL;
+    ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    ops[n++].data.recv_close_on_server.cancelled = &c->cancelled;
+    grpc_call_error e = grpc_call_start_batch(c->call, ops, (size_t)n, &c->tags[T_FINISH], NULL);
+    if (e != GRPC_CALL_OK) { /* no event will come: clean up here */
+        mr_warn("server: start_batch(finish) failed (%d) for %s", (int)e,
+                c->method ? c->method->path : "?");
+        call_free(c);
+    }
+}
+
+static void finish_error(call *c, int grpc_status, const char *msg) {
+    set_status(c, grpc_status, msg);
+    finish(c);
+}
+
+static int64_t deadline_ms(const gpr_timespec *t) {
+    gpr_timespec rt = gpr_convert_clock_type(*t, GPR_CLOCK_REALTIME);
+    if (gpr_time_cmp(rt, gpr_inf_future(GPR_CLOCK_REALTIME)) == 0) return 0;
+    return (int64_t)rt.tv_sec * 1000 + rt.tv_nsec / 1000000;
+}
+
+static void on_request(call *c, int ok) {
+    mr_server *s = c->srv;
+    if (!ok) { /* server shutting down: the armed slot is cancelled */
+        call_free(c);
+        return;
+    }
+    arm(s, c->cq);
+    c->start_ns = mr_now_ns();
+    char path[256];
+    size_t len = GRPC_SLICE_LENGTH(c->details.method);
+    if (len >= sizeof path) len = sizeof path - 1;
+    memcpy(path, GRPC_SLICE_START_PTR(c->details.method), len);
+    path[len] = '\0';
+    c->method = mr_server_find_method(path, &c->method_index);
+    if (!c->method) {
+        char msg[320];
+        snprintf(msg, sizeof msg, "unknown method %s", path);
+        finish_error(c, GRPC_STATUS_UNIMPLEMENTED, msg);
+        return;
+    }
+    if (!c->method->handler && !c->method->server_streaming) {
+        char msg[320];
+        snprintf(msg, sizeof msg, "%s is not built yet in this version of moerec", path);
+        finish_error(c, GRPC_STATUS_UNIMPLEMENTED, msg);
+        return;
+    }
+    grpc_op op;
+    memset(&op, 0, sizeof op);
+    op.op = GRPC_OP_RECV_MESSAGE;
+    op.data.recv_message.recv_message = &c->recv;
+    if (grpc_call_start_batch(c->call, &op, 1, &c->tags[T_RECV], NULL) != GRPC_CALL_OK)
+        finish_error(c, GRPC_STATUS_INTERNAL, "could not read the request");
+}
+
+/* Decode the request; on failure the call is finished with an error. */
+static ProtobufCMessage *decode(call *c) {
+    if (!c->recv) {
+        finish_error(c, GRPC_STATUS_INVALID_ARGUMENT, "no request message");
+        return NULL;
+    }
+    grpc_byte_buffer_reader reader;
+    if (!grpc_byte_buffer_reader_init(&reader, c->recv)) {
+        finish_error(c, GRPC_STATUS_INVALID_ARGUMENT, "unreadable request message");
+        return NULL;
+    }
+    grpc_slice all = grpc_byte_buffer_reader_readall(&reader);
+    grpc_byte_buffer_reader_destroy(&reader);
+    ProtobufCAllocator alloc = {pb_alloc, pb_free, c};
+    ProtobufCMessage *req = protobuf_c_message_unpack(
+        c->method->request, &alloc, GRPC_SLICE_LENGTH(all), GRPC_SLICE_START_PTR(all));
+    grpc_slice_unref(all);
+    if (!req) {
+        char msg[256];
+        if (c->arena_exhausted) {
+            snprintf(msg, sizeof msg, "request needs more than %zu bytes of memory to decode",
+                     c->srv->cfg.request_arena_bytes);
+            finish_error(c, GRPC_STATUS_RESOURCE_EXHAUSTED, msg);
+        } else {
+            snprintf(msg, sizeof msg, "malformed %s message", c->method->request->name);
+            finish_error(c, GRPC_STATUS_INVALID_ARGUMENT, msg);
+        }
+    }
+    return req;
+}
+
+static void watch_start(call *c, const ProtobufCMessage *req);
+
+static void on_recv(call *c, int ok) {
+    if (!ok) { /* client went away before sending */
+        finish_error(c, GRPC_STATUS_CANCELLED, "cancelled");
+        return;
+    }
+    ProtobufCMessage *req = decode(c);
+    if (!req) return;
+    if (c->method->server_streaming) {
+        watch_start(c, req);
+        return;
+    }
+    mr_call_ctx ctx = {c->srv, &c->arena, c->method->path, c->start_ns,
+                       deadline_ms(&c->details.deadline)};
+    mr_err err;
+    mr_err_clear(&err);
+    ProtobufCMessage *resp = NULL;
+    int rc = c->method->handler(&ctx, req, &resp, &err);
+    if (rc != MR_OK) {
+        finish_error(c, mr_err_grpc_code(rc), err.msg[0] ? err.msg : mr_err_name(rc));
+        return;
+    }
+    size_t sz = protobuf_c_message_get_packed_size(resp);
+    if (sz > c->srv->cfg.max_send_bytes) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "response of %zu bytes exceeds max_send_bytes %zu", sz,
+                 c->srv->cfg.max_send_bytes);
+        finish_error(c, GRPC_STATUS_RESOURCE_EXHAUSTED, msg);
+        return;
+    }
+    grpc_slice out = grpc_slice_malloc(sz);
+    protobuf_c_message_pack(resp, GRPC_SLICE_START_PTR(out));
+    c->send = grpc_raw_byte_buffer_create(&out, 1);
+    grpc_slice_unref(out);
+    set_status(c, GRPC_STATUS_OK, NULL);
+    finish(c);
+}
+
+static void on_finish(call *c) {
+    uint64_t us = (mr_now_ns() - c->start_ns) / 1000;
+    mr_stats_record(mr_server_stats(c->srv, c->method_index), us, c->status);
+    call_free(c);
+}
+
+/* ---- health Watch (the one streaming call) ------------------------------- */
+
+
+static grpc_byte_buffer *health_message(int status) {
+    Grpc__Health__V1__HealthCheckResponse r = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
+    r.status = (Grpc__Health__V1__HealthCheckResponse__ServingStatus)status;
+    uint8_t buf[16];
+    size_t n = grpc__health__v1__health_check_response__pack(&r, buf);
+    grpc_slice sl = grpc_slice_from_copied_buffer((const char *)buf, n);
+    grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&sl, 1);
+    grpc_slice_unref(sl);
+    return bb;
+}
+
+/* Called with watch_mu held and no send in flight. */
+static void watch_send_final(call *c) {
+    c->final_started = 1;
+    if (c->send) grpc_byte_buffer_destroy(c->send);
+    c->send = health_message(GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING);
+    set_status(c, GRPC_STATUS_OK, NULL);
+    grpc_op ops[2];
+    memset(ops, 0, sizeof ops);
+    ops[0].op = GRPC_OP_SEND_MESSAGE;
+    ops[0].data.send_message.send_message = c->send;
+    ops[1].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+    ops[1].data.send_status_from_server.status = GRPC_STATUS_OK;
+    ops[1].data.send_status_from_server.status_details = &c->status_msg;
+    if (grpc_call_start_batch(c->call, ops, 2, &c->tags[T_WATCH_FINAL], NULL) == GRPC_CALL_OK) {
+        c->refs++;
+        c->sending = 1;
+    }
+}
+
+static void watch_release(call *c) { /* watch_mu held; frees when the last batch is done */
+    if (--c->refs == 0) {
+        mr_stats_record(mr_server_stats(c->srv, c->method_index),
+                        (mr_now_ns() - c->start_ns) / 1000, c->status);
+        call_free(c);
+    }
+}
+
+static void watch_start(call *c, const ProtobufCMessage *req) {
+    mr_server *s = c->srv;
+    const Grpc__Health__V1__HealthCheckRequest *hr = (const void *)req;
+    int st = mr_health_status(s, hr->service);
+    if (st < 0) st = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVICE_UNKNOWN;
+    c->send = health_message(st);
+    grpc_op ops[2];
+    memset(ops, 0, sizeof ops);
+    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[1].op = GRPC_OP_SEND_MESSAGE;
+    ops[1].data.send_message.send_message = c->send;
+    grpc_op close_op;
+    memset(&close_op, 0, sizeof close_op);
+    close_op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    close_op.data.recv_close_on_server.cancelled = &c->cancelled;
+    pthread_mutex_lock(&s->watch_mu);
+    if (grpc_call_start_batch(c->call, ops, 2, &c->tags[T_WATCH_SENT], NULL) != GRPC_CALL_OK ||
+        grpc_call_start_batch(c->call, &close_op, 1, &c->tags[T_WATCH_CLOSED], NULL) !=
+            GRPC_CALL_OK) {
+        pthread_mutex_unlock(&s->watch_mu);
+        mr_warn("server: could not start health Watch stream");
+        call_free(c); /* both batches fail together only before any was queued */
+        return;
+    }
+    c->refs = 2;
+    c->sending = 1;
+    c->wnext = s->watchers;
+    if (s->watchers) s->watchers->wprev = c;
+    s->watchers = c;
+    if (!atomic_load(&s->serving)) c->finish_requested = 1;
+    pthread_mutex_unlock(&s->watch_mu);
+}
+
+static void watch_event(call *c, int op) {
+    mr_server *s = c->srv;
+    pthread_mutex_lock(&s->watch_mu);
+    switch (op) {
+    case T_WATCH_SENT:
+    case T_WATCH_FINAL:
+        c->sending = 0;
+        if (c->finish_requested && !c->final_started && !c->cancelled) watch_send_final(c);
+        break;
+    case T_WATCH_CLOSED: /* client left, or our final status went out */
+        if (c->wprev) c->wprev->wnext = c->wnext;
+        else if (s->watchers == c) s->watchers = c->wnext;
+        if (c->wnext) c->wnext->wprev = c->wprev;
+        c->wnext = c->wprev = NULL;
+        c->cancelled = 1;
+        break;
+    }
+    watch_release(c);
+    pthread_mutex_unlock(&s->watch_mu);
+}
+
+static void watch_end_all(mr_server *s) {
+    pthread_mutex_lock(&s->watch_mu);
+    for (call *c = s->watchers; c; c = c->wnext) {
+        c->finish_requested = 1;
+        if (!c->sending && !c->final_started) watch_send_final(c);
+    }
+    pthread_mutex_unlock(&s->watch_mu);
+}
+
+/* ---- workers ------------------------------------------------------------- */
+
+static void *worker_main(void *arg) {
+    grpc_completion_queue *cq = arg;
+    for (;;) {
+        grpc_event ev = grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        if (ev.type == GRPC_QUEUE_SHUTDOWN) break;
+        if (ev.type != GRPC_OP_COMPLETE) continue;
+        tag *t = ev.tag;
+        switch (t->op) {
+        case T_REQUEST: on_request(t->c, ev.success); break;
+        case T_RECV: on_recv(t->c, ev.success); break;
+        case T_FINISH: on_finish(t->c); break;
+        default: watch_event(t->c, t->op); break;
+        }
+    }
+    return NULL;
+}
+
+int mr_server_create(const mr_server_config *cfg, mr_server **out, mr_err *err) {
+    *out = NULL;
+    int rc = mr_config_validate(cfg, err);
+    if (rc) return rc;
+    grpc_init();
+    mr_server *s = calloc(1, sizeof *s);
+    if (!s) {
+        grpc_shutdown();
+        return mr_err_set(err, MR_ENOMEM, "out of memory");
+    }
+    s->cfg = *cfg;
+    pthread_mutex_init(&s->watch_mu, NULL);
+    s->stats = calloc((size_t)mr_nmethods + 1, sizeof *s->stats);
+    s->cqs = calloc((size_t)cfg->completion_queues, sizeof *s->cqs);
+    s->threads = calloc((size_t)cfg->completion_queues, sizeof *s->threads);
+    if (!s->stats || !s->cqs || !s->threads) {
+        rc = mr_err_set(err, MR_ENOMEM, "out of memory");
+        goto err;
+    }
+    grpc_arg args[3];
+    args[0].type = GRPC_ARG_INTEGER;
+    args[0].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
+    args[0].value.integer = (int)cfg->max_receive_bytes;
+    args[1].type = GRPC_ARG_INTEGER;
+    args[1].key = GRPC_ARG_MAX_SEND_MESSAGE_LENGTH;
+    args[1].value.integer = (int)cfg->max_send_bytes;
+    args[2].type = GRPC_ARG_INTEGER;
+    args[2].key = GRPC_ARG_MAX_CONCURRENT_STREAMS;
+    args[2].value.integer = cfg->max_concurrent_streams;
+    grpc_channel_args cargs = {3, args};
+    s->server = grpc_server_create(&cargs, NULL);
+    for (int i = 0; i < cfg->completion_queues; i++) {
+        s->cqs[i] = grpc_completion_queue_create_for_next(NULL);
+        grpc_server_register_completion_queue(s->server, s->cqs[i], NULL);
+    }
+    s->shutdown_cq = grpc_completion_queue_create_for_next(NULL);
+    grpc_server_register_completion_queue(s->server, s->shutdown_cq, NULL);
+    char addr[300];
+    snprintf(addr, sizeof addr, strchr(cfg->host, ':') ? "[%s]:%d" : "%s:%d", cfg->host, cfg->port);
+    grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+    s->port = grpc_server_add_http2_port(s->server, addr, creds);
+    grpc_server_credentials_release(creds);
+    if (s->port == 0) {
+        rc = mr_err_set(err, MR_EUNAVAIL, "cannot listen on %s (in use, or not a local address)",
+                        addr);
+        goto err;
+    }
+    *out = s;
+    return MR_OK;
+err:
+    mr_server_free(s);
+    return rc;
+}
+
+int mr_server_start(mr_server *s, mr_err *err) {
+    grpc_server_start(s->server);
+    s->started_ns = mr_now_ns();
+    atomic_store(&s->serving, 1);
+    for (int i = 0; i < s->cfg.completion_queues; i++)
+        for (int j = 0; j < s->cfg.calls_per_queue; j++) arm(s, i);
+    for (int i = 0; i < s->cfg.completion_queues; i++) {
+        if (pthread_create(&s->threads[i], NULL, worker_main, s->cqs[i]) != 0) {
+            mr_server_shutdown(s);
+            return mr_err_set(err, MR_EINTERNAL, "cannot start worker thread %d", i);
+        }
+        s->nthreads++;
+    }
+    return MR_OK;
+}
+
+void mr_server_shutdown(mr_server *s) {
+    if (!s->server) return;
+    atomic_store(&s->serving, 0);
+    watch_end_all(s);
+    static int shutdown_tag;
+    grpc_server_shutdown_and_notify(s->server, s->shutdown_cq, &shutdown_tag);
+    gpr_timespec until = gpr_time_add(gpr_now(GPR_CLOCK_REALTIME),
+                                      gpr_time_from_millis((int64_t)(s->cfg.drain_seconds * 1000),
+                                                           GPR_TIMESPAN));
+    grpc_event ev = grpc_completion_queue_next(s->shutdown_cq, until, NULL);
+    if (ev.type != GRPC_OP_COMPLETE) {
+        mr_warn("server: %d calls still running after %.1f s; cancelling them",
+                atomic_load(&s->live_calls), s->cfg.drain_seconds);
+        grpc_server_cancel_all_calls(s->server);
+        grpc_completion_queue_next(s->shutdown_cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    }
+    grpc_server_destroy(s->server);
+    s->server = NULL;
+    for (int i = 0; i < s->cfg.completion_queues; i++) grpc_completion_queue_shutdown(s->cqs[i]);
+    for (int i = 0; i < s->nthreads; i++) pthread_join(s->threads[i], NULL);
+    s->nthreads = 0;
+    grpc_completion_queue_shutdown(s->shutdown_cq);
+    while (grpc_completion_queue_next(s->shutdown_cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
+               .type != GRPC_QUEUE_SHUTDOWN) {
+    }
+}
+
+void mr_server_free(mr_server *s) {
+    if (!s) return;
+    if (s->server) {
+        if (s->nthreads || atomic_load(&s->serving)) {
+            mr_server_shutdown(s);
+        } else { /* created, never started */
+            grpc_server_start(s->server);
+            mr_server_shutdown(s);
+        }
+    }
+    for (int i = 0; s->cqs && i < s->cfg.completion_queues; i++) {
+        if (!s->cqs[i]) continue;
+        /* drain anything left from calls that never reached a worker */
+        while (1) {
+            grpc_event ev = grpc_completion_queue_next(s->cqs[i], gpr_inf_past(GPR_CLOCK_REALTIME), NULL);
+            if (ev.type == GRPC_QUEUE_SHUTDOWN || ev.type == GRPC_QUEUE_TIMEOUT) break;
+            if (ev.type == GRPC_OP_COMPLETE) call_free(((tag *)ev.tag)->c);
+        }
+        grpc_completion_queue_destroy(s->cqs[i]);
+    }
+    if (s->shutdown_cq) grpc_completion_queue_destroy(s->shutdown_cq);
+    pthread_mutex_destroy(&s->watch_mu);
+    free(s->cqs);
+    free(s->threads);
+    free(s->stats);
+    free(s);
+    grpc_shutdown();
+}

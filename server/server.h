@@ -1,0 +1,65 @@
+/* server.h — the gRPC C-core server: completion queues, the per-call state
+ * machine, method dispatch, health, and graceful drain.
+ *
+ * Life cycle: mr_server_create (binds the port) -> mr_server_start (worker
+ * threads) -> ... -> mr_server_shutdown (stop accepting, drain in-flight
+ * calls up to drain_seconds, then cancel the rest) -> mr_server_free.
+ * Handlers run on the completion-queue threads and must be thread-safe.
+ */
+#ifndef MOEREC_SERVER_SERVER_H
+#define MOEREC_SERVER_SERVER_H
+
+#include <protobuf-c/protobuf-c.h>
+#include <stdint.h>
+
+#include "common/arena.h"
+#include "common/error.h"
+#include "server/config.h"
+#include "server/stats.h"
+
+typedef struct mr_server mr_server;
+
+/* What a handler sees of its call. Everything it allocates for the response
+ * comes from arena, freed once when the call ends. */
+typedef struct mr_call_ctx {
+    mr_server *server;
+    mr_arena *arena;
+    const char *method;          /* full path */
+    uint64_t start_ns;           /* when the call arrived */
+    int64_t deadline_ms;         /* client's deadline, unix ms; 0 = none */
+} mr_call_ctx;
+
+/* Fill *resp (allocated in ctx->arena, initialised with its descriptor's
+ * init) and return MR_OK, or return an MR_E* code with err's message: the
+ * client then receives that gRPC status and message. */
+typedef int (*mr_handler_fn)(mr_call_ctx *ctx, const ProtobufCMessage *req,
+                             ProtobufCMessage **resp, mr_err *err);
+
+typedef struct mr_method {
+    const char *path;                            /* "/moerec.v1.Recommender/Score" */
+    const ProtobufCMessageDescriptor *request;   /* request message type */
+    const ProtobufCMessageDescriptor *response;  /* response message type */
+    mr_handler_fn handler;                       /* NULL: UNIMPLEMENTED */
+    int server_streaming;                        /* health Watch */
+} mr_method;
+
+int mr_server_create(const mr_server_config *cfg, mr_server **out, mr_err *err);
+/* The port actually bound (useful with port 0). */
+int mr_server_port(const mr_server *s);
+int mr_server_start(mr_server *s, mr_err *err);
+/* Stop accepting calls, set health NOT_SERVING, end Watch streams, wait up to
+ * cfg->drain_seconds for in-flight calls, cancel the rest, join threads. */
+void mr_server_shutdown(mr_server *s);
+void mr_server_free(mr_server *s);
+
+const mr_server_config *mr_server_config_of(const mr_server *s);
+/* Method table lookup (NULL if unknown) and iteration for Stats. */
+const mr_method *mr_server_find_method(const char *path, int *index);
+int mr_server_method_count(void);
+const mr_method *mr_server_method_at(int i);
+mr_method_stats *mr_server_stats(mr_server *s, int method_index);
+uint64_t mr_server_uptime_seconds(const mr_server *s);
+/* 1 while serving, 0 once shutdown began. */
+int mr_server_serving(const mr_server *s);
+
+#endif

@@ -1,0 +1,25 @@
+/* stats.h — per-method call counters and latency histograms.
+ *
+ * Lock-free: every counter is an atomic, so recording from any completion
+ * queue thread costs a few relaxed increments. Latency buckets grow by a
+ * factor of 2^(1/4) from 1 us, so a quantile is reported within +19%.
+ */
+#ifndef MOEREC_SERVER_STATS_H
+#define MOEREC_SERVER_STATS_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#define MR_HIST_BUCKETS 128  /* covers 1 us .. ~ 4e9 us */
+
+typedef struct mr_method_stats {
+    atomic_uint_fast64_t calls;                    /* finished calls */
+    atomic_uint_fast64_t errors;                   /* status != OK */
+    atomic_uint_fast64_t hist[MR_HIST_BUCKETS];    /* latency histogram */
+} mr_method_stats;
+
+void mr_stats_record(mr_method_stats *s, uint64_t micros, int grpc_status);
+/* Quantile q in (0, 1] in microseconds (upper bound of its bucket); 0 if empty. */
+uint64_t mr_stats_quantile(const mr_method_stats *s, double q);
+
+#endif
