@@ -1,0 +1,61 @@
+/* test_arena.c — alignment, limits, reset and reuse of the request arena. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "common/arena.h"
+
+static void test_alignment_and_growth(void **s) {
+    (void)s;
+    mr_arena a;
+    mr_arena_init(&a, 256, 0);
+    for (int i = 1; i < 200; i++) {
+        unsigned char *p = mr_arena_alloc(&a, (size_t)i);
+        assert_non_null(p);
+        assert_int_equal((uintptr_t)p % 16, 0);
+        memset(p, 0xab, (size_t)i); /* ASan catches overlap/overflow */
+    }
+    void *big = mr_arena_alloc(&a, 10000); /* larger than a chunk */
+    assert_non_null(big);
+    memset(big, 1, 10000);
+    assert_true(a.reserved >= a.used);
+    mr_arena_free(&a);
+}
+
+static void test_limit_is_hard(void **s) {
+    (void)s;
+    mr_arena a;
+    mr_arena_init(&a, 1024, 4096);
+    assert_non_null(mr_arena_alloc(&a, 4000));
+    assert_null(mr_arena_alloc(&a, 200));  /* 4000 + 208 > 4096 */
+    assert_non_null(mr_arena_alloc(&a, 64));
+    assert_null(mr_arena_alloc(&a, SIZE_MAX)); /* overflow guarded */
+    assert_null(mr_arena_calloc(&a, SIZE_MAX / 2, 4));
+    mr_arena_free(&a);
+}
+
+static void test_reset_reuses(void **s) {
+    (void)s;
+    mr_arena a;
+    mr_arena_init(&a, 512, 0);
+    for (int i = 0; i < 100; i++) mr_arena_alloc(&a, 100);
+    mr_arena_reset(&a);
+    assert_int_equal(a.used, 0);
+    assert_true(a.reserved <= 512 + 112);
+    char *p = mr_arena_strdup(&a, "hello");
+    assert_string_equal(p, "hello");
+    int *z = mr_arena_calloc(&a, 10, sizeof(int));
+    for (int i = 0; i < 10; i++) assert_int_equal(z[i], 0);
+    mr_arena_free(&a);
+}
+
+int main(void) {
+    const struct CMUnitTest t[] = {cmocka_unit_test(test_alignment_and_growth),
+                                   cmocka_unit_test(test_limit_is_hard),
+                                   cmocka_unit_test(test_reset_reuses)};
+    return cmocka_run_group_tests(t, NULL, NULL);
+}

@@ -1,0 +1,99 @@
+/* test_config.c — defaults, JSON overlay, unknown fields and type errors
+ * named in the message, range validation. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "server/config.h"
+
+static void test_defaults_are_valid(void **s) {
+    (void)s;
+    mr_server_config c;
+    mr_config_defaults(&c);
+    mr_err e;
+    assert_int_equal(mr_config_validate(&c, &e), MR_OK);
+    assert_string_equal(c.host, "127.0.0.1");
+    assert_int_equal(c.port, 50051);
+    assert_int_equal(c.max_receive_bytes, 4u << 20);
+}
+
+static void test_overlay(void **s) {
+    (void)s;
+    mr_server_config c;
+    mr_config_defaults(&c);
+    mr_err e;
+    assert_int_equal(mr_config_load_string(&c, "{\"port\": 0, \"host\": \"0.0.0.0\", "
+                                               "\"drain_seconds\": 2.5, \"log_level\": \"warn\"}", &e),
+                     MR_OK);
+    assert_int_equal(c.port, 0);
+    assert_string_equal(c.host, "0.0.0.0");
+    assert_true(c.drain_seconds == 2.5);
+    assert_int_equal(c.completion_queues, 2); /* untouched fields keep defaults */
+    assert_int_equal(mr_config_validate(&c, &e), MR_OK);
+}
+
+static void test_errors_name_the_field(void **s) {
+    (void)s;
+    mr_server_config c;
+    mr_config_defaults(&c);
+    mr_err e;
+    assert_int_equal(mr_config_load_string(&c, "{\"prot\": 1}", &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, "'prot'"));
+    assert_int_equal(mr_config_load_string(&c, "{\"port\": \"x\"}", &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, "'port'"));
+    assert_int_equal(mr_config_load_string(&c, "{\"port\": -1}", &e), MR_EINVAL);
+    assert_int_equal(mr_config_load_string(&c, "{\"host\": 5}", &e), MR_EINVAL);
+    assert_int_equal(mr_config_load_string(&c, "[1]", &e), MR_EINVAL);
+    assert_int_equal(mr_config_load_string(&c, "{\"port\": 1, \"port\": 2}", &e), MR_EINVAL);
+    assert_int_equal(mr_config_load_string(&c, "{bad json", &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, "line 1"));
+    assert_int_equal(mr_config_load_file(&c, "/nonexistent/moerec.json", &e), MR_ENOTFOUND);
+}
+
+static void test_validate_ranges(void **s) {
+    (void)s;
+    mr_server_config c;
+    mr_err e;
+    mr_config_defaults(&c);
+    c.port = 70000;
+    assert_int_equal(mr_config_validate(&c, &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, "port"));
+    mr_config_defaults(&c);
+    c.completion_queues = 0;
+    assert_int_equal(mr_config_validate(&c, &e), MR_EINVAL);
+    mr_config_defaults(&c);
+    snprintf(c.log_level, sizeof c.log_level, "loud");
+    assert_int_equal(mr_config_validate(&c, &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, "loud"));
+}
+
+static void test_load_file(void **s) {
+    (void)s;
+    char path[] = "/tmp/moerec-config-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    const char *j = "{\n  \"max_k\": 50,\n  \"calls_per_queue\": 4\n}\n";
+    assert_int_equal(write(fd, j, strlen(j)), (ssize_t)strlen(j));
+    close(fd);
+    mr_server_config c;
+    mr_config_defaults(&c);
+    mr_err e;
+    assert_int_equal(mr_config_load_file(&c, path, &e), MR_OK);
+    assert_int_equal(c.max_k, 50);
+    assert_int_equal(c.calls_per_queue, 4);
+    unlink(path);
+}
+
+int main(void) {
+    const struct CMUnitTest t[] = {
+        cmocka_unit_test(test_defaults_are_valid), cmocka_unit_test(test_overlay),
+        cmocka_unit_test(test_errors_name_the_field), cmocka_unit_test(test_validate_ranges),
+        cmocka_unit_test(test_load_file)};
+    return cmocka_run_group_tests(t, NULL, NULL);
+}
