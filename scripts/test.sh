@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# test.sh — set up everything and run all of moerec's tests.
+#
+#   scripts/test.sh              install what is missing, build (build/), run ctest
+#   scripts/test.sh --sanitize   the same with AddressSanitizer + UBSan (build-asan/)
+#   scripts/test.sh --tsan       the threaded tests under ThreadSanitizer (build-tsan/)
+#   extra arguments after -- go to ctest, e.g. scripts/test.sh -- -R hashing
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build="$root/build"
+cmake_args=()
+ctest_args=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --sanitize) build="$root/build-asan"; cmake_args+=(-DMOEREC_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug) ;;
+    --tsan) build="$root/build-tsan"; cmake_args+=(-DMOEREC_TSAN=ON -DCMAKE_BUILD_TYPE=Debug)
+            ctest_args+=(-L tsan) ;;
+    --) shift; ctest_args+=("$@"); break ;;
+    -h|--help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "test.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+"$root/scripts/install-deps.sh"
+jobs=$(nproc 2>/dev/null || echo 2)
+cmake -S "$root" -B "$build" "${cmake_args[@]}" >/dev/null
+if ! cmake --build "$build" -j"$jobs" > "$build/build.log" 2>&1; then
+  grep -E -A3 "error|Error" "$build/build.log" | head -60 >&2
+  echo "test.sh: build failed; full log in $build/build.log" >&2
+  exit 1
+fi
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
+ctest --test-dir "$build" -j"$jobs" --output-on-failure "${ctest_args[@]}"
