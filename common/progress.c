@@ -29,16 +29,16 @@ static void draw(mr_progress *p, uint64_t done, const char *suffix, int final) {
     uint64_t now = mr_now_ns();
     double el = (double)(now - p->start_ns) / 1e9;
     double rate = el > 0 ? (double)done / el : 0;
-    char eta[32] = "";
+    char eta[64] = "";
     if (!final && p->total && rate > 0) {
-        char t[24];
+        char t[32];
         fmt_secs(t, sizeof t, (double)(p->total > done ? p->total - done : 0) / rate);
         snprintf(eta, sizeof eta, " eta %s", t);
     }
-    char pct[24] = "";
+    char pct[64] = "";
     if (p->total) snprintf(pct, sizeof pct, "/%llu (%.0f%%)", (unsigned long long)p->total,
                            100.0 * (double)done / (double)p->total);
-    char took[24];
+    char took[32];
     fmt_secs(took, sizeof took, el);
     fprintf(stderr, "%s%s: %llu%s %s, %.0f %s/s%s%s%s%s%s", p->tty ? "\r\033[K" : "", p->label,
             (unsigned long long)done, pct, p->unit, rate, p->unit, eta, final ? " in " : "",

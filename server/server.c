@@ -34,6 +34,7 @@
 #include "common/log.h"
 #include "proto/health.pb-c.h"
 #include "server/handlers.h"
+#include "server/validate.h"
 
 enum { T_REQUEST, T_RECV, T_FINISH, T_WATCH_SENT, T_WATCH_CLOSED, T_WATCH_FINAL, T_COUNT };
 
@@ -277,14 +278,18 @@ static void on_recv(call *c, int ok) {
     }
     ProtobufCMessage *req = decode(c);
     if (!req) return;
+    mr_err err;
+    mr_err_clear(&err);
+    if (mr_validate_message(req, &c->srv->cfg, &err) != MR_OK) {
+        finish_error(c, GRPC_STATUS_INVALID_ARGUMENT, err.msg);
+        return;
+    }
     if (c->method->server_streaming) {
         watch_start(c, req);
         return;
     }
     mr_call_ctx ctx = {c->srv, &c->arena, c->method->path, c->start_ns,
                        deadline_ms(&c->details.deadline)};
-    mr_err err;
-    mr_err_clear(&err);
     ProtobufCMessage *resp = NULL;
     int rc = c->method->handler(&ctx, req, &resp, &err);
     if (rc != MR_OK) {

@@ -1,0 +1,183 @@
+/* validate.c — see validate.h.
+ *
+ * The walk is recursive over message fields; moerec's protos have no
+ * recursive message types, so depth is bounded by the schema (and we stop
+ * at 16 regardless). Cost is linear in the decoded size, well below the
+ * cost of decoding itself.
+ */
+#include "validate.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#define DEFAULT_MAX_STRING 4096    /* bytes, any string without its own limit */
+#define DEFAULT_MAX_REPEATED 10000 /* entries, any repeated field without its own limit */
+#define MAX_DEPTH 16
+
+typedef enum { LIM_FIXED, LIM_BATCH, LIM_CANDIDATES } limit_src;
+
+typedef struct field_limit {
+    const char *message;  /* full message name, "moerec.v1.Candidate" */
+    const char *field;    /* field name */
+    size_t max_bytes;     /* per string entry; 0 = default */
+    size_t max_count;     /* entries, repeated fields; 0 = default */
+    limit_src count_src;  /* LIM_FIXED uses max_count */
+} field_limit;
+
+/* The per-field limits documented in docs/api.md. */
+static const field_limit limits[] = {
+    {"moerec.v1.CategoricalFeature", "name", 128, 0, LIM_FIXED},
+    {"moerec.v1.CategoricalFeature", "values", 256, 64, LIM_FIXED},
+    {"moerec.v1.NumericFeature", "name", 128, 0, LIM_FIXED},
+    {"moerec.v1.Features", "categorical", 0, 256, LIM_FIXED},
+    {"moerec.v1.Features", "numeric", 0, 256, LIM_FIXED},
+    {"moerec.v1.RecommendRequest", "request_id", 128, 0, LIM_FIXED},
+    {"moerec.v1.RecommendRequest", "user_id", 256, 0, LIM_FIXED},
+    {"moerec.v1.RecommendRequest", "exclude_item_ids", 256, 10000, LIM_FIXED},
+    {"moerec.v1.RecommendRequest", "retrievers", 128, 64, LIM_FIXED},
+    {"moerec.v1.ScoreRequest", "request_id", 128, 0, LIM_FIXED},
+    {"moerec.v1.ScoreRequest", "user_id", 256, 0, LIM_FIXED},
+    {"moerec.v1.ScoreRequest", "candidates", 0, 0, LIM_CANDIDATES},
+    {"moerec.v1.Candidate", "item_id", 256, 0, LIM_FIXED},
+    {"moerec.v1.RetrieveRequest", "request_id", 128, 0, LIM_FIXED},
+    {"moerec.v1.RetrieveRequest", "user_id", 256, 0, LIM_FIXED},
+    {"moerec.v1.RetrieveRequest", "exclude_item_ids", 256, 10000, LIM_FIXED},
+    {"moerec.v1.RetrieveRequest", "retrievers", 128, 64, LIM_FIXED},
+    {"moerec.v1.RetrieveRequest", "query_vector", 0, 4096, LIM_FIXED},
+    {"moerec.v1.Item", "item_id", 256, 0, LIM_FIXED},
+    {"moerec.v1.Item", "embedding", 0, 4096, LIM_FIXED},
+    {"moerec.v1.UpsertItemsRequest", "items", 0, 0, LIM_BATCH},
+    {"moerec.v1.Event", "user_id", 256, 0, LIM_FIXED},
+    {"moerec.v1.Event", "item_id", 256, 0, LIM_FIXED},
+    {"moerec.v1.Event", "action", 64, 0, LIM_FIXED},
+    {"moerec.v1.AppendEventsRequest", "events", 0, 0, LIM_BATCH},
+    {"grpc.health.v1.HealthCheckRequest", "service", 256, 0, LIM_FIXED},
+};
+
+static const field_limit *find_limit(const char *msg, const char *field) {
+    for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++)
+        if (!strcmp(limits[i].message, msg) && !strcmp(limits[i].field, field)) return &limits[i];
+    return NULL;
+}
+
+int mr_utf8_valid(const unsigned char *s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t len;
+        unsigned cp;
+        if ((c & 0xe0) == 0xc0) len = 2, cp = c & 0x1f;
+        else if ((c & 0xf0) == 0xe0) len = 3, cp = c & 0x0f;
+        else if ((c & 0xf8) == 0xf0) len = 4, cp = c & 0x07;
+        else return 0;
+        if (i + len > n) return 0;
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xc0) != 0x80) return 0;
+            cp = (cp << 6) | (s[i + k] & 0x3f);
+        }
+        static const unsigned min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
+        if (cp < min_cp[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
+        i += len;
+    }
+    return 1;
+}
+
+static const char *short_name(const ProtobufCMessageDescriptor *d) {
+    const char *dot = strrchr(d->name, '.');
+    return dot ? dot + 1 : d->name;
+}
+
+static int walk(const ProtobufCMessage *m, const mr_server_config *cfg, int depth,
+                const char *path, mr_err *err);
+
+static int check_value(const ProtobufCFieldDescriptor *f, const void *p, size_t max_bytes,
+                       const mr_server_config *cfg, int depth, const char *path, mr_err *err) {
+    switch (f->type) {
+    case PROTOBUF_C_TYPE_STRING: {
+        const char *s = *(char *const *)p;
+        if (!s) return MR_OK;
+        size_t n = strlen(s);
+        if (n > max_bytes)
+            return mr_err_set(err, MR_EINVAL, "%s: %zu bytes, at most %zu", path, n, max_bytes);
+        if (!mr_utf8_valid((const unsigned char *)s, n))
+            return mr_err_set(err, MR_EINVAL, "%s: not valid UTF-8", path);
+        return MR_OK;
+    }
+    case PROTOBUF_C_TYPE_BYTES: {
+        const ProtobufCBinaryData *b = p;
+        if (b->len > max_bytes)
+            return mr_err_set(err, MR_EINVAL, "%s: %zu bytes, at most %zu", path, b->len, max_bytes);
+        return MR_OK;
+    }
+    case PROTOBUF_C_TYPE_FLOAT:
+        if (!isfinite(*(const float *)p))
+            return mr_err_set(err, MR_EINVAL, "%s: not a finite number", path);
+        return MR_OK;
+    case PROTOBUF_C_TYPE_DOUBLE:
+        if (!isfinite(*(const double *)p))
+            return mr_err_set(err, MR_EINVAL, "%s: not a finite number", path);
+        return MR_OK;
+    case PROTOBUF_C_TYPE_MESSAGE: {
+        const ProtobufCMessage *sub = *(const ProtobufCMessage *const *)p;
+        return sub ? walk(sub, cfg, depth + 1, path, err) : MR_OK;
+    }
+    default:
+        return MR_OK;
+    }
+}
+
+static size_t elem_size(ProtobufCType t) {
+    switch (t) {
+    case PROTOBUF_C_TYPE_STRING:
+    case PROTOBUF_C_TYPE_MESSAGE: return sizeof(void *);
+    case PROTOBUF_C_TYPE_BYTES: return sizeof(ProtobufCBinaryData);
+    case PROTOBUF_C_TYPE_FLOAT: return sizeof(float);
+    case PROTOBUF_C_TYPE_DOUBLE: return sizeof(double);
+    default: return 0; /* integers, bools, enums: nothing to check per entry */
+    }
+}
+
+static int walk(const ProtobufCMessage *m, const mr_server_config *cfg, int depth,
+                const char *path, mr_err *err) {
+    if (depth > MAX_DEPTH) return mr_err_set(err, MR_EINVAL, "%s: nested too deeply", path);
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        const field_limit *lim = find_limit(d->name, f->name);
+        size_t max_bytes = lim && lim->max_bytes ? lim->max_bytes : DEFAULT_MAX_STRING;
+        char fpath[256];
+        snprintf(fpath, sizeof fpath, "%s%s%s.%s", path, path[0] ? "/" : "", short_name(d), f->name);
+        const char *base = (const char *)m;
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t n = *(const size_t *)(base + f->quantifier_offset);
+            size_t max = DEFAULT_MAX_REPEATED;
+            if (lim && lim->count_src == LIM_BATCH) max = (size_t)cfg->max_batch;
+            else if (lim && lim->count_src == LIM_CANDIDATES) max = (size_t)cfg->max_candidates;
+            else if (lim && lim->max_count) max = lim->max_count;
+            if (n > max)
+                return mr_err_set(err, MR_EINVAL, "%s: %zu entries, at most %zu", fpath, n, max);
+            size_t es = elem_size(f->type);
+            if (!es) continue;
+            const char *arr = *(char *const *)(base + f->offset);
+            for (size_t k = 0; k < n; k++) {
+                char epath[280];
+                snprintf(epath, sizeof epath, "%s[%zu]", fpath, k);
+                int rc = check_value(f, arr + k * es, max_bytes, cfg, depth, epath, err);
+                if (rc) return rc;
+            }
+        } else {
+            int rc = check_value(f, base + f->offset, max_bytes, cfg, depth, fpath, err);
+            if (rc) return rc;
+        }
+    }
+    return MR_OK;
+}
+
+int mr_validate_message(const ProtobufCMessage *msg, const mr_server_config *cfg, mr_err *err) {
+    return walk(msg, cfg, 0, "", err);
+}

@@ -1,0 +1,160 @@
+/* test_validate.c — the generic request checks: UTF-8, string and repeated
+ * limits (fixed and from config), finite floats, nested paths in messages. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "proto/health.pb-c.h"
+#include "proto/moerec.pb-c.h"
+#include "server/validate.h"
+
+static mr_server_config cfg(void) {
+    mr_server_config c;
+    mr_config_defaults(&c);
+    c.max_candidates = 3;
+    c.max_batch = 2;
+    return c;
+}
+
+static void test_utf8(void **s) {
+    (void)s;
+    assert_true(mr_utf8_valid((const unsigned char *)"plain", 5));
+    assert_true(mr_utf8_valid((const unsigned char *)"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", 14));
+    assert_false(mr_utf8_valid((const unsigned char *)"\xff", 1));
+    assert_false(mr_utf8_valid((const unsigned char *)"\xc3", 1));          /* truncated */
+    assert_false(mr_utf8_valid((const unsigned char *)"\xc0\xaf", 2));      /* overlong */
+    assert_false(mr_utf8_valid((const unsigned char *)"\xed\xa0\x80", 3));  /* surrogate */
+    assert_false(mr_utf8_valid((const unsigned char *)"\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
+}
+
+static void test_valid_request_passes(void **s) {
+    (void)s;
+    mr_server_config c = cfg();
+    Moerec__V1__Candidate c1 = MOEREC__V1__CANDIDATE__INIT, c2 = MOEREC__V1__CANDIDATE__INIT;
+    c1.item_id = "i1";
+    c2.item_id = "i2";
+    Moerec__V1__Candidate *cs[] = {&c1, &c2};
+    Moerec__V1__ScoreRequest r = MOEREC__V1__SCORE_REQUEST__INIT;
+    r.user_id = "u";
+    r.candidates = cs;
+    r.n_candidates = 2;
+    mr_err e;
+    assert_int_equal(mr_validate_message(&r.base, &c, &e), MR_OK);
+}
+
+static void test_candidate_limit_from_config(void **s) {
+    (void)s;
+    mr_server_config c = cfg();
+    Moerec__V1__Candidate cand = MOEREC__V1__CANDIDATE__INIT;
+    cand.item_id = "i";
+    Moerec__V1__Candidate *cs[] = {&cand, &cand, &cand, &cand};
+    Moerec__V1__ScoreRequest r = MOEREC__V1__SCORE_REQUEST__INIT;
+    r.candidates = cs;
+    r.n_candidates = 4;
+    mr_err e;
+    assert_int_equal(mr_validate_message(&r.base, &c, &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, "ScoreRequest.candidates: 4 entries, at most 3"));
+}
+
+static void test_nested_string_limit_and_utf8(void **s) {
+    (void)s;
+    mr_server_config c = cfg();
+    char longid[300];
+    memset(longid, 'a', 299);
+    longid[299] = '\0';
+    Moerec__V1__Candidate ok = MOEREC__V1__CANDIDATE__INIT, bad = MOEREC__V1__CANDIDATE__INIT;
+    ok.item_id = "fine";
+    bad.item_id = longid;
+    Moerec__V1__Candidate *cs[] = {&ok, &bad};
+    Moerec__V1__ScoreRequest r = MOEREC__V1__SCORE_REQUEST__INIT;
+    r.candidates = cs;
+    r.n_candidates = 2;
+    mr_err e;
+    assert_int_equal(mr_validate_message(&r.base, &c, &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, "candidates[1]/Candidate.item_id: 299 bytes, at most 256"));
+    bad.item_id = "bad\xff";
+    assert_int_equal(mr_validate_message(&r.base, &c, &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, "not valid UTF-8"));
+}
+
+static void test_nan_rejected(void **s) {
+    (void)s;
+    mr_server_config c = cfg();
+    Moerec__V1__NumericFeature nf = MOEREC__V1__NUMERIC_FEATURE__INIT;
+    nf.name = "age";
+    nf.value = NAN;
+    Moerec__V1__NumericFeature *nfs[] = {&nf};
+    Moerec__V1__Features f = MOEREC__V1__FEATURES__INIT;
+    f.numeric = nfs;
+    f.n_numeric = 1;
+    Moerec__V1__RecommendRequest r = MOEREC__V1__RECOMMEND_REQUEST__INIT;
+    r.user_features = &f;
+    mr_err e;
+    assert_int_equal(mr_validate_message(&r.base, &c, &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, "NumericFeature.value: not a finite number"));
+    nf.value = 3.5f;
+    assert_int_equal(mr_validate_message(&r.base, &c, &e), MR_OK);
+    float q[2] = {1.0f, INFINITY};
+    Moerec__V1__RetrieveRequest rr = MOEREC__V1__RETRIEVE_REQUEST__INIT;
+    rr.query_vector = q;
+    rr.n_query_vector = 2;
+    assert_int_equal(mr_validate_message(&rr.base, &c, &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, "query_vector[1]"));
+}
+
+static void test_batch_limit_and_fixed_limits(void **s) {
+    (void)s;
+    mr_server_config c = cfg();
+    Moerec__V1__Event ev = MOEREC__V1__EVENT__INIT;
+    ev.user_id = "u";
+    ev.item_id = "i";
+    Moerec__V1__Event *evs[] = {&ev, &ev, &ev};
+    Moerec__V1__AppendEventsRequest r = MOEREC__V1__APPEND_EVENTS_REQUEST__INIT;
+    r.events = evs;
+    r.n_events = 3;
+    mr_err e;
+    assert_int_equal(mr_validate_message(&r.base, &c, &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, "at most 2"));
+    r.n_events = 2;
+    assert_int_equal(mr_validate_message(&r.base, &c, &e), MR_OK);
+    /* 65 values of one categorical feature: fixed limit 64 */
+    char *vals[65];
+    for (int i = 0; i < 65; i++) vals[i] = "v";
+    Moerec__V1__CategoricalFeature cf = MOEREC__V1__CATEGORICAL_FEATURE__INIT;
+    cf.name = "genre";
+    cf.values = vals;
+    cf.n_values = 65;
+    Moerec__V1__CategoricalFeature *cfs[] = {&cf};
+    Moerec__V1__Features f = MOEREC__V1__FEATURES__INIT;
+    f.categorical = cfs;
+    f.n_categorical = 1;
+    Moerec__V1__ScoreRequest sr = MOEREC__V1__SCORE_REQUEST__INIT;
+    sr.context_features = &f;
+    assert_int_equal(mr_validate_message(&sr.base, &c, &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, "CategoricalFeature.values: 65 entries, at most 64"));
+}
+
+static void test_health_service_name(void **s) {
+    (void)s;
+    mr_server_config c = cfg();
+    Grpc__Health__V1__HealthCheckRequest r = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
+    r.service = "\xc3\x28";
+    mr_err e;
+    assert_int_equal(mr_validate_message(&r.base, &c, &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, "HealthCheckRequest.service"));
+}
+
+int main(void) {
+    const struct CMUnitTest t[] = {
+        cmocka_unit_test(test_utf8), cmocka_unit_test(test_valid_request_passes),
+        cmocka_unit_test(test_candidate_limit_from_config),
+        cmocka_unit_test(test_nested_string_limit_and_utf8), cmocka_unit_test(test_nan_rejected),
+        cmocka_unit_test(test_batch_limit_and_fixed_limits),
+        cmocka_unit_test(test_health_service_name)};
+    return cmocka_run_group_tests(t, NULL, NULL);
+}
