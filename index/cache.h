@@ -1,0 +1,65 @@
+/* cache.h — a sharded, byte-bounded CLOCK cache of store rows.
+ *
+ * Keys are (namespace, id): the namespace is an embedding table's id or the
+ * items family. Values are byte strings (decoded fp32 rows, item blobs) with
+ * the write time of the row they came from. Each shard has its own
+ * reader-writer lock: hits take only the read lock and set the entry's
+ * reference bit atomically, so concurrent readers never serialise; inserts
+ * and evictions take the shard's write lock. Counters are exact.
+ *
+ * Staleness: a reader that missed reads RocksDB and then inserts; a writer
+ * may have changed the row in between. Each shard keeps an epoch bumped by
+ * every cache_update/cache_erase; the reader takes the epoch before its
+ * database read and cache_insert refuses when it moved. So the cache never
+ * holds a value older than the database's after a write returns.
+ */
+#ifndef MOEREC_INDEX_CACHE_H
+#define MOEREC_INDEX_CACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct cache cache;
+
+#define CACHE_ANY_EPOCH UINT64_MAX
+
+typedef struct cache_stats {
+    uint64_t hits, misses, inserts, evictions;
+    uint64_t bytes, capacity, entries;
+    uint64_t rejected; /* inserts refused: epoch moved, present, or too large */
+} cache_stats;
+
+/* capacity_bytes counts values plus per-entry overhead (cache_entry_charge);
+ * nshards is rounded up to a power of two (<= 0: 64). NULL on failure. */
+cache *cache_create(size_t capacity_bytes, int nshards);
+void cache_free(cache *c);
+
+/* Bytes an entry with a value of `len` bytes takes from the capacity. */
+size_t cache_entry_charge(size_t len);
+
+/* Copy the value of (ns, id) into out when present and exactly `len` bytes;
+ * returns 1 (hit) or 0 (miss). *ts (may be NULL) gets the row's write time. */
+int cache_get(cache *c, uint32_t ns, uint64_t id, void *out, size_t len, int64_t *ts);
+
+/* Variable-length lookup: on a hit call fn(value, len, ts, arg) under the
+ * shard's read lock (fn must copy, not keep the pointer) and return 1. */
+typedef void (*cache_visit_fn)(const void *val, size_t len, int64_t ts, void *arg);
+int cache_visit(cache *c, uint32_t ns, uint64_t id, cache_visit_fn fn, void *arg);
+
+/* Epoch of the shard holding (ns, id); pass it back to cache_insert. */
+uint64_t cache_epoch(cache *c, uint32_t ns, uint64_t id);
+/* Insert if absent and the shard's epoch still equals `epoch` (or epoch is
+ * CACHE_ANY_EPOCH), evicting by CLOCK to stay within the bound. Returns 1
+ * inserted, 0 refused. Lookups are not counted. */
+int cache_insert(cache *c, uint32_t ns, uint64_t id, const void *val, size_t len, int64_t ts,
+                 uint64_t epoch);
+/* After a write: replace the value when cached (never adds) and bump the
+ * shard's epoch so in-flight readers do not insert an older value. */
+void cache_update(cache *c, uint32_t ns, uint64_t id, const void *val, size_t len, int64_t ts);
+void cache_erase(cache *c, uint32_t ns, uint64_t id);
+/* Drop everything (a secondary after catching up). */
+void cache_clear(cache *c);
+
+void cache_get_stats(const cache *c, cache_stats *s);
+
+#endif
