@@ -1,0 +1,36 @@
+/* retr_file.h — small binary-file helpers shared by the retrieval files
+ * that persist state (FAISS meta files, router pilots): a growable write
+ * buffer, a bounds-checked reader, an FNV-1a checksum, whole-file read and
+ * atomic write (temporary file + rename). */
+#ifndef MOEREC_INDEX_RETR_FILE_H
+#define MOEREC_INDEX_RETR_FILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/error.h"
+
+typedef struct retr_wbuf {
+    unsigned char *p;
+    size_t n, cap;
+} retr_wbuf;
+
+typedef struct retr_rbuf {
+    const unsigned char *p;
+    size_t n, at;
+} retr_rbuf;
+
+/* 0 or MR_ENOMEM. */
+int retr_wbuf_put(retr_wbuf *b, const void *src, size_t n);
+/* Append the FNV-1a of everything so far (8 bytes). */
+int retr_wbuf_seal(retr_wbuf *b);
+void retr_wbuf_free(retr_wbuf *b);
+/* 0, or -1 when fewer than n bytes remain. */
+int retr_rbuf_take(retr_rbuf *r, void *dst, size_t n);
+/* Check the trailing checksum; on success r covers the payload only. */
+int retr_rbuf_open(retr_rbuf *r, const unsigned char *p, size_t n);
+uint64_t retr_fnv1a(const unsigned char *p, size_t n);
+int retr_file_read(const char *path, unsigned char **out, size_t *n, mr_err *e);
+int retr_file_write_atomic(const char *path, const void *data, size_t n, mr_err *e);
+
+#endif
