@@ -175,8 +175,7 @@ int idhash_mapper_rows_per_id(const idhash_mapper *m) {
     return (m->kind == IDHASH_DOUBLE || m->kind == IDHASH_DOUBLE_GRAPH) ? 2 : 1;
 }
 
-/* Second row of a double kind: uniform over the k-1 rows other than first. */
-static uint64_t second_row(uint64_t first, uint64_t id, uint64_t seed, uint64_t k) {
+uint64_t idhash_second_row(uint64_t first, uint64_t id, uint64_t seed, uint64_t k) {
     return (first + 1 + idhash_u64(id, seed) % (k - 1)) % k;
 }
 
@@ -187,7 +186,7 @@ int idhash_mapper_rows(const idhash_mapper *m, uint64_t id, uint64_t *rows) {
         return 1;
     case IDHASH_DOUBLE:
         rows[0] = idhash_row(idhash_u64(id, m->seed1), m->k);
-        rows[1] = second_row(rows[0], id, m->seed2, m->k);
+        rows[1] = idhash_second_row(rows[0], id, m->seed2, m->k);
         return 2;
     case IDHASH_FREQUENCY: {
         long i = idsearch_find(m->head_ids, m->nhead, id);
@@ -195,8 +194,9 @@ int idhash_mapper_rows(const idhash_mapper *m, uint64_t id, uint64_t *rows) {
                          : m->nhead + idhash_row(idhash_u64(id, m->seed1), m->k - m->nhead);
         return 1;
     }
-    default:
-        break;
+    case IDHASH_GRAPH:
+    case IDHASH_DOUBLE_GRAPH:
+        return idhash_graph_rows(m, id, rows);
     }
     rows[0] = 0;
     return 1;

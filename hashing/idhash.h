@@ -7,8 +7,9 @@
  * mapper hides how: plain hashing trick (row = h mod k), double hashing (two
  * seeds, two distinct rows summed by the embedding bag), frequency hashing
  * (the most frequent ids own a row each, the rest are hashed into the
- * remaining rows), and the GraphHash kinds (hashing/graphhash.h: row = the
- * id's cluster; double_graph adds a hash row). A mapper is immutable once
+ * remaining rows), and the GraphHash kinds (created by graphhash.h's
+ * graphhash_mapper_create*: row = the id's cluster; double_graph adds a
+ * hash row). A mapper is immutable once
  * created, so any number of threads may call idhash_mapper_rows at once.
  */
 #ifndef MOEREC_HASHING_IDHASH_H
@@ -51,7 +52,7 @@ typedef enum {
     IDHASH_DOUBLE,        /* two distinct rows from two seeds, summed          */
     IDHASH_FREQUENCY,     /* top ids own rows [0, nhead), rest hashed above    */
     IDHASH_GRAPH,         /* row = cluster(id); unseen ids hashed              */
-    IDHASH_DOUBLE_GRAPH,  /* rows = cluster(id) and h(id) mod k, summed        */
+    IDHASH_DOUBLE_GRAPH,  /* rows = cluster(id) and a distinct hash row, summed */
 } idhash_kind;
 
 #define IDHASH_MAX_ROWS 2  /* most rows one id maps to (double kinds) */

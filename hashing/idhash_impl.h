@@ -24,6 +24,9 @@ struct idhash_mapper {
     int side;                          /* graph kinds: GRAPHHASH_USERS/ITEMS */
 };
 
+/* Second row of a double kind: uniform over the k - 1 rows other than
+ * first (k >= 2), so the two rows always differ. */
+uint64_t idhash_second_row(uint64_t first, uint64_t id, uint64_t seed, uint64_t k);
 /* Rows for the graph kinds (graphhash_mapper.c). */
 int idhash_graph_rows(const idhash_mapper *m, uint64_t id, uint64_t *rows);
 

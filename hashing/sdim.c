@@ -45,7 +45,8 @@ int sdim_hasher_create(sdim_hasher **out, int d, int m, int tau, uint64_t seed, 
     h->layout = l;
     if (tau > 0 && (rc = simhash_create(&h->sh, d, m, seed, e)) != 0) {
         free(h);
-        return mr_err_wrap(e, "sdim");
+        mr_err_wrap(e, "sdim");  /* returns 0 when e is NULL: return rc */
+        return rc;
     }
     *out = h;
     return 0;
