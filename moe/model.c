@@ -1,0 +1,251 @@
+/* model.c — model lifecycle: build from model.json, load and save a
+ * version directory, value -> embedding-row hashing.
+ *
+ * Loading is strict: the safetensors file must hold exactly the tensors the
+ * model.json architecture implies (every "emb.<table>" and every network
+ * tensor), each F32 with the expected shape, and all values finite. A
+ * mismatch is an error naming the tensor, so a model exported from PyTorch
+ * with a wrong layout fails at load, not with silent garbage at serve time.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/rng.h"
+#include "common/tensor.h"
+#include "moe/model_int.h"
+#include "moe/safetensors.h"
+
+void moe_model_free(moe_model *m) {
+    if (!m) return;
+    for (int i = 0; i < m->n_tables; i++) {
+        idhash_mapper_free(m->tables[i].map);
+        mr_floats_free(m->tables[i].data);
+    }
+    moe_net_free(m->net);
+    free(m->train_json);
+    free(m);
+}
+
+int moe_model_from_json(moe_model **out, const char *json_text, uint64_t seed, mr_err *e) {
+    *out = NULL;
+    moe_model *m = calloc(1, sizeof *m);
+    if (!m) return mr_err_set(e, MR_ENOMEM, "moe_model: out of memory");
+    moe_arch arch;
+    int rc = moe_model_parse_json(m, &arch, json_text, e);
+    if (rc) goto err;
+    rc = moe_net_create(&m->net, &arch, seed, e);
+    if (rc) {
+        mr_err_wrap(e, "model.json");
+        goto err;
+    }
+    mr_rng r;
+    mr_rng_seed(&r, seed ^ 0x5eedf00dULL);
+    for (int i = 0; i < m->n_tables; i++) {
+        moe_table *t = &m->tables[i];
+        rc = t->kind == IDHASH_DOUBLE ? idhash_mapper_create_double(&t->map, (uint64_t)t->rows, t->seed, t->seed2, e)
+                                      : idhash_mapper_create_hash(&t->map, (uint64_t)t->rows, t->seed, e);
+        if (rc) {
+            mr_err_wrap(e, "table '%s'", t->name);
+            goto err;
+        }
+        t->data = mr_floats_alloc((size_t)t->rows * (size_t)t->dim);
+        if (!t->data) {
+            rc = mr_err_set(e, MR_ENOMEM, "table '%s': cannot allocate %ld x %d floats", t->name, t->rows, t->dim);
+            goto err;
+        }
+        mr_rng_fill_normal(&r, t->data, t->rows * t->dim, 0.05f);
+    }
+    *out = m;
+    return 0;
+err:
+    moe_model_free(m);
+    return rc;
+}
+
+static char *read_text(const char *path, mr_err *e) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        mr_err_set(e, errno == ENOENT ? MR_ENOTFOUND : MR_EINTERNAL, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 1 << 14, n = 0, got;
+    char *s = malloc(cap);
+    while (s && (got = fread(s + n, 1, cap - n - 1, f)) > 0) {
+        n += got;
+        if (n + 1 == cap) {
+            char *t = cap < (64u << 20) ? realloc(s, cap *= 2) : NULL;
+            if (!t) free(s);
+            s = t;
+        }
+    }
+    fclose(f);
+    if (!s) {
+        mr_err_set(e, MR_ENOMEM, "%s: too large or out of memory", path);
+        return NULL;
+    }
+    s[n] = 0;
+    return s;
+}
+
+static int load_tensor(float *dst, long n, int ndim, const int64_t *shape, const char *name,
+                       const moe_st_file *st, const char *path, mr_err *e) {
+    const moe_st_entry *en = moe_st_find(st, name);
+    if (!en) return mr_err_set(e, MR_ECORRUPT, "%s: tensor '%s' is missing", path, name);
+    int same = en->ndim == ndim;
+    for (int d = 0; same && d < ndim; d++) same = en->shape[d] == shape[d];
+    if (!same) {
+        char want[64], got[64];
+        int o = 0;
+        for (int d = 0; d < ndim; d++) o += snprintf(want + o, sizeof want - (size_t)o, "%s%lld", d ? "," : "", (long long)shape[d]);
+        o = 0;
+        got[0] = 0;
+        for (int d = 0; d < en->ndim && o < 60; d++)
+            o += snprintf(got + o, sizeof got - (size_t)o, "%s%lld", d ? "," : "", (long long)en->shape[d]);
+        return mr_err_set(e, MR_ECORRUPT, "%s: tensor '%s' has shape [%s], model.json implies [%s]", path, name,
+                          got, want);
+    }
+    if (!mr_all_finite(en->data, (size_t)n))
+        return mr_err_set(e, MR_ECORRUPT, "%s: tensor '%s' holds NaN or Inf", path, name);
+    memcpy(dst, en->data, sizeof(float) * (size_t)n);
+    return 0;
+}
+
+int moe_model_load(moe_model **out, const char *dir, mr_err *e) {
+    *out = NULL;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/model.json", dir);
+    char *text = read_text(path, e);
+    if (!text) return e ? e->code : MR_EINTERNAL;
+    moe_model *m = NULL;
+    int rc = moe_model_from_json(&m, text, 0, e);
+    free(text);
+    if (rc) {
+        mr_err_wrap(e, "%s", path);
+        return rc;
+    }
+    snprintf(path, sizeof path, "%s/weights.safetensors", dir);
+    moe_st_file st;
+    rc = moe_st_read(&st, path, e);
+    if (rc) goto err;
+    int expected = m->n_tables + m->net->n_tensors;
+    for (int i = 0; rc == 0 && i < m->n_tables; i++) {
+        char name[MOE_NAME_MAX + 8];
+        snprintf(name, sizeof name, "emb.%s", m->tables[i].name);
+        int64_t shape[2] = {m->tables[i].rows, m->tables[i].dim};
+        rc = load_tensor(m->tables[i].data, m->tables[i].rows * m->tables[i].dim, 2, shape, name, &st, path, e);
+    }
+    for (int i = 0; rc == 0 && i < m->net->n_tensors; i++) {
+        const moe_tensor *t = &m->net->tensors[i];
+        int64_t shape[2] = {t->shape[0], t->shape[1]};
+        rc = load_tensor(t->data, t->n, t->ndim, shape, t->name, &st, path, e);
+    }
+    if (rc == 0 && st.n != expected) {
+        for (int i = 0; i < st.n; i++) {
+            const char *nm = st.entries[i].name;
+            int emb = !strncmp(nm, "emb.", 4), known = !emb && moe_net_tensor(m->net, nm) != NULL;
+            for (int t = 0; emb && !known && t < m->n_tables; t++) known = !strcmp(nm + 4, m->tables[t].name);
+            if (!known) {
+                rc = mr_err_set(e, MR_ECORRUPT, "%s: tensor '%s' is not part of the model.json architecture", path, nm);
+                break;
+            }
+        }
+    }
+    moe_st_free(&st);
+    if (rc) goto err;
+    *out = m;
+    return 0;
+err:
+    moe_model_free(m);
+    return rc;
+}
+
+int moe_model_save(const moe_model *m, const char *dir, mr_err *e) {
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) return mr_err_set(e, MR_EINTERNAL, "%s: %s", dir, strerror(errno));
+    int n = m->n_tables + m->net->n_tensors;
+    moe_st_tensor *ts = calloc((size_t)n, sizeof *ts);
+    char(*names)[MOE_NAME_MAX + 8] = calloc((size_t)m->n_tables + 1, sizeof *names);
+    if (!ts || !names) {
+        free(ts);
+        free(names);
+        return mr_err_set(e, MR_ENOMEM, "out of memory");
+    }
+    for (int i = 0; i < m->n_tables; i++) {
+        snprintf(names[i], sizeof names[i], "emb.%s", m->tables[i].name);
+        ts[i] = (moe_st_tensor){.name = names[i], .ndim = 2, .shape = {m->tables[i].rows, m->tables[i].dim},
+                                .data = m->tables[i].data};
+    }
+    for (int i = 0; i < m->net->n_tensors; i++) {
+        const moe_tensor *t = &m->net->tensors[i];
+        ts[m->n_tables + i] = (moe_st_tensor){.name = t->name, .ndim = t->ndim,
+                                              .shape = {t->shape[0], t->shape[1]}, .data = t->data};
+    }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/weights.safetensors", dir);
+    const char *meta[] = {"format", "moerec.model", "arch", moe_arch_kind_name(m->net->arch.kind)};
+    int rc = moe_st_write(path, ts, n, meta, 2, e);
+    free(ts);
+    free(names);
+    if (rc) return rc;
+    char *js = moe_model_to_json(m);
+    if (!js) return mr_err_set(e, MR_ENOMEM, "out of memory");
+    snprintf(path, sizeof path, "%s/model.json", dir);
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    int ok = f && fputs(js, f) >= 0 && fputc('\n', f) != EOF;
+    if (f && fclose(f) != 0) ok = 0;
+    free(js);
+    if (!ok || rename(tmp, path) != 0) return mr_err_set(e, MR_EINTERNAL, "%s: write failed: %s", path, strerror(errno));
+    return 0;
+}
+
+int moe_model_latest_version(const char *root, char *out, size_t outlen, mr_err *e) {
+    DIR *d = opendir(root);
+    if (!d) return mr_err_set(e, MR_ENOTFOUND, "%s: %s", root, strerror(errno));
+    long best = -1;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        char *end;
+        long v = strtol(de->d_name, &end, 10);
+        if (end == de->d_name || *end || v < 0) continue;
+        char p[4096];
+        struct stat sb;
+        snprintf(p, sizeof p, "%s/%s/model.json", root, de->d_name);
+        if (stat(p, &sb) == 0 && v > best) best = v;
+    }
+    closedir(d);
+    if (best < 0) return mr_err_set(e, MR_ENOTFOUND, "%s: no version directory with a model.json", root);
+    snprintf(out, outlen, "%s/%ld", root, best);
+    return 0;
+}
+
+int moe_model_field(const moe_model *m, const char *name, int *numeric) {
+    for (int i = 0; i < m->n_cat; i++)
+        if (!strcmp(m->cat[i].name, name)) {
+            *numeric = 0;
+            return i;
+        }
+    for (int i = 0; i < m->n_num; i++)
+        if (!strcmp(m->num[i].name, name)) {
+            *numeric = 1;
+            return i;
+        }
+    return -1;
+}
+
+int moe_model_task(const moe_model *m, const char *name) {
+    for (int i = 0; i < m->n_tasks; i++)
+        if (!strcmp(m->tasks[i].name, name)) return i;
+    return -1;
+}
+
+int moe_model_value_rows(const moe_model *m, int f, const char *value, size_t len, uint64_t *rows) {
+    const moe_cat_field *c = &m->cat[f];
+    const moe_table *t = &m->tables[c->table];
+    uint64_t id = idhash_field(c->name, strlen(c->name), value, len, t->seed);
+    return idhash_mapper_rows(t->map, id, rows);
+}

@@ -1,0 +1,103 @@
+/* model.h — a complete ranking model: feature schema, hashed embedding
+ * tables, the expert network and the task list, as stored in a model
+ * directory (model.json + weights.safetensors, docs/model-format.md).
+ *
+ * The network input for one row is
+ *   x = [bag(field 0) | ... | bag(field F-1) | numeric (normalised) | extra]
+ * where bag(f) is the sum (or mean) of the embedding rows of field f's
+ * values in its table, numeric values are (v - mean) / std, and "extra" is
+ * extra_dim floats supplied by the caller (dense blocks such as a long-term
+ * interest vector). Values hash to rows with hashing/idhash.h: the id of a
+ * value is idhash_field_str(field name, value, table seed), and the table's
+ * row mapper turns the id into one row (hash) or two (double).
+ *
+ * A loaded model is read-only: any number of threads may score with it at
+ * once, each with its own moe_scorer (moe/scorer.h).
+ */
+#ifndef MOEREC_MOE_MODEL_H
+#define MOEREC_MOE_MODEL_H
+
+#include <stdint.h>
+
+#include "common/error.h"
+#include "hashing/idhash.h"
+#include "moe/net.h"
+
+#define MOE_MAX_FIELDS 256
+#define MOE_MAX_TABLES 64
+
+typedef struct moe_table {
+    char name[MOE_NAME_MAX];
+    long rows;                    /* table size k                              */
+    int dim;                      /* embedding width                           */
+    idhash_kind kind;             /* IDHASH_HASH or IDHASH_DOUBLE              */
+    uint64_t seed, seed2;         /* hashing seeds                             */
+    idhash_mapper *map;
+    float *data;                  /* (rows, dim)                               */
+} moe_table;
+
+typedef struct moe_cat_field {
+    char name[MOE_NAME_MAX];      /* feature name (request / schema)           */
+    char column[MOE_NAME_MAX];    /* input column (training files)             */
+    int table;                    /* index into tables                         */
+    int mean;                     /* bag = mean instead of sum                 */
+    char sep;                     /* multi-value separator in files, 0 = none  */
+    int offset;                   /* start of the bag in x                     */
+} moe_cat_field;
+
+typedef struct moe_num_field {
+    char name[MOE_NAME_MAX];
+    char column[MOE_NAME_MAX];
+    float mean, std;              /* normalisation: (v - mean) / std           */
+    float fill;                   /* value used when missing (raw units)       */
+    int offset;
+} moe_num_field;
+
+typedef struct moe_task {
+    char name[MOE_NAME_MAX];
+    moe_task_kind kind;
+    char label[MOE_NAME_MAX];     /* label column                              */
+    int has_threshold;            /* label = (column >= threshold)             */
+    float threshold;
+    float weight;                 /* weight in the final score                 */
+    float loss_weight;            /* weight in the training loss               */
+} moe_task;
+
+typedef struct moe_model {
+    char name[MOE_NAME_MAX];
+    int n_cat, n_num, extra_dim, in_dim;
+    moe_cat_field cat[MOE_MAX_FIELDS];
+    moe_num_field num[MOE_MAX_FIELDS];
+    int n_tables;
+    moe_table tables[MOE_MAX_TABLES];
+    int n_tasks;
+    moe_task tasks[MOE_MAX_TASKS];
+    moe_net *net;
+    char *train_json;             /* model.json "train" section, or NULL       */
+} moe_model;
+
+/* Parse model.json text into a new model with freshly initialised weights
+ * (seeded). Errors name the offending field, e.g. "tasks[1].kind". */
+int moe_model_from_json(moe_model **out, const char *json_text, uint64_t seed, mr_err *e);
+/* Load a version directory (model.json + weights.safetensors). Every tensor
+ * must be present with the right shape; errors name the tensor. */
+int moe_model_load(moe_model **out, const char *dir, mr_err *e);
+/* Write model.json + weights.safetensors into dir (created if missing). */
+int moe_model_save(const moe_model *m, const char *dir, mr_err *e);
+void moe_model_free(moe_model *m);
+/* model.json text of m (malloc'd). */
+char *moe_model_to_json(const moe_model *m);
+
+/* Newest version directory under a model root (models/<name>/): the largest
+ * numeric subdirectory holding a model.json; MR_ENOTFOUND when none. */
+int moe_model_latest_version(const char *root, char *out, size_t outlen, mr_err *e);
+
+/* Field lookup by name: returns the index and sets *numeric; -1 if unknown. */
+int moe_model_field(const moe_model *m, const char *name, int *numeric);
+int moe_model_task(const moe_model *m, const char *name);
+
+/* Rows of value (len bytes) of categorical field f: writes up to
+ * IDHASH_MAX_ROWS rows, returns how many. */
+int moe_model_value_rows(const moe_model *m, int f, const char *value, size_t len, uint64_t *rows);
+
+#endif

@@ -1,0 +1,395 @@
+/* model_json.c — model.json: parse it into a moe_model (schema, tables,
+ * tasks, arch) and write it back. Every field has a default; an unknown
+ * field is an error that names it ("arch.gate.kind: unknown field"), so a
+ * typo never silently trains the wrong model. docs/model-format.md is the
+ * reference for every field.
+ */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "moe/model_int.h"
+
+#define MOE_FORMAT "moerec.model"
+#define MOE_FORMAT_VERSION 1
+
+static int check_keys(json_t *o, const char *where, const char *const *allowed, mr_err *e) {
+    const char *k;
+    json_t *v;
+    json_object_foreach(o, k, v) {
+        int ok = 0;
+        for (int i = 0; allowed[i]; i++) ok |= !strcmp(k, allowed[i]);
+        if (!ok) return mr_err_set(e, MR_EINVAL, "model.json: %s%s%s: unknown field", where, *where ? "." : "", k);
+    }
+    return 0;
+}
+
+static int get_int(json_t *o, const char *key, const char *where, int def, int lo, int hi, int *out,
+                   mr_err *e) {
+    json_t *v = json_object_get(o, key);
+    *out = def;
+    if (!v) return 0;
+    if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
+        return mr_err_set(e, MR_EINVAL, "model.json: %s.%s must be an integer in [%d, %d]", where, key, lo, hi);
+    *out = (int)json_integer_value(v);
+    return 0;
+}
+
+static int get_num(json_t *o, const char *key, const char *where, double def, double *out, mr_err *e) {
+    json_t *v = json_object_get(o, key);
+    *out = def;
+    if (!v) return 0;
+    if (!json_is_number(v)) return mr_err_set(e, MR_EINVAL, "model.json: %s.%s must be a number", where, key);
+    *out = json_number_value(v);
+    return 0;
+}
+
+static int get_bool(json_t *o, const char *key, const char *where, int *out, mr_err *e) {
+    json_t *v = json_object_get(o, key);
+    *out = 0;
+    if (!v) return 0;
+    if (!json_is_boolean(v)) return mr_err_set(e, MR_EINVAL, "model.json: %s.%s must be true or false", where, key);
+    *out = json_is_true(v);
+    return 0;
+}
+
+static int get_str(json_t *o, const char *key, const char *where, const char *def, char *out, size_t n,
+                   mr_err *e) {
+    json_t *v = json_object_get(o, key);
+    snprintf(out, n, "%s", def ? def : "");
+    if (!v) {
+        if (!def) return mr_err_set(e, MR_EINVAL, "model.json: %s.%s is required", where, key);
+        return 0;
+    }
+    if (!json_is_string(v) || strlen(json_string_value(v)) >= n)
+        return mr_err_set(e, MR_EINVAL, "model.json: %s.%s must be a string of < %zu bytes", where, key, n);
+    snprintf(out, n, "%s", json_string_value(v));
+    return 0;
+}
+
+static int get_dims(json_t *o, const char *key, const char *where, int *dims, int *n, int def_n,
+                    const int *def, mr_err *e) {
+    json_t *v = json_object_get(o, key);
+    if (!v) {
+        *n = def_n;
+        for (int i = 0; i < def_n; i++) dims[i] = def[i];
+        return 0;
+    }
+    if (!json_is_array(v) || json_array_size(v) >= MOE_MAX_LAYERS)
+        return mr_err_set(e, MR_EINVAL, "model.json: %s.%s must be a list of < %d widths", where, key, MOE_MAX_LAYERS);
+    *n = (int)json_array_size(v);
+    for (int i = 0; i < *n; i++) {
+        json_t *d = json_array_get(v, (size_t)i);
+        if (!json_is_integer(d) || json_integer_value(d) < 1 || json_integer_value(d) > 65536)
+            return mr_err_set(e, MR_EINVAL, "model.json: %s.%s[%d] must be a width in [1, 65536]", where, key, i);
+        dims[i] = (int)json_integer_value(d);
+    }
+    return 0;
+}
+
+#define TRY(x)                  \
+    do {                        \
+        int rc_ = (x);          \
+        if (rc_) return rc_;    \
+    } while (0)
+
+static int parse_gate(json_t *g, moe_gate_spec *s, mr_err *e) {
+    static const char *const keys[] = {"type", "k", "p", "null_experts", "always_on", NULL};
+    if (!g) return 0;
+    if (!json_is_object(g)) return mr_err_set(e, MR_EINVAL, "model.json: arch.gate must be an object");
+    TRY(check_keys(g, "arch.gate", keys, e));
+    char t[16];
+    TRY(get_str(g, "type", "arch.gate", "dense", t, sizeof t, e));
+    if (!strcmp(t, "dense")) s->kind = MOE_GATE_DENSE;
+    else if (!strcmp(t, "topk")) s->kind = MOE_GATE_TOPK;
+    else if (!strcmp(t, "topp")) s->kind = MOE_GATE_TOPP;
+    else return mr_err_set(e, MR_EINVAL, "model.json: arch.gate.type '%s' (dense, topk, topp)", t);
+    double p;
+    TRY(get_int(g, "k", "arch.gate", 2, 1, 64, &s->k, e));
+    TRY(get_num(g, "p", "arch.gate", 0.4, &p, e));
+    s->p = (float)p;
+    TRY(get_int(g, "null_experts", "arch.gate", 0, 0, 64, &s->n_null, e));
+    TRY(get_int(g, "always_on", "arch.gate", 0, 0, 64, &s->n_always, e));
+    return 0;
+}
+
+static int parse_arch(json_t *a, moe_model *m, moe_arch *arch, mr_err *e) {
+    static const char *const keys[] = {"type", "experts", "task_experts", "levels", "expert_hidden",
+                                       "tower_hidden", "activation", "expert_norm", "feature_gate_rank",
+                                       "self_gate", "task_groups", "gate", "lbl_coef", "entropy_coef", NULL};
+    if (!json_is_object(a)) return mr_err_set(e, MR_EINVAL, "model.json: arch is required (an object)");
+    TRY(check_keys(a, "arch", keys, e));
+    char t[32];
+    TRY(get_str(a, "type", "arch", NULL, t, sizeof t, e));
+    moe_arch_kind kind;
+    if (moe_arch_kind_parse(t, &kind))
+        return mr_err_set(e, MR_EINVAL, "model.json: arch.type '%s' (shared_bottom, omoe, mmoe, cgc, ple, home)", t);
+    moe_arch_defaults(arch, kind, m->in_dim, m->n_tasks);
+    for (int k = 0; k < m->n_tasks; k++) arch->task_kind[k] = m->tasks[k].kind;
+    TRY(get_int(a, "experts", "arch", arch->n_shared, 0, MOE_MAX_EXPERTS, &arch->n_shared, e));
+    TRY(get_int(a, "task_experts", "arch", arch->n_task_experts, 0, MOE_MAX_EXPERTS, &arch->n_task_experts, e));
+    TRY(get_int(a, "levels", "arch", arch->n_levels, 1, MOE_MAX_LEVELS, &arch->n_levels, e));
+    int dh[MOE_MAX_LAYERS];
+    memcpy(dh, arch->expert_hidden, sizeof dh);
+    TRY(get_dims(a, "expert_hidden", "arch", arch->expert_hidden, &arch->n_expert_layers, arch->n_expert_layers, dh, e));
+    memcpy(dh, arch->tower_hidden, sizeof dh);
+    TRY(get_dims(a, "tower_hidden", "arch", arch->tower_hidden, &arch->n_tower_layers, arch->n_tower_layers, dh, e));
+    char act[16];
+    TRY(get_str(a, "activation", "arch", arch->act == MOE_ACT_SWISH ? "swish" : "relu", act, sizeof act, e));
+    if (!strcmp(act, "relu")) arch->act = MOE_ACT_RELU;
+    else if (!strcmp(act, "swish")) arch->act = MOE_ACT_SWISH;
+    else return mr_err_set(e, MR_EINVAL, "model.json: arch.activation '%s' (relu, swish)", act);
+    if (json_object_get(a, "expert_norm")) TRY(get_bool(a, "expert_norm", "arch", &arch->expert_norm, e));
+    TRY(get_int(a, "feature_gate_rank", "arch", 0, 0, 4096, &arch->feature_gate_rank, e));
+    TRY(get_bool(a, "self_gate", "arch", &arch->self_gate, e));
+    json_t *tg = json_object_get(a, "task_groups");
+    if (tg) {
+        if (!json_is_array(tg) || (int)json_array_size(tg) != m->n_tasks)
+            return mr_err_set(e, MR_EINVAL, "model.json: arch.task_groups must list a group per task");
+        arch->n_groups = 0;
+        for (int k = 0; k < m->n_tasks; k++) {
+            json_t *g = json_array_get(tg, (size_t)k);
+            if (!json_is_integer(g)) return mr_err_set(e, MR_EINVAL, "model.json: arch.task_groups[%d] must be an integer", k);
+            arch->task_group[k] = (int)json_integer_value(g);
+            if (arch->task_group[k] + 1 > arch->n_groups) arch->n_groups = arch->task_group[k] + 1;
+        }
+    }
+    TRY(parse_gate(json_object_get(a, "gate"), &arch->gate, e));
+    double c;
+    TRY(get_num(a, "lbl_coef", "arch", 0, &c, e));
+    arch->lbl_coef = (float)c;
+    TRY(get_num(a, "entropy_coef", "arch", 0, &c, e));
+    arch->ent_coef = (float)c;
+    return 0;
+}
+
+static int parse_tables(json_t *ts, moe_model *m, mr_err *e) {
+    static const char *const keys[] = {"name", "rows", "dim", "hash", "seed", "seed2", NULL};
+    if (!ts) return 0;
+    if (!json_is_array(ts) || json_array_size(ts) > MOE_MAX_TABLES)
+        return mr_err_set(e, MR_EINVAL, "model.json: tables must be a list of at most %d", MOE_MAX_TABLES);
+    for (size_t i = 0; i < json_array_size(ts); i++) {
+        json_t *t = json_array_get(ts, i);
+        char where[32];
+        snprintf(where, sizeof where, "tables[%zu]", i);
+        if (!json_is_object(t)) return mr_err_set(e, MR_EINVAL, "model.json: %s must be an object", where);
+        TRY(check_keys(t, where, keys, e));
+        moe_table *tb = &m->tables[m->n_tables];
+        TRY(get_str(t, "name", where, NULL, tb->name, sizeof tb->name, e));
+        for (int j = 0; j < m->n_tables; j++)
+            if (!strcmp(m->tables[j].name, tb->name))
+                return mr_err_set(e, MR_EINVAL, "model.json: %s.name '%s' is used twice", where, tb->name);
+        json_t *rows = json_object_get(t, "rows");
+        if (!json_is_integer(rows) || json_integer_value(rows) < 2 || json_integer_value(rows) > (1LL << 31))
+            return mr_err_set(e, MR_EINVAL, "model.json: %s.rows must be an integer in [2, 2^31]", where);
+        tb->rows = (long)json_integer_value(rows);
+        TRY(get_int(t, "dim", where, 16, 1, 4096, &tb->dim, e));
+        char h[16];
+        TRY(get_str(t, "hash", where, "hash", h, sizeof h, e));
+        if (idhash_kind_parse(h, &tb->kind, e)) return mr_err_wrap(e, "model.json: %s.hash", where);
+        if (tb->kind != IDHASH_HASH && tb->kind != IDHASH_DOUBLE)
+            return mr_err_set(e, MR_EINVAL, "model.json: %s.hash '%s': the ranker supports hash and double", where, h);
+        json_t *s1 = json_object_get(t, "seed"), *s2 = json_object_get(t, "seed2");
+        if ((s1 && !json_is_integer(s1)) || (s2 && !json_is_integer(s2)))
+            return mr_err_set(e, MR_EINVAL, "model.json: %s.seed must be an integer", where);
+        tb->seed = s1 ? (uint64_t)json_integer_value(s1) : (uint64_t)(i + 1);
+        tb->seed2 = s2 ? (uint64_t)json_integer_value(s2) : tb->seed * 0x9e3779b97f4a7c15ull + 1;
+        m->n_tables++;
+    }
+    return 0;
+}
+
+static int parse_features(json_t *f, moe_model *m, mr_err *e) {
+    static const char *const keys[] = {"categorical", "numeric", "extra_dim", NULL};
+    static const char *const ckeys[] = {"name", "column", "table", "combiner", "separator", NULL};
+    static const char *const nkeys[] = {"name", "column", "mean", "std", "fill", NULL};
+    if (!f) return 0;
+    if (!json_is_object(f)) return mr_err_set(e, MR_EINVAL, "model.json: features must be an object");
+    TRY(check_keys(f, "features", keys, e));
+    json_t *cs = json_object_get(f, "categorical"), *ns = json_object_get(f, "numeric");
+    if ((cs && !json_is_array(cs)) || (ns && !json_is_array(ns)) ||
+        json_array_size(cs) > MOE_MAX_FIELDS || json_array_size(ns) > MOE_MAX_FIELDS)
+        return mr_err_set(e, MR_EINVAL, "model.json: features.categorical/numeric must be lists of at most %d", MOE_MAX_FIELDS);
+    int off = 0;
+    for (size_t i = 0; i < json_array_size(cs); i++) {
+        json_t *c = json_array_get(cs, i);
+        char where[48], tname[MOE_NAME_MAX], comb[16], sep[4];
+        snprintf(where, sizeof where, "features.categorical[%zu]", i);
+        if (!json_is_object(c)) return mr_err_set(e, MR_EINVAL, "model.json: %s must be an object", where);
+        TRY(check_keys(c, where, ckeys, e));
+        moe_cat_field *cf = &m->cat[m->n_cat];
+        TRY(get_str(c, "name", where, NULL, cf->name, sizeof cf->name, e));
+        TRY(get_str(c, "column", where, cf->name, cf->column, sizeof cf->column, e));
+        TRY(get_str(c, "table", where, cf->name, tname, sizeof tname, e));
+        cf->table = -1;
+        for (int t = 0; t < m->n_tables; t++)
+            if (!strcmp(m->tables[t].name, tname)) cf->table = t;
+        if (cf->table < 0) return mr_err_set(e, MR_EINVAL, "model.json: %s.table '%s' is not in tables", where, tname);
+        TRY(get_str(c, "combiner", where, "sum", comb, sizeof comb, e));
+        if (strcmp(comb, "sum") && strcmp(comb, "mean"))
+            return mr_err_set(e, MR_EINVAL, "model.json: %s.combiner '%s' (sum, mean)", where, comb);
+        cf->mean = !strcmp(comb, "mean");
+        TRY(get_str(c, "separator", where, "", sep, sizeof sep, e));
+        if (strlen(sep) > 1) return mr_err_set(e, MR_EINVAL, "model.json: %s.separator must be one character", where);
+        cf->sep = sep[0];
+        cf->offset = off;
+        off += m->tables[cf->table].dim;
+        m->n_cat++;
+    }
+    for (size_t i = 0; i < json_array_size(ns); i++) {
+        json_t *c = json_array_get(ns, i);
+        char where[48];
+        double v;
+        snprintf(where, sizeof where, "features.numeric[%zu]", i);
+        if (!json_is_object(c)) return mr_err_set(e, MR_EINVAL, "model.json: %s must be an object", where);
+        TRY(check_keys(c, where, nkeys, e));
+        moe_num_field *nf = &m->num[m->n_num];
+        TRY(get_str(c, "name", where, NULL, nf->name, sizeof nf->name, e));
+        TRY(get_str(c, "column", where, nf->name, nf->column, sizeof nf->column, e));
+        TRY(get_num(c, "mean", where, 0, &v, e));
+        nf->mean = (float)v;
+        TRY(get_num(c, "std", where, 1, &v, e));
+        if (!(v > 0)) return mr_err_set(e, MR_EINVAL, "model.json: %s.std must be > 0", where);
+        nf->std = (float)v;
+        TRY(get_num(c, "fill", where, nf->mean, &v, e));
+        nf->fill = (float)v;
+        nf->offset = off++;
+        m->n_num++;
+    }
+    for (int i = 0; i < m->n_cat + m->n_num; i++)
+        for (int j = 0; j < i; j++) {
+            const char *a = i < m->n_cat ? m->cat[i].name : m->num[i - m->n_cat].name;
+            const char *b = j < m->n_cat ? m->cat[j].name : m->num[j - m->n_cat].name;
+            if (!strcmp(a, b)) return mr_err_set(e, MR_EINVAL, "model.json: feature name '%s' is used twice", a);
+        }
+    TRY(get_int(f, "extra_dim", "features", 0, 0, 1 << 16, &m->extra_dim, e));
+    m->in_dim = off + m->extra_dim;
+    return 0;
+}
+
+static int parse_tasks(json_t *ts, moe_model *m, mr_err *e) {
+    static const char *const keys[] = {"name", "kind", "label", "threshold", "weight", "loss_weight", NULL};
+    if (!json_is_array(ts) || json_array_size(ts) < 1 || json_array_size(ts) > MOE_MAX_TASKS)
+        return mr_err_set(e, MR_EINVAL, "model.json: tasks must be a list of 1..%d tasks", MOE_MAX_TASKS);
+    for (size_t i = 0; i < json_array_size(ts); i++) {
+        json_t *t = json_array_get(ts, i);
+        char where[32], kind[16];
+        double v;
+        snprintf(where, sizeof where, "tasks[%zu]", i);
+        if (!json_is_object(t)) return mr_err_set(e, MR_EINVAL, "model.json: %s must be an object", where);
+        TRY(check_keys(t, where, keys, e));
+        moe_task *k = &m->tasks[m->n_tasks];
+        TRY(get_str(t, "name", where, NULL, k->name, sizeof k->name, e));
+        TRY(get_str(t, "kind", where, "binary", kind, sizeof kind, e));
+        if (!strcmp(kind, "binary")) k->kind = MOE_TASK_BINARY;
+        else if (!strcmp(kind, "regression")) k->kind = MOE_TASK_REGRESSION;
+        else return mr_err_set(e, MR_EINVAL, "model.json: %s.kind '%s' (binary, regression)", where, kind);
+        TRY(get_str(t, "label", where, k->name, k->label, sizeof k->label, e));
+        k->has_threshold = json_object_get(t, "threshold") != NULL;
+        TRY(get_num(t, "threshold", where, 0, &v, e));
+        k->threshold = (float)v;
+        TRY(get_num(t, "weight", where, 1, &v, e));
+        k->weight = (float)v;
+        TRY(get_num(t, "loss_weight", where, 1, &v, e));
+        k->loss_weight = (float)v;
+        m->n_tasks++;
+    }
+    return 0;
+}
+
+int moe_model_parse_json(moe_model *m, moe_arch *arch, const char *text, mr_err *e) {
+    static const char *const keys[] = {"format", "format_version", "name", "tables", "features", "tasks",
+                                       "arch", "train", NULL};
+    json_error_t je;
+    json_t *root = json_loads(text, 0, &je);
+    if (!json_is_object(root)) {
+        json_decref(root);
+        return mr_err_set(e, MR_EINVAL, "model.json: line %d: %s", je.line, root ? "not an object" : je.text);
+    }
+    int rc = check_keys(root, "", keys, e);
+    json_t *fmt = json_object_get(root, "format"), *fv = json_object_get(root, "format_version");
+    if (!rc && fmt && (!json_is_string(fmt) || strcmp(json_string_value(fmt), MOE_FORMAT)))
+        rc = mr_err_set(e, MR_EINVAL, "model.json: format must be \"%s\"", MOE_FORMAT);
+    if (!rc && fv && (!json_is_integer(fv) || json_integer_value(fv) != MOE_FORMAT_VERSION))
+        rc = mr_err_set(e, MR_EINVAL, "model.json: format_version %lld not supported (this build reads %d)",
+                        fv && json_is_integer(fv) ? (long long)json_integer_value(fv) : -1LL, MOE_FORMAT_VERSION);
+    if (!rc) rc = get_str(root, "name", "", "model", m->name, sizeof m->name, e);
+    if (!rc) rc = parse_tables(json_object_get(root, "tables"), m, e);
+    if (!rc) rc = parse_features(json_object_get(root, "features"), m, e);
+    if (!rc) rc = parse_tasks(json_object_get(root, "tasks"), m, e);
+    if (!rc && m->in_dim < 1) rc = mr_err_set(e, MR_EINVAL, "model.json: features give an empty input (no fields, extra_dim 0)");
+    if (!rc) rc = parse_arch(json_object_get(root, "arch"), m, arch, e);
+    json_t *tr = json_object_get(root, "train");
+    if (!rc && tr) {
+        if (!json_is_object(tr)) rc = mr_err_set(e, MR_EINVAL, "model.json: train must be an object");
+        else m->train_json = json_dumps(tr, JSON_COMPACT);
+    }
+    json_decref(root);
+    return rc;
+}
+
+static json_t *dims_json(const int *d, int n) {
+    json_t *a = json_array();
+    for (int i = 0; i < n; i++) json_array_append_new(a, json_integer(d[i]));
+    return a;
+}
+
+char *moe_model_to_json(const moe_model *m) {
+    json_t *r = json_object();
+    json_object_set_new(r, "format", json_string(MOE_FORMAT));
+    json_object_set_new(r, "format_version", json_integer(MOE_FORMAT_VERSION));
+    json_object_set_new(r, "name", json_string(m->name));
+    json_t *ts = json_array();
+    for (int i = 0; i < m->n_tables; i++) {
+        const moe_table *t = &m->tables[i];
+        json_array_append_new(ts, json_pack("{s:s, s:I, s:i, s:s, s:I, s:I}", "name", t->name, "rows",
+                                            (json_int_t)t->rows, "dim", t->dim, "hash", idhash_kind_name(t->kind),
+                                            "seed", (json_int_t)t->seed, "seed2", (json_int_t)t->seed2));
+    }
+    json_object_set_new(r, "tables", ts);
+    json_t *cs = json_array(), *ns = json_array();
+    for (int i = 0; i < m->n_cat; i++) {
+        const moe_cat_field *c = &m->cat[i];
+        char sep[2] = {c->sep, 0};
+        json_array_append_new(cs, json_pack("{s:s, s:s, s:s, s:s, s:s}", "name", c->name, "column", c->column,
+                                            "table", m->tables[c->table].name, "combiner",
+                                            c->mean ? "mean" : "sum", "separator", sep));
+    }
+    for (int i = 0; i < m->n_num; i++) {
+        const moe_num_field *n = &m->num[i];
+        json_array_append_new(ns, json_pack("{s:s, s:s, s:f, s:f, s:f}", "name", n->name, "column", n->column,
+                                            "mean", (double)n->mean, "std", (double)n->std, "fill", (double)n->fill));
+    }
+    json_object_set_new(r, "features", json_pack("{s:o, s:o, s:i}", "categorical", cs, "numeric", ns,
+                                                  "extra_dim", m->extra_dim));
+    json_t *tk = json_array();
+    for (int i = 0; i < m->n_tasks; i++) {
+        const moe_task *t = &m->tasks[i];
+        json_t *o = json_pack("{s:s, s:s, s:s, s:f, s:f}", "name", t->name, "kind",
+                              t->kind == MOE_TASK_BINARY ? "binary" : "regression", "label", t->label, "weight",
+                              (double)t->weight, "loss_weight", (double)t->loss_weight);
+        if (t->has_threshold) json_object_set_new(o, "threshold", json_real(t->threshold));
+        json_array_append_new(tk, o);
+    }
+    json_object_set_new(r, "tasks", tk);
+    const moe_arch *a = &m->net->arch;
+    static const char *gk[] = {"dense", "topk", "topp"};
+    json_t *arch = json_pack(
+        "{s:s, s:i, s:i, s:i, s:o, s:o, s:s, s:b, s:i, s:b, s:{s:s, s:i, s:f, s:i, s:i}, s:f, s:f}", "type",
+        moe_arch_kind_name(a->kind), "experts", a->n_shared, "task_experts", a->n_task_experts, "levels",
+        a->n_levels, "expert_hidden", dims_json(a->expert_hidden, a->n_expert_layers), "tower_hidden",
+        dims_json(a->tower_hidden, a->n_tower_layers), "activation", a->act == MOE_ACT_SWISH ? "swish" : "relu",
+        "expert_norm", a->expert_norm, "feature_gate_rank", a->feature_gate_rank, "self_gate", a->self_gate,
+        "gate", "type", gk[a->gate.kind], "k", a->gate.k, "p", (double)a->gate.p, "null_experts", a->gate.n_null,
+        "always_on", a->gate.n_always, "lbl_coef", (double)a->lbl_coef, "entropy_coef", (double)a->ent_coef);
+    if (a->kind == MOE_ARCH_HOME) json_object_set_new(arch, "task_groups", dims_json(a->task_group, a->n_tasks));
+    json_object_set_new(r, "arch", arch);
+    if (m->train_json) {
+        json_t *tr = json_loads(m->train_json, 0, NULL);
+        if (tr) json_object_set_new(r, "train", tr);
+    }
+    char *s = json_dumps(r, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_decref(r);
+    return s;
+}

@@ -1,0 +1,195 @@
+/* test_model.c — moe/model.c: save/load round trip (identical weights and
+ * scores), version directories, and loading damaged model directories:
+ * missing, reshaped, non-finite or unexpected tensors and truncated files
+ * fail with an error naming the tensor. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "moe/model.h"
+#include "moe/safetensors.h"
+#include "moe/scorer.h"
+#include "testmodel.h"
+
+static char g_root[64];
+
+static int setup(void **st) {
+    (void)st;
+    snprintf(g_root, sizeof g_root, "/tmp/moe_model_XXXXXX");
+    return mkdtemp(g_root) ? 0 : -1;
+}
+
+static int teardown(void **st) {
+    (void)st;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_root);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static moe_model *make(const char *arch, uint64_t seed) {
+    char js[4096];
+    snprintf(js, sizeof js, k_test_model_fmt, arch);
+    moe_model *m = NULL;
+    mr_err e;
+    int rc = moe_model_from_json(&m, js, seed, &e);
+    if (rc) print_message("%s\n", e.msg);
+    assert_int_equal(rc, 0);
+    return m;
+}
+
+static void score(const moe_model *m, float *out) {
+    moe_scorer *s;
+    mr_err e;
+    assert_int_equal(moe_scorer_create(&s, m, &e), 0);
+    assert_int_equal(moe_scorer_begin(s, 3, &e), 0);
+    const char *u = "u42", *items[3] = {"a", "b", "c"}, *g[2] = {"Drama", "Comedy"};
+    assert_int_equal(moe_scorer_set_cat(s, MOE_ALL_ROWS, 0, &u, NULL, 1, &e), 0);
+    for (int i = 0; i < 3; i++) assert_int_equal(moe_scorer_set_cat(s, i, 1, &items[i], NULL, 1, &e), 0);
+    assert_int_equal(moe_scorer_set_cat(s, 1, 2, g, NULL, 2, &e), 0);
+    assert_int_equal(moe_scorer_set_num(s, 2, 0, 55.0f, &e), 0);
+    assert_int_equal(moe_scorer_run(s, out, out + 9, &e), 0);
+    moe_scorer_free(s);
+}
+
+static void test_round_trip(void **st) {
+    (void)st;
+    const char *archs[] = {"{\"type\":\"mmoe\",\"experts\":3,\"gate\":{\"type\":\"topk\",\"k\":2}}",
+                           "{\"type\":\"ple\",\"experts\":2,\"task_experts\":1,\"levels\":2}",
+                           "{\"type\":\"home\",\"task_groups\":[0,0,1],\"feature_gate_rank\":2,\"self_gate\":true}"};
+    for (int a = 0; a < 3; a++) {
+        moe_model *m = make(archs[a], 11 + (uint64_t)a), *l = NULL;
+        char dir[128];
+        snprintf(dir, sizeof dir, "%s/m%d", g_root, a);
+        mkdir(dir, 0755);
+        snprintf(dir, sizeof dir, "%s/m%d/1", g_root, a);
+        mr_err e;
+        assert_int_equal(moe_model_save(m, dir, &e), 0);
+        int rc = moe_model_load(&l, dir, &e);
+        if (rc) print_message("%s\n", e.msg);
+        assert_int_equal(rc, 0);
+        assert_int_equal(l->net->n_params, m->net->n_params);
+        assert_memory_equal(l->net->params, m->net->params, sizeof(float) * (size_t)m->net->n_params);
+        for (int t = 0; t < m->n_tables; t++)
+            assert_memory_equal(l->tables[t].data, m->tables[t].data,
+                                sizeof(float) * (size_t)(m->tables[t].rows * m->tables[t].dim));
+        float s1[12], s2[12];
+        score(m, s1);
+        score(l, s2);
+        assert_memory_equal(s1, s2, sizeof s1);
+        assert_string_equal(l->tasks[1].label, "rating");
+        assert_int_equal(l->net->arch.kind, m->net->arch.kind);
+        moe_model_free(l);
+        moe_model_free(m);
+    }
+    char latest[256];
+    mr_err e;
+    char root[128];
+    snprintf(root, sizeof root, "%s/m0", g_root);
+    char v7[160];
+    snprintf(v7, sizeof v7, "%s/7", root);
+    mkdir(v7, 0755); /* no model.json: not a version */
+    assert_int_equal(moe_model_latest_version(root, latest, sizeof latest, &e), 0);
+    assert_non_null(strstr(latest, "/m0/1"));
+}
+
+/* Rewrite dir's weights with tensor `victim` changed by `how`. */
+static void damage(const char *dir, const char *victim, int how) {
+    char path[256];
+    snprintf(path, sizeof path, "%s/weights.safetensors", dir);
+    moe_st_file f;
+    mr_err e;
+    assert_int_equal(moe_st_read(&f, path, &e), 0);
+    moe_st_tensor *t = calloc((size_t)f.n + 1, sizeof *t);
+    float *bad = calloc(4096, sizeof(float));
+    int n = 0;
+    for (int i = 0; i < f.n; i++) {
+        const moe_st_entry *en = &f.entries[i];
+        int is = !strcmp(en->name, victim);
+        if (is && how == 0) continue; /* drop it */
+        t[n] = (moe_st_tensor){.name = en->name, .ndim = en->ndim, .data = en->data};
+        memcpy(t[n].shape, en->shape, sizeof en->shape);
+        if (is && how == 1) t[n].shape[0] -= 1; /* reshape */
+        if (is && how == 2) {                    /* NaN */
+            memcpy(bad, en->data, en->n * sizeof(float));
+            bad[0] = 0.0f / 0.0f;
+            t[n].data = bad;
+        }
+        n++;
+    }
+    if (how == 3) t[n++] = (moe_st_tensor){.name = "l9.e0.fc0.w", .ndim = 1, .shape = {1}, .data = bad};
+    assert_int_equal(moe_st_write(path, t, n, NULL, 0, &e), 0);
+    free(t);
+    free(bad);
+    moe_st_free(&f);
+}
+
+static void test_damaged(void **st) {
+    (void)st;
+    moe_model *m = make("{\"type\":\"cgc\",\"experts\":1,\"task_experts\":1}", 3);
+    char dir[128], path[256];
+    snprintf(dir, sizeof dir, "%s/bad", g_root);
+    const char *victims[] = {"l0.gate1.w", "emb.item", "tower2.fc0.b", "x"};
+    const char *msgs[] = {"missing", "shape", "NaN", "not part"};
+    for (int how = 0; how < 4; how++) {
+        mr_err e;
+        assert_int_equal(moe_model_save(m, dir, &e), 0);
+        damage(dir, victims[how], how);
+        moe_model *l = NULL;
+        int rc = moe_model_load(&l, dir, &e);
+        print_message("damage %d: %s\n", how, e.msg);
+        assert_int_equal(rc, MR_ECORRUPT);
+        assert_null(l);
+        assert_non_null(strstr(e.msg, how == 3 ? "l9.e0.fc0.w" : victims[how]));
+        assert_non_null(strstr(e.msg, msgs[how]));
+    }
+    /* truncated weights file */
+    mr_err e;
+    assert_int_equal(moe_model_save(m, dir, &e), 0);
+    snprintf(path, sizeof path, "%s/weights.safetensors", dir);
+    struct stat sb;
+    stat(path, &sb);
+    assert_int_equal(truncate(path, sb.st_size - 10), 0);
+    moe_model *l = NULL;
+    assert_int_equal(moe_model_load(&l, dir, &e), MR_ECORRUPT);
+    print_message("truncated: %s\n", e.msg);
+    assert_non_null(strstr(e.msg, "tensor '"));
+    /* missing directory */
+    assert_int_equal(moe_model_load(&l, "/nonexistent/model/1", &e), MR_ENOTFOUND);
+    moe_model_free(m);
+}
+
+static void test_value_rows(void **st) {
+    (void)st;
+    moe_model *m = make("{\"type\":\"mmoe\"}", 1);
+    uint64_t r1[2], r2[2];
+    assert_int_equal(moe_model_value_rows(m, 1, "abc", 3, r1), 2); /* double hashing: 2 rows */
+    assert_int_equal(moe_model_value_rows(m, 1, "abc", 3, r2), 2);
+    assert_memory_equal(r1, r2, sizeof r1);
+    assert_true(r1[0] != r1[1] && r1[0] < 40 && r1[1] < 40);
+    assert_int_equal(moe_model_value_rows(m, 0, "abc", 3, r1), 1);
+    int numeric;
+    assert_int_equal(moe_model_field(m, "price", &numeric), 1);
+    assert_int_equal(numeric, 1);
+    assert_int_equal(moe_model_field(m, "genre", &numeric), 2);
+    assert_int_equal(numeric, 0);
+    assert_int_equal(moe_model_field(m, "nope", &numeric), -1);
+    assert_int_equal(moe_model_task(m, "dwell"), 2);
+    moe_model_free(m);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_damaged),
+        cmocka_unit_test(test_value_rows),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,113 @@
+/* test_model_json.c — moe/model_json.c: defaults, the input layout implied
+ * by the schema, errors naming the field for unknown or invalid fields, and
+ * that writing model.json and parsing it back gives the same model. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "moe/model.h"
+#include "testmodel.h"
+
+static int parse(const char *arch, moe_model **m, mr_err *e) {
+    char js[4096];
+    snprintf(js, sizeof js, k_test_model_fmt, arch);
+    return moe_model_from_json(m, js, 1, e);
+}
+
+static void test_layout_and_defaults(void **st) {
+    (void)st;
+    moe_model *m;
+    mr_err e;
+    assert_int_equal(parse("{\"type\":\"mmoe\"}", &m, &e), 0);
+    /* user (4) + item (3) + genre (3) + 2 numeric + 2 extra */
+    assert_int_equal(m->in_dim, 4 + 3 + 3 + 2 + 2);
+    assert_int_equal(m->cat[2].offset, 7);
+    assert_int_equal(m->num[0].offset, 10);
+    assert_int_equal(m->num[1].offset, 11);
+    assert_string_equal(m->cat[0].column, "uid");
+    assert_string_equal(m->cat[1].column, "item"); /* column defaults to the name */
+    assert_int_equal(m->cat[2].sep, '|');
+    assert_int_equal(m->cat[2].mean, 1);
+    assert_true(m->num[1].std == 1.0f);
+    assert_int_equal(m->tasks[2].kind, MOE_TASK_REGRESSION);
+    assert_int_equal(m->tasks[1].has_threshold, 1);
+    /* MMoE paper defaults: 8 experts of 16 units, towers of 8 */
+    assert_int_equal(m->net->arch.n_shared, 8);
+    assert_int_equal(m->net->arch.expert_hidden[0], 16);
+    assert_int_equal(m->net->arch.tower_hidden[0], 8);
+    assert_int_equal(m->net->arch.task_kind[2], MOE_TASK_REGRESSION);
+    moe_model_free(m);
+}
+
+static void expect_error(const char *arch, const char *needle) {
+    moe_model *m = NULL;
+    mr_err e;
+    int rc = parse(arch, &m, &e);
+    print_message("%s -> %s\n", arch, e.msg);
+    assert_int_equal(rc, MR_EINVAL);
+    assert_null(m);
+    assert_non_null(strstr(e.msg, needle));
+}
+
+static void test_errors_name_the_field(void **st) {
+    (void)st;
+    expect_error("{\"type\":\"mmoe\",\"expertz\":3}", "arch.expertz: unknown field");
+    expect_error("{\"type\":\"mmoe\",\"gate\":{\"kind\":\"topk\"}}", "arch.gate.kind: unknown field");
+    expect_error("{\"type\":\"mmmoe\"}", "arch.type 'mmmoe'");
+    expect_error("{\"type\":\"mmoe\",\"gate\":{\"type\":\"topp\",\"p\":2}}", "gate.p");
+    expect_error("{\"type\":\"mmoe\",\"expert_hidden\":[0]}", "arch.expert_hidden[0]");
+    expect_error("{\"type\":\"home\",\"task_groups\":[0,1]}", "arch.task_groups");
+    expect_error("{\"type\":\"mmoe\",\"activation\":\"tanh\"}", "arch.activation");
+    expect_error("[1]", "arch is required");
+    moe_model *m = NULL;
+    mr_err e;
+    assert_int_equal(moe_model_from_json(&m, "{\"tasks\":[{\"name\":\"a\",\"kind\":\"ranking\"}],\"arch\":{}}", 1, &e),
+                     MR_EINVAL);
+    assert_non_null(strstr(e.msg, "tasks[0].kind"));
+    assert_int_equal(moe_model_from_json(&m, "{\"bogus\":1}", 1, &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, "bogus: unknown field"));
+    assert_int_equal(moe_model_from_json(&m, "{\"tables\":[{\"name\":\"t\",\"rows\":10,\"hash\":\"graph\"}]}", 1, &e),
+                     MR_EINVAL);
+    assert_non_null(strstr(e.msg, "tables[0].hash"));
+    assert_int_equal(moe_model_from_json(&m, "{\"features\":{\"categorical\":[{\"name\":\"f\",\"table\":\"zz\"}]}}", 1, &e),
+                     MR_EINVAL);
+    assert_non_null(strstr(e.msg, "table 'zz'"));
+    assert_int_equal(moe_model_from_json(&m, "{not json", 1, &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, "line 1"));
+}
+
+static void test_to_json_round_trip(void **st) {
+    (void)st;
+    moe_model *m, *m2;
+    mr_err e;
+    assert_int_equal(parse("{\"type\":\"home\",\"task_groups\":[0,0,1],\"feature_gate_rank\":3,"
+                           "\"gate\":{\"type\":\"topp\",\"p\":0.5,\"null_experts\":1},\"lbl_coef\":0.01}",
+                           &m, &e),
+                     0);
+    char *js = moe_model_to_json(m);
+    assert_non_null(js);
+    assert_int_equal(moe_model_from_json(&m2, js, 1, &e), 0);
+    assert_memory_equal(&m->net->arch, &m2->net->arch, sizeof m->net->arch);
+    assert_int_equal(m2->in_dim, m->in_dim);
+    assert_int_equal(m2->net->n_params, m->net->n_params);
+    assert_int_equal(m2->tables[1].kind, IDHASH_DOUBLE);
+    assert_true(m2->tables[1].seed2 == 9);
+    free(js);
+    moe_model_free(m);
+    moe_model_free(m2);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_layout_and_defaults),
+        cmocka_unit_test(test_errors_name_the_field),
+        cmocka_unit_test(test_to_json_round_trip),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,133 @@
+/* test_safetensors.c — moe/safetensors.c: write/read round trip, the byte
+ * layout (8-byte little-endian header length, JSON header), and corrupt
+ * files: truncated, bad header length, bad JSON, wrong dtype, size/shape
+ * mismatch, overlapping tensors — each an MR_ECORRUPT naming the tensor,
+ * never a crash. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "moe/safetensors.h"
+
+static char g_dir[64], g_path[128];
+
+static int setup(void **st) {
+    (void)st;
+    snprintf(g_dir, sizeof g_dir, "/tmp/moe_st_XXXXXX");
+    if (!mkdtemp(g_dir)) return -1;
+    snprintf(g_path, sizeof g_path, "%s/w.safetensors", g_dir);
+    return 0;
+}
+
+static int teardown(void **st) {
+    (void)st;
+    unlink(g_path);
+    rmdir(g_dir);
+    return 0;
+}
+
+static void write_raw(const char *header, const void *data, size_t dlen) {
+    FILE *f = fopen(g_path, "wb");
+    assert_non_null(f);
+    uint64_t n = strlen(header);
+    unsigned char b[8];
+    for (int i = 0; i < 8; i++) b[i] = (unsigned char)(n >> (8 * i));
+    fwrite(b, 1, 8, f);
+    fwrite(header, 1, n, f);
+    if (dlen) fwrite(data, 1, dlen, f);
+    fclose(f);
+}
+
+static void test_round_trip(void **st) {
+    (void)st;
+    float a[6] = {1, 2, 3, 4, 5, 6}, b[3] = {-1.5f, 0, 1e30f};
+    moe_st_tensor t[2] = {{.name = "layer.w", .ndim = 2, .shape = {2, 3}, .data = a},
+                          {.name = "layer.b", .ndim = 1, .shape = {3}, .data = b}};
+    const char *meta[] = {"format", "moerec.model"};
+    mr_err e;
+    assert_int_equal(moe_st_write(g_path, t, 2, meta, 1, &e), 0);
+    /* byte layout: header length, then a JSON object, data 8-byte aligned */
+    FILE *f = fopen(g_path, "rb");
+    unsigned char h[8];
+    assert_int_equal(fread(h, 1, 8, f), 8);
+    uint64_t n = 0;
+    for (int i = 7; i >= 0; i--) n = (n << 8) | h[i];
+    assert_int_equal(n % 8, 0);
+    char c;
+    assert_int_equal(fread(&c, 1, 1, f), 1);
+    assert_int_equal(c, '{');
+    fseek(f, 0, SEEK_END);
+    assert_int_equal((uint64_t)ftell(f), 8 + n + sizeof a + sizeof b);
+    fclose(f);
+    moe_st_file rf;
+    assert_int_equal(moe_st_read(&rf, g_path, &e), 0);
+    assert_int_equal(rf.n, 2);
+    const moe_st_entry *w = moe_st_find(&rf, "layer.w"), *bb = moe_st_find(&rf, "layer.b");
+    assert_non_null(w);
+    assert_non_null(bb);
+    assert_int_equal(w->ndim, 2);
+    assert_int_equal(w->shape[0], 2);
+    assert_int_equal(w->shape[1], 3);
+    assert_memory_equal(w->data, a, sizeof a);
+    assert_memory_equal(bb->data, b, sizeof b);
+    assert_non_null(strstr(rf.metadata_json, "moerec.model"));
+    assert_null(moe_st_find(&rf, "nope"));
+    moe_st_free(&rf);
+}
+
+static void expect_corrupt(const char *what, const char *needle) {
+    moe_st_file rf;
+    mr_err e;
+    int rc = moe_st_read(&rf, g_path, &e);
+    print_message("%s -> %s\n", what, e.msg);
+    assert_int_equal(rc, MR_ECORRUPT);
+    if (needle) assert_non_null(strstr(e.msg, needle));
+    assert_int_equal(rf.n, 0);
+}
+
+static void test_corrupt(void **st) {
+    (void)st;
+    float d[4] = {1, 2, 3, 4};
+    write_raw("{\"t\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", d, 8);
+    expect_corrupt("truncated data", "'t'");
+    write_raw("{\"t\":{\"dtype\":\"F16\",\"shape\":[4],\"data_offsets\":[0,8]}}", d, 8);
+    expect_corrupt("wrong dtype", "'t'");
+    write_raw("{\"t\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,16]}}", d, 16);
+    expect_corrupt("shape vs size", "'t'");
+    write_raw("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+              "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}",
+              d, 16);
+    expect_corrupt("overlap", "overlaps");
+    write_raw("{\"t\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]", d, 16);
+    expect_corrupt("bad json", "JSON");
+    write_raw("{\"t\":{\"dtype\":\"F32\",\"shape\":[-4],\"data_offsets\":[0,16]}}", d, 16);
+    expect_corrupt("negative dim", "'t'");
+    /* header length larger than the file */
+    FILE *f = fopen(g_path, "wb");
+    unsigned char b[12] = {0xff, 0xff, 0xff, 0x7f, 0, 0, 0, 0, '{', '}', ' ', ' '};
+    fwrite(b, 1, sizeof b, f);
+    fclose(f);
+    expect_corrupt("header length", "header length");
+    f = fopen(g_path, "wb");
+    fwrite(b, 1, 5, f);
+    fclose(f);
+    expect_corrupt("5-byte file", "too short");
+    moe_st_file rf;
+    mr_err e;
+    assert_int_equal(moe_st_read(&rf, "/nonexistent/x.safetensors", &e), MR_ENOTFOUND);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_corrupt),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

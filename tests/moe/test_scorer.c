@@ -1,0 +1,183 @@
+/* test_scorer.c — moe/scorer.c, the inference API: broadcast features equal
+ * per-row features, the input layout (bags, normalised numerics, extra),
+ * outputs (sigmoid for binary tasks, weighted final score), concurrent
+ * scorers on one model give identical results, gate reports, and argument
+ * errors. */
+#include <math.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "moe/layers.h"
+#include "moe/scorer.h"
+#include "testmodel.h"
+
+static moe_model *make(const char *arch) {
+    char js[4096];
+    snprintf(js, sizeof js, k_test_model_fmt, arch);
+    moe_model *m = NULL;
+    mr_err e;
+    assert_int_equal(moe_model_from_json(&m, js, 5, &e), 0);
+    return m;
+}
+
+enum { N = 50 };
+
+static void fill(moe_scorer *s, int broadcast) {
+    mr_err e;
+    const char *u = "user-1";
+    const float ex[2] = {0.5f, -1.0f};
+    assert_int_equal(moe_scorer_begin(s, N, &e), 0);
+    for (int r = 0; r < N; r++) {
+        char item[16], g1[16];
+        snprintf(item, sizeof item, "item%d", r);
+        snprintf(g1, sizeof g1, "g%d", r % 4);
+        const char *iv = item, *gv[2] = {g1, "all"};
+        assert_int_equal(moe_scorer_set_cat(s, r, 1, &iv, NULL, 1, &e), 0);
+        assert_int_equal(moe_scorer_set_cat(s, r, 2, gv, NULL, 2, &e), 0);
+        assert_int_equal(moe_scorer_set_num(s, r, 1, (float)r / 10, &e), 0);
+        if (!broadcast) {
+            assert_int_equal(moe_scorer_set_cat(s, r, 0, &u, NULL, 1, &e), 0);
+            assert_int_equal(moe_scorer_set_num(s, r, 0, 40.0f, &e), 0);
+            assert_int_equal(moe_scorer_set_extra(s, r, ex, 2, &e), 0);
+        }
+    }
+    if (broadcast) {
+        assert_int_equal(moe_scorer_set_cat(s, MOE_ALL_ROWS, 0, &u, NULL, 1, &e), 0);
+        assert_int_equal(moe_scorer_set_num(s, MOE_ALL_ROWS, 0, 40.0f, &e), 0);
+        assert_int_equal(moe_scorer_set_extra(s, MOE_ALL_ROWS, ex, 2, &e), 0);
+    }
+}
+
+static void test_broadcast_equals_per_row(void **st) {
+    (void)st;
+    moe_model *m = make("{\"type\":\"ple\",\"gate\":{\"type\":\"topp\"}}");
+    moe_scorer *a, *b;
+    mr_err e;
+    assert_int_equal(moe_scorer_create(&a, m, &e), 0);
+    assert_int_equal(moe_scorer_create(&b, m, &e), 0);
+    fill(a, 1);
+    fill(b, 0);
+    assert_memory_equal(moe_scorer_input(a), moe_scorer_input(b), sizeof(float) * N * (size_t)m->in_dim);
+    const float *x = moe_scorer_input(a);
+    assert_true(fabsf(x[m->num[0].offset] - 1.0f) < 1e-6f); /* (40 - 30) / 10 */
+    assert_true(x[m->in_dim - 2] == 0.5f && x[m->in_dim - 1] == -1.0f);
+    /* genre bag is the mean of its two values' (double-hashed) rows */
+    uint64_t r1[2], r2[2];
+    moe_model_value_rows(m, 2, "g0", 2, r1);
+    moe_model_value_rows(m, 2, "all", 3, r2);
+    const moe_table *t = &m->tables[1];
+    for (int d = 0; d < 3; d++) {
+        float want = (t->data[r1[0] * 3 + d] + t->data[r1[1] * 3 + d] + t->data[r2[0] * 3 + d] +
+                      t->data[r2[1] * 3 + d]) / 2;
+        assert_true(fabsf(x[m->cat[2].offset + d] - want) < 1e-6f);
+    }
+    float tasks[N * 3], score[N];
+    assert_int_equal(moe_scorer_run(a, tasks, score, &e), 0);
+    assert_int_equal(moe_scorer_run(a, tasks, score, &e), 0); /* rerun is idempotent */
+    for (int r = 0; r < N; r++) {
+        assert_true(tasks[r * 3] > 0 && tasks[r * 3] < 1);
+        assert_true(fabsf(score[r] - (0.7f * tasks[r * 3] + 0.3f * tasks[r * 3 + 1])) < 1e-6f);
+    }
+    moe_scorer_free(a);
+    moe_scorer_free(b);
+    moe_model_free(m);
+}
+
+typedef struct worker {
+    const moe_model *m;
+    float score[N];
+    int ok;
+} worker;
+
+static void *work(void *arg) {
+    worker *w = arg;
+    moe_scorer *s;
+    mr_err e;
+    if (moe_scorer_create(&s, w->m, &e)) return NULL;
+    w->ok = 1;
+    for (int it = 0; it < 20; it++) {
+        fill(s, it % 2);
+        if (moe_scorer_run(s, NULL, w->score, &e)) w->ok = 0;
+    }
+    moe_scorer_free(s);
+    return NULL;
+}
+
+static void test_concurrent_scorers(void **st) {
+    (void)st;
+    moe_model *m = make("{\"type\":\"mmoe\",\"gate\":{\"type\":\"topk\",\"k\":2}}");
+    worker w[4];
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) {
+        w[i] = (worker){.m = m};
+        pthread_create(&th[i], NULL, work, &w[i]);
+    }
+    for (int i = 0; i < 4; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(w[i].ok, 1);
+        assert_memory_equal(w[i].score, w[0].score, sizeof w[0].score);
+    }
+    moe_model_free(m);
+}
+
+static void test_gate_report(void **st) {
+    (void)st;
+    moe_model *m = make("{\"type\":\"mmoe\",\"experts\":4,\"gate\":{\"type\":\"topk\",\"k\":1}}");
+    moe_scorer *s;
+    mr_err e;
+    assert_int_equal(moe_scorer_create(&s, m, &e), 0);
+    fill(s, 1);
+    assert_int_equal(moe_scorer_run(s, NULL, NULL, &e), 0);
+    moe_gate_report rep[8];
+    int n = moe_scorer_gate_report(s, rep, 8);
+    assert_int_equal(n, 3); /* one gate per task */
+    assert_string_equal(rep[0].gate, "level0/task:click");
+    assert_int_equal(rep[0].n, 4);
+    assert_true(fabsf(rep[0].active_fraction - 0.25f) < 1e-6f); /* top-1 of 4 */
+    double sum = 0;
+    for (int i = 0; i < 4; i++) sum += rep[0].weight[i];
+    assert_true(sum > 0.25 && sum <= 1.0 + 1e-6); /* kept prob, not renormalised */
+    assert_true(moe_scorer_active_fraction(s) <= 0.75 + 1e-9);
+    moe_scorer_free(s);
+    moe_model_free(m);
+}
+
+static void test_errors(void **st) {
+    (void)st;
+    moe_model *m = make("{\"type\":\"cgc\"}");
+    moe_scorer *s;
+    mr_err e;
+    assert_int_equal(moe_scorer_create(&s, m, &e), 0);
+    assert_int_equal(moe_scorer_run(s, NULL, NULL, &e), MR_ESTATE);
+    assert_int_equal(moe_scorer_begin(s, 0, &e), MR_EINVAL);
+    assert_int_equal(moe_scorer_begin(s, MOE_MAX_BATCH + 1, &e), MR_EINVAL);
+    assert_int_equal(moe_scorer_begin(s, 2, &e), 0);
+    const char *v = "x";
+    assert_int_equal(moe_scorer_set_cat(s, 2, 0, &v, NULL, 1, &e), MR_EINVAL);
+    assert_int_equal(moe_scorer_set_cat(s, 0, 9, &v, NULL, 1, &e), MR_EINVAL);
+    float ex[3] = {0};
+    assert_int_equal(moe_scorer_set_extra(s, 0, ex, 3, &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, "takes 2"));
+    assert_int_equal(moe_scorer_set_num(s, 0, 0, 0.0f / 0.0f, &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, "age"));
+    moe_scorer_free(s);
+    moe_model_free(m);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_broadcast_equals_per_row),
+        cmocka_unit_test(test_concurrent_scorers),
+        cmocka_unit_test(test_gate_report),
+        cmocka_unit_test(test_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
