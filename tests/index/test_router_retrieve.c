@@ -1,0 +1,266 @@
+/* test_router_retrieve.c — the full retrieve over a three-domain catalogue
+ * with a popularity fallback: budgets sum to k, the fallback is always
+ * searched, candidates are unique and never excluded, attribution and
+ * weights are kept, results are deterministic and the same with or without
+ * a thread pool, RRF and all-experts modes, named experts, counters, and
+ * clear errors for bad requests. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "test_router_util.h"
+
+static router_config cfg_default(void) {
+    router_config c = {.dim = RD, .temperature = 0.05f, .top_p = 0.6f, .max_experts = 2,
+                       .fallback = "popular", .fallback_weight = 0.1f};
+    return c;
+}
+
+/* Field by field: struct padding is not part of the answer. */
+static void same_cands(const router_result *a, const router_result *b) {
+    assert_int_equal(a->n, b->n);
+    for (int i = 0; i < a->n; i++) {
+        const router_cand *x = &a->cands[i], *y = &b->cands[i];
+        assert_int_equal(x->id, y->id);
+        assert_true(x->score == y->score && x->raw == y->raw && x->weight == y->weight);
+        assert_int_equal(x->expert, y->expert);
+        assert_int_equal(x->rank, y->rank);
+        assert_int_equal(x->experts, y->experts);
+    }
+}
+
+static void check_result(const router_result *r, int k, const int64_t *ex, int n_ex) {
+    int sum = 0;
+    for (int i = 0; i <= RDOM; i++) sum += r->budgets[i];
+    assert_int_equal(sum, k);
+    assert_true(r->n <= k);
+    for (int a = 0; a < r->n; a++) {
+        const router_cand *c = &r->cands[a];
+        assert_true(c->id >= 0);
+        assert_true(c->experts & (1ull << c->expert));
+        assert_true(r->budgets[c->expert] > 0);
+        if (a) assert_true(r->cands[a - 1].score >= c->score);
+        for (int b = 0; b < a; b++) assert_true(r->cands[b].id != c->id);
+        for (int x = 0; x < n_ex; x++) assert_true(c->id != ex[x]);
+        assert_true(c->weight == r->weights[c->expert]);
+    }
+}
+
+static void test_routed_budgets_and_fallback(void **s) {
+    (void)s;
+    router_config c = cfg_default();
+    tr_world w;
+    tr_world_make(&w, &c, NULL);
+    mr_arena a;
+    mr_arena_init(&a, 1 << 16, 0);
+    mr_err e = {0};
+    router_result r;
+    for (int d = 0; d < RDOM; d++) {
+        router_query q = tr_query(w.center[d]);
+        assert_int_equal(router_retrieve(w.rt, &q, NULL, 50, NULL, 0, NULL, &a, &r, &e), 0);
+        check_result(&r, 50, NULL, 0);
+        assert_int_equal(r.n, 50);
+        assert_int_equal(r.n_searched, 2);   /* its domain + the fallback */
+        assert_true(r.budgets[d] >= 40);
+        assert_true(r.budgets[RDOM] >= 1);
+        int from_dom = 0, from_pop = 0;
+        for (int i = 0; i < r.n; i++) {
+            from_dom += r.cands[i].id / 1000 == d && r.cands[i].id < 9000;
+            from_pop += r.cands[i].id >= 9000;
+            if (r.cands[i].id >= 9000) assert_int_equal(r.cands[i].expert, RDOM);
+        }
+        assert_int_equal(from_dom, r.budgets[d]);
+        assert_int_equal(from_pop, r.budgets[RDOM]);
+        assert_int_equal(r.cost, RPER + 20);
+    }
+    router_expert_stats st;
+    assert_int_equal(router_stats_get(w.rt, 1, &st), 0);
+    assert_int_equal(st.routed, 1);
+    assert_true(st.candidates >= 40);
+    assert_int_equal(router_stats_get(w.rt, RDOM, &st), 0);
+    assert_int_equal(st.fallback, 3);
+    assert_int_equal(st.routed, 0);
+    assert_int_equal(router_queries(w.rt), 3);
+    mr_arena_free(&a);
+    tr_world_free(&w);
+}
+
+static void test_exclusions_and_determinism(void **s) {
+    (void)s;
+    router_config c = cfg_default();
+    mr_pool *pool = mr_pool_create(3);
+    tr_world w, wp;
+    tr_world_make(&w, &c, NULL);
+    tr_world_make(&wp, &c, pool);
+    mr_arena a;
+    mr_arena_init(&a, 1 << 16, 0);
+    mr_err e = {0};
+    float mid[RD] = {2, 2.02f, 0.3f, 0, 0, 0, 0, 0};
+    router_query q = tr_query(mid);
+    router_result r1, r2, r3;
+    assert_int_equal(router_retrieve(w.rt, &q, NULL, 40, NULL, 0, NULL, &a, &r1, &e), 0);
+    assert_int_equal(router_retrieve(w.rt, &q, NULL, 40, NULL, 0, NULL, &a, &r2, &e), 0);
+    assert_int_equal(router_retrieve(wp.rt, &q, NULL, 40, NULL, 0, NULL, &a, &r3, &e), 0);
+    assert_int_equal(r1.n, 40);
+    assert_int_equal(r1.n_searched, 3);   /* two domains + fallback */
+    same_cands(&r1, &r2);
+    same_cands(&r1, &r3);   /* pool == inline */
+    assert_memory_equal(r1.budgets, r3.budgets, sizeof(int) * (RDOM + 1));
+    check_result(&r1, 40, NULL, 0);
+    /* exclude the first 15 answers and a popular item: still 40, none of them */
+    int64_t ex[16];
+    for (int i = 0; i < 15; i++) ex[i] = r1.cands[i].id;
+    ex[15] = 9000;
+    router_result rx;
+    assert_int_equal(router_retrieve(w.rt, &q, NULL, 40, ex, 16, NULL, &a, &rx, &e), 0);
+    assert_int_equal(rx.n, 40);
+    check_result(&rx, 40, ex, 16);
+    mr_arena_free(&a);
+    tr_world_free(&w);
+    tr_world_free(&wp);
+    mr_pool_free(pool);
+}
+
+static void test_modes_and_named_experts(void **s) {
+    (void)s;
+    router_config c = cfg_default();
+    tr_world w;
+    tr_world_make(&w, &c, NULL);
+    mr_arena a;
+    mr_arena_init(&a, 1 << 16, 0);
+    mr_err e = {0};
+    router_query q = tr_query(w.center[2]);
+    router_result r;
+    router_options all = {.mode = ROUTER_MODE_ALL};
+    assert_int_equal(router_retrieve(w.rt, &q, NULL, 30, NULL, 0, &all, &a, &r, &e), 0);
+    assert_int_equal(r.n_searched, RDOM + 1);
+    assert_int_equal(r.cost, RDOM * RPER + 20);
+    assert_int_equal(r.n, 30);
+    for (int i = 0; i < 10; i++) assert_int_equal(r.cands[i].id / 1000, 2);   /* weight wins */
+    router_options rrf = {.merge = ROUTER_MERGE_RRF, .merge_set = 1};
+    assert_int_equal(router_retrieve(w.rt, &q, NULL, 30, NULL, 0, &rrf, &a, &r, &e), 0);
+    check_result(&r, 30, NULL, 0);
+    for (int i = 0; i < r.n; i++) {
+        float want = 1.0f / (60 + r.cands[i].rank + 1);
+        assert_true(r.cands[i].score >= want * 0.999f);   /* found once or more */
+    }
+    /* named: only these experts, even against the routing */
+    const char *names[2] = {"dom0", "popular"};
+    router_options named = {.experts = names, .n_experts = 2};
+    assert_int_equal(router_retrieve(w.rt, &q, NULL, 20, NULL, 0, &named, &a, &r, &e), 0);
+    assert_int_equal(r.n_searched, 2);
+    for (int i = 0; i < r.n; i++) assert_true(r.cands[i].id < 1000 || r.cands[i].id >= 9000);
+    /* a vector-free request can still be served by the popularity expert */
+    const char *pop[1] = {"popular"};
+    router_options only_pop = {.experts = pop, .n_experts = 1};
+    router_query none = {.n_spaces = 0};
+    assert_int_equal(router_retrieve(w.rt, &none, NULL, 5, NULL, 0, &only_pop, &a, &r, &e), 0);
+    assert_int_equal(r.n, 5);
+    assert_int_equal(r.cands[0].id, 9000);
+    /* unknown name */
+    const char *bad[1] = {"nope"};
+    router_options unk = {.experts = bad, .n_experts = 1};
+    assert_int_equal(router_retrieve(w.rt, &q, NULL, 5, NULL, 0, &unk, &a, &r, &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, "unknown retriever 'nope'"));
+    /* no fallback on request */
+    router_options nofb = {.no_fallback = 1};
+    assert_int_equal(router_retrieve(w.rt, &q, NULL, 20, NULL, 0, &nofb, &a, &r, &e), 0);
+    assert_int_equal(r.budgets[RDOM], 0);
+    assert_int_equal(r.budgets[2], 20);
+    mr_arena_free(&a);
+    tr_world_free(&w);
+}
+
+static void test_dedupe_across_experts(void **s) {
+    (void)s;
+    router_config c = {.dim = RD};
+    tr_world w;
+    tr_world_make(&w, &c, NULL);
+    /* a second expert over the same items as dom1 */
+    retr_faiss_config fc = {.name = "dom1copy", .dim = RD, .factory = "IDMap,Flat"};
+    retr *copy = NULL;
+    mr_err e = {0};
+    assert_int_equal(retr_faiss_create(&copy, &fc, &e), 0);
+    float *x = tr_randn(101, RPER, RD);
+    int64_t ids[RPER];
+    for (int i = 0; i < RPER; i++) {
+        x[i * RD + 1] += 4.0f;
+        ids[i] = 1000 + i;
+    }
+    assert_int_equal(retr_faiss_add(copy, x, ids, RPER, &e), 0);
+    assert_int_equal(router_add_expert(w.rt, copy, 0, &e), RDOM + 1);
+    for (int d = 0; d < RDOM; d++) assert_int_equal(router_set_pilots(w.rt, d, NULL, 0, &e), 0);
+    mr_arena a;
+    mr_arena_init(&a, 1 << 16, 0);
+    const char *names[2] = {"dom1", "dom1copy"};
+    router_options o = {.experts = names, .n_experts = 2};
+    router_query q = tr_query(w.center[1]);
+    router_result r;
+    assert_int_equal(router_retrieve(w.rt, &q, NULL, 20, NULL, 0, &o, &a, &r, &e), 0);
+    assert_int_equal(r.n, 20);
+    for (int i = 0; i < r.n; i++)
+        for (int j = 0; j < i; j++) assert_true(r.cands[i].id != r.cands[j].id);
+    int both = 0;
+    for (int i = 0; i < r.n; i++) both += r.cands[i].experts == ((1ull << 1) | (1ull << (RDOM + 1)));
+    assert_true(both >= 15);   /* identical experts: nearly every item found twice */
+    assert_int_equal(r.budgets[1], 10);   /* no pilots: named experts share k evenly */
+    assert_int_equal(r.budgets[RDOM + 1], 10);
+    mr_arena_free(&a);
+    router_free(w.rt);
+    w.rt = NULL;
+    retr_free(copy);
+    mr_floats_free(x);
+    tr_world_free(&w);
+}
+
+static void test_bad_requests(void **s) {
+    (void)s;
+    router_config c = cfg_default();
+    c.k_max = 100;
+    tr_world w;
+    tr_world_make(&w, &c, NULL);
+    mr_arena a;
+    mr_arena_init(&a, 1 << 16, 0);
+    mr_err e = {0};
+    router_result r;
+    router_query q = tr_query(w.center[0]);
+    assert_int_equal(router_retrieve(w.rt, &q, NULL, 0, NULL, 0, NULL, &a, &r, &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, "k = 0"));
+    assert_int_equal(router_retrieve(w.rt, &q, NULL, 101, NULL, 0, NULL, &a, &r, &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, "[1, 100]"));
+    q.dims[0] = RD + 1;
+    assert_int_equal(router_retrieve(w.rt, &q, NULL, 10, NULL, 0, NULL, &a, &r, &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, "dimension"));
+    float nan[RD] = {1, NAN};
+    q = tr_query(nan);
+    assert_int_equal(router_retrieve(w.rt, &q, NULL, 10, NULL, 0, NULL, &a, &r, &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, "NaN"));
+    q = tr_query(w.center[0]);
+    assert_int_equal(router_retrieve(w.rt, &q, NULL, 10, NULL, -1, NULL, &a, &r, &e), MR_EINVAL);
+    router_options m = {.merge = 9, .merge_set = 1};
+    assert_int_equal(router_retrieve(w.rt, &q, NULL, 10, NULL, 0, &m, &a, &r, &e), MR_EINVAL);
+    router_query none = {.n_spaces = 0};
+    assert_int_equal(router_retrieve(w.rt, &none, NULL, 10, NULL, 0, NULL, &a, &r, &e), MR_EINVAL);
+    /* an arena that is too small fails cleanly */
+    mr_arena tiny;
+    mr_arena_init(&tiny, 64, 256);
+    assert_int_equal(router_retrieve(w.rt, &q, NULL, 100, NULL, 0, NULL, &tiny, &r, &e), MR_ENOMEM);
+    mr_arena_free(&tiny);
+    assert_int_equal(router_queries(w.rt), 0);   /* failures are not counted as served */
+    mr_arena_free(&a);
+    tr_world_free(&w);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_routed_budgets_and_fallback),
+        cmocka_unit_test(test_exclusions_and_determinism),
+        cmocka_unit_test(test_modes_and_named_experts),
+        cmocka_unit_test(test_dedupe_across_experts),
+        cmocka_unit_test(test_bad_requests),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
