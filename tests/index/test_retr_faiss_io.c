@@ -128,12 +128,7 @@ static void test_damaged_files(void **s) {
     assert_int_equal(retr_faiss_load(&l, path, 0, NULL, &e), MR_ENOTFOUND);
     assert_int_equal(retr_faiss_save(r, path, &e), 0);
     /* flip one byte of the meta file: checksum refuses it */
-    FILE *f = fopen(meta, "r+b");
-    fseek(f, 30, SEEK_SET);
-    int ch = fgetc(f);
-    fseek(f, 30, SEEK_SET);
-    fputc(ch ^ 0x40, f);
-    fclose(f);
+    tr_flip_byte(meta, 30, 0x40);
     assert_int_equal(retr_faiss_load(&l, path, 0, NULL, &e), MR_ECORRUPT);
     assert_non_null(strstr(e.msg, "meta"));
     /* a meta file that belongs to a different index: counts do not match */

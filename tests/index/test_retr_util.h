@@ -67,6 +67,17 @@ static inline double tr_overlap(const int64_t *a, const int64_t *b, int k) {
     return (double)hit / k;
 }
 
+/* XOR one byte of a file in place (to damage it). */
+static inline void tr_flip_byte(const char *path, long at, int mask) {
+    FILE *f = fopen(path, "r+b");
+    if (!f) return;
+    fseek(f, at, SEEK_SET);
+    int ch = fgetc(f);
+    fseek(f, at, SEEK_SET);
+    fputc(ch ^ mask, f);
+    fclose(f);
+}
+
 static inline char *tr_tmpdir(void) {
     char *t = strdup("/tmp/moerec-retr-XXXXXX");
     return mkdtemp(t) ? t : NULL;

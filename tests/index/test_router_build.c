@@ -108,12 +108,7 @@ static void test_save_load(void **s) {
     assert_non_null(strstr(e.msg, "dim"));
     router_free(other);
     /* damage: flip a byte */
-    FILE *f = fopen(path, "r+b");
-    fseek(f, 40, SEEK_SET);
-    int ch = fgetc(f);
-    fseek(f, 40, SEEK_SET);
-    fputc(ch ^ 1, f);
-    fclose(f);
+    tr_flip_byte(path, 40, 0x1);
     assert_int_equal(router_load_pilots(w2.rt, path, &e), MR_ECORRUPT);
     char missing[4300];
     snprintf(missing, sizeof missing, "%s/none.bin", dir);
