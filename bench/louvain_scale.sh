@@ -12,7 +12,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 : "${MOEREC_ROOT:=$(dirname "$here")}"
 : "${MOEREC_BUILD:=$MOEREC_ROOT/build-bench}"
 bin=$MOEREC_BUILD/bench/bench_louvain_scale
-. "$here/movielens_data.sh"
+. "$here/lib/movielens_data.sh"
 movielens_csv
 /usr/bin/python3 -c 'import networkx' 2>/dev/null || apt-get install -y python3-networkx >&2
 tmp=$(mktemp -d)
