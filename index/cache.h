@@ -41,6 +41,15 @@ size_t cache_entry_charge(size_t len);
  * returns 1 (hit) or 0 (miss). *ts (may be NULL) gets the row's write time. */
 int cache_get(cache *c, uint32_t ns, uint64_t id, void *out, size_t len, int64_t *ts);
 
+/* Batched fixed-size lookup of ids[0..n) in namespace ns: hit[i] = 1 and
+ * out row i (len bytes) filled on a hit; ts (n, may be NULL) gets write
+ * times. Keys are grouped by shard so each shard's read lock is taken once
+ * per batch, and bucket and entry loads are prefetched a group at a time
+ * (a batch of random keys is bound by memory latency, not by hashing).
+ * Returns the number of hits. */
+size_t cache_get_batch(cache *c, uint32_t ns, const uint64_t *ids, size_t n, void *out,
+                       size_t len, uint8_t *hit, int64_t *ts);
+
 /* Variable-length lookup: on a hit call fn(value, len, ts, arg) under the
  * shard's read lock (fn must copy, not keep the pointer) and return 1. */
 typedef void (*cache_visit_fn)(const void *val, size_t len, int64_t ts, void *arg);

@@ -141,39 +141,37 @@ int emb_store_get(store *st, emb_table *t, const uint64_t *ids, size_t n, float 
     if (!st->cache && !st->cfg.tier) return emb_store_get_uncached(st, t, ids, n, out, found, e);
     const uint32_t dim = t->info.dim;
     const int64_t now = t->info.ttl_s ? mr_unix_ms() : 0;
-    /* Miss scratch: index, id, epoch, found flag, and a row of dim floats each. */
-    size_t per = sizeof(size_t) + 2 * sizeof(uint64_t) + 1 + t->vec_bytes;
-    char *mem = NULL;
-    size_t *midx = NULL, nmiss = 0;
-    uint64_t *mids = NULL, *mep = NULL;
-    uint8_t *mfound = NULL;
-    float *mrows = NULL;
+    /* Scratch for n keys: miss ids, epochs, write times (8-byte fields
+     * first), miss indices, miss rows (dim floats), hit and found flags. */
+    size_t per = 3 * sizeof(uint64_t) + sizeof(size_t) + t->vec_bytes + 2;
+    char *mem = malloc(per * n + 64);
+    if (!mem) return mr_err_set(e, MR_ENOMEM, "get of %zu rows: out of memory", n);
+    uint64_t *mids = (uint64_t *)mem, *mep = mids + n;
+    int64_t *tsv = (int64_t *)(mep + n);
+    size_t *midx = (size_t *)(tsv + n), nmiss = 0;
+    float *mrows = (float *)(midx + n);
+    uint8_t *hit = (uint8_t *)(mrows + n * dim), *mfound = hit + n;
+    if (st->cache)
+        cache_get_batch(st->cache, t->info.id, ids, n, out, t->vec_bytes, hit, tsv);
+    else
+        memset(hit, 0, n);
     for (size_t i = 0; i < n; i++) {
-        int64_t ts;
-        float *row = out + i * dim;
-        if (st->cache && cache_get(st->cache, t->info.id, ids[i], row, t->vec_bytes, &ts)) {
-            if (!store_expired(ts, t->info.ttl_s, now)) {
-                if (found) found[i] = 1;
-                continue;
-            }
+        if (hit[i] && store_expired(tsv[i], t->info.ttl_s, now)) {
             cache_erase(st->cache, t->info.id, ids[i]);
+            hit[i] = 0;
         }
-        if (!mem) { /* first miss: room for every remaining id */
-            mem = malloc(per * (n - i) + 64);
-            if (!mem) return mr_err_set(e, MR_ENOMEM, "get: out of memory");
-            mids = (uint64_t *)mem; /* 8-byte fields first, then floats, then flags */
-            mep = mids + (n - i);
-            midx = (size_t *)(mep + (n - i));
-            mrows = (float *)(midx + (n - i));
-            mfound = (uint8_t *)(mrows + (n - i) * dim);
-        }
+        if (found) found[i] = hit[i];
+        if (hit[i]) continue;
         midx[nmiss] = i;
         mids[nmiss] = ids[i];
         mep[nmiss] = st->cache ? cache_epoch(st->cache, t->info.id, ids[i]) : 0;
         mfound[nmiss] = 0;
         nmiss++;
     }
-    if (!nmiss) return 0;
+    if (!nmiss) {
+        free(mem);
+        return 0;
+    }
     /* Tier: answered rows drop out of the miss list. */
     if (st->cfg.tier && st->cfg.tier->get &&
         st->cfg.tier->get(st->cfg.tier->ctx, t->info.id, dim, mids, nmiss, mrows, mfound, NULL) == 0) {

@@ -412,6 +412,16 @@ int store_catch_up(store *st, mr_err *e) {
     return 0;
 }
 
+int store_compact(store *st, mr_err *e) {
+    int rc;
+    if ((rc = store_check_writable(st, e))) return rc;
+    for (int f = 0; f < STORE_CF_FIXED; f++)
+        rocksdb_compact_range_cf(st->db, st->cf[f], NULL, 0, NULL, 0);
+    for (int t = 0; t < atomic_load(&st->ntables); t++)
+        rocksdb_compact_range_cf(st->db, st->tables[t].cf, NULL, 0, NULL, 0);
+    return 0;
+}
+
 /* Scan one family, deleting rows written more than ttl_s before now_ms.
  * Deletes go out in batches of 4096 so a sweep never builds a huge batch. */
 static int store_expire_cf(store *st, rocksdb_column_family_handle_t *cf, int64_t ttl_s,

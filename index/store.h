@@ -64,6 +64,9 @@ int store_checkpoint(store *st, const char *dir, mr_err *e);
 /* Secondary only: replay the primary's new WAL/manifest entries. Cached rows
  * are dropped so readers see the caught-up state. */
 int store_catch_up(store *st, mr_err *e);
+/* Compact every column family (after a bulk load: fewer files to probe on
+ * point reads). Primary only; blocks until done. */
+int store_compact(store *st, mr_err *e);
 /* Delete rows whose last write is older than their TTL at now_ms (unix ms):
  * embedding tables with a TTL, and users when user_ttl_s > 0. Reads already
  * treat such rows as absent; this reclaims the space. *n_deleted may be NULL. */

@@ -155,6 +155,42 @@ static void test_epoch_update_erase(void **state) {
     cache_free(c);
 }
 
+/* The batched lookup agrees with one-at-a-time lookups and counts exactly. */
+static void test_batch_lookup(void **state) {
+    (void)state;
+    cache *c = cache_create(1 << 20, 8);
+    enum { N = 300 };
+    uint64_t ids[N], v[2];
+    for (uint64_t k = 0; k < 100; k++) {
+        val(k, 7, v);
+        assert_int_equal(cache_insert(c, 1, k, v, V, (int64_t)k + 1000, CACHE_ANY_EPOCH), 1);
+    }
+    for (int i = 0; i < N; i++) ids[i] = (uint64_t)((i * 37) % 200); /* repeats, half absent */
+    uint64_t out[N][2];
+    uint8_t hit[N];
+    int64_t ts[N];
+    cache_stats s0, s1;
+    cache_get_stats(c, &s0);
+    size_t nh = cache_get_batch(c, 1, ids, N, out, V, hit, ts);
+    cache_get_stats(c, &s1);
+    size_t want = 0;
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(hit[i], ids[i] < 100);
+        if (!hit[i]) continue;
+        want++;
+        val(ids[i], 7, v);
+        assert_memory_equal(out[i], v, V);
+        assert_int_equal(ts[i], (int64_t)ids[i] + 1000);
+    }
+    assert_int_equal(nh, want);
+    assert_int_equal(s1.hits - s0.hits, want);
+    assert_int_equal(s1.misses - s0.misses, N - want);
+    /* namespace and size must match too */
+    assert_int_equal(cache_get_batch(c, 2, ids, N, out, V, hit, NULL), 0);
+    assert_int_equal(cache_get_batch(c, 1, ids, N, out, 8, hit, NULL), 0);
+    cache_free(c);
+}
+
 /* ---- readers racing one writer ----------------------------------------- */
 
 typedef struct race {
@@ -212,6 +248,7 @@ int main(void) {
         cmocka_unit_test(test_scripted_counters_exact),
         cmocka_unit_test(test_byte_bound_with_mixed_sizes),
         cmocka_unit_test(test_epoch_update_erase),
+        cmocka_unit_test(test_batch_lookup),
         cmocka_unit_test(test_readers_and_writer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -102,6 +102,8 @@ static void test_schema_persists(void **state) {
     assert_int_equal(b.ttl_s, 3600);
     assert_true(a.id != b.id);
     assert_int_equal(count_rows(f->st, "user_emb", 0, 10, 1.0f), 10);
+    assert_int_equal(store_compact(f->st, NULL), 0);
+    assert_int_equal(count_rows(f->st, "user_emb", 0, 10, 1.0f), 10);
     /* ids stay unique after reopen */
     assert_int_equal(emb_table_create(f->st, "third", D, EMB_FP32, 0, NULL), 0);
     emb_table_info c;
@@ -127,6 +129,7 @@ static void test_read_only(void **state) {
     store_blob bl = {"x", 1};
     assert_int_equal(item_store_put(f->st, &id, 1, &bl, &e), MR_EPERM);
     assert_int_equal(store_expire(f->st, 0, NULL, &e), MR_EPERM);
+    assert_int_equal(store_compact(f->st, &e), MR_EPERM);
     /* a folder that holds no database */
     char empty[256];
     assert_non_null(store_test_tmpdir(empty, sizeof empty, "empty"));
