@@ -91,7 +91,7 @@ int moe_scorer_set_cat(moe_scorer *s, int row, int f, const char *const *values,
         uint64_t rows[IDHASH_MAX_ROWS];
         int nr = moe_model_value_rows(m, f, values[i], lens ? lens[i] : strlen(values[i]), rows);
         for (int j = 0; j < nr; j++) mr_axpy(t->dim, 1.0f, t->data + (long)rows[j] * t->dim, s->bag);
-        cnt++;
+        cnt += nr; /* mean over rows, as moe_embbag_forward in training */
     }
     if (c->mean && cnt > 1)
         for (int d = 0; d < t->dim; d++) s->bag[d] /= (float)cnt;

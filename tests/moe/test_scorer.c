@@ -69,14 +69,14 @@ static void test_broadcast_equals_per_row(void **st) {
     const float *x = moe_scorer_input(a);
     assert_true(fabsf(x[m->num[0].offset] - 1.0f) < 1e-6f); /* (40 - 30) / 10 */
     assert_true(x[m->in_dim - 2] == 0.5f && x[m->in_dim - 1] == -1.0f);
-    /* genre bag is the mean of its two values' (double-hashed) rows */
+    /* genre bag is the mean of its two values' four (double-hashed) rows */
     uint64_t r1[2], r2[2];
     moe_model_value_rows(m, 2, "g0", 2, r1);
     moe_model_value_rows(m, 2, "all", 3, r2);
     const moe_table *t = &m->tables[1];
     for (int d = 0; d < 3; d++) {
         float want = (t->data[r1[0] * 3 + d] + t->data[r1[1] * 3 + d] + t->data[r2[0] * 3 + d] +
-                      t->data[r2[1] * 3 + d]) / 2;
+                      t->data[r2[1] * 3 + d]) / 4;
         assert_true(fabsf(x[m->cat[2].offset + d] - want) < 1e-6f);
     }
     float tasks[N * 3], score[N];

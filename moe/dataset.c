@@ -1,0 +1,393 @@
+/* dataset.c — CSV/TSV reading, hashing of categorical values to embedding
+ * rows, splits and batch assembly (see dataset.h).
+ *
+ * Values are hashed once at load time rather than per epoch: hashing is the
+ * most expensive per-value work, and the CSR of rows is what both the
+ * forward (embedding bags) and the sparse optimizer need.
+ */
+#include "moe/dataset.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/rng.h"
+#include "moe/layers.h"
+
+/* ---- growable arrays ------------------------------------------------------ */
+
+typedef struct vec {
+    void *p;
+    size_t n, cap, elt;
+} vec;
+
+static int vec_push(vec *v, const void *x) {
+    if (v->n == v->cap) {
+        size_t cap = v->cap ? v->cap * 2 : 1024;
+        void *p = realloc(v->p, cap * v->elt);
+        if (!p) return -1;
+        v->p = p;
+        v->cap = cap;
+    }
+    memcpy((char *)v->p + v->n * v->elt, x, v->elt);
+    v->n++;
+    return 0;
+}
+
+void moe_dataset_free(moe_dataset *d) {
+    if (!d) return;
+    for (int f = 0; f < d->n_cat; f++) {
+        free(d->cat_off[f]);
+        free(d->cat_rows[f]);
+    }
+    free(d->num);
+    free(d->extra);
+    free(d->y);
+    free(d->mask);
+    free(d->time);
+    free(d);
+}
+
+int moe_dataset_alloc(moe_dataset **out, const moe_model *m, long n, mr_err *e) {
+    moe_dataset *d = calloc(1, sizeof *d);
+    if (!d) return mr_err_set(e, MR_ENOMEM, "dataset: out of memory");
+    d->n = n;
+    d->n_cat = m->n_cat;
+    d->n_num = m->n_num;
+    d->n_tasks = m->n_tasks;
+    d->extra_dim = m->extra_dim;
+    int bad = 0;
+    for (int f = 0; f < d->n_cat; f++) {
+        d->cat_off[f] = calloc((size_t)n + 1, sizeof(uint32_t));
+        d->cat_rows[f] = calloc(1, sizeof(uint32_t));
+        bad |= !d->cat_off[f] || !d->cat_rows[f];
+    }
+    d->num = calloc((size_t)n * (size_t)d->n_num + 1, sizeof(float));
+    d->extra = d->extra_dim ? calloc((size_t)n * (size_t)d->extra_dim, sizeof(float)) : NULL;
+    d->y = calloc((size_t)n * (size_t)d->n_tasks + 1, sizeof(float));
+    d->mask = calloc((size_t)n * (size_t)d->n_tasks + 1, sizeof(float));
+    if (bad || !d->num || !d->y || !d->mask || (d->extra_dim && !d->extra)) {
+        moe_dataset_free(d);
+        return mr_err_set(e, MR_ENOMEM, "dataset: cannot allocate %ld rows", n);
+    }
+    *out = d;
+    return 0;
+}
+
+/* ---- CSV ---------------------------------------------------------------------- */
+
+/* Split line in place into fields (RFC 4180 quotes); returns the count. */
+static int csv_split(char *line, char delim, char **fields, int max) {
+    int n = 0;
+    char *p = line;
+    for (;;) {
+        if (n == max) return n;
+        if (*p == '"') {
+            char *w = ++p;
+            fields[n++] = w;
+            for (;;) {
+                if (*p == '"' && p[1] == '"') {
+                    *w++ = '"';
+                    p += 2;
+                } else if (*p == '"' || *p == 0) {
+                    if (*p) p++;
+                    break;
+                } else {
+                    *w++ = *p++;
+                }
+            }
+            *w = 0;
+            while (*p && *p != delim) p++;
+        } else {
+            fields[n++] = p;
+            while (*p && *p != delim) p++;
+        }
+        if (*p != delim) {
+            *p = 0;
+            return n;
+        }
+        *p++ = 0;
+    }
+}
+
+static void chomp(char *s) {
+    size_t l = strlen(s);
+    while (l && (s[l - 1] == '\n' || s[l - 1] == '\r')) s[--l] = 0;
+}
+
+static int find_col(char **hdr, int nh, const char *name) {
+    for (int i = 0; i < nh; i++)
+        if (!strcmp(hdr[i], name)) return i;
+    return -1;
+}
+
+#define MAX_COLS 1024
+
+int moe_dataset_read(moe_dataset **out, const moe_model *m, const char *path, const char *time_col,
+                     long max_rows, mr_err *e) {
+    *out = NULL;
+    FILE *f = fopen(path, "r");
+    if (!f) return mr_err_set(e, errno == ENOENT ? MR_ENOTFOUND : MR_EINTERNAL, "%s: %s", path, strerror(errno));
+    char *line = NULL, *hline = NULL;
+    size_t cap = 0;
+    char **fields = calloc(MAX_COLS, sizeof *fields), **hdr = calloc(MAX_COLS, sizeof *hdr);
+    int rc = 0, nh;
+    vec rows[MOE_MAX_FIELDS], offs[MOE_MAX_FIELDS], num = {.elt = sizeof(float)}, y = {.elt = sizeof(float)},
+                                                     mask = {.elt = sizeof(float)}, tv = {.elt = sizeof(double)};
+    for (int i = 0; i < MOE_MAX_FIELDS; i++) {
+        rows[i] = (vec){.elt = sizeof(uint32_t)};
+        offs[i] = (vec){.elt = sizeof(uint32_t)};
+    }
+    int ccol[MOE_MAX_FIELDS], ncol[MOE_MAX_FIELDS], lcol[MOE_MAX_TASKS], tcol = -1;
+    if (!fields || !hdr) {
+        rc = mr_err_set(e, MR_ENOMEM, "out of memory");
+        goto done;
+    }
+    if (getline(&line, &cap, f) < 0) {
+        rc = mr_err_set(e, MR_EINVAL, "%s: empty file (a header line is required)", path);
+        goto done;
+    }
+    chomp(line);
+    char delim = strchr(line, '\t') ? '\t' : ',';
+    hline = strdup(line);
+    if (!hline) {
+        rc = mr_err_set(e, MR_ENOMEM, "out of memory");
+        goto done;
+    }
+    nh = csv_split(hline, delim, hdr, MAX_COLS);
+    for (int i = 0; i < m->n_cat; i++)
+        if ((ccol[i] = find_col(hdr, nh, m->cat[i].column)) < 0) {
+            rc = mr_err_set(e, MR_EINVAL, "%s: no column '%s' (feature '%s')", path, m->cat[i].column, m->cat[i].name);
+            goto done;
+        }
+    for (int i = 0; i < m->n_num; i++)
+        if ((ncol[i] = find_col(hdr, nh, m->num[i].column)) < 0) {
+            rc = mr_err_set(e, MR_EINVAL, "%s: no column '%s' (feature '%s')", path, m->num[i].column, m->num[i].name);
+            goto done;
+        }
+    for (int k = 0; k < m->n_tasks; k++)
+        if ((lcol[k] = find_col(hdr, nh, m->tasks[k].label)) < 0) {
+            rc = mr_err_set(e, MR_EINVAL, "%s: no label column '%s' (task '%s')", path, m->tasks[k].label, m->tasks[k].name);
+            goto done;
+        }
+    if (time_col && *time_col && (tcol = find_col(hdr, nh, time_col)) < 0) {
+        rc = mr_err_set(e, MR_EINVAL, "%s: no time column '%s'", path, time_col);
+        goto done;
+    }
+    uint32_t zero = 0;
+    for (int i = 0; i < m->n_cat; i++)
+        if (vec_push(&offs[i], &zero)) goto oom;
+    long n = 0, lineno = 1;
+    while ((max_rows <= 0 || n < max_rows) && getline(&line, &cap, f) >= 0) {
+        lineno++;
+        chomp(line);
+        if (!*line) continue;
+        int nf = csv_split(line, delim, fields, MAX_COLS);
+        if (nf != nh) {
+            rc = mr_err_set(e, MR_EINVAL, "%s:%ld: %d fields, header has %d", path, lineno, nf, nh);
+            goto done;
+        }
+        for (int i = 0; i < m->n_cat; i++) {
+            char *v = fields[ccol[i]], sep = m->cat[i].sep;
+            while (*v) {
+                char *end = sep ? strchr(v, sep) : NULL;
+                size_t len = end ? (size_t)(end - v) : strlen(v);
+                uint64_t r[IDHASH_MAX_ROWS];
+                int nr = moe_model_value_rows(m, i, v, len, r);
+                for (int j = 0; j < nr; j++) {
+                    uint32_t r32 = (uint32_t)r[j];
+                    if (vec_push(&rows[i], &r32)) goto oom;
+                }
+                if (!end) break;
+                v = end + 1;
+            }
+            uint32_t o = (uint32_t)rows[i].n;
+            if (vec_push(&offs[i], &o)) goto oom;
+        }
+        for (int i = 0; i < m->n_num; i++) {
+            char *end;
+            float v = strtof(fields[ncol[i]], &end);
+            if (end == fields[ncol[i]] || !isfinite(v)) v = NAN;
+            if (vec_push(&num, &v)) goto oom;
+        }
+        for (int k = 0; k < m->n_tasks; k++) {
+            char *end;
+            float v = strtof(fields[lcol[k]], &end), mk = 1.0f;
+            if (end == fields[lcol[k]] || !isfinite(v)) v = 0, mk = 0;
+            else if (m->tasks[k].has_threshold) v = v >= m->tasks[k].threshold ? 1.0f : 0.0f;
+            else if (m->tasks[k].kind == MOE_TASK_BINARY && v != 0.0f && v != 1.0f) {
+                rc = mr_err_set(e, MR_EINVAL, "%s:%ld: task '%s' is binary but label is %g (set a threshold?)",
+                                path, lineno, m->tasks[k].name, v);
+                goto done;
+            }
+            if (vec_push(&y, &v) || vec_push(&mask, &mk)) goto oom;
+        }
+        if (tcol >= 0) {
+            double t = strtod(fields[tcol], NULL);
+            if (vec_push(&tv, &t)) goto oom;
+        }
+        n++;
+    }
+    moe_dataset *d = calloc(1, sizeof *d);
+    if (!d) goto oom;
+    d->n = n;
+    d->n_cat = m->n_cat;
+    d->n_num = m->n_num;
+    d->n_tasks = m->n_tasks;
+    for (int i = 0; i < m->n_cat; i++) {
+        d->cat_off[i] = offs[i].p;
+        d->cat_rows[i] = rows[i].p ? rows[i].p : calloc(1, sizeof(uint32_t));
+        offs[i].p = rows[i].p = NULL;
+    }
+    d->num = num.p;
+    d->y = y.p;
+    d->mask = mask.p;
+    d->time = tv.p;
+    num.p = y.p = mask.p = tv.p = NULL;
+    if (m->extra_dim) {
+        d->extra_dim = m->extra_dim;
+        d->extra = calloc((size_t)n * (size_t)m->extra_dim + 1, sizeof(float));
+        if (!d->extra) {
+            moe_dataset_free(d);
+            goto oom;
+        }
+    }
+    if (n == 0) {
+        moe_dataset_free(d);
+        rc = mr_err_set(e, MR_EINVAL, "%s: no data rows", path);
+        goto done;
+    }
+    *out = d;
+    goto done;
+oom:
+    rc = mr_err_set(e, MR_ENOMEM, "%s: out of memory", path);
+done:
+    for (int i = 0; i < MOE_MAX_FIELDS; i++) {
+        free(rows[i].p);
+        free(offs[i].p);
+    }
+    free(num.p);
+    free(y.p);
+    free(mask.p);
+    free(tv.p);
+    free(line);
+    free(hline);
+    free(fields);
+    free(hdr);
+    fclose(f);
+    return rc;
+}
+
+/* ---- splits and batches ---------------------------------------------------------- */
+
+static int by_time(const void *a, const void *b, void *ctx) {
+    const double *tm = ctx;
+    long x = *(const long *)a, y = *(const long *)b;
+    double tx = tm[x], ty = tm[y];
+    return tx < ty ? -1 : tx > ty ? 1 : (x > y) - (x < y);
+}
+
+int moe_dataset_split(const moe_dataset *d, double val_frac, int by_time_flag, uint64_t seed, long **tr,
+                      long *ntr, long **va, long *nva, mr_err *e) {
+    long n = d->n, nv = (long)(val_frac * (double)n);
+    if (val_frac <= 0) nv = 0;
+    if (nv >= n) return mr_err_set(e, MR_EINVAL, "validation fraction %.3f leaves no training rows", val_frac);
+    long *idx = malloc(sizeof(long) * (size_t)n);
+    *tr = malloc(sizeof(long) * (size_t)(n - nv) + 1);
+    *va = malloc(sizeof(long) * (size_t)nv + 1);
+    if (!idx || !*tr || !*va) {
+        free(idx);
+        free(*tr);
+        free(*va);
+        return mr_err_set(e, MR_ENOMEM, "out of memory");
+    }
+    for (long i = 0; i < n; i++) idx[i] = i;
+    if (by_time_flag && d->time) {
+        qsort_r(idx, (size_t)n, sizeof(long), by_time, d->time);
+    } else {
+        mr_rng r;
+        mr_rng_seed(&r, seed);
+        for (long i = n - 1; i > 0; i--) {
+            long j = (long)mr_rng_below(&r, (uint64_t)i + 1), t = idx[i];
+            idx[i] = idx[j];
+            idx[j] = t;
+        }
+    }
+    memcpy(*tr, idx, sizeof(long) * (size_t)(n - nv));
+    memcpy(*va, idx + (n - nv), sizeof(long) * (size_t)nv);
+    *ntr = n - nv;
+    *nva = nv;
+    free(idx);
+    return 0;
+}
+
+void moe_dataset_fit_numeric(const moe_dataset *d, moe_model *m, const long *idx, long n) {
+    for (int f = 0; f < d->n_num; f++) {
+        double s = 0, s2 = 0;
+        long c = 0;
+        for (long i = 0; i < n; i++) {
+            float v = d->num[idx[i] * d->n_num + f];
+            if (isnan(v)) continue;
+            s += v;
+            s2 += (double)v * v;
+            c++;
+        }
+        if (!c) continue;
+        double mean = s / (double)c, var = s2 / (double)c - mean * mean;
+        m->num[f].mean = (float)mean;
+        m->num[f].std = var > 1e-12 ? (float)sqrt(var) : 1.0f;
+        m->num[f].fill = (float)mean;
+    }
+}
+
+long moe_dataset_max_bag(const moe_dataset *d, int f) {
+    long mx = 0;
+    for (long i = 0; i < d->n; i++) {
+        long c = d->cat_off[f][i + 1] - d->cat_off[f][i];
+        mx = c > mx ? c : mx;
+    }
+    return mx;
+}
+
+void moe_dataset_batch(const moe_dataset *d, const moe_model *m, const long *idx, int B, float *x,
+                       float *y, float *mask, uint32_t **rows, uint32_t **offs) {
+    int D = m->in_dim, T = d->n_tasks;
+    for (int f = 0; f < d->n_cat; f++) {
+        const moe_cat_field *c = &m->cat[f];
+        const moe_table *t = &m->tables[c->table];
+        const uint32_t *off = d->cat_off[f], *rr = d->cat_rows[f];
+        uint32_t local_off[2];
+        for (int b = 0; b < B; b++) { /* one bag at a time, straight from the dataset CSR */
+            long i = idx[b];
+            local_off[0] = 0;
+            local_off[1] = off[i + 1] - off[i];
+            moe_embbag_forward(x + (long)b * D + c->offset, D, t->data, rr + off[i], local_off, 1, t->dim, c->mean);
+        }
+        if (rows && offs) {
+            uint32_t o = 0;
+            for (int b = 0; b < B; b++) {
+                long i = idx[b];
+                offs[f][b] = o;
+                for (uint32_t j = off[i]; j < off[i + 1]; j++) rows[f][o++] = rr[j];
+            }
+            offs[f][B] = o;
+        }
+    }
+    for (int b = 0; b < B; b++) {
+        long i = idx[b];
+        float *xr = x + (long)b * D;
+        for (int f = 0; f < d->n_num; f++) {
+            float v = d->num[i * d->n_num + f];
+            if (isnan(v)) v = m->num[f].fill;
+            xr[m->num[f].offset] = (v - m->num[f].mean) / m->num[f].std;
+        }
+        if (d->extra_dim)
+            memcpy(xr + (D - d->extra_dim), d->extra + i * d->extra_dim, sizeof(float) * (size_t)d->extra_dim);
+        for (int k = 0; k < T; k++) {
+            y[(long)k * B + b] = d->y[i * T + k];
+            mask[(long)k * B + b] = d->mask[i * T + k];
+        }
+    }
+}

@@ -1,0 +1,60 @@
+/* dataset.h — training data in memory, laid out for batching: categorical
+ * fields already hashed to embedding rows (CSR per field), numeric fields
+ * raw (normalised per batch with the model's statistics), labels and masks
+ * per task, and an optional time column for time-based splits.
+ *
+ * Read from CSV or TSV with a header line (RFC-4180 quoting: a field in
+ * double quotes may hold the delimiter; "" is a quote). Columns are found by
+ * the names in model.json (feature "column", task "label"); a missing
+ * column is an error naming it. An empty or unparsable label leaves the
+ * task's mask at 0 for that row (PLE's per-task sample space); an empty
+ * numeric value becomes NaN and is replaced by the field's fill.
+ */
+#ifndef MOEREC_MOE_DATASET_H
+#define MOEREC_MOE_DATASET_H
+
+#include <stdint.h>
+
+#include "common/error.h"
+#include "moe/model.h"
+
+typedef struct moe_dataset {
+    long n;                               /* rows                                  */
+    int n_cat, n_num, n_tasks, extra_dim;
+    uint32_t *cat_off[MOE_MAX_FIELDS];    /* (n + 1) per field                     */
+    uint32_t *cat_rows[MOE_MAX_FIELDS];   /* (cat_off[f][n]) embedding rows        */
+    float *num;                           /* (n, n_num) raw, NaN = missing         */
+    float *extra;                         /* (n, extra_dim) or NULL                */
+    float *y;                             /* (n, n_tasks)                          */
+    float *mask;                          /* (n, n_tasks) 1 = label present        */
+    double *time;                         /* (n) or NULL                           */
+} moe_dataset;
+
+/* Read path (CSV, or TSV when the header has a tab) for model m. time_col
+ * may be NULL; max_rows <= 0 reads everything. */
+int moe_dataset_read(moe_dataset **out, const moe_model *m, const char *path, const char *time_col,
+                     long max_rows, mr_err *e);
+/* An empty dataset of n rows with no categorical values, for callers that
+ * fill num / extra / y / mask themselves (synthetic benchmarks, tests). */
+int moe_dataset_alloc(moe_dataset **out, const moe_model *m, long n, mr_err *e);
+void moe_dataset_free(moe_dataset *d);
+
+/* Split rows into train and validation: time-ordered (the latest val_frac
+ * by time, ties by row) when by_time and d->time, else a seeded random
+ * split. *tr and *va are malloc'd index arrays. */
+int moe_dataset_split(const moe_dataset *d, double val_frac, int by_time, uint64_t seed, long **tr,
+                      long *ntr, long **va, long *nva, mr_err *e);
+
+/* Set every numeric field's mean/std (and fill = mean) from rows idx. */
+void moe_dataset_fit_numeric(const moe_dataset *d, moe_model *m, const long *idx, long n);
+
+/* The batch of rows idx[0..B): x (B, in_dim), y and mask (T, B) task-major.
+ * When rows/offs are given, the per-field batch CSR of embedding rows is
+ * written there too (rows[f] needs room for the batch's values; offs[f]
+ * for B + 1), as the training backward needs it. */
+void moe_dataset_batch(const moe_dataset *d, const moe_model *m, const long *idx, int B, float *x,
+                       float *y, float *mask, uint32_t **rows, uint32_t **offs);
+/* Most embedding rows one row of field f looks up (sizes batch CSRs). */
+long moe_dataset_max_bag(const moe_dataset *d, int f);
+
+#endif

@@ -1,0 +1,276 @@
+/* cmd_train.c — `moerec train`: train the multi-task MoE ranker from a
+ * CSV/TSV file whose schema is in model.json, and write a new model version
+ * (model.json + weights.safetensors) under the output root.
+ *
+ * Options come from model.json's "train" section, then the command line
+ * (which wins). Progress goes to stderr; the final metrics are one JSON
+ * object on stdout, so scripts can parse them.
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "command.h"
+#include "common/log.h"
+#include "common/tensor.h"
+#include "moe/dataset.h"
+#include "moe/model.h"
+#include "moe/train.h"
+
+typedef struct train_cli {
+    const char *model_json, *data, *out, *init;
+    char split[16];
+    char time_col[64];
+    double val_frac;
+    long max_rows;
+    int fit_numeric, version;
+    moe_train_opts o;
+} train_cli;
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: moerec train --model-json FILE --data FILE --out DIR [options]\n\n"
+            "Train the multi-task MoE ranker on a CSV/TSV file (header line; columns named\n"
+            "by model.json) and write DIR/<version>/{model.json,weights.safetensors}.\n"
+            "Options may also be set in model.json's \"train\" object (same names, '_' for '-').\n\n"
+            "  --model-json FILE   schema, tasks and architecture (docs/model-format.md)\n"
+            "  --data FILE         training data, CSV or TSV (tab in the header)\n"
+            "  --out DIR           model root; the version is the next free integer\n"
+            "  --version N         write version N instead\n"
+            "  --init DIR          start from the weights of a model version directory\n"
+            "  --epochs N          most epochs (10)\n"
+            "  --batch N           rows per step (256)\n"
+            "  --lr F              Adam learning rate of dense weights (0.001)\n"
+            "  --emb-lr F          embedding learning rate (0.001)\n"
+            "  --emb-opt adam|adagrad  embedding optimizer, sparse row updates (adam)\n"
+            "  --clip F            global gradient-norm clip, 0 = off (10)\n"
+            "  --weight-decay F    L2 on dense weights (0)\n"
+            "  --seed N            shuffling and initialisation seed (1)\n"
+            "  --val-frac F        validation fraction (0.1)\n"
+            "  --split random|time validation split (random)\n"
+            "  --time-column NAME  column ordering rows for --split time\n"
+            "  --patience N        early stopping: epochs without validation gain (2)\n"
+            "  --threads N         worker threads, 0 = all cores (0)\n"
+            "  --max-rows N        read at most N rows\n"
+            "  --no-fit-numeric    keep model.json's numeric mean/std instead of fitting them\n"
+            "  --quiet             no progress line\n");
+}
+
+static int opt_json(train_cli *c, const char *json_text) {
+    json_t *t = json_loads(json_text, 0, NULL);
+    if (!t) return 0;
+    const char *k;
+    json_t *v;
+    json_object_foreach(t, k, v) {
+        double x = json_number_value(v);
+        if (!strcmp(k, "epochs")) c->o.epochs = (int)x;
+        else if (!strcmp(k, "batch")) c->o.batch = (int)x;
+        else if (!strcmp(k, "lr")) c->o.lr = (float)x;
+        else if (!strcmp(k, "emb_lr")) c->o.emb_lr = (float)x;
+        else if (!strcmp(k, "emb_opt") && json_is_string(v))
+            c->o.emb_opt = !strcmp(json_string_value(v), "adagrad") ? MOE_OPT_ADAGRAD : MOE_OPT_ADAM;
+        else if (!strcmp(k, "clip")) c->o.clip = (float)x;
+        else if (!strcmp(k, "weight_decay")) c->o.weight_decay = (float)x;
+        else if (!strcmp(k, "seed")) c->o.seed = (uint64_t)x;
+        else if (!strcmp(k, "val_frac")) c->val_frac = x;
+        else if (!strcmp(k, "split") && json_is_string(v)) snprintf(c->split, sizeof c->split, "%s", json_string_value(v));
+        else if (!strcmp(k, "time_column") && json_is_string(v))
+            snprintf(c->time_col, sizeof c->time_col, "%s", json_string_value(v));
+        else if (!strcmp(k, "patience")) c->o.patience = (int)x;
+        else if (!strcmp(k, "threads")) c->o.threads = (int)x;
+        else {
+            fprintf(stderr, "moerec train: model.json train.%s: unknown option\n", k);
+            json_decref(t);
+            return -1;
+        }
+    }
+    json_decref(t);
+    return 0;
+}
+
+static int parse_args(train_cli *c, int argc, char **argv) {
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int takes = 1;
+        if (!strcmp(a, "--quiet")) c->o.progress = 0, takes = 0;
+        else if (!strcmp(a, "--no-fit-numeric")) c->fit_numeric = 0, takes = 0;
+        else if (!v) {
+            fprintf(stderr, "moerec train: %s needs a value (or unknown option; see --help)\n", a);
+            return 2;
+        } else if (!strcmp(a, "--model-json")) c->model_json = v;
+        else if (!strcmp(a, "--data")) c->data = v;
+        else if (!strcmp(a, "--out")) c->out = v;
+        else if (!strcmp(a, "--init")) c->init = v;
+        else if (!strcmp(a, "--version")) c->version = atoi(v);
+        else if (!strcmp(a, "--epochs")) c->o.epochs = atoi(v);
+        else if (!strcmp(a, "--batch")) c->o.batch = atoi(v);
+        else if (!strcmp(a, "--lr")) c->o.lr = strtof(v, NULL);
+        else if (!strcmp(a, "--emb-lr")) c->o.emb_lr = strtof(v, NULL);
+        else if (!strcmp(a, "--emb-opt")) {
+            if (strcmp(v, "adam") && strcmp(v, "adagrad")) {
+                fprintf(stderr, "moerec train: --emb-opt %s (adam, adagrad)\n", v);
+                return 2;
+            }
+            c->o.emb_opt = !strcmp(v, "adagrad") ? MOE_OPT_ADAGRAD : MOE_OPT_ADAM;
+        } else if (!strcmp(a, "--clip")) c->o.clip = strtof(v, NULL);
+        else if (!strcmp(a, "--weight-decay")) c->o.weight_decay = strtof(v, NULL);
+        else if (!strcmp(a, "--seed")) c->o.seed = strtoull(v, NULL, 10);
+        else if (!strcmp(a, "--val-frac")) c->val_frac = atof(v);
+        else if (!strcmp(a, "--split")) snprintf(c->split, sizeof c->split, "%s", v);
+        else if (!strcmp(a, "--time-column")) snprintf(c->time_col, sizeof c->time_col, "%s", v);
+        else if (!strcmp(a, "--patience")) c->o.patience = atoi(v);
+        else if (!strcmp(a, "--threads")) c->o.threads = atoi(v);
+        else if (!strcmp(a, "--max-rows")) c->max_rows = atol(v);
+        else {
+            fprintf(stderr, "moerec train: unknown option %s (see --help)\n", a);
+            return 2;
+        }
+        i += takes;
+    }
+    if (!c->model_json || !c->data || !c->out) {
+        fprintf(stderr, "moerec train: --model-json, --data and --out are required (see --help)\n");
+        return 2;
+    }
+    if (strcmp(c->split, "random") && strcmp(c->split, "time")) {
+        fprintf(stderr, "moerec train: --split %s (random, time)\n", c->split);
+        return 2;
+    }
+    if (!strcmp(c->split, "time") && !c->time_col[0]) {
+        fprintf(stderr, "moerec train: --split time needs --time-column\n");
+        return 2;
+    }
+    if (c->o.epochs < 1 || c->o.batch < 1 || !(c->val_frac >= 0 && c->val_frac < 1) || !(c->o.lr > 0)) {
+        fprintf(stderr, "moerec train: epochs, batch >= 1; 0 <= val-frac < 1; lr > 0\n");
+        return 2;
+    }
+    return 0;
+}
+
+static char *slurp(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) {
+        free(s);
+        s = NULL;
+    }
+    if (s) s[n] = 0;
+    fclose(f);
+    return s;
+}
+
+static void print_metrics(const moe_model *m, const train_cli *c, const char *dir, long ntr, long nva,
+                          const moe_train_result *r) {
+    json_t *tasks = json_object();
+    for (int k = 0; k < m->n_tasks; k++) {
+        json_t *t = m->tasks[k].kind == MOE_TASK_BINARY
+                        ? json_pack("{s:f, s:f, s:I}", "auc", r->best.auc[k], "logloss", r->best.logloss[k], "count",
+                                    (json_int_t)r->best.count[k])
+                        : json_pack("{s:f, s:I}", "mse", r->best.mse[k], "count", (json_int_t)r->best.count[k]);
+        json_object_set_new(tasks, m->tasks[k].name, t);
+    }
+    json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:i, s:i, s:f, s:f, s:f, s:f, s:I, s:o}", "model_dir", dir, "arch",
+                          moe_arch_kind_name(m->net->arch.kind), "train_rows", (json_int_t)ntr, "val_rows",
+                          (json_int_t)nva, "epochs", r->epochs_run, "best_epoch", r->best_epoch, "train_loss",
+                          r->train_loss, "val_loss", r->best.loss, "samples_per_s", r->samples_per_s,
+                          "active_expert_fraction", r->best.active_fraction, "seed", (json_int_t)c->o.seed,
+                          "tasks", tasks);
+    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    printf("%s\n", s);
+    free(s);
+    json_decref(o);
+}
+
+static int train_main(int argc, char **argv) {
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            return 0;
+        }
+    train_cli c = {.fit_numeric = 1, .val_frac = 0.1, .version = -1};
+    snprintf(c.split, sizeof c.split, "random");
+    moe_train_defaults(&c.o);
+    c.o.progress = 1;
+    /* a first pass finds --model-json so its "train" section can be read
+     * before the command line overrides it */
+    int rc = parse_args(&c, argc, argv);
+    if (rc) return rc;
+    mr_err e = {0};
+    char *text = slurp(c.model_json);
+    if (!text) {
+        fprintf(stderr, "moerec train: %s: %s\n", c.model_json, strerror(errno));
+        return 1;
+    }
+    moe_model *m = NULL;
+    moe_dataset *d = NULL;
+    long *tr = NULL, *va = NULL, ntr = 0, nva = 0;
+    int status = 1;
+    if (moe_model_from_json(&m, text, c.o.seed, &e)) goto fail;
+    if (m->train_json) {
+        train_cli file = c;
+        moe_train_defaults(&file.o);
+        file.o.progress = c.o.progress;
+        if (opt_json(&file, m->train_json)) goto out;
+        c = file;
+        if ((rc = parse_args(&c, argc, argv))) { /* the command line wins */
+            status = rc;
+            goto out;
+        }
+    }
+    if (c.init) {
+        moe_model *w = NULL;
+        if (moe_model_load(&w, c.init, &e)) goto fail;
+        if (w->net->n_params != m->net->n_params) {
+            fprintf(stderr, "moerec train: --init %s has a different architecture\n", c.init);
+            moe_model_free(w);
+            goto out;
+        }
+        moe_model_free(m);
+        m = w;
+    }
+    mr_blas_set_threads(1); /* parallelism comes from the expert/tower pool */
+    if (moe_dataset_read(&d, m, c.data, c.time_col[0] ? c.time_col : NULL, c.max_rows, &e)) goto fail;
+    if (moe_dataset_split(d, c.val_frac, !strcmp(c.split, "time"), c.o.seed, &tr, &ntr, &va, &nva, &e)) goto fail;
+    if (c.fit_numeric) moe_dataset_fit_numeric(d, m, tr, ntr);
+    fprintf(stderr, "moerec train: %ld rows (%ld train, %ld validation), %s, %ld parameters + %d tables\n", d->n,
+            ntr, nva, moe_arch_kind_name(m->net->arch.kind), m->net->n_params, m->n_tables);
+    moe_train_result res;
+    if (moe_train(m, d, tr, ntr, va, nva, &c.o, &res, &e)) goto fail;
+    if (mkdir(c.out, 0755) != 0 && errno != EEXIST) {
+        fprintf(stderr, "moerec train: %s: %s\n", c.out, strerror(errno));
+        goto out;
+    }
+    char dir[4096], latest[4096];
+    int version = c.version;
+    if (version < 0) {
+        mr_err e2;
+        version = 1;
+        if (moe_model_latest_version(c.out, latest, sizeof latest, &e2) == 0) {
+            const char *slash = strrchr(latest, '/');
+            version = atoi(slash ? slash + 1 : latest) + 1;
+        }
+    }
+    snprintf(dir, sizeof dir, "%s/%d", c.out, version);
+    if (moe_model_save(m, dir, &e)) goto fail;
+    print_metrics(m, &c, dir, ntr, nva, &res);
+    status = 0;
+    goto out;
+fail:
+    fprintf(stderr, "moerec train: %s\n", e.msg);
+out:
+    free(text);
+    free(tr);
+    free(va);
+    moe_dataset_free(d);
+    moe_model_free(m);
+    return status;
+}
+
+MR_COMMAND(cmd_train, "train", "train the multi-task MoE ranker from CSV/TSV (model.json schema)", train_main)
