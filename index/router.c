@@ -233,7 +233,7 @@ int router_route(router *rt, const float *q, int dim, float top_p, float *probs,
             return mr_err_set(e, MR_EINVAL, "router: query has a NaN or infinite value");
         float norm = mr_l2norm(q, d);
         float inv = norm > 0 ? 1.0f / norm : 0.0f;
-        float score[ROUTER_MAX_EXPERTS], p[ROUTER_MAX_EXPERTS];
+        float score[ROUTER_MAX_EXPERTS] = {0}, p[ROUTER_MAX_EXPERTS] = {0};
         int idx[ROUTER_MAX_EXPERTS], m = 0;
         for (int i = 0; i < n; i++) {
             const router_expert *x = &rt->ex[i];
