@@ -38,6 +38,8 @@ static void on_level(int level, const louvain_level *lv, void *ctx) {
             level, lv->modularity, lv->ncomm, lv->passes, (long long)lv->moves, lv->seconds);
 }
 
+static double g_tol = 0;  /* --tol: Louvain pass tolerance (0 = library default) */
+
 static int run_synthetic(long ne, uint64_t seed) {
     const int nb = 1000;
     uint64_t nu = (uint64_t)ne / 10, ni = (uint64_t)ne / 50;
@@ -64,6 +66,7 @@ static int run_synthetic(long ne, uint64_t seed) {
     double build_s = (double)(mr_now_ns() - t0) / 1e9;
     louvain_params p = louvain_params_default();
     p.seed = seed;
+    p.tol = g_tol;
     p.on_level = on_level;
     louvain_result rep;
     graphhash_map *m;
@@ -175,11 +178,12 @@ int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--synthetic") && i + 1 < argc) synthetic = atol(argv[++i]);
         else if (!strcmp(argv[i], "--seed") && i + 1 < argc) seed = strtoull(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--tol") && i + 1 < argc) g_tol = atof(argv[++i]);
         else if (!strcmp(argv[i], "--movielens") && i + 1 < argc) csv = argv[++i];
         else if (!strcmp(argv[i], "--write-partition") && i + 1 < argc) write_to = argv[++i];
         else if (!strcmp(argv[i], "--eval-partition") && i + 1 < argc) eval_from = argv[++i];
         else {
-            fprintf(stderr, "usage: bench_louvain_scale --synthetic EDGES [--seed S] | "
+            fprintf(stderr, "usage: bench_louvain_scale --synthetic EDGES [--seed S] [--tol T] | "
                             "--movielens CSV [--write-partition F] [--eval-partition F]\n");
             return 2;
         }
