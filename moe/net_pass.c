@@ -319,7 +319,16 @@ static int level_forward(pass_alloc *A, const moe_net *n, int j, mr_pool *pool) 
 int moe_net_forward(moe_pass *p, const moe_net *n, const float *x, int B, int train, mr_pool *pool,
                     mr_err *e) {
     if (B < 0) return mr_err_set(e, MR_EINVAL, "moe_net_forward: negative batch");
-    mr_arena_reset(&p->arena);
+    if (p->arena.reserved > p->arena.chunk_size) {
+        /* the last pass (forward + backward) spilled into several chunks:
+         * regrow to one chunk that holds it, so steady-state passes never
+         * malloc (large mallocs are fresh mmaps, paid again every step) */
+        size_t want = p->arena.used + p->arena.used / 4 + ((size_t)1 << 16);
+        mr_arena_free(&p->arena);
+        mr_arena_init(&p->arena, want, 0);
+    } else {
+        mr_arena_reset(&p->arena);
+    }
     p->B = B;
     p->train = train;
     p->x = x;

@@ -1,0 +1,185 @@
+/* moe_speed — MoE ranker throughput (1 thread) vs PyTorch on the same weights, and vs the sgemm peak
+ *
+ * The C half of bench/moe_speed.sh. A production-size MMoE: 20 categorical
+ * fields x 16-d embeddings + 32 numeric (in_dim 352) -> 8 experts
+ * [256, 128] -> 3 task towers [64] -> 1. Writes the model to DIR (for the
+ * PyTorch peer), then measures on one thread:
+ *   - single-thread sgemm peak (best of the shapes bench/sgemm uses)
+ *   - inference candidates/s at batch 1, 100, 500, 1000 (scorer API, input
+ *     matrix given) and the achieved GFLOP/s as a fraction of the peak
+ *   - dense-network training samples/s at batch 256 (forward, loss,
+ *     backward, Adam; embeddings excluded here and in the peer)
+ * Writes DIR/x.f32 and DIR/out.f32 so the peer can check it computes the
+ * same function. Prints one JSON line.
+ * Usage: bench_moe_speed DIR [--seconds S] [--gate dense|topk]
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "common/rng.h"
+#include "common/tensor.h"
+#include "moe/loss.h"
+#include "moe/optim.h"
+#include "moe/scorer.h"
+
+static const char *k_json_fmt =
+    "{\"name\":\"speed\",\"tables\":[%s],\"features\":{\"categorical\":[%s],\"numeric\":[%s]},"
+    "\"tasks\":[{\"name\":\"click\"},{\"name\":\"like\"},{\"name\":\"share\"}],"
+    "\"arch\":{\"type\":\"mmoe\",\"experts\":8,\"expert_hidden\":[256,128],\"tower_hidden\":[64],"
+    "\"gate\":{\"type\":\"%s\",\"k\":2}}}";
+
+static double peak_gflops(double seconds) {
+    static const int shapes[][3] = {{512, 512, 512}, {500, 256, 352}, {500, 128, 256}, {1000, 256, 352}};
+    float *A = mr_floats_alloc(1024 * 1024), *B = mr_floats_alloc(1024 * 1024), *C = mr_floats_alloc(1024 * 1024);
+    mr_rng r;
+    mr_rng_seed(&r, 1);
+    mr_rng_fill_normal(&r, A, 1024 * 1024, 1.0f);
+    mr_rng_fill_normal(&r, B, 1024 * 1024, 1.0f);
+    double best = 0;
+    for (int s = 0; s < 4; s++) {
+        int m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
+        uint64_t t0 = mr_now_ns(), t;
+        long it = 0;
+        do {
+            mr_sgemm(0, 1, m, n, k, 1.0f, A, B, 0.0f, C);
+            it++;
+            t = mr_now_ns();
+        } while ((double)(t - t0) / 1e9 < seconds);
+        double g = 2.0 * m * n * k * (double)it / ((double)(t - t0) / 1e9) / 1e9;
+        best = g > best ? g : best;
+    }
+    mr_floats_free(A);
+    mr_floats_free(B);
+    mr_floats_free(C);
+    return best;
+}
+
+/* FLOPs of one candidate through the dense network (multiply-add = 2). */
+static double flops_per_row(const moe_net *n) {
+    double f = 0;
+    const moe_level *lv = &n->levels[0];
+    for (int i = 0; i < lv->n_experts; i++)
+        for (int l = 0; l < lv->experts[i].n_layers; l++)
+            f += 2.0 * lv->experts[i].dims[l] * lv->experts[i].dims[l + 1];
+    for (int s = 0; s < lv->n_slots; s++) f += 2.0 * lv->gates[s].n_logits * lv->in_dim;
+    f += 2.0 * lv->n_slots * lv->n_experts * lv->out_dim; /* mixing */
+    for (int k = 0; k < n->arch.n_tasks; k++)
+        for (int l = 0; l < n->towers[k].n_layers; l++) f += 2.0 * n->towers[k].dims[l] * n->towers[k].dims[l + 1];
+    return f;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: bench_moe_speed DIR [--seconds S] [--gate dense|topk]\n");
+        return 2;
+    }
+    const char *dir = argv[1], *gate = "dense";
+    double seconds = 1.0;
+    for (int i = 2; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--seconds")) seconds = atof(argv[i + 1]);
+        else if (!strcmp(argv[i], "--gate")) gate = argv[i + 1];
+    }
+    mr_blas_set_threads(1);
+    char tables[4096] = "", cats[4096] = "", nums[4096] = "", js[16384];
+    for (int f = 0; f < 20; f++) {
+        char t[160];
+        snprintf(t, sizeof t, "%s{\"name\":\"t%d\",\"rows\":10000,\"dim\":16}", f ? "," : "", f);
+        strcat(tables, t);
+        snprintf(t, sizeof t, "%s{\"name\":\"c%d\",\"table\":\"t%d\"}", f ? "," : "", f, f);
+        strcat(cats, t);
+    }
+    for (int f = 0; f < 32; f++) {
+        char t[64];
+        snprintf(t, sizeof t, "%s{\"name\":\"n%d\"}", f ? "," : "", f);
+        strcat(nums, t);
+    }
+    snprintf(js, sizeof js, k_json_fmt, tables, cats, nums, gate);
+    moe_model *m;
+    mr_err e;
+    if (moe_model_from_json(&m, js, 7, &e) || moe_model_save(m, dir, &e)) {
+        fprintf(stderr, "bench_moe_speed: %s\n", e.msg);
+        return 1;
+    }
+    double peak = peak_gflops(seconds / 2);
+    fprintf(stderr, "sgemm single-thread peak %.1f GFLOP/s (%s)\n", peak, mr_blas_corename());
+    double fpr = flops_per_row(m->net);
+    moe_scorer *s;
+    moe_scorer_create(&s, m, &e);
+    mr_rng r;
+    mr_rng_seed(&r, 3);
+    static const int batches[] = {1, 100, 500, 1000};
+    double cps[4], gf[4];
+    float *tasks = malloc(sizeof(float) * 3000);
+    for (int bi = 0; bi < 4; bi++) {
+        int B = batches[bi];
+        moe_scorer_begin(s, B, &e);
+        mr_rng_fill_normal(&r, moe_scorer_input(s), (long)B * m->in_dim, 1.0f);
+        moe_scorer_run(s, tasks, NULL, &e); /* warm-up */
+        uint64_t t0 = mr_now_ns(), t;
+        long it = 0;
+        do {
+            moe_scorer_run(s, tasks, NULL, &e);
+            it++;
+            t = mr_now_ns();
+        } while ((double)(t - t0) / 1e9 < seconds);
+        cps[bi] = (double)B * (double)it / ((double)(t - t0) / 1e9);
+        gf[bi] = cps[bi] * fpr / 1e9;
+        fprintf(stderr, "inference batch %4d: %10.0f candidates/s  %6.1f GFLOP/s (%.0f%% of peak)\n", B, cps[bi],
+                gf[bi], 100 * gf[bi] / peak);
+    }
+    /* parity dump: batch 100 input and outputs */
+    moe_scorer_begin(s, 100, &e);
+    mr_rng_fill_normal(&r, moe_scorer_input(s), 100L * m->in_dim, 1.0f);
+    moe_scorer_run(s, tasks, NULL, &e);
+    char p[4096];
+    snprintf(p, sizeof p, "%s/x.f32", dir);
+    FILE *f = fopen(p, "wb");
+    fwrite(moe_scorer_input(s), sizeof(float), 100L * (size_t)m->in_dim, f);
+    fclose(f);
+    snprintf(p, sizeof p, "%s/out.f32", dir);
+    f = fopen(p, "wb");
+    fwrite(tasks, sizeof(float), 300, f);
+    fclose(f);
+    /* dense training: forward + loss + backward + Adam, batch 256 */
+    enum { TB = 256 };
+    float *x = mr_floats_alloc((size_t)TB * m->in_dim), y[3 * TB], dl[3][TB], *dlogit[3] = {dl[0], dl[1], dl[2]};
+    float *g = mr_floats_alloc((size_t)m->net->n_params), *am = mr_floats_alloc((size_t)m->net->n_params),
+          *av = mr_floats_alloc((size_t)m->net->n_params);
+    mr_rng_fill_normal(&r, x, (long)TB * m->in_dim, 1.0f);
+    for (int i = 0; i < 3 * TB; i++) y[i] = (float)mr_rng_below(&r, 2);
+    moe_pass pass;
+    moe_pass_init(&pass);
+    moe_adam adam = {.lr = 1e-4f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f};
+    uint64_t t0 = mr_now_ns(), t;
+    long steps = 0;
+    do {
+        moe_net_forward(&pass, m->net, x, TB, 1, NULL, &e);
+        moe_loss l;
+        moe_net_loss(&l, dlogit, &pass, m->net, y, NULL, NULL);
+        memset(g, 0, sizeof(float) * (size_t)m->net->n_params);
+        moe_net_backward(&pass, m->net, g, NULL, dlogit, NULL, &e);
+        adam.step++;
+        moe_adam_update(m->net->params, g, am, av, m->net->n_params, &adam);
+        steps++;
+        t = mr_now_ns();
+    } while ((double)(t - t0) / 1e9 < seconds * 2);
+    double tsps = (double)TB * (double)steps / ((double)(t - t0) / 1e9);
+    fprintf(stderr, "training batch %d: %.0f samples/s\n", TB, tsps);
+    printf("{\"impl\":\"moerec\",\"gate\":\"%s\",\"in_dim\":%d,\"params\":%ld,\"flops_per_candidate\":%.0f,"
+           "\"sgemm_peak_gflops\":%.2f,\"cands_per_s\":{\"1\":%.0f,\"100\":%.0f,\"500\":%.0f,\"1000\":%.0f},"
+           "\"gflops\":{\"1\":%.2f,\"100\":%.2f,\"500\":%.2f,\"1000\":%.2f},"
+           "\"peak_fraction_500\":%.3f,\"peak_fraction_1000\":%.3f,\"train_samples_per_s\":%.0f}\n",
+           gate, m->in_dim, m->net->n_params, fpr, peak, cps[0], cps[1], cps[2], cps[3], gf[0], gf[1], gf[2], gf[3],
+           gf[2] / peak, gf[3] / peak, tsps);
+    moe_pass_free(&pass);
+    mr_floats_free(x);
+    mr_floats_free(g);
+    mr_floats_free(am);
+    mr_floats_free(av);
+    free(tasks);
+    moe_scorer_free(s);
+    moe_model_free(m);
+    return 0;
+}

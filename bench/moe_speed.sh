@@ -1,0 +1,41 @@
+# moe_speed — MoE ranker throughput (1 thread) vs PyTorch on the same weights, and vs the sgemm peak
+#
+# Runs bench_moe_speed (moerec, C) and bench/moe_speed_torch.py (PyTorch,
+# torch.set_num_threads(1), eval + no_grad) on the same model directory,
+# then prints one JSON line with the ratios. Installs python3-torch with
+# apt-get when /usr/bin/python3 lacks it (bench-only dependency).
+# Usage: bench/run moe_speed [--seconds S] [--gate dense|topk]
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+build=${MOEREC_BUILD:-$here/../build-bench}
+seconds=1.0
+gate=dense
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --seconds) seconds=$2; shift 2 ;;
+    --gate) gate=$2; shift 2 ;;
+    *) echo "moe_speed: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+if ! /usr/bin/python3 -c 'import torch' 2>/dev/null; then
+  echo "moe_speed: installing python3-torch (bench-only)" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch >/dev/null
+fi
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
+"$build/bench/bench_moe_speed" "$dir" --seconds "$seconds" --gate "$gate" > "$dir/c.json"
+/usr/bin/python3 "$here/moe_speed_torch.py" "$dir" "$seconds" > "$dir/t.json"
+/usr/bin/python3 - "$dir/c.json" "$dir/t.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1])); t = json.load(open(sys.argv[2]))
+r = {b: round(c["cands_per_s"][b] / t["cands_per_s"][b], 2) for b in c["cands_per_s"]}
+out = {"bench": "moe_speed", "gate": c["gate"], "params": c["params"], "flops_per_candidate": c["flops_per_candidate"],
+       "sgemm_peak_gflops": c["sgemm_peak_gflops"], "moerec_cands_per_s": c["cands_per_s"],
+       "torch_cands_per_s": t["cands_per_s"], "ratio_vs_torch": r, "moerec_gflops": c["gflops"],
+       "peak_fraction_500": c["peak_fraction_500"], "peak_fraction_1000": c["peak_fraction_1000"],
+       "train_samples_per_s": c["train_samples_per_s"], "torch_train_samples_per_s": t["train_samples_per_s"],
+       "train_ratio_vs_torch": round(c["train_samples_per_s"] / t["train_samples_per_s"], 2),
+       "torch_max_abs_diff": t["max_abs_diff_vs_moerec"], "torch_version": t["version"]}
+print(json.dumps(out))
+PY

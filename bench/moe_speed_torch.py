@@ -1,0 +1,113 @@
+#!/usr/bin/python3
+"""PyTorch peer of bench/moe_speed: the same MMoE (weights read from the
+model directory's weights.safetensors), one thread, eval + no_grad for
+inference, Adam + BCE for training. Checks it computes the same outputs as
+moerec on DIR/x.f32 before timing. Prints one JSON line."""
+import json
+import struct
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+torch.set_num_threads(1)
+d = sys.argv[1]
+seconds = float(sys.argv[2]) if len(sys.argv) > 2 else 1.0
+
+
+def read_safetensors(path):
+    raw = open(path, "rb").read()
+    (n,) = struct.unpack("<Q", raw[:8])
+    hdr = json.loads(raw[8:8 + n])
+    out = {}
+    for name, e in hdr.items():
+        if name != "__metadata__":
+            b, end = e["data_offsets"]
+            out[name] = torch.from_numpy(np.frombuffer(raw[8 + n + b:8 + n + end], dtype="<f4").copy().reshape(e["shape"]))
+    return out
+
+
+cfg = json.load(open(d + "/model.json"))
+W = read_safetensors(d + "/weights.safetensors")
+a = cfg["arch"]
+T, E = len(cfg["tasks"]), a["experts"]
+in_dim = 16 * len(cfg["features"]["categorical"]) + len(cfg["features"]["numeric"])
+
+
+def mlp(prefix, dims, act_last):
+    layers = []
+    for i in range(len(dims) - 1):
+        lin = nn.Linear(dims[i], dims[i + 1])
+        lin.weight.data.copy_(W["%s.fc%d.w" % (prefix, i)])
+        lin.bias.data.copy_(W["%s.fc%d.b" % (prefix, i)])
+        layers.append(lin)
+        if i < len(dims) - 2 or act_last:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+class MMoE(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.experts = nn.ModuleList([mlp("l0.e%d" % i, [in_dim] + a["expert_hidden"], True) for i in range(E)])
+        self.gates = nn.ModuleList()
+        for k in range(T):
+            g = nn.Linear(in_dim, E, bias=False)
+            g.weight.data.copy_(W["l0.gate%d.w" % k])
+            self.gates.append(g)
+        self.towers = nn.ModuleList([mlp("tower%d" % k, [a["expert_hidden"][-1]] + a["tower_hidden"] + [1], False)
+                                     for k in range(T)])
+
+    def forward(self, x):
+        e = torch.stack([ex(x) for ex in self.experts], dim=1)  # (B, E, D)
+        outs = []
+        for k in range(T):
+            g = torch.softmax(self.gates[k](x), dim=1).unsqueeze(2)  # (B, E, 1)
+            outs.append(self.towers[k]((g * e).sum(dim=1)))
+        return torch.cat(outs, dim=1)  # (B, T) logits
+
+
+model = MMoE()
+model.eval()
+x = torch.from_numpy(np.fromfile(d + "/x.f32", dtype="<f4").reshape(-1, in_dim))
+ref = np.fromfile(d + "/out.f32", dtype="<f4").reshape(-1, T)
+with torch.no_grad():
+    got = torch.sigmoid(model(x)).numpy()
+maxdiff = float(np.abs(got - ref).max())
+print("torch vs moerec max |diff| %.2e" % maxdiff, file=sys.stderr)
+
+cps = {}
+with torch.no_grad():
+    for B in (1, 100, 500, 1000):
+        xb = torch.randn(B, in_dim)
+        torch.sigmoid(model(xb))
+        it, t0 = 0, time.perf_counter()
+        while True:
+            torch.sigmoid(model(xb))
+            it += 1
+            el = time.perf_counter() - t0
+            if el >= seconds:
+                break
+        cps[str(B)] = B * it / el
+        print("torch inference batch %4d: %10.0f candidates/s" % (B, cps[str(B)]), file=sys.stderr)
+
+model.train()
+opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+lossf = nn.BCEWithLogitsLoss()
+xb, yb = torch.randn(256, in_dim), torch.randint(0, 2, (256, T)).float()
+steps, t0 = 0, time.perf_counter()
+while True:
+    opt.zero_grad()
+    loss = lossf(model(xb), yb) * T  # sum of per-task means, as moerec's loss
+    loss.backward()
+    opt.step()
+    steps += 1
+    el = time.perf_counter() - t0
+    if el >= 2 * seconds:
+        break
+tsps = 256 * steps / el
+print("torch training batch 256: %.0f samples/s" % tsps, file=sys.stderr)
+print(json.dumps({"impl": "torch", "version": torch.__version__, "max_abs_diff_vs_moerec": maxdiff,
+                  "cands_per_s": {k: round(v) for k, v in cps.items()}, "train_samples_per_s": round(tsps)}))
