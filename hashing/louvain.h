@@ -11,7 +11,9 @@
  * aggregation, when a super-node carries both degrees.
  *
  * Local moving (nodes in a seeded random order, best positive gain, ties
- * keep the current community) repeats until a pass gains less than tol;
+ * keep the current community; after the first pass only nodes with a
+ * neighbour that moved are revisited) repeats until a pass moves nothing
+ * or gains less than tol;
  * then communities become nodes and the next level starts; it stops when a
  * level moves nothing. Single-threaded and seeded: same graph, parameters
  * and seed -> same communities on every machine. Modularity never
