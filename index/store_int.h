@@ -38,6 +38,7 @@ struct store {
     rocksdb_options_t *point_opts;  /* families read by key */
     rocksdb_options_t *emb_opts;    /* embedding families: point reads, no compression */
     rocksdb_options_t *events_opts; /* events: 8-byte user prefix */
+    rocksdb_options_t *sdim_opts;   /* SDIM tables: large values, no compression */
     rocksdb_block_based_table_options_t *bbo;
     rocksdb_cache_t *block_cache;
     rocksdb_readoptions_t *ropts;
