@@ -15,6 +15,7 @@
 
 #include "hashing/idhash_impl.h"
 #include "hashing/idsearch.h"
+#include "hashing/u64map.h"
 
 uint64_t idhash_u64(uint64_t id, uint64_t seed) {
     unsigned char b[8];
@@ -166,6 +167,62 @@ void idhash_mapper_free(idhash_mapper *m) {
     free(m->head_ids);
     free(m->head_rows);
     free(m);
+}
+
+void idhash_mapper_head(const idhash_mapper *m, const uint64_t **ids, const uint64_t **rows,
+                        uint64_t *n) {
+    int freq = m->kind == IDHASH_FREQUENCY;
+    *ids = freq ? m->head_ids : NULL;
+    *rows = freq ? m->head_rows : NULL;
+    *n = freq ? m->nhead : 0;
+}
+
+int idhash_count_ids(const uint64_t *stream, size_t n, uint64_t **ids, uint64_t **counts,
+                     size_t *ndistinct, mr_err *e) {
+    *ids = NULL;
+    *counts = NULL;
+    *ndistinct = 0;
+    if (n == 0) return mr_err_set(e, MR_EINVAL, "count pass: no ids");
+    if (n >= U64MAP_NONE) return mr_err_set(e, MR_EINVAL, "count pass: over 4G ids");
+    u64map map;
+    uint64_t *first = malloc(n * sizeof *first);  /* distinct ids, first-seen order */
+    uint64_t *cnt = calloc(n, sizeof *cnt);
+    if (!first || !cnt || u64map_init(&map, 1024)) {
+        free(first);
+        free(cnt);
+        return mr_err_set(e, MR_ENOMEM, "count pass: out of memory for %zu ids", n);
+    }
+    uint32_t nd = 0;
+    for (size_t j = 0; j < n; j++) {
+        uint32_t v = u64map_intern(&map, stream[j], nd, NULL);
+        if (v == U64MAP_NONE) {
+            u64map_free(&map);
+            free(first);
+            free(cnt);
+            return mr_err_set(e, MR_ENOMEM, "count pass: out of memory");
+        }
+        if (v == nd) first[nd++] = stream[j];
+        cnt[v]++;
+    }
+    /* Ascending id order: sort the distinct ids, then look up their counts. */
+    uint64_t *sorted = malloc((size_t)nd * sizeof *sorted), *c2 = malloc((size_t)nd * sizeof *c2);
+    int rc = 0;
+    if (!sorted || !c2) {
+        free(sorted);
+        free(c2);
+        rc = mr_err_set(e, MR_ENOMEM, "count pass: out of memory");
+    } else {
+        memcpy(sorted, first, (size_t)nd * sizeof *sorted);
+        qsort(sorted, nd, sizeof *sorted, idsearch_cmp_u64);
+        for (uint32_t j = 0; j < nd; j++) c2[j] = cnt[u64map_get(&map, sorted[j])];
+        *ids = sorted;
+        *counts = c2;
+        *ndistinct = nd;
+    }
+    u64map_free(&map);
+    free(first);
+    free(cnt);
+    return rc;
 }
 
 idhash_kind idhash_mapper_kind(const idhash_mapper *m) { return m->kind; }

@@ -79,6 +79,16 @@ int idhash_mapper_create_frequency(idhash_mapper **out, uint64_t k, uint64_t nhe
                                    const uint64_t *ids, const uint64_t *counts, size_t n,
                                    uint64_t seed, mr_err *e);
 void idhash_mapper_free(idhash_mapper *m);
+/* The count pass: distinct ids of stream[0..n) and how often each occurs,
+ * in ascending id order (malloc'd; free both). 0, MR_EINVAL (n = 0) or
+ * MR_ENOMEM. */
+int idhash_count_ids(const uint64_t *stream, size_t n, uint64_t **ids, uint64_t **counts,
+                     size_t *ndistinct, mr_err *e);
+/* Frequency mapper's head: ids[j] owns row rows[j] (ids ascending); n = 0
+ * for other kinds. To persist a frequency mapper, store k, seed and the
+ * head; rebuild it with counts[j] = n - rows[j] and the same nhead = n. */
+void idhash_mapper_head(const idhash_mapper *m, const uint64_t **ids, const uint64_t **rows,
+                        uint64_t *n);
 
 idhash_kind idhash_mapper_kind(const idhash_mapper *m);
 /* Table size k: rows returned are in [0, k). */

@@ -153,6 +153,56 @@ static void test_frequency_head_owns_rows(void **state) {
     free(counts);
 }
 
+/* Count pass -> frequency mapper; the head round-trips through
+ * idhash_mapper_head (how a caller persists it). */
+static void test_count_pass_and_head_round_trip(void **state) {
+    (void)state;
+    enum { N = 10000 };
+    uint64_t *stream = malloc(N * sizeof *stream);
+    for (int j = 0; j < N; j++) stream[j] = (uint64_t)(j % 97) * (uint64_t)(j % 13) + 5;
+    uint64_t *ids, *counts;
+    size_t nd;
+    mr_err e = {0};
+    assert_int_equal(idhash_count_ids(stream, N, &ids, &counts, &nd, &e), 0);
+    uint64_t total = 0;
+    for (size_t j = 0; j < nd; j++) {
+        if (j) assert_true(ids[j] > ids[j - 1]);
+        uint64_t c = 0;
+        for (int t = 0; t < N; t++) c += stream[t] == ids[j];
+        assert_int_equal(counts[j], c);
+        total += counts[j];
+    }
+    assert_int_equal(total, N);
+    idhash_mapper *m, *m2;
+    assert_int_equal(idhash_mapper_create_frequency(&m, 500, 40, ids, counts, nd, 3, &e), 0);
+    const uint64_t *hid, *hrow;
+    uint64_t nh;
+    idhash_mapper_head(m, &hid, &hrow, &nh);
+    assert_int_equal(nh, 40);
+    uint64_t *c2 = malloc(nh * sizeof *c2);
+    for (uint64_t j = 0; j < nh; j++) c2[j] = nh - hrow[j];
+    assert_int_equal(idhash_mapper_create_frequency(&m2, 500, nh, hid, c2, nh, 3, &e), 0);
+    for (int j = 0; j < N; j++) {
+        uint64_t a[2], b[2];
+        idhash_mapper_rows(m, stream[j], a);
+        idhash_mapper_rows(m2, stream[j], b);
+        assert_int_equal(a[0], b[0]);
+    }
+    idhash_mapper *h;
+    assert_int_equal(idhash_mapper_create_hash(&h, 10, 1, &e), 0);
+    idhash_mapper_head(h, &hid, &hrow, &nh);
+    assert_int_equal(nh, 0);
+    idhash_mapper_free(h);
+    free(ids);
+    free(counts);
+    assert_int_equal(idhash_count_ids(stream, 0, &ids, &counts, &nd, &e), MR_EINVAL);
+    assert_null(ids);
+    free(c2);
+    idhash_mapper_free(m);
+    idhash_mapper_free(m2);
+    free(stream);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hash_seeded_and_deterministic),
@@ -161,6 +211,7 @@ int main(void) {
         cmocka_unit_test(test_hash_mapper_uniform),
         cmocka_unit_test(test_double_rows_differ),
         cmocka_unit_test(test_frequency_head_owns_rows),
+        cmocka_unit_test(test_count_pass_and_head_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
