@@ -4,7 +4,12 @@
 #include <stdio.h>
 #include <string.h>
 
+/* The last code set on this thread, so mr_err_wrap(NULL, ...) still
+ * returns the failure it wraps when the caller passed no mr_err. */
+static _Thread_local int t_last_code;
+
 int mr_err_vset(mr_err *e, int code, const char *fmt, va_list ap) {
+    t_last_code = code;
     if (e) {
         e->code = code;
         vsnprintf(e->msg, sizeof e->msg, fmt, ap);
@@ -21,7 +26,7 @@ int mr_err_set(mr_err *e, int code, const char *fmt, ...) {
 }
 
 int mr_err_wrap(mr_err *e, const char *fmt, ...) {
-    if (!e) return MR_OK;
+    if (!e) return t_last_code < 0 ? t_last_code : MR_EINTERNAL;
     char prefix[MR_ERR_MSG_MAX], old[MR_ERR_MSG_MAX];
     va_list ap;
     va_start(ap, fmt);

@@ -40,7 +40,9 @@ typedef struct mr_err {
 int mr_err_set(mr_err *e, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 int mr_err_vset(mr_err *e, int code, const char *fmt, va_list ap);
-/* Prefix the existing message with context: "ctx: old message". */
+/* Prefix the existing message with context: "ctx: old message", and return
+ * the code being wrapped (e->code; with e NULL, the last code set on this
+ * thread), so `return mr_err_wrap(e, ...)` never turns a failure into 0. */
 int mr_err_wrap(mr_err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void mr_err_clear(mr_err *e);
 

@@ -32,6 +32,8 @@ static void test_set_and_wrap(void **s) {
     assert_int_equal(mr_err_wrap(&e, "table %s", "users"), MR_EINVAL);
     assert_string_equal(e.msg, "table users: bad dim 7");
     assert_int_equal(mr_err_set(NULL, MR_ENOMEM, "ignored"), MR_ENOMEM); /* NULL is allowed */
+    /* wrapping with no mr_err still returns the failure being wrapped */
+    assert_int_equal(mr_err_wrap(NULL, "context"), MR_ENOMEM);
 }
 
 static void test_long_messages_truncate(void **s) {
