@@ -85,7 +85,7 @@ typedef struct router_result {
     float *weights;           /* (n_experts) routing probability per expert */
     int *budgets;             /* (n_experts) candidates asked; 0 = not searched */
     int n_searched;           /* experts searched */
-    int64_t cost;             /* items held by the searched experts (scan bound) */
+    int64_t cost;             /* vectors held by the searched vector experts */
 } router_result;
 
 typedef struct router_expert_stats {

@@ -197,7 +197,8 @@ int router_retrieve(router *rt, const router_query *q, const retr_user *user, in
         }
     }
     res->n_searched = nj;
-    for (int t = 0; t < nj; t++) res->cost += retr_size(rt->ex[jexp[t]].r);
+    for (int t = 0; t < nj; t++)   /* vector experts only: the others scan nothing */
+        if (rt->ex[jexp[t]].r->dim > 0) res->cost += retr_size(rt->ex[jexp[t]].r);
 
     /* Merge: one entry per distinct item; contributions summed. */
     int64_t total = 0;

@@ -74,7 +74,7 @@ static void test_routed_budgets_and_fallback(void **s) {
         }
         assert_int_equal(from_dom, r.budgets[d]);
         assert_int_equal(from_pop, r.budgets[RDOM]);
-        assert_int_equal(r.cost, RPER + 20);
+        assert_int_equal(r.cost, RPER);   /* popularity scans no vectors */
     }
     router_expert_stats st;
     assert_int_equal(router_stats_get(w.rt, 1, &st), 0);
@@ -137,7 +137,7 @@ static void test_modes_and_named_experts(void **s) {
     router_options all = {.mode = ROUTER_MODE_ALL};
     assert_int_equal(router_retrieve(w.rt, &q, NULL, 30, NULL, 0, &all, &a, &r, &e), 0);
     assert_int_equal(r.n_searched, RDOM + 1);
-    assert_int_equal(r.cost, RDOM * RPER + 20);
+    assert_int_equal(r.cost, RDOM * RPER);
     assert_int_equal(r.n, 30);
     for (int i = 0; i < 10; i++) assert_int_equal(r.cands[i].id / 1000, 2);   /* weight wins */
     router_options rrf = {.merge = ROUTER_MERGE_RRF, .merge_set = 1};
