@@ -37,6 +37,8 @@ static const field fields[] = {
     F("max_candidates", K_INT, max_candidates),
     F("max_batch", K_INT, max_batch),
     F("log_level", K_STR, log_level),
+    F("model_dir", K_STR, model_dir),
+    F("default_model", K_STR, default_model),
 };
 #undef F
 

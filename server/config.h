@@ -23,6 +23,8 @@ typedef struct mr_server_config {
     int max_candidates;         /* Score candidates limit */
     int max_batch;              /* UpsertItems / AppendEvents batch limit */
     char log_level[16];         /* debug, info, warn, error, off */
+    char model_dir[1024];       /* model root: <name>/<version>/; "" = none */
+    char default_model[64];     /* model used when a request names none */
 } mr_server_config;
 
 void mr_config_defaults(mr_server_config *c);

@@ -8,6 +8,12 @@
 
 int mr_handle_health_check(mr_call_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp,
                            mr_err *err);
+int mr_handle_score(mr_call_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp,
+                    mr_err *err);
+int mr_handle_get_model_info(mr_call_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp,
+                             mr_err *err);
+int mr_handle_admin_reload(mr_call_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp,
+                           mr_err *err);
 int mr_handle_admin_stats(mr_call_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp,
                           mr_err *err);
 

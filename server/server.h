@@ -59,6 +59,8 @@ int mr_server_method_count(void);
 const mr_method *mr_server_method_at(int i);
 mr_method_stats *mr_server_stats(mr_server *s, int method_index);
 uint64_t mr_server_uptime_seconds(const mr_server *s);
+/* The loaded models; NULL when the server runs without --model-dir. */
+struct mr_registry *mr_server_registry(mr_server *s);
 /* 1 while serving, 0 once shutdown began. */
 int mr_server_serving(const mr_server *s);
 

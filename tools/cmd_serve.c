@@ -17,13 +17,16 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: moerec serve [--config FILE] [--host ADDR] [--port N] [--queues N]\n"
-            "                    [--log-level LEVEL]\n\n"
+            "                    [--model-dir DIR] [--default-model NAME] [--log-level LEVEL]\n\n"
             "Serve the moerec gRPC API (moerec.v1.Recommender, moerec.v1.Admin,\n"
             "grpc.health.v1.Health) until SIGTERM or SIGINT, then drain and exit 0.\n\n"
             "  --config FILE      JSON config (docs/operations.md); flags override it\n"
             "  --host ADDR        bind address (default 127.0.0.1)\n"
             "  --port N           port (default 50051); 0 picks a free port\n"
             "  --queues N         completion queues = worker threads (default 2)\n"
+            "  --model-dir DIR    model root: DIR/<name>/<version>/model.json; the newest\n"
+            "                     version of each model is loaded (Score, GetModelInfo, Reload)\n"
+            "  --default-model N  model used when a request names none (default: first by name)\n"
             "  --log-level LEVEL  debug, info, warn, error, off (default info)\n\n"
             "Once listening it prints one line to stdout: 'listening on HOST:PORT'.\n");
 }
@@ -33,6 +36,7 @@ static int serve_main(int argc, char **argv) {
         {"config", required_argument, 0, 'c'}, {"host", required_argument, 0, 'H'},
         {"port", required_argument, 0, 'p'},   {"queues", required_argument, 0, 'q'},
         {"log-level", required_argument, 0, 'l'}, {"help", no_argument, 0, 'h'},
+        {"model-dir", required_argument, 0, 'm'}, {"default-model", required_argument, 0, 'd'},
         {0, 0, 0, 0}};
     mr_server_config cfg;
     mr_config_defaults(&cfg);
@@ -59,6 +63,8 @@ static int serve_main(int argc, char **argv) {
             break;
         case 'q': cfg.completion_queues = atoi(optarg); break;
         case 'l': snprintf(cfg.log_level, sizeof cfg.log_level, "%s", optarg); break;
+        case 'm': snprintf(cfg.model_dir, sizeof cfg.model_dir, "%s", optarg); break;
+        case 'd': snprintf(cfg.default_model, sizeof cfg.default_model, "%s", optarg); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }

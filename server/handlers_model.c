@@ -1,0 +1,100 @@
+/* handlers_model.c — Recommender/GetModelInfo and Admin/Reload: what model
+ * is serving, and swapping in another version without a restart. */
+#include <stdio.h>
+#include <string.h>
+
+#include "proto/moerec.pb-c.h"
+#include "server/handlers.h"
+#include "server/registry.h"
+
+static const char *gate_kind_name(moe_gate_kind k) {
+    switch (k) {
+    case MOE_GATE_TOPK: return "top_k";
+    case MOE_GATE_TOPP: return "top_p";
+    default: return "dense";
+    }
+}
+
+int mr_handle_get_model_info(mr_call_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp,
+                             mr_err *err) {
+    const Moerec__V1__GetModelInfoRequest *r = (const void *)req;
+    mr_registry *reg = mr_server_registry(ctx->server);
+    if (!reg)
+        return mr_err_set(err, MR_ESTATE, "no model loaded: start the server with --model-dir");
+    mr_model_ref *ref;
+    int rc = mr_registry_acquire(reg, r->model, &ref, err);
+    if (rc) return rc;
+    const moe_model *m = ref->model;
+    mr_arena *a = ctx->arena;
+    int T = m->n_tasks, F = m->n_cat + m->n_num;
+    Moerec__V1__GetModelInfoResponse *out = mr_arena_alloc(a, sizeof *out);
+    Moerec__V1__TaskInfo *ti = mr_arena_calloc(a, (size_t)T, sizeof *ti);
+    Moerec__V1__TaskInfo **tp = mr_arena_calloc(a, (size_t)T, sizeof *tp);
+    Moerec__V1__FeatureInfo *fi = mr_arena_calloc(a, (size_t)F + 1, sizeof *fi);
+    Moerec__V1__FeatureInfo **fp = mr_arena_calloc(a, (size_t)F + 1, sizeof *fp);
+    if (!out || !ti || !tp || !fi || !fp) {
+        mr_model_release(ref);
+        return mr_err_set(err, MR_ENOMEM, "out of request memory");
+    }
+    moerec__v1__get_model_info_response__init(out);
+    /* every string is copied: the reference is released before encoding */
+    out->model = mr_arena_strdup(a, ref->name);
+    out->version = mr_arena_strdup(a, ref->version);
+    out->architecture = (char *)moe_arch_kind_name(m->net->arch.kind);
+    out->gate = (char *)gate_kind_name(m->net->arch.gate.kind);
+    out->loaded_at_ms = ref->loaded_at_ms;
+    int experts = 0;
+    for (int j = 0; j < m->net->n_levels; j++) experts += m->net->levels[j].n_experts;
+    out->experts = (uint32_t)experts;
+    for (int k = 0; k < T; k++) {
+        moerec__v1__task_info__init(&ti[k]);
+        ti[k].name = mr_arena_strdup(a, m->tasks[k].name);
+        ti[k].kind = m->tasks[k].kind == MOE_TASK_REGRESSION ? "regression" : "binary";
+        ti[k].weight = m->tasks[k].weight;
+        tp[k] = &ti[k];
+    }
+    for (int f = 0; f < m->n_cat; f++) {
+        const moe_table *t = &m->tables[m->cat[f].table];
+        moerec__v1__feature_info__init(&fi[f]);
+        fi[f].name = mr_arena_strdup(a, m->cat[f].name);
+        fi[f].kind = "categorical";
+        fi[f].hashing = (char *)idhash_kind_name(t->kind);
+        fi[f].rows = (uint64_t)t->rows;
+        fi[f].dim = (uint32_t)t->dim;
+        fp[f] = &fi[f];
+    }
+    for (int f = 0; f < m->n_num; f++) {
+        Moerec__V1__FeatureInfo *x = &fi[m->n_cat + f];
+        moerec__v1__feature_info__init(x);
+        x->name = mr_arena_strdup(a, m->num[f].name);
+        x->kind = "numeric";
+        x->dim = 1;
+        fp[m->n_cat + f] = x;
+    }
+    out->tasks = tp;
+    out->n_tasks = (size_t)T;
+    out->features = fp;
+    out->n_features = (size_t)F;
+    mr_model_release(ref);
+    *resp = &out->base;
+    return MR_OK;
+}
+
+int mr_handle_admin_reload(mr_call_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp,
+                           mr_err *err) {
+    const Moerec__V1__ReloadRequest *r = (const void *)req;
+    mr_registry *reg = mr_server_registry(ctx->server);
+    if (!reg)
+        return mr_err_set(err, MR_ESTATE, "no model loaded: start the server with --model-dir");
+    Moerec__V1__ReloadResponse *out = mr_arena_alloc(ctx->arena, sizeof *out);
+    char *prev = mr_arena_alloc(ctx->arena, 32), *now = mr_arena_alloc(ctx->arena, 32);
+    if (!out || !prev || !now) return mr_err_set(err, MR_ENOMEM, "out of request memory");
+    int rc = mr_registry_reload(reg, r->model, r->version, prev, now, err);
+    if (rc) return rc;
+    moerec__v1__reload_response__init(out);
+    out->model = mr_arena_strdup(ctx->arena, r->model[0] ? r->model : mr_registry_default(reg));
+    out->previous_version = prev;
+    out->version = now;
+    *resp = &out->base;
+    return MR_OK;
+}

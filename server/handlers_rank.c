@@ -1,0 +1,189 @@
+/* handlers_rank.c — moerec.v1.Recommender/Score and GetModelInfo: the
+ * ranker behind the API.
+ *
+ * Score fills one scorer batch with every candidate of the request and
+ * runs the model once (the ranker batches into sgemm; never a loop of
+ * per-candidate passes). Feature precedence per row: the schema's fields
+ * `user_id` / `item_id` (when the model has them) from the request ids,
+ * then user and context features for every row, then the candidate's own
+ * features. Any feature the model does not know is INVALID_ARGUMENT naming
+ * it; nothing is scored.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "proto/moerec.pb-c.h"
+#include "server/handlers.h"
+#include "server/registry.h"
+
+static int apply_features(moe_scorer *s, const moe_model *m, int row,
+                          const Moerec__V1__Features *f, const char *where, mr_err *err) {
+    if (!f) return MR_OK;
+    for (size_t i = 0; i < f->n_categorical; i++) {
+        const Moerec__V1__CategoricalFeature *c = f->categorical[i];
+        int numeric, idx = moe_model_field(m, c->name, &numeric);
+        if (idx < 0)
+            return mr_err_set(err, MR_EINVAL, "%s: unknown feature '%s' (model %s)", where, c->name,
+                              m->name);
+        if (numeric)
+            return mr_err_set(err, MR_EINVAL, "%s: feature '%s' is numeric, not categorical", where,
+                              c->name);
+        int rc = moe_scorer_set_cat(s, row, idx, (const char *const *)c->values, NULL,
+                                    (int)c->n_values, err);
+        if (rc) return mr_err_wrap(err, "%s: feature '%s'", where, c->name);
+    }
+    for (size_t i = 0; i < f->n_numeric; i++) {
+        const Moerec__V1__NumericFeature *n = f->numeric[i];
+        int numeric, idx = moe_model_field(m, n->name, &numeric);
+        if (idx < 0)
+            return mr_err_set(err, MR_EINVAL, "%s: unknown feature '%s' (model %s)", where, n->name,
+                              m->name);
+        if (!numeric)
+            return mr_err_set(err, MR_EINVAL, "%s: feature '%s' is categorical, not numeric", where,
+                              n->name);
+        int rc = moe_scorer_set_num(s, row, idx, n->value, err);
+        if (rc) return mr_err_wrap(err, "%s: feature '%s'", where, n->name);
+    }
+    return MR_OK;
+}
+
+/* The schema's id field (`user_id`, `item_id`) set from the request. */
+static int apply_id(moe_scorer *s, const moe_model *m, int row, const char *field, const char *id,
+                    mr_err *err) {
+    int numeric, idx = moe_model_field(m, field, &numeric);
+    if (idx < 0 || numeric || !id[0]) return MR_OK;
+    const char *v[1] = {id};
+    return moe_scorer_set_cat(s, row, idx, v, NULL, 1, err);
+}
+
+static Moerec__V1__DebugInfo *debug_info(mr_arena *a, const moe_scorer *s, uint64_t start_ns,
+                                         uint64_t handler_ns, uint64_t ranked_ns) {
+    Moerec__V1__DebugInfo *d = mr_arena_alloc(a, sizeof *d);
+    Moerec__V1__StageTiming *t = mr_arena_calloc(a, 3, sizeof *t);
+    Moerec__V1__StageTiming **tp = mr_arena_calloc(a, 3, sizeof *tp);
+    moe_gate_report *rep = mr_arena_calloc(a, 32, sizeof *rep);
+    if (!d || !t || !tp || !rep) return NULL;
+    moerec__v1__debug_info__init(d);
+    static const char *names[] = {"decode", "rank", "total"};
+    uint64_t us[3] = {(handler_ns - start_ns) / 1000, (ranked_ns - handler_ns) / 1000,
+                      (mr_now_ns() - start_ns) / 1000};
+    for (int i = 0; i < 3; i++) {
+        moerec__v1__stage_timing__init(&t[i]);
+        t[i].stage = (char *)names[i];
+        t[i].micros = us[i];
+        tp[i] = &t[i];
+    }
+    d->timings = tp;
+    d->n_timings = 3;
+    int ng = moe_scorer_gate_report(s, rep, 32);
+    if (ng > 32) ng = 32;
+    Moerec__V1__GateWeights *g = mr_arena_calloc(a, (size_t)ng, sizeof *g);
+    Moerec__V1__GateWeights **gp = mr_arena_calloc(a, (size_t)ng, sizeof *gp);
+    if (ng && (!g || !gp)) return NULL;
+    for (int i = 0; i < ng; i++) {
+        moerec__v1__gate_weights__init(&g[i]);
+        g[i].gate = rep[i].gate;
+        g[i].n_weights = g[i].n_experts = (size_t)rep[i].n;
+        g[i].weights = rep[i].weight;
+        g[i].experts = mr_arena_calloc(a, (size_t)rep[i].n, sizeof(char *));
+        if (rep[i].n && !g[i].experts) return NULL;
+        for (int k = 0; k < rep[i].n; k++) g[i].experts[k] = rep[i].expert[k];
+        g[i].active_fraction = rep[i].active_fraction;
+        gp[i] = &g[i];
+    }
+    d->gates = gp;
+    d->n_gates = (size_t)ng;
+    return d;
+}
+
+int mr_handle_score(mr_call_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp,
+                    mr_err *err) {
+    const Moerec__V1__ScoreRequest *r = (const void *)req;
+    uint64_t handler_ns = mr_now_ns();
+    if (!r->user_id[0]) return mr_err_set(err, MR_EINVAL, "user_id is required");
+    if (r->n_candidates == 0) return mr_err_set(err, MR_EINVAL, "candidates: at least one is required");
+    for (size_t i = 0; i < r->n_candidates; i++)
+        if (!r->candidates[i]->item_id[0])
+            return mr_err_set(err, MR_EINVAL, "candidates[%zu].item_id is required", i);
+    mr_registry *reg = mr_server_registry(ctx->server);
+    if (!reg)
+        return mr_err_set(err, MR_ESTATE, "no model loaded: start the server with --model-dir");
+    mr_model_ref *ref;
+    int rc = mr_registry_acquire(reg, r->model, &ref, err);
+    if (rc) return rc;
+    const moe_model *m = ref->model;
+    moe_scorer *s = NULL;
+    int n = (int)r->n_candidates, T = m->n_tasks;
+    float *tasks = mr_arena_alloc(ctx->arena, (size_t)n * (size_t)T * sizeof(float));
+    float *score = mr_arena_alloc(ctx->arena, (size_t)n * sizeof(float));
+    if (!tasks || !score) {
+        rc = mr_err_set(err, MR_ENOMEM, "request memory exhausted scoring %d candidates", n);
+        goto done;
+    }
+    if ((rc = mr_model_scorer_get(ref, &s, err)) || (rc = moe_scorer_begin(s, n, err)) ||
+        (rc = apply_id(s, m, MOE_ALL_ROWS, "user_id", r->user_id, err)) ||
+        (rc = apply_features(s, m, MOE_ALL_ROWS, r->user_features, "user_features", err)) ||
+        (rc = apply_features(s, m, MOE_ALL_ROWS, r->context_features, "context_features", err)))
+        goto done;
+    for (int i = 0; i < n; i++) {
+        const Moerec__V1__Candidate *c = r->candidates[i];
+        char where[48];
+        snprintf(where, sizeof where, "candidates[%d].features", i);
+        if ((rc = apply_id(s, m, i, "item_id", c->item_id, err)) ||
+            (rc = apply_features(s, m, i, c->features, where, err)))
+            goto done;
+    }
+    if ((rc = moe_scorer_run(s, tasks, score, err))) goto done;
+    uint64_t ranked_ns = mr_now_ns();
+
+    mr_arena *a = ctx->arena;
+    Moerec__V1__ScoreResponse *out = mr_arena_alloc(a, sizeof *out);
+    Moerec__V1__ScoredItem *items = mr_arena_alloc(a, (size_t)n * sizeof *items);
+    Moerec__V1__ScoredItem **ip = mr_arena_alloc(a, (size_t)n * sizeof *ip);
+    Moerec__V1__TaskScore *ts = mr_arena_alloc(a, (size_t)n * (size_t)T * sizeof *ts);
+    Moerec__V1__TaskScore **tp = mr_arena_alloc(a, (size_t)n * (size_t)T * sizeof *tp);
+    char *mv = mr_arena_alloc(a, 100);
+    /* Names are copied into the arena: the response is encoded after the
+     * model reference is released, and a reload may free that version. */
+    char **task_name = mr_arena_alloc(a, (size_t)T * sizeof *task_name);
+    for (int k = 0; task_name && k < T; k++)
+        if (!(task_name[k] = mr_arena_strdup(a, m->tasks[k].name))) task_name = NULL;
+    if (!out || !items || !ip || !ts || !tp || !mv || !task_name) {
+        rc = mr_err_set(err, MR_ENOMEM, "request memory exhausted building the response");
+        goto done;
+    }
+    moerec__v1__score_response__init(out);
+    out->request_id = r->request_id;
+    snprintf(mv, 100, "%s/%s", ref->name, ref->version);
+    out->model_version = mv;
+    for (int i = 0; i < n; i++) {
+        moerec__v1__scored_item__init(&items[i]);
+        items[i].item_id = r->candidates[i]->item_id;
+        items[i].score = score[i];
+        for (int k = 0; k < T; k++) {
+            Moerec__V1__TaskScore *t = &ts[(size_t)i * T + k];
+            moerec__v1__task_score__init(t);
+            t->task = task_name[k];
+            t->value = tasks[(size_t)i * T + k];
+            tp[(size_t)i * T + k] = t;
+        }
+        items[i].tasks = &tp[(size_t)i * T];
+        items[i].n_tasks = (size_t)T;
+        ip[i] = &items[i];
+    }
+    out->items = ip;
+    out->n_items = (size_t)n;
+    if (r->debug) {
+        out->debug = debug_info(a, s, ctx->start_ns, handler_ns, ranked_ns);
+        if (!out->debug) {
+            rc = mr_err_set(err, MR_ENOMEM, "request memory exhausted building debug info");
+            goto done;
+        }
+    }
+    *resp = &out->base;
+done:
+    if (s) mr_model_scorer_put(ref, s);
+    mr_model_release(ref);
+    return rc;
+}

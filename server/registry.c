@@ -1,0 +1,208 @@
+/* registry.c — see registry.h.
+ *
+ * The current-version pointers are guarded by one mutex held only to read
+ * or swap a pointer and bump a reference count, never while loading: a
+ * reload reads safetensors for seconds without stalling requests. Reference
+ * counts are atomics; the version is freed by whichever thread drops the
+ * last reference, which is the reload itself when no request holds it.
+ */
+#include "registry.h"
+
+#include <dirent.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+
+struct mr_registry {
+    char root[4096];
+    char default_name[64];
+    pthread_mutex_t mu;          /* guards cur[] pointers */
+    pthread_mutex_t reload_mu;   /* one reload at a time  */
+    int n;
+    char names[MR_MAX_MODELS][64];
+    mr_model_ref *cur[MR_MAX_MODELS];
+};
+
+static void ref_free(mr_model_ref *m) {
+    for (int i = 0; i < m->npool; i++) moe_scorer_free(m->pool[i]);
+    pthread_mutex_destroy(&m->pool_mu);
+    moe_model_free(m->model);
+    free(m);
+}
+
+void mr_model_release(mr_model_ref *m) {
+    if (m && atomic_fetch_sub(&m->refs, 1) == 1) ref_free(m);
+}
+
+static int load_version(const char *root, const char *name, const char *version,
+                        mr_model_ref **out, mr_err *e) {
+    char dir[4096 + 160], latest[4096 + 200], ver[32];
+    snprintf(dir, sizeof dir, "%s/%s", root, name);
+    if (!version || !version[0]) { /* the newest version's directory path */
+        int rc = moe_model_latest_version(dir, latest, sizeof latest, e);
+        if (rc) return mr_err_wrap(e, "model '%s'", name);
+        const char *base = strrchr(latest, '/');
+        base = base ? base + 1 : latest;
+        if (strlen(base) >= sizeof ver)
+            return mr_err_set(e, MR_EINVAL, "model '%s': version name too long", name);
+        memcpy(ver, base, strlen(base) + 1);
+    } else {
+        if (strlen(version) >= sizeof ver || strchr(version, '/') || !strcmp(version, "..") ||
+            !strcmp(version, "."))
+            return mr_err_set(e, MR_EINVAL, "model '%s': bad version '%.40s'", name, version);
+        snprintf(ver, sizeof ver, "%s", version);
+    }
+    snprintf(dir, sizeof dir, "%s/%s/%s", root, name, ver);
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return mr_err_set(e, MR_ENOTFOUND, "model '%s' has no version '%s'", name, ver);
+    mr_model_ref *m = calloc(1, sizeof *m);
+    if (!m) return mr_err_set(e, MR_ENOMEM, "out of memory");
+    int rc = moe_model_load(&m->model, dir, e);
+    if (rc) {
+        free(m);
+        return mr_err_wrap(e, "model '%s' version %s", name, ver);
+    }
+    snprintf(m->name, sizeof m->name, "%s", name);
+    snprintf(m->version, sizeof m->version, "%s", ver);
+    m->loaded_at_ms = mr_unix_ms();
+    atomic_init(&m->refs, 1);
+    pthread_mutex_init(&m->pool_mu, NULL);
+    *out = m;
+    return MR_OK;
+}
+
+static int by_name(const void *a, const void *b) { return strcmp(a, b); }
+
+int mr_registry_open(mr_registry **out, const char *root, const char *default_model, mr_err *e) {
+    *out = NULL;
+    DIR *d = opendir(root);
+    if (!d) return mr_err_set(e, MR_ENOTFOUND, "model root '%s' cannot be opened", root);
+    mr_registry *r = calloc(1, sizeof *r);
+    if (!r) {
+        closedir(d);
+        return mr_err_set(e, MR_ENOMEM, "out of memory");
+    }
+    snprintf(r->root, sizeof r->root, "%s", root);
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_mutex_init(&r->reload_mu, NULL);
+    struct dirent *de;
+    int rc = MR_OK;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.') continue;
+        char dir[4096 + 300];
+        snprintf(dir, sizeof dir, "%s/%s", root, de->d_name);
+        struct stat st;
+        if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || strlen(de->d_name) >= 64) continue;
+        if (r->n == MR_MAX_MODELS) {
+            rc = mr_err_set(e, MR_ENOMEM, "more than %d models under '%s'", MR_MAX_MODELS, root);
+            break;
+        }
+        memcpy(r->names[r->n++], de->d_name, strlen(de->d_name) + 1); /* < 64, checked above */
+    }
+    closedir(d);
+    if (rc) goto err;
+    qsort(r->names, (size_t)r->n, sizeof r->names[0], by_name);
+    for (int i = 0; i < r->n; i++) {
+        rc = load_version(root, r->names[i], NULL, &r->cur[i], e);
+        if (rc) goto err;
+        mr_info("loaded model %s version %s", r->names[i], r->cur[i]->version);
+    }
+    if (r->n == 0) {
+        rc = mr_err_set(e, MR_ENOTFOUND, "no model under '%s' (expected <name>/<version>/model.json)",
+                        root);
+        goto err;
+    }
+    snprintf(r->default_name, sizeof r->default_name, "%s",
+             default_model && default_model[0] ? default_model : r->names[0]);
+    int found = 0;
+    for (int i = 0; i < r->n; i++) found |= !strcmp(r->names[i], r->default_name);
+    if (!found) {
+        rc = mr_err_set(e, MR_ENOTFOUND, "default model '%s' is not under '%s'", r->default_name,
+                        root);
+        goto err;
+    }
+    *out = r;
+    return MR_OK;
+err:
+    mr_registry_free(r);
+    return rc;
+}
+
+void mr_registry_free(mr_registry *r) {
+    if (!r) return;
+    for (int i = 0; i < r->n; i++) mr_model_release(r->cur[i]);
+    pthread_mutex_destroy(&r->mu);
+    pthread_mutex_destroy(&r->reload_mu);
+    free(r);
+}
+
+static int find(const mr_registry *r, const char *name) {
+    if (!name || !name[0]) name = r->default_name;
+    for (int i = 0; i < r->n; i++)
+        if (!strcmp(r->names[i], name)) return i;
+    return -1;
+}
+
+int mr_registry_acquire(mr_registry *r, const char *name, mr_model_ref **out, mr_err *e) {
+    int i = find(r, name);
+    if (i < 0) return mr_err_set(e, MR_ENOTFOUND, "unknown model '%.64s'", name);
+    pthread_mutex_lock(&r->mu);
+    mr_model_ref *m = r->cur[i];
+    atomic_fetch_add(&m->refs, 1);
+    pthread_mutex_unlock(&r->mu);
+    *out = m;
+    return MR_OK;
+}
+
+int mr_model_scorer_get(mr_model_ref *m, moe_scorer **out, mr_err *e) {
+    pthread_mutex_lock(&m->pool_mu);
+    moe_scorer *s = m->npool ? m->pool[--m->npool] : NULL;
+    pthread_mutex_unlock(&m->pool_mu);
+    if (s) {
+        *out = s;
+        return MR_OK;
+    }
+    return moe_scorer_create(out, m->model, e);
+}
+
+void mr_model_scorer_put(mr_model_ref *m, moe_scorer *s) {
+    pthread_mutex_lock(&m->pool_mu);
+    if (m->npool < MR_SCORER_POOL) {
+        m->pool[m->npool++] = s;
+        s = NULL;
+    }
+    pthread_mutex_unlock(&m->pool_mu);
+    if (s) moe_scorer_free(s);
+}
+
+int mr_registry_reload(mr_registry *r, const char *name, const char *version, char *prev,
+                       char *now, mr_err *e) {
+    int i = find(r, name);
+    if (i < 0) return mr_err_set(e, MR_ENOTFOUND, "unknown model '%.64s'", name);
+    pthread_mutex_lock(&r->reload_mu);
+    mr_model_ref *fresh;
+    int rc = load_version(r->root, r->names[i], version, &fresh, e);
+    if (rc) {
+        pthread_mutex_unlock(&r->reload_mu);
+        return rc; /* the serving version is untouched */
+    }
+    pthread_mutex_lock(&r->mu);
+    mr_model_ref *old = r->cur[i];
+    r->cur[i] = fresh;
+    pthread_mutex_unlock(&r->mu);
+    snprintf(prev, 32, "%s", old->version);
+    snprintf(now, 32, "%s", fresh->version);
+    mr_info("model %s: version %s -> %s", r->names[i], old->version, fresh->version);
+    mr_model_release(old);
+    pthread_mutex_unlock(&r->reload_mu);
+    return MR_OK;
+}
+
+int mr_registry_count(const mr_registry *r) { return r->n; }
+const char *mr_registry_default(const mr_registry *r) { return r->default_name; }

@@ -1,0 +1,61 @@
+/* registry.h — the models a server serves, and hot reload.
+ *
+ * The model root holds models/<name>/<version>/{model.json,
+ * weights.safetensors} (docs/model-format.md); at open, the newest version of
+ * every model under the root is loaded. A request acquires a reference to
+ * the current version of a model and releases it when done; Reload loads a
+ * version beside the serving one and swaps the pointer, and the old version
+ * is freed when its last in-flight request releases it. Scorers (per-call
+ * scratch) are pooled per version so a request does not allocate them.
+ */
+#ifndef MOEREC_SERVER_REGISTRY_H
+#define MOEREC_SERVER_REGISTRY_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "common/error.h"
+#include "moe/model.h"
+#include "moe/scorer.h"
+
+#define MR_MAX_MODELS 16
+#define MR_SCORER_POOL 64
+
+typedef struct mr_model_ref {
+    moe_model *model;            /* read-only once loaded               */
+    char name[64];               /* directory name under the root       */
+    char version[32];            /* version directory name              */
+    int64_t loaded_at_ms;        /* unix ms                             */
+    atomic_int refs;             /* registry's own + in-flight requests */
+    pthread_mutex_t pool_mu;     /* guards pool                         */
+    int npool;
+    moe_scorer *pool[MR_SCORER_POOL];
+} mr_model_ref;
+
+typedef struct mr_registry mr_registry;
+
+/* Load the newest version of every model under root. default_model names
+ * the model used when a request leaves `model` empty ("" = the first model
+ * in name order). MR_ENOTFOUND if root has no model. */
+int mr_registry_open(mr_registry **out, const char *root, const char *default_model, mr_err *e);
+void mr_registry_free(mr_registry *r);
+
+/* Current version of a model ("" = default); MR_ENOTFOUND names it. */
+int mr_registry_acquire(mr_registry *r, const char *name, mr_model_ref **out, mr_err *e);
+void mr_model_release(mr_model_ref *m);
+
+/* A scorer for this version (pooled); give it back with mr_model_scorer_put. */
+int mr_model_scorer_get(mr_model_ref *m, moe_scorer **out, mr_err *e);
+void mr_model_scorer_put(mr_model_ref *m, moe_scorer *s);
+
+/* Load version ("" = newest on disk) of model name ("" = default) and swap
+ * it in. prev/now receive the versions (32 bytes each). Reloads are
+ * serialised; requests keep running on the old version meanwhile. */
+int mr_registry_reload(mr_registry *r, const char *name, const char *version, char *prev,
+                       char *now, mr_err *e);
+
+int mr_registry_count(const mr_registry *r);
+const char *mr_registry_default(const mr_registry *r);
+
+#endif
