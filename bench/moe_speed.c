@@ -129,6 +129,31 @@ int main(int argc, char **argv) {
         fprintf(stderr, "inference batch %4d: %10.0f candidates/s  %6.1f GFLOP/s (%.0f%% of peak)\n", B, cps[bi],
                 gf[bi], 100 * gf[bi] / peak);
     }
+    /* the same weights routed top-2 of 8 (a different function, so not
+     * compared with the peer): sparse gates must save expert compute */
+    double sparse_cps, sparse_frac;
+    {
+        moe_level *lv = &m->net->levels[0];
+        for (int k = 0; k < lv->n_slots; k++) {
+            lv->gates[k].spec.kind = MOE_GATE_TOPK;
+            lv->gates[k].spec.k = 2;
+        }
+        moe_scorer_begin(s, 500, &e);
+        mr_rng_fill_normal(&r, moe_scorer_input(s), 500L * m->in_dim, 1.0f);
+        moe_scorer_run(s, tasks, NULL, &e);
+        uint64_t t0 = mr_now_ns(), t;
+        long it = 0;
+        do {
+            moe_scorer_run(s, tasks, NULL, &e);
+            it++;
+            t = mr_now_ns();
+        } while ((double)(t - t0) / 1e9 < seconds);
+        sparse_cps = 500.0 * (double)it / ((double)(t - t0) / 1e9);
+        sparse_frac = moe_scorer_active_fraction(s);
+        fprintf(stderr, "top-2 of 8, batch 500: %10.0f candidates/s, active expert fraction %.3f\n", sparse_cps,
+                sparse_frac);
+        for (int k = 0; k < lv->n_slots; k++) lv->gates[k].spec.kind = MOE_GATE_DENSE;
+    }
     /* parity dump: batch 100 input and outputs */
     moe_scorer_begin(s, 100, &e);
     mr_rng_fill_normal(&r, moe_scorer_input(s), 100L * m->in_dim, 1.0f);
@@ -170,9 +195,10 @@ int main(int argc, char **argv) {
     printf("{\"impl\":\"moerec\",\"gate\":\"%s\",\"in_dim\":%d,\"params\":%ld,\"flops_per_candidate\":%.0f,"
            "\"sgemm_peak_gflops\":%.2f,\"cands_per_s\":{\"1\":%.0f,\"100\":%.0f,\"500\":%.0f,\"1000\":%.0f},"
            "\"gflops\":{\"1\":%.2f,\"100\":%.2f,\"500\":%.2f,\"1000\":%.2f},"
-           "\"peak_fraction_500\":%.3f,\"peak_fraction_1000\":%.3f,\"train_samples_per_s\":%.0f}\n",
+           "\"peak_fraction_500\":%.3f,\"peak_fraction_1000\":%.3f,\"train_samples_per_s\":%.0f,"
+           "\"top2_cands_per_s_500\":%.0f,\"top2_active_fraction\":%.3f}\n",
            gate, m->in_dim, m->net->n_params, fpr, peak, cps[0], cps[1], cps[2], cps[3], gf[0], gf[1], gf[2], gf[3],
-           gf[2] / peak, gf[3] / peak, tsps);
+           gf[2] / peak, gf[3] / peak, tsps, sparse_cps, sparse_frac);
     moe_pass_free(&pass);
     mr_floats_free(x);
     mr_floats_free(g);

@@ -36,6 +36,8 @@ out = {"bench": "moe_speed", "gate": c["gate"], "params": c["params"], "flops_pe
        "peak_fraction_500": c["peak_fraction_500"], "peak_fraction_1000": c["peak_fraction_1000"],
        "train_samples_per_s": c["train_samples_per_s"], "torch_train_samples_per_s": t["train_samples_per_s"],
        "train_ratio_vs_torch": round(c["train_samples_per_s"] / t["train_samples_per_s"], 2),
-       "torch_max_abs_diff": t["max_abs_diff_vs_moerec"], "torch_version": t["version"]}
+       "torch_max_abs_diff": t["max_abs_diff_vs_moerec"], "torch_version": t["version"],
+       "moerec_top2_of_8_cands_per_s_500": c["top2_cands_per_s_500"], "top2_active_fraction": c["top2_active_fraction"],
+       "top2_speedup_vs_dense_500": round(c["top2_cands_per_s_500"] / c["cands_per_s"]["500"], 2)}
 print(json.dumps(out))
 PY

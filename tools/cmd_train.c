@@ -92,14 +92,23 @@ static int opt_json(train_cli *c, const char *json_text) {
     return 0;
 }
 
+static const char *const k_value_opts[] = {
+    "--model-json", "--data", "--out", "--init", "--version", "--epochs", "--batch", "--lr", "--emb-lr",
+    "--emb-opt", "--clip", "--weight-decay", "--seed", "--val-frac", "--split", "--time-column",
+    "--patience", "--threads", "--max-rows", NULL};
+
 static int parse_args(train_cli *c, int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int takes = 1;
+        int takes = 1, known = 0;
+        for (int k = 0; k_value_opts[k]; k++) known |= !strcmp(a, k_value_opts[k]);
         if (!strcmp(a, "--quiet")) c->o.progress = 0, takes = 0;
         else if (!strcmp(a, "--no-fit-numeric")) c->fit_numeric = 0, takes = 0;
-        else if (!v) {
-            fprintf(stderr, "moerec train: %s needs a value (or unknown option; see --help)\n", a);
+        else if (!known) {
+            fprintf(stderr, "moerec train: unknown option %s (see --help)\n", a);
+            return 2;
+        } else if (!v) {
+            fprintf(stderr, "moerec train: %s needs a value\n", a);
             return 2;
         } else if (!strcmp(a, "--model-json")) c->model_json = v;
         else if (!strcmp(a, "--data")) c->data = v;

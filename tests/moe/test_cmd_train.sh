@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# test_cmd_train.sh — `moerec train` end to end: --help, a small generated
+# CSV (quoted multi-valued field, a time column), training with a time
+# split, the JSON metrics line on stdout, the version directory it writes
+# (a second run writes version 2), and clear errors for a missing column
+# and an unknown option. Usage: test_cmd_train.sh PATH/TO/moerec
+set -euo pipefail
+moerec=$1
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+"$moerec" train --help | grep -q -- "--model-json" || fail "--help"
+
+# 2000 rows: click = (item id is even), like = (price > 0.5); genres quoted
+/usr/bin/python3 - "$dir/data.csv" <<'PY'
+import random, sys
+random.seed(3)
+with open(sys.argv[1], "w") as f:
+    f.write("user,item,genres,price,click,like,ts\n")
+    for i in range(2000):
+        item = random.randrange(40)
+        price = random.random()
+        g = '"a|b"' if item % 3 == 0 else "c"
+        f.write("u%d,i%d,%s,%.3f,%d,%d,%d\n" % (random.randrange(50), item, g, price, item % 2 == 0, price > 0.5, i))
+PY
+cat > "$dir/model.json" <<'JSON'
+{"tables": [{"name": "user", "rows": 64, "dim": 4}, {"name": "item", "rows": 128, "dim": 8},
+            {"name": "genre", "rows": 16, "dim": 4}],
+ "features": {"categorical": [{"name": "user", "table": "user"}, {"name": "item", "table": "item"},
+                              {"name": "genres", "table": "genre", "separator": "|", "combiner": "mean"}],
+              "numeric": [{"name": "price"}]},
+ "tasks": [{"name": "click"}, {"name": "like"}],
+ "arch": {"type": "mmoe", "experts": 3, "expert_hidden": [16], "tower_hidden": [8],
+          "gate": {"type": "topk", "k": 2}},
+ "train": {"epochs": 6, "batch": 64, "lr": 0.01, "emb_lr": 0.05, "patience": 6}}
+JSON
+out=$("$moerec" train --model-json "$dir/model.json" --data "$dir/data.csv" --out "$dir/models" \
+      --split time --time-column ts --quiet)
+echo "$out"
+/usr/bin/python3 - "$out" <<'PY' || fail "metrics"
+import json, sys
+r = json.loads(sys.argv[1])
+assert r["train_rows"] == 1800 and r["val_rows"] == 200, r
+assert r["tasks"]["click"]["auc"] > 0.9 and r["tasks"]["like"]["auc"] > 0.9, r["tasks"]
+assert 0 < r["active_expert_fraction"] <= 1, r
+assert r["model_dir"].endswith("/models/1")
+PY
+[ -s "$dir/models/1/weights.safetensors" ] && [ -s "$dir/models/1/model.json" ] || fail "model files"
+grep -q '"train"' "$dir/models/1/model.json" || fail "train section kept"
+"$moerec" train --model-json "$dir/model.json" --data "$dir/data.csv" --out "$dir/models" --epochs 1 --quiet \
+  --init "$dir/models/1" | grep -q '/models/2"' || fail "second version / --init"
+
+sed 's/^user,/usr,/' "$dir/data.csv" > "$dir/bad.csv"
+if "$moerec" train --model-json "$dir/model.json" --data "$dir/bad.csv" --out "$dir/m2" 2> "$dir/err"; then
+  fail "missing column accepted"
+fi
+grep -q "no column 'user'" "$dir/err" || fail "missing column message: $(cat "$dir/err")"
+set +e
+"$moerec" train --bogus 2> "$dir/err"
+rc=$?
+set -e
+[ $rc -eq 2 ] && grep -q "unknown option --bogus" "$dir/err" || fail "unknown option"
+echo "test_cmd_train: ok"
