@@ -1,0 +1,80 @@
+/* sdim_feature.h — the ranker's long-behaviour inputs: the SDIM long-interest
+ * vector per candidate and a short-sequence target attention over the last
+ * N events, computed the SAME way at training and at serving time.
+ *
+ * Serving (sdim_feature_serve): the request reads the user's bucket table
+ * once (index/behaviour.h user_state_get), signs all candidates with one
+ * sgemm and reads nsig buckets per candidate:
+ *
+ *   long(q) = (1/nsig) * sum_i pool(bucket sig_i(q) of signature i)
+ *
+ * O(m d + nsig d) per candidate, independent of the sequence length L.
+ *
+ * Training (sdim_seq): a user's events are replayed in time order into a
+ * table with exactly the store's operations (sign with the same hasher in a
+ * batch sgemm, sdim_table_add in order; when more than l_max events are
+ * kept, sdim_table_sub of the oldest before the add, as behaviour_append
+ * does), so a sample at time t sees only events before t (no leakage) and
+ * its feature is bit-identical to what serving computes from the store's
+ * table after the same appends. sdim_seq also keeps the last events for
+ * the short-sequence attention.
+ */
+#ifndef MOEREC_MOE_SDIM_FEATURE_H
+#define MOEREC_MOE_SDIM_FEATURE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/error.h"
+#include "hashing/sdim.h"
+
+/* ---- serving ---------------------------------------------------------------- */
+
+/* out row j (stride ostride >= d, so it can write straight into the ranker's
+ * input matrix) = long-interest vector of candidate cand row j (n, d). table:
+ * the user's bucket table (hasher's layout); NULL (no events) gives zeros.
+ * Allocates (n, m) + (n, nsig) scratch per call. */
+int sdim_feature_serve(const sdim_hasher *h, const void *table, const float *cand, int n,
+                       sdim_pool pool, float *out, int ostride, mr_err *e);
+
+/* Short-sequence target attention: out (n, ostride) rows = softmax(q K^T /
+ * sqrt(d)) K over the k most recent events recent (k, d), oldest first.
+ * k = 0 gives zeros. scratch NULL or (n, k) floats. */
+int sdim_feature_short(const float *recent, int k, const float *cand, int n, int d, float *out,
+                       int ostride, float *scratch, mr_err *e);
+
+/* ---- training: a user's table replayed from the raw sequence ------------------ */
+
+typedef struct sdim_seq {
+    const sdim_hasher *h; /* not owned; the store's hasher (same d, m, tau, seed) */
+    int l_max;            /* events kept, as the store's l_max */
+    int n;                /* events kept now (<= l_max) */
+    int head;             /* ring index of the oldest kept event */
+    void *table;          /* sdim_table_bytes(&h->layout) */
+    float *vecs;          /* (l_max, d) ring of kept embeddings */
+    uint32_t *sigs;       /* (l_max, nsig) ring of their signatures */
+    float *scratch;       /* (chunk, m) projections for batched signing */
+    uint32_t *bsig;       /* (chunk, nsig) */
+} sdim_seq;
+
+int sdim_seq_create(sdim_seq **out, const sdim_hasher *h, int l_max, mr_err *e);
+void sdim_seq_free(sdim_seq *s);
+/* Empty the table and the ring (next user). */
+void sdim_seq_reset(sdim_seq *s);
+/* Append n event embeddings x (n, d), oldest first, each trimming the
+ * oldest kept event first when l_max are kept. */
+int sdim_seq_push(sdim_seq *s, const float *x, int n, mr_err *e);
+/* The most recent min(k, n) kept embeddings into out (k, d), oldest first;
+ * returns how many. */
+int sdim_seq_recent(const sdim_seq *s, int k, float *out);
+/* Long-interest vectors for n candidates from the current table: exactly
+ * sdim_feature_serve on a table equal to the store's. */
+int sdim_seq_feature(const sdim_seq *s, const float *cand, int n, sdim_pool pool, float *out,
+                     int ostride, mr_err *e);
+
+/* One-shot: the feature from a whole sequence seq (L, d) (a store rebuild
+ * of those events, no trims). */
+int sdim_feature_from_sequence(const sdim_hasher *h, const float *seq, int L, const float *cand,
+                               int n, sdim_pool pool, float *out, int ostride, mr_err *e);
+
+#endif

@@ -1,0 +1,278 @@
+/* test_sdim_feature.c — moe/sdim_feature.c: the training-time replay and the
+ * serving call give bit-identical long-interest vectors (whole sequence,
+ * prefixes at sample times, batched or one-by-one pushes, strided output);
+ * trims follow the store's l_max rule; with m/tau >= 16 the SDIM vector
+ * approaches the oracle attention with weights (1 - arccos/pi)^tau; the
+ * short-sequence attention reads exactly the last N events. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <math.h>
+
+#include <cmocka.h>
+
+#include "common/rng.h"
+#include "common/tensor.h"
+#include "moe/attention.h"
+#include "moe/sdim_feature.h"
+
+enum { D = 16, SEQ = 300, NC = 24 };
+
+typedef struct fx {
+    sdim_hasher *h;
+    float seq[SEQ * D];
+    float cand[NC * D];
+} fx;
+
+static int setup(void **state) {
+    fx *f = calloc(1, sizeof *f);
+    assert_int_equal(sdim_hasher_create(&f->h, D, 48, 3, 7, NULL), 0);
+    mr_rng g;
+    mr_rng_seed(&g, 3);
+    mr_rng_fill_normal(&g, f->seq, SEQ * D, 1);
+    mr_rng_fill_normal(&g, f->cand, NC * D, 1);
+    for (int j = 0; j < 6; j++) memcpy(f->cand + j * D, f->seq + (j * 37) * D, sizeof(float) * D);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state) {
+    fx *f = *state;
+    sdim_hasher_free(f->h);
+    free(f);
+    return 0;
+}
+
+/* Serving on a table built by hand with the hashing helpers (what the store
+ * holds) == the training replay == the one-shot call, to the bit. */
+static void test_train_equals_serve(void **state) {
+    fx *f = *state;
+    const sdim_layout *L = &f->h->layout;
+    void *table = mr_floats_alloc(sdim_table_cells(L));
+    uint32_t *sig = malloc(sizeof(uint32_t) * SEQ * L->nsig);
+    assert_int_equal(sdim_signatures_batch(f->h, f->seq, SEQ, sig, NULL, NULL), 0);
+    for (int j = 0; j < SEQ; j++)
+        assert_int_equal(sdim_table_add(L, table, sig + j * L->nsig, f->seq + j * D, NULL), 0);
+    for (sdim_pool pool = SDIM_POOL_SUM; pool <= SDIM_POOL_MEAN; pool++) {
+        float a[NC * D], b[NC * D], c[NC * 40];
+        assert_int_equal(sdim_feature_serve(f->h, table, f->cand, NC, pool, a, D, NULL), 0);
+        assert_int_equal(sdim_feature_from_sequence(f->h, f->seq, SEQ, f->cand, NC, pool, b, D, NULL), 0);
+        assert_memory_equal(a, b, sizeof a);
+        sdim_seq *s;
+        assert_int_equal(sdim_seq_create(&s, f->h, 1000, NULL), 0);
+        for (int j = 0; j < SEQ; j += 7) /* uneven pushes */
+            assert_int_equal(sdim_seq_push(s, f->seq + j * D, SEQ - j < 7 ? SEQ - j : 7, NULL), 0);
+        assert_memory_equal(s->table, table, sdim_table_bytes(L));
+        for (int i = 0; i < NC * 40; i++) c[i] = -7.0f;
+        assert_int_equal(sdim_seq_feature(s, f->cand, NC, pool, c, 40, NULL), 0);
+        for (int j = 0; j < NC; j++) {
+            assert_memory_equal(c + j * 40, a + j * D, sizeof(float) * D);
+            assert_true(c[j * 40 + D] == -7.0f); /* the stride's tail is untouched */
+        }
+        sdim_seq_free(s);
+    }
+    free(sig);
+    mr_floats_free(table);
+}
+
+/* A sample at position p sees events [0, p) only: the replayed table at p
+ * equals a rebuild of that prefix, and differs from the full history. */
+static void test_prefix_features_no_leakage(void **state) {
+    fx *f = *state;
+    sdim_seq *s;
+    assert_int_equal(sdim_seq_create(&s, f->h, 1000, NULL), 0);
+    const int pos[] = {1, 50, 51, 200, SEQ};
+    int at = 0, differs = 0;
+    float full[NC * D];
+    assert_int_equal(sdim_feature_from_sequence(f->h, f->seq, SEQ, f->cand, NC, SDIM_POOL_L2, full, D, NULL), 0);
+    for (int t = 0; t < 5; t++) {
+        assert_int_equal(sdim_seq_push(s, f->seq + at * D, pos[t] - at, NULL), 0);
+        at = pos[t];
+        float a[NC * D], b[NC * D];
+        assert_int_equal(sdim_seq_feature(s, f->cand, NC, SDIM_POOL_L2, a, D, NULL), 0);
+        assert_int_equal(sdim_feature_from_sequence(f->h, f->seq, at, f->cand, NC, SDIM_POOL_L2, b, D, NULL), 0);
+        assert_memory_equal(a, b, sizeof a);
+        if (at < SEQ && memcmp(a, full, sizeof a) != 0) differs++;
+    }
+    assert_int_equal(differs, 4);
+    sdim_seq_free(s);
+}
+
+/* l_max = 40: after the trims the table holds exactly the last 40 events
+ * (counts exact, sums within float drift), whatever the push sizes. */
+static void test_trims_keep_last_lmax(void **state) {
+    fx *f = *state;
+    const sdim_layout *L = &f->h->layout;
+    sdim_seq *s;
+    assert_int_equal(sdim_seq_create(&s, f->h, 40, NULL), 0);
+    const int steps[] = {1, 30, 25, 100, 3, 41, 100};
+    int at = 0;
+    for (int t = 0; t < 7; t++) {
+        assert_int_equal(sdim_seq_push(s, f->seq + at * D, steps[t], NULL), 0);
+        at += steps[t];
+        sdim_seq *ref;
+        int keep = at < 40 ? at : 40;
+        assert_int_equal(s->n, keep);
+        assert_int_equal(sdim_seq_create(&ref, f->h, 40, NULL), 0);
+        assert_int_equal(sdim_seq_push(ref, f->seq + (at - keep) * D, keep, NULL), 0);
+        for (int i = 0; i < L->nsig; i++)
+            for (uint32_t b = 0; b < (uint32_t)L->nbuckets; b++) {
+                assert_int_equal(sdim_table_count(L, s->table, i, b), sdim_table_count(L, ref->table, i, b));
+                const float *x = sdim_table_sum_c(L, s->table, i, b), *y = sdim_table_sum_c(L, ref->table, i, b);
+                for (int c = 0; c < D; c++) assert_true(fabsf(x[c] - y[c]) < 1e-4f);
+            }
+        float rec[50 * D];
+        assert_int_equal(sdim_seq_recent(s, 50, rec), keep);
+        assert_memory_equal(rec, f->seq + (at - keep) * D, sizeof(float) * keep * D);
+        sdim_seq_free(ref);
+    }
+    sdim_seq_free(s);
+}
+
+/* Oracle: E[SDIM sum-pooled vector] = sum_j (1 - theta_j/pi)^tau s_j over
+ * the random projections. Averaged over hasher seeds at m/tau = 16 it is
+ * within 5% (relative l2); one hasher's l2-pooled direction is within
+ * cosine 0.9 of the oracle's normalised direction on average. */
+static void test_oracle_weights(void **state) {
+    fx *f = *state;
+    enum { SEEDS = 400, TAU = 3, M = 48 };
+    double relsum = 0, cossum = 0, cos1sum = 0;
+    for (int q = 0; q < 6; q++) {
+        const float *cq = f->cand + q * D;
+        double o[D] = {0}, avg[D] = {0}, on = 0, ow = 0;
+        double nq = mr_l2norm(cq, D);
+        for (int j = 0; j < SEQ; j++) {
+            const float *s = f->seq + j * D;
+            double cs = mr_dot(cq, s, D) / (nq * mr_l2norm(s, D));
+            cs = cs > 1 ? 1 : cs < -1 ? -1 : cs;
+            double w = pow(1 - acos(cs) / 3.14159265358979323846, TAU);
+            ow += w;
+            for (int c = 0; c < D; c++) o[c] += w * s[c];
+        }
+        for (int c = 0; c < D; c++) on += o[c] * o[c];
+        on = sqrt(on);
+        assert_true(ow > 0);
+        for (int seed = 0; seed < SEEDS; seed++) {
+            sdim_hasher *h;
+            assert_int_equal(sdim_hasher_create(&h, D, M, TAU, 1000 + seed, NULL), 0);
+            assert_true(h->layout.nsig >= 16);
+            float v[D], u[D];
+            assert_int_equal(sdim_feature_from_sequence(h, f->seq, SEQ, cq, 1, SDIM_POOL_SUM, v, D, NULL), 0);
+            assert_int_equal(sdim_feature_from_sequence(h, f->seq, SEQ, cq, 1, SDIM_POOL_L2, u, D, NULL), 0);
+            double dot = 0, dot1 = 0;
+            for (int c = 0; c < D; c++)
+                avg[c] += v[c] / SEEDS, dot += u[c] * o[c], dot1 += v[c] * o[c];
+            cossum += dot / (mr_l2norm(u, D) * on);
+            cos1sum += dot1 / (mr_l2norm(v, D) * on);
+            sdim_hasher_free(h);
+        }
+        double err = 0;
+        for (int c = 0; c < D; c++) err += (avg[c] - o[c]) * (avg[c] - o[c]);
+        double rel = sqrt(err) / on;
+        print_message("candidate %d: |E[sdim] - oracle| / |oracle| = %.4f\n", q, rel);
+        relsum += rel;
+    }
+    double mean_rel = relsum / 6, mean_cos = cossum / (6 * SEEDS), mean_cos1 = cos1sum / (6 * SEEDS);
+    print_message("mean relative error %.4f; one hasher: mean cosine to the oracle %.4f (sum "
+                  "pooling), %.4f (l2 pooling)\n", mean_rel, mean_cos1, mean_cos);
+    assert_true(mean_rel < 0.05);
+    assert_true(mean_cos1 > 0.8 && mean_cos > 0.8);
+}
+
+/* More signatures, closer: one hasher with m/tau = 128 is nearer the oracle
+ * direction than one with m/tau = 16 (sum pooling, averaged over seeds). */
+static void test_oracle_more_signatures_closer(void **state) {
+    fx *f = *state;
+    enum { SEEDS = 20, TAU = 3 };
+    const int ms[2] = {48, 384};
+    double cs[2] = {0, 0};
+    for (int t = 0; t < 2; t++)
+        for (int seed = 0; seed < SEEDS; seed++) {
+            sdim_hasher *h;
+            assert_int_equal(sdim_hasher_create(&h, D, ms[t], TAU, 77 + seed, NULL), 0);
+            for (int q = 0; q < 6; q++) {
+                const float *cq = f->cand + q * D;
+                double o[D] = {0}, nq = mr_l2norm(cq, D), dot = 0, on = 0;
+                for (int j = 0; j < SEQ; j++) {
+                    const float *s = f->seq + j * D;
+                    double c = mr_dot(cq, s, D) / (nq * mr_l2norm(s, D));
+                    double w = pow(1 - acos(c > 1 ? 1 : c < -1 ? -1 : c) / 3.14159265358979323846, TAU);
+                    for (int k = 0; k < D; k++) o[k] += w * s[k];
+                }
+                float v[D];
+                assert_int_equal(sdim_feature_from_sequence(h, f->seq, SEQ, cq, 1, SDIM_POOL_SUM, v, D, NULL), 0);
+                for (int k = 0; k < D; k++) dot += v[k] * o[k], on += o[k] * o[k];
+                cs[t] += dot / (mr_l2norm(v, D) * sqrt(on)) / (6 * SEEDS);
+            }
+            sdim_hasher_free(h);
+        }
+    print_message("mean cosine to the oracle: %.4f at m/tau = 16, %.4f at m/tau = 128\n", cs[0], cs[1]);
+    assert_true(cs[1] > cs[0]);
+    assert_true(cs[1] > 0.95);
+}
+
+static void test_short_attention_last_n(void **state) {
+    fx *f = *state;
+    enum { N = 50 };
+    sdim_seq *s;
+    assert_int_equal(sdim_seq_create(&s, f->h, 1000, NULL), 0);
+    assert_int_equal(sdim_seq_push(s, f->seq, SEQ, NULL), 0);
+    float rec[N * D], a[NC * 20], b[NC * D], p[NC * N];
+    int k = sdim_seq_recent(s, N, rec);
+    assert_int_equal(k, N);
+    assert_int_equal(sdim_feature_short(rec, k, f->cand, NC, D, a, 20, NULL, NULL), 0);
+    moe_attn_forward(b, p, f->cand, f->seq + (SEQ - N) * D, f->seq + (SEQ - N) * D, NC, N, D, 0.0f);
+    for (int j = 0; j < NC; j++) assert_memory_equal(a + j * 20, b + j * D, sizeof(float) * D);
+    assert_int_equal(sdim_feature_short(rec, 0, f->cand, NC, D, a, 20, NULL, NULL), 0);
+    for (int j = 0; j < NC; j++)
+        for (int c = 0; c < D; c++) assert_true(a[j * 20 + c] == 0.0f);
+    sdim_seq_free(s);
+}
+
+static void test_empty_and_errors(void **state) {
+    fx *f = *state;
+    float out[NC * D];
+    for (int i = 0; i < NC * D; i++) out[i] = 5.0f;
+    assert_int_equal(sdim_feature_serve(f->h, NULL, f->cand, NC, SDIM_POOL_L2, out, D, NULL), 0);
+    for (int i = 0; i < NC * D; i++) assert_true(out[i] == 0.0f);
+    mr_err e;
+    assert_int_equal(sdim_feature_serve(f->h, NULL, f->cand, NC, SDIM_POOL_L2, out, D - 1, &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, "stride"));
+    sdim_seq *s = NULL;
+    assert_int_equal(sdim_seq_create(&s, f->h, 0, &e), MR_EINVAL);
+    assert_null(s);
+    assert_int_equal(sdim_feature_short(f->seq, -1, f->cand, 1, D, out, D, NULL, &e), MR_EINVAL);
+}
+
+/* tau = 0 (one signature, one bucket): SDIM with mean pooling is exactly
+ * mean pooling over the whole sequence. */
+static void test_tau0_is_mean_pooling(void **state) {
+    fx *f = *state;
+    sdim_hasher *h;
+    assert_int_equal(sdim_hasher_create(&h, D, 0, 0, 1, NULL), 0);
+    float a[NC * D], m[D];
+    const uint32_t off[2] = {0, SEQ};
+    assert_int_equal(sdim_feature_from_sequence(h, f->seq, SEQ, f->cand, NC, SDIM_POOL_MEAN, a, D, NULL), 0);
+    moe_meanpool_forward(m, f->seq, off, 1, D);
+    for (int j = 0; j < NC; j++)
+        for (int c = 0; c < D; c++) assert_true(fabsf(a[j * D + c] - m[c]) < 1e-5f);
+    sdim_hasher_free(h);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_train_equals_serve),
+        cmocka_unit_test(test_prefix_features_no_leakage),
+        cmocka_unit_test(test_trims_keep_last_lmax),
+        cmocka_unit_test(test_oracle_weights),
+        cmocka_unit_test(test_oracle_more_signatures_closer),
+        cmocka_unit_test(test_short_attention_last_n),
+        cmocka_unit_test(test_empty_and_errors),
+        cmocka_unit_test(test_tau0_is_mean_pooling),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
