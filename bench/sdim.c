@@ -1,0 +1,471 @@
+/* sdim — ranker AUC with SDIM vs full target attention vs mean pooling vs no long history, tau sweep, serving cost at L = 100/1k/10k
+ *
+ * Data: moe/synth_behaviour.h (clustered items, users with drifting sparse
+ * interests and an old interest seen only early in the sequence; clicks
+ * depend on every interest). Users are split 80/20 into train and test.
+ *
+ * Ranker: a compact MLP built from moe/layers.h (not the full MoE: the
+ * point is the long-interest input). Input per sample, standardised per
+ * column on the training set:
+ *   [q, short, q*short, long, q*long]
+ * q = candidate embedding, short = target attention over the last N = 50
+ * events before the sample (moe/attention.h), long = the variant:
+ *   sdim       SDIM l2-pooled long interest (m = 48, tau = 3), computed by
+ *              the training replay sdim_seq (= what serving reads)
+ *   attention  full target attention softmax(q K^T / sqrt(d)) K over all
+ *              events before the sample
+ *   mean       mean pooling over all events before the sample
+ *   none       no long input ([q, short, q*short] only)
+ * MLP 5d -> 64 -> 32 -> 1 (ReLU), BCE, Adam, same seed and schedule for all.
+ * Tau sweep: SDIM with tau = 1, 2, 3, 5, 10 and m = tau * round(48 / tau)
+ * (48, 48, 48, 50, 50: m must be a multiple of tau).
+ *
+ * Serving cost (one thread, same run): per candidate, for a request of
+ * --cost-cands candidates of one user with L = 100, 1,000, 10,000 events:
+ * SDIM = sign the candidates (one sgemm) + nsig bucket reads from the
+ * user's table (the table read itself: bench/sdim_store); target attention
+ * = two sgemms over the L x d behaviour matrix. Targets (paper): SDIM AUC
+ * within 0.005 of attention; SDIM cost at 10k within 1.2x of 100; SDIM
+ * >= 20x faster than attention at 10k.
+ *
+ * Usage: bench/run sdim [--users N] [--len L] [--samples S] [--items N]
+ *          [--clusters C] [--dim D] [--epochs E] [--seed S] [--cost-cands B]
+ *          [--no-sweep]
+ * The last stdout line is one JSON object.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "common/progress.h"
+#include "common/rng.h"
+#include "common/tensor.h"
+#include "moe/attention.h"
+#include "moe/layers.h"
+#include "moe/metrics.h"
+#include "moe/optim.h"
+#include "moe/sdim_feature.h"
+#include "moe/synth_behaviour.h"
+
+enum { SHORT_N = 50, H1 = 64, H2 = 32, BATCH = 256 };
+
+typedef enum { LONG_NONE = 0, LONG_SDIM, LONG_ATTN, LONG_MEAN } long_kind;
+static const char *long_name[] = {"none", "sdim", "attention", "mean"};
+
+typedef struct opts {
+    synth_config sc;
+    int epochs, cost_cands, sweep;
+} opts;
+
+static void die(const char *what, const mr_err *e) {
+    fprintf(stderr, "sdim: %s: %s\n", what, e ? e->msg : "failed");
+    exit(1);
+}
+
+static void *xalloc(size_t n) {
+    void *p = calloc(1, n ? n : 1);
+    if (!p) {
+        fprintf(stderr, "sdim: out of memory (%zu bytes)\n", n);
+        exit(1);
+    }
+    return p;
+}
+
+/* ---- features ------------------------------------------------------------------ */
+
+/* X (n_samples, ncol): [q, short, q*short] and, unless LONG_NONE, [long, q*long].
+ * Samples of a user are sorted by position, so one pass per user replays
+ * its sequence once (no sample sees an event at or after its position). */
+static float *make_features(const synth_data *s, long_kind kind, int m, int tau, int *ncol_out) {
+    const int d = s->cfg.d, L = s->cfg.seq_len, S = s->cfg.samples_per_user;
+    const int ncol = kind == LONG_NONE ? 3 * d : 5 * d;
+    float *X = xalloc(sizeof(float) * (size_t)s->n_samples * ncol);
+    float *seq = mr_floats_alloc((size_t)L * d);   /* (L, d) the user's embeddings */
+    float *probs = mr_floats_alloc((size_t)L);     /* (1, L) */
+    float q_short[1024], q_long[1024];
+    sdim_hasher *h = NULL;
+    sdim_seq *sq = NULL;
+    mr_err e;
+    if (kind == LONG_SDIM) {
+        if (sdim_hasher_create(&h, d, m, tau, 99, &e) || sdim_seq_create(&sq, h, L, &e))
+            die("sdim hasher", &e);
+    }
+    char label[48];
+    snprintf(label, sizeof label, "features %s", long_name[kind]);
+    mr_progress pr;
+    mr_progress_begin(&pr, label, "users", (uint64_t)s->cfg.n_users, 1);
+    for (int u = 0; u < s->cfg.n_users; u++) {
+        const uint32_t *items = s->seq + (size_t)u * L;
+        for (int j = 0; j < L; j++)
+            memcpy(seq + (size_t)j * d, s->item_emb + (size_t)items[j] * d, sizeof(float) * d);
+        if (sq) sdim_seq_reset(sq);
+        int at = 0;
+        for (int t = 0; t < S; t++) {
+            size_t x = (size_t)u * S + t;
+            int p = (int)s->s_pos[x];
+            const float *q = s->item_emb + (size_t)s->s_item[x] * d;
+            float *row = X + x * ncol;
+            int k = p < SHORT_N ? p : SHORT_N;
+            if (sdim_feature_short(seq + (size_t)(p - k) * d, k, q, 1, d, q_short, d, probs, &e))
+                die("short attention", &e);
+            if (kind == LONG_SDIM) {
+                if (sdim_seq_push(sq, seq + (size_t)at * d, p - at, &e)) die("replay", &e);
+                at = p;
+                if (sdim_seq_feature(sq, q, 1, SDIM_POOL_L2, q_long, d, &e)) die("sdim", &e);
+            } else if (kind == LONG_ATTN) {
+                moe_attn_forward(q_long, probs, q, seq, seq, 1, p, d, 0.0f);
+            } else if (kind == LONG_MEAN) {
+                const uint32_t off[2] = {0, (uint32_t)p};
+                moe_meanpool_forward(q_long, seq, off, 1, d);
+            }
+            for (int c = 0; c < d; c++) {
+                row[c] = q[c];
+                row[d + c] = q_short[c];
+                row[2 * d + c] = q[c] * q_short[c];
+                if (kind != LONG_NONE) {
+                    row[3 * d + c] = q_long[c];
+                    row[4 * d + c] = q[c] * q_long[c];
+                }
+            }
+        }
+        mr_progress_update(&pr, (uint64_t)u + 1, NULL);
+    }
+    mr_progress_end(&pr, (uint64_t)s->cfg.n_users, NULL);
+    sdim_seq_free(sq);
+    sdim_hasher_free(h);
+    mr_floats_free(seq);
+    mr_floats_free(probs);
+    *ncol_out = ncol;
+    return X;
+}
+
+/* ---- the compact ranker --------------------------------------------------------- */
+
+typedef struct mlp {
+    int C;
+    float *p, *g, *m, *v;  /* params, grads, Adam moments: one block each */
+    long np;
+    float *w1, *b1, *w2, *b2, *w3, *b3;      /* (H1, C) (H1) (H2, H1) (H2) (1, H2) (1) */
+    float *gw1, *gb1, *gw2, *gb2, *gw3, *gb3;
+} mlp;
+
+static void mlp_carve(float *base, int C, float **t) {
+    long o = 0;
+    const long sz[6] = {(long)H1 * C, H1, (long)H2 * H1, H2, H2, 1};
+    for (int i = 0; i < 6; i++) t[i] = base + o, o += sz[i];
+}
+
+static void mlp_init(mlp *n, int C, uint64_t seed) {
+    n->C = C;
+    n->np = (long)H1 * C + H1 + (long)H2 * H1 + H2 + H2 + 1;
+    n->p = mr_floats_alloc((size_t)n->np);
+    n->g = mr_floats_alloc((size_t)n->np);
+    n->m = mr_floats_alloc((size_t)n->np);
+    n->v = mr_floats_alloc((size_t)n->np);
+    float *t[6], *gt[6];
+    mlp_carve(n->p, C, t);
+    mlp_carve(n->g, C, gt);
+    n->w1 = t[0], n->b1 = t[1], n->w2 = t[2], n->b2 = t[3], n->w3 = t[4], n->b3 = t[5];
+    n->gw1 = gt[0], n->gb1 = gt[1], n->gw2 = gt[2], n->gb2 = gt[3], n->gw3 = gt[4], n->gb3 = gt[5];
+    mr_rng r;
+    mr_rng_seed(&r, seed);
+    mr_rng_fill_normal(&r, n->w1, (long)H1 * C, sqrtf(2.0f / C));
+    mr_rng_fill_normal(&r, n->w2, (long)H2 * H1, sqrtf(2.0f / H1));
+    mr_rng_fill_normal(&r, n->w3, H2, sqrtf(1.0f / H2));
+}
+
+static void mlp_free(mlp *n) {
+    mr_floats_free(n->p);
+    mr_floats_free(n->g);
+    mr_floats_free(n->m);
+    mr_floats_free(n->v);
+}
+
+/* logits (B) for X (B, C); a1 (B, H1), a2 (B, H2) cached activations. */
+static void mlp_forward(const mlp *n, const float *X, int B, float *a1, float *a2, float *logit) {
+    moe_linear_forward(a1, X, n->w1, n->b1, B, n->C, H1);
+    moe_relu_forward(a1, a1, (long)B * H1);
+    moe_linear_forward(a2, a1, n->w2, n->b2, B, H1, H2);
+    moe_relu_forward(a2, a2, (long)B * H2);
+    moe_linear_forward(logit, a2, n->w3, n->b3, B, H2, 1);
+}
+
+/* Standardise columns with the training rows' mean and std. */
+static void standardise(float *X, int ncol, const uint8_t *is_train, long n) {
+    for (int c = 0; c < ncol; c++) {
+        double s = 0, s2 = 0;
+        long cnt = 0;
+        for (long i = 0; i < n; i++)
+            if (is_train[i]) s += X[i * ncol + c], s2 += (double)X[i * ncol + c] * X[i * ncol + c], cnt++;
+        double mu = s / cnt, sd = sqrt(fmax(s2 / cnt - mu * mu, 1e-12));
+        for (long i = 0; i < n; i++) X[i * ncol + c] = (float)((X[i * ncol + c] - mu) / sd);
+    }
+}
+
+/* Train on the train users, return the test AUC. */
+static double train_eval(const synth_data *s, float *X, int ncol, const opts *o, const char *what) {
+    const long n = s->n_samples;
+    uint8_t *is_train = xalloc((size_t)n);
+    long ntr = 0;
+    for (long i = 0; i < n; i++) {
+        mr_rng r;
+        mr_rng_seed(&r, 1000003ull * s->s_user[i] + o->sc.seed);  /* user-level split */
+        is_train[i] = mr_rng_uniform(&r) < 0.8;
+        ntr += is_train[i];
+    }
+    standardise(X, ncol, is_train, n);
+    uint32_t *tr = xalloc(sizeof(uint32_t) * (size_t)ntr);
+    for (long i = 0, k = 0; i < n; i++)
+        if (is_train[i]) tr[k++] = (uint32_t)i;
+    mlp net;
+    mlp_init(&net, ncol, 7);
+    float *xb = mr_floats_alloc((size_t)BATCH * ncol), yb[BATCH], lg[BATCH], dl[BATCH];
+    float *a1 = mr_floats_alloc((size_t)BATCH * H1), *a2 = mr_floats_alloc((size_t)BATCH * H2);
+    float *dh1 = mr_floats_alloc((size_t)2 * BATCH * H1), *dz1 = dh1 + BATCH * H1; /* (B, H1) x2 */
+    float *dh2 = mr_floats_alloc((size_t)2 * BATCH * H2), *dz2 = dh2 + BATCH * H2; /* (B, H2) x2 */
+    moe_adam adam = {.lr = 2e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f};
+    mr_rng r;
+    mr_rng_seed(&r, 11);
+    mr_progress pr;
+    char label[48];
+    snprintf(label, sizeof label, "train %s", what);
+    mr_progress_begin(&pr, label, "epochs", (uint64_t)o->epochs, 1);
+    for (int ep = 0; ep < o->epochs; ep++) {
+        mr_rng_shuffle(&r, tr, ntr);
+        if (ep == o->epochs - 1) adam.lr *= 0.3f;
+        for (long b0 = 0; b0 + BATCH <= ntr; b0 += BATCH) {
+            for (int i = 0; i < BATCH; i++) {
+                memcpy(xb + (size_t)i * ncol, X + (size_t)tr[b0 + i] * ncol, sizeof(float) * ncol);
+                yb[i] = s->s_label[tr[b0 + i]];
+            }
+            mlp_forward(&net, xb, BATCH, a1, a2, lg);
+            memset(net.g, 0, sizeof(float) * (size_t)net.np);
+            memset(dl, 0, sizeof dl);
+            memset(dh1, 0, sizeof(float) * 2 * BATCH * H1);  /* dh1 and dz1 */
+            memset(dh2, 0, sizeof(float) * 2 * BATCH * H2);  /* dh2 and dz2 */
+            moe_bce_backward(dl, lg, yb, NULL, 1.0f / BATCH, BATCH);
+            moe_linear_backward(dh2, net.gw3, net.gb3, dl, a2, net.w3, BATCH, H2, 1);
+            moe_relu_backward(dz2, dh2, a2, (long)BATCH * H2);
+            moe_linear_backward(dh1, net.gw2, net.gb2, dz2, a1, net.w2, BATCH, H1, H2);
+            moe_relu_backward(dz1, dh1, a1, (long)BATCH * H1);
+            moe_linear_backward(NULL, net.gw1, net.gb1, dz1, xb, net.w1, BATCH, ncol, H1);
+            adam.step++;
+            moe_adam_update(net.p, net.g, net.m, net.v, net.np, &adam);
+        }
+        mr_progress_update(&pr, (uint64_t)ep + 1, NULL);
+    }
+    mr_progress_end(&pr, (uint64_t)o->epochs, NULL);
+    /* Test AUC. */
+    float *score = xalloc(sizeof(float) * (size_t)n), *mask = xalloc(sizeof(float) * (size_t)n);
+    for (long b0 = 0; b0 < n; b0 += BATCH) {
+        int B = n - b0 < BATCH ? (int)(n - b0) : BATCH;
+        mlp_forward(&net, X + (size_t)b0 * ncol, B, a1, a2, score + b0);
+    }
+    for (long i = 0; i < n; i++) mask[i] = is_train[i] ? 0.0f : 1.0f;
+    double auc = moe_auc(score, s->s_label, mask, n);
+    fprintf(stderr, "sdim: %-22s test AUC %.4f\n", what, auc);
+    free(score);
+    free(mask);
+    free(tr);
+    free(is_train);
+    mr_floats_free(xb);
+    mr_floats_free(a1);
+    mr_floats_free(a2);
+    mr_floats_free(dh1);
+    mr_floats_free(dh2);
+    mlp_free(&net);
+    return auc;
+}
+
+/* ---- serving cost ------------------------------------------------------------------ */
+
+typedef struct cost {
+    double sdim_us, attn_us, mean_us;  /* per candidate, median of the rounds */
+} cost;
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+enum { ROUNDS = 7 };
+
+/* Per-candidate cost of the three long-interest computations for one
+ * request of B candidates over a user with L events; rounds interleave the
+ * methods so machine noise hits all alike. */
+static cost measure_cost(const synth_data *big, int L, int B, double round_s) {
+    const int d = big->cfg.d;
+    mr_err e;
+    float *seq = mr_floats_alloc((size_t)L * d), *cand = mr_floats_alloc((size_t)B * d);
+    float *out = mr_floats_alloc((size_t)B * d), *probs = mr_floats_alloc((size_t)B * L);
+    for (int j = 0; j < L; j++)
+        memcpy(seq + (size_t)j * d, big->item_emb + (size_t)big->seq[j] * d, sizeof(float) * d);
+    mr_rng r;
+    mr_rng_seed(&r, 5);
+    for (int j = 0; j < B; j++) {
+        uint64_t it = mr_rng_below(&r, (uint64_t)big->cfg.n_items);
+        memcpy(cand + (size_t)j * d, big->item_emb + it * d, sizeof(float) * d);
+    }
+    sdim_hasher *h, *h0;
+    sdim_seq *sq, *sq0;  /* the tables the store would hold for this user */
+    if (sdim_hasher_create(&h, d, 48, 3, 99, &e) || sdim_hasher_create(&h0, d, 0, 0, 99, &e) ||
+        sdim_seq_create(&sq, h, L, &e) || sdim_seq_create(&sq0, h0, L, &e) ||
+        sdim_seq_push(sq, seq, L, &e) || sdim_seq_push(sq0, seq, L, &e))
+        die("cost tables", &e);
+    double t[3][ROUNDS];
+    for (int rd = 0; rd < ROUNDS; rd++)
+        for (int k = 0; k < 3; k++) {
+            long reps = 0;
+            uint64_t t0 = mr_now_ns(), t1;
+            do {
+                if (k == 0) {
+                    if (sdim_feature_serve(h, sq->table, cand, B, SDIM_POOL_L2, out, d, &e)) die("serve", &e);
+                } else if (k == 1) {
+                    moe_attn_forward(out, probs, cand, seq, seq, B, L, d, 0.0f);
+                } else {
+                    if (sdim_feature_serve(h0, sq0->table, cand, B, SDIM_POOL_MEAN, out, d, &e)) die("mean", &e);
+                }
+                reps++;
+                t1 = mr_now_ns();
+            } while ((double)(t1 - t0) < round_s * 1e9);
+            t[k][rd] = (double)(t1 - t0) / 1e3 / (double)reps / B;
+        }
+    cost c;
+    double *dst[3] = {&c.sdim_us, &c.attn_us, &c.mean_us};
+    for (int k = 0; k < 3; k++) {
+        qsort(t[k], ROUNDS, sizeof(double), cmp_double);
+        *dst[k] = t[k][ROUNDS / 2];
+    }
+    fprintf(stderr, "sdim: L = %5d, %d candidates: sdim %.3f us, attention %.3f us, mean %.3f us per candidate\n",
+            L, B, c.sdim_us, c.attn_us, c.mean_us);
+    sdim_seq_free(sq);
+    sdim_seq_free(sq0);
+    sdim_hasher_free(h);
+    sdim_hasher_free(h0);
+    mr_floats_free(seq);
+    mr_floats_free(cand);
+    mr_floats_free(out);
+    mr_floats_free(probs);
+    return c;
+}
+
+/* ---- main ------------------------------------------------------------------------ */
+
+static int parse(int argc, char **argv, opts *o) {
+    synth_config_init(&o->sc);
+    o->sc.n_users = 2000;
+    o->sc.seq_len = 1000;
+    o->sc.samples_per_user = 20;
+    o->epochs = 6;
+    o->cost_cands = 200;
+    o->sweep = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--no-sweep")) { o->sweep = 0; continue; }
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) return 1;
+        if (!v) return 2;
+        long x = strtol(v, NULL, 10);
+        i++;
+        if (!strcmp(a, "--users")) o->sc.n_users = (int)x;
+        else if (!strcmp(a, "--len")) o->sc.seq_len = (int)x;
+        else if (!strcmp(a, "--samples")) o->sc.samples_per_user = (int)x;
+        else if (!strcmp(a, "--items")) o->sc.n_items = (int)x;
+        else if (!strcmp(a, "--clusters")) o->sc.n_clusters = (int)x;
+        else if (!strcmp(a, "--dim")) o->sc.d = (int)x;
+        else if (!strcmp(a, "--epochs")) o->epochs = (int)x;
+        else if (!strcmp(a, "--seed")) o->sc.seed = (uint64_t)x;
+        else if (!strcmp(a, "--cost-cands")) o->cost_cands = (int)x;
+        else return 2;
+    }
+    return o->epochs < 1 || o->cost_cands < 1 || o->sc.d > 1024 ? 2 : 0;
+}
+
+int main(int argc, char **argv) {
+    opts o;
+    int pr = parse(argc, argv, &o);
+    if (pr) {
+        fprintf(pr == 1 ? stdout : stderr,
+                "usage: bench/run sdim [--users N] [--len L] [--samples S] [--items N] [--clusters C]\n"
+                "         [--dim D] [--epochs E] [--seed S] [--cost-cands B] [--no-sweep]\n");
+        return pr == 1 ? 0 : 2;
+    }
+    mr_blas_set_threads(1);
+    uint64_t t_start = mr_now_ns();
+    mr_err e;
+    synth_data *s;
+    if (synth_create(&s, &o.sc, &e)) die("synth", &e);
+    double clicks = 0;
+    for (int i = 0; i < s->n_samples; i++) clicks += s->s_label[i];
+    fprintf(stderr, "sdim: %d users x %d events, %d samples (click rate %.3f), d = %d, %s\n",
+            o.sc.n_users, o.sc.seq_len, s->n_samples, clicks / s->n_samples, o.sc.d,
+            mr_blas_corename());
+    double auc[4];
+    for (int k = 0; k < 4; k++) {
+        int ncol;
+        float *X = make_features(s, (long_kind)k, 48, 3, &ncol);
+        auc[k] = train_eval(s, X, ncol, &o, long_name[k]);
+        free(X);
+    }
+    const int taus[5] = {1, 2, 3, 5, 10};
+    double tau_auc[5] = {0};
+    int tau_m[5];
+    for (int i = 0; i < 5; i++) {
+        int mult = (int)lround(48.0 / taus[i]);
+        tau_m[i] = taus[i] * (mult < 1 ? 1 : mult);
+        if (!o.sweep) continue;
+        if (taus[i] == 3) { tau_auc[i] = auc[LONG_SDIM]; continue; }
+        int ncol;
+        float *X = make_features(s, LONG_SDIM, tau_m[i], taus[i], &ncol);
+        char what[48];
+        snprintf(what, sizeof what, "sdim tau=%d m=%d", taus[i], tau_m[i]);
+        tau_auc[i] = train_eval(s, X, ncol, &o, what);
+        free(X);
+    }
+    synth_free(s);
+
+    /* Serving cost on one user with 10,000 events (prefixes of 100, 1,000). */
+    synth_config bc = o.sc;
+    bc.n_users = 1;
+    bc.seq_len = 10000;
+    bc.samples_per_user = 0;
+    synth_data *big;
+    if (synth_create(&big, &bc, &e)) die("synth (cost)", &e);
+    const int Ls[3] = {100, 1000, 10000};
+    cost c[3];
+    for (int i = 0; i < 3; i++) c[i] = measure_cost(big, Ls[i], o.cost_cands, 0.1);
+    synth_free(big);
+
+    double gap = auc[LONG_ATTN] - auc[LONG_SDIM];
+    double flat = c[2].sdim_us / c[0].sdim_us, speedup = c[2].attn_us / c[2].sdim_us;
+    double secs = (double)(mr_now_ns() - t_start) / 1e9;
+    printf("{\"bench\":\"sdim\",\"data\":\"synthetic\",\"users\":%d,\"len\":%d,\"samples\":%d,\"dim\":%d,"
+           "\"m\":48,\"tau\":3,\"short_n\":%d,\"epochs\":%d,"
+           "\"auc\":{\"sdim\":%.4f,\"attention\":%.4f,\"mean\":%.4f,\"none\":%.4f},"
+           "\"auc_gap_attention_minus_sdim\":%.4f,",
+           o.sc.n_users, o.sc.seq_len, o.sc.n_users * o.sc.samples_per_user, o.sc.d, SHORT_N,
+           o.epochs, auc[LONG_SDIM], auc[LONG_ATTN], auc[LONG_MEAN], auc[LONG_NONE], gap);
+    if (o.sweep) {
+        printf("\"tau_sweep\":{");
+        for (int i = 0; i < 5; i++)
+            printf("%s\"%d\":{\"m\":%d,\"auc\":%.4f}", i ? "," : "", taus[i], tau_m[i], tau_auc[i]);
+        printf("},");
+    }
+    printf("\"cost_cands\":%d,\"us_per_cand\":{", o.cost_cands);
+    const char *nm[3] = {"sdim", "attention", "mean"};
+    for (int k = 0; k < 3; k++) {
+        printf("%s\"%s\":{", k ? "," : "", nm[k]);
+        for (int i = 0; i < 3; i++) {
+            double v = k == 0 ? c[i].sdim_us : k == 1 ? c[i].attn_us : c[i].mean_us;
+            printf("%s\"%d\":%.4f", i ? "," : "", Ls[i], v);
+        }
+        printf("}");
+    }
+    printf("},\"sdim_cost_10000_over_100\":%.3f,\"attention_over_sdim_at_10000\":%.1f,"
+           "\"targets\":{\"auc_within_0.005\":%s,\"flat_within_1.2x\":%s,\"speedup_20x\":%s},"
+           "\"seconds\":%.1f}\n",
+           flat, speedup, fabs(gap) <= 0.005 || gap < 0 ? "true" : "false",
+           flat <= 1.2 ? "true" : "false", speedup >= 20 ? "true" : "false", secs);
+    return 0;
+}
