@@ -5,6 +5,8 @@
  * [256, 128] -> 3 task towers [64] -> 1. Writes the model to DIR (for the
  * PyTorch peer), then measures on one thread:
  *   - single-thread sgemm peak (best of the shapes bench/sgemm uses)
+ * Every timing is the best of 5 windows, in both programs: the machine is
+ * shared, and the best window is the least disturbed one.
  *   - inference candidates/s at batch 1, 100, 500, 1000 (scorer API, input
  *     matrix given) and the achieved GFLOP/s as a fraction of the peak
  *   - dense-network training samples/s at batch 256 (forward, loss,
@@ -24,6 +26,8 @@
 #include "moe/optim.h"
 #include "moe/scorer.h"
 
+#define REPS 5 /* timings are the best of REPS windows: the machine is shared */
+
 static const char *k_json_fmt =
     "{\"name\":\"speed\",\"tables\":[%s],\"features\":{\"categorical\":[%s],\"numeric\":[%s]},"
     "\"tasks\":[{\"name\":\"click\"},{\"name\":\"like\"},{\"name\":\"share\"}],"
@@ -40,15 +44,17 @@ static double peak_gflops(double seconds) {
     double best = 0;
     for (int s = 0; s < 4; s++) {
         int m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
-        uint64_t t0 = mr_now_ns(), t;
-        long it = 0;
-        do {
-            mr_sgemm(0, 1, m, n, k, 1.0f, A, B, 0.0f, C);
-            it++;
-            t = mr_now_ns();
-        } while ((double)(t - t0) / 1e9 < seconds);
-        double g = 2.0 * m * n * k * (double)it / ((double)(t - t0) / 1e9) / 1e9;
-        best = g > best ? g : best;
+        for (int rep = 0; rep < REPS; rep++) {
+            uint64_t t0 = mr_now_ns(), t;
+            long it = 0;
+            do {
+                mr_sgemm(0, 1, m, n, k, 1.0f, A, B, 0.0f, C);
+                it++;
+                t = mr_now_ns();
+            } while ((double)(t - t0) / 1e9 < seconds / REPS);
+            double g = 2.0 * m * n * k * (double)it / ((double)(t - t0) / 1e9) / 1e9;
+            best = g > best ? g : best;
+        }
     }
     mr_floats_free(A);
     mr_floats_free(B);
@@ -117,14 +123,18 @@ int main(int argc, char **argv) {
         moe_scorer_begin(s, B, &e);
         mr_rng_fill_normal(&r, moe_scorer_input(s), (long)B * m->in_dim, 1.0f);
         moe_scorer_run(s, tasks, NULL, &e); /* warm-up */
-        uint64_t t0 = mr_now_ns(), t;
-        long it = 0;
-        do {
-            moe_scorer_run(s, tasks, NULL, &e);
-            it++;
-            t = mr_now_ns();
-        } while ((double)(t - t0) / 1e9 < seconds);
-        cps[bi] = (double)B * (double)it / ((double)(t - t0) / 1e9);
+        cps[bi] = 0;
+        for (int rep = 0; rep < REPS; rep++) { /* best of REPS windows: the machine is shared */
+            uint64_t t0 = mr_now_ns(), t;
+            long it = 0;
+            do {
+                moe_scorer_run(s, tasks, NULL, &e);
+                it++;
+                t = mr_now_ns();
+            } while ((double)(t - t0) / 1e9 < seconds / REPS);
+            double c = (double)B * (double)it / ((double)(t - t0) / 1e9);
+            cps[bi] = c > cps[bi] ? c : cps[bi];
+        }
         gf[bi] = cps[bi] * fpr / 1e9;
         fprintf(stderr, "inference batch %4d: %10.0f candidates/s  %6.1f GFLOP/s (%.0f%% of peak)\n", B, cps[bi],
                 gf[bi], 100 * gf[bi] / peak);
@@ -141,14 +151,18 @@ int main(int argc, char **argv) {
         moe_scorer_begin(s, 500, &e);
         mr_rng_fill_normal(&r, moe_scorer_input(s), 500L * m->in_dim, 1.0f);
         moe_scorer_run(s, tasks, NULL, &e);
-        uint64_t t0 = mr_now_ns(), t;
-        long it = 0;
-        do {
-            moe_scorer_run(s, tasks, NULL, &e);
-            it++;
-            t = mr_now_ns();
-        } while ((double)(t - t0) / 1e9 < seconds);
-        sparse_cps = 500.0 * (double)it / ((double)(t - t0) / 1e9);
+        sparse_cps = 0;
+        for (int rep = 0; rep < REPS; rep++) {
+            uint64_t t0 = mr_now_ns(), t;
+            long it = 0;
+            do {
+                moe_scorer_run(s, tasks, NULL, &e);
+                it++;
+                t = mr_now_ns();
+            } while ((double)(t - t0) / 1e9 < seconds / REPS);
+            double c = 500.0 * (double)it / ((double)(t - t0) / 1e9);
+            sparse_cps = c > sparse_cps ? c : sparse_cps;
+        }
         sparse_frac = moe_scorer_active_fraction(s);
         fprintf(stderr, "top-2 of 8, batch 500: %10.0f candidates/s, active expert fraction %.3f\n", sparse_cps,
                 sparse_frac);
@@ -177,6 +191,8 @@ int main(int argc, char **argv) {
     moe_pass pass;
     moe_pass_init(&pass);
     moe_adam adam = {.lr = 1e-4f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f};
+    double tsps = 0;
+    for (int rep = 0; rep < REPS; rep++) {
     uint64_t t0 = mr_now_ns(), t;
     long steps = 0;
     do {
@@ -189,8 +205,10 @@ int main(int argc, char **argv) {
         moe_adam_update(m->net->params, g, am, av, m->net->n_params, &adam);
         steps++;
         t = mr_now_ns();
-    } while ((double)(t - t0) / 1e9 < seconds * 2);
-    double tsps = (double)TB * (double)steps / ((double)(t - t0) / 1e9);
+    } while ((double)(t - t0) / 1e9 < seconds * 2 / REPS);
+    double c = (double)TB * (double)steps / ((double)(t - t0) / 1e9);
+    tsps = c > tsps ? c : tsps;
+    }
     fprintf(stderr, "training batch %d: %.0f samples/s\n", TB, tsps);
     printf("{\"impl\":\"moerec\",\"gate\":\"%s\",\"in_dim\":%d,\"params\":%ld,\"flops_per_candidate\":%.0f,"
            "\"sgemm_peak_gflops\":%.2f,\"cands_per_s\":{\"1\":%.0f,\"100\":%.0f,\"500\":%.0f,\"1000\":%.0f},"

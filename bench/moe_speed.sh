@@ -8,7 +8,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=${MOEREC_BUILD:-$here/../build-bench}
-seconds=1.0
+seconds=3.0
 gate=dense
 while [ $# -gt 0 ]; do
   case "$1" in

@@ -13,6 +13,7 @@ import torch
 import torch.nn as nn
 
 torch.set_num_threads(1)
+REPS = 5
 d = sys.argv[1]
 seconds = float(sys.argv[2]) if len(sys.argv) > 2 else 1.0
 
@@ -83,31 +84,36 @@ with torch.no_grad():
     for B in (1, 100, 500, 1000):
         xb = torch.randn(B, in_dim)
         torch.sigmoid(model(xb))
-        it, t0 = 0, time.perf_counter()
-        while True:
-            torch.sigmoid(model(xb))
-            it += 1
-            el = time.perf_counter() - t0
-            if el >= seconds:
-                break
-        cps[str(B)] = B * it / el
+        best = 0.0
+        for rep in range(REPS):  # best of REPS windows, as the C side
+            it, t0 = 0, time.perf_counter()
+            while True:
+                torch.sigmoid(model(xb))
+                it += 1
+                el = time.perf_counter() - t0
+                if el >= seconds / REPS:
+                    break
+            best = max(best, B * it / el)
+        cps[str(B)] = best
         print("torch inference batch %4d: %10.0f candidates/s" % (B, cps[str(B)]), file=sys.stderr)
 
 model.train()
 opt = torch.optim.Adam(model.parameters(), lr=1e-4)
 lossf = nn.BCEWithLogitsLoss()
 xb, yb = torch.randn(256, in_dim), torch.randint(0, 2, (256, T)).float()
-steps, t0 = 0, time.perf_counter()
-while True:
-    opt.zero_grad()
-    loss = lossf(model(xb), yb) * T  # sum of per-task means, as moerec's loss
-    loss.backward()
-    opt.step()
-    steps += 1
-    el = time.perf_counter() - t0
-    if el >= 2 * seconds:
-        break
-tsps = 256 * steps / el
+tsps = 0.0
+for rep in range(REPS):
+    steps, t0 = 0, time.perf_counter()
+    while True:
+        opt.zero_grad()
+        loss = lossf(model(xb), yb) * T  # sum of per-task means, as moerec's loss
+        loss.backward()
+        opt.step()
+        steps += 1
+        el = time.perf_counter() - t0
+        if el >= 2 * seconds / REPS:
+            break
+    tsps = max(tsps, 256 * steps / el)
 print("torch training batch 256: %.0f samples/s" % tsps, file=sys.stderr)
 print(json.dumps({"impl": "torch", "version": torch.__version__, "max_abs_diff_vs_moerec": maxdiff,
                   "cands_per_s": {k: round(v) for k, v in cps.items()}, "train_samples_per_s": round(tsps)}))
