@@ -12,8 +12,11 @@
  * events before the sample (moe/attention.h), long = the variant:
  *   sdim       SDIM l2-pooled long interest (m = 48, tau = 3), computed by
  *              the training replay sdim_seq (= what serving reads)
- *   attention  full target attention softmax(q K^T / sqrt(d)) K over all
- *              events before the sample
+ *   attention  full target attention softmax(q K^T * scale) K over all
+ *              events before the sample; scale 1/sqrt(d) and 0.25, 0.5,
+ *              0.7 times that: the best of the four is the reference the
+ *              AUC target is checked against (picked on the test users,
+ *              which can only favour attention)
  *   mean       mean pooling over all events before the sample
  *   none       no long input ([q, short, q*short] only)
  * MLP 5d -> 64 -> 32 -> 1 (ReLU), BCE, Adam, same seed and schedule for all.
@@ -30,7 +33,9 @@
  *
  * Usage: bench/run sdim [--users N] [--len L] [--samples S] [--items N]
  *          [--clusters C] [--dim D] [--epochs E] [--seed S] [--cost-cands B]
- *          [--no-sweep]
+ *          [--reps R] [--attn-scale F] [--no-sweep]
+ * --attn-scale: the full attention's logit scale (default 1/sqrt(d)), to
+ * check that the reference is not handicapped by its temperature.
  * The last stdout line is one JSON object.
  */
 #include <math.h>
@@ -56,7 +61,8 @@ static const char *long_name[] = {"none", "sdim", "attention", "mean"};
 
 typedef struct opts {
     synth_config sc;
-    int epochs, cost_cands, sweep;
+    int epochs, cost_cands, sweep, reps;
+    float attn_scale;  /* full attention's logit scale; 0 = 1/sqrt(d) */
 } opts;
 
 static void die(const char *what, const mr_err *e) {
@@ -78,7 +84,8 @@ static void *xalloc(size_t n) {
 /* X (n_samples, ncol): [q, short, q*short] and, unless LONG_NONE, [long, q*long].
  * Samples of a user are sorted by position, so one pass per user replays
  * its sequence once (no sample sees an event at or after its position). */
-static float *make_features(const synth_data *s, long_kind kind, int m, int tau, int *ncol_out) {
+static float *make_features(const synth_data *s, long_kind kind, int m, int tau, float attn_scale,
+                            int *ncol_out) {
     const int d = s->cfg.d, L = s->cfg.seq_len, S = s->cfg.samples_per_user;
     const int ncol = kind == LONG_NONE ? 3 * d : 5 * d;
     float *X = xalloc(sizeof(float) * (size_t)s->n_samples * ncol);
@@ -115,7 +122,7 @@ static float *make_features(const synth_data *s, long_kind kind, int m, int tau,
                 at = p;
                 if (sdim_seq_feature(sq, q, 1, SDIM_POOL_L2, q_long, d, &e)) die("sdim", &e);
             } else if (kind == LONG_ATTN) {
-                moe_attn_forward(q_long, probs, q, seq, seq, 1, p, d, 0.0f);
+                moe_attn_forward(q_long, probs, q, seq, seq, 1, p, d, attn_scale);
             } else if (kind == LONG_MEAN) {
                 const uint32_t off[2] = {0, (uint32_t)p};
                 moe_meanpool_forward(q_long, seq, off, 1, d);
@@ -204,41 +211,38 @@ static void standardise(float *X, int ncol, const uint8_t *is_train, long n) {
     }
 }
 
-/* Train on the train users, return the test AUC. */
-static double train_eval(const synth_data *s, float *X, int ncol, const opts *o, const char *what) {
-    const long n = s->n_samples;
-    uint8_t *is_train = xalloc((size_t)n);
-    long ntr = 0;
-    for (long i = 0; i < n; i++) {
-        mr_rng r;
-        mr_rng_seed(&r, 1000003ull * s->s_user[i] + o->sc.seed);  /* user-level split */
-        is_train[i] = mr_rng_uniform(&r) < 0.8;
-        ntr += is_train[i];
-    }
-    standardise(X, ncol, is_train, n);
-    uint32_t *tr = xalloc(sizeof(uint32_t) * (size_t)ntr);
-    for (long i = 0, k = 0; i < n; i++)
-        if (is_train[i]) tr[k++] = (uint32_t)i;
+/* Labelled samples of any data set: the split is by user (80/20). */
+typedef struct sample_set {
+    long n;
+    const float *label;    /* (n) 0/1 */
+    const uint32_t *user;  /* (n) */
+    uint64_t seed;         /* split seed */
+} sample_set;
+
+/* Train once (init/shuffle seed) on the train rows; the test AUC. */
+static double train_once(const sample_set *ss, const float *X, int ncol, const uint8_t *is_train,
+                         uint32_t *tr, long ntr, int epochs, uint64_t seed, const char *what) {
+    const long n = ss->n;
     mlp net;
-    mlp_init(&net, ncol, 7);
+    mlp_init(&net, ncol, 7 + seed);
     float *xb = mr_floats_alloc((size_t)BATCH * ncol), yb[BATCH], lg[BATCH], dl[BATCH];
     float *a1 = mr_floats_alloc((size_t)BATCH * H1), *a2 = mr_floats_alloc((size_t)BATCH * H2);
     float *dh1 = mr_floats_alloc((size_t)2 * BATCH * H1), *dz1 = dh1 + BATCH * H1; /* (B, H1) x2 */
     float *dh2 = mr_floats_alloc((size_t)2 * BATCH * H2), *dz2 = dh2 + BATCH * H2; /* (B, H2) x2 */
     moe_adam adam = {.lr = 2e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f};
     mr_rng r;
-    mr_rng_seed(&r, 11);
+    mr_rng_seed(&r, 11 + seed);
     mr_progress pr;
     char label[48];
     snprintf(label, sizeof label, "train %s", what);
-    mr_progress_begin(&pr, label, "epochs", (uint64_t)o->epochs, 1);
-    for (int ep = 0; ep < o->epochs; ep++) {
+    mr_progress_begin(&pr, label, "epochs", (uint64_t)epochs, 1);
+    for (int ep = 0; ep < epochs; ep++) {
         mr_rng_shuffle(&r, tr, ntr);
-        if (ep == o->epochs - 1) adam.lr *= 0.3f;
+        if (ep == epochs - 1) adam.lr *= 0.3f;
         for (long b0 = 0; b0 + BATCH <= ntr; b0 += BATCH) {
             for (int i = 0; i < BATCH; i++) {
                 memcpy(xb + (size_t)i * ncol, X + (size_t)tr[b0 + i] * ncol, sizeof(float) * ncol);
-                yb[i] = s->s_label[tr[b0 + i]];
+                yb[i] = ss->label[tr[b0 + i]];
             }
             mlp_forward(&net, xb, BATCH, a1, a2, lg);
             memset(net.g, 0, sizeof(float) * (size_t)net.np);
@@ -256,20 +260,16 @@ static double train_eval(const synth_data *s, float *X, int ncol, const opts *o,
         }
         mr_progress_update(&pr, (uint64_t)ep + 1, NULL);
     }
-    mr_progress_end(&pr, (uint64_t)o->epochs, NULL);
-    /* Test AUC. */
+    mr_progress_end(&pr, (uint64_t)epochs, NULL);
     float *score = xalloc(sizeof(float) * (size_t)n), *mask = xalloc(sizeof(float) * (size_t)n);
     for (long b0 = 0; b0 < n; b0 += BATCH) {
         int B = n - b0 < BATCH ? (int)(n - b0) : BATCH;
         mlp_forward(&net, X + (size_t)b0 * ncol, B, a1, a2, score + b0);
     }
     for (long i = 0; i < n; i++) mask[i] = is_train[i] ? 0.0f : 1.0f;
-    double auc = moe_auc(score, s->s_label, mask, n);
-    fprintf(stderr, "sdim: %-22s test AUC %.4f\n", what, auc);
+    double auc = moe_auc(score, ss->label, mask, n);
     free(score);
     free(mask);
-    free(tr);
-    free(is_train);
     mr_floats_free(xb);
     mr_floats_free(a1);
     mr_floats_free(a2);
@@ -277,6 +277,36 @@ static double train_eval(const synth_data *s, float *X, int ncol, const opts *o,
     mr_floats_free(dh2);
     mlp_free(&net);
     return auc;
+}
+
+/* Standardise X on the train users, train reps times (different init and
+ * shuffling), return the mean test AUC (std in *sd). */
+static double train_eval(const sample_set *ss, float *X, int ncol, const opts *o, const char *what,
+                         double *sd) {
+    const long n = ss->n;
+    uint8_t *is_train = xalloc((size_t)n);
+    long ntr = 0;
+    for (long i = 0; i < n; i++) {
+        mr_rng r;
+        mr_rng_seed(&r, 1000003ull * ss->user[i] + ss->seed);  /* user-level split */
+        is_train[i] = mr_rng_uniform(&r) < 0.8;
+        ntr += is_train[i];
+    }
+    standardise(X, ncol, is_train, n);
+    uint32_t *tr = xalloc(sizeof(uint32_t) * (size_t)ntr);
+    for (long i = 0, k = 0; i < n; i++)
+        if (is_train[i]) tr[k++] = (uint32_t)i;
+    double s1 = 0, s2 = 0;
+    for (int rep = 0; rep < o->reps; rep++) {
+        double a = train_once(ss, X, ncol, is_train, tr, ntr, o->epochs, (uint64_t)rep, what);
+        s1 += a, s2 += a * a;
+    }
+    double mean = s1 / o->reps;
+    *sd = o->reps > 1 ? sqrt(fmax(0, (s2 - o->reps * mean * mean) / (o->reps - 1))) : 0;
+    fprintf(stderr, "sdim: %-22s test AUC %.4f +- %.4f (%d runs)\n", what, mean, *sd, o->reps);
+    free(tr);
+    free(is_train);
+    return mean;
 }
 
 /* ---- serving cost ------------------------------------------------------------------ */
@@ -361,6 +391,8 @@ static int parse(int argc, char **argv, opts *o) {
     o->epochs = 6;
     o->cost_cands = 200;
     o->sweep = 1;
+    o->reps = 3;
+    o->attn_scale = 0.0f;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--no-sweep")) { o->sweep = 0; continue; }
@@ -377,9 +409,11 @@ static int parse(int argc, char **argv, opts *o) {
         else if (!strcmp(a, "--epochs")) o->epochs = (int)x;
         else if (!strcmp(a, "--seed")) o->sc.seed = (uint64_t)x;
         else if (!strcmp(a, "--cost-cands")) o->cost_cands = (int)x;
+        else if (!strcmp(a, "--reps")) o->reps = (int)x;
+        else if (!strcmp(a, "--attn-scale")) o->attn_scale = strtof(v, NULL);
         else return 2;
     }
-    return o->epochs < 1 || o->cost_cands < 1 || o->sc.d > 1024 ? 2 : 0;
+    return o->epochs < 1 || o->reps < 1 || o->cost_cands < 1 || o->sc.d > 1024 ? 2 : 0;
 }
 
 int main(int argc, char **argv) {
@@ -388,7 +422,8 @@ int main(int argc, char **argv) {
     if (pr) {
         fprintf(pr == 1 ? stdout : stderr,
                 "usage: bench/run sdim [--users N] [--len L] [--samples S] [--items N] [--clusters C]\n"
-                "         [--dim D] [--epochs E] [--seed S] [--cost-cands B] [--no-sweep]\n");
+                "         [--dim D] [--epochs E] [--seed S] [--cost-cands B] [--reps R]\n"
+                "         [--attn-scale F] [--no-sweep]\n");
         return pr == 1 ? 0 : 2;
     }
     mr_blas_set_threads(1);
@@ -401,11 +436,27 @@ int main(int argc, char **argv) {
     fprintf(stderr, "sdim: %d users x %d events, %d samples (click rate %.3f), d = %d, %s\n",
             o.sc.n_users, o.sc.seq_len, s->n_samples, clicks / s->n_samples, o.sc.d,
             mr_blas_corename());
-    double auc[4];
+    const sample_set ss = {s->n_samples, s->s_label, s->s_user, o.sc.seed};
+    double auc[4], auc_sd[4], tau_sd[5] = {0};
     for (int k = 0; k < 4; k++) {
         int ncol;
-        float *X = make_features(s, (long_kind)k, 48, 3, &ncol);
-        auc[k] = train_eval(s, X, ncol, &o, long_name[k]);
+        float *X = make_features(s, (long_kind)k, 48, 3, o.attn_scale, &ncol);
+        auc[k] = train_eval(&ss, X, ncol, &o, long_name[k], &auc_sd[k]);
+        free(X);
+    }
+    /* The reference at other temperatures (the best one is kept as the
+     * reference: chosen on the test users, so it favours attention). */
+    const double mults[3] = {0.25, 0.5, 0.7};
+    double attn_best = auc[LONG_ATTN], attn_best_sd = auc_sd[LONG_ATTN];
+    double attn_best_scale = moe_attn_scale(o.sc.d, o.attn_scale), mult_auc[3] = {0};
+    for (int i = 0; i < 3 && o.attn_scale <= 0; i++) {
+        int ncol;
+        float sc = (float)(mults[i] / sqrt(o.sc.d)), *X = make_features(s, LONG_ATTN, 48, 3, sc, &ncol);
+        char what[48];
+        snprintf(what, sizeof what, "attention scale=%.3f", sc);
+        double sd;
+        mult_auc[i] = train_eval(&ss, X, ncol, &o, what, &sd);
+        if (mult_auc[i] > attn_best) attn_best = mult_auc[i], attn_best_sd = sd, attn_best_scale = sc;
         free(X);
     }
     const int taus[5] = {1, 2, 3, 5, 10};
@@ -415,12 +466,15 @@ int main(int argc, char **argv) {
         int mult = (int)lround(48.0 / taus[i]);
         tau_m[i] = taus[i] * (mult < 1 ? 1 : mult);
         if (!o.sweep) continue;
-        if (taus[i] == 3) { tau_auc[i] = auc[LONG_SDIM]; continue; }
+        if (taus[i] == 3) {
+            tau_auc[i] = auc[LONG_SDIM], tau_sd[i] = auc_sd[LONG_SDIM];
+            continue;
+        }
         int ncol;
-        float *X = make_features(s, LONG_SDIM, tau_m[i], taus[i], &ncol);
+        float *X = make_features(s, LONG_SDIM, tau_m[i], taus[i], 0.0f, &ncol);
         char what[48];
         snprintf(what, sizeof what, "sdim tau=%d m=%d", taus[i], tau_m[i]);
-        tau_auc[i] = train_eval(s, X, ncol, &o, what);
+        tau_auc[i] = train_eval(&ss, X, ncol, &o, what, &tau_sd[i]);
         free(X);
     }
     synth_free(s);
@@ -437,19 +491,24 @@ int main(int argc, char **argv) {
     for (int i = 0; i < 3; i++) c[i] = measure_cost(big, Ls[i], o.cost_cands, 0.1);
     synth_free(big);
 
-    double gap = auc[LONG_ATTN] - auc[LONG_SDIM];
+    double gap = attn_best - auc[LONG_SDIM];
     double flat = c[2].sdim_us / c[0].sdim_us, speedup = c[2].attn_us / c[2].sdim_us;
     double secs = (double)(mr_now_ns() - t_start) / 1e9;
     printf("{\"bench\":\"sdim\",\"data\":\"synthetic\",\"users\":%d,\"len\":%d,\"samples\":%d,\"dim\":%d,"
-           "\"m\":48,\"tau\":3,\"short_n\":%d,\"epochs\":%d,"
+           "\"m\":48,\"tau\":3,\"short_n\":%d,\"epochs\":%d,\"reps\":%d,\"attn_scale\":%.4f,"
            "\"auc\":{\"sdim\":%.4f,\"attention\":%.4f,\"mean\":%.4f,\"none\":%.4f},"
-           "\"auc_gap_attention_minus_sdim\":%.4f,",
+           "\"auc_sd\":{\"sdim\":%.4f,\"attention\":%.4f,\"mean\":%.4f,\"none\":%.4f},"
+           "\"attention_best\":{\"scale\":%.4f,\"auc\":%.4f,\"sd\":%.4f},"
+           "\"auc_gap_best_attention_minus_sdim\":%.4f,",
            o.sc.n_users, o.sc.seq_len, o.sc.n_users * o.sc.samples_per_user, o.sc.d, SHORT_N,
-           o.epochs, auc[LONG_SDIM], auc[LONG_ATTN], auc[LONG_MEAN], auc[LONG_NONE], gap);
+           o.epochs, o.reps, moe_attn_scale(o.sc.d, o.attn_scale), auc[LONG_SDIM], auc[LONG_ATTN], auc[LONG_MEAN], auc[LONG_NONE],
+           auc_sd[LONG_SDIM], auc_sd[LONG_ATTN], auc_sd[LONG_MEAN], auc_sd[LONG_NONE],
+           attn_best_scale, attn_best, attn_best_sd, gap);
     if (o.sweep) {
         printf("\"tau_sweep\":{");
         for (int i = 0; i < 5; i++)
-            printf("%s\"%d\":{\"m\":%d,\"auc\":%.4f}", i ? "," : "", taus[i], tau_m[i], tau_auc[i]);
+            printf("%s\"%d\":{\"m\":%d,\"auc\":%.4f,\"sd\":%.4f}", i ? "," : "", taus[i], tau_m[i],
+                   tau_auc[i], tau_sd[i]);
         printf("},");
     }
     printf("\"cost_cands\":%d,\"us_per_cand\":{", o.cost_cands);
@@ -465,7 +524,7 @@ int main(int argc, char **argv) {
     printf("},\"sdim_cost_10000_over_100\":%.3f,\"attention_over_sdim_at_10000\":%.1f,"
            "\"targets\":{\"auc_within_0.005\":%s,\"flat_within_1.2x\":%s,\"speedup_20x\":%s},"
            "\"seconds\":%.1f}\n",
-           flat, speedup, fabs(gap) <= 0.005 || gap < 0 ? "true" : "false",
+           flat, speedup, gap <= 0.005 ? "true" : "false",
            flat <= 1.2 ? "true" : "false", speedup >= 20 ? "true" : "false", secs);
     return 0;
 }
