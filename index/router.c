@@ -38,7 +38,7 @@ int router_create(router **out, const router_config *cfg, mr_pool *pool, mr_err 
     if (!(c.fallback_weight >= 0 && c.fallback_weight <= 1))
         return mr_err_set(e, MR_EINVAL, "router: fallback_weight %g not in [0, 1]",
                           c.fallback_weight);
-    if (c.merge != ROUTER_MERGE_NORM && c.merge != ROUTER_MERGE_RRF)
+    if (c.merge != ROUTER_MERGE_NORM && c.merge != ROUTER_MERGE_RRF && c.merge != ROUTER_MERGE_RAW)
         return mr_err_set(e, MR_EINVAL, "router: unknown merge %d", (int)c.merge);
     if (c.rrf_k < 1) return mr_err_set(e, MR_EINVAL, "router: rrf_k %d < 1", c.rrf_k);
     if (c.k_max < 1 || c.k_max > RETR_K_MAX)

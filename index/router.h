@@ -12,7 +12,8 @@
  *   configured -> the candidate budget k split across the kept experts in
  *   proportion to routing weight (budgets sum to k) -> experts searched in
  *   parallel on a thread pool -> merge (per-expert min-max normalised score
- *   times routing weight, or reciprocal rank fusion), deduplicate, drop
+ *   times routing weight, reciprocal rank fusion, or raw scores for experts
+ *   sharing one embedding space), deduplicate, drop
  *   exclusions; each expert first fills its own budget, leftovers go to
  *   the best remaining candidates.
  * Every candidate keeps its expert attribution and routing weight, and the
@@ -35,7 +36,11 @@
 #define ROUTER_MAX_EXPERTS 64      /* attribution is a 64-bit mask */
 #define ROUTER_MAX_SPACES 8        /* query vectors per request */
 
-typedef enum { ROUTER_MERGE_NORM = 0, ROUTER_MERGE_RRF = 1 } router_merge;
+/* NORM: per-expert min-max normalised score x routing weight, summed over
+ * the experts that found an item. RRF: sum of 1 / (rrf_k + rank + 1).
+ * RAW: the experts' own scores, best one kept: only for experts that share
+ * one embedding space and metric (e.g. one catalogue split by domain). */
+typedef enum { ROUTER_MERGE_NORM = 0, ROUTER_MERGE_RRF = 1, ROUTER_MERGE_RAW = 2 } router_merge;
 typedef enum { ROUTER_MODE_TOPP = 0, ROUTER_MODE_ALL = 1 } router_mode;
 
 typedef struct router_config {
@@ -45,7 +50,7 @@ typedef struct router_config {
     int max_experts;          /* routed experts at most; 0 = 3 */
     const char *fallback;     /* always-on expert's name; NULL = none */
     float fallback_weight;    /* least budget weight of the fallback; 0 = 0.1 */
-    router_merge merge;       /* ROUTER_MERGE_NORM (default) or _RRF */
+    router_merge merge;       /* ROUTER_MERGE_NORM (default), _RRF or _RAW */
     int rrf_k;                /* RRF constant; 0 = 60 */
     int k_max;                /* largest k a caller may ask; 0 = 1000 */
 } router_config;
@@ -60,7 +65,8 @@ typedef struct router_query {
 } router_query;
 
 typedef struct router_options {
-    router_mode mode;         /* TOPP (default) or ALL experts (each asked for k) */
+    router_mode mode;         /* TOPP (default) or ALL: every expert (or every
+                                 named one) asked for k, merged without quotas */
     float top_p;              /* > 0 overrides the config */
     int merge;                /* -1 (or 0 with merge_set = 0) = config */
     int merge_set;            /* 1: use `merge` */

@@ -80,6 +80,7 @@ static int choose_experts(router *rt, const router_query *q, int mode, const rou
         for (int i = 0; i < n; i++) sel[i] = named[i] ? 3 : 0;
     } else if (mode == ROUTER_MODE_ALL) {
         for (int i = 0; i < n; i++) sel[i] = sel[i] ? sel[i] : 1;
+        if (opt && opt->no_fallback && rt->fallback >= 0) sel[rt->fallback] = 0;
     }
     float sum = 0;
     int nsel = 0;
@@ -120,7 +121,7 @@ int router_retrieve(router *rt, const router_query *q, const retr_user *user, in
     int n = rt->n;
     int mode = opt ? (int)opt->mode : ROUTER_MODE_TOPP;
     int merge = opt && opt->merge_set ? opt->merge : (int)rt->cfg.merge;
-    if (merge != ROUTER_MERGE_NORM && merge != ROUTER_MERGE_RRF)
+    if (merge != ROUTER_MERGE_NORM && merge != ROUTER_MERGE_RRF && merge != ROUTER_MERGE_RAW)
         return mr_err_set(e, MR_EINVAL, "router: unknown merge %d", merge);
     router_query qq = *q;
     if (qq.n_spaces == 0) {   /* vector-free request: only experts with dim 0 can serve it */
@@ -149,7 +150,7 @@ int router_retrieve(router *rt, const router_query *q, const retr_user *user, in
             idx[m] = i;
             ws[m++] = w[i];
         }
-    if (mode == ROUTER_MODE_ALL && !(opt && opt->n_experts > 0)) {
+    if (mode == ROUTER_MODE_ALL) {
         for (int j = 0; j < m; j++) bud[j] = k;
     } else {
         router_split_budget(ws, m, k, bud);
@@ -223,17 +224,19 @@ int router_retrieve(router *rt, const router_query *q, const retr_user *user, in
         for (int r = 0; r < jb->fetch && jb->ids[r] >= 0; r++) {
             int64_t id = jb->ids[r];
             if (is_excluded(ex, n_excl, id)) continue;
-            float c = merge == ROUTER_MERGE_RRF
-                          ? 1.0f / (float)(rt->cfg.rrf_k + r + 1)
+            float c = merge == ROUTER_MERGE_RRF   ? 1.0f / (float)(rt->cfg.rrf_k + r + 1)
+                      : merge == ROUTER_MERGE_RAW ? jb->scores[r]
                           : w[i] * (hi > lo ? (jb->scores[r] - lo) / (hi - lo) : 1.0f);
             int64_t at = retr_idmap_get(&seen, id);
             if (at < 0) {
                 at = np++;
                 retr_idmap_put(&seen, id, at);   /* capacity reserved by init */
                 pool[at] = (router_cand){id, 0, jb->scores[r], i, r, res->weights[i], 0};
-                best_c[at] = -1;
+                best_c[at] = -INFINITY;
             }
-            pool[at].score += c;
+            /* NORM and RRF sum an item's contributions; RAW keeps the best */
+            if (merge != ROUTER_MERGE_RAW) pool[at].score += c;
+            else if (c > best_c[at]) pool[at].score = c;
             pool[at].experts |= 1ull << i;
             if (c > best_c[at]) {
                 best_c[at] = c;
@@ -246,7 +249,7 @@ int router_retrieve(router *rt, const router_query *q, const retr_user *user, in
     }
     /* Quotas: each expert first fills its own budget, in its rank order. */
     int got = 0;
-    if (!(mode == ROUTER_MODE_ALL && !(opt && opt->n_experts > 0))) {
+    if (!(mode == ROUTER_MODE_ALL)) {
         for (int t = 0; t < nj; t++) {
             const expert_job *jb = &jobs[t];
             int i = jexp[t], filled = 0;

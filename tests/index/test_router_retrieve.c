@@ -140,6 +140,10 @@ static void test_modes_and_named_experts(void **s) {
     assert_int_equal(r.cost, RDOM * RPER);
     assert_int_equal(r.n, 30);
     for (int i = 0; i < 10; i++) assert_int_equal(r.cands[i].id / 1000, 2);   /* weight wins */
+    router_options all_nofb = {.mode = ROUTER_MODE_ALL, .no_fallback = 1};
+    assert_int_equal(router_retrieve(w.rt, &q, NULL, 30, NULL, 0, &all_nofb, &a, &r, &e), 0);
+    assert_int_equal(r.n_searched, RDOM);
+    assert_int_equal(r.budgets[RDOM], 0);
     router_options rrf = {.merge = ROUTER_MERGE_RRF, .merge_set = 1};
     assert_int_equal(router_retrieve(w.rt, &q, NULL, 30, NULL, 0, &rrf, &a, &r, &e), 0);
     check_result(&r, 30, NULL, 0);
@@ -216,6 +220,47 @@ static void test_dedupe_across_experts(void **s) {
     tr_world_free(&w);
 }
 
+/* Experts that split one embedding space: ALL + RAW merge is exactly one
+ * global search over the union. */
+static void test_raw_merge_equals_global(void **s) {
+    (void)s;
+    router_config c = {.dim = RD, .merge = ROUTER_MERGE_RAW};
+    tr_world w;
+    tr_world_make(&w, &c, NULL);
+    float *all = mr_floats_alloc((size_t)RDOM * RPER * RD);
+    int64_t ids[RDOM * RPER];
+    for (int d = 0; d < RDOM; d++) {   /* the same vectors tr_world_make drew */
+        float *x = tr_randn(100 + (uint64_t)d, RPER, RD);
+        for (int i = 0; i < RPER; i++) {
+            x[i * RD + d] += 4.0f;
+            ids[d * RPER + i] = d * 1000 + i;
+        }
+        memcpy(all + (size_t)d * RPER * RD, x, sizeof(float) * RPER * RD);
+        mr_floats_free(x);
+    }
+    mr_arena a;
+    mr_arena_init(&a, 1 << 16, 0);
+    mr_err e = {0};
+    const char *doms[RDOM] = {"dom0", "dom1", "dom2"};
+    router_options o = {.mode = ROUTER_MODE_ALL, .experts = doms, .n_experts = RDOM};
+    float q[RD] = {1.5f, 1.0f, 0.5f, 0.2f, -0.3f, 0, 0.1f, 0};
+    router_query rq = tr_query(q);
+    router_result r;
+    int64_t want[25];
+    float wsc[25];
+    tr_brute(all, ids, NULL, RDOM * RPER, RD, q, RETR_METRIC_IP, 25, want, wsc);
+    assert_int_equal(router_retrieve(w.rt, &rq, NULL, 25, NULL, 0, &o, &a, &r, &e), 0);
+    assert_int_equal(r.n, 25);
+    for (int i = 0; i < 25; i++) {
+        assert_int_equal(r.cands[i].id, want[i]);
+        assert_true(fabsf(r.cands[i].score - wsc[i]) < 1e-4f);
+        assert_true(r.cands[i].score == r.cands[i].raw);
+    }
+    mr_floats_free(all);
+    mr_arena_free(&a);
+    tr_world_free(&w);
+}
+
 static void test_bad_requests(void **s) {
     (void)s;
     router_config c = cfg_default();
@@ -260,6 +305,7 @@ int main(void) {
         cmocka_unit_test(test_exclusions_and_determinism),
         cmocka_unit_test(test_modes_and_named_experts),
         cmocka_unit_test(test_dedupe_across_experts),
+        cmocka_unit_test(test_raw_merge_equals_global),
         cmocka_unit_test(test_bad_requests),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

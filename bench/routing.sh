@@ -1,0 +1,19 @@
+# routing — MovieLens genre experts: routed top-p vs all experts vs one global index, recall@100 of held-out next items and cost
+#
+# Finds ../shared/data/movielens.csv or makes it from r-cran-dslabs
+# (bench/lib/movielens_data.sh), then runs bench_routing (bench/routing.c)
+# three times: MovieLens with item pilots, MovieLens with user pilots, and
+# the synthetic multi-domain catalogue. The last line is one JSON object
+# holding the three runs. Extra arguments go to every run.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+: "${MOEREC_ROOT:=$(dirname "$here")}"
+: "${MOEREC_BUILD:=$MOEREC_ROOT/build-bench}"
+. "$here/lib/movielens_data.sh"
+movielens_csv
+cmake --build "$MOEREC_BUILD" --target bench_routing -j2 >/dev/null
+b="$MOEREC_BUILD/bench/bench_routing"
+items=$("$b" --csv "$MOVIELENS" --pilots items --temperature 0.1 --max-experts 8 "$@" | tail -1)
+users=$("$b" --csv "$MOVIELENS" --pilots users --temperature 0.1 --max-experts 8 "$@" | tail -1)
+synth=$("$b" --data synthetic --pilots items --temperature 0.1 --max-experts 6 "$@" | tail -1)
+echo "{\"bench\":\"routing\",\"movielens_item_pilots\":$items,\"movielens_user_pilots\":$users,\"synthetic\":$synth}"
