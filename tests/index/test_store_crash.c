@@ -4,14 +4,25 @@
  * database and checks that every acknowledged write is there, that the
  * batch in flight is all-or-nothing, and that every user's SDIM table still
  * matches its events (equal to a rebuild). Rounds alternate sync on/off:
- * SIGKILL loses no page-cache writes, so both must hold. */
+ * SIGKILL loses no page-cache writes, so both must hold.
+ *
+ * The writer is this binary re-executed (`--writer DIR ROUND FD`), not a
+ * bare fork: the parent has used RocksDB, whose background thread pool
+ * does not survive fork(), and a forked child that opens a database can
+ * wait forever on threads it does not have. Reads from the writer time out
+ * so a stuck child fails the test instead of hanging it. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <math.h>
+#include <poll.h>
 #include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "common/rng.h"
@@ -85,12 +96,18 @@ static void test_sigkill_loses_no_acknowledged_write(void **state) {
         assert_true(pid >= 0);
         if (pid == 0) {
             close(p[0]);
-            writer(dir, round, p[1]);
+            char rs[16], fs[16];
+            snprintf(rs, sizeof rs, "%d", round);
+            snprintf(fs, sizeof fs, "%d", p[1]);
+            execl("/proc/self/exe", "test_index_store_crash", "--writer", dir, rs, fs, (char *)NULL);
+            _exit(8);
         }
         close(p[1]);
         uint64_t want = 5 + mr_rng_below(&r, 60), acked = 0, batch;
         int64_t last = -1;
-        while (acked < want && read(p[0], &batch, sizeof batch) == sizeof batch) {
+        struct pollfd pfd = {p[0], POLLIN, 0};
+        while (acked < want && poll(&pfd, 1, 60000) == 1 &&
+               read(p[0], &batch, sizeof batch) == sizeof batch) {
             last = (int64_t)batch;
             acked++;
         }
@@ -168,7 +185,8 @@ static void test_sigkill_loses_no_acknowledged_write(void **state) {
     store_test_rmrf(dir);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    if (argc == 5 && !strcmp(argv[1], "--writer")) writer(argv[2], atoi(argv[3]), atoi(argv[4]));
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sigkill_loses_no_acknowledged_write),
     };
