@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "common/clock.h"
 #include "index/retr_faiss.h"
 #include "test_retr_util.h"
 
@@ -364,6 +365,56 @@ static void test_concurrent_hnsw(void **s) {
     check_concurrent("IDMap,HNSW16");
 }
 
+/* A long add must not hold readers off: the writer takes the write lock
+ * per add_batch vectors, so the longest single search during the add is a
+ * small fraction of the whole add (coarse locking would make it ~all). */
+typedef struct stall {
+    retr *r;
+    const float *q;
+    atomic_int stop;
+    double worst_s;
+    long n;
+} stall;
+
+static void *stall_reader(void *arg) {
+    stall *st = arg;
+    int64_t out[5];
+    float sc[5];
+    while (!atomic_load(&st->stop)) {
+        uint64_t t = mr_now_ns();
+        retr_search(st->r, st->q, D, 1, 5, NULL, out, sc, NULL);
+        double s = (mr_now_ns() - t) / 1e9;
+        if (s > st->worst_s) st->worst_s = s;
+        st->n++;
+    }
+    return NULL;
+}
+
+static void test_writer_does_not_block_readers(void **s) {
+    (void)s;
+    enum { N = 12000 };
+    float *x = tr_randn(31, N, D);
+    int64_t *ids = iota(N);
+    retr_faiss_config c = {.name = "w", .dim = D, .factory = "IDMap,HNSW16",
+                           .metric = RETR_METRIC_L2, .add_batch = 128};
+    retr *r = NULL;
+    assert_int_equal(retr_faiss_create(&r, &c, NULL), 0);
+    assert_int_equal(retr_faiss_add(r, x, ids, 100, NULL), 0);
+    stall st = {.r = r, .q = x};
+    pthread_t th;
+    pthread_create(&th, NULL, stall_reader, &st);
+    uint64_t t0 = mr_now_ns();
+    assert_int_equal(retr_faiss_add(r, x + 100 * D, ids + 100, N - 100, NULL), 0);
+    double add_s = (mr_now_ns() - t0) / 1e9;
+    atomic_store(&st.stop, 1);
+    pthread_join(th, NULL);
+    assert_true(st.n >= 10);
+    assert_true(st.worst_s < add_s / 4);
+    retr_free(r);
+    free(ids);
+    mr_floats_free(x);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_flat_exact_recall),
@@ -375,6 +426,7 @@ int main(void) {
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_concurrent_flat),
         cmocka_unit_test(test_concurrent_hnsw),
+        cmocka_unit_test(test_writer_does_not_block_readers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
