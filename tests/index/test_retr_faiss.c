@@ -79,6 +79,18 @@ static void test_flat_exact_recall(void **s) {
     assert_int_equal(retr_faiss_add(r, x, ids, n, &e), 0);
     check_exact(r, x, NULL, n, RETR_METRIC_L2, 3);
     retr_free(r);
+    /* IVF behind an IDMap: nprobe goes through the parameter space */
+    retr_faiss_config c2 = {.name = "ivf2", .dim = D, .factory = "IDMap,IVF4,Flat",
+                            .metric = RETR_METRIC_IP, .nprobe = 4};
+    assert_int_equal(retr_faiss_create(&r, &c2, &e), 0);
+    assert_int_equal(retr_faiss_train(r, x, n, &e), 0);
+    assert_int_equal(retr_faiss_add(r, x, ids, n, &e), 0);
+    check_exact(r, x, NULL, n, RETR_METRIC_IP, 4);
+    retr_faiss_stats st;
+    assert_int_equal(retr_faiss_stats_get(r, &st, &e), 0);
+    assert_int_equal(st.tombstones, 0);
+    assert_int_equal(st.is_trained, 1);
+    retr_free(r);
     free(ids);
     mr_floats_free(x);
 }
