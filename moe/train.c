@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/clock.h"
 #include "common/progress.h"
@@ -283,7 +284,10 @@ int moe_train(moe_model *m, const moe_dataset *d, const long *tr, long ntr, cons
     float **best = nva ? snapshot_alloc(m) : NULL;
     int rc = trainer_init(&t, e);
     if (!rc && (!order || (nva && !best))) rc = mr_err_set(e, MR_ENOMEM, "train: out of memory");
-    if (!rc && !(t.pool = mr_pool_create(o->threads))) rc = mr_err_set(e, MR_ENOMEM, "train: cannot start threads");
+    /* the calling thread works too, so N threads = a pool of N - 1 */
+    long nthreads = o->threads > 0 ? o->threads : sysconf(_SC_NPROCESSORS_ONLN);
+    if (!rc && nthreads > 1 && !(t.pool = mr_pool_create((int)nthreads - 1)))
+        rc = mr_err_set(e, MR_ENOMEM, "train: cannot start threads");
     if (rc) goto done;
     memcpy(order, tr, sizeof(long) * (size_t)ntr);
     mr_rng rng;

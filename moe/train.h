@@ -23,7 +23,7 @@ typedef struct moe_train_opts {
     float weight_decay;      /* L2 on dense weights (Adam's g += wd * p)    */
     uint64_t seed;           /* shuffling                                   */
     int patience;            /* epochs without validation gain before stop  */
-    int threads;             /* pool threads, 0 = all cores                 */
+    int threads;             /* threads in all (1 = the caller only), 0 = one per core */
     int progress;            /* draw a progress line on stderr              */
 } moe_train_opts;
 

@@ -54,7 +54,7 @@ static void usage(FILE *f) {
             "  --split random|time validation split (random)\n"
             "  --time-column NAME  column ordering rows for --split time\n"
             "  --patience N        early stopping: epochs without validation gain (2)\n"
-            "  --threads N         worker threads, 0 = all cores (0)\n"
+            "  --threads N         threads in all, 0 = one per core (0)\n"
             "  --max-rows N        read at most N rows\n"
             "  --no-fit-numeric    keep model.json's numeric mean/std instead of fitting them\n"
             "  --quiet             no progress line\n");
