@@ -3,8 +3,10 @@
  * Appends: a store with an item table (--items rows of --dim floats) and
  * SDIM tables (m = 48, tau = 3, as in production), events appended in
  * batches of --batch over --users users, each trimmed to l_max = 1,000
- * (so appends past the first 1,000 per user also trim and subtract);
- * events/s measured with the WAL synced on every batch (sync on) and not.
+ * events/s with the WAL synced on every batch (sync on) and not, the same
+ * --sync-events (20,000) into a fresh store each way, interleaved batch
+ * by batch; then --events
+ * (400,000) with sync off, where users pass l_max and appends also trim.
  * Reads: users with exactly L = 100, 1,000 and 10,000 kept events; the
  * serving read user_state_get (profile + bucket table, one multi-get) is
  * timed round-robin over the three groups so machine noise hits all alike.
@@ -172,13 +174,42 @@ int main(int argc, char **argv) {
     mkdir(o.dir, 0755);
 
     /* ---- appends, sync off and on ------------------------------------- */
-    behaviour *b;
+    /* Same events into two fresh stores, sync off and on, interleaved
+     * batch by batch so load from other processes hits both alike; then a
+     * long sync-off run in which users pass l_max and every append also
+     * trims (the steady state). */
+    behaviour *b, *b_on;
     store *st = open_fresh(&o, "append-nosync", 0, 1000, &b);
-    double rate_off = append_rate(&o, b, o.events, "append sync=0");
+    store *st_on = open_fresh(&o, "append-sync", 1, 1000, &b_on);
+    double rate_off, rate_on;
+    {
+        behaviour_event *ev = malloc((size_t)o.batch * sizeof *ev);
+        mr_rng rr;
+        mr_rng_seed(&rr, 9);
+        mr_err e;
+        uint64_t ns_off = 0, ns_on = 0;
+        int64_t ts = 1;
+        for (long done = 0; done < o.sync_events; done += o.batch) {
+            for (int i = 0; i < o.batch; i++)
+                ev[i] = (behaviour_event){mr_rng_below(&rr, (uint64_t)o.users),
+                                          mr_rng_below(&rr, (uint64_t)o.items), ts++, 1};
+            uint64_t t0 = mr_now_ns();
+            if (behaviour_append(b, ev, (size_t)o.batch, &e)) die("append", &e);
+            uint64_t t1 = mr_now_ns();
+            if (behaviour_append(b_on, ev, (size_t)o.batch, &e)) die("append", &e);
+            ns_off += t1 - t0;
+            ns_on += mr_now_ns() - t1;
+        }
+        rate_off = (double)o.sync_events / ((double)ns_off / 1e9);
+        rate_on = (double)o.sync_events / ((double)ns_on / 1e9);
+        free(ev);
+    }
     behaviour_close(b);
     store_close(st);
-    st = open_fresh(&o, "append-sync", 1, 1000, &b);
-    double rate_on = append_rate(&o, b, o.sync_events, "append sync=1");
+    behaviour_close(b_on);
+    store_close(st_on);
+    st = open_fresh(&o, "append-long", 0, 1000, &b);
+    double rate_long = append_rate(&o, b, o.events, "append sync=0, long");
     behaviour_close(b);
     store_close(st);
 
@@ -253,19 +284,22 @@ int main(int argc, char **argv) {
     behaviour_close(b);
     store_close(st);
     if (!dirarg) nftw(o.dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-    fprintf(stderr, "appends: %.0f events/s sync off, %.0f events/s sync on (batches of %d)\n",
-            rate_off, rate_on, o.batch);
+    fprintf(stderr, "appends: %.0f events/s sync off, %.0f events/s sync on (%ld events each, "
+            "batches of %d over %d users); %.0f events/s sync off over %ld events (with trims)\n",
+            rate_off, rate_on, o.sync_events, o.batch, o.users, rate_long, o.events);
     double ratio = hi / lo;
     printf("{\"bench\":\"sdim_store\",\"dim\":%d,\"m\":48,\"tau\":3,\"nsig\":%d,\"nbuckets\":%d,"
            "\"table_bytes\":%zu,\"append_batch\":%d,\"append_users\":%d,"
-           "\"append_events_per_s_sync_off\":%.0f,\"append_events_per_s_sync_on\":%.0f,"
+           "\"append_events\":%ld,\"append_events_per_s_sync_off\":%.0f,\"append_events_per_s_sync_on\":%.0f,"
+           "\"long_run_events\":%ld,\"long_run_events_per_s_sync_off\":%.0f,"
            "\"state_read_p50_us\":{\"100\":%.2f,\"1000\":%.2f,\"10000\":%.2f},"
            "\"state_read_p99_us\":{\"100\":%.2f,\"1000\":%.2f,\"10000\":%.2f},"
            "\"state_read_mean99_us\":{\"100\":%.2f,\"1000\":%.2f,\"10000\":%.2f},"
            "\"recompute_us\":{\"100\":%.1f,\"1000\":%.1f,\"10000\":%.1f},"
            "\"read_p50_max_over_min\":%.3f,\"read_mean99_max_over_min\":%.3f,"
            "\"recompute_over_read_at_10000\":%.1f,\"target_ratio\":1.2,\"pass\":%s}\n",
-           o.dim, nsig, nb, tbytes, o.batch, o.users, rate_off, rate_on, p50[0], p50[1], p50[2],
+           o.dim, nsig, nb, tbytes, o.batch, o.users, o.sync_events, rate_off, rate_on, o.events,
+           rate_long, p50[0], p50[1], p50[2],
            p99[0], p99[1], p99[2], tmean[0], tmean[1], tmean[2], rec[0], rec[1], rec[2], ratio,
            mhi / mlo, rec[2] / p50[2], ratio <= 1.2 ? "true" : "false");
     return 0;

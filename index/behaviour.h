@@ -15,6 +15,10 @@
  * embedding table is retrained). Events whose item has no embedding row
  * are kept but contribute nothing (until a rebuild finds the row).
  *
+ * Threads: appends, rebuilds and reads may run concurrently on one handle
+ * (appends/rebuilds of the same user serialise on a striped lock). Open ONE
+ * behaviour handle per store: the user locks live in the handle.
+ *
  * The SDIM parameters (m, tau, seed, item table, dim) are recorded in meta
  * on first open; opening with other parameters fails (tables would be
  * inconsistent) — rebuild into a fresh store instead.
