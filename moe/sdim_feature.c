@@ -74,6 +74,33 @@ out:
     return rc;
 }
 
+int sdim_feature_extra(const sdim_hasher *h, const void *table, const float *recent, int k,
+                       const float *cand, int n, float *out, int ostride, mr_err *e) {
+    const int d = h->d;
+    if (ostride < 2 * d)
+        return mr_err_set(e, MR_EINVAL, "sdim extra: row stride %d < 2 d = %d", ostride, 2 * d);
+    int rc = sdim_feature_serve(h, table, cand, n, SDIM_POOL_L2, out, ostride, e);
+    if (!rc) rc = sdim_feature_short(recent, k, cand, n, d, out + d, ostride, NULL, e);
+    return rc;
+}
+
+int sdim_feature_to_scorer(moe_scorer *s, const moe_model *m, const sdim_hasher *h,
+                           const void *table, const float *recent, int k, const float *cand,
+                           int n, mr_err *e) {
+    const int w = 2 * h->d;
+    if (m->extra_dim != w)
+        return mr_err_set(e, MR_EINVAL,
+                          "sdim: the model's extra_dim is %d, the SDIM block needs 2 d = %d",
+                          m->extra_dim, w);
+    if (n <= 0) return n == 0 ? 0 : mr_err_set(e, MR_EINVAL, "sdim: negative batch %d", n);
+    float *x = mr_floats_alloc((size_t)n * (size_t)w);  /* (n, 2d) */
+    if (!x) return mr_err_set(e, MR_ENOMEM, "sdim: out of memory for %d candidates", n);
+    int rc = sdim_feature_extra(h, table, recent, k, cand, n, x, w, e);
+    for (int j = 0; j < n && !rc; j++) rc = moe_scorer_set_extra(s, j, x + (size_t)j * w, w, e);
+    mr_floats_free(x);
+    return rc;
+}
+
 int sdim_seq_create(sdim_seq **out, const sdim_hasher *h, int l_max, mr_err *e) {
     *out = NULL;
     if (l_max < 1) return mr_err_set(e, MR_EINVAL, "sdim seq: l_max %d < 1", l_max);

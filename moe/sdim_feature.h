@@ -27,6 +27,8 @@
 
 #include "common/error.h"
 #include "hashing/sdim.h"
+#include "moe/model.h"
+#include "moe/scorer.h"
 
 /* ---- serving ---------------------------------------------------------------- */
 
@@ -42,6 +44,23 @@ int sdim_feature_serve(const sdim_hasher *h, const void *table, const float *can
  * k = 0 gives zeros. scratch NULL or (n, k) floats. */
 int sdim_feature_short(const float *recent, int k, const float *cand, int n, int d, float *out,
                        int ostride, float *scratch, mr_err *e);
+
+/* ---- the ranker's input --------------------------------------------------------- */
+
+/* The SDIM block of the ranker's "extra" input (model.json
+ * features.extra_dim = 2 d): row j (stride ostride >= 2 d) =
+ *   [ long(q_j) (d, l2 pooling, the paper's) | short(q_j) (d) ]
+ * from the user's table (NULL: zeros) and the k most recent events recent
+ * (k, d) (k = 0: zeros). Training and serving both build rows with this. */
+int sdim_feature_extra(const sdim_hasher *h, const void *table, const float *recent, int k,
+                       const float *cand, int n, float *out, int ostride, mr_err *e);
+
+/* The serving hook: fill rows 0..n-1 of a scorer batch (moe_scorer_begin
+ * done) with sdim_feature_extra. MR_EINVAL when the model's extra_dim is
+ * not 2 d. One table read per request, O(m d + nsig d + k d) per candidate. */
+int sdim_feature_to_scorer(moe_scorer *s, const moe_model *m, const sdim_hasher *h,
+                           const void *table, const float *recent, int k, const float *cand,
+                           int n, mr_err *e);
 
 /* ---- training: a user's table replayed from the raw sequence ------------------ */
 

@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,6 +20,7 @@
 #include "common/tensor.h"
 #include "moe/attention.h"
 #include "moe/sdim_feature.h"
+#include "testmodel.h"
 
 enum { D = 16, SEQ = 300, NC = 24 };
 
@@ -263,6 +265,62 @@ static void test_tau0_is_mean_pooling(void **state) {
     sdim_hasher_free(h);
 }
 
+/* The serving hook: the scorer's extra block gets [long | short]; scores
+ * equal those from setting the same rows by hand, change when the user's
+ * table changes, and a model with another extra_dim is refused. */
+static void test_scorer_extra_block(void **state) {
+    fx *f = *state;
+    enum { N = NC, K = 20 };
+    char fmt[4096], js[4096];
+    const char *p = strstr(k_test_model_fmt, "\"extra_dim\":2");
+    assert_non_null(p);
+    snprintf(fmt, sizeof fmt, "%.*s\"extra_dim\":32%s", (int)(p - k_test_model_fmt),
+             k_test_model_fmt, p + strlen("\"extra_dim\":2"));  /* 2 d for d = 16 */
+    snprintf(js, sizeof js, fmt, "{\"type\":\"mmoe\",\"experts\":3}");
+    moe_model *m, *m2;
+    mr_err e;
+    if (moe_model_from_json(&m, js, 5, &e)) fail_msg("model: %s", e.msg);
+    snprintf(js, sizeof js, k_test_model_fmt, "{\"type\":\"mmoe\",\"experts\":3}");
+    assert_int_equal(moe_model_from_json(&m2, js, 5, &e), 0);
+    moe_scorer *s;
+    assert_int_equal(moe_scorer_create(&s, m, &e), 0);
+    sdim_seq *sq;
+    assert_int_equal(sdim_seq_create(&sq, f->h, 1000, NULL), 0);
+    assert_int_equal(sdim_seq_push(sq, f->seq, SEQ - 1, NULL), 0);
+    float rec[K * D], x[N * 2 * D], sc1[N], sc2[N], sc3[N];
+    int k = sdim_seq_recent(sq, K, rec);
+    assert_int_equal(sdim_feature_extra(f->h, sq->table, rec, k, f->cand, N, x, 2 * D, NULL), 0);
+    for (int j = 0; j < N; j++) { /* the two halves are the two features */
+        float a[D], b[D], pr[K];
+        assert_int_equal(sdim_seq_feature(sq, f->cand + j * D, 1, SDIM_POOL_L2, a, D, NULL), 0);
+        assert_int_equal(sdim_feature_short(rec, k, f->cand + j * D, 1, D, b, D, pr, NULL), 0);
+        assert_memory_equal(x + j * 2 * D, a, sizeof a);
+        for (int c = 0; c < D; c++) assert_true(fabsf(x[j * 2 * D + D + c] - b[c]) < 1e-6f);
+    }
+    assert_int_equal(moe_scorer_begin(s, N, &e), 0);
+    assert_int_equal(sdim_feature_to_scorer(s, m, f->h, sq->table, rec, k, f->cand, N, &e), 0);
+    assert_int_equal(moe_scorer_run(s, NULL, sc1, &e), 0);
+    assert_int_equal(moe_scorer_begin(s, N, &e), 0);
+    for (int j = 0; j < N; j++) assert_int_equal(moe_scorer_set_extra(s, j, x + j * 2 * D, 2 * D, &e), 0);
+    assert_int_equal(moe_scorer_run(s, NULL, sc2, &e), 0);
+    assert_memory_equal(sc1, sc2, sizeof sc1);
+    /* One more event in the user's history: the long block and the score move. */
+    assert_int_equal(sdim_seq_push(sq, f->seq + (SEQ - 1) * D, 1, NULL), 0);
+    k = sdim_seq_recent(sq, K, rec);
+    assert_int_equal(moe_scorer_begin(s, N, &e), 0);
+    assert_int_equal(sdim_feature_to_scorer(s, m, f->h, sq->table, rec, k, f->cand, N, &e), 0);
+    assert_int_equal(moe_scorer_run(s, NULL, sc3, &e), 0);
+    int moved = 0;
+    for (int j = 0; j < N; j++) moved += sc3[j] != sc1[j];
+    assert_true(moved > 0);
+    assert_int_equal(sdim_feature_to_scorer(s, m2, f->h, sq->table, rec, k, f->cand, N, &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, "extra_dim"));
+    sdim_seq_free(sq);
+    moe_scorer_free(s);
+    moe_model_free(m);
+    moe_model_free(m2);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_train_equals_serve),
@@ -273,6 +331,7 @@ int main(void) {
         cmocka_unit_test(test_short_attention_last_n),
         cmocka_unit_test(test_empty_and_errors),
         cmocka_unit_test(test_tau0_is_mean_pooling),
+        cmocka_unit_test(test_scorer_extra_block),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
