@@ -81,7 +81,8 @@ typedef struct emb_fill {
     store *st;
     const emb_table *t;
     const uint64_t *ids;  /* the ids asked of the database */
-    float *out;           /* (n, dim) rows in the same order */
+    float *out;           /* (N, dim) the caller's rows */
+    const size_t *pos;    /* asked id i -> its row in out; NULL: row i */
     uint8_t *found;       /* n flags */
     const uint64_t *epoch; /* cache epochs taken before the read; NULL: no cache */
     int64_t now_ms;
@@ -90,7 +91,7 @@ typedef struct emb_fill {
 static int emb_fill_row(size_t i, const char *v, size_t len, void *arg, mr_err *e) {
     emb_fill *f = arg;
     const emb_table *t = f->t;
-    float *row = f->out + i * t->info.dim;
+    float *row = f->out + (f->pos ? f->pos[i] : i) * t->info.dim;
     f->found[i] = 0;
     if (!v) {
         memset(row, 0, t->vec_bytes);
@@ -128,7 +129,7 @@ int emb_store_get_uncached(store *st, emb_table *t, const uint64_t *ids, size_t 
     if ((rc = emb_check_get(t, ids, n, out, e))) return rc;
     uint8_t *fl = found ? found : malloc(n ? n : 1);
     if (!fl) return mr_err_set(e, MR_ENOMEM, "get: out of memory");
-    emb_fill f = {st, t, ids, out, fl, NULL, t->info.ttl_s ? mr_unix_ms() : 0};
+    emb_fill f = {st, t, ids, out, NULL, fl, NULL, t->info.ttl_s ? mr_unix_ms() : 0};
     rc = store_multi_get(st, t->cf, ids, n, emb_fill_row, &f, e);
     if (!found) free(fl);
     return rc;
@@ -141,16 +142,17 @@ int emb_store_get(store *st, emb_table *t, const uint64_t *ids, size_t n, float 
     if (!st->cache && !st->cfg.tier) return emb_store_get_uncached(st, t, ids, n, out, found, e);
     const uint32_t dim = t->info.dim;
     const int64_t now = t->info.ttl_s ? mr_unix_ms() : 0;
-    /* Scratch for n keys: miss ids, epochs, write times (8-byte fields
-     * first), miss indices, miss rows (dim floats), hit and found flags. */
-    size_t per = 3 * sizeof(uint64_t) + sizeof(size_t) + t->vec_bytes + 2;
+    /* Scratch for n keys: miss ids, epochs, write times, miss positions
+     * (8-byte fields first), hit and found flags. Misses decode straight
+     * into out; only a tier needs rows of its own (tier_rows). */
+    size_t per = 3 * sizeof(uint64_t) + sizeof(size_t) + 2;
     char *mem = malloc(per * n + 64);
     if (!mem) return mr_err_set(e, MR_ENOMEM, "get of %zu rows: out of memory", n);
     uint64_t *mids = (uint64_t *)mem, *mep = mids + n;
     int64_t *tsv = (int64_t *)(mep + n);
     size_t *midx = (size_t *)(tsv + n), nmiss = 0;
-    float *mrows = (float *)(midx + n);
-    uint8_t *hit = (uint8_t *)(mrows + n * dim), *mfound = hit + n;
+    uint8_t *hit = (uint8_t *)(midx + n), *mfound = hit + n;
+    float *tier_rows = NULL;
     if (st->cache)
         cache_get_batch(st->cache, t->info.id, ids, n, out, t->vec_bytes, hit, tsv);
     else
@@ -168,20 +170,24 @@ int emb_store_get(store *st, emb_table *t, const uint64_t *ids, size_t n, float 
         mfound[nmiss] = 0;
         nmiss++;
     }
-    if (!nmiss) {
-        free(mem);
-        return 0;
+    if (nmiss && st->cfg.tier) {
+        tier_rows = mr_floats_alloc(nmiss * dim);
+        if (!tier_rows) {
+            free(mem);
+            return mr_err_set(e, MR_ENOMEM, "get: out of memory for the tier");
+        }
     }
     /* Tier: answered rows drop out of the miss list. */
-    if (st->cfg.tier && st->cfg.tier->get &&
-        st->cfg.tier->get(st->cfg.tier->ctx, t->info.id, dim, mids, nmiss, mrows, mfound, NULL) == 0) {
+    if (tier_rows && st->cfg.tier->get &&
+        st->cfg.tier->get(st->cfg.tier->ctx, t->info.id, dim, mids, nmiss, tier_rows, mfound,
+                          NULL) == 0) {
         size_t k = 0;
         for (size_t m = 0; m < nmiss; m++) {
-            if (mfound[m] && mr_all_finite(mrows + m * dim, dim)) {
-                memcpy(out + midx[m] * dim, mrows + m * dim, t->vec_bytes);
+            const float *r = tier_rows + m * dim;
+            if (mfound[m] && mr_all_finite(r, dim)) {
+                memcpy(out + midx[m] * dim, r, t->vec_bytes);
                 if (found) found[midx[m]] = 1;
-                if (st->cache) cache_insert(st->cache, t->info.id, mids[m], mrows + m * dim,
-                                            t->vec_bytes, now, mep[m]);
+                if (st->cache) cache_insert(st->cache, t->info.id, mids[m], r, t->vec_bytes, now, mep[m]);
                 atomic_fetch_add(&st->ctr.tier_hits, 1);
                 continue;
             }
@@ -193,20 +199,20 @@ int emb_store_get(store *st, emb_table *t, const uint64_t *ids, size_t n, float 
         }
         nmiss = k;
     }
-    emb_fill f = {st, t, mids, mrows, mfound, st->cache ? mep : NULL, now};
+    emb_fill f = {st, t, mids, out, midx, mfound, st->cache ? mep : NULL, now};
     rc = nmiss ? store_multi_get(st, t->cf, mids, nmiss, emb_fill_row, &f, e) : 0;
     size_t nfound = 0;
     for (size_t m = 0; m < nmiss; m++) {
-        memcpy(out + midx[m] * dim, mrows + m * dim, t->vec_bytes);
         if (found) found[midx[m]] = mfound[m];
-        if (mfound[m]) { /* compact found rows for the tier */
+        if (tier_rows && mfound[m]) { /* gather found rows for the tier */
             mids[nfound] = mids[m];
-            if (nfound != m) memcpy(mrows + nfound * dim, mrows + m * dim, t->vec_bytes);
+            memcpy(tier_rows + nfound * dim, out + midx[m] * dim, t->vec_bytes);
             nfound++;
         }
     }
-    if (st->cfg.tier && st->cfg.tier->put && nfound)
-        st->cfg.tier->put(st->cfg.tier->ctx, t->info.id, dim, mids, nfound, mrows, NULL);
+    if (tier_rows && st->cfg.tier->put && nfound)
+        st->cfg.tier->put(st->cfg.tier->ctx, t->info.id, dim, mids, nfound, tier_rows, NULL);
+    mr_floats_free(tier_rows);
     free(mem);
     return rc;
 }
