@@ -1,0 +1,43 @@
+/* sdim_join.h — the SDIM inputs of training rows, joined with a behaviour
+ * event log by user and time, with no leakage from the future.
+ *
+ * Each training row (user, candidate item, time t) gets the ranker's SDIM
+ * block (sdim_feature_extra: [long | short]) computed from the user's
+ * events with time < t only, replayed oldest first (ties of time in log
+ * order) through sdim_seq — the store's operations, the store's l_max —
+ * so a model trained on these rows sees what serving computes from the
+ * store for the same history. Cost: O(total events x m d) for the replay
+ * plus O(rows x (m d + nsig d + short_n d)).
+ *
+ * Events whose item has no vector are skipped (the store keeps such events
+ * and counts them toward l_max, contributing nothing; with an item table
+ * covering the log the two agree).
+ */
+#ifndef MOEREC_MOE_SDIM_JOIN_H
+#define MOEREC_MOE_SDIM_JOIN_H
+
+#include <stdint.h>
+
+#include "common/error.h"
+#include "hashing/sdim.h"
+
+typedef struct sdim_events {
+    long n;                 /* events in the log, any order */
+    const uint64_t *user;   /* (n) */
+    const uint64_t *item;   /* (n) */
+    const int64_t *ts;      /* (n) event time (any unit, same as the rows') */
+} sdim_events;
+
+/* An item's vector (d floats, the store's item table row), or NULL when the
+ * item has none. */
+typedef const float *(*sdim_item_vec_fn)(uint64_t item, void *ctx);
+
+/* out row r (stride ostride >= 2 d) = the SDIM block of candidate
+ * row_item[r] for user row_user[r] at time row_ts[r]: history = that
+ * user's events with ts < row_ts[r], the newest l_max of them kept, short
+ * part over the newest short_n. A candidate without a vector gets zeros. */
+int sdim_join(const sdim_hasher *h, int l_max, int short_n, const sdim_events *ev,
+              const uint64_t *row_user, const uint64_t *row_item, const int64_t *row_ts,
+              long n_rows, sdim_item_vec_fn vec, void *ctx, float *out, int ostride, mr_err *e);
+
+#endif
