@@ -58,18 +58,13 @@ int retr_faiss_save(retr *r, const char *path, mr_err *e) {
     int32_t p[2] = {rf->ef_search, rf->nprobe};
     uint32_t flen = (uint32_t)strlen(rf->factory);
     int64_t n[2] = {rf->n_slots, rf->n_dead};
-    if (retr_wbuf_put(&b, META_MAGIC, 8) || retr_wbuf_put(&b, u, sizeof u) || retr_wbuf_put(&b, p, sizeof p) ||
-        retr_wbuf_put(&b, &rf->rebuild_threshold, 4) || retr_wbuf_put(&b, &flen, 4) ||
-        retr_wbuf_put(&b, rf->factory, flen) || retr_wbuf_put(&b, n, sizeof n) ||
-        retr_wbuf_put(&b, rf->slot_ext, (size_t)rf->n_slots * sizeof(int64_t))) {
-        rc = mr_err_set(e, MR_ENOMEM, "retriever '%s': out of memory", r->name);
-        goto out;
-    }
-    if (retr_wbuf_seal(&b)) {
-        rc = mr_err_set(e, MR_ENOMEM, "retriever '%s': out of memory", r->name);
-        goto out;
-    }
-    rc = retr_file_write_atomic(meta, b.p, b.n, e);
+    int bad = retr_wbuf_put(&b, META_MAGIC, 8) || retr_wbuf_put(&b, u, sizeof u) ||
+              retr_wbuf_put(&b, p, sizeof p) || retr_wbuf_put(&b, &rf->rebuild_threshold, 4) ||
+              retr_wbuf_put(&b, &flen, 4) || retr_wbuf_put(&b, rf->factory, flen) ||
+              retr_wbuf_put(&b, n, sizeof n) ||
+              retr_wbuf_put(&b, rf->slot_ext, (size_t)rf->n_slots * sizeof(int64_t)) ||
+              retr_wbuf_seal(&b);
+    rc = retr_file_commit(&b, bad, meta, e);
 out:
     pthread_mutex_unlock(&rf->writer);
     retr_wbuf_free(&b);
@@ -79,32 +74,29 @@ out:
 /* Parse path.meta into a fresh retr_faiss (no index yet). */
 static int rf_read_meta(const char *meta, retr_faiss **out, const char *name, mr_err *e) {
     unsigned char *buf = NULL;
-    size_t len = 0;
-    int rc = retr_file_read(meta, &buf, &len, e);
-    if (rc) return rc;
     retr_rbuf m;
-    char magic[8];
-    uint32_t u[4], flen;
+    int rc = retr_file_open(meta, META_MAGIC, META_VERSION, "FAISS meta", &buf, &m, e);
+    if (rc) return rc;
+    uint32_t u[3], flen;   /* dim, metric, tombstones */
     int32_t p[2];
     float thr;
     int64_t n[2];
     char factory[RETR_FAISS_FACTORY_MAX];
     retr_faiss *rf = NULL;
-    if (retr_rbuf_open(&m, buf, len)) goto corrupt;
-    if (retr_rbuf_take(&m, magic, 8) || memcmp(magic, META_MAGIC, 8) || retr_rbuf_take(&m, u, sizeof u) ||
-        u[0] != META_VERSION || retr_rbuf_take(&m, p, sizeof p) || retr_rbuf_take(&m, &thr, 4) ||
-        retr_rbuf_take(&m, &flen, 4) || flen == 0 || flen >= sizeof factory || retr_rbuf_take(&m, factory, flen))
+    if (retr_rbuf_take(&m, u, sizeof u) || retr_rbuf_take(&m, p, sizeof p) ||
+        retr_rbuf_take(&m, &thr, 4) || retr_rbuf_take(&m, &flen, 4) || flen == 0 ||
+        flen >= sizeof factory || retr_rbuf_take(&m, factory, flen))
         goto corrupt;
     factory[flen] = 0;
     if (retr_rbuf_take(&m, n, sizeof n) || n[0] < 0 || n[1] < 0 || n[1] > n[0] ||
         (size_t)n[0] * 8 != m.n - m.at)
         goto corrupt;
-    rf = retr_faiss_alloc(name, (int)u[1], factory, (retr_metric)u[2], e);
+    rf = retr_faiss_alloc(name, (int)u[0], factory, (retr_metric)u[1], e);
     if (!rf) {
         free(buf);
         return e ? e->code : MR_ECORRUPT;
     }
-    rf->tombstones = u[3] != 0;
+    rf->tombstones = u[2] != 0;
     rf->ef_search = p[0];
     rf->nprobe = p[1];
     rf->rebuild_threshold = thr;
@@ -145,12 +137,7 @@ int retr_faiss_load(retr **out, const char *path, int flags, const retr_faiss_co
     char meta[4096], defname[RETR_NAME_MAX];
     if (snprintf(meta, sizeof meta, "%s.meta", path) >= (int)sizeof meta)
         return mr_err_set(e, MR_EINVAL, "path too long: %s", path);
-    if (!name) {   /* default name: the file's base name up to the first '.' */
-        const char *b = strrchr(path, '/');
-        snprintf(defname, sizeof defname, "%s", b ? b + 1 : path);
-        defname[strcspn(defname, ".")] = 0;
-        name = defname;
-    }
+    name = retr_file_name_or_stem(name, path, defname, sizeof defname);
     retr_faiss *rf = NULL;
     int rc = rf_read_meta(meta, &rf, name, e);
     if (rc) return rc;

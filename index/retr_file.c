@@ -103,3 +103,40 @@ int retr_file_write_atomic(const char *path, const void *data, size_t n, mr_err 
     }
     return 0;
 }
+
+void retr_file_stem(const char *path, char *out, size_t n) {
+    const char *slash = strrchr(path, '/');
+    snprintf(out, n, "%s", slash ? slash + 1 : path);
+    out[strcspn(out, ".")] = 0;
+}
+
+int retr_file_commit(retr_wbuf *b, int bad, const char *path, mr_err *e) {
+    int rc = bad ? mr_err_set(e, MR_ENOMEM, "out of memory writing %s", path)
+                 : retr_file_write_atomic(path, b->p, b->n, e);
+    retr_wbuf_free(b);
+    return rc;
+}
+
+int retr_file_open(const char *path, const char *magic, uint32_t version, const char *what,
+                   unsigned char **buf, retr_rbuf *r, mr_err *e) {
+    size_t len = 0;
+    *buf = NULL;
+    int rc = retr_file_read(path, buf, &len, e);
+    if (rc) return rc;
+    char m[8];
+    uint32_t v;
+    if (retr_rbuf_open(r, *buf, len) || retr_rbuf_take(r, m, 8) || memcmp(m, magic, 8) ||
+        retr_rbuf_take(r, &v, 4) || v != version) {
+        free(*buf);
+        *buf = NULL;
+        return mr_err_set(e, MR_ECORRUPT, "%s is not a valid moerec %s file (or is damaged)", path,
+                          what);
+    }
+    return 0;
+}
+
+const char *retr_file_name_or_stem(const char *name, const char *path, char *buf, size_t n) {
+    if (name) return name;
+    retr_file_stem(path, buf, n);
+    return buf;
+}

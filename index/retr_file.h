@@ -32,5 +32,18 @@ int retr_rbuf_open(retr_rbuf *r, const unsigned char *p, size_t n);
 uint64_t retr_fnv1a(const unsigned char *p, size_t n);
 int retr_file_read(const char *path, unsigned char **out, size_t *n, mr_err *e);
 int retr_file_write_atomic(const char *path, const void *data, size_t n, mr_err *e);
+/* Write a buffer built with retr_wbuf_put/_seal (bad != 0: a put failed,
+ * report MR_ENOMEM) atomically to path, then free it. */
+int retr_file_commit(retr_wbuf *b, int bad, const char *path, mr_err *e);
+/* Read path, check its checksum, 8-byte magic and u32 version: on success
+ * *buf (free it) holds the file and r is positioned after the version.
+ * MR_ENOTFOUND when missing, MR_ECORRUPT (naming `what`) when invalid. */
+int retr_file_open(const char *path, const char *magic, uint32_t version, const char *what,
+                   unsigned char **buf, retr_rbuf *r, mr_err *e);
+/* A default expert name from a file path: the base name up to its first
+ * '.' ("v3/items.faiss" -> "items"), truncated to fit out (n bytes). */
+void retr_file_stem(const char *path, char *out, size_t n);
+/* name when given, else the stem of path written into buf. */
+const char *retr_file_name_or_stem(const char *name, const char *path, char *buf, size_t n);
 
 #endif

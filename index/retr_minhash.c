@@ -5,6 +5,11 @@
  * them by item (sort), folds each item's new users into its signature and
  * re-inserts it in LSH only when the signature changed. Search is read-only
  * under the read lock: LSH lookups may run concurrently (minhash.h).
+ *
+ * File (little-endian): "MRRMINHS" u32 version=1, i32 bands, rows,
+ * max_recent, cand_cap, f32 recency_decay, u64 seed, i64 n,
+ * i64 items[n], u64 signatures[n][bands*rows], u64 FNV-1a. Load re-inserts
+ * every signature into a fresh LSH index.
  */
 #include "index/retr_minhash.h"
 
@@ -15,6 +20,7 @@
 #include <string.h>
 
 #include "hashing/minhash.h"
+#include "index/retr_file.h"
 #include "index/retr_idmap.h"
 
 typedef struct retr_minhash {
@@ -28,7 +34,10 @@ typedef struct retr_minhash {
     lsh_index *lsh;
     retr_idmap map;           /* item id -> row */
     uint64_t *sig;            /* (cap, k) signatures */
+    int64_t *row_item;        /* (cap) item id of each row */
     int64_t n, cap;
+    int bands, rows;          /* LSH shape, kept for save */
+    uint64_t seed;
 } retr_minhash;
 
 static void mh_free(retr *r) {
@@ -37,6 +46,7 @@ static void mh_free(retr *r) {
     lsh_index_free(m->lsh);
     retr_idmap_free(&m->map);
     free(m->sig);
+    free(m->row_item);
     pthread_rwlock_destroy(&m->lock);
     free(m);
 }
@@ -148,6 +158,9 @@ int retr_minhash_create(retr **out, const retr_minhash_config *cfg, mr_err *e) {
     m->base.ops = &mh_ops;
     m->base.impl = m;
     m->k = bands * rows;
+    m->bands = bands;
+    m->rows = rows;
+    m->seed = cfg->seed;
     m->max_recent = cfg->max_recent ? cfg->max_recent : 20;
     m->decay = decay;
     m->cand_cap = cfg->cand_cap ? cfg->cand_cap : 2000;
@@ -186,9 +199,13 @@ static int64_t mh_row(retr_minhash *m, int64_t item, int *fresh) {
         uint64_t *s = realloc(m->sig, (size_t)cap * (size_t)m->k * sizeof *s);
         if (!s) return -1;
         m->sig = s;
+        int64_t *ri = realloc(m->row_item, (size_t)cap * sizeof *ri);
+        if (!ri) return -1;
+        m->row_item = ri;
         m->cap = cap;
     }
     if (retr_idmap_put(&m->map, item, m->n)) return -1;
+    m->row_item[m->n] = item;
     for (int j = 0; j < m->k; j++) m->sig[(size_t)m->n * m->k + j] = MINHASH_EMPTY;
     return m->n++;
 }
@@ -250,4 +267,74 @@ double retr_minhash_similarity(retr *r, int64_t a, int64_t b) {
                                                      m->sig + (size_t)rb * m->k, m->k);
     pthread_rwlock_unlock(&m->lock);
     return s;
+}
+
+#define MH_MAGIC "MRRMINHS"
+#define MH_VERSION 1u
+
+int retr_minhash_save(retr *r, const char *path, mr_err *e) {
+    if (!r || r->kind != RETR_MINHASH || !path)
+        return mr_err_set(e, MR_EINVAL, "retr_minhash_save: not a minhash retriever or NULL path");
+    retr_minhash *m = (retr_minhash *)r;
+    retr_wbuf b = {0};
+    uint32_t ver = MH_VERSION;
+    pthread_rwlock_rdlock(&m->lock);
+    int32_t cfg[4] = {m->bands, m->rows, m->max_recent, m->cand_cap};
+    int64_t n = m->n;
+    int bad = retr_wbuf_put(&b, MH_MAGIC, 8) || retr_wbuf_put(&b, &ver, 4) ||
+              retr_wbuf_put(&b, cfg, sizeof cfg) || retr_wbuf_put(&b, &m->decay, 4) ||
+              retr_wbuf_put(&b, &m->seed, 8) || retr_wbuf_put(&b, &n, 8) ||
+              retr_wbuf_put(&b, m->row_item, (size_t)n * 8) ||
+              retr_wbuf_put(&b, m->sig, (size_t)n * (size_t)m->k * 8) || retr_wbuf_seal(&b);
+    pthread_rwlock_unlock(&m->lock);
+    return retr_file_commit(&b, bad, path, e);
+}
+
+int retr_minhash_load(retr **out, const char *path, const char *name, mr_err *e) {
+    if (!out || !path) return mr_err_set(e, MR_EINVAL, "retr_minhash_load: NULL argument");
+    *out = NULL;
+    char defname[RETR_NAME_MAX];
+    name = retr_file_name_or_stem(name, path, defname, sizeof defname);
+    unsigned char *buf = NULL;
+    retr_rbuf rb;
+    int rc = retr_file_open(path, MH_MAGIC, MH_VERSION, "MinHash", &buf, &rb, e);
+    if (rc) return rc;
+    int32_t cfg[4];
+    float decay;
+    uint64_t seed;
+    int64_t n;
+    retr *r = NULL;
+    if (retr_rbuf_take(&rb, cfg, sizeof cfg) || retr_rbuf_take(&rb, &decay, 4) ||
+        retr_rbuf_take(&rb, &seed, 8) || retr_rbuf_take(&rb, &n, 8) || n < 0 || cfg[0] < 1 ||
+        cfg[1] < 1 || cfg[0] * cfg[1] > MINHASH_MAX_K ||
+        (size_t)n * 8 * (size_t)(1 + cfg[0] * cfg[1]) != rb.n - rb.at)
+        goto corrupt;
+    retr_minhash_config c = {.name = name, .bands = cfg[0], .rows = cfg[1], .seed = seed,
+                             .max_recent = cfg[2], .recency_decay = decay, .cand_cap = cfg[3]};
+    if ((rc = retr_minhash_create(&r, &c, e))) goto out;
+    retr_minhash *m = (retr_minhash *)r;
+    const unsigned char *items = rb.p + rb.at, *sigs = items + (size_t)n * 8;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t item;
+        memcpy(&item, items + (size_t)i * 8, 8);
+        int fresh = 0;
+        if (item < 0 || retr_idmap_get(&m->map, item) >= 0) goto corrupt;
+        int64_t row = mh_row(m, item, &fresh);
+        if (row < 0) {
+            rc = mr_err_set(e, MR_ENOMEM, "retriever '%s': out of memory loading", name);
+            goto out;
+        }
+        uint64_t *sig = m->sig + (size_t)row * m->k;
+        memcpy(sig, sigs + (size_t)i * m->k * 8, (size_t)m->k * 8);
+        if ((rc = lsh_index_insert(m->lsh, (uint64_t)item, sig, e))) goto out;
+    }
+    *out = r;
+    r = NULL;
+    goto out;
+corrupt:
+    rc = mr_err_set(e, MR_ECORRUPT, "%s is not a valid moerec MinHash file (or is damaged)", path);
+out:
+    retr_free(r);
+    free(buf);
+    return rc;
 }

@@ -5,6 +5,10 @@
  * time), so that count(t) = 2^(L - (t - t0)/h). Adding an event is a
  * log-add-exp. Search reads a top list sorted by L; the list is rebuilt
  * (O(n log cap) with a heap) when events arrived since the last sort.
+ *
+ * File (little-endian): "MRRPOPUL" u32 version=1, f64 half_life_ms,
+ * i32 top_cap, i32 refresh_ms, i64 t0_ms, i64 latest_ms, i32 started,
+ * i64 n, i64 items[n], f64 keys[n], u64 FNV-1a.
  */
 #include "index/retr_pop.h"
 
@@ -12,8 +16,10 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "common/clock.h"
+#include "index/retr_file.h"
 #include "index/retr_idmap.h"
 
 typedef struct retr_pop {
@@ -235,4 +241,75 @@ double retr_pop_count(retr *r, int64_t item, int64_t now_ms) {
     double c = at < 0 ? 0.0 : exp2(p->key[at] - (double)(now_ms - p->t0_ms) / p->half_life_ms);
     pthread_rwlock_unlock(&p->lock);
     return c;
+}
+
+#define POP_MAGIC "MRRPOPUL"
+#define POP_VERSION 1u
+
+int retr_pop_save(retr *r, const char *path, mr_err *e) {
+    if (!r || r->kind != RETR_POPULARITY || !path)
+        return mr_err_set(e, MR_EINVAL, "retr_pop_save: not a popularity retriever or NULL path");
+    retr_pop *p = (retr_pop *)r;
+    retr_wbuf b = {0};
+    uint32_t ver = POP_VERSION;
+    pthread_rwlock_rdlock(&p->lock);
+    int32_t cfg[2] = {p->top_cap, p->refresh_ms}, started = p->started;
+    int64_t t[2] = {p->t0_ms, p->latest_ms}, n = p->n;
+    int bad = retr_wbuf_put(&b, POP_MAGIC, 8) || retr_wbuf_put(&b, &ver, 4) ||
+              retr_wbuf_put(&b, &p->half_life_ms, 8) || retr_wbuf_put(&b, cfg, sizeof cfg) ||
+              retr_wbuf_put(&b, t, sizeof t) || retr_wbuf_put(&b, &started, 4) ||
+              retr_wbuf_put(&b, &n, 8) || retr_wbuf_put(&b, p->items, (size_t)n * 8) ||
+              retr_wbuf_put(&b, p->key, (size_t)n * 8) || retr_wbuf_seal(&b);
+    pthread_rwlock_unlock(&p->lock);
+    return retr_file_commit(&b, bad, path, e);
+}
+
+int retr_pop_load(retr **out, const char *path, const char *name, mr_err *e) {
+    if (!out || !path) return mr_err_set(e, MR_EINVAL, "retr_pop_load: NULL argument");
+    *out = NULL;
+    char defname[RETR_NAME_MAX];
+    name = retr_file_name_or_stem(name, path, defname, sizeof defname);
+    unsigned char *buf = NULL;
+    retr_rbuf rb;
+    int rc = retr_file_open(path, POP_MAGIC, POP_VERSION, "popularity", &buf, &rb, e);
+    if (rc) return rc;
+    double hl;
+    int32_t cfg[2], started;
+    int64_t t[2], n;
+    retr *r = NULL;
+    if (retr_rbuf_take(&rb, &hl, 8) || retr_rbuf_take(&rb, cfg, sizeof cfg) ||
+        retr_rbuf_take(&rb, t, sizeof t) || retr_rbuf_take(&rb, &started, 4) ||
+        retr_rbuf_take(&rb, &n, 8) || n < 0 || (size_t)n * 16 != rb.n - rb.at || !(hl > 0))
+        goto corrupt;
+    retr_pop_config c = {.name = name, .half_life_s = hl / 1000.0, .top_cap = cfg[0],
+                         .refresh_ms = cfg[1]};
+    if ((rc = retr_pop_create(&r, &c, e))) goto out;
+    retr_pop *p = (retr_pop *)r;
+    p->t0_ms = t[0];
+    p->latest_ms = t[1];
+    p->started = started != 0;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t item;
+        double key;
+        memcpy(&item, rb.p + rb.at + (size_t)i * 8, 8);
+        memcpy(&key, rb.p + rb.at + (size_t)n * 8 + (size_t)i * 8, 8);
+        if (item < 0 || retr_idmap_get(&p->map, item) >= 0) goto corrupt;
+        if (pop_grow(p) || retr_idmap_put(&p->map, item, p->n)) {
+            rc = mr_err_set(e, MR_ENOMEM, "retriever '%s': out of memory loading", name);
+            goto out;
+        }
+        p->items[p->n] = item;
+        p->key[p->n++] = key;
+    }
+    p->dirty = n > 0;
+    *out = r;
+    r = NULL;
+    goto out;
+corrupt:
+    rc = mr_err_set(e, MR_ECORRUPT, "%s is not a valid moerec popularity file (or is damaged)",
+                    path);
+out:
+    retr_free(r);
+    free(buf);
+    return rc;
 }

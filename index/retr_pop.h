@@ -32,5 +32,9 @@ int retr_pop_add_events(retr *r, const int64_t *items, const int64_t *ts_ms, con
                         int64_t n, mr_err *e);
 /* Decayed count of one item at time now_ms (0 when unseen). */
 double retr_pop_count(retr *r, int64_t item, int64_t now_ms);
+/* Save the counts beside the model version (checksummed, atomic); load
+ * them into a new expert named `name` (NULL: the file's base name). */
+int retr_pop_save(retr *r, const char *path, mr_err *e);
+int retr_pop_load(retr **out, const char *path, const char *name, mr_err *e);
 
 #endif

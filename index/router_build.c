@@ -96,41 +96,35 @@ int router_save(const router *rt, const char *path, mr_err *e) {
               retr_wbuf_put(&b, &np, 4) ||
               retr_wbuf_put(&b, x->pilots, (size_t)np * (size_t)rt->cfg.dim * sizeof(float));
     }
-    int rc = bad || retr_wbuf_seal(&b) ? mr_err_set(e, MR_ENOMEM, "router: out of memory saving")
-                                       : retr_file_write_atomic(path, b.p, b.n, e);
-    retr_wbuf_free(&b);
-    return rc;
+    return retr_file_commit(&b, bad || retr_wbuf_seal(&b), path, e);
 }
 
 int router_load_pilots(router *rt, const char *path, mr_err *e) {
     if (!rt || !path) return mr_err_set(e, MR_EINVAL, "router_load_pilots: NULL argument");
     unsigned char *buf = NULL;
-    size_t len = 0;
-    int rc = retr_file_read(path, &buf, &len, e);
-    if (rc) return rc;
     retr_rbuf r;
-    char magic[8], name[RETR_NAME_MAX];
-    uint32_t head[2], nex, nlen;
+    int rc = retr_file_open(path, ROUTER_MAGIC, ROUTER_VERSION, "router", &buf, &r, e);
+    if (rc) return rc;
+    char name[RETR_NAME_MAX];
+    uint32_t dim, nex, nlen;
     float set[2];
     int32_t maxe, np;
     float *p = NULL;
-    if (retr_rbuf_open(&r, buf, len) || retr_rbuf_take(&r, magic, 8) ||
-        memcmp(magic, ROUTER_MAGIC, 8) || retr_rbuf_take(&r, head, sizeof head) ||
-        head[0] != ROUTER_VERSION || retr_rbuf_take(&r, set, sizeof set) ||
+    if (retr_rbuf_take(&r, &dim, 4) || retr_rbuf_take(&r, set, sizeof set) ||
         retr_rbuf_take(&r, &maxe, 4) || retr_rbuf_take(&r, &nex, 4))
         goto corrupt;
-    if ((int)head[1] != rt->cfg.dim) {
+    if ((int)dim != rt->cfg.dim) {
         rc = mr_err_set(e, MR_EINVAL, "router: %s has pilots of dim %u, the router routes dim %d",
-                        path, head[1], rt->cfg.dim);
+                        path, dim, rt->cfg.dim);
         goto out;
     }
     for (uint32_t i = 0; i < nex; i++) {
         if (retr_rbuf_take(&r, &nlen, 4) || nlen == 0 || nlen >= sizeof name ||
             retr_rbuf_take(&r, name, nlen) || retr_rbuf_take(&r, &np, 4) || np < 0 ||
-            (size_t)np * head[1] * sizeof(float) > r.n - r.at)
+            (size_t)np * dim * sizeof(float) > r.n - r.at)
             goto corrupt;
         name[nlen] = 0;
-        size_t nf = (size_t)np * head[1];
+        size_t nf = (size_t)np * dim;
         p = malloc((nf ? nf : 1) * sizeof *p);
         if (!p) {
             rc = mr_err_set(e, MR_ENOMEM, "router: out of memory loading %s", path);

@@ -52,7 +52,21 @@ static void test_roundtrip_and_checksum(void **s) {
     tr_rmdir(dir);
 }
 
+static void test_stem(void **s) {
+    (void)s;
+    char out[16];
+    retr_file_stem("models/m/3/items.faiss", out, sizeof out);
+    assert_string_equal(out, "items");
+    retr_file_stem("router.bin.meta", out, sizeof out);
+    assert_string_equal(out, "router");
+    retr_file_stem("dir.v2/plain", out, sizeof out);
+    assert_string_equal(out, "plain");
+    retr_file_stem("a_very_long_file_name_indeed.x", out, sizeof out);
+    assert_string_equal(out, "a_very_long_fil");   /* truncated to fit */
+}
+
 int main(void) {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_roundtrip_and_checksum)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_roundtrip_and_checksum),
+                                       cmocka_unit_test(test_stem)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -139,12 +139,46 @@ static void test_bad_input(void **s) {
     retr_free(r);
 }
 
+static void test_save_load(void **s) {
+    (void)s;
+    retr *r = make_world(4, 0.7f);
+    mr_err e = {0};
+    char *dir = tr_tmpdir();
+    char path[4200];
+    snprintf(path, sizeof path, "%s/cooc.mh", dir);
+    assert_int_equal(retr_minhash_save(r, path, &e), 0);
+    retr *l = NULL;
+    assert_int_equal(retr_minhash_load(&l, path, NULL, &e), 0);
+    assert_string_equal(l->name, "cooc");
+    assert_int_equal(retr_size(l), retr_size(r));
+    int64_t recent[3] = {5, 110, 301};
+    retr_user u = {recent, 3};
+    int64_t a[20], b[20];
+    float sa[20], sb[20];
+    assert_int_equal(retr_search(r, NULL, 0, 1, 20, &u, a, sa, &e), 0);
+    assert_int_equal(retr_search(l, NULL, 0, 1, 20, &u, b, sb, &e), 0);
+    assert_memory_equal(a, b, sizeof a);
+    assert_memory_equal(sa, sb, sizeof sa);
+    /* online updates continue on the loaded expert exactly as on the original */
+    int64_t us[3] = {0, 1, 2}, it[3] = {777, 777, 777};
+    assert_int_equal(retr_minhash_add(r, us, it, 3, &e), 0);
+    assert_int_equal(retr_minhash_add(l, us, it, 3, &e), 0);
+    assert_true(retr_minhash_similarity(r, 0, 777) == retr_minhash_similarity(l, 0, 777));
+    retr_free(l);
+    tr_flip_byte(path, 40, 0x2);
+    assert_int_equal(retr_minhash_load(&l, path, NULL, &e), MR_ECORRUPT);
+    assert_null(l);
+    retr_free(r);
+    tr_rmdir(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_finds_cooccurring_items),
         cmocka_unit_test(test_recency_weights),
         cmocka_unit_test(test_online_update),
         cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_save_load),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -156,6 +156,46 @@ static void test_bad_events(void **s) {
     retr_free(r);
 }
 
+static void test_save_load(void **s) {
+    (void)s;
+    retr *r = make(0);
+    mr_err e = {0};
+    enum { N = 500 };
+    int64_t it[N], ts[N];
+    float w[N];
+    for (int i = 0; i < N; i++) {
+        it[i] = (i * 37) % 120;
+        ts[i] = 1000 + 13 * i;
+        w[i] = 1.0f + (float)(i % 3);
+    }
+    assert_int_equal(retr_pop_add_events(r, it, ts, w, N, &e), 0);
+    char *dir = tr_tmpdir();
+    char path[4200];
+    snprintf(path, sizeof path, "%s/popular.pop", dir);
+    assert_int_equal(retr_pop_save(r, path, &e), 0);
+    retr *l = NULL;
+    assert_int_equal(retr_pop_load(&l, path, NULL, &e), 0);
+    assert_string_equal(l->name, "popular");
+    assert_int_equal(retr_size(l), retr_size(r));
+    int64_t a[50], b[50];
+    float sa[50], sb[50];
+    assert_int_equal(retr_search(r, NULL, 0, 1, 50, NULL, a, sa, &e), 0);
+    assert_int_equal(retr_search(l, NULL, 0, 1, 50, NULL, b, sb, &e), 0);
+    assert_memory_equal(a, b, sizeof a);
+    assert_memory_equal(sa, sb, sizeof sa);
+    /* the loaded expert keeps counting on the same clock */
+    int64_t one = 7, t1 = ts[N - 1] + 5;
+    assert_int_equal(retr_pop_add_events(r, &one, &t1, NULL, 1, &e), 0);
+    assert_int_equal(retr_pop_add_events(l, &one, &t1, NULL, 1, &e), 0);
+    assert_true(retr_pop_count(r, 7, t1) == retr_pop_count(l, 7, t1));
+    retr_free(l);
+    tr_flip_byte(path, 20, 0x10);
+    assert_int_equal(retr_pop_load(&l, path, "x", &e), MR_ECORRUPT);
+    assert_null(l);
+    retr_free(r);
+    tr_rmdir(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_decay_formula),
@@ -163,6 +203,7 @@ int main(void) {
         cmocka_unit_test(test_refresh_interval),
         cmocka_unit_test(test_top_cap_many_items),
         cmocka_unit_test(test_bad_events),
+        cmocka_unit_test(test_save_load),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
