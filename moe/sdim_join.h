@@ -20,6 +20,7 @@
 
 #include "common/error.h"
 #include "hashing/sdim.h"
+#include "moe/dataset.h"
 
 typedef struct sdim_events {
     long n;                 /* events in the log, any order */
@@ -39,5 +40,27 @@ typedef const float *(*sdim_item_vec_fn)(uint64_t item, void *ctx);
 int sdim_join(const sdim_hasher *h, int l_max, int short_n, const sdim_events *ev,
               const uint64_t *row_user, const uint64_t *row_item, const int64_t *row_ts,
               long n_rows, sdim_item_vec_fn vec, void *ctx, float *out, int ostride, mr_err *e);
+
+/* ---- from files (moerec train --sdim-events/--sdim-items) ------------------- */
+
+typedef struct sdim_csv_opts {
+    const char *events_path;  /* CSV/TSV: user_id, item_id, ts_ms (moerec synth's events.csv) */
+    const char *items_path;   /* CSV/TSV: item_id, e0 .. e{d-1} (the store's item table) */
+    const char *user_col;     /* the training file's columns: "user_id", "item_id", "ts_ms" */
+    const char *item_col;
+    const char *time_col;     /* same unit as the events' ts_ms */
+    int m, tau;               /* must match the store's behaviour config: 48, 3 */
+    uint64_t seed;            /* 0x5D1A (behaviour_config_init's) */
+    int l_max, short_n;       /* 1024, 50 */
+} sdim_csv_opts;
+
+void sdim_csv_opts_init(sdim_csv_opts *o);
+
+/* Fill d->extra (n, extra_dim = 2 d) of a dataset read by moe_dataset_read
+ * from data_path with the same max_rows: row r gets the SDIM block of its
+ * (user, item, time). MR_EINVAL when extra_dim is not 2 d of the item
+ * vectors, a column is missing or an id/time is not an integer. */
+int sdim_join_csv(moe_dataset *d, const char *data_path, long max_rows, const sdim_csv_opts *o,
+                  mr_err *e);
 
 #endif

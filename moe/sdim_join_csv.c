@@ -1,0 +1,261 @@
+/* sdim_join_csv.c — `moerec train`'s SDIM input from files: the training
+ * CSV's (user, item, time) columns joined with an events CSV through
+ * sdim_join, item vectors from an items CSV, written into the dataset's
+ * extra block (see sdim_join.h).
+ *
+ * The rows are read with moe_dataset_read's rules (header line, empty
+ * lines skipped, the same max_rows) and the count is checked against the
+ * dataset, so row r of the file is row r of the dataset. Ids and times
+ * must be integers (the store's ids are uint64); anything else is an
+ * error naming file, line and column.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/tensor.h"
+#include "hashing/u64map.h"
+#include "moe/sdim_join.h"
+
+#define SDIM_CSV_MAX_COLS 4096
+
+void sdim_csv_opts_init(sdim_csv_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->user_col = "user_id";
+    o->item_col = "item_id";
+    o->time_col = "ts_ms";
+    o->m = 48;        /* behaviour_config_init's defaults: the store's tables */
+    o->tau = 3;
+    o->seed = 0x5D1A;
+    o->l_max = 1024;
+    o->short_n = 50;
+}
+
+typedef struct sdim_csv {
+    FILE *f;
+    const char *path;
+    char *line, *hline;
+    size_t cap;
+    char delim;
+    long lineno;
+    int nh, nf;
+    char **hdr, **fld;  /* (SDIM_CSV_MAX_COLS) header names, current fields */
+} sdim_csv;
+
+/* Split s in place (RFC 4180 quotes) into at most max fields. */
+static int sdim_csv_split(char *s, char delim, char **out, int max) {
+    int n = 1, quoted = 0;
+    char *w = s;
+    out[0] = w;
+    for (char *p = s;; p++) {
+        char ch = *p;
+        if (quoted) {
+            if (ch == '"' && p[1] == '"') *w++ = '"', p++;
+            else if (ch == '"') quoted = 0;
+            else if (ch == '\0') break;
+            else *w++ = ch;
+        } else if (ch == '"') {
+            quoted = 1;
+        } else if (ch == delim && n < max) {
+            *w++ = '\0';
+            out[n++] = w;
+        } else if (ch == '\0' || ch == '\n' || ch == '\r') {
+            break;
+        } else {
+            *w++ = ch;
+        }
+    }
+    *w = '\0';
+    return n;
+}
+
+static void sdim_csv_close(sdim_csv *c) {
+    if (c->f) fclose(c->f);
+    free(c->line);
+    free(c->hline);
+    free(c->hdr);
+    free(c->fld);
+    memset(c, 0, sizeof *c);
+}
+
+static int sdim_csv_open(sdim_csv *c, const char *path, mr_err *e) {
+    memset(c, 0, sizeof *c);
+    c->path = path;
+    c->f = fopen(path, "r");
+    if (!c->f)
+        return mr_err_set(e, errno == ENOENT ? MR_ENOTFOUND : MR_EINTERNAL, "%s: %s", path,
+                          strerror(errno));
+    c->hdr = calloc(SDIM_CSV_MAX_COLS, sizeof *c->hdr);
+    c->fld = calloc(SDIM_CSV_MAX_COLS, sizeof *c->fld);
+    if (!c->hdr || !c->fld) return mr_err_set(e, MR_ENOMEM, "%s: out of memory", path);
+    if (getline(&c->line, &c->cap, c->f) < 0)
+        return mr_err_set(e, MR_EINVAL, "%s: empty file (a header line is required)", path);
+    c->lineno = 1;
+    c->delim = strchr(c->line, '\t') ? '\t' : ',';
+    if (!(c->hline = strdup(c->line))) return mr_err_set(e, MR_ENOMEM, "%s: out of memory", path);
+    c->nh = sdim_csv_split(c->hline, c->delim, c->hdr, SDIM_CSV_MAX_COLS);
+    return 0;
+}
+
+/* 1 and the fields of the next non-empty line, 0 at the end. */
+static int sdim_csv_next(sdim_csv *c) {
+    while (getline(&c->line, &c->cap, c->f) >= 0) {
+        c->lineno++;
+        if (c->line[0] == '\n' || c->line[0] == '\r' || c->line[0] == '\0') continue;
+        c->nf = sdim_csv_split(c->line, c->delim, c->fld, SDIM_CSV_MAX_COLS);
+        return 1;
+    }
+    return 0;
+}
+
+static int sdim_csv_col(const sdim_csv *c, const char *name, mr_err *e) {
+    for (int i = 0; i < c->nh; i++)
+        if (!strcmp(c->hdr[i], name)) return i;
+    return mr_err_set(e, MR_EINVAL, "%s: no column '%s'", c->path, name);
+}
+
+/* Integer field col of the current line into *v (uint64 when u, else int64). */
+static int sdim_csv_int(const sdim_csv *c, int col, int u, void *v, mr_err *e) {
+    const char *s = col < c->nf ? c->fld[col] : "";
+    char *end;
+    errno = 0;
+    if (u) *(uint64_t *)v = strtoull(s, &end, 10);
+    else *(int64_t *)v = strtoll(s, &end, 10);
+    if (!*s || *end || errno || (u && *s == '-'))
+        return mr_err_set(e, MR_EINVAL, "%s:%ld: column '%s': '%s' is not an integer%s", c->path,
+                          c->lineno, c->hdr[col], s, u ? " id" : "");
+    return 0;
+}
+
+/* The growing arrays of one file's (user, item, time) triples. */
+typedef struct sdim_triples {
+    long n, cap;
+    uint64_t *user, *item;
+    int64_t *ts;
+} sdim_triples;
+
+static void sdim_triples_free(sdim_triples *t) {
+    free(t->user);
+    free(t->item);
+    free(t->ts);
+}
+
+static int sdim_read_triples(const char *path, const char *uc, const char *ic, const char *tc,
+                             long max_rows, sdim_triples *t, mr_err *e) {
+    sdim_csv c;
+    int rc = sdim_csv_open(&c, path, e), cu = -1, ci = -1, ct = -1;
+    if (!rc && (cu = sdim_csv_col(&c, uc, e)) < 0) rc = cu;
+    if (!rc && (ci = sdim_csv_col(&c, ic, e)) < 0) rc = ci;
+    if (!rc && (ct = sdim_csv_col(&c, tc, e)) < 0) rc = ct;
+    while (!rc && (max_rows <= 0 || t->n < max_rows) && sdim_csv_next(&c)) {
+        if (t->n == t->cap) {
+            long nc = t->cap ? 2 * t->cap : 4096;
+            uint64_t *u = realloc(t->user, sizeof *u * (size_t)nc), *it = u ? realloc(t->item, sizeof *it * (size_t)nc) : NULL;
+            if (u) t->user = u;
+            if (it) t->item = it;
+            int64_t *ts = it ? realloc(t->ts, sizeof *ts * (size_t)nc) : NULL;
+            if (!ts) {
+                rc = mr_err_set(e, MR_ENOMEM, "%s: out of memory at line %ld", path, c.lineno);
+                break;
+            }
+            t->ts = ts, t->cap = nc;
+        }
+        if (!(rc = sdim_csv_int(&c, cu, 1, &t->user[t->n], e)) &&
+            !(rc = sdim_csv_int(&c, ci, 1, &t->item[t->n], e)) &&
+            !(rc = sdim_csv_int(&c, ct, 0, &t->ts[t->n], e)))
+            t->n++;
+    }
+    sdim_csv_close(&c);
+    return rc;
+}
+
+typedef struct sdim_items {
+    u64map map;   /* item id -> row */
+    float *vecs;  /* (n, d) */
+    long n, cap;
+    int d;
+} sdim_items;
+
+static const float *sdim_items_vec(uint64_t item, void *ctx) {
+    const sdim_items *it = ctx;
+    uint32_t r = u64map_get(&it->map, item);
+    return r == U64MAP_NONE ? NULL : it->vecs + (size_t)r * it->d;
+}
+
+/* items CSV: item_id and e0 .. e{d-1}. */
+static int sdim_read_items(const char *path, int d, sdim_items *it, mr_err *e) {
+    sdim_csv c;
+    int rc = sdim_csv_open(&c, path, e), ci = -1, ce[1024];
+    it->d = d;
+    if (!rc) rc = u64map_init(&it->map, 1024) ? mr_err_set(e, MR_ENOMEM, "out of memory") : 0;
+    if (!rc && (ci = sdim_csv_col(&c, "item_id", e)) < 0) rc = ci;
+    for (int k = 0; k < d && !rc; k++) {
+        char name[16];
+        snprintf(name, sizeof name, "e%d", k);
+        if ((ce[k] = sdim_csv_col(&c, name, e)) < 0) rc = mr_err_wrap(e, "SDIM item vectors (d = %d)", d);
+    }
+    while (!rc && sdim_csv_next(&c)) {
+        uint64_t id;
+        if ((rc = sdim_csv_int(&c, ci, 1, &id, e))) break;
+        if (it->n == it->cap) {
+            long nc = it->cap ? 2 * it->cap : 4096;
+            float *v = mr_floats_alloc((size_t)nc * d);
+            if (!v) {
+                rc = mr_err_set(e, MR_ENOMEM, "%s: out of memory", path);
+                break;
+            }
+            if (it->n) memcpy(v, it->vecs, sizeof(float) * (size_t)it->n * d);
+            mr_floats_free(it->vecs);
+            it->vecs = v, it->cap = nc;
+        }
+        float *x = it->vecs + (size_t)it->n * d;
+        for (int k = 0; k < d; k++) {
+            char *end;
+            const char *s = ce[k] < c.nf ? c.fld[ce[k]] : "";
+            x[k] = strtof(s, &end);
+            if (!*s || *end) {
+                rc = mr_err_set(e, MR_EINVAL, "%s:%ld: e%d: '%s' is not a number", path, c.lineno, k, s);
+                break;
+            }
+        }
+        if (!rc && u64map_put(&it->map, id, (uint32_t)it->n))
+            rc = mr_err_set(e, MR_ENOMEM, "%s: out of memory", path);
+        it->n++;
+    }
+    sdim_csv_close(&c);
+    return rc;
+}
+
+int sdim_join_csv(moe_dataset *d, const char *data_path, long max_rows, const sdim_csv_opts *o,
+                  mr_err *e) {
+    if (d->extra_dim < 2 || d->extra_dim % 2 || d->extra_dim / 2 > 1024 || !d->extra)
+        return mr_err_set(e, MR_EINVAL,
+                          "sdim: the model's extra_dim (%d) must be 2 d for item vectors of d floats",
+                          d->extra_dim);
+    const int dim = d->extra_dim / 2;
+    sdim_items it = {0};
+    sdim_triples ev = {0}, rows = {0};
+    sdim_hasher *h = NULL;
+    int rc;
+    if ((rc = sdim_read_items(o->items_path, dim, &it, e)) ||
+        (rc = sdim_read_triples(o->events_path, "user_id", "item_id", "ts_ms", 0, &ev, e)) ||
+        (rc = sdim_read_triples(data_path, o->user_col, o->item_col, o->time_col, max_rows, &rows, e)))
+        goto out;
+    if (rows.n != d->n) {
+        rc = mr_err_set(e, MR_EINVAL, "%s: %ld rows with ids, the dataset has %ld", data_path,
+                        rows.n, d->n);
+        goto out;
+    }
+    if ((rc = sdim_hasher_create(&h, dim, o->m, o->tau, o->seed, e))) goto out;
+    const sdim_events sev = {ev.n, ev.user, ev.item, ev.ts};
+    rc = sdim_join(h, o->l_max, o->short_n, &sev, rows.user, rows.item, rows.ts, rows.n,
+                   sdim_items_vec, &it, d->extra, d->extra_dim, e);
+out:
+    sdim_hasher_free(h);
+    u64map_free(&it.map);
+    mr_floats_free(it.vecs);
+    sdim_triples_free(&ev);
+    sdim_triples_free(&rows);
+    return rc;
+}

@@ -1,0 +1,165 @@
+/* test_sdim_join_csv.c — moe/sdim_join_csv.c: the SDIM block that
+ * sdim_join_csv writes into a dataset read by moe_dataset_read equals
+ * sdim_join on the same ids, times and vectors, row for row (quoted
+ * fields, empty lines and max_rows included); bad files are errors that
+ * name the file, line and column. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "common/rng.h"
+#include "moe/dataset.h"
+#include "moe/sdim_join.h"
+#include "testmodel.h"
+
+enum { D = 4, NI = 30, NE = 300, NR = 40, NU = 5 };
+
+typedef struct fx {
+    char dir[128], items[160], events[160], data[160];
+    float vec[NI * D];
+    uint64_t eu[NE], ei[NE], ru[NR], ri[NR];
+    int64_t et[NE], rt[NR];
+    moe_model *m;
+} fx;
+
+static const float *vec_of(uint64_t item, void *ctx) {
+    fx *f = ctx;
+    return item >= 1000 && item < 1000 + NI ? f->vec + (item - 1000) * D : NULL;
+}
+
+static int setup(void **state) {
+    fx *f = calloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "%s/moerec-sdimcsv-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->items, sizeof f->items, "%s/items.csv", f->dir);
+    snprintf(f->events, sizeof f->events, "%s/events.csv", f->dir);
+    snprintf(f->data, sizeof f->data, "%s/data.csv", f->dir);
+    mr_rng g;
+    mr_rng_seed(&g, 41);
+    FILE *fp = fopen(f->items, "w");
+    fprintf(fp, "item_id,cluster,e0,e1,e2,e3\n");
+    for (int i = 0; i < NI; i++) {
+        float *x = f->vec + i * D;
+        for (int c = 0; c < D; c++) x[c] = (float)(mr_rng_below(&g, 2000) - 1000) / 256.0f; /* exact in text */
+        fprintf(fp, "%d,%d,%.9g,%.9g,%.9g,%.9g\n", 1000 + i, i % 3, x[0], x[1], x[2], x[3]);
+    }
+    fclose(fp);
+    fp = fopen(f->events, "w");
+    fprintf(fp, "user_id,item_id,ts_ms\n");
+    for (int i = 0; i < NE; i++) {
+        f->eu[i] = 7 + mr_rng_below(&g, NU);
+        f->ei[i] = 1000 + mr_rng_below(&g, NI + 3);  /* a few without vectors */
+        f->et[i] = 1700000000000LL + (int64_t)mr_rng_below(&g, 5000);
+        fprintf(fp, "%llu,%llu,%lld\n", (unsigned long long)f->eu[i], (unsigned long long)f->ei[i],
+                (long long)f->et[i]);
+    }
+    fclose(fp);
+    fp = fopen(f->data, "w");  /* testmodel.h's columns + ts_ms + a quoted title with commas */
+    fprintf(fp, "uid,item,genre,age,price,click,rating,dwell,ts_ms,title\n");
+    for (int r = 0; r < NR; r++) {
+        f->ru[r] = 7 + mr_rng_below(&g, NU);
+        f->ri[r] = 1000 + mr_rng_below(&g, NI);
+        f->rt[r] = 1700000000000LL + (int64_t)mr_rng_below(&g, 6000);
+        fprintf(fp, "%llu,%llu,g%d|all,%d,%d.5,%d,%d,%d.0,%lld,\"Movie, the \"\"%d\"\"\"\n",
+                (unsigned long long)f->ru[r], (unsigned long long)f->ri[r], r % 3, 20 + r, r,
+                r % 2, 1 + r % 5, r, (long long)f->rt[r], r);
+        if (r == 10) fprintf(fp, "\n");  /* empty lines are skipped by both readers */
+    }
+    fclose(fp);
+    const char *p = strstr(k_test_model_fmt, "\"extra_dim\":2");
+    char fmt[4096], js[4096];
+    snprintf(fmt, sizeof fmt, "%.*s\"extra_dim\":8%s", (int)(p - k_test_model_fmt), k_test_model_fmt,
+             p + strlen("\"extra_dim\":2"));
+    snprintf(js, sizeof js, fmt, "{\"type\":\"mmoe\",\"experts\":2}");
+    mr_err e;
+    if (moe_model_from_json(&f->m, js, 3, &e)) fail_msg("model: %s", e.msg);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state) {
+    fx *f = *state;
+    moe_model_free(f->m);
+    unlink(f->items);
+    unlink(f->events);
+    unlink(f->data);
+    rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+static sdim_csv_opts opts(const fx *f) {
+    sdim_csv_opts o;
+    sdim_csv_opts_init(&o);
+    o.events_path = f->events;
+    o.items_path = f->items;
+    o.user_col = "uid";
+    o.item_col = "item";
+    o.l_max = 25;
+    o.short_n = 5;
+    return o;
+}
+
+static void check_rows(fx *f, long max_rows) {
+    moe_dataset *d;
+    mr_err e;
+    if (moe_dataset_read(&d, f->m, f->data, NULL, max_rows, &e)) fail_msg("read: %s", e.msg);
+    long n = max_rows > 0 ? max_rows : NR;
+    assert_int_equal(d->n, n);
+    sdim_csv_opts o = opts(f);
+    if (sdim_join_csv(d, f->data, max_rows, &o, &e)) fail_msg("join: %s", e.msg);
+    sdim_hasher *h;
+    assert_int_equal(sdim_hasher_create(&h, D, o.m, o.tau, o.seed, NULL), 0);
+    const sdim_events ev = {NE, f->eu, f->ei, f->et};
+    float *want = calloc((size_t)n * 2 * D, sizeof(float));
+    assert_int_equal(sdim_join(h, o.l_max, o.short_n, &ev, f->ru, f->ri, f->rt, n, vec_of, f, want, 2 * D, NULL), 0);
+    assert_memory_equal(d->extra, want, sizeof(float) * (size_t)n * 2 * D);
+    int nonzero = 0;
+    for (long i = 0; i < n * 2 * D; i++) nonzero += want[i] != 0.0f;
+    assert_true(nonzero > n);  /* real features, not an all-zero block */
+    free(want);
+    sdim_hasher_free(h);
+    moe_dataset_free(d);
+}
+
+static void test_equals_join_on_same_ids(void **state) { check_rows(*state, 0); }
+
+static void test_max_rows(void **state) { check_rows(*state, 15); }
+
+static void test_errors_name_the_problem(void **state) {
+    fx *f = *state;
+    moe_dataset *d;
+    mr_err e;
+    assert_int_equal(moe_dataset_read(&d, f->m, f->data, NULL, 0, &e), 0);
+    sdim_csv_opts o = opts(f);
+    o.user_col = "nope";
+    assert_int_equal(sdim_join_csv(d, f->data, 0, &o, &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, "'nope'"));
+    o = opts(f);
+    o.item_col = "genre";  /* not integers */
+    assert_int_equal(sdim_join_csv(d, f->data, 0, &o, &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, ":2: column 'genre'"));
+    o = opts(f);
+    o.items_path = f->data;  /* no e0.. columns */
+    assert_int_equal(sdim_join_csv(d, f->data, 0, &o, &e), MR_EINVAL);
+    o = opts(f);
+    assert_int_equal(sdim_join_csv(d, f->data, 7, &o, &e), MR_EINVAL);  /* row count mismatch */
+    assert_non_null(strstr(e.msg, "rows"));
+    moe_dataset_free(d);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_equals_join_on_same_ids),
+        cmocka_unit_test(test_max_rows),
+        cmocka_unit_test(test_errors_name_the_problem),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
