@@ -22,14 +22,45 @@
 
 void sdim_csv_opts_init(sdim_csv_opts *o) {
     memset(o, 0, sizeof *o);
-    o->user_col = "user_id";
-    o->item_col = "item_id";
-    o->time_col = "ts_ms";
+    snprintf(o->user_col, sizeof o->user_col, "user_id");
+    snprintf(o->item_col, sizeof o->item_col, "item_id");
+    snprintf(o->time_col, sizeof o->time_col, "ts_ms");
     o->m = 48;        /* behaviour_config_init's defaults: the store's tables */
     o->tau = 3;
     o->seed = 0x5D1A;
     o->l_max = 1024;
     o->short_n = 50;
+}
+
+const char sdim_csv_usage[] =
+    "  --sdim-events FILE  behaviour events CSV (user_id,item_id,ts_ms): fill the model's\n"
+    "                      extra block (extra_dim = 2 d) with SDIM [long | short] per row,\n"
+    "                      from the row user's events strictly before the row's time\n"
+    "  --sdim-items FILE   item vectors CSV (item_id,e0..e{d-1}): the store's item table\n"
+    "  --sdim-columns U,I,T  the data's user, item and time columns (user_id,item_id,ts_ms)\n"
+    "  --sdim-params M,TAU,SEED,LMAX,SHORT  as the store's behaviour config (48,3,23834,1024,50)\n";
+
+int sdim_csv_opt(sdim_csv_opts *o, const char *name, const char *value, mr_err *e) {
+    if (!strcmp(name, "--sdim-events")) o->events_path = value;
+    else if (!strcmp(name, "--sdim-items")) o->items_path = value;
+    else if (!strcmp(name, "--sdim-columns")) {
+        char u[64], i[64], t[64];
+        if (sscanf(value, "%63[^,],%63[^,],%63s", u, i, t) != 3)
+            return mr_err_set(e, MR_EINVAL, "--sdim-columns '%s': want USER,ITEM,TIME", value);
+        snprintf(o->user_col, sizeof o->user_col, "%s", u);
+        snprintf(o->item_col, sizeof o->item_col, "%s", i);
+        snprintf(o->time_col, sizeof o->time_col, "%s", t);
+    } else if (!strcmp(name, "--sdim-params")) {
+        unsigned long long seed;
+        int m, tau, l_max, short_n;
+        if (sscanf(value, "%d,%d,%llu,%d,%d", &m, &tau, &seed, &l_max, &short_n) != 5 || m < 0 ||
+            tau < 0 || l_max < 1 || short_n < 0)
+            return mr_err_set(e, MR_EINVAL, "--sdim-params '%s': want M,TAU,SEED,LMAX,SHORT", value);
+        o->m = m, o->tau = tau, o->seed = seed, o->l_max = l_max, o->short_n = short_n;
+    } else {
+        return 0;
+    }
+    return 1;
 }
 
 typedef struct sdim_csv {
@@ -233,6 +264,8 @@ int sdim_join_csv(moe_dataset *d, const char *data_path, long max_rows, const sd
         return mr_err_set(e, MR_EINVAL,
                           "sdim: the model's extra_dim (%d) must be 2 d for item vectors of d floats",
                           d->extra_dim);
+    if (!o->events_path || !o->items_path)
+        return mr_err_set(e, MR_EINVAL, "sdim: both an events file and an item-vectors file are needed");
     const int dim = d->extra_dim / 2;
     sdim_items it = {0};
     sdim_triples ev = {0}, rows = {0};

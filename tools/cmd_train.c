@@ -19,6 +19,7 @@
 #include "common/tensor.h"
 #include "moe/dataset.h"
 #include "moe/model.h"
+#include "moe/sdim_join.h"
 #include "moe/train.h"
 
 typedef struct train_cli {
@@ -29,6 +30,7 @@ typedef struct train_cli {
     long max_rows;
     int fit_numeric, version;
     moe_train_opts o;
+    sdim_csv_opts sdim;  /* --sdim-*: long-behaviour extra block (moe/sdim_join.h) */
 } train_cli;
 
 static void usage(FILE *f) {
@@ -57,7 +59,8 @@ static void usage(FILE *f) {
             "  --threads N         threads in all, 0 = one per core (0)\n"
             "  --max-rows N        read at most N rows\n"
             "  --no-fit-numeric    keep model.json's numeric mean/std instead of fitting them\n"
-            "  --quiet             no progress line\n");
+            "  --quiet             no progress line\n"
+            "%s", sdim_csv_usage);
 }
 
 static int opt_json(train_cli *c, const char *json_text) {
@@ -95,7 +98,8 @@ static int opt_json(train_cli *c, const char *json_text) {
 static const char *const k_value_opts[] = {
     "--model-json", "--data", "--out", "--init", "--version", "--epochs", "--batch", "--lr", "--emb-lr",
     "--emb-opt", "--clip", "--weight-decay", "--seed", "--val-frac", "--split", "--time-column",
-    "--patience", "--threads", "--max-rows", NULL};
+    "--patience", "--threads", "--max-rows", "--sdim-events", "--sdim-items", "--sdim-columns",
+    "--sdim-params", NULL};
 
 static int parse_args(train_cli *c, int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
@@ -134,7 +138,13 @@ static int parse_args(train_cli *c, int argc, char **argv) {
         else if (!strcmp(a, "--patience")) c->o.patience = atoi(v);
         else if (!strcmp(a, "--threads")) c->o.threads = atoi(v);
         else if (!strcmp(a, "--max-rows")) c->max_rows = atol(v);
-        else {
+        else if (!strncmp(a, "--sdim-", 7)) {
+            mr_err se;
+            if (sdim_csv_opt(&c->sdim, a, v, &se) < 0) {
+                fprintf(stderr, "moerec train: %s\n", se.msg);
+                return 2;
+            }
+        } else {
             fprintf(stderr, "moerec train: unknown option %s (see --help)\n", a);
             return 2;
         }
@@ -206,6 +216,7 @@ static int train_main(int argc, char **argv) {
     train_cli c = {.fit_numeric = 1, .val_frac = 0.1, .version = -1};
     snprintf(c.split, sizeof c.split, "random");
     moe_train_defaults(&c.o);
+    sdim_csv_opts_init(&c.sdim);
     c.o.progress = 1;
     /* a first pass finds --model-json so its "train" section can be read
      * before the command line overrides it */
@@ -246,6 +257,7 @@ static int train_main(int argc, char **argv) {
     }
     mr_blas_set_threads(1); /* parallelism comes from the expert/tower pool */
     if (moe_dataset_read(&d, m, c.data, c.time_col[0] ? c.time_col : NULL, c.max_rows, &e)) goto fail;
+    if (c.sdim.events_path && sdim_join_csv(d, c.data, c.max_rows, &c.sdim, &e)) goto fail;
     if (moe_dataset_split(d, c.val_frac, !strcmp(c.split, "time"), c.o.seed, &tr, &ntr, &va, &nva, &e)) goto fail;
     if (c.fit_numeric) moe_dataset_fit_numeric(d, m, tr, ntr);
     fprintf(stderr, "moerec train: %ld rows (%ld train, %ld validation), %s, %ld parameters + %d tables\n", d->n,
