@@ -18,7 +18,10 @@
  * vectors in the searched experts (router_result.cost) and mean latency.
  * Experts are merged with ROUTER_MERGE_RAW by default (they share one
  * embedding space), so "all experts" equals the global index; the
- * popularity fallback joins only with --fallback. For each top-p the line
+ * popularity fallback joins only with --fallback (which needs --merge norm
+ * or rrf: popularity counts are not on the inner-product scale; note that
+ * NORM makes the all-experts baseline itself weaker than the global index,
+ * so compare against "global" too). For each top-p the line
  * also gives recall_no_budgets: the same experts merged by score without
  * the per-expert budgets (a diagnostic of the budget rule's cost).
  * Usage: bench_routing --csv F [--holdout N] [--factors F] [--iters N]
@@ -429,6 +432,11 @@ int main(int argc, char **argv) {
                             "[--merge raw|norm|rrf] [--fallback] [--data movielens|synthetic]\n");
             return 2;
         }
+    }
+    if (fallback && !strcmp(merge, "raw")) {   /* counts vs inner products: not comparable */
+        fprintf(stderr, "bench_routing: --fallback needs --merge norm or rrf (popularity scores "
+                        "are not on the experts' inner-product scale)\n");
+        return 2;
     }
     if (!path && !synthetic) {
         fprintf(stderr, "bench_routing: --csv is required for MovieLens\n");

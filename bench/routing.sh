@@ -2,9 +2,11 @@
 #
 # Finds ../shared/data/movielens.csv or makes it from r-cran-dslabs
 # (bench/lib/movielens_data.sh), then runs bench_routing (bench/routing.c)
-# three times: MovieLens with item pilots, MovieLens with user pilots, and
-# the synthetic multi-domain catalogue. The last line is one JSON object
-# holding the three runs. Extra arguments go to every run.
+# four times: MovieLens with item pilots, with user pilots, with item
+# pilots + the popularity fallback (merge NORM: popularity counts are not
+# on the inner-product scale), and the synthetic multi-domain catalogue.
+# The last line is one JSON object holding the runs. Extra arguments go to
+# every run.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 : "${MOEREC_ROOT:=$(dirname "$here")}"
@@ -15,5 +17,6 @@ cmake --build "$MOEREC_BUILD" --target bench_routing -j2 >/dev/null
 b="$MOEREC_BUILD/bench/bench_routing"
 items=$("$b" --csv "$MOVIELENS" --pilots items --temperature 0.1 --max-experts 8 "$@" | tail -1)
 users=$("$b" --csv "$MOVIELENS" --pilots users --temperature 0.1 --max-experts 8 "$@" | tail -1)
+fallb=$("$b" --csv "$MOVIELENS" --pilots items --temperature 0.1 --max-experts 8 --fallback --merge norm "$@" | tail -1)
 synth=$("$b" --data synthetic --pilots items --temperature 0.1 --max-experts 6 "$@" | tail -1)
-echo "{\"bench\":\"routing\",\"movielens_item_pilots\":$items,\"movielens_user_pilots\":$users,\"synthetic\":$synth}"
+echo "{\"bench\":\"routing\",\"movielens_item_pilots\":$items,\"movielens_user_pilots\":$users,\"movielens_fallback_norm\":$fallb,\"synthetic\":$synth}"
