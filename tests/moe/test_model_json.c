@@ -103,11 +103,43 @@ static void test_to_json_round_trip(void **st) {
     moe_model_free(m2);
 }
 
+/* 400 random single-character mutations of a valid model.json: parsing
+ * either succeeds or fails with MR_EINVAL, never crashes (ASan run). */
+static void test_fuzz(void **st) {
+    (void)st;
+    char js[4096];
+    snprintf(js, sizeof js, k_test_model_fmt, "{\"type\":\"ple\",\"gate\":{\"type\":\"topp\"}}");
+    size_t n = strlen(js);
+    unsigned seed = 7;
+    int ok = 0, bad = 0;
+    static const char alphabet[] = "{}[]:,\"0123456789-.eE abcxyz";
+    for (int i = 0; i < 400; i++) {
+        char c[4096];
+        memcpy(c, js, n + 1);
+        seed = seed * 1103515245u + 12345u;
+        c[(seed >> 8) % n] = alphabet[(seed >> 20) % (sizeof alphabet - 1)];
+        moe_model *m = NULL;
+        mr_err e;
+        int rc = moe_model_from_json(&m, c, 1, &e);
+        assert_true(rc == 0 || rc == MR_EINVAL || rc == MR_ENOMEM);
+        if (rc == 0) {
+            ok++;
+            moe_model_free(m);
+        } else {
+            bad++;
+            assert_true(strlen(e.msg) > 0);
+        }
+    }
+    print_message("fuzz: %d mutations parsed, %d rejected\n", ok, bad);
+    assert_true(bad > 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_layout_and_defaults),
         cmocka_unit_test(test_errors_name_the_field),
         cmocka_unit_test(test_to_json_round_trip),
+        cmocka_unit_test(test_fuzz),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -124,10 +124,57 @@ static void test_corrupt(void **st) {
     assert_int_equal(moe_st_read(&rf, "/nonexistent/x.safetensors", &e), MR_ENOTFOUND);
 }
 
+/* Every truncation and 300 random single-byte corruptions of a valid file:
+ * reading must fail cleanly (or, for bytes inside tensor data, succeed),
+ * never crash or read out of bounds (this test also runs under ASan). */
+static void test_fuzz(void **st) {
+    (void)st;
+    float a[6] = {1, 2, 3, 4, 5, 6};
+    moe_st_tensor t[2] = {{.name = "w", .ndim = 2, .shape = {2, 2}, .data = a},
+                          {.name = "b", .ndim = 1, .shape = {2}, .data = a + 4}};
+    mr_err e;
+    assert_int_equal(moe_st_write(g_path, t, 2, NULL, 0, &e), 0);
+    FILE *f = fopen(g_path, "rb");
+    unsigned char buf[1024];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    assert_true(n > 8 && n < sizeof buf);
+    moe_st_file rf;
+    for (size_t len = 0; len < n; len++) {
+        f = fopen(g_path, "wb");
+        fwrite(buf, 1, len, f);
+        fclose(f);
+        assert_int_equal(moe_st_read(&rf, g_path, &e), MR_ECORRUPT);
+    }
+    unsigned seed = 12345;
+    int ok = 0, bad = 0;
+    for (int i = 0; i < 300; i++) {
+        unsigned char c[1024];
+        memcpy(c, buf, n);
+        seed = seed * 1103515245u + 12345u;
+        size_t pos = (seed >> 8) % n;
+        c[pos] = (unsigned char)(seed >> 24);
+        f = fopen(g_path, "wb");
+        fwrite(c, 1, n, f);
+        fclose(f);
+        int rc = moe_st_read(&rf, g_path, &e);
+        assert_true(rc == 0 || rc == MR_ECORRUPT);
+        if (rc == 0) {
+            ok++;
+            moe_st_free(&rf);
+        } else {
+            bad++;
+        }
+    }
+    print_message("fuzz: %d corruptions read, %d rejected\n", ok, bad);
+    assert_true(bad > 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_corrupt),
+        cmocka_unit_test(test_fuzz),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
