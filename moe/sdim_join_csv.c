@@ -226,6 +226,13 @@ static int sdim_read_items(const char *path, int d, sdim_items *it, mr_err *e) {
         snprintf(name, sizeof name, "e%d", k);
         if ((ce[k] = sdim_csv_col(&c, name, e)) < 0) rc = mr_err_wrap(e, "SDIM item vectors (d = %d)", d);
     }
+    char more[16];
+    snprintf(more, sizeof more, "e%d", d);
+    for (int k = 0; k < c.nh && !rc; k++)
+        if (!strcmp(c.hdr[k], more))
+            rc = mr_err_set(e, MR_EINVAL,
+                            "%s: item vectors have more than d = %d columns (%s): the model's "
+                            "extra_dim must be 2 x the item dimension", path, d, more);
     while (!rc && sdim_csv_next(&c)) {
         uint64_t id;
         if ((rc = sdim_csv_int(&c, ci, 1, &id, e))) break;

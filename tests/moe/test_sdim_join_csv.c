@@ -150,7 +150,11 @@ static void test_errors_name_the_problem(void **state) {
     o = opts(f);
     o.items_path = f->data;  /* no e0.. columns */
     assert_int_equal(sdim_join_csv(d, f->data, 0, &o, &e), MR_EINVAL);
+    moe_dataset d2 = *d;
+    d2.extra_dim = 2 * (D - 1);  /* the item file has one more column than this d */
     o = opts(f);
+    assert_int_equal(sdim_join_csv(&d2, f->data, 0, &o, &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, "more than d = 3"));
     assert_int_equal(sdim_join_csv(d, f->data, 7, &o, &e), MR_EINVAL);  /* row count mismatch */
     assert_non_null(strstr(e.msg, "rows"));
     assert_int_equal(sdim_csv_opt(&o, "--sdim-params", "48,3", &e), MR_EINVAL);
