@@ -71,13 +71,13 @@ static int choose_experts(router *rt, const router_query *q, int mode, const rou
         sel[rt->fallback] = 0;
     if (named) {
         if (!opt->experts) return mr_err_set(e, MR_EINVAL, "router: expert names are NULL");
-        int named[ROUTER_MAX_EXPERTS] = {0};
+        int want[ROUTER_MAX_EXPERTS] = {0};
         for (int j = 0; j < opt->n_experts; j++) {
             int at = router_find(rt, opt->experts[j], e);
             if (at < 0) return at;
-            named[at] = 1;
+            want[at] = 1;
         }
-        for (int i = 0; i < n; i++) sel[i] = named[i] ? 3 : 0;
+        for (int i = 0; i < n; i++) sel[i] = want[i] ? 3 : 0;
     } else if (mode == ROUTER_MODE_ALL) {
         for (int i = 0; i < n; i++) sel[i] = sel[i] ? sel[i] : 1;
         if (opt && opt->no_fallback && rt->fallback >= 0) sel[rt->fallback] = 0;
@@ -120,6 +120,8 @@ int router_retrieve(router *rt, const router_query *q, const retr_user *user, in
     memset(res, 0, sizeof *res);
     int n = rt->n;
     int mode = opt ? (int)opt->mode : ROUTER_MODE_TOPP;
+    if (mode != ROUTER_MODE_TOPP && mode != ROUTER_MODE_ALL)
+        return mr_err_set(e, MR_EINVAL, "router: unknown mode %d", mode);
     int merge = opt && opt->merge_set ? opt->merge : (int)rt->cfg.merge;
     if (merge != ROUTER_MERGE_NORM && merge != ROUTER_MERGE_RRF && merge != ROUTER_MERGE_RAW)
         return mr_err_set(e, MR_EINVAL, "router: unknown merge %d", merge);

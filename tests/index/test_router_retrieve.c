@@ -287,6 +287,9 @@ static void test_bad_requests(void **s) {
     assert_int_equal(router_retrieve(w.rt, &q, NULL, 10, NULL, -1, NULL, &a, &r, &e), MR_EINVAL);
     router_options m = {.merge = 9, .merge_set = 1};
     assert_int_equal(router_retrieve(w.rt, &q, NULL, 10, NULL, 0, &m, &a, &r, &e), MR_EINVAL);
+    router_options md = {.mode = (router_mode)7};
+    assert_int_equal(router_retrieve(w.rt, &q, NULL, 10, NULL, 0, &md, &a, &r, &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, "mode"));
     router_query none = {.n_spaces = 0};
     assert_int_equal(router_retrieve(w.rt, &none, NULL, 10, NULL, 0, NULL, &a, &r, &e), MR_EINVAL);
     /* an arena that is too small fails cleanly */
