@@ -43,7 +43,8 @@ static void usage(FILE *f) {
             "  --data FILE         training data, CSV or TSV (tab in the header)\n"
             "  --out DIR           model root; the version is the next free integer\n"
             "  --version N         write version N instead\n"
-            "  --init DIR          start from the weights of a model version directory\n"
+            "  --init DIR          start from the weights of a model version directory (same\n"
+            "                      architecture and tables as --model-json)\n"
             "  --epochs N          most epochs (10)\n"
             "  --batch N           rows per step (256)\n"
             "  --lr F              Adam learning rate of dense weights (0.001)\n"
@@ -185,6 +186,28 @@ static char *slurp(const char *path) {
     return s;
 }
 
+/* NULL when w's weights fit m's layout exactly, else what differs. */
+static const char *init_mismatch(const moe_model *m, const moe_model *w) {
+    static char why[160];
+    if (w->net->n_tensors != m->net->n_tensors || w->net->n_params != m->net->n_params) return "architecture";
+    for (int i = 0; i < m->net->n_tensors; i++) {
+        const moe_tensor *a = &m->net->tensors[i], *b = &w->net->tensors[i];
+        if (strcmp(a->name, b->name) || a->shape[0] != b->shape[0] || a->shape[1] != b->shape[1]) {
+            snprintf(why, sizeof why, "tensor '%s'", a->name);
+            return why;
+        }
+    }
+    if (w->n_tables != m->n_tables) return "number of tables";
+    for (int i = 0; i < m->n_tables; i++)
+        if (strcmp(m->tables[i].name, w->tables[i].name) || m->tables[i].rows != w->tables[i].rows ||
+            m->tables[i].dim != w->tables[i].dim || m->tables[i].kind != w->tables[i].kind ||
+            m->tables[i].seed != w->tables[i].seed || m->tables[i].seed2 != w->tables[i].seed2) {
+            snprintf(why, sizeof why, "table '%s' (name, size or hashing)", m->tables[i].name);
+            return why;
+        }
+    return NULL;
+}
+
 static void print_metrics(const moe_model *m, const train_cli *c, const char *dir, long ntr, long nva,
                           const moe_train_result *r) {
     json_t *tasks = json_object();
@@ -247,13 +270,17 @@ static int train_main(int argc, char **argv) {
     if (c.init) {
         moe_model *w = NULL;
         if (moe_model_load(&w, c.init, &e)) goto fail;
-        if (w->net->n_params != m->net->n_params) {
-            fprintf(stderr, "moerec train: --init %s has a different architecture\n", c.init);
+        const char *diff = init_mismatch(m, w);
+        if (diff) {
+            fprintf(stderr, "moerec train: --init %s does not match --model-json: %s\n", c.init, diff);
             moe_model_free(w);
             goto out;
         }
-        moe_model_free(m);
-        m = w;
+        /* keep this model.json's schema, tasks and train options; take the weights */
+        memcpy(m->net->params, w->net->params, sizeof(float) * (size_t)m->net->n_params);
+        for (int i = 0; i < m->n_tables; i++)
+            memcpy(m->tables[i].data, w->tables[i].data, sizeof(float) * (size_t)(m->tables[i].rows * m->tables[i].dim));
+        moe_model_free(w);
     }
     mr_blas_set_threads(1); /* parallelism comes from the expert/tower pool */
     if (moe_dataset_read(&d, m, c.data, c.time_col[0] ? c.time_col : NULL, c.max_rows, &e)) goto fail;

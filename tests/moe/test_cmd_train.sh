@@ -51,6 +51,13 @@ grep -q '"train"' "$dir/models/1/model.json" || fail "train section kept"
 "$moerec" train --model-json "$dir/model.json" --data "$dir/data.csv" --out "$dir/models" --epochs 1 --quiet \
   --init "$dir/models/1" | grep -q '/models/2"' || fail "second version / --init"
 
+sed 's/"experts": 3/"experts": 4/' "$dir/model.json" > "$dir/model4.json"
+if "$moerec" train --model-json "$dir/model4.json" --data "$dir/data.csv" --out "$dir/models" --epochs 1 \
+     --quiet --init "$dir/models/1" 2> "$dir/err"; then
+  fail "--init with another architecture accepted"
+fi
+grep -q "does not match" "$dir/err" || fail "--init mismatch message: $(cat "$dir/err")"
+
 sed 's/^user,/usr,/' "$dir/data.csv" > "$dir/bad.csv"
 if "$moerec" train --model-json "$dir/model.json" --data "$dir/bad.csv" --out "$dir/m2" 2> "$dir/err"; then
   fail "missing column accepted"
