@@ -47,11 +47,12 @@ typedef struct store_config {
     int cache_shards;           /* power of two; 0 = 64 */
     size_t block_cache_bytes;   /* RocksDB block cache; 0 = 64 MiB */
     size_t max_value_bytes;     /* largest item/profile blob; 0 = 1 MiB */
+    int mmap_reads;             /* read SST files through mmap (default 1) */
     int64_t user_ttl_s;         /* users not written for this long expire; 0 = never */
     const store_tier *tier;     /* optional shared tier between cache and DB */
 } store_config;
 
-/* Defaults: primary, sync off, 256 MiB cache, 64 shards. */
+/* Defaults: primary, sync off, 256 MiB cache, 64 shards, mmap reads. */
 void store_config_init(store_config *c);
 
 /* Open (creating when primary and absent) the database in `path`. */
