@@ -160,7 +160,7 @@ int main(int argc, char **argv) {
     int dim = 64, batch = 1000, batches = 300, warm = 5000;
     double zs = 1.1, cache_mb = 512, block_mb = 64;
     const char *encs = "fp32", *dirarg = NULL;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) { /* --name value pairs */
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             printf("usage: bench/run emb_store [--rows N] [--dim D] [--enc fp32|fp16|int8] "
@@ -179,7 +179,6 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--zipf")) zs = atof(v);
         else if (!strcmp(a, "--dir")) dirarg = v;
         else { fprintf(stderr, "emb_store: unknown option %s\n", a); return 2; }
-        i++;
     }
     emb_encoding enc = !strcmp(encs, "fp16") ? EMB_FP16 : !strcmp(encs, "int8") ? EMB_INT8 : EMB_FP32;
     if (rows < 1000 || dim < 1 || batch < 1 || batches < 4) { fprintf(stderr, "emb_store: bad sizes\n"); return 2; }

@@ -141,7 +141,7 @@ int main(int argc, char **argv) {
     opts o = {.items = 100000, .dim = 64, .batch = 100, .users = 200, .reads = 20000,
               .events = 400000, .sync_events = 20000};
     const char *dirarg = NULL;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) { /* --name value pairs */
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             printf("usage: bench/run sdim_store [--items N] [--dim D] [--batch B] [--users U] "
@@ -158,7 +158,6 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--reads")) o.reads = atoi(v);
         else if (!strcmp(a, "--dir")) dirarg = v;
         else { fprintf(stderr, "sdim_store: unknown option %s\n", a); return 2; }
-        i++;
     }
     if (o.items < 1000 || o.dim < 1 || o.batch < 1 || o.users < 1 || o.reads < 100) {
         fprintf(stderr, "sdim_store: bad sizes\n");
