@@ -7,6 +7,7 @@
  */
 #include "moe/layers.h"
 
+#include <cblas.h>
 #include <math.h>
 #include <string.h>
 
@@ -15,6 +16,11 @@
 void moe_linear_forward(float *out, const float *in, const float *w, const float *b, int B, int C,
                         int OC) {
     if (B <= 0) return;
+    if (B == 1) { /* one row: a matrix-vector product, where sgemv beats sgemm's packing */
+        if (b) memcpy(out, b, sizeof(float) * (size_t)OC);
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, OC, C, 1.0f, w, C, in, 1, b ? 1.0f : 0.0f, out, 1);
+        return;
+    }
     if (b) {
         for (int r = 0; r < B; r++) memcpy(out + (long)r * OC, b, sizeof(float) * (size_t)OC);
         mr_sgemm(0, 1, B, OC, C, 1.0f, in, w, 1.0f, out);

@@ -40,6 +40,15 @@ static void test_linear(void **st) {
             for (int c = 0; c < C; c++) s += (double)x[i * C + c] * w[o * C + c];
             assert_true(fabs(s - y[i * O + o]) < 1e-4);
         }
+    /* a single row takes the sgemv path: same result as its batch row,
+     * with and without bias */
+    float y1[O];
+    for (int i = 0; i < B; i++) {
+        moe_linear_forward(y1, x + i * C, w, b, 1, C, O);
+        for (int o = 0; o < O; o++) assert_true(fabsf(y1[o] - y[i * O + o]) < 1e-5f);
+        moe_linear_forward(y1, x + i * C, w, NULL, 1, C, O);
+        for (int o = 0; o < O; o++) assert_true(fabsf(y1[o] + b[o] - y[i * O + o]) < 1e-5f);
+    }
     float dx[B * C] = {0}, dw[O * C] = {0}, db[O] = {0};
     moe_linear_backward(dx, dw, db, r, x, w, B, C, O);
     gc_stats s = {0};
