@@ -9,6 +9,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -241,6 +242,10 @@ int moe_model_task(const moe_model *m, const char *name) {
     for (int i = 0; i < m->n_tasks; i++)
         if (!strcmp(m->tasks[i].name, name)) return i;
     return -1;
+}
+
+float moe_model_loss_weight(const moe_model *m, int k, int epoch) {
+    return m->tasks[k].loss_weight * powf(m->tasks[k].loss_decay, (float)epoch);
 }
 
 int moe_model_value_rows(const moe_model *m, int f, const char *value, size_t len, uint64_t *rows) {

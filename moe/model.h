@@ -61,6 +61,8 @@ typedef struct moe_task {
     float threshold;
     float weight;                 /* weight in the final score                 */
     float loss_weight;            /* weight in the training loss               */
+    float loss_decay;             /* PLE's gamma: epoch t (0-based) trains with
+                                   * loss_weight * loss_decay^t                */
 } moe_task;
 
 typedef struct moe_model {
@@ -95,6 +97,9 @@ int moe_model_latest_version(const char *root, char *out, size_t outlen, mr_err 
 /* Field lookup by name: returns the index and sets *numeric; -1 if unknown. */
 int moe_model_field(const moe_model *m, const char *name, int *numeric);
 int moe_model_task(const moe_model *m, const char *name);
+
+/* Training-loss weight of task k in epoch t (0-based). */
+float moe_model_loss_weight(const moe_model *m, int k, int epoch);
 
 /* Rows of value (len bytes) of categorical field f: writes up to
  * IDHASH_MAX_ROWS rows, returns how many. */

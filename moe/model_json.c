@@ -269,7 +269,8 @@ static int parse_features(json_t *f, moe_model *m, mr_err *e) {
 }
 
 static int parse_tasks(json_t *ts, moe_model *m, mr_err *e) {
-    static const char *const keys[] = {"name", "kind", "label", "threshold", "weight", "loss_weight", NULL};
+    static const char *const keys[] = {"name", "kind", "label", "threshold", "weight", "loss_weight",
+                                       "loss_decay", NULL};
     if (!json_is_array(ts) || json_array_size(ts) < 1 || json_array_size(ts) > MOE_MAX_TASKS)
         return mr_err_set(e, MR_EINVAL, "model.json: tasks must be a list of 1..%d tasks", MOE_MAX_TASKS);
     for (size_t i = 0; i < json_array_size(ts); i++) {
@@ -293,6 +294,9 @@ static int parse_tasks(json_t *ts, moe_model *m, mr_err *e) {
         k->weight = (float)v;
         TRY(get_num(t, "loss_weight", where, 1, &v, e));
         k->loss_weight = (float)v;
+        TRY(get_num(t, "loss_decay", where, 1, &v, e));
+        if (!(v >= 0 && v <= 1)) return mr_err_set(e, MR_EINVAL, "model.json: %s.loss_decay must be in [0, 1]", where);
+        k->loss_decay = (float)v;
         m->n_tasks++;
     }
     return 0;
@@ -370,6 +374,7 @@ char *moe_model_to_json(const moe_model *m) {
                               t->kind == MOE_TASK_BINARY ? "binary" : "regression", "label", t->label, "weight",
                               (double)t->weight, "loss_weight", (double)t->loss_weight);
         if (t->has_threshold) json_object_set_new(o, "threshold", json_real(t->threshold));
+        if (t->loss_decay != 1.0f) json_object_set_new(o, "loss_decay", json_real(t->loss_decay));
         json_array_append_new(tk, o);
     }
     json_object_set_new(r, "tasks", tk);

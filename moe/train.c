@@ -127,7 +127,7 @@ static int trainer_init(trainer *t, mr_err *e) {
     return 0;
 }
 
-static int train_step(trainer *t, const long *idx, int B, double *loss_out, mr_err *e) {
+static int train_step(trainer *t, const long *idx, int B, int epoch, double *loss_out, mr_err *e) {
     moe_model *m = t->m;
     const moe_dataset *d = t->d;
     int D = m->in_dim, T = m->n_tasks;
@@ -135,7 +135,7 @@ static int train_step(trainer *t, const long *idx, int B, double *loss_out, mr_e
     int rc = moe_net_forward(&t->pass, m->net, t->x, B, 1, t->pool, e);
     if (rc) return rc;
     float lw[MOE_MAX_TASKS];
-    for (int k = 0; k < T; k++) lw[k] = m->tasks[k].loss_weight;
+    for (int k = 0; k < T; k++) lw[k] = moe_model_loss_weight(m, k, epoch);
     moe_loss l;
     moe_net_loss(&l, t->dl, &t->pass, m->net, t->y, t->mask, lw);
     *loss_out = l.total;
@@ -310,7 +310,7 @@ int moe_train(moe_model *m, const moe_dataset *d, const long *tr, long ntr, cons
         for (long s = 0; s < ntr; s += t.B) {
             int b = (int)(ntr - s < t.B ? ntr - s : t.B);
             double l;
-            if ((rc = train_step(&t, order + s, b, &l, e))) goto done;
+            if ((rc = train_step(&t, order + s, b, ep - 1, &l, e))) goto done;
             sum += l;
             steps++;
             snprintf(suffix, sizeof suffix, "loss %.4f", sum / (double)steps);

@@ -29,7 +29,8 @@ typedef struct moe_train_opts {
 
 typedef struct moe_eval {
     long n;                           /* rows evaluated                       */
-    double loss;                      /* sum_k loss_weight_k * (logloss|mse)  */
+    double loss;                      /* sum_k loss_weight_k * (logloss|mse),
+                                       * undecayed, so epochs compare         */
     double auc[MOE_MAX_TASKS];        /* binary tasks                         */
     double logloss[MOE_MAX_TASKS];    /* binary tasks                         */
     double mse[MOE_MAX_TASKS];        /* regression tasks                     */

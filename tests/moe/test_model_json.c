@@ -1,6 +1,7 @@
 /* test_model_json.c — moe/model_json.c: defaults, the input layout implied
  * by the schema, errors naming the field for unknown or invalid fields, and
  * that writing model.json and parsing it back gives the same model. */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -37,6 +38,8 @@ static void test_layout_and_defaults(void **st) {
     assert_true(m->num[1].std == 1.0f);
     assert_int_equal(m->tasks[2].kind, MOE_TASK_REGRESSION);
     assert_int_equal(m->tasks[1].has_threshold, 1);
+    assert_true(m->tasks[0].loss_decay == 1.0f); /* default: no decay */
+    assert_true(moe_model_loss_weight(m, 0, 5) == m->tasks[0].loss_weight);
     /* MMoE paper defaults: 8 experts of 16 units, towers of 8 */
     assert_int_equal(m->net->arch.n_shared, 8);
     assert_int_equal(m->net->arch.expert_hidden[0], 16);
@@ -65,6 +68,19 @@ static void test_errors_name_the_field(void **st) {
     expect_error("{\"type\":\"home\",\"task_groups\":[0,1]}", "arch.task_groups");
     expect_error("{\"type\":\"mmoe\",\"activation\":\"tanh\"}", "arch.activation");
     expect_error("[1]", "arch is required");
+    moe_model *d = NULL;
+    mr_err de;
+    assert_int_equal(moe_model_from_json(&d, "{\"tasks\":[{\"name\":\"a\",\"loss_weight\":2,\"loss_decay\":0.5}],"
+                                             "\"features\":{\"extra_dim\":1},\"arch\":{\"type\":\"mmoe\"}}", 1, &de), 0);
+    assert_true(fabsf(moe_model_loss_weight(d, 0, 0) - 2.0f) < 1e-6f); /* w_k(t) = w_k0 gamma^t */
+    assert_true(fabsf(moe_model_loss_weight(d, 0, 3) - 0.25f) < 1e-6f);
+    char *dj = moe_model_to_json(d);
+    assert_non_null(strstr(dj, "loss_decay"));
+    free(dj);
+    moe_model_free(d);
+    assert_int_equal(moe_model_from_json(&d, "{\"tasks\":[{\"name\":\"a\",\"loss_decay\":1.5}],\"arch\":{}}", 1, &de),
+                     MR_EINVAL);
+    assert_non_null(strstr(de.msg, "tasks[0].loss_decay"));
     moe_model *m = NULL;
     mr_err e;
     assert_int_equal(moe_model_from_json(&m, "{\"tasks\":[{\"name\":\"a\",\"kind\":\"ranking\"}],\"arch\":{}}", 1, &e),
