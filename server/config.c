@@ -12,7 +12,7 @@
 
 #include "common/log.h"
 
-typedef enum { K_STR, K_INT, K_SIZE, K_DOUBLE } kind;
+typedef enum { K_STR, K_INT, K_SIZE, K_DOUBLE, K_BOOL, K_LL } kind;
 
 typedef struct field {
     const char *key;
@@ -39,6 +39,16 @@ static const field fields[] = {
     F("log_level", K_STR, log_level),
     F("model_dir", K_STR, model_dir),
     F("default_model", K_STR, default_model),
+    F("data_dir", K_STR, data_dir),
+    F("item_table", K_STR, item_table),
+    F("item_dim", K_INT, item_dim),
+    F("store_sync", K_BOOL, store_sync),
+    F("cache_bytes", K_SIZE, cache_bytes),
+    F("sdim_l_max", K_INT, sdim_l_max),
+    F("sdim_m", K_INT, sdim_m),
+    F("sdim_tau", K_INT, sdim_tau),
+    F("sdim_seed", K_LL, sdim_seed),
+    F("sdim_short", K_INT, sdim_short),
 };
 #undef F
 
@@ -57,6 +67,13 @@ void mr_config_defaults(mr_server_config *c) {
     c->max_candidates = 5000;
     c->max_batch = 10000;
     snprintf(c->log_level, sizeof c->log_level, "info");
+    snprintf(c->item_table, sizeof c->item_table, "item");
+    c->cache_bytes = 256u << 20;
+    c->sdim_l_max = 1024; /* the defaults of behaviour_config_init and moerec train --sdim-params */
+    c->sdim_m = 48;
+    c->sdim_tau = 3;
+    c->sdim_seed = 0x5D1A;
+    c->sdim_short = 50;
 }
 
 static int apply(mr_server_config *c, json_t *root, const char *src, mr_err *err) {
@@ -91,6 +108,17 @@ static int apply(mr_server_config *c, json_t *root, const char *src, mr_err *err
             } else {
                 *(size_t *)dst = (size_t)json_integer_value(v);
             }
+            break;
+        case K_BOOL:
+            if (!json_is_boolean(v))
+                return mr_err_set(err, MR_EINVAL, "%s: field '%s' must be true or false", src, key);
+            *(int *)dst = json_is_true(v);
+            break;
+        case K_LL:
+            if (!json_is_integer(v) || json_integer_value(v) < 0)
+                return mr_err_set(err, MR_EINVAL, "%s: field '%s' must be a non-negative integer",
+                                  src, key);
+            *(long long *)dst = json_integer_value(v);
             break;
         case K_DOUBLE:
             if (!json_is_number(v))
@@ -141,7 +169,16 @@ int mr_config_validate(const mr_server_config *c, mr_err *err) {
     RANGE(max_k, 1, 100000);
     RANGE(max_candidates, 1, 1000000);
     RANGE(max_batch, 1, 1000000);
+    RANGE(item_dim, 0, 65535);
+    RANGE(sdim_l_max, 1, 1 << 20);
+    RANGE(sdim_m, 1, 1024);
+    RANGE(sdim_tau, 0, 16);
+    RANGE(sdim_short, 0, 1024);
 #undef RANGE
+    if (c->sdim_tau > 0 && c->sdim_m % c->sdim_tau)
+        return mr_err_set(err, MR_EINVAL, "config: 'sdim_m' (%d) must be a multiple of 'sdim_tau' (%d)",
+                          c->sdim_m, c->sdim_tau);
+    if (!c->item_table[0]) return mr_err_set(err, MR_EINVAL, "config: 'item_table' must not be empty");
     if (!c->host[0]) return mr_err_set(err, MR_EINVAL, "config: 'host' must not be empty");
     if (mr_log_parse_level(c->log_level) < 0)
         return mr_err_set(err, MR_EINVAL,

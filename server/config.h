@@ -25,6 +25,15 @@ typedef struct mr_server_config {
     char log_level[16];         /* debug, info, warn, error, off */
     char model_dir[1024];       /* model root: <name>/<version>/; "" = none */
     char default_model[64];     /* model used when a request names none */
+    char data_dir[1024];        /* RocksDB store; "" = none (no events, items) */
+    char item_table[48];        /* the store's item-vector table */
+    int item_dim;               /* its width; creates the table when absent */
+    int store_sync;             /* fsync the WAL on every write (1) or not (0) */
+    size_t cache_bytes;         /* store memory cache in front of rows */
+    int sdim_l_max;             /* events kept per user */
+    int sdim_m, sdim_tau;       /* SDIM projections, bits per signature */
+    long long sdim_seed;        /* SDIM projection seed */
+    int sdim_short;             /* recent events for short attention */
 } mr_server_config;
 
 void mr_config_defaults(mr_server_config *c);

@@ -14,6 +14,10 @@ int mr_handle_get_model_info(mr_call_ctx *ctx, const ProtobufCMessage *req, Prot
                              mr_err *err);
 int mr_handle_admin_reload(mr_call_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp,
                            mr_err *err);
+int mr_handle_upsert_items(mr_call_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp,
+                           mr_err *err);
+int mr_handle_append_events(mr_call_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp,
+                            mr_err *err);
 int mr_handle_admin_stats(mr_call_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp,
                           mr_err *err);
 

@@ -10,19 +10,28 @@
  * it; nothing is scored.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/clock.h"
 #include "proto/moerec.pb-c.h"
+#include "index/behaviour_recent.h"
+#include "moe/sdim_feature.h"
+#include "server/backend.h"
 #include "server/handlers.h"
 #include "server/registry.h"
 
+/* Request features are strict: a field the model does not know is the
+ * caller's error. Stored item features (strict = 0) may have been written
+ * for another model: fields this model lacks are skipped. */
 static int apply_features(moe_scorer *s, const moe_model *m, int row,
-                          const Moerec__V1__Features *f, const char *where, mr_err *err) {
+                          const Moerec__V1__Features *f, const char *where, int strict,
+                          mr_err *err) {
     if (!f) return MR_OK;
     for (size_t i = 0; i < f->n_categorical; i++) {
         const Moerec__V1__CategoricalFeature *c = f->categorical[i];
         int numeric, idx = moe_model_field(m, c->name, &numeric);
+        if (!strict && (idx < 0 || numeric)) continue;
         if (idx < 0)
             return mr_err_set(err, MR_EINVAL, "%s: unknown feature '%s' (model %s)", where, c->name,
                               m->name);
@@ -36,6 +45,7 @@ static int apply_features(moe_scorer *s, const moe_model *m, int row,
     for (size_t i = 0; i < f->n_numeric; i++) {
         const Moerec__V1__NumericFeature *n = f->numeric[i];
         int numeric, idx = moe_model_field(m, n->name, &numeric);
+        if (!strict && (idx < 0 || !numeric)) continue;
         if (idx < 0)
             return mr_err_set(err, MR_EINVAL, "%s: unknown feature '%s' (model %s)", where, n->name,
                               m->name);
@@ -55,6 +65,66 @@ static int apply_id(moe_scorer *s, const moe_model *m, int row, const char *fiel
     if (idx < 0 || numeric || !id[0]) return MR_OK;
     const char *v[1] = {id};
     return moe_scorer_set_cat(s, row, idx, v, NULL, 1, err);
+}
+
+/* Stored features of the candidates (UpsertItems), before the request's
+ * own candidate features, which override them. One batched, cached read. */
+static int apply_stored(moe_scorer *s, const moe_model *m, mr_backend *be, mr_arena *a,
+                        const Moerec__V1__ScoreRequest *r, mr_err *err) {
+    size_t n = r->n_candidates;
+    uint64_t *ids = mr_arena_alloc(a, n * sizeof *ids);
+    store_blob *blobs = mr_arena_alloc(a, n * sizeof *blobs);
+    if (!ids || !blobs) return mr_err_set(err, MR_ENOMEM, "out of request memory");
+    for (size_t i = 0; i < n; i++) ids[i] = mr_api_id(r->candidates[i]->item_id);
+    void *buf = NULL;
+    int rc = item_store_get(be->st, ids, n, blobs, &buf, err);
+    if (rc) return mr_err_wrap(err, "stored item features");
+    ProtobufCAllocator al = mr_pb_arena(a);
+    for (size_t i = 0; i < n && !rc; i++) {
+        if (!blobs[i].data) continue;
+        Moerec__V1__Features *f = moerec__v1__features__unpack(&al, blobs[i].len, blobs[i].data);
+        if (!f) {
+            rc = mr_err_set(err, MR_ECORRUPT, "stored features of item '%s' do not decode",
+                            r->candidates[i]->item_id);
+            break;
+        }
+        rc = apply_features(s, m, (int)i, f, "stored item features", 0, err);
+    }
+    free(buf);
+    return rc;
+}
+
+/* The SDIM block (moe/sdim_feature.h): the user's bucket table (one read),
+ * the item vectors of the last sdim_short events, and the candidates' item
+ * vectors; cost independent of the history length. */
+static int apply_sdim(moe_scorer *s, const moe_model *m, mr_backend *be, mr_arena *a,
+                      const Moerec__V1__ScoreRequest *r, uint32_t *behaviour_length, mr_err *err) {
+    if (!be)
+        return mr_err_set(err, MR_ESTATE,
+                          "model '%s' takes a long-behaviour input (extra_dim %d) but the server "
+                          "has no store: set data_dir", m->name, m->extra_dim);
+    int d = be->item_dim, n = (int)r->n_candidates;
+    if (m->extra_dim != 2 * d)
+        return mr_err_set(err, MR_ESTATE,
+                          "model '%s' has extra_dim %d; the SDIM block of item table dim %d "
+                          "needs %d", m->name, m->extra_dim, d, 2 * d);
+    float *cand = mr_arena_alloc(a, (size_t)n * (size_t)d * sizeof *cand);
+    float *recent = mr_arena_alloc(a, (size_t)(be->short_n ? be->short_n : 1) * (size_t)d * sizeof *recent);
+    uint64_t *ids = mr_arena_alloc(a, (size_t)n * sizeof *ids);
+    if (!cand || !recent || !ids) return mr_err_set(err, MR_ENOMEM, "out of request memory");
+    for (int i = 0; i < n; i++) ids[i] = mr_api_id(r->candidates[i]->item_id);
+    uint64_t user = mr_api_id(r->user_id);
+    int rc = emb_store_get(be->st, be->items, ids, (size_t)n, cand, NULL, err);
+    if (rc) return mr_err_wrap(err, "candidate item vectors");
+    int k = 0;
+    if ((rc = behaviour_recent_vectors(be->beh, user, be->short_n, recent, &k, err)))
+        return mr_err_wrap(err, "recent events");
+    user_state us;
+    if ((rc = user_state_get(be->beh, user, &us, err))) return mr_err_wrap(err, "user state");
+    *behaviour_length = us.n_events;
+    rc = sdim_feature_to_scorer(s, m, behaviour_hasher(be->beh), us.table, recent, k, cand, n, err);
+    user_state_release(&us);
+    return rc;
 }
 
 static Moerec__V1__DebugInfo *debug_info(mr_arena *a, const moe_scorer *s, uint64_t start_ns,
@@ -109,11 +179,13 @@ int mr_handle_score(mr_call_ctx *ctx, const ProtobufCMessage *req, ProtobufCMess
     mr_registry *reg = mr_server_registry(ctx->server);
     if (!reg)
         return mr_err_set(err, MR_ESTATE, "no model loaded: start the server with --model-dir");
+    mr_backend *be = mr_server_backend(ctx->server);
     mr_model_ref *ref;
     int rc = mr_registry_acquire(reg, r->model, &ref, err);
     if (rc) return rc;
     const moe_model *m = ref->model;
     moe_scorer *s = NULL;
+    uint32_t behaviour_length = 0;
     int n = (int)r->n_candidates, T = m->n_tasks;
     float *tasks = mr_arena_alloc(ctx->arena, (size_t)n * (size_t)T * sizeof(float));
     float *score = mr_arena_alloc(ctx->arena, (size_t)n * sizeof(float));
@@ -123,17 +195,20 @@ int mr_handle_score(mr_call_ctx *ctx, const ProtobufCMessage *req, ProtobufCMess
     }
     if ((rc = mr_model_scorer_get(ref, &s, err)) || (rc = moe_scorer_begin(s, n, err)) ||
         (rc = apply_id(s, m, MOE_ALL_ROWS, "user_id", r->user_id, err)) ||
-        (rc = apply_features(s, m, MOE_ALL_ROWS, r->user_features, "user_features", err)) ||
-        (rc = apply_features(s, m, MOE_ALL_ROWS, r->context_features, "context_features", err)))
+        (rc = apply_features(s, m, MOE_ALL_ROWS, r->user_features, "user_features", 1, err)) ||
+        (rc = apply_features(s, m, MOE_ALL_ROWS, r->context_features, "context_features", 1, err)))
         goto done;
+    if (be && (rc = apply_stored(s, m, be, ctx->arena, r, err))) goto done;
     for (int i = 0; i < n; i++) {
         const Moerec__V1__Candidate *c = r->candidates[i];
         char where[48];
         snprintf(where, sizeof where, "candidates[%d].features", i);
         if ((rc = apply_id(s, m, i, "item_id", c->item_id, err)) ||
-            (rc = apply_features(s, m, i, c->features, where, err)))
+            (rc = apply_features(s, m, i, c->features, where, 1, err)))
             goto done;
     }
+    if (m->extra_dim > 0 && (rc = apply_sdim(s, m, be, ctx->arena, r, &behaviour_length, err)))
+        goto done;
     if ((rc = moe_scorer_run(s, tasks, score, err))) goto done;
     uint64_t ranked_ns = mr_now_ns();
 
@@ -180,6 +255,7 @@ int mr_handle_score(mr_call_ctx *ctx, const ProtobufCMessage *req, ProtobufCMess
             rc = mr_err_set(err, MR_ENOMEM, "request memory exhausted building debug info");
             goto done;
         }
+        out->debug->behaviour_length = behaviour_length;
     }
     *resp = &out->base;
 done:

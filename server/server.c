@@ -34,6 +34,7 @@
 #include "common/log.h"
 #include "proto/health.pb-c.h"
 #include "server/handlers.h"
+#include "server/backend.h"
 #include "server/registry.h"
 #include "server/validate.h"
 
@@ -86,6 +87,7 @@ struct mr_server {
     call *watchers;             /* open Watch streams */
     atomic_int live_calls;
     mr_registry *registry;      /* NULL without model_dir */
+    mr_backend *backend;        /* NULL without data_dir */
 };
 
 /* ---- method table (handlers live in handlers_*.c) ------------------------ */
@@ -109,6 +111,7 @@ const mr_server_config *mr_server_config_of(const mr_server *s) { return &s->cfg
 int mr_server_port(const mr_server *s) { return s->port; }
 int mr_server_serving(const mr_server *s) { return atomic_load(&s->serving); }
 mr_registry *mr_server_registry(mr_server *s) { return s->registry; }
+mr_backend *mr_server_backend(mr_server *s) { return s->backend; }
 uint64_t mr_server_uptime_seconds(const mr_server *s) {
     return (mr_now_ns() - s->started_ns) / 1000000000ull;
 }
@@ -467,6 +470,10 @@ int mr_server_create(const mr_server_config *cfg, mr_server **out, mr_err *err) 
         rc = mr_registry_open(&s->registry, cfg->model_dir, cfg->default_model, err);
         if (rc) goto err;
     }
+    if (cfg->data_dir[0]) {
+        rc = mr_backend_open(&s->backend, cfg, err);
+        if (rc) goto err;
+    }
     grpc_arg args[3];
     args[0].type = GRPC_ARG_INTEGER;
     args[0].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
@@ -568,6 +575,7 @@ void mr_server_free(mr_server *s) {
     if (s->shutdown_cq) grpc_completion_queue_destroy(s->shutdown_cq);
     pthread_mutex_destroy(&s->watch_mu);
     mr_registry_free(s->registry);
+    mr_backend_close(s->backend);
     free(s->cqs);
     free(s->threads);
     free(s->stats);

@@ -17,6 +17,14 @@
 #include "server/config.h"
 #include "server/stats.h"
 
+/* protobuf-c allocator over a request arena (free is a no-op). */
+static inline void *mr_pb_arena_alloc(void *a, size_t n) { return mr_arena_alloc(a, n); }
+static inline void mr_pb_arena_free(void *a, void *p) { (void)a, (void)p; }
+static inline ProtobufCAllocator mr_pb_arena(mr_arena *a) {
+    ProtobufCAllocator al = {mr_pb_arena_alloc, mr_pb_arena_free, a};
+    return al;
+}
+
 typedef struct mr_server mr_server;
 
 /* What a handler sees of its call. Everything it allocates for the response
@@ -59,6 +67,8 @@ int mr_server_method_count(void);
 const mr_method *mr_server_method_at(int i);
 mr_method_stats *mr_server_stats(mr_server *s, int method_index);
 uint64_t mr_server_uptime_seconds(const mr_server *s);
+/* The store (events, items, SDIM tables); NULL without data_dir. */
+struct mr_backend *mr_server_backend(mr_server *s);
 /* The loaded models; NULL when the server runs without --model-dir. */
 struct mr_registry *mr_server_registry(mr_server *s);
 /* 1 while serving, 0 once shutdown began. */

@@ -17,7 +17,8 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: moerec serve [--config FILE] [--host ADDR] [--port N] [--queues N]\n"
-            "                    [--model-dir DIR] [--default-model NAME] [--log-level LEVEL]\n\n"
+            "                    [--model-dir DIR] [--default-model NAME] [--data-dir DIR]\n"
+            "                    [--item-dim N] [--log-level LEVEL]\n\n"
             "Serve the moerec gRPC API (moerec.v1.Recommender, moerec.v1.Admin,\n"
             "grpc.health.v1.Health) until SIGTERM or SIGINT, then drain and exit 0.\n\n"
             "  --config FILE      JSON config (docs/operations.md); flags override it\n"
@@ -27,6 +28,9 @@ static void usage(FILE *f) {
             "  --model-dir DIR    model root: DIR/<name>/<version>/model.json; the newest\n"
             "                     version of each model is loaded (Score, GetModelInfo, Reload)\n"
             "  --default-model N  model used when a request names none (default: first by name)\n"
+            "  --data-dir DIR     RocksDB store for items, events and SDIM tables\n"
+            "                     (UpsertItems, AppendEvents, stored features, SDIM input)\n"
+            "  --item-dim N       width of the store's item vectors (creates the table)\n"
             "  --log-level LEVEL  debug, info, warn, error, off (default info)\n\n"
             "Once listening it prints one line to stdout: 'listening on HOST:PORT'.\n");
 }
@@ -37,6 +41,7 @@ static int serve_main(int argc, char **argv) {
         {"port", required_argument, 0, 'p'},   {"queues", required_argument, 0, 'q'},
         {"log-level", required_argument, 0, 'l'}, {"help", no_argument, 0, 'h'},
         {"model-dir", required_argument, 0, 'm'}, {"default-model", required_argument, 0, 'd'},
+        {"data-dir", required_argument, 0, 'D'},  {"item-dim", required_argument, 0, 'I'},
         {0, 0, 0, 0}};
     mr_server_config cfg;
     mr_config_defaults(&cfg);
@@ -65,6 +70,8 @@ static int serve_main(int argc, char **argv) {
         case 'l': snprintf(cfg.log_level, sizeof cfg.log_level, "%s", optarg); break;
         case 'm': snprintf(cfg.model_dir, sizeof cfg.model_dir, "%s", optarg); break;
         case 'd': snprintf(cfg.default_model, sizeof cfg.default_model, "%s", optarg); break;
+        case 'D': snprintf(cfg.data_dir, sizeof cfg.data_dir, "%s", optarg); break;
+        case 'I': cfg.item_dim = atoi(optarg); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }

@@ -1,0 +1,84 @@
+/* backend.c — see backend.h. */
+#include "backend.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "hashing/idhash.h"
+
+uint64_t mr_api_id(const char *s) {
+    size_t n = strlen(s);
+    if (n > 0 && n <= 19) {
+        uint64_t v = 0;
+        size_t i = 0;
+        for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) v = v * 10 + (uint64_t)(s[i] - '0');
+        /* 19 digits fit in u64; keep the numeric range below 2^63 */
+        if (i == n && v < (1ull << 63) && !(n > 1 && s[0] == '0')) return v;
+    }
+    return idhash_bytes(s, n, 0x6d6f65726563ull /* "moerec" */) | (1ull << 63);
+}
+
+int mr_backend_open(mr_backend **out, const mr_server_config *cfg, mr_err *e) {
+    *out = NULL;
+    mr_backend *b = calloc(1, sizeof *b);
+    if (!b) return mr_err_set(e, MR_ENOMEM, "out of memory");
+    store_config sc;
+    store_config_init(&sc);
+    sc.sync = cfg->store_sync;
+    sc.cache_bytes = cfg->cache_bytes;
+    int rc = store_open(&b->st, cfg->data_dir, &sc, e);
+    if (rc) {
+        mr_err_wrap(e, "data_dir '%s'", cfg->data_dir);
+        goto err;
+    }
+    b->items = emb_store_table(b->st, cfg->item_table, NULL);
+    if (!b->items) {
+        if (cfg->item_dim <= 0) {
+            rc = mr_err_set(e, MR_ENOTFOUND,
+                            "item table '%s' does not exist in '%s': set item_dim to create it",
+                            cfg->item_table, cfg->data_dir);
+            goto err;
+        }
+        if ((rc = emb_table_create(b->st, cfg->item_table, (uint32_t)cfg->item_dim, EMB_FP32, 0, e)))
+            goto err;
+        b->items = emb_store_table(b->st, cfg->item_table, e);
+        if (!b->items) {
+            rc = MR_EINTERNAL;
+            goto err;
+        }
+    }
+    emb_table_info info;
+    emb_table_get_info(b->items, &info);
+    if (cfg->item_dim > 0 && (int)info.dim != cfg->item_dim) {
+        rc = mr_err_set(e, MR_EINVAL, "item table '%s' has dim %u, config item_dim is %d",
+                        cfg->item_table, info.dim, cfg->item_dim);
+        goto err;
+    }
+    b->item_dim = (int)info.dim;
+    behaviour_config bc;
+    behaviour_config_init(&bc, cfg->item_table);
+    bc.l_max = cfg->sdim_l_max;
+    bc.m = cfg->sdim_m;
+    bc.tau = cfg->sdim_tau;
+    bc.seed = (uint64_t)cfg->sdim_seed;
+    if ((rc = behaviour_open(&b->beh, b->st, &bc, e))) {
+        mr_err_wrap(e, "behaviour store in '%s'", cfg->data_dir);
+        goto err;
+    }
+    b->short_n = cfg->sdim_short;
+    mr_info("store %s: item table '%s' (d = %d), SDIM m = %d, tau = %d, l_max = %d", cfg->data_dir,
+            cfg->item_table, b->item_dim, bc.m, bc.tau, bc.l_max);
+    *out = b;
+    return MR_OK;
+err:
+    mr_backend_close(b);
+    return rc;
+}
+
+void mr_backend_close(mr_backend *b) {
+    if (!b) return;
+    if (b->beh) behaviour_close(b->beh);
+    if (b->st) store_close(b->st);
+    free(b);
+}

@@ -1,0 +1,36 @@
+/* backend.h — the server's state on disk: one RocksDB store (index/store.h)
+ * holding the item table (retrieval/SDIM vectors), item feature blobs, and
+ * per-user behaviour with SDIM bucket tables (index/behaviour.h).
+ *
+ * API ids are strings; the store's are uint64. mr_api_id maps one to the
+ * other with one rule shared by every RPC: a decimal string below 2^63 is
+ * its own number (so numeric ids from training files match), anything else
+ * is xxh3-64 of the bytes with the top bit set, so the two ranges never
+ * meet.
+ */
+#ifndef MOEREC_SERVER_BACKEND_H
+#define MOEREC_SERVER_BACKEND_H
+
+#include <stdint.h>
+
+#include "common/error.h"
+#include "index/behaviour.h"
+#include "index/store.h"
+#include "server/config.h"
+
+typedef struct mr_backend {
+    store *st;
+    emb_table *items;      /* item vectors: SDIM space, UpsertItems.embedding */
+    int item_dim;          /* its width d */
+    behaviour *beh;        /* events + SDIM tables */
+    int short_n;           /* recent events for the short-sequence attention */
+} mr_backend;
+
+/* Open cfg->data_dir (creating the database and the item table when
+ * item_dim is set). */
+int mr_backend_open(mr_backend **out, const mr_server_config *cfg, mr_err *e);
+void mr_backend_close(mr_backend *b);
+
+uint64_t mr_api_id(const char *s);
+
+#endif
