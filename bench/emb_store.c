@@ -8,12 +8,14 @@
  * run: emb_store_get (memory cache -> RocksDB, misses in one multi-get)
  * and emb_store_get_uncached (one plain batched multi-get). Timed rounds
  * alternate the two paths so both see the same page cache. Target: the
- * cached path >= 5x the rows/s of the plain one at a hit rate >= 90%.
+ * cached path >= 5x the rows/s of the plain one at a hit rate >= 90%
+ * ("speedup", from total time; "p50_speedup" compares median batches and
+ * is less moved by stalls from other processes).
  *
  * Usage: bench/run emb_store [--rows N] [--dim D] [--enc fp32|fp16|int8]
  *          [--cache-mb MB] [--block-cache-mb MB] [--batch B] [--batches N] [--warm N]
  *          [--zipf S] [--dir DIR]
- * --warm batches (5000) go through the cached path untimed first (the
+ * --warm batches (20,000) go through the cached path untimed first (the
  * last 100 also through the plain path): the cache fills and its hit rate
  * reaches the steady state of a long-running server. --block-cache-mb
  * (64) sizes RocksDB's block cache, which both paths share.
@@ -157,7 +159,7 @@ static void mkdirs(const char *path) {
 
 int main(int argc, char **argv) {
     uint64_t rows = 10000000;
-    int dim = 64, batch = 1000, batches = 300, warm = 5000;
+    int dim = 64, batch = 1000, batches = 1000, warm = 20000;
     double zs = 1.1, cache_mb = 512, block_mb = 64;
     const char *encs = "fp32", *dirarg = NULL;
     for (int i = 1; i < argc; i += 2) { /* --name value pairs */
@@ -265,11 +267,11 @@ int main(int argc, char **argv) {
     double speedup = rc / rp;
     printf("{\"bench\":\"emb_store\",\"rows\":%llu,\"dim\":%d,\"enc\":\"%s\",\"zipf\":%.2f,"
            "\"batch\":%d,\"batches\":%d,\"warm_batches\":%d,\"cache_mb\":%.0f,\"block_cache_mb\":%.0f,\"hit_rate\":%.4f,"
-           "\"cached_rows_per_s\":%.0f,\"plain_rows_per_s\":%.0f,\"speedup\":%.2f,"
+           "\"cached_rows_per_s\":%.0f,\"plain_rows_per_s\":%.0f,\"speedup\":%.2f,\"p50_speedup\":%.2f,"
            "\"cached_p50_us\":%.1f,\"cached_p99_us\":%.1f,\"plain_p50_us\":%.1f,"
            "\"plain_p99_us\":%.1f,\"missing_rows\":%llu,\"target_speedup\":5,\"target_hit_rate\":0.9,"
            "\"pass\":%s}\n",
-           (unsigned long long)rows, dim, encs, zs, batch, batches, warm, cache_mb, block_mb, hit, rc, rp, speedup,
+           (unsigned long long)rows, dim, encs, zs, batch, batches, warm, cache_mb, block_mb, hit, rc, rp, speedup, p50 / c50,
            c50, c99, p50, p99, (unsigned long long)missing,
            speedup >= 5 && hit >= 0.9 ? "true" : "false");
     free(ids);
