@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+#include <pthread.h>
 
 #include "test_router_util.h"
 
@@ -261,6 +262,89 @@ static void test_raw_merge_equals_global(void **s) {
     tr_world_free(&w);
 }
 
+/* Several request threads share one router (and its pool) while a writer
+ * adds popularity events: every answer matches the sequential one for its
+ * query (the routed FAISS experts are not written) and the counters add up. */
+typedef struct conc_req {
+    tr_world *w;
+    int id, bad, calls;
+    int64_t want[3][20];
+} conc_req;
+
+static void *conc_req_run(void *arg) {
+    conc_req *c = arg;
+    mr_arena a;
+    mr_arena_init(&a, 1 << 16, 0);
+    router_options o = {.no_fallback = 1};
+    for (int it = 0; it < 60; it++) {
+        int d = (it + c->id) % RDOM;
+        router_query q = tr_query(c->w->center[d]);
+        router_result r;
+        mr_err e = {0};
+        if (router_retrieve(c->w->rt, &q, NULL, 20, NULL, 0, &o, &a, &r, &e) || r.n != 20) {
+            c->bad = 1;
+            continue;
+        }
+        for (int j = 0; j < 20; j++) c->bad |= r.cands[j].id != c->want[d][j];
+        c->calls++;
+        mr_arena_reset(&a);
+    }
+    mr_arena_free(&a);
+    return NULL;
+}
+
+static void test_concurrent_requests(void **s) {
+    (void)s;
+    router_config c = cfg_default();
+    mr_pool *pool = mr_pool_create(2);
+    tr_world w;
+    tr_world_make(&w, &c, pool);
+    mr_arena a;
+    mr_arena_init(&a, 1 << 16, 0);
+    mr_err e = {0};
+    conc_req req[3];
+    router_options o = {.no_fallback = 1};
+    for (int d = 0; d < RDOM; d++) {
+        router_query q = tr_query(w.center[d]);
+        router_result r;
+        assert_int_equal(router_retrieve(w.rt, &q, NULL, 20, NULL, 0, &o, &a, &r, &e), 0);
+        for (int t = 0; t < 3; t++)
+            for (int j = 0; j < 20; j++) req[t].want[d][j] = r.cands[j].id;
+    }
+    pthread_t th[3];
+    for (int t = 0; t < 3; t++) {
+        req[t].w = &w;
+        req[t].id = t;
+        req[t].bad = req[t].calls = 0;
+        pthread_create(&th[t], NULL, conc_req_run, &req[t]);
+    }
+    for (int i = 0; i < 200; i++) {   /* a writer on the (unrouted) popularity expert */
+        int64_t item = 9100 + i % 7, ts = 2000 + i;
+        assert_int_equal(retr_pop_add_events(w.ex[RDOM], &item, &ts, NULL, 1, &e), 0);
+        int64_t ids[5];
+        float sc[5];
+        assert_int_equal(retr_search(w.ex[RDOM], NULL, 0, 1, 5, NULL, ids, sc, &e), 0);
+    }
+    int calls = 0;
+    for (int t = 0; t < 3; t++) {
+        pthread_join(th[t], NULL);
+        assert_int_equal(req[t].bad, 0);
+        calls += req[t].calls;
+    }
+    assert_int_equal(calls, 180);
+    assert_int_equal(router_queries(w.rt), (uint64_t)(RDOM + calls));
+    uint64_t routed = 0;
+    for (int d = 0; d < RDOM; d++) {
+        router_expert_stats st;
+        router_stats_get(w.rt, d, &st);
+        routed += st.routed;
+    }
+    assert_int_equal(routed, (uint64_t)(RDOM + calls));   /* one domain per query */
+    mr_arena_free(&a);
+    tr_world_free(&w);
+    mr_pool_free(pool);
+}
+
 static void test_bad_requests(void **s) {
     (void)s;
     router_config c = cfg_default();
@@ -309,6 +393,7 @@ int main(void) {
         cmocka_unit_test(test_modes_and_named_experts),
         cmocka_unit_test(test_dedupe_across_experts),
         cmocka_unit_test(test_raw_merge_equals_global),
+        cmocka_unit_test(test_concurrent_requests),
         cmocka_unit_test(test_bad_requests),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
