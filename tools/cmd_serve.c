@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/tensor.h"
 #include "server/server.h"
 #include "tools/command.h"
 
@@ -85,6 +86,9 @@ static int serve_main(int argc, char **argv) {
         return 2;
     }
     mr_log_set_level((mr_log_level)mr_log_parse_level(cfg.log_level));
+    /* Parallelism comes from concurrent requests: each handler's sgemm runs
+     * on its own worker thread, never fanning out across the cores. */
+    mr_blas_set_threads(1);
 
     sigset_t sigs;
     sigemptyset(&sigs);
