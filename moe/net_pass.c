@@ -67,7 +67,11 @@ static void mlp_cache_alloc(pass_alloc *a, moe_mlp_cache *c, const moe_mlp *m, i
             c->rstd[l] = fa(a, R);
         }
         int has_act = l < m->n_layers - 1 || m->act_last;
-        c->a[l] = has_act ? fa(a, sz) : (m->norm ? c->zn[l] : c->z[l]);
+        float *pre = m->norm ? c->zn[l] : c->z[l];
+        /* activate in place unless backward needs the pre-activation (Swish
+         * does; ReLU's backward only reads its output) */
+        int in_place = !has_act || !a->p->train || m->act == MOE_ACT_RELU;
+        c->a[l] = in_place ? pre : fa(a, sz);
     }
 }
 
