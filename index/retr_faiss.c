@@ -3,9 +3,10 @@
  * FAISS labels are dense slots owned by this file, not the caller's ids, so
  * that an index which cannot remove ids (HNSW) can still update and delete
  * items: the old slot becomes a tombstone filtered at search time. Search
- * over-fetches k + min(n_dead, k) labels so that, while tombstones stay
- * under the rebuild threshold, k live results survive the filter. Save,
- * load and rebuild live in retr_faiss_io.c.
+ * over-fetches k + min(n_dead, k) labels, and again with twice as many
+ * (up to the whole index) for queries that still come back short because
+ * the tombstones cluster around them, so tombstones do not cut an
+ * answer short. Save, load and rebuild live in retr_faiss_io.c.
  */
 #include "index/retr_faiss_int.h"
 
@@ -394,33 +395,46 @@ static int rf_search(retr *r, const float *q, int nq, int k, const retr_user *us
     if (rf->omp_threads > 0) omp_set_num_threads(rf->omp_threads);
     pthread_rwlock_rdlock(&rf->lock);
     int64_t extra = rf->n_dead < k ? rf->n_dead : k;
-    int64_t fetch = k + extra;
-    idx_t *labels = malloc((size_t)nq * (size_t)fetch * sizeof *labels);
-    float *dist = malloc((size_t)nq * (size_t)fetch * sizeof *dist);
+    int64_t fetch = k + extra, ntotal = faiss_Index_ntotal(rf->index);
+    idx_t *labels = NULL;
+    float *dist = NULL;
     int rc = 0;
-    if (!labels || !dist) {
-        rc = mr_err_set(e, MR_ENOMEM, "retriever '%s': out of memory", r->name);
-        goto out;
-    }
-    if (faiss_Index_search(rf->index, nq, q, fetch, dist, labels)) {
-        rc = retr_faiss_err(e, rf, "search");
-        goto out;
-    }
-    for (int i = 0; i < nq; i++) {
-        const idx_t *lab = labels + (size_t)i * (size_t)fetch;
-        const float *d = dist + (size_t)i * (size_t)fetch;
-        int64_t *oid = ids + (size_t)i * (size_t)k;
-        float *osc = scores + (size_t)i * (size_t)k;
-        int got = 0;
-        for (int64_t t = 0; t < fetch && got < k; t++) {
-            if (lab[t] < 0 || lab[t] >= rf->n_slots) continue;
-            int64_t ext = rf->slot_ext[lab[t]];
-            if (ext < 0) continue;  /* tombstone */
-            oid[got] = ext;
-            osc[got] = rf->metric == RETR_METRIC_IP ? d[t] : -d[t];
-            got++;
+    for (;;) {
+        idx_t *l2 = realloc(labels, (size_t)nq * (size_t)fetch * sizeof *labels);
+        if (l2) labels = l2;
+        float *d2 = realloc(dist, (size_t)nq * (size_t)fetch * sizeof *dist);
+        if (d2) dist = d2;
+        if (!l2 || !d2) {
+            rc = mr_err_set(e, MR_ENOMEM, "retriever '%s': out of memory", r->name);
+            goto out;
         }
-        retr_fill_missing(oid, osc, got, k);
+        if (faiss_Index_search(rf->index, nq, q, fetch, dist, labels)) {
+            rc = retr_faiss_err(e, rf, "search");
+            goto out;
+        }
+        int short_rows = 0;
+        for (int i = 0; i < nq; i++) {
+            const idx_t *lab = labels + (size_t)i * (size_t)fetch;
+            const float *d = dist + (size_t)i * (size_t)fetch;
+            int64_t *oid = ids + (size_t)i * (size_t)k;
+            float *osc = scores + (size_t)i * (size_t)k;
+            int got = 0;
+            for (int64_t t = 0; t < fetch && got < k; t++) {
+                if (lab[t] < 0 || lab[t] >= rf->n_slots) continue;
+                int64_t ext = rf->slot_ext[lab[t]];
+                if (ext < 0) continue;  /* tombstone */
+                oid[got] = ext;
+                osc[got] = rf->metric == RETR_METRIC_IP ? d[t] : -d[t];
+                got++;
+            }
+            retr_fill_missing(oid, osc, got, k);
+            short_rows += got < k;
+        }
+        /* More than `extra` tombstones among a query's nearest (deletes
+         * clustered around it) leave it short although live items remain:
+         * fetch more, at most the whole index. */
+        if (!short_rows || rf->n_dead == 0 || fetch >= ntotal) break;
+        fetch = fetch * 2 < ntotal ? fetch * 2 : ntotal;
     }
 out:
     pthread_rwlock_unlock(&rf->lock);

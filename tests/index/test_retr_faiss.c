@@ -235,6 +235,48 @@ static void test_hnsw_auto_rebuild(void **s) {
     mr_floats_free(x);
 }
 
+/* Tombstones clustered around the query (more than k of them, still under
+ * the rebuild threshold) must not leave the answer short: every result is
+ * live and there are k of them, the exact live top-k (Flat-like recall at
+ * this size with efSearch 64). */
+static void test_hnsw_dead_neighbours_do_not_shorten_results(void **s) {
+    (void)s;
+    enum { K = 10, NDEAD = 150 };
+    const int64_t n = 1000;
+    float *x = tr_randn(21, n, D);
+    int64_t *ids = iota(n);
+    retr *r = make("IDMap,HNSW32", RETR_METRIC_L2, 0.2f);   /* 150 / 1000 < 0.2: no rebuild */
+    mr_err e = {0};
+    assert_int_equal(retr_faiss_add(r, x, ids, n, &e), 0);
+    const float *q = x;   /* item 0 itself: its NDEAD nearest (itself included) are deleted */
+    int64_t dead[NDEAD], got[K];
+    float sc[NDEAD], gsc[K];
+    tr_brute(x, NULL, NULL, n, D, q, RETR_METRIC_L2, NDEAD, dead, sc);
+    assert_int_equal(retr_faiss_remove(r, dead, NDEAD, NULL, &e), 0);
+    retr_faiss_stats st;
+    assert_int_equal(retr_faiss_stats_get(r, &st, &e), 0);
+    assert_int_equal(st.n_rebuilds, 0);
+    assert_int_equal(st.n_dead, NDEAD);
+    unsigned char *live = malloc((size_t)n);
+    memset(live, 1, (size_t)n);
+    for (int i = 0; i < NDEAD; i++) live[dead[i]] = 0;
+    int64_t want[K];
+    float wsc[K];
+    tr_brute(x, NULL, live, n, D, q, RETR_METRIC_L2, K, want, wsc);
+    assert_int_equal(retr_search(r, q, D, 1, K, NULL, got, gsc, &e), 0);
+    int hit = 0;
+    for (int j = 0; j < K; j++) {
+        assert_true(got[j] >= 0);
+        assert_int_equal(live[got[j]], 1);
+        for (int t = 0; t < K; t++) hit += got[j] == want[t];
+    }
+    assert_true(hit >= K - 1);   /* HNSW is approximate: allow one miss */
+    free(live);
+    retr_free(r);
+    free(ids);
+    mr_floats_free(x);
+}
+
 static void test_search_params(void **s) {
     (void)s;
     mr_err e = {0};
@@ -434,6 +476,7 @@ int main(void) {
         cmocka_unit_test(test_flat_update_delete),
         cmocka_unit_test(test_hnsw_tombstones),
         cmocka_unit_test(test_hnsw_auto_rebuild),
+        cmocka_unit_test(test_hnsw_dead_neighbours_do_not_shorten_results),
         cmocka_unit_test(test_search_params),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_concurrent_flat),
