@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 uint64_t retr_fnv1a(const unsigned char *p, size_t n) {
     uint64_t h = 1469598103934665603ull;
@@ -96,6 +97,7 @@ int retr_file_write_atomic(const char *path, const void *data, size_t n, mr_err 
     if (!f) return mr_err_set(e, MR_EINTERNAL, "cannot write %s", tmp);
     int ok = fwrite(data, 1, n, f) == n;
     ok = (fflush(f) == 0) && ok;
+    ok = (fsync(fileno(f)) == 0) && ok;   /* data on disk before the rename publishes it */
     ok = (fclose(f) == 0) && ok;
     if (!ok || rename(tmp, path) != 0) {
         remove(tmp);

@@ -145,7 +145,7 @@ int retr_minhash_create(retr **out, const retr_minhash_config *cfg, mr_err *e) {
     if (rc) return rc;
     int bands = cfg->bands ? cfg->bands : 16, rows = cfg->rows ? cfg->rows : 4;
     float decay = cfg->recency_decay ? cfg->recency_decay : 0.9f;
-    if (bands < 1 || rows < 1 || bands * rows > MINHASH_MAX_K)
+    if (bands < 1 || rows < 1 || (int64_t)bands * rows > MINHASH_MAX_K)
         return mr_err_set(e, MR_EINVAL, "retriever '%s': bands %d x rows %d not in [1, %d]",
                           cfg->name, bands, rows, MINHASH_MAX_K);
     if (!(decay > 0 && decay <= 1) || cfg->max_recent < 0 || cfg->cand_cap < 0)
@@ -306,7 +306,8 @@ int retr_minhash_load(retr **out, const char *path, const char *name, mr_err *e)
     retr *r = NULL;
     if (retr_rbuf_take(&rb, cfg, sizeof cfg) || retr_rbuf_take(&rb, &decay, 4) ||
         retr_rbuf_take(&rb, &seed, 8) || retr_rbuf_take(&rb, &n, 8) || n < 0 || cfg[0] < 1 ||
-        cfg[1] < 1 || cfg[0] * cfg[1] > MINHASH_MAX_K ||
+        cfg[1] < 1 || (int64_t)cfg[0] * cfg[1] > MINHASH_MAX_K ||
+        (size_t)n > (rb.n - rb.at) / 8 / (size_t)(1 + cfg[0] * cfg[1]) ||
         (size_t)n * 8 * (size_t)(1 + cfg[0] * cfg[1]) != rb.n - rb.at)
         goto corrupt;
     retr_minhash_config c = {.name = name, .bands = cfg[0], .rows = cfg[1], .seed = seed,

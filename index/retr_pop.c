@@ -279,7 +279,8 @@ int retr_pop_load(retr **out, const char *path, const char *name, mr_err *e) {
     retr *r = NULL;
     if (retr_rbuf_take(&rb, &hl, 8) || retr_rbuf_take(&rb, cfg, sizeof cfg) ||
         retr_rbuf_take(&rb, t, sizeof t) || retr_rbuf_take(&rb, &started, 4) ||
-        retr_rbuf_take(&rb, &n, 8) || n < 0 || (size_t)n * 16 != rb.n - rb.at || !(hl > 0))
+        retr_rbuf_take(&rb, &n, 8) || n < 0 || (size_t)n > (rb.n - rb.at) / 16 ||
+        (size_t)n * 16 != rb.n - rb.at || !(hl > 0))
         goto corrupt;
     retr_pop_config c = {.name = name, .half_life_s = hl / 1000.0, .top_cap = cfg[0],
                          .refresh_ms = cfg[1]};

@@ -9,6 +9,7 @@
 
 #include <cmocka.h>
 
+#include "index/retr_file.h"
 #include "index/retr_pop.h"
 #include "test_retr_util.h"
 
@@ -190,6 +191,20 @@ static void test_save_load(void **s) {
     assert_true(retr_pop_count(r, 7, t1) == retr_pop_count(l, 7, t1));
     retr_free(l);
     tr_flip_byte(path, 20, 0x10);
+    assert_int_equal(retr_pop_load(&l, path, "x", &e), MR_ECORRUPT);
+    assert_null(l);
+    /* A well-formed, checksummed header whose item count wraps n * 16 to
+     * the bytes that follow (0) is refused, not read past the buffer. */
+    retr_wbuf wb = {0};
+    uint32_t ver = 1;
+    double hl = 1000.0;
+    int32_t cfg[2] = {16, 0}, started = 1;
+    int64_t t[2] = {0, 0}, n = INT64_C(1) << 60;
+    int bad = retr_wbuf_put(&wb, "MRRPOPUL", 8) || retr_wbuf_put(&wb, &ver, 4) ||
+              retr_wbuf_put(&wb, &hl, 8) || retr_wbuf_put(&wb, cfg, sizeof cfg) ||
+              retr_wbuf_put(&wb, t, sizeof t) || retr_wbuf_put(&wb, &started, 4) ||
+              retr_wbuf_put(&wb, &n, 8) || retr_wbuf_seal(&wb);
+    assert_int_equal(retr_file_commit(&wb, bad, path, &e), 0);
     assert_int_equal(retr_pop_load(&l, path, "x", &e), MR_ECORRUPT);
     assert_null(l);
     retr_free(r);
