@@ -10,6 +10,7 @@
  * error naming file, line and column.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -252,8 +253,9 @@ static int sdim_read_items(const char *path, int d, sdim_items *it, mr_err *e) {
             char *end;
             const char *s = ce[k] < c.nf ? c.fld[ce[k]] : "";
             x[k] = strtof(s, &end);
-            if (!*s || *end) {
-                rc = mr_err_set(e, MR_EINVAL, "%s:%ld: e%d: '%s' is not a number", path, c.lineno, k, s);
+            if (!*s || *end || !isfinite(x[k])) {  /* strtof takes "nan" and "inf" */
+                rc = mr_err_set(e, MR_EINVAL, "%s:%ld: e%d: '%s' is not a finite number", path,
+                                c.lineno, k, s);
                 break;
             }
         }

@@ -162,6 +162,16 @@ static void test_errors_name_the_problem(void **state) {
     assert_int_equal(sdim_csv_opt(&o, "--epochs", "3", &e), 0);
     o.items_path = NULL;
     assert_int_equal(sdim_join_csv(d, f->data, 0, &o, &e), MR_EINVAL);
+    char bad[200];   /* a NaN in the item vectors would poison every feature it touches */
+    snprintf(bad, sizeof bad, "%s/nan.csv", f->dir);
+    FILE *fp = fopen(bad, "w");
+    fprintf(fp, "item_id,e0,e1,e2,e3\n1000,1,2,3,4\n1001,1,nan,3,4\n");
+    fclose(fp);
+    o = opts(f);
+    o.items_path = bad;
+    assert_int_equal(sdim_join_csv(d, f->data, 0, &o, &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, ":3: e1: 'nan'"));
+    unlink(bad);
     moe_dataset_free(d);
 }
 
