@@ -81,6 +81,16 @@ int sdim_feature_extra(const sdim_hasher *h, const void *table, const float *rec
         return mr_err_set(e, MR_EINVAL, "sdim extra: row stride %d < 2 d = %d", ostride, 2 * d);
     int rc = sdim_feature_serve(h, table, cand, n, SDIM_POOL_L2, out, ostride, e);
     if (!rc) rc = sdim_feature_short(recent, k, cand, n, d, out + d, ostride, NULL, e);
+    /* A candidate without a vector is a zero row (the store zeroes missing
+     * rows): its block is zeros, as sdim_join writes for training, not the
+     * bucket a zero vector happens to sign into nor the mean of the recent
+     * events that a uniform attention over them would give. */
+    for (int j = 0; j < n && !rc; j++) {
+        const float *q = cand + (size_t)j * d;
+        int zero = 1;
+        for (int c = 0; c < d && zero; c++) zero = q[c] == 0.0f;
+        if (zero) memset(out + (size_t)j * ostride, 0, sizeof(float) * 2 * (size_t)d);
+    }
     return rc;
 }
 

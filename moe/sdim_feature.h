@@ -51,7 +51,9 @@ int sdim_feature_short(const float *recent, int k, const float *cand, int n, int
  * features.extra_dim = 2 d): row j (stride ostride >= 2 d) =
  *   [ long(q_j) (d, l2 pooling, the paper's) | short(q_j) (d) ]
  * from the user's table (NULL: zeros) and the k most recent events recent
- * (k, d) (k = 0: zeros). Training and serving both build rows with this. */
+ * (k, d) (k = 0: zeros). A candidate row of all zeros (no item vector: the
+ * store zeroes missing rows) gets an all-zero block. Training and serving
+ * both build rows with this. */
 int sdim_feature_extra(const sdim_hasher *h, const void *table, const float *recent, int k,
                        const float *cand, int n, float *out, int ostride, mr_err *e);
 

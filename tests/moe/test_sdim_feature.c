@@ -250,6 +250,27 @@ static void test_empty_and_errors(void **state) {
     assert_int_equal(sdim_feature_short(f->seq, -1, f->cand, 1, D, out, D, NULL, &e), MR_EINVAL);
 }
 
+/* A candidate with no item vector reaches the serving hook as a zero row
+ * (emb_store_get zeroes missing rows); its block must be zeros, what
+ * sdim_join gives such a candidate at training time, and the other rows
+ * must not change. */
+static void test_zero_candidate_gets_zero_block(void **state) {
+    fx *f = *state;
+    enum { K = 20 };
+    sdim_seq *sq;
+    assert_int_equal(sdim_seq_create(&sq, f->h, 1000, NULL), 0);
+    assert_int_equal(sdim_seq_push(sq, f->seq, SEQ, NULL), 0);
+    float rec[K * D], c2[2 * D], want[2 * 2 * D], got[2 * 2 * D];
+    int k = sdim_seq_recent(sq, K, rec);
+    assert_int_equal(sdim_feature_extra(f->h, sq->table, rec, k, f->cand, 2, want, 2 * D, NULL), 0);
+    memset(c2, 0, sizeof c2);
+    memcpy(c2 + D, f->cand + D, sizeof(float) * D);   /* row 0 missing, row 1 a real item */
+    assert_int_equal(sdim_feature_extra(f->h, sq->table, rec, k, c2, 2, got, 2 * D, NULL), 0);
+    for (int c = 0; c < 2 * D; c++) assert_true(got[c] == 0.0f);
+    assert_memory_equal(got + 2 * D, want + 2 * D, sizeof(float) * 2 * D);
+    sdim_seq_free(sq);
+}
+
 /* tau = 0 (one signature, one bucket): SDIM with mean pooling is exactly
  * mean pooling over the whole sequence. */
 static void test_tau0_is_mean_pooling(void **state) {
@@ -330,6 +351,7 @@ int main(void) {
         cmocka_unit_test(test_oracle_more_signatures_closer),
         cmocka_unit_test(test_short_attention_last_n),
         cmocka_unit_test(test_empty_and_errors),
+        cmocka_unit_test(test_zero_candidate_gets_zero_block),
         cmocka_unit_test(test_tau0_is_mean_pooling),
         cmocka_unit_test(test_scorer_extra_block),
     };
