@@ -16,8 +16,9 @@
  * events never contain the old interest). Half the candidates come from the
  * user's interest clusters (any, old included), half are random. Click
  * probability sigmoid(sharp * (a - 0.5)) with a = the best cosine between
- * the candidate and the centre of an interest, weighted by that interest's
- * share of the history before p — so old interests still count.
+ * the candidate and the centre of any interest that started before p (not
+ * weighted by how much of the history it holds) — so old interests, gone
+ * from the recent events, count as much as current ones.
  */
 #ifndef MOEREC_MOE_SYNTH_BEHAVIOUR_H
 #define MOEREC_MOE_SYNTH_BEHAVIOUR_H
