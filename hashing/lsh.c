@@ -3,7 +3,8 @@
  * Each band's r values hash (xxh3, seeded by band number) to one 64-bit
  * bucket key; one u64map maps bucket keys of all bands to the head of a
  * singly linked list of entries in one growable array (freed entries are
- * recycled through a free list). A query walks b lists, so its cost is the
+ * recycled through a free list); a bucket emptied by removes is deleted
+ * from the map. A query walks b lists, so its cost is the
  * number of colliding items, not the index size. Two different bands' keys
  * may collide with probability ~2^-64 per pair: a spurious candidate at
  * worst, never a missed one.
@@ -69,6 +70,16 @@ static uint64_t lsh_band_key(const lsh_index *ix, const uint64_t *sig, int band)
     return idhash_bytes(sig + (size_t)band * ix->r, 8 * (size_t)ix->r, ix->seed + (uint64_t)band);
 }
 
+/* Point bucket bk at entry head; LSH_NIL (the map's "absent" value too)
+ * removes the bucket, so the map holds non-empty buckets only. */
+static int lsh_set_head(lsh_index *ix, uint64_t bk, uint32_t head) {
+    if (head == LSH_NIL) {
+        u64map_del(&ix->heads, bk);
+        return 0;
+    }
+    return u64map_put(&ix->heads, bk, head);
+}
+
 static uint32_t lsh_entry_new(lsh_index *ix) {
     if (ix->freelist != LSH_NIL) {
         uint32_t i = ix->freelist;
@@ -115,7 +126,7 @@ int lsh_index_insert(lsh_index *ix, uint64_t key, const uint64_t *sig, mr_err *e
             for (int j = 0; j < band; j++) {
                 uint64_t k2 = lsh_band_key(ix, sig, j);
                 uint32_t h = u64map_get(&ix->heads, k2);  /* our entry is the head */
-                u64map_put(&ix->heads, k2, ix->ent[h].next);
+                lsh_set_head(ix, k2, ix->ent[h].next);
                 ix->ent[h].next = ix->freelist;
                 ix->freelist = h;
             }
@@ -143,7 +154,7 @@ int lsh_index_remove(lsh_index *ix, uint64_t key, const uint64_t *sig, mr_err *e
             prev = i;
             i = ix->ent[i].next;
         }
-        if (prev == LSH_NIL) u64map_put(&ix->heads, bk, ix->ent[i].next);  /* slot exists */
+        if (prev == LSH_NIL) lsh_set_head(ix, bk, ix->ent[i].next);
         else ix->ent[prev].next = ix->ent[i].next;
         ix->ent[i].next = ix->freelist;
         ix->freelist = i;

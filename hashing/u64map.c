@@ -95,3 +95,26 @@ uint32_t u64map_intern(u64map *m, uint64_t key, uint32_t val_if_absent, int *ins
     if (inserted) *inserted = fresh;
     return *v;
 }
+
+int u64map_del(u64map *m, uint64_t key) {
+    size_t mask = m->cap - 1, i = idhash_mix64(key) & mask;
+    for (;; i = (i + 1) & mask) {
+        if (m->vals[i] == U64MAP_NONE) return 0;
+        if (m->keys[i] == key) break;
+    }
+    /* Backward shift: an entry further along the chain moves into the hole
+     * unless its home slot lies cyclically in (hole, its slot]. */
+    for (size_t j = i;;) {
+        j = (j + 1) & mask;
+        if (m->vals[j] == U64MAP_NONE) break;
+        size_t h = idhash_mix64(m->keys[j]) & mask;
+        int stays = i < j ? (h > i && h <= j) : (h > i || h <= j);
+        if (stays) continue;
+        m->keys[i] = m->keys[j];
+        m->vals[i] = m->vals[j];
+        i = j;
+    }
+    m->vals[i] = U64MAP_NONE;
+    m->n--;
+    return 1;
+}

@@ -3,9 +3,10 @@
  * dense-index pass).
  *
  * Linear probing over a power-of-two table kept at most half full; keys are
- * mixed with splitmix64 first, so sequential ids spread. No deletion: the
- * users overwrite a value instead (an emptied LSH bucket keeps its key).
- * Not thread-safe for writes; concurrent reads are fine.
+ * mixed with splitmix64 first, so sequential ids spread. Deletion shifts
+ * the following entries of the probe chain back (no tombstones), so an
+ * emptied LSH bucket leaves no trace. Not thread-safe for writes;
+ * concurrent reads are fine.
  */
 #ifndef MOEREC_HASHING_U64MAP_H
 #define MOEREC_HASHING_U64MAP_H
@@ -32,5 +33,7 @@ int u64map_put(u64map *m, uint64_t key, uint32_t val);
 /* Value of key; if absent, insert key -> val_if_absent and return that.
  * *inserted (may be NULL) says which. U64MAP_NONE when growing fails. */
 uint32_t u64map_intern(u64map *m, uint64_t key, uint32_t val_if_absent, int *inserted);
+/* Remove key; 1 if it was there, 0 if not. Never allocates. */
+int u64map_del(u64map *m, uint64_t key);
 
 #endif

@@ -100,6 +100,48 @@ static void test_remove_and_order(void **state) {
     lsh_index_free(ix);
 }
 
+/* Churn: many items in their own buckets, half of them removed (emptying
+ * buckets), then every remaining item is still found under its own
+ * signature and can be removed, and removed ones are gone. An emptied bucket
+ * must leave the other buckets' probe chains intact. */
+static void test_remove_keeps_other_buckets(void **state) {
+    (void)state;
+    enum { N = 4000, BB = 4, RR = 2, KK = BB * RR };
+    lsh_index *ix;
+    assert_int_equal(lsh_index_create(&ix, BB, RR, 9, NULL), 0);
+    mr_rng r;
+    mr_rng_seed(&r, 10);
+    uint64_t *sig = malloc((size_t)N * KK * sizeof *sig);
+    for (int i = 0; i < N * KK; i++) sig[i] = mr_rng_u64(&r);  /* distinct buckets */
+    for (int i = 0; i < N; i++)
+        assert_int_equal(lsh_index_insert(ix, (uint64_t)i, sig + (size_t)i * KK, NULL), 0);
+    for (int i = 0; i < N; i += 2)
+        assert_int_equal(lsh_index_remove(ix, (uint64_t)i, sig + (size_t)i * KK, NULL), 0);
+    assert_int_equal(lsh_index_size(ix), N / 2);
+    lsh_hit hits[4];
+    size_t tot;
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(lsh_index_query(ix, sig + (size_t)i * KK, hits, 4, &tot, NULL), 0);
+        if (i % 2) {
+            assert_int_equal(tot, 1);
+            assert_int_equal(hits[0].key, (uint64_t)i);
+            assert_int_equal(hits[0].bands, BB);
+        } else {
+            assert_int_equal(tot, 0);
+        }
+    }
+    for (int i = 1; i < N; i += 2)   /* and re-inserting into emptied buckets works */
+        assert_int_equal(lsh_index_remove(ix, (uint64_t)i, sig + (size_t)i * KK, NULL), 0);
+    for (int i = 0; i < N; i += 2)
+        assert_int_equal(lsh_index_insert(ix, (uint64_t)i, sig + (size_t)i * KK, NULL), 0);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(lsh_index_query(ix, sig + (size_t)i * KK, hits, 4, &tot, NULL), 0);
+        assert_int_equal(tot, i % 2 ? 0u : 1u);
+    }
+    free(sig);
+    lsh_index_free(ix);
+}
+
 static void test_bad_input_and_curve(void **state) {
     (void)state;
     lsh_index *ix;
@@ -118,6 +160,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_recall_follows_s_curve),
         cmocka_unit_test(test_remove_and_order),
+        cmocka_unit_test(test_remove_keeps_other_buckets),
         cmocka_unit_test(test_bad_input_and_curve),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,5 +1,5 @@
-/* test_u64map.c — the open-addressing map against a brute-force array
- * (hashing/u64map.c). */
+/* test_u64map.c — the open-addressing map against a brute-force array,
+ * deletion included (hashing/u64map.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -40,9 +40,46 @@ static void test_put_get_intern_grow(void **state) {
     free(keys);
 }
 
+/* Random puts and deletes over a small key space (long probe chains that
+ * wrap around a small table) against an array oracle. */
+static void test_delete_against_oracle(void **state) {
+    (void)state;
+    enum { NK = 300, OPS = 200000 };
+    u64map m;
+    assert_int_equal(u64map_init(&m, 4), 0);
+    uint32_t want[NK];
+    uint64_t keys[NK];
+    mr_rng r;
+    mr_rng_seed(&r, 2);
+    for (int k = 0; k < NK; k++) {
+        want[k] = U64MAP_NONE;
+        keys[k] = k % 2 ? mr_rng_u64(&r) : (uint64_t)k;
+    }
+    size_t live = 0;
+    for (int op = 0; op < OPS; op++) {
+        int k = (int)mr_rng_below(&r, NK);
+        if (mr_rng_below(&r, 2)) {
+            uint32_t v = (uint32_t)op;
+            live += want[k] == U64MAP_NONE;
+            assert_int_equal(u64map_put(&m, keys[k], v), 0);
+            want[k] = v;
+        } else {
+            assert_int_equal(u64map_del(&m, keys[k]), want[k] != U64MAP_NONE);
+            live -= want[k] != U64MAP_NONE;
+            want[k] = U64MAP_NONE;
+        }
+        if (op % 997 == 0)
+            for (int j = 0; j < NK; j++) assert_int_equal(u64map_get(&m, keys[j]), want[j]);
+        assert_int_equal(m.n, live);
+    }
+    for (int j = 0; j < NK; j++) assert_int_equal(u64map_get(&m, keys[j]), want[j]);
+    u64map_free(&m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_put_get_intern_grow),
+        cmocka_unit_test(test_delete_against_oracle),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -115,6 +115,45 @@ static void test_online_update(void **s) {
     retr_free(r);
 }
 
+/* A long stream of small batches: signatures keep moving items between LSH
+ * buckets (many of them singletons that empty). Every add must succeed and
+ * every item must stay findable from an item it shares all users with. */
+static void test_streaming_adds_stay_consistent(void **s) {
+    (void)s;
+    enum { NI = 400, BATCH = 16, ROUNDS = 300 };
+    retr_minhash_config c = {.name = "stream", .bands = 8, .rows = 2, .seed = 5};
+    retr *r = NULL;
+    mr_err e = {0};
+    assert_int_equal(retr_minhash_create(&r, &c, &e), 0);
+    mr_rng g;
+    mr_rng_seed(&g, 6);
+    int64_t u[2 * BATCH], it[2 * BATCH];
+    for (int round = 0; round < ROUNDS; round++) {
+        for (int j = 0; j < BATCH; j++) {   /* items 2i and 2i+1 always share the user */
+            int64_t user = (int64_t)mr_rng_below(&g, 100000), item = 2 * (int64_t)mr_rng_below(&g, NI / 2);
+            u[2 * j] = u[2 * j + 1] = user;
+            it[2 * j] = item;
+            it[2 * j + 1] = item + 1;
+        }
+        int rc = retr_minhash_add(r, u, it, 2 * BATCH, &e);
+        if (rc) fail_msg("round %d: %s", round, e.msg);
+    }
+    int64_t ids[4];
+    float sc[4];
+    int found = 0, seeded = 0;
+    for (int64_t i = 0; i < NI; i += 2) {
+        if (retr_minhash_similarity(r, i, i + 1) == 0) continue;   /* never drawn */
+        seeded++;
+        assert_true(retr_minhash_similarity(r, i, i + 1) == 1.0);
+        retr_user usr = {.recent = &i, .n_recent = 1};
+        assert_int_equal(retr_search(r, NULL, 0, 1, 4, &usr, ids, sc, &e), 0);
+        found += ids[0] == i + 1;
+    }
+    assert_true(seeded > NI / 4);
+    assert_int_equal(found, seeded);
+    retr_free(r);
+}
+
 static void test_bad_input(void **s) {
     (void)s;
     retr *r = NULL;
@@ -177,6 +216,7 @@ int main(void) {
         cmocka_unit_test(test_finds_cooccurring_items),
         cmocka_unit_test(test_recency_weights),
         cmocka_unit_test(test_online_update),
+        cmocka_unit_test(test_streaming_adds_stay_consistent),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_save_load),
     };
