@@ -224,8 +224,14 @@ int moe_dataset_read(moe_dataset **out, const moe_model *m, const char *path, co
             }
             if (vec_push(&y, &v) || vec_push(&mask, &mk)) goto oom;
         }
-        if (tcol >= 0) {
-            double t = strtod(fields[tcol], NULL);
+        if (tcol >= 0) { /* a row without a time cannot be placed by a time split */
+            char *end;
+            double t = strtod(fields[tcol], &end);
+            if (end == fields[tcol] || *end || !isfinite(t)) {
+                rc = mr_err_set(e, MR_EINVAL, "%s:%ld: time column '%s' holds '%.32s', not a finite number", path,
+                                lineno, time_col, fields[tcol]);
+                goto done;
+            }
             if (vec_push(&tv, &t)) goto oom;
         }
         n++;
@@ -306,6 +312,25 @@ int moe_dataset_split(const moe_dataset *d, double val_frac, int by_time_flag, u
     for (long i = 0; i < n; i++) idx[i] = i;
     if (by_time_flag && d->time) {
         qsort_r(idx, (size_t)n, sizeof(long), by_time, d->time);
+        /* rows sharing the boundary time all go to validation: training
+         * holds only rows strictly earlier than every validation row */
+        if (nv > 0)
+            while (nv < n && d->time[idx[n - nv - 1]] == d->time[idx[n - nv]]) nv++;
+        if (nv >= n) {
+            double t0 = d->time[idx[0]];
+            free(idx);
+            free(*tr);
+            free(*va);
+            return mr_err_set(e, MR_EINVAL, "time split: every row has the boundary time %g, no training rows", t0);
+        }
+        long *grown = realloc(*va, sizeof(long) * (size_t)nv + 1);
+        if (!grown) {
+            free(idx);
+            free(*tr);
+            free(*va);
+            return mr_err_set(e, MR_ENOMEM, "out of memory");
+        }
+        *va = grown;
     } else {
         mr_rng r;
         mr_rng_seed(&r, seed);

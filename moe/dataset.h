@@ -31,7 +31,8 @@ typedef struct moe_dataset {
 } moe_dataset;
 
 /* Read path (CSV, or TSV when the header has a tab) for model m. time_col
- * may be NULL; max_rows <= 0 reads everything. */
+ * may be NULL (a value that is not a finite number is an error naming the
+ * line); max_rows <= 0 reads everything. */
 int moe_dataset_read(moe_dataset **out, const moe_model *m, const char *path, const char *time_col,
                      long max_rows, mr_err *e);
 /* An empty dataset of n rows with no categorical values, for callers that
@@ -40,8 +41,10 @@ int moe_dataset_alloc(moe_dataset **out, const moe_model *m, long n, mr_err *e);
 void moe_dataset_free(moe_dataset *d);
 
 /* Split rows into train and validation: time-ordered (the latest val_frac
- * by time, ties by row) when by_time and d->time, else a seeded random
- * split. *tr and *va are malloc'd index arrays. */
+ * by time; rows tied with the boundary time also go to validation, so every
+ * training row is strictly earlier than every validation row) when by_time
+ * and d->time, else a seeded random split. *tr and *va are malloc'd index
+ * arrays. */
 int moe_dataset_split(const moe_dataset *d, double val_frac, int by_time, uint64_t seed, long **tr,
                       long *ntr, long **va, long *nva, mr_err *e);
 

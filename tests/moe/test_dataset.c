@@ -163,11 +163,45 @@ static void test_random_split(void **st) {
     moe_model_free(m);
 }
 
+static void test_time_split_boundary_ties(void **st) {
+    (void)st;
+    moe_model *m = make();
+    mr_err e;
+    moe_dataset *d = NULL;
+    /* times 30 (rows 1, 4) straddle the 60% cut: both must be validation */
+    write_file("uid,item,genre,age,price,click,rating,dwell,ts\n"
+               "a,i,g,1,1,1,1,1,20\nb,i,g,1,1,0,1,1,30\nc,i,g,1,1,1,1,1,10\n"
+               "d,i,g,1,1,0,1,1,40\ne,i,g,1,1,1,1,1,30\n");
+    assert_int_equal(moe_dataset_read(&d, m, g_path, "ts", 0, &e), 0);
+    unlink(g_path);
+    long *tr, *va, ntr, nva;
+    assert_int_equal(moe_dataset_split(d, 0.4, 1, 1, &tr, &ntr, &va, &nva, &e), 0);
+    assert_int_equal(ntr, 2);
+    assert_int_equal(nva, 3);
+    double tmax = -1, vmin = 1e9;
+    for (long i = 0; i < ntr; i++) tmax = d->time[tr[i]] > tmax ? d->time[tr[i]] : tmax;
+    for (long i = 0; i < nva; i++) vmin = d->time[va[i]] < vmin ? d->time[va[i]] : vmin;
+    assert_true(tmax < vmin); /* no training row at or after a validation row's time */
+    free(tr);
+    free(va);
+    /* every row at one time: no training rows left, an error */
+    for (long i = 0; i < d->n; i++) d->time[i] = 5;
+    assert_int_equal(moe_dataset_split(d, 0.4, 1, 1, &tr, &ntr, &va, &nva, &e), MR_EINVAL);
+    moe_dataset_free(d);
+    /* a time that is not a number is an error naming the line, not time 0 */
+    write_file("uid,item,genre,age,price,click,rating,dwell,ts\na,i,g,1,1,1,1,1,20\nb,i,g,1,1,0,1,1,\n");
+    assert_int_equal(moe_dataset_read(&d, m, g_path, "ts", 0, &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, ":3: time column 'ts'"));
+    unlink(g_path);
+    moe_model_free(m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_read_csv),
         cmocka_unit_test(test_tsv_and_errors),
         cmocka_unit_test(test_random_split),
+        cmocka_unit_test(test_time_split_boundary_ties),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
