@@ -255,6 +255,7 @@ static int train_main(int argc, char **argv) {
     moe_dataset *d = NULL;
     long *tr = NULL, *va = NULL, ntr = 0, nva = 0;
     int status = 1;
+    uint64_t init_seed = c.o.seed;
     if (moe_model_from_json(&m, text, c.o.seed, &e)) goto fail;
     if (m->train_json) {
         train_cli file = c;
@@ -265,6 +266,11 @@ static int train_main(int argc, char **argv) {
         if ((rc = parse_args(&c, argc, argv))) { /* the command line wins */
             status = rc;
             goto out;
+        }
+        if (c.o.seed != init_seed) { /* train.seed seeds the initialisation too, as --seed does */
+            moe_model_free(m);
+            m = NULL;
+            if (moe_model_from_json(&m, text, c.o.seed, &e)) goto fail;
         }
     }
     if (c.init) {

@@ -51,6 +51,17 @@ grep -q '"train"' "$dir/models/1/model.json" || fail "train section kept"
 "$moerec" train --model-json "$dir/model.json" --data "$dir/data.csv" --out "$dir/models" --epochs 1 --quiet \
   --init "$dir/models/1" | grep -q '/models/2"' || fail "second version / --init"
 
+# train.seed in model.json seeds the initialisation exactly as --seed does
+sed 's/"patience": 6}/"patience": 6, "seed": 7}/' "$dir/model.json" > "$dir/model_s7.json"
+"$moerec" train --model-json "$dir/model_s7.json" --data "$dir/data.csv" --out "$dir/s7a" --epochs 1 --quiet \
+  --threads 1 > /dev/null
+"$moerec" train --model-json "$dir/model_s7.json" --data "$dir/data.csv" --out "$dir/s7b" --epochs 1 --quiet \
+  --threads 1 --seed 7 > /dev/null
+"$moerec" train --model-json "$dir/model_s7.json" --data "$dir/data.csv" --out "$dir/s1" --epochs 1 --quiet \
+  --threads 1 --seed 1 > /dev/null
+cmp -s "$dir/s7a/1/weights.safetensors" "$dir/s7b/1/weights.safetensors" || fail "train.seed 7 != --seed 7"
+cmp -s "$dir/s7a/1/weights.safetensors" "$dir/s1/1/weights.safetensors" && fail "--seed 1 == train.seed 7"
+
 sed 's/"experts": 3/"experts": 4/' "$dir/model.json" > "$dir/model4.json"
 if "$moerec" train --model-json "$dir/model4.json" --data "$dir/data.csv" --out "$dir/models" --epochs 1 \
      --quiet --init "$dir/models/1" 2> "$dir/err"; then
