@@ -150,7 +150,9 @@ static int parse_arch(json_t *a, moe_model *m, moe_arch *arch, mr_err *e) {
         arch->n_groups = 0;
         for (int k = 0; k < m->n_tasks; k++) {
             json_t *g = json_array_get(tg, (size_t)k);
-            if (!json_is_integer(g)) return mr_err_set(e, MR_EINVAL, "model.json: arch.task_groups[%d] must be an integer", k);
+            if (!json_is_integer(g) || json_integer_value(g) < 0 || json_integer_value(g) >= m->n_tasks)
+                return mr_err_set(e, MR_EINVAL, "model.json: arch.task_groups[%d] must be an integer in [0, %d]", k,
+                                  m->n_tasks - 1);
             arch->task_group[k] = (int)json_integer_value(g);
             if (arch->task_group[k] + 1 > arch->n_groups) arch->n_groups = arch->task_group[k] + 1;
         }

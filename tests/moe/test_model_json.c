@@ -66,6 +66,9 @@ static void test_errors_name_the_field(void **st) {
     expect_error("{\"type\":\"mmoe\",\"gate\":{\"type\":\"topp\",\"p\":2}}", "gate.p");
     expect_error("{\"type\":\"mmoe\",\"expert_hidden\":[0]}", "arch.expert_hidden[0]");
     expect_error("{\"type\":\"home\",\"task_groups\":[0,1]}", "arch.task_groups");
+    /* a huge group id is refused by range, not overflowed into n_groups */
+    expect_error("{\"type\":\"home\",\"task_groups\":[0,0,2147483647]}", "arch.task_groups[2] must be");
+    expect_error("{\"type\":\"home\",\"task_groups\":[0,-1,0]}", "arch.task_groups[1] must be");
     expect_error("{\"type\":\"mmoe\",\"activation\":\"tanh\"}", "arch.activation");
     expect_error("[1]", "arch is required");
     moe_model *d = NULL;
