@@ -1,6 +1,6 @@
 /* metrics.c — AUC by sorting scores once and summing positive ranks
- * (Mann-Whitney U), with tied scores sharing their average rank; log loss
- * and MSE in double precision. */
+ * (Mann-Whitney U), with tied scores sharing their average rank (NaN
+ * scores rank lowest, tied together); log loss and MSE in double precision. */
 #include "moe/metrics.h"
 
 #include <math.h>
@@ -10,9 +10,16 @@ typedef struct sy {
     float s, y;
 } sy;
 
-static int by_score(const void *a, const void *b) {
-    float x = ((const sy *)a)->s, y = ((const sy *)b)->s;
+/* NaN scores (a diverged model) rank below every number and tie with each
+ * other, so the comparator stays a total order for qsort. */
+static int cmp_score(float x, float y) {
+    int nx = isnan(x), ny = isnan(y);
+    if (nx || ny) return ny - nx;
     return (x > y) - (x < y);
+}
+
+static int by_score(const void *a, const void *b) {
+    return cmp_score(((const sy *)a)->s, ((const sy *)b)->s);
 }
 
 double moe_auc(const float *score, const float *y, const float *mask, long n) {
@@ -25,7 +32,7 @@ double moe_auc(const float *score, const float *y, const float *mask, long n) {
     double npos = 0, rank_sum = 0;
     for (long i = 0; i < m;) {
         long j = i;
-        while (j < m && v[j].s == v[i].s) j++;
+        while (j < m && cmp_score(v[j].s, v[i].s) == 0) j++;
         double avg = (double)(i + 1 + j) / 2.0; /* ranks i+1 .. j */
         for (long k = i; k < j; k++)
             if (v[k].y > 0.5f) {

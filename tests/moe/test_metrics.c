@@ -44,6 +44,12 @@ static void test_auc_edges(void **st) {
     assert_true(moe_auc(s, y0, NULL, 4) == 0.5); /* one class only */
     float same[4] = {1, 1, 1, 1};
     assert_true(moe_auc(same, y1, NULL, 4) == 0.5);
+    /* NaN scores rank below every number and tie with each other: a total
+     * order, so the result does not depend on qsort's visiting order */
+    float sn[6] = {NAN, 0.2f, NAN, 0.9f, 0.1f, NAN}, yn[6] = {1, 0, 0, 1, 1, 0};
+    /* ranks: NaN x3 tie at 2 (rows 0, 2, 5), 0.1 -> 4, 0.2 -> 5, 0.9 -> 6;
+     * positives rows 0, 3, 4: ranks 2 + 6 + 4 = 12; U = 12 - 6 = 6; AUC 6/9 */
+    assert_true(fabs(moe_auc(sn, yn, NULL, 6) - 6.0 / 9.0) < 1e-12);
 }
 
 static void test_logloss_mse(void **st) {
