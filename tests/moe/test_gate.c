@@ -38,6 +38,19 @@ static void test_topp_cutoff(void **st) {
     /* p = 1 keeps everything even if rounding leaves the sum below 1 */
     s.p = 1.0f;
     assert_int_equal(moe_gate_route_row(kept, q, 4, &s), 4);
+    /* ties go to the lower index, for top-k and for top-p alike */
+    float t[5] = {0.1f, 0.3f, 0.1f, 0.3f, 0.2f};
+    moe_gate_spec k2 = {.kind = MOE_GATE_TOPK, .k = 3};
+    assert_int_equal(moe_gate_route_row(kept, t, 5, &k2), 3);
+    uint8_t want_k[5] = {0, 1, 0, 1, 1};
+    assert_memory_equal(kept, want_k, 5);
+    k2.k = 4; /* 0.1 at index 0 and 2: index 0 wins */
+    assert_int_equal(moe_gate_route_row(kept, t, 5, &k2), 4);
+    uint8_t want_k4[5] = {1, 1, 0, 1, 1};
+    assert_memory_equal(kept, want_k4, 5);
+    moe_gate_spec p2 = {.kind = MOE_GATE_TOPP, .p = 0.25f}; /* first 0.3 exceeds: only index 1 */
+    assert_int_equal(moe_gate_route_row(kept, t, 5, &p2), 1);
+    assert_int_equal(kept[1], 1);
 }
 
 static moe_gate make_gate(moe_gate_spec spec, int n_choice, int in_dim, float *w) {

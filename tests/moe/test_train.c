@@ -50,24 +50,38 @@ static void make(moe_model **m, moe_dataset **d, const char *arch, const char *e
     (*d)->cat_rows[0] = rows;
 }
 
+/* An MMoE model and its data split 80/20 with numeric statistics fitted on
+ * the training rows; flip_val inverts the validation labels. */
+static void make_split(moe_model **m, moe_dataset **d, long **tr, long *ntr, long **va, long *nva, int flip_val) {
+    mr_err e;
+    make(m, d, "mmoe", "");
+    assert_int_equal(moe_dataset_split(*d, 0.2, 0, 1, tr, ntr, va, nva, &e), 0);
+    for (long i = 0; flip_val && i < *nva; i++)
+        for (int k = 0; k < 2; k++) (*d)->y[(*va)[i] * 2 + k] = 1.0f - (*d)->y[(*va)[i] * 2 + k];
+    moe_dataset_fit_numeric(*d, *m, *tr, *ntr);
+}
+
+/* Options under which the problem is learnt in a few epochs. */
+static void learn_opts(moe_train_opts *o, int epochs, int patience) {
+    moe_train_defaults(o);
+    o->epochs = epochs;
+    o->batch = 64;
+    o->lr = 5e-3f;
+    o->emb_lr = 2e-2f;
+    o->patience = patience;
+}
+
 static void test_learns(void **st) {
     (void)st;
     moe_model *m;
     moe_dataset *d;
-    make(&m, &d, "mmoe", "");
     long *tr, *va, ntr, nva;
     mr_err e;
-    assert_int_equal(moe_dataset_split(d, 0.2, 0, 1, &tr, &ntr, &va, &nva, &e), 0);
-    moe_dataset_fit_numeric(d, m, tr, ntr);
+    make_split(&m, &d, &tr, &ntr, &va, &nva, 0);
     float unused_before[32 * 4];
     memcpy(unused_before, m->tables[0].data + 32 * 4, sizeof unused_before);
     moe_train_opts o;
-    moe_train_defaults(&o);
-    o.epochs = 8;
-    o.batch = 64;
-    o.lr = 5e-3f;
-    o.emb_lr = 2e-2f;
-    o.patience = 8;
+    learn_opts(&o, 8, 8);
     moe_train_result res;
     assert_int_equal(moe_train(m, d, tr, ntr, va, nva, &o, &res, &e), 0);
     print_message("best epoch %d/%d: pos auc %.4f, odd auc %.4f, val loss %.4f, %.0f samples/s\n", res.best_epoch,
@@ -123,6 +137,33 @@ static void test_deterministic_any_threads(void **st) {
     moe_dataset_free(d2);
 }
 
+/* Validation labels are the opposite of the training rule, so validation
+ * loss is best after the first epoch and worsens after it: training must
+ * stop early and hand back the first epoch's weights, not the last ones. */
+static void test_early_stopping_restores_best(void **st) {
+    (void)st;
+    moe_model *m;
+    moe_dataset *d;
+    long *tr, *va, ntr, nva;
+    mr_err e;
+    make_split(&m, &d, &tr, &ntr, &va, &nva, 1);
+    moe_train_opts o;
+    learn_opts(&o, 10, 2);
+    o.threads = 1;
+    moe_train_result res;
+    assert_int_equal(moe_train(m, d, tr, ntr, va, nva, &o, &res, &e), 0);
+    print_message("best epoch %d of %d run, best val loss %.4f\n", res.best_epoch, res.epochs_run, res.best.loss);
+    assert_int_equal(res.best_epoch, 1);
+    assert_int_equal(res.epochs_run, 1 + o.patience); /* stopped early */
+    moe_eval ev;
+    assert_int_equal(moe_evaluate(m, d, va, nva, 100, NULL, &ev, &e), 0);
+    assert_true(fabs(ev.loss - res.best.loss) < 1e-6); /* epoch 1's weights are back */
+    free(tr);
+    free(va);
+    moe_dataset_free(d);
+    moe_model_free(m);
+}
+
 static void test_bad_options(void **st) {
     (void)st;
     moe_model *m;
@@ -145,6 +186,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_learns),
         cmocka_unit_test(test_deterministic_any_threads),
+        cmocka_unit_test(test_early_stopping_restores_best),
         cmocka_unit_test(test_bad_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
