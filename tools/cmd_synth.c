@@ -36,6 +36,13 @@ static void synth_usage(FILE *f) {
             "  --quiet            no progress line\n");
 }
 
+/* fclose that also reports a write error met earlier (a full disk fails an
+ * fprintf, while the final flush may still succeed). */
+static int synth_close(FILE *f) {
+    int bad = ferror(f);
+    return fclose(f) || bad ? -1 : 0;
+}
+
 static int synth_write_items(const char *path, const synth_data *s) {
     FILE *f = fopen(path, "w");
     if (!f) return -1;
@@ -47,7 +54,7 @@ static int synth_write_items(const char *path, const synth_data *s) {
         for (int c = 0; c < s->cfg.d; c++) fprintf(f, ",%.6g", s->item_emb[(size_t)i * s->cfg.d + c]);
         fputc('\n', f);
     }
-    return fclose(f);
+    return synth_close(f);
 }
 
 static int synth_write_events(const char *path, const synth_data *s, int quiet) {
@@ -63,7 +70,7 @@ static int synth_write_events(const char *path, const synth_data *s, int quiet) 
         mr_progress_update(&p, (uint64_t)u + 1, NULL);
     }
     mr_progress_end(&p, (uint64_t)s->cfg.n_users, NULL);
-    return fclose(f);
+    return synth_close(f);
 }
 
 static int synth_write_samples(const char *path, const synth_data *s) {
@@ -73,7 +80,7 @@ static int synth_write_samples(const char *path, const synth_data *s) {
     for (int x = 0; x < s->n_samples; x++)
         fprintf(f, "%u,%u,%lld,%d,%.4f\n", s->s_user[x], s->s_item[x],
                 (long long)(synth_ts(s->s_pos[x]) - 1), (int)s->s_label[x], s->s_prob[x]);
-    return fclose(f);
+    return synth_close(f);
 }
 
 static int synth_main(int argc, char **argv) {
