@@ -71,6 +71,17 @@ static int opt_json(train_cli *c, const char *json_text) {
     json_t *v;
     json_object_foreach(t, k, v) {
         double x = json_number_value(v);
+        int text = !strcmp(k, "emb_opt") || !strcmp(k, "split") || !strcmp(k, "time_column");
+        if (text ? !json_is_string(v) : !json_is_number(v)) {
+            fprintf(stderr, "moerec train: model.json train.%s must be a %s\n", k, text ? "string" : "number");
+            json_decref(t);
+            return -1;
+        }
+        if (!strcmp(k, "emb_opt") && strcmp(json_string_value(v), "adam") && strcmp(json_string_value(v), "adagrad")) {
+            fprintf(stderr, "moerec train: model.json train.emb_opt '%s' (adam, adagrad)\n", json_string_value(v));
+            json_decref(t);
+            return -1;
+        }
         if (!strcmp(k, "epochs")) c->o.epochs = (int)x;
         else if (!strcmp(k, "batch")) c->o.batch = (int)x;
         else if (!strcmp(k, "lr")) c->o.lr = (float)x;

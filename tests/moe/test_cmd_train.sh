@@ -62,6 +62,18 @@ sed 's/"patience": 6}/"patience": 6, "seed": 7}/' "$dir/model.json" > "$dir/mode
 cmp -s "$dir/s7a/1/weights.safetensors" "$dir/s7b/1/weights.safetensors" || fail "train.seed 7 != --seed 7"
 cmp -s "$dir/s7a/1/weights.safetensors" "$dir/s1/1/weights.safetensors" && fail "--seed 1 == train.seed 7"
 
+# a mistyped train option is refused, not silently replaced by a default
+sed 's/"patience": 6}/"patience": 6, "emb_opt": "sgd"}/' "$dir/model.json" > "$dir/model_sgd.json"
+if "$moerec" train --model-json "$dir/model_sgd.json" --data "$dir/data.csv" --out "$dir/bad" --quiet 2> "$dir/err"; then
+  fail "train.emb_opt sgd accepted"
+fi
+grep -q "train.emb_opt 'sgd'" "$dir/err" || fail "emb_opt message: $(cat "$dir/err")"
+sed 's/"epochs": 6/"epochs": "6"/' "$dir/model.json" > "$dir/model_str.json"
+if "$moerec" train --model-json "$dir/model_str.json" --data "$dir/data.csv" --out "$dir/bad" --quiet 2> "$dir/err"; then
+  fail "train.epochs as a string accepted"
+fi
+grep -q "train.epochs must be a number" "$dir/err" || fail "epochs message: $(cat "$dir/err")"
+
 sed 's/"experts": 3/"experts": 4/' "$dir/model.json" > "$dir/model4.json"
 if "$moerec" train --model-json "$dir/model4.json" --data "$dir/data.csv" --out "$dir/models" --epochs 1 \
      --quiet --init "$dir/models/1" 2> "$dir/err"; then
