@@ -4,7 +4,8 @@
  * Events and rows are sorted by (user, time, original index) once; then
  * each user's events are replayed into one sdim_seq while walking that
  * user's rows in time order, pushing the events that precede each row as
- * one batch. Sorting is O((E + R) log(E + R)); the replay touches each
+ * one batch (at most its newest l_max matter, so at most 2 l_max are
+ * buffered). Sorting is O((E + R) log(E + R)); the replay touches each
  * event once.
  */
 #include "moe/sdim_join.h"
@@ -69,6 +70,14 @@ int sdim_join(const sdim_hasher *h, int l_max, int short_n, const sdim_events *e
         for (; j < ev->n && ek[j].user == cur && ek[j].ts < row->ts; j++) {
             const float *x = vec(ev->item[ek[j].idx], ctx);
             if (!x) continue;
+            if (np == cap && cap >= 2L * l_max) {
+                /* Of a batch longer than l_max only the newest l_max are ever
+                 * added (sdim_seq_push trims the rest and every kept event
+                 * alike), so older pending ones can go: the same operations,
+                 * with memory bounded by 2 l_max rows, not the user's history. */
+                memmove(buf, buf + (size_t)(np - l_max) * d, sizeof(float) * (size_t)l_max * d);
+                np = l_max;
+            }
             if (np == cap) {
                 float *nb = mr_floats_alloc((size_t)cap * 2 * d);
                 if (!nb) {

@@ -143,6 +143,41 @@ static void test_future_events_do_not_leak(void **state) {
     mr_floats_free(b);
 }
 
+/* A user with far more than l_max events before a row: the join keeps at
+ * most 2 l_max pending events in memory, and its blocks are bit-identical
+ * to pushing each row's whole batch of preceding events into sdim_seq. */
+static void test_long_history_bounded_buffer_same_ops(void **state) {
+    fx *f = *state;
+    enum { LE = 3000, LR = 3, LMAX = 10 };
+    uint64_t *eu = malloc(LE * sizeof *eu), *ei = malloc(LE * sizeof *ei);
+    int64_t *et = malloc(LE * sizeof *et);
+    for (int i = 0; i < LE; i++) eu[i] = 5, ei[i] = (uint64_t)((i * 7) % NI), et[i] = i;
+    uint64_t ru[LR] = {5, 5, 5}, ri[LR] = {3, 4, 8};
+    int64_t rt[LR] = {1500, 2999, 3100};
+    float out[LR * 2 * D], want[LR * 2 * D], rec[SHORT * D];
+    const sdim_events ev = {LE, eu, ei, et};
+    assert_int_equal(sdim_join(f->h, LMAX, SHORT, &ev, ru, ri, rt, LR, item_vec, f, out, 2 * D, NULL), 0);
+    sdim_seq *s;
+    assert_int_equal(sdim_seq_create(&s, f->h, LMAX, NULL), 0);
+    float *x = mr_floats_alloc((size_t)LE * D);
+    int at = 0;
+    for (int r = 0; r < LR; r++) {
+        int n = 0;
+        for (; at < LE && et[at] < rt[r]; at++)
+            if (item_vec(ei[at], f)) memcpy(x + (size_t)n++ * D, item_vec(ei[at], f), sizeof(float) * D);
+        assert_int_equal(sdim_seq_push(s, x, n, NULL), 0);
+        int k = sdim_seq_recent(s, SHORT, rec);
+        assert_int_equal(sdim_feature_extra(f->h, s->table, rec, k, item_vec(ri[r], f), 1,
+                                            want + r * 2 * D, 2 * D, NULL), 0);
+    }
+    assert_memory_equal(out, want, sizeof want);
+    sdim_seq_free(s);
+    mr_floats_free(x);
+    free(eu);
+    free(ei);
+    free(et);
+}
+
 static void test_bad_args(void **state) {
     fx *f = *state;
     const sdim_events ev = {NE, f->eu, f->ei, f->et};
@@ -159,6 +194,7 @@ int main(void) {
         cmocka_unit_test(test_equals_brute_force_no_trims),
         cmocka_unit_test(test_equals_brute_force_with_trims),
         cmocka_unit_test(test_future_events_do_not_leak),
+        cmocka_unit_test(test_long_history_bounded_buffer_same_ops),
         cmocka_unit_test(test_bad_args),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
