@@ -119,7 +119,10 @@ int router_n_pilots(const router *rt, int expert);
 int router_build_pilots(router *rt, const float *x, const int *best, int64_t n, int k_per_expert,
                         mr_err *e);
 /* Pilots + routing settings, saved beside the model version; load matches
- * experts by name (experts absent from the file keep no pilots). */
+ * experts by name; experts absent from the file keep the pilots they had
+ * (none on a fresh router). On an error, experts read before it already
+ * have their new pilots: load into a fresh router and discard it on
+ * failure. */
 int router_save(const router *rt, const char *path, mr_err *e);
 int router_load_pilots(router *rt, const char *path, mr_err *e);
 
