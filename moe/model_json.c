@@ -284,6 +284,9 @@ static int parse_tasks(json_t *ts, moe_model *m, mr_err *e) {
         TRY(check_keys(t, where, keys, e));
         moe_task *k = &m->tasks[m->n_tasks];
         TRY(get_str(t, "name", where, NULL, k->name, sizeof k->name, e));
+        for (int j = 0; j < m->n_tasks; j++)
+            if (!strcmp(m->tasks[j].name, k->name))
+                return mr_err_set(e, MR_EINVAL, "model.json: %s.name '%s' is used twice", where, k->name);
         TRY(get_str(t, "kind", where, "binary", kind, sizeof kind, e));
         if (!strcmp(kind, "binary")) k->kind = MOE_TASK_BINARY;
         else if (!strcmp(kind, "regression")) k->kind = MOE_TASK_REGRESSION;

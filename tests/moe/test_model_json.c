@@ -71,6 +71,13 @@ static void test_errors_name_the_field(void **st) {
     expect_error("{\"type\":\"home\",\"task_groups\":[0,-1,0]}", "arch.task_groups[1] must be");
     expect_error("{\"type\":\"mmoe\",\"activation\":\"tanh\"}", "arch.activation");
     expect_error("[1]", "arch is required");
+    /* two tasks of one name: the server looks tasks up by name */
+    moe_model *dup = NULL;
+    mr_err dupe;
+    assert_int_equal(moe_model_from_json(&dup, "{\"tasks\":[{\"name\":\"a\"},{\"name\":\"a\"}],"
+                                               "\"features\":{\"extra_dim\":1},\"arch\":{\"type\":\"mmoe\"}}", 1, &dupe),
+                     MR_EINVAL);
+    assert_non_null(strstr(dupe.msg, "tasks[1].name 'a' is used twice"));
     moe_model *d = NULL;
     mr_err de;
     assert_int_equal(moe_model_from_json(&d, "{\"tasks\":[{\"name\":\"a\",\"loss_weight\":2,\"loss_decay\":0.5}],"
