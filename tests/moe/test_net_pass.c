@@ -296,6 +296,23 @@ static void test_pool_and_row_independence(void **st) {
     assert_int_equal(moe_net_backward(&p1, n, g1, NULL, dlogit, NULL, &e), 0);
     assert_int_equal(moe_net_backward(&p2, n, g2, NULL, dlogit, pool, &e), 0);
     assert_memory_equal(g1, g2, (size_t)n->n_params * sizeof(float));
+    /* backward accumulates (+=) into grads and dx: a second call on the same
+     * pass adds the same gradient again */
+    float *dx1 = mr_floats_alloc(NB * IN), *dx2 = mr_floats_alloc(NB * IN);
+    float *g3 = mr_floats_alloc((size_t)n->n_params);
+    assert_int_equal(moe_net_backward(&p1, n, g3, dx1, dlogit, NULL, &e), 0);
+    assert_int_equal(moe_net_backward(&p1, n, g1, dx2, dlogit, NULL, &e), 0);
+    assert_int_equal(moe_net_backward(&p1, n, g1, dx2, dlogit, NULL, &e), 0);
+    long nz = 0;
+    for (long i = 0; i < n->n_params; i++) {
+        nz += g2[i] != 0.0f;
+        assert_true(fabsf(g1[i] - 3.0f * g2[i]) <= 1e-5f * (1.0f + fabsf(g2[i])));
+    }
+    assert_true(nz > n->n_params / 2);
+    for (int i = 0; i < NB * IN; i++) assert_true(fabsf(dx2[i] - 2.0f * dx1[i]) <= 1e-5f * (1.0f + fabsf(dx1[i])));
+    mr_floats_free(dx1);
+    mr_floats_free(dx2);
+    mr_floats_free(g3);
     /* row 17 alone scores as in the batch (to rounding of the sgemm blocking) */
     assert_int_equal(moe_net_forward(&p2, n, x + 17 * IN, 1, 0, NULL, &e), 0);
     for (int k = 0; k < T; k++) assert_true(fabsf(p2.logit[k][0] - p1.logit[k][17]) < 1e-4f);
