@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "index/behaviour_int.h"
 #include "index/emb_codec.h"
@@ -254,6 +255,7 @@ static int beh_append_user(behaviour *b, rocksdb_writebatch_t *wb, uint64_t user
     if (!oldest || (first_new && beh_event_cmp(first_new, oldest) < 0)) oldest = first_new;
     s.n_events = (uint32_t)(total - r);
     s.next_seq += k;
+    s.write_s = (uint32_t)((mr_unix_ms() + 999) / 1000); /* rounded up: never expires early */
     if (oldest) {
         s.oldest_ts = oldest->ts;
         s.oldest_seq = oldest->seq;

@@ -72,6 +72,14 @@ int behaviour_append(behaviour *b, const behaviour_event *ev, size_t n, mr_err *
 int behaviour_rebuild(behaviour *b, const uint64_t *users, size_t n, mr_err *e);
 int behaviour_rebuild_all(behaviour *b, uint64_t *n_users, mr_err *e);
 
+/* User TTL (store_config.user_ttl_s > 0): delete the events and the SDIM
+ * row of every user with no append for user_ttl_s at now_ms (unix ms).
+ * user_state_get already reports such users as having no table; this
+ * reclaims the space (store_expire does the profiles). Each user is
+ * re-checked under its lock, so a concurrent append is never lost.
+ * *n_users (may be NULL) gets the number of users removed. */
+int behaviour_expire(behaviour *b, int64_t now_ms, uint64_t *n_users, mr_err *e);
+
 /* A user's kept events, oldest first: up to cap into out; *n gets the count
  * returned. O(L): for tools and tests, not the serving path. */
 int behaviour_events(behaviour *b, uint64_t user, behaviour_event *out, size_t cap, size_t *n,

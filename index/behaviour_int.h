@@ -34,6 +34,7 @@ typedef struct beh_state {
     int64_t oldest_ts;  /* key of the oldest kept event (valid if n_events) */
     uint64_t oldest_seq;
     int64_t newest_ts;  /* newest kept event time */
+    uint32_t write_s;   /* unix seconds of the last append: user TTL */
 } beh_state;
 
 /* One event row, decoded. */

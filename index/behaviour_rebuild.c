@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "index/behaviour_int.h"
 #include "index/emb_codec.h"
 
@@ -100,6 +101,7 @@ static int beh_rebuild_user(behaviour *b, uint64_t user, mr_err *e) {
         s.n_events++;
     }
     if (max_seq > s.next_seq) s.next_seq = max_seq;
+    if (s.write_s == 0) s.write_s = (uint32_t)((mr_unix_ms() + 999) / 1000); /* a rebuild is not an append */
     emb_key_encode(user, key);
     if (s.n_events == 0) {
         rocksdb_writebatch_delete_cf(wb, st->cf[STORE_CF_SDIM], (const char *)key, 8);

@@ -73,7 +73,7 @@ int beh_event_parse(const behaviour *b, const char *k, size_t klen, const char *
 size_t beh_state_bytes(const behaviour *b) { return BEH_STATE_HDR + b->table_bytes + 4; }
 
 void beh_state_encode(const behaviour *b, const beh_state *s, const void *table, uint8_t *out) {
-    uint32_t magic = BEH_STATE_MAGIC, cells = (uint32_t)(b->table_bytes / 4), zero = 0;
+    uint32_t magic = BEH_STATE_MAGIC, cells = (uint32_t)(b->table_bytes / 4);
     memcpy(out, &magic, 4);
     memcpy(out + 4, &s->n_events, 4);
     memcpy(out + 8, &s->next_seq, 8);
@@ -81,7 +81,7 @@ void beh_state_encode(const behaviour *b, const beh_state *s, const void *table,
     memcpy(out + 24, &s->oldest_seq, 8);
     memcpy(out + 32, &s->newest_ts, 8);
     memcpy(out + 40, &cells, 4);
-    memcpy(out + 44, &zero, 4);
+    memcpy(out + 44, &s->write_s, 4);
     memcpy(out + BEH_STATE_HDR, table, b->table_bytes);
     size_t n = BEH_STATE_HDR + b->table_bytes;
     uint32_t sum = XXH32(out, n, 0);
@@ -105,6 +105,7 @@ int beh_state_decode(const behaviour *b, const char *v, size_t vlen, beh_state *
     memcpy(&s->oldest_ts, v + 16, 8);
     memcpy(&s->oldest_seq, v + 24, 8);
     memcpy(&s->newest_ts, v + 32, 8);
+    memcpy(&s->write_s, v + 44, 4);
     if (table) memcpy(table, v + BEH_STATE_HDR, b->table_bytes);
     return 0;
 }
@@ -238,6 +239,11 @@ int user_state_get(behaviour *b, uint64_t user, user_state *out, mr_err *e) {
     if (!rc && vals[1] && (rc = beh_state_decode(b, vals[1], vsz[1], &s, NULL, e))) {
         atomic_fetch_add(&st->ctr.corrupt_rows, 1);
         mr_err_wrap(e, "SDIM row of user %llu", (unsigned long long)user);
+    }
+    if (!rc && vals[1] && store_expired((int64_t)s.write_s * 1000, st->cfg.user_ttl_s, mr_unix_ms())) {
+        atomic_fetch_add(&st->ctr.expired_rows, 1); /* no append for user_ttl_s: gone */
+        free(vals[1]);
+        vals[1] = NULL;
     }
     if (!rc) {
         size_t tb = vals[1] ? b->table_bytes : 0, pb = pdata ? plen : 0;

@@ -13,6 +13,7 @@
 #include <rocksdb/c.h>
 #include <cmocka.h>
 
+#include "common/clock.h"
 #include "common/rng.h"
 #include "index/behaviour.h"
 #include "index/emb_codec.h"
@@ -344,6 +345,57 @@ static void test_corrupt_state_row_repaired(void **state) {
     check_against_oracle(f, 1e-4f);
 }
 
+/* User TTL: no append for user_ttl_s -> the table reads as absent at once,
+ * behaviour_expire deletes events and table, and a later append starts the
+ * user afresh. */
+static void test_user_ttl(void **state) {
+    fx *f = *state;
+    behaviour_close(f->b);
+    store_close(f->st);
+    store_config c;
+    store_config_init(&c);
+    c.user_ttl_s = 1;
+    assert_int_equal(store_open(&f->st, f->dir, &c, NULL), 0);
+    mr_err e;
+    f->b = open_beh(f->st, 12, 3, &e);
+    assert_non_null(f->b);
+    behaviour_event ev[9];
+    for (int i = 0; i < 9; i++) ev[i] = (behaviour_event){(uint64_t)(i % 3), (uint64_t)i, 10 + i, 0};
+    int64_t t0 = mr_unix_ms();
+    assert_int_equal(behaviour_append(f->b, ev, 9, NULL), 0);
+    uint64_t n = 99;
+    assert_int_equal(behaviour_expire(f->b, mr_unix_ms(), &n, NULL), 0);
+    user_state us;
+    assert_int_equal(user_state_get(f->b, 1, &us, NULL), 0);
+    if (mr_unix_ms() - t0 < 900) { /* unless this host stalled for a second */
+        assert_int_equal(n, 0);
+        assert_non_null(us.table);
+        assert_int_equal(us.n_events, 3);
+    }
+    user_state_release(&us);
+    int64_t t1 = mr_unix_ms();
+    while (mr_unix_ms() <= t1 + 2100) usleep(50 * 1000); /* past the TTL in whole seconds */
+    assert_int_equal(user_state_get(f->b, 1, &us, NULL), 0);
+    assert_null(us.table); /* expired on the read path */
+    user_state_release(&us);
+    assert_int_equal(behaviour_expire(f->b, mr_unix_ms(), &n, NULL), 0);
+    assert_int_equal(n, 3);
+    size_t got;
+    behaviour_event out[8];
+    for (uint64_t u = 0; u < 3; u++) {
+        assert_int_equal(behaviour_events(f->b, u, out, 8, &got, NULL), 0);
+        assert_int_equal(got, 0);
+    }
+    assert_int_equal(behaviour_expire(f->b, mr_unix_ms(), &n, NULL), 0);
+    assert_int_equal(n, 0);
+    /* user 2 comes back: a fresh sequence that matches the oracle */
+    uint64_t arrival = 0;
+    for (int i = 0; i < 4; i++) ev[i] = (behaviour_event){2, (uint64_t)(20 + i), 100 + i, 0};
+    assert_int_equal(behaviour_append(f->b, ev, 4, NULL), 0);
+    oracle_append(f, ev, 4, &arrival);
+    check_against_oracle(f, 1e-4f);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_incremental_equals_oracle_and_rebuild, setup, teardown),
@@ -351,6 +403,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_rebuild_after_retrain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_input_and_parameters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_state_row_repaired, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_user_ttl, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
