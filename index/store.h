@@ -10,7 +10,7 @@
  *   emb_store_get / emb_store_put         batched rows: cache -> tier -> RocksDB
  *   item_store_get / item_store_put       item feature blobs (cached)
  *   user_store_put / user_state_get       user profile + SDIM bucket table
- *   behaviour_append / behaviour_rebuild  events with incremental SDIM tables
+ *   behaviour_append / behaviour_rebuild / behaviour_expire  (behaviour.h)
  *   store_checkpoint / store_catch_up / store_expire / store_stats
  * Layouts of every key and value: docs/storage.md.
  *
