@@ -195,7 +195,8 @@ int moe_dataset_read(moe_dataset **out, const moe_model *m, const char *path, co
                 char *end = sep ? strchr(v, sep) : NULL;
                 size_t len = end ? (size_t)(end - v) : strlen(v);
                 uint64_t r[IDHASH_MAX_ROWS];
-                int nr = moe_model_value_rows(m, i, v, len, r);
+                /* an empty piece ("a||b", "|a") is no value, as an empty cell is */
+                int nr = len ? moe_model_value_rows(m, i, v, len, r) : 0;
                 for (int j = 0; j < nr; j++) {
                     uint32_t r32 = (uint32_t)r[j];
                     if (vec_push(&rows[i], &r32)) goto oom;

@@ -188,6 +188,14 @@ static void test_time_split_boundary_ties(void **st) {
     for (long i = 0; i < d->n; i++) d->time[i] = 5;
     assert_int_equal(moe_dataset_split(d, 0.4, 1, 1, &tr, &ntr, &va, &nva, &e), MR_EINVAL);
     moe_dataset_free(d);
+    /* empty pieces of a multi-valued cell are no values: "|Drama||" = "Drama" */
+    write_file("uid,item,genre,age,price,click,rating,dwell,ts\na,i,|Drama||,1,1,1,1,1,20\nb,i,Drama,1,1,0,1,1,30\n");
+    assert_int_equal(moe_dataset_read(&d, m, g_path, "ts", 0, &e), 0);
+    unlink(g_path);
+    assert_int_equal(d->cat_off[2][1], 2); /* one value, two rows (double hashing) */
+    assert_int_equal(d->cat_off[2][2] - d->cat_off[2][1], 2);
+    assert_memory_equal(d->cat_rows[2], d->cat_rows[2] + 2, 2 * sizeof(uint32_t));
+    moe_dataset_free(d);
     /* a time that is not a number is an error naming the line, not time 0 */
     write_file("uid,item,genre,age,price,click,rating,dwell,ts\na,i,g,1,1,1,1,1,20\nb,i,g,1,1,0,1,1,\n");
     assert_int_equal(moe_dataset_read(&d, m, g_path, "ts", 0, &e), MR_EINVAL);
