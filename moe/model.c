@@ -31,7 +31,10 @@ void moe_model_free(moe_model *m) {
     free(m);
 }
 
-int moe_model_from_json(moe_model **out, const char *json_text, uint64_t seed, mr_err *e) {
+/* Build from model.json; init_tables = 0 leaves the tables zero (a load
+ * overwrites every row, and drawing normals for a table of 10^8 floats costs
+ * seconds on every reload). */
+static int model_build(moe_model **out, const char *json_text, uint64_t seed, int init_tables, mr_err *e) {
     *out = NULL;
     moe_model *m = calloc(1, sizeof *m);
     if (!m) return mr_err_set(e, MR_ENOMEM, "moe_model: out of memory");
@@ -58,13 +61,17 @@ int moe_model_from_json(moe_model **out, const char *json_text, uint64_t seed, m
             rc = mr_err_set(e, MR_ENOMEM, "table '%s': cannot allocate %ld x %d floats", t->name, t->rows, t->dim);
             goto err;
         }
-        mr_rng_fill_normal(&r, t->data, t->rows * t->dim, 0.05f);
+        if (init_tables) mr_rng_fill_normal(&r, t->data, t->rows * t->dim, 0.05f);
     }
     *out = m;
     return 0;
 err:
     moe_model_free(m);
     return rc;
+}
+
+int moe_model_from_json(moe_model **out, const char *json_text, uint64_t seed, mr_err *e) {
+    return model_build(out, json_text, seed, 1, e);
 }
 
 static char *read_text(const char *path, mr_err *e) {
@@ -122,7 +129,7 @@ int moe_model_load(moe_model **out, const char *dir, mr_err *e) {
     char *text = read_text(path, e);
     if (!text) return e ? e->code : MR_EINTERNAL;
     moe_model *m = NULL;
-    int rc = moe_model_from_json(&m, text, 0, e);
+    int rc = model_build(&m, text, 0, 0, e);
     free(text);
     if (rc) {
         mr_err_wrap(e, "%s", path);
