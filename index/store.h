@@ -49,7 +49,7 @@ typedef struct store_config {
     size_t max_value_bytes;     /* largest item/profile blob; 0 = 1 MiB */
     int mmap_reads;             /* read SST files through mmap (default 1) */
     int64_t user_ttl_s;         /* users not written for this long expire; 0 = never */
-    const store_tier *tier;     /* optional shared tier between cache and DB */
+    const store_tier *tier;     /* optional shared tier (kept: must outlive the store) */
 } store_config;
 
 /* Defaults: primary, sync off, 256 MiB cache, 64 shards, mmap reads. */
