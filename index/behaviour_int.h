@@ -11,7 +11,7 @@
 #include "index/store_int.h"
 
 #define BEH_STRIPES 256             /* user lock stripes */
-#define BEH_STATE_MAGIC 0x5D1A0001u /* sdim row: magic + version */
+#define BEH_STATE_MAGIC 0x5D1A0002u /* sdim row: magic + version 2 (XXH3) */
 #define BEH_STATE_HDR 48u           /* bytes before the table */
 #define BEH_EVENT_KEY 24u           /* user, biased ts, seq: all big-endian */
 #define BEH_FLAG_ADDED 1u           /* the event's embedding is in the table */
