@@ -17,28 +17,44 @@
 
 #define ST_MAX_HEADER (100u << 20) /* the Python reader's own limit */
 
-static int read_all(const char *path, unsigned char **buf, size_t *len, mr_err *e) {
+/* Read the file's header bytes into *hdr (malloc'd, *hlen bytes) and its
+ * data section straight into the aligned *data buffer (*datalen bytes): the
+ * data is never held twice, so loading a model of S bytes peaks at S plus
+ * the header, not 2S. */
+static int read_parts(const char *path, char **hdr, uint64_t *hlen, float **data, size_t *datalen, mr_err *e) {
     FILE *f = fopen(path, "rb");
     if (!f) return mr_err_set(e, errno == ENOENT ? MR_ENOTFOUND : MR_EINTERNAL, "%s: %s", path, strerror(errno));
-    if (fseek(f, 0, SEEK_END) != 0) goto io;
-    long sz = ftell(f);
-    if (sz < 0 || fseek(f, 0, SEEK_SET) != 0) goto io;
-    *buf = malloc((size_t)sz + 1);
-    if (!*buf) {
-        fclose(f);
-        return mr_err_set(e, MR_ENOMEM, "%s: cannot allocate %ld bytes", path, sz);
+    int rc = 0;
+    long sz;
+    unsigned char lenb[8];
+    if (fseek(f, 0, SEEK_END) != 0 || (sz = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) goto io;
+    size_t len = (size_t)sz;
+    if (len < 8) {
+        rc = mr_err_set(e, MR_ECORRUPT, "%s: %zu bytes, too short for a safetensors header", path, len);
+        goto done;
     }
-    if (fread(*buf, 1, (size_t)sz, f) != (size_t)sz) {
-        free(*buf);
-        *buf = NULL;
-        goto io;
+    if (fread(lenb, 1, 8, f) != 8) goto io;
+    *hlen = 0;
+    for (int i = 7; i >= 0; i--) *hlen = (*hlen << 8) | lenb[i];
+    if (*hlen > ST_MAX_HEADER || *hlen > len - 8) {
+        rc = mr_err_set(e, MR_ECORRUPT, "%s: header length %llu does not fit the %zu-byte file", path,
+                        (unsigned long long)*hlen, len);
+        goto done;
     }
-    fclose(f);
-    *len = (size_t)sz;
-    return 0;
+    *datalen = len - 8 - (size_t)*hlen;
+    *hdr = malloc((size_t)*hlen + 1);
+    *data = mr_floats_alloc(*datalen / sizeof(float) + 1);
+    if (!*hdr || !*data) {
+        rc = mr_err_set(e, MR_ENOMEM, "%s: cannot allocate %zu bytes", path, len);
+        goto done;
+    }
+    if (fread(*hdr, 1, (size_t)*hlen, f) != (size_t)*hlen || fread(*data, 1, *datalen, f) != *datalen) goto io;
+    goto done;
 io:
+    rc = mr_err_set(e, MR_EINTERNAL, "%s: read failed: %s", path, ferror(f) ? strerror(errno) : "short read");
+done:
     fclose(f);
-    return mr_err_set(e, MR_EINTERNAL, "%s: read failed: %s", path, strerror(errno));
+    return rc;
 }
 
 void moe_st_free(moe_st_file *f) {
@@ -108,38 +124,28 @@ static int parse_entry(moe_st_entry *en, span *sp, const char *name, json_t *v, 
 
 int moe_st_read(moe_st_file *out, const char *path, mr_err *e) {
     memset(out, 0, sizeof *out);
-    unsigned char *raw = NULL;
-    size_t len = 0;
+    char *raw_hdr = NULL;
+    float *data = NULL;
+    uint64_t hlen = 0;
+    size_t datalen = 0;
     json_t *hdr = NULL;
     span *spans = NULL;
-    int rc = read_all(path, &raw, &len, e);
-    if (rc) return rc;
-    if (len < 8) {
-        rc = mr_err_set(e, MR_ECORRUPT, "%s: %zu bytes, too short for a safetensors header", path, len);
-        goto done;
-    }
-    uint64_t hlen = 0;
-    for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | raw[i];
-    if (hlen > ST_MAX_HEADER || hlen > len - 8) {
-        rc = mr_err_set(e, MR_ECORRUPT, "%s: header length %llu does not fit the %zu-byte file", path,
-                        (unsigned long long)hlen, len);
-        goto done;
-    }
+    int rc = read_parts(path, &raw_hdr, &hlen, &data, &datalen, e);
+    out->buf = data; /* owned by out from here: moe_st_free releases it */
+    if (rc) goto done;
     json_error_t je;
-    hdr = json_loadb((const char *)raw + 8, (size_t)hlen, 0, &je);
+    hdr = json_loadb(raw_hdr, (size_t)hlen, 0, &je);
     if (!json_is_object(hdr)) {
         rc = mr_err_set(e, MR_ECORRUPT, "%s: header is not a JSON object (%s)", path, hdr ? "" : je.text);
         goto done;
     }
-    size_t datalen = len - 8 - (size_t)hlen, nent = json_object_size(hdr);
+    size_t nent = json_object_size(hdr);
     out->entries = calloc(nent + 1, sizeof *out->entries);
     spans = calloc(nent + 1, sizeof *spans);
-    out->buf = mr_floats_alloc(datalen / sizeof(float) + 1);
-    if (!out->entries || !spans || !out->buf) {
+    if (!out->entries || !spans) {
         rc = mr_err_set(e, MR_ENOMEM, "%s: out of memory", path);
         goto done;
     }
-    memcpy(out->buf, raw + 8 + hlen, datalen);
     out->nbytes = datalen;
     const char *key;
     json_t *v;
@@ -173,7 +179,7 @@ done:
     if (rc) moe_st_free(out);
     json_decref(hdr);
     free(spans);
-    free(raw);
+    free(raw_hdr);
     return rc;
 }
 
