@@ -33,6 +33,29 @@ typedef struct train_cli {
     sdim_csv_opts sdim;  /* --sdim-*: long-behaviour extra block (moe/sdim_join.h) */
 } train_cli;
 
+/* mkdir -p: 0 when path is a directory afterwards. */
+static int mkdir_p(const char *path) {
+    char p[4096];
+    if (snprintf(p, sizeof p, "%s", path) >= (int)sizeof p) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    for (char *s = p + 1; *s; s++) {
+        if (*s != '/') continue;
+        *s = '\0';
+        if (mkdir(p, 0755) != 0 && errno != EEXIST) return -1;
+        *s = '/';
+    }
+    if (mkdir(p, 0755) != 0 && errno != EEXIST) return -1;
+    struct stat st;
+    if (stat(p, &st) != 0) return -1;
+    if (!S_ISDIR(st.st_mode)) {
+        errno = ENOTDIR;
+        return -1;
+    }
+    return 0;
+}
+
 static void usage(FILE *f) {
     fprintf(f,
             "usage: moerec train --model-json FILE --data FILE --out DIR [options]\n\n"
@@ -299,6 +322,12 @@ static int train_main(int argc, char **argv) {
             memcpy(m->tables[i].data, w->tables[i].data, sizeof(float) * (size_t)(m->tables[i].rows * m->tables[i].dim));
         moe_model_free(w);
     }
+    /* The output folder first (with its parents): a bad --out fails before
+     * minutes of training, not after. */
+    if (mkdir_p(c.out) != 0) {
+        fprintf(stderr, "moerec train: --out %s: %s\n", c.out, strerror(errno));
+        goto out;
+    }
     mr_blas_set_threads(1); /* parallelism comes from the expert/tower pool */
     if (moe_dataset_read(&d, m, c.data, c.time_col[0] ? c.time_col : NULL, c.max_rows, &e)) goto fail;
     if (c.sdim.events_path && sdim_join_csv(d, c.data, c.max_rows, &c.sdim, &e)) goto fail;
@@ -308,10 +337,6 @@ static int train_main(int argc, char **argv) {
             ntr, nva, moe_arch_kind_name(m->net->arch.kind), m->net->n_params, m->n_tables);
     moe_train_result res;
     if (moe_train(m, d, tr, ntr, va, nva, &c.o, &res, &e)) goto fail;
-    if (mkdir(c.out, 0755) != 0 && errno != EEXIST) {
-        fprintf(stderr, "moerec train: %s: %s\n", c.out, strerror(errno));
-        goto out;
-    }
     char dir[4096], latest[4096];
     int version = c.version;
     if (version < 0) {
