@@ -193,19 +193,22 @@ int mr_handle_score(mr_call_ctx *ctx, const ProtobufCMessage *req, ProtobufCMess
         rc = mr_err_set(err, MR_ENOMEM, "request memory exhausted scoring %d candidates", n);
         goto done;
     }
+    /* Later writes replace earlier ones, so the order is the precedence of
+     * docs/api.md: ids, user/context features, stored item features, the
+     * candidate's own features. */
     if ((rc = mr_model_scorer_get(ref, &s, err)) || (rc = moe_scorer_begin(s, n, err)) ||
-        (rc = apply_id(s, m, MOE_ALL_ROWS, "user_id", r->user_id, err)) ||
-        (rc = apply_features(s, m, MOE_ALL_ROWS, r->user_features, "user_features", 1, err)) ||
+        (rc = apply_id(s, m, MOE_ALL_ROWS, "user_id", r->user_id, err)))
+        goto done;
+    for (int i = 0; i < n; i++)
+        if ((rc = apply_id(s, m, i, "item_id", r->candidates[i]->item_id, err))) goto done;
+    if ((rc = apply_features(s, m, MOE_ALL_ROWS, r->user_features, "user_features", 1, err)) ||
         (rc = apply_features(s, m, MOE_ALL_ROWS, r->context_features, "context_features", 1, err)))
         goto done;
     if (be && (rc = apply_stored(s, m, be, ctx->arena, r, err))) goto done;
     for (int i = 0; i < n; i++) {
-        const Moerec__V1__Candidate *c = r->candidates[i];
         char where[48];
         snprintf(where, sizeof where, "candidates[%d].features", i);
-        if ((rc = apply_id(s, m, i, "item_id", c->item_id, err)) ||
-            (rc = apply_features(s, m, i, c->features, where, 1, err)))
-            goto done;
+        if ((rc = apply_features(s, m, i, r->candidates[i]->features, where, 1, err))) goto done;
     }
     if (m->extra_dim > 0 && (rc = apply_sdim(s, m, be, ctx->arena, r, &behaviour_length, err)))
         goto done;

@@ -9,13 +9,13 @@
 #include "server/server.h"
 
 #define RPC(svc, name, req, resp, fn) \
-    {"/" svc "/" name, &req##__descriptor, &resp##__descriptor, fn, 0}
+    {"/" svc "/" name, &req##__descriptor, &resp##__descriptor, fn, 0, 0}
 
 const mr_method mr_methods[] = {
     RPC("grpc.health.v1.Health", "Check", grpc__health__v1__health_check_request,
         grpc__health__v1__health_check_response, mr_handle_health_check),
     {"/grpc.health.v1.Health/Watch", &grpc__health__v1__health_check_request__descriptor,
-     &grpc__health__v1__health_check_response__descriptor, NULL, 1},
+     &grpc__health__v1__health_check_response__descriptor, NULL, 1, 0},
     RPC("moerec.v1.Recommender", "Recommend", moerec__v1__recommend_request,
         moerec__v1__recommend_response, NULL),
     RPC("moerec.v1.Recommender", "Score", moerec__v1__score_request, moerec__v1__score_response,
@@ -28,8 +28,10 @@ const mr_method mr_methods[] = {
         moerec__v1__append_events_response, mr_handle_append_events),
     RPC("moerec.v1.Recommender", "GetModelInfo", moerec__v1__get_model_info_request,
         moerec__v1__get_model_info_response, mr_handle_get_model_info),
-    RPC("moerec.v1.Admin", "Reload", moerec__v1__reload_request, moerec__v1__reload_response,
-        mr_handle_admin_reload),
+    /* Reload reads a whole model (seconds for a large one): offloaded so it
+     * never stalls the calls queued behind it on a completion queue. */
+    {"/moerec.v1.Admin/Reload", &moerec__v1__reload_request__descriptor,
+     &moerec__v1__reload_response__descriptor, mr_handle_admin_reload, 0, 1},
     RPC("moerec.v1.Admin", "Stats", moerec__v1__stats_request, moerec__v1__stats_response,
         mr_handle_admin_stats),
 };

@@ -10,7 +10,10 @@
  *              unknown or unbuilt -> finish UNIMPLEMENTED; else RECV_MESSAGE
  *   T_RECV     decode into the call's arena (bounded) -> handler -> encode
  *              -> one batch: SEND_INITIAL_METADATA + SEND_MESSAGE +
- *              SEND_STATUS_FROM_SERVER + RECV_CLOSE_ON_SERVER
+ *              SEND_STATUS_FROM_SERVER + RECV_CLOSE_ON_SERVER. A method
+ *              marked offload (Reload: seconds of file reading) runs that
+ *              step on a detached thread so the queue keeps serving; the
+ *              server's shutdown waits for every call, offloaded ones too.
  *   T_FINISH   record stats, free the call
  * Health Watch is the one streaming call: it sends the current status, then
  * stays open (RECV_CLOSE_ON_SERVER pending) until the client leaves or the
@@ -61,6 +64,7 @@ struct call {
     int cancelled;              /* from RECV_CLOSE_ON_SERVER */
     int method_index;           /* -1 when unknown */
     const mr_method *method;
+    const ProtobufCMessage *req; /* decoded request (offload threads) */
     mr_arena arena;
     int arena_exhausted;
     uint64_t start_ns;
@@ -277,25 +281,19 @@ static ProtobufCMessage *decode(call *c) {
 
 static void watch_start(call *c, const ProtobufCMessage *req);
 
-static void on_recv(call *c, int ok) {
-    if (!ok) { /* client went away before sending */
-        finish_error(c, GRPC_STATUS_CANCELLED, "cancelled");
-        return;
-    }
-    ProtobufCMessage *req = decode(c);
-    if (!req) return;
+/* Handler -> encode -> finish, on a queue worker or an offload thread:
+ * nothing else touches the call until finish() queues T_FINISH. */
+static void run_handler(call *c, const ProtobufCMessage *req) {
     mr_err err;
     mr_err_clear(&err);
-    if (mr_validate_message(req, &c->srv->cfg, &err) != MR_OK) {
-        finish_error(c, GRPC_STATUS_INVALID_ARGUMENT, err.msg);
-        return;
-    }
-    if (c->method->server_streaming) {
-        watch_start(c, req);
-        return;
-    }
     mr_call_ctx ctx = {c->srv, &c->arena, c->method->path, c->start_ns,
                        deadline_ms(&c->details.deadline)};
+    /* A call that waited in the queue past its deadline: the client has
+     * gone, so do not spend the work (it matters most under overload). */
+    if (ctx.deadline_ms && mr_unix_ms() >= ctx.deadline_ms) {
+        finish_error(c, GRPC_STATUS_DEADLINE_EXCEEDED, "deadline exceeded before the call ran");
+        return;
+    }
     ProtobufCMessage *resp = NULL;
     int rc = c->method->handler(&ctx, req, &resp, &err);
     if (rc != MR_OK) {
@@ -316,6 +314,43 @@ static void on_recv(call *c, int ok) {
     grpc_slice_unref(out);
     set_status(c, GRPC_STATUS_OK, NULL);
     finish(c);
+}
+
+static void *offload_main(void *arg) {
+    call *c = arg;
+    run_handler(c, c->req);
+    return NULL;
+}
+
+static void on_recv(call *c, int ok) {
+    if (!ok) { /* client went away before sending */
+        finish_error(c, GRPC_STATUS_CANCELLED, "cancelled");
+        return;
+    }
+    ProtobufCMessage *req = decode(c);
+    if (!req) return;
+    mr_err err;
+    mr_err_clear(&err);
+    if (mr_validate_message(req, &c->srv->cfg, &err) != MR_OK) {
+        finish_error(c, GRPC_STATUS_INVALID_ARGUMENT, err.msg);
+        return;
+    }
+    if (c->method->server_streaming) {
+        watch_start(c, req);
+        return;
+    }
+    if (c->method->offload) { /* a detached thread; shutdown waits for the call */
+        c->req = req;
+        pthread_attr_t at;
+        pthread_t th;
+        pthread_attr_init(&at);
+        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+        int e = pthread_create(&th, &at, offload_main, c);
+        pthread_attr_destroy(&at);
+        if (e == 0) return;
+        mr_warn("server: no thread for %s (%d): running it on the queue", c->method->path, e);
+    }
+    run_handler(c, req);
 }
 
 static void on_finish(call *c) {
@@ -381,12 +416,20 @@ static void watch_start(call *c, const ProtobufCMessage *req) {
     close_op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
     close_op.data.recv_close_on_server.cancelled = &c->cancelled;
     pthread_mutex_lock(&s->watch_mu);
-    if (grpc_call_start_batch(c->call, ops, 2, &c->tags[T_WATCH_SENT], NULL) != GRPC_CALL_OK ||
-        grpc_call_start_batch(c->call, &close_op, 1, &c->tags[T_WATCH_CLOSED], NULL) !=
-            GRPC_CALL_OK) {
-        pthread_mutex_unlock(&s->watch_mu);
+    int sent = grpc_call_start_batch(c->call, ops, 2, &c->tags[T_WATCH_SENT], NULL) == GRPC_CALL_OK;
+    int closing = grpc_call_start_batch(c->call, &close_op, 1, &c->tags[T_WATCH_CLOSED], NULL) ==
+                  GRPC_CALL_OK;
+    if (!sent || !closing) {
+        /* Only a batch that was queued brings an event: free the call now
+         * if none was, else when that one completes (cancelled first, so it
+         * cannot stay open unlisted, out of reach of the drain). */
         mr_warn("server: could not start health Watch stream");
-        call_free(c); /* both batches fail together only before any was queued */
+        c->refs = sent + closing;
+        c->cancelled = 1;
+        int none = c->refs == 0;
+        if (!none) grpc_call_cancel(c->call, NULL); /* under the lock: c lives until its event */
+        pthread_mutex_unlock(&s->watch_mu);
+        if (none) call_free(c);
         return;
     }
     c->refs = 2;

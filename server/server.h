@@ -4,7 +4,8 @@
  * Life cycle: mr_server_create (binds the port) -> mr_server_start (worker
  * threads) -> ... -> mr_server_shutdown (stop accepting, drain in-flight
  * calls up to drain_seconds, then cancel the rest) -> mr_server_free.
- * Handlers run on the completion-queue threads and must be thread-safe.
+ * Handlers run on the completion-queue threads (offload ones on a thread
+ * of their own) and must be thread-safe.
  */
 #ifndef MOEREC_SERVER_SERVER_H
 #define MOEREC_SERVER_SERVER_H
@@ -49,6 +50,8 @@ typedef struct mr_method {
     const ProtobufCMessageDescriptor *response;  /* response message type */
     mr_handler_fn handler;                       /* NULL: UNIMPLEMENTED */
     int server_streaming;                        /* health Watch */
+    int offload;                                 /* may take seconds (Reload): runs on
+                                                    its own thread, never a queue's */
 } mr_method;
 
 int mr_server_create(const mr_server_config *cfg, mr_server **out, mr_err *err);

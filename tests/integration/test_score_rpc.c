@@ -2,11 +2,17 @@
  * server with a model directory: the server's scores equal the in-process
  * scorer's on the same model (bit for bit: same code, same order); bad input
  * gets INVALID_ARGUMENT naming the problem and the server keeps serving;
- * Reload swaps versions without a restart. */
+ * Reload swaps versions without a restart, also while several threads
+ * score (every answer is exactly one version's); expired client deadlines
+ * neither crash nor leak (the teardown's SIGTERM must exit 0, under ASan
+ * too). */
+#include <fcntl.h>
 #include <ftw.h>
 #include <math.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -71,7 +77,7 @@ static int write_version(fixture *f, const char *version, uint64_t seed, moe_mod
     return 0;
 }
 
-static int setup(void **state) {
+static int setup_queues(void **state, const char *queues) {
     fixture *f = calloc(1, sizeof *f);
     *state = f;
     snprintf(f->root, sizeof f->root, "/tmp/moerec-score-XXXXXX");
@@ -79,11 +85,14 @@ static int setup(void **state) {
     snprintf(f->models, sizeof f->models, "%s/models", f->root);
     mkdir(f->models, 0755);
     if (write_version(f, "1", 11, &f->v1)) return -1;
-    const char *args[] = {"--model-dir", f->models, NULL};
+    const char *args[] = {"--model-dir", f->models, "--queues", queues, NULL};
     if (test_server_start(&f->srv, args)) return -1;
     f->ch = test_channel(&f->srv);
     return 0;
 }
+
+static int setup(void **state) { return setup_queues(state, "2"); }
+static int setup_one_queue(void **state) { return setup_queues(state, "1"); }
 
 static int teardown(void **state) {
     fixture *f = *state;
@@ -326,6 +335,220 @@ static void test_reload_swaps_version(void **state) {
     check_parity(f, f->v2, "2");
 }
 
+/* Precedence (docs/api.md): the schema's `item_id` field takes the
+ * candidate's id first, then user/context features override it; so a
+ * context feature `item_id` wins over the candidate's id for every row. */
+static void test_context_overrides_ids(void **state) {
+    fixture *f = *state;
+    req_buf b;
+    build(&b, 4);
+    Moerec__V1__Features ctx = MOEREC__V1__FEATURES__INIT;
+    Moerec__V1__CategoricalFeature item = MOEREC__V1__CATEGORICAL_FEATURE__INIT;
+    Moerec__V1__CategoricalFeature *itemp[1] = {&item};
+    char *val[1] = {"i9"};
+    item.name = "item_id";
+    item.values = val;
+    item.n_values = 1;
+    ctx.categorical = itemp;
+    ctx.n_categorical = 1;
+    b.r.context_features = &ctx;
+    call_result res;
+    Moerec__V1__ScoreResponse *out = score(f, &b.r, &res);
+    assert_int_equal(res.status, GRPC_STATUS_OK);
+    /* in process: every row is item i9 (genres still per candidate) */
+    moe_scorer *s;
+    mr_err e;
+    const moe_model *m = f->v1;
+    assert_int_equal(moe_scorer_create(&s, m, &e), 0);
+    assert_int_equal(moe_scorer_begin(s, 4, &e), 0);
+    int num, fu = moe_model_field(m, "user_id", &num), fi = moe_model_field(m, "item_id", &num);
+    int fg = moe_model_field(m, "genre", &num), fa = moe_model_field(m, "age", &num);
+    const char *u[] = {"u7"}, *it[] = {"i9"};
+    assert_int_equal(moe_scorer_set_cat(s, MOE_ALL_ROWS, fu, u, NULL, 1, &e), 0);
+    assert_int_equal(moe_scorer_set_num(s, MOE_ALL_ROWS, fa, 41, &e), 0);
+    assert_int_equal(moe_scorer_set_cat(s, MOE_ALL_ROWS, fi, it, NULL, 1, &e), 0);
+    for (int i = 1; i < 4; i += 2) {
+        const char *g[] = {i % 4 == 1 ? "drama" : "comedy"};
+        assert_int_equal(moe_scorer_set_cat(s, i, fg, g, NULL, 1, &e), 0);
+    }
+    float tasks[8], sc[4];
+    assert_int_equal(moe_scorer_run(s, tasks, sc, &e), 0);
+    moe_scorer_free(s);
+    for (int i = 0; i < 4; i++) assert_true(out->items[i]->score == sc[i]);
+    assert_true(out->items[0]->score == out->items[2]->score); /* same inputs now */
+    protobuf_c_message_free_unpacked(&out->base, NULL);
+    call_result_free(&res);
+}
+
+/* Scores of version 1 and 2 for the build(&b, 8) request. */
+typedef struct race {
+    fixture *f;
+    float sc[2][8];
+    int calls;          /* per thread */
+    atomic_int ok, seen[2], bad;
+} race;
+
+static void *race_scorer(void *arg) {
+    race *r = arg;
+    req_buf b;
+    build(&b, 8);
+    for (int c = 0; c < r->calls; c++) {
+        ProtobufCMessage *resp;
+        call_result res;
+        if (test_unary(r->f->ch, SCORE, &b.r.base, &moerec__v1__score_response__descriptor, 30,
+                       &resp, &res) || res.status != GRPC_STATUS_OK || !resp) {
+            fprintf(stderr, "score during reload: status %d '%s'\n", (int)res.status, res.details);
+            atomic_fetch_add(&r->bad, 1);
+            call_result_free(&res);
+            continue;
+        }
+        Moerec__V1__ScoreResponse *o = (void *)resp;
+        int v = !strcmp(o->model_version, "demo/1") ? 0 : !strcmp(o->model_version, "demo/2") ? 1 : -1;
+        int same = v >= 0 && o->n_items == 8;
+        for (int i = 0; same && i < 8; i++) same = o->items[i]->score == r->sc[v][i];
+        if (same) {
+            atomic_fetch_add(&r->ok, 1);
+            atomic_fetch_add(&r->seen[v], 1);
+        } else {
+            fprintf(stderr, "score during reload: %s answered other scores\n", o->model_version);
+            atomic_fetch_add(&r->bad, 1);
+        }
+        protobuf_c_message_free_unpacked(resp, NULL);
+        call_result_free(&res);
+    }
+    return NULL;
+}
+
+/* Reload swaps versions back and forth while 4 threads score: every answer
+ * is exactly one version's scores (a freed version would crash the ASan
+ * server or give garbage), and both versions answer. */
+static void test_score_during_reloads(void **state) {
+    fixture *f = *state;
+    if (!f->v2) assert_int_equal(write_version(f, "2", 22, &f->v2), 0);
+    race r;
+    memset(&r, 0, sizeof r);
+    r.f = f;
+    r.calls = 100;
+    float tasks[16];
+    expected(f->v1, 8, tasks, r.sc[0]);
+    expected(f->v2, 8, tasks, r.sc[1]);
+    pthread_t th[4];
+    for (int t = 0; t < 4; t++) assert_int_equal(pthread_create(&th[t], NULL, race_scorer, &r), 0);
+    Moerec__V1__ReloadRequest rq = MOEREC__V1__RELOAD_REQUEST__INIT;
+    int reloads = 0;
+    for (int i = 0; i < 200 && atomic_load(&r.ok) + atomic_load(&r.bad) < 4 * r.calls; i++) {
+        rq.version = i % 2 ? "1" : "2";
+        ProtobufCMessage *resp;
+        call_result res;
+        assert_int_equal(test_unary(f->ch, RELOAD, &rq.base, &moerec__v1__reload_response__descriptor,
+                                    30, &resp, &res), 0);
+        assert_int_equal(res.status, GRPC_STATUS_OK);
+        assert_string_equal(((Moerec__V1__ReloadResponse *)resp)->version, rq.version);
+        protobuf_c_message_free_unpacked(resp, NULL);
+        call_result_free(&res);
+        reloads++;
+    }
+    for (int t = 0; t < 4; t++) pthread_join(th[t], NULL);
+    fprintf(stderr, "score during reloads: %d reloads, %d calls on v1, %d on v2\n", reloads,
+            atomic_load(&r.seen[0]), atomic_load(&r.seen[1]));
+    assert_int_equal(atomic_load(&r.bad), 0);
+    assert_int_equal(atomic_load(&r.ok), 4 * r.calls);
+    assert_true(reloads >= 2);
+    if (reloads >= 20) { /* swaps interleaved with the calls: both versions answered */
+        assert_true(atomic_load(&r.seen[0]) > 0);
+        assert_true(atomic_load(&r.seen[1]) > 0);
+    }
+    /* leave version 2 serving */
+    rq.version = "2";
+    ProtobufCMessage *resp;
+    call_result res;
+    assert_int_equal(test_unary(f->ch, RELOAD, &rq.base, &moerec__v1__reload_response__descriptor, 30,
+                                &resp, &res), 0);
+    assert_int_equal(res.status, GRPC_STATUS_OK);
+    protobuf_c_message_free_unpacked(resp, NULL);
+    call_result_free(&res);
+    check_parity(f, f->v2, "2");
+}
+
+/* Clients whose deadline passes (before, during or after the server's
+ * work) get DEADLINE_EXCEEDED or an answer; the server keeps serving and
+ * later drains cleanly (teardown). */
+static void test_deadline_exceeded(void **state) {
+    fixture *f = *state;
+    req_buf b;
+    build(&b, 8);
+    int expired = 0;
+    for (int i = 0; i < 30; i++) {
+        ProtobufCMessage *resp;
+        call_result res;
+        double timeout = (i % 3) * 0.0005; /* 0, 0.5 ms, 1 ms */
+        assert_int_equal(test_unary(f->ch, SCORE, &b.r.base, &moerec__v1__score_response__descriptor,
+                                    timeout, &resp, &res), 0);
+        assert_true(res.status == GRPC_STATUS_OK || res.status == GRPC_STATUS_DEADLINE_EXCEEDED);
+        expired += res.status == GRPC_STATUS_DEADLINE_EXCEEDED;
+        if (resp) protobuf_c_message_free_unpacked(resp, NULL);
+        call_result_free(&res);
+    }
+    assert_true(expired > 0); /* a zero deadline cannot be met */
+    check_parity(f, f->v2 ? f->v2 : f->v1, f->v2 ? "2" : "1");
+}
+
+typedef struct reload_call {
+    fixture *f;
+    const char *version;
+    call_result res;
+    int rc;
+} reload_call;
+
+static void *reload_thread(void *arg) {
+    reload_call *rc = arg;
+    Moerec__V1__ReloadRequest rq = MOEREC__V1__RELOAD_REQUEST__INIT;
+    rq.version = (char *)rc->version;
+    ProtobufCMessage *resp;
+    rc->rc = test_unary(rc->f->ch, RELOAD, &rq.base, &moerec__v1__reload_response__descriptor, 30,
+                        &resp, &rc->res);
+    if (resp) protobuf_c_message_free_unpacked(resp, NULL);
+    return NULL;
+}
+
+/* A Reload that takes long (here: its model.json is a FIFO nobody writes
+ * yet) must not stall other calls, even on a server with ONE completion
+ * queue: Score and health Check answer while it waits. */
+static void test_slow_reload_does_not_block(void **state) {
+    fixture *f = *state;
+    char dir[256], fifo[300];
+    snprintf(dir, sizeof dir, "%s/demo/5", f->models);
+    assert_int_equal(mkdir(dir, 0755), 0);
+    snprintf(fifo, sizeof fifo, "%s/model.json", dir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    reload_call rc = {f, "5", {0}, -1};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, reload_thread, &rc), 0);
+    usleep(200 * 1000); /* the reload is now blocked opening the FIFO */
+    req_buf b;
+    build(&b, 8);
+    ProtobufCMessage *resp;
+    call_result res;
+    int called = test_unary(f->ch, SCORE, &b.r.base, &moerec__v1__score_response__descriptor, 3,
+                            &resp, &res);
+    grpc_status_code during = res.status;
+    if (resp) protobuf_c_message_free_unpacked(resp, NULL);
+    call_result_free(&res);
+    /* release the reload whatever happened, so the test never hangs */
+    int fd = open(fifo, O_WRONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "{}", 2), 2);
+    close(fd);
+    pthread_join(th, NULL);
+    assert_int_equal(called, 0);
+    if (during != GRPC_STATUS_OK) fail_msg("Score during a slow Reload: status %d", (int)during);
+    assert_int_equal(rc.rc, 0);
+    assert_true(rc.res.status != GRPC_STATUS_OK); /* "{}" is no model */
+    assert_non_null(strstr(rc.res.details, "version 5"));
+    call_result_free(&rc.res);
+    check_parity(f, f->v1, "1");
+}
+
 /* Without --model-dir the ranker RPCs say what is missing. */
 static void test_no_model_dir(void **state) {
     (void)state;
@@ -350,11 +573,16 @@ int main(void) {
     const struct CMUnitTest t[] = {
         cmocka_unit_test(test_score_matches_library),
         cmocka_unit_test(test_bad_requests),
+        cmocka_unit_test(test_context_overrides_ids),
         cmocka_unit_test(test_model_info),
         cmocka_unit_test(test_reload_swaps_version),
+        cmocka_unit_test(test_score_during_reloads),
+        cmocka_unit_test(test_deadline_exceeded),
     };
+    const struct CMUnitTest one_queue[] = {cmocka_unit_test(test_slow_reload_does_not_block)};
     const struct CMUnitTest lone[] = {cmocka_unit_test(test_no_model_dir)};
     int failed = cmocka_run_group_tests_name("score_rpc", t, setup, teardown);
+    failed += cmocka_run_group_tests_name("score_one_queue", one_queue, setup_one_queue, teardown);
     failed += cmocka_run_group_tests_name("score_without_model", lone, NULL, NULL);
     grpc_shutdown();
     return failed;
