@@ -176,14 +176,9 @@ static void test_concurrent_calls(void **state) {
     }
 }
 
-/* Watch: SERVING first; on SIGTERM the server sends NOT_SERVING, closes
- * the stream with OK, and exits 0. */
-static void test_watch_across_drain(void **state) {
-    (void)state;
-    test_server srv;
-    assert_int_equal(test_server_start(&srv, NULL), 0);
-    grpc_channel *ch = test_channel(&srv);
-    grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
+/* Open a health Watch stream on ch (request sent, half-closed, initial
+ * metadata received). */
+static grpc_call *watch_open(grpc_channel *ch, grpc_completion_queue *cq) {
     grpc_slice m = grpc_slice_from_static_string("/grpc.health.v1.Health/Watch");
     grpc_call *call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, m, NULL,
                                                gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
@@ -203,35 +198,90 @@ static void test_watch_across_drain(void **state) {
     ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
     ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
     ops[3].data.recv_initial_metadata.recv_initial_metadata = &md;
-    static int t1, t2, t3;
+    static int t1;
     assert_int_equal(grpc_call_start_batch(call, ops, 4, &t1, NULL), GRPC_CALL_OK);
     assert_int_equal(grpc_completion_queue_pluck(cq, &t1, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type,
                      GRPC_OP_COMPLETE);
-    int seen[2] = {-1, -1};
-    for (int k = 0; k < 2; k++) {
-        grpc_byte_buffer *recv = NULL;
-        grpc_op op;
-        memset(&op, 0, sizeof op);
-        op.op = GRPC_OP_RECV_MESSAGE;
-        op.data.recv_message.recv_message = &recv;
-        assert_int_equal(grpc_call_start_batch(call, &op, 1, &t2, NULL), GRPC_CALL_OK);
-        grpc_event ev = grpc_completion_queue_pluck(
-            cq, &t2, gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_seconds(20, GPR_TIMESPAN)), NULL);
-        assert_int_equal(ev.type, GRPC_OP_COMPLETE);
-        assert_non_null(recv);
-        grpc_byte_buffer_reader r;
-        grpc_byte_buffer_reader_init(&r, recv);
-        grpc_slice all = grpc_byte_buffer_reader_readall(&r);
-        Grpc__Health__V1__HealthCheckResponse *hr = grpc__health__v1__health_check_response__unpack(
-            NULL, GRPC_SLICE_LENGTH(all), GRPC_SLICE_START_PTR(all));
-        assert_non_null(hr);
-        seen[k] = hr->status;
-        grpc__health__v1__health_check_response__free_unpacked(hr, NULL);
-        grpc_slice_unref(all);
-        grpc_byte_buffer_reader_destroy(&r);
-        grpc_byte_buffer_destroy(recv);
-        if (k == 0) kill(srv.pid, SIGTERM); /* begin the drain */
+    grpc_metadata_array_destroy(&md);
+    grpc_byte_buffer_destroy(send);
+    return call;
+}
+
+/* The next status the Watch stream sends (20 s at most). */
+static int watch_next(grpc_call *call, grpc_completion_queue *cq) {
+    grpc_byte_buffer *recv = NULL;
+    grpc_op op;
+    memset(&op, 0, sizeof op);
+    op.op = GRPC_OP_RECV_MESSAGE;
+    op.data.recv_message.recv_message = &recv;
+    static int t2;
+    assert_int_equal(grpc_call_start_batch(call, &op, 1, &t2, NULL), GRPC_CALL_OK);
+    grpc_event ev = grpc_completion_queue_pluck(
+        cq, &t2, gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_seconds(20, GPR_TIMESPAN)), NULL);
+    assert_int_equal(ev.type, GRPC_OP_COMPLETE);
+    assert_non_null(recv);
+    grpc_byte_buffer_reader r;
+    grpc_byte_buffer_reader_init(&r, recv);
+    grpc_slice all = grpc_byte_buffer_reader_readall(&r);
+    Grpc__Health__V1__HealthCheckResponse *hr = grpc__health__v1__health_check_response__unpack(
+        NULL, GRPC_SLICE_LENGTH(all), GRPC_SLICE_START_PTR(all));
+    assert_non_null(hr);
+    int st = hr->status;
+    grpc__health__v1__health_check_response__free_unpacked(hr, NULL);
+    grpc_slice_unref(all);
+    grpc_byte_buffer_reader_destroy(&r);
+    grpc_byte_buffer_destroy(recv);
+    return st;
+}
+
+static void cq_drain_destroy(grpc_completion_queue *cq) {
+    grpc_completion_queue_shutdown(cq);
+    while (grpc_completion_queue_pluck(cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+           GRPC_QUEUE_SHUTDOWN) {
     }
+    grpc_completion_queue_destroy(cq);
+}
+
+/* Watch streams whose clients leave (cancel, or drop the call) while the
+ * server keeps serving: the server frees them (teardown's SIGTERM must exit
+ * 0 without leaks under ASan) and keeps answering. */
+static void test_watch_client_leaves(void **state) {
+    fixture *f = *state;
+    for (int k = 0; k < 6; k++) {
+        grpc_channel *ch = k % 2 ? test_channel(&f->srv) : f->ch;
+        grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
+        grpc_call *call = watch_open(ch, cq);
+        /* SERVING arrived: the stream is open on the server */
+        assert_int_equal(watch_next(call, cq),
+                         GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING);
+        if (k % 3 == 0) grpc_call_cancel(call, NULL);
+        grpc_call_unref(call); /* an open call the client drops is cancelled */
+        cq_drain_destroy(cq);
+        if (ch != f->ch) grpc_channel_destroy(ch);
+    }
+    Grpc__Health__V1__HealthCheckRequest req = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
+    ProtobufCMessage *resp;
+    call_result r;
+    assert_int_equal(test_unary(f->ch, CHECK, &req.base,
+                                &grpc__health__v1__health_check_response__descriptor, 10, &resp, &r), 0);
+    assert_int_equal(r.status, GRPC_STATUS_OK);
+    protobuf_c_message_free_unpacked(resp, NULL);
+    call_result_free(&r);
+}
+
+/* Watch: SERVING first; on SIGTERM the server sends NOT_SERVING, closes
+ * the stream with OK, and exits 0. */
+static void test_watch_across_drain(void **state) {
+    (void)state;
+    test_server srv;
+    assert_int_equal(test_server_start(&srv, NULL), 0);
+    grpc_channel *ch = test_channel(&srv);
+    grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
+    grpc_call *call = watch_open(ch, cq);
+    int seen[2];
+    seen[0] = watch_next(call, cq);
+    kill(srv.pid, SIGTERM); /* begin the drain */
+    seen[1] = watch_next(call, cq);
     assert_int_equal(seen[0], GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING);
     assert_int_equal(seen[1], GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING);
     grpc_status_code st;
@@ -244,19 +294,14 @@ static void test_watch_across_drain(void **state) {
     sop.data.recv_status_on_client.status = &st;
     sop.data.recv_status_on_client.status_details = &details;
     sop.data.recv_status_on_client.trailing_metadata = &trail;
+    static int t3;
     assert_int_equal(grpc_call_start_batch(call, &sop, 1, &t3, NULL), GRPC_CALL_OK);
     grpc_completion_queue_pluck(cq, &t3, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
     assert_int_equal(st, GRPC_STATUS_OK);
     grpc_slice_unref(details);
     grpc_metadata_array_destroy(&trail);
-    grpc_metadata_array_destroy(&md);
-    grpc_byte_buffer_destroy(send);
     grpc_call_unref(call);
-    grpc_completion_queue_shutdown(cq);
-    while (grpc_completion_queue_pluck(cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
-           GRPC_QUEUE_SHUTDOWN) {
-    }
-    grpc_completion_queue_destroy(cq);
+    cq_drain_destroy(cq);
     grpc_channel_destroy(ch);
     int status;
     assert_int_equal(waitpid(srv.pid, &status, 0), srv.pid);
@@ -304,6 +349,7 @@ int main(void) {
         cmocka_unit_test(test_unknown_method_is_unimplemented),
         cmocka_unit_test(test_stats_counts_calls),
         cmocka_unit_test(test_concurrent_calls),
+        cmocka_unit_test(test_watch_client_leaves),
     };
     const struct CMUnitTest standalone[] = {
         cmocka_unit_test(test_watch_across_drain),
