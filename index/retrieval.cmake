@@ -6,3 +6,5 @@ add_library(mr_index_retrieval STATIC ${MR_RETRIEVAL_SOURCES})
 target_include_directories(mr_index_retrieval PUBLIC ${PROJECT_SOURCE_DIR})
 target_link_libraries(mr_index_retrieval PUBLIC mr_common mr_hashing faiss_c_api
                       OpenMP::OpenMP_C Threads::Threads m)
+# retr_set.c reads and writes the retrievers.json manifest.
+target_link_libraries(mr_index_retrieval PUBLIC PkgConfig::JANSSON)
