@@ -11,7 +11,7 @@
  * now under the temporary name, is removed).
  */
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE   /* renameat2 */
+#define _GNU_SOURCE /* renameat2 */
 #endif
 #include "index/retr_set.h"
 
@@ -30,10 +30,10 @@
 #include "index/retr_pop.h"
 
 struct retr_set {
-    retr_set_config cfg;                        /* router defaults resolved */
-    char fallback[RETR_NAME_MAX];               /* cfg.router.fallback points here */
+    retr_set_config cfg;          /* router defaults resolved */
+    char fallback[RETR_NAME_MAX]; /* cfg.router.fallback points here */
     router *rt;
-    retr *ex[ROUTER_MAX_EXPERTS];               /* (n) owned, in router order */
+    retr *ex[ROUTER_MAX_EXPERTS]; /* (n) owned, in router order */
     retr_set_expert_info info[ROUTER_MAX_EXPERTS];
     int n;
 };
@@ -53,9 +53,10 @@ int retr_set_merge_parse(const char *s) {
 }
 
 static const char *retr_set_kind_name(retr_kind k) {
-    return k == RETR_FAISS ? "faiss" : k == RETR_POPULARITY ? "popularity"
-                                     : k == RETR_MINHASH    ? "minhash"
-                                                            : NULL;
+    return k == RETR_FAISS        ? "faiss"
+           : k == RETR_POPULARITY ? "popularity"
+           : k == RETR_MINHASH    ? "minhash"
+                                  : NULL;
 }
 
 static int retr_set_kind_parse(const char *s) {
@@ -71,8 +72,8 @@ static const char *retr_set_kind_ext(retr_kind k) {
 /* A file named in the manifest stays inside the set directory. */
 static int retr_set_file_ok(const char *f) {
     size_t n = strlen(f);
-    return n > 0 && n < RETR_SET_FILE_MAX && !strchr(f, '/') && strcmp(f, ".") &&
-           strcmp(f, "..") && strcmp(f, RETR_SET_MANIFEST) && strcmp(f, RETR_SET_PILOTS);
+    return n > 0 && n < RETR_SET_FILE_MAX && !strchr(f, '/') && strcmp(f, ".") && strcmp(f, "..") &&
+           strcmp(f, RETR_SET_MANIFEST) && strcmp(f, RETR_SET_PILOTS);
 }
 
 /* dir/file into out (PATH_MAX bytes), or MR_EINVAL when too long. */
@@ -129,7 +130,8 @@ int retr_set_create(retr_set **out, const retr_set_config *cfg, mr_pool *pool, m
 void retr_set_free(retr_set *s) {
     if (!s) return;
     router_free(s->rt);
-    for (int i = 0; i < s->n; i++) retr_free(s->ex[i]);
+    for (int i = 0; i < s->n; i++)
+        retr_free(s->ex[i]);
     free(s);
 }
 
@@ -187,6 +189,17 @@ const router_config *retr_set_router_config(const retr_set *s) { return s ? &s->
 
 /* ----------------------------------------------------------------- save */
 
+/* The shortest decimal that reads back as the same float (0.6f is 0.6 in
+ * the manifest, not 0.60000002384185791). */
+static double retr_set_short(float f) {
+    char b[32];
+    for (int digits = 6; digits < 9; digits++) {
+        snprintf(b, sizeof b, "%.*g", digits, (double)f);
+        if ((float)strtod(b, NULL) == f) return strtod(b, NULL);
+    }
+    return (double)f;
+}
+
 static json_t *retr_set_manifest(const retr_set *s) {
     const router_config *c = &s->cfg.router;
     json_t *ex = json_array();
@@ -205,9 +218,9 @@ static json_t *retr_set_manifest(const retr_set *s) {
         }
     }
     json_t *rt = json_pack("{s:f, s:f, s:i, s:s, s:f, s:i, s:i, s:s}", "temperature",
-                           (double)c->temperature, "top_p", (double)c->top_p, "max_experts",
-                           c->max_experts, "merge", retr_set_merge_name(c->merge),
-                           "fallback_weight", (double)c->fallback_weight, "rrf_k", c->rrf_k,
+                           retr_set_short(c->temperature), "top_p", retr_set_short(c->top_p),
+                           "max_experts", c->max_experts, "merge", retr_set_merge_name(c->merge),
+                           "fallback_weight", retr_set_short(c->fallback_weight), "rrf_k", c->rrf_k,
                            "k_max", c->k_max, "pilots", RETR_SET_PILOTS);
     return json_pack("{s:s, s:i, s:i, s:s, s:o, s:o, s:o}", "format", RETR_SET_FORMAT, "version",
                      RETR_SET_VERSION, "dim", s->cfg.dim, "metric",
@@ -232,9 +245,12 @@ static void retr_set_rmdir(const char *dir) {
 static int retr_set_save_expert(retr_set *s, int i, const char *path, mr_err *e) {
     retr *r = s->ex[i];
     switch (r->kind) {
-    case RETR_FAISS: return retr_faiss_save(r, path, e);
-    case RETR_POPULARITY: return retr_pop_save(r, path, e);
-    case RETR_MINHASH: return retr_minhash_save(r, path, e);
+    case RETR_FAISS:
+        return retr_faiss_save(r, path, e);
+    case RETR_POPULARITY:
+        return retr_pop_save(r, path, e);
+    case RETR_MINHASH:
+        return retr_minhash_save(r, path, e);
     }
     return mr_err_set(e, MR_EINVAL, "unknown kind");
 }
@@ -246,7 +262,7 @@ static int retr_set_swap_in(const char *tmp, const char *dir, mr_err *e) {
         return mr_err_set(e, MR_EINTERNAL, "retriever set: rename to %s: %s", dir, strerror(errno));
     if (renameat2(AT_FDCWD, tmp, AT_FDCWD, dir, RENAME_EXCHANGE))
         return mr_err_set(e, MR_EINTERNAL, "retriever set: replace %s: %s", dir, strerror(errno));
-    retr_set_rmdir(tmp);   /* the old set, now under the temporary name */
+    retr_set_rmdir(tmp); /* the old set, now under the temporary name */
     return 0;
 }
 
@@ -254,10 +270,11 @@ int retr_set_save(retr_set *s, const char *dir, mr_err *e) {
     if (!s || !dir || !*dir) return mr_err_set(e, MR_EINVAL, "retr_set_save: NULL argument");
     char tmp[PATH_MAX], p[PATH_MAX];
     size_t dl = strlen(dir);
-    while (dl > 1 && dir[dl - 1] == '/') dl--;
+    while (dl > 1 && dir[dl - 1] == '/')
+        dl--;
     if (snprintf(tmp, sizeof tmp, "%.*s.tmp.%ld", (int)dl, dir, (long)getpid()) >= (int)sizeof tmp)
         return mr_err_set(e, MR_EINVAL, "retriever set: path too long: %s", dir);
-    retr_set_rmdir(tmp);   /* left by a crashed save of this pid */
+    retr_set_rmdir(tmp); /* left by a crashed save of this pid */
     if (mkdir(tmp, 0755))
         return mr_err_set(e, MR_EINTERNAL, "retriever set: mkdir %s: %s", tmp, strerror(errno));
     int rc = 0;
@@ -276,7 +293,8 @@ int retr_set_save(retr_set *s, const char *dir, mr_err *e) {
             rc = MR_EINVAL;
         else if (!m)
             rc = mr_err_set(e, MR_ENOMEM, "retriever set: out of memory building the manifest");
-        else if (json_dump_file(m, p, JSON_INDENT(2) | JSON_PRESERVE_ORDER))
+        else if (json_dump_file(m, p,
+                                JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9)))
             rc = mr_err_set(e, MR_EINTERNAL, "retriever set: cannot write %s", p);
         json_decref(m);
     }
@@ -297,7 +315,8 @@ static int retr_set_known(json_t *o, const char *const *keys, const char *where,
     json_t *v;
     json_object_foreach(o, k, v) {
         int ok = 0;
-        for (int i = 0; keys[i] && !ok; i++) ok = strcmp(k, keys[i]) == 0;
+        for (int i = 0; keys[i] && !ok; i++)
+            ok = strcmp(k, keys[i]) == 0;
         if (!ok)
             return mr_err_set(e, MR_ECORRUPT, "%s: unknown field \"%s\" in %s", path, k, where);
     }
@@ -344,10 +363,11 @@ static const char *retr_set_str(json_t *o, const char *key, const char *where, c
 /* Top level and router settings -> cfg (fallback copied into fb). */
 static int retr_set_parse_head(json_t *m, const char *path, retr_set_config *cfg, char *fb,
                                mr_err *e) {
-    static const char *const top[] = {"format",   "version",  "dim",    "metric",
-                                      "experts",  "fallback", "router", NULL};
-    static const char *const rkeys[] = {"temperature", "top_p", "max_experts", "merge",
-                                        "fallback_weight", "rrf_k", "k_max", "pilots", NULL};
+    static const char *const top[] = {"format",  "version",  "dim",    "metric",
+                                      "experts", "fallback", "router", NULL};
+    static const char *const rkeys[] = {"temperature", "top_p",           "max_experts",
+                                        "merge",       "fallback_weight", "rrf_k",
+                                        "k_max",       "pilots",          NULL};
     int rc = 0, ver = 0;
     const char *s;
     if (!json_is_object(m)) return RETR_SET_BAD("%s: not a JSON object", path);
@@ -390,7 +410,8 @@ static int retr_set_parse_head(json_t *m, const char *path, retr_set_config *cfg
     json_t *mg = json_object_get(r, "merge");
     if (mg) {
         int mm = json_is_string(mg) ? retr_set_merge_parse(json_string_value(mg)) : -1;
-        if (mm < 0) return RETR_SET_BAD("%s: router merge must be \"norm\", \"rrf\" or \"raw\"", path);
+        if (mm < 0)
+            return RETR_SET_BAD("%s: router merge must be \"norm\", \"rrf\" or \"raw\"", path);
         cfg->router.merge = (router_merge)mm;
     }
     json_t *pl = json_object_get(r, "pilots");
@@ -402,8 +423,8 @@ static int retr_set_parse_head(json_t *m, const char *path, retr_set_config *cfg
 /* One expert entry -> a loaded retr (or an error naming the expert). */
 static int retr_set_load_expert(json_t *o, int i, const char *dir, const char *path, int flags,
                                 int dim, retr_set_expert_info *in, retr **out, mr_err *e) {
-    static const char *const keys[] = {"name", "kind", "file", "factory", "ef_search", "nprobe",
-                                       NULL};
+    static const char *const keys[] = {"name",      "kind",   "file", "factory",
+                                       "ef_search", "nprobe", NULL};
     char where[96], p[PATH_MAX];
     int rc = 0, kind;
     const char *s;
@@ -411,7 +432,8 @@ static int retr_set_load_expert(json_t *o, int i, const char *dir, const char *p
     if (!json_is_object(o)) return RETR_SET_BAD("%s: %s must be an object", path, where);
     if ((rc = retr_set_known(o, keys, where, path, e))) return rc;
     if (!(s = retr_set_str(o, "name", where, path, e))) return MR_ECORRUPT;
-    if (retr_check_name(s, NULL)) return RETR_SET_BAD("%s: %s: bad expert name \"%s\"", path, where, s);
+    if (retr_check_name(s, NULL))
+        return RETR_SET_BAD("%s: %s: bad expert name \"%s\"", path, where, s);
     snprintf(in->name, sizeof in->name, "%s", s);
     snprintf(where, sizeof where, "expert %s", in->name);
     if (!(s = retr_set_str(o, "kind", where, path, e))) return MR_ECORRUPT;
@@ -445,11 +467,11 @@ static int retr_set_load_expert(json_t *o, int i, const char *dir, const char *p
                           "retriever set %s: %s: file %s: %s", dir, where, in->file,
                           strerror(errno));
     if (in->kind == RETR_FAISS) {
-        retr_faiss_config fc = {.name = in->name, .ef_search = in->ef_search,
+        retr_faiss_config fc = {.name = in->name,
+                                .ef_search = in->ef_search,
                                 .nprobe = in->nprobe,
                                 .omp_threads = flags & RETR_SET_LOAD_OMP1 ? 1 : 0};
-        rc = retr_faiss_load(out, p, flags & RETR_SET_LOAD_MMAP ? RETR_FAISS_LOAD_MMAP : 0, &fc,
-                             e);
+        rc = retr_faiss_load(out, p, flags & RETR_SET_LOAD_MMAP ? RETR_FAISS_LOAD_MMAP : 0, &fc, e);
     } else if (in->kind == RETR_POPULARITY) {
         rc = retr_pop_load(out, p, in->name, e);
     } else {
@@ -460,8 +482,8 @@ static int retr_set_load_expert(json_t *o, int i, const char *dir, const char *p
         int d = (*out)->dim;
         retr_free(*out);
         *out = NULL;
-        return RETR_SET_BAD("%s: %s: file %s has dim %d, the manifest %d", path, where, in->file,
-                            d, dim);
+        return RETR_SET_BAD("%s: %s: file %s has dim %d, the manifest %d", path, where, in->file, d,
+                            dim);
     }
     return 0;
 }
@@ -476,8 +498,7 @@ static json_t *retr_set_read_manifest(const char *dir, char *path, mr_err *e) {
     }
     json_error_t je;
     json_t *m = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
-    if (!m)
-        mr_err_set(e, MR_ECORRUPT, "%s: invalid JSON at line %d: %s", path, je.line, je.text);
+    if (!m) mr_err_set(e, MR_ECORRUPT, "%s: invalid JSON at line %d: %s", path, je.line, je.text);
     return m;
 }
 
@@ -499,15 +520,15 @@ int retr_set_load(retr_set **out, const char *dir, mr_pool *pool, int flags, mr_
     for (size_t i = 0; !rc && i < json_array_size(ex); i++) {
         retr_set_expert_info in = {0};
         retr *r = NULL;
-        rc = retr_set_load_expert(json_array_get(ex, i), (int)i, dir, path, flags, cfg.dim, &in,
-                                  &r, e);
+        rc = retr_set_load_expert(json_array_get(ex, i), (int)i, dir, path, flags, cfg.dim, &in, &r,
+                                  e);
         if (rc) break;
         if ((rc = retr_set_add(s, r, in.factory, in.ef_search, in.nprobe, e)) < 0) {
             retr_free(r);
             mr_err_wrap(e, "%s", path);
             break;
         }
-        snprintf(s->info[rc].file, RETR_SET_FILE_MAX, "%s", in.file);   /* as the manifest says */
+        snprintf(s->info[rc].file, RETR_SET_FILE_MAX, "%s", in.file); /* as the manifest says */
         rc = 0;
     }
     if (!rc && fb[0] && router_find(s->rt, fb, NULL) < 0)

@@ -41,24 +41,24 @@
 #define RETR_SET_FILE_MAX 96
 
 enum {
-    RETR_SET_LOAD_MMAP = 1,   /* FAISS experts mapped read-only (IVF lists) */
-    RETR_SET_LOAD_OMP1 = 2,   /* each FAISS search uses one OpenMP thread (servers) */
+    RETR_SET_LOAD_MMAP = 1, /* FAISS experts mapped read-only (IVF lists) */
+    RETR_SET_LOAD_OMP1 = 2, /* each FAISS search uses one OpenMP thread (servers) */
 };
 
 typedef struct retr_set_config {
-    int dim;                  /* query (routing) dimension of every FAISS expert */
-    retr_metric metric;       /* of every FAISS expert */
-    router_config router;     /* router.dim is set to dim; 0 fields = router defaults */
+    int dim;              /* query (routing) dimension of every FAISS expert */
+    retr_metric metric;   /* of every FAISS expert */
+    router_config router; /* router.dim is set to dim; 0 fields = router defaults */
 } retr_set_config;
 
 /* What the manifest says of one expert (read-only view). */
 typedef struct retr_set_expert_info {
     char name[RETR_NAME_MAX];
     retr_kind kind;
-    char file[RETR_SET_FILE_MAX];             /* inside the set directory */
-    char factory[RETR_FAISS_FACTORY_MAX];     /* FAISS only, else "" */
-    int ef_search;                            /* FAISS only; 0 = default */
-    int nprobe;                               /* FAISS only; 0 = default */
+    char file[RETR_SET_FILE_MAX];         /* inside the set directory */
+    char factory[RETR_FAISS_FACTORY_MAX]; /* FAISS only, else "" */
+    int ef_search;                        /* FAISS only; 0 = default */
+    int nprobe;                           /* FAISS only; 0 = default */
 } retr_set_expert_info;
 
 typedef struct retr_set retr_set;

@@ -17,14 +17,14 @@
 #include "index/retr_set.h"
 #include "test_retr_util.h"
 
-#define SD 8          /* dimension */
-#define SDOM 3        /* FAISS domain experts */
-#define SPER 200      /* items per domain */
-#define SQ 12         /* queries compared */
+#define SD 8     /* dimension */
+#define SDOM 3   /* FAISS domain experts */
+#define SPER 200 /* items per domain */
+#define SQ 12    /* queries compared */
 
 typedef struct ts_fix {
-    char *tmp;        /* mkdtemp folder */
-    char dir[512];    /* tmp/set */
+    char *tmp;     /* mkdtemp folder */
+    char dir[512]; /* tmp/set */
     retr_set *set;
 } ts_fix;
 
@@ -32,15 +32,19 @@ typedef struct ts_fix {
 static retr_set *ts_build(float *all, int *best) {
     mr_err e = {0};
     retr_set *s = NULL;
-    retr_set_config cfg = {.dim = SD, .metric = RETR_METRIC_IP,
+    retr_set_config cfg = {.dim = SD,
+                           .metric = RETR_METRIC_IP,
                            .router = {.fallback = "popular", .top_p = 0.7f, .max_experts = 2}};
     if (retr_set_create(&s, &cfg, NULL, &e)) fail_msg("%s", e.msg);
     for (int d = 0; d < SDOM; d++) {
         char name[16];
         snprintf(name, sizeof name, "dom%d", d);
         const char *fac = d == SDOM - 1 ? "IVF4,Flat" : "IDMap,Flat";
-        retr_faiss_config c = {.name = name, .dim = SD, .factory = fac,
-                               .metric = RETR_METRIC_IP, .nprobe = d == SDOM - 1 ? 2 : 0};
+        retr_faiss_config c = {.name = name,
+                               .dim = SD,
+                               .factory = fac,
+                               .metric = RETR_METRIC_IP,
+                               .nprobe = d == SDOM - 1 ? 2 : 0};
         retr *r = NULL;
         if (retr_faiss_create(&r, &c, &e)) fail_msg("%s", e.msg);
         float *x = tr_randn(7 + (uint64_t)d, SPER, SD);
@@ -63,14 +67,15 @@ static retr_set *ts_build(float *all, int *best) {
     int64_t us[400], it[400], ts[400];
     for (int j = 0; j < 400; j++) {
         us[j] = j % 40;
-        it[j] = (j % 40) / 10 * 1000 + j % 7;   /* users 0..9 share items, ... */
+        it[j] = (j % 40) / 10 * 1000 + j % 7; /* users 0..9 share items, ... */
         ts[j] = 1000 + j;
     }
     if (retr_minhash_add(mh, us, it, 400, &e) || retr_pop_add_events(pop, it, ts, NULL, 400, &e))
         fail_msg("%s", e.msg);
     assert_int_equal(retr_set_add(s, mh, NULL, 0, 0, &e), SDOM);
     assert_int_equal(retr_set_add(s, pop, NULL, 0, 0, &e), SDOM + 1);
-    if (router_build_pilots(retr_set_router(s), all, best, SDOM * SPER, 3, &e)) fail_msg("%s", e.msg);
+    if (router_build_pilots(retr_set_router(s), all, best, SDOM * SPER, 3, &e))
+        fail_msg("%s", e.msg);
     return s;
 }
 
@@ -92,7 +97,7 @@ static int ts_setup(void **state) {
 
 static void ts_rm_set(const char *dir) {
     char *d = strdup(dir);
-    tr_rmdir(d);   /* frees d */
+    tr_rmdir(d); /* frees d */
 }
 
 static int ts_teardown(void **state) {
@@ -130,7 +135,8 @@ static void test_round_trip_identical(void **state) {
         assert_string_equal(a->factory, b->factory);
         assert_int_equal(a->kind, b->kind);
         assert_int_equal(a->nprobe, b->nprobe);
-        assert_int_equal(retr_size(retr_set_expert_at(l, i)), retr_size(retr_set_expert_at(f->set, i)));
+        assert_int_equal(retr_size(retr_set_expert_at(l, i)),
+                         retr_size(retr_set_expert_at(f->set, i)));
         assert_int_equal(router_n_pilots(retr_set_router(l), i),
                          router_n_pilots(retr_set_router(f->set), i));
     }
@@ -161,11 +167,12 @@ static void test_round_trip_identical(void **state) {
             assert_true(r0.weights[x] == r1.weights[x]);
             assert_int_equal(r0.budgets[x], r1.budgets[x]);
         }
-        routed_to[t % SDOM] += r1.budgets[t % SDOM] > 0;   /* pilots route to the domain */
-        assert_true(r1.budgets[SDOM + 1] > 0);             /* the fallback always runs */
+        routed_to[t % SDOM] += r1.budgets[t % SDOM] > 0; /* pilots route to the domain */
+        assert_true(r1.budgets[SDOM + 1] > 0);           /* the fallback always runs */
         mr_arena_reset(a);
     }
-    for (int d = 0; d < SDOM; d++) assert_int_equal(routed_to[d], SQ / SDOM);
+    for (int d = 0; d < SDOM; d++)
+        assert_int_equal(routed_to[d], SQ / SDOM);
     mr_floats_free(q);
     mr_arena_free(a);
     retr_set_free(l);
@@ -181,7 +188,7 @@ static void test_mmap_load_is_read_only(void **state) {
     if (retr_faiss_stats_get(retr_set_expert(l, "dom2"), &st, &e)) fail_msg("%s", e.msg);
     assert_int_equal(st.read_only, 1);
     float v[SD] = {1};
-    int64_t id = 5555;   /* a new item */
+    int64_t id = 5555; /* a new item */
     assert_int_equal(retr_faiss_add(retr_set_expert(l, "dom2"), v, &id, 1, &e), MR_ESTATE);
     /* a set loaded normally takes online adds */
     retr_set_free(l);
@@ -195,10 +202,11 @@ static void test_save_replaces_existing(void **state) {
     ts_fix *f = *state;
     mr_err e = {0};
     retr_set *s = NULL, *l = NULL;
-    retr_set_config cfg = {.dim = SD, .metric = RETR_METRIC_L2, .router = {.merge = ROUTER_MERGE_RRF}};
+    retr_set_config cfg = {
+        .dim = SD, .metric = RETR_METRIC_L2, .router = {.merge = ROUTER_MERGE_RRF}};
     if (retr_set_create(&s, &cfg, NULL, &e)) fail_msg("%s", e.msg);
-    retr_faiss_config c = {.name = "only", .dim = SD, .factory = "IDMap,Flat",
-                           .metric = RETR_METRIC_L2};
+    retr_faiss_config c = {
+        .name = "only", .dim = SD, .factory = "IDMap,Flat", .metric = RETR_METRIC_L2};
     retr *r = NULL;
     if (retr_faiss_create(&r, &c, &e)) fail_msg("%s", e.msg);
     assert_int_equal(retr_set_add(s, r, "IDMap,Flat", 0, 0, &e), 0);
@@ -230,15 +238,15 @@ static void test_add_errors_leave_ownership(void **state) {
     retr *r = NULL;
     retr_faiss_config c = {.name = "x", .dim = SD + 1, .factory = "IDMap,Flat"};
     if (retr_faiss_create(&r, &c, &e)) fail_msg("%s", e.msg);
-    assert_int_equal(retr_set_add(s, r, "IDMap,Flat", 0, 0, &e), MR_EINVAL);   /* dim */
+    assert_int_equal(retr_set_add(s, r, "IDMap,Flat", 0, 0, &e), MR_EINVAL); /* dim */
     assert_non_null(strstr(e.msg, "dim"));
     retr_free(r);
     c.dim = SD;
     if (retr_faiss_create(&r, &c, &e)) fail_msg("%s", e.msg);
-    assert_int_equal(retr_set_add(s, r, NULL, 0, 0, &e), MR_EINVAL);            /* factory */
+    assert_int_equal(retr_set_add(s, r, NULL, 0, 0, &e), MR_EINVAL); /* factory */
     assert_int_equal(retr_set_add(s, r, "IDMap,Flat", 0, 0, &e), 0);
-    assert_true(retr_set_add(s, r, "IDMap,Flat", 0, 0, &e) < 0);                /* same name */
-    retr_set_free(s);                                                            /* frees r once */
+    assert_true(retr_set_add(s, r, "IDMap,Flat", 0, 0, &e) < 0); /* same name */
+    retr_set_free(s);                                            /* frees r once */
     cfg.dim = 0;
     assert_int_equal(retr_set_create(&s, &cfg, NULL, &e), MR_EINVAL);
     assert_null(s);
@@ -273,7 +281,7 @@ static void ts_expect(ts_fix *f, json_t *m, int code, const char *n1, const char
     assert_null(l);
     if (n1 && !strstr(e.msg, n1)) fail_msg("'%s' not in: %s", n1, e.msg);
     if (n2 && !strstr(e.msg, n2)) fail_msg("'%s' not in: %s", n2, e.msg);
-    if (retr_set_save(f->set, f->dir, &e)) fail_msg("%s", e.msg);   /* restore */
+    if (retr_set_save(f->set, f->dir, &e)) fail_msg("%s", e.msg); /* restore */
 }
 
 static void test_bad_manifests(void **state) {
@@ -317,7 +325,7 @@ static void test_bad_manifests(void **state) {
     ts_expect(f, m, MR_ECORRUPT, "trending", NULL);
 
     m = ts_manifest(f, path);
-    json_object_set_new(m, "dim", json_integer(SD + 1));   /* experts are SD */
+    json_object_set_new(m, "dim", json_integer(SD + 1)); /* experts are SD */
     ts_expect(f, m, MR_ECORRUPT, "dim", "dom0");
 
     /* not JSON at all, then no manifest */
@@ -352,7 +360,7 @@ static void test_bad_expert_files(void **state) {
     tr_flip_byte(p, 30, 0x01);
     ts_expect(f, NULL, MR_ECORRUPT, "pilots", NULL);
 
-    retr_set *l = NULL;   /* and the restored set loads again */
+    retr_set *l = NULL; /* and the restored set loads again */
     if (retr_set_load(&l, f->dir, NULL, 0, &e)) fail_msg("%s", e.msg);
     retr_set_free(l);
 }

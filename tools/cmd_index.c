@@ -1,0 +1,757 @@
+/* cmd_index.c — `moerec index`: build the serving indices of a model
+ * version from plain CSV files.
+ *
+ *   moerec index retrievers  items (id, optional expert column, e0..e{d-1})
+ *                            -> a retriever set directory (index/retr_set.h):
+ *                            one FAISS expert per value of the expert column
+ *                            (or one "all" expert), router pilots by k-means
+ *                            over each expert's items, optional popularity
+ *                            fallback and MinHash expert from an events log;
+ *   moerec index graphhash   user x item interactions -> Louvain clusters ->
+ *                            the GraphHash mappings file (hashing/graphhash.h).
+ *
+ * The CSV reader is deliberately small: a header line, comma-separated
+ * fields, no quoting (the formats of `moerec synth` and the demo data).
+ * Progress goes to stderr; the last line on stdout is one JSON summary.
+ * Exit codes: 0 done, 1 failure (bad data, I/O, library error), 2 usage.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "command.h"
+#include "common/clock.h"
+#include "common/progress.h"
+#include "hashing/bigraph.h"
+#include "hashing/graphhash.h"
+#include "index/retr_faiss.h"
+#include "index/retr_minhash.h"
+#include "index/retr_pop.h"
+#include "index/retr_set.h"
+
+#define IX_COLS_MAX 4096
+
+/* ------------------------------------------------------------------ CSV */
+
+typedef struct ix_csv {
+    FILE *f;
+    const char *path;
+    char *line; /* current line, split in place */
+    size_t cap;
+    char *hdr;                /* header line (owned) */
+    char *hcols[IX_COLS_MAX]; /* (nh) header names, into hdr */
+    int nh;
+    char *cols[IX_COLS_MAX]; /* (nh) fields of the current row */
+    int64_t lineno;
+    long size; /* file bytes, for progress */
+} ix_csv;
+
+/* Split s at commas into out (at most max); strips the line end. */
+static int ix_split(char *s, char **out, int max) {
+    s[strcspn(s, "\r\n")] = 0;
+    int n = 0;
+    for (char *p = s;; p++) {
+        if (n < max) out[n] = p;
+        n++;
+        p = strchr(p, ',');
+        if (!p) break;
+        *p = 0;
+    }
+    return n;
+}
+
+static int ix_csv_open(ix_csv *c, const char *path, mr_err *e) {
+    memset(c, 0, sizeof *c);
+    c->path = path;
+    if (!(c->f = fopen(path, "r")))
+        return mr_err_set(e, MR_ENOTFOUND, "cannot open %s: %s", path, strerror(errno));
+    struct stat st;
+    c->size = fstat(fileno(c->f), &st) ? 0 : (long)st.st_size;
+    if (getline(&c->hdr, &c->cap, c->f) < 0) return mr_err_set(e, MR_EINVAL, "%s is empty", path);
+    c->cap = 0;
+    c->lineno = 1;
+    c->nh = ix_split(c->hdr, c->hcols, IX_COLS_MAX);
+    if (c->nh > IX_COLS_MAX)
+        return mr_err_set(e, MR_EINVAL, "%s: more than %d columns", path, IX_COLS_MAX);
+    return 0;
+}
+
+static void ix_csv_close(ix_csv *c) {
+    if (c->f) fclose(c->f);
+    free(c->line);
+    free(c->hdr);
+}
+
+static int ix_csv_col(const ix_csv *c, const char *name) {
+    for (int i = 0; i < c->nh; i++)
+        if (strcmp(c->hcols[i], name) == 0) return i;
+    return -1;
+}
+
+/* 1: a row in c->cols; 0: end of file; < 0: error naming the line. Blank
+ * lines are skipped. */
+static int ix_csv_next(ix_csv *c, mr_err *e) {
+    for (;;) {
+        if (getline(&c->line, &c->cap, c->f) < 0) {
+            if (ferror(c->f)) return mr_err_set(e, MR_EINTERNAL, "reading %s failed", c->path);
+            return 0;
+        }
+        c->lineno++;
+        if (c->line[strspn(c->line, "\r\n")] == 0) continue;
+        int n = ix_split(c->line, c->cols, IX_COLS_MAX);
+        if (n != c->nh)
+            return mr_err_set(e, MR_EINVAL, "%s:%" PRId64 ": %d fields, the header has %d", c->path,
+                              c->lineno, n, c->nh);
+        return 1;
+    }
+}
+
+static int ix_csv_i64(const ix_csv *c, int col, int64_t *v, mr_err *e) {
+    char *end;
+    errno = 0;
+    long long x = strtoll(c->cols[col], &end, 10);
+    if (end == c->cols[col] || *end || errno || x < 0)
+        return mr_err_set(e, MR_EINVAL, "%s:%" PRId64 ": %s '%s' is not an id >= 0", c->path,
+                          c->lineno, c->hcols[col], c->cols[col]);
+    *v = x;
+    return 0;
+}
+
+static int ix_csv_float(const ix_csv *c, int col, float *v, mr_err *e) {
+    char *end;
+    float x = strtof(c->cols[col], &end);
+    if (end == c->cols[col] || *end || !isfinite(x))
+        return mr_err_set(e, MR_EINVAL, "%s:%" PRId64 ": %s '%s' is not a finite number", c->path,
+                          c->lineno, c->hcols[col], c->cols[col]);
+    *v = x;
+    return 0;
+}
+
+/* A column that must exist, or an error listing the header. */
+static int ix_csv_need(const ix_csv *c, const char *name, int *col, mr_err *e) {
+    if ((*col = ix_csv_col(c, name)) >= 0) return 0;
+    return mr_err_set(e, MR_EINVAL, "%s has no column '%s' (header: %s%s%s...)", c->path, name,
+                      c->hcols[0], c->nh > 1 ? "," : "", c->nh > 1 ? c->hcols[1] : "");
+}
+
+/* Grow a malloc'd array to hold n + 1 elements of sz bytes. */
+static int ix_grow(void **p, int64_t *cap, int64_t n, size_t sz) {
+    if (n < *cap) return 0;
+    int64_t nc = *cap ? *cap * 2 : 1024;
+    void *q = realloc(*p, (size_t)nc * sz);
+    if (!q) return -1;
+    *p = q;
+    *cap = nc;
+    return 0;
+}
+
+/* ------------------------------------------------------------- options */
+
+/* Value of a "--name V" option at argv[*i], or NULL (usage error printed). */
+static const char *ix_value(int argc, char **argv, int *i, const char *cmd) {
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "%s: %s needs a value\n", cmd, argv[*i]);
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+static int ix_int(const char *v, const char *opt, const char *cmd, long lo, long hi, int *out) {
+    char *end;
+    long x = strtol(v, &end, 10);
+    if (end == v || *end || x < lo || x > hi) {
+        fprintf(stderr, "%s: %s '%s' is not an integer in [%ld, %ld]\n", cmd, opt, v, lo, hi);
+        return -1;
+    }
+    *out = (int)x;
+    return 0;
+}
+
+static int ix_float(const char *v, const char *opt, const char *cmd, double lo, double hi,
+                    float *out) {
+    char *end;
+    double x = strtod(v, &end);
+    if (end == v || *end || !(x > lo && x <= hi)) {
+        fprintf(stderr, "%s: %s '%s' is not a number in (%g, %g]\n", cmd, opt, v, lo, hi);
+        return -1;
+    }
+    *out = (float)x;
+    return 0;
+}
+
+static void ix_print_json(json_t *o) {
+    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
+    if (s) printf("%s\n", s);
+    free(s);
+    json_decref(o);
+}
+
+/* ------------------------------------------------------------ retrievers */
+
+typedef struct ix_ret_opts {
+    const char *items, *out, *expert_col, *id_col, *events, *factory;
+    retr_metric metric;
+    int pilots, popularity, minhash, ef_search, nprobe, quiet;
+    router_config rc;
+} ix_ret_opts;
+
+/* The catalogue: n rows of id, expert and vector. */
+typedef struct ix_items {
+    int64_t n, cap;
+    int dim;
+    int64_t *ids; /* (n) */
+    int *expert;  /* (n) expert index */
+    float *x;     /* (n, dim) */
+    char names[ROUTER_MAX_EXPERTS][RETR_NAME_MAX];
+    int64_t count[ROUTER_MAX_EXPERTS]; /* rows per expert */
+    int n_experts;
+} ix_items;
+
+/* Expert "<column>_<value>" ("cluster_7", "genre_Sci-Fi"); characters
+ * outside [A-Za-z0-9_.-] become '_'. */
+static int ix_expert_of(ix_items *it, const char *col, const char *value, int limit, mr_err *e) {
+    char name[RETR_NAME_MAX];
+    snprintf(name, sizeof name, "%.31s_%s", col, value);
+    for (char *p = name; *p; p++)
+        if (!strchr("_.-", *p) &&
+            !((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9')))
+            *p = '_';
+    for (int i = 0; i < it->n_experts; i++)
+        if (strcmp(it->names[i], name) == 0) return i;
+    if (it->n_experts >= limit)
+        return mr_err_set(e, MR_EINVAL,
+                          "more than %d distinct expert values (a router holds %d experts, "
+                          "fallbacks included): use a coarser --expert-column",
+                          limit, ROUTER_MAX_EXPERTS);
+    strcpy(it->names[it->n_experts], name);
+    return it->n_experts++;
+}
+
+static int ix_read_items(const ix_ret_opts *o, int limit, ix_items *it, mr_err *e) {
+    ix_csv c;
+    int rc = ix_csv_open(&c, o->items, e), idc = -1, exc = -1, v0 = -1;
+    if (rc) goto out;
+    const char *idname = o->id_col ? o->id_col : ix_csv_col(&c, "item_id") >= 0 ? "item_id" : "id";
+    if ((rc = ix_csv_need(&c, idname, &idc, e))) goto out;
+    if (o->expert_col && (rc = ix_csv_need(&c, o->expert_col, &exc, e))) goto out;
+    if ((rc = ix_csv_need(&c, "e0", &v0, e))) goto out;
+    char nm[16];
+    for (it->dim = 1; it->dim < RETR_FAISS_DIM_MAX; it->dim++) {
+        snprintf(nm, sizeof nm, "e%d", it->dim);
+        if (v0 + it->dim >= c.nh || strcmp(c.hcols[v0 + it->dim], nm)) break;
+    }
+    if (!o->expert_col) strcpy(it->names[it->n_experts++], "all");
+    mr_progress p;
+    mr_progress_begin(&p, "read items", "bytes", (uint64_t)c.size, !o->quiet);
+    int64_t xcap = 0, ecap = 0;
+    while ((rc = ix_csv_next(&c, e)) == 1) {
+        if (ix_grow((void **)&it->ids, &it->cap, it->n, sizeof *it->ids) ||
+            ix_grow((void **)&it->expert, &ecap, it->n, sizeof *it->expert) ||
+            ix_grow((void **)&it->x, &xcap, it->n, sizeof(float) * (size_t)it->dim)) {
+            rc = mr_err_set(e, MR_ENOMEM, "out of memory reading %s", o->items);
+            goto out;
+        }
+        if ((rc = ix_csv_i64(&c, idc, &it->ids[it->n], e))) goto out;
+        for (int d = 0; d < it->dim; d++)
+            if ((rc = ix_csv_float(&c, v0 + d, &it->x[it->n * it->dim + d], e))) goto out;
+        int x = exc < 0 ? 0 : ix_expert_of(it, o->expert_col, c.cols[exc], limit, e);
+        if ((rc = x < 0 ? x : 0)) goto out;
+        it->expert[it->n] = x;
+        it->count[x]++;
+        it->n++;
+        if ((it->n & 4095) == 0) mr_progress_update(&p, (uint64_t)ftell(c.f), NULL);
+    }
+    mr_progress_end(&p, (uint64_t)c.size, NULL);
+    if (!rc && it->n == 0) rc = mr_err_set(e, MR_EINVAL, "%s has no items", o->items);
+out:
+    ix_csv_close(&c);
+    return rc < 0 ? rc : 0;
+}
+
+static void ix_items_free(ix_items *it) {
+    free(it->ids);
+    free(it->expert);
+    free(it->x);
+}
+
+/* One FAISS expert over the rows labelled x. */
+static int ix_build_faiss(const ix_ret_opts *o, const ix_items *it, int x, retr_set *set,
+                          mr_err *e) {
+    int64_t n = it->count[x], j = 0;
+    float *v = malloc(sizeof(float) * (size_t)(n * it->dim));
+    int64_t *ids = malloc(sizeof(int64_t) * (size_t)n);
+    retr *r = NULL;
+    int rc = 0;
+    if (!v || !ids) {
+        rc = mr_err_set(e, MR_ENOMEM, "out of memory for expert %s", it->names[x]);
+        goto out;
+    }
+    for (int64_t i = 0; i < it->n; i++)
+        if (it->expert[i] == x) {
+            memcpy(v + j * it->dim, it->x + i * it->dim, sizeof(float) * (size_t)it->dim);
+            ids[j++] = it->ids[i];
+        }
+    retr_faiss_config fc = {.name = it->names[x],
+                            .dim = it->dim,
+                            .factory = o->factory,
+                            .metric = o->metric,
+                            .ef_search = o->ef_search,
+                            .nprobe = o->nprobe};
+    if ((rc = retr_faiss_create(&r, &fc, e)) || (rc = retr_faiss_train(r, v, n, e))) goto fail;
+    char label[48];
+    snprintf(label, sizeof label, "add %.40s", it->names[x]);
+    mr_progress p;
+    mr_progress_begin(&p, label, "items", (uint64_t)n, !o->quiet);
+    for (int64_t at = 0; at < n; at += 8192) {
+        int64_t m = n - at < 8192 ? n - at : 8192;
+        if ((rc = retr_faiss_add(r, v + at * it->dim, ids + at, m, e))) goto fail;
+        mr_progress_update(&p, (uint64_t)(at + m), NULL);
+    }
+    mr_progress_end(&p, (uint64_t)n, NULL);
+    if ((rc = retr_set_add(set, r, o->factory, o->ef_search, o->nprobe, e)) >= 0) {
+        rc = 0;
+        goto out;
+    }
+fail:
+    mr_err_wrap(e, "expert %s (%" PRId64 " items)", it->names[x], n);
+    retr_free(r);
+out:
+    free(v);
+    free(ids);
+    return rc;
+}
+
+/* Popularity and / or MinHash experts from the events CSV. */
+static int ix_build_events(const ix_ret_opts *o, retr_set *set, int64_t *n_events, mr_err *e) {
+    ix_csv c;
+    retr *pop = NULL, *mh = NULL;
+    int64_t *u = NULL, *it = NULL, *ts = NULL, cap = 0, ucap = 0, tcap = 0, n = 0;
+    int uc = -1, ic = -1, tc = -1;
+    int rc = ix_csv_open(&c, o->events, e);
+    if (rc || (rc = ix_csv_need(&c, "user_id", &uc, e)) ||
+        (rc = ix_csv_need(&c, "item_id", &ic, e)) ||
+        (o->popularity && (rc = ix_csv_need(&c, "ts_ms", &tc, e))))
+        goto out;
+    retr_pop_config pc = {.name = "popular"};
+    retr_minhash_config mc = {.name = "cooc", .seed = 1};
+    if ((o->popularity && (rc = retr_pop_create(&pop, &pc, e))) ||
+        (o->minhash && (rc = retr_minhash_create(&mh, &mc, e))))
+        goto out;
+    mr_progress p;
+    mr_progress_begin(&p, "read events", "bytes", (uint64_t)c.size, !o->quiet);
+    for (;;) {
+        int more = ix_csv_next(&c, e);
+        if (more < 0) {
+            rc = more;
+            goto out;
+        }
+        if (more) {
+            if (ix_grow((void **)&u, &ucap, n, 8) || ix_grow((void **)&it, &cap, n, 8) ||
+                ix_grow((void **)&ts, &tcap, n, 8)) {
+                rc = mr_err_set(e, MR_ENOMEM, "out of memory reading %s", o->events);
+                goto out;
+            }
+            if ((rc = ix_csv_i64(&c, uc, &u[n], e)) || (rc = ix_csv_i64(&c, ic, &it[n], e)) ||
+                (tc >= 0 && (rc = ix_csv_i64(&c, tc, &ts[n], e))))
+                goto out;
+            n++;
+        }
+        if (n == 65536 || (!more && n)) { /* feed the experts per batch */
+            if ((pop && (rc = retr_pop_add_events(pop, it, ts, NULL, n, e))) ||
+                (mh && (rc = retr_minhash_add(mh, u, it, n, e))))
+                goto out;
+            *n_events += n;
+            n = 0;
+            mr_progress_update(&p, (uint64_t)ftell(c.f), NULL);
+        }
+        if (!more) break;
+    }
+    mr_progress_end(&p, (uint64_t)c.size, NULL);
+    if (*n_events == 0) {
+        rc = mr_err_set(e, MR_EINVAL, "%s has no events", o->events);
+        goto out;
+    }
+    if (mh) {
+        if ((rc = retr_set_add(set, mh, NULL, 0, 0, e)) < 0) goto out;
+        mh = NULL;
+    }
+    if (pop) {
+        if ((rc = retr_set_add(set, pop, NULL, 0, 0, e)) < 0) goto out;
+        pop = NULL;
+    }
+    rc = 0;
+out:
+    retr_free(pop);
+    retr_free(mh);
+    ix_csv_close(&c);
+    free(u);
+    free(it);
+    free(ts);
+    return rc;
+}
+
+/* mkdir -p of path's parent (models/<name>/<version>/ before retrievers/). */
+static int ix_mkdir_parents(const char *path, mr_err *e) {
+    char b[4096];
+    if (snprintf(b, sizeof b, "%s", path) >= (int)sizeof b)
+        return mr_err_set(e, MR_EINVAL, "path too long: %s", path);
+    char *end = strrchr(b, '/');
+    for (char *p = b + 1; end && p < end; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        int bad = mkdir(b, 0755) && errno != EEXIST;
+        *p = '/';
+        if (bad)
+            return mr_err_set(e, MR_EINTERNAL, "cannot create %.*s: %s", (int)(p - b), b,
+                              strerror(errno));
+    }
+    if (end && end > b) {
+        *end = 0;
+        if (mkdir(b, 0755) && errno != EEXIST)
+            return mr_err_set(e, MR_EINTERNAL, "cannot create %s: %s", b, strerror(errno));
+    }
+    return 0;
+}
+
+/* Reload the saved set and run one query: what the server will do. */
+static int ix_verify(const ix_ret_opts *o, const ix_items *it, int *n_found, mr_err *e) {
+    retr_set *s = NULL;
+    int rc = retr_set_load(&s, o->out, NULL, 0, e);
+    if (rc) return mr_err_wrap(e, "reloading the saved set");
+    mr_arena a;
+    mr_arena_init(&a, 1 << 16, 0);
+    router_query q = {.n_spaces = 1, .vecs = {it->x}, .dims = {it->dim}};
+    retr_user u = {it->ids, 1};
+    router_options opt = {0};
+    router_result res;
+    rc = router_retrieve(retr_set_router(s), &q, &u, 10, NULL, 0, &opt, &a, &res, e);
+    if (rc)
+        mr_err_wrap(e, "test query on the saved set");
+    else
+        *n_found = res.n;
+    mr_arena_free(&a);
+    retr_set_free(s);
+    return rc;
+}
+
+static void ix_ret_usage(FILE *f) {
+    fprintf(f,
+            "usage: moerec index retrievers --items FILE --out DIR [options]\n\n"
+            "Build a retriever set (DIR/retrievers.json, one file per expert, router pilots):\n"
+            "one FAISS expert per value of --expert-column (or one expert \"all\"), pilots by\n"
+            "k-means over each expert's items, optional popularity fallback / MinHash expert.\n\n"
+            "  --items FILE          CSV: id column, optional expert column, e0..e{d-1}\n"
+            "  --out DIR             the set directory (replaced atomically if present)\n"
+            "  --id-column NAME      item id column (item_id, else id)\n"
+            "  --expert-column NAME  one expert per value (e.g. cluster, genre)\n"
+            "  --factory STR         FAISS factory string (\"IDMap,Flat\")\n"
+            "  --metric ip|l2        (ip)\n"
+            "  --ef-search N         HNSW efSearch (FAISS default)\n"
+            "  --nprobe N            IVF nprobe (FAISS default)\n"
+            "  --pilots K            pilots per expert, k-means (8)\n"
+            "  --events FILE         CSV user_id,item_id,ts_ms for --popularity / --minhash\n"
+            "  --popularity          add expert \"popular\" (decayed counts) as the fallback\n"
+            "  --minhash             add expert \"cooc\" (MinHash item co-occurrence)\n"
+            "  --top-p P             routing top-p (0.6)\n"
+            "  --temperature T       routing softmax temperature (0.05)\n"
+            "  --max-experts N       routed experts at most (3)\n"
+            "  --merge norm|rrf|raw  candidate merge (norm)\n"
+            "  --quiet               no progress lines\n\n"
+            "Prints one JSON summary line on stdout. Exit: 0 ok, 1 failure, 2 usage.\n");
+}
+
+/* 0 parsed, 2 usage error, 3 --help shown. */
+static int ix_ret_args(int argc, char **argv, ix_ret_opts *o) {
+    const char *cmd = "moerec index retrievers", *v;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) return ix_ret_usage(stdout), 3;
+        if (!strcmp(a, "--popularity"))
+            o->popularity = 1;
+        else if (!strcmp(a, "--minhash"))
+            o->minhash = 1;
+        else if (!strcmp(a, "--quiet"))
+            o->quiet = 1;
+        else if (!(v = ix_value(argc, argv, &i, cmd)))
+            return 2;
+        else if (!strcmp(a, "--items"))
+            o->items = v;
+        else if (!strcmp(a, "--out"))
+            o->out = v;
+        else if (!strcmp(a, "--id-column"))
+            o->id_col = v;
+        else if (!strcmp(a, "--expert-column"))
+            o->expert_col = v;
+        else if (!strcmp(a, "--factory"))
+            o->factory = v;
+        else if (!strcmp(a, "--events"))
+            o->events = v;
+        else if (!strcmp(a, "--metric")) {
+            if (strcmp(v, "ip") && strcmp(v, "l2")) {
+                fprintf(stderr, "%s: --metric '%s': use ip or l2\n", cmd, v);
+                return 2;
+            }
+            o->metric = strcmp(v, "ip") ? RETR_METRIC_L2 : RETR_METRIC_IP;
+        } else if (!strcmp(a, "--merge")) {
+            int m = retr_set_merge_parse(v);
+            if (m < 0) {
+                fprintf(stderr, "%s: --merge '%s': use norm, rrf or raw\n", cmd, v);
+                return 2;
+            }
+            o->rc.merge = (router_merge)m;
+        } else if (!strcmp(a, "--pilots")) {
+            if (ix_int(v, a, cmd, 1, 4096, &o->pilots)) return 2;
+        } else if (!strcmp(a, "--ef-search")) {
+            if (ix_int(v, a, cmd, 1, 1 << 20, &o->ef_search)) return 2;
+        } else if (!strcmp(a, "--nprobe")) {
+            if (ix_int(v, a, cmd, 1, 1 << 20, &o->nprobe)) return 2;
+        } else if (!strcmp(a, "--max-experts")) {
+            if (ix_int(v, a, cmd, 1, ROUTER_MAX_EXPERTS, &o->rc.max_experts)) return 2;
+        } else if (!strcmp(a, "--top-p")) {
+            if (ix_float(v, a, cmd, 0, 1, &o->rc.top_p)) return 2;
+        } else if (!strcmp(a, "--temperature")) {
+            if (ix_float(v, a, cmd, 0, 1e6, &o->rc.temperature)) return 2;
+        } else {
+            fprintf(stderr, "%s: unknown option %s (%s --help)\n", cmd, a, cmd);
+            return 2;
+        }
+    }
+    if (!o->items || !o->out) {
+        fprintf(stderr, "%s: --items and --out are required\n\n", cmd);
+        ix_ret_usage(stderr);
+        return 2;
+    }
+    if (!!o->events != (o->popularity || o->minhash)) {
+        fprintf(stderr, "%s: --events goes with --popularity and/or --minhash\n", cmd);
+        return 2;
+    }
+    return 0;
+}
+
+static int ix_retrievers(int argc, char **argv) {
+    ix_ret_opts o = {.factory = "IDMap,Flat", .pilots = 8};
+    int rc = ix_ret_args(argc, argv, &o);
+    if (rc) return rc == 3 ? 0 : rc;
+    uint64_t t0 = mr_now_ns();
+    mr_err e = {0};
+    ix_items it = {0};
+    retr_set *set = NULL;
+    int64_t n_events = 0;
+    int found = 0, limit = ROUTER_MAX_EXPERTS - o.popularity - o.minhash;
+    if ((rc = ix_read_items(&o, limit, &it, &e))) goto out;
+    retr_set_config sc = {.dim = it.dim, .metric = o.metric, .router = o.rc};
+    sc.router.fallback = o.popularity ? "popular" : NULL;
+    if ((rc = retr_set_create(&set, &sc, NULL, &e))) goto out;
+    for (int x = 0; x < it.n_experts && !rc; x++)
+        rc = ix_build_faiss(&o, &it, x, set, &e);
+    if (!rc && o.events) rc = ix_build_events(&o, set, &n_events, &e);
+    if (!rc) {
+        if (!o.quiet) fprintf(stderr, "pilots: k-means, %d per expert\n", o.pilots);
+        if ((rc = router_build_pilots(retr_set_router(set), it.x, it.expert, it.n, o.pilots, &e)))
+            mr_err_wrap(&e, "pilots");
+    }
+    if (!rc && !(rc = ix_mkdir_parents(o.out, &e)) && !(rc = retr_set_save(set, o.out, &e)))
+        rc = ix_verify(&o, &it, &found, &e);
+    if (rc) goto out;
+    json_t *ex = json_array();
+    for (int i = 0; i < retr_set_n_experts(set); i++) {
+        const retr_set_expert_info *in = retr_set_info(set, i);
+        json_array_append_new(ex, json_pack("{s:s, s:s, s:I, s:i, s:s}", "name", in->name, "kind",
+                                            retr_kind_name(in->kind), "items",
+                                            (json_int_t)retr_size(retr_set_expert_at(set, i)),
+                                            "pilots", router_n_pilots(retr_set_router(set), i),
+                                            "file", in->file));
+    }
+    const router_config *c = retr_set_router_config(set);
+    ix_print_json(json_pack(
+        "{s:s, s:s, s:I, s:i, s:s, s:o, s:o, s:I, s:f, s:f, s:i, s:s, s:i, s:f}", "command",
+        "index retrievers", "out", o.out, "items", (json_int_t)it.n, "dim", it.dim, "metric",
+        o.metric == RETR_METRIC_L2 ? "l2" : "ip", "experts", ex, "fallback",
+        c->fallback ? json_string(c->fallback) : json_null(), "events", (json_int_t)n_events,
+        "top_p", (double)c->top_p, "temperature", (double)c->temperature, "max_experts",
+        c->max_experts, "merge", retr_set_merge_name(c->merge), "verify_candidates", found,
+        "seconds", (double)(mr_now_ns() - t0) / 1e9));
+out:
+    if (rc) fprintf(stderr, "moerec index retrievers: %s\n", e.msg);
+    retr_set_free(set);
+    ix_items_free(&it);
+    return rc ? 1 : 0;
+}
+
+/* ------------------------------------------------------------- graphhash */
+
+typedef struct ix_gh_opts {
+    const char *in, *out, *ucol, *icol;
+    double resolution;
+    uint64_t seed;
+    int quiet;
+} ix_gh_opts;
+
+static void ix_gh_usage(FILE *f) {
+    fprintf(f, "usage: moerec index graphhash --interactions FILE --out FILE [options]\n\n"
+               "Cluster the user x item graph with Louvain and write the GraphHash mappings file\n"
+               "(id -> embedding row per side; hashing/graphhash.h).\n\n"
+               "  --interactions FILE  CSV with a user and an item column (repeats are summed)\n"
+               "  --out FILE           mappings file (written atomically)\n"
+               "  --user-column NAME   (user_id)\n"
+               "  --item-column NAME   (item_id)\n"
+               "  --resolution R       Louvain resolution gamma > 0 (1)\n"
+               "  --seed S             Louvain order and fallback hash seed (1)\n"
+               "  --quiet              no progress lines\n\n"
+               "Prints modularity per level, then one JSON summary line on stdout.\n"
+               "Exit: 0 ok, 1 failure, 2 usage.\n");
+}
+
+static void ix_gh_level(int level, const louvain_level *lv, void *ctx) {
+    if (!*(const int *)ctx)
+        fprintf(stderr, "louvain level %d: modularity %.4f, %d communities, %d passes, %.2f s\n",
+                level, lv->modularity, lv->ncomm, lv->passes, lv->seconds);
+}
+
+static int ix_gh_args(int argc, char **argv, ix_gh_opts *o) {
+    const char *cmd = "moerec index graphhash", *v;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        char *end;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) return ix_gh_usage(stdout), 3;
+        if (!strcmp(a, "--quiet"))
+            o->quiet = 1;
+        else if (!(v = ix_value(argc, argv, &i, cmd)))
+            return 2;
+        else if (!strcmp(a, "--interactions"))
+            o->in = v;
+        else if (!strcmp(a, "--out"))
+            o->out = v;
+        else if (!strcmp(a, "--user-column"))
+            o->ucol = v;
+        else if (!strcmp(a, "--item-column"))
+            o->icol = v;
+        else if (!strcmp(a, "--resolution")) {
+            o->resolution = strtod(v, &end);
+            if (end == v || *end || !(o->resolution > 0 && o->resolution < 1e6)) {
+                fprintf(stderr, "%s: --resolution '%s' is not a number > 0\n", cmd, v);
+                return 2;
+            }
+        } else if (!strcmp(a, "--seed")) {
+            o->seed = strtoull(v, &end, 10);
+            if (end == v || *end || *v == '-') {
+                fprintf(stderr, "%s: --seed '%s' is not an unsigned integer\n", cmd, v);
+                return 2;
+            }
+        } else {
+            fprintf(stderr, "%s: unknown option %s (%s --help)\n", cmd, a, cmd);
+            return 2;
+        }
+    }
+    if (!o->in || !o->out) {
+        fprintf(stderr, "%s: --interactions and --out are required\n\n", cmd);
+        ix_gh_usage(stderr);
+        return 2;
+    }
+    return 0;
+}
+
+static int ix_graphhash(int argc, char **argv) {
+    ix_gh_opts o = {.ucol = "user_id", .icol = "item_id", .resolution = 1, .seed = 1};
+    int rc = ix_gh_args(argc, argv, &o);
+    if (rc) return rc == 3 ? 0 : rc;
+    uint64_t t0 = mr_now_ns();
+    mr_err e = {0};
+    ix_csv c;
+    uint64_t *u = NULL, *it = NULL;
+    int64_t n = 0, ucap = 0, icap = 0, x;
+    int uc = -1, ic = -1;
+    bigraph *g = NULL;
+    graphhash_map *m = NULL;
+    louvain_result rep = {0};
+    if ((rc = ix_csv_open(&c, o.in, &e)) || (rc = ix_csv_need(&c, o.ucol, &uc, &e)) ||
+        (rc = ix_csv_need(&c, o.icol, &ic, &e)))
+        goto out;
+    mr_progress p;
+    mr_progress_begin(&p, "read interactions", "bytes", (uint64_t)c.size, !o.quiet);
+    while ((rc = ix_csv_next(&c, &e)) == 1) {
+        if (ix_grow((void **)&u, &ucap, n, 8) || ix_grow((void **)&it, &icap, n, 8)) {
+            rc = mr_err_set(&e, MR_ENOMEM, "out of memory reading %s", o.in);
+            goto out;
+        }
+        if ((rc = ix_csv_i64(&c, uc, &x, &e))) goto out;
+        u[n] = (uint64_t)x;
+        if ((rc = ix_csv_i64(&c, ic, &x, &e))) goto out;
+        it[n++] = (uint64_t)x;
+        if ((n & 65535) == 0) mr_progress_update(&p, (uint64_t)ftell(c.f), NULL);
+    }
+    if (rc) goto out;
+    mr_progress_end(&p, (uint64_t)c.size, NULL);
+    if (n == 0) {
+        rc = mr_err_set(&e, MR_EINVAL, "%s has no interactions", o.in);
+        goto out;
+    }
+    if ((rc = bigraph_build_ids(&g, u, it, NULL, (size_t)n, BIGRAPH_MERGE_DUPLICATES, &e)))
+        goto out;
+    if (!o.quiet)
+        fprintf(stderr, "graph: %d users, %d items, %" PRId64 " edges; clustering\n", g->nu, g->ni,
+                g->nedges);
+    louvain_params lp = {
+        .resolution = o.resolution, .seed = o.seed, .on_level = ix_gh_level, .ctx = &o.quiet};
+    if ((rc = graphhash_build(&m, g, &lp, o.seed, &rep, &e)) ||
+        (rc = graphhash_map_save(m, o.out, &e)))
+        goto out;
+    json_t *lv = json_array();
+    for (int l = 0; l < rep.nlevels; l++)
+        json_array_append_new(lv, json_pack("{s:f, s:i, s:i}", "modularity",
+                                            rep.level[l].modularity, "communities",
+                                            rep.level[l].ncomm, "passes", rep.level[l].passes));
+    ix_print_json(json_pack(
+        "{s:s, s:s, s:I, s:I, s:I, s:I, s:i, s:i, s:f, s:i, s:o, s:I, s:I, s:f, s:f}", "command",
+        "index graphhash", "out", o.out, "interactions", (json_int_t)n, "edges",
+        (json_int_t)g->nedges, "users", (json_int_t)graphhash_map_size(m, GRAPHHASH_USERS), "items",
+        (json_int_t)graphhash_map_size(m, GRAPHHASH_ITEMS), "user_rows",
+        (int)graphhash_map_rows(m, GRAPHHASH_USERS), "item_rows",
+        (int)graphhash_map_rows(m, GRAPHHASH_ITEMS), "modularity", rep.modularity, "communities",
+        rep.ncomm, "levels", lv, "cluster_size_max", (json_int_t)rep.size_max, "singletons",
+        (json_int_t)rep.singletons, "resolution", o.resolution, "seconds",
+        (double)(mr_now_ns() - t0) / 1e9));
+out:
+    if (rc) fprintf(stderr, "moerec index graphhash: %s\n", e.msg);
+    louvain_result_free(&rep);
+    graphhash_map_free(m);
+    bigraph_free(g);
+    ix_csv_close(&c);
+    free(u);
+    free(it);
+    return rc ? 1 : 0;
+}
+
+/* ------------------------------------------------------------- dispatch */
+
+static void ix_usage(FILE *f) {
+    fprintf(f, "usage: moerec index retrievers|graphhash [options]\n\n"
+               "  retrievers  items CSV -> retriever set directory (FAISS experts, router pilots,\n"
+               "              popularity fallback); models/<name>/<version>/retrievers/\n"
+               "  graphhash   interactions CSV -> GraphHash mappings file (Louvain clusters)\n\n"
+               "'moerec index retrievers --help', 'moerec index graphhash --help' for options.\n");
+}
+
+static int index_main(int argc, char **argv) {
+    if (argc < 2) {
+        ix_usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        ix_usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "retrievers")) return ix_retrievers(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "graphhash")) return ix_graphhash(argc - 1, argv + 1);
+    fprintf(stderr, "moerec index: unknown target '%s'\n\n", argv[1]);
+    ix_usage(stderr);
+    return 2;
+}
+
+MR_COMMAND(cmd_index, "index", "build retriever sets and GraphHash mappings from CSV logs",
+           index_main)
