@@ -255,6 +255,27 @@ static int retr_set_save_expert(retr_set *s, int i, const char *path, mr_err *e)
     return mr_err_set(e, MR_EINVAL, "unknown kind");
 }
 
+/* dir may be replaced: absent, empty, or a retriever set (has a manifest).
+ * Anything else is refused, so a wrong --out never wipes a folder. */
+static int retr_set_replaceable(const char *dir, mr_err *e) {
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    struct dirent *de;
+    int other = 0, manifest = 0;
+    while ((de = readdir(d))) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+        if (!strcmp(de->d_name, RETR_SET_MANIFEST)) manifest = 1;
+        else other = 1;
+    }
+    closedir(d);
+    if (other && !manifest)
+        return mr_err_set(e, MR_EEXIST,
+                          "retriever set: %s exists and is not a retriever set (no %s); "
+                          "not replacing it",
+                          dir, RETR_SET_MANIFEST);
+    return 0;
+}
+
 /* Put the finished tmp directory at dir. */
 static int retr_set_swap_in(const char *tmp, const char *dir, mr_err *e) {
     if (rename(tmp, dir) == 0) return 0;
@@ -274,10 +295,11 @@ int retr_set_save(retr_set *s, const char *dir, mr_err *e) {
         dl--;
     if (snprintf(tmp, sizeof tmp, "%.*s.tmp.%ld", (int)dl, dir, (long)getpid()) >= (int)sizeof tmp)
         return mr_err_set(e, MR_EINVAL, "retriever set: path too long: %s", dir);
+    int rc = retr_set_replaceable(dir, e);
+    if (rc) return rc;
     retr_set_rmdir(tmp); /* left by a crashed save of this pid */
     if (mkdir(tmp, 0755))
         return mr_err_set(e, MR_EINTERNAL, "retriever set: mkdir %s: %s", tmp, strerror(errno));
-    int rc = 0;
     for (int i = 0; i < s->n && !rc; i++) {
         if ((rc = retr_set_join(p, tmp, s->info[i].file, e)) ||
             (rc = retr_set_save_expert(s, i, p, e)))

@@ -229,6 +229,33 @@ static void test_save_replaces_existing(void **state) {
     if (retr_set_save(f->set, f->dir, &e)) fail_msg("%s", e.msg);
 }
 
+/* A folder that is not a set is never replaced (a wrong --out must not
+ * wipe it); an empty one is used. */
+static void test_save_refuses_other_folders(void **state) {
+    ts_fix *f = *state;
+    mr_err e = {0};
+    char other[600], keep[700];
+    snprintf(other, sizeof other, "%s/data", f->tmp);
+    assert_int_equal(mkdir(other, 0755), 0);
+    assert_int_equal(retr_set_save(f->set, other, &e), 0);   /* empty: fine */
+    retr_set *l = NULL;
+    if (retr_set_load(&l, other, NULL, 0, &e)) fail_msg("%s", e.msg);
+    retr_set_free(l);
+    ts_rm_set(other);
+    assert_int_equal(mkdir(other, 0755), 0);
+    snprintf(keep, sizeof keep, "%s/items.csv", other);
+    FILE *fp = fopen(keep, "w");
+    fputs("item_id\n", fp);
+    fclose(fp);
+    assert_int_equal(retr_set_save(f->set, other, &e), MR_EEXIST);
+    assert_non_null(strstr(e.msg, "not a retriever set"));
+    struct stat st;
+    assert_int_equal(stat(keep, &st), 0);
+    snprintf(keep, sizeof keep, "%s.tmp.%ld", other, (long)getpid());
+    assert_int_not_equal(stat(keep, &st), 0);
+    ts_rm_set(other);
+}
+
 static void test_add_errors_leave_ownership(void **state) {
     (void)state;
     mr_err e = {0};
@@ -281,6 +308,8 @@ static void ts_expect(ts_fix *f, json_t *m, int code, const char *n1, const char
     assert_null(l);
     if (n1 && !strstr(e.msg, n1)) fail_msg("'%s' not in: %s", n1, e.msg);
     if (n2 && !strstr(e.msg, n2)) fail_msg("'%s' not in: %s", n2, e.msg);
+    struct stat st;
+    if (stat(path, &st)) ts_rm_set(f->dir); /* no manifest: save would refuse the folder */
     if (retr_set_save(f->set, f->dir, &e)) fail_msg("%s", e.msg); /* restore */
 }
 
@@ -370,6 +399,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_round_trip_identical, ts_setup, ts_teardown),
         cmocka_unit_test_setup_teardown(test_mmap_load_is_read_only, ts_setup, ts_teardown),
         cmocka_unit_test_setup_teardown(test_save_replaces_existing, ts_setup, ts_teardown),
+        cmocka_unit_test_setup_teardown(test_save_refuses_other_folders, ts_setup, ts_teardown),
         cmocka_unit_test(test_add_errors_leave_ownership),
         cmocka_unit_test_setup_teardown(test_bad_manifests, ts_setup, ts_teardown),
         cmocka_unit_test_setup_teardown(test_bad_expert_files, ts_setup, ts_teardown),

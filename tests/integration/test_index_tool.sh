@@ -77,6 +77,8 @@ expect 1 "no column 'user_id'" index graphhash --interactions "$T/d/items.csv" -
 expect 1 "Number of training points" index retrievers --items "$T/d/items.csv" --out "$T/x" \
     --expert-column cluster --factory IVF1024,Flat --quiet
 [ -e "$T/x" ] && fail "a failed build left $T/x"
+expect 1 "not a retriever set" index retrievers --items "$T/d/items.csv" --out "$T/d" --quiet
+[ -s "$T/d/items.csv" ] || fail "--out on a data folder removed its files"
 printf 'item_id,e0,e1\n1,0.5,zz\n' >"$T/bad.csv"
 expect 1 "bad.csv:2" index retrievers --items "$T/bad.csv" --out "$T/x"
 "$BIN" index retrievers --help | grep -q "usage: moerec index retrievers" || fail "--help"
