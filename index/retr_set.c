@@ -394,7 +394,7 @@ static int retr_set_parse_head(json_t *m, const char *path, retr_set_config *cfg
     const char *s;
     if (!json_is_object(m)) return RETR_SET_BAD("%s: not a JSON object", path);
     if ((rc = retr_set_known(m, top, "the manifest", path, e))) return rc;
-    if (!(s = retr_set_str(m, "format", "the manifest", path, e))) return e ? e->code : MR_ECORRUPT;
+    if (!(s = retr_set_str(m, "format", "the manifest", path, e))) return MR_ECORRUPT;
     if (strcmp(s, RETR_SET_FORMAT))
         return RETR_SET_BAD("%s: format \"%s\", expected \"%s\"", path, s, RETR_SET_FORMAT);
     if ((rc = retr_set_int(m, "version", "the manifest", path, &ver, e))) return rc;
@@ -402,7 +402,8 @@ static int retr_set_parse_head(json_t *m, const char *path, retr_set_config *cfg
         return RETR_SET_BAD("%s: version %d, this build reads version %d", path, ver,
                             RETR_SET_VERSION);
     if ((rc = retr_set_int(m, "dim", "the manifest", path, &cfg->dim, e))) return rc;
-    if (!(s = retr_set_str(m, "metric", "the manifest", path, e))) return e ? e->code : MR_ECORRUPT;
+    if (cfg->dim < 1) return RETR_SET_BAD("%s: field \"dim\" must be given, >= 1", path);
+    if (!(s = retr_set_str(m, "metric", "the manifest", path, e))) return MR_ECORRUPT;
     if (strcmp(s, "ip") && strcmp(s, "l2"))
         return RETR_SET_BAD("%s: metric \"%s\" is neither \"ip\" nor \"l2\"", path, s);
     cfg->metric = strcmp(s, "l2") ? RETR_METRIC_IP : RETR_METRIC_L2;
@@ -510,17 +511,19 @@ static int retr_set_load_expert(json_t *o, int i, const char *dir, const char *p
     return 0;
 }
 
-static json_t *retr_set_read_manifest(const char *dir, char *path, mr_err *e) {
-    if (retr_set_join(path, dir, RETR_SET_MANIFEST, e)) return NULL;
+/* The parsed manifest, or NULL with *rc set. */
+static json_t *retr_set_read_manifest(const char *dir, char *path, int *rc, mr_err *e) {
+    if ((*rc = retr_set_join(path, dir, RETR_SET_MANIFEST, e))) return NULL;
     struct stat st;
     if (stat(path, &st)) {
-        mr_err_set(e, errno == ENOENT ? MR_ENOTFOUND : MR_EINTERNAL, "retriever set: %s: %s", path,
-                   strerror(errno));
+        *rc = mr_err_set(e, errno == ENOENT ? MR_ENOTFOUND : MR_EINTERNAL, "retriever set: %s: %s",
+                         path, strerror(errno));
         return NULL;
     }
     json_error_t je;
     json_t *m = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
-    if (!m) mr_err_set(e, MR_ECORRUPT, "%s: invalid JSON at line %d: %s", path, je.line, je.text);
+    if (!m)
+        *rc = mr_err_set(e, MR_ECORRUPT, "%s: invalid JSON at line %d: %s", path, je.line, je.text);
     return m;
 }
 
@@ -528,17 +531,24 @@ int retr_set_load(retr_set **out, const char *dir, mr_pool *pool, int flags, mr_
     if (!out || !dir) return mr_err_set(e, MR_EINVAL, "retr_set_load: NULL argument");
     *out = NULL;
     char path[PATH_MAX], fb[RETR_NAME_MAX] = "", p[PATH_MAX];
-    json_t *m = retr_set_read_manifest(dir, path, e);
-    if (!m) return e ? e->code : MR_ECORRUPT;
+    int rc;
+    json_t *m = retr_set_read_manifest(dir, path, &rc, e);
+    if (!m) return rc;
     retr_set_config cfg = {0};
     retr_set *s = NULL;
-    int rc = retr_set_parse_head(m, path, &cfg, fb, e);
+    rc = retr_set_parse_head(m, path, &cfg, fb, e);
     json_t *ex = json_object_get(m, "experts");
     if (!rc && (!json_is_array(ex) || json_array_size(ex) == 0 ||
                 json_array_size(ex) > ROUTER_MAX_EXPERTS))
         RETR_SET_BAD("%s: field \"experts\" must be an array of 1..%d experts", path,
                      ROUTER_MAX_EXPERTS);
-    if (!rc && (rc = retr_set_create(&s, &cfg, pool, e))) mr_err_wrap(e, "%s", path);
+    if (!rc && (rc = retr_set_create(&s, &cfg, pool, e))) {
+        mr_err_wrap(e, "%s", path);
+        if (rc == MR_EINVAL) { /* a setting out of range: the file is bad */
+            rc = MR_ECORRUPT;
+            if (e) e->code = rc;
+        }
+    }
     for (size_t i = 0; !rc && i < json_array_size(ex); i++) {
         retr_set_expert_info in = {0};
         retr *r = NULL;

@@ -336,6 +336,14 @@ static void test_bad_manifests(void **state) {
     ts_expect(f, m, MR_ECORRUPT, "version", NULL);
 
     m = ts_manifest(f, path);
+    json_object_set_new(json_object_get(m, "router"), "top_p", json_real(5));
+    ts_expect(f, m, MR_ECORRUPT, "top_p", NULL);
+
+    m = ts_manifest(f, path);
+    json_object_del(m, "dim");
+    ts_expect(f, m, MR_ECORRUPT, "\"dim\"", NULL);
+
+    m = ts_manifest(f, path);
     json_object_set_new(m, "dim", json_string("8"));
     ts_expect(f, m, MR_ECORRUPT, "\"dim\"", NULL);
 
