@@ -248,6 +248,7 @@ int emb_store_put(store *st, emb_table *t, const uint64_t *ids, size_t n, const 
         emb_codec_encode(t->info.encoding, vecs + i * dim, dim, now, v);
         rocksdb_writebatch_put_cf(wb, t->cf, (const char *)k, 8, (const char *)v, t->row_bytes);
     }
+    if (st->cache) cache_write_begin(st->cache, t->info.id, ids, n); /* see cache.h */
     rc = store_write(st, wb, e);
     rocksdb_writebatch_destroy(wb);
     if (!rc) {
@@ -266,6 +267,7 @@ int emb_store_put(store *st, emb_table *t, const uint64_t *ids, size_t n, const 
             st->cfg.tier->put(st->cfg.tier->ctx, t->info.id, dim, ids, n, rows, NULL);
         mr_floats_free(rows);
     }
+    if (st->cache) cache_write_end(st->cache, t->info.id, ids, n);
     free(buf);
     return rc;
 }

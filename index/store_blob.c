@@ -56,15 +56,18 @@ static int blob_put(store *st, int cfi, uint32_t ns, const uint64_t *ids, size_t
         rocksdb_writebatch_put_cf(wb, st->cf[cfi], (const char *)k, 8, (const char *)v,
                                   emb_codec_blob_bytes(blobs[i].len));
     }
+    const int cached = st->cache && ns != UINT32_MAX;
+    if (cached) cache_write_begin(st->cache, ns, ids, n); /* see cache.h */
     rc = store_write(st, wb, e);
     rocksdb_writebatch_destroy(wb);
     free(v);
     if (!rc) {
         atomic_fetch_add(&st->ctr.rows_written, n);
-        for (size_t i = 0; st->cache && ns != UINT32_MAX && i < n; i++)
+        for (size_t i = 0; cached && i < n; i++)
             cache_update(st->cache, ns, ids[i], blobs[i].data ? blobs[i].data : "", blobs[i].len,
                          now);
     }
+    if (cached) cache_write_end(st->cache, ns, ids, n);
     return rc;
 }
 

@@ -155,6 +155,50 @@ static void test_epoch_update_erase(void **state) {
     cache_free(c);
 }
 
+/* The interleaving that made test_store_concurrent fail once: reader A
+ * misses and reads version 1 from the database; the writer commits
+ * version 2; reader B misses, reads and returns version 2; A inserts
+ * version 1 before the writer's cache_update, so B's next hit goes back
+ * to 1. The epoch has not moved yet when A inserts, so only the in-flight
+ * write mark refuses it. Also: a reader that took its epoch while the
+ * write was in flight is refused after cache_write_end (it may have read
+ * before the commit), and one that takes it afterwards gets in. */
+static void test_insert_refused_while_write_in_flight(void **state) {
+    (void)state;
+    cache *c = cache_create(1 << 20, 1);
+    uint64_t v1[2], v2[2], w[2], id = 10, other = 11;
+    val(id, 1, v1);
+    val(id, 2, v2);
+    uint64_t ep_a = cache_epoch(c, 1, id); /* A: miss, epoch, reads v1 */
+    cache_write_begin(c, 1, &id, 1);       /* writer: commits v2 next */
+    uint64_t ep_b = cache_epoch(c, 1, id); /* B: miss, reads v2 */
+    assert_int_equal(cache_insert(c, 1, id, v1, V, 1, ep_a), 0);
+    assert_int_equal(cache_insert(c, 1, id, v2, V, 2, ep_b), 0); /* unknown age: also out */
+    /* same shard, another id: refused too while the shard has a write */
+    assert_int_equal(cache_insert(c, 1, other, v1, V, 1, cache_epoch(c, 1, other)), 0);
+    assert_int_equal(cache_get(c, 1, id, w, V, NULL), 0);
+    cache_update(c, 1, id, v2, V, 2);      /* absent: adds nothing */
+    cache_write_end(c, 1, &id, 1);
+    assert_int_equal(cache_insert(c, 1, id, v1, V, 1, ep_a), 0);
+    assert_int_equal(cache_insert(c, 1, id, v2, V, 2, ep_b), 0);
+    uint64_t ep_c = cache_epoch(c, 1, id); /* after the write: reads v2 */
+    assert_int_equal(cache_insert(c, 1, id, v2, V, 2, ep_c), 1);
+    assert_int_equal(cache_get(c, 1, id, w, V, NULL), 1);
+    assert_memory_equal(w, v2, V);
+    /* begins and ends nest (duplicate ids in one batch, two writers) */
+    uint64_t two[2] = {id, id};
+    cache_write_begin(c, 1, two, 2);
+    cache_write_end(c, 1, two, 1);
+    assert_int_equal(cache_insert(c, 1, other, v1, V, 1, cache_epoch(c, 1, other)), 0);
+    cache_write_end(c, 1, two + 1, 1);
+    assert_int_equal(cache_insert(c, 1, other, v1, V, 1, cache_epoch(c, 1, other)), 1);
+    cache_stats s;
+    cache_get_stats(c, &s);
+    assert_int_equal(s.inserts, 2);
+    assert_int_equal(s.rejected, 6);
+    cache_free(c);
+}
+
 /* The batched lookup agrees with one-at-a-time lookups and counts exactly. */
 static void test_batch_lookup(void **state) {
     (void)state;
@@ -248,6 +292,7 @@ int main(void) {
         cmocka_unit_test(test_scripted_counters_exact),
         cmocka_unit_test(test_byte_bound_with_mixed_sizes),
         cmocka_unit_test(test_epoch_update_erase),
+        cmocka_unit_test(test_insert_refused_while_write_in_flight),
         cmocka_unit_test(test_batch_lookup),
         cmocka_unit_test(test_readers_and_writer),
     };
