@@ -249,7 +249,9 @@ int emb_store_put(store *st, emb_table *t, const uint64_t *ids, size_t n, const 
         rocksdb_writebatch_put_cf(wb, t->cf, (const char *)k, 8, (const char *)v, t->row_bytes);
     }
     if (st->cache) cache_write_begin(st->cache, t->info.id, ids, n); /* see cache.h */
+    store_ttl_lock(st, t->info.ttl_s, 1);
     rc = store_write(st, wb, e);
+    store_ttl_lock(st, t->info.ttl_s, 0);
     rocksdb_writebatch_destroy(wb);
     if (!rc) {
         atomic_fetch_add(&st->ctr.rows_written, n);

@@ -292,6 +292,13 @@ int store_open(store **out, const char *path, const store_config *cfg, mr_err *e
     if (!st->cfg.max_value_bytes) st->cfg.max_value_bytes = 1u << 20;
     if (st->cfg.cache_shards <= 0) st->cfg.cache_shards = 64;
     pthread_mutex_init(&st->table_mu, NULL);
+    pthread_rwlockattr_t attr; /* a sweep must not starve behind a stream of puts */
+    pthread_rwlockattr_init(&attr);
+#ifdef __GLIBC__
+    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+#endif
+    pthread_rwlock_init(&st->ttl_mu, &attr);
+    pthread_rwlockattr_destroy(&attr);
     int rc;
     if (store_make_options(st)) {
         rc = mr_err_set(e, MR_ENOMEM, "open store: out of memory");
@@ -341,6 +348,7 @@ void store_close(store *st) {
     if (st->block_cache) rocksdb_cache_destroy(st->block_cache);
     cache_free(st->cache);
     pthread_mutex_destroy(&st->table_mu);
+    pthread_rwlock_destroy(&st->ttl_mu);
     free(st);
 }
 
@@ -445,18 +453,69 @@ int store_compact(store *st, mr_err *e) {
     return 0;
 }
 
-/* Scan one family, deleting rows written more than ttl_s before now_ms.
- * Deletes go out in batches of 4096 so a sweep never builds a huge batch. */
+/* One batch of a sweep: candidates the scan saw expired. */
+typedef struct store_expire_batch {
+    rocksdb_writebatch_t *wb;
+    rocksdb_column_family_handle_t *cf;
+    const uint64_t *ids;
+    uint64_t *del; /* ids deleted, for the cache */
+    int ndel;
+    int64_t ttl_s, now_ms;
+} store_expire_batch;
+
+/* Re-check one candidate against its current row: a put since the scan
+ * has refreshed it, and deleting it then would lose an acknowledged write. */
+static int store_expire_recheck(size_t i, const char *v, size_t vlen, void *arg, mr_err *e) {
+    (void)e;
+    store_expire_batch *b = arg;
+    int64_t ts;
+    if (!v || vlen < EMB_HDR_BYTES) return 0; /* gone, or not ours */
+    memcpy(&ts, v + 4, 8);
+    if (!store_expired(ts, b->ttl_s, b->now_ms)) return 0;
+    uint8_t k[8];
+    emb_key_encode(b->ids[i], k);
+    rocksdb_writebatch_delete_cf(b->wb, b->cf, (const char *)k, 8);
+    b->del[b->ndel++] = b->ids[i];
+    return 0;
+}
+
+/* Under ttl_mu held for writing (no put to a TTL family in flight): re-read
+ * the candidates, delete those still expired in one batch, drop them from
+ * the cache. */
+static int store_expire_flush(store *st, store_expire_batch *b, const uint64_t *cand, int n,
+                              uint32_t ns, uint64_t *n_del, mr_err *e) {
+    pthread_rwlock_wrlock(&st->ttl_mu);
+    rocksdb_writebatch_clear(b->wb);
+    b->ids = cand;
+    b->ndel = 0;
+    int rc = store_multi_get(st, b->cf, cand, (size_t)n, store_expire_recheck, b, e);
+    const int cached = st->cache && ns != UINT32_MAX && b->ndel;
+    if (cached) cache_write_begin(st->cache, ns, b->del, (size_t)b->ndel);
+    if (!rc && b->ndel) rc = store_write(st, b->wb, e);
+    if (cached) {
+        for (int i = 0; i < b->ndel; i++) cache_erase(st->cache, ns, b->del[i]);
+        cache_write_end(st->cache, ns, b->del, (size_t)b->ndel);
+    }
+    pthread_rwlock_unlock(&st->ttl_mu);
+    if (!rc) *n_del += (uint64_t)b->ndel;
+    return rc;
+}
+
+/* Scan one family for rows written more than ttl_s before now_ms, and
+ * delete them in batches of 4096 (a sweep never builds a huge batch). The
+ * scan holds no lock; each batch is re-checked under ttl_mu. */
 static int store_expire_cf(store *st, rocksdb_column_family_handle_t *cf, int64_t ttl_s,
                            int64_t now_ms, uint32_t ns, uint64_t *n_del, mr_err *e) {
+    enum { STORE_EXPIRE_BATCH = 4096 };
     rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, st->ropts, cf);
-    rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
-    uint64_t *ids = malloc(4096 * sizeof *ids);
+    store_expire_batch b = {rocksdb_writebatch_create(), cf, NULL, NULL, 0, ttl_s, now_ms};
+    uint64_t *cand = malloc(2 * STORE_EXPIRE_BATCH * sizeof *cand);
     int rc = 0, npend = 0;
-    if (!ids) {
+    if (!cand) {
         rc = mr_err_set(e, MR_ENOMEM, "expire: out of memory");
         goto out;
     }
+    b.del = cand + STORE_EXPIRE_BATCH;
     for (rocksdb_iter_seek_to_first(it);; rocksdb_iter_next(it)) {
         int valid = rocksdb_iter_valid(it);
         if (valid) {
@@ -467,21 +526,20 @@ static int store_expire_cf(store *st, rocksdb_column_family_handle_t *cf, int64_
             if (klen != 8 || vlen < EMB_HDR_BYTES) continue; /* not ours: leave it */
             memcpy(&ts, v + 4, 8);
             if (!store_expired(ts, ttl_s, now_ms)) continue;
-            rocksdb_writebatch_delete_cf(wb, cf, k, klen);
-            ids[npend++] = emb_key_decode((const uint8_t *)k);
+            cand[npend++] = emb_key_decode((const uint8_t *)k);
         }
-        if (npend == 4096 || (!valid && npend)) {
-            if ((rc = store_write(st, wb, e))) goto out;
-            for (int i = 0; st->cache && i < npend; i++) cache_erase(st->cache, ns, ids[i]);
-            *n_del += (uint64_t)npend;
+        if (npend == STORE_EXPIRE_BATCH || (!valid && npend)) {
+            if ((rc = store_expire_flush(st, &b, cand, npend, ns, n_del, e))) goto out;
             npend = 0;
-            rocksdb_writebatch_clear(wb);
         }
         if (!valid) break;
     }
+    char *err = NULL;
+    rocksdb_iter_get_error(it, &err);
+    if (err) rc = store_rocks_err(e, MR_EINTERNAL, err, "expire: scan");
 out:
-    free(ids);
-    rocksdb_writebatch_destroy(wb);
+    free(cand);
+    rocksdb_writebatch_destroy(b.wb);
     rocksdb_iter_destroy(it);
     return rc;
 }

@@ -58,7 +58,10 @@ static int blob_put(store *st, int cfi, uint32_t ns, const uint64_t *ids, size_t
     }
     const int cached = st->cache && ns != UINT32_MAX;
     if (cached) cache_write_begin(st->cache, ns, ids, n); /* see cache.h */
+    const int64_t ttl = cfi == STORE_CF_USERS ? st->cfg.user_ttl_s : 0;
+    store_ttl_lock(st, ttl, 1);
     rc = store_write(st, wb, e);
+    store_ttl_lock(st, ttl, 0);
     rocksdb_writebatch_destroy(wb);
     free(v);
     if (!rc) {

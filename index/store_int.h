@@ -47,6 +47,8 @@ struct store {
     emb_table tables[STORE_MAX_TABLES]; /* [0, ntables) published */
     atomic_int ntables;
     pthread_mutex_t table_mu;    /* serialises emb_table_create */
+    pthread_rwlock_t ttl_mu;     /* puts to families with a TTL: read; a
+                                  * store_expire batch: write (store_ttl_lock) */
     cache *cache;                /* NULL when cache_bytes == 0 */
     store_counters ctr;
 };
@@ -66,6 +68,16 @@ typedef int (*store_row_fn)(size_t i, const char *val, size_t len, void *arg, mr
 int store_multi_get(store *st, rocksdb_column_family_handle_t *cf, const uint64_t *ids,
                     size_t n, store_row_fn fn, void *arg, mr_err *e);
 #define STORE_MAX_BATCH (1u << 20) /* rows per get/put call */
+/* Puts to a family that store_expire sweeps hold ttl_mu for reading
+ * across their commit, so a sweep never deletes a row refreshed after its
+ * scan. `ttl` is the family's TTL (0: no lock). */
+static inline void store_ttl_lock(store *st, int64_t ttl, int lock) {
+    if (ttl <= 0) return;
+    if (lock)
+        pthread_rwlock_rdlock(&st->ttl_mu);
+    else
+        pthread_rwlock_unlock(&st->ttl_mu);
+}
 /* Primary-only guard for writes. */
 int store_check_writable(const store *st, mr_err *e);
 

@@ -9,6 +9,10 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <unistd.h>
 #include <rocksdb/c.h>
 #include <cmocka.h>
 
@@ -384,6 +388,79 @@ static void test_ttl_on_read_and_expire(void **state) {
     assert_int_equal(ndel, 0);
 }
 
+/* A put that refreshes a row while store_expire sweeps must survive: the
+ * sweep's scan sees the old (expired) row, and deleting it by key after
+ * the put committed used to drop an acknowledged write. */
+typedef struct expire_race {
+    store *st;
+    emb_table *t;
+    const float *x;
+    atomic_int go, stop, puts;
+} expire_race;
+
+enum { EXP_ROWS = 20000, EXP_BATCH = 250 };
+
+static void *expire_race_putter(void *arg) {
+    expire_race *r = arg;
+    while (!atomic_load(&r->go)) {
+    }
+    uint64_t ids[EXP_BATCH];
+    do { /* whole passes until the sweep is over: every row re-put at least once */
+        for (size_t b = 0; b < EXP_ROWS; b += EXP_BATCH) {
+            for (size_t i = 0; i < EXP_BATCH; i++) ids[i] = b + i;
+            if (emb_store_put(r->st, r->t, ids, EXP_BATCH, r->x + b * D, EXP_BATCH * D, NULL))
+                return (void *)1;
+            atomic_fetch_add(&r->puts, 1);
+        }
+    } while (!atomic_load(&r->stop));
+    return NULL;
+}
+
+static void test_expire_keeps_concurrent_puts(void **state) {
+    fx *f = *state;
+    assert_int_equal(emb_table_create(f->st, "ttl1", D, EMB_FP32, 1, NULL), 0);
+    expire_race r = {f->st, emb_store_table(f->st, "ttl1", NULL), NULL, 0, 0, 0};
+    float *x = malloc((size_t)EXP_ROWS * D * sizeof *x);
+    assert_non_null(x);
+    rows(11, x, (size_t)EXP_ROWS * D);
+    r.x = x;
+    uint64_t ids[EXP_BATCH];
+    for (size_t b = 0; b < EXP_ROWS; b += EXP_BATCH) {
+        for (size_t i = 0; i < EXP_BATCH; i++) ids[i] = b + i;
+        assert_int_equal(emb_store_put(f->st, r.t, ids, EXP_BATCH, x + b * D, EXP_BATCH * D, NULL), 0);
+    }
+    int64_t t1 = mr_unix_ms();
+    while (mr_unix_ms() <= t1 + 1100) usleep(50 * 1000); /* every row expired */
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, expire_race_putter, &r), 0);
+    atomic_store(&r.go, 1);
+    while (atomic_load(&r.puts) < 2) usleep(100); /* puts under way when the sweep starts */
+    uint64_t ndel = 0;
+    assert_int_equal(store_expire(f->st, mr_unix_ms(), &ndel, NULL), 0);
+    atomic_store(&r.stop, 1);
+    void *ret;
+    pthread_join(th, &ret);
+    assert_null(ret);
+    /* every row was re-put (acknowledged) after it expired, and puts went on
+     * until the sweep returned: all present */
+    float *y = malloc((size_t)EXP_ROWS * D * sizeof *y);
+    uint8_t *found = malloc(EXP_ROWS);
+    uint64_t *all = malloc(EXP_ROWS * sizeof *all);
+    assert_true(y && found && all);
+    for (size_t i = 0; i < EXP_ROWS; i++) all[i] = i;
+    assert_int_equal(emb_store_get_uncached(f->st, r.t, all, EXP_ROWS, y, found, NULL), 0);
+    size_t lost = 0;
+    for (size_t i = 0; i < EXP_ROWS; i++) lost += !found[i];
+    if (lost) print_error("%zu of %d acknowledged puts lost (%llu deleted)\n", lost, EXP_ROWS,
+                          (unsigned long long)ndel);
+    assert_int_equal(lost, 0);
+    assert_memory_equal(x, y, (size_t)EXP_ROWS * D * sizeof *x);
+    free(x);
+    free(y);
+    free(found);
+    free(all);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_round_trip_each_encoding, setup, teardown),
@@ -393,6 +470,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_rows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ttl_on_read_and_expire, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_expire_keeps_concurrent_puts, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
