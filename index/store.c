@@ -259,12 +259,22 @@ static int store_open_db(store *st, const char *path, mr_err *e) {
     }
     for (int f = 0; f < STORE_CF_FIXED; f++) st->cf[f] = h[f];
     rc = store_load_tables(st, names, h, n, e);
-    /* Families of no known table (a table being created when we opened)
-     * keep their handles alive only as long as needed: drop them now. */
+    /* Families of no known table: on a replica, a table being created when
+     * we opened (release the handle); on the primary, a create that crashed
+     * between the family and its schema row. Such a family never held a
+     * row (the table is published after the schema row), and left in place
+     * it would make every later emb_table_create of that name fail with
+     * "column family already exists": drop it. */
     for (size_t i = STORE_CF_FIXED; i < n; i++) {
         int used = 0;
         for (int t = 0; t < atomic_load(&st->ntables); t++) used |= st->tables[t].cf == h[i];
-        if (!used && h[i]) rocksdb_column_family_handle_destroy(h[i]);
+        if (used || !h[i]) continue;
+        if (!rc && st->cfg.mode == STORE_PRIMARY && strncmp(names[i], "emb.", 4) == 0) {
+            rocksdb_drop_column_family(st->db, h[i], &err);
+            if (err) rc = store_rocks_err(e, MR_EINTERNAL, err, "open store: drop orphan family");
+            err = NULL;
+        }
+        rocksdb_column_family_handle_destroy(h[i]);
     }
 out:
     if (names)

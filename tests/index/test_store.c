@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <rocksdb/c.h>
 #include <cmocka.h>
 
 #include "common/clock.h"
@@ -213,6 +214,55 @@ static void test_ttl_sweep_tables_and_users(void **state) {
     assert_int_equal(s.rows_written, 30 + 30 + 3);
 }
 
+/* A crash inside emb_table_create after the family was created but
+ * before its schema row was written leaves a family with no table. The
+ * table must still be creatable after a reopen (it failed with "column
+ * family already exists"). The crash is staged by adding the family with
+ * RocksDB's own API. */
+static void test_table_after_crash_in_create(void **state) {
+    fx *f = *state;
+    store_close(f->st);
+    f->st = NULL;
+    char *err = NULL;
+    size_t n = 0;
+    rocksdb_options_t *o = rocksdb_options_create();
+    char **names = rocksdb_list_column_families(o, f->dir, &n, &err);
+    assert_null(err);
+    const rocksdb_options_t **opts = calloc(n, sizeof *opts);
+    rocksdb_column_family_handle_t **h = calloc(n, sizeof *h);
+    for (size_t i = 0; i < n; i++) opts[i] = o;
+    rocksdb_t *db = rocksdb_open_column_families(o, f->dir, (int)n, (const char *const *)names,
+                                                 opts, h, &err);
+    assert_null(err);
+    rocksdb_column_family_handle_t *orphan = rocksdb_create_column_family(db, o, "emb.late", &err);
+    assert_null(err);
+    rocksdb_column_family_handle_destroy(orphan);
+    for (size_t i = 0; i < n; i++) rocksdb_column_family_handle_destroy(h[i]);
+    rocksdb_close(db);
+    rocksdb_list_column_families_destroy(names, n);
+    rocksdb_options_destroy(o);
+    free(opts);
+    free(h);
+    mr_err e;
+    f->st = open_mode(f->dir, STORE_PRIMARY, NULL, &e);
+    if (!f->st) fail_msg("open: %s", e.msg);
+    assert_null(emb_store_table(f->st, "late", NULL));
+    int rc = emb_table_create(f->st, "late", D, EMB_FP16, 0, &e);
+    if (rc) fail_msg("create after a crashed create: %s", e.msg);
+    put_rows(f->st, "late", 0, 4, 1.0f);
+    /* and it survives a reopen as an ordinary table */
+    store_close(f->st);
+    f->st = open_mode(f->dir, STORE_PRIMARY, NULL, &e);
+    assert_non_null(f->st);
+    emb_table *t = emb_store_table(f->st, "late", NULL);
+    assert_non_null(t);
+    uint64_t ids[4] = {0, 1, 2, 3};
+    float y[4 * D];
+    uint8_t found[4];
+    assert_int_equal(emb_store_get(f->st, t, ids, 4, y, found, NULL), 0);
+    for (int i = 0; i < 4; i++) assert_true(found[i]);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_schema_persists, setup, teardown),
@@ -220,6 +270,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_checkpoint_is_point_in_time, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secondary_catches_up, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ttl_sweep_tables_and_users, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_table_after_crash_in_create, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
