@@ -146,8 +146,13 @@ int behaviour_rebuild_all(behaviour *b, uint64_t *n_users, mr_err *e) {
     if ((rc = store_check_writable(st, e))) return rc;
     /* Users are found from the events family (a user whose state row is
      * missing or corrupt still gets one); the scan skips to the next user
-     * prefix after each. */
-    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, st->ropts, st->cf[STORE_CF_EVENTS]);
+     * prefix after each. That seek crosses prefixes, so it must be a total
+     * order seek: with the family's prefix bloom, a seek to a user with no
+     * events (user + 1, usually) could leave the iterator invalid and end
+     * the scan early. */
+    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+    rocksdb_readoptions_set_total_order_seek(ro, 1);
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, ro, st->cf[STORE_CF_EVENTS]);
     uint64_t done = 0;
     for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it);) {
         size_t klen;
@@ -164,7 +169,16 @@ int behaviour_rebuild_all(behaviour *b, uint64_t *n_users, mr_err *e) {
         emb_key_encode(user + 1, next);
         rocksdb_iter_seek(it, (const char *)next, 8);
     }
+    if (!rc) {
+        char *err = NULL;
+        rocksdb_iter_get_error(it, &err);
+        if (err) {
+            rc = mr_err_set(e, MR_EINTERNAL, "rebuild: scan users: %s", err);
+            free(err);
+        }
+    }
     rocksdb_iter_destroy(it);
+    rocksdb_readoptions_destroy(ro);
     if (n_users) *n_users = done;
     return rc;
 }

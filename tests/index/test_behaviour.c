@@ -396,6 +396,35 @@ static void test_user_ttl(void **state) {
     check_against_oracle(f, 1e-4f);
 }
 
+/* behaviour_rebuild_all finds users whose ids are far apart: it seeks to
+ * the next user's prefix, and a seek to a prefix with no events must not
+ * end the scan (the events family has a prefix bloom; in prefix mode a
+ * seek to an absent prefix may leave the iterator invalid). */
+static void test_rebuild_all_sparse_users(void **state) {
+    fx *f = *state;
+    const uint64_t users[3] = {7, 1000, 123456789};
+    behaviour_event ev[12];
+    for (int i = 0; i < 12; i++)
+        ev[i] = (behaviour_event){users[i % 3], (uint64_t)(i * 7 % NITEMS), 1000 + i, 0};
+    assert_int_equal(behaviour_append(f->b, ev, 12, NULL), 0);
+    put_items(f, 3); /* retrained: the tables are stale until a rebuild */
+    uint64_t nu = 0;
+    assert_int_equal(behaviour_rebuild_all(f->b, &nu, NULL), 0);
+    assert_int_equal(nu, 3);
+    const sdim_layout *L = behaviour_layout(f->b);
+    for (int u = 0; u < 3; u++) { /* each equals a rebuild of that user alone */
+        user_state a, b;
+        assert_int_equal(user_state_get(f->b, users[u], &a, NULL), 0);
+        assert_int_equal(behaviour_rebuild(f->b, &users[u], 1, NULL), 0);
+        assert_int_equal(user_state_get(f->b, users[u], &b, NULL), 0);
+        assert_non_null(a.table);
+        assert_int_equal(a.n_events, 4);
+        expect_tables_equal(L, a.table, b.table, 0.0f);
+        user_state_release(&a);
+        user_state_release(&b);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_incremental_equals_oracle_and_rebuild, setup, teardown),
@@ -404,6 +433,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_bad_input_and_parameters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_state_row_repaired, setup, teardown),
         cmocka_unit_test_setup_teardown(test_user_ttl, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rebuild_all_sparse_users, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
