@@ -24,8 +24,10 @@ int mr_handle_upsert_items(mr_call_ctx *ctx, const ProtobufCMessage *req, Protob
     size_t n = r->n_items;
     if (n == 0) return mr_err_set(err, MR_EINVAL, "items: at least one is required");
     mr_arena *a = ctx->arena;
+    size_t with_vec = 0; /* vector memory only for the items that carry one */
+    for (size_t i = 0; i < n; i++) with_vec += r->items[i]->n_embedding > 0;
     uint64_t *vid = mr_arena_alloc(a, n * sizeof *vid), *fid = mr_arena_alloc(a, n * sizeof *fid);
-    float *vecs = mr_arena_alloc(a, n * (size_t)be->item_dim * sizeof *vecs);
+    float *vecs = mr_arena_alloc(a, (with_vec ? with_vec : 1) * (size_t)be->item_dim * sizeof *vecs);
     store_blob *blobs = mr_arena_alloc(a, n * sizeof *blobs);
     if (!vid || !fid || !vecs || !blobs) return mr_err_set(err, MR_ENOMEM, "out of request memory");
     size_t nv = 0, nf = 0;

@@ -302,6 +302,54 @@ static void test_sdim_model_without_store(void **state) {
     assert_int_equal(test_server_stop(&srv, SIGTERM), 0);
 }
 
+/* Items with features only need no vector memory: 8 of them on a server
+ * with wide item vectors (d = 4096) and the smallest request arena
+ * (64 KiB) are stored (8 x 4096 floats would not fit the arena). */
+static void test_feature_only_items(void **state) {
+    fixture *f = *state;
+    char cfg[256];
+    snprintf(cfg, sizeof cfg, "%s/wide.json", f->root);
+    FILE *fp = fopen(cfg, "w");
+    fprintf(fp, "{\"data_dir\": \"%s/wide-db\", \"item_dim\": 4096, \"request_arena_bytes\": 65536}",
+            f->root);
+    fclose(fp);
+    test_server srv;
+    const char *args[] = {"--config", cfg, NULL};
+    assert_int_equal(test_server_start(&srv, args), 0);
+    grpc_channel *ch = test_channel(&srv);
+    Moerec__V1__Item it[8], *itp[8];
+    Moerec__V1__Features fe = MOEREC__V1__FEATURES__INIT;
+    Moerec__V1__CategoricalFeature g = MOEREC__V1__CATEGORICAL_FEATURE__INIT, *gp[1] = {&g};
+    char *gv[1] = {"drama"}, ids[8][8];
+    g.name = "genre";
+    g.values = gv;
+    g.n_values = 1;
+    fe.categorical = gp;
+    fe.n_categorical = 1;
+    for (int k = 0; k < 8; k++) {
+        moerec__v1__item__init(&it[k]);
+        snprintf(ids[k], sizeof ids[k], "w%d", k);
+        it[k].item_id = ids[k];
+        it[k].features = &fe;
+        itp[k] = &it[k];
+    }
+    Moerec__V1__UpsertItemsRequest r = MOEREC__V1__UPSERT_ITEMS_REQUEST__INIT;
+    r.items = itp;
+    r.n_items = 8;
+    ProtobufCMessage *resp;
+    call_result res;
+    int called = test_unary(ch, UPSERT, &r.base, &moerec__v1__upsert_items_response__descriptor,
+                            10, &resp, &res);
+    uint32_t upserted = resp ? ((Moerec__V1__UpsertItemsResponse *)resp)->upserted : 0;
+    if (resp) protobuf_c_message_free_unpacked(resp, NULL);
+    call_result_free(&res);
+    grpc_channel_destroy(ch);
+    assert_int_equal(test_server_stop(&srv, SIGTERM), 0); /* stopped before any assertion */
+    assert_int_equal(called, 0);
+    if (res.status != GRPC_STATUS_OK) fail_msg("status %d: %s", (int)res.status, res.details);
+    assert_int_equal(upserted, 8);
+}
+
 static void test_api_ids(void **state) {
     (void)state;
     assert_int_equal(mr_api_id("12345"), 12345);
@@ -318,6 +366,7 @@ int main(void) {
     const struct CMUnitTest t[] = {
         cmocka_unit_test(test_events_change_scores_like_training),
         cmocka_unit_test(test_sdim_model_without_store),
+        cmocka_unit_test(test_feature_only_items),
         cmocka_unit_test(test_api_ids),
     };
     int failed = cmocka_run_group_tests_name("store_rpc", t, setup, teardown);
