@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "moe/scorer.h"
 
 typedef enum { K_STR, K_INT, K_SIZE, K_DOUBLE, K_BOOL, K_LL } kind;
 
@@ -167,7 +168,7 @@ int mr_config_validate(const mr_server_config *c, mr_err *err) {
     RANGE(max_concurrent_streams, 1, 1 << 20);
     RANGE(drain_seconds, 0.0, 3600.0);
     RANGE(max_k, 1, 100000);
-    RANGE(max_candidates, 1, 1000000);
+    RANGE(max_candidates, 1, MOE_MAX_BATCH); /* one scorer batch holds them all */
     RANGE(max_batch, 1, 1000000);
     RANGE(item_dim, 0, 65535);
     RANGE(sdim_l_max, 1, 1 << 20);

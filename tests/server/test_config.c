@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include "moe/scorer.h"
 #include "server/config.h"
 
 static void test_defaults_are_valid(void **s) {
@@ -71,6 +72,13 @@ static void test_validate_ranges(void **s) {
     snprintf(c.log_level, sizeof c.log_level, "loud");
     assert_int_equal(mr_config_validate(&c, &e), MR_EINVAL);
     assert_non_null(strstr(e.msg, "loud"));
+    /* Score runs every candidate in one scorer batch: no more than it holds */
+    mr_config_defaults(&c);
+    c.max_candidates = MOE_MAX_BATCH;
+    assert_int_equal(mr_config_validate(&c, &e), MR_OK);
+    c.max_candidates = MOE_MAX_BATCH + 1;
+    assert_int_equal(mr_config_validate(&c, &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, "max_candidates"));
 }
 
 static void test_load_file(void **s) {
