@@ -57,7 +57,9 @@ size_t cache_get_batch(cache *c, uint32_t ns, const uint64_t *ids, size_t n, voi
                        size_t len, uint8_t *hit, int64_t *ts);
 
 /* Variable-length lookup: on a hit call fn(value, len, ts, arg) under the
- * shard's read lock (fn must copy, not keep the pointer) and return 1. */
+ * shard's read lock (fn must copy, not keep the pointer, and must not call
+ * into the cache: shard locks prefer writers, so a nested lock of the same
+ * shard can deadlock) and return 1. */
 typedef void (*cache_visit_fn)(const void *val, size_t len, int64_t ts, void *arg);
 int cache_visit(cache *c, uint32_t ns, uint64_t id, cache_visit_fn fn, void *arg);
 
