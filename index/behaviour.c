@@ -199,6 +199,18 @@ static int beh_append_user(behaviour *b, rocksdb_writebatch_t *wb, uint64_t user
     beh_state s;
     int rc;
     if ((rc = beh_state_load(b, user, &s, sc->table, e))) return rc;
+    if (s.n_events &&
+        store_expired((int64_t)s.write_s * 1000, st->cfg.user_ttl_s, mr_unix_ms())) {
+        /* Past the user TTL but not swept yet: reads already treat the
+         * history as gone, so the append starts afresh instead of bringing
+         * it back. The tombstone precedes this batch's puts, so it does not
+         * cover them; sequence numbers keep counting. */
+        beh_delete_user_events(b, wb, user);
+        const uint64_t next_seq = s.next_seq;
+        memset(&s, 0, sizeof s);
+        s.next_seq = next_seq;
+        sdim_table_clear(L, sc->table);
+    }
     for (size_t j = 0; j < k; j++) in[j].ev.seq = s.next_seq + j;
     const size_t total = (size_t)s.n_events + k;
     const size_t r = total > (size_t)b->cfg.l_max ? total - (size_t)b->cfg.l_max : 0;

@@ -14,6 +14,23 @@
 #include "index/behaviour_int.h"
 #include "index/emb_codec.h"
 
+void beh_delete_user_events(behaviour *b, rocksdb_writebatch_t *wb, uint64_t user) {
+    store *st = b->st;
+    uint8_t lo[8], hi[8];
+    emb_key_encode(user, lo);
+    if (user == UINT64_MAX) { /* no key above the last user: delete its range up to the max key */
+        uint8_t top[BEH_EVENT_KEY];
+        memset(top, 0xff, sizeof top);
+        rocksdb_writebatch_delete_range_cf(wb, st->cf[STORE_CF_EVENTS], (const char *)lo, 8,
+                                           (const char *)top, sizeof top);
+        rocksdb_writebatch_delete_cf(wb, st->cf[STORE_CF_EVENTS], (const char *)top, sizeof top);
+    } else {
+        emb_key_encode(user + 1, hi);
+        rocksdb_writebatch_delete_range_cf(wb, st->cf[STORE_CF_EVENTS], (const char *)lo, 8,
+                                           (const char *)hi, 8);
+    }
+}
+
 /* Under the user's lock: delete if still expired. *done = 1 when deleted. */
 static int beh_expire_user(behaviour *b, uint64_t user, int64_t now_ms, int *done, mr_err *e) {
     store *st = b->st;
@@ -27,21 +44,10 @@ static int beh_expire_user(behaviour *b, uint64_t user, int64_t now_ms, int *don
     if (rc) return rc;
     if (s.n_events == 0 && s.next_seq == 0) return 0; /* gone already */
     if (!store_expired((int64_t)s.write_s * 1000, st->cfg.user_ttl_s, now_ms)) return 0;
-    uint8_t lo[8], hi[8], key[8];
-    emb_key_encode(user, lo);
+    uint8_t key[8];
     emb_key_encode(user, key);
     rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
-    if (user == UINT64_MAX) { /* no key above the last user: delete its range up to the max key */
-        uint8_t top[BEH_EVENT_KEY];
-        memset(top, 0xff, sizeof top);
-        rocksdb_writebatch_delete_range_cf(wb, st->cf[STORE_CF_EVENTS], (const char *)lo, 8,
-                                           (const char *)top, sizeof top);
-        rocksdb_writebatch_delete_cf(wb, st->cf[STORE_CF_EVENTS], (const char *)top, sizeof top);
-    } else {
-        emb_key_encode(user + 1, hi);
-        rocksdb_writebatch_delete_range_cf(wb, st->cf[STORE_CF_EVENTS], (const char *)lo, 8,
-                                           (const char *)hi, 8);
-    }
+    beh_delete_user_events(b, wb, user);
     rocksdb_writebatch_delete_cf(wb, st->cf[STORE_CF_SDIM], (const char *)key, 8);
     rc = store_write(st, wb, e);
     rocksdb_writebatch_destroy(wb);

@@ -74,6 +74,9 @@ int beh_state_load(behaviour *b, uint64_t user, beh_state *s, void *table, mr_er
 int beh_events_scan(behaviour *b, uint64_t user, int64_t from_ts, uint64_t from_seq,
                     beh_event *out, uint32_t *sigs, size_t cap, size_t *n, mr_err *e);
 
+/* Add to wb a range tombstone over all of user's events (behaviour_expire.c). */
+void beh_delete_user_events(behaviour *b, rocksdb_writebatch_t *wb, uint64_t user);
+
 /* Rows of the item table for events[0..n): emb_store_get through the
  * cache; vecs (n, d), found (n). */
 int beh_item_vectors(behaviour *b, const uint64_t *items, size_t n, float *vecs, uint8_t *found,
