@@ -50,6 +50,9 @@ static const field fields[] = {
     F("sdim_tau", K_INT, sdim_tau),
     F("sdim_seed", K_LL, sdim_seed),
     F("sdim_short", K_INT, sdim_short),
+    F("query_events", K_INT, query_events),
+    F("retrieve_k", K_INT, retrieve_k),
+    F("retrieval_threads", K_INT, retrieval_threads),
 };
 #undef F
 
@@ -75,6 +78,8 @@ void mr_config_defaults(mr_server_config *c) {
     c->sdim_tau = 3;
     c->sdim_seed = 0x5D1A;
     c->sdim_short = 50;
+    c->query_events = 20;
+    c->retrieve_k = 200;
 }
 
 static int apply(mr_server_config *c, json_t *root, const char *src, mr_err *err) {
@@ -175,6 +180,9 @@ int mr_config_validate(const mr_server_config *c, mr_err *err) {
     RANGE(sdim_m, 1, 1024);
     RANGE(sdim_tau, 0, 16);
     RANGE(sdim_short, 0, 1024);
+    RANGE(query_events, 0, 1024);
+    RANGE(retrieve_k, 1, 10000);
+    RANGE(retrieval_threads, 0, 256);
 #undef RANGE
     if (c->sdim_tau > 0 && c->sdim_m % c->sdim_tau)
         return mr_err_set(err, MR_EINVAL, "config: 'sdim_m' (%d) must be a multiple of 'sdim_tau' (%d)",

@@ -34,6 +34,9 @@ typedef struct mr_server_config {
     int sdim_m, sdim_tau;       /* SDIM projections, bits per signature */
     long long sdim_seed;        /* SDIM projection seed */
     int sdim_short;             /* recent events for short attention */
+    int query_events;           /* recent item vectors averaged into a user's query */
+    int retrieve_k;             /* Recommend: candidates ranked when the request says 0 */
+    int retrieval_threads;      /* pool for parallel expert searches; 0 = cores */
 } mr_server_config;
 
 void mr_config_defaults(mr_server_config *c);

@@ -14,12 +14,25 @@ int mr_handle_get_model_info(mr_call_ctx *ctx, const ProtobufCMessage *req, Prot
                              mr_err *err);
 int mr_handle_admin_reload(mr_call_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp,
                            mr_err *err);
+int mr_handle_retrieve(mr_call_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp,
+                       mr_err *err);
+int mr_handle_recommend(mr_call_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp,
+                        mr_err *err);
 int mr_handle_upsert_items(mr_call_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp,
                            mr_err *err);
 int mr_handle_append_events(mr_call_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp,
                             mr_err *err);
 int mr_handle_admin_stats(mr_call_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp,
                           mr_err *err);
+
+/* Score r's candidates on one model version (ref held by the caller): the
+ * body of Score, shared with Recommend. *out lives in ctx->arena. */
+struct mr_model_ref;
+struct Moerec__V1__ScoreRequest;
+struct Moerec__V1__ScoreResponse;
+int mr_score_with_model(mr_call_ctx *ctx, struct mr_model_ref *ref,
+                        const struct Moerec__V1__ScoreRequest *r,
+                        struct Moerec__V1__ScoreResponse **out, mr_err *err);
 
 /* Health status of a service name ("" = whole server): a
  * HealthCheckResponse ServingStatus, or -1 for a service moerec does not

@@ -170,7 +170,6 @@ static Moerec__V1__DebugInfo *debug_info(mr_arena *a, const moe_scorer *s, uint6
 int mr_handle_score(mr_call_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp,
                     mr_err *err) {
     const Moerec__V1__ScoreRequest *r = (const void *)req;
-    uint64_t handler_ns = mr_now_ns();
     if (!r->user_id[0]) return mr_err_set(err, MR_EINVAL, "user_id is required");
     if (r->n_candidates == 0) return mr_err_set(err, MR_EINVAL, "candidates: at least one is required");
     for (size_t i = 0; i < r->n_candidates; i++)
@@ -179,10 +178,21 @@ int mr_handle_score(mr_call_ctx *ctx, const ProtobufCMessage *req, ProtobufCMess
     mr_registry *reg = mr_server_registry(ctx->server);
     if (!reg)
         return mr_err_set(err, MR_ESTATE, "no model loaded: start the server with --model-dir");
-    mr_backend *be = mr_server_backend(ctx->server);
     mr_model_ref *ref;
     int rc = mr_registry_acquire(reg, r->model, &ref, err);
     if (rc) return rc;
+    Moerec__V1__ScoreResponse *out = NULL;
+    rc = mr_score_with_model(ctx, ref, r, &out, err);
+    mr_model_release(ref);
+    if (rc == MR_OK) *resp = &out->base;
+    return rc;
+}
+
+int mr_score_with_model(mr_call_ctx *ctx, mr_model_ref *ref, const Moerec__V1__ScoreRequest *r,
+                        Moerec__V1__ScoreResponse **outp, mr_err *err) {
+    uint64_t handler_ns = mr_now_ns();
+    mr_backend *be = mr_server_backend(ctx->server);
+    int rc = MR_OK;
     const moe_model *m = ref->model;
     moe_scorer *s = NULL;
     uint32_t behaviour_length = 0;
@@ -260,9 +270,8 @@ int mr_handle_score(mr_call_ctx *ctx, const ProtobufCMessage *req, ProtobufCMess
         }
         out->debug->behaviour_length = behaviour_length;
     }
-    *resp = &out->base;
+    *outp = out;
 done:
     if (s) mr_model_scorer_put(ref, s);
-    mr_model_release(ref);
     return rc;
 }

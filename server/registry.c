@@ -21,6 +21,7 @@
 struct mr_registry {
     char root[4096];
     char default_name[64];
+    mr_pool *pool;               /* experts of retriever sets run on it */
     pthread_mutex_t mu;          /* guards cur[] pointers */
     pthread_mutex_t reload_mu;   /* one reload at a time  */
     int n;
@@ -31,6 +32,7 @@ struct mr_registry {
 static void ref_free(mr_model_ref *m) {
     for (int i = 0; i < m->npool; i++) moe_scorer_free(m->pool[i]);
     pthread_mutex_destroy(&m->pool_mu);
+    retr_set_free(m->retrievers);
     moe_model_free(m->model);
     free(m);
 }
@@ -39,7 +41,7 @@ void mr_model_release(mr_model_ref *m) {
     if (m && atomic_fetch_sub(&m->refs, 1) == 1) ref_free(m);
 }
 
-static int load_version(const char *root, const char *name, const char *version,
+static int load_version(const char *root, const char *name, const char *version, mr_pool *pool,
                         mr_model_ref **out, mr_err *e) {
     char dir[4096 + 160], latest[4096 + 200], ver[32];
     snprintf(dir, sizeof dir, "%s/%s", root, name);
@@ -68,6 +70,15 @@ static int load_version(const char *root, const char *name, const char *version,
         free(m);
         return mr_err_wrap(e, "model '%s' version %s", name, ver);
     }
+    /* The version's retriever set (moerec index retrievers), when built. */
+    char rdir[4096 + 220];
+    snprintf(rdir, sizeof rdir, "%s/retrievers", dir);
+    if (stat(rdir, &st) == 0 && S_ISDIR(st.st_mode) &&
+        (rc = retr_set_load(&m->retrievers, rdir, pool, RETR_SET_LOAD_OMP1, e))) {
+        moe_model_free(m->model);
+        free(m);
+        return mr_err_wrap(e, "model '%s' version %s: retrievers", name, ver);
+    }
     snprintf(m->name, sizeof m->name, "%s", name);
     snprintf(m->version, sizeof m->version, "%s", ver);
     m->loaded_at_ms = mr_unix_ms();
@@ -79,7 +90,8 @@ static int load_version(const char *root, const char *name, const char *version,
 
 static int by_name(const void *a, const void *b) { return strcmp(a, b); }
 
-int mr_registry_open(mr_registry **out, const char *root, const char *default_model, mr_err *e) {
+int mr_registry_open(mr_registry **out, const char *root, const char *default_model, mr_pool *pool,
+                     mr_err *e) {
     *out = NULL;
     DIR *d = opendir(root);
     if (!d) return mr_err_set(e, MR_ENOTFOUND, "model root '%s' cannot be opened", root);
@@ -89,6 +101,7 @@ int mr_registry_open(mr_registry **out, const char *root, const char *default_mo
         return mr_err_set(e, MR_ENOMEM, "out of memory");
     }
     snprintf(r->root, sizeof r->root, "%s", root);
+    r->pool = pool;
     pthread_mutex_init(&r->mu, NULL);
     pthread_mutex_init(&r->reload_mu, NULL);
     struct dirent *de;
@@ -109,7 +122,7 @@ int mr_registry_open(mr_registry **out, const char *root, const char *default_mo
     if (rc) goto err;
     qsort(r->names, (size_t)r->n, sizeof r->names[0], by_name);
     for (int i = 0; i < r->n; i++) {
-        rc = load_version(root, r->names[i], NULL, &r->cur[i], e);
+        rc = load_version(root, r->names[i], NULL, r->pool, &r->cur[i], e);
         if (rc) goto err;
         mr_info("loaded model %s version %s", r->names[i], r->cur[i]->version);
     }
@@ -187,7 +200,7 @@ int mr_registry_reload(mr_registry *r, const char *name, const char *version, ch
     if (i < 0) return mr_err_set(e, MR_ENOTFOUND, "unknown model '%.64s'", name);
     pthread_mutex_lock(&r->reload_mu);
     mr_model_ref *fresh;
-    int rc = load_version(r->root, r->names[i], version, &fresh, e);
+    int rc = load_version(r->root, r->names[i], version, r->pool, &fresh, e);
     if (rc) {
         pthread_mutex_unlock(&r->reload_mu);
         return rc; /* the serving version is untouched */

@@ -17,6 +17,8 @@
 
 #include "common/error.h"
 #include "moe/model.h"
+#include "common/threadpool.h"
+#include "index/retr_set.h"
 #include "moe/scorer.h"
 
 #define MR_MAX_MODELS 16
@@ -24,6 +26,7 @@
 
 typedef struct mr_model_ref {
     moe_model *model;            /* read-only once loaded               */
+    retr_set *retrievers;        /* <version>/retrievers/, or NULL      */
     char name[64];               /* directory name under the root       */
     char version[32];            /* version directory name              */
     int64_t loaded_at_ms;        /* unix ms                             */
@@ -38,7 +41,8 @@ typedef struct mr_registry mr_registry;
 /* Load the newest version of every model under root. default_model names
  * the model used when a request leaves `model` empty ("" = the first model
  * in name order). MR_ENOTFOUND if root has no model. */
-int mr_registry_open(mr_registry **out, const char *root, const char *default_model, mr_err *e);
+int mr_registry_open(mr_registry **out, const char *root, const char *default_model, mr_pool *pool,
+                     mr_err *e);
 void mr_registry_free(mr_registry *r);
 
 /* Current version of a model ("" = default); MR_ENOTFOUND names it. */

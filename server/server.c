@@ -34,6 +34,7 @@
 #include <string.h>
 
 #include "common/clock.h"
+#include "common/threadpool.h"
 #include "common/log.h"
 #include "proto/health.pb-c.h"
 #include "server/handlers.h"
@@ -92,6 +93,7 @@ struct mr_server {
     atomic_int live_calls;
     mr_registry *registry;      /* NULL without model_dir */
     mr_backend *backend;        /* NULL without data_dir */
+    mr_pool *pool;              /* parallel expert searches (retriever sets) */
 };
 
 /* ---- method table (handlers live in handlers_*.c) ------------------------ */
@@ -510,7 +512,12 @@ int mr_server_create(const mr_server_config *cfg, mr_server **out, mr_err *err) 
         goto err;
     }
     if (cfg->model_dir[0]) {
-        rc = mr_registry_open(&s->registry, cfg->model_dir, cfg->default_model, err);
+        s->pool = mr_pool_create(cfg->retrieval_threads);
+        if (!s->pool) {
+            rc = mr_err_set(err, MR_ENOMEM, "cannot start the retrieval thread pool");
+            goto err;
+        }
+        rc = mr_registry_open(&s->registry, cfg->model_dir, cfg->default_model, s->pool, err);
         if (rc) goto err;
     }
     if (cfg->data_dir[0]) {
@@ -618,6 +625,7 @@ void mr_server_free(mr_server *s) {
     if (s->shutdown_cq) grpc_completion_queue_destroy(s->shutdown_cq);
     pthread_mutex_destroy(&s->watch_mu);
     mr_registry_free(s->registry);
+    mr_pool_free(s->pool);
     mr_backend_close(s->backend);
     free(s->cqs);
     free(s->threads);
