@@ -1,7 +1,60 @@
 /* handlers_admin.c — moerec.v1.Admin: Stats (Reload arrives with model
  * loading). */
 #include "proto/moerec.pb-c.h"
+#include "server/backend.h"
 #include "server/handlers.h"
+#include "server/registry.h"
+
+/* The store's memory cache counters. */
+static int store_stats_into(mr_call_ctx *ctx, Moerec__V1__StatsResponse *out) {
+    mr_backend *be = mr_server_backend(ctx->server);
+    if (!be) return 0;
+    store_stats st;
+    store_get_stats(be->st, &st);
+    Moerec__V1__CacheStats *cs = mr_arena_alloc(ctx->arena, sizeof *cs);
+    Moerec__V1__CacheStats **cp = mr_arena_alloc(ctx->arena, sizeof *cp);
+    if (!cs || !cp) return -1;
+    moerec__v1__cache_stats__init(cs);
+    cs->name = "store";
+    cs->hits = st.cache_hits;
+    cs->misses = st.cache_misses;
+    cs->evictions = st.cache_evictions;
+    cs->bytes = st.cache_bytes;
+    cp[0] = cs;
+    out->caches = cp;
+    out->n_caches = 1;
+    return 0;
+}
+
+/* Routing counts per expert of the default model's serving version. */
+static int route_stats_into(mr_call_ctx *ctx, Moerec__V1__StatsResponse *out) {
+    mr_registry *reg = mr_server_registry(ctx->server);
+    mr_model_ref *ref;
+    if (!reg || mr_registry_acquire(reg, "", &ref, NULL)) return 0;
+    int rc = 0;
+    if (ref->retrievers) {
+        router *rt = retr_set_router(ref->retrievers);
+        int n = router_n_experts(rt);
+        Moerec__V1__RouteStats *rs = mr_arena_calloc(ctx->arena, (size_t)(n ? n : 1), sizeof *rs);
+        Moerec__V1__RouteStats **rp = mr_arena_calloc(ctx->arena, (size_t)(n ? n : 1), sizeof *rp);
+        if (!rs || !rp) rc = -1;
+        for (int e = 0; !rc && e < n; e++) {
+            router_expert_stats es;
+            router_stats_get(rt, e, &es);
+            moerec__v1__route_stats__init(&rs[e]);
+            rs[e].retriever = mr_arena_strdup(ctx->arena, router_expert_name(rt, e));
+            if (!rs[e].retriever) rc = -1;
+            rs[e].routed = es.routed + es.fallback;
+            rp[e] = &rs[e];
+        }
+        if (!rc) {
+            out->routes = rp;
+            out->n_routes = (size_t)n;
+        }
+    }
+    mr_model_release(ref);
+    return rc;
+}
 
 int mr_handle_admin_stats(mr_call_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp,
                           mr_err *err) {
@@ -26,6 +79,8 @@ int mr_handle_admin_stats(mr_call_ctx *ctx, const ProtobufCMessage *req, Protobu
     out->methods = ms;
     out->n_methods = (size_t)n;
     out->uptime_seconds = mr_server_uptime_seconds(ctx->server);
+    if (store_stats_into(ctx, out) || route_stats_into(ctx, out))
+        return mr_err_set(err, MR_ENOMEM, "out of request memory");
     out->version = (char *)MOEREC_VERSION;
     *resp = &out->base;
     return MR_OK;

@@ -15,6 +15,31 @@ static const char *gate_kind_name(moe_gate_kind k) {
     }
 }
 
+/* The version's expert retrievers, for GetModelInfo. */
+static int retriever_info(mr_arena *a, const retr_set *set, Moerec__V1__GetModelInfoResponse *out) {
+    int n = retr_set_n_experts(set);
+    Moerec__V1__RetrieverInfo *ri = mr_arena_calloc(a, (size_t)(n ? n : 1), sizeof *ri);
+    Moerec__V1__RetrieverInfo **rp = mr_arena_calloc(a, (size_t)(n ? n : 1), sizeof *rp);
+    if (!ri || !rp) return MR_ENOMEM;
+    const router_config *rc = retr_set_router_config(set);
+    for (int i = 0; i < n; i++) {
+        const retr_set_expert_info *inf = retr_set_info(set, i);
+        retr *r = retr_set_expert_at(set, i);
+        moerec__v1__retriever_info__init(&ri[i]);
+        ri[i].name = mr_arena_strdup(a, inf->name);
+        ri[i].kind = (char *)retr_kind_name(inf->kind);
+        ri[i].index = mr_arena_strdup(a, inf->factory);
+        if (!ri[i].name || !ri[i].index) return MR_ENOMEM;
+        ri[i].dim = r ? (uint32_t)r->dim : 0;
+        ri[i].size = (uint64_t)retr_size(r);
+        ri[i].always_on = rc->fallback && !strcmp(rc->fallback, inf->name);
+        rp[i] = &ri[i];
+    }
+    out->retrievers = rp;
+    out->n_retrievers = (size_t)n;
+    return MR_OK;
+}
+
 int mr_handle_get_model_info(mr_call_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp,
                              mr_err *err) {
     const Moerec__V1__GetModelInfoRequest *r = (const void *)req;
@@ -75,6 +100,10 @@ int mr_handle_get_model_info(mr_call_ctx *ctx, const ProtobufCMessage *req, Prot
     out->n_tasks = (size_t)T;
     out->features = fp;
     out->n_features = (size_t)F;
+    if (ref->retrievers && (rc = retriever_info(a, ref->retrievers, out))) {
+        mr_model_release(ref);
+        return mr_err_set(err, rc, "out of request memory");
+    }
     mr_model_release(ref);
     *resp = &out->base;
     return MR_OK;

@@ -66,6 +66,7 @@ struct call {
     int method_index;           /* -1 when unknown */
     const mr_method *method;
     const ProtobufCMessage *req; /* decoded request (offload threads) */
+    atomic_int handed_off;      /* release in finish(), acquire in on_finish() */
     mr_arena arena;
     int arena_exhausted;
     uint64_t start_ns;
@@ -80,6 +81,7 @@ struct call {
 struct mr_server {
     mr_server_config cfg;
     grpc_server *server;
+    int stopped;                /* shutdown done (main thread only) */
     grpc_completion_queue **cqs;
     grpc_completion_queue *shutdown_cq;
     pthread_t *threads;
@@ -197,7 +199,13 @@ static void finish(call *c) {
     ops[n++].data.send_status_from_server.status_details = c->has_status_msg ? &c->status_msg : NULL;
     ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
     ops[n++].data.recv_close_on_server.cancelled = &c->cancelled;
-    grpc_call_error e = grpc_call_start_batch(c->call, ops, (size_t)n, &c->tags[T_FINISH], NULL);
+    grpc_call *gc = c->call;
+    /* The completion may be handled by another thread (a queue worker after
+     * an offload thread): publish the call's state explicitly rather than
+     * only through gRPC's internal locking, which ThreadSanitizer cannot
+     * see. After this store c belongs to the completion. */
+    atomic_store_explicit(&c->handed_off, 1, memory_order_release);
+    grpc_call_error e = grpc_call_start_batch(gc, ops, (size_t)n, &c->tags[T_FINISH], NULL);
     if (e != GRPC_CALL_OK) { /* no event will come: clean up here */
         mr_warn("server: start_batch(finish) failed (%d) for %s", (int)e,
                 c->method ? c->method->path : "?");
@@ -356,6 +364,8 @@ static void on_recv(call *c, int ok) {
 }
 
 static void on_finish(call *c) {
+    /* pairs with finish(): what an offload thread wrote is visible here */
+    (void)atomic_load_explicit(&c->handed_off, memory_order_acquire);
     uint64_t us = (mr_now_ns() - c->start_ns) / 1000;
     mr_stats_record(mr_server_stats(c->srv, c->method_index), us, c->status);
     call_free(c);
@@ -576,7 +586,7 @@ int mr_server_start(mr_server *s, mr_err *err) {
 }
 
 void mr_server_shutdown(mr_server *s) {
-    if (!s->server) return;
+    if (!s->server || s->stopped) return;
     atomic_store(&s->serving, 0);
     watch_end_all(s);
     static int shutdown_tag;
@@ -592,7 +602,7 @@ void mr_server_shutdown(mr_server *s) {
         grpc_completion_queue_next(s->shutdown_cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
     }
     grpc_server_destroy(s->server);
-    s->server = NULL;
+    s->stopped = 1; /* s->server is not cleared: workers may have read it */
     for (int i = 0; i < s->cfg.completion_queues; i++) grpc_completion_queue_shutdown(s->cqs[i]);
     for (int i = 0; i < s->nthreads; i++) pthread_join(s->threads[i], NULL);
     s->nthreads = 0;
@@ -604,7 +614,7 @@ void mr_server_shutdown(mr_server *s) {
 
 void mr_server_free(mr_server *s) {
     if (!s) return;
-    if (s->server) {
+    if (s->server && !s->stopped) {
         if (s->nthreads || atomic_load(&s->serving)) {
             mr_server_shutdown(s);
         } else { /* created, never started */

@@ -102,7 +102,9 @@ static int serve_main(int argc, char **argv) {
         fprintf(stderr, "moerec serve: %s\n", err.msg);
         return 1;
     }
-    printf("listening on %s:%d\n", cfg.host, mr_server_port(srv));
+    /* a target a client can dial as printed: IPv6 addresses in brackets */
+    if (strchr(cfg.host, ':')) printf("listening on [%s]:%d\n", cfg.host, mr_server_port(srv));
+    else printf("listening on %s:%d\n", cfg.host, mr_server_port(srv));
     fflush(stdout);
     mr_info("serving on %s:%d with %d queues", cfg.host, mr_server_port(srv),
             cfg.completion_queues);

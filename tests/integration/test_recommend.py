@@ -173,6 +173,24 @@ class RecommendTest(unittest.TestCase):
         sc = self.rec.Score(sreq, timeout=10)
         self.assertEqual([x.score for x in sc.items], s)
 
+    def test_model_info_and_stats_list_the_retrievers(self):
+        import moerec_pb2_grpc
+        info = self.rec.GetModelInfo(self.pb.GetModelInfoRequest(), timeout=10)
+        names = {r.name: r for r in info.retrievers}
+        self.assertEqual(set(names), {"group_%d" % g for g in range(GROUPS)} | {"popular"})
+        self.assertEqual(names["group_1"].size, PER_GROUP)
+        self.assertEqual(names["group_1"].dim, D)
+        self.assertEqual(names["group_1"].index, "IDMap,Flat")
+        self.assertTrue(names["popular"].always_on)
+        self.assertFalse(names["group_1"].always_on)
+        self.rec.Retrieve(self.pb.RetrieveRequest(query_vector=self.vec[1], k=5), timeout=10)
+        st = moerec_pb2_grpc.AdminStub(self.ch).Stats(self.pb.StatsRequest(), timeout=10)
+        routed = {r.retriever: r.routed for r in st.routes}
+        self.assertGreater(routed["group_0"], 0)
+        self.assertGreater(routed["popular"], 0)
+        self.assertEqual([c.name for c in st.caches], ["store"])
+        self.assertGreater(st.caches[0].hits + st.caches[0].misses, 0)
+
     def test_cold_user_gets_the_fallback(self):
         r = self.rec.Recommend(self.pb.RecommendRequest(user_id="nobody", k=5), timeout=10)
         self.assertEqual(len(r.items), 5)
