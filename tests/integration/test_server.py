@@ -94,13 +94,14 @@ class ServerTest(unittest.TestCase):
             self.raw("/moerec.v1.Recommender/Nope", b"")
         self.assertEqual(cm.exception.code(), self.grpc.StatusCode.UNIMPLEMENTED)
 
-    def test_unbuilt_rpc_says_so(self):
+    def test_recommend_without_model_says_so(self):
+        # every RPC is built now; without --model-dir Recommend says what is missing
         import moerec_pb2, moerec_pb2_grpc
         stub = moerec_pb2_grpc.RecommenderStub(self.channel)
         with self.assertRaises(self.grpc.RpcError) as cm:
             stub.Recommend(moerec_pb2.RecommendRequest(user_id="u1"), timeout=10)
-        self.assertEqual(cm.exception.code(), self.grpc.StatusCode.UNIMPLEMENTED)
-        self.assertIn("Recommend", cm.exception.details())
+        self.assertEqual(cm.exception.code(), self.grpc.StatusCode.FAILED_PRECONDITION)
+        self.assertIn("--model-dir", cm.exception.details())
 
     def test_stats(self):
         import moerec_pb2, moerec_pb2_grpc
