@@ -81,7 +81,8 @@ int behaviour_rebuild_all(behaviour *b, uint64_t *n_users, mr_err *e);
 int behaviour_expire(behaviour *b, int64_t now_ms, uint64_t *n_users, mr_err *e);
 
 /* A user's kept events, oldest first: up to cap into out; *n gets the count
- * returned. O(L): for tools and tests, not the serving path. */
+ * returned (none for a user past user_ttl_s, as in user_state_get). O(L):
+ * for tools and tests, not the serving path. */
 int behaviour_events(behaviour *b, uint64_t user, behaviour_event *out, size_t cap, size_t *n,
                      mr_err *e);
 

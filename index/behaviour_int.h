@@ -74,6 +74,11 @@ int beh_state_load(behaviour *b, uint64_t user, beh_state *s, void *table, mr_er
 int beh_events_scan(behaviour *b, uint64_t user, int64_t from_ts, uint64_t from_seq,
                     beh_event *out, uint32_t *sigs, size_t cap, size_t *n, mr_err *e);
 
+/* *expired = 1 when user_ttl_s is set and the user's last append is older
+ * (reads then treat the user's events as gone until the sweep deletes them).
+ * Reads only the state row's header. */
+int beh_user_expired(behaviour *b, uint64_t user, int *expired, mr_err *e);
+
 /* Add to wb a range tombstone over all of user's events (behaviour_expire.c). */
 void beh_delete_user_events(behaviour *b, rocksdb_writebatch_t *wb, uint64_t user);
 

@@ -62,9 +62,11 @@ int behaviour_recent(behaviour *b, uint64_t user, behaviour_event *out, size_t c
     *n = 0;
     if (cap == 0) return 0;
     if (!out) return mr_err_set(e, MR_EINVAL, "behaviour_recent: out is NULL");
+    int expired, rc;
+    if ((rc = beh_user_expired(b, user, &expired, e)) || expired) return rc; /* user TTL */
     beh_event *ev = malloc(cap * sizeof *ev);
     if (!ev) return mr_err_set(e, MR_ENOMEM, "behaviour_recent: out of memory");
-    int rc = scan_back(b, user, INT64_MAX, UINT64_MAX, 0, ev, cap, n, e);
+    rc = scan_back(b, user, INT64_MAX, UINT64_MAX, 0, ev, cap, n, e);
     for (size_t i = 0; !rc && i < *n; i++) /* newest first -> oldest first */
         out[*n - 1 - i] = (behaviour_event){user, ev[i].item, ev[i].ts, ev[i].action};
     free(ev);
@@ -74,6 +76,8 @@ int behaviour_recent(behaviour *b, uint64_t user, behaviour_event *out, size_t c
 int behaviour_recent_vectors(behaviour *b, uint64_t user, int k, float *vecs, int *n, mr_err *e) {
     *n = 0;
     if (k <= 0) return 0;
+    int expired, rc0;
+    if ((rc0 = beh_user_expired(b, user, &expired, e)) || expired) return rc0; /* user TTL */
     int d = b->layout.d;
     size_t chunk = (size_t)k;
     beh_event *ev = malloc(chunk * sizeof *ev);

@@ -12,7 +12,8 @@
 #include "index/behaviour.h"
 
 /* The last min(cap, kept) events of user into out, OLDEST first; *n gets
- * the count. */
+ * the count. A user past store_config.user_ttl_s has none (as in
+ * user_state_get), swept or not. */
 int behaviour_recent(behaviour *b, uint64_t user, behaviour_event *out, size_t cap, size_t *n,
                      mr_err *e);
 

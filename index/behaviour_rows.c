@@ -111,19 +111,26 @@ int beh_state_decode(const behaviour *b, const char *v, size_t vlen, beh_state *
     return 0;
 }
 
-int beh_state_load(behaviour *b, uint64_t user, beh_state *s, void *table, mr_err *e) {
+/* Point read of a user's state row into *p (NULL when absent). */
+static int beh_state_get(behaviour *b, uint64_t user, rocksdb_pinnableslice_t **p, mr_err *e) {
     store *st = b->st;
     uint8_t k[8];
     char *err = NULL;
     emb_key_encode(user, k);
-    rocksdb_pinnableslice_t *p =
-        rocksdb_get_pinned_cf(st->db, st->ropts, st->cf[STORE_CF_SDIM], (const char *)k, 8, &err);
+    *p = rocksdb_get_pinned_cf(st->db, st->ropts, st->cf[STORE_CF_SDIM], (const char *)k, 8, &err);
     if (err) {
         int rc = mr_err_set(e, MR_EINTERNAL, "read SDIM row of user %llu: %s",
                             (unsigned long long)user, err);
         free(err);
         return rc;
     }
+    return 0;
+}
+
+int beh_state_load(behaviour *b, uint64_t user, beh_state *s, void *table, mr_err *e) {
+    rocksdb_pinnableslice_t *p;
+    int rc;
+    if ((rc = beh_state_get(b, user, &p, e))) return rc;
     memset(s, 0, sizeof *s);
     if (!p) {
         if (table) sdim_table_clear(&b->layout, table);
@@ -131,12 +138,32 @@ int beh_state_load(behaviour *b, uint64_t user, beh_state *s, void *table, mr_er
     }
     size_t vlen;
     const char *v = rocksdb_pinnableslice_value(p, &vlen);
-    int rc = beh_state_decode(b, v, vlen, s, table, e);
+    rc = beh_state_decode(b, v, vlen, s, table, e);
     rocksdb_pinnableslice_destroy(p);
     if (rc) {
-        atomic_fetch_add(&st->ctr.corrupt_rows, 1);
+        atomic_fetch_add(&b->st->ctr.corrupt_rows, 1);
         return mr_err_wrap(e, "user %llu (behaviour_rebuild repairs it)", (unsigned long long)user);
     }
+    return 0;
+}
+
+int beh_user_expired(behaviour *b, uint64_t user, int *expired, mr_err *e) {
+    const int64_t ttl_s = b->st->cfg.user_ttl_s;
+    rocksdb_pinnableslice_t *p;
+    int rc;
+    *expired = 0;
+    if (ttl_s <= 0) return 0;
+    if ((rc = beh_state_get(b, user, &p, e)) || !p) return rc; /* no row: no events either */
+    size_t vlen;
+    const char *v = rocksdb_pinnableslice_value(p, &vlen);
+    uint32_t magic, write_s;
+    if (vlen == beh_state_bytes(b)) { /* header only; a corrupt row is read as live */
+        memcpy(&magic, v, 4);
+        memcpy(&write_s, v + 44, 4);
+        *expired = magic == BEH_STATE_MAGIC &&
+                   store_expired((int64_t)write_s * 1000, ttl_s, mr_unix_ms());
+    }
+    rocksdb_pinnableslice_destroy(p);
     return 0;
 }
 
@@ -199,9 +226,11 @@ int behaviour_events(behaviour *b, uint64_t user, behaviour_event *out, size_t c
     *n = 0;
     if (cap == 0) return 0;
     if (!out) return mr_err_set(e, MR_EINVAL, "behaviour_events: out is NULL");
+    int expired, rc;
+    if ((rc = beh_user_expired(b, user, &expired, e)) || expired) return rc;
     beh_event *ev = malloc(cap * sizeof *ev);
     if (!ev) return mr_err_set(e, MR_ENOMEM, "behaviour_events: out of memory");
-    int rc = beh_events_scan(b, user, INT64_MIN, 0, ev, NULL, cap, n, e);
+    rc = beh_events_scan(b, user, INT64_MIN, 0, ev, NULL, cap, n, e);
     for (size_t i = 0; !rc && i < *n; i++)
         out[i] = (behaviour_event){user, ev[i].item, ev[i].ts, ev[i].action};
     free(ev);

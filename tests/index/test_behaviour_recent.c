@@ -1,7 +1,8 @@
 /* test_behaviour_recent.c — the last k events of a user by reverse scan:
  * equal to the tail of the full (oldest-first) read, across trims, users
  * with neighbouring ids, and events whose item has no vector (skipped by
- * behaviour_recent_vectors, as training's replay skips them). */
+ * behaviour_recent_vectors, as training's replay skips them); users past
+ * user_ttl_s read as having none. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "common/clock.h"
 #include "index/behaviour_recent.h"
 #include "store_testutil.h"
 
@@ -93,7 +95,50 @@ static void test_recent_matches_full_read(void **state) {
     store_test_rmrf(dir);
 }
 
+/* Past user_ttl_s the user's recent events read as gone, like its SDIM
+ * table (user_state_get), before any behaviour_expire sweep. */
+static void test_recent_respects_user_ttl(void **state) {
+    (void)state;
+    char dir[256];
+    assert_non_null(store_test_tmpdir(dir, sizeof dir, "recentttl"));
+    store_config sc;
+    store_config_init(&sc);
+    sc.user_ttl_s = 1;
+    store *st;
+    assert_int_equal(store_open(&st, dir, &sc, NULL), 0);
+    assert_int_equal(emb_table_create(st, "items", D, EMB_FP32, 0, NULL), 0);
+    emb_table *t = emb_store_table(st, "items", NULL);
+    uint64_t ids[3] = {1, 2, 3};
+    float vecs[3 * D];
+    for (int i = 0; i < 3; i++) item_vec(ids[i], vecs + i * D);
+    assert_int_equal(emb_store_put(st, t, ids, 3, vecs, 3 * D, NULL), 0);
+    behaviour_config c;
+    behaviour_config_init(&c, "items");
+    behaviour *b;
+    assert_int_equal(behaviour_open(&b, st, &c, NULL), 0);
+    behaviour_event ev[3];
+    for (int i = 0; i < 3; i++) ev[i] = (behaviour_event){8, ids[i], 10 + i, 0};
+    int64_t t0 = mr_unix_ms();
+    assert_int_equal(behaviour_append(b, ev, 3, NULL), 0);
+    behaviour_event rec[4];
+    size_t nrec;
+    float v[3 * D];
+    int n;
+    assert_int_equal(behaviour_recent(b, 8, rec, 4, &nrec, NULL), 0);
+    if (mr_unix_ms() - t0 < 900) assert_int_equal(nrec, 3); /* unless the host stalled 1 s */
+    int64_t t1 = mr_unix_ms();
+    while (mr_unix_ms() <= t1 + 2100) usleep(50 * 1000); /* past the TTL in whole seconds */
+    assert_int_equal(behaviour_recent(b, 8, rec, 4, &nrec, NULL), 0);
+    assert_int_equal(nrec, 0);
+    assert_int_equal(behaviour_recent_vectors(b, 8, 3, v, &n, NULL), 0);
+    assert_int_equal(n, 0);
+    behaviour_close(b);
+    store_close(st);
+    store_test_rmrf(dir);
+}
+
 int main(void) {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_recent_matches_full_read)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_recent_matches_full_read),
+                                       cmocka_unit_test(test_recent_respects_user_ttl)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
