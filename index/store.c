@@ -409,8 +409,11 @@ int emb_table_create(store *st, const char *name, uint32_t dim, emb_encoding enc
                    sizeof v, &err);
     rocksdb_writeoptions_destroy(wo);
     if (err) {
-        rocksdb_column_family_handle_destroy(cf);
         rc = store_rocks_err(e, MR_EINTERNAL, err, "create table: write meta");
+        err = NULL; /* drop the family, or this name stays uncreatable until a reopen */
+        rocksdb_drop_column_family(st->db, cf, &err);
+        free(err);
+        rocksdb_column_family_handle_destroy(cf);
         goto out;
     }
     store_table_fill(&st->tables[nt], &info, cf);
