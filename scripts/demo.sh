@@ -7,12 +7,15 @@
 #   scripts/demo.sh --port N serve on another port (0 picks a free one)
 #
 # The embedded default: `moerec demo-data` writes a seeded catalogue (2,000
-# items in 8 genres), 300 users with favourite genres and 150,000 clicks and
-# likes; `moerec train` fits an MMoE ranker with top-p gates on it (a few
-# seconds); `moerec serve --model-dir` serves it; a python3-grpcio client
-# ranks candidates for demo users through Score, and shows health, model
-# info and stats. Recommend (retrieval + ranking) is not served yet and the
-# client shows that too. The world lives in build/demo (MOEREC_DEMO_DIR).
+# items in 8 genres, with item vectors), 300 users with favourite genres and
+# 150,000 impressions with clicks and likes; `moerec train` fits an MMoE
+# ranker with top-p gates on it (seconds); `moerec index retrievers` builds
+# one FAISS expert per genre, k-means pilots and a popularity fallback
+# beside the model version; `moerec serve` serves model + retrievers + a
+# RocksDB store. A python3-grpcio client then loads the catalogue
+# (UpsertItems), replays users' clicks (AppendEvents), and asks Recommend:
+# routed retrieval + MoE ranking, favourite genres on top. The world lives
+# in build/demo (MOEREC_DEMO_DIR); the store is fresh on every run.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 once=0; port=50051
@@ -31,16 +34,22 @@ cmake -S "$root" -B "$build" >/dev/null
 cmake --build "$build" -j"$(nproc)" --target moerec >/dev/null
 moerec="$build/tools/moerec"
 demo=${MOEREC_DEMO_DIR:-$build/demo}
-if [ ! -f "$demo/models/demo/1/model.json" ]; then
+if [ ! -f "$demo/models/demo/1/retrievers/retrievers.json" ]; then
   rm -rf "$demo"
   "$moerec" demo-data --out "$demo"
   mkdir -p "$demo/models/demo"
   "$moerec" train --model-json "$demo/model.json" --data "$demo/interactions.csv" \
     --out "$demo/models/demo" --epochs 10 > "$demo/train.json"
   echo "trained: $(cat "$demo/train.json")"
+  "$moerec" index retrievers --items "$demo/item_vectors.csv" --expert-column genre \
+    --events "$demo/events.csv" --popularity --pilots 2 \
+    --out "$demo/models/demo/1/retrievers" > "$demo/index.json"
+  echo "indexed: $(cut -c1-160 "$demo/index.json")..."
 fi
+rm -rf "$demo/db"
 out=$(mktemp -d)
-"$moerec" serve --port "$port" --model-dir "$demo/models" > "$out/port" &
+"$moerec" serve --port "$port" --model-dir "$demo/models" --data-dir "$demo/db" --item-dim 16 \
+  > "$out/port" &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$out"' EXIT
 for _ in $(seq 100); do grep -q listening "$out/port" 2>/dev/null && break; sleep 0.1; done

@@ -2,10 +2,13 @@
 """demo_client.py — call a running moerec server with Debian's python3-grpcio.
 
 Generates stubs from proto/ into a temp dir. With --demo-dir (the folder
-`moerec demo-data` wrote) it ranks a dozen candidates for a few demo users
-through Score and shows that each user's favourite genres come out on top;
-it always calls health Check/Watch, GetModelInfo and Admin/Stats. Used by
-scripts/demo.sh and by tests/integration/test_demo.py.
+`moerec demo-data` wrote) it loads the catalogue into the server
+(UpsertItems: item vectors + features), replays the demo users' clicks
+(AppendEvents), asks Recommend for each demo user's top 10 and shows that
+their favourite genres dominate, shows a cold user getting the popularity
+fallback, and ranks hand-picked candidates through Score; it always calls
+health Check/Watch, GetModelInfo and Admin/Stats. Used by scripts/demo.sh
+and by tests/integration/test_demo.py.
 """
 import argparse
 import csv
@@ -50,6 +53,53 @@ def score(stub, pb, user, cands, debug=False):
     return stub.Score(req, timeout=10)
 
 
+def load_catalogue(stub, pb, demo_dir, batch=500):
+    """UpsertItems every item: its vector and its features (genre, price)."""
+    items = {i["item_id"]: i for i in read_world(demo_dir)[0]}
+    with open(os.path.join(demo_dir, "item_vectors.csv")) as f:
+        rows = list(csv.DictReader(f))
+    dims = [k for k in rows[0] if k.startswith("e")]
+    for s in range(0, len(rows), batch):
+        req = pb.UpsertItemsRequest()
+        for r in rows[s:s + batch]:
+            it = req.items.add(item_id=r["item_id"], embedding=[float(r[k]) for k in dims])
+            it.features.categorical.add(name="genre", values=[r["genre"]])
+            it.features.numeric.add(name="price", value=float(items[r["item_id"]]["price"]))
+        stub.UpsertItems(req, timeout=30)
+    return len(rows)
+
+
+def replay_events(stub, pb, demo_dir, users):
+    """AppendEvents: every click of the given users, in time order."""
+    want = {u["user_id"] for u in users}
+    req = pb.AppendEventsRequest()
+    n = 0
+    with open(os.path.join(demo_dir, "events.csv")) as f:
+        for r in csv.DictReader(f):
+            if r["user_id"] in want:
+                req.events.add(user_id=r["user_id"], item_id=r["item_id"],
+                               timestamp_ms=int(r["ts_ms"]), action="click")
+                n += 1
+                if len(req.events) == 5000:
+                    stub.AppendEvents(req, timeout=30)
+                    req = pb.AppendEventsRequest()
+    if req.events:
+        stub.AppendEvents(req, timeout=30)
+    return n
+
+
+def favourite_share(stub, pb, items, users, k=10):
+    """Fraction of Recommend's top k in each user's favourite genres."""
+    genre = {i["item_id"]: i["genre"] for i in items}
+    hit = total = 0
+    for u in users:
+        fav = set(u["favourite_genres"].split("|"))
+        r = stub.Recommend(pb.RecommendRequest(user_id=u["user_id"], k=k), timeout=10)
+        hit += sum(genre[x.item_id] in fav for x in r.items)
+        total += len(r.items)
+    return hit / total
+
+
 def favourite_lift(stub, pb, items, users, n_users, seed=7):
     """Mean final score of favourite-genre candidates minus the others'."""
     rng = random.Random(seed)
@@ -88,12 +138,40 @@ def main():
                 info.model, info.version, info.architecture, info.experts, info.gate,
                 ", ".join("%s (weight %.1f)" % (t.name, t.weight) for t in info.tasks)))
             items, users = read_world(a.demo_dir)
-            rng = random.Random(1)
+            n = load_catalogue(rec, pb, a.demo_dir)
+            ev = replay_events(rec, pb, a.demo_dir, users[:50])
+            print("UpsertItems: %d items (vectors + features); AppendEvents: %d clicks of 50 users"
+                  % (n, ev))
+            genre = {i["item_id"]: i["genre"] for i in items}
             for user in users[:a.users]:
+                fav = set(user["favourite_genres"].split("|"))
+                r = rec.Recommend(pb.RecommendRequest(user_id=user["user_id"], k=10, debug=True),
+                                  timeout=10)
+                print("\nRecommend for user %s (likes %s), top %d of %d retrieved:" % (
+                    user["user_id"], " and ".join(sorted(fav)), len(r.items), 200))
+                print("   %-7s %-12s %6s %6s %6s  %s" % ("item", "genre", "score", "click", "like",
+                                                         "retrieved by"))
+                for x in r.items:
+                    t = {y.task: y.value for y in x.tasks}
+                    print(" %s %-7s %-12s %6.3f %6.3f %6.3f  %s" % (
+                        "*" if genre[x.item_id] in fav else " ", x.item_id, genre[x.item_id],
+                        x.score, t["click"], t["like"], ",".join(x.retrievers)))
+                routed = sorted((y for y in r.debug.routes if y.selected), key=lambda y: -y.weight)
+                print("   routed to: %s" % ", ".join("%s (%.2f, %d asked)" % (y.retriever, y.weight,
+                                                                          y.budget) for y in routed))
+                st = {y.stage: y.micros for y in r.debug.timings}
+                print("   retrieve %d us, rank %d us" % (st.get("retrieve", 0), st.get("rank", 0)))
+            print("\nfavourite genres in Recommend's top 10 over 50 users: %.0f%% (2 of 8 genres: 25%% by chance)"
+                  % (100 * favourite_share(rec, pb, items, users[:50])))
+            r = rec.Recommend(pb.RecommendRequest(user_id="new-user", k=5), timeout=10)
+            print("a user with no history gets the fallback expert: %s" % ", ".join(
+                "%s (%s)" % (x.item_id, ",".join(x.retrievers)) for x in r.items))
+            rng = random.Random(1)
+            for user in users[:1]:
                 cands, fav = candidates_for(user, items, rng)
                 r = score(rec, pb, user, cands, debug=True)
                 ranked = sorted(zip(cands, r.items), key=lambda p: -p[1].score)
-                print("\nuser %s (age %s) likes %s — Score on %d candidates, best first:" % (
+                print("\nScore: user %s (age %s) likes %s — %d hand-picked candidates, best first:" % (
                     user["user_id"], user["age"], " and ".join(sorted(fav)), len(cands)))
                 print("   %-7s %-12s %6s %6s %6s" % ("item", "genre", "score", "click", "like"))
                 for it, out in ranked:
@@ -106,10 +184,6 @@ def main():
                     rank_us, r.debug.gates[0].gate, 100 * r.debug.gates[0].active_fraction))
             print("\nfavourite-genre lift over 50 users: %+.3f in mean score" %
                   favourite_lift(rec, pb, items, users, 50))
-        try:
-            rec.Recommend(pb.RecommendRequest(user_id="u0", k=10), timeout=10)
-        except grpc.RpcError as e:
-            print("Recommend:", e.code().name, "-", e.details())
         st = moerec_pb2_grpc.AdminStub(ch).Stats(pb.StatsRequest(), timeout=10)
         calls = {m.method.rsplit("/", 1)[1]: m for m in st.methods if m.calls}
         print("Admin/Stats: version %s; %s" % (st.version, ", ".join(

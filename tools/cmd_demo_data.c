@@ -3,9 +3,16 @@
  * Writes a small, seeded, self-consistent recommendation world into a
  * folder, so the demo and the end-to-end test need nothing from outside:
  *   items.csv         item_id, genre, price               (the catalogue)
+ *   item_vectors.csv  item_id, genre, e0..e15             (retrieval space)
  *   users.csv         user_id, age, favourite genres       (the ground truth)
  *   interactions.csv  user_id,item_id,genre,age,price,click,like (training rows)
+ *   events.csv        user_id,item_id,ts_ms                (the clicks, in time order)
  *   model.json        an MMoE ranker (top-p gates) over those columns
+ * Ids are numbers (users 1.., items 10000..): the index tool takes numeric
+ * ids, and the server maps a decimal id string to that same number.
+ * Item vectors are a genre direction plus a little of the item's quality
+ * and noise, so the index tool can build one FAISS expert per genre and a
+ * user's recent clicks point at the genres they like.
  * Users click items of their favourite genres far more often, and like the
  * good ones; a trained ranker must learn that, which the demo shows and the
  * end-to-end test asserts.
@@ -24,6 +31,9 @@
 static const char *k_genres[] = {"action", "comedy", "drama", "horror",
                                  "romance", "scifi", "documentary", "animation"};
 #define NGENRES 8
+#define VEC_DIM 16
+#define ITEM_ID0 10000L
+#define USER_ID0 1L
 
 static const char *k_model_json =
     "{\n"
@@ -52,9 +62,12 @@ static const char *k_model_json =
 static void usage(FILE *f) {
     fprintf(f,
             "usage: moerec demo-data --out DIR [--users N] [--items N] [--rows N] [--seed N]\n\n"
-            "Write the embedded demo world to DIR: items.csv, users.csv, interactions.csv\n"
-            "and model.json (train it with `moerec train --model-json DIR/model.json\n"
-            "--data DIR/interactions.csv --out DIR/models/demo`).\n\n"
+            "Write the embedded demo world to DIR: items.csv, item_vectors.csv, users.csv,\n"
+            "interactions.csv, events.csv and model.json. Train the ranker with\n"
+            "`moerec train --model-json DIR/model.json --data DIR/interactions.csv --out\n"
+            "DIR/models/demo`; build its retrievers with `moerec index retrievers --items\n"
+            "DIR/item_vectors.csv --expert-column genre --events DIR/events.csv --popularity\n"
+            "--out DIR/models/demo/1/retrievers` (scripts/demo.sh does both).\n\n"
             "  --users N   users (default 300)\n"
             "  --items N   items (default 2000)\n"
             "  --rows N    interaction rows (default 150000)\n"
@@ -117,18 +130,30 @@ static int demo_data_main(int argc, char **argv) {
     long nby[NGENRES] = {0};
     for (int g = 0; g < NGENRES; g++) by_genre[g] = malloc((size_t)nitems * sizeof(long));
     FILE *fi = open_out(out, "items.csv"), *fu = open_out(out, "users.csv"),
-         *fx = open_out(out, "interactions.csv"), *fm = open_out(out, "model.json");
+         *fx = open_out(out, "interactions.csv"), *fm = open_out(out, "model.json"),
+         *fv = open_out(out, "item_vectors.csv"), *fe = open_out(out, "events.csv");
     int rc = 1;
-    if (!item_genre || !item_price || !item_quality || !fav || !age || !fi || !fu || !fx || !fm)
+    if (!item_genre || !item_price || !item_quality || !fav || !age || !fi || !fu || !fx || !fm || !fv || !fe)
         goto done;
     fprintf(fi, "item_id,genre,price\n");
+    fprintf(fv, "item_id,genre");
+    for (int j = 0; j < VEC_DIM; j++) fprintf(fv, ",e%d", j);
+    fputc('\n', fv);
     for (long i = 0; i < nitems; i++) {
         int g = (int)mr_rng_below(&rng, NGENRES);
         item_genre[i] = g;
         by_genre[g][nby[g]++] = i;
         item_price[i] = (float)(5 + 45 * mr_rng_uniform(&rng));
         item_quality[i] = (float)mr_rng_normal(&rng);
-        fprintf(fi, "i%ld,%s,%.2f\n", i, k_genres[g], item_price[i]);
+        fprintf(fi, "%ld,%s,%.2f\n", ITEM_ID0 + i, k_genres[g], item_price[i]);
+        float v[VEC_DIM], norm = 0;
+        for (int j = 0; j < VEC_DIM; j++) v[j] = 0.15f * (float)mr_rng_normal(&rng);
+        v[2 * g] += 1.0f;
+        v[2 * g + 1] += 0.3f * item_quality[i];
+        for (int j = 0; j < VEC_DIM; j++) norm += v[j] * v[j];
+        fprintf(fv, "%ld,%s", ITEM_ID0 + i, k_genres[g]);
+        for (int j = 0; j < VEC_DIM; j++) fprintf(fv, ",%.5f", v[j] / sqrtf(norm));
+        fputc('\n', fv);
     }
     fprintf(fu, "user_id,age,favourite_genres\n");
     for (long u = 0; u < nusers; u++) {
@@ -136,9 +161,10 @@ static int demo_data_main(int argc, char **argv) {
         do fav[u][1] = (int)mr_rng_below(&rng, NGENRES);
         while (fav[u][1] == fav[u][0]);
         age[u] = 18 + (int)mr_rng_below(&rng, 50);
-        fprintf(fu, "u%ld,%d,%s|%s\n", u, age[u], k_genres[fav[u][0]], k_genres[fav[u][1]]);
+        fprintf(fu, "%ld,%d,%s|%s\n", USER_ID0 + u, age[u], k_genres[fav[u][0]], k_genres[fav[u][1]]);
     }
     fprintf(fx, "user_id,item_id,genre,age,price,click,like\n");
+    fprintf(fe, "user_id,item_id,ts_ms\n");
     for (long r = 0; r < nrows; r++) {
         long u = (long)mr_rng_below(&rng, (uint64_t)nusers), i;
         /* half the impressions come from a favourite genre, half at random */
@@ -150,7 +176,8 @@ static int demo_data_main(int argc, char **argv) {
         int click = mr_rng_uniform(&rng) < 1 / (1 + exp(-z));
         double zl = -1.0 + 1.5 * item_quality[i] + 0.8 * match;
         int like = click && mr_rng_uniform(&rng) < 1 / (1 + exp(-zl));
-        fprintf(fx, "u%ld,i%ld,%s,%d,%.2f,%d,%d\n", u, i, k_genres[item_genre[i]], age[u],
+        if (click) fprintf(fe, "%ld,%ld,%ld\n", USER_ID0 + u, ITEM_ID0 + i, 1700000000000L + r * 1000L);
+        fprintf(fx, "%ld,%ld,%s,%d,%.2f,%d,%d\n", USER_ID0 + u, ITEM_ID0 + i, k_genres[item_genre[i]], age[u],
                 item_price[i], click, like);
     }
     fputs(k_model_json, fm);
@@ -162,6 +189,8 @@ done:
     if (fu && fclose(fu)) rc = 1;
     if (fx && fclose(fx)) rc = 1;
     if (fm && fclose(fm)) rc = 1;
+    if (fv && fclose(fv)) rc = 1;
+    if (fe && fclose(fe)) rc = 1;
     for (int g = 0; g < NGENRES; g++) free(by_genre[g]);
     free(item_genre);
     free(item_price);
