@@ -1,0 +1,392 @@
+/* cmd_score.c — `moerec score`: offline batch scoring of a CSV/TSV file.
+ *
+ * Streams the input in chunks (constant memory whatever the file size):
+ * each chunk's rows are parsed into a scorer batch — categorical columns
+ * named by the model's features (multi-valued with the feature's
+ * separator), numeric columns normalised by the model — and scored in one
+ * pass. Chunks are scored on a thread pool, one scorer per worker, and
+ * written in input order, so the output does not depend on --threads.
+ * Output: the kept input columns, one column per task, then `score` (the
+ * model's weighted combination). A summary JSON line goes to stderr (stdout
+ * may be the data).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "common/progress.h"
+#include "common/tensor.h"
+#include "common/threadpool.h"
+#include "moe/model.h"
+#include "moe/scorer.h"
+#include "tools/command.h"
+
+#define MAX_COLS 512
+#define MAX_LINE (1 << 20)
+
+typedef struct row {
+    char *line;              /* owned copy, fields point into it */
+    int ncols;
+    char *col[MAX_COLS];
+} row;
+
+typedef struct chunk {
+    row *rows;
+    int n, cap;
+    float *tasks, *score;    /* (n, T), (n) */
+    int rc;
+    char err[MR_ERR_MSG_MAX];
+} chunk;
+
+typedef struct job {
+    const moe_model *m;
+    moe_scorer *scorer;
+    chunk *c;
+    const int *cat_col, *num_col; /* input column of each feature, -1 = absent */
+} job;
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: moerec score --model DIR --data FILE [--out FILE] [options]\n\n"
+            "Score every row of a CSV/TSV file (header line; columns named as the model's\n"
+            "features) with a trained model, streaming, and write the kept columns, one\n"
+            "column per task and the final score.\n\n"
+            "  --model DIR     a model version directory, or a model root (newest version)\n"
+            "  --data FILE     input CSV/TSV ('-' = stdin; TSV when the header has a tab)\n"
+            "  --out FILE      output CSV ('-' = stdout, the default)\n"
+            "  --keep COLS     input columns copied to the output, comma-separated\n"
+            "                  (default: user_id,item_id when present)\n"
+            "  --batch N       rows per scorer batch (4096)\n"
+            "  --threads N     scoring threads, 0 = all cores (0)\n"
+            "  --quiet         no progress line\n\n"
+            "Missing numeric values take the model's fill value; empty categorical cells\n"
+            "are empty bags. A summary JSON line goes to stderr. Exit: 0 ok, 1 failure, 2 usage.\n");
+}
+
+/* Split line in place into fields (RFC 4180 quotes for CSV). */
+static int split(char *line, char sep, char **out, int max) {
+    int n = 0;
+    char *p = line;
+    for (;;) {
+        if (n == max) return -1;
+        if (*p == '"' && sep == ',') {
+            char *w = ++p;
+            out[n++] = w;
+            for (;;) {
+                if (!*p) return -1; /* unterminated quote */
+                if (*p == '"' && p[1] == '"') {
+                    *w++ = '"';
+                    p += 2;
+                } else if (*p == '"') {
+                    p++;
+                    break;
+                } else {
+                    *w++ = *p++;
+                }
+            }
+            *w = '\0';
+            if (*p == sep) {
+                p++;
+                continue;
+            }
+            if (!*p) return n;
+            return -1; /* text after a closing quote */
+        }
+        out[n++] = p;
+        char *q = strchr(p, sep);
+        if (!q) return n;
+        *q = '\0';
+        p = q + 1;
+    }
+}
+
+static void chomp(char *s) {
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == '\n' || s[n - 1] == '\r')) s[--n] = '\0';
+}
+
+static void score_chunk(void *arg) {
+    job *j = arg;
+    chunk *c = j->c;
+    const moe_model *m = j->m;
+    mr_err e;
+    mr_err_clear(&e);
+    c->rc = moe_scorer_begin(j->scorer, c->n, &e);
+    for (int i = 0; !c->rc && i < c->n; i++) {
+        row *r = &c->rows[i];
+        for (int f = 0; !c->rc && f < m->n_cat; f++) {
+            int col = j->cat_col[f];
+            if (col < 0 || col >= r->ncols || !r->col[col][0]) continue;
+            const char *vals[64];
+            int nv = 0;
+            char *cell = r->col[col], sepc = m->cat[f].sep;
+            if (sepc) {
+                char *s = cell, *t;
+                while (nv < 64 && (t = strchr(s, sepc))) {
+                    *t = '\0';
+                    if (*s) vals[nv++] = s;
+                    s = t + 1;
+                }
+                if (nv < 64 && *s) vals[nv++] = s;
+            } else {
+                vals[nv++] = cell;
+            }
+            c->rc = moe_scorer_set_cat(j->scorer, i, f, vals, NULL, nv, &e);
+        }
+        for (int f = 0; !c->rc && f < m->n_num; f++) {
+            int col = j->num_col[f];
+            if (col < 0 || col >= r->ncols || !r->col[col][0]) continue;
+            char *end;
+            float v = strtof(r->col[col], &end);
+            if (*end || end == r->col[col]) {
+                c->rc = mr_err_set(&e, MR_EINVAL, "numeric column '%s' has '%.40s'", m->num[f].column,
+                                   r->col[col]);
+                break;
+            }
+            c->rc = moe_scorer_set_num(j->scorer, i, f, v, &e);
+        }
+    }
+    if (!c->rc) c->rc = moe_scorer_run(j->scorer, c->tasks, c->score, &e);
+    if (c->rc) snprintf(c->err, sizeof c->err, "%s", e.msg);
+}
+
+static int score_main(int argc, char **argv) {
+    const char *model_dir = NULL, *data = NULL, *out_path = "-", *keep = NULL;
+    int batch = 4096, threads = 0, quiet = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 0;
+        }
+        if (!strcmp(a, "--quiet")) {
+            quiet = 1;
+            continue;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "moerec score: %s needs a value (see --help)\n", a);
+            return 2;
+        }
+        const char *v = argv[++i];
+        if (!strcmp(a, "--model")) model_dir = v;
+        else if (!strcmp(a, "--data")) data = v;
+        else if (!strcmp(a, "--out")) out_path = v;
+        else if (!strcmp(a, "--keep")) keep = v;
+        else if (!strcmp(a, "--batch")) batch = atoi(v);
+        else if (!strcmp(a, "--threads")) threads = atoi(v);
+        else {
+            fprintf(stderr, "moerec score: unknown option '%s' (see --help)\n", a);
+            return 2;
+        }
+    }
+    if (!model_dir || !data) {
+        fprintf(stderr, "moerec score: --model and --data are required (see --help)\n");
+        return 2;
+    }
+    if (batch < 1 || batch > MOE_MAX_BATCH || threads < 0 || threads > 256) {
+        fprintf(stderr, "moerec score: --batch must be in [1, %d], --threads in [0, 256]\n",
+                MOE_MAX_BATCH);
+        return 2;
+    }
+    mr_err e;
+    mr_err_clear(&e);
+    moe_model *m = NULL;
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", model_dir);
+    char probe[4200];
+    snprintf(probe, sizeof probe, "%s/model.json", model_dir);
+    FILE *pf = fopen(probe, "r");
+    if (pf) fclose(pf);
+    else if (moe_model_latest_version(model_dir, dir, sizeof dir, &e)) {
+        fprintf(stderr, "moerec score: --model %s: %s\n", model_dir, e.msg);
+        return 1;
+    }
+    if (moe_model_load(&m, dir, &e)) {
+        fprintf(stderr, "moerec score: %s\n", e.msg);
+        return 1;
+    }
+    if (m->extra_dim > 0) {
+        fprintf(stderr, "moerec score: model '%s' takes an extra input block (extra_dim %d, e.g. "
+                        "SDIM) that a file cannot carry; score it through the server\n",
+                m->name, m->extra_dim);
+        moe_model_free(m);
+        return 1;
+    }
+    FILE *in = strcmp(data, "-") ? fopen(data, "r") : stdin;
+    FILE *out = strcmp(out_path, "-") ? fopen(out_path, "w") : stdout;
+    int status = 1, nthreads = 0, T = m->n_tasks;
+    char *line = malloc(MAX_LINE), *hline = NULL;
+    char *hdr[MAX_COLS];
+    int cat_col[MOE_MAX_FIELDS], num_col[MOE_MAX_FIELDS], keep_col[MAX_COLS], nkeep = 0, nh = 0;
+    mr_pool *pool = NULL;
+    chunk *chunks = NULL;
+    job *jobs = NULL;
+    void **args = NULL;
+    long total = 0;
+    mr_progress prog;
+    uint64_t t0 = mr_now_ns();
+    if (!in || !out || !line) {
+        fprintf(stderr, "moerec score: cannot open %s: %s\n", !in ? data : out_path, strerror(errno));
+        goto done;
+    }
+    if (!fgets(line, MAX_LINE, in)) {
+        fprintf(stderr, "moerec score: %s is empty (a header line is required)\n", data);
+        goto done;
+    }
+    chomp(line);
+    char sep = strchr(line, '\t') ? '\t' : ',';
+    hline = strdup(line);
+    nh = split(hline, sep, hdr, MAX_COLS);
+    if (nh < 0) {
+        fprintf(stderr, "moerec score: bad header (more than %d columns, or bad quotes)\n", MAX_COLS);
+        goto done;
+    }
+    int used = 0;
+    for (int f = 0; f < m->n_cat; f++) {
+        cat_col[f] = -1;
+        for (int k = 0; k < nh; k++)
+            if (!strcmp(hdr[k], m->cat[f].column)) cat_col[f] = k;
+        used += cat_col[f] >= 0;
+    }
+    for (int f = 0; f < m->n_num; f++) {
+        num_col[f] = -1;
+        for (int k = 0; k < nh; k++)
+            if (!strcmp(hdr[k], m->num[f].column)) num_col[f] = k;
+        used += num_col[f] >= 0;
+    }
+    if (!used) {
+        fprintf(stderr, "moerec score: no column of %s names a feature of model '%s'\n", data, m->name);
+        goto done;
+    }
+    /* kept columns */
+    if (keep) {
+        char *ks = strdup(keep), *tok, *save = NULL;
+        for (tok = strtok_r(ks, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+            int k = 0;
+            while (k < nh && strcmp(hdr[k], tok)) k++;
+            if (k == nh) {
+                fprintf(stderr, "moerec score: --keep: no column '%s' in %s\n", tok, data);
+                free(ks);
+                goto done;
+            }
+            keep_col[nkeep++] = k;
+        }
+        free(ks);
+    } else {
+        for (int k = 0; k < nh; k++)
+            if (!strcmp(hdr[k], "user_id") || !strcmp(hdr[k], "item_id")) keep_col[nkeep++] = k;
+    }
+    for (int k = 0; k < nkeep; k++) fprintf(out, "%s,", hdr[keep_col[k]]);
+    for (int t = 0; t < T; t++) fprintf(out, "%s,", m->tasks[t].name);
+    fprintf(out, "score\n");
+
+    mr_blas_set_threads(1); /* parallelism comes from chunks on the pool */
+    pool = mr_pool_create(threads);
+    nthreads = pool ? mr_pool_size(pool) : 1;
+    chunks = calloc((size_t)nthreads, sizeof *chunks);
+    jobs = calloc((size_t)nthreads, sizeof *jobs);
+    args = calloc((size_t)nthreads, sizeof *args);
+    if (!pool || !chunks || !jobs || !args) {
+        fprintf(stderr, "moerec score: out of memory\n");
+        goto done;
+    }
+    for (int t = 0; t < nthreads; t++) {
+        chunks[t].rows = calloc((size_t)batch, sizeof(row));
+        chunks[t].tasks = malloc((size_t)batch * (size_t)T * sizeof(float));
+        chunks[t].score = malloc((size_t)batch * sizeof(float));
+        if (!chunks[t].rows || !chunks[t].tasks || !chunks[t].score ||
+            moe_scorer_create(&jobs[t].scorer, m, &e)) {
+            fprintf(stderr, "moerec score: out of memory: %s\n", e.msg);
+            goto done;
+        }
+        jobs[t] = (job){m, jobs[t].scorer, &chunks[t], cat_col, num_col};
+        args[t] = &jobs[t];
+    }
+    mr_progress_begin(&prog, "score", "rows", 0, !quiet);
+    long lineno = 1;
+    for (int eof = 0; !eof;) {
+        int filled = 0;
+        for (int t = 0; t < nthreads && !eof; t++) {
+            chunk *c = &chunks[t];
+            c->n = 0;
+            while (c->n < batch) {
+                if (!fgets(line, MAX_LINE, in)) {
+                    eof = 1;
+                    break;
+                }
+                lineno++;
+                chomp(line);
+                if (!line[0]) continue;
+                row *r = &c->rows[c->n];
+                free(r->line);
+                r->line = strdup(line);
+                r->ncols = r->line ? split(r->line, sep, r->col, MAX_COLS) : -1;
+                if (r->ncols < 0) {
+                    fprintf(stderr, "moerec score: %s:%ld: bad row (quotes, or > %d columns)\n", data,
+                            lineno, MAX_COLS);
+                    goto done;
+                }
+                c->n++;
+            }
+            if (c->n) filled = t + 1;
+        }
+        if (!filled) break;
+        mr_pool_run(pool, score_chunk, args, filled);
+        for (int t = 0; t < filled; t++) {
+            chunk *c = &chunks[t];
+            if (c->rc) {
+                fprintf(stderr, "moerec score: rows %ld..: %s\n", total + 2, c->err);
+                goto done;
+            }
+            for (int i = 0; i < c->n; i++) {
+                row *r = &c->rows[i];
+                for (int k = 0; k < nkeep; k++)
+                    fprintf(out, "%s,", keep_col[k] < r->ncols ? r->col[keep_col[k]] : "");
+                for (int tk = 0; tk < T; tk++) fprintf(out, "%.9g,", c->tasks[(size_t)i * T + tk]);
+                fprintf(out, "%.9g\n", c->score[i]);
+            }
+            total += c->n;
+        }
+        mr_progress_update(&prog, (uint64_t)total, NULL);
+    }
+    if (ferror(in)) {
+        fprintf(stderr, "moerec score: reading %s: %s\n", data, strerror(errno));
+        goto done;
+    }
+    if (fflush(out) != 0 || ferror(out)) {
+        fprintf(stderr, "moerec score: writing %s: %s\n", out_path, strerror(errno));
+        goto done;
+    }
+    mr_progress_end(&prog, (uint64_t)total, NULL);
+    double secs = (double)(mr_now_ns() - t0) / 1e9;
+    fprintf(stderr, "{\"command\":\"score\",\"model\":\"%s\",\"rows\":%ld,\"tasks\":%d,\"threads\":%d,"
+                    "\"seconds\":%.3f,\"rows_per_s\":%.0f}\n",
+            dir, total, T, nthreads, secs, secs > 0 ? (double)total / secs : 0.0);
+    status = 0;
+done:
+    for (int t = 0; chunks && t < nthreads; t++) {
+        for (int i = 0; chunks[t].rows && i < batch; i++) free(chunks[t].rows[i].line);
+        free(chunks[t].rows);
+        free(chunks[t].tasks);
+        free(chunks[t].score);
+        if (jobs) moe_scorer_free(jobs[t].scorer);
+    }
+    free(chunks);
+    free(jobs);
+    free(args);
+    mr_pool_free(pool);
+    free(line);
+    free(hline);
+    if (in && in != stdin) fclose(in);
+    if (out && out != stdout && fclose(out) != 0 && status == 0) {
+        fprintf(stderr, "moerec score: closing %s: %s\n", out_path, strerror(errno));
+        status = 1;
+    }
+    moe_model_free(m);
+    return status;
+}
+
+MR_COMMAND(score_command, "score", "score a CSV/TSV file offline with a trained model (streaming)",
+           score_main)
