@@ -12,6 +12,7 @@ static int bucket_of(uint64_t micros) {
 void mr_stats_record(mr_method_stats *s, uint64_t micros, int grpc_status) {
     atomic_fetch_add_explicit(&s->calls, 1, memory_order_relaxed);
     if (grpc_status != 0) atomic_fetch_add_explicit(&s->errors, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->sum_us, micros, memory_order_relaxed);
     atomic_fetch_add_explicit(&s->hist[bucket_of(micros)], 1, memory_order_relaxed);
 }
 

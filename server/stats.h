@@ -15,6 +15,7 @@
 typedef struct mr_method_stats {
     atomic_uint_fast64_t calls;                    /* finished calls */
     atomic_uint_fast64_t errors;                   /* status != OK */
+    atomic_uint_fast64_t sum_us;                   /* total latency, microseconds */
     atomic_uint_fast64_t hist[MR_HIST_BUCKETS];    /* latency histogram */
 } mr_method_stats;
 

@@ -1,0 +1,195 @@
+/* metrics.c — see metrics.h. The HTTP side is libmicrohttpd with its own
+ * polling thread; rendering builds the text in a growable buffer. */
+#include "metrics.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/backend.h"
+#include "server/registry.h"
+
+struct mr_metrics {
+    struct MHD_Daemon *d;
+    mr_server *s;
+};
+
+typedef struct buf {
+    char *p;
+    size_t n, cap;
+    int oom;
+} buf;
+
+__attribute__((format(printf, 2, 3))) static void put(buf *b, const char *fmt, ...) {
+    if (b->oom) return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int k = vsnprintf(b->p + b->n, b->cap - b->n, fmt, ap);
+        va_end(ap);
+        if (k < 0) {
+            b->oom = 1;
+            return;
+        }
+        if ((size_t)k < b->cap - b->n) {
+            b->n += (size_t)k;
+            return;
+        }
+        size_t cap = b->cap * 2 + (size_t)k;
+        char *p = realloc(b->p, cap);
+        if (!p) {
+            b->oom = 1;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+}
+
+/* Latency buckets: every 4th histogram bucket is a power of two (us). */
+static void latency(buf *b, const char *method, const mr_method_stats *st) {
+    uint64_t cum = 0;
+    for (int i = 0; i < MR_HIST_BUCKETS; i++) {
+        cum += atomic_load_explicit(&st->hist[i], memory_order_relaxed);
+        if (i % 4 == 0 && i <= 4 * 32)
+            put(b, "moerec_rpc_latency_microseconds_bucket{method=\"%s\",le=\"%llu\"} %llu\n", method,
+                1ull << (i / 4), (unsigned long long)cum);
+    }
+    put(b, "moerec_rpc_latency_microseconds_bucket{method=\"%s\",le=\"+Inf\"} %llu\n", method,
+        (unsigned long long)cum);
+    put(b, "moerec_rpc_latency_microseconds_sum{method=\"%s\"} %llu\n", method,
+        (unsigned long long)atomic_load_explicit(&st->sum_us, memory_order_relaxed));
+    put(b, "moerec_rpc_latency_microseconds_count{method=\"%s\"} %llu\n", method,
+        (unsigned long long)cum);
+}
+
+char *mr_metrics_render(mr_server *s) {
+    buf b = {malloc(16384), 0, 16384, 0};
+    if (!b.p) return NULL;
+    put(&b, "# HELP moerec_up 1 while the process runs.\n# TYPE moerec_up gauge\nmoerec_up 1\n");
+    put(&b, "# HELP moerec_serving 1 while serving, 0 once draining.\n# TYPE moerec_serving gauge\n"
+            "moerec_serving %d\n", mr_server_serving(s));
+    put(&b, "# TYPE moerec_uptime_seconds gauge\nmoerec_uptime_seconds %llu\n",
+        (unsigned long long)mr_server_uptime_seconds(s));
+    put(&b, "# TYPE moerec_build_info gauge\nmoerec_build_info{version=\"%s\"} 1\n", MOEREC_VERSION);
+    int n = mr_server_method_count();
+    put(&b, "# HELP moerec_rpc_calls_total Finished calls per method.\n"
+            "# TYPE moerec_rpc_calls_total counter\n");
+    for (int i = 0; i < n; i++)
+        put(&b, "moerec_rpc_calls_total{method=\"%s\"} %llu\n", mr_server_method_at(i)->path,
+            (unsigned long long)atomic_load(&mr_server_stats(s, i)->calls));
+    put(&b, "# HELP moerec_rpc_errors_total Calls answered with a non-OK status.\n"
+            "# TYPE moerec_rpc_errors_total counter\n");
+    for (int i = 0; i < n; i++)
+        put(&b, "moerec_rpc_errors_total{method=\"%s\"} %llu\n", mr_server_method_at(i)->path,
+            (unsigned long long)atomic_load(&mr_server_stats(s, i)->errors));
+    put(&b, "# HELP moerec_rpc_latency_microseconds Time from arrival to the end of the call.\n"
+            "# TYPE moerec_rpc_latency_microseconds histogram\n");
+    for (int i = 0; i < n; i++) latency(&b, mr_server_method_at(i)->path, mr_server_stats(s, i));
+    mr_registry *reg = mr_server_registry(s);
+    if (reg) {
+        mr_model_ref *ref;
+        if (mr_registry_acquire(reg, "", &ref, NULL) == MR_OK) {
+            put(&b, "# TYPE moerec_model_info gauge\nmoerec_model_info{model=\"%s\",version=\"%s\"} 1\n",
+                ref->name, ref->version);
+            if (ref->retrievers) {
+                router *rt = retr_set_router(ref->retrievers);
+                put(&b, "# HELP moerec_router_routed_total Queries sent to each expert retriever "
+                        "(routed or fallback).\n# TYPE moerec_router_routed_total counter\n");
+                for (int e = 0; e < router_n_experts(rt); e++) {
+                    router_expert_stats es;
+                    router_stats_get(rt, e, &es);
+                    put(&b, "moerec_router_routed_total{retriever=\"%s\"} %llu\n",
+                        router_expert_name(rt, e), (unsigned long long)(es.routed + es.fallback));
+                }
+            }
+            mr_model_release(ref);
+        }
+    }
+    mr_backend *be = mr_server_backend(s);
+    if (be) {
+        store_stats st;
+        store_get_stats(be->st, &st);
+        put(&b, "# TYPE moerec_store_cache_hits_total counter\nmoerec_store_cache_hits_total %llu\n",
+            (unsigned long long)st.cache_hits);
+        put(&b, "# TYPE moerec_store_cache_misses_total counter\nmoerec_store_cache_misses_total %llu\n",
+            (unsigned long long)st.cache_misses);
+        put(&b, "# TYPE moerec_store_cache_evictions_total counter\n"
+                "moerec_store_cache_evictions_total %llu\n", (unsigned long long)st.cache_evictions);
+        put(&b, "# TYPE moerec_store_cache_bytes gauge\nmoerec_store_cache_bytes %llu\n",
+            (unsigned long long)st.cache_bytes);
+    }
+    if (b.oom) {
+        free(b.p);
+        return NULL;
+    }
+    return b.p;
+}
+
+static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char *url,
+                              const char *method, const char *version, const char *upload,
+                              size_t *upload_size, void **state) {
+    (void)version, (void)upload, (void)upload_size, (void)state;
+    mr_metrics *m = cls;
+    struct MHD_Response *r;
+    unsigned code = MHD_HTTP_OK;
+    if (strcmp(method, "GET") != 0) {
+        static const char msg[] = "only GET\n";
+        r = MHD_create_response_from_buffer(sizeof msg - 1, (void *)msg, MHD_RESPMEM_PERSISTENT);
+        code = MHD_HTTP_METHOD_NOT_ALLOWED;
+    } else if (strcmp(url, "/metrics") != 0) {
+        static const char msg[] = "moerec serves /metrics only\n";
+        r = MHD_create_response_from_buffer(sizeof msg - 1, (void *)msg, MHD_RESPMEM_PERSISTENT);
+        code = MHD_HTTP_NOT_FOUND;
+    } else {
+        char *text = mr_metrics_render(m->s);
+        if (!text) {
+            static const char msg[] = "out of memory\n";
+            r = MHD_create_response_from_buffer(sizeof msg - 1, (void *)msg, MHD_RESPMEM_PERSISTENT);
+            code = MHD_HTTP_INTERNAL_SERVER_ERROR;
+        } else {
+            r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+            MHD_add_response_header(r, "Content-Type", "text/plain; version=0.0.4");
+        }
+    }
+    if (!r) return MHD_NO;
+    enum MHD_Result ret = MHD_queue_response(conn, code, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+int mr_metrics_start(mr_metrics **out, mr_server *s, const char *host, int port, int *bound,
+                     mr_err *e) {
+    *out = NULL;
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
+        return mr_err_set(e, MR_EINVAL, "metrics: '%s' is not an IPv4 address", host);
+    mr_metrics *m = calloc(1, sizeof *m);
+    if (!m) return mr_err_set(e, MR_ENOMEM, "out of memory");
+    m->s = s;
+    m->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+                            answer, m, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+                            MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
+                            MHD_OPTION_END);
+    if (!m->d) {
+        free(m);
+        return mr_err_set(e, MR_EUNAVAIL, "metrics: cannot listen on %s:%d (in use?)", host, port);
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(m->d, MHD_DAEMON_INFO_BIND_PORT);
+    if (bound) *bound = info ? info->port : port;
+    *out = m;
+    return MR_OK;
+}
+
+void mr_metrics_stop(mr_metrics *m) {
+    if (!m) return;
+    MHD_stop_daemon(m->d);
+    free(m);
+}

@@ -1,0 +1,28 @@
+/* metrics.h — Prometheus text exposition over HTTP (libmicrohttpd):
+ * GET /metrics on its own port, beside gRPC. Everything it reports is read
+ * from counters the server keeps anyway (atomics), so a scrape never blocks
+ * a request. Families:
+ *   moerec_up, moerec_serving, moerec_uptime_seconds, moerec_build_info
+ *   moerec_rpc_calls_total / moerec_rpc_errors_total {method}
+ *   moerec_rpc_latency_microseconds histogram {method} (power-of-two buckets)
+ *   moerec_model_info {model, version}
+ *   moerec_store_cache_{hits,misses,evictions}_total, _bytes (with data_dir)
+ *   moerec_router_routed_total {retriever} (default model's retrievers)
+ */
+#ifndef MOEREC_SERVER_METRICS_H
+#define MOEREC_SERVER_METRICS_H
+
+#include "common/error.h"
+#include "server/server.h"
+
+typedef struct mr_metrics mr_metrics;
+
+/* Listen on host:port (0 picks a free port; *bound gets it). */
+int mr_metrics_start(mr_metrics **out, mr_server *s, const char *host, int port, int *bound,
+                     mr_err *e);
+void mr_metrics_stop(mr_metrics *m);
+
+/* The exposition text (malloc'd), for the handler and for tests. */
+char *mr_metrics_render(mr_server *s);
+
+#endif
