@@ -26,6 +26,7 @@ enum {
     MR_EINTERNAL = -13,     /* INTERNAL: a dependency failed (I/O, FAISS) */
     MR_EUNAVAIL = -14,      /* UNAVAILABLE: shutting down, try again */
     MR_ECORRUPT = -15,      /* DATA_LOSS: a file or row failed validation */
+    MR_EUNAUTH = -16,       /* UNAUTHENTICATED: no or unknown credentials */
 };
 
 #define MR_ERR_MSG_MAX 512

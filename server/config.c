@@ -53,6 +53,9 @@ static const field fields[] = {
     F("query_events", K_INT, query_events),
     F("retrieve_k", K_INT, retrieve_k),
     F("retrieval_threads", K_INT, retrieval_threads),
+    F("auth_tokens_file", K_STR, auth_tokens_file),
+    F("metrics_host", K_STR, metrics_host),
+    F("metrics_port", K_INT, metrics_port),
 };
 #undef F
 
@@ -80,6 +83,8 @@ void mr_config_defaults(mr_server_config *c) {
     c->sdim_short = 50;
     c->query_events = 20;
     c->retrieve_k = 200;
+    snprintf(c->metrics_host, sizeof c->metrics_host, "127.0.0.1");
+    c->metrics_port = -1;
 }
 
 static int apply(mr_server_config *c, json_t *root, const char *src, mr_err *err) {
@@ -183,6 +188,7 @@ int mr_config_validate(const mr_server_config *c, mr_err *err) {
     RANGE(query_events, 0, 1024);
     RANGE(retrieve_k, 1, 10000);
     RANGE(retrieval_threads, 0, 256);
+    RANGE(metrics_port, -1, 65535);
 #undef RANGE
     if (c->sdim_tau > 0 && c->sdim_m % c->sdim_tau)
         return mr_err_set(err, MR_EINVAL, "config: 'sdim_m' (%d) must be a multiple of 'sdim_tau' (%d)",

@@ -37,6 +37,9 @@ typedef struct mr_server_config {
     int query_events;           /* recent item vectors averaged into a user's query */
     int retrieve_k;             /* Recommend: candidates ranked when the request says 0 */
     int retrieval_threads;      /* pool for parallel expert searches; 0 = cores */
+    char auth_tokens_file[1024];/* bearer tokens (server/auth.h); "" = no auth */
+    char metrics_host[64];      /* Prometheus /metrics address */
+    int metrics_port;           /* -1 = off, 0 = a free port */
 } mr_server_config;
 
 void mr_config_defaults(mr_server_config *c);

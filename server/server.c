@@ -38,7 +38,9 @@
 #include "common/log.h"
 #include "proto/health.pb-c.h"
 #include "server/handlers.h"
+#include "server/auth.h"
 #include "server/backend.h"
+#include "server/metrics.h"
 #include "server/registry.h"
 #include "server/validate.h"
 
@@ -96,6 +98,9 @@ struct mr_server {
     mr_registry *registry;      /* NULL without model_dir */
     mr_backend *backend;        /* NULL without data_dir */
     mr_pool *pool;              /* parallel expert searches (retriever sets) */
+    mr_auth *auth;              /* bearer tokens; NULL = no authentication */
+    mr_metrics *metrics;        /* Prometheus endpoint; NULL when off */
+    int metrics_port;           /* bound port, -1 when off */
 };
 
 /* ---- method table (handlers live in handlers_*.c) ------------------------ */
@@ -120,6 +125,7 @@ int mr_server_port(const mr_server *s) { return s->port; }
 int mr_server_serving(const mr_server *s) { return atomic_load(&s->serving); }
 mr_registry *mr_server_registry(mr_server *s) { return s->registry; }
 mr_backend *mr_server_backend(mr_server *s) { return s->backend; }
+int mr_server_metrics_port(const mr_server *s) { return s->metrics_port; }
 uint64_t mr_server_uptime_seconds(const mr_server *s) {
     return (mr_now_ns() - s->started_ns) / 1000000000ull;
 }
@@ -249,6 +255,21 @@ static void on_request(call *c, int ok) {
         snprintf(msg, sizeof msg, "%s is not built yet in this version of moerec", path);
         finish_error(c, GRPC_STATUS_UNIMPLEMENTED, msg);
         return;
+    }
+    if (s->auth) { /* before reading anything: unauthenticated bytes are never decoded */
+        const char *hdr = NULL;
+        size_t hlen = 0;
+        for (size_t i = 0; i < c->md.count; i++)
+            if (grpc_slice_str_cmp(c->md.metadata[i].key, "authorization") == 0) {
+                hdr = (const char *)GRPC_SLICE_START_PTR(c->md.metadata[i].value);
+                hlen = GRPC_SLICE_LENGTH(c->md.metadata[i].value);
+            }
+        mr_err aerr;
+        int arc = mr_auth_check(s->auth, path, hdr, hlen, &aerr);
+        if (arc != MR_OK) {
+            finish_error(c, mr_err_grpc_code(arc), aerr.msg);
+            return;
+        }
     }
     grpc_op op;
     memset(&op, 0, sizeof op);
@@ -530,6 +551,10 @@ int mr_server_create(const mr_server_config *cfg, mr_server **out, mr_err *err) 
         rc = mr_registry_open(&s->registry, cfg->model_dir, cfg->default_model, s->pool, err);
         if (rc) goto err;
     }
+    if (cfg->auth_tokens_file[0]) {
+        rc = mr_auth_load(&s->auth, cfg->auth_tokens_file, err);
+        if (rc) goto err;
+    }
     if (cfg->data_dir[0]) {
         rc = mr_backend_open(&s->backend, cfg, err);
         if (rc) goto err;
@@ -570,6 +595,12 @@ err:
 }
 
 int mr_server_start(mr_server *s, mr_err *err) {
+    s->metrics_port = -1;
+    if (s->cfg.metrics_port >= 0) {
+        int rc = mr_metrics_start(&s->metrics, s, s->cfg.metrics_host, s->cfg.metrics_port,
+                                  &s->metrics_port, err);
+        if (rc) return rc;
+    }
     grpc_server_start(s->server);
     s->started_ns = mr_now_ns();
     atomic_store(&s->serving, 1);
@@ -589,6 +620,8 @@ void mr_server_shutdown(mr_server *s) {
     if (!s->server || s->stopped) return;
     atomic_store(&s->serving, 0);
     watch_end_all(s);
+    mr_metrics_stop(s->metrics); /* a scrape reads server state: stop it first */
+    s->metrics = NULL;
     static int shutdown_tag;
     grpc_server_shutdown_and_notify(s->server, s->shutdown_cq, &shutdown_tag);
     gpr_timespec until = gpr_time_add(gpr_now(GPR_CLOCK_REALTIME),
@@ -636,6 +669,7 @@ void mr_server_free(mr_server *s) {
     pthread_mutex_destroy(&s->watch_mu);
     mr_registry_free(s->registry);
     mr_pool_free(s->pool);
+    mr_auth_free(s->auth);
     mr_backend_close(s->backend);
     free(s->cqs);
     free(s->threads);

@@ -72,6 +72,8 @@ mr_method_stats *mr_server_stats(mr_server *s, int method_index);
 uint64_t mr_server_uptime_seconds(const mr_server *s);
 /* The store (events, items, SDIM tables); NULL without data_dir. */
 struct mr_backend *mr_server_backend(mr_server *s);
+/* The /metrics port actually bound, -1 when metrics are off. */
+int mr_server_metrics_port(const mr_server *s);
 /* The loaded models; NULL when the server runs without --model-dir. */
 struct mr_registry *mr_server_registry(mr_server *s);
 /* 1 while serving, 0 once shutdown began. */
