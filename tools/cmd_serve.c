@@ -1,14 +1,20 @@
 /* cmd_serve.c — `moerec serve`: run the gRPC server until SIGTERM/SIGINT.
  *
- * Signals are blocked in every thread (they inherit the mask) and taken
- * synchronously with sigwait on the main thread, so shutdown runs as
- * ordinary code: stop accepting, drain in-flight calls, exit 0.
+ * SIGTERM/SIGINT: a handler writes the signal to a pipe and the main
+ * thread, blocked reading it, runs the shutdown as ordinary code: stop
+ * accepting, drain in-flight calls, exit 0. (Not sigwait with the signals
+ * blocked: threads started before main — OpenBLAS's pool — do not inherit
+ * the mask, so a signal arriving while main was not in sigwait, e.g. a
+ * second SIGTERM during the drain, hit one of them and killed the process
+ * with the default action.) Signals after the first are logged and ignored.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "common/tensor.h"
@@ -34,6 +40,24 @@ static void usage(FILE *f) {
             "  --item-dim N       width of the store's item vectors (creates the table)\n"
             "  --log-level LEVEL  debug, info, warn, error, off (default info)\n\n"
             "Once listening it prints one line to stdout: 'listening on HOST:PORT'.\n");
+}
+
+static int serve_sig_pipe[2] = {-1, -1};
+
+static void serve_on_signal(int sig) { /* async-signal-safe: one write */
+    int saved = errno;
+    unsigned char b = (unsigned char)sig;
+    if (write(serve_sig_pipe[1], &b, 1) < 0) { /* pipe full: a signal is already pending */
+    }
+    errno = saved;
+}
+
+/* Block until SIGTERM or SIGINT; returns it. */
+static int serve_wait_signal(void) {
+    unsigned char b = 0;
+    while (read(serve_sig_pipe[0], &b, 1) < 0 && errno == EINTR) {
+    }
+    return b;
 }
 
 static int serve_main(int argc, char **argv) {
@@ -90,11 +114,17 @@ static int serve_main(int argc, char **argv) {
      * on its own worker thread, never fanning out across the cores. */
     mr_blas_set_threads(1);
 
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    if (pipe(serve_sig_pipe) != 0) {
+        fprintf(stderr, "moerec serve: pipe: %s\n", strerror(errno));
+        return 1;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = serve_on_signal;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     mr_server *srv;
@@ -108,10 +138,9 @@ static int serve_main(int argc, char **argv) {
     fflush(stdout);
     mr_info("serving on %s:%d with %d queues", cfg.host, mr_server_port(srv),
             cfg.completion_queues);
-    int sig = 0;
-    sigwait(&sigs, &sig);
-    mr_info("%s: draining (up to %.1f s)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
-            cfg.drain_seconds);
+    int sig = serve_wait_signal();
+    mr_info("%s: draining (up to %.1f s); further signals are ignored",
+            sig == SIGTERM ? "SIGTERM" : "SIGINT", cfg.drain_seconds);
     mr_server_shutdown(srv);
     mr_server_free(srv);
     mr_info("stopped");

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -97,7 +98,7 @@ static int setup_one_queue(void **state) { return setup_queues(state, "1"); }
 static int teardown(void **state) {
     fixture *f = *state;
     if (!f) return -1;
-    int rc = -1;
+    int rc = 0; /* a test that stopped the server itself cleared srv.pid */
     if (f->ch) grpc_channel_destroy(f->ch);
     if (f->srv.pid) rc = test_server_stop(&f->srv, SIGTERM);
     moe_model_free(f->v1);
@@ -503,6 +504,7 @@ typedef struct reload_call {
     const char *version;
     call_result res;
     int rc;
+    char fifo[300];
 } reload_call;
 
 static void *reload_thread(void *arg) {
@@ -516,20 +518,42 @@ static void *reload_thread(void *arg) {
     return NULL;
 }
 
+/* Start a Reload of `version` whose model.json is a FIFO nobody writes yet,
+ * so the call stays in flight; rc->fifo names it for blocked_reload_end. */
+static pthread_t blocked_reload_start(fixture *f, const char *version, reload_call *rc) {
+    char dir[256];
+    snprintf(dir, sizeof dir, "%s/demo/%s", f->models, version);
+    assert_int_equal(mkdir(dir, 0755), 0);
+    snprintf(rc->fifo, sizeof rc->fifo, "%s/model.json", dir);
+    assert_int_equal(mkfifo(rc->fifo, 0600), 0);
+    rc->f = f;
+    rc->version = version;
+    rc->rc = -1;
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, reload_thread, rc), 0);
+    usleep(200 * 1000); /* the reload is now blocked opening the FIFO */
+    return th;
+}
+
+/* Let the reload read "{}" (no model) and wait for its answer. Never
+ * blocks: a server that died has no reader, and the open fails. */
+static void blocked_reload_end(reload_call *rc, pthread_t th) {
+    int fd = open(rc->fifo, O_WRONLY | O_NONBLOCK);
+    if (fd >= 0) {
+        if (write(fd, "{}", 2) != 2) fprintf(stderr, "short write to the FIFO\n");
+        close(fd);
+    }
+    pthread_join(th, NULL);
+}
+
 /* A Reload that takes long (here: its model.json is a FIFO nobody writes
  * yet) must not stall other calls, even on a server with ONE completion
  * queue: Score and health Check answer while it waits. */
 static void test_slow_reload_does_not_block(void **state) {
     fixture *f = *state;
-    char dir[256], fifo[300];
-    snprintf(dir, sizeof dir, "%s/demo/5", f->models);
-    assert_int_equal(mkdir(dir, 0755), 0);
-    snprintf(fifo, sizeof fifo, "%s/model.json", dir);
-    assert_int_equal(mkfifo(fifo, 0600), 0);
-    reload_call rc = {f, "5", {0}, -1};
-    pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, reload_thread, &rc), 0);
-    usleep(200 * 1000); /* the reload is now blocked opening the FIFO */
+    reload_call rc;
+    memset(&rc, 0, sizeof rc);
+    pthread_t th = blocked_reload_start(f, "5", &rc);
     req_buf b;
     build(&b, 8);
     ProtobufCMessage *resp;
@@ -539,12 +563,7 @@ static void test_slow_reload_does_not_block(void **state) {
     grpc_status_code during = res.status;
     if (resp) protobuf_c_message_free_unpacked(resp, NULL);
     call_result_free(&res);
-    /* release the reload whatever happened, so the test never hangs */
-    int fd = open(fifo, O_WRONLY);
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, "{}", 2), 2);
-    close(fd);
-    pthread_join(th, NULL);
+    blocked_reload_end(&rc, th); /* whatever happened, so the test never hangs */
     assert_int_equal(called, 0);
     if (during != GRPC_STATUS_OK) fail_msg("Score during a slow Reload: status %d", (int)during);
     assert_int_equal(rc.rc, 0);
@@ -552,6 +571,32 @@ static void test_slow_reload_does_not_block(void **state) {
     assert_non_null(strstr(rc.res.details, "version 5"));
     call_result_free(&rc.res);
     check_parity(f, f->v1, "1");
+}
+
+/* SIGTERM while a call is in flight (a Reload blocked on a FIFO), then a
+ * second SIGTERM during the drain: the server still finishes the call and
+ * exits 0. (With the signals only blocked for sigwait, the second one hit
+ * a thread started before main — OpenBLAS's — and killed the process.) */
+static void test_second_sigterm_during_drain(void **state) {
+    fixture *f = *state;
+    reload_call rc;
+    memset(&rc, 0, sizeof rc);
+    pthread_t th = blocked_reload_start(f, "7", &rc);
+    kill(f->srv.pid, SIGTERM);
+    usleep(200 * 1000); /* draining, waiting for the reload */
+    kill(f->srv.pid, SIGTERM);
+    usleep(100 * 1000);
+    blocked_reload_end(&rc, th);
+    int status;
+    assert_int_equal(waitpid(f->srv.pid, &status, 0), f->srv.pid);
+    f->srv.pid = 0;
+    if (WIFSIGNALED(status)) fail_msg("server killed by signal %d", WTERMSIG(status));
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_int_equal(rc.rc, 0); /* the in-flight reload got its answer */
+    assert_true(rc.res.status != GRPC_STATUS_OK);
+    assert_non_null(strstr(rc.res.details, "version 7"));
+    call_result_free(&rc.res);
 }
 
 /* Without --model-dir the ranker RPCs say what is missing. */
@@ -585,9 +630,11 @@ int main(void) {
         cmocka_unit_test(test_deadline_exceeded),
     };
     const struct CMUnitTest one_queue[] = {cmocka_unit_test(test_slow_reload_does_not_block)};
+    const struct CMUnitTest drain[] = {cmocka_unit_test(test_second_sigterm_during_drain)};
     const struct CMUnitTest lone[] = {cmocka_unit_test(test_no_model_dir)};
     int failed = cmocka_run_group_tests_name("score_rpc", t, setup, teardown);
     failed += cmocka_run_group_tests_name("score_one_queue", one_queue, setup_one_queue, teardown);
+    failed += cmocka_run_group_tests_name("score_drain", drain, setup, teardown);
     failed += cmocka_run_group_tests_name("score_without_model", lone, NULL, NULL);
     grpc_shutdown();
     return failed;
