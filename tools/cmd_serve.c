@@ -6,7 +6,7 @@
  * blocked: threads started before main — OpenBLAS's pool — do not inherit
  * the mask, so a signal arriving while main was not in sigwait, e.g. a
  * second SIGTERM during the drain, hit one of them and killed the process
- * with the default action.) Signals after the first are logged and ignored.
+ * with the default action.) Signals after the first are ignored.
  */
 #include <errno.h>
 #include <getopt.h>
