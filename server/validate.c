@@ -46,7 +46,9 @@ static const field_limit limits[] = {
     {"moerec.v1.RetrieveRequest", "retrievers", 128, 64, LIM_FIXED},
     {"moerec.v1.RetrieveRequest", "query_vector", 0, 4096, LIM_FIXED},
     {"moerec.v1.Item", "item_id", 256, 0, LIM_FIXED},
-    {"moerec.v1.Item", "embedding", 0, 4096, LIM_FIXED},
+    /* config item_dim's upper bound; UpsertItems checks the exact dim (a
+     * limit of 4096 here rejected every vector of a wider item table) */
+    {"moerec.v1.Item", "embedding", 0, 65535, LIM_FIXED},
     {"moerec.v1.UpsertItemsRequest", "items", 0, 0, LIM_BATCH},
     {"moerec.v1.Event", "user_id", 256, 0, LIM_FIXED},
     {"moerec.v1.Event", "item_id", 256, 0, LIM_FIXED},

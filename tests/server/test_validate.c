@@ -139,6 +139,28 @@ static void test_batch_limit_and_fixed_limits(void **s) {
     assert_non_null(strstr(e.msg, "CategoricalFeature.values: 65 entries, at most 64"));
 }
 
+/* An item vector may be as wide as the config allows an item table to be
+ * (item_dim <= 65535); the handler checks the exact dim. */
+static void test_item_embedding_up_to_item_dim_limit(void **s) {
+    (void)s;
+    mr_server_config c = cfg();
+    float *v = calloc(65536, sizeof *v);
+    assert_non_null(v);
+    Moerec__V1__Item it = MOEREC__V1__ITEM__INIT, *itp[] = {&it};
+    it.item_id = "i";
+    it.embedding = v;
+    it.n_embedding = 8192;
+    Moerec__V1__UpsertItemsRequest r = MOEREC__V1__UPSERT_ITEMS_REQUEST__INIT;
+    r.items = itp;
+    r.n_items = 1;
+    mr_err e;
+    assert_int_equal(mr_validate_message(&r.base, &c, &e), MR_OK);
+    it.n_embedding = 65536;
+    assert_int_equal(mr_validate_message(&r.base, &c, &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, "Item.embedding: 65536 entries, at most 65535"));
+    free(v);
+}
+
 static void test_health_service_name(void **s) {
     (void)s;
     mr_server_config c = cfg();
@@ -155,6 +177,7 @@ int main(void) {
         cmocka_unit_test(test_candidate_limit_from_config),
         cmocka_unit_test(test_nested_string_limit_and_utf8), cmocka_unit_test(test_nan_rejected),
         cmocka_unit_test(test_batch_limit_and_fixed_limits),
+        cmocka_unit_test(test_item_embedding_up_to_item_dim_limit),
         cmocka_unit_test(test_health_service_name)};
     return cmocka_run_group_tests(t, NULL, NULL);
 }
