@@ -89,6 +89,10 @@ int behaviour_expire(behaviour *b, int64_t now_ms, uint64_t *n_users, mr_err *e)
         }
         cand[n++] = emb_key_decode((const uint8_t *)k);
     }
+    char *err = NULL;
+    rocksdb_iter_get_error(it, &err);
+    if (err && !rc) rc = mr_err_set(e, MR_EINTERNAL, "behaviour_expire: scan users: %s", err);
+    free(err);
     rocksdb_iter_destroy(it);
     uint64_t removed = 0;
     for (size_t i = 0; !rc && i < n; i++) {

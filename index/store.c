@@ -202,6 +202,10 @@ static int store_load_tables(store *st, char **names, rocksdb_column_family_hand
         }
         store_table_fill(&st->tables[nt++], &info, cf);
     }
+    char *err = NULL;
+    rocksdb_iter_get_error(it, &err);
+    if (err && !rc) rc = store_rocks_err(e, MR_EINTERNAL, err, "open store: read table schema");
+    else free(err);
     rocksdb_iter_destroy(it);
     atomic_store(&st->ntables, nt);
     return rc;
