@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define CACHE_STRIPES 64 /* staleness stripes per shard */
+
 typedef struct cache_node {
     struct cache_node *next; /* hash chain */
     uint64_t id;             /* row id */
@@ -38,8 +40,12 @@ typedef struct cache_shard {
     size_t hand;          /* next ring slot the CLOCK looks at */
     size_t bytes;         /* charged bytes held */
     size_t capacity;      /* this shard's bound */
-    size_t writing;       /* writes in flight: cache_write_begin minus _end */
-    atomic_uint_fast64_t epoch;
+    /* Staleness guards, per stripe of the shard's keys (cache_stripe_of) so
+     * a write blocks inserts of 1/CACHE_STRIPES of the shard, not all of
+     * it: writes in flight (cache_write_begin minus _end) and an epoch
+     * bumped by every update, erase and write end. */
+    uint32_t writing[CACHE_STRIPES];
+    atomic_uint_fast64_t epoch[CACHE_STRIPES];
     atomic_uint_fast64_t hits, misses, inserts, evictions, rejected;
 } __attribute__((aligned(64))) cache_shard;
 
@@ -63,6 +69,9 @@ static uint64_t cache_hash(uint32_t ns, uint64_t id) {
 static cache_shard *cache_shard_of(const cache *c, uint64_t h) {
     return &c->shards[(h >> 40) & (c->nshards - 1)];
 }
+
+/* Bits independent of the shard's (h >> 40) and of the bucket's (low). */
+static unsigned cache_stripe_of(uint64_t h) { return (unsigned)(h >> 58) % CACHE_STRIPES; }
 
 cache *cache_create(size_t capacity_bytes, int nshards) {
     unsigned n = 1;
@@ -253,7 +262,8 @@ size_t cache_get_batch(cache *c, uint32_t ns, const uint64_t *ids, size_t n, voi
 }
 
 uint64_t cache_epoch(cache *c, uint32_t ns, uint64_t id) {
-    return atomic_load(&cache_shard_of(c, cache_hash(ns, id))->epoch);
+    uint64_t h = cache_hash(ns, id);
+    return atomic_load(&cache_shard_of(c, h)->epoch[cache_stripe_of(h)]);
 }
 
 /* Unlink ring slot i's node from its chain and the ring, and free it. */
@@ -337,7 +347,8 @@ int cache_insert(cache *c, uint32_t ns, uint64_t id, const void *val, size_t len
     cache_shard *s = cache_shard_of(c, h);
     int ok = 0;
     pthread_rwlock_wrlock(&s->lock);
-    if ((epoch == CACHE_ANY_EPOCH || (s->writing == 0 && atomic_load(&s->epoch) == epoch)) &&
+    const unsigned w = cache_stripe_of(h);
+    if ((epoch == CACHE_ANY_EPOCH || (s->writing[w] == 0 && atomic_load(&s->epoch[w]) == epoch)) &&
         !*cache_find_slot(s, h, ns, id))
         ok = cache_add_locked(s, h, ns, id, val, len, ts);
     pthread_rwlock_unlock(&s->lock);
@@ -350,13 +361,15 @@ int cache_insert(cache *c, uint32_t ns, uint64_t id, const void *val, size_t len
  * not order against the reader's database read). */
 static void cache_write_mark(cache *c, uint32_t ns, const uint64_t *ids, size_t n, int begin) {
     for (size_t i = 0; i < n; i++) {
-        cache_shard *s = cache_shard_of(c, cache_hash(ns, ids[i]));
+        uint64_t h = cache_hash(ns, ids[i]);
+        cache_shard *s = cache_shard_of(c, h);
+        const unsigned w = cache_stripe_of(h);
         pthread_rwlock_wrlock(&s->lock);
         if (begin) {
-            s->writing++;
+            s->writing[w]++;
         } else {
-            s->writing--;
-            atomic_fetch_add(&s->epoch, 1);
+            s->writing[w]--;
+            atomic_fetch_add(&s->epoch[w], 1);
         }
         pthread_rwlock_unlock(&s->lock);
     }
@@ -374,7 +387,7 @@ void cache_update(cache *c, uint32_t ns, uint64_t id, const void *val, size_t le
     uint64_t h = cache_hash(ns, id);
     cache_shard *s = cache_shard_of(c, h);
     pthread_rwlock_wrlock(&s->lock);
-    atomic_fetch_add(&s->epoch, 1);
+    atomic_fetch_add(&s->epoch[cache_stripe_of(h)], 1);
     cache_node *n = *cache_find_slot(s, h, ns, id);
     if (n && n->len == len) {
         memcpy(n->data, val, len);
@@ -390,7 +403,7 @@ void cache_erase(cache *c, uint32_t ns, uint64_t id) {
     uint64_t h = cache_hash(ns, id);
     cache_shard *s = cache_shard_of(c, h);
     pthread_rwlock_wrlock(&s->lock);
-    atomic_fetch_add(&s->epoch, 1);
+    atomic_fetch_add(&s->epoch[cache_stripe_of(h)], 1);
     cache_node *n = *cache_find_slot(s, h, ns, id);
     if (n) cache_remove_at(s, n->ring);
     pthread_rwlock_unlock(&s->lock);
@@ -400,7 +413,7 @@ void cache_clear(cache *c) {
     for (unsigned i = 0; i < c->nshards; i++) {
         cache_shard *s = &c->shards[i];
         pthread_rwlock_wrlock(&s->lock);
-        atomic_fetch_add(&s->epoch, 1);
+        for (unsigned w = 0; w < CACHE_STRIPES; w++) atomic_fetch_add(&s->epoch[w], 1);
         cache_shard_drop_all(s);
         pthread_rwlock_unlock(&s->lock);
     }

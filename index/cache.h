@@ -8,15 +8,16 @@
  * and evictions take the shard's write lock. Counters are exact.
  *
  * Staleness: a reader that missed reads RocksDB and then inserts; a writer
- * may have changed the row in between. Each shard keeps an epoch bumped by
- * every cache_update/cache_erase/cache_write_end; the reader takes the epoch
+ * may have changed the row in between. Each stripe of a shard's keys (64
+ * per shard) keeps an epoch bumped by every
+ * cache_update/cache_erase/cache_write_end; the reader takes the epoch
  * before its database read and cache_insert refuses when it moved. The
  * epoch alone is not enough: a reader that read the old row before a
  * write's commit could insert it after the commit but before the writer's
  * cache_update, while another reader already returned the new row from the
  * database (a version going backwards). So writers bracket the database
  * write with cache_write_begin/cache_write_end, and cache_insert also
- * refuses while a write to the shard is in flight. With that the cache
+ * refuses while a write to the key's stripe is in flight. With that the cache
  * never holds a value older than one the database has served.
  */
 #ifndef MOEREC_INDEX_CACHE_H
@@ -63,10 +64,10 @@ size_t cache_get_batch(cache *c, uint32_t ns, const uint64_t *ids, size_t n, voi
 typedef void (*cache_visit_fn)(const void *val, size_t len, int64_t ts, void *arg);
 int cache_visit(cache *c, uint32_t ns, uint64_t id, cache_visit_fn fn, void *arg);
 
-/* Epoch of the shard holding (ns, id); pass it back to cache_insert. */
+/* Epoch of the stripe holding (ns, id); pass it back to cache_insert. */
 uint64_t cache_epoch(cache *c, uint32_t ns, uint64_t id);
-/* Insert if absent, no write to the shard is in flight (cache_write_begin)
- * and the shard's epoch still equals `epoch` (or epoch is
+/* Insert if absent, no write to the key's stripe is in flight
+ * (cache_write_begin) and the stripe's epoch still equals `epoch` (or epoch is
  * CACHE_ANY_EPOCH), evicting by CLOCK to stay within the bound. Returns 1
  * inserted, 0 refused. Lookups are not counted. */
 int cache_insert(cache *c, uint32_t ns, uint64_t id, const void *val, size_t len, int64_t ts,
@@ -74,11 +75,11 @@ int cache_insert(cache *c, uint32_t ns, uint64_t id, const void *val, size_t len
 /* Writers: cache_write_begin(ids) before committing rows to the database,
  * cache_update/cache_erase for each row after it (success or not), then
  * cache_write_end(ids) with the same ids. Between the two, cache_insert
- * into those rows' shards is refused. */
+ * into those rows' stripes is refused. */
 void cache_write_begin(cache *c, uint32_t ns, const uint64_t *ids, size_t n);
 void cache_write_end(cache *c, uint32_t ns, const uint64_t *ids, size_t n);
 /* After a write: replace the value when cached (never adds) and bump the
- * shard's epoch so in-flight readers do not insert an older value. */
+ * stripe's epoch so in-flight readers do not insert an older value. */
 void cache_update(cache *c, uint32_t ns, uint64_t id, const void *val, size_t len, int64_t ts);
 void cache_erase(cache *c, uint32_t ns, uint64_t id);
 /* Drop everything (a secondary after catching up). */
