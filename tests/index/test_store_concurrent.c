@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <string.h>
 #include <cmocka.h>
 
 #include "common/rng.h"
@@ -23,13 +24,14 @@
 enum { D = 8, NIDS = 256, NREADERS = 4, NUSERS = 8, WRITES = 400 };
 
 /* What a reader checks; a failure names the check that failed. */
-enum { BAD_GET, BAD_TORN, BAD_BACKWARDS, BAD_STATE_GET, BAD_COUNT, NBAD };
+enum { BAD_GET, BAD_TORN, BAD_BACKWARDS, BAD_STATE_GET, BAD_COUNT, BAD_ITEM, NBAD };
 static const char *const concurrent_checks[NBAD] = {
     "emb_store_get returned an error",
     "a torn row (values of two versions)",
     "a row version went backwards for one reader (stale cache insert)",
     "user_state_get returned an error",
     "an SDIM count total differs from the user's n_events",
+    "item_store_get failed, or an item blob's version went backwards",
 };
 
 typedef struct shared {
@@ -50,7 +52,7 @@ static void *reader(void *arg) {
     shared *s = arg;
     mr_rng r;
     mr_rng_seed(&r, (uint64_t)(uintptr_t)&r);
-    uint32_t seen[NIDS] = {0};
+    uint32_t seen[NIDS] = {0}, seen_item[NIDS] = {0};
     uint64_t ids[32];
     float y[32 * D];
     uint8_t found[32];
@@ -75,7 +77,22 @@ static void *reader(void *arg) {
         }
         store_blob out[4];
         void *buf;
-        if (item_store_get(s->st, ids, 4, out, &buf, NULL) == 0) free(buf);
+        if (item_store_get(s->st, ids, 4, out, &buf, NULL) == 0) {
+            for (int i = 0; i < 4; i++) { /* items go through the same cache path */
+                uint32_t ver;
+                if (!out[i].data) continue;
+                if (out[i].len != sizeof ver) {
+                    atomic_fetch_add(&s->bad[BAD_ITEM], 1);
+                    continue;
+                }
+                memcpy(&ver, out[i].data, sizeof ver);
+                if (ver < seen_item[ids[i]]) atomic_fetch_add(&s->bad[BAD_ITEM], 1);
+                seen_item[ids[i]] = ver;
+            }
+            free(buf);
+        } else {
+            atomic_fetch_add(&s->bad[BAD_ITEM], 1);
+        }
         user_state us;
         if (user_state_get(s->b, mr_rng_below(&r, NUSERS), &us, NULL) == 0) {
             if (us.table) { /* every count matches the number of events summed */
