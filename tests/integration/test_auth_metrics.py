@@ -4,7 +4,6 @@ through Debian's python3-grpcio and urllib: health needs no token;
 Recommender calls need one (UNAUTHENTICATED without, or with a wrong one);
 Admin calls need an admin token (PERMISSION_DENIED otherwise); /metrics
 serves the text format with per-method counters that move with traffic."""
-import argparse
 import json
 import os
 import signal
@@ -107,22 +106,7 @@ class AuthMetricsTest(unittest.TestCase):
         cm.exception.close()
 
 
-def main():
-    global ARGS
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--bin", required=True)
-    ap.add_argument("--proto-dir", required=True)
-    ap.add_argument("--scripts-dir", required=True)
-    ARGS, rest = ap.parse_known_args()
-    with tempfile.TemporaryDirectory() as out:
-        sys.path.insert(0, ARGS.scripts_dir)
-        import demo_client
-        demo_client.load_stubs(ARGS.proto_dir, out)
-        prog = unittest.main(argv=[sys.argv[0]] + rest, exit=False, verbosity=2)
-    n, bad = prog.result.testsRun, len(prog.result.failures) + len(prog.result.errors)
-    print("%d passed, %d failed" % (n - bad, bad))
-    sys.exit(0 if bad == 0 and n > 0 else 1)
-
-
 if __name__ == "__main__":
-    main()
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import moerec_testlib
+    moerec_testlib.run(globals())

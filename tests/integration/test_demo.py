@@ -7,7 +7,6 @@ python3-grpcio the catalogue is loaded (UpsertItems), clicks replayed
 genres first — the system learned and retrieves the signal the data
 carries. Also checks that `moerec --help` lists every subcommand and each
 answers --help."""
-import argparse
 import json
 import os
 import signal
@@ -79,22 +78,7 @@ class DemoTest(unittest.TestCase):
                 srv.stdout.close()
 
 
-def main():
-    global ARGS
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--bin", required=True)
-    ap.add_argument("--proto-dir", required=True)
-    ap.add_argument("--scripts-dir", required=True)
-    ARGS, rest = ap.parse_known_args()
-    with tempfile.TemporaryDirectory() as out:
-        sys.path.insert(0, ARGS.scripts_dir)
-        import demo_client
-        demo_client.load_stubs(ARGS.proto_dir, out)
-        prog = unittest.main(argv=[sys.argv[0]] + rest, exit=False, verbosity=2)
-    n, bad = prog.result.testsRun, len(prog.result.failures) + len(prog.result.errors)
-    print("%d passed, %d failed" % (n - bad, bad))
-    sys.exit(0 if bad == 0 and n > 0 else 1)
-
-
 if __name__ == "__main__":
-    main()
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import moerec_testlib
+    moerec_testlib.run(globals())

@@ -6,7 +6,6 @@ dir + store) answers Retrieve from the user's events or an explicit query
 vector, routed to the right expert, and Recommend ranks those candidates
 exactly as Score ranks them. Bad input gets INVALID_ARGUMENT; a model
 without retrievers says how to build them."""
-import argparse
 import json
 import math
 import os
@@ -212,22 +211,7 @@ class RecommendTest(unittest.TestCase):
         self.expect(code.NOT_FOUND, self.rec.Recommend, pb.RecommendRequest(user_id="u", model="x"))
 
 
-def main():
-    global ARGS
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--bin", required=True)
-    ap.add_argument("--proto-dir", required=True)
-    ap.add_argument("--scripts-dir", required=True)
-    ARGS, rest = ap.parse_known_args()
-    with tempfile.TemporaryDirectory() as out:
-        sys.path.insert(0, ARGS.scripts_dir)
-        import demo_client
-        demo_client.load_stubs(ARGS.proto_dir, out)
-        prog = unittest.main(argv=[sys.argv[0]] + rest, exit=False, verbosity=2)
-    n, bad = prog.result.testsRun, len(prog.result.failures) + len(prog.result.errors)
-    print("%d passed, %d failed" % (n - bad, bad))
-    sys.exit(0 if bad == 0 and n > 0 else 1)
-
-
 if __name__ == "__main__":
-    main()
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import moerec_testlib
+    moerec_testlib.run(globals())
