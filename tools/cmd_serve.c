@@ -1,19 +1,26 @@
 /* cmd_serve.c — `moerec serve`: run the gRPC server until SIGTERM/SIGINT.
  *
- * SIGTERM/SIGINT: a handler writes the signal to a pipe and the main
- * thread, blocked reading it, runs the shutdown as ordinary code: stop
- * accepting, drain in-flight calls, exit 0. (Not sigwait with the signals
- * blocked: threads started before main — OpenBLAS's pool — do not inherit
- * the mask, so a signal arriving while main was not in sigwait, e.g. a
- * second SIGTERM during the drain, hit one of them and killed the process
- * with the default action.) Signals after the first are ignored.
+ * SIGTERM/SIGINT are blocked before the server starts its threads, which
+ * inherit the mask, and the main thread takes them with sigtimedwait, so
+ * shutdown runs as ordinary code: stop accepting, drain in-flight calls,
+ * exit 0. Threads started before main (OpenBLAS's pool) do not inherit the
+ * mask: a signal the kernel hands to one of them (when main is not
+ * waiting, e.g. a second SIGTERM during the drain) would kill the process
+ * with the default action, so a handler catches it there and writes it to
+ * a pipe that main also checks. Signals after the first are ignored.
+ * (Waiting in sigtimedwait rather than on the pipe alone keeps the main
+ * thread the one the kernel picks, which ThreadSanitizer builds need: they
+ * defer a handler in a thread that sits in uninstrumented code.)
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -52,12 +59,15 @@ static void serve_on_signal(int sig) { /* async-signal-safe: one write */
     errno = saved;
 }
 
-/* Block until SIGTERM or SIGINT; returns it. */
-static int serve_wait_signal(void) {
-    unsigned char b = 0;
-    while (read(serve_sig_pipe[0], &b, 1) < 0 && errno == EINTR) {
+/* Block until SIGTERM or SIGINT (sigs, blocked in this thread); returns it. */
+static int serve_wait_signal(const sigset_t *sigs) {
+    for (;;) {
+        struct timespec poll_every = {0, 100 * 1000 * 1000};
+        int sig = sigtimedwait(sigs, NULL, &poll_every);
+        if (sig > 0) return sig;
+        unsigned char b;
+        if (read(serve_sig_pipe[0], &b, 1) == 1) return b; /* caught in another thread */
     }
-    return b;
 }
 
 static int serve_main(int argc, char **argv) {
@@ -114,10 +124,16 @@ static int serve_main(int argc, char **argv) {
      * on its own worker thread, never fanning out across the cores. */
     mr_blas_set_threads(1);
 
-    if (pipe(serve_sig_pipe) != 0) {
+    if (pipe(serve_sig_pipe) != 0 || fcntl(serve_sig_pipe[0], F_SETFL, O_NONBLOCK) != 0 ||
+        fcntl(serve_sig_pipe[1], F_SETFL, O_NONBLOCK) != 0) {
         fprintf(stderr, "moerec serve: pipe: %s\n", strerror(errno));
         return 1;
     }
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = serve_on_signal;
@@ -138,7 +154,7 @@ static int serve_main(int argc, char **argv) {
     fflush(stdout);
     mr_info("serving on %s:%d with %d queues", cfg.host, mr_server_port(srv),
             cfg.completion_queues);
-    int sig = serve_wait_signal();
+    int sig = serve_wait_signal(&sigs);
     mr_info("%s: draining (up to %.1f s); further signals are ignored",
             sig == SIGTERM ? "SIGTERM" : "SIGINT", cfg.drain_seconds);
     mr_server_shutdown(srv);
