@@ -22,7 +22,7 @@ once=0; port=50051
 while [ $# -gt 0 ]; do
   case "$1" in
     --once) once=1 ;;
-    --port) port=$2; shift ;;
+    --port) port=${2:?demo.sh: --port needs a number (0 picks a free port)}; shift ;;
     -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "demo.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
   esac
