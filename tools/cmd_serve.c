@@ -32,7 +32,8 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: moerec serve [--config FILE] [--host ADDR] [--port N] [--queues N]\n"
             "                    [--model-dir DIR] [--default-model NAME] [--data-dir DIR]\n"
-            "                    [--item-dim N] [--log-level LEVEL]\n\n"
+            "                    [--item-dim N] [--metrics-port N] [--auth-tokens FILE]\n"
+            "                    [--log-level LEVEL]\n\n"
             "Serve the moerec gRPC API (moerec.v1.Recommender, moerec.v1.Admin,\n"
             "grpc.health.v1.Health) until SIGTERM or SIGINT, then drain and exit 0.\n\n"
             "  --config FILE      JSON config (docs/operations.md); flags override it\n"
@@ -45,8 +46,12 @@ static void usage(FILE *f) {
             "  --data-dir DIR     RocksDB store for items, events and SDIM tables\n"
             "                     (UpsertItems, AppendEvents, stored features, SDIM input)\n"
             "  --item-dim N       width of the store's item vectors (creates the table)\n"
+            "  --metrics-port N   serve Prometheus /metrics on N (0 = a free port; off by default)\n"
+            "  --auth-tokens FILE require 'authorization: Bearer <token>' (tokens, one a line;\n"
+            "                     'admin' after a token allows moerec.v1.Admin; health stays open)\n"
             "  --log-level LEVEL  debug, info, warn, error, off (default info)\n\n"
-            "Once listening it prints one line to stdout: 'listening on HOST:PORT'.\n");
+            "Once listening it prints one line to stdout: 'listening on HOST:PORT' (and,\n"
+            "with metrics on, a second: 'metrics on http://HOST:PORT/metrics').\n");
 }
 
 static int serve_sig_pipe[2] = {-1, -1};
@@ -77,6 +82,7 @@ static int serve_main(int argc, char **argv) {
         {"log-level", required_argument, 0, 'l'}, {"help", no_argument, 0, 'h'},
         {"model-dir", required_argument, 0, 'm'}, {"default-model", required_argument, 0, 'd'},
         {"data-dir", required_argument, 0, 'D'},  {"item-dim", required_argument, 0, 'I'},
+        {"metrics-port", required_argument, 0, 'M'}, {"auth-tokens", required_argument, 0, 'A'},
         {0, 0, 0, 0}};
     mr_server_config cfg;
     mr_config_defaults(&cfg);
@@ -107,6 +113,14 @@ static int serve_main(int argc, char **argv) {
         case 'd': snprintf(cfg.default_model, sizeof cfg.default_model, "%s", optarg); break;
         case 'D': snprintf(cfg.data_dir, sizeof cfg.data_dir, "%s", optarg); break;
         case 'I': cfg.item_dim = atoi(optarg); break;
+        case 'M':
+            cfg.metrics_port = (int)strtol(optarg, &end, 10);
+            if (*end || end == optarg) {
+                fprintf(stderr, "moerec serve: --metrics-port must be a number, not '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        case 'A': snprintf(cfg.auth_tokens_file, sizeof cfg.auth_tokens_file, "%s", optarg); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -151,6 +165,8 @@ static int serve_main(int argc, char **argv) {
     /* a target a client can dial as printed: IPv6 addresses in brackets */
     if (strchr(cfg.host, ':')) printf("listening on [%s]:%d\n", cfg.host, mr_server_port(srv));
     else printf("listening on %s:%d\n", cfg.host, mr_server_port(srv));
+    if (mr_server_metrics_port(srv) >= 0) /* second line: tests read the first */
+        printf("metrics on http://%s:%d/metrics\n", cfg.metrics_host, mr_server_metrics_port(srv));
     fflush(stdout);
     mr_info("serving on %s:%d with %d queues", cfg.host, mr_server_port(srv),
             cfg.completion_queues);

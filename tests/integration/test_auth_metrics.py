@@ -7,7 +7,6 @@ serves the text format with per-method counters that move with traffic."""
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -17,14 +16,6 @@ import urllib.request
 
 ARGS = None
 SVC, ADMIN = "svc-token-0123456789abcdef", "adm-token-0123456789abcdef"
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 class AuthMetricsTest(unittest.TestCase):
@@ -37,14 +28,16 @@ class AuthMetricsTest(unittest.TestCase):
         d = cls.tmp.name
         with open(os.path.join(d, "tokens"), "w") as f:
             f.write("# test tokens\n%s\n%s admin\n" % (SVC, ADMIN))
-        cls.mport = free_port()
         with open(os.path.join(d, "moerec.json"), "w") as f:
-            json.dump({"auth_tokens_file": os.path.join(d, "tokens"), "metrics_port": cls.mport,
-                       "log_level": "warn"}, f)
-        cls.srv = subprocess.Popen([ARGS.bin, "serve", "--port", "0", "--config",
-                                    os.path.join(d, "moerec.json")], stdout=subprocess.PIPE, text=True)
+            json.dump({"auth_tokens_file": os.path.join(d, "tokens"), "log_level": "warn"}, f)
+        cls.srv = subprocess.Popen([ARGS.bin, "serve", "--port", "0", "--metrics-port", "0",
+                                    "--config", os.path.join(d, "moerec.json")],
+                                   stdout=subprocess.PIPE, text=True)
         line = cls.srv.stdout.readline().strip()
         assert line.startswith("listening on "), line
+        mline = cls.srv.stdout.readline().strip()  # "metrics on http://127.0.0.1:PORT/metrics"
+        assert mline.startswith("metrics on http://127.0.0.1:"), mline
+        cls.mport = int(mline.rsplit(":", 1)[1].split("/")[0])
         cls.ch = grpc.insecure_channel(line[len("listening on "):])
         cls.health = health_pb2_grpc.HealthStub(cls.ch)
         cls.rec = moerec_pb2_grpc.RecommenderStub(cls.ch)
