@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "common/clock.h"
 #include "common/progress.h"
@@ -55,14 +56,18 @@ static void usage(FILE *f) {
             "column per task and the final score.\n\n"
             "  --model DIR     a model version directory, or a model root (newest version)\n"
             "  --data FILE     input CSV/TSV ('-' = stdin; TSV when the header has a tab)\n"
-            "  --out FILE      output CSV ('-' = stdout, the default)\n"
+            "  --out FILE      output CSV ('-' = stdout, the default); written as\n"
+            "                  FILE.partial and renamed when complete\n"
             "  --keep COLS     input columns copied to the output, comma-separated\n"
             "                  (default: user_id,item_id when present)\n"
             "  --batch N       rows per scorer batch (4096)\n"
             "  --threads N     scoring threads, 0 = all cores (0)\n"
             "  --quiet         no progress line\n\n"
             "Missing numeric values take the model's fill value; empty categorical cells\n"
-            "are empty bags. A summary JSON line goes to stderr. Exit: 0 ok, 1 failure, 2 usage.\n");
+            "are empty bags; a multi-valued cell has at most 64 values. CSV quotes follow\n"
+            "RFC 4180 but a quoted field cannot span lines; a line is at most 1 MiB. Kept\n"
+            "cells are re-quoted as needed. A summary JSON line goes to stderr.\n"
+            "Exit: 0 ok, 1 failure, 2 usage.\n");
 }
 
 /* Split line in place into fields (RFC 4180 quotes for CSV). */
@@ -102,6 +107,33 @@ static int split(char *line, char sep, char **out, int max) {
     }
 }
 
+/* One line into line (MAX_LINE bytes): 1, 0 at the end of the input, -1
+ * when the line does not fit (never cut into two rows). */
+static int read_line(char *line, FILE *in) {
+    if (!fgets(line, MAX_LINE, in)) return 0;
+    size_t n = strlen(line);
+    if (n == MAX_LINE - 1 && line[n - 1] != '\n') {
+        int ch = fgetc(in);
+        if (ch != EOF) return -1;
+    }
+    return 1;
+}
+
+/* One output CSV field, quoted (RFC 4180) when it holds a comma, a quote
+ * or a line break, so a kept cell never shifts the columns. */
+static void put_field(FILE *out, const char *s) {
+    if (!strpbrk(s, ",\"\r\n")) {
+        fputs(s, out);
+        return;
+    }
+    fputc('"', out);
+    for (; *s; s++) {
+        if (*s == '"') fputc('"', out);
+        fputc(*s, out);
+    }
+    fputc('"', out);
+}
+
 static void chomp(char *s) {
     size_t n = strlen(s);
     while (n && (s[n - 1] == '\n' || s[n - 1] == '\r')) s[--n] = '\0';
@@ -122,18 +154,27 @@ static void score_chunk(void *arg) {
             const char *vals[64];
             int nv = 0;
             char *cell = r->col[col], sepc = m->cat[f].sep;
-            if (sepc) {
+            size_t len = strlen(cell);
+            if (sepc) { /* split in place; the separators are put back below */
                 char *s = cell, *t;
-                while (nv < 64 && (t = strchr(s, sepc))) {
-                    *t = '\0';
+                for (;;) {
+                    t = strchr(s, sepc);
+                    if (t) *t = '\0';
+                    if (*s && nv == 64) {
+                        c->rc = mr_err_set(&e, MR_EINVAL, "column '%s' has more than 64 values",
+                                           m->cat[f].column);
+                        break;
+                    }
                     if (*s) vals[nv++] = s;
+                    if (!t) break;
                     s = t + 1;
                 }
-                if (nv < 64 && *s) vals[nv++] = s;
             } else {
                 vals[nv++] = cell;
             }
-            c->rc = moe_scorer_set_cat(j->scorer, i, f, vals, NULL, nv, &e);
+            if (!c->rc) c->rc = moe_scorer_set_cat(j->scorer, i, f, vals, NULL, nv, &e);
+            for (size_t k = 0; sepc && k < len; k++) /* the cell may be a kept column */
+                if (!cell[k]) cell[k] = sepc;
         }
         for (int f = 0; !c->rc && f < m->n_num; f++) {
             int col = j->num_col[f];
@@ -214,8 +255,16 @@ static int score_main(int argc, char **argv) {
         moe_model_free(m);
         return 1;
     }
+    /* A regular file is written beside the target and renamed over it once
+     * complete: a failure never leaves partial output under its name (a
+     * device or pipe such as /dev/null is written directly). */
+    char tmp_path[4200] = "";
+    struct stat ost;
+    int to_file = strcmp(out_path, "-") != 0;
+    if (to_file && (stat(out_path, &ost) != 0 || S_ISREG(ost.st_mode)))
+        snprintf(tmp_path, sizeof tmp_path, "%s.partial", out_path);
     FILE *in = strcmp(data, "-") ? fopen(data, "r") : stdin;
-    FILE *out = strcmp(out_path, "-") ? fopen(out_path, "w") : stdout;
+    FILE *out = tmp_path[0] ? fopen(tmp_path, "w") : to_file ? fopen(out_path, "w") : stdout;
     int status = 1, nthreads = 0, T = m->n_tasks;
     char *line = malloc(MAX_LINE), *hline = NULL;
     char *hdr[MAX_COLS];
@@ -228,14 +277,19 @@ static int score_main(int argc, char **argv) {
     mr_progress prog;
     uint64_t t0 = mr_now_ns();
     if (!in || !out || !line) {
-        fprintf(stderr, "moerec score: cannot open %s: %s\n", !in ? data : out_path, strerror(errno));
+        fprintf(stderr, "moerec score: cannot open %s: %s\n",
+                !in ? data : tmp_path[0] ? tmp_path : out_path, strerror(errno));
         goto done;
     }
-    if (!fgets(line, MAX_LINE, in)) {
-        fprintf(stderr, "moerec score: %s is empty (a header line is required)\n", data);
+    int got = read_line(line, in);
+    if (got <= 0) {
+        fprintf(stderr, got < 0 ? "moerec score: %s: header line longer than 1 MiB\n"
+                                : "moerec score: %s is empty (a header line is required)\n",
+                data);
         goto done;
     }
     chomp(line);
+    if (!memcmp(line, "\xef\xbb\xbf", 3)) memmove(line, line + 3, strlen(line + 3) + 1); /* BOM */
     char sep = strchr(line, '\t') ? '\t' : ',';
     hline = strdup(line);
     nh = split(hline, sep, hdr, MAX_COLS);
@@ -278,7 +332,10 @@ static int score_main(int argc, char **argv) {
         for (int k = 0; k < nh; k++)
             if (!strcmp(hdr[k], "user_id") || !strcmp(hdr[k], "item_id")) keep_col[nkeep++] = k;
     }
-    for (int k = 0; k < nkeep; k++) fprintf(out, "%s,", hdr[keep_col[k]]);
+    for (int k = 0; k < nkeep; k++) {
+        put_field(out, hdr[keep_col[k]]);
+        fputc(',', out);
+    }
     for (int t = 0; t < T; t++) fprintf(out, "%s,", m->tasks[t].name);
     fprintf(out, "score\n");
 
@@ -312,7 +369,13 @@ static int score_main(int argc, char **argv) {
             chunk *c = &chunks[t];
             c->n = 0;
             while (c->n < batch) {
-                if (!fgets(line, MAX_LINE, in)) {
+                int got = read_line(line, in);
+                if (got <= 0) {
+                    if (got < 0) {
+                        fprintf(stderr, "moerec score: %s:%ld: line longer than 1 MiB\n", data,
+                                lineno + 1);
+                        goto done;
+                    }
                     eof = 1;
                     break;
                 }
@@ -342,8 +405,10 @@ static int score_main(int argc, char **argv) {
             }
             for (int i = 0; i < c->n; i++) {
                 row *r = &c->rows[i];
-                for (int k = 0; k < nkeep; k++)
-                    fprintf(out, "%s,", keep_col[k] < r->ncols ? r->col[keep_col[k]] : "");
+                for (int k = 0; k < nkeep; k++) {
+                    put_field(out, keep_col[k] < r->ncols ? r->col[keep_col[k]] : "");
+                    fputc(',', out);
+                }
                 for (int tk = 0; tk < T; tk++) fprintf(out, "%.9g,", c->tasks[(size_t)i * T + tk]);
                 fprintf(out, "%.9g\n", c->score[i]);
             }
@@ -384,6 +449,12 @@ done:
         fprintf(stderr, "moerec score: closing %s: %s\n", out_path, strerror(errno));
         status = 1;
     }
+    if (tmp_path[0] && status == 0 && rename(tmp_path, out_path) != 0) {
+        fprintf(stderr, "moerec score: renaming %s to %s: %s\n", tmp_path, out_path,
+                strerror(errno));
+        status = 1;
+    }
+    if (tmp_path[0] && status != 0) remove(tmp_path); /* no partial output */
     moe_model_free(m);
     return status;
 }

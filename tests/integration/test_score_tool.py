@@ -105,6 +105,70 @@ class ScoreToolTest(unittest.TestCase):
         self.assertEqual(r.returncode, 1)
         self.assertIn("no column 'nope'", r.stderr)
 
+    def run_on(self, text, *extra, model=None):
+        path = os.path.join(self.d, "edge.csv")
+        with open(path, "w", newline="") as f:
+            f.write(text)
+        return subprocess.run([ARGS.bin, "score", "--model", model or os.path.join(self.d, "models", "demo"),
+                               "--data", path, "--quiet", *extra], capture_output=True, text=True)
+
+    def test_csv_edge_cases(self):
+        hdr = "user_id,item_id,genre,age,price\n"
+        plain = self.run_on(hdr + "7,10001,action,30,5\n\n8,10002,drama,40,6\n")
+        self.assertEqual(plain.returncode, 0, plain.stderr)
+        # CRLF line ends and a UTF-8 BOM change nothing
+        crlf = self.run_on("\ufeff" + (hdr + "7,10001,action,30,5\n8,10002,drama,40,6\n").replace("\n", "\r\n"))
+        self.assertEqual(crlf.returncode, 0, crlf.stderr)
+        self.assertEqual(crlf.stdout, plain.stdout)
+        # a kept cell with a comma or a quote stays one (quoted) field
+        q = self.run_on(hdr + '"7,x",10001,action,30,5\n"a""b",10002,drama,40,6\n')
+        self.assertEqual(q.returncode, 0, q.stderr)
+        rows = list(csv.reader(q.stdout.splitlines()))
+        self.assertEqual([r[0] for r in rows[1:]], ["7,x", 'a"b'])
+        self.assertTrue(all(len(r) == len(rows[0]) for r in rows))
+        # a line over 1 MiB is an error, never read as two rows
+        long = self.run_on(hdr + "7,10001,action,30,5\n8,10002," + "x" * (1 << 20) + ",40,6\n")
+        self.assertEqual(long.returncode, 1)
+        self.assertIn("edge.csv:3: line longer than 1 MiB", long.stderr)
+        # a failure after good rows leaves no partial --out file
+        out = os.path.join(self.d, "scored.csv")
+        bad = self.run_on(hdr + "7,10001,action,30,5\n" * 300 + "8,10002,drama,old,6\n",
+                          "--out", out, "--batch", "100", "--threads", "1")
+        self.assertEqual(bad.returncode, 1)
+        self.assertFalse(os.path.exists(out))
+        self.assertFalse(os.path.exists(out + ".partial"))
+        ok = self.run_on(hdr + "7,10001,action,30,5\n", "--out", out)
+        self.assertEqual(ok.returncode, 0, ok.stderr)
+        with open(out) as f:
+            self.assertEqual(f.read(), self.run_on(hdr + "7,10001,action,30,5\n").stdout)
+
+    def test_multi_valued_cells(self):
+        with open(os.path.join(self.d, "model.json")) as f:
+            mj = f.read()
+        one = '{"name": "genre", "table": "genre"}'
+        self.assertIn(one, mj)
+        mpath = os.path.join(self.d, "model_multi.json")
+        with open(mpath, "w") as f:
+            f.write(mj.replace(one, '{"name": "genre", "table": "genre", "separator": "|"}'))
+        mdir = os.path.join(self.d, "models_multi", "demo")
+        subprocess.run([ARGS.bin, "train", "--model-json", mpath, "--data",
+                        os.path.join(self.d, "interactions.csv"), "--out", mdir, "--epochs", "1",
+                        "--quiet"], check=True, capture_output=True)
+        hdr = "user_id,item_id,genre,age,price\n"
+        r = self.run_on(hdr + "7,10001,action|comedy,30,5\n7,10001,comedy|action,30,5\n"
+                        "7,10001,action,30,5\n", "--keep", "user_id,genre", model=mdir)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        rows = list(csv.DictReader(r.stdout.splitlines()))
+        # the kept multi-valued cell comes back whole, not cut at its first value
+        self.assertEqual([x["genre"] for x in rows], ["action|comedy", "comedy|action", "action"])
+        self.assertEqual(rows[0]["score"], rows[1]["score"])  # a bag: order does not matter
+        self.assertNotEqual(rows[0]["score"], rows[2]["score"])
+        many = self.run_on(hdr + "7,10001," + "|".join("g%d" % i for i in range(65)) + ",30,5\n",
+                           model=mdir)
+        self.assertEqual(many.returncode, 1)
+        self.assertIn("column 'genre' has more than 64 values", many.stderr)
+
+
 
 if __name__ == "__main__":
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
