@@ -200,8 +200,10 @@ int mr_handle_retrieve(mr_call_ctx *ctx, const ProtobufCMessage *req, ProtobufCM
     const Moerec__V1__RetrieveRequest *r = (const void *)req;
     if (!r->user_id[0] && !r->n_query_vector)
         return mr_err_set(err, MR_EINVAL, "user_id or query_vector is required");
+    /* uint32 limits are checked before any cast to int (2^31 would wrap) */
+    if (r->k > RETR_K_MAX)
+        return mr_err_set(err, MR_EINVAL, "k is %u, at most %d", (unsigned)r->k, RETR_K_MAX);
     int k = r->k ? (int)r->k : 100;
-    if (k > RETR_K_MAX) return mr_err_set(err, MR_EINVAL, "k is %d, at most %d", k, RETR_K_MAX);
     mr_model_ref *ref;
     int rc = acquire(ctx, r->model, &ref, err);
     if (rc) return rc;
@@ -257,11 +259,14 @@ int mr_handle_recommend(mr_call_ctx *ctx, const ProtobufCMessage *req, ProtobufC
     const Moerec__V1__RecommendRequest *r = (const void *)req;
     const mr_server_config *cfg = mr_server_config_of(ctx->server);
     if (!r->user_id[0]) return mr_err_set(err, MR_EINVAL, "user_id is required");
+    /* uint32 limits are checked before any cast to int (2^31 would wrap) */
+    if (r->k > (uint32_t)cfg->max_k)
+        return mr_err_set(err, MR_EINVAL, "k is %u, at most %d", (unsigned)r->k, cfg->max_k);
+    if (r->retrieve_k > RETR_K_MAX)
+        return mr_err_set(err, MR_EINVAL, "retrieve_k is %u, at most %d", (unsigned)r->retrieve_k,
+                          RETR_K_MAX);
     int k = r->k ? (int)r->k : 10;
-    if (k > cfg->max_k) return mr_err_set(err, MR_EINVAL, "k is %d, at most %d", k, cfg->max_k);
     int rk = r->retrieve_k ? (int)r->retrieve_k : cfg->retrieve_k;
-    if (rk > RETR_K_MAX)
-        return mr_err_set(err, MR_EINVAL, "retrieve_k is %d, at most %d", rk, RETR_K_MAX);
     if (rk < k) rk = k;
     mr_model_ref *ref;
     int rc = acquire(ctx, r->model, &ref, err);

@@ -209,6 +209,14 @@ class RecommendTest(unittest.TestCase):
         self.expect(code.INVALID_ARGUMENT, self.rec.Retrieve, pb.RetrieveRequest(k=5),
                     needle="query_vector")
         self.expect(code.NOT_FOUND, self.rec.Recommend, pb.RecommendRequest(user_id="u", model="x"))
+        # uint32 limits past INT_MAX are rejected, not wrapped to a negative count
+        big = 2 ** 31 + 5
+        self.expect(code.INVALID_ARGUMENT, self.rec.Retrieve,
+                    pb.RetrieveRequest(query_vector=self.vec[1], k=big), needle="at most")
+        self.expect(code.INVALID_ARGUMENT, self.rec.Recommend, pb.RecommendRequest(user_id="u", k=big),
+                    needle="at most 50")
+        self.expect(code.INVALID_ARGUMENT, self.rec.Recommend,
+                    pb.RecommendRequest(user_id="u", k=5, retrieve_k=big), needle="at most")
 
 
 if __name__ == "__main__":
