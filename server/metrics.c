@@ -50,6 +50,20 @@ __attribute__((format(printf, 2, 3))) static void put(buf *b, const char *fmt, .
     }
 }
 
+/* A label value escaped for the exposition format (backslash, quote and
+ * newline), into dst (cap >= 2 * strlen + 1 keeps it whole). Model and
+ * retriever names come from directory names and data, so they may hold
+ * any of these. */
+static const char *label(char *dst, size_t cap, const char *s) {
+    size_t n = 0;
+    for (; *s && n + 3 <= cap; s++) {
+        if (*s == '\\' || *s == '"' || *s == '\n') dst[n++] = '\\';
+        dst[n++] = *s == '\n' ? 'n' : *s;
+    }
+    dst[n] = '\0';
+    return dst;
+}
+
 /* Latency buckets: every 4th histogram bucket is a power of two (us). */
 static void latency(buf *b, const char *method, const mr_method_stats *st) {
     uint64_t cum = 0;
@@ -94,8 +108,10 @@ char *mr_metrics_render(mr_server *s) {
     if (reg) {
         mr_model_ref *ref;
         if (mr_registry_acquire(reg, "", &ref, NULL) == MR_OK) {
-            put(&b, "# TYPE moerec_model_info gauge\nmoerec_model_info{model=\"%s\",version=\"%s\"} 1\n",
-                ref->name, ref->version);
+            char l1[2 * sizeof ref->name + 1], l2[2 * sizeof ref->version + 1];
+            put(&b, "# HELP moerec_model_info The default model's serving version.\n"
+                    "# TYPE moerec_model_info gauge\nmoerec_model_info{model=\"%s\",version=\"%s\"} 1\n",
+                label(l1, sizeof l1, ref->name), label(l2, sizeof l2, ref->version));
             if (ref->retrievers) {
                 router *rt = retr_set_router(ref->retrievers);
                 put(&b, "# HELP moerec_router_routed_total Queries sent to each expert retriever "
@@ -103,8 +119,10 @@ char *mr_metrics_render(mr_server *s) {
                 for (int e = 0; e < router_n_experts(rt); e++) {
                     router_expert_stats es;
                     router_stats_get(rt, e, &es);
+                    char l[1024];
                     put(&b, "moerec_router_routed_total{retriever=\"%s\"} %llu\n",
-                        router_expert_name(rt, e), (unsigned long long)(es.routed + es.fallback));
+                        label(l, sizeof l, router_expert_name(rt, e)),
+                        (unsigned long long)(es.routed + es.fallback));
                 }
             }
             mr_model_release(ref);

@@ -98,6 +98,37 @@ class AuthMetricsTest(unittest.TestCase):
         self.assertEqual(cm.exception.code, 404)
         cm.exception.close()
 
+    def test_metrics_label_values_are_escaped(self):
+        # a model directory name with a quote and a backslash must not break
+        # the exposition: every sample line stays parseable
+        import re
+        d = self.tmp.name
+        subprocess.run([ARGS.bin, "demo-data", "--out", d, "--users", "20", "--items", "50",
+                        "--rows", "500"], check=True, capture_output=True)
+        name = 'we"ird\\name'
+        subprocess.run([ARGS.bin, "train", "--model-json", os.path.join(d, "model.json"), "--data",
+                        os.path.join(d, "interactions.csv"), "--out", os.path.join(d, "models", name),
+                        "--epochs", "1", "--quiet"], check=True, capture_output=True)
+        srv = subprocess.Popen([ARGS.bin, "serve", "--port", "0", "--metrics-port", "0", "--log-level",
+                                "warn", "--model-dir", os.path.join(d, "models")],
+                               stdout=subprocess.PIPE, text=True)
+        try:
+            srv.stdout.readline()
+            mport = int(srv.stdout.readline().strip().rsplit(":", 1)[1].split("/")[0])
+            with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % mport, timeout=10) as r:
+                text = r.read().decode()
+        finally:
+            srv.send_signal(signal.SIGTERM)
+            self.assertEqual(srv.wait(timeout=60), 0)
+            srv.stdout.close()
+        self.assertIn('moerec_model_info{model="we\\"ird\\\\name",', text)
+        value = r'"(?:[^"\\\n]|\\[\\"n])*"'
+        sample = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[a-zA-Z_][a-zA-Z0-9_]*=%s'
+                            r'(,[a-zA-Z_][a-zA-Z0-9_]*=%s)*\})? \S+$' % (value, value))
+        for line in text.splitlines():
+            if not line.startswith("#"):
+                self.assertRegex(line, sample)
+
 
 if __name__ == "__main__":
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
