@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# serve — Score and Recommend through the real gRPC server vs the same ranking in process
+#
+# Builds the demo world (moerec demo-data, train, index retrievers) in a
+# temp dir, starts `moerec serve` with model, retrievers and a store on
+# 127.0.0.1, loads the catalogue and 50 users' clicks, then runs
+# bench_serve: C clients on loopback (1 and N concurrent) against the
+# in-process scorer on identical requests. One JSON line last.
+# Usage: bench/run serve [--seconds S] [--clients N]
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$here")
+build=${MOEREC_BUILD:-$root/build-bench}
+if ! cmake --build "$build" -j"$(nproc)" --target bench_serve moerec > "$build/bench_serve-build.log" 2>&1; then
+  grep -E -A3 "error|Error" "$build/bench_serve-build.log" | head -40 >&2
+  echo "serve: build failed; log in $build/bench_serve-build.log" >&2
+  exit 1
+fi
+moerec="$build/tools/moerec"
+dir=$(mktemp -d)
+pid=
+trap '[ -n "$pid" ] && kill $pid 2>/dev/null; rm -rf "$dir"' EXIT
+"$moerec" demo-data --out "$dir" 2>/dev/null
+"$moerec" train --model-json "$dir/model.json" --data "$dir/interactions.csv" \
+  --out "$dir/models/demo" --epochs 3 --quiet > /dev/null 2>&1
+"$moerec" index retrievers --items "$dir/item_vectors.csv" --expert-column genre \
+  --events "$dir/events.csv" --popularity --pilots 2 --quiet \
+  --out "$dir/models/demo/1/retrievers" > /dev/null 2>&1
+"$moerec" serve --port 0 --log-level warn --model-dir "$dir/models" --data-dir "$dir/db" \
+  --item-dim 16 > "$dir/port" &
+pid=$!
+for _ in $(seq 100); do grep -q listening "$dir/port" 2>/dev/null && break; sleep 0.1; done
+target=$(sed -n 's/^listening on //p' "$dir/port")
+/usr/bin/python3 - "$target" "$root" "$dir" <<'PY'
+import sys, tempfile
+target, root, d = sys.argv[1:4]
+sys.path.insert(0, root + "/scripts")
+import demo_client, grpc
+with tempfile.TemporaryDirectory() as out:
+    demo_client.load_stubs(root + "/proto", out)
+    import moerec_pb2 as pb, moerec_pb2_grpc
+    stub = moerec_pb2_grpc.RecommenderStub(grpc.insecure_channel(target))
+    items, users = demo_client.read_world(d)
+    demo_client.load_catalogue(stub, pb, d)
+    demo_client.replay_events(stub, pb, d, users[:50])
+PY
+"$build/bench/bench_serve" --target "$target" --model "$dir/models/demo/1" --demo "$dir" "$@"
