@@ -196,6 +196,49 @@ class RecommendTest(unittest.TestCase):
         for x in r.items:
             self.assertEqual(list(x.retrievers), ["popular"])
 
+    def test_calls_during_reloads(self):
+        # every Reload frees the previous version (and its retriever set) once
+        # its last call releases it; calls in flight meanwhile must answer
+        # whole, with names copied out of the version (ASan build: no UAF)
+        import threading
+        import moerec_pb2_grpc
+        pb, admin = self.pb, moerec_pb2_grpc.AdminStub(self.ch)
+        names = {x.name for x in self.rec.GetModelInfo(pb.GetModelInfoRequest(), timeout=10).retrievers}
+        self.assertTrue(names)
+        errors, done = [], threading.Event()
+
+        def caller(t):
+            i = 0
+            while not done.is_set() or i < 5:
+                try:
+                    if i % 2:
+                        r = self.rec.Recommend(pb.RecommendRequest(user_id=str(i % 50), k=5, debug=True),
+                                               timeout=30)
+                    else:
+                        r = self.rec.Retrieve(pb.RetrieveRequest(query_vector=self.vec[1 + i % 10], k=10,
+                                                                 debug=True), timeout=30)
+                    if r.model_version != "rec/1" or not r.items:
+                        errors.append("bad answer %s" % r.model_version)
+                    for x in r.items:
+                        if not x.retrievers or not set(x.retrievers) <= names:
+                            errors.append("bad retrievers %s" % list(x.retrievers))
+                except self.grpc.RpcError as e:
+                    errors.append("%s %s" % (e.code(), e.details()))
+                i += 1
+
+        threads = [threading.Thread(target=caller, args=(t,)) for t in range(4)]
+        for t in threads:
+            t.start()
+        try:
+            for _ in range(10):
+                r = admin.Reload(pb.ReloadRequest(model="rec"), timeout=60)
+                self.assertEqual(r.model, "rec")
+        finally:
+            done.set()
+            for t in threads:
+                t.join()
+        self.assertEqual(errors, [])
+
     def test_bad_requests(self):
         pb, code = self.pb, self.grpc.StatusCode
         self.expect(code.INVALID_ARGUMENT, self.rec.Recommend, pb.RecommendRequest(user_id="u", k=51),
