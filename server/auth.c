@@ -38,10 +38,26 @@ int mr_auth_load(mr_auth **out, const char *path, mr_err *e) {
     }
     while (fgets(line, sizeof line, f)) {
         lineno++;
-        char *hash = strchr(line, '#');
-        if (hash) *hash = '\0';
+        size_t ll = strlen(line);
+        if (ll == sizeof line - 1 && line[ll - 1] != '\n' && !feof(f)) {
+            /* never read the rest of a long line (a comment) as a token */
+            rc = mr_err_set(e, MR_EINVAL, "%s:%d: line longer than %zu bytes", path, lineno,
+                            sizeof line - 2);
+            goto done;
+        }
+        /* '#' starts a comment at the start of a word only: a token may hold
+         * '#' and must never be cut to a shorter (weaker) prefix */
+        for (char *h = line; (h = strchr(h, '#')); h++)
+            if (h == line || h[-1] == ' ' || h[-1] == '\t') {
+                *h = '\0';
+                break;
+            }
         char *tok = strtok(line, " \t\r\n"), *role = tok ? strtok(NULL, " \t\r\n") : NULL;
         if (!tok) continue;
+        if (role && strtok(NULL, " \t\r\n")) {
+            rc = mr_err_set(e, MR_EINVAL, "%s:%d: expected '<token> [admin]'", path, lineno);
+            goto done;
+        }
         size_t len = strlen(tok);
         if (len < TOKEN_MIN || len > TOKEN_MAX) {
             rc = mr_err_set(e, MR_EINVAL, "%s:%d: a token must be %d..%d bytes", path, lineno,

@@ -53,6 +53,21 @@ static void test_roles(void **s) {
     assert_int_equal(check(NULL, adm, NULL), MR_OK); /* auth off */
 }
 
+/* A '#' inside a token is part of it (never a shorter, weaker token); a
+ * '#' at the start of a word starts a comment. */
+static void test_hash_in_token(void **s) {
+    (void)s;
+    char *p = write_tmp("abcdefghijklmnop#secret-part admin #ops\n");
+    mr_auth *a;
+    mr_err e;
+    assert_int_equal(mr_auth_load(&a, p, &e), MR_OK);
+    unlink(p);
+    const char *adm = "/moerec.v1.Admin/Reload";
+    assert_int_equal(check(a, adm, "Bearer abcdefghijklmnop"), MR_EUNAUTH);
+    assert_int_equal(check(a, adm, "Bearer abcdefghijklmnop#secret-part"), MR_OK);
+    mr_auth_free(a);
+}
+
 static void test_bad_files(void **s) {
     (void)s;
     mr_auth *a;
@@ -66,13 +81,26 @@ static void test_bad_files(void **s) {
     assert_int_equal(mr_auth_load(&a, p, &e), MR_EINVAL);
     assert_non_null(strstr(e.msg, "unknown role 'root'"));
     unlink(p);
-    p = write_tmp("# nothing\n\n");
+    p = write_tmp("a-long-enough-token-1234 admin extra\n");
+    assert_int_equal(mr_auth_load(&a, p, &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, ":1: expected '<token> [admin]'"));
+    unlink(p);
+    /* a comment longer than the line buffer: its tail is not a token */
+    char big[1500] = "# ";
+    memset(big + 2, 'c', 1100);
+    snprintf(big + 1102, sizeof big - 1102, " tail-of-the-comment-9999\nservice-token-0123456789\n");
+    p = write_tmp(big);
+    assert_int_equal(mr_auth_load(&a, p, &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, ":1: line longer than"));
+    unlink(p);
+        p = write_tmp("# nothing\n\n");
     assert_int_equal(mr_auth_load(&a, p, &e), MR_EINVAL);
     assert_non_null(strstr(e.msg, "no token"));
     unlink(p);
 }
 
 int main(void) {
-    const struct CMUnitTest t[] = {cmocka_unit_test(test_roles), cmocka_unit_test(test_bad_files)};
+    const struct CMUnitTest t[] = {cmocka_unit_test(test_roles), cmocka_unit_test(test_bad_files),
+                                       cmocka_unit_test(test_hash_in_token)};
     return cmocka_run_group_tests(t, NULL, NULL);
 }
