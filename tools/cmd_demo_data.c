@@ -132,9 +132,13 @@ static int demo_data_main(int argc, char **argv) {
     FILE *fi = open_out(out, "items.csv"), *fu = open_out(out, "users.csv"),
          *fx = open_out(out, "interactions.csv"), *fm = open_out(out, "model.json"),
          *fv = open_out(out, "item_vectors.csv"), *fe = open_out(out, "events.csv");
-    int rc = 1;
-    if (!item_genre || !item_price || !item_quality || !fav || !age || !fi || !fu || !fx || !fm || !fv || !fe)
+    int rc = 1, lists = 1;
+    for (int g = 0; g < NGENRES; g++) lists &= by_genre[g] != NULL;
+    if (!item_genre || !item_price || !item_quality || !fav || !age || !lists) {
+        fprintf(stderr, "moerec demo-data: out of memory for %ld items, %ld users\n", nitems, nusers);
         goto done;
+    }
+    if (!fi || !fu || !fx || !fm || !fv || !fe) goto done; /* open_out said which */
     fprintf(fi, "item_id,genre,price\n");
     fprintf(fv, "item_id,genre");
     for (int j = 0; j < VEC_DIM; j++) fprintf(fv, ",e%d", j);
@@ -182,15 +186,21 @@ static int demo_data_main(int argc, char **argv) {
     }
     fputs(k_model_json, fm);
     rc = 0;
-    fprintf(stderr, "moerec demo-data: %ld users, %ld items, %ld interactions in %s\n", nusers,
-            nitems, nrows, out);
-done:
-    if (fi && fclose(fi)) rc = 1;
-    if (fu && fclose(fu)) rc = 1;
-    if (fx && fclose(fx)) rc = 1;
-    if (fm && fclose(fm)) rc = 1;
-    if (fv && fclose(fv)) rc = 1;
-    if (fe && fclose(fe)) rc = 1;
+done:;
+    int closed = 0; /* a full disk shows at fclose: say so, never report success */
+    closed |= fi && fclose(fi);
+    closed |= fu && fclose(fu);
+    closed |= fx && fclose(fx);
+    closed |= fm && fclose(fm);
+    closed |= fv && fclose(fv);
+    closed |= fe && fclose(fe);
+    if (closed && rc == 0) {
+        fprintf(stderr, "moerec demo-data: writing %s: %s\n", out, strerror(errno));
+        rc = 1;
+    }
+    if (rc == 0)
+        fprintf(stderr, "moerec demo-data: %ld users, %ld items, %ld interactions in %s\n", nusers,
+                nitems, nrows, out);
     for (int g = 0; g < NGENRES; g++) free(by_genre[g]);
     free(item_genre);
     free(item_price);

@@ -32,6 +32,16 @@ class DemoTest(unittest.TestCase):
         self.assertEqual(r.returncode, 2)
         self.assertIn("unknown command", r.stderr)
 
+    def test_demo_data_write_error(self):
+        # a full disk shows at fclose: exit 1 naming it, no success line
+        with tempfile.TemporaryDirectory() as d:
+            os.symlink("/dev/full", os.path.join(d, "interactions.csv"))
+            r = subprocess.run([ARGS.bin, "demo-data", "--out", d, "--users", "5", "--items", "20",
+                                "--rows", "50"], capture_output=True, text=True)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("No space left on device", r.stderr)
+            self.assertNotIn("interactions in", r.stderr)
+
     def test_train_serve_rank(self):
         with tempfile.TemporaryDirectory() as d:
             subprocess.run([ARGS.bin, "demo-data", "--out", d, "--users", "150", "--rows", "80000",
