@@ -11,6 +11,7 @@
  * may be the data).
  */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -181,7 +182,7 @@ static void score_chunk(void *arg) {
             if (col < 0 || col >= r->ncols || !r->col[col][0]) continue;
             char *end;
             float v = strtof(r->col[col], &end);
-            if (*end || end == r->col[col]) {
+            if (*end || end == r->col[col] || !isfinite(v)) { /* the server refuses NaN/inf too */
                 c->rc = mr_err_set(&e, MR_EINVAL, "numeric column '%s' has '%.40s'", m->num[f].column,
                                    r->col[col]);
                 break;

@@ -82,13 +82,10 @@ class ScoreToolTest(unittest.TestCase):
         self.assertIn('"rows":6000', r.stderr)
 
     def test_bad_input(self):
-        bad = os.path.join(self.d, "bad.csv")
-        with open(bad, "w") as f:
-            f.write("user_id,item_id,age\n1,10001,old\n")
-        r = subprocess.run([ARGS.bin, "score", "--model", os.path.join(self.d, "models", "demo"),
-                            "--data", bad, "--quiet"], capture_output=True, text=True)
-        self.assertEqual(r.returncode, 1)
-        self.assertIn("numeric column 'age' has 'old'", r.stderr)
+        for cell in ("old", "nan"):  # not a number; not finite (the server refuses it too)
+            r = self.run_on("user_id,item_id,age\n1,10001,%s\n" % cell)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("numeric column 'age' has '%s'" % cell, r.stderr)
         none = os.path.join(self.d, "none.csv")
         with open(none, "w") as f:
             f.write("a,b\n1,2\n")
