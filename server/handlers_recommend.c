@@ -268,6 +268,9 @@ int mr_handle_recommend(mr_call_ctx *ctx, const ProtobufCMessage *req, ProtobufC
     int k = r->k ? (int)r->k : 10;
     int rk = r->retrieve_k ? (int)r->retrieve_k : cfg->retrieve_k;
     if (rk < k) rk = k;
+    if (rk > RETR_K_MAX) /* max_k may be configured above the retrieval limit */
+        return mr_err_set(err, MR_EINVAL, "k is %d, at most %d candidates can be retrieved", k,
+                          RETR_K_MAX);
     mr_model_ref *ref;
     int rc = acquire(ctx, r->model, &ref, err);
     if (rc) return rc;

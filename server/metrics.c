@@ -87,9 +87,10 @@ char *mr_metrics_render(mr_server *s) {
     put(&b, "# HELP moerec_up 1 while the process runs.\n# TYPE moerec_up gauge\nmoerec_up 1\n");
     put(&b, "# HELP moerec_serving 1 while serving, 0 once draining.\n# TYPE moerec_serving gauge\n"
             "moerec_serving %d\n", mr_server_serving(s));
-    put(&b, "# TYPE moerec_uptime_seconds gauge\nmoerec_uptime_seconds %llu\n",
+    put(&b, "# HELP moerec_uptime_seconds Seconds since the server started serving.\n"
+            "# TYPE moerec_uptime_seconds gauge\nmoerec_uptime_seconds %llu\n",
         (unsigned long long)mr_server_uptime_seconds(s));
-    put(&b, "# TYPE moerec_build_info gauge\nmoerec_build_info{version=\"%s\"} 1\n", MOEREC_VERSION);
+    put(&b, "# HELP moerec_build_info The moerec version serving.\n# TYPE moerec_build_info gauge\nmoerec_build_info{version=\"%s\"} 1\n", MOEREC_VERSION);
     int n = mr_server_method_count();
     put(&b, "# HELP moerec_rpc_calls_total Finished calls per method.\n"
             "# TYPE moerec_rpc_calls_total counter\n");
@@ -132,13 +133,17 @@ char *mr_metrics_render(mr_server *s) {
     if (be) {
         store_stats st;
         store_get_stats(be->st, &st);
-        put(&b, "# TYPE moerec_store_cache_hits_total counter\nmoerec_store_cache_hits_total %llu\n",
+        put(&b, "# HELP moerec_store_cache_hits_total Store cache hits.\n"
+                "# TYPE moerec_store_cache_hits_total counter\nmoerec_store_cache_hits_total %llu\n",
             (unsigned long long)st.cache_hits);
-        put(&b, "# TYPE moerec_store_cache_misses_total counter\nmoerec_store_cache_misses_total %llu\n",
+        put(&b, "# HELP moerec_store_cache_misses_total Store cache misses.\n"
+                "# TYPE moerec_store_cache_misses_total counter\nmoerec_store_cache_misses_total %llu\n",
             (unsigned long long)st.cache_misses);
-        put(&b, "# TYPE moerec_store_cache_evictions_total counter\n"
+        put(&b, "# HELP moerec_store_cache_evictions_total Store cache evictions.\n"
+                "# TYPE moerec_store_cache_evictions_total counter\n"
                 "moerec_store_cache_evictions_total %llu\n", (unsigned long long)st.cache_evictions);
-        put(&b, "# TYPE moerec_store_cache_bytes gauge\nmoerec_store_cache_bytes %llu\n",
+        put(&b, "# HELP moerec_store_cache_bytes Bytes held by the store cache.\n"
+                "# TYPE moerec_store_cache_bytes gauge\nmoerec_store_cache_bytes %llu\n",
             (unsigned long long)st.cache_bytes);
     }
     if (b.oom) {

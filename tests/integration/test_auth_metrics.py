@@ -125,9 +125,17 @@ class AuthMetricsTest(unittest.TestCase):
         value = r'"(?:[^"\\\n]|\\[\\"n])*"'
         sample = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[a-zA-Z_][a-zA-Z0-9_]*=%s'
                             r'(,[a-zA-Z_][a-zA-Z0-9_]*=%s)*\})? \S+$' % (value, value))
+        helped, typed = set(), set()
         for line in text.splitlines():
-            if not line.startswith("#"):
+            if line.startswith("# HELP "):
+                helped.add(line.split()[2])
+            elif line.startswith("# TYPE "):
+                typed.add(line.split()[2])
+            else:
                 self.assertRegex(line, sample)
+                fam = re.sub(r"_(bucket|sum|count)$", "", line.split("{")[0].split()[0])
+                self.assertIn(fam, typed, line)  # every family has TYPE and HELP
+                self.assertIn(fam, helped, line)
 
 
 if __name__ == "__main__":
