@@ -5,7 +5,8 @@
  *   authorization: Bearer <token>
  * with a token from the file; moerec.v1.Admin calls need a token marked
  * `admin`. File format: one token per line, optionally followed by a space
- * and `admin`; `#` starts a comment; tokens are 16..256 printable bytes.
+ * and `admin`; `#` at the start of a word starts a comment; tokens are
+ * 16..256 printable bytes; a line with anything else is an error.
  * Tokens are compared in constant time. A missing or unknown token is
  * UNAUTHENTICATED; a valid non-admin token on Admin is PERMISSION_DENIED.
  * Transport security (TLS) is separate: without it tokens cross the wire
