@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "hashing/idhash.h"
 
@@ -19,6 +20,45 @@ uint64_t mr_api_id(const char *s) {
     return idhash_bytes(s, n, 0x6d6f65726563ull /* "moerec" */) | (1ull << 63);
 }
 
+int mr_backend_sweep(mr_backend *b, mr_err *e) {
+    int64_t now = mr_unix_ms();
+    uint64_t rows = 0, users = 0;
+    int rc = store_expire(b->st, now, &rows, e);
+    if (!rc) rc = behaviour_expire(b->beh, now, &users, e);
+    atomic_fetch_add(&b->sweeps, 1);
+    atomic_fetch_add(&b->expired_rows, rows);
+    atomic_fetch_add(&b->expired_users, users);
+    if (rows || users) mr_info("TTL sweep: %llu rows, %llu users expired", (unsigned long long)rows,
+                               (unsigned long long)users);
+    return rc;
+}
+
+static void *sweeper_main(void *arg) {
+    mr_backend *b = arg;
+    pthread_mutex_lock(&b->sweep_mu);
+    while (!b->stopping) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        double s = b->sweep_every_s;
+        until.tv_sec += (time_t)s;
+        until.tv_nsec += (long)((s - (double)(time_t)s) * 1e9);
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        while (!b->stopping &&
+               pthread_cond_timedwait(&b->sweep_cv, &b->sweep_mu, &until) == 0) {
+        }
+        if (b->stopping) break;
+        pthread_mutex_unlock(&b->sweep_mu);
+        mr_err e;
+        if (mr_backend_sweep(b, &e)) mr_warn("TTL sweep failed: %s", e.msg);
+        pthread_mutex_lock(&b->sweep_mu);
+    }
+    pthread_mutex_unlock(&b->sweep_mu);
+    return NULL;
+}
+
 int mr_backend_open(mr_backend **out, const mr_server_config *cfg, mr_err *e) {
     *out = NULL;
     mr_backend *b = calloc(1, sizeof *b);
@@ -27,6 +67,9 @@ int mr_backend_open(mr_backend **out, const mr_server_config *cfg, mr_err *e) {
     store_config_init(&sc);
     sc.sync = cfg->store_sync;
     sc.cache_bytes = cfg->cache_bytes;
+    sc.user_ttl_s = cfg->user_ttl_seconds;
+    pthread_mutex_init(&b->sweep_mu, NULL);
+    pthread_cond_init(&b->sweep_cv, NULL);
     int rc = store_open(&b->st, cfg->data_dir, &sc, e);
     if (rc) {
         mr_err_wrap(e, "data_dir '%s'", cfg->data_dir);
@@ -67,6 +110,14 @@ int mr_backend_open(mr_backend **out, const mr_server_config *cfg, mr_err *e) {
         goto err;
     }
     b->short_n = cfg->sdim_short;
+    b->sweep_every_s = cfg->expire_interval_seconds;
+    if (b->sweep_every_s > 0) {
+        if (pthread_create(&b->sweeper, NULL, sweeper_main, b) != 0) {
+            rc = mr_err_set(e, MR_EINTERNAL, "cannot start the TTL sweeper thread");
+            goto err;
+        }
+        b->has_sweeper = 1;
+    }
     mr_info("store %s: item table '%s' (d = %d), SDIM m = %d, tau = %d, l_max = %d", cfg->data_dir,
             cfg->item_table, b->item_dim, bc.m, bc.tau, bc.l_max);
     *out = b;
@@ -78,7 +129,16 @@ err:
 
 void mr_backend_close(mr_backend *b) {
     if (!b) return;
+    if (b->has_sweeper) {
+        pthread_mutex_lock(&b->sweep_mu);
+        b->stopping = 1;
+        pthread_cond_broadcast(&b->sweep_cv);
+        pthread_mutex_unlock(&b->sweep_mu);
+        pthread_join(b->sweeper, NULL);
+    }
     if (b->beh) behaviour_close(b->beh);
     if (b->st) store_close(b->st);
+    pthread_cond_destroy(&b->sweep_cv);
+    pthread_mutex_destroy(&b->sweep_mu);
     free(b);
 }

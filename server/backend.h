@@ -11,6 +11,8 @@
 #ifndef MOEREC_SERVER_BACKEND_H
 #define MOEREC_SERVER_BACKEND_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "common/error.h"
@@ -24,7 +26,18 @@ typedef struct mr_backend {
     int item_dim;          /* its width d */
     behaviour *beh;        /* events + SDIM tables */
     int short_n;           /* recent events for the short-sequence attention */
+    /* TTL sweeper: reads already hide expired rows; this reclaims them. */
+    pthread_t sweeper;
+    int has_sweeper;
+    double sweep_every_s;  /* expire_interval_seconds */
+    pthread_mutex_t sweep_mu;
+    pthread_cond_t sweep_cv;
+    int stopping;          /* guarded by sweep_mu */
+    atomic_uint_fast64_t sweeps, expired_rows, expired_users;
 } mr_backend;
+
+/* One sweep now: store_expire + behaviour_expire at the current time. */
+int mr_backend_sweep(mr_backend *b, mr_err *e);
 
 /* Open cfg->data_dir (creating the database and the item table when
  * item_dim is set). */

@@ -44,6 +44,8 @@ static const field fields[] = {
     F("item_table", K_STR, item_table),
     F("item_dim", K_INT, item_dim),
     F("store_sync", K_BOOL, store_sync),
+    F("user_ttl_seconds", K_LL, user_ttl_seconds),
+    F("expire_interval_seconds", K_DOUBLE, expire_interval_seconds),
     F("cache_bytes", K_SIZE, cache_bytes),
     F("sdim_l_max", K_INT, sdim_l_max),
     F("sdim_m", K_INT, sdim_m),
@@ -76,6 +78,7 @@ void mr_config_defaults(mr_server_config *c) {
     snprintf(c->log_level, sizeof c->log_level, "info");
     snprintf(c->item_table, sizeof c->item_table, "item");
     c->cache_bytes = 256u << 20;
+    c->expire_interval_seconds = 3600;
     c->sdim_l_max = 1024; /* the defaults of behaviour_config_init and moerec train --sdim-params */
     c->sdim_m = 48;
     c->sdim_tau = 3;
@@ -189,6 +192,7 @@ int mr_config_validate(const mr_server_config *c, mr_err *err) {
     RANGE(retrieve_k, 1, 10000);
     RANGE(retrieval_threads, 0, 256);
     RANGE(metrics_port, -1, 65535);
+    RANGE(expire_interval_seconds, 0.0, 7 * 86400.0);
 #undef RANGE
     if (c->sdim_tau > 0 && c->sdim_m % c->sdim_tau)
         return mr_err_set(err, MR_EINVAL, "config: 'sdim_m' (%d) must be a multiple of 'sdim_tau' (%d)",

@@ -145,6 +145,16 @@ char *mr_metrics_render(mr_server *s) {
         put(&b, "# HELP moerec_store_cache_bytes Bytes held by the store cache.\n"
                 "# TYPE moerec_store_cache_bytes gauge\nmoerec_store_cache_bytes %llu\n",
             (unsigned long long)st.cache_bytes);
+        put(&b, "# HELP moerec_store_ttl_sweeps_total TTL sweeps run.\n"
+                "# TYPE moerec_store_ttl_sweeps_total counter\nmoerec_store_ttl_sweeps_total %llu\n",
+            (unsigned long long)atomic_load(&be->sweeps));
+        put(&b, "# HELP moerec_store_expired_rows_total Rows deleted by TTL sweeps.\n"
+                "# TYPE moerec_store_expired_rows_total counter\nmoerec_store_expired_rows_total %llu\n",
+            (unsigned long long)atomic_load(&be->expired_rows));
+        put(&b, "# HELP moerec_store_expired_users_total Users whose behaviour TTL sweeps deleted.\n"
+                "# TYPE moerec_store_expired_users_total counter\n"
+                "moerec_store_expired_users_total %llu\n",
+            (unsigned long long)atomic_load(&be->expired_users));
     }
     if (b.oom) {
         free(b.p);

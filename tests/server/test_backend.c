@@ -1,0 +1,71 @@
+/* test_backend.c — the server's store backend: the id mapping, and the TTL
+ * sweeper thread really deleting an expired user's behaviour (reads hide
+ * it before the sweep; the sweep reclaims it and counts it). */
+#include <ftw.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "common/clock.h"
+#include "server/backend.h"
+
+static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb, (void)flag, (void)ftw;
+    return remove(p);
+}
+
+static void test_sweeper_expires_users(void **s) {
+    (void)s;
+    char dir[64];
+    snprintf(dir, sizeof dir, "/tmp/moerec-backend-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    mr_server_config cfg;
+    mr_config_defaults(&cfg);
+    snprintf(cfg.data_dir, sizeof cfg.data_dir, "%s/db", dir);
+    cfg.item_dim = 4;
+    cfg.sdim_m = 8;
+    cfg.sdim_tau = 2;
+    cfg.user_ttl_seconds = 1;
+    cfg.expire_interval_seconds = 0.2;
+    mr_backend *b;
+    mr_err e;
+    assert_int_equal(mr_backend_open(&b, &cfg, &e), MR_OK);
+    uint64_t ids[2] = {mr_api_id("10"), mr_api_id("11")};
+    float v[8] = {1, 0, 0, 0, 0, 1, 0, 0};
+    assert_int_equal(emb_store_put(b->st, b->items, ids, 2, v, 8, &e), MR_OK);
+    uint64_t user = mr_api_id("alice");
+    behaviour_event ev[2] = {{user, ids[0], mr_unix_ms(), 0}, {user, ids[1], mr_unix_ms() + 1, 0}};
+    assert_int_equal(behaviour_append(b->beh, ev, 2, &e), MR_OK);
+    behaviour_event got[4];
+    size_t n;
+    assert_int_equal(behaviour_events(b->beh, user, got, 4, &n, &e), MR_OK);
+    assert_int_equal(n, 2);
+    /* after the TTL and a few sweep periods the user is gone, and counted */
+    uint64_t deadline = mr_now_ns() + 10ull * 1000000000ull;
+    while (atomic_load(&b->expired_users) == 0 && mr_now_ns() < deadline) usleep(50 * 1000);
+    assert_true(atomic_load(&b->expired_users) >= 1);
+    assert_true(atomic_load(&b->sweeps) >= 1);
+    assert_int_equal(behaviour_events(b->beh, user, got, 4, &n, &e), MR_OK);
+    assert_int_equal(n, 0);
+    mr_backend_close(b); /* joins the sweeper */
+    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void test_api_ids(void **s) {
+    (void)s;
+    assert_int_equal(mr_api_id("42"), 42);
+    assert_true(mr_api_id("4x2") >> 63);
+    assert_true(mr_api_id("") >> 63);
+}
+
+int main(void) {
+    const struct CMUnitTest t[] = {cmocka_unit_test(test_sweeper_expires_users),
+                                   cmocka_unit_test(test_api_ids)};
+    return cmocka_run_group_tests(t, NULL, NULL);
+}
