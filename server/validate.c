@@ -8,6 +8,7 @@
 #include "validate.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -94,39 +95,68 @@ static const char *short_name(const ProtobufCMessageDescriptor *d) {
     return dot ? dot + 1 : d->name;
 }
 
-static int walk(const ProtobufCMessage *m, const mr_server_config *cfg, int depth,
-                const char *path, mr_err *err);
+/* Where the walk is, as a stack of (message, field, index) frames; the
+ * path text ("ScoreRequest.candidates[1]/Candidate.item_id") is built only
+ * when something fails, so a valid request costs no formatting. */
+typedef struct frame {
+    const ProtobufCMessageDescriptor *msg;
+    const ProtobufCFieldDescriptor *field;
+    long index; /* -1: not an element of a repeated field */
+} frame;
+
+__attribute__((format(printf, 4, 5))) static int fail(mr_err *err, const frame *fr, int n,
+                                                      const char *fmt, ...) {
+    char path[512];
+    size_t o = 0;
+    for (int i = 0; i < n && o < sizeof path; i++) {
+        int k = snprintf(path + o, sizeof path - o, "%s%s.%s", i ? "/" : "", short_name(fr[i].msg),
+                         fr[i].field->name);
+        o += k > 0 ? (size_t)k : 0;
+        if (fr[i].index >= 0 && o < sizeof path) {
+            k = snprintf(path + o, sizeof path - o, "[%ld]", fr[i].index);
+            o += k > 0 ? (size_t)k : 0;
+        }
+    }
+    if (o >= sizeof path) o = sizeof path - 1;
+    path[o] = '\0';
+    char msg[MR_ERR_MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return mr_err_set(err, MR_EINVAL, "%s: %s", path, msg);
+}
+
+static int walk(const ProtobufCMessage *m, const mr_server_config *cfg, frame *fr, int depth,
+                mr_err *err);
 
 static int check_value(const ProtobufCFieldDescriptor *f, const void *p, size_t max_bytes,
-                       const mr_server_config *cfg, int depth, const char *path, mr_err *err) {
+                       const mr_server_config *cfg, frame *fr, int depth, mr_err *err) {
     switch (f->type) {
     case PROTOBUF_C_TYPE_STRING: {
         const char *s = *(char *const *)p;
         if (!s) return MR_OK;
         size_t n = strlen(s);
-        if (n > max_bytes)
-            return mr_err_set(err, MR_EINVAL, "%s: %zu bytes, at most %zu", path, n, max_bytes);
+        if (n > max_bytes) return fail(err, fr, depth + 1, "%zu bytes, at most %zu", n, max_bytes);
         if (!mr_utf8_valid((const unsigned char *)s, n))
-            return mr_err_set(err, MR_EINVAL, "%s: not valid UTF-8", path);
+            return fail(err, fr, depth + 1, "not valid UTF-8");
         return MR_OK;
     }
     case PROTOBUF_C_TYPE_BYTES: {
         const ProtobufCBinaryData *b = p;
         if (b->len > max_bytes)
-            return mr_err_set(err, MR_EINVAL, "%s: %zu bytes, at most %zu", path, b->len, max_bytes);
+            return fail(err, fr, depth + 1, "%zu bytes, at most %zu", b->len, max_bytes);
         return MR_OK;
     }
     case PROTOBUF_C_TYPE_FLOAT:
-        if (!isfinite(*(const float *)p))
-            return mr_err_set(err, MR_EINVAL, "%s: not a finite number", path);
+        if (!isfinite(*(const float *)p)) return fail(err, fr, depth + 1, "not a finite number");
         return MR_OK;
     case PROTOBUF_C_TYPE_DOUBLE:
-        if (!isfinite(*(const double *)p))
-            return mr_err_set(err, MR_EINVAL, "%s: not a finite number", path);
+        if (!isfinite(*(const double *)p)) return fail(err, fr, depth + 1, "not a finite number");
         return MR_OK;
     case PROTOBUF_C_TYPE_MESSAGE: {
         const ProtobufCMessage *sub = *(const ProtobufCMessage *const *)p;
-        return sub ? walk(sub, cfg, depth + 1, path, err) : MR_OK;
+        return sub ? walk(sub, cfg, fr, depth + 1, err) : MR_OK;
     }
     default:
         return MR_OK;
@@ -144,16 +174,16 @@ static size_t elem_size(ProtobufCType t) {
     }
 }
 
-static int walk(const ProtobufCMessage *m, const mr_server_config *cfg, int depth,
-                const char *path, mr_err *err) {
-    if (depth > MAX_DEPTH) return mr_err_set(err, MR_EINVAL, "%s: nested too deeply", path);
+/* fr[0..depth) are the frames above m; this level fills fr[depth]. */
+static int walk(const ProtobufCMessage *m, const mr_server_config *cfg, frame *fr, int depth,
+                mr_err *err) {
+    if (depth >= MAX_DEPTH) return fail(err, fr, depth, "nested too deeply");
     const ProtobufCMessageDescriptor *d = m->descriptor;
     for (unsigned i = 0; i < d->n_fields; i++) {
         const ProtobufCFieldDescriptor *f = &d->fields[i];
         const field_limit *lim = find_limit(d->name, f->name);
         size_t max_bytes = lim && lim->max_bytes ? lim->max_bytes : DEFAULT_MAX_STRING;
-        char fpath[256];
-        snprintf(fpath, sizeof fpath, "%s%s%s.%s", path, path[0] ? "/" : "", short_name(d), f->name);
+        fr[depth] = (frame){d, f, -1};
         const char *base = (const char *)m;
         if (f->label == PROTOBUF_C_LABEL_REPEATED) {
             size_t n = *(const size_t *)(base + f->quantifier_offset);
@@ -161,19 +191,17 @@ static int walk(const ProtobufCMessage *m, const mr_server_config *cfg, int dept
             if (lim && lim->count_src == LIM_BATCH) max = (size_t)cfg->max_batch;
             else if (lim && lim->count_src == LIM_CANDIDATES) max = (size_t)cfg->max_candidates;
             else if (lim && lim->max_count) max = lim->max_count;
-            if (n > max)
-                return mr_err_set(err, MR_EINVAL, "%s: %zu entries, at most %zu", fpath, n, max);
+            if (n > max) return fail(err, fr, depth + 1, "%zu entries, at most %zu", n, max);
             size_t es = elem_size(f->type);
             if (!es) continue;
             const char *arr = *(char *const *)(base + f->offset);
             for (size_t k = 0; k < n; k++) {
-                char epath[280];
-                snprintf(epath, sizeof epath, "%s[%zu]", fpath, k);
-                int rc = check_value(f, arr + k * es, max_bytes, cfg, depth, epath, err);
+                fr[depth].index = (long)k;
+                int rc = check_value(f, arr + k * es, max_bytes, cfg, fr, depth, err);
                 if (rc) return rc;
             }
         } else {
-            int rc = check_value(f, base + f->offset, max_bytes, cfg, depth, fpath, err);
+            int rc = check_value(f, base + f->offset, max_bytes, cfg, fr, depth, err);
             if (rc) return rc;
         }
     }
@@ -181,5 +209,6 @@ static int walk(const ProtobufCMessage *m, const mr_server_config *cfg, int dept
 }
 
 int mr_validate_message(const ProtobufCMessage *msg, const mr_server_config *cfg, mr_err *err) {
-    return walk(msg, cfg, 0, "", err);
+    frame fr[MAX_DEPTH + 1];
+    return walk(msg, cfg, fr, 0, err);
 }
