@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # install-deps.sh — install what moerec needs on Debian 12, idempotently.
 #
-#   scripts/install-deps.sh            # packages + faiss_c (quiet when present)
+#   scripts/install-deps.sh            # build packages + faiss_c (quiet when present)
+#   scripts/install-deps.sh --tests    # also what the tests start or drive (servers, chromium, torch)
+#   scripts/install-deps.sh --bench    # also the benchmarks' peers (xgboost, dask)
 #   scripts/install-deps.sh --check    # report what is missing, install nothing
 #
 # 1. Debian packages: installs only the missing ones; runs `apt-get update`
@@ -22,14 +24,26 @@ PACKAGES=(
   libxxhash-dev libjansson-dev libcmocka-dev libmicrohttpd-dev
   clang libclang-rt-14-dev
   python3 python3-grpcio python3-grpc-tools python3-numpy
+  libdnnl-dev libcsv-dev libnats-dev libhiredis-dev libgnutls28-dev
 )
+# What the test suite starts or drives: JetStream and Redis Cluster servers,
+# TLS certificates, headless Chromium for the status page, PyTorch and xxhash
+# for the Python round trip, pip for the client package, h2load.
+TEST_PACKAGES=(
+  nats-server redis-server openssl chromium python3-torch python3-xxhash
+  python3-pip python3-setuptools python3-wheel nghttp2-client
+)
+# Benchmark peers only.
+BENCH_PACKAGES=(python3-xgboost python3-distributed)
 DEPS_DIR=${MOEREC_DEPS_DIR:-${HOME:-/root}/.cache/moerec}
 FAISS_C_DIR="$DEPS_DIR/faiss_c"
 CHECK_ONLY=0
 for a in "$@"; do
   case "$a" in
     --check) CHECK_ONLY=1 ;;
-    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --tests) PACKAGES+=("${TEST_PACKAGES[@]}") ;;
+    --bench) PACKAGES+=("${TEST_PACKAGES[@]}" "${BENCH_PACKAGES[@]}") ;;
+    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "install-deps.sh: unknown option '$a' (try --help)" >&2; exit 2 ;;
   esac
 done

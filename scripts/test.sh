@@ -25,7 +25,7 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-"$root/scripts/install-deps.sh"
+"$root/scripts/install-deps.sh" --tests
 jobs=$(nproc 2>/dev/null || echo 2)
 cmake -S "$root" -B "$build" "${cmake_args[@]}" >/dev/null
 if ! cmake --build "$build" -j"$jobs" > "$build/build.log" 2>&1; then
