@@ -25,7 +25,7 @@
 
 #include "common/clock.h"
 #include "common/tensor.h"
-#include "index/retr_faiss.h"
+#include "index/retrieval/retr_faiss.h"
 
 #define K 10
 #define CHUNK 200

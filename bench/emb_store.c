@@ -30,7 +30,7 @@
 #include "common/clock.h"
 #include "common/progress.h"
 #include "common/rng.h"
-#include "index/store.h"
+#include "index/store/store.h"
 
 /* ---- Zipf(s) over ranks 1..n: rejection-inversion (Hormann & Derflinger
  * 1996), O(1) per draw without a table of n weights. */

@@ -38,9 +38,9 @@
 #include "common/rng.h"
 #include "common/tensor.h"
 #include "common/threadpool.h"
-#include "index/retr_faiss.h"
-#include "index/retr_pop.h"
-#include "index/router.h"
+#include "index/retrieval/retr_faiss.h"
+#include "index/retrieval/retr_pop.h"
+#include "index/retrieval/router.h"
 
 #define KRET 100
 #define MAXG 24

@@ -28,7 +28,7 @@
 #include "common/clock.h"
 #include "common/progress.h"
 #include "common/rng.h"
-#include "index/behaviour.h"
+#include "index/store/behaviour.h"
 
 typedef struct opts {
     int items, dim, batch, users, reads;

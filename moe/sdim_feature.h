@@ -3,7 +3,7 @@
  * N events, computed the SAME way at training and at serving time.
  *
  * Serving (sdim_feature_serve): the request reads the user's bucket table
- * once (index/behaviour.h user_state_get), signs all candidates with one
+ * once (index/store/behaviour.h user_state_get), signs all candidates with one
  * sgemm and reads nsig buckets per candidate:
  *
  *   long(q) = (1/nsig) * sum_i pool(bucket sig_i(q) of signature i)

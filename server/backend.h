@@ -1,6 +1,6 @@
-/* backend.h — the server's state on disk: one RocksDB store (index/store.h)
+/* backend.h — the server's state on disk: one RocksDB store (index/store/store.h)
  * holding the item table (retrieval/SDIM vectors), item feature blobs, and
- * per-user behaviour with SDIM bucket tables (index/behaviour.h).
+ * per-user behaviour with SDIM bucket tables (index/store/behaviour.h).
  *
  * API ids are strings; the store's are uint64. mr_api_id maps one to the
  * other with one rule shared by every RPC: a decimal string below 2^63 is
@@ -16,8 +16,8 @@
 #include <stdint.h>
 
 #include "common/error.h"
-#include "index/behaviour.h"
-#include "index/store.h"
+#include "index/store/behaviour.h"
+#include "index/store/store.h"
 #include "server/config.h"
 
 typedef struct mr_backend {

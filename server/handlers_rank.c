@@ -15,7 +15,7 @@
 
 #include "common/clock.h"
 #include "proto/moerec.pb-c.h"
-#include "index/behaviour_recent.h"
+#include "index/store/behaviour_recent.h"
 #include "moe/sdim_feature.h"
 #include "server/backend.h"
 #include "server/handlers.h"

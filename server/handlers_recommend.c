@@ -15,8 +15,8 @@
 #include <string.h>
 
 #include "common/clock.h"
-#include "index/behaviour_recent.h"
-#include "index/retr_set.h"
+#include "index/store/behaviour_recent.h"
+#include "index/retrieval/retr_set.h"
 #include "proto/moerec.pb-c.h"
 #include "server/backend.h"
 #include "server/handlers.h"

@@ -18,7 +18,7 @@
 #include "common/error.h"
 #include "moe/model.h"
 #include "common/threadpool.h"
-#include "index/retr_set.h"
+#include "index/retrieval/retr_set.h"
 #include "moe/scorer.h"
 
 #define MR_MAX_MODELS 16

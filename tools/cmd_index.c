@@ -2,7 +2,7 @@
  * version from plain CSV files.
  *
  *   moerec index retrievers  items (id, optional expert column, e0..e{d-1})
- *                            -> a retriever set directory (index/retr_set.h):
+ *                            -> a retriever set directory (index/retrieval/retr_set.h):
  *                            one FAISS expert per value of the expert column
  *                            (or one "all" expert), router pilots by k-means
  *                            over each expert's items, optional popularity
@@ -29,10 +29,10 @@
 #include "common/progress.h"
 #include "hashing/bigraph.h"
 #include "hashing/graphhash.h"
-#include "index/retr_faiss.h"
-#include "index/retr_minhash.h"
-#include "index/retr_pop.h"
-#include "index/retr_set.h"
+#include "index/retrieval/retr_faiss.h"
+#include "index/retrieval/retr_minhash.h"
+#include "index/retrieval/retr_pop.h"
+#include "index/retrieval/retr_set.h"
 
 #define IX_COLS_MAX 4096
 

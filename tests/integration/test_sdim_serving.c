@@ -1,5 +1,5 @@
 /* test_sdim_serving.c — the SDIM serving path end to end on a real RocksDB
- * store (index/behaviour.h) and the ranker's feature code (moe/
+ * store (index/store/behaviour.h) and the ranker's feature code (moe/
  * sdim_feature.h): the long-interest vectors computed from the bucket table
  * the store serves equal, to the bit, the training-time replay of the same
  * events; an appended event changes the table and the next score without
@@ -18,10 +18,10 @@
 
 #include "common/rng.h"
 #include "common/tensor.h"
-#include "index/behaviour.h"
+#include "index/store/behaviour.h"
 #include "moe/layers.h"
 #include "moe/sdim_feature.h"
-#include "tests/index/store_testutil.h"
+#include "tests/index/store/store_testutil.h"
 
 enum { D = 16, NITEMS = 300, NC = 12, H = 8, USER = 42, OTHER = 43 };
 

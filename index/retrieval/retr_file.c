@@ -1,0 +1,144 @@
+/* retr_file.c — binary-file helpers for the retrieval half (see
+ * retr_file.h). Formats are little-endian, as written by x86-64 and arm64;
+ * each file starts with its own magic and version and ends with an FNV-1a
+ * checksum, so a truncated or damaged file is refused, not misread. */
+#include "index/retrieval/retr_file.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+uint64_t retr_fnv1a(const unsigned char *p, size_t n) {
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+}
+
+int retr_wbuf_put(retr_wbuf *b, const void *src, size_t n) {
+    if (b->n + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->n + n) cap *= 2;
+        unsigned char *p = realloc(b->p, cap);
+        if (!p) return MR_ENOMEM;
+        b->p = p;
+        b->cap = cap;
+    }
+    if (n) memcpy(b->p + b->n, src, n);
+    b->n += n;
+    return 0;
+}
+
+int retr_wbuf_seal(retr_wbuf *b) {
+    uint64_t h = retr_fnv1a(b->p, b->n);
+    return retr_wbuf_put(b, &h, sizeof h);
+}
+
+void retr_wbuf_free(retr_wbuf *b) {
+    free(b->p);
+    b->p = NULL;
+    b->n = b->cap = 0;
+}
+
+int retr_rbuf_take(retr_rbuf *r, void *dst, size_t n) {
+    if (n > r->n - r->at) return -1;
+    memcpy(dst, r->p + r->at, n);
+    r->at += n;
+    return 0;
+}
+
+int retr_rbuf_open(retr_rbuf *r, const unsigned char *p, size_t n) {
+    uint64_t h;
+    if (n < sizeof h) return -1;
+    memcpy(&h, p + n - sizeof h, sizeof h);
+    if (h != retr_fnv1a(p, n - sizeof h)) return -1;
+    r->p = p;
+    r->n = n - sizeof h;
+    r->at = 0;
+    return 0;
+}
+
+int retr_file_read(const char *path, unsigned char **out, size_t *n, mr_err *e) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return mr_err_set(e, MR_ENOTFOUND, "cannot open %s", path);
+    unsigned char *buf = NULL;
+    size_t cap = 0, len = 0;
+    for (;;) {
+        if (len == cap) {
+            cap = cap ? cap * 2 : 65536;
+            unsigned char *p = realloc(buf, cap);
+            if (!p) {
+                free(buf);
+                fclose(f);
+                return mr_err_set(e, MR_ENOMEM, "out of memory reading %s", path);
+            }
+            buf = p;
+        }
+        size_t got = fread(buf + len, 1, cap - len, f);
+        len += got;
+        if (got == 0) break;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        free(buf);
+        return mr_err_set(e, MR_EINTERNAL, "read error on %s", path);
+    }
+    *out = buf;
+    *n = len;
+    return 0;
+}
+
+int retr_file_write_atomic(const char *path, const void *data, size_t n, mr_err *e) {
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
+        return mr_err_set(e, MR_EINVAL, "path too long: %s", path);
+    FILE *f = fopen(tmp, "wb");
+    if (!f) return mr_err_set(e, MR_EINTERNAL, "cannot write %s", tmp);
+    int ok = fwrite(data, 1, n, f) == n;
+    ok = (fflush(f) == 0) && ok;
+    ok = (fsync(fileno(f)) == 0) && ok;   /* data on disk before the rename publishes it */
+    ok = (fclose(f) == 0) && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        remove(tmp);
+        return mr_err_set(e, MR_EINTERNAL, "cannot write %s", path);
+    }
+    return 0;
+}
+
+void retr_file_stem(const char *path, char *out, size_t n) {
+    const char *slash = strrchr(path, '/');
+    snprintf(out, n, "%s", slash ? slash + 1 : path);
+    out[strcspn(out, ".")] = 0;
+}
+
+int retr_file_commit(retr_wbuf *b, int bad, const char *path, mr_err *e) {
+    int rc = bad ? mr_err_set(e, MR_ENOMEM, "out of memory writing %s", path)
+                 : retr_file_write_atomic(path, b->p, b->n, e);
+    retr_wbuf_free(b);
+    return rc;
+}
+
+int retr_file_open(const char *path, const char *magic, uint32_t version, const char *what,
+                   unsigned char **buf, retr_rbuf *r, mr_err *e) {
+    size_t len = 0;
+    *buf = NULL;
+    int rc = retr_file_read(path, buf, &len, e);
+    if (rc) return rc;
+    char m[8];
+    uint32_t v;
+    if (retr_rbuf_open(r, *buf, len) || retr_rbuf_take(r, m, 8) || memcmp(m, magic, 8) ||
+        retr_rbuf_take(r, &v, 4) || v != version) {
+        free(*buf);
+        *buf = NULL;
+        return mr_err_set(e, MR_ECORRUPT, "%s is not a valid moerec %s file (or is damaged)", path,
+                          what);
+    }
+    return 0;
+}
+
+const char *retr_file_name_or_stem(const char *name, const char *path, char *buf, size_t n) {
+    if (name) return name;
+    retr_file_stem(path, buf, n);
+    return buf;
+}

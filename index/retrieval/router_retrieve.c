@@ -1,0 +1,288 @@
+/* router_retrieve.c — one retrieve: route, search the kept experts in
+ * parallel, merge (see router.h for the rule).
+ *
+ * Each kept expert is asked for more than its budget (2 x budget + up to
+ * budget more for exclusions) so that duplicates across experts and
+ * excluded items do not leave its share empty. Merge cost is
+ * O(sum of fetched) with one hash map for deduplication; all request
+ * memory except that map comes from the caller's arena.
+ */
+#include "index/retrieval/router_int.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/tensor.h"
+#include "index/retrieval/retr_idmap.h"
+
+typedef struct expert_job {
+    retr *r;
+    const float *q;           /* (dim) or NULL */
+    int dim;
+    int fetch;                /* k asked of the expert */
+    const retr_user *user;
+    int64_t *ids;             /* (fetch) */
+    float *scores;            /* (fetch) */
+    int rc;
+    mr_err err;
+} expert_job;
+
+static void expert_job_run(void *arg) {
+    expert_job *j = arg;
+    mr_err_clear(&j->err);
+    j->rc = retr_search(j->r, j->q, j->dim, 1, j->fetch, j->user, j->ids, j->scores, &j->err);
+}
+
+static int cmp_i64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static int is_excluded(const int64_t *ex, int n, int64_t id) {
+    return n > 0 && bsearch(&id, ex, (size_t)n, sizeof *ex, cmp_i64) != NULL;
+}
+
+static int cmp_cand(const void *a, const void *b) {
+    const router_cand *x = a, *y = b;
+    if (x->score != y->score) return x->score < y->score ? 1 : -1;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+/* Choose the experts and their budget weights. sel (n) gets 1 routed,
+ * 2 fallback, 3 named by the caller; w (n) the budget weights. */
+static int choose_experts(router *rt, const router_query *q, int mode, const router_options *opt,
+                          float *probs, int *sel, float *w, mr_err *e) {
+    int n = rt->n, rc;
+    int routable = 0;
+    for (int i = 0; i < n; i++) routable |= rt->ex[i].n_pilots > 0;
+    float top_p = opt && opt->top_p > 0 ? opt->top_p : rt->cfg.top_p;
+    int named = opt && opt->n_experts > 0;
+    if (routable || (rt->fallback >= 0 && !(opt && opt->no_fallback)) ||
+        (!named && mode == ROUTER_MODE_TOPP)) {
+        rc = router_route(rt, q->vecs[0], q->dims[0], top_p, probs, sel, e);
+        if (rc < 0 && !named) return rc;
+        if (rc < 0) {   /* named experts need no routing: keep going without pilots */
+            mr_err_clear(e);
+            memset(sel, 0, sizeof(int) * (size_t)n);
+        }
+    }
+    if (opt && opt->no_fallback && rt->fallback >= 0 && sel[rt->fallback] == 2)
+        sel[rt->fallback] = 0;
+    if (named) {
+        if (!opt->experts) return mr_err_set(e, MR_EINVAL, "router: expert names are NULL");
+        int want[ROUTER_MAX_EXPERTS] = {0};
+        for (int j = 0; j < opt->n_experts; j++) {
+            int at = router_find(rt, opt->experts[j], e);
+            if (at < 0) return at;
+            want[at] = 1;
+        }
+        for (int i = 0; i < n; i++) sel[i] = want[i] ? 3 : 0;
+    } else if (mode == ROUTER_MODE_ALL) {
+        for (int i = 0; i < n; i++) sel[i] = sel[i] ? sel[i] : 1;
+        if (opt && opt->no_fallback && rt->fallback >= 0) sel[rt->fallback] = 0;
+    }
+    float sum = 0;
+    int nsel = 0;
+    for (int i = 0; i < n; i++) {
+        w[i] = 0;
+        if (!sel[i]) continue;
+        nsel++;
+        w[i] = probs[i];
+        if (sel[i] == 2 && w[i] < rt->cfg.fallback_weight) w[i] = rt->cfg.fallback_weight;
+        sum += w[i];
+    }
+    if (nsel == 0) return mr_err_set(e, MR_ESTATE, "router: no expert selected");
+    if (sum <= 0)
+        for (int i = 0; i < n; i++) w[i] = sel[i] ? 1.0f : 0.0f;
+    return nsel;
+}
+
+static int check_request(router *rt, const router_query *q, int k, const int64_t *excl, int n_excl,
+                         mr_arena *arena, router_result *res, mr_err *e) {
+    if (!rt || !q || !arena || !res) return mr_err_set(e, MR_EINVAL, "router_retrieve: NULL argument");
+    if (k <= 0 || k > rt->cfg.k_max)
+        return mr_err_set(e, MR_EINVAL, "router: k = %d out of range [1, %d]", k, rt->cfg.k_max);
+    if (q->n_spaces < 0 || q->n_spaces > ROUTER_MAX_SPACES)
+        return mr_err_set(e, MR_EINVAL, "router: %d query spaces (max %d)", q->n_spaces,
+                          ROUTER_MAX_SPACES);
+    if (n_excl < 0 || (n_excl > 0 && !excl))
+        return mr_err_set(e, MR_EINVAL, "router: bad exclusion list");
+    if (rt->n == 0) return mr_err_set(e, MR_ESTATE, "router has no experts");
+    return 0;
+}
+
+int router_retrieve(router *rt, const router_query *q, const retr_user *user, int k,
+                    const int64_t *exclusions, int n_excl, const router_options *opt,
+                    mr_arena *arena, router_result *res, mr_err *e) {
+    int rc = check_request(rt, q, k, exclusions, n_excl, arena, res, e);
+    if (rc) return rc;
+    memset(res, 0, sizeof *res);
+    int n = rt->n;
+    int mode = opt ? (int)opt->mode : ROUTER_MODE_TOPP;
+    if (mode != ROUTER_MODE_TOPP && mode != ROUTER_MODE_ALL)
+        return mr_err_set(e, MR_EINVAL, "router: unknown mode %d", mode);
+    int merge = opt && opt->merge_set ? opt->merge : (int)rt->cfg.merge;
+    if (merge != ROUTER_MERGE_NORM && merge != ROUTER_MERGE_RRF && merge != ROUTER_MERGE_RAW)
+        return mr_err_set(e, MR_EINVAL, "router: unknown merge %d", merge);
+    router_query qq = *q;
+    if (qq.n_spaces == 0) {   /* vector-free request: only experts with dim 0 can serve it */
+        qq.vecs[0] = NULL;
+        qq.dims[0] = 0;
+    }
+    res->weights = mr_arena_calloc(arena, (size_t)n, sizeof(float));
+    res->budgets = mr_arena_calloc(arena, (size_t)n, sizeof(int));
+    int *sel = mr_arena_calloc(arena, (size_t)n, sizeof(int));
+    float *w = mr_arena_calloc(arena, (size_t)n, sizeof(float));
+    int64_t *ex = n_excl ? mr_arena_alloc(arena, (size_t)n_excl * sizeof *ex) : NULL;
+    if (!res->weights || !res->budgets || !sel || !w || (n_excl && !ex))
+        return mr_err_set(e, MR_ENOMEM, "router: request arena exhausted");
+    int nsel = choose_experts(rt, &qq, mode, opt, res->weights, sel, w, e);
+    if (nsel < 0) return nsel;
+    if (n_excl) {
+        memcpy(ex, exclusions, (size_t)n_excl * sizeof *ex);
+        qsort(ex, (size_t)n_excl, sizeof *ex, cmp_i64);
+    }
+
+    /* Budgets: proportional to weight over the selected experts. */
+    int idx[ROUTER_MAX_EXPERTS], m = 0, bud[ROUTER_MAX_EXPERTS];
+    float ws[ROUTER_MAX_EXPERTS];
+    for (int i = 0; i < n; i++)
+        if (sel[i]) {
+            idx[m] = i;
+            ws[m++] = w[i];
+        }
+    if (mode == ROUTER_MODE_ALL) {
+        for (int j = 0; j < m; j++) bud[j] = k;
+    } else {
+        router_split_budget(ws, m, k, bud);
+    }
+    expert_job *jobs = mr_arena_calloc(arena, (size_t)m, sizeof *jobs);
+    void **args = mr_arena_calloc(arena, (size_t)m, sizeof *args);
+    if (!jobs || !args) return mr_err_set(e, MR_ENOMEM, "router: request arena exhausted");
+    int nj = 0;
+    for (int j = 0; j < m; j++) {
+        int i = idx[j];
+        res->budgets[i] = bud[j];
+        if (bud[j] == 0) continue;   /* k < number of experts: the weakest get nothing */
+        router_expert *x = &rt->ex[i];
+        expert_job *jb = &jobs[nj];
+        int extra = n_excl < bud[j] ? n_excl : bud[j];
+        int64_t fetch = mode == ROUTER_MODE_ALL ? (int64_t)k + extra : 2 * (int64_t)bud[j] + extra;
+        jb->fetch = (int)(fetch < RETR_K_MAX ? fetch : RETR_K_MAX);
+        jb->r = x->r;
+        jb->user = user;
+        if (x->r->dim > 0) {
+            if (x->space >= qq.n_spaces || !qq.vecs[x->space])
+                return mr_err_set(e, MR_EINVAL, "router: expert '%s' needs query vector %d, the "
+                                  "request has %d", x->r->name, x->space, qq.n_spaces);
+            jb->q = qq.vecs[x->space];
+            jb->dim = qq.dims[x->space];
+        }
+        jb->ids = mr_arena_alloc(arena, (size_t)jb->fetch * sizeof(int64_t));
+        jb->scores = mr_arena_alloc(arena, (size_t)jb->fetch * sizeof(float));
+        if (!jb->ids || !jb->scores) return mr_err_set(e, MR_ENOMEM, "router: request arena exhausted");
+        jb->rc = i;   /* remember the expert index until the job runs */
+        args[nj++] = jb;
+    }
+    int jexp[ROUTER_MAX_EXPERTS];
+    for (int t = 0; t < nj; t++) jexp[t] = jobs[t].rc;
+    if (rt->pool && nj > 1) {
+        if (mr_pool_run(rt->pool, expert_job_run, args, nj))
+            return mr_err_set(e, MR_ENOMEM, "router: thread pool out of memory");
+    } else {
+        for (int t = 0; t < nj; t++) expert_job_run(args[t]);
+    }
+    for (int t = 0; t < nj; t++) {
+        if (jobs[t].rc) {
+            mr_err_set(e, jobs[t].rc, "%s", jobs[t].err.msg);
+            return mr_err_wrap(e, "router: expert '%s'", rt->ex[jexp[t]].r->name);
+        }
+    }
+    res->n_searched = nj;
+    for (int t = 0; t < nj; t++)   /* vector experts only: the others scan nothing */
+        if (rt->ex[jexp[t]].r->dim > 0) res->cost += retr_size(rt->ex[jexp[t]].r);
+
+    /* Merge: one entry per distinct item; contributions summed. */
+    int64_t total = 0;
+    for (int t = 0; t < nj; t++) total += jobs[t].fetch;
+    router_cand *pool = mr_arena_alloc(arena, (size_t)(total > 0 ? total : 1) * sizeof *pool);
+    float *best_c = mr_arena_alloc(arena, (size_t)(total > 0 ? total : 1) * sizeof *best_c);
+    unsigned char *taken = mr_arena_calloc(arena, (size_t)(total > 0 ? total : 1), 1);
+    res->cands = mr_arena_alloc(arena, (size_t)k * sizeof *res->cands);
+    if (!pool || !best_c || !taken || !res->cands)
+        return mr_err_set(e, MR_ENOMEM, "router: request arena exhausted");
+    retr_idmap seen;
+    if (retr_idmap_init(&seen, total)) return mr_err_set(e, MR_ENOMEM, "router: out of memory");
+    int np = 0;
+    for (int t = 0; t < nj; t++) {
+        const expert_job *jb = &jobs[t];
+        int i = jexp[t];
+        float lo = INFINITY, hi = -INFINITY;
+        for (int r = 0; r < jb->fetch && jb->ids[r] >= 0; r++) {
+            if (jb->scores[r] < lo) lo = jb->scores[r];
+            if (jb->scores[r] > hi) hi = jb->scores[r];
+        }
+        for (int r = 0; r < jb->fetch && jb->ids[r] >= 0; r++) {
+            int64_t id = jb->ids[r];
+            if (is_excluded(ex, n_excl, id)) continue;
+            float c = merge == ROUTER_MERGE_RRF   ? 1.0f / (float)(rt->cfg.rrf_k + r + 1)
+                      : merge == ROUTER_MERGE_RAW ? jb->scores[r]
+                          : w[i] * (hi > lo ? (jb->scores[r] - lo) / (hi - lo) : 1.0f);
+            int64_t at = retr_idmap_get(&seen, id);
+            if (at < 0) {
+                at = np++;
+                retr_idmap_put(&seen, id, at);   /* capacity reserved by init */
+                pool[at] = (router_cand){id, 0, jb->scores[r], i, r, res->weights[i], 0};
+                best_c[at] = -INFINITY;
+            }
+            /* NORM and RRF sum an item's contributions; RAW keeps the best */
+            if (merge != ROUTER_MERGE_RAW) pool[at].score += c;
+            else if (c > best_c[at]) pool[at].score = c;
+            pool[at].experts |= 1ull << i;
+            if (c > best_c[at]) {
+                best_c[at] = c;
+                pool[at].expert = i;
+                pool[at].rank = r;
+                pool[at].raw = jb->scores[r];
+                pool[at].weight = res->weights[i];
+            }
+        }
+    }
+    /* Quotas: each expert first fills its own budget, in its rank order. */
+    int got = 0;
+    if (!(mode == ROUTER_MODE_ALL)) {
+        for (int t = 0; t < nj; t++) {
+            const expert_job *jb = &jobs[t];
+            int i = jexp[t], filled = 0;
+            for (int r = 0; r < jb->fetch && jb->ids[r] >= 0 && filled < res->budgets[i]; r++) {
+                int64_t at = retr_idmap_get(&seen, jb->ids[r]);
+                if (at < 0 || taken[at]) continue;
+                taken[at] = 1;
+                pool[at].expert = i;   /* attributed to the expert whose budget took it */
+                pool[at].rank = r;
+                pool[at].raw = jb->scores[r];
+                pool[at].weight = res->weights[i];
+                res->cands[got++] = pool[at];
+                filled++;
+            }
+        }
+    }
+    retr_idmap_free(&seen);
+    if (got < k) {   /* leftovers: the best remaining merged scores */
+        int nl = 0;
+        for (int a = 0; a < np; a++)
+            if (!taken[a]) pool[nl++] = pool[a];   /* compact in place: nl <= a */
+        qsort(pool, (size_t)nl, sizeof *pool, cmp_cand);
+        for (int a = 0; a < nl && got < k; a++) res->cands[got++] = pool[a];
+    }
+    qsort(res->cands, (size_t)got, sizeof *res->cands, cmp_cand);
+    res->n = got;
+    atomic_fetch_add(&rt->queries, 1);
+    for (int i = 0; i < n; i++) {
+        if (sel[i] == 1 || sel[i] == 3) atomic_fetch_add(&rt->ex[i].routed, 1);
+        if (sel[i] == 2) atomic_fetch_add(&rt->ex[i].fallback, 1);
+    }
+    for (int c = 0; c < got; c++) atomic_fetch_add(&rt->ex[res->cands[c].expert].candidates, 1);
+    return 0;
+}

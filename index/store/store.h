@@ -1,0 +1,146 @@
+/* store.h — moerec's persistent state: one RocksDB database with column
+ * families for embeddings (one per table), items, users, events, SDIM bucket
+ * tables and meta, opened as the primary (read-write), read-only, or as a
+ * secondary that catches up with a primary.
+ *
+ * This header is the whole public C API of the store half of index/. The
+ * server and tools call:
+ *   store_open / store_close              one database, one handle
+ *   emb_table_create / emb_store_table    embedding tables (dim, encoding, TTL)
+ *   emb_store_get / emb_store_put         batched rows: cache -> tier -> RocksDB
+ *   item_store_get / item_store_put       item feature blobs (cached)
+ *   user_store_put / user_state_get       user profile + SDIM bucket table
+ *   behaviour_append / behaviour_rebuild / behaviour_expire  (behaviour.h)
+ *   store_checkpoint / store_catch_up / store_expire / store_stats
+ * Layouts of every key and value: docs/storage.md.
+ *
+ * Threads: every call is safe from any number of threads on one handle,
+ * except store_close. Readers never take a store-wide lock (the cache is
+ * sharded, RocksDB reads are lock-free); appends for the same user are
+ * serialised on a striped user lock.
+ */
+#ifndef MOEREC_INDEX_STORE_H
+#define MOEREC_INDEX_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/error.h"
+#include "index/store/store_tier.h"
+
+typedef struct store store;
+typedef struct emb_table emb_table;
+
+typedef enum { STORE_PRIMARY = 0, STORE_READ_ONLY, STORE_SECONDARY } store_mode;
+
+typedef enum { EMB_FP32 = 0, EMB_FP16 = 1, EMB_INT8 = 2 } emb_encoding;
+
+#define STORE_MAX_TABLES 64
+#define STORE_TABLE_NAME_MAX 48
+
+typedef struct store_config {
+    store_mode mode;            /* primary, read-only or secondary */
+    const char *secondary_path; /* STORE_SECONDARY: the secondary's own folder */
+    int sync;                   /* 1: fsync the WAL on every write batch */
+    int no_wal;                 /* bulk loads only: skip the WAL (unsafe on crash) */
+    size_t cache_bytes;         /* memory cache in front of rows; 0 = none */
+    int cache_shards;           /* power of two; 0 = 64 */
+    size_t block_cache_bytes;   /* RocksDB block cache; 0 = 64 MiB */
+    size_t max_value_bytes;     /* largest item/profile blob; 0 = 1 MiB */
+    int mmap_reads;             /* read SST files through mmap (default 1) */
+    int64_t user_ttl_s;         /* users not written for this long expire; 0 = never */
+    const store_tier *tier;     /* optional shared tier (kept: must outlive the store) */
+} store_config;
+
+/* Defaults: primary, sync off, 256 MiB cache, 64 shards, mmap reads. */
+void store_config_init(store_config *c);
+
+/* Open (creating when primary and absent) the database in `path`. */
+int store_open(store **out, const char *path, const store_config *cfg, mr_err *e);
+void store_close(store *st);
+
+/* Hard-link checkpoint of the whole database into `dir` (must not exist;
+ * same filesystem). A checkpoint opens like any database. */
+int store_checkpoint(store *st, const char *dir, mr_err *e);
+/* Secondary only: replay the primary's new WAL/manifest entries. Cached rows
+ * are dropped so readers see the caught-up state. */
+int store_catch_up(store *st, mr_err *e);
+/* Compact every column family (after a bulk load: fewer files to probe on
+ * point reads). Primary only; blocks until done. */
+int store_compact(store *st, mr_err *e);
+/* Delete rows whose last write is older than their TTL at now_ms (unix ms):
+ * embedding tables with a TTL, and users when user_ttl_s > 0. Reads already
+ * treat such rows as absent; this reclaims the space. *n_deleted may be NULL. */
+int store_expire(store *st, int64_t now_ms, uint64_t *n_deleted, mr_err *e);
+
+/* ---- embedding tables ------------------------------------------------- */
+
+typedef struct emb_table_info {
+    char name[STORE_TABLE_NAME_MAX]; /* [a-zA-Z0-9_.-], 1..47 chars */
+    uint32_t id;                     /* stable id, used in cache keys */
+    uint32_t dim;                    /* floats per row, 1..65535 */
+    emb_encoding encoding;           /* on-disk encoding */
+    int64_t ttl_s;                   /* rows expire after this; 0 = never */
+} emb_table_info;
+
+/* Create a table (primary only): a new column family "emb.<name>" and its
+ * schema in meta. MR_EEXIST if present with another schema; 0 if identical. */
+int emb_table_create(store *st, const char *name, uint32_t dim, emb_encoding enc,
+                     int64_t ttl_s, mr_err *e);
+/* Look a table up by name; NULL (and MR_ENOTFOUND in e) when unknown. */
+emb_table *emb_store_table(store *st, const char *name, mr_err *e);
+void emb_table_get_info(const emb_table *t, emb_table_info *info);
+int emb_store_ntables(const store *st);
+
+/* Read n rows. out (n, dim) fp32; found[i] = 1 if row ids[i] exists (and has
+ * not expired), else 0 and out row i is zeroed. found may be NULL. Misses of
+ * the cache go to the shared tier, then to ONE RocksDB batched multi-get. */
+int emb_store_get(store *st, emb_table *t, const uint64_t *ids, size_t n, float *out,
+                  uint8_t *found, mr_err *e);
+/* Write n rows in one WriteBatch. vecs (n, dim) fp32 with nfloats == n*dim;
+ * the whole batch is validated first (length, NaN/Inf, fp16 range): on any
+ * error nothing is written. Cached copies are updated after the write. */
+int emb_store_put(store *st, emb_table *t, const uint64_t *ids, size_t n, const float *vecs,
+                  size_t nfloats, mr_err *e);
+/* The same lookup with the memory cache and tier bypassed: the plain
+ * multi-get path (benchmarks compare against it). */
+int emb_store_get_uncached(store *st, emb_table *t, const uint64_t *ids, size_t n,
+                           float *out, uint8_t *found, mr_err *e);
+
+/* ---- items and users: opaque feature blobs ----------------------------- */
+
+typedef struct store_blob {
+    const void *data; /* bytes, owned by the caller (put) or the store (get) */
+    size_t len;
+} store_blob;
+
+/* One WriteBatch; each blob <= max_value_bytes, else nothing is written. */
+int item_store_put(store *st, const uint64_t *ids, size_t n, const store_blob *blobs,
+                   mr_err *e);
+/* Batched, cached like embeddings. out[i] points into one malloc'd buffer
+ * returned in *buf (free() it); out[i].data == NULL when absent. */
+int item_store_get(store *st, const uint64_t *ids, size_t n, store_blob *out, void **buf,
+                   mr_err *e);
+int user_store_put(store *st, const uint64_t *ids, size_t n, const store_blob *blobs,
+                   mr_err *e);
+
+/* ---- stats -------------------------------------------------------------- */
+
+typedef struct store_stats {
+    uint64_t cache_hits, cache_misses; /* lookups answered / not by the cache */
+    uint64_t cache_inserts, cache_evictions;
+    uint64_t cache_bytes, cache_capacity; /* bytes held now / the bound */
+    uint64_t cache_entries;
+    uint64_t tier_hits;          /* misses answered by the shared tier */
+    uint64_t db_multigets;       /* batched multi-get calls */
+    uint64_t db_rows_read;       /* keys asked of RocksDB */
+    uint64_t db_rows_found;
+    uint64_t rows_written;       /* embedding/item/user/event rows put */
+    uint64_t batches_written;    /* WriteBatch commits */
+    uint64_t corrupt_rows;       /* rows that failed validation on read */
+    uint64_t expired_rows;       /* rows read but past their TTL */
+} store_stats;
+
+void store_get_stats(const store *st, store_stats *s);
+
+#endif

@@ -1,0 +1,84 @@
+/* store_int.h — the store's internals shared by store.c, emb_store.c,
+ * store_blob.c and behaviour*.c. Not for use outside index/store/store*,
+ * emb_*, behaviour*: the public API is index/store/store.h and index/store/behaviour.h.
+ */
+#ifndef MOEREC_INDEX_STORE_INT_H
+#define MOEREC_INDEX_STORE_INT_H
+
+#include <pthread.h>
+#include <rocksdb/c.h>
+#include <stdatomic.h>
+
+#include "index/store/cache.h"
+#include "index/store/store.h"
+
+#define STORE_NS_ITEMS 0xFFFFFFF0u /* cache namespace of the items family */
+
+/* Fixed column families; embedding tables add "emb.<name>". */
+enum { STORE_CF_DEFAULT = 0, STORE_CF_META, STORE_CF_ITEMS, STORE_CF_USERS, STORE_CF_EVENTS,
+       STORE_CF_SDIM, STORE_CF_FIXED };
+extern const char *const store_cf_names[STORE_CF_FIXED];
+
+struct emb_table {
+    emb_table_info info;                /* name, id, dim, encoding, ttl */
+    rocksdb_column_family_handle_t *cf; /* "emb.<name>" */
+    size_t row_bytes;                   /* encoded value size */
+    size_t vec_bytes;                   /* dim * 4, the decoded (cached) size */
+};
+
+typedef struct store_counters {
+    atomic_uint_fast64_t tier_hits, db_multigets, db_rows_read, db_rows_found;
+    atomic_uint_fast64_t rows_written, batches_written, corrupt_rows, expired_rows;
+} store_counters;
+
+struct store {
+    rocksdb_t *db;
+    store_config cfg;            /* copy, defaults filled in */
+    rocksdb_options_t *db_opts;  /* database-wide options */
+    rocksdb_options_t *point_opts;  /* families read by key */
+    rocksdb_options_t *emb_opts;    /* embedding families: point reads, no compression */
+    rocksdb_options_t *events_opts; /* events: 8-byte user prefix */
+    rocksdb_options_t *sdim_opts;   /* SDIM tables: large values, no compression */
+    rocksdb_block_based_table_options_t *bbo;
+    rocksdb_cache_t *block_cache;
+    rocksdb_readoptions_t *ropts;
+    rocksdb_writeoptions_t *wopts;
+    rocksdb_column_family_handle_t *cf[STORE_CF_FIXED];
+    emb_table tables[STORE_MAX_TABLES]; /* [0, ntables) published */
+    atomic_int ntables;
+    pthread_mutex_t table_mu;    /* serialises emb_table_create */
+    pthread_rwlock_t ttl_mu;     /* puts to families with a TTL: read; a
+                                  * store_expire batch: write (store_ttl_lock) */
+    cache *cache;                /* NULL when cache_bytes == 0 */
+    store_counters ctr;
+};
+
+/* Write a batch with the store's write options; counts the batch. */
+int store_write(store *st, rocksdb_writebatch_t *wb, mr_err *e);
+/* 1 when a row written at ts_ms has outlived ttl_s (0 = never) at now_ms. */
+static inline int store_expired(int64_t ts_ms, int64_t ttl_s, int64_t now_ms) {
+    return ttl_s > 0 && now_ms - ts_ms > ttl_s * 1000;
+}
+/* Called once per key of a multi-get: i indexes the caller's ids; val is
+ * NULL when the key is absent. val is only valid during the call. */
+typedef int (*store_row_fn)(size_t i, const char *val, size_t len, void *arg, mr_err *e);
+/* ONE rocksdb_batched_multi_get_cf for n u64 keys (big-endian encoded and
+ * sorted here), then fn per key in sorted order. A RocksDB error or a
+ * failing fn stops with that error after every key has been visited. */
+int store_multi_get(store *st, rocksdb_column_family_handle_t *cf, const uint64_t *ids,
+                    size_t n, store_row_fn fn, void *arg, mr_err *e);
+#define STORE_MAX_BATCH (1u << 20) /* rows per get/put call */
+/* Puts to a family that store_expire sweeps hold ttl_mu for reading
+ * across their commit, so a sweep never deletes a row refreshed after its
+ * scan. `ttl` is the family's TTL (0: no lock). */
+static inline void store_ttl_lock(store *st, int64_t ttl, int lock) {
+    if (ttl <= 0) return;
+    if (lock)
+        pthread_rwlock_rdlock(&st->ttl_mu);
+    else
+        pthread_rwlock_unlock(&st->ttl_mu);
+}
+/* Primary-only guard for writes. */
+int store_check_writable(const store *st, mr_err *e);
+
+#endif

@@ -1,0 +1,476 @@
+/* test_emb_store.c — batched embedding reads and writes (index/store/emb_store.c)
+ * on a real RocksDB in a temp folder: round trips per encoding, exact cache
+ * counters through the store, the tier order (cache -> tier -> RocksDB),
+ * TTL on the read path, and bad input (wrong length, NaN/Inf, fp16 range,
+ * unknown table, corrupt rows written behind the store's back) giving clear
+ * errors with nothing written. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <rocksdb/c.h>
+#include <cmocka.h>
+
+#include "common/clock.h"
+#include "common/rng.h"
+#include "index/store/emb_codec.h"
+#include "index/store/store.h"
+#include "store_testutil.h"
+
+enum { D = 16 };
+
+typedef struct fx {
+    char dir[256];
+    store *st;
+} fx;
+
+static store *open_store(const char *dir, size_t cache_bytes, const store_tier *tier) {
+    store_config c;
+    store_config_init(&c);
+    c.cache_bytes = cache_bytes;
+    c.cache_shards = 1;
+    c.tier = tier;
+    store *st = NULL;
+    mr_err e;
+    int rc = store_open(&st, dir, &c, &e);
+    if (rc) fail_msg("store_open: %s", e.msg);
+    return st;
+}
+
+static int setup(void **state) {
+    fx *f = calloc(1, sizeof *f);
+    assert_non_null(store_test_tmpdir(f->dir, sizeof f->dir, "emb"));
+    f->st = open_store(f->dir, 1 << 20, NULL);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state) {
+    fx *f = *state;
+    store_close(f->st);
+    store_test_rmrf(f->dir);
+    free(f);
+    return 0;
+}
+
+static void rows(uint64_t seed, float *x, size_t n) {
+    mr_rng r;
+    mr_rng_seed(&r, seed);
+    mr_rng_fill_normal(&r, x, (long)n, 1.0f);
+}
+
+static void test_round_trip_each_encoding(void **state) {
+    fx *f = *state;
+    const char *names[3] = {"f32", "f16", "i8"};
+    enum { N = 300 };
+    float *x = malloc(N * D * sizeof *x), *y = malloc(N * D * sizeof *y);
+    uint64_t ids[N];
+    uint8_t found[N];
+    for (int i = 0; i < N; i++) ids[i] = (uint64_t)i * 7919u;
+    rows(1, x, N * D);
+    for (int enc = 0; enc < 3; enc++) {
+        assert_int_equal(emb_table_create(f->st, names[enc], D, (emb_encoding)enc, 0, NULL), 0);
+        emb_table *t = emb_store_table(f->st, names[enc], NULL);
+        assert_non_null(t);
+        assert_int_equal(emb_store_put(f->st, t, ids, N, x, N * D, NULL), 0);
+        for (int pass = 0; pass < 2; pass++) { /* pass 0 from RocksDB, pass 1 from the cache */
+            memset(y, 0xff, N * D * sizeof *y);
+            assert_int_equal(emb_store_get(f->st, t, ids, N, y, found, NULL), 0);
+            for (int i = 0; i < N; i++) {
+                assert_int_equal(found[i], 1);
+                float amax = 0;
+                for (int j = 0; j < D; j++) amax = fmaxf(amax, fabsf(x[i * D + j]));
+                for (int j = 0; j < D; j++) {
+                    float err = fabsf(y[i * D + j] - x[i * D + j]);
+                    if (enc == EMB_FP32) assert_true(err == 0.0f);
+                    if (enc == EMB_FP16) assert_true(err <= ldexpf(fabsf(x[i * D + j]), -11) + 1e-7f);
+                    if (enc == EMB_INT8) assert_true(err <= amax / 254.0f * 1.0001f);
+                }
+            }
+        }
+        /* uncached path returns the same numbers */
+        float *z = malloc(N * D * sizeof *z);
+        assert_int_equal(emb_store_get_uncached(f->st, t, ids, N, z, found, NULL), 0);
+        assert_memory_equal(y, z, N * D * sizeof *z);
+        free(z);
+    }
+    assert_int_equal(emb_store_ntables(f->st), 3);
+    free(x);
+    free(y);
+}
+
+static void test_missing_rows_zeroed(void **state) {
+    fx *f = *state;
+    assert_int_equal(emb_table_create(f->st, "t", D, EMB_FP32, 0, NULL), 0);
+    emb_table *t = emb_store_table(f->st, "t", NULL);
+    float x[2 * D], y[4 * D];
+    rows(2, x, 2 * D);
+    uint64_t ids[2] = {10, 30}, q[4] = {30, 20, 10, 40};
+    uint8_t found[4];
+    assert_int_equal(emb_store_put(f->st, t, ids, 2, x, 2 * D, NULL), 0);
+    memset(y, 0x7f, sizeof y);
+    assert_int_equal(emb_store_get(f->st, t, q, 4, y, found, NULL), 0);
+    assert_int_equal(found[0], 1);
+    assert_int_equal(found[1], 0);
+    assert_int_equal(found[2], 1);
+    assert_int_equal(found[3], 0);
+    assert_memory_equal(y, x + D, D * sizeof(float));
+    assert_memory_equal(y + 2 * D, x, D * sizeof(float));
+    for (int j = 0; j < D; j++) assert_true(y[D + j] == 0.0f && y[3 * D + j] == 0.0f);
+}
+
+/* Scripted access: counters through the store are exact, misses go to
+ * RocksDB in ONE multi-get per call, puts refresh cached rows. */
+static void test_cache_counters_exact(void **state) {
+    fx *f = *state;
+    assert_int_equal(emb_table_create(f->st, "t", D, EMB_FP16, 0, NULL), 0);
+    emb_table *t = emb_store_table(f->st, "t", NULL);
+    enum { N = 100 };
+    float x[N * D], y[N * D];
+    uint64_t ids[N];
+    for (int i = 0; i < N; i++) ids[i] = (uint64_t)i;
+    rows(3, x, N * D);
+    assert_int_equal(emb_store_put(f->st, t, ids, N, x, N * D, NULL), 0);
+    store_stats s0, s;
+    store_get_stats(f->st, &s0);
+    assert_int_equal(emb_store_get(f->st, t, ids, 60, y, NULL, NULL), 0); /* 60 misses */
+    assert_int_equal(emb_store_get(f->st, t, ids, N, y, NULL, NULL), 0);  /* 60 hits, 40 misses */
+    assert_int_equal(emb_store_get(f->st, t, ids + 50, 50, y, NULL, NULL), 0); /* 50 hits */
+    store_get_stats(f->st, &s);
+    assert_int_equal(s.cache_hits - s0.cache_hits, 110);
+    assert_int_equal(s.cache_misses - s0.cache_misses, 100);
+    assert_int_equal(s.cache_inserts - s0.cache_inserts, 100);
+    assert_int_equal(s.db_multigets - s0.db_multigets, 2);
+    assert_int_equal(s.db_rows_read - s0.db_rows_read, 100);
+    assert_int_equal(s.db_rows_found - s0.db_rows_found, 100);
+    assert_int_equal(s.cache_entries, 100);
+    /* a put refreshes the cached copy: the next read hits and is new */
+    float nx[D];
+    rows(33, nx, D);
+    assert_int_equal(emb_store_put(f->st, t, ids + 5, 1, nx, D, NULL), 0);
+    float got[D];
+    assert_int_equal(emb_store_get(f->st, t, ids + 5, 1, got, NULL, NULL), 0);
+    for (int j = 0; j < D; j++) assert_true(got[j] == emb_f16_to_f32(emb_f32_to_f16(nx[j])));
+    store_stats s2;
+    store_get_stats(f->st, &s2);
+    assert_int_equal(s2.cache_hits - s.cache_hits, 1);
+    assert_int_equal(s2.db_multigets, s.db_multigets);
+}
+
+/* ---- a fake shared tier: counts calls, holds rows in a small table ------- */
+typedef struct fake_tier {
+    uint64_t ids[64];
+    float vecs[64][D];
+    int n, gets, puts, asked;
+} fake_tier;
+
+static int fake_get(void *ctx, uint32_t table, uint32_t dim, const uint64_t *ids, size_t n,
+                    float *out, uint8_t *found, mr_err *e) {
+    (void)table;
+    (void)e;
+    fake_tier *t = ctx;
+    t->gets++;
+    t->asked += (int)n;
+    for (size_t i = 0; i < n; i++) {
+        found[i] = 0;
+        for (int k = 0; k < t->n; k++)
+            if (t->ids[k] == ids[i]) {
+                memcpy(out + i * dim, t->vecs[k], dim * sizeof(float));
+                found[i] = 1;
+            }
+    }
+    return 0;
+}
+
+static int fake_put(void *ctx, uint32_t table, uint32_t dim, const uint64_t *ids, size_t n,
+                    const float *vecs, mr_err *e) {
+    (void)table;
+    (void)e;
+    fake_tier *t = ctx;
+    t->puts++;
+    for (size_t i = 0; i < n && t->n < 64; i++) {
+        t->ids[t->n] = ids[i];
+        memcpy(t->vecs[t->n++], vecs + i * dim, dim * sizeof(float));
+    }
+    return 0;
+}
+
+static void test_tier_order(void **state) {
+    fx *f = *state;
+    assert_int_equal(emb_table_create(f->st, "t", D, EMB_FP32, 0, NULL), 0);
+    emb_table *t = emb_store_table(f->st, "t", NULL);
+    float x[4 * D];
+    rows(4, x, 4 * D);
+    uint64_t ids[4] = {1, 2, 3, 4};
+    assert_int_equal(emb_store_put(f->st, t, ids, 4, x, 4 * D, NULL), 0);
+    store_close(f->st);
+    fake_tier ft = {0};
+    store_tier tier = {&ft, fake_get, fake_put};
+    /* the tier holds row 9, which RocksDB does not have */
+    ft.ids[0] = 9;
+    for (int j = 0; j < D; j++) ft.vecs[0][j] = (float)j;
+    ft.n = 1;
+    f->st = open_store(f->dir, 1 << 20, &tier);
+    t = emb_store_table(f->st, "t", NULL);
+    uint64_t q[3] = {1, 9, 2};
+    float y[3 * D];
+    uint8_t found[3];
+    assert_int_equal(emb_store_get(f->st, t, q, 3, y, found, NULL), 0);
+    assert_true(found[0] && found[1] && found[2]);
+    assert_true(y[D + 5] == 5.0f);                   /* row 9 from the tier */
+    assert_memory_equal(y, x, D * sizeof(float));    /* rows 1, 2 from RocksDB ... */
+    assert_int_equal(ft.gets, 1);
+    assert_int_equal(ft.asked, 3);
+    assert_int_equal(ft.puts, 1);                    /* ... and offered to the tier */
+    assert_int_equal(ft.n, 3);
+    store_stats s;
+    store_get_stats(f->st, &s);
+    assert_int_equal(s.tier_hits, 1);
+    assert_int_equal(s.db_rows_read, 2);
+    /* second read: all from the memory cache, the tier is not asked */
+    assert_int_equal(emb_store_get(f->st, t, q, 3, y, found, NULL), 0);
+    assert_int_equal(ft.gets, 1);
+    store_close(f->st);
+    f->st = open_store(f->dir, 1 << 20, NULL); /* teardown must not see the stack tier */
+}
+
+static void expect_nothing_written(store *st, emb_table *t, const uint64_t *ids, size_t n) {
+    float y[D];
+    uint8_t found;
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(emb_store_get_uncached(st, t, ids + i, 1, y, &found, NULL), 0);
+        assert_int_equal(found, 0);
+    }
+}
+
+static void test_bad_input(void **state) {
+    fx *f = *state;
+    assert_int_equal(emb_table_create(f->st, "t", D, EMB_FP16, 0, NULL), 0);
+    emb_table *t = emb_store_table(f->st, "t", NULL);
+    float x[3 * D];
+    rows(5, x, 3 * D);
+    uint64_t ids[3] = {100, 101, 102};
+    mr_err e;
+    store_stats s0, s;
+    store_get_stats(f->st, &s0);
+    /* wrong length */
+    assert_int_equal(emb_store_put(f->st, t, ids, 3, x, 3 * D - 1, &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, "dim 16"));
+    /* NaN in the last row: the first two must not be written either */
+    x[2 * D + 3] = NAN;
+    assert_int_equal(emb_store_put(f->st, t, ids, 3, x, 3 * D, &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, "row 102"));
+    assert_non_null(strstr(e.msg, "NaN"));
+    x[2 * D + 3] = INFINITY;
+    assert_int_equal(emb_store_put(f->st, t, ids, 3, x, 3 * D, &e), MR_EINVAL);
+    x[2 * D + 3] = 1e9f; /* finite but beyond fp16 */
+    assert_int_equal(emb_store_put(f->st, t, ids, 3, x, 3 * D, &e), MR_ERANGE);
+    assert_non_null(strstr(e.msg, "fp16"));
+    expect_nothing_written(f->st, t, ids, 3);
+    store_get_stats(f->st, &s);
+    assert_int_equal(s.batches_written, s0.batches_written);
+    /* unknown table */
+    assert_null(emb_store_table(f->st, "nope", &e));
+    assert_int_equal(e.code, MR_ENOTFOUND);
+    assert_non_null(strstr(e.msg, "nope"));
+    float y[D];
+    assert_int_equal(emb_store_get(f->st, NULL, ids, 1, y, NULL, &e), MR_ENOTFOUND);
+    assert_int_equal(emb_store_put(f->st, NULL, ids, 1, x, D, &e), MR_ENOTFOUND);
+    /* bad schema */
+    assert_int_equal(emb_table_create(f->st, "bad name", D, EMB_FP32, 0, &e), MR_EINVAL);
+    assert_int_equal(emb_table_create(f->st, "z", 0, EMB_FP32, 0, &e), MR_EINVAL);
+    assert_int_equal(emb_table_create(f->st, "z", D, (emb_encoding)9, 0, &e), MR_EINVAL);
+    assert_int_equal(emb_table_create(f->st, "t", D + 1, EMB_FP16, 0, &e), MR_EEXIST);
+    assert_int_equal(emb_table_create(f->st, "t", D, EMB_FP16, 0, NULL), 0); /* idempotent */
+}
+
+/* Rows overwritten with garbage behind the store's back: MR_ECORRUPT that
+ * names the row; the other rows of the batch are still served. */
+static void test_corrupt_rows(void **state) {
+    fx *f = *state;
+    assert_int_equal(emb_table_create(f->st, "t", D, EMB_INT8, 0, NULL), 0);
+    emb_table *t = emb_store_table(f->st, "t", NULL);
+    float x[3 * D];
+    rows(6, x, 3 * D);
+    uint64_t ids[3] = {1, 2, 3};
+    assert_int_equal(emb_store_put(f->st, t, ids, 3, x, 3 * D, NULL), 0);
+    store_close(f->st);
+    /* raw RocksDB: open every family, overwrite row 2 of emb.t */
+    char *err = NULL;
+    rocksdb_options_t *o = rocksdb_options_create();
+    size_t ncf;
+    char **names = rocksdb_list_column_families(o, f->dir, &ncf, &err);
+    assert_null(err);
+    const rocksdb_options_t **opts = calloc(ncf, sizeof *opts);
+    rocksdb_column_family_handle_t **h = calloc(ncf, sizeof *h);
+    for (size_t i = 0; i < ncf; i++) opts[i] = o;
+    rocksdb_t *db = rocksdb_open_column_families(o, f->dir, (int)ncf, (const char *const *)names,
+                                                 opts, h, &err);
+    assert_null(err);
+    rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
+    for (size_t i = 0; i < ncf; i++)
+        if (strcmp(names[i], "emb.t") == 0) {
+            uint8_t k[8];
+            emb_key_encode(2, k);
+            rocksdb_put_cf(db, wo, h[i], (const char *)k, 8, "garbage!", 8, &err);
+            assert_null(err);
+            uint8_t good[256];
+            emb_codec_encode(EMB_INT8, x + 2 * D, D, 0, good);
+            good[20] ^= 1; /* right length, one flipped byte */
+            emb_key_encode(3, k);
+            rocksdb_put_cf(db, wo, h[i], (const char *)k, 8, (const char *)good,
+                           emb_codec_row_bytes(EMB_INT8, D), &err);
+            assert_null(err);
+        }
+    for (size_t i = 0; i < ncf; i++) rocksdb_column_family_handle_destroy(h[i]);
+    rocksdb_close(db);
+    rocksdb_writeoptions_destroy(wo);
+    rocksdb_list_column_families_destroy(names, ncf);
+    rocksdb_options_destroy(o);
+    free(opts);
+    free(h);
+
+    f->st = open_store(f->dir, 1 << 20, NULL);
+    t = emb_store_table(f->st, "t", NULL);
+    float y[3 * D];
+    uint8_t found[3];
+    mr_err e;
+    assert_int_equal(emb_store_get(f->st, t, ids, 3, y, found, &e), MR_ECORRUPT);
+    assert_non_null(strstr(e.msg, "row 2"));
+    assert_int_equal(found[0], 1);
+    assert_int_equal(found[1], 0);
+    assert_int_equal(found[2], 0);
+    store_stats s;
+    store_get_stats(f->st, &s);
+    assert_int_equal(s.corrupt_rows, 2);
+    assert_int_equal(s.cache_entries, 1); /* corrupt rows are never cached */
+    /* rewriting the row repairs it */
+    assert_int_equal(emb_store_put(f->st, t, ids + 1, 2, x + D, 2 * D, NULL), 0);
+    assert_int_equal(emb_store_get(f->st, t, ids, 3, y, found, NULL), 0);
+    assert_true(found[1] && found[2]);
+}
+
+static void test_ttl_on_read_and_expire(void **state) {
+    fx *f = *state;
+    assert_int_equal(emb_table_create(f->st, "short", D, EMB_FP32, 1, NULL), 0);
+    assert_int_equal(emb_table_create(f->st, "forever", D, EMB_FP32, 0, NULL), 0);
+    emb_table *ts = emb_store_table(f->st, "short", NULL), *tf = emb_store_table(f->st, "forever", NULL);
+    float x[2 * D], y[2 * D];
+    rows(7, x, 2 * D);
+    uint64_t ids[2] = {5, 6};
+    uint8_t found[2];
+    int64_t t0 = mr_unix_ms();
+    assert_int_equal(emb_store_put(f->st, ts, ids, 2, x, 2 * D, NULL), 0);
+    assert_int_equal(emb_store_put(f->st, tf, ids, 2, x, 2 * D, NULL), 0);
+    assert_int_equal(emb_store_get(f->st, ts, ids, 2, y, found, NULL), 0); /* now cached */
+    int64_t t1 = mr_unix_ms();
+    if (t1 - t0 < 900) assert_true(found[0] && found[1]); /* unless this host stalled 1 s */
+    while (mr_unix_ms() <= t1 + 1100) usleep(50 * 1000); /* > 1 s after the writes */
+    /* cached and uncached reads both treat the rows as gone */
+    assert_int_equal(emb_store_get(f->st, ts, ids, 2, y, found, NULL), 0);
+    assert_true(!found[0] && !found[1]);
+    assert_int_equal(emb_store_get_uncached(f->st, ts, ids, 2, y, found, NULL), 0);
+    assert_true(!found[0] && !found[1]);
+    assert_int_equal(emb_store_get(f->st, tf, ids, 2, y, found, NULL), 0);
+    assert_true(found[0] && found[1]);
+    store_stats s;
+    store_get_stats(f->st, &s);
+    assert_true(s.expired_rows >= 4);
+    uint64_t ndel = 0;
+    assert_int_equal(store_expire(f->st, mr_unix_ms(), &ndel, NULL), 0);
+    assert_int_equal(ndel, 2);
+    assert_int_equal(store_expire(f->st, mr_unix_ms(), &ndel, NULL), 0);
+    assert_int_equal(ndel, 0);
+}
+
+/* A put that refreshes a row while store_expire sweeps must survive: the
+ * sweep's scan sees the old (expired) row, and deleting it by key after
+ * the put committed used to drop an acknowledged write. */
+typedef struct expire_race {
+    store *st;
+    emb_table *t;
+    const float *x;
+    atomic_int go, stop, puts;
+} expire_race;
+
+enum { EXP_ROWS = 20000, EXP_BATCH = 250 };
+
+static void *expire_race_putter(void *arg) {
+    expire_race *r = arg;
+    while (!atomic_load(&r->go)) {
+    }
+    uint64_t ids[EXP_BATCH];
+    do { /* whole passes until the sweep is over: every row re-put at least once */
+        for (size_t b = 0; b < EXP_ROWS; b += EXP_BATCH) {
+            for (size_t i = 0; i < EXP_BATCH; i++) ids[i] = b + i;
+            if (emb_store_put(r->st, r->t, ids, EXP_BATCH, r->x + b * D, EXP_BATCH * D, NULL))
+                return (void *)1;
+            atomic_fetch_add(&r->puts, 1);
+        }
+    } while (!atomic_load(&r->stop));
+    return NULL;
+}
+
+static void test_expire_keeps_concurrent_puts(void **state) {
+    fx *f = *state;
+    assert_int_equal(emb_table_create(f->st, "ttl1", D, EMB_FP32, 1, NULL), 0);
+    expire_race r = {f->st, emb_store_table(f->st, "ttl1", NULL), NULL, 0, 0, 0};
+    float *x = malloc((size_t)EXP_ROWS * D * sizeof *x);
+    assert_non_null(x);
+    rows(11, x, (size_t)EXP_ROWS * D);
+    r.x = x;
+    uint64_t ids[EXP_BATCH];
+    for (size_t b = 0; b < EXP_ROWS; b += EXP_BATCH) {
+        for (size_t i = 0; i < EXP_BATCH; i++) ids[i] = b + i;
+        assert_int_equal(emb_store_put(f->st, r.t, ids, EXP_BATCH, x + b * D, EXP_BATCH * D, NULL), 0);
+    }
+    int64_t t1 = mr_unix_ms();
+    while (mr_unix_ms() <= t1 + 1100) usleep(50 * 1000); /* every row expired */
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, expire_race_putter, &r), 0);
+    atomic_store(&r.go, 1);
+    while (atomic_load(&r.puts) < 2) usleep(100); /* puts under way when the sweep starts */
+    uint64_t ndel = 0;
+    assert_int_equal(store_expire(f->st, mr_unix_ms(), &ndel, NULL), 0);
+    atomic_store(&r.stop, 1);
+    void *ret;
+    pthread_join(th, &ret);
+    assert_null(ret);
+    /* every row was re-put (acknowledged) after it expired, and puts went on
+     * until the sweep returned: all present */
+    float *y = malloc((size_t)EXP_ROWS * D * sizeof *y);
+    uint8_t *found = malloc(EXP_ROWS);
+    uint64_t *all = malloc(EXP_ROWS * sizeof *all);
+    assert_true(y && found && all);
+    for (size_t i = 0; i < EXP_ROWS; i++) all[i] = i;
+    assert_int_equal(emb_store_get_uncached(f->st, r.t, all, EXP_ROWS, y, found, NULL), 0);
+    size_t lost = 0;
+    for (size_t i = 0; i < EXP_ROWS; i++) lost += !found[i];
+    if (lost) print_error("%zu of %d acknowledged puts lost (%llu deleted)\n", lost, EXP_ROWS,
+                          (unsigned long long)ndel);
+    assert_int_equal(lost, 0);
+    assert_memory_equal(x, y, (size_t)EXP_ROWS * D * sizeof *x);
+    free(x);
+    free(y);
+    free(found);
+    free(all);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_round_trip_each_encoding, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_missing_rows_zeroed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache_counters_exact, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tier_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_corrupt_rows, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ttl_on_read_and_expire, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_expire_keeps_concurrent_puts, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
