@@ -127,7 +127,7 @@ int main(int argc, char **argv) {
     /* the retriever: build with every core, search with one */
     retr_faiss_config cfg = {.name = "fmnist", .dim = d, .factory = "IDMap,HNSW32",
                              .metric = RETR_METRIC_L2, .add_batch = 4096};
-    retr *r = NULL;
+    mr_retr *r = NULL;
     mr_err e = {0};
     if (retr_faiss_create(&r, &cfg, &e)) {
         fprintf(stderr, "bench_ann: %s\n", e.msg);

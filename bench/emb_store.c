@@ -113,11 +113,11 @@ static int build_db(const char *dir, uint64_t rows, int dim, emb_encoding enc) {
     store_config_init(&c);
     c.no_wal = 1; /* bulk load: memtables are flushed on close */
     c.cache_bytes = 0;
-    store *st;
+    mr_store *st;
     mr_err e;
     if (store_open(&st, dir, &c, &e)) die("open for build", &e);
     if (emb_table_create(st, "bench", (uint32_t)dim, enc, 0, &e)) die("create table", &e);
-    emb_table *t = emb_store_table(st, "bench", &e);
+    mr_emb_table *t = emb_store_table(st, "bench", &e);
     enum { CHUNK = 10000 };
     uint64_t *ids = malloc(CHUNK * sizeof *ids);
     float *x = malloc((size_t)CHUNK * (size_t)dim * sizeof *x);
@@ -201,10 +201,10 @@ int main(int argc, char **argv) {
     store_config_init(&c);
     c.cache_bytes = (size_t)(cache_mb * 1048576.0);
     c.block_cache_bytes = (size_t)(block_mb * 1048576.0);
-    store *st;
+    mr_store *st;
     mr_err e;
     if (store_open(&st, dir, &c, &e)) die("open", &e);
-    emb_table *t = emb_store_table(st, "bench", &e);
+    mr_emb_table *t = emb_store_table(st, "bench", &e);
     if (!t) die("table", &e);
 
     zipf z;

@@ -355,7 +355,7 @@ typedef struct stats {
 
 /* nomerge_quota: diagnostic — search the experts router_route keeps, but
  * merge them by score without the per-expert budgets. */
-static void run_mode(router *rt, const float *U, int f, int nu, const int *ustart, const int *ntrain,
+static void run_mode(mr_router *rt, const float *U, int f, int nu, const int *ustart, const int *ntrain,
                      const rating *r, const router_options *opt, int no_quota, stats *st) {
     mr_arena a;
     mr_arena_init(&a, 1 << 20, 0);
@@ -454,7 +454,7 @@ int main(int argc, char **argv) {
     for (int u = 0; u < nu; u++) nt += ntrain[u];
     (void)nr;
     mr_err e = {0};
-    retr *ex[MAXG + 2];
+    mr_retr *ex[MAXG + 2];
     int64_t *ids = malloc((size_t)ni * sizeof *ids);
     float *buf = mr_floats_alloc((size_t)ni * f);
     for (int x = 0; x < nexp; x++) {
@@ -480,7 +480,7 @@ int main(int argc, char **argv) {
     retr_pop_add_events(ex[nexp], pit, pts, NULL, nt, &e);
     retr_faiss_config gc = {.name = "global", .dim = f, .factory = "IDMap,Flat",
                             .metric = RETR_METRIC_IP, .omp_threads = 1};
-    retr *glob = NULL;
+    mr_retr *glob = NULL;
     retr_faiss_create(&glob, &gc, &e);
     for (int i = 0; i < ni; i++) ids[i] = i;
     retr_faiss_add(glob, V, ids, ni, &e);
@@ -491,7 +491,7 @@ int main(int argc, char **argv) {
     router_config rc = {.dim = f, .temperature = temperature, .top_p = 0.5f,
                         .max_experts = max_experts, .fallback = fallback ? "popular" : NULL,
                         .fallback_weight = 0.1f, .merge = mg, .k_max = KRET};
-    router *rt = NULL, *rg = NULL;
+    mr_router *rt = NULL, *rg = NULL;
     if (router_create(&rt, &rc, pool, &e)) { fprintf(stderr, "%s\n", e.msg); return 1; }
     for (int x = 0; x < nexp + fallback; x++) router_add_expert(rt, ex[x], 0, &e);
     router_config gcfg = {.dim = f, .merge = ROUTER_MERGE_RAW, .k_max = KRET};

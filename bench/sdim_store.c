@@ -49,7 +49,7 @@ static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ft
 }
 
 /* A fresh store in dir/name with an item table and a behaviour store. */
-static store *open_fresh(const opts *o, const char *name, int sync, int l_max, behaviour **b) {
+static mr_store *open_fresh(const opts *o, const char *name, int sync, int l_max, mr_behaviour **b) {
     char path[1000];
     snprintf(path, sizeof path, "%s/%s", o->dir, name);
     nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
@@ -57,11 +57,11 @@ static store *open_fresh(const opts *o, const char *name, int sync, int l_max, b
     store_config_init(&c);
     c.sync = sync;
     c.cache_bytes = 256u << 20;
-    store *st;
+    mr_store *st;
     mr_err e;
     if (store_open(&st, path, &c, &e)) die("open", &e);
     if (emb_table_create(st, "items", (uint32_t)o->dim, EMB_FP32, 0, &e)) die("table", &e);
-    emb_table *t = emb_store_table(st, "items", &e);
+    mr_emb_table *t = emb_store_table(st, "items", &e);
     enum { CH = 10000 };
     uint64_t *ids = malloc(CH * sizeof *ids);
     float *x = malloc((size_t)CH * (size_t)o->dim * sizeof *x);
@@ -83,7 +83,7 @@ static store *open_fresh(const opts *o, const char *name, int sync, int l_max, b
 }
 
 /* events/s appending `total` random events in batches. */
-static double append_rate(const opts *o, behaviour *b, long total, const char *label) {
+static double append_rate(const opts *o, mr_behaviour *b, long total, const char *label) {
     behaviour_event *ev = malloc((size_t)o->batch * sizeof *ev);
     mr_rng r;
     mr_rng_seed(&r, 9);
@@ -111,7 +111,7 @@ static int cmp_u64(const void *a, const void *b) {
 }
 
 /* O(L) bound: what serving would cost without the table. */
-static double recompute_us(store *st, behaviour *b, uint64_t user, size_t L, int dim) {
+static double recompute_us(mr_store *st, mr_behaviour *b, uint64_t user, size_t L, int dim) {
     behaviour_event *ev = malloc(L * sizeof *ev);
     uint64_t *items = malloc(L * sizeof *items);
     float *vecs = malloc(L * (size_t)dim * sizeof *vecs);
@@ -177,9 +177,9 @@ int main(int argc, char **argv) {
      * batch by batch so load from other processes hits both alike; then a
      * long sync-off run in which users pass l_max and every append also
      * trims (the steady state). */
-    behaviour *b, *b_on;
-    store *st = open_fresh(&o, "append-nosync", 0, 1000, &b);
-    store *st_on = open_fresh(&o, "append-sync", 1, 1000, &b_on);
+    mr_behaviour *b, *b_on;
+    mr_store *st = open_fresh(&o, "append-nosync", 0, 1000, &b);
+    mr_store *st_on = open_fresh(&o, "append-sync", 1, 1000, &b_on);
     double rate_off, rate_on;
     {
         behaviour_event *ev = malloc((size_t)o.batch * sizeof *ev);
@@ -241,7 +241,7 @@ int main(int argc, char **argv) {
     for (int it = 0; it < o.reads; it++)
         for (int g = 0; g < NL; g++) {
             uint64_t user = (uint64_t)(g * 1000 + it % PER);
-            user_state us;
+            mr_user_state us;
             uint64_t t0 = mr_now_ns();
             if (user_state_get(b, user, &us, &e)) die("user_state_get", &e);
             lat[g][it] = mr_now_ns() - t0;

@@ -21,10 +21,10 @@
 #include "server/config.h"
 
 typedef struct mr_backend {
-    store *st;
-    emb_table *items;      /* item vectors: SDIM space, UpsertItems.embedding */
+    mr_store *st;
+    mr_emb_table *items;      /* item vectors: SDIM space, UpsertItems.embedding */
     int item_dim;          /* its width d */
-    behaviour *beh;        /* events + SDIM tables */
+    mr_behaviour *beh;        /* events + SDIM tables */
     int short_n;           /* recent events for the short-sequence attention */
     /* TTL sweeper: reads already hide expired rows; this reclaims them. */
     pthread_t sweeper;

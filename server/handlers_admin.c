@@ -33,7 +33,7 @@ static int route_stats_into(mr_call_ctx *ctx, Moerec__V1__StatsResponse *out) {
     if (!reg || mr_registry_acquire(reg, "", &ref, NULL)) return 0;
     int rc = 0;
     if (ref->retrievers) {
-        router *rt = retr_set_router(ref->retrievers);
+        mr_router *rt = retr_set_router(ref->retrievers);
         int n = router_n_experts(rt);
         Moerec__V1__RouteStats *rs = mr_arena_calloc(ctx->arena, (size_t)(n ? n : 1), sizeof *rs);
         Moerec__V1__RouteStats **rp = mr_arena_calloc(ctx->arena, (size_t)(n ? n : 1), sizeof *rp);

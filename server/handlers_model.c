@@ -24,7 +24,7 @@ static int retriever_info(mr_arena *a, const retr_set *set, Moerec__V1__GetModel
     const router_config *rc = retr_set_router_config(set);
     for (int i = 0; i < n; i++) {
         const retr_set_expert_info *inf = retr_set_info(set, i);
-        retr *r = retr_set_expert_at(set, i);
+        mr_retr *r = retr_set_expert_at(set, i);
         moerec__v1__retriever_info__init(&ri[i]);
         ri[i].name = mr_arena_strdup(a, inf->name);
         ri[i].kind = (char *)retr_kind_name(inf->kind);

@@ -119,7 +119,7 @@ static int apply_sdim(moe_scorer *s, const moe_model *m, mr_backend *be, mr_aren
     int k = 0;
     if ((rc = behaviour_recent_vectors(be->beh, user, be->short_n, recent, &k, err)))
         return mr_err_wrap(err, "recent events");
-    user_state us;
+    mr_user_state us;
     if ((rc = user_state_get(be->beh, user, &us, err))) return mr_err_wrap(err, "user state");
     *behaviour_length = us.n_events;
     rc = sdim_feature_to_scorer(s, m, behaviour_hasher(be->beh), us.table, recent, k, cand, n, err);

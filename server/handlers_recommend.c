@@ -68,7 +68,7 @@ static int retrieve(mr_call_ctx *ctx, mr_model_ref *ref, const char *user_id, co
                           ref->name, ref->version, ref->name, ref->version);
     mr_backend *be = mr_server_backend(ctx->server);
     mr_arena *a = ctx->arena;
-    router *rt = retr_set_router(set);
+    mr_router *rt = retr_set_router(set);
     int dim = retr_set_dim(set);
     if (nq && (int)nq != dim)
         return mr_err_set(err, MR_EINVAL, "query_vector has %zu values, the retrievers' dim is %d", nq,
@@ -129,7 +129,7 @@ static int retrieve(mr_call_ctx *ctx, mr_model_ref *ref, const char *user_id, co
 /* Expert names of candidate i (its bitmask), copied into the arena. */
 static int attribution(mr_arena *a, const retrieval *rv, int i, Moerec__V1__ScoredItem *it) {
     const router_cand *c = &rv->res.cands[i];
-    router *rt = retr_set_router(rv->set);
+    mr_router *rt = retr_set_router(rv->set);
     int ne = router_n_experts(rt), n = 0;
     char **names = mr_arena_alloc(a, (size_t)(ne ? ne : 1) * sizeof *names);
     if (!names) return -1;
@@ -148,7 +148,7 @@ static Moerec__V1__DebugInfo *routes(mr_arena *a, const retrieval *rv, Moerec__V
         if (!d) return NULL;
         moerec__v1__debug_info__init(d);
     }
-    router *rt = retr_set_router(rv->set);
+    mr_router *rt = retr_set_router(rv->set);
     int ne = router_n_experts(rt);
     Moerec__V1__RouteInfo *ri = mr_arena_calloc(a, (size_t)(ne ? ne : 1), sizeof *ri);
     Moerec__V1__RouteInfo **rp = mr_arena_calloc(a, (size_t)(ne ? ne : 1), sizeof *rp);

@@ -114,7 +114,7 @@ char *mr_metrics_render(mr_server *s) {
                     "# TYPE moerec_model_info gauge\nmoerec_model_info{model=\"%s\",version=\"%s\"} 1\n",
                 label(l1, sizeof l1, ref->name), label(l2, sizeof l2, ref->version));
             if (ref->retrievers) {
-                router *rt = retr_set_router(ref->retrievers);
+                mr_router *rt = retr_set_router(ref->retrievers);
                 put(&b, "# HELP moerec_router_routed_total Queries sent to each expert retriever "
                         "(routed or fallback).\n# TYPE moerec_router_routed_total counter\n");
                 for (int e = 0; e < router_n_experts(rt); e++) {

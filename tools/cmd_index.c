@@ -285,7 +285,7 @@ static int ix_build_faiss(const ix_ret_opts *o, const ix_items *it, int x, retr_
     int64_t n = it->count[x], j = 0;
     float *v = malloc(sizeof(float) * (size_t)(n * it->dim));
     int64_t *ids = malloc(sizeof(int64_t) * (size_t)n);
-    retr *r = NULL;
+    mr_retr *r = NULL;
     int rc = 0;
     if (!v || !ids) {
         rc = mr_err_set(e, MR_ENOMEM, "out of memory for expert %s", it->names[x]);
@@ -329,7 +329,7 @@ out:
 /* Popularity and / or MinHash experts from the events CSV. */
 static int ix_build_events(const ix_ret_opts *o, retr_set *set, int64_t *n_events, mr_err *e) {
     ix_csv c;
-    retr *pop = NULL, *mh = NULL;
+    mr_retr *pop = NULL, *mh = NULL;
     int64_t *u = NULL, *it = NULL, *ts = NULL, cap = 0, ucap = 0, tcap = 0, n = 0;
     int uc = -1, ic = -1, tc = -1;
     int rc = ix_csv_open(&c, o->events, e);

@@ -36,7 +36,7 @@ int retr_check_name(const char *name, mr_err *e) {
     return 0;
 }
 
-int retr_check_query(const retr *r, const float *q, int dim, int nq, int k, mr_err *e) {
+int retr_check_query(const mr_retr *r, const float *q, int dim, int nq, int k, mr_err *e) {
     if (!r) return mr_err_set(e, MR_EINVAL, "retriever is NULL");
     if (k <= 0 || k > RETR_K_MAX)
         return mr_err_set(e, MR_EINVAL, "retriever '%s': k = %d out of range [1, %d]", r->name, k,
@@ -63,7 +63,7 @@ void retr_fill_missing(int64_t *ids, float *scores, int from, int k) {
     }
 }
 
-int retr_search(retr *r, const float *q, int dim, int nq, int k, const retr_user *user,
+int retr_search(mr_retr *r, const float *q, int dim, int nq, int k, const retr_user *user,
                 int64_t *ids, float *scores, mr_err *e) {
     int rc = retr_check_query(r, q, dim, nq, k, e);
     if (rc) return rc;
@@ -75,8 +75,8 @@ int retr_search(retr *r, const float *q, int dim, int nq, int k, const retr_user
     return r->ops->search(r, q, nq, k, user, ids, scores, e);
 }
 
-int64_t retr_size(retr *r) { return r ? r->ops->size(r) : 0; }
+int64_t retr_size(mr_retr *r) { return r ? r->ops->size(r) : 0; }
 
-void retr_free(retr *r) {
+void retr_free(mr_retr *r) {
     if (r) r->ops->free(r);
 }

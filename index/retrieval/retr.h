@@ -35,18 +35,18 @@ typedef struct retr_user {
     int n_recent;
 } retr_user;
 
-typedef struct retr retr;
+typedef struct mr_retr mr_retr;
 
 typedef struct retr_ops {
     /* q (nq, dim) or NULL when dim == 0; ids, scores (nq, k). Inputs are
      * already validated by retr_search. Must be safe to call concurrently. */
-    int (*search)(retr *r, const float *q, int nq, int k, const retr_user *user,
+    int (*search)(mr_retr *r, const float *q, int nq, int k, const retr_user *user,
                   int64_t *ids, float *scores, mr_err *e);
-    int64_t (*size)(retr *r);          /* live items */
-    void (*free)(retr *r);
+    int64_t (*size)(mr_retr *r);          /* live items */
+    void (*free)(mr_retr *r);
 } retr_ops;
 
-struct retr {
+struct mr_retr {
     char name[RETR_NAME_MAX]; /* unique within a router */
     retr_kind kind;
     int dim;                  /* query dimension; 0 = needs no query vector */
@@ -56,17 +56,17 @@ struct retr {
 
 /* Validated search: dim must equal r->dim (ignored when r->dim == 0), k in
  * [1, RETR_K_MAX], nq >= 1, every query value finite. */
-int retr_search(retr *r, const float *q, int dim, int nq, int k, const retr_user *user,
+int retr_search(mr_retr *r, const float *q, int dim, int nq, int k, const retr_user *user,
                 int64_t *ids, float *scores, mr_err *e);
 /* Number of live items (0 for NULL). */
-int64_t retr_size(retr *r);
-void retr_free(retr *r);
+int64_t retr_size(mr_retr *r);
+void retr_free(mr_retr *r);
 const char *retr_kind_name(retr_kind kind);
 
 /* Shared by the implementations: a name check (non-empty, < RETR_NAME_MAX,
  * [A-Za-z0-9_.-]) and the k/dim/finite checks of retr_search. */
 int retr_check_name(const char *name, mr_err *e);
-int retr_check_query(const retr *r, const float *q, int dim, int nq, int k, mr_err *e);
+int retr_check_query(const mr_retr *r, const float *q, int dim, int nq, int k, mr_err *e);
 /* Fill rows [from, k) of one result row with the "missing" marker. */
 void retr_fill_missing(int64_t *ids, float *scores, int from, int k);
 

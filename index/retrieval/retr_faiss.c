@@ -25,7 +25,7 @@
 
 #include "common/tensor.h"
 
-static retr_faiss *rf_of(retr *r, mr_err *e) {
+static retr_faiss *rf_of(mr_retr *r, mr_err *e) {
     if (!r) {
         mr_err_set(e, MR_EINVAL, "retriever is NULL");
         return NULL;
@@ -91,7 +91,7 @@ retr_faiss *retr_faiss_alloc(const char *name, int dim, const char *factory, ret
     return rf;
 }
 
-static void rf_free(retr *r) {
+static void rf_free(mr_retr *r) {
     retr_faiss *rf = (retr_faiss *)r;
     if (rf->index) faiss_Index_free(rf->index);
     free(rf->slot_ext);
@@ -101,7 +101,7 @@ static void rf_free(retr *r) {
     free(rf);
 }
 
-static int64_t rf_size(retr *r) {
+static int64_t rf_size(mr_retr *r) {
     retr_faiss *rf = (retr_faiss *)r;
     pthread_rwlock_rdlock(&rf->lock);
     int64_t n = rf->map.n;
@@ -149,7 +149,7 @@ static int rf_can_remove(FaissIndex *idx) {
     return rc == 0;
 }
 
-int retr_faiss_create(retr **out, const retr_faiss_config *cfg, mr_err *e) {
+int retr_faiss_create(mr_retr **out, const retr_faiss_config *cfg, mr_err *e) {
     if (!out || !cfg) return mr_err_set(e, MR_EINVAL, "retr_faiss_create: NULL argument");
     *out = NULL;
     if (cfg->ef_search < 0 || cfg->nprobe < 0 || cfg->add_batch < 0 || cfg->omp_threads < 0)
@@ -186,7 +186,7 @@ err:
     return rc;
 }
 
-int retr_faiss_set_params(retr *r, int ef_search, int nprobe, mr_err *e) {
+int retr_faiss_set_params(mr_retr *r, int ef_search, int nprobe, mr_err *e) {
     retr_faiss *rf = rf_of(r, e);
     if (!rf) return e ? e->code : MR_EINVAL;
     if (ef_search < 0 || nprobe < 0)
@@ -219,7 +219,7 @@ static int rf_check_vectors(retr_faiss *rf, const float *x, int64_t n, mr_err *e
     return 0;
 }
 
-int retr_faiss_train(retr *r, const float *x, int64_t n, mr_err *e) {
+int retr_faiss_train(mr_retr *r, const float *x, int64_t n, mr_err *e) {
     retr_faiss *rf = rf_of(r, e);
     if (!rf) return e ? e->code : MR_EINVAL;
     int rc = rf_check_vectors(rf, x, n, e);
@@ -309,7 +309,7 @@ static int rf_need_rebuild(const retr_faiss *rf) {
     return (double)rf->n_dead > (double)rf->rebuild_threshold * (double)(rf->n_slots > 0 ? rf->n_slots : 1);
 }
 
-int retr_faiss_add(retr *r, const float *x, const int64_t *ids, int64_t n, mr_err *e) {
+int retr_faiss_add(mr_retr *r, const float *x, const int64_t *ids, int64_t n, mr_err *e) {
     retr_faiss *rf = rf_of(r, e);
     if (!rf) return e ? e->code : MR_EINVAL;
     int rc = rf_check_vectors(rf, x, n, e);
@@ -347,7 +347,7 @@ out:
     return rc;
 }
 
-int retr_faiss_remove(retr *r, const int64_t *ids, int64_t n, int64_t *n_removed, mr_err *e) {
+int retr_faiss_remove(mr_retr *r, const int64_t *ids, int64_t n, int64_t *n_removed, mr_err *e) {
     retr_faiss *rf = rf_of(r, e);
     if (!rf) return e ? e->code : MR_EINVAL;
     if (n_removed) *n_removed = 0;
@@ -377,7 +377,7 @@ int retr_faiss_remove(retr *r, const int64_t *ids, int64_t n, int64_t *n_removed
     return rc;
 }
 
-int retr_faiss_rebuild(retr *r, mr_err *e) {
+int retr_faiss_rebuild(mr_retr *r, mr_err *e) {
     retr_faiss *rf = rf_of(r, e);
     if (!rf) return e ? e->code : MR_EINVAL;
     if (rf->read_only)
@@ -388,7 +388,7 @@ int retr_faiss_rebuild(retr *r, mr_err *e) {
     return rc;
 }
 
-static int rf_search(retr *r, const float *q, int nq, int k, const retr_user *user, int64_t *ids,
+static int rf_search(mr_retr *r, const float *q, int nq, int k, const retr_user *user, int64_t *ids,
                      float *scores, mr_err *e) {
     (void)user;
     retr_faiss *rf = (retr_faiss *)r;
@@ -443,7 +443,7 @@ out:
     return rc;
 }
 
-int retr_faiss_stats_get(retr *r, retr_faiss_stats *st, mr_err *e) {
+int retr_faiss_stats_get(mr_retr *r, retr_faiss_stats *st, mr_err *e) {
     retr_faiss *rf = rf_of(r, e);
     if (!rf) return e ? e->code : MR_EINVAL;
     pthread_rwlock_rdlock(&rf->lock);
@@ -458,7 +458,7 @@ int retr_faiss_stats_get(retr *r, retr_faiss_stats *st, mr_err *e) {
     return 0;
 }
 
-void *retr_faiss_raw_index(retr *r) {
+void *retr_faiss_raw_index(mr_retr *r) {
     if (!r || r->kind != RETR_FAISS) return NULL;
     return ((retr_faiss *)r)->index;
 }

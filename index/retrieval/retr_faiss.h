@@ -48,29 +48,29 @@ typedef struct retr_faiss_stats {
 
 enum { RETR_FAISS_LOAD_MMAP = 1 };   /* map IVF lists read-only from the file */
 
-int retr_faiss_create(retr **out, const retr_faiss_config *cfg, mr_err *e);
+int retr_faiss_create(mr_retr **out, const retr_faiss_config *cfg, mr_err *e);
 /* Train (IVF, PQ); a no-op for indexes that need no training. x (n, dim). */
-int retr_faiss_train(retr *r, const float *x, int64_t n, mr_err *e);
+int retr_faiss_train(mr_retr *r, const float *x, int64_t n, mr_err *e);
 /* Insert or replace items: x (n, dim), ids (n) >= 0. A repeated id keeps
  * its last vector. */
-int retr_faiss_add(retr *r, const float *x, const int64_t *ids, int64_t n, mr_err *e);
+int retr_faiss_add(mr_retr *r, const float *x, const int64_t *ids, int64_t n, mr_err *e);
 /* Delete items; unknown ids are skipped. n_removed may be NULL. */
-int retr_faiss_remove(retr *r, const int64_t *ids, int64_t n, int64_t *n_removed, mr_err *e);
+int retr_faiss_remove(mr_retr *r, const int64_t *ids, int64_t n, int64_t *n_removed, mr_err *e);
 /* Rebuild without tombstones now (a no-op for indexes that remove ids). */
-int retr_faiss_rebuild(retr *r, mr_err *e);
+int retr_faiss_rebuild(mr_retr *r, mr_err *e);
 /* Change efSearch / nprobe (0 = keep). */
-int retr_faiss_set_params(retr *r, int ef_search, int nprobe, mr_err *e);
+int retr_faiss_set_params(mr_retr *r, int ef_search, int nprobe, mr_err *e);
 /* Write path (the FAISS index) and path.meta (ids, settings), each via a
  * temporary file and rename. */
-int retr_faiss_save(retr *r, const char *path, mr_err *e);
+int retr_faiss_save(mr_retr *r, const char *path, mr_err *e);
 /* flags: RETR_FAISS_LOAD_MMAP (the retriever is then read-only). cfg may be
  * NULL; when given, its ef_search / nprobe / omp_threads override the saved
  * ones. */
-int retr_faiss_load(retr **out, const char *path, int flags, const retr_faiss_config *cfg,
+int retr_faiss_load(mr_retr **out, const char *path, int flags, const retr_faiss_config *cfg,
                     mr_err *e);
-int retr_faiss_stats_get(retr *r, retr_faiss_stats *st, mr_err *e);
+int retr_faiss_stats_get(mr_retr *r, retr_faiss_stats *st, mr_err *e);
 /* The FAISS index itself, for benchmarks comparing against raw FAISS.
  * Borrowed; valid until the next write or rebuild. */
-void *retr_faiss_raw_index(retr *r);
+void *retr_faiss_raw_index(mr_retr *r);
 
 #endif

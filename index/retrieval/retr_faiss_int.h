@@ -21,7 +21,7 @@
 #include "index/retrieval/retr_idmap.h"
 
 typedef struct retr_faiss {
-    retr base;                 /* must stay first: (retr *) <-> (retr_faiss *) */
+    mr_retr base;                 /* must stay first: (mr_retr *) <-> (retr_faiss *) */
     char factory[RETR_FAISS_FACTORY_MAX];
     retr_metric metric;
     int ef_search;             /* 0 = FAISS default */

@@ -34,7 +34,7 @@
  * C header's FAISS_IO_FLAG_MMAP (1) does not match what read_index tests. */
 #define RF_IO_FLAG_MMAP (0x646f0000 | 8)
 
-int retr_faiss_save(retr *r, const char *path, mr_err *e) {
+int retr_faiss_save(mr_retr *r, const char *path, mr_err *e) {
     if (!r || r->kind != RETR_FAISS || !path)
         return mr_err_set(e, MR_EINVAL, "retr_faiss_save: not a faiss retriever or NULL path");
     retr_faiss *rf = (retr_faiss *)r;
@@ -129,7 +129,7 @@ err:
     return rc;
 }
 
-int retr_faiss_load(retr **out, const char *path, int flags, const retr_faiss_config *cfg,
+int retr_faiss_load(mr_retr **out, const char *path, int flags, const retr_faiss_config *cfg,
                     mr_err *e) {
     if (!out || !path) return mr_err_set(e, MR_EINVAL, "retr_faiss_load: NULL argument");
     *out = NULL;

@@ -24,7 +24,7 @@
 #include "index/retrieval/retr_idmap.h"
 
 typedef struct retr_minhash {
-    retr base;                /* must stay first */
+    mr_retr base;                /* must stay first */
     int k;                    /* signature length = bands * rows */
     int max_recent;
     float decay;
@@ -40,7 +40,7 @@ typedef struct retr_minhash {
     uint64_t seed;
 } retr_minhash;
 
-static void mh_free(retr *r) {
+static void mh_free(mr_retr *r) {
     retr_minhash *m = (retr_minhash *)r;
     minhash_free(m->mh);
     lsh_index_free(m->lsh);
@@ -51,7 +51,7 @@ static void mh_free(retr *r) {
     free(m);
 }
 
-static int64_t mh_size(retr *r) {
+static int64_t mh_size(mr_retr *r) {
     retr_minhash *m = (retr_minhash *)r;
     pthread_rwlock_rdlock(&m->lock);
     int64_t n = m->n;
@@ -124,7 +124,7 @@ static int mh_search_one(retr_minhash *m, int k, const retr_user *u, int64_t *id
     return rc;
 }
 
-static int mh_search(retr *r, const float *q, int nq, int k, const retr_user *user, int64_t *ids,
+static int mh_search(mr_retr *r, const float *q, int nq, int k, const retr_user *user, int64_t *ids,
                      float *scores, mr_err *e) {
     (void)q;
     retr_minhash *m = (retr_minhash *)r;
@@ -138,7 +138,7 @@ static int mh_search(retr *r, const float *q, int nq, int k, const retr_user *us
 
 static const retr_ops mh_ops = {mh_search, mh_size, mh_free};
 
-int retr_minhash_create(retr **out, const retr_minhash_config *cfg, mr_err *e) {
+int retr_minhash_create(mr_retr **out, const retr_minhash_config *cfg, mr_err *e) {
     if (!out || !cfg) return mr_err_set(e, MR_EINVAL, "retr_minhash_create: NULL argument");
     *out = NULL;
     int rc = retr_check_name(cfg->name, e);
@@ -210,7 +210,7 @@ static int64_t mh_row(retr_minhash *m, int64_t item, int *fresh) {
     return m->n++;
 }
 
-int retr_minhash_add(retr *r, const int64_t *users, const int64_t *items, int64_t n, mr_err *e) {
+int retr_minhash_add(mr_retr *r, const int64_t *users, const int64_t *items, int64_t n, mr_err *e) {
     if (!r || r->kind != RETR_MINHASH)
         return mr_err_set(e, MR_EINVAL, "retr_minhash_add: not a minhash retriever");
     if (n < 0 || (n > 0 && (!users || !items)))
@@ -257,7 +257,7 @@ out:
     return rc;
 }
 
-double retr_minhash_similarity(retr *r, int64_t a, int64_t b) {
+double retr_minhash_similarity(mr_retr *r, int64_t a, int64_t b) {
     if (!r || r->kind != RETR_MINHASH) return 0;
     retr_minhash *m = (retr_minhash *)r;
     pthread_rwlock_rdlock(&m->lock);
@@ -272,7 +272,7 @@ double retr_minhash_similarity(retr *r, int64_t a, int64_t b) {
 #define MH_MAGIC "MRRMINHS"
 #define MH_VERSION 1u
 
-int retr_minhash_save(retr *r, const char *path, mr_err *e) {
+int retr_minhash_save(mr_retr *r, const char *path, mr_err *e) {
     if (!r || r->kind != RETR_MINHASH || !path)
         return mr_err_set(e, MR_EINVAL, "retr_minhash_save: not a minhash retriever or NULL path");
     retr_minhash *m = (retr_minhash *)r;
@@ -290,7 +290,7 @@ int retr_minhash_save(retr *r, const char *path, mr_err *e) {
     return retr_file_commit(&b, bad, path, e);
 }
 
-int retr_minhash_load(retr **out, const char *path, const char *name, mr_err *e) {
+int retr_minhash_load(mr_retr **out, const char *path, const char *name, mr_err *e) {
     if (!out || !path) return mr_err_set(e, MR_EINVAL, "retr_minhash_load: NULL argument");
     *out = NULL;
     char defname[RETR_NAME_MAX];
@@ -303,7 +303,7 @@ int retr_minhash_load(retr **out, const char *path, const char *name, mr_err *e)
     float decay;
     uint64_t seed;
     int64_t n;
-    retr *r = NULL;
+    mr_retr *r = NULL;
     if (retr_rbuf_take(&rb, cfg, sizeof cfg) || retr_rbuf_take(&rb, &decay, 4) ||
         retr_rbuf_take(&rb, &seed, 8) || retr_rbuf_take(&rb, &n, 8) || n < 0 || cfg[0] < 1 ||
         cfg[1] < 1 || (int64_t)cfg[0] * cfg[1] > MINHASH_MAX_K ||

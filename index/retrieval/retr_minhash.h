@@ -29,15 +29,15 @@ typedef struct retr_minhash_config {
     int cand_cap;           /* LSH candidates read per seed; 0 = 2000 */
 } retr_minhash_config;
 
-int retr_minhash_create(retr **out, const retr_minhash_config *cfg, mr_err *e);
+int retr_minhash_create(mr_retr **out, const retr_minhash_config *cfg, mr_err *e);
 /* n (user, item) interactions; ids >= 0. */
-int retr_minhash_add(retr *r, const int64_t *users, const int64_t *items, int64_t n, mr_err *e);
+int retr_minhash_add(mr_retr *r, const int64_t *users, const int64_t *items, int64_t n, mr_err *e);
 /* Estimated Jaccard similarity of two items' user sets (0 if unknown). */
-double retr_minhash_similarity(retr *r, int64_t a, int64_t b);
+double retr_minhash_similarity(mr_retr *r, int64_t a, int64_t b);
 /* Save signatures and settings beside the model version (checksummed,
  * atomic); load into a new expert named `name` (NULL: the file's base
  * name), re-indexing LSH. */
-int retr_minhash_save(retr *r, const char *path, mr_err *e);
-int retr_minhash_load(retr **out, const char *path, const char *name, mr_err *e);
+int retr_minhash_save(mr_retr *r, const char *path, mr_err *e);
+int retr_minhash_load(mr_retr **out, const char *path, const char *name, mr_err *e);
 
 #endif

@@ -23,7 +23,7 @@
 #include "index/retrieval/retr_idmap.h"
 
 typedef struct retr_pop {
-    retr base;                /* must stay first */
+    mr_retr base;                /* must stay first */
     double half_life_ms;
     int top_cap;
     int refresh_ms;
@@ -41,7 +41,7 @@ typedef struct retr_pop {
     uint64_t sorted_ns;       /* when the top list was last sorted */
 } retr_pop;
 
-static void pop_free(retr *r) {
+static void pop_free(mr_retr *r) {
     retr_pop *p = (retr_pop *)r;
     retr_idmap_free(&p->map);
     free(p->items);
@@ -51,7 +51,7 @@ static void pop_free(retr *r) {
     free(p);
 }
 
-static int64_t pop_size(retr *r) {
+static int64_t pop_size(mr_retr *r) {
     retr_pop *p = (retr_pop *)r;
     pthread_rwlock_rdlock(&p->lock);
     int64_t n = p->n;
@@ -107,7 +107,7 @@ static void pop_resort(retr_pop *p) {
     p->sorted_ns = mr_now_ns();
 }
 
-static int pop_search(retr *r, const float *q, int nq, int k, const retr_user *user, int64_t *ids,
+static int pop_search(mr_retr *r, const float *q, int nq, int k, const retr_user *user, int64_t *ids,
                       float *scores, mr_err *e) {
     (void)q;
     (void)user;
@@ -142,7 +142,7 @@ static int pop_search(retr *r, const float *q, int nq, int k, const retr_user *u
 
 static const retr_ops pop_ops = {pop_search, pop_size, pop_free};
 
-int retr_pop_create(retr **out, const retr_pop_config *cfg, mr_err *e) {
+int retr_pop_create(mr_retr **out, const retr_pop_config *cfg, mr_err *e) {
     if (!out || !cfg) return mr_err_set(e, MR_EINVAL, "retr_pop_create: NULL argument");
     *out = NULL;
     int rc = retr_check_name(cfg->name, e);
@@ -191,7 +191,7 @@ static double log2_add(double a, double b) {
     return hi + log2(1.0 + exp2(lo - hi));
 }
 
-int retr_pop_add_events(retr *r, const int64_t *items, const int64_t *ts_ms, const float *weights,
+int retr_pop_add_events(mr_retr *r, const int64_t *items, const int64_t *ts_ms, const float *weights,
                         int64_t n, mr_err *e) {
     if (!r || r->kind != RETR_POPULARITY)
         return mr_err_set(e, MR_EINVAL, "retr_pop_add_events: not a popularity retriever");
@@ -233,7 +233,7 @@ int retr_pop_add_events(retr *r, const int64_t *items, const int64_t *ts_ms, con
     return rc;
 }
 
-double retr_pop_count(retr *r, int64_t item, int64_t now_ms) {
+double retr_pop_count(mr_retr *r, int64_t item, int64_t now_ms) {
     if (!r || r->kind != RETR_POPULARITY) return 0;
     retr_pop *p = (retr_pop *)r;
     pthread_rwlock_rdlock(&p->lock);
@@ -246,7 +246,7 @@ double retr_pop_count(retr *r, int64_t item, int64_t now_ms) {
 #define POP_MAGIC "MRRPOPUL"
 #define POP_VERSION 1u
 
-int retr_pop_save(retr *r, const char *path, mr_err *e) {
+int retr_pop_save(mr_retr *r, const char *path, mr_err *e) {
     if (!r || r->kind != RETR_POPULARITY || !path)
         return mr_err_set(e, MR_EINVAL, "retr_pop_save: not a popularity retriever or NULL path");
     retr_pop *p = (retr_pop *)r;
@@ -264,7 +264,7 @@ int retr_pop_save(retr *r, const char *path, mr_err *e) {
     return retr_file_commit(&b, bad, path, e);
 }
 
-int retr_pop_load(retr **out, const char *path, const char *name, mr_err *e) {
+int retr_pop_load(mr_retr **out, const char *path, const char *name, mr_err *e) {
     if (!out || !path) return mr_err_set(e, MR_EINVAL, "retr_pop_load: NULL argument");
     *out = NULL;
     char defname[RETR_NAME_MAX];
@@ -276,7 +276,7 @@ int retr_pop_load(retr **out, const char *path, const char *name, mr_err *e) {
     double hl;
     int32_t cfg[2], started;
     int64_t t[2], n;
-    retr *r = NULL;
+    mr_retr *r = NULL;
     if (retr_rbuf_take(&rb, &hl, 8) || retr_rbuf_take(&rb, cfg, sizeof cfg) ||
         retr_rbuf_take(&rb, t, sizeof t) || retr_rbuf_take(&rb, &started, 4) ||
         retr_rbuf_take(&rb, &n, 8) || n < 0 || (size_t)n > (rb.n - rb.at) / 16 ||

@@ -25,16 +25,16 @@ typedef struct retr_pop_config {
     int refresh_ms;           /* min ms between re-sorts; 0 = re-sort on every dirty search */
 } retr_pop_config;
 
-int retr_pop_create(retr **out, const retr_pop_config *cfg, mr_err *e);
+int retr_pop_create(mr_retr **out, const retr_pop_config *cfg, mr_err *e);
 /* n events: item ids (n) >= 0, ts_ms (n) unix ms, weights (n) > 0 or NULL
  * for 1 each. Events may arrive out of order. */
-int retr_pop_add_events(retr *r, const int64_t *items, const int64_t *ts_ms, const float *weights,
+int retr_pop_add_events(mr_retr *r, const int64_t *items, const int64_t *ts_ms, const float *weights,
                         int64_t n, mr_err *e);
 /* Decayed count of one item at time now_ms (0 when unseen). */
-double retr_pop_count(retr *r, int64_t item, int64_t now_ms);
+double retr_pop_count(mr_retr *r, int64_t item, int64_t now_ms);
 /* Save the counts beside the model version (checksummed, atomic); load
  * them into a new expert named `name` (NULL: the file's base name). */
-int retr_pop_save(retr *r, const char *path, mr_err *e);
-int retr_pop_load(retr **out, const char *path, const char *name, mr_err *e);
+int retr_pop_save(mr_retr *r, const char *path, mr_err *e);
+int retr_pop_load(mr_retr **out, const char *path, const char *name, mr_err *e);
 
 #endif

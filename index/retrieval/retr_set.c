@@ -32,8 +32,8 @@
 struct retr_set {
     retr_set_config cfg;          /* router defaults resolved */
     char fallback[RETR_NAME_MAX]; /* cfg.router.fallback points here */
-    router *rt;
-    retr *ex[ROUTER_MAX_EXPERTS]; /* (n) owned, in router order */
+    mr_router *rt;
+    mr_retr *ex[ROUTER_MAX_EXPERTS]; /* (n) owned, in router order */
     retr_set_expert_info info[ROUTER_MAX_EXPERTS];
     int n;
 };
@@ -135,7 +135,7 @@ void retr_set_free(retr_set *s) {
     free(s);
 }
 
-int retr_set_add(retr_set *s, retr *r, const char *factory, int ef_search, int nprobe, mr_err *e) {
+int retr_set_add(retr_set *s, mr_retr *r, const char *factory, int ef_search, int nprobe, mr_err *e) {
     if (!s || !r) return mr_err_set(e, MR_EINVAL, "retr_set_add: NULL argument");
     const char *kind = retr_set_kind_name(r->kind);
     if (!kind) return mr_err_set(e, MR_EINVAL, "retriever set: expert %s of unknown kind", r->name);
@@ -166,16 +166,16 @@ int retr_set_add(retr_set *s, retr *r, const char *factory, int ef_search, int n
 
 /* ------------------------------------------------------------ accessors */
 
-router *retr_set_router(const retr_set *s) { return s ? s->rt : NULL; }
+mr_router *retr_set_router(const retr_set *s) { return s ? s->rt : NULL; }
 int retr_set_dim(const retr_set *s) { return s ? s->cfg.dim : 0; }
 retr_metric retr_set_metric(const retr_set *s) { return s ? s->cfg.metric : RETR_METRIC_IP; }
 int retr_set_n_experts(const retr_set *s) { return s ? s->n : 0; }
 
-retr *retr_set_expert_at(const retr_set *s, int i) {
+mr_retr *retr_set_expert_at(const retr_set *s, int i) {
     return s && i >= 0 && i < s->n ? s->ex[i] : NULL;
 }
 
-retr *retr_set_expert(const retr_set *s, const char *name) {
+mr_retr *retr_set_expert(const retr_set *s, const char *name) {
     for (int i = 0; s && name && i < s->n; i++)
         if (strcmp(s->ex[i]->name, name) == 0) return s->ex[i];
     return NULL;
@@ -243,7 +243,7 @@ static void retr_set_rmdir(const char *dir) {
 }
 
 static int retr_set_save_expert(retr_set *s, int i, const char *path, mr_err *e) {
-    retr *r = s->ex[i];
+    mr_retr *r = s->ex[i];
     switch (r->kind) {
     case RETR_FAISS:
         return retr_faiss_save(r, path, e);
@@ -445,7 +445,7 @@ static int retr_set_parse_head(json_t *m, const char *path, retr_set_config *cfg
 
 /* One expert entry -> a loaded retr (or an error naming the expert). */
 static int retr_set_load_expert(json_t *o, int i, const char *dir, const char *path, int flags,
-                                int dim, retr_set_expert_info *in, retr **out, mr_err *e) {
+                                int dim, retr_set_expert_info *in, mr_retr **out, mr_err *e) {
     static const char *const keys[] = {"name",      "kind",   "file", "factory",
                                        "ef_search", "nprobe", NULL};
     char where[96], p[PATH_MAX];
@@ -551,7 +551,7 @@ int retr_set_load(retr_set **out, const char *dir, mr_pool *pool, int flags, mr_
     }
     for (size_t i = 0; !rc && i < json_array_size(ex); i++) {
         retr_set_expert_info in = {0};
-        retr *r = NULL;
+        mr_retr *r = NULL;
         rc = retr_set_load_expert(json_array_get(ex, i), (int)i, dir, path, flags, cfg.dim, &in, &r,
                                   e);
         if (rc) break;

@@ -74,21 +74,21 @@ void retr_set_free(retr_set *s);
  * owns r. factory, ef_search, nprobe describe a FAISS expert (factory
  * required for one, ignored otherwise). A FAISS expert's dim must be the
  * set's. */
-int retr_set_add(retr_set *s, retr *r, const char *factory, int ef_search, int nprobe, mr_err *e);
+int retr_set_add(retr_set *s, mr_retr *r, const char *factory, int ef_search, int nprobe, mr_err *e);
 
 /* Write the set into dir (created; an existing set there is replaced). */
 int retr_set_save(retr_set *s, const char *dir, mr_err *e);
 /* Load the set in dir. flags: RETR_SET_LOAD_MMAP | RETR_SET_LOAD_OMP1. */
 int retr_set_load(retr_set **out, const char *dir, mr_pool *pool, int flags, mr_err *e);
 
-router *retr_set_router(const retr_set *s);
+mr_router *retr_set_router(const retr_set *s);
 int retr_set_dim(const retr_set *s);
 retr_metric retr_set_metric(const retr_set *s);
 int retr_set_n_experts(const retr_set *s);
 /* Expert by router index (NULL when out of range) or by name (NULL when
  * unknown). Owned by the set. */
-retr *retr_set_expert_at(const retr_set *s, int i);
-retr *retr_set_expert(const retr_set *s, const char *name);
+mr_retr *retr_set_expert_at(const retr_set *s, int i);
+mr_retr *retr_set_expert(const retr_set *s, const char *name);
 const retr_set_expert_info *retr_set_info(const retr_set *s, int i);
 /* The router settings as saved (defaults resolved); fallback may be NULL. */
 const router_config *retr_set_router_config(const retr_set *s);

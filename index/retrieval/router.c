@@ -16,7 +16,7 @@
 
 #include "common/tensor.h"
 
-int router_create(router **out, const router_config *cfg, mr_pool *pool, mr_err *e) {
+int router_create(mr_router **out, const router_config *cfg, mr_pool *pool, mr_err *e) {
     if (!out || !cfg) return mr_err_set(e, MR_EINVAL, "router_create: NULL argument");
     *out = NULL;
     router_config c = *cfg;
@@ -47,7 +47,7 @@ int router_create(router **out, const router_config *cfg, mr_pool *pool, mr_err 
         int rc = retr_check_name(c.fallback, e);
         if (rc) return mr_err_wrap(e, "router fallback");
     }
-    router *rt = calloc(1, sizeof *rt);
+    mr_router *rt = calloc(1, sizeof *rt);
     if (!rt) return mr_err_set(e, MR_ENOMEM, "router: out of memory");
     rt->cfg = c;
     rt->cfg.fallback = NULL;  /* the caller's string may not outlive us */
@@ -58,20 +58,20 @@ int router_create(router **out, const router_config *cfg, mr_pool *pool, mr_err 
     return 0;
 }
 
-void router_free(router *rt) {
+void router_free(mr_router *rt) {
     if (!rt) return;
     for (int i = 0; i < rt->n; i++) mr_floats_free(rt->ex[i].pilots);
     free(rt);
 }
 
-int router_n_experts(const router *rt) { return rt ? rt->n : 0; }
+int router_n_experts(const mr_router *rt) { return rt ? rt->n : 0; }
 
-const char *router_expert_name(const router *rt, int expert) {
+const char *router_expert_name(const mr_router *rt, int expert) {
     if (!rt || expert < 0 || expert >= rt->n) return "?";
     return rt->ex[expert].r->name;
 }
 
-int router_find(const router *rt, const char *name, mr_err *e) {
+int router_find(const mr_router *rt, const char *name, mr_err *e) {
     if (!rt || !name) return mr_err_set(e, MR_EINVAL, "router_find: NULL argument");
     for (int i = 0; i < rt->n; i++)
         if (strcmp(rt->ex[i].r->name, name) == 0) return i;
@@ -86,7 +86,7 @@ int router_find(const router *rt, const char *name, mr_err *e) {
                       rt->n ? have : "none");
 }
 
-int router_add_expert(router *rt, retr *r, int space, mr_err *e) {
+int router_add_expert(mr_router *rt, mr_retr *r, int space, mr_err *e) {
     if (!rt || !r) return mr_err_set(e, MR_EINVAL, "router_add_expert: NULL argument");
     if (rt->n == ROUTER_MAX_EXPERTS)
         return mr_err_set(e, MR_ENOMEM, "router: at most %d experts", ROUTER_MAX_EXPERTS);
@@ -105,11 +105,11 @@ int router_add_expert(router *rt, retr *r, int space, mr_err *e) {
     return at;
 }
 
-int router_set_pilots(router *rt, int expert, const float *p, int n, mr_err *e) {
+int router_set_pilots(mr_router *rt, int expert, const float *p, int n, mr_err *e) {
     return router_pilots_install(rt, expert, p, n, 1, e);
 }
 
-int router_pilots_install(router *rt, int expert, const float *p, int n, int normalize,
+int router_pilots_install(mr_router *rt, int expert, const float *p, int n, int normalize,
                           mr_err *e) {
     if (!rt || expert < 0 || expert >= rt->n)
         return mr_err_set(e, MR_EINVAL, "router_set_pilots: no expert %d", expert);
@@ -137,7 +137,7 @@ int router_pilots_install(router *rt, int expert, const float *p, int n, int nor
     return 0;
 }
 
-int router_n_pilots(const router *rt, int expert) {
+int router_n_pilots(const mr_router *rt, int expert) {
     if (!rt || expert < 0 || expert >= rt->n) return 0;
     return rt->ex[expert].n_pilots;
 }
@@ -211,7 +211,7 @@ void router_split_budget(const float *w, int n, int k, int *budgets) {
     }
 }
 
-int router_route(router *rt, const float *q, int dim, float top_p, float *probs, int *kept,
+int router_route(mr_router *rt, const float *q, int dim, float top_p, float *probs, int *kept,
                  mr_err *e) {
     if (!rt || !probs || !kept) return mr_err_set(e, MR_EINVAL, "router_route: NULL argument");
     int d = rt->cfg.dim, n = rt->n;
@@ -262,7 +262,7 @@ int router_route(router *rt, const float *q, int dim, float top_p, float *probs,
     return nk;
 }
 
-int router_stats_get(const router *rt, int expert, router_expert_stats *st) {
+int router_stats_get(const mr_router *rt, int expert, router_expert_stats *st) {
     if (!rt || !st || expert < 0 || expert >= rt->n) return MR_EINVAL;
     st->routed = atomic_load(&rt->ex[expert].routed);
     st->fallback = atomic_load(&rt->ex[expert].fallback);
@@ -270,4 +270,4 @@ int router_stats_get(const router *rt, int expert, router_expert_stats *st) {
     return 0;
 }
 
-uint64_t router_queries(const router *rt) { return rt ? atomic_load(&rt->queries) : 0; }
+uint64_t router_queries(const mr_router *rt) { return rt ? atomic_load(&rt->queries) : 0; }

@@ -55,7 +55,7 @@ typedef struct router_config {
     int k_max;                /* largest k a caller may ask; 0 = 1000 */
 } router_config;
 
-typedef struct router router;
+typedef struct mr_router mr_router;
 
 /* Query vectors, one per embedding space; vecs[0] is the routing space. */
 typedef struct router_query {
@@ -100,44 +100,44 @@ typedef struct router_expert_stats {
     uint64_t candidates;      /* candidates attributed to it in results */
 } router_expert_stats;
 
-int router_create(router **out, const router_config *cfg, mr_pool *pool, mr_err *e);
-void router_free(router *rt);
+int router_create(mr_router **out, const router_config *cfg, mr_pool *pool, mr_err *e);
+void router_free(mr_router *rt);
 /* Add an expert searched with query vector `space`; returns its index
  * (>= 0) or a negative error (duplicate name, too many experts). */
-int router_add_expert(router *rt, retr *r, int space, mr_err *e);
-int router_n_experts(const router *rt);
-const char *router_expert_name(const router *rt, int expert);
+int router_add_expert(mr_router *rt, mr_retr *r, int space, mr_err *e);
+int router_n_experts(const mr_router *rt);
+const char *router_expert_name(const mr_router *rt, int expert);
 /* Index of the expert called name, or MR_EINVAL naming the known experts. */
-int router_find(const router *rt, const char *name, mr_err *e);
+int router_find(const mr_router *rt, const char *name, mr_err *e);
 
 /* Replace expert's pilots: p (n, dim); n = 0 clears them. */
-int router_set_pilots(router *rt, int expert, const float *p, int n, mr_err *e);
-int router_n_pilots(const router *rt, int expert);
+int router_set_pilots(mr_router *rt, int expert, const float *p, int n, mr_err *e);
+int router_n_pilots(const mr_router *rt, int expert);
 /* Builder: x (n, dim) training queries or items, best (n) the expert each
  * row belongs to (-1 = skip). Per expert, k-means (FAISS) with up to
  * k_per_expert centroids becomes its pilots. */
-int router_build_pilots(router *rt, const float *x, const int *best, int64_t n, int k_per_expert,
+int router_build_pilots(mr_router *rt, const float *x, const int *best, int64_t n, int k_per_expert,
                         mr_err *e);
 /* Pilots + routing settings, saved beside the model version; load matches
  * experts by name; experts absent from the file keep the pilots they had
  * (none on a fresh router). On an error, experts read before it already
  * have their new pilots: load into a fresh router and discard it on
  * failure. */
-int router_save(const router *rt, const char *path, mr_err *e);
-int router_load_pilots(router *rt, const char *path, mr_err *e);
+int router_save(const mr_router *rt, const char *path, mr_err *e);
+int router_load_pilots(mr_router *rt, const char *path, mr_err *e);
 
 /* Routing only. q (dim). probs (n_experts): softmax over experts with
  * pilots (0 for the others); kept (n_experts): 1 routed, 2 fallback, 0 not.
  * Returns the number kept, or a negative error. top_p <= 0: config. */
-int router_route(router *rt, const float *q, int dim, float top_p, float *probs, int *kept,
+int router_route(mr_router *rt, const float *q, int dim, float top_p, float *probs, int *kept,
                  mr_err *e);
 /* The full retrieve. exclusions (n_excl) item ids never returned. Result
  * memory comes from arena (freed by the caller with the request). */
-int router_retrieve(router *rt, const router_query *q, const retr_user *user, int k,
+int router_retrieve(mr_router *rt, const router_query *q, const retr_user *user, int k,
                     const int64_t *exclusions, int n_excl, const router_options *opt,
                     mr_arena *arena, router_result *res, mr_err *e);
-int router_stats_get(const router *rt, int expert, router_expert_stats *st);
-uint64_t router_queries(const router *rt);
+int router_stats_get(const mr_router *rt, int expert, router_expert_stats *st);
+uint64_t router_queries(const mr_router *rt);
 
 /* The routing rules as pure functions (used by router_route, tested alone). */
 /* probs (n) = softmax(scores / temperature). */

@@ -26,7 +26,7 @@
 #define ROUTER_MAGIC "MRROUTER"
 #define ROUTER_VERSION 1u
 
-int router_build_pilots(router *rt, const float *x, const int *best, int64_t n, int k_per_expert,
+int router_build_pilots(mr_router *rt, const float *x, const int *best, int64_t n, int k_per_expert,
                         mr_err *e) {
     if (!rt || (n > 0 && (!x || !best)) || n < 0)
         return mr_err_set(e, MR_EINVAL, "router_build_pilots: bad arguments");
@@ -78,7 +78,7 @@ out:
     return rc;
 }
 
-int router_save(const router *rt, const char *path, mr_err *e) {
+int router_save(const mr_router *rt, const char *path, mr_err *e) {
     if (!rt || !path) return mr_err_set(e, MR_EINVAL, "router_save: NULL argument");
     retr_wbuf b = {0};
     uint32_t head[2] = {ROUTER_VERSION, (uint32_t)rt->cfg.dim};
@@ -99,7 +99,7 @@ int router_save(const router *rt, const char *path, mr_err *e) {
     return retr_file_commit(&b, bad || retr_wbuf_seal(&b), path, e);
 }
 
-int router_load_pilots(router *rt, const char *path, mr_err *e) {
+int router_load_pilots(mr_router *rt, const char *path, mr_err *e) {
     if (!rt || !path) return mr_err_set(e, MR_EINVAL, "router_load_pilots: NULL argument");
     unsigned char *buf = NULL;
     retr_rbuf r;

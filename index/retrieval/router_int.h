@@ -9,7 +9,7 @@
 #include "index/retrieval/router.h"
 
 typedef struct router_expert {
-    retr *r;                         /* borrowed */
+    mr_retr *r;                         /* borrowed */
     int space;                       /* which query vector it searches with */
     float *pilots;                   /* (n_pilots, cfg.dim), unit norm */
     int n_pilots;
@@ -18,7 +18,7 @@ typedef struct router_expert {
     atomic_uint_fast64_t candidates;
 } router_expert;
 
-struct router {
+struct mr_router {
     router_config cfg;               /* defaults filled in */
     char fallback_name[RETR_NAME_MAX]; /* "" = no fallback */
     int fallback;                    /* its index, -1 until added */
@@ -31,7 +31,7 @@ struct router {
 /* router_set_pilots, optionally without normalising (pilots read back
  * from a file are already unit norm: normalising again would move them by
  * a rounding step and change routing bits). */
-int router_pilots_install(router *rt, int expert, const float *p, int n, int normalize,
+int router_pilots_install(mr_router *rt, int expert, const float *p, int n, int normalize,
                           mr_err *e);
 
 #endif

@@ -17,7 +17,7 @@
 #include "index/retrieval/retr_idmap.h"
 
 typedef struct expert_job {
-    retr *r;
+    mr_retr *r;
     const float *q;           /* (dim) or NULL */
     int dim;
     int fetch;                /* k asked of the expert */
@@ -51,7 +51,7 @@ static int cmp_cand(const void *a, const void *b) {
 
 /* Choose the experts and their budget weights. sel (n) gets 1 routed,
  * 2 fallback, 3 named by the caller; w (n) the budget weights. */
-static int choose_experts(router *rt, const router_query *q, int mode, const router_options *opt,
+static int choose_experts(mr_router *rt, const router_query *q, int mode, const router_options *opt,
                           float *probs, int *sel, float *w, mr_err *e) {
     int n = rt->n, rc;
     int routable = 0;
@@ -98,7 +98,7 @@ static int choose_experts(router *rt, const router_query *q, int mode, const rou
     return nsel;
 }
 
-static int check_request(router *rt, const router_query *q, int k, const int64_t *excl, int n_excl,
+static int check_request(mr_router *rt, const router_query *q, int k, const int64_t *excl, int n_excl,
                          mr_arena *arena, router_result *res, mr_err *e) {
     if (!rt || !q || !arena || !res) return mr_err_set(e, MR_EINVAL, "router_retrieve: NULL argument");
     if (k <= 0 || k > rt->cfg.k_max)
@@ -112,7 +112,7 @@ static int check_request(router *rt, const router_query *q, int k, const int64_t
     return 0;
 }
 
-int router_retrieve(router *rt, const router_query *q, const retr_user *user, int k,
+int router_retrieve(mr_router *rt, const router_query *q, const retr_user *user, int k,
                     const int64_t *exclusions, int n_excl, const router_options *opt,
                     mr_arena *arena, router_result *res, mr_err *e) {
     int rc = check_request(rt, q, k, exclusions, n_excl, arena, res, e);

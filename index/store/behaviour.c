@@ -31,12 +31,12 @@ void behaviour_config_init(behaviour_config *c, const char *item_table) {
     c->seed = 0x5D1A;
 }
 
-const sdim_layout *behaviour_layout(const behaviour *b) { return &b->layout; }
-const sdim_hasher *behaviour_hasher(const behaviour *b) { return b->hasher; }
+const sdim_layout *behaviour_layout(const mr_behaviour *b) { return &b->layout; }
+const sdim_hasher *behaviour_hasher(const mr_behaviour *b) { return b->hasher; }
 
 /* meta "behaviour": version, m, tau, d (u32 each), seed (u64), table name. */
-static int beh_meta_check(behaviour *b, mr_err *e) {
-    store *st = b->st;
+static int beh_meta_check(mr_behaviour *b, mr_err *e) {
+    mr_store *st = b->st;
     uint8_t want[24 + STORE_TABLE_NAME_MAX];
     uint32_t u[4] = {1, (uint32_t)b->cfg.m, (uint32_t)b->cfg.tau, (uint32_t)b->layout.d};
     memset(want, 0, sizeof want);
@@ -78,12 +78,12 @@ static int beh_meta_check(behaviour *b, mr_err *e) {
     return 0;
 }
 
-int behaviour_open(behaviour **out, store *st, const behaviour_config *cfg, mr_err *e) {
+int behaviour_open(mr_behaviour **out, mr_store *st, const behaviour_config *cfg, mr_err *e) {
     *out = NULL;
     if (!cfg || !cfg->item_table) return mr_err_set(e, MR_EINVAL, "behaviour: no item table");
-    emb_table *t = emb_store_table(st, cfg->item_table, e);
+    mr_emb_table *t = emb_store_table(st, cfg->item_table, e);
     if (!t) return mr_err_wrap(e, "behaviour");
-    behaviour *b = calloc(1, sizeof *b);
+    mr_behaviour *b = calloc(1, sizeof *b);
     if (!b) return mr_err_set(e, MR_ENOMEM, "behaviour: out of memory");
     b->st = st;
     b->table = t;
@@ -115,7 +115,7 @@ err:
     return rc;
 }
 
-void behaviour_close(behaviour *b) {
+void behaviour_close(mr_behaviour *b) {
     if (!b) return;
     sdim_hasher_free(b->hasher);
     for (int i = 0; i < BEH_STRIPES; i++) pthread_mutex_destroy(&b->stripe[i]);
@@ -123,7 +123,7 @@ void behaviour_close(behaviour *b) {
 }
 
 /* Lock (or unlock) the stripes of the users in ev[0..n) in stripe order. */
-static void beh_lock_users(behaviour *b, const uint64_t *users, size_t n, int lock) {
+static void beh_lock_users(mr_behaviour *b, const uint64_t *users, size_t n, int lock) {
     uint8_t used[BEH_STRIPES] = {0};
     for (size_t i = 0; i < n; i++) used[beh_lock_of(b, users[i]) - b->stripe] = 1;
     for (int s = 0; s < BEH_STRIPES; s++) {
@@ -160,7 +160,7 @@ typedef struct beh_scratch {
     size_t cap;
 } beh_scratch;
 
-static int beh_scratch_reserve(beh_scratch *s, const behaviour *b, size_t cap) {
+static int beh_scratch_reserve(beh_scratch *s, const mr_behaviour *b, size_t cap) {
     if (cap <= s->cap) return 0;
     size_t nsig = (size_t)b->layout.nsig, d = (size_t)b->layout.d;
     free(s->old);
@@ -190,10 +190,10 @@ static void beh_scratch_free(beh_scratch *s) {
 
 /* Apply the sorted events in[0..k) of one user into wb. vecs/found/sigs are
  * indexed by beh_in.ev.src (the caller's batch index). */
-static int beh_append_user(behaviour *b, rocksdb_writebatch_t *wb, uint64_t user, beh_in *in,
+static int beh_append_user(mr_behaviour *b, rocksdb_writebatch_t *wb, uint64_t user, beh_in *in,
                            size_t k, const float *vecs, const uint8_t *found,
                            const uint32_t *sigs, beh_scratch *sc, mr_err *e) {
-    store *st = b->st;
+    mr_store *st = b->st;
     const sdim_layout *L = &b->layout;
     const size_t nsig = (size_t)L->nsig, d = (size_t)L->d;
     beh_state s;
@@ -280,7 +280,7 @@ static int beh_append_user(behaviour *b, rocksdb_writebatch_t *wb, uint64_t user
     return 0;
 }
 
-int behaviour_append(behaviour *b, const behaviour_event *ev, size_t n, mr_err *e) {
+int behaviour_append(mr_behaviour *b, const behaviour_event *ev, size_t n, mr_err *e) {
     int rc;
     if ((rc = store_check_writable(b->st, e))) return rc;
     if (n > STORE_MAX_BATCH)

@@ -33,7 +33,7 @@
 #include "hashing/sdim.h"
 #include "index/store/store.h"
 
-typedef struct behaviour behaviour;
+typedef struct mr_behaviour mr_behaviour;
 
 typedef struct behaviour_config {
     const char *item_table; /* embedding table of the items (its dim is SDIM's d) */
@@ -55,22 +55,22 @@ typedef struct behaviour_event {
 } behaviour_event;
 
 /* Bind the behaviour store to an open store (kept, not owned). */
-int behaviour_open(behaviour **out, store *st, const behaviour_config *cfg, mr_err *e);
-void behaviour_close(behaviour *b);
+int behaviour_open(mr_behaviour **out, mr_store *st, const behaviour_config *cfg, mr_err *e);
+void behaviour_close(mr_behaviour *b);
 
-const sdim_layout *behaviour_layout(const behaviour *b);
+const sdim_layout *behaviour_layout(const mr_behaviour *b);
 /* The hasher that made the tables: candidates must be signed with it. */
-const sdim_hasher *behaviour_hasher(const behaviour *b);
+const sdim_hasher *behaviour_hasher(const mr_behaviour *b);
 
 /* Append n events (any users, any order) in ONE WriteBatch: events, trims
  * and the updated tables of every user touched commit together. The batch
  * is validated first; on error nothing is written. */
-int behaviour_append(behaviour *b, const behaviour_event *ev, size_t n, mr_err *e);
+int behaviour_append(mr_behaviour *b, const behaviour_event *ev, size_t n, mr_err *e);
 
 /* Recompute the tables of the given users from their events (and trim to
  * l_max if it was lowered). behaviour_rebuild_all does every user. */
-int behaviour_rebuild(behaviour *b, const uint64_t *users, size_t n, mr_err *e);
-int behaviour_rebuild_all(behaviour *b, uint64_t *n_users, mr_err *e);
+int behaviour_rebuild(mr_behaviour *b, const uint64_t *users, size_t n, mr_err *e);
+int behaviour_rebuild_all(mr_behaviour *b, uint64_t *n_users, mr_err *e);
 
 /* User TTL (store_config.user_ttl_s > 0): delete the events and the SDIM
  * row of every user with no append for user_ttl_s at now_ms (unix ms).
@@ -78,26 +78,26 @@ int behaviour_rebuild_all(behaviour *b, uint64_t *n_users, mr_err *e);
  * reclaims the space (store_expire does the profiles). Each user is
  * re-checked under its lock, so a concurrent append is never lost.
  * *n_users (may be NULL) gets the number of users removed. */
-int behaviour_expire(behaviour *b, int64_t now_ms, uint64_t *n_users, mr_err *e);
+int behaviour_expire(mr_behaviour *b, int64_t now_ms, uint64_t *n_users, mr_err *e);
 
 /* A user's kept events, oldest first: up to cap into out; *n gets the count
  * returned (none for a user past user_ttl_s, as in user_state_get). O(L):
  * for tools and tests, not the serving path. */
-int behaviour_events(behaviour *b, uint64_t user, behaviour_event *out, size_t cap, size_t *n,
+int behaviour_events(mr_behaviour *b, uint64_t user, behaviour_event *out, size_t cap, size_t *n,
                      mr_err *e);
 
 /* What serving reads for one user: one multi-get of the profile row and the
  * bucket-table row. Pointers live in buf until user_state_release. */
-typedef struct user_state {
+typedef struct mr_user_state {
     const void *profile;   /* user profile blob; NULL when none (or expired) */
     size_t profile_len;
     const void *table;     /* SDIM table (behaviour_layout); NULL: no events yet */
     uint32_t n_events;     /* events the table sums */
     int64_t newest_ts_ms;  /* time of the newest kept event */
     void *buf;             /* owned */
-} user_state;
+} mr_user_state;
 
-int user_state_get(behaviour *b, uint64_t user, user_state *out, mr_err *e);
-void user_state_release(user_state *s);
+int user_state_get(mr_behaviour *b, uint64_t user, mr_user_state *out, mr_err *e);
+void user_state_release(mr_user_state *s);
 
 #endif

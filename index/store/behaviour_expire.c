@@ -14,8 +14,8 @@
 #include "index/store/behaviour_int.h"
 #include "index/store/emb_codec.h"
 
-void beh_delete_user_events(behaviour *b, rocksdb_writebatch_t *wb, uint64_t user) {
-    store *st = b->st;
+void beh_delete_user_events(mr_behaviour *b, rocksdb_writebatch_t *wb, uint64_t user) {
+    mr_store *st = b->st;
     uint8_t lo[8], hi[8];
     emb_key_encode(user, lo);
     if (user == UINT64_MAX) { /* no key above the last user: delete its range up to the max key */
@@ -32,8 +32,8 @@ void beh_delete_user_events(behaviour *b, rocksdb_writebatch_t *wb, uint64_t use
 }
 
 /* Under the user's lock: delete if still expired. *done = 1 when deleted. */
-static int beh_expire_user(behaviour *b, uint64_t user, int64_t now_ms, int *done, mr_err *e) {
-    store *st = b->st;
+static int beh_expire_user(mr_behaviour *b, uint64_t user, int64_t now_ms, int *done, mr_err *e) {
+    mr_store *st = b->st;
     beh_state s;
     *done = 0;
     int rc = beh_state_load(b, user, &s, NULL, e);
@@ -55,8 +55,8 @@ static int beh_expire_user(behaviour *b, uint64_t user, int64_t now_ms, int *don
     return rc;
 }
 
-int behaviour_expire(behaviour *b, int64_t now_ms, uint64_t *n_users, mr_err *e) {
-    store *st = b->st;
+int behaviour_expire(mr_behaviour *b, int64_t now_ms, uint64_t *n_users, mr_err *e) {
+    mr_store *st = b->st;
     int rc;
     if (n_users) *n_users = 0;
     if ((rc = store_check_writable(st, e))) return rc;

@@ -16,9 +16,9 @@
 #define BEH_EVENT_KEY 24u           /* user, biased ts, seq: all big-endian */
 #define BEH_FLAG_ADDED 1u           /* the event's embedding is in the table */
 
-struct behaviour {
-    store *st;                 /* not owned */
-    emb_table *table;          /* item embeddings */
+struct mr_behaviour {
+    mr_store *st;                 /* not owned */
+    mr_emb_table *table;          /* item embeddings */
     behaviour_config cfg;      /* copy; item_table points at table_name */
     char table_name[STORE_TABLE_NAME_MAX];
     sdim_hasher *hasher;       /* (m, d) projections */
@@ -54,40 +54,40 @@ static inline int beh_event_cmp(const beh_event *a, const beh_event *b) {
 
 void beh_event_key(uint64_t user, int64_t ts, uint64_t seq, uint8_t out[BEH_EVENT_KEY]);
 /* Value: item, action, flags, nsig sigs; out has beh_event_value_bytes. */
-size_t beh_event_value_bytes(const behaviour *b);
-void beh_event_value(const behaviour *b, const beh_event *ev, const uint32_t *sig, uint8_t *out);
+size_t beh_event_value_bytes(const mr_behaviour *b);
+void beh_event_value(const mr_behaviour *b, const beh_event *ev, const uint32_t *sig, uint8_t *out);
 /* Parse a key + value; sig (nsig) may be NULL. MR_ECORRUPT on mismatch. */
-int beh_event_parse(const behaviour *b, const char *k, size_t klen, const char *v, size_t vlen,
+int beh_event_parse(const mr_behaviour *b, const char *k, size_t klen, const char *v, size_t vlen,
                     beh_event *ev, uint32_t *sig, mr_err *e);
 
-size_t beh_state_bytes(const behaviour *b);
+size_t beh_state_bytes(const mr_behaviour *b);
 /* out (beh_state_bytes) = header + table + checksum. */
-void beh_state_encode(const behaviour *b, const beh_state *s, const void *table, uint8_t *out);
+void beh_state_encode(const mr_behaviour *b, const beh_state *s, const void *table, uint8_t *out);
 /* table (table_bytes) may be NULL to read only the header. */
-int beh_state_decode(const behaviour *b, const char *v, size_t vlen, beh_state *s, void *table,
+int beh_state_decode(const mr_behaviour *b, const char *v, size_t vlen, beh_state *s, void *table,
                      mr_err *e);
 /* Load a user's state (fresh and zeroed when absent). */
-int beh_state_load(behaviour *b, uint64_t user, beh_state *s, void *table, mr_err *e);
+int beh_state_load(mr_behaviour *b, uint64_t user, beh_state *s, void *table, mr_err *e);
 
 /* Read up to cap events of user from (from_ts, from_seq) on, oldest first.
  * sigs (cap, nsig) may be NULL. *n gets the number read. */
-int beh_events_scan(behaviour *b, uint64_t user, int64_t from_ts, uint64_t from_seq,
+int beh_events_scan(mr_behaviour *b, uint64_t user, int64_t from_ts, uint64_t from_seq,
                     beh_event *out, uint32_t *sigs, size_t cap, size_t *n, mr_err *e);
 
 /* *expired = 1 when user_ttl_s is set and the user's last append is older
  * (reads then treat the user's events as gone until the sweep deletes them).
  * Reads only the state row's header. */
-int beh_user_expired(behaviour *b, uint64_t user, int *expired, mr_err *e);
+int beh_user_expired(mr_behaviour *b, uint64_t user, int *expired, mr_err *e);
 
 /* Add to wb a range tombstone over all of user's events (behaviour_expire.c). */
-void beh_delete_user_events(behaviour *b, rocksdb_writebatch_t *wb, uint64_t user);
+void beh_delete_user_events(mr_behaviour *b, rocksdb_writebatch_t *wb, uint64_t user);
 
 /* Rows of the item table for events[0..n): emb_store_get through the
  * cache; vecs (n, d), found (n). */
-int beh_item_vectors(behaviour *b, const uint64_t *items, size_t n, float *vecs, uint8_t *found,
+int beh_item_vectors(mr_behaviour *b, const uint64_t *items, size_t n, float *vecs, uint8_t *found,
                      mr_err *e);
 
-static inline pthread_mutex_t *beh_lock_of(behaviour *b, uint64_t user) {
+static inline pthread_mutex_t *beh_lock_of(mr_behaviour *b, uint64_t user) {
     uint64_t h = user * 0x9e3779b97f4a7c15ULL;
     return &b->stripe[h >> 56];
 }

@@ -16,8 +16,8 @@
 #include "index/store/emb_codec.h"
 
 /* Count a user's events so the scan buffers can be sized. */
-static int beh_count_events(behaviour *b, uint64_t user, size_t *n, mr_err *e) {
-    store *st = b->st;
+static int beh_count_events(mr_behaviour *b, uint64_t user, size_t *n, mr_err *e) {
+    mr_store *st = b->st;
     uint8_t k[8];
     emb_key_encode(user, k);
     rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
@@ -43,8 +43,8 @@ static int beh_count_events(behaviour *b, uint64_t user, size_t *n, mr_err *e) {
     return 0;
 }
 
-static int beh_rebuild_user(behaviour *b, uint64_t user, mr_err *e) {
-    store *st = b->st;
+static int beh_rebuild_user(mr_behaviour *b, uint64_t user, mr_err *e) {
+    mr_store *st = b->st;
     const sdim_layout *L = &b->layout;
     const size_t nsig = (size_t)L->nsig, d = (size_t)L->d;
     beh_state s;
@@ -125,7 +125,7 @@ out:
     return rc;
 }
 
-int behaviour_rebuild(behaviour *b, const uint64_t *users, size_t n, mr_err *e) {
+int behaviour_rebuild(mr_behaviour *b, const uint64_t *users, size_t n, mr_err *e) {
     int rc;
     if ((rc = store_check_writable(b->st, e))) return rc;
     if (n && !users) return mr_err_set(e, MR_EINVAL, "rebuild: users is NULL");
@@ -139,8 +139,8 @@ int behaviour_rebuild(behaviour *b, const uint64_t *users, size_t n, mr_err *e) 
     return 0;
 }
 
-int behaviour_rebuild_all(behaviour *b, uint64_t *n_users, mr_err *e) {
-    store *st = b->st;
+int behaviour_rebuild_all(mr_behaviour *b, uint64_t *n_users, mr_err *e) {
+    mr_store *st = b->st;
     int rc;
     if (n_users) *n_users = 0;
     if ((rc = store_check_writable(st, e))) return rc;

@@ -14,9 +14,9 @@
 
 /* Up to cap events of user older than (before_ts, before_seq) exclusive,
  * newest first. */
-static int scan_back(behaviour *b, uint64_t user, int64_t before_ts, uint64_t before_seq,
+static int scan_back(mr_behaviour *b, uint64_t user, int64_t before_ts, uint64_t before_seq,
                      int bounded, beh_event *out, size_t cap, size_t *n, mr_err *e) {
-    store *st = b->st;
+    mr_store *st = b->st;
     uint8_t k[BEH_EVENT_KEY];
     beh_event_key(user, before_ts, before_seq, k);
     rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
@@ -57,7 +57,7 @@ static int scan_back(behaviour *b, uint64_t user, int64_t before_ts, uint64_t be
     return rc;
 }
 
-int behaviour_recent(behaviour *b, uint64_t user, behaviour_event *out, size_t cap, size_t *n,
+int behaviour_recent(mr_behaviour *b, uint64_t user, behaviour_event *out, size_t cap, size_t *n,
                      mr_err *e) {
     *n = 0;
     if (cap == 0) return 0;
@@ -73,7 +73,7 @@ int behaviour_recent(behaviour *b, uint64_t user, behaviour_event *out, size_t c
     return rc;
 }
 
-int behaviour_recent_vectors(behaviour *b, uint64_t user, int k, float *vecs, int *n, mr_err *e) {
+int behaviour_recent_vectors(mr_behaviour *b, uint64_t user, int k, float *vecs, int *n, mr_err *e) {
     *n = 0;
     if (k <= 0) return 0;
     int expired, rc0;

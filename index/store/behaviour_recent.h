@@ -14,13 +14,13 @@
 /* The last min(cap, kept) events of user into out, OLDEST first; *n gets
  * the count. A user past store_config.user_ttl_s has none (as in
  * user_state_get), swept or not. */
-int behaviour_recent(behaviour *b, uint64_t user, behaviour_event *out, size_t cap, size_t *n,
+int behaviour_recent(mr_behaviour *b, uint64_t user, behaviour_event *out, size_t cap, size_t *n,
                      mr_err *e);
 
 /* The item vectors (k, d) of the user's last k events whose item has a row
  * in the item table, oldest first; events without a row are skipped (they
  * contribute nothing to the SDIM table either). *n gets the count (< k when
  * the user has fewer such events). */
-int behaviour_recent_vectors(behaviour *b, uint64_t user, int k, float *vecs, int *n, mr_err *e);
+int behaviour_recent_vectors(mr_behaviour *b, uint64_t user, int k, float *vecs, int *n, mr_err *e);
 
 #endif

@@ -25,11 +25,11 @@ void beh_event_key(uint64_t user, int64_t ts, uint64_t seq, uint8_t out[BEH_EVEN
     beh_put_be64(seq, out + 16);
 }
 
-size_t beh_event_value_bytes(const behaviour *b) {
+size_t beh_event_value_bytes(const mr_behaviour *b) {
     return 16 + 2 * (size_t)b->layout.nsig + 4;
 }
 
-void beh_event_value(const behaviour *b, const beh_event *ev, const uint32_t *sig, uint8_t *out) {
+void beh_event_value(const mr_behaviour *b, const beh_event *ev, const uint32_t *sig, uint8_t *out) {
     uint16_t flags = (uint16_t)ev->flags, nsig = (uint16_t)b->layout.nsig;
     memcpy(out, &ev->item, 8);
     memcpy(out + 8, &ev->action, 4);
@@ -44,7 +44,7 @@ void beh_event_value(const behaviour *b, const beh_event *ev, const uint32_t *si
     memcpy(out + n, &sum, 4);
 }
 
-int beh_event_parse(const behaviour *b, const char *k, size_t klen, const char *v, size_t vlen,
+int beh_event_parse(const mr_behaviour *b, const char *k, size_t klen, const char *v, size_t vlen,
                     beh_event *ev, uint32_t *sig, mr_err *e) {
     if (klen != BEH_EVENT_KEY || vlen != beh_event_value_bytes(b))
         return mr_err_set(e, MR_ECORRUPT, "event row has key %zu / value %zu bytes", klen, vlen);
@@ -70,9 +70,9 @@ int beh_event_parse(const behaviour *b, const char *k, size_t klen, const char *
     return 0;
 }
 
-size_t beh_state_bytes(const behaviour *b) { return BEH_STATE_HDR + b->table_bytes + 4; }
+size_t beh_state_bytes(const mr_behaviour *b) { return BEH_STATE_HDR + b->table_bytes + 4; }
 
-void beh_state_encode(const behaviour *b, const beh_state *s, const void *table, uint8_t *out) {
+void beh_state_encode(const mr_behaviour *b, const beh_state *s, const void *table, uint8_t *out) {
     uint32_t magic = BEH_STATE_MAGIC, cells = (uint32_t)(b->table_bytes / 4);
     memcpy(out, &magic, 4);
     memcpy(out + 4, &s->n_events, 4);
@@ -88,7 +88,7 @@ void beh_state_encode(const behaviour *b, const beh_state *s, const void *table,
     memcpy(out + n, &sum, 4);
 }
 
-int beh_state_decode(const behaviour *b, const char *v, size_t vlen, beh_state *s, void *table,
+int beh_state_decode(const mr_behaviour *b, const char *v, size_t vlen, beh_state *s, void *table,
                      mr_err *e) {
     uint32_t magic, cells, sum;
     if (vlen != beh_state_bytes(b))
@@ -112,8 +112,8 @@ int beh_state_decode(const behaviour *b, const char *v, size_t vlen, beh_state *
 }
 
 /* Point read of a user's state row into *p (NULL when absent). */
-static int beh_state_get(behaviour *b, uint64_t user, rocksdb_pinnableslice_t **p, mr_err *e) {
-    store *st = b->st;
+static int beh_state_get(mr_behaviour *b, uint64_t user, rocksdb_pinnableslice_t **p, mr_err *e) {
+    mr_store *st = b->st;
     uint8_t k[8];
     char *err = NULL;
     emb_key_encode(user, k);
@@ -127,7 +127,7 @@ static int beh_state_get(behaviour *b, uint64_t user, rocksdb_pinnableslice_t **
     return 0;
 }
 
-int beh_state_load(behaviour *b, uint64_t user, beh_state *s, void *table, mr_err *e) {
+int beh_state_load(mr_behaviour *b, uint64_t user, beh_state *s, void *table, mr_err *e) {
     rocksdb_pinnableslice_t *p;
     int rc;
     if ((rc = beh_state_get(b, user, &p, e))) return rc;
@@ -147,7 +147,7 @@ int beh_state_load(behaviour *b, uint64_t user, beh_state *s, void *table, mr_er
     return 0;
 }
 
-int beh_user_expired(behaviour *b, uint64_t user, int *expired, mr_err *e) {
+int beh_user_expired(mr_behaviour *b, uint64_t user, int *expired, mr_err *e) {
     const int64_t ttl_s = b->st->cfg.user_ttl_s;
     rocksdb_pinnableslice_t *p;
     int rc;
@@ -167,9 +167,9 @@ int beh_user_expired(behaviour *b, uint64_t user, int *expired, mr_err *e) {
     return 0;
 }
 
-int beh_events_scan(behaviour *b, uint64_t user, int64_t from_ts, uint64_t from_seq,
+int beh_events_scan(mr_behaviour *b, uint64_t user, int64_t from_ts, uint64_t from_seq,
                     beh_event *out, uint32_t *sigs, size_t cap, size_t *n, mr_err *e) {
-    store *st = b->st;
+    mr_store *st = b->st;
     uint8_t k[BEH_EVENT_KEY];
     beh_event_key(user, from_ts, from_seq, k);
     rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
@@ -205,7 +205,7 @@ int beh_events_scan(behaviour *b, uint64_t user, int64_t from_ts, uint64_t from_
     return rc;
 }
 
-int beh_item_vectors(behaviour *b, const uint64_t *items, size_t n, float *vecs, uint8_t *found,
+int beh_item_vectors(mr_behaviour *b, const uint64_t *items, size_t n, float *vecs, uint8_t *found,
                      mr_err *e) {
     if (n == 0) return 0;
     uint64_t *rows = malloc(n * sizeof *rows);
@@ -221,7 +221,7 @@ int beh_item_vectors(behaviour *b, const uint64_t *items, size_t n, float *vecs,
     return rc;
 }
 
-int behaviour_events(behaviour *b, uint64_t user, behaviour_event *out, size_t cap, size_t *n,
+int behaviour_events(mr_behaviour *b, uint64_t user, behaviour_event *out, size_t cap, size_t *n,
                      mr_err *e) {
     *n = 0;
     if (cap == 0) return 0;
@@ -237,8 +237,8 @@ int behaviour_events(behaviour *b, uint64_t user, behaviour_event *out, size_t c
     return rc;
 }
 
-int user_state_get(behaviour *b, uint64_t user, user_state *out, mr_err *e) {
-    store *st = b->st;
+int user_state_get(mr_behaviour *b, uint64_t user, mr_user_state *out, mr_err *e) {
+    mr_store *st = b->st;
     memset(out, 0, sizeof *out);
     uint8_t k[8];
     emb_key_encode(user, k);
@@ -304,7 +304,7 @@ int user_state_get(behaviour *b, uint64_t user, user_state *out, mr_err *e) {
     return rc;
 }
 
-void user_state_release(user_state *s) {
+void user_state_release(mr_user_state *s) {
     if (!s) return;
     free(s->buf);
     memset(s, 0, sizeof *s);

@@ -49,7 +49,7 @@ typedef struct cache_shard {
     atomic_uint_fast64_t hits, misses, inserts, evictions, rejected;
 } __attribute__((aligned(64))) cache_shard;
 
-struct cache {
+struct mr_cache {
     cache_shard *shards; /* nshards */
     unsigned nshards;    /* power of two */
     size_t capacity;     /* total bound */
@@ -66,18 +66,18 @@ static uint64_t cache_hash(uint32_t ns, uint64_t id) {
     return z ^ (z >> 31);
 }
 
-static cache_shard *cache_shard_of(const cache *c, uint64_t h) {
+static cache_shard *cache_shard_of(const mr_cache *c, uint64_t h) {
     return &c->shards[(h >> 40) & (c->nshards - 1)];
 }
 
 /* Bits independent of the shard's (h >> 40) and of the bucket's (low). */
 static unsigned cache_stripe_of(uint64_t h) { return (unsigned)(h >> 58) % CACHE_STRIPES; }
 
-cache *cache_create(size_t capacity_bytes, int nshards) {
+mr_cache *cache_create(size_t capacity_bytes, int nshards) {
     unsigned n = 1;
     if (nshards <= 0) nshards = 64;
     while (n < (unsigned)nshards && n < (1u << 16)) n <<= 1;
-    cache *c = calloc(1, sizeof *c);
+    mr_cache *c = calloc(1, sizeof *c);
     if (!c) return NULL;
     if (posix_memalign((void **)&c->shards, 64, n * sizeof(cache_shard))) {
         free(c);
@@ -127,7 +127,7 @@ static void cache_shard_drop_all(cache_shard *s) {
     s->bytes = 0;
 }
 
-void cache_free(cache *c) {
+void cache_free(mr_cache *c) {
     if (!c) return;
     for (unsigned i = 0; i < c->nshards; i++) {
         cache_shard *s = &c->shards[i];
@@ -146,7 +146,7 @@ static cache_node **cache_find_slot(cache_shard *s, uint64_t h, uint32_t ns, uin
     return p;
 }
 
-int cache_visit(cache *c, uint32_t ns, uint64_t id, cache_visit_fn fn, void *arg) {
+int cache_visit(mr_cache *c, uint32_t ns, uint64_t id, cache_visit_fn fn, void *arg) {
     uint64_t h = cache_hash(ns, id);
     cache_shard *s = cache_shard_of(c, h);
     pthread_rwlock_rdlock(&s->lock);
@@ -176,7 +176,7 @@ static void cache_copy_fixed(const void *val, size_t len, int64_t ts, void *arg)
     a->ok = 1;
 }
 
-int cache_get(cache *c, uint32_t ns, uint64_t id, void *out, size_t len, int64_t *ts) {
+int cache_get(mr_cache *c, uint32_t ns, uint64_t id, void *out, size_t len, int64_t *ts) {
     cache_copy_arg a = {out, len, ts, 0};
     cache_visit(c, ns, id, cache_copy_fixed, &a);
     return a.ok;
@@ -217,7 +217,7 @@ static void cache_batch_shard(cache_shard *s, uint32_t ns, const uint64_t *ids,
     pthread_rwlock_unlock(&s->lock);
 }
 
-size_t cache_get_batch(cache *c, uint32_t ns, const uint64_t *ids, size_t n, void *out,
+size_t cache_get_batch(mr_cache *c, uint32_t ns, const uint64_t *ids, size_t n, void *out,
                        size_t len, uint8_t *hit, int64_t *ts) {
     size_t total = 0;
     if (n == 0) return 0;
@@ -261,7 +261,7 @@ size_t cache_get_batch(cache *c, uint32_t ns, const uint64_t *ids, size_t n, voi
     return total;
 }
 
-uint64_t cache_epoch(cache *c, uint32_t ns, uint64_t id) {
+uint64_t cache_epoch(mr_cache *c, uint32_t ns, uint64_t id) {
     uint64_t h = cache_hash(ns, id);
     return atomic_load(&cache_shard_of(c, h)->epoch[cache_stripe_of(h)]);
 }
@@ -341,7 +341,7 @@ static int cache_add_locked(cache_shard *s, uint64_t h, uint32_t ns, uint64_t id
     return 1;
 }
 
-int cache_insert(cache *c, uint32_t ns, uint64_t id, const void *val, size_t len, int64_t ts,
+int cache_insert(mr_cache *c, uint32_t ns, uint64_t id, const void *val, size_t len, int64_t ts,
                  uint64_t epoch) {
     uint64_t h = cache_hash(ns, id);
     cache_shard *s = cache_shard_of(c, h);
@@ -359,7 +359,7 @@ int cache_insert(cache *c, uint32_t ns, uint64_t id, const void *val, size_t len
 /* The in-flight count is changed under the shard's write lock, so an
  * insert that takes the lock after a begin sees it (a plain atomic would
  * not order against the reader's database read). */
-static void cache_write_mark(cache *c, uint32_t ns, const uint64_t *ids, size_t n, int begin) {
+static void cache_write_mark(mr_cache *c, uint32_t ns, const uint64_t *ids, size_t n, int begin) {
     for (size_t i = 0; i < n; i++) {
         uint64_t h = cache_hash(ns, ids[i]);
         cache_shard *s = cache_shard_of(c, h);
@@ -375,15 +375,15 @@ static void cache_write_mark(cache *c, uint32_t ns, const uint64_t *ids, size_t 
     }
 }
 
-void cache_write_begin(cache *c, uint32_t ns, const uint64_t *ids, size_t n) {
+void cache_write_begin(mr_cache *c, uint32_t ns, const uint64_t *ids, size_t n) {
     cache_write_mark(c, ns, ids, n, 1);
 }
 
-void cache_write_end(cache *c, uint32_t ns, const uint64_t *ids, size_t n) {
+void cache_write_end(mr_cache *c, uint32_t ns, const uint64_t *ids, size_t n) {
     cache_write_mark(c, ns, ids, n, 0);
 }
 
-void cache_update(cache *c, uint32_t ns, uint64_t id, const void *val, size_t len, int64_t ts) {
+void cache_update(mr_cache *c, uint32_t ns, uint64_t id, const void *val, size_t len, int64_t ts) {
     uint64_t h = cache_hash(ns, id);
     cache_shard *s = cache_shard_of(c, h);
     pthread_rwlock_wrlock(&s->lock);
@@ -399,7 +399,7 @@ void cache_update(cache *c, uint32_t ns, uint64_t id, const void *val, size_t le
     pthread_rwlock_unlock(&s->lock);
 }
 
-void cache_erase(cache *c, uint32_t ns, uint64_t id) {
+void cache_erase(mr_cache *c, uint32_t ns, uint64_t id) {
     uint64_t h = cache_hash(ns, id);
     cache_shard *s = cache_shard_of(c, h);
     pthread_rwlock_wrlock(&s->lock);
@@ -409,7 +409,7 @@ void cache_erase(cache *c, uint32_t ns, uint64_t id) {
     pthread_rwlock_unlock(&s->lock);
 }
 
-void cache_clear(cache *c) {
+void cache_clear(mr_cache *c) {
     for (unsigned i = 0; i < c->nshards; i++) {
         cache_shard *s = &c->shards[i];
         pthread_rwlock_wrlock(&s->lock);
@@ -419,7 +419,7 @@ void cache_clear(cache *c) {
     }
 }
 
-void cache_get_stats(const cache *c, cache_stats *st) {
+void cache_get_stats(const mr_cache *c, cache_stats *st) {
     memset(st, 0, sizeof *st);
     st->capacity = c->capacity;
     for (unsigned i = 0; i < c->nshards; i++) {

@@ -26,7 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct cache cache;
+typedef struct mr_cache mr_cache;
 
 #define CACHE_ANY_EPOCH UINT64_MAX
 
@@ -38,15 +38,15 @@ typedef struct cache_stats {
 
 /* capacity_bytes counts values plus per-entry overhead (cache_entry_charge);
  * nshards is rounded up to a power of two (<= 0: 64). NULL on failure. */
-cache *cache_create(size_t capacity_bytes, int nshards);
-void cache_free(cache *c);
+mr_cache *cache_create(size_t capacity_bytes, int nshards);
+void cache_free(mr_cache *c);
 
 /* Bytes an entry with a value of `len` bytes takes from the capacity. */
 size_t cache_entry_charge(size_t len);
 
 /* Copy the value of (ns, id) into out when present and exactly `len` bytes;
  * returns 1 (hit) or 0 (miss). *ts (may be NULL) gets the row's write time. */
-int cache_get(cache *c, uint32_t ns, uint64_t id, void *out, size_t len, int64_t *ts);
+int cache_get(mr_cache *c, uint32_t ns, uint64_t id, void *out, size_t len, int64_t *ts);
 
 /* Batched fixed-size lookup of ids[0..n) in namespace ns: hit[i] = 1 and
  * out row i (len bytes) filled on a hit; ts (n, may be NULL) gets write
@@ -54,7 +54,7 @@ int cache_get(cache *c, uint32_t ns, uint64_t id, void *out, size_t len, int64_t
  * per batch, and bucket and entry loads are prefetched a group at a time
  * (a batch of random keys is bound by memory latency, not by hashing).
  * Returns the number of hits. */
-size_t cache_get_batch(cache *c, uint32_t ns, const uint64_t *ids, size_t n, void *out,
+size_t cache_get_batch(mr_cache *c, uint32_t ns, const uint64_t *ids, size_t n, void *out,
                        size_t len, uint8_t *hit, int64_t *ts);
 
 /* Variable-length lookup: on a hit call fn(value, len, ts, arg) under the
@@ -62,29 +62,29 @@ size_t cache_get_batch(cache *c, uint32_t ns, const uint64_t *ids, size_t n, voi
  * into the cache: shard locks prefer writers, so a nested lock of the same
  * shard can deadlock) and return 1. */
 typedef void (*cache_visit_fn)(const void *val, size_t len, int64_t ts, void *arg);
-int cache_visit(cache *c, uint32_t ns, uint64_t id, cache_visit_fn fn, void *arg);
+int cache_visit(mr_cache *c, uint32_t ns, uint64_t id, cache_visit_fn fn, void *arg);
 
 /* Epoch of the stripe holding (ns, id); pass it back to cache_insert. */
-uint64_t cache_epoch(cache *c, uint32_t ns, uint64_t id);
+uint64_t cache_epoch(mr_cache *c, uint32_t ns, uint64_t id);
 /* Insert if absent, no write to the key's stripe is in flight
  * (cache_write_begin) and the stripe's epoch still equals `epoch` (or epoch is
  * CACHE_ANY_EPOCH), evicting by CLOCK to stay within the bound. Returns 1
  * inserted, 0 refused. Lookups are not counted. */
-int cache_insert(cache *c, uint32_t ns, uint64_t id, const void *val, size_t len, int64_t ts,
+int cache_insert(mr_cache *c, uint32_t ns, uint64_t id, const void *val, size_t len, int64_t ts,
                  uint64_t epoch);
 /* Writers: cache_write_begin(ids) before committing rows to the database,
  * cache_update/cache_erase for each row after it (success or not), then
  * cache_write_end(ids) with the same ids. Between the two, cache_insert
  * into those rows' stripes is refused. */
-void cache_write_begin(cache *c, uint32_t ns, const uint64_t *ids, size_t n);
-void cache_write_end(cache *c, uint32_t ns, const uint64_t *ids, size_t n);
+void cache_write_begin(mr_cache *c, uint32_t ns, const uint64_t *ids, size_t n);
+void cache_write_end(mr_cache *c, uint32_t ns, const uint64_t *ids, size_t n);
 /* After a write: replace the value when cached (never adds) and bump the
  * stripe's epoch so in-flight readers do not insert an older value. */
-void cache_update(cache *c, uint32_t ns, uint64_t id, const void *val, size_t len, int64_t ts);
-void cache_erase(cache *c, uint32_t ns, uint64_t id);
+void cache_update(mr_cache *c, uint32_t ns, uint64_t id, const void *val, size_t len, int64_t ts);
+void cache_erase(mr_cache *c, uint32_t ns, uint64_t id);
 /* Drop everything (a secondary after catching up). */
-void cache_clear(cache *c);
+void cache_clear(mr_cache *c);
 
-void cache_get_stats(const cache *c, cache_stats *s);
+void cache_get_stats(const mr_cache *c, cache_stats *s);
 
 #endif

@@ -28,7 +28,7 @@ static int store_keyref_cmp(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-int store_multi_get(store *st, rocksdb_column_family_handle_t *cf, const uint64_t *ids,
+int store_multi_get(mr_store *st, rocksdb_column_family_handle_t *cf, const uint64_t *ids,
                     size_t n, store_row_fn fn, void *arg, mr_err *e) {
     if (n == 0) return 0;
     /* One allocation: refs, key bytes, key pointers, sizes, values, errors. */
@@ -78,8 +78,8 @@ int store_multi_get(store *st, rocksdb_column_family_handle_t *cf, const uint64_
 /* ---- embeddings --------------------------------------------------------- */
 
 typedef struct emb_fill {
-    store *st;
-    const emb_table *t;
+    mr_store *st;
+    const mr_emb_table *t;
     const uint64_t *ids;  /* the ids asked of the database */
     float *out;           /* (N, dim) the caller's rows */
     const size_t *pos;    /* asked id i -> its row in out; NULL: row i */
@@ -90,7 +90,7 @@ typedef struct emb_fill {
 
 static int emb_fill_row(size_t i, const char *v, size_t len, void *arg, mr_err *e) {
     emb_fill *f = arg;
-    const emb_table *t = f->t;
+    const mr_emb_table *t = f->t;
     float *row = f->out + (f->pos ? f->pos[i] : i) * t->info.dim;
     f->found[i] = 0;
     if (!v) {
@@ -114,7 +114,7 @@ static int emb_fill_row(size_t i, const char *v, size_t len, void *arg, mr_err *
     return 0;
 }
 
-static int emb_check_get(const emb_table *t, const uint64_t *ids, size_t n, const float *out,
+static int emb_check_get(const mr_emb_table *t, const uint64_t *ids, size_t n, const float *out,
                          mr_err *e) {
     if (!t) return mr_err_set(e, MR_ENOTFOUND, "unknown embedding table");
     if (n > STORE_MAX_BATCH)
@@ -123,7 +123,7 @@ static int emb_check_get(const emb_table *t, const uint64_t *ids, size_t n, cons
     return 0;
 }
 
-int emb_store_get_uncached(store *st, emb_table *t, const uint64_t *ids, size_t n, float *out,
+int emb_store_get_uncached(mr_store *st, mr_emb_table *t, const uint64_t *ids, size_t n, float *out,
                            uint8_t *found, mr_err *e) {
     int rc;
     if ((rc = emb_check_get(t, ids, n, out, e))) return rc;
@@ -135,7 +135,7 @@ int emb_store_get_uncached(store *st, emb_table *t, const uint64_t *ids, size_t 
     return rc;
 }
 
-int emb_store_get(store *st, emb_table *t, const uint64_t *ids, size_t n, float *out,
+int emb_store_get(mr_store *st, mr_emb_table *t, const uint64_t *ids, size_t n, float *out,
                   uint8_t *found, mr_err *e) {
     int rc;
     if ((rc = emb_check_get(t, ids, n, out, e))) return rc;
@@ -217,7 +217,7 @@ int emb_store_get(store *st, emb_table *t, const uint64_t *ids, size_t n, float 
     return rc;
 }
 
-int emb_store_put(store *st, emb_table *t, const uint64_t *ids, size_t n, const float *vecs,
+int emb_store_put(mr_store *st, mr_emb_table *t, const uint64_t *ids, size_t n, const float *vecs,
                   size_t nfloats, mr_err *e) {
     int rc;
     if ((rc = store_check_writable(st, e))) return rc;

@@ -44,14 +44,14 @@ static int store_rocks_err(mr_err *e, int code, char *err, const char *what) {
     return rc;
 }
 
-int store_check_writable(const store *st, mr_err *e) {
+int store_check_writable(const mr_store *st, mr_err *e) {
     if (st->cfg.mode != STORE_PRIMARY)
         return mr_err_set(e, MR_EPERM, "store is open %s: writes need the primary",
                           st->cfg.mode == STORE_READ_ONLY ? "read-only" : "as a secondary");
     return 0;
 }
 
-int store_write(store *st, rocksdb_writebatch_t *wb, mr_err *e) {
+int store_write(mr_store *st, rocksdb_writebatch_t *wb, mr_err *e) {
     char *err = NULL;
     rocksdb_write(st->db, st->wopts, wb, &err);
     if (err) return store_rocks_err(e, MR_EINTERNAL, err, "write batch");
@@ -94,7 +94,7 @@ static int store_meta_decode(const char *name, const char *v, size_t len, emb_ta
     return 0;
 }
 
-static void store_table_fill(emb_table *t, const emb_table_info *info,
+static void store_table_fill(mr_emb_table *t, const emb_table_info *info,
                              rocksdb_column_family_handle_t *cf) {
     t->info = *info;
     t->cf = cf;
@@ -102,7 +102,7 @@ static void store_table_fill(emb_table *t, const emb_table_info *info,
     t->vec_bytes = (size_t)info->dim * sizeof(float);
 }
 
-static int store_make_options(store *st) {
+static int store_make_options(mr_store *st) {
     st->db_opts = rocksdb_options_create();
     st->bbo = rocksdb_block_based_options_create();
     st->block_cache = rocksdb_cache_create_lru(st->cfg.block_cache_bytes);
@@ -160,7 +160,7 @@ static int store_make_options(store *st) {
     return 0;
 }
 
-static const rocksdb_options_t *store_cf_options(const store *st, const char *name) {
+static const rocksdb_options_t *store_cf_options(const mr_store *st, const char *name) {
     if (strncmp(name, "emb.", 4) == 0) return st->emb_opts;
     if (strcmp(name, "events") == 0) return st->events_opts;
     if (strcmp(name, "sdim") == 0) return st->sdim_opts;
@@ -168,7 +168,7 @@ static const rocksdb_options_t *store_cf_options(const store *st, const char *na
 }
 
 /* Read every "table/<name>" row of meta and bind it to its family. */
-static int store_load_tables(store *st, char **names, rocksdb_column_family_handle_t **h,
+static int store_load_tables(mr_store *st, char **names, rocksdb_column_family_handle_t **h,
                              size_t n, mr_err *e) {
     rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, st->ropts, st->cf[STORE_CF_META]);
     int rc = 0, nt = 0;
@@ -212,7 +212,7 @@ static int store_load_tables(store *st, char **names, rocksdb_column_family_hand
 }
 
 /* Open with the union of the existing families and the fixed ones. */
-static int store_open_db(store *st, const char *path, mr_err *e) {
+static int store_open_db(mr_store *st, const char *path, mr_err *e) {
     char *err = NULL;
     size_t nexist = 0;
     char **exist = rocksdb_list_column_families(st->db_opts, path, &nexist, &err);
@@ -290,7 +290,7 @@ out:
     return rc;
 }
 
-int store_open(store **out, const char *path, const store_config *cfg, mr_err *e) {
+int store_open(mr_store **out, const char *path, const store_config *cfg, mr_err *e) {
     *out = NULL;
     store_config def;
     if (!cfg) {
@@ -299,7 +299,7 @@ int store_open(store **out, const char *path, const store_config *cfg, mr_err *e
     }
     if (cfg->mode == STORE_SECONDARY && !cfg->secondary_path)
         return mr_err_set(e, MR_EINVAL, "a secondary needs secondary_path");
-    store *st = calloc(1, sizeof *st);
+    mr_store *st = calloc(1, sizeof *st);
     if (!st) return mr_err_set(e, MR_ENOMEM, "open store: out of memory");
     st->cfg = *cfg;
     if (!st->cfg.block_cache_bytes) st->cfg.block_cache_bytes = 64u << 20;
@@ -333,7 +333,7 @@ err:
     return rc;
 }
 
-void store_close(store *st) {
+void store_close(mr_store *st) {
     if (!st) return;
     for (int t = 0; t < atomic_load(&st->ntables); t++)
         rocksdb_column_family_handle_destroy(st->tables[t].cf);
@@ -366,7 +366,7 @@ void store_close(store *st) {
     free(st);
 }
 
-int emb_table_create(store *st, const char *name, uint32_t dim, emb_encoding enc,
+int emb_table_create(mr_store *st, const char *name, uint32_t dim, emb_encoding enc,
                      int64_t ttl_s, mr_err *e) {
     int rc;
     if ((rc = store_check_writable(st, e))) return rc;
@@ -428,7 +428,7 @@ out:
     return rc;
 }
 
-emb_table *emb_store_table(store *st, const char *name, mr_err *e) {
+mr_emb_table *emb_store_table(mr_store *st, const char *name, mr_err *e) {
     int nt = atomic_load(&st->ntables);
     for (int i = 0; name && i < nt; i++)
         if (strcmp(st->tables[i].info.name, name) == 0) return &st->tables[i];
@@ -436,11 +436,11 @@ emb_table *emb_store_table(store *st, const char *name, mr_err *e) {
     return NULL;
 }
 
-void emb_table_get_info(const emb_table *t, emb_table_info *info) { *info = t->info; }
+void emb_table_get_info(const mr_emb_table *t, emb_table_info *info) { *info = t->info; }
 
-int emb_store_ntables(const store *st) { return atomic_load(&((store *)st)->ntables); }
+int emb_store_ntables(const mr_store *st) { return atomic_load(&((mr_store *)st)->ntables); }
 
-int store_checkpoint(store *st, const char *dir, mr_err *e) {
+int store_checkpoint(mr_store *st, const char *dir, mr_err *e) {
     char *err = NULL;
     rocksdb_checkpoint_t *cp = rocksdb_checkpoint_object_create(st->db, &err);
     if (err) return store_rocks_err(e, MR_EINTERNAL, err, "checkpoint");
@@ -450,7 +450,7 @@ int store_checkpoint(store *st, const char *dir, mr_err *e) {
     return 0;
 }
 
-int store_catch_up(store *st, mr_err *e) {
+int store_catch_up(mr_store *st, mr_err *e) {
     if (st->cfg.mode != STORE_SECONDARY)
         return mr_err_set(e, MR_ESTATE, "catch up: store is not a secondary");
     char *err = NULL;
@@ -460,7 +460,7 @@ int store_catch_up(store *st, mr_err *e) {
     return 0;
 }
 
-int store_compact(store *st, mr_err *e) {
+int store_compact(mr_store *st, mr_err *e) {
     int rc;
     if ((rc = store_check_writable(st, e))) return rc;
     for (int f = 0; f < STORE_CF_FIXED; f++)
@@ -499,7 +499,7 @@ static int store_expire_recheck(size_t i, const char *v, size_t vlen, void *arg,
 /* Under ttl_mu held for writing (no put to a TTL family in flight): re-read
  * the candidates, delete those still expired in one batch, drop them from
  * the cache. */
-static int store_expire_flush(store *st, store_expire_batch *b, const uint64_t *cand, int n,
+static int store_expire_flush(mr_store *st, store_expire_batch *b, const uint64_t *cand, int n,
                               uint32_t ns, uint64_t *n_del, mr_err *e) {
     pthread_rwlock_wrlock(&st->ttl_mu);
     rocksdb_writebatch_clear(b->wb);
@@ -521,7 +521,7 @@ static int store_expire_flush(store *st, store_expire_batch *b, const uint64_t *
 /* Scan one family for rows written more than ttl_s before now_ms, and
  * delete them in batches of 4096 (a sweep never builds a huge batch). The
  * scan holds no lock; each batch is re-checked under ttl_mu. */
-static int store_expire_cf(store *st, rocksdb_column_family_handle_t *cf, int64_t ttl_s,
+static int store_expire_cf(mr_store *st, rocksdb_column_family_handle_t *cf, int64_t ttl_s,
                            int64_t now_ms, uint32_t ns, uint64_t *n_del, mr_err *e) {
     enum { STORE_EXPIRE_BATCH = 4096 };
     rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, st->ropts, cf);
@@ -561,7 +561,7 @@ out:
     return rc;
 }
 
-int store_expire(store *st, int64_t now_ms, uint64_t *n_deleted, mr_err *e) {
+int store_expire(mr_store *st, int64_t now_ms, uint64_t *n_deleted, mr_err *e) {
     uint64_t n = 0;
     int rc;
     if ((rc = store_check_writable(st, e))) return rc;
@@ -577,8 +577,8 @@ int store_expire(store *st, int64_t now_ms, uint64_t *n_deleted, mr_err *e) {
     return rc;
 }
 
-void store_get_stats(const store *cst, store_stats *s) {
-    store *st = (store *)cst;
+void store_get_stats(const mr_store *cst, store_stats *s) {
+    mr_store *st = (mr_store *)cst;
     memset(s, 0, sizeof *s);
     if (st->cache) {
         cache_stats cs;

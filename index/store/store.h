@@ -28,8 +28,8 @@
 #include "common/error.h"
 #include "index/store/store_tier.h"
 
-typedef struct store store;
-typedef struct emb_table emb_table;
+typedef struct mr_store mr_store;
+typedef struct mr_emb_table mr_emb_table;
 
 typedef enum { STORE_PRIMARY = 0, STORE_READ_ONLY, STORE_SECONDARY } store_mode;
 
@@ -56,22 +56,22 @@ typedef struct store_config {
 void store_config_init(store_config *c);
 
 /* Open (creating when primary and absent) the database in `path`. */
-int store_open(store **out, const char *path, const store_config *cfg, mr_err *e);
-void store_close(store *st);
+int store_open(mr_store **out, const char *path, const store_config *cfg, mr_err *e);
+void store_close(mr_store *st);
 
 /* Hard-link checkpoint of the whole database into `dir` (must not exist;
  * same filesystem). A checkpoint opens like any database. */
-int store_checkpoint(store *st, const char *dir, mr_err *e);
+int store_checkpoint(mr_store *st, const char *dir, mr_err *e);
 /* Secondary only: replay the primary's new WAL/manifest entries. Cached rows
  * are dropped so readers see the caught-up state. */
-int store_catch_up(store *st, mr_err *e);
+int store_catch_up(mr_store *st, mr_err *e);
 /* Compact every column family (after a bulk load: fewer files to probe on
  * point reads). Primary only; blocks until done. */
-int store_compact(store *st, mr_err *e);
+int store_compact(mr_store *st, mr_err *e);
 /* Delete rows whose last write is older than their TTL at now_ms (unix ms):
  * embedding tables with a TTL, and users when user_ttl_s > 0. Reads already
  * treat such rows as absent; this reclaims the space. *n_deleted may be NULL. */
-int store_expire(store *st, int64_t now_ms, uint64_t *n_deleted, mr_err *e);
+int store_expire(mr_store *st, int64_t now_ms, uint64_t *n_deleted, mr_err *e);
 
 /* ---- embedding tables ------------------------------------------------- */
 
@@ -85,26 +85,26 @@ typedef struct emb_table_info {
 
 /* Create a table (primary only): a new column family "emb.<name>" and its
  * schema in meta. MR_EEXIST if present with another schema; 0 if identical. */
-int emb_table_create(store *st, const char *name, uint32_t dim, emb_encoding enc,
+int emb_table_create(mr_store *st, const char *name, uint32_t dim, emb_encoding enc,
                      int64_t ttl_s, mr_err *e);
 /* Look a table up by name; NULL (and MR_ENOTFOUND in e) when unknown. */
-emb_table *emb_store_table(store *st, const char *name, mr_err *e);
-void emb_table_get_info(const emb_table *t, emb_table_info *info);
-int emb_store_ntables(const store *st);
+mr_emb_table *emb_store_table(mr_store *st, const char *name, mr_err *e);
+void emb_table_get_info(const mr_emb_table *t, emb_table_info *info);
+int emb_store_ntables(const mr_store *st);
 
 /* Read n rows. out (n, dim) fp32; found[i] = 1 if row ids[i] exists (and has
  * not expired), else 0 and out row i is zeroed. found may be NULL. Misses of
  * the cache go to the shared tier, then to ONE RocksDB batched multi-get. */
-int emb_store_get(store *st, emb_table *t, const uint64_t *ids, size_t n, float *out,
+int emb_store_get(mr_store *st, mr_emb_table *t, const uint64_t *ids, size_t n, float *out,
                   uint8_t *found, mr_err *e);
 /* Write n rows in one WriteBatch. vecs (n, dim) fp32 with nfloats == n*dim;
  * the whole batch is validated first (length, NaN/Inf, fp16 range): on any
  * error nothing is written. Cached copies are updated after the write. */
-int emb_store_put(store *st, emb_table *t, const uint64_t *ids, size_t n, const float *vecs,
+int emb_store_put(mr_store *st, mr_emb_table *t, const uint64_t *ids, size_t n, const float *vecs,
                   size_t nfloats, mr_err *e);
 /* The same lookup with the memory cache and tier bypassed: the plain
  * multi-get path (benchmarks compare against it). */
-int emb_store_get_uncached(store *st, emb_table *t, const uint64_t *ids, size_t n,
+int emb_store_get_uncached(mr_store *st, mr_emb_table *t, const uint64_t *ids, size_t n,
                            float *out, uint8_t *found, mr_err *e);
 
 /* ---- items and users: opaque feature blobs ----------------------------- */
@@ -115,13 +115,13 @@ typedef struct store_blob {
 } store_blob;
 
 /* One WriteBatch; each blob <= max_value_bytes, else nothing is written. */
-int item_store_put(store *st, const uint64_t *ids, size_t n, const store_blob *blobs,
+int item_store_put(mr_store *st, const uint64_t *ids, size_t n, const store_blob *blobs,
                    mr_err *e);
 /* Batched, cached like embeddings. out[i] points into one malloc'd buffer
  * returned in *buf (free() it); out[i].data == NULL when absent. */
-int item_store_get(store *st, const uint64_t *ids, size_t n, store_blob *out, void **buf,
+int item_store_get(mr_store *st, const uint64_t *ids, size_t n, store_blob *out, void **buf,
                    mr_err *e);
-int user_store_put(store *st, const uint64_t *ids, size_t n, const store_blob *blobs,
+int user_store_put(mr_store *st, const uint64_t *ids, size_t n, const store_blob *blobs,
                    mr_err *e);
 
 /* ---- stats -------------------------------------------------------------- */
@@ -141,6 +141,6 @@ typedef struct store_stats {
     uint64_t expired_rows;       /* rows read but past their TTL */
 } store_stats;
 
-void store_get_stats(const store *st, store_stats *s);
+void store_get_stats(const mr_store *st, store_stats *s);
 
 #endif

@@ -13,7 +13,7 @@
 #include "index/store/emb_codec.h"
 #include "index/store/store_int.h"
 
-static int blob_check_batch(const store *st, const uint64_t *ids, size_t n,
+static int blob_check_batch(const mr_store *st, const uint64_t *ids, size_t n,
                             const store_blob *blobs, const char *what, mr_err *e) {
     if (n > STORE_MAX_BATCH)
         return mr_err_set(e, MR_EINVAL, "%s: batch of %zu rows exceeds %u", what, n,
@@ -32,7 +32,7 @@ static int blob_check_batch(const store *st, const uint64_t *ids, size_t n,
 }
 
 /* Validate everything, then one WriteBatch. */
-static int blob_put(store *st, int cfi, uint32_t ns, const uint64_t *ids, size_t n,
+static int blob_put(mr_store *st, int cfi, uint32_t ns, const uint64_t *ids, size_t n,
                     const store_blob *blobs, const char *what, mr_err *e) {
     int rc;
     if ((rc = store_check_writable(st, e))) return rc;
@@ -74,12 +74,12 @@ static int blob_put(store *st, int cfi, uint32_t ns, const uint64_t *ids, size_t
     return rc;
 }
 
-int item_store_put(store *st, const uint64_t *ids, size_t n, const store_blob *blobs,
+int item_store_put(mr_store *st, const uint64_t *ids, size_t n, const store_blob *blobs,
                    mr_err *e) {
     return blob_put(st, STORE_CF_ITEMS, STORE_NS_ITEMS, ids, n, blobs, "item", e);
 }
 
-int user_store_put(store *st, const uint64_t *ids, size_t n, const store_blob *blobs,
+int user_store_put(mr_store *st, const uint64_t *ids, size_t n, const store_blob *blobs,
                    mr_err *e) {
     return blob_put(st, STORE_CF_USERS, UINT32_MAX, ids, n, blobs, "user", e);
 }
@@ -123,7 +123,7 @@ static void blob_from_cache(const void *val, size_t len, int64_t ts, void *arg) 
 }
 
 typedef struct blob_fill {
-    store *st;
+    mr_store *st;
     blob_out *o;
     const size_t *midx;   /* miss -> batch index */
     const uint64_t *mids; /* miss ids */
@@ -145,7 +145,7 @@ static int blob_fill_row(size_t m, const char *v, size_t vlen, void *arg, mr_err
     return 0;
 }
 
-int item_store_get(store *st, const uint64_t *ids, size_t n, store_blob *out, void **buf,
+int item_store_get(mr_store *st, const uint64_t *ids, size_t n, store_blob *out, void **buf,
                    mr_err *e) {
     *buf = NULL;
     if (n > STORE_MAX_BATCH)

@@ -19,7 +19,7 @@ enum { STORE_CF_DEFAULT = 0, STORE_CF_META, STORE_CF_ITEMS, STORE_CF_USERS, STOR
        STORE_CF_SDIM, STORE_CF_FIXED };
 extern const char *const store_cf_names[STORE_CF_FIXED];
 
-struct emb_table {
+struct mr_emb_table {
     emb_table_info info;                /* name, id, dim, encoding, ttl */
     rocksdb_column_family_handle_t *cf; /* "emb.<name>" */
     size_t row_bytes;                   /* encoded value size */
@@ -31,7 +31,7 @@ typedef struct store_counters {
     atomic_uint_fast64_t rows_written, batches_written, corrupt_rows, expired_rows;
 } store_counters;
 
-struct store {
+struct mr_store {
     rocksdb_t *db;
     store_config cfg;            /* copy, defaults filled in */
     rocksdb_options_t *db_opts;  /* database-wide options */
@@ -44,17 +44,17 @@ struct store {
     rocksdb_readoptions_t *ropts;
     rocksdb_writeoptions_t *wopts;
     rocksdb_column_family_handle_t *cf[STORE_CF_FIXED];
-    emb_table tables[STORE_MAX_TABLES]; /* [0, ntables) published */
+    mr_emb_table tables[STORE_MAX_TABLES]; /* [0, ntables) published */
     atomic_int ntables;
     pthread_mutex_t table_mu;    /* serialises emb_table_create */
     pthread_rwlock_t ttl_mu;     /* puts to families with a TTL: read; a
                                   * store_expire batch: write (store_ttl_lock) */
-    cache *cache;                /* NULL when cache_bytes == 0 */
+    mr_cache *cache;                /* NULL when cache_bytes == 0 */
     store_counters ctr;
 };
 
 /* Write a batch with the store's write options; counts the batch. */
-int store_write(store *st, rocksdb_writebatch_t *wb, mr_err *e);
+int store_write(mr_store *st, rocksdb_writebatch_t *wb, mr_err *e);
 /* 1 when a row written at ts_ms has outlived ttl_s (0 = never) at now_ms. */
 static inline int store_expired(int64_t ts_ms, int64_t ttl_s, int64_t now_ms) {
     return ttl_s > 0 && now_ms - ts_ms > ttl_s * 1000;
@@ -65,13 +65,13 @@ typedef int (*store_row_fn)(size_t i, const char *val, size_t len, void *arg, mr
 /* ONE rocksdb_batched_multi_get_cf for n u64 keys (big-endian encoded and
  * sorted here), then fn per key in sorted order. A RocksDB error or a
  * failing fn stops with that error after every key has been visited. */
-int store_multi_get(store *st, rocksdb_column_family_handle_t *cf, const uint64_t *ids,
+int store_multi_get(mr_store *st, rocksdb_column_family_handle_t *cf, const uint64_t *ids,
                     size_t n, store_row_fn fn, void *arg, mr_err *e);
 #define STORE_MAX_BATCH (1u << 20) /* rows per get/put call */
 /* Puts to a family that store_expire sweeps hold ttl_mu for reading
  * across their commit, so a sweep never deletes a row refreshed after its
  * scan. `ttl` is the family's TTL (0: no lock). */
-static inline void store_ttl_lock(store *st, int64_t ttl, int lock) {
+static inline void store_ttl_lock(mr_store *st, int64_t ttl, int lock) {
     if (ttl <= 0) return;
     if (lock)
         pthread_rwlock_rdlock(&st->ttl_mu);
@@ -79,6 +79,6 @@ static inline void store_ttl_lock(store *st, int64_t ttl, int lock) {
         pthread_rwlock_unlock(&st->ttl_mu);
 }
 /* Primary-only guard for writes. */
-int store_check_writable(const store *st, mr_err *e);
+int store_check_writable(const mr_store *st, mr_err *e);
 
 #endif

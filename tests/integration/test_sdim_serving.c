@@ -27,8 +27,8 @@ enum { D = 16, NITEMS = 300, NC = 12, H = 8, USER = 42, OTHER = 43 };
 
 typedef struct fx {
     char dir[256];
-    store *st;
-    behaviour *b;
+    mr_store *st;
+    mr_behaviour *b;
     float emb[NITEMS * D];   /* (NITEMS, D) item embeddings, as in the store */
     float w1[H * 3 * D], b1[H], w2[H], b2;  /* the toy ranker */
     uint64_t cand_items[NC];
@@ -49,7 +49,7 @@ static fx *open_fx(int l_max) {
     mr_rng_fill_normal(&g, f->emb, NITEMS * D, 1.0f);
     uint64_t ids[NITEMS];
     for (int i = 0; i < NITEMS; i++) ids[i] = (uint64_t)i;
-    emb_table *t = emb_store_table(f->st, "items", NULL);
+    mr_emb_table *t = emb_store_table(f->st, "items", NULL);
     assert_int_equal(emb_store_put(f->st, t, ids, NITEMS, f->emb, NITEMS * D, NULL), 0);
     behaviour_config bc;
     behaviour_config_init(&bc, "items");
@@ -109,7 +109,7 @@ static void score(const fx *f, const float *u, float *out) {
 
 /* The serving call: one user_state_get, one feature batch, the ranker. */
 static void serve(fx *f, uint64_t user, float *table_copy, float *u, float *sc) {
-    user_state us;
+    mr_user_state us;
     mr_err e;
     if (user_state_get(f->b, user, &us, &e)) fail_msg("user_state_get: %s", e.msg);
     assert_non_null(us.table);

@@ -12,7 +12,7 @@
 #include "test_retr_util.h"
 
 /* A tiny fake expert: returns ids 0..k-1 scored by q[0] - j. */
-static int fake_search(retr *r, const float *q, int nq, int k, const retr_user *u, int64_t *ids,
+static int fake_search(mr_retr *r, const float *q, int nq, int k, const retr_user *u, int64_t *ids,
                        float *sc, mr_err *e) {
     (void)r;
     (void)e;
@@ -23,9 +23,9 @@ static int fake_search(retr *r, const float *q, int nq, int k, const retr_user *
         }
     return 0;
 }
-static int64_t fake_size(retr *r) { return r->dim * 100; }
+static int64_t fake_size(mr_retr *r) { return r->dim * 100; }
 static int freed;
-static void fake_free(retr *r) {
+static void fake_free(mr_retr *r) {
     (void)r;
     freed++;
 }
@@ -52,7 +52,7 @@ static void test_names(void **s) {
 
 static void test_checks_and_dispatch(void **s) {
     (void)s;
-    retr r = {.name = "fake", .kind = RETR_FAISS, .dim = 4, .ops = &fake_ops};
+    mr_retr r = {.name = "fake", .kind = RETR_FAISS, .dim = 4, .ops = &fake_ops};
     float q[8] = {5, 0, 0, 0, 7, 0, 0, 0};
     int64_t ids[6];
     float sc[6];

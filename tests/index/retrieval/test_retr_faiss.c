@@ -18,11 +18,11 @@
 
 #define D 16
 
-static retr *make(const char *factory, retr_metric m, float thr) {
+static mr_retr *make(const char *factory, retr_metric m, float thr) {
     retr_faiss_config c = {.name = "t", .dim = D, .factory = factory, .metric = m,
                            .ef_search = strstr(factory, "HNSW") ? 64 : 0,
                            .rebuild_threshold = thr};
-    retr *r = NULL;
+    mr_retr *r = NULL;
     mr_err e = {0};
     int rc = retr_faiss_create(&r, &c, &e);
     if (rc) fprintf(stderr, "%s\n", e.msg);
@@ -30,7 +30,7 @@ static retr *make(const char *factory, retr_metric m, float thr) {
     return r;
 }
 
-static void check_exact(retr *r, const float *x, const unsigned char *live, int64_t n,
+static void check_exact(mr_retr *r, const float *x, const unsigned char *live, int64_t n,
                         retr_metric m, uint64_t seed) {
     enum { NQ = 20, K = 10 };
     float *q = tr_randn(seed, NQ, D);
@@ -60,7 +60,7 @@ static void test_flat_exact_recall(void **s) {
     float *x = tr_randn(1, n, D);
     int64_t *ids = iota(n);
     for (int m = 0; m < 2; m++) {
-        retr *r = make("IDMap,Flat", (retr_metric)m, 0);
+        mr_retr *r = make("IDMap,Flat", (retr_metric)m, 0);
         mr_err e = {0};
         assert_int_equal(retr_faiss_add(r, x, ids, n, &e), 0);
         assert_int_equal(retr_size(r), n);
@@ -70,7 +70,7 @@ static void test_flat_exact_recall(void **s) {
     /* IVF with nprobe = nlist scans everything: exact as well. */
     retr_faiss_config c = {.name = "ivf", .dim = D, .factory = "IVF8,Flat",
                            .metric = RETR_METRIC_L2, .nprobe = 8};
-    retr *r = NULL;
+    mr_retr *r = NULL;
     mr_err e = {0};
     assert_int_equal(retr_faiss_create(&r, &c, &e), 0);
     assert_int_equal(retr_faiss_add(r, x, ids, n, &e), MR_ESTATE);  /* untrained */
@@ -100,7 +100,7 @@ static void test_missing_results_when_k_exceeds_items(void **s) {
     float *x = tr_randn(4, 5, D);
     int64_t ids[5] = {10, 11, 12, 13, 14}, out[8];
     float sc[8];
-    retr *r = make("IDMap,Flat", RETR_METRIC_IP, 0);
+    mr_retr *r = make("IDMap,Flat", RETR_METRIC_IP, 0);
     assert_int_equal(retr_faiss_add(r, x, ids, 5, NULL), 0);
     assert_int_equal(retr_search(r, x, D, 1, 8, NULL, out, sc, NULL), 0);
     for (int j = 0; j < 5; j++) assert_true(out[j] >= 10 && out[j] <= 14);
@@ -118,7 +118,7 @@ static void check_update_delete(const char *factory, int expect_tomb) {
     const int64_t n = 1000;
     float *x = tr_randn(5, n, D);
     int64_t *ids = iota(n);
-    retr *r = make(factory, RETR_METRIC_L2, 0.5f);
+    mr_retr *r = make(factory, RETR_METRIC_L2, 0.5f);
     mr_err e = {0};
     assert_int_equal(retr_faiss_add(r, x, ids, n, &e), 0);
     retr_faiss_stats st;
@@ -216,7 +216,7 @@ static void test_hnsw_auto_rebuild(void **s) {
     const int64_t n = 600;
     float *x = tr_randn(8, n, D);
     int64_t *ids = iota(n);
-    retr *r = make("IDMap,HNSW16", RETR_METRIC_IP, 0.1f);
+    mr_retr *r = make("IDMap,HNSW16", RETR_METRIC_IP, 0.1f);
     mr_err e = {0};
     assert_int_equal(retr_faiss_add(r, x, ids, n, &e), 0);
     retr_faiss_stats st;
@@ -245,7 +245,7 @@ static void test_hnsw_dead_neighbours_do_not_shorten_results(void **s) {
     const int64_t n = 1000;
     float *x = tr_randn(21, n, D);
     int64_t *ids = iota(n);
-    retr *r = make("IDMap,HNSW32", RETR_METRIC_L2, 0.2f);   /* 150 / 1000 < 0.2: no rebuild */
+    mr_retr *r = make("IDMap,HNSW32", RETR_METRIC_L2, 0.2f);   /* 150 / 1000 < 0.2: no rebuild */
     mr_err e = {0};
     assert_int_equal(retr_faiss_add(r, x, ids, n, &e), 0);
     const float *q = x;   /* item 0 itself: its NDEAD nearest (itself included) are deleted */
@@ -280,14 +280,14 @@ static void test_hnsw_dead_neighbours_do_not_shorten_results(void **s) {
 static void test_search_params(void **s) {
     (void)s;
     mr_err e = {0};
-    retr *h = make("IDMap,HNSW32", RETR_METRIC_L2, 0);
+    mr_retr *h = make("IDMap,HNSW32", RETR_METRIC_L2, 0);
     assert_int_equal(retr_faiss_set_params(h, 128, 0, &e), 0);
-    retr *f = make("IDMap,Flat", RETR_METRIC_L2, 0);
+    mr_retr *f = make("IDMap,Flat", RETR_METRIC_L2, 0);
     assert_int_equal(retr_faiss_set_params(f, 0, 4, &e), MR_EINVAL);   /* no nprobe on Flat */
     assert_non_null(strstr(e.msg, "nprobe"));
     assert_int_equal(retr_faiss_set_params(f, -1, 0, &e), MR_EINVAL);
     retr_faiss_config c = {.name = "x", .dim = D, .factory = "IDMap,Flat", .ef_search = 16};
-    retr *r = NULL;
+    mr_retr *r = NULL;
     assert_int_equal(retr_faiss_create(&r, &c, &e), MR_EINVAL);   /* efSearch on Flat */
     assert_null(r);
     retr_free(h);
@@ -297,7 +297,7 @@ static void test_search_params(void **s) {
 static void test_bad_input(void **s) {
     (void)s;
     mr_err e = {0};
-    retr *r = make("IDMap,Flat", RETR_METRIC_IP, 0);
+    mr_retr *r = make("IDMap,Flat", RETR_METRIC_IP, 0);
     float *x = tr_randn(9, 10, D);
     int64_t ids[10] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, out[RETR_K_MAX + 1];
     float sc[RETR_K_MAX + 1];
@@ -323,7 +323,7 @@ static void test_bad_input(void **s) {
     assert_int_equal(retr_size(r), 10);   /* nothing above changed the index */
     retr_free(r);
 
-    retr *bad = NULL;
+    mr_retr *bad = NULL;
     retr_faiss_config c = {.name = "b", .dim = D, .factory = "NoSuchIndex42"};
     assert_int_equal(retr_faiss_create(&bad, &c, &e), MR_EINVAL);
     assert_non_null(strstr(e.msg, "factory"));
@@ -350,7 +350,7 @@ static void test_bad_input(void **s) {
 
 #define CN 3000
 typedef struct conc {
-    retr *r;
+    mr_retr *r;
     const float *x;
     atomic_int stop;
     atomic_int bad;
@@ -385,7 +385,7 @@ static void check_concurrent(const char *factory) {
     int64_t *ids = iota(CN);
     retr_faiss_config cfg = {.name = "c", .dim = D, .factory = factory, .metric = RETR_METRIC_L2,
                              .add_batch = 64, .rebuild_threshold = 0.05f};
-    retr *r = NULL;
+    mr_retr *r = NULL;
     mr_err e = {0};
     assert_int_equal(retr_faiss_create(&r, &cfg, &e), 0);
     assert_int_equal(retr_faiss_add(r, x, ids, 500, &e), 0);
@@ -423,7 +423,7 @@ static void test_concurrent_hnsw(void **s) {
  * per add_batch vectors, so the longest single search during the add is a
  * small fraction of the whole add (coarse locking would make it ~all). */
 typedef struct stall {
-    retr *r;
+    mr_retr *r;
     const float *q;
     atomic_int stop;
     double worst_s;
@@ -451,7 +451,7 @@ static void test_writer_does_not_block_readers(void **s) {
     int64_t *ids = iota(N);
     retr_faiss_config c = {.name = "w", .dim = D, .factory = "IDMap,HNSW16",
                            .metric = RETR_METRIC_L2, .add_batch = 128};
-    retr *r = NULL;
+    mr_retr *r = NULL;
     assert_int_equal(retr_faiss_create(&r, &c, NULL), 0);
     assert_int_equal(retr_faiss_add(r, x, ids, 100, NULL), 0);
     stall st = {.r = r, .q = x};

@@ -16,11 +16,11 @@
 #define NQ 25
 #define K 10
 
-static retr *build(const char *factory, int64_t n_del) {
+static mr_retr *build(const char *factory, int64_t n_del) {
     retr_faiss_config c = {.name = "io", .dim = D, .factory = factory, .metric = RETR_METRIC_IP,
                            .ef_search = strstr(factory, "HNSW") ? 40 : 0,
                            .nprobe = strstr(factory, "IVF") ? 3 : 0, .rebuild_threshold = 0.5f};
-    retr *r = NULL;
+    mr_retr *r = NULL;
     mr_err e = {0};
     assert_int_equal(retr_faiss_create(&r, &c, &e), 0);
     float *x = tr_randn(21, N, D);
@@ -35,7 +35,7 @@ static retr *build(const char *factory, int64_t n_del) {
     return r;
 }
 
-static void same_answers(retr *a, retr *b) {
+static void same_answers(mr_retr *a, mr_retr *b) {
     float *q = tr_randn(22, NQ, D);
     int64_t ia[NQ * K], ib[NQ * K];
     float sa[NQ * K], sb[NQ * K];
@@ -53,10 +53,10 @@ static void roundtrip(const char *factory, int64_t n_del, int flags) {
     assert_non_null(dir);
     char path[4200];
     snprintf(path, sizeof path, "%s/items.faiss", dir);
-    retr *r = build(factory, n_del);
+    mr_retr *r = build(factory, n_del);
     mr_err e = {0};
     assert_int_equal(retr_faiss_save(r, path, &e), 0);
-    retr *l = NULL;
+    mr_retr *l = NULL;
     assert_int_equal(retr_faiss_load(&l, path, flags, NULL, &e), 0);
     assert_string_equal(l->name, "items");   /* default name from the file */
     same_answers(r, l);
@@ -103,11 +103,11 @@ static void test_load_overrides_params(void **s) {
     char *dir = tr_tmpdir();
     char path[4200];
     snprintf(path, sizeof path, "%s/h.faiss", dir);
-    retr *r = build("IDMap,HNSW16", 0);
+    mr_retr *r = build("IDMap,HNSW16", 0);
     mr_err e = {0};
     assert_int_equal(retr_faiss_save(r, path, &e), 0);
     retr_faiss_config c = {.name = "renamed", .ef_search = 200};
-    retr *l = NULL;
+    mr_retr *l = NULL;
     assert_int_equal(retr_faiss_load(&l, path, 0, &c, &e), 0);
     assert_string_equal(l->name, "renamed");
     retr_free(l);
@@ -122,9 +122,9 @@ static void test_damaged_files(void **s) {
     snprintf(path, sizeof path, "%s/a.faiss", dir);
     snprintf(meta, sizeof meta, "%s.meta", path);
     snprintf(other, sizeof other, "%s/b.faiss", dir);
-    retr *r = build("IDMap,Flat", 0);
+    mr_retr *r = build("IDMap,Flat", 0);
     mr_err e = {0};
-    retr *l = NULL;
+    mr_retr *l = NULL;
     assert_int_equal(retr_faiss_load(&l, path, 0, NULL, &e), MR_ENOTFOUND);
     assert_int_equal(retr_faiss_save(r, path, &e), 0);
     /* flip one byte of the meta file: checksum refuses it */
@@ -133,7 +133,7 @@ static void test_damaged_files(void **s) {
     assert_non_null(strstr(e.msg, "meta"));
     /* a meta file that belongs to a different index: counts do not match */
     assert_int_equal(retr_faiss_save(r, path, &e), 0);
-    retr *small = build("IDMap,Flat", 1000);
+    mr_retr *small = build("IDMap,Flat", 1000);
     assert_int_equal(retr_faiss_save(small, other, &e), 0);
     char ometa[4300];
     snprintf(ometa, sizeof ometa, "%s.meta", other);

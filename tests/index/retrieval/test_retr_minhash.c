@@ -15,10 +15,10 @@
 /* Groups of 10 items (ids g*100 + j) each bought by the same 40 users of
  * that group (users g*1000 + u), plus noise: each user also buys one item
  * of another group. */
-static retr *make_world(int groups, float decay) {
+static mr_retr *make_world(int groups, float decay) {
     retr_minhash_config c = {.name = "cooc", .bands = 16, .rows = 4, .seed = 9,
                              .recency_decay = decay};
-    retr *r = NULL;
+    mr_retr *r = NULL;
     mr_err e = {0};
     assert_int_equal(retr_minhash_create(&r, &c, &e), 0);
     assert_int_equal(r->dim, 0);
@@ -42,7 +42,7 @@ static retr *make_world(int groups, float decay) {
 
 static void test_finds_cooccurring_items(void **s) {
     (void)s;
-    retr *r = make_world(5, 0);
+    mr_retr *r = make_world(5, 0);
     mr_err e = {0};
     int64_t recent[1] = {203};
     retr_user u = {recent, 1};
@@ -72,7 +72,7 @@ static void test_finds_cooccurring_items(void **s) {
 
 static void test_recency_weights(void **s) {
     (void)s;
-    retr *r = make_world(4, 0.5f);
+    mr_retr *r = make_world(4, 0.5f);
     mr_err e = {0};
     /* oldest seed in group 0 (weight 0.5), newest in group 3 (weight 1):
      * group 3 items rank first */
@@ -91,7 +91,7 @@ static void test_recency_weights(void **s) {
 
 static void test_online_update(void **s) {
     (void)s;
-    retr *r = make_world(3, 0);
+    mr_retr *r = make_world(3, 0);
     mr_err e = {0};
     double before = retr_minhash_similarity(r, 0, 150);
     assert_true(before == 0);   /* item 150 does not exist yet */
@@ -122,7 +122,7 @@ static void test_streaming_adds_stay_consistent(void **s) {
     (void)s;
     enum { NI = 400, BATCH = 16, ROUNDS = 300 };
     retr_minhash_config c = {.name = "stream", .bands = 8, .rows = 2, .seed = 5};
-    retr *r = NULL;
+    mr_retr *r = NULL;
     mr_err e = {0};
     assert_int_equal(retr_minhash_create(&r, &c, &e), 0);
     mr_rng g;
@@ -156,7 +156,7 @@ static void test_streaming_adds_stay_consistent(void **s) {
 
 static void test_bad_input(void **s) {
     (void)s;
-    retr *r = NULL;
+    mr_retr *r = NULL;
     mr_err e = {0};
     retr_minhash_config c = {.name = "m", .bands = 5000, .rows = 2};
     assert_int_equal(retr_minhash_create(&r, &c, &e), MR_EINVAL);
@@ -180,13 +180,13 @@ static void test_bad_input(void **s) {
 
 static void test_save_load(void **s) {
     (void)s;
-    retr *r = make_world(4, 0.7f);
+    mr_retr *r = make_world(4, 0.7f);
     mr_err e = {0};
     char *dir = tr_tmpdir();
     char path[4200];
     snprintf(path, sizeof path, "%s/cooc.mh", dir);
     assert_int_equal(retr_minhash_save(r, path, &e), 0);
-    retr *l = NULL;
+    mr_retr *l = NULL;
     assert_int_equal(retr_minhash_load(&l, path, NULL, &e), 0);
     assert_string_equal(l->name, "cooc");
     assert_int_equal(retr_size(l), retr_size(r));

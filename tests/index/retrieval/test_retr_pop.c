@@ -13,9 +13,9 @@
 #include "index/retrieval/retr_pop.h"
 #include "test_retr_util.h"
 
-static retr *make(int refresh_ms) {
+static mr_retr *make(int refresh_ms) {
     retr_pop_config c = {.name = "pop", .half_life_s = 1.0, .refresh_ms = refresh_ms};
-    retr *r = NULL;
+    mr_retr *r = NULL;
     mr_err e = {0};
     assert_int_equal(retr_pop_create(&r, &c, &e), 0);
     assert_int_equal(r->dim, 0);
@@ -24,7 +24,7 @@ static retr *make(int refresh_ms) {
 
 static void test_decay_formula(void **s) {
     (void)s;
-    retr *r = make(0);
+    mr_retr *r = make(0);
     /* item 1: weight 1 at t=0 and weight 2 at t=500ms; item 2: 3 events at 1000ms */
     int64_t it[5] = {1, 1, 2, 2, 2}, ts[5] = {0, 500, 1000, 1000, 1000};
     float w[5] = {1, 2, 1, 1, 1};
@@ -44,7 +44,7 @@ static void test_decay_formula(void **s) {
 
 static void test_ranking_and_scores(void **s) {
     (void)s;
-    retr *r = make(0);
+    mr_retr *r = make(0);
     mr_err e = {0};
     /* item 10: 4 events long ago (t=0); item 20: 2 events at t=3s; item 30: 1 at t=3s.
      * At t=3s: 10 -> 4/8 = 0.5, 20 -> 2, 30 -> 1. */
@@ -68,7 +68,7 @@ static void test_ranking_and_scores(void **s) {
 
 static void test_refresh_interval(void **s) {
     (void)s;
-    retr *r = make(3600 * 1000);   /* re-sort at most hourly */
+    mr_retr *r = make(3600 * 1000);   /* re-sort at most hourly */
     mr_err e = {0};
     int64_t a = 1, b = 2, t0 = 0;
     assert_int_equal(retr_pop_add_events(r, &a, &t0, NULL, 1, &e), 0);
@@ -95,7 +95,7 @@ static void test_refresh_interval(void **s) {
 static void test_top_cap_many_items(void **s) {
     (void)s;
     retr_pop_config c = {.name = "p", .half_life_s = 100, .top_cap = 50};
-    retr *r = NULL;
+    mr_retr *r = NULL;
     mr_err e = {0};
     assert_int_equal(retr_pop_create(&r, &c, &e), 0);
     enum { N = 3000 };
@@ -133,7 +133,7 @@ static void test_top_cap_many_items(void **s) {
 
 static void test_bad_events(void **s) {
     (void)s;
-    retr *r = make(0);
+    mr_retr *r = make(0);
     mr_err e = {0};
     int64_t it = -1, ts = 0, ok = 3;
     assert_int_equal(retr_pop_add_events(r, &it, &ts, NULL, 1, &e), MR_EINVAL);
@@ -148,7 +148,7 @@ static void test_bad_events(void **s) {
     float sc[1];
     assert_int_equal(retr_search(r, NULL, 0, 1, 0, NULL, ids, sc, &e), MR_EINVAL);
     retr_pop_config c = {.name = "", .half_life_s = 1};
-    retr *bad = NULL;
+    mr_retr *bad = NULL;
     assert_int_equal(retr_pop_create(&bad, &c, &e), MR_EINVAL);
     c.name = "x";
     c.half_life_s = -1;
@@ -159,7 +159,7 @@ static void test_bad_events(void **s) {
 
 static void test_save_load(void **s) {
     (void)s;
-    retr *r = make(0);
+    mr_retr *r = make(0);
     mr_err e = {0};
     enum { N = 500 };
     int64_t it[N], ts[N];
@@ -174,7 +174,7 @@ static void test_save_load(void **s) {
     char path[4200];
     snprintf(path, sizeof path, "%s/popular.pop", dir);
     assert_int_equal(retr_pop_save(r, path, &e), 0);
-    retr *l = NULL;
+    mr_retr *l = NULL;
     assert_int_equal(retr_pop_load(&l, path, NULL, &e), 0);
     assert_string_equal(l->name, "popular");
     assert_int_equal(retr_size(l), retr_size(r));

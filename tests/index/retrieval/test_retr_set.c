@@ -45,7 +45,7 @@ static retr_set *ts_build(float *all, int *best) {
                                .factory = fac,
                                .metric = RETR_METRIC_IP,
                                .nprobe = d == SDOM - 1 ? 2 : 0};
-        retr *r = NULL;
+        mr_retr *r = NULL;
         if (retr_faiss_create(&r, &c, &e)) fail_msg("%s", e.msg);
         float *x = tr_randn(7 + (uint64_t)d, SPER, SD);
         int64_t ids[SPER];
@@ -60,7 +60,7 @@ static retr_set *ts_build(float *all, int *best) {
         mr_floats_free(x);
         assert_int_equal(retr_set_add(s, r, fac, 0, c.nprobe, &e), d);
     }
-    retr *mh = NULL, *pop = NULL;
+    mr_retr *mh = NULL, *pop = NULL;
     retr_minhash_config mc = {.name = "cooc", .seed = 3};
     retr_pop_config pc = {.name = "popular", .half_life_s = 3600};
     if (retr_minhash_create(&mh, &mc, &e) || retr_pop_create(&pop, &pc, &e)) fail_msg("%s", e.msg);
@@ -207,7 +207,7 @@ static void test_save_replaces_existing(void **state) {
     if (retr_set_create(&s, &cfg, NULL, &e)) fail_msg("%s", e.msg);
     retr_faiss_config c = {
         .name = "only", .dim = SD, .factory = "IDMap,Flat", .metric = RETR_METRIC_L2};
-    retr *r = NULL;
+    mr_retr *r = NULL;
     if (retr_faiss_create(&r, &c, &e)) fail_msg("%s", e.msg);
     assert_int_equal(retr_set_add(s, r, "IDMap,Flat", 0, 0, &e), 0);
     if (retr_set_save(s, f->dir, &e)) fail_msg("%s", e.msg);
@@ -262,7 +262,7 @@ static void test_add_errors_leave_ownership(void **state) {
     retr_set *s = NULL;
     retr_set_config cfg = {.dim = SD};
     if (retr_set_create(&s, &cfg, NULL, &e)) fail_msg("%s", e.msg);
-    retr *r = NULL;
+    mr_retr *r = NULL;
     retr_faiss_config c = {.name = "x", .dim = SD + 1, .factory = "IDMap,Flat"};
     if (retr_faiss_create(&r, &c, &e)) fail_msg("%s", e.msg);
     assert_int_equal(retr_set_add(s, r, "IDMap,Flat", 0, 0, &e), MR_EINVAL); /* dim */

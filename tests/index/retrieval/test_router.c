@@ -137,7 +137,7 @@ static void test_pilot_routes_to_its_expert(void **s) {
 
 static void test_setup_errors(void **s) {
     (void)s;
-    router *rt = NULL;
+    mr_router *rt = NULL;
     mr_err e = {0};
     router_config bad = {.dim = 0};
     assert_int_equal(router_create(&rt, &bad, NULL, &e), MR_EINVAL);
@@ -158,7 +158,7 @@ static void test_setup_errors(void **s) {
     int kept[1];
     assert_int_equal(router_route(rt, NULL, RD, 0, probs, kept, &e), MR_ESTATE);
     assert_non_null(strstr(e.msg, "pilots"));
-    retr *p = NULL;
+    mr_retr *p = NULL;
     retr_pop_config pc = {.name = "popular"};
     assert_int_equal(retr_pop_create(&p, &pc, &e), 0);
     assert_int_equal(router_add_expert(rt, p, 0, &e), 0);

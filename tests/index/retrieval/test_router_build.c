@@ -94,7 +94,7 @@ static void test_save_load(void **s) {
         assert_memory_equal(k1, k2, sizeof k1);
     }
     /* a router missing an expert of the file loads the others */
-    router *small = NULL;
+    mr_router *small = NULL;
     assert_int_equal(router_create(&small, &c, NULL, &e), 0);
     assert_int_equal(router_add_expert(small, w.ex[2], 0, &e), 0);
     assert_int_equal(router_load_pilots(small, path, &e), 0);
@@ -102,7 +102,7 @@ static void test_save_load(void **s) {
     router_free(small);
     /* dimension mismatch */
     router_config c16 = {.dim = 16};
-    router *other = NULL;
+    mr_router *other = NULL;
     assert_int_equal(router_create(&other, &c16, NULL, &e), 0);
     assert_int_equal(router_load_pilots(other, path, &e), MR_EINVAL);
     assert_non_null(strstr(e.msg, "dim"));

@@ -186,7 +186,7 @@ static void test_dedupe_across_experts(void **s) {
     tr_world_make(&w, &c, NULL);
     /* a second expert over the same items as dom1 */
     retr_faiss_config fc = {.name = "dom1copy", .dim = RD, .factory = "IDMap,Flat"};
-    retr *copy = NULL;
+    mr_retr *copy = NULL;
     mr_err e = {0};
     assert_int_equal(retr_faiss_create(&copy, &fc, &e), 0);
     float *x = tr_randn(101, RPER, RD);

@@ -14,9 +14,9 @@
 #define RPER 300        /* items per domain */
 
 typedef struct tr_world {
-    retr *ex[RDOM + 1]; /* domain experts, then popularity */
+    mr_retr *ex[RDOM + 1]; /* domain experts, then popularity */
     float center[RDOM][RD];
-    router *rt;
+    mr_router *rt;
 } tr_world;
 
 /* Domain d's centre: 4 * e_d; its items: centre + N(0, 1), ids d*1000 + i.

@@ -29,8 +29,8 @@ typedef struct oev {
 
 typedef struct fx {
     char dir[256];
-    store *st;
-    behaviour *b;
+    mr_store *st;
+    mr_behaviour *b;
     float emb[NITEMS][D];
     oev *seq[NUSERS]; /* oracle: kept events per user, sorted */
     int n[NUSERS];
@@ -42,17 +42,17 @@ static void put_items(fx *f, uint64_t seed) {
     mr_rng_fill_normal(&r, &f->emb[0][0], NITEMS * D, 1.0f);
     uint64_t ids[NITEMS];
     for (int i = 0; i < NITEMS; i++) ids[i] = (uint64_t)i;
-    emb_table *t = emb_store_table(f->st, "items", NULL);
+    mr_emb_table *t = emb_store_table(f->st, "items", NULL);
     assert_int_equal(emb_store_put(f->st, t, ids, NITEMS, &f->emb[0][0], NITEMS * D, NULL), 0);
 }
 
-static behaviour *open_beh(store *st, int m, int tau, mr_err *e) {
+static mr_behaviour *open_beh(mr_store *st, int m, int tau, mr_err *e) {
     behaviour_config c;
     behaviour_config_init(&c, "items");
     c.l_max = LMAX;
     c.m = m;
     c.tau = tau;
-    behaviour *b = NULL;
+    mr_behaviour *b = NULL;
     behaviour_open(&b, st, &c, e);
     return b;
 }
@@ -140,7 +140,7 @@ static void check_against_oracle(fx *f, float tol) {
             assert_int_equal(evs[i].item, f->seq[u][i].item);
             assert_int_equal(evs[i].ts_ms, f->seq[u][i].ts);
         }
-        user_state us;
+        mr_user_state us;
         assert_int_equal(user_state_get(f->b, (uint64_t)u, &us, NULL), 0);
         if (f->n[u] == 0) {
             assert_null(us.table);
@@ -186,7 +186,7 @@ static void test_incremental_equals_oracle_and_rebuild(void **state) {
     const sdim_layout *L = behaviour_layout(f->b);
     void *before[NUSERS];
     for (int u = 0; u < NUSERS; u++) {
-        user_state us;
+        mr_user_state us;
         assert_int_equal(user_state_get(f->b, (uint64_t)u, &us, NULL), 0);
         before[u] = malloc(sdim_table_bytes(L));
         memcpy(before[u], us.table, sdim_table_bytes(L));
@@ -196,7 +196,7 @@ static void test_incremental_equals_oracle_and_rebuild(void **state) {
     assert_int_equal(behaviour_rebuild_all(f->b, &nu, NULL), 0);
     assert_int_equal(nu, NUSERS);
     for (int u = 0; u < NUSERS; u++) {
-        user_state us;
+        mr_user_state us;
         assert_int_equal(user_state_get(f->b, (uint64_t)u, &us, NULL), 0);
         expect_tables_equal(L, us.table, before[u], 1e-3f);
         user_state_release(&us);
@@ -224,7 +224,7 @@ static void test_state_read_cost_is_constant(void **state) {
     for (int k = 0; k < 2; k++) {
         store_stats s0, s1;
         store_get_stats(f->st, &s0);
-        user_state us;
+        mr_user_state us;
         assert_int_equal(user_state_get(f->b, users[k], &us, NULL), 0);
         store_get_stats(f->st, &s1);
         assert_int_equal(s1.db_multigets - s0.db_multigets, 1); /* one multi-get ... */
@@ -240,7 +240,7 @@ static void test_state_read_cost_is_constant(void **state) {
         user_state_release(&us);
     }
     /* an unknown user: no table, no profile, no error */
-    user_state us;
+    mr_user_state us;
     assert_int_equal(user_state_get(f->b, 999, &us, NULL), 0);
     assert_null(us.table);
     assert_null(us.profile);
@@ -270,7 +270,7 @@ static void test_bad_input_and_parameters(void **state) {
     assert_int_equal(behaviour_append(f->b, &ev, (size_t)1 << 30, &e), MR_EINVAL);
     assert_int_equal(behaviour_append(f->b, &ev, 1, NULL), 0);
     /* other SDIM parameters than the tables were built with */
-    behaviour *b2 = open_beh(f->st, 24, 3, &e);
+    mr_behaviour *b2 = open_beh(f->st, 24, 3, &e);
     assert_null(b2);
     assert_int_equal(e.code, MR_ESTATE);
     assert_non_null(strstr(e.msg, "m=12"));
@@ -291,7 +291,7 @@ static void test_bad_input_and_parameters(void **state) {
     f->b = open_beh(f->st, 12, 3, &e);
     assert_non_null(f->b);
     assert_int_equal(behaviour_append(f->b, &ev, 1, &e), MR_EPERM);
-    user_state us;
+    mr_user_state us;
     assert_int_equal(user_state_get(f->b, 1, &us, NULL), 0);
     assert_int_equal(us.n_events, 1);
     user_state_release(&us);
@@ -336,7 +336,7 @@ static void test_corrupt_state_row_repaired(void **state) {
     assert_int_equal(store_open(&f->st, f->dir, NULL, NULL), 0);
     mr_err e;
     f->b = open_beh(f->st, 12, 3, &e);
-    user_state us;
+    mr_user_state us;
     assert_int_equal(user_state_get(f->b, 3, &us, &e), MR_ECORRUPT);
     assert_non_null(strstr(e.msg, "user 3"));
     assert_int_equal(behaviour_append(f->b, ev, 1, &e), MR_ECORRUPT); /* nothing written */
@@ -365,7 +365,7 @@ static void test_user_ttl(void **state) {
     assert_int_equal(behaviour_append(f->b, ev, 9, NULL), 0);
     uint64_t n = 99;
     assert_int_equal(behaviour_expire(f->b, mr_unix_ms(), &n, NULL), 0);
-    user_state us;
+    mr_user_state us;
     assert_int_equal(user_state_get(f->b, 1, &us, NULL), 0);
     if (mr_unix_ms() - t0 < 900) { /* unless this host stalled for a second */
         assert_int_equal(n, 0);
@@ -433,7 +433,7 @@ static void test_rebuild_all_sparse_users(void **state) {
     assert_int_equal(nu, 3);
     const sdim_layout *L = behaviour_layout(f->b);
     for (int u = 0; u < 3; u++) { /* each equals a rebuild of that user alone */
-        user_state a, b;
+        mr_user_state a, b;
         assert_int_equal(user_state_get(f->b, users[u], &a, NULL), 0);
         assert_int_equal(behaviour_rebuild(f->b, &users[u], 1, NULL), 0);
         assert_int_equal(user_state_get(f->b, users[u], &b, NULL), 0);

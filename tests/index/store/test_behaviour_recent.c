@@ -25,10 +25,10 @@ static void test_recent_matches_full_read(void **state) {
     (void)state;
     char dir[256];
     assert_non_null(store_test_tmpdir(dir, sizeof dir, "recent"));
-    store *st;
+    mr_store *st;
     assert_int_equal(store_open(&st, dir, NULL, NULL), 0);
     assert_int_equal(emb_table_create(st, "items", D, EMB_FP32, 0, NULL), 0);
-    emb_table *t = emb_store_table(st, "items", NULL);
+    mr_emb_table *t = emb_store_table(st, "items", NULL);
     /* items 1..60 have vectors except multiples of 7 */
     uint64_t ids[60];
     float vecs[60 * D];
@@ -43,7 +43,7 @@ static void test_recent_matches_full_read(void **state) {
     behaviour_config c;
     behaviour_config_init(&c, "items");
     c.l_max = LMAX;
-    behaviour *b;
+    mr_behaviour *b;
     assert_int_equal(behaviour_open(&b, st, &c, NULL), 0);
 
     /* user 5: 35 events in 5 batches (trimmed to 20); users 4 and 6 interleaved */
@@ -104,17 +104,17 @@ static void test_recent_respects_user_ttl(void **state) {
     store_config sc;
     store_config_init(&sc);
     sc.user_ttl_s = 1;
-    store *st;
+    mr_store *st;
     assert_int_equal(store_open(&st, dir, &sc, NULL), 0);
     assert_int_equal(emb_table_create(st, "items", D, EMB_FP32, 0, NULL), 0);
-    emb_table *t = emb_store_table(st, "items", NULL);
+    mr_emb_table *t = emb_store_table(st, "items", NULL);
     uint64_t ids[3] = {1, 2, 3};
     float vecs[3 * D];
     for (int i = 0; i < 3; i++) item_vec(ids[i], vecs + i * D);
     assert_int_equal(emb_store_put(st, t, ids, 3, vecs, 3 * D, NULL), 0);
     behaviour_config c;
     behaviour_config_init(&c, "items");
-    behaviour *b;
+    mr_behaviour *b;
     assert_int_equal(behaviour_open(&b, st, &c, NULL), 0);
     behaviour_event ev[3];
     for (int i = 0; i < 3; i++) ev[i] = (behaviour_event){8, ids[i], 10 + i, 0};

@@ -22,12 +22,12 @@ static void val(uint64_t id, uint64_t ver, uint64_t out[2]) {
     out[1] = ~out[0];
 }
 
-static int has(cache *c, uint64_t id) {
+static int has(mr_cache *c, uint64_t id) {
     uint64_t v[2];
     return cache_get(c, 1, id, v, V, NULL);
 }
 
-static void put(cache *c, uint64_t id) {
+static void put(mr_cache *c, uint64_t id) {
     uint64_t v[2];
     val(id, 0, v);
     assert_int_equal(cache_insert(c, 1, id, v, V, 0, CACHE_ANY_EPOCH), 1);
@@ -35,7 +35,7 @@ static void put(cache *c, uint64_t id) {
 
 static void test_scripted_counters_exact(void **state) {
     (void)state;
-    cache *c = cache_create(4 * cache_entry_charge(V), 1);
+    mr_cache *c = cache_create(4 * cache_entry_charge(V), 1);
     assert_non_null(c);
     for (uint64_t k = 1; k <= 4; k++) assert_false(has(c, k));
     for (uint64_t k = 1; k <= 4; k++) put(c, k);
@@ -81,7 +81,7 @@ static void noop_visit(const void *v, size_t len, int64_t ts, void *arg) {
 static void test_byte_bound_with_mixed_sizes(void **state) {
     (void)state;
     const size_t cap = 64 * 1024;
-    cache *c = cache_create(cap, 4);
+    mr_cache *c = cache_create(cap, 4);
     mr_rng r;
     mr_rng_seed(&r, 11);
     char buf[3000];
@@ -117,7 +117,7 @@ static void test_byte_bound_with_mixed_sizes(void **state) {
 
 static void test_epoch_update_erase(void **state) {
     (void)state;
-    cache *c = cache_create(1 << 20, 1);
+    mr_cache *c = cache_create(1 << 20, 1);
     uint64_t v[2], w[2];
     /* a reader took the epoch, then a writer wrote the row: the reader's
      * (older) value must not enter the cache */
@@ -165,7 +165,7 @@ static void test_epoch_update_erase(void **state) {
  * before the commit), and one that takes it afterwards gets in. */
 static void test_insert_refused_while_write_in_flight(void **state) {
     (void)state;
-    cache *c = cache_create(1 << 20, 1);
+    mr_cache *c = cache_create(1 << 20, 1);
     uint64_t v1[2], v2[2], w[2], id = 10;
     val(id, 1, v1);
     val(id, 2, v2);
@@ -215,7 +215,7 @@ static void test_insert_refused_while_write_in_flight(void **state) {
 /* The batched lookup agrees with one-at-a-time lookups and counts exactly. */
 static void test_batch_lookup(void **state) {
     (void)state;
-    cache *c = cache_create(1 << 20, 8);
+    mr_cache *c = cache_create(1 << 20, 8);
     enum { N = 300 };
     uint64_t ids[N], v[2];
     for (uint64_t k = 0; k < 100; k++) {
@@ -251,7 +251,7 @@ static void test_batch_lookup(void **state) {
 /* ---- readers racing one writer ----------------------------------------- */
 
 typedef struct race {
-    cache *c;
+    mr_cache *c;
     atomic_int stop;
     atomic_long torn; /* values whose two words disagree: must stay 0 */
     atomic_long hits;

@@ -26,16 +26,16 @@ enum { D = 16 };
 
 typedef struct fx {
     char dir[256];
-    store *st;
+    mr_store *st;
 } fx;
 
-static store *open_store(const char *dir, size_t cache_bytes, const store_tier *tier) {
+static mr_store *open_store(const char *dir, size_t cache_bytes, const store_tier *tier) {
     store_config c;
     store_config_init(&c);
     c.cache_bytes = cache_bytes;
     c.cache_shards = 1;
     c.tier = tier;
-    store *st = NULL;
+    mr_store *st = NULL;
     mr_err e;
     int rc = store_open(&st, dir, &c, &e);
     if (rc) fail_msg("store_open: %s", e.msg);
@@ -75,7 +75,7 @@ static void test_round_trip_each_encoding(void **state) {
     rows(1, x, N * D);
     for (int enc = 0; enc < 3; enc++) {
         assert_int_equal(emb_table_create(f->st, names[enc], D, (emb_encoding)enc, 0, NULL), 0);
-        emb_table *t = emb_store_table(f->st, names[enc], NULL);
+        mr_emb_table *t = emb_store_table(f->st, names[enc], NULL);
         assert_non_null(t);
         assert_int_equal(emb_store_put(f->st, t, ids, N, x, N * D, NULL), 0);
         for (int pass = 0; pass < 2; pass++) { /* pass 0 from RocksDB, pass 1 from the cache */
@@ -107,7 +107,7 @@ static void test_round_trip_each_encoding(void **state) {
 static void test_missing_rows_zeroed(void **state) {
     fx *f = *state;
     assert_int_equal(emb_table_create(f->st, "t", D, EMB_FP32, 0, NULL), 0);
-    emb_table *t = emb_store_table(f->st, "t", NULL);
+    mr_emb_table *t = emb_store_table(f->st, "t", NULL);
     float x[2 * D], y[4 * D];
     rows(2, x, 2 * D);
     uint64_t ids[2] = {10, 30}, q[4] = {30, 20, 10, 40};
@@ -129,7 +129,7 @@ static void test_missing_rows_zeroed(void **state) {
 static void test_cache_counters_exact(void **state) {
     fx *f = *state;
     assert_int_equal(emb_table_create(f->st, "t", D, EMB_FP16, 0, NULL), 0);
-    emb_table *t = emb_store_table(f->st, "t", NULL);
+    mr_emb_table *t = emb_store_table(f->st, "t", NULL);
     enum { N = 100 };
     float x[N * D], y[N * D];
     uint64_t ids[N];
@@ -203,7 +203,7 @@ static int fake_put(void *ctx, uint32_t table, uint32_t dim, const uint64_t *ids
 static void test_tier_order(void **state) {
     fx *f = *state;
     assert_int_equal(emb_table_create(f->st, "t", D, EMB_FP32, 0, NULL), 0);
-    emb_table *t = emb_store_table(f->st, "t", NULL);
+    mr_emb_table *t = emb_store_table(f->st, "t", NULL);
     float x[4 * D];
     rows(4, x, 4 * D);
     uint64_t ids[4] = {1, 2, 3, 4};
@@ -239,7 +239,7 @@ static void test_tier_order(void **state) {
     f->st = open_store(f->dir, 1 << 20, NULL); /* teardown must not see the stack tier */
 }
 
-static void expect_nothing_written(store *st, emb_table *t, const uint64_t *ids, size_t n) {
+static void expect_nothing_written(mr_store *st, mr_emb_table *t, const uint64_t *ids, size_t n) {
     float y[D];
     uint8_t found;
     for (size_t i = 0; i < n; i++) {
@@ -251,7 +251,7 @@ static void expect_nothing_written(store *st, emb_table *t, const uint64_t *ids,
 static void test_bad_input(void **state) {
     fx *f = *state;
     assert_int_equal(emb_table_create(f->st, "t", D, EMB_FP16, 0, NULL), 0);
-    emb_table *t = emb_store_table(f->st, "t", NULL);
+    mr_emb_table *t = emb_store_table(f->st, "t", NULL);
     float x[3 * D];
     rows(5, x, 3 * D);
     uint64_t ids[3] = {100, 101, 102};
@@ -294,7 +294,7 @@ static void test_bad_input(void **state) {
 static void test_corrupt_rows(void **state) {
     fx *f = *state;
     assert_int_equal(emb_table_create(f->st, "t", D, EMB_INT8, 0, NULL), 0);
-    emb_table *t = emb_store_table(f->st, "t", NULL);
+    mr_emb_table *t = emb_store_table(f->st, "t", NULL);
     float x[3 * D];
     rows(6, x, 3 * D);
     uint64_t ids[3] = {1, 2, 3};
@@ -359,7 +359,7 @@ static void test_ttl_on_read_and_expire(void **state) {
     fx *f = *state;
     assert_int_equal(emb_table_create(f->st, "short", D, EMB_FP32, 1, NULL), 0);
     assert_int_equal(emb_table_create(f->st, "forever", D, EMB_FP32, 0, NULL), 0);
-    emb_table *ts = emb_store_table(f->st, "short", NULL), *tf = emb_store_table(f->st, "forever", NULL);
+    mr_emb_table *ts = emb_store_table(f->st, "short", NULL), *tf = emb_store_table(f->st, "forever", NULL);
     float x[2 * D], y[2 * D];
     rows(7, x, 2 * D);
     uint64_t ids[2] = {5, 6};
@@ -392,8 +392,8 @@ static void test_ttl_on_read_and_expire(void **state) {
  * sweep's scan sees the old (expired) row, and deleting it by key after
  * the put committed used to drop an acknowledged write. */
 typedef struct expire_race {
-    store *st;
-    emb_table *t;
+    mr_store *st;
+    mr_emb_table *t;
     const float *x;
     atomic_int go, stop, puts;
 } expire_race;

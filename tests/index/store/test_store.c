@@ -19,16 +19,16 @@ enum { D = 8 };
 
 typedef struct fx {
     char dir[256];
-    store *st;
+    mr_store *st;
 } fx;
 
-static store *open_mode(const char *dir, store_mode mode, const char *sec, mr_err *e) {
+static mr_store *open_mode(const char *dir, store_mode mode, const char *sec, mr_err *e) {
     store_config c;
     store_config_init(&c);
     c.mode = mode;
     c.secondary_path = sec;
     c.cache_bytes = 1 << 20;
-    store *st = NULL;
+    mr_store *st = NULL;
     store_open(&st, dir, &c, e);
     return st;
 }
@@ -51,8 +51,8 @@ static int teardown(void **state) {
     return 0;
 }
 
-static void put_rows(store *st, const char *table, uint64_t first, int n, float base) {
-    emb_table *t = emb_store_table(st, table, NULL);
+static void put_rows(mr_store *st, const char *table, uint64_t first, int n, float base) {
+    mr_emb_table *t = emb_store_table(st, table, NULL);
     assert_non_null(t);
     float *x = malloc((size_t)n * D * sizeof *x);
     uint64_t *ids = malloc((size_t)n * sizeof *ids);
@@ -66,8 +66,8 @@ static void put_rows(store *st, const char *table, uint64_t first, int n, float 
 }
 
 /* Number of rows [first, first+n) present, each checked for its value. */
-static int count_rows(store *st, const char *table, uint64_t first, int n, float base) {
-    emb_table *t = emb_store_table(st, table, NULL);
+static int count_rows(mr_store *st, const char *table, uint64_t first, int n, float base) {
+    mr_emb_table *t = emb_store_table(st, table, NULL);
     if (!t) return -1;
     float y[D];
     int got = 0;
@@ -121,7 +121,7 @@ static void test_read_only(void **state) {
     f->st = open_mode(f->dir, STORE_READ_ONLY, NULL, &e);
     if (!f->st) fail_msg("read-only open: %s", e.msg);
     assert_int_equal(count_rows(f->st, "t", 0, 5, 2.0f), 5);
-    emb_table *t = emb_store_table(f->st, "t", NULL);
+    mr_emb_table *t = emb_store_table(f->st, "t", NULL);
     float x[D] = {0};
     uint64_t id = 9;
     assert_int_equal(emb_store_put(f->st, t, &id, 1, x, D, &e), MR_EPERM);
@@ -149,7 +149,7 @@ static void test_checkpoint_is_point_in_time(void **state) {
     put_rows(f->st, "t", 50, 50, 3.0f + 50);
     mr_err e;
     assert_int_equal(store_checkpoint(f->st, cp, &e), MR_EINTERNAL); /* exists already */
-    store *c = open_mode(cp, STORE_READ_ONLY, NULL, &e);
+    mr_store *c = open_mode(cp, STORE_READ_ONLY, NULL, &e);
     if (!c) fail_msg("open checkpoint: %s", e.msg);
     assert_int_equal(count_rows(c, "t", 0, 100, 3.0f), 50);
     assert_int_equal(count_rows(f->st, "t", 0, 100, 3.0f), 100);
@@ -166,7 +166,7 @@ static void test_secondary_catches_up(void **state) {
     mr_err e;
     assert_null(open_mode(f->dir, STORE_SECONDARY, NULL, &e));
     assert_int_equal(e.code, MR_EINVAL);
-    store *s = open_mode(f->dir, STORE_SECONDARY, sec, &e);
+    mr_store *s = open_mode(f->dir, STORE_SECONDARY, sec, &e);
     if (!s) fail_msg("open secondary: %s", e.msg);
     assert_int_equal(count_rows(s, "t", 0, 40, 4.0f), 20); /* rows 0..19 now cached */
     put_rows(f->st, "t", 20, 20, 4.0f + 20);              /* primary moves on */
@@ -254,7 +254,7 @@ static void test_table_after_crash_in_create(void **state) {
     store_close(f->st);
     f->st = open_mode(f->dir, STORE_PRIMARY, NULL, &e);
     assert_non_null(f->st);
-    emb_table *t = emb_store_table(f->st, "late", NULL);
+    mr_emb_table *t = emb_store_table(f->st, "late", NULL);
     assert_non_null(t);
     uint64_t ids[4] = {0, 1, 2, 3};
     float y[4 * D];

@@ -12,7 +12,7 @@
 
 typedef struct fx {
     char dir[256];
-    store *st;
+    mr_store *st;
 } fx;
 
 static int setup(void **state) {

@@ -35,9 +35,9 @@ static const char *const concurrent_checks[NBAD] = {
 };
 
 typedef struct shared {
-    store *st;
-    behaviour *b;
-    emb_table *t;
+    mr_store *st;
+    mr_behaviour *b;
+    mr_emb_table *t;
     atomic_int stop;
     atomic_long reads;
     atomic_long bad[NBAD]; /* one counter per check */
@@ -93,7 +93,7 @@ static void *reader(void *arg) {
         } else {
             atomic_fetch_add(&s->bad[BAD_ITEM], 1);
         }
-        user_state us;
+        mr_user_state us;
         if (user_state_get(s->b, mr_rng_below(&r, NUSERS), &us, NULL) == 0) {
             if (us.table) { /* every count matches the number of events summed */
                 const sdim_layout *L = behaviour_layout(s->b);

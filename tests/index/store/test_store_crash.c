@@ -39,13 +39,13 @@ static void row_val(uint64_t id, float *v) {
     for (int j = 0; j < D; j++) v[j] = (float)(id % 100000) * 0.5f + (float)j;
 }
 
-static behaviour *open_beh(store *st) {
+static mr_behaviour *open_beh(mr_store *st) {
     behaviour_config c;
     behaviour_config_init(&c, "t");
     c.l_max = LMAX;
     c.m = 8;
     c.tau = 2;
-    behaviour *b = NULL;
+    mr_behaviour *b = NULL;
     return behaviour_open(&b, st, &c, NULL) ? NULL : b;
 }
 
@@ -54,10 +54,10 @@ static void writer(const char *dir, int round, int fd) {
     store_config c;
     store_config_init(&c);
     c.sync = round % 2;
-    store *st;
+    mr_store *st;
     if (store_open(&st, dir, &c, NULL)) _exit(3);
-    emb_table *t = emb_store_table(st, "t", NULL);
-    behaviour *b = open_beh(st);
+    mr_emb_table *t = emb_store_table(st, "t", NULL);
+    mr_behaviour *b = open_beh(st);
     if (!t || !b) _exit(4);
     float x[B * D];
     uint64_t ids[B];
@@ -80,10 +80,10 @@ static void test_sigkill_loses_no_acknowledged_write(void **state) {
     (void)state;
     char dir[256];
     assert_non_null(store_test_tmpdir(dir, sizeof dir, "crash"));
-    store *st;
+    mr_store *st;
     assert_int_equal(store_open(&st, dir, NULL, NULL), 0);
     assert_int_equal(emb_table_create(st, "t", D, EMB_FP32, 0, NULL), 0);
-    behaviour *b = open_beh(st);
+    mr_behaviour *b = open_beh(st);
     assert_non_null(b);
     behaviour_close(b);
     store_close(st);
@@ -120,7 +120,7 @@ static void test_sigkill_loses_no_acknowledged_write(void **state) {
         assert_true(last >= 4);
 
         assert_int_equal(store_open(&st, dir, NULL, NULL), 0);
-        emb_table *t = emb_store_table(st, "t", NULL);
+        mr_emb_table *t = emb_store_table(st, "t", NULL);
         float y[B * D], v[D];
         uint64_t ids[B];
         uint8_t found[B];
@@ -153,7 +153,7 @@ static void test_sigkill_loses_no_acknowledged_write(void **state) {
             assert_int_equal(behaviour_events(b, user, evs, LMAX + 1, &n, NULL), 0);
             assert_true(n >= (acked_ev < LMAX ? acked_ev : LMAX));
             assert_true(n <= LMAX);
-            user_state us;
+            mr_user_state us;
             assert_int_equal(user_state_get(b, user, &us, NULL), 0);
             assert_int_equal(us.n_events, n);
             void *before = malloc(sdim_table_bytes(L));
