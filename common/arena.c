@@ -2,6 +2,7 @@
  * keeps the oldest chunk so a reused arena does not malloc per request. */
 #include "arena.h"
 
+#include <assert.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,27 @@ struct mr_arena_chunk {
     size_t off;            /* next free byte */
     _Alignas(16) unsigned char data[];
 };
+
+/* Invariants: used == sum of the chunks' off (bytes handed out), reserved
+ * == sum of their cap, off <= cap in every chunk, used <= limit when there
+ * is one. The head chunk alone is checked on every allocation (cheap); the
+ * whole list on reset. */
+static int arena_check_chunk(const mr_arena_chunk *c) { return c->off <= c->cap && c->off % 16 == 0; }
+
+__attribute__((unused)) static int arena_check_head(const mr_arena *a) {
+    return a->used <= a->reserved && (!a->limit || a->used <= a->limit) &&
+           (!a->head || arena_check_chunk(a->head));
+}
+
+int mr_arena_check(const mr_arena *a) {
+    size_t used = 0, reserved = 0;
+    for (const mr_arena_chunk *c = a->head; c; c = c->next) {
+        if (!arena_check_chunk(c)) return 0;
+        used += c->off;
+        reserved += c->cap;
+    }
+    return used == a->used && reserved == a->reserved && (!a->limit || a->used <= a->limit);
+}
 
 void mr_arena_init(mr_arena *a, size_t chunk_size, size_t limit) {
     memset(a, 0, sizeof *a);
@@ -37,6 +59,7 @@ void *mr_arena_alloc(mr_arena *a, size_t n) {
     void *p = c->data + c->off;
     c->off += need;
     a->used += need;
+    assert(arena_check_head(a));
     return p;
 }
 
@@ -55,6 +78,7 @@ char *mr_arena_strdup(mr_arena *a, const char *s) {
 }
 
 void mr_arena_reset(mr_arena *a) {
+    assert(mr_arena_check(a));
     mr_arena_chunk *c = a->head;
     while (c && c->next) {
         mr_arena_chunk *next = c->next;
@@ -65,9 +89,11 @@ void mr_arena_reset(mr_arena *a) {
     a->head = c;
     if (c) c->off = 0;
     a->used = 0;
+    assert(mr_arena_check(a));
 }
 
 void mr_arena_free(mr_arena *a) {
+    assert(mr_arena_check(a));
     mr_arena_chunk *c = a->head;
     while (c) {
         mr_arena_chunk *next = c->next;

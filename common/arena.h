@@ -29,5 +29,9 @@ char *mr_arena_strdup(mr_arena *a, const char *s);
 /* Free every chunk but the first and rewind: the arena can be reused. */
 void mr_arena_reset(mr_arena *a);
 void mr_arena_free(mr_arena *a);
+/* Invariant checker (walks the chunks): 1 when used and reserved match the
+ * chunks and the limit holds. Allocation, reset and free assert it (debug
+ * builds). */
+int mr_arena_check(const mr_arena *a);
 
 #endif

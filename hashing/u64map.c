@@ -1,6 +1,7 @@
 /* u64map.c — linear-probing uint64 -> uint32 map (see u64map.h). */
 #include "hashing/u64map.h"
 
+#include <assert.h>
 #include <stdlib.h>
 
 #include "common/error.h"
@@ -44,6 +45,42 @@ uint32_t u64map_get(const u64map *m, uint64_t key) {
     }
 }
 
+/* Invariant: every occupied slot's key is reachable from its home slot
+ * without crossing an empty slot (what get and the backward-shift delete
+ * rely on); n counts the occupied slots; the table is at most half full. */
+static int u64map_check_key(const u64map *m, uint64_t key) {
+    size_t mask = m->cap - 1, i = idhash_mix64(key) & mask;
+    for (size_t steps = 0; steps < m->cap; steps++, i = (i + 1) & mask) {
+        if (m->vals[i] == U64MAP_NONE) return 0;
+        if (m->keys[i] == key) return 1;
+    }
+    return 0;
+}
+
+/* The probe run that starts after slot i, up to the next empty slot: the
+ * entries a delete may have shifted. Cheap (runs are short at <= 1/2 load). */
+__attribute__((unused)) static int u64map_check_run(const u64map *m, size_t i) {
+    size_t mask = m->cap - 1;
+    for (size_t steps = 0; steps < m->cap; steps++) {
+        i = (i + 1) & mask;
+        if (m->vals[i] == U64MAP_NONE) return 2 * m->n <= m->cap;
+        if (!u64map_check_key(m, m->keys[i])) return 0;
+    }
+    return 0; /* no empty slot at all */
+}
+
+int u64map_check(const u64map *m) {
+    if (m->cap == 0) return m->n == 0 && !m->keys && !m->vals;
+    if ((m->cap & (m->cap - 1)) || 2 * m->n > m->cap) return 0;
+    size_t live = 0;
+    for (size_t i = 0; i < m->cap; i++) {
+        if (m->vals[i] == U64MAP_NONE) continue;
+        live++;
+        if (!u64map_check_key(m, m->keys[i])) return 0;
+    }
+    return live == m->n;
+}
+
 static uint32_t *u64map_probe(u64map *m, uint64_t key, int *fresh) {
     size_t mask = m->cap - 1;
     for (size_t i = idhash_mix64(key) & mask;; i = (i + 1) & mask) {
@@ -72,6 +109,7 @@ static int u64map_grow(u64map *m) {
             m->n++;
         }
     u64map_free(&old);
+    assert(u64map_check(m)); /* O(cap), like the rehash itself */
     return 0;
 }
 
@@ -81,6 +119,7 @@ int u64map_put(u64map *m, uint64_t key, uint32_t val) {
     uint32_t *v = u64map_probe(m, key, &fresh);
     *v = val;
     m->n += (size_t)fresh;
+    assert(u64map_check_key(m, key) && 2 * m->n <= m->cap);
     return 0;
 }
 
@@ -93,6 +132,7 @@ uint32_t u64map_intern(u64map *m, uint64_t key, uint32_t val_if_absent, int *ins
         m->n++;
     }
     if (inserted) *inserted = fresh;
+    assert(u64map_check_key(m, key) && 2 * m->n <= m->cap);
     return *v;
 }
 
@@ -116,5 +156,6 @@ int u64map_del(u64map *m, uint64_t key) {
     }
     m->vals[i] = U64MAP_NONE;
     m->n--;
+    assert(u64map_get(m, key) == U64MAP_NONE && u64map_check_run(m, i));
     return 1;
 }

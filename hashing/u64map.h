@@ -1,6 +1,6 @@
 /* u64map.h — open-addressing hash map from uint64 keys to uint32 values
- * (internal to hashing/: the LSH band buckets and GraphHash's raw-id ->
- * dense-index pass).
+ * (the LSH band buckets, GraphHash's raw-id -> dense-index pass, the SDIM
+ * join's id lookups in moe/).
  *
  * Linear probing over a power-of-two table kept at most half full; keys are
  * mixed with splitmix64 first, so sequential ids spread. Deletion shifts
@@ -35,5 +35,9 @@ int u64map_put(u64map *m, uint64_t key, uint32_t val);
 uint32_t u64map_intern(u64map *m, uint64_t key, uint32_t val_if_absent, int *inserted);
 /* Remove key; 1 if it was there, 0 if not. Never allocates. */
 int u64map_del(u64map *m, uint64_t key);
+/* Invariant checker (O(cap)): 1 when every key is reachable from its home
+ * slot, n matches the occupied slots and the table is at most half full.
+ * Mutations assert the part they touched (debug builds). */
+int u64map_check(const u64map *m);
 
 #endif

@@ -6,6 +6,7 @@
  */
 #include "index/retrieval/retr_idmap.h"
 
+#include <assert.h>
 #include <stdlib.h>
 
 #include "common/error.h"
@@ -43,6 +44,31 @@ void retr_idmap_free(retr_idmap *m) {
     m->cap = m->n = m->used = 0;
 }
 
+/* Invariant: every live key is reachable from its home slot without
+ * crossing an empty slot (markers do not end a probe); n counts live keys,
+ * used live keys + markers, and used stays under the 70% load bound. */
+static int idmap_check_key(const retr_idmap *m, int64_t key) {
+    uint64_t mask = (uint64_t)m->cap - 1, i = idmap_hash(key) & mask;
+    for (int64_t steps = 0; steps < m->cap; steps++, i = (i + 1) & mask) {
+        if (m->keys[i] == key) return 1;
+        if (m->keys[i] == IDMAP_EMPTY) return 0;
+    }
+    return 0;
+}
+
+int retr_idmap_check(const retr_idmap *m) {
+    if (m->cap == 0) return m->n == 0 && m->used == 0;
+    if ((m->cap & (m->cap - 1)) || m->used * 10 > m->cap * 7 || m->n > m->used) return 0;
+    int64_t live = 0, marks = 0;
+    for (int64_t i = 0; i < m->cap; i++) {
+        if (m->keys[i] == IDMAP_DELETED) marks++;
+        if (m->keys[i] < 0) continue;
+        live++;
+        if (!idmap_check_key(m, m->keys[i])) return 0;
+    }
+    return live == m->n && live + marks == m->used;
+}
+
 int64_t retr_idmap_get(const retr_idmap *m, int64_t key) {
     if (key < 0 || m->cap == 0) return -1;
     uint64_t mask = (uint64_t)m->cap - 1;
@@ -60,6 +86,7 @@ static int idmap_grow(retr_idmap *m) {
         if (m->keys[i] >= 0) retr_idmap_put(&bigger, m->keys[i], m->vals[i]);
     retr_idmap_free(m);
     *m = bigger;
+    assert(retr_idmap_check(m)); /* O(cap), like the rehash itself */
     return 0;
 }
 
@@ -71,6 +98,7 @@ int retr_idmap_put(retr_idmap *m, int64_t key, int64_t val) {
     for (uint64_t i = idmap_hash(key) & mask;; i = (i + 1) & mask) {
         if (m->keys[i] == key) {
             m->vals[i] = val;
+            assert(m->used * 10 <= m->cap * 7);
             return 0;
         }
         if (m->keys[i] == IDMAP_DELETED && tomb < 0) tomb = (int64_t)i;
@@ -80,6 +108,7 @@ int retr_idmap_put(retr_idmap *m, int64_t key, int64_t val) {
             m->keys[at] = key;
             m->vals[at] = val;
             m->n++;
+            assert(idmap_check_key(m, key) && m->n <= m->used && m->used * 10 <= m->cap * 7);
             return 0;
         }
     }
@@ -92,6 +121,7 @@ int retr_idmap_del(retr_idmap *m, int64_t key) {
         if (m->keys[i] == key) {
             m->keys[i] = IDMAP_DELETED;
             m->n--;
+            assert(retr_idmap_get(m, key) == -1 && m->n >= 0);
             return 1;
         }
         if (m->keys[i] == IDMAP_EMPTY) return 0;

@@ -25,5 +25,9 @@ int64_t retr_idmap_get(const retr_idmap *m, int64_t key);
 int retr_idmap_put(retr_idmap *m, int64_t key, int64_t val);
 /* 1 if removed, 0 if absent. */
 int retr_idmap_del(retr_idmap *m, int64_t key);
+/* Invariant checker (O(cap)): 1 when every live key is reachable from its
+ * home slot, n and used match the table and the load is under 70%.
+ * Mutations assert the part they touched (debug builds). */
+int retr_idmap_check(const retr_idmap *m);
 
 #endif

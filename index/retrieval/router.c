@@ -9,6 +9,7 @@
  */
 #include "index/retrieval/router_int.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -176,6 +177,17 @@ int router_top_p(const float *probs, int n, float p, int max_keep, int *out) {
     return keep > 0 ? keep : 1;
 }
 
+int router_budget_check(const int *budgets, int n, int k) {
+    long sum = 0;
+    int zero = 0;
+    for (int i = 0; i < n; i++) {
+        if (budgets[i] < 0) return 0;
+        sum += budgets[i];
+        zero += budgets[i] == 0;
+    }
+    return sum == k && (k < n || zero == 0);
+}
+
 void router_split_budget(const float *w, int n, int k, int *budgets) {
     if (n <= 0) return;
     double sum = 0;
@@ -200,7 +212,10 @@ void router_split_budget(const float *w, int n, int k, int *budgets) {
         order[j] = i;
     }
     for (int t = 0; given < k; t++, given++) budgets[order[t % n]]++;
-    if (k < n) return;
+    if (k < n) {
+        assert(router_budget_check(budgets, n, k));
+        return;
+    }
     for (int i = 0; i < n; i++) {   /* every expert searched gets at least one */
         if (budgets[i] > 0) continue;
         int big = 0;
@@ -209,6 +224,7 @@ void router_split_budget(const float *w, int n, int k, int *budgets) {
         budgets[big]--;
         budgets[i]++;
     }
+    assert(router_budget_check(budgets, n, k));
 }
 
 int router_route(mr_router *rt, const float *q, int dim, float top_p, float *probs, int *kept,

@@ -34,4 +34,12 @@ struct mr_router {
 int router_pilots_install(mr_router *rt, int expert, const float *p, int n, int normalize,
                           mr_err *e);
 
+/* Invariant of router_split_budget, asserted by it (debug builds): 1 when
+ * the n budgets are >= 0, sum to k, and none is 0 when k >= n. */
+int router_budget_check(const int *budgets, int n, int k);
+/* Invariant of a router_retrieve result, asserted by it: at most k
+ * candidates, best first with no id twice among equal scores, each
+ * attributed to an expert that was searched (budget > 0) and returned it. */
+int router_result_check(const router_result *res, int n_experts, int k);
+
 #endif

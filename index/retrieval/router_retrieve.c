@@ -9,6 +9,7 @@
  */
 #include "index/retrieval/router_int.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +48,17 @@ static int cmp_cand(const void *a, const void *b) {
     const router_cand *x = a, *y = b;
     if (x->score != y->score) return x->score < y->score ? 1 : -1;
     return (x->id > y->id) - (x->id < y->id);
+}
+
+int router_result_check(const router_result *res, int n_experts, int k) {
+    if (res->n < 0 || res->n > k) return 0;
+    for (int c = 0; c < res->n; c++) {
+        const router_cand *x = &res->cands[c];
+        if (x->expert < 0 || x->expert >= n_experts || res->budgets[x->expert] <= 0) return 0;
+        if (!((x->experts >> x->expert) & 1)) return 0;
+        if (c > 0 && cmp_cand(&res->cands[c - 1], x) >= 0) return 0; /* order, no repeat */
+    }
+    return 1;
 }
 
 /* Choose the experts and their budget weights. sel (n) gets 1 routed,
@@ -278,6 +290,7 @@ int router_retrieve(mr_router *rt, const router_query *q, const retr_user *user,
     }
     qsort(res->cands, (size_t)got, sizeof *res->cands, cmp_cand);
     res->n = got;
+    assert(router_result_check(res, n, k));
     atomic_fetch_add(&rt->queries, 1);
     for (int i = 0; i < n; i++) {
         if (sel[i] == 1 || sel[i] == 3) atomic_fetch_add(&rt->ex[i].routed, 1);

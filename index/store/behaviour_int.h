@@ -60,6 +60,13 @@ void beh_event_value(const mr_behaviour *b, const beh_event *ev, const uint32_t 
 int beh_event_parse(const mr_behaviour *b, const char *k, size_t klen, const char *v, size_t vlen,
                     beh_event *ev, uint32_t *sig, mr_err *e);
 
+/* Invariant checker of a state row (asserted by beh_state_encode, i.e. at
+ * every write of one: append, rebuild, expire). 1 when n_events <= l_max
+ * and <= next_seq, the oldest kept seq precedes next_seq, and, when table
+ * is not NULL, every signature's bucket counts add up to the same number of
+ * embedded events (<= n_events) and every empty bucket's sums are zero.
+ * O(nsig * nbuckets * d). */
+int beh_state_check(const mr_behaviour *b, const beh_state *s, const void *table);
 size_t beh_state_bytes(const mr_behaviour *b);
 /* out (beh_state_bytes) = header + table + checksum. */
 void beh_state_encode(const mr_behaviour *b, const beh_state *s, const void *table, uint8_t *out);

@@ -9,6 +9,7 @@
  * of the oldest kept event, so a trim seeks straight to it instead of
  * stepping over the tombstones of earlier trims.
  */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
@@ -72,7 +73,30 @@ int beh_event_parse(const mr_behaviour *b, const char *k, size_t klen, const cha
 
 size_t beh_state_bytes(const mr_behaviour *b) { return BEH_STATE_HDR + b->table_bytes + 4; }
 
+int beh_state_check(const mr_behaviour *b, const beh_state *s, const void *table) {
+    if (s->n_events > (uint32_t)b->cfg.l_max || s->n_events > s->next_seq) return 0;
+    if (s->n_events && s->oldest_seq >= s->next_seq) return 0;
+    if (!table) return 1;
+    const sdim_layout *l = &b->layout;
+    uint64_t added = 0;
+    for (int i = 0; i < l->nsig; i++) {
+        uint64_t total = 0;
+        for (uint32_t k = 0; k < (uint32_t)l->nbuckets; k++) {
+            uint32_t c = sdim_table_count(l, table, i, k);
+            total += c;
+            if (c) continue;
+            const float *sum = sdim_table_sum_c(l, table, i, k);
+            for (int j = 0; j < l->d; j++)
+                if (sum[j] != 0.0f) return 0; /* an empty bucket keeps no residue */
+        }
+        if (i == 0) added = total;
+        else if (total != added) return 0; /* every event counts once per signature */
+    }
+    return added <= s->n_events;
+}
+
 void beh_state_encode(const mr_behaviour *b, const beh_state *s, const void *table, uint8_t *out) {
+    assert(beh_state_check(b, s, table));
     uint32_t magic = BEH_STATE_MAGIC, cells = (uint32_t)(b->table_bytes / 4);
     memcpy(out, &magic, 4);
     memcpy(out + 4, &s->n_events, 4);

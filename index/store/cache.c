@@ -11,6 +11,7 @@
  */
 #include "index/store/cache.h"
 
+#include <assert.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -146,6 +147,50 @@ static cache_node **cache_find_slot(cache_shard *s, uint64_t h, uint32_t ns, uin
     return p;
 }
 
+/* ---- invariant checkers (write or read lock held) -------------------------
+ * A mutation asserts the cheap part plus the node it touched; a rehash or
+ * clear asserts the whole shard (O(entries), as the rehash itself is). */
+static int cache_shard_check_cheap(const cache_shard *s) {
+    return s->bytes <= s->capacity && s->nring <= s->nbuckets && s->nring <= s->ring_cap &&
+           (s->nbuckets & (s->nbuckets - 1)) == 0 &&
+           (s->nring ? s->hand < s->nring : s->hand == 0);
+}
+
+/* n is at ring[n->ring] and in the chain of its bucket. */
+static int cache_node_check(const cache_shard *s, const cache_node *n) {
+    return n->ring < s->nring && s->ring[n->ring] == n &&
+           *cache_find_slot((cache_shard *)s, cache_hash(n->ns, n->id), n->ns, n->id) == n;
+}
+
+/* Every node is in exactly one chain (its bucket's) and at ring[node->ring];
+ * bytes == sum of cache_entry_charge(len) <= capacity. */
+static int cache_shard_check(const cache_shard *s) {
+    if (!cache_shard_check_cheap(s)) return 0;
+    size_t bytes = 0, chained = 0;
+    for (size_t i = 0; i < s->nring; i++) {
+        const cache_node *n = s->ring[i];
+        if (n->ring != i || !cache_node_check(s, n)) return 0;
+        bytes += cache_entry_charge(n->len);
+    }
+    for (size_t b = 0; b < s->nbuckets; b++)
+        for (const cache_node *n = s->buckets[b]; n; n = n->next) {
+            if (++chained > s->nring) return 0; /* a node twice, or a cycle */
+            if ((cache_hash(n->ns, n->id) & (s->nbuckets - 1)) != b) return 0;
+        }
+    return bytes == s->bytes && chained == s->nring;
+}
+
+int cache_check(mr_cache *c) {
+    int ok = 1;
+    for (unsigned i = 0; i < c->nshards && ok; i++) {
+        cache_shard *s = &c->shards[i];
+        pthread_rwlock_rdlock(&s->lock);
+        ok = cache_shard_check(s);
+        pthread_rwlock_unlock(&s->lock);
+    }
+    return ok;
+}
+
 int cache_visit(mr_cache *c, uint32_t ns, uint64_t id, cache_visit_fn fn, void *arg) {
     uint64_t h = cache_hash(ns, id);
     cache_shard *s = cache_shard_of(c, h);
@@ -276,6 +321,7 @@ static void cache_remove_at(cache_shard *s, size_t i) {
     s->bytes -= cache_entry_charge(n->len);
     free(n);
     if (s->hand >= s->nring) s->hand = 0;
+    assert(cache_shard_check_cheap(s) && (i >= s->nring || cache_node_check(s, s->ring[i])));
 }
 
 static void cache_evict_one(cache_shard *s) {
@@ -313,6 +359,7 @@ static int cache_grow(cache_shard *s) {
         free(s->buckets);
         s->buckets = b;
         s->nbuckets = nb;
+        assert(cache_shard_check(s));
     }
     return 0;
 }
@@ -338,6 +385,7 @@ static int cache_add_locked(cache_shard *s, uint64_t h, uint32_t ns, uint64_t id
     n->ring = (uint32_t)s->nring;
     s->ring[s->nring++] = n;
     s->bytes += charge;
+    assert(cache_shard_check_cheap(s) && cache_node_check(s, n));
     return 1;
 }
 
@@ -415,6 +463,7 @@ void cache_clear(mr_cache *c) {
         pthread_rwlock_wrlock(&s->lock);
         for (unsigned w = 0; w < CACHE_STRIPES; w++) atomic_fetch_add(&s->epoch[w], 1);
         cache_shard_drop_all(s);
+        assert(cache_shard_check(s));
         pthread_rwlock_unlock(&s->lock);
     }
 }

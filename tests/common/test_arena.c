@@ -53,9 +53,36 @@ static void test_reset_reuses(void **s) {
     mr_arena_free(&a);
 }
 
+/* The checker on good state (across chunks, limit, reset) and on
+ * corrupted counters. */
+static void test_check_detects_corruption(void **s) {
+    (void)s;
+    mr_arena a;
+    mr_arena_init(&a, 256, 16384);
+    assert_true(mr_arena_check(&a));
+    for (int i = 0; i < 20; i++) assert_non_null(mr_arena_alloc(&a, 1 + 37 * (size_t)i));
+    assert_true(mr_arena_check(&a));
+    a.used += 16; /* more handed out than the chunks hold */
+    assert_false(mr_arena_check(&a));
+    a.used -= 16;
+    a.reserved -= 1; /* a chunk's bytes not accounted */
+    assert_false(mr_arena_check(&a));
+    a.reserved += 1;
+    size_t limit = a.limit;
+    a.limit = a.used - 16; /* over the limit */
+    assert_false(mr_arena_check(&a));
+    a.limit = limit;
+    assert_true(mr_arena_check(&a));
+    mr_arena_reset(&a);
+    assert_true(mr_arena_check(&a));
+    mr_arena_free(&a);
+    assert_true(mr_arena_check(&a));
+}
+
 int main(void) {
     const struct CMUnitTest t[] = {cmocka_unit_test(test_alignment_and_growth),
                                    cmocka_unit_test(test_limit_is_hard),
-                                   cmocka_unit_test(test_reset_reuses)};
+                                   cmocka_unit_test(test_reset_reuses),
+                                   cmocka_unit_test(test_check_detects_corruption)};
     return cmocka_run_group_tests(t, NULL, NULL);
 }

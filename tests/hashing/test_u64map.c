@@ -71,8 +71,53 @@ static void test_delete_against_oracle(void **state) {
         if (op % 997 == 0)
             for (int j = 0; j < NK; j++) assert_int_equal(u64map_get(&m, keys[j]), want[j]);
         assert_int_equal(m.n, live);
+        if (op % 4999 == 0) assert_true(u64map_check(&m));
     }
     for (int j = 0; j < NK; j++) assert_int_equal(u64map_get(&m, keys[j]), want[j]);
+    assert_true(u64map_check(&m));
+    u64map_free(&m);
+}
+
+/* The checker on good state and on each kind of corruption. */
+static void test_check_detects_corruption(void **state) {
+    (void)state;
+    u64map m;
+    assert_int_equal(u64map_init(&m, 8), 0);
+    assert_true(u64map_check(&m));
+    for (uint64_t k = 0; k < 8; k++) assert_int_equal(u64map_put(&m, k * 1000003u, (uint32_t)k), 0);
+    assert_true(u64map_check(&m));
+
+    m.n++; /* count off by one */
+    assert_false(u64map_check(&m));
+    m.n--;
+    assert_true(u64map_check(&m));
+
+    u64map_free(&m);
+
+    /* A key one slot past its home with the home empty: get cannot reach it
+     * (its home: the one occupied slot of a table holding only that key). */
+    assert_int_equal(u64map_init(&m, 8), 0);
+    const uint64_t key = 42;
+    assert_int_equal(u64map_put(&m, key, 7), 0);
+    size_t home = 0;
+    while (m.vals[home] == U64MAP_NONE) home++;
+    assert_true(u64map_check(&m));
+    size_t next = (home + 1) & (m.cap - 1);
+    m.vals[home] = U64MAP_NONE;
+    m.keys[next] = key;
+    m.vals[next] = 7;
+    assert_int_equal(u64map_get(&m, key), U64MAP_NONE);
+    assert_false(u64map_check(&m));
+    u64map_free(&m);
+
+    /* More than half full. */
+    assert_int_equal(u64map_init(&m, 8), 0);
+    for (size_t i = 0; i <= m.cap / 2; i++) {
+        m.keys[i] = i;
+        m.vals[i] = 1;
+    }
+    m.n = m.cap / 2 + 1;
+    assert_false(u64map_check(&m));
     u64map_free(&m);
 }
 
@@ -80,6 +125,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_put_get_intern_grow),
         cmocka_unit_test(test_delete_against_oracle),
+        cmocka_unit_test(test_check_detects_corruption),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -40,11 +40,50 @@ static void test_against_oracle(void **s) {
     assert_int_equal(retr_idmap_get(&m, -3), -1);
     assert_int_equal(retr_idmap_put(&m, -3, 1), MR_EINVAL);
     assert_true(m.used * 10 <= m.cap * 7);
+    assert_true(retr_idmap_check(&m));
     retr_idmap_free(&m);
     free(oracle);
 }
 
+/* The checker on good state and on each kind of corruption. */
+static void test_check_detects_corruption(void **s) {
+    (void)s;
+    retr_idmap m;
+    assert_int_equal(retr_idmap_init(&m, 4), 0);
+    assert_true(retr_idmap_check(&m));
+    const int64_t key = 12345;
+    assert_int_equal(retr_idmap_put(&m, key, 9), 0);
+    assert_true(retr_idmap_check(&m));
+    int64_t home = 0;
+    while (m.keys[home] != key) home++; /* the only key: it sits at its home */
+
+    m.n = 2; /* live count off */
+    assert_false(retr_idmap_check(&m));
+    m.n = 1;
+    m.used = 2; /* a marker that is not there */
+    assert_false(retr_idmap_check(&m));
+    m.used = 1;
+    assert_true(retr_idmap_check(&m));
+
+    /* Moved one past its home with the home empty: unreachable. */
+    int64_t next = (home + 1) & (m.cap - 1);
+    m.keys[home] = -1;
+    m.keys[next] = key;
+    m.vals[next] = 9;
+    assert_int_equal(retr_idmap_get(&m, key), -1);
+    assert_false(retr_idmap_check(&m));
+    /* The same with a deletion marker at home: reachable again. */
+    m.keys[home] = -2;
+    m.used = 2;
+    assert_int_equal(retr_idmap_get(&m, key), 9);
+    assert_true(retr_idmap_check(&m));
+    retr_idmap_free(&m);
+}
+
 int main(void) {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_against_oracle)};
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_against_oracle),
+        cmocka_unit_test(test_check_detects_corruption),
+    };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

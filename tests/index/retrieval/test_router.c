@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include "index/retrieval/router_int.h"
 #include "test_router_util.h"
 
 static void test_softmax(void **s) {
@@ -87,6 +88,37 @@ static void test_split_budget(void **s) {
     router_split_budget(w, 3, 2, b);   /* k < n: the heaviest get one each */
     assert_int_equal(b[0] + b[1] + b[2], 2);
     assert_int_equal(b[2], 0);
+}
+
+/* The checkers of the router's invariants on good and corrupted values. */
+static void test_budget_and_result_checkers(void **s) {
+    (void)s;
+    const int good[3] = {6, 3, 1}, zero_ok[3] = {1, 1, 0}, bad_sum[3] = {6, 3, 2},
+              neg[3] = {7, 4, -1}, starved[3] = {10, 0, 0};
+    assert_true(router_budget_check(good, 3, 10));
+    assert_true(router_budget_check(zero_ok, 3, 2)); /* k < n: some get nothing */
+    assert_false(router_budget_check(bad_sum, 3, 10));
+    assert_false(router_budget_check(neg, 3, 10));
+    assert_false(router_budget_check(starved, 3, 10)); /* k >= n: each gets one */
+
+    int budgets[2] = {2, 0};
+    router_cand c[2] = {{.id = 5, .score = 2.0f, .expert = 0, .experts = 1},
+                        {.id = 9, .score = 1.0f, .expert = 0, .experts = 3}};
+    router_result res = {.cands = c, .n = 2, .budgets = budgets};
+    assert_true(router_result_check(&res, 2, 2));
+    assert_false(router_result_check(&res, 2, 1)); /* more than k */
+    c[1].expert = 1;                               /* expert 1 was not searched */
+    assert_false(router_result_check(&res, 2, 2));
+    budgets[1] = 1;
+    assert_true(router_result_check(&res, 2, 2));
+    c[1].experts = 1; /* attributed to an expert that did not return it */
+    assert_false(router_result_check(&res, 2, 2));
+    c[1].experts = 3;
+    c[1].score = 3.0f; /* out of order */
+    assert_false(router_result_check(&res, 2, 2));
+    c[1].score = 2.0f;
+    c[1].id = 5; /* the same id twice */
+    assert_false(router_result_check(&res, 2, 2));
 }
 
 static void test_pilot_routes_to_its_expert(void **s) {
@@ -183,6 +215,7 @@ int main(void) {
         cmocka_unit_test(test_softmax),
         cmocka_unit_test(test_top_p_cases),
         cmocka_unit_test(test_split_budget),
+        cmocka_unit_test(test_budget_and_result_checkers),
         cmocka_unit_test(test_pilot_routes_to_its_expert),
         cmocka_unit_test(test_setup_errors),
     };

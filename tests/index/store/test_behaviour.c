@@ -16,6 +16,7 @@
 #include "common/clock.h"
 #include "common/rng.h"
 #include "index/store/behaviour.h"
+#include "index/store/behaviour_int.h" /* beh_state_check, a test of this library */
 #include "index/store/emb_codec.h"
 #include "store_testutil.h"
 
@@ -247,6 +248,48 @@ static void test_state_read_cost_is_constant(void **state) {
     user_state_release(&us);
 }
 
+/* The state-row checker on real rows after random appends (trims
+ * included), and on each kind of corruption of one. */
+static void test_state_check_detects_corruption(void **state) {
+    fx *f = *state;
+    mr_rng r;
+    mr_rng_seed(&r, 5);
+    uint64_t arrival = 0;
+    random_appends(f, &r, 40, &arrival);
+    const sdim_layout *L = &f->b->layout;
+    void *table = malloc(f->b->table_bytes);
+    assert_non_null(table);
+    for (uint64_t u = 0; u < NUSERS; u++) {
+        beh_state s;
+        mr_err e;
+        if (beh_state_load(f->b, u, &s, table, &e)) fail_msg("load: %s", e.msg);
+        assert_true(beh_state_check(f->b, &s, table));
+    }
+    beh_state s;
+    assert_int_equal(beh_state_load(f->b, 0, &s, table, NULL), 0);
+    assert_true(s.n_events > 0);
+    beh_state bad = s;
+    bad.n_events = LMAX + 1; /* more than l_max kept */
+    assert_false(beh_state_check(f->b, &bad, NULL));
+    bad = s;
+    bad.oldest_seq = s.next_seq; /* oldest kept event not yet numbered */
+    assert_false(beh_state_check(f->b, &bad, NULL));
+    /* one signature counting an event the others do not */
+    uint32_t *cnt = (uint32_t *)table + sdim_table_count_offset(L, L->nsig - 1, 0);
+    (*cnt)++;
+    assert_false(beh_state_check(f->b, &s, table));
+    (*cnt)--;
+    assert_true(beh_state_check(f->b, &s, table));
+    /* residue in an empty bucket */
+    uint32_t k = 0;
+    while (k < (uint32_t)L->nbuckets && sdim_table_count(L, table, 0, k)) k++;
+    if (k < (uint32_t)L->nbuckets) {
+        sdim_table_sum(L, table, 0, k)[0] = 0.5f;
+        assert_false(beh_state_check(f->b, &s, table));
+    }
+    free(table);
+}
+
 static void test_rebuild_after_retrain(void **state) {
     fx *f = *state;
     mr_rng r;
@@ -449,6 +492,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_incremental_equals_oracle_and_rebuild, setup, teardown),
         cmocka_unit_test_setup_teardown(test_state_read_cost_is_constant, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_state_check_detects_corruption, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rebuild_after_retrain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_input_and_parameters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_state_row_repaired, setup, teardown),
