@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hashing/graphhash_impl.h"
+#include "hashing/graphhash_int.h"
 #include "hashing/idsearch.h"
 
 /* rows[j] = side-local number of community comm[j], by first appearance. */

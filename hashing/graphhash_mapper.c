@@ -8,8 +8,8 @@
  */
 #include <stdlib.h>
 
-#include "hashing/graphhash_impl.h"
-#include "hashing/idhash_impl.h"
+#include "hashing/graphhash_int.h"
+#include "hashing/idhash_int.h"
 
 static int graphhash_mapper_new(idhash_mapper **out, const graphhash_map *m, graphhash_side side,
                                 idhash_kind kind, uint64_t seed2, mr_err *e) {

@@ -13,7 +13,7 @@
 #define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
 #include <xxhash.h>
 
-#include "hashing/idhash_impl.h"
+#include "hashing/idhash_int.h"
 #include "hashing/idsearch.h"
 #include "hashing/u64map.h"
 

@@ -1,9 +1,9 @@
-/* idhash_impl.h — the row mapper's fields, shared by idhash.c (hash, double,
+/* idhash_int.h — the row mapper's fields, shared by idhash.c (hash, double,
  * frequency kinds), idhash_stats.c and graphhash_mapper.c (graph kinds).
  * Internal to hashing/: other folders use hashing/idhash.h only.
  */
-#ifndef MOEREC_HASHING_IDHASH_IMPL_H
-#define MOEREC_HASHING_IDHASH_IMPL_H
+#ifndef MOEREC_HASHING_IDHASH_INT_H
+#define MOEREC_HASHING_IDHASH_INT_H
 
 #include "hashing/idhash.h"
 

@@ -1,4 +1,4 @@
-/* graphhash_impl.h — the graphhash_map fields, shared by graphhash.c
+/* graphhash_int.h — the graphhash_map fields, shared by graphhash.c
  * (build, lookup), graphhash_file.c (pack, save, mmap load) and
  * graphhash_mapper.c. Internal to hashing/.
  *
@@ -6,8 +6,8 @@
  * buffer when built in memory, the mmap'd file when loaded. Both are
  * validated by graphhash_attach, so in-memory and loaded maps behave alike.
  */
-#ifndef MOEREC_HASHING_GRAPHHASH_IMPL_H
-#define MOEREC_HASHING_GRAPHHASH_IMPL_H
+#ifndef MOEREC_HASHING_GRAPHHASH_INT_H
+#define MOEREC_HASHING_GRAPHHASH_INT_H
 
 #include "hashing/graphhash.h"
 
