@@ -664,7 +664,7 @@ static int ix_graphhash(int argc, char **argv) {
     mr_err e = {0};
     ix_csv c;
     uint64_t *u = NULL, *it = NULL;
-    int64_t n = 0, ucap = 0, icap = 0, x;
+    int64_t n = 0, ucap = 0, icap = 0, x = 0;
     int uc = -1, ic = -1;
     bigraph *g = NULL;
     graphhash_map *m = NULL;
