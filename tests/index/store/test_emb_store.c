@@ -390,7 +390,12 @@ static void test_ttl_on_read_and_expire(void **state) {
 
 /* A put that refreshes a row while store_expire sweeps must survive: the
  * sweep's scan sees the old (expired) row, and deleting it by key after
- * the put committed used to drop an acknowledged write. */
+ * the put committed used to drop an acknowledged write.
+ * The sweep runs at a chosen clock (store_expire takes now_ms) one TTL past
+ * the initial puts, so with a long TTL the initial rows are expired for the
+ * sweep while every re-put is fresh, both for the sweep and for the final
+ * read at the real clock. (A 1 s TTL with real time made the final read
+ * treat re-puts older than a second as expired when the host stalled.) */
 typedef struct expire_race {
     mr_store *st;
     mr_emb_table *t;
@@ -418,7 +423,8 @@ static void *expire_race_putter(void *arg) {
 
 static void test_expire_keeps_concurrent_puts(void **state) {
     fx *f = *state;
-    assert_int_equal(emb_table_create(f->st, "ttl1", D, EMB_FP32, 1, NULL), 0);
+    enum { TTL_S = 3600 };
+    assert_int_equal(emb_table_create(f->st, "ttl1", D, EMB_FP32, TTL_S, NULL), 0);
     expire_race r = {f->st, emb_store_table(f->st, "ttl1", NULL), NULL, 0, 0, 0};
     float *x = malloc((size_t)EXP_ROWS * D * sizeof *x);
     assert_non_null(x);
@@ -429,14 +435,15 @@ static void test_expire_keeps_concurrent_puts(void **state) {
         for (size_t i = 0; i < EXP_BATCH; i++) ids[i] = b + i;
         assert_int_equal(emb_store_put(f->st, r.t, ids, EXP_BATCH, x + b * D, EXP_BATCH * D, NULL), 0);
     }
-    int64_t t1 = mr_unix_ms();
-    while (mr_unix_ms() <= t1 + 1100) usleep(50 * 1000); /* every row expired */
+    int64_t t1 = mr_unix_ms(); /* every initial row was written at or before t1 */
+    int64_t sweep_now = t1 + (int64_t)TTL_S * 1000 + 1; /* ...so each is expired at sweep_now */
+    while (mr_unix_ms() <= t1 + 2) usleep(1000); /* re-puts written after t1 + 2: fresh */
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, expire_race_putter, &r), 0);
     atomic_store(&r.go, 1);
     while (atomic_load(&r.puts) < 2) usleep(100); /* puts under way when the sweep starts */
     uint64_t ndel = 0;
-    assert_int_equal(store_expire(f->st, mr_unix_ms(), &ndel, NULL), 0);
+    assert_int_equal(store_expire(f->st, sweep_now, &ndel, NULL), 0);
     atomic_store(&r.stop, 1);
     void *ret;
     pthread_join(th, &ret);
