@@ -70,7 +70,27 @@ int mr_backend_open(mr_backend **out, const mr_server_config *cfg, mr_err *e) {
     sc.user_ttl_s = cfg->user_ttl_seconds;
     pthread_mutex_init(&b->sweep_mu, NULL);
     pthread_cond_init(&b->sweep_cv, NULL);
-    int rc = store_open(&b->st, cfg->data_dir, &sc, e);
+    int rc = 0;
+    if (cfg->shared_tier_seeds[0]) {
+        /* lazy: a cluster that is down at start only costs the tier's hits */
+        tier_redis_config tc = {{cfg->shared_tier_seeds, cfg->shared_tier_timeout_ms, 1000, 8, 1},
+                                cfg->shared_tier_prefix, cfg->shared_tier_ttl_seconds};
+        if ((rc = tier_redis_create(&tc, &b->tier, &b->tier_cb, e))) {
+            mr_err_wrap(e, "shared_tier_seeds '%s'", cfg->shared_tier_seeds);
+            goto err;
+        }
+        tier_redis_stats ts;
+        tier_redis_get_stats(b->tier, &ts);
+        if (ts.cluster.refreshes == 0)
+            mr_warn("shared tier %s: no node answers yet; serving from RocksDB until one does",
+                    cfg->shared_tier_seeds);
+        else
+            mr_info("shared tier: Redis Cluster %s (%d nodes), prefix '%s', ttl %d s",
+                    cfg->shared_tier_seeds, ts.cluster.nodes, cfg->shared_tier_prefix,
+                    cfg->shared_tier_ttl_seconds);
+        sc.tier = &b->tier_cb;
+    }
+    rc = store_open(&b->st, cfg->data_dir, &sc, e);
     if (rc) {
         mr_err_wrap(e, "data_dir '%s'", cfg->data_dir);
         goto err;
@@ -138,6 +158,7 @@ void mr_backend_close(mr_backend *b) {
     }
     if (b->beh) behaviour_close(b->beh);
     if (b->st) store_close(b->st);
+    tier_redis_free(b->tier); /* after the store: it calls the tier until closed */
     pthread_cond_destroy(&b->sweep_cv);
     pthread_mutex_destroy(&b->sweep_mu);
     free(b);

@@ -18,10 +18,13 @@
 #include "common/error.h"
 #include "index/store/behaviour.h"
 #include "index/store/store.h"
+#include "index/store/tier_redis.h"
 #include "server/config.h"
 
 typedef struct mr_backend {
     mr_store *st;
+    tier_redis *tier;         /* shared Redis Cluster tier; NULL = none */
+    store_tier tier_cb;       /* its callbacks (must outlive st) */
     mr_emb_table *items;      /* item vectors: SDIM space, UpsertItems.embedding */
     int item_dim;          /* its width d */
     mr_behaviour *beh;        /* events + SDIM tables */

@@ -58,6 +58,10 @@ static const field fields[] = {
     F("auth_tokens_file", K_STR, auth_tokens_file),
     F("metrics_host", K_STR, metrics_host),
     F("metrics_port", K_INT, metrics_port),
+    F("shared_tier_seeds", K_STR, shared_tier_seeds),
+    F("shared_tier_prefix", K_STR, shared_tier_prefix),
+    F("shared_tier_ttl_seconds", K_INT, shared_tier_ttl_seconds),
+    F("shared_tier_timeout_ms", K_INT, shared_tier_timeout_ms),
 };
 #undef F
 
@@ -88,6 +92,9 @@ void mr_config_defaults(mr_server_config *c) {
     c->retrieve_k = 200;
     snprintf(c->metrics_host, sizeof c->metrics_host, "127.0.0.1");
     c->metrics_port = -1;
+    snprintf(c->shared_tier_prefix, sizeof c->shared_tier_prefix, "mr");
+    c->shared_tier_ttl_seconds = 3600;
+    c->shared_tier_timeout_ms = 50;
 }
 
 static int apply(mr_server_config *c, json_t *root, const char *src, mr_err *err) {

@@ -42,6 +42,10 @@ typedef struct mr_server_config {
     char auth_tokens_file[1024];/* bearer tokens (server/auth.h); "" = no auth */
     char metrics_host[64];      /* Prometheus /metrics address */
     int metrics_port;           /* -1 = off, 0 = a free port */
+    char shared_tier_seeds[512];/* Redis Cluster "host:port,..."; "" = no shared tier */
+    char shared_tier_prefix[32];/* key prefix of this fleet's rows */
+    int shared_tier_ttl_seconds;/* expiry of rows written to the tier; 0 = none */
+    int shared_tier_timeout_ms; /* connect/reply timeout before falling back to RocksDB */
 } mr_server_config;
 
 void mr_config_defaults(mr_server_config *c);

@@ -81,6 +81,34 @@ static void latency(buf *b, const char *method, const mr_method_stats *st) {
         (unsigned long long)cum);
 }
 
+/* The shared Redis Cluster tier: rows by outcome, write-through, redirects. */
+static void metrics_shared_tier(buf *b, tier_redis *t) {
+    tier_redis_stats s;
+    tier_redis_get_stats(t, &s);
+    put(b, "# HELP moerec_shared_tier_rows_total Rows looked up in the shared tier, by outcome "
+           "(degraded: no answer, read from RocksDB).\n"
+           "# TYPE moerec_shared_tier_rows_total counter\n"
+           "moerec_shared_tier_rows_total{result=\"hit\"} %llu\n"
+           "moerec_shared_tier_rows_total{result=\"miss\"} %llu\n"
+           "moerec_shared_tier_rows_total{result=\"degraded\"} %llu\n",
+        (unsigned long long)s.hits, (unsigned long long)s.misses, (unsigned long long)s.degraded);
+    put(b, "# HELP moerec_shared_tier_writes_total Rows written through to the shared tier.\n"
+           "# TYPE moerec_shared_tier_writes_total counter\n"
+           "moerec_shared_tier_writes_total{result=\"ok\"} %llu\n"
+           "moerec_shared_tier_writes_total{result=\"failed\"} %llu\n",
+        (unsigned long long)(s.puts - s.put_failed), (unsigned long long)s.put_failed);
+    put(b, "# HELP moerec_shared_tier_redirects_total Redis Cluster redirects followed.\n"
+           "# TYPE moerec_shared_tier_redirects_total counter\n"
+           "moerec_shared_tier_redirects_total{kind=\"moved\"} %llu\n"
+           "moerec_shared_tier_redirects_total{kind=\"ask\"} %llu\n",
+        (unsigned long long)s.cluster.moved, (unsigned long long)s.cluster.ask);
+    put(b, "# HELP moerec_shared_tier_connection_errors_total Failed connects and broken "
+           "connections to Redis Cluster nodes.\n"
+           "# TYPE moerec_shared_tier_connection_errors_total counter\n"
+           "moerec_shared_tier_connection_errors_total %llu\n",
+        (unsigned long long)s.cluster.conn_errors);
+}
+
 char *mr_metrics_render(mr_server *s) {
     buf b = {malloc(16384), 0, 16384, 0};
     if (!b.p) return NULL;
@@ -145,6 +173,7 @@ char *mr_metrics_render(mr_server *s) {
         put(&b, "# HELP moerec_store_cache_bytes Bytes held by the store cache.\n"
                 "# TYPE moerec_store_cache_bytes gauge\nmoerec_store_cache_bytes %llu\n",
             (unsigned long long)st.cache_bytes);
+        if (be->tier) metrics_shared_tier(&b, be->tier);
         put(&b, "# HELP moerec_store_ttl_sweeps_total TTL sweeps run.\n"
                 "# TYPE moerec_store_ttl_sweeps_total counter\nmoerec_store_ttl_sweeps_total %llu\n",
             (unsigned long long)atomic_load(&be->sweeps));

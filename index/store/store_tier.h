@@ -3,8 +3,8 @@
  *
  * The lookup path of the store is: memory cache -> shared tier -> RocksDB.
  * A tier is a table of callbacks so the store does not link a Redis client;
- * a Redis Cluster tier (hiredis) is planned in docs/scaling.md, tests use an
- * in-memory tier. Rows cross the tier as decoded fp32 vectors.
+ * tier_redis.h is the Redis Cluster one; tests also use an in-memory tier.
+ * Rows cross the tier as decoded fp32 vectors.
  * Callbacks are called from many threads at once and must be thread-safe.
  */
 #ifndef MOEREC_INDEX_STORE_TIER_H
