@@ -393,16 +393,24 @@ int mr_csv_is_missing(const mr_csv *c, const char *s) {
     return 0;
 }
 
+static int bad_cell(const mr_csv *c, long line, int col, const char *cell, const char *what,
+                    mr_err *e) {
+    return mr_err_set(e, MR_EINVAL, "%s:%ld: column '%s' (%d): '%.40s' is not %s", c->name, line,
+                      mr_csv_header(c, col), col + 1, cell, what);
+}
+
 static int bad_number(const mr_csv *c, int col, const char *what, mr_err *e) {
-    return mr_err_set(e, MR_EINVAL, "%s:%ld: column '%s' (%d): '%.40s' is not %s", c->name,
-                      c->rec_line, mr_csv_header(c, col), col + 1, mr_csv_cell(c, col), what);
+    return bad_cell(c, c->rec_line, col, mr_csv_cell(c, col), what, e);
+}
+
+int mr_csv_double_at(const mr_csv *c, long line, int col, const char *cell, double *v, mr_err *e) {
+    if (mr_csv_is_missing(c, cell)) return 1;
+    if (mr_parse_double(cell, v)) return bad_cell(c, line, col, cell, "a finite number", e);
+    return 0;
 }
 
 int mr_csv_double(const mr_csv *c, int col, double *v, mr_err *e) {
-    const char *s = mr_csv_cell(c, col);
-    if (mr_csv_is_missing(c, s)) return 1;
-    if (mr_parse_double(s, v)) return bad_number(c, col, "a finite number", e);
-    return 0;
+    return mr_csv_double_at(c, c->rec_line, col, mr_csv_cell(c, col), v, e);
 }
 
 int mr_csv_float(const mr_csv *c, int col, float *v, mr_err *e) {

@@ -80,6 +80,9 @@ int mr_csv_double(const mr_csv *c, int col, double *v, mr_err *e);
 int mr_csv_float(const mr_csv *c, int col, float *v, mr_err *e);
 int mr_csv_i64(const mr_csv *c, int col, int64_t *v, mr_err *e);
 int mr_csv_u64(const mr_csv *c, int col, uint64_t *v, mr_err *e);
+/* mr_csv_double's rule for a cell kept from an earlier record (its line
+ * and column), e.g. parsed later on another thread. */
+int mr_csv_double_at(const mr_csv *c, long line, int col, const char *cell, double *v, mr_err *e);
 
 /* The parsers behind them, for one string: 0 ok, -1 not a (finite)
  * number of that kind. */

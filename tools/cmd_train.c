@@ -63,7 +63,7 @@ static void usage(FILE *f) {
             "by model.json) and write DIR/<version>/{model.json,weights.safetensors}.\n"
             "Options may also be set in model.json's \"train\" object (same names, '_' for '-').\n\n"
             "  --model-json FILE   schema, tasks and architecture (docs/model-format.md)\n"
-            "  --data FILE         training data, CSV or TSV (tab in the header)\n"
+            "  --data FILE         training data, CSV or TSV (input rules: docs/operations.md)\n"
             "  --out DIR           model root; the version is the next free integer\n"
             "  --version N         write version N instead\n"
             "  --init DIR          start from the weights of a model version directory (same\n"

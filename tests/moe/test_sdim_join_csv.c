@@ -170,7 +170,7 @@ static void test_errors_name_the_problem(void **state) {
     o = opts(f);
     o.items_path = bad;
     assert_int_equal(sdim_join_csv(d, f->data, 0, &o, &e), MR_EINVAL);
-    assert_non_null(strstr(e.msg, ":3: e1: 'nan'"));
+    assert_non_null(strstr(e.msg, ":3: column 'e1' (3): 'nan' is not a finite number"));
     unlink(bad);
     moe_dataset_free(d);
 }
