@@ -24,6 +24,9 @@
 
 /* xxh3-64 of the 8 little-endian bytes of id. */
 uint64_t idhash_u64(uint64_t id, uint64_t seed);
+/* The second seed of a double-hashed table when model.json gives none
+ * (one derivation for training, serving and every tool). */
+static inline uint64_t idhash_seed2(uint64_t seed) { return seed * 0x9e3779b97f4a7c15ull + 1; }
 /* xxh3-64 of n bytes. */
 uint64_t idhash_bytes(const void *data, size_t n, uint64_t seed);
 /* Hash of a (field, value) pair, e.g. ("genre", "Drama"): the field name and

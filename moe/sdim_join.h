@@ -50,7 +50,7 @@ typedef struct sdim_csv_opts {
     char item_col[64];
     char time_col[64];        /* same unit as the events' ts_ms */
     int m, tau;               /* must match the store's behaviour config: 48, 3 */
-    uint64_t seed;            /* 0x5D1A (behaviour_config_init's) */
+    uint64_t seed;            /* SDIM_DEFAULT_SEED (hashing/sdim.h) */
     int l_max, short_n;       /* 1024, 50 */
 } sdim_csv_opts;
 

@@ -23,20 +23,24 @@ void sdim_csv_opts_init(sdim_csv_opts *o) {
     snprintf(o->user_col, sizeof o->user_col, "user_id");
     snprintf(o->item_col, sizeof o->item_col, "item_id");
     snprintf(o->time_col, sizeof o->time_col, "ts_ms");
-    o->m = 48;        /* behaviour_config_init's defaults: the store's tables */
-    o->tau = 3;
-    o->seed = 0x5D1A;
-    o->l_max = 1024;
-    o->short_n = 50;
+    o->m = SDIM_DEFAULT_M; /* the store's tables and the server's config use these too */
+    o->tau = SDIM_DEFAULT_TAU;
+    o->seed = SDIM_DEFAULT_SEED;
+    o->l_max = SDIM_DEFAULT_L_MAX;
+    o->short_n = SDIM_DEFAULT_SHORT;
 }
 
+#define SDIM_STR_(x) #x
+#define SDIM_STR(x) SDIM_STR_(x)
 const char sdim_csv_usage[] =
     "  --sdim-events FILE  behaviour events CSV (user_id,item_id,ts_ms): fill the model's\n"
     "                      extra block (extra_dim = 2 d) with SDIM [long | short] per row,\n"
     "                      from the row user's events strictly before the row's time\n"
     "  --sdim-items FILE   item vectors CSV (item_id,e0..e{d-1}): the store's item table\n"
     "  --sdim-columns U,I,T  the data's user, item and time columns (user_id,item_id,ts_ms)\n"
-    "  --sdim-params M,TAU,SEED,LMAX,SHORT  as the store's behaviour config (48,3,23834,1024,50)\n";
+    "  --sdim-params M,TAU,SEED,LMAX,SHORT  as the store's behaviour config (" SDIM_STR(SDIM_DEFAULT_M) ","
+    SDIM_STR(SDIM_DEFAULT_TAU) "," SDIM_STR(SDIM_DEFAULT_SEED) "," SDIM_STR(SDIM_DEFAULT_L_MAX) ","
+    SDIM_STR(SDIM_DEFAULT_SHORT) ")\n";
 
 int sdim_csv_opt(sdim_csv_opts *o, const char *name, const char *value, mr_err *e) {
     if (!strcmp(name, "--sdim-events")) o->events_path = value;

@@ -86,17 +86,6 @@ static int retr_set_join(char *out, const char *dir, const char *file, mr_err *e
 
 /* ------------------------------------------------------------ lifecycle */
 
-/* The documented router defaults, written out so the manifest says what
- * is in force (a later change of a default does not move a saved set). */
-static void retr_set_resolve(router_config *c) {
-    if (c->temperature == 0) c->temperature = 0.05f;
-    if (c->top_p == 0) c->top_p = 0.6f;
-    if (c->max_experts == 0) c->max_experts = 3;
-    if (c->fallback_weight == 0) c->fallback_weight = 0.1f;
-    if (c->rrf_k == 0) c->rrf_k = 60;
-    if (c->k_max == 0) c->k_max = 1000;
-}
-
 int retr_set_create(retr_set **out, const retr_set_config *cfg, mr_pool *pool, mr_err *e) {
     if (!out || !cfg) return mr_err_set(e, MR_EINVAL, "retr_set_create: NULL argument");
     *out = NULL;
@@ -109,7 +98,9 @@ int retr_set_create(retr_set **out, const retr_set_config *cfg, mr_pool *pool, m
     if (!s) return mr_err_set(e, MR_ENOMEM, "retriever set: out of memory");
     s->cfg = *cfg;
     s->cfg.router.dim = cfg->dim;
-    retr_set_resolve(&s->cfg.router);
+    /* the router defaults written out, so the manifest says what is in
+     * force (a later change of a default does not move a saved set) */
+    router_config_defaults(&s->cfg.router);
     if (cfg->router.fallback) {
         if (strlen(cfg->router.fallback) >= sizeof s->fallback) {
             free(s);
