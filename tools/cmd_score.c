@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "common/atomic_file.h"
 #include "common/clock.h"
 #include "common/csv.h"
 #include "common/progress.h"
@@ -62,8 +63,8 @@ static void usage(FILE *f) {
             "  --model DIR     a model version directory, or a model root (newest version)\n"
             "  --data FILE     input CSV/TSV ('-' = stdin; TSV for .tsv/.tab names, or when\n"
             "                  the header has a tab)\n"
-            "  --out FILE      output CSV ('-' = stdout, the default); written as\n"
-            "                  FILE.partial and renamed when complete\n"
+            "  --out FILE      output CSV ('-' = stdout, the default); written to a\n"
+            "                  temporary beside FILE and renamed over it when complete\n"
             "  --keep COLS     input columns copied to the output, comma-separated\n"
             "                  (default: user_id,item_id when present)\n"
             "  --batch N       rows per scorer batch (4096)\n"
@@ -237,11 +238,10 @@ static int score_main(int argc, char **argv) {
     /* A regular file is written beside the target and renamed over it once
      * complete: a failure never leaves partial output under its name (a
      * device or pipe such as /dev/null is written directly). */
-    char tmp_path[4200] = "";
     struct stat ost;
     int to_file = strcmp(out_path, "-") != 0;
-    if (to_file && (stat(out_path, &ost) != 0 || S_ISREG(ost.st_mode)))
-        snprintf(tmp_path, sizeof tmp_path, "%s.partial", out_path);
+    int atomic = to_file && (stat(out_path, &ost) != 0 || S_ISREG(ost.st_mode));
+    mr_afile af = {0};
     mr_csv *in = NULL;
     mr_csv_opts copts = {.max_cols = MAX_COLS};
     if (mr_csv_open(&in, data, &copts, &e)) {
@@ -249,7 +249,9 @@ static int score_main(int argc, char **argv) {
         moe_model_free(m);
         return 1;
     }
-    FILE *out = tmp_path[0] ? fopen(tmp_path, "w") : to_file ? fopen(out_path, "w") : stdout;
+    FILE *out = NULL;
+    if (atomic) out = mr_afile_open(&af, out_path, &e) ? NULL : af.f;
+    else out = to_file ? fopen(out_path, "w") : stdout;
     int status = 1, nthreads = 0, T = m->n_tasks;
     int cat_col[MOE_MAX_FIELDS], num_col[MOE_MAX_FIELDS], keep_col[MAX_COLS], nkeep = 0, nh = 0;
     mr_pool *pool = NULL;
@@ -260,8 +262,7 @@ static int score_main(int argc, char **argv) {
     mr_progress prog;
     uint64_t t0 = mr_now_ns();
     if (!out) {
-        fprintf(stderr, "moerec score: cannot open %s: %s\n", tmp_path[0] ? tmp_path : out_path,
-                strerror(errno));
+        fprintf(stderr, "moerec score: %s\n", atomic ? e.msg : strerror(errno));
         goto done;
     }
     nh = mr_csv_ncols(in);
@@ -393,16 +394,16 @@ done:
     free(args);
     mr_pool_free(pool);
     mr_csv_close(in);
-    if (out && out != stdout && fclose(out) != 0 && status == 0) {
+    if (atomic) { /* the whole output appears under its name, or nothing does */
+        if (status == 0 && mr_afile_commit(&af, &e)) {
+            fprintf(stderr, "moerec score: %s\n", e.msg);
+            status = 1;
+        }
+        mr_afile_abort(&af);
+    } else if (out && out != stdout && fclose(out) != 0 && status == 0) {
         fprintf(stderr, "moerec score: closing %s: %s\n", out_path, strerror(errno));
         status = 1;
     }
-    if (tmp_path[0] && status == 0 && rename(tmp_path, out_path) != 0) {
-        fprintf(stderr, "moerec score: renaming %s to %s: %s\n", tmp_path, out_path,
-                strerror(errno));
-        status = 1;
-    }
-    if (tmp_path[0] && status != 0) remove(tmp_path); /* no partial output */
     moe_model_free(m);
     return status;
 }

@@ -26,6 +26,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/atomic_file.h"
 #include "index/retrieval/retr_minhash.h"
 #include "index/retrieval/retr_pop.h"
 
@@ -269,13 +270,13 @@ static int retr_set_replaceable(const char *dir, mr_err *e) {
 
 /* Put the finished tmp directory at dir. */
 static int retr_set_swap_in(const char *tmp, const char *dir, mr_err *e) {
-    if (rename(tmp, dir) == 0) return 0;
+    if (rename(tmp, dir) == 0) return mr_fsync_parent(dir, 0, e);
     if (errno != EEXIST && errno != ENOTEMPTY)
         return mr_err_set(e, MR_EINTERNAL, "retriever set: rename to %s: %s", dir, strerror(errno));
     if (renameat2(AT_FDCWD, tmp, AT_FDCWD, dir, RENAME_EXCHANGE))
         return mr_err_set(e, MR_EINTERNAL, "retriever set: replace %s: %s", dir, strerror(errno));
     retr_set_rmdir(tmp); /* the old set, now under the temporary name */
-    return 0;
+    return mr_fsync_parent(dir, 0, e);
 }
 
 int retr_set_save(retr_set *s, const char *dir, mr_err *e) {

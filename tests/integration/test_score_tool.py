@@ -180,7 +180,7 @@ class ScoreToolTest(unittest.TestCase):
         # the error names the record's own line, not the start of its chunk
         self.assertIn("edge.csv:302: column 'age' (4): 'old' is not a finite number", bad.stderr)
         self.assertFalse(os.path.exists(out))
-        self.assertFalse(os.path.exists(out + ".partial"))
+        self.assertFalse([n for n in os.listdir(self.d) if n.startswith("scored.csv.tmp")])
         ok = self.run_on(hdr + "7,10001,action,30,5\n", "--out", out)
         self.assertEqual(ok.returncode, 0, ok.stderr)
         with open(out) as f:
