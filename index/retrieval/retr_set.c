@@ -307,14 +307,17 @@ int retr_set_save(retr_set *s, const char *dir, mr_err *e) {
             rc = MR_EINVAL;
         else if (!m)
             rc = mr_err_set(e, MR_ENOMEM, "retriever set: out of memory building the manifest");
-        else if (json_dump_file(m, p,
-                                JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9)))
-            rc = mr_err_set(e, MR_EINTERNAL, "retriever set: cannot write %s", p);
+        else {
+            char *js = json_dumps(m, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
+            rc = js ? mr_write_file_atomic(p, js, strlen(js), e)
+                    : mr_err_set(e, MR_ENOMEM, "retriever set: out of memory writing %s", p);
+            free(js);
+        }
         json_decref(m);
     }
     if (!rc) {
         snprintf(p, sizeof p, "%.*s", (int)dl, dir);
-        rc = retr_set_swap_in(tmp, p, e);
+        if (!(rc = mr_fsync_parent(tmp, 1, e))) rc = retr_set_swap_in(tmp, p, e); /* entries first */
     }
     if (rc) retr_set_rmdir(tmp);
     return rc;
