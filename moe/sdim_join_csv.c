@@ -30,41 +30,6 @@ void sdim_csv_opts_init(sdim_csv_opts *o) {
     o->short_n = SDIM_DEFAULT_SHORT;
 }
 
-#define SDIM_STR_(x) #x
-#define SDIM_STR(x) SDIM_STR_(x)
-const char sdim_csv_usage[] =
-    "  --sdim-events FILE  behaviour events CSV (user_id,item_id,ts_ms): fill the model's\n"
-    "                      extra block (extra_dim = 2 d) with SDIM [long | short] per row,\n"
-    "                      from the row user's events strictly before the row's time\n"
-    "  --sdim-items FILE   item vectors CSV (item_id,e0..e{d-1}): the store's item table\n"
-    "  --sdim-columns U,I,T  the data's user, item and time columns (user_id,item_id,ts_ms)\n"
-    "  --sdim-params M,TAU,SEED,LMAX,SHORT  as the store's behaviour config (" SDIM_STR(SDIM_DEFAULT_M) ","
-    SDIM_STR(SDIM_DEFAULT_TAU) "," SDIM_STR(SDIM_DEFAULT_SEED) "," SDIM_STR(SDIM_DEFAULT_L_MAX) ","
-    SDIM_STR(SDIM_DEFAULT_SHORT) ")\n";
-
-int sdim_csv_opt(sdim_csv_opts *o, const char *name, const char *value, mr_err *e) {
-    if (!strcmp(name, "--sdim-events")) o->events_path = value;
-    else if (!strcmp(name, "--sdim-items")) o->items_path = value;
-    else if (!strcmp(name, "--sdim-columns")) {
-        char u[64], i[64], t[64];
-        if (sscanf(value, "%63[^,],%63[^,],%63s", u, i, t) != 3)
-            return mr_err_set(e, MR_EINVAL, "--sdim-columns '%s': want USER,ITEM,TIME", value);
-        snprintf(o->user_col, sizeof o->user_col, "%s", u);
-        snprintf(o->item_col, sizeof o->item_col, "%s", i);
-        snprintf(o->time_col, sizeof o->time_col, "%s", t);
-    } else if (!strcmp(name, "--sdim-params")) {
-        unsigned long long seed;
-        int m, tau, l_max, short_n;
-        if (sscanf(value, "%d,%d,%llu,%d,%d", &m, &tau, &seed, &l_max, &short_n) != 5 || m < 0 ||
-            tau < 0 || l_max < 1 || short_n < 0)
-            return mr_err_set(e, MR_EINVAL, "--sdim-params '%s': want M,TAU,SEED,LMAX,SHORT", value);
-        o->m = m, o->tau = tau, o->seed = seed, o->l_max = l_max, o->short_n = short_n;
-    } else {
-        return 0;
-    }
-    return 1;
-}
-
 /* Integer cell col of the current record into *v (uint64 when u, else
  * int64); a missing cell is an error too (every row needs its ids). */
 static int sdim_csv_int(const mr_csv *c, int col, int u, void *v, mr_err *e) {

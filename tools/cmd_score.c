@@ -11,6 +11,7 @@
  * may be the data).
  */
 #include <errno.h>
+#include <getopt.h>
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
@@ -26,6 +27,7 @@
 #include "common/threadpool.h"
 #include "moe/model.h"
 #include "moe/scorer.h"
+#include "tools/cli.h"
 #include "tools/command.h"
 
 #define MAX_COLS 512
@@ -76,7 +78,9 @@ static void usage(FILE *f) {
             "is not a number is an error naming file, line and column; empty categorical\n"
             "cells are empty bags; a multi-valued cell has at most 64 values. Kept cells\n"
             "are re-quoted as needed. A summary JSON line goes to stderr.\n"
-            "Exit: 0 ok, 1 failure, 2 usage.\n");
+            "Exit: 0 ok, 1 failure, 2 usage.\n\n"
+            "Example:\n"
+            "  moerec score --model models/demo --data rows.csv --out scored.csv --threads 4\n");
 }
 
 /* Copy the reader's current record into r (the reader reuses its buffer). */
@@ -176,43 +180,43 @@ static void score_chunk(void *arg) {
 static int score_main(int argc, char **argv) {
     const char *model_dir = NULL, *data = NULL, *out_path = "-", *keep = NULL;
     int batch = 4096, threads = 0, quiet = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            return 0;
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'}, {"data", required_argument, 0, 'd'},
+        {"out", required_argument, 0, 'o'},   {"keep", required_argument, 0, 'k'},
+        {"batch", required_argument, 0, 'b'}, {"threads", required_argument, 0, 't'},
+        {"quiet", no_argument, 0, 'q'},       {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    mr_err e;
+    mr_err_clear(&e);
+    optind = 1;
+    opterr = 0;
+    for (int o; (o = getopt_long(argc, argv, ":h", opts, NULL)) != -1;) {
+        int rc = 0;
+        switch (o) {
+        case 'm': model_dir = optarg; break;
+        case 'd': data = optarg; break;
+        case 'o': out_path = optarg; break;
+        case 'k': keep = optarg; break;
+        case 'b': rc = cli_int("--batch", optarg, 1, MOE_MAX_BATCH, &batch, &e); break;
+        case 't': rc = cli_int("--threads", optarg, 0, 256, &threads, &e); break;
+        case 'q': quiet = 1; break;
+        case 'h': usage(stdout); return 0;
+        case ':': rc = mr_err_set(&e, MR_EINVAL, "%s needs a value", argv[optind - 1]); break;
+        default: rc = mr_err_set(&e, MR_EINVAL, "unknown option '%s'", argv[optind - 1]); break;
         }
-        if (!strcmp(a, "--quiet")) {
-            quiet = 1;
-            continue;
-        }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "moerec score: %s needs a value (see --help)\n", a);
+        if (rc) {
+            fprintf(stderr, "moerec score: %s (see --help)\n", e.msg);
             return 2;
         }
-        const char *v = argv[++i];
-        if (!strcmp(a, "--model")) model_dir = v;
-        else if (!strcmp(a, "--data")) data = v;
-        else if (!strcmp(a, "--out")) out_path = v;
-        else if (!strcmp(a, "--keep")) keep = v;
-        else if (!strcmp(a, "--batch")) batch = atoi(v);
-        else if (!strcmp(a, "--threads")) threads = atoi(v);
-        else {
-            fprintf(stderr, "moerec score: unknown option '%s' (see --help)\n", a);
-            return 2;
-        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "moerec score: unexpected argument '%s' (see --help)\n", argv[optind]);
+        return 2;
     }
     if (!model_dir || !data) {
         fprintf(stderr, "moerec score: --model and --data are required (see --help)\n");
         return 2;
     }
-    if (batch < 1 || batch > MOE_MAX_BATCH || threads < 0 || threads > 256) {
-        fprintf(stderr, "moerec score: --batch must be in [1, %d], --threads in [0, 256]\n",
-                MOE_MAX_BATCH);
-        return 2;
-    }
-    mr_err e;
-    mr_err_clear(&e);
     moe_model *m = NULL;
     char dir[4096];
     snprintf(dir, sizeof dir, "%s", model_dir);
