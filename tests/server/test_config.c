@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "index/behaviour.h"
+#include "index/store/behaviour.h"
 #include "moe/scorer.h"
 #include "moe/sdim_join.h"
 #include "server/config.h"
