@@ -27,6 +27,7 @@
 
 #include "common/atomic_file.h"
 #include "common/rng.h"
+#include "tools/cli.h"
 #include "tools/command.h"
 
 static const char *k_genres[] = {"action", "comedy", "drama", "horror",
@@ -72,7 +73,9 @@ static void usage(FILE *f) {
             "  --users N   users (default 300)\n"
             "  --items N   items (default 2000)\n"
             "  --rows N    interaction rows (default 150000)\n"
-            "  --seed N    seed (default 1)\n");
+            "  --seed N    seed (default 1)\n\n"
+            "Example:\n"
+            "  moerec demo-data --out demo --users 300 --items 2000 --rows 150000\n");
 }
 
 /* Each output through the atomic writer: committed together at the end,
@@ -98,15 +101,23 @@ static int demo_data_main(int argc, char **argv) {
     long nusers = 300, nitems = 2000, nrows = 150000;
     unsigned long long seed = 1;
     int o;
+    mr_err ce;
+    mr_err_clear(&ce);
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        long long v = 0;
+        int bad = 0;
         switch (o) {
         case 'o': out = optarg; break;
-        case 'u': nusers = atol(optarg); break;
-        case 'i': nitems = atol(optarg); break;
-        case 'r': nrows = atol(optarg); break;
-        case 's': seed = strtoull(optarg, NULL, 10); break;
+        case 'u': bad = cli_parse_int("--users", optarg, 1, 1000000, &v, &ce), nusers = (long)v; break;
+        case 'i': bad = cli_parse_int("--items", optarg, NGENRES, 10000000, &v, &ce), nitems = (long)v; break;
+        case 'r': bad = cli_parse_int("--rows", optarg, 1, 100000000, &v, &ce), nrows = (long)v; break;
+        case 's': bad = cli_u64("--seed", optarg, &seed, &ce); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
+        }
+        if (bad) {
+            fprintf(stderr, "moerec demo-data: %s (see --help)\n", ce.msg);
+            return 2;
         }
     }
     if (!out) {

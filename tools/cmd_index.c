@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cli.h"
 #include "command.h"
 #include "common/clock.h"
 #include "common/csv.h"
@@ -82,27 +83,24 @@ static const char *ix_value(int argc, char **argv, int *i, const char *cmd) {
     return argv[++*i];
 }
 
+/* Flag values through tools/cli.h's range-checked parsers. */
 static int ix_int(const char *v, const char *opt, const char *cmd, long lo, long hi, int *out) {
-    char *end;
-    long x = strtol(v, &end, 10);
-    if (end == v || *end || x < lo || x > hi) {
-        fprintf(stderr, "%s: %s '%s' is not an integer in [%ld, %ld]\n", cmd, opt, v, lo, hi);
-        return -1;
-    }
-    *out = (int)x;
-    return 0;
+    mr_err e;
+    if (!cli_int(opt, v, (int)lo, (int)hi, out, &e)) return 0;
+    fprintf(stderr, "%s: %s\n", cmd, e.msg);
+    return -1;
 }
 
 static int ix_float(const char *v, const char *opt, const char *cmd, double lo, double hi,
                     float *out) {
-    char *end;
-    double x = strtod(v, &end);
-    if (end == v || *end || !(x > lo && x <= hi)) {
-        fprintf(stderr, "%s: %s '%s' is not a number in (%g, %g]\n", cmd, opt, v, lo, hi);
-        return -1;
+    mr_err e;
+    double x = 0;
+    if (!cli_parse_double(opt, v, lo, hi, &x, &e) && x > lo) {
+        *out = (float)x;
+        return 0;
     }
-    *out = (float)x;
-    return 0;
+    fprintf(stderr, "%s: %s '%s' is not a number in (%g, %g]\n", cmd, opt, v, lo, hi);
+    return -1;
 }
 
 static void ix_print_json(json_t *o) {
@@ -538,7 +536,6 @@ static int ix_gh_args(int argc, char **argv, ix_gh_opts *o) {
     const char *cmd = "moerec index graphhash", *v;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        char *end;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) return ix_gh_usage(stdout), 3;
         if (!strcmp(a, "--quiet"))
             o->quiet = 1;
@@ -553,17 +550,19 @@ static int ix_gh_args(int argc, char **argv, ix_gh_opts *o) {
         else if (!strcmp(a, "--item-column"))
             o->icol = v;
         else if (!strcmp(a, "--resolution")) {
-            o->resolution = strtod(v, &end);
-            if (end == v || *end || !(o->resolution > 0 && o->resolution < 1e6)) {
-                fprintf(stderr, "%s: --resolution '%s' is not a number > 0\n", cmd, v);
+            mr_err ce;
+            if (cli_parse_double("--resolution", v, 1e-12, 1e6, &o->resolution, &ce)) {
+                fprintf(stderr, "%s: %s\n", cmd, ce.msg);
                 return 2;
             }
         } else if (!strcmp(a, "--seed")) {
-            o->seed = strtoull(v, &end, 10);
-            if (end == v || *end || *v == '-') {
-                fprintf(stderr, "%s: --seed '%s' is not an unsigned integer\n", cmd, v);
+            mr_err ce;
+            unsigned long long seed;
+            if (cli_u64("--seed", v, &seed, &ce)) {
+                fprintf(stderr, "%s: %s\n", cmd, ce.msg);
                 return 2;
             }
+            o->seed = seed;
         } else {
             fprintf(stderr, "%s: unknown option %s (%s --help)\n", cmd, a, cmd);
             return 2;

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cli.h"
 #include "command.h"
 #include "common/atomic_file.h"
 #include "common/progress.h"
@@ -103,10 +104,10 @@ static int synth_main(int argc, char **argv) {
             return 2;
         }
         const char *v = argv[++i];
-        char *end;
-        long long x = strtoll(v, &end, 10);
-        if (strcmp(a, "--out") && (*end || x < 0 || x > 2000000000)) {
-            fprintf(stderr, "moerec synth: %s: '%s' is not a non-negative integer\n", a, v);
+        long long x = 0;
+        mr_err ce;
+        if (strcmp(a, "--out") && cli_parse_int(a, v, 0, 2000000000, &x, &ce)) {
+            fprintf(stderr, "moerec synth: %s\n", ce.msg);
             return 2;
         }
         if (!strcmp(a, "--out")) out = v;

@@ -37,5 +37,10 @@ expect "--batch: 'x' is not an integer" score --model m --data d --batch x
 expect "--threads: '-1' is not an integer in [0, 256]" score --model m --data d --threads -1
 expect "unknown option '--nope'" score --nope
 expect "--data needs a value" score --model m --data
+expect "--port: 'x' is not an integer in [0, 65535]" serve --port x
+expect "--pilots: 'x' is not an integer" index retrievers --pilots x
+expect "--seed: '-3' is not an integer >= 0" index graphhash --seed -3 --interactions a --out b
+expect "--users: 'abc' is not an integer" demo-data --out "$dir/d" --users abc
+expect "--users: '1.5' is not an integer" synth --out "$dir/s" --users 1.5
 [ $fails -eq 0 ] && echo "test_cli_flags: all checks passed"
 exit $fails
