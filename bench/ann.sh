@@ -8,8 +8,7 @@
 # Usage: bench/run ann [--nq N] [--efs 16,32,64]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-: "${MOEREC_ROOT:=$(dirname "$here")}"
-: "${MOEREC_BUILD:=$MOEREC_ROOT/build-bench}"
+. "$here/lib/build.sh"
 data=/usr/share/datasets/fashion-mnist
 need=()
 [ -e "$data/train-images-idx3-ubyte.gz" ] || need+=(dataset-fashion-mnist)
@@ -19,7 +18,7 @@ if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then apt-get install -y -qq "${need[@]}" >/dev/null
   else sudo apt-get install -y -qq "${need[@]}" >/dev/null; fi
 fi
-cmake --build "$MOEREC_BUILD" --target bench_ann -j2 >/dev/null
+bench_build bench_ann
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 gunzip -c "$data/train-images-idx3-ubyte.gz" > "$tmp/base.idx"

@@ -5,8 +5,8 @@
 # Arguments are passed through (--resolution, --epochs, --seed, ...).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-: "${MOEREC_ROOT:=$(dirname "$here")}"
-: "${MOEREC_BUILD:=$MOEREC_ROOT/build-bench}"
+. "$here/lib/build.sh"
+bench_build bench_graphhash
 . "$here/lib/movielens_data.sh"
 movielens_csv
 exec "$MOEREC_BUILD/bench/bench_graphhash" --csv "$MOVIELENS" "$@"

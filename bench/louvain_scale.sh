@@ -9,8 +9,8 @@
 # Usage: bench/run louvain_scale [--skip-10m]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-: "${MOEREC_ROOT:=$(dirname "$here")}"
-: "${MOEREC_BUILD:=$MOEREC_ROOT/build-bench}"
+. "$here/lib/build.sh"
+bench_build bench_louvain_scale
 bin=$MOEREC_BUILD/bench/bench_louvain_scale
 . "$here/lib/movielens_data.sh"
 movielens_csv

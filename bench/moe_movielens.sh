@@ -9,13 +9,10 @@
 # Usage: bench/run moe_movielens [--epochs N]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-root=${MOEREC_ROOT:-$(dirname "$here")}
-build=${MOEREC_BUILD:-$root/build-bench}
-if ! cmake --build "$build" -j"$(nproc)" --target bench_moe_movielens > "$build/bench_moe_movielens-build.log" 2>&1; then
-  grep -E -A3 "error|Error" "$build/bench_moe_movielens-build.log" | head -40 >&2
-  echo "moe_movielens: build of bench_moe_movielens failed; log in $build/bench_moe_movielens-build.log" >&2
-  exit 1
-fi
+. "$here/lib/build.sh"
+bench_build bench_moe_movielens
+root=$MOEREC_ROOT
+build=$MOEREC_BUILD
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 src="$root/../shared/data/movielens.csv"

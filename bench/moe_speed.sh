@@ -8,12 +8,9 @@
 # Usage: bench/run moe_speed [--seconds S] [--gate dense|topk]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-build=${MOEREC_BUILD:-$here/../build-bench}
-if ! cmake --build "$build" -j"$(nproc)" --target bench_moe_speed > "$build/bench_moe_speed-build.log" 2>&1; then
-  grep -E -A3 "error|Error" "$build/bench_moe_speed-build.log" | head -40 >&2
-  echo "moe_speed: build of bench_moe_speed failed; log in $build/bench_moe_speed-build.log" >&2
-  exit 1
-fi
+. "$here/lib/build.sh"
+bench_build bench_moe_speed
+build=$MOEREC_BUILD
 seconds=3.0
 gate=dense
 while [ $# -gt 0 ]; do

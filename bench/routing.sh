@@ -9,11 +9,10 @@
 # every run.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-: "${MOEREC_ROOT:=$(dirname "$here")}"
-: "${MOEREC_BUILD:=$MOEREC_ROOT/build-bench}"
+. "$here/lib/build.sh"
 . "$here/lib/movielens_data.sh"
 movielens_csv
-cmake --build "$MOEREC_BUILD" --target bench_routing -j2 >/dev/null
+bench_build bench_routing
 b="$MOEREC_BUILD/bench/bench_routing"
 items=$("$b" --csv "$MOVIELENS" --pilots items --temperature 0.1 --max-experts 8 "$@" | tail -1)
 users=$("$b" --csv "$MOVIELENS" --pilots users --temperature 0.1 --max-experts 8 "$@" | tail -1)

@@ -9,13 +9,10 @@
 # Usage: bench/run serve [--seconds S] [--clients N]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(dirname "$here")
-build=${MOEREC_BUILD:-$root/build-bench}
-if ! cmake --build "$build" -j"$(nproc)" --target bench_serve moerec > "$build/bench_serve-build.log" 2>&1; then
-  grep -E -A3 "error|Error" "$build/bench_serve-build.log" | head -40 >&2
-  echo "serve: build failed; log in $build/bench_serve-build.log" >&2
-  exit 1
-fi
+. "$here/lib/build.sh"
+bench_build bench_serve moerec
+root=$MOEREC_ROOT
+build=$MOEREC_BUILD
 moerec="$build/tools/moerec"
 dir=$(mktemp -d)
 pid=

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/atomic_file.h"
 #include "hashing/graphhash_int.h"
 #include "hashing/idhash.h"
 
@@ -58,7 +59,7 @@ int graphhash_pack(void **image, size_t *len, const uint64_t *uids, const uint32
     p += side_bytes(nu);
     if (ni) memcpy(p, iids, ni * 8);
     if (ni) memcpy(p + ni * 8, irows, ni * 4);
-    uint64_t sum = idhash_bytes(b + GRAPHHASH_HEADER_BYTES, n - GRAPHHASH_HEADER_BYTES, 0);
+    uint64_t sum = idhash_checksum(b + GRAPHHASH_HEADER_BYTES, n - GRAPHHASH_HEADER_BYTES);
     memcpy(b + H_SUM, &sum, 8);
     *image = b;
     *len = n;
@@ -108,7 +109,7 @@ int graphhash_attach(graphhash_map *m, void *image, size_t len, mr_err *e) {
                           (unsigned long long)ni);
     if (m->k[0] == 0 || m->k[1] == 0)
         return mr_err_set(e, MR_ECORRUPT, "graphhash map: zero table size");
-    if (idhash_bytes(b + GRAPHHASH_HEADER_BYTES, len - GRAPHHASH_HEADER_BYTES, 0) != sum)
+    if (idhash_checksum(b + GRAPHHASH_HEADER_BYTES, len - GRAPHHASH_HEADER_BYTES) != sum)
         return mr_err_set(e, MR_ECORRUPT, "graphhash map: checksum mismatch");
     const unsigned char *p = b + GRAPHHASH_HEADER_BYTES;
     m->n[0] = nu;
@@ -127,28 +128,8 @@ int graphhash_attach(graphhash_map *m, void *image, size_t len, mr_err *e) {
 }
 
 int graphhash_map_save(const graphhash_map *m, const char *path, mr_err *e) {
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 16);
-    if (!tmp) return mr_err_set(e, MR_ENOMEM, "graphhash save: out of memory");
-    snprintf(tmp, plen + 16, "%s.tmp.%d", path, (int)getpid());
-    int rc = 0;
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        rc = mr_err_set(e, MR_EINTERNAL, "graphhash save: cannot create %s: %s", tmp,
-                        strerror(errno));
-        goto done;
-    }
-    size_t wrote = fwrite(m->image, 1, m->image_len, f);
-    int ok = wrote == m->image_len && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    if (fclose(f) != 0) ok = 0;
-    if (!ok || rename(tmp, path) != 0) {
-        rc = mr_err_set(e, MR_EINTERNAL, "graphhash save: writing %s failed: %s", path,
-                        strerror(errno));
-        unlink(tmp);
-    }
-done:
-    free(tmp);
-    return rc;
+    if (mr_write_file_atomic(path, m->image, m->image_len, e)) return mr_err_wrap(e, "graphhash save");
+    return 0;
 }
 
 int graphhash_map_load(graphhash_map **out, const char *path, mr_err *e) {

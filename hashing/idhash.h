@@ -24,8 +24,15 @@
 
 /* xxh3-64 of the 8 little-endian bytes of id. */
 uint64_t idhash_u64(uint64_t id, uint64_t seed);
+/* The second seed of a double-hashed table when model.json gives none
+ * (one derivation for training, serving and every tool). */
+static inline uint64_t idhash_seed2(uint64_t seed) { return seed * 0x9e3779b97f4a7c15ull + 1; }
 /* xxh3-64 of n bytes. */
 uint64_t idhash_bytes(const void *data, size_t n, uint64_t seed);
+/* The checksum of every moerec file format (xxh3-64, seed 0): GraphHash
+ * mappings, retriever files (router pilots, popularity, MinHash, FAISS
+ * meta), SDIM state rows (low 32 bits). */
+static inline uint64_t idhash_checksum(const void *data, size_t n) { return idhash_bytes(data, n, 0); }
 /* Hash of a (field, value) pair, e.g. ("genre", "Drama"): the field name and
  * the value are hashed as one unambiguous byte string (field, 0x1f, value),
  * so ("ab","c") and ("a","bc") differ. Either may be empty. */

@@ -32,6 +32,16 @@
 
 #define SDIM_MAX_TAU 16
 
+/* The SDIM settings training and serving must agree on, defined once: the
+ * store's behaviour tables (behaviour_config_init), `moerec train
+ * --sdim-params` and the server config's sdim_* defaults all use these
+ * (tests/server/test_config.c fails if one of them drifts). */
+#define SDIM_DEFAULT_M 48        /* projections (signatures per item)       */
+#define SDIM_DEFAULT_TAU 3       /* bits per signature: 2^tau buckets       */
+#define SDIM_DEFAULT_SEED 23834  /* 0x5D1A, the projection seed             */
+#define SDIM_DEFAULT_L_MAX 1024  /* events kept per user                    */
+#define SDIM_DEFAULT_SHORT 50    /* recent events for short attention       */
+
 /* Shape of one bucket table. */
 typedef struct sdim_layout {
     int nsig;       /* signatures: m / tau, or 1 when tau = 0 */

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/csv.h"
 #include "common/rng.h"
 #include "moe/layers.h"
 
@@ -78,62 +79,19 @@ int moe_dataset_alloc(moe_dataset **out, const moe_model *m, long n, mr_err *e) 
 
 /* ---- CSV ---------------------------------------------------------------------- */
 
-/* Split line in place into fields (RFC 4180 quotes); returns the count. */
-static int csv_split(char *line, char delim, char **fields, int max) {
-    int n = 0;
-    char *p = line;
-    for (;;) {
-        if (n == max) return n;
-        if (*p == '"') {
-            char *w = ++p;
-            fields[n++] = w;
-            for (;;) {
-                if (*p == '"' && p[1] == '"') {
-                    *w++ = '"';
-                    p += 2;
-                } else if (*p == '"' || *p == 0) {
-                    if (*p) p++;
-                    break;
-                } else {
-                    *w++ = *p++;
-                }
-            }
-            *w = 0;
-            while (*p && *p != delim) p++;
-        } else {
-            fields[n++] = p;
-            while (*p && *p != delim) p++;
-        }
-        if (*p != delim) {
-            *p = 0;
-            return n;
-        }
-        *p++ = 0;
-    }
+/* Column of name, or an error naming the feature / task it is for. */
+static int need_col(const mr_csv *c, const char *name, const char *what, const char *owner, int *col,
+                    mr_err *e) {
+    if ((*col = mr_csv_col(c, name)) >= 0) return 0;
+    return mr_err_set(e, MR_EINVAL, "%s: no %scolumn '%s' (%s)", mr_csv_name(c), what, name, owner);
 }
-
-static void chomp(char *s) {
-    size_t l = strlen(s);
-    while (l && (s[l - 1] == '\n' || s[l - 1] == '\r')) s[--l] = 0;
-}
-
-static int find_col(char **hdr, int nh, const char *name) {
-    for (int i = 0; i < nh; i++)
-        if (!strcmp(hdr[i], name)) return i;
-    return -1;
-}
-
-#define MAX_COLS 1024
 
 int moe_dataset_read(moe_dataset **out, const moe_model *m, const char *path, const char *time_col,
                      long max_rows, mr_err *e) {
     *out = NULL;
-    FILE *f = fopen(path, "r");
-    if (!f) return mr_err_set(e, errno == ENOENT ? MR_ENOTFOUND : MR_EINTERNAL, "%s: %s", path, strerror(errno));
-    char *line = NULL, *hline = NULL;
-    size_t cap = 0;
-    char **fields = calloc(MAX_COLS, sizeof *fields), **hdr = calloc(MAX_COLS, sizeof *hdr);
-    int rc = 0, nh;
+    mr_csv *c = NULL;
+    int rc = mr_csv_open(&c, path, NULL, e);
+    if (rc) return rc;
     vec rows[MOE_MAX_FIELDS], offs[MOE_MAX_FIELDS], num = {.elt = sizeof(float)}, y = {.elt = sizeof(float)},
                                                      mask = {.elt = sizeof(float)}, tv = {.elt = sizeof(double)};
     for (int i = 0; i < MOE_MAX_FIELDS; i++) {
@@ -141,58 +99,33 @@ int moe_dataset_read(moe_dataset **out, const moe_model *m, const char *path, co
         offs[i] = (vec){.elt = sizeof(uint32_t)};
     }
     int ccol[MOE_MAX_FIELDS], ncol[MOE_MAX_FIELDS], lcol[MOE_MAX_TASKS], tcol = -1;
-    if (!fields || !hdr) {
-        rc = mr_err_set(e, MR_ENOMEM, "out of memory");
-        goto done;
+    char owner[96];
+    for (int i = 0; i < m->n_cat && !rc; i++) {
+        snprintf(owner, sizeof owner, "feature '%s'", m->cat[i].name);
+        rc = need_col(c, m->cat[i].column, "", owner, &ccol[i], e);
     }
-    if (getline(&line, &cap, f) < 0) {
-        rc = mr_err_set(e, MR_EINVAL, "%s: empty file (a header line is required)", path);
-        goto done;
+    for (int i = 0; i < m->n_num && !rc; i++) {
+        snprintf(owner, sizeof owner, "feature '%s'", m->num[i].name);
+        rc = need_col(c, m->num[i].column, "", owner, &ncol[i], e);
     }
-    chomp(line);
-    char delim = strchr(line, '\t') ? '\t' : ',';
-    hline = strdup(line);
-    if (!hline) {
-        rc = mr_err_set(e, MR_ENOMEM, "out of memory");
-        goto done;
+    for (int k = 0; k < m->n_tasks && !rc; k++) {
+        snprintf(owner, sizeof owner, "task '%s'", m->tasks[k].name);
+        rc = need_col(c, m->tasks[k].label, "label ", owner, &lcol[k], e);
     }
-    nh = csv_split(hline, delim, hdr, MAX_COLS);
-    for (int i = 0; i < m->n_cat; i++)
-        if ((ccol[i] = find_col(hdr, nh, m->cat[i].column)) < 0) {
-            rc = mr_err_set(e, MR_EINVAL, "%s: no column '%s' (feature '%s')", path, m->cat[i].column, m->cat[i].name);
-            goto done;
-        }
-    for (int i = 0; i < m->n_num; i++)
-        if ((ncol[i] = find_col(hdr, nh, m->num[i].column)) < 0) {
-            rc = mr_err_set(e, MR_EINVAL, "%s: no column '%s' (feature '%s')", path, m->num[i].column, m->num[i].name);
-            goto done;
-        }
-    for (int k = 0; k < m->n_tasks; k++)
-        if ((lcol[k] = find_col(hdr, nh, m->tasks[k].label)) < 0) {
-            rc = mr_err_set(e, MR_EINVAL, "%s: no label column '%s' (task '%s')", path, m->tasks[k].label, m->tasks[k].name);
-            goto done;
-        }
-    if (time_col && *time_col && (tcol = find_col(hdr, nh, time_col)) < 0) {
+    if (!rc && time_col && *time_col && (tcol = mr_csv_col(c, time_col)) < 0)
         rc = mr_err_set(e, MR_EINVAL, "%s: no time column '%s'", path, time_col);
-        goto done;
-    }
+    if (rc) goto done;
     uint32_t zero = 0;
     for (int i = 0; i < m->n_cat; i++)
         if (vec_push(&offs[i], &zero)) goto oom;
-    long n = 0, lineno = 1;
-    while ((max_rows <= 0 || n < max_rows) && getline(&line, &cap, f) >= 0) {
-        lineno++;
-        chomp(line);
-        if (!*line) continue;
-        int nf = csv_split(line, delim, fields, MAX_COLS);
-        if (nf != nh) {
-            rc = mr_err_set(e, MR_EINVAL, "%s:%ld: %d fields, header has %d", path, lineno, nf, nh);
-            goto done;
-        }
+    long n = 0;
+    while ((max_rows <= 0 || n < max_rows) && (rc = mr_csv_next(c, e)) == 1) {
+        rc = 0;
         for (int i = 0; i < m->n_cat; i++) {
-            char *v = fields[ccol[i]], sep = m->cat[i].sep;
+            const char *v = mr_csv_cell(c, ccol[i]);
+            char sep = m->cat[i].sep;
             while (*v) {
-                char *end = sep ? strchr(v, sep) : NULL;
+                const char *end = sep ? strchr(v, sep) : NULL;
                 size_t len = end ? (size_t)(end - v) : strlen(v);
                 uint64_t r[IDHASH_MAX_ROWS];
                 /* an empty piece ("a||b", "|a") is no value, as an empty cell is */
@@ -208,35 +141,37 @@ int moe_dataset_read(moe_dataset **out, const moe_model *m, const char *path, co
             if (vec_push(&offs[i], &o)) goto oom;
         }
         for (int i = 0; i < m->n_num; i++) {
-            char *end;
-            float v = strtof(fields[ncol[i]], &end);
-            if (end == fields[ncol[i]] || !isfinite(v)) v = NAN;
+            float v = NAN; /* missing: the field's fill */
+            if ((rc = mr_csv_float(c, ncol[i], &v, e)) < 0) goto done;
             if (vec_push(&num, &v)) goto oom;
         }
         for (int k = 0; k < m->n_tasks; k++) {
-            char *end;
-            float v = strtof(fields[lcol[k]], &end), mk = 1.0f;
-            if (end == fields[lcol[k]] || !isfinite(v)) v = 0, mk = 0;
+            float v = 0, mk = 1.0f;
+            if ((rc = mr_csv_float(c, lcol[k], &v, e)) < 0) goto done;
+            if (rc == 1) v = 0, mk = 0; /* no label: outside this task's sample space */
             else if (m->tasks[k].has_threshold) v = v >= m->tasks[k].threshold ? 1.0f : 0.0f;
             else if (m->tasks[k].kind == MOE_TASK_BINARY && v != 0.0f && v != 1.0f) {
                 rc = mr_err_set(e, MR_EINVAL, "%s:%ld: task '%s' is binary but label is %g (set a threshold?)",
-                                path, lineno, m->tasks[k].name, v);
+                                path, mr_csv_line(c), m->tasks[k].name, v);
                 goto done;
             }
             if (vec_push(&y, &v) || vec_push(&mask, &mk)) goto oom;
         }
         if (tcol >= 0) { /* a row without a time cannot be placed by a time split */
-            char *end;
-            double t = strtod(fields[tcol], &end);
-            if (end == fields[tcol] || *end || !isfinite(t)) {
-                rc = mr_err_set(e, MR_EINVAL, "%s:%ld: time column '%s' holds '%.32s', not a finite number", path,
-                                lineno, time_col, fields[tcol]);
+            double t = 0;
+            if ((rc = mr_csv_double(c, tcol, &t, e)) < 0) goto done;
+            if (rc == 1) {
+                rc = mr_err_set(e, MR_EINVAL, "%s:%ld: time column '%s' is missing", path, mr_csv_line(c),
+                                time_col);
                 goto done;
             }
             if (vec_push(&tv, &t)) goto oom;
         }
+        rc = 0;
         n++;
     }
+    if (rc < 0) goto done;
+    rc = 0;
     moe_dataset *d = calloc(1, sizeof *d);
     if (!d) goto oom;
     d->n = n;
@@ -279,11 +214,7 @@ done:
     free(y.p);
     free(mask.p);
     free(tv.p);
-    free(line);
-    free(hline);
-    free(fields);
-    free(hdr);
-    fclose(f);
+    mr_csv_close(c);
     return rc;
 }
 

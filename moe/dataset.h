@@ -3,12 +3,13 @@
  * raw (normalised per batch with the model's statistics), labels and masks
  * per task, and an optional time column for time-based splits.
  *
- * Read from CSV or TSV with a header line (RFC-4180 quoting: a field in
- * double quotes may hold the delimiter; "" is a quote). Columns are found by
- * the names in model.json (feature "column", task "label"); a missing
- * column is an error naming it. An empty or unparsable label leaves the
- * task's mask at 0 for that row (PLE's per-task sample space); an empty
- * numeric value becomes NaN and is replaced by the field's fill.
+ * Read with the one CSV/TSV reader (common/csv.h: RFC 4180 quotes, BOM,
+ * CRLF, missing values "" and NA). Columns are found by the names in
+ * model.json (feature "column", task "label"); a missing column is an error
+ * naming it. A missing label leaves the task's mask at 0 for that row (PLE's
+ * per-task sample space); a missing numeric value becomes NaN and is
+ * replaced by the field's fill; a numeric or label cell that is not a
+ * number (`1;5`, `abc`) is an error naming file, line and column.
  */
 #ifndef MOEREC_MOE_DATASET_H
 #define MOEREC_MOE_DATASET_H
@@ -30,9 +31,9 @@ typedef struct moe_dataset {
     double *time;                         /* (n) or NULL                           */
 } moe_dataset;
 
-/* Read path (CSV, or TSV when the header has a tab) for model m. time_col
- * may be NULL (a value that is not a finite number is an error naming the
- * line); max_rows <= 0 reads everything. */
+/* Read path ("-" = stdin) for model m. time_col may be NULL (a missing
+ * time or one that is not a finite number is an error naming the line);
+ * max_rows <= 0 reads everything. */
 int moe_dataset_read(moe_dataset **out, const moe_model *m, const char *path, const char *time_col,
                      long max_rows, mr_err *e);
 /* An empty dataset of n rows with no categorical values, for callers that

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "common/atomic_file.h"
 #include "common/rng.h"
 #include "common/tensor.h"
 #include "moe/model_int.h"
@@ -201,14 +202,11 @@ int moe_model_save(const moe_model *m, const char *dir, mr_err *e) {
     char *js = moe_model_to_json(m);
     if (!js) return mr_err_set(e, MR_ENOMEM, "out of memory");
     snprintf(path, sizeof path, "%s/model.json", dir);
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    int ok = f && fputs(js, f) >= 0 && fputc('\n', f) != EOF;
-    if (f && fclose(f) != 0) ok = 0;
+    size_t jl = strlen(js);
+    js[jl] = '\n'; /* the NUL's place: the file ends in a line end */
+    rc = mr_write_file_atomic(path, js, jl + 1, e);
     free(js);
-    if (!ok || rename(tmp, path) != 0) return mr_err_set(e, MR_EINTERNAL, "%s: write failed: %s", path, strerror(errno));
-    return 0;
+    return rc;
 }
 
 int moe_model_latest_version(const char *root, char *out, size_t outlen, mr_err *e) {

@@ -196,7 +196,7 @@ static int parse_tables(json_t *ts, moe_model *m, mr_err *e) {
         if ((s1 && !json_is_integer(s1)) || (s2 && !json_is_integer(s2)))
             return mr_err_set(e, MR_EINVAL, "model.json: %s.seed must be an integer", where);
         tb->seed = s1 ? (uint64_t)json_integer_value(s1) : (uint64_t)(i + 1);
-        tb->seed2 = s2 ? (uint64_t)json_integer_value(s2) : tb->seed * 0x9e3779b97f4a7c15ull + 1;
+        tb->seed2 = s2 ? (uint64_t)json_integer_value(s2) : idhash_seed2(tb->seed);
         m->n_tables++;
     }
     return 0;

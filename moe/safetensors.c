@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/atomic_file.h"
 #include "common/tensor.h"
 
 #define ST_MAX_HEADER (100u << 20) /* the Python reader's own limit */
@@ -214,13 +215,13 @@ int moe_st_write(const char *path, const moe_st_tensor *t, int n, const char *co
     json_decref(hdr);
     if (!js) return mr_err_set(e, MR_ENOMEM, "out of memory");
     size_t jl = strlen(js), padded = (jl + 7) & ~(size_t)7; /* data starts 8-byte aligned */
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
+    mr_afile af;
+    int rc = mr_afile_open(&af, path, e);
+    if (rc) {
         free(js);
-        return mr_err_set(e, MR_EINTERNAL, "%s: %s", tmp, strerror(errno));
+        return rc;
     }
+    FILE *f = af.f;
     unsigned char lenb[8];
     for (int i = 0; i < 8; i++) lenb[i] = (unsigned char)((uint64_t)padded >> (8 * i));
     int ok = fwrite(lenb, 1, 8, f) == 8 && fwrite(js, 1, jl, f) == jl;
@@ -231,12 +232,10 @@ int moe_st_write(const char *path, const moe_st_tensor *t, int n, const char *co
         ok = fwrite(t[i].data, sizeof(float), cnt, f) == cnt; /* x86/arm64: already little-endian */
     }
     free(js);
-    if (fflush(f) != 0 || fsync(fileno(f)) != 0) ok = 0;
-    if (fclose(f) != 0) ok = 0;
-    if (!ok || rename(tmp, path) != 0) {
+    if (!ok) {
         int err = errno;
-        unlink(tmp);
+        mr_afile_abort(&af);
         return mr_err_set(e, MR_EINTERNAL, "%s: write failed: %s", path, strerror(err));
     }
-    return 0;
+    return mr_afile_commit(&af, e);
 }

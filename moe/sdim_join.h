@@ -50,21 +50,11 @@ typedef struct sdim_csv_opts {
     char item_col[64];
     char time_col[64];        /* same unit as the events' ts_ms */
     int m, tau;               /* must match the store's behaviour config: 48, 3 */
-    uint64_t seed;            /* 0x5D1A (behaviour_config_init's) */
+    uint64_t seed;            /* SDIM_DEFAULT_SEED (hashing/sdim.h) */
     int l_max, short_n;       /* 1024, 50 */
 } sdim_csv_opts;
 
 void sdim_csv_opts_init(sdim_csv_opts *o);
-/* Command-line options of the join, for tools (value kept, not copied):
- *   --sdim-events FILE  --sdim-items FILE
- *   --sdim-columns USER,ITEM,TIME      (user_id,item_id,ts_ms)
- *   --sdim-params M,TAU,SEED,LMAX,SHORT (48,3,23834,1024,50)
- * Returns 1 when name is one of them (applied), 0 when it is not, or a
- * negative MR_E* code for a bad value. */
-int sdim_csv_opt(sdim_csv_opts *o, const char *name, const char *value, mr_err *e);
-/* Help lines for those options. */
-extern const char sdim_csv_usage[];
-
 /* Fill d->extra (n, extra_dim = 2 d) of a dataset read by moe_dataset_read
  * from data_path with the same max_rows: row r gets the SDIM block of its
  * (user, item, time). MR_EINVAL when extra_dim is not 2 d of the item

@@ -3,161 +3,41 @@
  * sdim_join, item vectors from an items CSV, written into the dataset's
  * extra block (see sdim_join.h).
  *
- * The rows are read with moe_dataset_read's rules (header line, empty
- * lines skipped, the same max_rows) and the count is checked against the
- * dataset, so row r of the file is row r of the dataset. Ids and times
- * must be integers (the store's ids are uint64); anything else is an
+ * The rows are read with the same reader as moe_dataset_read (common/csv.h,
+ * the same max_rows) and the count is checked against the dataset, so row
+ * r of the file is row r of the dataset. Ids and times must be integers
+ * (the store's ids are uint64); anything else, or a missing one, is an
  * error naming file, line and column.
  */
-#include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/csv.h"
 #include "common/tensor.h"
 #include "hashing/u64map.h"
 #include "moe/sdim_join.h"
-
-#define SDIM_CSV_MAX_COLS 4096
 
 void sdim_csv_opts_init(sdim_csv_opts *o) {
     memset(o, 0, sizeof *o);
     snprintf(o->user_col, sizeof o->user_col, "user_id");
     snprintf(o->item_col, sizeof o->item_col, "item_id");
     snprintf(o->time_col, sizeof o->time_col, "ts_ms");
-    o->m = 48;        /* behaviour_config_init's defaults: the store's tables */
-    o->tau = 3;
-    o->seed = 0x5D1A;
-    o->l_max = 1024;
-    o->short_n = 50;
+    o->m = SDIM_DEFAULT_M; /* the store's tables and the server's config use these too */
+    o->tau = SDIM_DEFAULT_TAU;
+    o->seed = SDIM_DEFAULT_SEED;
+    o->l_max = SDIM_DEFAULT_L_MAX;
+    o->short_n = SDIM_DEFAULT_SHORT;
 }
 
-const char sdim_csv_usage[] =
-    "  --sdim-events FILE  behaviour events CSV (user_id,item_id,ts_ms): fill the model's\n"
-    "                      extra block (extra_dim = 2 d) with SDIM [long | short] per row,\n"
-    "                      from the row user's events strictly before the row's time\n"
-    "  --sdim-items FILE   item vectors CSV (item_id,e0..e{d-1}): the store's item table\n"
-    "  --sdim-columns U,I,T  the data's user, item and time columns (user_id,item_id,ts_ms)\n"
-    "  --sdim-params M,TAU,SEED,LMAX,SHORT  as the store's behaviour config (48,3,23834,1024,50)\n";
-
-int sdim_csv_opt(sdim_csv_opts *o, const char *name, const char *value, mr_err *e) {
-    if (!strcmp(name, "--sdim-events")) o->events_path = value;
-    else if (!strcmp(name, "--sdim-items")) o->items_path = value;
-    else if (!strcmp(name, "--sdim-columns")) {
-        char u[64], i[64], t[64];
-        if (sscanf(value, "%63[^,],%63[^,],%63s", u, i, t) != 3)
-            return mr_err_set(e, MR_EINVAL, "--sdim-columns '%s': want USER,ITEM,TIME", value);
-        snprintf(o->user_col, sizeof o->user_col, "%s", u);
-        snprintf(o->item_col, sizeof o->item_col, "%s", i);
-        snprintf(o->time_col, sizeof o->time_col, "%s", t);
-    } else if (!strcmp(name, "--sdim-params")) {
-        unsigned long long seed;
-        int m, tau, l_max, short_n;
-        if (sscanf(value, "%d,%d,%llu,%d,%d", &m, &tau, &seed, &l_max, &short_n) != 5 || m < 0 ||
-            tau < 0 || l_max < 1 || short_n < 0)
-            return mr_err_set(e, MR_EINVAL, "--sdim-params '%s': want M,TAU,SEED,LMAX,SHORT", value);
-        o->m = m, o->tau = tau, o->seed = seed, o->l_max = l_max, o->short_n = short_n;
-    } else {
-        return 0;
-    }
-    return 1;
-}
-
-typedef struct sdim_csv {
-    FILE *f;
-    const char *path;
-    char *line, *hline;
-    size_t cap;
-    char delim;
-    long lineno;
-    int nh, nf;
-    char **hdr, **fld;  /* (SDIM_CSV_MAX_COLS) header names, current fields */
-} sdim_csv;
-
-/* Split s in place (RFC 4180 quotes) into at most max fields. */
-static int sdim_csv_split(char *s, char delim, char **out, int max) {
-    int n = 1, quoted = 0;
-    char *w = s;
-    out[0] = w;
-    for (char *p = s;; p++) {
-        char ch = *p;
-        if (quoted) {
-            if (ch == '"' && p[1] == '"') *w++ = '"', p++;
-            else if (ch == '"') quoted = 0;
-            else if (ch == '\0') break;
-            else *w++ = ch;
-        } else if (ch == '"') {
-            quoted = 1;
-        } else if (ch == delim && n < max) {
-            *w++ = '\0';
-            out[n++] = w;
-        } else if (ch == '\0' || ch == '\n' || ch == '\r') {
-            break;
-        } else {
-            *w++ = ch;
-        }
-    }
-    *w = '\0';
-    return n;
-}
-
-static void sdim_csv_close(sdim_csv *c) {
-    if (c->f) fclose(c->f);
-    free(c->line);
-    free(c->hline);
-    free(c->hdr);
-    free(c->fld);
-    memset(c, 0, sizeof *c);
-}
-
-static int sdim_csv_open(sdim_csv *c, const char *path, mr_err *e) {
-    memset(c, 0, sizeof *c);
-    c->path = path;
-    c->f = fopen(path, "r");
-    if (!c->f)
-        return mr_err_set(e, errno == ENOENT ? MR_ENOTFOUND : MR_EINTERNAL, "%s: %s", path,
-                          strerror(errno));
-    c->hdr = calloc(SDIM_CSV_MAX_COLS, sizeof *c->hdr);
-    c->fld = calloc(SDIM_CSV_MAX_COLS, sizeof *c->fld);
-    if (!c->hdr || !c->fld) return mr_err_set(e, MR_ENOMEM, "%s: out of memory", path);
-    if (getline(&c->line, &c->cap, c->f) < 0)
-        return mr_err_set(e, MR_EINVAL, "%s: empty file (a header line is required)", path);
-    c->lineno = 1;
-    c->delim = strchr(c->line, '\t') ? '\t' : ',';
-    if (!(c->hline = strdup(c->line))) return mr_err_set(e, MR_ENOMEM, "%s: out of memory", path);
-    c->nh = sdim_csv_split(c->hline, c->delim, c->hdr, SDIM_CSV_MAX_COLS);
-    return 0;
-}
-
-/* 1 and the fields of the next non-empty line, 0 at the end. */
-static int sdim_csv_next(sdim_csv *c) {
-    while (getline(&c->line, &c->cap, c->f) >= 0) {
-        c->lineno++;
-        if (c->line[0] == '\n' || c->line[0] == '\r' || c->line[0] == '\0') continue;
-        c->nf = sdim_csv_split(c->line, c->delim, c->fld, SDIM_CSV_MAX_COLS);
-        return 1;
-    }
-    return 0;
-}
-
-static int sdim_csv_col(const sdim_csv *c, const char *name, mr_err *e) {
-    for (int i = 0; i < c->nh; i++)
-        if (!strcmp(c->hdr[i], name)) return i;
-    return mr_err_set(e, MR_EINVAL, "%s: no column '%s'", c->path, name);
-}
-
-/* Integer field col of the current line into *v (uint64 when u, else int64). */
-static int sdim_csv_int(const sdim_csv *c, int col, int u, void *v, mr_err *e) {
-    const char *s = col < c->nf ? c->fld[col] : "";
-    char *end;
-    errno = 0;
-    if (u) *(uint64_t *)v = strtoull(s, &end, 10);
-    else *(int64_t *)v = strtoll(s, &end, 10);
-    if (!*s || *end || errno || (u && *s == '-'))
-        return mr_err_set(e, MR_EINVAL, "%s:%ld: column '%s': '%s' is not an integer%s", c->path,
-                          c->lineno, c->hdr[col], s, u ? " id" : "");
-    return 0;
+/* Integer cell col of the current record into *v (uint64 when u, else
+ * int64); a missing cell is an error too (every row needs its ids). */
+static int sdim_csv_int(const mr_csv *c, int col, int u, void *v, mr_err *e) {
+    int rc = u ? mr_csv_u64(c, col, v, e) : mr_csv_i64(c, col, v, e);
+    if (rc == 1)
+        rc = mr_err_set(e, MR_EINVAL, "%s:%ld: column '%s' is missing", mr_csv_name(c), mr_csv_line(c),
+                        mr_csv_header(c, col));
+    return rc;
 }
 
 /* The growing arrays of one file's (user, item, time) triples. */
@@ -175,12 +55,12 @@ static void sdim_triples_free(sdim_triples *t) {
 
 static int sdim_read_triples(const char *path, const char *uc, const char *ic, const char *tc,
                              long max_rows, sdim_triples *t, mr_err *e) {
-    sdim_csv c;
-    int rc = sdim_csv_open(&c, path, e), cu = -1, ci = -1, ct = -1;
-    if (!rc && (cu = sdim_csv_col(&c, uc, e)) < 0) rc = cu;
-    if (!rc && (ci = sdim_csv_col(&c, ic, e)) < 0) rc = ci;
-    if (!rc && (ct = sdim_csv_col(&c, tc, e)) < 0) rc = ct;
-    while (!rc && (max_rows <= 0 || t->n < max_rows) && sdim_csv_next(&c)) {
+    mr_csv *c = NULL;
+    int rc = mr_csv_open(&c, path, NULL, e), cu = -1, ci = -1, ct = -1, more = 0;
+    if (!rc) rc = mr_csv_need(c, uc, &cu, e);
+    if (!rc) rc = mr_csv_need(c, ic, &ci, e);
+    if (!rc) rc = mr_csv_need(c, tc, &ct, e);
+    while (!rc && (max_rows <= 0 || t->n < max_rows) && (more = mr_csv_next(c, e)) == 1) {
         if (t->n == t->cap) {
             long nc = t->cap ? 2 * t->cap : 4096;
             uint64_t *u = realloc(t->user, sizeof *u * (size_t)nc), *it = u ? realloc(t->item, sizeof *it * (size_t)nc) : NULL;
@@ -188,17 +68,18 @@ static int sdim_read_triples(const char *path, const char *uc, const char *ic, c
             if (it) t->item = it;
             int64_t *ts = it ? realloc(t->ts, sizeof *ts * (size_t)nc) : NULL;
             if (!ts) {
-                rc = mr_err_set(e, MR_ENOMEM, "%s: out of memory at line %ld", path, c.lineno);
+                rc = mr_err_set(e, MR_ENOMEM, "%s: out of memory at line %ld", path, mr_csv_line(c));
                 break;
             }
             t->ts = ts, t->cap = nc;
         }
-        if (!(rc = sdim_csv_int(&c, cu, 1, &t->user[t->n], e)) &&
-            !(rc = sdim_csv_int(&c, ci, 1, &t->item[t->n], e)) &&
-            !(rc = sdim_csv_int(&c, ct, 0, &t->ts[t->n], e)))
+        if (!(rc = sdim_csv_int(c, cu, 1, &t->user[t->n], e)) &&
+            !(rc = sdim_csv_int(c, ci, 1, &t->item[t->n], e)) &&
+            !(rc = sdim_csv_int(c, ct, 0, &t->ts[t->n], e)))
             t->n++;
     }
-    sdim_csv_close(&c);
+    if (!rc && more < 0) rc = more;
+    mr_csv_close(c);
     return rc;
 }
 
@@ -217,26 +98,25 @@ static const float *sdim_items_vec(uint64_t item, void *ctx) {
 
 /* items CSV: item_id and e0 .. e{d-1}. */
 static int sdim_read_items(const char *path, int d, sdim_items *it, mr_err *e) {
-    sdim_csv c;
-    int rc = sdim_csv_open(&c, path, e), ci = -1, ce[1024];
+    mr_csv *c = NULL;
+    int rc = mr_csv_open(&c, path, NULL, e), ci = -1, ce[1024], got = 0;
     it->d = d;
     if (!rc) rc = u64map_init(&it->map, 1024) ? mr_err_set(e, MR_ENOMEM, "out of memory") : 0;
-    if (!rc && (ci = sdim_csv_col(&c, "item_id", e)) < 0) rc = ci;
+    if (!rc) rc = mr_csv_need(c, "item_id", &ci, e);
     for (int k = 0; k < d && !rc; k++) {
         char name[16];
         snprintf(name, sizeof name, "e%d", k);
-        if ((ce[k] = sdim_csv_col(&c, name, e)) < 0) rc = mr_err_wrap(e, "SDIM item vectors (d = %d)", d);
+        if (mr_csv_need(c, name, &ce[k], e)) rc = mr_err_wrap(e, "SDIM item vectors (d = %d)", d);
     }
     char more[16];
     snprintf(more, sizeof more, "e%d", d);
-    for (int k = 0; k < c.nh && !rc; k++)
-        if (!strcmp(c.hdr[k], more))
-            rc = mr_err_set(e, MR_EINVAL,
-                            "%s: item vectors have more than d = %d columns (%s): the model's "
-                            "extra_dim must be 2 x the item dimension", path, d, more);
-    while (!rc && sdim_csv_next(&c)) {
+    if (!rc && mr_csv_col(c, more) >= 0)
+        rc = mr_err_set(e, MR_EINVAL,
+                        "%s: item vectors have more than d = %d columns (%s): the model's "
+                        "extra_dim must be 2 x the item dimension", path, d, more);
+    while (!rc && (got = mr_csv_next(c, e)) == 1) {
         uint64_t id;
-        if ((rc = sdim_csv_int(&c, ci, 1, &id, e))) break;
+        if ((rc = sdim_csv_int(c, ci, 1, &id, e))) break;
         if (it->n == it->cap) {
             long nc = it->cap ? 2 * it->cap : 4096;
             float *v = mr_floats_alloc((size_t)nc * d);
@@ -249,21 +129,15 @@ static int sdim_read_items(const char *path, int d, sdim_items *it, mr_err *e) {
             it->vecs = v, it->cap = nc;
         }
         float *x = it->vecs + (size_t)it->n * d;
-        for (int k = 0; k < d; k++) {
-            char *end;
-            const char *s = ce[k] < c.nf ? c.fld[ce[k]] : "";
-            x[k] = strtof(s, &end);
-            if (!*s || *end || !isfinite(x[k])) {  /* strtof takes "nan" and "inf" */
-                rc = mr_err_set(e, MR_EINVAL, "%s:%ld: e%d: '%s' is not a finite number", path,
-                                c.lineno, k, s);
-                break;
-            }
-        }
+        for (int k = 0; k < d && !rc; k++)
+            if ((rc = mr_csv_float(c, ce[k], &x[k], e)) == 1)
+                rc = mr_err_set(e, MR_EINVAL, "%s:%ld: column 'e%d' is missing", path, mr_csv_line(c), k);
         if (!rc && u64map_put(&it->map, id, (uint32_t)it->n))
             rc = mr_err_set(e, MR_ENOMEM, "%s: out of memory", path);
         it->n++;
     }
-    sdim_csv_close(&c);
+    if (!rc && got < 0) rc = got;
+    mr_csv_close(c);
     return rc;
 }
 

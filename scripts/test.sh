@@ -4,6 +4,9 @@
 #   scripts/test.sh              install what is missing, build (build/), run ctest
 #   scripts/test.sh --sanitize   the same with AddressSanitizer + UBSan (build-asan/)
 #   scripts/test.sh --tsan       the threaded tests under ThreadSanitizer (build-tsan/)
+#   scripts/test.sh --release    Release (-O3, -Werror like every build) (build-rel/)
+#   every build compiles all targets, bench_* included, so a benchmark that
+#   does not build fails the run
 #   extra arguments after -- go to ctest, e.g. scripts/test.sh -- -R hashing
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,8 +22,9 @@ while [ $# -gt 0 ]; do
             # readers-vs-writer, FAISS experts searched while written, the
             # router's parallel experts
             ctest_args+=(-R "$TSAN_TESTS") ;;
+    --release) build="$root/build-rel"; cmake_args+=(-DCMAKE_BUILD_TYPE=Release) ;;
     --) shift; ctest_args+=("$@"); break ;;
-    -h|--help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "test.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
   esac
   shift

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "hashing/sdim.h"
 #include "moe/scorer.h"
 
 typedef enum { K_STR, K_INT, K_SIZE, K_DOUBLE, K_BOOL, K_LL } kind;
@@ -83,11 +84,11 @@ void mr_config_defaults(mr_server_config *c) {
     snprintf(c->item_table, sizeof c->item_table, "item");
     c->cache_bytes = 256u << 20;
     c->expire_interval_seconds = 3600;
-    c->sdim_l_max = 1024; /* the defaults of behaviour_config_init and moerec train --sdim-params */
-    c->sdim_m = 48;
-    c->sdim_tau = 3;
-    c->sdim_seed = 0x5D1A;
-    c->sdim_short = 50;
+    c->sdim_l_max = SDIM_DEFAULT_L_MAX; /* = behaviour_config_init, moerec train --sdim-params */
+    c->sdim_m = SDIM_DEFAULT_M;
+    c->sdim_tau = SDIM_DEFAULT_TAU;
+    c->sdim_seed = SDIM_DEFAULT_SEED;
+    c->sdim_short = SDIM_DEFAULT_SHORT;
     c->query_events = 20;
     c->retrieve_k = 200;
     snprintf(c->metrics_host, sizeof c->metrics_host, "127.0.0.1");

@@ -25,7 +25,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "common/atomic_file.h"
 #include "common/rng.h"
+#include "tools/cli.h"
 #include "tools/command.h"
 
 static const char *k_genres[] = {"action", "comedy", "drama", "horror",
@@ -71,15 +73,20 @@ static void usage(FILE *f) {
             "  --users N   users (default 300)\n"
             "  --items N   items (default 2000)\n"
             "  --rows N    interaction rows (default 150000)\n"
-            "  --seed N    seed (default 1)\n");
+            "  --seed N    seed (default 1)\n\n"
+            "Example:\n"
+            "  moerec demo-data --out demo --users 300 --items 2000 --rows 150000\n");
 }
 
-static FILE *open_out(const char *dir, const char *name) {
+/* Each output through the atomic writer: committed together at the end,
+ * or removed, so a failed run leaves no half-written file. */
+static FILE *open_out(mr_afile *a, const char *dir, const char *name) {
     char p[4096];
+    mr_err e;
     snprintf(p, sizeof p, "%s/%s", dir, name);
-    FILE *f = fopen(p, "w");
-    if (!f) fprintf(stderr, "moerec demo-data: cannot write %s: %s\n", p, strerror(errno));
-    return f;
+    if (!mr_afile_open(a, p, &e)) return a->f;
+    fprintf(stderr, "moerec demo-data: %s\n", e.msg);
+    return NULL;
 }
 
 static int demo_data_main(int argc, char **argv) {
@@ -94,15 +101,23 @@ static int demo_data_main(int argc, char **argv) {
     long nusers = 300, nitems = 2000, nrows = 150000;
     unsigned long long seed = 1;
     int o;
+    mr_err ce;
+    mr_err_clear(&ce);
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        long long v = 0;
+        int bad = 0;
         switch (o) {
         case 'o': out = optarg; break;
-        case 'u': nusers = atol(optarg); break;
-        case 'i': nitems = atol(optarg); break;
-        case 'r': nrows = atol(optarg); break;
-        case 's': seed = strtoull(optarg, NULL, 10); break;
+        case 'u': bad = cli_parse_int("--users", optarg, 1, 1000000, &v, &ce), nusers = (long)v; break;
+        case 'i': bad = cli_parse_int("--items", optarg, NGENRES, 10000000, &v, &ce), nitems = (long)v; break;
+        case 'r': bad = cli_parse_int("--rows", optarg, 1, 100000000, &v, &ce), nrows = (long)v; break;
+        case 's': bad = cli_u64("--seed", optarg, &seed, &ce); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
+        }
+        if (bad) {
+            fprintf(stderr, "moerec demo-data: %s (see --help)\n", ce.msg);
+            return 2;
         }
     }
     if (!out) {
@@ -129,9 +144,11 @@ static int demo_data_main(int argc, char **argv) {
     long *by_genre[NGENRES];
     long nby[NGENRES] = {0};
     for (int g = 0; g < NGENRES; g++) by_genre[g] = malloc((size_t)nitems * sizeof(long));
-    FILE *fi = open_out(out, "items.csv"), *fu = open_out(out, "users.csv"),
-         *fx = open_out(out, "interactions.csv"), *fm = open_out(out, "model.json"),
-         *fv = open_out(out, "item_vectors.csv"), *fe = open_out(out, "events.csv");
+    mr_afile af[6];
+    memset(af, 0, sizeof af);
+    FILE *fi = open_out(&af[0], out, "items.csv"), *fu = open_out(&af[1], out, "users.csv"),
+         *fx = open_out(&af[2], out, "interactions.csv"), *fm = open_out(&af[3], out, "model.json"),
+         *fv = open_out(&af[4], out, "item_vectors.csv"), *fe = open_out(&af[5], out, "events.csv");
     int rc = 1, lists = 1;
     for (int g = 0; g < NGENRES; g++) lists &= by_genre[g] != NULL;
     if (!item_genre || !item_price || !item_quality || !fav || !age || !lists) {
@@ -187,16 +204,20 @@ static int demo_data_main(int argc, char **argv) {
     fputs(k_model_json, fm);
     rc = 0;
 done:;
-    int closed = 0; /* a full disk shows at fclose: say so, never report success */
-    closed |= fi && fclose(fi);
-    closed |= fu && fclose(fu);
-    closed |= fx && fclose(fx);
-    closed |= fm && fclose(fm);
-    closed |= fv && fclose(fv);
-    closed |= fe && fclose(fe);
-    if (closed && rc == 0) {
-        fprintf(stderr, "moerec demo-data: writing %s: %s\n", out, strerror(errno));
-        rc = 1;
+    /* a full disk shows at the flush: say so, never report success, and
+     * commit no file unless every one was written */
+    for (int k = 0; k < 6 && rc == 0; k++)
+        if (fflush(af[k].f) != 0 || ferror(af[k].f)) {
+            fprintf(stderr, "moerec demo-data: writing %s: %s\n", af[k].path, strerror(errno));
+            rc = 1;
+        }
+    for (int k = 0; k < 6; k++) {
+        mr_err e;
+        if (rc == 0 && mr_afile_commit(&af[k], &e)) {
+            fprintf(stderr, "moerec demo-data: %s\n", e.msg);
+            rc = 1;
+        }
+        mr_afile_abort(&af[k]);
     }
     if (rc == 0)
         fprintf(stderr, "moerec demo-data: %ld users, %ld items, %ld interactions in %s\n", nusers,

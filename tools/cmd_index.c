@@ -10,8 +10,8 @@
  *   moerec index graphhash   user x item interactions -> Louvain clusters ->
  *                            the GraphHash mappings file (hashing/graphhash.h).
  *
- * The CSV reader is deliberately small: a header line, comma-separated
- * fields, no quoting (the formats of `moerec synth` and the demo data).
+ * Input files are read with the one CSV/TSV reader (common/csv.h): header
+ * line, RFC 4180 quotes, CSV or TSV.
  * Progress goes to stderr; the last line on stdout is one JSON summary.
  * Exit codes: 0 done, 1 failure (bad data, I/O, library error), 2 usage.
  */
@@ -24,8 +24,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cli.h"
 #include "command.h"
 #include "common/clock.h"
+#include "common/csv.h"
 #include "common/progress.h"
 #include "hashing/bigraph.h"
 #include "hashing/graphhash.h"
@@ -34,109 +36,29 @@
 #include "index/retrieval/retr_pop.h"
 #include "index/retrieval/retr_set.h"
 
-#define IX_COLS_MAX 4096
-
 /* ------------------------------------------------------------------ CSV */
 
-typedef struct ix_csv {
-    FILE *f;
-    const char *path;
-    char *line; /* current line, split in place */
-    size_t cap;
-    char *hdr;                /* header line (owned) */
-    char *hcols[IX_COLS_MAX]; /* (nh) header names, into hdr */
-    int nh;
-    char *cols[IX_COLS_MAX]; /* (nh) fields of the current row */
-    int64_t lineno;
-    long size; /* file bytes, for progress */
-} ix_csv;
-
-/* Split s at commas into out (at most max); strips the line end. */
-static int ix_split(char *s, char **out, int max) {
-    s[strcspn(s, "\r\n")] = 0;
-    int n = 0;
-    for (char *p = s;; p++) {
-        if (n < max) out[n] = p;
-        n++;
-        p = strchr(p, ',');
-        if (!p) break;
-        *p = 0;
-    }
-    return n;
+/* Ids and times: integers >= 0, never missing (common/csv.h's rules). */
+static int ix_id(const mr_csv *c, int col, int64_t *v, mr_err *e) {
+    int rc = mr_csv_i64(c, col, v, e);
+    if (rc == 0 && *v >= 0) return 0;
+    if (rc < 0) return rc;
+    return mr_err_set(e, MR_EINVAL, "%s:%ld: column '%s' (%d): '%s' is not an id >= 0", mr_csv_name(c),
+                      mr_csv_line(c), mr_csv_header(c, col), col + 1, mr_csv_cell(c, col));
 }
 
-static int ix_csv_open(ix_csv *c, const char *path, mr_err *e) {
-    memset(c, 0, sizeof *c);
-    c->path = path;
-    if (!(c->f = fopen(path, "r")))
-        return mr_err_set(e, MR_ENOTFOUND, "cannot open %s: %s", path, strerror(errno));
+/* Vector components: finite numbers, never missing. */
+static int ix_cell_float(const mr_csv *c, int col, float *v, mr_err *e) {
+    int rc = mr_csv_float(c, col, v, e);
+    if (rc != 1) return rc;
+    return mr_err_set(e, MR_EINVAL, "%s:%ld: column '%s' (%d) is missing", mr_csv_name(c),
+                      mr_csv_line(c), mr_csv_header(c, col), col + 1);
+}
+
+/* File size for the progress line (0 for a pipe). */
+static uint64_t ix_size(const char *path) {
     struct stat st;
-    c->size = fstat(fileno(c->f), &st) ? 0 : (long)st.st_size;
-    if (getline(&c->hdr, &c->cap, c->f) < 0) return mr_err_set(e, MR_EINVAL, "%s is empty", path);
-    c->cap = 0;
-    c->lineno = 1;
-    c->nh = ix_split(c->hdr, c->hcols, IX_COLS_MAX);
-    if (c->nh > IX_COLS_MAX)
-        return mr_err_set(e, MR_EINVAL, "%s: more than %d columns", path, IX_COLS_MAX);
-    return 0;
-}
-
-static void ix_csv_close(ix_csv *c) {
-    if (c->f) fclose(c->f);
-    free(c->line);
-    free(c->hdr);
-}
-
-static int ix_csv_col(const ix_csv *c, const char *name) {
-    for (int i = 0; i < c->nh; i++)
-        if (strcmp(c->hcols[i], name) == 0) return i;
-    return -1;
-}
-
-/* 1: a row in c->cols; 0: end of file; < 0: error naming the line. Blank
- * lines are skipped. */
-static int ix_csv_next(ix_csv *c, mr_err *e) {
-    for (;;) {
-        if (getline(&c->line, &c->cap, c->f) < 0) {
-            if (ferror(c->f)) return mr_err_set(e, MR_EINTERNAL, "reading %s failed", c->path);
-            return 0;
-        }
-        c->lineno++;
-        if (c->line[strspn(c->line, "\r\n")] == 0) continue;
-        int n = ix_split(c->line, c->cols, IX_COLS_MAX);
-        if (n != c->nh)
-            return mr_err_set(e, MR_EINVAL, "%s:%" PRId64 ": %d fields, the header has %d", c->path,
-                              c->lineno, n, c->nh);
-        return 1;
-    }
-}
-
-static int ix_csv_i64(const ix_csv *c, int col, int64_t *v, mr_err *e) {
-    char *end;
-    errno = 0;
-    long long x = strtoll(c->cols[col], &end, 10);
-    if (end == c->cols[col] || *end || errno || x < 0)
-        return mr_err_set(e, MR_EINVAL, "%s:%" PRId64 ": %s '%s' is not an id >= 0", c->path,
-                          c->lineno, c->hcols[col], c->cols[col]);
-    *v = x;
-    return 0;
-}
-
-static int ix_csv_float(const ix_csv *c, int col, float *v, mr_err *e) {
-    char *end;
-    float x = strtof(c->cols[col], &end);
-    if (end == c->cols[col] || *end || !isfinite(x))
-        return mr_err_set(e, MR_EINVAL, "%s:%" PRId64 ": %s '%s' is not a finite number", c->path,
-                          c->lineno, c->hcols[col], c->cols[col]);
-    *v = x;
-    return 0;
-}
-
-/* A column that must exist, or an error listing the header. */
-static int ix_csv_need(const ix_csv *c, const char *name, int *col, mr_err *e) {
-    if ((*col = ix_csv_col(c, name)) >= 0) return 0;
-    return mr_err_set(e, MR_EINVAL, "%s has no column '%s' (header: %s%s%s...)", c->path, name,
-                      c->hcols[0], c->nh > 1 ? "," : "", c->nh > 1 ? c->hcols[1] : "");
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0;
 }
 
 /* Grow a malloc'd array to hold n + 1 elements of sz bytes. */
@@ -161,27 +83,24 @@ static const char *ix_value(int argc, char **argv, int *i, const char *cmd) {
     return argv[++*i];
 }
 
+/* Flag values through tools/cli.h's range-checked parsers. */
 static int ix_int(const char *v, const char *opt, const char *cmd, long lo, long hi, int *out) {
-    char *end;
-    long x = strtol(v, &end, 10);
-    if (end == v || *end || x < lo || x > hi) {
-        fprintf(stderr, "%s: %s '%s' is not an integer in [%ld, %ld]\n", cmd, opt, v, lo, hi);
-        return -1;
-    }
-    *out = (int)x;
-    return 0;
+    mr_err e;
+    if (!cli_int(opt, v, (int)lo, (int)hi, out, &e)) return 0;
+    fprintf(stderr, "%s: %s\n", cmd, e.msg);
+    return -1;
 }
 
 static int ix_float(const char *v, const char *opt, const char *cmd, double lo, double hi,
                     float *out) {
-    char *end;
-    double x = strtod(v, &end);
-    if (end == v || *end || !(x > lo && x <= hi)) {
-        fprintf(stderr, "%s: %s '%s' is not a number in (%g, %g]\n", cmd, opt, v, lo, hi);
-        return -1;
+    mr_err e;
+    double x = 0;
+    if (!cli_parse_double(opt, v, lo, hi, &x, &e) && x > lo) {
+        *out = (float)x;
+        return 0;
     }
-    *out = (float)x;
-    return 0;
+    fprintf(stderr, "%s: %s '%s' is not a number in (%g, %g]\n", cmd, opt, v, lo, hi);
+    return -1;
 }
 
 static void ix_print_json(json_t *o) {
@@ -233,43 +152,43 @@ static int ix_expert_of(ix_items *it, const char *col, const char *value, int li
 }
 
 static int ix_read_items(const ix_ret_opts *o, int limit, ix_items *it, mr_err *e) {
-    ix_csv c;
-    int rc = ix_csv_open(&c, o->items, e), idc = -1, exc = -1, v0 = -1;
+    mr_csv *c = NULL;
+    int rc = mr_csv_open(&c, o->items, NULL, e), idc = -1, exc = -1, v0 = -1;
     if (rc) goto out;
-    const char *idname = o->id_col ? o->id_col : ix_csv_col(&c, "item_id") >= 0 ? "item_id" : "id";
-    if ((rc = ix_csv_need(&c, idname, &idc, e))) goto out;
-    if (o->expert_col && (rc = ix_csv_need(&c, o->expert_col, &exc, e))) goto out;
-    if ((rc = ix_csv_need(&c, "e0", &v0, e))) goto out;
+    const char *idname = o->id_col ? o->id_col : mr_csv_col(c, "item_id") >= 0 ? "item_id" : "id";
+    if ((rc = mr_csv_need(c, idname, &idc, e))) goto out;
+    if (o->expert_col && (rc = mr_csv_need(c, o->expert_col, &exc, e))) goto out;
+    if ((rc = mr_csv_need(c, "e0", &v0, e))) goto out;
     char nm[16];
     for (it->dim = 1; it->dim < RETR_FAISS_DIM_MAX; it->dim++) {
         snprintf(nm, sizeof nm, "e%d", it->dim);
-        if (v0 + it->dim >= c.nh || strcmp(c.hcols[v0 + it->dim], nm)) break;
+        if (v0 + it->dim >= mr_csv_ncols(c) || strcmp(mr_csv_header(c, v0 + it->dim), nm)) break;
     }
     if (!o->expert_col) strcpy(it->names[it->n_experts++], "all");
     mr_progress p;
-    mr_progress_begin(&p, "read items", "bytes", (uint64_t)c.size, !o->quiet);
+    mr_progress_begin(&p, "read items", "bytes", ix_size(o->items), !o->quiet);
     int64_t xcap = 0, ecap = 0;
-    while ((rc = ix_csv_next(&c, e)) == 1) {
+    while ((rc = mr_csv_next(c, e)) == 1) {
         if (ix_grow((void **)&it->ids, &it->cap, it->n, sizeof *it->ids) ||
             ix_grow((void **)&it->expert, &ecap, it->n, sizeof *it->expert) ||
             ix_grow((void **)&it->x, &xcap, it->n, sizeof(float) * (size_t)it->dim)) {
             rc = mr_err_set(e, MR_ENOMEM, "out of memory reading %s", o->items);
             goto out;
         }
-        if ((rc = ix_csv_i64(&c, idc, &it->ids[it->n], e))) goto out;
+        if ((rc = ix_id(c, idc, &it->ids[it->n], e))) goto out;
         for (int d = 0; d < it->dim; d++)
-            if ((rc = ix_csv_float(&c, v0 + d, &it->x[it->n * it->dim + d], e))) goto out;
-        int x = exc < 0 ? 0 : ix_expert_of(it, o->expert_col, c.cols[exc], limit, e);
+            if ((rc = ix_cell_float(c, v0 + d, &it->x[it->n * it->dim + d], e))) goto out;
+        int x = exc < 0 ? 0 : ix_expert_of(it, o->expert_col, mr_csv_cell(c, exc), limit, e);
         if ((rc = x < 0 ? x : 0)) goto out;
         it->expert[it->n] = x;
         it->count[x]++;
         it->n++;
-        if ((it->n & 4095) == 0) mr_progress_update(&p, (uint64_t)ftell(c.f), NULL);
+        if ((it->n & 4095) == 0) mr_progress_update(&p, (uint64_t)mr_csv_offset(c), NULL);
     }
-    mr_progress_end(&p, (uint64_t)c.size, NULL);
+    mr_progress_end(&p, mr_csv_offset(c), NULL);
     if (!rc && it->n == 0) rc = mr_err_set(e, MR_EINVAL, "%s has no items", o->items);
 out:
-    ix_csv_close(&c);
+    mr_csv_close(c);
     return rc < 0 ? rc : 0;
 }
 
@@ -328,14 +247,14 @@ out:
 
 /* Popularity and / or MinHash experts from the events CSV. */
 static int ix_build_events(const ix_ret_opts *o, retr_set *set, int64_t *n_events, mr_err *e) {
-    ix_csv c;
+    mr_csv *c = NULL;
     mr_retr *pop = NULL, *mh = NULL;
     int64_t *u = NULL, *it = NULL, *ts = NULL, cap = 0, ucap = 0, tcap = 0, n = 0;
     int uc = -1, ic = -1, tc = -1;
-    int rc = ix_csv_open(&c, o->events, e);
-    if (rc || (rc = ix_csv_need(&c, "user_id", &uc, e)) ||
-        (rc = ix_csv_need(&c, "item_id", &ic, e)) ||
-        (o->popularity && (rc = ix_csv_need(&c, "ts_ms", &tc, e))))
+    int rc = mr_csv_open(&c, o->events, NULL, e);
+    if (rc || (rc = mr_csv_need(c, "user_id", &uc, e)) ||
+        (rc = mr_csv_need(c, "item_id", &ic, e)) ||
+        (o->popularity && (rc = mr_csv_need(c, "ts_ms", &tc, e))))
         goto out;
     retr_pop_config pc = {.name = "popular"};
     retr_minhash_config mc = {.name = "cooc", .seed = 1};
@@ -343,9 +262,9 @@ static int ix_build_events(const ix_ret_opts *o, retr_set *set, int64_t *n_event
         (o->minhash && (rc = retr_minhash_create(&mh, &mc, e))))
         goto out;
     mr_progress p;
-    mr_progress_begin(&p, "read events", "bytes", (uint64_t)c.size, !o->quiet);
+    mr_progress_begin(&p, "read events", "bytes", ix_size(o->events), !o->quiet);
     for (;;) {
-        int more = ix_csv_next(&c, e);
+        int more = mr_csv_next(c, e);
         if (more < 0) {
             rc = more;
             goto out;
@@ -356,8 +275,8 @@ static int ix_build_events(const ix_ret_opts *o, retr_set *set, int64_t *n_event
                 rc = mr_err_set(e, MR_ENOMEM, "out of memory reading %s", o->events);
                 goto out;
             }
-            if ((rc = ix_csv_i64(&c, uc, &u[n], e)) || (rc = ix_csv_i64(&c, ic, &it[n], e)) ||
-                (tc >= 0 && (rc = ix_csv_i64(&c, tc, &ts[n], e))))
+            if ((rc = ix_id(c, uc, &u[n], e)) || (rc = ix_id(c, ic, &it[n], e)) ||
+                (tc >= 0 && (rc = ix_id(c, tc, &ts[n], e))))
                 goto out;
             n++;
         }
@@ -367,11 +286,11 @@ static int ix_build_events(const ix_ret_opts *o, retr_set *set, int64_t *n_event
                 goto out;
             *n_events += n;
             n = 0;
-            mr_progress_update(&p, (uint64_t)ftell(c.f), NULL);
+            mr_progress_update(&p, (uint64_t)mr_csv_offset(c), NULL);
         }
         if (!more) break;
     }
-    mr_progress_end(&p, (uint64_t)c.size, NULL);
+    mr_progress_end(&p, mr_csv_offset(c), NULL);
     if (*n_events == 0) {
         rc = mr_err_set(e, MR_EINVAL, "%s has no events", o->events);
         goto out;
@@ -388,7 +307,7 @@ static int ix_build_events(const ix_ret_opts *o, retr_set *set, int64_t *n_event
 out:
     retr_free(pop);
     retr_free(mh);
-    ix_csv_close(&c);
+    mr_csv_close(c);
     free(u);
     free(it);
     free(ts);
@@ -617,7 +536,6 @@ static int ix_gh_args(int argc, char **argv, ix_gh_opts *o) {
     const char *cmd = "moerec index graphhash", *v;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        char *end;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) return ix_gh_usage(stdout), 3;
         if (!strcmp(a, "--quiet"))
             o->quiet = 1;
@@ -632,17 +550,19 @@ static int ix_gh_args(int argc, char **argv, ix_gh_opts *o) {
         else if (!strcmp(a, "--item-column"))
             o->icol = v;
         else if (!strcmp(a, "--resolution")) {
-            o->resolution = strtod(v, &end);
-            if (end == v || *end || !(o->resolution > 0 && o->resolution < 1e6)) {
-                fprintf(stderr, "%s: --resolution '%s' is not a number > 0\n", cmd, v);
+            mr_err ce;
+            if (cli_parse_double("--resolution", v, 1e-12, 1e6, &o->resolution, &ce)) {
+                fprintf(stderr, "%s: %s\n", cmd, ce.msg);
                 return 2;
             }
         } else if (!strcmp(a, "--seed")) {
-            o->seed = strtoull(v, &end, 10);
-            if (end == v || *end || *v == '-') {
-                fprintf(stderr, "%s: --seed '%s' is not an unsigned integer\n", cmd, v);
+            mr_err ce;
+            unsigned long long seed;
+            if (cli_u64("--seed", v, &seed, &ce)) {
+                fprintf(stderr, "%s: %s\n", cmd, ce.msg);
                 return 2;
             }
+            o->seed = seed;
         } else {
             fprintf(stderr, "%s: unknown option %s (%s --help)\n", cmd, a, cmd);
             return 2;
@@ -662,31 +582,31 @@ static int ix_graphhash(int argc, char **argv) {
     if (rc) return rc == 3 ? 0 : rc;
     uint64_t t0 = mr_now_ns();
     mr_err e = {0};
-    ix_csv c;
+    mr_csv *c = NULL;
     uint64_t *u = NULL, *it = NULL;
     int64_t n = 0, ucap = 0, icap = 0, x = 0;
     int uc = -1, ic = -1;
     bigraph *g = NULL;
     graphhash_map *m = NULL;
     louvain_result rep = {0};
-    if ((rc = ix_csv_open(&c, o.in, &e)) || (rc = ix_csv_need(&c, o.ucol, &uc, &e)) ||
-        (rc = ix_csv_need(&c, o.icol, &ic, &e)))
+    if ((rc = mr_csv_open(&c, o.in, NULL, &e)) || (rc = mr_csv_need(c, o.ucol, &uc, &e)) ||
+        (rc = mr_csv_need(c, o.icol, &ic, &e)))
         goto out;
     mr_progress p;
-    mr_progress_begin(&p, "read interactions", "bytes", (uint64_t)c.size, !o.quiet);
-    while ((rc = ix_csv_next(&c, &e)) == 1) {
+    mr_progress_begin(&p, "read interactions", "bytes", ix_size(o.in), !o.quiet);
+    while ((rc = mr_csv_next(c, &e)) == 1) {
         if (ix_grow((void **)&u, &ucap, n, 8) || ix_grow((void **)&it, &icap, n, 8)) {
             rc = mr_err_set(&e, MR_ENOMEM, "out of memory reading %s", o.in);
             goto out;
         }
-        if ((rc = ix_csv_i64(&c, uc, &x, &e))) goto out;
+        if ((rc = ix_id(c, uc, &x, &e))) goto out;
         u[n] = (uint64_t)x;
-        if ((rc = ix_csv_i64(&c, ic, &x, &e))) goto out;
+        if ((rc = ix_id(c, ic, &x, &e))) goto out;
         it[n++] = (uint64_t)x;
-        if ((n & 65535) == 0) mr_progress_update(&p, (uint64_t)ftell(c.f), NULL);
+        if ((n & 65535) == 0) mr_progress_update(&p, (uint64_t)mr_csv_offset(c), NULL);
     }
     if (rc) goto out;
-    mr_progress_end(&p, (uint64_t)c.size, NULL);
+    mr_progress_end(&p, mr_csv_offset(c), NULL);
     if (n == 0) {
         rc = mr_err_set(&e, MR_EINVAL, "%s has no interactions", o.in);
         goto out;
@@ -721,7 +641,7 @@ out:
     louvain_result_free(&rep);
     graphhash_map_free(m);
     bigraph_free(g);
-    ix_csv_close(&c);
+    mr_csv_close(c);
     free(u);
     free(it);
     return rc ? 1 : 0;

@@ -11,25 +11,31 @@
  * may be the data).
  */
 #include <errno.h>
+#include <getopt.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "common/atomic_file.h"
 #include "common/clock.h"
+#include "common/csv.h"
 #include "common/progress.h"
 #include "common/tensor.h"
 #include "common/threadpool.h"
 #include "moe/model.h"
 #include "moe/scorer.h"
+#include "tools/cli.h"
 #include "tools/command.h"
 
 #define MAX_COLS 512
-#define MAX_LINE (1 << 20)
 
 typedef struct row {
-    char *line;              /* owned copy, fields point into it */
+    char *line;              /* owned copy of the cells, col[] point into it */
+    size_t cap;
+    long lineno;             /* input line the record starts on            */
     int ncols;
     char *col[MAX_COLS];
 } row;
@@ -47,6 +53,7 @@ typedef struct job {
     moe_scorer *scorer;
     chunk *c;
     const int *cat_col, *num_col; /* input column of each feature, -1 = absent */
+    const mr_csv *in;             /* for the numeric rule and error positions   */
 } job;
 
 static void usage(FILE *f) {
@@ -56,68 +63,47 @@ static void usage(FILE *f) {
             "features) with a trained model, streaming, and write the kept columns, one\n"
             "column per task and the final score.\n\n"
             "  --model DIR     a model version directory, or a model root (newest version)\n"
-            "  --data FILE     input CSV/TSV ('-' = stdin; TSV when the header has a tab)\n"
-            "  --out FILE      output CSV ('-' = stdout, the default); written as\n"
-            "                  FILE.partial and renamed when complete\n"
+            "  --data FILE     input CSV/TSV ('-' = stdin; TSV for .tsv/.tab names, or when\n"
+            "                  the header has a tab)\n"
+            "  --out FILE      output CSV ('-' = stdout, the default); written to a\n"
+            "                  temporary beside FILE and renamed over it when complete\n"
             "  --keep COLS     input columns copied to the output, comma-separated\n"
             "                  (default: user_id,item_id when present)\n"
             "  --batch N       rows per scorer batch (4096)\n"
             "  --threads N     scoring threads, 0 = all cores (0)\n"
             "  --quiet         no progress line\n\n"
-            "Missing numeric values take the model's fill value; empty categorical cells\n"
-            "are empty bags; a multi-valued cell has at most 64 values. CSV quotes follow\n"
-            "RFC 4180 but a quoted field cannot span lines; a line is at most 1 MiB. Kept\n"
-            "cells are re-quoted as needed. A summary JSON line goes to stderr.\n"
-            "Exit: 0 ok, 1 failure, 2 usage.\n");
+            "Input rules are train's (docs/formats.md): RFC 4180 quotes (a quoted cell may\n"
+            "span lines), UTF-8 BOM and CRLF accepted, a record is at most 1 MiB. Missing\n"
+            "numeric values (empty or NA) take the model's fill value; a numeric cell that\n"
+            "is not a number is an error naming file, line and column; empty categorical\n"
+            "cells are empty bags; a multi-valued cell has at most 64 values. Kept cells\n"
+            "are re-quoted as needed. A summary JSON line goes to stderr.\n"
+            "Exit: 0 ok, 1 failure, 2 usage.\n\n"
+            "Example:\n"
+            "  moerec score --model models/demo --data rows.csv --out scored.csv --threads 4\n");
 }
 
-/* Split line in place into fields (RFC 4180 quotes for CSV). */
-static int split(char *line, char sep, char **out, int max) {
-    int n = 0;
-    char *p = line;
-    for (;;) {
-        if (n == max) return -1;
-        if (*p == '"' && sep == ',') {
-            char *w = ++p;
-            out[n++] = w;
-            for (;;) {
-                if (!*p) return -1; /* unterminated quote */
-                if (*p == '"' && p[1] == '"') {
-                    *w++ = '"';
-                    p += 2;
-                } else if (*p == '"') {
-                    p++;
-                    break;
-                } else {
-                    *w++ = *p++;
-                }
-            }
-            *w = '\0';
-            if (*p == sep) {
-                p++;
-                continue;
-            }
-            if (!*p) return n;
-            return -1; /* text after a closing quote */
-        }
-        out[n++] = p;
-        char *q = strchr(p, sep);
-        if (!q) return n;
-        *q = '\0';
-        p = q + 1;
+/* Copy the reader's current record into r (the reader reuses its buffer). */
+static int row_take(row *r, const mr_csv *c) {
+    int n = mr_csv_ncols(c);
+    size_t need = 0;
+    for (int k = 0; k < n; k++) need += mr_csv_cell_len(c, k) + 1;
+    if (need > r->cap) {
+        char *l = realloc(r->line, need);
+        if (!l) return -1;
+        r->line = l;
+        r->cap = need;
     }
-}
-
-/* One line into line (MAX_LINE bytes): 1, 0 at the end of the input, -1
- * when the line does not fit (never cut into two rows). */
-static int read_line(char *line, FILE *in) {
-    if (!fgets(line, MAX_LINE, in)) return 0;
-    size_t n = strlen(line);
-    if (n == MAX_LINE - 1 && line[n - 1] != '\n') {
-        int ch = fgetc(in);
-        if (ch != EOF) return -1;
+    char *w = r->line;
+    for (int k = 0; k < n; k++) {
+        size_t len = mr_csv_cell_len(c, k);
+        memcpy(w, mr_csv_cell(c, k), len + 1);
+        r->col[k] = w;
+        w += len + 1;
     }
-    return 1;
+    r->ncols = n;
+    r->lineno = mr_csv_line(c);
+    return 0;
 }
 
 /* One output CSV field, quoted (RFC 4180) when it holds a comma, a quote
@@ -133,11 +119,6 @@ static void put_field(FILE *out, const char *s) {
         fputc(*s, out);
     }
     fputc('"', out);
-}
-
-static void chomp(char *s) {
-    size_t n = strlen(s);
-    while (n && (s[n - 1] == '\n' || s[n - 1] == '\r')) s[--n] = '\0';
 }
 
 static void score_chunk(void *arg) {
@@ -162,8 +143,8 @@ static void score_chunk(void *arg) {
                     t = strchr(s, sepc);
                     if (t) *t = '\0';
                     if (*s && nv == 64) {
-                        c->rc = mr_err_set(&e, MR_EINVAL, "column '%s' has more than 64 values",
-                                           m->cat[f].column);
+                        c->rc = mr_err_set(&e, MR_EINVAL, "%s:%ld: column '%s' has more than 64 values",
+                                           mr_csv_name(j->in), r->lineno, m->cat[f].column);
                         break;
                     }
                     if (*s) vals[nv++] = s;
@@ -173,21 +154,23 @@ static void score_chunk(void *arg) {
             } else {
                 vals[nv++] = cell;
             }
-            if (!c->rc) c->rc = moe_scorer_set_cat(j->scorer, i, f, vals, NULL, nv, &e);
+            if (!c->rc && (c->rc = moe_scorer_set_cat(j->scorer, i, f, vals, NULL, nv, &e)))
+                mr_err_wrap(&e, "%s:%ld", mr_csv_name(j->in), r->lineno);
             for (size_t k = 0; sepc && k < len; k++) /* the cell may be a kept column */
                 if (!cell[k]) cell[k] = sepc;
         }
         for (int f = 0; !c->rc && f < m->n_num; f++) {
             int col = j->num_col[f];
-            if (col < 0 || col >= r->ncols || !r->col[col][0]) continue;
-            char *end;
-            float v = strtof(r->col[col], &end);
-            if (*end || end == r->col[col] || !isfinite(v)) { /* the server refuses NaN/inf too */
-                c->rc = mr_err_set(&e, MR_EINVAL, "numeric column '%s' has '%.40s'", m->num[f].column,
-                                   r->col[col]);
+            if (col < 0 || col >= r->ncols) continue;
+            double v; /* the reader's rule: missing -> the fill; not a finite number -> error */
+            int got = mr_csv_double_at(j->in, r->lineno, col, r->col[col], &v, &e);
+            if (got < 0 || (got == 0 && fabs(v) > FLT_MAX)) {
+                c->rc = got < 0 ? got
+                                : mr_err_set(&e, MR_EINVAL, "%s:%ld: column '%s': %g is not a float",
+                                             mr_csv_name(j->in), r->lineno, m->num[f].column, v);
                 break;
             }
-            c->rc = moe_scorer_set_num(j->scorer, i, f, v, &e);
+            if (got == 0) c->rc = moe_scorer_set_num(j->scorer, i, f, (float)v, &e);
         }
     }
     if (!c->rc) c->rc = moe_scorer_run(j->scorer, c->tasks, c->score, &e);
@@ -197,43 +180,43 @@ static void score_chunk(void *arg) {
 static int score_main(int argc, char **argv) {
     const char *model_dir = NULL, *data = NULL, *out_path = "-", *keep = NULL;
     int batch = 4096, threads = 0, quiet = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            return 0;
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'}, {"data", required_argument, 0, 'd'},
+        {"out", required_argument, 0, 'o'},   {"keep", required_argument, 0, 'k'},
+        {"batch", required_argument, 0, 'b'}, {"threads", required_argument, 0, 't'},
+        {"quiet", no_argument, 0, 'q'},       {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    mr_err e;
+    mr_err_clear(&e);
+    optind = 1;
+    opterr = 0;
+    for (int o; (o = getopt_long(argc, argv, ":h", opts, NULL)) != -1;) {
+        int rc = 0;
+        switch (o) {
+        case 'm': model_dir = optarg; break;
+        case 'd': data = optarg; break;
+        case 'o': out_path = optarg; break;
+        case 'k': keep = optarg; break;
+        case 'b': rc = cli_int("--batch", optarg, 1, MOE_MAX_BATCH, &batch, &e); break;
+        case 't': rc = cli_int("--threads", optarg, 0, 256, &threads, &e); break;
+        case 'q': quiet = 1; break;
+        case 'h': usage(stdout); return 0;
+        case ':': rc = mr_err_set(&e, MR_EINVAL, "%s needs a value", argv[optind - 1]); break;
+        default: rc = mr_err_set(&e, MR_EINVAL, "unknown option '%s'", argv[optind - 1]); break;
         }
-        if (!strcmp(a, "--quiet")) {
-            quiet = 1;
-            continue;
-        }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "moerec score: %s needs a value (see --help)\n", a);
+        if (rc) {
+            fprintf(stderr, "moerec score: %s (see --help)\n", e.msg);
             return 2;
         }
-        const char *v = argv[++i];
-        if (!strcmp(a, "--model")) model_dir = v;
-        else if (!strcmp(a, "--data")) data = v;
-        else if (!strcmp(a, "--out")) out_path = v;
-        else if (!strcmp(a, "--keep")) keep = v;
-        else if (!strcmp(a, "--batch")) batch = atoi(v);
-        else if (!strcmp(a, "--threads")) threads = atoi(v);
-        else {
-            fprintf(stderr, "moerec score: unknown option '%s' (see --help)\n", a);
-            return 2;
-        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "moerec score: unexpected argument '%s' (see --help)\n", argv[optind]);
+        return 2;
     }
     if (!model_dir || !data) {
         fprintf(stderr, "moerec score: --model and --data are required (see --help)\n");
         return 2;
     }
-    if (batch < 1 || batch > MOE_MAX_BATCH || threads < 0 || threads > 256) {
-        fprintf(stderr, "moerec score: --batch must be in [1, %d], --threads in [0, 256]\n",
-                MOE_MAX_BATCH);
-        return 2;
-    }
-    mr_err e;
-    mr_err_clear(&e);
     moe_model *m = NULL;
     char dir[4096];
     snprintf(dir, sizeof dir, "%s", model_dir);
@@ -259,16 +242,21 @@ static int score_main(int argc, char **argv) {
     /* A regular file is written beside the target and renamed over it once
      * complete: a failure never leaves partial output under its name (a
      * device or pipe such as /dev/null is written directly). */
-    char tmp_path[4200] = "";
     struct stat ost;
     int to_file = strcmp(out_path, "-") != 0;
-    if (to_file && (stat(out_path, &ost) != 0 || S_ISREG(ost.st_mode)))
-        snprintf(tmp_path, sizeof tmp_path, "%s.partial", out_path);
-    FILE *in = strcmp(data, "-") ? fopen(data, "r") : stdin;
-    FILE *out = tmp_path[0] ? fopen(tmp_path, "w") : to_file ? fopen(out_path, "w") : stdout;
+    int atomic = to_file && (stat(out_path, &ost) != 0 || S_ISREG(ost.st_mode));
+    mr_afile af = {0};
+    mr_csv *in = NULL;
+    mr_csv_opts copts = {.max_cols = MAX_COLS};
+    if (mr_csv_open(&in, data, &copts, &e)) {
+        fprintf(stderr, "moerec score: %s\n", e.msg);
+        moe_model_free(m);
+        return 1;
+    }
+    FILE *out = NULL;
+    if (atomic) out = mr_afile_open(&af, out_path, &e) ? NULL : af.f;
+    else out = to_file ? fopen(out_path, "w") : stdout;
     int status = 1, nthreads = 0, T = m->n_tasks;
-    char *line = malloc(MAX_LINE), *hline = NULL;
-    char *hdr[MAX_COLS];
     int cat_col[MOE_MAX_FIELDS], num_col[MOE_MAX_FIELDS], keep_col[MAX_COLS], nkeep = 0, nh = 0;
     mr_pool *pool = NULL;
     chunk *chunks = NULL;
@@ -277,38 +265,18 @@ static int score_main(int argc, char **argv) {
     long total = 0;
     mr_progress prog;
     uint64_t t0 = mr_now_ns();
-    if (!in || !out || !line) {
-        fprintf(stderr, "moerec score: cannot open %s: %s\n",
-                !in ? data : tmp_path[0] ? tmp_path : out_path, strerror(errno));
+    if (!out) {
+        fprintf(stderr, "moerec score: %s\n", atomic ? e.msg : strerror(errno));
         goto done;
     }
-    int got = read_line(line, in);
-    if (got <= 0) {
-        fprintf(stderr, got < 0 ? "moerec score: %s: header line longer than 1 MiB\n"
-                                : "moerec score: %s is empty (a header line is required)\n",
-                data);
-        goto done;
-    }
-    chomp(line);
-    if (!memcmp(line, "\xef\xbb\xbf", 3)) memmove(line, line + 3, strlen(line + 3) + 1); /* BOM */
-    char sep = strchr(line, '\t') ? '\t' : ',';
-    hline = strdup(line);
-    nh = split(hline, sep, hdr, MAX_COLS);
-    if (nh < 0) {
-        fprintf(stderr, "moerec score: bad header (more than %d columns, or bad quotes)\n", MAX_COLS);
-        goto done;
-    }
+    nh = mr_csv_ncols(in);
     int used = 0;
     for (int f = 0; f < m->n_cat; f++) {
-        cat_col[f] = -1;
-        for (int k = 0; k < nh; k++)
-            if (!strcmp(hdr[k], m->cat[f].column)) cat_col[f] = k;
+        cat_col[f] = mr_csv_col(in, m->cat[f].column);
         used += cat_col[f] >= 0;
     }
     for (int f = 0; f < m->n_num; f++) {
-        num_col[f] = -1;
-        for (int k = 0; k < nh; k++)
-            if (!strcmp(hdr[k], m->num[f].column)) num_col[f] = k;
+        num_col[f] = mr_csv_col(in, m->num[f].column);
         used += num_col[f] >= 0;
     }
     if (!used) {
@@ -319,9 +287,8 @@ static int score_main(int argc, char **argv) {
     if (keep) {
         char *ks = strdup(keep), *tok, *save = NULL;
         for (tok = strtok_r(ks, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-            int k = 0;
-            while (k < nh && strcmp(hdr[k], tok)) k++;
-            if (k == nh) {
+            int k = mr_csv_col(in, tok);
+            if (k < 0) {
                 fprintf(stderr, "moerec score: --keep: no column '%s' in %s\n", tok, data);
                 free(ks);
                 goto done;
@@ -331,10 +298,11 @@ static int score_main(int argc, char **argv) {
         free(ks);
     } else {
         for (int k = 0; k < nh; k++)
-            if (!strcmp(hdr[k], "user_id") || !strcmp(hdr[k], "item_id")) keep_col[nkeep++] = k;
+            if (!strcmp(mr_csv_header(in, k), "user_id") || !strcmp(mr_csv_header(in, k), "item_id"))
+                keep_col[nkeep++] = k;
     }
     for (int k = 0; k < nkeep; k++) {
-        put_field(out, hdr[keep_col[k]]);
+        put_field(out, mr_csv_header(in, keep_col[k]));
         fputc(',', out);
     }
     for (int t = 0; t < T; t++) fprintf(out, "%s,", m->tasks[t].name);
@@ -359,37 +327,27 @@ static int score_main(int argc, char **argv) {
             fprintf(stderr, "moerec score: out of memory: %s\n", e.msg);
             goto done;
         }
-        jobs[t] = (job){m, jobs[t].scorer, &chunks[t], cat_col, num_col};
+        jobs[t] = (job){m, jobs[t].scorer, &chunks[t], cat_col, num_col, in};
         args[t] = &jobs[t];
     }
     mr_progress_begin(&prog, "score", "rows", 0, !quiet);
-    long lineno = 1;
     for (int eof = 0; !eof;) {
         int filled = 0;
         for (int t = 0; t < nthreads && !eof; t++) {
             chunk *c = &chunks[t];
             c->n = 0;
             while (c->n < batch) {
-                int got = read_line(line, in);
-                if (got <= 0) {
-                    if (got < 0) {
-                        fprintf(stderr, "moerec score: %s:%ld: line longer than 1 MiB\n", data,
-                                lineno + 1);
-                        goto done;
-                    }
+                int got = mr_csv_next(in, &e);
+                if (got < 0) {
+                    fprintf(stderr, "moerec score: %s\n", e.msg);
+                    goto done;
+                }
+                if (!got) {
                     eof = 1;
                     break;
                 }
-                lineno++;
-                chomp(line);
-                if (!line[0]) continue;
-                row *r = &c->rows[c->n];
-                free(r->line);
-                r->line = strdup(line);
-                r->ncols = r->line ? split(r->line, sep, r->col, MAX_COLS) : -1;
-                if (r->ncols < 0) {
-                    fprintf(stderr, "moerec score: %s:%ld: bad row (quotes, or > %d columns)\n", data,
-                            lineno, MAX_COLS);
+                if (row_take(&c->rows[c->n], in)) {
+                    fprintf(stderr, "moerec score: out of memory\n");
                     goto done;
                 }
                 c->n++;
@@ -401,7 +359,7 @@ static int score_main(int argc, char **argv) {
         for (int t = 0; t < filled; t++) {
             chunk *c = &chunks[t];
             if (c->rc) {
-                fprintf(stderr, "moerec score: rows %ld..: %s\n", total + 2, c->err);
+                fprintf(stderr, "moerec score: %s\n", c->err);
                 goto done;
             }
             for (int i = 0; i < c->n; i++) {
@@ -416,10 +374,6 @@ static int score_main(int argc, char **argv) {
             total += c->n;
         }
         mr_progress_update(&prog, (uint64_t)total, NULL);
-    }
-    if (ferror(in)) {
-        fprintf(stderr, "moerec score: reading %s: %s\n", data, strerror(errno));
-        goto done;
     }
     if (fflush(out) != 0 || ferror(out)) {
         fprintf(stderr, "moerec score: writing %s: %s\n", out_path, strerror(errno));
@@ -443,19 +397,17 @@ done:
     free(jobs);
     free(args);
     mr_pool_free(pool);
-    free(line);
-    free(hline);
-    if (in && in != stdin) fclose(in);
-    if (out && out != stdout && fclose(out) != 0 && status == 0) {
+    mr_csv_close(in);
+    if (atomic) { /* the whole output appears under its name, or nothing does */
+        if (status == 0 && mr_afile_commit(&af, &e)) {
+            fprintf(stderr, "moerec score: %s\n", e.msg);
+            status = 1;
+        }
+        mr_afile_abort(&af);
+    } else if (out && out != stdout && fclose(out) != 0 && status == 0) {
         fprintf(stderr, "moerec score: closing %s: %s\n", out_path, strerror(errno));
         status = 1;
     }
-    if (tmp_path[0] && status == 0 && rename(tmp_path, out_path) != 0) {
-        fprintf(stderr, "moerec score: renaming %s to %s: %s\n", tmp_path, out_path,
-                strerror(errno));
-        status = 1;
-    }
-    if (tmp_path[0] && status != 0) remove(tmp_path); /* no partial output */
     moe_model_free(m);
     return status;
 }

@@ -26,6 +26,7 @@
 #include "common/log.h"
 #include "common/tensor.h"
 #include "server/server.h"
+#include "tools/cli.h"
 #include "tools/command.h"
 
 static void usage(FILE *f) {
@@ -95,34 +96,28 @@ static int serve_main(int argc, char **argv) {
             return 2;
         }
     int o;
-    char *end;
+    mr_err ce;
+    mr_err_clear(&ce);
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        int bad = 0;
         switch (o) {
         case 'c': break;
         case 'H': snprintf(cfg.host, sizeof cfg.host, "%s", optarg); break;
-        case 'p':
-            cfg.port = (int)strtol(optarg, &end, 10);
-            if (*end || end == optarg) {
-                fprintf(stderr, "moerec serve: --port must be a number, not '%s'\n", optarg);
-                return 2;
-            }
-            break;
-        case 'q': cfg.completion_queues = atoi(optarg); break;
+        case 'p': bad = cli_int("--port", optarg, 0, 65535, &cfg.port, &ce); break;
+        case 'q': bad = cli_int("--completion-queues", optarg, 1, 256, &cfg.completion_queues, &ce); break;
         case 'l': snprintf(cfg.log_level, sizeof cfg.log_level, "%s", optarg); break;
         case 'm': snprintf(cfg.model_dir, sizeof cfg.model_dir, "%s", optarg); break;
         case 'd': snprintf(cfg.default_model, sizeof cfg.default_model, "%s", optarg); break;
         case 'D': snprintf(cfg.data_dir, sizeof cfg.data_dir, "%s", optarg); break;
-        case 'I': cfg.item_dim = atoi(optarg); break;
-        case 'M':
-            cfg.metrics_port = (int)strtol(optarg, &end, 10);
-            if (*end || end == optarg) {
-                fprintf(stderr, "moerec serve: --metrics-port must be a number, not '%s'\n", optarg);
-                return 2;
-            }
-            break;
+        case 'I': bad = cli_int("--item-dim", optarg, 0, 65536, &cfg.item_dim, &ce); break;
+        case 'M': bad = cli_int("--metrics-port", optarg, -1, 65535, &cfg.metrics_port, &ce); break;
         case 'A': snprintf(cfg.auth_tokens_file, sizeof cfg.auth_tokens_file, "%s", optarg); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
+        }
+        if (bad) {
+            fprintf(stderr, "moerec serve: %s (see --help)\n", ce.msg);
+            return 2;
         }
     }
     if (optind < argc) {

@@ -14,7 +14,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cli.h"
 #include "command.h"
+#include "common/atomic_file.h"
 #include "common/progress.h"
 #include "moe/synth_behaviour.h"
 
@@ -36,16 +38,13 @@ static void synth_usage(FILE *f) {
             "  --quiet            no progress line\n");
 }
 
-/* fclose that also reports a write error met earlier (a full disk fails an
- * fprintf, while the final flush may still succeed). */
-static int synth_close(FILE *f) {
-    int bad = ferror(f);
-    return fclose(f) || bad ? -1 : 0;
-}
-
+/* Outputs go through the atomic writer (common/atomic_file.h): its commit
+ * also reports a write error met earlier (a full disk fails an fprintf
+ * while the final flush may still succeed) and removes the temporary. */
 static int synth_write_items(const char *path, const synth_data *s) {
-    FILE *f = fopen(path, "w");
-    if (!f) return -1;
+    mr_afile a;
+    if (mr_afile_open(&a, path, NULL)) return -1;
+    FILE *f = a.f;
     fprintf(f, "item_id,cluster");
     for (int c = 0; c < s->cfg.d; c++) fprintf(f, ",e%d", c);
     fputc('\n', f);
@@ -54,12 +53,13 @@ static int synth_write_items(const char *path, const synth_data *s) {
         for (int c = 0; c < s->cfg.d; c++) fprintf(f, ",%.6g", s->item_emb[(size_t)i * s->cfg.d + c]);
         fputc('\n', f);
     }
-    return synth_close(f);
+    return mr_afile_commit(&a, NULL) ? -1 : 0;
 }
 
 static int synth_write_events(const char *path, const synth_data *s, int quiet) {
-    FILE *f = fopen(path, "w");
-    if (!f) return -1;
+    mr_afile a;
+    if (mr_afile_open(&a, path, NULL)) return -1;
+    FILE *f = a.f;
     mr_progress p;
     mr_progress_begin(&p, "synth events", "users", (uint64_t)s->cfg.n_users, !quiet);
     fprintf(f, "user_id,item_id,ts_ms\n");
@@ -70,17 +70,18 @@ static int synth_write_events(const char *path, const synth_data *s, int quiet) 
         mr_progress_update(&p, (uint64_t)u + 1, NULL);
     }
     mr_progress_end(&p, (uint64_t)s->cfg.n_users, NULL);
-    return synth_close(f);
+    return mr_afile_commit(&a, NULL) ? -1 : 0;
 }
 
 static int synth_write_samples(const char *path, const synth_data *s) {
-    FILE *f = fopen(path, "w");
-    if (!f) return -1;
+    mr_afile a;
+    if (mr_afile_open(&a, path, NULL)) return -1;
+    FILE *f = a.f;
     fprintf(f, "user_id,item_id,ts_ms,label,prob\n");
     for (int x = 0; x < s->n_samples; x++)
         fprintf(f, "%u,%u,%lld,%d,%.4f\n", s->s_user[x], s->s_item[x],
                 (long long)(synth_ts(s->s_pos[x]) - 1), (int)s->s_label[x], s->s_prob[x]);
-    return synth_close(f);
+    return mr_afile_commit(&a, NULL) ? -1 : 0;
 }
 
 static int synth_main(int argc, char **argv) {
@@ -103,10 +104,10 @@ static int synth_main(int argc, char **argv) {
             return 2;
         }
         const char *v = argv[++i];
-        char *end;
-        long long x = strtoll(v, &end, 10);
-        if (strcmp(a, "--out") && (*end || x < 0 || x > 2000000000)) {
-            fprintf(stderr, "moerec synth: %s: '%s' is not a non-negative integer\n", a, v);
+        long long x = 0;
+        mr_err ce;
+        if (strcmp(a, "--out") && cli_parse_int(a, v, 0, 2000000000, &x, &ce)) {
+            fprintf(stderr, "moerec synth: %s\n", ce.msg);
             return 2;
         }
         if (!strcmp(a, "--out")) out = v;

@@ -7,6 +7,7 @@
  * object on stdout, so scripts can parse them.
  */
 #include <errno.h>
+#include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@
 #include "moe/model.h"
 #include "moe/sdim_join.h"
 #include "moe/train.h"
+#include "tools/cli.h"
 
 typedef struct train_cli {
     const char *model_json, *data, *out, *init;
@@ -56,6 +58,17 @@ static int mkdir_p(const char *path) {
     return 0;
 }
 
+#define SDIM_STR_(x) #x
+#define SDIM_STR(x) SDIM_STR_(x)
+static const char sdim_usage[] =
+    "  --sdim-events FILE  behaviour events CSV (user_id,item_id,ts_ms): fill the model's\n"
+    "                      extra block (extra_dim = 2 d) with SDIM [long | short] per row,\n"
+    "                      from the row user's events strictly before the row's time\n"
+    "  --sdim-items FILE   item vectors CSV (item_id,e0..e{d-1}): the store's item table\n"
+    "  --sdim-columns U,I,T  the data's user, item and time columns (user_id,item_id,ts_ms)\n"
+    "  --sdim-params M,TAU,SEED,LMAX,SHORT  as the store's behaviour config (" SDIM_STR(
+        SDIM_DEFAULT_M) "," SDIM_STR(SDIM_DEFAULT_TAU) "," SDIM_STR(SDIM_DEFAULT_SEED) "," SDIM_STR(SDIM_DEFAULT_L_MAX) "," SDIM_STR(SDIM_DEFAULT_SHORT) ")\n";
+
 static void usage(FILE *f) {
     fprintf(f,
             "usage: moerec train --model-json FILE --data FILE --out DIR [options]\n\n"
@@ -63,7 +76,7 @@ static void usage(FILE *f) {
             "by model.json) and write DIR/<version>/{model.json,weights.safetensors}.\n"
             "Options may also be set in model.json's \"train\" object (same names, '_' for '-').\n\n"
             "  --model-json FILE   schema, tasks and architecture (docs/model-format.md)\n"
-            "  --data FILE         training data, CSV or TSV (tab in the header)\n"
+            "  --data FILE         training data, CSV or TSV (input rules: docs/operations.md)\n"
             "  --out DIR           model root; the version is the next free integer\n"
             "  --version N         write version N instead\n"
             "  --init DIR          start from the weights of a model version directory (same\n"
@@ -84,7 +97,11 @@ static void usage(FILE *f) {
             "  --max-rows N        read at most N rows\n"
             "  --no-fit-numeric    keep model.json's numeric mean/std instead of fitting them\n"
             "  --quiet             no progress line\n"
-            "%s", sdim_csv_usage);
+            "%s\n"
+            "Example:\n"
+            "  moerec train --model-json demo/model.json --data demo/interactions.csv \\\n"
+            "      --out demo/models/demo --epochs 3 --threads 4\n",
+            sdim_usage);
 }
 
 static int opt_json(train_cli *c, const char *json_text) {
@@ -130,60 +147,104 @@ static int opt_json(train_cli *c, const char *json_text) {
     return 0;
 }
 
-static const char *const k_value_opts[] = {
-    "--model-json", "--data", "--out", "--init", "--version", "--epochs", "--batch", "--lr", "--emb-lr",
-    "--emb-opt", "--clip", "--weight-decay", "--seed", "--val-frac", "--split", "--time-column",
-    "--patience", "--threads", "--max-rows", "--sdim-events", "--sdim-items", "--sdim-columns",
-    "--sdim-params", NULL};
+/* --sdim-columns U,I,T and --sdim-params M,TAU,SEED,LMAX,SHORT: each piece
+ * through the range-checked parsers, an error naming the flag. */
+static int sdim_columns(sdim_csv_opts *o, const char *v, mr_err *e) {
+    char u[64], i[64], t[64];
+    if (sscanf(v, "%63[^,],%63[^,],%63s", u, i, t) != 3)
+        return mr_err_set(e, MR_EINVAL, "--sdim-columns: '%s' is not USER,ITEM,TIME", v);
+    snprintf(o->user_col, sizeof o->user_col, "%s", u);
+    snprintf(o->item_col, sizeof o->item_col, "%s", i);
+    snprintf(o->time_col, sizeof o->time_col, "%s", t);
+    return 0;
+}
+
+static int sdim_params(sdim_csv_opts *o, const char *v, mr_err *e) {
+    char part[5][32];
+    unsigned long long seed;
+    if (sscanf(v, "%31[^,],%31[^,],%31[^,],%31[^,],%31s", part[0], part[1], part[2], part[3],
+               part[4]) != 5)
+        return mr_err_set(e, MR_EINVAL, "--sdim-params: '%s' is not M,TAU,SEED,LMAX,SHORT", v);
+    int rc = cli_int("--sdim-params M", part[0], 1, 4096, &o->m, e);
+    if (!rc) rc = cli_int("--sdim-params TAU", part[1], 1, SDIM_MAX_TAU, &o->tau, e);
+    if (!rc && !(rc = cli_u64("--sdim-params SEED", part[2], &seed, e))) o->seed = seed;
+    if (!rc) rc = cli_int("--sdim-params LMAX", part[3], 1, 1 << 24, &o->l_max, e);
+    if (!rc) rc = cli_int("--sdim-params SHORT", part[4], 0, 1 << 24, &o->short_n, e);
+    return rc;
+}
 
 static int parse_args(train_cli *c, int argc, char **argv) {
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int takes = 1, known = 0;
-        for (int k = 0; k_value_opts[k]; k++) known |= !strcmp(a, k_value_opts[k]);
-        if (!strcmp(a, "--quiet")) c->o.progress = 0, takes = 0;
-        else if (!strcmp(a, "--no-fit-numeric")) c->fit_numeric = 0, takes = 0;
-        else if (!known) {
-            fprintf(stderr, "moerec train: unknown option %s (see --help)\n", a);
-            return 2;
-        } else if (!v) {
-            fprintf(stderr, "moerec train: %s needs a value\n", a);
-            return 2;
-        } else if (!strcmp(a, "--model-json")) c->model_json = v;
-        else if (!strcmp(a, "--data")) c->data = v;
-        else if (!strcmp(a, "--out")) c->out = v;
-        else if (!strcmp(a, "--init")) c->init = v;
-        else if (!strcmp(a, "--version")) c->version = atoi(v);
-        else if (!strcmp(a, "--epochs")) c->o.epochs = atoi(v);
-        else if (!strcmp(a, "--batch")) c->o.batch = atoi(v);
-        else if (!strcmp(a, "--lr")) c->o.lr = strtof(v, NULL);
-        else if (!strcmp(a, "--emb-lr")) c->o.emb_lr = strtof(v, NULL);
-        else if (!strcmp(a, "--emb-opt")) {
-            if (strcmp(v, "adam") && strcmp(v, "adagrad")) {
-                fprintf(stderr, "moerec train: --emb-opt %s (adam, adagrad)\n", v);
-                return 2;
-            }
-            c->o.emb_opt = !strcmp(v, "adagrad") ? MOE_OPT_ADAGRAD : MOE_OPT_ADAM;
-        } else if (!strcmp(a, "--clip")) c->o.clip = strtof(v, NULL);
-        else if (!strcmp(a, "--weight-decay")) c->o.weight_decay = strtof(v, NULL);
-        else if (!strcmp(a, "--seed")) c->o.seed = strtoull(v, NULL, 10);
-        else if (!strcmp(a, "--val-frac")) c->val_frac = atof(v);
-        else if (!strcmp(a, "--split")) snprintf(c->split, sizeof c->split, "%s", v);
-        else if (!strcmp(a, "--time-column")) snprintf(c->time_col, sizeof c->time_col, "%s", v);
-        else if (!strcmp(a, "--patience")) c->o.patience = atoi(v);
-        else if (!strcmp(a, "--threads")) c->o.threads = atoi(v);
-        else if (!strcmp(a, "--max-rows")) c->max_rows = atol(v);
-        else if (!strncmp(a, "--sdim-", 7)) {
-            mr_err se;
-            if (sdim_csv_opt(&c->sdim, a, v, &se) < 0) {
-                fprintf(stderr, "moerec train: %s\n", se.msg);
-                return 2;
-            }
-        } else {
-            fprintf(stderr, "moerec train: unknown option %s (see --help)\n", a);
+    enum { O_VERSION = 256, O_EMB_LR, O_EMB_OPT, O_WD, O_VAL, O_SPLIT, O_TIME, O_MAXROWS, O_NOFIT,
+           O_SEV, O_SIT, O_SCOL, O_SPAR, O_JSON, O_INIT };
+    static const struct option opts[] = {
+        {"model-json", required_argument, 0, O_JSON}, {"data", required_argument, 0, 'd'},
+        {"out", required_argument, 0, 'o'},           {"init", required_argument, 0, O_INIT},
+        {"version", required_argument, 0, O_VERSION}, {"epochs", required_argument, 0, 'e'},
+        {"batch", required_argument, 0, 'b'},         {"lr", required_argument, 0, 'l'},
+        {"emb-lr", required_argument, 0, O_EMB_LR},   {"emb-opt", required_argument, 0, O_EMB_OPT},
+        {"clip", required_argument, 0, 'c'},          {"weight-decay", required_argument, 0, O_WD},
+        {"seed", required_argument, 0, 's'},          {"val-frac", required_argument, 0, O_VAL},
+        {"split", required_argument, 0, O_SPLIT},     {"time-column", required_argument, 0, O_TIME},
+        {"patience", required_argument, 0, 'p'},      {"threads", required_argument, 0, 't'},
+        {"max-rows", required_argument, 0, O_MAXROWS}, {"no-fit-numeric", no_argument, 0, O_NOFIT},
+        {"quiet", no_argument, 0, 'q'},               {"sdim-events", required_argument, 0, O_SEV},
+        {"sdim-items", required_argument, 0, O_SIT},  {"sdim-columns", required_argument, 0, O_SCOL},
+        {"sdim-params", required_argument, 0, O_SPAR}, {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    mr_err e;
+    mr_err_clear(&e);
+    optind = 1; /* called twice: before and after model.json's "train" section */
+    opterr = 0;
+    for (int o; (o = getopt_long(argc, argv, ":h", opts, NULL)) != -1;) {
+        int rc = 0;
+        long long ll = 0;
+        unsigned long long u = 0;
+        switch (o) {
+        case O_JSON: c->model_json = optarg; break;
+        case 'd': c->data = optarg; break;
+        case 'o': c->out = optarg; break;
+        case O_INIT: c->init = optarg; break;
+        case O_VERSION: rc = cli_int("--version", optarg, 0, 1000000000, &c->version, &e); break;
+        case 'e': rc = cli_int("--epochs", optarg, 1, 1000000, &c->o.epochs, &e); break;
+        case 'b': rc = cli_int("--batch", optarg, 1, 1 << 20, &c->o.batch, &e); break;
+        case 'l': rc = cli_float("--lr", optarg, 1e-12, 1e3, &c->o.lr, &e); break;
+        case O_EMB_LR: rc = cli_float("--emb-lr", optarg, 0, 1e3, &c->o.emb_lr, &e); break;
+        case O_EMB_OPT:
+            if (strcmp(optarg, "adam") && strcmp(optarg, "adagrad"))
+                rc = mr_err_set(&e, MR_EINVAL, "--emb-opt: '%s' is not adam or adagrad", optarg);
+            else c->o.emb_opt = !strcmp(optarg, "adagrad") ? MOE_OPT_ADAGRAD : MOE_OPT_ADAM;
+            break;
+        case 'c': rc = cli_float("--clip", optarg, 0, 1e9, &c->o.clip, &e); break;
+        case O_WD: rc = cli_float("--weight-decay", optarg, 0, 1e3, &c->o.weight_decay, &e); break;
+        case 's':
+            if (!(rc = cli_u64("--seed", optarg, &u, &e))) c->o.seed = u;
+            break;
+        case O_VAL: rc = cli_parse_double("--val-frac", optarg, 0, 0.999999, &c->val_frac, &e); break;
+        case O_SPLIT: snprintf(c->split, sizeof c->split, "%s", optarg); break;
+        case O_TIME: snprintf(c->time_col, sizeof c->time_col, "%s", optarg); break;
+        case 'p': rc = cli_int("--patience", optarg, 0, 1000000, &c->o.patience, &e); break;
+        case 't': rc = cli_int("--threads", optarg, 0, 4096, &c->o.threads, &e); break;
+        case O_MAXROWS:
+            if (!(rc = cli_parse_int("--max-rows", optarg, 0, 1LL << 40, &ll, &e))) c->max_rows = (long)ll;
+            break;
+        case O_NOFIT: c->fit_numeric = 0; break;
+        case 'q': c->o.progress = 0; break;
+        case O_SEV: c->sdim.events_path = optarg; break;
+        case O_SIT: c->sdim.items_path = optarg; break;
+        case O_SCOL: rc = sdim_columns(&c->sdim, optarg, &e); break;
+        case O_SPAR: rc = sdim_params(&c->sdim, optarg, &e); break;
+        case 'h': break; /* handled by train_main */
+        case ':': rc = mr_err_set(&e, MR_EINVAL, "%s needs a value", argv[optind - 1]); break;
+        default: rc = mr_err_set(&e, MR_EINVAL, "unknown option '%s'", argv[optind - 1]); break;
+        }
+        if (rc) {
+            fprintf(stderr, "moerec train: %s (see --help)\n", e.msg);
             return 2;
         }
-        i += takes;
+    }
+    if (optind < argc) {
+        fprintf(stderr, "moerec train: unexpected argument '%s' (see --help)\n", argv[optind]);
+        return 2;
     }
     if (!c->model_json || !c->data || !c->out) {
         fprintf(stderr, "moerec train: --model-json, --data and --out are required (see --help)\n");

@@ -1,9 +1,9 @@
 /* retr_faiss_io.c — FAISS retriever persistence and rebuild.
  *
  * Save writes two files next to the model version: `path` is the FAISS
- * index (faiss_write_index_fname), `path.meta` holds what FAISS does not
+ * index (faiss_write_index), `path.meta` holds what FAISS does not
  * know: the slot -> item id table, the settings and a checksum. Both go
- * through a temporary file and rename(2), so a crash never leaves a torn
+ * through the atomic writer (common/atomic_file.h), so a crash never leaves a torn
  * file under the final name. Load can map IVF inverted lists read-only from
  * the file (FAISS's IO_FLAG_MMAP), which shares pages between processes.
  *
@@ -14,8 +14,9 @@
  * meta layout (little-endian): "MRRFAISS" u32 version=1, u32 dim,
  * u32 metric, u32 tombstones, i32 ef_search, i32 nprobe, f32 threshold,
  * u32 len + factory bytes, i64 n_slots, i64 n_dead, i64 slot_ext[n_slots],
- * u64 FNV-1a of everything before it.
+ * u64 xxh3 checksum (version 1: FNV-1a) of everything before it.
  */
+#include "common/atomic_file.h"
 #include "index/retrieval/retr_faiss_int.h"
 #include "index/retrieval/retr_file.h"
 
@@ -29,7 +30,7 @@
 #include <faiss/c_api/index_io_c.h>
 
 #define META_MAGIC "MRRFAISS"
-#define META_VERSION 1u
+#define META_VERSION 2u /* 2: xxh3 checksum (1: FNV-1a, still read) */
 /* FAISS 1.7.3's C++ IO_FLAG_MMAP (IO_FLAG_SKIP_IVF_DATA | 0x646f0000): the
  * C header's FAISS_IO_FLAG_MMAP (1) does not match what read_index tests. */
 #define RF_IO_FLAG_MMAP (0x646f0000 | 8)
@@ -38,22 +39,20 @@ int retr_faiss_save(mr_retr *r, const char *path, mr_err *e) {
     if (!r || r->kind != RETR_FAISS || !path)
         return mr_err_set(e, MR_EINVAL, "retr_faiss_save: not a faiss retriever or NULL path");
     retr_faiss *rf = (retr_faiss *)r;
-    char meta[4096], tmp[4096];
-    if (snprintf(meta, sizeof meta, "%s.meta", path) >= (int)sizeof meta ||
-        snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
+    char meta[4096];
+    if (snprintf(meta, sizeof meta, "%s.meta", path) >= (int)sizeof meta)
         return mr_err_set(e, MR_EINVAL, "retriever '%s': path too long", r->name);
     retr_wbuf b = {0};
+    mr_afile af;
     int rc = 0;
     pthread_mutex_lock(&rf->writer);   /* no writes while saving; searches go on */
-    if (faiss_write_index_fname(rf->index, tmp)) {
+    if ((rc = mr_afile_open(&af, path, e))) goto out;
+    if (faiss_write_index(rf->index, af.f)) {
         rc = retr_faiss_err(e, rf, "write_index");
-        remove(tmp);
+        mr_afile_abort(&af);
         goto out;
     }
-    if (rename(tmp, path) != 0) {
-        rc = mr_err_set(e, MR_EINTERNAL, "retriever '%s': cannot rename to %s", r->name, path);
-        goto out;
-    }
+    if ((rc = mr_afile_commit(&af, e))) goto out;
     uint32_t u[4] = {META_VERSION, (uint32_t)r->dim, (uint32_t)rf->metric, (uint32_t)rf->tombstones};
     int32_t p[2] = {rf->ef_search, rf->nprobe};
     uint32_t flen = (uint32_t)strlen(rf->factory);

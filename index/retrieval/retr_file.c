@@ -1,7 +1,8 @@
 /* retr_file.c — binary-file helpers for the retrieval half (see
  * retr_file.h). Formats are little-endian, as written by x86-64 and arm64;
- * each file starts with its own magic and version and ends with an FNV-1a
- * checksum, so a truncated or damaged file is refused, not misread. */
+ * each file starts with its own magic and version and ends with the xxh3
+ * checksum of hashing/idhash.h (version 1 files: FNV-1a, still read), so a
+ * truncated or damaged file is refused, not misread. */
 #include "index/retrieval/retr_file.h"
 
 #include <stdio.h>
@@ -9,7 +10,11 @@
 #include <string.h>
 #include <unistd.h>
 
-uint64_t retr_fnv1a(const unsigned char *p, size_t n) {
+#include "common/atomic_file.h"
+#include "hashing/idhash.h"
+
+/* Version 1 files of every retriever format ended in FNV-1a; still read. */
+static uint64_t retr_fnv1a(const unsigned char *p, size_t n) {
     uint64_t h = 1469598103934665603ull;
     for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ull;
     return h;
@@ -30,7 +35,7 @@ int retr_wbuf_put(retr_wbuf *b, const void *src, size_t n) {
 }
 
 int retr_wbuf_seal(retr_wbuf *b) {
-    uint64_t h = retr_fnv1a(b->p, b->n);
+    uint64_t h = idhash_checksum(b->p, b->n);
     return retr_wbuf_put(b, &h, sizeof h);
 }
 
@@ -47,16 +52,18 @@ int retr_rbuf_take(retr_rbuf *r, void *dst, size_t n) {
     return 0;
 }
 
-int retr_rbuf_open(retr_rbuf *r, const unsigned char *p, size_t n) {
+static int rbuf_open_sum(retr_rbuf *r, const unsigned char *p, size_t n, int fnv) {
     uint64_t h;
     if (n < sizeof h) return -1;
     memcpy(&h, p + n - sizeof h, sizeof h);
-    if (h != retr_fnv1a(p, n - sizeof h)) return -1;
+    if (h != (fnv ? retr_fnv1a(p, n - sizeof h) : idhash_checksum(p, n - sizeof h))) return -1;
     r->p = p;
     r->n = n - sizeof h;
     r->at = 0;
     return 0;
 }
+
+int retr_rbuf_open(retr_rbuf *r, const unsigned char *p, size_t n) { return rbuf_open_sum(r, p, n, 0); }
 
 int retr_file_read(const char *path, unsigned char **out, size_t *n, mr_err *e) {
     FILE *f = fopen(path, "rb");
@@ -89,23 +96,6 @@ int retr_file_read(const char *path, unsigned char **out, size_t *n, mr_err *e) 
     return 0;
 }
 
-int retr_file_write_atomic(const char *path, const void *data, size_t n, mr_err *e) {
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
-        return mr_err_set(e, MR_EINVAL, "path too long: %s", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return mr_err_set(e, MR_EINTERNAL, "cannot write %s", tmp);
-    int ok = fwrite(data, 1, n, f) == n;
-    ok = (fflush(f) == 0) && ok;
-    ok = (fsync(fileno(f)) == 0) && ok;   /* data on disk before the rename publishes it */
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        remove(tmp);
-        return mr_err_set(e, MR_EINTERNAL, "cannot write %s", path);
-    }
-    return 0;
-}
-
 void retr_file_stem(const char *path, char *out, size_t n) {
     const char *slash = strrchr(path, '/');
     snprintf(out, n, "%s", slash ? slash + 1 : path);
@@ -114,7 +104,7 @@ void retr_file_stem(const char *path, char *out, size_t n) {
 
 int retr_file_commit(retr_wbuf *b, int bad, const char *path, mr_err *e) {
     int rc = bad ? mr_err_set(e, MR_ENOMEM, "out of memory writing %s", path)
-                 : retr_file_write_atomic(path, b->p, b->n, e);
+                 : mr_write_file_atomic(path, b->p, b->n, e);
     retr_wbuf_free(b);
     return rc;
 }
@@ -126,9 +116,12 @@ int retr_file_open(const char *path, const char *magic, uint32_t version, const 
     int rc = retr_file_read(path, buf, &len, e);
     if (rc) return rc;
     char m[8];
-    uint32_t v;
-    if (retr_rbuf_open(r, *buf, len) || retr_rbuf_take(r, m, 8) || memcmp(m, magic, 8) ||
-        retr_rbuf_take(r, &v, 4) || v != version) {
+    uint32_t v = 0;
+    if (len >= 12) memcpy(&v, *buf + 8, 4);
+    /* version 1 of every format differs from 2 only in its FNV-1a checksum */
+    int old = version == 2 && v == 1;
+    if (rbuf_open_sum(r, *buf, len, old) || retr_rbuf_take(r, m, 8) || memcmp(m, magic, 8) ||
+        retr_rbuf_take(r, &v, 4) || (v != version && !old)) {
         free(*buf);
         *buf = NULL;
         return mr_err_set(e, MR_ECORRUPT, "%s is not a valid moerec %s file (or is damaged)", path,

@@ -1,6 +1,6 @@
 /* retr_file.h — small binary-file helpers shared by the retrieval files
  * that persist state (FAISS meta files, router pilots): a growable write
- * buffer, a bounds-checked reader, an FNV-1a checksum, whole-file read and
+ * buffer, a bounds-checked reader, the xxh3 file checksum, whole-file read and
  * atomic write (temporary file + rename). */
 #ifndef MOEREC_INDEX_RETR_FILE_H
 #define MOEREC_INDEX_RETR_FILE_H
@@ -22,16 +22,14 @@ typedef struct retr_rbuf {
 
 /* 0 or MR_ENOMEM. */
 int retr_wbuf_put(retr_wbuf *b, const void *src, size_t n);
-/* Append the FNV-1a of everything so far (8 bytes). */
+/* Append the checksum (idhash_checksum, xxh3) of everything so far (8 bytes). */
 int retr_wbuf_seal(retr_wbuf *b);
 void retr_wbuf_free(retr_wbuf *b);
 /* 0, or -1 when fewer than n bytes remain. */
 int retr_rbuf_take(retr_rbuf *r, void *dst, size_t n);
 /* Check the trailing checksum; on success r covers the payload only. */
 int retr_rbuf_open(retr_rbuf *r, const unsigned char *p, size_t n);
-uint64_t retr_fnv1a(const unsigned char *p, size_t n);
 int retr_file_read(const char *path, unsigned char **out, size_t *n, mr_err *e);
-int retr_file_write_atomic(const char *path, const void *data, size_t n, mr_err *e);
 /* Write a buffer built with retr_wbuf_put/_seal (bad != 0: a put failed,
  * report MR_ENOMEM) atomically to path, then free it. */
 int retr_file_commit(retr_wbuf *b, int bad, const char *path, mr_err *e);

@@ -8,7 +8,7 @@
  *
  * File (little-endian): "MRRMINHS" u32 version=1, i32 bands, rows,
  * max_recent, cand_cap, f32 recency_decay, u64 seed, i64 n,
- * i64 items[n], u64 signatures[n][bands*rows], u64 FNV-1a. Load re-inserts
+ * i64 items[n], u64 signatures[n][bands*rows], u64 xxh3 checksum (version 1: FNV-1a). Load re-inserts
  * every signature into a fresh LSH index.
  */
 #include "index/retrieval/retr_minhash.h"
@@ -270,7 +270,7 @@ double retr_minhash_similarity(mr_retr *r, int64_t a, int64_t b) {
 }
 
 #define MH_MAGIC "MRRMINHS"
-#define MH_VERSION 1u
+#define MH_VERSION 2u /* 2: xxh3 checksum (1: FNV-1a, still read) */
 
 int retr_minhash_save(mr_retr *r, const char *path, mr_err *e) {
     if (!r || r->kind != RETR_MINHASH || !path)

@@ -8,7 +8,7 @@
  *
  * File (little-endian): "MRRPOPUL" u32 version=1, f64 half_life_ms,
  * i32 top_cap, i32 refresh_ms, i64 t0_ms, i64 latest_ms, i32 started,
- * i64 n, i64 items[n], f64 keys[n], u64 FNV-1a.
+ * i64 n, i64 items[n], f64 keys[n], u64 xxh3 checksum (version 1: FNV-1a).
  */
 #include "index/retrieval/retr_pop.h"
 
@@ -244,7 +244,7 @@ double retr_pop_count(mr_retr *r, int64_t item, int64_t now_ms) {
 }
 
 #define POP_MAGIC "MRRPOPUL"
-#define POP_VERSION 1u
+#define POP_VERSION 2u /* 2: xxh3 checksum (1: FNV-1a, still read) */
 
 int retr_pop_save(mr_retr *r, const char *path, mr_err *e) {
     if (!r || r->kind != RETR_POPULARITY || !path)

@@ -26,6 +26,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/atomic_file.h"
 #include "index/retrieval/retr_minhash.h"
 #include "index/retrieval/retr_pop.h"
 
@@ -86,17 +87,6 @@ static int retr_set_join(char *out, const char *dir, const char *file, mr_err *e
 
 /* ------------------------------------------------------------ lifecycle */
 
-/* The documented router defaults, written out so the manifest says what
- * is in force (a later change of a default does not move a saved set). */
-static void retr_set_resolve(router_config *c) {
-    if (c->temperature == 0) c->temperature = 0.05f;
-    if (c->top_p == 0) c->top_p = 0.6f;
-    if (c->max_experts == 0) c->max_experts = 3;
-    if (c->fallback_weight == 0) c->fallback_weight = 0.1f;
-    if (c->rrf_k == 0) c->rrf_k = 60;
-    if (c->k_max == 0) c->k_max = 1000;
-}
-
 int retr_set_create(retr_set **out, const retr_set_config *cfg, mr_pool *pool, mr_err *e) {
     if (!out || !cfg) return mr_err_set(e, MR_EINVAL, "retr_set_create: NULL argument");
     *out = NULL;
@@ -109,7 +99,9 @@ int retr_set_create(retr_set **out, const retr_set_config *cfg, mr_pool *pool, m
     if (!s) return mr_err_set(e, MR_ENOMEM, "retriever set: out of memory");
     s->cfg = *cfg;
     s->cfg.router.dim = cfg->dim;
-    retr_set_resolve(&s->cfg.router);
+    /* the router defaults written out, so the manifest says what is in
+     * force (a later change of a default does not move a saved set) */
+    router_config_defaults(&s->cfg.router);
     if (cfg->router.fallback) {
         if (strlen(cfg->router.fallback) >= sizeof s->fallback) {
             free(s);
@@ -278,13 +270,13 @@ static int retr_set_replaceable(const char *dir, mr_err *e) {
 
 /* Put the finished tmp directory at dir. */
 static int retr_set_swap_in(const char *tmp, const char *dir, mr_err *e) {
-    if (rename(tmp, dir) == 0) return 0;
+    if (rename(tmp, dir) == 0) return mr_fsync_parent(dir, 0, e);
     if (errno != EEXIST && errno != ENOTEMPTY)
         return mr_err_set(e, MR_EINTERNAL, "retriever set: rename to %s: %s", dir, strerror(errno));
     if (renameat2(AT_FDCWD, tmp, AT_FDCWD, dir, RENAME_EXCHANGE))
         return mr_err_set(e, MR_EINTERNAL, "retriever set: replace %s: %s", dir, strerror(errno));
     retr_set_rmdir(tmp); /* the old set, now under the temporary name */
-    return 0;
+    return mr_fsync_parent(dir, 0, e);
 }
 
 int retr_set_save(retr_set *s, const char *dir, mr_err *e) {
@@ -315,14 +307,17 @@ int retr_set_save(retr_set *s, const char *dir, mr_err *e) {
             rc = MR_EINVAL;
         else if (!m)
             rc = mr_err_set(e, MR_ENOMEM, "retriever set: out of memory building the manifest");
-        else if (json_dump_file(m, p,
-                                JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9)))
-            rc = mr_err_set(e, MR_EINTERNAL, "retriever set: cannot write %s", p);
+        else {
+            char *js = json_dumps(m, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
+            rc = js ? mr_write_file_atomic(p, js, strlen(js), e)
+                    : mr_err_set(e, MR_ENOMEM, "retriever set: out of memory writing %s", p);
+            free(js);
+        }
         json_decref(m);
     }
     if (!rc) {
         snprintf(p, sizeof p, "%.*s", (int)dl, dir);
-        rc = retr_set_swap_in(tmp, p, e);
+        if (!(rc = mr_fsync_parent(tmp, 1, e))) rc = retr_set_swap_in(tmp, p, e); /* entries first */
     }
     if (rc) retr_set_rmdir(tmp);
     return rc;

@@ -17,18 +17,22 @@
 
 #include "common/tensor.h"
 
+void router_config_defaults(router_config *c) {
+    if (c->temperature == 0) c->temperature = 0.05f;
+    if (c->top_p == 0) c->top_p = 0.6f;
+    if (c->max_experts == 0) c->max_experts = 3;
+    if (c->fallback_weight == 0) c->fallback_weight = 0.1f;
+    if (c->rrf_k == 0) c->rrf_k = 60;
+    if (c->k_max == 0) c->k_max = 1000;
+}
+
 int router_create(mr_router **out, const router_config *cfg, mr_pool *pool, mr_err *e) {
     if (!out || !cfg) return mr_err_set(e, MR_EINVAL, "router_create: NULL argument");
     *out = NULL;
     router_config c = *cfg;
     if (c.dim <= 0 || c.dim > 65536)
         return mr_err_set(e, MR_EINVAL, "router: dim = %d out of range [1, 65536]", c.dim);
-    if (c.temperature == 0) c.temperature = 0.05f;
-    if (c.top_p == 0) c.top_p = 0.6f;
-    if (c.max_experts == 0) c.max_experts = 3;
-    if (c.fallback_weight == 0) c.fallback_weight = 0.1f;
-    if (c.rrf_k == 0) c.rrf_k = 60;
-    if (c.k_max == 0) c.k_max = 1000;
+    router_config_defaults(&c);
     if (!(c.temperature > 0) || !isfinite(c.temperature))
         return mr_err_set(e, MR_EINVAL, "router: temperature %g must be > 0", c.temperature);
     if (!(c.top_p > 0 && c.top_p <= 1))

@@ -55,6 +55,10 @@ typedef struct router_config {
     int k_max;                /* largest k a caller may ask; 0 = 1000 */
 } router_config;
 
+/* Fill the zero fields of c with the defaults above (the one place they
+ * are defined: router_create and the retriever set's manifest use it). */
+void router_config_defaults(router_config *c);
+
 typedef struct mr_router mr_router;
 
 /* Query vectors, one per embedding space; vecs[0] is the routing space. */

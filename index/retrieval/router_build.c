@@ -10,7 +10,7 @@
  * File layout (little-endian): "MRROUTER" u32 version=1, u32 dim,
  * f32 temperature, f32 top_p, i32 max_experts (settings, for the record),
  * u32 n_experts, per expert: u32 name length + name, i32 n_pilots,
- * f32 pilots (n_pilots, dim); u64 FNV-1a.
+ * f32 pilots (n_pilots, dim); u64 xxh3 checksum (version 1: FNV-1a).
  */
 #include "index/retrieval/router_int.h"
 
@@ -24,7 +24,7 @@
 #include "index/retrieval/retr_file.h"
 
 #define ROUTER_MAGIC "MRROUTER"
-#define ROUTER_VERSION 1u
+#define ROUTER_VERSION 2u /* 2: xxh3 checksum (1: FNV-1a, still read) */
 
 int router_build_pilots(mr_router *rt, const float *x, const int *best, int64_t n, int k_per_expert,
                         mr_err *e) {

@@ -25,10 +25,10 @@
 void behaviour_config_init(behaviour_config *c, const char *item_table) {
     memset(c, 0, sizeof *c);
     c->item_table = item_table;
-    c->l_max = 1024;
-    c->m = 48;
-    c->tau = 3;
-    c->seed = 0x5D1A;
+    c->l_max = SDIM_DEFAULT_L_MAX;
+    c->m = SDIM_DEFAULT_M;
+    c->tau = SDIM_DEFAULT_TAU;
+    c->seed = SDIM_DEFAULT_SEED;
 }
 
 const sdim_layout *behaviour_layout(const mr_behaviour *b) { return &b->layout; }
@@ -88,10 +88,10 @@ int behaviour_open(mr_behaviour **out, mr_store *st, const behaviour_config *cfg
     b->st = st;
     b->table = t;
     b->cfg = *cfg;
-    if (b->cfg.l_max <= 0) b->cfg.l_max = 1024;
+    if (b->cfg.l_max <= 0) b->cfg.l_max = SDIM_DEFAULT_L_MAX;
     if (b->cfg.m == 0 && b->cfg.tau == 0) {
-        b->cfg.m = 48;
-        b->cfg.tau = 3;
+        b->cfg.m = SDIM_DEFAULT_M;
+        b->cfg.tau = SDIM_DEFAULT_TAU;
     }
     snprintf(b->table_name, sizeof b->table_name, "%s", cfg->item_table);
     b->cfg.item_table = b->table_name;

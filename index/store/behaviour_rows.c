@@ -15,6 +15,7 @@
 #include <xxhash.h>
 
 #include "common/clock.h"
+#include "hashing/idhash.h"
 #include "index/store/behaviour_int.h"
 #include "index/store/emb_codec.h"
 
@@ -108,7 +109,7 @@ void beh_state_encode(const mr_behaviour *b, const beh_state *s, const void *tab
     memcpy(out + 44, &s->write_s, 4);
     memcpy(out + BEH_STATE_HDR, table, b->table_bytes);
     size_t n = BEH_STATE_HDR + b->table_bytes;
-    uint32_t sum = (uint32_t)XXH3_64bits(out, n); /* 2x XXH32's speed on 33 KB rows */
+    uint32_t sum = (uint32_t)idhash_checksum(out, n); /* xxh3: 2x XXH32's speed on 33 KB rows */
     memcpy(out + n, &sum, 4);
 }
 
@@ -123,7 +124,7 @@ int beh_state_decode(const mr_behaviour *b, const char *v, size_t vlen, beh_stat
     memcpy(&sum, v + vlen - 4, 4);
     if (magic != BEH_STATE_MAGIC || cells != b->table_bytes / 4)
         return mr_err_set(e, MR_ECORRUPT, "SDIM row header mismatch (magic %#x)", magic);
-    if ((uint32_t)XXH3_64bits(v, vlen - 4) != sum)
+    if ((uint32_t)idhash_checksum(v, vlen - 4) != sum)
         return mr_err_set(e, MR_ECORRUPT, "SDIM row checksum mismatch");
     memcpy(&s->n_events, v + 4, 4);
     memcpy(&s->next_seq, v + 8, 8);

@@ -33,14 +33,22 @@ class DemoTest(unittest.TestCase):
         self.assertIn("unknown command", r.stderr)
 
     def test_demo_data_write_error(self):
-        # a full disk shows at fclose: exit 1 naming it, no success line
+        # a write error (here the file-size limit, as a full disk would) shows
+        # at commit: exit 1 naming it, no success line, and no output or
+        # temporary left (every output goes through the atomic writer)
+        import resource
+        import signal
+
+        def limit():
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of a kill
+            resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
         with tempfile.TemporaryDirectory() as d:
-            os.symlink("/dev/full", os.path.join(d, "interactions.csv"))
             r = subprocess.run([ARGS.bin, "demo-data", "--out", d, "--users", "5", "--items", "20",
-                                "--rows", "50"], capture_output=True, text=True)
+                                "--rows", "500"], capture_output=True, text=True, preexec_fn=limit)
             self.assertEqual(r.returncode, 1)
-            self.assertIn("No space left on device", r.stderr)
+            self.assertIn("File too large", r.stderr)
             self.assertNotIn("interactions in", r.stderr)
+            self.assertEqual(os.listdir(d), [])
 
     def test_train_serve_rank(self):
         with tempfile.TemporaryDirectory() as d:

@@ -85,7 +85,7 @@ class ScoreToolTest(unittest.TestCase):
         for cell in ("old", "nan"):  # not a number; not finite (the server refuses it too)
             r = self.run_on("user_id,item_id,age\n1,10001,%s\n" % cell)
             self.assertEqual(r.returncode, 1)
-            self.assertIn("numeric column 'age' has '%s'" % cell, r.stderr)
+            self.assertIn("edge.csv:2: column 'age' (3): '%s' is not a finite number" % cell, r.stderr)
         none = os.path.join(self.d, "none.csv")
         with open(none, "w") as f:
             f.write("a,b\n1,2\n")
@@ -101,6 +101,51 @@ class ScoreToolTest(unittest.TestCase):
         r = self.score("--keep", "nope", check=False)
         self.assertEqual(r.returncode, 1)
         self.assertIn("no column 'nope'", r.stderr)
+
+    def train_on(self, text, name="same.csv"):
+        path = os.path.join(self.d, name)
+        with open(path, "w", newline="") as f:
+            f.write(text)
+        return subprocess.run([ARGS.bin, "train", "--model-json", os.path.join(self.d, "model.json"),
+                               "--data", path, "--out", os.path.join(self.d, "models", "same"),
+                               "--epochs", "1", "--val-frac", "0", "--quiet"],
+                              capture_output=True, text=True), path
+
+    def test_train_and_score_accept_the_same_files(self):
+        """One reader: every file train accepts, score accepts, and a file one
+        refuses the other refuses with the same file:line:column message."""
+        hdr = "user_id,item_id,genre,age,price,click,like"
+        rows = ["1,10001,action,30,5,1,0", "2,10002,drama,40,6,0,1", "3,10003,comedy,50,7,1,1"]
+        good = {
+            "plain": "\n".join([hdr] + rows) + "\n",
+            "bom_crlf": "\ufeff" + "\r\n".join([hdr] + rows) + "\r\n",
+            "quoted_multiline": hdr + "\n" + '"1",10001,"act\nion",30,"5",1,0\n' + "\n".join(rows[1:]) + "\n",
+            "missing_na": hdr + "\n" + "1,10001,action,NA,,1,0\n" + "\n".join(rows[1:]) + "\n",
+            "tsv": "\n".join(r.replace(",", "\t") for r in [hdr] + rows) + "\n",
+            "blank_lines_no_final_eol": hdr + "\n\n" + "\n".join(rows),
+        }
+        for name, text in good.items():
+            t, path = self.train_on(text, "same.tsv" if name == "tsv" else "same.csv")
+            self.assertEqual(t.returncode, 0, "%s: %s" % (name, t.stderr))
+            s = subprocess.run([ARGS.bin, "score", "--model", os.path.join(self.d, "models", "demo"),
+                                "--data", path, "--quiet"], capture_output=True, text=True)
+            self.assertEqual(s.returncode, 0, "%s: %s" % (name, s.stderr))
+            self.assertEqual(len(s.stdout.splitlines()), 4, name)
+        bad = {
+            "semicolon": (rows[0] + "\n" + rows[1].replace(",40,", ",4;0,"), "same.csv:3: column 'age' (4): '4;0' is not a finite number"),
+            "text": (rows[0] + "\n" + rows[1].replace(",6,", ",abc,"), "same.csv:3: column 'price' (5): 'abc' is not a finite number"),
+            "quotes": (rows[0] + "\n" + '2,10002,dr"ama,40,6,0,1', "same.csv:3: bad quotes in cell 3"),
+            "cells": (rows[0] + "\n" + "2,10002,drama,40,6,0", "same.csv:3: 6 cells, the header has 7"),
+            "long": (rows[0] + "\n" + "2,10002," + "x" * (1 << 20) + ",40,6,0,1", "same.csv:3: line longer than 1048576 bytes"),
+        }
+        for name, (body, msg) in bad.items():
+            t, path = self.train_on(hdr + "\n" + body + "\n")
+            self.assertNotEqual(t.returncode, 0, name)
+            self.assertIn(msg, t.stderr, name)
+            s = subprocess.run([ARGS.bin, "score", "--model", os.path.join(self.d, "models", "demo"),
+                                "--data", path, "--quiet"], capture_output=True, text=True)
+            self.assertEqual(s.returncode, 1, name)
+            self.assertIn(msg, s.stderr, name)
 
     def run_on(self, text, *extra, model=None):
         path = os.path.join(self.d, "edge.csv")
@@ -126,14 +171,16 @@ class ScoreToolTest(unittest.TestCase):
         # a line over 1 MiB is an error, never read as two rows
         long = self.run_on(hdr + "7,10001,action,30,5\n8,10002," + "x" * (1 << 20) + ",40,6\n")
         self.assertEqual(long.returncode, 1)
-        self.assertIn("edge.csv:3: line longer than 1 MiB", long.stderr)
+        self.assertIn("edge.csv:3: line longer than 1048576 bytes", long.stderr)
         # a failure after good rows leaves no partial --out file
         out = os.path.join(self.d, "scored.csv")
         bad = self.run_on(hdr + "7,10001,action,30,5\n" * 300 + "8,10002,drama,old,6\n",
                           "--out", out, "--batch", "100", "--threads", "1")
         self.assertEqual(bad.returncode, 1)
+        # the error names the record's own line, not the start of its chunk
+        self.assertIn("edge.csv:302: column 'age' (4): 'old' is not a finite number", bad.stderr)
         self.assertFalse(os.path.exists(out))
-        self.assertFalse(os.path.exists(out + ".partial"))
+        self.assertFalse([n for n in os.listdir(self.d) if n.startswith("scored.csv.tmp")])
         ok = self.run_on(hdr + "7,10001,action,30,5\n", "--out", out)
         self.assertEqual(ok.returncode, 0, ok.stderr)
         with open(out) as f:

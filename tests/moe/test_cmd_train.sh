@@ -90,5 +90,5 @@ set +e
 "$moerec" train --bogus 2> "$dir/err"
 rc=$?
 set -e
-[ $rc -eq 2 ] && grep -q "unknown option --bogus" "$dir/err" || fail "unknown option"
+[ $rc -eq 2 ] && grep -q "unknown option '--bogus'" "$dir/err" || fail "unknown option"
 echo "test_cmd_train: ok"

@@ -132,7 +132,7 @@ static void test_tsv_and_errors(void **st) {
     unlink(g_path);
     write_file("uid,item,genre,age,price,click,rating,dwell\nu,i,g,1,1,1,1\n");
     assert_int_equal(moe_dataset_read(&d, m, g_path, NULL, 0, &e), MR_EINVAL);
-    assert_non_null(strstr(e.msg, ":2: 7 fields"));
+    assert_non_null(strstr(e.msg, ":2: 7 cells, the header has 8"));
     unlink(g_path);
     assert_int_equal(moe_dataset_read(&d, m, "/nonexistent.csv", NULL, 0, &e), MR_ENOTFOUND);
     moe_model_free(m);
@@ -204,12 +204,45 @@ static void test_time_split_boundary_ties(void **st) {
     moe_model_free(m);
 }
 
+/* The reader's rules, which used to be this file's own: a numeric cell
+ * that is not a number is an error (it was read as 1 for `1;5` and as
+ * missing for `abc`), a BOM no longer hides the first column, NA is a
+ * missing value. */
+static void test_common_reader_rules(void **st) {
+    (void)st;
+    moe_model *m = make();
+    mr_err e;
+    moe_dataset *d = NULL;
+    write_file("uid,item,genre,age,price,click,rating,dwell\nu,i,g,1,1;5,1,1,1\n");
+    assert_int_equal(moe_dataset_read(&d, m, g_path, NULL, 0, &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, ":2: column 'price' (5): '1;5' is not a finite number"));
+    unlink(g_path);
+    write_file("uid,item,genre,age,price,click,rating,dwell\nu,i,g,1,1,abc,1,1\n");
+    assert_int_equal(moe_dataset_read(&d, m, g_path, NULL, 0, &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, ":2: column 'click' (6): 'abc' is not a finite number"));
+    unlink(g_path);
+    write_file("\xef\xbb\xbfuid,item,genre,age,price,click,rating,dwell\r\n"
+               "u,i,g,NA,1,NA,4,1\r\nv,i,g,3,2,1,\"\",1\r\n");
+    int rc = moe_dataset_read(&d, m, g_path, NULL, 0, &e);
+    if (rc) print_message("%s\n", e.msg);
+    assert_int_equal(rc, 0);
+    unlink(g_path);
+    assert_int_equal(d->n, 2);
+    assert_true(isnan(d->num[0]));             /* age NA: the fill later */
+    assert_true(d->mask[0] == 0.0f);           /* click NA: no label */
+    assert_true(d->mask[1] == 1.0f);
+    assert_true(d->mask[1 * d->n_tasks + 1] == 0.0f); /* rating "": no label */
+    moe_dataset_free(d);
+    moe_model_free(m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_read_csv),
         cmocka_unit_test(test_tsv_and_errors),
         cmocka_unit_test(test_random_split),
         cmocka_unit_test(test_time_split_boundary_ties),
+        cmocka_unit_test(test_common_reader_rules),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

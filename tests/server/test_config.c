@@ -10,7 +10,9 @@
 
 #include <cmocka.h>
 
+#include "index/store/behaviour.h"
 #include "moe/scorer.h"
+#include "moe/sdim_join.h"
 #include "server/config.h"
 
 static void test_defaults_are_valid(void **s) {
@@ -98,10 +100,32 @@ static void test_load_file(void **s) {
     unlink(path);
 }
 
+/* Training (moerec train --sdim-params), the store's behaviour tables and
+ * the server's config must agree on SDIM's settings: a model trained with
+ * one hasher and served with another scores noise. */
+static void test_sdim_defaults_match_training(void **st) {
+    (void)st;
+    mr_server_config c;
+    mr_config_defaults(&c);
+    sdim_csv_opts o;
+    sdim_csv_opts_init(&o);
+    behaviour_config b;
+    behaviour_config_init(&b, "item");
+    assert_int_equal(c.sdim_m, o.m);
+    assert_int_equal(c.sdim_tau, o.tau);
+    assert_true((uint64_t)c.sdim_seed == o.seed);
+    assert_int_equal(c.sdim_l_max, o.l_max);
+    assert_int_equal(c.sdim_short, o.short_n);
+    assert_int_equal(b.m, o.m);
+    assert_int_equal(b.tau, o.tau);
+    assert_true(b.seed == o.seed);
+    assert_int_equal(b.l_max, o.l_max);
+}
+
 int main(void) {
     const struct CMUnitTest t[] = {
         cmocka_unit_test(test_defaults_are_valid), cmocka_unit_test(test_overlay),
         cmocka_unit_test(test_errors_name_the_field), cmocka_unit_test(test_validate_ranges),
-        cmocka_unit_test(test_load_file)};
+        cmocka_unit_test(test_load_file), cmocka_unit_test(test_sdim_defaults_match_training)};
     return cmocka_run_group_tests(t, NULL, NULL);
 }

@@ -196,7 +196,7 @@ static void test_save_load(void **s) {
     /* A well-formed, checksummed header whose item count wraps n * 16 to
      * the bytes that follow (0) is refused, not read past the buffer. */
     retr_wbuf wb = {0};
-    uint32_t ver = 1;
+    uint32_t ver = 2;
     double hl = 1000.0;
     int32_t cfg[2] = {16, 0}, started = 1;
     int64_t t[2] = {0, 0}, n = INT64_C(1) << 60;

@@ -1,0 +1,46 @@
+#!/bin/sh
+# test_cli_flags.sh — every `moerec` subcommand: --help exits 0 with a usage
+# line and an example; a bad number (--epochs x, --batch 0, ...) or an
+# unknown flag exits 2 with a message naming the flag, never a silent 0.
+# Usage: test_cli_flags.sh PATH/TO/moerec
+set -u
+moerec=$1
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+fails=0
+fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
+
+for cmd in train score index serve synth demo-data; do
+  "$moerec" $cmd --help > "$dir/out" 2>&1 || fail "$cmd --help exit $?"
+  grep -q "usage: moerec $cmd" "$dir/out" || fail "$cmd --help has no usage line"
+done
+for cmd in train score; do
+  "$moerec" $cmd --help | grep -q "^Example" || fail "$cmd --help has no example"
+done
+
+# expect CMD... -- MESSAGE: exit 2 and MESSAGE on stderr
+expect() {
+  msg=$1; shift
+  "$moerec" "$@" > /dev/null 2> "$dir/err"
+  rc=$?
+  [ $rc -eq 2 ] || fail "$* exited $rc, not 2"
+  grep -qF -- "$msg" "$dir/err" || fail "$*: no '$msg' in: $(cat "$dir/err")"
+}
+expect "--epochs: 'x' is not an integer" train --model-json m --data d --out o --epochs x
+expect "--epochs: '0' is not an integer in [1," train --model-json m --data d --out o --epochs 0
+expect "--lr: '1e' is not a number" train --model-json m --data d --out o --lr 1e
+expect "--seed: '-1' is not an integer >= 0" train --model-json m --data d --out o --seed -1
+expect "--sdim-params TAU: 'q'" train --model-json m --data d --out o --sdim-params 48,q,1,1,1
+expect "unknown option '--bogus'" train --bogus
+expect "--epochs needs a value" train --epochs
+expect "--batch: 'x' is not an integer" score --model m --data d --batch x
+expect "--threads: '-1' is not an integer in [0, 256]" score --model m --data d --threads -1
+expect "unknown option '--nope'" score --nope
+expect "--data needs a value" score --model m --data
+expect "--port: 'x' is not an integer in [0, 65535]" serve --port x
+expect "--pilots: 'x' is not an integer" index retrievers --pilots x
+expect "--seed: '-3' is not an integer >= 0" index graphhash --seed -3 --interactions a --out b
+expect "--users: 'abc' is not an integer" demo-data --out "$dir/d" --users abc
+expect "--users: '1.5' is not an integer" synth --out "$dir/s" --users 1.5
+[ $fails -eq 0 ] && echo "test_cli_flags: all checks passed"
+exit $fails
