@@ -17,6 +17,7 @@
  * same function. Prints one JSON line.
  * Usage: bench_moe_speed DIR [--seconds S] [--gate dense|topk]
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@
 #include "common/rng.h"
 #include "common/tensor.h"
 #include "moe/loss.h"
+#include "moe/metrics.h"
 #include "moe/optim.h"
 #include "moe/scorer.h"
 #include "moe/train.h"
@@ -79,6 +81,94 @@ static double flops_per_row(const moe_net *n) {
     return f;
 }
 
+/* Best-of-REPS candidates/s of scoring the batch already in s (best of
+ * REPS windows: the machine is shared). */
+static double time_runs(moe_scorer *s, int B, float *tasks, double seconds) {
+    mr_err e;
+    double best = 0;
+    moe_scorer_run(s, tasks, NULL, &e); /* warm-up */
+    for (int rep = 0; rep < REPS; rep++) {
+        uint64_t t0 = mr_now_ns(), t;
+        long it = 0;
+        do {
+            moe_scorer_run(s, tasks, NULL, &e);
+            it++;
+            t = mr_now_ns();
+        } while ((double)(t - t0) / 1e9 < seconds / REPS);
+        double c = (double)B * (double)it / ((double)(t - t0) / 1e9);
+        best = c > best ? c : best;
+    }
+    return best;
+}
+
+/* Every precision on the same model and inputs: candidates/s at batch 500,
+ * max |task output diff| vs openblas_fp32 over NP rows, and the change of
+ * each task's AUC on labels drawn from the fp32 model's own probabilities
+ * (y ~ Bernoulli(p_fp32)): the largest |AUC(prec) - AUC(fp32)| over tasks. */
+enum { NP = 20000 };
+typedef struct prec_fig {
+    double cps[MOE_PREC_COUNT], maxdiff[MOE_PREC_COUNT], dauc[MOE_PREC_COUNT];
+    moe_precision used[MOE_PREC_COUNT];
+} prec_fig;
+
+static int precision_block(moe_model *m, prec_fig *pf, double seconds, mr_rng *r) {
+    mr_err e;
+    int T = m->n_tasks;
+    float *x = mr_floats_alloc((size_t)NP * m->in_dim), *ref = malloc(sizeof(float) * NP * T),
+          *out = malloc(sizeof(float) * NP * T), *y = malloc(sizeof(float) * NP), *col = malloc(sizeof(float) * NP),
+          *tasks = malloc(sizeof(float) * 500 * T);
+    mr_rng_fill_normal(r, x, (long)NP * m->in_dim, 1.0f);
+    float *lab = malloc(sizeof(float) * NP * T);
+    double auc_ref[MOE_MAX_TASKS] = {0};
+    for (int p = 0; p < MOE_PREC_COUNT; p++) {
+        if (moe_model_set_precision(m, (moe_precision)p, &e)) {
+            fprintf(stderr, "bench_moe_speed: %s\n", e.msg);
+            return 1;
+        }
+        pf->used[p] = m->precision_used;
+        if (m->precision_note[0]) fprintf(stderr, "precision %s: %s\n", moe_precision_name(p), m->precision_note);
+        moe_scorer *s;
+        if (moe_scorer_create(&s, m, &e)) return 1;
+        for (int r0 = 0; r0 < NP; r0 += 500) { /* outputs over NP rows in batches of 500 */
+            moe_scorer_begin(s, 500, &e);
+            memcpy(moe_scorer_input(s), x + (long)r0 * m->in_dim, sizeof(float) * 500 * (size_t)m->in_dim);
+            moe_scorer_run(s, out + (long)r0 * T, NULL, &e);
+        }
+        if (p == MOE_PREC_OPENBLAS_FP32) {
+            memcpy(ref, out, sizeof(float) * NP * T);
+            for (long i = 0; i < (long)NP * T; i++) lab[i] = mr_rng_uniform(r) < ref[i] ? 1.0f : 0.0f;
+        }
+        double md = 0, da = 0;
+        for (long i = 0; i < (long)NP * T; i++) {
+            double d = fabs((double)out[i] - ref[i]);
+            md = d > md ? d : md;
+        }
+        for (int k = 0; k < T; k++) {
+            for (long i = 0; i < NP; i++) col[i] = out[i * T + k], y[i] = lab[i * T + k];
+            double a = moe_auc(col, y, NULL, NP);
+            if (p == MOE_PREC_OPENBLAS_FP32) auc_ref[k] = a;
+            da = fabs(a - auc_ref[k]) > da ? fabs(a - auc_ref[k]) : da;
+        }
+        pf->maxdiff[p] = md;
+        pf->dauc[p] = da;
+        moe_scorer_begin(s, 500, &e);
+        memcpy(moe_scorer_input(s), x, sizeof(float) * 500 * (size_t)m->in_dim);
+        pf->cps[p] = time_runs(s, 500, tasks, seconds);
+        fprintf(stderr, "precision %-13s (runs %s): batch 500 %10.0f candidates/s, max |diff| %.2e, |dAUC| %.5f\n",
+                moe_precision_name(p), moe_precision_name(pf->used[p]), pf->cps[p], md, da);
+        moe_scorer_free(s);
+    }
+    moe_model_set_precision(m, MOE_PREC_OPENBLAS_FP32, &e);
+    mr_floats_free(x);
+    free(ref);
+    free(out);
+    free(y);
+    free(col);
+    free(tasks);
+    free(lab);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: bench_moe_speed DIR [--seconds S] [--gate dense|topk]\n");
@@ -125,23 +215,13 @@ int main(int argc, char **argv) {
         int B = batches[bi];
         moe_scorer_begin(s, B, &e);
         mr_rng_fill_normal(&r, moe_scorer_input(s), (long)B * m->in_dim, 1.0f);
-        moe_scorer_run(s, tasks, NULL, &e); /* warm-up */
-        cps[bi] = 0;
-        for (int rep = 0; rep < REPS; rep++) { /* best of REPS windows: the machine is shared */
-            uint64_t t0 = mr_now_ns(), t;
-            long it = 0;
-            do {
-                moe_scorer_run(s, tasks, NULL, &e);
-                it++;
-                t = mr_now_ns();
-            } while ((double)(t - t0) / 1e9 < seconds / REPS);
-            double c = (double)B * (double)it / ((double)(t - t0) / 1e9);
-            cps[bi] = c > cps[bi] ? c : cps[bi];
-        }
+        cps[bi] = time_runs(s, B, tasks, seconds);
         gf[bi] = cps[bi] * fpr / 1e9;
         fprintf(stderr, "inference batch %4d: %10.0f candidates/s  %6.1f GFLOP/s (%.0f%% of peak)\n", B, cps[bi],
                 gf[bi], 100 * gf[bi] / peak);
     }
+    prec_fig pf;
+    if (precision_block(m, &pf, seconds, &r)) return 1;
     /* the same weights routed top-2 of 8 (a different function, so not
      * compared with the peer): sparse gates must save expert compute */
     double sparse_cps, sparse_frac;
@@ -153,19 +233,7 @@ int main(int argc, char **argv) {
         }
         moe_scorer_begin(s, 500, &e);
         mr_rng_fill_normal(&r, moe_scorer_input(s), 500L * m->in_dim, 1.0f);
-        moe_scorer_run(s, tasks, NULL, &e);
-        sparse_cps = 0;
-        for (int rep = 0; rep < REPS; rep++) {
-            uint64_t t0 = mr_now_ns(), t;
-            long it = 0;
-            do {
-                moe_scorer_run(s, tasks, NULL, &e);
-                it++;
-                t = mr_now_ns();
-            } while ((double)(t - t0) / 1e9 < seconds / REPS);
-            double c = 500.0 * (double)it / ((double)(t - t0) / 1e9);
-            sparse_cps = c > sparse_cps ? c : sparse_cps;
-        }
+        sparse_cps = time_runs(s, 500, tasks, seconds);
         sparse_frac = moe_scorer_active_fraction(s);
         fprintf(stderr, "top-2 of 8, batch 500: %10.0f candidates/s, active expert fraction %.3f\n", sparse_cps,
                 sparse_frac);
@@ -252,9 +320,15 @@ int main(int argc, char **argv) {
            "\"sgemm_peak_gflops\":%.2f,\"cands_per_s\":{\"1\":%.0f,\"100\":%.0f,\"500\":%.0f,\"1000\":%.0f},"
            "\"gflops\":{\"1\":%.2f,\"100\":%.2f,\"500\":%.2f,\"1000\":%.2f},"
            "\"peak_fraction_500\":%.3f,\"peak_fraction_1000\":%.3f,\"train_samples_per_s\":%.0f,"
-           "\"top2_cands_per_s_500\":%.0f,\"top2_active_fraction\":%.3f,\"train_full_samples_per_s\":%.0f}\n",
+           "\"top2_cands_per_s_500\":%.0f,\"top2_active_fraction\":%.3f,\"train_full_samples_per_s\":%.0f,"
+           "\"prec_cands_per_s_500\":{\"openblas_fp32\":%.0f,\"onednn_fp32\":%.0f,\"bf16\":%.0f,\"int8\":%.0f},"
+           "\"prec_used\":{\"bf16\":\"%s\",\"int8\":\"%s\"},"
+           "\"max_abs_diff\":{\"onednn_fp32\":%.3g,\"bf16\":%.3g,\"int8\":%.3g},"
+           "\"auc_change\":{\"onednn_fp32\":%.6f,\"bf16\":%.6f,\"int8\":%.6f}}\n",
            gate, m->in_dim, m->net->n_params, fpr, peak, cps[0], cps[1], cps[2], cps[3], gf[0], gf[1], gf[2], gf[3],
-           gf[2] / peak, gf[3] / peak, tsps, sparse_cps, sparse_frac, full_sps);
+           gf[2] / peak, gf[3] / peak, tsps, sparse_cps, sparse_frac, full_sps, pf.cps[0], pf.cps[1], pf.cps[2],
+           pf.cps[3], moe_precision_name(pf.used[2]), moe_precision_name(pf.used[3]), pf.maxdiff[1], pf.maxdiff[2],
+           pf.maxdiff[3], pf.dauc[1], pf.dauc[2], pf.dauc[3]);
     moe_pass_free(&pass);
     mr_floats_free(x);
     mr_floats_free(g);

@@ -23,6 +23,7 @@
 
 void moe_model_free(moe_model *m) {
     if (!m) return;
+    moe_dnn_free(m->dnn, m->net);
     for (int i = 0; i < m->n_tables; i++) {
         idhash_mapper_free(m->tables[i].map);
         mr_floats_free(m->tables[i].data);
@@ -165,11 +166,29 @@ int moe_model_load(moe_model **out, const char *dir, mr_err *e) {
     }
     moe_st_free(&st);
     if (rc) goto err;
+    rc = moe_model_set_precision(m, m->precision, e);
+    if (rc) goto err;
     *out = m;
     return 0;
 err:
     moe_model_free(m);
     return rc;
+}
+
+int moe_model_set_precision(moe_model *m, moe_precision p, mr_err *e) {
+    moe_dnn_free(m->dnn, m->net);
+    m->dnn = NULL;
+    m->precision_used = MOE_PREC_OPENBLAS_FP32;
+    m->precision_note[0] = 0;
+    if (p == MOE_PREC_OPENBLAS_FP32) {
+        m->precision_used = p;
+        return 0;
+    }
+    moe_precision got;
+    int rc = moe_dnn_create(&m->dnn, m->net, p, &got, m->precision_note, sizeof m->precision_note, e);
+    if (rc) return mr_err_wrap(e, "model '%s': precision %s", m->name, moe_precision_name(p));
+    m->precision_used = got;
+    return 0;
 }
 
 int moe_model_save(const moe_model *m, const char *dir, mr_err *e) {

@@ -76,14 +76,26 @@ typedef struct moe_model {
     moe_task tasks[MOE_MAX_TASKS];
     moe_net *net;
     char *train_json;             /* model.json "train" section, or NULL       */
+    moe_precision precision;      /* model.json "precision" (requested)        */
+    moe_precision precision_used; /* what the scorer runs (after fallback)     */
+    char precision_note[256];     /* why precision_used != precision, or ""    */
+    moe_dnn *dnn;                 /* oneDNN plan, NULL for openblas_fp32       */
 } moe_model;
 
 /* Parse model.json text into a new model with freshly initialised weights
  * (seeded). Errors name the offending field, e.g. "tasks[1].kind". */
 int moe_model_from_json(moe_model **out, const char *json_text, uint64_t seed, mr_err *e);
 /* Load a version directory (model.json + weights.safetensors). Every tensor
- * must be present with the right shape; errors name the tensor. */
+ * must be present with the right shape; errors name the tensor. The loaded
+ * model runs in its model.json "precision" (moe_model_set_precision). */
 int moe_model_load(moe_model **out, const char *dir, mr_err *e);
+/* Run inference in precision p from now on: builds the oneDNN plan from the
+ * current weights (or drops it for openblas_fp32). Falls back to fp32 when
+ * the CPU lacks p (precision_used, precision_note say so). Not safe while
+ * another thread scores with m; call it before serving. A model made by
+ * moe_model_from_json runs openblas_fp32 until this is called (training
+ * changes weights, and a plan holds a copy). */
+int moe_model_set_precision(moe_model *m, moe_precision p, mr_err *e);
 /* Write model.json + weights.safetensors into dir (created if missing). */
 int moe_model_save(const moe_model *m, const char *dir, mr_err *e);
 void moe_model_free(moe_model *m);

@@ -309,7 +309,7 @@ static int parse_tasks(json_t *ts, moe_model *m, mr_err *e) {
 
 int moe_model_parse_json(moe_model *m, moe_arch *arch, const char *text, mr_err *e) {
     static const char *const keys[] = {"format", "format_version", "name", "tables", "features", "tasks",
-                                       "arch", "train", NULL};
+                                       "arch", "train", "precision", NULL};
     json_error_t je;
     json_t *root = json_loads(text, 0, &je);
     if (!json_is_object(root)) {
@@ -329,6 +329,10 @@ int moe_model_parse_json(moe_model *m, moe_arch *arch, const char *text, mr_err 
     if (!rc) rc = parse_tasks(json_object_get(root, "tasks"), m, e);
     if (!rc && m->in_dim < 1) rc = mr_err_set(e, MR_EINVAL, "model.json: features give an empty input (no fields, extra_dim 0)");
     if (!rc) rc = parse_arch(json_object_get(root, "arch"), m, arch, e);
+    json_t *pr = json_object_get(root, "precision");
+    m->precision = MOE_PREC_FP32;
+    if (!rc && pr && (!json_is_string(pr) || moe_precision_parse(json_string_value(pr), &m->precision)))
+        rc = mr_err_set(e, MR_EINVAL, "model.json: precision must be \"fp32\", \"bf16\", \"int8\" or \"openblas_fp32\"");
     json_t *tr = json_object_get(root, "train");
     if (!rc && tr) {
         if (!json_is_object(tr)) rc = mr_err_set(e, MR_EINVAL, "model.json: train must be an object");
@@ -349,6 +353,7 @@ char *moe_model_to_json(const moe_model *m) {
     json_object_set_new(r, "format", json_string(MOE_FORMAT));
     json_object_set_new(r, "format_version", json_integer(MOE_FORMAT_VERSION));
     json_object_set_new(r, "name", json_string(m->name));
+    json_object_set_new(r, "precision", json_string(moe_precision_name(m->precision)));
     json_t *ts = json_array();
     for (int i = 0; i < m->n_tables; i++) {
         const moe_table *t = &m->tables[i];

@@ -32,6 +32,7 @@
 #include "common/arena.h"
 #include "common/error.h"
 #include "common/threadpool.h"
+#include "moe/dnn.h"
 #include "moe/gate.h"
 
 #define MOE_MAX_TASKS 16
@@ -90,6 +91,7 @@ typedef struct moe_mlp {
     float *nb[MOE_MAX_LAYERS];     /* (dims[l+1]) norm bias, when norm       */
     float *fg_a;                   /* (fg_rank, dims[0])                     */
     float *fg_b;                   /* (dims[0], fg_rank)                     */
+    const moe_dnn_mlp *dnn;        /* oneDNN plan for inference, or NULL     */
 } moe_mlp;
 
 typedef struct moe_level {
@@ -150,6 +152,7 @@ typedef struct moe_mlp_cache {
     float *rstd[MOE_MAX_LAYERS];   /* (rows)                                 */
     float *a[MOE_MAX_LAYERS];      /* (rows, dims[l+1]) layer output         */
     float *dx;                     /* (rows, dims[0]) backward result        */
+    struct moe_pass *pass;         /* owner, when the oneDNN plan runs it    */
 } moe_mlp_cache;
 
 typedef struct moe_level_cache {
@@ -170,6 +173,10 @@ typedef struct moe_level_cache {
 /* Activations of one forward over B rows; everything lives in arena. */
 typedef struct moe_pass {
     mr_arena arena;
+    moe_dnn_exec dnn;              /* oneDNN stream + converted-input cache  */
+    int dnn_on;                    /* this forward runs mlps' oneDNN plans   */
+    int dnn_rc;                    /* first oneDNN failure of the forward    */
+    mr_err dnn_err;
     int B;
     int train;                     /* keep what backward needs               */
     const float *x;                /* (B, in_dim)                            */
@@ -185,7 +192,9 @@ void moe_pass_init(moe_pass *p);
 void moe_pass_free(moe_pass *p);
 
 /* Forward x (B, in_dim). train = 1 keeps backward buffers. pool may be NULL
- * (everything inline) or spread experts and towers over threads. */
+ * (everything inline) or spread experts and towers over threads. An
+ * inference forward (train = 0) without a pool runs each MLP's oneDNN plan
+ * when it has one (moe/dnn.h); training always runs OpenBLAS. */
 int moe_net_forward(moe_pass *p, const moe_net *n, const float *x, int B, int train, mr_pool *pool,
                     mr_err *e);
 /* Fraction of expert-rows computed vs. dense routing, in (0, 1]. */

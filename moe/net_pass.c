@@ -23,9 +23,13 @@
 void moe_pass_init(moe_pass *p) {
     memset(p, 0, sizeof *p);
     mr_arena_init(&p->arena, (size_t)1 << 22, 0);
+    moe_dnn_exec_init(&p->dnn);
 }
 
-void moe_pass_free(moe_pass *p) { mr_arena_free(&p->arena); }
+void moe_pass_free(moe_pass *p) {
+    mr_arena_free(&p->arena);
+    moe_dnn_exec_free(&p->dnn);
+}
 
 typedef struct pass_alloc {
     moe_pass *p;
@@ -53,6 +57,7 @@ static int mlp_maxdim(const moe_mlp *m) {
 static void mlp_cache_alloc(pass_alloc *a, moe_mlp_cache *c, const moe_mlp *m, int R) {
     memset(c, 0, sizeof *c);
     c->rows = R;
+    if (m->dnn && a->p->dnn_on) c->pass = a->p;
     if (m->fg_rank) {
         c->xin = fa(a, (long)R * m->dims[0]);
         c->fg_h = fa(a, (long)R * m->fg_rank);
@@ -60,6 +65,7 @@ static void mlp_cache_alloc(pass_alloc *a, moe_mlp_cache *c, const moe_mlp *m, i
     }
     for (int l = 0; l < m->n_layers; l++) {
         long sz = (long)R * m->dims[l + 1];
+        if (c->pass && l < m->n_layers - 1) continue; /* the plan keeps hidden layers in its scratch */
         c->z[l] = fa(a, sz);
         if (m->norm) {
             c->zn[l] = fa(a, sz);
@@ -91,6 +97,13 @@ static void mlp_forward(moe_mlp_cache *c, const moe_mlp *m, const float *x) {
         moe_linear_forward(c->fg_t, c->fg_h, m->fg_b, NULL, R, m->fg_rank, d);
         for (long i = 0; i < (long)R * d; i++) c->xin[i] = x[i] * 2.0f * moe_sigmoidf(c->fg_t[i]);
         in = c->xin;
+    }
+    if (c->pass) {
+        moe_pass *p = c->pass;
+        int rc = moe_dnn_mlp_forward(m->dnn, m, &p->dnn, &p->arena, c->a[m->n_layers - 1], in, R,
+                                     p->dnn_rc ? NULL : &p->dnn_err);
+        if (rc && !p->dnn_rc) p->dnn_rc = rc;
+        return;
     }
     for (int l = 0; l < m->n_layers; l++) {
         int I = m->dims[l], O = m->dims[l + 1];
@@ -229,7 +242,10 @@ static const float *expert_input(const moe_level *lv, const moe_level_cache *c, 
     return i < nt ? c->in[i / lv->m_task] : c->sin;
 }
 
-static void mix(float *out, const moe_gate *g, const moe_gate_cache *gc, float *const *eout, int B,
+/* Memory-bound and run for every slot of every level: compiled for
+ * AVX-512 and AVX2 too, picked at load time. Vectorised over d only, so
+ * every output sums its experts in the same order on every path. */
+__attribute__((target_clones("avx512f", "avx2", "default"))) static void mix(float *out, const moe_gate *g, const moe_gate_cache *gc, float *const *eout, int B,
                 int D) {
     for (int b = 0; b < B; b++) {
         const float *w = gc->weight + (long)b * g->n_choice;
@@ -333,6 +349,9 @@ int moe_net_forward(moe_pass *p, const moe_net *n, const float *x, int B, int tr
     } else {
         mr_arena_reset(&p->arena);
     }
+    moe_dnn_exec_reset(&p->dnn);
+    p->dnn_on = !train && !pool;
+    p->dnn_rc = 0;
     p->B = B;
     p->train = train;
     p->x = x;
@@ -353,6 +372,7 @@ int moe_net_forward(moe_pass *p, const moe_net *n, const float *x, int B, int tr
     (void)last;
     if (A.oom) goto oom;
     if (run_jobs(pool, job_forward, jobs, n->arch.n_tasks)) goto oom;
+    if (p->dnn_rc) return mr_err_set(e, p->dnn_rc, "%s", p->dnn_err.msg);
     for (int k = 0; k < n->arch.n_tasks; k++) p->logit[k] = p->tw[k].a[n->towers[k].n_layers - 1];
     return 0;
 oom:

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,6 +83,13 @@ static void test_round_trip(void **st) {
                                 sizeof(float) * (size_t)(m->tables[t].rows * m->tables[t].dim));
         float s1[12], s2[12];
         score(m, s1);
+        /* a loaded model runs its model.json precision (fp32 on oneDNN by
+         * default): close to OpenBLAS, bit-equal only on the same path */
+        assert_int_equal(l->precision, MOE_PREC_FP32);
+        assert_int_equal(l->precision_used, MOE_PREC_FP32);
+        score(l, s2);
+        for (int i = 0; i < 12; i++) assert_float_equal(s1[i], s2[i], 1e-5f * (1.0f + fabsf(s1[i])));
+        assert_int_equal(moe_model_set_precision(l, MOE_PREC_OPENBLAS_FP32, &e), 0);
         score(l, s2);
         assert_memory_equal(s1, s2, sizeof s1);
         assert_string_equal(l->tasks[1].label, "rating");

@@ -1,0 +1,220 @@
+/* dnn_exec.c — running one MLP of a oneDNN plan (see dnn.h, dnn_int.h).
+ *
+ * Per layer: wrap the input and output buffers in memory objects of the
+ * call's row count (cheap: no allocation of data), execute, then finish
+ * what the primitive did not fuse. The first layer's input is converted
+ * (bf16) or quantised (int8) once per forward and source buffer: in dense
+ * routing every expert of level 0 reads the same x, so the conversion is
+ * paid once, not once per expert.
+ *
+ * oneDNN here is built on OpenMP; a request runs on one core (parallelism
+ * comes from concurrent requests), so each forward asks OpenMP for one
+ * thread and restores the caller's setting afterwards.
+ */
+#include <math.h>
+#include <omp.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <dnnl_debug.h>
+
+#include "moe/dnn_int.h"
+#include "moe/layers.h"
+
+void moe_dnn_exec_init(moe_dnn_exec *x) { memset(x, 0, sizeof *x); }
+
+void moe_dnn_exec_reset(moe_dnn_exec *x) {
+    x->conv_src = NULL;
+    x->conv_buf = NULL;
+    x->conv_scale = NULL;
+}
+
+void moe_dnn_exec_free(moe_dnn_exec *x) {
+    if (x->stream) dnnl_stream_destroy((dnnl_stream_t)x->stream);
+    memset(x, 0, sizeof *x);
+}
+
+static void *alloc64(mr_arena *a, size_t n) {
+    unsigned char *p = mr_arena_alloc(a, n + 64);
+    return p ? (void *)(((uintptr_t)p + 63) & ~(uintptr_t)63) : NULL;
+}
+
+/* The conversion loops are memory-bound and run on every layer input:
+ * compiled for AVX-512 and AVX2 too, picked at load time (ifunc). */
+#define MOE_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+
+/* fp32 -> bf16, round to nearest even (inputs are finite). */
+MOE_CLONES static void to_bf16(uint16_t *dst, const float *src, long n) {
+    for (long i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &src[i], 4);
+        u += 0x7fffu + ((u >> 16) & 1u);
+        dst[i] = (uint16_t)(u >> 16);
+    }
+}
+
+/* Dynamic symmetric per-row quantisation: scale[r] = max |x_r| / 127.
+ * Rounding to nearest even by adding and removing 1.5 * 2^23 (|t| <= 127). */
+MOE_CLONES static void quant_rows(int8_t *q, float *scale, const float *x, int R, int K) {
+    for (int r = 0; r < R; r++) {
+        const float *row = x + (long)r * K;
+        int8_t *qr = q + (long)r * K;
+        float mx = 0;
+        for (int k = 0; k < K; k++) mx = fmaxf(mx, fabsf(row[k]));
+        float s = mx > 0 ? mx / 127.0f : 1.0f, inv = 1.0f / s;
+        scale[r] = s;
+        for (int k = 0; k < K; k++) /* not folded: no -fassociative-math here */
+            qr[k] = (int8_t)(int)((row[k] * inv + 12582912.0f) - 12582912.0f);
+    }
+}
+
+/* The same for inputs known to be >= 0 (after a ReLU): u8, max / 255. */
+MOE_CLONES static void quant_rows_u8(uint8_t *q, float *scale, const float *x, int R, int K) {
+    for (int r = 0; r < R; r++) {
+        const float *row = x + (long)r * K;
+        uint8_t *qr = q + (long)r * K;
+        float mx = 0;
+        for (int k = 0; k < K; k++) mx = fmaxf(mx, row[k]);
+        float s = mx > 0 ? mx / 255.0f : 1.0f, inv = 1.0f / s;
+        scale[r] = s;
+        for (int k = 0; k < K; k++)
+            qr[k] = (uint8_t)(int)((fmaxf(row[k], 0.0f) * inv + 12582912.0f) - 12582912.0f);
+    }
+}
+
+/* x (R, K) fp32 in the layer's source type; int8 row scales in *scale. */
+static int convert_src(const void **src, float **scale, const dnn_layer *L, const float *x, int R,
+                       mr_arena *a) {
+    long n = (long)R * L->K;
+    if (L->src_dt == dnnl_f32) {
+        *src = x;
+        return 0;
+    }
+    if (L->src_dt == dnnl_bf16) {
+        uint16_t *b = alloc64(a, sizeof(uint16_t) * (size_t)n);
+        if (!b) return -1;
+        to_bf16(b, x, n);
+        *src = b;
+        return 0;
+    }
+    int8_t *q = alloc64(a, (size_t)n);
+    float *s = alloc64(a, sizeof(float) * (size_t)R);
+    if (!q || !s) return -1;
+    if (L->src_dt == dnnl_u8) quant_rows_u8((uint8_t *)q, s, x, R, L->K);
+    else quant_rows(q, s, x, R, L->K);
+    *src = q;
+    *scale = s;
+    return 0;
+}
+
+static int layer_exec(const dnn_layer *L, dnnl_stream_t st, dnnl_engine_t eng, const void *src, void *dst,
+                      int R, mr_arena *a, mr_err *e) {
+    dnnl_memory_desc_t smd, dmd, pmd;
+    dnnl_memory_t ms = NULL, md = NULL, mp = NULL;
+    dnnl_dims_t sd = {R, L->K}, dd = {R, L->N}, pd = {(dnnl_dim_t)L->scratch_bytes};
+    dnnl_status_t s = dnnl_memory_desc_init_by_tag(&smd, 2, sd, L->src_dt, dnnl_ab);
+    if (s == dnnl_success) s = dnnl_memory_desc_init_by_tag(&dmd, 2, dd, L->dst_dt, dnnl_ab);
+    if (s == dnnl_success) s = dnnl_memory_create(&ms, &smd, eng, (void *)src);
+    if (s == dnnl_success) s = dnnl_memory_create(&md, &dmd, eng, dst);
+    dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, ms}, {DNNL_ARG_WEIGHTS, L->wei}, {DNNL_ARG_DST, md}};
+    int na = 3;
+    if (L->bias) args[na++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, L->bias};
+    if (s == dnnl_success && L->scratch_bytes) {
+        void *buf = alloc64(a, L->scratch_bytes);
+        s = buf ? dnnl_memory_desc_init_by_tag(&pmd, 1, pd, dnnl_u8, dnnl_a) : dnnl_out_of_memory;
+        if (s == dnnl_success) s = dnnl_memory_create(&mp, &pmd, eng, buf);
+        args[na++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, mp};
+    }
+    if (s == dnnl_success) s = dnnl_primitive_execute(L->prim, st, na, args);
+    if (s == dnnl_success) s = dnnl_stream_wait(st);
+    if (ms) dnnl_memory_destroy(ms);
+    if (md) dnnl_memory_destroy(md);
+    if (mp) dnnl_memory_destroy(mp);
+    if (s != dnnl_success)
+        return mr_err_set(e, MR_EINTERNAL, "oneDNN: matmul %d -> %d over %d rows: %s", L->K, L->N, R,
+                          dnnl_status2str(s));
+    return 0;
+}
+
+/* What the primitive left undone, on fp32 z (R, N): int8's row scale and
+ * bias, the row norm, the activation. */
+MOE_CLONES static void layer_finish(float *z, const dnn_layer *L, const moe_mlp *m, int l, const float *rscale, int R,
+                         mr_arena *a) {
+    int N = L->N, relu = L->has_act && !L->fused_act && m->act == MOE_ACT_RELU && !m->norm;
+    if (rscale) /* int8: row scale and bias, with the ReLU in the same pass when it comes next */
+        for (int r = 0; r < R; r++) {
+            float *row = z + (long)r * N, s = rscale[r];
+            const float *b = m->b[l];
+            if (relu)
+                for (int o = 0; o < N; o++) row[o] = fmaxf(row[o] * s + b[o], 0.0f);
+            else
+                for (int o = 0; o < N; o++) row[o] = row[o] * s + b[o];
+        }
+    if (m->norm) {
+        float *mean = mr_arena_alloc(a, sizeof(float) * (size_t)R), *rstd = mr_arena_alloc(a, sizeof(float) * (size_t)R);
+        if (mean && rstd) moe_rownorm_forward(z, mean, rstd, z, m->ng[l], m->nb[l], R, N);
+    }
+    if (L->has_act && !L->fused_act && !(relu && rscale)) {
+        long n = (long)R * N;
+        if (m->act == MOE_ACT_SWISH) moe_swish_forward(z, z, n);
+        else
+            for (long i = 0; i < n; i++) z[i] = fmaxf(z[i], 0.0f);
+    }
+}
+
+int moe_dnn_mlp_forward(const moe_dnn_mlp *d, const moe_mlp *m, moe_dnn_exec *ex, mr_arena *arena, float *out,
+                        const float *x, int R, mr_err *e) {
+    if (R <= 0) return 0;
+    dnnl_engine_t eng = moe_dnn_engine(e);
+    if (!eng) return MR_EINTERNAL;
+    if (!ex->stream) {
+        dnnl_stream_t st;
+        dnnl_status_t s = dnnl_stream_create(&st, eng, dnnl_stream_default_flags);
+        if (s != dnnl_success) return mr_err_set(e, MR_EINTERNAL, "oneDNN: stream: %s", dnnl_status2str(s));
+        ex->stream = st;
+    }
+    const dnn_layer *L0 = &d->l[0];
+    const void *src;
+    float *rscale = NULL;
+    if (ex->conv_buf && ex->conv_src == x && ex->conv_rows == R && ex->conv_cols == L0->K &&
+        ex->conv_dt == (int)L0->src_dt) {
+        src = ex->conv_buf;
+        rscale = ex->conv_scale;
+    } else {
+        if (convert_src(&src, &rscale, L0, x, R, arena)) goto oom;
+        if (src != x) {
+            ex->conv_src = x;
+            ex->conv_rows = R;
+            ex->conv_cols = L0->K;
+            ex->conv_dt = (int)L0->src_dt;
+            ex->conv_buf = (void *)src;
+            ex->conv_scale = rscale;
+        }
+    }
+    int threads = omp_get_max_threads(), rc = 0;
+    if (threads != 1) omp_set_num_threads(1);
+    for (int l = 0; l < d->n_layers; l++) {
+        const dnn_layer *L = &d->l[l];
+        int last = l == d->n_layers - 1;
+        size_t esz = L->dst_dt == dnnl_bf16 ? 2 : 4;
+        void *dst = last ? (void *)out : alloc64(arena, esz * (size_t)R * (size_t)L->N);
+        if (!dst) {
+            rc = -1;
+            break;
+        }
+        rc = layer_exec(L, (dnnl_stream_t)ex->stream, eng, src, dst, R, arena, e);
+        if (rc) break;
+        if (L->dst_dt == dnnl_f32) layer_finish(dst, L, m, l, rscale, R, arena);
+        if (last) break;
+        const dnn_layer *Ln = &d->l[l + 1];
+        rscale = NULL;
+        if (Ln->src_dt == L->dst_dt) src = dst;
+        else if (convert_src(&src, &rscale, Ln, dst, R, arena)) rc = -1;
+        if (rc) break;
+    }
+    if (threads != 1) omp_set_num_threads(threads);
+    if (rc < 0) goto oom;
+    return rc;
+oom:
+    return mr_err_set(e, MR_ENOMEM, "oneDNN forward: out of memory for %d rows", R);
+}
