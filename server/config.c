@@ -12,6 +12,7 @@
 
 #include "common/log.h"
 #include "hashing/sdim.h"
+#include "moe/dnn.h"
 #include "moe/scorer.h"
 
 typedef enum { K_STR, K_INT, K_SIZE, K_DOUBLE, K_BOOL, K_LL } kind;
@@ -41,6 +42,7 @@ static const field fields[] = {
     F("log_level", K_STR, log_level),
     F("model_dir", K_STR, model_dir),
     F("default_model", K_STR, default_model),
+    F("precision", K_STR, precision),
     F("data_dir", K_STR, data_dir),
     F("item_table", K_STR, item_table),
     F("item_dim", K_INT, item_dim),
@@ -207,6 +209,11 @@ int mr_config_validate(const mr_server_config *c, mr_err *err) {
                           c->sdim_m, c->sdim_tau);
     if (!c->item_table[0]) return mr_err_set(err, MR_EINVAL, "config: 'item_table' must not be empty");
     if (!c->host[0]) return mr_err_set(err, MR_EINVAL, "config: 'host' must not be empty");
+    moe_precision prec;
+    if (c->precision[0] && moe_precision_parse(c->precision, &prec))
+        return mr_err_set(err, MR_EINVAL,
+                          "config: 'precision' must be fp32, bf16, int8 or openblas_fp32 (or empty), not '%s'",
+                          c->precision);
     if (mr_log_parse_level(c->log_level) < 0)
         return mr_err_set(err, MR_EINVAL,
                           "config: 'log_level' must be debug, info, warn, error or off, not '%s'",

@@ -25,6 +25,7 @@ typedef struct mr_server_config {
     char log_level[16];         /* debug, info, warn, error, off */
     char model_dir[1024];       /* model root: <name>/<version>/; "" = none */
     char default_model[64];     /* model used when a request names none */
+    char precision[16];         /* ranker precision for every model; "" = model.json's */
     char data_dir[1024];        /* RocksDB store; "" = none (no events, items) */
     char item_table[48];        /* the store's item-vector table */
     int item_dim;               /* its width; creates the table when absent */

@@ -68,6 +68,8 @@ int mr_handle_get_model_info(mr_call_ctx *ctx, const ProtobufCMessage *req, Prot
     out->architecture = (char *)moe_arch_kind_name(m->net->arch.kind);
     out->gate = (char *)gate_kind_name(m->net->arch.gate.kind);
     out->loaded_at_ms = ref->loaded_at_ms;
+    out->precision = (char *)moe_precision_name(m->precision_used);
+    out->precision_note = mr_arena_strdup(a, m->precision_note);
     int experts = 0;
     for (int j = 0; j < m->net->n_levels; j++) experts += m->net->levels[j].n_experts;
     out->experts = (uint32_t)experts;

@@ -138,9 +138,11 @@ char *mr_metrics_render(mr_server *s) {
         mr_model_ref *ref;
         if (mr_registry_acquire(reg, "", &ref, NULL) == MR_OK) {
             char l1[2 * sizeof ref->name + 1], l2[2 * sizeof ref->version + 1];
-            put(&b, "# HELP moerec_model_info The default model's serving version.\n"
-                    "# TYPE moerec_model_info gauge\nmoerec_model_info{model=\"%s\",version=\"%s\"} 1\n",
-                label(l1, sizeof l1, ref->name), label(l2, sizeof l2, ref->version));
+            put(&b, "# HELP moerec_model_info The default model's serving version and ranker precision.\n"
+                    "# TYPE moerec_model_info gauge\n"
+                    "moerec_model_info{model=\"%s\",version=\"%s\",precision=\"%s\"} 1\n",
+                label(l1, sizeof l1, ref->name), label(l2, sizeof l2, ref->version),
+                moe_precision_name(ref->model->precision_used));
             if (ref->retrievers) {
                 mr_router *rt = retr_set_router(ref->retrievers);
                 put(&b, "# HELP moerec_router_routed_total Queries sent to each expert retriever "

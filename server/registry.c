@@ -22,6 +22,7 @@ struct mr_registry {
     char root[4096];
     char default_name[64];
     mr_pool *pool;               /* experts of retriever sets run on it */
+    int precision;               /* moe_precision override, -1 = model's own */
     pthread_mutex_t mu;          /* guards cur[] pointers */
     pthread_mutex_t reload_mu;   /* one reload at a time  */
     int n;
@@ -42,7 +43,7 @@ void mr_model_release(mr_model_ref *m) {
 }
 
 static int load_version(const char *root, const char *name, const char *version, mr_pool *pool,
-                        mr_model_ref **out, mr_err *e) {
+                        int precision, mr_model_ref **out, mr_err *e) {
     char dir[4096 + 160], latest[4096 + 200], ver[32];
     snprintf(dir, sizeof dir, "%s/%s", root, name);
     if (!version || !version[0]) { /* the newest version's directory path */
@@ -66,10 +67,14 @@ static int load_version(const char *root, const char *name, const char *version,
     mr_model_ref *m = calloc(1, sizeof *m);
     if (!m) return mr_err_set(e, MR_ENOMEM, "out of memory");
     int rc = moe_model_load(&m->model, dir, e);
+    if (!rc && precision >= 0 && (moe_precision)precision != m->model->precision)
+        rc = moe_model_set_precision(m->model, (moe_precision)precision, e);
     if (rc) {
+        moe_model_free(m->model);
         free(m);
         return mr_err_wrap(e, "model '%s' version %s", name, ver);
     }
+    if (m->model->precision_note[0]) mr_warn("model %s version %s: %s", name, ver, m->model->precision_note);
     /* The version's retriever set (moerec index retrievers), when built. */
     char rdir[4096 + 220];
     snprintf(rdir, sizeof rdir, "%s/retrievers", dir);
@@ -90,9 +95,12 @@ static int load_version(const char *root, const char *name, const char *version,
 
 static int by_name(const void *a, const void *b) { return strcmp(a, b); }
 
-int mr_registry_open(mr_registry **out, const char *root, const char *default_model, mr_pool *pool,
-                     mr_err *e) {
+int mr_registry_open(mr_registry **out, const char *root, const char *default_model, const char *precision,
+                     mr_pool *pool, mr_err *e) {
     *out = NULL;
+    moe_precision prec = MOE_PREC_FP32;
+    if (precision && precision[0] && moe_precision_parse(precision, &prec))
+        return mr_err_set(e, MR_EINVAL, "precision '%.32s' (fp32, bf16, int8, openblas_fp32)", precision);
     DIR *d = opendir(root);
     if (!d) return mr_err_set(e, MR_ENOTFOUND, "model root '%s' cannot be opened", root);
     mr_registry *r = calloc(1, sizeof *r);
@@ -102,6 +110,7 @@ int mr_registry_open(mr_registry **out, const char *root, const char *default_mo
     }
     snprintf(r->root, sizeof r->root, "%s", root);
     r->pool = pool;
+    r->precision = precision && precision[0] ? (int)prec : -1;
     pthread_mutex_init(&r->mu, NULL);
     pthread_mutex_init(&r->reload_mu, NULL);
     struct dirent *de;
@@ -122,9 +131,10 @@ int mr_registry_open(mr_registry **out, const char *root, const char *default_mo
     if (rc) goto err;
     qsort(r->names, (size_t)r->n, sizeof r->names[0], by_name);
     for (int i = 0; i < r->n; i++) {
-        rc = load_version(root, r->names[i], NULL, r->pool, &r->cur[i], e);
+        rc = load_version(root, r->names[i], NULL, r->pool, r->precision, &r->cur[i], e);
         if (rc) goto err;
-        mr_info("loaded model %s version %s", r->names[i], r->cur[i]->version);
+        mr_info("loaded model %s version %s (precision %s)", r->names[i], r->cur[i]->version,
+                moe_precision_name(r->cur[i]->model->precision_used));
     }
     if (r->n == 0) {
         rc = mr_err_set(e, MR_ENOTFOUND, "no model under '%s' (expected <name>/<version>/model.json)",
@@ -200,7 +210,7 @@ int mr_registry_reload(mr_registry *r, const char *name, const char *version, ch
     if (i < 0) return mr_err_set(e, MR_ENOTFOUND, "unknown model '%.64s'", name);
     pthread_mutex_lock(&r->reload_mu);
     mr_model_ref *fresh;
-    int rc = load_version(r->root, r->names[i], version, r->pool, &fresh, e);
+    int rc = load_version(r->root, r->names[i], version, r->pool, r->precision, &fresh, e);
     if (rc) {
         pthread_mutex_unlock(&r->reload_mu);
         return rc; /* the serving version is untouched */

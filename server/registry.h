@@ -40,9 +40,11 @@ typedef struct mr_registry mr_registry;
 
 /* Load the newest version of every model under root. default_model names
  * the model used when a request leaves `model` empty ("" = the first model
- * in name order). MR_ENOTFOUND if root has no model. */
-int mr_registry_open(mr_registry **out, const char *root, const char *default_model, mr_pool *pool,
-                     mr_err *e);
+ * in name order). precision ("" = each model.json's own "precision") is the
+ * serve config's override for every model and every later reload (moe/dnn.h
+ * names; MR_EINVAL otherwise). MR_ENOTFOUND if root has no model. */
+int mr_registry_open(mr_registry **out, const char *root, const char *default_model, const char *precision,
+                     mr_pool *pool, mr_err *e);
 void mr_registry_free(mr_registry *r);
 
 /* Current version of a model ("" = default); MR_ENOTFOUND names it. */

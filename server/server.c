@@ -548,7 +548,8 @@ int mr_server_create(const mr_server_config *cfg, mr_server **out, mr_err *err) 
             rc = mr_err_set(err, MR_ENOMEM, "cannot start the retrieval thread pool");
             goto err;
         }
-        rc = mr_registry_open(&s->registry, cfg->model_dir, cfg->default_model, s->pool, err);
+        rc = mr_registry_open(&s->registry, cfg->model_dir, cfg->default_model, cfg->precision, s->pool,
+                              err);
         if (rc) goto err;
     }
     if (cfg->auth_tokens_file[0]) {

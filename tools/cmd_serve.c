@@ -32,7 +32,7 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: moerec serve [--config FILE] [--host ADDR] [--port N] [--queues N]\n"
-            "                    [--model-dir DIR] [--default-model NAME] [--data-dir DIR]\n"
+            "                    [--model-dir DIR] [--default-model NAME] [--precision P] [--data-dir DIR]\n"
             "                    [--item-dim N] [--metrics-port N] [--auth-tokens FILE]\n"
             "                    [--log-level LEVEL]\n\n"
             "Serve the moerec gRPC API (moerec.v1.Recommender, moerec.v1.Admin,\n"
@@ -44,6 +44,8 @@ static void usage(FILE *f) {
             "  --model-dir DIR    model root: DIR/<name>/<version>/model.json; the newest\n"
             "                     version of each model is loaded (Score, GetModelInfo, Reload)\n"
             "  --default-model N  model used when a request names none (default: first by name)\n"
+            "  --precision P      ranker precision for every model: fp32, bf16, int8 or\n"
+            "                     openblas_fp32 (default: each model.json's \"precision\")\n"
             "  --data-dir DIR     RocksDB store for items, events and SDIM tables\n"
             "                     (UpsertItems, AppendEvents, stored features, SDIM input)\n"
             "  --item-dim N       width of the store's item vectors (creates the table)\n"
@@ -84,7 +86,7 @@ static int serve_main(int argc, char **argv) {
         {"model-dir", required_argument, 0, 'm'}, {"default-model", required_argument, 0, 'd'},
         {"data-dir", required_argument, 0, 'D'},  {"item-dim", required_argument, 0, 'I'},
         {"metrics-port", required_argument, 0, 'M'}, {"auth-tokens", required_argument, 0, 'A'},
-        {0, 0, 0, 0}};
+        {"precision", required_argument, 0, 'P'}, {0, 0, 0, 0}};
     mr_server_config cfg;
     mr_config_defaults(&cfg);
     mr_err err;
@@ -111,6 +113,7 @@ static int serve_main(int argc, char **argv) {
         case 'D': snprintf(cfg.data_dir, sizeof cfg.data_dir, "%s", optarg); break;
         case 'I': bad = cli_int("--item-dim", optarg, 0, 65536, &cfg.item_dim, &ce); break;
         case 'M': bad = cli_int("--metrics-port", optarg, -1, 65535, &cfg.metrics_port, &ce); break;
+        case 'P': snprintf(cfg.precision, sizeof cfg.precision, "%s", optarg); break;
         case 'A': snprintf(cfg.auth_tokens_file, sizeof cfg.auth_tokens_file, "%s", optarg); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;

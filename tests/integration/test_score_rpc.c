@@ -78,7 +78,7 @@ static int write_version(fixture *f, const char *version, uint64_t seed, moe_mod
     return 0;
 }
 
-static int setup_queues(void **state, const char *queues) {
+static int setup_args(void **state, const char *queues, const char *precision) {
     fixture *f = calloc(1, sizeof *f);
     *state = f;
     snprintf(f->root, sizeof f->root, "/tmp/moerec-score-XXXXXX");
@@ -86,14 +86,21 @@ static int setup_queues(void **state, const char *queues) {
     snprintf(f->models, sizeof f->models, "%s/models", f->root);
     mkdir(f->models, 0755);
     if (write_version(f, "1", 11, &f->v1)) return -1;
-    const char *args[] = {"--model-dir", f->models, "--queues", queues, NULL};
+    const char *args[] = {"--model-dir", f->models, "--queues", queues, precision ? "--precision" : NULL,
+                          precision, NULL};
     if (test_server_start(&f->srv, args)) return -1;
     f->ch = test_channel(&f->srv);
     return 0;
 }
 
-static int setup(void **state) { return setup_queues(state, "2"); }
-static int setup_one_queue(void **state) { return setup_queues(state, "1"); }
+static int setup(void **state) { return setup_args(state, "2", NULL); }
+static int setup_one_queue(void **state) { return setup_args(state, "1", NULL); }
+static int setup_bf16(void **state) {
+    int rc = setup_args(state, "2", "bf16");
+    mr_err e;
+    fixture *f = *state;
+    return rc ? rc : moe_model_set_precision(f->v1, MOE_PREC_BF16, &e);
+}
 
 static int teardown(void **state) {
     fixture *f = *state;
@@ -274,15 +281,21 @@ static void test_bad_requests(void **state) {
     check_parity(f, f->v1, "1");
 }
 
-static void test_model_info(void **state) {
-    fixture *f = *state;
+/* GetModelInfo of the default model (OK asserted). */
+static Moerec__V1__GetModelInfoResponse *model_info(fixture *f, call_result *res) {
     Moerec__V1__GetModelInfoRequest r = MOEREC__V1__GET_MODEL_INFO_REQUEST__INIT;
     ProtobufCMessage *resp;
-    call_result res;
     assert_int_equal(test_unary(f->ch, INFO, &r.base, &moerec__v1__get_model_info_response__descriptor,
-                                10, &resp, &res), 0);
-    assert_int_equal(res.status, GRPC_STATUS_OK);
-    Moerec__V1__GetModelInfoResponse *o = (void *)resp;
+                                10, &resp, res), 0);
+    assert_int_equal(res->status, GRPC_STATUS_OK);
+    return (Moerec__V1__GetModelInfoResponse *)resp;
+}
+
+static void test_model_info(void **state) {
+    fixture *f = *state;
+    call_result res;
+    Moerec__V1__GetModelInfoResponse *o = model_info(f, &res);
+    ProtobufCMessage *resp = &o->base;
     assert_string_equal(o->model, "demo");
     assert_string_equal(o->architecture, "mmoe");
     assert_string_equal(o->gate, "top_p");
@@ -294,8 +307,26 @@ static void test_model_info(void **state) {
     assert_string_equal(o->features[1]->hashing, "double");
     assert_int_equal(o->features[1]->rows, 64);
     assert_string_equal(o->features[3]->kind, "numeric");
+    assert_string_equal(o->precision, "fp32"); /* model.json's default */
+    assert_string_equal(o->precision_note, "");
     protobuf_c_message_free_unpacked(resp, NULL);
     call_result_free(&res);
+}
+
+/* --precision bf16: GetModelInfo says what runs (bf16, or fp32 with the
+ * reason on a CPU without AVX512_BF16) and Score answers exactly what the
+ * in-process model in that precision computes. */
+static void test_precision_override(void **state) {
+    fixture *f = *state;
+    call_result res;
+    Moerec__V1__GetModelInfoResponse *o = model_info(f, &res);
+    ProtobufCMessage *resp = &o->base;
+    assert_string_equal(o->precision, moe_precision_name(f->v1->precision_used));
+    assert_string_equal(o->precision_note, f->v1->precision_note);
+    assert_true(!strcmp(o->precision, "bf16") || o->precision_note[0]);
+    protobuf_c_message_free_unpacked(resp, NULL);
+    call_result_free(&res);
+    check_parity(f, f->v1, "1");
 }
 
 static void test_reload_swaps_version(void **state) {
@@ -630,10 +661,12 @@ int main(void) {
         cmocka_unit_test(test_deadline_exceeded),
     };
     const struct CMUnitTest one_queue[] = {cmocka_unit_test(test_slow_reload_does_not_block)};
+    const struct CMUnitTest bf16[] = {cmocka_unit_test(test_precision_override)};
     const struct CMUnitTest drain[] = {cmocka_unit_test(test_second_sigterm_during_drain)};
     const struct CMUnitTest lone[] = {cmocka_unit_test(test_no_model_dir)};
     int failed = cmocka_run_group_tests_name("score_rpc", t, setup, teardown);
     failed += cmocka_run_group_tests_name("score_one_queue", one_queue, setup_one_queue, teardown);
+    failed += cmocka_run_group_tests_name("score_bf16", bf16, setup_bf16, teardown);
     failed += cmocka_run_group_tests_name("score_drain", drain, setup, teardown);
     failed += cmocka_run_group_tests_name("score_without_model", lone, NULL, NULL);
     grpc_shutdown();

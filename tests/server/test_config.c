@@ -74,6 +74,14 @@ static void test_validate_ranges(void **s) {
     snprintf(c.log_level, sizeof c.log_level, "loud");
     assert_int_equal(mr_config_validate(&c, &e), MR_EINVAL);
     assert_non_null(strstr(e.msg, "loud"));
+    /* precision: empty (each model's own) or one of moe/dnn.h's names */
+    mr_config_defaults(&c);
+    assert_string_equal(c.precision, "");
+    assert_int_equal(mr_config_load_string(&c, "{\"precision\": \"int8\"}", &e), MR_OK);
+    assert_int_equal(mr_config_validate(&c, &e), MR_OK);
+    snprintf(c.precision, sizeof c.precision, "fp16");
+    assert_int_equal(mr_config_validate(&c, &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, "'precision'"));
     /* Score runs every candidate in one scorer batch: no more than it holds */
     mr_config_defaults(&c);
     c.max_candidates = MOE_MAX_BATCH;
