@@ -43,6 +43,7 @@ static int model_build(moe_model **out, const char *json_text, uint64_t seed, in
     moe_arch arch;
     int rc = moe_model_parse_json(m, &arch, json_text, e);
     if (rc) goto err;
+    moe_model_index_fields(m);
     rc = moe_net_create(&m->net, &arch, seed, e);
     if (rc) {
         mr_err_wrap(e, "model.json");
@@ -248,17 +249,38 @@ int moe_model_latest_version(const char *root, char *out, size_t outlen, mr_err 
     return 0;
 }
 
+static uint32_t field_hash(const char *name) { /* FNV-1a */
+    uint32_t h = 2166136261u;
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++) h = (h ^ *p) * 16777619u;
+    return h;
+}
+
+static const char *slot_name(const moe_model *m, int code) {
+    return code > 0 ? m->cat[code - 1].name : m->num[-code - 1].name;
+}
+
+static void field_insert(moe_model *m, const char *name, int code) {
+    uint32_t h = field_hash(name) & (MOE_FIELD_SLOTS - 1);
+    for (; m->field_slot[h]; h = (h + 1) & (MOE_FIELD_SLOTS - 1))
+        if (!strcmp(slot_name(m, m->field_slot[h]), name)) return; /* the first of a name wins */
+    m->field_slot[h] = (int16_t)code;
+}
+
+void moe_model_index_fields(moe_model *m) {
+    memset(m->field_slot, 0, sizeof m->field_slot);
+    for (int i = 0; i < m->n_cat; i++) field_insert(m, m->cat[i].name, i + 1);
+    for (int i = 0; i < m->n_num; i++) field_insert(m, m->num[i].name, -(i + 1));
+}
+
 int moe_model_field(const moe_model *m, const char *name, int *numeric) {
-    for (int i = 0; i < m->n_cat; i++)
-        if (!strcmp(m->cat[i].name, name)) {
-            *numeric = 0;
-            return i;
+    uint32_t h = field_hash(name) & (MOE_FIELD_SLOTS - 1);
+    for (; m->field_slot[h]; h = (h + 1) & (MOE_FIELD_SLOTS - 1)) {
+        int code = m->field_slot[h];
+        if (!strcmp(slot_name(m, code), name)) {
+            *numeric = code < 0;
+            return code > 0 ? code - 1 : -code - 1;
         }
-    for (int i = 0; i < m->n_num; i++)
-        if (!strcmp(m->num[i].name, name)) {
-            *numeric = 1;
-            return i;
-        }
+    }
     return -1;
 }
 

@@ -25,6 +25,7 @@
 
 #define MOE_MAX_FIELDS 256
 #define MOE_MAX_TABLES 64
+#define MOE_FIELD_SLOTS 1024 /* name -> field hash table, > 2 * 2 * MOE_MAX_FIELDS */
 
 typedef struct moe_table {
     char name[MOE_NAME_MAX];
@@ -80,6 +81,8 @@ typedef struct moe_model {
     moe_precision precision_used; /* what the scorer runs (after fallback)     */
     char precision_note[256];     /* why precision_used != precision, or ""    */
     moe_dnn *dnn;                 /* oneDNN plan, NULL for openblas_fp32       */
+    int16_t field_slot[MOE_FIELD_SLOTS]; /* open addressing by name hash: 0 empty,
+                                   * i + 1 categorical i, -(i + 1) numeric i   */
 } moe_model;
 
 /* Parse model.json text into a new model with freshly initialised weights
@@ -106,7 +109,9 @@ char *moe_model_to_json(const moe_model *m);
  * numeric subdirectory holding a model.json; MR_ENOTFOUND when none. */
 int moe_model_latest_version(const char *root, char *out, size_t outlen, mr_err *e);
 
-/* Field lookup by name: returns the index and sets *numeric; -1 if unknown. */
+/* Field lookup by name: returns the index and sets *numeric; -1 if unknown.
+ * O(1): a hash table built when the schema is parsed (requests resolve every
+ * feature name of every candidate through it). */
 int moe_model_field(const moe_model *m, const char *name, int *numeric);
 int moe_model_task(const moe_model *m, const char *name);
 

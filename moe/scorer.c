@@ -85,19 +85,26 @@ int moe_scorer_set_cat(moe_scorer *s, int row, int f, const char *const *values,
         return mr_err_set(e, MR_EINVAL, "feature '%s': %d values (0..64)", m->cat[f].name, nvalues);
     const moe_cat_field *c = &m->cat[f];
     const moe_table *t = &m->tables[c->table];
-    memset(s->bag, 0, sizeof(float) * (size_t)t->dim);
+    int D = t->dim;
+    /* one row: pool straight into x; every row: pool once, then copy */
+    float *bag = row == MOE_ALL_ROWS ? s->bag : s->x + (long)row * m->in_dim + c->offset;
+    memset(bag, 0, sizeof(float) * (size_t)D);
     int cnt = 0;
     for (int i = 0; i < nvalues; i++) {
         uint64_t rows[IDHASH_MAX_ROWS];
         int nr = moe_model_value_rows(m, f, values[i], lens ? lens[i] : strlen(values[i]), rows);
-        for (int j = 0; j < nr; j++) mr_axpy(t->dim, 1.0f, t->data + (long)rows[j] * t->dim, s->bag);
+        for (int j = 0; j < nr; j++) { /* a 16-float row: a loop, not a BLAS call per row */
+            const float *er = t->data + (long)rows[j] * D;
+            for (int d = 0; d < D; d++) bag[d] += er[d];
+        }
         cnt += nr; /* mean over rows, as moe_embbag_forward in training */
     }
-    if (c->mean && cnt > 1)
-        for (int d = 0; d < t->dim; d++) s->bag[d] /= (float)cnt;
-    int r0 = row == MOE_ALL_ROWS ? 0 : row, r1 = row == MOE_ALL_ROWS ? s->n : row + 1;
-    for (int r = r0; r < r1; r++)
-        memcpy(s->x + (long)r * m->in_dim + c->offset, s->bag, sizeof(float) * (size_t)t->dim);
+    if (c->mean && cnt > 1) {
+        float inv = 1.0f / (float)cnt;
+        for (int d = 0; d < D; d++) bag[d] *= inv;
+    }
+    if (row == MOE_ALL_ROWS)
+        for (int r = 0; r < s->n; r++) memcpy(s->x + (long)r * m->in_dim + c->offset, bag, sizeof(float) * (size_t)D);
     return 0;
 }
 

@@ -193,8 +193,47 @@ static void test_value_rows(void **st) {
     moe_model_free(m);
 }
 
+/* The name -> field hash table at its largest: every field of a full schema
+ * (MOE_MAX_FIELDS categorical + MOE_MAX_FIELDS numeric) resolves to its own
+ * index and kind; prefixes, extensions and other names do not resolve. */
+static void test_field_lookup_full_schema(void **st) {
+    (void)st;
+    static char js[65536];
+    size_t o = (size_t)snprintf(js, sizeof js, "{\"name\":\"wide\",\"tables\":[{\"name\":\"t\",\"rows\":8,\"dim\":1}],"
+                                             "\"features\":{\"categorical\":[");
+    for (int i = 0; i < MOE_MAX_FIELDS; i++)
+        o += (size_t)snprintf(js + o, sizeof js - o, "%s{\"name\":\"feature_c%d\",\"table\":\"t\"}", i ? "," : "", i);
+    o += (size_t)snprintf(js + o, sizeof js - o, "],\"numeric\":[");
+    for (int i = 0; i < MOE_MAX_FIELDS; i++)
+        o += (size_t)snprintf(js + o, sizeof js - o, "%s{\"name\":\"feature_n%d\"}", i ? "," : "", i);
+    snprintf(js + o, sizeof js - o, "]},\"tasks\":[{\"name\":\"y\"}],\"arch\":{\"type\":\"mmoe\",\"experts\":1}}");
+    moe_model *m;
+    mr_err e;
+    int rc = moe_model_from_json(&m, js, 1, &e);
+    if (rc) print_message("%s\n", e.msg);
+    assert_int_equal(rc, 0);
+    for (int i = 0; i < MOE_MAX_FIELDS; i++) {
+        char name[32];
+        int numeric = -1;
+        snprintf(name, sizeof name, "feature_c%d", i);
+        assert_int_equal(moe_model_field(m, name, &numeric), i);
+        assert_int_equal(numeric, 0);
+        snprintf(name, sizeof name, "feature_n%d", i);
+        assert_int_equal(moe_model_field(m, name, &numeric), i);
+        assert_int_equal(numeric, 1);
+        snprintf(name, sizeof name, "feature_x%d", i);
+        assert_int_equal(moe_model_field(m, name, &numeric), -1);
+    }
+    int numeric;
+    assert_int_equal(moe_model_field(m, "feature_c", &numeric), -1);
+    assert_int_equal(moe_model_field(m, "feature_c1000", &numeric), -1);
+    assert_int_equal(moe_model_field(m, "", &numeric), -1);
+    moe_model_free(m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_field_lookup_full_schema),
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_damaged),
         cmocka_unit_test(test_value_rows),
