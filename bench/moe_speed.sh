@@ -54,5 +54,18 @@ out = {"bench": "moe_speed", "gate": c["gate"], "params": c["params"], "flops_pe
        "top2_speedup_vs_dense_500": round(c["top2_cands_per_s_500"] / c["cands_per_s"]["500"], 2),
        "train_full_samples_per_s": c["train_full_samples_per_s"], "torch_train_full_samples_per_s": t["train_full_samples_per_s"],
        "train_full_ratio_vs_torch": round(c["train_full_samples_per_s"] / t["train_full_samples_per_s"], 2)}
+# every precision at batch 500, one thread (issue 10); the OpenBLAS figure is
+# today's moerec fp32 path measured in the same run as the baseline
+pc = c["prec_cands_per_s_500"]
+out["cands_per_s_500"] = {"openblas_fp32": pc["openblas_fp32"], "onednn_fp32": pc["onednn_fp32"], "bf16": pc["bf16"],
+                          "int8": pc["int8"], "torch_fp32": t["cands_per_s"]["500"], "torch_bf16": t["bf16_cands_per_s_500"]}
+out["precision_used"] = c["prec_used"]
+out["auc_change"] = {"bf16": c["auc_change"]["bf16"], "int8": c["auc_change"]["int8"]}
+out["max_abs_diff_vs_fp32"] = c["max_abs_diff"]
+out["torch_bf16_max_abs_diff"] = t["bf16_max_abs_diff_vs_moerec"]
+b = pc["openblas_fp32"]
+out["speedup_vs_openblas_fp32"] = {k: round(pc[k] / b, 2) for k in ("onednn_fp32", "bf16", "int8")}
+out["bf16_vs_torch_bf16"] = round(pc["bf16"] / t["bf16_cands_per_s_500"], 2)
+out["onednn_fp32_vs_torch_fp32"] = round(pc["onednn_fp32"] / t["cands_per_s"]["500"], 2)
 print(json.dumps(out))
 PY

@@ -3,6 +3,7 @@
 model directory's weights.safetensors), one thread, eval + no_grad for
 inference, Adam + BCE for training. Checks it computes the same outputs as
 moerec on DIR/x.f32 before timing. Prints one JSON line."""
+import copy
 import json
 import struct
 import sys
@@ -97,6 +98,28 @@ with torch.no_grad():
         cps[str(B)] = best
         print("torch inference batch %4d: %10.0f candidates/s" % (B, cps[str(B)]), file=sys.stderr)
 
+# bf16: the same module cast to bfloat16 (weights and activations; PyTorch
+# runs bf16 Linear on oneDNN), batch 500, the peer of moerec's "bf16".
+mb = copy.deepcopy(model).to(torch.bfloat16)
+with torch.no_grad():
+    got_b = torch.sigmoid(mb(x.to(torch.bfloat16)).float()).numpy()
+    maxdiff_bf16 = float(np.abs(got_b - ref).max())
+    xb = torch.randn(500, in_dim).to(torch.bfloat16)
+    torch.sigmoid(mb(xb))
+    cps_bf16 = 0.0
+    for rep in range(REPS):
+        it, t0 = 0, time.perf_counter()
+        while True:
+            torch.sigmoid(mb(xb))
+            it += 1
+            el = time.perf_counter() - t0
+            if el >= seconds / REPS:
+                break
+        cps_bf16 = max(cps_bf16, 500 * it / el)
+print("torch bf16 inference batch 500: %10.0f candidates/s (max |diff| vs moerec fp32 %.2e)" % (cps_bf16, maxdiff_bf16),
+      file=sys.stderr)
+del mb
+
 model.train()
 opt = torch.optim.Adam(model.parameters(), lr=1e-4)
 lossf = nn.BCEWithLogitsLoss()
@@ -152,4 +175,5 @@ for rep in range(REPS):
 print("torch training with embeddings (SparseAdam) batch 256: %.0f samples/s" % full_sps, file=sys.stderr)
 print(json.dumps({"impl": "torch", "version": torch.__version__, "max_abs_diff_vs_moerec": maxdiff,
                   "cands_per_s": {k: round(v) for k, v in cps.items()}, "train_samples_per_s": round(tsps),
-                  "train_full_samples_per_s": round(full_sps)}))
+                  "train_full_samples_per_s": round(full_sps), "bf16_cands_per_s_500": round(cps_bf16),
+                  "bf16_max_abs_diff_vs_moerec": maxdiff_bf16}))

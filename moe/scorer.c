@@ -19,7 +19,9 @@ struct moe_scorer {
     float *x;          /* (cap, in_dim) */
     float *bag;        /* (max table dim) */
     moe_pass pass;
-    int ran;
+    int ran;           /* pass holds this batch's gates (moe_scorer_run)     */
+    int n_parts;       /* part passes initialised                          */
+    moe_pass part[MOE_SPLIT_MAX - 1]; /* parts 1.. of a split run          */
 };
 
 int moe_scorer_create(moe_scorer **out, const moe_model *m, mr_err *e) {
@@ -41,6 +43,7 @@ int moe_scorer_create(moe_scorer **out, const moe_model *m, mr_err *e) {
 void moe_scorer_free(moe_scorer *s) {
     if (!s) return;
     moe_pass_free(&s->pass);
+    for (int i = 0; i < s->n_parts; i++) moe_pass_free(&s->part[i]);
     mr_floats_free(s->x);
     mr_floats_free(s->bag);
     free(s);
@@ -132,27 +135,74 @@ int moe_scorer_set_extra(moe_scorer *s, int row, const float *v, int n, mr_err *
     return 0;
 }
 
+/* tasks/score of rows [r0, r0 + p->B) from a pass over those rows. */
+static void outputs(const moe_model *m, const moe_pass *p, int r0, float *tasks, float *score) {
+    int T = m->n_tasks;
+    for (int b = 0; b < p->B; b++) {
+        long r = r0 + b;
+        double sc = 0;
+        for (int k = 0; k < T; k++) {
+            float z = p->logit[k][b];
+            float v = m->tasks[k].kind == MOE_TASK_BINARY ? moe_sigmoidf(z) : z;
+            if (tasks) tasks[r * T + k] = v;
+            sc += m->tasks[k].weight * v;
+        }
+        if (score) score[r] = (float)sc;
+    }
+}
+
 int moe_scorer_run(moe_scorer *s, float *tasks, float *score, mr_err *e) {
     const moe_model *m = s->m;
     if (s->n < 1) return mr_err_set(e, MR_ESTATE, "moe_scorer_run: no batch (call moe_scorer_begin)");
     int rc = moe_net_forward(&s->pass, m->net, s->x, s->n, 0, NULL, e);
     if (rc) return rc;
     s->ran = 1;
-    int T = m->n_tasks;
-    for (int r = 0; r < s->n; r++) {
-        double sc = 0;
-        for (int k = 0; k < T; k++) {
-            float z = s->pass.logit[k][r];
-            float v = m->tasks[k].kind == MOE_TASK_BINARY ? moe_sigmoidf(z) : z;
-            if (tasks) tasks[(long)r * T + k] = v;
-            sc += m->tasks[k].weight * v;
-        }
-        if (score) score[r] = (float)sc;
-    }
+    outputs(m, &s->pass, 0, tasks, score);
     return 0;
 }
 
-double moe_scorer_active_fraction(const moe_scorer *s) { return moe_pass_active_fraction(&s->pass); }
+typedef struct part_job {
+    moe_scorer *s;
+    moe_pass *pass;
+    int r0, rows, rc;
+    float *tasks, *score;
+    mr_err err;
+} part_job;
+
+static void part_run(void *arg) {
+    part_job *j = arg;
+    const moe_model *m = j->s->m;
+    j->rc = moe_net_forward(j->pass, m->net, j->s->x + (long)j->r0 * m->in_dim, j->rows, 0, NULL, &j->err);
+    if (!j->rc) outputs(m, j->pass, j->r0, j->tasks, j->score);
+}
+
+int moe_scorer_run_split(moe_scorer *s, float *tasks, float *score, mr_pool *pool, int parts, mr_err *e) {
+    if (parts > MOE_SPLIT_MAX) parts = MOE_SPLIT_MAX;
+    if (!pool || parts < 2 || s->n < 2 * parts) return moe_scorer_run(s, tasks, score, e);
+    while (s->n_parts < parts - 1) moe_pass_init(&s->part[s->n_parts++]);
+    part_job jobs[MOE_SPLIT_MAX];
+    void *args[MOE_SPLIT_MAX];
+    for (int k = 0; k < parts; k++) { /* contiguous, sizes differing by at most one row */
+        int r0 = (int)((long)s->n * k / parts), r1 = (int)((long)s->n * (k + 1) / parts);
+        jobs[k] = (part_job){.s = s, .pass = k ? &s->part[k - 1] : &s->pass, .r0 = r0, .rows = r1 - r0,
+                             .tasks = tasks, .score = score};
+        args[k] = &jobs[k];
+    }
+    s->ran = 0; /* no single pass holds the batch's gates */
+    if (mr_pool_run(pool, part_run, args, parts)) return mr_err_set(e, MR_ENOMEM, "moe_scorer_run_split: pool");
+    for (int k = 0; k < parts; k++)
+        if (jobs[k].rc) return mr_err_set(e, jobs[k].rc, "%s", jobs[k].err.msg);
+    return 0;
+}
+
+double moe_scorer_active_fraction(const moe_scorer *s) {
+    long rows = s->pass.expert_rows, dense = s->pass.expert_rows_dense;
+    for (int i = 0; !s->ran && i < s->n_parts; i++) {
+        rows += s->part[i].expert_rows;
+        dense += s->part[i].expert_rows_dense;
+    }
+    return dense ? (double)rows / (double)dense : 1.0;
+}
 
 static void report_one(moe_gate_report *o, const char *name, int level, const moe_gate *g,
                        const moe_gate_cache *gc, int B) {

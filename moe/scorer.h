@@ -22,10 +22,12 @@
 #include <stddef.h>
 
 #include "common/error.h"
+#include "common/threadpool.h"
 #include "moe/model.h"
 
 #define MOE_ALL_ROWS (-1)
 #define MOE_MAX_BATCH 100000
+#define MOE_SPLIT_MAX 4
 
 typedef struct moe_scorer moe_scorer;
 
@@ -49,6 +51,16 @@ float *moe_scorer_input(moe_scorer *s);
  * (binary) or prediction (regression); score (n) the weighted combination
  * sum_k weight_k * tasks_k. Either may be NULL. */
 int moe_scorer_run(moe_scorer *s, float *tasks, float *score, mr_err *e);
+
+/* The same as moe_scorer_run with the batch cut into parts (2..MOE_SPLIT_MAX)
+ * contiguous row ranges run at once on pool (the calling thread takes one):
+ * one large request on several cores. Rows never interact (row norm, not
+ * batch norm), so each row gets what moe_scorer_run gives it, up to the
+ * kernels' summation order for a different row count. No gate
+ * report afterwards (moe_scorer_gate_report finds none). Falls back to
+ * moe_scorer_run when pool is NULL, parts < 2 or the batch has fewer than
+ * 2 * parts rows. */
+int moe_scorer_run_split(moe_scorer *s, float *tasks, float *score, mr_pool *pool, int parts, mr_err *e);
 
 /* Gate weights of the last run, averaged over the batch, for debugging. */
 typedef struct moe_gate_report {

@@ -38,6 +38,7 @@ static const field fields[] = {
     F("drain_seconds", K_DOUBLE, drain_seconds),
     F("max_k", K_INT, max_k),
     F("max_candidates", K_INT, max_candidates),
+    F("score_split_candidates", K_INT, score_split_candidates),
     F("max_batch", K_INT, max_batch),
     F("log_level", K_STR, log_level),
     F("model_dir", K_STR, model_dir),
@@ -81,6 +82,7 @@ void mr_config_defaults(mr_server_config *c) {
     c->drain_seconds = 10.0;
     c->max_k = 1000;
     c->max_candidates = 5000;
+    c->score_split_candidates = 256;
     c->max_batch = 10000;
     snprintf(c->log_level, sizeof c->log_level, "info");
     snprintf(c->item_table, sizeof c->item_table, "item");
@@ -192,6 +194,7 @@ int mr_config_validate(const mr_server_config *c, mr_err *err) {
     RANGE(drain_seconds, 0.0, 3600.0);
     RANGE(max_k, 1, 100000);
     RANGE(max_candidates, 1, MOE_MAX_BATCH); /* one scorer batch holds them all */
+    RANGE(score_split_candidates, 0, MOE_MAX_BATCH);
     RANGE(max_batch, 1, 1000000);
     RANGE(item_dim, 0, 65535);
     RANGE(sdim_l_max, 1, 1 << 20);

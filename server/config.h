@@ -21,6 +21,7 @@ typedef struct mr_server_config {
     double drain_seconds;       /* SIGTERM: wait this long for in-flight calls */
     int max_k;                  /* Recommend k limit */
     int max_candidates;         /* Score candidates limit */
+    int score_split_candidates; /* Score batches this large split over idle cores; 0 = never */
     int max_batch;              /* UpsertItems / AppendEvents batch limit */
     char log_level[16];         /* debug, info, warn, error, off */
     char model_dir[1024];       /* model root: <name>/<version>/; "" = none */

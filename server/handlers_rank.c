@@ -188,6 +188,18 @@ int mr_handle_score(mr_call_ctx *ctx, const ProtobufCMessage *req, ProtobufCMess
     return rc;
 }
 
+/* How many parts to cut a Score batch of n into: one per core that no
+ * handler is using, when n reaches score_split_candidates. Only idle cores
+ * are taken, so under concurrency (every core busy) nothing splits and
+ * throughput is what it was. Debug requests report gates: never split. */
+static int split_parts(mr_call_ctx *ctx, const Moerec__V1__ScoreRequest *r, int n) {
+    const mr_server_config *cfg = mr_server_config_of(ctx->server);
+    mr_pool *pool = mr_server_pool(ctx->server);
+    if (r->debug || !pool || cfg->score_split_candidates <= 0 || n < cfg->score_split_candidates) return 1;
+    int parts = mr_pool_size(pool) - mr_server_running_handlers(ctx->server) + 1;
+    return parts < 1 ? 1 : parts > MOE_SPLIT_MAX ? MOE_SPLIT_MAX : parts;
+}
+
 int mr_score_with_model(mr_call_ctx *ctx, mr_model_ref *ref, const Moerec__V1__ScoreRequest *r,
                         Moerec__V1__ScoreResponse **outp, mr_err *err) {
     uint64_t handler_ns = mr_now_ns();
@@ -222,7 +234,8 @@ int mr_score_with_model(mr_call_ctx *ctx, mr_model_ref *ref, const Moerec__V1__S
     }
     if (m->extra_dim > 0 && (rc = apply_sdim(s, m, be, ctx->arena, r, &behaviour_length, err)))
         goto done;
-    if ((rc = moe_scorer_run(s, tasks, score, err))) goto done;
+    if ((rc = moe_scorer_run_split(s, tasks, score, mr_server_pool(ctx->server), split_parts(ctx, r, n), err)))
+        goto done;
     uint64_t ranked_ns = mr_now_ns();
 
     mr_arena *a = ctx->arena;

@@ -95,6 +95,7 @@ struct mr_server {
     pthread_mutex_t watch_mu;
     call *watchers;             /* open Watch streams */
     atomic_int live_calls;
+    atomic_int running;         /* handlers executing now (split decisions) */
     mr_registry *registry;      /* NULL without model_dir */
     mr_backend *backend;        /* NULL without data_dir */
     mr_pool *pool;              /* parallel expert searches (retriever sets) */
@@ -125,6 +126,8 @@ int mr_server_port(const mr_server *s) { return s->port; }
 int mr_server_serving(const mr_server *s) { return atomic_load(&s->serving); }
 mr_registry *mr_server_registry(mr_server *s) { return s->registry; }
 mr_backend *mr_server_backend(mr_server *s) { return s->backend; }
+mr_pool *mr_server_pool(mr_server *s) { return s->pool; }
+int mr_server_running_handlers(const mr_server *s) { return atomic_load(&s->running); }
 int mr_server_metrics_port(const mr_server *s) { return s->metrics_port; }
 uint64_t mr_server_uptime_seconds(const mr_server *s) {
     return (mr_now_ns() - s->started_ns) / 1000000000ull;
@@ -326,7 +329,9 @@ static void run_handler(call *c, const ProtobufCMessage *req) {
         return;
     }
     ProtobufCMessage *resp = NULL;
+    atomic_fetch_add(&c->srv->running, 1);
     int rc = c->method->handler(&ctx, req, &resp, &err);
+    atomic_fetch_sub(&c->srv->running, 1);
     if (rc != MR_OK) {
         finish_error(c, mr_err_grpc_code(rc), err.msg[0] ? err.msg : mr_err_name(rc));
         return;

@@ -74,6 +74,11 @@ uint64_t mr_server_uptime_seconds(const mr_server *s);
 struct mr_backend *mr_server_backend(mr_server *s);
 /* The /metrics port actually bound, -1 when metrics are off. */
 int mr_server_metrics_port(const mr_server *s);
+/* A pool for one request's parallel work (expert searches, a split Score
+ * batch); NULL without --model-dir. */
+struct mr_pool *mr_server_pool(mr_server *s);
+/* Handlers running right now (queue workers and offload threads). */
+int mr_server_running_handlers(const mr_server *s);
 /* The loaded models; NULL when the server runs without --model-dir. */
 struct mr_registry *mr_server_registry(mr_server *s);
 /* 1 while serving, 0 once shutdown began. */

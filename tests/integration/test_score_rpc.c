@@ -78,7 +78,7 @@ static int write_version(fixture *f, const char *version, uint64_t seed, moe_mod
     return 0;
 }
 
-static int setup_args(void **state, const char *queues, const char *precision) {
+static int setup_args(void **state, const char *queues, const char *precision, const char *config) {
     fixture *f = calloc(1, sizeof *f);
     *state = f;
     snprintf(f->root, sizeof f->root, "/tmp/moerec-score-XXXXXX");
@@ -86,17 +86,24 @@ static int setup_args(void **state, const char *queues, const char *precision) {
     snprintf(f->models, sizeof f->models, "%s/models", f->root);
     mkdir(f->models, 0755);
     if (write_version(f, "1", 11, &f->v1)) return -1;
-    const char *args[] = {"--model-dir", f->models, "--queues", queues, precision ? "--precision" : NULL,
-                          precision, NULL};
+    char cfg[160];
+    snprintf(cfg, sizeof cfg, "%s/serve.json", f->root);
+    if (config) {
+        FILE *cf = fopen(cfg, "w");
+        if (!cf || fputs(config, cf) < 0 || fclose(cf)) return -1;
+    }
+    const char *args[] = {"--model-dir", f->models, "--queues", queues, "--precision", precision ? precision : "",
+                          config ? "--config" : NULL, cfg, NULL};
     if (test_server_start(&f->srv, args)) return -1;
     f->ch = test_channel(&f->srv);
     return 0;
 }
 
-static int setup(void **state) { return setup_args(state, "2", NULL); }
-static int setup_one_queue(void **state) { return setup_args(state, "1", NULL); }
+static int setup(void **state) { return setup_args(state, "2", NULL, NULL); }
+static int setup_one_queue(void **state) { return setup_args(state, "1", NULL, NULL); }
+static int setup_split(void **state) { return setup_args(state, "2", NULL, "{\"score_split_candidates\": 2}"); }
 static int setup_bf16(void **state) {
-    int rc = setup_args(state, "2", "bf16");
+    int rc = setup_args(state, "2", "bf16", NULL);
     mr_err e;
     fixture *f = *state;
     return rc ? rc : moe_model_set_precision(f->v1, MOE_PREC_BF16, &e);
@@ -311,6 +318,30 @@ static void test_model_info(void **state) {
     assert_string_equal(o->precision_note, "");
     protobuf_c_message_free_unpacked(resp, NULL);
     call_result_free(&res);
+}
+
+/* score_split_candidates 2: an idle server cuts an 8-candidate Score over
+ * its pool; every score is what the whole batch gives (summation order
+ * aside), and a debug request (gate report) still answers whole. */
+static void test_split_score(void **state) {
+    fixture *f = *state;
+    float tasks[16], sc[8];
+    expected(f->v1, 8, tasks, sc);
+    for (int round = 0; round < 3; round++) {
+        req_buf b;
+        build(&b, 8);
+        call_result res;
+        Moerec__V1__ScoreResponse *out = score(f, &b.r, &res);
+        assert_int_equal(res.status, GRPC_STATUS_OK);
+        assert_int_equal(out->n_items, 8);
+        for (int i = 0; i < 8; i++) {
+            assert_true(fabsf(out->items[i]->score - sc[i]) <= 1e-6f);
+            for (int k = 0; k < 2; k++) assert_true(fabsf(out->items[i]->tasks[k]->value - tasks[i * 2 + k]) <= 1e-6f);
+        }
+        protobuf_c_message_free_unpacked(&out->base, NULL);
+        call_result_free(&res);
+    }
+    check_parity(f, f->v1, "1");
 }
 
 /* --precision bf16: GetModelInfo says what runs (bf16, or fp32 with the
@@ -662,11 +693,13 @@ int main(void) {
     };
     const struct CMUnitTest one_queue[] = {cmocka_unit_test(test_slow_reload_does_not_block)};
     const struct CMUnitTest bf16[] = {cmocka_unit_test(test_precision_override)};
+    const struct CMUnitTest split[] = {cmocka_unit_test(test_split_score)};
     const struct CMUnitTest drain[] = {cmocka_unit_test(test_second_sigterm_during_drain)};
     const struct CMUnitTest lone[] = {cmocka_unit_test(test_no_model_dir)};
     int failed = cmocka_run_group_tests_name("score_rpc", t, setup, teardown);
     failed += cmocka_run_group_tests_name("score_one_queue", one_queue, setup_one_queue, teardown);
     failed += cmocka_run_group_tests_name("score_bf16", bf16, setup_bf16, teardown);
+    failed += cmocka_run_group_tests_name("score_split", split, setup_split, teardown);
     failed += cmocka_run_group_tests_name("score_drain", drain, setup, teardown);
     failed += cmocka_run_group_tests_name("score_without_model", lone, NULL, NULL);
     grpc_shutdown();

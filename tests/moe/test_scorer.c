@@ -150,6 +150,43 @@ static void test_gate_report(void **st) {
     moe_model_free(m);
 }
 
+/* A split run gives every row what the whole-batch run gives it (within
+ * summation-order noise), in every precision, on a pool of 2 with 2..4
+ * parts; the active fraction covers all parts; no gate report is left. */
+static void test_run_split(void **st) {
+    (void)st;
+    moe_model *m = make("{\"type\":\"mmoe\",\"experts\":4,\"expert_hidden\":[32],\"gate\":{\"type\":\"topk\",\"k\":2}}");
+    mr_pool *pool = mr_pool_create(2);
+    assert_non_null(pool);
+    mr_err e;
+    for (int p = 0; p < MOE_PREC_COUNT; p++) {
+        assert_int_equal(moe_model_set_precision(m, (moe_precision)p, &e), 0);
+        moe_scorer *s;
+        assert_int_equal(moe_scorer_create(&s, m, &e), 0);
+        float t1[N * 3], s1[N], t2[N * 3], s2[N];
+        fill(s, 1);
+        assert_int_equal(moe_scorer_run(s, t1, s1, &e), 0);
+        double af = moe_scorer_active_fraction(s);
+        for (int parts = 2; parts <= MOE_SPLIT_MAX + 1; parts++) {
+            memset(t2, 0, sizeof t2);
+            assert_int_equal(moe_scorer_run_split(s, t2, s2, pool, parts, &e), 0);
+            for (int i = 0; i < N * 3; i++) assert_true(fabsf(t1[i] - t2[i]) <= 1e-5f * (1 + fabsf(t1[i])));
+            for (int i = 0; i < N; i++) assert_true(fabsf(s1[i] - s2[i]) <= 1e-5f * (1 + fabsf(s1[i])));
+            assert_true(fabs(moe_scorer_active_fraction(s) - af) < 1e-9);
+            moe_gate_report rep[4];
+            assert_int_equal(moe_scorer_gate_report(s, rep, 4), 3);
+        }
+        /* no pool, one part, or too few rows: the plain run */
+        assert_int_equal(moe_scorer_run_split(s, t2, s2, NULL, 2, &e), 0);
+        assert_memory_equal(t1, t2, sizeof t1);
+        assert_int_equal(moe_scorer_begin(s, 3, &e), 0);
+        assert_int_equal(moe_scorer_run_split(s, t2, s2, pool, 2, &e), 0);
+        moe_scorer_free(s);
+    }
+    mr_pool_free(pool);
+    moe_model_free(m);
+}
+
 static void test_errors(void **st) {
     (void)st;
     moe_model *m = make("{\"type\":\"cgc\"}");
@@ -178,6 +215,7 @@ int main(void) {
         cmocka_unit_test(test_concurrent_scorers),
         cmocka_unit_test(test_gate_report),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_run_split),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
