@@ -71,6 +71,22 @@ class MMoE(nn.Module):
         return torch.cat(outs, dim=1)  # (B, T) logits
 
 
+def infer_rate(net, xb):
+    """Best of REPS windows (as the C side) of candidates/s scoring xb."""
+    torch.sigmoid(net(xb))
+    best = 0.0
+    for rep in range(REPS):
+        it, t0 = 0, time.perf_counter()
+        while True:
+            torch.sigmoid(net(xb))
+            it += 1
+            el = time.perf_counter() - t0
+            if el >= seconds / REPS:
+                break
+        best = max(best, xb.shape[0] * it / el)
+    return best
+
+
 model = MMoE()
 model.eval()
 x = torch.from_numpy(np.fromfile(d + "/x.f32", dtype="<f4").reshape(-1, in_dim))
@@ -83,19 +99,7 @@ print("torch vs moerec max |diff| %.2e" % maxdiff, file=sys.stderr)
 cps = {}
 with torch.no_grad():
     for B in (1, 100, 500, 1000):
-        xb = torch.randn(B, in_dim)
-        torch.sigmoid(model(xb))
-        best = 0.0
-        for rep in range(REPS):  # best of REPS windows, as the C side
-            it, t0 = 0, time.perf_counter()
-            while True:
-                torch.sigmoid(model(xb))
-                it += 1
-                el = time.perf_counter() - t0
-                if el >= seconds / REPS:
-                    break
-            best = max(best, B * it / el)
-        cps[str(B)] = best
+        cps[str(B)] = infer_rate(model, torch.randn(B, in_dim))
         print("torch inference batch %4d: %10.0f candidates/s" % (B, cps[str(B)]), file=sys.stderr)
 
 # bf16: the same module cast to bfloat16 (weights and activations; PyTorch
@@ -104,18 +108,7 @@ mb = copy.deepcopy(model).to(torch.bfloat16)
 with torch.no_grad():
     got_b = torch.sigmoid(mb(x.to(torch.bfloat16)).float()).numpy()
     maxdiff_bf16 = float(np.abs(got_b - ref).max())
-    xb = torch.randn(500, in_dim).to(torch.bfloat16)
-    torch.sigmoid(mb(xb))
-    cps_bf16 = 0.0
-    for rep in range(REPS):
-        it, t0 = 0, time.perf_counter()
-        while True:
-            torch.sigmoid(mb(xb))
-            it += 1
-            el = time.perf_counter() - t0
-            if el >= seconds / REPS:
-                break
-        cps_bf16 = max(cps_bf16, 500 * it / el)
+    cps_bf16 = infer_rate(mb, torch.randn(500, in_dim).to(torch.bfloat16))
 print("torch bf16 inference batch 500: %10.0f candidates/s (max |diff| vs moerec fp32 %.2e)" % (cps_bf16, maxdiff_bf16),
       file=sys.stderr)
 del mb
