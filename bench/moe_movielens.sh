@@ -37,5 +37,11 @@ out = {"bench": "moe_movielens", "split": "per-user latest 20% = test", "moerec"
        "xgboost": x["tasks"], "xgboost_version": x["xgboost_version"], "auc_minus_xgboost": {}}
 for name, r in m["models"].items():
     out["auc_minus_xgboost"][name] = {t: round(r[t]["auc"] - x["tasks"][t]["auc"], 4) for t in ("like", "love")}
+# inference precision (issue 10): each trained model scored in every
+# precision; the largest |AUC change| per task and |score diff| over models
+out["auc_change"] = {p: max(r["precision"][p]["max_abs_auc_change"] for r in m["models"].values())
+                     for p in ("fp32", "bf16", "int8")}
+out["max_abs_score_diff"] = {p: max(r["precision"][p]["max_abs_score_diff"] for r in m["models"].values())
+                             for p in ("fp32", "bf16", "int8")}
 print(json.dumps(out))
 PY
