@@ -39,12 +39,9 @@ static void *alloc64(mr_arena *a, size_t n) {
     return p ? (void *)(((uintptr_t)p + 63) & ~(uintptr_t)63) : NULL;
 }
 
-/* The conversion loops are memory-bound and run on every layer input:
- * compiled for AVX-512 and AVX2 too, picked at load time (ifunc). */
-#define MOE_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 
 /* fp32 -> bf16, round to nearest even (inputs are finite). */
-MOE_CLONES static void to_bf16(uint16_t *dst, const float *src, long n) {
+MOE_TARGET_CLONES static void to_bf16(uint16_t *dst, const float *src, long n) {
     for (long i = 0; i < n; i++) {
         uint32_t u;
         memcpy(&u, &src[i], 4);
@@ -55,7 +52,7 @@ MOE_CLONES static void to_bf16(uint16_t *dst, const float *src, long n) {
 
 /* Dynamic symmetric per-row quantisation: scale[r] = max |x_r| / 127.
  * Rounding to nearest even by adding and removing 1.5 * 2^23 (|t| <= 127). */
-MOE_CLONES static void quant_rows(int8_t *q, float *scale, const float *x, int R, int K) {
+MOE_TARGET_CLONES static void quant_rows(int8_t *q, float *scale, const float *x, int R, int K) {
     for (int r = 0; r < R; r++) {
         const float *row = x + (long)r * K;
         int8_t *qr = q + (long)r * K;
@@ -69,7 +66,7 @@ MOE_CLONES static void quant_rows(int8_t *q, float *scale, const float *x, int R
 }
 
 /* The same for inputs known to be >= 0 (after a ReLU): u8, max / 255. */
-MOE_CLONES static void quant_rows_u8(uint8_t *q, float *scale, const float *x, int R, int K) {
+MOE_TARGET_CLONES static void quant_rows_u8(uint8_t *q, float *scale, const float *x, int R, int K) {
     for (int r = 0; r < R; r++) {
         const float *row = x + (long)r * K;
         uint8_t *qr = q + (long)r * K;
@@ -138,7 +135,7 @@ static int layer_exec(const dnn_layer *L, dnnl_stream_t st, dnnl_engine_t eng, c
 
 /* What the primitive left undone, on fp32 z (R, N): int8's row scale and
  * bias, the row norm, the activation. */
-MOE_CLONES static void layer_finish(float *z, const dnn_layer *L, const moe_mlp *m, int l, const float *rscale, int R,
+MOE_TARGET_CLONES static void layer_finish(float *z, const dnn_layer *L, const moe_mlp *m, int l, const float *rscale, int R,
                          mr_arena *a) {
     int N = L->N, relu = L->has_act && !L->fused_act && m->act == MOE_ACT_RELU && !m->norm;
     if (rscale) /* int8: row scale and bias, with the ReLU in the same pass when it comes next */

@@ -10,6 +10,15 @@
 #ifndef MOEREC_MOE_LAYERS_H
 #define MOEREC_MOE_LAYERS_H
 
+/* Memory-bound loops compiled for AVX-512 and AVX2 too and picked when the
+ * program loads (ifunc). Not under sanitizers: an ifunc resolver runs
+ * before the sanitizer runtime is up and crashes in its instrumentation. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define MOE_TARGET_CLONES
+#else
+#define MOE_TARGET_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+
 #include <stdint.h>
 
 /* out (B, OC) = in (B, C) @ w^T + b; w (OC, C), b (OC) or NULL. */

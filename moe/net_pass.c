@@ -242,10 +242,9 @@ static const float *expert_input(const moe_level *lv, const moe_level_cache *c, 
     return i < nt ? c->in[i / lv->m_task] : c->sin;
 }
 
-/* Memory-bound and run for every slot of every level: compiled for
- * AVX-512 and AVX2 too, picked at load time. Vectorised over d only, so
- * every output sums its experts in the same order on every path. */
-__attribute__((target_clones("avx512f", "avx2", "default"))) static void mix(float *out, const moe_gate *g, const moe_gate_cache *gc, float *const *eout, int B,
+/* Memory-bound and run for every slot of every level. Vectorised over d
+ * only, so every output sums its experts in the same order on every path. */
+MOE_TARGET_CLONES static void mix(float *out, const moe_gate *g, const moe_gate_cache *gc, float *const *eout, int B,
                 int D) {
     for (int b = 0; b < B; b++) {
         const float *w = gc->weight + (long)b * g->n_choice;
