@@ -25,6 +25,7 @@
 #include "common/clock.h"
 #include "common/rng.h"
 #include "common/tensor.h"
+#include "common/threadpool.h"
 #include "moe/loss.h"
 #include "moe/metrics.h"
 #include "moe/optim.h"
@@ -83,15 +84,15 @@ static double flops_per_row(const moe_net *n) {
 
 /* Best-of-REPS candidates/s of scoring the batch already in s (best of
  * REPS windows: the machine is shared). */
-static double time_runs(moe_scorer *s, int B, float *tasks, double seconds) {
+static double time_runs(moe_scorer *s, int B, float *tasks, double seconds, mr_pool *split) {
     mr_err e;
     double best = 0;
-    moe_scorer_run(s, tasks, NULL, &e); /* warm-up */
+    moe_scorer_run_split(s, tasks, NULL, split, 2, &e); /* warm-up */
     for (int rep = 0; rep < REPS; rep++) {
         uint64_t t0 = mr_now_ns(), t;
         long it = 0;
         do {
-            moe_scorer_run(s, tasks, NULL, &e);
+            moe_scorer_run_split(s, tasks, NULL, split, 2, &e); /* split NULL: moe_scorer_run */
             it++;
             t = mr_now_ns();
         } while ((double)(t - t0) / 1e9 < seconds / REPS);
@@ -106,8 +107,10 @@ static double time_runs(moe_scorer *s, int B, float *tasks, double seconds) {
  * each task's AUC on labels drawn from the fp32 model's own probabilities
  * (y ~ Bernoulli(p_fp32)): the largest |AUC(prec) - AUC(fp32)| over tasks. */
 enum { NP = 20000 };
+static const int k_split_rows[3] = {128, 256, 500};
 typedef struct prec_fig {
     double cps[MOE_PREC_COUNT], maxdiff[MOE_PREC_COUNT], dauc[MOE_PREC_COUNT];
+    double split[2][3];            /* fp32, bf16: split-in-2 / whole at k_split_rows */
     moe_precision used[MOE_PREC_COUNT];
 } prec_fig;
 
@@ -165,9 +168,29 @@ static int precision_block(const char *dir, prec_fig *pf, double seconds, mr_rng
      * would compare different loads */
     for (int round = 0; round < 3; round++)
         for (int p = 0; p < MOE_PREC_COUNT; p++) {
-            double c = time_runs(sp[p], 500, tasks, seconds / 3);
+            double c = time_runs(sp[p], 500, tasks, seconds / 3, NULL);
             pf->cps[p] = c > pf->cps[p] ? c : pf->cps[p];
         }
+    /* one request on two cores (server's score_split_candidates): whole vs
+     * cut in 2 on a pool of 2, interleaved, at a few batch sizes */
+    mr_pool *pool = mr_pool_create(2);
+    for (int q = 0; pool && q < 2; q++) {
+        moe_scorer *s = sp[q ? MOE_PREC_BF16 : MOE_PREC_FP32];
+        for (int b = 0; b < 3; b++) {
+            int rows = k_split_rows[b];
+            moe_scorer_begin(s, rows, &e);
+            memcpy(moe_scorer_input(s), x, sizeof(float) * (size_t)rows * (size_t)m->in_dim);
+            double whole = 0, split = 0;
+            for (int round = 0; round < 2; round++) {
+                double w = time_runs(s, rows, tasks, seconds / 4, NULL), c = time_runs(s, rows, tasks, seconds / 4, pool);
+                whole = w > whole ? w : whole;
+                split = c > split ? c : split;
+            }
+            pf->split[q][b] = split / whole;
+            fprintf(stderr, "split in 2, %s batch %d: %.2fx the whole batch\n", q ? "bf16" : "fp32", rows, split / whole);
+        }
+    }
+    mr_pool_free(pool);
     for (int p = 0; p < MOE_PREC_COUNT; p++) {
         fprintf(stderr, "precision %-13s (runs %s): batch 500 %10.0f candidates/s, max |diff| %.2e, |dAUC| %.5f\n",
                 moe_precision_name(p), moe_precision_name(pf->used[p]), pf->cps[p], pf->maxdiff[p], pf->dauc[p]);
@@ -230,7 +253,7 @@ int main(int argc, char **argv) {
         int B = batches[bi];
         moe_scorer_begin(s, B, &e);
         mr_rng_fill_normal(&r, moe_scorer_input(s), (long)B * m->in_dim, 1.0f);
-        cps[bi] = time_runs(s, B, tasks, seconds);
+        cps[bi] = time_runs(s, B, tasks, seconds, NULL);
         gf[bi] = cps[bi] * fpr / 1e9;
         fprintf(stderr, "inference batch %4d: %10.0f candidates/s  %6.1f GFLOP/s (%.0f%% of peak)\n", B, cps[bi],
                 gf[bi], 100 * gf[bi] / peak);
@@ -248,7 +271,7 @@ int main(int argc, char **argv) {
         }
         moe_scorer_begin(s, 500, &e);
         mr_rng_fill_normal(&r, moe_scorer_input(s), 500L * m->in_dim, 1.0f);
-        sparse_cps = time_runs(s, 500, tasks, seconds);
+        sparse_cps = time_runs(s, 500, tasks, seconds, NULL);
         sparse_frac = moe_scorer_active_fraction(s);
         fprintf(stderr, "top-2 of 8, batch 500: %10.0f candidates/s, active expert fraction %.3f\n", sparse_cps,
                 sparse_frac);
@@ -339,11 +362,14 @@ int main(int argc, char **argv) {
            "\"prec_cands_per_s_500\":{\"openblas_fp32\":%.0f,\"onednn_fp32\":%.0f,\"bf16\":%.0f,\"int8\":%.0f},"
            "\"prec_used\":{\"bf16\":\"%s\",\"int8\":\"%s\"},"
            "\"max_abs_diff\":{\"onednn_fp32\":%.3g,\"bf16\":%.3g,\"int8\":%.3g},"
-           "\"auc_change\":{\"onednn_fp32\":%.6f,\"bf16\":%.6f,\"int8\":%.6f}}\n",
+           "\"auc_change\":{\"onednn_fp32\":%.6f,\"bf16\":%.6f,\"int8\":%.6f},"
+           "\"split_speedup\":{\"fp32\":{\"128\":%.2f,\"256\":%.2f,\"500\":%.2f},"
+           "\"bf16\":{\"128\":%.2f,\"256\":%.2f,\"500\":%.2f}}}\n",
            gate, m->in_dim, m->net->n_params, fpr, peak, cps[0], cps[1], cps[2], cps[3], gf[0], gf[1], gf[2], gf[3],
            gf[2] / peak, gf[3] / peak, tsps, sparse_cps, sparse_frac, full_sps, pf.cps[0], pf.cps[1], pf.cps[2],
            pf.cps[3], moe_precision_name(pf.used[2]), moe_precision_name(pf.used[3]), pf.maxdiff[1], pf.maxdiff[2],
-           pf.maxdiff[3], pf.dauc[1], pf.dauc[2], pf.dauc[3]);
+           pf.maxdiff[3], pf.dauc[1], pf.dauc[2], pf.dauc[3], pf.split[0][0], pf.split[0][1], pf.split[0][2],
+           pf.split[1][0], pf.split[1][1], pf.split[1][2]);
     moe_pass_free(&pass);
     mr_floats_free(x);
     mr_floats_free(g);

@@ -63,6 +63,7 @@ out["precision_used"] = c["prec_used"]
 out["auc_change"] = {"bf16": c["auc_change"]["bf16"], "int8": c["auc_change"]["int8"]}
 out["max_abs_diff_vs_fp32"] = c["max_abs_diff"]
 out["torch_bf16_max_abs_diff"] = t["bf16_max_abs_diff_vs_moerec"]
+out["split_speedup"] = c["split_speedup"]  # one batch cut in 2 on 2 cores / whole (score_split_candidates)
 b = pc["openblas_fp32"]
 out["speedup_vs_openblas_fp32"] = {k: round(pc[k] / b, 2) for k in ("onednn_fp32", "bf16", "int8")}
 out["bf16_vs_torch_bf16"] = round(pc["bf16"] / t["bf16_cands_per_s_500"], 2)
