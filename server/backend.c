@@ -1,5 +1,6 @@
 /* backend.c — see backend.h. */
 #include "backend.h"
+#include "replog.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -156,6 +157,7 @@ void mr_backend_close(mr_backend *b) {
         pthread_mutex_unlock(&b->sweep_mu);
         pthread_join(b->sweeper, NULL);
     }
+    mr_replog_close(b->log); /* stops applying before the store closes */
     if (b->beh) behaviour_close(b->beh);
     if (b->st) store_close(b->st);
     tier_redis_free(b->tier); /* after the store: it calls the tier until closed */

@@ -25,6 +25,9 @@ typedef struct mr_backend {
     mr_store *st;
     tier_redis *tier;         /* shared Redis Cluster tier; NULL = none */
     store_tier tier_cb;       /* its callbacks (must outlive st) */
+    struct mr_replog *log;    /* update log (server/replog.h); NULL = writes go to st */
+    long long log_max_lag;    /* health NOT_SERVING past this many unapplied records */
+    int log_read_wait_ms;     /* min_sequence wait when the call has no deadline */
     mr_emb_table *items;      /* item vectors: SDIM space, UpsertItems.embedding */
     int item_dim;          /* its width d */
     mr_behaviour *beh;        /* events + SDIM tables */

@@ -66,6 +66,14 @@ static const field fields[] = {
     F("shared_tier_prefix", K_STR, shared_tier_prefix),
     F("shared_tier_ttl_seconds", K_INT, shared_tier_ttl_seconds),
     F("shared_tier_timeout_ms", K_INT, shared_tier_timeout_ms),
+    F("log_servers", K_STR, log_servers),
+    F("log_stream", K_STR, log_stream),
+    F("log_subject", K_STR, log_subject),
+    F("log_consumer", K_STR, log_consumer),
+    F("log_replicas", K_INT, log_replicas),
+    F("log_timeout_ms", K_INT, log_timeout_ms),
+    F("log_max_lag", K_LL, log_max_lag),
+    F("log_read_wait_ms", K_INT, log_read_wait_ms),
 };
 #undef F
 
@@ -100,6 +108,12 @@ void mr_config_defaults(mr_server_config *c) {
     snprintf(c->shared_tier_prefix, sizeof c->shared_tier_prefix, "mr");
     c->shared_tier_ttl_seconds = 3600;
     c->shared_tier_timeout_ms = 50;
+    snprintf(c->log_stream, sizeof c->log_stream, "moerec");
+    snprintf(c->log_subject, sizeof c->log_subject, "moerec.writes");
+    c->log_replicas = 3;
+    c->log_timeout_ms = 5000;
+    c->log_max_lag = 1000;
+    c->log_read_wait_ms = 1000;
 }
 
 static int apply(mr_server_config *c, json_t *root, const char *src, mr_err *err) {
@@ -206,11 +220,20 @@ int mr_config_validate(const mr_server_config *c, mr_err *err) {
     RANGE(retrieval_threads, 0, 256);
     RANGE(metrics_port, -1, 65535);
     RANGE(expire_interval_seconds, 0.0, 7 * 86400.0);
+    RANGE(log_replicas, 1, 5);
+    RANGE(log_timeout_ms, 1, 600000);
+    RANGE(log_read_wait_ms, 0, 600000);
 #undef RANGE
     if (c->sdim_tau > 0 && c->sdim_m % c->sdim_tau)
         return mr_err_set(err, MR_EINVAL, "config: 'sdim_m' (%d) must be a multiple of 'sdim_tau' (%d)",
                           c->sdim_m, c->sdim_tau);
     if (!c->item_table[0]) return mr_err_set(err, MR_EINVAL, "config: 'item_table' must not be empty");
+    if (c->log_servers[0] && !c->log_consumer[0])
+        return mr_err_set(err, MR_EINVAL, "config: 'log_servers' needs 'log_consumer', a name unique "
+                                          "to this replica (its durable consumer of the log)");
+    if (c->log_servers[0] && !c->data_dir[0])
+        return mr_err_set(err, MR_EINVAL, "config: 'log_servers' needs 'data_dir' (each replica "
+                                          "applies the log to its own store)");
     if (!c->host[0]) return mr_err_set(err, MR_EINVAL, "config: 'host' must not be empty");
     moe_precision prec;
     if (c->precision[0] && moe_precision_parse(c->precision, &prec))

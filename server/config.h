@@ -48,6 +48,14 @@ typedef struct mr_server_config {
     char shared_tier_prefix[32];/* key prefix of this fleet's rows */
     int shared_tier_ttl_seconds;/* expiry of rows written to the tier; 0 = none */
     int shared_tier_timeout_ms; /* connect/reply timeout before falling back to RocksDB */
+    char log_servers[512];      /* NATS JetStream "nats://h:p,..."; "" = no update log */
+    char log_stream[64];        /* stream of the fleet's writes */
+    char log_subject[128];      /* subject the stream captures */
+    char log_consumer[64];      /* this replica's durable consumer (unique per replica) */
+    int log_replicas;           /* stream copies when this server creates the stream */
+    int log_timeout_ms;         /* publish acknowledgement / stream setup wait */
+    long long log_max_lag;      /* health NOT_SERVING above this many unapplied records; 0 = never */
+    int log_read_wait_ms;       /* min_sequence wait when the call has no deadline */
 } mr_server_config;
 
 void mr_config_defaults(mr_server_config *c);

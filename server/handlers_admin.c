@@ -4,6 +4,7 @@
 #include "server/backend.h"
 #include "server/handlers.h"
 #include "server/registry.h"
+#include "server/replog.h"
 
 /* The store's memory cache counters. */
 static int store_stats_into(mr_call_ctx *ctx, Moerec__V1__StatsResponse *out) {
@@ -58,7 +59,7 @@ static int route_stats_into(mr_call_ctx *ctx, Moerec__V1__StatsResponse *out) {
 
 int mr_handle_admin_stats(mr_call_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp,
                           mr_err *err) {
-    (void)req;
+    const Moerec__V1__StatsRequest *r = (const void *)req;
     mr_arena *a = ctx->arena;
     Moerec__V1__StatsResponse *out = mr_arena_alloc(a, sizeof *out);
     int n = mr_server_method_count();
@@ -82,6 +83,17 @@ int mr_handle_admin_stats(mr_call_ctx *ctx, const ProtobufCMessage *req, Protobu
     if (store_stats_into(ctx, out) || route_stats_into(ctx, out))
         return mr_err_set(err, MR_ENOMEM, "out of request memory");
     out->version = (char *)MOEREC_VERSION;
+    mr_backend *be = mr_server_backend(ctx->server);
+    if (r->digest && !be) return mr_err_set(err, MR_ESTATE, "digest: no store (data_dir)");
+    int rc;
+    if (r->digest && (rc = store_digest(be->st, &out->store_digest, &out->store_rows, err))) return rc;
+    if (be && be->log) {
+        mr_replog_stats ls;
+        mr_replog_get_stats(be->log, &ls);
+        out->log_applied_sequence = ls.applied_seq;
+        out->log_pending = ls.pending;
+        out->log_rejected = ls.rejected;
+    }
     *resp = &out->base;
     return MR_OK;
 }

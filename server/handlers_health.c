@@ -4,6 +4,7 @@
 
 #include "proto/health.pb-c.h"
 #include "server/handlers.h"
+#include "server/replica.h"
 
 static const char *services[] = {"", "grpc.health.v1.Health", "moerec.v1.Recommender",
                                  "moerec.v1.Admin"};
@@ -11,7 +12,7 @@ static const char *services[] = {"", "grpc.health.v1.Health", "moerec.v1.Recomme
 int mr_health_status(const mr_server *s, const char *service) {
     for (size_t i = 0; i < sizeof services / sizeof services[0]; i++)
         if (!strcmp(service ? service : "", services[i]))
-            return mr_server_serving(s)
+            return mr_server_serving(s) && mr_replica_healthy((mr_server *)s)
                        ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
                        : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
     return -1;

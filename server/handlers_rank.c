@@ -19,6 +19,7 @@
 #include "moe/sdim_feature.h"
 #include "server/backend.h"
 #include "server/handlers.h"
+#include "server/replica.h"
 #include "server/registry.h"
 
 /* Request features are strict: a field the model does not know is the
@@ -183,6 +184,8 @@ int mr_handle_score(mr_call_ctx *ctx, const ProtobufCMessage *req, ProtobufCMess
                     mr_err *err) {
     const Moerec__V1__ScoreRequest *r = (const void *)req;
     if (!r->user_id[0]) return mr_err_set(err, MR_EINVAL, "user_id is required");
+    int wait_rc = mr_replica_wait(ctx, r->min_sequence, err); /* read-your-writes */
+    if (wait_rc) return wait_rc;
     if (r->n_candidates == 0) return mr_err_set(err, MR_EINVAL, "candidates: at least one is required");
     for (size_t i = 0; i < r->n_candidates; i++)
         if (!r->candidates[i]->item_id[0])

@@ -20,6 +20,7 @@
 #include "proto/moerec.pb-c.h"
 #include "server/backend.h"
 #include "server/handlers.h"
+#include "server/replica.h"
 #include "server/registry.h"
 
 #define RECENT_IDS 50 /* recent items passed to behaviour-based experts */
@@ -200,6 +201,8 @@ int mr_handle_retrieve(mr_call_ctx *ctx, const ProtobufCMessage *req, ProtobufCM
     const Moerec__V1__RetrieveRequest *r = (const void *)req;
     if (!r->user_id[0] && !r->n_query_vector)
         return mr_err_set(err, MR_EINVAL, "user_id or query_vector is required");
+    int wait_rc = mr_replica_wait(ctx, r->min_sequence, err); /* read-your-writes */
+    if (wait_rc) return wait_rc;
     /* uint32 limits are checked before any cast to int (2^31 would wrap) */
     if (r->k > RETR_K_MAX)
         return mr_err_set(err, MR_EINVAL, "k is %u, at most %d", (unsigned)r->k, RETR_K_MAX);
@@ -259,6 +262,8 @@ int mr_handle_recommend(mr_call_ctx *ctx, const ProtobufCMessage *req, ProtobufC
     const Moerec__V1__RecommendRequest *r = (const void *)req;
     const mr_server_config *cfg = mr_server_config_of(ctx->server);
     if (!r->user_id[0]) return mr_err_set(err, MR_EINVAL, "user_id is required");
+    int wait_rc = mr_replica_wait(ctx, r->min_sequence, err); /* read-your-writes */
+    if (wait_rc) return wait_rc;
     /* uint32 limits are checked before any cast to int (2^31 would wrap) */
     if (r->k > (uint32_t)cfg->max_k)
         return mr_err_set(err, MR_EINVAL, "k is %u, at most %d", (unsigned)r->k, cfg->max_k);

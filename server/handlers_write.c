@@ -4,6 +4,7 @@
  * row), so a rejected request changes nothing. Acknowledged writes are in
  * RocksDB's WAL (fsync'd per batch with store_sync: true).
  */
+#include <math.h>
 #include <string.h>
 
 #include "common/clock.h"
@@ -11,6 +12,7 @@
 #include "proto/moerec.pb-c.h"
 #include "server/backend.h"
 #include "server/handlers.h"
+#include "server/replica.h"
 
 /* The store's default max_value_bytes (store_config_init). */
 #define ITEM_BLOB_MAX (1 << 20)
@@ -21,6 +23,7 @@ int mr_handle_upsert_items(mr_call_ctx *ctx, const ProtobufCMessage *req, Protob
     const Moerec__V1__UpsertItemsRequest *r = (const void *)req;
     mr_backend *be = mr_server_backend(ctx->server);
     if (!be) return mr_err_set(err, MR_ESTATE, NO_STORE);
+    if (be->log && !ctx->replay) return mr_replica_publish(ctx, MR_REPLICA_UPSERT_ITEMS, req, resp, err);
     size_t n = r->n_items;
     if (n == 0) return mr_err_set(err, MR_EINVAL, "items: at least one is required");
     mr_arena *a = ctx->arena;
@@ -47,6 +50,9 @@ int mr_handle_upsert_items(mr_call_ctx *ctx, const ProtobufCMessage *req, Protob
                 return mr_err_set(err, MR_EINVAL,
                                   "items[%zu].embedding has %zu values, the item table has dim %d",
                                   i, it->n_embedding, be->item_dim);
+            for (size_t j = 0; j < it->n_embedding; j++) /* the store checks too; a log needs it here */
+                if (!isfinite(it->embedding[j]))
+                    return mr_err_set(err, MR_EINVAL, "items[%zu].embedding[%zu] is not finite", i, j);
             vid[nv] = id;
             memcpy(vecs + nv * (size_t)be->item_dim, it->embedding,
                    (size_t)be->item_dim * sizeof *vecs);
@@ -66,6 +72,7 @@ int mr_handle_upsert_items(mr_call_ctx *ctx, const ProtobufCMessage *req, Protob
     }
     /* Vectors are validated (finite, dim) by the store before it writes. */
     int rc;
+    if (ctx->validate_only) nv = nf = 0; /* checked, nothing written (update log: replica.c) */
     if (nv && (rc = emb_store_put(be->st, be->items, vid, nv, vecs, nv * (size_t)be->item_dim, err)))
         return mr_err_wrap(err, "item vectors");
     if (nf && (rc = item_store_put(be->st, fid, nf, blobs, err)))
@@ -84,6 +91,7 @@ int mr_handle_append_events(mr_call_ctx *ctx, const ProtobufCMessage *req, Proto
     const Moerec__V1__AppendEventsRequest *r = (const void *)req;
     mr_backend *be = mr_server_backend(ctx->server);
     if (!be) return mr_err_set(err, MR_ESTATE, NO_STORE);
+    if (be->log && !ctx->replay) return mr_replica_publish(ctx, MR_REPLICA_APPEND_EVENTS, req, resp, err);
     size_t n = r->n_events;
     if (n == 0) return mr_err_set(err, MR_EINVAL, "events: at least one is required");
     behaviour_event *ev = mr_arena_alloc(ctx->arena, n * sizeof *ev);
@@ -100,7 +108,7 @@ int mr_handle_append_events(mr_call_ctx *ctx, const ProtobufCMessage *req, Proto
         ev[i].ts_ms = x->timestamp_ms ? x->timestamp_ms : now;
         ev[i].action = x->action[0] ? (uint32_t)idhash_bytes(x->action, strlen(x->action), 0) : 0;
     }
-    int rc = behaviour_append(be->beh, ev, n, err); /* one WriteBatch, validated first */
+    int rc = ctx->validate_only ? 0 : behaviour_append(be->beh, ev, n, err); /* one WriteBatch */
     if (rc) return rc;
     Moerec__V1__AppendEventsResponse *out = mr_arena_alloc(ctx->arena, sizeof *out);
     if (!out) return mr_err_set(err, MR_ENOMEM, "out of request memory");

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "server/backend.h"
+#include "server/replog.h"
 #include "server/registry.h"
 
 struct mr_metrics {
@@ -176,6 +177,22 @@ char *mr_metrics_render(mr_server *s) {
                 "# TYPE moerec_store_cache_bytes gauge\nmoerec_store_cache_bytes %llu\n",
             (unsigned long long)st.cache_bytes);
         if (be->tier) metrics_shared_tier(&b, be->tier);
+        if (be->log) {
+            mr_replog_stats ls;
+            mr_replog_get_stats(be->log, &ls);
+            put(&b, "# HELP moerec_log_applied_sequence Last update-log sequence applied to this "
+                    "replica's store.\n# TYPE moerec_log_applied_sequence gauge\n"
+                    "moerec_log_applied_sequence %llu\n", (unsigned long long)ls.applied_seq);
+            put(&b, "# HELP moerec_log_pending Update-log records not yet applied here.\n"
+                    "# TYPE moerec_log_pending gauge\nmoerec_log_pending %llu\n",
+                (unsigned long long)ls.pending);
+            put(&b, "# HELP moerec_log_published_total Write RPCs this server published to the "
+                    "update log.\n# TYPE moerec_log_published_total counter\n"
+                    "moerec_log_published_total %llu\n", (unsigned long long)ls.published);
+            put(&b, "# HELP moerec_log_rejected_total Update-log records skipped on apply as invalid."
+                    "\n# TYPE moerec_log_rejected_total counter\nmoerec_log_rejected_total %llu\n",
+                (unsigned long long)ls.rejected);
+        }
         put(&b, "# HELP moerec_store_ttl_sweeps_total TTL sweeps run.\n"
                 "# TYPE moerec_store_ttl_sweeps_total counter\nmoerec_store_ttl_sweeps_total %llu\n",
             (unsigned long long)atomic_load(&be->sweeps));

@@ -22,6 +22,7 @@
  * another thread, and two send batches on one call must never overlap.
  */
 #include "server.h"
+#include "replica.h"
 
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc.h>
@@ -321,7 +322,7 @@ static void run_handler(call *c, const ProtobufCMessage *req) {
     mr_err err;
     mr_err_clear(&err);
     mr_call_ctx ctx = {c->srv, &c->arena, c->method->path, c->start_ns,
-                       deadline_ms(&c->details.deadline)};
+                       deadline_ms(&c->details.deadline), 0, 0};
     /* A call that waited in the queue past its deadline: the client has
      * gone, so do not spend the work (it matters most under overload). */
     if (ctx.deadline_ms && mr_unix_ms() >= ctx.deadline_ms) {
@@ -565,6 +566,7 @@ int mr_server_create(const mr_server_config *cfg, mr_server **out, mr_err *err) 
         rc = mr_backend_open(&s->backend, cfg, err);
         if (rc) goto err;
     }
+    if (cfg->log_servers[0] && (rc = mr_replica_open(s, cfg, err))) goto err;
     grpc_arg args[3];
     args[0].type = GRPC_ARG_INTEGER;
     args[0].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;

@@ -36,6 +36,8 @@ typedef struct mr_call_ctx {
     const char *method;          /* full path */
     uint64_t start_ns;           /* when the call arrived */
     int64_t deadline_ms;         /* client's deadline, unix ms; 0 = none */
+    int replay;                  /* a record applied from the update log (replica.c) */
+    int validate_only;           /* write handlers: every check, no write (replica.c) */
 } mr_call_ctx;
 
 /* Fill *resp (allocated in ctx->arena, initialised with its descriptor's

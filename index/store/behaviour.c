@@ -267,7 +267,7 @@ static int beh_append_user(mr_behaviour *b, rocksdb_writebatch_t *wb, uint64_t u
     if (!oldest || (first_new && beh_event_cmp(first_new, oldest) < 0)) oldest = first_new;
     s.n_events = (uint32_t)(total - r);
     s.next_seq += k;
-    s.write_s = (uint32_t)((mr_unix_ms() + 999) / 1000); /* rounded up: never expires early */
+    s.write_s = (uint32_t)((store_write_clock_ms() + 999) / 1000); /* rounded up: never expires early */
     if (oldest) {
         s.oldest_ts = oldest->ts;
         s.oldest_seq = oldest->seq;

@@ -241,7 +241,7 @@ int emb_store_put(mr_store *st, mr_emb_table *t, const uint64_t *ids, size_t n, 
         if (wb) rocksdb_writebatch_destroy(wb);
         return mr_err_set(e, MR_ENOMEM, "put of %zu rows: out of memory", n);
     }
-    int64_t now = mr_unix_ms();
+    int64_t now = store_write_clock_ms();
     for (size_t i = 0; i < n; i++) {
         uint8_t *k = buf + i * (t->row_bytes + 8), *v = k + 8;
         emb_key_encode(ids[i], k);

@@ -19,6 +19,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include <xxhash.h>
 #include "index/store/emb_codec.h"
 
 const char *const store_cf_names[STORE_CF_FIXED] = {"default", "meta", "items",
@@ -51,8 +52,77 @@ int store_check_writable(const mr_store *st, mr_err *e) {
     return 0;
 }
 
+/* The update-log sequence the calling thread is applying (0 = none): every
+ * batch it writes records it in the same batch (store_log_seq_begin). */
+static _Thread_local uint64_t tl_log_seq;
+static _Thread_local int64_t tl_log_time_ms; /* the record's time: rows' write clock */
+#define STORE_LOG_SEQ_KEY "log_applied_seq"
+
+void store_log_seq_begin(uint64_t seq, int64_t time_ms) {
+    tl_log_seq = seq;
+    tl_log_time_ms = time_ms;
+}
+void store_log_seq_end(void) { tl_log_seq = 0, tl_log_time_ms = 0; }
+int64_t store_write_clock_ms(void) { return tl_log_time_ms ? tl_log_time_ms : mr_unix_ms(); }
+
+/* xxh3 over every key and value of one family, in key order. */
+static int store_digest_cf(mr_store *st, rocksdb_column_family_handle_t *cf, XXH3_state_t *h,
+                           uint64_t *nrows, mr_err *e) {
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, st->ropts, cf);
+    for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t kl, vl;
+        const char *k = rocksdb_iter_key(it, &kl), *v = rocksdb_iter_value(it, &vl);
+        uint64_t lens[2] = {kl, vl};
+        XXH3_64bits_update(h, lens, sizeof lens);
+        XXH3_64bits_update(h, k, kl);
+        XXH3_64bits_update(h, v, vl);
+        (*nrows)++;
+    }
+    char *err = NULL;
+    rocksdb_iter_get_error(it, &err);
+    rocksdb_iter_destroy(it);
+    return err ? store_rocks_err(e, MR_EINTERNAL, err, "digest: scan") : 0;
+}
+
+int store_digest(mr_store *st, uint64_t *digest, uint64_t *nrows, mr_err *e) {
+    XXH3_state_t *h = XXH3_createState();
+    if (!h) return mr_err_set(e, MR_ENOMEM, "digest: out of memory");
+    XXH3_64bits_reset(h);
+    *nrows = 0;
+    int rc = 0;
+    for (int c = STORE_CF_ITEMS; c < STORE_CF_FIXED && !rc; c++)
+        rc = store_digest_cf(st, st->cf[c], h, nrows, e);
+    int nt = atomic_load(&st->ntables);
+    for (int i = 0; i < nt && !rc; i++) {
+        XXH3_64bits_update(h, st->tables[i].info.name, strlen(st->tables[i].info.name));
+        rc = store_digest_cf(st, st->tables[i].cf, h, nrows, e);
+    }
+    *digest = XXH3_64bits_digest(h);
+    XXH3_freeState(h);
+    return rc;
+}
+
+int store_log_seq_get(mr_store *st, uint64_t *seq, mr_err *e) {
+    *seq = 0;
+    char *err = NULL;
+    size_t vlen = 0;
+    char *v = rocksdb_get_cf(st->db, st->ropts, st->cf[STORE_CF_META], STORE_LOG_SEQ_KEY,
+                             strlen(STORE_LOG_SEQ_KEY), &vlen, &err);
+    if (err) return store_rocks_err(e, MR_EINTERNAL, err, "read the applied log sequence");
+    int rc = 0;
+    if (v && vlen == 8)
+        memcpy(seq, v, 8);
+    else if (v)
+        rc = mr_err_set(e, MR_ECORRUPT, "applied log sequence: %zu bytes, want 8", vlen);
+    free(v);
+    return rc;
+}
+
 int store_write(mr_store *st, rocksdb_writebatch_t *wb, mr_err *e) {
     char *err = NULL;
+    if (tl_log_seq) /* the record's writes and "applied up to here" commit together */
+        rocksdb_writebatch_put_cf(wb, st->cf[STORE_CF_META], STORE_LOG_SEQ_KEY,
+                                  strlen(STORE_LOG_SEQ_KEY), (const char *)&tl_log_seq, 8);
     rocksdb_write(st->db, st->wopts, wb, &err);
     if (err) return store_rocks_err(e, MR_EINTERNAL, err, "write batch");
     atomic_fetch_add(&st->ctr.batches_written, 1);

@@ -73,6 +73,22 @@ int store_compact(mr_store *st, mr_err *e);
  * treat such rows as absent; this reclaims the space. *n_deleted may be NULL. */
 int store_expire(mr_store *st, int64_t now_ms, uint64_t *n_deleted, mr_err *e);
 
+/* Update-log replay (server/replog.h): between begin and end, every write
+ * batch the calling thread commits also records seq as the store's applied
+ * log sequence, in the same batch, so after a crash the store knows exactly
+ * which records it holds and a replay never applies one twice; time_ms
+ * (the record's time) is the write time of every row written meanwhile, so
+ * every replica writes byte-identical rows (TTL clocks included). Per
+ * thread: other threads' writes are unaffected. */
+void store_log_seq_begin(uint64_t seq, int64_t time_ms);
+void store_log_seq_end(void);
+/* The last sequence recorded (0 when none was ever applied). */
+int store_log_seq_get(mr_store *st, uint64_t *seq, mr_err *e);
+/* xxh3-64 over every row of every family but meta (items, users, events,
+ * SDIM tables, embedding tables), in key order: two replicas that applied
+ * the same log records have the same digest. O(rows): an admin tool. */
+int store_digest(mr_store *st, uint64_t *digest, uint64_t *nrows, mr_err *e);
+
 /* ---- embedding tables ------------------------------------------------- */
 
 typedef struct emb_table_info {

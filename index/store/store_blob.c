@@ -47,7 +47,7 @@ static int blob_put(mr_store *st, int cfi, uint32_t ns, const uint64_t *ids, siz
         if (wb) rocksdb_writebatch_destroy(wb);
         return mr_err_set(e, MR_ENOMEM, "%s put: out of memory", what);
     }
-    int64_t now = mr_unix_ms();
+    int64_t now = store_write_clock_ms();
     for (size_t i = 0; i < n; i++) {
         uint8_t k[8];
         emb_key_encode(ids[i], k);

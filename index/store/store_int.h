@@ -78,6 +78,9 @@ static inline void store_ttl_lock(mr_store *st, int64_t ttl, int lock) {
     else
         pthread_rwlock_unlock(&st->ttl_mu);
 }
+/* Write time of rows written now: the update-log record's time while a
+ * replica applies one (store_log_seq_begin), else the wall clock. */
+int64_t store_write_clock_ms(void);
 /* Primary-only guard for writes. */
 int store_check_writable(const mr_store *st, mr_err *e);
 

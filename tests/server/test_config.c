@@ -70,6 +70,16 @@ static void test_validate_ranges(void **s) {
     mr_config_defaults(&c);
     c.completion_queues = 0;
     assert_int_equal(mr_config_validate(&c, &e), MR_EINVAL);
+    mr_config_defaults(&c); /* an update log needs a consumer name and a store */
+    snprintf(c.log_servers, sizeof c.log_servers, "nats://127.0.0.1:4222");
+    snprintf(c.data_dir, sizeof c.data_dir, "data");
+    assert_int_equal(mr_config_validate(&c, &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, "log_consumer"));
+    snprintf(c.log_consumer, sizeof c.log_consumer, "r1");
+    assert_int_equal(mr_config_validate(&c, &e), MR_OK);
+    c.data_dir[0] = 0;
+    assert_int_equal(mr_config_validate(&c, &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, "data_dir"));
     mr_config_defaults(&c);
     snprintf(c.log_level, sizeof c.log_level, "loud");
     assert_int_equal(mr_config_validate(&c, &e), MR_EINVAL);

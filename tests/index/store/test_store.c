@@ -263,6 +263,68 @@ static void test_table_after_crash_in_create(void **state) {
     for (int i = 0; i < 4; i++) assert_true(found[i]);
 }
 
+/* Update-log replay: the applied sequence commits with the record's rows,
+ * the record's time is the rows' write time, and two stores that applied
+ * the same records have one digest. */
+static void apply_record(mr_store *st, uint64_t seq, int64_t time_ms, uint64_t id, float v) {
+    mr_emb_table *t = emb_store_table(st, "logged", NULL);
+    float row[4] = {v, v + 1, v + 2, v + 3};
+    store_blob blob = {(const uint8_t *)"feat", 4};
+    store_log_seq_begin(seq, time_ms);
+    assert_int_equal(emb_store_put(st, t, &id, 1, row, 4, NULL), 0);
+    assert_int_equal(item_store_put(st, &id, 1, &blob, NULL), 0);
+    store_log_seq_end();
+}
+
+static void test_log_sequence_and_digest(void **state) {
+    fx *f = *state;
+    char dir2[256];
+    assert_non_null(store_test_tmpdir(dir2, sizeof dir2, "store2"));
+    mr_err e;
+    mr_store *st2 = open_mode(dir2, STORE_PRIMARY, NULL, &e);
+    assert_non_null(st2);
+    mr_store *both[2] = {f->st, st2};
+    uint64_t seq = 1;
+    for (int s = 0; s < 2; s++) {
+        assert_int_equal(store_log_seq_get(both[s], &seq, NULL), 0);
+        assert_int_equal(seq, 0); /* never applied */
+        assert_int_equal(emb_table_create(both[s], "logged", 4, EMB_FP32, 0, NULL), 0);
+        for (uint64_t r = 1; r <= 20; r++) apply_record(both[s], r, 1700000000000 + (int64_t)r, r % 7, (float)r);
+        assert_int_equal(store_log_seq_get(both[s], &seq, NULL), 0);
+        assert_int_equal(seq, 20);
+    }
+    /* a write outside replay does not move the sequence */
+    uint64_t id = 99;
+    float row[4] = {1, 2, 3, 4};
+    assert_int_equal(emb_store_put(st2, emb_store_table(st2, "logged", NULL), &id, 1, row, 4, NULL), 0);
+    assert_int_equal(store_log_seq_get(st2, &seq, NULL), 0);
+    assert_int_equal(seq, 20);
+    uint64_t d1, d2, n1, n2;
+    assert_int_equal(store_digest(f->st, &d1, &n1, NULL), 0);
+    assert_int_equal(store_digest(st2, &d2, &n2, NULL), 0);
+    assert_int_equal(n2, n1 + 1);
+    assert_int_not_equal(d1, d2);
+    /* the same record applied to the first store: same rows, same time, same digest */
+    store_log_seq_begin(21, 1700000000500);
+    assert_int_equal(emb_store_put(f->st, emb_store_table(f->st, "logged", NULL), &id, 1, row, 4, NULL), 0);
+    store_log_seq_end();
+    store_log_seq_begin(21, 1700000000500);
+    assert_int_equal(emb_store_put(st2, emb_store_table(st2, "logged", NULL), &id, 1, row, 4, NULL), 0);
+    store_log_seq_end();
+    assert_int_equal(store_digest(f->st, &d1, &n1, NULL), 0);
+    assert_int_equal(store_digest(st2, &d2, &n2, NULL), 0);
+    assert_int_equal(n1, n2);
+    assert_int_equal(d1, d2);
+    /* the sequence survives a reopen */
+    store_close(st2);
+    st2 = open_mode(dir2, STORE_PRIMARY, NULL, &e);
+    assert_non_null(st2);
+    assert_int_equal(store_log_seq_get(st2, &seq, NULL), 0);
+    assert_int_equal(seq, 21);
+    store_close(st2);
+    store_test_rmrf(dir2);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_schema_persists, setup, teardown),
@@ -271,6 +333,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_secondary_catches_up, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ttl_sweep_tables_and_users, setup, teardown),
         cmocka_unit_test_setup_teardown(test_table_after_crash_in_create, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_log_sequence_and_digest, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
