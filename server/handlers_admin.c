@@ -1,5 +1,8 @@
 /* handlers_admin.c — moerec.v1.Admin: Stats (Reload arrives with model
  * loading). */
+#include <string.h>
+#include <unistd.h>
+
 #include "proto/moerec.pb-c.h"
 #include "server/backend.h"
 #include "server/handlers.h"
@@ -93,7 +96,43 @@ int mr_handle_admin_stats(mr_call_ctx *ctx, const ProtobufCMessage *req, Protobu
         out->log_applied_sequence = ls.applied_seq;
         out->log_pending = ls.pending;
         out->log_rejected = ls.rejected;
+        out->log_applied_records = ls.applied;
     }
+    *resp = &out->base;
+    return MR_OK;
+}
+
+int mr_handle_admin_checkpoint(mr_call_ctx *ctx, const ProtobufCMessage *req,
+                               ProtobufCMessage **resp, mr_err *err) {
+    const Moerec__V1__CheckpointRequest *r = (const void *)req;
+    mr_backend *be = mr_server_backend(ctx->server);
+    if (!be) return mr_err_set(err, MR_ESTATE, "no store to checkpoint: start with data_dir");
+    if (r->dir[0] != '/')
+        return mr_err_set(err, MR_EINVAL, "dir must be an absolute path on the server, got '%.200s'",
+                          r->dir);
+    if (strlen(r->dir) > 1024) return mr_err_set(err, MR_EINVAL, "dir: longer than 1024 bytes");
+    if (access(r->dir, F_OK) == 0)
+        return mr_err_set(err, MR_EEXIST, "dir '%.200s' exists: a checkpoint needs a new folder", r->dir);
+    int rc = store_checkpoint(be->st, r->dir, err);
+    if (rc) return rc;
+    /* The sequence the copy holds: read from the copy itself, since the
+     * log consumer may have applied more records meanwhile. */
+    store_config sc;
+    store_config_init(&sc);
+    sc.mode = STORE_READ_ONLY;
+    sc.cache_bytes = 0;
+    mr_store *cp = NULL;
+    uint64_t seq = 0;
+    if ((rc = store_open(&cp, r->dir, &sc, err)) == 0) {
+        rc = store_log_seq_get(cp, &seq, err);
+        store_close(cp);
+    }
+    if (rc) return mr_err_wrap(err, "checkpoint written to '%.200s' but not readable", r->dir);
+    Moerec__V1__CheckpointResponse *out = mr_arena_alloc(ctx->arena, sizeof *out);
+    if (!out) return mr_err_set(err, MR_ENOMEM, "out of request memory");
+    moerec__v1__checkpoint_response__init(out);
+    out->dir = (char *)r->dir;
+    out->log_sequence = seq;
     *resp = &out->base;
     return MR_OK;
 }

@@ -34,5 +34,8 @@ const mr_method mr_methods[] = {
      &moerec__v1__reload_response__descriptor, mr_handle_admin_reload, 0, 1},
     RPC("moerec.v1.Admin", "Stats", moerec__v1__stats_request, moerec__v1__stats_response,
         mr_handle_admin_stats),
+    /* A checkpoint flushes memtables and links files: offloaded like Reload. */
+    {"/moerec.v1.Admin/Checkpoint", &moerec__v1__checkpoint_request__descriptor,
+     &moerec__v1__checkpoint_response__descriptor, mr_handle_admin_checkpoint, 0, 1},
 };
 const int mr_nmethods = (int)(sizeof mr_methods / sizeof mr_methods[0]);

@@ -48,6 +48,7 @@ typedef struct mr_replog_stats {
     uint64_t pending;      /* records in the log not yet applied here */
     uint64_t rejected;     /* records skipped as invalid */
     uint64_t retries;      /* apply attempts that failed and were retried */
+    uint64_t applied;      /* records applied by this process (a restart resets it) */
 } mr_replog_stats;
 
 /* Connect, create the stream when absent (retrying while the JetStream

@@ -25,6 +25,7 @@
 #define REPLOG_FETCH 256        /* records per fetch */
 #define REPLOG_FETCH_WAIT 250   /* ms a fetch waits for records */
 #define REPLOG_RETRY_MS 200     /* pause before retrying a failed apply */
+#define REPLOG_GAP_TRIES 3      /* consumer restarts before a gap is accepted */
 
 struct mr_replog {
     char *servers, *stream, *subject, *consumer;
@@ -36,10 +37,11 @@ struct mr_replog {
     void *arg;
     pthread_t th;
     int started;
+    int gap_tries;                /* consumer thread only */
     atomic_int stop;
     pthread_mutex_t mu;           /* guards applied_seq for waiters */
     pthread_cond_t cv;            /* broadcast when applied_seq moves */
-    _Atomic uint64_t applied_seq, pending, published, rejected, retries;
+    _Atomic uint64_t applied_seq, pending, published, rejected, retries, applied;
 };
 
 static int nats_err(mr_err *e, int code, natsStatus s, jsErrCode jerr, const char *what) {
@@ -127,15 +129,22 @@ static int replog_stream(mr_replog *l, mr_err *e) {
     }
 }
 
-/* Bind this replica's durable consumer, created at `start` when absent. */
+/* (Re)create this replica's durable consumer at `start` and bind it. The
+ * store, not the consumer, knows what was applied: a consumer left from
+ * before (a restart, a dropped connection) may hold records delivered but
+ * never acked, which JetStream redelivers only after AckWait, behind newer
+ * ones. A fresh consumer at the store's position keeps delivery in order. */
 static int replog_consumer(mr_replog *l, uint64_t start, mr_err *e) {
     int64_t until = mr_unix_ms() + l->timeout_ms;
     jsOptions jo = replog_setup_opts();
+    if (l->sub) {
+        natsSubscription_Destroy(l->sub);
+        l->sub = NULL;
+    }
     for (;;) {
-        jsConsumerInfo *ci = NULL;
         jsErrCode jerr = 0;
-        natsStatus s = js_GetConsumerInfo(&ci, l->js, l->stream, l->consumer, &jo, &jerr);
-        if (s == NATS_NOT_FOUND) {
+        natsStatus s = js_DeleteConsumer(l->js, l->stream, l->consumer, &jo, &jerr);
+        if (s == NATS_OK || s == NATS_NOT_FOUND) {
             jsConsumerConfig cc;
             jsConsumerConfig_Init(&cc);
             cc.Durable = l->consumer;
@@ -144,10 +153,11 @@ static int replog_consumer(mr_replog *l, uint64_t start, mr_err *e) {
             cc.AckPolicy = js_AckExplicit;
             cc.AckWait = 30LL * 1000 * 1000 * 1000; /* ns: longer than any apply */
             cc.MaxAckPending = 4 * REPLOG_FETCH;
+            jsConsumerInfo *ci = NULL;
             s = js_AddConsumer(&ci, l->js, l->stream, &cc, &jo, &jerr);
+            if (s == NATS_OK) jsConsumerInfo_Destroy(ci);
         }
         if (s == NATS_OK) {
-            jsConsumerInfo_Destroy(ci);
             jsSubOptions so;
             jsSubOptions_Init(&so);
             so.Stream = l->stream;
@@ -212,19 +222,33 @@ static void replog_set_applied(mr_replog *l, uint64_t seq) {
 }
 
 /* Apply one fetched record (in order); 1 when it was settled (applied,
- * already held, or rejected) and may be acked, 0 when stopping first. */
+ * already held, or rejected) and may be acked, 0 when stopping first, -1
+ * when records before it have not arrived (the consumer is restarted). */
 static int replog_apply_one(mr_replog *l, natsMsg *m) {
     jsMsgMetaData *meta = NULL;
     if (natsMsg_GetMetaData(&meta, m) != NATS_OK) return 1; /* not a stream record: drop */
     uint64_t seq = meta->Sequence.Stream;
     atomic_store(&l->pending, meta->NumPending);
     jsMsgMetaData_Destroy(meta);
-    if (seq <= atomic_load(&l->applied_seq)) return 1; /* redelivered: the store has it */
+    uint64_t applied = atomic_load(&l->applied_seq);
+    if (seq <= applied) return 1; /* redelivered: the store has it */
+    if (seq != applied + 1 && l->gap_tries < REPLOG_GAP_TRIES) {
+        l->gap_tries++; /* records in between are pending elsewhere: restart the consumer */
+        return -1;
+    }
+    if (seq != applied + 1) /* still missing from a fresh consumer: gone from the stream */
+        mr_error("update log: records %llu..%llu are no longer in the stream; this replica "
+                 "misses them (restore it from a checkpoint)",
+                 (unsigned long long)(applied + 1), (unsigned long long)(seq - 1));
+    l->gap_tries = 0;
     for (int64_t last_warn = 0;;) {
         mr_err e = {0};
         int rc = l->fn(l->arg, seq, (const uint8_t *)natsMsg_GetData(m),
                        (size_t)natsMsg_GetDataLength(m), &e);
-        if (rc == 0) break;
+        if (rc == 0) {
+            atomic_fetch_add(&l->applied, 1);
+            break;
+        }
         if (rc == MR_EINVAL) {
             atomic_fetch_add(&l->rejected, 1);
             mr_warn("update log: record %llu rejected on apply (skipped): %s",
@@ -246,6 +270,13 @@ static int replog_apply_one(mr_replog *l, natsMsg *m) {
 static void *replog_main(void *arg) {
     mr_replog *l = arg;
     while (!atomic_load(&l->stop)) {
+        if (!l->sub) { /* a restart of the consumer failed: try again */
+            mr_err e = {0};
+            if (replog_consumer(l, atomic_load(&l->applied_seq) + 1, &e)) {
+                usleep(500 * 1000);
+                continue;
+            }
+        }
         natsMsgList list = {0};
         jsErrCode jerr = 0;
         natsStatus s = natsSubscription_Fetch(&list, l->sub, REPLOG_FETCH, REPLOG_FETCH_WAIT, &jerr);
@@ -257,10 +288,15 @@ static void *replog_main(void *arg) {
             usleep(100 * 1000);
             continue;
         }
-        int i = 0;
-        for (; i < list.Count && replog_apply_one(l, list.Msgs[i]); i++)
+        int r = 1;
+        for (int i = 0; i < list.Count && (r = replog_apply_one(l, list.Msgs[i])) == 1; i++)
             natsMsg_Ack(list.Msgs[i], NULL); /* after the write: at-least-once + seq check */
         natsMsgList_Destroy(&list); /* records not settled are redelivered */
+        if (r < 0) {
+            mr_err e = {0};
+            if (replog_consumer(l, atomic_load(&l->applied_seq) + 1, &e))
+                mr_warn("update log: cannot restart the consumer: %s", e.msg);
+        }
     }
     return NULL;
 }
@@ -300,6 +336,7 @@ void mr_replog_get_stats(mr_replog *l, mr_replog_stats *s) {
     s->pending = atomic_load(&l->pending);
     s->rejected = atomic_load(&l->rejected);
     s->retries = atomic_load(&l->retries);
+    s->applied = atomic_load(&l->applied);
 }
 
 void mr_replog_close(mr_replog *l) {

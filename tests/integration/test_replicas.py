@@ -70,9 +70,9 @@ class ReplicasTest(unittest.TestCase):
             cls.start_replica(i)
 
     @classmethod
-    def start_replica(cls, i):
+    def start_replica(cls, i, data_dir=None):
         d = cls.tmp.name
-        cfg = {"data_dir": os.path.join(d, "data%d" % i), "item_dim": 4, "log_level": "warn",
+        cfg = {"data_dir": data_dir or os.path.join(d, "data%d" % i), "item_dim": 4, "log_level": "warn",
                "log_servers": cls.servers, "log_consumer": "r%d" % i, "log_replicas": 3,
                "log_timeout_ms": 20000}
         path = os.path.join(d, "moerec%d.json" % i)
@@ -179,7 +179,25 @@ class ReplicasTest(unittest.TestCase):
             last = max(last, self.write(rnd.randrange(2), rnd))  # replicas 0 and 1 take writes
         self.converge(last)  # replica 2: nothing lost, nothing applied twice
 
-    def test_4_a_nats_node_dies_writes_go_on(self):
+    def test_4_new_replica_from_a_checkpoint(self):
+        rnd = random.Random(5)
+        for _ in range(50):
+            self.write(rnd.randrange(N_REPLICAS), rnd)
+        cp = os.path.join(self.tmp.name, "checkpoint")
+        r = self.pbg.AdminStub(self.chans[0]).Checkpoint(self.pb.CheckpointRequest(dir=cp), timeout=60)
+        self.assertGreater(r.log_sequence, 0)
+        with self.assertRaises(self.grpc.RpcError) as cm:  # the folder exists now
+            self.pbg.AdminStub(self.chans[0]).Checkpoint(self.pb.CheckpointRequest(dir=cp), timeout=60)
+        self.assertEqual(cm.exception.code(), self.grpc.StatusCode.ALREADY_EXISTS)
+        last = max(self.write(rnd.randrange(N_REPLICAS), rnd) for _ in range(50))
+        self.procs.append(None), self.addrs.append(None), self.chans.append(None)
+        self.start_replica(3, data_dir=cp)  # a fourth replica on the copy
+        self.converge(last, replicas=range(4))
+        st = self.stats(3)
+        self.assertEqual(st.log_applied_records, last - r.log_sequence)  # not from sequence 0
+        self.assertLess(st.log_applied_records, last)
+
+    def test_5_a_nats_node_dies_writes_go_on(self):
         rnd = random.Random(4)
         self.nats[0].kill()
         self.nats[0].wait()
