@@ -28,17 +28,16 @@ trap '[ -n "$pid" ] && kill $pid 2>/dev/null; rm -rf "$dir"' EXIT
 pid=$!
 for _ in $(seq 100); do grep -q listening "$dir/port" 2>/dev/null && break; sleep 0.1; done
 target=$(sed -n 's/^listening on //p' "$dir/port")
-/usr/bin/python3 - "$target" "$root" "$dir" <<'PY'
-import sys, tempfile
+"$root/tests/integration/install_python_client.sh" "$root" "$build/pyclient-venv" >/dev/null
+"$build/pyclient-venv/bin/python" - "$target" "$root" "$dir" <<'PY'
+import sys
 target, root, d = sys.argv[1:4]
 sys.path.insert(0, root + "/scripts")
-import demo_client, grpc
-with tempfile.TemporaryDirectory() as out:
-    demo_client.load_stubs(root + "/proto", out)
-    import moerec_pb2 as pb, moerec_pb2_grpc
-    stub = moerec_pb2_grpc.RecommenderStub(grpc.insecure_channel(target))
+import demo_client
+from moerec_client import Client
+with Client(target) as client:
     items, users = demo_client.read_world(d)
-    demo_client.load_catalogue(stub, pb, d)
-    demo_client.replay_events(stub, pb, d, users[:50])
+    demo_client.load_catalogue(client, d)
+    demo_client.replay_events(client, d, users[:50])
 PY
 "$build/bench/bench_serve" --target "$target" --model "$dir/models/demo/1" --demo "$dir" "$@"

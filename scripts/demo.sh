@@ -12,7 +12,8 @@
 # ranker with top-p gates on it (seconds); `moerec index retrievers` builds
 # one FAISS expert per genre, k-means pilots and a popularity fallback
 # beside the model version; `moerec serve` serves model + retrievers + a
-# RocksDB store. A python3-grpcio client then loads the catalogue
+# RocksDB store. The Python client package (clients/python, installed into
+# the venv build/pyclient-venv) then loads the catalogue
 # (UpsertItems), replays users' clicks (AppendEvents), and asks Recommend:
 # routed retrieval + MoE ranking, favourite genres on top. The world lives
 # in build/demo (MOEREC_DEMO_DIR); the store is fresh on every run.
@@ -56,8 +57,9 @@ for _ in $(seq 100); do grep -q listening "$out/port" 2>/dev/null && break; slee
 target=$(sed -n 's/^listening on //p' "$out/port")
 [ -n "$target" ] || { echo "demo: server did not start" >&2; exit 1; }
 echo "moerec is serving on $target"
-/usr/bin/python3 "$root/scripts/demo_client.py" --target "$target" --proto-dir "$root/proto" \
-  --demo-dir "$demo"
+venv="$build/pyclient-venv"
+"$root/tests/integration/install_python_client.sh" "$root" "$venv" >/dev/null
+"$venv/bin/python" "$root/scripts/demo_client.py" --target "$target" --demo-dir "$demo"
 if [ $once -eq 1 ]; then exit 0; fi
 echo "serving until Ctrl-C (SIGTERM/SIGINT drain in-flight calls and exit 0)"
 wait $pid

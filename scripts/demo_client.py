@@ -1,7 +1,8 @@
-#!/usr/bin/python3
-"""demo_client.py — call a running moerec server with Debian's python3-grpcio.
+#!/usr/bin/env python3
+"""demo_client.py — call a running moerec server through the Python client package.
 
-Generates stubs from proto/ into a temp dir. With --demo-dir (the folder
+Needs moerec_client (clients/python; scripts/demo.sh installs it into a
+venv, docs/python-client.md says how). With --demo-dir (the folder
 `moerec demo-data` wrote) it loads the catalogue into the server
 (UpsertItems: item vectors + features), replays the demo users' clicks
 (AppendEvents), asks Recommend for each demo user's top 10 and shows that
@@ -14,17 +15,8 @@ import argparse
 import csv
 import os
 import random
-import sys
-import tempfile
 
-
-def load_stubs(proto_dir, out):
-    from grpc_tools import protoc
-    for name in ("health.proto", "moerec.proto"):
-        if protoc.main(["protoc", "-I" + proto_dir, "--python_out=" + out,
-                        "--grpc_python_out=" + out, os.path.join(proto_dir, name)]):
-            raise RuntimeError("protoc failed on " + name)
-    sys.path.insert(0, out)
+from moerec_client import Client
 
 
 def read_world(demo_dir):
@@ -42,71 +34,63 @@ def candidates_for(user, items, rng, n_fav=4, n_other=8):
     return rng.sample(favs, n_fav) + rng.sample(others, n_other), fav
 
 
-def score(stub, pb, user, cands, debug=False):
-    req = pb.ScoreRequest(request_id="demo-" + user["user_id"], user_id=user["user_id"],
-                          debug=debug)
-    req.user_features.numeric.add(name="age", value=float(user["age"]))
-    for it in cands:
-        c = req.candidates.add(item_id=it["item_id"])
-        c.features.categorical.add(name="genre", values=[it["genre"]])
-        c.features.numeric.add(name="price", value=float(it["price"]))
-    return stub.Score(req, timeout=10)
+def score(client, user, cands, debug=False):
+    return client.score(user["user_id"], [
+        (it["item_id"], {"genre": it["genre"], "price": float(it["price"])}) for it in cands],
+        user_features={"age": float(user["age"])}, debug=debug,
+        request_id="demo-" + user["user_id"])
 
 
-def load_catalogue(stub, pb, demo_dir, batch=500):
+def load_catalogue(client, demo_dir, batch=500):
     """UpsertItems every item: its vector and its features (genre, price)."""
     items = {i["item_id"]: i for i in read_world(demo_dir)[0]}
     with open(os.path.join(demo_dir, "item_vectors.csv")) as f:
         rows = list(csv.DictReader(f))
     dims = [k for k in rows[0] if k.startswith("e")]
     for s in range(0, len(rows), batch):
-        req = pb.UpsertItemsRequest()
-        for r in rows[s:s + batch]:
-            it = req.items.add(item_id=r["item_id"], embedding=[float(r[k]) for k in dims])
-            it.features.categorical.add(name="genre", values=[r["genre"]])
-            it.features.numeric.add(name="price", value=float(items[r["item_id"]]["price"]))
-        stub.UpsertItems(req, timeout=30)
+        client.upsert_items([{
+            "item_id": r["item_id"], "embedding": [float(r[k]) for k in dims],
+            "features": {"genre": r["genre"], "price": float(items[r["item_id"]]["price"])}}
+            for r in rows[s:s + batch]], timeout=30)
     return len(rows)
 
 
-def replay_events(stub, pb, demo_dir, users):
+def replay_events(client, demo_dir, users):
     """AppendEvents: every click of the given users, in time order."""
     want = {u["user_id"] for u in users}
-    req = pb.AppendEventsRequest()
-    n = 0
+    batch, n = [], 0
     with open(os.path.join(demo_dir, "events.csv")) as f:
         for r in csv.DictReader(f):
             if r["user_id"] in want:
-                req.events.add(user_id=r["user_id"], item_id=r["item_id"],
-                               timestamp_ms=int(r["ts_ms"]), action="click")
+                batch.append((r["user_id"], r["item_id"], int(r["ts_ms"]), "click"))
                 n += 1
-                if len(req.events) == 5000:
-                    stub.AppendEvents(req, timeout=30)
-                    req = pb.AppendEventsRequest()
-    if req.events:
-        stub.AppendEvents(req, timeout=30)
+                if len(batch) == 5000:
+                    client.append_events(batch, timeout=30)
+                    batch = []
+    if batch:
+        client.append_events(batch, timeout=30)
     return n
 
 
-def favourite_share(stub, pb, items, users, k=10):
+def favourite_share(client, items, users, k=10):
     """Fraction of Recommend's top k in each user's favourite genres."""
     genre = {i["item_id"]: i["genre"] for i in items}
     hit = total = 0
     for u in users:
         fav = set(u["favourite_genres"].split("|"))
-        r = stub.Recommend(pb.RecommendRequest(user_id=u["user_id"], k=k), timeout=10)
+        r = client.recommend(u["user_id"], k=k)
         hit += sum(genre[x.item_id] in fav for x in r.items)
         total += len(r.items)
     return hit / total
 
 
-def favourite_lift(stub, pb, items, users, n_users, seed=7):
+def favourite_lift(client, items, users, n_users, seed=7):
     """Mean final score of favourite-genre candidates minus the others'."""
     rng = random.Random(seed)
     fav_s, other_s = [], []
     for user in users[:n_users]:
         cands, fav = candidates_for(user, items, rng)
-        r = score(stub, pb, user, cands)
+        r = score(client, user, cands)
         for it, out in zip(cands, r.items):
             (fav_s if it["genre"] in fav else other_s).append(out.score)
     return sum(fav_s) / len(fav_s) - sum(other_s) / len(other_s)
@@ -114,81 +98,73 @@ def favourite_lift(stub, pb, items, users, n_users, seed=7):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--target", default="127.0.0.1:50051")
-    ap.add_argument("--proto-dir", default=os.path.join(os.path.dirname(__file__), "..", "proto"))
+    ap.add_argument("--target", default="127.0.0.1:50051",
+                    help="server address; several, comma-separated, are called round robin")
     ap.add_argument("--demo-dir", help="folder written by `moerec demo-data`")
     ap.add_argument("--users", type=int, default=3, help="demo users to rank for")
     a = ap.parse_args()
-    import grpc
-    with tempfile.TemporaryDirectory() as out:
-        load_stubs(a.proto_dir, out)
-        import health_pb2, health_pb2_grpc, moerec_pb2 as pb, moerec_pb2_grpc
-        ch = grpc.insecure_channel(a.target)
-        health = health_pb2_grpc.HealthStub(ch)
-        r = health.Check(health_pb2.HealthCheckRequest(), timeout=10)
-        print("health Check:", health_pb2.HealthCheckResponse.ServingStatus.Name(r.status))
-        w = health.Watch(health_pb2.HealthCheckRequest(), timeout=10)
-        print("health Watch, first message:",
-              health_pb2.HealthCheckResponse.ServingStatus.Name(next(w).status))
-        w.cancel()
-        rec = moerec_pb2_grpc.RecommenderStub(ch)
-        if a.demo_dir:
-            info = rec.GetModelInfo(pb.GetModelInfoRequest(), timeout=10)
-            print("model %s version %s: %s, %d experts, %s gates, tasks %s" % (
-                info.model, info.version, info.architecture, info.experts, info.gate,
-                ", ".join("%s (weight %.1f)" % (t.name, t.weight) for t in info.tasks)))
-            items, users = read_world(a.demo_dir)
-            n = load_catalogue(rec, pb, a.demo_dir)
-            ev = replay_events(rec, pb, a.demo_dir, users[:50])
-            print("UpsertItems: %d items (vectors + features); AppendEvents: %d clicks of 50 users"
-                  % (n, ev))
-            genre = {i["item_id"]: i["genre"] for i in items}
-            for user in users[:a.users]:
-                fav = set(user["favourite_genres"].split("|"))
-                r = rec.Recommend(pb.RecommendRequest(user_id=user["user_id"], k=10, debug=True),
-                                  timeout=10)
-                print("\nRecommend for user %s (likes %s), top %d of %d retrieved:" % (
-                    user["user_id"], " and ".join(sorted(fav)), len(r.items), 200))
-                print("   %-7s %-12s %6s %6s %6s  %s" % ("item", "genre", "score", "click", "like",
-                                                         "retrieved by"))
-                for x in r.items:
-                    t = {y.task: y.value for y in x.tasks}
-                    print(" %s %-7s %-12s %6.3f %6.3f %6.3f  %s" % (
-                        "*" if genre[x.item_id] in fav else " ", x.item_id, genre[x.item_id],
-                        x.score, t["click"], t["like"], ",".join(x.retrievers)))
-                routed = sorted((y for y in r.debug.routes if y.selected), key=lambda y: -y.weight)
-                print("   routed to: %s" % ", ".join("%s (%.2f, %d asked)" % (y.retriever, y.weight,
-                                                                          y.budget) for y in routed))
-                st = {y.stage: y.micros for y in r.debug.timings}
-                print("   retrieve %d us, rank %d us" % (st.get("retrieve", 0), st.get("rank", 0)))
-            print("\nfavourite genres in Recommend's top 10 over 50 users: %.0f%% (2 of 8 genres: 25%% by chance)"
-                  % (100 * favourite_share(rec, pb, items, users[:50])))
-            r = rec.Recommend(pb.RecommendRequest(user_id="new-user", k=5), timeout=10)
-            print("a user with no history gets the fallback expert: %s" % ", ".join(
-                "%s (%s)" % (x.item_id, ",".join(x.retrievers)) for x in r.items))
-            rng = random.Random(1)
-            for user in users[:1]:
-                cands, fav = candidates_for(user, items, rng)
-                r = score(rec, pb, user, cands, debug=True)
-                ranked = sorted(zip(cands, r.items), key=lambda p: -p[1].score)
-                print("\nScore: user %s (age %s) likes %s — %d hand-picked candidates, best first:" % (
-                    user["user_id"], user["age"], " and ".join(sorted(fav)), len(cands)))
-                print("   %-7s %-12s %6s %6s %6s" % ("item", "genre", "score", "click", "like"))
-                for it, out in ranked:
-                    t = {x.task: x.value for x in out.tasks}
-                    print(" %s %-7s %-12s %6.3f %6.3f %6.3f" % (
-                        "*" if it["genre"] in fav else " ", it["item_id"], it["genre"],
-                        out.score, t["click"], t["like"]))
-                rank_us = [x for x in r.debug.timings if x.stage == "rank"][0].micros
-                print("   (* = favourite genre; ranked in %d us; gate %s keeps %.0f%% of experts)" % (
-                    rank_us, r.debug.gates[0].gate, 100 * r.debug.gates[0].active_fraction))
-            print("\nfavourite-genre lift over 50 users: %+.3f in mean score" %
-                  favourite_lift(rec, pb, items, users, 50))
-        st = moerec_pb2_grpc.AdminStub(ch).Stats(pb.StatsRequest(), timeout=10)
-        calls = {m.method.rsplit("/", 1)[1]: m for m in st.methods if m.calls}
-        print("Admin/Stats: version %s; %s" % (st.version, ", ".join(
-            "%s %d calls p50 %d us" % (k, m.calls, m.p50_micros) for k, m in calls.items())))
-        ch.close()
+    with Client(a.target) as client:
+        demo(client, a)
+
+
+def demo(client, a):
+    print("health Check:", client.health())
+    print("health Watch, first message:", next(client.watch_health(timeout=10)))
+    if a.demo_dir:
+        info = client.get_model_info()
+        print("model %s version %s: %s, %d experts, %s gates, tasks %s" % (
+            info.model, info.version, info.architecture, info.experts, info.gate,
+            ", ".join("%s (weight %.1f)" % (t.name, t.weight) for t in info.tasks)))
+        items, users = read_world(a.demo_dir)
+        n = load_catalogue(client, a.demo_dir)
+        ev = replay_events(client, a.demo_dir, users[:50])
+        print("UpsertItems: %d items (vectors + features); AppendEvents: %d clicks of 50 users"
+              % (n, ev))
+        genre = {i["item_id"]: i["genre"] for i in items}
+        for user in users[:a.users]:
+            fav = set(user["favourite_genres"].split("|"))
+            r = client.recommend(user["user_id"], k=10, debug=True)
+            print("\nRecommend for user %s (likes %s), top %d of %d retrieved:" % (
+                user["user_id"], " and ".join(sorted(fav)), len(r.items), 200))
+            print("   %-7s %-12s %6s %6s %6s  %s" % ("item", "genre", "score", "click", "like",
+                                                     "retrieved by"))
+            for x in r.items:
+                t = {y.task: y.value for y in x.tasks}
+                print(" %s %-7s %-12s %6.3f %6.3f %6.3f  %s" % (
+                    "*" if genre[x.item_id] in fav else " ", x.item_id, genre[x.item_id],
+                    x.score, t["click"], t["like"], ",".join(x.retrievers)))
+            routed = sorted((y for y in r.debug.routes if y.selected), key=lambda y: -y.weight)
+            print("   routed to: %s" % ", ".join("%s (%.2f, %d asked)" % (y.retriever, y.weight,
+                                                                      y.budget) for y in routed))
+            st = {y.stage: y.micros for y in r.debug.timings}
+            print("   retrieve %d us, rank %d us" % (st.get("retrieve", 0), st.get("rank", 0)))
+        print("\nfavourite genres in Recommend's top 10 over 50 users: %.0f%% (2 of 8 genres: "
+              "25%% by chance)" % (100 * favourite_share(client, items, users[:50])))
+        r = client.recommend("new-user", k=5)
+        print("a user with no history gets the fallback expert: %s" % ", ".join(
+            "%s (%s)" % (x.item_id, ",".join(x.retrievers)) for x in r.items))
+        rng = random.Random(1)
+        for user in users[:1]:
+            cands, fav = candidates_for(user, items, rng)
+            r = score(client, user, cands, debug=True)
+            ranked = sorted(zip(cands, r.items), key=lambda p: -p[1].score)
+            print("\nScore: user %s (age %s) likes %s — %d hand-picked candidates, best first:" % (
+                user["user_id"], user["age"], " and ".join(sorted(fav)), len(cands)))
+            print("   %-7s %-12s %6s %6s %6s" % ("item", "genre", "score", "click", "like"))
+            for it, out in ranked:
+                t = {x.task: x.value for x in out.tasks}
+                print(" %s %-7s %-12s %6.3f %6.3f %6.3f" % (
+                    "*" if it["genre"] in fav else " ", it["item_id"], it["genre"],
+                    out.score, t["click"], t["like"]))
+            rank_us = [x for x in r.debug.timings if x.stage == "rank"][0].micros
+            print("   (* = favourite genre; ranked in %d us; gate %s keeps %.0f%% of experts)" % (
+                rank_us, r.debug.gates[0].gate, 100 * r.debug.gates[0].active_fraction))
+        print("\nfavourite-genre lift over 50 users: %+.3f in mean score" %
+              favourite_lift(client, items, users, 50))
+    st = client.stats()
+    calls = {m.method.rsplit("/", 1)[1]: m for m in st.methods if m.calls}
+    print("Admin/Stats: version %s; %s" % (st.version, ", ".join(
+        "%s %d calls p50 %d us" % (k, m.calls, m.p50_micros) for k, m in calls.items())))
 
 
 if __name__ == "__main__":

@@ -24,14 +24,16 @@ PACKAGES=(
   libxxhash-dev libjansson-dev libcmocka-dev libmicrohttpd-dev
   clang libclang-rt-14-dev
   python3 python3-grpcio python3-grpc-tools python3-numpy
+  python3-venv python3-setuptools python3-wheel
   libdnnl-dev libcsv-dev libnats-dev libhiredis-dev libgnutls28-dev
 )
 # What the test suite starts or drives: JetStream and Redis Cluster servers,
 # TLS certificates, headless Chromium for the status page, PyTorch and xxhash
-# for the Python round trip, pip for the client package, h2load.
+# for the Python round trip, pip, h2load. (The client package's venv build
+# needs python3-venv, setuptools and wheel: in PACKAGES, as the demo uses it.)
 TEST_PACKAGES=(
   nats-server redis-server openssl chromium python3-torch python3-xxhash
-  python3-pip python3-setuptools python3-wheel nghttp2-client
+  python3-pip nghttp2-client
 )
 # Benchmark peers only.
 BENCH_PACKAGES=(python3-xgboost python3-distributed)

@@ -2,10 +2,11 @@
 """End to end, as a user would run it: `moerec demo-data` writes the demo
 world, `moerec train` fits the ranker, `moerec index retrievers` builds the
 genre experts, `moerec serve` serves them with a store; through
-python3-grpcio the catalogue is loaded (UpsertItems), clicks replayed
+the Python client package the catalogue is loaded (UpsertItems), clicks replayed
 (AppendEvents), and both Score and Recommend must put each user's favourite
 genres first — the system learned and retrieves the signal the data
-carries. Also checks that `moerec --help` lists every subcommand and each
+carries. Runs with the venv python that holds the client package
+(scripts/demo_client.py uses it). Also checks that `moerec --help` lists every subcommand and each
 answers --help."""
 import json
 import os
@@ -75,21 +76,19 @@ class DemoTest(unittest.TestCase):
             try:
                 line = srv.stdout.readline().strip()
                 self.assertTrue(line.startswith("listening on "), line)
-                import grpc
-                import moerec_pb2 as pb, moerec_pb2_grpc
                 import demo_client
-                ch = grpc.insecure_channel(line[len("listening on "):])
-                stub = moerec_pb2_grpc.RecommenderStub(ch)
+                from moerec_client import Client
+                client = Client(line[len("listening on "):])
                 items, users = demo_client.read_world(d)
-                lift = demo_client.favourite_lift(stub, pb, items, users, 40)
+                lift = demo_client.favourite_lift(client, items, users, 40)
                 print("favourite-genre lift: %+.3f" % lift)
                 self.assertGreater(lift, 0.1)
-                self.assertEqual(demo_client.load_catalogue(stub, pb, d), 500)
-                self.assertGreater(demo_client.replay_events(stub, pb, d, users[:20]), 0)
-                share = demo_client.favourite_share(stub, pb, items, users[:20])
+                self.assertEqual(demo_client.load_catalogue(client, d), 500)
+                self.assertGreater(demo_client.replay_events(client, d, users[:20]), 0)
+                share = demo_client.favourite_share(client, items, users[:20])
                 print("favourite genres in Recommend's top 10: %.2f" % share)
                 self.assertGreater(share, 0.5)  # 2 of 8 genres: 0.25 by chance
-                ch.close()
+                client.close()
             finally:
                 srv.send_signal(signal.SIGTERM)
                 self.assertEqual(srv.wait(timeout=60), 0)

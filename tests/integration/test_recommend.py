@@ -6,37 +6,16 @@ dir + store) answers Retrieve from the user's events or an explicit query
 vector, routed to the right expert, and Recommend ranks those candidates
 exactly as Score ranks them. Bad input gets INVALID_ARGUMENT; a model
 without retrievers says how to build them."""
-import json
-import math
 import os
-import random
-import signal
-import subprocess
 import sys
 import tempfile
 import unittest
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import moerec_world  # noqa: E402
+
 ARGS = None
-D, GROUPS, PER_GROUP = 8, 4, 30
-
-MODEL_JSON = {
-    "format": "moerec.model", "format_version": 1, "name": "rec",
-    "tables": [{"name": "user", "rows": 64, "dim": 4}, {"name": "item", "rows": 256, "dim": 4}],
-    "features": {"categorical": [{"name": "user_id", "table": "user"},
-                                 {"name": "item_id", "table": "item"}]},
-    "tasks": [{"name": "click", "weight": 1.0}],
-    "arch": {"type": "mmoe", "experts": 2, "expert_hidden": [4], "tower_hidden": [2]},
-}
-
-
-def write(path, text):
-    with open(path, "w") as f:
-        f.write(text)
-
-
-def unit(v):
-    n = math.sqrt(sum(x * x for x in v))
-    return [x / n for x in v]
+D, GROUPS, PER_GROUP = moerec_world.D, moerec_world.GROUPS, moerec_world.PER_GROUP
 
 
 class RecommendTest(unittest.TestCase):
@@ -47,48 +26,11 @@ class RecommendTest(unittest.TestCase):
         cls.grpc, cls.pb = grpc, pb
         cls.tmp = tempfile.TemporaryDirectory()
         d = cls.tmp.name
-        rng = random.Random(5)
-        # items: group g lives around its own axis pair; ids 1..N (numeric ids)
-        cls.vec, cls.group = {}, {}
-        rows = ["item_id,group," + ",".join("e%d" % j for j in range(D))]
-        for g in range(GROUPS):
-            for i in range(PER_GROUP):
-                iid = 1 + g * PER_GROUP + i
-                base = [0.0] * D
-                base[2 * g] = 1.0
-                base[2 * g + 1] = 0.5
-                v = unit([b + rng.gauss(0, 0.15) for b in base])
-                cls.vec[iid], cls.group[iid] = v, g
-                rows.append("%d,%d,%s" % (iid, g, ",".join("%.6f" % x for x in v)))
-        write(os.path.join(d, "items.csv"), "\n".join(rows) + "\n")
-        ev = ["user_id,item_id,ts_ms"] + ["%d,%d,%d" % (u, 1 + (u * 7 + t) % (GROUPS * PER_GROUP), t)
-                                          for u in range(50) for t in range(5)]
-        write(os.path.join(d, "events.csv"), "\n".join(ev) + "\n")
-        # the model (random init is enough to rank), and one version without retrievers
-        for ver in ("1",):
-            os.makedirs(os.path.join(d, "models", "rec"), exist_ok=True)
-        write(os.path.join(d, "model.json"), json.dumps(MODEL_JSON))
-        train = ["user_id,item_id,click"] + ["%d,%d,%d" % (u, i, (u + i) % 2)
-                                             for u in range(20) for i in range(1, 40)]
-        write(os.path.join(d, "train.csv"), "\n".join(train) + "\n")
-        subprocess.run([ARGS.bin, "train", "--model-json", os.path.join(d, "model.json"),
-                        "--data", os.path.join(d, "train.csv"), "--out",
-                        os.path.join(d, "models", "rec"), "--epochs", "1", "--quiet"],
-                       check=True, capture_output=True)
-        out = subprocess.run([ARGS.bin, "index", "retrievers", "--items", os.path.join(d, "items.csv"),
-                              "--expert-column", "group", "--pilots", "2", "--events",
-                              os.path.join(d, "events.csv"), "--popularity", "--top-p", "0.5",
-                              "--out", os.path.join(d, "models", "rec", "1", "retrievers"),
-                              "--quiet"], check=True, capture_output=True, text=True).stdout
-        cls.index_summary = json.loads(out.strip().splitlines()[-1])
-        cfg = {"model_dir": os.path.join(d, "models"), "data_dir": os.path.join(d, "db"),
-               "item_dim": D, "query_events": 5, "max_k": 50, "log_level": "warn"}
-        write(os.path.join(d, "moerec.json"), json.dumps(cfg))
-        cls.srv = subprocess.Popen([ARGS.bin, "serve", "--port", "0", "--config",
-                                    os.path.join(d, "moerec.json")], stdout=subprocess.PIPE, text=True)
-        line = cls.srv.stdout.readline().strip()
-        assert line.startswith("listening on "), line
-        cls.ch = grpc.insecure_channel(line[len("listening on "):])
+        items, cls.index_summary = moerec_world.build(ARGS.bin, d)
+        cls.vec = {i: v for i, (g, v) in items.items()}
+        cls.group = {i: g for i, (g, v) in items.items()}
+        cls.srv = moerec_world.Server(ARGS.bin, d)
+        cls.ch = grpc.insecure_channel(cls.srv.target)
         cls.rec = moerec_pb2_grpc.RecommenderStub(cls.ch)
         # the store gets the same item vectors (the query space)
         req = pb.UpsertItemsRequest()
@@ -99,11 +41,8 @@ class RecommendTest(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         cls.ch.close()
-        cls.srv.send_signal(signal.SIGTERM)
-        rc = cls.srv.wait(timeout=60)
-        cls.srv.stdout.close()
+        cls.srv.stop()
         cls.tmp.cleanup()
-        assert rc == 0, rc
 
     def expect(self, code, fn, *a, needle=None):
         with self.assertRaises(self.grpc.RpcError) as cm:

@@ -1,0 +1,274 @@
+"""The Python client package (clients/python, installed into a venv by
+install_python_client.sh) against the real server: a typed helper for
+every RPC, errors carrying the server's status and message, round robin
+over two replicas, retries of UNAVAILABLE only (with a dead address in the
+list, and a deadline that bounds them), bearer tokens. TLS options are
+checked against a grpcio health server with mTLS (the moerec server's own
+TLS is not in this tree yet).
+
+Run: VENV/bin/python test_python_client.py --bin PATH/TO/moerec"""
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import moerec_world  # noqa: E402
+
+import grpc  # noqa: E402
+from moerec_client import Client, MoerecError, RetryPolicy, features, pb  # noqa: E402
+
+ARGS = None
+SVC, ADMIN = "svc-token-0123456789abcdef", "adm-token-0123456789abcdef"
+
+
+class ClientTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        d = cls.tmp.name
+        cls.items = moerec_world.build(ARGS.bin, d)[0]
+        cls.a = moerec_world.Server(ARGS.bin, d, tag="a")
+        cls.b = moerec_world.Server(ARGS.bin, d, tag="b")
+        with open(os.path.join(d, "tokens"), "w") as f:
+            f.write("%s\n%s admin\n" % (SVC, ADMIN))
+        cls.auth = moerec_world.Server(ARGS.bin, d, {"auth_tokens_file": os.path.join(d, "tokens")},
+                                       tag="auth")
+        cls.c = Client(cls.a.target)
+        cls.c.upsert_items([{"item_id": str(i), "embedding": v}
+                            for i, (g, v) in cls.items.items()])
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.c.close()
+        for s in (cls.a, cls.b, cls.auth):
+            s.stop()
+        cls.tmp.cleanup()
+
+    def test_health_and_model_info(self):
+        self.assertEqual(self.c.health(), "SERVING")
+        self.assertEqual(self.c.health("moerec.v1.Recommender"), "SERVING")
+        self.assertEqual(next(self.c.watch_health(timeout=5)), "SERVING")
+        info = self.c.get_model_info()
+        self.assertEqual((info.model, info.version, info.architecture), ("rec", "1", "mmoe"))
+        self.assertEqual([t.name for t in info.tasks], ["click"])
+        self.assertEqual(sorted(r.kind for r in info.retrievers)[-1], "popularity")
+
+    def test_events_retrieve_recommend_score(self):
+        g2 = [i for i, (g, _) in self.items.items() if g == 2][:5]
+        r = self.c.append_events([("carol", str(i), 1000 + t, "click") for t, i in enumerate(g2)])
+        self.assertEqual(r.appended, 5)
+        r = self.c.append_events([{"user_id": "carol", "item_id": str(g2[0]), "timestamp_ms": 2000}])
+        self.assertEqual(r.appended, 1)
+        # Retrieve from the user's history: mostly group 2
+        r = self.c.retrieve("carol", k=10, request_id="q1")
+        self.assertEqual(r.request_id, "q1")
+        self.assertEqual(len(r.items), 10)
+        self.assertGreaterEqual(sum(self.items[int(x.item_id)][0] == 2 for x in r.items), 7)
+        # ... and from an explicit vector: the item itself first
+        iid = g2[1]
+        r = self.c.retrieve(query_vector=self.items[iid][1], k=5, debug=True)
+        self.assertEqual(r.items[0].item_id, str(iid))
+        self.assertTrue(any(x.selected for x in r.debug.routes))
+        # Recommend: ranked, excluding what was asked
+        r = self.c.recommend("carol", k=5, exclude_item_ids=[str(g2[0])], debug=True)
+        self.assertEqual(len(r.items), 5)
+        self.assertNotIn(str(g2[0]), [x.item_id for x in r.items])
+        self.assertEqual(r.model_version, "rec/1")
+        s = [x.score for x in r.items]
+        self.assertEqual(s, sorted(s, reverse=True))
+        # Score keeps the candidates' order; Recommend's scores are Score's
+        cands = [x.item_id for x in r.items][::-1]
+        sr = self.c.score("carol", cands)
+        self.assertEqual([x.item_id for x in sr.items], cands)
+        want = {x.item_id: x.score for x in r.items}
+        for x in sr.items:
+            self.assertAlmostEqual(x.score, want[x.item_id], places=5)
+        # the candidate forms are equivalent
+        forms = [cands[0], (cands[0], None), {"item_id": cands[0]}, pb.Candidate(item_id=cands[0])]
+        out = self.c.score("carol", forms)
+        self.assertEqual(len({x.score for x in out.items}), 1)
+
+    def test_server_errors_carry_code_and_message(self):
+        with self.assertRaises(MoerecError) as cm:
+            self.c.score("carol", [("1", {"no_such_feature": "x"})])
+        e = cm.exception
+        self.assertEqual(e.code, grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertEqual(e.code_name, "INVALID_ARGUMENT")
+        self.assertIn("no_such_feature", e.details)
+        self.assertEqual(e.method, "Score")
+        self.assertEqual(e.attempts, 1)  # not retried
+        self.assertIn("INVALID_ARGUMENT", str(e))
+        with self.assertRaises(MoerecError) as cm:
+            self.c.recommend("", k=5)
+        self.assertEqual(cm.exception.code, grpc.StatusCode.INVALID_ARGUMENT)
+        with self.assertRaises(MoerecError) as cm:
+            self.c.get_model_info(model="absent")
+        self.assertEqual(cm.exception.code, grpc.StatusCode.NOT_FOUND)
+        with self.assertRaises(MoerecError) as cm:
+            self.c.reload(version="99")
+        self.assertEqual(cm.exception.code, grpc.StatusCode.NOT_FOUND)
+
+    def test_admin(self):
+        r = self.c.reload()
+        self.assertEqual((r.model, r.previous_version, r.version), ("rec", "1", "1"))
+        st = self.c.stats()
+        calls = {m.method.rsplit("/", 1)[1]: m.calls for m in st.methods}
+        self.assertGreaterEqual(calls["UpsertItems"], 1)
+        self.assertGreater(st.uptime_seconds + 1, 0)
+
+    def test_round_robin(self):
+        def n_info(target):
+            with Client(target) as c:
+                for m in c.stats().methods:
+                    if m.method.endswith("/GetModelInfo"):
+                        return m.calls
+            return 0
+        before = n_info(self.a.target), n_info(self.b.target)
+        with Client([self.a.target, self.b.target]) as c:
+            for _ in range(10):
+                c.get_model_info()
+        # a call is counted once its last batch completes: poll
+        for _ in range(100):
+            after = n_info(self.a.target), n_info(self.b.target)
+            if after[0] - before[0] == 5 and after[1] - before[1] == 5:
+                break
+            time.sleep(0.05)
+        self.assertEqual((after[0] - before[0], after[1] - before[1]), (5, 5))
+
+    def test_retries_unavailable_only(self):
+        dead = "127.0.0.1:%d" % moerec_world.free_port()
+        fast = RetryPolicy(max_attempts=3, initial_backoff=0.01, max_backoff=0.02)
+        with Client([dead, self.a.target], retry=fast) as c:
+            for _ in range(6):  # every other call starts at the dead address
+                self.assertEqual(c.get_model_info().model, "rec")
+        with Client(dead, retry=fast, timeout=5) as c:
+            with self.assertRaises(MoerecError) as cm:
+                c.get_model_info()
+            self.assertEqual(cm.exception.code, grpc.StatusCode.UNAVAILABLE)
+            self.assertEqual(cm.exception.attempts, 3)
+        with Client(dead, retry=RetryPolicy(max_attempts=1), timeout=5) as c:
+            with self.assertRaises(MoerecError) as cm:
+                c.health()
+            self.assertEqual(cm.exception.attempts, 1)
+        # the deadline bounds the retries: 1000 attempts, 0.5 s
+        t0 = time.monotonic()
+        with Client(dead, retry=RetryPolicy(max_attempts=1000, initial_backoff=0.05),
+                    timeout=0.5) as c:
+            with self.assertRaises(MoerecError) as cm:
+                c.health()
+        self.assertIn(cm.exception.code, (grpc.StatusCode.UNAVAILABLE,
+                                          grpc.StatusCode.DEADLINE_EXCEEDED))
+        self.assertLess(cm.exception.attempts, 1000)
+        self.assertLess(time.monotonic() - t0, 5.0)
+
+    def test_bearer_token(self):
+        t = self.auth.target
+        with Client(t) as c:
+            self.assertEqual(c.health(), "SERVING")  # health is open
+            with self.assertRaises(MoerecError) as cm:
+                c.get_model_info()
+            self.assertEqual(cm.exception.code, grpc.StatusCode.UNAUTHENTICATED)
+        with Client(t, token=SVC) as c:
+            self.assertEqual(c.get_model_info().model, "rec")
+            with self.assertRaises(MoerecError) as cm:
+                c.stats()
+            self.assertEqual(cm.exception.code, grpc.StatusCode.PERMISSION_DENIED)
+        with Client(t, token=ADMIN) as c:
+            self.assertGreaterEqual(c.stats().uptime_seconds, 0)
+
+    def test_features_helper(self):
+        f = features({"genre": "drama", "tags": ["a", "b"], "age": 31, "price": 2.5})
+        self.assertEqual([(x.name, list(x.values)) for x in f.categorical],
+                         [("genre", ["drama"]), ("tags", ["a", "b"])])
+        self.assertEqual([(x.name, x.value) for x in f.numeric], [("age", 31.0), ("price", 2.5)])
+        for bad in ({"x": True}, {"x": [1, 2]}, {"x": None}):
+            with self.assertRaises(TypeError):
+                features(bad)
+        with self.assertRaises(ValueError):
+            Client([])
+        with self.assertRaises(ValueError):
+            Client("127.0.0.1:1", client_cert=b"x")
+        with self.assertRaises(ValueError):
+            Client("127.0.0.1:1").call("NoSuchRpc", pb.StatsRequest())
+
+
+def make_certs(d):
+    """A CA, a server certificate for 'moerec.test' and a client certificate."""
+    def ossl(*a):
+        subprocess.run(["openssl"] + list(a), check=True, capture_output=True, cwd=d)
+    ossl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+         "-days", "2", "-subj", "/CN=moerec test CA")
+    with open(os.path.join(d, "san.ext"), "w") as f:
+        f.write("subjectAltName=DNS:moerec.test\n")
+    for who in ("server", "client"):
+        ossl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", who + ".key", "-out", who + ".csr",
+             "-subj", "/CN=" + ("moerec.test" if who == "server" else "client"))
+        ossl("x509", "-req", "-in", who + ".csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+             "-CAcreateserial", "-out", who + ".pem", "-days", "2", "-extfile", "san.ext")
+
+
+class TlsTest(unittest.TestCase):
+    """The client's TLS options against a grpcio server requiring mTLS."""
+
+    def test_mtls(self):
+        from concurrent import futures
+        from moerec_client import health_pb2
+        with tempfile.TemporaryDirectory() as d:
+            make_certs(d)
+            def rd(name):
+                with open(os.path.join(d, name), "rb") as f:
+                    return f.read()
+
+            def check(req, ctx):
+                return health_pb2.HealthCheckResponse(status=health_pb2.HealthCheckResponse.SERVING)
+            handler = grpc.method_handlers_generic_handler("grpc.health.v1.Health", {
+                "Check": grpc.unary_unary_rpc_method_handler(
+                    check, request_deserializer=health_pb2.HealthCheckRequest.FromString,
+                    response_serializer=health_pb2.HealthCheckResponse.SerializeToString)})
+            srv = grpc.server(futures.ThreadPoolExecutor(2))
+            srv.add_generic_rpc_handlers((handler,))
+            creds = grpc.ssl_server_credentials([(rd("server.key"), rd("server.pem"))],
+                                                root_certificates=rd("ca.pem"),
+                                                require_client_auth=True)
+            port = srv.add_secure_port("127.0.0.1:0", creds)
+            srv.start()
+            try:
+                t = "127.0.0.1:%d" % port
+                fast = RetryPolicy(max_attempts=1)
+                with Client(t, root_cert=os.path.join(d, "ca.pem"),
+                            client_cert=os.path.join(d, "client.pem"),
+                            client_key=os.path.join(d, "client.key"),
+                            server_name="moerec.test", timeout=10) as c:
+                    self.assertEqual(c.health(), "SERVING")
+                # bytes work as well as paths
+                with Client(t, root_cert=rd("ca.pem"), client_cert=rd("client.pem"),
+                            client_key=rd("client.key"), server_name="moerec.test") as c:
+                    self.assertEqual(c.health(), "SERVING")
+                # no client certificate: the handshake fails -> UNAVAILABLE
+                with Client(t, root_cert=rd("ca.pem"), server_name="moerec.test", retry=fast,
+                            timeout=5) as c:
+                    with self.assertRaises(MoerecError) as cm:
+                        c.health()
+                    self.assertEqual(cm.exception.code, grpc.StatusCode.UNAVAILABLE)
+                # plaintext against TLS fails too
+                with Client(t, retry=fast, timeout=5) as c:
+                    with self.assertRaises(MoerecError):
+                        c.health()
+            finally:
+                srv.stop(None)
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--proto-dir")    # accepted for mr_pyclient_test; the package has its stubs
+    ap.add_argument("--scripts-dir")
+    ARGS, rest = ap.parse_known_args()
+    prog = unittest.main(argv=[sys.argv[0]] + rest, exit=False, verbosity=2)
+    n, bad = prog.result.testsRun, len(prog.result.failures) + len(prog.result.errors)
+    print("%d passed, %d failed" % (n - bad, bad))
+    sys.exit(0 if bad == 0 and n > 0 else 1)
