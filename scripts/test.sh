@@ -10,7 +10,7 @@
 #   extra arguments after -- go to ctest, e.g. scripts/test.sh -- -R hashing
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-TSAN_TESTS='^(test_common_threadpool|test_index_cache|test_index_store_concurrent|test_index_retr_faiss|test_index_router_retrieve|test_moe_dnn_exec|test_moe_scorer)$'
+TSAN_TESTS='^(test_common_threadpool|test_index_cache|test_index_store_concurrent|test_index_retr_faiss|test_index_router_retrieve|test_moe_dnn_exec|test_moe_scorer|test_server_stats_window)$'
 build="$root/build"
 cmake_args=()
 ctest_args=()

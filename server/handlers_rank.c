@@ -248,6 +248,7 @@ int mr_score_with_model(mr_call_ctx *ctx, mr_model_ref *ref, const Moerec__V1__S
         goto done;
     if ((rc = moe_scorer_run_split(s, tasks, score, mr_server_pool(ctx->server), split_parts(ctx, r, n), err)))
         goto done;
+    mr_gate_usage_add(&ref->usage, s); /* no-op after a split run (no gate report) */
     uint64_t ranked_ns = mr_now_ns();
 
     mr_arena *a = ctx->arena;

@@ -13,6 +13,7 @@
 #include "server/backend.h"
 #include "server/replog.h"
 #include "server/registry.h"
+#include "server/status_page.h"
 
 struct mr_metrics {
     struct MHD_Daemon *d;
@@ -110,6 +111,29 @@ static void metrics_shared_tier(buf *b, tier_redis *t) {
         (unsigned long long)s.cluster.conn_errors);
 }
 
+/* The default model's gate usage (gate_usage.h): passes, and per gate and
+ * expert the sum over passes of the mean weight. */
+static void gate_metrics(buf *b, mr_model_ref *ref, const char *model) {
+    mr_gate_usage *u = malloc(sizeof *u);
+    if (!u) {
+        b->oom = 1;
+        return;
+    }
+    mr_gate_usage_read(&ref->usage, u);
+    put(b, "# HELP moerec_gate_passes_total Ranking passes of the default model's version.\n"
+           "# TYPE moerec_gate_passes_total counter\nmoerec_gate_passes_total{model=\"%s\"} %llu\n",
+        model, (unsigned long long)u->passes);
+    put(b, "# HELP moerec_gate_expert_weight_sum Sum over ranking passes of an expert's mean "
+           "gate weight.\n# TYPE moerec_gate_expert_weight_sum counter\n");
+    for (int g = 0; g < u->n_gates; g++) {
+        char lg[2 * sizeof u->gate[g] + 1];
+        for (int x = 0; x < u->n[g]; x++)
+            put(b, "moerec_gate_expert_weight_sum{model=\"%s\",gate=\"%s\",expert=\"%s\"} %.9g\n",
+                model, label(lg, sizeof lg, u->gate[g]), u->expert[g][x], u->sum[g][x]);
+    }
+    free(u);
+}
+
 char *mr_metrics_render(mr_server *s) {
     buf b = {malloc(16384), 0, 16384, 0};
     if (!b.p) return NULL;
@@ -157,6 +181,7 @@ char *mr_metrics_render(mr_server *s) {
                         (unsigned long long)(es.routed + es.fallback));
                 }
             }
+            gate_metrics(&b, ref, l1);
             mr_model_release(ref);
         }
     }
@@ -222,8 +247,14 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
         static const char msg[] = "only GET\n";
         r = MHD_create_response_from_buffer(sizeof msg - 1, (void *)msg, MHD_RESPMEM_PERSISTENT);
         code = MHD_HTTP_METHOD_NOT_ALLOWED;
+    } else if (strcmp(url, "/") == 0) {
+        size_t n = 0;
+        char *page = mr_status_page_render(m->s, &n);
+        r = page ? MHD_create_response_from_buffer(n, page, MHD_RESPMEM_MUST_FREE) : NULL;
+        if (!r) free(page);
+        else MHD_add_response_header(r, "Content-Type", "text/html; charset=utf-8");
     } else if (strcmp(url, "/metrics") != 0) {
-        static const char msg[] = "moerec serves /metrics only\n";
+        static const char msg[] = "moerec serves / (status page) and /metrics\n";
         r = MHD_create_response_from_buffer(sizeof msg - 1, (void *)msg, MHD_RESPMEM_PERSISTENT);
         code = MHD_HTTP_NOT_FOUND;
     } else {

@@ -8,6 +8,9 @@
  *   moerec_model_info {model, version}
  *   moerec_store_cache_{hits,misses,evictions}_total, _bytes (with data_dir)
  *   moerec_router_routed_total {retriever} (default model's retrievers)
+ *   moerec_gate_passes_total {model}, moerec_gate_expert_weight_sum {model, gate, expert}
+ *   moerec_store_ttl_sweeps_total, moerec_store_expired_{rows,users}_total
+ * GET / is the status page (status_page.h).
  */
 #ifndef MOEREC_SERVER_METRICS_H
 #define MOEREC_SERVER_METRICS_H

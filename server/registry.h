@@ -20,6 +20,7 @@
 #include "common/threadpool.h"
 #include "index/retrieval/retr_set.h"
 #include "moe/scorer.h"
+#include "server/gate_usage.h"
 
 #define MR_MAX_MODELS 16
 #define MR_SCORER_POOL 64
@@ -34,6 +35,7 @@ typedef struct mr_model_ref {
     pthread_mutex_t pool_mu;     /* guards pool                         */
     int npool;
     moe_scorer *pool[MR_SCORER_POOL];
+    mr_gate_usage usage;         /* gate weights over served requests   */
 } mr_model_ref;
 
 typedef struct mr_registry mr_registry;

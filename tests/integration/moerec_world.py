@@ -97,6 +97,29 @@ class Server:
             raise RuntimeError("server exited %d" % rc)
 
 
+def main(module_globals, *extra_args):
+    """The tests' main: parses --bin (plus --proto-dir and --scripts-dir,
+    accepted for mr_pyclient_test, and extra_args: (flag, default) pairs)
+    into module_globals["ARGS"], runs the module's unittest cases and
+    prints the 'N passed, N failed' line ctest logs show."""
+    import argparse
+    import sys
+    import unittest
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--proto-dir")
+    ap.add_argument("--scripts-dir")
+    for flag, default in extra_args:
+        ap.add_argument(flag, default=default)
+    args, rest = ap.parse_known_args()
+    module_globals["ARGS"] = args
+    prog = unittest.main(module=module_globals["__name__"], argv=[sys.argv[0]] + rest,
+                         exit=False, verbosity=2)
+    n, bad = prog.result.testsRun, len(prog.result.failures) + len(prog.result.errors)
+    print("%d passed, %d failed" % (n - bad, bad))
+    sys.exit(0 if bad == 0 and n > 0 else 1)
+
+
 def free_port():
     """A port nothing listens on (bound then released)."""
     import socket

@@ -7,7 +7,6 @@ checked against a grpcio health server with mTLS (the moerec server's own
 TLS is not in this tree yet).
 
 Run: VENV/bin/python test_python_client.py --bin PATH/TO/moerec"""
-import argparse
 import os
 import subprocess
 import sys
@@ -263,12 +262,4 @@ class TlsTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--bin", required=True)
-    ap.add_argument("--proto-dir")    # accepted for mr_pyclient_test; the package has its stubs
-    ap.add_argument("--scripts-dir")
-    ARGS, rest = ap.parse_known_args()
-    prog = unittest.main(argv=[sys.argv[0]] + rest, exit=False, verbosity=2)
-    n, bad = prog.result.testsRun, len(prog.result.failures) + len(prog.result.errors)
-    print("%d passed, %d failed" % (n - bad, bad))
-    sys.exit(0 if bad == 0 and n > 0 else 1)
+    moerec_world.main(globals())

@@ -18,7 +18,6 @@ served with a store, for users with no history (a zero block); the
 version directory round trip is exact; bad weights are refused naming the
 tensor. Run: VENV/bin/python test_torch_roundtrip.py --bin PATH/TO/moerec
 (PYTHONPATH holding python/)."""
-import argparse
 import copy
 import csv
 import json
@@ -318,13 +317,5 @@ class TorchRoundTripTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--bin", required=True)
-    ap.add_argument("--proto-dir")
-    ap.add_argument("--scripts-dir")
-    ARGS, rest = ap.parse_known_args()
     torch.set_num_threads(1)
-    prog = unittest.main(argv=[sys.argv[0]] + rest, exit=False, verbosity=2)
-    n, bad = prog.result.testsRun, len(prog.result.failures) + len(prog.result.errors)
-    print("%d passed, %d failed" % (n - bad, bad))
-    sys.exit(0 if bad == 0 and n > 0 else 1)
+    moerec_world.main(globals())
