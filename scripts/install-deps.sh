@@ -29,11 +29,12 @@ PACKAGES=(
 )
 # What the test suite starts or drives: JetStream and Redis Cluster servers,
 # TLS certificates, headless Chromium for the status page, PyTorch and xxhash
-# for the Python round trip, pip, h2load. (The client package's venv build
+# for the Python round trip, pip, h2load, Prometheus (promtool + a server)
+# for the Grafana dashboard's queries. (The client package's venv build
 # needs python3-venv, setuptools and wheel: in PACKAGES, as the demo uses it.)
 TEST_PACKAGES=(
   nats-server redis-server openssl chromium python3-torch python3-xxhash
-  python3-pip nghttp2-client
+  python3-pip nghttp2-client prometheus
 )
 # Benchmark peers only.
 BENCH_PACKAGES=(python3-xgboost python3-distributed)
