@@ -381,7 +381,10 @@ static void ix_ret_usage(FILE *f) {
             "  --max-experts N       routed experts at most (3)\n"
             "  --merge norm|rrf|raw  candidate merge (norm)\n"
             "  --quiet               no progress lines\n\n"
-            "Prints one JSON summary line on stdout. Exit: 0 ok, 1 failure, 2 usage.\n");
+            "Prints one JSON summary line on stdout. Exit: 0 ok, 1 failure, 2 usage.\n\n"
+            "Example:\n"
+            "  moerec index retrievers --items item_vectors.csv --expert-column genre \\\n"
+            "      --events events.csv --popularity --out models/shop/1/retrievers\n");
 }
 
 /* 0 parsed, 2 usage error, 3 --help shown. */
@@ -523,7 +526,9 @@ static void ix_gh_usage(FILE *f) {
                "  --seed S             Louvain order and fallback hash seed (1)\n"
                "  --quiet              no progress lines\n\n"
                "Prints modularity per level, then one JSON summary line on stdout.\n"
-               "Exit: 0 ok, 1 failure, 2 usage.\n");
+               "Exit: 0 ok, 1 failure, 2 usage.\n\n"
+               "Example:\n"
+               "  moerec index graphhash --interactions clicks.csv --out graph.map\n");
 }
 
 static void ix_gh_level(int level, const louvain_level *lv, void *ctx) {
@@ -654,7 +659,9 @@ static void ix_usage(FILE *f) {
                "  retrievers  items CSV -> retriever set directory (FAISS experts, router pilots,\n"
                "              popularity fallback); models/<name>/<version>/retrievers/\n"
                "  graphhash   interactions CSV -> GraphHash mappings file (Louvain clusters)\n\n"
-               "'moerec index retrievers --help', 'moerec index graphhash --help' for options.\n");
+               "'moerec index retrievers --help', 'moerec index graphhash --help' for options.\n\n"
+               "Example:\n"
+               "  moerec index retrievers --items item_vectors.csv --out models/shop/1/retrievers\n");
 }
 
 static int index_main(int argc, char **argv) {

@@ -54,7 +54,11 @@ static void usage(FILE *f) {
             "                     'admin' after a token allows moerec.v1.Admin; health stays open)\n"
             "  --log-level LEVEL  debug, info, warn, error, off (default info)\n\n"
             "Once listening it prints one line to stdout: 'listening on HOST:PORT' (and,\n"
-            "with metrics on, a second: 'metrics on http://HOST:PORT/metrics').\n");
+            "with metrics on, a second: 'metrics on http://HOST:PORT/metrics'; the status\n"
+            "page is at http://HOST:PORT/).\n\n"
+            "Example:\n"
+            "  moerec serve --port 50051 --model-dir models --data-dir db --item-dim 16 \\\n"
+            "      --metrics-port 9464\n");
 }
 
 static int serve_sig_pipe[2] = {-1, -1};

@@ -35,7 +35,9 @@ static void synth_usage(FILE *f) {
             "  --interests K      interests per user, the old one included (4)\n"
             "  --samples S        labelled candidates per user (20, at most 1024)\n"
             "  --seed N           seed (1)\n"
-            "  --quiet            no progress line\n");
+            "  --quiet            no progress line\n\n"
+            "Example:\n"
+            "  moerec synth --out synth --users 500 --len 400 --items 4000\n");
 }
 
 /* Outputs go through the atomic writer (common/atomic_file.h): its commit

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "command.h"
+#include "version.h"
 
 #define MAX_COMMANDS 32
 
@@ -24,7 +25,10 @@ static void usage(FILE *f) {
             "moerec: multi-task mixture-of-experts ranking and routed retrieval over gRPC.\n\n"
             "Commands:\n");
     for (int i = 0; i < g_ncmds; i++) fprintf(f, "  %-10s %s\n", g_cmds[i]->name, g_cmds[i]->summary);
-    fprintf(f, "\n'moerec COMMAND --help' describes a command's options.\n");
+    fprintf(f, "\n'moerec COMMAND --help' describes a command's options; 'moerec --version'\n"
+               "prints the version, the git commit and the linked libraries' versions.\n\n"
+               "Example:\n"
+               "  moerec serve --port 50051 --model-dir models --data-dir db\n");
 }
 
 int main(int argc, char **argv) {
@@ -35,7 +39,7 @@ int main(int argc, char **argv) {
         return argc < 2 ? 2 : 0;
     }
     if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
-        printf("moerec %s\n", MOEREC_VERSION);
+        mr_version_print(stdout);
         return 0;
     }
     for (int i = 0; i < g_ncmds; i++) {

@@ -9,6 +9,7 @@ carries. Runs with the venv python that holds the client package
 (scripts/demo_client.py uses it). Also checks that `moerec --help` lists every subcommand and each
 answers --help."""
 import json
+import re
 import os
 import signal
 import subprocess
@@ -25,13 +26,27 @@ class DemoTest(unittest.TestCase):
         cmds = [l.split()[0] for l in out.splitlines() if l.startswith("  ") and l.strip()]
         self.assertIn("serve", cmds)
         self.assertIn("demo-data", cmds)
-        for c in cmds:
-            r = subprocess.run([ARGS.bin, c, "--help"], capture_output=True, text=True)
+        for c in cmds + ["index retrievers", "index graphhash"]:
+            r = subprocess.run([ARGS.bin] + c.split() + ["--help"], capture_output=True, text=True)
             self.assertEqual(r.returncode, 0, c)
             self.assertIn("usage: moerec " + c, r.stdout + r.stderr)
+            # every --help ends with an example of the command itself
+            ex = re.findall(r"^Example:\s*(moerec \S+)", r.stdout + r.stderr, re.M)
+            self.assertEqual(ex, ["moerec " + c.split()[0]], c)
         r = subprocess.run([ARGS.bin, "no-such-command"], capture_output=True, text=True)
         self.assertEqual(r.returncode, 2)
         self.assertIn("unknown command", r.stderr)
+
+    def test_version(self):
+        out = subprocess.run([ARGS.bin, "--version"], capture_output=True, text=True,
+                             check=True).stdout
+        lines = out.splitlines()
+        self.assertRegex(lines[0], r"^moerec \d+\.\d+\.\d+$")
+        self.assertRegex(lines[1], r"^commit ([0-9a-f]{12}(-modified)?|unknown)$")
+        for lib in ("gRPC core", "protobuf-c", "RocksDB", "FAISS", "OpenBLAS", "jansson",
+                    "xxHash", "libmicrohttpd"):
+            self.assertRegex(out, r"(?m)^  %s +\d+\.\d+" % re.escape(lib), lib)
+        self.assertNotIn("/", out)  # no path of the build machine
 
     def test_demo_data_write_error(self):
         # a write error (here the file-size limit, as a full disk would) shows
