@@ -5,9 +5,13 @@
  *   items.csv         item_id, genre, price               (the catalogue)
  *   item_vectors.csv  item_id, genre, e0..e15             (retrieval space)
  *   users.csv         user_id, age, favourite genres       (the ground truth)
- *   interactions.csv  user_id,item_id,genre,age,price,click,like (training rows)
+ *   interactions.csv  user_id,item_id,ts_ms,genre,age,price,click,like (training rows)
  *   events.csv        user_id,item_id,ts_ms                (the clicks, in time order)
  *   model.json        an MMoE ranker (top-p gates) over those columns
+ *   model_sdim.json   the same ranker with the SDIM long-behaviour block
+ *                     (extra_dim 32 = 2 x the item vector width), trained
+ *                     with `moerec train --sdim-events events.csv --sdim-items
+ *                     item_vectors.csv` and fed by the store when served
  * Ids are numbers (users 1.., items 10000..): the index tool takes numeric
  * ids, and the server maps a decimal id string to that same number.
  * Item vectors are a genre direction plus a little of the item's quality
@@ -37,6 +41,7 @@ static const char *k_genres[] = {"action", "comedy", "drama", "horror",
 #define ITEM_ID0 10000L
 #define USER_ID0 1L
 
+/* %s: the features' tail (empty, or the SDIM block's extra_dim). */
 static const char *k_model_json =
     "{\n"
     "  \"format\": \"moerec.model\", \"format_version\": 1, \"name\": \"demo\",\n"
@@ -51,7 +56,7 @@ static const char *k_model_json =
     "      {\"name\": \"item_id\", \"table\": \"item\"},\n"
     "      {\"name\": \"genre\", \"table\": \"genre\"}\n"
     "    ],\n"
-    "    \"numeric\": [{\"name\": \"age\"}, {\"name\": \"price\"}]\n"
+    "    \"numeric\": [{\"name\": \"age\"}, {\"name\": \"price\"}]%s\n"
     "  },\n"
     "  \"tasks\": [\n"
     "    {\"name\": \"click\", \"kind\": \"binary\", \"weight\": 0.7},\n"
@@ -65,7 +70,9 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: moerec demo-data --out DIR [--users N] [--items N] [--rows N] [--seed N]\n\n"
             "Write the embedded demo world to DIR: items.csv, item_vectors.csv, users.csv,\n"
-            "interactions.csv, events.csv and model.json. Train the ranker with\n"
+            "interactions.csv, events.csv, model.json and model_sdim.json (the same ranker\n"
+            "with the SDIM long-behaviour block: train it with --sdim-events DIR/events.csv\n"
+            "--sdim-items DIR/item_vectors.csv). Train the ranker with\n"
             "`moerec train --model-json DIR/model.json --data DIR/interactions.csv --out\n"
             "DIR/models/demo`; build its retrievers with `moerec index retrievers --items\n"
             "DIR/item_vectors.csv --expert-column genre --events DIR/events.csv --popularity\n"
@@ -144,18 +151,19 @@ static int demo_data_main(int argc, char **argv) {
     long *by_genre[NGENRES];
     long nby[NGENRES] = {0};
     for (int g = 0; g < NGENRES; g++) by_genre[g] = malloc((size_t)nitems * sizeof(long));
-    mr_afile af[6];
+    mr_afile af[7];
     memset(af, 0, sizeof af);
     FILE *fi = open_out(&af[0], out, "items.csv"), *fu = open_out(&af[1], out, "users.csv"),
          *fx = open_out(&af[2], out, "interactions.csv"), *fm = open_out(&af[3], out, "model.json"),
-         *fv = open_out(&af[4], out, "item_vectors.csv"), *fe = open_out(&af[5], out, "events.csv");
+         *fv = open_out(&af[4], out, "item_vectors.csv"), *fe = open_out(&af[5], out, "events.csv"),
+         *fs = open_out(&af[6], out, "model_sdim.json");
     int rc = 1, lists = 1;
     for (int g = 0; g < NGENRES; g++) lists &= by_genre[g] != NULL;
     if (!item_genre || !item_price || !item_quality || !fav || !age || !lists) {
         fprintf(stderr, "moerec demo-data: out of memory for %ld items, %ld users\n", nitems, nusers);
         goto done;
     }
-    if (!fi || !fu || !fx || !fm || !fv || !fe) goto done; /* open_out said which */
+    if (!fi || !fu || !fx || !fm || !fs || !fv || !fe) goto done; /* open_out said which */
     fprintf(fi, "item_id,genre,price\n");
     fprintf(fv, "item_id,genre");
     for (int j = 0; j < VEC_DIM; j++) fprintf(fv, ",e%d", j);
@@ -184,7 +192,7 @@ static int demo_data_main(int argc, char **argv) {
         age[u] = 18 + (int)mr_rng_below(&rng, 50);
         fprintf(fu, "%ld,%d,%s|%s\n", USER_ID0 + u, age[u], k_genres[fav[u][0]], k_genres[fav[u][1]]);
     }
-    fprintf(fx, "user_id,item_id,genre,age,price,click,like\n");
+    fprintf(fx, "user_id,item_id,ts_ms,genre,age,price,click,like\n");
     fprintf(fe, "user_id,item_id,ts_ms\n");
     for (long r = 0; r < nrows; r++) {
         long u = (long)mr_rng_below(&rng, (uint64_t)nusers), i;
@@ -197,21 +205,23 @@ static int demo_data_main(int argc, char **argv) {
         int click = mr_rng_uniform(&rng) < 1 / (1 + exp(-z));
         double zl = -1.0 + 1.5 * item_quality[i] + 0.8 * match;
         int like = click && mr_rng_uniform(&rng) < 1 / (1 + exp(-zl));
-        if (click) fprintf(fe, "%ld,%ld,%ld\n", USER_ID0 + u, ITEM_ID0 + i, 1700000000000L + r * 1000L);
-        fprintf(fx, "%ld,%ld,%s,%d,%.2f,%d,%d\n", USER_ID0 + u, ITEM_ID0 + i, k_genres[item_genre[i]], age[u],
-                item_price[i], click, like);
+        long ts = 1700000000000L + r * 1000L;
+        if (click) fprintf(fe, "%ld,%ld,%ld\n", USER_ID0 + u, ITEM_ID0 + i, ts);
+        fprintf(fx, "%ld,%ld,%ld,%s,%d,%.2f,%d,%d\n", USER_ID0 + u, ITEM_ID0 + i, ts,
+                k_genres[item_genre[i]], age[u], item_price[i], click, like);
     }
-    fputs(k_model_json, fm);
+    fprintf(fm, k_model_json, "");
+    fprintf(fs, k_model_json, ",\n    \"extra_dim\": 32");
     rc = 0;
 done:;
     /* a full disk shows at the flush: say so, never report success, and
      * commit no file unless every one was written */
-    for (int k = 0; k < 6 && rc == 0; k++)
+    for (int k = 0; k < 7 && rc == 0; k++)
         if (fflush(af[k].f) != 0 || ferror(af[k].f)) {
             fprintf(stderr, "moerec demo-data: writing %s: %s\n", af[k].path, strerror(errno));
             rc = 1;
         }
-    for (int k = 0; k < 6; k++) {
+    for (int k = 0; k < 7; k++) {
         mr_err e;
         if (rc == 0 && mr_afile_commit(&af[k], &e)) {
             fprintf(stderr, "moerec demo-data: %s\n", e.msg);

@@ -21,6 +21,16 @@ ARGS = None
 
 
 class DemoTest(unittest.TestCase):
+    def serve(self, d):
+        """`moerec serve` over d/models with a store in d/db: (process, target)."""
+        srv = subprocess.Popen([ARGS.bin, "serve", "--port", "0", "--log-level", "warn",
+                                "--model-dir", os.path.join(d, "models"),
+                                "--data-dir", os.path.join(d, "db"), "--item-dim", "16"],
+                               stdout=subprocess.PIPE, text=True)
+        line = srv.stdout.readline().strip()
+        self.assertTrue(line.startswith("listening on "), line)
+        return srv, line[len("listening on "):]
+
     def test_help(self):
         out = subprocess.run([ARGS.bin, "--help"], capture_output=True, text=True, check=True).stdout
         cmds = [l.split()[0] for l in out.splitlines() if l.startswith("  ") and l.strip()]
@@ -84,16 +94,11 @@ class DemoTest(unittest.TestCase):
                             "--pilots", "2", "--quiet", "--out",
                             os.path.join(models, "1", "retrievers")], check=True,
                            capture_output=True)
-            srv = subprocess.Popen([ARGS.bin, "serve", "--port", "0", "--log-level", "warn",
-                                    "--model-dir", os.path.join(d, "models"),
-                                    "--data-dir", os.path.join(d, "db"), "--item-dim", "16"],
-                                   stdout=subprocess.PIPE, text=True)
+            srv, target = self.serve(d)
             try:
-                line = srv.stdout.readline().strip()
-                self.assertTrue(line.startswith("listening on "), line)
                 import demo_client
                 from moerec_client import Client
-                client = Client(line[len("listening on "):])
+                client = Client(target)
                 items, users = demo_client.read_world(d)
                 lift = demo_client.favourite_lift(client, items, users, 40)
                 print("favourite-genre lift: %+.3f" % lift)
@@ -104,6 +109,45 @@ class DemoTest(unittest.TestCase):
                 print("favourite genres in Recommend's top 10: %.2f" % share)
                 self.assertGreater(share, 0.5)  # 2 of 8 genres: 0.25 by chance
                 client.close()
+            finally:
+                srv.send_signal(signal.SIGTERM)
+                self.assertEqual(srv.wait(timeout=60), 0)
+                srv.stdout.close()
+
+    def test_sdim_block(self):
+        """The demo's SDIM model (model_sdim.json, trained with --sdim-*):
+        a user's Score before the replay has no history (behaviour_length 0,
+        a zero block); after, the block reads every replayed click and moves
+        the scores."""
+        with tempfile.TemporaryDirectory() as d:
+            subprocess.run([ARGS.bin, "demo-data", "--out", d, "--users", "60", "--rows", "20000",
+                            "--items", "400"], check=True, capture_output=True)
+            models = os.path.join(d, "models", "demo")
+            os.makedirs(models)
+            subprocess.run([ARGS.bin, "train", "--model-json", os.path.join(d, "model_sdim.json"),
+                            "--data", os.path.join(d, "interactions.csv"), "--out", models,
+                            "--sdim-events", os.path.join(d, "events.csv"), "--sdim-items",
+                            os.path.join(d, "item_vectors.csv"), "--epochs", "2", "--quiet"],
+                           check=True, capture_output=True)
+            with open(os.path.join(models, "1", "model.json")) as f:
+                self.assertEqual(json.load(f)["features"]["extra_dim"], 32)
+            srv, target = self.serve(d)
+            try:
+                import demo_client
+                from moerec_client import Client
+                with Client(target) as client:
+                    items, users = demo_client.read_world(d)
+                    demo_client.load_catalogue(client, d)
+                    n, user, cands, before, after = demo_client.replay_with_sdim(
+                        client, d, items, users[:10])
+                with open(os.path.join(d, "events.csv")) as f:
+                    mine = sum(1 for x in f if x.split(",")[0] == user["user_id"])
+                self.assertGreater(n, 0)
+                self.assertEqual(before.debug.behaviour_length, 0)
+                self.assertEqual(after.debug.behaviour_length, mine)
+                diff = max(abs(a.score - b.score) for a, b in zip(after.items, before.items))
+                print("SDIM: %d events; largest score change %.4f" % (mine, diff))
+                self.assertGreater(diff, 1e-3)
             finally:
                 srv.send_signal(signal.SIGTERM)
                 self.assertEqual(srv.wait(timeout=60), 0)
