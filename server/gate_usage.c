@@ -1,10 +1,16 @@
 /* gate_usage.c — see gate_usage.h. */
 #include "gate_usage.h"
 
-#include <stdio.h>
 #include <string.h>
 
 #include "server/spinlock.h"
+
+/* Copy a NUL-terminated name into dst[cap], cut to fit. */
+static void copy_name(char *dst, size_t cap, const char *src) {
+    size_t n = strnlen(src, cap - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
 
 void mr_gate_usage_add(mr_gate_usage *u, const moe_scorer *s) {
     moe_gate_report rep[MR_GU_GATES];
@@ -17,10 +23,10 @@ void mr_gate_usage_add(mr_gate_usage *u, const moe_scorer *s) {
     if (u->passes == 0) {
         u->n_gates = n;
         for (int g = 0; g < n; g++) {
-            snprintf(u->gate[g], sizeof u->gate[g], "%s", rep[g].gate);
+            copy_name(u->gate[g], sizeof u->gate[g], rep[g].gate);
             u->n[g] = rep[g].n < MR_GU_EXPERTS ? rep[g].n : MR_GU_EXPERTS;
             for (int e = 0; e < u->n[g]; e++)
-                snprintf(u->expert[g][e], sizeof u->expert[g][e], "%s", rep[g].expert[e]);
+                copy_name(u->expert[g][e], sizeof u->expert[g][e], rep[g].expert[e]);
         }
     }
     u->passes++;

@@ -280,7 +280,7 @@ static void router_plot(FILE *f, mr_model_ref *ref) {
 static void store_part(FILE *f, mr_server *s) {
     mr_backend *be = mr_server_backend(s);
     const char *names[2] = {"memory cache", "shared tier"};
-    double v[2];
+    double v[2] = {0, 0};
     int n = 0;
     store_stats st;
     memset(&st, 0, sizeof st);
