@@ -279,7 +279,7 @@ static void router_plot(FILE *f, mr_model_ref *ref) {
 
 static void store_part(FILE *f, mr_server *s) {
     mr_backend *be = mr_server_backend(s);
-    const char *names[2] = {"memory cache", "shared tier"};
+    const char *names[2] = {"memory cache", "shared tier (Redis Cluster)"};
     double v[2] = {0, 0};
     int n = 0;
     store_stats st;
@@ -288,7 +288,11 @@ static void store_part(FILE *f, mr_server *s) {
         store_get_stats(be->st, &st);
         uint64_t look = st.cache_hits + st.cache_misses;
         v[n++] = look ? (double)st.cache_hits / (double)look : 0;
-        if (st.tier_hits) v[n++] = st.cache_misses ? (double)st.tier_hits / (double)st.cache_misses : 0;
+        if (be->tier) { /* Redis Cluster: rows found over rows asked of it */
+            tier_redis_stats ts;
+            tier_redis_get_stats(be->tier, &ts);
+            v[n++] = ts.gets ? (double)ts.hits / (double)ts.gets : 0;
+        }
     }
     bar_plot(f, "cache", "Cache hit rate per tier (since start)", names, v, n,
              "no store (start the server with data_dir)");
