@@ -33,7 +33,8 @@ class DemoTest(unittest.TestCase):
 
     def test_help(self):
         out = subprocess.run([ARGS.bin, "--help"], capture_output=True, text=True, check=True).stdout
-        cmds = [l.split()[0] for l in out.splitlines() if l.startswith("  ") and l.strip()]
+        listing = out.split("Commands:\n", 1)[1].split("\n\n", 1)[0]
+        cmds = [l.split()[0] for l in listing.splitlines() if l.strip()]
         self.assertIn("serve", cmds)
         self.assertIn("demo-data", cmds)
         for c in cmds + ["index retrievers", "index graphhash"]:
