@@ -1,6 +1,7 @@
 /* test_gate_usage.c — per-gate expert utilisation accumulated over ranking
  * passes equals the mean of the scorer's own per-pass gate reports, keeps
- * the gate and expert names, and starts empty. */
+ * the gate and expert names, starts empty, and skips a split run (which
+ * leaves no gate report). */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include "common/threadpool.h"
 #include "server/gate_usage.h"
 #include "../moe/testmodel.h"
 
@@ -63,6 +65,15 @@ static void test_mean_of_reports(void **state) {
         assert_true(tot > 0.2 && tot <= 1.0 + 1e-6); /* top-2 of softmax weights */
         assert_true(snap->active[g] / 5.0 > 0.49 && snap->active[g] / 5.0 < 0.51); /* 2 of 4 */
     }
+    /* a batch split over a pool leaves no gate report: not counted */
+    mr_pool *pool = mr_pool_create(2);
+    assert_non_null(pool);
+    assert_int_equal(moe_scorer_begin(s, 16, &e), 0);
+    assert_int_equal(moe_scorer_run_split(s, NULL, NULL, pool, 2, &e), 0);
+    mr_gate_usage_add(u, s);
+    mr_gate_usage_read(u, snap);
+    assert_int_equal(snap->passes, 5);
+    mr_pool_free(pool);
     free(u);
     free(snap);
     moe_scorer_free(s);
