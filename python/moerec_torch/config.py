@@ -12,8 +12,10 @@ from .hashing import default_seed2
 
 ARCHS = ("shared_bottom", "omoe", "mmoe", "cgc", "ple", "home")
 GATES = ("dense", "topk", "topp")
+PRECISIONS = ("fp32", "bf16", "int8", "openblas_fp32")
 _KEYS = {
-    "": {"format", "format_version", "name", "tables", "features", "tasks", "arch", "train"},
+    "": {"format", "format_version", "name", "tables", "features", "tasks", "arch", "train",
+         "precision"},
     "table": {"name", "rows", "dim", "hash", "seed", "seed2"},
     "features": {"categorical", "numeric", "extra_dim"},
     "cat": {"name", "column", "table", "combiner", "separator"},
@@ -117,6 +119,12 @@ def resolve(cfg):
     out["arch"] = arch
     if "train" in cfg:
         out["train"] = cfg["train"]
+    # moerec's inference precision (docs/model-format.md); PyTorch computes
+    # in fp32, which matches moerec's fp32 and openblas_fp32 within 1e-5
+    prec = cfg.get("precision", "fp32")
+    if prec not in PRECISIONS:
+        raise ValueError('model.json: precision must be "fp32", "bf16", "int8" or "openblas_fp32"')
+    out["precision"] = prec
     return out
 
 
