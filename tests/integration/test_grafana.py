@@ -1,8 +1,8 @@
 """docs/grafana/moerec.json against a real server: every metric a panel
 queries is in /metrics, every metric family of /metrics is on a panel or
 listed as deliberately absent in docs/grafana/README.md (the shared-tier
-families, exported only with a Redis Cluster tier, are checked against
-the README's list of them instead), every query
+and update-log families, exported only with a Redis Cluster tier or NATS
+log, are checked against the README's lists of them instead), every query
 parses (promtool check rules), and every query returns series from a real
 Prometheus (Debian's prometheus) scraping the server every second while
 traffic runs.
@@ -60,8 +60,8 @@ def absent_list():
 
 
 def conditional_list():
-    """Families only a server with a shared tier exports."""
-    return readme_list("Only with a shared tier")
+    """Families only a server with a shared tier or an update log exports."""
+    return readme_list("Only with a shared tier") | readme_list("Only with an update log")
 
 
 def traffic(c, items, rounds=10):
