@@ -36,6 +36,8 @@ static const field fields[] = {
     F("request_arena_bytes", K_SIZE, request_arena_bytes),
     F("max_concurrent_streams", K_INT, max_concurrent_streams),
     F("drain_seconds", K_DOUBLE, drain_seconds),
+    F("drain_grace_seconds", K_DOUBLE, drain_grace_seconds),
+    F("max_inflight_calls", K_INT, max_inflight_calls),
     F("max_k", K_INT, max_k),
     F("max_candidates", K_INT, max_candidates),
     F("score_split_candidates", K_INT, score_split_candidates),
@@ -88,6 +90,8 @@ void mr_config_defaults(mr_server_config *c) {
     c->request_arena_bytes = 64u << 20;
     c->max_concurrent_streams = 256;
     c->drain_seconds = 10.0;
+    c->drain_grace_seconds = 5.0;
+    c->max_inflight_calls = 1024;
     c->max_k = 1000;
     c->max_candidates = 5000;
     c->score_split_candidates = 256;
@@ -206,6 +210,8 @@ int mr_config_validate(const mr_server_config *c, mr_err *err) {
     RANGE(request_arena_bytes, 64 * 1024, (size_t)8 << 30);
     RANGE(max_concurrent_streams, 1, 1 << 20);
     RANGE(drain_seconds, 0.0, 3600.0);
+    RANGE(drain_grace_seconds, 0.0, 3600.0);
+    RANGE(max_inflight_calls, 0, 1 << 20);
     RANGE(max_k, 1, 100000);
     RANGE(max_candidates, 1, MOE_MAX_BATCH); /* one scorer batch holds them all */
     RANGE(score_split_candidates, 0, MOE_MAX_BATCH);

@@ -19,6 +19,8 @@ typedef struct mr_server_config {
     size_t request_arena_bytes; /* decode + handler memory per request */
     int max_concurrent_streams; /* per HTTP/2 connection */
     double drain_seconds;       /* SIGTERM: wait this long for in-flight calls */
+    double drain_grace_seconds; /* SIGTERM: NOT_SERVING but serving this long first */
+    int max_inflight_calls;     /* past it a new call is RESOURCE_EXHAUSTED; 0 = no bound */
     int max_k;                  /* Recommend k limit */
     int max_candidates;         /* Score candidates limit */
     int score_split_candidates; /* Score batches this large split over idle cores; 0 = never */

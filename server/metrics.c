@@ -120,6 +120,13 @@ char *mr_metrics_render(mr_server *s) {
             "# TYPE moerec_uptime_seconds gauge\nmoerec_uptime_seconds %llu\n",
         (unsigned long long)mr_server_uptime_seconds(s));
     put(&b, "# HELP moerec_build_info The moerec version serving.\n# TYPE moerec_build_info gauge\nmoerec_build_info{version=\"%s\"} 1\n", MOEREC_VERSION);
+    put(&b, "# HELP moerec_calls_in_flight Accepted calls not yet answered (health excluded).\n"
+            "# TYPE moerec_calls_in_flight gauge\nmoerec_calls_in_flight %d\n"
+            "# HELP moerec_rpc_overload_rejected_total Calls refused with RESOURCE_EXHAUSTED "
+            "because max_inflight_calls were in flight.\n"
+            "# TYPE moerec_rpc_overload_rejected_total counter\n"
+            "moerec_rpc_overload_rejected_total %llu\n", mr_server_inflight(s),
+        (unsigned long long)mr_server_overload_rejected(s));
     int n = mr_server_method_count();
     put(&b, "# HELP moerec_rpc_calls_total Finished calls per method.\n"
             "# TYPE moerec_rpc_calls_total counter\n");

@@ -68,7 +68,7 @@ class DemoTest(unittest.TestCase):
                             "--pilots", "2", "--quiet", "--out",
                             os.path.join(models, "1", "retrievers")], check=True,
                            capture_output=True)
-            srv = subprocess.Popen([ARGS.bin, "serve", "--port", "0", "--log-level", "warn",
+            srv = subprocess.Popen([ARGS.bin, "serve", "--port", "0", "--drain-grace", "0", "--log-level", "warn",
                                     "--model-dir", os.path.join(d, "models"),
                                     "--data-dir", os.path.join(d, "db"), "--item-dim", "16"],
                                    stdout=subprocess.PIPE, text=True)

@@ -84,7 +84,7 @@ class RecommendTest(unittest.TestCase):
         cfg = {"model_dir": os.path.join(d, "models"), "data_dir": os.path.join(d, "db"),
                "item_dim": D, "query_events": 5, "max_k": 50, "log_level": "warn"}
         write(os.path.join(d, "moerec.json"), json.dumps(cfg))
-        cls.srv = subprocess.Popen([ARGS.bin, "serve", "--port", "0", "--config",
+        cls.srv = subprocess.Popen([ARGS.bin, "serve", "--port", "0", "--drain-grace", "0", "--config",
                                     os.path.join(d, "moerec.json")], stdout=subprocess.PIPE, text=True)
         line = cls.srv.stdout.readline().strip()
         assert line.startswith("listening on "), line
