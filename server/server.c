@@ -304,7 +304,8 @@ static void on_request(call *c, int ok) {
             atomic_fetch_add(&s->overload_rejected, 1);
             char msg[160];
             snprintf(msg, sizeof msg,
-                     "server overloaded: %d calls in flight (max_inflight_calls); retry later", n);
+                     "server overloaded: max_inflight_calls (%d) calls in flight; retry later",
+                     s->cfg.max_inflight_calls);
             finish_error(c, GRPC_STATUS_RESOURCE_EXHAUSTED, msg);
             return;
         }
