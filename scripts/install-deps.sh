@@ -24,7 +24,7 @@ PACKAGES=(
   libxxhash-dev libjansson-dev libcmocka-dev libmicrohttpd-dev
   clang libclang-rt-14-dev
   python3 python3-grpcio python3-grpc-tools python3-numpy
-  libdnnl-dev libcsv-dev libnats-dev libhiredis-dev libgnutls28-dev
+  libdnnl-dev libcsv-dev libnats-dev libhiredis-dev libgnutls28-dev libssl-dev
 )
 # What the test suite starts or drives: JetStream and Redis Cluster servers,
 # TLS certificates, headless Chromium for the status page, PyTorch and xxhash

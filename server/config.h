@@ -44,6 +44,11 @@ typedef struct mr_server_config {
     int retrieve_k;             /* Recommend: candidates ranked when the request says 0 */
     int retrieval_threads;      /* pool for parallel expert searches; 0 = cores */
     char auth_tokens_file[1024];/* bearer tokens (server/auth.h); "" = no auth */
+    char tls_cert_file[1024];   /* PEM chain for the gRPC port; "" = plaintext */
+    char tls_key_file[1024];    /* its PEM private key */
+    char tls_client_ca_file[1024]; /* PEM CA(s) verifying client certificates; "" = none */
+    int tls_require_client_cert;/* mutual TLS: refuse clients without a certificate */
+    int metrics_tls;            /* serve /metrics over HTTPS with the same certificate */
     char metrics_host[64];      /* Prometheus /metrics address */
     int metrics_port;           /* -1 = off, 0 = a free port */
     char shared_tier_seeds[512];/* Redis Cluster "host:port,..."; "" = no shared tier */

@@ -43,6 +43,7 @@
 #include "server/backend.h"
 #include "server/metrics.h"
 #include "server/registry.h"
+#include "server/tls.h"
 #include "server/validate.h"
 
 enum { T_REQUEST, T_RECV, T_FINISH, T_WATCH_SENT, T_WATCH_CLOSED, T_WATCH_FINAL, T_COUNT };
@@ -108,6 +109,7 @@ struct mr_server {
     mr_pool *pool;              /* parallel expert searches (retriever sets) */
     mr_auth *auth;              /* bearer tokens; NULL = no authentication */
     mr_metrics *metrics;        /* Prometheus endpoint; NULL when off */
+    mr_tls *tls;                /* certificates of the gRPC port; NULL = plaintext */
     int metrics_port;           /* bound port, -1 when off */
 };
 
@@ -140,6 +142,18 @@ mr_backend *mr_server_backend(mr_server *s) { return s->backend; }
 mr_pool *mr_server_pool(mr_server *s) { return s->pool; }
 int mr_server_running_handlers(const mr_server *s) { return atomic_load(&s->running); }
 int mr_server_metrics_port(const mr_server *s) { return s->metrics_port; }
+int mr_server_tls_on(const mr_server *s) { return s->tls != NULL; }
+int mr_server_reload_tls(mr_server *s, mr_err *err) {
+    if (!s->tls) return MR_OK;
+    int rc = mr_tls_reload(s->tls, err);
+    if (rc == MR_OK) mr_info("tls: certificate files re-read; new connections will use them");
+    return rc;
+}
+
+/* Loopback: 127.0.0.0/8, ::1, localhost. */
+static int is_loopback(const char *host) {
+    return !strncmp(host, "127.", 4) || !strcmp(host, "::1") || !strcmp(host, "localhost");
+}
 uint64_t mr_server_uptime_seconds(const mr_server *s) {
     return (mr_now_ns() - s->started_ns) / 1000000000ull;
 }
@@ -602,6 +616,11 @@ int mr_server_create(const mr_server_config *cfg, mr_server **out, mr_err *err) 
         if (rc) goto err;
     }
     if (cfg->log_servers[0] && (rc = mr_replica_open(s, cfg, err))) goto err;
+    rc = mr_tls_create(&s->tls, cfg, err);
+    if (rc) goto err;
+    if (s->auth && !s->tls && !is_loopback(cfg->host))
+        mr_warn("auth: bearer tokens will cross the network in clear text: %s is not a loopback "
+                "address and TLS is off (set tls_cert_file and tls_key_file)", cfg->host);
     grpc_arg args[3];
     args[0].type = GRPC_ARG_INTEGER;
     args[0].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
@@ -622,12 +641,13 @@ int mr_server_create(const mr_server_config *cfg, mr_server **out, mr_err *err) 
     grpc_server_register_completion_queue(s->server, s->shutdown_cq, NULL);
     char addr[300];
     snprintf(addr, sizeof addr, strchr(cfg->host, ':') ? "[%s]:%d" : "%s:%d", cfg->host, cfg->port);
-    grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+    grpc_server_credentials *creds =
+        s->tls ? mr_tls_credentials(s->tls) : grpc_insecure_server_credentials_create();
     s->port = grpc_server_add_http2_port(s->server, addr, creds);
     grpc_server_credentials_release(creds);
     if (s->port == 0) {
-        rc = mr_err_set(err, MR_EUNAVAIL, "cannot listen on %s (in use, or not a local address)",
-                        addr);
+        rc = mr_err_set(err, MR_EUNAVAIL, "cannot listen on %s (in use, not a local address%s)",
+                        addr, s->tls ? ", or gRPC refused the certificate" : "");
         goto err;
     }
     *out = s;
@@ -640,8 +660,13 @@ err:
 int mr_server_start(mr_server *s, mr_err *err) {
     s->metrics_port = -1;
     if (s->cfg.metrics_port >= 0) {
-        int rc = mr_metrics_start(&s->metrics, s, s->cfg.metrics_host, s->cfg.metrics_port,
-                                  &s->metrics_port, err);
+        char *cert = NULL, *key = NULL;
+        int rc = s->cfg.metrics_tls ? mr_tls_pem(s->tls, &cert, &key, err) : MR_OK;
+        if (!rc)
+            rc = mr_metrics_start(&s->metrics, s, s->cfg.metrics_host, s->cfg.metrics_port, cert,
+                                  key, &s->metrics_port, err);
+        free(cert);
+        free(key);
         if (rc) return rc;
     }
     grpc_server_start(s->server);
@@ -754,6 +779,7 @@ void mr_server_free(mr_server *s) {
     mr_registry_free(s->registry);
     mr_pool_free(s->pool);
     mr_auth_free(s->auth);
+    mr_tls_free(s->tls); /* after grpc_server_destroy: its credentials call into it */
     mr_backend_close(s->backend);
     free(s->cqs);
     free(s->threads);

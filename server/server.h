@@ -92,6 +92,11 @@ struct mr_pool *mr_server_pool(mr_server *s);
 int mr_server_running_handlers(const mr_server *s);
 /* The loaded models; NULL when the server runs without --model-dir. */
 struct mr_registry *mr_server_registry(mr_server *s);
+/* TLS on the gRPC port, and re-reading its certificate files (SIGHUP,
+ * Admin/Reload): new connections get the new certificate, open ones stay.
+ * A no-op returning MR_OK when TLS is off; on error nothing changes. */
+int mr_server_tls_on(const mr_server *s);
+int mr_server_reload_tls(mr_server *s, mr_err *err);
 /* 1 while serving, 0 once the drain began (health NOT_SERVING). */
 int mr_server_serving(const mr_server *s);
 /* Accepted calls not yet answered (health excluded), and the calls

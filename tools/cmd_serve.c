@@ -1,4 +1,5 @@
-/* cmd_serve.c — `moerec serve`: run the gRPC server until SIGTERM/SIGINT.
+/* cmd_serve.c — `moerec serve`: run the gRPC server until SIGTERM/SIGINT;
+ * SIGHUP re-reads the TLS certificate files.
  *
  * SIGTERM/SIGINT are blocked before the server starts its threads, which
  * inherit the mask, and the main thread takes them with sigtimedwait, so
@@ -36,7 +37,8 @@ static void usage(FILE *f) {
             "                    [--item-dim N] [--metrics-port N] [--auth-tokens FILE]\n"
             "                    [--drain-grace SECONDS] [--log-level LEVEL]\n\n"
             "Serve the moerec gRPC API (moerec.v1.Recommender, moerec.v1.Admin,\n"
-            "grpc.health.v1.Health) until SIGTERM or SIGINT, then drain and exit 0.\n\n"
+            "grpc.health.v1.Health) until SIGTERM or SIGINT, then drain and exit 0.\n"
+            "SIGHUP re-reads the TLS certificate files (tls_* in the config file).\n\n"
             "  --config FILE      JSON config (docs/operations.md); flags override it\n"
             "  --host ADDR        bind address (default 127.0.0.1)\n"
             "  --port N           port (default 50051); 0 picks a free port\n"
@@ -69,7 +71,8 @@ static void serve_on_signal(int sig) { /* async-signal-safe: one write */
     errno = saved;
 }
 
-/* Block until SIGTERM or SIGINT (sigs, blocked in this thread); returns it. */
+/* Block until SIGTERM, SIGINT or SIGHUP (sigs, blocked in this thread);
+ * returns it. */
 static int serve_wait_signal(const sigset_t *sigs) {
     for (;;) {
         struct timespec poll_every = {0, 100 * 1000 * 1000};
@@ -151,6 +154,7 @@ static int serve_main(int argc, char **argv) {
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -159,6 +163,7 @@ static int serve_main(int argc, char **argv) {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     mr_server *srv;
@@ -170,11 +175,17 @@ static int serve_main(int argc, char **argv) {
     if (strchr(cfg.host, ':')) printf("listening on [%s]:%d\n", cfg.host, mr_server_port(srv));
     else printf("listening on %s:%d\n", cfg.host, mr_server_port(srv));
     if (mr_server_metrics_port(srv) >= 0) /* second line: tests read the first */
-        printf("metrics on http://%s:%d/metrics\n", cfg.metrics_host, mr_server_metrics_port(srv));
+        printf("metrics on %s://%s:%d/metrics\n", cfg.metrics_tls ? "https" : "http",
+               cfg.metrics_host, mr_server_metrics_port(srv));
     fflush(stdout);
     mr_info("serving on %s:%d with %d queues", cfg.host, mr_server_port(srv),
             cfg.completion_queues);
-    int sig = serve_wait_signal(&sigs);
+    int sig;
+    while ((sig = serve_wait_signal(&sigs)) == SIGHUP) { /* re-read the certificate files */
+        if (!mr_server_tls_on(srv)) mr_info("SIGHUP: TLS is off; nothing to re-read");
+        else if (mr_server_reload_tls(srv, &err))
+            mr_warn("SIGHUP: %s; the certificate in use stays", err.msg);
+    }
     mr_info("%s: draining (grace %.3f s, then up to %.1f s for calls in flight); further "
             "signals are ignored", sig == SIGTERM ? "SIGTERM" : "SIGINT", cfg.drain_grace_seconds,
             cfg.drain_seconds);
