@@ -138,7 +138,7 @@ def open_loop(grpc, stub, req, rate, seconds, pid):
     return done, peak[0], sent_by[0] - t_start
 
 
-def run(binary, proto_dir, work, seconds=3.0, rate=2.0, bound=8, candidates=200,
+def run(binary, proto_dir, work, seconds=3.0, rate=2.0, bound=8, candidates=1000,
         calibrate=1.5):
     """Both runs; returns a dict of figures (see the module docstring)."""
     import grpc
@@ -196,7 +196,7 @@ def main():
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--rate", type=float, default=2.0, help="times the measured capacity")
     ap.add_argument("--bound", type=int, default=8, help="max_inflight_calls of the bounded run")
-    ap.add_argument("--candidates", type=int, default=200, help="per Score call")
+    ap.add_argument("--candidates", type=int, default=1000, help="per Score call")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as work:
         sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",

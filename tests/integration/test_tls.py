@@ -88,6 +88,8 @@ class Server:
         self.proc.send_signal(signal.SIGTERM)
         rc = self.proc.wait(timeout=60)
         self.proc.stdout.close()
+        if rc != 0:  # show why (a sanitizer report goes to the log)
+            sys.stderr.write(self.log_text()[-6000:])
         return rc
 
     def log_text(self):
