@@ -95,7 +95,8 @@ int mr_tls_reload(mr_tls *t, mr_err *e) {
     char *key = cert ? read_file(t->key_file, "tls_key_file", e) : NULL;
     char *ca = NULL;
     int rc = cert && key ? MR_OK : MR_EINVAL;
-    if (!rc && t->ca_file[0] && !(ca = read_file(t->ca_file, "tls_client_ca_file", e))) rc = MR_EINVAL;
+    if (!rc && t->ca_file[0] && !(ca = read_file(t->ca_file, "tls_client_ca_file", e)))
+        rc = MR_EINVAL;
     if (!rc) rc = check_pems(t, cert, key, ca, e);
     if (rc) {
         free(cert);
@@ -127,8 +128,8 @@ static grpc_ssl_certificate_config_reload_status fetch(void *user,
     grpc_ssl_pem_key_cert_pair pair = {t->key, t->cert};
     /* gRPC 1.51 asserts that a fetched config has client roots even when it
      * requests no client certificate; then they are never used, so the
-     * server's own chain stands in */
-    *cfg = grpc_ssl_server_certificate_config_create(t->ca ? t->ca : t->cert, &pair, 1); /* copied */
+     * server's own chain stands in (texts copied) */
+    *cfg = grpc_ssl_server_certificate_config_create(t->ca ? t->ca : t->cert, &pair, 1);
     t->fetched = t->generation;
     pthread_mutex_unlock(&t->mu);
     mr_info("tls: new connections now get the certificate read from %s", t->cert_file);
