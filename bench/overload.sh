@@ -9,12 +9,8 @@
 # Usage: bench/run overload [--seconds S] [--rate X] [--bound N] [--candidates N]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(dirname "$here")
-build=${MOEREC_BUILD:-$root/build-bench}
-if ! cmake --build "$build" -j"$(nproc)" --target moerec > "$build/overload-build.log" 2>&1; then
-  grep -E -A3 "error|Error" "$build/overload-build.log" | head -40 >&2
-  echo "overload: build failed; log in $build/overload-build.log" >&2
-  exit 1
-fi
+. "$here/lib/build.sh"
+bench_build moerec
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
-exec /usr/bin/python3 "$here/overload.py" --bin "$build/tools/moerec" --proto-dir "$root/proto" "$@"
+exec /usr/bin/python3 "$here/overload.py" --bin "$MOEREC_BUILD/tools/moerec" \
+  --proto-dir "$MOEREC_ROOT/proto" "$@"
