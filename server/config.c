@@ -245,6 +245,14 @@ int mr_config_validate(const mr_server_config *c, mr_err *err) {
     if (c->log_servers[0] && !c->data_dir[0])
         return mr_err_set(err, MR_EINVAL, "config: 'log_servers' needs 'data_dir' (each replica "
                                           "applies the log to its own store)");
+    if (!c->tls_cert_file[0] != !c->tls_key_file[0])
+        return mr_err_set(err, MR_EINVAL, "config: 'tls_cert_file' and 'tls_key_file' go together");
+    if (!c->tls_cert_file[0] && (c->tls_client_ca_file[0] || c->metrics_tls))
+        return mr_err_set(err, MR_EINVAL, "config: %s needs 'tls_cert_file' and 'tls_key_file'",
+                          c->metrics_tls ? "'metrics_tls'" : "'tls_client_ca_file'");
+    if (c->tls_require_client_cert && !c->tls_client_ca_file[0])
+        return mr_err_set(err, MR_EINVAL,
+                          "config: 'tls_require_client_cert' needs 'tls_client_ca_file'");
     if (!c->host[0]) return mr_err_set(err, MR_EINVAL, "config: 'host' must not be empty");
     moe_precision prec;
     if (c->precision[0] && moe_precision_parse(c->precision, &prec))

@@ -262,18 +262,18 @@ class TlsTest(unittest.TestCase):
 
     def test_bad_tls_config(self):
         d = self.d
-        for cfg, needle in (
-                ({"tls_cert_file": self.cert}, "go together"),
-                (self.tls_cfg(tls_require_client_cert=True), "needs 'tls_client_ca_file'"),
-                ({"metrics_tls": True}, "needs 'tls_cert_file'"),
-                (self.tls_cfg(tls_key_file=os.path.join(d, "client1.key")), "does not match"),
-                (self.tls_cfg(tls_cert_file=os.path.join(d, "nope.pem")), "cannot open")):
+        for cfg, needle, rc in (  # config errors exit 2, unusable files 1
+                ({"tls_cert_file": self.cert}, "go together", 2),
+                (self.tls_cfg(tls_require_client_cert=True), "needs 'tls_client_ca_file'", 2),
+                ({"metrics_tls": True}, "needs 'tls_cert_file'", 2),
+                (self.tls_cfg(tls_key_file=os.path.join(d, "client1.key")), "does not match", 1),
+                (self.tls_cfg(tls_cert_file=os.path.join(d, "nope.pem")), "cannot open", 1)):
             path = os.path.join(d, "bad.json")
             with open(path, "w") as f:
                 json.dump(cfg, f)
             r = subprocess.run([ARGS.bin, "serve", "--port", "0", "--config", path],
                                capture_output=True, text=True, timeout=60)
-            self.assertNotEqual(r.returncode, 0, cfg)
+            self.assertEqual(r.returncode, rc, (cfg, r.stderr))
             self.assertIn(needle, r.stderr, cfg)
 
 

@@ -73,6 +73,21 @@ static void test_reliability_fields(void **s) {
     assert_non_null(strstr(e.msg, "max_inflight_calls"));
     assert_int_equal(mr_config_load_string(&c, "{\"tls_require_client_cert\": 1}", &e), MR_EINVAL);
     assert_non_null(strstr(e.msg, "true or false"));
+    /* combinations: the pair goes together; CA, require and metrics_tls need it */
+    mr_config_defaults(&c);
+    snprintf(c.tls_cert_file, sizeof c.tls_cert_file, "c.pem");
+    assert_int_equal(mr_config_validate(&c, &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, "go together"));
+    mr_config_defaults(&c);
+    c.metrics_tls = 1;
+    assert_int_equal(mr_config_validate(&c, &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, "'metrics_tls'"));
+    mr_config_defaults(&c);
+    snprintf(c.tls_cert_file, sizeof c.tls_cert_file, "c.pem");
+    snprintf(c.tls_key_file, sizeof c.tls_key_file, "k.pem");
+    c.tls_require_client_cert = 1;
+    assert_int_equal(mr_config_validate(&c, &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, "tls_client_ca_file"));
 }
 
 static void test_errors_name_the_field(void **s) {
