@@ -54,7 +54,7 @@ if [ ! -f "$demo/models/demo/1/retrievers/retrievers.json" ] || [ ! -f "$demo/mo
 fi
 rm -rf "$demo/db"
 out=$(mktemp -d)
-"$moerec" serve --port "$port" --model-dir "$demo/models" --data-dir "$demo/db" --item-dim 16 \
+"$moerec" serve --port "$port" --drain-grace 0 --model-dir "$demo/models" --data-dir "$demo/db" --item-dim 16 \
   > "$out/port" &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$out"' EXIT

@@ -25,7 +25,7 @@ PACKAGES=(
   clang libclang-rt-14-dev
   python3 python3-grpcio python3-grpc-tools python3-numpy
   python3-venv python3-setuptools python3-wheel
-  libdnnl-dev libcsv-dev libnats-dev libhiredis-dev libgnutls28-dev
+  libdnnl-dev libcsv-dev libnats-dev libhiredis-dev libgnutls28-dev libssl-dev
 )
 # What the test suite starts or drives: JetStream and Redis Cluster servers,
 # TLS certificates, headless Chromium for the status page, PyTorch and xxhash

@@ -10,7 +10,12 @@
 #   extra arguments after -- go to ctest, e.g. scripts/test.sh -- -R hashing
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-TSAN_TESTS='^(test_common_threadpool|test_index_cache|test_index_store_concurrent|test_index_retr_faiss|test_index_router_retrieve|test_moe_dnn_exec|test_moe_scorer|test_server_stats_window)$'
+TSAN_TESTS='^(test_common_threadpool|test_index_cache|test_index_store_concurrent|test_index_retr_faiss|test_index_router_retrieve|test_moe_dnn_exec|test_moe_scorer|test_server_stats_window'
+# the server's integration tests: the TSan-built `moerec serve` under
+# concurrent calls, reloads, Watch streams, drain, TLS (python-driven ones
+# run the instrumented server behind an uninstrumented python client)
+TSAN_TESTS+='|test_server_grpc|test_server_python|test_score_rpc|test_store_rpc|test_recommend'
+TSAN_TESTS+='|test_auth_metrics|test_drain|test_tls)$'
 build="$root/build"
 cmake_args=()
 ctest_args=()
@@ -20,7 +25,7 @@ while [ $# -gt 0 ]; do
     --tsan) build="$root/build-tsan"; cmake_args+=(-DMOEREC_TSAN=ON -DCMAKE_BUILD_TYPE=Debug)
             # the tests with real concurrency: thread pool, store cache and
             # readers-vs-writer, FAISS experts searched while written, the
-            # router's parallel experts
+            # router's parallel experts, and the real server
             ctest_args+=(-R "$TSAN_TESTS") ;;
     --release) build="$root/build-rel"; cmake_args+=(-DCMAKE_BUILD_TYPE=Release) ;;
     --) shift; ctest_args+=("$@"); break ;;
@@ -39,5 +44,7 @@ if ! cmake --build "$build" -j"$jobs" > "$build/build.log" 2>&1; then
 fi
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
+# suppressions: only races inside uninstrumented gRPC, abseil and OpenSSL,
+# each with its reason in the file
+export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1:suppressions=$root/scripts/tsan.supp}
 ctest --test-dir "$build" -j"$jobs" --output-on-failure "${ctest_args[@]}"

@@ -36,6 +36,8 @@ static const field fields[] = {
     F("request_arena_bytes", K_SIZE, request_arena_bytes),
     F("max_concurrent_streams", K_INT, max_concurrent_streams),
     F("drain_seconds", K_DOUBLE, drain_seconds),
+    F("drain_grace_seconds", K_DOUBLE, drain_grace_seconds),
+    F("max_inflight_calls", K_INT, max_inflight_calls),
     F("max_k", K_INT, max_k),
     F("max_candidates", K_INT, max_candidates),
     F("score_split_candidates", K_INT, score_split_candidates),
@@ -60,6 +62,11 @@ static const field fields[] = {
     F("retrieve_k", K_INT, retrieve_k),
     F("retrieval_threads", K_INT, retrieval_threads),
     F("auth_tokens_file", K_STR, auth_tokens_file),
+    F("tls_cert_file", K_STR, tls_cert_file),
+    F("tls_key_file", K_STR, tls_key_file),
+    F("tls_client_ca_file", K_STR, tls_client_ca_file),
+    F("tls_require_client_cert", K_BOOL, tls_require_client_cert),
+    F("metrics_tls", K_BOOL, metrics_tls),
     F("metrics_host", K_STR, metrics_host),
     F("metrics_port", K_INT, metrics_port),
     F("shared_tier_seeds", K_STR, shared_tier_seeds),
@@ -88,6 +95,8 @@ void mr_config_defaults(mr_server_config *c) {
     c->request_arena_bytes = 64u << 20;
     c->max_concurrent_streams = 256;
     c->drain_seconds = 10.0;
+    c->drain_grace_seconds = 5.0;
+    c->max_inflight_calls = 1024;
     c->max_k = 1000;
     c->max_candidates = 5000;
     c->score_split_candidates = 256;
@@ -206,6 +215,8 @@ int mr_config_validate(const mr_server_config *c, mr_err *err) {
     RANGE(request_arena_bytes, 64 * 1024, (size_t)8 << 30);
     RANGE(max_concurrent_streams, 1, 1 << 20);
     RANGE(drain_seconds, 0.0, 3600.0);
+    RANGE(drain_grace_seconds, 0.0, 3600.0);
+    RANGE(max_inflight_calls, 0, 1 << 20);
     RANGE(max_k, 1, 100000);
     RANGE(max_candidates, 1, MOE_MAX_BATCH); /* one scorer batch holds them all */
     RANGE(score_split_candidates, 0, MOE_MAX_BATCH);
@@ -234,6 +245,14 @@ int mr_config_validate(const mr_server_config *c, mr_err *err) {
     if (c->log_servers[0] && !c->data_dir[0])
         return mr_err_set(err, MR_EINVAL, "config: 'log_servers' needs 'data_dir' (each replica "
                                           "applies the log to its own store)");
+    if (!c->tls_cert_file[0] != !c->tls_key_file[0])
+        return mr_err_set(err, MR_EINVAL, "config: 'tls_cert_file' and 'tls_key_file' go together");
+    if (!c->tls_cert_file[0] && (c->tls_client_ca_file[0] || c->metrics_tls))
+        return mr_err_set(err, MR_EINVAL, "config: %s needs 'tls_cert_file' and 'tls_key_file'",
+                          c->metrics_tls ? "'metrics_tls'" : "'tls_client_ca_file'");
+    if (c->tls_require_client_cert && !c->tls_client_ca_file[0])
+        return mr_err_set(err, MR_EINVAL,
+                          "config: 'tls_require_client_cert' needs 'tls_client_ca_file'");
     if (!c->host[0]) return mr_err_set(err, MR_EINVAL, "config: 'host' must not be empty");
     moe_precision prec;
     if (c->precision[0] && moe_precision_parse(c->precision, &prec))

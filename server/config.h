@@ -19,6 +19,8 @@ typedef struct mr_server_config {
     size_t request_arena_bytes; /* decode + handler memory per request */
     int max_concurrent_streams; /* per HTTP/2 connection */
     double drain_seconds;       /* SIGTERM: wait this long for in-flight calls */
+    double drain_grace_seconds; /* SIGTERM: NOT_SERVING but serving this long first */
+    int max_inflight_calls;     /* past it a new call is RESOURCE_EXHAUSTED; 0 = no bound */
     int max_k;                  /* Recommend k limit */
     int max_candidates;         /* Score candidates limit */
     int score_split_candidates; /* Score batches this large split over idle cores; 0 = never */
@@ -42,6 +44,11 @@ typedef struct mr_server_config {
     int retrieve_k;             /* Recommend: candidates ranked when the request says 0 */
     int retrieval_threads;      /* pool for parallel expert searches; 0 = cores */
     char auth_tokens_file[1024];/* bearer tokens (server/auth.h); "" = no auth */
+    char tls_cert_file[1024];   /* PEM chain for the gRPC port; "" = plaintext */
+    char tls_key_file[1024];    /* its PEM private key */
+    char tls_client_ca_file[1024]; /* PEM CA(s) verifying client certificates; "" = none */
+    int tls_require_client_cert;/* mutual TLS: refuse clients without a certificate */
+    int metrics_tls;            /* serve /metrics over HTTPS with the same certificate */
     char metrics_host[64];      /* Prometheus /metrics address */
     int metrics_port;           /* -1 = off, 0 = a free port */
     char shared_tier_seeds[512];/* Redis Cluster "host:port,..."; "" = no shared tier */

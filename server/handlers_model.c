@@ -115,9 +115,18 @@ int mr_handle_admin_reload(mr_call_ctx *ctx, const ProtobufCMessage *req, Protob
                            mr_err *err) {
     const Moerec__V1__ReloadRequest *r = (const void *)req;
     mr_registry *reg = mr_server_registry(ctx->server);
+    /* TLS certificate files first: bad ones fail the call before any model
+     * is swapped (the certificate in use stays) */
+    if (mr_server_reload_tls(ctx->server, err)) return MR_ESTATE;
+    Moerec__V1__ReloadResponse *out = mr_arena_alloc(ctx->arena, sizeof *out);
+    if (!reg && mr_server_tls_on(ctx->server) && !r->model[0] && !r->version[0]) {
+        if (!out) return mr_err_set(err, MR_ENOMEM, "out of request memory");
+        moerec__v1__reload_response__init(out); /* certificates only: no model here */
+        *resp = &out->base;
+        return MR_OK;
+    }
     if (!reg)
         return mr_err_set(err, MR_ESTATE, "no model loaded: start the server with --model-dir");
-    Moerec__V1__ReloadResponse *out = mr_arena_alloc(ctx->arena, sizeof *out);
     char *prev = mr_arena_alloc(ctx->arena, 32), *now = mr_arena_alloc(ctx->arena, 32);
     if (!out || !prev || !now) return mr_err_set(err, MR_ENOMEM, "out of request memory");
     int rc = mr_registry_reload(reg, r->model, r->version, prev, now, err);

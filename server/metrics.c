@@ -18,6 +18,7 @@
 struct mr_metrics {
     struct MHD_Daemon *d;
     mr_server *s;
+    char *tls_cert, *tls_key; /* PEM, kept for the daemon's life; NULL = plain HTTP */
 };
 
 typedef struct buf {
@@ -144,6 +145,13 @@ char *mr_metrics_render(mr_server *s) {
             "# TYPE moerec_uptime_seconds gauge\nmoerec_uptime_seconds %llu\n",
         (unsigned long long)mr_server_uptime_seconds(s));
     put(&b, "# HELP moerec_build_info The moerec version serving.\n# TYPE moerec_build_info gauge\nmoerec_build_info{version=\"%s\"} 1\n", MOEREC_VERSION);
+    put(&b, "# HELP moerec_calls_in_flight Accepted calls not yet answered (health excluded).\n"
+            "# TYPE moerec_calls_in_flight gauge\nmoerec_calls_in_flight %d\n"
+            "# HELP moerec_rpc_overload_rejected_total Calls refused with RESOURCE_EXHAUSTED "
+            "because max_inflight_calls were in flight.\n"
+            "# TYPE moerec_rpc_overload_rejected_total counter\n"
+            "moerec_rpc_overload_rejected_total %llu\n", mr_server_inflight(s),
+        (unsigned long long)mr_server_overload_rejected(s));
     int n = mr_server_method_count();
     put(&b, "# HELP moerec_rpc_calls_total Finished calls per method.\n"
             "# TYPE moerec_rpc_calls_total counter\n");
@@ -274,8 +282,21 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
     return ret;
 }
 
-int mr_metrics_start(mr_metrics **out, mr_server *s, const char *host, int port, int *bound,
-                     mr_err *e) {
+static char *metrics_strdup(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *d = malloc(n);
+    if (d) memcpy(d, s, n);
+    return d;
+}
+
+static void metrics_free(mr_metrics *m) {
+    free(m->tls_cert);
+    free(m->tls_key);
+    free(m);
+}
+
+int mr_metrics_start(mr_metrics **out, mr_server *s, const char *host, int port,
+                     const char *tls_cert, const char *tls_key, int *bound, mr_err *e) {
     *out = NULL;
     struct sockaddr_in sa;
     memset(&sa, 0, sizeof sa);
@@ -286,13 +307,31 @@ int mr_metrics_start(mr_metrics **out, mr_server *s, const char *host, int port,
     mr_metrics *m = calloc(1, sizeof *m);
     if (!m) return mr_err_set(e, MR_ENOMEM, "out of memory");
     m->s = s;
-    m->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-                            answer, m, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-                            MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
-                            MHD_OPTION_END);
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+    if (tls_cert) { /* HTTPS: GnuTLS inside libmicrohttpd */
+        if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+            free(m);
+            return mr_err_set(e, MR_EINVAL, "metrics_tls: this libmicrohttpd has no TLS support");
+        }
+        m->tls_cert = metrics_strdup(tls_cert);
+        m->tls_key = metrics_strdup(tls_key);
+        if (!m->tls_cert || !m->tls_key) {
+            metrics_free(m);
+            return mr_err_set(e, MR_ENOMEM, "out of memory");
+        }
+        flags |= MHD_USE_TLS;
+    }
+    /* MHD stops reading options at the first MHD_OPTION_END: without TLS
+     * the certificate pair below is never read */
+    m->d = MHD_start_daemon(flags, 0, NULL, NULL, answer, m, MHD_OPTION_SOCK_ADDR,
+                            (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_LIMIT, 64u,
+                            MHD_OPTION_CONNECTION_TIMEOUT, 10u,
+                            m->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, m->tls_cert,
+                            MHD_OPTION_HTTPS_MEM_KEY, m->tls_key, MHD_OPTION_END);
     if (!m->d) {
-        free(m);
-        return mr_err_set(e, MR_EUNAVAIL, "metrics: cannot listen on %s:%d (in use?)", host, port);
+        metrics_free(m);
+        return mr_err_set(e, MR_EUNAVAIL, "metrics: cannot listen on %s:%d (in use%s?)", host,
+                          port, tls_cert ? ", or GnuTLS refused the certificate" : "");
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(m->d, MHD_DAEMON_INFO_BIND_PORT);
     if (bound) *bound = info ? info->port : port;
@@ -303,5 +342,5 @@ int mr_metrics_start(mr_metrics **out, mr_server *s, const char *host, int port,
 void mr_metrics_stop(mr_metrics *m) {
     if (!m) return;
     MHD_stop_daemon(m->d);
-    free(m);
+    metrics_free(m);
 }

@@ -20,9 +20,10 @@
 
 typedef struct mr_metrics mr_metrics;
 
-/* Listen on host:port (0 picks a free port; *bound gets it). */
-int mr_metrics_start(mr_metrics **out, mr_server *s, const char *host, int port, int *bound,
-                     mr_err *e);
+/* Listen on host:port (0 picks a free port; *bound gets it). With
+ * tls_cert and tls_key (PEM texts, copied) it serves HTTPS only. */
+int mr_metrics_start(mr_metrics **out, mr_server *s, const char *host, int port,
+                     const char *tls_cert, const char *tls_key, int *bound, mr_err *e);
 void mr_metrics_stop(mr_metrics *m);
 
 /* The exposition text (malloc'd), for the handler and for tests. */

@@ -43,6 +43,7 @@
 #include "server/backend.h"
 #include "server/metrics.h"
 #include "server/registry.h"
+#include "server/tls.h"
 #include "server/validate.h"
 
 enum { T_REQUEST, T_RECV, T_FINISH, T_WATCH_SENT, T_WATCH_CLOSED, T_WATCH_FINAL, T_COUNT };
@@ -67,6 +68,7 @@ struct call {
     int status;                 /* gRPC status sent */
     int cancelled;              /* from RECV_CLOSE_ON_SERVER */
     int method_index;           /* -1 when unknown */
+    int counted;                /* holds one of srv->inflight (accepted, not health) */
     const mr_method *method;
     const ProtobufCMessage *req; /* decoded request (offload threads) */
     atomic_int handed_off;      /* release in finish(), acquire in on_finish() */
@@ -90,7 +92,12 @@ struct mr_server {
     pthread_t *threads;
     int nthreads;
     int port;
-    atomic_int serving;
+    atomic_int serving;         /* health SERVING; 0 from the first drain step */
+    atomic_int accepting;       /* new calls run; 0 once the grace is over (UNAVAILABLE) */
+    atomic_int listening;       /* request_calls are re-armed; 0 once the listener closes */
+    atomic_int inflight;        /* accepted calls not yet finished (not health) */
+    atomic_ullong overload_rejected; /* calls refused by max_inflight_calls */
+    atomic_ullong refused_ns;   /* mr_now_ns of the last call refused by the drain */
     uint64_t started_ns;
     mr_method_stats *stats;     /* one per method + 1 for unknown */
     pthread_mutex_t watch_mu;
@@ -102,6 +109,7 @@ struct mr_server {
     mr_pool *pool;              /* parallel expert searches (retriever sets) */
     mr_auth *auth;              /* bearer tokens; NULL = no authentication */
     mr_metrics *metrics;        /* Prometheus endpoint; NULL when off */
+    mr_tls *tls;                /* certificates of the gRPC port; NULL = plaintext */
     int metrics_port;           /* bound port, -1 when off */
 };
 
@@ -125,11 +133,27 @@ mr_method_stats *mr_server_stats(mr_server *s, int i) { return &s->stats[i < 0 ?
 const mr_server_config *mr_server_config_of(const mr_server *s) { return &s->cfg; }
 int mr_server_port(const mr_server *s) { return s->port; }
 int mr_server_serving(const mr_server *s) { return atomic_load(&s->serving); }
+int mr_server_inflight(const mr_server *s) { return atomic_load(&s->inflight); }
+uint64_t mr_server_overload_rejected(const mr_server *s) {
+    return atomic_load(&s->overload_rejected);
+}
 mr_registry *mr_server_registry(mr_server *s) { return s->registry; }
 mr_backend *mr_server_backend(mr_server *s) { return s->backend; }
 mr_pool *mr_server_pool(mr_server *s) { return s->pool; }
 int mr_server_running_handlers(const mr_server *s) { return atomic_load(&s->running); }
 int mr_server_metrics_port(const mr_server *s) { return s->metrics_port; }
+int mr_server_tls_on(const mr_server *s) { return s->tls != NULL; }
+int mr_server_reload_tls(mr_server *s, mr_err *err) {
+    if (!s->tls) return MR_OK;
+    int rc = mr_tls_reload(s->tls, err);
+    if (rc == MR_OK) mr_info("tls: certificate files re-read; new connections will use them");
+    return rc;
+}
+
+/* Loopback: 127.0.0.0/8, ::1, localhost. */
+static int is_loopback(const char *host) {
+    return !strncmp(host, "127.", 4) || !strcmp(host, "::1") || !strcmp(host, "localhost");
+}
 uint64_t mr_server_uptime_seconds(const mr_server *s) {
     return (mr_now_ns() - s->started_ns) / 1000000000ull;
 }
@@ -168,12 +192,13 @@ static void call_free(call *c) {
     if (c->send) grpc_byte_buffer_destroy(c->send);
     if (c->has_status_msg) grpc_slice_unref(c->status_msg);
     mr_arena_free(&c->arena);
+    if (c->counted) atomic_fetch_sub(&c->srv->inflight, 1);
     atomic_fetch_sub(&c->srv->live_calls, 1);
     free(c);
 }
 
 static void arm(mr_server *s, int cq) {
-    if (!atomic_load(&s->serving)) return;
+    if (!atomic_load(&s->listening)) return;
     call *c = call_new(s, cq);
     if (!c) {
         mr_error("server: out of memory arming a call on queue %d", cq);
@@ -234,6 +259,11 @@ static int64_t deadline_ms(const gpr_timespec *t) {
     return (int64_t)rt.tv_sec * 1000 + rt.tv_nsec / 1000000;
 }
 
+/* The guards a new call passes before its request is read, in this order:
+ * authentication (so an unknown method reveals nothing without a token),
+ * the method table, the drain (UNAVAILABLE once the grace is over) and the
+ * overload bound (RESOURCE_EXHAUSTED past max_inflight_calls). Health is
+ * exempt from the last two: probes must see NOT_SERVING, not an error. */
 static void on_request(call *c, int ok) {
     mr_server *s = c->srv;
     if (!ok) { /* server shutting down: the armed slot is cancelled */
@@ -247,6 +277,21 @@ static void on_request(call *c, int ok) {
     if (len >= sizeof path) len = sizeof path - 1;
     memcpy(path, GRPC_SLICE_START_PTR(c->details.method), len);
     path[len] = '\0';
+    if (s->auth) { /* before reading anything: unauthenticated bytes are never decoded */
+        const char *hdr = NULL;
+        size_t hlen = 0;
+        for (size_t i = 0; i < c->md.count; i++)
+            if (grpc_slice_str_cmp(c->md.metadata[i].key, "authorization") == 0) {
+                hdr = (const char *)GRPC_SLICE_START_PTR(c->md.metadata[i].value);
+                hlen = GRPC_SLICE_LENGTH(c->md.metadata[i].value);
+            }
+        mr_err aerr;
+        int arc = mr_auth_check(s->auth, path, hdr, hlen, &aerr);
+        if (arc != MR_OK) {
+            finish_error(c, mr_err_grpc_code(arc), aerr.msg);
+            return;
+        }
+    }
     c->method = mr_server_find_method(path, &c->method_index);
     if (!c->method) {
         char msg[320];
@@ -260,18 +305,22 @@ static void on_request(call *c, int ok) {
         finish_error(c, GRPC_STATUS_UNIMPLEMENTED, msg);
         return;
     }
-    if (s->auth) { /* before reading anything: unauthenticated bytes are never decoded */
-        const char *hdr = NULL;
-        size_t hlen = 0;
-        for (size_t i = 0; i < c->md.count; i++)
-            if (grpc_slice_str_cmp(c->md.metadata[i].key, "authorization") == 0) {
-                hdr = (const char *)GRPC_SLICE_START_PTR(c->md.metadata[i].value);
-                hlen = GRPC_SLICE_LENGTH(c->md.metadata[i].value);
-            }
-        mr_err aerr;
-        int arc = mr_auth_check(s->auth, path, hdr, hlen, &aerr);
-        if (arc != MR_OK) {
-            finish_error(c, mr_err_grpc_code(arc), aerr.msg);
+    int health = !strncmp(path, "/grpc.health.v1.Health/", 23);
+    if (!health && !atomic_load(&s->accepting)) {
+        atomic_store(&s->refused_ns, mr_now_ns());
+        finish_error(c, GRPC_STATUS_UNAVAILABLE, "server is shutting down");
+        return;
+    }
+    if (!health) {
+        int n = atomic_fetch_add(&s->inflight, 1);
+        c->counted = 1; /* call_free gives it back, whichever way the call ends */
+        if (s->cfg.max_inflight_calls > 0 && n >= s->cfg.max_inflight_calls) {
+            atomic_fetch_add(&s->overload_rejected, 1);
+            char msg[160];
+            snprintf(msg, sizeof msg,
+                     "server overloaded: max_inflight_calls (%d) calls in flight; retry later",
+                     s->cfg.max_inflight_calls);
+            finish_error(c, GRPC_STATUS_RESOURCE_EXHAUSTED, msg);
             return;
         }
     }
@@ -567,6 +616,11 @@ int mr_server_create(const mr_server_config *cfg, mr_server **out, mr_err *err) 
         if (rc) goto err;
     }
     if (cfg->log_servers[0] && (rc = mr_replica_open(s, cfg, err))) goto err;
+    rc = mr_tls_create(&s->tls, cfg, err);
+    if (rc) goto err;
+    if (s->auth && !s->tls && !is_loopback(cfg->host))
+        mr_warn("auth: bearer tokens will cross the network in clear text: %s is not a loopback "
+                "address and TLS is off (set tls_cert_file and tls_key_file)", cfg->host);
     grpc_arg args[3];
     args[0].type = GRPC_ARG_INTEGER;
     args[0].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
@@ -587,12 +641,13 @@ int mr_server_create(const mr_server_config *cfg, mr_server **out, mr_err *err) 
     grpc_server_register_completion_queue(s->server, s->shutdown_cq, NULL);
     char addr[300];
     snprintf(addr, sizeof addr, strchr(cfg->host, ':') ? "[%s]:%d" : "%s:%d", cfg->host, cfg->port);
-    grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+    grpc_server_credentials *creds =
+        s->tls ? mr_tls_credentials(s->tls) : grpc_insecure_server_credentials_create();
     s->port = grpc_server_add_http2_port(s->server, addr, creds);
     grpc_server_credentials_release(creds);
     if (s->port == 0) {
-        rc = mr_err_set(err, MR_EUNAVAIL, "cannot listen on %s (in use, or not a local address)",
-                        addr);
+        rc = mr_err_set(err, MR_EUNAVAIL, "cannot listen on %s (in use, not a local address%s)",
+                        addr, s->tls ? ", or gRPC refused the certificate" : "");
         goto err;
     }
     *out = s;
@@ -605,12 +660,19 @@ err:
 int mr_server_start(mr_server *s, mr_err *err) {
     s->metrics_port = -1;
     if (s->cfg.metrics_port >= 0) {
-        int rc = mr_metrics_start(&s->metrics, s, s->cfg.metrics_host, s->cfg.metrics_port,
-                                  &s->metrics_port, err);
+        char *cert = NULL, *key = NULL;
+        int rc = s->cfg.metrics_tls ? mr_tls_pem(s->tls, &cert, &key, err) : MR_OK;
+        if (!rc)
+            rc = mr_metrics_start(&s->metrics, s, s->cfg.metrics_host, s->cfg.metrics_port, cert,
+                                  key, &s->metrics_port, err);
+        free(cert);
+        free(key);
         if (rc) return rc;
     }
     grpc_server_start(s->server);
     s->started_ns = mr_now_ns();
+    atomic_store(&s->listening, 1);
+    atomic_store(&s->accepting, 1);
     atomic_store(&s->serving, 1);
     for (int i = 0; i < s->cfg.completion_queues; i++)
         for (int j = 0; j < s->cfg.calls_per_queue; j++) arm(s, i);
@@ -624,17 +686,56 @@ int mr_server_start(mr_server *s, mr_err *err) {
     return MR_OK;
 }
 
+void mr_server_drain_begin(mr_server *s) {
+    if (!atomic_exchange(&s->serving, 0)) return;
+    watch_end_all(s);
+}
+
+void mr_server_drain(mr_server *s) {
+    if (!s->server || s->stopped) return;
+    mr_server_drain_begin(s);
+    if (s->cfg.drain_grace_seconds > 0) {
+        mr_info("drain: health NOT_SERVING; still serving calls for a grace of %.3f s",
+                s->cfg.drain_grace_seconds);
+        mr_sleep_ns((uint64_t)(s->cfg.drain_grace_seconds * 1e9));
+    }
+    mr_server_shutdown(s);
+}
+
+/* Steps 2 and 3 of the drain. Refusing new calls ourselves (request_calls
+ * stay armed) before gRPC's shutdown matters: shutdown_and_notify cancels
+ * every call the transport holds but no request_call has matched yet, so
+ * calling it while calls still arrive ends some of them CANCELLED. Hence
+ * step 2 lasts until the accepted calls are answered and no call has been
+ * refused for DRAIN_QUIET_NS (clients have seen UNAVAILABLE and stopped),
+ * at most DRAIN_QUIET_MAX_NS past the last answer, and at most
+ * drain_seconds in all. */
+#define DRAIN_QUIET_NS 100000000ull     /* 100 ms */
+#define DRAIN_QUIET_MAX_NS 1000000000ull /* 1 s */
 void mr_server_shutdown(mr_server *s) {
     if (!s->server || s->stopped) return;
-    atomic_store(&s->serving, 0);
-    watch_end_all(s);
+    mr_server_drain_begin(s);
+    uint64_t until_ns = mr_now_ns() + (uint64_t)(s->cfg.drain_seconds * 1e9);
+    mr_info("drain: refusing new calls (UNAVAILABLE); %d in flight", atomic_load(&s->inflight));
+    atomic_store(&s->refused_ns, mr_now_ns());
+    atomic_store(&s->accepting, 0);
+    while (atomic_load(&s->inflight) > 0 && mr_now_ns() < until_ns) mr_sleep_ns(1000000);
+    uint64_t answered_ns = mr_now_ns();
+    for (uint64_t now = answered_ns; now < until_ns && now - answered_ns < DRAIN_QUIET_MAX_NS &&
+                                     now - atomic_load(&s->refused_ns) < DRAIN_QUIET_NS;
+         now = mr_now_ns())
+        mr_sleep_ns(1000000);
+    mr_info("drain: closing the listener");
+    atomic_store(&s->listening, 0);
     mr_metrics_stop(s->metrics); /* a scrape reads server state: stop it first */
     s->metrics = NULL;
     static int shutdown_tag;
     grpc_server_shutdown_and_notify(s->server, s->shutdown_cq, &shutdown_tag);
-    gpr_timespec until = gpr_time_add(gpr_now(GPR_CLOCK_REALTIME),
-                                      gpr_time_from_millis((int64_t)(s->cfg.drain_seconds * 1000),
-                                                           GPR_TIMESPAN));
+    uint64_t now = mr_now_ns();
+    gpr_timespec until = gpr_time_add(
+        gpr_now(GPR_CLOCK_REALTIME),
+        gpr_time_from_millis(now < until_ns ? (int64_t)((until_ns - now) / 1000000) : 0,
+                             GPR_TIMESPAN));
     grpc_event ev = grpc_completion_queue_next(s->shutdown_cq, until, NULL);
     if (ev.type != GRPC_OP_COMPLETE) {
         mr_warn("server: %d calls still running after %.1f s; cancelling them",
@@ -678,6 +779,7 @@ void mr_server_free(mr_server *s) {
     mr_registry_free(s->registry);
     mr_pool_free(s->pool);
     mr_auth_free(s->auth);
+    mr_tls_free(s->tls); /* after grpc_server_destroy: its credentials call into it */
     mr_backend_close(s->backend);
     free(s->cqs);
     free(s->threads);

@@ -60,8 +60,17 @@ int mr_server_create(const mr_server_config *cfg, mr_server **out, mr_err *err);
 /* The port actually bound (useful with port 0). */
 int mr_server_port(const mr_server *s);
 int mr_server_start(mr_server *s, mr_err *err);
-/* Stop accepting calls, set health NOT_SERVING, end Watch streams, wait up to
- * cfg->drain_seconds for in-flight calls, cancel the rest, join threads. */
+/* The drain, in three steps (docs/operations.md, Stopping):
+ *   1. mr_server_drain_begin: health turns NOT_SERVING, Watch streams get
+ *      it and close; calls keep being served.
+ *   2. refuse new calls with UNAVAILABLE; wait up to cfg->drain_seconds
+ *      for the calls already accepted to be answered;
+ *   3. close the listener (cancelling what is left), join threads.
+ * mr_server_drain runs step 1, waits cfg->drain_grace_seconds (so load
+ * balancers stop sending), then mr_server_shutdown (steps 2 and 3; it
+ * runs step 1 itself when not done). */
+void mr_server_drain_begin(mr_server *s);
+void mr_server_drain(mr_server *s);
 void mr_server_shutdown(mr_server *s);
 void mr_server_free(mr_server *s);
 
@@ -83,7 +92,16 @@ struct mr_pool *mr_server_pool(mr_server *s);
 int mr_server_running_handlers(const mr_server *s);
 /* The loaded models; NULL when the server runs without --model-dir. */
 struct mr_registry *mr_server_registry(mr_server *s);
-/* 1 while serving, 0 once shutdown began. */
+/* TLS on the gRPC port, and re-reading its certificate files (SIGHUP,
+ * Admin/Reload): new connections get the new certificate, open ones stay.
+ * A no-op returning MR_OK when TLS is off; on error nothing changes. */
+int mr_server_tls_on(const mr_server *s);
+int mr_server_reload_tls(mr_server *s, mr_err *err);
+/* 1 while serving, 0 once the drain began (health NOT_SERVING). */
 int mr_server_serving(const mr_server *s);
+/* Accepted calls not yet answered (health excluded), and the calls
+ * refused so far because max_inflight_calls were in flight. */
+int mr_server_inflight(const mr_server *s);
+uint64_t mr_server_overload_rejected(const mr_server *s);
 
 #endif

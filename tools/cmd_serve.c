@@ -1,4 +1,5 @@
-/* cmd_serve.c — `moerec serve`: run the gRPC server until SIGTERM/SIGINT.
+/* cmd_serve.c — `moerec serve`: run the gRPC server until SIGTERM/SIGINT;
+ * SIGHUP re-reads the TLS certificate files.
  *
  * SIGTERM/SIGINT are blocked before the server starts its threads, which
  * inherit the mask, and the main thread takes them with sigtimedwait, so
@@ -34,9 +35,10 @@ static void usage(FILE *f) {
             "usage: moerec serve [--config FILE] [--host ADDR] [--port N] [--queues N]\n"
             "                    [--model-dir DIR] [--default-model NAME] [--precision P] [--data-dir DIR]\n"
             "                    [--item-dim N] [--metrics-port N] [--auth-tokens FILE]\n"
-            "                    [--log-level LEVEL]\n\n"
+            "                    [--drain-grace SECONDS] [--log-level LEVEL]\n\n"
             "Serve the moerec gRPC API (moerec.v1.Recommender, moerec.v1.Admin,\n"
-            "grpc.health.v1.Health) until SIGTERM or SIGINT, then drain and exit 0.\n\n"
+            "grpc.health.v1.Health) until SIGTERM or SIGINT, then drain and exit 0.\n"
+            "SIGHUP re-reads the TLS certificate files (tls_* in the config file).\n\n"
             "  --config FILE      JSON config (docs/operations.md); flags override it\n"
             "  --host ADDR        bind address (default 127.0.0.1)\n"
             "  --port N           port (default 50051); 0 picks a free port\n"
@@ -52,6 +54,8 @@ static void usage(FILE *f) {
             "  --metrics-port N   serve Prometheus /metrics on N (0 = a free port; off by default)\n"
             "  --auth-tokens FILE require 'authorization: Bearer <token>' (tokens, one a line;\n"
             "                     'admin' after a token allows moerec.v1.Admin; health stays open)\n"
+            "  --drain-grace S    on SIGTERM, report NOT_SERVING but keep serving S seconds\n"
+            "                     before refusing new calls (default 5; drain_grace_seconds)\n"
             "  --log-level LEVEL  debug, info, warn, error, off (default info)\n\n"
             "Once listening it prints one line to stdout: 'listening on HOST:PORT' (and,\n"
             "with metrics on, a second: 'metrics on http://HOST:PORT/metrics'; the status\n"
@@ -71,7 +75,8 @@ static void serve_on_signal(int sig) { /* async-signal-safe: one write */
     errno = saved;
 }
 
-/* Block until SIGTERM or SIGINT (sigs, blocked in this thread); returns it. */
+/* Block until SIGTERM, SIGINT or SIGHUP (sigs, blocked in this thread);
+ * returns it. */
 static int serve_wait_signal(const sigset_t *sigs) {
     for (;;) {
         struct timespec poll_every = {0, 100 * 1000 * 1000};
@@ -90,7 +95,8 @@ static int serve_main(int argc, char **argv) {
         {"model-dir", required_argument, 0, 'm'}, {"default-model", required_argument, 0, 'd'},
         {"data-dir", required_argument, 0, 'D'},  {"item-dim", required_argument, 0, 'I'},
         {"metrics-port", required_argument, 0, 'M'}, {"auth-tokens", required_argument, 0, 'A'},
-        {"precision", required_argument, 0, 'P'}, {0, 0, 0, 0}};
+        {"precision", required_argument, 0, 'P'}, {"drain-grace", required_argument, 0, 'g'},
+        {0, 0, 0, 0}};
     mr_server_config cfg;
     mr_config_defaults(&cfg);
     mr_err err;
@@ -118,6 +124,9 @@ static int serve_main(int argc, char **argv) {
         case 'I': bad = cli_int("--item-dim", optarg, 0, 65536, &cfg.item_dim, &ce); break;
         case 'M': bad = cli_int("--metrics-port", optarg, -1, 65535, &cfg.metrics_port, &ce); break;
         case 'P': snprintf(cfg.precision, sizeof cfg.precision, "%s", optarg); break;
+        case 'g':
+            bad = cli_parse_double("--drain-grace", optarg, 0, 3600, &cfg.drain_grace_seconds, &ce);
+            break;
         case 'A': snprintf(cfg.auth_tokens_file, sizeof cfg.auth_tokens_file, "%s", optarg); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
@@ -149,6 +158,7 @@ static int serve_main(int argc, char **argv) {
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -157,6 +167,7 @@ static int serve_main(int argc, char **argv) {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     mr_server *srv;
@@ -168,14 +179,21 @@ static int serve_main(int argc, char **argv) {
     if (strchr(cfg.host, ':')) printf("listening on [%s]:%d\n", cfg.host, mr_server_port(srv));
     else printf("listening on %s:%d\n", cfg.host, mr_server_port(srv));
     if (mr_server_metrics_port(srv) >= 0) /* second line: tests read the first */
-        printf("metrics on http://%s:%d/metrics\n", cfg.metrics_host, mr_server_metrics_port(srv));
+        printf("metrics on %s://%s:%d/metrics\n", cfg.metrics_tls ? "https" : "http",
+               cfg.metrics_host, mr_server_metrics_port(srv));
     fflush(stdout);
     mr_info("serving on %s:%d with %d queues", cfg.host, mr_server_port(srv),
             cfg.completion_queues);
-    int sig = serve_wait_signal(&sigs);
-    mr_info("%s: draining (up to %.1f s); further signals are ignored",
-            sig == SIGTERM ? "SIGTERM" : "SIGINT", cfg.drain_seconds);
-    mr_server_shutdown(srv);
+    int sig;
+    while ((sig = serve_wait_signal(&sigs)) == SIGHUP) { /* re-read the certificate files */
+        if (!mr_server_tls_on(srv)) mr_info("SIGHUP: TLS is off; nothing to re-read");
+        else if (mr_server_reload_tls(srv, &err))
+            mr_warn("SIGHUP: %s; the certificate in use stays", err.msg);
+    }
+    mr_info("%s: draining (grace %.3f s, then up to %.1f s for calls in flight); further "
+            "signals are ignored", sig == SIGTERM ? "SIGTERM" : "SIGINT", cfg.drain_grace_seconds,
+            cfg.drain_seconds);
+    mr_server_drain(srv);
     mr_server_free(srv);
     mr_info("stopped");
     return 0;

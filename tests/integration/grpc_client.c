@@ -20,8 +20,9 @@ int test_server_start(test_server *s, const char *const *extra_args) {
     }
     int fds[2];
     if (pipe(fds) != 0) return -1;
-    const char *argv[32] = {bin, "serve", "--port", "0", "--log-level", "warn"};
-    int n = 6;
+    /* no drain grace: the tests' SIGTERMs would each wait 5 s for nothing */
+    const char *argv[32] = {bin, "serve", "--port", "0", "--log-level", "warn", "--drain-grace", "0"};
+    int n = 8;
     for (int i = 0; extra_args && extra_args[i] && n < 31; i++) argv[n++] = extra_args[i];
     argv[n] = NULL;
     pid_t pid = fork();

@@ -79,7 +79,7 @@ class Server:
         cfg.update(extra_config or {})
         path = os.path.join(d, "moerec-%s.json" % tag)
         _write(path, json.dumps(cfg))
-        self.proc = subprocess.Popen([bin_path, "serve", "--port", "0", "--metrics-port", "0",
+        self.proc = subprocess.Popen([bin_path, "serve", "--port", "0", "--drain-grace", "0", "--metrics-port", "0",
                                       "--config", path], stdout=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline().strip()
         if not line.startswith("listening on "):

@@ -31,8 +31,8 @@ class AuthMetricsTest(unittest.TestCase):
             f.write("# test tokens\n%s\n%s admin\n" % (SVC, ADMIN))
         with open(os.path.join(d, "moerec.json"), "w") as f:
             json.dump({"auth_tokens_file": os.path.join(d, "tokens"), "log_level": "warn"}, f)
-        cls.srv = subprocess.Popen([ARGS.bin, "serve", "--port", "0", "--metrics-port", "0",
-                                    "--config", os.path.join(d, "moerec.json")],
+        cls.srv = subprocess.Popen([ARGS.bin, "serve", "--port", "0", "--drain-grace", "0",
+                                    "--metrics-port", "0", "--config", os.path.join(d, "moerec.json")],
                                    stdout=subprocess.PIPE, text=True)
         line = cls.srv.stdout.readline().strip()
         assert line.startswith("listening on "), line
@@ -75,6 +75,19 @@ class AuthMetricsTest(unittest.TestCase):
         self.assertEqual(self.status(self.admin.Stats, st, SVC), code.PERMISSION_DENIED)
         self.assertEqual(self.status(self.admin.Stats, st, ADMIN), code.OK)
 
+    def test_unknown_method_needs_a_token_first(self):
+        # without a token nothing about the method table is revealed
+        code = self.grpc.StatusCode
+        for path in ("/moerec.v1.Recommender/NoSuchMethod", "/no.such.Service/Call"):
+            call = self.ch.unary_unary(path, request_serializer=None, response_deserializer=None)
+            for md, want in ((None, code.UNAUTHENTICATED),
+                             ((("authorization", "Bearer wrong-token-0123456789abcd"),),
+                              code.UNAUTHENTICATED),
+                             ((("authorization", "Bearer " + SVC),), code.UNIMPLEMENTED)):
+                with self.assertRaises(self.grpc.RpcError) as cm:
+                    call(b"", timeout=10, metadata=md)
+                self.assertEqual(cm.exception.code(), want, (path, md))
+
     def test_metrics(self):
         url = "http://127.0.0.1:%d/metrics" % self.mport
         def scrape():
@@ -116,8 +129,9 @@ class AuthMetricsTest(unittest.TestCase):
         subprocess.run([ARGS.bin, "train", "--model-json", os.path.join(d, "model.json"), "--data",
                         os.path.join(d, "interactions.csv"), "--out", os.path.join(d, "models", name),
                         "--epochs", "1", "--quiet"], check=True, capture_output=True)
-        srv = subprocess.Popen([ARGS.bin, "serve", "--port", "0", "--metrics-port", "0", "--log-level",
-                                "warn", "--model-dir", os.path.join(d, "models")],
+        srv = subprocess.Popen([ARGS.bin, "serve", "--port", "0", "--drain-grace", "0",
+                                "--metrics-port", "0", "--log-level", "warn", "--model-dir",
+                                os.path.join(d, "models")],
                                stdout=subprocess.PIPE, text=True)
         try:
             srv.stdout.readline()

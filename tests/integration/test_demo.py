@@ -23,7 +23,7 @@ ARGS = None
 class DemoTest(unittest.TestCase):
     def serve(self, d):
         """`moerec serve` over d/models with a store in d/db: (process, target)."""
-        srv = subprocess.Popen([ARGS.bin, "serve", "--port", "0", "--log-level", "warn",
+        srv = subprocess.Popen([ARGS.bin, "serve", "--port", "0", "--drain-grace", "0", "--log-level", "warn",
                                 "--model-dir", os.path.join(d, "models"),
                                 "--data-dir", os.path.join(d, "db"), "--item-dim", "16"],
                                stdout=subprocess.PIPE, text=True)

@@ -78,7 +78,7 @@ class ReplicasTest(unittest.TestCase):
         path = os.path.join(d, "moerec%d.json" % i)
         with open(path, "w") as f:
             json.dump(cfg, f)
-        p = subprocess.Popen([ARGS.bin, "serve", "--port", "0", "--config", path],
+        p = subprocess.Popen([ARGS.bin, "serve", "--port", "0", "--drain-grace", "0", "--config", path],
                              stdout=subprocess.PIPE, text=True)
         line = p.stdout.readline().strip()
         assert line.startswith("listening on "), line

@@ -567,6 +567,7 @@ typedef struct reload_call {
     call_result res;
     int rc;
     char fifo[300];
+    int wfd;            /* the FIFO's write end once the server opened it, else -1 */
 } reload_call;
 
 static void *reload_thread(void *arg) {
@@ -593,14 +594,24 @@ static pthread_t blocked_reload_start(fixture *f, const char *version, reload_ca
     rc->rc = -1;
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, reload_thread, rc), 0);
-    usleep(200 * 1000); /* the reload is now blocked opening the FIFO */
+    /* wait until the server has the FIFO open for reading (a writer's
+     * non-blocking open fails until then): the reload is then in flight,
+     * however slow the server (ThreadSanitizer builds) */
+    rc->wfd = -1;
+    for (int i = 0; i < 3000 && rc->wfd < 0; i++) {
+        rc->wfd = open(rc->fifo, O_WRONLY | O_NONBLOCK);
+        if (rc->wfd < 0) usleep(10 * 1000);
+    }
+    assert_true(rc->wfd >= 0);
     return th;
 }
 
 /* Let the reload read "{}" (no model) and wait for its answer. Never
- * blocks: a server that died has no reader, and the open fails. */
+ * blocks: the write end is non-blocking, and a server that died makes the
+ * write fail with EPIPE (SIGPIPE ignored) instead of killing the test. */
 static void blocked_reload_end(reload_call *rc, pthread_t th) {
-    int fd = open(rc->fifo, O_WRONLY | O_NONBLOCK);
+    int fd = rc->wfd;
+    signal(SIGPIPE, SIG_IGN);
     if (fd >= 0) {
         if (write(fd, "{}", 2) != 2) fprintf(stderr, "short write to the FIFO\n");
         close(fd);

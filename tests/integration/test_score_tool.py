@@ -42,7 +42,7 @@ class ScoreToolTest(unittest.TestCase):
             rows = list(csv.DictReader(f))
         import grpc
         import moerec_pb2 as pb, moerec_pb2_grpc
-        srv = subprocess.Popen([ARGS.bin, "serve", "--port", "0", "--log-level", "warn",
+        srv = subprocess.Popen([ARGS.bin, "serve", "--port", "0", "--drain-grace", "0", "--log-level", "warn",
                                 "--model-dir", os.path.join(self.d, "models")],
                                stdout=subprocess.PIPE, text=True)
         try:

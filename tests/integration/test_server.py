@@ -31,7 +31,7 @@ def gen_stubs(proto_dir, out):
 
 class Server:
     def __init__(self, binary):
-        self.proc = subprocess.Popen([binary, "serve", "--port", "0", "--log-level", "warn"],
+        self.proc = subprocess.Popen([binary, "serve", "--port", "0", "--drain-grace", "0", "--log-level", "warn"],
                                      stdout=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline().strip()
         if not line.startswith("listening on "):

@@ -83,8 +83,8 @@ class SharedTierTest(unittest.TestCase):
                "shared_tier_prefix": "t", "shared_tier_ttl_seconds": 600}
         with open(os.path.join(d, "moerec.json"), "w") as f:
             json.dump(cfg, f)
-        cls.srv = subprocess.Popen([ARGS.bin, "serve", "--port", "0", "--metrics-port", "0",
-                                    "--config", os.path.join(d, "moerec.json")],
+        cls.srv = subprocess.Popen([ARGS.bin, "serve", "--port", "0", "--drain-grace", "0",
+                                    "--metrics-port", "0", "--config", os.path.join(d, "moerec.json")],
                                    stdout=subprocess.PIPE, text=True)
         line = cls.srv.stdout.readline().strip()
         assert line.startswith("listening on "), line

@@ -41,6 +41,55 @@ static void test_overlay(void **s) {
     assert_int_equal(mr_config_validate(&c, &e), MR_OK);
 }
 
+/* The drain, overload and TLS fields: defaults, loading, ranges. */
+static void test_reliability_fields(void **s) {
+    (void)s;
+    mr_server_config c;
+    mr_config_defaults(&c);
+    mr_err e;
+    assert_true(c.drain_grace_seconds == 5.0);
+    assert_int_equal(c.max_inflight_calls, 1024);
+    assert_string_equal(c.tls_cert_file, "");
+    assert_int_equal(c.tls_require_client_cert, 0);
+    assert_int_equal(c.metrics_tls, 0);
+    assert_int_equal(mr_config_load_string(&c, "{\"drain_grace_seconds\": 0.25, "
+                                               "\"max_inflight_calls\": 0, "
+                                               "\"tls_cert_file\": \"c.pem\", \"tls_key_file\": \"k.pem\", "
+                                               "\"tls_client_ca_file\": \"ca.pem\", "
+                                               "\"tls_require_client_cert\": true, \"metrics_tls\": true}",
+                                           &e), MR_OK);
+    assert_true(c.drain_grace_seconds == 0.25);
+    assert_int_equal(c.max_inflight_calls, 0); /* no bound */
+    assert_string_equal(c.tls_client_ca_file, "ca.pem");
+    assert_int_equal(c.tls_require_client_cert, 1);
+    assert_int_equal(c.metrics_tls, 1);
+    assert_int_equal(mr_config_validate(&c, &e), MR_OK);
+    c.drain_grace_seconds = -1;
+    assert_int_equal(mr_config_validate(&c, &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, "drain_grace_seconds"));
+    c.drain_grace_seconds = 1;
+    c.max_inflight_calls = (1 << 20) + 1;
+    assert_int_equal(mr_config_validate(&c, &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, "max_inflight_calls"));
+    assert_int_equal(mr_config_load_string(&c, "{\"tls_require_client_cert\": 1}", &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, "true or false"));
+    /* combinations: the pair goes together; CA, require and metrics_tls need it */
+    mr_config_defaults(&c);
+    snprintf(c.tls_cert_file, sizeof c.tls_cert_file, "c.pem");
+    assert_int_equal(mr_config_validate(&c, &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, "go together"));
+    mr_config_defaults(&c);
+    c.metrics_tls = 1;
+    assert_int_equal(mr_config_validate(&c, &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, "'metrics_tls'"));
+    mr_config_defaults(&c);
+    snprintf(c.tls_cert_file, sizeof c.tls_cert_file, "c.pem");
+    snprintf(c.tls_key_file, sizeof c.tls_key_file, "k.pem");
+    c.tls_require_client_cert = 1;
+    assert_int_equal(mr_config_validate(&c, &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, "tls_client_ca_file"));
+}
+
 static void test_errors_name_the_field(void **s) {
     (void)s;
     mr_server_config c;
@@ -143,7 +192,8 @@ static void test_sdim_defaults_match_training(void **st) {
 int main(void) {
     const struct CMUnitTest t[] = {
         cmocka_unit_test(test_defaults_are_valid), cmocka_unit_test(test_overlay),
-        cmocka_unit_test(test_errors_name_the_field), cmocka_unit_test(test_validate_ranges),
-        cmocka_unit_test(test_load_file), cmocka_unit_test(test_sdim_defaults_match_training)};
+        cmocka_unit_test(test_errors_name_the_field), cmocka_unit_test(test_reliability_fields),
+        cmocka_unit_test(test_validate_ranges), cmocka_unit_test(test_load_file),
+        cmocka_unit_test(test_sdim_defaults_match_training)};
     return cmocka_run_group_tests(t, NULL, NULL);
 }
