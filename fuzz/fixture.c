@@ -10,10 +10,10 @@
 #include <unistd.h>
 
 #include "common/log.h"
-#include "index/retr_faiss.h"
-#include "index/retr_minhash.h"
-#include "index/retr_pop.h"
-#include "index/retr_set.h"
+#include "index/retrieval/retr_faiss.h"
+#include "index/retrieval/retr_minhash.h"
+#include "index/retrieval/retr_pop.h"
+#include "index/retrieval/retr_set.h"
 #include "moe/model.h"
 #include "proto/moerec.pb-c.h"
 #include "server/inproc.h"
@@ -79,7 +79,7 @@ static void build_retrievers(const char *dir) {
     if (retr_set_create(&s, &cfg, NULL, &e)) fz_die("retr_set_create", e.msg);
     retr_faiss_config c = {.name = "flat", .dim = FZ_DIM, .factory = "IDMap,Flat",
                            .metric = RETR_METRIC_IP};
-    retr *r = NULL;
+    mr_retr *r = NULL;
     if (retr_faiss_create(&r, &c, &e)) fz_die("retr_faiss_create", e.msg);
     float x[FZ_ITEMS * FZ_DIM];
     int64_t ids[FZ_ITEMS], ts[FZ_ITEMS];
@@ -90,12 +90,12 @@ static void build_retrievers(const char *dir) {
     }
     if (retr_faiss_add(r, x, ids, FZ_ITEMS, &e)) fz_die("retr_faiss_add", e.msg);
     if (retr_set_add(s, r, "IDMap,Flat", 0, 0, &e) < 0) fz_die("retr_set_add", e.msg);
-    retr *pop = NULL;
+    mr_retr *pop = NULL;
     retr_pop_config pc = {.name = "popular", .half_life_s = 3600};
     if (retr_pop_create(&pop, &pc, &e) || retr_pop_add_events(pop, ids, ts, NULL, FZ_ITEMS, &e))
         fz_die("retr_pop", e.msg);
     if (retr_set_add(s, pop, NULL, 0, 0, &e) < 0) fz_die("retr_set_add", e.msg);
-    retr *mh = NULL;
+    mr_retr *mh = NULL;
     retr_minhash_config mc = {.name = "cooc", .seed = 3};
     int64_t us[FZ_ITEMS];
     for (int i = 0; i < FZ_ITEMS; i++) us[i] = i % 5;

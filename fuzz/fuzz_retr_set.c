@@ -2,7 +2,7 @@
  * (retrievers.json), the FAISS meta file, popularity counts, MinHash
  * signatures and router pilots. The first byte picks which file of the
  * fixture's set the rest of the input replaces; its high bit asks the
- * target to repair the trailing FNV-1a checksum of a binary file, so
+ * target to repair the trailing checksum (xxh3) of a binary file, so
  * mutations reach the parser behind it. Then the set is loaded and, when
  * it loads, searched. The FAISS index itself: fuzz_faiss_index. */
 #include <stdio.h>
@@ -10,8 +10,9 @@
 #include <string.h>
 
 #include "fuzz/fixture.h"
-#include "index/retr_file.h"
-#include "index/retr_set.h"
+#include "hashing/idhash.h"
+#include "index/retrieval/retr_file.h"
+#include "index/retrieval/retr_set.h"
 
 static const char *k_files[] = {RETR_SET_MANIFEST, "flat.faiss.meta", "popular.pop",
                                 "cooc.minhash", RETR_SET_PILOTS};
@@ -40,7 +41,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     memcpy(b, data + 1, size - 1);
     size_t n = size - 1;
     if (fix && which > 0 && n >= 8) {
-        uint64_t h = retr_fnv1a(b, n - 8);
+        uint64_t h = idhash_checksum(b, n - 8);
         memcpy(b + n - 8, &h, 8);
     }
     /* the original back in place after this input */
