@@ -28,6 +28,7 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
+[ "$mode" = run ] && "$root/scripts/install-deps.sh" >&2   # clang + libclang-rt among them
 if [ ! -f "$build/CMakeCache.txt" ]; then
   cmake -S "$root" -B "$build" -DMOEREC_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ > /dev/null
