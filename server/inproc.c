@@ -55,7 +55,7 @@ static void inproc_run(mr_server *s, const mr_method *m, mr_arena *arena, const 
         set_result(out, GRPC_STATUS_INVALID_ARGUMENT, err.msg);
         return;
     }
-    mr_call_ctx ctx = {s, arena, m->path, mr_now_ns(), 0};
+    mr_call_ctx ctx = {.server = s, .arena = arena, .method = m->path, .start_ns = mr_now_ns()};
     ProtobufCMessage *resp = NULL;
     int rc = m->handler(&ctx, msg, &resp, &err);
     if (rc != MR_OK) {
