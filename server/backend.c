@@ -2,7 +2,9 @@
 #include "backend.h"
 #include "replog.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <sys/statvfs.h>
 #include <string.h>
 
 #include "common/clock.h"
@@ -60,6 +62,19 @@ static void *sweeper_main(void *arg) {
     return NULL;
 }
 
+int mr_backend_check_space(const mr_backend *b, mr_err *e) {
+    if (!b->min_free) return MR_OK;
+    struct statvfs fs;
+    if (statvfs(b->dir, &fs) != 0) return MR_OK; /* unknown: let the store answer */
+    uint64_t avail = (uint64_t)fs.f_bavail * fs.f_frsize;
+    if (avail >= b->min_free) return MR_OK;
+    return mr_err_set(e, MR_ENOMEM,
+                      "disk full: %llu bytes free on the data dir's filesystem, writes need "
+                      "store_min_free_bytes %llu; nothing was written (free space and retry; "
+                      "reads keep serving)",
+                      (unsigned long long)avail, (unsigned long long)b->min_free);
+}
+
 int mr_backend_open(mr_backend **out, const mr_server_config *cfg, mr_err *e) {
     *out = NULL;
     mr_backend *b = calloc(1, sizeof *b);
@@ -69,6 +84,8 @@ int mr_backend_open(mr_backend **out, const mr_server_config *cfg, mr_err *e) {
     sc.sync = cfg->store_sync;
     sc.cache_bytes = cfg->cache_bytes;
     sc.user_ttl_s = cfg->user_ttl_seconds;
+    snprintf(b->dir, sizeof b->dir, "%s", cfg->data_dir);
+    b->min_free = cfg->store_min_free_bytes;
     pthread_mutex_init(&b->sweep_mu, NULL);
     pthread_cond_init(&b->sweep_cv, NULL);
     int rc = 0;

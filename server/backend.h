@@ -40,7 +40,16 @@ typedef struct mr_backend {
     pthread_cond_t sweep_cv;
     int stopping;          /* guarded by sweep_mu */
     atomic_uint_fast64_t sweeps, expired_rows, expired_users;
+    char dir[1024];        /* data_dir, for the free-space check */
+    uint64_t min_free;     /* store_min_free_bytes */
 } mr_backend;
+
+/* Before a write RPC touches the store: MR_OK, or RESOURCE_EXHAUSTED with a
+ * message when the data dir's filesystem has less than store_min_free_bytes
+ * free (nothing is written then). RocksDB must never meet ENOSPC itself:
+ * after a failed WAL append, Debian's librocksdb 7.8 (built with
+ * assertions) aborts the process on the next use of that log file. */
+int mr_backend_check_space(const mr_backend *b, mr_err *e);
 
 /* One sweep now: store_expire + behaviour_expire at the current time. */
 int mr_backend_sweep(mr_backend *b, mr_err *e);

@@ -53,6 +53,7 @@ static const field fields[] = {
     F("user_ttl_seconds", K_LL, user_ttl_seconds),
     F("expire_interval_seconds", K_DOUBLE, expire_interval_seconds),
     F("cache_bytes", K_SIZE, cache_bytes),
+    F("store_min_free_bytes", K_SIZE, store_min_free_bytes),
     F("sdim_l_max", K_INT, sdim_l_max),
     F("sdim_m", K_INT, sdim_m),
     F("sdim_tau", K_INT, sdim_tau),
@@ -104,6 +105,7 @@ void mr_config_defaults(mr_server_config *c) {
     snprintf(c->log_level, sizeof c->log_level, "info");
     snprintf(c->item_table, sizeof c->item_table, "item");
     c->cache_bytes = 256u << 20;
+    c->store_min_free_bytes = 128u << 20;
     c->expire_interval_seconds = 3600;
     c->sdim_l_max = SDIM_DEFAULT_L_MAX; /* = behaviour_config_init, moerec train --sdim-params */
     c->sdim_m = SDIM_DEFAULT_M;

@@ -73,6 +73,7 @@ int mr_handle_upsert_items(mr_call_ctx *ctx, const ProtobufCMessage *req, Protob
     /* Vectors are validated (finite, dim) by the store before it writes. */
     int rc;
     if (ctx->validate_only) nv = nf = 0; /* checked, nothing written (update log: replica.c) */
+    else if ((rc = mr_backend_check_space(be, err))) return rc;
     if (nv && (rc = emb_store_put(be->st, be->items, vid, nv, vecs, nv * (size_t)be->item_dim, err)))
         return mr_err_wrap(err, "item vectors");
     if (nf && (rc = item_store_put(be->st, fid, nf, blobs, err)))
@@ -108,7 +109,9 @@ int mr_handle_append_events(mr_call_ctx *ctx, const ProtobufCMessage *req, Proto
         ev[i].ts_ms = x->timestamp_ms ? x->timestamp_ms : now;
         ev[i].action = x->action[0] ? (uint32_t)idhash_bytes(x->action, strlen(x->action), 0) : 0;
     }
-    int rc = ctx->validate_only ? 0 : behaviour_append(be->beh, ev, n, err); /* one WriteBatch */
+    int rc = 0;
+    if (!ctx->validate_only && !(rc = mr_backend_check_space(be, err)))
+        rc = behaviour_append(be->beh, ev, n, err); /* one WriteBatch */
     if (rc) return rc;
     Moerec__V1__AppendEventsResponse *out = mr_arena_alloc(ctx->arena, sizeof *out);
     if (!out) return mr_err_set(err, MR_ENOMEM, "out of request memory");

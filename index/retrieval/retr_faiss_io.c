@@ -11,10 +11,18 @@
  * from the current index while readers keep searching it, build a fresh
  * index from the same factory string, then swap under a short write lock.
  *
- * meta layout (little-endian): "MRRFAISS" u32 version=1, u32 dim,
+ * meta layout (little-endian): "MRRFAISS" u32 version=2, u32 dim,
  * u32 metric, u32 tombstones, i32 ef_search, i32 nprobe, f32 threshold,
- * u32 len + factory bytes, i64 n_slots, i64 n_dead, i64 slot_ext[n_slots],
- * u64 xxh3 checksum (version 1: FNV-1a) of everything before it.
+ * u32 len + factory bytes, u64 index file bytes, u64 xxh3-64 of the index
+ * file, i64 n_slots, i64 n_dead, i64 slot_ext[n_slots], u64 xxh3 checksum
+ * of everything before it. Version 2 (no index size and hash) and 1 (no
+ * index size and hash, FNV-1a checksum) still load.
+ *
+ * The index file's size and hash are checked before FAISS parses it:
+ * faiss_read_index_fname trusts its input (the fuzz target faiss_index
+ * found a damaged IDMap that loads, matches dim and count, and then
+ * crashes the first search), so a damaged or swapped file must never
+ * reach it.
  */
 #include "common/atomic_file.h"
 #include "index/retrieval/retr_faiss_int.h"
@@ -30,7 +38,7 @@
 #include <faiss/c_api/index_io_c.h>
 
 #define META_MAGIC "MRRFAISS"
-#define META_VERSION 2u /* 2: xxh3 checksum (1: FNV-1a, still read) */
+#define META_VERSION 3u /* 3: index size + hash; 2: xxh3 checksum; 1: FNV-1a; all read */
 /* FAISS 1.7.3's C++ IO_FLAG_MMAP (IO_FLAG_SKIP_IVF_DATA | 0x646f0000): the
  * C header's FAISS_IO_FLAG_MMAP (1) does not match what read_index tests. */
 #define RF_IO_FLAG_MMAP (0x646f0000 | 8)
@@ -53,6 +61,8 @@ int retr_faiss_save(mr_retr *r, const char *path, mr_err *e) {
         goto out;
     }
     if ((rc = mr_afile_commit(&af, e))) goto out;
+    uint64_t fsum[2]; /* size, xxh3 of the index file just written */
+    if ((rc = retr_file_hash(path, &fsum[0], &fsum[1], e))) goto out;
     uint32_t u[4] = {META_VERSION, (uint32_t)r->dim, (uint32_t)rf->metric, (uint32_t)rf->tombstones};
     int32_t p[2] = {rf->ef_search, rf->nprobe};
     uint32_t flen = (uint32_t)strlen(rf->factory);
@@ -60,7 +70,7 @@ int retr_faiss_save(mr_retr *r, const char *path, mr_err *e) {
     int bad = retr_wbuf_put(&b, META_MAGIC, 8) || retr_wbuf_put(&b, u, sizeof u) ||
               retr_wbuf_put(&b, p, sizeof p) || retr_wbuf_put(&b, &rf->rebuild_threshold, 4) ||
               retr_wbuf_put(&b, &flen, 4) || retr_wbuf_put(&b, rf->factory, flen) ||
-              retr_wbuf_put(&b, n, sizeof n) ||
+              retr_wbuf_put(&b, fsum, sizeof fsum) || retr_wbuf_put(&b, n, sizeof n) ||
               retr_wbuf_put(&b, rf->slot_ext, (size_t)rf->n_slots * sizeof(int64_t)) ||
               retr_wbuf_seal(&b);
     rc = retr_file_commit(&b, bad, meta, e);
@@ -70,11 +80,20 @@ out:
     return rc;
 }
 
-/* Parse path.meta into a fresh retr_faiss (no index yet). */
-static int rf_read_meta(const char *meta, retr_faiss **out, const char *name, mr_err *e) {
+/* Parse path.meta into a fresh retr_faiss (no index yet); *fsum gets the
+ * index file's size and hash ({0, 0} from a version-1 meta: unchecked). */
+static int rf_read_meta(const char *meta, retr_faiss **out, const char *name, uint64_t fsum[2],
+                        mr_err *e) {
     unsigned char *buf = NULL;
     retr_rbuf m;
-    int rc = retr_file_open(meta, META_MAGIC, META_VERSION, "FAISS meta", &buf, &m, e);
+    fsum[0] = fsum[1] = 0;
+    int hashed = 1, rc = retr_file_open(meta, META_MAGIC, META_VERSION, "FAISS meta", &buf, &m, NULL);
+    if (rc == MR_ECORRUPT) { /* maybe a version-2 or -1 file */
+        hashed = 0;
+        rc = retr_file_open(meta, META_MAGIC, 2, "FAISS meta", &buf, &m, e); /* or 1 */
+    } else if (rc) {
+        rc = retr_file_open(meta, META_MAGIC, META_VERSION, "FAISS meta", &buf, &m, e);
+    }
     if (rc) return rc;
     uint32_t u[3], flen;   /* dim, metric, tombstones */
     int32_t p[2];
@@ -87,6 +106,7 @@ static int rf_read_meta(const char *meta, retr_faiss **out, const char *name, mr
         flen >= sizeof factory || retr_rbuf_take(&m, factory, flen))
         goto corrupt;
     factory[flen] = 0;
+    if (hashed && (retr_rbuf_take(&m, fsum, 16) || fsum[0] == 0)) goto corrupt;
     if (retr_rbuf_take(&m, n, sizeof n) || n[0] < 0 || n[1] < 0 || n[1] > n[0] ||
         (size_t)n[0] * 8 != m.n - m.at)
         goto corrupt;
@@ -138,8 +158,19 @@ int retr_faiss_load(mr_retr **out, const char *path, int flags, const retr_faiss
         return mr_err_set(e, MR_EINVAL, "path too long: %s", path);
     name = retr_file_name_or_stem(name, path, defname, sizeof defname);
     retr_faiss *rf = NULL;
-    int rc = rf_read_meta(meta, &rf, name, e);
+    uint64_t fsum[2], got[2];
+    int rc = rf_read_meta(meta, &rf, name, fsum, e);
     if (rc) return rc;
+    if (fsum[0]) {
+        if ((rc = retr_file_hash(path, &got[0], &got[1], e))) goto err;
+        if (got[0] != fsum[0] || got[1] != fsum[1]) {
+            rc = mr_err_set(e, MR_ECORRUPT, "retriever '%s': %s does not match its meta file (%llu "
+                            "bytes, checksum %s; expected %llu bytes): damaged or replaced", name,
+                            path, (unsigned long long)got[0],
+                            got[1] == fsum[1] ? "equal" : "differs", (unsigned long long)fsum[0]);
+            goto err;
+        }
+    }
     int io = (flags & RETR_FAISS_LOAD_MMAP) ? (RF_IO_FLAG_MMAP | FAISS_IO_FLAG_READ_ONLY) : 0;
     if (faiss_read_index_fname(path, io, &rf->index)) {
         rc = mr_err_set(e, MR_ECORRUPT, "retriever '%s': cannot read FAISS index %s: %s", name,

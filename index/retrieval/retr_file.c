@@ -13,6 +13,8 @@
 #include "common/atomic_file.h"
 #include "hashing/idhash.h"
 
+#include <xxhash.h>
+
 /* Version 1 files of every retriever format ended in FNV-1a; still read. */
 static uint64_t retr_fnv1a(const unsigned char *p, size_t n) {
     uint64_t h = 1469598103934665603ull;
@@ -64,6 +66,35 @@ static int rbuf_open_sum(retr_rbuf *r, const unsigned char *p, size_t n, int fnv
 }
 
 int retr_rbuf_open(retr_rbuf *r, const unsigned char *p, size_t n) { return rbuf_open_sum(r, p, n, 0); }
+
+int retr_file_hash(const char *path, uint64_t *size, uint64_t *hash, mr_err *e) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return mr_err_set(e, MR_ENOTFOUND, "cannot open %s", path);
+    XXH3_state_t *st = XXH3_createState();
+    unsigned char *buf = malloc(1 << 20);
+    int rc = 0;
+    if (!st || !buf || XXH3_64bits_reset(st) != XXH_OK) {
+        rc = mr_err_set(e, MR_ENOMEM, "out of memory hashing %s", path);
+        goto out;
+    }
+    uint64_t n = 0;
+    size_t got;
+    while ((got = fread(buf, 1, 1 << 20, f)) > 0) {
+        XXH3_64bits_update(st, buf, got);
+        n += got;
+    }
+    if (ferror(f)) {
+        rc = mr_err_set(e, MR_EINTERNAL, "read error on %s", path);
+        goto out;
+    }
+    *size = n;
+    *hash = XXH3_64bits_digest(st);
+out:
+    free(buf);
+    if (st) XXH3_freeState(st);
+    fclose(f);
+    return rc;
+}
 
 int retr_file_read(const char *path, unsigned char **out, size_t *n, mr_err *e) {
     FILE *f = fopen(path, "rb");

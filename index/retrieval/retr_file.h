@@ -30,6 +30,9 @@ int retr_rbuf_take(retr_rbuf *r, void *dst, size_t n);
 /* Check the trailing checksum; on success r covers the payload only. */
 int retr_rbuf_open(retr_rbuf *r, const unsigned char *p, size_t n);
 int retr_file_read(const char *path, unsigned char **out, size_t *n, mr_err *e);
+/* Size and xxh3-64 of a whole file, read in chunks (FAISS index files are
+ * checked against their meta file before FAISS parses them). */
+int retr_file_hash(const char *path, uint64_t *size, uint64_t *hash, mr_err *e);
 /* Write a buffer built with retr_wbuf_put/_seal (bad != 0: a put failed,
  * report MR_ENOMEM) atomically to path, then free it. */
 int retr_file_commit(retr_wbuf *b, int bad, const char *path, mr_err *e);

@@ -118,13 +118,24 @@ int store_log_seq_get(mr_store *st, uint64_t *seq, mr_err *e) {
     return rc;
 }
 
+/* The status of a failed write: a full disk is RESOURCE_EXHAUSTED, any
+ * other I/O error (and the background error RocksDB then keeps answering
+ * until it has recovered) UNAVAILABLE — both mean "try again later", and
+ * the batch was not applied; anything else is INTERNAL. */
+static int store_write_err_code(const char *err) {
+    if (!err) return MR_EINTERNAL;
+    if (strstr(err, "No space left") || strstr(err, "NoSpace")) return MR_ENOMEM;
+    if (!strncmp(err, "IO error", 8) || strstr(err, "background error")) return MR_EUNAVAIL;
+    return MR_EINTERNAL;
+}
+
 int store_write(mr_store *st, rocksdb_writebatch_t *wb, mr_err *e) {
     char *err = NULL;
     if (tl_log_seq) /* the record's writes and "applied up to here" commit together */
         rocksdb_writebatch_put_cf(wb, st->cf[STORE_CF_META], STORE_LOG_SEQ_KEY,
                                   strlen(STORE_LOG_SEQ_KEY), (const char *)&tl_log_seq, 8);
     rocksdb_write(st->db, st->wopts, wb, &err);
-    if (err) return store_rocks_err(e, MR_EINTERNAL, err, "write batch");
+    if (err) return store_rocks_err(e, store_write_err_code(err), err, "write batch");
     atomic_fetch_add(&st->ctr.batches_written, 1);
     return 0;
 }

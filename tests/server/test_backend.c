@@ -57,6 +57,34 @@ static void test_sweeper_expires_users(void **s) {
     nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* The free-space guard: a reserve larger than any disk refuses writes with
+ * RESOURCE_EXHAUSTED and a message; 0 turns the check off; a reserve this
+ * filesystem has passes. */
+static void test_check_space(void **s) {
+    (void)s;
+    char dir[64];
+    snprintf(dir, sizeof dir, "/tmp/moerec-backend-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    mr_server_config cfg;
+    mr_config_defaults(&cfg);
+    snprintf(cfg.data_dir, sizeof cfg.data_dir, "%s/db", dir);
+    cfg.item_dim = 4;
+    cfg.store_min_free_bytes = (size_t)1 << 62;
+    mr_backend *b;
+    mr_err e;
+    assert_int_equal(mr_backend_open(&b, &cfg, &e), MR_OK);
+    mr_err_clear(&e);
+    assert_int_equal(mr_backend_check_space(b, &e), MR_ENOMEM);
+    assert_non_null(strstr(e.msg, "disk full"));
+    assert_non_null(strstr(e.msg, "store_min_free_bytes"));
+    b->min_free = 0;
+    assert_int_equal(mr_backend_check_space(b, &e), MR_OK);
+    b->min_free = 1;
+    assert_int_equal(mr_backend_check_space(b, &e), MR_OK);
+    mr_backend_close(b);
+    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 static void test_api_ids(void **s) {
     (void)s;
     assert_int_equal(mr_api_id("42"), 42);
@@ -66,6 +94,7 @@ static void test_api_ids(void **s) {
 
 int main(void) {
     const struct CMUnitTest t[] = {cmocka_unit_test(test_sweeper_expires_users),
+                                   cmocka_unit_test(test_check_space),
                                    cmocka_unit_test(test_api_ids)};
     return cmocka_run_group_tests(t, NULL, NULL);
 }

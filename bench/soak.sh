@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# soak — mixed traffic at a fixed rate for N minutes: errors by status, p99 per minute, RSS and fds
+#
+# Starts `moerec serve` (model, retrievers, store; the world of
+# tests/integration/reliability_world.py) and drives Recommend, Score,
+# Retrieve, AppendEvents and UpsertItems at --rate calls/s from --workers
+# client threads, with an Admin Reload once a minute (bench/soak.py).
+# rss_growth is measured from the end of the first minute (caches and
+# memtables warm) to the end; rss_growth_from_start from the first call.
+# Usage: bench/run soak [--minutes 10] [--rate 200] [--workers 8]
+# JSON last: "minutes","calls","errors","rss_growth","fd_start","fd_end","p99_ms_by_minute"
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$here")
+build=${MOEREC_BUILD:-$root/build-bench}
+if ! cmake --build "$build" -j"$(nproc)" --target moerec > "$build/soak-build.log" 2>&1; then
+  grep -E -A3 "error|Error" "$build/soak-build.log" | head -40 >&2
+  echo "soak: build failed; log in $build/soak-build.log" >&2
+  exit 1
+fi
+export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
+exec /usr/bin/python3 "$here/soak.py" --bin "$build/tools/moerec" --root "$root" "$@"
