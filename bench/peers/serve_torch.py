@@ -5,7 +5,8 @@ for a moerec MMoE model directory (the moe_speed shape), in grpcio + PyTorch.
     serve_torch.py serve MODEL_DIR [--precision fp32|bf16] [--workers N]
         listen on 127.0.0.1 (free port), print "listening on 127.0.0.1:PORT"
     serve_torch.py check MODEL_DIR --moerec HOST:PORT [--peer HOST:PORT] [--precision P]
-        send 4 random requests (50 candidates) to moerec's Score and to the
+        send 4 random requests (50 candidates; shared, overridden, missing
+        and two-valued features) to moerec's Score and to the
         peer server at --peer (in process without it); exit 1 unless every
         task value and score agrees (fp32: 1e-4, bf16: 3e-2 per task)
 
@@ -74,8 +75,8 @@ class Model:
         for i, c in enumerate(cfg["features"]["numeric"]):
             mean, std = float(c.get("mean", 0)), float(c.get("std", 1))
             self.num[c["name"]] = (i, mean, std)
-        self.num_fill = torch.tensor([(float(c.get("fill", c.get("mean", 0))) - float(c.get("mean", 0)))
-                                      / float(c.get("std", 1)) for c in cfg["features"]["numeric"]])
+        self.num_fill = np.array([(float(c.get("fill", c.get("mean", 0))) - float(c.get("mean", 0)))
+                                  / float(c.get("std", 1)) for c in cfg["features"]["numeric"]], dtype=np.float32)
         self.tasks = [t["name"] for t in cfg["tasks"]]
         self.binary = [t.get("kind", "binary") == "binary" for t in cfg["tasks"]]
         self.weight = [float(t.get("weight", 1)) for t in cfg["tasks"]]
@@ -139,9 +140,13 @@ def score(model, r):
     if n == 0 or n > 5000:
         raise BadRequest("candidates: 1..5000 required")
     nf = len(model.emb)
-    rows = [[None] * nf for _ in range(n)]  # per candidate, per field: list of rows or None
+    # Rows per candidate and field: one row in `single` (-1: not set, the
+    # shared value applies), other counts in `multi`; built in numpy, then
+    # one gather per field, so per-value Python work is the hashing alone.
+    single = np.full((n, nf), -1, dtype=np.int64)
+    multi = {}
     shared = [None] * nf
-    num = model.num_fill.repeat(n, 1)
+    num = np.tile(model.num_fill, (n, 1))
 
     def apply(f, target, i):
         for c in f.categorical:
@@ -151,8 +156,11 @@ def score(model, r):
             v = [model.row(c.name, s) for s in c.values]
             if i is None:
                 shared[k] = v
+            elif len(v) == 1:
+                single[i, k] = v[0]
             else:
-                rows[i][k] = v
+                single[i, k] = -2
+                multi[(i, k)] = v
         for c in f.numeric:
             if c.name not in model.num:
                 raise BadRequest("%s: unknown numeric feature '%s'" % (target, c.name))
@@ -168,28 +176,28 @@ def score(model, r):
         if not c.item_id:
             raise BadRequest("candidates[%d].item_id is required" % i)
         apply(c.features, "candidates", i)
+
+    def bag(tab, v, mean):
+        if not v:
+            return torch.zeros(tab.shape[1])
+        b = tab[v].sum(0)
+        return b / len(v) if mean else b
+
     parts = []
     for k in range(nf):
-        tab, mean = model.emb[k], model.cat_mean[k]
-        if all(rows[i][k] is None for i in range(n)):
-            v = shared[k]
-            b = tab[v].sum(0) if v else torch.zeros(tab.shape[1])
-            if v and mean:
-                b = b / len(v)
-            parts.append(b.expand(n, -1))
+        tab, mean, col = model.emb[k], model.cat_mean[k], single[:, k]
+        sb = bag(tab, shared[k], mean)
+        if (col == -1).all():
+            parts.append(sb.expand(n, -1))
             continue
-        col = []
-        for i in range(n):
-            v = rows[i][k] if rows[i][k] is not None else shared[k]
-            col.append(v if v else [])
-        if all(len(v) == 1 for v in col):
-            parts.append(tab[torch.tensor([v[0] for v in col])])
-        else:
-            bag = torch.zeros(n, tab.shape[1])
-            for i, v in enumerate(col):
-                if v:
-                    bag[i] = tab[v].sum(0) / (len(v) if mean else 1)
-            parts.append(bag)
+        b = tab[torch.from_numpy(np.maximum(col, 0))]
+        unset = col == -1
+        if unset.any():
+            b[torch.from_numpy(unset)] = sb
+        for i in np.nonzero(col == -2)[0]:
+            b[i] = bag(tab, multi[(int(i), k)], mean)
+        parts.append(b)
+    num = torch.from_numpy(num)
     x = torch.cat(parts + [num], dim=1)
     return model.forward(x)
 
@@ -243,6 +251,14 @@ def main():
             worst = 0.0
             for _ in range(4):
                 req = random_request(pb, rng, args.candidates)
+                # every path of the feature assembly: a user value that the
+                # candidates override (c19) and one that candidate 1 takes
+                # (it drops c19), two values in one bag, a missing numeric
+                req.user_features.categorical.add(name="c19", values=["shared"])
+                req.candidates[0].features.categorical[0].values.append("second")
+                c1 = req.candidates[1].features
+                del c1.categorical[9]
+                del c1.numeric[0]
                 got = stub.Score(req, timeout=30)
                 if peer:
                     mine = peer.Score(req, timeout=30)
