@@ -31,14 +31,9 @@
 #include "moe/optim.h"
 #include "moe/scorer.h"
 #include "moe/train.h"
+#include "speed_model.h"
 
 #define REPS 5 /* timings are the best of REPS windows: the machine is shared */
-
-static const char *k_json_fmt =
-    "{\"name\":\"speed\",\"tables\":[%s],\"features\":{\"categorical\":[%s],\"numeric\":[%s]},"
-    "\"tasks\":[{\"name\":\"click\"},{\"name\":\"like\"},{\"name\":\"share\"}],"
-    "\"arch\":{\"type\":\"mmoe\",\"experts\":8,\"expert_hidden\":[256,128],\"tower_hidden\":[64],"
-    "\"gate\":{\"type\":\"%s\",\"k\":2}}}";
 
 static double peak_gflops(double seconds) {
     static const int shapes[][3] = {{512, 512, 512}, {500, 256, 352}, {500, 128, 256}, {1000, 256, 352}};
@@ -219,23 +214,11 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--gate")) gate = argv[i + 1];
     }
     mr_blas_set_threads(1);
-    char tables[4096] = "", cats[4096] = "", nums[4096] = "", js[16384];
-    for (int f = 0; f < 20; f++) {
-        char t[160];
-        snprintf(t, sizeof t, "%s{\"name\":\"t%d\",\"rows\":10000,\"dim\":16}", f ? "," : "", f);
-        strcat(tables, t);
-        snprintf(t, sizeof t, "%s{\"name\":\"c%d\",\"table\":\"t%d\"}", f ? "," : "", f, f);
-        strcat(cats, t);
-    }
-    for (int f = 0; f < 32; f++) {
-        char t[64];
-        snprintf(t, sizeof t, "%s{\"name\":\"n%d\"}", f ? "," : "", f);
-        strcat(nums, t);
-    }
-    snprintf(js, sizeof js, k_json_fmt, tables, cats, nums, gate);
+    char js[16384];
+    speed_model_json(js, sizeof js, gate);
     moe_model *m;
     mr_err e;
-    if (moe_model_from_json(&m, js, 7, &e) || moe_model_save(m, dir, &e)) {
+    if (moe_model_from_json(&m, js, SPEED_MODEL_SEED, &e) || moe_model_save(m, dir, &e)) {
         fprintf(stderr, "bench_moe_speed: %s\n", e.msg);
         return 1;
     }

@@ -5,7 +5,7 @@ inference, Adam + BCE for training. Checks it computes the same outputs as
 moerec on DIR/x.f32 before timing. Prints one JSON line."""
 import copy
 import json
-import struct
+import os
 import sys
 import time
 
@@ -13,22 +13,13 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "peers"))
+from safetensors_f32 import read_safetensors  # noqa: E402
+
 torch.set_num_threads(1)
 REPS = 5
 d = sys.argv[1]
 seconds = float(sys.argv[2]) if len(sys.argv) > 2 else 1.0
-
-
-def read_safetensors(path):
-    raw = open(path, "rb").read()
-    (n,) = struct.unpack("<Q", raw[:8])
-    hdr = json.loads(raw[8:8 + n])
-    out = {}
-    for name, e in hdr.items():
-        if name != "__metadata__":
-            b, end = e["data_offsets"]
-            out[name] = torch.from_numpy(np.frombuffer(raw[8 + n + b:8 + n + end], dtype="<f4").copy().reshape(e["shape"]))
-    return out
 
 
 cfg = json.load(open(d + "/model.json"))
