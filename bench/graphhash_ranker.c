@@ -122,7 +122,7 @@ int main(int argc, char **argv) {
     long nu = atol(argv[2]), ni = atol(argv[3]);
     int epochs = 20;
     uint64_t seed = 1;
-    double resolution = 5; /* the reference's setting for CTR sets */
+    double resolution = 0; /* auto: clusters close to the table's rows, as the paper sizes tables */
     for (int i = 4; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--epochs")) epochs = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--seed")) seed = strtoull(argv[i + 1], NULL, 10);

@@ -8,6 +8,8 @@
  *   graph         Louvain clusters of the bipartite graph between this
  *                 table's ids and its "pair" table's ids (one edge per
  *                 training row), cluster c -> row c mod rows (GraphHash);
+ *                 the resolution is given or searched so that the number
+ *                 of clusters is close to rows (the paper's table size);
  *   double_graph  the graph row plus a second, distinct hash row, summed;
  *   lsh           "vectors": the SimHash bucket (floor(log2 rows) bits) of
  *                 the id's content vector, for every id in the vectors file,
@@ -44,7 +46,9 @@ int moe_model_maps_load(moe_model *m, const char *dir, mr_err *e);
 int moe_model_maps_save(const moe_model *m, const char *dir, mr_err *e);
 
 typedef struct moe_maps_opts {
-    double resolution;     /* Louvain resolution for graph kinds (> 0)     */
+    double resolution;     /* Louvain resolution of graph kinds; <= 0: auto,
+                            * the one whose cluster count is closest to the
+                            * table's rows (14 Louvain runs)             */
     uint64_t seed;         /* Louvain order seed, SimHash/MinHash seed     */
     const char *base_dir;  /* where relative "vectors" paths start, or NULL */
 } moe_maps_opts;

@@ -107,30 +107,61 @@ static int build_frequency(graphhash_map **out, const moe_model *m, int t, const
     return rc;
 }
 
+/* Louvain at resolution r; *k = clusters on this table's side. */
+static int cluster_at(graphhash_map **gm, const bigraph *g, double r, uint64_t lseed, uint64_t seed, uint32_t *k,
+                      mr_err *e) {
+    louvain_params lp = louvain_params_default();
+    lp.resolution = r;
+    lp.seed = lseed;
+    int rc = graphhash_build(gm, g, &lp, seed, NULL, e);
+    if (!rc) *k = graphhash_map_rows(*gm, GRAPHHASH_USERS);
+    return rc;
+}
+
+/* Resolution "auto" (o->resolution <= 0): the GraphHash paper sizes the
+ * table by the number of clusters; here the table size is given, so search
+ * the resolution (bisection on log r in [1e-2, 1e4], 14 Louvain runs) whose
+ * cluster count on this side is closest to rows. */
 static int build_graph(graphhash_map **out, const moe_model *m, int t, const u64vec *ua, const u64vec *ub,
                        const moe_maps_opts *o, mr_err *e) {
     const moe_table *tb = &m->tables[t];
     bigraph *g = NULL;
-    graphhash_map *gm = NULL;
-    uint32_t *rows = NULL;
-    louvain_params lp = louvain_params_default();
-    lp.resolution = o->resolution > 0 ? o->resolution : 1;
-    lp.seed = o->seed;
+    graphhash_map *gm = NULL, *best = NULL;
+    uint32_t *rows = NULL, k = 0, kbest = 0;
+    double rbest = o->resolution;
     int rc = bigraph_build_ids(&g, ua->p, ub->p, NULL, ua->n, BIGRAPH_MERGE_DUPLICATES, e);
-    if (!rc) rc = graphhash_build(&gm, g, &lp, tb->seed, NULL, e);
+    if (!rc && o->resolution > 0) {
+        rc = cluster_at(&best, g, o->resolution, o->seed, tb->seed, &kbest, e);
+    } else if (!rc) {
+        double lo = log(1e-2), hi = log(1e4);
+        for (int it = 0; it < 14 && !rc; it++) {
+            double mid = 0.5 * (lo + hi);
+            if ((rc = cluster_at(&gm, g, exp(mid), o->seed, tb->seed, &k, e))) break;
+            long d = labs((long)k - tb->rows), db = labs((long)kbest - tb->rows);
+            if (!best || d < db) {
+                graphhash_map_free(best);
+                best = gm, kbest = k, rbest = exp(mid);
+            } else {
+                graphhash_map_free(gm);
+            }
+            gm = NULL;
+            if ((long)k < tb->rows) lo = mid;
+            else hi = mid;
+        }
+    }
     if (!rc) {
         const uint64_t *ids;
         const uint32_t *cl;
         size_t n;
-        graphhash_map_table(gm, GRAPHHASH_USERS, &ids, &cl, &n);
+        graphhash_map_table(best, GRAPHHASH_USERS, &ids, &cl, &n);
         rows = malloc((n ? n : 1) * sizeof *rows);
         if (!rows) rc = mr_err_set(e, MR_ENOMEM, "out of memory");
         /* more clusters than rows: fold them (c mod rows) */
         for (size_t j = 0; !rc && j < n; j++) rows[j] = cl[j] % (uint32_t)tb->rows;
-        if (!rc) rc = one_side(out, tb, ids, rows, n, lp.resolution, e);
+        if (!rc) rc = one_side(out, tb, ids, rows, n, rbest, e);
     }
     free(rows);
-    graphhash_map_free(gm);
+    graphhash_map_free(best);
     bigraph_free(g);
     return rc;
 }
