@@ -145,6 +145,34 @@ class MappedTablesTest(unittest.TestCase):
             shutil.rmtree(v2, ignore_errors=True)
             self.stop(srv, ch)
 
+    def test_index_tables_then_train_with_them(self):
+        maps = os.path.join(self.d, "maps")
+        r = subprocess.run([ARGS.bin, "index", "tables", "--model-json", self.mjson, "--data",
+                            os.path.join(self.d, "interactions.csv"), "--out", maps],
+                           capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        import json
+        summary = json.loads(r.stdout.strip().splitlines()[-1])
+        self.assertEqual([t["name"] for t in summary["tables"]], ["user", "item", "genre", "item2"])
+        self.assertEqual(summary["tables"][0]["mapped_ids"], 50)
+        root = os.path.join(self.d, "models_from_maps")
+        r = subprocess.run([ARGS.bin, "train", "--model-json", self.mjson, "--data",
+                            os.path.join(self.d, "interactions.csv"), "--out", root, "--epochs", "1",
+                            "--quiet", "--mappings", maps], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("(loaded)", r.stderr)
+        for name in ("user.map", "item.map", "genre.map", "item2.map"):
+            with open(os.path.join(maps, name), "rb") as a, open(os.path.join(root, "1", name), "rb") as b:
+                self.assertEqual(a.read(), b.read(), name)
+        # usage errors: exit 2; a model without mapped tables: exit 1
+        r = subprocess.run([ARGS.bin, "index", "tables", "--model-json", self.mjson], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 2)
+        r = subprocess.run([ARGS.bin, "index", "tables", "--model-json", os.path.join(self.d, "model.json"),
+                            "--data", os.path.join(self.d, "interactions.csv"), "--out", maps],
+                           capture_output=True, text=True)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("has no frequency, graph, double_graph or lsh table", r.stderr)
+
     def test_model_json_errors(self):
         with open(self.mjson) as f:
             mj = f.read()
