@@ -299,6 +299,11 @@ float moe_model_loss_weight(const moe_model *m, int k, int epoch) {
     return m->tasks[k].loss_weight * powf(m->tasks[k].loss_decay, (float)epoch);
 }
 
+void moe_model_set_row_source(moe_model *m, int t, moe_row_fetch_fn fetch, void *ctx) {
+    m->tables[t].fetch = fetch;
+    m->tables[t].fetch_ctx = ctx;
+}
+
 uint64_t moe_model_value_id(const moe_model *m, int f, const char *value, size_t len) {
     const moe_cat_field *c = &m->cat[f];
     return idhash_field(c->name, strlen(c->name), value, len, m->tables[c->table].seed);

@@ -32,6 +32,13 @@
 #define MOE_MAX_TABLES 64
 #define MOE_FIELD_SLOTS 1024 /* name -> field hash table, > 2 * 2 * MOE_MAX_FIELDS */
 
+/* Where a table's rows come from when they are not in process memory
+ * (a RocksDB column family behind the cache, set up by the server): fetch
+ * rows[0..n) (distinct, ascending) of table t into out (n, dim), an absent
+ * row as zeros. Called once per table per scored batch, from the scoring
+ * thread; must be thread-safe across scorers. 0 or an error code. */
+typedef int (*moe_row_fetch_fn)(void *ctx, int t, const uint64_t *rows, size_t n, float *out, mr_err *e);
+
 typedef struct moe_table {
     char name[MOE_NAME_MAX];
     long rows;                    /* table size k                              */
@@ -47,7 +54,9 @@ typedef struct moe_table {
                                    * built or loaded (rows are then hashed)    */
     idhash_stats stats;           /* collision statistics over gmap's ids      */
     idhash_mapper *map;
-    float *data;                  /* (rows, dim)                               */
+    float *data;                  /* (rows, dim), unless fetch is set          */
+    moe_row_fetch_fn fetch;       /* rows from elsewhere (NULL: data)          */
+    void *fetch_ctx;
 } moe_table;
 
 typedef struct moe_cat_field {
@@ -134,6 +143,9 @@ float moe_model_loss_weight(const moe_model *m, int k, int epoch);
 /* Rows of value (len bytes) of categorical field f: writes up to
  * IDHASH_MAX_ROWS rows, returns how many. */
 int moe_model_value_rows(const moe_model *m, int f, const char *value, size_t len, uint64_t *rows);
+/* Serve table t's rows through fetch (moe_row_fetch_fn) instead of
+ * t->data; fetch = NULL goes back to data. Call before any scorer runs. */
+void moe_model_set_row_source(moe_model *m, int t, moe_row_fetch_fn fetch, void *ctx);
 /* The 64-bit id of value in field f (what a mapping is keyed by). */
 uint64_t moe_model_value_id(const moe_model *m, int f, const char *value, size_t len);
 
