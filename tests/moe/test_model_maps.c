@@ -40,7 +40,7 @@ static int teardown(void **state) {
 }
 
 static void copy_version(const char *to) {
-    char cmd[1000];
+    char cmd[1200]; /* 2 x 400 (to) + 300 (g_ver) + the words */
     snprintf(cmd, sizeof cmd, "rm -rf %s && cp -r %s %s", to, g_ver, to);
     assert_int_equal(system(cmd), 0);
 }
