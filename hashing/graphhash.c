@@ -145,6 +145,12 @@ uint32_t graphhash_map_rows(const graphhash_map *m, graphhash_side side) { retur
 size_t graphhash_map_size(const graphhash_map *m, graphhash_side side) {
     return (size_t)m->n[side];
 }
+void graphhash_map_table(const graphhash_map *m, graphhash_side side, const uint64_t **ids,
+                         const uint32_t **rows, size_t *n) {
+    *ids = m->ids[side];
+    *rows = m->rows[side];
+    *n = (size_t)m->n[side];
+}
 double graphhash_map_resolution(const graphhash_map *m) { return m->resolution; }
 uint64_t graphhash_map_seed(const graphhash_map *m) { return m->seed; }
 

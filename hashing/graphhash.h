@@ -85,5 +85,12 @@ int graphhash_mapper_create(idhash_mapper **out, const graphhash_map *m, graphha
                             mr_err *e);
 int graphhash_mapper_create_double(idhash_mapper **out, const graphhash_map *m,
                                    graphhash_side side, uint64_t seed2, mr_err *e);
+/* lsh: the graph lookup over a map whose rows are LSH buckets (built with
+ * graphhash_from_tables); idhash_mapper_kind reports IDHASH_LSH. */
+int graphhash_mapper_create_lsh(idhash_mapper **out, const graphhash_map *m, graphhash_side side,
+                                mr_err *e);
+/* Ids and rows of a side (ids ascending), e.g. for collision statistics. */
+void graphhash_map_table(const graphhash_map *m, graphhash_side side, const uint64_t **ids,
+                         const uint32_t **rows, size_t *n);
 
 #endif

@@ -46,7 +46,12 @@ int idhash_graph_rows(const idhash_mapper *mp, uint64_t id, uint64_t *rows) {
     uint32_t r;
     graphhash_map_row(mp->graph, (graphhash_side)mp->side, id, &r);
     rows[0] = r;
-    if (mp->kind == IDHASH_GRAPH) return 1;
+    if (mp->kind != IDHASH_DOUBLE_GRAPH) return 1;
     rows[1] = idhash_second_row(r, id, mp->seed2, mp->k);
     return 2;
+}
+
+int graphhash_mapper_create_lsh(idhash_mapper **out, const graphhash_map *m, graphhash_side side,
+                                mr_err *e) {
+    return graphhash_mapper_new(out, m, side, IDHASH_LSH, 0, e);
 }

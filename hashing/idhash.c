@@ -42,7 +42,7 @@ uint64_t idhash_field_str(const char *field, const char *value, uint64_t seed) {
     return idhash_field(field, field ? strlen(field) : 0, value, value ? strlen(value) : 0, seed);
 }
 
-static const char *const kind_names[] = {"hash", "double", "frequency", "graph", "double_graph"};
+static const char *const kind_names[] = {"hash", "double", "frequency", "graph", "double_graph", "lsh"};
 
 const char *idhash_kind_name(idhash_kind kind) {
     if ((unsigned)kind >= sizeof kind_names / sizeof kind_names[0]) return "unknown";
@@ -57,7 +57,7 @@ int idhash_kind_parse(const char *name, idhash_kind *out, mr_err *e) {
         }
     return mr_err_set(e, MR_EINVAL,
                       "unknown hashing kind '%s' (expected hash, double, frequency, graph, "
-                      "double_graph)", name ? name : "(null)");
+                      "double_graph, lsh)", name ? name : "(null)");
 }
 
 static int mapper_alloc(idhash_mapper **out, idhash_kind kind, uint64_t k, mr_err *e) {
@@ -253,6 +253,7 @@ int idhash_mapper_rows(const idhash_mapper *m, uint64_t id, uint64_t *rows) {
     }
     case IDHASH_GRAPH:
     case IDHASH_DOUBLE_GRAPH:
+    case IDHASH_LSH:
         return idhash_graph_rows(m, id, rows);
     }
     rows[0] = 0;

@@ -9,7 +9,8 @@
  * (the most frequent ids own a row each, the rest are hashed into the
  * remaining rows), and the GraphHash kinds (created by graphhash.h's
  * graphhash_mapper_create*: row = the id's cluster; double_graph adds a
- * hash row). A mapper is immutable once
+ * hash row; lsh: row = the SimHash/MinHash bucket an id's content fell in,
+ * stored in the same kind of id -> row table). A mapper is immutable once
  * created, so any number of threads may call idhash_mapper_rows at once.
  */
 #ifndef MOEREC_HASHING_IDHASH_H
@@ -60,13 +61,14 @@ typedef enum {
     IDHASH_FREQUENCY,     /* top ids own rows [0, nhead), rest hashed above    */
     IDHASH_GRAPH,         /* row = cluster(id); unseen ids hashed              */
     IDHASH_DOUBLE_GRAPH,  /* rows = cluster(id) and a distinct hash row, summed */
+    IDHASH_LSH,           /* row = LSH bucket of the id's content; unseen hashed */
 } idhash_kind;
 
 #define IDHASH_MAX_ROWS 2  /* most rows one id maps to (double kinds) */
 
 typedef struct idhash_mapper idhash_mapper;
 
-/* "hash", "double", "frequency", "graph", "double_graph". */
+/* "hash", "double", "frequency", "graph", "double_graph", "lsh". */
 const char *idhash_kind_name(idhash_kind kind);
 /* Parse a kind name; MR_EINVAL naming the value if unknown. */
 int idhash_kind_parse(const char *name, idhash_kind *out, mr_err *e);

@@ -6,6 +6,7 @@
  * forward (embedding bags) and the sparse optimizer need.
  */
 #include "moe/dataset.h"
+#include "moe/model_maps.h"
 
 #include <errno.h>
 #include <math.h>
@@ -42,6 +43,7 @@ void moe_dataset_free(moe_dataset *d) {
     for (int f = 0; f < d->n_cat; f++) {
         free(d->cat_off[f]);
         free(d->cat_rows[f]);
+        free(d->cat_ids[f]);
     }
     free(d->num);
     free(d->extra);
@@ -92,12 +94,14 @@ int moe_dataset_read(moe_dataset **out, const moe_model *m, const char *path, co
     mr_csv *c = NULL;
     int rc = mr_csv_open(&c, path, NULL, e);
     if (rc) return rc;
-    vec rows[MOE_MAX_FIELDS], offs[MOE_MAX_FIELDS], num = {.elt = sizeof(float)}, y = {.elt = sizeof(float)},
+    vec rows[MOE_MAX_FIELDS], offs[MOE_MAX_FIELDS], ids[MOE_MAX_FIELDS], num = {.elt = sizeof(float)}, y = {.elt = sizeof(float)},
                                                      mask = {.elt = sizeof(float)}, tv = {.elt = sizeof(double)};
     for (int i = 0; i < MOE_MAX_FIELDS; i++) {
         rows[i] = (vec){.elt = sizeof(uint32_t)};
         offs[i] = (vec){.elt = sizeof(uint32_t)};
+        ids[i] = (vec){.elt = sizeof(uint64_t)};
     }
+    int keep_ids = moe_model_maps_missing(m) > 0;
     int ccol[MOE_MAX_FIELDS], ncol[MOE_MAX_FIELDS], lcol[MOE_MAX_TASKS], tcol = -1;
     char owner[96];
     for (int i = 0; i < m->n_cat && !rc; i++) {
@@ -129,7 +133,9 @@ int moe_dataset_read(moe_dataset **out, const moe_model *m, const char *path, co
                 size_t len = end ? (size_t)(end - v) : strlen(v);
                 uint64_t r[IDHASH_MAX_ROWS];
                 /* an empty piece ("a||b", "|a") is no value, as an empty cell is */
-                int nr = len ? moe_model_value_rows(m, i, v, len, r) : 0;
+                uint64_t id = len ? moe_model_value_id(m, i, v, len) : 0;
+                int nr = len ? idhash_mapper_rows(m->tables[m->cat[i].table].map, id, r) : 0;
+                if (nr && keep_ids && vec_push(&ids[i], &id)) goto oom;
                 for (int j = 0; j < nr; j++) {
                     uint32_t r32 = (uint32_t)r[j];
                     if (vec_push(&rows[i], &r32)) goto oom;
@@ -181,7 +187,12 @@ int moe_dataset_read(moe_dataset **out, const moe_model *m, const char *path, co
     for (int i = 0; i < m->n_cat; i++) {
         d->cat_off[i] = offs[i].p;
         d->cat_rows[i] = rows[i].p ? rows[i].p : calloc(1, sizeof(uint32_t));
-        offs[i].p = rows[i].p = NULL;
+        d->cat_ids[i] = keep_ids ? (ids[i].p ? ids[i].p : calloc(1, sizeof(uint64_t))) : NULL;
+        offs[i].p = rows[i].p = ids[i].p = NULL;
+        if (!d->cat_rows[i] || (keep_ids && !d->cat_ids[i])) {
+            moe_dataset_free(d);
+            goto oom;
+        }
     }
     d->num = num.p;
     d->y = y.p;
@@ -209,6 +220,7 @@ done:
     for (int i = 0; i < MOE_MAX_FIELDS; i++) {
         free(rows[i].p);
         free(offs[i].p);
+        free(ids[i].p);
     }
     free(num.p);
     free(y.p);
@@ -216,6 +228,25 @@ done:
     free(tv.p);
     mr_csv_close(c);
     return rc;
+}
+
+int moe_dataset_map_rows(moe_dataset *d, const moe_model *m, mr_err *e) {
+    for (int f = 0; f < d->n_cat; f++) {
+        if (!d->cat_ids[f])
+            return mr_err_set(e, MR_ESTATE, "dataset: value ids of '%s' were not kept (read before mapping)",
+                              m->cat[f].name);
+        const idhash_mapper *mp = m->tables[m->cat[f].table].map;
+        int rpi = idhash_mapper_rows_per_id(mp);
+        size_t nid = d->cat_off[f][d->n] / (uint32_t)rpi;
+        uint64_t r[IDHASH_MAX_ROWS];
+        for (size_t j = 0; j < nid; j++) {
+            int nr = idhash_mapper_rows(mp, d->cat_ids[f][j], r);
+            if (nr != rpi) return mr_err_set(e, MR_EINTERNAL, "dataset: '%s' maps to %d rows, read with %d",
+                                             m->cat[f].name, nr, rpi);
+            for (int k = 0; k < nr; k++) d->cat_rows[f][j * (size_t)rpi + (size_t)k] = (uint32_t)r[k];
+        }
+    }
+    return 0;
 }
 
 /* ---- splits and batches ---------------------------------------------------------- */

@@ -24,6 +24,10 @@ typedef struct moe_dataset {
     int n_cat, n_num, n_tasks, extra_dim;
     uint32_t *cat_off[MOE_MAX_FIELDS];    /* (n + 1) per field                     */
     uint32_t *cat_rows[MOE_MAX_FIELDS];   /* (cat_off[f][n]) embedding rows        */
+    uint64_t *cat_ids[MOE_MAX_FIELDS];    /* (cat_off[f][n] / rows per id) value ids
+                                           * (moe_model_value_id), kept only when
+                                           * the model had mapped tables without a
+                                           * mapping at read time, else NULL       */
     float *num;                           /* (n, n_num) raw, NaN = missing         */
     float *extra;                         /* (n, extra_dim) or NULL                */
     float *y;                             /* (n, n_tasks)                          */
@@ -36,6 +40,10 @@ typedef struct moe_dataset {
  * max_rows <= 0 reads everything. */
 int moe_dataset_read(moe_dataset **out, const moe_model *m, const char *path, const char *time_col,
                      long max_rows, mr_err *e);
+/* Recompute every categorical row from the kept ids with m's current row
+ * mappers (after moe_model_maps_build attached the mappings). MR_ESTATE if
+ * the ids were not kept. */
+int moe_dataset_map_rows(moe_dataset *d, const moe_model *m, mr_err *e);
 /* An empty dataset of n rows with no categorical values, for callers that
  * fill num / extra / y / mask themselves (synthetic benchmarks, tests). */
 int moe_dataset_alloc(moe_dataset **out, const moe_model *m, long n, mr_err *e);

@@ -19,6 +19,7 @@
 #include "common/rng.h"
 #include "common/tensor.h"
 #include "moe/model_int.h"
+#include "moe/model_maps.h"
 #include "moe/safetensors.h"
 
 void moe_model_free(moe_model *m) {
@@ -26,6 +27,7 @@ void moe_model_free(moe_model *m) {
     moe_dnn_free(m->dnn, m->net);
     for (int i = 0; i < m->n_tables; i++) {
         idhash_mapper_free(m->tables[i].map);
+        graphhash_map_free(m->tables[i].gmap);
         mr_floats_free(m->tables[i].data);
     }
     moe_net_free(m->net);
@@ -53,7 +55,8 @@ static int model_build(moe_model **out, const char *json_text, uint64_t seed, in
     mr_rng_seed(&r, seed ^ 0x5eedf00dULL);
     for (int i = 0; i < m->n_tables; i++) {
         moe_table *t = &m->tables[i];
-        rc = t->kind == IDHASH_DOUBLE ? idhash_mapper_create_double(&t->map, (uint64_t)t->rows, t->seed, t->seed2, e)
+        /* mapped kinds hash (their fallback) until a mapping is attached */
+        rc = t->kind == IDHASH_DOUBLE || t->kind == IDHASH_DOUBLE_GRAPH ? idhash_mapper_create_double(&t->map, (uint64_t)t->rows, t->seed, t->seed2, e)
                                       : idhash_mapper_create_hash(&t->map, (uint64_t)t->rows, t->seed, e);
         if (rc) {
             mr_err_wrap(e, "table '%s'", t->name);
@@ -166,6 +169,7 @@ int moe_model_load(moe_model **out, const char *dir, mr_err *e) {
         }
     }
     moe_st_free(&st);
+    if (rc == 0) rc = moe_model_maps_load(m, dir, e);
     if (rc) goto err;
     rc = moe_model_set_precision(m, m->precision, e);
     if (rc) goto err;
@@ -219,6 +223,7 @@ int moe_model_save(const moe_model *m, const char *dir, mr_err *e) {
     free(ts);
     free(names);
     if (rc) return rc;
+    if ((rc = moe_model_maps_save(m, dir, e))) return rc;
     char *js = moe_model_to_json(m);
     if (!js) return mr_err_set(e, MR_ENOMEM, "out of memory");
     snprintf(path, sizeof path, "%s/model.json", dir);
@@ -294,9 +299,16 @@ float moe_model_loss_weight(const moe_model *m, int k, int epoch) {
     return m->tasks[k].loss_weight * powf(m->tasks[k].loss_decay, (float)epoch);
 }
 
-int moe_model_value_rows(const moe_model *m, int f, const char *value, size_t len, uint64_t *rows) {
+void moe_model_set_row_source(moe_model *m, int t, moe_row_fetch_fn fetch, void *ctx) {
+    m->tables[t].fetch = fetch;
+    m->tables[t].fetch_ctx = ctx;
+}
+
+uint64_t moe_model_value_id(const moe_model *m, int f, const char *value, size_t len) {
     const moe_cat_field *c = &m->cat[f];
-    const moe_table *t = &m->tables[c->table];
-    uint64_t id = idhash_field(c->name, strlen(c->name), value, len, t->seed);
-    return idhash_mapper_rows(t->map, id, rows);
+    return idhash_field(c->name, strlen(c->name), value, len, m->tables[c->table].seed);
+}
+
+int moe_model_value_rows(const moe_model *m, int f, const char *value, size_t len, uint64_t *rows) {
+    return idhash_mapper_rows(m->tables[m->cat[f].table].map, moe_model_value_id(m, f, value, len), rows);
 }

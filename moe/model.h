@@ -9,7 +9,11 @@
  * extra_dim floats supplied by the caller (dense blocks such as a long-term
  * interest vector). Values hash to rows with hashing/idhash.h: the id of a
  * value is idhash_field_str(field name, value, table seed), and the table's
- * row mapper turns the id into one row (hash) or two (double).
+ * row mapper turns the id into one row (hash, frequency, graph, lsh) or two
+ * (double, double_graph). The frequency, graph, double_graph and lsh kinds
+ * ("mapped" kinds) read an id -> row table built from the training data
+ * (moe/model_maps.h) and stored in the version directory; ids it does not
+ * hold are hashed, as for the hash kind.
  *
  * A loaded model is read-only: any number of threads may score with it at
  * once, each with its own moe_scorer (moe/scorer.h).
@@ -20,6 +24,7 @@
 #include <stdint.h>
 
 #include "common/error.h"
+#include "hashing/graphhash.h"
 #include "hashing/idhash.h"
 #include "moe/net.h"
 
@@ -27,14 +32,31 @@
 #define MOE_MAX_TABLES 64
 #define MOE_FIELD_SLOTS 1024 /* name -> field hash table, > 2 * 2 * MOE_MAX_FIELDS */
 
+/* Where a table's rows come from when they are not in process memory
+ * (a RocksDB column family behind the cache, set up by the server): fetch
+ * rows[0..n) (distinct, ascending) of table t into out (n, dim), an absent
+ * row as zeros. Called once per table per scored batch, from the scoring
+ * thread; must be thread-safe across scorers. 0 or an error code. */
+typedef int (*moe_row_fetch_fn)(void *ctx, int t, const uint64_t *rows, size_t n, float *out, mr_err *e);
+
 typedef struct moe_table {
     char name[MOE_NAME_MAX];
     long rows;                    /* table size k                              */
     int dim;                      /* embedding width                           */
-    idhash_kind kind;             /* IDHASH_HASH or IDHASH_DOUBLE              */
+    idhash_kind kind;             /* any idhash_kind                           */
     uint64_t seed, seed2;         /* hashing seeds                             */
+    char mapping[MOE_NAME_MAX];   /* mapped kinds: id -> row file in the version
+                                   * directory (a GraphHash mappings file)    */
+    int pair;                     /* graph kinds, lsh by neighbours: the table
+                                   * of the other side of the graph, or -1    */
+    char vectors[256];            /* lsh by content: vectors CSV (build only) */
+    graphhash_map *gmap;          /* mapped kinds: the mapping, NULL until
+                                   * built or loaded (rows are then hashed)    */
+    idhash_stats stats;           /* collision statistics over gmap's ids      */
     idhash_mapper *map;
-    float *data;                  /* (rows, dim)                               */
+    float *data;                  /* (rows, dim), unless fetch is set          */
+    moe_row_fetch_fn fetch;       /* rows from elsewhere (NULL: data)          */
+    void *fetch_ctx;
 } moe_table;
 
 typedef struct moe_cat_field {
@@ -121,5 +143,10 @@ float moe_model_loss_weight(const moe_model *m, int k, int epoch);
 /* Rows of value (len bytes) of categorical field f: writes up to
  * IDHASH_MAX_ROWS rows, returns how many. */
 int moe_model_value_rows(const moe_model *m, int f, const char *value, size_t len, uint64_t *rows);
+/* Serve table t's rows through fetch (moe_row_fetch_fn) instead of
+ * t->data; fetch = NULL goes back to data. Call before any scorer runs. */
+void moe_model_set_row_source(moe_model *m, int t, moe_row_fetch_fn fetch, void *ctx);
+/* The 64-bit id of value in field f (what a mapping is keyed by). */
+uint64_t moe_model_value_id(const moe_model *m, int f, const char *value, size_t len);
 
 #endif

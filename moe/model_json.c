@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "moe/model_int.h"
+#include "moe/model_maps.h"
 
 #define MOE_FORMAT "moerec.model"
 #define MOE_FORMAT_VERSION 1
@@ -167,7 +168,9 @@ static int parse_arch(json_t *a, moe_model *m, moe_arch *arch, mr_err *e) {
 }
 
 static int parse_tables(json_t *ts, moe_model *m, mr_err *e) {
-    static const char *const keys[] = {"name", "rows", "dim", "hash", "seed", "seed2", NULL};
+    static const char *const keys[] = {"name", "rows", "dim", "hash", "seed", "seed2", "mapping", "pair", "vectors",
+                                       NULL};
+    char pairs[MOE_MAX_TABLES][MOE_NAME_MAX];
     if (!ts) return 0;
     if (!json_is_array(ts) || json_array_size(ts) > MOE_MAX_TABLES)
         return mr_err_set(e, MR_EINVAL, "model.json: tables must be a list of at most %d", MOE_MAX_TABLES);
@@ -190,14 +193,42 @@ static int parse_tables(json_t *ts, moe_model *m, mr_err *e) {
         char h[16];
         TRY(get_str(t, "hash", where, "hash", h, sizeof h, e));
         if (idhash_kind_parse(h, &tb->kind, e)) return mr_err_wrap(e, "model.json: %s.hash", where);
-        if (tb->kind != IDHASH_HASH && tb->kind != IDHASH_DOUBLE)
-            return mr_err_set(e, MR_EINVAL, "model.json: %s.hash '%s': the ranker supports hash and double", where, h);
+        int mapped = moe_table_mapped(tb);
+        char dflt[MOE_NAME_MAX + 8];
+        snprintf(dflt, sizeof dflt, "%s.map", tb->name);
+        TRY(get_str(t, "mapping", where, mapped ? dflt : "", tb->mapping, sizeof tb->mapping, e));
+        TRY(get_str(t, "pair", where, "", pairs[i], sizeof pairs[i], e));
+        TRY(get_str(t, "vectors", where, "", tb->vectors, sizeof tb->vectors, e));
+        if (!mapped && (json_object_get(t, "mapping") || json_object_get(t, "pair") || json_object_get(t, "vectors")))
+            return mr_err_set(e, MR_EINVAL, "model.json: %s: mapping, pair and vectors belong to the frequency, graph, "
+                              "double_graph and lsh kinds, not '%s'", where, h);
+        if (mapped && (!tb->mapping[0] || strchr(tb->mapping, '/') || !strcmp(tb->mapping, "..") ||
+                       !strcmp(tb->mapping, "model.json") || !strcmp(tb->mapping, "weights.safetensors")))
+            return mr_err_set(e, MR_EINVAL, "model.json: %s.mapping '%s' must be a plain file name in the version "
+                              "directory", where, tb->mapping);
+        if ((tb->kind == IDHASH_GRAPH || tb->kind == IDHASH_DOUBLE_GRAPH) && !pairs[i][0])
+            return mr_err_set(e, MR_EINVAL, "model.json: %s.pair is required for '%s' (the table of the other side of "
+                              "the user x item graph)", where, h);
+        if (tb->kind == IDHASH_LSH && (pairs[i][0] != 0) == (tb->vectors[0] != 0))
+            return mr_err_set(e, MR_EINVAL, "model.json: %s: an lsh table needs exactly one of vectors (SimHash of "
+                              "content vectors) and pair (MinHash of the id's neighbours)", where);
         json_t *s1 = json_object_get(t, "seed"), *s2 = json_object_get(t, "seed2");
         if ((s1 && !json_is_integer(s1)) || (s2 && !json_is_integer(s2)))
             return mr_err_set(e, MR_EINVAL, "model.json: %s.seed must be an integer", where);
         tb->seed = s1 ? (uint64_t)json_integer_value(s1) : (uint64_t)(i + 1);
         tb->seed2 = s2 ? (uint64_t)json_integer_value(s2) : idhash_seed2(tb->seed);
         m->n_tables++;
+    }
+    for (int i = 0; i < m->n_tables; i++) { /* pairs may name a later table */
+        moe_table *tb = &m->tables[i];
+        tb->pair = -1;
+        for (int j = 0; pairs[i][0] && j < m->n_tables; j++)
+            if (!strcmp(m->tables[j].name, pairs[i])) tb->pair = j;
+        if (pairs[i][0] && (tb->pair < 0 || tb->pair == i))
+            return mr_err_set(e, MR_EINVAL, "model.json: tables[%d].pair '%s' must name another table", i, pairs[i]);
+        for (int j = 0; j < i; j++)
+            if (moe_table_mapped(tb) && !strcmp(m->tables[j].mapping, tb->mapping))
+                return mr_err_set(e, MR_EINVAL, "model.json: tables[%d].mapping '%s' is used twice", i, tb->mapping);
     }
     return 0;
 }
@@ -357,9 +388,13 @@ char *moe_model_to_json(const moe_model *m) {
     json_t *ts = json_array();
     for (int i = 0; i < m->n_tables; i++) {
         const moe_table *t = &m->tables[i];
-        json_array_append_new(ts, json_pack("{s:s, s:I, s:i, s:s, s:I, s:I}", "name", t->name, "rows",
-                                            (json_int_t)t->rows, "dim", t->dim, "hash", idhash_kind_name(t->kind),
-                                            "seed", (json_int_t)t->seed, "seed2", (json_int_t)t->seed2));
+        json_t *o = json_pack("{s:s, s:I, s:i, s:s, s:I, s:I}", "name", t->name, "rows", (json_int_t)t->rows, "dim",
+                              t->dim, "hash", idhash_kind_name(t->kind), "seed", (json_int_t)t->seed, "seed2",
+                              (json_int_t)t->seed2);
+        if (moe_table_mapped(t)) json_object_set_new(o, "mapping", json_string(t->mapping));
+        if (t->pair >= 0) json_object_set_new(o, "pair", json_string(m->tables[t->pair].name));
+        if (t->vectors[0]) json_object_set_new(o, "vectors", json_string(t->vectors));
+        json_array_append_new(ts, o);
     }
     json_object_set_new(r, "tables", ts);
     json_t *cs = json_array(), *ns = json_array();

@@ -3,6 +3,13 @@
  * features are set (a broadcast field is summed once and copied), so a
  * request's only large buffers are x (n, in_dim) and the pass's arena,
  * both reused across calls on the same scorer.
+ *
+ * Tables whose rows are fetched (moe_table.fetch: rows in the store, not
+ * in memory) are deferred instead: set_cat records the field's rows and
+ * row range, and run fetches every such table's distinct rows of the
+ * whole batch with ONE call (one batched cached multi-get for all
+ * candidates), then builds each bag with the same additions in the same
+ * order as the in-memory path, so fp32 rows give bit-identical inputs.
  */
 #include "moe/scorer.h"
 
@@ -13,6 +20,13 @@
 #include "common/tensor.h"
 #include "moe/layers.h"
 
+/* One deferred set_cat: field f's bag for rows [lo, hi) is the sum (or
+ * mean) of table rows prow[first .. first + n). */
+typedef struct moe_pending {
+    int f, lo, hi;
+    uint32_t first, n;
+} moe_pending;
+
 struct moe_scorer {
     const moe_model *m;
     int n, cap;
@@ -22,6 +36,13 @@ struct moe_scorer {
     int ran;           /* pass holds this batch's gates (moe_scorer_run)     */
     int n_parts;       /* part passes initialised                          */
     moe_pass part[MOE_SPLIT_MAX - 1]; /* parts 1.. of a split run          */
+    moe_pending *pend; /* (npend) deferred fields of the batch, in call order */
+    int npend, pend_cap;
+    uint64_t *prow;    /* (nprow) their rows */
+    size_t nprow, prow_cap;
+    uint64_t *uniq;    /* (nprow) a table's distinct rows, sorted */
+    float *fetched;    /* (nprow, dim) their vectors */
+    size_t fetched_cap;
 };
 
 int moe_scorer_create(moe_scorer **out, const moe_model *m, mr_err *e) {
@@ -44,6 +65,10 @@ void moe_scorer_free(moe_scorer *s) {
     if (!s) return;
     moe_pass_free(&s->pass);
     for (int i = 0; i < s->n_parts; i++) moe_pass_free(&s->part[i]);
+    free(s->pend);
+    free(s->prow);
+    free(s->uniq);
+    mr_floats_free(s->fetched);
     mr_floats_free(s->x);
     mr_floats_free(s->bag);
     free(s);
@@ -63,12 +88,110 @@ int moe_scorer_begin(moe_scorer *s, int n, mr_err *e) {
         s->cap = n;
     }
     s->n = n;
+    s->npend = 0;
+    s->nprow = 0;
     s->ran = 0;
     memset(s->x, 0, sizeof(float) * (size_t)n * (size_t)m->in_dim);
     for (int f = 0; f < m->n_num; f++) {
         float v = (m->num[f].fill - m->num[f].mean) / m->num[f].std;
         for (int r = 0; r < n; r++) s->x[(long)r * m->in_dim + m->num[f].offset] = v;
     }
+    return 0;
+}
+
+/* set_cat of a fetched table: record the rows, build the bag in run. */
+static int defer_cat(moe_scorer *s, int row, int f, const char *const *values, const size_t *lens, int nvalues,
+                     mr_err *e) {
+    if (s->npend == s->pend_cap) {
+        int cap = s->pend_cap ? 2 * s->pend_cap : 64;
+        moe_pending *p = realloc(s->pend, sizeof *p * (size_t)cap);
+        if (!p) return mr_err_set(e, MR_ENOMEM, "moe_scorer: out of memory");
+        s->pend = p;
+        s->pend_cap = cap;
+    }
+    size_t need = s->nprow + (size_t)nvalues * IDHASH_MAX_ROWS;
+    if (need > s->prow_cap) {
+        size_t cap = s->prow_cap ? 2 * s->prow_cap : 1024;
+        while (cap < need) cap *= 2;
+        uint64_t *p = realloc(s->prow, sizeof *p * cap), *u = p ? realloc(s->uniq, sizeof *u * cap) : NULL;
+        if (p) s->prow = p;
+        if (u) s->uniq = u;
+        if (!p || !u) return mr_err_set(e, MR_ENOMEM, "moe_scorer: out of memory");
+        s->prow_cap = cap;
+    }
+    moe_pending *pd = &s->pend[s->npend++];
+    pd->f = f;
+    pd->lo = row == MOE_ALL_ROWS ? 0 : row;
+    pd->hi = row == MOE_ALL_ROWS ? s->n : row + 1;
+    pd->first = (uint32_t)s->nprow;
+    for (int i = 0; i < nvalues; i++)
+        s->nprow += (size_t)moe_model_value_rows(s->m, f, values[i], lens ? lens[i] : strlen(values[i]),
+                                                 s->prow + s->nprow);
+    pd->n = (uint32_t)(s->nprow - pd->first);
+    return 0;
+}
+
+static int u64_cmp(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Fetch each fetched table's distinct rows of the batch (one call per
+ * table) and write the deferred bags into x, in call order: a later
+ * set_cat of the same field and row replaces an earlier one, as in memory. */
+static int resolve_pending(moe_scorer *s, mr_err *e) {
+    const moe_model *m = s->m;
+    for (int ti = 0; ti < m->n_tables && s->npend; ti++) {
+        const moe_table *t = &m->tables[ti];
+        if (!t->fetch) continue;
+        size_t nu = 0;
+        for (int p = 0; p < s->npend; p++)
+            if (m->cat[s->pend[p].f].table == ti)
+                for (uint32_t j = 0; j < s->pend[p].n; j++) s->uniq[nu++] = s->prow[s->pend[p].first + j];
+        if (nu == 0) {
+            for (int p = 0; p < s->npend; p++) /* only empty bags: zero the slices */
+                if (m->cat[s->pend[p].f].table == ti)
+                    for (int r = s->pend[p].lo; r < s->pend[p].hi; r++)
+                        memset(s->x + (long)r * m->in_dim + m->cat[s->pend[p].f].offset, 0,
+                               sizeof(float) * (size_t)t->dim);
+            continue;
+        }
+        qsort(s->uniq, nu, sizeof *s->uniq, u64_cmp);
+        size_t k = 1;
+        for (size_t j = 1; j < nu; j++)
+            if (s->uniq[j] != s->uniq[k - 1]) s->uniq[k++] = s->uniq[j];
+        nu = k;
+        if (nu * (size_t)t->dim > s->fetched_cap) {
+            mr_floats_free(s->fetched);
+            s->fetched_cap = nu * (size_t)t->dim;
+            if (!(s->fetched = mr_floats_alloc(s->fetched_cap))) {
+                s->fetched_cap = 0;
+                return mr_err_set(e, MR_ENOMEM, "moe_scorer: cannot hold %zu rows of table '%s'", nu, t->name);
+            }
+        }
+        int rc = t->fetch(t->fetch_ctx, ti, s->uniq, nu, s->fetched, e);
+        if (rc) return mr_err_wrap(e, "table '%s'", t->name);
+        for (int p = 0; p < s->npend; p++) {
+            const moe_pending *pd = &s->pend[p];
+            const moe_cat_field *c = &m->cat[pd->f];
+            if (c->table != ti) continue;
+            int D = t->dim; /* the same additions, in the same order, as set_cat's in-memory path */
+            memset(s->bag, 0, sizeof(float) * (size_t)D);
+            for (uint32_t j = 0; j < pd->n; j++) {
+                const uint64_t *hit = bsearch(&s->prow[pd->first + j], s->uniq, nu, sizeof *s->uniq, u64_cmp);
+                const float *er = s->fetched + (size_t)(hit - s->uniq) * (size_t)D;
+                for (int d = 0; d < D; d++) s->bag[d] += er[d];
+            }
+            if (c->mean && pd->n > 1) {
+                float inv = 1.0f / (float)pd->n;
+                for (int d = 0; d < D; d++) s->bag[d] *= inv;
+            }
+            for (int r = pd->lo; r < pd->hi; r++)
+                memcpy(s->x + (long)r * m->in_dim + c->offset, s->bag, sizeof(float) * (size_t)t->dim);
+        }
+    }
+    s->npend = 0;
+    s->nprow = 0;
     return 0;
 }
 
@@ -88,6 +211,7 @@ int moe_scorer_set_cat(moe_scorer *s, int row, int f, const char *const *values,
         return mr_err_set(e, MR_EINVAL, "feature '%s': %d values (0..64)", m->cat[f].name, nvalues);
     const moe_cat_field *c = &m->cat[f];
     const moe_table *t = &m->tables[c->table];
+    if (t->fetch) return defer_cat(s, row, f, values, lens, nvalues, e);
     int D = t->dim;
     /* one row: pool straight into x; every row: pool once, then copy */
     float *bag = row == MOE_ALL_ROWS ? s->bag : s->x + (long)row * m->in_dim + c->offset;
@@ -154,7 +278,9 @@ static void outputs(const moe_model *m, const moe_pass *p, int r0, float *tasks,
 int moe_scorer_run(moe_scorer *s, float *tasks, float *score, mr_err *e) {
     const moe_model *m = s->m;
     if (s->n < 1) return mr_err_set(e, MR_ESTATE, "moe_scorer_run: no batch (call moe_scorer_begin)");
-    int rc = moe_net_forward(&s->pass, m->net, s->x, s->n, 0, NULL, e);
+    int rc = resolve_pending(s, e);
+    if (rc) return rc;
+    rc = moe_net_forward(&s->pass, m->net, s->x, s->n, 0, NULL, e);
     if (rc) return rc;
     s->ran = 1;
     outputs(m, &s->pass, 0, tasks, score);
@@ -179,6 +305,8 @@ static void part_run(void *arg) {
 int moe_scorer_run_split(moe_scorer *s, float *tasks, float *score, mr_pool *pool, int parts, mr_err *e) {
     if (parts > MOE_SPLIT_MAX) parts = MOE_SPLIT_MAX;
     if (!pool || parts < 2 || s->n < 2 * parts) return moe_scorer_run(s, tasks, score, e);
+    int rc = resolve_pending(s, e); /* one fetch for the whole batch, before it is split */
+    if (rc) return rc;
     while (s->n_parts < parts - 1) moe_pass_init(&s->part[s->n_parts++]);
     part_job jobs[MOE_SPLIT_MAX];
     void *args[MOE_SPLIT_MAX];

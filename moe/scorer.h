@@ -15,6 +15,11 @@
  *
  * Defaults: a categorical field not set is an empty bag (zero vector), a
  * numeric field takes the schema's fill value, extra inputs are 0.
+ *
+ * Tables with a row source (moe_model_set_row_source: rows in the store)
+ * are gathered in moe_scorer_run: one fetch per such table for all
+ * candidates' distinct rows; their bags are in moe_scorer_input only after
+ * the run.
  */
 #ifndef MOEREC_MOE_SCORER_H
 #define MOEREC_MOE_SCORER_H

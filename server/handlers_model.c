@@ -40,6 +40,34 @@ static int retriever_info(mr_arena *a, const retr_set *set, Moerec__V1__GetModel
     return MR_OK;
 }
 
+/* The ranker's embedding tables, for GetModelInfo (strings point into the
+ * model: the caller copies them before releasing its reference). */
+static int table_info(mr_arena *a, const moe_model *m, Moerec__V1__GetModelInfoResponse *out) {
+    int n = m->n_tables;
+    Moerec__V1__TableInfo *ti = mr_arena_calloc(a, (size_t)(n ? n : 1), sizeof *ti);
+    Moerec__V1__TableInfo **tp = mr_arena_calloc(a, (size_t)(n ? n : 1), sizeof *tp);
+    if (!ti || !tp) return MR_ENOMEM;
+    for (int i = 0; i < n; i++) {
+        const moe_table *t = &m->tables[i];
+        moerec__v1__table_info__init(&ti[i]);
+        ti[i].name = mr_arena_strdup(a, t->name);
+        ti[i].kind = (char *)idhash_kind_name(t->kind);
+        ti[i].mapping = mr_arena_strdup(a, t->mapping);
+        if (!ti[i].name || !ti[i].mapping) return MR_ENOMEM;
+        ti[i].rows = (uint64_t)t->rows;
+        ti[i].dim = (uint32_t)t->dim;
+        ti[i].mapped_ids = t->stats.nids;
+        ti[i].occupied_rows = t->stats.occupied;
+        ti[i].shared_fraction = t->stats.shared_fraction;
+        ti[i].mean_load = t->stats.mean_load;
+        ti[i].max_load = t->stats.max_load;
+        tp[i] = &ti[i];
+    }
+    out->tables = tp;
+    out->n_tables = (size_t)n;
+    return MR_OK;
+}
+
 int mr_handle_get_model_info(mr_call_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp,
                              mr_err *err) {
     const Moerec__V1__GetModelInfoRequest *r = (const void *)req;
@@ -102,7 +130,7 @@ int mr_handle_get_model_info(mr_call_ctx *ctx, const ProtobufCMessage *req, Prot
     out->n_tasks = (size_t)T;
     out->features = fp;
     out->n_features = (size_t)F;
-    if (ref->retrievers && (rc = retriever_info(a, ref->retrievers, out))) {
+    if ((rc = table_info(a, m, out)) || (ref->retrievers && (rc = retriever_info(a, ref->retrievers, out)))) {
         mr_model_release(ref);
         return mr_err_set(err, rc, "out of request memory");
     }

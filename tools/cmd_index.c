@@ -654,11 +654,15 @@ out:
 
 /* ------------------------------------------------------------- dispatch */
 
+int ix_tables(int argc, char **argv); /* cmd_index_tables.c */
+
 static void ix_usage(FILE *f) {
-    fprintf(f, "usage: moerec index retrievers|graphhash [options]\n\n"
+    fprintf(f, "usage: moerec index retrievers|graphhash|tables [options]\n\n"
                "  retrievers  items CSV -> retriever set directory (FAISS experts, router pilots,\n"
                "              popularity fallback); models/<name>/<version>/retrievers/\n"
-               "  graphhash   interactions CSV -> GraphHash mappings file (Louvain clusters)\n\n"
+               "  graphhash   interactions CSV -> GraphHash mappings file (Louvain clusters)\n"
+               "  tables      model.json + training CSV -> the mappings of its frequency, graph,\n"
+               "              double_graph and lsh tables\n\n"
                "'moerec index retrievers --help', 'moerec index graphhash --help' for options.\n\n"
                "Example:\n"
                "  moerec index retrievers --items item_vectors.csv --out models/shop/1/retrievers\n");
@@ -675,6 +679,7 @@ static int index_main(int argc, char **argv) {
     }
     if (!strcmp(argv[1], "retrievers")) return ix_retrievers(argc - 1, argv + 1);
     if (!strcmp(argv[1], "graphhash")) return ix_graphhash(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "tables")) return ix_tables(argc - 1, argv + 1);
     fprintf(stderr, "moerec index: unknown target '%s'\n\n", argv[1]);
     ix_usage(stderr);
     return 2;

@@ -16,16 +16,19 @@
 #include <unistd.h>
 
 #include "command.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/tensor.h"
 #include "moe/dataset.h"
 #include "moe/model.h"
+#include "moe/model_maps.h"
 #include "moe/sdim_join.h"
 #include "moe/train.h"
 #include "tools/cli.h"
 
 typedef struct train_cli {
-    const char *model_json, *data, *out, *init;
+    const char *model_json, *data, *out, *init, *mappings;
+    float resolution;    /* Louvain resolution of graph tables; 0 = auto */
     char split[16];
     char time_col[64];
     double val_frac;
@@ -95,6 +98,11 @@ static void usage(FILE *f) {
             "  --patience N        early stopping: epochs without validation gain (2)\n"
             "  --threads N         threads in all, 0 = one per core (0)\n"
             "  --max-rows N        read at most N rows\n"
+            "  --mappings DIR      take the mappings of frequency/graph/double_graph/lsh tables\n"
+            "                      from DIR (a version directory) instead of building them from\n"
+            "                      the training split (default: built; with --init, DIR's)\n"
+            "  --resolution F      Louvain resolution gamma of graph tables; 0 = auto: the one whose\n"
+            "                      cluster count is closest to the table's rows (0)\n"
             "  --no-fit-numeric    keep model.json's numeric mean/std instead of fitting them\n"
             "  --quiet             no progress line\n"
             "%s\n"
@@ -175,7 +183,7 @@ static int sdim_params(sdim_csv_opts *o, const char *v, mr_err *e) {
 
 static int parse_args(train_cli *c, int argc, char **argv) {
     enum { O_VERSION = 256, O_EMB_LR, O_EMB_OPT, O_WD, O_VAL, O_SPLIT, O_TIME, O_MAXROWS, O_NOFIT,
-           O_SEV, O_SIT, O_SCOL, O_SPAR, O_JSON, O_INIT };
+           O_SEV, O_SIT, O_SCOL, O_SPAR, O_JSON, O_INIT, O_MAPS, O_RES };
     static const struct option opts[] = {
         {"model-json", required_argument, 0, O_JSON}, {"data", required_argument, 0, 'd'},
         {"out", required_argument, 0, 'o'},           {"init", required_argument, 0, O_INIT},
@@ -190,6 +198,7 @@ static int parse_args(train_cli *c, int argc, char **argv) {
         {"quiet", no_argument, 0, 'q'},               {"sdim-events", required_argument, 0, O_SEV},
         {"sdim-items", required_argument, 0, O_SIT},  {"sdim-columns", required_argument, 0, O_SCOL},
         {"sdim-params", required_argument, 0, O_SPAR}, {"help", no_argument, 0, 'h'},
+        {"mappings", required_argument, 0, O_MAPS},   {"resolution", required_argument, 0, O_RES},
         {0, 0, 0, 0}};
     mr_err e;
     mr_err_clear(&e);
@@ -204,6 +213,8 @@ static int parse_args(train_cli *c, int argc, char **argv) {
         case 'd': c->data = optarg; break;
         case 'o': c->out = optarg; break;
         case O_INIT: c->init = optarg; break;
+        case O_MAPS: c->mappings = optarg; break;
+        case O_RES: rc = cli_float("--resolution", optarg, 0, 1e6, &c->resolution, &e); break;
         case O_VERSION: rc = cli_int("--version", optarg, 0, 1000000000, &c->version, &e); break;
         case 'e': rc = cli_int("--epochs", optarg, 1, 1000000, &c->o.epochs, &e); break;
         case 'b': rc = cli_int("--batch", optarg, 1, 1 << 20, &c->o.batch, &e); break;
@@ -262,6 +273,31 @@ static int parse_args(train_cli *c, int argc, char **argv) {
         fprintf(stderr, "moerec train: epochs, batch >= 1; 0 <= val-frac < 1; lr > 0\n");
         return 2;
     }
+    return 0;
+}
+
+/* Mapped tables: load (--mappings, else --init) or build their mappings
+ * from the training split, then re-map the dataset's rows. */
+static int build_mappings(const train_cli *c, moe_model *m, moe_dataset *d, const long *tr, long ntr, mr_err *e) {
+    const char *from = c->mappings ? c->mappings : c->init;
+    char base[4096];
+    snprintf(base, sizeof base, "%s", c->model_json);
+    char *slash = strrchr(base, '/');
+    if (slash) *slash = 0;
+    else snprintf(base, sizeof base, ".");
+    moe_maps_opts mo = {.resolution = c->resolution, .seed = c->o.seed, .base_dir = base};
+    uint64_t t0 = mr_now_ns();
+    int rc = from ? moe_model_maps_load(m, from, e) : moe_model_maps_build(m, d, tr, ntr, &mo, e);
+    if (rc || (rc = moe_dataset_map_rows(d, m, e))) return rc;
+    for (int i = 0; i < m->n_tables; i++) {
+        const moe_table *t = &m->tables[i];
+        if (t->gmap)
+            fprintf(stderr, "moerec train: table '%s' (%s): %llu mapped ids on %llu of %ld rows, max load %llu%s\n",
+                    t->name, idhash_kind_name(t->kind), (unsigned long long)t->stats.nids,
+                    (unsigned long long)t->stats.occupied, t->rows, (unsigned long long)t->stats.max_load,
+                    from ? " (loaded)" : "");
+    }
+    fprintf(stderr, "moerec train: mappings in %.2f s\n", (double)(mr_now_ns() - t0) / 1e9);
     return 0;
 }
 
@@ -394,6 +430,7 @@ static int train_main(int argc, char **argv) {
     if (c.sdim.events_path && sdim_join_csv(d, c.data, c.max_rows, &c.sdim, &e)) goto fail;
     if (moe_dataset_split(d, c.val_frac, !strcmp(c.split, "time"), c.o.seed, &tr, &ntr, &va, &nva, &e)) goto fail;
     if (c.fit_numeric) moe_dataset_fit_numeric(d, m, tr, ntr);
+    if (moe_model_maps_missing(m) && build_mappings(&c, m, d, tr, ntr, &e)) goto fail;
     fprintf(stderr, "moerec train: %ld rows (%ld train, %ld validation), %s, %ld parameters + %d tables\n", d->n,
             ntr, nva, moe_arch_kind_name(m->net->arch.kind), m->net->n_params, m->n_tables);
     moe_train_result res;

@@ -8,6 +8,7 @@
  *   store_open / store_close              one database, one handle
  *   emb_table_create / emb_store_table    embedding tables (dim, encoding, TTL)
  *   emb_store_get / emb_store_put         batched rows: cache -> tier -> RocksDB
+ *   emb_store_ingest                      bulk load as an SST file (external ingestion)
  *   item_store_get / item_store_put       item feature blobs (cached)
  *   user_store_put / user_state_get       user profile + SDIM bucket table
  *   behaviour_append / behaviour_rebuild / behaviour_expire  (behaviour.h)
@@ -118,6 +119,14 @@ int emb_store_get(mr_store *st, mr_emb_table *t, const uint64_t *ids, size_t n, 
  * error nothing is written. Cached copies are updated after the write. */
 int emb_store_put(mr_store *st, mr_emb_table *t, const uint64_t *ids, size_t n, const float *vecs,
                   size_t nfloats, mr_err *e);
+/* Bulk-load n rows (ids strictly ascending) as one SST file written at
+ * tmp_path (same filesystem as the database; moved into it, or removed on
+ * failure) and ingested into the table's column family with RocksDB's
+ * external file ingestion: no WAL, no memtable, written once. Validated
+ * first like a put; cached copies of the ids are dropped. For filling a
+ * table (a model version's rows); online updates are emb_store_put. */
+int emb_store_ingest(mr_store *st, mr_emb_table *t, const uint64_t *ids, size_t n, const float *vecs,
+                     size_t nfloats, const char *tmp_path, mr_err *e);
 /* The same lookup with the memory cache and tier bypassed: the plain
  * multi-get path (benchmarks compare against it). */
 int emb_store_get_uncached(mr_store *st, mr_emb_table *t, const uint64_t *ids, size_t n,

@@ -1,4 +1,4 @@
-/* test_graphhash_mapper.c — graph and double_graph row mappers behind the
+/* test_graphhash_mapper.c — graph, double_graph and lsh row mappers behind the
  * idhash interface (hashing/graphhash_mapper.c). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -49,6 +49,39 @@ static void test_graph_mapper(void **state) {
     assert_int_equal(st.max_load, NU / K);
     assert_true(st.shared_fraction == 1.0);
     idhash_mapper_free(mp);
+    graphhash_map_free(m);
+}
+
+/* lsh: the graph lookup over a table of LSH buckets, reported as its own
+ * kind; the map's id table is readable for statistics. */
+static void test_lsh_mapper(void **state) {
+    (void)state;
+    graphhash_map *m = make_map(K);
+    idhash_mapper *mp, *gp;
+    mr_err e = {0};
+    assert_int_equal(graphhash_mapper_create_lsh(&mp, m, GRAPHHASH_USERS, &e), 0);
+    assert_int_equal(graphhash_mapper_create(&gp, m, GRAPHHASH_USERS, &e), 0);
+    assert_int_equal(idhash_mapper_kind(mp), IDHASH_LSH);
+    assert_string_equal(idhash_kind_name(IDHASH_LSH), "lsh");
+    idhash_kind k;
+    assert_int_equal(idhash_kind_parse("lsh", &k, &e), 0);
+    assert_int_equal(k, IDHASH_LSH);
+    assert_int_equal(idhash_mapper_rows_per_id(mp), 1);
+    for (uint64_t id = 0; id < 2 * NU + 50; id++) {
+        uint64_t a[IDHASH_MAX_ROWS], b[IDHASH_MAX_ROWS];
+        assert_int_equal(idhash_mapper_rows(mp, id, a), 1);
+        idhash_mapper_rows(gp, id, b);
+        assert_int_equal(a[0], b[0]);
+    }
+    const uint64_t *ids;
+    const uint32_t *rows;
+    size_t n;
+    graphhash_map_table(m, GRAPHHASH_USERS, &ids, &rows, &n);
+    assert_int_equal(n, NU);
+    for (size_t j = 1; j < n; j++) assert_true(ids[j] > ids[j - 1]);
+    assert_int_equal(rows[3], (ids[3] / 2) % K);
+    idhash_mapper_free(mp);
+    idhash_mapper_free(gp);
     graphhash_map_free(m);
 }
 
@@ -120,6 +153,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_graph_mapper),
         cmocka_unit_test(test_double_graph_mapper),
+        cmocka_unit_test(test_lsh_mapper),
         cmocka_unit_test(test_bad_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -98,9 +98,13 @@ static void test_errors_name_the_field(void **st) {
     assert_non_null(strstr(e.msg, "tasks[0].kind"));
     assert_int_equal(moe_model_from_json(&m, "{\"bogus\":1}", 1, &e), MR_EINVAL);
     assert_non_null(strstr(e.msg, "bogus: unknown field"));
-    assert_int_equal(moe_model_from_json(&m, "{\"tables\":[{\"name\":\"t\",\"rows\":10,\"hash\":\"graph\"}]}", 1, &e),
+    assert_int_equal(moe_model_from_json(&m, "{\"tables\":[{\"name\":\"t\",\"rows\":10,\"hash\":\"cuckoo\"}]}", 1, &e),
                      MR_EINVAL);
     assert_non_null(strstr(e.msg, "tables[0].hash"));
+    /* a graph table needs the other side of its graph */
+    assert_int_equal(moe_model_from_json(&m, "{\"tables\":[{\"name\":\"t\",\"rows\":10,\"hash\":\"graph\"}]}", 1, &e),
+                     MR_EINVAL);
+    assert_non_null(strstr(e.msg, "tables[0].pair is required"));
     assert_int_equal(moe_model_from_json(&m, "{\"features\":{\"categorical\":[{\"name\":\"f\",\"table\":\"zz\"}]}}", 1, &e),
                      MR_EINVAL);
     assert_non_null(strstr(e.msg, "table 'zz'"));

@@ -1,0 +1,57 @@
+# graphhash_ranker — MovieLens multi-task AUC with user and item tables at 25% of full rows: full, random hash, double, frequency, GraphHash, DoubleGraphHash, LSH
+#
+# Data: $MOEREC_ROOT/../shared/data/movielens.csv (as bench/moe_movielens.sh).
+# Split: each user's latest 20% of ratings are the test set (per-user time
+# split, moe_movielens_peer.py prep). bench_graphhash_ranker trains the same
+# MMoE once per table kind; mapped tables are built from the training rows
+# only. Test AUC per task on all test rows and on the "cold" test rows whose
+# movie never occurs in training. The item content vectors of the lsh
+# variant (multi-hot genres + scaled year) come from the movie catalogue,
+# not from ratings.
+# Usage: bench/run graphhash_ranker [--epochs N] [--seed N] [--resolution R]
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=${MOEREC_ROOT:-$(dirname "$here")}
+build=${MOEREC_BUILD:-$root/build-bench}
+if ! cmake --build "$build" -j"$(nproc)" --target bench_graphhash_ranker > "$build/bench_graphhash_ranker-build.log" 2>&1; then
+  grep -E -A3 "error|Error" "$build/bench_graphhash_ranker-build.log" | head -40 >&2
+  echo "graphhash_ranker: build failed; log in $build/bench_graphhash_ranker-build.log" >&2
+  exit 1
+fi
+src="$root/../shared/data/movielens.csv"
+[ -f "$src" ] || { echo "graphhash_ranker: $src missing (bench/moe_movielens.sh makes it from r-cran-dslabs)" >&2; exit 1; }
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+export OPENBLAS_NUM_THREADS=1
+/usr/bin/python3 "$here/moe_movielens_peer.py" prep "$src" "$work"
+/usr/bin/python3 - "$src" "$work" <<'PY'
+import csv, sys
+src, out = sys.argv[1], sys.argv[2]
+train_items = set()
+users = set()
+with open(out + "/train.csv", newline="") as f:
+    for r in csv.DictReader(f):
+        train_items.add(r["movieId"]); users.add(r["userId"])
+with open(out + "/test.csv", newline="") as f, open(out + "/test_cold.csv", "w", newline="") as g:
+    rd = csv.DictReader(f); w = csv.writer(g); w.writerow(rd.fieldnames); n = 0
+    for r in rd:
+        users.add(r["userId"])
+        if r["movieId"] not in train_items:
+            w.writerow([r[c] for c in rd.fieldnames]); n += 1
+movies = {}
+with open(src, newline="") as f:
+    for r in csv.DictReader(f):
+        movies[r["movieId"]] = (r["genres"], r["year"])
+genres = sorted({g for gs, _ in movies.values() for g in gs.split("|") if g})
+with open(out + "/vectors.csv", "w", newline="") as f:
+    w = csv.writer(f); w.writerow(["movieId"] + ["g%d" % i for i in range(len(genres))] + ["year"])
+    for m, (gs, y) in sorted(movies.items()):
+        s = set(gs.split("|"))
+        yr = (float(y) - 1990.0) / 20.0 if y not in ("", "NA") else 0.0
+        w.writerow([m] + [1 if g in s else -1 for g in genres] + ["%.3f" % yr])
+with open(out + "/counts", "w") as f:
+    f.write("%d %d %d\n" % (len(users), len(movies), n))
+print("graphhash_ranker: %d users, %d movies, %d cold test rows" % (len(users), len(movies), n), file=sys.stderr)
+PY
+read -r nusers nitems ncold < "$work/counts"
+"$build/bench/bench_graphhash_ranker" "$work" "$nusers" "$nitems" "$@"

@@ -1,0 +1,137 @@
+/* test_model_maps_build.c — building mapped tables from training rows
+ * (moe/model_maps_build.c): GraphHash clusters follow the communities,
+ * frequency heads follow the counts, LSH rows follow content and
+ * neighbour sets (including an item never seen in training), unseen ids
+ * hash exactly as the hash kind, and the dataset is re-mapped. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "maps_fixture.h"
+#include "moe/model_maps.h"
+
+static char g_dir[256];
+
+static void build(moe_model **m, moe_dataset **d) {
+    mr_err e;
+    char p[512];
+    snprintf(p, sizeof p, "%s/train.csv", g_dir);
+    assert_int_equal(moe_model_from_json(m, k_maps_model, 1, &e), 0);
+    assert_int_equal(moe_model_maps_missing(*m), 5);
+    assert_int_equal(moe_dataset_read(d, *m, p, NULL, 0, &e), 0);
+    assert_non_null((*d)->cat_ids[0]);
+    long *idx = malloc(sizeof(long) * (size_t)(*d)->n);
+    for (long i = 0; i < (*d)->n; i++) idx[i] = i;
+    moe_maps_opts o = {.resolution = 1, .seed = 3, .base_dir = g_dir};
+    int rc = moe_model_maps_build(*m, *d, idx, (*d)->n, &o, &e);
+    free(idx);
+    if (rc) fail_msg("%s", e.msg);
+    assert_int_equal(moe_model_maps_missing(*m), 0);
+    assert_int_equal(moe_dataset_map_rows(*d, *m, &e), 0);
+}
+
+static uint64_t row_of(const moe_model *m, const char *field, const char *v) {
+    int num, f = moe_model_field(m, field, &num);
+    assert_true(f >= 0 && !num);
+    uint64_t r[IDHASH_MAX_ROWS];
+    moe_model_value_rows(m, f, v, strlen(v), r);
+    return r[0];
+}
+
+static void test_graph_rows_follow_communities(void **state) {
+    (void)state;
+    moe_model *m;
+    moe_dataset *d;
+    build(&m, &d);
+    assert_int_equal(row_of(m, "user", "u1"), row_of(m, "user", "u2"));
+    assert_int_equal(row_of(m, "user", "u3"), row_of(m, "user", "u4"));
+    assert_int_not_equal(row_of(m, "user", "u1"), row_of(m, "user", "u3"));
+    assert_int_equal(row_of(m, "item", "a"), row_of(m, "item", "b"));
+    assert_int_not_equal(row_of(m, "item", "a"), row_of(m, "item", "c"));
+    assert_int_equal(m->tables[0].stats.nids, 4);
+    /* double_graph: two distinct rows per item */
+    uint64_t r[IDHASH_MAX_ROWS];
+    int num, f = moe_model_field(m, "item", &num);
+    assert_int_equal(moe_model_value_rows(m, f, "a", 1, r), 2);
+    assert_int_not_equal(r[0], r[1]);
+    /* an unseen user hashes as the hash kind would */
+    uint64_t id = moe_model_value_id(m, moe_model_field(m, "user", &num), "stranger", 8);
+    assert_int_equal(row_of(m, "user", "stranger"), idhash_row(idhash_u64(id, 11), 8));
+    /* the dataset was re-mapped with the new rows */
+    assert_int_equal(d->cat_rows[0][0], row_of(m, "user", "u1"));
+    assert_int_equal(d->cat_rows[0][4 * 1], row_of(m, "user", "u3"));
+    moe_dataset_free(d);
+    moe_model_free(m);
+}
+
+static void test_frequency_head(void **state) {
+    (void)state;
+    moe_model *m;
+    moe_dataset *d;
+    build(&m, &d);
+    /* rows = 4: the floor(4/2) = 2 most frequent genres own rows 0 and 1 */
+    assert_int_equal(row_of(m, "genres", "g"), 0);
+    assert_int_equal(row_of(m, "genres", "h"), 1);
+    assert_true(row_of(m, "genres", "z") >= 2);
+    assert_true(row_of(m, "genres", "never") >= 2);
+    assert_int_equal(m->tables[2].stats.nids, 2);
+    moe_dataset_free(d);
+    moe_model_free(m);
+}
+
+static void test_lsh_rows(void **state) {
+    (void)state;
+    moe_model *m;
+    moe_dataset *d;
+    build(&m, &d);
+    /* content: same direction, same row, whether seen in training (a) or not (e) */
+    assert_int_equal(row_of(m, "item_c", "a"), row_of(m, "item_c", "e"));
+    assert_int_equal(row_of(m, "item_c", "a"), row_of(m, "item_c", "b"));
+    assert_int_not_equal(row_of(m, "item_c", "a"), row_of(m, "item_c", "c"));
+    assert_int_equal(m->tables[3].stats.nids, 5);
+    /* neighbours: a and b have the same user set, so the same MinHash row */
+    assert_int_equal(row_of(m, "item_o", "a"), row_of(m, "item_o", "b"));
+    assert_int_equal(row_of(m, "item_o", "c"), row_of(m, "item_o", "d"));
+    assert_int_equal(m->tables[4].stats.nids, 4);
+    /* the plain table is untouched */
+    assert_null(m->tables[5].gmap);
+    moe_dataset_free(d);
+    moe_model_free(m);
+}
+
+static void test_errors(void **state) {
+    (void)state;
+    mr_err e;
+    moe_model *m;
+    char p[512];
+    snprintf(p, sizeof p, "%s/train.csv", g_dir);
+    assert_int_equal(moe_model_from_json(&m, k_maps_model, 1, &e), 0);
+    moe_dataset *d;
+    assert_int_equal(moe_dataset_read(&d, m, p, NULL, 0, &e), 0);
+    long idx[1] = {0};
+    moe_maps_opts o = {.resolution = 1, .seed = 3, .base_dir = "/nonexistent-dir"};
+    assert_int_equal(moe_model_maps_build(m, d, idx, 1, &o, &e), MR_ENOTFOUND);
+    assert_non_null(strstr(e.msg, "vectors.csv"));
+    assert_non_null(strstr(e.msg, "table 'content' (lsh)"));
+    /* saving a model with a mapping still missing is refused */
+    assert_int_equal(moe_model_maps_save(m, g_dir, &e), MR_ESTATE);
+    assert_non_null(strstr(e.msg, "has no mapping"));
+    moe_dataset_free(d);
+    moe_model_free(m);
+}
+
+int main(void) {
+    if (maps_fixture_write(g_dir, sizeof g_dir)) return 1;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_graph_rows_follow_communities),
+        cmocka_unit_test(test_frequency_head),
+        cmocka_unit_test(test_lsh_rows),
+        cmocka_unit_test(test_errors),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
+    if (system(cmd) != 0) return 1;
+    return rc;
+}
