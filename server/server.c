@@ -42,6 +42,7 @@
 #include "server/auth.h"
 #include "server/backend.h"
 #include "server/metrics.h"
+#include "server/live.h"
 #include "server/registry.h"
 #include "server/validate.h"
 
@@ -567,6 +568,13 @@ int mr_server_create(const mr_server_config *cfg, mr_server **out, mr_err *err) 
         if (rc) goto err;
     }
     if (cfg->log_servers[0] && (rc = mr_replica_open(s, cfg, err))) goto err;
+    /* The served retriever sets follow the store's catalogue: replay its
+     * log now and on every reload (server/live.h). */
+    if (s->registry && s->backend &&
+        (rc = mr_registry_set_live(s->registry, mr_live_replay, s->backend, err))) {
+        mr_err_wrap(err, "replaying the catalogue log");
+        goto err;
+    }
     grpc_arg args[3];
     args[0].type = GRPC_ARG_INTEGER;
     args[0].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
