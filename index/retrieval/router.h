@@ -93,7 +93,9 @@ typedef struct router_result {
     router_cand *cands;       /* (n) best first */
     int n;                    /* <= k; fewer when the experts ran dry */
     float *weights;           /* (n_experts) routing probability per expert */
-    int *budgets;             /* (n_experts) candidates asked; 0 = not searched */
+    int *budgets;             /* (n_experts) candidates asked; 0 = not searched. They sum
+                                 to k, plus the budget passed on to experts that took up
+                                 what others could not fill (router_retrieve) */
     int n_searched;           /* experts searched */
     int64_t cost;             /* vectors held by the searched vector experts */
 } router_result;

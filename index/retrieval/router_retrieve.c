@@ -302,6 +302,7 @@ int router_retrieve(mr_router *rt, const router_query *q, const retr_user *user,
             if (size > 0 && fetch > size + n_excl) fetch = size + n_excl;
             if (fetch > RETR_FETCH_MAX) fetch = RETR_FETCH_MAX;
             if (fetch <= jb->fetch) continue;
+            res->budgets[i] += (int)(k - have);   /* the budget passed on to it */
             jb->fetch = (int)fetch;
             jb->ids = mr_arena_alloc(arena, (size_t)jb->fetch * sizeof(int64_t));
             jb->scores = mr_arena_alloc(arena, (size_t)jb->fetch * sizeof(float));
