@@ -28,7 +28,7 @@ int mr_live_replay(mr_model_ref *m, void *backend, mr_err *e);
 int mr_live_upserted(mr_registry *reg, mr_backend *be, const uint64_t *ids, size_t n, mr_err *e);
 int mr_live_deleted(mr_registry *reg, const uint64_t *ids, size_t n, mr_err *e);
 /* Events (users, items, ts_ms) to every current version's popularity and
- * MinHash experts. Caller holds the registry's live lock. */
+ * MinHash experts (no lock needed: events are not replayed on reload). */
 int mr_live_events(mr_registry *reg, const int64_t *users, const int64_t *items,
                    const int64_t *ts_ms, size_t n, mr_err *e);
 
