@@ -9,6 +9,9 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 
 #include "index/retrieval/retr_minhash.h"
 #include "index/retrieval/retr_set_live.h"
@@ -185,12 +188,69 @@ static void test_expert_column_saved(void **s) {
     assert_string_equal(name, "genre_Sci_Fi_x");
 }
 
+/* Searches through the router on 2 threads while a writer upserts, moves
+ * and deletes (run under ThreadSanitizer with -DMOEREC_TSAN=ON). */
+typedef struct live_reader {
+    retr_set *set;
+    const float *q;
+    atomic_int *stop;
+    atomic_long n;
+} live_reader;
+
+static void *live_read(void *arg) {
+    live_reader *r = arg;
+    mr_arena a;
+    mr_arena_init(&a, 1 << 16, 0);
+    mr_err e = {0};
+    while (!atomic_load(r->stop)) {
+        router_query q = tr_query(r->q);
+        router_result res;
+        mr_arena_reset(&a);
+        if (router_retrieve(retr_set_router(r->set), &q, NULL, 20, NULL, 0, NULL, &a, &res, &e))
+            fail_msg("%s", e.msg);
+        for (int i = 1; i < res.n; i++) assert_true(res.cands[i].id != res.cands[i - 1].id);
+        atomic_fetch_add(&r->n, 1);
+    }
+    mr_arena_free(&a);
+    return NULL;
+}
+
+static void test_concurrent_search_and_writes(void **s) {
+    (void)s;
+    live_world w;
+    live_make(&w, "genre");
+    mr_err e = {0};
+    atomic_int stop = 0;
+    live_reader rd[2] = {{w.set, w.center[0], &stop, 0}, {w.set, w.center[1], &stop, 0}};
+    atomic_init(&rd[0].n, 0);
+    atomic_init(&rd[1].n, 0);
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) pthread_create(&th[i], NULL, live_read, &rd[i]);
+    float v[RD];
+    for (int round = 0; round < 200; round++) {
+        for (int j = 0; j < RD; j++) v[j] = (float)((round * 7 + j) % 5);
+        retr_live_item it = {.id = 1000 + round % 20, .vec = v, .column = round % 2 ? "a" : "b"};
+        assert_int_equal(retr_set_upsert(w.set, &it, 1, NULL, &e), 0);
+        int64_t users[1] = {round}, items[1] = {1000 + round % 20}, ts[1] = {round};
+        assert_int_equal(retr_set_add_events(w.set, users, items, ts, 1, &e), 0);
+        if (round % 5 == 0) {
+            int64_t del = 1000 + (round / 5) % 20;
+            assert_int_equal(retr_set_delete(w.set, &del, 1, &e), 0);
+        }
+    }
+    while (atomic_load(&rd[0].n) == 0 || atomic_load(&rd[1].n) == 0) sched_yield();
+    atomic_store(&stop, 1);
+    for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+    retr_set_free(w.set);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_upsert_places_and_moves),
         cmocka_unit_test(test_delete_everywhere_and_events),
         cmocka_unit_test(test_bad_input_changes_nothing),
         cmocka_unit_test(test_expert_column_saved),
+        cmocka_unit_test(test_concurrent_search_and_writes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
