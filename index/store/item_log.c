@@ -27,7 +27,10 @@ static int item_log_check(const mr_store *st, const uint64_t *ids, size_t n, con
     return 0;
 }
 
+/* ts 0: the store's write clock (the update-log record's time while a
+ * replica applies one, so every replica writes the same bytes). */
 static void item_log_value(uint8_t op, int64_t ts, uint8_t v[ITEM_LOG_VALUE]) {
+    if (ts == 0) ts = store_write_clock_ms();
     v[0] = op;
     uint64_t u = (uint64_t)ts;
     for (int b = 0; b < 8; b++) v[1 + b] = (uint8_t)(u >> (8 * b));

@@ -20,6 +20,8 @@
 
 typedef enum { ITEM_LOG_UPSERT = 1, ITEM_LOG_DELETE = 2 } item_log_op;
 
+/* ts_ms 0 below: the store's write clock (now, or the update-log record's
+ * time while a replica applies it: replicas then write identical rows). */
 /* Record n upserts at ts_ms (one WriteBatch). Call after the item's rows
  * are written: a replay reads the item's rows as the store holds them. */
 int item_log_upsert(mr_store *st, const uint64_t *ids, size_t n, int64_t ts_ms, mr_err *e);
