@@ -57,6 +57,17 @@ def load_catalogue(client, demo_dir, batch=500):
     return len(rows)
 
 
+def clicked(demo_dir, users):
+    """user_id -> set of item_ids the user clicked (events.csv)."""
+    want = {u["user_id"] for u in users}
+    out = {u: set() for u in want}
+    with open(os.path.join(demo_dir, "events.csv")) as f:
+        for r in csv.DictReader(f):
+            if r["user_id"] in want:
+                out[r["user_id"]].add(r["item_id"])
+    return out
+
+
 def replay_events(client, demo_dir, users):
     """AppendEvents: every click of the given users, in time order."""
     want = {u["user_id"] for u in users}
@@ -114,13 +125,23 @@ def show_sdim(user, cands, before, after):
           "not accept them)")
 
 
-def favourite_share(client, items, users, k=10):
-    """Fraction of Recommend's top k in each user's favourite genres."""
+def favourite_share(client, items, users, k=10, consumed=None):
+    """Fraction of Recommend's top k in each user's favourite genres.
+
+    consumed: a ConsumedFilter policy ("all", "last", "none") for every
+    request; None keeps the server's default (which drops what the user
+    already clicked, so a heavy clicker's favourites run out)."""
     genre = {i["item_id"]: i["genre"] for i in items}
     hit = total = 0
     for u in users:
         fav = set(u["favourite_genres"].split("|"))
-        r = client.recommend(u["user_id"], k=k)
+        if consumed:
+            from moerec_client._proto import moerec_pb2 as pb
+            req = pb.RecommendRequest(user_id=u["user_id"], k=k)
+            req.consumed_filter.policy = consumed
+            r = client.call("Recommend", req)
+        else:
+            r = client.recommend(u["user_id"], k=k)
         hit += sum(genre[x.item_id] in fav for x in r.items)
         total += len(r.items)
     return hit / total

@@ -61,6 +61,8 @@ static const field fields[] = {
     F("sdim_short", K_INT, sdim_short),
     F("query_events", K_INT, query_events),
     F("retrieve_k", K_INT, retrieve_k),
+    F("consumed_filter", K_STR, consumed_filter),
+    F("consumed_last_n", K_INT, consumed_last_n),
     F("retrieval_threads", K_INT, retrieval_threads),
     F("auth_tokens_file", K_STR, auth_tokens_file),
     F("tls_cert_file", K_STR, tls_cert_file),
@@ -114,6 +116,8 @@ void mr_config_defaults(mr_server_config *c) {
     c->sdim_short = SDIM_DEFAULT_SHORT;
     c->query_events = 20;
     c->retrieve_k = 200;
+    snprintf(c->consumed_filter, sizeof c->consumed_filter, "all");
+    c->consumed_last_n = 100;
     snprintf(c->metrics_host, sizeof c->metrics_host, "127.0.0.1");
     c->metrics_port = -1;
     snprintf(c->shared_tier_prefix, sizeof c->shared_tier_prefix, "mr");
@@ -230,6 +234,7 @@ int mr_config_validate(const mr_server_config *c, mr_err *err) {
     RANGE(sdim_short, 0, 1024);
     RANGE(query_events, 0, 1024);
     RANGE(retrieve_k, 1, 10000);
+    RANGE(consumed_last_n, 1, 10000);
     RANGE(retrieval_threads, 0, 256);
     RANGE(metrics_port, -1, 65535);
     RANGE(expire_interval_seconds, 0.0, 7 * 86400.0);
@@ -261,6 +266,11 @@ int mr_config_validate(const mr_server_config *c, mr_err *err) {
         return mr_err_set(err, MR_EINVAL,
                           "config: 'precision' must be fp32, bf16, int8 or openblas_fp32 (or empty), not '%s'",
                           c->precision);
+    if (strcmp(c->consumed_filter, "all") && strcmp(c->consumed_filter, "last") &&
+        strcmp(c->consumed_filter, "none"))
+        return mr_err_set(err, MR_EINVAL,
+                          "config: 'consumed_filter' must be all, last or none, not '%s'",
+                          c->consumed_filter);
     if (mr_log_parse_level(c->log_level) < 0)
         return mr_err_set(err, MR_EINVAL,
                           "config: 'log_level' must be debug, info, warn, error or off, not '%s'",

@@ -43,6 +43,8 @@ typedef struct mr_server_config {
     int sdim_short;             /* recent events for short attention */
     int query_events;           /* recent item vectors averaged into a user's query */
     int retrieve_k;             /* Recommend: candidates ranked when the request says 0 */
+    char consumed_filter[8];    /* Recommend drops the user's stored events: all, last, none */
+    int consumed_last_n;        /* consumed_filter "last": how many of the newest events */
     int retrieval_threads;      /* pool for parallel expert searches; 0 = cores */
     char auth_tokens_file[1024];/* bearer tokens (server/auth.h); "" = no auth */
     char tls_cert_file[1024];   /* PEM chain for the gRPC port; "" = plaintext */

@@ -36,6 +36,20 @@ int mr_score_with_model(mr_call_ctx *ctx, struct mr_model_ref *ref,
                         const struct Moerec__V1__ScoreRequest *r,
                         struct Moerec__V1__ScoreResponse **out, mr_err *err);
 
+/* Request features against model m's schema: every name known and of its
+ * kind, every categorical with 1..64 values (INVALID_ARGUMENT naming it).
+ * `also` (may be NULL) is one more categorical name accepted (UpsertItems:
+ * the retriever set's expert column). where / where_idx name the features
+ * in errors ("user_features", or "<where>[where_idx].features" when
+ * where_idx >= 0). m NULL (no model loaded): only the value counts are
+ * checked. */
+struct moe_model;
+struct Moerec__V1__Features;
+int mr_features_check(const struct moe_model *m, const struct Moerec__V1__Features *f,
+                      const char *also, const char *where, int where_idx, mr_err *err);
+int mr_handle_delete_items(mr_call_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp,
+                           mr_err *err);
+
 /* Health status of a service name ("" = whole server): a
  * HealthCheckResponse ServingStatus, or -1 for a service moerec does not
  * serve. */

@@ -22,9 +22,6 @@
 #include "server/replica.h"
 #include "server/registry.h"
 
-/* Request features are strict: a field the model does not know is the
- * caller's error. Stored item features (strict = 0) may have been written
- * for another model: fields this model lacks are skipped. */
 static const char *where_text(char *buf, size_t n, const char *where, int idx) {
     if (idx < 0) return where;
     snprintf(buf, n, "%s[%d].features", where, idx);
@@ -32,39 +29,64 @@ static const char *where_text(char *buf, size_t n, const char *where, int idx) {
 }
 
 /* where names the features in errors: "user_features", or with where_idx
- * >= 0 "candidates[where_idx].features" (formatted only for an error: a
+ * >= 0 "<where>[where_idx].features" (formatted only for an error: a
  * snprintf per candidate was 1% of the server's CPU). */
-static int apply_features(moe_scorer *s, const moe_model *m, int row,
-                          const Moerec__V1__Features *f, const char *where, int where_idx, int strict,
-                          mr_err *err) {
+int mr_features_check(const moe_model *m, const Moerec__V1__Features *f, const char *also,
+                      const char *where, int where_idx, mr_err *err) {
     if (!f) return MR_OK;
     char wb[64];
 #define WHERE where_text(wb, sizeof wb, where, where_idx)
     for (size_t i = 0; i < f->n_categorical; i++) {
         const Moerec__V1__CategoricalFeature *c = f->categorical[i];
-        int numeric, idx = moe_model_field(m, c->name, &numeric);
-        if (!strict && (idx < 0 || numeric)) continue;
+        if (c->n_values == 0)
+            return mr_err_set(err, MR_EINVAL, "%s: categorical feature '%s' has no values (1..64)",
+                              WHERE, c->name);
+        int numeric, idx = m ? moe_model_field(m, c->name, &numeric) : 0;
+        if (!m || (idx < 0 && also && !strcmp(c->name, also))) continue;
         if (idx < 0)
             return mr_err_set(err, MR_EINVAL, "%s: unknown feature '%s' (model %s)", WHERE, c->name,
                               m->name);
         if (numeric)
             return mr_err_set(err, MR_EINVAL, "%s: feature '%s' is numeric, not categorical", WHERE,
                               c->name);
-        int rc = moe_scorer_set_cat(s, row, idx, (const char *const *)c->values, NULL,
-                                    (int)c->n_values, err);
-        if (rc) return mr_err_wrap(err, "%s: feature '%s'", WHERE, c->name);
     }
-    for (size_t i = 0; i < f->n_numeric; i++) {
+    for (size_t i = 0; m && i < f->n_numeric; i++) {
         const Moerec__V1__NumericFeature *n = f->numeric[i];
         int numeric, idx = moe_model_field(m, n->name, &numeric);
-        if (!strict && (idx < 0 || !numeric)) continue;
         if (idx < 0)
             return mr_err_set(err, MR_EINVAL, "%s: unknown feature '%s' (model %s)", WHERE, n->name,
                               m->name);
         if (!numeric)
             return mr_err_set(err, MR_EINVAL, "%s: feature '%s' is categorical, not numeric", WHERE,
                               n->name);
-        int rc = moe_scorer_set_num(s, row, idx, n->value, err);
+    }
+    return MR_OK;
+}
+
+/* Request features are strict (mr_features_check): a field the model does
+ * not know is the caller's error. Stored item features (strict = 0) may
+ * have been written for another model: fields this model lacks are
+ * skipped. */
+static int apply_features(moe_scorer *s, const moe_model *m, int row,
+                          const Moerec__V1__Features *f, const char *where, int where_idx, int strict,
+                          mr_err *err) {
+    if (!f) return MR_OK;
+    int rc = strict ? mr_features_check(m, f, NULL, where, where_idx, err) : MR_OK;
+    if (rc) return rc;
+    char wb[64];
+    for (size_t i = 0; i < f->n_categorical; i++) {
+        const Moerec__V1__CategoricalFeature *c = f->categorical[i];
+        int numeric, idx = moe_model_field(m, c->name, &numeric);
+        if (idx < 0 || numeric || c->n_values == 0) continue;
+        rc = moe_scorer_set_cat(s, row, idx, (const char *const *)c->values, NULL,
+                                (int)c->n_values, err);
+        if (rc) return mr_err_wrap(err, "%s: feature '%s'", WHERE, c->name);
+    }
+    for (size_t i = 0; i < f->n_numeric; i++) {
+        const Moerec__V1__NumericFeature *n = f->numeric[i];
+        int numeric, idx = moe_model_field(m, n->name, &numeric);
+        if (idx < 0 || !numeric) continue;
+        rc = moe_scorer_set_num(s, row, idx, n->value, err);
         if (rc) return mr_err_wrap(err, "%s: feature '%s'", WHERE, n->name);
     }
     return MR_OK;
@@ -140,25 +162,29 @@ static int apply_sdim(moe_scorer *s, const moe_model *m, mr_backend *be, mr_aren
     return rc;
 }
 
+/* Stages: decode (arrival to the handler), features (ids, request, stored
+ * and SDIM features into the scorer), rank (the batched ranker), total. */
 static Moerec__V1__DebugInfo *debug_info(mr_arena *a, const moe_scorer *s, uint64_t start_ns,
-                                         uint64_t handler_ns, uint64_t ranked_ns) {
+                                         uint64_t handler_ns, uint64_t features_ns,
+                                         uint64_t ranked_ns) {
+    enum { NT = 4 };
     Moerec__V1__DebugInfo *d = mr_arena_alloc(a, sizeof *d);
-    Moerec__V1__StageTiming *t = mr_arena_calloc(a, 3, sizeof *t);
-    Moerec__V1__StageTiming **tp = mr_arena_calloc(a, 3, sizeof *tp);
+    Moerec__V1__StageTiming *t = mr_arena_calloc(a, NT, sizeof *t);
+    Moerec__V1__StageTiming **tp = mr_arena_calloc(a, NT, sizeof *tp);
     moe_gate_report *rep = mr_arena_calloc(a, 32, sizeof *rep);
     if (!d || !t || !tp || !rep) return NULL;
     moerec__v1__debug_info__init(d);
-    static const char *names[] = {"decode", "rank", "total"};
-    uint64_t us[3] = {(handler_ns - start_ns) / 1000, (ranked_ns - handler_ns) / 1000,
-                      (mr_now_ns() - start_ns) / 1000};
-    for (int i = 0; i < 3; i++) {
+    static const char *names[NT] = {"decode", "features", "rank", "total"};
+    uint64_t us[NT] = {(handler_ns - start_ns) / 1000, (features_ns - handler_ns) / 1000,
+                       (ranked_ns - features_ns) / 1000, (mr_now_ns() - start_ns) / 1000};
+    for (int i = 0; i < NT; i++) {
         moerec__v1__stage_timing__init(&t[i]);
         t[i].stage = (char *)names[i];
         t[i].micros = us[i];
         tp[i] = &t[i];
     }
     d->timings = tp;
-    d->n_timings = 3;
+    d->n_timings = NT;
     int ng = moe_scorer_gate_report(s, rep, 32);
     if (ng > 32) ng = 32;
     Moerec__V1__GateWeights *g = mr_arena_calloc(a, (size_t)ng, sizeof *g);
@@ -246,6 +272,7 @@ int mr_score_with_model(mr_call_ctx *ctx, mr_model_ref *ref, const Moerec__V1__S
         if ((rc = apply_features(s, m, i, r->candidates[i]->features, "candidates", i, 1, err))) goto done;
     if (m->extra_dim > 0 && (rc = apply_sdim(s, m, be, ctx->arena, r, &behaviour_length, err)))
         goto done;
+    uint64_t features_ns = mr_now_ns();
     if ((rc = moe_scorer_run_split(s, tasks, score, mr_server_pool(ctx->server), split_parts(ctx, r, n), err)))
         goto done;
     mr_gate_usage_add(&ref->usage, s); /* no-op after a split run (no gate report) */
@@ -289,7 +316,7 @@ int mr_score_with_model(mr_call_ctx *ctx, mr_model_ref *ref, const Moerec__V1__S
     out->items = ip;
     out->n_items = (size_t)n;
     if (r->debug) {
-        out->debug = debug_info(a, s, ctx->start_ns, handler_ns, ranked_ns);
+        out->debug = debug_info(a, s, ctx->start_ns, handler_ns, features_ns, ranked_ns);
         if (!out->debug) {
             rc = mr_err_set(err, MR_ENOMEM, "request memory exhausted building debug info");
             goto done;

@@ -28,7 +28,8 @@
 typedef struct retrieval {
     router_result res;
     const retr_set *set;
-    uint64_t micros;
+    uint64_t micros;      /* user state + retrieve */
+    uint64_t user_micros; /* user state: query vector, recent and consumed events */
 } retrieval;
 
 /* The query vector for a user: mean of recent item vectors; *have = 0 when
@@ -58,8 +59,9 @@ static int user_query(mr_backend *be, uint64_t user, int n_events, int dim, floa
 
 /* Shared by Retrieve and Recommend. */
 static int retrieve(mr_call_ctx *ctx, mr_model_ref *ref, const char *user_id, const float *qv,
-                    size_t nq, int k, char **excl, size_t n_excl, char **names, size_t n_names,
-                    retrieval *out, mr_err *err) {
+                    size_t nq, int k, char **excl, size_t n_excl, const int64_t *consumed,
+                    size_t n_consumed, char **names, size_t n_names, retrieval *out,
+                    mr_err *err) {
     uint64_t t0 = mr_now_ns();
     const retr_set *set = ref->retrievers;
     if (!set)
@@ -75,11 +77,13 @@ static int retrieve(mr_call_ctx *ctx, mr_model_ref *ref, const char *user_id, co
         return mr_err_set(err, MR_EINVAL, "query_vector has %zu values, the retrievers' dim is %d", nq,
                           dim);
     float *q = mr_arena_alloc(a, (size_t)dim * sizeof *q);
-    int64_t *ex = mr_arena_alloc(a, (n_excl ? n_excl : 1) * sizeof *ex);
+    int64_t *ex = mr_arena_alloc(a, (n_excl + n_consumed ? n_excl + n_consumed : 1) * sizeof *ex);
     int64_t *recent = mr_arena_alloc(a, RECENT_IDS * sizeof *recent);
     behaviour_event *ev = mr_arena_alloc(a, RECENT_IDS * sizeof *ev);
     if (!q || !ex || !recent || !ev) return mr_err_set(err, MR_ENOMEM, "out of request memory");
     for (size_t i = 0; i < n_excl; i++) ex[i] = (int64_t)mr_api_id(excl[i]);
+    if (n_consumed) memcpy(ex + n_excl, consumed, n_consumed * sizeof *ex);
+    n_excl += n_consumed;
     int have = 0, rc;
     uint64_t user = user_id[0] ? mr_api_id(user_id) : 0;
     if (nq) {
@@ -97,6 +101,7 @@ static int retrieve(mr_call_ctx *ctx, mr_model_ref *ref, const char *user_id, co
         for (size_t i = 0; i < n; i++) recent[i] = (int64_t)ev[i].item;
         u.n_recent = (int)n;
     }
+    out->user_micros = (mr_now_ns() - t0) / 1000;
     router_query rq;
     memset(&rq, 0, sizeof rq);
     router_options opt;
@@ -153,8 +158,8 @@ static Moerec__V1__DebugInfo *routes(mr_arena *a, const retrieval *rv, Moerec__V
     int ne = router_n_experts(rt);
     Moerec__V1__RouteInfo *ri = mr_arena_calloc(a, (size_t)(ne ? ne : 1), sizeof *ri);
     Moerec__V1__RouteInfo **rp = mr_arena_calloc(a, (size_t)(ne ? ne : 1), sizeof *rp);
-    Moerec__V1__StageTiming *t = mr_arena_alloc(a, sizeof *t);
-    Moerec__V1__StageTiming **tp = mr_arena_alloc(a, (d->n_timings + 1) * sizeof *tp);
+    Moerec__V1__StageTiming *t = mr_arena_calloc(a, 2, sizeof *t);
+    Moerec__V1__StageTiming **tp = mr_arena_alloc(a, (d->n_timings + 2) * sizeof *tp);
     if (!ri || !rp || !t || !tp) return NULL;
     for (int e = 0; e < ne; e++) {
         moerec__v1__route_info__init(&ri[e]);
@@ -168,18 +173,22 @@ static Moerec__V1__DebugInfo *routes(mr_arena *a, const retrieval *rv, Moerec__V
     }
     d->routes = rp;
     d->n_routes = (size_t)ne;
-    moerec__v1__stage_timing__init(t);
-    t->stage = "retrieve";
-    t->micros = rv->micros;
-    tp[0] = t;
+    moerec__v1__stage_timing__init(&t[0]);
+    moerec__v1__stage_timing__init(&t[1]);
+    t[0].stage = "user_state";
+    t[0].micros = rv->user_micros;
+    t[1].stage = "retrieve"; /* routing, expert searches, merge */
+    t[1].micros = rv->micros - rv->user_micros;
+    tp[0] = &t[0];
+    tp[1] = &t[1];
     /* Ranking's "decode" stage counts from the call's arrival to ranking:
      * take the retrieval out of it. */
     for (size_t i = 0; i < d->n_timings; i++)
         if (!strcmp(d->timings[i]->stage, "decode"))
             d->timings[i]->micros = d->timings[i]->micros > rv->micros ? d->timings[i]->micros - rv->micros : 0;
-    for (size_t i = 0; i < d->n_timings; i++) tp[i + 1] = d->timings[i];
+    for (size_t i = 0; i < d->n_timings; i++) tp[i + 2] = d->timings[i];
     d->timings = tp;
-    d->n_timings++;
+    d->n_timings += 2;
     return d;
 }
 
@@ -213,8 +222,8 @@ int mr_handle_retrieve(mr_call_ctx *ctx, const ProtobufCMessage *req, ProtobufCM
     retrieval rv;
     mr_arena *a = ctx->arena;
     if ((rc = retrieve(ctx, ref, r->user_id, r->query_vector, r->n_query_vector, k,
-                       r->exclude_item_ids, r->n_exclude_item_ids, r->retrievers, r->n_retrievers,
-                       &rv, err)))
+                       r->exclude_item_ids, r->n_exclude_item_ids, NULL, 0, r->retrievers,
+                       r->n_retrievers, &rv, err)))
         goto done;
     Moerec__V1__RetrieveResponse *out = mr_arena_alloc(a, sizeof *out);
     Moerec__V1__ScoredItem *items = mr_arena_calloc(a, (size_t)(rv.res.n ? rv.res.n : 1), sizeof *items);
@@ -257,6 +266,42 @@ static int by_score_desc(const void *pa, const void *pb) {
     return strcmp(a->item_id, b->item_id); /* deterministic ties */
 }
 
+/* The user's consumed items Recommend drops (docs/api.md, consumed_filter):
+ * the request's ConsumedFilter, else the config's policy. "all" reads the
+ * user's kept events (at most sdim_l_max), "last" the newest last_n, with
+ * one reverse scan (O(events read)). */
+static int consumed_items(mr_call_ctx *ctx, const Moerec__V1__RecommendRequest *r, int64_t **out,
+                          size_t *n, mr_err *err) {
+    const mr_server_config *cfg = mr_server_config_of(ctx->server);
+    const char *policy = cfg->consumed_filter;
+    int last_n = cfg->consumed_last_n;
+    const Moerec__V1__ConsumedFilter *f = r->consumed_filter;
+    if (f) {
+        policy = f->policy;
+        if (strcmp(policy, "all") && strcmp(policy, "last") && strcmp(policy, "none"))
+            return mr_err_set(err, MR_EINVAL,
+                              "consumed_filter.policy must be \"all\", \"last\" or \"none\", "
+                              "not \"%.32s\"", policy);
+        if (!strcmp(policy, "last") && (f->last_n < 1 || f->last_n > 10000))
+            return mr_err_set(err, MR_EINVAL, "consumed_filter.last_n is %u, must be 1..10000 "
+                              "with policy \"last\"", (unsigned)f->last_n);
+        last_n = (int)f->last_n;
+    }
+    *out = NULL;
+    *n = 0;
+    mr_backend *be = mr_server_backend(ctx->server);
+    if (!be || !strcmp(policy, "none")) return MR_OK;
+    size_t cap = !strcmp(policy, "all") ? (size_t)cfg->sdim_l_max : (size_t)last_n;
+    behaviour_event *ev = mr_arena_alloc(ctx->arena, cap * sizeof *ev);
+    int64_t *ids = mr_arena_alloc(ctx->arena, cap * sizeof *ids);
+    if (!ev || !ids) return mr_err_set(err, MR_ENOMEM, "out of request memory");
+    int rc = behaviour_recent(be->beh, mr_api_id(r->user_id), ev, cap, n, err);
+    if (rc) return mr_err_wrap(err, "consumed items");
+    for (size_t i = 0; i < *n; i++) ids[i] = (int64_t)ev[i].item;
+    *out = ids;
+    return MR_OK;
+}
+
 int mr_handle_recommend(mr_call_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp,
                         mr_err *err) {
     const Moerec__V1__RecommendRequest *r = (const void *)req;
@@ -276,15 +321,23 @@ int mr_handle_recommend(mr_call_ctx *ctx, const ProtobufCMessage *req, ProtobufC
     if (rk > RETR_K_MAX) /* max_k may be configured above the retrieval limit */
         return mr_err_set(err, MR_EINVAL, "k is %d, at most %d candidates can be retrieved", k,
                           RETR_K_MAX);
-    mr_model_ref *ref;
-    int rc = acquire(ctx, r->model, &ref, err);
+    int64_t *consumed = NULL;
+    size_t n_consumed = 0;
+    uint64_t c0 = mr_now_ns();
+    int rc = consumed_items(ctx, r, &consumed, &n_consumed, err);
+    uint64_t consumed_us = (mr_now_ns() - c0) / 1000;
     if (rc) return rc;
+    mr_model_ref *ref;
+    if ((rc = acquire(ctx, r->model, &ref, err))) return rc;
     mr_arena *a = ctx->arena;
     retrieval rv;
     Moerec__V1__ScoreResponse *sr = NULL;
     if ((rc = retrieve(ctx, ref, r->user_id, NULL, 0, rk, r->exclude_item_ids,
-                       r->n_exclude_item_ids, r->retrievers, r->n_retrievers, &rv, err)))
+                       r->n_exclude_item_ids, consumed, n_consumed, r->retrievers, r->n_retrievers,
+                       &rv, err)))
         goto done;
+    rv.micros += consumed_us; /* reading the consumed events is user state too */
+    rv.user_micros += consumed_us;
     Moerec__V1__RecommendResponse *out = mr_arena_alloc(a, sizeof *out);
     if (!out) {
         rc = mr_err_set(err, MR_ENOMEM, "out of request memory");

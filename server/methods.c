@@ -28,6 +28,8 @@ const mr_method mr_methods[] = {
         moerec__v1__append_events_response, mr_handle_append_events),
     RPC("moerec.v1.Recommender", "GetModelInfo", moerec__v1__get_model_info_request,
         moerec__v1__get_model_info_response, mr_handle_get_model_info),
+    RPC("moerec.v1.Recommender", "DeleteItems", moerec__v1__delete_items_request,
+        moerec__v1__delete_items_response, mr_handle_delete_items),
     /* Reload reads a whole model (seconds for a large one): offloaded so it
      * never stalls the calls queued behind it on a completion queue. */
     {"/moerec.v1.Admin/Reload", &moerec__v1__reload_request__descriptor,

@@ -25,6 +25,9 @@ struct mr_registry {
     int precision;               /* moe_precision override, -1 = model's own */
     pthread_mutex_t mu;          /* guards cur[] pointers */
     pthread_mutex_t reload_mu;   /* one reload at a time  */
+    pthread_mutex_t live_mu;     /* live writes vs reload swaps (registry.h) */
+    mr_version_hook hook;        /* replay onto a reloaded version, or NULL */
+    void *hook_arg;
     int n;
     char names[MR_MAX_MODELS][64];
     mr_model_ref *cur[MR_MAX_MODELS];
@@ -113,6 +116,7 @@ int mr_registry_open(mr_registry **out, const char *root, const char *default_mo
     r->precision = precision && precision[0] ? (int)prec : -1;
     pthread_mutex_init(&r->mu, NULL);
     pthread_mutex_init(&r->reload_mu, NULL);
+    pthread_mutex_init(&r->live_mu, NULL);
     struct dirent *de;
     int rc = MR_OK;
     while ((de = readdir(d))) {
@@ -162,6 +166,7 @@ void mr_registry_free(mr_registry *r) {
     for (int i = 0; i < r->n; i++) mr_model_release(r->cur[i]);
     pthread_mutex_destroy(&r->mu);
     pthread_mutex_destroy(&r->reload_mu);
+    pthread_mutex_destroy(&r->live_mu);
     free(r);
 }
 
@@ -215,16 +220,54 @@ int mr_registry_reload(mr_registry *r, const char *name, const char *version, ch
         pthread_mutex_unlock(&r->reload_mu);
         return rc; /* the serving version is untouched */
     }
+    pthread_mutex_lock(&r->live_mu);
+    if (r->hook && (rc = r->hook(fresh, r->hook_arg, e))) {
+        pthread_mutex_unlock(&r->live_mu);
+        pthread_mutex_unlock(&r->reload_mu);
+        mr_err_wrap(e, "model '%s' version %s: live catalogue replay", r->names[i], fresh->version);
+        mr_model_release(fresh);
+        return rc;
+    }
     pthread_mutex_lock(&r->mu);
     mr_model_ref *old = r->cur[i];
     r->cur[i] = fresh;
     pthread_mutex_unlock(&r->mu);
+    pthread_mutex_unlock(&r->live_mu);
     snprintf(prev, 32, "%s", old->version);
     snprintf(now, 32, "%s", fresh->version);
     mr_info("model %s: version %s -> %s", r->names[i], old->version, fresh->version);
     mr_model_release(old);
     pthread_mutex_unlock(&r->reload_mu);
     return MR_OK;
+}
+
+void mr_registry_live_lock(mr_registry *r, int lock) {
+    if (lock)
+        pthread_mutex_lock(&r->live_mu);
+    else
+        pthread_mutex_unlock(&r->live_mu);
+}
+
+int mr_registry_each(mr_registry *r, mr_version_hook fn, void *arg, mr_err *e) {
+    for (int i = 0; i < r->n; i++) {
+        pthread_mutex_lock(&r->mu);
+        mr_model_ref *m = r->cur[i];
+        atomic_fetch_add(&m->refs, 1);
+        pthread_mutex_unlock(&r->mu);
+        int rc = fn(m, arg, e);
+        mr_model_release(m);
+        if (rc) return rc;
+    }
+    return MR_OK;
+}
+
+int mr_registry_set_live(mr_registry *r, mr_version_hook hook, void *arg, mr_err *e) {
+    pthread_mutex_lock(&r->live_mu);
+    r->hook = hook;
+    r->hook_arg = arg;
+    int rc = hook ? mr_registry_each(r, hook, arg, e) : MR_OK;
+    pthread_mutex_unlock(&r->live_mu);
+    return rc;
 }
 
 int mr_registry_count(const mr_registry *r) { return r->n; }

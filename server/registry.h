@@ -63,6 +63,20 @@ void mr_model_scorer_put(mr_model_ref *m, moe_scorer *s);
 int mr_registry_reload(mr_registry *r, const char *name, const char *version, char *prev,
                        char *now, mr_err *e);
 
+/* Live catalogue writes (UpsertItems, DeleteItems, AppendEvents) and
+ * reloads are serialised by one mutex: a writer holds it across its store
+ * write and its apply to every current version; a reload holds it across
+ * the hook (the replay of the store's catalogue log onto the new version)
+ * and the swap, so no write lands between the replay and the swap. */
+typedef int (*mr_version_hook)(mr_model_ref *m, void *arg, mr_err *e);
+/* Install the hook run on every version a reload loads (before the swap;
+ * a failing hook fails the reload, the old version keeps serving), and run
+ * it now on every current version. */
+int mr_registry_set_live(mr_registry *r, mr_version_hook hook, void *arg, mr_err *e);
+void mr_registry_live_lock(mr_registry *r, int lock);
+/* fn on the current version of every model (caller holds the live lock). */
+int mr_registry_each(mr_registry *r, mr_version_hook fn, void *arg, mr_err *e);
+
 int mr_registry_count(const mr_registry *r);
 const char *mr_registry_default(const mr_registry *r);
 

@@ -42,6 +42,7 @@
 #include "server/auth.h"
 #include "server/backend.h"
 #include "server/metrics.h"
+#include "server/live.h"
 #include "server/registry.h"
 #include "server/tls.h"
 #include "server/validate.h"
@@ -621,6 +622,13 @@ int mr_server_create(const mr_server_config *cfg, mr_server **out, mr_err *err) 
     if (s->auth && !s->tls && !is_loopback(cfg->host))
         mr_warn("auth: bearer tokens will cross the network in clear text: %s is not a loopback "
                 "address and TLS is off (set tls_cert_file and tls_key_file)", cfg->host);
+    /* The served retriever sets follow the store's catalogue: replay its
+     * log now and on every reload (server/live.h). */
+    if (s->registry && s->backend &&
+        (rc = mr_registry_set_live(s->registry, mr_live_replay, s->backend, err))) {
+        mr_err_wrap(err, "replaying the catalogue log");
+        goto err;
+    }
     grpc_arg args[3];
     args[0].type = GRPC_ARG_INTEGER;
     args[0].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;

@@ -57,6 +57,7 @@ static const field_limit limits[] = {
      * limit of 4096 here rejected every vector of a wider item table) */
     {&moerec__v1__item__descriptor, "embedding", 0, 65535, LIM_FIXED},
     {&moerec__v1__upsert_items_request__descriptor, "items", 0, 0, LIM_BATCH},
+    {&moerec__v1__delete_items_request__descriptor, "item_ids", 256, 0, LIM_BATCH},
     {&moerec__v1__event__descriptor, "user_id", 256, 0, LIM_FIXED},
     {&moerec__v1__event__descriptor, "item_id", 256, 0, LIM_FIXED},
     {&moerec__v1__event__descriptor, "action", 64, 0, LIM_FIXED},

@@ -131,15 +131,11 @@ typedef struct ix_items {
     int n_experts;
 } ix_items;
 
-/* Expert "<column>_<value>" ("cluster_7", "genre_Sci-Fi"); characters
- * outside [A-Za-z0-9_.-] become '_'. */
+/* Expert "<column>_<value>" ("cluster_7", "genre_Sci-Fi"), named as the
+ * server names a live item's expert (retr_set_expert_name). */
 static int ix_expert_of(ix_items *it, const char *col, const char *value, int limit, mr_err *e) {
     char name[RETR_NAME_MAX];
-    snprintf(name, sizeof name, "%.31s_%s", col, value);
-    for (char *p = name; *p; p++)
-        if (!strchr("_.-", *p) &&
-            !((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9')))
-            *p = '_';
+    retr_set_expert_name(col, value, name);
     for (int i = 0; i < it->n_experts; i++)
         if (strcmp(it->names[i], name) == 0) return i;
     if (it->n_experts >= limit)
@@ -466,7 +462,8 @@ static int ix_retrievers(int argc, char **argv) {
     int64_t n_events = 0;
     int found = 0, limit = ROUTER_MAX_EXPERTS - o.popularity - o.minhash;
     if ((rc = ix_read_items(&o, limit, &it, &e))) goto out;
-    retr_set_config sc = {.dim = it.dim, .metric = o.metric, .router = o.rc};
+    retr_set_config sc = {.dim = it.dim, .metric = o.metric, .router = o.rc,
+                          .expert_column = o.expert_col};
     sc.router.fallback = o.popularity ? "popular" : NULL;
     if ((rc = retr_set_create(&set, &sc, NULL, &e))) goto out;
     for (int x = 0; x < it.n_experts && !rc; x++)

@@ -38,9 +38,9 @@ int retr_check_name(const char *name, mr_err *e) {
 
 int retr_check_query(const mr_retr *r, const float *q, int dim, int nq, int k, mr_err *e) {
     if (!r) return mr_err_set(e, MR_EINVAL, "retriever is NULL");
-    if (k <= 0 || k > RETR_K_MAX)
+    if (k <= 0 || k > RETR_FETCH_MAX)
         return mr_err_set(e, MR_EINVAL, "retriever '%s': k = %d out of range [1, %d]", r->name, k,
-                          RETR_K_MAX);
+                          RETR_FETCH_MAX);
     if (nq <= 0) return mr_err_set(e, MR_EINVAL, "retriever '%s': %d queries", r->name, nq);
     if (r->dim == 0) return 0;
     if (!q) return mr_err_set(e, MR_EINVAL, "retriever '%s' needs a query vector", r->name);

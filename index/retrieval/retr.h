@@ -18,7 +18,8 @@
 #include "common/error.h"
 
 #define RETR_NAME_MAX 64
-#define RETR_K_MAX 10000      /* hard limit on k per search */
+#define RETR_K_MAX 10000      /* hard limit on the k a caller asks of a router */
+#define RETR_FETCH_MAX 30000  /* hard limit on k per expert search (the router over-fetches) */
 
 typedef enum {
     RETR_FAISS = 1,           /* vector index on the FAISS C API */
@@ -55,7 +56,7 @@ struct mr_retr {
 };
 
 /* Validated search: dim must equal r->dim (ignored when r->dim == 0), k in
- * [1, RETR_K_MAX], nq >= 1, every query value finite. */
+ * [1, RETR_FETCH_MAX], nq >= 1, every query value finite. */
 int retr_search(mr_retr *r, const float *q, int dim, int nq, int k, const retr_user *user,
                 int64_t *ids, float *scores, mr_err *e);
 /* Number of live items (0 for NULL). */

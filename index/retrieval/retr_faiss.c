@@ -359,6 +359,16 @@ int retr_faiss_remove(mr_retr *r, const int64_t *ids, int64_t n, int64_t *n_remo
     idx_t *olds = malloc((size_t)n * sizeof *olds);
     if (!olds) return mr_err_set(e, MR_ENOMEM, "retriever '%s': out of memory", r->name);
     pthread_mutex_lock(&rf->writer);
+    /* The map changes only under the writer mutex: without any id held
+     * here, answer without the write lock (a live upsert asks every
+     * expert to drop the ids it placed elsewhere; most hold none). */
+    int64_t held = 0;
+    for (int64_t i = 0; i < n && !held; i++) held = retr_idmap_get(&rf->map, ids[i]) >= 0;
+    if (!held) {
+        pthread_mutex_unlock(&rf->writer);
+        free(olds);
+        return 0;
+    }
     pthread_rwlock_wrlock(&rf->lock);
     int64_t nold = 0;
     for (int64_t i = 0; i < n; i++) {

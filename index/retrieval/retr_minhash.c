@@ -36,6 +36,7 @@ typedef struct retr_minhash {
     uint64_t *sig;            /* (cap, k) signatures */
     int64_t *row_item;        /* (cap) item id of each row */
     int64_t n, cap;
+    int64_t n_removed;        /* rows emptied by retr_minhash_remove */
     int bands, rows;          /* LSH shape, kept for save */
     uint64_t seed;
 } retr_minhash;
@@ -54,9 +55,16 @@ static void mh_free(mr_retr *r) {
 static int64_t mh_size(mr_retr *r) {
     retr_minhash *m = (retr_minhash *)r;
     pthread_rwlock_rdlock(&m->lock);
-    int64_t n = m->n;
+    int64_t n = m->n - m->n_removed;
     pthread_rwlock_unlock(&m->lock);
     return n;
+}
+
+/* A row whose signature is empty: removed (no item has zero users). */
+static int mh_sig_empty(const uint64_t *sig, int k) {
+    for (int j = 0; j < k; j++)
+        if (sig[j] != MINHASH_EMPTY) return 0;
+    return 1;
 }
 
 typedef struct mh_cand {
@@ -242,6 +250,10 @@ int retr_minhash_add(mr_retr *r, const int64_t *users, const int64_t *items, int
         }
         uint64_t *sig = m->sig + (size_t)row * m->k;
         memcpy(old, sig, (size_t)m->k * sizeof *old);
+        if (!fresh && mh_sig_empty(old, m->k)) {   /* removed earlier: back as new */
+            fresh = 1;
+            m->n_removed--;
+        }
         minhash_update(m->mh, sig, uids, (size_t)nu);
         if (fresh || memcmp(old, sig, (size_t)m->k * sizeof *old)) {
             if (!fresh && (rc = lsh_index_remove(m->lsh, (uint64_t)ev[i].item, old, e))) break;
@@ -254,6 +266,27 @@ out:
     free(ev);
     free(old);
     free(uids);
+    return rc;
+}
+
+int retr_minhash_remove(mr_retr *r, const int64_t *ids, int64_t n, mr_err *e) {
+    if (!r || r->kind != RETR_MINHASH)
+        return mr_err_set(e, MR_EINVAL, "retr_minhash_remove: not a minhash retriever");
+    if (n < 0 || (n > 0 && !ids))
+        return mr_err_set(e, MR_EINVAL, "retriever '%s': bad id array", r->name);
+    retr_minhash *m = (retr_minhash *)r;
+    int rc = 0;
+    pthread_rwlock_wrlock(&m->lock);
+    for (int64_t i = 0; i < n && !rc; i++) {
+        int64_t row = ids[i] < 0 ? -1 : retr_idmap_get(&m->map, ids[i]);
+        if (row < 0) continue;
+        uint64_t *sig = m->sig + (size_t)row * m->k;
+        if (mh_sig_empty(sig, m->k)) continue;
+        rc = lsh_index_remove(m->lsh, (uint64_t)ids[i], sig, e);
+        for (int j = 0; j < m->k; j++) sig[j] = MINHASH_EMPTY;
+        m->n_removed++;
+    }
+    pthread_rwlock_unlock(&m->lock);
     return rc;
 }
 

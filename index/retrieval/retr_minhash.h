@@ -40,4 +40,8 @@ double retr_minhash_similarity(mr_retr *r, int64_t a, int64_t b);
 int retr_minhash_save(mr_retr *r, const char *path, mr_err *e);
 int retr_minhash_load(mr_retr **out, const char *path, const char *name, mr_err *e);
 
+/* Remove items: they are never returned again (as seeds they give
+ * nothing) until new interactions add them back. Unknown ids are skipped. */
+int retr_minhash_remove(mr_retr *r, const int64_t *ids, int64_t n, mr_err *e);
+
 #endif

@@ -32,6 +32,7 @@ typedef struct retr_pop {
     int64_t *items;           /* (n) item id per index */
     double *key;              /* (n) log2 of count at t0 */
     int64_t n, cap;
+    int64_t n_removed;        /* items whose key is -inf (retr_pop_remove) */
     int64_t t0_ms;            /* reference time, set by the first event */
     int64_t latest_ms;        /* newest event time seen */
     int64_t *top;             /* (n_top) indexes, key descending */
@@ -54,7 +55,7 @@ static void pop_free(mr_retr *r) {
 static int64_t pop_size(mr_retr *r) {
     retr_pop *p = (retr_pop *)r;
     pthread_rwlock_rdlock(&p->lock);
-    int64_t n = p->n;
+    int64_t n = p->n - p->n_removed;
     pthread_rwlock_unlock(&p->lock);
     return n;
 }
@@ -84,6 +85,7 @@ static void pop_resort(retr_pop *p) {
     int cap = p->top_cap, n = 0;
     int64_t *h = p->top;
     for (int64_t i = 0; i < p->n; i++) {
+        if (p->key[i] == -INFINITY) continue;   /* removed */
         if (n < cap) {
             h[n++] = i;
             for (int j = n / 2 - 1; j >= 0 && n == cap; j--) pop_sift_down(p, h, n, j);
@@ -214,6 +216,7 @@ int retr_pop_add_events(mr_retr *r, const int64_t *items, const int64_t *ts_ms, 
             p->started = 1;
         }
         int64_t at = retr_idmap_get(&p->map, items[i]);
+        int fresh = at < 0;
         if (at < 0) {
             if (pop_grow(p) || retr_idmap_put(&p->map, items[i], p->n)) {
                 rc = mr_err_set(e, MR_ENOMEM, "retriever '%s': out of memory", r->name);
@@ -225,12 +228,32 @@ int retr_pop_add_events(mr_retr *r, const int64_t *items, const int64_t *ts_ms, 
         }
         double w = weights ? weights[i] : 1.0;
         double t = (double)(ts_ms[i] - p->t0_ms) / p->half_life_ms;
+        if (!fresh && p->key[at] == -INFINITY) p->n_removed--;   /* removed, now back */
         p->key[at] = log2_add(p->key[at], log2(w) + t);
         if (ts_ms[i] > p->latest_ms) p->latest_ms = ts_ms[i];
         p->dirty = 1;
     }
     pthread_rwlock_unlock(&p->lock);
     return rc;
+}
+
+int retr_pop_remove(mr_retr *r, const int64_t *items, int64_t n, mr_err *e) {
+    if (!r || r->kind != RETR_POPULARITY)
+        return mr_err_set(e, MR_EINVAL, "retr_pop_remove: not a popularity retriever");
+    if (n < 0 || (n > 0 && !items))
+        return mr_err_set(e, MR_EINVAL, "retriever '%s': bad id array", r->name);
+    retr_pop *p = (retr_pop *)r;
+    pthread_rwlock_wrlock(&p->lock);
+    for (int64_t i = 0; i < n; i++) {
+        int64_t at = items[i] < 0 ? -1 : retr_idmap_get(&p->map, items[i]);
+        if (at < 0 || p->key[at] == -INFINITY) continue;
+        p->key[at] = -INFINITY;   /* count 0: out of the top list at the next sort */
+        p->n_removed++;
+        p->dirty = 1;
+        p->sorted_ns = 0;         /* re-sort on the next search, whatever refresh_ms says */
+    }
+    pthread_rwlock_unlock(&p->lock);
+    return 0;
 }
 
 double retr_pop_count(mr_retr *r, int64_t item, int64_t now_ms) {
@@ -301,6 +324,7 @@ int retr_pop_load(mr_retr **out, const char *path, const char *name, mr_err *e) 
         }
         p->items[p->n] = item;
         p->key[p->n++] = key;
+        p->n_removed += key == -INFINITY;
     }
     p->dirty = n > 0;
     *out = r;

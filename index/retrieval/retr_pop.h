@@ -30,6 +30,10 @@ int retr_pop_create(mr_retr **out, const retr_pop_config *cfg, mr_err *e);
  * for 1 each. Events may arrive out of order. */
 int retr_pop_add_events(mr_retr *r, const int64_t *items, const int64_t *ts_ms, const float *weights,
                         int64_t n, mr_err *e);
+/* Remove items (their count becomes 0 at once: the next search does not
+ * return them); later events count them again from zero. Unknown ids are
+ * skipped. */
+int retr_pop_remove(mr_retr *r, const int64_t *items, int64_t n, mr_err *e);
 /* Decayed count of one item at time now_ms (0 when unseen). */
 double retr_pop_count(mr_retr *r, int64_t item, int64_t now_ms);
 /* Save the counts beside the model version (checksummed, atomic); load

@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +38,8 @@ struct retr_set {
     mr_retr *ex[ROUTER_MAX_EXPERTS]; /* (n) owned, in router order */
     retr_set_expert_info info[ROUTER_MAX_EXPERTS];
     int n;
+    char column[RETR_NAME_MAX];   /* cfg.expert_column points here; "" = none */
+    pthread_mutex_t live_mu;      /* serialises live upserts/deletes (retr_set_live.c) */
 };
 
 /* ---------------------------------------------------------------- names */
@@ -110,11 +113,21 @@ int retr_set_create(retr_set **out, const retr_set_config *cfg, mr_pool *pool, m
         strcpy(s->fallback, cfg->router.fallback);
         s->cfg.router.fallback = s->fallback;
     }
+    if (cfg->expert_column) {
+        if (!*cfg->expert_column || strlen(cfg->expert_column) >= sizeof s->column) {
+            free(s);
+            return mr_err_set(e, MR_EINVAL, "retriever set: expert column must be 1..%d bytes",
+                              RETR_NAME_MAX - 1);
+        }
+        strcpy(s->column, cfg->expert_column);
+        s->cfg.expert_column = s->column;
+    }
     int rc = router_create(&s->rt, &s->cfg.router, pool, e);
     if (rc) {
         free(s);
         return mr_err_wrap(e, "retriever set");
     }
+    pthread_mutex_init(&s->live_mu, NULL);
     *out = s;
     return 0;
 }
@@ -124,6 +137,7 @@ void retr_set_free(retr_set *s) {
     router_free(s->rt);
     for (int i = 0; i < s->n; i++)
         retr_free(s->ex[i]);
+    pthread_mutex_destroy(&s->live_mu);
     free(s);
 }
 
@@ -179,6 +193,23 @@ const retr_set_expert_info *retr_set_info(const retr_set *s, int i) {
 
 const router_config *retr_set_router_config(const retr_set *s) { return s ? &s->cfg.router : NULL; }
 
+const char *retr_set_expert_column(const retr_set *s) { return s && s->column[0] ? s->column : NULL; }
+
+void retr_set_live_lock(retr_set *s, int lock) {
+    if (lock)
+        pthread_mutex_lock(&s->live_mu);
+    else
+        pthread_mutex_unlock(&s->live_mu);
+}
+
+void retr_set_expert_name(const char *column, const char *value, char out[RETR_NAME_MAX]) {
+    snprintf(out, RETR_NAME_MAX, "%.31s_%s", column, value);
+    for (char *p = out; *p; p++)
+        if (!strchr("_.-", *p) &&
+            !((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9')))
+            *p = '_';
+}
+
 /* ----------------------------------------------------------------- save */
 
 /* The shortest decimal that reads back as the same float (0.6f is 0.6 in
@@ -214,10 +245,11 @@ static json_t *retr_set_manifest(const retr_set *s) {
                            "max_experts", c->max_experts, "merge", retr_set_merge_name(c->merge),
                            "fallback_weight", retr_set_short(c->fallback_weight), "rrf_k", c->rrf_k,
                            "k_max", c->k_max, "pilots", RETR_SET_PILOTS);
-    return json_pack("{s:s, s:i, s:i, s:s, s:o, s:o, s:o}", "format", RETR_SET_FORMAT, "version",
-                     RETR_SET_VERSION, "dim", s->cfg.dim, "metric",
+    return json_pack("{s:s, s:i, s:i, s:s, s:o, s:o, s:o, s:o}", "format", RETR_SET_FORMAT,
+                     "version", RETR_SET_VERSION, "dim", s->cfg.dim, "metric",
                      s->cfg.metric == RETR_METRIC_L2 ? "l2" : "ip", "experts", ex, "fallback",
-                     s->fallback[0] ? json_string(s->fallback) : json_null(), "router", rt);
+                     s->fallback[0] ? json_string(s->fallback) : json_null(), "expert_column",
+                     s->column[0] ? json_string(s->column) : json_null(), "router", rt);
 }
 
 /* Remove a directory holding only plain files (a set, or a failed save). */
@@ -379,9 +411,10 @@ static const char *retr_set_str(json_t *o, const char *key, const char *where, c
 
 /* Top level and router settings -> cfg (fallback copied into fb). */
 static int retr_set_parse_head(json_t *m, const char *path, retr_set_config *cfg, char *fb,
-                               mr_err *e) {
-    static const char *const top[] = {"format",  "version",  "dim",    "metric",
-                                      "experts", "fallback", "router", NULL};
+                               char *col, mr_err *e) {
+    static const char *const top[] = {"format",   "version", "dim",           "metric",
+                                      "experts",  "fallback", "expert_column", "router",
+                                      NULL};
     static const char *const rkeys[] = {"temperature", "top_p",           "max_experts",
                                         "merge",       "fallback_weight", "rrf_k",
                                         "k_max",       "pilots",          NULL};
@@ -410,6 +443,15 @@ static int retr_set_parse_head(json_t *m, const char *path, retr_set_config *cfg
         cfg->router.fallback = fb;
     } else if (f && !json_is_null(f)) {
         return RETR_SET_BAD("%s: field \"fallback\" must be a string or null", path);
+    }
+    json_t *xc = json_object_get(m, "expert_column");
+    if (json_is_string(xc)) {
+        if (!*json_string_value(xc) || strlen(json_string_value(xc)) >= RETR_NAME_MAX)
+            return RETR_SET_BAD("%s: expert_column must be 1..%d bytes", path, RETR_NAME_MAX - 1);
+        strcpy(col, json_string_value(xc));
+        cfg->expert_column = col;
+    } else if (xc && !json_is_null(xc)) {
+        return RETR_SET_BAD("%s: field \"expert_column\" must be a string or null", path);
     }
     json_t *r = json_object_get(m, "router");
     if (!json_is_object(r)) return RETR_SET_BAD("%s: field \"router\" must be an object", path);
@@ -525,13 +567,13 @@ static json_t *retr_set_read_manifest(const char *dir, char *path, int *rc, mr_e
 int retr_set_load(retr_set **out, const char *dir, mr_pool *pool, int flags, mr_err *e) {
     if (!out || !dir) return mr_err_set(e, MR_EINVAL, "retr_set_load: NULL argument");
     *out = NULL;
-    char path[PATH_MAX], fb[RETR_NAME_MAX] = "", p[PATH_MAX];
+    char path[PATH_MAX], fb[RETR_NAME_MAX] = "", col[RETR_NAME_MAX] = "", p[PATH_MAX];
     int rc;
     json_t *m = retr_set_read_manifest(dir, path, &rc, e);
     if (!m) return rc;
     retr_set_config cfg = {0};
     retr_set *s = NULL;
-    rc = retr_set_parse_head(m, path, &cfg, fb, e);
+    rc = retr_set_parse_head(m, path, &cfg, fb, col, e);
     json_t *ex = json_object_get(m, "experts");
     if (!rc && (!json_is_array(ex) || json_array_size(ex) == 0 ||
                 json_array_size(ex) > ROUTER_MAX_EXPERTS))

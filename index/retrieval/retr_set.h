@@ -7,7 +7,8 @@
  *
  *   retrievers.json   manifest: format "moerec-retrievers", version, dim,
  *                     metric, experts (name, kind, file, factory, search
- *                     params), fallback, router settings
+ *                     params), fallback, expert_column (or null), router
+ *                     settings
  *   <expert>.faiss    FAISS experts (retr_faiss_save: + <expert>.faiss.meta)
  *   <expert>.pop      popularity experts (retr_pop_save)
  *   <expert>.minhash  MinHash co-occurrence experts (retr_minhash_save)
@@ -49,6 +50,8 @@ typedef struct retr_set_config {
     int dim;              /* query (routing) dimension of every FAISS expert */
     retr_metric metric;   /* of every FAISS expert */
     router_config router; /* router.dim is set to dim; 0 fields = router defaults */
+    const char *expert_column; /* item column the FAISS experts split by ("genre": expert
+                                  "genre_<value>", see retr_set_expert_name); NULL = none */
 } retr_set_config;
 
 /* What the manifest says of one expert (read-only view). */
@@ -92,6 +95,15 @@ mr_retr *retr_set_expert(const retr_set *s, const char *name);
 const retr_set_expert_info *retr_set_info(const retr_set *s, int i);
 /* The router settings as saved (defaults resolved); fallback may be NULL. */
 const router_config *retr_set_router_config(const retr_set *s);
+
+/* The expert column the set was built with (manifest "expert_column"), or
+ * NULL. */
+const char *retr_set_expert_column(const retr_set *s);
+/* The expert name of one column value: "<column>_<value>" with characters
+ * outside [A-Za-z0-9_.-] replaced by '_' (column cut at 31 bytes). */
+void retr_set_expert_name(const char *column, const char *value, char out[RETR_NAME_MAX]);
+/* Live updates (retr_set_live.h) hold this mutex; 1 = lock, 0 = unlock. */
+void retr_set_live_lock(retr_set *s, int lock);
 
 /* "norm" / "rrf" / "raw" <-> router_merge; parse returns -1 if unknown. */
 const char *retr_set_merge_name(router_merge m);

@@ -23,7 +23,7 @@ void router_config_defaults(router_config *c) {
     if (c->max_experts == 0) c->max_experts = 3;
     if (c->fallback_weight == 0) c->fallback_weight = 0.1f;
     if (c->rrf_k == 0) c->rrf_k = 60;
-    if (c->k_max == 0) c->k_max = 1000;
+    if (c->k_max == 0) c->k_max = RETR_K_MAX;
 }
 
 int router_create(mr_router **out, const router_config *cfg, mr_pool *pool, mr_err *e) {
@@ -280,6 +280,24 @@ int router_route(mr_router *rt, const float *q, int dim, float top_p, float *pro
         return mr_err_set(e, MR_ESTATE, "router: no expert has pilots and no fallback is set; "
                           "build pilots with router_build_pilots");
     return nk;
+}
+
+int router_nearest_expert(const mr_router *rt, const float *v, int dim, retr_kind kind) {
+    if (!rt || !v || dim != rt->cfg.dim) return -1;
+    int d = rt->cfg.dim, best_i = -1;
+    float best = -INFINITY;
+    for (int i = 0; i < rt->n; i++) {
+        const router_expert *x = &rt->ex[i];
+        if (x->r->kind != kind) continue;
+        for (int j = 0; j < x->n_pilots; j++) {
+            float c = mr_dot(v, x->pilots + (size_t)j * d, d);   /* pilots are unit norm */
+            if (c > best) {
+                best = c;
+                best_i = i;
+            }
+        }
+    }
+    return best_i;
 }
 
 int router_stats_get(const mr_router *rt, int expert, router_expert_stats *st) {

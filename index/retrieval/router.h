@@ -52,7 +52,7 @@ typedef struct router_config {
     float fallback_weight;    /* least budget weight of the fallback; 0 = 0.1 */
     router_merge merge;       /* ROUTER_MERGE_NORM (default), _RRF or _RAW */
     int rrf_k;                /* RRF constant; 0 = 60 */
-    int k_max;                /* largest k a caller may ask; 0 = 1000 */
+    int k_max;                /* largest k a caller may ask; 0 = RETR_K_MAX */
 } router_config;
 
 /* Fill the zero fields of c with the defaults above (the one place they
@@ -93,7 +93,9 @@ typedef struct router_result {
     router_cand *cands;       /* (n) best first */
     int n;                    /* <= k; fewer when the experts ran dry */
     float *weights;           /* (n_experts) routing probability per expert */
-    int *budgets;             /* (n_experts) candidates asked; 0 = not searched */
+    int *budgets;             /* (n_experts) candidates asked; 0 = not searched. They sum
+                                 to k, plus the budget passed on to experts that took up
+                                 what others could not fill (router_retrieve) */
     int n_searched;           /* experts searched */
     int64_t cost;             /* vectors held by the searched vector experts */
 } router_result;
@@ -140,6 +142,9 @@ int router_route(mr_router *rt, const float *q, int dim, float top_p, float *pro
 int router_retrieve(mr_router *rt, const router_query *q, const retr_user *user, int k,
                     const int64_t *exclusions, int n_excl, const router_options *opt,
                     mr_arena *arena, router_result *res, mr_err *e);
+/* The expert of `kind` whose pilot is nearest (cosine) to v (dim), for
+ * placing a new item; -1 when no such expert has pilots. */
+int router_nearest_expert(const mr_router *rt, const float *v, int dim, retr_kind kind);
 int router_stats_get(const mr_router *rt, int expert, router_expert_stats *st);
 uint64_t router_queries(const mr_router *rt);
 

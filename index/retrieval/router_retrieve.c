@@ -1,9 +1,14 @@
 /* router_retrieve.c — one retrieve: route, search the kept experts in
- * parallel, merge (see router.h for the rule).
+ * parallel, top up, merge (see router.h for the rule).
  *
  * Each kept expert is asked for more than its budget (2 x budget + up to
  * budget more for exclusions) so that duplicates across experts and
- * excluded items do not leave its share empty. Merge cost is
+ * excluded items do not leave its share empty. When the experts searched
+ * hold fewer distinct items than k (an expert smaller than its budget),
+ * the missing budget passes on: experts whose list came back full are
+ * searched again deeper, then the experts not searched, by routing
+ * weight, and the fallback last, until k distinct items are in hand or
+ * every allowed expert has given all it holds. Merge cost is
  * O(sum of fetched) with one hash map for deduplication; all request
  * memory except that map comes from the caller's arena.
  */
@@ -124,6 +129,61 @@ static int check_request(mr_router *rt, const router_query *q, int k, const int6
     return 0;
 }
 
+/* Distinct, not excluded item ids over the first nj jobs. */
+static int64_t count_distinct(const expert_job *jobs, int nj, const int64_t *ex, int n_excl,
+                              mr_err *e) {
+    int64_t total = 0, n = 0;
+    for (int t = 0; t < nj; t++) total += jobs[t].fetch;
+    retr_idmap seen;
+    if (retr_idmap_init(&seen, total)) return mr_err_set(e, MR_ENOMEM, "router: out of memory");
+    for (int t = 0; t < nj; t++)
+        for (int r = 0; r < jobs[t].fetch && jobs[t].ids[r] >= 0; r++) {
+            int64_t id = jobs[t].ids[r];
+            if (is_excluded(ex, n_excl, id) || retr_idmap_get(&seen, id) >= 0) continue;
+            retr_idmap_put(&seen, id, n++);
+        }
+    retr_idmap_free(&seen);
+    return n;
+}
+
+/* The experts that may take up budget the searched ones could not fill,
+ * in order: searched experts whose list came back full (they may hold
+ * more), then experts not searched by routing weight (the fallback
+ * last). Named requests top up only within the names; no_fallback keeps
+ * the fallback out; a vector expert needs its query vector. */
+static int topup_order(const mr_router *rt, const router_query *q, const router_options *opt,
+                       const int *sel, const float *probs, const expert_job *jobs, const int *jexp,
+                       int nj, int *order) {
+    int m = 0, searched[ROUTER_MAX_EXPERTS] = {0};
+    for (int t = 0; t < nj; t++) {
+        searched[jexp[t]] = 1;
+        if (jobs[t].fetch < RETR_FETCH_MAX && jobs[t].ids[jobs[t].fetch - 1] >= 0 &&
+            retr_size(jobs[t].r) > jobs[t].fetch)
+            order[m++] = jexp[t];
+    }
+    int named = opt && opt->n_experts > 0;
+    int first = m;
+    for (int i = 0; i < rt->n; i++) {
+        const router_expert *x = &rt->ex[i];
+        if (searched[i] || (named && sel[i] != 3)) continue;
+        if (i == rt->fallback && opt && opt->no_fallback) continue;
+        if (x->r->dim > 0 && (x->space >= q->n_spaces || !q->vecs[x->space])) continue;
+        if (retr_size(x->r) == 0) continue;
+        int j = m++;   /* insertion by weight, fallback last */
+        while (j > first) {
+            int o = order[j - 1];
+            int after = i == rt->fallback ? 0
+                        : o == rt->fallback ? 1
+                                            : probs[o] < probs[i];
+            if (!after) break;
+            order[j] = o;
+            j--;
+        }
+        order[j] = i;
+    }
+    return m;
+}
+
 int router_retrieve(mr_router *rt, const router_query *q, const retr_user *user, int k,
                     const int64_t *exclusions, int n_excl, const router_options *opt,
                     mr_arena *arena, router_result *res, mr_err *e) {
@@ -209,6 +269,51 @@ int router_retrieve(mr_router *rt, const router_query *q, const retr_user *user,
         if (jobs[t].rc) {
             mr_err_set(e, jobs[t].rc, "%s", jobs[t].err.msg);
             return mr_err_wrap(e, "router: expert '%s'", rt->ex[jexp[t]].r->name);
+        }
+    }
+    /* Top-up: budget the searched experts could not fill passes on. */
+    int64_t have = count_distinct(jobs, nj, ex, n_excl, e);
+    if (have < 0) return (int)have;
+    if (have < k) {
+        int order[ROUTER_MAX_EXPERTS];
+        int no = topup_order(rt, &qq, opt, sel, res->weights, jobs, jexp, nj, order);
+        expert_job *more = mr_arena_calloc(arena, (size_t)(nj + no), sizeof *more);
+        if (!more) return mr_err_set(e, MR_ENOMEM, "router: request arena exhausted");
+        memcpy(more, jobs, (size_t)nj * sizeof *jobs);
+        jobs = more;
+        for (int o = 0; o < no && have < k; o++) {
+            int i = order[o], t = 0;
+            while (t < nj && jexp[t] != i) t++;
+            router_expert *x = &rt->ex[i];
+            expert_job *jb = &jobs[t];
+            if (t == nj) {   /* an expert not searched yet */
+                memset(jb, 0, sizeof *jb);
+                jb->r = x->r;
+                jb->user = user;
+                if (x->r->dim > 0) {
+                    jb->q = qq.vecs[x->space];
+                    jb->dim = qq.dims[x->space];
+                }
+                jexp[nj++] = i;
+            }
+            /* enough for k new items even if every item in hand and every
+             * exclusion comes back first */
+            int64_t fetch = (int64_t)k + n_excl + have, size = retr_size(x->r);
+            if (size > 0 && fetch > size + n_excl) fetch = size + n_excl;
+            if (fetch > RETR_FETCH_MAX) fetch = RETR_FETCH_MAX;
+            if (fetch <= jb->fetch) continue;
+            res->budgets[i] += (int)(k - have);   /* the budget passed on to it */
+            jb->fetch = (int)fetch;
+            jb->ids = mr_arena_alloc(arena, (size_t)jb->fetch * sizeof(int64_t));
+            jb->scores = mr_arena_alloc(arena, (size_t)jb->fetch * sizeof(float));
+            if (!jb->ids || !jb->scores)
+                return mr_err_set(e, MR_ENOMEM, "router: request arena exhausted");
+            expert_job_run(jb);
+            if (jb->rc) {
+                mr_err_set(e, jb->rc, "%s", jb->err.msg);
+                return mr_err_wrap(e, "router: expert '%s' (top-up)", x->r->name);
+            }
+            if ((have = count_distinct(jobs, nj, ex, n_excl, e)) < 0) return (int)have;
         }
     }
     res->n_searched = nj;

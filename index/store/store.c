@@ -23,7 +23,7 @@
 #include "index/store/emb_codec.h"
 
 const char *const store_cf_names[STORE_CF_FIXED] = {"default", "meta", "items",
-                                                    "users", "events", "sdim"};
+                                                    "users", "events", "sdim", "itemlog"};
 
 #define STORE_META_TABLE_PREFIX "table/"
 #define STORE_META_VERSION 1u

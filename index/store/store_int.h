@@ -16,7 +16,7 @@
 
 /* Fixed column families; embedding tables add "emb.<name>". */
 enum { STORE_CF_DEFAULT = 0, STORE_CF_META, STORE_CF_ITEMS, STORE_CF_USERS, STORE_CF_EVENTS,
-       STORE_CF_SDIM, STORE_CF_FIXED };
+       STORE_CF_SDIM, STORE_CF_ITEMLOG, STORE_CF_FIXED };
 extern const char *const store_cf_names[STORE_CF_FIXED];
 
 struct mr_emb_table {

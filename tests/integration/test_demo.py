@@ -106,9 +106,16 @@ class DemoTest(unittest.TestCase):
                 self.assertGreater(lift, 0.1)
                 self.assertEqual(demo_client.load_catalogue(client, d), 500)
                 self.assertGreater(demo_client.replay_events(client, d, users[:20]), 0)
-                share = demo_client.favourite_share(client, items, users[:20])
+                # Ranking quality over the whole catalogue (consumed items kept).
+                share = demo_client.favourite_share(client, items, users[:20], consumed="none")
                 print("favourite genres in Recommend's top 10: %.2f" % share)
                 self.assertGreater(share, 0.5)  # 2 of 8 genres: 0.25 by chance
+                # The default policy never recommends what the user clicked.
+                seen = demo_client.clicked(d, users[:20])
+                for u in users[:20]:
+                    r = client.recommend(u["user_id"], k=10)
+                    self.assertEqual(len(r.items), 10)
+                    self.assertFalse({x.item_id for x in r.items} & seen[u["user_id"]])
                 client.close()
             finally:
                 srv.send_signal(signal.SIGTERM)

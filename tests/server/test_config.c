@@ -147,7 +147,26 @@ static void test_validate_ranges(void **s) {
     assert_int_equal(mr_config_validate(&c, &e), MR_OK);
     c.max_candidates = MOE_MAX_BATCH + 1;
     assert_int_equal(mr_config_validate(&c, &e), MR_EINVAL);
-    assert_non_null(strstr(e.msg, "max_candidates"));
+    assert_non_null(strstr(e.msg, "max_candidates"));    /* Recommend's consumed-items filter: all (default), last (consumed_last_n), none */
+    mr_config_defaults(&c);
+    assert_string_equal(c.consumed_filter, "all");
+    assert_int_equal(c.consumed_last_n, 100);
+    assert_int_equal(mr_config_load_string(&c, "{\"consumed_filter\": \"last\", "
+                                               "\"consumed_last_n\": 5}", &e), MR_OK);
+    assert_int_equal(mr_config_validate(&c, &e), MR_OK);
+    snprintf(c.consumed_filter, sizeof c.consumed_filter, "some");
+    assert_int_equal(mr_config_validate(&c, &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, "consumed_filter"));
+    mr_config_defaults(&c);
+    c.consumed_last_n = 0;
+    assert_int_equal(mr_config_validate(&c, &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, "consumed_last_n"));
+    /* retrieve_k up to the retrieval limit (issue 15: 5000 in the config works) */
+    mr_config_defaults(&c);
+    c.retrieve_k = 10000;
+    assert_int_equal(mr_config_validate(&c, &e), MR_OK);
+    c.retrieve_k = 10001;
+    assert_int_equal(mr_config_validate(&c, &e), MR_EINVAL);
 }
 
 static void test_load_file(void **s) {

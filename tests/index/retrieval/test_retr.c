@@ -67,7 +67,7 @@ static void test_checks_and_dispatch(void **s) {
     assert_int_equal(retr_search(&r, q, 3, 1, 3, NULL, ids, sc, &e), MR_EINVAL);
     assert_non_null(strstr(e.msg, "dimension 3, index has 4"));
     assert_int_equal(retr_search(&r, q, 4, 1, 0, NULL, ids, sc, &e), MR_EINVAL);
-    assert_int_equal(retr_search(&r, q, 4, 1, RETR_K_MAX + 1, NULL, ids, sc, &e), MR_EINVAL);
+    assert_int_equal(retr_search(&r, q, 4, 1, RETR_FETCH_MAX + 1, NULL, ids, sc, &e), MR_EINVAL);
     assert_non_null(strstr(e.msg, "out of range"));
     q[6] = INFINITY;
     assert_int_equal(retr_search(&r, q, 4, 2, 3, NULL, ids, sc, &e), MR_EINVAL);

@@ -299,14 +299,14 @@ static void test_bad_input(void **s) {
     mr_err e = {0};
     mr_retr *r = make("IDMap,Flat", RETR_METRIC_IP, 0);
     float *x = tr_randn(9, 10, D);
-    int64_t ids[10] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, out[RETR_K_MAX + 1];
-    float sc[RETR_K_MAX + 1];
+    int64_t ids[10] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, out[RETR_FETCH_MAX + 1];
+    float sc[RETR_FETCH_MAX + 1];
     assert_int_equal(retr_faiss_add(r, x, ids, 10, &e), 0);
     assert_int_equal(retr_search(r, x, D + 1, 1, 5, NULL, out, sc, &e), MR_EINVAL);
     assert_non_null(strstr(e.msg, "dimension"));
     assert_int_equal(retr_search(r, x, D, 1, 0, NULL, out, sc, &e), MR_EINVAL);
     assert_non_null(strstr(e.msg, "k = 0"));
-    assert_int_equal(retr_search(r, x, D, 1, RETR_K_MAX + 1, NULL, out, sc, &e), MR_EINVAL);
+    assert_int_equal(retr_search(r, x, D, 1, RETR_FETCH_MAX + 1, NULL, out, sc, &e), MR_EINVAL);
     assert_int_equal(retr_search(r, x, D, 0, 5, NULL, out, sc, &e), MR_EINVAL);
     assert_int_equal(retr_search(r, NULL, D, 1, 5, NULL, out, sc, &e), MR_EINVAL);
     float q[D];

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 #include <pthread.h>
 
+#include "index/retrieval/retr_set.h"
 #include "test_router_util.h"
 
 static router_config cfg_default(void) {
@@ -386,6 +387,102 @@ static void test_bad_requests(void **s) {
     tr_world_free(&w);
 }
 
+
+static int cmp_id(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Budget an expert cannot fill passes on (issue 15, item 6): a retriever
+ * set saved and loaded from disk with experts of 10, 200 and 2000 items
+ * (the query routes to the smallest) and a popularity fallback of 40
+ * items, 20 of them also in the big expert. For every k up to the limit,
+ * Retrieve(k) returns min(k, distinct items indexed) unique items, with
+ * and without exclusions. */
+static void test_budget_passes_on_for_every_k(void **s) {
+    (void)s;
+    mr_err e = {0};
+    retr_set_config sc = {.dim = RD, .metric = RETR_METRIC_IP,
+                          .router = {.max_experts = 1, .fallback = "popular"}};
+    retr_set *set;
+    if (retr_set_create(&set, &sc, NULL, &e)) fail_msg("%s", e.msg);
+    const int sizes[3] = {10, 200, 2000};
+    float center[3][RD] = {{0}};
+    for (int d = 0; d < 3; d++) {
+        char name[16];
+        snprintf(name, sizeof name, "part%d", d);
+        retr_faiss_config c = {.name = name, .dim = RD, .factory = "IDMap,Flat",
+                               .metric = RETR_METRIC_IP};
+        mr_retr *r;
+        if (retr_faiss_create(&r, &c, &e)) fail_msg("%s", e.msg);
+        float *x = tr_randn(7 + (uint64_t)d, sizes[d], RD);
+        int64_t *ids = malloc((size_t)sizes[d] * sizeof *ids);
+        for (int i = 0; i < sizes[d]; i++) {
+            x[i * RD + d] += 4.0f;
+            ids[i] = d * 10000 + i;
+        }
+        center[d][d] = 4.0f;
+        if (retr_faiss_add(r, x, ids, sizes[d], &e)) fail_msg("%s", e.msg);
+        mr_floats_free(x);
+        free(ids);
+        if (retr_set_add(set, r, "IDMap,Flat", 0, 0, &e) != d) fail_msg("%s", e.msg);
+        if (router_set_pilots(retr_set_router(set), d, center[d], 1, &e)) fail_msg("%s", e.msg);
+    }
+    retr_pop_config pc = {.name = "popular", .half_life_s = 3600};
+    mr_retr *pop;
+    if (retr_pop_create(&pop, &pc, &e)) fail_msg("%s", e.msg);
+    int64_t it[40], ts[40];
+    for (int i = 0; i < 40; i++) {
+        it[i] = i < 20 ? 20000 + i : 90000 + i;   /* 20 shared with part2 */
+        ts[i] = 1000;
+    }
+    if (retr_pop_add_events(pop, it, ts, NULL, 40, &e)) fail_msg("%s", e.msg);
+    if (retr_set_add(set, pop, NULL, 0, 0, &e) != 3) fail_msg("%s", e.msg);
+    char *dir = tr_tmpdir();
+    char path[512];
+    snprintf(path, sizeof path, "%s/set", dir);
+    if (retr_set_save(set, path, &e)) fail_msg("%s", e.msg);
+    retr_set_free(set);
+    if (retr_set_load(&set, path, NULL, 0, &e)) fail_msg("%s", e.msg);
+    mr_router *rt = retr_set_router(set);
+    const int total = 10 + 200 + 2000 + 20;
+    const int ks[] = {1, 2, 9, 10, 11, 50, 199, 210, 211, 386, 1000, 1001, 2000, 2209, 2230,
+                      2231, 5000, RETR_K_MAX};
+    int64_t excl[5] = {0, 1, 10000, 20005, 90030};   /* all indexed */
+    mr_arena a;
+    mr_arena_init(&a, 1 << 20, 0);
+    for (int x = 0; x < 2; x++)
+        for (size_t t = 0; t < sizeof ks / sizeof *ks; t++) {
+            int k = ks[t], n_ex = x ? 5 : 0, want = k < total - n_ex ? k : total - n_ex;
+            router_query q = tr_query(center[0]);   /* routes to part0, 10 items */
+            router_result r;
+            mr_arena_reset(&a);
+            if (router_retrieve(rt, &q, NULL, k, excl, n_ex, NULL, &a, &r, &e))
+                fail_msg("k=%d: %s", k, e.msg);
+            if (r.n != want) fail_msg("k=%d excl=%d: %d items, want %d", k, n_ex, r.n, want);
+            int64_t *seen = malloc((size_t)r.n * sizeof *seen);
+            for (int i = 0; i < r.n; i++) seen[i] = r.cands[i].id;
+            qsort(seen, (size_t)r.n, sizeof *seen, cmp_id);
+            for (int i = 1; i < r.n; i++) assert_true(seen[i] != seen[i - 1]);
+            for (int i = 0; i < r.n; i++)
+                for (int j = 0; j < n_ex; j++) assert_true(seen[i] != excl[j]);
+            free(seen);
+            if (k >= 11 && !x) {   /* budget 10 of 11 and more: the routed expert is all in */
+                int from0 = 0;
+                for (int i = 0; i < r.n; i++) from0 += r.cands[i].id < 10000;
+                assert_int_equal(from0, 10);
+            }
+        }
+    router_query q = tr_query(center[0]);
+    router_result r;
+    assert_int_equal(router_retrieve(rt, &q, NULL, RETR_K_MAX + 1, NULL, 0, NULL, &a, &r, &e),
+                     MR_EINVAL);
+    mr_arena_free(&a);
+    retr_set_free(set);
+    tr_rmdir(strdup(path));
+    tr_rmdir(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_routed_budgets_and_fallback),
@@ -395,6 +492,7 @@ int main(void) {
         cmocka_unit_test(test_raw_merge_equals_global),
         cmocka_unit_test(test_concurrent_requests),
         cmocka_unit_test(test_bad_requests),
+        cmocka_unit_test(test_budget_passes_on_for_every_k),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
