@@ -1,0 +1,507 @@
+/* cmd_index_features.c — `moerec index features`: counting features from
+ * an interaction log (moe/featcount.h), as columns for `moerec train` and
+ * `moerec score`, and as stored user and item feature rows for serving.
+ *
+ *   --log FILE --out FILE       each log row with the leak-free feature
+ *                               columns appended (past or out-of-fold)
+ *   --apply FILE --apply-out F  rows to score (a later period): values from
+ *                               every log event, read at each row's time or
+ *                               at --as-of
+ *
+ * Output rows are the input lines verbatim plus one comma and the values
+ * ("%.9g", exact for float; empty = missing), so every input column stays.
+ * The log reader (fc_log_*) is this file's only CSV code: RFC-4180 quoting,
+ * a header line; it is kept behind three functions so it can move to the
+ * common CSV reader.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hashing/idhash.h"
+#include "moe/featcount.h"
+#include "server/backend.h"
+#include "tools/index_features.h"
+
+#define FX_COLS 1024
+#define FX_APPLY_MAX 4
+
+/* ------------------------------------------------------------ log reader */
+
+typedef struct fc_log {
+    FILE *f;
+    const char *path;
+    char *line, *work;        /* the raw line / its split copy */
+    size_t cap, wcap;
+    long lineno;
+    int n;                    /* fields of the current line */
+    char *field[FX_COLS];
+    char *hdr[FX_COLS];
+    int nh;
+    char *hline;
+} fc_log;
+
+static void chomp(char *s) {
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == '\n' || s[n - 1] == '\r')) s[--n] = 0;
+}
+
+/* Split s in place (RFC-4180: "a,b" is one field, "" a quote). */
+static int split(char *s, char **out, int max) {
+    int n = 0;
+    while (n < max) {
+        char *w = s;
+        out[n++] = s;
+        if (*s == '"') {
+            char *r = s + 1;
+            for (;;) {
+                if (!*r) break;
+                if (*r == '"' && r[1] == '"') *w++ = '"', r += 2;
+                else if (*r == '"') {
+                    r++;
+                    break;
+                } else *w++ = *r++;
+            }
+            while (*r && *r != ',') r++;
+            char *next = *r ? r + 1 : NULL;
+            *w = 0;
+            if (!next) return n;
+            s = next;
+        } else {
+            char *c = strchr(s, ',');
+            if (!c) return n;
+            *c = 0;
+            s = c + 1;
+        }
+    }
+    return n + 1; /* too many: the caller reports it */
+}
+
+static int fc_log_open(fc_log *l, const char *path, mr_err *e) {
+    memset(l, 0, sizeof *l);
+    l->path = path;
+    if (!(l->f = fopen(path, "r"))) return mr_err_set(e, MR_ENOTFOUND, "%s: %s", path, strerror(errno));
+    if (getline(&l->line, &l->cap, l->f) < 0) return mr_err_set(e, MR_EINVAL, "%s: empty file (a header line is required)", path);
+    chomp(l->line);
+    char *s = l->line;
+    if (!strncmp(s, "\xEF\xBB\xBF", 3)) s += 3; /* UTF-8 BOM */
+    if (!(l->hline = strdup(s))) return mr_err_set(e, MR_ENOMEM, "out of memory");
+    l->nh = split(l->hline, l->hdr, FX_COLS);
+    if (l->nh > FX_COLS) return mr_err_set(e, MR_EINVAL, "%s: more than %d columns", path, FX_COLS);
+    l->lineno = 1;
+    return MR_OK;
+}
+
+static int fc_log_col(const fc_log *l, const char *name, mr_err *e) {
+    for (int i = 0; i < l->nh; i++)
+        if (!strcmp(l->hdr[i], name)) return i;
+    return mr_err_set(e, MR_EINVAL, "%s: no column '%s'", l->path, name);
+}
+
+/* 1 with a row in l->field, 0 at the end, < 0 on error. */
+static int fc_log_next(fc_log *l, mr_err *e) {
+    for (;;) {
+        if (getline(&l->line, &l->cap, l->f) < 0) return 0;
+        l->lineno++;
+        chomp(l->line);
+        if (!l->line[0]) continue;
+        size_t n = strlen(l->line) + 1;
+        if (n > l->wcap) {
+            char *w = realloc(l->work, n);
+            if (!w) return mr_err_set(e, MR_ENOMEM, "out of memory");
+            l->work = w;
+            l->wcap = n;
+        }
+        memcpy(l->work, l->line, n);
+        l->n = split(l->work, l->field, FX_COLS);
+        if (l->n != l->nh)
+            return mr_err_set(e, MR_EINVAL, "%s:%ld: %d fields, header has %d", l->path, l->lineno, l->n, l->nh);
+        return 1;
+    }
+}
+
+static void fc_log_close(fc_log *l) {
+    if (l->f) fclose(l->f);
+    free(l->line);
+    free(l->work);
+    free(l->hline);
+}
+
+/* ------------------------------------------------------------- options */
+
+typedef struct fx_task {
+    char name[64], column[64];
+    int rule;                 /* 0: 0/1 value, 1: >= threshold, 2: == value */
+    double threshold;
+    char value[64];
+    int col;
+} fx_task;
+
+typedef struct fx_opts {
+    const char *log, *out, *apply[FX_APPLY_MAX], *apply_out[FX_APPLY_MAX];
+    int n_apply, n_apply_out;
+    const char *user_col, *item_col, *time_col, *cat_col;
+    char cat_sep;
+    fx_task task[FC_MAX_TASKS];
+    char window_name[FC_MAX_WINDOWS][32];
+    fc_spec spec;
+    int mode, folds;
+    uint64_t seed;
+    int as_of_row;            /* --as-of row (apply files) */
+    double as_of;             /* else this time; NAN = the log's latest */
+} fx_opts;
+
+static void fx_usage(FILE *f) {
+    fprintf(f,
+            "usage: moerec index features --log FILE --task NAME:RULE [--task ...] [options]\n\n"
+            "Counting features (docs/index-tool.md, \"Counting features\"): per user, per item and\n"
+            "per (user, category): log1p(count), smoothed positive rate per task, log1p(seconds\n"
+            "since the last event), over each window.\n\n"
+            "  --log FILE              interaction log, CSV with a header line\n"
+            "  --out FILE              the log's rows + leak-free feature columns (for moerec train)\n"
+            "  --apply FILE            rows to score: values from every log event (repeatable)\n"
+            "  --apply-out FILE        where each --apply file's rows + columns go (same order)\n"
+            "  --user-column NAME      (userId)\n"
+            "  --item-column NAME      (movieId)\n"
+            "  --time-column NAME      event time, seconds (timestamp)\n"
+            "  --category-column NAME  optional multi-valued category column: (user, category) block\n"
+            "  --category-separator C  separator inside it (|)\n"
+            "  --task NAME:RULE        a label per task: COLUMN (a number: 0/1 gives a rate, other\n"
+            "                          values a smoothed mean), COLUMN>=X, or COLUMN=VALUE (positive\n"
+            "                          when the cell equals VALUE); an empty cell is no label; a cell\n"
+            "                          that is not a number (rules 1, 2) is an error\n"
+            "  --windows LIST          comma-separated: all, or a decay time constant Ns, Nm, Nh, Nd\n"
+            "                          (all)\n"
+            "  --mode past|oof         training rows: strictly earlier events (past), or the other\n"
+            "                          folds' rows (oof; all-time windows only) (past)\n"
+            "  --folds N               oof folds (5)\n"
+            "  --seed N                oof fold seed (1)\n"
+            "  --prior-strength A      rate = (positives + A * prior) / (labelled + A) (10)\n"
+            "  --as-of row|T           time --apply rows are read at: each row's own time (row, the\n"
+            "                          default), or T\n");
+}
+
+static int parse_task(fx_task *t, const char *v) {
+    const char *colon = strchr(v, ':');
+    if (!colon || colon == v || (size_t)(colon - v) >= sizeof t->name) return -1;
+    memset(t, 0, sizeof *t);
+    memcpy(t->name, v, (size_t)(colon - v));
+    const char *r = colon + 1, *ge = strstr(r, ">="), *eq = strchr(r, '=');
+    const char *end = ge ? ge : eq ? eq : r + strlen(r);
+    if (end == r || (size_t)(end - r) >= sizeof t->column) return -1;
+    memcpy(t->column, r, (size_t)(end - r));
+    if (ge) {
+        char *x;
+        t->rule = 1;
+        t->threshold = strtod(ge + 2, &x);
+        if (x == ge + 2 || *x || !isfinite(t->threshold)) return -1;
+    } else if (eq) {
+        t->rule = 2;
+        if (snprintf(t->value, sizeof t->value, "%s", eq + 1) >= (int)sizeof t->value || !eq[1]) return -1;
+    }
+    return 0;
+}
+
+static int parse_windows(fx_opts *o, const char *v) {
+    char buf[512];
+    if (snprintf(buf, sizeof buf, "%s", v) >= (int)sizeof buf) return -1;
+    o->spec.n_windows = 0;
+    for (char *s = strtok(buf, ","); s; s = strtok(NULL, ",")) {
+        if (o->spec.n_windows == FC_MAX_WINDOWS) return -1;
+        int w = o->spec.n_windows++;
+        snprintf(o->window_name[w], sizeof o->window_name[w], "%s", s);
+        if (!strcmp(s, "all")) {
+            o->spec.window[w] = 0;
+            continue;
+        }
+        char *x;
+        double n = strtod(s, &x), unit = !strcmp(x, "s") ? 1 : !strcmp(x, "m") ? 60 : !strcmp(x, "h") ? 3600
+                                                         : !strcmp(x, "d") ? 86400 : 0;
+        if (x == s || !unit || !(n > 0) || !isfinite(n)) return -1;
+        o->spec.window[w] = n * unit;
+    }
+    return o->spec.n_windows ? 0 : -1;
+}
+
+static int fx_args(fx_opts *o, int argc, char **argv) {
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!v) {
+            fprintf(stderr, "moerec index features: %s needs a value (see --help)\n", a);
+            return 2;
+        }
+        i++;
+        if (!strcmp(a, "--log")) o->log = v;
+        else if (!strcmp(a, "--out")) o->out = v;
+        else if (!strcmp(a, "--apply") && o->n_apply < FX_APPLY_MAX) o->apply[o->n_apply++] = v;
+        else if (!strcmp(a, "--apply-out") && o->n_apply_out < FX_APPLY_MAX) o->apply_out[o->n_apply_out++] = v;
+        else if (!strcmp(a, "--user-column")) o->user_col = v;
+        else if (!strcmp(a, "--item-column")) o->item_col = v;
+        else if (!strcmp(a, "--time-column")) o->time_col = v;
+        else if (!strcmp(a, "--category-column")) o->cat_col = v;
+        else if (!strcmp(a, "--category-separator")) {
+            if (strlen(v) != 1) {
+                fprintf(stderr, "moerec index features: --category-separator is one character\n");
+                return 2;
+            }
+            o->cat_sep = v[0];
+        } else if (!strcmp(a, "--task")) {
+            if (o->spec.n_tasks == FC_MAX_TASKS || parse_task(&o->task[o->spec.n_tasks], v)) {
+                fprintf(stderr, "moerec index features: --task %s (NAME:COLUMN, NAME:COLUMN>=X or "
+                                "NAME:COLUMN=VALUE; at most %d)\n", v, FC_MAX_TASKS);
+                return 2;
+            }
+            o->spec.n_tasks++;
+        } else if (!strcmp(a, "--windows")) {
+            if (parse_windows(o, v)) {
+                fprintf(stderr, "moerec index features: --windows %s (all, Ns, Nm, Nh, Nd; at most %d)\n", v,
+                        FC_MAX_WINDOWS);
+                return 2;
+            }
+        } else if (!strcmp(a, "--mode")) {
+            if (strcmp(v, "past") && strcmp(v, "oof")) {
+                fprintf(stderr, "moerec index features: --mode %s (past, oof)\n", v);
+                return 2;
+            }
+            o->mode = !strcmp(v, "oof") ? FC_OOF : FC_PAST;
+        } else if (!strcmp(a, "--folds")) o->folds = atoi(v);
+        else if (!strcmp(a, "--seed")) o->seed = strtoull(v, NULL, 10);
+        else if (!strcmp(a, "--prior-strength")) o->spec.prior_strength = atof(v);
+        else if (!strcmp(a, "--as-of")) {
+            char *x;
+            o->as_of_row = !strcmp(v, "row");
+            if (!o->as_of_row && ((o->as_of = strtod(v, &x)), x == v || *x || !isfinite(o->as_of))) {
+                fprintf(stderr, "moerec index features: --as-of %s (row or a time)\n", v);
+                return 2;
+            }
+        } else {
+            fprintf(stderr, "moerec index features: unknown option %s (see --help)\n", a);
+            return 2;
+        }
+    }
+    if (!o->log || !o->spec.n_tasks || (!o->out && !o->n_apply)) {
+        fprintf(stderr, "moerec index features: --log, at least one --task and --out or --apply are "
+                        "required (see --help)\n");
+        return 2;
+    }
+    if (o->n_apply != o->n_apply_out) {
+        fprintf(stderr, "moerec index features: each --apply needs its --apply-out\n");
+        return 2;
+    }
+    o->spec.use_cats = o->cat_col != NULL;
+    return 0;
+}
+
+/* ------------------------------------------------------------ reading */
+
+typedef struct fx_rows {
+    fc_event *ev;
+    uint64_t *cats;           /* (n, FC_MAX_CATS) */
+    size_t n, cap;
+    double t_max;
+} fx_rows;
+
+typedef struct fx_cols { int user, item, time, cat, label[FC_MAX_TASKS]; } fx_cols;
+
+static int fx_find_cols(const fx_opts *o, const fc_log *l, int labels, fx_cols *c, mr_err *e) {
+    if ((c->user = fc_log_col(l, o->user_col, e)) < 0 || (c->item = fc_log_col(l, o->item_col, e)) < 0 ||
+        (c->time = fc_log_col(l, o->time_col, e)) < 0)
+        return MR_EINVAL;
+    c->cat = -1;
+    if (o->cat_col && (c->cat = fc_log_col(l, o->cat_col, e)) < 0) return MR_EINVAL;
+    for (int t = 0; labels && t < o->spec.n_tasks; t++)
+        if ((c->label[t] = fc_log_col(l, o->task[t].column, e)) < 0) return mr_err_wrap(e, "task '%s'", o->task[t].name);
+    return MR_OK;
+}
+
+/* The current row of l as an event (labels when labels). */
+static int fx_event(const fx_opts *o, const fc_log *l, const fx_cols *c, int labels, fc_event *ev, uint64_t *cats,
+                    mr_err *e) {
+    memset(ev, 0, sizeof *ev);
+    char *x;
+    const char *ts = l->field[c->time];
+    ev->t = strtod(ts, &x);
+    if (x == ts || *x || !isfinite(ev->t))
+        return mr_err_set(e, MR_EINVAL, "%s:%ld: column '%s' holds '%.32s', not a time", l->path, l->lineno,
+                          o->time_col, ts);
+    if (!l->field[c->user][0] || !l->field[c->item][0])
+        return mr_err_set(e, MR_EINVAL, "%s:%ld: empty user or item id", l->path, l->lineno);
+    ev->user = mr_api_id(l->field[c->user]);
+    ev->item = mr_api_id(l->field[c->item]);
+    ev->cats = cats;
+    if (c->cat >= 0)
+        for (const char *s = l->field[c->cat]; *s;) {
+            const char *end = strchr(s, o->cat_sep);
+            size_t len = end ? (size_t)(end - s) : strlen(s);
+            if (len) {
+                if (ev->n_cats == FC_MAX_CATS)
+                    return mr_err_set(e, MR_EINVAL, "%s:%ld: more than %d categories", l->path, l->lineno, FC_MAX_CATS);
+                cats[ev->n_cats++] = idhash_bytes(s, len, 0);
+            }
+            if (!end) break;
+            s = end + 1;
+        }
+    for (int t = 0; labels && t < o->spec.n_tasks; t++) {
+        const fx_task *k = &o->task[t];
+        const char *v = l->field[c->label[t]];
+        if (!v[0]) continue; /* no label */
+        if (k->rule == 2) {
+            ev->has[t] = 1;
+            ev->y[t] = !strcmp(v, k->value);
+            continue;
+        }
+        double y = strtod(v, &x);
+        if (x == v || *x || !isfinite(y))
+            return mr_err_set(e, MR_EINVAL,
+                              "%s:%ld: task '%s': column '%s' holds '%.32s', not a number (for text labels "
+                              "give COLUMN=VALUE)", l->path, l->lineno, k->name, k->column, v);
+        ev->has[t] = 1;
+        ev->y[t] = k->rule == 1 ? y >= k->threshold : (float)y;
+    }
+    return MR_OK;
+}
+
+static int fx_read(const fx_opts *o, const char *path, int labels, fx_rows *r, mr_err *e) {
+    fc_log l;
+    fx_cols c;
+    int rc = fc_log_open(&l, path, e);
+    if (!rc) rc = fx_find_cols(o, &l, labels, &c, e);
+    r->t_max = -INFINITY;
+    while (!rc && (rc = fc_log_next(&l, e)) == 1) {
+        if (r->n == r->cap) {
+            size_t cap = r->cap ? 2 * r->cap : 4096;
+            fc_event *ev = realloc(r->ev, cap * sizeof *ev);
+            if (ev) r->ev = ev;
+            uint64_t *cats = ev ? realloc(r->cats, cap * FC_MAX_CATS * sizeof *cats) : NULL;
+            if (!cats) {
+                rc = mr_err_set(e, MR_ENOMEM, "%s: out of memory", path);
+                break;
+            }
+            r->cats = cats;
+            r->cap = cap;
+        }
+        rc = fx_event(o, &l, &c, labels, &r->ev[r->n], r->cats + r->n * FC_MAX_CATS, e);
+        if (!rc && r->ev[r->n].t > r->t_max) r->t_max = r->ev[r->n].t;
+        r->n += rc == 0;
+    }
+    fc_log_close(&l);
+    if (rc < 0) return rc;
+    for (size_t i = 0; i < r->n; i++) r->ev[i].cats = r->cats + i * FC_MAX_CATS; /* after reallocs */
+    return r->n ? MR_OK : mr_err_set(e, MR_EINVAL, "%s: no data rows", path);
+}
+
+/* ------------------------------------------------------------ writing */
+
+/* Copy path's lines to out, each data row followed by its values. */
+static int fx_write(const fx_opts *o, const char *path, const char *out, const float *vals, size_t n, mr_err *e) {
+    int per = fc_row_values(&o->spec), rc = MR_OK;
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.partial", out) >= (int)sizeof tmp)
+        return mr_err_set(e, MR_EINVAL, "%s: path too long", out);
+    FILE *in = fopen(path, "r"), *f = in ? fopen(tmp, "w") : NULL;
+    if (!in || !f) {
+        rc = mr_err_set(e, MR_EINTERNAL, "%s: %s", in ? tmp : path, strerror(errno));
+        if (in) fclose(in);
+        return rc;
+    }
+    const char *tasks[FC_MAX_TASKS], *wins[FC_MAX_WINDOWS];
+    for (int t = 0; t < o->spec.n_tasks; t++) tasks[t] = o->task[t].name;
+    for (int w = 0; w < o->spec.n_windows; w++) wins[w] = o->window_name[w];
+    char *line = NULL;
+    size_t cap = 0, row = 0;
+    int first = 1;
+    while (!rc && getline(&line, &cap, in) >= 0) {
+        chomp(line);
+        if (!first && !line[0]) continue;
+        fputs(line, f);
+        for (int j = 0; j < per; j++) {
+            char name[128];
+            if (first) {
+                if ((rc = fc_value_name(&o->spec, j, tasks, wins, name, sizeof name, e))) break;
+                fprintf(f, ",%s", name);
+            } else if (isnan(vals[row * (size_t)per + (size_t)j])) fputc(',', f);
+            else fprintf(f, ",%.9g", (double)vals[row * (size_t)per + (size_t)j]);
+        }
+        fputc('\n', f);
+        if (!first && ++row > n) rc = mr_err_set(e, MR_EINTERNAL, "%s changed while it was read", path);
+        first = 0;
+    }
+    free(line);
+    fclose(in);
+    if (fclose(f) != 0 && !rc) rc = mr_err_set(e, MR_EINTERNAL, "%s: %s", tmp, strerror(errno));
+    if (!rc && row != n) rc = mr_err_set(e, MR_EINTERNAL, "%s changed while it was read", path);
+    if (!rc && rename(tmp, out) != 0) rc = mr_err_set(e, MR_EINTERNAL, "%s: %s", out, strerror(errno));
+    if (rc) remove(tmp);
+    return rc;
+}
+
+int ix_features(int argc, char **argv) {
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fx_usage(stdout);
+            return 0;
+        }
+    fx_opts o = {.user_col = "userId", .item_col = "movieId", .time_col = "timestamp", .cat_sep = '|',
+                 .folds = 5, .seed = 1, .as_of_row = 1, .as_of = NAN};
+    o.spec = (fc_spec){.n_windows = 1, .window = {0}, .prior_strength = 10};
+    snprintf(o.window_name[0], sizeof o.window_name[0], "all");
+    int rc = fx_args(&o, argc, argv);
+    if (rc) return rc;
+    mr_err e = {0};
+    fx_rows log = {0}, ap = {0};
+    float *vals = NULL;
+    fc_counter *fin = NULL;
+    int per = fc_row_values(&o.spec), status = 1;
+    if ((rc = fc_spec_check(&o.spec, &e)) || (rc = fx_read(&o, o.log, 1, &log, &e))) goto fail;
+    if (!(vals = malloc(log.n * (size_t)per * sizeof *vals))) goto oom;
+    if ((rc = fc_train_values(&o.spec, log.ev, log.n, o.mode, o.folds, o.seed, vals, &fin, &e))) goto fail;
+    if (o.out && (rc = fx_write(&o, o.log, o.out, vals, log.n, &e))) goto fail;
+    json_t *applied = json_array();
+    for (int a = 0; a < o.n_apply; a++) {
+        free(ap.ev);
+        free(ap.cats);
+        memset(&ap, 0, sizeof ap);
+        if ((rc = fx_read(&o, o.apply[a], 0, &ap, &e))) break;
+        float *av = malloc(ap.n * (size_t)per * sizeof *av);
+        if (!av) {
+            rc = mr_err_set(&e, MR_ENOMEM, "out of memory");
+            break;
+        }
+        double now = isnan(o.as_of) ? log.t_max : o.as_of;
+        for (size_t i = 0; i < ap.n; i++) fc_read_row(fin, &ap.ev[i], o.as_of_row ? ap.ev[i].t : now, av + i * (size_t)per);
+        rc = fx_write(&o, o.apply[a], o.apply_out[a], av, ap.n, &e);
+        free(av);
+        if (rc) break;
+        json_array_append_new(applied, json_pack("{s:s, s:I}", "file", o.apply_out[a], "rows", (json_int_t)ap.n));
+    }
+    if (rc) {
+        json_decref(applied);
+        goto fail;
+    }
+    json_t *sum = json_pack("{s:s, s:I, s:i, s:s, s:I, s:I, s:o}", "log", o.log, "rows", (json_int_t)log.n,
+                            "columns", per, "mode", o.mode == FC_OOF ? "oof" : "past", "users",
+                            (json_int_t)fc_key_count(fin, FC_USER), "items", (json_int_t)fc_key_count(fin, FC_ITEM),
+                            "applied", applied);
+    char *js = json_dumps(sum, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    printf("%s\n", js);
+    free(js);
+    json_decref(sum);
+    status = 0;
+    goto out;
+oom:
+    mr_err_set(&e, MR_ENOMEM, "out of memory");
+fail:
+    fprintf(stderr, "moerec index features: %s\n", e.msg);
+out:
+    fc_free(fin);
+    free(vals);
+    free(log.ev);
+    free(log.cats);
+    free(ap.ev);
+    free(ap.cats);
+    return status;
+}

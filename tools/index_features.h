@@ -1,0 +1,8 @@
+/* index_features.h — `moerec index features` (cmd_index_features.c),
+ * dispatched from cmd_index.c. */
+#ifndef MOEREC_TOOLS_INDEX_FEATURES_H
+#define MOEREC_TOOLS_INDEX_FEATURES_H
+
+int ix_features(int argc, char **argv);
+
+#endif
