@@ -125,6 +125,15 @@ static int parse_arch(json_t *a, moe_model *m, moe_arch *arch, mr_err *e) {
     moe_arch_kind kind;
     if (moe_arch_kind_parse(t, &kind))
         return mr_err_set(e, MR_EINVAL, "model.json: arch.type '%s' (shared_bottom, omoe, mmoe, cgc, ple, home)", t);
+    if (kind == MOE_ARCH_SHARED_BOTTOM) { /* one MLP: expert and gate settings would be ignored silently */
+        static const char *const moe_only[] = {"experts", "task_experts", "levels", "gate", "task_groups",
+                                               "lbl_coef", "entropy_coef", NULL};
+        for (int i = 0; moe_only[i]; i++)
+            if (json_object_get(a, moe_only[i]))
+                return mr_err_set(e, MR_EINVAL,
+                                  "model.json: arch.%s does not apply to shared_bottom (one shared MLP, no experts "
+                                  "or gates); use omoe, mmoe, cgc, ple or home", moe_only[i]);
+    }
     moe_arch_defaults(arch, kind, m->in_dim, m->n_tasks);
     for (int k = 0; k < m->n_tasks; k++) arch->task_kind[k] = m->tasks[k].kind;
     TRY(get_int(a, "experts", "arch", arch->n_shared, 0, MOE_MAX_EXPERTS, &arch->n_shared, e));
@@ -271,8 +280,8 @@ static int parse_features(json_t *f, moe_model *m, mr_err *e) {
 }
 
 static int parse_tasks(json_t *ts, moe_model *m, mr_err *e) {
-    static const char *const keys[] = {"name", "kind", "label", "threshold", "weight", "loss_weight",
-                                       "loss_decay", NULL};
+    static const char *const keys[] = {"name", "kind", "label", "threshold", "positive", "weight",
+                                       "loss_weight", "loss_decay", NULL};
     if (!json_is_array(ts) || json_array_size(ts) < 1 || json_array_size(ts) > MOE_MAX_TASKS)
         return mr_err_set(e, MR_EINVAL, "model.json: tasks must be a list of 1..%d tasks", MOE_MAX_TASKS);
     for (size_t i = 0; i < json_array_size(ts); i++) {
@@ -295,6 +304,11 @@ static int parse_tasks(json_t *ts, moe_model *m, mr_err *e) {
         k->has_threshold = json_object_get(t, "threshold") != NULL;
         TRY(get_num(t, "threshold", where, 0, &v, e));
         k->threshold = (float)v;
+        k->has_positive = json_object_get(t, "positive") != NULL;
+        TRY(get_str(t, "positive", where, "", k->positive, sizeof k->positive, e));
+        if (k->has_positive && (k->has_threshold || k->kind != MOE_TASK_BINARY || !k->positive[0]))
+            return mr_err_set(e, MR_EINVAL, "model.json: %s.positive needs a binary task without threshold and a "
+                              "non-empty value", where);
         TRY(get_num(t, "weight", where, 1, &v, e));
         k->weight = (float)v;
         TRY(get_num(t, "loss_weight", where, 1, &v, e));
@@ -384,6 +398,7 @@ char *moe_model_to_json(const moe_model *m) {
                               t->kind == MOE_TASK_BINARY ? "binary" : "regression", "label", t->label, "weight",
                               (double)t->weight, "loss_weight", (double)t->loss_weight);
         if (t->has_threshold) json_object_set_new(o, "threshold", json_real(t->threshold));
+        if (t->has_positive) json_object_set_new(o, "positive", json_string(t->positive));
         if (t->loss_decay != 1.0f) json_object_set_new(o, "loss_decay", json_real(t->loss_decay));
         json_array_append_new(tk, o);
     }

@@ -230,6 +230,7 @@ static int parse_windows(fx_opts *o, const char *v) {
 static int fx_args(fx_opts *o, int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--quiet")) continue; /* accepted as by every index target; it prints no progress */
         if (!v) {
             fprintf(stderr, "moerec index features: %s needs a value (see --help)\n", a);
             return 2;

@@ -307,16 +307,19 @@ static void print_metrics(const moe_model *m, const train_cli *c, const char *di
                           const moe_train_result *r) {
     json_t *tasks = json_object();
     for (int k = 0; k < m->n_tasks; k++) {
+        /* no validation rows (--val-frac 0): no metric, null rather than a made-up 0 */
         json_t *t = m->tasks[k].kind == MOE_TASK_BINARY
-                        ? json_pack("{s:f, s:f, s:I}", "auc", r->best.auc[k], "logloss", r->best.logloss[k], "count",
+                        ? json_pack("{s:o, s:o, s:I}", "auc", nva ? json_real(r->best.auc[k]) : json_null(),
+                                    "logloss", nva ? json_real(r->best.logloss[k]) : json_null(), "count",
                                     (json_int_t)r->best.count[k])
-                        : json_pack("{s:f, s:I}", "mse", r->best.mse[k], "count", (json_int_t)r->best.count[k]);
+                        : json_pack("{s:o, s:I}", "mse", nva ? json_real(r->best.mse[k]) : json_null(), "count",
+                                    (json_int_t)r->best.count[k]);
         json_object_set_new(tasks, m->tasks[k].name, t);
     }
-    json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:i, s:i, s:f, s:f, s:f, s:f, s:I, s:o}", "model_dir", dir, "arch",
+    json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:i, s:i, s:f, s:o, s:f, s:f, s:I, s:o}", "model_dir", dir, "arch",
                           moe_arch_kind_name(m->net->arch.kind), "train_rows", (json_int_t)ntr, "val_rows",
                           (json_int_t)nva, "epochs", r->epochs_run, "best_epoch", r->best_epoch, "train_loss",
-                          r->train_loss, "val_loss", r->best.loss, "samples_per_s", r->samples_per_s,
+                          r->train_loss, "val_loss", nva ? json_real(r->best.loss) : json_null(), "samples_per_s", r->samples_per_s,
                           "active_expert_fraction", r->best.active_fraction, "seed", (json_int_t)c->o.seed,
                           "tasks", tasks);
     char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);

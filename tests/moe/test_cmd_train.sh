@@ -91,4 +91,20 @@ set +e
 rc=$?
 set -e
 [ $rc -eq 2 ] && grep -q "unknown option '--bogus'" "$dir/err" || fail "unknown option"
+# --val-frac 0: no validation rows, so metrics are null, not 0.0 (issue 13)
+out0=$("$moerec" train --model-json "$dir/model.json" --data "$dir/data.csv" --out "$dir/m0" --val-frac 0 \
+       --epochs 1 --quiet)
+/usr/bin/python3 - "$out0" <<'PY' || fail "--val-frac 0 metrics: $out0"
+import json, sys
+j = json.loads(sys.argv[1])
+assert j["val_rows"] == 0 and j["val_loss"] is None, j
+assert all(t["auc"] is None and t["logloss"] is None and t["count"] == 0 for t in j["tasks"].values()), j
+PY
+# a text label column is an error naming the line, not a run on nothing
+sed '2s/,\([01]\),\([01]\),\([0-9]*\)$/,yes,\2,\3/' "$dir/data.csv" > "$dir/text.csv"
+if "$moerec" train --model-json "$dir/model.json" --data "$dir/text.csv" --out "$dir/m3" 2> "$dir/err"; then
+  fail "text label accepted"
+fi
+grep -q "text.csv:2: task 'click': label column 'click' holds 'yes', not a number" "$dir/err" ||
+  fail "text label message: $(cat "$dir/err")"
 echo "test_cmd_train: ok"
