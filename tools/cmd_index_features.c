@@ -8,6 +8,13 @@
  *                               every log event, read at each row's time or
  *                               at --as-of
  *
+ *   --store DIR                 the values of every user and item of the log,
+ *                               read at --as-of T, into the store: the user's
+ *                               profile row (replaced) and the item's feature
+ *                               row (merged with what UpsertItems wrote), as
+ *                               packed moerec.v1.Features numeric entries,
+ *                               which Score adds to every request
+ *
  * Output rows are the input lines verbatim plus one comma and the values
  * ("%.9g", exact for float; empty = missing), so every input column stays.
  * The log reader (fc_log_*) is this file's only CSV code: RFC-4180 quoting,
@@ -23,7 +30,9 @@
 #include <string.h>
 
 #include "hashing/idhash.h"
+#include "index/store/store.h"
 #include "moe/featcount.h"
+#include "proto/moerec.pb-c.h"
 #include "server/backend.h"
 #include "tools/index_features.h"
 
@@ -142,7 +151,7 @@ typedef struct fx_task {
 } fx_task;
 
 typedef struct fx_opts {
-    const char *log, *out, *apply[FX_APPLY_MAX], *apply_out[FX_APPLY_MAX];
+    const char *log, *out, *store_dir, *apply[FX_APPLY_MAX], *apply_out[FX_APPLY_MAX];
     int n_apply, n_apply_out;
     const char *user_col, *item_col, *time_col, *cat_col;
     char cat_sep;
@@ -152,6 +161,7 @@ typedef struct fx_opts {
     int mode, folds;
     uint64_t seed;
     int as_of_row;            /* --as-of row (apply files) */
+    int as_of_set;            /* --as-of given */
     double as_of;             /* else this time; NAN = the log's latest */
 } fx_opts;
 
@@ -181,8 +191,12 @@ static void fx_usage(FILE *f) {
             "  --folds N               oof folds (5)\n"
             "  --seed N                oof fold seed (1)\n"
             "  --prior-strength A      rate = (positives + A * prior) / (labelled + A) (10)\n"
+            "  --store DIR             write every user's and item's values (read at --as-of T, the\n"
+            "                          log's latest time by default) into the store: user profile\n"
+            "                          rows (replaced) and item feature rows (merged); Score adds them\n"
+            "                          to every request. The server must not have DIR open.\n"
             "  --as-of row|T           time --apply rows are read at: each row's own time (row, the\n"
-            "                          default), or T\n");
+            "                          default; not with --store), or T\n");
 }
 
 static int parse_task(fx_task *t, const char *v) {
@@ -238,6 +252,7 @@ static int fx_args(fx_opts *o, int argc, char **argv) {
         i++;
         if (!strcmp(a, "--log")) o->log = v;
         else if (!strcmp(a, "--out")) o->out = v;
+        else if (!strcmp(a, "--store")) o->store_dir = v;
         else if (!strcmp(a, "--apply") && o->n_apply < FX_APPLY_MAX) o->apply[o->n_apply++] = v;
         else if (!strcmp(a, "--apply-out") && o->n_apply_out < FX_APPLY_MAX) o->apply_out[o->n_apply_out++] = v;
         else if (!strcmp(a, "--user-column")) o->user_col = v;
@@ -275,6 +290,7 @@ static int fx_args(fx_opts *o, int argc, char **argv) {
         else if (!strcmp(a, "--as-of")) {
             char *x;
             o->as_of_row = !strcmp(v, "row");
+            o->as_of_set = 1;
             if (!o->as_of_row && ((o->as_of = strtod(v, &x)), x == v || *x || !isfinite(o->as_of))) {
                 fprintf(stderr, "moerec index features: --as-of %s (row or a time)\n", v);
                 return 2;
@@ -284,9 +300,13 @@ static int fx_args(fx_opts *o, int argc, char **argv) {
             return 2;
         }
     }
-    if (!o->log || !o->spec.n_tasks || (!o->out && !o->n_apply)) {
-        fprintf(stderr, "moerec index features: --log, at least one --task and --out or --apply are "
-                        "required (see --help)\n");
+    if (!o->log || !o->spec.n_tasks || (!o->out && !o->n_apply && !o->store_dir)) {
+        fprintf(stderr, "moerec index features: --log, at least one --task and one of --out, --apply, "
+                        "--store are required (see --help)\n");
+        return 2;
+    }
+    if (o->store_dir && o->as_of_row && o->as_of_set) {
+        fprintf(stderr, "moerec index features: --store needs one time (--as-of T), not --as-of row\n");
         return 2;
     }
     if (o->n_apply != o->n_apply_out) {
@@ -440,6 +460,123 @@ static int fx_write(const fx_opts *o, const char *path, const char *out, const f
     return rc;
 }
 
+/* ------------------------------------------------------------ store */
+
+#define FX_BATCH 1024
+
+/* The numeric entries of one key's block (NaN values left out: the schema's
+ * fill applies, as for an empty cell in a file), into nf[0..*n). */
+static void fx_block(const fx_opts *o, int kind, const float *v, char (*names)[128], Moerec__V1__NumericFeature *nf,
+                     size_t *n) {
+    const char *tasks[FC_MAX_TASKS], *wins[FC_MAX_WINDOWS];
+    for (int t = 0; t < o->spec.n_tasks; t++) tasks[t] = o->task[t].name;
+    for (int w = 0; w < o->spec.n_windows; w++) wins[w] = o->window_name[w];
+    int per = fc_kind_values(&o->spec);
+    *n = 0;
+    for (int j = 0; j < per; j++) {
+        if (isnan(v[j])) continue;
+        moerec__v1__numeric_feature__init(&nf[*n]);
+        fc_value_name(&o->spec, kind * per + j, tasks, wins, names[j], sizeof names[j], NULL);
+        nf[*n].name = names[j];
+        nf[*n].value = v[j];
+        (*n)++;
+    }
+}
+
+/* Write users' profile rows (replaced) and items' feature rows (merged
+ * with the stored Features: our names replace, others stay) at time now. */
+static int fx_store(const fx_opts *o, const fc_counter *fin, double now, json_t *sum, mr_err *e) {
+    store_config cfg;
+    store_config_init(&cfg);
+    mr_store *st = NULL;
+    uint64_t *keys = NULL;
+    int per = fc_kind_values(&o->spec), rc = store_open(&st, o->store_dir, &cfg, e);
+    if (rc) return mr_err_wrap(e, "--store %s", o->store_dir);
+    float *v = malloc(sizeof(float) * (size_t)per);
+    char (*names)[128] = malloc(sizeof *names * (size_t)per);
+    Moerec__V1__NumericFeature *nf = malloc(sizeof *nf * (size_t)per * FX_BATCH);
+    Moerec__V1__NumericFeature **np = malloc(sizeof *np * (size_t)(per + 256) * FX_BATCH);
+    Moerec__V1__Features *msg = malloc(sizeof *msg * FX_BATCH);
+    Moerec__V1__Features **old = calloc(FX_BATCH, sizeof *old);
+    store_blob *blobs = malloc(sizeof *blobs * FX_BATCH), *cur = malloc(sizeof *cur * FX_BATCH);
+    uint8_t **packed = calloc(FX_BATCH, sizeof *packed);
+    if (!v || !names || !nf || !np || !msg || !old || !blobs || !cur || !packed) {
+        rc = mr_err_set(e, MR_ENOMEM, "out of memory");
+        goto done;
+    }
+    for (int kind = FC_USER; kind <= FC_ITEM && !rc; kind++) {
+        size_t n;
+        free(keys);
+        keys = NULL;
+        if ((rc = fc_keys(fin, kind, &keys, &n, e))) break;
+        for (size_t b = 0; b < n && !rc; b += FX_BATCH) {
+            size_t nb = n - b < FX_BATCH ? n - b : FX_BATCH;
+            void *buf = NULL;
+            if (kind == FC_ITEM && (rc = item_store_get(st, keys + b, nb, cur, &buf, e))) break;
+            for (size_t i = 0; i < nb && !rc; i++) {
+                fc_read_key(fin, kind, keys[b + i], now, v);
+                Moerec__V1__NumericFeature *mine = nf + i * (size_t)per;
+                size_t nm;
+                char (*nm_names)[128] = names; /* names are the same for every key of a kind */
+                fx_block(o, kind, v, nm_names, mine, &nm);
+                Moerec__V1__NumericFeature **p = np + i * (size_t)(per + 256);
+                moerec__v1__features__init(&msg[i]);
+                size_t k = 0;
+                for (size_t j = 0; j < nm; j++) p[k++] = &mine[j];
+                old[i] = kind == FC_ITEM && cur[i].data
+                             ? moerec__v1__features__unpack(NULL, cur[i].len, cur[i].data)
+                             : NULL;
+                if (kind == FC_ITEM && cur[i].data && !old[i]) {
+                    rc = mr_err_set(e, MR_ECORRUPT, "stored features of item %" PRIu64 " do not decode", keys[b + i]);
+                    break;
+                }
+                if (old[i]) { /* keep the stored entries these values do not name */
+                    for (size_t j = 0; j < old[i]->n_numeric && k < (size_t)per + 256; j++) {
+                        int ours = 0;
+                        for (size_t q = 0; q < nm && !ours; q++) ours = !strcmp(old[i]->numeric[j]->name, mine[q].name);
+                        if (!ours) p[k++] = old[i]->numeric[j];
+                    }
+                    msg[i].categorical = old[i]->categorical;
+                    msg[i].n_categorical = old[i]->n_categorical;
+                }
+                msg[i].numeric = p;
+                msg[i].n_numeric = k;
+                size_t sz = moerec__v1__features__get_packed_size(&msg[i]);
+                if (!(packed[i] = malloc(sz ? sz : 1))) {
+                    rc = mr_err_set(e, MR_ENOMEM, "out of memory");
+                    break;
+                }
+                moerec__v1__features__pack(&msg[i], packed[i]);
+                blobs[i] = (store_blob){packed[i], sz};
+            }
+            if (!rc) rc = kind == FC_USER ? user_store_put(st, keys + b, nb, blobs, e)
+                                          : item_store_put(st, keys + b, nb, blobs, e);
+            for (size_t i = 0; i < nb; i++) {
+                if (old[i]) moerec__v1__features__free_unpacked(old[i], NULL);
+                old[i] = NULL;
+                free(packed[i]);
+                packed[i] = NULL;
+            }
+            free(buf);
+        }
+        json_object_set_new(sum, kind == FC_USER ? "stored_users" : "stored_items", json_integer((json_int_t)n));
+    }
+    json_object_set_new(sum, "store_as_of", json_real(now));
+done:
+    store_close(st);
+    free(keys);
+    free(v);
+    free(names);
+    free(nf);
+    free(np);
+    free(msg);
+    free(old);
+    free(blobs);
+    free(cur);
+    free(packed);
+    return rc;
+}
+
 int ix_features(int argc, char **argv) {
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -487,6 +624,10 @@ int ix_features(int argc, char **argv) {
                             "columns", per, "mode", o.mode == FC_OOF ? "oof" : "past", "users",
                             (json_int_t)fc_key_count(fin, FC_USER), "items", (json_int_t)fc_key_count(fin, FC_ITEM),
                             "applied", applied);
+    if (o.store_dir && (rc = fx_store(&o, fin, isnan(o.as_of) ? log.t_max : o.as_of, sum, &e))) {
+        json_decref(sum);
+        goto fail;
+    }
     char *js = json_dumps(sum, JSON_COMPACT | JSON_PRESERVE_ORDER);
     printf("%s\n", js);
     free(js);
