@@ -656,12 +656,14 @@ out:
 /* ------------------------------------------------------------- dispatch */
 
 static void ix_usage(FILE *f) {
-    fprintf(f, "usage: moerec index retrievers|graphhash|features [options]\n\n"
+    fprintf(f, "usage: moerec index retrievers|graphhash|features|embeddings [options]\n\n"
                "  retrievers  items CSV -> retriever set directory (FAISS experts, router pilots,\n"
                "              popularity fallback); models/<name>/<version>/retrievers/\n"
                "  graphhash   interactions CSV -> GraphHash mappings file (Louvain clusters)\n"
                "  features    interaction log -> counting-feature columns (counts, smoothed rates,\n"
-               "              recency per user, item, user x category; leak-free for training rows)\n\n"
+               "              recency per user, item, user x category; leak-free for training rows)\n"
+               "  embeddings  interaction log -> user and item vectors (BPR matrix factorisation):\n"
+               "              the items file retrievers reads, the store's item table\n\n"
                "'moerec index TARGET --help' for options.\n\n"
                "Example:\n"
                "  moerec index retrievers --items item_vectors.csv --out models/shop/1/retrievers\n");
@@ -679,10 +681,11 @@ static int index_main(int argc, char **argv) {
     if (!strcmp(argv[1], "retrievers")) return ix_retrievers(argc - 1, argv + 1);
     if (!strcmp(argv[1], "graphhash")) return ix_graphhash(argc - 1, argv + 1);
     if (!strcmp(argv[1], "features")) return ix_features(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "embeddings")) return ix_embeddings(argc - 1, argv + 1);
     fprintf(stderr, "moerec index: unknown target '%s'\n\n", argv[1]);
     ix_usage(stderr);
     return 2;
 }
 
-MR_COMMAND(cmd_index, "index", "build retriever sets, GraphHash mappings and counting features from CSV logs",
+MR_COMMAND(cmd_index, "index", "build retriever sets, GraphHash mappings, counting features and embeddings from CSV logs",
            index_main)

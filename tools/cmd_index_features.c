@@ -17,9 +17,8 @@
  *
  * Output rows are the input lines verbatim plus one comma and the values
  * ("%.9g", exact for float; empty = missing), so every input column stays.
- * The log reader (fc_log_*) is this file's only CSV code: RFC-4180 quoting,
- * a header line; it is kept behind three functions so it can move to the
- * common CSV reader.
+ * The log is read through tools/index_log.h (kept small so it can move to
+ * the common CSV reader).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -35,110 +34,9 @@
 #include "proto/moerec.pb-c.h"
 #include "server/backend.h"
 #include "tools/index_features.h"
+#include "tools/index_log.h"
 
-#define FX_COLS 1024
 #define FX_APPLY_MAX 4
-
-/* ------------------------------------------------------------ log reader */
-
-typedef struct fc_log {
-    FILE *f;
-    const char *path;
-    char *line, *work;        /* the raw line / its split copy */
-    size_t cap, wcap;
-    long lineno;
-    int n;                    /* fields of the current line */
-    char *field[FX_COLS];
-    char *hdr[FX_COLS];
-    int nh;
-    char *hline;
-} fc_log;
-
-static void chomp(char *s) {
-    size_t n = strlen(s);
-    while (n && (s[n - 1] == '\n' || s[n - 1] == '\r')) s[--n] = 0;
-}
-
-/* Split s in place (RFC-4180: "a,b" is one field, "" a quote). */
-static int split(char *s, char **out, int max) {
-    int n = 0;
-    while (n < max) {
-        char *w = s;
-        out[n++] = s;
-        if (*s == '"') {
-            char *r = s + 1;
-            for (;;) {
-                if (!*r) break;
-                if (*r == '"' && r[1] == '"') *w++ = '"', r += 2;
-                else if (*r == '"') {
-                    r++;
-                    break;
-                } else *w++ = *r++;
-            }
-            while (*r && *r != ',') r++;
-            char *next = *r ? r + 1 : NULL;
-            *w = 0;
-            if (!next) return n;
-            s = next;
-        } else {
-            char *c = strchr(s, ',');
-            if (!c) return n;
-            *c = 0;
-            s = c + 1;
-        }
-    }
-    return n + 1; /* too many: the caller reports it */
-}
-
-static int fc_log_open(fc_log *l, const char *path, mr_err *e) {
-    memset(l, 0, sizeof *l);
-    l->path = path;
-    if (!(l->f = fopen(path, "r"))) return mr_err_set(e, MR_ENOTFOUND, "%s: %s", path, strerror(errno));
-    if (getline(&l->line, &l->cap, l->f) < 0) return mr_err_set(e, MR_EINVAL, "%s: empty file (a header line is required)", path);
-    chomp(l->line);
-    char *s = l->line;
-    if (!strncmp(s, "\xEF\xBB\xBF", 3)) s += 3; /* UTF-8 BOM */
-    if (!(l->hline = strdup(s))) return mr_err_set(e, MR_ENOMEM, "out of memory");
-    l->nh = split(l->hline, l->hdr, FX_COLS);
-    if (l->nh > FX_COLS) return mr_err_set(e, MR_EINVAL, "%s: more than %d columns", path, FX_COLS);
-    l->lineno = 1;
-    return MR_OK;
-}
-
-static int fc_log_col(const fc_log *l, const char *name, mr_err *e) {
-    for (int i = 0; i < l->nh; i++)
-        if (!strcmp(l->hdr[i], name)) return i;
-    return mr_err_set(e, MR_EINVAL, "%s: no column '%s'", l->path, name);
-}
-
-/* 1 with a row in l->field, 0 at the end, < 0 on error. */
-static int fc_log_next(fc_log *l, mr_err *e) {
-    for (;;) {
-        if (getline(&l->line, &l->cap, l->f) < 0) return 0;
-        l->lineno++;
-        chomp(l->line);
-        if (!l->line[0]) continue;
-        size_t n = strlen(l->line) + 1;
-        if (n > l->wcap) {
-            char *w = realloc(l->work, n);
-            if (!w) return mr_err_set(e, MR_ENOMEM, "out of memory");
-            l->work = w;
-            l->wcap = n;
-        }
-        memcpy(l->work, l->line, n);
-        l->n = split(l->work, l->field, FX_COLS);
-        if (l->n != l->nh)
-            return mr_err_set(e, MR_EINVAL, "%s:%ld: %d fields, header has %d", l->path, l->lineno, l->n, l->nh);
-        return 1;
-    }
-}
-
-static void fc_log_close(fc_log *l) {
-    if (l->f) fclose(l->f);
-    free(l->line);
-    free(l->work);
-    free(l->hline);
-}
 
 /* ------------------------------------------------------------- options */
 
@@ -328,19 +226,19 @@ typedef struct fx_rows {
 
 typedef struct fx_cols { int user, item, time, cat, label[FC_MAX_TASKS]; } fx_cols;
 
-static int fx_find_cols(const fx_opts *o, const fc_log *l, int labels, fx_cols *c, mr_err *e) {
-    if ((c->user = fc_log_col(l, o->user_col, e)) < 0 || (c->item = fc_log_col(l, o->item_col, e)) < 0 ||
-        (c->time = fc_log_col(l, o->time_col, e)) < 0)
+static int fx_find_cols(const fx_opts *o, const ix_log *l, int labels, fx_cols *c, mr_err *e) {
+    if ((c->user = ix_log_col(l, o->user_col, e)) < 0 || (c->item = ix_log_col(l, o->item_col, e)) < 0 ||
+        (c->time = ix_log_col(l, o->time_col, e)) < 0)
         return MR_EINVAL;
     c->cat = -1;
-    if (o->cat_col && (c->cat = fc_log_col(l, o->cat_col, e)) < 0) return MR_EINVAL;
+    if (o->cat_col && (c->cat = ix_log_col(l, o->cat_col, e)) < 0) return MR_EINVAL;
     for (int t = 0; labels && t < o->spec.n_tasks; t++)
-        if ((c->label[t] = fc_log_col(l, o->task[t].column, e)) < 0) return mr_err_wrap(e, "task '%s'", o->task[t].name);
+        if ((c->label[t] = ix_log_col(l, o->task[t].column, e)) < 0) return mr_err_wrap(e, "task '%s'", o->task[t].name);
     return MR_OK;
 }
 
 /* The current row of l as an event (labels when labels). */
-static int fx_event(const fx_opts *o, const fc_log *l, const fx_cols *c, int labels, fc_event *ev, uint64_t *cats,
+static int fx_event(const fx_opts *o, const ix_log *l, const fx_cols *c, int labels, fc_event *ev, uint64_t *cats,
                     mr_err *e) {
     memset(ev, 0, sizeof *ev);
     char *x;
@@ -387,12 +285,12 @@ static int fx_event(const fx_opts *o, const fc_log *l, const fx_cols *c, int lab
 }
 
 static int fx_read(const fx_opts *o, const char *path, int labels, fx_rows *r, mr_err *e) {
-    fc_log l;
+    ix_log l;
     fx_cols c;
-    int rc = fc_log_open(&l, path, e);
+    int rc = ix_log_open(&l, path, e);
     if (!rc) rc = fx_find_cols(o, &l, labels, &c, e);
     r->t_max = -INFINITY;
-    while (!rc && (rc = fc_log_next(&l, e)) == 1) {
+    while (!rc && (rc = ix_log_next(&l, e)) == 1) {
         if (r->n == r->cap) {
             size_t cap = r->cap ? 2 * r->cap : 4096;
             fc_event *ev = realloc(r->ev, cap * sizeof *ev);
@@ -409,7 +307,7 @@ static int fx_read(const fx_opts *o, const char *path, int labels, fx_rows *r, m
         if (!rc && r->ev[r->n].t > r->t_max) r->t_max = r->ev[r->n].t;
         r->n += rc == 0;
     }
-    fc_log_close(&l);
+    ix_log_close(&l);
     if (rc < 0) return rc;
     for (size_t i = 0; i < r->n; i++) r->ev[i].cats = r->cats + i * FC_MAX_CATS; /* after reallocs */
     return r->n ? MR_OK : mr_err_set(e, MR_EINVAL, "%s: no data rows", path);
@@ -436,7 +334,7 @@ static int fx_write(const fx_opts *o, const char *path, const char *out, const f
     size_t cap = 0, row = 0;
     int first = 1;
     while (!rc && getline(&line, &cap, in) >= 0) {
-        chomp(line);
+        ix_chomp(line);
         if (!first && !line[0]) continue;
         fputs(line, f);
         for (int j = 0; j < per; j++) {
@@ -628,10 +526,7 @@ int ix_features(int argc, char **argv) {
         json_decref(sum);
         goto fail;
     }
-    char *js = json_dumps(sum, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    printf("%s\n", js);
-    free(js);
-    json_decref(sum);
+    ix_print_summary(sum);
     status = 0;
     goto out;
 oom:
