@@ -38,7 +38,7 @@ struct fc_counter {
 #define S_POS(c, w, t) (2 + (c)->s.n_windows + 2 * ((w) * (c)->s.n_tasks + (t)))
 #define S_LAB(c, w, t) (S_POS(c, w, t) + 1)
 
-int fc_kind_values(const fc_spec *s) { return s->n_windows * (1 + s->n_tasks) + 1; }
+int fc_kind_values(const fc_spec *s) { return s->n_windows * (1 + s->n_tasks) + !s->no_recency; }
 
 int fc_row_values(const fc_spec *s) { return fc_kind_values(s) * (s->use_cats ? 3 : 2); }
 
@@ -210,6 +210,7 @@ static void read_diff(const fc_counter *c, const fc_counter *sub, int kind, uint
             out[W + w * T + t] = (float)(lab + a > 0 ? (pos + a * prior[t]) / (lab + a) : prior[t]);
         }
     }
+    if (c->s.no_recency) return;
     out[W + W * T] = v && v[S_LAST] > -INFINITY ? (float)log1p(now > v[S_LAST] ? now - v[S_LAST] : 0) : NAN;
 }
 
@@ -309,7 +310,8 @@ int fc_train_values(const fc_spec *s, const fc_event *ev, size_t n, int mode, in
         for (size_t i = 0; i < n; i++) {
             read_row_diff(c, fold[fc_fold(seed, i, folds)], &ev[i], ev[i].t, tmp);
             float *o = out + i * (size_t)per_row;
-            for (int k = 0; k < kinds; k++) memcpy(o + k * per, tmp + k * per, sizeof(float) * (size_t)(per - 1));
+            int counted = s->n_windows * (1 + s->n_tasks); /* recency, if any, stays from the past */
+            for (int k = 0; k < kinds; k++) memcpy(o + k * per, tmp + k * per, sizeof(float) * (size_t)counted);
         }
     }
     if (fold)

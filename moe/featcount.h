@@ -49,6 +49,7 @@ typedef struct fc_spec {
     double window[FC_MAX_WINDOWS];        /* 0 = all time, > 0 = decay time constant */
     double prior_strength;                /* a >= 0 in the rate's smoothing          */
     int use_cats;                         /* compute the (user, category) block      */
+    int no_recency;                       /* leave the recency value out             */
 } fc_spec;
 
 /* One event of the log. y/has: label and presence per task (a missing label

@@ -89,6 +89,7 @@ static void fx_usage(FILE *f) {
             "  --folds N               oof folds (5)\n"
             "  --seed N                oof fold seed (1)\n"
             "  --prior-strength A      rate = (positives + A * prior) / (labelled + A) (10)\n"
+            "  --no-recency            leave the <p>_recency columns out\n"
             "  --store DIR             write every user's and item's values (read at --as-of T, the\n"
             "                          log's latest time by default) into the store: user profile\n"
             "                          rows (replaced) and item feature rows (merged); Score adds them\n"
@@ -143,6 +144,10 @@ static int fx_args(fx_opts *o, int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--quiet")) continue; /* accepted as by every index target; it prints no progress */
+        if (!strcmp(a, "--no-recency")) {
+            o->spec.no_recency = 1;
+            continue;
+        }
         if (!v) {
             fprintf(stderr, "moerec index features: %s needs a value (see --help)\n", a);
             return 2;

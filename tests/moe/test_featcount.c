@@ -264,6 +264,32 @@ static void test_recency_and_names(void **st) {
     fc_free(c);
 }
 
+static void test_no_recency(void **st) {
+    (void)st;
+    static fc_event ev[N];
+    make_events(ev, N);
+    fc_spec a = spec3(), b = spec3();
+    a.window[1] = b.window[1] = 0;
+    b.no_recency = 1;
+    int pa = fc_kind_values(&a), pb = fc_kind_values(&b);
+    assert_int_equal(pb, pa - 1);
+    float *va = malloc(sizeof(float) * N * 3 * (size_t)pa), *vb = malloc(sizeof(float) * N * 3 * (size_t)pb);
+    mr_err e;
+    for (int mode = FC_PAST; mode <= FC_OOF; mode++) { /* the same values without the recency column */
+        assert_int_equal(fc_train_values(&a, ev, N, mode, 3, 1, va, NULL, &e), 0);
+        assert_int_equal(fc_train_values(&b, ev, N, mode, 3, 1, vb, NULL, &e), 0);
+        for (int i = 0; i < N; i++)
+            for (int k = 0; k < 3; k++)
+                assert_memory_equal(va + (i * 3 + k) * pa, vb + (i * 3 + k) * pb, sizeof(float) * (size_t)pb);
+    }
+    const char *tasks[] = {"a", "b"}, *wins[] = {"all", "all2"};
+    char name[64];
+    assert_int_equal(fc_value_name(&b, pb, tasks, wins, name, sizeof name, &e), 0);
+    assert_string_equal(name, "i_cnt_all");
+    free(va);
+    free(vb);
+}
+
 static void test_bad_args(void **st) {
     (void)st;
     fc_counter *c;
@@ -290,7 +316,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_past_matches_brute_force), cmocka_unit_test(test_own_label_not_used),
         cmocka_unit_test(test_oof_matches_brute_force),  cmocka_unit_test(test_decay_closed_form),
-        cmocka_unit_test(test_recency_and_names),        cmocka_unit_test(test_bad_args),
+        cmocka_unit_test(test_recency_and_names),        cmocka_unit_test(test_no_recency),
+        cmocka_unit_test(test_bad_args),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
