@@ -52,6 +52,19 @@ void moe_dataset_free(moe_dataset *d);
 int moe_dataset_split(const moe_dataset *d, double val_frac, int by_time, uint64_t seed, long **tr,
                       long *ntr, long **va, long *nva, mr_err *e);
 
+/* Per-group time split (moerec train --split user-time; dataset_split.c):
+ * within each group (group[i] of row i, e.g. the hashed user id), the
+ * latest floor(val_frac * rows) rows by time (at least 1 for a group of two
+ * rows or more; a one-row group stays in training) go to validation, and
+ * so do the group's rows tied with that boundary time, so each group's
+ * training rows are strictly earlier than its validation rows. Needs
+ * d->time; 0 < val_frac < 1. Index arrays in row order. */
+int moe_dataset_split_groups(const moe_dataset *d, const uint64_t *group, double val_frac, long **tr, long *ntr,
+                             long **va, long *nva, mr_err *e);
+/* Append b's rows to a (same model: fields, tasks, extra block, time
+ * column); b is unchanged. For --val-data: rows [0, a->n) then b's. */
+int moe_dataset_append(moe_dataset *a, const moe_dataset *b, mr_err *e);
+
 /* Set every numeric field's mean/std (and fill = mean) from rows idx. */
 void moe_dataset_fit_numeric(const moe_dataset *d, moe_model *m, const long *idx, long n);
 

@@ -11,8 +11,8 @@ void ix_chomp(char *s) {
     while (n && (s[n - 1] == '\n' || s[n - 1] == '\r')) s[--n] = 0;
 }
 
-/* Split s in place (RFC-4180: "a,b" is one field, "" a quote). */
-static int split(char *s, char **out, int max) {
+/* Split s in place at delim (RFC-4180: "a,b" is one field, "" a quote). */
+static int split(char *s, char delim, char **out, int max) {
     int n = 0;
     while (n < max) {
         char *w = s;
@@ -27,13 +27,13 @@ static int split(char *s, char **out, int max) {
                     break;
                 } else *w++ = *r++;
             }
-            while (*r && *r != ',') r++;
+            while (*r && *r != delim) r++;
             char *next = *r ? r + 1 : NULL;
             *w = 0;
             if (!next) return n;
             s = next;
         } else {
-            char *c = strchr(s, ',');
+            char *c = strchr(s, delim);
             if (!c) return n;
             *c = 0;
             s = c + 1;
@@ -51,7 +51,8 @@ int ix_log_open(ix_log *l, const char *path, mr_err *e) {
     char *s = l->line;
     if (!strncmp(s, "\xEF\xBB\xBF", 3)) s += 3; /* UTF-8 BOM */
     if (!(l->hline = strdup(s))) return mr_err_set(e, MR_ENOMEM, "out of memory");
-    l->nh = split(l->hline, l->hdr, IX_LOG_COLS);
+    l->delim = strchr(l->hline, '\t') ? '\t' : ',';
+    l->nh = split(l->hline, l->delim, l->hdr, IX_LOG_COLS);
     if (l->nh > IX_LOG_COLS) return mr_err_set(e, MR_EINVAL, "%s: more than %d columns", path, IX_LOG_COLS);
     l->lineno = 1;
     return MR_OK;
@@ -78,7 +79,7 @@ int ix_log_next(ix_log *l, mr_err *e) {
             l->wcap = n;
         }
         memcpy(l->work, l->line, n);
-        l->n = split(l->work, l->field, IX_LOG_COLS);
+        l->n = split(l->work, l->delim, l->field, IX_LOG_COLS);
         if (l->n != l->nh)
             return mr_err_set(e, MR_EINVAL, "%s:%ld: %d fields, header has %d", l->path, l->lineno, l->n, l->nh);
         return 1;

@@ -1,6 +1,7 @@
 /* index_log.h — a small CSV reader for interaction logs (`moerec index
- * features`, `moerec index embeddings`): a header line (a UTF-8 BOM is
- * skipped), RFC-4180 quoting on one line ("a,b" is one field, "" a quote),
+ * features`, `moerec index embeddings`, `moerec train --split user-time`): a
+ * header line (a UTF-8 BOM is skipped; TSV when it holds a tab, as
+ * moe_dataset_read decides), RFC-4180 quoting on one line ("a,b" is one field, "" a quote),
  * every row with the header's number of fields, empty lines skipped.
  * Kept behind these four functions so it can move to the common CSV reader.
  */
@@ -25,6 +26,7 @@ typedef struct ix_log {
     char *hdr[IX_LOG_COLS];   /* the header's column names          */
     int nh;
     char *hline;
+    char delim;               /* ',' or a tab (the header has one)  */
 } ix_log;
 
 /* Open path and read its header. On error the caller still calls close. */
