@@ -217,16 +217,18 @@ static void test_decay_closed_form(void **st) {
     b.y[0] = 0;
     assert_int_equal(fc_add(c, &b, &e), 0); /* out of order: the later one first */
     assert_int_equal(fc_add(c, &a, &e), 0);
-    float v[4];
+    float v[5]; /* (cnt, cnt, rate, rate, recency) */
     fc_read_key(c, FC_USER, 1, 20, v);
     double w0 = exp(-2.0), w1 = exp(-1.0); /* ages 20 and 10, constant 10 */
     assert_float_equal(v[0], log1p(2.0), 1e-6);
     assert_float_equal(v[1], log1p(w0 + w1), 1e-6);
     assert_float_equal(v[2], 0.5, 1e-6);            /* all time: 1 of 2 */
     assert_float_equal(v[3], w0 / (w0 + w1), 1e-6); /* decayed rate, a = 0 */
+    assert_float_equal(v[4], log1p(10.0), 1e-6);    /* the later event was at 10 */
     fc_read_key(c, FC_ITEM, 99, 20, v);             /* never seen: prior (1+1)/(2+2), NaN recency */
     assert_float_equal(v[0], 0, 0);
     assert_float_equal(v[2], 0.5, 1e-6);
+    assert_true(isnan(v[4]));
     fc_free(c);
 }
 
