@@ -150,11 +150,11 @@ int moe_dataset_read(moe_dataset **out, const moe_model *m, const char *path, co
             float v = 0, mk = 1.0f;
             if (mr_csv_is_missing(c, cell)) mk = 0; /* no label: outside this task's sample space */
             else if (m->tasks[k].has_positive) v = !strcmp(cell, m->tasks[k].positive);
-            else if (mr_csv_float(c, lcol[k], &v, e) < 0) {
-                rc = mr_err_set(e, MR_EINVAL,
-                                "%s:%ld: task '%s': label column '%s' holds '%.32s', not a number (for text "
-                                "labels set the task's \"positive\" value in model.json)",
-                                path, mr_csv_line(c), m->tasks[k].name, m->tasks[k].label, cell);
+            else if (mr_csv_float(c, lcol[k], &v, e) < 0) { /* the reader's message, and what to do */
+                char why[MR_ERR_MSG_MAX];
+                snprintf(why, sizeof why, "%s", e ? e->msg : "");
+                rc = mr_err_set(e, MR_EINVAL, "%s (task '%s': for text labels set the task's \"positive\" value in model.json)",
+                                why, m->tasks[k].name);
                 goto done;
             } else if (m->tasks[k].has_threshold) v = v >= m->tasks[k].threshold ? 1.0f : 0.0f;
             else if (m->tasks[k].kind == MOE_TASK_BINARY && v != 0.0f && v != 1.0f) {

@@ -76,7 +76,7 @@ static int ix_grow(void **p, int64_t *cap, int64_t n, size_t sz) {
 /* ------------------------------------------------------------- options */
 
 /* Value of a "--name V" option at argv[*i], or NULL (usage error printed). */
-static const char *ix_value(int argc, char **argv, int *i, const char *cmd) {
+const char *ix_value(int argc, char **argv, int *i, const char *cmd) {
     if (*i + 1 >= argc) {
         fprintf(stderr, "%s: %s needs a value\n", cmd, argv[*i]);
         return NULL;
@@ -104,8 +104,8 @@ static int ix_float(const char *v, const char *opt, const char *cmd, double lo, 
     return -1;
 }
 
-static void ix_print_json(json_t *o) {
-    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
+void ix_print_json(json_t *o, int digits) {
+    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(digits));
     if (s) printf("%s\n", s);
     free(s);
     json_decref(o);
@@ -498,7 +498,7 @@ static int ix_retrievers(int argc, char **argv) {
         c->fallback ? json_string(c->fallback) : json_null(), "events", (json_int_t)n_events,
         "top_p", (double)c->top_p, "temperature", (double)c->temperature, "max_experts",
         c->max_experts, "merge", retr_set_merge_name(c->merge), "verify_candidates", found,
-        "seconds", (double)(mr_now_ns() - t0) / 1e9));
+        "seconds", (double)(mr_now_ns() - t0) / 1e9), 6);
 out:
     if (rc) fprintf(stderr, "moerec index retrievers: %s\n", e.msg);
     retr_set_free(set);
@@ -641,7 +641,7 @@ static int ix_graphhash(int argc, char **argv) {
         (int)graphhash_map_rows(m, GRAPHHASH_ITEMS), "modularity", rep.modularity, "communities",
         rep.ncomm, "levels", lv, "cluster_size_max", (json_int_t)rep.size_max, "singletons",
         (json_int_t)rep.singletons, "resolution", o.resolution, "seconds",
-        (double)(mr_now_ns() - t0) / 1e9));
+        (double)(mr_now_ns() - t0) / 1e9), 6);
 out:
     if (rc) fprintf(stderr, "moerec index graphhash: %s\n", e.msg);
     louvain_result_free(&rep);

@@ -17,15 +17,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/atomic_file.h"
 #include "common/clock.h"
+#include "common/csv.h"
 #include "common/tensor.h"
 #include "common/threadpool.h"
 #include "hashing/u64map.h"
 #include "index/store/store.h"
 #include "moe/bpr.h"
 #include "server/backend.h"
+#include "tools/cli.h"
 #include "tools/index_features.h"
-#include "tools/index_log.h"
 
 typedef struct ex_opts {
     const char *log, *test, *items_out, *users_out, *store_dir, *table;
@@ -71,16 +73,17 @@ typedef struct ex_pairs {
  * row of an unknown user is skipped and an unknown item kept as -1. */
 static int ex_read(const ex_opts *o, const char *path, ex_ids *us, ex_ids *is, int add, ex_pairs *p, long *skipped,
                    mr_err *e) {
-    ix_log l;
-    int rc = ix_log_open(&l, path, e), uc = -1, ic = -1;
-    if (!rc && (uc = ix_log_col(&l, o->user_col, e)) < 0) rc = uc;
-    if (!rc && (ic = ix_log_col(&l, o->item_col, e)) < 0) rc = ic;
-    while (!rc && (rc = ix_log_next(&l, e)) == 1) {
-        if (!l.field[uc][0] || !l.field[ic][0]) {
-            rc = mr_err_set(e, MR_EINVAL, "%s:%ld: empty user or item id", path, l.lineno);
+    mr_csv *l = NULL;
+    int rc = mr_csv_open(&l, path, NULL, e), uc = -1, ic = -1;
+    if (!rc) rc = mr_csv_need(l, o->user_col, &uc, e);
+    if (!rc) rc = mr_csv_need(l, o->item_col, &ic, e);
+    while (!rc && (rc = mr_csv_next(l, e)) == 1) {
+        const char *user = mr_csv_cell(l, uc), *item = mr_csv_cell(l, ic);
+        if (!user[0] || !item[0]) {
+            rc = mr_err_set(e, MR_EINVAL, "%s:%ld: empty user or item id", path, mr_csv_line(l));
             break;
         }
-        int u = ex_intern(us, l.field[uc], add), i = ex_intern(is, l.field[ic], add);
+        int u = ex_intern(us, user, add), i = ex_intern(is, item, add);
         if (u == -2 || i == -2) {
             rc = mr_err_set(e, MR_ENOMEM, "out of memory");
             break;
@@ -106,7 +109,7 @@ static int ex_read(const ex_opts *o, const char *path, ex_ids *us, ex_ids *is, i
         p->i[p->n++] = i;
         rc = 0;
     }
-    ix_log_close(&l);
+    mr_csv_close(l);
     return rc < 0 ? rc : MR_OK;
 }
 
@@ -125,34 +128,20 @@ static int ex_csr(const ex_pairs *p, int nu, int64_t **off, int32_t **items) {
     return 0;
 }
 
+/* id,e0..e{dim-1} rows, atomically (common/atomic_file.h). */
 static int ex_write(const char *path, const char *idname, const ex_ids *ids, const float *X, int dim, mr_err *e) {
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.partial", path) >= (int)sizeof tmp)
-        return mr_err_set(e, MR_EINVAL, "%s: path too long", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) return mr_err_set(e, MR_EINTERNAL, "%s: %s", tmp, strerror(errno));
-    fprintf(f, "%s", idname);
-    for (int c = 0; c < dim; c++) fprintf(f, ",e%d", c);
-    fputc('\n', f);
+    mr_afile af;
+    int rc = mr_afile_open(&af, path, e);
+    if (rc) return rc;
+    mr_csv_put_cell(af.f, idname, ',');
+    for (int c = 0; c < dim; c++) fprintf(af.f, ",e%d", c);
+    fputc('\n', af.f);
     for (int i = 0; i < ids->n; i++) {
-        const char *s = ids->text[i];
-        if (strpbrk(s, ",\"\n")) { /* quoted as RFC 4180 */
-            fputc('"', f);
-            for (; *s; s++) {
-                if (*s == '"') fputc('"', f);
-                fputc(*s, f);
-            }
-            fputc('"', f);
-        } else fputs(s, f);
-        for (int c = 0; c < dim; c++) fprintf(f, ",%.9g", (double)X[(size_t)i * dim + c]);
-        fputc('\n', f);
+        mr_csv_put_cell(af.f, ids->text[i], ',');
+        for (int c = 0; c < dim; c++) fprintf(af.f, ",%.9g", (double)X[(size_t)i * dim + c]);
+        fputc('\n', af.f);
     }
-    if (fclose(f) != 0 || rename(tmp, path) != 0) {
-        int rc = mr_err_set(e, MR_EINTERNAL, "%s: %s", path, strerror(errno));
-        remove(tmp);
-        return rc;
-    }
-    return MR_OK;
+    return mr_afile_commit(&af, e);
 }
 
 /* Item vectors into the store's table (created fp32 when absent). */
@@ -224,18 +213,16 @@ static void ex_progress(int epoch, double loss, void *ctx) {
 }
 
 static int ex_args(ex_opts *o, int argc, char **argv) {
+    mr_err e;
+    int rc = 0;
+    mr_err_clear(&e);
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        const char *a = argv[i], *v;
         if (!strcmp(a, "--quiet")) {
             o->quiet = 1;
             continue;
         }
-        if (!v) {
-            fprintf(stderr, "moerec index embeddings: %s needs a value (see --help)\n", a);
-            return 2;
-        }
-        i++;
-        char *x = NULL;
+        if (!(v = ix_value(argc, argv, &i, "moerec index embeddings"))) return 2;
         if (!strcmp(a, "--log")) o->log = v;
         else if (!strcmp(a, "--test")) o->test = v;
         else if (!strcmp(a, "--items-out")) o->items_out = v;
@@ -244,18 +231,20 @@ static int ex_args(ex_opts *o, int argc, char **argv) {
         else if (!strcmp(a, "--item-table")) o->table = v;
         else if (!strcmp(a, "--user-column")) o->user_col = v;
         else if (!strcmp(a, "--item-column")) o->item_col = v;
-        else if (!strcmp(a, "--dim")) o->b.dim = (int)strtol(v, &x, 10);
-        else if (!strcmp(a, "--epochs")) o->b.epochs = (int)strtol(v, &x, 10);
-        else if (!strcmp(a, "--lr")) o->b.lr = strtof(v, &x);
-        else if (!strcmp(a, "--reg")) o->b.reg = strtof(v, &x);
-        else if (!strcmp(a, "--seed")) o->b.seed = strtoull(v, &x, 10);
-        else if (!strcmp(a, "--threads")) o->threads = (int)strtol(v, &x, 10);
+        else if (!strcmp(a, "--dim")) rc = cli_int(a, v, 1, 1024, &o->b.dim, &e);
+        else if (!strcmp(a, "--epochs")) rc = cli_int(a, v, 1, 1000000, &o->b.epochs, &e);
+        else if (!strcmp(a, "--lr")) rc = cli_float(a, v, 1e-12, 1e3, &o->b.lr, &e);
+        else if (!strcmp(a, "--reg")) rc = cli_float(a, v, 0, 1e3, &o->b.reg, &e);
+        else if (!strcmp(a, "--seed")) {
+            unsigned long long u = 0;
+            if (!(rc = cli_u64(a, v, &u, &e))) o->b.seed = u;
+        } else if (!strcmp(a, "--threads")) rc = cli_int(a, v, 0, 4096, &o->threads, &e);
         else {
             fprintf(stderr, "moerec index embeddings: unknown option %s (see --help)\n", a);
             return 2;
         }
-        if (x && (x == v || *x)) {
-            fprintf(stderr, "moerec index embeddings: %s %s: not a number\n", a, v);
+        if (rc) {
+            fprintf(stderr, "moerec index embeddings: %s (see --help)\n", e.msg);
             return 2;
         }
     }
@@ -324,7 +313,7 @@ int ix_embeddings(int argc, char **argv) {
         json_object_set_new(sum, "test_interactions", json_integer((json_int_t)te.n));
         json_object_set_new(sum, "test_skipped", json_integer((json_int_t)skip_test));
     }
-    ix_print_summary(sum);
+    ix_print_json(sum, 0); /* full double precision */
     status = 0;
     goto out;
 oom:

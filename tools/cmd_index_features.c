@@ -15,10 +15,10 @@
  *                               packed moerec.v1.Features numeric entries,
  *                               which Score adds to every request
  *
- * Output rows are the input lines verbatim plus one comma and the values
- * ("%.9g", exact for float; empty = missing), so every input column stays.
- * The log is read through tools/index_log.h (kept small so it can move to
- * the common CSV reader).
+ * Output rows are the input's cells (re-quoted as needed, in the input's
+ * delimiter) plus the values ("%.9g", exact for float; empty = missing), so
+ * every input column stays. Logs are read through common/csv.h (the rules
+ * of every input file); outputs are written through common/atomic_file.h.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -28,13 +28,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/atomic_file.h"
+#include "common/csv.h"
 #include "hashing/idhash.h"
 #include "index/store/store.h"
 #include "moe/featcount.h"
+#include "tools/cli.h"
 #include "proto/moerec.pb-c.h"
 #include "server/backend.h"
 #include "tools/index_features.h"
-#include "tools/index_log.h"
 
 #define FX_APPLY_MAX 4
 
@@ -108,10 +110,8 @@ static int parse_task(fx_task *t, const char *v) {
     if (end == r || (size_t)(end - r) >= sizeof t->column) return -1;
     memcpy(t->column, r, (size_t)(end - r));
     if (ge) {
-        char *x;
         t->rule = 1;
-        t->threshold = strtod(ge + 2, &x);
-        if (x == ge + 2 || *x || !isfinite(t->threshold)) return -1;
+        if (mr_parse_double(ge + 2, &t->threshold)) return -1;
     } else if (eq) {
         t->rule = 2;
         if (snprintf(t->value, sizeof t->value, "%s", eq + 1) >= (int)sizeof t->value || !eq[1]) return -1;
@@ -131,28 +131,28 @@ static int parse_windows(fx_opts *o, const char *v) {
             o->spec.window[w] = 0;
             continue;
         }
-        char *x;
-        double n = strtod(s, &x), unit = !strcmp(x, "s") ? 1 : !strcmp(x, "m") ? 60 : !strcmp(x, "h") ? 3600
-                                                         : !strcmp(x, "d") ? 86400 : 0;
-        if (x == s || !unit || !(n > 0) || !isfinite(n)) return -1;
+        size_t len = strlen(s);
+        char *x = s + (len ? len - 1 : 0); /* the unit letter after the number */
+        double n = 0, unit = !strcmp(x, "s") ? 1 : !strcmp(x, "m") ? 60 : !strcmp(x, "h") ? 3600
+                           : !strcmp(x, "d") ? 86400 : 0;
+        *x = 0;
+        if (!unit || mr_parse_double(s, &n) || !(n > 0)) return -1;
         o->spec.window[w] = n * unit;
     }
     return o->spec.n_windows ? 0 : -1;
 }
 
 static int fx_args(fx_opts *o, int argc, char **argv) {
+    mr_err e;
+    mr_err_clear(&e);
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        const char *a = argv[i], *v;
         if (!strcmp(a, "--quiet")) continue; /* accepted as by every index target; it prints no progress */
         if (!strcmp(a, "--no-recency")) {
             o->spec.no_recency = 1;
             continue;
         }
-        if (!v) {
-            fprintf(stderr, "moerec index features: %s needs a value (see --help)\n", a);
-            return 2;
-        }
-        i++;
+        if (!(v = ix_value(argc, argv, &i, "moerec index features"))) return 2;
         if (!strcmp(a, "--log")) o->log = v;
         else if (!strcmp(a, "--out")) o->out = v;
         else if (!strcmp(a, "--store")) o->store_dir = v;
@@ -187,15 +187,19 @@ static int fx_args(fx_opts *o, int argc, char **argv) {
                 return 2;
             }
             o->mode = !strcmp(v, "oof") ? FC_OOF : FC_PAST;
-        } else if (!strcmp(a, "--folds")) o->folds = atoi(v);
-        else if (!strcmp(a, "--seed")) o->seed = strtoull(v, NULL, 10);
-        else if (!strcmp(a, "--prior-strength")) o->spec.prior_strength = atof(v);
-        else if (!strcmp(a, "--as-of")) {
-            char *x;
+        } else if (!strcmp(a, "--folds")) {
+            if (cli_int("--folds", v, 2, 64, &o->folds, &e)) goto bad;
+        } else if (!strcmp(a, "--seed")) {
+            unsigned long long u;
+            if (cli_u64("--seed", v, &u, &e)) goto bad;
+            o->seed = u;
+        } else if (!strcmp(a, "--prior-strength")) {
+            if (cli_parse_double("--prior-strength", v, 0, 1e12, &o->spec.prior_strength, &e)) goto bad;
+        } else if (!strcmp(a, "--as-of")) {
             o->as_of_row = !strcmp(v, "row");
             o->as_of_set = 1;
-            if (!o->as_of_row && ((o->as_of = strtod(v, &x)), x == v || *x || !isfinite(o->as_of))) {
-                fprintf(stderr, "moerec index features: --as-of %s (row or a time)\n", v);
+            if (!o->as_of_row && mr_parse_double(v, &o->as_of)) {
+                fprintf(stderr, "moerec index features: --as-of '%s' is not row or a time\n", v);
                 return 2;
             }
         } else {
@@ -218,6 +222,9 @@ static int fx_args(fx_opts *o, int argc, char **argv) {
     }
     o->spec.use_cats = o->cat_col != NULL;
     return 0;
+bad:
+    fprintf(stderr, "moerec index features: %s (see --help)\n", e.msg);
+    return 2;
 }
 
 /* ------------------------------------------------------------ reading */
@@ -231,39 +238,40 @@ typedef struct fx_rows {
 
 typedef struct fx_cols { int user, item, time, cat, label[FC_MAX_TASKS]; } fx_cols;
 
-static int fx_find_cols(const fx_opts *o, const ix_log *l, int labels, fx_cols *c, mr_err *e) {
-    if ((c->user = ix_log_col(l, o->user_col, e)) < 0 || (c->item = ix_log_col(l, o->item_col, e)) < 0 ||
-        (c->time = ix_log_col(l, o->time_col, e)) < 0)
+static int fx_find_cols(const fx_opts *o, const mr_csv *l, int labels, fx_cols *c, mr_err *e) {
+    if (mr_csv_need(l, o->user_col, &c->user, e) || mr_csv_need(l, o->item_col, &c->item, e) ||
+        mr_csv_need(l, o->time_col, &c->time, e))
         return MR_EINVAL;
     c->cat = -1;
-    if (o->cat_col && (c->cat = ix_log_col(l, o->cat_col, e)) < 0) return MR_EINVAL;
+    if (o->cat_col && mr_csv_need(l, o->cat_col, &c->cat, e)) return MR_EINVAL;
     for (int t = 0; labels && t < o->spec.n_tasks; t++)
-        if ((c->label[t] = ix_log_col(l, o->task[t].column, e)) < 0) return mr_err_wrap(e, "task '%s'", o->task[t].name);
+        if (mr_csv_need(l, o->task[t].column, &c->label[t], e)) return mr_err_wrap(e, "task '%s'", o->task[t].name);
     return MR_OK;
 }
 
-/* The current row of l as an event (labels when labels). */
-static int fx_event(const fx_opts *o, const ix_log *l, const fx_cols *c, int labels, fc_event *ev, uint64_t *cats,
+/* The current record of l as an event (labels when labels). */
+static int fx_event(const fx_opts *o, const mr_csv *l, const fx_cols *c, int labels, fc_event *ev, uint64_t *cats,
                     mr_err *e) {
     memset(ev, 0, sizeof *ev);
-    char *x;
-    const char *ts = l->field[c->time];
-    ev->t = strtod(ts, &x);
-    if (x == ts || *x || !isfinite(ev->t))
-        return mr_err_set(e, MR_EINVAL, "%s:%ld: column '%s' holds '%.32s', not a time", l->path, l->lineno,
-                          o->time_col, ts);
-    if (!l->field[c->user][0] || !l->field[c->item][0])
-        return mr_err_set(e, MR_EINVAL, "%s:%ld: empty user or item id", l->path, l->lineno);
-    ev->user = mr_api_id(l->field[c->user]);
-    ev->item = mr_api_id(l->field[c->item]);
+    int rc = mr_csv_double(l, c->time, &ev->t, e);
+    if (rc < 0) return rc;
+    if (rc == 1)
+        return mr_err_set(e, MR_EINVAL, "%s:%ld: time column '%s' is missing", mr_csv_name(l), mr_csv_line(l),
+                          o->time_col);
+    const char *user = mr_csv_cell(l, c->user), *item = mr_csv_cell(l, c->item);
+    if (!user[0] || !item[0])
+        return mr_err_set(e, MR_EINVAL, "%s:%ld: empty user or item id", mr_csv_name(l), mr_csv_line(l));
+    ev->user = mr_api_id(user);
+    ev->item = mr_api_id(item);
     ev->cats = cats;
     if (c->cat >= 0)
-        for (const char *s = l->field[c->cat]; *s;) {
+        for (const char *s = mr_csv_cell(l, c->cat); *s;) {
             const char *end = strchr(s, o->cat_sep);
             size_t len = end ? (size_t)(end - s) : strlen(s);
             if (len) {
                 if (ev->n_cats == FC_MAX_CATS)
-                    return mr_err_set(e, MR_EINVAL, "%s:%ld: more than %d categories", l->path, l->lineno, FC_MAX_CATS);
+                    return mr_err_set(e, MR_EINVAL, "%s:%ld: more than %d categories", mr_csv_name(l),
+                                      mr_csv_line(l), FC_MAX_CATS);
                 cats[ev->n_cats++] = idhash_bytes(s, len, 0);
             }
             if (!end) break;
@@ -271,18 +279,19 @@ static int fx_event(const fx_opts *o, const ix_log *l, const fx_cols *c, int lab
         }
     for (int t = 0; labels && t < o->spec.n_tasks; t++) {
         const fx_task *k = &o->task[t];
-        const char *v = l->field[c->label[t]];
-        if (!v[0]) continue; /* no label */
+        const char *v = mr_csv_cell(l, c->label[t]);
+        double y;
+        if (mr_csv_is_missing(l, v)) continue; /* no label */
         if (k->rule == 2) {
             ev->has[t] = 1;
             ev->y[t] = !strcmp(v, k->value);
             continue;
         }
-        double y = strtod(v, &x);
-        if (x == v || *x || !isfinite(y))
-            return mr_err_set(e, MR_EINVAL,
-                              "%s:%ld: task '%s': column '%s' holds '%.32s', not a number (for text labels "
-                              "give COLUMN=VALUE)", l->path, l->lineno, k->name, k->column, v);
+        if (mr_csv_double(l, c->label[t], &y, e) < 0) { /* the reader's message, and what to do */
+            char why[MR_ERR_MSG_MAX];
+            snprintf(why, sizeof why, "%s", e ? e->msg : "");
+            return mr_err_set(e, MR_EINVAL, "%s (task '%s': for text labels give COLUMN=VALUE)", why, k->name);
+        }
         ev->has[t] = 1;
         ev->y[t] = k->rule == 1 ? y >= k->threshold : (float)y;
     }
@@ -290,12 +299,12 @@ static int fx_event(const fx_opts *o, const ix_log *l, const fx_cols *c, int lab
 }
 
 static int fx_read(const fx_opts *o, const char *path, int labels, fx_rows *r, mr_err *e) {
-    ix_log l;
+    mr_csv *l = NULL;
     fx_cols c;
-    int rc = ix_log_open(&l, path, e);
-    if (!rc) rc = fx_find_cols(o, &l, labels, &c, e);
+    int rc = mr_csv_open(&l, path, NULL, e);
+    if (!rc) rc = fx_find_cols(o, l, labels, &c, e);
     r->t_max = -INFINITY;
-    while (!rc && (rc = ix_log_next(&l, e)) == 1) {
+    while (!rc && (rc = mr_csv_next(l, e)) == 1) {
         if (r->n == r->cap) {
             size_t cap = r->cap ? 2 * r->cap : 4096;
             fc_event *ev = realloc(r->ev, cap * sizeof *ev);
@@ -308,11 +317,11 @@ static int fx_read(const fx_opts *o, const char *path, int labels, fx_rows *r, m
             r->cats = cats;
             r->cap = cap;
         }
-        rc = fx_event(o, &l, &c, labels, &r->ev[r->n], r->cats + r->n * FC_MAX_CATS, e);
+        rc = fx_event(o, l, &c, labels, &r->ev[r->n], r->cats + r->n * FC_MAX_CATS, e);
         if (!rc && r->ev[r->n].t > r->t_max) r->t_max = r->ev[r->n].t;
         r->n += rc == 0;
     }
-    ix_log_close(&l);
+    mr_csv_close(l);
     if (rc < 0) return rc;
     for (size_t i = 0; i < r->n; i++) r->ev[i].cats = r->cats + i * FC_MAX_CATS; /* after reallocs */
     return r->n ? MR_OK : mr_err_set(e, MR_EINVAL, "%s: no data rows", path);
@@ -320,47 +329,57 @@ static int fx_read(const fx_opts *o, const char *path, int labels, fx_rows *r, m
 
 /* ------------------------------------------------------------ writing */
 
-/* Copy path's lines to out, each data row followed by its values. */
+/* path's records again, through the same reader, to out (atomically, in
+ * path's delimiter): every cell (re-quoted as needed), then the values. */
 static int fx_write(const fx_opts *o, const char *path, const char *out, const float *vals, size_t n, mr_err *e) {
-    int per = fc_row_values(&o->spec), rc = MR_OK;
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.partial", out) >= (int)sizeof tmp)
-        return mr_err_set(e, MR_EINVAL, "%s: path too long", out);
-    FILE *in = fopen(path, "r"), *f = in ? fopen(tmp, "w") : NULL;
-    if (!in || !f) {
-        rc = mr_err_set(e, MR_EINTERNAL, "%s: %s", in ? tmp : path, strerror(errno));
-        if (in) fclose(in);
+    int per = fc_row_values(&o->spec), rc;
+    mr_csv *in = NULL;
+    mr_afile af;
+    if ((rc = mr_csv_open(&in, path, NULL, e))) return rc;
+    if ((rc = mr_afile_open(&af, out, e))) {
+        mr_csv_close(in);
         return rc;
     }
     const char *tasks[FC_MAX_TASKS], *wins[FC_MAX_WINDOWS];
     for (int t = 0; t < o->spec.n_tasks; t++) tasks[t] = o->task[t].name;
     for (int w = 0; w < o->spec.n_windows; w++) wins[w] = o->window_name[w];
-    char *line = NULL;
-    size_t cap = 0, row = 0;
-    int first = 1;
-    while (!rc && getline(&line, &cap, in) >= 0) {
-        ix_chomp(line);
-        if (!first && !line[0]) continue;
-        fputs(line, f);
-        for (int j = 0; j < per; j++) {
-            char name[128];
-            if (first) {
-                if ((rc = fc_value_name(&o->spec, j, tasks, wins, name, sizeof name, e))) break;
-                fprintf(f, ",%s", name);
-            } else if (isnan(vals[row * (size_t)per + (size_t)j])) fputc(',', f);
-            else fprintf(f, ",%.9g", (double)vals[row * (size_t)per + (size_t)j]);
-        }
-        fputc('\n', f);
-        if (!first && ++row > n) rc = mr_err_set(e, MR_EINTERNAL, "%s changed while it was read", path);
-        first = 0;
+    char d = mr_csv_delim(in);
+    int nc = mr_csv_ncols(in);
+    for (int k = 0; k < nc; k++) {
+        if (k) fputc(d, af.f);
+        mr_csv_put_cell(af.f, mr_csv_header(in, k), d);
     }
-    free(line);
-    fclose(in);
-    if (fclose(f) != 0 && !rc) rc = mr_err_set(e, MR_EINTERNAL, "%s: %s", tmp, strerror(errno));
+    for (int j = 0; j < per && !rc; j++) {
+        char name[128];
+        if (!(rc = fc_value_name(&o->spec, j, tasks, wins, name, sizeof name, e))) fprintf(af.f, "%c%s", d, name);
+    }
+    fputc('\n', af.f);
+    size_t row = 0;
+    while (!rc && (rc = mr_csv_next(in, e)) == 1) {
+        rc = 0;
+        if (row == n) {
+            rc = mr_err_set(e, MR_EINTERNAL, "%s changed while it was read", path);
+            break;
+        }
+        for (int k = 0; k < nc; k++) {
+            if (k) fputc(d, af.f);
+            mr_csv_put_cell(af.f, mr_csv_cell(in, k), d);
+        }
+        for (int j = 0; j < per; j++) {
+            float v = vals[row * (size_t)per + (size_t)j];
+            if (isnan(v)) fputc(d, af.f);
+            else fprintf(af.f, "%c%.9g", d, (double)v);
+        }
+        fputc('\n', af.f);
+        row++;
+    }
+    mr_csv_close(in);
     if (!rc && row != n) rc = mr_err_set(e, MR_EINTERNAL, "%s changed while it was read", path);
-    if (!rc && rename(tmp, out) != 0) rc = mr_err_set(e, MR_EINTERNAL, "%s: %s", out, strerror(errno));
-    if (rc) remove(tmp);
-    return rc;
+    if (rc) {
+        mr_afile_abort(&af);
+        return rc;
+    }
+    return mr_afile_commit(&af, e);
 }
 
 /* ------------------------------------------------------------ store */
@@ -531,7 +550,7 @@ int ix_features(int argc, char **argv) {
         json_decref(sum);
         goto fail;
     }
-    ix_print_summary(sum);
+    ix_print_json(sum, 0); /* full double precision */
     status = 0;
     goto out;
 oom:

@@ -110,21 +110,6 @@ static int row_take(row *r, const mr_csv *c) {
     return 0;
 }
 
-/* One output CSV field, quoted (RFC 4180) when it holds a comma, a quote
- * or a line break, so a kept cell never shifts the columns. */
-static void put_field(FILE *out, const char *s) {
-    if (!strpbrk(s, ",\"\r\n")) {
-        fputs(s, out);
-        return;
-    }
-    fputc('"', out);
-    for (; *s; s++) {
-        if (*s == '"') fputc('"', out);
-        fputc(*s, out);
-    }
-    fputc('"', out);
-}
-
 static void score_chunk(void *arg) {
     job *j = arg;
     chunk *c = j->c;
@@ -335,7 +320,7 @@ static int score_main(int argc, char **argv) {
                 keep_col[nkeep++] = k;
     }
     for (int k = 0; k < nkeep; k++) {
-        put_field(out, mr_csv_header(in, keep_col[k]));
+        mr_csv_put_cell(out, mr_csv_header(in, keep_col[k]), ',');
         fputc(',', out);
     }
     for (int t = 0; t < T; t++) fprintf(out, "%s,", m->tasks[t].name);
@@ -398,7 +383,7 @@ static int score_main(int argc, char **argv) {
             for (int i = 0; i < c->n; i++) {
                 row *r = &c->rows[i];
                 for (int k = 0; k < nkeep; k++) {
-                    put_field(out, keep_col[k] < r->ncols ? r->col[keep_col[k]] : "");
+                    mr_csv_put_cell(out, keep_col[k] < r->ncols ? r->col[keep_col[k]] : "", ',');
                     fputc(',', out);
                 }
                 for (int tk = 0; tk < T; tk++) fprintf(out, "%.9g,", c->tasks[(size_t)i * T + tk]);

@@ -68,7 +68,7 @@ close "$(val "$T/n.csv" 2 u_cnt_all)" 0 "apply unknown user"
 # a text label without a rule is an error naming the line
 "$BIN" index features --log "$T/log.csv" --out "$T/x.csv" --user-column user --item-column item \
     --time-column ts --task k:kind >/dev/null 2>"$T/e"
-[ $? -eq 1 ] && grep -q "log.csv:2: task 'k': column 'kind' holds 'buy', not a number" "$T/e" ||
+[ $? -eq 1 ] && grep -q "log.csv:2: column 'kind' (5): 'buy' is not a finite number (task 'k': for text labels give COLUMN=VALUE)" "$T/e" ||
     fail "text label: $(cat "$T/e")"
 # usage errors
 "$BIN" index features --log "$T/log.csv" --out "$T/x.csv" --task bad >/dev/null 2>"$T/e"
@@ -77,7 +77,27 @@ close "$(val "$T/n.csv" 2 u_cnt_all)" 0 "apply unknown user"
 [ $? -eq 2 ] || fail "bad --windows"
 "$BIN" index features --log "$T/log.csv" --out "$T/x.csv" --task l:rating >/dev/null 2>"$T/e"
 [ $? -eq 1 ] && grep -q "no column 'userId'" "$T/e" || fail "missing column: $(cat "$T/e")"
-[ ! -e "$T/x.csv" ] && [ ! -e "$T/x.csv.partial" ] || fail "a failed run left output"
+[ ! -e "$T/x.csv" ] && [ -z "$(ls "$T" | grep 'x.csv.tmp')" ] || fail "a failed run left output"
+"$BIN" index features --log "$T/log.csv" --out "$T/x.csv" --task l:rating --folds 1 >/dev/null 2>"$T/e"
+[ $? -eq 2 ] && grep -q "\-\-folds: '1' is not an integer in \[2, 64\]" "$T/e" || fail "--folds 1: $(cat "$T/e")"
+
+# the input rules of every file (common/csv): a TSV log with a BOM, CRLF, a
+# quoted id holding a tab and an NA label; the output keeps the tab and quotes
+printf '\357\273\277user\titem\tts\trating\r\n"u\t1"\t10\t100\t5\r\nu2\t10\t200\tNA\r\n"u\t1"\t10\t300\t4\r\n' > "$T/log.tsv"
+"$BIN" index features --log "$T/log.tsv" --out "$T/f.tsv" --user-column user --item-column item \
+    --time-column ts --task like:rating\>=4 >/dev/null 2>"$T/e" || fail "tsv log: $(cat "$T/e")"
+/usr/bin/python3 - "$T/f.tsv" <<'PY' || fail "tsv output: $(cat "$T/f.tsv")"
+import csv, math, sys
+r = list(csv.DictReader(open(sys.argv[1], newline=""), delimiter="\t"))
+assert [x["user"] for x in r] == ["u\t1", "u2", "u\t1"], r
+assert r[1]["rating"] == "NA" and abs(float(r[2]["u_cnt_all"]) - math.log1p(1)) < 1e-6, r
+# u2's NA row is counted but unlabelled: item 10's like rate at row 3 uses 1 labelled event
+assert abs(float(r[2]["i_cnt_all"]) - math.log1p(2)) < 1e-6, r
+PY
+printf 'user,item,ts,rating\nu1,10,1;5,5\n' > "$T/bad.csv"
+"$BIN" index features --log "$T/bad.csv" --out "$T/x.csv" --user-column user --item-column item \
+    --time-column ts --task like:rating >/dev/null 2>"$T/e"
+[ $? -eq 1 ] && grep -q "bad.csv:2: column 'ts' (3): '1;5' is not a finite number" "$T/e" || fail "bad time: $(cat "$T/e")"
 "$BIN" index features --help | grep -q "prior-strength" || fail "--help"
 
 [ $FAILS -eq 0 ] && echo "test_index_features: ok" || exit 1
