@@ -125,15 +125,6 @@ static int parse_arch(json_t *a, moe_model *m, moe_arch *arch, mr_err *e) {
     moe_arch_kind kind;
     if (moe_arch_kind_parse(t, &kind))
         return mr_err_set(e, MR_EINVAL, "model.json: arch.type '%s' (shared_bottom, omoe, mmoe, cgc, ple, home)", t);
-    if (kind == MOE_ARCH_SHARED_BOTTOM) { /* one MLP: expert and gate settings would be ignored silently */
-        static const char *const moe_only[] = {"experts", "task_experts", "levels", "gate", "task_groups",
-                                               "lbl_coef", "entropy_coef", NULL};
-        for (int i = 0; moe_only[i]; i++)
-            if (json_object_get(a, moe_only[i]))
-                return mr_err_set(e, MR_EINVAL,
-                                  "model.json: arch.%s does not apply to shared_bottom (one shared MLP, no experts "
-                                  "or gates); use omoe, mmoe, cgc, ple or home", moe_only[i]);
-    }
     moe_arch_defaults(arch, kind, m->in_dim, m->n_tasks);
     for (int k = 0; k < m->n_tasks; k++) arch->task_kind[k] = m->tasks[k].kind;
     TRY(get_int(a, "experts", "arch", arch->n_shared, 0, MOE_MAX_EXPERTS, &arch->n_shared, e));
@@ -172,6 +163,26 @@ static int parse_arch(json_t *a, moe_model *m, moe_arch *arch, mr_err *e) {
     arch->lbl_coef = (float)c;
     TRY(get_num(a, "entropy_coef", "arch", 0, &c, e));
     arch->ent_coef = (float)c;
+    if (kind == MOE_ARCH_SHARED_BOTTOM) { /* one MLP: an expert or gate setting would be ignored silently */
+        /* the defaults pass: moerec's and moerec_torch's writers spell every arch key out */
+        moe_arch d;
+        moe_arch_defaults(&d, kind, m->in_dim, m->n_tasks);
+        const moe_gate_spec *g = &arch->gate, *dg = &d.gate;
+        const char *bad = arch->n_shared != d.n_shared               ? "experts"
+                          : arch->n_task_experts != d.n_task_experts ? "task_experts"
+                          : arch->n_levels != d.n_levels             ? "levels"
+                          : g->kind != dg->kind || g->k != dg->k || g->p != dg->p || g->n_null != dg->n_null ||
+                                  g->n_always != dg->n_always
+                              ? "gate"
+                          : tg                       ? "task_groups"
+                          : arch->lbl_coef != 0.0f   ? "lbl_coef"
+                          : arch->ent_coef != 0.0f   ? "entropy_coef"
+                                                     : NULL;
+        if (bad)
+            return mr_err_set(e, MR_EINVAL,
+                              "model.json: arch.%s does not apply to shared_bottom (one shared MLP, no experts "
+                              "or gates); use omoe, mmoe, cgc, ple or home", bad);
+    }
     return 0;
 }
 

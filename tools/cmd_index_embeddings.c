@@ -204,7 +204,9 @@ static void ex_usage(FILE *f) {
             "  --reg X               L2 (0.0025)\n"
             "  --seed N              (1)\n"
             "  --threads N           0 = all cores (0)\n"
-            "  --quiet               no progress lines\n");
+            "  --quiet               no progress lines\n\n"
+            "Example:\n"
+            "  moerec index embeddings --log train.csv --items-out items.csv --test test.csv --dim 32\n");
 }
 
 static void ex_progress(int epoch, double loss, void *ctx) {

@@ -97,7 +97,10 @@ static void fx_usage(FILE *f) {
             "                          rows (replaced) and item feature rows (merged); Score adds them\n"
             "                          to every request. The server must not have DIR open.\n"
             "  --as-of row|T           time --apply rows are read at: each row's own time (row, the\n"
-            "                          default; not with --store), or T\n");
+            "                          default; not with --store), or T\n\n"
+            "Example:\n"
+            "  moerec index features --log train.csv --out train_feat.csv --user-column userId \\\n"
+            "      --item-column movieId --time-column timestamp --task like:rating>=4 --mode oof\n");
 }
 
 static int parse_task(fx_task *t, const char *v) {

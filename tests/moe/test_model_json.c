@@ -80,6 +80,17 @@ static void test_errors_name_the_field(void **st) {
     mr_err oke;
     assert_int_equal(parse("{\"type\":\"mmoe\",\"experts\":4,\"gate\":{\"type\":\"topk\",\"k\":4}}", &ok, &oke), 0);
     moe_model_free(ok);
+    /* the values shared_bottom uses anyway pass: both writers (moerec's
+     * model.json of a version, moerec_torch's) spell every arch key out */
+    assert_int_equal(parse("{\"type\":\"shared_bottom\",\"experts\":1,\"task_experts\":0,\"levels\":1,"
+                           "\"gate\":{\"type\":\"dense\",\"k\":2,\"p\":0.4,\"null_experts\":0,\"always_on\":0},"
+                           "\"lbl_coef\":0,\"entropy_coef\":0}", &ok, &oke), 0);
+    char *sj = moe_model_to_json(ok);
+    moe_model_free(ok);
+    ok = NULL;
+    assert_int_equal(moe_model_from_json(&ok, sj, 1, &oke), 0); /* a saved shared_bottom reloads */
+    free(sj);
+    moe_model_free(ok);
     assert_int_equal(moe_model_from_json(&ok, "{\"tasks\":[{\"name\":\"a\",\"positive\":\"yes\",\"threshold\":1}],"
                                               "\"features\":{\"extra_dim\":1},\"arch\":{\"type\":\"mmoe\"}}", 1, &oke),
                      MR_EINVAL);
