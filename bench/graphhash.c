@@ -28,6 +28,7 @@
 #include "hashing/graphhash.h"
 #include "hashing/idhash.h"
 #include "hashing/idsearch.h"
+#include "moe/bpr.h"
 
 typedef struct cfg {
     double resolution;
@@ -201,18 +202,7 @@ static result train_eval(const data *d, const rows *ur, const rows *ir, const cf
         for (int64_t t = d->troff[u]; t < d->troff[u + 1]; t++) s[d->train[t]] = -INFINITY;
         int top[TOPK];
         float topv[TOPK];
-        int nt = 0;
-        for (int i = 0; i < d->ni; i++) {  /* keep the 20 best, insertion into a small array */
-            if (nt == TOPK && s[i] <= topv[TOPK - 1]) continue;
-            int p = nt < TOPK ? nt++ : TOPK - 1;
-            while (p > 0 && topv[p - 1] < s[i]) {
-                topv[p] = topv[p - 1];
-                top[p] = top[p - 1];
-                p--;
-            }
-            topv[p] = s[i];
-            top[p] = i;
-        }
+        int nt = bpr_topk(s, d->ni, TOPK, top, topv);
         int hits = 0;
         double dcg = 0, idcg = 0;
         for (int r = 0; r < nt; r++)

@@ -5,7 +5,17 @@
  * each architecture on the same features (userId, movieId, genres as a
  * mean bag, year) with early stopping on a random 10% of the training rows,
  * and prints one JSON line with test AUC and logloss per task.
- * Usage: bench_moe_movielens DIR [--epochs N] [--seed N]
+ * With --features, DIR/train_feat.csv and DIR/test_feat.csv (the same rows
+ * plus the counting-feature columns of `moerec index features`, after the
+ * column "timestamp") are read instead, every added column a numeric
+ * feature.
+ * With --history, the model also takes the user's behaviour sequence: the
+ * SDIM block of moe/sdim_join.h ([long interest | short target attention
+ * over the last 50], extra_dim = 2 d) over DIR/events.csv (user_id,
+ * item_id, ts_ms: the training log) with item vectors DIR/items_sdim.csv
+ * (item_id, e0..: `moerec index embeddings` on the training log); each row
+ * sees only the user's events strictly before its time.
+ * Usage: bench_moe_movielens DIR [--epochs N] [--seed N] [--features] [--history]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +23,7 @@
 
 #include "common/clock.h"
 #include "common/tensor.h"
+#include "moe/sdim_join.h"
 #include "moe/train.h"
 #include "precision_eval.h"
 
@@ -22,7 +33,7 @@ static const char *k_fmt =
     "\"features\":{\"categorical\":[{\"name\":\"user\",\"column\":\"userId\",\"table\":\"user\"},"
     "{\"name\":\"item\",\"column\":\"movieId\",\"table\":\"item\"},"
     "{\"name\":\"genres\",\"table\":\"genre\",\"combiner\":\"mean\",\"separator\":\"|\"}],"
-    "\"numeric\":[{\"name\":\"year\"}]},"
+    "\"numeric\":[{\"name\":\"year\"}%s],\"extra_dim\":%d},"
     "\"tasks\":[{\"name\":\"like\",\"label\":\"rating\",\"threshold\":4.0},"
     "{\"name\":\"love\",\"label\":\"rating\",\"threshold\":4.5}],\"arch\":%s}";
 
@@ -31,11 +42,13 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: bench_moe_movielens DIR [--epochs N] [--seed N]\n");
         return 2;
     }
-    int epochs = 20;
+    int epochs = 20, feats = 0, hist = 0, hist_dim = 0;
     uint64_t seed = 1;
-    for (int i = 2; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--epochs")) epochs = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--seed")) seed = strtoull(argv[i + 1], NULL, 10);
+    for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "--features")) feats = 1;
+        else if (!strcmp(argv[i], "--history")) hist = 1;
+        else if (i + 1 < argc && !strcmp(argv[i], "--epochs")) epochs = atoi(argv[++i]);
+        else if (i + 1 < argc && !strcmp(argv[i], "--seed")) seed = strtoull(argv[++i], NULL, 10);
     }
     static const char *archs[3][2] = {
         {"shared_bottom", "{\"type\":\"shared_bottom\",\"expert_hidden\":[128,64],\"tower_hidden\":[32]}"},
@@ -43,19 +56,54 @@ int main(int argc, char **argv) {
         {"ple", "{\"type\":\"ple\",\"levels\":2,\"experts\":2,\"task_experts\":2,\"expert_hidden\":[64,32],"
                 "\"tower_hidden\":[32]}"}};
     char trp[4096], tep[4096];
-    snprintf(trp, sizeof trp, "%s/train.csv", argv[1]);
-    snprintf(tep, sizeof tep, "%s/test.csv", argv[1]);
+    snprintf(trp, sizeof trp, "%s/%s.csv", argv[1], feats ? "train_feat" : "train");
+    snprintf(tep, sizeof tep, "%s/%s.csv", argv[1], feats ? "test_feat" : "test");
+    char extra[8192] = "", evp[4096], itp[4096];
+    sdim_csv_opts so;
+    sdim_csv_opts_init(&so);
+    if (hist) { /* d from the items file's header: item_id,e0,..,e{d-1} */
+        snprintf(evp, sizeof evp, "%s/events.csv", argv[1]);
+        snprintf(itp, sizeof itp, "%s/items_sdim.csv", argv[1]);
+        FILE *f = fopen(itp, "r");
+        char hdr[65536];
+        if (!f || !fgets(hdr, sizeof hdr, f)) {
+            fprintf(stderr, "moe_movielens: cannot read %s\n", itp);
+            return 1;
+        }
+        fclose(f);
+        for (char *c = strstr(hdr, ",e"); c; c = strstr(c + 1, ",e")) hist_dim++;
+        so.events_path = evp;
+        so.items_path = itp;
+        snprintf(so.user_col, sizeof so.user_col, "userId");
+        snprintf(so.item_col, sizeof so.item_col, "movieId");
+        snprintf(so.time_col, sizeof so.time_col, "timestamp");
+    }
+    if (feats) { /* every column after "timestamp" is a numeric feature */
+        FILE *f = fopen(trp, "r");
+        char hdr[8192];
+        if (!f || !fgets(hdr, sizeof hdr, f)) {
+            fprintf(stderr, "moe_movielens: cannot read %s\n", trp);
+            return 1;
+        }
+        fclose(f);
+        hdr[strcspn(hdr, "\r\n")] = 0;
+        char *p = strstr(hdr, "timestamp,");
+        for (char *c = p ? strtok(p + 10, ",") : NULL; c; c = strtok(NULL, ","))
+            snprintf(extra + strlen(extra), sizeof extra - strlen(extra), ",{\"name\":\"%s\"}", c);
+    }
     mr_blas_set_threads(1);
     printf("{\"bench\":\"moe_movielens\",\"models\":{");
     for (int a = 0; a < 3; a++) {
-        char js[4096];
-        snprintf(js, sizeof js, k_fmt, archs[a][1]);
+        char js[16384];
+        snprintf(js, sizeof js, k_fmt, extra, 2 * hist_dim, archs[a][1]);
         moe_model *m;
         moe_dataset *tr = NULL, *te = NULL;
         mr_err e;
         long *ti, *vi, nt, nv;
         if (moe_model_from_json(&m, js, seed, &e) || moe_dataset_read(&tr, m, trp, NULL, 0, &e) ||
-            moe_dataset_read(&te, m, tep, NULL, 0, &e) || moe_dataset_split(tr, 0.1, 0, seed, &ti, &nt, &vi, &nv, &e)) {
+            moe_dataset_read(&te, m, tep, NULL, 0, &e) ||
+            (hist && (sdim_join_csv(tr, trp, 0, &so, &e) || sdim_join_csv(te, tep, 0, &so, &e))) ||
+            moe_dataset_split(tr, 0.1, 0, seed, &ti, &nt, &vi, &nv, &e)) {
             fprintf(stderr, "moe_movielens: %s\n", e.msg);
             return 1;
         }

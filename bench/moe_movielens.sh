@@ -1,16 +1,21 @@
 # moe_movielens — multi-task MovieLens (like = rating >= 4, love >= 4.5), time split: shared-bottom, MMoE, PLE vs XGBoost
 #
-# Data: $MOEREC_ROOT/../shared/data/movielens.csv when present, otherwise
-# made from Debian's r-cran-dslabs (shared/data/README.md). Split: each
-# user's latest 20% of ratings are the test set. moerec (bench_moe_movielens)
-# and XGBoost (python3-xgboost, installed with apt-get when missing: a
-# bench-only dependency) train on the same features; one JSON line with test
-# AUC/logloss per task and the AUC differences vs XGBoost.
-# Usage: bench/run moe_movielens [--epochs N]
+# Three inputs: "raw" (ids, genres, year; XGBoost gets the ids as
+# categoricals), "features" (+ the counting features of `moerec index
+# features --mode oof --no-recency`: computed once in this run on the
+# training rows out-of-fold, for test rows from every training row, read by
+# both sides; XGBoost gets them with year and genres, no ids, as a CTR team
+# would feed it) and "features + history" (moerec only: + the SDIM block
+# over the user's earlier training events, item vectors from `moerec index
+# embeddings` on the training log). Recency is left out: test rows read the
+# training state at their own time, where an item's last training event is
+# often later than the row (clipped to 0), a skew training rows never show.
+# Seeds 1..$MOE_ML_SEEDS (3) for the feature sets, seed 1 for raw.
+# Usage: bench/run moe_movielens [--epochs N]   (MOE_ML_SEEDS=N seeds)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib/build.sh"
-bench_build bench_moe_movielens
+bench_build bench_moe_movielens moerec
 root=$MOEREC_ROOT
 build=$MOEREC_BUILD
 work=$(mktemp -d)
@@ -28,20 +33,47 @@ if ! /usr/bin/python3 -c 'import xgboost' 2>/dev/null; then
 fi
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=2
 /usr/bin/python3 "$here/moe_movielens_peer.py" prep "$src" "$work"
-"$build/bench/bench_moe_movielens" "$work" "$@" > "$work/moe.json"
-/usr/bin/python3 "$here/moe_movielens_peer.py" xgb "$work" > "$work/xgb.json"
-/usr/bin/python3 - "$work/moe.json" "$work/xgb.json" <<'PY'
+"$build/tools/moerec" index features --log "$work/train.csv" --out "$work/train_feat.csv" \
+  --apply "$work/test.csv" --apply-out "$work/test_feat.csv" --user-column userId --item-column movieId \
+  --time-column timestamp --category-column genres --task like:rating\>=4 --task love:rating\>=4.5 \
+  --task rating:rating --mode oof --folds 5 --seed 1 --prior-strength 10 --no-recency > "$work/features.json"
+"$build/tools/moerec" index embeddings --log "$work/train.csv" --test "$work/test.csv" --user-column userId \
+  --item-column movieId --items-out "$work/items.csv" --dim 32 --epochs 20 --seed 1 --quiet > "$work/embeddings.json"
+# the SDIM join's file layouts: events (user_id, item_id, ts_ms), items (item_id, e0..)
+sed '1s/.*/user_id,item_id,genres,year,rating,ts_ms/' "$work/train.csv" > "$work/events.csv"
+sed '1s/^movieId,/item_id,/' "$work/items.csv" > "$work/items_sdim.csv"
+"$build/bench/bench_moe_movielens" "$work" "$@" > "$work/moe-raw.json"
+/usr/bin/python3 "$here/moe_movielens_peer.py" xgb "$work" > "$work/xgb-raw.json"
+for seed in $(seq 1 "${MOE_ML_SEEDS:-3}"); do
+  "$build/bench/bench_moe_movielens" "$work" --features --seed "$seed" "$@" > "$work/moe-feat-$seed.json"
+  "$build/bench/bench_moe_movielens" "$work" --features --history --seed "$seed" "$@" > "$work/moe-hist-$seed.json"
+  /usr/bin/python3 "$here/moe_movielens_peer.py" xgb "$work" --features --seed "$seed" > "$work/xgb-feat-$seed.json"
+done
+/usr/bin/python3 - "$work" "${MOE_ML_SEEDS:-3}" <<'PY'
 import json, sys
-m = json.load(open(sys.argv[1])); x = json.load(open(sys.argv[2]))
-out = {"bench": "moe_movielens", "split": "per-user latest 20% = test", "moerec": m["models"],
-       "xgboost": x["tasks"], "xgboost_version": x["xgboost_version"], "auc_minus_xgboost": {}}
+w, nseeds = sys.argv[1], int(sys.argv[2])
+ld = lambda n: json.load(open("%s/%s.json" % (w, n)))
+feat = json.load(open(w + "/features.json"))
+m, x = ld("moe-raw"), ld("xgb-raw")
+out = {"bench": "moe_movielens", "split": "per-user latest 20% = test", "features": {"columns": feat["columns"], "mode": feat["mode"]},
+       "raw": {"moerec": m["models"], "xgboost": x["tasks"], "auc_minus_xgboost": {}}, "with_features": {}}
 for name, r in m["models"].items():
-    out["auc_minus_xgboost"][name] = {t: round(r[t]["auc"] - x["tasks"][t]["auc"], 4) for t in ("like", "love")}
+    out["raw"]["auc_minus_xgboost"][name] = {t: round(r[t]["auc"] - x["tasks"][t]["auc"], 4) for t in ("like", "love")}
 # inference precision (issue 10): each trained model scored in every
 # precision; the largest |AUC change| per task and |score diff| over models
-out["auc_change"] = {p: max(r["precision"][p]["max_abs_auc_change"] for r in m["models"].values())
+out["raw"]["auc_change"] = {p: max(r["precision"][p]["max_abs_auc_change"] for r in m["models"].values())
                      for p in ("fp32", "bf16", "int8")}
-out["max_abs_score_diff"] = {p: max(r["precision"][p]["max_abs_score_diff"] for r in m["models"].values())
+out["raw"]["max_abs_score_diff"] = {p: max(r["precision"][p]["max_abs_score_diff"] for r in m["models"].values())
                              for p in ("fp32", "bf16", "int8")}
+diff = lambda models, x: {name: {t: round(r[t]["auc"] - x[t]["auc"], 4) for t in ("like", "love")}
+                          for name, r in models.items()}
+for s in range(1, nseeds + 1):
+    mf, mh, x = ld("moe-feat-%d" % s), ld("moe-hist-%d" % s), ld("xgb-feat-%d" % s)
+    out["with_features"]["seed%d" % s] = {"xgboost": x["tasks"], "moerec": mf["models"], "moerec_history": mh["models"],
+                                          "auc_minus_xgboost": diff(mf["models"], x["tasks"]),
+                                          "history_auc_minus_xgboost": diff(mh["models"], x["tasks"])}
+emb = json.load(open(w + "/embeddings.json"))
+out["embeddings"] = {"dim": emb["dim"], "recall20": round(emb["recall20"], 4)}
+out["xgboost_version"] = x["xgboost_version"]
 print(json.dumps(out))
 PY

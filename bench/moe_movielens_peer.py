@@ -4,10 +4,15 @@
   prep SRC OUTDIR   split MovieLens by time: each user's latest 20% of
                     ratings -> OUTDIR/test.csv, the rest -> OUTDIR/train.csv
                     (columns userId, movieId, genres, year, rating, timestamp)
-  xgb OUTDIR        XGBoost per task (like = rating >= 4, love = rating >= 4.5)
-                    on the same features: userId and movieId as categorical
-                    features, year, multi-hot genres; prints one JSON line
-                    with test AUC and logloss per task.
+  xgb OUTDIR [--features] [--seed N]
+                    XGBoost per task (like = rating >= 4, love = rating >= 4.5):
+                    userId and movieId as categorical features, year,
+                    multi-hot genres; with --features instead year, genres and
+                    every counting-feature column of OUTDIR/train_feat.csv and
+                    test_feat.csv (made by `moerec index features`, the same
+                    values moerec trains on; empty = missing), as a CTR team
+                    would feed it. Prints one JSON line with test AUC and
+                    logloss per task.
 """
 import csv
 import json
@@ -47,10 +52,12 @@ def prep(src, out):
     print("prep: %d train rows, %d test rows" % (ntr, nte), file=sys.stderr)
 
 
-def load(path, genres_index, users, items):
+def load(path, genres_index, users, items, feats=False):
     X, y = [], []
     with open(path, newline="") as f:
-        for r in csv.DictReader(f):
+        rd = csv.DictReader(f)
+        extra = rd.fieldnames[rd.fieldnames.index("timestamp") + 1:] if feats else []
+        for r in rd:
             u = users.setdefault(r["userId"], len(users))
             it = items.setdefault(r["movieId"], len(items))
             g = np.zeros(len(genres_index))
@@ -58,7 +65,8 @@ def load(path, genres_index, users, items):
                 if name in genres_index:
                     g[genres_index[name]] = 1
             year = float(r["year"]) if r["year"] not in ("", "NA") else np.nan
-            X.append([u, it, year] + list(g))
+            fx = [float(r[c]) if r[c] != "" else np.nan for c in extra]
+            X.append(([year] if feats else [u, it, year]) + list(g) + fx)
             y.append(float(r["rating"]))
     return np.array(X, dtype=np.float32), np.array(y)
 
@@ -79,7 +87,7 @@ def auc(s, y):
     return (ranks[y == 1].sum() - npos * (npos + 1) / 2) / (npos * nneg)
 
 
-def xgb(out):
+def xgb(out, feats=False, seed=1):
     import xgboost as xgb
     genres = set()
     with open(out + "/train.csv", newline="") as f:
@@ -87,15 +95,16 @@ def xgb(out):
             genres.update(r["genres"].split("|"))
     gi = {g: i for i, g in enumerate(sorted(genres))}
     users, items = {}, {}
-    Xtr, rtr = load(out + "/train.csv", gi, users, items)
-    Xte, rte = load(out + "/test.csv", gi, users, items)
-    ftypes = ["c", "c", "q"] + ["q"] * len(gi)
-    res = {"bench": "moe_movielens_xgboost", "xgboost_version": xgb.__version__, "tasks": {}}
+    suffix = "_feat" if feats else ""
+    Xtr, rtr = load(out + "/train%s.csv" % suffix, gi, users, items, feats)
+    Xte, rte = load(out + "/test%s.csv" % suffix, gi, users, items, feats)
+    ftypes = ["q"] * Xtr.shape[1] if feats else ["c", "c", "q"] + ["q"] * len(gi)
+    res = {"bench": "moe_movielens_xgboost", "features": feats, "seed": seed, "xgboost_version": xgb.__version__, "tasks": {}}
     t0 = time.time()
     for task, thr in (("like", 4.0), ("love", 4.5)):
         ytr, yte = (rtr >= thr).astype(float), (rte >= thr).astype(float)
         # validation for early stopping: a random 10% of the training rows
-        rng = np.random.RandomState(1)
+        rng = np.random.RandomState(seed)
         perm = rng.permutation(len(ytr))
         nv = len(ytr) // 10
         va, tr = perm[:nv], perm[nv:]
@@ -103,7 +112,7 @@ def xgb(out):
         dva = xgb.DMatrix(Xtr[va], label=ytr[va], feature_types=ftypes, enable_categorical=True)
         dte = xgb.DMatrix(Xte, label=yte, feature_types=ftypes, enable_categorical=True)
         params = {"objective": "binary:logistic", "eval_metric": "logloss", "tree_method": "hist",
-                  "max_depth": 8, "eta": 0.1, "max_cat_to_onehot": 1, "nthread": 2, "seed": 1}
+                  "max_depth": 8, "eta": 0.1, "max_cat_to_onehot": 1, "nthread": 2, "seed": seed}
         bst = xgb.train(params, dtr, num_boost_round=500, evals=[(dva, "val")], early_stopping_rounds=20,
                         verbose_eval=False)
         p = bst.predict(dte, iteration_range=(0, bst.best_iteration + 1))
@@ -121,4 +130,5 @@ if __name__ == "__main__":
     if sys.argv[1] == "prep":
         prep(sys.argv[2], sys.argv[3])
     else:
-        xgb(sys.argv[2])
+        a = sys.argv[3:]
+        xgb(sys.argv[2], "--features" in a, int(a[a.index("--seed") + 1]) if "--seed" in a else 1)

@@ -24,9 +24,15 @@
  * so compare against "global" too). For each top-p the line
  * also gives recall_no_budgets: the same experts merged by score without
  * the per-expert budgets (a diagnostic of the budget rule's cost).
+ * --embeddings bpr replaces ALS by BPR matrix factorisation (moe/bpr.h,
+ * what `moerec index embeddings` trains; 20 epochs, defaults otherwise);
+ * --experts kmeans replaces the genre experts by as many k-means clusters
+ * of the item embeddings (Lloyd, L2, 25 iterations, seeded farthest-point
+ * start), named km_<n>.
  * Usage: bench_routing --csv F [--holdout N] [--factors F] [--iters N]
  *        [--temperature T] [--max-experts M] [--pilots items|users]
  *        [--merge raw|norm|rrf] [--fallback] [--data movielens|synthetic]
+ *        [--embeddings als|bpr] [--experts genre|kmeans]
  */
 #include <math.h>
 #include <stdio.h>
@@ -41,6 +47,7 @@
 #include "index/retrieval/retr_faiss.h"
 #include "index/retrieval/retr_pop.h"
 #include "index/retrieval/router.h"
+#include "moe/bpr.h"
 
 #define KRET 100
 #define MAXG 24
@@ -205,7 +212,51 @@ typedef struct world {
     char ename[MAXG + 1][RETR_NAME_MAX];   /* expert names */
 } world;
 
-/* MovieLens: time split, implicit ALS, genre experts. */
+static int g_bpr, g_kmeans; /* --embeddings bpr, --experts kmeans */
+
+/* expert_of[i] = nearest of k centroids of V (n, f): Lloyd's k-means, the
+ * first centre item 0, each next the item farthest from the chosen ones. */
+static void kmeans_experts(const float *V, int n, int f, int k, int *expert_of) {
+    float *c = mr_floats_alloc((size_t)k * f), *dmin = mr_floats_alloc((size_t)n);
+    double *sum = calloc((size_t)k * f, sizeof *sum);
+    int *cnt = calloc((size_t)k, sizeof *cnt);
+    memcpy(c, V, sizeof(float) * f);
+    for (int i = 0; i < n; i++) dmin[i] = INFINITY;
+    for (int j = 1; j < k; j++) {
+        int far = 0;
+        for (int i = 0; i < n; i++) {
+            float d = 0;
+            for (int q = 0; q < f; q++) d += (V[(size_t)i * f + q] - c[(size_t)(j - 1) * f + q]) * (V[(size_t)i * f + q] - c[(size_t)(j - 1) * f + q]);
+            if (d < dmin[i]) dmin[i] = d;
+            if (dmin[i] > dmin[far]) far = i;
+        }
+        memcpy(c + (size_t)j * f, V + (size_t)far * f, sizeof(float) * f);
+    }
+    for (int it = 0; it < 25; it++) {
+        memset(sum, 0, sizeof *sum * (size_t)k * f);
+        memset(cnt, 0, sizeof *cnt * (size_t)k);
+        for (int i = 0; i < n; i++) {
+            int best = 0;
+            float bd = INFINITY;
+            for (int j = 0; j < k; j++) {
+                float d = 0;
+                for (int q = 0; q < f; q++) d += (V[(size_t)i * f + q] - c[(size_t)j * f + q]) * (V[(size_t)i * f + q] - c[(size_t)j * f + q]);
+                if (d < bd) bd = d, best = j;
+            }
+            expert_of[i] = best;
+            cnt[best]++;
+            for (int q = 0; q < f; q++) sum[(size_t)best * f + q] += V[(size_t)i * f + q];
+        }
+        for (int j = 0; j < k; j++)
+            for (int q = 0; cnt[j] && q < f; q++) c[(size_t)j * f + q] = (float)(sum[(size_t)j * f + q] / cnt[j]);
+    }
+    mr_floats_free(c);
+    mr_floats_free(dmin);
+    free(sum);
+    free(cnt);
+}
+
+/* MovieLens: time split, implicit ALS (or BPR), genre (or k-means) experts. */
 static void prep_movielens(world *w, const char *path, int holdout, int f, int iters) {
     int nr, nu, ni;
     unsigned *gm;
@@ -240,6 +291,20 @@ static void prep_movielens(world *w, const char *path, int holdout, int f, int i
         als_half(V, U, ni, nu, f, is, iidx, 10.0f, 0.1f);
     }
     fprintf(stderr, "routing: ALS f=%d, %d iterations in %.1f s\n", f, iters, (mr_now_ns() - t0) / 1e9);
+    if (g_bpr) { /* the vectors `moerec index embeddings` trains, on the same training pairs */
+        bpr_opts bo;
+        bpr_defaults(&bo);
+        bo.dim = f;
+        mr_pool *bp = mr_pool_create(0);
+        mr_err be;
+        t0 = mr_now_ns();
+        if (bpr_train(tu, ti, nt, nu, ni, &bo, bp, U, V, &be)) {
+            fprintf(stderr, "routing: %s\n", be.msg);
+            exit(1);
+        }
+        mr_pool_free(bp);
+        fprintf(stderr, "routing: BPR f=%d, %d epochs in %.1f s\n", f, bo.epochs, (mr_now_ns() - t0) / 1e9);
+    }
 
     /* experts: most specific genre (rarest among the item's genres) */
     int gcount[MAXG] = {0};
@@ -270,6 +335,10 @@ static void prep_movielens(world *w, const char *path, int holdout, int f, int i
                     *c = '_';
         }
     if (other >= 0) snprintf(w->ename[other], RETR_NAME_MAX, "g_Other");
+    if (g_kmeans) { /* as many experts, from the embedding space instead of genres */
+        kmeans_experts(V, ni, f, nexp, expert_of);
+        for (int x = 0; x < nexp; x++) snprintf(w->ename[x], RETR_NAME_MAX, "km_%d", x);
+    }
     w->nr = nr;
     w->nu = nu;
     w->ni = ni;
@@ -426,6 +495,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--merge") && i + 1 < argc) merge = argv[++i];
         else if (!strcmp(argv[i], "--fallback")) fallback = 1;
         else if (!strcmp(argv[i], "--data") && i + 1 < argc) synthetic = !strcmp(argv[++i], "synthetic");
+        else if (!strcmp(argv[i], "--embeddings") && i + 1 < argc) g_bpr = !strcmp(argv[++i], "bpr");
+        else if (!strcmp(argv[i], "--experts") && i + 1 < argc) g_kmeans = !strcmp(argv[++i], "kmeans");
         else {
             fprintf(stderr, "usage: bench_routing --csv F [--holdout N] [--factors F] [--iters N] "
                             "[--temperature T] [--max-experts M] [--pilots items|users] "
@@ -538,7 +609,9 @@ int main(int argc, char **argv) {
                 sq[p].recall);
         if (rr >= 0.95 && cr <= 0.5 && best < 0) best = p;
     }
-    printf("{\"bench\":\"routing\",\"data\":\"%s\",\"users\":%d,\"items\":%d,\"experts\":%d,"
+    printf("{\"bench\":\"routing\",\"embeddings\":\"%s\",\"expert_kind\":\"%s\",", g_bpr ? "bpr" : "als",
+           g_kmeans ? "kmeans" : "genre");
+    printf("\"data\":\"%s\",\"users\":%d,\"items\":%d,\"experts\":%d,"
            "\"pilots\":\"%s\",\"merge\":\"%s\",\"fallback\":%s,\"temperature\":%.3f,"
            "\"max_experts\":%d,\"k\":%d,"
            "\"global\":{\"recall\":%.4f,\"cost\":%.0f,\"lat_us\":%.1f},"

@@ -435,3 +435,17 @@ int mr_csv_u64(const mr_csv *c, int col, uint64_t *v, mr_err *e) {
     if (mr_parse_u64(s, v)) return bad_number(c, col, "an id (an integer >= 0)", e);
     return 0;
 }
+
+void mr_csv_put_cell(FILE *f, const char *s, char delim) {
+    const char special[] = {delim, '"', '\r', '\n', 0};
+    if (!strpbrk(s, special)) {
+        fputs(s, f);
+        return;
+    }
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"') fputc('"', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
+}

@@ -84,6 +84,11 @@ int mr_csv_u64(const mr_csv *c, int col, uint64_t *v, mr_err *e);
  * and column), e.g. parsed later on another thread. */
 int mr_csv_double_at(const mr_csv *c, long line, int col, const char *cell, double *v, mr_err *e);
 
+/* The writer's side of the quoting rule: s as one cell of a delim-separated
+ * output record, in double quotes ("" for a quote) when it holds the
+ * delimiter, a quote, CR or LF, so the reader above reads s back. */
+void mr_csv_put_cell(FILE *f, const char *s, char delim);
+
 /* The parsers behind them, for one string: 0 ok, -1 not a (finite)
  * number of that kind. */
 int mr_parse_double(const char *s, double *v);

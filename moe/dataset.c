@@ -152,10 +152,17 @@ int moe_dataset_read(moe_dataset **out, const moe_model *m, const char *path, co
             if (vec_push(&num, &v)) goto oom;
         }
         for (int k = 0; k < m->n_tasks; k++) {
+            const char *cell = mr_csv_cell(c, lcol[k]);
             float v = 0, mk = 1.0f;
-            if ((rc = mr_csv_float(c, lcol[k], &v, e)) < 0) goto done;
-            if (rc == 1) v = 0, mk = 0; /* no label: outside this task's sample space */
-            else if (m->tasks[k].has_threshold) v = v >= m->tasks[k].threshold ? 1.0f : 0.0f;
+            if (mr_csv_is_missing(c, cell)) mk = 0; /* no label: outside this task's sample space */
+            else if (m->tasks[k].has_positive) v = !strcmp(cell, m->tasks[k].positive);
+            else if (mr_csv_float(c, lcol[k], &v, e) < 0) { /* the reader's message, and what to do */
+                char why[MR_ERR_MSG_MAX];
+                snprintf(why, sizeof why, "%s", e ? e->msg : "");
+                rc = mr_err_set(e, MR_EINVAL, "%s (task '%s': for text labels set the task's \"positive\" value in model.json)",
+                                why, m->tasks[k].name);
+                goto done;
+            } else if (m->tasks[k].has_threshold) v = v >= m->tasks[k].threshold ? 1.0f : 0.0f;
             else if (m->tasks[k].kind == MOE_TASK_BINARY && v != 0.0f && v != 1.0f) {
                 rc = mr_err_set(e, MR_EINVAL, "%s:%ld: task '%s' is binary but label is %g (set a threshold?)",
                                 path, mr_csv_line(c), m->tasks[k].name, v);
@@ -211,6 +218,16 @@ int moe_dataset_read(moe_dataset **out, const moe_model *m, const char *path, co
         moe_dataset_free(d);
         rc = mr_err_set(e, MR_EINVAL, "%s: no data rows", path);
         goto done;
+    }
+    for (int k = 0; k < m->n_tasks; k++) { /* a task with no label at all would train on nothing */
+        long labelled = 0;
+        for (long i = 0; i < n; i++) labelled += d->mask[i * m->n_tasks + k] != 0;
+        if (!labelled) {
+            moe_dataset_free(d);
+            rc = mr_err_set(e, MR_EINVAL, "%s: task '%s': no row has a label in column '%s'", path, m->tasks[k].name,
+                            m->tasks[k].label);
+            goto done;
+        }
     }
     *out = d;
     goto done;

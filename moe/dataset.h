@@ -7,9 +7,12 @@
  * CRLF, missing values "" and NA). Columns are found by the names in
  * model.json (feature "column", task "label"); a missing column is an error
  * naming it. A missing label leaves the task's mask at 0 for that row (PLE's
- * per-task sample space); a missing numeric value becomes NaN and is
- * replaced by the field's fill; a numeric or label cell that is not a
- * number (`1;5`, `abc`) is an error naming file, line and column.
+ * per-task sample space); a label that is not a number is an error naming
+ * file, line and task (unless the task sets "positive": then the label is
+ * cell == positive); a task without any label is an error. A missing
+ * numeric value becomes NaN and is replaced by the field's fill; a numeric
+ * cell that is not a number (`1;5`, `abc`) is an error naming file, line
+ * and column.
  */
 #ifndef MOEREC_MOE_DATASET_H
 #define MOEREC_MOE_DATASET_H
@@ -56,6 +59,19 @@ void moe_dataset_free(moe_dataset *d);
  * arrays. */
 int moe_dataset_split(const moe_dataset *d, double val_frac, int by_time, uint64_t seed, long **tr,
                       long *ntr, long **va, long *nva, mr_err *e);
+
+/* Per-group time split (moerec train --split user-time; dataset_split.c):
+ * within each group (group[i] of row i, e.g. the hashed user id), the
+ * latest floor(val_frac * rows) rows by time (at least 1 for a group of two
+ * rows or more; a one-row group stays in training) go to validation, and
+ * so do the group's rows tied with that boundary time, so each group's
+ * training rows are strictly earlier than its validation rows. Needs
+ * d->time; 0 < val_frac < 1. Index arrays in row order. */
+int moe_dataset_split_groups(const moe_dataset *d, const uint64_t *group, double val_frac, long **tr, long *ntr,
+                             long **va, long *nva, mr_err *e);
+/* Append b's rows to a (same model: fields, tasks, extra block, time
+ * column); b is unchanged. For --val-data: rows [0, a->n) then b's. */
+int moe_dataset_append(moe_dataset *a, const moe_dataset *b, mr_err *e);
 
 /* Set every numeric field's mean/std (and fill = mean) from rows idx. */
 void moe_dataset_fit_numeric(const moe_dataset *d, moe_model *m, const long *idx, long n);

@@ -82,6 +82,8 @@ typedef struct moe_task {
     char label[MOE_NAME_MAX];     /* label column                              */
     int has_threshold;            /* label = (column >= threshold)             */
     float threshold;
+    int has_positive;             /* label = (cell == positive), text labels   */
+    char positive[MOE_NAME_MAX];
     float weight;                 /* weight in the final score                 */
     float loss_weight;            /* weight in the training loss               */
     float loss_decay;             /* PLE's gamma: epoch t (0-based) trains with

@@ -164,6 +164,26 @@ static int parse_arch(json_t *a, moe_model *m, moe_arch *arch, mr_err *e) {
     arch->lbl_coef = (float)c;
     TRY(get_num(a, "entropy_coef", "arch", 0, &c, e));
     arch->ent_coef = (float)c;
+    if (kind == MOE_ARCH_SHARED_BOTTOM) { /* one MLP: an expert or gate setting would be ignored silently */
+        /* the defaults pass: moerec's and moerec_torch's writers spell every arch key out */
+        moe_arch d;
+        moe_arch_defaults(&d, kind, m->in_dim, m->n_tasks);
+        const moe_gate_spec *g = &arch->gate, *dg = &d.gate;
+        const char *bad = arch->n_shared != d.n_shared               ? "experts"
+                          : arch->n_task_experts != d.n_task_experts ? "task_experts"
+                          : arch->n_levels != d.n_levels             ? "levels"
+                          : g->kind != dg->kind || g->k != dg->k || g->p != dg->p || g->n_null != dg->n_null ||
+                                  g->n_always != dg->n_always
+                              ? "gate"
+                          : tg                       ? "task_groups"
+                          : arch->lbl_coef != 0.0f   ? "lbl_coef"
+                          : arch->ent_coef != 0.0f   ? "entropy_coef"
+                                                     : NULL;
+        if (bad)
+            return mr_err_set(e, MR_EINVAL,
+                              "model.json: arch.%s does not apply to shared_bottom (one shared MLP, no experts "
+                              "or gates); use omoe, mmoe, cgc, ple or home", bad);
+    }
     return 0;
 }
 
@@ -302,8 +322,8 @@ static int parse_features(json_t *f, moe_model *m, mr_err *e) {
 }
 
 static int parse_tasks(json_t *ts, moe_model *m, mr_err *e) {
-    static const char *const keys[] = {"name", "kind", "label", "threshold", "weight", "loss_weight",
-                                       "loss_decay", NULL};
+    static const char *const keys[] = {"name", "kind", "label", "threshold", "positive", "weight",
+                                       "loss_weight", "loss_decay", NULL};
     if (!json_is_array(ts) || json_array_size(ts) < 1 || json_array_size(ts) > MOE_MAX_TASKS)
         return mr_err_set(e, MR_EINVAL, "model.json: tasks must be a list of 1..%d tasks", MOE_MAX_TASKS);
     for (size_t i = 0; i < json_array_size(ts); i++) {
@@ -326,6 +346,11 @@ static int parse_tasks(json_t *ts, moe_model *m, mr_err *e) {
         k->has_threshold = json_object_get(t, "threshold") != NULL;
         TRY(get_num(t, "threshold", where, 0, &v, e));
         k->threshold = (float)v;
+        k->has_positive = json_object_get(t, "positive") != NULL;
+        TRY(get_str(t, "positive", where, "", k->positive, sizeof k->positive, e));
+        if (k->has_positive && (k->has_threshold || k->kind != MOE_TASK_BINARY || !k->positive[0]))
+            return mr_err_set(e, MR_EINVAL, "model.json: %s.positive needs a binary task without threshold and a "
+                              "non-empty value", where);
         TRY(get_num(t, "weight", where, 1, &v, e));
         k->weight = (float)v;
         TRY(get_num(t, "loss_weight", where, 1, &v, e));
@@ -419,6 +444,7 @@ char *moe_model_to_json(const moe_model *m) {
                               t->kind == MOE_TASK_BINARY ? "binary" : "regression", "label", t->label, "weight",
                               (double)t->weight, "loss_weight", (double)t->loss_weight);
         if (t->has_threshold) json_object_set_new(o, "threshold", json_real(t->threshold));
+        if (t->has_positive) json_object_set_new(o, "positive", json_string(t->positive));
         if (t->loss_decay != 1.0f) json_object_set_new(o, "loss_decay", json_real(t->loss_decay));
         json_array_append_new(tk, o);
     }

@@ -143,6 +143,9 @@ static int gate_setup(moe_gate *g, const moe_arch *a, const int *choice, int nch
     g->n_routed = nchoice - g->spec.n_always;
     g->n_logits = g->n_routed + g->spec.n_null;
     if (g->n_logits > 64) return mr_err_set(e, MR_EINVAL, "arch.gate: %d router logits (max 64)", g->n_logits);
+    if (g->spec.kind == MOE_GATE_TOPK && g->spec.k > g->n_logits)
+        return mr_err_set(e, MR_EINVAL, "arch.gate.k is %d but a gate chooses among %d experts (%d routed + %d null)",
+                          g->spec.k, g->n_logits, g->n_routed, g->spec.n_null);
     if (g->n_logits == 1 && g->spec.n_null == 0) g->n_logits = 0; /* constant 1 */
     if (g->n_logits == 0) {
         g->spec.n_always = nchoice;

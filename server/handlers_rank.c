@@ -5,8 +5,8 @@
  * runs the model once (the ranker batches into sgemm; never a loop of
  * per-candidate passes). Feature precedence per row: the schema's fields
  * `user_id` / `item_id` (when the model has them) from the request ids,
- * then user and context features for every row, then the candidate's own
- * features. Any feature the model does not know is INVALID_ARGUMENT naming
+ * then the user's stored profile, user and context features for every
+ * row, then the candidate's stored and own features. Any feature the model does not know is INVALID_ARGUMENT naming
  * it; nothing is scored.
  */
 #include <stdio.h>
@@ -133,7 +133,8 @@ static int apply_stored(moe_scorer *s, const moe_model *m, mr_backend *be, mr_ar
  * the item vectors of the last sdim_short events, and the candidates' item
  * vectors; cost independent of the history length. */
 static int apply_sdim(moe_scorer *s, const moe_model *m, mr_backend *be, mr_arena *a,
-                      const Moerec__V1__ScoreRequest *r, uint32_t *behaviour_length, mr_err *err) {
+                      const Moerec__V1__ScoreRequest *r, const mr_user_state *us, uint32_t *behaviour_length,
+                      mr_err *err) {
     if (!be)
         return mr_err_set(err, MR_ESTATE,
                           "model '%s' takes a long-behaviour input (extra_dim %d) but the server "
@@ -154,12 +155,20 @@ static int apply_sdim(moe_scorer *s, const moe_model *m, mr_backend *be, mr_aren
     int k = 0;
     if ((rc = behaviour_recent_vectors(be->beh, user, be->short_n, recent, &k, err)))
         return mr_err_wrap(err, "recent events");
-    mr_user_state us;
-    if ((rc = user_state_get(be->beh, user, &us, err))) return mr_err_wrap(err, "user state");
-    *behaviour_length = us.n_events;
-    rc = sdim_feature_to_scorer(s, m, behaviour_hasher(be->beh), us.table, recent, k, cand, n, err);
-    user_state_release(&us);
-    return rc;
+    *behaviour_length = us->n_events;
+    return sdim_feature_to_scorer(s, m, behaviour_hasher(be->beh), us->table, recent, k, cand, n, err);
+}
+
+/* The user's stored profile (packed Features, e.g. the counting features
+ * of `moerec index features --store`) for every row; fields this model
+ * does not know are skipped, as for stored item features. */
+static int apply_profile(moe_scorer *s, const moe_model *m, mr_arena *a, const mr_user_state *us,
+                         const char *user_id, mr_err *err) {
+    if (!us->profile) return MR_OK;
+    ProtobufCAllocator al = mr_pb_arena(a);
+    Moerec__V1__Features *f = moerec__v1__features__unpack(&al, us->profile_len, us->profile);
+    if (!f) return mr_err_set(err, MR_ECORRUPT, "stored profile of user '%s' does not decode", user_id);
+    return apply_features(s, m, MOE_ALL_ROWS, f, "stored user profile", -1, 0, err);
 }
 
 /* Stages: decode (arrival to the handler), features (ids, request, stored
@@ -249,6 +258,7 @@ int mr_score_with_model(mr_call_ctx *ctx, mr_model_ref *ref, const Moerec__V1__S
     const moe_model *m = ref->model;
     moe_scorer *s = NULL;
     uint32_t behaviour_length = 0;
+    mr_user_state us = {0}; /* released at done, also on the early exits */
     int n = (int)r->n_candidates, T = m->n_tasks;
     float *tasks = mr_arena_alloc(ctx->arena, (size_t)n * (size_t)T * sizeof(float));
     float *score = mr_arena_alloc(ctx->arena, (size_t)n * sizeof(float));
@@ -262,6 +272,12 @@ int mr_score_with_model(mr_call_ctx *ctx, mr_model_ref *ref, const Moerec__V1__S
     if ((rc = mr_model_scorer_get(ref, &s, err)) || (rc = moe_scorer_begin(s, n, err)) ||
         (rc = apply_id(s, m, MOE_ALL_ROWS, "user_id", r->user_id, err)))
         goto done;
+    /* one read of the user's rows: the profile here, the SDIM table below */
+    if (be && (rc = user_state_get(be->beh, mr_api_id(r->user_id), &us, err))) {
+        rc = mr_err_wrap(err, "user state");
+        goto done;
+    }
+    if (be && (rc = apply_profile(s, m, ctx->arena, &us, r->user_id, err))) goto done;
     for (int i = 0; i < n; i++)
         if ((rc = apply_id(s, m, i, "item_id", r->candidates[i]->item_id, err))) goto done;
     if ((rc = apply_features(s, m, MOE_ALL_ROWS, r->user_features, "user_features", -1, 1, err)) ||
@@ -270,7 +286,7 @@ int mr_score_with_model(mr_call_ctx *ctx, mr_model_ref *ref, const Moerec__V1__S
     if (be && (rc = apply_stored(s, m, be, ctx->arena, r, err))) goto done;
     for (int i = 0; i < n; i++)
         if ((rc = apply_features(s, m, i, r->candidates[i]->features, "candidates", i, 1, err))) goto done;
-    if (m->extra_dim > 0 && (rc = apply_sdim(s, m, be, ctx->arena, r, &behaviour_length, err)))
+    if (m->extra_dim > 0 && (rc = apply_sdim(s, m, be, ctx->arena, r, &us, &behaviour_length, err)))
         goto done;
     uint64_t features_ns = mr_now_ns();
     if ((rc = moe_scorer_run_split(s, tasks, score, mr_server_pool(ctx->server), split_parts(ctx, r, n), err)))
@@ -325,6 +341,7 @@ int mr_score_with_model(mr_call_ctx *ctx, mr_model_ref *ref, const Moerec__V1__S
     }
     *outp = out;
 done:
+    user_state_release(&us);
     if (s) mr_model_scorer_put(ref, s);
     return rc;
 }

@@ -35,6 +35,7 @@
 #include "index/retrieval/retr_minhash.h"
 #include "index/retrieval/retr_pop.h"
 #include "index/retrieval/retr_set.h"
+#include "tools/index_features.h"
 
 /* ------------------------------------------------------------------ CSV */
 
@@ -75,7 +76,7 @@ static int ix_grow(void **p, int64_t *cap, int64_t n, size_t sz) {
 /* ------------------------------------------------------------- options */
 
 /* Value of a "--name V" option at argv[*i], or NULL (usage error printed). */
-static const char *ix_value(int argc, char **argv, int *i, const char *cmd) {
+const char *ix_value(int argc, char **argv, int *i, const char *cmd) {
     if (*i + 1 >= argc) {
         fprintf(stderr, "%s: %s needs a value\n", cmd, argv[*i]);
         return NULL;
@@ -103,8 +104,8 @@ static int ix_float(const char *v, const char *opt, const char *cmd, double lo, 
     return -1;
 }
 
-static void ix_print_json(json_t *o) {
-    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
+void ix_print_json(json_t *o, int digits) {
+    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(digits));
     if (s) printf("%s\n", s);
     free(s);
     json_decref(o);
@@ -494,7 +495,7 @@ static int ix_retrievers(int argc, char **argv) {
         c->fallback ? json_string(c->fallback) : json_null(), "events", (json_int_t)n_events,
         "top_p", (double)c->top_p, "temperature", (double)c->temperature, "max_experts",
         c->max_experts, "merge", retr_set_merge_name(c->merge), "verify_candidates", found,
-        "seconds", (double)(mr_now_ns() - t0) / 1e9));
+        "seconds", (double)(mr_now_ns() - t0) / 1e9), 6);
 out:
     if (rc) fprintf(stderr, "moerec index retrievers: %s\n", e.msg);
     retr_set_free(set);
@@ -637,7 +638,7 @@ static int ix_graphhash(int argc, char **argv) {
         (int)graphhash_map_rows(m, GRAPHHASH_ITEMS), "modularity", rep.modularity, "communities",
         rep.ncomm, "levels", lv, "cluster_size_max", (json_int_t)rep.size_max, "singletons",
         (json_int_t)rep.singletons, "resolution", o.resolution, "seconds",
-        (double)(mr_now_ns() - t0) / 1e9));
+        (double)(mr_now_ns() - t0) / 1e9), 6);
 out:
     if (rc) fprintf(stderr, "moerec index graphhash: %s\n", e.msg);
     louvain_result_free(&rep);
@@ -654,13 +655,17 @@ out:
 int ix_tables(int argc, char **argv); /* cmd_index_tables.c */
 
 static void ix_usage(FILE *f) {
-    fprintf(f, "usage: moerec index retrievers|graphhash|tables [options]\n\n"
+    fprintf(f, "usage: moerec index retrievers|graphhash|tables|features|embeddings [options]\n\n"
                "  retrievers  items CSV -> retriever set directory (FAISS experts, router pilots,\n"
                "              popularity fallback); models/<name>/<version>/retrievers/\n"
                "  graphhash   interactions CSV -> GraphHash mappings file (Louvain clusters)\n"
                "  tables      model.json + training CSV -> the mappings of its frequency, graph,\n"
-               "              double_graph and lsh tables\n\n"
-               "'moerec index retrievers --help', 'moerec index graphhash --help' for options.\n\n"
+               "              double_graph and lsh tables\n"
+               "  features    interaction log -> counting-feature columns (counts, smoothed rates,\n"
+               "              recency per user, item, user x category; leak-free for training rows)\n"
+               "  embeddings  interaction log -> user and item vectors (BPR matrix factorisation):\n"
+               "              the items file retrievers reads, the store's item table\n\n"
+               "'moerec index TARGET --help' for options.\n\n"
                "Example:\n"
                "  moerec index retrievers --items item_vectors.csv --out models/shop/1/retrievers\n");
 }
@@ -677,10 +682,12 @@ static int index_main(int argc, char **argv) {
     if (!strcmp(argv[1], "retrievers")) return ix_retrievers(argc - 1, argv + 1);
     if (!strcmp(argv[1], "graphhash")) return ix_graphhash(argc - 1, argv + 1);
     if (!strcmp(argv[1], "tables")) return ix_tables(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "features")) return ix_features(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "embeddings")) return ix_embeddings(argc - 1, argv + 1);
     fprintf(stderr, "moerec index: unknown target '%s'\n\n", argv[1]);
     ix_usage(stderr);
     return 2;
 }
 
-MR_COMMAND(cmd_index, "index", "build retriever sets and GraphHash mappings from CSV logs",
+MR_COMMAND(cmd_index, "index", "build retriever sets, GraphHash mappings, counting features and embeddings from CSV logs",
            index_main)

@@ -69,6 +69,10 @@ static void usage(FILE *f) {
             "                  temporary beside FILE and renamed over it when complete\n"
             "  --keep COLS     input columns copied to the output, comma-separated\n"
             "                  (default: user_id,item_id when present)\n"
+            "  --allow-missing COLS  feature columns that may be absent from the input,\n"
+            "                  comma-separated, or 'all' (they take the model's default:\n"
+            "                  the fill value, an empty bag); any other absent feature\n"
+            "                  column is an error\n"
             "  --batch N       rows per scorer batch (4096)\n"
             "  --threads N     scoring threads, 0 = all cores (0)\n"
             "  --quiet         no progress line\n\n"
@@ -104,21 +108,6 @@ static int row_take(row *r, const mr_csv *c) {
     r->ncols = n;
     r->lineno = mr_csv_line(c);
     return 0;
-}
-
-/* One output CSV field, quoted (RFC 4180) when it holds a comma, a quote
- * or a line break, so a kept cell never shifts the columns. */
-static void put_field(FILE *out, const char *s) {
-    if (!strpbrk(s, ",\"\r\n")) {
-        fputs(s, out);
-        return;
-    }
-    fputc('"', out);
-    for (; *s; s++) {
-        if (*s == '"') fputc('"', out);
-        fputc(*s, out);
-    }
-    fputc('"', out);
 }
 
 static void score_chunk(void *arg) {
@@ -177,12 +166,28 @@ static void score_chunk(void *arg) {
     if (c->rc) snprintf(c->err, sizeof c->err, "%s", e.msg);
 }
 
+/* 1 when column col is in the comma-separated list (or the list is "all"). */
+static int listed(const char *list, const char *col) {
+    if (!list) return 0;
+    if (!strcmp(list, "all")) return 1;
+    size_t n = strlen(col);
+    for (const char *p = list; *p;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len == n && !strncmp(p, col, n)) return 1;
+        if (!end) break;
+        p = end + 1;
+    }
+    return 0;
+}
+
 static int score_main(int argc, char **argv) {
-    const char *model_dir = NULL, *data = NULL, *out_path = "-", *keep = NULL;
+    const char *model_dir = NULL, *data = NULL, *out_path = "-", *keep = NULL, *allow_missing = NULL;
     int batch = 4096, threads = 0, quiet = 0;
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'}, {"data", required_argument, 0, 'd'},
         {"out", required_argument, 0, 'o'},   {"keep", required_argument, 0, 'k'},
+        {"allow-missing", required_argument, 0, 'a'},
         {"batch", required_argument, 0, 'b'}, {"threads", required_argument, 0, 't'},
         {"quiet", no_argument, 0, 'q'},       {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
@@ -197,6 +202,7 @@ static int score_main(int argc, char **argv) {
         case 'd': data = optarg; break;
         case 'o': out_path = optarg; break;
         case 'k': keep = optarg; break;
+        case 'a': allow_missing = optarg; break;
         case 'b': rc = cli_int("--batch", optarg, 1, MOE_MAX_BATCH, &batch, &e); break;
         case 't': rc = cli_int("--threads", optarg, 0, 256, &threads, &e); break;
         case 'q': quiet = 1; break;
@@ -283,6 +289,18 @@ static int score_main(int argc, char **argv) {
         fprintf(stderr, "moerec score: no column of %s names a feature of model '%s'\n", data, m->name);
         goto done;
     }
+    /* a feature column the file lacks would silently score with the
+     * schema's defaults: an error unless the user says it may be absent */
+    for (int f = 0; f < m->n_cat + m->n_num; f++) {
+        int missing = f < m->n_cat ? cat_col[f] < 0 : num_col[f - m->n_cat] < 0;
+        const char *col = f < m->n_cat ? m->cat[f].column : m->num[f - m->n_cat].column;
+        if (missing && !listed(allow_missing, col)) {
+            fprintf(stderr, "moerec score: %s has no column '%s' (a feature of model '%s'); pass "
+                            "--allow-missing %s to score with the model's default for it\n", data, col,
+                    m->name, col);
+            goto done;
+        }
+    }
     /* kept columns */
     if (keep) {
         char *ks = strdup(keep), *tok, *save = NULL;
@@ -302,7 +320,7 @@ static int score_main(int argc, char **argv) {
                 keep_col[nkeep++] = k;
     }
     for (int k = 0; k < nkeep; k++) {
-        put_field(out, mr_csv_header(in, keep_col[k]));
+        mr_csv_put_cell(out, mr_csv_header(in, keep_col[k]), ',');
         fputc(',', out);
     }
     for (int t = 0; t < T; t++) fprintf(out, "%s,", m->tasks[t].name);
@@ -365,7 +383,7 @@ static int score_main(int argc, char **argv) {
             for (int i = 0; i < c->n; i++) {
                 row *r = &c->rows[i];
                 for (int k = 0; k < nkeep; k++) {
-                    put_field(out, keep_col[k] < r->ncols ? r->col[keep_col[k]] : "");
+                    mr_csv_put_cell(out, keep_col[k] < r->ncols ? r->col[keep_col[k]] : "", ',');
                     fputc(',', out);
                 }
                 for (int tk = 0; tk < T; tk++) fprintf(out, "%.9g,", c->tasks[(size_t)i * T + tk]);

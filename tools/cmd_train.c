@@ -17,8 +17,10 @@
 
 #include "command.h"
 #include "common/clock.h"
+#include "common/csv.h"
 #include "common/log.h"
 #include "common/tensor.h"
+#include "hashing/idhash.h"
 #include "moe/dataset.h"
 #include "moe/model.h"
 #include "moe/model_maps.h"
@@ -27,10 +29,11 @@
 #include "tools/cli.h"
 
 typedef struct train_cli {
-    const char *model_json, *data, *out, *init, *mappings;
+    const char *model_json, *data, *out, *init, *mappings, *val_data;
     float resolution;    /* Louvain resolution of graph tables; 0 = auto */
     char split[16];
     char time_col[64];
+    char user_col[64];    /* --split user-time: the rows' user column */
     double val_frac;
     long max_rows;
     int fit_numeric, version;
@@ -93,8 +96,14 @@ static void usage(FILE *f) {
             "  --weight-decay F    L2 on dense weights (0)\n"
             "  --seed N            shuffling and initialisation seed (1)\n"
             "  --val-frac F        validation fraction (0.1)\n"
-            "  --split random|time validation split (random)\n"
-            "  --time-column NAME  column ordering rows for --split time\n"
+            "  --split random|time|user-time  validation split (random): a seeded random\n"
+            "                      fraction; the latest fraction by time over all rows (time);\n"
+            "                      each user's latest fraction by time (user-time). Time splits\n"
+            "                      put rows tied with the boundary time into validation\n"
+            "  --time-column NAME  column ordering rows for the time splits\n"
+            "  --user-column NAME  user column of --split user-time (user_id)\n"
+            "  --val-data FILE     validate on this file (same columns) instead of a split of\n"
+            "                      --data; every --data row trains\n"
             "  --patience N        early stopping: epochs without validation gain (2)\n"
             "  --threads N         threads in all, 0 = one per core (0)\n"
             "  --max-rows N        read at most N rows\n"
@@ -119,7 +128,8 @@ static int opt_json(train_cli *c, const char *json_text) {
     json_t *v;
     json_object_foreach(t, k, v) {
         double x = json_number_value(v);
-        int text = !strcmp(k, "emb_opt") || !strcmp(k, "split") || !strcmp(k, "time_column");
+        int text = !strcmp(k, "emb_opt") || !strcmp(k, "split") || !strcmp(k, "time_column") ||
+                   !strcmp(k, "user_column");
         if (text ? !json_is_string(v) : !json_is_number(v)) {
             fprintf(stderr, "moerec train: model.json train.%s must be a %s\n", k, text ? "string" : "number");
             json_decref(t);
@@ -143,6 +153,8 @@ static int opt_json(train_cli *c, const char *json_text) {
         else if (!strcmp(k, "split") && json_is_string(v)) snprintf(c->split, sizeof c->split, "%s", json_string_value(v));
         else if (!strcmp(k, "time_column") && json_is_string(v))
             snprintf(c->time_col, sizeof c->time_col, "%s", json_string_value(v));
+        else if (!strcmp(k, "user_column") && json_is_string(v))
+            snprintf(c->user_col, sizeof c->user_col, "%s", json_string_value(v));
         else if (!strcmp(k, "patience")) c->o.patience = (int)x;
         else if (!strcmp(k, "threads")) c->o.threads = (int)x;
         else {
@@ -183,7 +195,7 @@ static int sdim_params(sdim_csv_opts *o, const char *v, mr_err *e) {
 
 static int parse_args(train_cli *c, int argc, char **argv) {
     enum { O_VERSION = 256, O_EMB_LR, O_EMB_OPT, O_WD, O_VAL, O_SPLIT, O_TIME, O_MAXROWS, O_NOFIT,
-           O_SEV, O_SIT, O_SCOL, O_SPAR, O_JSON, O_INIT, O_MAPS, O_RES };
+           O_SEV, O_SIT, O_SCOL, O_SPAR, O_JSON, O_INIT, O_MAPS, O_RES, O_USER, O_VALDATA };
     static const struct option opts[] = {
         {"model-json", required_argument, 0, O_JSON}, {"data", required_argument, 0, 'd'},
         {"out", required_argument, 0, 'o'},           {"init", required_argument, 0, O_INIT},
@@ -193,6 +205,7 @@ static int parse_args(train_cli *c, int argc, char **argv) {
         {"clip", required_argument, 0, 'c'},          {"weight-decay", required_argument, 0, O_WD},
         {"seed", required_argument, 0, 's'},          {"val-frac", required_argument, 0, O_VAL},
         {"split", required_argument, 0, O_SPLIT},     {"time-column", required_argument, 0, O_TIME},
+        {"user-column", required_argument, 0, O_USER}, {"val-data", required_argument, 0, O_VALDATA},
         {"patience", required_argument, 0, 'p'},      {"threads", required_argument, 0, 't'},
         {"max-rows", required_argument, 0, O_MAXROWS}, {"no-fit-numeric", no_argument, 0, O_NOFIT},
         {"quiet", no_argument, 0, 'q'},               {"sdim-events", required_argument, 0, O_SEV},
@@ -233,6 +246,8 @@ static int parse_args(train_cli *c, int argc, char **argv) {
         case O_VAL: rc = cli_parse_double("--val-frac", optarg, 0, 0.999999, &c->val_frac, &e); break;
         case O_SPLIT: snprintf(c->split, sizeof c->split, "%s", optarg); break;
         case O_TIME: snprintf(c->time_col, sizeof c->time_col, "%s", optarg); break;
+        case O_USER: snprintf(c->user_col, sizeof c->user_col, "%s", optarg); break;
+        case O_VALDATA: c->val_data = optarg; break;
         case 'p': rc = cli_int("--patience", optarg, 0, 1000000, &c->o.patience, &e); break;
         case 't': rc = cli_int("--threads", optarg, 0, 4096, &c->o.threads, &e); break;
         case O_MAXROWS:
@@ -261,12 +276,16 @@ static int parse_args(train_cli *c, int argc, char **argv) {
         fprintf(stderr, "moerec train: --model-json, --data and --out are required (see --help)\n");
         return 2;
     }
-    if (strcmp(c->split, "random") && strcmp(c->split, "time")) {
-        fprintf(stderr, "moerec train: --split %s (random, time)\n", c->split);
+    if (strcmp(c->split, "random") && strcmp(c->split, "time") && strcmp(c->split, "user-time")) {
+        fprintf(stderr, "moerec train: --split %s (random, time, user-time)\n", c->split);
         return 2;
     }
-    if (!strcmp(c->split, "time") && !c->time_col[0]) {
-        fprintf(stderr, "moerec train: --split time needs --time-column\n");
+    if (strcmp(c->split, "random") && !c->time_col[0]) {
+        fprintf(stderr, "moerec train: --split %s needs --time-column\n", c->split);
+        return 2;
+    }
+    if (!strcmp(c->split, "user-time") && !(c->val_frac > 0)) {
+        fprintf(stderr, "moerec train: --split user-time needs --val-frac > 0\n");
         return 2;
     }
     if (c->o.epochs < 1 || c->o.batch < 1 || !(c->val_frac >= 0 && c->val_frac < 1) || !(c->o.lr > 0)) {
@@ -317,6 +336,29 @@ static char *slurp(const char *path) {
     return s;
 }
 
+/* The hashed value of column col for each data row of path (the rows
+ * moe_dataset_read keeps, through the same reader; at most max_rows). */
+static int read_groups(const char *path, const char *col, long n, long max_rows, uint64_t **out, mr_err *e) {
+    mr_csv *in = NULL;
+    long i = 0;
+    int c = -1, rc = mr_csv_open(&in, path, NULL, e);
+    uint64_t *g = malloc(sizeof *g * (size_t)(n ? n : 1));
+    if (!rc && !g) rc = mr_err_set(e, MR_ENOMEM, "out of memory");
+    if (!rc && mr_csv_need(in, col, &c, e)) rc = mr_err_wrap(e, "--user-column");
+    while (!rc && (max_rows <= 0 || i < max_rows) && i < n && (rc = mr_csv_next(in, e)) == 1) {
+        g[i++] = idhash_bytes(mr_csv_cell(in, c), mr_csv_cell_len(in, c), 0);
+        rc = 0;
+    }
+    mr_csv_close(in);
+    if (!rc && i != n) rc = mr_err_set(e, MR_EINTERNAL, "%s: %ld rows for the user column, %ld for the data", path, i, n);
+    if (rc < 0) {
+        free(g);
+        return rc;
+    }
+    *out = g;
+    return MR_OK;
+}
+
 /* NULL when w's weights fit m's layout exactly, else what differs. */
 static const char *init_mismatch(const moe_model *m, const moe_model *w) {
     static char why[160];
@@ -343,16 +385,19 @@ static void print_metrics(const moe_model *m, const train_cli *c, const char *di
                           const moe_train_result *r) {
     json_t *tasks = json_object();
     for (int k = 0; k < m->n_tasks; k++) {
+        /* no validation rows (--val-frac 0): no metric, null rather than a made-up 0 */
         json_t *t = m->tasks[k].kind == MOE_TASK_BINARY
-                        ? json_pack("{s:f, s:f, s:I}", "auc", r->best.auc[k], "logloss", r->best.logloss[k], "count",
+                        ? json_pack("{s:o, s:o, s:I}", "auc", nva ? json_real(r->best.auc[k]) : json_null(),
+                                    "logloss", nva ? json_real(r->best.logloss[k]) : json_null(), "count",
                                     (json_int_t)r->best.count[k])
-                        : json_pack("{s:f, s:I}", "mse", r->best.mse[k], "count", (json_int_t)r->best.count[k]);
+                        : json_pack("{s:o, s:I}", "mse", nva ? json_real(r->best.mse[k]) : json_null(), "count",
+                                    (json_int_t)r->best.count[k]);
         json_object_set_new(tasks, m->tasks[k].name, t);
     }
-    json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:i, s:i, s:f, s:f, s:f, s:f, s:I, s:o}", "model_dir", dir, "arch",
+    json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:i, s:i, s:f, s:o, s:f, s:f, s:I, s:o}", "model_dir", dir, "arch",
                           moe_arch_kind_name(m->net->arch.kind), "train_rows", (json_int_t)ntr, "val_rows",
                           (json_int_t)nva, "epochs", r->epochs_run, "best_epoch", r->best_epoch, "train_loss",
-                          r->train_loss, "val_loss", r->best.loss, "samples_per_s", r->samples_per_s,
+                          r->train_loss, "val_loss", nva ? json_real(r->best.loss) : json_null(), "samples_per_s", r->samples_per_s,
                           "active_expert_fraction", r->best.active_fraction, "seed", (json_int_t)c->o.seed,
                           "tasks", tasks);
     char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -369,6 +414,7 @@ static int train_main(int argc, char **argv) {
         }
     train_cli c = {.fit_numeric = 1, .val_frac = 0.1, .version = -1};
     snprintf(c.split, sizeof c.split, "random");
+    snprintf(c.user_col, sizeof c.user_col, "user_id");
     moe_train_defaults(&c.o);
     sdim_csv_opts_init(&c.sdim);
     c.o.progress = 1;
@@ -428,7 +474,35 @@ static int train_main(int argc, char **argv) {
     mr_blas_set_threads(1); /* parallelism comes from the expert/tower pool */
     if (moe_dataset_read(&d, m, c.data, c.time_col[0] ? c.time_col : NULL, c.max_rows, &e)) goto fail;
     if (c.sdim.events_path && sdim_join_csv(d, c.data, c.max_rows, &c.sdim, &e)) goto fail;
-    if (moe_dataset_split(d, c.val_frac, !strcmp(c.split, "time"), c.o.seed, &tr, &ntr, &va, &nva, &e)) goto fail;
+    if (c.val_data) { /* every --data row trains; the --val-data rows validate */
+        moe_dataset *dv = NULL;
+        long n0 = d->n;
+        int vrc = moe_dataset_read(&dv, m, c.val_data, c.time_col[0] ? c.time_col : NULL, 0, &e);
+        if (!vrc && c.sdim.events_path) vrc = sdim_join_csv(dv, c.val_data, 0, &c.sdim, &e);
+        if (!vrc) vrc = moe_dataset_append(d, dv, &e);
+        moe_dataset_free(dv);
+        if (vrc) {
+            mr_err_wrap(&e, "--val-data %s", c.val_data);
+            goto fail;
+        }
+        tr = malloc(sizeof *tr * (size_t)n0);
+        va = malloc(sizeof *va * (size_t)(d->n - n0));
+        if (!tr || !va) {
+            mr_err_set(&e, MR_ENOMEM, "out of memory");
+            goto fail;
+        }
+        for (long i = 0; i < d->n; i++) {
+            if (i < n0) tr[ntr++] = i;
+            else va[nva++] = i;
+        }
+    } else if (!strcmp(c.split, "user-time")) {
+        uint64_t *groups = NULL;
+        if (read_groups(c.data, c.user_col, d->n, c.max_rows, &groups, &e)) goto fail;
+        int src = moe_dataset_split_groups(d, groups, c.val_frac, &tr, &ntr, &va, &nva, &e);
+        free(groups);
+        if (src) goto fail;
+    } else if (moe_dataset_split(d, c.val_frac, !strcmp(c.split, "time"), c.o.seed, &tr, &ntr, &va, &nva, &e))
+        goto fail;
     if (c.fit_numeric) moe_dataset_fit_numeric(d, m, tr, ntr);
     if (moe_model_maps_missing(m) && build_mappings(&c, m, d, tr, ntr, &e)) goto fail;
     fprintf(stderr, "moerec train: %ld rows (%ld train, %ld validation), %s, %ld parameters + %d tables\n", d->n,

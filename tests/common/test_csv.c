@@ -285,6 +285,44 @@ static void test_open_file_and_stdin_name(void **s) {
     assert_non_null(strstr(e.msg, "/nonexistent/x.csv"));
 }
 
+/* What mr_csv_put_cell writes, the reader reads back cell for cell. */
+static void test_put_cell_round_trip(void **s) {
+    (void)s;
+    const char *cells[] = {"plain", "a,b", "say \"hi\"", "two\nlines", "cr\r", "tab\there", ""};
+    for (int d = 0; d < 2; d++) {
+        char delim = d ? '\t' : ',', *buf = NULL;
+        size_t n = 0;
+        FILE *f = open_memstream(&buf, &n);
+        assert_non_null(f);
+        fputs(d ? "h1\th2\th3\th4\th5\th6\th7\n" : "h1,h2,h3,h4,h5,h6,h7\n", f);
+        for (int i = 0; i < 7; i++) {
+            if (i) fputc(delim, f);
+            mr_csv_put_cell(f, cells[i], delim);
+        }
+        fputc('\n', f);
+        fclose(f);
+        mr_csv *c;
+        mr_err e;
+        mr_csv_opts o = {.delim = delim};
+        assert_int_equal(open_text(&c, "put.csv", buf, &o, &e), 0);
+        assert_int_equal(mr_csv_next(c, &e), 1);
+        for (int i = 0; i < 7; i++) assert_string_equal(mr_csv_cell(c, i), cells[i]);
+        assert_int_equal(mr_csv_next(c, &e), 0);
+        mr_csv_close(c);
+        free(buf);
+    }
+    /* the tab needs no quotes in CSV, the comma none in TSV */
+    char *buf = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&buf, &n);
+    mr_csv_put_cell(f, "a\tb", ',');
+    fputc('|', f);
+    mr_csv_put_cell(f, "a,b", '\t');
+    fclose(f);
+    assert_string_equal(buf, "a\tb|a,b");
+    free(buf);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_header_and_rows),
@@ -299,6 +337,7 @@ int main(void) {
         cmocka_unit_test(test_numbers_one_rule),
         cmocka_unit_test(test_integers_and_ids),
         cmocka_unit_test(test_open_file_and_stdin_name),
+        cmocka_unit_test(test_put_cell_round_trip),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     if (g_f) fclose(g_f);

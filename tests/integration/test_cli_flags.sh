@@ -40,6 +40,10 @@ expect "--data needs a value" score --model m --data
 expect "--port: 'x' is not an integer in [0, 65535]" serve --port x
 expect "--pilots: 'x' is not an integer" index retrievers --pilots x
 expect "--seed: '-3' is not an integer >= 0" index graphhash --seed -3 --interactions a --out b
+expect "--folds: 'x' is not an integer in [2, 64]" index features --log l --out o --task a:b --folds x
+expect "--prior-strength: '-1' is not a number" index features --log l --out o --task a:b --prior-strength -1
+expect "--dim: '0' is not an integer in [1, 1024]" index embeddings --log l --items-out o --dim 0
+expect "--lr: 'fast' is not a number" index embeddings --log l --items-out o --lr fast
 expect "--users: 'abc' is not an integer" demo-data --out "$dir/d" --users abc
 expect "--users: '1.5' is not an integer" synth --out "$dir/s" --users 1.5
 [ $fails -eq 0 ] && echo "test_cli_flags: all checks passed"

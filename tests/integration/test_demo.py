@@ -37,7 +37,7 @@ class DemoTest(unittest.TestCase):
         cmds = [l.split()[0] for l in listing.splitlines() if l.strip()]
         self.assertIn("serve", cmds)
         self.assertIn("demo-data", cmds)
-        for c in cmds + ["index retrievers", "index graphhash"]:
+        for c in cmds + ["index retrievers", "index graphhash", "index features", "index embeddings"]:
             r = subprocess.run([ARGS.bin] + c.split() + ["--help"], capture_output=True, text=True)
             self.assertEqual(r.returncode, 0, c)
             self.assertIn("usage: moerec " + c, r.stdout + r.stderr)

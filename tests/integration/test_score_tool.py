@@ -83,7 +83,7 @@ class ScoreToolTest(unittest.TestCase):
 
     def test_bad_input(self):
         for cell in ("old", "nan"):  # not a number; not finite (the server refuses it too)
-            r = self.run_on("user_id,item_id,age\n1,10001,%s\n" % cell)
+            r = self.run_on("user_id,item_id,age\n1,10001,%s\n" % cell, "--allow-missing", "genre,price")
             self.assertEqual(r.returncode, 1)
             self.assertIn("edge.csv:2: column 'age' (3): '%s' is not a finite number" % cell, r.stderr)
         none = os.path.join(self.d, "none.csv")
@@ -146,6 +146,20 @@ class ScoreToolTest(unittest.TestCase):
                                 "--data", path, "--quiet"], capture_output=True, text=True)
             self.assertEqual(s.returncode, 1, name)
             self.assertIn(msg, s.stderr, name)
+
+    def test_missing_feature_column(self):
+        # issue 13: a renamed feature column scored silently with defaults (rc 0)
+        hdr = "user_id,movie,genre,age,price\n"
+        r = self.run_on(hdr + "7,10001,action,30,5\n")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("has no column 'item_id' (a feature of model 'demo'); pass --allow-missing item_id",
+                      r.stderr)
+        self.assertEqual(r.stdout, "")
+        ok = self.run_on(hdr + "7,10001,action,30,5\n", "--allow-missing", "item_id")
+        self.assertEqual(ok.returncode, 0, ok.stderr)
+        self.assertEqual(self.run_on(hdr + "7,10001,action,30,5\n", "--allow-missing", "all").stdout, ok.stdout)
+        r = self.run_on(hdr + "7,10001,action,30,5\n", "--allow-missing", "item")  # not a prefix match
+        self.assertEqual(r.returncode, 1)
 
     def run_on(self, text, *extra, model=None):
         path = os.path.join(self.d, "edge.csv")

@@ -91,4 +91,40 @@ set +e
 rc=$?
 set -e
 [ $rc -eq 2 ] && grep -q "unknown option '--bogus'" "$dir/err" || fail "unknown option"
+# --val-frac 0: no validation rows, so metrics are null, not 0.0 (issue 13)
+out0=$("$moerec" train --model-json "$dir/model.json" --data "$dir/data.csv" --out "$dir/m0" --val-frac 0 \
+       --epochs 1 --quiet)
+/usr/bin/python3 - "$out0" <<'PY' || fail "--val-frac 0 metrics: $out0"
+import json, sys
+j = json.loads(sys.argv[1])
+assert j["val_rows"] == 0 and j["val_loss"] is None, j
+assert all(t["auc"] is None and t["logloss"] is None and t["count"] == 0 for t in j["tasks"].values()), j
+PY
+# --val-data: every --data row trains, the other file validates (issue 13)
+head -n 1501 "$dir/data.csv" > "$dir/tr.csv"
+{ head -n 1 "$dir/data.csv"; tail -n 500 "$dir/data.csv"; } > "$dir/va.csv"
+outv=$("$moerec" train --model-json "$dir/model.json" --data "$dir/tr.csv" --val-data "$dir/va.csv" \
+       --out "$dir/mv" --epochs 1 --quiet)
+/usr/bin/python3 -c "import json,sys; j=json.loads(sys.argv[1]); assert j['train_rows']==1500 and j['val_rows']==500 and j['tasks']['click']['count']==500, j" "$outv" ||
+  fail "--val-data: $outv"
+# --split user-time: each user's latest 20% (at least 1) by time validate
+outu=$("$moerec" train --model-json "$dir/model.json" --data "$dir/data.csv" --split user-time \
+       --user-column user --time-column ts --val-frac 0.2 --out "$dir/mu" --epochs 1 --quiet)
+/usr/bin/python3 - "$dir/data.csv" "$outu" <<'PY' || fail "--split user-time: $outu"
+import collections, csv, json, sys
+cnt = collections.Counter(r["user"] for r in csv.DictReader(open(sys.argv[1])))
+want = sum(max(1, int(0.2 * c)) for c in cnt.values() if c >= 2)  # times are distinct: no ties
+j = json.loads(sys.argv[2])
+assert j["val_rows"] == want and j["train_rows"] == 2000 - want, (j, want)
+PY
+if "$moerec" train --model-json "$dir/model.json" --data "$dir/data.csv" --split user-time --out "$dir/mx" \
+   2> "$dir/err"; then fail "--split user-time without --time-column accepted"; fi
+grep -q "needs --time-column" "$dir/err" || fail "user-time message: $(cat "$dir/err")"
+# a text label column is an error naming the line, not a run on nothing
+sed '2s/,\([01]\),\([01]\),\([0-9]*\)$/,yes,\2,\3/' "$dir/data.csv" > "$dir/text.csv"
+if "$moerec" train --model-json "$dir/model.json" --data "$dir/text.csv" --out "$dir/m3" 2> "$dir/err"; then
+  fail "text label accepted"
+fi
+grep -q "text.csv:2: column 'click' (5): 'yes' is not a finite number (task 'click': for text labels set" "$dir/err" ||
+  fail "text label message: $(cat "$dir/err")"
 echo "test_cmd_train: ok"

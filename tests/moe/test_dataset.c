@@ -138,6 +138,43 @@ static void test_tsv_and_errors(void **st) {
     moe_model_free(m);
 }
 
+/* Issue 13: a text label column trained on nothing ("count": 0, exit 0);
+ * now it is an error naming the line, a task's "positive" value makes text
+ * labels usable, and a task without any label is an error. */
+static void test_text_labels(void **st) {
+    (void)st;
+    moe_model *m = make();
+    mr_err e;
+    moe_dataset *d = NULL;
+    write_file("uid,item,genre,age,price,click,rating,dwell\nu,i,g,1,1,insurance,4,1\n");
+    assert_int_equal(moe_dataset_read(&d, m, g_path, NULL, 0, &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, ":2: column 'click' (6): 'insurance' is not a finite number (task 'click': for text labels set "
+                              "the task's \"positive\" value"));
+    unlink(g_path);
+    write_file("uid,item,genre,age,price,click,rating,dwell\nu,i,g,1,1,,4,1\nv,i,g,1,1,,3,1\n");
+    assert_int_equal(moe_dataset_read(&d, m, g_path, NULL, 0, &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, "task 'click': no row has a label in column 'click'"));
+    unlink(g_path);
+    moe_model_free(m);
+    char js[4096];
+    snprintf(js, sizeof js, "{\"tables\":[{\"name\":\"u\",\"rows\":8,\"dim\":2}],"
+             "\"features\":{\"categorical\":[{\"name\":\"uid\",\"table\":\"u\"}]},"
+             "\"tasks\":[{\"name\":\"buy\",\"label\":\"CARAVAN\",\"positive\":\"insurance\"}],"
+             "\"arch\":{\"type\":\"mmoe\",\"experts\":2}}");
+    assert_int_equal(moe_model_from_json(&m, js, 1, &e), 0);
+    write_file("uid,CARAVAN\na,insurance\nb,noinsurance\nc,\nd,insurance\n");
+    assert_int_equal(moe_dataset_read(&d, m, g_path, NULL, 0, &e), 0);
+    assert_int_equal(d->n, 4);
+    float want_y[4] = {1, 0, 0, 1}, want_m[4] = {1, 1, 0, 1};
+    for (int i = 0; i < 4; i++) {
+        assert_true(d->y[i] == want_y[i]);
+        assert_true(d->mask[i] == want_m[i]);
+    }
+    moe_dataset_free(d);
+    unlink(g_path);
+    moe_model_free(m);
+}
+
 static void test_random_split(void **st) {
     (void)st;
     moe_model *m = make();
@@ -240,6 +277,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_read_csv),
         cmocka_unit_test(test_tsv_and_errors),
+        cmocka_unit_test(test_text_labels),
         cmocka_unit_test(test_random_split),
         cmocka_unit_test(test_time_split_boundary_ties),
         cmocka_unit_test(test_common_reader_rules),

@@ -71,6 +71,38 @@ static void test_errors_name_the_field(void **st) {
     expect_error("{\"type\":\"home\",\"task_groups\":[0,-1,0]}", "arch.task_groups[1] must be");
     expect_error("{\"type\":\"mmoe\",\"activation\":\"tanh\"}", "arch.activation");
     expect_error("[1]", "arch is required");
+    /* issue 13: settings the architecture would ignore are refused */
+    expect_error("{\"type\":\"shared_bottom\",\"experts\":4}", "arch.experts does not apply to shared_bottom");
+    expect_error("{\"type\":\"shared_bottom\",\"gate\":{\"type\":\"topk\"}}", "arch.gate does not apply");
+    expect_error("{\"type\":\"mmoe\",\"experts\":4,\"gate\":{\"type\":\"topk\",\"k\":9}}",
+                 "arch.gate.k is 9 but a gate chooses among 4 experts");
+    moe_model *ok = NULL;
+    mr_err oke;
+    assert_int_equal(parse("{\"type\":\"mmoe\",\"experts\":4,\"gate\":{\"type\":\"topk\",\"k\":4}}", &ok, &oke), 0);
+    moe_model_free(ok);
+    /* the values shared_bottom uses anyway pass: both writers (moerec's
+     * model.json of a version, moerec_torch's) spell every arch key out */
+    assert_int_equal(parse("{\"type\":\"shared_bottom\",\"experts\":1,\"task_experts\":0,\"levels\":1,"
+                           "\"gate\":{\"type\":\"dense\",\"k\":2,\"p\":0.4,\"null_experts\":0,\"always_on\":0},"
+                           "\"lbl_coef\":0,\"entropy_coef\":0}", &ok, &oke), 0);
+    char *sj = moe_model_to_json(ok);
+    moe_model_free(ok);
+    ok = NULL;
+    assert_int_equal(moe_model_from_json(&ok, sj, 1, &oke), 0); /* a saved shared_bottom reloads */
+    free(sj);
+    moe_model_free(ok);
+    assert_int_equal(moe_model_from_json(&ok, "{\"tasks\":[{\"name\":\"a\",\"positive\":\"yes\",\"threshold\":1}],"
+                                              "\"features\":{\"extra_dim\":1},\"arch\":{\"type\":\"mmoe\"}}", 1, &oke),
+                     MR_EINVAL);
+    assert_non_null(strstr(oke.msg, "tasks[0].positive"));
+    assert_int_equal(moe_model_from_json(&ok, "{\"tasks\":[{\"name\":\"a\",\"positive\":\"yes\"}],"
+                                              "\"features\":{\"extra_dim\":1},\"arch\":{\"type\":\"mmoe\"}}", 1, &oke),
+                     0);
+    char *pj = moe_model_to_json(ok);
+    assert_non_null(strstr(pj, "\"positive\""));
+    assert_non_null(strstr(pj, "\"yes\""));
+    free(pj);
+    moe_model_free(ok);
     /* two tasks of one name: the server looks tasks up by name */
     moe_model *dup = NULL;
     mr_err dupe;

@@ -1,0 +1,571 @@
+/* cmd_index_features.c — `moerec index features`: counting features from
+ * an interaction log (moe/featcount.h), as columns for `moerec train` and
+ * `moerec score`, and as stored user and item feature rows for serving.
+ *
+ *   --log FILE --out FILE       each log row with the leak-free feature
+ *                               columns appended (past or out-of-fold)
+ *   --apply FILE --apply-out F  rows to score (a later period): values from
+ *                               every log event, read at each row's time or
+ *                               at --as-of
+ *
+ *   --store DIR                 the values of every user and item of the log,
+ *                               read at --as-of T, into the store: the user's
+ *                               profile row (replaced) and the item's feature
+ *                               row (merged with what UpsertItems wrote), as
+ *                               packed moerec.v1.Features numeric entries,
+ *                               which Score adds to every request
+ *
+ * Output rows are the input's cells (re-quoted as needed, in the input's
+ * delimiter) plus the values ("%.9g", exact for float; empty = missing), so
+ * every input column stays. Logs are read through common/csv.h (the rules
+ * of every input file); outputs are written through common/atomic_file.h.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/atomic_file.h"
+#include "common/csv.h"
+#include "hashing/idhash.h"
+#include "index/store/store.h"
+#include "moe/featcount.h"
+#include "tools/cli.h"
+#include "proto/moerec.pb-c.h"
+#include "server/backend.h"
+#include "tools/index_features.h"
+
+#define FX_APPLY_MAX 4
+
+/* ------------------------------------------------------------- options */
+
+typedef struct fx_task {
+    char name[64], column[64];
+    int rule;                 /* 0: 0/1 value, 1: >= threshold, 2: == value */
+    double threshold;
+    char value[64];
+    int col;
+} fx_task;
+
+typedef struct fx_opts {
+    const char *log, *out, *store_dir, *apply[FX_APPLY_MAX], *apply_out[FX_APPLY_MAX];
+    int n_apply, n_apply_out;
+    const char *user_col, *item_col, *time_col, *cat_col;
+    char cat_sep;
+    fx_task task[FC_MAX_TASKS];
+    char window_name[FC_MAX_WINDOWS][32];
+    fc_spec spec;
+    int mode, folds;
+    uint64_t seed;
+    int as_of_row;            /* --as-of row (apply files) */
+    int as_of_set;            /* --as-of given */
+    double as_of;             /* else this time; NAN = the log's latest */
+} fx_opts;
+
+static void fx_usage(FILE *f) {
+    fprintf(f,
+            "usage: moerec index features --log FILE --task NAME:RULE [--task ...] [options]\n\n"
+            "Counting features (docs/index-tool.md, \"Counting features\"): per user, per item and\n"
+            "per (user, category): log1p(count), smoothed positive rate per task, log1p(seconds\n"
+            "since the last event), over each window.\n\n"
+            "  --log FILE              interaction log, CSV with a header line\n"
+            "  --out FILE              the log's rows + leak-free feature columns (for moerec train)\n"
+            "  --apply FILE            rows to score: values from every log event (repeatable)\n"
+            "  --apply-out FILE        where each --apply file's rows + columns go (same order)\n"
+            "  --user-column NAME      (userId)\n"
+            "  --item-column NAME      (movieId)\n"
+            "  --time-column NAME      event time, seconds (timestamp)\n"
+            "  --category-column NAME  optional multi-valued category column: (user, category) block\n"
+            "  --category-separator C  separator inside it (|)\n"
+            "  --task NAME:RULE        a label per task: COLUMN (a number: 0/1 gives a rate, other\n"
+            "                          values a smoothed mean), COLUMN>=X, or COLUMN=VALUE (positive\n"
+            "                          when the cell equals VALUE); an empty cell is no label; a cell\n"
+            "                          that is not a number (rules 1, 2) is an error\n"
+            "  --windows LIST          comma-separated: all, or a decay time constant Ns, Nm, Nh, Nd\n"
+            "                          (all)\n"
+            "  --mode past|oof         training rows: strictly earlier events (past), or the other\n"
+            "                          folds' rows (oof; all-time windows only) (past)\n"
+            "  --folds N               oof folds (5)\n"
+            "  --seed N                oof fold seed (1)\n"
+            "  --prior-strength A      rate = (positives + A * prior) / (labelled + A) (10)\n"
+            "  --no-recency            leave the <p>_recency columns out\n"
+            "  --store DIR             write every user's and item's values (read at --as-of T, the\n"
+            "                          log's latest time by default) into the store: user profile\n"
+            "                          rows (replaced) and item feature rows (merged); Score adds them\n"
+            "                          to every request. The server must not have DIR open.\n"
+            "  --as-of row|T           time --apply rows are read at: each row's own time (row, the\n"
+            "                          default; not with --store), or T\n\n"
+            "Example:\n"
+            "  moerec index features --log train.csv --out train_feat.csv --user-column userId \\\n"
+            "      --item-column movieId --time-column timestamp --task like:rating>=4 --mode oof\n");
+}
+
+static int parse_task(fx_task *t, const char *v) {
+    const char *colon = strchr(v, ':');
+    if (!colon || colon == v || (size_t)(colon - v) >= sizeof t->name) return -1;
+    memset(t, 0, sizeof *t);
+    memcpy(t->name, v, (size_t)(colon - v));
+    const char *r = colon + 1, *ge = strstr(r, ">="), *eq = strchr(r, '=');
+    const char *end = ge ? ge : eq ? eq : r + strlen(r);
+    if (end == r || (size_t)(end - r) >= sizeof t->column) return -1;
+    memcpy(t->column, r, (size_t)(end - r));
+    if (ge) {
+        t->rule = 1;
+        if (mr_parse_double(ge + 2, &t->threshold)) return -1;
+    } else if (eq) {
+        t->rule = 2;
+        if (snprintf(t->value, sizeof t->value, "%s", eq + 1) >= (int)sizeof t->value || !eq[1]) return -1;
+    }
+    return 0;
+}
+
+static int parse_windows(fx_opts *o, const char *v) {
+    char buf[512];
+    if (snprintf(buf, sizeof buf, "%s", v) >= (int)sizeof buf) return -1;
+    o->spec.n_windows = 0;
+    for (char *s = strtok(buf, ","); s; s = strtok(NULL, ",")) {
+        if (o->spec.n_windows == FC_MAX_WINDOWS) return -1;
+        int w = o->spec.n_windows++;
+        snprintf(o->window_name[w], sizeof o->window_name[w], "%s", s);
+        if (!strcmp(s, "all")) {
+            o->spec.window[w] = 0;
+            continue;
+        }
+        size_t len = strlen(s);
+        char *x = s + (len ? len - 1 : 0); /* the unit letter after the number */
+        double n = 0, unit = !strcmp(x, "s") ? 1 : !strcmp(x, "m") ? 60 : !strcmp(x, "h") ? 3600
+                           : !strcmp(x, "d") ? 86400 : 0;
+        *x = 0;
+        if (!unit || mr_parse_double(s, &n) || !(n > 0)) return -1;
+        o->spec.window[w] = n * unit;
+    }
+    return o->spec.n_windows ? 0 : -1;
+}
+
+static int fx_args(fx_opts *o, int argc, char **argv) {
+    mr_err e;
+    mr_err_clear(&e);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        if (!strcmp(a, "--quiet")) continue; /* accepted as by every index target; it prints no progress */
+        if (!strcmp(a, "--no-recency")) {
+            o->spec.no_recency = 1;
+            continue;
+        }
+        if (!(v = ix_value(argc, argv, &i, "moerec index features"))) return 2;
+        if (!strcmp(a, "--log")) o->log = v;
+        else if (!strcmp(a, "--out")) o->out = v;
+        else if (!strcmp(a, "--store")) o->store_dir = v;
+        else if (!strcmp(a, "--apply") && o->n_apply < FX_APPLY_MAX) o->apply[o->n_apply++] = v;
+        else if (!strcmp(a, "--apply-out") && o->n_apply_out < FX_APPLY_MAX) o->apply_out[o->n_apply_out++] = v;
+        else if (!strcmp(a, "--user-column")) o->user_col = v;
+        else if (!strcmp(a, "--item-column")) o->item_col = v;
+        else if (!strcmp(a, "--time-column")) o->time_col = v;
+        else if (!strcmp(a, "--category-column")) o->cat_col = v;
+        else if (!strcmp(a, "--category-separator")) {
+            if (strlen(v) != 1) {
+                fprintf(stderr, "moerec index features: --category-separator is one character\n");
+                return 2;
+            }
+            o->cat_sep = v[0];
+        } else if (!strcmp(a, "--task")) {
+            if (o->spec.n_tasks == FC_MAX_TASKS || parse_task(&o->task[o->spec.n_tasks], v)) {
+                fprintf(stderr, "moerec index features: --task %s (NAME:COLUMN, NAME:COLUMN>=X or "
+                                "NAME:COLUMN=VALUE; at most %d)\n", v, FC_MAX_TASKS);
+                return 2;
+            }
+            o->spec.n_tasks++;
+        } else if (!strcmp(a, "--windows")) {
+            if (parse_windows(o, v)) {
+                fprintf(stderr, "moerec index features: --windows %s (all, Ns, Nm, Nh, Nd; at most %d)\n", v,
+                        FC_MAX_WINDOWS);
+                return 2;
+            }
+        } else if (!strcmp(a, "--mode")) {
+            if (strcmp(v, "past") && strcmp(v, "oof")) {
+                fprintf(stderr, "moerec index features: --mode %s (past, oof)\n", v);
+                return 2;
+            }
+            o->mode = !strcmp(v, "oof") ? FC_OOF : FC_PAST;
+        } else if (!strcmp(a, "--folds")) {
+            if (cli_int("--folds", v, 2, 64, &o->folds, &e)) goto bad;
+        } else if (!strcmp(a, "--seed")) {
+            unsigned long long u;
+            if (cli_u64("--seed", v, &u, &e)) goto bad;
+            o->seed = u;
+        } else if (!strcmp(a, "--prior-strength")) {
+            if (cli_parse_double("--prior-strength", v, 0, 1e12, &o->spec.prior_strength, &e)) goto bad;
+        } else if (!strcmp(a, "--as-of")) {
+            o->as_of_row = !strcmp(v, "row");
+            o->as_of_set = 1;
+            if (!o->as_of_row && mr_parse_double(v, &o->as_of)) {
+                fprintf(stderr, "moerec index features: --as-of '%s' is not row or a time\n", v);
+                return 2;
+            }
+        } else {
+            fprintf(stderr, "moerec index features: unknown option %s (see --help)\n", a);
+            return 2;
+        }
+    }
+    if (!o->log || !o->spec.n_tasks || (!o->out && !o->n_apply && !o->store_dir)) {
+        fprintf(stderr, "moerec index features: --log, at least one --task and one of --out, --apply, "
+                        "--store are required (see --help)\n");
+        return 2;
+    }
+    if (o->store_dir && o->as_of_row && o->as_of_set) {
+        fprintf(stderr, "moerec index features: --store needs one time (--as-of T), not --as-of row\n");
+        return 2;
+    }
+    if (o->n_apply != o->n_apply_out) {
+        fprintf(stderr, "moerec index features: each --apply needs its --apply-out\n");
+        return 2;
+    }
+    o->spec.use_cats = o->cat_col != NULL;
+    return 0;
+bad:
+    fprintf(stderr, "moerec index features: %s (see --help)\n", e.msg);
+    return 2;
+}
+
+/* ------------------------------------------------------------ reading */
+
+typedef struct fx_rows {
+    fc_event *ev;
+    uint64_t *cats;           /* (n, FC_MAX_CATS) */
+    size_t n, cap;
+    double t_max;
+} fx_rows;
+
+typedef struct fx_cols { int user, item, time, cat, label[FC_MAX_TASKS]; } fx_cols;
+
+static int fx_find_cols(const fx_opts *o, const mr_csv *l, int labels, fx_cols *c, mr_err *e) {
+    if (mr_csv_need(l, o->user_col, &c->user, e) || mr_csv_need(l, o->item_col, &c->item, e) ||
+        mr_csv_need(l, o->time_col, &c->time, e))
+        return MR_EINVAL;
+    c->cat = -1;
+    if (o->cat_col && mr_csv_need(l, o->cat_col, &c->cat, e)) return MR_EINVAL;
+    for (int t = 0; labels && t < o->spec.n_tasks; t++)
+        if (mr_csv_need(l, o->task[t].column, &c->label[t], e)) return mr_err_wrap(e, "task '%s'", o->task[t].name);
+    return MR_OK;
+}
+
+/* The current record of l as an event (labels when labels). */
+static int fx_event(const fx_opts *o, const mr_csv *l, const fx_cols *c, int labels, fc_event *ev, uint64_t *cats,
+                    mr_err *e) {
+    memset(ev, 0, sizeof *ev);
+    int rc = mr_csv_double(l, c->time, &ev->t, e);
+    if (rc < 0) return rc;
+    if (rc == 1)
+        return mr_err_set(e, MR_EINVAL, "%s:%ld: time column '%s' is missing", mr_csv_name(l), mr_csv_line(l),
+                          o->time_col);
+    const char *user = mr_csv_cell(l, c->user), *item = mr_csv_cell(l, c->item);
+    if (!user[0] || !item[0])
+        return mr_err_set(e, MR_EINVAL, "%s:%ld: empty user or item id", mr_csv_name(l), mr_csv_line(l));
+    ev->user = mr_api_id(user);
+    ev->item = mr_api_id(item);
+    ev->cats = cats;
+    if (c->cat >= 0)
+        for (const char *s = mr_csv_cell(l, c->cat); *s;) {
+            const char *end = strchr(s, o->cat_sep);
+            size_t len = end ? (size_t)(end - s) : strlen(s);
+            if (len) {
+                if (ev->n_cats == FC_MAX_CATS)
+                    return mr_err_set(e, MR_EINVAL, "%s:%ld: more than %d categories", mr_csv_name(l),
+                                      mr_csv_line(l), FC_MAX_CATS);
+                cats[ev->n_cats++] = idhash_bytes(s, len, 0);
+            }
+            if (!end) break;
+            s = end + 1;
+        }
+    for (int t = 0; labels && t < o->spec.n_tasks; t++) {
+        const fx_task *k = &o->task[t];
+        const char *v = mr_csv_cell(l, c->label[t]);
+        double y;
+        if (mr_csv_is_missing(l, v)) continue; /* no label */
+        if (k->rule == 2) {
+            ev->has[t] = 1;
+            ev->y[t] = !strcmp(v, k->value);
+            continue;
+        }
+        if (mr_csv_double(l, c->label[t], &y, e) < 0) { /* the reader's message, and what to do */
+            char why[MR_ERR_MSG_MAX];
+            snprintf(why, sizeof why, "%s", e ? e->msg : "");
+            return mr_err_set(e, MR_EINVAL, "%s (task '%s': for text labels give COLUMN=VALUE)", why, k->name);
+        }
+        ev->has[t] = 1;
+        ev->y[t] = k->rule == 1 ? y >= k->threshold : (float)y;
+    }
+    return MR_OK;
+}
+
+static int fx_read(const fx_opts *o, const char *path, int labels, fx_rows *r, mr_err *e) {
+    mr_csv *l = NULL;
+    fx_cols c;
+    int rc = mr_csv_open(&l, path, NULL, e);
+    if (!rc) rc = fx_find_cols(o, l, labels, &c, e);
+    r->t_max = -INFINITY;
+    while (!rc && (rc = mr_csv_next(l, e)) == 1) {
+        if (r->n == r->cap) {
+            size_t cap = r->cap ? 2 * r->cap : 4096;
+            fc_event *ev = realloc(r->ev, cap * sizeof *ev);
+            if (ev) r->ev = ev;
+            uint64_t *cats = ev ? realloc(r->cats, cap * FC_MAX_CATS * sizeof *cats) : NULL;
+            if (!cats) {
+                rc = mr_err_set(e, MR_ENOMEM, "%s: out of memory", path);
+                break;
+            }
+            r->cats = cats;
+            r->cap = cap;
+        }
+        rc = fx_event(o, l, &c, labels, &r->ev[r->n], r->cats + r->n * FC_MAX_CATS, e);
+        if (!rc && r->ev[r->n].t > r->t_max) r->t_max = r->ev[r->n].t;
+        r->n += rc == 0;
+    }
+    mr_csv_close(l);
+    if (rc < 0) return rc;
+    for (size_t i = 0; i < r->n; i++) r->ev[i].cats = r->cats + i * FC_MAX_CATS; /* after reallocs */
+    return r->n ? MR_OK : mr_err_set(e, MR_EINVAL, "%s: no data rows", path);
+}
+
+/* ------------------------------------------------------------ writing */
+
+/* path's records again, through the same reader, to out (atomically, in
+ * path's delimiter): every cell (re-quoted as needed), then the values. */
+static int fx_write(const fx_opts *o, const char *path, const char *out, const float *vals, size_t n, mr_err *e) {
+    int per = fc_row_values(&o->spec), rc;
+    mr_csv *in = NULL;
+    mr_afile af;
+    if ((rc = mr_csv_open(&in, path, NULL, e))) return rc;
+    if ((rc = mr_afile_open(&af, out, e))) {
+        mr_csv_close(in);
+        return rc;
+    }
+    const char *tasks[FC_MAX_TASKS], *wins[FC_MAX_WINDOWS];
+    for (int t = 0; t < o->spec.n_tasks; t++) tasks[t] = o->task[t].name;
+    for (int w = 0; w < o->spec.n_windows; w++) wins[w] = o->window_name[w];
+    char d = mr_csv_delim(in);
+    int nc = mr_csv_ncols(in);
+    for (int k = 0; k < nc; k++) {
+        if (k) fputc(d, af.f);
+        mr_csv_put_cell(af.f, mr_csv_header(in, k), d);
+    }
+    for (int j = 0; j < per && !rc; j++) {
+        char name[128];
+        if (!(rc = fc_value_name(&o->spec, j, tasks, wins, name, sizeof name, e))) fprintf(af.f, "%c%s", d, name);
+    }
+    fputc('\n', af.f);
+    size_t row = 0;
+    while (!rc && (rc = mr_csv_next(in, e)) == 1) {
+        rc = 0;
+        if (row == n) {
+            rc = mr_err_set(e, MR_EINTERNAL, "%s changed while it was read", path);
+            break;
+        }
+        for (int k = 0; k < nc; k++) {
+            if (k) fputc(d, af.f);
+            mr_csv_put_cell(af.f, mr_csv_cell(in, k), d);
+        }
+        for (int j = 0; j < per; j++) {
+            float v = vals[row * (size_t)per + (size_t)j];
+            if (isnan(v)) fputc(d, af.f);
+            else fprintf(af.f, "%c%.9g", d, (double)v);
+        }
+        fputc('\n', af.f);
+        row++;
+    }
+    mr_csv_close(in);
+    if (!rc && row != n) rc = mr_err_set(e, MR_EINTERNAL, "%s changed while it was read", path);
+    if (rc) {
+        mr_afile_abort(&af);
+        return rc;
+    }
+    return mr_afile_commit(&af, e);
+}
+
+/* ------------------------------------------------------------ store */
+
+#define FX_BATCH 1024
+
+/* The numeric entries of one key's block (NaN values left out: the schema's
+ * fill applies, as for an empty cell in a file), into nf[0..*n). */
+static void fx_block(const fx_opts *o, int kind, const float *v, char (*names)[128], Moerec__V1__NumericFeature *nf,
+                     size_t *n) {
+    const char *tasks[FC_MAX_TASKS], *wins[FC_MAX_WINDOWS];
+    for (int t = 0; t < o->spec.n_tasks; t++) tasks[t] = o->task[t].name;
+    for (int w = 0; w < o->spec.n_windows; w++) wins[w] = o->window_name[w];
+    int per = fc_kind_values(&o->spec);
+    *n = 0;
+    for (int j = 0; j < per; j++) {
+        if (isnan(v[j])) continue;
+        moerec__v1__numeric_feature__init(&nf[*n]);
+        fc_value_name(&o->spec, kind * per + j, tasks, wins, names[j], sizeof names[j], NULL);
+        nf[*n].name = names[j];
+        nf[*n].value = v[j];
+        (*n)++;
+    }
+}
+
+/* Write users' profile rows (replaced) and items' feature rows (merged
+ * with the stored Features: our names replace, others stay) at time now. */
+static int fx_store(const fx_opts *o, const fc_counter *fin, double now, json_t *sum, mr_err *e) {
+    store_config cfg;
+    store_config_init(&cfg);
+    mr_store *st = NULL;
+    uint64_t *keys = NULL;
+    int per = fc_kind_values(&o->spec), rc = store_open(&st, o->store_dir, &cfg, e);
+    if (rc) return mr_err_wrap(e, "--store %s", o->store_dir);
+    float *v = malloc(sizeof(float) * (size_t)per);
+    char (*names)[128] = malloc(sizeof *names * (size_t)per);
+    Moerec__V1__NumericFeature *nf = malloc(sizeof *nf * (size_t)per * FX_BATCH);
+    Moerec__V1__NumericFeature **np = malloc(sizeof *np * (size_t)(per + 256) * FX_BATCH);
+    Moerec__V1__Features *msg = malloc(sizeof *msg * FX_BATCH);
+    Moerec__V1__Features **old = calloc(FX_BATCH, sizeof *old);
+    store_blob *blobs = malloc(sizeof *blobs * FX_BATCH), *cur = malloc(sizeof *cur * FX_BATCH);
+    uint8_t **packed = calloc(FX_BATCH, sizeof *packed);
+    if (!v || !names || !nf || !np || !msg || !old || !blobs || !cur || !packed) {
+        rc = mr_err_set(e, MR_ENOMEM, "out of memory");
+        goto done;
+    }
+    for (int kind = FC_USER; kind <= FC_ITEM && !rc; kind++) {
+        size_t n;
+        free(keys);
+        keys = NULL;
+        if ((rc = fc_keys(fin, kind, &keys, &n, e))) break;
+        for (size_t b = 0; b < n && !rc; b += FX_BATCH) {
+            size_t nb = n - b < FX_BATCH ? n - b : FX_BATCH;
+            void *buf = NULL;
+            if (kind == FC_ITEM && (rc = item_store_get(st, keys + b, nb, cur, &buf, e))) break;
+            for (size_t i = 0; i < nb && !rc; i++) {
+                fc_read_key(fin, kind, keys[b + i], now, v);
+                Moerec__V1__NumericFeature *mine = nf + i * (size_t)per;
+                size_t nm;
+                char (*nm_names)[128] = names; /* names are the same for every key of a kind */
+                fx_block(o, kind, v, nm_names, mine, &nm);
+                Moerec__V1__NumericFeature **p = np + i * (size_t)(per + 256);
+                moerec__v1__features__init(&msg[i]);
+                size_t k = 0;
+                for (size_t j = 0; j < nm; j++) p[k++] = &mine[j];
+                old[i] = kind == FC_ITEM && cur[i].data
+                             ? moerec__v1__features__unpack(NULL, cur[i].len, cur[i].data)
+                             : NULL;
+                if (kind == FC_ITEM && cur[i].data && !old[i]) {
+                    rc = mr_err_set(e, MR_ECORRUPT, "stored features of item %" PRIu64 " do not decode", keys[b + i]);
+                    break;
+                }
+                if (old[i]) { /* keep the stored entries these values do not name */
+                    for (size_t j = 0; j < old[i]->n_numeric && k < (size_t)per + 256; j++) {
+                        int ours = 0;
+                        for (size_t q = 0; q < nm && !ours; q++) ours = !strcmp(old[i]->numeric[j]->name, mine[q].name);
+                        if (!ours) p[k++] = old[i]->numeric[j];
+                    }
+                    msg[i].categorical = old[i]->categorical;
+                    msg[i].n_categorical = old[i]->n_categorical;
+                }
+                msg[i].numeric = p;
+                msg[i].n_numeric = k;
+                size_t sz = moerec__v1__features__get_packed_size(&msg[i]);
+                if (!(packed[i] = malloc(sz ? sz : 1))) {
+                    rc = mr_err_set(e, MR_ENOMEM, "out of memory");
+                    break;
+                }
+                moerec__v1__features__pack(&msg[i], packed[i]);
+                blobs[i] = (store_blob){packed[i], sz};
+            }
+            if (!rc) rc = kind == FC_USER ? user_store_put(st, keys + b, nb, blobs, e)
+                                          : item_store_put(st, keys + b, nb, blobs, e);
+            for (size_t i = 0; i < nb; i++) {
+                if (old[i]) moerec__v1__features__free_unpacked(old[i], NULL);
+                old[i] = NULL;
+                free(packed[i]);
+                packed[i] = NULL;
+            }
+            free(buf);
+        }
+        json_object_set_new(sum, kind == FC_USER ? "stored_users" : "stored_items", json_integer((json_int_t)n));
+    }
+    json_object_set_new(sum, "store_as_of", json_real(now));
+done:
+    store_close(st);
+    free(keys);
+    free(v);
+    free(names);
+    free(nf);
+    free(np);
+    free(msg);
+    free(old);
+    free(blobs);
+    free(cur);
+    free(packed);
+    return rc;
+}
+
+int ix_features(int argc, char **argv) {
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fx_usage(stdout);
+            return 0;
+        }
+    fx_opts o = {.user_col = "userId", .item_col = "movieId", .time_col = "timestamp", .cat_sep = '|',
+                 .folds = 5, .seed = 1, .as_of_row = 1, .as_of = NAN};
+    o.spec = (fc_spec){.n_windows = 1, .window = {0}, .prior_strength = 10};
+    snprintf(o.window_name[0], sizeof o.window_name[0], "all");
+    int rc = fx_args(&o, argc, argv);
+    if (rc) return rc;
+    mr_err e = {0};
+    fx_rows log = {0}, ap = {0};
+    float *vals = NULL;
+    fc_counter *fin = NULL;
+    int per = fc_row_values(&o.spec), status = 1;
+    if ((rc = fc_spec_check(&o.spec, &e)) || (rc = fx_read(&o, o.log, 1, &log, &e))) goto fail;
+    if (!(vals = malloc(log.n * (size_t)per * sizeof *vals))) goto oom;
+    if ((rc = fc_train_values(&o.spec, log.ev, log.n, o.mode, o.folds, o.seed, vals, &fin, &e))) goto fail;
+    if (o.out && (rc = fx_write(&o, o.log, o.out, vals, log.n, &e))) goto fail;
+    json_t *applied = json_array();
+    for (int a = 0; a < o.n_apply; a++) {
+        free(ap.ev);
+        free(ap.cats);
+        memset(&ap, 0, sizeof ap);
+        if ((rc = fx_read(&o, o.apply[a], 0, &ap, &e))) break;
+        float *av = malloc(ap.n * (size_t)per * sizeof *av);
+        if (!av) {
+            rc = mr_err_set(&e, MR_ENOMEM, "out of memory");
+            break;
+        }
+        double now = isnan(o.as_of) ? log.t_max : o.as_of;
+        for (size_t i = 0; i < ap.n; i++) fc_read_row(fin, &ap.ev[i], o.as_of_row ? ap.ev[i].t : now, av + i * (size_t)per);
+        rc = fx_write(&o, o.apply[a], o.apply_out[a], av, ap.n, &e);
+        free(av);
+        if (rc) break;
+        json_array_append_new(applied, json_pack("{s:s, s:I}", "file", o.apply_out[a], "rows", (json_int_t)ap.n));
+    }
+    if (rc) {
+        json_decref(applied);
+        goto fail;
+    }
+    json_t *sum = json_pack("{s:s, s:I, s:i, s:s, s:I, s:I, s:o}", "log", o.log, "rows", (json_int_t)log.n,
+                            "columns", per, "mode", o.mode == FC_OOF ? "oof" : "past", "users",
+                            (json_int_t)fc_key_count(fin, FC_USER), "items", (json_int_t)fc_key_count(fin, FC_ITEM),
+                            "applied", applied);
+    if (o.store_dir && (rc = fx_store(&o, fin, isnan(o.as_of) ? log.t_max : o.as_of, sum, &e))) {
+        json_decref(sum);
+        goto fail;
+    }
+    ix_print_json(sum, 0); /* full double precision */
+    status = 0;
+    goto out;
+oom:
+    mr_err_set(&e, MR_ENOMEM, "out of memory");
+fail:
+    fprintf(stderr, "moerec index features: %s\n", e.msg);
+out:
+    fc_free(fin);
+    free(vals);
+    free(log.ev);
+    free(log.cats);
+    free(ap.ev);
+    free(ap.cats);
+    return status;
+}
