@@ -372,7 +372,9 @@ int router_retrieve(mr_router *rt, const router_query *q, const retr_user *user,
         for (int t = 0; t < nj; t++) {
             const expert_job *jb = &jobs[t];
             int i = jexp[t], filled = 0;
-            for (int r = 0; r < jb->fetch && jb->ids[r] >= 0 && filled < res->budgets[i]; r++) {
+            /* budgets may sum above k once top-ups passed budget on: stop at k */
+            for (int r = 0; r < jb->fetch && jb->ids[r] >= 0 && filled < res->budgets[i] && got < k;
+                 r++) {
                 int64_t at = retr_idmap_get(&seen, jb->ids[r]);
                 if (at < 0 || taken[at]) continue;
                 taken[at] = 1;
