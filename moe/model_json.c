@@ -4,7 +4,9 @@
  * typo never silently trains the wrong model. docs/model-format.md is the
  * reference for every field.
  */
+#include <float.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +45,9 @@ static int get_num(json_t *o, const char *key, const char *where, double def, do
     if (!v) return 0;
     if (!json_is_number(v)) return mr_err_set(e, MR_EINVAL, "model.json: %s.%s must be a number", where, key);
     *out = json_number_value(v);
+    if (!(fabs(*out) <= FLT_MAX)) /* every number here is kept as a float */
+        return mr_err_set(e, MR_EINVAL, "model.json: %s.%s = %g is outside the float range", where,
+                          key, *out);
     return 0;
 }
 

@@ -71,6 +71,9 @@ static void test_errors_name_the_field(void **st) {
     expect_error("{\"type\":\"home\",\"task_groups\":[0,-1,0]}", "arch.task_groups[1] must be");
     expect_error("{\"type\":\"mmoe\",\"activation\":\"tanh\"}", "arch.activation");
     expect_error("[1]", "arch is required");
+    /* a number past the float range (fuzz: a task weight of 1.8e44 became inf and the
+     * model could not be written back) */
+    expect_error("{\"type\":\"mmoe\",\"lbl_coef\":1e300}", "arch.lbl_coef = 1e+300 is outside the float range");
     /* issue 13: settings the architecture would ignore are refused */
     expect_error("{\"type\":\"shared_bottom\",\"experts\":4}", "arch.experts does not apply to shared_bottom");
     expect_error("{\"type\":\"shared_bottom\",\"gate\":{\"type\":\"topk\"}}", "arch.gate does not apply");
