@@ -182,6 +182,7 @@ int mr_handle_delete_items(mr_call_ctx *ctx, const ProtobufCMessage *req, Protob
     const Moerec__V1__DeleteItemsRequest *r = (const void *)req;
     mr_backend *be = mr_server_backend(ctx->server);
     if (!be) return mr_err_set(err, MR_ESTATE, NO_STORE);
+    if (be->log && !ctx->replay) return mr_replica_publish(ctx, MR_REPLICA_DELETE_ITEMS, req, resp, err);
     size_t n = r->n_item_ids;
     if (n == 0) return mr_err_set(err, MR_EINVAL, "item_ids: at least one is required");
     mr_model_ref *ref;

@@ -51,6 +51,10 @@ static int replica_apply(void *arg, uint64_t seq, const uint8_t *data, size_t le
         ctx.method = "/moerec.v1.Recommender/AppendEvents";
         rc = mr_handle_append_events(&ctx, &rec->append_events->base, &resp, e);
         break;
+    case MOEREC__V1__LOG_RECORD__WRITE_DELETE_ITEMS:
+        ctx.method = "/moerec.v1.Recommender/DeleteItems";
+        rc = mr_handle_delete_items(&ctx, &rec->delete_items->base, &resp, e);
+        break;
     default:
         rc = mr_err_set(e, MR_EINVAL, "LogRecord %llu carries no write this version knows",
                         (unsigned long long)seq);
@@ -83,8 +87,9 @@ int mr_replica_open(mr_server *s, const mr_server_config *cfg, mr_err *e) {
     return 0;
 }
 
-/* The request as it goes into the log: AppendEvents with every timestamp
- * the server decides filled in (shallow copies in the arena). */
+/* The request as it goes into the log: UpsertItems and DeleteItems as
+ * they came, AppendEvents with every timestamp the server decides filled
+ * in (shallow copies in the arena). */
 static int replica_record(mr_call_ctx *ctx, mr_replica_write kind, const ProtobufCMessage *req,
                           Moerec__V1__LogRecord *rec, mr_err *err) {
     moerec__v1__log_record__init(rec);
@@ -93,6 +98,11 @@ static int replica_record(mr_call_ctx *ctx, mr_replica_write kind, const Protobu
     if (kind == MR_REPLICA_UPSERT_ITEMS) {
         rec->write_case = MOEREC__V1__LOG_RECORD__WRITE_UPSERT_ITEMS;
         rec->upsert_items = (Moerec__V1__UpsertItemsRequest *)req;
+        return 0;
+    }
+    if (kind == MR_REPLICA_DELETE_ITEMS) {
+        rec->write_case = MOEREC__V1__LOG_RECORD__WRITE_DELETE_ITEMS;
+        rec->delete_items = (Moerec__V1__DeleteItemsRequest *)req;
         return 0;
     }
     const Moerec__V1__AppendEventsRequest *r = (const void *)req;
@@ -119,8 +129,9 @@ int mr_replica_publish(mr_call_ctx *ctx, mr_replica_write kind, const ProtobufCM
     mr_call_ctx check = *ctx;
     check.replay = 1;        /* no second publish */
     check.validate_only = 1; /* every check, no write */
-    int rc = kind == MR_REPLICA_UPSERT_ITEMS ? mr_handle_upsert_items(&check, req, resp, err)
-                                             : mr_handle_append_events(&check, req, resp, err);
+    int rc = kind == MR_REPLICA_UPSERT_ITEMS   ? mr_handle_upsert_items(&check, req, resp, err)
+             : kind == MR_REPLICA_DELETE_ITEMS ? mr_handle_delete_items(&check, req, resp, err)
+                                               : mr_handle_append_events(&check, req, resp, err);
     if (rc) return rc;
     Moerec__V1__LogRecord rec;
     if ((rc = replica_record(ctx, kind, req, &rec, err))) return rc;
@@ -132,6 +143,8 @@ int mr_replica_publish(mr_call_ctx *ctx, mr_replica_write kind, const ProtobufCM
     if ((rc = mr_replog_publish(be->log, buf, sz, &seq, err))) return rc;
     if (kind == MR_REPLICA_UPSERT_ITEMS)
         ((Moerec__V1__UpsertItemsResponse *)*resp)->log_sequence = seq;
+    else if (kind == MR_REPLICA_DELETE_ITEMS)
+        ((Moerec__V1__DeleteItemsResponse *)*resp)->log_sequence = seq;
     else
         ((Moerec__V1__AppendEventsResponse *)*resp)->log_sequence = seq;
     return 0;

@@ -9,7 +9,11 @@
 #include "server/config.h"
 #include "server/server.h"
 
-typedef enum { MR_REPLICA_UPSERT_ITEMS, MR_REPLICA_APPEND_EVENTS } mr_replica_write;
+typedef enum {
+    MR_REPLICA_UPSERT_ITEMS,
+    MR_REPLICA_APPEND_EVENTS,
+    MR_REPLICA_DELETE_ITEMS
+} mr_replica_write;
 
 /* With log_servers set (needs data_dir): connect, create the stream when
  * absent, and start applying the log after the store's applied sequence. */

@@ -206,6 +206,9 @@ int mr_replog_publish(mr_replog *l, const uint8_t *data, size_t len, uint64_t *s
     jsPubAck *pa = NULL;
     jsErrCode jerr = 0;
     natsStatus s = js_Publish(&pa, l->js, l->subject, data, (int)len, &po, &jerr);
+    if (s == NATS_TIMEOUT) /* the stream may have stored it all the same */
+        return nats_err(e, MR_EUNAVAIL, s, jerr, "update log: publish not acknowledged in time "
+                        "(the record may still be stored and applied)");
     if (s != NATS_OK)
         return nats_err(e, MR_EUNAVAIL, s, jerr, "update log: publish (nothing was written)");
     *seq = pa->Sequence;

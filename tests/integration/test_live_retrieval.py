@@ -50,6 +50,40 @@ def axis(g, rng):
     return unit([b + rng.gauss(0, 0.15) for b in base])
 
 
+def build_world(binary, d, rng):
+    """Into d: a trained model 'rec' whose version 1 has a retriever set of
+    GROUPS FAISS experts by the column `group` (PER_GROUP items each, ids
+    1..GROUPS*PER_GROUP) plus popularity over items 1..10; returns the item
+    vectors {id: vector}. Also used by test_replica_deletes."""
+    vec = {}
+    rows = ["item_id,group," + ",".join("e%d" % j for j in range(D))]
+    for g in range(GROUPS):
+        for i in range(PER_GROUP):
+            iid = 1 + g * PER_GROUP + i
+            vec[iid] = axis(g, rng)
+            rows.append("%d,%d,%s" % (iid, g, ",".join("%.6f" % x for x in vec[iid])))
+    write(os.path.join(d, "items.csv"), "\n".join(rows) + "\n")
+    # popularity: items 1..10, item 1 the most popular
+    ev = ["user_id,item_id,ts_ms"] + ["%d,%d,%d" % (u, 1 + (u % (10 - u // 10 % 3)), 1000 + u)
+                                      for u in range(60)]
+    write(os.path.join(d, "events.csv"), "\n".join(ev) + "\n")
+    os.makedirs(os.path.join(d, "models", "rec"))
+    write(os.path.join(d, "model.json"), json.dumps(MODEL_JSON))
+    train = ["user_id,item_id,tag,click"] + ["%d,%d,t%d,%d" % (u, i, i % 3, (u + i) % 2)
+                                             for u in range(20) for i in range(1, 40)]
+    write(os.path.join(d, "train.csv"), "\n".join(train) + "\n")
+    subprocess.run([binary, "train", "--model-json", os.path.join(d, "model.json"),
+                    "--data", os.path.join(d, "train.csv"), "--out",
+                    os.path.join(d, "models", "rec"), "--epochs", "1", "--quiet"],
+                   check=True, capture_output=True)
+    subprocess.run([binary, "index", "retrievers", "--items", os.path.join(d, "items.csv"),
+                    "--expert-column", "group", "--pilots", "2", "--events",
+                    os.path.join(d, "events.csv"), "--popularity", "--top-p", "0.5",
+                    "--out", os.path.join(d, "models", "rec", "1", "retrievers"), "--quiet"],
+                   check=True, capture_output=True)
+    return vec
+
+
 class LiveRetrievalTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -60,32 +94,7 @@ class LiveRetrievalTest(unittest.TestCase):
         d = cls.tmp.name
         rng = random.Random(11)
         cls.rng = rng
-        cls.vec = {}
-        rows = ["item_id,group," + ",".join("e%d" % j for j in range(D))]
-        for g in range(GROUPS):
-            for i in range(PER_GROUP):
-                iid = 1 + g * PER_GROUP + i
-                cls.vec[iid] = axis(g, rng)
-                rows.append("%d,%d,%s" % (iid, g, ",".join("%.6f" % x for x in cls.vec[iid])))
-        write(os.path.join(d, "items.csv"), "\n".join(rows) + "\n")
-        # popularity: items 1..10, item 1 the most popular
-        ev = ["user_id,item_id,ts_ms"] + ["%d,%d,%d" % (u, 1 + (u % (10 - u // 10 % 3)), 1000 + u)
-                                          for u in range(60)]
-        write(os.path.join(d, "events.csv"), "\n".join(ev) + "\n")
-        os.makedirs(os.path.join(d, "models", "rec"))
-        write(os.path.join(d, "model.json"), json.dumps(MODEL_JSON))
-        train = ["user_id,item_id,tag,click"] + ["%d,%d,t%d,%d" % (u, i, i % 3, (u + i) % 2)
-                                                 for u in range(20) for i in range(1, 40)]
-        write(os.path.join(d, "train.csv"), "\n".join(train) + "\n")
-        subprocess.run([ARGS.bin, "train", "--model-json", os.path.join(d, "model.json"),
-                        "--data", os.path.join(d, "train.csv"), "--out",
-                        os.path.join(d, "models", "rec"), "--epochs", "1", "--quiet"],
-                       check=True, capture_output=True)
-        subprocess.run([ARGS.bin, "index", "retrievers", "--items", os.path.join(d, "items.csv"),
-                        "--expert-column", "group", "--pilots", "2", "--events",
-                        os.path.join(d, "events.csv"), "--popularity", "--top-p", "0.5",
-                        "--out", os.path.join(d, "models", "rec", "1", "retrievers"), "--quiet"],
-                       check=True, capture_output=True)
+        cls.vec = build_world(ARGS.bin, d, rng)
         cfg = {"model_dir": os.path.join(d, "models"), "data_dir": os.path.join(d, "db"),
                "item_dim": D, "query_events": 5, "max_k": 50, "log_level": "warn",
                "retrieve_k": 5000, "max_batch": 200, "store_sync": True}

@@ -8,81 +8,37 @@ with min_sequence on another replica sees the write; a replica killed
 with SIGKILL mid-writes comes back and converges with nothing lost and
 nothing applied twice (same digest); a NATS node killed: writes go on.
 Skipped when nats-server is not installed."""
-import json
 import os
 import random
-import shutil
 import signal
-import socket
-import subprocess
 import tempfile
 import time
 import unittest
+
+from nats_cluster import NatsCluster, skip_unless_nats, start_replica
 
 ARGS = None
 N_REPLICAS = 3
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def wait_port(port, timeout=20):
-    until = time.time() + timeout
-    while time.time() < until:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("nothing listens on %d" % port)
-
-
 class ReplicasTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        if not shutil.which("nats-server"):
-            raise unittest.SkipTest("nats-server not installed (scripts/install-deps.sh --tests)")
+        skip_unless_nats()
         import grpc
         import moerec_pb2 as pb, moerec_pb2_grpc
         cls.grpc, cls.pb, cls.pbg = grpc, pb, moerec_pb2_grpc
         cls.tmp = tempfile.TemporaryDirectory()
-        d = cls.tmp.name
-        cls.nports = [free_port() for _ in range(3)]
-        cports = [free_port() for _ in range(3)]
-        cls.nats = []
-        for i in range(3):
-            routes = ",".join("nats://127.0.0.1:%d" % cports[j] for j in range(3) if j != i)
-            cls.nats.append(subprocess.Popen(
-                ["nats-server", "-a", "127.0.0.1", "-p", str(cls.nports[i]), "-n", "n%d" % i, "-js",
-                 "-sd", os.path.join(d, "nats%d" % i), "--cluster_name", "moerec-test",
-                 "--cluster", "nats://127.0.0.1:%d" % cports[i], "--routes", routes],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        for p in cls.nports:
-            wait_port(p)
-        cls.servers = ",".join("nats://127.0.0.1:%d" % p for p in cls.nports)
+        cls.nats = NatsCluster(cls.tmp.name)
+        cls.servers = cls.nats.servers
         cls.procs, cls.addrs, cls.chans = [None] * N_REPLICAS, [None] * N_REPLICAS, [None] * N_REPLICAS
         for i in range(N_REPLICAS):
             cls.start_replica(i)
 
     @classmethod
     def start_replica(cls, i, data_dir=None):
-        d = cls.tmp.name
-        cfg = {"data_dir": data_dir or os.path.join(d, "data%d" % i), "item_dim": 4, "log_level": "warn",
-               "log_servers": cls.servers, "log_consumer": "r%d" % i, "log_replicas": 3,
-               "log_timeout_ms": 20000}
-        path = os.path.join(d, "moerec%d.json" % i)
-        with open(path, "w") as f:
-            json.dump(cfg, f)
-        p = subprocess.Popen([ARGS.bin, "serve", "--port", "0", "--drain-grace", "0", "--config", path],
-                             stdout=subprocess.PIPE, text=True)
-        line = p.stdout.readline().strip()
-        assert line.startswith("listening on "), line
-        cls.procs[i], cls.addrs[i] = p, line[len("listening on "):]
+        cls.procs[i], cls.addrs[i] = start_replica(ARGS.bin, cls.tmp.name, i, cls.servers,
+                                                   data_dir=data_dir)
         cls.chans[i] = cls.grpc.insecure_channel(cls.addrs[i])
 
     @classmethod
@@ -93,9 +49,7 @@ class ReplicasTest(unittest.TestCase):
                 p.send_signal(signal.SIGTERM)
                 p.wait(timeout=60)
                 p.stdout.close()
-        for n in cls.nats:
-            n.kill()
-            n.wait()
+        cls.nats.stop()
         cls.tmp.cleanup()
 
     def rec(self, i):
@@ -199,8 +153,7 @@ class ReplicasTest(unittest.TestCase):
 
     def test_5_a_nats_node_dies_writes_go_on(self):
         rnd = random.Random(4)
-        self.nats[0].kill()
-        self.nats[0].wait()
+        self.nats.kill(0)
         last = max(self.write(rnd.randrange(N_REPLICAS), rnd) for _ in range(100))
         self.converge(last)
 
