@@ -41,11 +41,19 @@ static int replica_apply(void *arg, uint64_t seq, const uint8_t *data, size_t le
     }
     mr_call_ctx ctx = {.server = s, .arena = &a, .start_ns = mr_now_ns(), .replay = 1};
     ProtobufCMessage *resp = NULL;
-    store_log_seq_begin(seq, rec->time_ms);
+    /* UpsertItems writes up to three batches (vectors, features, deletes):
+     * the record is marked whole only after the last (store.h); the others
+     * write one batch, which carries the sequence itself. */
+    int multi = rec->write_case == MOEREC__V1__LOG_RECORD__WRITE_UPSERT_ITEMS;
+    if (multi)
+        store_log_seq_begin_multi(seq, rec->time_ms);
+    else
+        store_log_seq_begin(seq, rec->time_ms);
     switch (rec->write_case) {
     case MOEREC__V1__LOG_RECORD__WRITE_UPSERT_ITEMS:
         ctx.method = "/moerec.v1.Recommender/UpsertItems";
         rc = mr_handle_upsert_items(&ctx, &rec->upsert_items->base, &resp, e);
+        if (!rc) rc = store_log_seq_commit(mr_server_backend(s)->st, e);
         break;
     case MOEREC__V1__LOG_RECORD__WRITE_APPEND_EVENTS:
         ctx.method = "/moerec.v1.Recommender/AppendEvents";

@@ -53,16 +53,37 @@ int store_check_writable(const mr_store *st, mr_err *e) {
 }
 
 /* The update-log sequence the calling thread is applying (0 = none): every
- * batch it writes records it in the same batch (store_log_seq_begin). */
+ * batch it writes records it in the same batch (store_log_seq_begin).
+ * The meta row is 8 bytes (seq: records up to seq are whole) or, while a
+ * record that spans batches is being applied, 16 bytes (seq, 1): part of
+ * record seq is stored, so the applied sequence is seq - 1 and a replay
+ * applies record seq again, whole (its writes are puts and deletes with
+ * the record's time, so a second pass writes the same rows). */
 static _Thread_local uint64_t tl_log_seq;
 static _Thread_local int64_t tl_log_time_ms; /* the record's time: rows' write clock */
+static _Thread_local int tl_log_open;        /* the record may span batches, not committed */
 #define STORE_LOG_SEQ_KEY "log_applied_seq"
 
 void store_log_seq_begin(uint64_t seq, int64_t time_ms) {
     tl_log_seq = seq;
     tl_log_time_ms = time_ms;
+    tl_log_open = 0;
 }
-void store_log_seq_end(void) { tl_log_seq = 0, tl_log_time_ms = 0; }
+void store_log_seq_begin_multi(uint64_t seq, int64_t time_ms) {
+    store_log_seq_begin(seq, time_ms);
+    tl_log_open = 1;
+}
+int store_log_seq_commit(mr_store *st, mr_err *e) {
+    if (!tl_log_seq || !tl_log_open) return 0;
+    rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+    if (!wb) return mr_err_set(e, MR_ENOMEM, "log sequence: out of memory");
+    tl_log_open = 0; /* this batch records the record as whole */
+    int rc = store_write(st, wb, e);
+    if (rc) tl_log_open = 1;
+    rocksdb_writebatch_destroy(wb);
+    return rc;
+}
+void store_log_seq_end(void) { tl_log_seq = 0, tl_log_time_ms = 0, tl_log_open = 0; }
 int64_t store_write_clock_ms(void) { return tl_log_time_ms ? tl_log_time_ms : mr_unix_ms(); }
 
 /* xxh3 over every key and value of one family, in key order. */
@@ -110,10 +131,14 @@ int store_log_seq_get(mr_store *st, uint64_t *seq, mr_err *e) {
                              strlen(STORE_LOG_SEQ_KEY), &vlen, &err);
     if (err) return store_rocks_err(e, MR_EINTERNAL, err, "read the applied log sequence");
     int rc = 0;
+    uint64_t x[2] = {0, 0};
+    if (v && (vlen == 8 || vlen == 16)) memcpy(x, v, vlen);
     if (v && vlen == 8)
-        memcpy(seq, v, 8);
+        *seq = x[0];
+    else if (v && vlen == 16 && x[1] == 1 && x[0] > 0)
+        *seq = x[0] - 1; /* record x[0] is partly stored: it is applied again */
     else if (v)
-        rc = mr_err_set(e, MR_ECORRUPT, "applied log sequence: %zu bytes, want 8", vlen);
+        rc = mr_err_set(e, MR_ECORRUPT, "applied log sequence: %zu bytes, want 8 or 16", vlen);
     free(v);
     return rc;
 }
@@ -131,9 +156,11 @@ static int store_write_err_code(const char *err) {
 
 int store_write(mr_store *st, rocksdb_writebatch_t *wb, mr_err *e) {
     char *err = NULL;
-    if (tl_log_seq) /* the record's writes and "applied up to here" commit together */
+    if (tl_log_seq) { /* the record's writes and "applied up to here" commit together */
+        uint64_t v[2] = {tl_log_seq, 1};
         rocksdb_writebatch_put_cf(wb, st->cf[STORE_CF_META], STORE_LOG_SEQ_KEY,
-                                  strlen(STORE_LOG_SEQ_KEY), (const char *)&tl_log_seq, 8);
+                                  strlen(STORE_LOG_SEQ_KEY), (const char *)v, tl_log_open ? 16 : 8);
+    }
     rocksdb_write(st->db, st->wopts, wb, &err);
     if (err) return store_rocks_err(e, store_write_err_code(err), err, "write batch");
     atomic_fetch_add(&st->ctr.batches_written, 1);

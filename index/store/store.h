@@ -82,8 +82,19 @@ int store_expire(mr_store *st, int64_t now_ms, uint64_t *n_deleted, mr_err *e);
  * every replica writes byte-identical rows (TTL clocks included). Per
  * thread: other threads' writes are unaffected. */
 void store_log_seq_begin(uint64_t seq, int64_t time_ms);
+/* The same for a record that may write several batches (UpsertItems:
+ * vectors, features, deletes): each batch marks record seq as partly
+ * stored, and only store_log_seq_commit (one more small batch, after the
+ * last write) marks it whole. A crash in between leaves the applied
+ * sequence at seq - 1, so the record is applied again, whole; this needs
+ * its writes to be idempotent (puts and deletes at the record's time), so
+ * a record that is not (AppendEvents: incremental SDIM counts) must write
+ * ONE batch under store_log_seq_begin. */
+void store_log_seq_begin_multi(uint64_t seq, int64_t time_ms);
+int store_log_seq_commit(mr_store *st, mr_err *e);
 void store_log_seq_end(void);
-/* The last sequence recorded (0 when none was ever applied). */
+/* The last sequence whose record is wholly stored (0 when none was ever
+ * applied). */
 int store_log_seq_get(mr_store *st, uint64_t *seq, mr_err *e);
 /* xxh3-64 over every row of every family but meta (items, users, events,
  * SDIM tables, embedding tables), in key order: two replicas that applied

@@ -325,9 +325,59 @@ static void test_log_sequence_and_digest(void **state) {
     store_test_rmrf(dir2);
 }
 
+/* A record that spans batches (store_log_seq_begin_multi): until its
+ * commit the store holds it as partly applied, so a crash between its
+ * batches leaves the applied sequence before it and the replay applies it
+ * again, whole; old 8-byte markers still read. */
+static void test_log_record_spanning_batches(void **state) {
+    fx *f = *state;
+    mr_err e;
+    assert_int_equal(emb_table_create(f->st, "logged", 4, EMB_FP32, 0, NULL), 0);
+    apply_record(f->st, 1, 1700000000001, 1, 1.0f); /* one batch per write: whole after each */
+    uint64_t seq = 0, id = 7;
+    assert_int_equal(store_log_seq_get(f->st, &seq, NULL), 0);
+    assert_int_equal(seq, 1);
+    float row[4] = {1, 2, 3, 4};
+    store_blob blob = {(const uint8_t *)"feat", 4};
+    /* record 2: its vector batch is written, then the process "dies" */
+    store_log_seq_begin_multi(2, 1700000000002);
+    assert_int_equal(emb_store_put(f->st, emb_store_table(f->st, "logged", NULL), &id, 1, row, 4,
+                                   NULL), 0);
+    store_log_seq_end();
+    assert_int_equal(store_log_seq_get(f->st, &seq, NULL), 0);
+    assert_int_equal(seq, 1); /* record 2 is not whole */
+    store_close(f->st);
+    f->st = open_mode(f->dir, STORE_PRIMARY, NULL, &e);
+    assert_non_null(f->st);
+    assert_int_equal(store_log_seq_get(f->st, &seq, NULL), 0);
+    assert_int_equal(seq, 1);
+    /* the replay applies record 2 again, whole, and commits it */
+    uint64_t d1, n1, d2, n2;
+    for (int pass = 0; pass < 2; pass++) { /* a second pass writes the same rows */
+        store_log_seq_begin_multi(2, 1700000000002);
+        assert_int_equal(emb_store_put(f->st, emb_store_table(f->st, "logged", NULL), &id, 1, row,
+                                       4, NULL), 0);
+        assert_int_equal(item_store_put(f->st, &id, 1, &blob, NULL), 0);
+        assert_int_equal(store_log_seq_commit(f->st, NULL), 0);
+        store_log_seq_end();
+        assert_int_equal(store_digest(f->st, pass ? &d2 : &d1, pass ? &n2 : &n1, NULL), 0);
+    }
+    assert_int_equal(d1, d2);
+    assert_int_equal(n1, n2);
+    assert_int_equal(store_log_seq_get(f->st, &seq, NULL), 0);
+    assert_int_equal(seq, 2);
+    assert_int_equal(store_log_seq_commit(f->st, NULL), 0); /* outside a record: nothing */
+    store_close(f->st);
+    f->st = open_mode(f->dir, STORE_PRIMARY, NULL, &e);
+    assert_non_null(f->st);
+    assert_int_equal(store_log_seq_get(f->st, &seq, NULL), 0);
+    assert_int_equal(seq, 2);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_schema_persists, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_log_record_spanning_batches, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_is_point_in_time, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secondary_catches_up, setup, teardown),
