@@ -63,11 +63,10 @@ static int write_items(mr_call_ctx *ctx, mr_backend *be, const item_writes *w, m
         mr_err_wrap(err, "item features (vectors of this request were written)");
         goto out;
     }
-    /* Not while applying the update log: a record must land in one batch
-     * with its applied sequence, and the log rows would be a third batch
-     * (a replica killed between them would skip them for good). Replicas
-     * fed by a log do not replay live upserts after a restart (docs). */
-    if (w->nu && !ctx->replay && (rc = item_log_upsert(be->st, w->uid, w->nu, now, err))) {
+    /* Also while applying the update log: an UpsertItems record is marked
+     * whole only after its last batch (replica.c, store_log_seq_commit),
+     * so a replica killed between these batches applies it again. */
+    if (w->nu && (rc = item_log_upsert(be->st, w->uid, w->nu, now, err))) {
         mr_err_wrap(err, "catalogue log (the items' rows were written)");
         goto out;
     }

@@ -7,7 +7,9 @@ log_sequence, and applied on every replica: a Retrieve through replica B
 with that sequence as min_sequence never returns the item (store and live
 retrievers); Item.deleted in UpsertItems through B, read back through A,
 does the same; a bad delete is refused before publishing and changes
-nothing; both stores end with one digest. Skipped when nats-server is not
+nothing; both stores end with one digest; a replica killed with SIGKILL
+keeps the live upserts and deletes it applied from the log in its
+retrievers after the restart and after a Reload. Skipped when nats-server is not
 installed."""
 import os
 import random
@@ -35,6 +37,7 @@ class ReplicaDeletesTest(unittest.TestCase):
         cls.nats = NatsCluster(d)
         extra = {"model_dir": os.path.join(d, "models"), "item_dim": world.D, "max_k": 50,
                  "retrieve_k": 5000}
+        cls.extra = extra
         cls.procs, cls.chans = [], []
         for i in range(2):
             p, addr = start_replica(ARGS.bin, d, i, cls.nats.servers, extra=extra)
@@ -117,6 +120,33 @@ class ReplicaDeletesTest(unittest.TestCase):
         a, b = self.stats(0, digest=True), self.stats(1, digest=True)
         self.assertGreater(a.store_rows, 0)
         self.assertEqual((a.store_digest, a.store_rows), (b.store_digest, b.store_rows))
+
+    def test_4_kill9_and_reload_keep_live_writes(self):
+        """The catalogue records a replica writes while applying the log
+        are replayed over the retriever sets after a restart and a Reload."""
+        pb = self.pb
+        v = world.axis(1, self.rng)
+        req = pb.UpsertItemsRequest()
+        req.items.add(item_id="5002", embedding=v).features.categorical.add(name="group",
+                                                                           values=["1"])
+        up = self.rec(0).UpsertItems(req, timeout=20)
+        gone = self.rec(0).DeleteItems(pb.DeleteItemsRequest(item_ids=["33"]), timeout=20)
+        self.retrieve(1, v, gone.log_sequence)  # B applied both
+        self.chans[1].close()
+        self.procs[1].send_signal(signal.SIGKILL)
+        self.procs[1].wait()
+        self.procs[1].stdout.close()
+        p, addr = start_replica(ARGS.bin, self.tmp.name, 1, self.nats.servers, extra=self.extra)
+        self.procs[1], self.chans[1] = p, self.grpc.insecure_channel(addr)
+        for reload in (False, True):
+            if reload:
+                r = self.pbg.AdminStub(self.chans[1]).Reload(pb.ReloadRequest(model="rec"),
+                                                              timeout=60)
+                self.assertEqual(r.version, "1")
+            got = self.rec(1).Retrieve(pb.RetrieveRequest(query_vector=v, k=5, retrievers=["group_1"],
+                                                          min_sequence=up.log_sequence), timeout=20)
+            self.assertEqual(got.items[0].item_id, "5002")
+            self.assertNotIn("33", self.retrieve(1, self.vec[33], gone.log_sequence))
 
 
 if __name__ == "__main__":
