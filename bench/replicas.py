@@ -24,9 +24,11 @@ Measured:
   cores), of the NATS nodes together and of this client (Python: writer,
   reader and poller threads share one interpreter), and the 1-minute load
   average at the end of the write phase (the machine may be shared);
-- `head_sequence`: records in the log; above `writes` when a write whose
-  answer was lost (its replica killed mid-call) was retried on another
-  replica and so published twice (`retries` counts every retry);
+- `head_sequence`: records in the log. Every write carries a request_id
+  (unless --no-request-id), so a write whose answer was lost (its replica
+  killed mid-call) and was retried on another replica is de-duplicated by
+  the log: head_sequence = writes. Without request_ids it can be above
+  `writes` (`retries` counts every retry);
 - at the end: every replica at the last acked sequence, Admin/Stats
   digest of each store (equal = same rows), `lost` = acked sequences some
   replica never applied, `applied_twice` = records a replica process
@@ -117,12 +119,15 @@ class Fleet:
                 p.stdout.close()
 
 
-def make_write(pb, k):
-    """Write number k: unique item w<k> or a unique event of user u<k%97>."""
+def make_write(pb, k, with_id):
+    """Write number k: unique item w<k> or a unique event of user u<k%97>;
+    with_id: request_id "w<k>", so a retry is de-duplicated by the log."""
+    rid = "w%d" % k if with_id else ""
     if k % 2 == 0:
         v = [((k * 31 + j * 7) % 101) / 101.0 + 0.01 for j in range(ITEM_DIM)]
-        return "UpsertItems", pb.UpsertItemsRequest(items=[pb.Item(item_id="w%d" % k, embedding=v)])
-    return "AppendEvents", pb.AppendEventsRequest(events=[pb.Event(
+        return "UpsertItems", pb.UpsertItemsRequest(request_id=rid, items=[pb.Item(
+            item_id="w%d" % k, embedding=v)])
+    return "AppendEvents", pb.AppendEventsRequest(request_id=rid, events=[pb.Event(
         user_id="u%d" % (k % 97), item_id="w%d" % (k - 1), timestamp_ms=1_700_000_000_000 + k,
         action="click")])
 
@@ -132,8 +137,8 @@ class Writers:
     random live servers; UNAVAILABLE (a killed replica, a log election) is
     retried on another one. on_count(done) is called after each ack."""
 
-    def __init__(self, fleet, pb, n, threads, on_count=None):
-        self.fleet, self.pb, self.n = fleet, pb, n
+    def __init__(self, fleet, pb, n, threads, on_count=None, with_id=True):
+        self.fleet, self.pb, self.n, self.with_id = fleet, pb, n, with_id
         self.next, self.done, self.retries, self.failed = 0, 0, 0, 0
         self.acks = []  # (ack time, sequence)
         self.lock = threading.Lock()
@@ -149,7 +154,7 @@ class Writers:
                 self.next += 1
             if k >= self.n:
                 return
-            method, req = make_write(self.pb, k)
+            method, req = make_write(self.pb, k, self.with_id)
             for attempt in range(100):
                 i, ch = self.fleet.pick(rnd)
                 try:
@@ -251,7 +256,7 @@ def local_phase(a, grpc, pb, pbg, d, models, score_req):
     fleet.add(p, line[len("listening on "):])
     reader = Reader(fleet, 0, score_req)
     reader.start()
-    w = Writers(fleet, pb, a.local_writes, a.writers)
+    w = Writers(fleet, pb, a.local_writes, a.writers, with_id=not a.no_request_id)
     c0, t0 = cpu_s(p.pid), time.time()
     w.start()
     w.join()
@@ -274,6 +279,8 @@ def main():
     ap.add_argument("--writers", type=int, default=4, help="writer threads (4)")
     ap.add_argument("--poll-ms", type=float, default=2.0, help="Admin/Stats poll interval (2)")
     ap.add_argument("--no-kill", action="store_true", help="no kill -9 / restart of replica 2")
+    ap.add_argument("--no-request-id", action="store_true",
+                    help="writes without request_id (a retry after a lost answer is a new record)")
     a = ap.parse_args()
     a.local_writes = a.local_writes or a.writes
     if not shutil.which("nats-server"):
@@ -317,7 +324,7 @@ def main():
             action.append(done)
             todo.set()
 
-    w = Writers(fleet, pb, a.writes, a.writers, on_count)
+    w = Writers(fleet, pb, a.writes, a.writers, on_count, with_id=not a.no_request_id)
     me0 = os.times()
     t0 = time.time()
     w.start()
@@ -390,7 +397,8 @@ def main():
         "convergence_ms": {"p50": round(pct(lat, 0.5), 2), "p99": round(pct(lat, 0.99), 2),
                            "max": round(max(lat) if lat else 0.0, 2), "n": len(lat)},
         "poll_ms": a.poll_ms,
-        "kill9": not a.no_kill, "catch_up_s": round(catch_up, 3) if catch_up is not None else None,
+        "kill9": not a.no_kill, "request_ids": not a.no_request_id,
+        "catch_up_s": round(catch_up, 3) if catch_up is not None else None,
         "lost": lost, "applied_twice": twice, "digests_equal": len(digests) == 1,
         "store_rows": final[0].store_rows,
         "log_write_per_s": round(w.done / wall, 1), "local_write_per_s": round(local["per_s"], 1),

@@ -7,7 +7,7 @@
 # convergence p50/p99 (ack to visible on all replicas), writes/s through
 # the log vs local, Score QPS and CPU per replica, lost / applied-twice
 # counts and the store digests. One JSON line last.
-# Usage: bench/run replicas [--writes N] [--local-writes N] [--writers T] [--poll-ms MS] [--no-kill]
+# Usage: bench/run replicas [--writes N] [--local-writes N] [--writers T] [--poll-ms MS] [--no-kill] [--no-request-id]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib/build.sh"

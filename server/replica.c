@@ -14,7 +14,9 @@
  */
 #include "server/replica.h"
 
+#include <stdio.h>
 #include <string.h>
+#include <xxhash.h>
 
 #include "common/arena.h"
 #include "common/clock.h"
@@ -131,6 +133,32 @@ static int replica_record(mr_call_ctx *ctx, mr_replica_write kind, const Protobu
     return 0;
 }
 
+/* The record's de-duplication id when the request has a request_id: a
+ * 128-bit hash of the request as the client sent it (request_id included,
+ * before the server fills in timestamps), so a client retrying a write
+ * whose answer it lost, with the same request_id, gets the first record's
+ * sequence instead of a second record (within JetStream's duplicate
+ * window). No request_id, no id: every call is a new record. */
+static int replica_msg_id(mr_call_ctx *ctx, mr_replica_write kind, const ProtobufCMessage *req,
+                          char out[48], char **id, mr_err *err) {
+    const char *rid = kind == MR_REPLICA_UPSERT_ITEMS
+                          ? ((const Moerec__V1__UpsertItemsRequest *)req)->request_id
+                      : kind == MR_REPLICA_DELETE_ITEMS
+                          ? ((const Moerec__V1__DeleteItemsRequest *)req)->request_id
+                          : ((const Moerec__V1__AppendEventsRequest *)req)->request_id;
+    *id = NULL;
+    if (!rid || !rid[0]) return 0;
+    size_t sz = protobuf_c_message_get_packed_size(req);
+    uint8_t *buf = mr_arena_alloc(ctx->arena, sz ? sz : 1);
+    if (!buf) return mr_err_set(err, MR_ENOMEM, "out of request memory");
+    protobuf_c_message_pack(req, buf);
+    XXH128_hash_t h = XXH3_128bits(buf, sz);
+    snprintf(out, 48, "%c%016llx%016llx", "uad"[kind], (unsigned long long)h.high64,
+             (unsigned long long)h.low64);
+    *id = out;
+    return 0;
+}
+
 int mr_replica_publish(mr_call_ctx *ctx, mr_replica_write kind, const ProtobufCMessage *req,
                        ProtobufCMessage **resp, mr_err *err) {
     mr_backend *be = mr_server_backend(ctx->server);
@@ -141,6 +169,8 @@ int mr_replica_publish(mr_call_ctx *ctx, mr_replica_write kind, const ProtobufCM
              : kind == MR_REPLICA_DELETE_ITEMS ? mr_handle_delete_items(&check, req, resp, err)
                                                : mr_handle_append_events(&check, req, resp, err);
     if (rc) return rc;
+    char msg_id[48], *id = NULL;
+    if ((rc = replica_msg_id(ctx, kind, req, msg_id, &id, err))) return rc;
     Moerec__V1__LogRecord rec;
     if ((rc = replica_record(ctx, kind, req, &rec, err))) return rc;
     size_t sz = moerec__v1__log_record__get_packed_size(&rec);
@@ -148,7 +178,7 @@ int mr_replica_publish(mr_call_ctx *ctx, mr_replica_write kind, const ProtobufCM
     if (!buf) return mr_err_set(err, MR_ENOMEM, "out of request memory");
     moerec__v1__log_record__pack(&rec, buf);
     uint64_t seq = 0;
-    if ((rc = mr_replog_publish(be->log, buf, sz, &seq, err))) return rc;
+    if ((rc = mr_replog_publish(be->log, buf, sz, id, &seq, NULL, err))) return rc;
     if (kind == MR_REPLICA_UPSERT_ITEMS)
         ((Moerec__V1__UpsertItemsResponse *)*resp)->log_sequence = seq;
     else if (kind == MR_REPLICA_DELETE_ITEMS)

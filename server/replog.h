@@ -43,7 +43,7 @@ typedef int (*mr_replog_apply_fn)(void *arg, uint64_t seq, const uint8_t *data, 
                                   mr_err *e);
 
 typedef struct mr_replog_stats {
-    uint64_t published;    /* records this server published */
+    uint64_t published;    /* records this server published (duplicates not counted) */
     uint64_t applied_seq;  /* last sequence applied here */
     uint64_t pending;      /* records in the log not yet applied here */
     uint64_t rejected;     /* records skipped as invalid */
@@ -57,8 +57,13 @@ int mr_replog_open(const mr_replog_config *cfg, mr_replog **out, mr_err *e);
 /* Start the consumer thread: records after `applied` (the store's applied
  * sequence) are passed to fn, in order. */
 int mr_replog_start(mr_replog *l, uint64_t applied, mr_replog_apply_fn fn, void *arg, mr_err *e);
-/* Publish one record; *seq gets its sequence once the log stored it. */
-int mr_replog_publish(mr_replog *l, const uint8_t *data, size_t len, uint64_t *seq, mr_err *e);
+/* Publish one record; *seq gets its sequence once the log stored it.
+ * msg_id (NULL = none) names the record for the log's de-duplication: a
+ * second publish with the same id within the stream's duplicate window
+ * (JetStream's default, 2 minutes) stores nothing and gets the first
+ * one's sequence, with *duplicate set (duplicate may be NULL). */
+int mr_replog_publish(mr_replog *l, const uint8_t *data, size_t len, const char *msg_id,
+                      uint64_t *seq, int *duplicate, mr_err *e);
 /* Wait until the record `seq` is applied here, or until deadline_ms (unix
  * ms; 0 = `max_wait_ms` from now). MR_EUNAVAIL with a message saying how far
  * behind this replica is when the time runs out. */

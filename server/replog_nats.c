@@ -198,11 +198,13 @@ int mr_replog_open(const mr_replog_config *cfg, mr_replog **out, mr_err *e) {
     return 0;
 }
 
-int mr_replog_publish(mr_replog *l, const uint8_t *data, size_t len, uint64_t *seq, mr_err *e) {
+int mr_replog_publish(mr_replog *l, const uint8_t *data, size_t len, const char *msg_id,
+                      uint64_t *seq, int *duplicate, mr_err *e) {
     jsPubOptions po;
     jsPubOptions_Init(&po);
     po.MaxWait = l->timeout_ms;
     po.ExpectStream = l->stream;
+    po.MsgId = msg_id; /* the Nats-Msg-Id header: JetStream de-duplicates on it */
     jsPubAck *pa = NULL;
     jsErrCode jerr = 0;
     natsStatus s = js_Publish(&pa, l->js, l->subject, data, (int)len, &po, &jerr);
@@ -212,8 +214,9 @@ int mr_replog_publish(mr_replog *l, const uint8_t *data, size_t len, uint64_t *s
     if (s != NATS_OK)
         return nats_err(e, MR_EUNAVAIL, s, jerr, "update log: publish (nothing was written)");
     *seq = pa->Sequence;
+    if (duplicate) *duplicate = pa->Duplicate;
+    if (!pa->Duplicate) atomic_fetch_add(&l->published, 1);
     jsPubAck_Destroy(pa);
-    atomic_fetch_add(&l->published, 1);
     return 0;
 }
 

@@ -7,7 +7,8 @@ their log sequence; every replica reaches the same store digest, and
 p99 from ack to visible on every replica is under 1 s; a read
 with min_sequence on another replica sees the write; a replica killed
 with SIGKILL mid-writes comes back and converges with nothing lost and
-nothing applied twice (same digest); a NATS node killed: writes go on.
+nothing applied twice (same digest); a NATS node killed: writes go on;
+a write retried with its request_id is one record.
 Skipped when nats-server is not installed."""
 import os
 import random
@@ -186,6 +187,35 @@ class ReplicasTest(unittest.TestCase):
         self.nats.kill(0)
         last = max(self.write(rnd.randrange(N_REPLICAS), rnd) for _ in range(100))
         self.converge(last)
+
+    def test_6_a_retry_with_its_request_id_is_one_record(self):
+        """The same write with the same request_id, through another
+        replica (a client retrying a lost answer): the first record's
+        sequence, nothing published twice; without a request_id, or with
+        other content, a new record."""
+        pb = self.pb
+        ev = pb.AppendEventsRequest(request_id="retry-1", events=[  # server-side timestamps
+            pb.Event(user_id="u-retry", item_id="i1", action="click")])
+        first = self.rec(0).AppendEvents(ev, timeout=20)
+        again = self.rec(1).AppendEvents(ev, timeout=20)
+        self.assertEqual(again.log_sequence, first.log_sequence)
+        self.assertEqual(again.request_id, "retry-1")
+        up = pb.UpsertItemsRequest(request_id="retry-2",
+                                   items=[pb.Item(item_id="i-retry", embedding=[1, 2, 3, 4])])
+        a = self.rec(2).UpsertItems(up, timeout=20).log_sequence
+        self.assertEqual(self.rec(0).UpsertItems(up, timeout=20).log_sequence, a)
+        self.assertGreater(a, first.log_sequence)
+        dl = pb.DeleteItemsRequest(request_id="retry-3", item_ids=["i-retry"])
+        d = self.rec(1).DeleteItems(dl, timeout=20).log_sequence
+        self.assertEqual(self.rec(2).DeleteItems(dl, timeout=20).log_sequence, d)
+        up.items[0].embedding[0] = 5  # same request_id, other content: another record
+        b = self.rec(0).UpsertItems(up, timeout=20).log_sequence
+        self.assertEqual(b, d + 1)
+        ev.request_id = ""  # no request_id: every call is a record
+        c1 = self.rec(0).AppendEvents(ev, timeout=20).log_sequence
+        c2 = self.rec(0).AppendEvents(ev, timeout=20).log_sequence
+        self.assertEqual((c1, c2), (b + 1, b + 2))
+        self.converge(c2)
 
 
 if __name__ == "__main__":

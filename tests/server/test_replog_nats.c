@@ -4,7 +4,8 @@
  * sequence order with their bytes, a consumer resumes after the applied
  * sequence it is given, waits time out with how far behind, a record the
  * apply rejects is skipped and counted, one that fails underneath is
- * retried, bad configurations are refused. Skipped when nats-server is not
+ * retried, a record published again with the same id is stored once, bad
+ * configurations are refused. Skipped when nats-server is not
  * installed. The 3-node cluster, kill -9 and node loss are in
  * tests/integration/test_replicas.py. */
 #include <stdarg.h>
@@ -138,12 +139,14 @@ static mr_replog *open_log(const char *stream, const char *consumer) {
     return l;
 }
 
-static uint64_t publish(mr_replog *l, const char *s) {
+static uint64_t publish_id(mr_replog *l, const char *s, const char *id, int *dup) {
     uint64_t seq = 0;
     mr_err e = {0};
-    assert_int_equal(mr_replog_publish(l, (const uint8_t *)s, strlen(s), &seq, &e), 0);
+    assert_int_equal(mr_replog_publish(l, (const uint8_t *)s, strlen(s), id, &seq, dup, &e), 0);
     return seq;
 }
+
+static uint64_t publish(mr_replog *l, const char *s) { return publish_id(l, s, NULL, NULL); }
 
 static void test_records_in_order_and_resume(void **state) {
     (void)state;
@@ -238,6 +241,34 @@ static void test_rejected_skipped_failed_retried(void **state) {
     mr_replog_close(l);
 }
 
+/* A record published again with the same id is stored once: the second
+ * publish gets the first one's sequence, flagged as a duplicate. */
+static void test_duplicate_ids_stored_once(void **state) {
+    (void)state;
+    NEED_NATS();
+    mr_replog *l = open_log("dedup", "a");
+    seen s = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    mr_err e = {0};
+    assert_int_equal(mr_replog_start(l, 0, record_apply, &s, &e), 0);
+    int dup = -1;
+    assert_int_equal(publish_id(l, "x", "id-1", &dup), 1);
+    assert_int_equal(dup, 0);
+    assert_int_equal(publish_id(l, "x", "id-1", &dup), 1); /* the retry */
+    assert_int_equal(dup, 1);
+    assert_int_equal(publish_id(l, "x", "id-2", &dup), 2); /* another id: a new record */
+    assert_int_equal(dup, 0);
+    assert_int_equal(publish(l, "x"), 3);                  /* no id: always a new record */
+    assert_int_equal(publish(l, "x"), 4);
+    assert_int_equal(mr_replog_wait(l, 4, 0, 10000, &e), 0);
+    pthread_mutex_lock(&s.mu);
+    assert_int_equal(s.n, 4);
+    pthread_mutex_unlock(&s.mu);
+    mr_replog_stats st;
+    mr_replog_get_stats(l, &st);
+    assert_int_equal(st.published, 4);
+    mr_replog_close(l);
+}
+
 static void test_bad_configuration(void **state) {
     (void)state;
     mr_replog *l = (mr_replog *)1;
@@ -264,6 +295,7 @@ int main(void) {
         cmocka_unit_test(test_records_in_order_and_resume),
         cmocka_unit_test(test_wait_past_the_deadline),
         cmocka_unit_test(test_rejected_skipped_failed_retried),
+        cmocka_unit_test(test_duplicate_ids_stored_once),
         cmocka_unit_test(test_bad_configuration),
     };
     return cmocka_run_group_tests(tests, setup_nats, teardown_nats);
