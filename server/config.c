@@ -84,6 +84,7 @@ static const field fields[] = {
     F("log_timeout_ms", K_INT, log_timeout_ms),
     F("log_max_lag", K_LL, log_max_lag),
     F("log_read_wait_ms", K_INT, log_read_wait_ms),
+    F("model_poll_s", K_INT, model_poll_s),
 };
 #undef F
 
@@ -241,6 +242,7 @@ int mr_config_validate(const mr_server_config *c, mr_err *err) {
     RANGE(log_replicas, 1, 5);
     RANGE(log_timeout_ms, 1, 600000);
     RANGE(log_read_wait_ms, 0, 600000);
+    RANGE(model_poll_s, 0, 86400);
 #undef RANGE
     if (c->sdim_tau > 0 && c->sdim_m % c->sdim_tau)
         return mr_err_set(err, MR_EINVAL, "config: 'sdim_m' (%d) must be a multiple of 'sdim_tau' (%d)",

@@ -66,6 +66,7 @@ typedef struct mr_server_config {
     int log_timeout_ms;         /* publish acknowledgement / stream setup wait */
     long long log_max_lag;      /* health NOT_SERVING above this many unapplied records; 0 = never */
     int log_read_wait_ms;       /* min_sequence wait when the call has no deadline */
+    int model_poll_s;           /* look for a newer model version every this many s; 0 = never */
 } mr_server_config;
 
 void mr_config_defaults(mr_server_config *c);

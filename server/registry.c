@@ -31,6 +31,12 @@ struct mr_registry {
     int n;
     char names[MR_MAX_MODELS][64];
     mr_model_ref *cur[MR_MAX_MODELS];
+    /* model directory polling (mr_registry_poll_start) */
+    pthread_t poll_th;
+    int poll_s, poll_started, poll_stop; /* poll_stop guarded by poll_mu */
+    pthread_mutex_t poll_mu;
+    pthread_cond_t poll_cv;
+    char poll_err[MR_MAX_MODELS][MR_ERR_MSG_MAX];  /* last load error logged per model (poll thread) */
 };
 
 static void ref_free(mr_model_ref *m) {
@@ -117,6 +123,8 @@ int mr_registry_open(mr_registry **out, const char *root, const char *default_mo
     pthread_mutex_init(&r->mu, NULL);
     pthread_mutex_init(&r->reload_mu, NULL);
     pthread_mutex_init(&r->live_mu, NULL);
+    pthread_mutex_init(&r->poll_mu, NULL);
+    pthread_cond_init(&r->poll_cv, NULL);
     struct dirent *de;
     int rc = MR_OK;
     while ((de = readdir(d))) {
@@ -163,10 +171,19 @@ err:
 
 void mr_registry_free(mr_registry *r) {
     if (!r) return;
+    if (r->poll_started) { /* first: a poll may be reloading */
+        pthread_mutex_lock(&r->poll_mu);
+        r->poll_stop = 1;
+        pthread_cond_broadcast(&r->poll_cv);
+        pthread_mutex_unlock(&r->poll_mu);
+        pthread_join(r->poll_th, NULL);
+    }
     for (int i = 0; i < r->n; i++) mr_model_release(r->cur[i]);
     pthread_mutex_destroy(&r->mu);
     pthread_mutex_destroy(&r->reload_mu);
     pthread_mutex_destroy(&r->live_mu);
+    pthread_mutex_destroy(&r->poll_mu);
+    pthread_cond_destroy(&r->poll_cv);
     free(r);
 }
 
@@ -272,3 +289,58 @@ int mr_registry_set_live(mr_registry *r, mr_version_hook hook, void *arg, mr_err
 
 int mr_registry_count(const mr_registry *r) { return r->n; }
 const char *mr_registry_default(const mr_registry *r) { return r->default_name; }
+
+int mr_registry_poll(mr_registry *r) {
+    int swapped = 0;
+    for (int i = 0; i < r->n; i++) {
+        char dir[4096 + 80], latest[4096 + 200], serving[32];
+        snprintf(dir, sizeof dir, "%s/%s", r->root, r->names[i]);
+        mr_err e = {0};
+        if (moe_model_latest_version(dir, latest, sizeof latest, &e)) continue; /* none on disk now */
+        const char *ver = strrchr(latest, '/') + 1;
+        pthread_mutex_lock(&r->mu);
+        snprintf(serving, sizeof serving, "%s", r->cur[i]->version);
+        pthread_mutex_unlock(&r->mu);
+        if (!strcmp(ver, serving)) {
+            r->poll_err[i][0] = 0;
+            continue;
+        }
+        char prev[32], now[32];
+        if (mr_registry_reload(r, r->names[i], ver, prev, now, &e) == MR_OK) {
+            mr_info("model_poll_s: model %s now serves version %s (was %s)", r->names[i], now, prev);
+            r->poll_err[i][0] = 0;
+            swapped++;
+        } else if (strcmp(e.msg, r->poll_err[i])) { /* log each distinct failure once */
+            mr_warn("model_poll_s: model %s version %s not loaded (version %s keeps serving; tried "
+                    "again every poll): %s", r->names[i], ver, serving, e.msg);
+            snprintf(r->poll_err[i], sizeof r->poll_err[i], "%s", e.msg);
+        }
+    }
+    return swapped;
+}
+
+static void *registry_poll_main(void *arg) {
+    mr_registry *r = arg;
+    pthread_mutex_lock(&r->poll_mu);
+    while (!r->poll_stop) {
+        int64_t until = mr_unix_ms() + (int64_t)r->poll_s * 1000;
+        struct timespec ts = {until / 1000, (until % 1000) * 1000000L};
+        while (!r->poll_stop && pthread_cond_timedwait(&r->poll_cv, &r->poll_mu, &ts) == 0) {
+        }
+        if (r->poll_stop) break;
+        pthread_mutex_unlock(&r->poll_mu);
+        mr_registry_poll(r);
+        pthread_mutex_lock(&r->poll_mu);
+    }
+    pthread_mutex_unlock(&r->poll_mu);
+    return NULL;
+}
+
+int mr_registry_poll_start(mr_registry *r, int seconds, mr_err *e) {
+    if (seconds <= 0 || r->poll_started) return 0;
+    r->poll_s = seconds;
+    if (pthread_create(&r->poll_th, NULL, registry_poll_main, r) != 0)
+        return mr_err_set(e, MR_EINTERNAL, "model_poll_s: cannot start the polling thread");
+    r->poll_started = 1;
+    return 0;
+}

@@ -77,6 +77,17 @@ void mr_registry_live_lock(mr_registry *r, int lock);
 /* fn on the current version of every model (caller holds the live lock). */
 int mr_registry_each(mr_registry *r, mr_version_hook fn, void *arg, mr_err *e);
 
+/* Model directory polling (config model_poll_s): every `seconds`, each
+ * model whose newest version on disk (the highest number with a
+ * model.json) is not the one serving is reloaded to it, as Admin/Reload
+ * with an empty version does (hook, swap). A version that fails to load
+ * is logged (once per distinct error) and tried again at the next poll, so
+ * a version still being copied loads once it is whole. The thread stops in
+ * mr_registry_free. Start it after mr_registry_set_live. */
+int mr_registry_poll_start(mr_registry *r, int seconds, mr_err *e);
+/* One poll now (the thread's body); returns the number of models swapped. */
+int mr_registry_poll(mr_registry *r);
+
 int mr_registry_count(const mr_registry *r);
 const char *mr_registry_default(const mr_registry *r);
 

@@ -629,6 +629,7 @@ int mr_server_create(const mr_server_config *cfg, mr_server **out, mr_err *err) 
         mr_err_wrap(err, "replaying the catalogue log");
         goto err;
     }
+    if (s->registry && (rc = mr_registry_poll_start(s->registry, cfg->model_poll_s, err))) goto err;
     grpc_arg args[3];
     args[0].type = GRPC_ARG_INTEGER;
     args[0].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;

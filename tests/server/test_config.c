@@ -167,6 +167,14 @@ static void test_validate_ranges(void **s) {
     assert_int_equal(mr_config_validate(&c, &e), MR_OK);
     c.retrieve_k = 10001;
     assert_int_equal(mr_config_validate(&c, &e), MR_EINVAL);
+    /* model_poll_s: off by default, 0..86400 s */
+    mr_config_defaults(&c);
+    assert_int_equal(c.model_poll_s, 0);
+    assert_int_equal(mr_config_load_string(&c, "{\"model_poll_s\": 86400}", &e), MR_OK);
+    assert_int_equal(mr_config_validate(&c, &e), MR_OK);
+    c.model_poll_s = -1;
+    assert_int_equal(mr_config_validate(&c, &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, "model_poll_s"));
 }
 
 static void test_load_file(void **s) {
