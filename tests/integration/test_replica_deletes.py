@@ -51,13 +51,15 @@ class ReplicaDeletesTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
+        rcs = []
         for ch, p in zip(cls.chans, cls.procs):
             ch.close()
             p.send_signal(signal.SIGTERM)
-            p.wait(timeout=60)
+            rcs.append(p.wait(timeout=60))
             p.stdout.close()
         cls.nats.stop()
         cls.tmp.cleanup()
+        assert rcs == [0, 0], rcs  # clean exits (under ASan: no leak)
 
     @classmethod
     def rec(cls, i):

@@ -48,14 +48,16 @@ class ReplicasTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
+        rcs = []
         for i, p in enumerate(cls.procs):
             if p:
                 cls.chans[i].close()
                 p.send_signal(signal.SIGTERM)
-                p.wait(timeout=60)
+                rcs.append(p.wait(timeout=60))
                 p.stdout.close()
         cls.nats.stop()
         cls.tmp.cleanup()
+        assert rcs == [0] * len(rcs), rcs  # clean exits (under ASan: no leak)
 
     def rec(self, i):
         return self.pbg.RecommenderStub(self.chans[i])
