@@ -10,7 +10,11 @@
  * thread hands each record back to the same handler in replay mode, with
  * the record's sequence attached to the store writes of this thread
  * (store_log_seq_begin): one code path for validation and writing, with
- * or without a log.
+ * or without a log. An UpsertItems record may write several batches; it
+ * is marked whole only after the last (store_log_seq_begin_multi), so a
+ * crash between them re-applies it. A request with a request_id is
+ * published with a de-duplication id (the hash of the request), so a
+ * client's retry of a write whose answer it lost is one record.
  */
 #include "server/replica.h"
 
