@@ -15,7 +15,9 @@ TSAN_TESTS='^(test_common_threadpool|test_index_cache|test_index_store_concurren
 # concurrent calls, reloads, Watch streams, drain, TLS (python-driven ones
 # run the instrumented server behind an uninstrumented python client)
 TSAN_TESTS+='|test_server_grpc|test_server_python|test_score_rpc|test_store_rpc|test_recommend'
-TSAN_TESTS+='|test_auth_metrics|test_drain|test_tls)$'
+TSAN_TESTS+='|test_auth_metrics|test_drain|test_tls'
+# the update log's consumer thread and waits; model_poll_s reloads under traffic
+TSAN_TESTS+='|test_server_replog_nats|test_model_poll)$'
 build="$root/build"
 cmake_args=()
 ctest_args=()
