@@ -24,13 +24,31 @@
 #define ITEM_BLOB_MAX (1 << 20)
 #define NO_STORE "no store: start the server with data_dir (config) or --data-dir"
 
+/* 1 while applying a record of the update log (not while validating one
+ * for publishing). Every replica must apply a record alike, whatever
+ * model version it serves: the checks that depend on the local model (it
+ * is served, its feature names and kinds) were made by the replica that
+ * accepted the write, so here they are skipped, or a replica on another
+ * version (a rollout in progress) would reject the record and its store
+ * would differ from then on. Stored features a model does not know are
+ * skipped by Score (handlers_rank.c). The model-independent checks stay. */
+static int write_applying(const mr_call_ctx *ctx) { return ctx->replay && !ctx->validate_only; }
+
 /* The model a write names ("" = default): NOT_FOUND when unknown, as
  * Score answers; *ref NULL when the server serves no model (then only an
  * empty name is accepted). */
 static int write_model(mr_call_ctx *ctx, const char *model, mr_model_ref **ref, mr_err *err) {
     *ref = NULL;
     mr_registry *reg = mr_server_registry(ctx->server);
-    if (reg) return mr_registry_acquire(reg, model, ref, err);
+    if (reg) {
+        int rc = mr_registry_acquire(reg, model, ref, err);
+        /* Applying a log record: the replica that took the write checked
+         * the model; one this replica does not serve is no reason to
+         * diverge from the others (see write_applying). */
+        if (rc == MR_ENOTFOUND && write_applying(ctx)) return MR_OK;
+        return rc;
+    }
+    if (write_applying(ctx)) return MR_OK;
     if (model[0])
         return mr_err_set(err, MR_ENOTFOUND, "unknown model '%.64s': the server has no model "
                           "directory", model);
@@ -122,8 +140,8 @@ int mr_handle_upsert_items(mr_call_ctx *ctx, const ProtobufCMessage *req, Protob
             break;
         }
         const char *col = ref && ref->retrievers ? retr_set_expert_column(ref->retrievers) : NULL;
-        if ((rc = mr_features_check(ref ? ref->model : NULL, it->features, col, "items", (int)i,
-                                    err)))
+        const moe_model *schema = ref && !write_applying(ctx) ? ref->model : NULL;
+        if ((rc = mr_features_check(schema, it->features, col, "items", (int)i, err)))
             break;
         uid[w.nu++] = id;
         if (it->n_embedding) {

@@ -9,11 +9,16 @@ retrievers); Item.deleted in UpsertItems through B, read back through A,
 does the same; a bad delete is refused before publishing and changes
 nothing; both stores end with one digest; a replica killed with SIGKILL
 keeps the live upserts and deletes it applied from the log in its
-retrievers after the restart and after a Reload. Skipped when nats-server is not
+retrievers after the restart and after a Reload; a write accepted by a
+replica whose model knows a feature is applied, not rejected, by one
+whose model version does not (a rollout in progress). Skipped when nats-server is not
 installed."""
+import json
 import os
 import random
+import shutil
 import signal
+import subprocess
 import tempfile
 import unittest
 
@@ -34,13 +39,27 @@ class ReplicaDeletesTest(unittest.TestCase):
         d = cls.tmp.name
         cls.rng = random.Random(12)
         cls.vec = world.build_world(ARGS.bin, d, cls.rng)
+        # a rollout in progress: model 'extra' is a copy of 'rec' (with the
+        # feature 'tag') on replica A, and on replica B a model without 'tag'
+        models_b, models_a = os.path.join(d, "models"), os.path.join(d, "models_a")
+        schema = json.loads(json.dumps(world.MODEL_JSON))
+        schema["name"] = "extra"
+        schema["tables"] = [t for t in schema["tables"] if t["name"] != "tag"]
+        schema["features"]["categorical"] = [f for f in schema["features"]["categorical"]
+                                             if f["name"] != "tag"]
+        with open(os.path.join(d, "extra.json"), "w") as f:
+            json.dump(schema, f)
+        subprocess.run([ARGS.bin, "train", "--model-json", os.path.join(d, "extra.json"), "--data",
+                        os.path.join(d, "train.csv"), "--out", os.path.join(models_b, "extra"),
+                        "--epochs", "1", "--quiet"], check=True, capture_output=True)
+        shutil.copytree(models_b, models_a, ignore=shutil.ignore_patterns("extra"))
+        shutil.copytree(os.path.join(models_b, "rec"), os.path.join(models_a, "extra"))
         cls.nats = NatsCluster(d)
-        extra = {"model_dir": os.path.join(d, "models"), "item_dim": world.D, "max_k": 50,
-                 "retrieve_k": 5000}
-        cls.extra = extra
+        cls.extras = [{"model_dir": m, "default_model": "rec", "item_dim": world.D, "max_k": 50,
+                       "retrieve_k": 5000} for m in (models_a, models_b)]
         cls.procs, cls.chans = [], []
         for i in range(2):
-            p, addr = start_replica(ARGS.bin, d, i, cls.nats.servers, extra=extra)
+            p, addr = start_replica(ARGS.bin, d, i, cls.nats.servers, extra=cls.extras[i])
             cls.procs.append(p)
             cls.chans.append(grpc.insecure_channel(addr))
         # the store gets the item vectors (the query space), through the log
@@ -123,6 +142,30 @@ class ReplicaDeletesTest(unittest.TestCase):
         self.assertGreater(a.store_rows, 0)
         self.assertEqual((a.store_digest, a.store_rows), (b.store_digest, b.store_rows))
 
+    def test_5_replicas_on_other_model_versions_apply_alike(self):
+        """A write checked against replica A's models (model 'extra' with
+        the feature 'tag') is applied by replica B, whose 'extra' has no
+        'tag', instead of being rejected there: no record rejected, one
+        digest. Sent to B itself it is refused and publishes nothing."""
+        pb = self.pb
+        req = pb.UpsertItemsRequest(model="extra")
+        it = req.items.add(item_id="6001", embedding=world.axis(0, self.rng))
+        it.features.categorical.add(name="tag", values=["t1"])
+        with self.assertRaises(self.grpc.RpcError) as cm:
+            self.rec(1).UpsertItems(req, timeout=20)
+        self.assertEqual(cm.exception.code(), self.grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertIn("tag", cm.exception.details())
+        rejected = self.stats(1).log_rejected
+        seq = self.rec(0).UpsertItems(req, timeout=20).log_sequence
+        gone = self.rec(0).DeleteItems(pb.DeleteItemsRequest(item_ids=["6001"], model="extra"),
+                                       timeout=20).log_sequence
+        self.assertEqual(gone, seq + 1)
+        for i in (0, 1):
+            self.retrieve(i, self.vec[1], gone)  # both applied both
+        self.assertEqual(self.stats(1).log_rejected, rejected)
+        a, b = self.stats(0, digest=True), self.stats(1, digest=True)
+        self.assertEqual((a.store_digest, a.store_rows), (b.store_digest, b.store_rows))
+
     def test_4_kill9_and_reload_keep_live_writes(self):
         """The catalogue records a replica writes while applying the log
         are replayed over the retriever sets after a restart and a Reload."""
@@ -138,7 +181,8 @@ class ReplicaDeletesTest(unittest.TestCase):
         self.procs[1].send_signal(signal.SIGKILL)
         self.procs[1].wait()
         self.procs[1].stdout.close()
-        p, addr = start_replica(ARGS.bin, self.tmp.name, 1, self.nats.servers, extra=self.extra)
+        p, addr = start_replica(ARGS.bin, self.tmp.name, 1, self.nats.servers,
+                                extra=self.extras[1])
         self.procs[1], self.chans[1] = p, self.grpc.insecure_channel(addr)
         for reload in (False, True):
             if reload:
