@@ -6,6 +6,7 @@
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,6 +113,36 @@ static void metrics_shared_tier(buf *b, tier_redis *t) {
         (unsigned long long)s.cluster.conn_errors);
 }
 
+/* The store's size per column family (store_get_sizes): RocksDB's
+ * properties, read on every scrape (no I/O). */
+static void store_size_metrics(buf *b, const mr_store *st) {
+    store_cf_size sz[STORE_MAX_FAMILIES];
+    int n = store_get_sizes(st, sz, STORE_MAX_FAMILIES);
+    static const struct {
+        const char *name, *help;
+        size_t off;
+    } fam[] = {
+        {"moerec_store_sst_bytes", "Bytes of the column family's SST files on disk "
+         "(rocksdb.total-sst-files-size).", offsetof(store_cf_size, sst_bytes)},
+        {"moerec_store_live_data_bytes", "RocksDB's estimate of the column family's live data "
+         "(rocksdb.estimate-live-data-size).", offsetof(store_cf_size, live_bytes)},
+        {"moerec_store_memtable_bytes", "Bytes of the column family's memtables, not yet "
+         "flushed to SST files (rocksdb.cur-size-all-mem-tables).",
+         offsetof(store_cf_size, memtable_bytes)},
+        {"moerec_store_keys_estimate", "RocksDB's estimate of the column family's keys "
+         "(rocksdb.estimate-num-keys; counts overwritten keys until compaction).",
+         offsetof(store_cf_size, keys)},
+    };
+    for (size_t f = 0; f < sizeof fam / sizeof *fam; f++) {
+        put(b, "# HELP %s %s\n# TYPE %s gauge\n", fam[f].name, fam[f].help, fam[f].name);
+        for (int i = 0; i < n; i++) {
+            uint64_t v;
+            memcpy(&v, (const char *)&sz[i] + fam[f].off, sizeof v);
+            put(b, "%s{family=\"%s\"} %llu\n", fam[f].name, sz[i].name, (unsigned long long)v);
+        }
+    }
+}
+
 /* The default model's gate usage (gate_usage.h): passes, and per gate and
  * expert the sum over passes of the mean weight. */
 static void gate_metrics(buf *b, mr_model_ref *ref, const char *model) {
@@ -209,6 +240,7 @@ char *mr_metrics_render(mr_server *s) {
         put(&b, "# HELP moerec_store_cache_bytes Bytes held by the store cache.\n"
                 "# TYPE moerec_store_cache_bytes gauge\nmoerec_store_cache_bytes %llu\n",
             (unsigned long long)st.cache_bytes);
+        store_size_metrics(&b, be->st);
         if (be->tier) metrics_shared_tier(&b, be->tier);
         if (be->log) {
             mr_replog_stats ls;

@@ -313,11 +313,66 @@ static void store_part(FILE *f, mr_server *s) {
     fprintf(f, "</table></section>\n");
 }
 
+static void fmt_bytes(char *out, size_t n, uint64_t v) {
+    static const char *const unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    double x = (double)v;
+    int u = 0;
+    while (x >= 1024 && u < 4) x /= 1024, u++;
+    if (u == 0) snprintf(out, n, "%llu B", (unsigned long long)v);
+    else snprintf(out, n, "%.*f %s", x < 10 ? 2 : x < 100 ? 1 : 0, x, unit[u]);
+}
+
+/* The store's size per column family (store_get_sizes): a table of the
+ * RocksDB figures and a bar plot of each family's share of the bytes
+ * (SST files + memtables). */
+static void store_size_part(FILE *f, mr_backend *be) {
+    store_cf_size sz[STORE_MAX_FAMILIES];
+    int n = be ? store_get_sizes(be->st, sz, STORE_MAX_FAMILIES) : 0;
+    const char *names[STORE_MAX_FAMILIES];
+    double v[STORE_MAX_FAMILIES];
+    uint64_t tot_sst = 0, tot_live = 0, tot_mem = 0, tot_keys = 0;
+    for (int i = 0; i < n; i++) {
+        tot_sst += sz[i].sst_bytes;
+        tot_live += sz[i].live_bytes;
+        tot_mem += sz[i].memtable_bytes;
+        tot_keys += sz[i].keys;
+    }
+    fprintf(f, "<section><h2>Store size (RocksDB)</h2><table id=\"store-size\">");
+    if (be) {
+        fprintf(f, "<tr><th>column family</th><th>SST files</th><th>live data (est.)</th>"
+                   "<th>memtables</th><th>keys (approx.)</th></tr>\n");
+        for (int i = 0; i <= n; i++) {
+            const store_cf_size *r = i < n ? &sz[i] : NULL;
+            char a[32], b[32], c[32];
+            fmt_bytes(a, sizeof a, r ? r->sst_bytes : tot_sst);
+            fmt_bytes(b, sizeof b, r ? r->live_bytes : tot_live);
+            fmt_bytes(c, sizeof c, r ? r->memtable_bytes : tot_mem);
+            fprintf(f, "<tr class=\"%s\"><td>", r ? "cf" : "cf-total");
+            esc(f, r ? r->name : "total");
+            fprintf(f, "</td><td>%s</td><td>%s</td><td>%s</td><td>%llu</td></tr>\n", a, b, c,
+                    (unsigned long long)(r ? r->keys : tot_keys));
+        }
+    } else {
+        fprintf(f, "<tr><td>no store</td></tr>");
+    }
+    fprintf(f, "</table></section>\n");
+    uint64_t all = tot_sst + tot_mem;
+    for (int i = 0; i < n; i++) {
+        names[i] = sz[i].name;
+        v[i] = all ? (double)(sz[i].sst_bytes + sz[i].memtable_bytes) / (double)all : 0;
+    }
+    char title[96], total[32];
+    fmt_bytes(total, sizeof total, all);
+    snprintf(title, sizeof title, "Store bytes per column family (SST + memtables, %s in all)",
+             total);
+    bar_plot(f, "store-size", title, names, v, n, "no store (start the server with data_dir)");
+}
+
 static const char STYLE[] =
     "body{font:15px/1.4 system-ui,sans-serif;margin:16px 24px;color:#222;background:#fff}"
     "h1{font-size:22px;margin:0 0 8px}h2{font-size:16px;margin:18px 0 4px}"
     "table{border-collapse:collapse}th{text-align:left;padding:2px 14px 2px 0;color:#555;"
-    "font-weight:normal}td{padding:2px 0}"
+    "font-weight:normal}td{padding:2px 14px 2px 0}tr.cf-total td{font-weight:bold}"
     ".grid{stroke:#ddd;stroke-width:1}.ylab{font-size:12px;text-anchor:end;fill:#555}"
     ".xlab{font-size:12px;text-anchor:middle;fill:#555}.unit{font-size:12px;fill:#555}"
     ".blab{font-size:13px;text-anchor:end;fill:#222}.bval{font-size:12px;fill:#333}"
@@ -351,6 +406,8 @@ char *mr_status_page_render(mr_server *s, size_t *len) {
     fprintf(f, "</div><div class=\"cols\">\n");
     store_part(f, s);
     router_plot(f, ref);
+    fprintf(f, "</div><div class=\"cols\">\n");
+    store_size_part(f, mr_server_backend(s));
     fprintf(f, "</div>\n");
     if (ref) gate_plots(f, ref);
     else bar_plot(f, "gate-none", "Expert utilisation per task gate", NULL, NULL, 0,

@@ -12,7 +12,7 @@
  *   item_store_get / item_store_put       item feature blobs (cached)
  *   user_store_put / user_state_get       user profile + SDIM bucket table
  *   behaviour_append / behaviour_rebuild / behaviour_expire  (behaviour.h)
- *   store_checkpoint / store_catch_up / store_expire / store_stats
+ *   store_checkpoint / store_catch_up / store_expire / store_stats / store_get_sizes
  * Layouts of every key and value: docs/storage.md.
  *
  * Threads: every call is safe from any number of threads on one handle,
@@ -178,5 +178,25 @@ typedef struct store_stats {
 } store_stats;
 
 void store_get_stats(const mr_store *st, store_stats *s);
+
+/* The store's size per column family, from RocksDB's properties (cheap:
+ * no I/O, read from in-memory metadata). Every figure but sst_bytes is
+ * RocksDB's estimate: keys counts overwritten and deleted keys not yet
+ * compacted away, live_bytes may lag a flush. */
+typedef struct store_cf_size {
+    char name[STORE_TABLE_NAME_MAX + 8]; /* family: "items", "emb.<table>", ... */
+    uint64_t sst_bytes;                  /* rocksdb.total-sst-files-size (on disk) */
+    uint64_t live_bytes;                 /* rocksdb.estimate-live-data-size */
+    uint64_t memtable_bytes;             /* rocksdb.cur-size-all-mem-tables (not yet flushed) */
+    uint64_t keys;                       /* rocksdb.estimate-num-keys (approximate) */
+} store_cf_size;
+
+#define STORE_MAX_FAMILIES (STORE_MAX_TABLES + 8)
+
+/* Fill out[0..n) with the fixed families (meta, items, users, events,
+ * sdim, itemlog; not the unused "default") then one per embedding table,
+ * in that order; returns n (at most cap). A property RocksDB cannot
+ * answer reads 0. */
+int store_get_sizes(const mr_store *st, store_cf_size *out, int cap);
 
 #endif

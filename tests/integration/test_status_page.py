@@ -1,7 +1,9 @@
 """The status page (GET / on the metrics port) in headless Chromium: after
 traffic (Score, Recommend, writes, some errors) the DOM holds every plot —
 calls/s, error rate, p50 and p99 latency per RPC over the last hour, cache
-hit rate per tier, router share per expert, expert utilisation per gate —
+hit rate per tier, router share per expert, expert utilisation per gate,
+the store's bytes per RocksDB column family, with the size table whose
+key counts and byte figures equal the server's /metrics —
 the page loads nothing from elsewhere and logs no console error, and a
 screenshot is saved as a test artefact (--artefacts DIR). A second test
 serves a model and a task (hence a gate) whose names hold < > & and both
@@ -28,7 +30,8 @@ from moerec_client import Client, MoerecError  # noqa: E402
 
 ARGS = None
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-PLOTS = ["qps", "errors", "latency-p50", "latency-p99", "cache", "router", "gate-0"]
+PLOTS = ["qps", "errors", "latency-p50", "latency-p99", "cache", "router", "gate-0", "store-size"]
+FAMILIES = ["meta", "items", "users", "events", "sdim", "itemlog"]
 ODD = "<b>&\"q'"
 
 
@@ -62,6 +65,7 @@ class Dom(html.parser.HTMLParser):
         super().__init__()
         self.plots, self.refs, self.counts = {}, [], {}
         self.cur_plot, self.capture, self.texts = None, None, {}
+        self.table, self.size_rows, self.cell = None, [], None
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
@@ -75,18 +79,31 @@ class Dom(html.parser.HTMLParser):
             self.plots[self.cur_plot] = {}
         elif self.cur_plot:
             self.plots[self.cur_plot][tag] = self.plots[self.cur_plot].get(tag, 0) + 1
+        if tag == "table":
+            self.table = a.get("id")
+        elif self.table == "store-size" and tag == "tr" and a.get("class"):
+            self.size_rows.append([a["class"]])
+        elif self.table == "store-size" and tag == "td" and self.size_rows:
+            self.size_rows[-1].append("")
+            self.cell = True
         key = "h2" if tag == "h2" else a.get("class") or a.get("id")
         if key in ("model-name", "h2"):
             self.capture = key
             self.texts.setdefault(key, []).append("")
 
     def handle_endtag(self, tag):
+        if tag == "table":
+            self.table = None
+        if tag == "td":
+            self.cell = None
         if tag == "svg":
             self.cur_plot = None
         if tag in ("td", "h2"):
             self.capture = None
 
     def handle_data(self, data):
+        if self.cell and self.size_rows:
+            self.size_rows[-1][-1] += data
         if self.capture:
             self.texts[self.capture][-1] += data
 
@@ -140,6 +157,27 @@ class StatusPageTest(unittest.TestCase):
             self.assertIn("Score", page)
             self.assertIn("level0/all", page)  # the one-task MMoE gate
             self.assertRegex(page, r'id="uptime">0d 00h 0\dm \d\ds')
+            # the store's size: one row per column family (and the total),
+            # one bar each; the key counts are the ones /metrics exports
+            metrics = self.fetch(srv.metrics_port, "/metrics")[1]
+            keys = {m.group(1): int(m.group(2)) for m in re.finditer(
+                r'^moerec_store_keys_estimate\{family="([^"]+)"\} (\d+)$', metrics, re.M)}
+            rows = {r[1]: r for r in dom.size_rows if r[0] == "cf"}
+            self.assertEqual(sorted(rows), sorted(keys))
+            self.assertLessEqual(set(FAMILIES), set(rows))
+            self.assertGreaterEqual(keys["items"], len(items))  # the upserted catalogue
+            self.assertGreaterEqual(keys["events"], 19)
+            for fam, r in rows.items():
+                self.assertEqual(len(r), 6, r)  # name, SST, live, memtables, keys
+                self.assertRegex(r[2], r"^\d+(\.\d+)? (B|KiB|MiB|GiB)$")
+                # no write between the page and the scrape (nor a flush:
+                # the memtables are far below their size)
+                self.assertEqual(int(r[5]), keys[fam], fam)
+            total = [r for r in dom.size_rows if r[0] == "cf-total"]
+            self.assertEqual(len(total), 1)
+            self.assertEqual(int(total[0][5]), sum(int(r[5]) for r in rows.values()))
+            self.assertGreaterEqual(dom.plots["store-size"].get("rect", 0), 2 * len(FAMILIES))
+            self.assertIn("in all)", " ".join(dom.texts["h2"]))
             # the error plot shows Score's errors: 5 of 25 calls in this minute
             m = re.search(r'data-plot="errors".*?</svg>', page, re.S)
             self.assertIsNotNone(m)
