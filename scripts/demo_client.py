@@ -135,13 +135,7 @@ def favourite_share(client, items, users, k=10, consumed=None):
     hit = total = 0
     for u in users:
         fav = set(u["favourite_genres"].split("|"))
-        if consumed:
-            from moerec_client._proto import moerec_pb2 as pb
-            req = pb.RecommendRequest(user_id=u["user_id"], k=k)
-            req.consumed_filter.policy = consumed
-            r = client.call("Recommend", req)
-        else:
-            r = client.recommend(u["user_id"], k=k)
+        r = client.recommend(u["user_id"], k=k, consumed_filter=consumed)
         hit += sum(genre[x.item_id] in fav for x in r.items)
         total += len(r.items)
     return hit / total

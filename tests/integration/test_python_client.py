@@ -2,12 +2,17 @@
 install_python_client.sh) against the real server: a typed helper for
 every RPC, errors carrying the server's status and message, round robin
 over two replicas, retries of UNAVAILABLE only (with a dead address in the
-list, and a deadline that bounds them), bearer tokens. TLS options are
-checked against a grpcio health server with mTLS (the moerec server's own
-TLS is not in this tree yet).
+list, and a deadline that bounds them), bearer tokens; DeleteItems,
+Admin/Checkpoint, Stats with a digest, the consumed filter, and
+read-your-writes over a NATS JetStream update log (log_sequence of a write
+passed as min_sequence to a read on another replica). The client's TLS
+options are checked against a grpcio health server with mTLS (the server's
+own TLS is tested by test_tls.py).
 
 Run: VENV/bin/python test_python_client.py --bin PATH/TO/moerec"""
 import os
+import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -119,6 +124,74 @@ class ClientTest(unittest.TestCase):
         self.assertGreaterEqual(calls["UpsertItems"], 1)
         self.assertGreater(st.uptime_seconds + 1, 0)
 
+    def test_delete_items(self):
+        v = moerec_world._unit([1.0] + [0.5] * (len(self.items[1][1]) - 1))
+        self.c.upsert_items([{"item_id": "900001", "embedding": v}])
+        self.assertEqual(self.c.retrieve(query_vector=v, k=3).items[0].item_id, "900001")
+        r = self.c.delete_items(["900001", "never-stored"], request_id="d1")
+        self.assertEqual((r.request_id, r.deleted), ("d1", 2))  # unknown ids count too
+        self.assertNotIn("900001", [x.item_id for x in self.c.retrieve(query_vector=v, k=50).items])
+        with self.assertRaises(MoerecError) as cm:
+            self.c.delete_items([])
+        self.assertEqual(cm.exception.code, grpc.StatusCode.INVALID_ARGUMENT)
+        with self.assertRaises(MoerecError) as cm:
+            self.c.delete_items(["x"], model="absent")
+        self.assertEqual(cm.exception.code, grpc.StatusCode.NOT_FOUND)
+        with self.assertRaises(TypeError):
+            self.c.delete_items("900001")
+
+    def test_checkpoint(self):
+        cp = os.path.join(self.tmp.name, "checkpoint-a")
+        r = self.c.checkpoint(cp)
+        self.assertEqual((r.dir, r.log_sequence), (cp, 0))  # no update log here
+        self.assertTrue(os.path.isfile(os.path.join(cp, "CURRENT")))
+        with self.assertRaises(MoerecError) as cm:
+            self.c.checkpoint(cp)
+        self.assertEqual(cm.exception.code, grpc.StatusCode.ALREADY_EXISTS)
+        with self.assertRaises(MoerecError) as cm:
+            self.c.checkpoint("relative/dir")
+        self.assertEqual(cm.exception.code, grpc.StatusCode.INVALID_ARGUMENT)
+
+    def test_stats_digest(self):
+        plain, full = self.c.stats(), self.c.stats(digest=True)
+        self.assertEqual((plain.store_rows, plain.store_digest), (0, 0))
+        self.assertGreaterEqual(full.store_rows, len(self.items))
+        self.assertNotEqual(full.store_digest, 0)
+
+    def test_sequences_without_a_log(self):
+        r = self.c.upsert_items([{"item_id": "1", "embedding": self.items[1][1]}])
+        self.assertEqual(r.log_sequence, 0)
+        self.assertEqual(self.c.append_events([("erin", "1")]).log_sequence, 0)
+        for call in (lambda: self.c.recommend("erin", k=3, min_sequence=1),
+                     lambda: self.c.score("erin", ["1"], min_sequence=1),
+                     lambda: self.c.retrieve("erin", k=3, min_sequence=1)):
+            with self.assertRaises(MoerecError) as cm:
+                call()
+            self.assertEqual(cm.exception.code, grpc.StatusCode.FAILED_PRECONDITION)
+        self.assertEqual(len(self.c.score("erin", ["1"], min_sequence=0).items), 1)
+        for bad in (-1, 1 << 64, 1.5, True):
+            with self.assertRaises(ValueError):
+                self.c.retrieve("erin", min_sequence=bad)
+
+    def test_consumed_filter(self):
+        g3 = [str(i) for i, (g, _) in self.items.items() if g == 3]
+        self.c.append_events([("frank", g3[0], 1000, "click")])
+        got = lambda f: [x.item_id for x in self.c.recommend("frank", k=10,
+                                                             consumed_filter=f).items]
+        clicked = [i for i in got("none") if i != g3[0]][:3]  # what it ranks first
+        self.c.append_events([("frank", i, 2000 + t, "click") for t, i in enumerate(clicked)])
+        none = got(pb.ConsumedFilter(policy="none"))
+        self.assertTrue(set(clicked) <= set(none), (clicked, none))
+        self.assertFalse(set(got("all")) & set(clicked + [g3[0]]))
+        self.assertEqual(got(None), got("all"))  # the server's default policy
+        last1 = got(("last", 1))  # only the newest click is dropped
+        self.assertNotIn(clicked[2], last1)
+        self.assertTrue(set(clicked[:2]) <= set(last1), (clicked, last1))
+        self.assertFalse(set(got({"policy": "last", "last_n": 3})) & set(clicked))
+        with self.assertRaises(MoerecError) as cm:
+            got("some")
+        self.assertEqual(cm.exception.code, grpc.StatusCode.INVALID_ARGUMENT)
+
     def test_round_robin(self):
         def n_info(target):
             with Client(target) as c:
@@ -193,6 +266,66 @@ class ClientTest(unittest.TestCase):
             Client("127.0.0.1:1", client_cert=b"x")
         with self.assertRaises(ValueError):
             Client("127.0.0.1:1").call("NoSuchRpc", pb.StatsRequest())
+
+
+class UpdateLogTest(unittest.TestCase):
+    """Two replicas on one NATS JetStream node: a write's log_sequence,
+    passed as min_sequence, makes a read on the other replica see it."""
+
+    @classmethod
+    def setUpClass(cls):
+        if not shutil.which("nats-server"):
+            raise unittest.SkipTest("nats-server not installed (scripts/install-deps.sh --tests)")
+        cls.tmp = tempfile.TemporaryDirectory()
+        d = cls.tmp.name
+        cls.items = moerec_world.build(ARGS.bin, d)[0]
+        port = moerec_world.free_port()
+        cls.nats = subprocess.Popen(["nats-server", "-a", "127.0.0.1", "-p", str(port), "-js",
+                                     "-sd", os.path.join(d, "nats")],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        until = time.time() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                if time.time() > until:
+                    raise
+                time.sleep(0.05)
+        cls.srv = [moerec_world.Server(ARGS.bin, d, {
+            "log_servers": "nats://127.0.0.1:%d" % port, "log_consumer": "r" + t,
+            "log_replicas": 1, "log_timeout_ms": 20000}, tag="log" + t) for t in "ab"]
+
+    @classmethod
+    def tearDownClass(cls):
+        for s in cls.srv:
+            s.stop()
+        cls.nats.kill()
+        cls.nats.wait()
+        cls.tmp.cleanup()
+
+    def test_read_your_writes(self):
+        v = moerec_world._unit([0.5] * (len(self.items[1][1]) - 1) + [1.0])
+        with Client(self.srv[0].target) as a, Client(self.srv[1].target) as b:
+            w1 = a.upsert_items([{"item_id": "900002", "embedding": v}])
+            w2 = a.append_events([("gina", "900002", 5000, "click")])
+            self.assertGreater(w1.log_sequence, 0)
+            self.assertGreater(w2.log_sequence, w1.log_sequence)
+            r = b.retrieve(query_vector=v, k=3, min_sequence=w1.log_sequence, timeout=20)
+            self.assertEqual(r.items[0].item_id, "900002")
+            b.score("gina", ["900002"], min_sequence=w2.log_sequence, timeout=20)
+            self.assertGreaterEqual(b.stats().log_applied_sequence, w2.log_sequence)
+            self.assertGreaterEqual(b.recommend("gina", k=3, min_sequence=w2.log_sequence,
+                                                timeout=20).items[0].score, 0)
+            # a sequence nobody wrote: the wait ends at the deadline, not retried
+            with Client(self.srv[1].target, retry=RetryPolicy(max_attempts=1)) as b1:
+                with self.assertRaises(MoerecError) as cm:
+                    b1.score("gina", ["900002"], min_sequence=w2.log_sequence + 1000, timeout=1)
+            self.assertIn(cm.exception.code, (grpc.StatusCode.UNAVAILABLE,
+                                              grpc.StatusCode.DEADLINE_EXCEEDED))
+            # a checkpoint names the last record it holds
+            cp = a.checkpoint(os.path.join(self.tmp.name, "cp-log"))
+            self.assertGreaterEqual(cp.log_sequence, w2.log_sequence)
 
 
 def make_certs(d):

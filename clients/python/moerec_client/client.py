@@ -30,8 +30,11 @@ METHODS = {
                      False),
     "GetModelInfo": ("moerec.v1.Recommender", pb, "GetModelInfoRequest", "GetModelInfoResponse",
                      False),
+    "DeleteItems": ("moerec.v1.Recommender", pb, "DeleteItemsRequest", "DeleteItemsResponse",
+                    False),
     "Reload": ("moerec.v1.Admin", pb, "ReloadRequest", "ReloadResponse", False),
     "Stats": ("moerec.v1.Admin", pb, "StatsRequest", "StatsResponse", False),
+    "Checkpoint": ("moerec.v1.Admin", pb, "CheckpointRequest", "CheckpointResponse", False),
     "Check": ("grpc.health.v1.Health", health_pb2, "HealthCheckRequest", "HealthCheckResponse",
               False),
     "Watch": ("grpc.health.v1.Health", health_pb2, "HealthCheckRequest", "HealthCheckResponse",
@@ -132,6 +135,26 @@ def _event(e):
     if not 2 <= len(e) <= len(keys):
         raise ValueError("an event tuple is (user_id, item_id[, timestamp_ms[, action[, value]]])")
     return pb.Event(**dict(zip(keys, e)))
+
+
+def _consumed(c):
+    """None -> unset (the server's consumed_filter config); "all", "none",
+    "last" -> that policy; ("last", n), {"policy", "last_n"} or a
+    pb.ConsumedFilter."""
+    if c is None or isinstance(c, pb.ConsumedFilter):
+        return c
+    if isinstance(c, str):
+        return pb.ConsumedFilter(policy=c)
+    if isinstance(c, dict):
+        return pb.ConsumedFilter(**c)
+    policy, last_n = c
+    return pb.ConsumedFilter(policy=policy, last_n=last_n)
+
+
+def _sequence(v):
+    if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < 1 << 64:
+        raise ValueError("min_sequence is an update-log sequence: an int in [0, 2**64)")
+    return v
 
 
 def _read(v):
@@ -244,46 +267,68 @@ class Client:
 
     def recommend(self, user_id, k=10, user_features=None, context_features=None,
                   exclude_item_ids=(), retrieve_k=0, retrievers=(), model="", debug=False,
-                  request_id="", timeout=None):
-        """Recommend: retrieval + ranking, the best k items for user_id."""
-        return self.call("Recommend", pb.RecommendRequest(
+                  request_id="", min_sequence=0, consumed_filter=None, timeout=None):
+        """Recommend: retrieval + ranking, the best k items for user_id.
+        min_sequence: read-your-writes, wait until the replica applied this
+        update-log sequence (a write answer's log_sequence); 0: no wait.
+        consumed_filter: None (the server's config), "all", "none", "last",
+        ("last", n), a dict {"policy", "last_n"} or a pb.ConsumedFilter."""
+        req = pb.RecommendRequest(
             request_id=request_id, user_id=user_id, user_features=features(user_features),
             context_features=features(context_features), k=k,
             exclude_item_ids=list(exclude_item_ids), debug=debug, model=model,
-            retrieve_k=retrieve_k, retrievers=list(retrievers)), timeout)
+            retrieve_k=retrieve_k, retrievers=list(retrievers),
+            min_sequence=_sequence(min_sequence))
+        if consumed_filter is not None:
+            req.consumed_filter.CopyFrom(_consumed(consumed_filter))
+        return self.call("Recommend", req, timeout)
 
     def score(self, user_id, candidates, user_features=None, context_features=None, model="",
-              debug=False, request_id="", timeout=None):
+              debug=False, request_id="", min_sequence=0, timeout=None):
         """Score: rank the given candidates. Each is an item id, an
         (item_id, features dict) pair, a dict {"item_id", "features"} or a
-        pb.Candidate. The answer keeps the candidates' order."""
+        pb.Candidate. The answer keeps the candidates' order. min_sequence
+        as in recommend()."""
         return self.call("Score", pb.ScoreRequest(
             request_id=request_id, user_id=user_id, user_features=features(user_features),
             context_features=features(context_features),
-            candidates=[_candidate(c) for c in candidates], debug=debug, model=model), timeout)
+            candidates=[_candidate(c) for c in candidates], debug=debug, model=model,
+            min_sequence=_sequence(min_sequence)), timeout)
 
     def retrieve(self, user_id="", k=100, query_vector=None, user_features=None,
                  context_features=None, exclude_item_ids=(), retrievers=(), model="",
-                 debug=False, request_id="", timeout=None):
-        """Retrieve: candidates from the expert retrievers, no ranking."""
+                 debug=False, request_id="", min_sequence=0, timeout=None):
+        """Retrieve: candidates from the expert retrievers, no ranking.
+        min_sequence as in recommend()."""
         return self.call("Retrieve", pb.RetrieveRequest(
             request_id=request_id, user_id=user_id, user_features=features(user_features),
             context_features=features(context_features), k=k,
             exclude_item_ids=list(exclude_item_ids), debug=debug, model=model,
-            retrievers=list(retrievers), query_vector=list(query_vector or ())), timeout)
+            retrievers=list(retrievers), query_vector=list(query_vector or ()),
+            min_sequence=_sequence(min_sequence)), timeout)
 
     def upsert_items(self, items, model="", request_id="", timeout=None):
         """UpsertItems: each item a dict {"item_id", "features",
-        "embedding", "deleted"} (only item_id required) or a pb.Item."""
+        "embedding", "deleted"} (only item_id required) or a pb.Item. The
+        answer's log_sequence (0 without an update log) is what a read's
+        min_sequence takes."""
         return self.call("UpsertItems", pb.UpsertItemsRequest(
             request_id=request_id, items=[_item(i) for i in items], model=model), timeout)
 
     def append_events(self, events, request_id="", timeout=None):
         """AppendEvents: each event a tuple (user_id, item_id[,
         timestamp_ms[, action[, value]]]), a dict of pb.Event's fields or a
-        pb.Event."""
+        pb.Event. The answer carries log_sequence, as upsert_items'."""
         return self.call("AppendEvents", pb.AppendEventsRequest(
             request_id=request_id, events=[_event(e) for e in events]), timeout)
+
+    def delete_items(self, item_ids, model="", request_id="", timeout=None):
+        """DeleteItems: remove the items (ids, str) from the store and from
+        every served retriever set. Not published to the update log."""
+        if isinstance(item_ids, str):
+            raise TypeError("item_ids is a list of ids, not one str")
+        return self.call("DeleteItems", pb.DeleteItemsRequest(
+            request_id=request_id, item_ids=list(item_ids), model=model), timeout)
 
     def get_model_info(self, model="", timeout=None):
         """GetModelInfo: architecture, tasks, features, retrievers."""
@@ -295,9 +340,18 @@ class Client:
         """Admin/Reload: load `version` (empty: the newest on disk)."""
         return self.call("Reload", pb.ReloadRequest(model=model, version=version), timeout)
 
-    def stats(self, timeout=None):
-        """Admin/Stats: per-method calls, errors, latency; caches; routes."""
-        return self.call("Stats", pb.StatsRequest(), timeout)
+    def stats(self, digest=False, timeout=None):
+        """Admin/Stats: per-method calls, errors, latency; caches; routes;
+        the update log's applied sequence. digest=True also hashes every
+        stored row (store_digest, store_rows: O(rows), to compare replicas)."""
+        return self.call("Stats", pb.StatsRequest(digest=digest), timeout)
+
+    def checkpoint(self, dir, timeout=None):
+        """Admin/Checkpoint: a RocksDB checkpoint of the server's store in
+        `dir` (an absolute path on the server's machine that must not
+        exist); the answer's log_sequence is the last update-log record it
+        holds."""
+        return self.call("Checkpoint", pb.CheckpointRequest(dir=dir), timeout)
 
     # ----------------------------------------------------------------- Health
 
