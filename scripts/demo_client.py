@@ -7,9 +7,10 @@ venv, docs/python-client.md says how). With --demo-dir (the folder
 (UpsertItems: item vectors + features), replays the demo users' clicks
 (AppendEvents), asks Recommend for each demo user's top 10 and shows that
 their favourite genres dominate, shows a cold user getting the popularity
-fallback, ranks hand-picked candidates through Score, and shows what the
+fallback, ranks hand-picked candidates through Score, shows what the
 SDIM long-behaviour block contributed (one user's scores before and after
-their clicks are replayed); it always calls
+their clicks are replayed) and the GraphHash table's rows and collision
+statistics (GetModelInfo); it always calls
 health Check/Watch, GetModelInfo and Admin/Stats. Used by scripts/demo.sh
 and by tests/integration/test_demo.py.
 """
@@ -121,8 +122,34 @@ def show_sdim(user, cands, before, after):
           % (lift(before), lift(after)))
     print("   (the block is SDIM's hashed long-interest vector over all %d events plus target "
           "attention over the last ones; its cost does not grow with the history)" % n1)
-    print("GraphHash / LSH embedding tables: not in the demo yet (the ranker's model.json does "
-          "not accept them)")
+
+
+def mapped_tables(info):
+    """GetModelInfo's tables whose rows come from a mapping (frequency,
+    graph, double_graph, lsh)."""
+    return [t for t in info.tables if t.mapping]
+
+
+def show_tables(info):
+    """The mapped embedding tables and their collision statistics, as
+    GetModelInfo reports them."""
+    tabs = mapped_tables(info)
+    if not tabs:
+        print("\nembedding tables: %s (no GraphHash or LSH table in this model; "
+              "model_sdim.json has one)" % ", ".join("%s (%s, %d rows)" % (t.name, t.kind, t.rows)
+                                                     for t in info.tables))
+        return
+    for t in tabs:
+        print("\n%s table '%s' (GetModelInfo): %d rows x %d for %d mapped ids (mapping %s)"
+              % ("GraphHash" if "graph" in t.kind else t.kind, t.name, t.rows, t.dim,
+                 t.mapped_ids, t.mapping))
+        print("   %d rows occupied; %.1f ids per occupied row on average, %d at most; %.0f%% of "
+              "the ids share their row with another id" % (t.occupied_rows, t.mean_load,
+                                                         t.max_load, 100 * t.shared_fraction))
+        if "graph" in t.kind and t.shared_fraction > 0:
+            print("   (Louvain clustered the user-item graph of the training rows, one edge per "
+                  "impression, so the ids sharing a row were shown to the same users; an id "
+                  "unseen when the mapping was built falls back to its hash row)")
 
 
 def favourite_share(client, items, users, k=10, consumed=None):
@@ -178,6 +205,7 @@ def demo(client, a):
         print("UpsertItems: %d items (vectors + features); AppendEvents: %d clicks of 50 users"
               % (n, ev))
         show_sdim(su, sc, before, after)
+        show_tables(info)
         genre = {i["item_id"]: i["genre"] for i in items}
         for user in users[:a.users]:
             fav = set(user["favourite_genres"].split("|"))

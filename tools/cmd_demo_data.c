@@ -11,7 +11,11 @@
  *   model_sdim.json   the same ranker with the SDIM long-behaviour block
  *                     (extra_dim 32 = 2 x the item vector width), trained
  *                     with `moerec train --sdim-events events.csv --sdim-items
- *                     item_vectors.csv` and fed by the store when served
+ *                     item_vectors.csv` and fed by the store when served,
+ *                     and a GraphHash item table (512 rows, "graph" paired
+ *                     with the user table: items clustered on the click
+ *                     graph share a row) whose mapping `moerec index
+ *                     tables` builds from interactions.csv
  * Ids are numbers (users 1.., items 10000..): the index tool takes numeric
  * ids, and the server maps a decimal id string to that same number.
  * Item vectors are a genre direction plus a little of the item's quality
@@ -41,13 +45,15 @@ static const char *k_genres[] = {"action", "comedy", "drama", "horror",
 #define ITEM_ID0 10000L
 #define USER_ID0 1L
 
-/* %s: the features' tail (empty, or the SDIM block's extra_dim). */
+/* The first %s: the item table's hashing (double hashing, or a GraphHash
+ * table); the second: the features' tail (empty, or the SDIM block's
+ * extra_dim). */
 static const char *k_model_json =
     "{\n"
     "  \"format\": \"moerec.model\", \"format_version\": 1, \"name\": \"demo\",\n"
     "  \"tables\": [\n"
     "    {\"name\": \"user\", \"rows\": 2048, \"dim\": 16, \"seed\": 1},\n"
-    "    {\"name\": \"item\", \"rows\": 4096, \"dim\": 16, \"hash\": \"double\", \"seed\": 2},\n"
+    "    {\"name\": \"item\", %s, \"dim\": 16, \"seed\": 2},\n"
     "    {\"name\": \"genre\", \"rows\": 64, \"dim\": 8, \"seed\": 3}\n"
     "  ],\n"
     "  \"features\": {\n"
@@ -71,8 +77,10 @@ static void usage(FILE *f) {
             "usage: moerec demo-data --out DIR [--users N] [--items N] [--rows N] [--seed N]\n\n"
             "Write the embedded demo world to DIR: items.csv, item_vectors.csv, users.csv,\n"
             "interactions.csv, events.csv, model.json and model_sdim.json (the same ranker\n"
-            "with the SDIM long-behaviour block: train it with --sdim-events DIR/events.csv\n"
-            "--sdim-items DIR/item_vectors.csv). Train the ranker with\n"
+            "with the SDIM long-behaviour block and a GraphHash item table: build its mapping\n"
+            "with `moerec index tables --model-json DIR/model_sdim.json --data\n"
+            "DIR/interactions.csv --out DIR/tables`, train it with --mappings DIR/tables\n"
+            "--sdim-events DIR/events.csv --sdim-items DIR/item_vectors.csv). Train the ranker with\n"
             "`moerec train --model-json DIR/model.json --data DIR/interactions.csv --out\n"
             "DIR/models/demo`; build its retrievers with `moerec index retrievers --items\n"
             "DIR/item_vectors.csv --expert-column genre --events DIR/events.csv --popularity\n"
@@ -210,8 +218,11 @@ static int demo_data_main(int argc, char **argv) {
         fprintf(fx, "%ld,%ld,%ld,%s,%d,%.2f,%d,%d\n", USER_ID0 + u, ITEM_ID0 + i, ts,
                 k_genres[item_genre[i]], age[u], item_price[i], click, like);
     }
-    fprintf(fm, k_model_json, "");
-    fprintf(fs, k_model_json, ",\n    \"extra_dim\": 32");
+    fprintf(fm, k_model_json, "\"rows\": 4096, \"hash\": \"double\"", "");
+    /* GraphHash: items clustered (Louvain) on the user-item click graph,
+     * one row per cluster, an eighth of the rows of the double table */
+    fprintf(fs, k_model_json, "\"rows\": 512, \"hash\": \"graph\", \"pair\": \"user\"",
+            ",\n    \"extra_dim\": 32");
     rc = 0;
 done:;
     /* a full disk shows at the flush: say so, never report success, and

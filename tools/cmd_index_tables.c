@@ -35,7 +35,12 @@ static void ix_tables_usage(FILE *f) {
                "  --seed S           Louvain order, SimHash and MinHash seed (1)\n"
                "  --max-rows N       read at most N rows\n\n"
                "Prints one JSON summary line (per-table collision statistics) on stdout.\n"
-               "Exit: 0 ok, 1 failure, 2 usage.\n");
+               "Exit: 0 ok, 1 failure, 2 usage.\n\n"
+               "Example:\n"
+               "  moerec index tables --model-json demo/model_sdim.json --data demo/interactions.csv \\\n"
+               "      --max-rows 135000 --out demo/tables\n"
+               "(the demo's GraphHash item table from the 135,000 rows `moerec train --split time`\n"
+               "trains on; then `moerec train ... --mappings demo/tables`)\n");
 }
 
 static char *ix_slurp(const char *path, mr_err *e) {

@@ -37,7 +37,12 @@ class DemoTest(unittest.TestCase):
         cmds = [l.split()[0] for l in listing.splitlines() if l.strip()]
         self.assertIn("serve", cmds)
         self.assertIn("demo-data", cmds)
-        for c in cmds + ["index retrievers", "index graphhash", "index features", "index embeddings"]:
+        out = subprocess.run([ARGS.bin, "index", "--help"], capture_output=True, text=True,
+                             check=True).stdout  # usage: moerec index a|b|... [options]
+        targets = out.split("\n", 1)[0].split("index ", 1)[1].split()[0].split("|")
+        self.assertEqual(sorted(targets), ["embeddings", "features", "graphhash", "retrievers",
+                                           "tables"])
+        for c in cmds + ["index " + t for t in targets]:
             r = subprocess.run([ARGS.bin] + c.split() + ["--help"], capture_output=True, text=True)
             self.assertEqual(r.returncode, 0, c)
             self.assertIn("usage: moerec " + c, r.stdout + r.stderr)
@@ -122,23 +127,42 @@ class DemoTest(unittest.TestCase):
                 self.assertEqual(srv.wait(timeout=60), 0)
                 srv.stdout.close()
 
-    def test_sdim_block(self):
-        """The demo's SDIM model (model_sdim.json, trained with --sdim-*):
-        a user's Score before the replay has no history (behaviour_length 0,
-        a zero block); after, the block reads every replayed click and moves
-        the scores."""
+    def test_sdim_block_and_graph_table(self):
+        """The demo's served model as scripts/demo.sh builds it
+        (model_sdim.json: the GraphHash item table's mapping from `moerec
+        index tables` over the training rows, then trained with --mappings,
+        --split time and --sdim-*): a user's Score before the replay has no
+        history (behaviour_length 0, a zero block); after, the block reads
+        every replayed click and moves the scores; GetModelInfo reports the
+        graph table with the statistics `index tables` printed."""
         with tempfile.TemporaryDirectory() as d:
+            # the demo's 2,000 items on the table's 512 rows
             subprocess.run([ARGS.bin, "demo-data", "--out", d, "--users", "60", "--rows", "20000",
-                            "--items", "400"], check=True, capture_output=True)
+                            "--items", "2000"], check=True, capture_output=True)
             models = os.path.join(d, "models", "demo")
             os.makedirs(models)
-            subprocess.run([ARGS.bin, "train", "--model-json", os.path.join(d, "model_sdim.json"),
-                            "--data", os.path.join(d, "interactions.csv"), "--out", models,
-                            "--sdim-events", os.path.join(d, "events.csv"), "--sdim-items",
-                            os.path.join(d, "item_vectors.csv"), "--epochs", "2", "--quiet"],
-                           check=True, capture_output=True)
+            tables = os.path.join(d, "tables")
+            ix = subprocess.run([ARGS.bin, "index", "tables", "--model-json",
+                                 os.path.join(d, "model_sdim.json"), "--data",
+                                 os.path.join(d, "interactions.csv"), "--max-rows", "18000",
+                                 "--out", tables], check=True, capture_output=True, text=True)
+            built = json.loads(ix.stdout.strip().splitlines()[-1])
+            self.assertEqual(built["rows"], 18000)
+            (gt,) = built["tables"]
+            self.assertEqual((gt["name"], gt["kind"], gt["rows"]), ("item", "graph", 512))
+            tr = subprocess.run([ARGS.bin, "train", "--model-json",
+                                 os.path.join(d, "model_sdim.json"), "--data",
+                                 os.path.join(d, "interactions.csv"), "--out", models,
+                                 "--mappings", tables, "--split", "time", "--time-column", "ts_ms",
+                                 "--sdim-events", os.path.join(d, "events.csv"), "--sdim-items",
+                                 os.path.join(d, "item_vectors.csv"), "--epochs", "2", "--quiet"],
+                                check=True, capture_output=True, text=True)
+            self.assertEqual(json.loads(tr.stdout.strip().splitlines()[-1])["train_rows"], 18000)
             with open(os.path.join(models, "1", "model.json")) as f:
                 self.assertEqual(json.load(f)["features"]["extra_dim"], 32)
+            with open(os.path.join(tables, "item.map"), "rb") as a, \
+                    open(os.path.join(models, "1", "item.map"), "rb") as b:
+                self.assertEqual(a.read(), b.read())  # the served mapping is the one built
             srv, target = self.serve(d)
             try:
                 import demo_client
@@ -148,6 +172,17 @@ class DemoTest(unittest.TestCase):
                     demo_client.load_catalogue(client, d)
                     n, user, cands, before, after = demo_client.replay_with_sdim(
                         client, d, items, users[:10])
+                    info = client.get_model_info()
+                    demo_client.show_tables(info)
+                (t,) = demo_client.mapped_tables(info)
+                self.assertEqual((t.name, t.kind, t.rows, t.mapping), ("item", "graph", 512,
+                                                                       "item.map"))
+                self.assertEqual((t.mapped_ids, t.occupied_rows, t.max_load),
+                                 (gt["mapped_ids"], gt["occupied_rows"], gt["max_load"]))
+                self.assertAlmostEqual(t.shared_fraction, gt["shared_fraction"], places=5)
+                self.assertGreater(t.mapped_ids, 1500)  # of the 2,000 items, those in the rows
+                self.assertLess(t.occupied_rows, t.mapped_ids)  # clusters share rows
+                self.assertGreater(t.shared_fraction, 0)
                 with open(os.path.join(d, "events.csv")) as f:
                     mine = sum(1 for x in f if x.split(",")[0] == user["user_id"])
                 self.assertGreater(n, 0)
