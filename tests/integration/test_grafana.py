@@ -131,10 +131,27 @@ class GrafanaTest(unittest.TestCase):
         self.assertEqual(d["uid"], "moerec")
         ids = [p["id"] for p in d["panels"]]
         self.assertEqual(len(ids), len(set(ids)))
+        self.assertGreaterEqual(d["schemaVersion"], 36)
+        plugins = {r["id"] for r in d["__requires"] if r["type"] == "panel"}
+        cells = {}
         for p in d["panels"]:
             self.assertIn(p["type"], ("timeseries", "stat", "table"))
+            self.assertIn(p["type"], plugins)  # an import names the panel plugins it needs
             self.assertEqual(p["datasource"]["uid"], "${DS_PROMETHEUS}")
             self.assertTrue(all(k in p["gridPos"] for k in "xywh"))
+            g = p["gridPos"]
+            self.assertLessEqual(g["x"] + g["w"], 24, p["title"])  # Grafana's grid is 24 wide
+            for x in range(g["x"], g["x"] + g["w"]):  # no panel covers another
+                for y in range(g["y"], g["y"] + g["h"]):
+                    self.assertNotIn((x, y), cells, (p["title"], cells.get((x, y))))
+                    cells[(x, y)] = p["title"]
+            refs = [t["refId"] for t in p["targets"]]
+            self.assertEqual(len(refs), len(set(refs)), p["title"])
+            for t in p["targets"]:
+                self.assertEqual(t["datasource"]["uid"], "${DS_PROMETHEUS}")
+            for o in p["fieldConfig"]["overrides"]:  # overrides name a query of the panel
+                if o["matcher"]["id"] == "byFrameRefID":
+                    self.assertIn(o["matcher"]["options"], refs, p["title"])
         titles = " ".join(p["title"] for p in d["panels"]).lower()
         for want in ("calls per second", "error rate", "p50", "p99", "cache hit rate",
                      "router", "expert utilisation", "store", "uptime", "model"):
