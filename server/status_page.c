@@ -323,8 +323,10 @@ static void fmt_bytes(char *out, size_t n, uint64_t v) {
 }
 
 /* The store's size per column family (store_get_sizes): a table of the
- * RocksDB figures and a bar plot of each family's share of the bytes
- * (SST files + memtables). */
+ * RocksDB figures and a bar plot of each family's share of the keys,
+ * titled with the bytes on disk and in memtables. The bars are keys, not
+ * bytes: a young store has no SST file yet, and a memtable's size is its
+ * arena (1 MiB blocks), memory rather than data. */
 static void store_size_part(FILE *f, mr_backend *be) {
     store_cf_size sz[STORE_MAX_FAMILIES];
     int n = be ? store_get_sizes(be->st, sz, STORE_MAX_FAMILIES) : 0;
@@ -340,7 +342,7 @@ static void store_size_part(FILE *f, mr_backend *be) {
     fprintf(f, "<section><h2>Store size (RocksDB)</h2><table id=\"store-size\">");
     if (be) {
         fprintf(f, "<tr><th>column family</th><th>SST files</th><th>live data (est.)</th>"
-                   "<th>memtables</th><th>keys (approx.)</th></tr>\n");
+                   "<th>memtables (memory)</th><th>keys (approx.)</th></tr>\n");
         for (int i = 0; i <= n; i++) {
             const store_cf_size *r = i < n ? &sz[i] : NULL;
             char a[32], b[32], c[32];
@@ -356,15 +358,15 @@ static void store_size_part(FILE *f, mr_backend *be) {
         fprintf(f, "<tr><td>no store</td></tr>");
     }
     fprintf(f, "</table></section>\n");
-    uint64_t all = tot_sst + tot_mem;
     for (int i = 0; i < n; i++) {
         names[i] = sz[i].name;
-        v[i] = all ? (double)(sz[i].sst_bytes + sz[i].memtable_bytes) / (double)all : 0;
+        v[i] = tot_keys ? (double)sz[i].keys / (double)tot_keys : 0;
     }
-    char title[96], total[32];
-    fmt_bytes(total, sizeof total, all);
-    snprintf(title, sizeof title, "Store bytes per column family (SST + memtables, %s in all)",
-             total);
+    char title[160], disk[32], mem[32];
+    fmt_bytes(disk, sizeof disk, tot_sst);
+    fmt_bytes(mem, sizeof mem, tot_mem);
+    snprintf(title, sizeof title, "Store keys per column family (approx. %llu in all; %s on disk "
+             "in SST files, %s in memtables)", (unsigned long long)tot_keys, disk, mem);
     bar_plot(f, "store-size", title, names, v, n, "no store (start the server with data_dir)");
 }
 

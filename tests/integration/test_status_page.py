@@ -2,8 +2,8 @@
 traffic (Score, Recommend, writes, some errors) the DOM holds every plot —
 calls/s, error rate, p50 and p99 latency per RPC over the last hour, cache
 hit rate per tier, router share per expert, expert utilisation per gate,
-the store's bytes per RocksDB column family, with the size table whose
-key counts and byte figures equal the server's /metrics —
+the store's keys per RocksDB column family, with the size table whose
+key counts equal the server's /metrics —
 the page loads nothing from elsewhere and logs no console error, and a
 screenshot is saved as a test artefact (--artefacts DIR). A second test
 serves a model and a task (hence a gate) whose names hold < > & and both
@@ -177,7 +177,9 @@ class StatusPageTest(unittest.TestCase):
             self.assertEqual(len(total), 1)
             self.assertEqual(int(total[0][5]), sum(int(r[5]) for r in rows.values()))
             self.assertGreaterEqual(dom.plots["store-size"].get("rect", 0), 2 * len(FAMILIES))
-            self.assertIn("in all)", " ".join(dom.texts["h2"]))
+            title = [t for t in dom.texts["h2"] if t.startswith("Store keys per column family")]
+            self.assertEqual(len(title), 1, dom.texts["h2"])
+            self.assertIn("approx. %s in all;" % total[0][5], title[0])
             # the error plot shows Score's errors: 5 of 25 calls in this minute
             m = re.search(r'data-plot="errors".*?</svg>', page, re.S)
             self.assertIsNotNone(m)
