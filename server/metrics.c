@@ -126,8 +126,8 @@ static void store_size_metrics(buf *b, const mr_store *st) {
          "(rocksdb.total-sst-files-size).", offsetof(store_cf_size, sst_bytes)},
         {"moerec_store_live_data_bytes", "RocksDB's estimate of the column family's live data "
          "(rocksdb.estimate-live-data-size).", offsetof(store_cf_size, live_bytes)},
-        {"moerec_store_memtable_bytes", "Bytes of the column family's memtables, not yet "
-         "flushed to SST files (rocksdb.cur-size-all-mem-tables).",
+        {"moerec_store_memtable_bytes", "Memory of the column family's memtables, which hold "
+         "the writes not yet flushed to SST files (rocksdb.cur-size-all-mem-tables).",
          offsetof(store_cf_size, memtable_bytes)},
         {"moerec_store_keys_estimate", "RocksDB's estimate of the column family's keys "
          "(rocksdb.estimate-num-keys; counts overwritten keys until compaction).",

@@ -326,7 +326,7 @@ static void fmt_bytes(char *out, size_t n, uint64_t v) {
  * RocksDB figures and a bar plot of each family's share of the keys,
  * titled with the bytes on disk and in memtables. The bars are keys, not
  * bytes: a young store has no SST file yet, and a memtable's size is its
- * arena (1 MiB blocks), memory rather than data. */
+ * arena (blocks of up to 1 MiB), memory rather than data. */
 static void store_size_part(FILE *f, mr_backend *be) {
     store_cf_size sz[STORE_MAX_FAMILIES];
     int n = be ? store_get_sizes(be->st, sz, STORE_MAX_FAMILIES) : 0;
