@@ -269,8 +269,10 @@ class ClientTest(unittest.TestCase):
 
 
 class UpdateLogTest(unittest.TestCase):
-    """Two replicas on one NATS JetStream node: a write's log_sequence,
-    passed as min_sequence, makes a read on the other replica see it."""
+    """Two replicas on one NATS JetStream node: a write's log_sequence
+    (UpsertItems, AppendEvents, DeleteItems), passed as min_sequence, makes
+    a read on the other replica see it; a write retried with its
+    request_id is answered with the first record's sequence."""
 
     @classmethod
     def setUpClass(cls):
@@ -323,9 +325,20 @@ class UpdateLogTest(unittest.TestCase):
                     b1.score("gina", ["900002"], min_sequence=w2.log_sequence + 1000, timeout=1)
             self.assertIn(cm.exception.code, (grpc.StatusCode.UNAVAILABLE,
                                               grpc.StatusCode.DEADLINE_EXCEEDED))
+            # a delete is a record too: gone on B once B applied it
+            w3 = a.delete_items(["900002"])
+            self.assertGreater(w3.log_sequence, w2.log_sequence)
+            r = b.retrieve(query_vector=v, k=50, min_sequence=w3.log_sequence, timeout=20)
+            self.assertNotIn("900002", [x.item_id for x in r.items])
+            # a write retried with its request_id is one record
+            req = [{"item_id": "900003", "embedding": v}]
+            w4 = a.upsert_items(req, request_id="once-1")
+            self.assertEqual(b.upsert_items(req, request_id="once-1").log_sequence,
+                             w4.log_sequence)
+            self.assertGreater(a.upsert_items(req).log_sequence, w4.log_sequence)
             # a checkpoint names the last record it holds
             cp = a.checkpoint(os.path.join(self.tmp.name, "cp-log"))
-            self.assertGreaterEqual(cp.log_sequence, w2.log_sequence)
+            self.assertGreaterEqual(cp.log_sequence, w4.log_sequence)
 
 
 def make_certs(d):

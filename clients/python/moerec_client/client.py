@@ -324,7 +324,8 @@ class Client:
 
     def delete_items(self, item_ids, model="", request_id="", timeout=None):
         """DeleteItems: remove the items (ids, str) from the store and from
-        every served retriever set. Not published to the update log."""
+        every served retriever set. The answer carries log_sequence, as
+        upsert_items'."""
         if isinstance(item_ids, str):
             raise TypeError("item_ids is a list of ids, not one str")
         return self.call("DeleteItems", pb.DeleteItemsRequest(
