@@ -9,6 +9,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "common/name.h"
 #include "common/tensor.h"
 
 const char *retr_kind_name(retr_kind kind) {
@@ -21,19 +22,7 @@ const char *retr_kind_name(retr_kind kind) {
 }
 
 int retr_check_name(const char *name, mr_err *e) {
-    if (!name || !name[0]) return mr_err_set(e, MR_EINVAL, "retriever name is empty");
-    size_t n = strlen(name);
-    if (n >= RETR_NAME_MAX)
-        return mr_err_set(e, MR_EINVAL, "retriever name '%.32s...' is longer than %d bytes", name,
-                          RETR_NAME_MAX - 1);
-    for (size_t i = 0; i < n; i++) {
-        char c = name[i];
-        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                 c == '_' || c == '-' || c == '.';
-        if (!ok) return mr_err_set(e, MR_EINVAL, "retriever name '%s' has a bad character at %zu "
-                                   "(allowed: letters, digits, _ . -)", name, i);
-    }
-    return 0;
+    return mr_name_check("retriever name", name, RETR_NAME_MAX, e);
 }
 
 int retr_check_query(const mr_retr *r, const float *q, int dim, int nq, int k, mr_err *e) {

@@ -64,8 +64,9 @@ int64_t retr_size(mr_retr *r);
 void retr_free(mr_retr *r);
 const char *retr_kind_name(retr_kind kind);
 
-/* Shared by the implementations: a name check (non-empty, < RETR_NAME_MAX,
- * [A-Za-z0-9_.-]) and the k/dim/finite checks of retr_search. */
+/* Shared by the implementations: the name rule of common/name.h with the
+ * expert limit (1..RETR_NAME_MAX-1 bytes of [A-Za-z0-9_.-]), and the
+ * k/dim/finite checks of retr_search. */
 int retr_check_name(const char *name, mr_err *e);
 int retr_check_query(const mr_retr *r, const float *q, int dim, int nq, int k, mr_err *e);
 /* Fill rows [from, k) of one result row with the "missing" marker. */

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "common/atomic_file.h"
+#include "common/name.h"
 #include "index/retrieval/retr_minhash.h"
 #include "index/retrieval/retr_pop.h"
 
@@ -204,10 +205,7 @@ void retr_set_live_lock(retr_set *s, int lock) {
 
 void retr_set_expert_name(const char *column, const char *value, char out[RETR_NAME_MAX]) {
     snprintf(out, RETR_NAME_MAX, "%.31s_%s", column, value);
-    for (char *p = out; *p; p++)
-        if (!strchr("_.-", *p) &&
-            !((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9')))
-            *p = '_';
+    mr_name_sanitize(out);
 }
 
 /* ----------------------------------------------------------------- save */

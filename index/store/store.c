@@ -19,6 +19,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/name.h"
 #include <xxhash.h>
 #include "index/store/emb_codec.h"
 
@@ -165,18 +166,6 @@ int store_write(mr_store *st, rocksdb_writebatch_t *wb, mr_err *e) {
     if (err) return store_rocks_err(e, store_write_err_code(err), err, "write batch");
     atomic_fetch_add(&st->ctr.batches_written, 1);
     return 0;
-}
-
-static int store_valid_name(const char *name) {
-    size_t n = strlen(name);
-    if (n == 0 || n >= STORE_TABLE_NAME_MAX) return 0;
-    for (size_t i = 0; i < n; i++) {
-        char ch = name[i];
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-              ch == '_' || ch == '-' || ch == '.'))
-            return 0;
-    }
-    return 1;
 }
 
 static void store_meta_encode(const emb_table_info *t, uint8_t out[24]) {
@@ -478,9 +467,7 @@ int emb_table_create(mr_store *st, const char *name, uint32_t dim, emb_encoding 
                      int64_t ttl_s, mr_err *e) {
     int rc;
     if ((rc = store_check_writable(st, e))) return rc;
-    if (!name || !store_valid_name(name))
-        return mr_err_set(e, MR_EINVAL, "table name '%s' must be 1..%d chars of [a-zA-Z0-9_.-]",
-                          name ? name : "(null)", STORE_TABLE_NAME_MAX - 1);
+    if ((rc = mr_name_check("table name", name, STORE_TABLE_NAME_MAX, e))) return rc;
     if (dim == 0 || dim > 65535) return mr_err_set(e, MR_EINVAL, "dim %u not in 1..65535", dim);
     if (enc != EMB_FP32 && enc != EMB_FP16 && enc != EMB_INT8)
         return mr_err_set(e, MR_EINVAL, "unknown encoding %d", (int)enc);
