@@ -15,6 +15,9 @@
 #define BEH_STATE_HDR 48u           /* bytes before the table */
 #define BEH_EVENT_KEY 24u           /* user, biased ts, seq: all big-endian */
 #define BEH_FLAG_ADDED 1u           /* the event's embedding is in the table */
+#define BEH_EVENT_V2 0x8000u        /* stored flags bit: event row version 2, xxh3
+                                     * checksum (without it: version 1, XXH32,
+                                     * still read); never in beh_event.flags */
 
 struct mr_behaviour {
     mr_store *st;                 /* not owned */

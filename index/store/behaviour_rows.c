@@ -12,10 +12,8 @@
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
-#include <xxhash.h>
 
 #include "common/clock.h"
-#include "hashing/idhash.h"
 #include "index/store/behaviour_int.h"
 #include "index/store/emb_codec.h"
 
@@ -32,7 +30,7 @@ size_t beh_event_value_bytes(const mr_behaviour *b) {
 }
 
 void beh_event_value(const mr_behaviour *b, const beh_event *ev, const uint32_t *sig, uint8_t *out) {
-    uint16_t flags = (uint16_t)ev->flags, nsig = (uint16_t)b->layout.nsig;
+    uint16_t flags = (uint16_t)(ev->flags | BEH_EVENT_V2), nsig = (uint16_t)b->layout.nsig;
     memcpy(out, &ev->item, 8);
     memcpy(out + 8, &ev->action, 4);
     memcpy(out + 12, &flags, 2);
@@ -42,7 +40,7 @@ void beh_event_value(const mr_behaviour *b, const beh_event *ev, const uint32_t 
         memcpy(out + 16 + 2 * i, &s, 2);
     }
     size_t n = beh_event_value_bytes(b) - 4;
-    uint32_t sum = XXH32(out, n, 0);
+    uint32_t sum = emb_codec_sum(out, n);
     memcpy(out + n, &sum, 4);
 }
 
@@ -55,8 +53,11 @@ int beh_event_parse(const mr_behaviour *b, const char *k, size_t klen, const cha
     uint16_t flags, nsig;
     memcpy(&flags, v + 12, 2);
     memcpy(&nsig, v + 14, 2);
-    if (XXH32(v, vlen - 4, 0) != sum || nsig != b->layout.nsig)
+    int v2 = (flags & BEH_EVENT_V2) != 0; /* version 1 rows: XXH32, still read */
+    if ((v2 ? emb_codec_sum(v, vlen - 4) : emb_codec_sum_v1(v, vlen - 4)) != sum ||
+        nsig != b->layout.nsig)
         return mr_err_set(e, MR_ECORRUPT, "event row checksum or signature count mismatch");
+    flags &= (uint16_t)~BEH_EVENT_V2;
     ev->ts = (int64_t)(emb_key_decode((const uint8_t *)k + 8) ^ 0x8000000000000000ULL);
     ev->seq = emb_key_decode((const uint8_t *)k + 16);
     memcpy(&ev->item, v, 8);
@@ -109,7 +110,7 @@ void beh_state_encode(const mr_behaviour *b, const beh_state *s, const void *tab
     memcpy(out + 44, &s->write_s, 4);
     memcpy(out + BEH_STATE_HDR, table, b->table_bytes);
     size_t n = BEH_STATE_HDR + b->table_bytes;
-    uint32_t sum = (uint32_t)idhash_checksum(out, n); /* xxh3: 2x XXH32's speed on 33 KB rows */
+    uint32_t sum = emb_codec_sum(out, n); /* xxh3: 2x XXH32's speed on 33 KB rows */
     memcpy(out + n, &sum, 4);
 }
 
@@ -124,7 +125,7 @@ int beh_state_decode(const mr_behaviour *b, const char *v, size_t vlen, beh_stat
     memcpy(&sum, v + vlen - 4, 4);
     if (magic != BEH_STATE_MAGIC || cells != b->table_bytes / 4)
         return mr_err_set(e, MR_ECORRUPT, "SDIM row header mismatch (magic %#x)", magic);
-    if ((uint32_t)idhash_checksum(v, vlen - 4) != sum)
+    if (emb_codec_sum(v, vlen - 4) != sum)
         return mr_err_set(e, MR_ECORRUPT, "SDIM row checksum mismatch");
     memcpy(&s->n_events, v + 4, 4);
     memcpy(&s->next_seq, v + 8, 8);

@@ -12,6 +12,8 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "hashing/idhash.h"
+
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "emb_codec.c assumes a little-endian host"
 #endif
@@ -110,14 +112,20 @@ void emb_codec_encode(emb_encoding enc, const float *x, uint32_t dim, int64_t ts
         }
     }
     size_t n = EMB_HDR_BYTES + emb_codec_payload_bytes(enc, dim);
-    uint32_t sum = XXH32(out, n, 0);
+    uint32_t sum = emb_codec_sum(out, n);
     memcpy(out + n, &sum, 4);
 }
 
-static int emb_codec_sum_ok(const uint8_t *v, size_t len) {
+uint32_t emb_codec_sum(const void *data, size_t n) { return (uint32_t)idhash_checksum(data, n); }
+
+uint32_t emb_codec_sum_v1(const void *data, size_t n) { return XXH32(data, n, 0); }
+
+/* The trailing checksum of a value: xxh3's for version 2, XXH32's for v1. */
+static int emb_codec_sum_ok(const uint8_t *v, size_t len, int v1) {
     uint32_t want;
     memcpy(&want, v + len - EMB_SUM_BYTES, 4);
-    return XXH32(v, len - EMB_SUM_BYTES, 0) == want;
+    size_t n = len - EMB_SUM_BYTES;
+    return (v1 ? emb_codec_sum_v1(v, n) : emb_codec_sum(v, n)) == want;
 }
 
 int emb_codec_decode(emb_encoding enc, uint32_t dim, const uint8_t *v, size_t len, float *x,
@@ -127,10 +135,11 @@ int emb_codec_decode(emb_encoding enc, uint32_t dim, const uint8_t *v, size_t le
                           emb_codec_row_bytes(enc, dim));
     uint16_t d16;
     memcpy(&d16, v + 2, 2);
-    if (v[0] != EMB_ROW_MAGIC || v[1] != (uint8_t)enc || d16 != dim)
+    int v1 = v[0] == EMB_ROW_MAGIC_V1;
+    if ((v[0] != EMB_ROW_MAGIC && !v1) || v[1] != (uint8_t)enc || d16 != dim)
         return mr_err_set(e, MR_ECORRUPT, "row header does not match the table (magic %#x, "
                           "encoding %u, dim %u)", v[0], v[1], d16);
-    if (!emb_codec_sum_ok(v, len)) return mr_err_set(e, MR_ECORRUPT, "row checksum mismatch");
+    if (!emb_codec_sum_ok(v, len, v1)) return mr_err_set(e, MR_ECORRUPT, "row checksum mismatch");
     if (ts_ms) memcpy(ts_ms, v + 4, 8);
     const uint8_t *p = v + EMB_HDR_BYTES;
     if (enc == EMB_FP32) {
@@ -152,12 +161,12 @@ int emb_codec_decode(emb_encoding enc, uint32_t dim, const uint8_t *v, size_t le
 size_t emb_codec_blob_bytes(size_t len) { return EMB_HDR_BYTES + 4 + len + EMB_SUM_BYTES; }
 
 void emb_codec_blob_encode(const void *data, size_t len, int64_t ts_ms, uint8_t *out) {
-    emb_codec_header(EMB_BLOB_MAGIC, 1, 0, ts_ms, out);
+    emb_codec_header(EMB_BLOB_MAGIC, EMB_BLOB_VERSION, 0, ts_ms, out);
     uint32_t l32 = (uint32_t)len;
     memcpy(out + EMB_HDR_BYTES, &l32, 4);
     if (len) memcpy(out + EMB_HDR_BYTES + 4, data, len);
     size_t n = EMB_HDR_BYTES + 4 + len;
-    uint32_t sum = XXH32(out, n, 0);
+    uint32_t sum = emb_codec_sum(out, n);
     memcpy(out + n, &sum, 4);
 }
 
@@ -167,10 +176,11 @@ int emb_codec_blob_decode(const uint8_t *v, size_t vlen, const uint8_t **data, s
         return mr_err_set(e, MR_ECORRUPT, "blob is %zu bytes, shorter than its header", vlen);
     uint32_t l32;
     memcpy(&l32, v + EMB_HDR_BYTES, 4);
-    if (v[0] != EMB_BLOB_MAGIC || v[1] != 1 || emb_codec_blob_bytes(l32) != vlen)
+    if (v[0] != EMB_BLOB_MAGIC || (v[1] != EMB_BLOB_VERSION && v[1] != 1) ||
+        emb_codec_blob_bytes(l32) != vlen)
         return mr_err_set(e, MR_ECORRUPT, "blob header does not match its length (%zu bytes)",
                           vlen);
-    if (!emb_codec_sum_ok(v, vlen)) return mr_err_set(e, MR_ECORRUPT, "blob checksum mismatch");
+    if (!emb_codec_sum_ok(v, vlen, v[1] == 1)) return mr_err_set(e, MR_ECORRUPT, "blob checksum mismatch");
     if (ts_ms) memcpy(ts_ms, v + 4, 8);
     *data = v + EMB_HDR_BYTES + 4;
     *len = l32;

@@ -1,8 +1,11 @@
 /* emb_codec.h — on-disk encodings of embedding rows and feature blobs.
  *
  * Every value the store writes carries a small header (magic, encoding,
- * dim, write time) and an XXH32 checksum, so a corrupt or foreign row is
- * reported as MR_ECORRUPT instead of being served as numbers. Vector
+ * dim, write time) and a checksum (the low 32 bits of xxh3-64, moerec's one
+ * checksum), so a corrupt or foreign row is reported as MR_ECORRUPT instead
+ * of being served as numbers. Version 1 values (row magic 0xE5, blob
+ * version 1: XXH32 checksum), written before the move to xxh3, are still
+ * read and verified with XXH32; nothing writes them any more. Vector
  * payloads are fp32, fp16 (IEEE binary16, round to nearest even) or int8
  * with one fp32 scale per row (symmetric, scale = max|x| / 127). The read
  * path always returns fp32. Layouts: docs/storage.md.
@@ -16,10 +19,12 @@
 #include "common/error.h"
 #include "index/store/store.h"
 
-#define EMB_ROW_MAGIC 0xE5u
+#define EMB_ROW_MAGIC 0xE6u    /* row version 2: xxh3 checksum */
+#define EMB_ROW_MAGIC_V1 0xE5u /* row version 1: XXH32 checksum (still read) */
 #define EMB_BLOB_MAGIC 0xB1u
+#define EMB_BLOB_VERSION 2u    /* 2: xxh3 checksum; 1: XXH32 (still read) */
 #define EMB_HDR_BYTES 12u /* magic, encoding, dim (u16), write time (i64 ms) */
-#define EMB_SUM_BYTES 4u  /* trailing XXH32 of header + payload */
+#define EMB_SUM_BYTES 4u  /* trailing checksum of header + payload */
 #define EMB_FP16_MAX 65504.0f
 
 /* Bytes of one encoded row of `dim` floats (header and checksum included). */
@@ -41,6 +46,13 @@ void emb_codec_blob_encode(const void *data, size_t len, int64_t ts_ms, uint8_t 
 /* Points *data into v (no copy). */
 int emb_codec_blob_decode(const uint8_t *v, size_t vlen, const uint8_t **data, size_t *len,
                           int64_t *ts_ms, mr_err *e);
+
+/* The checksum of every store value written today: the low 32 bits of
+ * xxh3-64 (idhash_checksum) over data[0..n). */
+uint32_t emb_codec_sum(const void *data, size_t n);
+/* Version 1 values' checksum (XXH32, seed 0): only for reading rows
+ * written before version 2; never for new ones. */
+uint32_t emb_codec_sum_v1(const void *data, size_t n);
 
 /* IEEE binary16 conversions, round to nearest even; exposed for tests. */
 uint16_t emb_f32_to_f16(float f);

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <math.h>
+#include <string.h>
 #include <rocksdb/c.h>
 #include <cmocka.h>
 
@@ -488,6 +489,48 @@ static void test_rebuild_all_sparse_users(void **state) {
     }
 }
 
+/* Event row versions: a written row is version 2 (flags bit 15, xxh3 sum),
+ * which parse hides from the flags; a version 1 row (bit clear, XXH32 sum)
+ * parses to the same event; either bit with the other version's sum is
+ * MR_ECORRUPT. */
+static void test_event_row_versions(void **state) {
+    fx *f = *state;
+    const mr_behaviour *b = f->b;
+    int nsig = behaviour_layout(b)->nsig;
+    size_t n = beh_event_value_bytes(b);
+    uint8_t key[BEH_EVENT_KEY], v[512];
+    uint32_t sig[64], got_sig[64];
+    assert_true(n <= sizeof v && nsig <= 64);
+    for (int i = 0; i < nsig; i++) sig[i] = (uint32_t)i % (uint32_t)behaviour_layout(b)->nbuckets;
+    beh_event ev = {.ts = 1234, .seq = 5, .item = 77, .action = 2, .flags = BEH_FLAG_ADDED};
+    beh_event_key(9, ev.ts, ev.seq, key);
+    beh_event_value(b, &ev, sig, v);
+    uint16_t flags;
+    memcpy(&flags, v + 12, 2);
+    assert_int_equal(flags, BEH_EVENT_V2 | BEH_FLAG_ADDED);
+    beh_event got;
+    assert_int_equal(beh_event_parse(b, (char *)key, sizeof key, (char *)v, n, &got, got_sig, NULL), 0);
+    assert_int_equal(got.flags, BEH_FLAG_ADDED);
+    flags = BEH_FLAG_ADDED; /* version 1 flags, version 2 sum: damaged */
+    memcpy(v + 12, &flags, 2);
+    assert_int_equal(beh_event_parse(b, (char *)key, sizeof key, (char *)v, n, &got, NULL, NULL),
+                     MR_ECORRUPT);
+    uint32_t sum = emb_codec_sum_v1(v, n - 4); /* a real version 1 row */
+    memcpy(v + n - 4, &sum, 4);
+    memset(&got, 0, sizeof got);
+    assert_int_equal(beh_event_parse(b, (char *)key, sizeof key, (char *)v, n, &got, got_sig, NULL), 0);
+    assert_true(got.ts == ev.ts && got.seq == ev.seq && got.item == ev.item);
+    assert_int_equal(got.action, ev.action);
+    assert_int_equal(got.flags, BEH_FLAG_ADDED);
+    assert_memory_equal(got_sig, sig, (size_t)nsig * 4);
+    flags = BEH_EVENT_V2 | BEH_FLAG_ADDED; /* version 2 flags, XXH32 sum: damaged */
+    memcpy(v + 12, &flags, 2);
+    sum = emb_codec_sum_v1(v, n - 4);
+    memcpy(v + n - 4, &sum, 4);
+    assert_int_equal(beh_event_parse(b, (char *)key, sizeof key, (char *)v, n, &got, NULL, NULL),
+                     MR_ECORRUPT);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_incremental_equals_oracle_and_rebuild, setup, teardown),
@@ -498,6 +541,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_corrupt_state_row_repaired, setup, teardown),
         cmocka_unit_test_setup_teardown(test_user_ttl, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rebuild_all_sparse_users, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_event_row_versions, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,8 @@
 /* test_emb_codec.c — row encodings (index/store/emb_codec.c): fp32 exact, fp16
  * within half an ulp of binary16 (and exact on representable values,
  * subnormals included), int8 within max|x|/254, range and NaN/Inf checks,
- * and corrupt values (length, header, any flipped byte) rejected. */
+ * corrupt values (length, header, any flipped byte) rejected, and the
+ * row versions (2: xxh3 written; 1: XXH32 still read). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <xxhash.h>
 
 #include "common/rng.h"
 #include "index/store/emb_codec.h"
@@ -190,6 +192,64 @@ static void test_blob_round_trip_and_corruption(void **state) {
     free(buf);
 }
 
+/* The row version: encode writes version 2 (magic 0xE6, the low 32 bits of
+ * xxh3-64); a version 1 row (magic 0xE5, XXH32) written before still
+ * decodes to the same floats; a version's magic with the other version's
+ * checksum, or an unknown magic, is MR_ECORRUPT. The same for blobs
+ * (version byte 2 / 1). */
+static void test_row_versions(void **state) {
+    (void)state;
+    mr_rng r;
+    mr_rng_seed(&r, 8);
+    float x[D], y[D], z[D];
+    uint8_t buf[1024];
+    fill(&r, x, D, 1.0f);
+    for (int enc = EMB_FP32; enc <= EMB_INT8; enc++) {
+        size_t n = emb_codec_row_bytes((emb_encoding)enc, D), body = n - EMB_SUM_BYTES;
+        emb_codec_encode((emb_encoding)enc, x, D, 7, buf);
+        assert_int_equal(buf[0], 0xE6);
+        uint32_t sum;
+        memcpy(&sum, buf + body, 4);
+        assert_true(sum == (uint32_t)XXH3_64bits(buf, body));
+        assert_int_equal(emb_codec_decode((emb_encoding)enc, D, buf, n, y, NULL, NULL), 0);
+        buf[0] = 0xE5; /* version 1 magic, xxh3 sum: damaged */
+        assert_int_equal(emb_codec_decode((emb_encoding)enc, D, buf, n, z, NULL, NULL),
+                         MR_ECORRUPT);
+        sum = XXH32(buf, body, 0); /* a real version 1 row */
+        memcpy(buf + body, &sum, 4);
+        int64_t ts = 0;
+        assert_int_equal(emb_codec_decode((emb_encoding)enc, D, buf, n, z, &ts, NULL), 0);
+        assert_memory_equal(y, z, sizeof y);
+        assert_int_equal(ts, 7);
+        buf[0] = 0xE6; /* version 2 magic, XXH32 sum: damaged */
+        assert_int_equal(emb_codec_decode((emb_encoding)enc, D, buf, n, z, NULL, NULL),
+                         MR_ECORRUPT);
+        buf[0] = 0xE7;
+        sum = emb_codec_sum(buf, body);
+        memcpy(buf + body, &sum, 4);
+        mr_err e;
+        assert_int_equal(emb_codec_decode((emb_encoding)enc, D, buf, n, z, NULL, &e), MR_ECORRUPT);
+        assert_non_null(strstr(e.msg, "header"));
+    }
+    const char *msg = "a blob";
+    size_t len = strlen(msg), n = emb_codec_blob_bytes(len), body = n - EMB_SUM_BYTES;
+    emb_codec_blob_encode(msg, len, 3, buf);
+    assert_int_equal(buf[1], 2);
+    const uint8_t *data;
+    size_t got;
+    buf[1] = 1;
+    assert_int_equal(emb_codec_blob_decode(buf, n, &data, &got, NULL, NULL), MR_ECORRUPT);
+    uint32_t sum = XXH32(buf, body, 0);
+    memcpy(buf + body, &sum, 4);
+    assert_int_equal(emb_codec_blob_decode(buf, n, &data, &got, NULL, NULL), 0);
+    assert_int_equal(got, len);
+    assert_memory_equal(data, msg, len);
+    buf[1] = 3;
+    sum = emb_codec_sum(buf, body);
+    memcpy(buf + body, &sum, 4);
+    assert_int_equal(emb_codec_blob_decode(buf, n, &data, &got, NULL, NULL), MR_ECORRUPT);
+}
+
 static void test_keys_sort_numerically(void **state) {
     (void)state;
     mr_rng r;
@@ -215,6 +275,7 @@ int main(void) {
         cmocka_unit_test(test_nan_inf_rejected),
         cmocka_unit_test(test_corrupt_rows_detected),
         cmocka_unit_test(test_blob_round_trip_and_corruption),
+        cmocka_unit_test(test_row_versions),
         cmocka_unit_test(test_keys_sort_numerically),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
