@@ -9,12 +9,12 @@
  * map a value to the same row. Only the rows given (the training split)
  * are read: validation rows never shape the table.
  */
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/csv.h"
 #include "hashing/bigraph.h"
 #include "hashing/minhash.h"
 #include "hashing/simhash.h"
@@ -208,8 +208,10 @@ static int build_lsh_pairs(graphhash_map **out, const moe_model *m, int t, const
 }
 
 /* SimHash bucket (floor(log2 rows) bits, at most 62) of every vector in
- * the file: header line, then "value,e0,...,e{d-1}"; the value is the
- * table's first feature's (quotes around it are stripped). */
+ * the file: a header row, then "value,e0,...,e{d-1}" read by the one CSV
+ * reader (common/csv.h: quoting, BOM, CRLF, delimiter by name); the value
+ * is the table's first feature's. A vector cell that is missing or not a
+ * finite float is an error naming file, line and column. */
 static int build_lsh_vectors(graphhash_map **out, const moe_model *m, int t, const moe_maps_opts *o, mr_err *e) {
     const moe_table *tb = &m->tables[t];
     char path[4096];
@@ -219,43 +221,31 @@ static int build_lsh_vectors(graphhash_map **out, const moe_model *m, int t, con
     for (int f = 0; f < m->n_cat && f0 < 0; f++)
         if (m->cat[f].table == t) f0 = f;
     if (f0 < 0) return mr_err_set(e, MR_EINVAL, "table '%s': no feature uses it, so no value ids", tb->name);
-    FILE *fp = fopen(path, "r");
-    if (!fp) return mr_err_set(e, MR_ENOTFOUND, "table '%s' vectors %s: %s", tb->name, path, strerror(errno));
-    char *line = NULL;
-    size_t cap = 0;
-    int bits = 0, rc = 0, d = 0;
+    mr_csv *c = NULL;
+    int rc = mr_csv_open(&c, path, NULL, e);
+    if (rc) return mr_err_wrap(e, "table '%s' vectors", tb->name);
+    int bits = 0, d = mr_csv_ncols(c) - 1;
     while (bits < 62 && (2ull << bits) <= (uint64_t)tb->rows) bits++;
     u64vec ids = {0};
     uint32_t *rows = NULL;
     size_t rcap = 0;
     float *x = NULL;
     simhash *sh = NULL;
-    long lineno = 1;
-    if (getline(&line, &cap, fp) < 0) {
-        rc = mr_err_set(e, MR_EINVAL, "%s: empty (a header line is required)", path);
-        goto done;
-    }
-    for (char *p = line; *p; p++) d += *p == ',';
     if (d < 1 || d > SIMHASH_MAX_DIM || !(x = malloc((size_t)d * sizeof *x))) {
         rc = mr_err_set(e, MR_EINVAL, "%s: header needs a value column and 1..%d vector columns", path, SIMHASH_MAX_DIM);
         goto done;
     }
     if ((rc = simhash_create(&sh, d, bits ? bits : 1, o->seed, e))) goto done;
-    while (getline(&line, &cap, fp) >= 0) {
-        lineno++;
-        char *v = line, *p = strchr(line, ',');
-        if (!p) continue;
-        *p++ = 0;
-        size_t len = strlen(v);
-        if (len >= 2 && v[0] == '"' && v[len - 1] == '"') v++, len -= 2;
+    while ((rc = mr_csv_next(c, e)) == 1) {
         for (int j = 0; j < d; j++) {
-            char *end;
-            x[j] = strtof(p, &end);
-            if (end == p || !isfinite(x[j]) || (j + 1 < d && *end != ',')) {
-                rc = mr_err_set(e, MR_EINVAL, "%s:%ld: column %d is not a finite number", path, lineno, j + 2);
+            int r = mr_csv_float(c, j + 1, &x[j], e);
+            if (r == 1)
+                r = mr_err_set(e, MR_EINVAL, "%s:%ld: column %d (%s) is missing (a vector needs every element)",
+                               mr_csv_name(c), mr_csv_line(c), j + 2, mr_csv_header(c, j + 1));
+            if (r) {
+                rc = r;
                 goto done;
             }
-            p = end + 1;
         }
         uint64_t sig[SIMHASH_MAX_BITS / 64];
         simhash_sign(sh, x, sig);
@@ -266,8 +256,9 @@ static int build_lsh_vectors(graphhash_map **out, const moe_model *m, int t, con
             rows = r2;
         }
         rows[ids.n] = (uint32_t)((sig[0] & ((bits ? (1ull << bits) : 1) - 1)) % (uint64_t)tb->rows);
-        if (u64_push(&ids, moe_model_value_id(m, f0, v, len))) goto oom;
+        if (u64_push(&ids, moe_model_value_id(m, f0, mr_csv_cell(c, 0), mr_csv_cell_len(c, 0)))) goto oom;
     }
+    if (rc < 0) goto done;
     rc = one_side(out, tb, ids.p, rows, ids.n, 0, e);
     if (rc) mr_err_wrap(e, "%s", path);
     goto done;
@@ -276,10 +267,9 @@ oom:
 done:
     simhash_free(sh);
     free(x);
-    free(line);
     free(ids.p);
     free(rows);
-    fclose(fp);
+    mr_csv_close(c);
     return rc;
 }
 

@@ -7,6 +7,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "maps_fixture.h"
 #include "moe/model_maps.h"
@@ -114,6 +116,27 @@ static void test_errors(void **state) {
     assert_int_equal(moe_model_maps_build(m, d, idx, 1, &o, &e), MR_ENOTFOUND);
     assert_non_null(strstr(e.msg, "vectors.csv"));
     assert_non_null(strstr(e.msg, "table 'content' (lsh)"));
+    /* the vectors file goes through the one CSV reader: a cell that is not
+     * a number, or is missing, names file, line and column */
+    char bad[400];
+    snprintf(bad, sizeof bad, "%s/bad", g_dir);
+    assert_int_equal(mkdir(bad, 0755), 0);
+    snprintf(p, sizeof p, "%s/vectors.csv", bad);
+    const char *bodies[2] = {"item,e0,e1,e2\na,1,0.5,0.25\nb,0.9,1;5,0.3\n", "item,e0,e1,e2\r\na,1,0.5,0.25\r\nb,0.9,NA,0.3\r\n"};
+    for (int i = 0; i < 2; i++) {
+        FILE *f = fopen(p, "w");
+        assert_non_null(f);
+        fputs(bodies[i], f);
+        fclose(f);
+        o.base_dir = bad;
+        assert_int_equal(moe_model_maps_build(m, d, idx, 1, &o, &e), MR_EINVAL);
+        assert_non_null(strstr(e.msg, "vectors.csv:3"));
+        assert_non_null(strstr(e.msg, i ? "missing" : "1;5"));
+        assert_non_null(strstr(e.msg, "e1"));
+    }
+    remove(p);
+    rmdir(bad);
+    snprintf(p, sizeof p, "%s/train.csv", g_dir);
     /* saving a model with a mapping still missing is refused */
     assert_int_equal(moe_model_maps_save(m, g_dir, &e), MR_ESTATE);
     assert_non_null(strstr(e.msg, "has no mapping"));
