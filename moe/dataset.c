@@ -90,9 +90,14 @@ static int need_col(const mr_csv *c, const char *name, const char *what, const c
 
 int moe_dataset_read(moe_dataset **out, const moe_model *m, const char *path, const char *time_col,
                      long max_rows, mr_err *e) {
+    return moe_dataset_read_opts(out, m, path, time_col, max_rows, NULL, e);
+}
+
+int moe_dataset_read_opts(moe_dataset **out, const moe_model *m, const char *path, const char *time_col,
+                          long max_rows, const mr_csv_opts *csv, mr_err *e) {
     *out = NULL;
     mr_csv *c = NULL;
-    int rc = mr_csv_open(&c, path, NULL, e);
+    int rc = mr_csv_open(&c, path, csv, e);
     if (rc) return rc;
     vec rows[MOE_MAX_FIELDS], offs[MOE_MAX_FIELDS], ids[MOE_MAX_FIELDS], num = {.elt = sizeof(float)}, y = {.elt = sizeof(float)},
                                                      mask = {.elt = sizeof(float)}, tv = {.elt = sizeof(double)};

@@ -19,6 +19,7 @@
 
 #include <stdint.h>
 
+#include "common/csv.h"
 #include "common/error.h"
 #include "moe/model.h"
 
@@ -43,6 +44,10 @@ typedef struct moe_dataset {
  * max_rows <= 0 reads everything. */
 int moe_dataset_read(moe_dataset **out, const moe_model *m, const char *path, const char *time_col,
                      long max_rows, mr_err *e);
+/* The same with the reader's options (csv: the missing-value set of a
+ * command's --na, ...; NULL = common/csv.h's defaults). */
+int moe_dataset_read_opts(moe_dataset **out, const moe_model *m, const char *path, const char *time_col,
+                          long max_rows, const mr_csv_opts *csv, mr_err *e);
 /* Recompute every categorical row from the kept ids with m's current row
  * mappers (after moe_model_maps_build attached the mappings). MR_ESTATE if
  * the ids were not kept. */

@@ -52,6 +52,7 @@ typedef struct sdim_csv_opts {
     int m, tau;               /* must match the store's behaviour config: 48, 3 */
     uint64_t seed;            /* SDIM_DEFAULT_SEED (hashing/sdim.h) */
     int l_max, short_n;       /* 1024, 50 */
+    const char *na;           /* the readers' missing set (common/csv.h); NULL = default */
 } sdim_csv_opts;
 
 void sdim_csv_opts_init(sdim_csv_opts *o);

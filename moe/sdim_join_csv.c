@@ -54,9 +54,9 @@ static void sdim_triples_free(sdim_triples *t) {
 }
 
 static int sdim_read_triples(const char *path, const char *uc, const char *ic, const char *tc,
-                             long max_rows, sdim_triples *t, mr_err *e) {
+                             long max_rows, const mr_csv_opts *co, sdim_triples *t, mr_err *e) {
     mr_csv *c = NULL;
-    int rc = mr_csv_open(&c, path, NULL, e), cu = -1, ci = -1, ct = -1, more = 0;
+    int rc = mr_csv_open(&c, path, co, e), cu = -1, ci = -1, ct = -1, more = 0;
     if (!rc) rc = mr_csv_need(c, uc, &cu, e);
     if (!rc) rc = mr_csv_need(c, ic, &ci, e);
     if (!rc) rc = mr_csv_need(c, tc, &ct, e);
@@ -97,9 +97,9 @@ static const float *sdim_items_vec(uint64_t item, void *ctx) {
 }
 
 /* items CSV: item_id and e0 .. e{d-1}. */
-static int sdim_read_items(const char *path, int d, sdim_items *it, mr_err *e) {
+static int sdim_read_items(const char *path, int d, const mr_csv_opts *co, sdim_items *it, mr_err *e) {
     mr_csv *c = NULL;
-    int rc = mr_csv_open(&c, path, NULL, e), ci = -1, ce[1024], got = 0;
+    int rc = mr_csv_open(&c, path, co, e), ci = -1, ce[1024], got = 0;
     it->d = d;
     if (!rc) rc = u64map_init(&it->map, 1024) ? mr_err_set(e, MR_ENOMEM, "out of memory") : 0;
     if (!rc) rc = mr_csv_need(c, "item_id", &ci, e);
@@ -153,10 +153,11 @@ int sdim_join_csv(moe_dataset *d, const char *data_path, long max_rows, const sd
     sdim_items it = {0};
     sdim_triples ev = {0}, rows = {0};
     sdim_hasher *h = NULL;
+    mr_csv_opts co = {.na = o->na};
     int rc;
-    if ((rc = sdim_read_items(o->items_path, dim, &it, e)) ||
-        (rc = sdim_read_triples(o->events_path, "user_id", "item_id", "ts_ms", 0, &ev, e)) ||
-        (rc = sdim_read_triples(data_path, o->user_col, o->item_col, o->time_col, max_rows, &rows, e)))
+    if ((rc = sdim_read_items(o->items_path, dim, &co, &it, e)) ||
+        (rc = sdim_read_triples(o->events_path, "user_id", "item_id", "ts_ms", 0, &co, &ev, e)) ||
+        (rc = sdim_read_triples(data_path, o->user_col, o->item_col, o->time_col, max_rows, &co, &rows, e)))
         goto out;
     if (rows.n != d->n) {
         rc = mr_err_set(e, MR_EINVAL, "%s: %ld rows with ids, the dataset has %ld", data_path,

@@ -15,8 +15,6 @@
 #include "common/rng.h"
 #include "common/tensor.h"
 
-#define SYNTH_MAX_INTERESTS 16
-#define SYNTH_MAX_SAMPLES 1024
 
 void synth_config_init(synth_config *c) {
     memset(c, 0, sizeof *c);

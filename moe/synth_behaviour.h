@@ -27,6 +27,9 @@
 
 #include "common/error.h"
 
+#define SYNTH_MAX_INTERESTS 16 /* interests per user at most */
+#define SYNTH_MAX_SAMPLES 1024  /* samples per user at most */
+
 typedef struct synth_config {
     int n_items;        /* items (default 20000) */
     int n_clusters;     /* item clusters (200) */

@@ -1,7 +1,9 @@
 /* cli.c — range-checked flag values (see cli.h). */
 #include "tools/cli.h"
 
+#include <getopt.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "common/csv.h"
 
@@ -44,5 +46,37 @@ int cli_u64(const char *flag, const char *text, unsigned long long *out, mr_err 
     if (!text || mr_parse_u64(text, &v))
         return mr_err_set(e, MR_EINVAL, "%s: '%s' is not an integer >= 0", flag, text ? text : "");
     *out = v;
+    return 0;
+}
+
+int cli_float_gt(const char *flag, const char *text, double min, double max, float *out, mr_err *e) {
+    double v;
+    if (!text || mr_parse_double(text, &v) || !(v > min) || v > max)
+        return mr_err_set(e, MR_EINVAL, "%s: '%s' is not a number in (%g, %g]", flag,
+                          text ? text : "", min, max);
+    *out = (float)v;
+    return 0;
+}
+
+int cli_getopt_error(int c, char **argv, mr_err *e) {
+    if (c == ':') return mr_err_set(e, MR_EINVAL, "%s needs a value", argv[optind - 1]);
+    return mr_err_set(e, MR_EINVAL, "unknown option '%s'", argv[optind - 1]);
+}
+
+int cli_na(const char *flag, const char *text, char *buf, size_t n, mr_err *e) {
+    size_t len = text ? strlen(text) : 0;
+    if (!text || len + 2 > n || len + 2 > CLI_NA_MAX)
+        return mr_err_set(e, MR_EINVAL, "%s: the list is longer than %d bytes", flag, CLI_NA_MAX - 2);
+    for (const char *p = text; *p;) {
+        size_t w = strcspn(p, ",");
+        if (w == 0 || w > 63 || memchr(p, '"', w))
+            return mr_err_set(e, MR_EINVAL, "%s: '%s': each spelling is 1..63 bytes without a quote, "
+                              "separated by commas (the empty cell is always missing)", flag, text);
+        p += w;
+        if (*p == ',' && !*++p)
+            return mr_err_set(e, MR_EINVAL, "%s: '%s' ends in a comma", flag, text);
+    }
+    buf[0] = ',';
+    memcpy(buf + 1, text, len + 1);
     return 0;
 }

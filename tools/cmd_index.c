@@ -16,6 +16,7 @@
  * Exit codes: 0 done, 1 failure (bad data, I/O, library error), 2 usage.
  */
 #include <errno.h>
+#include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <math.h>
@@ -75,35 +76,6 @@ static int ix_grow(void **p, int64_t *cap, int64_t n, size_t sz) {
 
 /* ------------------------------------------------------------- options */
 
-/* Value of a "--name V" option at argv[*i], or NULL (usage error printed). */
-const char *ix_value(int argc, char **argv, int *i, const char *cmd) {
-    if (*i + 1 >= argc) {
-        fprintf(stderr, "%s: %s needs a value\n", cmd, argv[*i]);
-        return NULL;
-    }
-    return argv[++*i];
-}
-
-/* Flag values through tools/cli.h's range-checked parsers. */
-static int ix_int(const char *v, const char *opt, const char *cmd, long lo, long hi, int *out) {
-    mr_err e;
-    if (!cli_int(opt, v, (int)lo, (int)hi, out, &e)) return 0;
-    fprintf(stderr, "%s: %s\n", cmd, e.msg);
-    return -1;
-}
-
-static int ix_float(const char *v, const char *opt, const char *cmd, double lo, double hi,
-                    float *out) {
-    mr_err e;
-    double x = 0;
-    if (!cli_parse_double(opt, v, lo, hi, &x, &e) && x > lo) {
-        *out = (float)x;
-        return 0;
-    }
-    fprintf(stderr, "%s: %s '%s' is not a number in (%g, %g]\n", cmd, opt, v, lo, hi);
-    return -1;
-}
-
 void ix_print_json(json_t *o, int digits) {
     char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(digits));
     if (s) printf("%s\n", s);
@@ -118,6 +90,7 @@ typedef struct ix_ret_opts {
     retr_metric metric;
     int pilots, popularity, minhash, ef_search, nprobe, quiet;
     router_config rc;
+    char na[CLI_NA_MAX]; /* --na, "" = the reader's default */
 } ix_ret_opts;
 
 /* The catalogue: n rows of id, expert and vector. */
@@ -150,7 +123,8 @@ static int ix_expert_of(ix_items *it, const char *col, const char *value, int li
 
 static int ix_read_items(const ix_ret_opts *o, int limit, ix_items *it, mr_err *e) {
     mr_csv *c = NULL;
-    int rc = mr_csv_open(&c, o->items, NULL, e), idc = -1, exc = -1, v0 = -1;
+    mr_csv_opts co = cli_csv_opts(o->na);
+    int rc = mr_csv_open(&c, o->items, &co, e), idc = -1, exc = -1, v0 = -1;
     if (rc) goto out;
     const char *idname = o->id_col ? o->id_col : mr_csv_col(c, "item_id") >= 0 ? "item_id" : "id";
     if ((rc = mr_csv_need(c, idname, &idc, e))) goto out;
@@ -248,7 +222,8 @@ static int ix_build_events(const ix_ret_opts *o, retr_set *set, int64_t *n_event
     mr_retr *pop = NULL, *mh = NULL;
     int64_t *u = NULL, *it = NULL, *ts = NULL, cap = 0, ucap = 0, tcap = 0, n = 0;
     int uc = -1, ic = -1, tc = -1;
-    int rc = mr_csv_open(&c, o->events, NULL, e);
+    mr_csv_opts co = cli_csv_opts(o->na);
+    int rc = mr_csv_open(&c, o->events, &co, e);
     if (rc || (rc = mr_csv_need(c, "user_id", &uc, e)) ||
         (rc = mr_csv_need(c, "item_id", &ic, e)) ||
         (o->popularity && (rc = mr_csv_need(c, "ts_ms", &tc, e))))
@@ -377,6 +352,8 @@ static void ix_ret_usage(FILE *f) {
             "  --temperature T       routing softmax temperature (0.05)\n"
             "  --max-experts N       routed experts at most (3)\n"
             "  --merge norm|rrf|raw  candidate merge (norm)\n"
+            "  --na LIST             cells read as missing besides the empty one (NA;\n"
+            "                        e.g. NA,null; docs/operations.md, input files)\n"
             "  --quiet               no progress lines\n\n"
             "Prints one JSON summary line on stdout. Exit: 0 ok, 1 failure, 2 usage.\n\n"
             "Example:\n"
@@ -386,59 +363,64 @@ static void ix_ret_usage(FILE *f) {
 
 /* 0 parsed, 2 usage error, 3 --help shown. */
 static int ix_ret_args(int argc, char **argv, ix_ret_opts *o) {
-    const char *cmd = "moerec index retrievers", *v;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) return ix_ret_usage(stdout), 3;
-        if (!strcmp(a, "--popularity"))
-            o->popularity = 1;
-        else if (!strcmp(a, "--minhash"))
-            o->minhash = 1;
-        else if (!strcmp(a, "--quiet"))
-            o->quiet = 1;
-        else if (!(v = ix_value(argc, argv, &i, cmd)))
-            return 2;
-        else if (!strcmp(a, "--items"))
-            o->items = v;
-        else if (!strcmp(a, "--out"))
-            o->out = v;
-        else if (!strcmp(a, "--id-column"))
-            o->id_col = v;
-        else if (!strcmp(a, "--expert-column"))
-            o->expert_col = v;
-        else if (!strcmp(a, "--factory"))
-            o->factory = v;
-        else if (!strcmp(a, "--events"))
-            o->events = v;
-        else if (!strcmp(a, "--metric")) {
-            if (strcmp(v, "ip") && strcmp(v, "l2")) {
-                fprintf(stderr, "%s: --metric '%s': use ip or l2\n", cmd, v);
-                return 2;
-            }
-            o->metric = strcmp(v, "ip") ? RETR_METRIC_L2 : RETR_METRIC_IP;
-        } else if (!strcmp(a, "--merge")) {
-            int m = retr_set_merge_parse(v);
-            if (m < 0) {
-                fprintf(stderr, "%s: --merge '%s': use norm, rrf or raw\n", cmd, v);
-                return 2;
-            }
-            o->rc.merge = (router_merge)m;
-        } else if (!strcmp(a, "--pilots")) {
-            if (ix_int(v, a, cmd, 1, 4096, &o->pilots)) return 2;
-        } else if (!strcmp(a, "--ef-search")) {
-            if (ix_int(v, a, cmd, 1, 1 << 20, &o->ef_search)) return 2;
-        } else if (!strcmp(a, "--nprobe")) {
-            if (ix_int(v, a, cmd, 1, 1 << 20, &o->nprobe)) return 2;
-        } else if (!strcmp(a, "--max-experts")) {
-            if (ix_int(v, a, cmd, 1, ROUTER_MAX_EXPERTS, &o->rc.max_experts)) return 2;
-        } else if (!strcmp(a, "--top-p")) {
-            if (ix_float(v, a, cmd, 0, 1, &o->rc.top_p)) return 2;
-        } else if (!strcmp(a, "--temperature")) {
-            if (ix_float(v, a, cmd, 0, 1e6, &o->rc.temperature)) return 2;
-        } else {
-            fprintf(stderr, "%s: unknown option %s (%s --help)\n", cmd, a, cmd);
+    enum { O_ITEMS = 256, O_OUT, O_IDCOL, O_EXCOL, O_FACTORY, O_EVENTS, O_METRIC, O_MERGE, O_PILOTS,
+           O_EF, O_NPROBE, O_MAXEXP, O_TOPP, O_TEMP, O_POP, O_MH, O_QUIET, O_NA };
+    static const struct option opts[] = {
+        {"items", required_argument, 0, O_ITEMS},         {"out", required_argument, 0, O_OUT},
+        {"id-column", required_argument, 0, O_IDCOL},     {"expert-column", required_argument, 0, O_EXCOL},
+        {"factory", required_argument, 0, O_FACTORY},     {"events", required_argument, 0, O_EVENTS},
+        {"metric", required_argument, 0, O_METRIC},       {"merge", required_argument, 0, O_MERGE},
+        {"pilots", required_argument, 0, O_PILOTS},       {"ef-search", required_argument, 0, O_EF},
+        {"nprobe", required_argument, 0, O_NPROBE},       {"max-experts", required_argument, 0, O_MAXEXP},
+        {"top-p", required_argument, 0, O_TOPP},          {"temperature", required_argument, 0, O_TEMP},
+        {"popularity", no_argument, 0, O_POP},            {"minhash", no_argument, 0, O_MH},
+        {"quiet", no_argument, 0, O_QUIET},               {"na", required_argument, 0, O_NA},
+        {"help", no_argument, 0, 'h'},                    {0, 0, 0, 0}};
+    const char *cmd = "moerec index retrievers";
+    optind = 1;
+    opterr = 0;
+    for (int c; (c = getopt_long(argc, argv, ":h", opts, NULL)) != -1;) {
+        mr_err e;
+        mr_err_clear(&e);
+        int rc = 0, m;
+        switch (c) {
+        case O_ITEMS: o->items = optarg; break;
+        case O_OUT: o->out = optarg; break;
+        case O_IDCOL: o->id_col = optarg; break;
+        case O_EXCOL: o->expert_col = optarg; break;
+        case O_FACTORY: o->factory = optarg; break;
+        case O_EVENTS: o->events = optarg; break;
+        case O_METRIC:
+            if (strcmp(optarg, "ip") && strcmp(optarg, "l2"))
+                rc = mr_err_set(&e, MR_EINVAL, "--metric: '%s' is not ip or l2", optarg);
+            o->metric = strcmp(optarg, "ip") ? RETR_METRIC_L2 : RETR_METRIC_IP;
+            break;
+        case O_MERGE:
+            if ((m = retr_set_merge_parse(optarg)) < 0)
+                rc = mr_err_set(&e, MR_EINVAL, "--merge: '%s' is not norm, rrf or raw", optarg);
+            else o->rc.merge = (router_merge)m;
+            break;
+        case O_PILOTS: rc = cli_int("--pilots", optarg, 1, 4096, &o->pilots, &e); break;
+        case O_EF: rc = cli_int("--ef-search", optarg, 1, 1 << 20, &o->ef_search, &e); break;
+        case O_NPROBE: rc = cli_int("--nprobe", optarg, 1, 1 << 20, &o->nprobe, &e); break;
+        case O_MAXEXP: rc = cli_int("--max-experts", optarg, 1, ROUTER_MAX_EXPERTS, &o->rc.max_experts, &e); break;
+        case O_TOPP: rc = cli_float_gt("--top-p", optarg, 0, 1, &o->rc.top_p, &e); break;
+        case O_TEMP: rc = cli_float_gt("--temperature", optarg, 0, 1e6, &o->rc.temperature, &e); break;
+        case O_POP: o->popularity = 1; break;
+        case O_MH: o->minhash = 1; break;
+        case O_QUIET: o->quiet = 1; break;
+        case O_NA: rc = cli_na("--na", optarg, o->na, sizeof o->na, &e); break;
+        case 'h': return ix_ret_usage(stdout), 3;
+        default: rc = cli_getopt_error(c, argv, &e); break;
+        }
+        if (rc) {
+            fprintf(stderr, "%s: %s (see --help)\n", cmd, e.msg);
             return 2;
         }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "%s: unexpected argument '%s' (see --help)\n", cmd, argv[optind]);
+        return 2;
     }
     if (!o->items || !o->out) {
         fprintf(stderr, "%s: --items and --out are required\n\n", cmd);
@@ -510,6 +492,7 @@ typedef struct ix_gh_opts {
     double resolution;
     uint64_t seed;
     int quiet;
+    char na[CLI_NA_MAX]; /* --na, "" = the reader's default */
 } ix_gh_opts;
 
 static void ix_gh_usage(FILE *f) {
@@ -522,6 +505,8 @@ static void ix_gh_usage(FILE *f) {
                "  --item-column NAME   (item_id)\n"
                "  --resolution R       Louvain resolution gamma > 0 (1)\n"
                "  --seed S             Louvain order and fallback hash seed (1)\n"
+               "  --na LIST            cells read as missing besides the empty one (NA;\n"
+               "                       e.g. NA,null; docs/operations.md, input files)\n"
                "  --quiet              no progress lines\n\n"
                "Prints modularity per level, then one JSON summary line on stdout.\n"
                "Exit: 0 ok, 1 failure, 2 usage.\n\n"
@@ -536,40 +521,43 @@ static void ix_gh_level(int level, const louvain_level *lv, void *ctx) {
 }
 
 static int ix_gh_args(int argc, char **argv, ix_gh_opts *o) {
-    const char *cmd = "moerec index graphhash", *v;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) return ix_gh_usage(stdout), 3;
-        if (!strcmp(a, "--quiet"))
-            o->quiet = 1;
-        else if (!(v = ix_value(argc, argv, &i, cmd)))
-            return 2;
-        else if (!strcmp(a, "--interactions"))
-            o->in = v;
-        else if (!strcmp(a, "--out"))
-            o->out = v;
-        else if (!strcmp(a, "--user-column"))
-            o->ucol = v;
-        else if (!strcmp(a, "--item-column"))
-            o->icol = v;
-        else if (!strcmp(a, "--resolution")) {
-            mr_err ce;
-            if (cli_parse_double("--resolution", v, 1e-12, 1e6, &o->resolution, &ce)) {
-                fprintf(stderr, "%s: %s\n", cmd, ce.msg);
-                return 2;
-            }
-        } else if (!strcmp(a, "--seed")) {
-            mr_err ce;
-            unsigned long long seed;
-            if (cli_u64("--seed", v, &seed, &ce)) {
-                fprintf(stderr, "%s: %s\n", cmd, ce.msg);
-                return 2;
-            }
-            o->seed = seed;
-        } else {
-            fprintf(stderr, "%s: unknown option %s (%s --help)\n", cmd, a, cmd);
+    enum { O_IN = 256, O_OUT, O_UCOL, O_ICOL, O_RES, O_SEED, O_QUIET, O_NA };
+    static const struct option opts[] = {
+        {"interactions", required_argument, 0, O_IN}, {"out", required_argument, 0, O_OUT},
+        {"user-column", required_argument, 0, O_UCOL}, {"item-column", required_argument, 0, O_ICOL},
+        {"resolution", required_argument, 0, O_RES},  {"seed", required_argument, 0, O_SEED},
+        {"quiet", no_argument, 0, O_QUIET},           {"na", required_argument, 0, O_NA},
+        {"help", no_argument, 0, 'h'},                {0, 0, 0, 0}};
+    const char *cmd = "moerec index graphhash";
+    optind = 1;
+    opterr = 0;
+    for (int c; (c = getopt_long(argc, argv, ":h", opts, NULL)) != -1;) {
+        mr_err e;
+        mr_err_clear(&e);
+        int rc = 0;
+        unsigned long long u = 0;
+        switch (c) {
+        case O_IN: o->in = optarg; break;
+        case O_OUT: o->out = optarg; break;
+        case O_UCOL: o->ucol = optarg; break;
+        case O_ICOL: o->icol = optarg; break;
+        case O_RES: rc = cli_parse_double("--resolution", optarg, 1e-12, 1e6, &o->resolution, &e); break;
+        case O_SEED:
+            if (!(rc = cli_u64("--seed", optarg, &u, &e))) o->seed = u;
+            break;
+        case O_QUIET: o->quiet = 1; break;
+        case O_NA: rc = cli_na("--na", optarg, o->na, sizeof o->na, &e); break;
+        case 'h': return ix_gh_usage(stdout), 3;
+        default: rc = cli_getopt_error(c, argv, &e); break;
+        }
+        if (rc) {
+            fprintf(stderr, "%s: %s (see --help)\n", cmd, e.msg);
             return 2;
         }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "%s: unexpected argument '%s' (see --help)\n", cmd, argv[optind]);
+        return 2;
     }
     if (!o->in || !o->out) {
         fprintf(stderr, "%s: --interactions and --out are required\n\n", cmd);
@@ -592,7 +580,8 @@ static int ix_graphhash(int argc, char **argv) {
     bigraph *g = NULL;
     graphhash_map *m = NULL;
     louvain_result rep = {0};
-    if ((rc = mr_csv_open(&c, o.in, NULL, &e)) || (rc = mr_csv_need(c, o.ucol, &uc, &e)) ||
+    mr_csv_opts co = cli_csv_opts(o.na);
+    if ((rc = mr_csv_open(&c, o.in, &co, &e)) || (rc = mr_csv_need(c, o.ucol, &uc, &e)) ||
         (rc = mr_csv_need(c, o.icol, &ic, &e)))
         goto out;
     mr_progress p;

@@ -10,6 +10,7 @@
  * items, the graphhash benchmark's definition.
  */
 #include <errno.h>
+#include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <math.h>
@@ -34,6 +35,7 @@ typedef struct ex_opts {
     const char *user_col, *item_col;
     int threads, quiet;
     bpr_opts b;
+    char na[CLI_NA_MAX]; /* --na, "" = the reader's default */
 } ex_opts;
 
 /* Dense ids in order of first appearance, with their text. */
@@ -74,7 +76,8 @@ typedef struct ex_pairs {
 static int ex_read(const ex_opts *o, const char *path, ex_ids *us, ex_ids *is, int add, ex_pairs *p, long *skipped,
                    mr_err *e) {
     mr_csv *l = NULL;
-    int rc = mr_csv_open(&l, path, NULL, e), uc = -1, ic = -1;
+    mr_csv_opts co = cli_csv_opts(o->na);
+    int rc = mr_csv_open(&l, path, &co, e), uc = -1, ic = -1;
     if (!rc) rc = mr_csv_need(l, o->user_col, &uc, e);
     if (!rc) rc = mr_csv_need(l, o->item_col, &ic, e);
     while (!rc && (rc = mr_csv_next(l, e)) == 1) {
@@ -204,6 +207,8 @@ static void ex_usage(FILE *f) {
             "  --reg X               L2 (0.0025)\n"
             "  --seed N              (1)\n"
             "  --threads N           0 = all cores (0)\n"
+            "  --na LIST             cells read as missing besides the empty one (NA; e.g.\n"
+            "                        NA,null; docs/operations.md, input files)\n"
             "  --quiet               no progress lines\n\n"
             "Example:\n"
             "  moerec index embeddings --log train.csv --items-out items.csv --test test.csv --dim 32\n");
@@ -215,40 +220,56 @@ static void ex_progress(int epoch, double loss, void *ctx) {
 }
 
 static int ex_args(ex_opts *o, int argc, char **argv) {
-    mr_err e;
-    int rc = 0;
-    mr_err_clear(&e);
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v;
-        if (!strcmp(a, "--quiet")) {
-            o->quiet = 1;
-            continue;
-        }
-        if (!(v = ix_value(argc, argv, &i, "moerec index embeddings"))) return 2;
-        if (!strcmp(a, "--log")) o->log = v;
-        else if (!strcmp(a, "--test")) o->test = v;
-        else if (!strcmp(a, "--items-out")) o->items_out = v;
-        else if (!strcmp(a, "--users-out")) o->users_out = v;
-        else if (!strcmp(a, "--store")) o->store_dir = v;
-        else if (!strcmp(a, "--item-table")) o->table = v;
-        else if (!strcmp(a, "--user-column")) o->user_col = v;
-        else if (!strcmp(a, "--item-column")) o->item_col = v;
-        else if (!strcmp(a, "--dim")) rc = cli_int(a, v, 1, 1024, &o->b.dim, &e);
-        else if (!strcmp(a, "--epochs")) rc = cli_int(a, v, 1, 1000000, &o->b.epochs, &e);
-        else if (!strcmp(a, "--lr")) rc = cli_float(a, v, 1e-12, 1e3, &o->b.lr, &e);
-        else if (!strcmp(a, "--reg")) rc = cli_float(a, v, 0, 1e3, &o->b.reg, &e);
-        else if (!strcmp(a, "--seed")) {
-            unsigned long long u = 0;
-            if (!(rc = cli_u64(a, v, &u, &e))) o->b.seed = u;
-        } else if (!strcmp(a, "--threads")) rc = cli_int(a, v, 0, 4096, &o->threads, &e);
-        else {
-            fprintf(stderr, "moerec index embeddings: unknown option %s (see --help)\n", a);
-            return 2;
+    enum { O_LOG = 256, O_TEST, O_IOUT, O_UOUT, O_STORE, O_TABLE, O_UCOL, O_ICOL, O_DIM, O_EPOCHS,
+           O_LR, O_REG, O_SEED, O_THREADS, O_QUIET, O_NA };
+    static const struct option opts[] = {
+        {"log", required_argument, 0, O_LOG},           {"test", required_argument, 0, O_TEST},
+        {"items-out", required_argument, 0, O_IOUT},    {"users-out", required_argument, 0, O_UOUT},
+        {"store", required_argument, 0, O_STORE},       {"item-table", required_argument, 0, O_TABLE},
+        {"user-column", required_argument, 0, O_UCOL},  {"item-column", required_argument, 0, O_ICOL},
+        {"dim", required_argument, 0, O_DIM},           {"epochs", required_argument, 0, O_EPOCHS},
+        {"lr", required_argument, 0, O_LR},             {"reg", required_argument, 0, O_REG},
+        {"seed", required_argument, 0, O_SEED},         {"threads", required_argument, 0, O_THREADS},
+        {"quiet", no_argument, 0, O_QUIET},             {"na", required_argument, 0, O_NA},
+        {"help", no_argument, 0, 'h'},                  {0, 0, 0, 0}};
+    optind = 1;
+    opterr = 0;
+    for (int c; (c = getopt_long(argc, argv, ":h", opts, NULL)) != -1;) {
+        mr_err e;
+        mr_err_clear(&e);
+        const char *v = optarg;
+        unsigned long long u = 0;
+        int rc = 0;
+        switch (c) {
+        case O_LOG: o->log = v; break;
+        case O_TEST: o->test = v; break;
+        case O_IOUT: o->items_out = v; break;
+        case O_UOUT: o->users_out = v; break;
+        case O_STORE: o->store_dir = v; break;
+        case O_TABLE: o->table = v; break;
+        case O_UCOL: o->user_col = v; break;
+        case O_ICOL: o->item_col = v; break;
+        case O_DIM: rc = cli_int("--dim", v, 1, 1024, &o->b.dim, &e); break;
+        case O_EPOCHS: rc = cli_int("--epochs", v, 1, 1000000, &o->b.epochs, &e); break;
+        case O_LR: rc = cli_float("--lr", v, 1e-12, 1e3, &o->b.lr, &e); break;
+        case O_REG: rc = cli_float("--reg", v, 0, 1e3, &o->b.reg, &e); break;
+        case O_SEED:
+            if (!(rc = cli_u64("--seed", v, &u, &e))) o->b.seed = u;
+            break;
+        case O_THREADS: rc = cli_int("--threads", v, 0, 4096, &o->threads, &e); break;
+        case O_QUIET: o->quiet = 1; break;
+        case O_NA: rc = cli_na("--na", v, o->na, sizeof o->na, &e); break;
+        case 'h': ex_usage(stdout); return 3;
+        default: rc = cli_getopt_error(c, argv, &e); break;
         }
         if (rc) {
             fprintf(stderr, "moerec index embeddings: %s (see --help)\n", e.msg);
             return 2;
         }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "moerec index embeddings: unexpected argument '%s' (see --help)\n", argv[optind]);
+        return 2;
     }
     if (!o->log || (!o->items_out && !o->store_dir)) {
         fprintf(stderr, "moerec index embeddings: --log and --items-out or --store are required (see --help)\n");
@@ -263,15 +284,10 @@ static int ex_args(ex_opts *o, int argc, char **argv) {
 }
 
 int ix_embeddings(int argc, char **argv) {
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            ex_usage(stdout);
-            return 0;
-        }
     ex_opts o = {.user_col = "userId", .item_col = "movieId", .table = "item"};
     bpr_defaults(&o.b);
     int rc = ex_args(&o, argc, argv);
-    if (rc) return rc;
+    if (rc) return rc == 3 ? 0 : rc;
     o.b.progress = ex_progress;
     o.b.ctx = &o;
     mr_err e = {0};

@@ -21,6 +21,7 @@
  * of every input file); outputs are written through common/atomic_file.h.
  */
 #include <errno.h>
+#include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <math.h>
@@ -63,6 +64,7 @@ typedef struct fx_opts {
     int as_of_row;            /* --as-of row (apply files) */
     int as_of_set;            /* --as-of given */
     double as_of;             /* else this time; NAN = the log's latest */
+    char na[CLI_NA_MAX];      /* --na, "" = the reader's default */
 } fx_opts;
 
 static void fx_usage(FILE *f) {
@@ -97,7 +99,9 @@ static void fx_usage(FILE *f) {
             "                          rows (replaced) and item feature rows (merged); Score adds them\n"
             "                          to every request. The server must not have DIR open.\n"
             "  --as-of row|T           time --apply rows are read at: each row's own time (row, the\n"
-            "                          default; not with --store), or T\n\n"
+            "                          default; not with --store), or T\n"
+            "  --na LIST               cells read as missing besides the empty one (NA; e.g.\n"
+            "                          NA,null; docs/operations.md, input files)\n\n"
             "Example:\n"
             "  moerec index features --log train.csv --out train_feat.csv --user-column userId \\\n"
             "      --item-column movieId --time-column timestamp --task like:rating>=4 --mode oof\n");
@@ -146,69 +150,96 @@ static int parse_windows(fx_opts *o, const char *v) {
 }
 
 static int fx_args(fx_opts *o, int argc, char **argv) {
+    enum { O_LOG = 256, O_OUT, O_STORE, O_APPLY, O_APPLY_OUT, O_UCOL, O_ICOL, O_TCOL, O_CCOL, O_CSEP,
+           O_TASK, O_WIN, O_MODE, O_FOLDS, O_SEED, O_PRIOR, O_ASOF, O_NOREC, O_QUIET, O_NA };
+    static const struct option opts[] = {
+        {"log", required_argument, 0, O_LOG},
+        {"out", required_argument, 0, O_OUT},
+        {"store", required_argument, 0, O_STORE},
+        {"apply", required_argument, 0, O_APPLY},
+        {"apply-out", required_argument, 0, O_APPLY_OUT},
+        {"user-column", required_argument, 0, O_UCOL},
+        {"item-column", required_argument, 0, O_ICOL},
+        {"time-column", required_argument, 0, O_TCOL},
+        {"category-column", required_argument, 0, O_CCOL},
+        {"category-separator", required_argument, 0, O_CSEP},
+        {"task", required_argument, 0, O_TASK},
+        {"windows", required_argument, 0, O_WIN},
+        {"mode", required_argument, 0, O_MODE},
+        {"folds", required_argument, 0, O_FOLDS},
+        {"seed", required_argument, 0, O_SEED},
+        {"prior-strength", required_argument, 0, O_PRIOR},
+        {"as-of", required_argument, 0, O_ASOF},
+        {"no-recency", no_argument, 0, O_NOREC},
+        {"quiet", no_argument, 0, O_QUIET}, /* accepted as by every index target; it prints no progress */
+        {"na", required_argument, 0, O_NA},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
     mr_err e;
     mr_err_clear(&e);
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v;
-        if (!strcmp(a, "--quiet")) continue; /* accepted as by every index target; it prints no progress */
-        if (!strcmp(a, "--no-recency")) {
-            o->spec.no_recency = 1;
-            continue;
-        }
-        if (!(v = ix_value(argc, argv, &i, "moerec index features"))) return 2;
-        if (!strcmp(a, "--log")) o->log = v;
-        else if (!strcmp(a, "--out")) o->out = v;
-        else if (!strcmp(a, "--store")) o->store_dir = v;
-        else if (!strcmp(a, "--apply") && o->n_apply < FX_APPLY_MAX) o->apply[o->n_apply++] = v;
-        else if (!strcmp(a, "--apply-out") && o->n_apply_out < FX_APPLY_MAX) o->apply_out[o->n_apply_out++] = v;
-        else if (!strcmp(a, "--user-column")) o->user_col = v;
-        else if (!strcmp(a, "--item-column")) o->item_col = v;
-        else if (!strcmp(a, "--time-column")) o->time_col = v;
-        else if (!strcmp(a, "--category-column")) o->cat_col = v;
-        else if (!strcmp(a, "--category-separator")) {
-            if (strlen(v) != 1) {
-                fprintf(stderr, "moerec index features: --category-separator is one character\n");
-                return 2;
-            }
-            o->cat_sep = v[0];
-        } else if (!strcmp(a, "--task")) {
-            if (o->spec.n_tasks == FC_MAX_TASKS || parse_task(&o->task[o->spec.n_tasks], v)) {
-                fprintf(stderr, "moerec index features: --task %s (NAME:COLUMN, NAME:COLUMN>=X or "
-                                "NAME:COLUMN=VALUE; at most %d)\n", v, FC_MAX_TASKS);
-                return 2;
-            }
-            o->spec.n_tasks++;
-        } else if (!strcmp(a, "--windows")) {
-            if (parse_windows(o, v)) {
-                fprintf(stderr, "moerec index features: --windows %s (all, Ns, Nm, Nh, Nd; at most %d)\n", v,
-                        FC_MAX_WINDOWS);
-                return 2;
-            }
-        } else if (!strcmp(a, "--mode")) {
-            if (strcmp(v, "past") && strcmp(v, "oof")) {
-                fprintf(stderr, "moerec index features: --mode %s (past, oof)\n", v);
-                return 2;
-            }
+    optind = 1;
+    opterr = 0;
+    for (int c; (c = getopt_long(argc, argv, ":h", opts, NULL)) != -1;) {
+        const char *v = optarg;
+        unsigned long long u = 0;
+        int rc = 0;
+        switch (c) {
+        case O_LOG: o->log = v; break;
+        case O_OUT: o->out = v; break;
+        case O_STORE: o->store_dir = v; break;
+        case O_APPLY:
+            if (o->n_apply == FX_APPLY_MAX) rc = mr_err_set(&e, MR_EINVAL, "--apply: at most %d files", FX_APPLY_MAX);
+            else o->apply[o->n_apply++] = v;
+            break;
+        case O_APPLY_OUT:
+            if (o->n_apply_out == FX_APPLY_MAX)
+                rc = mr_err_set(&e, MR_EINVAL, "--apply-out: at most %d files", FX_APPLY_MAX);
+            else o->apply_out[o->n_apply_out++] = v;
+            break;
+        case O_UCOL: o->user_col = v; break;
+        case O_ICOL: o->item_col = v; break;
+        case O_TCOL: o->time_col = v; break;
+        case O_CCOL: o->cat_col = v; break;
+        case O_CSEP:
+            if (strlen(v) != 1) rc = mr_err_set(&e, MR_EINVAL, "--category-separator: '%s' is not one character", v);
+            else o->cat_sep = v[0];
+            break;
+        case O_TASK:
+            if (o->spec.n_tasks == FC_MAX_TASKS || parse_task(&o->task[o->spec.n_tasks], v))
+                rc = mr_err_set(&e, MR_EINVAL, "--task %s (NAME:COLUMN, NAME:COLUMN>=X or NAME:COLUMN=VALUE; "
+                                "at most %d)", v, FC_MAX_TASKS);
+            else o->spec.n_tasks++;
+            break;
+        case O_WIN:
+            if (parse_windows(o, v))
+                rc = mr_err_set(&e, MR_EINVAL, "--windows %s (all, Ns, Nm, Nh, Nd; at most %d)", v, FC_MAX_WINDOWS);
+            break;
+        case O_MODE:
+            if (strcmp(v, "past") && strcmp(v, "oof")) rc = mr_err_set(&e, MR_EINVAL, "--mode %s (past, oof)", v);
             o->mode = !strcmp(v, "oof") ? FC_OOF : FC_PAST;
-        } else if (!strcmp(a, "--folds")) {
-            if (cli_int("--folds", v, 2, 64, &o->folds, &e)) goto bad;
-        } else if (!strcmp(a, "--seed")) {
-            unsigned long long u;
-            if (cli_u64("--seed", v, &u, &e)) goto bad;
-            o->seed = u;
-        } else if (!strcmp(a, "--prior-strength")) {
-            if (cli_parse_double("--prior-strength", v, 0, 1e12, &o->spec.prior_strength, &e)) goto bad;
-        } else if (!strcmp(a, "--as-of")) {
+            break;
+        case O_FOLDS: rc = cli_int("--folds", v, 2, 64, &o->folds, &e); break;
+        case O_SEED:
+            if (!(rc = cli_u64("--seed", v, &u, &e))) o->seed = u;
+            break;
+        case O_PRIOR: rc = cli_parse_double("--prior-strength", v, 0, 1e12, &o->spec.prior_strength, &e); break;
+        case O_ASOF:
             o->as_of_row = !strcmp(v, "row");
             o->as_of_set = 1;
-            if (!o->as_of_row && mr_parse_double(v, &o->as_of)) {
-                fprintf(stderr, "moerec index features: --as-of '%s' is not row or a time\n", v);
-                return 2;
-            }
-        } else {
-            fprintf(stderr, "moerec index features: unknown option %s (see --help)\n", a);
-            return 2;
+            if (!o->as_of_row && mr_parse_double(v, &o->as_of))
+                rc = mr_err_set(&e, MR_EINVAL, "--as-of '%s' is not row or a time", v);
+            break;
+        case O_NOREC: o->spec.no_recency = 1; break;
+        case O_QUIET: break;
+        case O_NA: rc = cli_na("--na", v, o->na, sizeof o->na, &e); break;
+        case 'h': fx_usage(stdout); return 3;
+        default: rc = cli_getopt_error(c, argv, &e); break;
         }
+        if (rc) goto bad;
+    }
+    if (optind < argc) {
+        mr_err_set(&e, MR_EINVAL, "unexpected argument '%s'", argv[optind]);
+        goto bad;
     }
     if (!o->log || !o->spec.n_tasks || (!o->out && !o->n_apply && !o->store_dir)) {
         fprintf(stderr, "moerec index features: --log, at least one --task and one of --out, --apply, "
@@ -304,7 +335,8 @@ static int fx_event(const fx_opts *o, const mr_csv *l, const fx_cols *c, int lab
 static int fx_read(const fx_opts *o, const char *path, int labels, fx_rows *r, mr_err *e) {
     mr_csv *l = NULL;
     fx_cols c;
-    int rc = mr_csv_open(&l, path, NULL, e);
+    mr_csv_opts co = cli_csv_opts(o->na);
+    int rc = mr_csv_open(&l, path, &co, e);
     if (!rc) rc = fx_find_cols(o, l, labels, &c, e);
     r->t_max = -INFINITY;
     while (!rc && (rc = mr_csv_next(l, e)) == 1) {
@@ -338,7 +370,8 @@ static int fx_write(const fx_opts *o, const char *path, const char *out, const f
     int per = fc_row_values(&o->spec), rc;
     mr_csv *in = NULL;
     mr_afile af;
-    if ((rc = mr_csv_open(&in, path, NULL, e))) return rc;
+    mr_csv_opts co = cli_csv_opts(o->na);
+    if ((rc = mr_csv_open(&in, path, &co, e))) return rc;
     if ((rc = mr_afile_open(&af, out, e))) {
         mr_csv_close(in);
         return rc;
@@ -503,17 +536,12 @@ done:
 }
 
 int ix_features(int argc, char **argv) {
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fx_usage(stdout);
-            return 0;
-        }
     fx_opts o = {.user_col = "userId", .item_col = "movieId", .time_col = "timestamp", .cat_sep = '|',
                  .folds = 5, .seed = 1, .as_of_row = 1, .as_of = NAN};
     o.spec = (fc_spec){.n_windows = 1, .window = {0}, .prior_strength = 10};
     snprintf(o.window_name[0], sizeof o.window_name[0], "all");
     int rc = fx_args(&o, argc, argv);
-    if (rc) return rc;
+    if (rc) return rc == 3 ? 0 : rc;
     mr_err e = {0};
     fx_rows log = {0}, ap = {0};
     float *vals = NULL;

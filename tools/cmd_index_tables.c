@@ -33,7 +33,9 @@ static void ix_tables_usage(FILE *f) {
                "  --out DIR          folder for the mapping files (created if missing)\n"
                "  --resolution R     Louvain resolution of graph tables; 0 = auto (0)\n"
                "  --seed S           Louvain order, SimHash and MinHash seed (1)\n"
-               "  --max-rows N       read at most N rows\n\n"
+               "  --max-rows N       read at most N rows\n"
+               "  --na LIST          cells read as missing besides the empty one (NA; e.g.\n"
+               "                     NA,null; docs/operations.md, input files)\n\n"
                "Prints one JSON summary line (per-table collision statistics) on stdout.\n"
                "Exit: 0 ok, 1 failure, 2 usage.\n\n"
                "Example:\n"
@@ -67,10 +69,12 @@ int ix_tables(int argc, char **argv) {
         {"model-json", required_argument, 0, 'm'}, {"data", required_argument, 0, 'd'},
         {"out", required_argument, 0, 'o'},        {"resolution", required_argument, 0, 'r'},
         {"seed", required_argument, 0, 's'},       {"max-rows", required_argument, 0, 'n'},
-        {"help", no_argument, 0, 'h'},             {0, 0, 0, 0}};
+        {"help", no_argument, 0, 'h'},             {"na", required_argument, 0, 'a'},
+        {0, 0, 0, 0}};
     const char *mj = NULL, *data = NULL, *out = NULL, *cmd = "moerec index tables";
     moe_maps_opts mo = {.resolution = 0, .seed = 1};
     long max_rows = 0;
+    char na[CLI_NA_MAX] = "";
     int c;
     optind = 1;
     opterr = 0;
@@ -92,16 +96,20 @@ int ix_tables(int argc, char **argv) {
             if (!(bad = cli_parse_int("--max-rows", optarg, 1, 1LL << 40, &ll, &ce))) max_rows = (long)ll;
             break;
         case 'h': ix_tables_usage(stdout); return 0;
-        case ':': bad = mr_err_set(&ce, MR_EINVAL, "%s needs a value", argv[optind - 1]); break;
-        default: bad = mr_err_set(&ce, MR_EINVAL, "unknown option %s", argv[optind - 1]); break;
+        case 'a': bad = cli_na("--na", optarg, na, sizeof na, &ce); break;
+        default: bad = cli_getopt_error(c, argv, &ce); break;
         }
         if (bad) {
             fprintf(stderr, "%s: %s (see --help)\n", cmd, ce.msg);
             return 2;
         }
     }
-    if (optind < argc || !mj || !data || !out) {
-        fprintf(stderr, "%s: --model-json, --data and --out are required (no other arguments)\n\n", cmd);
+    if (optind < argc) {
+        fprintf(stderr, "%s: unexpected argument '%s' (see --help)\n", cmd, argv[optind]);
+        return 2;
+    }
+    if (!mj || !data || !out) {
+        fprintf(stderr, "%s: --model-json, --data and --out are required\n\n", cmd);
         ix_tables_usage(stderr);
         return 2;
     }
@@ -123,7 +131,8 @@ int ix_tables(int argc, char **argv) {
         mr_err_set(&e, MR_EINVAL, "%s has no frequency, graph, double_graph or lsh table", mj);
         goto fail;
     }
-    if (moe_dataset_read(&d, m, data, NULL, max_rows, &e)) goto fail;
+    mr_csv_opts co = cli_csv_opts(na);
+    if (moe_dataset_read_opts(&d, m, data, NULL, max_rows, &co, &e)) goto fail;
     if (!(idx = malloc(sizeof *idx * (size_t)d->n))) {
         mr_err_set(&e, MR_ENOMEM, "out of memory");
         goto fail;

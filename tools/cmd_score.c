@@ -75,10 +75,13 @@ static void usage(FILE *f) {
             "                  column is an error\n"
             "  --batch N       rows per scorer batch (4096)\n"
             "  --threads N     scoring threads, 0 = all cores (0)\n"
+            "  --na LIST       cells of numeric columns read as missing besides the empty\n"
+            "                  one, comma-separated (NA; e.g. NA,null)\n"
             "  --quiet         no progress line\n\n"
-            "Input rules are train's (docs/formats.md): RFC 4180 quotes (a quoted cell may\n"
-            "span lines), UTF-8 BOM and CRLF accepted, a record is at most 1 MiB. Missing\n"
-            "numeric values (empty or NA) take the model's fill value; a numeric cell that\n"
+            "Input rules are train's (docs/operations.md, input files): RFC 4180 quotes (a\n"
+            "quoted cell may span lines), UTF-8 BOM and CRLF accepted, a record is at most\n"
+            "1 MiB. Missing numeric values (empty, or NA / the --na list) take the model's\n"
+            "fill value; a numeric cell that\n"
             "is not a number is an error naming file, line and column; empty categorical\n"
             "cells are empty bags; a multi-valued cell has at most 64 values. Kept cells\n"
             "are re-quoted as needed. A summary JSON line goes to stderr.\n"
@@ -184,13 +187,14 @@ static int listed(const char *list, const char *col) {
 static int score_main(int argc, char **argv) {
     const char *model_dir = NULL, *data = NULL, *out_path = "-", *keep = NULL, *allow_missing = NULL;
     int batch = 4096, threads = 0, quiet = 0;
+    char na[CLI_NA_MAX] = "";
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'}, {"data", required_argument, 0, 'd'},
         {"out", required_argument, 0, 'o'},   {"keep", required_argument, 0, 'k'},
         {"allow-missing", required_argument, 0, 'a'},
         {"batch", required_argument, 0, 'b'}, {"threads", required_argument, 0, 't'},
         {"quiet", no_argument, 0, 'q'},       {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+        {"na", required_argument, 0, 'n'},    {0, 0, 0, 0}};
     mr_err e;
     mr_err_clear(&e);
     optind = 1;
@@ -206,9 +210,9 @@ static int score_main(int argc, char **argv) {
         case 'b': rc = cli_int("--batch", optarg, 1, MOE_MAX_BATCH, &batch, &e); break;
         case 't': rc = cli_int("--threads", optarg, 0, 256, &threads, &e); break;
         case 'q': quiet = 1; break;
+        case 'n': rc = cli_na("--na", optarg, na, sizeof na, &e); break;
         case 'h': usage(stdout); return 0;
-        case ':': rc = mr_err_set(&e, MR_EINVAL, "%s needs a value", argv[optind - 1]); break;
-        default: rc = mr_err_set(&e, MR_EINVAL, "unknown option '%s'", argv[optind - 1]); break;
+        default: rc = cli_getopt_error(o, argv, &e); break;
         }
         if (rc) {
             fprintf(stderr, "moerec score: %s (see --help)\n", e.msg);
@@ -253,7 +257,8 @@ static int score_main(int argc, char **argv) {
     int atomic = to_file && (stat(out_path, &ost) != 0 || S_ISREG(ost.st_mode));
     mr_afile af = {0};
     mr_csv *in = NULL;
-    mr_csv_opts copts = {.max_cols = MAX_COLS};
+    mr_csv_opts copts = cli_csv_opts(na);
+    copts.max_cols = MAX_COLS;
     if (mr_csv_open(&in, data, &copts, &e)) {
         fprintf(stderr, "moerec score: %s\n", e.msg);
         moe_model_free(m);

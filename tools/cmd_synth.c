@@ -9,6 +9,7 @@
  * ts_ms < the sample's ts_ms gives exactly its history, no leakage).
  */
 #include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,40 +92,47 @@ static int synth_main(int argc, char **argv) {
     synth_config_init(&c);
     const char *out = NULL;
     int quiet = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            synth_usage(stdout);
-            return 0;
-        }
-        if (!strcmp(a, "--quiet")) {
-            quiet = 1;
-            continue;
-        }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "moerec synth: %s needs a value\n", a);
-            return 2;
-        }
-        const char *v = argv[++i];
-        long long x = 0;
+    enum { O_OUT = 256, O_USERS, O_LEN, O_ITEMS, O_CLUSTERS, O_DIM, O_INTERESTS, O_SAMPLES, O_SEED,
+           O_QUIET };
+    static const struct option opts[] = {
+        {"out", required_argument, 0, O_OUT},           {"users", required_argument, 0, O_USERS},
+        {"len", required_argument, 0, O_LEN},           {"items", required_argument, 0, O_ITEMS},
+        {"clusters", required_argument, 0, O_CLUSTERS}, {"dim", required_argument, 0, O_DIM},
+        {"interests", required_argument, 0, O_INTERESTS}, {"samples", required_argument, 0, O_SAMPLES},
+        {"seed", required_argument, 0, O_SEED},         {"quiet", no_argument, 0, O_QUIET},
+        {"help", no_argument, 0, 'h'},                  {0, 0, 0, 0}};
+    optind = 1;
+    opterr = 0;
+    for (int o; (o = getopt_long(argc, argv, ":h", opts, NULL)) != -1;) {
         mr_err ce;
-        if (strcmp(a, "--out") && cli_parse_int(a, v, 0, 2000000000, &x, &ce)) {
-            fprintf(stderr, "moerec synth: %s\n", ce.msg);
+        mr_err_clear(&ce);
+        const char *v = optarg;
+        unsigned long long u = 0;
+        int rc = 0;
+        switch (o) {
+        case O_OUT: out = v; break;
+        case O_USERS: rc = cli_int("--users", v, 1, 2000000000, &c.n_users, &ce); break;
+        case O_LEN: rc = cli_int("--len", v, 2, 2000000000, &c.seq_len, &ce); break;
+        case O_ITEMS: rc = cli_int("--items", v, 1, 2000000000, &c.n_items, &ce); break;
+        case O_CLUSTERS: rc = cli_int("--clusters", v, 1, 2000000000, &c.n_clusters, &ce); break;
+        case O_DIM: rc = cli_int("--dim", v, 1, 4096, &c.d, &ce); break;
+        case O_INTERESTS: rc = cli_int("--interests", v, 2, SYNTH_MAX_INTERESTS, &c.n_interests, &ce); break;
+        case O_SAMPLES: rc = cli_int("--samples", v, 0, SYNTH_MAX_SAMPLES, &c.samples_per_user, &ce); break;
+        case O_SEED:
+            if (!(rc = cli_u64("--seed", v, &u, &ce))) c.seed = u;
+            break;
+        case O_QUIET: quiet = 1; break;
+        case 'h': synth_usage(stdout); return 0;
+        default: rc = cli_getopt_error(o, argv, &ce); break;
+        }
+        if (rc) {
+            fprintf(stderr, "moerec synth: %s (see --help)\n", ce.msg);
             return 2;
         }
-        if (!strcmp(a, "--out")) out = v;
-        else if (!strcmp(a, "--users")) c.n_users = (int)x;
-        else if (!strcmp(a, "--len")) c.seq_len = (int)x;
-        else if (!strcmp(a, "--items")) c.n_items = (int)x;
-        else if (!strcmp(a, "--clusters")) c.n_clusters = (int)x;
-        else if (!strcmp(a, "--dim")) c.d = (int)x;
-        else if (!strcmp(a, "--interests")) c.n_interests = (int)x;
-        else if (!strcmp(a, "--samples")) c.samples_per_user = (int)x;
-        else if (!strcmp(a, "--seed")) c.seed = (uint64_t)x;
-        else {
-            fprintf(stderr, "moerec synth: unknown option %s (moerec synth --help)\n", a);
-            return 2;
-        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "moerec synth: unexpected argument '%s' (see --help)\n", argv[optind]);
+        return 2;
     }
     if (!out) {
         synth_usage(stderr);

@@ -39,6 +39,7 @@ typedef struct train_cli {
     int fit_numeric, version;
     moe_train_opts o;
     sdim_csv_opts sdim;  /* --sdim-*: long-behaviour extra block (moe/sdim_join.h) */
+    char na[CLI_NA_MAX]; /* --na: the input files' missing set, "" = the reader's default */
 } train_cli;
 
 /* mkdir -p: 0 when path is a directory afterwards. */
@@ -113,6 +114,9 @@ static void usage(FILE *f) {
             "  --resolution F      Louvain resolution gamma of graph tables; 0 = auto: the one whose\n"
             "                      cluster count is closest to the table's rows (0)\n"
             "  --no-fit-numeric    keep model.json's numeric mean/std instead of fitting them\n"
+            "  --na LIST           cells of numeric and label columns read as missing besides the\n"
+            "                      empty one, comma-separated (NA; e.g. NA,null; every input\n"
+            "                      file: docs/operations.md, input files)\n"
             "  --quiet             no progress line\n"
             "%s\n"
             "Example:\n"
@@ -195,7 +199,7 @@ static int sdim_params(sdim_csv_opts *o, const char *v, mr_err *e) {
 
 static int parse_args(train_cli *c, int argc, char **argv) {
     enum { O_VERSION = 256, O_EMB_LR, O_EMB_OPT, O_WD, O_VAL, O_SPLIT, O_TIME, O_MAXROWS, O_NOFIT,
-           O_SEV, O_SIT, O_SCOL, O_SPAR, O_JSON, O_INIT, O_MAPS, O_RES, O_USER, O_VALDATA };
+           O_SEV, O_SIT, O_SCOL, O_SPAR, O_JSON, O_INIT, O_MAPS, O_RES, O_USER, O_VALDATA, O_NA };
     static const struct option opts[] = {
         {"model-json", required_argument, 0, O_JSON}, {"data", required_argument, 0, 'd'},
         {"out", required_argument, 0, 'o'},           {"init", required_argument, 0, O_INIT},
@@ -212,7 +216,7 @@ static int parse_args(train_cli *c, int argc, char **argv) {
         {"sdim-items", required_argument, 0, O_SIT},  {"sdim-columns", required_argument, 0, O_SCOL},
         {"sdim-params", required_argument, 0, O_SPAR}, {"help", no_argument, 0, 'h'},
         {"mappings", required_argument, 0, O_MAPS},   {"resolution", required_argument, 0, O_RES},
-        {0, 0, 0, 0}};
+        {"na", required_argument, 0, O_NA},           {0, 0, 0, 0}};
     mr_err e;
     mr_err_clear(&e);
     optind = 1; /* called twice: before and after model.json's "train" section */
@@ -259,9 +263,11 @@ static int parse_args(train_cli *c, int argc, char **argv) {
         case O_SIT: c->sdim.items_path = optarg; break;
         case O_SCOL: rc = sdim_columns(&c->sdim, optarg, &e); break;
         case O_SPAR: rc = sdim_params(&c->sdim, optarg, &e); break;
+        case O_NA:
+            if (!(rc = cli_na("--na", optarg, c->na, sizeof c->na, &e))) c->sdim.na = c->na;
+            break;
         case 'h': break; /* handled by train_main */
-        case ':': rc = mr_err_set(&e, MR_EINVAL, "%s needs a value", argv[optind - 1]); break;
-        default: rc = mr_err_set(&e, MR_EINVAL, "unknown option '%s'", argv[optind - 1]); break;
+        default: rc = cli_getopt_error(o, argv, &e); break;
         }
         if (rc) {
             fprintf(stderr, "moerec train: %s (see --help)\n", e.msg);
@@ -338,10 +344,12 @@ static char *slurp(const char *path) {
 
 /* The hashed value of column col for each data row of path (the rows
  * moe_dataset_read keeps, through the same reader; at most max_rows). */
-static int read_groups(const char *path, const char *col, long n, long max_rows, uint64_t **out, mr_err *e) {
+static int read_groups(const char *path, const char *col, long n, long max_rows, const char *na, uint64_t **out,
+                       mr_err *e) {
     mr_csv *in = NULL;
     long i = 0;
-    int c = -1, rc = mr_csv_open(&in, path, NULL, e);
+    mr_csv_opts co = cli_csv_opts(na);
+    int c = -1, rc = mr_csv_open(&in, path, &co, e);
     uint64_t *g = malloc(sizeof *g * (size_t)(n ? n : 1));
     if (!rc && !g) rc = mr_err_set(e, MR_ENOMEM, "out of memory");
     if (!rc && mr_csv_need(in, col, &c, e)) rc = mr_err_wrap(e, "--user-column");
@@ -472,12 +480,13 @@ static int train_main(int argc, char **argv) {
         goto out;
     }
     mr_blas_set_threads(1); /* parallelism comes from the expert/tower pool */
-    if (moe_dataset_read(&d, m, c.data, c.time_col[0] ? c.time_col : NULL, c.max_rows, &e)) goto fail;
+    mr_csv_opts co = cli_csv_opts(c.na);
+    if (moe_dataset_read_opts(&d, m, c.data, c.time_col[0] ? c.time_col : NULL, c.max_rows, &co, &e)) goto fail;
     if (c.sdim.events_path && sdim_join_csv(d, c.data, c.max_rows, &c.sdim, &e)) goto fail;
     if (c.val_data) { /* every --data row trains; the --val-data rows validate */
         moe_dataset *dv = NULL;
         long n0 = d->n;
-        int vrc = moe_dataset_read(&dv, m, c.val_data, c.time_col[0] ? c.time_col : NULL, 0, &e);
+        int vrc = moe_dataset_read_opts(&dv, m, c.val_data, c.time_col[0] ? c.time_col : NULL, 0, &co, &e);
         if (!vrc && c.sdim.events_path) vrc = sdim_join_csv(dv, c.val_data, 0, &c.sdim, &e);
         if (!vrc) vrc = moe_dataset_append(d, dv, &e);
         moe_dataset_free(dv);
@@ -497,7 +506,7 @@ static int train_main(int argc, char **argv) {
         }
     } else if (!strcmp(c.split, "user-time")) {
         uint64_t *groups = NULL;
-        if (read_groups(c.data, c.user_col, d->n, c.max_rows, &groups, &e)) goto fail;
+        if (read_groups(c.data, c.user_col, d->n, c.max_rows, c.na, &groups, &e)) goto fail;
         int src = moe_dataset_split_groups(d, groups, c.val_frac, &tr, &ntr, &va, &nva, &e);
         free(groups);
         if (src) goto fail;

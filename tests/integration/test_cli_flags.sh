@@ -46,5 +46,22 @@ expect "--dim: '0' is not an integer in [1, 1024]" index embeddings --log l --it
 expect "--lr: 'fast' is not a number" index embeddings --log l --items-out o --lr fast
 expect "--users: 'abc' is not an integer" demo-data --out "$dir/d" --users abc
 expect "--users: '1.5' is not an integer" synth --out "$dir/s" --users 1.5
+# every index target and synth parse with getopt_long: range, unknown
+# flags, a flag without its value, stray arguments
+expect "--max-rows: 'x' is not an integer in [1," index tables --model-json m --data d --out o --max-rows x
+expect "--resolution: '-1' is not a number" index tables --model-json m --data d --out o --resolution -1
+expect "--top-p: '0' is not a number in (0, 1]" index retrievers --items i --out o --top-p 0
+expect "--max-experts: '65' is not an integer in [1, 64]" index retrievers --items i --out o --max-experts 65
+expect "--resolution: 'big' is not a number" index graphhash --interactions a --out b --resolution big
+expect "--threads: '1;5' is not an integer" index embeddings --log l --items-out o --threads '1;5'
+expect "--interests: '17' is not an integer in [2, 16]" synth --out "$dir/s" --interests 17
+expect "--seed: 'x' is not an integer >= 0" synth --out "$dir/s" --seed x
+for t in retrievers graphhash tables features embeddings; do
+  expect "unknown option '--bogus'" index $t --bogus 1
+  expect "unexpected argument 'stray'" index $t stray
+done
+expect "unknown option '--bogus'" synth --bogus
+expect "--users needs a value" synth --users
+expect "--pilots needs a value" index retrievers --items i --out o --pilots
 [ $fails -eq 0 ] && echo "test_cli_flags: all checks passed"
 exit $fails
