@@ -11,12 +11,9 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
-build=${MOEREC_BUILD:-$root/build-bench}
-if ! cmake --build "$build" -j"$(nproc)" --target moerec > "$build/crash-build.log" 2>&1; then
-  grep -E -A3 "error|Error" "$build/crash-build.log" | head -40 >&2
-  echo "crash: build failed; log in $build/crash-build.log" >&2
-  exit 1
-fi
+. "$here/lib/build.sh"
+bench_build moerec
+build=$MOEREC_BUILD
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
 exec /usr/bin/python3 "$root/tests/integration/test_crash_safety.py" --bench \
   --bin "$build/tools/moerec" --proto-dir "$root/proto" "$@"

@@ -12,12 +12,9 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=${MOEREC_ROOT:-$(dirname "$here")}
-build=${MOEREC_BUILD:-$root/build-bench}
-if ! cmake --build "$build" -j"$(nproc)" --target bench_graphhash_ranker > "$build/bench_graphhash_ranker-build.log" 2>&1; then
-  grep -E -A3 "error|Error" "$build/bench_graphhash_ranker-build.log" | head -40 >&2
-  echo "graphhash_ranker: build failed; log in $build/bench_graphhash_ranker-build.log" >&2
-  exit 1
-fi
+. "$here/lib/build.sh"
+bench_build bench_graphhash_ranker
+build=$MOEREC_BUILD
 src="$root/../shared/data/movielens.csv"
 [ -f "$src" ] || { echo "graphhash_ranker: $src missing (bench/moe_movielens.sh makes it from r-cran-dslabs)" >&2; exit 1; }
 work=$(mktemp -d)

@@ -10,12 +10,9 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
-build=${MOEREC_BUILD:-$root/build-bench}
-if ! cmake --build "$build" -j"$(nproc)" --target bench_precision moerec > "$build/bench_precision-build.log" 2>&1; then
-  grep -E -A3 "error|Error" "$build/bench_precision-build.log" | head -40 >&2
-  echo "precision: build failed; log in $build/bench_precision-build.log" >&2
-  exit 1
-fi
+. "$here/lib/build.sh"
+bench_build bench_precision moerec
+build=$MOEREC_BUILD
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1

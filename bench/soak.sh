@@ -12,11 +12,8 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
-build=${MOEREC_BUILD:-$root/build-bench}
-if ! cmake --build "$build" -j"$(nproc)" --target moerec > "$build/soak-build.log" 2>&1; then
-  grep -E -A3 "error|Error" "$build/soak-build.log" | head -40 >&2
-  echo "soak: build failed; log in $build/soak-build.log" >&2
-  exit 1
-fi
+. "$here/lib/build.sh"
+bench_build moerec
+build=$MOEREC_BUILD
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
 exec /usr/bin/python3 "$here/soak.py" --bin "$build/tools/moerec" --root "$root" "$@"

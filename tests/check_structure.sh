@@ -13,7 +13,11 @@
 #      hashing/, index/store/ and index/retrieval/ only common/ and
 #      hashing/ (not each other), server/ not tools/; nothing outside
 #      tools/ includes tools/ (its tests aside);
-#   5. every source folder has a README.md.
+#   5. every source folder has a README.md;
+#   6. every bench/NAME.c is a bench_NAME target of bench/CMakeLists.txt
+#      (so every build, CI's included, compiles it) and every bench/*.sh
+#      driver builds what it runs through bench/lib/build.sh (fuzz.sh
+#      through scripts/fuzz.sh, its clang build).
 # Usage: check_structure.sh SOURCE_DIR
 set -u
 cd "$1" || exit 2
@@ -69,6 +73,18 @@ done
 # 5. READMEs
 for d in common hashing moe index index/store index/retrieval server tools tests bench proto docs; do
   [ -f "$d/README.md" ] || fail "$d has no README.md"
+done
+
+# 6. benchmarks build what they run
+for f in bench/*.c; do
+  n=$(basename "$f" .c)
+  grep -q -E "(^|[ (])$n([ )]|$)" bench/CMakeLists.txt || fail "$f is not a target in bench/CMakeLists.txt"
+done
+for f in bench/*.sh; do
+  case "$f" in bench/fuzz.sh) grep -q 'scripts/fuzz.sh' "$f" || fail "$f does not build its targets" ;;
+  *) grep -q -E '^\. "\$here/lib/build.sh"' "$f" && grep -q -E '^bench_build ' "$f" \
+       || fail "$f does not build what it runs (. lib/build.sh; bench_build TARGET...)" ;;
+  esac
 done
 
 [ $fails -eq 0 ] && echo "check_structure: all checks passed"
