@@ -3,14 +3,15 @@
     <model dir>/<version>/model.json          (every default filled in)
     <model dir>/<version>/weights.safetensors (F32, docs/model-format.md names)
 
-save() writes the weights first and model.json last, each through a
-temporary name and rename: moerec's newest version is the largest one that
+save() writes the weights first and model.json last, each through
+atomic.write_atomic (temporary, fsync, rename, directory fsync): moerec's newest version is the largest one that
 holds a model.json, so a server never picks up half a version.
 """
 import json
 import os
 
 from . import safetensors
+from .atomic import write_atomic
 from .config import to_json_dict
 from .model import MoERanker
 
@@ -45,9 +46,6 @@ def save(model, model_dir, version=None):
     os.makedirs(d, exist_ok=True)
     safetensors.write(os.path.join(d, "weights.safetensors"), model.tensors(),
                       {"format": "moerec.model", "arch": model.cfg["arch"]["type"]})
-    tmp = os.path.join(d, "model.json.tmp")
-    with open(tmp, "w") as f:
-        json.dump(to_json_dict(model.cfg), f, indent=2)
-        f.write("\n")
-    os.replace(tmp, os.path.join(d, "model.json"))
+    text = json.dumps(to_json_dict(model.cfg), indent=2) + "\n"
+    write_atomic(os.path.join(d, "model.json"), [text.encode()])
     return d

@@ -8,10 +8,11 @@ header), plus "__metadata__". Written as moerec writes it: F32 only, the
 header padded with spaces to a multiple of 8 bytes (docs/model-format.md).
 """
 import json
-import os
 import struct
 
 import numpy as np
+
+from .atomic import write_atomic
 
 
 def read(path):
@@ -42,8 +43,9 @@ def read(path):
 
 
 def write(path, tensors, metadata=None):
-    """Write {name: array} as F32 (in sorted name order), through PATH.tmp
-    and rename, so a reader never sees half a file."""
+    """Write {name: array} as F32 (in sorted name order), atomically
+    (atomic.write_atomic: temporary, fsync, rename, directory fsync), so a
+    reader never sees half a file."""
     hdr, blobs, off = {}, [], 0
     if metadata:
         hdr["__metadata__"] = {k: str(v) for k, v in metadata.items()}
@@ -54,10 +56,4 @@ def write(path, tensors, metadata=None):
         off += a.nbytes
     h = json.dumps(hdr, separators=(",", ":")).encode()
     h += b" " * (-len(h) % 8)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
-    os.replace(tmp, path)
+    write_atomic(path, [struct.pack("<Q", len(h)), h] + blobs)
