@@ -23,6 +23,11 @@ int mr_name_check(const char *what, const char *s, size_t max, mr_err *e) {
     return 0;
 }
 
+int mr_file_name_ok(const char *s, size_t max) {
+    size_t n = s ? strlen(s) : 0;
+    return n > 0 && n < max && !strchr(s, '/') && strcmp(s, ".") && strcmp(s, "..");
+}
+
 void mr_name_sanitize(char *s) {
     for (; *s; s++)
         if (!mr_name_char_ok((unsigned char)*s)) *s = '_';

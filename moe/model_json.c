@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/name.h"
 #include "moe/model_int.h"
 #include "moe/model_maps.h"
 
@@ -227,8 +228,8 @@ static int parse_tables(json_t *ts, moe_model *m, mr_err *e) {
         if (!mapped && (json_object_get(t, "mapping") || json_object_get(t, "pair") || json_object_get(t, "vectors")))
             return mr_err_set(e, MR_EINVAL, "model.json: %s: mapping, pair and vectors belong to the frequency, graph, "
                               "double_graph and lsh kinds, not '%s'", where, h);
-        if (mapped && (!tb->mapping[0] || strchr(tb->mapping, '/') || !strcmp(tb->mapping, "..") ||
-                       !strcmp(tb->mapping, "model.json") || !strcmp(tb->mapping, "weights.safetensors")))
+        if (mapped && (!mr_file_name_ok(tb->mapping, sizeof tb->mapping) || !strcmp(tb->mapping, "model.json") ||
+                       !strcmp(tb->mapping, "weights.safetensors")))
             return mr_err_set(e, MR_EINVAL, "model.json: %s.mapping '%s' must be a plain file name in the version "
                               "directory", where, tb->mapping);
         if ((tb->kind == IDHASH_GRAPH || tb->kind == IDHASH_DOUBLE_GRAPH) && !pairs[i][0])

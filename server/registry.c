@@ -17,6 +17,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/name.h"
 
 struct mr_registry {
     char root[4096];
@@ -64,8 +65,7 @@ static int load_version(const char *root, const char *name, const char *version,
             return mr_err_set(e, MR_EINVAL, "model '%s': version name too long", name);
         memcpy(ver, base, strlen(base) + 1);
     } else {
-        if (strlen(version) >= sizeof ver || strchr(version, '/') || !strcmp(version, "..") ||
-            !strcmp(version, "."))
+        if (!mr_file_name_ok(version, sizeof ver))
             return mr_err_set(e, MR_EINVAL, "model '%s': bad version '%.40s'", name, version);
         snprintf(ver, sizeof ver, "%s", version);
     }

@@ -76,9 +76,8 @@ static const char *retr_set_kind_ext(retr_kind k) {
 
 /* A file named in the manifest stays inside the set directory. */
 static int retr_set_file_ok(const char *f) {
-    size_t n = strlen(f);
-    return n > 0 && n < RETR_SET_FILE_MAX && !strchr(f, '/') && strcmp(f, ".") && strcmp(f, "..") &&
-           strcmp(f, RETR_SET_MANIFEST) && strcmp(f, RETR_SET_PILOTS);
+    return mr_file_name_ok(f, RETR_SET_FILE_MAX) && strcmp(f, RETR_SET_MANIFEST) &&
+           strcmp(f, RETR_SET_PILOTS);
 }
 
 /* dir/file into out (PATH_MAX bytes), or MR_EINVAL when too long. */

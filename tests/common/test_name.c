@@ -1,6 +1,7 @@
 /* test_name.c — the name rule (common/name.c): every byte value against
  * the character set, the length bound at max-1 and max, empty and NULL,
- * the messages, and sanitize producing names the check accepts. */
+ * the messages, sanitize producing names the check accepts, and the
+ * file-name rule. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -71,12 +72,28 @@ static void test_sanitize(void **s) {
     assert_true(mr_name_ok(a, 64) && mr_name_ok(b, 64) && mr_name_ok(c, 64));
 }
 
+/* The file-name rule: anything but a slash, "." and ".." and the length
+ * bound; the name rule's characters are not required. */
+static void test_file_name(void **s) {
+    (void)s;
+    assert_true(mr_file_name_ok("items.faiss", 96));
+    assert_true(mr_file_name_ok("genre map (v2).bin", 96));
+    assert_true(mr_file_name_ok("...", 96));
+    assert_true(mr_file_name_ok(".hidden", 96));
+    const char *bad[] = {"", ".", "..", "a/b", "/abs", "dir/", "../up"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) assert_false(mr_file_name_ok(bad[i], 96));
+    assert_false(mr_file_name_ok(NULL, 96));
+    assert_true(mr_file_name_ok("abc", 4));
+    assert_false(mr_file_name_ok("abcd", 4));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_character_set),
         cmocka_unit_test(test_length_and_empty),
         cmocka_unit_test(test_message_names_the_character),
         cmocka_unit_test(test_sanitize),
+        cmocka_unit_test(test_file_name),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
