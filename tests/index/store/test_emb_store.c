@@ -289,6 +289,41 @@ static void test_bad_input(void **state) {
     assert_int_equal(emb_table_create(f->st, "t", D, EMB_FP16, 0, NULL), 0); /* idempotent */
 }
 
+/* Values written into family fam of the closed store at dir behind the
+ * store's back, in raw RocksDB: n (id, value, length) triples. */
+static void raw_put(const char *dir, const char *fam, int n, const uint64_t *ids,
+                    const uint8_t *const *vals, const size_t *lens) {
+    char *err = NULL;
+    rocksdb_options_t *o = rocksdb_options_create();
+    size_t ncf;
+    char **names = rocksdb_list_column_families(o, dir, &ncf, &err);
+    assert_null(err);
+    const rocksdb_options_t **opts = calloc(ncf, sizeof *opts);
+    rocksdb_column_family_handle_t **h = calloc(ncf, sizeof *h);
+    for (size_t i = 0; i < ncf; i++) opts[i] = o;
+    rocksdb_t *db = rocksdb_open_column_families(o, dir, (int)ncf, (const char *const *)names,
+                                                 opts, h, &err);
+    assert_null(err);
+    rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
+    int put = 0;
+    for (size_t i = 0; i < ncf; i++)
+        if (strcmp(names[i], fam) == 0)
+            for (int j = 0; j < n; j++, put++) {
+                uint8_t k[8];
+                emb_key_encode(ids[j], k);
+                rocksdb_put_cf(db, wo, h[i], (const char *)k, 8, (const char *)vals[j], lens[j], &err);
+                assert_null(err);
+            }
+    assert_int_equal(put, n);
+    for (size_t i = 0; i < ncf; i++) rocksdb_column_family_handle_destroy(h[i]);
+    rocksdb_close(db);
+    rocksdb_writeoptions_destroy(wo);
+    rocksdb_list_column_families_destroy(names, ncf);
+    rocksdb_options_destroy(o);
+    free(opts);
+    free(h);
+}
+
 /* Rows overwritten with garbage behind the store's back: MR_ECORRUPT that
  * names the row; the other rows of the batch are still served. */
 static void test_corrupt_rows(void **state) {
@@ -300,40 +335,13 @@ static void test_corrupt_rows(void **state) {
     uint64_t ids[3] = {1, 2, 3};
     assert_int_equal(emb_store_put(f->st, t, ids, 3, x, 3 * D, NULL), 0);
     store_close(f->st);
-    /* raw RocksDB: open every family, overwrite row 2 of emb.t */
-    char *err = NULL;
-    rocksdb_options_t *o = rocksdb_options_create();
-    size_t ncf;
-    char **names = rocksdb_list_column_families(o, f->dir, &ncf, &err);
-    assert_null(err);
-    const rocksdb_options_t **opts = calloc(ncf, sizeof *opts);
-    rocksdb_column_family_handle_t **h = calloc(ncf, sizeof *h);
-    for (size_t i = 0; i < ncf; i++) opts[i] = o;
-    rocksdb_t *db = rocksdb_open_column_families(o, f->dir, (int)ncf, (const char *const *)names,
-                                                 opts, h, &err);
-    assert_null(err);
-    rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
-    for (size_t i = 0; i < ncf; i++)
-        if (strcmp(names[i], "emb.t") == 0) {
-            uint8_t k[8];
-            emb_key_encode(2, k);
-            rocksdb_put_cf(db, wo, h[i], (const char *)k, 8, "garbage!", 8, &err);
-            assert_null(err);
-            uint8_t good[256];
-            emb_codec_encode(EMB_INT8, x + 2 * D, D, 0, good);
-            good[20] ^= 1; /* right length, one flipped byte */
-            emb_key_encode(3, k);
-            rocksdb_put_cf(db, wo, h[i], (const char *)k, 8, (const char *)good,
-                           emb_codec_row_bytes(EMB_INT8, D), &err);
-            assert_null(err);
-        }
-    for (size_t i = 0; i < ncf; i++) rocksdb_column_family_handle_destroy(h[i]);
-    rocksdb_close(db);
-    rocksdb_writeoptions_destroy(wo);
-    rocksdb_list_column_families_destroy(names, ncf);
-    rocksdb_options_destroy(o);
-    free(opts);
-    free(h);
+    /* row 2: garbage; row 3: the right length, one flipped byte */
+    uint8_t good[256];
+    emb_codec_encode(EMB_INT8, x + 2 * D, D, 0, good);
+    good[20] ^= 1;
+    const uint8_t *vals[2] = {(const uint8_t *)"garbage!", good};
+    size_t lens[2] = {8, emb_codec_row_bytes(EMB_INT8, D)};
+    raw_put(f->dir, "emb.t", 2, ids + 1, vals, lens);
 
     f->st = open_store(f->dir, 1 << 20, NULL);
     t = emb_store_table(f->st, "t", NULL);
@@ -353,6 +361,44 @@ static void test_corrupt_rows(void **state) {
     assert_int_equal(emb_store_put(f->st, t, ids + 1, 2, x + D, 2 * D, NULL), 0);
     assert_int_equal(emb_store_get(f->st, t, ids, 3, y, found, NULL), 0);
     assert_true(found[1] && found[2]);
+}
+
+/* A store written before rows moved to xxh3: version 1 rows (magic 0xE5,
+ * XXH32) are served as the same floats as version 2 rows, without a
+ * rebuild, and count as no corrupt row. */
+static void test_version1_rows_served(void **state) {
+    fx *f = *state;
+    assert_int_equal(emb_table_create(f->st, "t", D, EMB_FP16, 0, NULL), 0);
+    mr_emb_table *t = emb_store_table(f->st, "t", NULL);
+    float x[3 * D], want[3 * D], y[3 * D];
+    rows(8, x, 3 * D);
+    uint64_t ids[3] = {4, 5, 6};
+    uint8_t found[3];
+    assert_int_equal(emb_store_put(f->st, t, ids, 3, x, 3 * D, NULL), 0);
+    assert_int_equal(emb_store_get(f->st, t, ids, 3, want, found, NULL), 0);
+    store_close(f->st);
+    size_t n = emb_codec_row_bytes(EMB_FP16, D);
+    uint8_t v1[2][512];
+    assert_true(n <= sizeof v1[0]);
+    for (int j = 0; j < 2; j++) {
+        emb_codec_encode(EMB_FP16, x + (size_t)(j + 1) * D, D, 77, v1[j]);
+        v1[j][0] = EMB_ROW_MAGIC_V1;
+        uint32_t sum = emb_codec_sum_v1(v1[j], n - EMB_SUM_BYTES);
+        memcpy(v1[j] + n - EMB_SUM_BYTES, &sum, 4);
+    }
+    const uint8_t *vals[2] = {v1[0], v1[1]};
+    size_t lens[2] = {n, n};
+    raw_put(f->dir, "emb.t", 2, ids + 1, vals, lens);
+
+    f->st = open_store(f->dir, 1 << 20, NULL);
+    t = emb_store_table(f->st, "t", NULL);
+    memset(found, 0, sizeof found);
+    assert_int_equal(emb_store_get(f->st, t, ids, 3, y, found, NULL), 0);
+    assert_true(found[0] && found[1] && found[2]);
+    assert_memory_equal(y, want, sizeof y);
+    store_stats s;
+    store_get_stats(f->st, &s);
+    assert_int_equal(s.corrupt_rows, 0);
 }
 
 static void test_ttl_on_read_and_expire(void **state) {
@@ -476,6 +522,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_tier_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_rows, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_version1_rows_served, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ttl_on_read_and_expire, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expire_keeps_concurrent_puts, setup, teardown),
     };
