@@ -18,6 +18,7 @@
 #include "common/atomic_file.h"
 #include "common/rng.h"
 #include "common/tensor.h"
+#include "hashing/idhash.h"
 #include "moe/model_int.h"
 #include "moe/model_maps.h"
 #include "moe/safetensors.h"
@@ -254,11 +255,8 @@ int moe_model_latest_version(const char *root, char *out, size_t outlen, mr_err 
     return 0;
 }
 
-static uint32_t field_hash(const char *name) { /* FNV-1a */
-    uint32_t h = 2166136261u;
-    for (const unsigned char *p = (const unsigned char *)name; *p; p++) h = (h ^ *p) * 16777619u;
-    return h;
-}
+/* The field index's slot hash: moerec's one string hash (xxh3, seed 0). */
+static uint32_t field_hash(const char *name) { return (uint32_t)idhash_bytes(name, strlen(name), 0); }
 
 static const char *slot_name(const moe_model *m, int code) {
     return code > 0 ? m->cat[code - 1].name : m->num[-code - 1].name;
