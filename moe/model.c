@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 
 #include "common/atomic_file.h"
+#include "common/read_file.h"
 #include "common/rng.h"
 #include "common/tensor.h"
 #include "hashing/idhash.h"
@@ -81,31 +82,6 @@ int moe_model_from_json(moe_model **out, const char *json_text, uint64_t seed, m
     return model_build(out, json_text, seed, 1, e);
 }
 
-static char *read_text(const char *path, mr_err *e) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        mr_err_set(e, errno == ENOENT ? MR_ENOTFOUND : MR_EINTERNAL, "%s: %s", path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 1 << 14, n = 0, got;
-    char *s = malloc(cap);
-    while (s && (got = fread(s + n, 1, cap - n - 1, f)) > 0) {
-        n += got;
-        if (n + 1 == cap) {
-            char *t = cap < (64u << 20) ? realloc(s, cap *= 2) : NULL;
-            if (!t) free(s);
-            s = t;
-        }
-    }
-    fclose(f);
-    if (!s) {
-        mr_err_set(e, MR_ENOMEM, "%s: too large or out of memory", path);
-        return NULL;
-    }
-    s[n] = 0;
-    return s;
-}
-
 static int load_tensor(float *dst, long n, int ndim, const int64_t *shape, const char *name,
                        const moe_st_file *st, const char *path, mr_err *e) {
     const moe_st_entry *en = moe_st_find(st, name);
@@ -133,7 +109,7 @@ int moe_model_load(moe_model **out, const char *dir, mr_err *e) {
     *out = NULL;
     char path[4096];
     snprintf(path, sizeof path, "%s/model.json", dir);
-    char *text = read_text(path, e);
+    char *text = mr_read_file(path, MOE_JSON_MAX, NULL, e);
     if (!text) return e ? e->code : MR_EINTERNAL;
     moe_model *m = NULL;
     int rc = model_build(&m, text, 0, 0, e);

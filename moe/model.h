@@ -31,6 +31,7 @@
 #define MOE_MAX_FIELDS 256
 #define MOE_MAX_TABLES 64
 #define MOE_FIELD_SLOTS 1024 /* name -> field hash table, > 2 * 2 * MOE_MAX_FIELDS */
+#define MOE_JSON_MAX (64u << 20) /* model.json bytes at most */
 
 /* Where a table's rows come from when they are not in process memory
  * (a RocksDB column family behind the cache, set up by the server): fetch

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 
 #include "common/clock.h"
+#include "common/read_file.h"
 #include "moe/model_maps.h"
 #include "tools/cli.h"
 
@@ -43,25 +44,6 @@ static void ix_tables_usage(FILE *f) {
                "      --max-rows 135000 --out demo/tables\n"
                "(the demo's GraphHash item table from the 135,000 rows `moerec train --split time`\n"
                "trains on; then `moerec train ... --mappings demo/tables`)\n");
-}
-
-static char *ix_slurp(const char *path, mr_err *e) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        mr_err_set(e, MR_ENOTFOUND, "%s: %s", path, strerror(errno));
-        return NULL;
-    }
-    char *s = NULL;
-    long n = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
-    if (n >= 0 && fseek(f, 0, SEEK_SET) == 0 && (s = malloc((size_t)n + 1)) && fread(s, 1, (size_t)n, f) == (size_t)n)
-        s[n] = 0;
-    else {
-        free(s);
-        s = NULL;
-        mr_err_set(e, MR_EINTERNAL, "%s: cannot read", path);
-    }
-    fclose(f);
-    return s;
 }
 
 int ix_tables(int argc, char **argv) {
@@ -125,7 +107,7 @@ int ix_tables(int argc, char **argv) {
     if (slash) *slash = 0;
     else snprintf(base, sizeof base, ".");
     mo.base_dir = base;
-    char *text = ix_slurp(mj, &e);
+    char *text = mr_read_file(mj, MOE_JSON_MAX, NULL, &e);
     if (!text || moe_model_from_json(&m, text, 1, &e)) goto fail;
     if (!moe_model_maps_missing(m)) {
         mr_err_set(&e, MR_EINVAL, "%s has no frequency, graph, double_graph or lsh table", mj);

@@ -19,6 +19,7 @@
 #include "common/clock.h"
 #include "common/csv.h"
 #include "common/log.h"
+#include "common/read_file.h"
 #include "common/tensor.h"
 #include "hashing/idhash.h"
 #include "moe/dataset.h"
@@ -326,22 +327,6 @@ static int build_mappings(const train_cli *c, moe_model *m, moe_dataset *d, cons
     return 0;
 }
 
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) {
-        free(s);
-        s = NULL;
-    }
-    if (s) s[n] = 0;
-    fclose(f);
-    return s;
-}
-
 /* The hashed value of column col for each data row of path (the rows
  * moe_dataset_read keeps, through the same reader; at most max_rows). */
 static int read_groups(const char *path, const char *col, long n, long max_rows, const char *na, uint64_t **out,
@@ -431,9 +416,9 @@ static int train_main(int argc, char **argv) {
     int rc = parse_args(&c, argc, argv);
     if (rc) return rc;
     mr_err e = {0};
-    char *text = slurp(c.model_json);
+    char *text = mr_read_file(c.model_json, MOE_JSON_MAX, NULL, &e);
     if (!text) {
-        fprintf(stderr, "moerec train: %s: %s\n", c.model_json, strerror(errno));
+        fprintf(stderr, "moerec train: %s\n", e.msg);
         return 1;
     }
     moe_model *m = NULL;
