@@ -1,0 +1,225 @@
+#!/usr/bin/python3
+"""Retrieval experts on another machine (issue 12 item 4), with real
+servers on 127.0.0.1 and free ports, through Debian's python3-grpcio.
+
+A world of four FAISS experts (group_0..group_3) and a popularity
+fallback is served whole by a holder server; a router server loads the
+same set with group_2 and group_3 turned into kind "remote" entries that
+name the holder. The router's answers (items, scores, each item's
+experts and expert score, the routing weights and budgets) equal the
+holder's all-local answers for routed, top-up and named requests;
+GetModelInfo and /metrics show the remote experts. A third server whose
+group_3 names a port that accepts TCP and never speaks HTTP/2 (a stuck
+machine) answers within its remote_deadline_ms, and within half of the
+caller's own deadline, with group_3's budget moved and its debug route
+saying DEADLINE_EXCEEDED. Last the holder is killed with SIGKILL: the
+router still answers every call, with no item from the dead experts,
+their budget passed on and their routes saying UNAVAILABLE; the error
+counters say so too."""
+import json
+import os
+import shutil
+import signal
+import socket
+import tempfile
+import time
+import unittest
+import urllib.request
+
+import moerec_testlib
+import moerec_world as world
+
+ARGS = None
+REMOTE = ("group_2", "group_3")
+
+
+def remote_set(src, dst, address, names):
+    """Copy the model version src into dst with the experts in names made
+    remote (kind "remote", served at address; their files removed)."""
+    shutil.copytree(src, dst)
+    path = os.path.join(dst, "retrievers", "retrievers.json")
+    with open(path) as f:
+        m = json.load(f)
+    for i, e in enumerate(m["experts"]):
+        if e["name"] in names:
+            m["experts"][i] = {"name": e["name"], "kind": "remote", "address": address,
+                               "remote_name": e["name"]}
+            os.remove(os.path.join(dst, "retrievers", e["file"]))
+            os.remove(os.path.join(dst, "retrievers", e["file"] + ".meta"))
+    with open(path, "w") as f:
+        json.dump(m, f, indent=2)
+
+
+def metrics(port):
+    return urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=10).read().decode()
+
+
+def metric(text, prefix):
+    total = 0
+    for line in text.splitlines():
+        if line.startswith(prefix):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+class RemoteExpertsTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        import grpc
+        import moerec_pb2 as pb
+        import moerec_pb2_grpc as pbg
+        cls.grpc, cls.pb = grpc, pb
+        cls.tmp = tempfile.TemporaryDirectory()
+        d = cls.tmp.name
+        cls.items, _ = world.build(ARGS.bin, d)
+        cls.holder = world.Server(ARGS.bin, d, tag="holder")
+        src = os.path.join(d, "models", "rec", "1")
+        remote_set(src, os.path.join(d, "router-models", "rec", "1"), cls.holder.target, REMOTE)
+        cls.router = world.Server(ARGS.bin, d, tag="router", extra_config={
+            "model_dir": os.path.join(d, "router-models"), "remote_deadline_ms": 5000})
+        # a port that accepts connections and never answers
+        cls.stuck = socket.socket()
+        cls.stuck.bind(("127.0.0.1", 0))
+        cls.stuck.listen(16)
+        stuck_at = "127.0.0.1:%d" % cls.stuck.getsockname()[1]
+        remote_set(src, os.path.join(d, "slow-models", "rec", "1"), stuck_at, ("group_3",))
+        cls.slow = world.Server(ARGS.bin, d, tag="slow", extra_config={
+            "model_dir": os.path.join(d, "slow-models"), "remote_deadline_ms": 2000})
+        cls.chans = [grpc.insecure_channel(s.target) for s in (cls.holder, cls.router, cls.slow)]
+        cls.h, cls.r, cls.s = [pbg.RecommenderStub(c) for c in cls.chans]
+
+    @classmethod
+    def tearDownClass(cls):
+        for c in cls.chans:
+            c.close()
+        cls.router.stop()
+        cls.slow.stop()
+        if cls.holder.proc.poll() is None:
+            cls.holder.stop()
+        cls.stuck.close()
+        cls.tmp.cleanup()
+
+    def retrieve(self, stub, vec, k, names=(), timeout=30):
+        return stub.Retrieve(self.pb.RetrieveRequest(query_vector=vec, k=k, debug=True,
+                                                     retrievers=list(names)), timeout=timeout)
+
+    def queries(self):
+        """Unit vectors near each group, between two groups, and others."""
+        qs = []
+        for g in range(world.GROUPS):
+            v = [0.0] * world.D
+            v[2 * g], v[2 * g + 1] = 1.0, 0.5
+            qs.append(world._unit(v))
+            w = list(v)
+            w[(2 * g + 2) % world.D] = 0.9   # halfway to the next group
+            qs.append(world._unit(w))
+        qs.append(world._unit([1.0] * world.D))
+        qs.append(world._unit([(-1.0) ** j * (j + 1) for j in range(world.D)]))
+        return qs
+
+    def same(self, a, b):
+        self.assertEqual([i.item_id for i in a.items], [i.item_id for i in b.items])
+        for x, y in zip(a.items, b.items):
+            self.assertEqual(x.retrieval_score, y.retrieval_score)
+            self.assertEqual(x.expert_score, y.expert_score)
+            self.assertEqual(list(x.retrievers), list(y.retrievers))
+        ra = {r.retriever: r for r in a.debug.routes}
+        rb = {r.retriever: r for r in b.debug.routes}
+        self.assertEqual(sorted(ra), sorted(rb))
+        for n in ra:
+            self.assertEqual(ra[n].weight, rb[n].weight, n)
+            self.assertEqual(ra[n].budget, rb[n].budget, n)
+            self.assertEqual(ra[n].returned, rb[n].returned, n)
+            self.assertEqual(rb[n].error, "", n)
+
+    def test_a_same_candidates_as_all_local(self):
+        remote_served = 0
+        for q in self.queries():
+            for k in (5, 20, 60, 130):   # 60 and 130: more than the routed experts hold
+                a = self.retrieve(self.h, q, k)
+                b = self.retrieve(self.r, q, k)
+                self.assertGreater(len(a.items), 0)
+                self.same(a, b)
+                remote_served += sum(1 for i in b.items if set(i.retrievers) & set(REMOTE))
+        self.assertGreater(remote_served, 0)   # the remote experts did answer
+        # named experts, local and remote mixed
+        q = self.queries()[4]
+        self.same(self.retrieve(self.h, q, 25, ("group_1", "group_2")),
+                  self.retrieve(self.r, q, 25, ("group_1", "group_2")))
+
+    def test_b_model_info_and_metrics(self):
+        self.retrieve(self.r, self.queries()[4], 20)
+        info = self.r.GetModelInfo(self.pb.GetModelInfoRequest(), timeout=30)
+        kinds = {x.name: x for x in info.retrievers}
+        for n in REMOTE:
+            self.assertEqual(kinds[n].kind, "remote")
+            self.assertEqual(kinds[n].index, self.holder.target)
+            self.assertEqual(kinds[n].dim, world.D)
+            self.assertEqual(kinds[n].size, world.PER_GROUP)   # learned from the holder
+        self.assertEqual(kinds["group_0"].kind, "faiss")
+        text = metrics(self.router.metrics_port)
+        for n in REMOTE:
+            lab = 'retriever="%s",address="%s"' % (n, self.holder.target)
+            self.assertGreater(metric(text, "moerec_remote_expert_calls_total{%s}" % lab), 0)
+            self.assertGreater(metric(text, "moerec_remote_expert_latency_microseconds_count{%s}"
+                                      % lab), 0)
+            self.assertEqual(metric(text, "moerec_remote_expert_errors_total{%s" % lab), 0)
+
+    def test_c_slow_remote_gives_its_budget_away(self):
+        q = self.queries()[6]   # group 3's centre: group_3 is routed
+        local = self.retrieve(self.h, q, 20)
+        self.assertGreater({r.retriever: r.budget for r in local.debug.routes}["group_3"], 0)
+        local_others = sum(r.budget for r in local.debug.routes if r.retriever != "group_3")
+        for timeout, bound in ((30, 2.0), (1.0, 0.5)):   # the cap, then half the caller's time
+            t0 = time.monotonic()
+            b = self.retrieve(self.s, q, 20, timeout=timeout)
+            took = time.monotonic() - t0
+            self.assertLess(took, timeout)
+            self.assertGreaterEqual(took, bound * 0.9)
+            routes = {r.retriever: r for r in b.debug.routes}
+            self.assertIn("DEADLINE_EXCEEDED", routes["group_3"].error)
+            self.assertIn("group_3", routes["group_3"].error)
+            self.assertEqual(len(b.items), 20)
+            self.assertFalse(any("group_3" in i.retrievers for i in b.items))
+            # the budget moved: what the others were asked grew by what
+            # group_3 could not give (k less the items in hand)
+            others = sum(r.budget for n, r in routes.items() if n != "group_3")
+            self.assertGreater(others, local_others)
+            self.assertGreaterEqual(others, routes["group_3"].budget)
+        text = metrics(self.slow.metrics_port)
+        self.assertGreaterEqual(metric(text, 'moerec_remote_expert_errors_total{retriever="group_3"'
+                                       ',address="127.0.0.1:%d",reason="deadline"}'
+                                       % self.stuck.getsockname()[1]), 2)
+
+    def test_d_holder_killed(self):
+        self.holder.proc.send_signal(signal.SIGKILL)
+        self.holder.proc.wait(timeout=30)
+        self.holder.proc.stdout.close()
+        failed = 0
+        for q in self.queries():
+            for k in (10, 40):
+                b = self.retrieve(self.r, q, k)
+                self.assertEqual(len(b.items), k)   # local experts + fallback hold enough
+                routes = {r.retriever: r for r in b.debug.routes}
+                for i in b.items:
+                    self.assertFalse(set(i.retrievers) & set(REMOTE), i)
+                for n in REMOTE:
+                    if routes[n].budget:
+                        failed += 1
+                        self.assertIn("UNAVAILABLE", routes[n].error)
+                        self.assertEqual(routes[n].returned, 0)
+                        others = sum(r.budget for m, r in routes.items() if m != n)
+                        self.assertGreaterEqual(others, k - routes[n].budget)
+                    else:
+                        self.assertEqual(routes[n].error, "")
+        self.assertGreater(failed, 0)
+        text = metrics(self.router.metrics_port)
+        self.assertGreater(metric(text, 'moerec_remote_expert_errors_total{retriever="group_2",'
+                                  'address="%s",reason="unavailable"}' % self.holder.target), 0)
+        # GetModelInfo still lists the experts
+        info = self.r.GetModelInfo(self.pb.GetModelInfoRequest(), timeout=30)
+        self.assertEqual({x.name for x in info.retrievers} & set(REMOTE), set(REMOTE))
+
+
+if __name__ == "__main__":
+    moerec_testlib.run(globals())
