@@ -86,11 +86,6 @@ static void fake_free(void *ctx) { ((fake *)ctx)->freed = 1; }
 
 static const retr_callbacks fake_cb = {fake_start, fake_finish, fake_size, fake_free};
 
-static router_config cfg_default(void) {
-    router_config c = {.dim = RD, .temperature = 0.05f, .top_p = 0.6f, .max_experts = 2,
-                       .fallback = "popular", .fallback_weight = 0.1f};
-    return c;
-}
 
 /* A router over w's experts with dom1 and dom2 behind callbacks. */
 typedef struct mixed {
@@ -126,22 +121,11 @@ static void mixed_free(mixed *m) {
     }
 }
 
-static void same_cands(const router_result *a, const router_result *b) {
-    assert_int_equal(a->n, b->n);
-    for (int i = 0; i < a->n; i++) {
-        const router_cand *x = &a->cands[i], *y = &b->cands[i];
-        assert_int_equal(x->id, y->id);
-        assert_true(x->score == y->score && x->raw == y->raw && x->weight == y->weight);
-        assert_int_equal(x->expert, y->expert);
-        assert_int_equal(x->rank, y->rank);
-        assert_int_equal(x->experts, y->experts);
-    }
-}
 
 static void test_create_and_search(void **s) {
     (void)s;
     tr_world w;
-    router_config c = cfg_default();
+    router_config c = tr_cfg_default();
     tr_world_make(&w, &c, NULL);
     mr_err e = {0};
     fake f = {.inner = w.ex[0], .id = 1};
@@ -188,7 +172,7 @@ static void test_create_and_search(void **s) {
  * without a pool; the calls of one query are all started first. */
 static void test_same_as_local(void **s) {
     (void)s;
-    router_config c = cfg_default();
+    router_config c = tr_cfg_default();
     mr_pool *pool = mr_pool_create(3);
     for (int use_pool = 0; use_pool < 2; use_pool++) {
         tr_world w;
@@ -219,7 +203,7 @@ static void test_same_as_local(void **s) {
             n_log = 0;
             assert_int_equal(router_retrieve(w.rt, &q, NULL, k, ex, 3, &o, &a, &r1, &e), 0);
             assert_int_equal(router_retrieve(m.rt, &q, NULL, k, ex, 3, &o, &a, &r2, &e), 0);
-            same_cands(&r1, &r2);
+            tr_same_cands(&r1, &r2);
             assert_int_equal(r2.n_failed, 0);
             for (int i = 0; i <= RDOM; i++) {
                 assert_int_equal(r1.budgets[i], r2.budgets[i]);
@@ -243,7 +227,7 @@ static void test_same_as_local(void **s) {
 
 static void test_deadline_reaches_start(void **s) {
     (void)s;
-    router_config c = cfg_default();
+    router_config c = tr_cfg_default();
     tr_world w;
     tr_world_make(&w, &c, NULL);
     mixed m;
@@ -268,7 +252,7 @@ static void test_deadline_reaches_start(void **s) {
  * named with its reason, and its budget went to the others. */
 static void test_failure_passes_budget(void **s) {
     (void)s;
-    router_config c = cfg_default();
+    router_config c = tr_cfg_default();
     for (int mode = 0; mode < 2; mode++) {   /* fail at start, fail at finish */
         tr_world w;
         tr_world_make(&w, &c, NULL);
@@ -320,7 +304,7 @@ static void test_failure_passes_budget(void **s) {
  * query answers from the others. */
 static void test_failure_in_topup(void **s) {
     (void)s;
-    router_config c = cfg_default();
+    router_config c = tr_cfg_default();
     c.fallback = NULL;
     tr_world w;
     tr_world_make(&w, &c, NULL);
