@@ -86,7 +86,6 @@ static void fake_free(void *ctx) { ((fake *)ctx)->freed = 1; }
 
 static const retr_callbacks fake_cb = {fake_start, fake_finish, fake_size, fake_free};
 
-
 /* A router over w's experts with dom1 and dom2 behind callbacks. */
 typedef struct mixed {
     fake f[2];
@@ -120,7 +119,6 @@ static void mixed_free(mixed *m) {
         assert_int_equal(m->f[i].freed, 1);
     }
 }
-
 
 static void test_create_and_search(void **s) {
     (void)s;

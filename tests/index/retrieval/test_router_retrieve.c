@@ -15,8 +15,6 @@
 #include "index/retrieval/retr_set.h"
 #include "test_router_util.h"
 
-
-
 static void check_result(const router_result *r, int k, const int64_t *ex, int n_ex) {
     int sum = 0;
     for (int i = 0; i <= RDOM; i++) sum += r->budgets[i];
@@ -369,7 +367,6 @@ static void test_bad_requests(void **s) {
     mr_arena_free(&a);
     tr_world_free(&w);
 }
-
 
 static int cmp_id(const void *a, const void *b) {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
