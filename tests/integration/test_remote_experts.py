@@ -9,10 +9,11 @@ name the holder. The router's answers (items, scores, each item's
 experts and expert score, the routing weights and budgets) equal the
 holder's all-local answers for routed, top-up and named requests;
 GetModelInfo and /metrics show the remote experts. A third server whose
-group_3 names a port that accepts TCP and never speaks HTTP/2 (a stuck
-machine) answers within its remote_deadline_ms, and within half of the
-caller's own deadline, with group_3's budget moved and its debug route
-saying DEADLINE_EXCEEDED. Recommend for a user whose events lie in a
+remote experts name a port that accepts TCP and never speaks HTTP/2 (a
+stuck machine) answers within its remote_deadline_ms, and within half of
+the caller's own deadline, with group_3's budget moved and its debug
+route saying DEADLINE_EXCEEDED; with both remote experts named it waits
+one deadline, not two (the calls run in parallel). Recommend for a user whose events lie in a
 remote expert's group equals the holder's. Then the holder is killed
 with SIGKILL: the router still answers every Retrieve and Recommend,
 with no item from the dead experts, their budget passed on and their
@@ -67,6 +68,16 @@ def metric(text, prefix):
 class RemoteExpertsTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
+        try:
+            cls.start()
+        except BaseException:   # no server left behind by a failed start
+            for s in ("holder", "router", "slow"):
+                if hasattr(cls, s) and getattr(cls, s).proc.poll() is None:
+                    getattr(cls, s).proc.kill()
+            raise
+
+    @classmethod
+    def start(cls):
         import grpc
         import moerec_pb2 as pb
         import moerec_pb2_grpc as pbg
@@ -84,7 +95,7 @@ class RemoteExpertsTest(unittest.TestCase):
         cls.stuck.bind(("127.0.0.1", 0))
         cls.stuck.listen(16)
         stuck_at = "127.0.0.1:%d" % cls.stuck.getsockname()[1]
-        remote_set(src, os.path.join(d, "slow-models", "rec", "1"), stuck_at, ("group_3",))
+        remote_set(src, os.path.join(d, "slow-models", "rec", "1"), stuck_at, REMOTE)
         cls.slow = world.Server(ARGS.bin, d, tag="slow", extra_config={
             "model_dir": os.path.join(d, "slow-models"), "remote_deadline_ms": 3000})
         cls.chans = [grpc.insecure_channel(s.target) for s in (cls.holder, cls.router, cls.slow)]
@@ -215,6 +226,18 @@ class RemoteExpertsTest(unittest.TestCase):
             others = sum(r.budget for n, r in routes.items() if n != "group_3")
             self.assertGreater(others, local_others)
             self.assertGreaterEqual(others, routes["group_3"].budget)
+        # both remote experts stuck: their calls wait out one deadline
+        # together, not one after the other (3 s, not 6 s)
+        t0 = time.monotonic()
+        b = self.retrieve(self.s, q, 20, ("group_0",) + REMOTE)
+        took = time.monotonic() - t0
+        self.assertGreaterEqual(took, 3.0 * 0.9)
+        self.assertLess(took, 1.5 * 3.0)
+        routes = {r.retriever: r for r in b.debug.routes}
+        for n in REMOTE:
+            self.assertIn("DEADLINE_EXCEEDED", routes[n].error)
+        self.assertEqual(len(b.items), 20)   # group_0 took their budget
+        self.assertTrue(all(list(i.retrievers) == ["group_0"] for i in b.items))
         text = metrics(self.slow.metrics_port)
         self.assertGreaterEqual(metric(text, 'moerec_remote_expert_errors_total{retriever="group_3"'
                                        ',address="127.0.0.1:%d",reason="deadline"}'
@@ -323,13 +346,18 @@ class RemoteTlsTest(unittest.TestCase):
         base = {"model_dir": p("router-models"), "remote_deadline_ms": 5000, "remote_tls": True,
                 "remote_tls_ca_file": p("ca.pem")}
         cert = {"remote_tls_cert_file": p("router.pem"), "remote_tls_key_file": p("router.key")}
-        cls.routers = {
-            "ok": world.Server(ARGS.bin, d, tag="tls-ok", extra_config=dict(
-                base, remote_token_file=p("router.token"), **cert)),
-            "no_token": world.Server(ARGS.bin, d, tag="tls-notoken", extra_config=dict(base, **cert)),
-            "no_cert": world.Server(ARGS.bin, d, tag="tls-nocert", extra_config=dict(
-                base, remote_token_file=p("router.token"))),
-        }
+        cls.routers = {}
+        try:
+            cls.routers["ok"] = world.Server(ARGS.bin, d, tag="tls-ok", extra_config=dict(
+                base, remote_token_file=p("router.token"), **cert))
+            cls.routers["no_token"] = world.Server(ARGS.bin, d, tag="tls-notoken",
+                                                   extra_config=dict(base, **cert))
+            cls.routers["no_cert"] = world.Server(ARGS.bin, d, tag="tls-nocert", extra_config=dict(
+                base, remote_token_file=p("router.token")))
+        except BaseException:   # no server left behind by a failed start
+            for s in [cls.holder] + list(cls.routers.values()):
+                s.proc.kill()
+            raise
 
     @classmethod
     def tearDownClass(cls):
