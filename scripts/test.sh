@@ -11,6 +11,9 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 TSAN_TESTS='^(test_common_threadpool|test_index_cache|test_index_store_concurrent|test_index_retr_faiss|test_index_router_retrieve|test_moe_dnn_exec|test_moe_scorer|test_server_stats_window'
+# callback (remote) experts started and finished around the pool's searches;
+# the remote expert client beside a fake server thread
+TSAN_TESTS+='|test_index_retr_callback|test_server_remote_expert'
 # the server's integration tests: the TSan-built `moerec serve` under
 # concurrent calls, reloads, Watch streams, drain, TLS (python-driven ones
 # run the instrumented server behind an uninstrumented python client)

@@ -64,6 +64,12 @@ static const field fields[] = {
     F("consumed_filter", K_STR, consumed_filter),
     F("consumed_last_n", K_INT, consumed_last_n),
     F("retrieval_threads", K_INT, retrieval_threads),
+    F("remote_deadline_ms", K_INT, remote_deadline_ms),
+    F("remote_tls", K_BOOL, remote_tls),
+    F("remote_tls_ca_file", K_STR, remote_tls_ca_file),
+    F("remote_tls_cert_file", K_STR, remote_tls_cert_file),
+    F("remote_tls_key_file", K_STR, remote_tls_key_file),
+    F("remote_token_file", K_STR, remote_token_file),
     F("auth_tokens_file", K_STR, auth_tokens_file),
     F("tls_cert_file", K_STR, tls_cert_file),
     F("tls_key_file", K_STR, tls_key_file),
@@ -119,6 +125,7 @@ void mr_config_defaults(mr_server_config *c) {
     c->retrieve_k = 200;
     snprintf(c->consumed_filter, sizeof c->consumed_filter, "all");
     c->consumed_last_n = 100;
+    c->remote_deadline_ms = 200;
     snprintf(c->metrics_host, sizeof c->metrics_host, "127.0.0.1");
     c->metrics_port = -1;
     snprintf(c->shared_tier_prefix, sizeof c->shared_tier_prefix, "mr");
@@ -254,6 +261,15 @@ int mr_config_validate(const mr_server_config *c, mr_err *err) {
     if (c->log_servers[0] && !c->data_dir[0])
         return mr_err_set(err, MR_EINVAL, "config: 'log_servers' needs 'data_dir' (each replica "
                                           "applies the log to its own store)");
+    if (c->remote_deadline_ms < 1 || c->remote_deadline_ms > 60000)
+        return mr_err_set(err, MR_EINVAL, "config: 'remote_deadline_ms' is %d, must be in [1, 60000]",
+                          c->remote_deadline_ms);
+    if (!c->remote_tls_cert_file[0] != !c->remote_tls_key_file[0])
+        return mr_err_set(err, MR_EINVAL,
+                          "config: 'remote_tls_cert_file' and 'remote_tls_key_file' go together");
+    if (!c->remote_tls && (c->remote_tls_ca_file[0] || c->remote_tls_cert_file[0]))
+        return mr_err_set(err, MR_EINVAL, "config: 'remote_tls_ca_file' and 'remote_tls_cert_file' "
+                          "need 'remote_tls': true");
     if (!c->tls_cert_file[0] != !c->tls_key_file[0])
         return mr_err_set(err, MR_EINVAL, "config: 'tls_cert_file' and 'tls_key_file' go together");
     if (!c->tls_cert_file[0] && (c->tls_client_ca_file[0] || c->metrics_tls))

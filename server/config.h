@@ -46,6 +46,12 @@ typedef struct mr_server_config {
     char consumed_filter[8];    /* Recommend drops the user's stored events: all, last, none */
     int consumed_last_n;        /* consumed_filter "last": how many of the newest events */
     int retrieval_threads;      /* pool for parallel expert searches; 0 = cores */
+    int remote_deadline_ms;     /* cap on each call to a remote expert (server/remote_expert.h) */
+    int remote_tls;             /* remote experts over TLS */
+    char remote_tls_ca_file[1024];  /* PEM CA(s) verifying them; "" = gRPC's default roots */
+    char remote_tls_cert_file[1024];/* client certificate for mutual TLS; "" = none */
+    char remote_tls_key_file[1024]; /* its key */
+    char remote_token_file[1024];   /* bearer token sent to them; "" = none */
     char auth_tokens_file[1024];/* bearer tokens (server/auth.h); "" = no auth */
     char tls_cert_file[1024];   /* PEM chain for the gRPC port; "" = plaintext */
     char tls_key_file[1024];    /* its PEM private key */

@@ -27,11 +27,13 @@ static int retriever_info(mr_arena *a, const retr_set *set, Moerec__V1__GetModel
         mr_retr *r = retr_set_expert_at(set, i);
         moerec__v1__retriever_info__init(&ri[i]);
         ri[i].name = mr_arena_strdup(a, inf->name);
-        ri[i].kind = (char *)retr_kind_name(inf->kind);
-        ri[i].index = mr_arena_strdup(a, inf->factory);
+        int remote = inf->kind == RETR_CALLBACK;
+        ri[i].kind = remote ? "remote" : (char *)retr_kind_name(inf->kind);
+        ri[i].index = mr_arena_strdup(a, remote ? inf->address : inf->factory);
         if (!ri[i].name || !ri[i].index) return MR_ENOMEM;
         ri[i].dim = r ? (uint32_t)r->dim : 0;
-        ri[i].size = (uint64_t)retr_size(r);
+        int64_t size = retr_size(r);   /* a remote expert: -1 until its server told it */
+        ri[i].size = size > 0 ? (uint64_t)size : 0;
         ri[i].always_on = rc->fallback && !strcmp(rc->fallback, inf->name);
         rp[i] = &ri[i];
     }

@@ -109,6 +109,7 @@ static int retrieve(mr_call_ctx *ctx, mr_model_ref *ref, const char *user_id, co
     opt.merge = -1;
     opt.experts = (const char *const *)names;
     opt.n_experts = (int)n_names;
+    opt.deadline_ms = ctx->deadline_ms; /* remote experts: capped by remote_deadline_ms */
     const router_config *rc_cfg = retr_set_router_config(set);
     const char *fallback[1];
     if (have) {
@@ -145,6 +146,7 @@ static int attribution(mr_arena *a, const retrieval *rv, int i, Moerec__V1__Scor
     it->retrievers = names;
     it->n_retrievers = (size_t)n;
     it->retrieval_score = c->score;
+    it->expert_score = c->raw;
     return 0;
 }
 
@@ -169,6 +171,7 @@ static Moerec__V1__DebugInfo *routes(mr_arena *a, const retrieval *rv, Moerec__V
         ri[e].selected = rv->res.budgets[e] > 0;
         ri[e].budget = (uint32_t)rv->res.budgets[e];
         for (int i = 0; i < rv->res.n; i++) ri[e].returned += rv->res.cands[i].expert == e;
+        if (rv->res.failed[e] && !(ri[e].error = mr_arena_strdup(a, rv->res.errors[e]))) return NULL;
         rp[e] = &ri[e];
     }
     d->routes = rp;

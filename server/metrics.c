@@ -14,6 +14,7 @@
 #include "server/backend.h"
 #include "server/replog.h"
 #include "server/registry.h"
+#include "server/remote_expert.h"
 #include "server/status_page.h"
 
 struct mr_metrics {
@@ -68,21 +69,64 @@ static const char *label(char *dst, size_t cap, const char *s) {
     return dst;
 }
 
-/* Latency buckets: every 4th histogram bucket is a power of two (us). */
-static void latency(buf *b, const char *method, const mr_method_stats *st) {
+/* Latency buckets: every 4th histogram bucket is a power of two (us).
+ * name is the histogram, labels its label pairs ("method=\"...\""). */
+static void latency(buf *b, const char *name, const char *labels, const mr_method_stats *st) {
     uint64_t cum = 0;
     for (int i = 0; i < MR_HIST_BUCKETS; i++) {
         cum += atomic_load_explicit(&st->hist[i], memory_order_relaxed);
         if (i % 4 == 0 && i <= 4 * 32)
-            put(b, "moerec_rpc_latency_microseconds_bucket{method=\"%s\",le=\"%llu\"} %llu\n", method,
-                1ull << (i / 4), (unsigned long long)cum);
+            put(b, "%s_bucket{%s,le=\"%llu\"} %llu\n", name, labels, 1ull << (i / 4),
+                (unsigned long long)cum);
     }
-    put(b, "moerec_rpc_latency_microseconds_bucket{method=\"%s\",le=\"+Inf\"} %llu\n", method,
-        (unsigned long long)cum);
-    put(b, "moerec_rpc_latency_microseconds_sum{method=\"%s\"} %llu\n", method,
+    put(b, "%s_bucket{%s,le=\"+Inf\"} %llu\n", name, labels, (unsigned long long)cum);
+    put(b, "%s_sum{%s} %llu\n", name, labels,
         (unsigned long long)atomic_load_explicit(&st->sum_us, memory_order_relaxed));
-    put(b, "moerec_rpc_latency_microseconds_count{method=\"%s\"} %llu\n", method,
-        (unsigned long long)cum);
+    put(b, "%s_count{%s} %llu\n", name, labels, (unsigned long long)cum);
+}
+
+/* Remote experts (server/remote_expert.h): calls, errors by reason and
+ * latency per expert and address. */
+static void metrics_remote(buf *b, const mr_remotes *rs) {
+    int n = mr_remotes_count(rs);
+    if (n == 0) return;
+    char l1[2 * RETR_NAME_MAX + 1], l2[2 * RETR_SET_ADDRESS_MAX + 1];
+    char lab[sizeof l1 + sizeof l2 + 32];
+    put(b, "# HELP moerec_remote_expert_calls_total Searches sent to remote experts.\n"
+           "# TYPE moerec_remote_expert_calls_total counter\n");
+    for (int i = 0; i < n; i++) {
+        mr_remote_stats st;
+        mr_remotes_stats(rs, i, &st);
+        put(b, "moerec_remote_expert_calls_total{retriever=\"%s\",address=\"%s\"} %llu\n",
+            label(l1, sizeof l1, st.name), label(l2, sizeof l2, st.address),
+            (unsigned long long)atomic_load(&st.calls->calls));
+    }
+    put(b, "# HELP moerec_remote_expert_errors_total Remote expert searches that failed, by "
+           "reason (deadline: DEADLINE_EXCEEDED, unavailable: UNAVAILABLE, other).\n"
+           "# TYPE moerec_remote_expert_errors_total counter\n");
+    for (int i = 0; i < n; i++) {
+        mr_remote_stats st;
+        mr_remotes_stats(rs, i, &st);
+        uint64_t all = atomic_load(&st.calls->errors);
+        uint64_t other = all - st.timeouts - st.unavailable;
+        const char *why[3] = {"deadline", "unavailable", "other"};
+        uint64_t v[3] = {st.timeouts, st.unavailable, other};
+        for (int r = 0; r < 3; r++)
+            put(b, "moerec_remote_expert_errors_total{retriever=\"%s\",address=\"%s\","
+                   "reason=\"%s\"} %llu\n",
+                label(l1, sizeof l1, st.name), label(l2, sizeof l2, st.address), why[r],
+                (unsigned long long)v[r]);
+    }
+    put(b, "# HELP moerec_remote_expert_latency_microseconds Time from sending a remote "
+           "expert's search to its answer (or failure).\n"
+           "# TYPE moerec_remote_expert_latency_microseconds histogram\n");
+    for (int i = 0; i < n; i++) {
+        mr_remote_stats st;
+        mr_remotes_stats(rs, i, &st);
+        snprintf(lab, sizeof lab, "retriever=\"%s\",address=\"%s\"", label(l1, sizeof l1, st.name),
+                 label(l2, sizeof l2, st.address));
+        latency(b, "moerec_remote_expert_latency_microseconds", lab, st.calls);
+    }
 }
 
 /* The shared Redis Cluster tier: rows by outcome, write-through, redirects. */
@@ -196,8 +240,13 @@ char *mr_metrics_render(mr_server *s) {
             (unsigned long long)atomic_load(&mr_server_stats(s, i)->errors));
     put(&b, "# HELP moerec_rpc_latency_microseconds Time from arrival to the end of the call.\n"
             "# TYPE moerec_rpc_latency_microseconds histogram\n");
-    for (int i = 0; i < n; i++) latency(&b, mr_server_method_at(i)->path, mr_server_stats(s, i));
+    for (int i = 0; i < n; i++) {
+        char lab[300];
+        snprintf(lab, sizeof lab, "method=\"%s\"", mr_server_method_at(i)->path);
+        latency(&b, "moerec_rpc_latency_microseconds", lab, mr_server_stats(s, i));
+    }
     mr_registry *reg = mr_server_registry(s);
+    if (reg) metrics_remote(&b, mr_registry_remotes(reg));
     if (reg) {
         mr_model_ref *ref;
         if (mr_registry_acquire(reg, "", &ref, NULL) == MR_OK) {

@@ -18,11 +18,13 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/name.h"
+#include "server/remote_expert.h"
 
 struct mr_registry {
     char root[4096];
     char default_name[64];
     mr_pool *pool;               /* experts of retriever sets run on it */
+    mr_remotes *remotes;         /* owned: channels of remote experts, or NULL */
     int precision;               /* moe_precision override, -1 = model's own */
     pthread_mutex_t mu;          /* guards cur[] pointers */
     pthread_mutex_t reload_mu;   /* one reload at a time  */
@@ -53,7 +55,7 @@ void mr_model_release(mr_model_ref *m) {
 }
 
 static int load_version(const char *root, const char *name, const char *version, mr_pool *pool,
-                        int precision, mr_model_ref **out, mr_err *e) {
+                        mr_remotes *remotes, int precision, mr_model_ref **out, mr_err *e) {
     char dir[4096 + 160], latest[4096 + 200], ver[32];
     snprintf(dir, sizeof dir, "%s/%s", root, name);
     if (!version || !version[0]) { /* the newest version's directory path */
@@ -88,7 +90,8 @@ static int load_version(const char *root, const char *name, const char *version,
     char rdir[4096 + 220];
     snprintf(rdir, sizeof rdir, "%s/retrievers", dir);
     if (stat(rdir, &st) == 0 && S_ISDIR(st.st_mode) &&
-        (rc = retr_set_load(&m->retrievers, rdir, pool, RETR_SET_LOAD_OMP1, e))) {
+        (rc = retr_set_load_remote(&m->retrievers, rdir, pool, RETR_SET_LOAD_OMP1,
+                                   remotes ? mr_remote_expert_make : NULL, remotes, e))) {
         moe_model_free(m->model);
         free(m);
         return mr_err_wrap(e, "model '%s' version %s: retrievers", name, ver);
@@ -105,18 +108,22 @@ static int load_version(const char *root, const char *name, const char *version,
 static int by_name(const void *a, const void *b) { return strcmp(a, b); }
 
 int mr_registry_open(mr_registry **out, const char *root, const char *default_model, const char *precision,
-                     mr_pool *pool, mr_err *e) {
+                     mr_pool *pool, mr_remotes *remotes, mr_err *e) {
     *out = NULL;
     moe_precision prec = MOE_PREC_FP32;
-    if (precision && precision[0] && moe_precision_parse(precision, &prec))
+    if (precision && precision[0] && moe_precision_parse(precision, &prec)) {
+        mr_remotes_free(remotes);
         return mr_err_set(e, MR_EINVAL, "precision '%.32s' (fp32, bf16, int8, openblas_fp32)", precision);
+    }
     DIR *d = opendir(root);
-    if (!d) return mr_err_set(e, MR_ENOTFOUND, "model root '%s' cannot be opened", root);
-    mr_registry *r = calloc(1, sizeof *r);
+    mr_registry *r = d ? calloc(1, sizeof *r) : NULL;
     if (!r) {
+        mr_remotes_free(remotes);
+        if (!d) return mr_err_set(e, MR_ENOTFOUND, "model root '%s' cannot be opened", root);
         closedir(d);
         return mr_err_set(e, MR_ENOMEM, "out of memory");
     }
+    r->remotes = remotes;
     snprintf(r->root, sizeof r->root, "%s", root);
     r->pool = pool;
     r->precision = precision && precision[0] ? (int)prec : -1;
@@ -143,7 +150,7 @@ int mr_registry_open(mr_registry **out, const char *root, const char *default_mo
     if (rc) goto err;
     qsort(r->names, (size_t)r->n, sizeof r->names[0], by_name);
     for (int i = 0; i < r->n; i++) {
-        rc = load_version(root, r->names[i], NULL, r->pool, r->precision, &r->cur[i], e);
+        rc = load_version(root, r->names[i], NULL, r->pool, r->remotes, r->precision, &r->cur[i], e);
         if (rc) goto err;
         mr_info("loaded model %s version %s (precision %s)", r->names[i], r->cur[i]->version,
                 moe_precision_name(r->cur[i]->model->precision_used));
@@ -179,6 +186,7 @@ void mr_registry_free(mr_registry *r) {
         pthread_join(r->poll_th, NULL);
     }
     for (int i = 0; i < r->n; i++) mr_model_release(r->cur[i]);
+    mr_remotes_free(r->remotes);   /* after the experts that use its channels */
     pthread_mutex_destroy(&r->mu);
     pthread_mutex_destroy(&r->reload_mu);
     pthread_mutex_destroy(&r->live_mu);
@@ -232,7 +240,7 @@ int mr_registry_reload(mr_registry *r, const char *name, const char *version, ch
     if (i < 0) return mr_err_set(e, MR_ENOTFOUND, "unknown model '%.64s'", name);
     pthread_mutex_lock(&r->reload_mu);
     mr_model_ref *fresh;
-    int rc = load_version(r->root, r->names[i], version, r->pool, r->precision, &fresh, e);
+    int rc = load_version(r->root, r->names[i], version, r->pool, r->remotes, r->precision, &fresh, e);
     if (rc) {
         pthread_mutex_unlock(&r->reload_mu);
         return rc; /* the serving version is untouched */
@@ -344,3 +352,5 @@ int mr_registry_poll_start(mr_registry *r, int seconds, mr_err *e) {
     r->poll_started = 1;
     return 0;
 }
+
+mr_remotes *mr_registry_remotes(const mr_registry *r) { return r ? r->remotes : NULL; }

@@ -22,6 +22,8 @@
 #include "moe/scorer.h"
 #include "server/gate_usage.h"
 
+struct mr_remotes; /* server/remote_expert.h */
+
 #define MR_MAX_MODELS 16
 #define MR_SCORER_POOL 64
 
@@ -44,9 +46,11 @@ typedef struct mr_registry mr_registry;
  * the model used when a request leaves `model` empty ("" = the first model
  * in name order). precision ("" = each model.json's own "precision") is the
  * serve config's override for every model and every later reload (moe/dnn.h
- * names; MR_EINVAL otherwise). MR_ENOTFOUND if root has no model. */
+ * names; MR_EINVAL otherwise). MR_ENOTFOUND if root has no model.
+ * remotes (server/remote_expert.h; NULL = retriever sets may not name
+ * remote experts) is owned by the registry from here on, also on error. */
 int mr_registry_open(mr_registry **out, const char *root, const char *default_model, const char *precision,
-                     mr_pool *pool, mr_err *e);
+                     mr_pool *pool, struct mr_remotes *remotes, mr_err *e);
 void mr_registry_free(mr_registry *r);
 
 /* Current version of a model ("" = default); MR_ENOTFOUND names it. */
@@ -89,6 +93,8 @@ int mr_registry_poll_start(mr_registry *r, int seconds, mr_err *e);
 int mr_registry_poll(mr_registry *r);
 
 int mr_registry_count(const mr_registry *r);
+/* The remote experts' channels and counters, or NULL. */
+struct mr_remotes *mr_registry_remotes(const mr_registry *r);
 const char *mr_registry_default(const mr_registry *r);
 
 #endif

@@ -44,6 +44,7 @@
 #include "server/metrics.h"
 #include "server/live.h"
 #include "server/registry.h"
+#include "server/remote_expert.h"
 #include "server/tls.h"
 #include "server/validate.h"
 
@@ -604,8 +605,10 @@ int mr_server_create(const mr_server_config *cfg, mr_server **out, mr_err *err) 
             rc = mr_err_set(err, MR_ENOMEM, "cannot start the retrieval thread pool");
             goto err;
         }
+        mr_remotes *rem = NULL; /* owned by the registry, which frees it after the experts */
+        if ((rc = mr_remotes_create(&rem, cfg, err))) goto err;
         rc = mr_registry_open(&s->registry, cfg->model_dir, cfg->default_model, cfg->precision, s->pool,
-                              err);
+                              rem, err);
         if (rc) goto err;
     }
     if (cfg->auth_tokens_file[0]) {

@@ -49,6 +49,10 @@ static char *read_file(const char *path, const char *what, mr_err *e) {
     return buf;
 }
 
+char *mr_tls_read_file(const char *path, const char *what, mr_err *e) {
+    return read_file(path, what, e);
+}
+
 /* The first OpenSSL error as text, and the queue cleared. */
 static const char *ssl_reason(char *buf, size_t cap) {
     unsigned long code = ERR_get_error();

@@ -29,5 +29,8 @@ int mr_tls_reload(mr_tls *t, mr_err *e);
  * and key as PEM text, for the metrics port's TLS. */
 int mr_tls_pem(mr_tls *t, char **cert, char **key, mr_err *e);
 void mr_tls_free(mr_tls *t);
+/* A PEM (or token) file read whole, NUL-terminated, malloc'd (at most
+ * 1 MiB; empty is an error); NULL with a message naming what and path. */
+char *mr_tls_read_file(const char *path, const char *what, mr_err *e);
 
 #endif

@@ -17,6 +17,7 @@ const char *retr_kind_name(retr_kind kind) {
     case RETR_FAISS: return "faiss";
     case RETR_MINHASH: return "minhash";
     case RETR_POPULARITY: return "popularity";
+    case RETR_CALLBACK: return "callback";
     }
     return "unknown";
 }

@@ -3,8 +3,10 @@
  * A retriever ("expert") answers: given query vectors (or, for experts that
  * need no vector, only the user's recent behaviour), return the k best item
  * ids with scores. FAISS indexes (retr_faiss.h), the MinHash co-occurrence
- * expert (retr_minhash.h) and the popularity fallback (retr_pop.h) all sit
- * behind this one vtable, so the router (router.h) treats them alike.
+ * expert (retr_minhash.h), the popularity fallback (retr_pop.h) and experts
+ * searched through callbacks (retr_callback.h: the server's remote experts,
+ * another moerec reached over gRPC) all sit behind this one vtable, so the
+ * router (router.h) treats them alike.
  *
  * Scores are "higher is better" for every kind: an L2 index reports the
  * negated squared distance. Missing results (fewer than k items) come back
@@ -25,6 +27,8 @@ typedef enum {
     RETR_FAISS = 1,           /* vector index on the FAISS C API */
     RETR_MINHASH = 2,         /* MinHash-LSH item co-occurrence */
     RETR_POPULARITY = 3,      /* decayed popularity counts */
+    RETR_CALLBACK = 4,        /* searched through caller-supplied functions (retr_callback.h):
+                                 the server's remote experts, another moerec over gRPC */
 } retr_kind;
 
 typedef enum { RETR_METRIC_IP = 0, RETR_METRIC_L2 = 1 } retr_metric;

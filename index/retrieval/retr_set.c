@@ -61,11 +61,12 @@ static const char *retr_set_kind_name(retr_kind k) {
     return k == RETR_FAISS        ? "faiss"
            : k == RETR_POPULARITY ? "popularity"
            : k == RETR_MINHASH    ? "minhash"
+           : k == RETR_CALLBACK   ? "remote"
                                   : NULL;
 }
 
 static int retr_set_kind_parse(const char *s) {
-    for (int k = RETR_FAISS; k <= RETR_POPULARITY; k++)
+    for (int k = RETR_FAISS; k <= RETR_CALLBACK; k++)
         if (strcmp(s, retr_set_kind_name((retr_kind)k)) == 0) return k;
     return -1;
 }
@@ -141,10 +142,23 @@ void retr_set_free(retr_set *s) {
     free(s);
 }
 
+/* r into the router and the set, as described by in. */
+static int retr_set_place(retr_set *s, mr_retr *r, const retr_set_expert_info *in, mr_err *e) {
+    int at = router_add_expert(s->rt, r, 0, e);
+    if (at < 0) return mr_err_wrap(e, "retriever set");
+    s->ex[at] = r;
+    s->info[at] = *in;
+    s->n = at + 1;
+    return at;
+}
+
 int retr_set_add(retr_set *s, mr_retr *r, const char *factory, int ef_search, int nprobe, mr_err *e) {
     if (!s || !r) return mr_err_set(e, MR_EINVAL, "retr_set_add: NULL argument");
     const char *kind = retr_set_kind_name(r->kind);
     if (!kind) return mr_err_set(e, MR_EINVAL, "retriever set: expert %s of unknown kind", r->name);
+    if (r->kind == RETR_CALLBACK)
+        return mr_err_set(e, MR_EINVAL, "retriever set: expert %s is a callback expert: add it "
+                          "with retr_set_add_remote", r->name);
     retr_set_expert_info in = {.kind = r->kind};
     snprintf(in.name, sizeof in.name, "%s", r->name);
     snprintf(in.file, sizeof in.file, "%s.%s", r->name, retr_set_kind_ext(r->kind));
@@ -162,12 +176,28 @@ int retr_set_add(retr_set *s, mr_retr *r, const char *factory, int ef_search, in
         in.ef_search = ef_search;
         in.nprobe = nprobe;
     }
-    int at = router_add_expert(s->rt, r, 0, e);
-    if (at < 0) return mr_err_wrap(e, "retriever set");
-    s->ex[at] = r;
-    s->info[at] = in;
-    s->n = at + 1;
-    return at;
+    return retr_set_place(s, r, &in, e);
+}
+
+int retr_set_add_remote(retr_set *s, mr_retr *r, const retr_set_remote *spec, mr_err *e) {
+    if (!s || !r || !spec || !spec->address || !spec->name)
+        return mr_err_set(e, MR_EINVAL, "retr_set_add_remote: NULL argument");
+    retr_set_expert_info in = {.kind = RETR_CALLBACK};
+    const char *rn = spec->remote_name && *spec->remote_name ? spec->remote_name : spec->name;
+    const char *rm = spec->remote_model ? spec->remote_model : "";
+    if (r->kind != RETR_CALLBACK || strcmp(r->name, spec->name) || r->dim != s->cfg.dim)
+        return mr_err_set(e, MR_EINVAL, "retriever set: remote expert %s must be a callback "
+                          "expert of that name with the set's dim %d", spec->name, s->cfg.dim);
+    if (!*spec->address || strlen(spec->address) >= sizeof in.address ||
+        strlen(rm) >= sizeof in.remote_model || retr_check_name(rn, NULL))
+        return mr_err_set(e, MR_EINVAL, "retriever set: remote expert %s: address must be 1..%d "
+                          "bytes, remote_model at most %d, remote_name a retriever name",
+                          spec->name, RETR_SET_ADDRESS_MAX - 1, RETR_SET_MODEL_MAX - 1);
+    snprintf(in.name, sizeof in.name, "%s", r->name);
+    snprintf(in.address, sizeof in.address, "%s", spec->address);
+    snprintf(in.remote_name, sizeof in.remote_name, "%s", rn);
+    snprintf(in.remote_model, sizeof in.remote_model, "%s", rm);
+    return retr_set_place(s, r, &in, e);
 }
 
 /* ------------------------------------------------------------ accessors */
@@ -225,8 +255,12 @@ static json_t *retr_set_manifest(const retr_set *s) {
     json_t *ex = json_array();
     for (int i = 0; i < s->n; i++) {
         const retr_set_expert_info *in = &s->info[i];
-        json_t *o = json_pack("{s:s, s:s, s:s}", "name", in->name, "kind",
-                              retr_set_kind_name(in->kind), "file", in->file);
+        json_t *o = in->kind == RETR_CALLBACK
+                        ? json_pack("{s:s, s:s, s:s, s:s, s:s}", "name", in->name, "kind", "remote",
+                                    "address", in->address, "remote_name", in->remote_name,
+                                    "remote_model", in->remote_model)
+                        : json_pack("{s:s, s:s, s:s}", "name", in->name, "kind",
+                                    retr_set_kind_name(in->kind), "file", in->file);
         if (o && in->kind == RETR_FAISS) {
             json_object_set_new(o, "factory", json_string(in->factory));
             json_object_set_new(o, "ef_search", json_integer(in->ef_search));
@@ -272,6 +306,8 @@ static int retr_set_save_expert(retr_set *s, int i, const char *path, mr_err *e)
         return retr_pop_save(r, path, e);
     case RETR_MINHASH:
         return retr_minhash_save(r, path, e);
+    case RETR_CALLBACK:
+        return 0;   /* a remote expert is its manifest entry */
     }
     return mr_err_set(e, MR_EINVAL, "unknown kind");
 }
@@ -322,6 +358,7 @@ int retr_set_save(retr_set *s, const char *dir, mr_err *e) {
     if (mkdir(tmp, 0755))
         return mr_err_set(e, MR_EINTERNAL, "retriever set: mkdir %s: %s", tmp, strerror(errno));
     for (int i = 0; i < s->n && !rc; i++) {
+        if (s->info[i].kind == RETR_CALLBACK) continue;
         if ((rc = retr_set_join(p, tmp, s->info[i].file, e)) ||
             (rc = retr_set_save_expert(s, i, p, e)))
             mr_err_wrap(e, "retriever set: expert %s", s->info[i].name);
@@ -477,9 +514,53 @@ static int retr_set_parse_head(json_t *m, const char *path, retr_set_config *cfg
     return 0;
 }
 
+/* A remote expert's entry: address, optional remote_name and remote_model,
+ * made into an expert by the loader's factory. */
+static int retr_set_load_remote_expert(json_t *o, const char *where, const char *path, int dim,
+                                       retr_set_remote_fn remote, void *ctx,
+                                       retr_set_expert_info *in, mr_retr **out, mr_err *e) {
+    static const char *const keys[] = {"name", "kind", "address", "remote_name", "remote_model",
+                                       NULL};
+    int rc = retr_set_known(o, keys, where, path, e);
+    if (rc) return rc;
+    const char *s = retr_set_str(o, "address", where, path, e);
+    if (!s) return MR_ECORRUPT;
+    if (!*s || strlen(s) >= sizeof in->address)
+        return RETR_SET_BAD("%s: %s: address must be \"host:port\", 1..%d bytes", path, where,
+                            RETR_SET_ADDRESS_MAX - 1);
+    snprintf(in->address, sizeof in->address, "%s", s);
+    snprintf(in->remote_name, sizeof in->remote_name, "%s", in->name);
+    if (json_object_get(o, "remote_name")) {
+        if (!(s = retr_set_str(o, "remote_name", where, path, e))) return MR_ECORRUPT;
+        if (retr_check_name(s, NULL))
+            return RETR_SET_BAD("%s: %s: bad remote_name \"%s\"", path, where, s);
+        snprintf(in->remote_name, sizeof in->remote_name, "%s", s);
+    }
+    if (json_object_get(o, "remote_model")) {
+        if (!(s = retr_set_str(o, "remote_model", where, path, e))) return MR_ECORRUPT;
+        if (strlen(s) >= sizeof in->remote_model)
+            return RETR_SET_BAD("%s: %s: remote_model longer than %d bytes", path, where,
+                                RETR_SET_MODEL_MAX - 1);
+        snprintf(in->remote_model, sizeof in->remote_model, "%s", s);
+    }
+    if (!remote)
+        return mr_err_set(e, MR_EUNIMPL, "%s: %s is a remote expert (at %s): only `moerec serve` "
+                          "searches remote experts", path, where, in->address);
+    retr_set_remote spec = {in->name, dim, in->address, in->remote_name, in->remote_model};
+    if ((rc = remote(ctx, &spec, out, e))) return mr_err_wrap(e, "%s: %s", path, where);
+    if ((*out)->kind != RETR_CALLBACK || (*out)->dim != dim || strcmp((*out)->name, in->name)) {
+        retr_free(*out);
+        *out = NULL;
+        return mr_err_set(e, MR_EINTERNAL, "%s: %s: the remote factory made a wrong expert", path,
+                          where);
+    }
+    return 0;
+}
+
 /* One expert entry -> a loaded retr (or an error naming the expert). */
 static int retr_set_load_expert(json_t *o, int i, const char *dir, const char *path, int flags,
-                                int dim, retr_set_expert_info *in, mr_retr **out, mr_err *e) {
+                                int dim, retr_set_remote_fn remote, void *ctx,
+                                retr_set_expert_info *in, mr_retr **out, mr_err *e) {
     static const char *const keys[] = {"name",      "kind",   "file", "factory",
                                        "ef_search", "nprobe", NULL};
     char where[96], p[PATH_MAX];
@@ -487,7 +568,6 @@ static int retr_set_load_expert(json_t *o, int i, const char *dir, const char *p
     const char *s;
     snprintf(where, sizeof where, "experts[%d]", i);
     if (!json_is_object(o)) return RETR_SET_BAD("%s: %s must be an object", path, where);
-    if ((rc = retr_set_known(o, keys, where, path, e))) return rc;
     if (!(s = retr_set_str(o, "name", where, path, e))) return MR_ECORRUPT;
     if (retr_check_name(s, NULL))
         return RETR_SET_BAD("%s: %s: bad expert name \"%s\"", path, where, s);
@@ -495,9 +575,14 @@ static int retr_set_load_expert(json_t *o, int i, const char *dir, const char *p
     snprintf(where, sizeof where, "expert %s", in->name);
     if (!(s = retr_set_str(o, "kind", where, path, e))) return MR_ECORRUPT;
     if ((kind = retr_set_kind_parse(s)) < 0)
-        return RETR_SET_BAD("%s: %s: unknown kind \"%s\" (faiss, popularity, minhash)", path, where,
-                            s);
+        return RETR_SET_BAD("%s: %s: unknown kind \"%s\" (faiss, popularity, minhash, remote)",
+                            path, where, s);
     in->kind = (retr_kind)kind;
+    if (in->kind == RETR_CALLBACK)
+        return retr_set_load_remote_expert(o, where, path, dim, remote, ctx, in, out, e);
+    char at[32];
+    snprintf(at, sizeof at, "experts[%d]", i);
+    if ((rc = retr_set_known(o, keys, at, path, e))) return rc;
     if (!(s = retr_set_str(o, "file", where, path, e))) return MR_ECORRUPT;
     if (!retr_set_file_ok(s))
         return RETR_SET_BAD("%s: %s: file \"%s\" is not a plain file name in the set", path, where,
@@ -562,6 +647,11 @@ static json_t *retr_set_read_manifest(const char *dir, char *path, int *rc, mr_e
 }
 
 int retr_set_load(retr_set **out, const char *dir, mr_pool *pool, int flags, mr_err *e) {
+    return retr_set_load_remote(out, dir, pool, flags, NULL, NULL, e);
+}
+
+int retr_set_load_remote(retr_set **out, const char *dir, mr_pool *pool, int flags,
+                         retr_set_remote_fn remote, void *ctx, mr_err *e) {
     if (!out || !dir) return mr_err_set(e, MR_EINVAL, "retr_set_load: NULL argument");
     *out = NULL;
     char path[PATH_MAX], fb[RETR_NAME_MAX] = "", col[RETR_NAME_MAX] = "", p[PATH_MAX];
@@ -586,10 +676,16 @@ int retr_set_load(retr_set **out, const char *dir, mr_pool *pool, int flags, mr_
     for (size_t i = 0; !rc && i < json_array_size(ex); i++) {
         retr_set_expert_info in = {0};
         mr_retr *r = NULL;
-        rc = retr_set_load_expert(json_array_get(ex, i), (int)i, dir, path, flags, cfg.dim, &in, &r,
-                                  e);
+        rc = retr_set_load_expert(json_array_get(ex, i), (int)i, dir, path, flags, cfg.dim, remote,
+                                  ctx, &in, &r, e);
         if (rc) break;
-        if ((rc = retr_set_add(s, r, in.factory, in.ef_search, in.nprobe, e)) < 0) {
+        if (in.kind == RETR_CALLBACK) {
+            retr_set_remote spec = {in.name, cfg.dim, in.address, in.remote_name, in.remote_model};
+            rc = retr_set_add_remote(s, r, &spec, e);
+        } else {
+            rc = retr_set_add(s, r, in.factory, in.ef_search, in.nprobe, e);
+        }
+        if (rc < 0) {
             retr_free(r);
             mr_err_wrap(e, "%s", path);
             break;

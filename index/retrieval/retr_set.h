@@ -14,6 +14,9 @@
  *   <expert>.minhash  MinHash co-occurrence experts (retr_minhash_save)
  *   router.bin        the router's pilots (router_save)
  *
+ * An expert of kind "remote" has no file: it names another moerec
+ * (address, remote_name, remote_model) that serves it through Retrieve.
+ *
  * The manifest is read strictly: an unknown field, a wrong type, a file
  * name that leaves the directory, or an expert file that is missing or
  * damaged is an error naming it. Save writes a sibling temporary directory
@@ -54,15 +57,36 @@ typedef struct retr_set_config {
                                   "genre_<value>", see retr_set_expert_name); NULL = none */
 } retr_set_config;
 
+#define RETR_SET_ADDRESS_MAX 256
+#define RETR_SET_MODEL_MAX 64
+
 /* What the manifest says of one expert (read-only view). */
 typedef struct retr_set_expert_info {
     char name[RETR_NAME_MAX];
-    retr_kind kind;
-    char file[RETR_SET_FILE_MAX];         /* inside the set directory */
+    retr_kind kind;                       /* RETR_CALLBACK: a remote expert ("remote") */
+    char file[RETR_SET_FILE_MAX];         /* inside the set directory; "" for a remote expert */
     char factory[RETR_FAISS_FACTORY_MAX]; /* FAISS only, else "" */
     int ef_search;                        /* FAISS only; 0 = default */
     int nprobe;                           /* FAISS only; 0 = default */
+    char address[RETR_SET_ADDRESS_MAX];   /* remote only: "host:port" of the moerec serving it */
+    char remote_name[RETR_NAME_MAX];      /* remote only: its name in that server's set */
+    char remote_model[RETR_SET_MODEL_MAX];/* remote only: that server's model; "" = its default */
 } retr_set_expert_info;
+
+/* A remote expert as the manifest names it: kind "remote", searched on
+ * another moerec through Retrieve. The retrieval library does not talk to
+ * networks: whoever loads the set supplies a factory that turns this into
+ * an expert (the server's is server/remote_expert.c: a callback expert,
+ * retr_callback.h). It is searched with query vector 0, of the set's dim. */
+typedef struct retr_set_remote {
+    const char *name;          /* its name in this set */
+    int dim;                   /* the set's dim */
+    const char *address;       /* "host:port" */
+    const char *remote_name;   /* its name on the remote server */
+    const char *remote_model;  /* the remote server's model; "" = its default */
+} retr_set_remote;
+typedef int (*retr_set_remote_fn)(void *ctx, const retr_set_remote *spec, mr_retr **out,
+                                  mr_err *e);
 
 typedef struct retr_set retr_set;
 
@@ -79,10 +103,19 @@ void retr_set_free(retr_set *s);
  * set's. */
 int retr_set_add(retr_set *s, mr_retr *r, const char *factory, int ef_search, int nprobe, mr_err *e);
 
+/* Add a remote expert r (a callback expert of the set's dim) described by
+ * spec (its name must be r's). Ownership as retr_set_add. */
+int retr_set_add_remote(retr_set *s, mr_retr *r, const retr_set_remote *spec, mr_err *e);
+
 /* Write the set into dir (created; an existing set there is replaced). */
 int retr_set_save(retr_set *s, const char *dir, mr_err *e);
 /* Load the set in dir. flags: RETR_SET_LOAD_MMAP | RETR_SET_LOAD_OMP1. */
 int retr_set_load(retr_set **out, const char *dir, mr_pool *pool, int flags, mr_err *e);
+/* The same; remote experts in the manifest are made by remote(ctx, ..)
+ * (retr_set_load has none: a set naming a remote expert is then
+ * MR_EUNIMPL naming it). */
+int retr_set_load_remote(retr_set **out, const char *dir, mr_pool *pool, int flags,
+                         retr_set_remote_fn remote, void *ctx, mr_err *e);
 
 mr_router *retr_set_router(const retr_set *s);
 int retr_set_dim(const retr_set *s);

@@ -29,6 +29,8 @@ int retr_set_place(const retr_set *s, const float *vec, const char *column) {
         for (int i = 0; i < n; i++) {
             const mr_retr *r = retr_set_expert_at(s, i);
             if (r->kind == RETR_FAISS && strcmp(r->name, name) == 0) return i;
+            /* a remote expert's items live on its own server */
+            if (r->kind == RETR_CALLBACK && strcmp(r->name, name) == 0) return -1;
         }
     }
     int near = vec ? router_nearest_expert(retr_set_router(s), vec, retr_set_dim(s), RETR_FAISS)
@@ -91,6 +93,7 @@ int retr_set_delete(retr_set *s, const int64_t *ids, int64_t n, mr_err *e) {
     retr_set_live_lock(s, 1);
     for (int ex = 0; ex < retr_set_n_experts(s) && !rc; ex++) {
         mr_retr *r = retr_set_expert_at(s, ex);
+        if (r->kind == RETR_CALLBACK) continue;   /* remote: its own server deletes */
         rc = r->kind == RETR_FAISS        ? retr_faiss_remove(r, ids, n, NULL, e)
              : r->kind == RETR_POPULARITY ? retr_pop_remove(r, ids, n, e)
                                           : retr_minhash_remove(r, ids, n, e);

@@ -10,6 +10,10 @@
  *   2. else the FAISS expert whose pilot is nearest to the vector
  *      (router_nearest_expert), for experts that split an embedding space;
  *   3. else the set's first FAISS expert (a set with one "all" expert).
+ *   An item whose column value names a remote expert (kind "remote",
+ *   retr_set_remote) is not placed in this set: its own server holds it
+ *   (send it the write too); deletes and events leave remote experts
+ *   alone for the same reason.
  * The item is removed from every other FAISS expert, so an upsert that
  * changes the column value moves it. Items without a vector stay out of
  * the FAISS experts (and leave them, if they were there).
@@ -34,7 +38,7 @@ typedef struct retr_live_item {
 } retr_live_item;
 
 /* The expert index an item with this vector and column value goes to, or
- * -1 when the set has no FAISS expert. */
+ * -1 when the set has no FAISS expert or the value names a remote one. */
 int retr_set_place(const retr_set *s, const float *vec, const char *column);
 /* Upsert n items (see the placement rule). *n_placed (may be NULL): items
  * now in a FAISS expert. */

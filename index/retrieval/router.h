@@ -19,6 +19,13 @@
  * Every candidate keeps its expert attribution and routing weight, and the
  * router counts per expert how often it was routed, for metrics.
  *
+ * Callback experts (retr_callback.h: remote experts on other machines)
+ * are started before the local experts are searched and finished after,
+ * so their calls run in parallel with each other and with the local
+ * searches; one that fails (unreachable, past the deadline, an error
+ * answer) does not fail the query: it is reported in the result and its
+ * budget passes on like the budget of an expert that ran dry.
+ *
  * Thread safety: router_retrieve and router_route may run concurrently.
  * Adding experts and changing pilots must happen before serving (build a
  * new router and swap it to reload). The router does not own its experts.
@@ -77,6 +84,8 @@ typedef struct router_options {
     const char *const *experts; /* (n_experts) search only these, by name */
     int n_experts;
     int no_fallback;          /* 1: do not add the fallback expert */
+    int64_t deadline_ms;      /* callback (remote) experts answer by this CLOCK_REALTIME time
+                                 in ms; 0 = their own limit */
 } router_options;
 
 typedef struct router_cand {
@@ -98,6 +107,11 @@ typedef struct router_result {
                                  what others could not fill (router_retrieve) */
     int n_searched;           /* experts searched */
     int64_t cost;             /* vectors held by the searched vector experts */
+    int *failed;              /* (n_experts) 0, or the MR_E* code of a callback (remote) expert
+                                 whose search failed: it returned nothing and its budget
+                                 passed on to the others (step 8 of the rule) */
+    const char **errors;      /* (n_experts) NULL, or why that expert failed */
+    int n_failed;             /* experts with failed[e] != 0 */
 } router_result;
 
 typedef struct router_expert_stats {

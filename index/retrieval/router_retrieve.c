@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "common/tensor.h"
+#include "index/retrieval/retr_callback.h"
 #include "index/retrieval/retr_idmap.h"
 
 typedef struct expert_job {
@@ -28,16 +29,58 @@ typedef struct expert_job {
     int dim;
     int fetch;                /* k asked of the expert */
     const retr_user *user;
+    int64_t deadline_ms;      /* callback experts: answer by then (0 = their limit) */
     int64_t *ids;             /* (fetch) */
     float *scores;            /* (fetch) */
+    void *call;               /* callback expert: the search in flight */
     int rc;
+    int soft;                 /* 1: rc is a callback expert's own failure (not the request's) */
     mr_err err;
 } expert_job;
+
+/* A callback expert's search: the request's checks first (a bad query is
+ * the caller's error), then start; finish comes later. */
+static void expert_job_start(expert_job *j) {
+    mr_err_clear(&j->err);
+    j->call = NULL;
+    j->soft = 0;
+    j->rc = retr_check_query(j->r, j->q, j->dim, 1, j->fetch, &j->err);
+    if (j->rc) return;
+    j->soft = 1;
+    j->rc = retr_callback_start(j->r, j->q, j->dim, j->fetch, j->user, j->deadline_ms, &j->call,
+                                &j->err);
+}
+
+static void expert_job_finish(expert_job *j) {
+    if (!j->rc) j->rc = retr_callback_finish(j->r, j->call, j->ids, j->scores, j->fetch, &j->err);
+    j->call = NULL;
+    if (j->rc && j->soft) retr_fill_missing(j->ids, j->scores, 0, j->fetch);
+}
 
 static void expert_job_run(void *arg) {
     expert_job *j = arg;
     mr_err_clear(&j->err);
+    if (j->r->kind == RETR_CALLBACK) {
+        expert_job_start(j);
+        expert_job_finish(j);
+        return;
+    }
+    j->soft = 0;
     j->rc = retr_search(j->r, j->q, j->dim, 1, j->fetch, j->user, j->ids, j->scores, &j->err);
+}
+
+/* A failed job: fatal (the error of the request) unless it is a callback
+ * expert's own failure, which is recorded in res and returns 0. */
+static int job_failure(const mr_router *rt, const expert_job *j, int expert, const char *when,
+                       mr_arena *arena, router_result *res, mr_err *e) {
+    if (!j->soft) {
+        mr_err_set(e, j->rc, "%s", j->err.msg);
+        return mr_err_wrap(e, "router: expert '%s'%s", rt->ex[expert].r->name, when);
+    }
+    if (!res->failed[expert]) res->n_failed++;
+    res->failed[expert] = j->rc;
+    res->errors[expert] = mr_arena_strdup(arena, j->err.msg[0] ? j->err.msg : mr_err_name(j->rc));
+    return 0;
 }
 
 static int cmp_i64(const void *a, const void *b) {
@@ -204,10 +247,13 @@ int router_retrieve(mr_router *rt, const router_query *q, const retr_user *user,
     }
     res->weights = mr_arena_calloc(arena, (size_t)n, sizeof(float));
     res->budgets = mr_arena_calloc(arena, (size_t)n, sizeof(int));
+    res->failed = mr_arena_calloc(arena, (size_t)n, sizeof(int));
+    res->errors = mr_arena_calloc(arena, (size_t)n, sizeof(char *));
     int *sel = mr_arena_calloc(arena, (size_t)n, sizeof(int));
     float *w = mr_arena_calloc(arena, (size_t)n, sizeof(float));
     int64_t *ex = n_excl ? mr_arena_alloc(arena, (size_t)n_excl * sizeof *ex) : NULL;
-    if (!res->weights || !res->budgets || !sel || !w || (n_excl && !ex))
+    int64_t deadline = opt ? opt->deadline_ms : 0;
+    if (!res->weights || !res->budgets || !res->failed || !res->errors || !sel || !w || (n_excl && !ex))
         return mr_err_set(e, MR_ENOMEM, "router: request arena exhausted");
     int nsel = choose_experts(rt, &qq, mode, opt, res->weights, sel, w, e);
     if (nsel < 0) return nsel;
@@ -244,6 +290,7 @@ int router_retrieve(mr_router *rt, const router_query *q, const retr_user *user,
         jb->fetch = (int)(fetch < RETR_K_MAX ? fetch : RETR_K_MAX);
         jb->r = x->r;
         jb->user = user;
+        jb->deadline_ms = deadline;
         if (x->r->dim > 0) {
             if (x->space >= qq.n_spaces || !qq.vecs[x->space])
                 return mr_err_set(e, MR_EINVAL, "router: expert '%s' needs query vector %d, the "
@@ -259,18 +306,22 @@ int router_retrieve(mr_router *rt, const router_query *q, const retr_user *user,
     }
     int jexp[ROUTER_MAX_EXPERTS];
     for (int t = 0; t < nj; t++) jexp[t] = jobs[t].rc;
-    if (rt->pool && nj > 1) {
-        if (mr_pool_run(rt->pool, expert_job_run, args, nj))
-            return mr_err_set(e, MR_ENOMEM, "router: thread pool out of memory");
-    } else {
-        for (int t = 0; t < nj; t++) expert_job_run(args[t]);
-    }
+    /* Callback (remote) experts first: their calls are in flight while
+     * the local experts search, and all of them at once. */
+    int nl = 0;
     for (int t = 0; t < nj; t++) {
-        if (jobs[t].rc) {
-            mr_err_set(e, jobs[t].rc, "%s", jobs[t].err.msg);
-            return mr_err_wrap(e, "router: expert '%s'", rt->ex[jexp[t]].r->name);
-        }
+        if (jobs[t].r->kind == RETR_CALLBACK) expert_job_start(&jobs[t]);
+        else args[nl++] = &jobs[t];
     }
+    int pool_rc = 0;
+    if (rt->pool && nl > 1) pool_rc = mr_pool_run(rt->pool, expert_job_run, args, nl);
+    else
+        for (int t = 0; t < nl; t++) expert_job_run(args[t]);
+    for (int t = 0; t < nj; t++)   /* every started call is finished, also on errors */
+        if (jobs[t].r->kind == RETR_CALLBACK) expert_job_finish(&jobs[t]);
+    if (pool_rc) return mr_err_set(e, MR_ENOMEM, "router: thread pool out of memory");
+    for (int t = 0; t < nj; t++)
+        if (jobs[t].rc && (rc = job_failure(rt, &jobs[t], jexp[t], "", arena, res, e))) return rc;
     /* Top-up: budget the searched experts could not fill passes on. */
     int64_t have = count_distinct(jobs, nj, ex, n_excl, e);
     if (have < 0) return (int)have;
@@ -286,10 +337,12 @@ int router_retrieve(mr_router *rt, const router_query *q, const retr_user *user,
             while (t < nj && jexp[t] != i) t++;
             router_expert *x = &rt->ex[i];
             expert_job *jb = &jobs[t];
+            if (res->failed[i]) continue;
             if (t == nj) {   /* an expert not searched yet */
                 memset(jb, 0, sizeof *jb);
                 jb->r = x->r;
                 jb->user = user;
+                jb->deadline_ms = deadline;
                 if (x->r->dim > 0) {
                     jb->q = qq.vecs[x->space];
                     jb->dim = qq.dims[x->space];
@@ -302,6 +355,7 @@ int router_retrieve(mr_router *rt, const router_query *q, const retr_user *user,
             if (size > 0 && fetch > size + n_excl) fetch = size + n_excl;
             if (fetch > RETR_FETCH_MAX) fetch = RETR_FETCH_MAX;
             if (fetch <= jb->fetch) continue;
+            expert_job before = *jb;   /* kept when a callback expert fails */
             res->budgets[i] += (int)(k - have);   /* the budget passed on to it */
             jb->fetch = (int)fetch;
             jb->ids = mr_arena_alloc(arena, (size_t)jb->fetch * sizeof(int64_t));
@@ -310,15 +364,23 @@ int router_retrieve(mr_router *rt, const router_query *q, const retr_user *user,
                 return mr_err_set(e, MR_ENOMEM, "router: request arena exhausted");
             expert_job_run(jb);
             if (jb->rc) {
-                mr_err_set(e, jb->rc, "%s", jb->err.msg);
-                return mr_err_wrap(e, "router: expert '%s' (top-up)", x->r->name);
+                if ((rc = job_failure(rt, jb, i, " (top-up)", arena, res, e))) return rc;
+                if (before.ids) {   /* it answered before: keep that answer */
+                    *jb = before;
+                } else {            /* never answered: nothing from it */
+                    jb->fetch = 1;
+                    retr_fill_missing(jb->ids, jb->scores, 0, 1);
+                }
+                jb->rc = 0;
+                continue;   /* the budget goes on to the next expert */
             }
             if ((have = count_distinct(jobs, nj, ex, n_excl, e)) < 0) return (int)have;
         }
     }
     res->n_searched = nj;
     for (int t = 0; t < nj; t++)   /* vector experts only: the others scan nothing */
-        if (rt->ex[jexp[t]].r->dim > 0) res->cost += retr_size(rt->ex[jexp[t]].r);
+        if (rt->ex[jexp[t]].r->dim > 0 && retr_size(rt->ex[jexp[t]].r) > 0)
+            res->cost += retr_size(rt->ex[jexp[t]].r);   /* a callback may not know (-1) */
 
     /* Merge: one entry per distinct item; contributions summed. */
     int64_t total = 0;

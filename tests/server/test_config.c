@@ -1,5 +1,6 @@
 /* test_config.c — defaults, JSON overlay, unknown fields and type errors
- * named in the message, range validation. */
+ * named in the message, range validation (also of the remote experts'
+ * settings). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -216,11 +217,45 @@ static void test_sdim_defaults_match_training(void **st) {
     assert_int_equal(b.l_max, o.l_max);
 }
 
+/* The remote experts' settings: the deadline's range, the client
+ * certificate with its key, TLS files only with remote_tls. */
+static void test_remote_settings(void **st) {
+    (void)st;
+    mr_server_config c;
+    mr_err e = {0};
+    const char *bad[][2] = {
+        {"{\"remote_deadline_ms\": 0}", "remote_deadline_ms"},
+        {"{\"remote_deadline_ms\": 60001}", "[1, 60000]"},
+        {"{\"remote_tls\": true, \"remote_tls_cert_file\": \"c.pem\"}", "remote_tls_key_file"},
+        {"{\"remote_tls_ca_file\": \"ca.pem\"}", "'remote_tls': true"},
+        {"{\"remote_tls_cert_file\": \"c.pem\", \"remote_tls_key_file\": \"k.pem\"}",
+         "'remote_tls': true"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        mr_config_defaults(&c);
+        assert_int_equal(mr_config_load_string(&c, bad[i][0], &e), 0);
+        assert_int_equal(mr_config_validate(&c, &e), MR_EINVAL);
+        if (!strstr(e.msg, bad[i][1])) fail_msg("%s: %s", bad[i][0], e.msg);
+    }
+    mr_config_defaults(&c);
+    assert_int_equal(c.remote_deadline_ms, 200);
+    assert_int_equal(mr_config_load_string(&c, "{\"remote_deadline_ms\": 50, \"remote_tls\": true, "
+                                           "\"remote_tls_ca_file\": \"ca.pem\", \"remote_tls_cert_file\": "
+                                           "\"c.pem\", \"remote_tls_key_file\": \"k.pem\", "
+                                           "\"remote_token_file\": \"t\"}", &e), 0);
+    assert_int_equal(mr_config_validate(&c, &e), 0);
+    assert_int_equal(c.remote_deadline_ms, 50);
+    assert_int_equal(c.remote_tls, 1);
+    assert_string_equal(c.remote_token_file, "t");
+    assert_int_equal(mr_config_load_string(&c, "{\"remote_tls\": 3}", &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, "remote_tls"));
+}
+
 int main(void) {
     const struct CMUnitTest t[] = {
         cmocka_unit_test(test_defaults_are_valid), cmocka_unit_test(test_overlay),
         cmocka_unit_test(test_errors_name_the_field), cmocka_unit_test(test_reliability_fields),
         cmocka_unit_test(test_validate_ranges), cmocka_unit_test(test_load_file),
-        cmocka_unit_test(test_sdim_defaults_match_training)};
+        cmocka_unit_test(test_sdim_defaults_match_training), cmocka_unit_test(test_remote_settings)};
     return cmocka_run_group_tests(t, NULL, NULL);
 }

@@ -3,7 +3,10 @@
  * expert and a popularity fallback, pilots from router_build_pilots)
  * retrieves exactly the same candidates after save + load; saving over a
  * set replaces it; a damaged manifest, an unknown field, a missing or
- * damaged expert file are errors that name what is wrong, never a crash. */
+ * damaged expert file are errors that name what is wrong, never a crash;
+ * an expert of kind "remote" is made by the loader's factory (the same
+ * candidates when it answers like the local expert), survives save +
+ * load, and is refused by a loader without a factory. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +15,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "index/retrieval/retr_callback.h"
 #include "index/retrieval/retr_minhash.h"
 #include "index/retrieval/retr_pop.h"
 #include "index/retrieval/retr_set.h"
@@ -402,6 +406,144 @@ static void test_bad_expert_files(void **state) {
     retr_set_free(l);
 }
 
+/* The loader's factory for the remote test: a callback expert that
+ * searches the local expert of the remote_name in the fixture's set. */
+typedef struct ts_remote {
+    retr_set *holder;         /* the "remote server's" set */
+    char address[64], remote_name[64], remote_model[64];
+    int made;
+} ts_remote;
+
+typedef struct ts_call {
+    mr_retr *r;
+    float q[SD];
+} ts_call;
+
+static int ts_cb_start(void *ctx, const float *q, int dim, int k, const retr_user *u,
+                       int64_t deadline_ms, void **call, mr_err *e) {
+    (void)k, (void)u, (void)deadline_ms, (void)e;
+    ts_call *c = malloc(sizeof *c);
+    c->r = ctx;
+    memcpy(c->q, q, sizeof(float) * (size_t)dim);
+    *call = c;
+    return 0;
+}
+
+static int ts_cb_finish(void *ctx, void *call, int64_t *ids, float *scores, int k, mr_err *e) {
+    (void)ctx;
+    ts_call *c = call;
+    int rc = retr_search(c->r, c->q, SD, 1, k, NULL, ids, scores, e);
+    free(c);
+    return rc;
+}
+
+static int64_t ts_cb_size(void *ctx) { return retr_size(ctx); }
+
+static int ts_make_remote(void *ctx, const retr_set_remote *spec, mr_retr **out, mr_err *e) {
+    ts_remote *t = ctx;
+    snprintf(t->address, sizeof t->address, "%s", spec->address);
+    snprintf(t->remote_name, sizeof t->remote_name, "%s", spec->remote_name);
+    snprintf(t->remote_model, sizeof t->remote_model, "%s", spec->remote_model);
+    assert_int_equal(spec->dim, SD);
+    mr_retr *inner = retr_set_expert(t->holder, spec->remote_name);
+    if (!inner) return mr_err_set(e, MR_ENOTFOUND, "no expert %s there", spec->remote_name);
+    retr_callbacks cb = {ts_cb_start, ts_cb_finish, ts_cb_size, NULL};
+    t->made++;
+    return retr_callback_create(out, spec->name, spec->dim, &cb, inner, e);
+}
+
+static void test_remote_experts(void **state) {
+    ts_fix *f = *state;
+    char path[600];
+    mr_err e = {0};
+    json_t *m = ts_manifest(f, path);
+    json_t *ex = json_object_get(m, "experts");
+    json_array_set_new(ex, 1, json_pack("{s:s, s:s, s:s, s:s}", "name", "dom1", "kind", "remote",
+                                        "address", "10.1.2.3:50051", "remote_name", "dom1"));
+    assert_int_equal(json_dump_file(m, path, 0), 0);
+    ts_remote t = {.holder = f->set};
+    retr_set *l = NULL;
+    if (retr_set_load_remote(&l, f->dir, NULL, 0, ts_make_remote, &t, &e)) fail_msg("%s", e.msg);
+    assert_int_equal(t.made, 1);
+    assert_string_equal(t.address, "10.1.2.3:50051");
+    assert_string_equal(t.remote_model, "");
+    const retr_set_expert_info *in = retr_set_info(l, 1);
+    assert_int_equal(in->kind, RETR_CALLBACK);
+    assert_string_equal(in->file, "");
+    assert_string_equal(in->remote_name, "dom1");
+    assert_int_equal(router_n_pilots(retr_set_router(l), 1), 3);   /* pilots matched by name */
+    mr_arena arena;
+    mr_arena_init(&arena, 1 << 16, 0);
+    float *q = tr_randn(5, SQ, SD);
+    for (int i = 0; i < SQ; i++) {
+        q[i * SD + i % SDOM] += 4.0f;
+        router_result r0, r1;
+        ts_retrieve(f->set, q + i * SD, &arena, &r0);
+        ts_retrieve(l, q + i * SD, &arena, &r1);
+        assert_int_equal(r0.n, r1.n);
+        for (int c = 0; c < r0.n; c++) {
+            assert_int_equal(r0.cands[c].id, r1.cands[c].id);
+            assert_true(r0.cands[c].score == r1.cands[c].score);
+            assert_int_equal(r0.cands[c].expert, r1.cands[c].expert);
+        }
+    }
+    mr_floats_free(q);
+    mr_arena_free(&arena);
+    /* save writes the entry back (no file), load reads it again */
+    char dir2[600];
+    snprintf(dir2, sizeof dir2, "%s/set2", f->tmp);
+    if (retr_set_save(l, dir2, &e)) fail_msg("%s", e.msg);
+    retr_set_free(l);
+    l = NULL;
+    if (retr_set_load_remote(&l, dir2, NULL, 0, ts_make_remote, &t, &e)) fail_msg("%s", e.msg);
+    assert_int_equal(retr_set_info(l, 1)->kind, RETR_CALLBACK);
+    assert_string_equal(retr_set_info(l, 1)->address, "10.1.2.3:50051");
+    retr_set_free(l);
+    l = NULL;
+    ts_rm_set(dir2);
+    /* without a factory: UNIMPLEMENTED naming the expert */
+    assert_int_equal(retr_set_load(&l, f->dir, NULL, 0, &e), MR_EUNIMPL);
+    assert_null(l);
+    assert_non_null(strstr(e.msg, "remote expert"));
+    /* a factory error names the expert and keeps its code */
+    json_array_set_new(ex, 1, json_pack("{s:s, s:s, s:s, s:s}", "name", "dom1", "kind", "remote",
+                                        "address", "h:1", "remote_name", "gone"));
+    assert_int_equal(json_dump_file(m, path, 0), 0);
+    assert_int_equal(retr_set_load_remote(&l, f->dir, NULL, 0, ts_make_remote, &t, &e),
+                     MR_ENOTFOUND);
+    assert_non_null(strstr(e.msg, "expert dom1"));
+    /* bad entries */
+    const char *bad[][2] = {
+        {"{\"name\":\"dom1\",\"kind\":\"remote\"}", "address"},
+        {"{\"name\":\"dom1\",\"kind\":\"remote\",\"address\":\"\"}", "address"},
+        {"{\"name\":\"dom1\",\"kind\":\"remote\",\"address\":\"h:1\",\"file\":\"x\"}",
+         "unknown field \"file\""},
+        {"{\"name\":\"dom1\",\"kind\":\"remote\",\"address\":\"h:1\",\"remote_name\":\"a b\"}",
+         "remote_name"},
+        {"{\"name\":\"dom1\",\"kind\":\"remote\",\"address\":7}", "must be a string"},
+    };
+    for (size_t b = 0; b < sizeof bad / sizeof bad[0]; b++) {
+        json_array_set_new(ex, 1, json_loads(bad[b][0], 0, NULL));
+        assert_int_equal(json_dump_file(m, path, 0), 0);
+        int rc = retr_set_load_remote(&l, f->dir, NULL, 0, ts_make_remote, &t, &e);
+        if (rc != MR_ECORRUPT || !strstr(e.msg, bad[b][1]))
+            fail_msg("entry %zu: %d %s", b, rc, e.msg);
+        assert_null(l);
+    }
+    json_decref(m);
+    /* a callback expert goes through retr_set_add_remote only */
+    retr_callbacks cb = {ts_cb_start, ts_cb_finish, ts_cb_size, NULL};
+    mr_retr *r = NULL;
+    assert_int_equal(retr_callback_create(&r, "far", SD, &cb, retr_set_expert_at(f->set, 0), &e), 0);
+    assert_int_equal(retr_set_add(f->set, r, NULL, 0, 0, &e), MR_EINVAL);
+    retr_set_remote spec = {"far", SD, "", "far", ""};
+    assert_int_equal(retr_set_add_remote(f->set, r, &spec, &e), MR_EINVAL);
+    spec.name = "other";
+    spec.address = "h:1";
+    assert_int_equal(retr_set_add_remote(f->set, r, &spec, &e), MR_EINVAL);
+    retr_free(r);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_round_trip_identical, ts_setup, ts_teardown),
@@ -411,6 +553,7 @@ int main(void) {
         cmocka_unit_test(test_add_errors_leave_ownership),
         cmocka_unit_test_setup_teardown(test_bad_manifests, ts_setup, ts_teardown),
         cmocka_unit_test_setup_teardown(test_bad_expert_files, ts_setup, ts_teardown),
+        cmocka_unit_test_setup_teardown(test_remote_experts, ts_setup, ts_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,7 +2,9 @@
  * item is found by a search with its own vector, in the expert of its
  * column value (or its nearest pilot); an upsert with another value moves
  * it; a delete removes it from FAISS, popularity and MinHash experts;
- * events feed popularity; bad input changes nothing. */
+ * events feed popularity; bad input changes nothing; items of a remote
+ * expert's column value are not placed locally, and deletes skip remote
+ * experts (their own server holds their items). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +15,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 
+#include "index/retrieval/retr_callback.h"
 #include "index/retrieval/retr_minhash.h"
 #include "index/retrieval/retr_set_live.h"
 #include "test_router_util.h"
@@ -188,6 +191,51 @@ static void test_expert_column_saved(void **s) {
     assert_string_equal(name, "genre_Sci_Fi_x");
 }
 
+static int never_start(void *ctx, const float *q, int dim, int k, const retr_user *u,
+                       int64_t deadline_ms, void **call, mr_err *e) {
+    (void)ctx, (void)q, (void)dim, (void)k, (void)u, (void)deadline_ms, (void)call;
+    return mr_err_set(e, MR_EUNAVAIL, "remote: down");
+}
+
+static int never_finish(void *ctx, void *call, int64_t *ids, float *scores, int k, mr_err *e) {
+    (void)ctx, (void)call, (void)ids, (void)scores, (void)k;
+    return mr_err_set(e, MR_EINTERNAL, "never started");
+}
+
+static void test_remote_expert_left_alone(void **s) {
+    (void)s;
+    live_world w;
+    live_make(&w, "genre");
+    mr_err e = {0};
+    retr_callbacks cb = {never_start, never_finish, NULL, NULL};
+    mr_retr *r;
+    char name[RETR_NAME_MAX];
+    retr_set_expert_name("genre", "c", name);
+    assert_int_equal(retr_callback_create(&r, name, RD, &cb, NULL, &e), 0);
+    retr_set_remote spec = {name, RD, "10.0.0.1:50051", name, ""};
+    assert_int_equal(retr_set_add_remote(w.set, r, &spec, &e), 4);
+    float v[RD] = {0};
+    v[0] = 4;
+    /* genre "c" is the remote expert's: not placed here */
+    assert_int_equal(retr_set_place(w.set, v, "c"), -1);
+    retr_live_item it = {7000, v, "c"};
+    int64_t placed = -1;
+    assert_int_equal(retr_set_upsert(w.set, &it, 1, &placed, &e), 0);
+    assert_int_equal(placed, 0);
+    assert_false(holds(w.set, "genre_a", 7000, v));
+    /* genre "a" still goes to genre_a; a delete skips the remote expert */
+    it.column = "a";
+    assert_int_equal(retr_set_upsert(w.set, &it, 1, &placed, &e), 0);
+    assert_int_equal(placed, 1);
+    assert_true(holds(w.set, "genre_a", 7000, v));
+    int64_t id = 7000;
+    assert_int_equal(retr_set_delete(w.set, &id, 1, &e), 0);
+    assert_false(holds(w.set, "genre_a", 7000, v));
+    int64_t users[1] = {1}, items[1] = {7}, ts[1] = {1000};
+    assert_int_equal(retr_set_add_events(w.set, users, items, ts, 1, &e), 0);
+    retr_set_free(w.set);
+}
+
 /* Searches through the router on 2 threads while a writer upserts, moves
  * and deletes (run under ThreadSanitizer with -DMOEREC_TSAN=ON). */
 typedef struct live_reader {
@@ -250,6 +298,7 @@ int main(void) {
         cmocka_unit_test(test_delete_everywhere_and_events),
         cmocka_unit_test(test_bad_input_changes_nothing),
         cmocka_unit_test(test_expert_column_saved),
+        cmocka_unit_test(test_remote_expert_left_alone),
         cmocka_unit_test(test_concurrent_search_and_writes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

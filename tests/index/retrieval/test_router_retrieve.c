@@ -15,25 +15,6 @@
 #include "index/retrieval/retr_set.h"
 #include "test_router_util.h"
 
-static router_config cfg_default(void) {
-    router_config c = {.dim = RD, .temperature = 0.05f, .top_p = 0.6f, .max_experts = 2,
-                       .fallback = "popular", .fallback_weight = 0.1f};
-    return c;
-}
-
-/* Field by field: struct padding is not part of the answer. */
-static void same_cands(const router_result *a, const router_result *b) {
-    assert_int_equal(a->n, b->n);
-    for (int i = 0; i < a->n; i++) {
-        const router_cand *x = &a->cands[i], *y = &b->cands[i];
-        assert_int_equal(x->id, y->id);
-        assert_true(x->score == y->score && x->raw == y->raw && x->weight == y->weight);
-        assert_int_equal(x->expert, y->expert);
-        assert_int_equal(x->rank, y->rank);
-        assert_int_equal(x->experts, y->experts);
-    }
-}
-
 static void check_result(const router_result *r, int k, const int64_t *ex, int n_ex) {
     int sum = 0;
     for (int i = 0; i <= RDOM; i++) sum += r->budgets[i];
@@ -53,7 +34,7 @@ static void check_result(const router_result *r, int k, const int64_t *ex, int n
 
 static void test_routed_budgets_and_fallback(void **s) {
     (void)s;
-    router_config c = cfg_default();
+    router_config c = tr_cfg_default();
     tr_world w;
     tr_world_make(&w, &c, NULL);
     mr_arena a;
@@ -92,7 +73,7 @@ static void test_routed_budgets_and_fallback(void **s) {
 
 static void test_exclusions_and_determinism(void **s) {
     (void)s;
-    router_config c = cfg_default();
+    router_config c = tr_cfg_default();
     mr_pool *pool = mr_pool_create(3);
     tr_world w, wp;
     tr_world_make(&w, &c, NULL);
@@ -108,8 +89,8 @@ static void test_exclusions_and_determinism(void **s) {
     assert_int_equal(router_retrieve(wp.rt, &q, NULL, 40, NULL, 0, NULL, &a, &r3, &e), 0);
     assert_int_equal(r1.n, 40);
     assert_int_equal(r1.n_searched, 3);   /* two domains + fallback */
-    same_cands(&r1, &r2);
-    same_cands(&r1, &r3);   /* pool == inline */
+    tr_same_cands(&r1, &r2);
+    tr_same_cands(&r1, &r3);   /* pool == inline */
     assert_memory_equal(r1.budgets, r3.budgets, sizeof(int) * (RDOM + 1));
     check_result(&r1, 40, NULL, 0);
     /* exclude the first 15 answers and a popular item: still 40, none of them */
@@ -128,7 +109,7 @@ static void test_exclusions_and_determinism(void **s) {
 
 static void test_modes_and_named_experts(void **s) {
     (void)s;
-    router_config c = cfg_default();
+    router_config c = tr_cfg_default();
     tr_world w;
     tr_world_make(&w, &c, NULL);
     mr_arena a;
@@ -296,7 +277,7 @@ static void *conc_req_run(void *arg) {
 
 static void test_concurrent_requests(void **s) {
     (void)s;
-    router_config c = cfg_default();
+    router_config c = tr_cfg_default();
     mr_pool *pool = mr_pool_create(2);
     tr_world w;
     tr_world_make(&w, &c, pool);
@@ -348,7 +329,7 @@ static void test_concurrent_requests(void **s) {
 
 static void test_bad_requests(void **s) {
     (void)s;
-    router_config c = cfg_default();
+    router_config c = tr_cfg_default();
     c.k_max = 100;
     tr_world w;
     tr_world_make(&w, &c, NULL);
@@ -386,7 +367,6 @@ static void test_bad_requests(void **s) {
     mr_arena_free(&a);
     tr_world_free(&w);
 }
-
 
 static int cmp_id(const void *a, const void *b) {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;

@@ -62,6 +62,27 @@ static inline void tr_world_free(tr_world *w) {
     for (int d = 0; d <= RDOM; d++) retr_free(w->ex[d]);
 }
 
+/* The default routing settings of the router tests. */
+static inline router_config tr_cfg_default(void) {
+    router_config c = {.dim = RD, .temperature = 0.05f, .top_p = 0.6f, .max_experts = 2,
+                       .fallback = "popular", .fallback_weight = 0.1f};
+    return c;
+}
+
+/* Two results hold the same candidates, field by field (struct padding is
+ * not part of the answer). Needs cmocka.h included first. */
+static inline void tr_same_cands(const router_result *a, const router_result *b) {
+    assert_int_equal(a->n, b->n);
+    for (int i = 0; i < a->n; i++) {
+        const router_cand *x = &a->cands[i], *y = &b->cands[i];
+        assert_int_equal(x->id, y->id);
+        assert_true(x->score == y->score && x->raw == y->raw && x->weight == y->weight);
+        assert_int_equal(x->expert, y->expert);
+        assert_int_equal(x->rank, y->rank);
+        assert_int_equal(x->experts, y->experts);
+    }
+}
+
 static inline router_query tr_query(const float *v) {
     router_query q = {.n_spaces = 1};
     q.vecs[0] = v;
