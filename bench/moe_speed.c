@@ -15,12 +15,17 @@
  *     the rows touched + the network), moe_train on one thread
  * Writes DIR/x.f32 and DIR/out.f32 so the peer can check it computes the
  * same function. Prints one JSON line.
- * Usage: bench_moe_speed DIR [--seconds S] [--gate dense|topk]
+ * Usage: bench_moe_speed DIR [--seconds S] [--gate dense|topk] [--only PREC]
+ *   --only PREC  time just precision PREC (openblas_fp32, fp32, bf16, int8)
+ *                at batch 500 for S seconds and print its candidates/s (and
+ *                per second of the thread's CPU time, which a loaded machine
+ *                disturbs less): a steady loop to run under `perf record`
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/clock.h"
 #include "common/rng.h"
@@ -202,16 +207,58 @@ static int precision_block(const char *dir, prec_fig *pf, double seconds, mr_rng
     return 0;
 }
 
-int main(int argc, char **argv) {
-    if (argc < 2) {
-        fprintf(stderr, "usage: bench_moe_speed DIR [--seconds S] [--gate dense|topk]\n");
+/* --only: one precision at batch 500 in a steady loop (for perf). */
+static int only_one(const char *dir, const char *prec, double seconds) {
+    moe_precision p;
+    moe_model *m = NULL;
+    moe_scorer *s = NULL;
+    mr_err e;
+    if (moe_precision_parse(prec, &p)) {
+        fprintf(stderr, "bench_moe_speed: unknown precision '%s'\n", prec);
         return 2;
     }
-    const char *dir = argv[1], *gate = "dense";
+    if (moe_model_load(&m, dir, &e) || moe_model_set_precision(m, p, &e) || moe_scorer_create(&s, m, &e) ||
+        moe_scorer_begin(s, 500, &e)) {
+        fprintf(stderr, "bench_moe_speed: %s\n", e.msg);
+        moe_model_free(m);
+        return 1;
+    }
+    mr_rng r;
+    mr_rng_seed(&r, 3);
+    mr_rng_fill_normal(&r, moe_scorer_input(s), 500L * m->in_dim, 1.0f);
+    float *tasks = malloc(sizeof(float) * 500 * (size_t)m->n_tasks);
+    /* candidates per second of this thread's CPU time too: on a loaded
+     * machine it does not count the time the thread waited for a core */
+    struct timespec c0, c1;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
+    long runs = 0;
+    uint64_t t0 = mr_now_ns();
+    do {
+        moe_scorer_run(s, tasks, NULL, &e);
+        runs++;
+    } while ((double)(mr_now_ns() - t0) / 1e9 < seconds / 2);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+    double cpu = (double)(c1.tv_sec - c0.tv_sec) + (double)(c1.tv_nsec - c0.tv_nsec) / 1e9;
+    double c = time_runs(s, 500, tasks, seconds / 2, NULL);
+    printf("{\"precision\":\"%s\",\"runs\":\"%s\",\"cands_per_s_500\":%.0f,\"cands_per_cpu_s_500\":%.0f}\n", prec,
+           moe_precision_name(m->precision_used), c, 500.0 * (double)runs / cpu);
+    free(tasks);
+    moe_scorer_free(s);
+    moe_model_free(m);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: bench_moe_speed DIR [--seconds S] [--gate dense|topk] [--only PREC]\n");
+        return 2;
+    }
+    const char *dir = argv[1], *gate = "dense", *only = NULL;
     double seconds = 1.0;
     for (int i = 2; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--seconds")) seconds = atof(argv[i + 1]);
         else if (!strcmp(argv[i], "--gate")) gate = argv[i + 1];
+        else if (!strcmp(argv[i], "--only")) only = argv[i + 1];
     }
     mr_blas_set_threads(1);
     char js[16384];
@@ -221,6 +268,10 @@ int main(int argc, char **argv) {
     if (moe_model_from_json(&m, js, SPEED_MODEL_SEED, &e) || moe_model_save(m, dir, &e)) {
         fprintf(stderr, "bench_moe_speed: %s\n", e.msg);
         return 1;
+    }
+    if (only) {
+        moe_model_free(m);
+        return only_one(dir, only, seconds);
     }
     double peak = peak_gflops(seconds / 2);
     fprintf(stderr, "sgemm single-thread peak %.1f GFLOP/s (%s)\n", peak, mr_blas_corename());

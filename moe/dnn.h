@@ -20,12 +20,16 @@
  *                  s32 accumulation, fp32 out
  * bf16 needs AVX512_BF16 and int8 needs VNNI (AVX-512 or AVX2); without them
  * (or when oneDNN refuses a primitive) the plan falls back to fp32 and says
- * why. Gates, self-gates and feature-gates (small) stay on OpenBLAS fp32.
+ * why. Level 0's routers (every gate there reads x) run as one stacked
+ * fp32 matmul of the plan in every precision, so routing is the same in all
+ * of them; self-gates, feature-gates and deeper levels' routers (small)
+ * stay on OpenBLAS fp32.
  *
  * Threads: primitives and packed weights are read-only after creation and
  * shared by every thread. Each moe_pass owns a moe_dnn_exec (its oneDNN
- * stream and a per-forward cache of the converted input); its scratch comes
- * from the pass's arena, so concurrent passes share nothing mutable.
+ * stream, each layer's memory objects for the last row count, and a
+ * per-forward cache of the converted input); its scratch comes from the
+ * pass's arena, so concurrent passes share nothing mutable.
  */
 #ifndef MOEREC_MOE_DNN_H
 #define MOEREC_MOE_DNN_H
@@ -56,6 +60,8 @@ typedef struct moe_dnn_mlp moe_dnn_mlp;
 /* Per-pass execution state (one per moe_pass, never shared). */
 typedef struct moe_dnn_exec {
     void *stream;                  /* dnnl_stream_t, created on first use    */
+    struct moe_dnn_mems *mems;     /* (n_mems) per plan layer: its memory     */
+    int n_mems;                    /* objects, kept while the row count stays */
     const float *conv_src;         /* input last converted in this forward   */
     int conv_rows, conv_cols;
     int conv_dt;                   /* dnnl data type it was converted to     */

@@ -18,6 +18,7 @@
 #include "moe/net.h"
 
 typedef struct dnn_layer {
+    int id;                         /* index in the plan (moe_dnn_exec.mems)   */
     int K, N;                       /* in, out widths                          */
     dnnl_data_type_t src_dt, dst_dt;
     dnnl_primitive_t prim;
@@ -38,6 +39,11 @@ struct moe_dnn {
     moe_precision prec;
     int n_mlps;
     moe_dnn_mlp *mlps;              /* (n_mlps) every expert, then towers      */
+    /* level 0's routers (n_logits > 0; slot gates, then the shared gate)
+     * stacked into one (sum n_logits, in_dim) fp32 layer without bias: every
+     * precision routes on fp32 logits of the same input */
+    moe_mlp gates;                  /* n_layers 0 when there is none            */
+    moe_dnn_mlp gates_dnn;
 };
 
 /* The process's CPU engine (created once), or NULL with e set. */
