@@ -2,11 +2,12 @@
  * of a loaded model as oneDNN matmul primitives, in fp32, bf16 or int8.
  *
  * A plan (moe_dnn) is built once per model version: for each dense layer
- * one matmul primitive with a run-time row count (so one primitive serves
- * every batch size and every sparse-gate row subset), weights reordered
- * once into the layout the primitive prefers (bf16 copies, or int8 with one
- * scale per output channel), bias and ReLU/Swish fused as post-ops where
- * the precision allows. The plan snapshots the weights: rebuild it after
+ * matmul primitives for a fixed ladder of row-block sizes (512 down to 4)
+ * plus one with a run-time row count, so every batch size and every
+ * sparse-gate row subset runs on a few large fixed-row blocks (dnn_int.h);
+ * weights reordered once into the layout the primitives prefer (bf16
+ * copies, or int8 with one scale per output channel), bias and ReLU/Swish
+ * fused as post-ops where the precision allows. The plan snapshots the weights: rebuild it after
  * changing them (training never uses it).
  *
  * Precisions:

@@ -34,7 +34,7 @@ typedef struct dnn_mem {
  * buffers (dnnl_memory_set_data_handle); a memory object costs ~3 us to
  * create and destroy, ~70 of them per forward of the moe_speed model. */
 struct moe_dnn_mems {
-    dnn_mem src, dst, scr;
+    dnn_mem src[DNN_N_VAR], dst[DNN_N_VAR], scr;
 };
 
 void moe_dnn_exec_init(moe_dnn_exec *x) { memset(x, 0, sizeof *x); }
@@ -48,8 +48,10 @@ void moe_dnn_exec_reset(moe_dnn_exec *x) {
 void moe_dnn_exec_free(moe_dnn_exec *x) {
     for (int i = 0; i < x->n_mems; i++) {
         struct moe_dnn_mems *mm = &x->mems[i];
-        if (mm->src.m) dnnl_memory_destroy(mm->src.m);
-        if (mm->dst.m) dnnl_memory_destroy(mm->dst.m);
+        for (int v = 0; v < DNN_N_VAR; v++) {
+            if (mm->src[v].m) dnnl_memory_destroy(mm->src[v].m);
+            if (mm->dst[v].m) dnnl_memory_destroy(mm->dst[v].m);
+        }
         if (mm->scr.m) dnnl_memory_destroy(mm->scr.m);
     }
     free(x->mems);
@@ -161,22 +163,54 @@ static struct moe_dnn_mems *exec_mems(moe_dnn_exec *x, int id) {
     return &x->mems[id];
 }
 
+static size_t dt_size(dnnl_data_type_t dt) {
+    return dt == dnnl_f32 ? 4 : dt == dnnl_bf16 ? 2 : 1;
+}
+
+/* Rows [r0, r0 + R) on variant v (R = its block, or any count on v 0). */
+static dnnl_status_t var_exec(const dnn_layer *L, int v, struct moe_dnn_mems *mm, moe_dnn_exec *ex,
+                              dnnl_engine_t eng, const void *src, void *dst, int r0, int R) {
+    const unsigned char *s0 = (const unsigned char *)src + (size_t)r0 * (size_t)L->K * dt_size(L->src_dt);
+    unsigned char *d0 = (unsigned char *)dst + (size_t)r0 * (size_t)L->N * dt_size(L->dst_dt);
+    dnnl_status_t s = mem_bind(&mm->src[v], eng, R, L->K, L->src_dt, (void *)s0);
+    if (s == dnnl_success) s = mem_bind(&mm->dst[v], eng, R, L->N, L->dst_dt, d0);
+    if (s != dnnl_success) return s;
+    dnnl_exec_arg_t args[5] = {
+        {DNNL_ARG_SRC, mm->src[v].m}, {DNNL_ARG_WEIGHTS, L->v[v].wei}, {DNNL_ARG_DST, mm->dst[v].m}};
+    int na = 3;
+    if (L->bias) args[na++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, L->bias};
+    if (L->scratch_bytes) args[na++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, mm->scr.m};
+    return dnnl_primitive_execute(L->v[v].prim, (dnnl_stream_t)ex->stream, na, args);
+}
+
+/* The layer over R rows: fixed-row blocks largest first, the rest on the
+ * run-time primitive. */
 static int layer_exec(const dnn_layer *L, moe_dnn_exec *ex, dnnl_engine_t eng, const void *src, void *dst,
                       int R, mr_arena *a, mr_err *e) {
     struct moe_dnn_mems *mm = exec_mems(ex, L->id);
     dnnl_status_t s = mm ? dnnl_success : dnnl_out_of_memory;
-    if (s == dnnl_success) s = mem_bind(&mm->src, eng, R, L->K, L->src_dt, (void *)src);
-    if (s == dnnl_success) s = mem_bind(&mm->dst, eng, R, L->N, L->dst_dt, dst);
-    dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, mm ? mm->src.m : NULL}, {DNNL_ARG_WEIGHTS, L->wei},
-                               {DNNL_ARG_DST, mm ? mm->dst.m : NULL}};
-    int na = 3;
-    if (L->bias) args[na++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, L->bias};
     if (s == dnnl_success && L->scratch_bytes) {
         void *buf = alloc64(a, L->scratch_bytes);
         s = buf ? mem_bind(&mm->scr, eng, (dnnl_dim_t)L->scratch_bytes, 0, dnnl_u8, buf) : dnnl_out_of_memory;
-        args[na++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, mm->scr.m};
     }
-    if (s == dnnl_success) s = dnnl_primitive_execute(L->prim, (dnnl_stream_t)ex->stream, na, args);
+    int r0 = 0, last = L->n_var - 1;
+    for (int v = 1; v < L->n_var && s == dnnl_success; v++)
+        for (; R - r0 >= L->v[v].rows && s == dnnl_success; r0 += L->v[v].rows)
+            s = var_exec(L, v, mm, ex, eng, src, dst, r0, L->v[v].rows);
+    if (s == dnnl_success && r0 < R && last == 0) s = var_exec(L, 0, mm, ex, eng, src, dst, r0, R - r0);
+    if (s == dnnl_success && r0 < R && last > 0) { /* the rest, zero-padded to the smallest block */
+        int b = L->v[last].rows, n = R - r0;
+        size_t se = dt_size(L->src_dt) * (size_t)L->K, de = dt_size(L->dst_dt) * (size_t)L->N;
+        unsigned char *ps = alloc64(a, se * (size_t)b), *pd = alloc64(a, de * (size_t)b);
+        if (!ps || !pd) s = dnnl_out_of_memory;
+        if (s == dnnl_success) {
+            memcpy(ps, (const unsigned char *)src + se * (size_t)r0, se * (size_t)n);
+            memset(ps + se * (size_t)n, 0, se * (size_t)(b - n));
+            s = var_exec(L, last, mm, ex, eng, ps, pd, 0, b);
+        }
+        if (s == dnnl_success) s = dnnl_stream_wait((dnnl_stream_t)ex->stream);
+        if (s == dnnl_success) memcpy((unsigned char *)dst + de * (size_t)r0, pd, de * (size_t)n);
+    }
     if (s == dnnl_success) s = dnnl_stream_wait((dnnl_stream_t)ex->stream);
     if (s != dnnl_success)
         return mr_err_set(e, MR_EINTERNAL, "oneDNN: matmul %d -> %d over %d rows: %s", L->K, L->N, R,
