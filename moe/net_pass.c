@@ -242,28 +242,49 @@ static const float *expert_input(const moe_level *lv, const moe_level_cache *c, 
     return i < nt ? c->in[i / lv->m_task] : c->sin;
 }
 
+/* 16 floats: the compiler keeps a few of them in vector registers. */
+typedef float mix_v16 __attribute__((vector_size(64)));
+
 /* Memory-bound and run for every level: out[q] = sum over gate q's choices
  * of weight * expert output, row by row for all ng gates at once (each
  * expert row is read once for every gate while it is in L1), 64 columns at
- * a time in a local accumulator the compiler keeps in registers. Vectorised
- * over d only, so every output sums its experts in the same order on every
- * path. */
+ * a time in four vector accumulators. Vectorised over d only, so every
+ * output sums its experts in the same order on every path. */
 MOE_TARGET_CLONES static void mix(float *const *out, const moe_gate *const *g, const moe_gate_cache *const *gc,
                                   int ng, float *const *eout, int B, int D) {
     for (int b = 0; b < B; b++)
         for (int q = 0; q < ng; q++) {
             const float *w = gc[q]->weight + (long)b * g[q]->n_choice;
             float *o = out[q] + (long)b * D;
-            for (int d0 = 0; d0 < D; d0 += 64) {
-                int n = D - d0 < 64 ? D - d0 : 64;
-                float acc[64] = {0};
+            int d0 = 0;
+            for (; d0 + 64 <= D; d0 += 64) {
+                mix_v16 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
                 for (int ci = 0; ci < g[q]->n_choice; ci++) {
                     if (w[ci] == 0.0f) continue;
                     const float *x = eout[g[q]->choice[ci]] + (long)b * D + d0;
+                    mix_v16 x0, x1, x2, x3;
+                    memcpy(&x0, x, 64);
+                    memcpy(&x1, x + 16, 64);
+                    memcpy(&x2, x + 32, 64);
+                    memcpy(&x3, x + 48, 64);
                     float wc = w[ci];
-                    for (int d = 0; d < n; d++) acc[d] += wc * x[d];
+                    a0 += wc * x0;
+                    a1 += wc * x1;
+                    a2 += wc * x2;
+                    a3 += wc * x3;
                 }
-                memcpy(o + d0, acc, sizeof(float) * (size_t)n);
+                memcpy(o + d0, &a0, 64);
+                memcpy(o + d0 + 16, &a1, 64);
+                memcpy(o + d0 + 32, &a2, 64);
+                memcpy(o + d0 + 48, &a3, 64);
+            }
+            if (d0 < D) {
+                memset(o + d0, 0, sizeof(float) * (size_t)(D - d0));
+                for (int ci = 0; ci < g[q]->n_choice; ci++) {
+                    if (w[ci] == 0.0f) continue;
+                    const float *x = eout[g[q]->choice[ci]] + (long)b * D;
+                    for (int d = d0; d < D; d++) o[d] += w[ci] * x[d];
+                }
             }
         }
 }
