@@ -183,8 +183,9 @@ static dnnl_status_t var_exec(const dnn_layer *L, int v, struct moe_dnn_mems *mm
     return dnnl_primitive_execute(L->v[v].prim, (dnnl_stream_t)ex->stream, na, args);
 }
 
-/* The layer over R rows: fixed-row blocks largest first, the rest on the
- * run-time primitive. */
+/* The layer over R rows: fixed-row blocks largest first, the rest as one
+ * zero-padded smallest block (on the run-time primitive when oneDNN built
+ * no fixed one). */
 static int layer_exec(const dnn_layer *L, moe_dnn_exec *ex, dnnl_engine_t eng, const void *src, void *dst,
                       int R, mr_arena *a, mr_err *e) {
     struct moe_dnn_mems *mm = exec_mems(ex, L->id);
