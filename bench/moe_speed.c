@@ -5,6 +5,9 @@
  * [256, 128] -> 3 task towers [64] -> 1. Writes the model to DIR (for the
  * PyTorch peer), then measures on one thread:
  *   - single-thread sgemm peak (best of the shapes bench/sgemm uses)
+ *   - every precision at batch 500, and in the same interleaved rounds one
+ *     oneDNN Linear of the first expert layer's shape in fp32 and bf16
+ *     (the kernels' rate: what the ranker could reach at that precision)
  * Every timing is the best of 5 windows, in both programs: the machine is
  * shared, and the best window is the least disturbed one.
  *   - inference candidates/s at batch 1, 100, 500, 1000 (scorer API, input
@@ -15,12 +18,19 @@
  *     the rows touched + the network), moe_train on one thread
  * Writes DIR/x.f32 and DIR/out.f32 so the peer can check it computes the
  * same function. Prints one JSON line.
- * Usage: bench_moe_speed DIR [--seconds S] [--gate dense|topk]
+ * Usage: bench_moe_speed DIR [--seconds S] [--gate dense|topk] [--only PREC]
+ *   --only PREC  time just precision PREC (openblas_fp32, fp32, bf16, int8)
+ *                at batch 500 for S seconds and print its candidates/s (and
+ *                per second of the thread's CPU time, which a loaded machine
+ *                disturbs less): a steady loop to run under `perf record`
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include <dnnl.h>
 
 #include "common/clock.h"
 #include "common/rng.h"
@@ -60,6 +70,69 @@ static double peak_gflops(double seconds) {
     mr_floats_free(A);
     mr_floats_free(B);
     mr_floats_free(C);
+    return best;
+}
+
+/* One oneDNN Linear of the first expert layer's shape (500 x 352 -> 256,
+ * bias + ReLU, fixed rows: the brgemm kernels the ranker's plan runs) in
+ * fp32 or bf16, best-of-REPS GFLOP/s: the rate the whole network would run
+ * at if every FLOP ran at this layer's, measured in the same rounds. 0 when
+ * oneDNN refuses it. */
+static double onednn_linear_gflops(int bf16, double seconds) {
+    enum { M = 500, K = 352, N = 256 };
+    dnnl_engine_t eng = NULL;
+    dnnl_stream_t st = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_t prim = NULL;
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_post_ops_t po = NULL;
+    dnnl_memory_t mem[4] = {0};
+    double best = 0;
+    dnnl_data_type_t dt = bf16 ? dnnl_bf16 : dnnl_f32;
+    dnnl_dims_t sd = {M, K}, wd = {K, N}, bd = {1, N}, dd = {M, N};
+    dnnl_memory_desc_t smd, wmd, bmd, dmd;
+    dnnl_matmul_desc_t md;
+    if (dnnl_engine_create(&eng, dnnl_cpu, 0) || dnnl_stream_create(&st, eng, dnnl_stream_default_flags) ||
+        dnnl_memory_desc_init_by_tag(&smd, 2, sd, dt, dnnl_ab) ||
+        dnnl_memory_desc_init_by_tag(&wmd, 2, wd, dt, dnnl_format_tag_any) ||
+        dnnl_memory_desc_init_by_tag(&bmd, 2, bd, dnnl_f32, dnnl_ab) ||
+        dnnl_memory_desc_init_by_tag(&dmd, 2, dd, dt, dnnl_ab) || dnnl_primitive_attr_create(&attr) ||
+        dnnl_post_ops_create(&po) || dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f) ||
+        dnnl_primitive_attr_set_post_ops(attr, po) || dnnl_matmul_desc_init(&md, &smd, &wmd, &bmd, &dmd) ||
+        dnnl_primitive_desc_create(&pd, &md, attr, eng, NULL) || dnnl_primitive_create(&prim, pd))
+        goto out;
+    const dnnl_memory_desc_t *mds[4] = {&smd, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), &bmd,
+                                        &dmd};
+    for (int i = 0; i < 4; i++) {
+        void *h = NULL;
+        if (dnnl_memory_create(&mem[i], mds[i], eng, DNNL_MEMORY_ALLOCATE) || dnnl_memory_get_data_handle(mem[i], &h))
+            goto out;
+        memset(h, 0x3c, dnnl_memory_desc_get_size(mds[i])); /* ~0.0115 in fp32 and in bf16 */
+    }
+    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, mem[0]}, {DNNL_ARG_WEIGHTS, mem[1]}, {DNNL_ARG_BIAS, mem[2]},
+                               {DNNL_ARG_DST, mem[3]}};
+    if (dnnl_primitive_execute(prim, st, 4, args) || dnnl_stream_wait(st)) goto out;
+    for (int rep = 0; rep < REPS; rep++) {
+        uint64_t t0 = mr_now_ns(), t;
+        long it = 0;
+        do {
+            dnnl_primitive_execute(prim, st, 4, args);
+            dnnl_stream_wait(st);
+            it++;
+            t = mr_now_ns();
+        } while ((double)(t - t0) / 1e9 < seconds / REPS);
+        double g = 2.0 * M * K * N * (double)it / ((double)(t - t0) / 1e9) / 1e9;
+        best = g > best ? g : best;
+    }
+out:
+    for (int i = 0; i < 4; i++)
+        if (mem[i]) dnnl_memory_destroy(mem[i]);
+    if (prim) dnnl_primitive_destroy(prim);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    if (po) dnnl_post_ops_destroy(po);
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    if (st) dnnl_stream_destroy(st);
+    if (eng) dnnl_engine_destroy(eng);
     return best;
 }
 
@@ -106,6 +179,7 @@ static const int k_split_rows[3] = {128, 256, 500};
 typedef struct prec_fig {
     double cps[MOE_PREC_COUNT], maxdiff[MOE_PREC_COUNT], dauc[MOE_PREC_COUNT];
     double split[2][3];            /* fp32, bf16: split-in-2 / whole at k_split_rows */
+    double lin[2];                 /* onednn_linear_gflops fp32, bf16 */
     moe_precision used[MOE_PREC_COUNT];
 } prec_fig;
 
@@ -161,11 +235,17 @@ static int precision_block(const char *dir, prec_fig *pf, double seconds, mr_rng
      * window, and each keeps its best window; the load of the shared
      * machine drifts over seconds, so back-to-back blocks per precision
      * would compare different loads */
-    for (int round = 0; round < 3; round++)
+    for (int round = 0; round < 3; round++) {
         for (int p = 0; p < MOE_PREC_COUNT; p++) {
             double c = time_runs(sp[p], 500, tasks, seconds / 3, NULL);
             pf->cps[p] = c > pf->cps[p] ? c : pf->cps[p];
         }
+        for (int q = 0; q < 2; q++) { /* the kernels' rate, in the same rounds */
+            double g = onednn_linear_gflops(q, seconds / 6);
+            pf->lin[q] = g > pf->lin[q] ? g : pf->lin[q];
+        }
+    }
+    fprintf(stderr, "oneDNN Linear 500 x 352 -> 256: fp32 %.1f GFLOP/s, bf16 %.1f GFLOP/s\n", pf->lin[0], pf->lin[1]);
     /* one request on two cores (server's score_split_candidates): whole vs
      * cut in 2 on a pool of 2, interleaved, at a few batch sizes */
     mr_pool *pool = mr_pool_create(2);
@@ -202,16 +282,58 @@ static int precision_block(const char *dir, prec_fig *pf, double seconds, mr_rng
     return 0;
 }
 
-int main(int argc, char **argv) {
-    if (argc < 2) {
-        fprintf(stderr, "usage: bench_moe_speed DIR [--seconds S] [--gate dense|topk]\n");
+/* --only: one precision at batch 500 in a steady loop (for perf). */
+static int only_one(const char *dir, const char *prec, double seconds) {
+    moe_precision p;
+    moe_model *m = NULL;
+    moe_scorer *s = NULL;
+    mr_err e;
+    if (moe_precision_parse(prec, &p)) {
+        fprintf(stderr, "bench_moe_speed: unknown precision '%s'\n", prec);
         return 2;
     }
-    const char *dir = argv[1], *gate = "dense";
+    if (moe_model_load(&m, dir, &e) || moe_model_set_precision(m, p, &e) || moe_scorer_create(&s, m, &e) ||
+        moe_scorer_begin(s, 500, &e)) {
+        fprintf(stderr, "bench_moe_speed: %s\n", e.msg);
+        moe_model_free(m);
+        return 1;
+    }
+    mr_rng r;
+    mr_rng_seed(&r, 3);
+    mr_rng_fill_normal(&r, moe_scorer_input(s), 500L * m->in_dim, 1.0f);
+    float *tasks = malloc(sizeof(float) * 500 * (size_t)m->n_tasks);
+    /* candidates per second of this thread's CPU time too: on a loaded
+     * machine it does not count the time the thread waited for a core */
+    struct timespec c0, c1;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
+    long runs = 0;
+    uint64_t t0 = mr_now_ns();
+    do {
+        moe_scorer_run(s, tasks, NULL, &e);
+        runs++;
+    } while ((double)(mr_now_ns() - t0) / 1e9 < seconds / 2);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+    double cpu = (double)(c1.tv_sec - c0.tv_sec) + (double)(c1.tv_nsec - c0.tv_nsec) / 1e9;
+    double c = time_runs(s, 500, tasks, seconds / 2, NULL);
+    printf("{\"precision\":\"%s\",\"runs\":\"%s\",\"cands_per_s_500\":%.0f,\"cands_per_cpu_s_500\":%.0f}\n", prec,
+           moe_precision_name(m->precision_used), c, 500.0 * (double)runs / cpu);
+    free(tasks);
+    moe_scorer_free(s);
+    moe_model_free(m);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: bench_moe_speed DIR [--seconds S] [--gate dense|topk] [--only PREC]\n");
+        return 2;
+    }
+    const char *dir = argv[1], *gate = "dense", *only = NULL;
     double seconds = 1.0;
     for (int i = 2; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--seconds")) seconds = atof(argv[i + 1]);
         else if (!strcmp(argv[i], "--gate")) gate = argv[i + 1];
+        else if (!strcmp(argv[i], "--only")) only = argv[i + 1];
     }
     mr_blas_set_threads(1);
     char js[16384];
@@ -221,6 +343,10 @@ int main(int argc, char **argv) {
     if (moe_model_from_json(&m, js, SPEED_MODEL_SEED, &e) || moe_model_save(m, dir, &e)) {
         fprintf(stderr, "bench_moe_speed: %s\n", e.msg);
         return 1;
+    }
+    if (only) {
+        moe_model_free(m);
+        return only_one(dir, only, seconds);
     }
     double peak = peak_gflops(seconds / 2);
     fprintf(stderr, "sgemm single-thread peak %.1f GFLOP/s (%s)\n", peak, mr_blas_corename());
@@ -241,7 +367,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "inference batch %4d: %10.0f candidates/s  %6.1f GFLOP/s (%.0f%% of peak)\n", B, cps[bi],
                 gf[bi], 100 * gf[bi] / peak);
     }
-    prec_fig pf;
+    prec_fig pf = {0};
     if (precision_block(dir, &pf, seconds, &r)) return 1;
     /* the same weights routed top-2 of 8 (a different function, so not
      * compared with the peer): sparse gates must save expert compute */
@@ -342,6 +468,7 @@ int main(int argc, char **argv) {
            "\"gflops\":{\"1\":%.2f,\"100\":%.2f,\"500\":%.2f,\"1000\":%.2f},"
            "\"peak_fraction_500\":%.3f,\"peak_fraction_1000\":%.3f,\"train_samples_per_s\":%.0f,"
            "\"top2_cands_per_s_500\":%.0f,\"top2_active_fraction\":%.3f,\"train_full_samples_per_s\":%.0f,"
+           "\"onednn_linear_gflops\":{\"fp32\":%.2f,\"bf16\":%.2f},"
            "\"prec_cands_per_s_500\":{\"openblas_fp32\":%.0f,\"onednn_fp32\":%.0f,\"bf16\":%.0f,\"int8\":%.0f},"
            "\"prec_used\":{\"bf16\":\"%s\",\"int8\":\"%s\"},"
            "\"max_abs_diff\":{\"onednn_fp32\":%.3g,\"bf16\":%.3g,\"int8\":%.3g},"
@@ -349,7 +476,7 @@ int main(int argc, char **argv) {
            "\"split_speedup\":{\"fp32\":{\"128\":%.2f,\"256\":%.2f,\"500\":%.2f},"
            "\"bf16\":{\"128\":%.2f,\"256\":%.2f,\"500\":%.2f}}}\n",
            gate, m->in_dim, m->net->n_params, fpr, peak, cps[0], cps[1], cps[2], cps[3], gf[0], gf[1], gf[2], gf[3],
-           gf[2] / peak, gf[3] / peak, tsps, sparse_cps, sparse_frac, full_sps, pf.cps[0], pf.cps[1], pf.cps[2],
+           gf[2] / peak, gf[3] / peak, tsps, sparse_cps, sparse_frac, full_sps, pf.lin[0], pf.lin[1], pf.cps[0], pf.cps[1], pf.cps[2],
            pf.cps[3], moe_precision_name(pf.used[2]), moe_precision_name(pf.used[3]), pf.maxdiff[1], pf.maxdiff[2],
            pf.maxdiff[3], pf.dauc[1], pf.dauc[2], pf.dauc[3], pf.split[0][0], pf.split[0][1], pf.split[0][2],
            pf.split[1][0], pf.split[1][1], pf.split[1][2]);

@@ -67,6 +67,14 @@ out["split_speedup"] = c["split_speedup"]  # one batch cut in 2 on 2 cores / who
 b = pc["openblas_fp32"]
 out["speedup_vs_openblas_fp32"] = {k: round(pc[k] / b, 2) for k in ("onednn_fp32", "bf16", "int8")}
 out["bf16_vs_torch_bf16"] = round(pc["bf16"] / t["bf16_cands_per_s_500"], 2)
+# the kernels' rate in the same rounds: one oneDNN Linear of the first expert
+# layer's shape; the ranker with every FLOP at that rate would score
+lin = c["onednn_linear_gflops"]
+out["onednn_linear_gflops"] = lin
+out["linear_rate_cands_per_s_500"] = {k: round(lin[k] * 1e9 / c["flops_per_candidate"]) for k in ("fp32", "bf16")}
+out["fraction_of_linear_rate"] = {
+    "onednn_fp32": round(pc["onednn_fp32"] / out["linear_rate_cands_per_s_500"]["fp32"], 3),
+    "bf16": round(pc["bf16"] / out["linear_rate_cands_per_s_500"]["bf16"], 3)}
 out["onednn_fp32_vs_torch_fp32"] = round(pc["onednn_fp32"] / t["cands_per_s"]["500"], 2)
 print(json.dumps(out))
 PY

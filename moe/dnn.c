@@ -1,13 +1,16 @@
 /* dnn.c — building the oneDNN plan of a model (see dnn.h): the CPU check,
- * one matmul primitive per dense layer with a run-time row count, and the
- * weights reordered (and converted or quantised) once into the layout each
- * primitive asks for.
+ * per dense layer one matmul primitive per fixed row-block size and one with
+ * a run-time row count (and the same for level 0's routers stacked), and
+ * the weights reordered (and converted or quantised) once into the layouts
+ * the primitives ask for (the fixed-row ones share one when it is equal).
  *
- * Run-time rows (DNNL_RUNTIME_DIM_VAL) trade oneDNN's per-shape kernels for
- * one primitive per layer: measured on this CPU at batch 500, 352 -> 256,
- * the run-time-M gemm kernels ran within noise of the fixed-M brgemm ones in
- * fp32, bf16 and int8, and sparse gates hand every expert a different row
- * count, which fixed-M primitives would have to create (JIT) per count.
+ * Why fixed row blocks (dnn_int.h has the figures): oneDNN 2.6 gives a
+ * run-time row count (DNNL_RUNTIME_DIM_VAL) its gemm path, which packs the
+ * operands on every call, and fixed rows its brgemm kernels on pre-blocked
+ * weights. Creating every block size at load added no measurable time for
+ * the moe_speed model (23 layers: its bench process took 0.17 s of user
+ * time with and without them), while a primitive per exact row count would
+ * have to be created (JIT) for every new batch size and sparse-gate subset.
  */
 #include <omp.h>
 #include <pthread.h>
@@ -85,8 +88,10 @@ static const char *isa_lacks(moe_precision p) {
     } while (0)
 
 static void layer_free(dnn_layer *l) {
-    if (l->prim) dnnl_primitive_destroy(l->prim);
-    if (l->wei) dnnl_memory_destroy(l->wei);
+    for (int v = 0; v < DNN_N_VAR; v++) {
+        if (l->v[v].prim) dnnl_primitive_destroy(l->v[v].prim);
+        if (l->v[v].wei && l->v[v].owns_wei) dnnl_memory_destroy(l->v[v].wei);
+    }
     if (l->bias) dnnl_memory_destroy(l->bias);
     memset(l, 0, sizeof *l);
 }
@@ -178,20 +183,54 @@ static int layer_build(dnn_layer *L, const moe_mlp *m, int l, moe_precision p, d
         quantize_rows(q, scale, m->w[l], N, K);
         DN(dnnl_primitive_attr_set_output_scales(attr, N, 1 << 1, scale), "output scales");
     }
-    dnnl_matmul_desc_t md;
-    DN(dnnl_matmul_desc_init(&md, &smd, &wmd, p == MOE_PREC_INT8 ? NULL : &bmd, &dmd), "matmul desc");
-    DN(dnnl_primitive_desc_create(&pd, &md, attr, eng, NULL), "matmul");
-    DN(dnnl_primitive_create(&L->prim, pd), "matmul");
-    const dnnl_memory_desc_t *want = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-    const dnnl_memory_desc_t *sp = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
-    L->scratch_bytes = sp ? dnnl_memory_desc_get_size(sp) : 0;
+    int with_bias = p != MOE_PREC_INT8 && m->b[l];
     /* our weights are (N, K) row-major: as a (K, N) matrix that is tag ba */
     dnnl_data_type_t wdt = p == MOE_PREC_INT8 ? dnnl_s8 : dnnl_f32;
     DN(dnnl_memory_desc_init_by_tag(&wplain, 2, wd, wdt, dnnl_ba), "weights desc");
     DN(dnnl_memory_create(&plain, &wplain, eng, p == MOE_PREC_INT8 ? (void *)q : (void *)m->w[l]), "weights");
-    rc = reorder_into(&L->wei, eng, st, plain, &wplain, want, NULL, e);
-    if (rc) goto err;
-    if (p != MOE_PREC_INT8) {
+    static const int fix_rows[DNN_N_FIX] = DNN_FIX_ROWS;
+    for (int v = 0; v < DNN_N_VAR; v++) {
+        int rows = v ? fix_rows[v - 1] : 0;
+        dnnl_memory_desc_t smv = smd, dmv = dmd;
+        if (rows) {
+            dnnl_dims_t sdv = {rows, K}, ddv = {rows, N};
+            DN(dnnl_memory_desc_init_by_tag(&smv, 2, sdv, L->src_dt, dnnl_ab), "src desc");
+            DN(dnnl_memory_desc_init_by_tag(&dmv, 2, ddv, L->dst_dt, dnnl_ab), "dst desc");
+        }
+        dnnl_matmul_desc_t md;
+        DN(dnnl_matmul_desc_init(&md, &smv, &wmd, with_bias ? &bmd : NULL, &dmv), "matmul desc");
+        pd = NULL;
+        dnnl_status_t ps = dnnl_primitive_desc_create(&pd, &md, attr, eng, NULL);
+        if (ps != dnnl_success && rows) continue; /* no fixed-row kernel: the run-time one covers it */
+        DN(ps, "matmul");
+        dnn_prim *P = &L->v[L->n_var];
+        ps = dnnl_primitive_create(&P->prim, pd);
+        if (ps != dnnl_success && rows) {
+            dnnl_primitive_desc_destroy(pd);
+            pd = NULL;
+            continue;
+        }
+        DN(ps, "matmul");
+        P->rows = rows;
+        L->n_var++;
+        const dnnl_memory_desc_t *want = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+        const dnnl_memory_desc_t *sp = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+        size_t sb = sp ? dnnl_memory_desc_get_size(sp) : 0;
+        L->scratch_bytes = sb > L->scratch_bytes ? sb : L->scratch_bytes;
+        for (int u = 0; u < L->n_var - 1 && !P->wei; u++) { /* the same layout as a variant before: share */
+            const dnnl_memory_desc_t *have = NULL;
+            if (dnnl_memory_get_memory_desc(L->v[u].wei, &have) == dnnl_success && dnnl_memory_desc_equal(have, want))
+                P->wei = L->v[u].wei;
+        }
+        if (!P->wei) {
+            rc = reorder_into(&P->wei, eng, st, plain, &wplain, want, NULL, e);
+            if (rc) goto err;
+            P->owns_wei = 1;
+        }
+        dnnl_primitive_desc_destroy(pd);
+        pd = NULL;
+    }
+    if (with_bias) {
         DN(dnnl_memory_create(&L->bias, &bmd, eng, DNNL_MEMORY_ALLOCATE), "bias");
         void *h = NULL;
         DN(dnnl_memory_get_data_handle(L->bias, &h), "bias");
@@ -224,8 +263,43 @@ static void plan_free(moe_dnn *d) {
     if (!d) return;
     for (int i = 0; i < d->n_mlps; i++)
         for (int l = 0; l < d->mlps[i].n_layers; l++) layer_free(&d->mlps[i].l[l]);
+    if (d->gates_dnn.n_layers) layer_free(&d->gates_dnn.l[0]);
+    free(d->gates.w[0]);
     free(d->mlps);
     free(d);
+}
+
+/* Stack level 0's routers into d->gates (fp32, one matmul); nothing when
+ * every gate is constant. */
+static int gates_build(moe_dnn *d, const moe_net *net, dnnl_engine_t eng, dnnl_stream_t st, int id, mr_err *e) {
+    const moe_level *lv = &net->levels[0];
+    int total = 0;
+    for (int s = 0; s <= lv->n_slots; s++) {
+        if (s == lv->n_slots && !lv->has_sgate) break;
+        total += (s < lv->n_slots ? &lv->gates[s] : &lv->sgate)->n_logits;
+    }
+    if (!total) return 0;
+    moe_mlp *gm = &d->gates;
+    float *w = malloc(sizeof(float) * (size_t)total * (size_t)lv->in_dim);
+    if (!w) return mr_err_set(e, MR_ENOMEM, "oneDNN plan: out of memory");
+    gm->w[0] = w;
+    for (int s = 0; s <= lv->n_slots; s++) {
+        if (s == lv->n_slots && !lv->has_sgate) break;
+        const moe_gate *g = s < lv->n_slots ? &lv->gates[s] : &lv->sgate;
+        size_t n = (size_t)g->n_logits * (size_t)lv->in_dim;
+        if (n) memcpy(w, g->w, sizeof(float) * n);
+        w += n;
+    }
+    gm->n_layers = 1;
+    gm->dims[0] = lv->in_dim;
+    gm->dims[1] = total;
+    int rc = layer_build(&d->gates_dnn.l[0], gm, 0, MOE_PREC_FP32, eng, st, e);
+    if (rc) return mr_err_wrap(e, "fp32 routers (%d -> %d)", lv->in_dim, total);
+    d->gates_dnn.l[0].id = id;
+    d->gates_dnn.prec = MOE_PREC_FP32;
+    d->gates_dnn.n_layers = 1;
+    gm->dnn = &d->gates_dnn;
+    return 0;
 }
 
 static int plan_build(moe_dnn **out, moe_net *net, moe_precision p, mr_err *e) {
@@ -246,6 +320,7 @@ static int plan_build(moe_dnn **out, moe_net *net, moe_precision p, mr_err *e) {
         goto err;
     }
     DN(dnnl_stream_create(&st, eng, dnnl_stream_default_flags), "stream");
+    int id = 0;
     for (int i = 0; i < n; i++) {
         moe_dnn_mlp *dm = &d->mlps[i];
         dm->prec = p;
@@ -256,10 +331,13 @@ static int plan_build(moe_dnn **out, moe_net *net, moe_precision p, mr_err *e) {
                             mlps[i]->dims[l + 1]);
                 goto err;
             }
+            dm->l[l].id = id++;
             dm->n_layers = l + 1;
         }
         d->n_mlps = i + 1;
     }
+    rc = gates_build(d, net, eng, st, id, e);
+    if (rc) goto err;
     dnnl_stream_destroy(st);
     *out = d;
     return 0;
@@ -300,6 +378,7 @@ int moe_dnn_create(moe_dnn **out, moe_net *net, moe_precision want, moe_precisio
     moe_mlp *mlps[MAX_PLAN_MLPS];
     int n = collect_mlps(net, mlps);
     for (int i = 0; i < n; i++) mlps[i]->dnn = &d->mlps[i];
+    net->levels[0].dnn_gates = d->gates.n_layers ? &d->gates : NULL;
     *got = p;
     *out = d;
     return 0;
@@ -311,6 +390,7 @@ void moe_dnn_free(moe_dnn *d, moe_net *net) {
         moe_mlp *mlps[MAX_PLAN_MLPS];
         int n = collect_mlps(net, mlps);
         for (int i = 0; i < n; i++) mlps[i]->dnn = NULL;
+        net->levels[0].dnn_gates = NULL;
     }
     plan_free(d);
 }

@@ -2,11 +2,12 @@
  * of a loaded model as oneDNN matmul primitives, in fp32, bf16 or int8.
  *
  * A plan (moe_dnn) is built once per model version: for each dense layer
- * one matmul primitive with a run-time row count (so one primitive serves
- * every batch size and every sparse-gate row subset), weights reordered
- * once into the layout the primitive prefers (bf16 copies, or int8 with one
- * scale per output channel), bias and ReLU/Swish fused as post-ops where
- * the precision allows. The plan snapshots the weights: rebuild it after
+ * matmul primitives for a fixed ladder of row-block sizes (512 down to 4)
+ * plus one with a run-time row count, so every batch size and every
+ * sparse-gate row subset runs on a few large fixed-row blocks (dnn_int.h);
+ * weights reordered once into the layout the primitives prefer (bf16
+ * copies, or int8 with one scale per output channel), bias and ReLU/Swish
+ * fused as post-ops where the precision allows. The plan snapshots the weights: rebuild it after
  * changing them (training never uses it).
  *
  * Precisions:
@@ -20,12 +21,16 @@
  *                  s32 accumulation, fp32 out
  * bf16 needs AVX512_BF16 and int8 needs VNNI (AVX-512 or AVX2); without them
  * (or when oneDNN refuses a primitive) the plan falls back to fp32 and says
- * why. Gates, self-gates and feature-gates (small) stay on OpenBLAS fp32.
+ * why. Level 0's routers (every gate there reads x) run as one stacked
+ * fp32 matmul of the plan in every precision, so routing is the same in all
+ * of them; self-gates, feature-gates and deeper levels' routers (small)
+ * stay on OpenBLAS fp32.
  *
  * Threads: primitives and packed weights are read-only after creation and
  * shared by every thread. Each moe_pass owns a moe_dnn_exec (its oneDNN
- * stream and a per-forward cache of the converted input); its scratch comes
- * from the pass's arena, so concurrent passes share nothing mutable.
+ * stream, each layer's memory objects for the last row count, and a
+ * per-forward cache of the converted input); its scratch comes from the
+ * pass's arena, so concurrent passes share nothing mutable.
  */
 #ifndef MOEREC_MOE_DNN_H
 #define MOEREC_MOE_DNN_H
@@ -56,6 +61,8 @@ typedef struct moe_dnn_mlp moe_dnn_mlp;
 /* Per-pass execution state (one per moe_pass, never shared). */
 typedef struct moe_dnn_exec {
     void *stream;                  /* dnnl_stream_t, created on first use    */
+    struct moe_dnn_mems *mems;     /* (n_mems) per plan layer: its memory     */
+    int n_mems;                    /* objects, kept while the row count stays */
     const float *conv_src;         /* input last converted in this forward   */
     int conv_rows, conv_cols;
     int conv_dt;                   /* dnnl data type it was converted to     */

@@ -1,7 +1,7 @@
 /* dnn_exec.c — running one MLP of a oneDNN plan (see dnn.h, dnn_int.h).
  *
- * Per layer: wrap the input and output buffers in memory objects of the
- * call's row count (cheap: no allocation of data), execute, then finish
+ * Per layer: point the layer's memory objects (kept in the exec while the
+ * row count stays the same) at the call's buffers, execute, then finish
  * what the primitive did not fuse. The first layer's input is converted
  * (bf16) or quantised (int8) once per forward and source buffer: in dense
  * routing every expert of level 0 reads the same x, so the conversion is
@@ -14,12 +14,28 @@
 #include <math.h>
 #include <omp.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <dnnl_debug.h>
 
 #include "moe/dnn_int.h"
 #include "moe/layers.h"
+
+/* One memory object and the shape it was created for. */
+typedef struct dnn_mem {
+    dnnl_memory_t m;
+    dnnl_dim_t rows, cols;
+    dnnl_data_type_t dt;
+} dnn_mem;
+
+/* A plan layer's src, dst and scratchpad objects in one exec: created when
+ * the layer first runs with a row count, then only re-pointed at the call's
+ * buffers (dnnl_memory_set_data_handle); a memory object costs ~3 us to
+ * create and destroy, ~70 of them per forward of the moe_speed model. */
+struct moe_dnn_mems {
+    dnn_mem src[DNN_N_VAR], dst[DNN_N_VAR], scr;
+};
 
 void moe_dnn_exec_init(moe_dnn_exec *x) { memset(x, 0, sizeof *x); }
 
@@ -30,6 +46,15 @@ void moe_dnn_exec_reset(moe_dnn_exec *x) {
 }
 
 void moe_dnn_exec_free(moe_dnn_exec *x) {
+    for (int i = 0; i < x->n_mems; i++) {
+        struct moe_dnn_mems *mm = &x->mems[i];
+        for (int v = 0; v < DNN_N_VAR; v++) {
+            if (mm->src[v].m) dnnl_memory_destroy(mm->src[v].m);
+            if (mm->dst[v].m) dnnl_memory_destroy(mm->dst[v].m);
+        }
+        if (mm->scr.m) dnnl_memory_destroy(mm->scr.m);
+    }
+    free(x->mems);
     if (x->stream) dnnl_stream_destroy((dnnl_stream_t)x->stream);
     memset(x, 0, sizeof *x);
 }
@@ -104,29 +129,90 @@ static int convert_src(const void **src, float **scale, const dnn_layer *L, cons
     return 0;
 }
 
-static int layer_exec(const dnn_layer *L, dnnl_stream_t st, dnnl_engine_t eng, const void *src, void *dst,
-                      int R, mr_arena *a, mr_err *e) {
-    dnnl_memory_desc_t smd, dmd, pmd;
-    dnnl_memory_t ms = NULL, md = NULL, mp = NULL;
-    dnnl_dims_t sd = {R, L->K}, dd = {R, L->N}, pd = {(dnnl_dim_t)L->scratch_bytes};
-    dnnl_status_t s = dnnl_memory_desc_init_by_tag(&smd, 2, sd, L->src_dt, dnnl_ab);
-    if (s == dnnl_success) s = dnnl_memory_desc_init_by_tag(&dmd, 2, dd, L->dst_dt, dnnl_ab);
-    if (s == dnnl_success) s = dnnl_memory_create(&ms, &smd, eng, (void *)src);
-    if (s == dnnl_success) s = dnnl_memory_create(&md, &dmd, eng, dst);
-    dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, ms}, {DNNL_ARG_WEIGHTS, L->wei}, {DNNL_ARG_DST, md}};
+/* Point *m at h as a (rows, cols) matrix of dt (cols 0: a 1-D byte buffer
+ * of rows bytes), re-creating the object only when the shape changed. */
+static dnnl_status_t mem_bind(dnn_mem *m, dnnl_engine_t eng, dnnl_dim_t rows, dnnl_dim_t cols,
+                              dnnl_data_type_t dt, void *h) {
+    if (m->m && m->rows == rows && m->cols == cols && m->dt == dt) return dnnl_memory_set_data_handle(m->m, h);
+    if (m->m) dnnl_memory_destroy(m->m);
+    m->m = NULL;
+    dnnl_memory_desc_t md;
+    dnnl_dims_t d = {rows, cols};
+    dnnl_status_t s = cols ? dnnl_memory_desc_init_by_tag(&md, 2, d, dt, dnnl_ab)
+                           : dnnl_memory_desc_init_by_tag(&md, 1, d, dnnl_u8, dnnl_a);
+    if (s == dnnl_success) s = dnnl_memory_create(&m->m, &md, eng, h);
+    if (s != dnnl_success) {
+        m->m = NULL;
+        return s;
+    }
+    m->rows = rows;
+    m->cols = cols;
+    m->dt = dt;
+    return dnnl_success;
+}
+
+static struct moe_dnn_mems *exec_mems(moe_dnn_exec *x, int id) {
+    if (id >= x->n_mems) {
+        int n = id + 1 > 2 * x->n_mems ? id + 1 : 2 * x->n_mems;
+        struct moe_dnn_mems *g = realloc(x->mems, sizeof *g * (size_t)n);
+        if (!g) return NULL;
+        memset(g + x->n_mems, 0, sizeof *g * (size_t)(n - x->n_mems));
+        x->mems = g;
+        x->n_mems = n;
+    }
+    return &x->mems[id];
+}
+
+static size_t dt_size(dnnl_data_type_t dt) {
+    return dt == dnnl_f32 ? 4 : dt == dnnl_bf16 ? 2 : 1;
+}
+
+/* Rows [r0, r0 + R) on variant v (R = its block, or any count on v 0). */
+static dnnl_status_t var_exec(const dnn_layer *L, int v, struct moe_dnn_mems *mm, moe_dnn_exec *ex,
+                              dnnl_engine_t eng, const void *src, void *dst, int r0, int R) {
+    const unsigned char *s0 = (const unsigned char *)src + (size_t)r0 * (size_t)L->K * dt_size(L->src_dt);
+    unsigned char *d0 = (unsigned char *)dst + (size_t)r0 * (size_t)L->N * dt_size(L->dst_dt);
+    dnnl_status_t s = mem_bind(&mm->src[v], eng, R, L->K, L->src_dt, (void *)s0);
+    if (s == dnnl_success) s = mem_bind(&mm->dst[v], eng, R, L->N, L->dst_dt, d0);
+    if (s != dnnl_success) return s;
+    dnnl_exec_arg_t args[5] = {
+        {DNNL_ARG_SRC, mm->src[v].m}, {DNNL_ARG_WEIGHTS, L->v[v].wei}, {DNNL_ARG_DST, mm->dst[v].m}};
     int na = 3;
     if (L->bias) args[na++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, L->bias};
+    if (L->scratch_bytes) args[na++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, mm->scr.m};
+    return dnnl_primitive_execute(L->v[v].prim, (dnnl_stream_t)ex->stream, na, args);
+}
+
+/* The layer over R rows: fixed-row blocks largest first, the rest as one
+ * zero-padded smallest block (on the run-time primitive when oneDNN built
+ * no fixed one). */
+static int layer_exec(const dnn_layer *L, moe_dnn_exec *ex, dnnl_engine_t eng, const void *src, void *dst,
+                      int R, mr_arena *a, mr_err *e) {
+    struct moe_dnn_mems *mm = exec_mems(ex, L->id);
+    dnnl_status_t s = mm ? dnnl_success : dnnl_out_of_memory;
     if (s == dnnl_success && L->scratch_bytes) {
         void *buf = alloc64(a, L->scratch_bytes);
-        s = buf ? dnnl_memory_desc_init_by_tag(&pmd, 1, pd, dnnl_u8, dnnl_a) : dnnl_out_of_memory;
-        if (s == dnnl_success) s = dnnl_memory_create(&mp, &pmd, eng, buf);
-        args[na++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, mp};
+        s = buf ? mem_bind(&mm->scr, eng, (dnnl_dim_t)L->scratch_bytes, 0, dnnl_u8, buf) : dnnl_out_of_memory;
     }
-    if (s == dnnl_success) s = dnnl_primitive_execute(L->prim, st, na, args);
-    if (s == dnnl_success) s = dnnl_stream_wait(st);
-    if (ms) dnnl_memory_destroy(ms);
-    if (md) dnnl_memory_destroy(md);
-    if (mp) dnnl_memory_destroy(mp);
+    int r0 = 0, last = L->n_var - 1;
+    for (int v = 1; v < L->n_var && s == dnnl_success; v++)
+        for (; R - r0 >= L->v[v].rows && s == dnnl_success; r0 += L->v[v].rows)
+            s = var_exec(L, v, mm, ex, eng, src, dst, r0, L->v[v].rows);
+    if (s == dnnl_success && r0 < R && last == 0) s = var_exec(L, 0, mm, ex, eng, src, dst, r0, R - r0);
+    if (s == dnnl_success && r0 < R && last > 0) { /* the rest, zero-padded to the smallest block */
+        int b = L->v[last].rows, n = R - r0;
+        size_t se = dt_size(L->src_dt) * (size_t)L->K, de = dt_size(L->dst_dt) * (size_t)L->N;
+        unsigned char *ps = alloc64(a, se * (size_t)b), *pd = alloc64(a, de * (size_t)b);
+        if (!ps || !pd) s = dnnl_out_of_memory;
+        if (s == dnnl_success) {
+            memcpy(ps, (const unsigned char *)src + se * (size_t)r0, se * (size_t)n);
+            memset(ps + se * (size_t)n, 0, se * (size_t)(b - n));
+            s = var_exec(L, last, mm, ex, eng, ps, pd, 0, b);
+        }
+        if (s == dnnl_success) s = dnnl_stream_wait((dnnl_stream_t)ex->stream);
+        if (s == dnnl_success) memcpy((unsigned char *)dst + de * (size_t)r0, pd, de * (size_t)n);
+    }
+    if (s == dnnl_success) s = dnnl_stream_wait((dnnl_stream_t)ex->stream);
     if (s != dnnl_success)
         return mr_err_set(e, MR_EINTERNAL, "oneDNN: matmul %d -> %d over %d rows: %s", L->K, L->N, R,
                           dnnl_status2str(s));
@@ -199,7 +285,7 @@ int moe_dnn_mlp_forward(const moe_dnn_mlp *d, const moe_mlp *m, moe_dnn_exec *ex
             rc = -1;
             break;
         }
-        rc = layer_exec(L, (dnnl_stream_t)ex->stream, eng, src, dst, R, arena, e);
+        rc = layer_exec(L, ex, eng, src, dst, R, arena, e);
         if (rc) break;
         if (L->dst_dt == dnnl_f32) layer_finish(dst, L, m, l, rscale, R, arena);
         if (last) break;

@@ -61,6 +61,11 @@ int moe_gate_route_row(uint8_t *kept, const float *p, int n, const moe_gate_spec
 }
 
 void moe_gate_forward(moe_gate_cache *c, const float *in, const moe_gate *g, int B) {
+    if (g->n_logits) moe_linear_forward(c->logits, in, g->w, NULL, B, g->in_dim, g->n_logits);
+    moe_gate_forward_logits(c, g, B);
+}
+
+void moe_gate_forward_logits(moe_gate_cache *c, const moe_gate *g, int B) {
     int L = g->n_logits, NC = g->n_choice, NA = g->spec.n_always;
     c->lbl = 0;
     c->entropy = 0;
@@ -68,7 +73,6 @@ void moe_gate_forward(moe_gate_cache *c, const float *in, const moe_gate *g, int
         for (long i = 0; i < (long)B * NC; i++) c->weight[i] = 1.0f;
         return;
     }
-    moe_linear_forward(c->logits, in, g->w, NULL, B, g->in_dim, L);
     moe_softmax_forward(c->probs, c->logits, B, L);
     long total = 0;
     double counts[64] = {0}, pbar[64] = {0}, ent = 0;

@@ -66,6 +66,9 @@ void moe_gate_cache_bind(moe_gate_cache *c, const moe_gate *g, int B, float *buf
 /* Route B rows of in (B, in_dim): fills c->weight, probs, kept, frac, lbl,
  * entropy. */
 void moe_gate_forward(moe_gate_cache *c, const float *in, const moe_gate *g, int B);
+/* The same from c->logits (B, n_logits) already computed (e.g. several
+ * gates' routers in one matmul, moe/dnn.h). */
+void moe_gate_forward_logits(moe_gate_cache *c, const moe_gate *g, int B);
 
 /* Backward: dweight (B, n_choice) is dL/dweight from the mixture; lbl_coef and
  * ent_coef scale the auxiliary losses. Accumulates dw (n_logits, in_dim) and

@@ -106,6 +106,9 @@ typedef struct moe_level {
     int self_gate;
     float *sg_w[MOE_MAX_TASKS];    /* (out_dim, in_dim)                      */
     float *sg_b[MOE_MAX_TASKS];    /* (out_dim)                              */
+    const moe_mlp *dnn_gates;      /* level 0: every router (slots, then the */
+                                   /* shared gate) stacked as one fp32       */
+                                   /* oneDNN matmul for inference, or NULL   */
 } moe_level;
 
 typedef struct moe_tensor {

@@ -242,19 +242,51 @@ static const float *expert_input(const moe_level *lv, const moe_level_cache *c, 
     return i < nt ? c->in[i / lv->m_task] : c->sin;
 }
 
-/* Memory-bound and run for every slot of every level. Vectorised over d
- * only, so every output sums its experts in the same order on every path. */
-MOE_TARGET_CLONES static void mix(float *out, const moe_gate *g, const moe_gate_cache *gc, float *const *eout, int B,
-                int D) {
-    for (int b = 0; b < B; b++) {
-        const float *w = gc->weight + (long)b * g->n_choice;
-        float *o = out + (long)b * D;
-        for (int ci = 0; ci < g->n_choice; ci++) {
-            if (w[ci] == 0.0f) continue;
-            const float *x = eout[g->choice[ci]] + (long)b * D;
-            for (int d = 0; d < D; d++) o[d] += w[ci] * x[d];
+/* 16 floats: the compiler keeps a few of them in vector registers. */
+typedef float mix_v16 __attribute__((vector_size(64)));
+
+/* Memory-bound and run for every level: out[q] = sum over gate q's choices
+ * of weight * expert output, row by row for all ng gates at once (each
+ * expert row is read once for every gate while it is in L1), 64 columns at
+ * a time in four vector accumulators. Vectorised over d only, so every
+ * output sums its experts in the same order on every path. */
+MOE_TARGET_CLONES static void mix(float *const *out, const moe_gate *const *g, const moe_gate_cache *const *gc,
+                                  int ng, float *const *eout, int B, int D) {
+    for (int b = 0; b < B; b++)
+        for (int q = 0; q < ng; q++) {
+            const float *w = gc[q]->weight + (long)b * g[q]->n_choice;
+            float *o = out[q] + (long)b * D;
+            int d0 = 0;
+            for (; d0 + 64 <= D; d0 += 64) {
+                mix_v16 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+                for (int ci = 0; ci < g[q]->n_choice; ci++) {
+                    if (w[ci] == 0.0f) continue;
+                    const float *x = eout[g[q]->choice[ci]] + (long)b * D + d0;
+                    mix_v16 x0, x1, x2, x3;
+                    memcpy(&x0, x, 64);
+                    memcpy(&x1, x + 16, 64);
+                    memcpy(&x2, x + 32, 64);
+                    memcpy(&x3, x + 48, 64);
+                    float wc = w[ci];
+                    a0 += wc * x0;
+                    a1 += wc * x1;
+                    a2 += wc * x2;
+                    a3 += wc * x3;
+                }
+                memcpy(o + d0, &a0, 64);
+                memcpy(o + d0 + 16, &a1, 64);
+                memcpy(o + d0 + 32, &a2, 64);
+                memcpy(o + d0 + 48, &a3, 64);
+            }
+            if (d0 < D) {
+                memset(o + d0, 0, sizeof(float) * (size_t)(D - d0));
+                for (int ci = 0; ci < g[q]->n_choice; ci++) {
+                    if (w[ci] == 0.0f) continue;
+                    const float *x = eout[g[q]->choice[ci]] + (long)b * D;
+                    for (int d = d0; d < D; d++) o[d] += w[ci] * x[d];
+                }
+            }
         }
-    }
 }
 
 static void mark_used(uint8_t *used, const moe_gate *g, const moe_gate_cache *gc, int B) {
@@ -271,8 +303,18 @@ static int level_forward(pass_alloc *A, const moe_net *n, int j, mr_pool *pool) 
     for (int s = 0; s < lv->n_slots; s++)
         c->in[s] = j == 0 ? p->x : p->lv[j - 1].out[lv->parent[s]];
     c->sin = j == 0 ? p->x : p->lv[j - 1].sout;
-    /* gates first: they decide which rows each expert must compute */
-    for (int s = 0; s <= lv->n_slots; s++) {
+    /* gates first: they decide which rows each expert must compute. With
+     * the oneDNN plan, level 0's routers (all reading x) run as one matmul */
+    const moe_mlp *gm = j == 0 && p->dnn_on ? lv->dnn_gates : NULL;
+    float *lg = NULL;
+    if (gm) {
+        lg = fa(A, (long)B * gm->dims[1]);
+        if (!lg) return 1;
+        int rc = moe_dnn_mlp_forward(gm->dnn, gm, &p->dnn, &p->arena, lg, p->x, B, p->dnn_rc ? NULL : &p->dnn_err);
+        if (rc && !p->dnn_rc) p->dnn_rc = rc;
+        if (rc) gm = NULL;
+    }
+    for (int s = 0, off = 0; s <= lv->n_slots; s++) {
         const moe_gate *g = s < lv->n_slots ? &lv->gates[s] : &lv->sgate;
         moe_gate_cache *gc = s < lv->n_slots ? &c->gc[s] : &c->sgc;
         if (s == lv->n_slots && !lv->has_sgate) break;
@@ -280,7 +322,15 @@ static int level_forward(pass_alloc *A, const moe_net *n, int j, mr_pool *pool) 
         uint8_t *kept = mr_arena_alloc(&p->arena, (size_t)B * (size_t)(g->n_logits + 1));
         if (!buf || !kept) return A->oom = 1;
         moe_gate_cache_bind(gc, g, B, buf, kept);
-        moe_gate_forward(gc, s < lv->n_slots ? c->in[s] : c->sin, g, B);
+        if (gm && g->n_logits) { /* this gate's columns of the stacked logits */
+            int L = g->n_logits, W = gm->dims[1];
+            for (int b = 0; b < B; b++)
+                memcpy(gc->logits + (long)b * L, lg + (long)b * W + off, sizeof(float) * (size_t)L);
+            off += L;
+            moe_gate_forward_logits(gc, g, B);
+        } else {
+            moe_gate_forward(gc, s < lv->n_slots ? c->in[s] : c->sin, g, B);
+        }
         p->aux_lbl += gc->lbl;
         p->aux_ent += gc->entropy;
     }
@@ -313,10 +363,21 @@ static int level_forward(pass_alloc *A, const moe_net *n, int j, mr_pool *pool) 
     }
     if (A->oom) return 1;
     if (run_jobs(pool, job_forward, jobs, lv->n_experts)) return A->oom = 1;
+    float *mo[MOE_MAX_TASKS + 1];
+    const moe_gate *mg[MOE_MAX_TASKS + 1];
+    const moe_gate_cache *mgc[MOE_MAX_TASKS + 1];
+    int nm = 0;
+    for (int s = 0; s <= lv->n_slots; s++) {
+        if (s == lv->n_slots && !lv->has_sgate) break;
+        float *o = fa(A, (long)B * D);
+        if (!o) return 1;
+        *(s < lv->n_slots ? &c->out[s] : &c->sout) = o;
+        mo[nm] = o;
+        mg[nm] = s < lv->n_slots ? &lv->gates[s] : &lv->sgate;
+        mgc[nm++] = s < lv->n_slots ? &c->gc[s] : &c->sgc;
+    }
+    mix(mo, mg, mgc, nm, c->eout, B, D);
     for (int s = 0; s < lv->n_slots; s++) {
-        c->out[s] = fz(A, (long)B * D);
-        if (!c->out[s]) return 1;
-        mix(c->out[s], &lv->gates[s], &c->gc[s], c->eout, B, D);
         if (lv->self_gate) { /* out += sigmoid(in W^T + b) * in */
             c->sg[s] = fa(A, (long)B * D);
             if (!c->sg[s]) return 1;
@@ -326,11 +387,6 @@ static int level_forward(pass_alloc *A, const moe_net *n, int j, mr_pool *pool) 
                 c->out[s][i] += c->sg[s][i] * c->in[s][i];
             }
         }
-    }
-    if (lv->has_sgate) {
-        c->sout = fz(A, (long)B * D);
-        if (!c->sout) return 1;
-        mix(c->sout, &lv->sgate, &c->sgc, c->eout, B, D);
     }
     return 0;
 }
