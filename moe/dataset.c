@@ -160,18 +160,17 @@ int moe_dataset_read_opts(moe_dataset **out, const moe_model *m, const char *pat
             const char *cell = mr_csv_cell(c, lcol[k]);
             float v = 0, mk = 1.0f;
             if (mr_csv_is_missing(c, cell)) mk = 0; /* no label: outside this task's sample space */
-            else if (m->tasks[k].has_positive) v = !strcmp(cell, m->tasks[k].positive);
-            else if (mr_csv_float(c, lcol[k], &v, e) < 0) { /* the reader's message, and what to do */
-                char why[MR_ERR_MSG_MAX];
-                snprintf(why, sizeof why, "%s", e ? e->msg : "");
-                rc = mr_err_set(e, MR_EINVAL, "%s (task '%s': for text labels set the task's \"positive\" value in model.json)",
-                                why, m->tasks[k].name);
-                goto done;
-            } else if (m->tasks[k].has_threshold) v = v >= m->tasks[k].threshold ? 1.0f : 0.0f;
-            else if (m->tasks[k].kind == MOE_TASK_BINARY && v != 0.0f && v != 1.0f) {
-                rc = mr_err_set(e, MR_EINVAL, "%s:%ld: task '%s' is binary but label is %g (set a threshold?)",
-                                path, mr_csv_line(c), m->tasks[k].name, v);
-                goto done;
+            else {
+                mr_err pe;
+                mr_err_clear(&pe);
+                int has_num = m->tasks[k].has_positive || mr_csv_float(c, lcol[k], &v, &pe) >= 0;
+                if (moe_model_label(m, k, cell, has_num, v, &v, e)) { /* the reader's message, and what to do */
+                    char why[MR_ERR_MSG_MAX];
+                    snprintf(why, sizeof why, "%s", e ? e->msg : "");
+                    rc = has_num ? mr_err_set(e, MR_EINVAL, "%s:%ld: %s", path, mr_csv_line(c), why)
+                                 : mr_err_set(e, MR_EINVAL, "%s (%s)", pe.msg, why);
+                    goto done;
+                }
             }
             if (vec_push(&y, &v) || vec_push(&mask, &mk)) goto oom;
         }

@@ -7,9 +7,10 @@
  * CRLF, missing values "" and NA). Columns are found by the names in
  * model.json (feature "column", task "label"); a missing column is an error
  * naming it. A missing label leaves the task's mask at 0 for that row (PLE's
- * per-task sample space); a label that is not a number is an error naming
- * file, line and task (unless the task sets "positive": then the label is
- * cell == positive); a task without any label is an error. A missing
+ * per-task sample space); a present label goes through the task's rule
+ * (moe_model_label: "positive", "threshold", else a number, 0/1 for binary
+ * tasks), an error naming file, line, column and task; a task without any
+ * label is an error. A missing
  * numeric value becomes NaN and is replaced by the field's fill; a numeric
  * cell that is not a number (`1;5`, `abc`) is an error naming file, line
  * and column.

@@ -190,9 +190,11 @@ int fc_add(fc_counter *c, const fc_event *ev, mr_err *e) {
 
 /* Values of (c minus sub) for a key, read at now; sub (may be NULL) is a
  * counter of a subset of c's events with windows all 0 (out-of-fold). */
-static void read_diff(const fc_counter *c, const fc_counter *sub, int kind, uint64_t key, double now, float *out) {
+/* Values of slot v (NULL: no events) of c minus slot s of sub (both may be
+ * NULL), read at now. */
+static void read_slot(const fc_counter *c, const fc_counter *sub, const double *v, const double *s, double now,
+                      float *out) {
     int W = c->s.n_windows, T = c->s.n_tasks;
-    const double *v = slot_find(c, kind, key), *s = sub ? slot_find(sub, kind, key) : NULL;
     double a = c->s.prior_strength, prior[FC_MAX_TASKS];
     for (int t = 0; t < T; t++) {
         double pos = c->g_pos[t] - (sub ? sub->g_pos[t] : 0), lab = c->g_lab[t] - (sub ? sub->g_lab[t] : 0);
@@ -214,8 +216,28 @@ static void read_diff(const fc_counter *c, const fc_counter *sub, int kind, uint
     out[W + W * T] = v && v[S_LAST] > -INFINITY ? (float)log1p(now > v[S_LAST] ? now - v[S_LAST] : 0) : NAN;
 }
 
+static void read_diff(const fc_counter *c, const fc_counter *sub, int kind, uint64_t key, double now, float *out) {
+    read_slot(c, sub, slot_find(c, kind, key), sub ? slot_find(sub, kind, key) : NULL, now, out);
+}
+
 void fc_read_key(const fc_counter *c, int kind, uint64_t key, double now, float *out) {
     read_diff(c, NULL, kind, key, now, out);
+}
+
+void fc_read_absent(const fc_counter *c, double now, float *out) {
+    read_slot(c, NULL, NULL, NULL, now, out);
+}
+
+void fc_mean_blocks(const float *blocks, int n, int per, float *out) {
+    for (int j = 0; j < per; j++) {
+        float sum = 0;
+        int seen = 0;
+        for (int k = 0; k < n; k++) {
+            float v = blocks[(size_t)k * (size_t)per + (size_t)j];
+            if (!isnan(v)) sum += v, seen++;
+        }
+        out[j] = seen ? sum / (float)seen : NAN;
+    }
 }
 
 static void read_row_diff(const fc_counter *c, const fc_counter *sub, const fc_event *ev, double now, float *out) {
@@ -223,16 +245,12 @@ static void read_row_diff(const fc_counter *c, const fc_counter *sub, const fc_e
     read_diff(c, sub, FC_USER, ev->user, now, out);
     read_diff(c, sub, FC_ITEM, ev->item, now, out + per);
     if (!c->s.use_cats) return;
-    float *uc = out + 2 * per, tmp[FC_MAX_WINDOWS * (1 + FC_MAX_TASKS) + 1];
-    int nseen[FC_MAX_WINDOWS * (1 + FC_MAX_TASKS) + 1] = {0};
-    for (int j = 0; j < per; j++) uc[j] = 0;
-    for (int k = 0; k < ev->n_cats && k < FC_MAX_CATS; k++) {
-        if (dup_cat(ev, k)) continue;
-        read_diff(c, sub, FC_USER_CAT, fc_user_cat_key(ev->user, ev->cats[k]), now, tmp);
-        for (int j = 0; j < per; j++)
-            if (!isnan(tmp[j])) uc[j] += tmp[j], nseen[j]++;
-    }
-    for (int j = 0; j < per; j++) uc[j] = nseen[j] ? uc[j] / (float)nseen[j] : NAN;
+    float blocks[FC_MAX_CATS * (FC_MAX_WINDOWS * (1 + FC_MAX_TASKS) + 1)];
+    int n = 0;
+    for (int k = 0; k < ev->n_cats && k < FC_MAX_CATS; k++)
+        if (!dup_cat(ev, k))
+            read_diff(c, sub, FC_USER_CAT, fc_user_cat_key(ev->user, ev->cats[k]), now, blocks + (size_t)n++ * per);
+    fc_mean_blocks(blocks, n, per, out + 2 * per);
 }
 
 void fc_read_row(const fc_counter *c, const fc_event *ev, double now, float *out) {

@@ -98,6 +98,17 @@ size_t fc_key_count(const fc_counter *c, int kind);
 /* Key of (user, category) as used by FC_USER_CAT. */
 uint64_t fc_user_cat_key(uint64_t user, uint64_t cat);
 
+/* Values of a key with no events (what fc_read_key gives for any absent
+ * key of this counter at now: count 0, the rates' prior, recency NaN). */
+void fc_read_absent(const fc_counter *c, double now, float *out);
+
+/* The (user, category) block of a row from the blocks of its n distinct
+ * categories (blocks: (n, per), in the row's category order): per value j,
+ * the float mean of the blocks' non-NaN values, summed in that order; NaN
+ * when none. The one definition of the mean, used by training rows
+ * (fc_read_row) and by the server for a candidate's categories. */
+void fc_mean_blocks(const float *blocks, int n, int per, float *out);
+
 enum { FC_PAST = 0, FC_OOF = 1 };
 
 /* Fold (0..folds) of training row i in FC_OOF with this seed. */

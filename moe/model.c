@@ -9,6 +9,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 
 #include "common/atomic_file.h"
 #include "common/read_file.h"
+#include "common/csv.h"
 #include "common/rng.h"
 #include "common/tensor.h"
 #include "hashing/idhash.h"
@@ -267,6 +269,59 @@ int moe_model_task(const moe_model *m, const char *name) {
     for (int i = 0; i < m->n_tasks; i++)
         if (!strcmp(m->tasks[i].name, name)) return i;
     return -1;
+}
+
+int moe_model_label_rule(moe_model *m, const char *flag, const char *spec, int threshold, mr_err *e) {
+    const char *eq = strchr(spec, '=');
+    char task[MOE_NAME_MAX];
+    if (!eq || eq == spec || (size_t)(eq - spec) >= sizeof task)
+        return mr_err_set(e, MR_EINVAL, "%s '%s': expected TASK=%s", flag, spec, threshold ? "X" : "VALUE");
+    memcpy(task, spec, (size_t)(eq - spec));
+    task[eq - spec] = 0;
+    int k = moe_model_task(m, task);
+    if (k < 0) return mr_err_set(e, MR_EINVAL, "%s '%s': the model has no task '%s'", flag, spec, task);
+    moe_task *t = &m->tasks[k];
+    const char *v = eq + 1;
+    if (!v[0] || strlen(v) >= sizeof t->positive)
+        return mr_err_set(e, MR_EINVAL, "%s '%s': the value is empty or longer than %d bytes", flag, spec,
+                          MOE_NAME_MAX - 1);
+    if (threshold) {
+        double x;
+        if (mr_parse_double(v, &x) || !isfinite(x) || fabs(x) > FLT_MAX)
+            return mr_err_set(e, MR_EINVAL, "%s '%s': '%s' is not a finite number", flag, spec, v);
+        t->has_threshold = 1;
+        t->threshold = (float)x;
+        t->has_positive = 0;
+        t->positive[0] = 0;
+        return MR_OK;
+    }
+    if (t->kind != MOE_TASK_BINARY)
+        return mr_err_set(e, MR_EINVAL, "%s '%s': task '%s' is not binary", flag, spec, task);
+    t->has_positive = 1;
+    snprintf(t->positive, sizeof t->positive, "%s", v);
+    t->has_threshold = 0;
+    return MR_OK;
+}
+
+int moe_model_label(const moe_model *m, int k, const char *cell, int has_num, double num, float *y, mr_err *e) {
+    const moe_task *t = &m->tasks[k];
+    if (t->has_positive) {
+        *y = !strcmp(cell, t->positive);
+        return MR_OK;
+    }
+    if (!has_num)
+        return mr_err_set(e, MR_EINVAL, "task '%s': label column '%s' is not a number; for text labels pass "
+                          "--label-positive %s=VALUE or set the task's \"positive\" in model.json",
+                          t->name, t->label, t->name);
+    if (t->has_threshold) {
+        *y = num >= t->threshold ? 1.0f : 0.0f;
+        return MR_OK;
+    }
+    if (t->kind == MOE_TASK_BINARY && num != 0.0 && num != 1.0)
+        return mr_err_set(e, MR_EINVAL, "task '%s' is binary but label is %g; pass --label-threshold %s=X "
+                          "(label = value >= X) or set the task's \"threshold\"", t->name, num, t->name);
+    *y = (float)num;
+    return MR_OK;
 }
 
 float moe_model_loss_weight(const moe_model *m, int k, int epoch) {

@@ -140,6 +140,23 @@ int moe_model_latest_version(const char *root, char *out, size_t outlen, mr_err 
 int moe_model_field(const moe_model *m, const char *name, int *numeric);
 int moe_model_task(const moe_model *m, const char *name);
 
+/* Label rules (moerec train / score --label-positive, --label-threshold):
+ * spec is "TASK=VALUE". positive: the task's label is 1 when the cell
+ * equals VALUE, 0 for any other present cell (binary tasks only);
+ * threshold: VALUE is a number X and the label is 1 when the cell's number
+ * is >= X. Either replaces the task's model.json rule (threshold or
+ * positive). MR_EINVAL naming flag and spec: no '=', unknown task, empty
+ * value, a positive rule on a regression task, X not a finite number. */
+int moe_model_label_rule(moe_model *m, const char *flag, const char *spec, int threshold, mr_err *e);
+
+/* Label of task k from one present (not missing) cell, the rule of
+ * moe_dataset_read: cell == positive when the task has "positive"; else
+ * the number *num (parsed by the caller through common/csv.h; has_num 0 =
+ * the cell is not a number), >= threshold when set; a binary task without
+ * either needs 0 or 1. On error, e names the task and what to do; the
+ * caller prefixes file and line. */
+int moe_model_label(const moe_model *m, int k, const char *cell, int has_num, double num, float *y, mr_err *e);
+
 /* Training-loss weight of task k in epoch t (0-based). */
 float moe_model_loss_weight(const moe_model *m, int k, int epoch);
 

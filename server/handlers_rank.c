@@ -6,9 +6,12 @@
  * per-candidate passes). Feature precedence per row: the schema's fields
  * `user_id` / `item_id` (when the model has them) from the request ids,
  * then the user's stored profile, user and context features for every
- * row, then the candidate's stored and own features. Any feature the model does not know is INVALID_ARGUMENT naming
+ * row, then the candidate's stored features, the user's stored
+ * (user, category) values for the candidate's categories, and the
+ * candidate's own features. Any feature the model does not know is INVALID_ARGUMENT naming
  * it; nothing is scored.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +19,7 @@
 #include "common/clock.h"
 #include "proto/moerec.pb-c.h"
 #include "index/store/behaviour_recent.h"
+#include "moe/featcount.h"
 #include "moe/sdim_feature.h"
 #include "server/backend.h"
 #include "server/handlers.h"
@@ -105,11 +109,13 @@ static int apply_id(moe_scorer *s, const moe_model *m, int row, const char *fiel
 /* Stored features of the candidates (UpsertItems), before the request's
  * own candidate features, which override them. One batched, cached read. */
 static int apply_stored(moe_scorer *s, const moe_model *m, mr_backend *be, mr_arena *a,
-                        const Moerec__V1__ScoreRequest *r, mr_err *err) {
+                        const Moerec__V1__ScoreRequest *r, Moerec__V1__Features ***stored, mr_err *err) {
     size_t n = r->n_candidates;
     uint64_t *ids = mr_arena_alloc(a, n * sizeof *ids);
     store_blob *blobs = mr_arena_alloc(a, n * sizeof *blobs);
-    if (!ids || !blobs) return mr_err_set(err, MR_ENOMEM, "out of request memory");
+    Moerec__V1__Features **rows = mr_arena_calloc(a, n, sizeof *rows); /* kept for the user-category rows */
+    if (!ids || !blobs || !rows) return mr_err_set(err, MR_ENOMEM, "out of request memory");
+    *stored = rows;
     for (size_t i = 0; i < n; i++) ids[i] = mr_api_id(r->candidates[i]->item_id);
     void *buf = NULL;
     int rc = item_store_get(be->st, ids, n, blobs, &buf, err);
@@ -123,10 +129,94 @@ static int apply_stored(moe_scorer *s, const moe_model *m, mr_backend *be, mr_ar
                             r->candidates[i]->item_id);
             break;
         }
+        rows[i] = f;
         rc = apply_features(s, m, (int)i, f, "stored item features", -1, 0, err);
     }
     free(buf);
     return rc;
+}
+
+/* The (user, category) counting rows of `moerec index features --store`
+ * (tools/index_features_store.c): the profile's categorical entry
+ * "@category" names the candidate feature holding an item's categories;
+ * numeric entries "<field>@<category>" hold the user's values for that
+ * category, "<field>@" those of a category without events. Per candidate:
+ * its categories (the request's entry of that name, else the stored item
+ * row's; empty values skipped, repeats counted once, at most FC_MAX_CATS),
+ * each one's block (else the "@" block), and fc_mean_blocks over them, the
+ * mean training rows get (moe/featcount.h), set on every field of the
+ * model those entries name. A candidate without categories keeps the
+ * fill. */
+static int apply_user_cats(moe_scorer *s, const moe_model *m, mr_arena *a, const Moerec__V1__Features *prof,
+                           const Moerec__V1__ScoreRequest *r, Moerec__V1__Features *const *stored, mr_err *err) {
+    if (!prof) return MR_OK;
+    const char *catname = NULL;
+    for (size_t i = 0; i < prof->n_categorical && !catname; i++)
+        if (!strcmp(prof->categorical[i]->name, "@category") && prof->categorical[i]->n_values)
+            catname = prof->categorical[i]->values[0];
+    if (!catname) return MR_OK;
+    size_t ne = prof->n_numeric;
+    int *field = mr_arena_alloc(a, (ne ? ne : 1) * sizeof *field);  /* model field of column q */
+    int *col = mr_arena_alloc(a, (ne ? ne : 1) * sizeof *col);      /* column of entry e, -1 none */
+    int *crow = mr_arena_alloc(a, (ne ? ne : 1) * sizeof *crow);    /* category row of entry e */
+    const char **cat = mr_arena_alloc(a, (ne ? ne : 1) * sizeof *cat);
+    if (!field || !col || !crow || !cat) return mr_err_set(err, MR_ENOMEM, "out of request memory");
+    int nf = 0, nc = 0;
+    for (size_t e = 0; e < ne; e++) { /* columns: distinct model fields; rows: distinct categories */
+        const char *name = prof->numeric[e]->name, *at = strchr(name, '@');
+        col[e] = -1;
+        if (!at || at == name || (size_t)(at - name) >= 128) continue;
+        char base[128];
+        memcpy(base, name, (size_t)(at - name));
+        base[at - name] = 0;
+        int numeric, idx = moe_model_field(m, base, &numeric);
+        if (idx < 0 || !numeric) continue;
+        int q = 0, k = 0;
+        while (q < nf && field[q] != idx) q++;
+        if (q == nf) field[nf++] = idx;
+        while (k < nc && strcmp(cat[k], at + 1)) k++;
+        if (k == nc) cat[nc++] = at + 1;
+        col[e] = q;
+        crow[e] = k;
+    }
+    if (!nf) return MR_OK;
+    float *vals = mr_arena_alloc(a, (size_t)nc * (size_t)nf * sizeof *vals); /* (nc, nf) */
+    float *blocks = mr_arena_alloc(a, (size_t)FC_MAX_CATS * (size_t)nf * sizeof *blocks);
+    float *mean = mr_arena_alloc(a, (size_t)nf * sizeof *mean);
+    if (!vals || !blocks || !mean) return mr_err_set(err, MR_ENOMEM, "out of request memory");
+    for (size_t j = 0; j < (size_t)nc * (size_t)nf; j++) vals[j] = NAN;
+    int absent = -1;
+    for (size_t e = 0; e < ne; e++)
+        if (col[e] >= 0) vals[(size_t)crow[e] * (size_t)nf + (size_t)col[e]] = prof->numeric[e]->value;
+    for (int k = 0; k < nc && absent < 0; k++)
+        if (!cat[k][0]) absent = k;
+    for (size_t i = 0; i < r->n_candidates; i++) {
+        const Moerec__V1__CategoricalFeature *cf = NULL;
+        const Moerec__V1__Features *src[2] = {r->candidates[i]->features, stored ? stored[i] : NULL};
+        for (int w = 0; w < 2 && !cf; w++)
+            for (size_t j = 0; src[w] && j < src[w]->n_categorical && !cf; j++)
+                if (!strcmp(src[w]->categorical[j]->name, catname)) cf = src[w]->categorical[j];
+        if (!cf) continue;
+        int nb = 0;
+        for (size_t v = 0; v < cf->n_values && nb < FC_MAX_CATS; v++) {
+            const char *x = cf->values[v];
+            int dup = !x[0];
+            for (size_t u = 0; u < v && !dup; u++) dup = !strcmp(cf->values[u], x);
+            if (dup) continue;
+            int k = 0;
+            while (k < nc && strcmp(cat[k], x)) k++;
+            if (k == nc) k = absent;
+            for (int q = 0; q < nf; q++) blocks[(size_t)nb * nf + q] = k >= 0 ? vals[(size_t)k * nf + q] : NAN;
+            nb++;
+        }
+        fc_mean_blocks(blocks, nb, nf, mean);
+        for (int q = 0; q < nf; q++) {
+            if (isnan(mean[q])) continue;
+            int rc = moe_scorer_set_num(s, (int)i, field[q], mean[q], err);
+            if (rc) return mr_err_wrap(err, "stored user-category features");
+        }
+    }
+    return MR_OK;
 }
 
 /* The SDIM block (moe/sdim_feature.h): the user's bucket table (one read),
@@ -163,11 +253,12 @@ static int apply_sdim(moe_scorer *s, const moe_model *m, mr_backend *be, mr_aren
  * of `moerec index features --store`) for every row; fields this model
  * does not know are skipped, as for stored item features. */
 static int apply_profile(moe_scorer *s, const moe_model *m, mr_arena *a, const mr_user_state *us,
-                         const char *user_id, mr_err *err) {
+                         const char *user_id, Moerec__V1__Features **prof, mr_err *err) {
     if (!us->profile) return MR_OK;
     ProtobufCAllocator al = mr_pb_arena(a);
     Moerec__V1__Features *f = moerec__v1__features__unpack(&al, us->profile_len, us->profile);
     if (!f) return mr_err_set(err, MR_ECORRUPT, "stored profile of user '%s' does not decode", user_id);
+    *prof = f;
     return apply_features(s, m, MOE_ALL_ROWS, f, "stored user profile", -1, 0, err);
 }
 
@@ -277,13 +368,15 @@ int mr_score_with_model(mr_call_ctx *ctx, mr_model_ref *ref, const Moerec__V1__S
         rc = mr_err_wrap(err, "user state");
         goto done;
     }
-    if (be && (rc = apply_profile(s, m, ctx->arena, &us, r->user_id, err))) goto done;
+    Moerec__V1__Features *prof = NULL, **stored = NULL;
+    if (be && (rc = apply_profile(s, m, ctx->arena, &us, r->user_id, &prof, err))) goto done;
     for (int i = 0; i < n; i++)
         if ((rc = apply_id(s, m, i, "item_id", r->candidates[i]->item_id, err))) goto done;
     if ((rc = apply_features(s, m, MOE_ALL_ROWS, r->user_features, "user_features", -1, 1, err)) ||
         (rc = apply_features(s, m, MOE_ALL_ROWS, r->context_features, "context_features", -1, 1, err)))
         goto done;
-    if (be && (rc = apply_stored(s, m, be, ctx->arena, r, err))) goto done;
+    if (be && (rc = apply_stored(s, m, be, ctx->arena, r, &stored, err))) goto done;
+    if (be && (rc = apply_user_cats(s, m, ctx->arena, prof, r, stored, err))) goto done;
     for (int i = 0; i < n; i++)
         if ((rc = apply_features(s, m, i, r->candidates[i]->features, "candidates", i, 1, err))) goto done;
     if (m->extra_dim > 0 && (rc = apply_sdim(s, m, be, ctx->arena, r, &us, &behaviour_length, err)))

@@ -80,3 +80,9 @@ int cli_na(const char *flag, const char *text, char *buf, size_t n, mr_err *e) {
     memcpy(buf + 1, text, len + 1);
     return 0;
 }
+
+const char cli_label_usage[] =
+    "  --label-positive TASK=VALUE  label of TASK = 1 when its cell equals VALUE, else 0\n"
+    "                      (text labels; binary tasks; replaces model.json's rule)\n"
+    "  --label-threshold TASK=X  label of TASK = 1 when its number is >= X, else 0\n"
+    "                      (replaces model.json's rule; repeat either flag per task)\n";

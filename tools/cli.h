@@ -39,4 +39,9 @@ static inline mr_csv_opts cli_csv_opts(const char *na) {
     return o;
 }
 
+/* --label-positive / --label-threshold (moerec train, moerec score; the
+ * rules of moe_model_label_rule), at most this many per command line. */
+#define CLI_MAX_LABEL_RULES 32
+extern const char cli_label_usage[];
+
 #endif

@@ -1,5 +1,6 @@
 /* cmd_index_embeddings.c — `moerec index embeddings`: user and item vectors
- * from an interaction log by BPR matrix factorisation (moe/bpr.h), written
+ * from an interaction log by BPR matrix factorisation (moe/bpr.h), or
+ * imported from a .npy matrix (common/npy.h) or a CSV (id,v0,v1,...), written
  * as the items file `moerec index retrievers` reads (id, e0..e{d-1}), a
  * users file of the same layout, and optionally the store's item table
  * (the vectors Recommend's query, SDIM and the retrievers use).
@@ -11,6 +12,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <float.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <math.h>
@@ -21,6 +23,7 @@
 #include "common/atomic_file.h"
 #include "common/clock.h"
 #include "common/csv.h"
+#include "common/npy.h"
 #include "common/tensor.h"
 #include "common/threadpool.h"
 #include "hashing/u64map.h"
@@ -30,9 +33,13 @@
 #include "tools/cli.h"
 #include "tools/index_features.h"
 
+#define EX_IMPORT_MAX_DIM 4096
+
 typedef struct ex_opts {
     const char *log, *test, *items_out, *users_out, *store_dir, *table;
     const char *user_col, *item_col;
+    const char *import, *import_ids, *import_users, *import_user_ids; /* --import*: vectors given */
+    const char *train_flag;  /* a training-only flag given (refused with --import) */
     int threads, quiet;
     bpr_opts b;
     char na[CLI_NA_MAX]; /* --na, "" = the reader's default */
@@ -182,6 +189,108 @@ out:
     return rc;
 }
 
+/* Intern id (text) as vector row ids->n; a repeated id is an error. */
+static int ex_import_id(ex_ids *ids, const char *id, const char *where, long line, mr_err *e) {
+    if (!id[0]) return mr_err_set(e, MR_EINVAL, "%s:%ld: empty id", where, line);
+    int before = ids->n, k = ex_intern(ids, id, 1);
+    if (k == -2) return mr_err_set(e, MR_ENOMEM, "out of memory");
+    if (k < before) return mr_err_set(e, MR_EINVAL, "%s:%ld: id '%s' repeated (first on row %d)", where, line, id, k + 1);
+    return MR_OK;
+}
+
+/* The ids of a .npy matrix: the first column of ids_path (a CSV with a
+ * header line), one row per matrix row. */
+static int ex_import_npy_ids(const char *ids_path, const char *na, ex_ids *ids, int64_t rows, mr_err *e) {
+    mr_csv *l = NULL;
+    mr_csv_opts co = cli_csv_opts(na);
+    int rc = mr_csv_open(&l, ids_path, &co, e);
+    while (!rc && (rc = mr_csv_next(l, e)) == 1) {
+        if (ids->n == rows) {
+            rc = mr_err_set(e, MR_EINVAL, "%s: more ids than the matrix's %lld rows", ids_path, (long long)rows);
+            break;
+        }
+        rc = ex_import_id(ids, mr_csv_cell(l, 0), ids_path, mr_csv_line(l), e);
+    }
+    mr_csv_close(l);
+    if (rc < 0) return rc;
+    if (ids->n != rows)
+        return mr_err_set(e, MR_EINVAL, "%s: %d ids for the matrix's %lld rows", ids_path, ids->n, (long long)rows);
+    return MR_OK;
+}
+
+/* Vectors of path (.npy when it starts with the .npy magic, else CSV:
+ * header line, the id first, then one column per component) into ids (in
+ * file order) and *X (ids->n, *dim). */
+static int ex_import(const char *flag, const char *path, const char *ids_path, const char *na, ex_ids *ids,
+                     float **X, int *dim, mr_err *e) {
+    char magic[6] = {0};
+    FILE *f = fopen(path, "rb");
+    if (!f) return mr_err_set(e, MR_ENOTFOUND, "%s %s: %s", flag, path, strerror(errno));
+    size_t got = fread(magic, 1, sizeof magic, f);
+    fclose(f);
+    int npy = got == 6 && !memcmp(magic, "\x93NUMPY", 6), rc;
+    if (npy) {
+        int64_t rows = 0, cols = 0;
+        float *d = NULL;
+        if (!ids_path) return mr_err_set(e, MR_EINVAL, "%s %s is .npy: its ids need %s-ids FILE", flag, path, flag);
+        if ((rc = mr_npy_read_f32(path, &d, &rows, &cols, e))) return rc;
+        if (cols > EX_IMPORT_MAX_DIM || rows > INT32_MAX) {
+            free(d);
+            return mr_err_set(e, MR_EINVAL, "%s: shape (%lld, %lld): at most %d columns", path, (long long)rows,
+                              (long long)cols, EX_IMPORT_MAX_DIM);
+        }
+        if ((rc = ex_import_npy_ids(ids_path, na, ids, rows, e))) {
+            free(d);
+            return rc;
+        }
+        *X = d;
+        *dim = (int)cols;
+        return MR_OK;
+    }
+    if (ids_path) return mr_err_set(e, MR_EINVAL, "%s %s is CSV (ids in its first column): no %s-ids", flag, path, flag);
+    mr_csv_opts co = cli_csv_opts(na);
+    co.max_cols = EX_IMPORT_MAX_DIM + 1;
+    mr_csv *l = NULL;
+    if ((rc = mr_csv_open(&l, path, &co, e))) return rc;
+    int d = mr_csv_ncols(l) - 1;
+    float *v = NULL;
+    size_t cap = 0;
+    if (d < 1) rc = mr_err_set(e, MR_EINVAL, "%s: no vector columns (the id, then v0, v1, ...)", path);
+    while (!rc && (rc = mr_csv_next(l, e)) == 1) {
+        if ((size_t)(ids->n + 1) * (size_t)d > cap) {
+            size_t nc = cap ? 2 * cap : (size_t)d * 1024;
+            float *w = realloc(v, sizeof *w * nc);
+            if (!w) {
+                rc = mr_err_set(e, MR_ENOMEM, "%s: out of memory", path);
+                break;
+            }
+            v = w;
+            cap = nc;
+        }
+        float *row = v + (size_t)ids->n * (size_t)d;
+        for (int c = 0; c < d && rc >= 0; c++) {
+            double x = 0;
+            if ((rc = mr_csv_double(l, c + 1, &x, e)) == 1)
+                rc = mr_err_set(e, MR_EINVAL, "%s:%ld: column '%s' is missing (every component is needed)", path,
+                                mr_csv_line(l), mr_csv_header(l, c + 1));
+            else if (rc == 0 && fabs(x) > FLT_MAX)
+                rc = mr_err_set(e, MR_EINVAL, "%s:%ld: column '%s': %g is not a float", path, mr_csv_line(l),
+                                mr_csv_header(l, c + 1), x);
+            row[c] = (float)x;
+        }
+        if (rc >= 0) rc = ex_import_id(ids, mr_csv_cell(l, 0), path, mr_csv_line(l), e);
+    }
+    mr_csv_close(l);
+    if (rc >= 0 && !ids->n) rc = mr_err_set(e, MR_EINVAL, "%s: no data rows", path);
+    if (rc < 0) {
+        free(v);
+        return rc;
+    }
+    *X = v;
+    *dim = d;
+    return MR_OK;
+}
+
 static void ex_usage(FILE *f) {
     fprintf(f,
             "usage: moerec index embeddings --log FILE --items-out FILE [options]\n\n"
@@ -201,6 +310,14 @@ static void ex_usage(FILE *f) {
             "  --test FILE           held-out interactions: print Recall@20 (training items\n"
             "                        excluded; an item unseen in training is a miss; rows of\n"
             "                        unseen users are skipped and counted)\n"
+            "  --import FILE         import item vectors instead of training: a .npy matrix\n"
+            "                        (float32 or float64, 2-D, C order; rows = items) or a CSV\n"
+            "                        (header line; the item id, then one column per component)\n"
+            "  --import-ids FILE     the .npy's item ids: first column of a CSV with a header\n"
+            "                        line, one row per matrix row, in order\n"
+            "  --import-users FILE   user vectors for --users-out, same formats\n"
+            "  --import-users-ids FILE  the user .npy's ids\n"
+            "                        (with --import: no --log, --test, --dim or training flag)\n"
             "  --dim N               vector width (32)\n"
             "  --epochs N            (20)\n"
             "  --lr X                SGD learning rate (0.05)\n"
@@ -221,7 +338,7 @@ static void ex_progress(int epoch, double loss, void *ctx) {
 
 static int ex_args(ex_opts *o, int argc, char **argv) {
     enum { O_LOG = 256, O_TEST, O_IOUT, O_UOUT, O_STORE, O_TABLE, O_UCOL, O_ICOL, O_DIM, O_EPOCHS,
-           O_LR, O_REG, O_SEED, O_THREADS, O_QUIET, O_NA };
+           O_LR, O_REG, O_SEED, O_THREADS, O_QUIET, O_NA, O_IMP, O_IMPIDS, O_IMPU, O_IMPUIDS };
     static const struct option opts[] = {
         {"log", required_argument, 0, O_LOG},           {"test", required_argument, 0, O_TEST},
         {"items-out", required_argument, 0, O_IOUT},    {"users-out", required_argument, 0, O_UOUT},
@@ -231,6 +348,8 @@ static int ex_args(ex_opts *o, int argc, char **argv) {
         {"lr", required_argument, 0, O_LR},             {"reg", required_argument, 0, O_REG},
         {"seed", required_argument, 0, O_SEED},         {"threads", required_argument, 0, O_THREADS},
         {"quiet", no_argument, 0, O_QUIET},             {"na", required_argument, 0, O_NA},
+        {"import", required_argument, 0, O_IMP},        {"import-ids", required_argument, 0, O_IMPIDS},
+        {"import-users", required_argument, 0, O_IMPU}, {"import-users-ids", required_argument, 0, O_IMPUIDS},
         {"help", no_argument, 0, 'h'},                  {0, 0, 0, 0}};
     optind = 1;
     opterr = 0;
@@ -249,14 +368,34 @@ static int ex_args(ex_opts *o, int argc, char **argv) {
         case O_TABLE: o->table = v; break;
         case O_UCOL: o->user_col = v; break;
         case O_ICOL: o->item_col = v; break;
-        case O_DIM: rc = cli_int("--dim", v, 1, 1024, &o->b.dim, &e); break;
-        case O_EPOCHS: rc = cli_int("--epochs", v, 1, 1000000, &o->b.epochs, &e); break;
-        case O_LR: rc = cli_float("--lr", v, 1e-12, 1e3, &o->b.lr, &e); break;
-        case O_REG: rc = cli_float("--reg", v, 0, 1e3, &o->b.reg, &e); break;
+        case O_IMP: o->import = v; break;
+        case O_IMPIDS: o->import_ids = v; break;
+        case O_IMPU: o->import_users = v; break;
+        case O_IMPUIDS: o->import_user_ids = v; break;
+        case O_DIM:
+            o->train_flag = "--dim";
+            rc = cli_int("--dim", v, 1, 1024, &o->b.dim, &e);
+            break;
+        case O_EPOCHS:
+            o->train_flag = "--epochs";
+            rc = cli_int("--epochs", v, 1, 1000000, &o->b.epochs, &e);
+            break;
+        case O_LR:
+            o->train_flag = "--lr";
+            rc = cli_float("--lr", v, 1e-12, 1e3, &o->b.lr, &e);
+            break;
+        case O_REG:
+            o->train_flag = "--reg";
+            rc = cli_float("--reg", v, 0, 1e3, &o->b.reg, &e);
+            break;
         case O_SEED:
+            o->train_flag = "--seed";
             if (!(rc = cli_u64("--seed", v, &u, &e))) o->b.seed = u;
             break;
-        case O_THREADS: rc = cli_int("--threads", v, 0, 4096, &o->threads, &e); break;
+        case O_THREADS:
+            o->train_flag = "--threads";
+            rc = cli_int("--threads", v, 0, 4096, &o->threads, &e);
+            break;
         case O_QUIET: o->quiet = 1; break;
         case O_NA: rc = cli_na("--na", v, o->na, sizeof o->na, &e); break;
         case 'h': ex_usage(stdout); return 3;
@@ -269,6 +408,25 @@ static int ex_args(ex_opts *o, int argc, char **argv) {
     }
     if (optind < argc) {
         fprintf(stderr, "moerec index embeddings: unexpected argument '%s' (see --help)\n", argv[optind]);
+        return 2;
+    }
+    if (o->import || o->import_users) {
+        const char *clash = o->log ? "--log" : o->test ? "--test" : o->train_flag;
+        if (clash) {
+            fprintf(stderr, "moerec index embeddings: %s does not apply to imported vectors (--import)\n", clash);
+            return 2;
+        }
+        if (!o->import || (!o->items_out && !o->store_dir) || (o->import_users && !o->users_out) ||
+            (o->users_out && !o->import_users) || (o->import_ids && !o->import) ||
+            (o->import_user_ids && !o->import_users)) {
+            fprintf(stderr, "moerec index embeddings: --import needs --items-out or --store; --import-users goes "
+                            "with --users-out; --import-ids / --import-users-ids with their file (see --help)\n");
+            return 2;
+        }
+        return 0;
+    }
+    if (o->import_ids || o->import_user_ids) {
+        fprintf(stderr, "moerec index embeddings: --import-ids / --import-users-ids need --import / --import-users\n");
         return 2;
     }
     if (!o->log || (!o->items_out && !o->store_dir)) {
@@ -300,6 +458,25 @@ int ix_embeddings(int argc, char **argv) {
     long skipped = 0;
     int status = 1;
     if (u64map_init(&us.map, 1024) || u64map_init(&is.map, 1024)) goto oom;
+    if (o.import) { /* the vectors are given: the same outputs as training writes */
+        int udim = 0;
+        if ((rc = ex_import("--import", o.import, o.import_ids, o.na, &is, &V, &o.b.dim, &e))) goto fail;
+        if (o.import_users &&
+            (rc = ex_import("--import-users", o.import_users, o.import_user_ids, o.na, &us, &U, &udim, &e)))
+            goto fail;
+        if (o.import_users && udim != o.b.dim) {
+            mr_err_set(&e, MR_EINVAL, "--import-users %s has %d columns, the item vectors %d", o.import_users, udim,
+                       o.b.dim);
+            goto fail;
+        }
+        if (o.items_out && (rc = ex_write(o.items_out, o.item_col, &is, V, o.b.dim, &e))) goto fail;
+        if (o.users_out && (rc = ex_write(o.users_out, o.user_col, &us, U, o.b.dim, &e))) goto fail;
+        if (o.store_dir && (rc = ex_store(&o, &is, V, &e))) goto fail;
+        ix_print_json(json_pack("{s:s, s:i, s:i, s:i}", "imported", o.import, "items", is.n, "users", us.n, "dim",
+                                o.b.dim), 0);
+        status = 0;
+        goto out;
+    }
     if ((rc = ex_read(&o, o.log, &us, &is, 1, &tr, &skipped, &e))) goto fail;
     if (tr.n == 0 || is.n < 2) {
         mr_err_set(&e, MR_EINVAL, "%s: %ld interactions over %d items (at least 1 and 2)", o.log, tr.n, is.n);

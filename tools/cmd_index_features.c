@@ -13,7 +13,9 @@
  *                               profile row (replaced) and the item's feature
  *                               row (merged with what UpsertItems wrote), as
  *                               packed moerec.v1.Features numeric entries,
- *                               which Score adds to every request
+ *                               which Score adds to every request; with
+ *                               categories the (user, category) blocks
+ *                               too (index_features_store.c)
  *
  * Output rows are the input's cells (re-quoted as needed, in the input's
  * delimiter) plus the values ("%.9g", exact for float; empty = missing), so
@@ -38,34 +40,7 @@
 #include "proto/moerec.pb-c.h"
 #include "server/backend.h"
 #include "tools/index_features.h"
-
-#define FX_APPLY_MAX 4
-
-/* ------------------------------------------------------------- options */
-
-typedef struct fx_task {
-    char name[64], column[64];
-    int rule;                 /* 0: 0/1 value, 1: >= threshold, 2: == value */
-    double threshold;
-    char value[64];
-    int col;
-} fx_task;
-
-typedef struct fx_opts {
-    const char *log, *out, *store_dir, *apply[FX_APPLY_MAX], *apply_out[FX_APPLY_MAX];
-    int n_apply, n_apply_out;
-    const char *user_col, *item_col, *time_col, *cat_col;
-    char cat_sep;
-    fx_task task[FC_MAX_TASKS];
-    char window_name[FC_MAX_WINDOWS][32];
-    fc_spec spec;
-    int mode, folds;
-    uint64_t seed;
-    int as_of_row;            /* --as-of row (apply files) */
-    int as_of_set;            /* --as-of given */
-    double as_of;             /* else this time; NAN = the log's latest */
-    char na[CLI_NA_MAX];      /* --na, "" = the reader's default */
-} fx_opts;
+#include "tools/index_features_int.h"
 
 static void fx_usage(FILE *f) {
     fprintf(f,
@@ -97,7 +72,10 @@ static void fx_usage(FILE *f) {
             "  --store DIR             write every user's and item's values (read at --as-of T, the\n"
             "                          log's latest time by default) into the store: user profile\n"
             "                          rows (replaced) and item feature rows (merged); Score adds them\n"
-            "                          to every request. The server must not have DIR open.\n"
+            "                          to every request. With --category-column also each user's\n"
+            "                          (user, category) blocks and each item's categories; Score\n"
+            "                          adds the mean over a candidate's categories. The server must\n"
+            "                          not have DIR open.\n"
             "  --as-of row|T           time --apply rows are read at: each row's own time (row, the\n"
             "                          default; not with --store), or T\n"
             "  --na LIST               cells read as missing besides the empty one (NA; e.g.\n"
@@ -263,13 +241,6 @@ bad:
 
 /* ------------------------------------------------------------ reading */
 
-typedef struct fx_rows {
-    fc_event *ev;
-    uint64_t *cats;           /* (n, FC_MAX_CATS) */
-    size_t n, cap;
-    double t_max;
-} fx_rows;
-
 typedef struct fx_cols { int user, item, time, cat, label[FC_MAX_TASKS]; } fx_cols;
 
 static int fx_find_cols(const fx_opts *o, const mr_csv *l, int labels, fx_cols *c, mr_err *e) {
@@ -285,7 +256,7 @@ static int fx_find_cols(const fx_opts *o, const mr_csv *l, int labels, fx_cols *
 
 /* The current record of l as an event (labels when labels). */
 static int fx_event(const fx_opts *o, const mr_csv *l, const fx_cols *c, int labels, fc_event *ev, uint64_t *cats,
-                    mr_err *e) {
+                    fx_dict *dict, mr_err *e) {
     memset(ev, 0, sizeof *ev);
     int rc = mr_csv_double(l, c->time, &ev->t, e);
     if (rc < 0) return rc;
@@ -306,7 +277,9 @@ static int fx_event(const fx_opts *o, const mr_csv *l, const fx_cols *c, int lab
                 if (ev->n_cats == FC_MAX_CATS)
                     return mr_err_set(e, MR_EINVAL, "%s:%ld: more than %d categories", mr_csv_name(l),
                                       mr_csv_line(l), FC_MAX_CATS);
-                cats[ev->n_cats++] = idhash_bytes(s, len, 0);
+                cats[ev->n_cats] = idhash_bytes(s, len, 0);
+                if (dict && fx_dict_add(dict, cats[ev->n_cats], s, len, e)) return MR_ENOMEM;
+                ev->n_cats++;
             }
             if (!end) break;
             s = end + 1;
@@ -352,7 +325,7 @@ static int fx_read(const fx_opts *o, const char *path, int labels, fx_rows *r, m
             r->cats = cats;
             r->cap = cap;
         }
-        rc = fx_event(o, l, &c, labels, &r->ev[r->n], r->cats + r->n * FC_MAX_CATS, e);
+        rc = fx_event(o, l, &c, labels, &r->ev[r->n], r->cats + r->n * FC_MAX_CATS, r->dict, e);
         if (!rc && r->ev[r->n].t > r->t_max) r->t_max = r->ev[r->n].t;
         r->n += rc == 0;
     }
@@ -418,123 +391,6 @@ static int fx_write(const fx_opts *o, const char *path, const char *out, const f
     return mr_afile_commit(&af, e);
 }
 
-/* ------------------------------------------------------------ store */
-
-#define FX_BATCH 1024
-
-/* The numeric entries of one key's block (NaN values left out: the schema's
- * fill applies, as for an empty cell in a file), into nf[0..*n). */
-static void fx_block(const fx_opts *o, int kind, const float *v, char (*names)[128], Moerec__V1__NumericFeature *nf,
-                     size_t *n) {
-    const char *tasks[FC_MAX_TASKS], *wins[FC_MAX_WINDOWS];
-    for (int t = 0; t < o->spec.n_tasks; t++) tasks[t] = o->task[t].name;
-    for (int w = 0; w < o->spec.n_windows; w++) wins[w] = o->window_name[w];
-    int per = fc_kind_values(&o->spec);
-    *n = 0;
-    for (int j = 0; j < per; j++) {
-        if (isnan(v[j])) continue;
-        moerec__v1__numeric_feature__init(&nf[*n]);
-        fc_value_name(&o->spec, kind * per + j, tasks, wins, names[j], sizeof names[j], NULL);
-        nf[*n].name = names[j];
-        nf[*n].value = v[j];
-        (*n)++;
-    }
-}
-
-/* Write users' profile rows (replaced) and items' feature rows (merged
- * with the stored Features: our names replace, others stay) at time now. */
-static int fx_store(const fx_opts *o, const fc_counter *fin, double now, json_t *sum, mr_err *e) {
-    store_config cfg;
-    store_config_init(&cfg);
-    mr_store *st = NULL;
-    uint64_t *keys = NULL;
-    int per = fc_kind_values(&o->spec), rc = store_open(&st, o->store_dir, &cfg, e);
-    if (rc) return mr_err_wrap(e, "--store %s", o->store_dir);
-    float *v = malloc(sizeof(float) * (size_t)per);
-    char (*names)[128] = malloc(sizeof *names * (size_t)per);
-    Moerec__V1__NumericFeature *nf = malloc(sizeof *nf * (size_t)per * FX_BATCH);
-    Moerec__V1__NumericFeature **np = malloc(sizeof *np * (size_t)(per + 256) * FX_BATCH);
-    Moerec__V1__Features *msg = malloc(sizeof *msg * FX_BATCH);
-    Moerec__V1__Features **old = calloc(FX_BATCH, sizeof *old);
-    store_blob *blobs = malloc(sizeof *blobs * FX_BATCH), *cur = malloc(sizeof *cur * FX_BATCH);
-    uint8_t **packed = calloc(FX_BATCH, sizeof *packed);
-    if (!v || !names || !nf || !np || !msg || !old || !blobs || !cur || !packed) {
-        rc = mr_err_set(e, MR_ENOMEM, "out of memory");
-        goto done;
-    }
-    for (int kind = FC_USER; kind <= FC_ITEM && !rc; kind++) {
-        size_t n;
-        free(keys);
-        keys = NULL;
-        if ((rc = fc_keys(fin, kind, &keys, &n, e))) break;
-        for (size_t b = 0; b < n && !rc; b += FX_BATCH) {
-            size_t nb = n - b < FX_BATCH ? n - b : FX_BATCH;
-            void *buf = NULL;
-            if (kind == FC_ITEM && (rc = item_store_get(st, keys + b, nb, cur, &buf, e))) break;
-            for (size_t i = 0; i < nb && !rc; i++) {
-                fc_read_key(fin, kind, keys[b + i], now, v);
-                Moerec__V1__NumericFeature *mine = nf + i * (size_t)per;
-                size_t nm;
-                char (*nm_names)[128] = names; /* names are the same for every key of a kind */
-                fx_block(o, kind, v, nm_names, mine, &nm);
-                Moerec__V1__NumericFeature **p = np + i * (size_t)(per + 256);
-                moerec__v1__features__init(&msg[i]);
-                size_t k = 0;
-                for (size_t j = 0; j < nm; j++) p[k++] = &mine[j];
-                old[i] = kind == FC_ITEM && cur[i].data
-                             ? moerec__v1__features__unpack(NULL, cur[i].len, cur[i].data)
-                             : NULL;
-                if (kind == FC_ITEM && cur[i].data && !old[i]) {
-                    rc = mr_err_set(e, MR_ECORRUPT, "stored features of item %" PRIu64 " do not decode", keys[b + i]);
-                    break;
-                }
-                if (old[i]) { /* keep the stored entries these values do not name */
-                    for (size_t j = 0; j < old[i]->n_numeric && k < (size_t)per + 256; j++) {
-                        int ours = 0;
-                        for (size_t q = 0; q < nm && !ours; q++) ours = !strcmp(old[i]->numeric[j]->name, mine[q].name);
-                        if (!ours) p[k++] = old[i]->numeric[j];
-                    }
-                    msg[i].categorical = old[i]->categorical;
-                    msg[i].n_categorical = old[i]->n_categorical;
-                }
-                msg[i].numeric = p;
-                msg[i].n_numeric = k;
-                size_t sz = moerec__v1__features__get_packed_size(&msg[i]);
-                if (!(packed[i] = malloc(sz ? sz : 1))) {
-                    rc = mr_err_set(e, MR_ENOMEM, "out of memory");
-                    break;
-                }
-                moerec__v1__features__pack(&msg[i], packed[i]);
-                blobs[i] = (store_blob){packed[i], sz};
-            }
-            if (!rc) rc = kind == FC_USER ? user_store_put(st, keys + b, nb, blobs, e)
-                                          : item_store_put(st, keys + b, nb, blobs, e);
-            for (size_t i = 0; i < nb; i++) {
-                if (old[i]) moerec__v1__features__free_unpacked(old[i], NULL);
-                old[i] = NULL;
-                free(packed[i]);
-                packed[i] = NULL;
-            }
-            free(buf);
-        }
-        json_object_set_new(sum, kind == FC_USER ? "stored_users" : "stored_items", json_integer((json_int_t)n));
-    }
-    json_object_set_new(sum, "store_as_of", json_real(now));
-done:
-    store_close(st);
-    free(keys);
-    free(v);
-    free(names);
-    free(nf);
-    free(np);
-    free(msg);
-    free(old);
-    free(blobs);
-    free(cur);
-    free(packed);
-    return rc;
-}
-
 int ix_features(int argc, char **argv) {
     fx_opts o = {.user_col = "userId", .item_col = "movieId", .time_col = "timestamp", .cat_sep = '|',
                  .folds = 5, .seed = 1, .as_of_row = 1, .as_of = NAN};
@@ -547,6 +403,11 @@ int ix_features(int argc, char **argv) {
     float *vals = NULL;
     fc_counter *fin = NULL;
     int per = fc_row_values(&o.spec), status = 1;
+    fx_dict dict = {0};
+    if (o.store_dir && o.cat_col) { /* the store's entries are named by the category text */
+        if (u64map_init(&dict.map, 64)) goto oom;
+        log.dict = &dict;
+    }
     if ((rc = fc_spec_check(&o.spec, &e)) || (rc = fx_read(&o, o.log, 1, &log, &e))) goto fail;
     if (!(vals = malloc(log.n * (size_t)per * sizeof *vals))) goto oom;
     if ((rc = fc_train_values(&o.spec, log.ev, log.n, o.mode, o.folds, o.seed, vals, &fin, &e))) goto fail;
@@ -577,7 +438,7 @@ int ix_features(int argc, char **argv) {
                             "columns", per, "mode", o.mode == FC_OOF ? "oof" : "past", "users",
                             (json_int_t)fc_key_count(fin, FC_USER), "items", (json_int_t)fc_key_count(fin, FC_ITEM),
                             "applied", applied);
-    if (o.store_dir && (rc = fx_store(&o, fin, isnan(o.as_of) ? log.t_max : o.as_of, sum, &e))) {
+    if (o.store_dir && (rc = fx_store(&o, &log, fin, isnan(o.as_of) ? log.t_max : o.as_of, sum, &e))) {
         json_decref(sum);
         goto fail;
     }
@@ -590,6 +451,7 @@ fail:
     fprintf(stderr, "moerec index features: %s\n", e.msg);
 out:
     fc_free(fin);
+    if (log.dict) fx_dict_free(log.dict);
     free(vals);
     free(log.ev);
     free(log.cats);

@@ -25,6 +25,7 @@
 #include "common/progress.h"
 #include "common/tensor.h"
 #include "common/threadpool.h"
+#include "moe/metrics.h"
 #include "moe/model.h"
 #include "moe/scorer.h"
 #include "tools/cli.h"
@@ -73,6 +74,13 @@ static void usage(FILE *f) {
             "                  comma-separated, or 'all' (they take the model's default:\n"
             "                  the fill value, an empty bag); any other absent feature\n"
             "                  column is an error\n"
+            "  --auc           also read each task's label column (model.json's tasks[].label)\n"
+            "                  and add per-task test metrics to the summary: \"auc\" (binary\n"
+            "                  tasks; null when a class is absent) or \"mse\" (regression),\n"
+            "                  and \"labelled\" rows; labels follow train's rules (a missing\n"
+            "                  cell is no label; a text label needs a positive rule). Holds\n"
+            "                  two floats per row and task in memory\n"
+            "%s"
             "  --batch N       rows per scorer batch (4096)\n"
             "  --threads N     scoring threads, 0 = all cores (0)\n"
             "  --na LIST       cells of numeric columns read as missing besides the empty\n"
@@ -87,7 +95,8 @@ static void usage(FILE *f) {
             "are re-quoted as needed. A summary JSON line goes to stderr.\n"
             "Exit: 0 ok, 1 failure, 2 usage.\n\n"
             "Example:\n"
-            "  moerec score --model models/demo --data rows.csv --out scored.csv --threads 4\n");
+            "  moerec score --model models/demo --data rows.csv --out scored.csv --threads 4\n",
+            cli_label_usage);
 }
 
 /* Copy the reader's current record into r (the reader reuses its buffer). */
@@ -169,6 +178,91 @@ static void score_chunk(void *arg) {
     if (c->rc) snprintf(c->err, sizeof c->err, "%s", e.msg);
 }
 
+/* Labels and predictions of --auc, (n, T) row-major. */
+typedef struct evalbuf {
+    float *y, *mask, *pred;
+    long n, cap;
+} evalbuf;
+
+/* The labels of chunk c's rows (label_col per task) appended to b with
+ * their predictions. */
+static int eval_take(evalbuf *b, const moe_model *m, const mr_csv *in, const int *label_col, const chunk *c,
+                     mr_err *e) {
+    int T = m->n_tasks;
+    if (b->n + c->n > b->cap) {
+        long cap = b->cap ? b->cap : 4096;
+        while (cap < b->n + c->n) cap *= 2;
+        float *y = realloc(b->y, sizeof *y * (size_t)(cap * T));
+        if (y) b->y = y;
+        float *mk = y ? realloc(b->mask, sizeof *mk * (size_t)(cap * T)) : NULL;
+        if (mk) b->mask = mk;
+        float *p = mk ? realloc(b->pred, sizeof *p * (size_t)(cap * T)) : NULL;
+        if (!p) return mr_err_set(e, MR_ENOMEM, "--auc: out of memory");
+        b->pred = p;
+        b->cap = cap;
+    }
+    for (int i = 0; i < c->n; i++) {
+        const row *r = &c->rows[i];
+        for (int k = 0; k < T; k++) {
+            size_t at = (size_t)(b->n * T + k);
+            const char *cell = label_col[k] < r->ncols ? r->col[label_col[k]] : "";
+            b->pred[at] = c->tasks[(size_t)i * T + k];
+            b->y[at] = 0;
+            b->mask[at] = 0;
+            if (mr_csv_is_missing(in, cell)) continue; /* no label */
+            double v = 0;
+            mr_err pe;
+            mr_err_clear(&pe);
+            int has_num = m->tasks[k].has_positive || mr_csv_double_at(in, r->lineno, label_col[k], cell, &v, &pe) >= 0;
+            if (moe_model_label(m, k, cell, has_num, v, &b->y[at], e)) {
+                char why[MR_ERR_MSG_MAX];
+                snprintf(why, sizeof why, "%s", e->msg);
+                return has_num ? mr_err_set(e, MR_EINVAL, "%s:%ld: %s", mr_csv_name(in), r->lineno, why)
+                               : mr_err_set(e, MR_EINVAL, "%s (%s)", pe.msg, why);
+            }
+            b->mask[at] = 1;
+        }
+        b->n++;
+    }
+    return MR_OK;
+}
+
+/* "auc" / "mse" and "labelled" per task, as JSON members (", ..."). */
+static void eval_print(FILE *f, const moe_model *m, const evalbuf *b) {
+    int T = m->n_tasks;
+    const char *what[2] = {"auc", "mse"};
+    for (int pass = 0; pass < 3; pass++) {
+        fprintf(f, ",\"%s\":{", pass < 2 ? what[pass] : "labelled");
+        int first = 1;
+        for (int k = 0; k < T; k++) {
+            int binary = m->tasks[k].kind == MOE_TASK_BINARY;
+            if (pass < 2 && binary != (pass == 0)) continue;
+            long nl = 0, npos = 0;
+            float *y = malloc(sizeof *y * (size_t)(b->n ? b->n : 1)), *mk = malloc(sizeof *mk * (size_t)(b->n ? b->n : 1)),
+                  *p = malloc(sizeof *p * (size_t)(b->n ? b->n : 1));
+            for (long i = 0; y && mk && p && i < b->n; i++) {
+                y[i] = b->y[i * T + k];
+                mk[i] = b->mask[i * T + k];
+                p[i] = b->pred[i * T + k];
+                nl += mk[i] != 0;
+                npos += mk[i] != 0 && y[i] != 0;
+            }
+            fprintf(f, "%s\"%s\":", first ? "" : ",", m->tasks[k].name);
+            first = 0;
+            double x = !y || !mk || !p ? -1 : pass == 2 ? (double)nl
+                       : pass == 0 ? (npos > 0 && npos < nl ? moe_auc(p, y, mk, b->n) : -1)
+                                   : (nl ? moe_mse(p, y, mk, b->n) : -1);
+            if (pass == 2) fprintf(f, "%ld", nl);
+            else if (x < 0) fprintf(f, "null");
+            else fprintf(f, "%.6f", x);
+            free(y);
+            free(mk);
+            free(p);
+        }
+        fputc('}', f);
+    }
+}
+
 /* 1 when column col is in the comma-separated list (or the list is "all"). */
 static int listed(const char *list, const char *col) {
     if (!list) return 0;
@@ -186,15 +280,18 @@ static int listed(const char *list, const char *col) {
 
 static int score_main(int argc, char **argv) {
     const char *model_dir = NULL, *data = NULL, *out_path = "-", *keep = NULL, *allow_missing = NULL;
-    int batch = 4096, threads = 0, quiet = 0;
     char na[CLI_NA_MAX] = "";
+    int batch = 4096, threads = 0, quiet = 0, auc = 0, n_rules = 0, rule_thr[CLI_MAX_LABEL_RULES];
+    const char *rule[CLI_MAX_LABEL_RULES];
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'}, {"data", required_argument, 0, 'd'},
         {"out", required_argument, 0, 'o'},   {"keep", required_argument, 0, 'k'},
         {"allow-missing", required_argument, 0, 'a'},
         {"batch", required_argument, 0, 'b'}, {"threads", required_argument, 0, 't'},
         {"quiet", no_argument, 0, 'q'},       {"help", no_argument, 0, 'h'},
-        {"na", required_argument, 0, 'n'},    {0, 0, 0, 0}};
+        {"na", required_argument, 0, 'n'},    {"auc", no_argument, 0, 'A'},
+        {"label-positive", required_argument, 0, 'P'}, {"label-threshold", required_argument, 0, 'T'},
+        {0, 0, 0, 0}};
     mr_err e;
     mr_err_clear(&e);
     optind = 1;
@@ -211,6 +308,15 @@ static int score_main(int argc, char **argv) {
         case 't': rc = cli_int("--threads", optarg, 0, 256, &threads, &e); break;
         case 'q': quiet = 1; break;
         case 'n': rc = cli_na("--na", optarg, na, sizeof na, &e); break;
+        case 'A': auc = 1; break;
+        case 'P':
+        case 'T':
+            if (n_rules == CLI_MAX_LABEL_RULES) rc = mr_err_set(&e, MR_EINVAL, "at most %d label rules", CLI_MAX_LABEL_RULES);
+            else {
+                rule_thr[n_rules] = o == 'T';
+                rule[n_rules++] = optarg;
+            }
+            break;
         case 'h': usage(stdout); return 0;
         default: rc = cli_getopt_error(o, argv, &e); break;
         }
@@ -225,6 +331,10 @@ static int score_main(int argc, char **argv) {
     }
     if (!model_dir || !data) {
         fprintf(stderr, "moerec score: --model and --data are required (see --help)\n");
+        return 2;
+    }
+    if (n_rules && !auc) {
+        fprintf(stderr, "moerec score: --label-positive and --label-threshold need --auc (see --help)\n");
         return 2;
     }
     moe_model *m = NULL;
@@ -242,6 +352,12 @@ static int score_main(int argc, char **argv) {
         fprintf(stderr, "moerec score: %s\n", e.msg);
         return 1;
     }
+    for (int r = 0; r < n_rules; r++) /* in command-line order: a later rule for a task wins */
+        if (moe_model_label_rule(m, rule_thr[r] ? "--label-threshold" : "--label-positive", rule[r], rule_thr[r], &e)) {
+            fprintf(stderr, "moerec score: %s (see --help)\n", e.msg);
+            moe_model_free(m);
+            return 2;
+        }
     if (m->extra_dim > 0) {
         fprintf(stderr, "moerec score: model '%s' takes an extra input block (extra_dim %d, e.g. "
                         "SDIM) that a file cannot carry; score it through the server\n",
@@ -269,6 +385,8 @@ static int score_main(int argc, char **argv) {
     else out = to_file ? fopen(out_path, "w") : stdout;
     int status = 1, nthreads = 0, T = m->n_tasks;
     int cat_col[MOE_MAX_FIELDS], num_col[MOE_MAX_FIELDS], keep_col[MAX_COLS], nkeep = 0, nh = 0;
+    int label_col[MOE_MAX_TASKS];
+    evalbuf eb = {0};
     mr_pool *pool = NULL;
     chunk *chunks = NULL;
     job *jobs = NULL;
@@ -306,6 +424,12 @@ static int score_main(int argc, char **argv) {
             goto done;
         }
     }
+    for (int k = 0; auc && k < T; k++)
+        if ((label_col[k] = mr_csv_col(in, m->tasks[k].label)) < 0) {
+            fprintf(stderr, "moerec score: --auc: %s has no label column '%s' (task '%s')\n", data, m->tasks[k].label,
+                    m->tasks[k].name);
+            goto done;
+        }
     /* kept columns */
     if (keep) {
         char *ks = strdup(keep), *tok, *save = NULL;
@@ -385,6 +509,10 @@ static int score_main(int argc, char **argv) {
                 fprintf(stderr, "moerec score: %s\n", c->err);
                 goto done;
             }
+            if (auc && eval_take(&eb, m, in, label_col, c, &e)) {
+                fprintf(stderr, "moerec score: %s\n", e.msg);
+                goto done;
+            }
             for (int i = 0; i < c->n; i++) {
                 row *r = &c->rows[i];
                 for (int k = 0; k < nkeep; k++) {
@@ -405,8 +533,10 @@ static int score_main(int argc, char **argv) {
     mr_progress_end(&prog, (uint64_t)total, NULL);
     double secs = (double)(mr_now_ns() - t0) / 1e9;
     fprintf(stderr, "{\"command\":\"score\",\"model\":\"%s\",\"rows\":%ld,\"tasks\":%d,\"threads\":%d,"
-                    "\"seconds\":%.3f,\"rows_per_s\":%.0f}\n",
+                    "\"seconds\":%.3f,\"rows_per_s\":%.0f",
             dir, total, T, nthreads, secs, secs > 0 ? (double)total / secs : 0.0);
+    if (auc) eval_print(stderr, m, &eb);
+    fprintf(stderr, "}\n");
     status = 0;
 done:
     for (int t = 0; chunks && t < nthreads; t++) {
@@ -416,6 +546,9 @@ done:
         free(chunks[t].score);
         if (jobs) moe_scorer_free(jobs[t].scorer);
     }
+    free(eb.y);
+    free(eb.mask);
+    free(eb.pred);
     free(chunks);
     free(jobs);
     free(args);

@@ -41,6 +41,9 @@ typedef struct train_cli {
     moe_train_opts o;
     sdim_csv_opts sdim;  /* --sdim-*: long-behaviour extra block (moe/sdim_join.h) */
     char na[CLI_NA_MAX]; /* --na: the input files' missing set, "" = the reader's default */
+    const char *rule[CLI_MAX_LABEL_RULES]; /* --label-positive / --label-threshold specs */
+    int rule_threshold[CLI_MAX_LABEL_RULES];
+    int n_rules;
 } train_cli;
 
 /* mkdir -p: 0 when path is a directory afterwards. */
@@ -118,12 +121,13 @@ static void usage(FILE *f) {
             "  --na LIST           cells of numeric and label columns read as missing besides the\n"
             "                      empty one, comma-separated (NA; e.g. NA,null; every input\n"
             "                      file: docs/operations.md, input files)\n"
+            "%s"
             "  --quiet             no progress line\n"
             "%s\n"
             "Example:\n"
             "  moerec train --model-json demo/model.json --data demo/interactions.csv \\\n"
             "      --out demo/models/demo --epochs 3 --threads 4\n",
-            sdim_usage);
+            cli_label_usage, sdim_usage);
 }
 
 static int opt_json(train_cli *c, const char *json_text) {
@@ -200,7 +204,7 @@ static int sdim_params(sdim_csv_opts *o, const char *v, mr_err *e) {
 
 static int parse_args(train_cli *c, int argc, char **argv) {
     enum { O_VERSION = 256, O_EMB_LR, O_EMB_OPT, O_WD, O_VAL, O_SPLIT, O_TIME, O_MAXROWS, O_NOFIT,
-           O_SEV, O_SIT, O_SCOL, O_SPAR, O_JSON, O_INIT, O_MAPS, O_RES, O_USER, O_VALDATA, O_NA };
+           O_SEV, O_SIT, O_SCOL, O_SPAR, O_JSON, O_INIT, O_MAPS, O_RES, O_USER, O_VALDATA, O_NA, O_LPOS, O_LTHR };
     static const struct option opts[] = {
         {"model-json", required_argument, 0, O_JSON}, {"data", required_argument, 0, 'd'},
         {"out", required_argument, 0, 'o'},           {"init", required_argument, 0, O_INIT},
@@ -217,10 +221,13 @@ static int parse_args(train_cli *c, int argc, char **argv) {
         {"sdim-items", required_argument, 0, O_SIT},  {"sdim-columns", required_argument, 0, O_SCOL},
         {"sdim-params", required_argument, 0, O_SPAR}, {"help", no_argument, 0, 'h'},
         {"mappings", required_argument, 0, O_MAPS},   {"resolution", required_argument, 0, O_RES},
-        {"na", required_argument, 0, O_NA},           {0, 0, 0, 0}};
+        {"na", required_argument, 0, O_NA},
+        {"label-positive", required_argument, 0, O_LPOS}, {"label-threshold", required_argument, 0, O_LTHR},
+        {0, 0, 0, 0}};
     mr_err e;
     mr_err_clear(&e);
     optind = 1; /* called twice: before and after model.json's "train" section */
+    c->n_rules = 0;
     opterr = 0;
     for (int o; (o = getopt_long(argc, argv, ":h", opts, NULL)) != -1;) {
         int rc = 0;
@@ -266,6 +273,15 @@ static int parse_args(train_cli *c, int argc, char **argv) {
         case O_SPAR: rc = sdim_params(&c->sdim, optarg, &e); break;
         case O_NA:
             if (!(rc = cli_na("--na", optarg, c->na, sizeof c->na, &e))) c->sdim.na = c->na;
+            break;
+        case O_LPOS:
+        case O_LTHR:
+            if (c->n_rules == CLI_MAX_LABEL_RULES)
+                rc = mr_err_set(&e, MR_EINVAL, "at most %d label rules", CLI_MAX_LABEL_RULES);
+            else {
+                c->rule_threshold[c->n_rules] = o == O_LTHR;
+                c->rule[c->n_rules++] = optarg;
+            }
             break;
         case 'h': break; /* handled by train_main */
         default: rc = cli_getopt_error(o, argv, &e); break;
@@ -443,6 +459,13 @@ static int train_main(int argc, char **argv) {
             if (moe_model_from_json(&m, text, c.o.seed, &e)) goto fail;
         }
     }
+    for (int r = 0; r < c.n_rules; r++) /* in command-line order: a later rule for a task wins */
+        if (moe_model_label_rule(m, c.rule_threshold[r] ? "--label-threshold" : "--label-positive", c.rule[r],
+                                 c.rule_threshold[r], &e)) {
+            fprintf(stderr, "moerec train: %s (see --help)\n", e.msg);
+            status = 2;
+            goto out;
+        }
     if (c.init) {
         moe_model *w = NULL;
         if (moe_model_load(&w, c.init, &e)) goto fail;

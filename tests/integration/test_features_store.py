@@ -7,17 +7,32 @@ the same predictions from `moerec score` (features in the file) and from
 Score over gRPC (only user_id and item_id in the request: the server adds
 the stored user profile and item feature rows). Item features written by
 UpsertItems before survive the merge; a stored profile is skipped for
-fields the model lacks."""
+fields the model lacks. With --category-column, the (user, category)
+rows give the same bit-for-bit equality."""
 import csv
 import json
 import os
 import random
 import signal
+import struct
 import subprocess
 import tempfile
 import unittest
 
 ARGS = None
+
+
+def write_model(d, model):
+    """d/model.json: model's tables and features, one like task, a small MMoE."""
+    model.update({"tasks": [{"name": "like"}],
+                  "arch": {"type": "mmoe", "experts": 2, "expert_hidden": [8], "tower_hidden": [4]},
+                  "train": {"epochs": 2, "batch": 64}})
+    with open(os.path.join(d, "model.json"), "w") as f:
+        json.dump(model, f)
+
+
+def f32(x):
+    return struct.unpack("f", struct.pack("f", x))[0]
 
 
 def write_log(d):
@@ -67,6 +82,38 @@ class FeaturesStoreTest(unittest.TestCase):
         self.assertEqual(srv.wait(timeout=60), 0)
         srv.stdout.close()
 
+    def score_file(self, d, name):
+        """`moerec score` of d/name with model d/models/m, one row per batch."""
+        r = subprocess.run([ARGS.bin, "score", "--model", os.path.join(d, "models", "m"), "--data",
+                            os.path.join(d, name), "--batch", "1", "--threads", "1", "--quiet"],
+                           capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return list(csv.DictReader(r.stdout.splitlines()))
+
+    def check_ids_only(self, stub, rows, want):
+        """Score with only user_id and item_id of each (user, item, ...) row
+        answers the file's prediction bit for bit."""
+        import moerec_pb2 as pb
+        for i, row in enumerate(rows):
+            req = pb.ScoreRequest(user_id=str(row[0]))
+            req.candidates.add(item_id=str(row[1]))
+            got = stub.Score(req, timeout=10).items[0]
+            self.assertEqual(f32(float(want[i]["like"])), f32(got.tasks[0].value),
+                             "row %d: file %s, server %r" % (i, want[i]["like"], got.tasks[0].value))
+
+    def check_blank_differs(self, d, cols, want):
+        """d/test_feat.csv with the cols emptied (the model's fill instead)
+        scores differently on most rows: the values matter."""
+        with open(os.path.join(d, "test_feat.csv")) as f:
+            rows = list(csv.DictReader(f))
+        with open(os.path.join(d, "blank.csv"), "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
+            w.writeheader()
+            for x in rows:
+                w.writerow({k: ("" if k in cols else v) for k, v in x.items()})
+        blank = self.score_file(d, "blank.csv")
+        self.assertGreater(sum(a["like"] != b["like"] for a, b in zip(want, blank)), len(want) * 9 // 10)
+
     def test_store_equals_file(self):
         import moerec_pb2 as pb
         with tempfile.TemporaryDirectory() as d:
@@ -77,12 +124,8 @@ class FeaturesStoreTest(unittest.TestCase):
                      "features": {"categorical": [{"name": "user_id", "table": "user"},
                                                   {"name": "item_id", "table": "item"},
                                                   {"name": "genre", "table": "genre"}],
-                                  "numeric": [{"name": c} for c in cols]},
-                     "tasks": [{"name": "like"}],
-                     "arch": {"type": "mmoe", "experts": 2, "expert_hidden": [8], "tower_hidden": [4]},
-                     "train": {"epochs": 2, "batch": 64}}
-            with open(os.path.join(d, "model.json"), "w") as f:
-                json.dump(model, f)
+                                  "numeric": [{"name": c} for c in cols]}}
+            write_model(d, model)
             # 1. an UpsertItems write of the items' genre, before the tool runs
             srv, ch, stub = self.serve(d, models=False)
             try:
@@ -110,37 +153,15 @@ class FeaturesStoreTest(unittest.TestCase):
                                 os.path.join(d, "train_feat.csv"), "--out", os.path.join(d, "models", "m"),
                                 "--quiet"], capture_output=True, text=True)
             self.assertEqual(r.returncode, 0, r.stderr)
-            r = subprocess.run([ARGS.bin, "score", "--model", os.path.join(d, "models", "m"), "--data",
-                                os.path.join(d, "test_feat.csv"), "--batch", "1", "--threads", "1", "--quiet"],
-                               capture_output=True, text=True)
-            self.assertEqual(r.returncode, 0, r.stderr)
-            want = list(csv.DictReader(r.stdout.splitlines()))
+            want = self.score_file(d, "test_feat.csv")
             self.assertEqual(len(want), len(test_rows))
             # the same rows without the feature values (fill values instead) score
             # differently, so equality below means the server used the stored values
-            with open(os.path.join(d, "test_feat.csv")) as f:
-                rows = list(csv.DictReader(f))
-            with open(os.path.join(d, "blank.csv"), "w", newline="") as f:
-                w = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
-                w.writeheader()
-                for x in rows:
-                    w.writerow({k: ("" if k in cols else v) for k, v in x.items()})
-            r = subprocess.run([ARGS.bin, "score", "--model", os.path.join(d, "models", "m"), "--data",
-                                os.path.join(d, "blank.csv"), "--batch", "1", "--quiet"], capture_output=True,
-                               text=True, check=True)
-            blank = list(csv.DictReader(r.stdout.splitlines()))
-            self.assertGreater(sum(a["like"] != b["like"] for a, b in zip(want, blank)), len(want) * 9 // 10)
+            self.check_blank_differs(d, cols, want)
             # 4. Score with ids only: features come from the store
             srv, ch, stub = self.serve(d)
             try:
-                import struct
-                f32 = lambda x: struct.unpack("f", struct.pack("f", x))[0]
-                for i, row in enumerate(test_rows):
-                    req = pb.ScoreRequest(user_id=str(row[0]))
-                    req.candidates.add(item_id=str(row[1]))
-                    got = stub.Score(req, timeout=10).items[0]
-                    self.assertEqual(f32(float(want[i]["like"])), f32(got.tasks[0].value),
-                                     "row %d: file %s, server %r" % (i, want[i]["like"], got.tasks[0].value))
+                self.check_ids_only(stub, test_rows, want)
                 # the stored profile must be what changes the answer: a request that
                 # overrides u_cnt_all differs
                 req = pb.ScoreRequest(user_id=str(test_rows[0][0]))
@@ -148,6 +169,71 @@ class FeaturesStoreTest(unittest.TestCase):
                 req.candidates.add(item_id=str(test_rows[0][1]))
                 self.assertNotEqual(f32(stub.Score(req, timeout=10).items[0].tasks[0].value),
                                     f32(float(want[0]["like"])))
+            finally:
+                self.stop(srv, ch)
+
+    def test_user_category_rows(self):
+        """(user, category) rows (issue 13): with --category-column the store
+        holds each user's per-category blocks and each item's categories; Score
+        with ids only adds, per candidate, the mean over its categories that the
+        test file's uc_ columns hold: every prediction equals the file's."""
+        import moerec_pb2 as pb
+        with tempfile.TemporaryDirectory() as d:
+            random.seed(9)
+            cats = lambda it: "g%d|h%d" % (it % 25, it % 3) + ("|g%d" % (it % 25) if it % 5 == 0 else "")
+            tr, te = [], []
+            for u in range(30):
+                t = 1000 + u
+                for k in range(40):
+                    it = random.randrange(50)
+                    t += random.randrange(1, 500)
+                    like = int(random.random() < 0.2 + 0.5 * ((u + it) % 3 == 0))
+                    (te if k >= 32 else tr).append((u, it, t, like, cats(it)))
+            self.assertEqual({r[1] for r in te} - {r[1] for r in tr}, set())  # every test item has a stored row
+            for name, part in (("train.csv", tr), ("test.csv", te)):
+                with open(os.path.join(d, name), "w", newline="") as f:
+                    w = csv.writer(f)
+                    w.writerow(["user_id", "item_id", "ts", "like", "genre"])
+                    w.writerows(part)
+            t_end = max(r[2] for r in tr)
+            ucols = ["uc_cnt_all", "uc_like_rate_all", "uc_recency"]
+            cols = ["u_cnt_all", "u_like_rate_all", "i_cnt_all", "i_like_rate_all"] + ucols
+            model = {"tables": [{"name": "user", "rows": 64, "dim": 4}, {"name": "item", "rows": 128, "dim": 4}],
+                     "features": {"categorical": [{"name": "user_id", "table": "user"},
+                                                  {"name": "item_id", "table": "item"}],
+                                  "numeric": [{"name": c} for c in cols]}}
+            write_model(d, model)
+            r = subprocess.run([ARGS.bin, "index", "features", "--log", os.path.join(d, "train.csv"),
+                                "--out", os.path.join(d, "train_feat.csv"), "--apply", os.path.join(d, "test.csv"),
+                                "--apply-out", os.path.join(d, "test_feat.csv"), "--as-of", str(t_end),
+                                "--store", os.path.join(d, "store"), "--user-column", "user_id",
+                                "--item-column", "item_id", "--time-column", "ts", "--task", "like:like",
+                                "--category-column", "genre"], capture_output=True, text=True)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            summary = json.loads(r.stdout.splitlines()[-1])
+            pairs = {(u, c) for u, it, _, _, cs in tr for c in cs.split("|")}
+            self.assertEqual(summary["stored_user_categories"], len(pairs))
+            r = subprocess.run([ARGS.bin, "train", "--model-json", os.path.join(d, "model.json"), "--data",
+                                os.path.join(d, "train_feat.csv"), "--out", os.path.join(d, "models", "m"),
+                                "--quiet"], capture_output=True, text=True)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            want = self.score_file(d, "test_feat.csv")
+            with open(os.path.join(d, "test_feat.csv")) as f:
+                rows = list(csv.DictReader(f))
+            # some test rows hold a category the user never had (the "@" block)
+            self.assertTrue(any((int(x["user_id"]), c) not in pairs for x in rows for c in x["genre"].split("|")))
+            self.check_blank_differs(d, ucols, want)
+            srv, ch, stub = self.serve(d)
+            try:
+                self.check_ids_only(stub, te, want)
+                # several candidates in one request: each gets its own categories' values
+                req = pb.ScoreRequest(user_id=str(te[0][0]))
+                idx = [i for i, x in enumerate(te) if x[0] == te[0][0]]
+                for i in idx:
+                    req.candidates.add(item_id=str(te[i][1]))
+                got = stub.Score(req, timeout=10).items
+                for k, i in enumerate(idx):
+                    self.assertEqual(f32(float(want[i]["like"])), f32(got[k].tasks[0].value))
             finally:
                 self.stop(srv, ch)
 

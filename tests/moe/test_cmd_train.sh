@@ -125,6 +125,6 @@ sed '2s/,\([01]\),\([01]\),\([0-9]*\)$/,yes,\2,\3/' "$dir/data.csv" > "$dir/text
 if "$moerec" train --model-json "$dir/model.json" --data "$dir/text.csv" --out "$dir/m3" 2> "$dir/err"; then
   fail "text label accepted"
 fi
-grep -q "text.csv:2: column 'click' (5): 'yes' is not a finite number (task 'click': for text labels set" "$dir/err" ||
+grep -q "text.csv:2: column 'click' (5): 'yes' is not a finite number (task 'click': label column 'click' is not a number; for text labels pass --label-positive click=VALUE" "$dir/err" ||
   fail "text label message: $(cat "$dir/err")"
 echo "test_cmd_train: ok"

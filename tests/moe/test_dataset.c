@@ -148,8 +148,8 @@ static void test_text_labels(void **st) {
     moe_dataset *d = NULL;
     write_file("uid,item,genre,age,price,click,rating,dwell\nu,i,g,1,1,insurance,4,1\n");
     assert_int_equal(moe_dataset_read(&d, m, g_path, NULL, 0, &e), MR_EINVAL);
-    assert_non_null(strstr(e.msg, ":2: column 'click' (6): 'insurance' is not a finite number (task 'click': for text labels set "
-                              "the task's \"positive\" value"));
+    assert_non_null(strstr(e.msg, ":2: column 'click' (6): 'insurance' is not a finite number (task 'click': label column "
+                              "'click' is not a number; for text labels pass --label-positive click=VALUE"));
     unlink(g_path);
     write_file("uid,item,genre,age,price,click,rating,dwell\nu,i,g,1,1,,4,1\nv,i,g,1,1,,3,1\n");
     assert_int_equal(moe_dataset_read(&d, m, g_path, NULL, 0, &e), MR_EINVAL);

@@ -266,6 +266,46 @@ static void test_recency_and_names(void **st) {
     fc_free(c);
 }
 
+/* The (user, category) block of a row is fc_mean_blocks over its distinct
+ * categories' blocks (fc_read_key, or fc_read_absent for a category
+ * without events): what the server computes from the stored blocks. */
+static void test_category_mean_from_blocks(void **st) {
+    (void)st;
+    fc_spec s = {.n_tasks = 1, .n_windows = 1, .window = {0}, .prior_strength = 2, .use_cats = 1};
+    fc_counter *c;
+    mr_err e;
+    assert_int_equal(fc_create(&c, &s, &e), 0);
+    uint64_t ca[2] = {11, 12}, cb[1] = {11};
+    fc_event a = {.t = 10, .user = 1, .item = 2, .cats = ca, .n_cats = 2, .has = {1}, .y = {1}};
+    fc_event b = {.t = 20, .user = 1, .item = 3, .cats = cb, .n_cats = 1, .has = {1}, .y = {0}};
+    assert_int_equal(fc_add(c, &a, &e), 0);
+    assert_int_equal(fc_add(c, &b, &e), 0);
+    uint64_t cq[4] = {12, 99, 12, 11}; /* 99: no events of (1, 99); 12 repeated */
+    fc_event q = {.t = 30, .user = 1, .item = 2, .cats = cq, .n_cats = 4};
+    int per = fc_kind_values(&s);
+    float row[9], blocks[3 * 3], mean[3], absent[3];
+    assert_int_equal(per, 3);
+    fc_read_row(c, &q, 40, row);
+    fc_read_key(c, FC_USER_CAT, fc_user_cat_key(1, 12), 40, blocks);
+    fc_read_absent(c, 40, blocks + per);
+    fc_read_key(c, FC_USER_CAT, fc_user_cat_key(1, 11), 40, blocks + 2 * per);
+    fc_mean_blocks(blocks, 3, per, mean);
+    assert_memory_equal(mean, row + 2 * per, sizeof mean);
+    /* the absent block: count 0, the prior rate, no recency */
+    fc_read_absent(c, 40, absent);
+    float unseen[3];
+    fc_read_key(c, FC_USER_CAT, fc_user_cat_key(1, 99), 40, unseen);
+    assert_true(absent[0] == 0 && absent[0] == unseen[0] && absent[1] == unseen[1]);
+    assert_float_equal(absent[1], (1.0 + 1) / (2 + 2), 1e-7);
+    assert_true(isnan(absent[2]) && isnan(unseen[2]));
+    /* recency: the mean over the categories that have one (11 and 12) */
+    assert_float_equal(mean[2], (log1p(30.0) + log1p(20.0)) / 2, 1e-6);
+    /* no blocks, or only NaN: NaN */
+    fc_mean_blocks(blocks, 0, per, mean);
+    assert_true(isnan(mean[0]) && isnan(mean[1]) && isnan(mean[2]));
+    fc_free(c);
+}
+
 static void test_no_recency(void **st) {
     (void)st;
     static fc_event ev[N];
@@ -319,7 +359,7 @@ int main(void) {
         cmocka_unit_test(test_past_matches_brute_force), cmocka_unit_test(test_own_label_not_used),
         cmocka_unit_test(test_oof_matches_brute_force),  cmocka_unit_test(test_decay_closed_form),
         cmocka_unit_test(test_recency_and_names),        cmocka_unit_test(test_no_recency),
-        cmocka_unit_test(test_bad_args),
+        cmocka_unit_test(test_bad_args),                 cmocka_unit_test(test_category_mean_from_blocks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,7 @@
 /* test_model.c — moe/model.c: save/load round trip (identical weights and
  * scores), version directories, and loading damaged model directories:
  * missing, reshaped, non-finite or unexpected tensors and truncated files
- * fail with an error naming the tensor. */
+ * fail with an error naming the tensor; label rules. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -193,6 +193,61 @@ static void test_value_rows(void **st) {
     moe_model_free(m);
 }
 
+/* Label rules (moe_model_label_rule) and the label of a cell (moe_model_label),
+ * both ways: each rule replaces the other, bad specs are refused and change
+ * nothing. Tasks: click (binary), like (rating >= 4), dwell (regression). */
+static void test_label_rules(void **st) {
+    (void)st;
+    moe_model *m = make("{\"type\":\"mmoe\"}", 1);
+    mr_err e;
+    float y = -1;
+    /* model.json's rules: like = rating >= 4; click needs 0/1; dwell any number */
+    assert_int_equal(moe_model_label(m, 1, "4", 1, 4.0, &y, &e), 0);
+    assert_true(y == 1.0f);
+    assert_int_equal(moe_model_label(m, 1, "3.99", 1, 3.99, &y, &e), 0);
+    assert_true(y == 0.0f);
+    assert_int_equal(moe_model_label(m, 0, "2", 1, 2.0, &y, &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, "--label-threshold click=X"));
+    assert_int_equal(moe_model_label(m, 0, "yes", 0, 0, &y, &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, "label column 'click' is not a number; for text labels pass --label-positive click="));
+    assert_int_equal(moe_model_label(m, 2, "12.5", 1, 12.5, &y, &e), 0);
+    assert_true(y == 12.5f);
+    /* positive rule on click: text labels */
+    assert_int_equal(moe_model_label_rule(m, "--label-positive", "click=yes", 0, &e), 0);
+    assert_int_equal(moe_model_label(m, 0, "yes", 0, 0, &y, &e), 0);
+    assert_true(y == 1.0f);
+    assert_int_equal(moe_model_label(m, 0, "no", 0, 0, &y, &e), 0);
+    assert_true(y == 0.0f);
+    assert_int_equal(moe_model_label(m, 0, "Yes", 0, 0, &y, &e), 0); /* exact match, case included */
+    assert_true(y == 0.0f);
+    /* a threshold replaces it, and the other way round */
+    assert_int_equal(moe_model_label_rule(m, "--label-threshold", "click=0.5", 1, &e), 0);
+    assert_true(m->tasks[0].has_threshold && !m->tasks[0].has_positive && m->tasks[0].threshold == 0.5f);
+    assert_int_equal(moe_model_label(m, 0, "2", 1, 2.0, &y, &e), 0);
+    assert_true(y == 1.0f);
+    assert_int_equal(moe_model_label_rule(m, "--label-positive", "like=5", 0, &e), 0);
+    assert_true(m->tasks[1].has_positive && !m->tasks[1].has_threshold);
+    assert_int_equal(moe_model_label(m, 1, "5.0", 1, 5.0, &y, &e), 0); /* text equality, not numeric */
+    assert_true(y == 0.0f);
+    /* refused: each leaves the tasks as they were */
+    moe_task before[MOE_MAX_TASKS];
+    memcpy(before, m->tasks, sizeof before);
+    const char *bad[][2] = {{"click", "expected TASK=VALUE"}, {"=1", "expected TASK=VALUE"},
+                            {"nope=1", "no task 'nope'"}, {"click=", "the value is empty"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(moe_model_label_rule(m, "--label-positive", bad[i][0], 0, &e), MR_EINVAL);
+        assert_non_null(strstr(e.msg, bad[i][1]));
+    }
+    assert_int_equal(moe_model_label_rule(m, "--label-positive", "dwell=1", 0, &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, "task 'dwell' is not binary"));
+    assert_int_equal(moe_model_label_rule(m, "--label-threshold", "click=abc", 1, &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, "'abc' is not a finite number"));
+    assert_int_equal(moe_model_label_rule(m, "--label-threshold", "click=inf", 1, &e), MR_EINVAL);
+    assert_int_equal(moe_model_label_rule(m, "--label-threshold", "click=1e39", 1, &e), MR_EINVAL);
+    assert_memory_equal(before, m->tasks, sizeof before);
+    moe_model_free(m);
+}
+
 /* The name -> field hash table at its largest: every field of a full schema
  * (MOE_MAX_FIELDS categorical + MOE_MAX_FIELDS numeric) resolves to its own
  * index and kind; prefixes, extensions and other names do not resolve. */
@@ -237,6 +292,7 @@ int main(void) {
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_damaged),
         cmocka_unit_test(test_value_rows),
+        cmocka_unit_test(test_label_rules),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
