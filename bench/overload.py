@@ -183,6 +183,7 @@ def run(binary, proto_dir, work, seconds=3.0, rate=2.0, bound=8, candidates=1000
                 "accepted": len(ok), "refused": len(refused), "other_errors": other,
                 "accepted_p50_ms": round(1000 * pct(ok, 0.50), 2),
                 "accepted_p99_ms": round(1000 * pct(ok, 0.99), 2),
+                "refused_p50_ms": round(1000 * pct(refused, 0.50), 2),
                 "refused_p99_ms": round(1000 * pct(refused, 0.99), 2),
                 "rss_start_mib": round(rss0 / 1024, 1), "rss_peak_mib": round(peak / 1024, 1),
                 "rss_end_mib": round(rss1 / 1024, 1),
@@ -205,9 +206,9 @@ def main():
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as work:
         sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
-                                        "scripts"))
-        import demo_client
-        demo_client.load_stubs(a.proto_dir, work)
+                                        "tests", "integration"))
+        import moerec_testlib
+        moerec_testlib.load_stubs(a.proto_dir, work)
         r = run(a.bin, a.proto_dir, work, a.seconds, a.rate, a.bound, a.candidates)
     b, u = r["bounded"], r["unbounded"]
     r["p99_ratio_unbounded_over_bounded"] = round(u["accepted_p99_ms"] /

@@ -113,10 +113,11 @@ def main():
     ap.add_argument("--proto-dir", required=True)
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
-    import demo_client
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
+                                    "integration"))
+    import moerec_testlib
     with tempfile.TemporaryDirectory() as tmp:
-        demo_client.load_stubs(args.proto_dir, tmp)
+        moerec_testlib.load_stubs(args.proto_dir, tmp)
         import moerec_pb2 as pb
         import health_pb2 as hpb
         rpc_seeds(args.out, pb, hpb)

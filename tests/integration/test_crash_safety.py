@@ -128,10 +128,10 @@ def bench_main():
     ap.add_argument("--rounds", type=int, default=200)
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
-    sys.path.insert(0, os.path.join(os.path.dirname(args.proto_dir.rstrip("/")), "scripts"))
-    import demo_client
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import moerec_testlib
     with tempfile.TemporaryDirectory() as out:
-        demo_client.load_stubs(args.proto_dir, out)
+        moerec_testlib.load_stubs(args.proto_dir, out)
         t0 = time.time()
         r = run_rounds(args.bin, args.rounds, args.seed,
                        log=lambda s: print(s, file=sys.stderr, flush=True))
