@@ -1,13 +1,19 @@
 /* server.c — the gRPC C-core server.
  *
- * Threads: one worker per completion queue, each blocking in
- * grpc_completion_queue_next. Every queue keeps calls_per_queue
- * request_calls armed; when one completes the worker re-arms a fresh one
- * before handling the call, so a burst never finds a queue without a slot.
+ * Threads: one acceptor and one worker per completion queue, each blocking
+ * in grpc_completion_queue_next. New calls are announced on the acceptor's
+ * queue (completion_queues x calls_per_queue request_calls kept armed
+ * there, each bound to the next worker's queue in turn); the acceptor
+ * re-arms a fresh slot, then runs the guards of on_request and either
+ * refuses the call at once or starts reading it, after which everything
+ * about the call (read, handler, answer) happens on its worker's queue.
+ * So a refusal (auth, unknown method, drain, max_inflight_calls) never
+ * waits behind the handlers running on the workers.
  *
  * A unary call is a small state machine driven by tags:
- *   T_REQUEST  request_call completed -> re-arm; look up the method;
- *              unknown or unbuilt -> finish UNIMPLEMENTED; else RECV_MESSAGE
+ *   T_REQUEST  (acceptor) request_call completed -> re-arm; guards; look up
+ *              the method; unknown or unbuilt -> finish UNIMPLEMENTED; else
+ *              RECV_MESSAGE
  *   T_RECV     decode into the call's arena (bounded) -> handler -> encode
  *              -> one batch: SEND_INITIAL_METADATA + SEND_MESSAGE +
  *              SEND_STATUS_FROM_SERVER + RECV_CLOSE_ON_SERVER. A method
@@ -15,14 +21,12 @@
  *              step on a detached thread so the queue keeps serving; the
  *              server's shutdown waits for every call, offloaded ones too.
  *   T_FINISH   record stats, free the call
- * Health Watch is the one streaming call: it sends the current status, then
- * stays open (RECV_CLOSE_ON_SERVER pending) until the client leaves or the
- * server drains, when it sends NOT_SERVING and closes with OK. Its batches
- * are reference-counted under watch_mu because shutdown finishes them from
- * another thread, and two send batches on one call must never overlap.
+ * Health Watch, the one streaming call, is in server_watch.c; the structs
+ * both files share are in server_int.h.
  */
 #include "server.h"
 #include "replica.h"
+#include "server_int.h"
 
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc.h>
@@ -47,73 +51,6 @@
 #include "server/remote_expert.h"
 #include "server/tls.h"
 #include "server/validate.h"
-
-enum { T_REQUEST, T_RECV, T_FINISH, T_WATCH_SENT, T_WATCH_CLOSED, T_WATCH_FINAL, T_COUNT };
-
-typedef struct call call;
-typedef struct tag {
-    call *c;
-    int op;
-} tag;
-
-struct call {
-    mr_server *srv;
-    int cq;                     /* index of the queue this call lives on */
-    tag tags[T_COUNT];
-    grpc_call *call;
-    grpc_call_details details;
-    grpc_metadata_array md;
-    grpc_byte_buffer *recv;     /* request message, NULL if none */
-    grpc_byte_buffer *send;     /* response message */
-    grpc_slice status_msg;
-    int has_status_msg;
-    int status;                 /* gRPC status sent */
-    int cancelled;              /* from RECV_CLOSE_ON_SERVER */
-    int method_index;           /* -1 when unknown */
-    int counted;                /* holds one of srv->inflight (accepted, not health) */
-    const mr_method *method;
-    const ProtobufCMessage *req; /* decoded request (offload threads) */
-    atomic_int handed_off;      /* release in finish(), acquire in on_finish() */
-    mr_arena arena;
-    int arena_exhausted;
-    uint64_t start_ns;
-    /* Watch only; guarded by srv->watch_mu. */
-    int refs;                   /* outstanding batches */
-    int sending;                /* a send batch is in flight */
-    int final_started;
-    int finish_requested;
-    call *wnext, *wprev;
-};
-
-struct mr_server {
-    mr_server_config cfg;
-    grpc_server *server;
-    int stopped;                /* shutdown done (main thread only) */
-    grpc_completion_queue **cqs;
-    grpc_completion_queue *shutdown_cq;
-    pthread_t *threads;
-    int nthreads;
-    int port;
-    atomic_int serving;         /* health SERVING; 0 from the first drain step */
-    atomic_int accepting;       /* new calls run; 0 once the grace is over (UNAVAILABLE) */
-    atomic_int listening;       /* request_calls are re-armed; 0 once the listener closes */
-    atomic_int inflight;        /* accepted calls not yet finished (not health) */
-    atomic_ullong overload_rejected; /* calls refused by max_inflight_calls */
-    atomic_ullong refused_ns;   /* mr_now_ns of the last call refused by the drain */
-    uint64_t started_ns;
-    mr_method_stats *stats;     /* one per method + 1 for unknown */
-    pthread_mutex_t watch_mu;
-    call *watchers;             /* open Watch streams */
-    atomic_int live_calls;
-    atomic_int running;         /* handlers executing now (split decisions) */
-    mr_registry *registry;      /* NULL without model_dir */
-    mr_backend *backend;        /* NULL without data_dir */
-    mr_pool *pool;              /* parallel expert searches (retriever sets) */
-    mr_auth *auth;              /* bearer tokens; NULL = no authentication */
-    mr_metrics *metrics;        /* Prometheus endpoint; NULL when off */
-    mr_tls *tls;                /* certificates of the gRPC port; NULL = plaintext */
-    int metrics_port;           /* bound port, -1 when off */
-};
 
 /* ---- method table (handlers live in handlers_*.c) ------------------------ */
 
@@ -186,7 +123,7 @@ static call *call_new(mr_server *s, int cq) {
     return c;
 }
 
-static void call_free(call *c) {
+void srv_call_free(call *c) {
     if (c->call) grpc_call_unref(c->call);
     grpc_call_details_destroy(&c->details);
     grpc_metadata_array_destroy(&c->md);
@@ -199,22 +136,25 @@ static void call_free(call *c) {
     free(c);
 }
 
-static void arm(mr_server *s, int cq) {
+/* One request_call slot on the acceptor's queue; the call it matches is
+ * bound to the next worker queue in turn. */
+static void arm(mr_server *s) {
     if (!atomic_load(&s->listening)) return;
+    int cq = (int)(atomic_fetch_add(&s->next_cq, 1) % (unsigned)s->cfg.completion_queues);
     call *c = call_new(s, cq);
     if (!c) {
         mr_error("server: out of memory arming a call on queue %d", cq);
         return;
     }
     grpc_call_error e = grpc_server_request_call(s->server, &c->call, &c->details, &c->md,
-                                                 s->cqs[cq], s->cqs[cq], &c->tags[T_REQUEST]);
+                                                 s->cqs[cq], s->accept_cq, &c->tags[T_REQUEST]);
     if (e != GRPC_CALL_OK) {
         mr_warn("server: request_call failed (%d)", (int)e);
-        call_free(c);
+        srv_call_free(c);
     }
 }
 
-static void set_status(call *c, int grpc_status, const char *msg) {
+void srv_set_status(call *c, int grpc_status, const char *msg) {
     c->status = grpc_status;
     if (c->has_status_msg) grpc_slice_unref(c->status_msg);
     c->status_msg = grpc_slice_from_copied_string(msg ? msg : "");
@@ -237,8 +177,14 @@ static void finish(call *c) {
     ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
     ops[n++].data.recv_close_on_server.cancelled = &c->cancelled;
     grpc_call *gc = c->call;
+    /* Answered: the call no longer counts against max_inflight_calls (its
+     * T_FINISH may wait behind a busy worker; the client has its answer). */
+    if (c->counted) {
+        c->counted = 0;
+        atomic_fetch_sub(&c->srv->inflight, 1);
+    }
     /* The completion may be handled by another thread (a queue worker after
-     * an offload thread): publish the call's state explicitly rather than
+     * an offload thread or the acceptor): publish the call's state explicitly rather than
      * only through gRPC's internal locking, which ThreadSanitizer cannot
      * see. After this store c belongs to the completion. */
     atomic_store_explicit(&c->handed_off, 1, memory_order_release);
@@ -246,12 +192,12 @@ static void finish(call *c) {
     if (e != GRPC_CALL_OK) { /* no event will come: clean up here */
         mr_warn("server: start_batch(finish) failed (%d) for %s", (int)e,
                 c->method ? c->method->path : "?");
-        call_free(c);
+        srv_call_free(c);
     }
 }
 
 static void finish_error(call *c, int grpc_status, const char *msg) {
-    set_status(c, grpc_status, msg);
+    srv_set_status(c, grpc_status, msg);
     finish(c);
 }
 
@@ -261,7 +207,8 @@ static int64_t deadline_ms(const gpr_timespec *t) {
     return (int64_t)rt.tv_sec * 1000 + rt.tv_nsec / 1000000;
 }
 
-/* The guards a new call passes before its request is read, in this order:
+/* On the acceptor thread. The guards a new call passes before its request
+ * is read, in this order:
  * authentication (so an unknown method reveals nothing without a token),
  * the method table, the drain (UNAVAILABLE once the grace is over) and the
  * overload bound (RESOURCE_EXHAUSTED past max_inflight_calls). Health is
@@ -269,10 +216,10 @@ static int64_t deadline_ms(const gpr_timespec *t) {
 static void on_request(call *c, int ok) {
     mr_server *s = c->srv;
     if (!ok) { /* server shutting down: the armed slot is cancelled */
-        call_free(c);
+        srv_call_free(c);
         return;
     }
-    arm(s, c->cq);
+    arm(s);
     c->start_ns = mr_now_ns();
     char path[256];
     size_t len = GRPC_SLICE_LENGTH(c->details.method);
@@ -315,8 +262,8 @@ static void on_request(call *c, int ok) {
     }
     if (!health) {
         int n = atomic_fetch_add(&s->inflight, 1);
-        c->counted = 1; /* call_free gives it back, whichever way the call ends */
         if (s->cfg.max_inflight_calls > 0 && n >= s->cfg.max_inflight_calls) {
+            atomic_fetch_sub(&s->inflight, 1); /* a refused call never counts */
             atomic_fetch_add(&s->overload_rejected, 1);
             char msg[160];
             snprintf(msg, sizeof msg,
@@ -325,11 +272,15 @@ static void on_request(call *c, int ok) {
             finish_error(c, GRPC_STATUS_RESOURCE_EXHAUSTED, msg);
             return;
         }
+        c->counted = 1; /* given back once answered (finish) or freed */
     }
     grpc_op op;
     memset(&op, 0, sizeof op);
     op.op = GRPC_OP_RECV_MESSAGE;
     op.data.recv_message.recv_message = &c->recv;
+    /* T_RECV completes on the call's worker queue: publish what the guards
+     * wrote (pairs with the acquire in on_recv; see finish()) */
+    atomic_store_explicit(&c->handed_off, 1, memory_order_release);
     if (grpc_call_start_batch(c->call, &op, 1, &c->tags[T_RECV], NULL) != GRPC_CALL_OK)
         finish_error(c, GRPC_STATUS_INTERNAL, "could not read the request");
 }
@@ -365,7 +316,6 @@ static ProtobufCMessage *decode(call *c) {
     return req;
 }
 
-static void watch_start(call *c, const ProtobufCMessage *req);
 
 /* Handler -> encode -> finish, on a queue worker or an offload thread:
  * nothing else touches the call until finish() queues T_FINISH. */
@@ -400,7 +350,7 @@ static void run_handler(call *c, const ProtobufCMessage *req) {
     protobuf_c_message_pack(resp, GRPC_SLICE_START_PTR(out));
     c->send = grpc_raw_byte_buffer_create(&out, 1);
     grpc_slice_unref(out);
-    set_status(c, GRPC_STATUS_OK, NULL);
+    srv_set_status(c, GRPC_STATUS_OK, NULL);
     finish(c);
 }
 
@@ -411,6 +361,7 @@ static void *offload_main(void *arg) {
 }
 
 static void on_recv(call *c, int ok) {
+    (void)atomic_load_explicit(&c->handed_off, memory_order_acquire); /* from on_request */
     if (!ok) { /* client went away before sending */
         finish_error(c, GRPC_STATUS_CANCELLED, "cancelled");
         return;
@@ -424,7 +375,7 @@ static void on_recv(call *c, int ok) {
         return;
     }
     if (c->method->server_streaming) {
-        watch_start(c, req);
+        srv_watch_start(c, req);
         return;
     }
     if (c->method->offload) { /* a detached thread; shutdown waits for the call */
@@ -446,122 +397,21 @@ static void on_finish(call *c) {
     (void)atomic_load_explicit(&c->handed_off, memory_order_acquire);
     uint64_t us = (mr_now_ns() - c->start_ns) / 1000;
     mr_stats_record(mr_server_stats(c->srv, c->method_index), us, c->status);
-    call_free(c);
-}
-
-/* ---- health Watch (the one streaming call) ------------------------------- */
-
-
-static grpc_byte_buffer *health_message(int status) {
-    Grpc__Health__V1__HealthCheckResponse r = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
-    r.status = (Grpc__Health__V1__HealthCheckResponse__ServingStatus)status;
-    uint8_t buf[16];
-    size_t n = grpc__health__v1__health_check_response__pack(&r, buf);
-    grpc_slice sl = grpc_slice_from_copied_buffer((const char *)buf, n);
-    grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&sl, 1);
-    grpc_slice_unref(sl);
-    return bb;
-}
-
-/* Called with watch_mu held and no send in flight. */
-static void watch_send_final(call *c) {
-    c->final_started = 1;
-    if (c->send) grpc_byte_buffer_destroy(c->send);
-    c->send = health_message(GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING);
-    set_status(c, GRPC_STATUS_OK, NULL);
-    grpc_op ops[2];
-    memset(ops, 0, sizeof ops);
-    ops[0].op = GRPC_OP_SEND_MESSAGE;
-    ops[0].data.send_message.send_message = c->send;
-    ops[1].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
-    ops[1].data.send_status_from_server.status = GRPC_STATUS_OK;
-    ops[1].data.send_status_from_server.status_details = &c->status_msg;
-    if (grpc_call_start_batch(c->call, ops, 2, &c->tags[T_WATCH_FINAL], NULL) == GRPC_CALL_OK) {
-        c->refs++;
-        c->sending = 1;
-    }
-}
-
-static void watch_release(call *c) { /* watch_mu held; frees when the last batch is done */
-    if (--c->refs == 0) {
-        mr_stats_record(mr_server_stats(c->srv, c->method_index),
-                        (mr_now_ns() - c->start_ns) / 1000, c->status);
-        call_free(c);
-    }
-}
-
-static void watch_start(call *c, const ProtobufCMessage *req) {
-    mr_server *s = c->srv;
-    const Grpc__Health__V1__HealthCheckRequest *hr = (const void *)req;
-    int st = mr_health_status(s, hr->service);
-    if (st < 0) st = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVICE_UNKNOWN;
-    c->send = health_message(st);
-    grpc_op ops[2];
-    memset(ops, 0, sizeof ops);
-    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-    ops[1].op = GRPC_OP_SEND_MESSAGE;
-    ops[1].data.send_message.send_message = c->send;
-    grpc_op close_op;
-    memset(&close_op, 0, sizeof close_op);
-    close_op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
-    close_op.data.recv_close_on_server.cancelled = &c->cancelled;
-    pthread_mutex_lock(&s->watch_mu);
-    int sent = grpc_call_start_batch(c->call, ops, 2, &c->tags[T_WATCH_SENT], NULL) == GRPC_CALL_OK;
-    int closing = grpc_call_start_batch(c->call, &close_op, 1, &c->tags[T_WATCH_CLOSED], NULL) ==
-                  GRPC_CALL_OK;
-    if (!sent || !closing) {
-        /* Only a batch that was queued brings an event: free the call now
-         * if none was, else when that one completes (cancelled first, so it
-         * cannot stay open unlisted, out of reach of the drain). */
-        mr_warn("server: could not start health Watch stream");
-        c->refs = sent + closing;
-        c->cancelled = 1;
-        int none = c->refs == 0;
-        if (!none) grpc_call_cancel(c->call, NULL); /* under the lock: c lives until its event */
-        pthread_mutex_unlock(&s->watch_mu);
-        if (none) call_free(c);
-        return;
-    }
-    c->refs = 2;
-    c->sending = 1;
-    c->wnext = s->watchers;
-    if (s->watchers) s->watchers->wprev = c;
-    s->watchers = c;
-    if (!atomic_load(&s->serving)) c->finish_requested = 1;
-    pthread_mutex_unlock(&s->watch_mu);
-}
-
-static void watch_event(call *c, int op) {
-    mr_server *s = c->srv;
-    pthread_mutex_lock(&s->watch_mu);
-    switch (op) {
-    case T_WATCH_SENT:
-    case T_WATCH_FINAL:
-        c->sending = 0;
-        if (c->finish_requested && !c->final_started && !c->cancelled) watch_send_final(c);
-        break;
-    case T_WATCH_CLOSED: /* client left, or our final status went out */
-        if (c->wprev) c->wprev->wnext = c->wnext;
-        else if (s->watchers == c) s->watchers = c->wnext;
-        if (c->wnext) c->wnext->wprev = c->wprev;
-        c->wnext = c->wprev = NULL;
-        c->cancelled = 1;
-        break;
-    }
-    watch_release(c);
-    pthread_mutex_unlock(&s->watch_mu);
-}
-
-static void watch_end_all(mr_server *s) {
-    pthread_mutex_lock(&s->watch_mu);
-    for (call *c = s->watchers; c; c = c->wnext) {
-        c->finish_requested = 1;
-        if (!c->sending && !c->final_started) watch_send_final(c);
-    }
-    pthread_mutex_unlock(&s->watch_mu);
+    srv_call_free(c);
 }
 
 /* ---- workers ------------------------------------------------------------- */
+
+/* The acceptor: new calls only (T_REQUEST). */
+static void *acceptor_main(void *arg) {
+    grpc_completion_queue *cq = arg;
+    for (;;) {
+        grpc_event ev = grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        if (ev.type == GRPC_QUEUE_SHUTDOWN) break;
+        if (ev.type == GRPC_OP_COMPLETE) on_request(((tag *)ev.tag)->c, ev.success);
+    }
+    return NULL;
+}
 
 static void *worker_main(void *arg) {
     grpc_completion_queue *cq = arg;
@@ -571,10 +421,9 @@ static void *worker_main(void *arg) {
         if (ev.type != GRPC_OP_COMPLETE) continue;
         tag *t = ev.tag;
         switch (t->op) {
-        case T_REQUEST: on_request(t->c, ev.success); break;
         case T_RECV: on_recv(t->c, ev.success); break;
         case T_FINISH: on_finish(t->c); break;
-        default: watch_event(t->c, t->op); break;
+        default: srv_watch_event(t->c, t->op); break;
         }
     }
     return NULL;
@@ -649,6 +498,8 @@ int mr_server_create(const mr_server_config *cfg, mr_server **out, mr_err *err) 
         s->cqs[i] = grpc_completion_queue_create_for_next(NULL);
         grpc_server_register_completion_queue(s->server, s->cqs[i], NULL);
     }
+    s->accept_cq = grpc_completion_queue_create_for_next(NULL);
+    grpc_server_register_completion_queue(s->server, s->accept_cq, NULL);
     s->shutdown_cq = grpc_completion_queue_create_for_next(NULL);
     grpc_server_register_completion_queue(s->server, s->shutdown_cq, NULL);
     char addr[300];
@@ -686,8 +537,12 @@ int mr_server_start(mr_server *s, mr_err *err) {
     atomic_store(&s->listening, 1);
     atomic_store(&s->accepting, 1);
     atomic_store(&s->serving, 1);
-    for (int i = 0; i < s->cfg.completion_queues; i++)
-        for (int j = 0; j < s->cfg.calls_per_queue; j++) arm(s, i);
+    for (int i = 0; i < s->cfg.completion_queues * s->cfg.calls_per_queue; i++) arm(s);
+    if (pthread_create(&s->acceptor, NULL, acceptor_main, s->accept_cq) != 0) {
+        mr_server_shutdown(s);
+        return mr_err_set(err, MR_EINTERNAL, "cannot start the acceptor thread");
+    }
+    s->has_acceptor = 1;
     for (int i = 0; i < s->cfg.completion_queues; i++) {
         if (pthread_create(&s->threads[i], NULL, worker_main, s->cqs[i]) != 0) {
             mr_server_shutdown(s);
@@ -700,7 +555,7 @@ int mr_server_start(mr_server *s, mr_err *err) {
 
 void mr_server_drain_begin(mr_server *s) {
     if (!atomic_exchange(&s->serving, 0)) return;
-    watch_end_all(s);
+    srv_watch_end_all(s);
 }
 
 void mr_server_drain(mr_server *s) {
@@ -757,6 +612,10 @@ void mr_server_shutdown(mr_server *s) {
     }
     grpc_server_destroy(s->server);
     s->stopped = 1; /* s->server is not cleared: workers may have read it */
+    /* the acceptor first: a call it refuses finishes on a worker queue */
+    grpc_completion_queue_shutdown(s->accept_cq);
+    if (s->has_acceptor) pthread_join(s->acceptor, NULL);
+    s->has_acceptor = 0;
     for (int i = 0; i < s->cfg.completion_queues; i++) grpc_completion_queue_shutdown(s->cqs[i]);
     for (int i = 0; i < s->nthreads; i++) pthread_join(s->threads[i], NULL);
     s->nthreads = 0;
@@ -769,7 +628,7 @@ void mr_server_shutdown(mr_server *s) {
 void mr_server_free(mr_server *s) {
     if (!s) return;
     if (s->server && !s->stopped) {
-        if (s->nthreads || atomic_load(&s->serving)) {
+        if (s->nthreads || s->has_acceptor || atomic_load(&s->serving)) {
             mr_server_shutdown(s);
         } else { /* created, never started */
             grpc_server_start(s->server);
@@ -782,9 +641,17 @@ void mr_server_free(mr_server *s) {
         while (1) {
             grpc_event ev = grpc_completion_queue_next(s->cqs[i], gpr_inf_past(GPR_CLOCK_REALTIME), NULL);
             if (ev.type == GRPC_QUEUE_SHUTDOWN || ev.type == GRPC_QUEUE_TIMEOUT) break;
-            if (ev.type == GRPC_OP_COMPLETE) call_free(((tag *)ev.tag)->c);
+            if (ev.type == GRPC_OP_COMPLETE) srv_call_free(((tag *)ev.tag)->c);
         }
         grpc_completion_queue_destroy(s->cqs[i]);
+    }
+    if (s->accept_cq) { /* slots the acceptor never saw (it was not started) */
+        for (;;) {
+            grpc_event ev = grpc_completion_queue_next(s->accept_cq, gpr_inf_past(GPR_CLOCK_REALTIME), NULL);
+            if (ev.type == GRPC_QUEUE_SHUTDOWN || ev.type == GRPC_QUEUE_TIMEOUT) break;
+            if (ev.type == GRPC_OP_COMPLETE) srv_call_free(((tag *)ev.tag)->c);
+        }
+        grpc_completion_queue_destroy(s->accept_cq);
     }
     if (s->shutdown_cq) grpc_completion_queue_destroy(s->shutdown_cq);
     pthread_mutex_destroy(&s->watch_mu);
