@@ -3,13 +3,16 @@
 #include "metrics.h"
 
 #include <arpa/inet.h>
+#include <malloc.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "server/backend.h"
 #include "server/replog.h"
@@ -17,10 +20,18 @@
 #include "server/remote_expert.h"
 #include "server/status_page.h"
 
+/* HTTPS certificate rotation (mr_metrics_set_cert): the serving daemon is
+ * quiesced (it stops accepting but keeps its open connections), a new one
+ * takes over the same listening socket with the new pair, and the old one
+ * is retired: stopped at the next rotation or at mr_metrics_stop, so a
+ * scrape on an open keep-alive connection is not cut by a rotation. */
 struct mr_metrics {
-    struct MHD_Daemon *d;
+    pthread_mutex_t mu;       /* rotation against rotation and stop */
+    struct MHD_Daemon *d;     /* accepting */
+    struct MHD_Daemon *old;   /* quiesced by the last rotation; NULL = none */
     mr_server *s;
-    char *tls_cert, *tls_key; /* PEM, kept for the daemon's life; NULL = plain HTTP */
+    char *tls_cert, *tls_key; /* PEM of d, kept for its life; NULL = plain HTTP */
+    char *old_cert, *old_key; /* PEM of old */
 };
 
 typedef struct buf {
@@ -210,6 +221,29 @@ static void gate_metrics(buf *b, mr_model_ref *ref, const char *model) {
     free(u);
 }
 
+/* The process's memory: resident set (/proc/self/statm) and what glibc's
+ * malloc holds from the OS (every arena plus mmapped chunks) against what
+ * is allocated in it; the difference is freed memory kept in the arenas. */
+static void metrics_process(buf *b) {
+    unsigned long long pages = 0, rss = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%llu %llu", &pages, &rss) != 2) rss = 0;
+        fclose(f);
+    }
+    put(b, "# HELP moerec_process_resident_bytes Resident set size of the server process.\n"
+           "# TYPE moerec_process_resident_bytes gauge\nmoerec_process_resident_bytes %llu\n",
+        rss * (unsigned long long)sysconf(_SC_PAGESIZE));
+#ifdef __GLIBC__
+    struct mallinfo2 mi = mallinfo2();
+    put(b, "# HELP moerec_malloc_held_bytes Memory glibc malloc holds from the OS (all arenas, "
+           "mmapped chunks).\n# TYPE moerec_malloc_held_bytes gauge\nmoerec_malloc_held_bytes %llu\n"
+           "# HELP moerec_malloc_in_use_bytes Memory allocated through malloc now.\n"
+           "# TYPE moerec_malloc_in_use_bytes gauge\nmoerec_malloc_in_use_bytes %llu\n",
+        (unsigned long long)(mi.arena + mi.hblkhd), (unsigned long long)(mi.uordblks + mi.hblkhd));
+#endif
+}
+
 char *mr_metrics_render(mr_server *s) {
     buf b = {malloc(16384), 0, 16384, 0};
     if (!b.p) return NULL;
@@ -290,6 +324,20 @@ char *mr_metrics_render(mr_server *s) {
                 "# TYPE moerec_store_cache_bytes gauge\nmoerec_store_cache_bytes %llu\n",
             (unsigned long long)st.cache_bytes);
         store_size_metrics(&b, be->st);
+        put(&b, "# HELP moerec_store_memtable_budget_bytes Bound of the memtables of all column "
+                "families together (store_memtable_bytes).\n"
+                "# TYPE moerec_store_memtable_budget_bytes gauge\n"
+                "moerec_store_memtable_budget_bytes %llu\n",
+            (unsigned long long)st.memtable_budget);
+        put(&b, "# HELP moerec_store_block_cache_bytes RocksDB block cache usage.\n"
+                "# TYPE moerec_store_block_cache_bytes gauge\nmoerec_store_block_cache_bytes %llu\n"
+                "# HELP moerec_store_block_cache_capacity_bytes Its bound "
+                "(store_block_cache_bytes).\n# TYPE moerec_store_block_cache_capacity_bytes gauge\n"
+                "moerec_store_block_cache_capacity_bytes %llu\n",
+            (unsigned long long)st.block_cache_bytes, (unsigned long long)st.block_cache_capacity);
+        put(&b, "# HELP moerec_store_table_reader_bytes Index and filter blocks of open SST files.\n"
+                "# TYPE moerec_store_table_reader_bytes gauge\nmoerec_store_table_reader_bytes %llu\n",
+            (unsigned long long)st.table_reader_bytes);
         if (be->tier) metrics_shared_tier(&b, be->tier);
         if (be->log) {
             mr_replog_stats ls;
@@ -318,6 +366,7 @@ char *mr_metrics_render(mr_server *s) {
                 "moerec_store_expired_users_total %llu\n",
             (unsigned long long)atomic_load(&be->expired_users));
     }
+    metrics_process(&b);
     if (b.oom) {
         free(b.p);
         return NULL;
@@ -371,9 +420,33 @@ static char *metrics_strdup(const char *s) {
 }
 
 static void metrics_free(mr_metrics *m) {
+    pthread_mutex_destroy(&m->mu);
     free(m->tls_cert);
     free(m->tls_key);
+    free(m->old_cert);
+    free(m->old_key);
     free(m);
+}
+
+/* A daemon on sa (listen_fd < 0) or on an open listening socket. MHD stops
+ * reading options at the first MHD_OPTION_END: without TLS the
+ * certificate pair is never read. */
+static struct MHD_Daemon *metrics_daemon(mr_metrics *m, const struct sockaddr_in *sa,
+                                         int listen_fd, const char *cert, const char *key) {
+    /* MHD_USE_ITC: quiescing (certificate rotation) needs it */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC;
+    if (cert) flags |= MHD_USE_TLS;
+    if (listen_fd >= 0)
+        return MHD_start_daemon(flags, 0, NULL, NULL, answer, m, MHD_OPTION_LISTEN_SOCKET,
+                                (MHD_socket)listen_fd, MHD_OPTION_CONNECTION_LIMIT, 64u,
+                                MHD_OPTION_CONNECTION_TIMEOUT, 10u,
+                                cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, cert,
+                                MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_END);
+    return MHD_start_daemon(flags, 0, NULL, NULL, answer, m, MHD_OPTION_SOCK_ADDR,
+                            (const struct sockaddr *)sa, MHD_OPTION_CONNECTION_LIMIT, 64u,
+                            MHD_OPTION_CONNECTION_TIMEOUT, 10u,
+                            cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, cert,
+                            MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_END);
 }
 
 int mr_metrics_start(mr_metrics **out, mr_server *s, const char *host, int port,
@@ -388,7 +461,7 @@ int mr_metrics_start(mr_metrics **out, mr_server *s, const char *host, int port,
     mr_metrics *m = calloc(1, sizeof *m);
     if (!m) return mr_err_set(e, MR_ENOMEM, "out of memory");
     m->s = s;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+    pthread_mutex_init(&m->mu, NULL);
     if (tls_cert) { /* HTTPS: GnuTLS inside libmicrohttpd */
         if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
             free(m);
@@ -400,15 +473,8 @@ int mr_metrics_start(mr_metrics **out, mr_server *s, const char *host, int port,
             metrics_free(m);
             return mr_err_set(e, MR_ENOMEM, "out of memory");
         }
-        flags |= MHD_USE_TLS;
     }
-    /* MHD stops reading options at the first MHD_OPTION_END: without TLS
-     * the certificate pair below is never read */
-    m->d = MHD_start_daemon(flags, 0, NULL, NULL, answer, m, MHD_OPTION_SOCK_ADDR,
-                            (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_LIMIT, 64u,
-                            MHD_OPTION_CONNECTION_TIMEOUT, 10u,
-                            m->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, m->tls_cert,
-                            MHD_OPTION_HTTPS_MEM_KEY, m->tls_key, MHD_OPTION_END);
+    m->d = metrics_daemon(m, &sa, -1, m->tls_cert, m->tls_key);
     if (!m->d) {
         metrics_free(m);
         return mr_err_set(e, MR_EUNAVAIL, "metrics: cannot listen on %s:%d (in use%s?)", host,
@@ -420,8 +486,52 @@ int mr_metrics_start(mr_metrics **out, mr_server *s, const char *host, int port,
     return MR_OK;
 }
 
+int mr_metrics_set_cert(mr_metrics *m, const char *cert, const char *key, mr_err *e) {
+    if (!m || !m->tls_cert) return MR_OK; /* off, or plain HTTP: nothing to rotate */
+    pthread_mutex_lock(&m->mu);
+    int rc = MR_OK;
+    char *c = metrics_strdup(cert), *k = metrics_strdup(key);
+    MHD_socket fd = c && k ? MHD_quiesce_daemon(m->d) : MHD_INVALID_SOCKET;
+    struct MHD_Daemon *d = fd == MHD_INVALID_SOCKET ? NULL : metrics_daemon(m, NULL, fd, c, k);
+    if (!d && fd != MHD_INVALID_SOCKET) {
+        /* GnuTLS refused the pair: the socket goes to a daemon with the
+         * previous one (its own copies: each daemon keeps its PEM texts) */
+        rc = mr_err_set(e, MR_EUNAVAIL, "metrics_tls: the HTTPS port did not take the new "
+                        "certificate; it keeps the previous one");
+        free(c);
+        free(k);
+        c = metrics_strdup(m->tls_cert);
+        k = metrics_strdup(m->tls_key);
+        d = c && k ? metrics_daemon(m, NULL, fd, c, k) : NULL;
+    }
+    if (d) {
+        if (m->old) MHD_stop_daemon(m->old); /* retired one rotation ago */
+        free(m->old_cert);
+        free(m->old_key);
+        m->old = m->d;
+        m->old_cert = m->tls_cert;
+        m->old_key = m->tls_key;
+        m->d = d;
+        m->tls_cert = c;
+        m->tls_key = k;
+    } else {
+        free(c);
+        free(k);
+        rc = mr_err_set(e, MR_EUNAVAIL, fd == MHD_INVALID_SOCKET
+                                            ? "metrics_tls: out of memory or the daemon could not "
+                                              "be quiesced; the previous certificate stays"
+                                            : "metrics_tls: the HTTPS port stopped accepting (no "
+                                              "daemon took its socket back); restart the server");
+    }
+    pthread_mutex_unlock(&m->mu);
+    return rc;
+}
+
 void mr_metrics_stop(mr_metrics *m) {
     if (!m) return;
+    pthread_mutex_lock(&m->mu);
     MHD_stop_daemon(m->d);
+    if (m->old) MHD_stop_daemon(m->old);
+    pthread_mutex_unlock(&m->mu);
     metrics_free(m);
 }

@@ -86,6 +86,14 @@ int mr_server_reload_tls(mr_server *s, mr_err *err) {
     if (!s->tls) return MR_OK;
     int rc = mr_tls_reload(s->tls, err);
     if (rc == MR_OK) mr_info("tls: certificate files re-read; new connections will use them");
+    if (rc == MR_OK && s->cfg.metrics_tls && s->metrics) { /* the same pair on /metrics */
+        char *cert = NULL, *key = NULL;
+        rc = mr_tls_pem(s->tls, &cert, &key, err);
+        if (!rc) rc = mr_metrics_set_cert(s->metrics, cert, key, err);
+        free(cert);
+        free(key);
+        if (rc == MR_OK) mr_info("metrics_tls: new /metrics connections get the new certificate");
+    }
     return rc;
 }
 

@@ -11,7 +11,8 @@ without a certificate or with one from the other CA fails and one from the
 CA succeeds; after the files are replaced and SIGHUP (or Admin/Reload) new
 connections see the new certificate while an open connection keeps
 working; bad files on a reload change nothing (Reload answers
-FAILED_PRECONDITION); /metrics answers HTTPS and not plain HTTP; a token
+FAILED_PRECONDITION); /metrics answers HTTPS and not plain HTTP, and a
+SIGHUP rotates its certificate the same way; a token
 file without TLS on a non-loopback address logs a warning.
 """
 import json
@@ -244,6 +245,66 @@ class TlsTest(unittest.TestCase):
             bad = ssl.create_default_context(cafile=os.path.join(self.d, "ca2.pem"))
             with self.assertRaises(urllib.error.URLError):
                 urllib.request.urlopen(srv.metrics, timeout=10, context=bad)
+        finally:
+            self.assertEqual(srv.stop(), 0)
+
+    def test_metrics_https_rotation(self):
+        """SIGHUP re-reads the pair for /metrics too: a new HTTPS connection
+        gets the new certificate, one opened before is still answered."""
+        import http.client
+        d = self.d
+        replace(self.cert, os.path.join(d, "server1.pem"))
+        replace(self.key, os.path.join(d, "server1.key"))
+        srv = Server(d, "mrotate", self.tls_cfg(metrics_tls=True, metrics_port=0))
+        port = int(srv.metrics.split(":")[2].split("/")[0])
+
+        def ctx(ca):
+            return ssl.create_default_context(cafile=os.path.join(d, ca + ".pem"))
+
+        def scrape(conn):
+            conn.request("GET", "/metrics")
+            r = conn.getresponse()
+            body = r.read().decode()
+            self.assertEqual(r.status, 200)
+            self.assertIn("moerec_up 1", body)
+
+        def peer_cn(ca):
+            """CN of the certificate a new connection trusting ca gets; None when refused."""
+            conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=30, context=ctx(ca))
+            try:
+                conn.connect()
+                subject = dict(x[0] for x in conn.sock.getpeercert()["subject"])
+                scrape(conn)
+                return subject["commonName"]
+            except (ssl.SSLError, ConnectionError):
+                return None
+            finally:
+                conn.close()
+
+        def rotate(name, n):
+            replace(self.cert, os.path.join(d, name + ".pem"))
+            replace(self.key, os.path.join(d, name + ".key"))
+            srv.proc.send_signal(signal.SIGHUP)
+            deadline = time.time() + 30
+            while srv.log_text().count("new /metrics connections get the new certificate") < n \
+                    and time.time() < deadline:
+                time.sleep(0.02)
+            self.assertEqual(srv.log_text().count("new /metrics connections get the new "
+                                                  "certificate"), n)
+        try:
+            self.assertEqual(peer_cn("ca1"), "server1")
+            # a connection whose handshake (old certificate) happened before
+            # the rotation and whose request comes after it
+            old = http.client.HTTPSConnection("127.0.0.1", port, timeout=30, context=ctx("ca1"))
+            old.connect()
+            rotate("server2", 1)
+            self.assertEqual(peer_cn("ca2"), "server2")
+            self.assertIsNone(peer_cn("ca1"))  # the old certificate is gone for new connections
+            scrape(old)  # the open connection is still answered
+            old.close()
+            rotate("server1", 2)  # and back, by a second rotation
+            self.assertEqual(peer_cn("ca1"), "server1")
+            self.assertIsNone(peer_cn("ca2"))
         finally:
             self.assertEqual(srv.stop(), 0)
 
