@@ -15,10 +15,31 @@ import threading
 import time
 
 
-def proc_stats(pid):
+def proc_status(pid):
+    """VmRSS, RssAnon, RssFile (kB) from /proc/PID/status."""
+    out = {}
     with open("/proc/%d/status" % pid) as f:
-        rss = next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
-    return rss, len(os.listdir("/proc/%d/fd" % pid))
+        for line in f:
+            k, _, v = line.partition(":")
+            if k in ("VmRSS", "RssAnon", "RssFile"):
+                out[k] = int(v.split()[0])
+    return out
+
+
+def proc_stats(pid):
+    return proc_status(pid)["VmRSS"], len(os.listdir("/proc/%d/fd" % pid))
+
+
+def gauges(url):
+    """The server's /metrics gauges, {name: value} (unlabelled ones)."""
+    import urllib.request
+    out = {}
+    with urllib.request.urlopen(url, timeout=10) as r:
+        for line in r.read().decode().splitlines():
+            if line and not line.startswith("#") and "{" not in line:
+                name, _, v = line.partition(" ")
+                out[name] = float(v)
+    return out
 
 
 def p99(xs):
@@ -35,19 +56,29 @@ def main():
     ap.add_argument("--minutes", type=float, default=10)
     ap.add_argument("--rate", type=float, default=200, help="calls per second, all kinds")
     ap.add_argument("--workers", type=int, default=8)
+    ap.add_argument("--warmup-minutes", type=float, default=1.0,
+                    help="rss_growth compares the minute after this warm-up with the last minute")
+    ap.add_argument("--config", default="{}",
+                    help="JSON object of server config fields over the soak's own")
+    ap.add_argument("--sample-seconds", type=float, default=10.0)
     args = ap.parse_args()
     sys.path.insert(0, os.path.join(args.root, "tests", "integration"))
-    sys.path.insert(0, os.path.join(args.root, "scripts"))
     import reliability_world as rw
-    import demo_client
+    import moerec_testlib
     stubs = tempfile.TemporaryDirectory()
-    demo_client.load_stubs(os.path.join(args.root, "proto"), stubs.name)
+    moerec_testlib.load_stubs(os.path.join(args.root, "proto"), stubs.name)
     import grpc
     import moerec_pb2 as pb
     import moerec_pb2_grpc
     d = tempfile.TemporaryDirectory()
     base = rw.build(args.bin, d.name)
-    srv = rw.Server(args.bin, d.name, os.path.join(d.name, "db"), {"completion_queues": 2})
+    # a memtable budget small enough to fill (and flush) within the warm-up
+    # at this rate (~9 MB of SDIM rows a minute), so the minutes compared
+    # are alike; the default 64 MiB takes ~7 minutes to fill here
+    cfg = {"completion_queues": 2, "metrics_port": 0, "store_memtable_bytes": 8 << 20}
+    cfg.update(json.loads(args.config))
+    srv = rw.Server(args.bin, d.name, os.path.join(d.name, "db"), cfg)
+    metrics_url = srv.proc.stdout.readline().strip()[len("metrics on "):]
     ch = grpc.insecure_channel(srv.target)
     rec = moerec_pb2_grpc.RecommenderStub(ch)
     admin = moerec_pb2_grpc.AdminStub(ch)
@@ -137,11 +168,29 @@ def main():
 
     ts = [threading.Thread(target=worker, args=(w,)) for w in range(args.workers)]
     ts.append(threading.Thread(target=reloader))
-    rss_1min = [None]
+    rss_warm = [None]
+    warm_s = min(args.warmup_minutes * 60, total_s)
+    samples = []     # [seconds, rss_kb, fds, memtables, block cache, malloc held, malloc in use]
+    stop = threading.Event()
 
     def sampler():
-        time.sleep(min(60, total_s))
-        rss_1min[0] = proc_stats(srv.proc.pid)[0]
+        k = 0
+        while not stop.is_set():
+            due = t0 + k * args.sample_seconds
+            if due - t0 > total_s:
+                return
+            if stop.wait(max(0, due - time.monotonic())):
+                return
+            rss, fds = proc_stats(srv.proc.pid)
+            st = proc_status(srv.proc.pid)
+            g = gauges(metrics_url)
+            samples.append([round(time.monotonic() - t0, 1), rss, st["RssAnon"], st["RssFile"],
+                            fds] + [
+                g.get(n) for n in ("moerec_store_memtable_bytes", "moerec_store_block_cache_bytes",
+                                   "moerec_malloc_held_bytes", "moerec_malloc_in_use_bytes")])
+            if rss_warm[0] is None and time.monotonic() - t0 >= warm_s:
+                rss_warm[0] = rss
+            k += 1
 
     ts.append(threading.Thread(target=sampler, daemon=True))
     for t in ts:
@@ -150,18 +199,40 @@ def main():
         t.join()
     elapsed = time.monotonic() - t0
     rss1, fd1 = proc_stats(srv.proc.pid)
+    stop.set()
     ch.close()
     rc = srv.stop()
     n_err = sum(errors.values())
+    def window_mean(col, lo, hi):
+        xs = [r[col] for r in samples if lo <= r[0] < hi]
+        return sum(xs) / len(xs) if xs else None
+
+    # like with like: the mean over the minute after the warm-up against the
+    # mean over the last minute (memtables fill and flush in a saw-tooth of
+    # a few MB; single samples would compare a peak with a trough)
+    last_lo = max(warm_s, elapsed - 60)
+    growth = {}
+    for name, col in (("rss", 1), ("rss_anon", 2), ("rss_file", 3)):
+        a, b = window_mean(col, warm_s, warm_s + 60), window_mean(col, last_lo, elapsed + 1)
+        growth[name] = (a, b, round((b - a) / a, 4) if a and b is not None else None)
+    fds_after = [r[4] for r in samples if r[0] >= warm_s]
     out = {"bench": "soak", "minutes": round(elapsed / 60, 2), "rate_per_s": args.rate,
            "calls": calls[0], "errors": n_err, "errors_by_status": errors,
            "late_sends": late[0],
-           "rss_start_kb": rss0, "rss_1min_kb": rss_1min[0], "rss_end_kb": rss1,
-           "rss_growth": round((rss1 - rss_1min[0]) / rss_1min[0], 4) if rss_1min[0] else None,
+           "warmup_minutes": round(warm_s / 60, 2), "server_config": cfg,
+           "rss_start_kb": rss0, "rss_warm_kb": rss_warm[0], "rss_end_kb": rss1,
+           "rss_growth": growth["rss"][2],
+           "rss_growth_method": "mean RSS of the last minute vs the minute after the warm-up",
+           "rss_warm_minute_mean_kb": round(growth["rss"][0] or 0),
+           "rss_last_minute_mean_kb": round(growth["rss"][1] or 0),
+           "rss_anon_growth": growth["rss_anon"][2], "rss_file_growth": growth["rss_file"][2],
+           "fd_range_after_warmup": [min(fds_after), max(fds_after)] if fds_after else None,
            "rss_growth_from_start": round((rss1 - rss0) / rss0, 4),
            "fd_start": fd0, "fd_end": fd1,
            "p99_ms_by_minute": [p99(lat.get(m, [])) for m in range(int(-(-elapsed // 60)))],
            "server_exit": rc,
+           "samples": {"columns": ["s", "rss_kb", "rss_anon_kb", "rss_file_kb", "fds", "memtable_bytes", "block_cache_bytes",
+                                   "malloc_held_bytes", "malloc_in_use_bytes"], "rows": samples},
            "targets": {"errors": 0, "rss_growth_below": 0.05, "fd": "flat"}}
     print(json.dumps(out))
     return 0 if n_err == 0 and rc == 0 else 1

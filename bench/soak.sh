@@ -5,9 +5,13 @@
 # tests/integration/reliability_world.py) and drives Recommend, Score,
 # Retrieve, AppendEvents and UpsertItems at --rate calls/s from --workers
 # client threads, with an Admin Reload once a minute (bench/soak.py).
-# rss_growth is measured from the end of the first minute (caches and
-# memtables warm) to the end; rss_growth_from_start from the first call.
+# rss_growth compares the mean RSS of the last minute with that of the
+# minute after a warm-up (--warmup-minutes, default 1: caches fill, the
+# memtable budget, 8 MiB here, fills and flushes); rss_growth_from_start
+# is from the first call. Samples every 10 s: RSS (anon, file), fds,
+# RocksDB memtables and block cache, malloc held/in use (from /metrics).
 # Usage: bench/run soak [--minutes 10] [--rate 200] [--workers 8]
+#        [--warmup-minutes 1] [--config '{"store_memtable_bytes": ...}']
 # JSON last: "minutes","calls","errors","rss_growth","fd_start","fd_end","p99_ms_by_minute"
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)

@@ -53,6 +53,10 @@ static const field fields[] = {
     F("user_ttl_seconds", K_LL, user_ttl_seconds),
     F("expire_interval_seconds", K_DOUBLE, expire_interval_seconds),
     F("cache_bytes", K_SIZE, cache_bytes),
+    F("store_memtable_bytes", K_SIZE, store_memtable_bytes),
+    F("store_block_cache_bytes", K_SIZE, store_block_cache_bytes),
+    F("malloc_arena_max", K_INT, malloc_arena_max),
+    F("malloc_mmap_threshold_bytes", K_SIZE, malloc_mmap_threshold_bytes),
     F("store_min_free_bytes", K_SIZE, store_min_free_bytes),
     F("sdim_l_max", K_INT, sdim_l_max),
     F("sdim_m", K_INT, sdim_m),
@@ -114,6 +118,10 @@ void mr_config_defaults(mr_server_config *c) {
     snprintf(c->log_level, sizeof c->log_level, "info");
     snprintf(c->item_table, sizeof c->item_table, "item");
     c->cache_bytes = 256u << 20;
+    c->store_memtable_bytes = 64u << 20;
+    c->store_block_cache_bytes = 64u << 20;
+    c->malloc_arena_max = 2;
+    c->malloc_mmap_threshold_bytes = 128u << 10;
     c->store_min_free_bytes = 128u << 20;
     c->expire_interval_seconds = 3600;
     c->sdim_l_max = SDIM_DEFAULT_L_MAX; /* = behaviour_config_init, moerec train --sdim-params */
@@ -246,6 +254,12 @@ int mr_config_validate(const mr_server_config *c, mr_err *err) {
     RANGE(retrieval_threads, 0, 256);
     RANGE(metrics_port, -1, 65535);
     RANGE(expire_interval_seconds, 0.0, 7 * 86400.0);
+    RANGE(store_memtable_bytes, (size_t)1 << 20, (size_t)64 << 30);
+    RANGE(store_block_cache_bytes, (size_t)1 << 20, (size_t)1 << 40);
+    RANGE(malloc_arena_max, 0, 1024);
+    if (c->malloc_mmap_threshold_bytes > ((size_t)32 << 20)) /* glibc's largest */
+        return mr_err_set(err, MR_EINVAL, "config: 'malloc_mmap_threshold_bytes' must be in [0, %zu]",
+                          (size_t)32 << 20);
     RANGE(log_replicas, 1, 5);
     RANGE(log_timeout_ms, 1, 600000);
     RANGE(log_read_wait_ms, 0, 600000);

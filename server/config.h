@@ -36,6 +36,10 @@ typedef struct mr_server_config {
     long long user_ttl_seconds; /* users not written for this long expire; 0 = never */
     double expire_interval_seconds; /* TTL sweep period; 0 = never sweep */
     size_t cache_bytes;         /* store memory cache in front of rows */
+    size_t store_memtable_bytes;   /* RocksDB memtables of all column families together */
+    size_t store_block_cache_bytes;/* RocksDB block cache shared by all column families */
+    int malloc_arena_max;       /* glibc malloc arenas (moerec serve); 0 = glibc's choice */
+    size_t malloc_mmap_threshold_bytes; /* fixed M_MMAP_THRESHOLD (moerec serve); 0 = glibc's dynamic one */
     size_t store_min_free_bytes;/* writes refused below this much free disk; 0 = no check */
     int sdim_l_max;             /* events kept per user */
     int sdim_m, sdim_tau;       /* SDIM projections, bits per signature */

@@ -35,6 +35,7 @@ void store_config_init(store_config *c) {
     c->cache_bytes = 256u << 20;
     c->cache_shards = 64;
     c->block_cache_bytes = 64u << 20;
+    c->memtable_bytes = 64u << 20;
     c->max_value_bytes = 1u << 20;
     c->mmap_reads = 1;
 }
@@ -228,6 +229,15 @@ static int store_make_options(mr_store *st) {
      * the WAL writer needs (measured: sched_yield was a quarter of the
      * append profile). */
     rocksdb_options_set_enable_write_thread_adaptive_yield(st->db_opts, 0);
+    /* One budget for the memtables of every family (RocksDB's write buffer
+     * manager): past it the largest memtable is flushed. Without it each
+     * family may hold two full write buffers, so RSS under an event stream
+     * climbed for many minutes (SDIM rows rewritten on every append) before
+     * the first flush. */
+    rocksdb_options_set_db_write_buffer_size(st->db_opts, st->cfg.memtable_bytes);
+    size_t wbuf = st->cfg.memtable_bytes / 2 < (64u << 20) ? st->cfg.memtable_bytes / 2 : 64u << 20;
+    if (wbuf < (1u << 20)) wbuf = 1u << 20;
+    rocksdb_options_set_write_buffer_size(st->db_opts, wbuf);
     rocksdb_options_set_block_based_table_factory(st->db_opts, st->bbo);
     rocksdb_options_set_compression(st->db_opts, rocksdb_lz4_compression);
     /* mmap reads: a data block already in the page cache is read without a
@@ -244,9 +254,10 @@ static int store_make_options(mr_store *st) {
     if (!st->point_opts || !st->emb_opts || !st->events_opts || !st->sdim_opts) return -1;
     rocksdb_options_set_compression(st->emb_opts, rocksdb_no_compression);
     /* SDIM rows are tens of KiB of floats rewritten on every append: no
-     * compression, and a bigger memtable so fewer flushes rewrite them. */
+     * compression; their memtable may take the whole budget, so fewer
+     * flushes rewrite them. */
     rocksdb_options_set_compression(st->sdim_opts, rocksdb_no_compression);
-    rocksdb_options_set_write_buffer_size(st->sdim_opts, 128u << 20);
+    rocksdb_options_set_write_buffer_size(st->sdim_opts, st->cfg.memtable_bytes);
 
     rocksdb_options_set_prefix_extractor(st->events_opts,
                                          rocksdb_slicetransform_create_fixed_prefix(8));
@@ -400,6 +411,7 @@ int store_open(mr_store **out, const char *path, const store_config *cfg, mr_err
     if (!st) return mr_err_set(e, MR_ENOMEM, "open store: out of memory");
     st->cfg = *cfg;
     if (!st->cfg.block_cache_bytes) st->cfg.block_cache_bytes = 64u << 20;
+    if (!st->cfg.memtable_bytes) st->cfg.memtable_bytes = 64u << 20;
     if (!st->cfg.max_value_bytes) st->cfg.max_value_bytes = 1u << 20;
     if (st->cfg.cache_shards <= 0) st->cfg.cache_shards = 64;
     pthread_mutex_init(&st->table_mu, NULL);
@@ -694,4 +706,19 @@ void store_get_stats(const mr_store *cst, store_stats *s) {
     s->batches_written = atomic_load(&st->ctr.batches_written);
     s->corrupt_rows = atomic_load(&st->ctr.corrupt_rows);
     s->expired_rows = atomic_load(&st->ctr.expired_rows);
+    s->memtable_budget = st->cfg.memtable_bytes;
+    s->block_cache_capacity = rocksdb_cache_get_capacity(st->block_cache);
+    s->block_cache_bytes = rocksdb_cache_get_usage(st->block_cache);
+    char *err = NULL;
+    rocksdb_memory_consumers_t *mc = rocksdb_memory_consumers_create();
+    if (!mc) return;
+    rocksdb_memory_consumers_add_db(mc, st->db);
+    rocksdb_memory_usage_t *mu = rocksdb_approximate_memory_usage_create(mc, &err);
+    if (mu) {
+        s->memtable_bytes = rocksdb_approximate_memory_usage_get_mem_table_total(mu);
+        s->table_reader_bytes = rocksdb_approximate_memory_usage_get_mem_table_readers_total(mu);
+        rocksdb_approximate_memory_usage_destroy(mu);
+    }
+    free(err);
+    rocksdb_memory_consumers_destroy(mc);
 }

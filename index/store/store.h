@@ -46,7 +46,8 @@ typedef struct store_config {
     int no_wal;                 /* bulk loads only: skip the WAL (unsafe on crash) */
     size_t cache_bytes;         /* memory cache in front of rows; 0 = none */
     int cache_shards;           /* power of two; 0 = 64 */
-    size_t block_cache_bytes;   /* RocksDB block cache; 0 = 64 MiB */
+    size_t block_cache_bytes;   /* RocksDB block cache, shared by every family; 0 = 64 MiB */
+    size_t memtable_bytes;      /* RocksDB memtables of all families together; 0 = 64 MiB */
     size_t max_value_bytes;     /* largest item/profile blob; 0 = 1 MiB */
     int mmap_reads;             /* read SST files through mmap (default 1) */
     int64_t user_ttl_s;         /* users not written for this long expire; 0 = never */
@@ -175,6 +176,11 @@ typedef struct store_stats {
     uint64_t batches_written;    /* WriteBatch commits */
     uint64_t corrupt_rows;       /* rows that failed validation on read */
     uint64_t expired_rows;       /* rows read but past their TTL */
+    /* RocksDB memory (rocksdb_approximate_memory_usage): */
+    uint64_t memtable_bytes;     /* memtables of every family, flushing ones included */
+    uint64_t memtable_budget;    /* their bound (store_config.memtable_bytes) */
+    uint64_t table_reader_bytes; /* index and filter blocks of open SST files (grows with data) */
+    uint64_t block_cache_bytes, block_cache_capacity; /* block cache usage / its bound */
 } store_stats;
 
 void store_get_stats(const mr_store *st, store_stats *s);

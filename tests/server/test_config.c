@@ -91,6 +91,41 @@ static void test_reliability_fields(void **s) {
     assert_non_null(strstr(e.msg, "tls_client_ca_file"));
 }
 
+static void test_memory_fields(void **s) {
+    (void)s;
+    mr_server_config c;
+    mr_config_defaults(&c);
+    mr_err e;
+    assert_int_equal(c.store_memtable_bytes, 64u << 20);
+    assert_int_equal(c.store_block_cache_bytes, 64u << 20);
+    assert_int_equal(c.malloc_arena_max, 2);
+    assert_int_equal(c.malloc_mmap_threshold_bytes, 128u << 10);
+    assert_int_equal(mr_config_load_string(&c, "{\"store_memtable_bytes\": 8388608, "
+                                               "\"store_block_cache_bytes\": 16777216, "
+                                               "\"malloc_arena_max\": 0, "
+                                               "\"malloc_mmap_threshold_bytes\": 0}", &e), MR_OK);
+    assert_int_equal(c.malloc_mmap_threshold_bytes, 0);
+    assert_int_equal(c.store_memtable_bytes, 8u << 20);
+    assert_int_equal(c.store_block_cache_bytes, 16u << 20);
+    assert_int_equal(c.malloc_arena_max, 0); /* glibc's own default */
+    assert_int_equal(mr_config_validate(&c, &e), MR_OK);
+    c.store_memtable_bytes = (1u << 20) - 1; /* below 1 MiB */
+    assert_int_equal(mr_config_validate(&c, &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, "store_memtable_bytes"));
+    c.store_memtable_bytes = 1u << 20;
+    c.store_block_cache_bytes = 0;
+    assert_int_equal(mr_config_validate(&c, &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, "store_block_cache_bytes"));
+    c.store_block_cache_bytes = 1u << 20;
+    c.malloc_arena_max = -1;
+    assert_int_equal(mr_config_validate(&c, &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, "malloc_arena_max"));
+    c.malloc_arena_max = 2;
+    c.malloc_mmap_threshold_bytes = (32u << 20) + 1;
+    assert_int_equal(mr_config_validate(&c, &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, "malloc_mmap_threshold_bytes"));
+}
+
 static void test_errors_name_the_field(void **s) {
     (void)s;
     mr_server_config c;
@@ -255,6 +290,7 @@ int main(void) {
     const struct CMUnitTest t[] = {
         cmocka_unit_test(test_defaults_are_valid), cmocka_unit_test(test_overlay),
         cmocka_unit_test(test_errors_name_the_field), cmocka_unit_test(test_reliability_fields),
+        cmocka_unit_test(test_memory_fields),
         cmocka_unit_test(test_validate_ranges), cmocka_unit_test(test_load_file),
         cmocka_unit_test(test_sdim_defaults_match_training), cmocka_unit_test(test_remote_settings)};
     return cmocka_run_group_tests(t, NULL, NULL);

@@ -219,6 +219,56 @@ static void test_ttl_sweep_tables_and_users(void **state) {
  * table must still be creatable after a reopen (it failed with "column
  * family already exists"). The crash is staged by adding the family with
  * RocksDB's own API. */
+/* store_memtable_bytes bounds the memtables: after 16 MiB of rows into
+ * a 2 MiB budget they hold at most twice the budget (RocksDB stalls a
+ * family's writes at two full write buffers, each at most the budget, so
+ * the bound holds however slow the flush thread is), and the stats report
+ * RocksDB's memory. */
+static void test_memtable_budget(void **state) {
+    (void)state;
+    char dir[256];
+    assert_non_null(store_test_tmpdir(dir, sizeof dir, "store-mem"));
+    store_config c;
+    store_config_init(&c);
+    assert_int_equal(c.memtable_bytes, 64u << 20);
+    c.memtable_bytes = 2u << 20;
+    c.block_cache_bytes = 3u << 20;
+    c.cache_bytes = 0;
+    mr_store *st = NULL;
+    mr_err e;
+    if (store_open(&st, dir, &c, &e)) fail_msg("open: %s", e.msg);
+    assert_int_equal(emb_table_create(st, "wide", 256, EMB_FP32, 0, &e), 0);
+    mr_emb_table *t = emb_store_table(st, "wide", &e);
+    assert_non_null(t);
+    enum { N = 256 };
+    float *x = calloc((size_t)N * 256, sizeof *x);
+    uint64_t ids[N];
+    store_stats s;
+    uint64_t peak = 0;
+    for (int round = 0; round < 64; round++) { /* 64 x 256 rows x 1 KiB = 16 MiB */
+        for (int i = 0; i < N; i++) {
+            ids[i] = (uint64_t)(round * N + i);
+            x[(size_t)i * 256] = (float)ids[i];
+        }
+        assert_int_equal(emb_store_put(st, t, ids, N, x, (size_t)N * 256, &e), 0);
+        store_get_stats(st, &s);
+        if (s.memtable_bytes > peak) peak = s.memtable_bytes;
+    }
+    free(x);
+    assert_int_equal(s.memtable_budget, 2u << 20);
+    assert_int_equal(s.block_cache_capacity, 3u << 20);
+    assert_true(peak > 0);
+    assert_true(peak <= 2 * (2u << 20) + (512u << 10)); /* + arena block slack */
+    uint64_t id = 5 * N + 7;
+    float y[256];
+    uint8_t found = 0;
+    assert_int_equal(emb_store_get(st, t, &id, 1, y, &found, &e), 0);
+    assert_int_equal(found, 1);
+    assert_true(y[0] == (float)id);
+    store_close(st);
+    store_test_rmrf(dir);
+}
+
 static void test_table_after_crash_in_create(void **state) {
     fx *f = *state;
     store_close(f->st);
@@ -382,6 +432,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_checkpoint_is_point_in_time, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secondary_catches_up, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ttl_sweep_tables_and_users, setup, teardown),
+        cmocka_unit_test(test_memtable_budget),
         cmocka_unit_test_setup_teardown(test_table_after_crash_in_create, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_sequence_and_digest, setup, teardown),
     };
