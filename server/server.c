@@ -185,12 +185,6 @@ static void finish(call *c) {
     ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
     ops[n++].data.recv_close_on_server.cancelled = &c->cancelled;
     grpc_call *gc = c->call;
-    /* Answered: the call no longer counts against max_inflight_calls (its
-     * T_FINISH may wait behind a busy worker; the client has its answer). */
-    if (c->counted) {
-        c->counted = 0;
-        atomic_fetch_sub(&c->srv->inflight, 1);
-    }
     /* The completion may be handled by another thread (a queue worker after
      * an offload thread or the acceptor): publish the call's state explicitly rather than
      * only through gRPC's internal locking, which ThreadSanitizer cannot
@@ -280,7 +274,7 @@ static void on_request(call *c, int ok) {
             finish_error(c, GRPC_STATUS_RESOURCE_EXHAUSTED, msg);
             return;
         }
-        c->counted = 1; /* given back once answered (finish) or freed */
+        c->counted = 1; /* srv_call_free gives it back, whichever way the call ends */
     }
     grpc_op op;
     memset(&op, 0, sizeof op);
