@@ -281,9 +281,11 @@ static void on_request(call *c, int ok) {
     op.op = GRPC_OP_RECV_MESSAGE;
     op.data.recv_message.recv_message = &c->recv;
     /* T_RECV completes on the call's worker queue: publish what the guards
-     * wrote (pairs with the acquire in on_recv; see finish()) */
+     * wrote (pairs with the acquire in on_recv; see finish()). After the
+     * store, c is read no more here unless no event will come. */
+    grpc_call *gc = c->call;
     atomic_store_explicit(&c->handed_off, 1, memory_order_release);
-    if (grpc_call_start_batch(c->call, &op, 1, &c->tags[T_RECV], NULL) != GRPC_CALL_OK)
+    if (grpc_call_start_batch(gc, &op, 1, &c->tags[T_RECV], NULL) != GRPC_CALL_OK)
         finish_error(c, GRPC_STATUS_INTERNAL, "could not read the request");
 }
 
