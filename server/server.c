@@ -185,6 +185,14 @@ static void finish(call *c) {
     ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
     ops[n++].data.recv_close_on_server.cancelled = &c->cancelled;
     grpc_call *gc = c->call;
+    /* Answered: the call stops counting against max_inflight_calls now,
+     * not when its T_FINISH is handled (that may wait behind a busy
+     * worker while the client, answered, already sent its next call). The
+     * drain's wait for offload threads covers the rest of their work. */
+    if (c->counted) {
+        c->counted = 0;
+        atomic_fetch_sub(&c->srv->inflight, 1);
+    }
     /* The completion may be handled by another thread (a queue worker after
      * an offload thread or the acceptor): publish the call's state explicitly rather than
      * only through gRPC's internal locking, which ThreadSanitizer cannot
@@ -274,7 +282,7 @@ static void on_request(call *c, int ok) {
             finish_error(c, GRPC_STATUS_RESOURCE_EXHAUSTED, msg);
             return;
         }
-        c->counted = 1; /* srv_call_free gives it back, whichever way the call ends */
+        c->counted = 1; /* given back once answered (finish) or freed */
     }
     grpc_op op;
     memset(&op, 0, sizeof op);
@@ -360,7 +368,9 @@ static void run_handler(call *c, const ProtobufCMessage *req) {
 
 static void *offload_main(void *arg) {
     call *c = arg;
+    mr_server *s = c->srv; /* c belongs to its completion once answered */
     run_handler(c, c->req);
+    atomic_fetch_sub(&s->offload_threads, 1); /* the last touch of the server */
     return NULL;
 }
 
@@ -384,6 +394,7 @@ static void on_recv(call *c, int ok) {
     }
     if (c->method->offload) { /* a detached thread; shutdown waits for the call */
         c->req = req;
+        atomic_fetch_add(&c->srv->offload_threads, 1);
         pthread_attr_t at;
         pthread_t th;
         pthread_attr_init(&at);
@@ -391,6 +402,7 @@ static void on_recv(call *c, int ok) {
         int e = pthread_create(&th, &at, offload_main, c);
         pthread_attr_destroy(&at);
         if (e == 0) return;
+        atomic_fetch_sub(&c->srv->offload_threads, 1);
         mr_warn("server: no thread for %s (%d): running it on the queue", c->method->path, e);
     }
     run_handler(c, req);
@@ -614,6 +626,9 @@ void mr_server_shutdown(mr_server *s) {
         grpc_server_cancel_all_calls(s->server);
         grpc_completion_queue_next(s->shutdown_cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
     }
+    /* an offload thread may still be returning from the call it answered
+     * (or, after a cancel, be running its handler): it uses the server */
+    while (atomic_load(&s->offload_threads) > 0) mr_sleep_ns(1000000);
     grpc_server_destroy(s->server);
     s->stopped = 1; /* s->server is not cleared: workers may have read it */
     /* the acceptor first: a call it refuses finishes on a worker queue */

@@ -82,6 +82,7 @@ struct mr_server {
     call *watchers;             /* open Watch streams */
     atomic_int live_calls;
     atomic_int running;         /* handlers executing now (split decisions) */
+    atomic_int offload_threads; /* detached offload threads not yet returned */
     mr_registry *registry;      /* NULL without model_dir */
     mr_backend *backend;        /* NULL without data_dir */
     mr_pool *pool;              /* parallel expert searches (retriever sets) */
