@@ -3,7 +3,7 @@
 Score from Debian's python3-grpcio; the driver is bench/overload.py, run
 here short): past the bound a call gets RESOURCE_EXHAUSTED with a message
 and /metrics counts it, without waiting behind the calls queued on the
-worker (refusals' p99 under half the accepted calls' p99); the accepted
+worker (refusals' median under half the accepted calls' median); the accepted
 calls' p99 stays well under that of
 the same load on a server without a bound (whose queue, and p99, grow for
 as long as the overload lasts); the bounded server's RSS grows by under
@@ -39,9 +39,11 @@ class OverloadTest(unittest.TestCase):
         self.assertLess(b["accepted_p99_ms"] * 1.5, u["accepted_p99_ms"])
         # a refusal is answered by the acceptor thread as the call arrives,
         # not behind the calls queued on the worker (which accepted calls
-        # wait behind): before the acceptor thread the two p99s were alike
-        # (277 vs 304 ms); relative, as the machine is loaded
-        self.assertLess(b["refused_p99_ms"], 0.5 * b["accepted_p99_ms"])
+        # wait behind; before the acceptor thread a refusal waited there
+        # too: p99 277 vs 304 ms accepted). Medians, relative: the p99s
+        # move with the load of the shared machine (refusals' p99 was 7 to
+        # 151 ms in runs where their p50 was 0.5 ms)
+        self.assertLess(b["refused_p50_ms"], 0.5 * b["accepted_p50_ms"])
         grew, grew_unbounded = (b["rss_peak_mib"] - b["rss_start_mib"],
                                 u["rss_peak_mib"] - u["rss_start_mib"])
         self.assertLess(grew, max(24.0, 0.5 * grew_unbounded))
