@@ -155,10 +155,12 @@ static int serve_main(int argc, char **argv) {
      * flat without. Few arenas: each thread's arena keeps its own freed
      * memory (requests allocate from their mr_arena, so contention is
      * low). The environment's MALLOC_MMAP_THRESHOLD_ / MALLOC_ARENA_MAX win. */
+#ifdef __GLIBC__
     if (cfg.malloc_mmap_threshold_bytes > 0 && !getenv("MALLOC_MMAP_THRESHOLD_"))
         mallopt(M_MMAP_THRESHOLD, (int)cfg.malloc_mmap_threshold_bytes);
     if (cfg.malloc_arena_max > 0 && !getenv("MALLOC_ARENA_MAX"))
         mallopt(M_ARENA_MAX, cfg.malloc_arena_max);
+#endif
     /* Parallelism comes from concurrent requests: each handler's sgemm runs
      * on its own worker thread, never fanning out across the cores. */
     mr_blas_set_threads(1);
