@@ -107,8 +107,11 @@ static int rf_read_meta(const char *meta, retr_faiss **out, const char *name, ui
         goto corrupt;
     factory[flen] = 0;
     if (hashed && (retr_rbuf_take(&m, fsum, 16) || fsum[0] == 0)) goto corrupt;
+    /* the count is checked by division first: n_slots * 8 can wrap (fuzz
+     * target retr_set: a count of 2^61 + 40 matched 320 bytes of slots,
+     * and the slot array was allocated just as wrapped) */
     if (retr_rbuf_take(&m, n, sizeof n) || n[0] < 0 || n[1] < 0 || n[1] > n[0] ||
-        (size_t)n[0] * 8 != m.n - m.at)
+        (uint64_t)n[0] > (m.n - m.at) / 8 || (size_t)n[0] * 8 != m.n - m.at)
         goto corrupt;
     rf = retr_faiss_alloc(name, (int)u[0], factory, (retr_metric)u[1], e);
     if (!rf) {

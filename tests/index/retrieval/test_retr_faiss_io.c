@@ -8,6 +8,8 @@
 
 #include <cmocka.h>
 
+#include "hashing/idhash.h"
+
 #include "index/retrieval/retr_faiss.h"
 #include "test_retr_util.h"
 
@@ -171,6 +173,35 @@ static void test_damaged_files(void **s) {
     tr_flip_byte(path, 500, 0x01);
     assert_int_equal(retr_faiss_load(&l, path, RETR_FAISS_LOAD_MMAP, NULL, &e), MR_ECORRUPT);
     assert_non_null(strstr(e.msg, "a.faiss"));
+    assert_null(l);
+    /* a slot count whose byte size wraps (2^61 + n slots: n * 8 bytes
+     * modulo 2^64) with a valid checksum: refused, nothing allocated from
+     * the wrapped size (found by the fuzz target retr_set under ASan) */
+    assert_int_equal(retr_faiss_save(r, path, &e), 0);
+    {
+        FILE *f = fopen(meta, "rb");
+        assert_non_null(f);
+        uint8_t buf[1 << 16];
+        size_t len = fread(buf, 1, sizeof buf, f);
+        fclose(f);
+        uint32_t flen;
+        memcpy(&flen, buf + 36, 4); /* magic 8, u32 x4, i32 x2, f32 */
+        size_t at = 40 + flen + 16; /* factory, index file size + hash */
+        assert_true(at + 16 + 8 <= len);
+        int64_t slots;
+        memcpy(&slots, buf + at, 8);
+        assert_true(slots > 0 && (size_t)slots * 8 == len - at - 16 - 8);
+        slots += (int64_t)1 << 61;
+        memcpy(buf + at, &slots, 8);
+        uint64_t h = idhash_checksum(buf, len - 8);
+        memcpy(buf + len - 8, &h, 8);
+        f = fopen(meta, "wb");
+        assert_non_null(f);
+        assert_int_equal(fwrite(buf, 1, len, f), len);
+        fclose(f);
+    }
+    assert_int_equal(retr_faiss_load(&l, path, 0, NULL, &e), MR_ECORRUPT);
+    assert_non_null(strstr(e.msg, "meta"));
     assert_null(l);
     /* the same file intact loads */
     assert_int_equal(retr_faiss_save(r, path, &e), 0);
