@@ -31,14 +31,17 @@ def proc_stats(pid):
 
 
 def gauges(url):
-    """The server's /metrics gauges, {name: value} (unlabelled ones)."""
+    """The server's /metrics samples, {name: value}; a labelled family
+    (moerec_store_memtable_bytes{family=...}) is summed over its labels."""
     import urllib.request
     out = {}
     with urllib.request.urlopen(url, timeout=10) as r:
         for line in r.read().decode().splitlines():
-            if line and not line.startswith("#") and "{" not in line:
-                name, _, v = line.partition(" ")
-                out[name] = float(v)
+            if not line or line.startswith("#"):
+                continue
+            series, _, v = line.rpartition(" ")
+            name = series.split("{", 1)[0]
+            out[name] = out.get(name, 0.0) + float(v)
     return out
 
 
