@@ -217,8 +217,8 @@ int emb_store_get(mr_store *st, mr_emb_table *t, const uint64_t *ids, size_t n, 
     return rc;
 }
 
-int emb_store_put(mr_store *st, mr_emb_table *t, const uint64_t *ids, size_t n, const float *vecs,
-                  size_t nfloats, mr_err *e) {
+static int emb_put(mr_store *st, mr_emb_table *t, const uint64_t *ids, size_t n, const float *vecs,
+                   size_t nfloats, int sync, mr_err *e) {
     int rc;
     if ((rc = store_check_writable(st, e))) return rc;
     if (!t) return mr_err_set(e, MR_ENOTFOUND, "unknown embedding table");
@@ -250,7 +250,7 @@ int emb_store_put(mr_store *st, mr_emb_table *t, const uint64_t *ids, size_t n, 
     }
     if (st->cache) cache_write_begin(st->cache, t->info.id, ids, n); /* see cache.h */
     store_ttl_lock(st, t->info.ttl_s, 1);
-    rc = store_write(st, wb, e);
+    rc = sync ? store_write_synced(st, wb, e) : store_write(st, wb, e);
     store_ttl_lock(st, t->info.ttl_s, 0);
     rocksdb_writebatch_destroy(wb);
     if (!rc) {
@@ -272,4 +272,14 @@ int emb_store_put(mr_store *st, mr_emb_table *t, const uint64_t *ids, size_t n, 
     if (st->cache) cache_write_end(st->cache, t->info.id, ids, n);
     free(buf);
     return rc;
+}
+
+int emb_store_put(mr_store *st, mr_emb_table *t, const uint64_t *ids, size_t n, const float *vecs,
+                  size_t nfloats, mr_err *e) {
+    return emb_put(st, t, ids, n, vecs, nfloats, 0, e);
+}
+
+int emb_store_put_sync(mr_store *st, mr_emb_table *t, const uint64_t *ids, size_t n, const float *vecs,
+                       size_t nfloats, mr_err *e) {
+    return emb_put(st, t, ids, n, vecs, nfloats, 1, e);
 }

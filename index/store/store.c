@@ -26,7 +26,6 @@
 const char *const store_cf_names[STORE_CF_FIXED] = {"default", "meta", "items",
                                                     "users", "events", "sdim", "itemlog"};
 
-#define STORE_META_TABLE_PREFIX "table/"
 #define STORE_META_VERSION 1u
 
 void store_config_init(store_config *c) {
@@ -41,7 +40,7 @@ void store_config_init(store_config *c) {
 }
 
 /* Take ownership of a RocksDB error string. */
-static int store_rocks_err(mr_err *e, int code, char *err, const char *what) {
+int store_rocks_err(mr_err *e, int code, char *err, const char *what) {
     int rc = mr_err_set(e, code, "%s: %s", what, err ? err : "unknown RocksDB error");
     free(err);
     return rc;
@@ -115,11 +114,14 @@ int store_digest(mr_store *st, uint64_t *digest, uint64_t *nrows, mr_err *e) {
     int rc = 0;
     for (int c = STORE_CF_ITEMS; c < STORE_CF_FIXED && !rc; c++)
         rc = store_digest_cf(st, st->cf[c], h, nrows, e);
+    pthread_rwlock_rdlock(&st->tables_rw);
     int nt = atomic_load(&st->ntables);
     for (int i = 0; i < nt && !rc; i++) {
+        if (!st->tables[i].cf) continue; /* dropped */
         XXH3_64bits_update(h, st->tables[i].info.name, strlen(st->tables[i].info.name));
         rc = store_digest_cf(st, st->tables[i].cf, h, nrows, e);
     }
+    pthread_rwlock_unlock(&st->tables_rw);
     *digest = XXH3_64bits_digest(h);
     XXH3_freeState(h);
     return rc;
@@ -156,17 +158,24 @@ static int store_write_err_code(const char *err) {
     return MR_EINTERNAL;
 }
 
-int store_write(mr_store *st, rocksdb_writebatch_t *wb, mr_err *e) {
+static int store_write_with(mr_store *st, const rocksdb_writeoptions_t *wo, rocksdb_writebatch_t *wb,
+                            mr_err *e) {
     char *err = NULL;
     if (tl_log_seq) { /* the record's writes and "applied up to here" commit together */
         uint64_t v[2] = {tl_log_seq, 1};
         rocksdb_writebatch_put_cf(wb, st->cf[STORE_CF_META], STORE_LOG_SEQ_KEY,
                                   strlen(STORE_LOG_SEQ_KEY), (const char *)v, tl_log_open ? 16 : 8);
     }
-    rocksdb_write(st->db, st->wopts, wb, &err);
+    rocksdb_write(st->db, wo, wb, &err);
     if (err) return store_rocks_err(e, store_write_err_code(err), err, "write batch");
     atomic_fetch_add(&st->ctr.batches_written, 1);
     return 0;
+}
+
+int store_write(mr_store *st, rocksdb_writebatch_t *wb, mr_err *e) { return store_write_with(st, st->wopts, wb, e); }
+
+int store_write_synced(mr_store *st, rocksdb_writebatch_t *wb, mr_err *e) {
+    return store_write_with(st, st->wopts_sync, wb, e);
 }
 
 static void store_meta_encode(const emb_table_info *t, uint8_t out[24]) {
@@ -206,7 +215,9 @@ static int store_make_options(mr_store *st) {
     st->block_cache = rocksdb_cache_create_lru(st->cfg.block_cache_bytes);
     st->ropts = rocksdb_readoptions_create();
     st->wopts = rocksdb_writeoptions_create();
-    if (!st->db_opts || !st->bbo || !st->block_cache || !st->ropts || !st->wopts) return -1;
+    st->wopts_sync = rocksdb_writeoptions_create();
+    if (!st->db_opts || !st->bbo || !st->block_cache || !st->ropts || !st->wopts || !st->wopts_sync) return -1;
+    rocksdb_writeoptions_set_sync(st->wopts_sync, 1);
     rocksdb_block_based_options_set_block_cache(st->bbo, st->block_cache);
     rocksdb_block_based_options_set_filter_policy(st->bbo,
                                                   rocksdb_filterpolicy_create_bloom_full(10));
@@ -309,6 +320,7 @@ static int store_load_tables(mr_store *st, char **names, rocksdb_column_family_h
             break;
         }
         store_table_fill(&st->tables[nt++], &info, cf);
+        if (info.id >= st->next_id) st->next_id = info.id + 1;
     }
     char *err = NULL;
     rocksdb_iter_get_error(it, &err);
@@ -415,6 +427,7 @@ int store_open(mr_store **out, const char *path, const store_config *cfg, mr_err
     if (!st->cfg.max_value_bytes) st->cfg.max_value_bytes = 1u << 20;
     if (st->cfg.cache_shards <= 0) st->cfg.cache_shards = 64;
     pthread_mutex_init(&st->table_mu, NULL);
+    pthread_rwlock_init(&st->tables_rw, NULL);
     pthread_rwlockattr_t attr; /* a sweep must not starve behind a stream of puts */
     pthread_rwlockattr_init(&attr);
 #ifdef __GLIBC__
@@ -445,7 +458,7 @@ err:
 void store_close(mr_store *st) {
     if (!st) return;
     for (int t = 0; t < atomic_load(&st->ntables); t++)
-        rocksdb_column_family_handle_destroy(st->tables[t].cf);
+        if (st->tables[t].cf) rocksdb_column_family_handle_destroy(st->tables[t].cf);
     for (int f = 0; f < STORE_CF_FIXED; f++)
         if (st->cf[f]) rocksdb_column_family_handle_destroy(st->cf[f]);
     if (st->db) {
@@ -462,6 +475,7 @@ void store_close(mr_store *st) {
     }
     if (st->ropts) rocksdb_readoptions_destroy(st->ropts);
     if (st->wopts) rocksdb_writeoptions_destroy(st->wopts);
+    if (st->wopts_sync) rocksdb_writeoptions_destroy(st->wopts_sync);
     if (st->point_opts) rocksdb_options_destroy(st->point_opts);
     if (st->emb_opts) rocksdb_options_destroy(st->emb_opts);
     if (st->events_opts) rocksdb_options_destroy(st->events_opts);
@@ -471,6 +485,7 @@ void store_close(mr_store *st) {
     if (st->block_cache) rocksdb_cache_destroy(st->block_cache);
     cache_free(st->cache);
     pthread_mutex_destroy(&st->table_mu);
+    pthread_rwlock_destroy(&st->tables_rw);
     pthread_rwlock_destroy(&st->ttl_mu);
     free(st);
 }
@@ -485,9 +500,10 @@ int emb_table_create(mr_store *st, const char *name, uint32_t dim, emb_encoding 
         return mr_err_set(e, MR_EINVAL, "unknown encoding %d", (int)enc);
     if (ttl_s < 0) return mr_err_set(e, MR_EINVAL, "ttl %lld < 0", (long long)ttl_s);
     pthread_mutex_lock(&st->table_mu);
-    int nt = atomic_load(&st->ntables);
+    int nt = atomic_load(&st->ntables), slot = nt;
     for (int i = 0; i < nt; i++) {
         const emb_table_info *o = &st->tables[i].info;
+        if (!st->tables[i].cf && slot == nt) slot = i; /* a dropped table's slot */
         if (strcmp(o->name, name) != 0) continue;
         rc = (o->dim == dim && o->encoding == enc && o->ttl_s == ttl_s)
                  ? 0
@@ -495,14 +511,12 @@ int emb_table_create(mr_store *st, const char *name, uint32_t dim, emb_encoding 
                               name, o->dim, (int)o->encoding, (long long)o->ttl_s);
         goto out;
     }
-    if (nt == STORE_MAX_TABLES) {
+    if (slot == STORE_MAX_TABLES) {
         rc = mr_err_set(e, MR_ENOMEM, "at most %d embedding tables", STORE_MAX_TABLES);
         goto out;
     }
-    emb_table_info info = {.id = 0, .dim = dim, .encoding = enc, .ttl_s = ttl_s};
+    emb_table_info info = {.id = st->next_id, .dim = dim, .encoding = enc, .ttl_s = ttl_s};
     snprintf(info.name, sizeof info.name, "%s", name);
-    for (int i = 0; i < nt; i++)
-        if (st->tables[i].info.id >= info.id) info.id = st->tables[i].info.id + 1;
     char cfname[STORE_TABLE_NAME_MAX + 8], key[STORE_TABLE_NAME_MAX + 8], *err = NULL;
     snprintf(cfname, sizeof cfname, "emb.%s", name);
     rocksdb_column_family_handle_t *cf =
@@ -527,25 +541,35 @@ int emb_table_create(mr_store *st, const char *name, uint32_t dim, emb_encoding 
         rocksdb_column_family_handle_destroy(cf);
         goto out;
     }
-    store_table_fill(&st->tables[nt], &info, cf);
-    atomic_store(&st->ntables, nt + 1); /* publish after the slot is filled */
+    st->next_id++;
+    pthread_rwlock_wrlock(&st->tables_rw);
+    store_table_fill(&st->tables[slot], &info, cf);
+    if (slot == nt) atomic_store(&st->ntables, nt + 1); /* publish after the slot is filled */
+    pthread_rwlock_unlock(&st->tables_rw);
     rc = 0;
 out:
     pthread_mutex_unlock(&st->table_mu);
     return rc;
 }
 
-mr_emb_table *emb_store_table(mr_store *st, const char *name, mr_err *e) {
+mr_emb_table *store_table_find(mr_store *st, const char *name) {
     int nt = atomic_load(&st->ntables);
-    for (int i = 0; name && i < nt; i++)
-        if (strcmp(st->tables[i].info.name, name) == 0) return &st->tables[i];
-    mr_err_set(e, MR_ENOTFOUND, "unknown embedding table '%s'", name ? name : "(null)");
+    for (int i = 0; name && name[0] && i < nt; i++)
+        if (st->tables[i].cf && strcmp(st->tables[i].info.name, name) == 0) return &st->tables[i];
     return NULL;
+}
+
+mr_emb_table *emb_store_table(mr_store *st, const char *name, mr_err *e) {
+    pthread_rwlock_rdlock(&st->tables_rw);
+    mr_emb_table *t = store_table_find(st, name);
+    pthread_rwlock_unlock(&st->tables_rw);
+    if (!t) mr_err_set(e, MR_ENOTFOUND, "unknown embedding table '%s'", name ? name : "(null)");
+    return t;
 }
 
 void emb_table_get_info(const mr_emb_table *t, emb_table_info *info) { *info = t->info; }
 
-int emb_store_ntables(const mr_store *st) { return atomic_load(&((mr_store *)st)->ntables); }
+int emb_store_ntables(const mr_store *st) { return emb_table_list((mr_store *)st, NULL, NULL, 0); }
 
 int store_checkpoint(mr_store *st, const char *dir, mr_err *e) {
     char *err = NULL;
@@ -572,8 +596,10 @@ int store_compact(mr_store *st, mr_err *e) {
     if ((rc = store_check_writable(st, e))) return rc;
     for (int f = 0; f < STORE_CF_FIXED; f++)
         rocksdb_compact_range_cf(st->db, st->cf[f], NULL, 0, NULL, 0);
+    pthread_rwlock_rdlock(&st->tables_rw);
     for (int t = 0; t < atomic_load(&st->ntables); t++)
-        rocksdb_compact_range_cf(st->db, st->tables[t].cf, NULL, 0, NULL, 0);
+        if (st->tables[t].cf) rocksdb_compact_range_cf(st->db, st->tables[t].cf, NULL, 0, NULL, 0);
+    pthread_rwlock_unlock(&st->tables_rw);
     return 0;
 }
 
@@ -672,11 +698,13 @@ int store_expire(mr_store *st, int64_t now_ms, uint64_t *n_deleted, mr_err *e) {
     uint64_t n = 0;
     int rc;
     if ((rc = store_check_writable(st, e))) return rc;
+    pthread_rwlock_rdlock(&st->tables_rw); /* a drop waits for the sweep */
     int nt = atomic_load(&st->ntables);
     for (int i = 0; i < nt && !rc; i++)
-        if (st->tables[i].info.ttl_s > 0)
+        if (st->tables[i].cf && st->tables[i].info.ttl_s > 0)
             rc = store_expire_cf(st, st->tables[i].cf, st->tables[i].info.ttl_s, now_ms,
                                  st->tables[i].info.id, &n, e);
+    pthread_rwlock_unlock(&st->tables_rw);
     if (!rc && st->cfg.user_ttl_s > 0)
         rc = store_expire_cf(st, st->cf[STORE_CF_USERS], st->cfg.user_ttl_s, now_ms,
                              UINT32_MAX, &n, e);

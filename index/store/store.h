@@ -116,6 +116,17 @@ typedef struct emb_table_info {
  * schema in meta. MR_EEXIST if present with another schema; 0 if identical. */
 int emb_table_create(mr_store *st, const char *name, uint32_t dim, emb_encoding enc,
                      int64_t ttl_s, mr_err *e);
+/* Drop a table (primary only): its column family and files, schema and
+ * load marker. The caller guarantees no thread reads or writes it any more
+ * (pointers to it dangle afterwards). MR_ENOTFOUND when unknown. */
+int emb_table_drop(mr_store *st, const char *name, mr_err *e);
+/* The bulk-load marker: set (synced) after a table was filled with rows
+ * rows; *rows = 0 when it was never set (a load that did not finish). */
+int emb_table_set_loaded(mr_store *st, mr_emb_table *t, uint64_t rows, mr_err *e);
+int emb_table_loaded(mr_store *st, mr_emb_table *t, uint64_t *rows, mr_err *e);
+/* Names of the tables whose name starts with prefix ("" or NULL: all):
+ * copies up to cap into names, returns how many there are. */
+int emb_table_list(mr_store *st, const char *prefix, char (*names)[STORE_TABLE_NAME_MAX], int cap);
 /* Look a table up by name; NULL (and MR_ENOTFOUND in e) when unknown. */
 mr_emb_table *emb_store_table(mr_store *st, const char *name, mr_err *e);
 void emb_table_get_info(const mr_emb_table *t, emb_table_info *info);
@@ -131,6 +142,10 @@ int emb_store_get(mr_store *st, mr_emb_table *t, const uint64_t *ids, size_t n, 
  * error nothing is written. Cached copies are updated after the write. */
 int emb_store_put(mr_store *st, mr_emb_table *t, const uint64_t *ids, size_t n, const float *vecs,
                   size_t nfloats, mr_err *e);
+/* emb_store_put with the WAL fsync'd before it returns, whatever
+ * store_config.sync says (acknowledged online updates). */
+int emb_store_put_sync(mr_store *st, mr_emb_table *t, const uint64_t *ids, size_t n, const float *vecs,
+                       size_t nfloats, mr_err *e);
 /* Bulk-load n rows (ids strictly ascending) as one SST file written at
  * tmp_path (same filesystem as the database; moved into it, or removed on
  * failure) and ingested into the table's column family with RocksDB's

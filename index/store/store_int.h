@@ -13,6 +13,8 @@
 #include "index/store/store.h"
 
 #define STORE_NS_ITEMS 0xFFFFFFF0u /* cache namespace of the items family */
+#define STORE_META_TABLE_PREFIX "table/"   /* meta: "table/<name>" -> schema */
+#define STORE_META_LOADED_PREFIX "loaded/" /* meta: "loaded/<name>" -> rows bulk-loaded */
 
 /* Fixed column families; embedding tables add "emb.<name>". */
 enum { STORE_CF_DEFAULT = 0, STORE_CF_META, STORE_CF_ITEMS, STORE_CF_USERS, STORE_CF_EVENTS,
@@ -44,9 +46,17 @@ struct mr_store {
     rocksdb_readoptions_t *ropts;
     rocksdb_writeoptions_t *wopts;
     rocksdb_column_family_handle_t *cf[STORE_CF_FIXED];
-    mr_emb_table tables[STORE_MAX_TABLES]; /* [0, ntables) published */
+    mr_emb_table tables[STORE_MAX_TABLES]; /* [0, ntables) published; a
+                                  * dropped table's slot has cf == NULL and
+                                  * an empty name until a create reuses it */
     atomic_int ntables;
-    pthread_mutex_t table_mu;    /* serialises emb_table_create */
+    uint32_t next_id;            /* ids are never reused within a process:
+                                  * cached rows of a dropped table can never
+                                  * answer for a new one (guarded by table_mu) */
+    pthread_mutex_t table_mu;    /* serialises emb_table_create / _drop */
+    pthread_rwlock_t tables_rw;  /* slot contents: lookups and scans over
+                                  * every table read; create and drop write */
+    rocksdb_writeoptions_t *wopts_sync; /* fsync'd writes (emb_store_put_sync) */
     pthread_rwlock_t ttl_mu;     /* puts to families with a TTL: read; a
                                   * store_expire batch: write (store_ttl_lock) */
     mr_cache *cache;                /* NULL when cache_bytes == 0 */
@@ -55,6 +65,12 @@ struct mr_store {
 
 /* Write a batch with the store's write options; counts the batch. */
 int store_write(mr_store *st, rocksdb_writebatch_t *wb, mr_err *e);
+/* The same with the WAL fsync'd whatever store_config.sync says. */
+int store_write_synced(mr_store *st, rocksdb_writebatch_t *wb, mr_err *e);
+/* Take ownership of a RocksDB error string: set e, free err. */
+int store_rocks_err(mr_err *e, int code, char *err, const char *what);
+/* The table named name among the live slots, or NULL (tables_rw held). */
+mr_emb_table *store_table_find(mr_store *st, const char *name);
 /* 1 when a row written at ts_ms has outlived ttl_s (0 = never) at now_ms. */
 static inline int store_expired(int64_t ts_ms, int64_t ttl_s, int64_t now_ms) {
     return ttl_s > 0 && now_ms - ts_ms > ttl_s * 1000;
