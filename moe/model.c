@@ -42,7 +42,8 @@ void moe_model_free(moe_model *m) {
 /* Build from model.json; init_tables = 0 leaves the tables zero (a load
  * overwrites every row, and drawing normals for a table of 10^8 floats costs
  * seconds on every reload). */
-static int model_build(moe_model **out, const char *json_text, uint64_t seed, int init_tables, mr_err *e) {
+static int model_build(moe_model **out, const char *json_text, uint64_t seed, int init_tables, int flags,
+                       mr_err *e) {
     *out = NULL;
     moe_model *m = calloc(1, sizeof *m);
     if (!m) return mr_err_set(e, MR_ENOMEM, "moe_model: out of memory");
@@ -66,6 +67,7 @@ static int model_build(moe_model **out, const char *json_text, uint64_t seed, in
             mr_err_wrap(e, "table '%s'", t->name);
             goto err;
         }
+        if ((flags & MOE_LOAD_STORE_LAZY) && t->storage == MOE_STORAGE_STORE) continue; /* rows: the store */
         t->data = mr_floats_alloc((size_t)t->rows * (size_t)t->dim);
         if (!t->data) {
             rc = mr_err_set(e, MR_ENOMEM, "table '%s': cannot allocate %ld x %d floats", t->name, t->rows, t->dim);
@@ -81,7 +83,7 @@ err:
 }
 
 int moe_model_from_json(moe_model **out, const char *json_text, uint64_t seed, mr_err *e) {
-    return model_build(out, json_text, seed, 1, e);
+    return model_build(out, json_text, seed, 1, 0, e);
 }
 
 static int load_tensor(float *dst, long n, int ndim, const int64_t *shape, const char *name,
@@ -101,20 +103,23 @@ static int load_tensor(float *dst, long n, int ndim, const int64_t *shape, const
         return mr_err_set(e, MR_ECORRUPT, "%s: tensor '%s' has shape [%s], model.json implies [%s]", path, name,
                           got, want);
     }
+    if (!dst) return 0; /* a lazily loaded store table: shape only (ingestion checks the values) */
     if (!mr_all_finite(en->data, (size_t)n))
         return mr_err_set(e, MR_ECORRUPT, "%s: tensor '%s' holds NaN or Inf", path, name);
     memcpy(dst, en->data, sizeof(float) * (size_t)n);
     return 0;
 }
 
-int moe_model_load(moe_model **out, const char *dir, mr_err *e) {
+int moe_model_load(moe_model **out, const char *dir, mr_err *e) { return moe_model_load_flags(out, dir, 0, e); }
+
+int moe_model_load_flags(moe_model **out, const char *dir, int flags, mr_err *e) {
     *out = NULL;
     char path[4096];
     snprintf(path, sizeof path, "%s/model.json", dir);
     char *text = mr_read_file(path, MOE_JSON_MAX, NULL, e);
     if (!text) return e ? e->code : MR_EINTERNAL;
     moe_model *m = NULL;
-    int rc = model_build(&m, text, 0, 0, e);
+    int rc = model_build(&m, text, 0, 0, flags, e);
     free(text);
     if (rc) {
         mr_err_wrap(e, "%s", path);

@@ -40,6 +40,12 @@
  * thread; must be thread-safe across scorers. 0 or an error code. */
 typedef int (*moe_row_fetch_fn)(void *ctx, int t, const uint64_t *rows, size_t n, float *out, mr_err *e);
 
+/* Where a table's rows live when served (model.json "storage"). */
+typedef enum { MOE_STORAGE_MEMORY = 0, MOE_STORAGE_STORE = 1 } moe_storage;
+/* Row encoding of a store table (model.json "encoding"); the values match
+ * index/store's emb_encoding. */
+typedef enum { MOE_ENC_FP32 = 0, MOE_ENC_FP16 = 1, MOE_ENC_INT8 = 2 } moe_encoding;
+
 typedef struct moe_table {
     char name[MOE_NAME_MAX];
     long rows;                    /* table size k                              */
@@ -58,6 +64,10 @@ typedef struct moe_table {
     float *data;                  /* (rows, dim), unless fetch is set          */
     moe_row_fetch_fn fetch;       /* rows from elsewhere (NULL: data)          */
     void *fetch_ctx;
+    moe_storage storage;          /* memory (default) or store                 */
+    moe_encoding encoding;        /* store: row encoding                       */
+    int64_t ttl_s;                /* store: rows not written for this long are
+                                   * evicted; 0 = never                        */
 } moe_table;
 
 typedef struct moe_cat_field {
@@ -117,6 +127,15 @@ int moe_model_from_json(moe_model **out, const char *json_text, uint64_t seed, m
  * must be present with the right shape; errors name the tensor. The loaded
  * model runs in its model.json "precision" (moe_model_set_precision). */
 int moe_model_load(moe_model **out, const char *dir, mr_err *e);
+/* Load flags. MOE_LOAD_STORE_LAZY: tables with "storage": "store" keep
+ * data = NULL (their tensor's presence and shape are still checked; the
+ * server bulk-loads the rows into the store from the safetensors file
+ * itself and serves them through a row source). */
+#define MOE_LOAD_STORE_LAZY 1
+int moe_model_load_flags(moe_model **out, const char *dir, int flags, mr_err *e);
+/* "fp32" | "fp16" | "int8" -> enc (0), else -1; and back. */
+int moe_encoding_parse(const char *s, moe_encoding *out);
+const char *moe_encoding_name(moe_encoding enc);
 /* Run inference in precision p from now on: builds the oneDNN plan from the
  * current weights (or drops it for openblas_fp32). Falls back to fp32 when
  * the CPU lacks p (precision_used, precision_note say so). Not safe while

@@ -193,9 +193,49 @@ static int parse_arch(json_t *a, moe_model *m, moe_arch *arch, mr_err *e) {
     return 0;
 }
 
+/* "storage": "memory" (default) | "store", "encoding": "fp32" (default) |
+ * "fp16" | "int8", "ttl_seconds": 0 (default, never); encoding and TTL
+ * describe rows in the store, so they need "storage": "store". */
+static int parse_storage(json_t *t, const char *where, moe_table *tb, mr_err *e) {
+    char s[16], enc[16];
+    TRY(get_str(t, "storage", where, "memory", s, sizeof s, e));
+    if (!strcmp(s, "store"))
+        tb->storage = MOE_STORAGE_STORE;
+    else if (!strcmp(s, "memory"))
+        tb->storage = MOE_STORAGE_MEMORY;
+    else
+        return mr_err_set(e, MR_EINVAL, "model.json: %s.storage '%s' must be \"memory\" or \"store\"", where, s);
+    TRY(get_str(t, "encoding", where, "fp32", enc, sizeof enc, e));
+    if (moe_encoding_parse(enc, &tb->encoding))
+        return mr_err_set(e, MR_EINVAL, "model.json: %s.encoding '%s' must be \"fp32\", \"fp16\" or \"int8\"", where,
+                          enc);
+    json_t *ttl = json_object_get(t, "ttl_seconds");
+    if (ttl && (!json_is_integer(ttl) || json_integer_value(ttl) < 0 || json_integer_value(ttl) > (1LL << 40)))
+        return mr_err_set(e, MR_EINVAL, "model.json: %s.ttl_seconds must be an integer in [0, 2^40]", where);
+    tb->ttl_s = ttl ? (int64_t)json_integer_value(ttl) : 0;
+    if (tb->storage == MOE_STORAGE_MEMORY && (json_object_get(t, "encoding") || ttl))
+        return mr_err_set(e, MR_EINVAL, "model.json: %s: encoding and ttl_seconds describe rows in the store; they "
+                          "need \"storage\": \"store\"", where);
+    return 0;
+}
+
+int moe_encoding_parse(const char *s, moe_encoding *out) {
+    static const char *const names[] = {"fp32", "fp16", "int8"};
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(s, names[i])) {
+            *out = (moe_encoding)i;
+            return 0;
+        }
+    return -1;
+}
+
+const char *moe_encoding_name(moe_encoding enc) {
+    return enc == MOE_ENC_FP16 ? "fp16" : enc == MOE_ENC_INT8 ? "int8" : "fp32";
+}
+
 static int parse_tables(json_t *ts, moe_model *m, mr_err *e) {
     static const char *const keys[] = {"name", "rows", "dim", "hash", "seed", "seed2", "mapping", "pair", "vectors",
-                                       NULL};
+                                       "storage", "encoding", "ttl_seconds", NULL};
     char pairs[MOE_MAX_TABLES][MOE_NAME_MAX];
     if (!ts) return 0;
     if (!json_is_array(ts) || json_array_size(ts) > MOE_MAX_TABLES)
@@ -243,6 +283,7 @@ static int parse_tables(json_t *ts, moe_model *m, mr_err *e) {
             return mr_err_set(e, MR_EINVAL, "model.json: %s.seed must be an integer", where);
         tb->seed = s1 ? (uint64_t)json_integer_value(s1) : (uint64_t)(i + 1);
         tb->seed2 = s2 ? (uint64_t)json_integer_value(s2) : idhash_seed2(tb->seed);
+        TRY(parse_storage(t, where, tb, e));
         m->n_tables++;
     }
     for (int i = 0; i < m->n_tables; i++) { /* pairs may name a later table */
@@ -425,6 +466,11 @@ char *moe_model_to_json(const moe_model *m) {
         if (moe_table_mapped(t)) json_object_set_new(o, "mapping", json_string(t->mapping));
         if (t->pair >= 0) json_object_set_new(o, "pair", json_string(m->tables[t->pair].name));
         if (t->vectors[0]) json_object_set_new(o, "vectors", json_string(t->vectors));
+        if (t->storage == MOE_STORAGE_STORE) {
+            json_object_set_new(o, "storage", json_string("store"));
+            json_object_set_new(o, "encoding", json_string(moe_encoding_name(t->encoding)));
+            if (t->ttl_s) json_object_set_new(o, "ttl_seconds", json_integer((json_int_t)t->ttl_s));
+        }
         json_array_append_new(ts, o);
     }
     json_object_set_new(r, "tables", ts);
