@@ -21,6 +21,7 @@
 
 #include "common/atomic_file.h"
 #include "common/clock.h"
+#include "index/store/emb_codec.h"
 #include "common/csv.h"
 #include "common/progress.h"
 #include "common/tensor.h"
@@ -278,6 +279,34 @@ static int listed(const char *list, const char *col) {
     return 0;
 }
 
+/* Tables with "storage": "store" are served from rows encoded in the
+ * store (model.json "encoding"): pass this process's in-memory copy
+ * through the same encode/decode, so the file's scores equal the server's
+ * (fp16 and int8 round; fp32 is exact either way). */
+static int store_tables_as_served(moe_model *m, mr_err *e) {
+    for (int t = 0; t < m->n_tables; t++) {
+        moe_table *tb = &m->tables[t];
+        if (tb->storage != MOE_STORAGE_STORE || tb->encoding == MOE_ENC_FP32) continue;
+        emb_encoding enc = (emb_encoding)tb->encoding;
+        size_t rb = emb_codec_row_bytes(enc, (uint32_t)tb->dim);
+        uint8_t *row = malloc(rb);
+        if (!row) return mr_err_set(e, MR_ENOMEM, "out of memory");
+        int rc = 0;
+        for (long r = 0; !rc && r < tb->rows; r++) {
+            float *x = tb->data + r * tb->dim;
+            if ((rc = emb_codec_check(enc, x, (uint32_t)tb->dim, e))) {
+                mr_err_wrap(e, "table '%s' row %ld (encoding %s)", tb->name, r, moe_encoding_name(tb->encoding));
+                break;
+            }
+            emb_codec_encode(enc, x, (uint32_t)tb->dim, 0, row);
+            rc = emb_codec_decode(enc, (uint32_t)tb->dim, row, rb, x, NULL, e);
+        }
+        free(row);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
 static int score_main(int argc, char **argv) {
     const char *model_dir = NULL, *data = NULL, *out_path = "-", *keep = NULL, *allow_missing = NULL;
     char na[CLI_NA_MAX] = "";
@@ -358,6 +387,11 @@ static int score_main(int argc, char **argv) {
             moe_model_free(m);
             return 2;
         }
+    if (store_tables_as_served(m, &e)) {
+        fprintf(stderr, "moerec score: %s\n", e.msg);
+        moe_model_free(m);
+        return 1;
+    }
     if (m->extra_dim > 0) {
         fprintf(stderr, "moerec score: model '%s' takes an extra input block (extra_dim %d, e.g. "
                         "SDIM) that a file cannot carry; score it through the server\n",
