@@ -44,7 +44,8 @@ static int retriever_info(mr_arena *a, const retr_set *set, Moerec__V1__GetModel
 
 /* The ranker's embedding tables, for GetModelInfo (strings point into the
  * model: the caller copies them before releasing its reference). */
-static int table_info(mr_arena *a, const moe_model *m, Moerec__V1__GetModelInfoResponse *out) {
+static int table_info(mr_arena *a, const mr_model_ref *ref, Moerec__V1__GetModelInfoResponse *out) {
+    const moe_model *m = ref->model;
     int n = m->n_tables;
     Moerec__V1__TableInfo *ti = mr_arena_calloc(a, (size_t)(n ? n : 1), sizeof *ti);
     Moerec__V1__TableInfo **tp = mr_arena_calloc(a, (size_t)(n ? n : 1), sizeof *tp);
@@ -63,6 +64,11 @@ static int table_info(mr_arena *a, const moe_model *m, Moerec__V1__GetModelInfoR
         ti[i].shared_fraction = t->stats.shared_fraction;
         ti[i].mean_load = t->stats.mean_load;
         ti[i].max_load = t->stats.max_load;
+        ti[i].storage = t->storage == MOE_STORAGE_STORE ? "store" : "memory";
+        ti[i].encoding = (char *)moe_encoding_name(t->encoding);
+        ti[i].ttl_seconds = (uint64_t)t->ttl_s;
+        ti[i].store_table = mr_arena_strdup(a, ref->stabs[i].name);
+        if (!ti[i].store_table) return MR_ENOMEM;
         tp[i] = &ti[i];
     }
     out->tables = tp;
@@ -132,7 +138,7 @@ int mr_handle_get_model_info(mr_call_ctx *ctx, const ProtobufCMessage *req, Prot
     out->n_tasks = (size_t)T;
     out->features = fp;
     out->n_features = (size_t)F;
-    if ((rc = table_info(a, m, out)) || (ref->retrievers && (rc = retriever_info(a, ref->retrievers, out)))) {
+    if ((rc = table_info(a, ref, out)) || (ref->retrievers && (rc = retriever_info(a, ref->retrievers, out)))) {
         mr_model_release(ref);
         return mr_err_set(err, rc, "out of request memory");
     }

@@ -39,5 +39,8 @@ const mr_method mr_methods[] = {
     /* A checkpoint flushes memtables and links files: offloaded like Reload. */
     {"/moerec.v1.Admin/Checkpoint", &moerec__v1__checkpoint_request__descriptor,
      &moerec__v1__checkpoint_response__descriptor, mr_handle_admin_checkpoint, 0, 1},
+    /* fsync'd before the answer: offloaded like Checkpoint */
+    {"/moerec.v1.Admin/PushEmbeddings", &moerec__v1__push_embeddings_request__descriptor,
+     &moerec__v1__push_embeddings_response__descriptor, mr_handle_admin_push_embeddings, 0, 1},
 };
 const int mr_nmethods = (int)(sizeof mr_methods / sizeof mr_methods[0]);

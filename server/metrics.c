@@ -361,6 +361,12 @@ char *mr_metrics_render(mr_server *s) {
         put(&b, "# HELP moerec_store_expired_rows_total Rows deleted by TTL sweeps.\n"
                 "# TYPE moerec_store_expired_rows_total counter\nmoerec_store_expired_rows_total %llu\n",
             (unsigned long long)atomic_load(&be->expired_rows));
+        put(&b, "# HELP moerec_embedding_pushes_total PushEmbeddings calls that wrote rows.\n"
+                "# TYPE moerec_embedding_pushes_total counter\nmoerec_embedding_pushes_total %llu\n",
+            (unsigned long long)atomic_load(&be->pushes));
+        put(&b, "# HELP moerec_embedding_pushed_rows_total Embedding rows written by PushEmbeddings.\n"
+                "# TYPE moerec_embedding_pushed_rows_total counter\nmoerec_embedding_pushed_rows_total %llu\n",
+            (unsigned long long)atomic_load(&be->pushed_rows));
         put(&b, "# HELP moerec_store_expired_users_total Users whose behaviour TTL sweeps deleted.\n"
                 "# TYPE moerec_store_expired_users_total counter\n"
                 "moerec_store_expired_users_total %llu\n",

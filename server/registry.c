@@ -40,13 +40,49 @@ struct mr_registry {
     pthread_mutex_t poll_mu;
     pthread_cond_t poll_cv;
     char poll_err[MR_MAX_MODELS][MR_ERR_MSG_MAX];  /* last load error logged per model (poll thread) */
+    mr_store *st;                /* store tables live here; NULL = none */
+    char data_dir[4096];
+    pthread_mutex_t tab_mu;      /* guards tab_name/tab_uses and drops */
+    int closing;                 /* registry free: keep the tables for a restart */
+    char tab_name[STORE_MAX_TABLES][STORE_TABLE_NAME_MAX];
+    int tab_uses[STORE_MAX_TABLES]; /* loaded versions using the table */
 };
+
+/* Store-table use counts: a version counts its tables before it creates
+ * them and uncounts them when freed; the last use drops the table. Under
+ * tab_mu, so a table is never dropped between a new version's count and
+ * its use of it (a Reload back to a version still draining). */
+static int tab_use(mr_registry *r, const char *name, int delta, mr_err *e) {
+    int rc = MR_OK, slot = -1, freeslot = -1;
+    pthread_mutex_lock(&r->tab_mu);
+    for (int i = 0; i < STORE_MAX_TABLES; i++) {
+        if (r->tab_uses[i] && !strcmp(r->tab_name[i], name)) slot = i;
+        if (!r->tab_uses[i] && freeslot < 0) freeslot = i;
+    }
+    if (delta > 0) {
+        if (slot < 0 && freeslot < 0)
+            rc = mr_err_set(e, MR_ENOMEM, "more than %d store tables in use", STORE_MAX_TABLES);
+        else if (slot < 0)
+            memcpy(r->tab_name[slot = freeslot], name, STORE_TABLE_NAME_MAX);
+        if (slot >= 0) r->tab_uses[slot]++;
+    } else if (slot >= 0 && --r->tab_uses[slot] == 0 && !r->closing && r->st) {
+        mr_err de;
+        if (emb_table_drop(r->st, name, &de) == MR_OK)
+            mr_info("store table %s dropped (no loaded version uses it)", name);
+        else if (de.code != MR_ENOTFOUND)
+            mr_warn("store table %s: drop failed: %s", name, de.msg);
+    }
+    pthread_mutex_unlock(&r->tab_mu);
+    return rc;
+}
 
 static void ref_free(mr_model_ref *m) {
     for (int i = 0; i < m->npool; i++) moe_scorer_free(m->pool[i]);
     pthread_mutex_destroy(&m->pool_mu);
     retr_set_free(m->retrievers);
-    moe_model_free(m->model);
+    moe_model_free(m->model); /* before the drop: no row source is left */
+    for (int i = 0; m->reg && i < MOE_MAX_TABLES; i++)
+        if (m->stabs[i].name[0]) tab_use(m->reg, m->stabs[i].name, -1, NULL);
     free(m);
 }
 
@@ -54,7 +90,21 @@ void mr_model_release(mr_model_ref *m) {
     if (m && atomic_fetch_sub(&m->refs, 1) == 1) ref_free(m);
 }
 
-static int load_version(const char *root, const char *name, const char *version, mr_pool *pool,
+/* Count, create, fill and attach the version's store tables. */
+static int load_store_tables(mr_registry *r, mr_model_ref *m, const char *dir, mr_err *e) {
+    moe_model *mm = m->model;
+    for (int i = 0; i < mm->n_tables; i++) {
+        if (mm->tables[i].storage != MOE_STORAGE_STORE || !r->st) continue;
+        char nm[STORE_TABLE_NAME_MAX];
+        int rc = mr_store_table_name(nm, m->name, m->version, mm->tables[i].name, e);
+        if (!rc) rc = tab_use(r, nm, +1, e);
+        if (rc) return rc;
+        memcpy(m->stabs[i].name, nm, sizeof nm); /* counted: ref_free uncounts */
+    }
+    return mr_store_tables_attach(mm, dir, m->name, m->version, r->st, r->data_dir, m->stabs, e);
+}
+
+static int load_version(mr_registry *r, const char *root, const char *name, const char *version, mr_pool *pool,
                         mr_remotes *remotes, int precision, mr_model_ref **out, mr_err *e) {
     char dir[4096 + 160], latest[4096 + 200], ver[32];
     snprintf(dir, sizeof dir, "%s/%s", root, name);
@@ -77,12 +127,16 @@ static int load_version(const char *root, const char *name, const char *version,
         return mr_err_set(e, MR_ENOTFOUND, "model '%s' has no version '%s'", name, ver);
     mr_model_ref *m = calloc(1, sizeof *m);
     if (!m) return mr_err_set(e, MR_ENOMEM, "out of memory");
-    int rc = moe_model_load(&m->model, dir, e);
+    m->reg = r;
+    snprintf(m->name, sizeof m->name, "%s", name);
+    snprintf(m->version, sizeof m->version, "%s", ver);
+    pthread_mutex_init(&m->pool_mu, NULL);
+    int rc = moe_model_load_flags(&m->model, dir, MOE_LOAD_STORE_LAZY, e);
     if (!rc && precision >= 0 && (moe_precision)precision != m->model->precision)
         rc = moe_model_set_precision(m->model, (moe_precision)precision, e);
+    if (!rc) rc = load_store_tables(r, m, dir, e);
     if (rc) {
-        moe_model_free(m->model);
-        free(m);
+        ref_free(m);
         return mr_err_wrap(e, "model '%s' version %s", name, ver);
     }
     if (m->model->precision_note[0]) mr_warn("model %s version %s: %s", name, ver, m->model->precision_note);
@@ -92,23 +146,38 @@ static int load_version(const char *root, const char *name, const char *version,
     if (stat(rdir, &st) == 0 && S_ISDIR(st.st_mode) &&
         (rc = retr_set_load_remote(&m->retrievers, rdir, pool, RETR_SET_LOAD_OMP1,
                                    remotes ? mr_remote_expert_make : NULL, remotes, e))) {
-        moe_model_free(m->model);
-        free(m);
+        ref_free(m);
         return mr_err_wrap(e, "model '%s' version %s: retrievers", name, ver);
     }
-    snprintf(m->name, sizeof m->name, "%s", name);
-    snprintf(m->version, sizeof m->version, "%s", ver);
     m->loaded_at_ms = mr_unix_ms();
     atomic_init(&m->refs, 1);
-    pthread_mutex_init(&m->pool_mu, NULL);
     *out = m;
     return MR_OK;
 }
 
 static int by_name(const void *a, const void *b) { return strcmp(a, b); }
 
+/* Drop the store tables of versions no longer served (left by a process
+ * that stopped before their last request, or by versions removed since). */
+static int drop_unserved(mr_registry *r, mr_err *e) {
+    char(*names)[STORE_TABLE_NAME_MAX] = malloc(STORE_MAX_TABLES * sizeof *names);
+    if (!names) return mr_err_set(e, MR_ENOMEM, "out of memory");
+    int n = emb_table_list(r->st, MR_STORE_TABLE_PREFIX, names, STORE_MAX_TABLES), rc = MR_OK;
+    for (int i = 0; !rc && i < n && i < STORE_MAX_TABLES; i++) {
+        int used = 0;
+        for (int k = 0; k < STORE_MAX_TABLES; k++) used |= r->tab_uses[k] && !strcmp(r->tab_name[k], names[i]);
+        if (used) continue;
+        if ((rc = emb_table_drop(r->st, names[i], e)))
+            mr_err_wrap(e, "dropping store table %s of a version no longer served", names[i]);
+        else
+            mr_info("store table %s dropped (its version is not served)", names[i]);
+    }
+    free(names);
+    return rc;
+}
+
 int mr_registry_open(mr_registry **out, const char *root, const char *default_model, const char *precision,
-                     mr_pool *pool, mr_remotes *remotes, mr_err *e) {
+                     mr_pool *pool, mr_remotes *remotes, mr_store *st, const char *data_dir, mr_err *e) {
     *out = NULL;
     moe_precision prec = MOE_PREC_FP32;
     if (precision && precision[0] && moe_precision_parse(precision, &prec)) {
@@ -126,6 +195,9 @@ int mr_registry_open(mr_registry **out, const char *root, const char *default_mo
     r->remotes = remotes;
     snprintf(r->root, sizeof r->root, "%s", root);
     r->pool = pool;
+    r->st = st;
+    snprintf(r->data_dir, sizeof r->data_dir, "%s", data_dir ? data_dir : "");
+    pthread_mutex_init(&r->tab_mu, NULL);
     r->precision = precision && precision[0] ? (int)prec : -1;
     pthread_mutex_init(&r->mu, NULL);
     pthread_mutex_init(&r->reload_mu, NULL);
@@ -150,7 +222,7 @@ int mr_registry_open(mr_registry **out, const char *root, const char *default_mo
     if (rc) goto err;
     qsort(r->names, (size_t)r->n, sizeof r->names[0], by_name);
     for (int i = 0; i < r->n; i++) {
-        rc = load_version(root, r->names[i], NULL, r->pool, r->remotes, r->precision, &r->cur[i], e);
+        rc = load_version(r, root, r->names[i], NULL, r->pool, r->remotes, r->precision, &r->cur[i], e);
         if (rc) goto err;
         mr_info("loaded model %s version %s (precision %s)", r->names[i], r->cur[i]->version,
                 moe_precision_name(r->cur[i]->model->precision_used));
@@ -160,6 +232,7 @@ int mr_registry_open(mr_registry **out, const char *root, const char *default_mo
                         root);
         goto err;
     }
+    if (r->st && (rc = drop_unserved(r, e))) goto err;
     snprintf(r->default_name, sizeof r->default_name, "%s",
              default_model && default_model[0] ? default_model : r->names[0]);
     int found = 0;
@@ -185,8 +258,12 @@ void mr_registry_free(mr_registry *r) {
         pthread_mutex_unlock(&r->poll_mu);
         pthread_join(r->poll_th, NULL);
     }
+    pthread_mutex_lock(&r->tab_mu);
+    r->closing = 1; /* the served versions' tables stay for the next start */
+    pthread_mutex_unlock(&r->tab_mu);
     for (int i = 0; i < r->n; i++) mr_model_release(r->cur[i]);
     mr_remotes_free(r->remotes);   /* after the experts that use its channels */
+    pthread_mutex_destroy(&r->tab_mu);
     pthread_mutex_destroy(&r->mu);
     pthread_mutex_destroy(&r->reload_mu);
     pthread_mutex_destroy(&r->live_mu);
@@ -240,7 +317,7 @@ int mr_registry_reload(mr_registry *r, const char *name, const char *version, ch
     if (i < 0) return mr_err_set(e, MR_ENOTFOUND, "unknown model '%.64s'", name);
     pthread_mutex_lock(&r->reload_mu);
     mr_model_ref *fresh;
-    int rc = load_version(r->root, r->names[i], version, r->pool, r->remotes, r->precision, &fresh, e);
+    int rc = load_version(r, r->root, r->names[i], version, r->pool, r->remotes, r->precision, &fresh, e);
     if (rc) {
         pthread_mutex_unlock(&r->reload_mu);
         return rc; /* the serving version is untouched */

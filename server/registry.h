@@ -21,6 +21,7 @@
 #include "index/retrieval/retr_set.h"
 #include "moe/scorer.h"
 #include "server/gate_usage.h"
+#include "server/store_tables.h"
 
 struct mr_remotes; /* server/remote_expert.h */
 
@@ -38,6 +39,9 @@ typedef struct mr_model_ref {
     int npool;
     moe_scorer *pool[MR_SCORER_POOL];
     mr_gate_usage usage;         /* gate weights over served requests   */
+    struct mr_registry *reg;     /* its registry (store-table use counts) */
+    mr_store_table stabs[MOE_MAX_TABLES]; /* "storage": "store" tables (name
+                                  * "" for in-memory ones); server/store_tables.h */
 } mr_model_ref;
 
 typedef struct mr_registry mr_registry;
@@ -49,8 +53,11 @@ typedef struct mr_registry mr_registry;
  * names; MR_EINVAL otherwise). MR_ENOTFOUND if root has no model.
  * remotes (server/remote_expert.h; NULL = retriever sets may not name
  * remote experts) is owned by the registry from here on, also on error. */
+/* st (NULL without a data_dir) holds the tables of models with "storage":
+ * "store" (server/store_tables.h; data_dir: st's folder, for ingestion);
+ * after the load, store tables of versions no longer served are dropped. */
 int mr_registry_open(mr_registry **out, const char *root, const char *default_model, const char *precision,
-                     mr_pool *pool, struct mr_remotes *remotes, mr_err *e);
+                     mr_pool *pool, struct mr_remotes *remotes, mr_store *st, const char *data_dir, mr_err *e);
 void mr_registry_free(mr_registry *r);
 
 /* Current version of a model ("" = default); MR_ENOTFOUND names it. */

@@ -464,6 +464,10 @@ int mr_server_create(const mr_server_config *cfg, mr_server **out, mr_err *err) 
         rc = mr_err_set(err, MR_ENOMEM, "out of memory");
         goto err;
     }
+    if (cfg->data_dir[0]) { /* before the models: tables with "storage": "store" live in it */
+        rc = mr_backend_open(&s->backend, cfg, err);
+        if (rc) goto err;
+    }
     if (cfg->model_dir[0]) {
         s->pool = mr_pool_create(cfg->retrieval_threads);
         if (!s->pool) {
@@ -473,15 +477,11 @@ int mr_server_create(const mr_server_config *cfg, mr_server **out, mr_err *err) 
         mr_remotes *rem = NULL; /* owned by the registry, which frees it after the experts */
         if ((rc = mr_remotes_create(&rem, cfg, err))) goto err;
         rc = mr_registry_open(&s->registry, cfg->model_dir, cfg->default_model, cfg->precision, s->pool,
-                              rem, err);
+                              rem, s->backend ? s->backend->st : NULL, cfg->data_dir, err);
         if (rc) goto err;
     }
     if (cfg->auth_tokens_file[0]) {
         rc = mr_auth_load(&s->auth, cfg->auth_tokens_file, err);
-        if (rc) goto err;
-    }
-    if (cfg->data_dir[0]) {
-        rc = mr_backend_open(&s->backend, cfg, err);
         if (rc) goto err;
     }
     if (cfg->log_servers[0] && (rc = mr_replica_open(s, cfg, err))) goto err;

@@ -62,6 +62,10 @@ static const field_limit limits[] = {
     {&moerec__v1__event__descriptor, "item_id", 256, 0, LIM_FIXED},
     {&moerec__v1__event__descriptor, "action", 64, 0, LIM_FIXED},
     {&moerec__v1__append_events_request__descriptor, "events", 0, 0, LIM_BATCH},
+    {&moerec__v1__push_embeddings_request__descriptor, "ids", 0, 65536, LIM_FIXED},
+    /* ids x dim; max_receive_bytes bounds it first at its default */
+    {&moerec__v1__push_embeddings_request__descriptor, "rows", 0, 65536 * 4096, LIM_FIXED},
+    {&moerec__v1__push_embeddings_request__descriptor, "request_id", 128, 0, LIM_FIXED},
     {&grpc__health__v1__health_check_request__descriptor, "service", 256, 0, LIM_FIXED},
 };
 
