@@ -139,6 +139,46 @@ static void damage(const char *dir, const char *victim, int how) {
     moe_st_free(&f);
 }
 
+/* MOE_LOAD_STORE_LAZY: a "storage": "store" table keeps no rows in memory
+ * but its tensor must still be there with its shape; its values are the
+ * store's to check (bulk load), in-memory tables load as usual. */
+static void test_lazy_store_tables(void **st) {
+    (void)st;
+    char base[4096], js[4200], dir[128];
+    snprintf(base, sizeof base, k_test_model_fmt, "{\"type\":\"mmoe\"}");
+    const char *key = "\"seed2\":9", *p = strstr(base, key); /* the item table */
+    assert_non_null(p);
+    p += strlen(key);
+    snprintf(js, sizeof js, "%.*s,\"storage\":\"store\"%s", (int)(p - base), base, p);
+    moe_model *m = NULL, *l = NULL;
+    mr_err e;
+    int rc = moe_model_from_json(&m, js, 5, &e);
+    if (rc) print_message("%s\n%s\n", js, e.msg);
+    assert_int_equal(rc, 0);
+    assert_int_equal(m->tables[1].storage, MOE_STORAGE_STORE);
+    snprintf(dir, sizeof dir, "%s/lazy", g_root);
+    assert_int_equal(moe_model_save(m, dir, &e), 0);
+    assert_int_equal(moe_model_load_flags(&l, dir, MOE_LOAD_STORE_LAZY, &e), 0);
+    assert_null(l->tables[1].data);
+    assert_non_null(l->tables[0].data);
+    assert_memory_equal(l->tables[0].data, m->tables[0].data, sizeof(float) * 50 * 4);
+    moe_model_free(l);
+    assert_int_equal(moe_model_load(&l, dir, &e), 0); /* without the flag: every row in memory */
+    assert_memory_equal(l->tables[1].data, m->tables[1].data, sizeof(float) * 40 * 3);
+    moe_model_free(l);
+    damage(dir, "emb.item", 2); /* NaN: the bulk load refuses it, not the lazy load */
+    assert_int_equal(moe_model_load_flags(&l, dir, MOE_LOAD_STORE_LAZY, &e), 0);
+    moe_model_free(l);
+    assert_int_equal(moe_model_load(&l, dir, &e), MR_ECORRUPT);
+    assert_int_equal(moe_model_save(m, dir, &e), 0);
+    damage(dir, "emb.item", 1); /* a wrong shape fails either way, naming the tensor */
+    l = NULL;
+    assert_int_equal(moe_model_load_flags(&l, dir, MOE_LOAD_STORE_LAZY, &e), MR_ECORRUPT);
+    assert_null(l);
+    assert_non_null(strstr(e.msg, "emb.item"));
+    moe_model_free(m);
+}
+
 static void test_damaged(void **st) {
     (void)st;
     moe_model *m = make("{\"type\":\"cgc\",\"experts\":1,\"task_experts\":1}", 3);
@@ -291,6 +331,7 @@ int main(void) {
         cmocka_unit_test(test_field_lookup_full_schema),
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_damaged),
+        cmocka_unit_test(test_lazy_store_tables),
         cmocka_unit_test(test_value_rows),
         cmocka_unit_test(test_label_rules),
     };

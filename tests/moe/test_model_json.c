@@ -168,6 +168,55 @@ static void test_to_json_round_trip(void **st) {
     moe_model_free(m2);
 }
 
+/* "storage", "encoding", "ttl_seconds": parsed, defaulted, refused with the
+ * field named, and written back by moe_model_to_json. */
+static void test_storage_fields(void **st) {
+    (void)st;
+    moe_model *m = NULL, *m2 = NULL;
+    mr_err e;
+    const char *ok = "{\"tables\":[{\"name\":\"a\",\"rows\":10,\"dim\":2},"
+                     "{\"name\":\"b\",\"rows\":10,\"dim\":2,\"storage\":\"store\",\"encoding\":\"int8\","
+                     "\"ttl_seconds\":60},{\"name\":\"c\",\"rows\":10,\"dim\":2,\"storage\":\"store\"}],"
+                     "\"tasks\":[{\"name\":\"a\"}],\"features\":{\"extra_dim\":1},\"arch\":{\"type\":\"mmoe\"}}";
+    int prc = moe_model_from_json(&m, ok, 1, &e);
+    if (prc) print_message("%s\n", e.msg);
+    assert_int_equal(prc, 0);
+    assert_int_equal(m->tables[0].storage, MOE_STORAGE_MEMORY);
+    assert_int_equal(m->tables[0].encoding, MOE_ENC_FP32);
+    assert_int_equal(m->tables[1].storage, MOE_STORAGE_STORE);
+    assert_int_equal(m->tables[1].encoding, MOE_ENC_INT8);
+    assert_int_equal(m->tables[1].ttl_s, 60);
+    assert_int_equal(m->tables[2].encoding, MOE_ENC_FP32); /* the default encoding */
+    char *js = moe_model_to_json(m);
+    assert_null(strstr(js, "\"memory\"")); /* the default is not spelled out */
+    assert_int_equal(moe_model_from_json(&m2, js, 1, &e), 0);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(m2->tables[i].storage, m->tables[i].storage);
+        assert_int_equal(m2->tables[i].encoding, m->tables[i].encoding);
+        assert_int_equal(m2->tables[i].ttl_s, m->tables[i].ttl_s);
+    }
+    free(js);
+    moe_model_free(m);
+    moe_model_free(m2);
+    static const struct { const char *table, *needle; } bad[] = {
+        {"\"storage\":\"disk\"", "tables[0].storage 'disk' must be"},
+        {"\"storage\":\"store\",\"encoding\":\"bf16\"", "tables[0].encoding 'bf16' must be"},
+        {"\"encoding\":\"fp16\"", "tables[0]: encoding and ttl_seconds describe rows in the store"},
+        {"\"ttl_seconds\":5", "tables[0]: encoding and ttl_seconds"},
+        {"\"storage\":\"store\",\"ttl_seconds\":-1", "tables[0].ttl_seconds must be"},
+        {"\"storage\":\"store\",\"ttl_seconds\":1.5", "tables[0].ttl_seconds must be"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char js2[512];
+        snprintf(js2, sizeof js2, "{\"tables\":[{\"name\":\"a\",\"rows\":10,%s}],\"arch\":{}}", bad[i].table);
+        m = NULL;
+        assert_int_equal(moe_model_from_json(&m, js2, 1, &e), MR_EINVAL);
+        assert_null(m);
+        print_message("%s -> %s\n", bad[i].table, e.msg);
+        assert_non_null(strstr(e.msg, bad[i].needle));
+    }
+}
+
 /* 400 random single-character mutations of a valid model.json: parsing
  * either succeeds or fails with MR_EINVAL, never crashes (ASan run). */
 static void test_fuzz(void **st) {
@@ -204,6 +253,7 @@ int main(void) {
         cmocka_unit_test(test_layout_and_defaults),
         cmocka_unit_test(test_errors_name_the_field),
         cmocka_unit_test(test_to_json_round_trip),
+        cmocka_unit_test(test_storage_fields),
         cmocka_unit_test(test_fuzz),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
