@@ -16,7 +16,7 @@ PRECISIONS = ("fp32", "bf16", "int8", "openblas_fp32")
 _KEYS = {
     "": {"format", "format_version", "name", "tables", "features", "tasks", "arch", "train",
          "precision"},
-    "table": {"name", "rows", "dim", "hash", "seed", "seed2"},
+    "table": {"name", "rows", "dim", "hash", "seed", "seed2", "storage", "encoding", "ttl_seconds"},
     "features": {"categorical", "numeric", "extra_dim"},
     "cat": {"name", "column", "table", "combiner", "separator"},
     "num": {"name", "column", "mean", "std", "fill"},
@@ -56,6 +56,23 @@ def resolve(cfg):
         seed2 = t.get("seed2", default_seed2(seed)) % (1 << 64)
         tables.append({"name": t["name"], "rows": int(t["rows"]), "dim": int(t.get("dim", 16)),
                        "hash": h, "seed": seed, "seed2": seed2})
+        # where the server keeps the rows (docs/model-format.md, "Tables
+        # served from the store"); training and export are the same either way
+        storage = t.get("storage", "memory")
+        if storage not in ("memory", "store"):
+            raise ValueError('model.json: tables[%d].storage must be "memory" or "store"' % i)
+        if storage == "memory" and ("encoding" in t or "ttl_seconds" in t):
+            raise ValueError('model.json: tables[%d]: encoding and ttl_seconds need "storage": "store"' % i)
+        if storage == "store":
+            enc = t.get("encoding", "fp32")
+            if enc not in ("fp32", "fp16", "int8"):
+                raise ValueError('model.json: tables[%d].encoding must be "fp32", "fp16" or "int8"' % i)
+            tables[-1].update({"storage": "store", "encoding": enc})
+            ttl = t.get("ttl_seconds", 0)
+            if not isinstance(ttl, int) or isinstance(ttl, bool) or not 0 <= ttl <= 1 << 40:
+                raise ValueError("model.json: tables[%d].ttl_seconds must be an integer in [0, 2^40]" % i)
+            if ttl:
+                tables[-1]["ttl_seconds"] = ttl
     out["tables"] = tables
     names = {t["name"]: t for t in tables}
     f = cfg.get("features") or {}
