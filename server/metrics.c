@@ -66,6 +66,11 @@ __attribute__((format(printf, 2, 3))) static void put(buf *b, const char *fmt, .
     }
 }
 
+/* One counter family without labels: HELP, TYPE and the sample. */
+static void put_counter(buf *b, const char *name, const char *help, uint64_t v) {
+    put(b, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", name, help, name, name, (unsigned long long)v);
+}
+
 /* A label value escaped for the exposition format (backslash, quote and
  * newline), into dst (cap >= 2 * strlen + 1 keeps it whole). Model and
  * retriever names come from directory names and data, so they may hold
@@ -361,12 +366,10 @@ char *mr_metrics_render(mr_server *s) {
         put(&b, "# HELP moerec_store_expired_rows_total Rows deleted by TTL sweeps.\n"
                 "# TYPE moerec_store_expired_rows_total counter\nmoerec_store_expired_rows_total %llu\n",
             (unsigned long long)atomic_load(&be->expired_rows));
-        put(&b, "# HELP moerec_embedding_pushes_total PushEmbeddings calls that wrote rows.\n"
-                "# TYPE moerec_embedding_pushes_total counter\nmoerec_embedding_pushes_total %llu\n",
-            (unsigned long long)atomic_load(&be->pushes));
-        put(&b, "# HELP moerec_embedding_pushed_rows_total Embedding rows written by PushEmbeddings.\n"
-                "# TYPE moerec_embedding_pushed_rows_total counter\nmoerec_embedding_pushed_rows_total %llu\n",
-            (unsigned long long)atomic_load(&be->pushed_rows));
+        put_counter(&b, "moerec_embedding_pushes_total", "PushEmbeddings calls that wrote rows.",
+                    atomic_load(&be->pushes));
+        put_counter(&b, "moerec_embedding_pushed_rows_total", "Embedding rows written by PushEmbeddings.",
+                    atomic_load(&be->pushed_rows));
         put(&b, "# HELP moerec_store_expired_users_total Users whose behaviour TTL sweeps deleted.\n"
                 "# TYPE moerec_store_expired_users_total counter\n"
                 "moerec_store_expired_users_total %llu\n",
