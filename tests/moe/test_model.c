@@ -144,7 +144,7 @@ static void damage(const char *dir, const char *victim, int how) {
  * store's to check (bulk load), in-memory tables load as usual. */
 static void test_lazy_store_tables(void **st) {
     (void)st;
-    char base[4096], js[4200], dir[128];
+    char base[4096], js[8300], dir[128];
     snprintf(base, sizeof base, k_test_model_fmt, "{\"type\":\"mmoe\"}");
     const char *key = "\"seed2\":9", *p = strstr(base, key); /* the item table */
     assert_non_null(p);
