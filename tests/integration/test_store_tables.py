@@ -15,7 +15,9 @@ server:
   (equal to a model whose table holds the pushed rows) and survives kill -9
   right after the ack;
 - a store table with ttl_seconds loses rows nobody rewrote, counted in
-  /metrics."""
+  /metrics;
+- with an update log (a one-node NATS JetStream) PushEmbeddings is refused
+  (FAILED_PRECONDITION): it is not published to the log."""
 import csv
 import json
 import os
@@ -339,6 +341,48 @@ class StoreTablesTest(unittest.TestCase):
             self.assertEqual(self.scores(srv, "p")[0], self.scores(srv, "pm")[0])
         finally:
             srv.stop()
+
+    def test_push_refused_with_an_update_log(self):
+        """Pushes are not published to the update log: a replica refuses them."""
+        import grpc
+        import socket
+        import moerec_pb2 as pb
+        if not shutil.which("nats-server"):
+            self.skipTest("nats-server not installed (scripts/install-deps.sh --tests)")
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        nats = subprocess.Popen(["nats-server", "-a", "127.0.0.1", "-p", str(port), "-js", "-sd",
+                                 os.path.join(self.d, "nats")], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        try:
+            until = time.time() + 20
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                    break
+                except OSError:
+                    self.assertLess(time.time(), until, "nats-server did not listen")
+                    time.sleep(0.05)
+            root = os.path.join(self.d, "log_root")
+            make_version(self.v1, os.path.join(root, "p", "1"), "store", "fp32")
+            srv = Server(root, os.path.join(self.d, "db5"),
+                         {"log_servers": "nats://127.0.0.1:%d" % port, "log_replicas": 1,
+                          "log_consumer": "r0"})
+            try:
+                before, _ = self.scores(srv, "p")
+                with self.assertRaises(grpc.RpcError) as cm:
+                    srv.admin.PushEmbeddings(pb.PushEmbeddingsRequest(model="p", table="item", ids=[1],
+                                                                      rows=[0.5] * 16), timeout=30)
+                self.assertEqual(cm.exception.code(), grpc.StatusCode.FAILED_PRECONDITION)
+                self.assertIn("not published to the update log", cm.exception.details())
+                self.assertEqual(self.scores(srv, "p")[0], before)
+            finally:
+                srv.stop()
+        finally:
+            nats.kill()
+            nats.wait()
 
     def test_ttl_evicts_rows_not_rewritten(self):
         import moerec_pb2 as pb
