@@ -28,11 +28,15 @@ int store_get_sizes(const mr_store *st, store_cf_size *out, int cap) {
     int n = 0;
     for (int f = STORE_CF_DEFAULT + 1; f < STORE_CF_FIXED && n < cap; f++)
         cf_size(st, st->cf[f], store_cf_names[f], &out[n++]);
+    /* under the tables lock: a dropped table's slot has no family (emb_tables.c) */
+    pthread_rwlock_rdlock(&((mr_store *)st)->tables_rw);
     int nt = atomic_load(&st->ntables);
     for (int t = 0; t < nt && n < cap; t++) {
+        if (!st->tables[t].cf) continue;
         char name[sizeof out->name];
         snprintf(name, sizeof name, "emb.%s", st->tables[t].info.name);
         cf_size(st, st->tables[t].cf, name, &out[n++]);
     }
+    pthread_rwlock_unlock(&((mr_store *)st)->tables_rw);
     return n;
 }

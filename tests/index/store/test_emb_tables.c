@@ -53,6 +53,14 @@ static void test_drop_and_reopen(void **state) {
     assert_int_equal(e.code, MR_ENOTFOUND);
     assert_int_equal(emb_table_drop(st, "mv.m.2.item", &e), MR_ENOTFOUND);
     assert_int_equal(emb_store_ntables(st), 2);
+    /* per-family sizes (/metrics) skip the dropped table's empty slot */
+    store_cf_size sz[STORE_MAX_FAMILIES];
+    int nsz = store_get_sizes(st, sz, STORE_MAX_FAMILIES), live = 0;
+    for (int i = 0; i < nsz; i++) {
+        assert_string_not_equal(sz[i].name, "emb.mv.m.2.item");
+        live += !strcmp(sz[i].name, "emb.mv.m.1.item");
+    }
+    assert_int_equal(live, 1);
     store_close(st);
 
     st = open_at(dir, STORE_PRIMARY);
