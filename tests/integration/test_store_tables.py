@@ -202,7 +202,7 @@ class StoreTablesTest(unittest.TestCase):
         root = os.path.join(self.d, "reload_root")
         make_version(self.v1, os.path.join(root, "r", "1"), "store", "fp32")
         make_version(self.v1, os.path.join(root, "r", "2"), "store", "fp32", scale=3.0)
-        srv = Server(root, os.path.join(self.d, "db2"), log="info")
+        srv = Server(root, os.path.join(self.d, "db2"), {"metrics_port": 0}, log="info")
         try:
             want = {}
             want["2"], v = self.scores(srv, "r")
@@ -261,6 +261,11 @@ class StoreTablesTest(unittest.TestCase):
             self.assertIn("is NaN", cm.exception.details())
             s, v = self.scores(srv, "r")
             self.assertEqual((s, v), (want["1"], "1"))
+            # /metrics lists the serving version's family, not the dropped ones
+            m = urllib.request.urlopen(srv.metrics, timeout=10).read().decode()
+            self.assertIn('moerec_store_sst_bytes{family="emb.mv.r.1.item"}', m)
+            self.assertNotIn("emb.mv.r.2.item", m)
+            self.assertNotIn("emb.mv.r.3.item", m)
         finally:
             log = srv.stop()
         self.assertIn("store table mv.r.2.item dropped", log)
