@@ -7,15 +7,8 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/name.h"
 #include "moe/safetensors.h"
-
-static int name_ok(const char *s) {
-    for (; *s; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '_' ||
-              *s == '-' || *s == '.'))
-            return 0;
-    return 1;
-}
 
 int mr_store_table_name(char out[STORE_TABLE_NAME_MAX], const char *model, const char *version,
                         const char *table, mr_err *e) {
@@ -25,7 +18,7 @@ int mr_store_table_name(char out[STORE_TABLE_NAME_MAX], const char *model, const
                           "table '%s': the store table '" MR_STORE_TABLE_PREFIX "%s.%s.%s' is %d characters, at "
                           "most %d (shorten the model, version or table name)",
                           table, model, version, table, n, STORE_TABLE_NAME_MAX - 1);
-    if (!name_ok(out))
+    if (!mr_name_ok(out, STORE_TABLE_NAME_MAX))
         return mr_err_set(e, MR_EINVAL,
                           "table '%s': storage \"store\" needs model, version and table names of "
                           "[a-zA-Z0-9_.-] (store table '%s')", table, out);
