@@ -72,8 +72,8 @@ static double recall(const int64_t *got, const int64_t *gt, int64_t nq) {
 
 typedef struct point {
     int ef;
-    double rec_m, qps_m, qps_m_batch;   /* moerec */
-    double rec_f, qps_f, qps_f_batch;   /* raw FAISS */
+    double rec_m, qps_m, qps_m_batch; /* moerec */
+    double rec_f, qps_f, qps_f_batch; /* raw FAISS */
 } point;
 
 int main(int argc, char **argv) {
@@ -125,8 +125,11 @@ int main(int argc, char **argv) {
     }
 
     /* the retriever: build with every core, search with one */
-    retr_faiss_config cfg = {.name = "fmnist", .dim = d, .factory = "IDMap,HNSW32",
-                             .metric = RETR_METRIC_L2, .add_batch = 4096};
+    retr_faiss_config cfg = {.name = "fmnist",
+                             .dim = d,
+                             .factory = "IDMap,HNSW32",
+                             .metric = RETR_METRIC_L2,
+                             .add_batch = 4096};
     mr_retr *r = NULL;
     mr_err e = {0};
     if (retr_faiss_create(&r, &cfg, &e)) {
@@ -172,17 +175,19 @@ int main(int argc, char **argv) {
                     for (int64_t i = c0; i < c1; i++) {
                         if (moerec)
                             retr_search(r, xq + i * d, d, 1, K, NULL, got + i * K, sc + i * K, &e);
-                        else
-                            faiss_Index_search(raw, 1, xq + i * d, K, dist + i * K, got + i * K);
+                        else faiss_Index_search(raw, 1, xq + i * d, K, dist + i * K, got + i * K);
                     }
                     *(moerec ? &tm : &tf) += (mr_now_ns() - t) / 1e9;
-                    if (round == 0)   /* keep each path's single-query answers */
+                    if (round == 0) /* keep each path's single-query answers */
                         memcpy((moerec ? got_m : got_f) + c0 * K, got + c0 * K,
                                (size_t)(c1 - c0) * K * sizeof *got);
                     t = mr_now_ns();
-                    if (moerec) retr_search(r, xq + c0 * d, d, (int)(c1 - c0), K, NULL, got + c0 * K,
-                                            sc + c0 * K, &e);
-                    else faiss_Index_search(raw, c1 - c0, xq + c0 * d, K, dist + c0 * K, got + c0 * K);
+                    if (moerec)
+                        retr_search(r, xq + c0 * d, d, (int)(c1 - c0), K, NULL, got + c0 * K,
+                                    sc + c0 * K, &e);
+                    else
+                        faiss_Index_search(raw, c1 - c0, xq + c0 * d, K, dist + c0 * K,
+                                           got + c0 * K);
                     *(moerec ? &tmb : &tfb) += (mr_now_ns() - t) / 1e9;
                 }
             }
@@ -193,29 +198,33 @@ int main(int argc, char **argv) {
         pt->qps_f = rounds * nq / tf;
         pt->qps_m_batch = rounds * nq / tmb;
         pt->qps_f_batch = rounds * nq / tfb;
-        fprintf(stderr, "ann: ef %3d  recall moerec %.4f faiss %.4f  qps single moerec %.0f faiss "
-                "%.0f (overhead %+.1f%%)  batch moerec %.0f faiss %.0f\n", pt->ef, pt->rec_m,
-                pt->rec_f, pt->qps_m, pt->qps_f, 100 * (pt->qps_f / pt->qps_m - 1), pt->qps_m_batch,
-                pt->qps_f_batch);
+        fprintf(stderr,
+                "ann: ef %3d  recall moerec %.4f faiss %.4f  qps single moerec %.0f faiss "
+                "%.0f (overhead %+.1f%%)  batch moerec %.0f faiss %.0f\n",
+                pt->ef, pt->rec_m, pt->rec_f, pt->qps_m, pt->qps_f,
+                100 * (pt->qps_f / pt->qps_m - 1), pt->qps_m_batch, pt->qps_f_batch);
     }
     /* matched recall: the smallest ef with recall >= 0.95 */
     int at = -1;
     for (int p = 0; p < nef && at < 0; p++)
         if (pts[p].rec_m >= 0.95) at = p;
     printf("{\"bench\":\"ann_faiss\",\"n_base\":%lld,\"n_query\":%lld,\"dim\":%d,\"k\":%d,"
-           "\"build_s\":%.2f,\"points\":[", (long long)nb, (long long)nq, d, K, build_s);
+           "\"build_s\":%.2f,\"points\":[",
+           (long long)nb, (long long)nq, d, K, build_s);
     for (int p = 0; p < nef; p++)
         printf("%s{\"ef\":%d,\"recall\":%.4f,\"qps_moerec\":%.1f,\"qps_faiss\":%.1f,"
-               "\"qps_moerec_batch\":%.1f,\"qps_faiss_batch\":%.1f}", p ? "," : "", pts[p].ef,
-               pts[p].rec_m, pts[p].qps_m, pts[p].qps_f, pts[p].qps_m_batch, pts[p].qps_f_batch);
+               "\"qps_moerec_batch\":%.1f,\"qps_faiss_batch\":%.1f}",
+               p ? "," : "", pts[p].ef, pts[p].rec_m, pts[p].qps_m, pts[p].qps_f,
+               pts[p].qps_m_batch, pts[p].qps_f_batch);
     printf("],\"matched\":");
     if (at < 0) {
         printf("null}\n");
     } else {
         const point *m = &pts[at];
         printf("{\"ef\":%d,\"recall\":%.4f,\"qps_moerec\":%.1f,\"qps_faiss\":%.1f,"
-               "\"overhead_single\":%.4f,\"overhead_batch\":%.4f}}\n", m->ef, m->rec_m, m->qps_m,
-               m->qps_f, m->qps_f / m->qps_m - 1, m->qps_f_batch / m->qps_m_batch - 1);
+               "\"overhead_single\":%.4f,\"overhead_batch\":%.4f}}\n",
+               m->ef, m->rec_m, m->qps_m, m->qps_f, m->qps_f / m->qps_m - 1,
+               m->qps_f_batch / m->qps_m_batch - 1);
     }
     retr_free(r);
     mr_floats_free(xb);

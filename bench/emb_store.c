@@ -62,7 +62,8 @@ static void die(const char *what, const mr_err *e) {
 /* Deterministic row values: row id -> dim floats. */
 static void make_row(uint64_t id, int dim, float *x) {
     uint64_t st = id * 0x9e3779b97f4a7c15ULL + 1;
-    for (int j = 0; j < dim; j++) x[j] = (float)((int64_t)(mr_splitmix64(&st) >> 40) - (1 << 23)) / (float)(1 << 23);
+    for (int j = 0; j < dim; j++)
+        x[j] = (float)((int64_t)(mr_splitmix64(&st) >> 40) - (1 << 23)) / (float)(1 << 23);
 }
 
 static int build_db(const char *dir, uint64_t rows, int dim, emb_encoding enc) {
@@ -131,11 +132,15 @@ int main(int argc, char **argv) {
     for (int i = 1; i < argc; i += 2) { /* --name value pairs */
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            printf("usage: bench/run emb_store [--rows N] [--dim D] [--enc fp32|fp16|int8] "
-                   "[--cache-mb MB] [--block-cache-mb MB] [--batch B] [--batches N] [--warm N] [--zipf S] [--dir DIR]\n");
+            printf(
+                "usage: bench/run emb_store [--rows N] [--dim D] [--enc fp32|fp16|int8] "
+                "[--cache-mb MB] [--block-cache-mb MB] [--batch B] [--batches N] [--warm N] [--zipf S] [--dir DIR]\n");
             return 0;
         }
-        if (!v) { fprintf(stderr, "emb_store: %s needs a value\n", a); return 2; }
+        if (!v) {
+            fprintf(stderr, "emb_store: %s needs a value\n", a);
+            return 2;
+        }
         if (!strcmp(a, "--rows")) rows = strtoull(v, NULL, 10);
         else if (!strcmp(a, "--dim")) dim = atoi(v);
         else if (!strcmp(a, "--enc")) encs = v;
@@ -146,10 +151,18 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--block-cache-mb")) block_mb = atof(v);
         else if (!strcmp(a, "--zipf")) zs = atof(v);
         else if (!strcmp(a, "--dir")) dirarg = v;
-        else { fprintf(stderr, "emb_store: unknown option %s\n", a); return 2; }
+        else {
+            fprintf(stderr, "emb_store: unknown option %s\n", a);
+            return 2;
+        }
     }
-    emb_encoding enc = !strcmp(encs, "fp16") ? EMB_FP16 : !strcmp(encs, "int8") ? EMB_INT8 : EMB_FP32;
-    if (rows < 1000 || dim < 1 || batch < 1 || batches < 4) { fprintf(stderr, "emb_store: bad sizes\n"); return 2; }
+    emb_encoding enc = !strcmp(encs, "fp16")   ? EMB_FP16
+                       : !strcmp(encs, "int8") ? EMB_INT8
+                                               : EMB_FP32;
+    if (rows < 1000 || dim < 1 || batch < 1 || batches < 4) {
+        fprintf(stderr, "emb_store: bad sizes\n");
+        return 2;
+    }
     char dir[1024];
     if (dirarg) {
         snprintf(dir, sizeof dir, "%s", dirarg);
@@ -158,10 +171,14 @@ int main(int argc, char **argv) {
         char base[900];
         if (xdg && *xdg) snprintf(base, sizeof base, "%s/moerec/bench", xdg);
         else snprintf(base, sizeof base, "%s/.cache/moerec/bench", home ? home : "/tmp");
-        snprintf(dir, sizeof dir, "%s/emb_store-%llu-%d-%s", base, (unsigned long long)rows, dim, encs);
+        snprintf(dir, sizeof dir, "%s/emb_store-%llu-%d-%s", base, (unsigned long long)rows, dim,
+                 encs);
     }
     mkdirs(dir);
-    if (build_db(dir, rows, dim, enc)) { fprintf(stderr, "emb_store: build failed\n"); return 1; }
+    if (build_db(dir, rows, dim, enc)) {
+        fprintf(stderr, "emb_store: build failed\n");
+        return 1;
+    }
 
     store_config c;
     store_config_init(&c);
@@ -185,14 +202,18 @@ int main(int argc, char **argv) {
         ids[i] = (uint64_t)(((unsigned __int128)(zipf_draw(&z, &r) - 1) * perm) % rows);
     float *out = malloc((size_t)batch * (size_t)dim * sizeof *out);
     uint8_t *found = malloc((size_t)batch);
-    uint64_t *lat_c = malloc((size_t)batches * sizeof *lat_c), *lat_p = malloc((size_t)batches * sizeof *lat_p);
+    uint64_t *lat_c = malloc((size_t)batches * sizeof *lat_c),
+             *lat_p = malloc((size_t)batches * sizeof *lat_p);
 
     mr_progress wp;
     mr_progress_begin(&wp, "emb_store warm-up", "batches", (uint64_t)warm, 1);
     for (int b = 0; b < warm; b++) { /* fill the cache, warm the page cache */
         mr_progress_update(&wp, (uint64_t)b, NULL);
-        if (emb_store_get(st, t, ids + (size_t)b * batch, (size_t)batch, out, found, &e)) die("get", &e);
-        if (b >= warm - 100 && emb_store_get_uncached(st, t, ids + (size_t)b * batch, (size_t)batch, out, found, &e)) die("get", &e);
+        if (emb_store_get(st, t, ids + (size_t)b * batch, (size_t)batch, out, found, &e))
+            die("get", &e);
+        if (b >= warm - 100 &&
+            emb_store_get_uncached(st, t, ids + (size_t)b * batch, (size_t)batch, out, found, &e))
+            die("get", &e);
     }
     mr_progress_end(&wp, (uint64_t)warm, NULL);
     store_stats s0, s1;
@@ -224,22 +245,24 @@ int main(int argc, char **argv) {
     double rc = nrows / ((double)tc / 1e9), rp = nrows / ((double)tp / 1e9);
     double c50 = pct(lat_c, (size_t)batches, 0.5), c99 = pct(lat_c, (size_t)batches, 0.99);
     double p50 = pct(lat_p, (size_t)batches, 0.5), p99 = pct(lat_p, (size_t)batches, 0.99);
-    fprintf(stderr, "cached: %.0f rows/s (p50 %.0f us, p99 %.0f us per %d-row batch), hit rate %.3f\n",
-            rc, c50, c99, batch, hit);
+    fprintf(stderr,
+            "cached: %.0f rows/s (p50 %.0f us, p99 %.0f us per %d-row batch), hit rate %.3f\n", rc,
+            c50, c99, batch, hit);
     fprintf(stderr, "plain multi-get: %.0f rows/s (p50 %.0f us, p99 %.0f us)\n", rp, p50, p99);
     fprintf(stderr, "cache: %llu entries, %.1f MiB of %.1f MiB, %llu evictions\n",
             (unsigned long long)s1.cache_entries, (double)s1.cache_bytes / 1048576.0,
             (double)s1.cache_capacity / 1048576.0, (unsigned long long)s1.cache_evictions);
     double speedup = rc / rp;
-    printf("{\"bench\":\"emb_store\",\"rows\":%llu,\"dim\":%d,\"enc\":\"%s\",\"zipf\":%.2f,"
-           "\"batch\":%d,\"batches\":%d,\"warm_batches\":%d,\"cache_mb\":%.0f,\"block_cache_mb\":%.0f,\"hit_rate\":%.4f,"
-           "\"cached_rows_per_s\":%.0f,\"plain_rows_per_s\":%.0f,\"speedup\":%.2f,\"p50_speedup\":%.2f,"
-           "\"cached_p50_us\":%.1f,\"cached_p99_us\":%.1f,\"plain_p50_us\":%.1f,"
-           "\"plain_p99_us\":%.1f,\"missing_rows\":%llu,\"target_speedup\":5,\"target_hit_rate\":0.9,"
-           "\"pass\":%s}\n",
-           (unsigned long long)rows, dim, encs, zs, batch, batches, warm, cache_mb, block_mb, hit, rc, rp, speedup, p50 / c50,
-           c50, c99, p50, p99, (unsigned long long)missing,
-           speedup >= 5 && hit >= 0.9 ? "true" : "false");
+    printf(
+        "{\"bench\":\"emb_store\",\"rows\":%llu,\"dim\":%d,\"enc\":\"%s\",\"zipf\":%.2f,"
+        "\"batch\":%d,\"batches\":%d,\"warm_batches\":%d,\"cache_mb\":%.0f,\"block_cache_mb\":%.0f,\"hit_rate\":%.4f,"
+        "\"cached_rows_per_s\":%.0f,\"plain_rows_per_s\":%.0f,\"speedup\":%.2f,\"p50_speedup\":%.2f,"
+        "\"cached_p50_us\":%.1f,\"cached_p99_us\":%.1f,\"plain_p50_us\":%.1f,"
+        "\"plain_p99_us\":%.1f,\"missing_rows\":%llu,\"target_speedup\":5,\"target_hit_rate\":0.9,"
+        "\"pass\":%s}\n",
+        (unsigned long long)rows, dim, encs, zs, batch, batches, warm, cache_mb, block_mb, hit, rc,
+        rp, speedup, p50 / c50, c50, c99, p50, p99, (unsigned long long)missing,
+        speedup >= 5 && hit >= 0.9 ? "true" : "false");
     free(ids);
     free(out);
     free(found);

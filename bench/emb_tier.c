@@ -76,7 +76,8 @@ static double pct_us(uint64_t *v, int n, double p) {
 }
 
 /* One request: candidates of the stream at *pos, then run. */
-static int request(moe_scorer *s, const uint64_t *stream, long *pos, int C, float *score, mr_err *e) {
+static int request(moe_scorer *s, const uint64_t *stream, long *pos, int C, float *score,
+                   mr_err *e) {
     char buf[32];
     const char *u = "user-7", *v = buf;
     int rc = moe_scorer_begin(s, C, e);
@@ -110,7 +111,8 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
-    if (rows < 1000 || mem_rows < 2 || dim < 1 || dim > 1024 || C < 1 || requests < 2 || chunk < 1) {
+    if (rows < 1000 || mem_rows < 2 || dim < 1 || dim > 1024 || C < 1 || requests < 2 ||
+        chunk < 1) {
         fprintf(stderr, "emb_tier: bad sizes\n");
         return 2;
     }
@@ -129,7 +131,8 @@ int main(int argc, char **argv) {
     store_config_init(&c);
     c.cache_bytes = (size_t)(cache_mb * 1048576.0);
     mr_store *st;
-    if (store_open(&st, dir, &c, &e) || emb_table_create(st, "item", (uint32_t)dim, EMB_INT8, 0, &e) ||
+    if (store_open(&st, dir, &c, &e) ||
+        emb_table_create(st, "item", (uint32_t)dim, EMB_INT8, 0, &e) ||
         emb_table_create(st, "puts", (uint32_t)dim, EMB_INT8, 0, &e)) {
         fprintf(stderr, "emb_tier: %s\n", e.msg);
         return 1;
@@ -150,16 +153,19 @@ int main(int argc, char **argv) {
             fprintf(stderr, "emb_tier: %s\n", e.msg);
             return 1;
         }
-        fprintf(stderr, "\ringest: %ld / %ld rows, %.0f s", base + n, rows, (double)(mr_now_ns() - t0) / 1e9);
+        fprintf(stderr, "\ringest: %ld / %ld rows, %.0f s", base + n, rows,
+                (double)(mr_now_ns() - t0) / 1e9);
     }
     double ingest_s = (double)(mr_now_ns() - t0) / 1e9;
-    mr_floats_free(vecs); /* the ingest buffer is the bench's, not the server's: gone before RSS is read */
+    mr_floats_free(
+        vecs); /* the ingest buffer is the bench's, not the server's: gone before RSS is read */
     vecs = mr_floats_alloc((size_t)dim * 1024);
     for (long i = 0; i < (long)dim * 1024; i++) vecs[i] = (float)(mr_rng_uniform(&r) * 0.2 - 0.1);
     fprintf(stderr, "\n");
     /* ---- the store-backed model: the item table's rows are only in the store */
     char js[2048];
-    snprintf(js, sizeof js, k_fmt, 2L, dim); /* no 50M-row buffer: build small, then point at the store */
+    snprintf(js, sizeof js, k_fmt, 2L,
+             dim); /* no 50M-row buffer: build small, then point at the store */
     moe_model *ms;
     if (moe_model_from_json(&ms, js, 1, &e)) {
         fprintf(stderr, "emb_tier: %s\n", e.msg);
@@ -176,10 +182,12 @@ int main(int argc, char **argv) {
     uint64_t *stream = malloc(sizeof *stream * (size_t)nstream);
     zipf z;
     zipf_init(&z, 1.1, (uint64_t)rows);
-    for (long i = 0; i < nstream; i++) stream[i] = (zipf_draw(&z, &r) * 0x9e3779b97f4a7c15ull) % (uint64_t)rows;
+    for (long i = 0; i < nstream; i++)
+        stream[i] = (zipf_draw(&z, &r) * 0x9e3779b97f4a7c15ull) % (uint64_t)rows;
     moe_scorer *ss;
     float *score = malloc(sizeof(float) * (size_t)C);
-    uint64_t *lat_s = malloc(sizeof(uint64_t) * (size_t)requests), *lat_m = malloc(sizeof(uint64_t) * (size_t)requests);
+    uint64_t *lat_s = malloc(sizeof(uint64_t) * (size_t)requests),
+             *lat_m = malloc(sizeof(uint64_t) * (size_t)requests);
     long pos = 0;
     if (moe_scorer_create(&ss, ms, &e)) return 1;
     t0 = mr_now_ns();
@@ -199,7 +207,8 @@ int main(int argc, char **argv) {
     }
     store_get_stats(st, &b);
     long rss = status_mb("VmRSS"), rss_anon = status_mb("RssAnon"), rss_file = status_mb("RssFile");
-    double hits = (double)(b.cache_hits - a.cache_hits), miss = (double)(b.cache_misses - a.cache_misses);
+    double hits = (double)(b.cache_hits - a.cache_hits),
+           miss = (double)(b.cache_misses - a.cache_misses);
     /* ---- row-by-row puts, for scale */
     mr_emb_table *pt = emb_store_table(st, "puts", &e);
     t0 = mr_now_ns();
@@ -228,18 +237,21 @@ int main(int argc, char **argv) {
     double s50 = pct_us(lat_s, requests, 0.5), s99 = pct_us(lat_s, requests, 0.99);
     double m50 = pct_us(lat_m, requests, 0.5), m99 = pct_us(lat_m, requests, 0.99);
     double budget = cache_mb + dense_mb + 500;
-    fprintf(stderr,
-            "store: p50 %.0f us p99 %.0f us, hit rate %.3f, RSS %ld MB (anon %ld, file %ld; budget %.0f) | memory (%ld rows): p50 %.0f us p99 %.0f us\n"
-            "ingest %ld rows in %.1f s (%.0f rows/s); %ld row-by-row puts in %.1f s (%.0f rows/s); warm-up %d requests %.1f s\n",
-            s50, s99, hits / (hits + miss), rss, rss_anon, rss_file, budget, mem_rows, m50, m99, rows, ingest_s, rows / ingest_s, puts_n,
-            puts_s, puts_n / puts_s, warm, warm_s);
-    printf("{\"bench\":\"emb_tier\",\"rows\":%ld,\"mem_rows\":%ld,\"dim\":%d,\"encoding\":\"int8\",\"candidates\":%d,"
-           "\"requests\":%d,\"disk_mb\":%.0f,\"cache_mb\":%.0f,\"store_p50_us\":%.0f,\"store_p99_us\":%.0f,"
-           "\"memory_p50_us\":%.0f,\"memory_p99_us\":%.0f,\"p99_ratio_store_vs_memory\":%.3f,\"hit_rate\":%.4f,"
-           "\"rss_mb\":%ld,\"rss_anon_mb\":%ld,\"rss_file_mb\":%ld,\"rss_budget_mb\":%.0f,\"ingest_s\":%.1f,\"ingest_rows_per_s\":%.0f,\"puts\":%ld,"
-           "\"puts_s\":%.1f,\"puts_rows_per_s\":%.0f}\n",
-           rows, mem_rows, dim, C, requests, disk_mb, cache_mb, s50, s99, m50, m99, s99 / m99, hits / (hits + miss), rss,
-           rss_anon, rss_file, budget, ingest_s, rows / ingest_s, puts_n, puts_s, puts_n / puts_s);
+    fprintf(
+        stderr,
+        "store: p50 %.0f us p99 %.0f us, hit rate %.3f, RSS %ld MB (anon %ld, file %ld; budget %.0f) | memory (%ld rows): p50 %.0f us p99 %.0f us\n"
+        "ingest %ld rows in %.1f s (%.0f rows/s); %ld row-by-row puts in %.1f s (%.0f rows/s); warm-up %d requests %.1f s\n",
+        s50, s99, hits / (hits + miss), rss, rss_anon, rss_file, budget, mem_rows, m50, m99, rows,
+        ingest_s, rows / ingest_s, puts_n, puts_s, puts_n / puts_s, warm, warm_s);
+    printf(
+        "{\"bench\":\"emb_tier\",\"rows\":%ld,\"mem_rows\":%ld,\"dim\":%d,\"encoding\":\"int8\",\"candidates\":%d,"
+        "\"requests\":%d,\"disk_mb\":%.0f,\"cache_mb\":%.0f,\"store_p50_us\":%.0f,\"store_p99_us\":%.0f,"
+        "\"memory_p50_us\":%.0f,\"memory_p99_us\":%.0f,\"p99_ratio_store_vs_memory\":%.3f,\"hit_rate\":%.4f,"
+        "\"rss_mb\":%ld,\"rss_anon_mb\":%ld,\"rss_file_mb\":%ld,\"rss_budget_mb\":%.0f,\"ingest_s\":%.1f,\"ingest_rows_per_s\":%.0f,\"puts\":%ld,"
+        "\"puts_s\":%.1f,\"puts_rows_per_s\":%.0f}\n",
+        rows, mem_rows, dim, C, requests, disk_mb, cache_mb, s50, s99, m50, m99, s99 / m99,
+        hits / (hits + miss), rss, rss_anon, rss_file, budget, ingest_s, rows / ingest_s, puts_n,
+        puts_s, puts_n / puts_s);
     moe_scorer_free(ss);
     moe_scorer_free(sm);
     moe_model_free(ms);

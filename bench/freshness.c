@@ -32,13 +32,13 @@
 #define MAX_SAMPLES 100000
 #define ID0 900000000LL
 
-static const char *k_genres[] = {"action", "comedy", "drama", "horror",
-                                 "romance", "scifi", "documentary", "animation"};
+static const char *k_genres[] = {"action",  "comedy", "drama",       "horror",
+                                 "romance", "scifi",  "documentary", "animation"};
 
 static const char *g_target;
 static double g_seconds = 5;
 static double g_slice = 1; /* phases alternate in slices of this many seconds */
-static int g_move;   /* 1: every upsert draws a new genre (items move between experts) */
+static int g_move;         /* 1: every upsert draws a new genre (items move between experts) */
 
 static grpc_channel *open_channel(void) {
     test_server ts;
@@ -175,11 +175,13 @@ static void *writer_main(void *arg) {
         uint64_t slot = start + (uint64_t)b * period;
         if (slot >= end) break;
         sleep_until(slot);
-        for (int i = 0; i < BATCH; i++) ids[i] = ID0 + (long long)mr_rng_below(&rng, (uint64_t)w->pool);
+        for (int i = 0; i < BATCH; i++)
+            ids[i] = ID0 + (long long)mr_rng_below(&rng, (uint64_t)w->pool);
         /* a fresh, long vector: IP with itself beats every other item */
         randn(&rng, v, 4.0f);
         for (int i = 1; i < BATCH; i++) randn(&rng, v + i * DIM, 1.0f);
-        for (int i = 1; i < BATCH; i++) if (ids[i] == ids[0]) ids[i] = ID0 + w->pool + i; /* keep v0 */
+        for (int i = 1; i < BATCH; i++)
+            if (ids[i] == ids[0]) ids[i] = ID0 + w->pool + i; /* keep v0 */
         const char *g0 = NULL;
         char expert[64];
         if (upsert(ch, ids, v, BATCH, &g0, &rng)) {
@@ -249,7 +251,8 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
-    if (!g_target || clients < 1 || clients > 64 || rate < BATCH || pool < BATCH || g_seconds <= 0) {
+    if (!g_target || clients < 1 || clients > 64 || rate < BATCH || pool < BATCH ||
+        g_seconds <= 0) {
         fprintf(stderr, "freshness: --target is required; clients 1..64, rate >= %d, pool >= %d\n",
                 BATCH, BATCH);
         return 2;
@@ -280,9 +283,11 @@ int main(int argc, char **argv) {
     double qps_a = (double)n_a / (slices * g_slice), qps_b = (double)n_b / (slices * g_slice);
     double p50 = pct(w.visible_ms, w.nsamples, 0.5), p99 = pct(w.visible_ms, w.nsamples, 0.99);
     double achieved = (double)w.upserted / (slices * g_slice);
-    fprintf(stderr, "freshness: %d clients, Retrieve k=100: %.0f req/s without writes, %.0f with "
-            "%.0f upserts/s (ratio %.3f); visible after ack: p50 %.3f ms, p99 %.3f ms (%ld samples)\n",
-            clients, qps_a, qps_b, achieved, qps_b / qps_a, p50, p99, w.nsamples);
+    fprintf(
+        stderr,
+        "freshness: %d clients, Retrieve k=100: %.0f req/s without writes, %.0f with "
+        "%.0f upserts/s (ratio %.3f); visible after ack: p50 %.3f ms, p99 %.3f ms (%ld samples)\n",
+        clients, qps_a, qps_b, achieved, qps_b / qps_a, p50, p99, w.nsamples);
     printf("{\"bench\":\"freshness\",\"clients\":%d,\"seconds\":%g,\"pool\":%d,\"move\":%d,"
            "\"upserts_per_s_target\":%d,\"upserts_per_s\":%.0f,\"qps_no_writes\":%.1f,"
            "\"qps_under_writes\":%.1f,\"qps_ratio_under_writes\":%.3f,\"visible_p50_ms\":%.3f,"

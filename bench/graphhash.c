@@ -38,13 +38,13 @@ typedef struct cfg {
 } cfg;
 
 typedef struct data {
-    int nu, ni;                 /* users, items (all of the file) */
-    uint64_t *uid, *iid;        /* (nu), (ni) sorted raw ids */
-    int ntrain;                 /* training pairs */
-    int *tu, *ti;               /* (ntrain) dense user, item */
-    int64_t *uoff;              /* (nu + 1) test items per user (CSR) */
-    int *test;                  /* test items */
-    int64_t *troff;             /* (nu + 1) train items per user (CSR, sorted) */
+    int nu, ni;          /* users, items (all of the file) */
+    uint64_t *uid, *iid; /* (nu), (ni) sorted raw ids */
+    int ntrain;          /* training pairs */
+    int *tu, *ti;        /* (ntrain) dense user, item */
+    int64_t *uoff;       /* (nu + 1) test items per user (CSR) */
+    int *test;           /* test items */
+    int64_t *troff;      /* (nu + 1) train items per user (CSR, sorted) */
     int *train;
 } data;
 
@@ -95,7 +95,7 @@ static int load(const char *path, data *d) {
         while (e < n && r[e].user == r[s].user) e++;
         int ux = (int)idsearch_find(d->uid, (size_t)d->nu, r[s].user);
         size_t cnt = e - s, nt = cnt / 5 ? cnt / 5 : 1;
-        if (cnt < 2) nt = 0;  /* a single rating stays in training */
+        if (cnt < 2) nt = 0; /* a single rating stays in training */
         for (size_t j = s; j < e; j++) {
             int ix = (int)idsearch_find(d->iid, (size_t)d->ni, r[j].item);
             if (j < e - nt) {
@@ -124,9 +124,9 @@ static int load(const char *path, data *d) {
 }
 
 typedef struct rows {
-    int per;          /* rows per id */
-    uint64_t *r;      /* (n, per) */
-    uint64_t k;       /* table size */
+    int per;     /* rows per id */
+    uint64_t *r; /* (n, per) */
+    uint64_t k;  /* table size */
 } rows;
 
 static void rows_from_mapper(rows *out, const idhash_mapper *m, const uint64_t *ids, int n) {
@@ -143,7 +143,8 @@ static void rows_from_mapper(rows *out, const idhash_mapper *m, const uint64_t *
 /* e (dim) = sum of the id's rows of table T (k, dim). */
 static void embed(const rows *rw, const float *T, int id, int dim, float *e) {
     memset(e, 0, (size_t)dim * sizeof *e);
-    for (int p = 0; p < rw->per; p++) mr_axpy(dim, 1.0f, T + rw->r[(size_t)id * rw->per + p] * dim, e);
+    for (int p = 0; p < rw->per; p++)
+        mr_axpy(dim, 1.0f, T + rw->r[(size_t)id * rw->per + p] * dim, e);
 }
 
 typedef struct result {
@@ -172,7 +173,7 @@ static result train_eval(const data *d, const rows *ur, const rows *ir, const cf
             embed(ir, V, j, dim, ej);
             for (int k = 0; k < dim; k++) diff[k] = ei[k] - ej[k];
             float x = mr_dot(eu, diff, dim);
-            float g = 1.0f / (1.0f + expf(x));  /* sigma(-x): d log sigma(x) / dx */
+            float g = 1.0f / (1.0f + expf(x)); /* sigma(-x): d log sigma(x) / dx */
             for (int p = 0; p < ur->per; p++) {
                 float *w = U + ur->r[(size_t)u * ur->per + p] * dim;
                 for (int k = 0; k < dim; k++) w[k] += c->lr * (g * diff[k] - c->reg * w[k]);
@@ -234,9 +235,9 @@ static uint64_t *count_ids(const int *v, int n, int nid) {
 }
 
 static int make_mapper(idhash_mapper **m, const char *kind, uint64_t k, const uint64_t *ids,
-                       const uint64_t *counts, int n, const graphhash_map *gm,
-                       graphhash_side side, uint64_t seed, mr_err *e) {
-    if (!strcmp(kind, "full"))  /* every id its own row; the spare row is never used */
+                       const uint64_t *counts, int n, const graphhash_map *gm, graphhash_side side,
+                       uint64_t seed, mr_err *e) {
+    if (!strcmp(kind, "full")) /* every id its own row; the spare row is never used */
         return idhash_mapper_create_frequency(m, (uint64_t)n + 1, (uint64_t)n, ids, counts,
                                               (size_t)n, seed, e);
     if (!strcmp(kind, "random")) return idhash_mapper_create_hash(m, k, seed, e);
@@ -278,7 +279,8 @@ int main(int argc, char **argv) {
     data d;
     if (load(csv, &d)) return 1;
     /* The training graph, clustered by GraphHash. */
-    uint64_t *gu = malloc((size_t)d.ntrain * sizeof *gu), *gi = malloc((size_t)d.ntrain * sizeof *gi);
+    uint64_t *gu = malloc((size_t)d.ntrain * sizeof *gu),
+             *gi = malloc((size_t)d.ntrain * sizeof *gi);
     for (int j = 0; j < d.ntrain; j++) gu[j] = d.uid[d.tu[j]], gi[j] = d.iid[d.ti[j]];
     mr_err e = {0};
     bigraph *g;
@@ -297,21 +299,24 @@ int main(int argc, char **argv) {
         return 1;
     }
     double louvain_s = (double)(mr_now_ns() - t0) / 1e9;
-    uint64_t ku = graphhash_map_rows(gm, GRAPHHASH_USERS), ki = graphhash_map_rows(gm, GRAPHHASH_ITEMS);
-    fprintf(stderr, "graphhash: %d users, %d items, %d train, %lld test; Louvain gamma %g: Q %.4f, "
+    uint64_t ku = graphhash_map_rows(gm, GRAPHHASH_USERS),
+             ki = graphhash_map_rows(gm, GRAPHHASH_ITEMS);
+    fprintf(stderr,
+            "graphhash: %d users, %d items, %d train, %lld test; Louvain gamma %g: Q %.4f, "
             "%d clusters -> k_u %llu (%.1f%% of users), k_i %llu (%.1f%% of items), %.2f s\n",
             d.nu, d.ni, d.ntrain, (long long)d.uoff[d.nu], c.resolution, rep.modularity, rep.ncomm,
             (unsigned long long)ku, 100.0 * (double)ku / d.nu, (unsigned long long)ki,
             100.0 * (double)ki / d.ni, louvain_s);
     uint64_t *ucnt = count_ids(d.tu, d.ntrain, d.nu), *icnt = count_ids(d.ti, d.ntrain, d.ni);
-    static const char *kinds[] = {"full", "random", "double", "frequency", "graphhash",
-                                  "double_graphhash"};
+    static const char *kinds[] = {"full",      "random",    "double",
+                                  "frequency", "graphhash", "double_graphhash"};
     enum { NK = 6 };
     result res[NK];
     for (int m = 0; m < NK; m++) {
         idhash_mapper *um, *im;
         if (make_mapper(&um, kinds[m], ku, d.uid, ucnt, d.nu, gm, GRAPHHASH_USERS, c.seed, &e) ||
-            make_mapper(&im, kinds[m], ki, d.iid, icnt, d.ni, gm, GRAPHHASH_ITEMS, c.seed + 10, &e)) {
+            make_mapper(&im, kinds[m], ki, d.iid, icnt, d.ni, gm, GRAPHHASH_ITEMS, c.seed + 10,
+                        &e)) {
             fprintf(stderr, "bench_graphhash: %s: %s\n", kinds[m], e.msg);
             return 1;
         }
@@ -329,14 +334,16 @@ int main(int argc, char **argv) {
     }
     double reduction = 1.0 - (double)(ku + ki) / (double)(d.nu + d.ni);
     if (reduction < 0.75)
-        fprintf(stderr, "graphhash: warning: tables only %.0f%% smaller than full (want >= 75%%); "
-                "lower --resolution\n", 100.0 * reduction);
+        fprintf(stderr,
+                "graphhash: warning: tables only %.0f%% smaller than full (want >= 75%%); "
+                "lower --resolution\n",
+                100.0 * reduction);
     printf("{\"bench\":\"graphhash\",\"resolution\":%g,\"dim\":%d,\"epochs\":%d,"
            "\"k_users\":%llu,\"k_items\":%llu,\"table_reduction\":%.3f",
-           c.resolution, c.dim, c.epochs, (unsigned long long)ku, (unsigned long long)ki, reduction);
+           c.resolution, c.dim, c.epochs, (unsigned long long)ku, (unsigned long long)ki,
+           reduction);
     for (int m = 0; m < NK; m++)
-        printf(",\"%s\":{\"recall20\":%.4f,\"ndcg20\":%.4f}", kinds[m], res[m].recall,
-               res[m].ndcg);
+        printf(",\"%s\":{\"recall20\":%.4f,\"ndcg20\":%.4f}", kinds[m], res[m].recall, res[m].ndcg);
     printf(",\"graphhash_recall_vs_random\":%.3f,\"double_graphhash_recall_vs_random\":%.3f,"
            "\"graphhash_recall_vs_full\":%.3f}\n",
            res[4].recall / res[1].recall, res[5].recall / res[1].recall,

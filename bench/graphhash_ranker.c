@@ -48,14 +48,17 @@ static const variant k_variants[] = {
     {"random", "\"hash\":\"hash\"", "\"hash\":\"hash\"", 0},
     {"double", "\"hash\":\"double\"", "\"hash\":\"double\"", 0},
     {"frequency", "\"hash\":\"frequency\"", "\"hash\":\"frequency\"", 0},
-    {"graphhash", "\"hash\":\"graph\",\"pair\":\"item\"", "\"hash\":\"graph\",\"pair\":\"user\"", 0},
-    {"double_graphhash", "\"hash\":\"double_graph\",\"pair\":\"item\"", "\"hash\":\"double_graph\",\"pair\":\"user\"", 0},
-    {"lsh", "\"hash\":\"lsh\",\"pair\":\"item\"", "\"hash\":\"lsh\",\"vectors\":\"vectors.csv\"", 0},
+    {"graphhash", "\"hash\":\"graph\",\"pair\":\"item\"", "\"hash\":\"graph\",\"pair\":\"user\"",
+     0},
+    {"double_graphhash", "\"hash\":\"double_graph\",\"pair\":\"item\"",
+     "\"hash\":\"double_graph\",\"pair\":\"user\"", 0},
+    {"lsh", "\"hash\":\"lsh\",\"pair\":\"item\"", "\"hash\":\"lsh\",\"vectors\":\"vectors.csv\"",
+     0},
 };
 #define NV (int)(sizeof k_variants / sizeof k_variants[0])
 
-static int run(const variant *v, const char *dir, long nu, long ni, int epochs, uint64_t seed, double resolution,
-               moe_eval *all, moe_eval *cold, double *secs, mr_err *e) {
+static int run(const variant *v, const char *dir, long nu, long ni, int epochs, uint64_t seed,
+               double resolution, moe_eval *all, moe_eval *cold, double *secs, mr_err *e) {
     char js[4096], p[4096];
     long ur = v->full ? 16 * nu : nu / 4, ir = v->full ? 16 * ni : ni / 4;
     snprintf(js, sizeof js, k_fmt, ur, v->user, ir, v->item);
@@ -68,8 +71,7 @@ static int run(const variant *v, const char *dir, long nu, long ni, int epochs, 
     if (!rc) rc = moe_dataset_read(&tr, m, p, NULL, 0, e);
     if (!rc) rc = moe_dataset_split(tr, 0.1, 0, seed, &ti, &nt, &vi, &nv, e);
     moe_maps_opts mo = {.resolution = resolution, .seed = seed, .base_dir = dir};
-    if (!rc && moe_model_maps_missing(m) &&
-        !(rc = moe_model_maps_build(m, tr, ti, nt, &mo, e)))
+    if (!rc && moe_model_maps_missing(m) && !(rc = moe_model_maps_build(m, tr, ti, nt, &mo, e)))
         rc = moe_dataset_map_rows(tr, m, e);
     snprintf(p, sizeof p, "%s/test.csv", dir);
     if (!rc) rc = moe_dataset_read(&te, m, p, NULL, 0, e);
@@ -78,9 +80,12 @@ static int run(const variant *v, const char *dir, long nu, long ni, int epochs, 
     if (rc) goto out;
     for (int t = 0; t < 2; t++)
         if (m->tables[t].gmap)
-            fprintf(stderr, "  %s table '%s': %ld rows, %llu mapped ids on %llu rows, max load %llu\n", v->name,
-                    m->tables[t].name, m->tables[t].rows, (unsigned long long)m->tables[t].stats.nids,
-                    (unsigned long long)m->tables[t].stats.occupied, (unsigned long long)m->tables[t].stats.max_load);
+            fprintf(stderr,
+                    "  %s table '%s': %ld rows, %llu mapped ids on %llu rows, max load %llu\n",
+                    v->name, m->tables[t].name, m->tables[t].rows,
+                    (unsigned long long)m->tables[t].stats.nids,
+                    (unsigned long long)m->tables[t].stats.occupied,
+                    (unsigned long long)m->tables[t].stats.max_load);
     moe_dataset_fit_numeric(tr, m, ti, nt);
     moe_train_opts o;
     moe_train_defaults(&o);
@@ -101,8 +106,11 @@ static int run(const variant *v, const char *dir, long nu, long ni, int epochs, 
         (rc = moe_evaluate(m, tc, idx, tc->n, 1024, NULL, cold, e)))
         goto out;
     *secs = (double)(mr_now_ns() - t0) / 1e9;
-    fprintf(stderr, "%-17s user %6ld item %6ld rows | like %.4f love %.4f | cold like %.4f love %.4f | epoch %d, %.1f s\n",
-            v->name, ur, ir, all->auc[0], all->auc[1], cold->auc[0], cold->auc[1], res.best_epoch, *secs);
+    fprintf(
+        stderr,
+        "%-17s user %6ld item %6ld rows | like %.4f love %.4f | cold like %.4f love %.4f | epoch %d, %.1f s\n",
+        v->name, ur, ir, all->auc[0], all->auc[1], cold->auc[0], cold->auc[1], res.best_epoch,
+        *secs);
 out:
     free(idx);
     free(ti);
@@ -116,7 +124,9 @@ out:
 
 int main(int argc, char **argv) {
     if (argc < 4) {
-        fprintf(stderr, "usage: bench_graphhash_ranker DIR NUSERS NITEMS [--epochs N] [--seed N] [--resolution R]\n");
+        fprintf(
+            stderr,
+            "usage: bench_graphhash_ranker DIR NUSERS NITEMS [--epochs N] [--seed N] [--resolution R]\n");
         return 2;
     }
     long nu = atol(argv[2]), ni = atol(argv[3]);
@@ -141,27 +151,29 @@ int main(int argc, char **argv) {
     double secs[NV];
     for (int v = 0; v < NV; v++) {
         mr_err e;
-        if (run(&k_variants[v], argv[1], nu, ni, epochs, seed, resolution, &all[v], &cold[v], &secs[v], &e)) {
+        if (run(&k_variants[v], argv[1], nu, ni, epochs, seed, resolution, &all[v], &cold[v],
+                &secs[v], &e)) {
             fprintf(stderr, "graphhash_ranker: %s: %s\n", k_variants[v].name, e.msg);
             return 1;
         }
     }
-    printf("{\"bench\":\"graphhash_ranker\",\"users\":%ld,\"items\":%ld,\"rows_fraction\":0.25,\"resolution\":%g,", nu,
-           ni, resolution);
+    printf(
+        "{\"bench\":\"graphhash_ranker\",\"users\":%ld,\"items\":%ld,\"rows_fraction\":0.25,\"resolution\":%g,",
+        nu, ni, resolution);
     for (int c = 0; c < 2; c++) {
         const moe_eval *ev = c ? cold : all;
         printf("\"%s\":{", c ? "auc_cold" : "auc");
         for (int v = 0; v < NV; v++)
-            printf("%s\"%s\":{\"like\":%.4f,\"love\":%.4f}", v ? "," : "", k_variants[v].name, ev[v].auc[0],
-                   ev[v].auc[1]);
+            printf("%s\"%s\":{\"like\":%.4f,\"love\":%.4f}", v ? "," : "", k_variants[v].name,
+                   ev[v].auc[0], ev[v].auc[1]);
         printf("},");
     }
     /* target: GraphHash loses at most half the AUC random hashing loses vs full */
     printf("\"loss_vs_full\":{");
     for (int t = 0; t < 2; t++) {
         double lr = all[0].auc[t] - all[1].auc[t], lg = all[0].auc[t] - all[4].auc[t];
-        printf("%s\"%s\":{\"random\":%.4f,\"graphhash\":%.4f,\"graphhash_over_random\":%.3f}", t ? "," : "",
-               t ? "love" : "like", lr, lg, lr > 0 ? lg / lr : -1.0);
+        printf("%s\"%s\":{\"random\":%.4f,\"graphhash\":%.4f,\"graphhash_over_random\":%.3f}",
+               t ? "," : "", t ? "love" : "like", lr, lg, lr > 0 ? lg / lr : -1.0);
     }
     printf("},\"seconds\":{");
     for (int v = 0; v < NV; v++) printf("%s\"%s\":%.1f", v ? "," : "", k_variants[v].name, secs[v]);

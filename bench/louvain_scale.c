@@ -38,7 +38,7 @@ static void on_level(int level, const louvain_level *lv, void *ctx) {
             level, lv->modularity, lv->ncomm, lv->passes, (long long)lv->moves, lv->seconds);
 }
 
-static double g_tol = 0;  /* --tol: Louvain pass tolerance (0 = library default) */
+static double g_tol = 0; /* --tol: Louvain pass tolerance (0 = library default) */
 
 static int run_synthetic(long ne, uint64_t seed) {
     const int nb = 1000;
@@ -51,7 +51,7 @@ static int run_synthetic(long ne, uint64_t seed) {
         uint64_t u = mr_rng_below(&r, nu), i;
         if (mr_rng_uniform(&r) < 0.7) i = (u % nb) + nb * mr_rng_below(&r, ni / nb);
         else i = mr_rng_below(&r, ni);
-        us[j] = u * 7919 + 3;  /* raw ids: not dense */
+        us[j] = u * 7919 + 3; /* raw ids: not dense */
         is[j] = (i << 20) ^ 0x5a5a;
     }
     mr_err e = {0};
@@ -101,7 +101,7 @@ static int read_partition(const char *path, const bigraph *g, int32_t *comm, int
     while (fscanf(f, " %c%llu %ld", &side, &id, &c) == 3) {
         const uint64_t *ids = side == 'u' ? g->user_ids : g->item_ids;
         int32_t n = side == 'u' ? g->nu : g->ni;
-        long lo = 0, hi = n;  /* binary search in the sorted ids */
+        long lo = 0, hi = n; /* binary search in the sorted ids */
         while (lo < hi) {
             long mid = (lo + hi) / 2;
             if (ids[mid] < id) lo = mid + 1;
@@ -113,7 +113,7 @@ static int read_partition(const char *path, const bigraph *g, int32_t *comm, int
     }
     fclose(f);
     for (int64_t x = 0; x < (int64_t)g->nu + g->ni; x++)
-        if (comm[x] < 0) comm[x] = (int32_t)++maxc;  /* unlisted node: alone */
+        if (comm[x] < 0) comm[x] = (int32_t)++maxc; /* unlisted node: alone */
     *ncomm = (int32_t)maxc + 1;
     return 0;
 }

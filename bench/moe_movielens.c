@@ -51,10 +51,13 @@ int main(int argc, char **argv) {
         else if (i + 1 < argc && !strcmp(argv[i], "--seed")) seed = strtoull(argv[++i], NULL, 10);
     }
     static const char *archs[3][2] = {
-        {"shared_bottom", "{\"type\":\"shared_bottom\",\"expert_hidden\":[128,64],\"tower_hidden\":[32]}"},
-        {"mmoe", "{\"type\":\"mmoe\",\"experts\":6,\"expert_hidden\":[64,32],\"tower_hidden\":[32]}"},
-        {"ple", "{\"type\":\"ple\",\"levels\":2,\"experts\":2,\"task_experts\":2,\"expert_hidden\":[64,32],"
-                "\"tower_hidden\":[32]}"}};
+        {"shared_bottom",
+         "{\"type\":\"shared_bottom\",\"expert_hidden\":[128,64],\"tower_hidden\":[32]}"},
+        {"mmoe",
+         "{\"type\":\"mmoe\",\"experts\":6,\"expert_hidden\":[64,32],\"tower_hidden\":[32]}"},
+        {"ple",
+         "{\"type\":\"ple\",\"levels\":2,\"experts\":2,\"task_experts\":2,\"expert_hidden\":[64,32],"
+         "\"tower_hidden\":[32]}"}};
     char trp[4096], tep[4096];
     snprintf(trp, sizeof trp, "%s/%s.csv", argv[1], feats ? "train_feat" : "train");
     snprintf(tep, sizeof tep, "%s/%s.csv", argv[1], feats ? "test_feat" : "test");
@@ -121,21 +124,26 @@ int main(int argc, char **argv) {
         moe_eval ev;
         long *all = malloc(sizeof(long) * (size_t)te->n);
         for (long i = 0; i < te->n; i++) all[i] = i;
-        if (moe_train(m, tr, ti, nt, vi, nv, &o, &res, &e) || moe_evaluate(m, te, all, te->n, 1024, NULL, &ev, &e)) {
+        if (moe_train(m, tr, ti, nt, vi, nv, &o, &res, &e) ||
+            moe_evaluate(m, te, all, te->n, 1024, NULL, &ev, &e)) {
             fprintf(stderr, "moe_movielens: %s\n", e.msg);
             return 1;
         }
-        fprintf(stderr, "%-13s best epoch %2d: like auc %.4f logloss %.4f | love auc %.4f logloss %.4f | %.0f samples/s\n",
-                archs[a][0], res.best_epoch, ev.auc[0], ev.logloss[0], ev.auc[1], ev.logloss[1], res.samples_per_s);
+        fprintf(
+            stderr,
+            "%-13s best epoch %2d: like auc %.4f logloss %.4f | love auc %.4f logloss %.4f | %.0f samples/s\n",
+            archs[a][0], res.best_epoch, ev.auc[0], ev.logloss[0], ev.auc[1], ev.logloss[1],
+            res.samples_per_s);
         static char pj[4096];
         if (precision_json(m, te, all, pj, sizeof pj, &e)) {
             fprintf(stderr, "moe_movielens: %s\n", e.msg);
             return 1;
         }
-        printf("%s\"%s\":{\"like\":{\"auc\":%.4f,\"logloss\":%.4f},\"love\":{\"auc\":%.4f,\"logloss\":%.4f},"
-               "\"best_epoch\":%d,\"params\":%ld,\"train_samples_per_s\":%.0f,\"precision\":%s}",
-               a ? "," : "", archs[a][0], ev.auc[0], ev.logloss[0], ev.auc[1], ev.logloss[1], res.best_epoch,
-               m->net->n_params, res.samples_per_s, pj);
+        printf(
+            "%s\"%s\":{\"like\":{\"auc\":%.4f,\"logloss\":%.4f},\"love\":{\"auc\":%.4f,\"logloss\":%.4f},"
+            "\"best_epoch\":%d,\"params\":%ld,\"train_samples_per_s\":%.0f,\"precision\":%s}",
+            a ? "," : "", archs[a][0], ev.auc[0], ev.logloss[0], ev.auc[1], ev.logloss[1],
+            res.best_epoch, m->net->n_params, res.samples_per_s, pj);
         free(all);
         free(ti);
         free(vi);

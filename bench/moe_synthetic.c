@@ -29,11 +29,15 @@ static const char *k_models[3] = {"shared_bottom", "omoe", "mmoe"};
 
 static void make_json(char *js, size_t n, const char *arch) {
     int o = snprintf(js, n, "{\"name\":\"synthetic\",\"features\":{\"numeric\":[");
-    for (int i = 0; i < D; i++) o += snprintf(js + o, n - (size_t)o, "%s{\"name\":\"x%d\"}", i ? "," : "", i);
-    o += snprintf(js + o, n - (size_t)o,
-                  "]},\"tasks\":[{\"name\":\"y1\",\"kind\":\"regression\"},{\"name\":\"y2\",\"kind\":\"regression\"}],"
-                  "\"arch\":{\"type\":\"%s\",%s\"tower_hidden\":[8]}}",
-                  arch, !strcmp(arch, "shared_bottom") ? "\"expert_hidden\":[113]," : "\"experts\":8,\"expert_hidden\":[16],");
+    for (int i = 0; i < D; i++)
+        o += snprintf(js + o, n - (size_t)o, "%s{\"name\":\"x%d\"}", i ? "," : "", i);
+    o += snprintf(
+        js + o, n - (size_t)o,
+        "]},\"tasks\":[{\"name\":\"y1\",\"kind\":\"regression\"},{\"name\":\"y2\",\"kind\":\"regression\"}],"
+        "\"arch\":{\"type\":\"%s\",%s\"tower_hidden\":[8]}}",
+        arch,
+        !strcmp(arch, "shared_bottom") ? "\"expert_hidden\":[113],"
+                                       : "\"experts\":8,\"expert_hidden\":[16],");
 }
 
 /* Fill n rows of d (already allocated for the synthetic model). */
@@ -60,7 +64,8 @@ static void generate(moe_dataset *d, long n, double p, uint64_t seed) {
             b += w2[i] * x;
         }
         double y1 = a, y2 = b;
-        for (int i = 0; i < M; i++) y1 += sin(alpha[i] * a + beta[i]), y2 += sin(alpha[i] * b + beta[i]);
+        for (int i = 0; i < M; i++)
+            y1 += sin(alpha[i] * a + beta[i]), y2 += sin(alpha[i] * b + beta[i]);
         d->y[s * 2] = (float)(y1 + 0.1 * mr_rng_normal(&r));
         d->y[s * 2 + 1] = (float)(y2 + 0.1 * mr_rng_normal(&r));
         d->mask[s * 2] = d->mask[s * 2 + 1] = 1;
@@ -103,7 +108,8 @@ int main(int argc, char **argv) {
                 moe_dataset *d;
                 mr_err e;
                 long n = ntrain + nval + ntest;
-                if (moe_model_from_json(&m, js, 100 + (uint64_t)s, &e) || moe_dataset_alloc(&d, m, n, &e)) {
+                if (moe_model_from_json(&m, js, 100 + (uint64_t)s, &e) ||
+                    moe_dataset_alloc(&d, m, n, &e)) {
                     fprintf(stderr, "moe_synthetic: %s\n", e.msg);
                     return 1;
                 }
@@ -150,14 +156,16 @@ int main(int argc, char **argv) {
     for (int ci = 0; ci < 4; ci++) {
         printf("%s\"%.1f\":{", ci ? "," : "", corr[ci]);
         for (int mi = 0; mi < 3; mi++)
-            printf("%s\"%s\":{\"mean\":%.4f,\"std\":%.4f}", mi ? "," : "", k_models[mi], mean[ci][mi], sd[ci][mi]);
+            printf("%s\"%s\":{\"mean\":%.4f,\"std\":%.4f}", mi ? "," : "", k_models[mi],
+                   mean[ci][mi], sd[ci][mi]);
         printf("}");
     }
     printf("},\"rise_1.0_to_0.5\":{\"shared_bottom\":%.4f,\"omoe\":%.4f,\"mmoe\":%.4f},"
            "\"mean_std_across_seeds\":{\"shared_bottom\":%.4f,\"omoe\":%.4f,\"mmoe\":%.4f},"
            "\"mmoe_rises_least\":%s,\"moe_lower_variance\":%s,\"seconds\":%.1f}\n",
-           rise[0], rise[1], rise[2], avg_sd[0], avg_sd[1], avg_sd[2], holds_rise ? "true" : "false",
-           holds_var ? "true" : "false", (double)(mr_now_ns() - t0) / 1e9);
+           rise[0], rise[1], rise[2], avg_sd[0], avg_sd[1], avg_sd[2],
+           holds_rise ? "true" : "false", holds_var ? "true" : "false",
+           (double)(mr_now_ns() - t0) / 1e9);
     free(js);
     return 0;
 }

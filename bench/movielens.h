@@ -29,8 +29,15 @@ static inline int ml_split(char *line, char **f, int max) {
             char *q = p + 1;
             for (;;) {
                 if (*q == '\0' || *q == '\n' || *q == '\r') break;
-                if (*q == '"' && q[1] == '"') { *out++ = '"'; q += 2; continue; }
-                if (*q == '"') { q++; break; }
+                if (*q == '"' && q[1] == '"') {
+                    *out++ = '"';
+                    q += 2;
+                    continue;
+                }
+                if (*q == '"') {
+                    q++;
+                    break;
+                }
                 *out++ = *q++;
             }
             p = q;
@@ -56,7 +63,10 @@ static inline ml_rating *ml_load(const char *path, size_t *n) {
     char line[4096];
     char *f[16];
     int cu = -1, ci = -1, cr = -1, ct = -1;
-    if (!fgets(line, sizeof line, fp)) { fclose(fp); return NULL; }
+    if (!fgets(line, sizeof line, fp)) {
+        fclose(fp);
+        return NULL;
+    }
     int nf = ml_split(line, f, 16);
     for (int j = 0; j < nf; j++) {
         if (!strcmp(f[j], "userId")) cu = j;
@@ -77,7 +87,11 @@ static inline ml_rating *ml_load(const char *path, size_t *n) {
         if (cnt == cap) {
             cap *= 2;
             ml_rating *r2 = realloc(r, cap * sizeof *r);
-            if (!r2) { free(r); r = NULL; break; }
+            if (!r2) {
+                free(r);
+                r = NULL;
+                break;
+            }
             r = r2;
         }
         r[cnt++] = (ml_rating){strtoull(f[cu], NULL, 10), strtoull(f[ci], NULL, 10),

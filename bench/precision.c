@@ -33,7 +33,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_precision: %s\n", e.msg);
         return 1;
     }
-    printf("{\"bench\":\"precision\",\"model\":\"%s\",\"rows\":%ld,\"precision\":%s}\n", m->name, d->n, pj);
+    printf("{\"bench\":\"precision\",\"model\":\"%s\",\"rows\":%ld,\"precision\":%s}\n", m->name,
+           d->n, pj);
     free(all);
     moe_dataset_free(d);
     moe_model_free(m);

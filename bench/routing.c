@@ -92,15 +92,15 @@ static rating *load(const char *path, int *nr, int *nu, int *ni, unsigned **gm) 
     char line[4096], *f[16];
     if (!fgets(line, sizeof line, fp)) exit(1);
     int nf = ml_split(line, f, 16);
-    int cu = col_of(f, nf, "userId"), ci = col_of(f, nf, "movieId"),
-        cg = col_of(f, nf, "genres"), ct = col_of(f, nf, "timestamp");
+    int cu = col_of(f, nf, "userId"), ci = col_of(f, nf, "movieId"), cg = col_of(f, nf, "genres"),
+        ct = col_of(f, nf, "timestamp");
     if (cu < 0 || ci < 0 || cg < 0 || ct < 0) {
         fprintf(stderr, "routing: %s lacks userId/movieId/genres/timestamp\n", path);
         exit(1);
     }
     int cap = 1 << 17, n = 0, maxu = 0;
     rating *r = malloc((size_t)cap * sizeof *r);
-    int *dense = calloc(1 << 20, sizeof *dense);   /* movieId -> dense + 1 */
+    int *dense = calloc(1 << 20, sizeof *dense); /* movieId -> dense + 1 */
     unsigned *mask = calloc(1 << 16, sizeof *mask);
     int nitems = 0;
     while (fgets(line, sizeof line, fp)) {
@@ -163,7 +163,7 @@ static void als_half(float *X, const float *Y, int nx, int ny, int f, const int 
                      const int *idx, float alpha, float lambda) {
     double *G = calloc((size_t)f * f, sizeof *G), *A = malloc((size_t)f * f * sizeof *A);
     double *b = malloc((size_t)f * sizeof *b);
-    for (int y = 0; y < ny; y++)   /* G = Y^T Y */
+    for (int y = 0; y < ny; y++) /* G = Y^T Y */
         for (int i = 0; i < f; i++)
             for (int j = 0; j < f; j++) G[i * f + j] += (double)Y[y * f + i] * Y[y * f + j];
     for (int x = 0; x < nx; x++) {
@@ -205,11 +205,11 @@ static void csr(const int *a, const int *b, int n, int na, int **start, int **id
 
 typedef struct world {
     int nr, nu, ni, nexp, f;
-    rating *r;                 /* (nr) by user, then time */
-    int *ustart, *ntrain;      /* (nu + 1), (nu): first rating, training count */
-    float *U, *V;              /* (nu, f) user queries, (ni, f) item embeddings */
-    int *expert_of;            /* (ni) */
-    char ename[MAXG + 1][RETR_NAME_MAX];   /* expert names */
+    rating *r;                           /* (nr) by user, then time */
+    int *ustart, *ntrain;                /* (nu + 1), (nu): first rating, training count */
+    float *U, *V;                        /* (nu, f) user queries, (ni, f) item embeddings */
+    int *expert_of;                      /* (ni) */
+    char ename[MAXG + 1][RETR_NAME_MAX]; /* expert names */
 } world;
 
 static int g_bpr, g_kmeans; /* --embeddings bpr, --experts kmeans */
@@ -226,7 +226,9 @@ static void kmeans_experts(const float *V, int n, int f, int k, int *expert_of) 
         int far = 0;
         for (int i = 0; i < n; i++) {
             float d = 0;
-            for (int q = 0; q < f; q++) d += (V[(size_t)i * f + q] - c[(size_t)(j - 1) * f + q]) * (V[(size_t)i * f + q] - c[(size_t)(j - 1) * f + q]);
+            for (int q = 0; q < f; q++)
+                d += (V[(size_t)i * f + q] - c[(size_t)(j - 1) * f + q]) *
+                     (V[(size_t)i * f + q] - c[(size_t)(j - 1) * f + q]);
             if (d < dmin[i]) dmin[i] = d;
             if (dmin[i] > dmin[far]) far = i;
         }
@@ -240,7 +242,9 @@ static void kmeans_experts(const float *V, int n, int f, int k, int *expert_of) 
             float bd = INFINITY;
             for (int j = 0; j < k; j++) {
                 float d = 0;
-                for (int q = 0; q < f; q++) d += (V[(size_t)i * f + q] - c[(size_t)j * f + q]) * (V[(size_t)i * f + q] - c[(size_t)j * f + q]);
+                for (int q = 0; q < f; q++)
+                    d += (V[(size_t)i * f + q] - c[(size_t)j * f + q]) *
+                         (V[(size_t)i * f + q] - c[(size_t)j * f + q]);
                 if (d < bd) bd = d, best = j;
             }
             expert_of[i] = best;
@@ -248,7 +252,8 @@ static void kmeans_experts(const float *V, int n, int f, int k, int *expert_of) 
             for (int q = 0; q < f; q++) sum[(size_t)best * f + q] += V[(size_t)i * f + q];
         }
         for (int j = 0; j < k; j++)
-            for (int q = 0; cnt[j] && q < f; q++) c[(size_t)j * f + q] = (float)(sum[(size_t)j * f + q] / cnt[j]);
+            for (int q = 0; cnt[j] && q < f; q++)
+                c[(size_t)j * f + q] = (float)(sum[(size_t)j * f + q] / cnt[j]);
     }
     mr_floats_free(c);
     mr_floats_free(dmin);
@@ -261,7 +266,8 @@ static void prep_movielens(world *w, const char *path, int holdout, int f, int i
     int nr, nu, ni;
     unsigned *gm;
     rating *r = load(path, &nr, &nu, &ni, &gm);
-    int *ustart = calloc((size_t)nu + 1, sizeof *ustart), *ntrain = calloc((size_t)nu, sizeof *ntrain);
+    int *ustart = calloc((size_t)nu + 1, sizeof *ustart),
+        *ntrain = calloc((size_t)nu, sizeof *ntrain);
     for (int i = 0; i < nr; i++) ustart[r[i].user + 1]++;
     for (int u = 0; u < nu; u++) ustart[u + 1] += ustart[u];
     /* split: users with >= 2 * holdout ratings hold out their last `holdout` */
@@ -290,7 +296,8 @@ static void prep_movielens(world *w, const char *path, int holdout, int f, int i
         als_half(U, V, nu, ni, f, us, uidx, 10.0f, 0.1f);
         als_half(V, U, ni, nu, f, is, iidx, 10.0f, 0.1f);
     }
-    fprintf(stderr, "routing: ALS f=%d, %d iterations in %.1f s\n", f, iters, (mr_now_ns() - t0) / 1e9);
+    fprintf(stderr, "routing: ALS f=%d, %d iterations in %.1f s\n", f, iters,
+            (mr_now_ns() - t0) / 1e9);
     if (g_bpr) { /* the vectors `moerec index embeddings` trains, on the same training pairs */
         bpr_opts bo;
         bpr_defaults(&bo);
@@ -303,7 +310,8 @@ static void prep_movielens(world *w, const char *path, int holdout, int f, int i
             exit(1);
         }
         mr_pool_free(bp);
-        fprintf(stderr, "routing: BPR f=%d, %d epochs in %.1f s\n", f, bo.epochs, (mr_now_ns() - t0) / 1e9);
+        fprintf(stderr, "routing: BPR f=%d, %d epochs in %.1f s\n", f, bo.epochs,
+                (mr_now_ns() - t0) / 1e9);
     }
 
     /* experts: most specific genre (rarest among the item's genres) */
@@ -317,7 +325,8 @@ static void prep_movielens(world *w, const char *path, int holdout, int f, int i
     for (int i = 0; i < ni; i++) {
         int best = -1;
         for (int k = 0; k < ngenres; k++)
-            if (((gm[i] >> k) & 1) && gcount[k] >= min_genre && (best < 0 || gcount[k] < gcount[best]))
+            if (((gm[i] >> k) & 1) && gcount[k] >= min_genre &&
+                (best < 0 || gcount[k] < gcount[best]))
                 best = k;
         if (best < 0) {
             if (other < 0) other = nexp++;
@@ -331,7 +340,8 @@ static void prep_movielens(world *w, const char *path, int holdout, int f, int i
         if (gexp[k] >= 0) {
             snprintf(w->ename[gexp[k]], RETR_NAME_MAX, "g_%s", gnames[k]);
             for (char *c = w->ename[gexp[k]]; *c; c++)
-                if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '-'))
+                if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+                      (*c >= '0' && *c <= '9') || *c == '-'))
                     *c = '_';
         }
     if (other >= 0) snprintf(w->ename[other], RETR_NAME_MAX, "g_Other");
@@ -374,7 +384,8 @@ static void prep_synthetic(world *w, int holdout, int f, int domains, int per_do
     for (int i = 0; i < ni; i++) {
         int d = i / per_domain;
         w->expert_of[i] = d;
-        for (int t = 0; t < f; t++) w->V[(size_t)i * f + t] = 3 * cent[(size_t)d * f + t] + (float)mr_rng_normal(&g);
+        for (int t = 0; t < f; t++)
+            w->V[(size_t)i * f + t] = 3 * cent[(size_t)d * f + t] + (float)mr_rng_normal(&g);
     }
     w->U = mr_floats_alloc((size_t)users * f);
     w->r = malloc((size_t)users * per * sizeof *w->r);
@@ -383,7 +394,8 @@ static void prep_synthetic(world *w, int holdout, int f, int domains, int per_do
     double *p = malloc((size_t)ni * sizeof *p);
     int nr = 0;
     for (int u = 0; u < users; u++) {
-        int d1 = (int)mr_rng_below(&g, (uint64_t)domains), d2 = (int)mr_rng_below(&g, (uint64_t)domains);
+        int d1 = (int)mr_rng_below(&g, (uint64_t)domains),
+            d2 = (int)mr_rng_below(&g, (uint64_t)domains);
         float a = u % 2 ? 0.6f : 1.0f;
         float *q = w->U + (size_t)u * f;
         for (int t = 0; t < f; t++)
@@ -396,7 +408,7 @@ static void prep_synthetic(world *w, int holdout, int f, int domains, int per_do
         }
         for (int i = 0; i < ni; i++) sum += (p[i] = exp(p[i] - mx));
         w->ustart[u] = nr;
-        for (int j = 0; j < per; j++) {   /* inverse-CDF draws (repeats allowed) */
+        for (int j = 0; j < per; j++) { /* inverse-CDF draws (repeats allowed) */
             double x = mr_rng_uniform(&g) * sum, c = 0;
             int i = 0;
             while (i < ni - 1 && (c += p[i]) < x) i++;
@@ -424,8 +436,9 @@ typedef struct stats {
 
 /* nomerge_quota: diagnostic — search the experts router_route keeps, but
  * merge them by score without the per-expert budgets. */
-static void run_mode(mr_router *rt, const float *U, int f, int nu, const int *ustart, const int *ntrain,
-                     const rating *r, const router_options *opt, int no_quota, stats *st) {
+static void run_mode(mr_router *rt, const float *U, int f, int nu, const int *ustart,
+                     const int *ntrain, const rating *r, const router_options *opt, int no_quota,
+                     stats *st) {
     mr_arena a;
     mr_arena_init(&a, 1 << 20, 0);
     mr_err e = {0};
@@ -489,14 +502,18 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--holdout") && i + 1 < argc) holdout = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--factors") && i + 1 < argc) f = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--iters") && i + 1 < argc) iters = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--temperature") && i + 1 < argc) temperature = (float)atof(argv[++i]);
+        else if (!strcmp(argv[i], "--temperature") && i + 1 < argc)
+            temperature = (float)atof(argv[++i]);
         else if (!strcmp(argv[i], "--max-experts") && i + 1 < argc) max_experts = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--pilots") && i + 1 < argc) pilots = argv[++i];
         else if (!strcmp(argv[i], "--merge") && i + 1 < argc) merge = argv[++i];
         else if (!strcmp(argv[i], "--fallback")) fallback = 1;
-        else if (!strcmp(argv[i], "--data") && i + 1 < argc) synthetic = !strcmp(argv[++i], "synthetic");
-        else if (!strcmp(argv[i], "--embeddings") && i + 1 < argc) g_bpr = !strcmp(argv[++i], "bpr");
-        else if (!strcmp(argv[i], "--experts") && i + 1 < argc) g_kmeans = !strcmp(argv[++i], "kmeans");
+        else if (!strcmp(argv[i], "--data") && i + 1 < argc)
+            synthetic = !strcmp(argv[++i], "synthetic");
+        else if (!strcmp(argv[i], "--embeddings") && i + 1 < argc)
+            g_bpr = !strcmp(argv[++i], "bpr");
+        else if (!strcmp(argv[i], "--experts") && i + 1 < argc)
+            g_kmeans = !strcmp(argv[++i], "kmeans");
         else {
             fprintf(stderr, "usage: bench_routing --csv F [--holdout N] [--factors F] [--iters N] "
                             "[--temperature T] [--max-experts M] [--pilots items|users] "
@@ -504,7 +521,7 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
-    if (fallback && !strcmp(merge, "raw")) {   /* counts vs inner products: not comparable */
+    if (fallback && !strcmp(merge, "raw")) { /* counts vs inner products: not comparable */
         fprintf(stderr, "bench_routing: --fallback needs --merge norm or rrf (popularity scores "
                         "are not on the experts' inner-product scale)\n");
         return 2;
@@ -529,16 +546,25 @@ int main(int argc, char **argv) {
     int64_t *ids = malloc((size_t)ni * sizeof *ids);
     float *buf = mr_floats_alloc((size_t)ni * f);
     for (int x = 0; x < nexp; x++) {
-        retr_faiss_config c = {.name = w.ename[x], .dim = f, .factory = "IDMap,Flat",
-                               .metric = RETR_METRIC_IP, .omp_threads = 1};
-        if (retr_faiss_create(&ex[x], &c, &e)) { fprintf(stderr, "%s\n", e.msg); return 1; }
+        retr_faiss_config c = {.name = w.ename[x],
+                               .dim = f,
+                               .factory = "IDMap,Flat",
+                               .metric = RETR_METRIC_IP,
+                               .omp_threads = 1};
+        if (retr_faiss_create(&ex[x], &c, &e)) {
+            fprintf(stderr, "%s\n", e.msg);
+            return 1;
+        }
         int n = 0;
         for (int i = 0; i < ni; i++)
             if (expert_of[i] == x) {
                 memcpy(buf + (size_t)n * f, V + (size_t)i * f, sizeof(float) * f);
                 ids[n++] = i;
             }
-        if (n && retr_faiss_add(ex[x], buf, ids, n, &e)) { fprintf(stderr, "%s\n", e.msg); return 1; }
+        if (n && retr_faiss_add(ex[x], buf, ids, n, &e)) {
+            fprintf(stderr, "%s\n", e.msg);
+            return 1;
+        }
     }
     retr_pop_config pc = {.name = "popular", .half_life_s = 3.0e8};
     retr_pop_create(&ex[nexp], &pc, &e);
@@ -549,21 +575,33 @@ int main(int argc, char **argv) {
             pts[i] = r[ustart[u] + j].ts * 1000;
         }
     retr_pop_add_events(ex[nexp], pit, pts, NULL, nt, &e);
-    retr_faiss_config gc = {.name = "global", .dim = f, .factory = "IDMap,Flat",
-                            .metric = RETR_METRIC_IP, .omp_threads = 1};
+    retr_faiss_config gc = {.name = "global",
+                            .dim = f,
+                            .factory = "IDMap,Flat",
+                            .metric = RETR_METRIC_IP,
+                            .omp_threads = 1};
     mr_retr *glob = NULL;
     retr_faiss_create(&glob, &gc, &e);
     for (int i = 0; i < ni; i++) ids[i] = i;
     retr_faiss_add(glob, V, ids, ni, &e);
 
     mr_pool *pool = mr_pool_create(2);
-    router_merge mg = !strcmp(merge, "rrf") ? ROUTER_MERGE_RRF
-                      : !strcmp(merge, "norm") ? ROUTER_MERGE_NORM : ROUTER_MERGE_RAW;
-    router_config rc = {.dim = f, .temperature = temperature, .top_p = 0.5f,
-                        .max_experts = max_experts, .fallback = fallback ? "popular" : NULL,
-                        .fallback_weight = 0.1f, .merge = mg, .k_max = KRET};
+    router_merge mg = !strcmp(merge, "rrf")    ? ROUTER_MERGE_RRF
+                      : !strcmp(merge, "norm") ? ROUTER_MERGE_NORM
+                                               : ROUTER_MERGE_RAW;
+    router_config rc = {.dim = f,
+                        .temperature = temperature,
+                        .top_p = 0.5f,
+                        .max_experts = max_experts,
+                        .fallback = fallback ? "popular" : NULL,
+                        .fallback_weight = 0.1f,
+                        .merge = mg,
+                        .k_max = KRET};
     mr_router *rt = NULL, *rg = NULL;
-    if (router_create(&rt, &rc, pool, &e)) { fprintf(stderr, "%s\n", e.msg); return 1; }
+    if (router_create(&rt, &rc, pool, &e)) {
+        fprintf(stderr, "%s\n", e.msg);
+        return 1;
+    }
     for (int x = 0; x < nexp + fallback; x++) router_add_expert(rt, ex[x], 0, &e);
     router_config gcfg = {.dim = f, .merge = ROUTER_MERGE_RAW, .k_max = KRET};
     router_create(&rg, &gcfg, NULL, &e);
@@ -571,7 +609,7 @@ int main(int argc, char **argv) {
 
     /* pilots */
     int use_users = !strcmp(pilots, "users");
-    if (use_users) {   /* each user -> the expert holding most of their last 10 train items */
+    if (use_users) { /* each user -> the expert holding most of their last 10 train items */
         int *best = malloc((size_t)nu * sizeof *best);
         for (int u = 0; u < nu; u++) {
             int cnt[MAXG + 1] = {0}, b = -1;
@@ -581,10 +619,16 @@ int main(int argc, char **argv) {
                 if (cnt[x] && (b < 0 || cnt[x] > cnt[b])) b = x;
             best[u] = b;
         }
-        if (router_build_pilots(rt, U, best, nu, 2, &e)) { fprintf(stderr, "%s\n", e.msg); return 1; }
+        if (router_build_pilots(rt, U, best, nu, 2, &e)) {
+            fprintf(stderr, "%s\n", e.msg);
+            return 1;
+        }
         free(best);
     } else {
-        if (router_build_pilots(rt, V, expert_of, ni, 4, &e)) { fprintf(stderr, "%s\n", e.msg); return 1; }
+        if (router_build_pilots(rt, V, expert_of, ni, 4, &e)) {
+            fprintf(stderr, "%s\n", e.msg);
+            return 1;
+        }
     }
 
     stats sg, sa, sp[8], sq[8];
@@ -593,9 +637,10 @@ int main(int argc, char **argv) {
     run_mode(rg, U, f, nu, ustart, ntrain, r, &og, 0, &sg);
     router_options oa = {.mode = ROUTER_MODE_ALL};
     run_mode(rt, U, f, nu, ustart, ntrain, r, &oa, 0, &sa);
-    fprintf(stderr, "routing: global  recall@100 %.4f cost %.0f lat %.0f us\n", sg.recall, sg.cost, sg.lat_us);
-    fprintf(stderr, "routing: all     recall@100 %.4f cost %.0f lat %.0f us (%d experts)\n", sa.recall,
-            sa.cost, sa.lat_us, nexp + fallback);
+    fprintf(stderr, "routing: global  recall@100 %.4f cost %.0f lat %.0f us\n", sg.recall, sg.cost,
+            sg.lat_us);
+    fprintf(stderr, "routing: all     recall@100 %.4f cost %.0f lat %.0f us (%d experts)\n",
+            sa.recall, sa.cost, sa.lat_us, nexp + fallback);
     float ps[8] = {0.2f, 0.4f, 0.6f, 0.8f, 0.95f};
     int np = 5, best = -1;
     for (int p = 0; p < np; p++) {
@@ -603,21 +648,22 @@ int main(int argc, char **argv) {
         run_mode(rt, U, f, nu, ustart, ntrain, r, &op, 0, &sp[p]);
         run_mode(rt, U, f, nu, ustart, ntrain, r, &op, 1, &sq[p]);
         double rr = sp[p].recall / sa.recall, cr = sp[p].cost / sa.cost;
-        fprintf(stderr, "routing: top-p %.2f recall@100 %.4f (%.1f%% of all) cost %.0f (%.1f%%) "
-                "experts %.2f lat %.0f us; same experts merged without budgets %.4f\n", ps[p],
-                sp[p].recall, 100 * rr, sp[p].cost, 100 * cr, sp[p].experts, sp[p].lat_us,
+        fprintf(stderr,
+                "routing: top-p %.2f recall@100 %.4f (%.1f%% of all) cost %.0f (%.1f%%) "
+                "experts %.2f lat %.0f us; same experts merged without budgets %.4f\n",
+                ps[p], sp[p].recall, 100 * rr, sp[p].cost, 100 * cr, sp[p].experts, sp[p].lat_us,
                 sq[p].recall);
         if (rr >= 0.95 && cr <= 0.5 && best < 0) best = p;
     }
-    printf("{\"bench\":\"routing\",\"embeddings\":\"%s\",\"expert_kind\":\"%s\",", g_bpr ? "bpr" : "als",
-           g_kmeans ? "kmeans" : "genre");
+    printf("{\"bench\":\"routing\",\"embeddings\":\"%s\",\"expert_kind\":\"%s\",",
+           g_bpr ? "bpr" : "als", g_kmeans ? "kmeans" : "genre");
     printf("\"data\":\"%s\",\"users\":%d,\"items\":%d,\"experts\":%d,"
            "\"pilots\":\"%s\",\"merge\":\"%s\",\"fallback\":%s,\"temperature\":%.3f,"
            "\"max_experts\":%d,\"k\":%d,"
            "\"global\":{\"recall\":%.4f,\"cost\":%.0f,\"lat_us\":%.1f},"
            "\"all\":{\"recall\":%.4f,\"cost\":%.0f,\"lat_us\":%.1f},\"routed\":[",
-           synthetic ? "synthetic" : "movielens", sg.users, ni, nexp + fallback, pilots, merge, fallback ? "true" : "false", temperature,
-           max_experts, KRET, sg.recall, sg.cost,
+           synthetic ? "synthetic" : "movielens", sg.users, ni, nexp + fallback, pilots, merge,
+           fallback ? "true" : "false", temperature, max_experts, KRET, sg.recall, sg.cost,
            sg.lat_us, sa.recall, sa.cost, sa.lat_us);
     for (int p = 0; p < np; p++)
         printf("%s{\"top_p\":%.2f,\"recall\":%.4f,\"recall_vs_all\":%.4f,\"cost\":%.0f,"

@@ -63,7 +63,7 @@ static const char *long_name[] = {"none", "sdim", "attention", "mean"};
 typedef struct opts {
     synth_config sc;
     int epochs, cost_cands, sweep, reps;
-    float attn_scale;  /* full attention's logit scale; 0 = 1/sqrt(d) */
+    float attn_scale;     /* full attention's logit scale; 0 = 1/sqrt(d) */
     char movielens[1024]; /* ratings CSV; "" = skip */
 } opts;
 
@@ -87,14 +87,14 @@ static void *xalloc(size_t n) {
  * per user a sequence of item ids and labelled samples sorted by position. */
 typedef struct bset {
     int d, n_users, n_items;
-    const float *item_emb;   /* (n_items, d) */
-    const uint32_t *seq;     /* events, user u at [seq_off[u], seq_off[u+1]) */
-    const long *seq_off;     /* (n_users + 1) */
+    const float *item_emb; /* (n_items, d) */
+    const uint32_t *seq;   /* events, user u at [seq_off[u], seq_off[u+1]) */
+    const long *seq_off;   /* (n_users + 1) */
     long n_samples;
-    const long *s_off;       /* (n_users + 1) samples of user u, by position */
+    const long *s_off;                       /* (n_users + 1) samples of user u, by position */
     const uint32_t *s_user, *s_item, *s_pos; /* (n_samples); pos = history length */
-    const float *s_label;    /* (n_samples) */
-    uint64_t seed;           /* split seed */
+    const float *s_label;                    /* (n_samples) */
+    uint64_t seed;                           /* split seed */
 } bset;
 
 /* X (n_samples, ncol): [q, short, q*short] and, unless LONG_NONE, [long, q*long].
@@ -109,8 +109,8 @@ static float *make_features(const bset *s, long_kind kind, int m, int tau, float
     const int L = (int)Lmax;
     const int ncol = kind == LONG_NONE ? 3 * d : 5 * d;
     float *X = xalloc(sizeof(float) * (size_t)s->n_samples * ncol);
-    float *seq = mr_floats_alloc((size_t)L * d);   /* (L, d) the user's embeddings */
-    float *probs = mr_floats_alloc((size_t)L);     /* (1, L) */
+    float *seq = mr_floats_alloc((size_t)L * d); /* (L, d) the user's embeddings */
+    float *probs = mr_floats_alloc((size_t)L);   /* (1, L) */
     float q_short[1024], q_long[1024];
     sdim_hasher *h = NULL;
     sdim_seq *sq = NULL;
@@ -171,9 +171,9 @@ static float *make_features(const bset *s, long_kind kind, int m, int tau, float
 
 typedef struct mlp {
     int C;
-    float *p, *g, *m, *v;  /* params, grads, Adam moments: one block each */
+    float *p, *g, *m, *v; /* params, grads, Adam moments: one block each */
     long np;
-    float *w1, *b1, *w2, *b2, *w3, *b3;      /* (H1, C) (H1) (H2, H1) (H2) (1, H2) (1) */
+    float *w1, *b1, *w2, *b2, *w3, *b3; /* (H1, C) (H1) (H2, H1) (H2) (1, H2) (1) */
     float *gw1, *gb1, *gw2, *gb2, *gw3, *gb3;
 } mlp;
 
@@ -224,7 +224,8 @@ static void standardise(float *X, int ncol, const uint8_t *is_train, long n) {
         double s = 0, s2 = 0;
         long cnt = 0;
         for (long i = 0; i < n; i++)
-            if (is_train[i]) s += X[i * ncol + c], s2 += (double)X[i * ncol + c] * X[i * ncol + c], cnt++;
+            if (is_train[i])
+                s += X[i * ncol + c], s2 += (double)X[i * ncol + c] * X[i * ncol + c], cnt++;
         double mu = s / cnt, sd = sqrt(fmax(s2 / cnt - mu * mu, 1e-12));
         for (long i = 0; i < n; i++) X[i * ncol + c] = (float)((X[i * ncol + c] - mu) / sd);
     }
@@ -233,9 +234,9 @@ static void standardise(float *X, int ncol, const uint8_t *is_train, long n) {
 /* Labelled samples of any data set: the split is by user (80/20). */
 typedef struct sample_set {
     long n;
-    const float *label;    /* (n) 0/1 */
-    const uint32_t *user;  /* (n) */
-    uint64_t seed;         /* split seed */
+    const float *label;   /* (n) 0/1 */
+    const uint32_t *user; /* (n) */
+    uint64_t seed;        /* split seed */
 } sample_set;
 
 /* Train once (init/shuffle seed) on the train rows; the test AUC. */
@@ -266,8 +267,8 @@ static double train_once(const sample_set *ss, const float *X, int ncol, const u
             mlp_forward(&net, xb, BATCH, a1, a2, lg);
             memset(net.g, 0, sizeof(float) * (size_t)net.np);
             memset(dl, 0, sizeof dl);
-            memset(dh1, 0, sizeof(float) * 2 * BATCH * H1);  /* dh1 and dz1 */
-            memset(dh2, 0, sizeof(float) * 2 * BATCH * H2);  /* dh2 and dz2 */
+            memset(dh1, 0, sizeof(float) * 2 * BATCH * H1); /* dh1 and dz1 */
+            memset(dh2, 0, sizeof(float) * 2 * BATCH * H2); /* dh2 and dz2 */
             moe_bce_backward(dl, lg, yb, NULL, 1.0f / BATCH, BATCH);
             moe_linear_backward(dh2, net.gw3, net.gb3, dl, a2, net.w3, BATCH, H2, 1);
             moe_relu_backward(dz2, dh2, a2, (long)BATCH * H2);
@@ -307,7 +308,7 @@ static double train_eval(const sample_set *ss, float *X, int ncol, const opts *o
     long ntr = 0;
     for (long i = 0; i < n; i++) {
         mr_rng r;
-        mr_rng_seed(&r, 1000003ull * ss->user[i] + ss->seed);  /* user-level split */
+        mr_rng_seed(&r, 1000003ull * ss->user[i] + ss->seed); /* user-level split */
         is_train[i] = mr_rng_uniform(&r) < 0.8;
         ntr += is_train[i];
     }
@@ -331,7 +332,7 @@ static double train_eval(const sample_set *ss, float *X, int ncol, const opts *o
 /* ---- serving cost ------------------------------------------------------------------ */
 
 typedef struct cost {
-    double sdim_us, attn_us, mean_us;  /* per candidate, best of the rounds */
+    double sdim_us, attn_us, mean_us; /* per candidate, best of the rounds */
 } cost;
 
 static int cmp_double(const void *a, const void *b) {
@@ -345,7 +346,7 @@ enum { ROUNDS = 9 };
  * store would hold (SDIM m = 48, tau = 3; tau = 0 for mean pooling). */
 typedef struct cost_user {
     int L;
-    float *seq;            /* (L, d) */
+    float *seq; /* (L, d) */
     sdim_seq *sq, *sq0;
 } cost_user;
 
@@ -358,7 +359,7 @@ static void measure_cost(const synth_data *big, const int *Ls, int nl, int B, do
     const int d = big->cfg.d;
     mr_err e;
     float *cand = mr_floats_alloc((size_t)B * d), *o = mr_floats_alloc((size_t)B * d);
-    float *probs = mr_floats_alloc((size_t)B * Ls[nl - 1]);  /* (B, L) for the largest L */
+    float *probs = mr_floats_alloc((size_t)B * Ls[nl - 1]); /* (B, L) for the largest L */
     mr_rng r;
     mr_rng_seed(&r, 5);
     for (int j = 0; j < B; j++) {
@@ -375,7 +376,8 @@ static void measure_cost(const synth_data *big, const int *Ls, int nl, int B, do
         for (int j = 0; j < Ls[i]; j++)
             memcpy(cu[i].seq + (size_t)j * d, big->item_emb + (size_t)big->seq[j] * d,
                    sizeof(float) * d);
-        if (sdim_seq_create(&cu[i].sq, h, Ls[i], &e) || sdim_seq_create(&cu[i].sq0, h0, Ls[i], &e) ||
+        if (sdim_seq_create(&cu[i].sq, h, Ls[i], &e) ||
+            sdim_seq_create(&cu[i].sq0, h0, Ls[i], &e) ||
             sdim_seq_push(cu[i].sq, cu[i].seq, Ls[i], &e) ||
             sdim_seq_push(cu[i].sq0, cu[i].seq, Ls[i], &e))
             die("cost tables", &e);
@@ -387,10 +389,13 @@ static void measure_cost(const synth_data *big, const int *Ls, int nl, int B, do
                 long reps = 0;
                 uint64_t t0 = mr_now_ns(), t1;
                 do {
-                    if (k == 0 && sdim_feature_serve(h, cu[i].sq->table, cand, B, SDIM_POOL_L2, o, d, &e))
+                    if (k == 0 &&
+                        sdim_feature_serve(h, cu[i].sq->table, cand, B, SDIM_POOL_L2, o, d, &e))
                         die("serve", &e);
-                    if (k == 1) moe_attn_forward(o, probs, cand, cu[i].seq, cu[i].seq, B, cu[i].L, d, 0.0f);
-                    if (k == 2 && sdim_feature_serve(h0, cu[i].sq0->table, cand, B, SDIM_POOL_MEAN, o, d, &e))
+                    if (k == 1)
+                        moe_attn_forward(o, probs, cand, cu[i].seq, cu[i].seq, B, cu[i].L, d, 0.0f);
+                    if (k == 2 &&
+                        sdim_feature_serve(h0, cu[i].sq0->table, cand, B, SDIM_POOL_MEAN, o, d, &e))
                         die("mean", &e);
                     reps++;
                     t1 = mr_now_ns();
@@ -401,10 +406,12 @@ static void measure_cost(const synth_data *big, const int *Ls, int nl, int B, do
         double *dst[3] = {&out[i].sdim_us, &out[i].attn_us, &out[i].mean_us};
         for (int k = 0; k < 3; k++) {
             qsort(t[i][k], ROUNDS, sizeof(double), cmp_double);
-            *dst[k] = t[i][k][0];  /* the best round: least disturbed by other load */
+            *dst[k] = t[i][k][0]; /* the best round: least disturbed by other load */
         }
-        fprintf(stderr, "sdim: L = %5d, %d candidates: sdim %.3f us, attention %.3f us, mean %.3f us "
-                "per candidate\n", Ls[i], B, out[i].sdim_us, out[i].attn_us, out[i].mean_us);
+        fprintf(stderr,
+                "sdim: L = %5d, %d candidates: sdim %.3f us, attention %.3f us, mean %.3f us "
+                "per candidate\n",
+                Ls[i], B, out[i].sdim_us, out[i].attn_us, out[i].mean_us);
         sdim_seq_free(cu[i].sq);
         sdim_seq_free(cu[i].sq0);
         mr_floats_free(cu[i].seq);
@@ -428,15 +435,22 @@ static int parse(int argc, char **argv, opts *o) {
     o->sweep = 1;
     o->reps = 3;
     o->attn_scale = 0.0f;
-    const char *root = getenv("MOEREC_ROOT");  /* set by bench/run */
-    snprintf(o->movielens, sizeof o->movielens, "%s/../shared/data/movielens.csv", root ? root : ".");
+    const char *root = getenv("MOEREC_ROOT"); /* set by bench/run */
+    snprintf(o->movielens, sizeof o->movielens, "%s/../shared/data/movielens.csv",
+             root ? root : ".");
     FILE *mf = fopen(o->movielens, "r");
     if (mf) fclose(mf);
-    else o->movielens[0] = '\0';  /* absent: the synthetic set only */
+    else o->movielens[0] = '\0'; /* absent: the synthetic set only */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--no-sweep")) { o->sweep = 0; continue; }
-        if (!strcmp(a, "--no-movielens")) { o->movielens[0] = '\0'; continue; }
+        if (!strcmp(a, "--no-sweep")) {
+            o->sweep = 0;
+            continue;
+        }
+        if (!strcmp(a, "--no-movielens")) {
+            o->movielens[0] = '\0';
+            continue;
+        }
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) return 1;
         if (!v) return 2;
         long x = strtol(v, NULL, 10);
@@ -461,7 +475,7 @@ static int parse(int argc, char **argv, opts *o) {
 /* ---- one data set: AUC of every variant, attention temperatures, tau sweep ---------- */
 
 typedef struct auc_result {
-    double auc[4], sd[4];                    /* by long_kind */
+    double auc[4], sd[4]; /* by long_kind */
     double attn_best, attn_best_sd, attn_best_scale;
     int tau_m[5];
     double tau_auc[5], tau_sd[5];
@@ -484,7 +498,8 @@ static void run_auc(const bset *b, const opts *o, int sweep, auc_result *r) {
     r->attn_best_scale = moe_attn_scale(b->d, o->attn_scale);
     for (int i = 0; i < 3 && o->attn_scale <= 0; i++) {
         int ncol;
-        float sc = (float)(mults[i] / sqrt(b->d)), *X = make_features(b, LONG_ATTN, 48, 3, sc, &ncol);
+        float sc = (float)(mults[i] / sqrt(b->d)),
+              *X = make_features(b, LONG_ATTN, 48, 3, sc, &ncol);
         char what[48];
         snprintf(what, sizeof what, "attention scale=%.3f", sc);
         double sd, a = train_eval(&ss, X, ncol, o, what, &sd);
@@ -513,7 +528,8 @@ static void print_auc(const char *name, const bset *b, const auc_result *r, int 
     double clicks = 0;
     for (long i = 0; i < b->n_samples; i++) clicks += b->s_label[i];
     printf("\"%s\":{\"users\":%d,\"events\":%ld,\"samples\":%ld,\"positive_rate\":%.3f,\"dim\":%d,",
-           name, b->n_users, b->seq_off[b->n_users], b->n_samples, clicks / (double)b->n_samples, b->d);
+           name, b->n_users, b->seq_off[b->n_users], b->n_samples, clicks / (double)b->n_samples,
+           b->d);
     printf("\"auc\":{\"sdim\":%.4f,\"attention\":%.4f,\"mean\":%.4f,\"none\":%.4f},"
            "\"auc_sd\":{\"sdim\":%.4f,\"attention\":%.4f,\"mean\":%.4f,\"none\":%.4f},"
            "\"attention_best\":{\"scale\":%.4f,\"auc\":%.4f,\"sd\":%.4f},"
@@ -524,8 +540,8 @@ static void print_auc(const char *name, const bset *b, const auc_result *r, int 
     if (sweep) {
         printf(",\"tau_sweep\":{");
         for (int i = 0; i < 5; i++)
-            printf("%s\"%d\":{\"m\":%d,\"auc\":%.4f,\"sd\":%.4f}", i ? "," : "", taus[i], r->tau_m[i],
-                   r->tau_auc[i], r->tau_sd[i]);
+            printf("%s\"%d\":{\"m\":%d,\"auc\":%.4f,\"sd\":%.4f}", i ? "," : "", taus[i],
+                   r->tau_m[i], r->tau_auc[i], r->tau_sd[i]);
         printf("}");
     }
     printf("}");
@@ -584,9 +600,10 @@ static int ml_set_load(ml_set *m, const char *path, int d, uint64_t seed) {
     size_t ni = 0;
     for (size_t i = 0; i < n; i++)
         if (i == 0 || ids[i] != ids[i - 1]) ids[ni++] = ids[i];
-    uint32_t *item = xalloc(sizeof(uint32_t) * n);  /* dense item id per rating */
+    uint32_t *item = xalloc(sizeof(uint32_t) * n); /* dense item id per rating */
     for (size_t i = 0; i < n; i++)
-        item[i] = (uint32_t)((uint64_t *)bsearch(&r[i].item, ids, ni, sizeof *ids, ml_cmp_u64) - ids);
+        item[i] = (uint32_t)((uint64_t *)bsearch(&r[i].item, ids, ni, sizeof *ids, ml_cmp_u64) -
+                             ids);
     m->emb = xalloc(sizeof(float) * ni * d);
     m->seq = xalloc(sizeof(uint32_t) * n);
     m->s_user = xalloc(sizeof(uint32_t) * n);
@@ -599,10 +616,11 @@ static int ml_set_load(ml_set *m, const char *path, int d, uint64_t seed) {
     int nu = 0;
     long ne = 0, ns = 0;
     for (size_t i0 = 0, i1; i0 < n; i0 = i1) {
-        for (i1 = i0; i1 < n && r[i1].user == r[i0].user; i1++) {}
+        for (i1 = i0; i1 < n && r[i1].user == r[i0].user; i1++) {
+        }
         size_t nr = i1 - i0, h = i0 + nr * 8 / 10;
         if (nr < 10) continue;
-        double mu = 0;  /* the user's mean rating over the embedding part */
+        double mu = 0; /* the user's mean rating over the embedding part */
         for (size_t i = i0; i < h; i++) mu += r[i].rating / (double)(h - i0);
         mr_rng rg;
         mr_rng_seed(&rg, seed * 1000003ull + r[i0].user);
@@ -628,8 +646,8 @@ static int ml_set_load(ml_set *m, const char *path, int d, uint64_t seed) {
         if (nrm == 0.0f) mr_rng_fill_normal(&rg, x, d, 1.0f), nrm = mr_l2norm(x, d);
         for (int c = 0; c < d; c++) x[c] *= sqrtf((float)d) / nrm;
     }
-    m->b = (bset){d, nu, (int)ni, m->emb, m->seq, m->seq_off, ns, m->s_off, m->s_user,
-                  m->s_item, m->s_pos, m->s_label, seed};
+    m->b = (bset){d,        nu,        (int)ni,   m->emb,   m->seq,     m->seq_off, ns,
+                  m->s_off, m->s_user, m->s_item, m->s_pos, m->s_label, seed};
     free(ids);
     free(item);
     free(r);
@@ -640,10 +658,11 @@ int main(int argc, char **argv) {
     opts o;
     int pr = parse(argc, argv, &o);
     if (pr) {
-        fprintf(pr == 1 ? stdout : stderr,
-                "usage: bench/run sdim [--users N] [--len L] [--samples S] [--items N] [--clusters C]\n"
-                "         [--dim D] [--epochs E] [--seed S] [--cost-cands B] [--reps R]\n"
-                "         [--attn-scale F] [--no-sweep] [--movielens FILE | --no-movielens]\n");
+        fprintf(
+            pr == 1 ? stdout : stderr,
+            "usage: bench/run sdim [--users N] [--len L] [--samples S] [--items N] [--clusters C]\n"
+            "         [--dim D] [--epochs E] [--seed S] [--cost-cands B] [--reps R]\n"
+            "         [--attn-scale F] [--no-sweep] [--movielens FILE | --no-movielens]\n");
         return pr == 1 ? 0 : 2;
     }
     mr_blas_set_threads(1);
@@ -651,14 +670,15 @@ int main(int argc, char **argv) {
     mr_err e;
     synth_data *s;
     if (synth_create(&s, &o.sc, &e)) die("synth", &e);
-    fprintf(stderr, "sdim: synthetic: %d users x %d events, %d samples, d = %d, %s\n",
-            o.sc.n_users, o.sc.seq_len, s->n_samples, o.sc.d, mr_blas_corename());
+    fprintf(stderr, "sdim: synthetic: %d users x %d events, %d samples, d = %d, %s\n", o.sc.n_users,
+            o.sc.seq_len, s->n_samples, o.sc.d, mr_blas_corename());
     long *soff = xalloc(sizeof(long) * ((size_t)o.sc.n_users + 1));
     long *qoff = xalloc(sizeof(long) * ((size_t)o.sc.n_users + 1));
     for (int u = 0; u <= o.sc.n_users; u++)
         soff[u] = (long)u * o.sc.seq_len, qoff[u] = (long)u * o.sc.samples_per_user;
-    const bset bs = {o.sc.d, o.sc.n_users, o.sc.n_items, s->item_emb, s->seq, soff,
-                     s->n_samples, qoff, s->s_user, s->s_item, s->s_pos, s->s_label, o.sc.seed};
+    const bset bs = {o.sc.d,   o.sc.n_users, o.sc.n_items, s->item_emb, s->seq,
+                     soff,     s->n_samples, qoff,         s->s_user,   s->s_item,
+                     s->s_pos, s->s_label,   o.sc.seed};
     auc_result rs = {0}, rm = {0};
     run_auc(&bs, &o, o.sweep, &rs);
 

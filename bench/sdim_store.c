@@ -49,7 +49,8 @@ static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ft
 }
 
 /* A fresh store in dir/name with an item table and a behaviour store. */
-static mr_store *open_fresh(const opts *o, const char *name, int sync, int l_max, mr_behaviour **b) {
+static mr_store *open_fresh(const opts *o, const char *name, int sync, int l_max,
+                            mr_behaviour **b) {
     char path[1000];
     snprintf(path, sizeof path, "%s/%s", o->dir, name);
     nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
@@ -123,7 +124,8 @@ static double recompute_us(mr_store *st, mr_behaviour *b, uint64_t user, size_t 
     size_t n;
     if (behaviour_events(b, user, ev, L, &n, &e)) die("events", &e);
     for (size_t i = 0; i < n; i++) items[i] = ev[i].item;
-    if (emb_store_get(st, emb_store_table(st, "items", NULL), items, n, vecs, NULL, &e)) die("get", &e);
+    if (emb_store_get(st, emb_store_table(st, "items", NULL), items, n, vecs, NULL, &e))
+        die("get", &e);
     sdim_table_clear(lay, table);
     for (size_t i = 0; i < n; i++) {
         sdim_signatures(behaviour_hasher(b), vecs + i * (size_t)dim, sig);
@@ -138,8 +140,13 @@ static double recompute_us(mr_store *st, mr_behaviour *b, uint64_t user, size_t 
 }
 
 int main(int argc, char **argv) {
-    opts o = {.items = 100000, .dim = 64, .batch = 100, .users = 200, .reads = 20000,
-              .events = 400000, .sync_events = 20000};
+    opts o = {.items = 100000,
+              .dim = 64,
+              .batch = 100,
+              .users = 200,
+              .reads = 20000,
+              .events = 400000,
+              .sync_events = 20000};
     const char *dirarg = NULL;
     for (int i = 1; i < argc; i += 2) { /* --name value pairs */
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -148,7 +155,10 @@ int main(int argc, char **argv) {
                    "[--events E] [--sync-events E] [--reads R] [--dir DIR]\n");
             return 0;
         }
-        if (!v) { fprintf(stderr, "sdim_store: %s needs a value\n", a); return 2; }
+        if (!v) {
+            fprintf(stderr, "sdim_store: %s needs a value\n", a);
+            return 2;
+        }
         if (!strcmp(a, "--items")) o.items = atoi(v);
         else if (!strcmp(a, "--dim")) o.dim = atoi(v);
         else if (!strcmp(a, "--batch")) o.batch = atoi(v);
@@ -157,7 +167,10 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--sync-events")) o.sync_events = atol(v);
         else if (!strcmp(a, "--reads")) o.reads = atoi(v);
         else if (!strcmp(a, "--dir")) dirarg = v;
-        else { fprintf(stderr, "sdim_store: unknown option %s\n", a); return 2; }
+        else {
+            fprintf(stderr, "sdim_store: unknown option %s\n", a);
+            return 2;
+        }
     }
     if (o.items < 1000 || o.dim < 1 || o.batch < 1 || o.users < 1 || o.reads < 100) {
         fprintf(stderr, "sdim_store: bad sizes\n");
@@ -168,7 +181,10 @@ int main(int argc, char **argv) {
     } else {
         const char *tmp = getenv("TMPDIR");
         snprintf(o.dir, sizeof o.dir, "%s/moerec-sdim_store-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-        if (!mkdtemp(o.dir)) { perror("sdim_store: mkdtemp"); return 1; }
+        if (!mkdtemp(o.dir)) {
+            perror("sdim_store: mkdtemp");
+            return 1;
+        }
     }
     mkdir(o.dir, 0755);
 
@@ -271,10 +287,14 @@ int main(int argc, char **argv) {
         mlo = tmean[g] < mlo ? tmean[g] : mlo;
         mhi = tmean[g] > mhi ? tmean[g] : mhi;
         double acc = 0;
-        for (int k = 0; k < 20; k++) acc += recompute_us(st, b, (uint64_t)(g * 1000 + k % PER), Ls[g], o.dim);
+        for (int k = 0; k < 20; k++)
+            acc += recompute_us(st, b, (uint64_t)(g * 1000 + k % PER), Ls[g], o.dim);
         rec[g] = acc / 20;
-        fprintf(stderr, "L=%5zu: user_state_get p50 %.2f us, p99 %.2f, mean %.2f (%.2f without the top 1%%); "
-                "recompute from events %.1f us\n", Ls[g], p50[g], p99[g], mean[g], tmean[g], rec[g]);
+        fprintf(
+            stderr,
+            "L=%5zu: user_state_get p50 %.2f us, p99 %.2f, mean %.2f (%.2f without the top 1%%); "
+            "recompute from events %.1f us\n",
+            Ls[g], p50[g], p99[g], mean[g], tmean[g], rec[g]);
         free(lat[g]);
     }
     size_t tbytes = sdim_table_bytes(behaviour_layout(b));
@@ -283,23 +303,24 @@ int main(int argc, char **argv) {
     behaviour_close(b);
     store_close(st);
     if (!dirarg) nftw(o.dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-    fprintf(stderr, "appends: %.0f events/s sync off, %.0f events/s sync on (%ld events each, "
+    fprintf(stderr,
+            "appends: %.0f events/s sync off, %.0f events/s sync on (%ld events each, "
             "batches of %d over %d users); %.0f events/s sync off over %ld events (with trims)\n",
             rate_off, rate_on, o.sync_events, o.batch, o.users, rate_long, o.events);
     double ratio = hi / lo;
-    printf("{\"bench\":\"sdim_store\",\"dim\":%d,\"m\":48,\"tau\":3,\"nsig\":%d,\"nbuckets\":%d,"
-           "\"table_bytes\":%zu,\"append_batch\":%d,\"append_users\":%d,"
-           "\"append_events\":%ld,\"append_events_per_s_sync_off\":%.0f,\"append_events_per_s_sync_on\":%.0f,"
-           "\"long_run_events\":%ld,\"long_run_events_per_s_sync_off\":%.0f,"
-           "\"state_read_p50_us\":{\"100\":%.2f,\"1000\":%.2f,\"10000\":%.2f},"
-           "\"state_read_p99_us\":{\"100\":%.2f,\"1000\":%.2f,\"10000\":%.2f},"
-           "\"state_read_mean99_us\":{\"100\":%.2f,\"1000\":%.2f,\"10000\":%.2f},"
-           "\"recompute_us\":{\"100\":%.1f,\"1000\":%.1f,\"10000\":%.1f},"
-           "\"read_p50_max_over_min\":%.3f,\"read_mean99_max_over_min\":%.3f,"
-           "\"recompute_over_read_at_10000\":%.1f,\"target_ratio\":1.2,\"pass\":%s}\n",
-           o.dim, nsig, nb, tbytes, o.batch, o.users, o.sync_events, rate_off, rate_on, o.events,
-           rate_long, p50[0], p50[1], p50[2],
-           p99[0], p99[1], p99[2], tmean[0], tmean[1], tmean[2], rec[0], rec[1], rec[2], ratio,
-           mhi / mlo, rec[2] / p50[2], ratio <= 1.2 ? "true" : "false");
+    printf(
+        "{\"bench\":\"sdim_store\",\"dim\":%d,\"m\":48,\"tau\":3,\"nsig\":%d,\"nbuckets\":%d,"
+        "\"table_bytes\":%zu,\"append_batch\":%d,\"append_users\":%d,"
+        "\"append_events\":%ld,\"append_events_per_s_sync_off\":%.0f,\"append_events_per_s_sync_on\":%.0f,"
+        "\"long_run_events\":%ld,\"long_run_events_per_s_sync_off\":%.0f,"
+        "\"state_read_p50_us\":{\"100\":%.2f,\"1000\":%.2f,\"10000\":%.2f},"
+        "\"state_read_p99_us\":{\"100\":%.2f,\"1000\":%.2f,\"10000\":%.2f},"
+        "\"state_read_mean99_us\":{\"100\":%.2f,\"1000\":%.2f,\"10000\":%.2f},"
+        "\"recompute_us\":{\"100\":%.1f,\"1000\":%.1f,\"10000\":%.1f},"
+        "\"read_p50_max_over_min\":%.3f,\"read_mean99_max_over_min\":%.3f,"
+        "\"recompute_over_read_at_10000\":%.1f,\"target_ratio\":1.2,\"pass\":%s}\n",
+        o.dim, nsig, nb, tbytes, o.batch, o.users, o.sync_events, rate_off, rate_on, o.events,
+        rate_long, p50[0], p50[1], p50[2], p99[0], p99[1], p99[2], tmean[0], tmean[1], tmean[2],
+        rec[0], rec[1], rec[2], ratio, mhi / mlo, rec[2] / p50[2], ratio <= 1.2 ? "true" : "false");
     return 0;
 }

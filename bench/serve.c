@@ -159,8 +159,8 @@ static run_result run(const char *target, int recommend, int nclients, double se
     pthread_t *th = calloc((size_t)nclients, sizeof *th);
     uint64_t t0 = mr_now_ns();
     for (int i = 0; i < nclients; i++) {
-        cs[i] = (client){target, recommend, seconds, 100 + (uint64_t)i, 0, 0,
-                         malloc(MAX_LAT * sizeof(double))};
+        cs[i] = (client){
+            target, recommend, seconds, 100 + (uint64_t)i, 0, 0, malloc(MAX_LAT * sizeof(double))};
         pthread_create(&th[i], NULL, client_main, &cs[i]);
     }
     long n = 0, err = 0;
@@ -246,13 +246,17 @@ int main(int argc, char **argv) {
     run_result one = run(target, 0, 1, seconds);
     run_result many = run(target, 0, clients, seconds);
     run_result rec = run(target, 1, clients, seconds);
-    fprintf(stderr, "in-process Score of %d candidates: %.1f us/request (1 thread)\n", NCAND, bound);
-    fprintf(stderr, "gRPC Score, 1 client:  %.0f req/s, p50 %.0f us, p99 %.0f us (%ld, %ld errors)\n",
+    fprintf(stderr, "in-process Score of %d candidates: %.1f us/request (1 thread)\n", NCAND,
+            bound);
+    fprintf(stderr,
+            "gRPC Score, 1 client:  %.0f req/s, p50 %.0f us, p99 %.0f us (%ld, %ld errors)\n",
             one.qps, one.p50, one.p99, one.n, one.errors);
-    fprintf(stderr, "gRPC Score, %d clients: %.0f req/s, p50 %.0f us, p99 %.0f us (%ld, %ld errors)\n",
+    fprintf(stderr,
+            "gRPC Score, %d clients: %.0f req/s, p50 %.0f us, p99 %.0f us (%ld, %ld errors)\n",
             clients, many.qps, many.p50, many.p99, many.n, many.errors);
-    fprintf(stderr, "gRPC Recommend (retrieve 200 + rank, top 10), %d clients: %.0f req/s, p50 %.0f us, "
-                    "p99 %.0f us (%ld, %ld errors)\n",
+    fprintf(stderr,
+            "gRPC Recommend (retrieve 200 + rank, top 10), %d clients: %.0f req/s, p50 %.0f us, "
+            "p99 %.0f us (%ld, %ld errors)\n",
             clients, rec.qps, rec.p50, rec.p99, rec.n, rec.errors);
     printf("{\"bench\":\"serve\",\"candidates\":%d,\"inprocess_score_us\":%.1f,"
            "\"score_1client\":{\"qps\":%.0f,\"p50_us\":%.0f,\"p99_us\":%.0f,\"errors\":%ld},"

@@ -40,8 +40,9 @@ typedef struct packed {
     size_t len;
 } packed;
 
-static const char *const cat_names[SPEED_NCAT] = {"c0", "c1", "c2", "c3", "c4", "c5", "c6",
-    "c7", "c8", "c9", "c10", "c11", "c12", "c13", "c14", "c15", "c16", "c17", "c18", "c19"};
+static const char *const cat_names[SPEED_NCAT] = {"c0",  "c1",  "c2",  "c3",  "c4",  "c5",  "c6",
+                                                  "c7",  "c8",  "c9",  "c10", "c11", "c12", "c13",
+                                                  "c14", "c15", "c16", "c17", "c18", "c19"};
 static char num_names[SPEED_NNUM][8]; /* "n0".."n31", written by main before any thread */
 
 /* Build and pack one request of n candidates. */
@@ -57,8 +58,8 @@ static packed make_request(mr_rng *rng, int n) {
     Moerec__V1__CategoricalFeature **ccfp = calloc((size_t)n * 10, sizeof *ccfp);
     Moerec__V1__NumericFeature *cnf = calloc((size_t)n * 16, sizeof *cnf);
     Moerec__V1__NumericFeature **cnfp = calloc((size_t)n * 16, sizeof *cnfp);
-    char (*cval)[16] = calloc((size_t)n * 10, 16), **cvalp = calloc((size_t)n * 10, sizeof *cvalp);
-    char (*iid)[16] = calloc((size_t)n, 16);
+    char(*cval)[16] = calloc((size_t)n * 10, 16), **cvalp = calloc((size_t)n * 10, sizeof *cvalp);
+    char(*iid)[16] = calloc((size_t)n, 16);
     snprintf(uid, sizeof uid, "u%d", (int)mr_rng_below(rng, 100000));
     r.user_id = uid;
     for (int k = 0; k < 10; k++) {
@@ -149,11 +150,13 @@ static void *client_main(void *arg) {
         double ms = (double)(mr_now_ns() - t0) / 1e6;
         int ok = rc == 0 && res.status == GRPC_STATUS_OK;
         if (ok) {
-            Moerec__V1__ScoreResponse *s = moerec__v1__score_response__unpack(NULL, res.len, res.body);
+            Moerec__V1__ScoreResponse *s = moerec__v1__score_response__unpack(NULL, res.len,
+                                                                              res.body);
             ok = s && s->n_items == (size_t)c->ncand;
             if (s) moerec__v1__score_response__free_unpacked(s, NULL);
         } else if (c->errors == 0) {
-            fprintf(stderr, "bench_serve_peer: %s: status %d %s\n", c->target, (int)res.status, res.details);
+            fprintf(stderr, "bench_serve_peer: %s: status %d %s\n", c->target, (int)res.status,
+                    res.details);
         }
         if (!ok) c->errors++;
         call_result_free(&res);
@@ -223,7 +226,12 @@ int main(int argc, char **argv) {
     long long c0 = pid ? cpu_ticks(pid) : -1;
     uint64_t t0 = mr_now_ns();
     for (int i = 0; i < clients; i++) {
-        cs[i] = (client){target, ncand, seconds, seed * 1000 + (uint64_t)i, 0, 0,
+        cs[i] = (client){target,
+                         ncand,
+                         seconds,
+                         seed * 1000 + (uint64_t)i,
+                         0,
+                         0,
                          malloc(MAX_LAT * sizeof(double))};
         pthread_create(&th[i], NULL, client_main, &cs[i]);
     }
@@ -244,8 +252,9 @@ int main(int argc, char **argv) {
     }
     qsort(all, (size_t)n, sizeof *all, cmp_d);
     double cpu = c0 >= 0 && c1 >= 0 ? (double)(c1 - c0) / (double)sysconf(_SC_CLK_TCK) / el : -1;
-    printf("{\"qps\":%.1f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"calls\":%ld,\"errors\":%ld,\"cpu\":%.2f}\n",
-           n / el, n ? all[n / 2] : 0, n ? all[(long)((double)n * 0.99)] : 0, n, err, cpu);
+    printf(
+        "{\"qps\":%.1f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"calls\":%ld,\"errors\":%ld,\"cpu\":%.2f}\n",
+        n / el, n ? all[n / 2] : 0, n ? all[(long)((double)n * 0.99)] : 0, n, err, cpu);
     free(all);
     free(cs);
     free(th);

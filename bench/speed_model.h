@@ -27,12 +27,13 @@ static inline void speed_model_json(char *js, size_t n, const char *gate) {
         snprintf(t, sizeof t, "%s{\"name\":\"n%d\"}", f ? "," : "", f);
         strcat(nums, t);
     }
-    snprintf(js, n,
-             "{\"name\":\"speed\",\"tables\":[%s],\"features\":{\"categorical\":[%s],\"numeric\":[%s]},"
-             "\"tasks\":[{\"name\":\"click\"},{\"name\":\"like\"},{\"name\":\"share\"}],"
-             "\"arch\":{\"type\":\"mmoe\",\"experts\":8,\"expert_hidden\":[256,128],\"tower_hidden\":[64],"
-             "\"gate\":{\"type\":\"%s\",\"k\":2}}}",
-             tables, cats, nums, gate);
+    snprintf(
+        js, n,
+        "{\"name\":\"speed\",\"tables\":[%s],\"features\":{\"categorical\":[%s],\"numeric\":[%s]},"
+        "\"tasks\":[{\"name\":\"click\"},{\"name\":\"like\"},{\"name\":\"share\"}],"
+        "\"arch\":{\"type\":\"mmoe\",\"experts\":8,\"expert_hidden\":[256,128],\"tower_hidden\":[64],"
+        "\"gate\":{\"type\":\"%s\",\"k\":2}}}",
+        tables, cats, nums, gate);
 }
 
 #endif

@@ -15,8 +15,12 @@ typedef struct zipf {
 } zipf;
 
 static inline double zh(const zipf *z, double x) { return exp(-z->s * log(x)); }
-static inline double zhelper1(double x) { return fabs(x) > 1e-8 ? log1p(x) / x : 1 - x * (0.5 - x * (1.0 / 3 - x / 4)); }
-static inline double zhelper2(double x) { return fabs(x) > 1e-8 ? expm1(x) / x : 1 + x / 2 * (1 + x / 3 * (1 + x / 4)); }
+static inline double zhelper1(double x) {
+    return fabs(x) > 1e-8 ? log1p(x) / x : 1 - x * (0.5 - x * (1.0 / 3 - x / 4));
+}
+static inline double zhelper2(double x) {
+    return fabs(x) > 1e-8 ? expm1(x) / x : 1 + x / 2 * (1 + x / 3 * (1 + x / 4));
+}
 static inline double zhint(const zipf *z, double x) {
     double lx = log(x);
     return zhelper2((1 - z->s) * lx) * lx;

@@ -8,9 +8,9 @@
 #include <string.h>
 
 struct mr_arena_chunk {
-    mr_arena_chunk *next;  /* older chunk */
-    size_t cap;            /* usable bytes in data */
-    size_t off;            /* next free byte */
+    mr_arena_chunk *next; /* older chunk */
+    size_t cap;           /* usable bytes in data */
+    size_t off;           /* next free byte */
     _Alignas(16) unsigned char data[];
 };
 
@@ -18,7 +18,9 @@ struct mr_arena_chunk {
  * == sum of their cap, off <= cap in every chunk, used <= limit when there
  * is one. The head chunk alone is checked on every allocation (cheap); the
  * whole list on reset. */
-static int arena_check_chunk(const mr_arena_chunk *c) { return c->off <= c->cap && c->off % 16 == 0; }
+static int arena_check_chunk(const mr_arena_chunk *c) {
+    return c->off <= c->cap && c->off % 16 == 0;
+}
 
 __attribute__((unused)) static int arena_check_head(const mr_arena *a) {
     return a->used <= a->reserved && (!a->limit || a->used <= a->limit) &&

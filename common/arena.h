@@ -14,11 +14,11 @@
 typedef struct mr_arena_chunk mr_arena_chunk;
 
 typedef struct mr_arena {
-    mr_arena_chunk *head;   /* current chunk, linked to older ones */
-    size_t chunk_size;      /* default size of a new chunk */
-    size_t limit;           /* max bytes over all chunks, 0 = unlimited */
-    size_t used;            /* bytes handed out (incl. alignment) */
-    size_t reserved;        /* bytes malloc'd for chunks */
+    mr_arena_chunk *head; /* current chunk, linked to older ones */
+    size_t chunk_size;    /* default size of a new chunk */
+    size_t limit;         /* max bytes over all chunks, 0 = unlimited */
+    size_t used;          /* bytes handed out (incl. alignment) */
+    size_t reserved;      /* bytes malloc'd for chunks */
 } mr_arena;
 
 void mr_arena_init(mr_arena *a, size_t chunk_size, size_t limit);

@@ -20,7 +20,8 @@ int mr_fsync_parent(const char *path, int is_dir, mr_err *e) {
         else snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
     }
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return mr_err_set(e, MR_EINTERNAL, "cannot open directory %s: %s", dir, strerror(errno));
+    if (fd < 0)
+        return mr_err_set(e, MR_EINTERNAL, "cannot open directory %s: %s", dir, strerror(errno));
     int rc = fsync(fd);
     int err = errno;
     close(fd);
@@ -31,15 +32,16 @@ int mr_fsync_parent(const char *path, int is_dir, mr_err *e) {
 
 int mr_afile_open(mr_afile *a, const char *path, mr_err *e) {
     memset(a, 0, sizeof *a);
-    if (strlen(path) >= sizeof a->path) return mr_err_set(e, MR_EINVAL, "path too long: %.64s...", path);
+    if (strlen(path) >= sizeof a->path)
+        return mr_err_set(e, MR_EINVAL, "path too long: %.64s...", path);
     snprintf(a->path, sizeof a->path, "%s", path);
     snprintf(a->tmp, sizeof a->tmp, "%s.tmp.XXXXXX", path);
     int fd = mkostemp(a->tmp, O_CLOEXEC);
     if (fd < 0) {
         int err = errno;
         a->tmp[0] = 0;
-        return mr_err_set(e, MR_EINTERNAL, "cannot create a file beside %s: %s",
-                          path, strerror(err));
+        return mr_err_set(e, MR_EINTERNAL, "cannot create a file beside %s: %s", path,
+                          strerror(err));
     }
     (void)fchmod(fd, 0644); /* mkstemp makes 0600; outputs are shared like fopen's */
     if (!(a->f = fdopen(fd, "wb"))) {

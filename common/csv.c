@@ -19,7 +19,7 @@
 
 struct mr_csv {
     FILE *f;
-    int own;                 /* f was opened here                          */
+    int own; /* f was opened here                          */
     char name[256];
     struct csv_parser p;
     int p_init;
@@ -33,19 +33,19 @@ struct mr_csv {
     /* the physical line being fed */
     char *line;
     size_t line_cap;
-    long lineno;             /* lines read so far                          */
-    uint64_t offset;         /* bytes read so far                          */
+    long lineno;     /* lines read so far                          */
+    uint64_t offset; /* bytes read so far                          */
     int eof;
-    long pending;            /* line already read (sniffing), to feed first */
+    long pending; /* line already read (sniffing), to feed first */
     /* the record being assembled / current */
-    char *buf;               /* cells, each NUL-terminated                 */
+    char *buf; /* cells, each NUL-terminated                 */
     size_t len, cap;
-    size_t *cell;            /* (max_cols) offsets into buf                */
+    size_t *cell; /* (max_cols) offsets into buf                */
     int ncells;
-    int rows_done;           /* records closed during the current feed     */
-    int overflow;            /* 1: too long, 2: too many cells, 3: no mem  */
-    long rec_line;           /* line where the current record starts       */
-    size_t rec_bytes;        /* bytes of it fed so far                     */
+    int rows_done;    /* records closed during the current feed     */
+    int overflow;     /* 1: too long, 2: too many cells, 3: no mem  */
+    long rec_line;    /* line where the current record starts       */
+    size_t rec_bytes; /* bytes of it fed so far                     */
     /* the header */
     char *hbuf;
     size_t *hcell;
@@ -172,8 +172,8 @@ static long read_line(mr_csv *c) {
 static int feed_error(mr_csv *c, mr_err *e) {
     switch (c->overflow) {
     case 1:
-        return mr_err_set(e, MR_EINVAL, "%s:%ld: record longer than %zu bytes", c->name,
-                          c->lineno, c->max_line);
+        return mr_err_set(e, MR_EINVAL, "%s:%ld: record longer than %zu bytes", c->name, c->lineno,
+                          c->max_line);
     case 2:
         return mr_err_set(e, MR_EINVAL, "%s:%ld: more than %d columns", c->name, c->lineno,
                           c->max_cols);
@@ -207,8 +207,10 @@ static int next_record(mr_csv *c, mr_err *e) {
                 return mr_err_set(e, MR_EINTERNAL, "%s: read error: %s", c->name, strerror(errno));
             c->eof = 1;
             if (csv_fini(&c->p, on_cell, on_row, c) != 0)
-                return mr_err_set(e, MR_EINVAL, "%s:%ld: unterminated quoted cell (in the record starting on line %ld)",
-                                  c->name, c->lineno, c->rec_line ? c->rec_line : c->lineno);
+                return mr_err_set(
+                    e, MR_EINVAL,
+                    "%s:%ld: unterminated quoted cell (in the record starting on line %ld)",
+                    c->name, c->lineno, c->rec_line ? c->rec_line : c->lineno);
             if (c->overflow) return feed_error(c, e);
             if (!c->rows_done) return 0;
             break;

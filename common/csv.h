@@ -33,13 +33,13 @@
 
 #define MR_CSV_MAX_LINE_DEFAULT (1 << 20) /* bytes per record */
 #define MR_CSV_MAX_COLS_DEFAULT 4096
-#define MR_CSV_NA_DEFAULT ",NA"           /* "" and NA */
+#define MR_CSV_NA_DEFAULT ",NA" /* "" and NA */
 
 typedef struct mr_csv_opts {
-    char delim;          /* ',' or '\t'; 0 = by name, else sniff the header  */
-    size_t max_line;     /* bytes per record; 0 = MR_CSV_MAX_LINE_DEFAULT     */
-    int max_cols;        /* columns; 0 = MR_CSV_MAX_COLS_DEFAULT              */
-    const char *na;      /* comma-separated missing spellings; NULL = default */
+    char delim;      /* ',' or '\t'; 0 = by name, else sniff the header  */
+    size_t max_line; /* bytes per record; 0 = MR_CSV_MAX_LINE_DEFAULT     */
+    int max_cols;    /* columns; 0 = MR_CSV_MAX_COLS_DEFAULT              */
+    const char *na;  /* comma-separated missing spellings; NULL = default */
 } mr_csv_opts;
 
 typedef struct mr_csv mr_csv;

@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 static _Atomic int g_level = MR_LOG_INFO;
-static mr_log_sink g_sink;  /* set at startup, before threads */
+static mr_log_sink g_sink; /* set at startup, before threads */
 static void *g_sink_ctx;
 
 void mr_log_set_level(mr_log_level level) { atomic_store(&g_level, (int)level); }
@@ -36,8 +36,8 @@ void mr_log(mr_log_level level, const char *fmt, ...) {
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
     int n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %c ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, ts.tv_nsec / 1000000, tag[level < 4 ? level : 3]);
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     ts.tv_nsec / 1000000, tag[level < 4 ? level : 3]);
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);

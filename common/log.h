@@ -21,8 +21,8 @@ void mr_log_set_sink(mr_log_sink sink, void *ctx);
 void mr_log(mr_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define mr_debug(...) mr_log(MR_LOG_DEBUG, __VA_ARGS__)
-#define mr_info(...)  mr_log(MR_LOG_INFO, __VA_ARGS__)
-#define mr_warn(...)  mr_log(MR_LOG_WARN, __VA_ARGS__)
+#define mr_info(...) mr_log(MR_LOG_INFO, __VA_ARGS__)
+#define mr_warn(...) mr_log(MR_LOG_WARN, __VA_ARGS__)
 #define mr_error(...) mr_log(MR_LOG_ERROR, __VA_ARGS__)
 
 #endif

@@ -18,8 +18,10 @@ int mr_name_check(const char *what, const char *s, size_t max, mr_err *e) {
         return mr_err_set(e, MR_EINVAL, "%s '%.32s...' is longer than %zu bytes", what, s, max - 1);
     for (size_t i = 0; i < n; i++)
         if (!mr_name_char_ok((unsigned char)s[i]))
-            return mr_err_set(e, MR_EINVAL, "%s '%s' has a bad character at %zu (allowed: letters, "
-                              "digits, _ . -)", what, s, i);
+            return mr_err_set(e, MR_EINVAL,
+                              "%s '%s' has a bad character at %zu (allowed: letters, "
+                              "digits, _ . -)",
+                              what, s, i);
     return 0;
 }
 

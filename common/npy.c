@@ -27,8 +27,8 @@ static int expect(lit *p, char c) {
         p->s++;
         return 0;
     }
-    return mr_err_set(p->e, MR_EINVAL, "%s: .npy header: expected '%c' at header byte %d", p->name, c,
-                      (int)(p->s - p->start));
+    return mr_err_set(p->e, MR_EINVAL, "%s: .npy header: expected '%c' at header byte %d", p->name,
+                      c, (int)(p->s - p->start));
 }
 
 /* A quoted string into out (cap bytes). */
@@ -40,10 +40,12 @@ static int str(lit *p, char *out, size_t cap) {
     size_t n = 0;
     while (p->s < p->end && *p->s != q) {
         if (*p->s == '\\' || n + 1 >= cap)
-            return mr_err_set(p->e, MR_EINVAL, "%s: .npy header: string too long or escaped", p->name);
+            return mr_err_set(p->e, MR_EINVAL, "%s: .npy header: string too long or escaped",
+                              p->name);
         out[n++] = *p->s++;
     }
-    if (p->s >= p->end) return mr_err_set(p->e, MR_EINVAL, "%s: .npy header: unterminated string", p->name);
+    if (p->s >= p->end)
+        return mr_err_set(p->e, MR_EINVAL, "%s: .npy header: unterminated string", p->name);
     p->s++;
     out[n] = 0;
     return 0;
@@ -60,18 +62,21 @@ static int tuple(lit *p, int64_t *dims, int *nd) {
             return 0;
         }
         if (p->s >= p->end || *p->s < '0' || *p->s > '9' || *nd == 8)
-            return mr_err_set(p->e, MR_EINVAL, "%s: .npy header: shape is not a tuple of integers", p->name);
+            return mr_err_set(p->e, MR_EINVAL, "%s: .npy header: shape is not a tuple of integers",
+                              p->name);
         int64_t v = 0;
         while (p->s < p->end && *p->s >= '0' && *p->s <= '9') {
             if (v > (INT64_MAX - 9) / 10)
-                return mr_err_set(p->e, MR_EINVAL, "%s: .npy header: shape value too large", p->name);
+                return mr_err_set(p->e, MR_EINVAL, "%s: .npy header: shape value too large",
+                                  p->name);
             v = v * 10 + (*p->s++ - '0');
         }
         dims[(*nd)++] = v;
         skip_ws(p);
         if (p->s < p->end && *p->s == ',') p->s++;
         else if (p->s < p->end && *p->s != ')')
-            return mr_err_set(p->e, MR_EINVAL, "%s: .npy header: shape is not a tuple of integers", p->name);
+            return mr_err_set(p->e, MR_EINVAL, "%s: .npy header: shape is not a tuple of integers",
+                              p->name);
     }
 }
 
@@ -80,11 +85,14 @@ static int boolean(lit *p, int *v) {
     size_t left = (size_t)(p->end - p->s);
     if (left >= 4 && !memcmp(p->s, "True", 4)) *v = 1, p->s += 4;
     else if (left >= 5 && !memcmp(p->s, "False", 5)) *v = 0, p->s += 5;
-    else return mr_err_set(p->e, MR_EINVAL, "%s: .npy header: fortran_order is not True or False", p->name);
+    else
+        return mr_err_set(p->e, MR_EINVAL, "%s: .npy header: fortran_order is not True or False",
+                          p->name);
     return 0;
 }
 
-int mr_npy_parse_header(const char *name, const unsigned char *buf, size_t len, mr_npy_header *h, mr_err *e) {
+int mr_npy_parse_header(const char *name, const unsigned char *buf, size_t len, mr_npy_header *h,
+                        mr_err *e) {
     memset(h, 0, sizeof *h);
     if (len < 10 || memcmp(buf, "\x93NUMPY", 6))
         return mr_err_set(e, MR_EINVAL, "%s: not a .npy file (no \\x93NUMPY magic)", name);
@@ -92,15 +100,19 @@ int mr_npy_parse_header(const char *name, const unsigned char *buf, size_t len, 
     size_t hl, pre;
     if (major == 1) hl = buf[8] | (size_t)buf[9] << 8, pre = 10;
     else if (major == 2 || major == 3) {
-        if (len < 12) return mr_err_set(e, MR_EINVAL, "%s: .npy file truncated in its preamble", name);
+        if (len < 12)
+            return mr_err_set(e, MR_EINVAL, "%s: .npy file truncated in its preamble", name);
         hl = buf[8] | (size_t)buf[9] << 8 | (size_t)buf[10] << 16 | (size_t)buf[11] << 24;
         pre = 12;
     } else
-        return mr_err_set(e, MR_EINVAL, "%s: .npy format version %d.%d (1.0, 2.0 and 3.0 are read)", name, major,
-                          buf[7]);
+        return mr_err_set(e, MR_EINVAL, "%s: .npy format version %d.%d (1.0, 2.0 and 3.0 are read)",
+                          name, major, buf[7]);
     if (hl > MR_NPY_MAX_HEADER)
-        return mr_err_set(e, MR_EINVAL, "%s: .npy header of %zu bytes (at most %u)", name, hl, MR_NPY_MAX_HEADER);
-    if (pre + hl > len) return mr_err_set(e, MR_EINVAL, "%s: .npy header truncated (%zu bytes announced)", name, hl);
+        return mr_err_set(e, MR_EINVAL, "%s: .npy header of %zu bytes (at most %u)", name, hl,
+                          MR_NPY_MAX_HEADER);
+    if (pre + hl > len)
+        return mr_err_set(e, MR_EINVAL, "%s: .npy header truncated (%zu bytes announced)", name,
+                          hl);
     const char *hs = (const char *)buf + pre;
     if (hl == 0 || hs[hl - 1] != '\n')
         return mr_err_set(e, MR_EINVAL, "%s: .npy header does not end with a newline", name);
@@ -119,36 +131,50 @@ int mr_npy_parse_header(const char *name, const unsigned char *buf, size_t len, 
             break;
         }
         if (str(&p, key, sizeof key) || expect(&p, ':')) return MR_EINVAL;
-        int bit = !strcmp(key, "descr") ? 1 : !strcmp(key, "fortran_order") ? 2 : !strcmp(key, "shape") ? 4 : 0;
+        int bit = !strcmp(key, "descr")           ? 1
+                  : !strcmp(key, "fortran_order") ? 2
+                  : !strcmp(key, "shape")         ? 4
+                                                  : 0;
         if (!bit) return mr_err_set(e, MR_EINVAL, "%s: .npy header: unknown key '%s'", name, key);
-        if (seen & bit) return mr_err_set(e, MR_EINVAL, "%s: .npy header: key '%s' repeated", name, key);
+        if (seen & bit)
+            return mr_err_set(e, MR_EINVAL, "%s: .npy header: key '%s' repeated", name, key);
         seen |= bit;
-        int rc = bit == 1 ? str(&p, descr, sizeof descr) : bit == 2 ? boolean(&p, &fortran) : tuple(&p, dims, &nd);
+        int rc = bit == 1   ? str(&p, descr, sizeof descr)
+                 : bit == 2 ? boolean(&p, &fortran)
+                            : tuple(&p, dims, &nd);
         if (rc) return MR_EINVAL;
         skip_ws(&p);
         if (p.s < p.end && *p.s == ',') p.s++;
         else if (p.s < p.end && *p.s != '}') return expect(&p, '}');
     }
     skip_ws(&p);
-    if (p.s != p.end) return mr_err_set(e, MR_EINVAL, "%s: .npy header: bytes after the dict", name);
+    if (p.s != p.end)
+        return mr_err_set(e, MR_EINVAL, "%s: .npy header: bytes after the dict", name);
     if (seen != 7)
         return mr_err_set(e, MR_EINVAL, "%s: .npy header lacks '%s'", name,
-                          !(seen & 1) ? "descr" : !(seen & 2) ? "fortran_order" : "shape");
+                          !(seen & 1)   ? "descr"
+                          : !(seen & 2) ? "fortran_order"
+                                        : "shape");
     if ((descr[0] == '<' || descr[0] == '=') && !strcmp(descr + 1, "f4")) h->itemsize = 4;
     else if ((descr[0] == '<' || descr[0] == '=') && !strcmp(descr + 1, "f8")) h->itemsize = 8;
     else
-        return mr_err_set(e, MR_EINVAL, "%s: .npy dtype '%s' (little-endian float32 '<f4' or float64 '<f8' only)",
+        return mr_err_set(e, MR_EINVAL,
+                          "%s: .npy dtype '%s' (little-endian float32 '<f4' or float64 '<f8' only)",
                           name, descr);
     if (fortran)
-        return mr_err_set(e, MR_EINVAL, "%s: .npy data in Fortran order (save a C-order array: "
-                                        "np.ascontiguousarray)", name);
-    if (nd != 2) return mr_err_set(e, MR_EINVAL, "%s: .npy shape has %d dimensions (2: rows, columns)", name, nd);
+        return mr_err_set(e, MR_EINVAL,
+                          "%s: .npy data in Fortran order (save a C-order array: "
+                          "np.ascontiguousarray)",
+                          name);
+    if (nd != 2)
+        return mr_err_set(e, MR_EINVAL, "%s: .npy shape has %d dimensions (2: rows, columns)", name,
+                          nd);
     if (dims[0] < 1 || dims[1] < 1)
-        return mr_err_set(e, MR_EINVAL, "%s: .npy shape (%lld, %lld) is empty", name, (long long)dims[0],
-                          (long long)dims[1]);
+        return mr_err_set(e, MR_EINVAL, "%s: .npy shape (%lld, %lld) is empty", name,
+                          (long long)dims[0], (long long)dims[1]);
     if (dims[0] > INT64_MAX / dims[1] / 8)
-        return mr_err_set(e, MR_EINVAL, "%s: .npy shape (%lld, %lld) too large", name, (long long)dims[0],
-                          (long long)dims[1]);
+        return mr_err_set(e, MR_EINVAL, "%s: .npy shape (%lld, %lld) too large", name,
+                          (long long)dims[0], (long long)dims[1]);
     h->rows = dims[0];
     h->cols = dims[1];
     h->data_off = pre + hl;
@@ -174,8 +200,10 @@ int mr_npy_read_f32(const char *path, float **data, int64_t *rows, int64_t *cols
     }
     size_t size = (size_t)ftell(f);
     if (size != h.data_off + bytes) {
-        rc = mr_err_set(e, MR_EINVAL, "%s: .npy data is %zu bytes, shape (%lld, %lld) of %d-byte floats needs %zu", path,
-                        size - h.data_off, (long long)h.rows, (long long)h.cols, h.itemsize, bytes);
+        rc = mr_err_set(
+            e, MR_EINVAL,
+            "%s: .npy data is %zu bytes, shape (%lld, %lld) of %d-byte floats needs %zu", path,
+            size - h.data_off, (long long)h.rows, (long long)h.cols, h.itemsize, bytes);
         goto out;
     }
     if (!(raw = malloc(bytes)) || !(out = malloc(sizeof *out * n))) goto oom;
@@ -190,10 +218,13 @@ int mr_npy_read_f32(const char *path, float **data, int64_t *rows, int64_t *cols
             memcpy(&x, raw + 4 * i, 4);
             v = x;
         } else
-            memcpy(&v, raw + 8 * i, 8); /* little-endian data on a little-endian host (x86-64, arm64) */
+            memcpy(&v, raw + 8 * i,
+                   8); /* little-endian data on a little-endian host (x86-64, arm64) */
         if (!isfinite(v) || fabs(v) > FLT_MAX) {
-            rc = mr_err_set(e, MR_EINVAL, "%s: .npy value at row %zu, column %zu is %g (finite float values only)",
-                            path, i / (size_t)h.cols, i % (size_t)h.cols, v);
+            rc = mr_err_set(
+                e, MR_EINVAL,
+                "%s: .npy value at row %zu, column %zu is %g (finite float values only)", path,
+                i / (size_t)h.cols, i % (size_t)h.cols, v);
             goto out;
         }
         out[i] = (float)v;

@@ -25,14 +25,15 @@
 #define MR_NPY_MAX_HEADER (1u << 20) /* header bytes accepted (2.0/3.0 allow 4 GiB) */
 
 typedef struct mr_npy_header {
-    int itemsize;         /* 4 (float32) or 8 (float64)       */
-    int64_t rows, cols;   /* shape                            */
-    size_t data_off;      /* first data byte in the file      */
+    int itemsize;       /* 4 (float32) or 8 (float64)       */
+    int64_t rows, cols; /* shape                            */
+    size_t data_off;    /* first data byte in the file      */
 } mr_npy_header;
 
 /* Parse the preamble and header at buf[0..len) (len may exceed the header;
  * bytes after it are data). name prefixes messages. */
-int mr_npy_parse_header(const char *name, const unsigned char *buf, size_t len, mr_npy_header *h, mr_err *e);
+int mr_npy_parse_header(const char *name, const unsigned char *buf, size_t len, mr_npy_header *h,
+                        mr_err *e);
 
 /* Read path into *data (rows * cols float32, row-major, malloc'd). */
 int mr_npy_read_f32(const char *path, float **data, int64_t *rows, int64_t *cols, mr_err *e);

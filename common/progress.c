@@ -36,8 +36,9 @@ static void draw(mr_progress *p, uint64_t done, const char *suffix, int final) {
         snprintf(eta, sizeof eta, " eta %s", t);
     }
     char pct[64] = "";
-    if (p->total) snprintf(pct, sizeof pct, "/%llu (%.0f%%)", (unsigned long long)p->total,
-                           100.0 * (double)done / (double)p->total);
+    if (p->total)
+        snprintf(pct, sizeof pct, "/%llu (%.0f%%)", (unsigned long long)p->total,
+                 100.0 * (double)done / (double)p->total);
     char took[32];
     fmt_secs(took, sizeof took, el);
     fprintf(stderr, "%s%s: %llu%s %s, %.0f %s/s%s%s%s%s%s", p->tty ? "\r\033[K" : "", p->label,

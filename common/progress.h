@@ -12,13 +12,13 @@
 #include <stdint.h>
 
 typedef struct mr_progress {
-    char label[48];       /* what is being done: "train epoch 1" */
-    const char *unit;     /* "rows", "samples" */
-    uint64_t total;       /* 0 when unknown */
-    uint64_t start_ns;    /* when begun */
-    uint64_t last_ns;     /* last draw */
-    int tty;              /* stderr is a terminal */
-    int enabled;          /* 0 silences everything */
+    char label[48];    /* what is being done: "train epoch 1" */
+    const char *unit;  /* "rows", "samples" */
+    uint64_t total;    /* 0 when unknown */
+    uint64_t start_ns; /* when begun */
+    uint64_t last_ns;  /* last draw */
+    int tty;           /* stderr is a terminal */
+    int enabled;       /* 0 silences everything */
 } mr_progress;
 
 void mr_progress_begin(mr_progress *p, const char *label, const char *unit, uint64_t total,

@@ -10,7 +10,8 @@
 char *mr_read_file(const char *path, size_t max, size_t *len, mr_err *e) {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        mr_err_set(e, errno == ENOENT ? MR_ENOTFOUND : MR_EINTERNAL, "%s: %s", path, strerror(errno));
+        mr_err_set(e, errno == ENOENT ? MR_ENOTFOUND : MR_EINTERNAL, "%s: %s", path,
+                   strerror(errno));
         return NULL;
     }
     size_t cap = 1 << 14, n = 0, got;
@@ -31,7 +32,8 @@ char *mr_read_file(const char *path, size_t max, size_t *len, mr_err *e) {
     if (code) {
         free(s);
         if (code == MR_EINVAL) mr_err_set(e, code, "%s: longer than %zu bytes", path, max);
-        else mr_err_set(e, code, "%s: %s", path, code == MR_ENOMEM ? "out of memory" : "read error");
+        else
+            mr_err_set(e, code, "%s: %s", path, code == MR_ENOMEM ? "out of memory" : "read error");
         return NULL;
     }
     s[n] = 0;

@@ -20,7 +20,7 @@ void mr_sgemm(int transA, int transB, int m, int n, int k, float alpha, const fl
               const float *B, float beta, float *C);
 
 float mr_dot(const float *x, const float *y, int n);
-void mr_axpy(int n, float a, const float *x, float *y);  /* y += a x */
+void mr_axpy(int n, float a, const float *x, float *y); /* y += a x */
 float mr_l2norm(const float *x, int n);
 /* 1 if all n values are finite. */
 int mr_all_finite(const float *x, size_t n);

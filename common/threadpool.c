@@ -110,7 +110,8 @@ int mr_pool_run(mr_pool *p, mr_task_fn fn, void **args, int n) {
     batch b = {.pending = n};
     pthread_mutex_init(&b.mu, NULL);
     pthread_cond_init(&b.done, NULL);
-    for (int i = 0; i < n; i++) tasks[i] = (task){fn, args[i], &b, i + 1 < n ? &tasks[i + 1] : NULL};
+    for (int i = 0; i < n; i++)
+        tasks[i] = (task){fn, args[i], &b, i + 1 < n ? &tasks[i + 1] : NULL};
     pthread_mutex_lock(&p->mu);
     if (p->tail) p->tail->next = &tasks[0];
     else p->head = &tasks[0];

@@ -18,7 +18,7 @@ typedef void (*mr_range_fn)(long begin, long end, int chunk, void *arg);
 
 /* nthreads <= 0 means the number of online CPUs. NULL on failure. */
 mr_pool *mr_pool_create(int nthreads);
-void mr_pool_free(mr_pool *p);  /* waits for queued tasks first */
+void mr_pool_free(mr_pool *p); /* waits for queued tasks first */
 int mr_pool_size(const mr_pool *p);
 
 /* Run fn(args[i]) for i in [0, n) on the pool and wait for all of them.

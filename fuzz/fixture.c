@@ -77,8 +77,8 @@ static void build_retrievers(const char *dir) {
                            .metric = RETR_METRIC_IP,
                            .router = {.fallback = "popular", .top_p = 0.9f, .max_experts = 2}};
     if (retr_set_create(&s, &cfg, NULL, &e)) fz_die("retr_set_create", e.msg);
-    retr_faiss_config c = {.name = "flat", .dim = FZ_DIM, .factory = "IDMap,Flat",
-                           .metric = RETR_METRIC_IP};
+    retr_faiss_config c = {
+        .name = "flat", .dim = FZ_DIM, .factory = "IDMap,Flat", .metric = RETR_METRIC_IP};
     mr_retr *r = NULL;
     if (retr_faiss_create(&r, &c, &e)) fz_die("retr_faiss_create", e.msg);
     float x[FZ_ITEMS * FZ_DIM];
@@ -184,8 +184,8 @@ void fz_dump_seed(const char *name, const uint8_t *prefix, size_t plen, const ui
 }
 
 const char *fz_retrievers_copy(void) {
-    static const char *names[] = {RETR_SET_MANIFEST, "flat.faiss", "flat.faiss.meta",
-                                  "popular.pop", "cooc.minhash", RETR_SET_PILOTS};
+    static const char *names[] = {RETR_SET_MANIFEST, "flat.faiss",   "flat.faiss.meta",
+                                  "popular.pop",     "cooc.minhash", RETR_SET_PILOTS};
     static const char *copy;
     if (copy) return copy;
     const char *src = fz_retrievers_dir();

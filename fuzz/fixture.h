@@ -12,8 +12,8 @@
 
 #include "server/server.h"
 
-#define FZ_DIM 4      /* item vectors and retrievers */
-#define FZ_ITEMS 40   /* items 1..FZ_ITEMS in the FAISS expert and the store */
+#define FZ_DIM 4    /* item vectors and retrievers */
+#define FZ_ITEMS 40 /* items 1..FZ_ITEMS in the FAISS expert and the store */
 
 /* The model JSON of the fixture (user_id, item_id, genre; one numeric). */
 extern const char fz_model_json[];

@@ -14,8 +14,8 @@
 #include "index/retrieval/retr_file.h"
 #include "index/retrieval/retr_set.h"
 
-static const char *k_files[] = {RETR_SET_MANIFEST, "flat.faiss.meta", "popular.pop",
-                                "cooc.minhash", RETR_SET_PILOTS};
+static const char *k_files[] = {RETR_SET_MANIFEST, "flat.faiss.meta", "popular.pop", "cooc.minhash",
+                                RETR_SET_PILOTS};
 enum { NFILES = sizeof k_files / sizeof k_files[0] };
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {

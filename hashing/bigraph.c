@@ -37,21 +37,24 @@ size_t bigraph_bytes(const bigraph *g) {
            (g->user_ids ? ((size_t)g->nu + (size_t)g->ni) * sizeof(uint64_t) : 0);
 }
 
-static int bigraph_check_edges(int32_t nu, int32_t ni, const int32_t *users,
-                               const int32_t *items, const float *w, size_t n, mr_err *e) {
+static int bigraph_check_edges(int32_t nu, int32_t ni, const int32_t *users, const int32_t *items,
+                               const float *w, size_t n, mr_err *e) {
     if (n == 0) return mr_err_set(e, MR_EINVAL, "graph: no edges (empty interaction graph)");
     if (nu < 1 || ni < 1)
-        return mr_err_set(e, MR_EINVAL, "graph: need at least one user and one item (%d, %d)",
-                          nu, ni);
+        return mr_err_set(e, MR_EINVAL, "graph: need at least one user and one item (%d, %d)", nu,
+                          ni);
     if (n > (size_t)INT64_MAX / 4) return mr_err_set(e, MR_EINVAL, "graph: too many edges");
     for (size_t j = 0; j < n; j++) {
         if (users[j] < 0 || users[j] >= nu || items[j] < 0 || items[j] >= ni)
             return mr_err_set(e, MR_EINVAL,
                               "graph: edge %zu (user %d, item %d) out of range (%d users, "
-                              "%d items)", j, users[j], items[j], nu, ni);
+                              "%d items)",
+                              j, users[j], items[j], nu, ni);
         if (w && !(isfinite(w[j]) && w[j] > 0.0f))
-            return mr_err_set(e, MR_EINVAL, "graph: edge %zu has weight %g (must be finite "
-                              "and > 0)", j, (double)w[j]);
+            return mr_err_set(e, MR_EINVAL,
+                              "graph: edge %zu has weight %g (must be finite "
+                              "and > 0)",
+                              j, (double)w[j]);
     }
     return 0;
 }
@@ -68,7 +71,7 @@ static void bigraph_bucket(int32_t nkeys, const int32_t *key, const int32_t *val
         adj[p] = val[j];
         if (wout) wout[p] = w ? w[j] : 1.0f;
     }
-    for (int32_t k = nkeys; k > 0; k--) off[k] = off[k - 1];  /* restore starts */
+    for (int32_t k = nkeys; k > 0; k--) off[k] = off[k - 1]; /* restore starts */
     off[0] = 0;
 }
 
@@ -90,8 +93,8 @@ static void bigraph_transpose(int32_t nin, const int64_t *inoff, const int32_t *
     off[0] = 0;
 }
 
-int bigraph_build(bigraph **out, int32_t nu, int32_t ni, const int32_t *users,
-                  const int32_t *items, const float *w, size_t n, int flags, mr_err *e) {
+int bigraph_build(bigraph **out, int32_t nu, int32_t ni, const int32_t *users, const int32_t *items,
+                  const float *w, size_t n, int flags, mr_err *e) {
     *out = NULL;
     int rc = bigraph_check_edges(nu, ni, users, items, w, n, e);
     if (rc) return rc;
@@ -124,9 +127,10 @@ int bigraph_build(bigraph **out, int32_t nu, int32_t ni, const int32_t *users,
         for (int64_t k = start; k < end; k++) {
             if (k > start && g->uadj[k] == g->uadj[k - 1]) {
                 if (!(flags & BIGRAPH_MERGE_DUPLICATES)) {
-                    rc = mr_err_set(e, MR_EINVAL, "graph: duplicate edge (user %d, item %d); "
-                                    "merge duplicates or pass BIGRAPH_MERGE_DUPLICATES", u,
-                                    g->uadj[k]);
+                    rc = mr_err_set(e, MR_EINVAL,
+                                    "graph: duplicate edge (user %d, item %d); "
+                                    "merge duplicates or pass BIGRAPH_MERGE_DUPLICATES",
+                                    u, g->uadj[k]);
                     goto err;
                 }
                 g->uw[wpos - 1] += g->uw[k];
@@ -169,9 +173,8 @@ err:
 
 /* Number the distinct ids[0..n) by ascending id: dense[j] = rank of ids[j];
  * *sorted_out (ndistinct) the sorted ids. */
-static int bigraph_number_ids(const uint64_t *ids, size_t n, int32_t *dense,
-                              uint64_t **sorted_out, int32_t *nout, const char *what,
-                              mr_err *e) {
+static int bigraph_number_ids(const uint64_t *ids, size_t n, int32_t *dense, uint64_t **sorted_out,
+                              int32_t *nout, const char *what, mr_err *e) {
     u64map map;
     if (u64map_init(&map, 1024)) return mr_err_set(e, MR_ENOMEM, "graph: out of memory");
     uint32_t next = 0;
@@ -217,8 +220,8 @@ static int bigraph_number_ids(const uint64_t *ids, size_t n, int32_t *dense,
     return 0;
 }
 
-int bigraph_build_ids(bigraph **out, const uint64_t *users, const uint64_t *items,
-                      const float *w, size_t n, int flags, mr_err *e) {
+int bigraph_build_ids(bigraph **out, const uint64_t *users, const uint64_t *items, const float *w,
+                      size_t n, int flags, mr_err *e) {
     *out = NULL;
     if (n == 0) return mr_err_set(e, MR_EINVAL, "graph: no edges (empty interaction graph)");
     if (flags & BIGRAPH_SHARED_IDS)

@@ -22,35 +22,35 @@
 #include "common/error.h"
 
 enum {
-    BIGRAPH_MERGE_DUPLICATES = 1,  /* sum the weights of repeated pairs */
-    BIGRAPH_SHARED_IDS = 2,        /* raw ids: user x == item x is a self-loop */
+    BIGRAPH_MERGE_DUPLICATES = 1, /* sum the weights of repeated pairs */
+    BIGRAPH_SHARED_IDS = 2,       /* raw ids: user x == item x is a self-loop */
 };
 
 #define BIGRAPH_MAX_NODES INT32_MAX
 
 typedef struct bigraph {
-    int32_t nu, ni;       /* users, items */
-    int64_t nedges;       /* distinct (user, item) pairs */
-    double total_w;       /* sum of edge weights: |E| in the modularity */
-    int64_t *uoff;        /* (nu + 1) CSR offsets by user */
-    int32_t *uadj;        /* (nedges) item of each edge, sorted per user */
-    float *uw;            /* (nedges) weights by user, or NULL = all 1 */
-    int64_t *ioff;        /* (ni + 1) CSR offsets by item */
-    int32_t *iadj;        /* (nedges) user of each edge, sorted per item */
-    float *iw;            /* (nedges) weights by item, or NULL */
-    double *du;           /* (nu) weighted user degrees */
-    double *di;           /* (ni) weighted item degrees */
-    uint64_t *user_ids;   /* (nu) sorted raw ids, or NULL (dense build) */
-    uint64_t *item_ids;   /* (ni) sorted raw ids, or NULL */
+    int32_t nu, ni;     /* users, items */
+    int64_t nedges;     /* distinct (user, item) pairs */
+    double total_w;     /* sum of edge weights: |E| in the modularity */
+    int64_t *uoff;      /* (nu + 1) CSR offsets by user */
+    int32_t *uadj;      /* (nedges) item of each edge, sorted per user */
+    float *uw;          /* (nedges) weights by user, or NULL = all 1 */
+    int64_t *ioff;      /* (ni + 1) CSR offsets by item */
+    int32_t *iadj;      /* (nedges) user of each edge, sorted per item */
+    float *iw;          /* (nedges) weights by item, or NULL */
+    double *du;         /* (nu) weighted user degrees */
+    double *di;         /* (ni) weighted item degrees */
+    uint64_t *user_ids; /* (nu) sorted raw ids, or NULL (dense build) */
+    uint64_t *item_ids; /* (ni) sorted raw ids, or NULL */
 } bigraph;
 
 /* From dense indices: edge j is (users[j], items[j]) with weight w[j]
  * (w may be NULL). nu, ni >= 1. */
-int bigraph_build(bigraph **out, int32_t nu, int32_t ni, const int32_t *users,
-                  const int32_t *items, const float *w, size_t nedges, int flags, mr_err *e);
+int bigraph_build(bigraph **out, int32_t nu, int32_t ni, const int32_t *users, const int32_t *items,
+                  const float *w, size_t nedges, int flags, mr_err *e);
 /* From raw uint64 ids: users and items are numbered by ascending id. */
-int bigraph_build_ids(bigraph **out, const uint64_t *users, const uint64_t *items,
-                      const float *w, size_t nedges, int flags, mr_err *e);
+int bigraph_build_ids(bigraph **out, const uint64_t *users, const uint64_t *items, const float *w,
+                      size_t nedges, int flags, mr_err *e);
 void bigraph_free(bigraph *g);
 /* Weight of the k-th edge in user order (1 when unweighted). */
 static inline float bigraph_uweight(const bigraph *g, int64_t k) { return g->uw ? g->uw[k] : 1.0f; }

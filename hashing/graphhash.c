@@ -48,7 +48,8 @@ int graphhash_build(graphhash_map **out, const bigraph *g, const louvain_params 
                     uint64_t seed, louvain_result *rep, mr_err *e) {
     *out = NULL;
     if (!g || !g->user_ids || !g->item_ids)
-        return mr_err_set(e, MR_EINVAL, "graphhash: the graph needs raw ids "
+        return mr_err_set(e, MR_EINVAL,
+                          "graphhash: the graph needs raw ids "
                           "(build it with bigraph_build_ids)");
     louvain_result r;
     int rc = louvain_run(g, params, &r, e);
@@ -130,9 +131,11 @@ int graphhash_from_tables(graphhash_map **out, const uint64_t *user_ids, const u
     void *img = NULL;
     size_t len = 0;
     int rc = graphhash_sort_side(user_ids, user_rows, nusers, user_k, &uids, &urows, "user", e);
-    if (!rc) rc = graphhash_sort_side(item_ids, item_rows, nitems, item_k, &iids, &irows, "item", e);
-    if (!rc) rc = graphhash_pack(&img, &len, uids, urows, nusers, user_k, iids, irows, nitems,
-                                 item_k, resolution, seed, e);
+    if (!rc)
+        rc = graphhash_sort_side(item_ids, item_rows, nitems, item_k, &iids, &irows, "item", e);
+    if (!rc)
+        rc = graphhash_pack(&img, &len, uids, urows, nusers, user_k, iids, irows, nitems, item_k,
+                            resolution, seed, e);
     if (!rc) rc = graphhash_wrap(out, img, len, e);
     free(uids);
     free(iids);

@@ -83,8 +83,8 @@ int graphhash_map_row(const graphhash_map *m, graphhash_side side, uint64_t id, 
  * it (k >= 2); unseen ids get two hash rows. */
 int graphhash_mapper_create(idhash_mapper **out, const graphhash_map *m, graphhash_side side,
                             mr_err *e);
-int graphhash_mapper_create_double(idhash_mapper **out, const graphhash_map *m,
-                                   graphhash_side side, uint64_t seed2, mr_err *e);
+int graphhash_mapper_create_double(idhash_mapper **out, const graphhash_map *m, graphhash_side side,
+                                   uint64_t seed2, mr_err *e);
 /* lsh: the graph lookup over a map whose rows are LSH buckets (built with
  * graphhash_from_tables); idhash_mapper_kind reports IDHASH_LSH. */
 int graphhash_mapper_create_lsh(idhash_mapper **out, const graphhash_map *m, graphhash_side side,

@@ -32,8 +32,18 @@ size_t graphhash_image_len(uint64_t nusers, uint64_t nitems) {
 }
 
 /* Header field offsets. */
-enum { H_MAGIC = 0, H_VERSION = 8, H_HBYTES = 12, H_NU = 16, H_NI = 24, H_UK = 32, H_IK = 36,
-       H_RES = 40, H_SEED = 48, H_SUM = 56 };
+enum {
+    H_MAGIC = 0,
+    H_VERSION = 8,
+    H_HBYTES = 12,
+    H_NU = 16,
+    H_NI = 24,
+    H_UK = 32,
+    H_IK = 36,
+    H_RES = 40,
+    H_SEED = 48,
+    H_SUM = 56
+};
 
 int graphhash_pack(void **image, size_t *len, const uint64_t *uids, const uint32_t *urows,
                    uint64_t nu, uint32_t uk, const uint64_t *iids, const uint32_t *irows,
@@ -70,8 +80,10 @@ static int check_side(const uint64_t *ids, const uint32_t *rows, uint64_t n, uin
                       const char *what, mr_err *e) {
     for (uint64_t j = 0; j < n; j++) {
         if (j && ids[j] <= ids[j - 1])
-            return mr_err_set(e, MR_ECORRUPT, "graphhash map: %s ids not strictly ascending at "
-                              "%llu", what, (unsigned long long)j);
+            return mr_err_set(e, MR_ECORRUPT,
+                              "graphhash map: %s ids not strictly ascending at "
+                              "%llu",
+                              what, (unsigned long long)j);
         if (rows[j] >= k)
             return mr_err_set(e, MR_ECORRUPT, "graphhash map: %s row %u >= table size %u", what,
                               rows[j], k);
@@ -90,11 +102,11 @@ int graphhash_attach(graphhash_map *m, void *image, size_t len, mr_err *e) {
     memcpy(&version, b + H_VERSION, 4);
     memcpy(&hbytes, b + H_HBYTES, 4);
     if (version != GRAPHHASH_FILE_VERSION)
-        return mr_err_set(e, MR_ECORRUPT, "graphhash map: version %u, this build reads %u",
-                          version, GRAPHHASH_FILE_VERSION);
+        return mr_err_set(e, MR_ECORRUPT, "graphhash map: version %u, this build reads %u", version,
+                          GRAPHHASH_FILE_VERSION);
     if (hbytes != GRAPHHASH_HEADER_BYTES)
-        return mr_err_set(e, MR_ECORRUPT, "graphhash map: header of %u bytes, expected %d",
-                          hbytes, GRAPHHASH_HEADER_BYTES);
+        return mr_err_set(e, MR_ECORRUPT, "graphhash map: header of %u bytes, expected %d", hbytes,
+                          GRAPHHASH_HEADER_BYTES);
     uint64_t nu, ni, sum;
     memcpy(&nu, b + H_NU, 8);
     memcpy(&ni, b + H_NI, 8);
@@ -104,9 +116,10 @@ int graphhash_attach(graphhash_map *m, void *image, size_t len, mr_err *e) {
     memcpy(&m->seed, b + H_SEED, 8);
     memcpy(&sum, b + H_SUM, 8);
     if (nu > len || ni > len || graphhash_image_len(nu, ni) != len)
-        return mr_err_set(e, MR_ECORRUPT, "graphhash map: size %zu does not match %llu users "
-                          "and %llu items (truncated?)", len, (unsigned long long)nu,
-                          (unsigned long long)ni);
+        return mr_err_set(e, MR_ECORRUPT,
+                          "graphhash map: size %zu does not match %llu users "
+                          "and %llu items (truncated?)",
+                          len, (unsigned long long)nu, (unsigned long long)ni);
     if (m->k[0] == 0 || m->k[1] == 0)
         return mr_err_set(e, MR_ECORRUPT, "graphhash map: zero table size");
     if (idhash_checksum(b + GRAPHHASH_HEADER_BYTES, len - GRAPHHASH_HEADER_BYTES) != sum)
@@ -128,7 +141,8 @@ int graphhash_attach(graphhash_map *m, void *image, size_t len, mr_err *e) {
 }
 
 int graphhash_map_save(const graphhash_map *m, const char *path, mr_err *e) {
-    if (mr_write_file_atomic(path, m->image, m->image_len, e)) return mr_err_wrap(e, "graphhash save");
+    if (mr_write_file_atomic(path, m->image, m->image_len, e))
+        return mr_err_wrap(e, "graphhash save");
     return 0;
 }
 

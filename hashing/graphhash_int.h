@@ -14,15 +14,15 @@
 #define GRAPHHASH_HEADER_BYTES 64
 
 struct graphhash_map {
-    uint64_t n[2];             /* ids per side (users, items) */
-    uint32_t k[2];             /* table size per side */
-    const uint64_t *ids[2];    /* (n[s]) sorted ids */
-    const uint32_t *rows[2];   /* (n[s]) cluster row of ids[s][j] */
-    double resolution;         /* Louvain resolution used (informational) */
-    uint64_t seed;             /* fallback hash seed */
-    void *image;               /* the file image */
-    size_t image_len;          /* its bytes */
-    int mapped;                /* 1: image is mmap'd, else malloc'd */
+    uint64_t n[2];           /* ids per side (users, items) */
+    uint32_t k[2];           /* table size per side */
+    const uint64_t *ids[2];  /* (n[s]) sorted ids */
+    const uint32_t *rows[2]; /* (n[s]) cluster row of ids[s][j] */
+    double resolution;       /* Louvain resolution used (informational) */
+    uint64_t seed;           /* fallback hash seed */
+    void *image;             /* the file image */
+    size_t image_len;        /* its bytes */
+    int mapped;              /* 1: image is mmap'd, else malloc'd */
 };
 
 /* Bytes of the image for n users and n items. */

@@ -37,8 +37,8 @@ int graphhash_mapper_create(idhash_mapper **out, const graphhash_map *m, graphha
     return graphhash_mapper_new(out, m, side, IDHASH_GRAPH, 0, e);
 }
 
-int graphhash_mapper_create_double(idhash_mapper **out, const graphhash_map *m,
-                                   graphhash_side side, uint64_t seed2, mr_err *e) {
+int graphhash_mapper_create_double(idhash_mapper **out, const graphhash_map *m, graphhash_side side,
+                                   uint64_t seed2, mr_err *e) {
     return graphhash_mapper_new(out, m, side, IDHASH_DOUBLE_GRAPH, seed2, e);
 }
 

@@ -19,7 +19,7 @@
 
 uint64_t idhash_u64(uint64_t id, uint64_t seed) {
     unsigned char b[8];
-    for (int i = 0; i < 8; i++) b[i] = (unsigned char)(id >> (8 * i));  /* little-endian */
+    for (int i = 0; i < 8; i++) b[i] = (unsigned char)(id >> (8 * i)); /* little-endian */
     return XXH3_64bits_withSeed(b, sizeof b, seed);
 }
 
@@ -30,7 +30,7 @@ uint64_t idhash_bytes(const void *data, size_t n, uint64_t seed) {
 uint64_t idhash_field(const char *field, size_t nfield, const char *value, size_t nvalue,
                       uint64_t seed) {
     XXH3_state_t st;
-    static const char sep = 0x1f;  /* ASCII unit separator: never in field names */
+    static const char sep = 0x1f; /* ASCII unit separator: never in field names */
     XXH3_64bits_reset_withSeed(&st, seed);
     if (nfield) XXH3_64bits_update(&st, field, nfield);
     XXH3_64bits_update(&st, &sep, 1);
@@ -42,7 +42,8 @@ uint64_t idhash_field_str(const char *field, const char *value, uint64_t seed) {
     return idhash_field(field, field ? strlen(field) : 0, value, value ? strlen(value) : 0, seed);
 }
 
-static const char *const kind_names[] = {"hash", "double", "frequency", "graph", "double_graph", "lsh"};
+static const char *const kind_names[] = {"hash",  "double",       "frequency",
+                                         "graph", "double_graph", "lsh"};
 
 const char *idhash_kind_name(idhash_kind kind) {
     if ((unsigned)kind >= sizeof kind_names / sizeof kind_names[0]) return "unknown";
@@ -57,13 +58,15 @@ int idhash_kind_parse(const char *name, idhash_kind *out, mr_err *e) {
         }
     return mr_err_set(e, MR_EINVAL,
                       "unknown hashing kind '%s' (expected hash, double, frequency, graph, "
-                      "double_graph, lsh)", name ? name : "(null)");
+                      "double_graph, lsh)",
+                      name ? name : "(null)");
 }
 
 static int mapper_alloc(idhash_mapper **out, idhash_kind kind, uint64_t k, mr_err *e) {
     *out = NULL;
-    if (k == 0) return mr_err_set(e, MR_EINVAL, "%s mapper: table size k must be > 0",
-                                  idhash_kind_name(kind));
+    if (k == 0)
+        return mr_err_set(e, MR_EINVAL, "%s mapper: table size k must be > 0",
+                          idhash_kind_name(kind));
     idhash_mapper *m = calloc(1, sizeof *m);
     if (!m) return mr_err_set(e, MR_ENOMEM, "%s mapper: out of memory", idhash_kind_name(kind));
     m->kind = kind;
@@ -101,13 +104,13 @@ typedef struct freq_entry {
     uint64_t id, count;
 } freq_entry;
 
-static int freq_cmp(const void *a, const void *b) {  /* count desc, then id asc */
+static int freq_cmp(const void *a, const void *b) { /* count desc, then id asc */
     const freq_entry *x = a, *y = b;
     if (x->count != y->count) return x->count > y->count ? -1 : 1;
     return (x->id > y->id) - (x->id < y->id);
 }
 
-static int head_cmp(const void *a, const void *b) {  /* id asc */
+static int head_cmp(const void *a, const void *b) { /* id asc */
     const freq_entry *x = a, *y = b;
     return (x->id > y->id) - (x->id < y->id);
 }
@@ -131,8 +134,10 @@ int idhash_mapper_create_frequency(idhash_mapper **out, uint64_t k, uint64_t nhe
         if (all[i].id == all[i - 1].id) {
             uint64_t dup = all[i].id;
             free(all);
-            return mr_err_set(e, MR_EINVAL, "frequency mapper: id %llu appears twice in the "
-                              "count pass", (unsigned long long)dup);
+            return mr_err_set(e, MR_EINVAL,
+                              "frequency mapper: id %llu appears twice in the "
+                              "count pass",
+                              (unsigned long long)dup);
         }
     qsort(all, n, sizeof *all, freq_cmp);
     /* The head, re-sorted by id; each keeps its rank (row) in the value. */
@@ -185,7 +190,7 @@ int idhash_count_ids(const uint64_t *stream, size_t n, uint64_t **ids, uint64_t 
     if (n == 0) return mr_err_set(e, MR_EINVAL, "count pass: no ids");
     if (n >= U64MAP_NONE) return mr_err_set(e, MR_EINVAL, "count pass: over 4G ids");
     u64map map;
-    uint64_t *first = malloc(n * sizeof *first);  /* distinct ids, first-seen order */
+    uint64_t *first = malloc(n * sizeof *first); /* distinct ids, first-seen order */
     uint64_t *cnt = calloc(n, sizeof *cnt);
     if (!first || !cnt || u64map_init(&map, 1024)) {
         free(first);
@@ -238,9 +243,7 @@ uint64_t idhash_second_row(uint64_t first, uint64_t id, uint64_t seed, uint64_t 
 
 int idhash_mapper_rows(const idhash_mapper *m, uint64_t id, uint64_t *rows) {
     switch (m->kind) {
-    case IDHASH_HASH:
-        rows[0] = idhash_row(idhash_u64(id, m->seed1), m->k);
-        return 1;
+    case IDHASH_HASH: rows[0] = idhash_row(idhash_u64(id, m->seed1), m->k); return 1;
     case IDHASH_DOUBLE:
         rows[0] = idhash_row(idhash_u64(id, m->seed1), m->k);
         rows[1] = idhash_second_row(rows[0], id, m->seed2, m->k);
@@ -253,8 +256,7 @@ int idhash_mapper_rows(const idhash_mapper *m, uint64_t id, uint64_t *rows) {
     }
     case IDHASH_GRAPH:
     case IDHASH_DOUBLE_GRAPH:
-    case IDHASH_LSH:
-        return idhash_graph_rows(m, id, rows);
+    case IDHASH_LSH: return idhash_graph_rows(m, id, rows);
     }
     rows[0] = 0;
     return 1;

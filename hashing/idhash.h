@@ -33,7 +33,9 @@ uint64_t idhash_bytes(const void *data, size_t n, uint64_t seed);
 /* The checksum of every moerec file format (xxh3-64, seed 0): GraphHash
  * mappings, retriever files (router pilots, popularity, MinHash, FAISS
  * meta), SDIM state rows (low 32 bits). */
-static inline uint64_t idhash_checksum(const void *data, size_t n) { return idhash_bytes(data, n, 0); }
+static inline uint64_t idhash_checksum(const void *data, size_t n) {
+    return idhash_bytes(data, n, 0);
+}
 /* Hash of a (field, value) pair, e.g. ("genre", "Drama"): the field name and
  * the value are hashed as one unambiguous byte string (field, 0x1f, value),
  * so ("ab","c") and ("a","bc") differ. Either may be empty. */
@@ -56,15 +58,15 @@ static inline uint64_t idhash_row(uint64_t h, uint64_t k) { return h % k; }
 /* ---- row mappers ---------------------------------------------------------- */
 
 typedef enum {
-    IDHASH_HASH = 0,      /* row = h(id) mod k                                 */
-    IDHASH_DOUBLE,        /* two distinct rows from two seeds, summed          */
-    IDHASH_FREQUENCY,     /* top ids own rows [0, nhead), rest hashed above    */
-    IDHASH_GRAPH,         /* row = cluster(id); unseen ids hashed              */
-    IDHASH_DOUBLE_GRAPH,  /* rows = cluster(id) and a distinct hash row, summed */
-    IDHASH_LSH,           /* row = LSH bucket of the id's content; unseen hashed */
+    IDHASH_HASH = 0,     /* row = h(id) mod k                                 */
+    IDHASH_DOUBLE,       /* two distinct rows from two seeds, summed          */
+    IDHASH_FREQUENCY,    /* top ids own rows [0, nhead), rest hashed above    */
+    IDHASH_GRAPH,        /* row = cluster(id); unseen ids hashed              */
+    IDHASH_DOUBLE_GRAPH, /* rows = cluster(id) and a distinct hash row, summed */
+    IDHASH_LSH,          /* row = LSH bucket of the id's content; unseen hashed */
 } idhash_kind;
 
-#define IDHASH_MAX_ROWS 2  /* most rows one id maps to (double kinds) */
+#define IDHASH_MAX_ROWS 2 /* most rows one id maps to (double kinds) */
 
 typedef struct idhash_mapper idhash_mapper;
 
@@ -111,19 +113,19 @@ int idhash_mapper_rows(const idhash_mapper *m, uint64_t id, uint64_t *rows);
 /* ---- collision statistics --------------------------------------------------- */
 
 typedef struct idhash_stats {
-    uint64_t nids;            /* distinct ids examined                         */
-    uint64_t nrows;           /* table size k                                  */
-    uint64_t occupied;        /* rows hit by at least one id                   */
-    double occupancy;         /* occupied / k                                  */
-    double shared_fraction;   /* ids whose row set equals another id's         */
-    double mean_load;         /* ids per occupied row (first row)              */
-    uint64_t max_load;        /* most ids on one row (first row)               */
+    uint64_t nids;          /* distinct ids examined                         */
+    uint64_t nrows;         /* table size k                                  */
+    uint64_t occupied;      /* rows hit by at least one id                   */
+    double occupancy;       /* occupied / k                                  */
+    double shared_fraction; /* ids whose row set equals another id's         */
+    double mean_load;       /* ids per occupied row (first row)              */
+    uint64_t max_load;      /* most ids on one row (first row)               */
 } idhash_stats;
 
 /* Statistics of mapping the distinct ids[0..n) (duplicates are an error:
  * MR_EINVAL). For the double kinds an id "shares" only when both of its rows
  * equal another id's; occupancy counts every row used. */
-int idhash_collision_stats(const idhash_mapper *m, const uint64_t *ids, size_t n,
-                           idhash_stats *out, mr_err *e);
+int idhash_collision_stats(const idhash_mapper *m, const uint64_t *ids, size_t n, idhash_stats *out,
+                           mr_err *e);
 
 #endif

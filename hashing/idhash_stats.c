@@ -10,7 +10,7 @@
 #include "hashing/idsearch.h"
 
 typedef struct row_pair {
-    uint64_t a, b;  /* rows of one id; b = UINT64_MAX for single-row kinds */
+    uint64_t a, b; /* rows of one id; b = UINT64_MAX for single-row kinds */
 } row_pair;
 
 static int pair_cmp(const void *x, const void *y) {
@@ -19,8 +19,8 @@ static int pair_cmp(const void *x, const void *y) {
     return (p->b > q->b) - (p->b < q->b);
 }
 
-int idhash_collision_stats(const idhash_mapper *m, const uint64_t *ids, size_t n,
-                           idhash_stats *out, mr_err *e) {
+int idhash_collision_stats(const idhash_mapper *m, const uint64_t *ids, size_t n, idhash_stats *out,
+                           mr_err *e) {
     *out = (idhash_stats){0};
     out->nrows = idhash_mapper_nrows(m);
     if (n == 0) return 0;

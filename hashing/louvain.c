@@ -22,17 +22,17 @@
 #include "common/clock.h"
 #include "common/rng.h"
 
-#define LOUVAIN_EPS 1e-10  /* gains below this (in weight units) are noise */
+#define LOUVAIN_EPS 1e-10 /* gains below this (in weight units) are noise */
 
 typedef struct lgraph {
-    int32_t n;        /* nodes */
-    int64_t *off;     /* (n + 1) */
-    int32_t *adj;     /* (off[n]) neighbours, no self entries */
-    const float *wf;  /* (off[n]) level-0 weights, or NULL */
-    double *wd;       /* (off[n]) aggregate weights, or NULL (then wf or 1) */
-    float *wf_own;    /* level-0 copy owned here (when weighted) */
-    double *k, *d;    /* (n) user-side and item-side degrees */
-    double *self;     /* (n) internal weight */
+    int32_t n;       /* nodes */
+    int64_t *off;    /* (n + 1) */
+    int32_t *adj;    /* (off[n]) neighbours, no self entries */
+    const float *wf; /* (off[n]) level-0 weights, or NULL */
+    double *wd;      /* (off[n]) aggregate weights, or NULL (then wf or 1) */
+    float *wf_own;   /* level-0 copy owned here (when weighted) */
+    double *k, *d;   /* (n) user-side and item-side degrees */
+    double *self;    /* (n) internal weight */
 } lgraph;
 
 static inline double lg_w(const lgraph *g, int64_t j) {
@@ -82,13 +82,13 @@ static int lgraph_from_bigraph(lgraph *g, const bigraph *b) {
 
 /* Community state of one level. */
 typedef struct lstate {
-    int32_t *comm;      /* (n) community of each node */
-    double *K, *D, *E;  /* (n) per community: user degree, item degree, internal weight */
-    int32_t *size;      /* (n) members per community */
-    int32_t *freeids;   /* (n) stack of empty community ids */
+    int32_t *comm;     /* (n) community of each node */
+    double *K, *D, *E; /* (n) per community: user degree, item degree, internal weight */
+    int32_t *size;     /* (n) members per community */
+    int32_t *freeids;  /* (n) stack of empty community ids */
     int32_t nfree;
-    double *nw;         /* (n) scatter: weight from the node to each community */
-    int32_t *touched;   /* (n) communities with nw != 0 */
+    double *nw;       /* (n) scatter: weight from the node to each community */
+    int32_t *touched; /* (n) communities with nw != 0 */
 } lstate;
 
 static double lstate_term(const lstate *s, int32_t c, double gm) {
@@ -120,7 +120,7 @@ static int64_t louvain_local(const lgraph *g, lstate *s, double m, double gamma,
         int64_t pass_moves = 0;
         for (int32_t oi = 0; oi < n; oi++) {
             int32_t x = (int32_t)order[oi], a = s->comm[x], nt = 0;
-            if (!active[x]) continue;  /* no neighbour moved since x was last placed */
+            if (!active[x]) continue; /* no neighbour moved since x was last placed */
             active[x] = 0;
             for (int64_t j = g->off[x]; j < g->off[x + 1]; j++) {
                 int32_t c = s->comm[g->adj[j]];
@@ -146,7 +146,7 @@ static int64_t louvain_local(const lgraph *g, lstate *s, double m, double gamma,
                     best = c;
                 }
             }
-            if (best_gain < -LOUVAIN_EPS) {  /* better alone, in an empty community */
+            if (best_gain < -LOUVAIN_EPS) { /* better alone, in an empty community */
                 best_gain = 0.0;
                 best = s->size[a] == 0 ? a : s->freeids[--s->nfree];
             }
@@ -229,7 +229,7 @@ static int louvain_aggregate(const lgraph *g, const int32_t *comm, int32_t nc, l
                 acc[cy] += lg_w(g, j);
             }
         }
-        h->self[c] += inner / 2;  /* symmetric adjacency saw each inner edge twice */
+        h->self[c] += inner / 2; /* symmetric adjacency saw each inner edge twice */
         for (int32_t t = 0; t < nt; t++) {
             h->adj[pos] = touched[t];
             h->wd[pos++] = acc[touched[t]];
@@ -247,8 +247,11 @@ static int louvain_aggregate(const lgraph *g, const int32_t *comm, int32_t nc, l
 }
 
 louvain_params louvain_params_default(void) {
-    return (louvain_params){.resolution = 1.0, .seed = 0, .max_levels = LOUVAIN_MAX_LEVELS,
-                            .max_passes = 64, .tol = 1e-7};
+    return (louvain_params){.resolution = 1.0,
+                            .seed = 0,
+                            .max_levels = LOUVAIN_MAX_LEVELS,
+                            .max_passes = 64,
+                            .tol = 1e-7};
 }
 
 static int louvain_cmp_i64(const void *a, const void *b) {
@@ -353,8 +356,7 @@ int louvain_run(const bigraph *b, const louvain_params *p, louvain_result *out, 
         int32_t nc = louvain_renumber(s.comm, g.n, map);
         for (int64_t x = 0; x < n0; x++) out->comm[x] = s.comm[out->comm[x]];
         louvain_level *L = &out->level[out->nlevels++];
-        *L = (louvain_level){.modularity = qacc / m, .ncomm = nc, .passes = passes,
-                             .moves = moves};
+        *L = (louvain_level){.modularity = qacc / m, .ncomm = nc, .passes = passes, .moves = moves};
         out->modularity = L->modularity;
         out->ncomm = nc;
         int done = moves == 0 || nc == g.n || lv + 1 == P.max_levels;
@@ -376,8 +378,8 @@ int louvain_run(const bigraph *b, const louvain_params *p, louvain_result *out, 
     if (louvain_size_stats(out, n0)) goto nomem;
     goto done;
 nomem:
-    rc = mr_err_set(e, MR_ENOMEM, "louvain: out of memory (%d users, %d items, %lld edges)",
-                    b->nu, b->ni, (long long)b->nedges);
+    rc = mr_err_set(e, MR_ENOMEM, "louvain: out of memory (%d users, %d items, %lld edges)", b->nu,
+                    b->ni, (long long)b->nedges);
     louvain_result_free(out);
 done:
     lstate_free(&s);
@@ -391,8 +393,10 @@ int louvain_modularity(const bigraph *g, const int32_t *comm, int32_t ncomm, dou
     int32_t nu = g->nu, ni = g->ni;
     for (int64_t x = 0; x < (int64_t)nu + ni; x++)
         if (comm[x] < 0 || comm[x] >= ncomm)
-            return mr_err_set(e, MR_EINVAL, "modularity: node %lld has community %d outside "
-                              "[0, %d)", (long long)x, comm[x], ncomm);
+            return mr_err_set(e, MR_EINVAL,
+                              "modularity: node %lld has community %d outside "
+                              "[0, %d)",
+                              (long long)x, comm[x], ncomm);
     double *K = calloc((size_t)ncomm, sizeof *K), *D = calloc((size_t)ncomm, sizeof *D);
     if (!K || !D) {
         free(K);

@@ -30,22 +30,22 @@
 #define LOUVAIN_MAX_LEVELS 32
 
 typedef struct louvain_level {
-    double modularity;   /* Q after this level's local moving */
-    int32_t ncomm;       /* communities after this level */
-    int passes;          /* local-moving passes run */
-    int64_t moves;       /* node moves made */
-    double seconds;      /* wall time of the level */
+    double modularity; /* Q after this level's local moving */
+    int32_t ncomm;     /* communities after this level */
+    int passes;        /* local-moving passes run */
+    int64_t moves;     /* node moves made */
+    double seconds;    /* wall time of the level */
 } louvain_level;
 
 /* Called after each level (e.g. to print progress); may be NULL. */
 typedef void (*louvain_level_fn)(int level, const louvain_level *lv, void *ctx);
 
 typedef struct louvain_params {
-    double resolution;        /* gamma > 0; 1 = Barber's modularity */
-    uint64_t seed;            /* node order */
-    int max_levels;           /* <= LOUVAIN_MAX_LEVELS; 0 = the maximum */
-    int max_passes;           /* per level; 0 = 64 */
-    double tol;               /* stop a level when a pass gains < tol in Q; 0 = 1e-7 */
+    double resolution; /* gamma > 0; 1 = Barber's modularity */
+    uint64_t seed;     /* node order */
+    int max_levels;    /* <= LOUVAIN_MAX_LEVELS; 0 = the maximum */
+    int max_passes;    /* per level; 0 = 64 */
+    double tol;        /* stop a level when a pass gains < tol in Q; 0 = 1e-7 */
     louvain_level_fn on_level;
     void *ctx;
 } louvain_params;
@@ -54,10 +54,10 @@ typedef struct louvain_params {
 louvain_params louvain_params_default(void);
 
 typedef struct louvain_result {
-    int32_t *comm;            /* (nu + ni) community of users then items, 0..ncomm-1
+    int32_t *comm; /* (nu + ni) community of users then items, 0..ncomm-1
                                  numbered by first appearance in that order */
     int32_t ncomm;
-    double modularity;        /* final Q (maintained incrementally) */
+    double modularity; /* final Q (maintained incrementally) */
     int nlevels;
     louvain_level level[LOUVAIN_MAX_LEVELS];
     /* Cluster sizes in original nodes (users + items). */

@@ -21,25 +21,27 @@
 #define LSH_NIL UINT32_MAX
 
 typedef struct lsh_entry {
-    uint64_t key;    /* item key */
-    uint32_t next;   /* next entry in the bucket, or LSH_NIL */
+    uint64_t key;  /* item key */
+    uint32_t next; /* next entry in the bucket, or LSH_NIL */
 } lsh_entry;
 
 struct lsh_index {
-    int b, r;              /* bands, rows per band */
-    uint64_t seed;         /* bucket-key hash seed */
-    u64map heads;          /* bucket key -> first entry (LSH_NIL-free lists) */
-    lsh_entry *ent;        /* (cap) entries */
-    uint32_t nent, cap;    /* used, allocated */
-    uint32_t freelist;     /* recycled entries chained by next */
-    size_t nitems;         /* inserted items */
+    int b, r;           /* bands, rows per band */
+    uint64_t seed;      /* bucket-key hash seed */
+    u64map heads;       /* bucket key -> first entry (LSH_NIL-free lists) */
+    lsh_entry *ent;     /* (cap) entries */
+    uint32_t nent, cap; /* used, allocated */
+    uint32_t freelist;  /* recycled entries chained by next */
+    size_t nitems;      /* inserted items */
 };
 
 int lsh_index_create(lsh_index **out, int bands, int rows, uint64_t seed, mr_err *e) {
     *out = NULL;
     if (bands < 1 || rows < 1 || (long)bands * rows > MINHASH_MAX_K)
-        return mr_err_set(e, MR_EINVAL, "lsh: need bands >= 1, rows >= 1, bands*rows <= %d "
-                          "(got %d x %d)", MINHASH_MAX_K, bands, rows);
+        return mr_err_set(e, MR_EINVAL,
+                          "lsh: need bands >= 1, rows >= 1, bands*rows <= %d "
+                          "(got %d x %d)",
+                          MINHASH_MAX_K, bands, rows);
     lsh_index *ix = calloc(1, sizeof *ix);
     if (!ix || u64map_init(&ix->heads, 1024)) {
         free(ix);
@@ -125,7 +127,7 @@ int lsh_index_insert(lsh_index *ix, uint64_t key, const uint64_t *sig, mr_err *e
             }
             for (int j = 0; j < band; j++) {
                 uint64_t k2 = lsh_band_key(ix, sig, j);
-                uint32_t h = u64map_get(&ix->heads, k2);  /* our entry is the head */
+                uint32_t h = u64map_get(&ix->heads, k2); /* our entry is the head */
                 lsh_set_head(ix, k2, ix->ent[h].next);
                 ix->ent[h].next = ix->freelist;
                 ix->freelist = h;

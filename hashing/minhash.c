@@ -24,7 +24,7 @@ int minhash_create(minhash **out, int k, uint64_t seed, mr_err *e) {
     }
     mh->k = k;
     mh->seed = seed;
-    uint64_t st = seed ^ 0x6d696e68617368ULL;  /* "minhash" */
+    uint64_t st = seed ^ 0x6d696e68617368ULL; /* "minhash" */
     for (int i = 0; i < k; i++) mh->salt[i] = mr_splitmix64(&st);
     *out = mh;
     return 0;
@@ -41,7 +41,7 @@ void minhash_update(const minhash *mh, uint64_t *sig, const uint64_t *ids, size_
         uint64_t h = idhash_u64(ids[j], mh->seed);
         for (int i = 0; i < mh->k; i++) {
             uint64_t v = idhash_mix64(h ^ mh->salt[i]);
-            if (v == MINHASH_EMPTY) v--;  /* keep EMPTY meaning "no element" */
+            if (v == MINHASH_EMPTY) v--; /* keep EMPTY meaning "no element" */
             if (v < sig[i]) sig[i] = v;
         }
     }

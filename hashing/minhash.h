@@ -25,12 +25,12 @@
 #include "common/error.h"
 
 #define MINHASH_MAX_K 4096
-#define MINHASH_EMPTY UINT64_MAX  /* every value of an empty set's signature */
+#define MINHASH_EMPTY UINT64_MAX /* every value of an empty set's signature */
 
 typedef struct minhash {
-    int k;            /* signature length */
-    uint64_t seed;    /* base seed of the id hash */
-    uint64_t *salt;   /* (k) per-permutation salts from the seed */
+    int k;          /* signature length */
+    uint64_t seed;  /* base seed of the id hash */
+    uint64_t *salt; /* (k) per-permutation salts from the seed */
 } minhash;
 
 /* 1 <= k <= MINHASH_MAX_K. */
@@ -50,8 +50,8 @@ double minhash_similarity(const uint64_t *a, const uint64_t *b, int k);
 typedef struct lsh_index lsh_index;
 
 typedef struct lsh_hit {
-    uint64_t key;   /* the inserted item key */
-    int bands;      /* how many bands matched the query (1..b) */
+    uint64_t key; /* the inserted item key */
+    int bands;    /* how many bands matched the query (1..b) */
 } lsh_hit;
 
 /* b bands of r rows: signatures have b*r values. */

@@ -22,13 +22,14 @@ int sdim_layout_init(sdim_layout *l, int d, int m, int tau, mr_err *e) {
     if (tau > 0 && (m < tau || m % tau != 0 || m > SIMHASH_MAX_BITS))
         return mr_err_set(e, MR_EINVAL,
                           "sdim: m = %d projections must be a positive multiple of tau = %d "
-                          "(at most %d)", m, tau, SIMHASH_MAX_BITS);
+                          "(at most %d)",
+                          m, tau, SIMHASH_MAX_BITS);
     l->d = d;
     l->nsig = tau == 0 ? 1 : m / tau;
     l->nbuckets = 1 << tau;
     if ((double)l->nsig * l->nbuckets * (d + 1) * 4.0 > (double)(1ull << 32))
-        return mr_err_set(e, MR_EINVAL, "sdim: table of %d x %d x %d floats is over 4 GiB",
-                          l->nsig, l->nbuckets, d);
+        return mr_err_set(e, MR_EINVAL, "sdim: table of %d x %d x %d floats is over 4 GiB", l->nsig,
+                          l->nbuckets, d);
     return 0;
 }
 
@@ -45,7 +46,7 @@ int sdim_hasher_create(sdim_hasher **out, int d, int m, int tau, uint64_t seed, 
     h->layout = l;
     if (tau > 0 && (rc = simhash_create(&h->sh, d, m, seed, e)) != 0) {
         free(h);
-        mr_err_wrap(e, "sdim");  /* returns 0 when e is NULL: return rc */
+        mr_err_wrap(e, "sdim"); /* returns 0 when e is NULL: return rc */
         return rc;
     }
     *out = h;
@@ -91,7 +92,7 @@ int sdim_signatures_batch(const sdim_hasher *h, const float *X, int n, uint32_t 
     if (n == 0) return 0;
     float *p = scratch ? scratch : mr_floats_alloc((size_t)n * (size_t)h->m);
     if (!p) return mr_err_set(e, MR_ENOMEM, "sdim: out of memory for a batch of %d", n);
-    simhash_project(h->sh, X, n, p);  /* p (n, m) */
+    simhash_project(h->sh, X, n, p); /* p (n, m) */
     uint64_t bits[SIMHASH_MAX_BITS / 64];
     for (int i = 0; i < n; i++) {
         simhash_bits_from_proj(p + (size_t)i * h->m, h->m, bits);
@@ -124,8 +125,7 @@ const float *sdim_table_sum_c(const sdim_layout *l, const void *table, int sig, 
     return (const float *)table + sdim_table_sum_offset(l, sig, bucket);
 }
 
-static uint32_t *sdim_count_ptr(const sdim_layout *l, const void *table, int sig,
-                                uint32_t bucket) {
+static uint32_t *sdim_count_ptr(const sdim_layout *l, const void *table, int sig, uint32_t bucket) {
     return (uint32_t *)table + sdim_table_count_offset(l, sig, bucket);
 }
 
@@ -133,15 +133,13 @@ uint32_t sdim_table_count(const sdim_layout *l, const void *table, int sig, uint
     return *sdim_count_ptr(l, table, sig, bucket);
 }
 
-void sdim_table_clear(const sdim_layout *l, void *table) {
-    memset(table, 0, sdim_table_bytes(l));
-}
+void sdim_table_clear(const sdim_layout *l, void *table) { memset(table, 0, sdim_table_bytes(l)); }
 
 static int sdim_check_sig(const sdim_layout *l, const uint32_t *sig, mr_err *e) {
     for (int i = 0; i < l->nsig; i++)
         if (sig[i] >= (uint32_t)l->nbuckets)
-            return mr_err_set(e, MR_EINVAL, "sdim: signature %d value %u out of range [0, %d)",
-                              i, sig[i], l->nbuckets);
+            return mr_err_set(e, MR_EINVAL, "sdim: signature %d value %u out of range [0, %d)", i,
+                              sig[i], l->nbuckets);
     return 0;
 }
 
@@ -163,8 +161,8 @@ int sdim_table_sub(const sdim_layout *l, void *table, const uint32_t *sig, const
     for (int i = 0; i < l->nsig; i++)
         if (*sdim_count_ptr(l, table, i, sig[i]) == 0)
             return mr_err_set(e, MR_ESTATE,
-                              "sdim: removing an item from empty bucket %u of signature %d",
-                              sig[i], i);
+                              "sdim: removing an item from empty bucket %u of signature %d", sig[i],
+                              i);
     for (int i = 0; i < l->nsig; i++) {
         float *s = sdim_table_sum(l, table, i, sig[i]);
         uint32_t *c = sdim_count_ptr(l, table, i, sig[i]);
@@ -195,8 +193,8 @@ void sdim_table_interest(const sdim_layout *l, const void *table, const uint32_t
     for (int k = 0; k < d; k++) out[k] *= inv;
 }
 
-void sdim_table_interest_batch(const sdim_layout *l, const void *table, const uint32_t *qsig,
-                               int n, sdim_pool pool, float *out) {
+void sdim_table_interest_batch(const sdim_layout *l, const void *table, const uint32_t *qsig, int n,
+                               sdim_pool pool, float *out) {
     for (int j = 0; j < n; j++)
         sdim_table_interest(l, table, qsig + (size_t)j * l->nsig, pool, out + (size_t)j * l->d);
 }

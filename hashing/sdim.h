@@ -36,23 +36,23 @@
  * store's behaviour tables (behaviour_config_init), `moerec train
  * --sdim-params` and the server config's sdim_* defaults all use these
  * (tests/server/test_config.c fails if one of them drifts). */
-#define SDIM_DEFAULT_M 48        /* projections (signatures per item)       */
-#define SDIM_DEFAULT_TAU 3       /* bits per signature: 2^tau buckets       */
-#define SDIM_DEFAULT_SEED 23834  /* 0x5D1A, the projection seed             */
-#define SDIM_DEFAULT_L_MAX 1024  /* events kept per user                    */
-#define SDIM_DEFAULT_SHORT 50    /* recent events for short attention       */
+#define SDIM_DEFAULT_M 48       /* projections (signatures per item)       */
+#define SDIM_DEFAULT_TAU 3      /* bits per signature: 2^tau buckets       */
+#define SDIM_DEFAULT_SEED 23834 /* 0x5D1A, the projection seed             */
+#define SDIM_DEFAULT_L_MAX 1024 /* events kept per user                    */
+#define SDIM_DEFAULT_SHORT 50   /* recent events for short attention       */
 
 /* Shape of one bucket table. */
 typedef struct sdim_layout {
-    int nsig;       /* signatures: m / tau, or 1 when tau = 0 */
-    int nbuckets;   /* 2^tau */
-    int d;          /* embedding dimension */
+    int nsig;     /* signatures: m / tau, or 1 when tau = 0 */
+    int nbuckets; /* 2^tau */
+    int d;        /* embedding dimension */
 } sdim_layout;
 
 typedef enum {
-    SDIM_POOL_SUM = 0,  /* raw bucket sums */
-    SDIM_POOL_L2,       /* l2-normalised bucket sums (the paper, FuxiCTR) */
-    SDIM_POOL_MEAN,     /* bucket sum / bucket count */
+    SDIM_POOL_SUM = 0, /* raw bucket sums */
+    SDIM_POOL_L2,      /* l2-normalised bucket sums (the paper, FuxiCTR) */
+    SDIM_POOL_MEAN,    /* bucket sum / bucket count */
 } sdim_pool;
 
 typedef struct sdim_hasher {
@@ -100,7 +100,7 @@ int sdim_table_sub(const sdim_layout *l, void *table, const uint32_t *sig, const
 void sdim_table_interest(const sdim_layout *l, const void *table, const uint32_t *qsig,
                          sdim_pool pool, float *out);
 /* out (n, d) for qsig (n, nsig). */
-void sdim_table_interest_batch(const sdim_layout *l, const void *table, const uint32_t *qsig,
-                               int n, sdim_pool pool, float *out);
+void sdim_table_interest_batch(const sdim_layout *l, const void *table, const uint32_t *qsig, int n,
+                               sdim_pool pool, float *out);
 
 #endif

@@ -56,10 +56,11 @@ void simhash_bits_from_proj(const float *p, int m, uint64_t *bits) {
 void simhash_sign(const simhash *h, const float *x, uint64_t *bits) {
     float stack[512];
     float *p = h->m <= 512 ? stack : mr_floats_alloc((size_t)h->m);
-    if (!p) {  /* m > 512 and no memory: fall back to per-row dots */
+    if (!p) { /* m > 512 and no memory: fall back to per-row dots */
         for (int w = 0; w < h->words; w++) bits[w] = 0;
         for (int j = 0; j < h->m; j++)
-            if (mr_dot(h->proj + (size_t)j * h->d, x, h->d) > 0.0f) bits[j >> 6] |= 1ull << (j & 63);
+            if (mr_dot(h->proj + (size_t)j * h->d, x, h->d) > 0.0f)
+                bits[j >> 6] |= 1ull << (j & 63);
         return;
     }
     simhash_project(h, x, 1, p);

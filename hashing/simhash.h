@@ -19,10 +19,10 @@
 #define SIMHASH_MAX_DIM (1 << 20)
 
 typedef struct simhash {
-    int d;        /* input dimension */
-    int m;        /* number of bits (projections) */
-    int words;    /* uint64 words per signature: ceil(m / 64) */
-    float *proj;  /* (m, d) rows r_j ~ N(0, I) */
+    int d;       /* input dimension */
+    int m;       /* number of bits (projections) */
+    int words;   /* uint64 words per signature: ceil(m / 64) */
+    float *proj; /* (m, d) rows r_j ~ N(0, I) */
 } simhash;
 
 /* 1 <= m <= SIMHASH_MAX_BITS, 1 <= d <= SIMHASH_MAX_DIM. */

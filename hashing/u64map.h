@@ -14,13 +14,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define U64MAP_NONE UINT32_MAX  /* "absent"; cannot be stored as a value */
+#define U64MAP_NONE UINT32_MAX /* "absent"; cannot be stored as a value */
 
 typedef struct u64map {
-    uint64_t *keys;   /* (cap) */
-    uint32_t *vals;   /* (cap) U64MAP_NONE = empty slot */
-    size_t cap;       /* power of two */
-    size_t n;         /* occupied slots */
+    uint64_t *keys; /* (cap) */
+    uint32_t *vals; /* (cap) U64MAP_NONE = empty slot */
+    size_t cap;     /* power of two */
+    size_t n;       /* occupied slots */
 } u64map;
 
 /* Room for about expect keys before the first growth. 0 or MR_ENOMEM. */

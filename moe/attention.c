@@ -29,7 +29,7 @@ void moe_attn_forward(float *out, float *probs, const float *q, const float *k, 
     scale = moe_attn_scale(D, scale);
     mr_sgemm(0, 1, B, L, D, scale, q, k, 0.0f, probs);  /* (B, D) @ (D, L) */
     moe_softmax_forward(probs, probs, B, L);            /* in place, row-wise */
-    mr_sgemm(0, 0, B, D, L, 1.0f, probs, v, 0.0f, out);  /* (B, L) @ (L, D) */
+    mr_sgemm(0, 0, B, D, L, 1.0f, probs, v, 0.0f, out); /* (B, L) @ (L, D) */
 }
 
 void moe_attn_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout,
@@ -37,19 +37,19 @@ void moe_attn_backward(float *dq, float *dk, float *dv, float *scratch, const fl
                        int L, int D, float scale) {
     if (B <= 0 || L <= 0) return;
     scale = moe_attn_scale(D, scale);
-    if (dv) mr_sgemm(1, 0, L, D, B, 1.0f, probs, dout, 1.0f, dv);  /* (L, B) @ (B, D) */
+    if (dv) mr_sgemm(1, 0, L, D, B, 1.0f, probs, dout, 1.0f, dv); /* (L, B) @ (B, D) */
     if (!dq && !dk) return;
-    float *ds = scratch;                                  /* (B, L) */
-    mr_sgemm(0, 1, B, L, D, 1.0f, dout, v, 0.0f, ds);     /* dprobs = dout @ v^T */
-    for (int r = 0; r < B; r++) {  /* dscores = scale * p * (dp - <p, dp>) */
+    float *ds = scratch;                              /* (B, L) */
+    mr_sgemm(0, 1, B, L, D, 1.0f, dout, v, 0.0f, ds); /* dprobs = dout @ v^T */
+    for (int r = 0; r < B; r++) {                     /* dscores = scale * p * (dp - <p, dp>) */
         const float *p = probs + (size_t)r * L;
         float *g = ds + (size_t)r * L;
         double dot = 0;
         for (int c = 0; c < L; c++) dot += (double)p[c] * g[c];
         for (int c = 0; c < L; c++) g[c] = scale * p[c] * (g[c] - (float)dot);
     }
-    if (dq) mr_sgemm(0, 0, B, D, L, 1.0f, ds, k, 1.0f, dq);  /* (B, L) @ (L, D) */
-    if (dk) mr_sgemm(1, 0, L, D, B, 1.0f, ds, q, 1.0f, dk);  /* (L, B) @ (B, D) */
+    if (dq) mr_sgemm(0, 0, B, D, L, 1.0f, ds, k, 1.0f, dq); /* (B, L) @ (L, D) */
+    if (dk) mr_sgemm(1, 0, L, D, B, 1.0f, ds, q, 1.0f, dk); /* (L, B) @ (B, D) */
 }
 
 void moe_meanpool_forward(float *out, const float *x, const uint32_t *off, int B, int D) {

@@ -22,14 +22,14 @@ void bpr_defaults(bpr_opts *o) {
 
 typedef struct bpr_job {
     const int32_t *user, *item;
-    const uint32_t *order;      /* the epoch's shuffled positives            */
-    long begin, end;            /* this block's range of order               */
+    const uint32_t *order; /* the epoch's shuffled positives            */
+    long begin, end;       /* this block's range of order               */
     int shard, n_items, dim;
     const bpr_opts *o;
-    float *U;                   /* in place: this shard's users only         */
-    const float *V;             /* frozen during the block                   */
-    float *dV;                  /* (n_items, dim) this shard's item deltas   */
-    uint8_t *touched;           /* (n_items) rows of dV in use               */
+    float *U;         /* in place: this shard's users only         */
+    const float *V;   /* frozen during the block                   */
+    float *dV;        /* (n_items, dim) this shard's item deltas   */
+    uint8_t *touched; /* (n_items) rows of dV in use               */
     uint64_t seed;
     double loss;
     long steps;
@@ -73,16 +73,19 @@ static void bpr_block(void *arg) {
     }
 }
 
-int bpr_train(const int32_t *user, const int32_t *item, long n, int n_users, int n_items, const bpr_opts *o,
-              mr_pool *pool, float *U, float *V, mr_err *e) {
-    if (o->dim < 1 || o->dim > 1024 || o->epochs < 0 || o->blocks < 1 || !(o->lr > 0) || !(o->reg >= 0))
-        return mr_err_set(e, MR_EINVAL, "bpr: dim 1..1024, epochs >= 0, blocks >= 1, lr > 0, reg >= 0");
+int bpr_train(const int32_t *user, const int32_t *item, long n, int n_users, int n_items,
+              const bpr_opts *o, mr_pool *pool, float *U, float *V, mr_err *e) {
+    if (o->dim < 1 || o->dim > 1024 || o->epochs < 0 || o->blocks < 1 || !(o->lr > 0) ||
+        !(o->reg >= 0))
+        return mr_err_set(e, MR_EINVAL,
+                          "bpr: dim 1..1024, epochs >= 0, blocks >= 1, lr > 0, reg >= 0");
     if (n < 1 || n > UINT32_MAX || n_users < 1 || n_items < 2)
-        return mr_err_set(e, MR_EINVAL, "bpr: %ld positives, %d users, %d items (>= 1, >= 1, >= 2)", n, n_users,
-                          n_items);
+        return mr_err_set(e, MR_EINVAL, "bpr: %ld positives, %d users, %d items (>= 1, >= 1, >= 2)",
+                          n, n_users, n_items);
     for (long k = 0; k < n; k++)
         if (user[k] < 0 || user[k] >= n_users || item[k] < 0 || item[k] >= n_items)
-            return mr_err_set(e, MR_EINVAL, "bpr: positive %ld (%d, %d) out of range", k, user[k], item[k]);
+            return mr_err_set(e, MR_EINVAL, "bpr: positive %ld (%d, %d) out of range", k, user[k],
+                              item[k]);
     const int dim = o->dim;
     const size_t vsz = (size_t)n_items * (size_t)dim;
     float *dV = calloc((size_t)BPR_SHARDS * vsz, sizeof *dV);
@@ -94,8 +97,8 @@ int bpr_train(const int32_t *user, const int32_t *item, long n, int n_users, int
         free(dV);
         free(touched);
         free(order);
-        return mr_err_set(e, MR_ENOMEM, "bpr: out of memory (%d shards x %d items x %d dim)", BPR_SHARDS, n_items,
-                          dim);
+        return mr_err_set(e, MR_ENOMEM, "bpr: out of memory (%d shards x %d items x %d dim)",
+                          BPR_SHARDS, n_items, dim);
     }
     mr_rng rng;
     mr_rng_seed(&rng, o->seed);
@@ -110,11 +113,22 @@ int bpr_train(const int32_t *user, const int32_t *item, long n, int n_users, int
         for (int b = 0; b < o->blocks && !rc; b++) {
             long lo = n * b / o->blocks, hi = n * (b + 1) / o->blocks;
             for (int s = 0; s < BPR_SHARDS; s++) {
-                job[s] = (bpr_job){.user = user, .item = item, .order = order, .begin = lo, .end = hi, .shard = s,
-                                   .n_items = n_items, .dim = dim, .o = o, .U = U, .V = V,
-                                   .dV = dV + (size_t)s * vsz, .touched = touched + (size_t)s * (size_t)n_items,
-                                   .seed = o->seed ^ (0x9e3779b97f4a7c15ull * (uint64_t)(((ep * o->blocks) + b) *
-                                                                                          BPR_SHARDS + s + 1))};
+                job[s] = (bpr_job){
+                    .user = user,
+                    .item = item,
+                    .order = order,
+                    .begin = lo,
+                    .end = hi,
+                    .shard = s,
+                    .n_items = n_items,
+                    .dim = dim,
+                    .o = o,
+                    .U = U,
+                    .V = V,
+                    .dV = dV + (size_t)s * vsz,
+                    .touched = touched + (size_t)s * (size_t)n_items,
+                    .seed = o->seed ^ (0x9e3779b97f4a7c15ull *
+                                       (uint64_t)(((ep * o->blocks) + b) * BPR_SHARDS + s + 1))};
                 args[s] = &job[s];
             }
             if (pool) rc = mr_pool_run(pool, bpr_block, args, BPR_SHARDS);

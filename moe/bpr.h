@@ -27,13 +27,13 @@
 #define BPR_SHARDS 16
 
 typedef struct bpr_opts {
-    int dim;             /* vector width (32)                             */
-    int epochs;          /* passes over the positives (20)                */
-    int blocks;          /* item-sync blocks per epoch (20)               */
-    float lr;            /* SGD learning rate (0.05)                      */
-    float reg;           /* L2 (0.0025)                                   */
-    float init_std;      /* initial N(0, init_std) (0.1)                  */
-    uint64_t seed;       /* initialisation, order and negatives (1)       */
+    int dim;        /* vector width (32)                             */
+    int epochs;     /* passes over the positives (20)                */
+    int blocks;     /* item-sync blocks per epoch (20)               */
+    float lr;       /* SGD learning rate (0.05)                      */
+    float reg;      /* L2 (0.0025)                                   */
+    float init_std; /* initial N(0, init_std) (0.1)                  */
+    uint64_t seed;  /* initialisation, order and negatives (1)       */
     /* called after every epoch (may be NULL): epoch 1-based, mean loss */
     void (*progress)(int epoch, double loss, void *ctx);
     void *ctx;
@@ -44,8 +44,8 @@ void bpr_defaults(bpr_opts *o);
 /* Train on n positives (user[k], item[k]) with dense ids user < n_users,
  * item < n_items (n_items >= 2). U (n_users, dim) and V (n_items, dim) are
  * written (the caller allocates). pool may be NULL (the caller's thread). */
-int bpr_train(const int32_t *user, const int32_t *item, long n, int n_users, int n_items, const bpr_opts *o,
-              mr_pool *pool, float *U, float *V, mr_err *e);
+int bpr_train(const int32_t *user, const int32_t *item, long n, int n_users, int n_items,
+              const bpr_opts *o, mr_pool *pool, float *U, float *V, mr_err *e);
 
 /* The k best of s[0..n) into top/topv, best first (ties: lower index
  * first; -INFINITY entries are never better than a real score). Returns

@@ -82,8 +82,8 @@ int moe_dataset_alloc(moe_dataset **out, const moe_model *m, long n, mr_err *e) 
 /* ---- CSV ---------------------------------------------------------------------- */
 
 /* Column of name, or an error naming the feature / task it is for. */
-static int need_col(const mr_csv *c, const char *name, const char *what, const char *owner, int *col,
-                    mr_err *e) {
+static int need_col(const mr_csv *c, const char *name, const char *what, const char *owner,
+                    int *col, mr_err *e) {
     if ((*col = mr_csv_col(c, name)) >= 0) return 0;
     return mr_err_set(e, MR_EINVAL, "%s: no %scolumn '%s' (%s)", mr_csv_name(c), what, name, owner);
 }
@@ -93,14 +93,15 @@ int moe_dataset_read(moe_dataset **out, const moe_model *m, const char *path, co
     return moe_dataset_read_opts(out, m, path, time_col, max_rows, NULL, e);
 }
 
-int moe_dataset_read_opts(moe_dataset **out, const moe_model *m, const char *path, const char *time_col,
-                          long max_rows, const mr_csv_opts *csv, mr_err *e) {
+int moe_dataset_read_opts(moe_dataset **out, const moe_model *m, const char *path,
+                          const char *time_col, long max_rows, const mr_csv_opts *csv, mr_err *e) {
     *out = NULL;
     mr_csv *c = NULL;
     int rc = mr_csv_open(&c, path, csv, e);
     if (rc) return rc;
-    vec rows[MOE_MAX_FIELDS], offs[MOE_MAX_FIELDS], ids[MOE_MAX_FIELDS], num = {.elt = sizeof(float)}, y = {.elt = sizeof(float)},
-                                                     mask = {.elt = sizeof(float)}, tv = {.elt = sizeof(double)};
+    vec rows[MOE_MAX_FIELDS], offs[MOE_MAX_FIELDS], ids[MOE_MAX_FIELDS],
+        num = {.elt = sizeof(float)}, y = {.elt = sizeof(float)}, mask = {.elt = sizeof(float)},
+        tv = {.elt = sizeof(double)};
     for (int i = 0; i < MOE_MAX_FIELDS; i++) {
         rows[i] = (vec){.elt = sizeof(uint32_t)};
         offs[i] = (vec){.elt = sizeof(uint32_t)};
@@ -164,7 +165,8 @@ int moe_dataset_read_opts(moe_dataset **out, const moe_model *m, const char *pat
                 mr_err pe;
                 mr_err_clear(&pe);
                 int has_num = m->tasks[k].has_positive || mr_csv_float(c, lcol[k], &v, &pe) >= 0;
-                if (moe_model_label(m, k, cell, has_num, v, &v, e)) { /* the reader's message, and what to do */
+                if (moe_model_label(m, k, cell, has_num, v, &v,
+                                    e)) { /* the reader's message, and what to do */
                     char why[MR_ERR_MSG_MAX];
                     snprintf(why, sizeof why, "%s", e ? e->msg : "");
                     rc = has_num ? mr_err_set(e, MR_EINVAL, "%s:%ld: %s", path, mr_csv_line(c), why)
@@ -178,8 +180,8 @@ int moe_dataset_read_opts(moe_dataset **out, const moe_model *m, const char *pat
             double t = 0;
             if ((rc = mr_csv_double(c, tcol, &t, e)) < 0) goto done;
             if (rc == 1) {
-                rc = mr_err_set(e, MR_EINVAL, "%s:%ld: time column '%s' is missing", path, mr_csv_line(c),
-                                time_col);
+                rc = mr_err_set(e, MR_EINVAL, "%s:%ld: time column '%s' is missing", path,
+                                mr_csv_line(c), time_col);
                 goto done;
             }
             if (vec_push(&tv, &t)) goto oom;
@@ -228,8 +230,8 @@ int moe_dataset_read_opts(moe_dataset **out, const moe_model *m, const char *pat
         for (long i = 0; i < n; i++) labelled += d->mask[i * m->n_tasks + k] != 0;
         if (!labelled) {
             moe_dataset_free(d);
-            rc = mr_err_set(e, MR_EINVAL, "%s: task '%s': no row has a label in column '%s'", path, m->tasks[k].name,
-                            m->tasks[k].label);
+            rc = mr_err_set(e, MR_EINVAL, "%s: task '%s': no row has a label in column '%s'", path,
+                            m->tasks[k].name, m->tasks[k].label);
             goto done;
         }
     }
@@ -254,7 +256,8 @@ done:
 int moe_dataset_map_rows(moe_dataset *d, const moe_model *m, mr_err *e) {
     for (int f = 0; f < d->n_cat; f++) {
         if (!d->cat_ids[f])
-            return mr_err_set(e, MR_ESTATE, "dataset: value ids of '%s' were not kept (read before mapping)",
+            return mr_err_set(e, MR_ESTATE,
+                              "dataset: value ids of '%s' were not kept (read before mapping)",
                               m->cat[f].name);
         const idhash_mapper *mp = m->tables[m->cat[f].table].map;
         int rpi = idhash_mapper_rows_per_id(mp);
@@ -262,9 +265,11 @@ int moe_dataset_map_rows(moe_dataset *d, const moe_model *m, mr_err *e) {
         uint64_t r[IDHASH_MAX_ROWS];
         for (size_t j = 0; j < nid; j++) {
             int nr = idhash_mapper_rows(mp, d->cat_ids[f][j], r);
-            if (nr != rpi) return mr_err_set(e, MR_EINTERNAL, "dataset: '%s' maps to %d rows, read with %d",
-                                             m->cat[f].name, nr, rpi);
-            for (int k = 0; k < nr; k++) d->cat_rows[f][j * (size_t)rpi + (size_t)k] = (uint32_t)r[k];
+            if (nr != rpi)
+                return mr_err_set(e, MR_EINTERNAL, "dataset: '%s' maps to %d rows, read with %d",
+                                  m->cat[f].name, nr, rpi);
+            for (int k = 0; k < nr; k++)
+                d->cat_rows[f][j * (size_t)rpi + (size_t)k] = (uint32_t)r[k];
         }
     }
     return 0;
@@ -279,11 +284,13 @@ static int by_time(const void *a, const void *b, void *ctx) {
     return tx < ty ? -1 : tx > ty ? 1 : (x > y) - (x < y);
 }
 
-int moe_dataset_split(const moe_dataset *d, double val_frac, int by_time_flag, uint64_t seed, long **tr,
-                      long *ntr, long **va, long *nva, mr_err *e) {
+int moe_dataset_split(const moe_dataset *d, double val_frac, int by_time_flag, uint64_t seed,
+                      long **tr, long *ntr, long **va, long *nva, mr_err *e) {
     long n = d->n, nv = (long)(val_frac * (double)n);
     if (val_frac <= 0) nv = 0;
-    if (nv >= n) return mr_err_set(e, MR_EINVAL, "validation fraction %.3f leaves no training rows", val_frac);
+    if (nv >= n)
+        return mr_err_set(e, MR_EINVAL, "validation fraction %.3f leaves no training rows",
+                          val_frac);
     long *idx = malloc(sizeof(long) * (size_t)n);
     *tr = malloc(sizeof(long) * (size_t)(n - nv) + 1);
     *va = malloc(sizeof(long) * (size_t)nv + 1);
@@ -305,7 +312,9 @@ int moe_dataset_split(const moe_dataset *d, double val_frac, int by_time_flag, u
             free(idx);
             free(*tr);
             free(*va);
-            return mr_err_set(e, MR_EINVAL, "time split: every row has the boundary time %g, no training rows", t0);
+            return mr_err_set(e, MR_EINVAL,
+                              "time split: every row has the boundary time %g, no training rows",
+                              t0);
         }
         long *grown = realloc(*va, sizeof(long) * (size_t)nv + 1);
         if (!grown) {
@@ -372,7 +381,8 @@ void moe_dataset_batch(const moe_dataset *d, const moe_model *m, const long *idx
             long i = idx[b];
             local_off[0] = 0;
             local_off[1] = off[i + 1] - off[i];
-            moe_embbag_forward(x + (long)b * D + c->offset, D, t->data, rr + off[i], local_off, 1, t->dim, c->mean);
+            moe_embbag_forward(x + (long)b * D + c->offset, D, t->data, rr + off[i], local_off, 1,
+                               t->dim, c->mean);
         }
         if (rows && offs) {
             uint32_t o = 0;
@@ -393,7 +403,8 @@ void moe_dataset_batch(const moe_dataset *d, const moe_model *m, const long *idx
             xr[m->num[f].offset] = (v - m->num[f].mean) / m->num[f].std;
         }
         if (d->extra_dim)
-            memcpy(xr + (D - d->extra_dim), d->extra + i * d->extra_dim, sizeof(float) * (size_t)d->extra_dim);
+            memcpy(xr + (D - d->extra_dim), d->extra + i * d->extra_dim,
+                   sizeof(float) * (size_t)d->extra_dim);
         for (int k = 0; k < T; k++) {
             y[(long)k * B + b] = d->y[i * T + k];
             mask[(long)k * B + b] = d->mask[i * T + k];

@@ -25,19 +25,19 @@
 #include "moe/model.h"
 
 typedef struct moe_dataset {
-    long n;                               /* rows                                  */
+    long n; /* rows                                  */
     int n_cat, n_num, n_tasks, extra_dim;
-    uint32_t *cat_off[MOE_MAX_FIELDS];    /* (n + 1) per field                     */
-    uint32_t *cat_rows[MOE_MAX_FIELDS];   /* (cat_off[f][n]) embedding rows        */
-    uint64_t *cat_ids[MOE_MAX_FIELDS];    /* (cat_off[f][n] / rows per id) value ids
+    uint32_t *cat_off[MOE_MAX_FIELDS];  /* (n + 1) per field                     */
+    uint32_t *cat_rows[MOE_MAX_FIELDS]; /* (cat_off[f][n]) embedding rows        */
+    uint64_t *cat_ids[MOE_MAX_FIELDS];  /* (cat_off[f][n] / rows per id) value ids
                                            * (moe_model_value_id), kept only when
                                            * the model had mapped tables without a
                                            * mapping at read time, else NULL       */
-    float *num;                           /* (n, n_num) raw, NaN = missing         */
-    float *extra;                         /* (n, extra_dim) or NULL                */
-    float *y;                             /* (n, n_tasks)                          */
-    float *mask;                          /* (n, n_tasks) 1 = label present        */
-    double *time;                         /* (n) or NULL                           */
+    float *num;                         /* (n, n_num) raw, NaN = missing         */
+    float *extra;                       /* (n, extra_dim) or NULL                */
+    float *y;                           /* (n, n_tasks)                          */
+    float *mask;                        /* (n, n_tasks) 1 = label present        */
+    double *time;                       /* (n) or NULL                           */
 } moe_dataset;
 
 /* Read path ("-" = stdin) for model m. time_col may be NULL (a missing
@@ -47,8 +47,8 @@ int moe_dataset_read(moe_dataset **out, const moe_model *m, const char *path, co
                      long max_rows, mr_err *e);
 /* The same with the reader's options (csv: the missing-value set of a
  * command's --na, ...; NULL = common/csv.h's defaults). */
-int moe_dataset_read_opts(moe_dataset **out, const moe_model *m, const char *path, const char *time_col,
-                          long max_rows, const mr_csv_opts *csv, mr_err *e);
+int moe_dataset_read_opts(moe_dataset **out, const moe_model *m, const char *path,
+                          const char *time_col, long max_rows, const mr_csv_opts *csv, mr_err *e);
 /* Recompute every categorical row from the kept ids with m's current row
  * mappers (after moe_model_maps_build attached the mappings). MR_ESTATE if
  * the ids were not kept. */
@@ -73,8 +73,8 @@ int moe_dataset_split(const moe_dataset *d, double val_frac, int by_time, uint64
  * so do the group's rows tied with that boundary time, so each group's
  * training rows are strictly earlier than its validation rows. Needs
  * d->time; 0 < val_frac < 1. Index arrays in row order. */
-int moe_dataset_split_groups(const moe_dataset *d, const uint64_t *group, double val_frac, long **tr, long *ntr,
-                             long **va, long *nva, mr_err *e);
+int moe_dataset_split_groups(const moe_dataset *d, const uint64_t *group, double val_frac,
+                             long **tr, long *ntr, long **va, long *nva, mr_err *e);
 /* Append b's rows to a (same model: fields, tasks, extra block, time
  * column); b is unchanged. For --val-data: rows [0, a->n) then b's. */
 int moe_dataset_append(moe_dataset *a, const moe_dataset *b, mr_err *e);

@@ -46,7 +46,8 @@ static void engine_init(void) { g_engine_status = dnnl_engine_create(&g_engine, 
 dnnl_engine_t moe_dnn_engine(mr_err *e) {
     pthread_once(&g_engine_once, engine_init);
     if (g_engine_status != dnnl_success) {
-        mr_err_set(e, MR_EINTERNAL, "oneDNN: cannot create the CPU engine (%s)", dnnl_status2str(g_engine_status));
+        mr_err_set(e, MR_EINTERNAL, "oneDNN: cannot create the CPU engine (%s)",
+                   dnnl_status2str(g_engine_status));
         return NULL;
     }
     return g_engine;
@@ -70,21 +71,23 @@ const char *moe_dnn_isa_name(void) {
  * sets (avx512_core_bf16 contains avx512_core_vnni, ...). */
 static const char *isa_lacks(moe_precision p) {
     unsigned isa = (unsigned)dnnl_get_effective_cpu_isa();
-    if (p == MOE_PREC_BF16 && (isa & dnnl_cpu_isa_avx512_core_bf16) != dnnl_cpu_isa_avx512_core_bf16)
+    if (p == MOE_PREC_BF16 &&
+        (isa & dnnl_cpu_isa_avx512_core_bf16) != dnnl_cpu_isa_avx512_core_bf16)
         return "the CPU (as oneDNN sees it) has no AVX512_BF16";
-    if (p == MOE_PREC_INT8 && (isa & dnnl_cpu_isa_avx512_core_vnni) != dnnl_cpu_isa_avx512_core_vnni &&
+    if (p == MOE_PREC_INT8 &&
+        (isa & dnnl_cpu_isa_avx512_core_vnni) != dnnl_cpu_isa_avx512_core_vnni &&
         (isa & dnnl_cpu_isa_avx2_vnni) != dnnl_cpu_isa_avx2_vnni)
         return "the CPU (as oneDNN sees it) has no VNNI";
     return NULL;
 }
 
-#define DN(call, what)                                                                                   \
-    do {                                                                                                 \
-        dnnl_status_t s_ = (call);                                                                       \
-        if (s_ != dnnl_success) {                                                                        \
-            rc = mr_err_set(e, MR_EINTERNAL, "oneDNN: %s: %s", (what), dnnl_status2str(s_));             \
-            goto err;                                                                                    \
-        }                                                                                                \
+#define DN(call, what)                                                                       \
+    do {                                                                                     \
+        dnnl_status_t s_ = (call);                                                           \
+        if (s_ != dnnl_success) {                                                            \
+            rc = mr_err_set(e, MR_EINTERNAL, "oneDNN: %s: %s", (what), dnnl_status2str(s_)); \
+            goto err;                                                                        \
+        }                                                                                    \
     } while (0)
 
 static void layer_free(dnn_layer *l) {
@@ -97,9 +100,10 @@ static void layer_free(dnn_layer *l) {
 }
 
 /* Reorder src_mem into a new memory of desc dst_md (same engine). */
-static int reorder_into(dnnl_memory_t *out, dnnl_engine_t eng, dnnl_stream_t st, dnnl_memory_t src_mem,
-                        const dnnl_memory_desc_t *src_md, const dnnl_memory_desc_t *dst_md,
-                        const dnnl_primitive_attr_t attr, mr_err *e) {
+static int reorder_into(dnnl_memory_t *out, dnnl_engine_t eng, dnnl_stream_t st,
+                        dnnl_memory_t src_mem, const dnnl_memory_desc_t *src_md,
+                        const dnnl_memory_desc_t *dst_md, const dnnl_primitive_attr_t attr,
+                        mr_err *e) {
     int rc = 0;
     dnnl_primitive_desc_t pd = NULL;
     dnnl_primitive_t r = NULL;
@@ -157,10 +161,12 @@ static int layer_build(dnn_layer *L, const moe_mlp *m, int l, moe_precision p, d
     if (p == MOE_PREC_INT8 && l > 0 && m->act == MOE_ACT_RELU && !m->norm) L->src_dt = dnnl_u8;
     L->dst_dt = p == MOE_PREC_BF16 && !last && !m->norm ? dnnl_bf16 : dnnl_f32;
     L->fused_act = p != MOE_PREC_INT8 && !m->norm && L->has_act;
-    dnnl_dims_t sd = {DNNL_RUNTIME_DIM_VAL, K}, wd = {K, N}, dd = {DNNL_RUNTIME_DIM_VAL, N}, bd = {1, N};
+    dnnl_dims_t sd = {DNNL_RUNTIME_DIM_VAL, K}, wd = {K, N}, dd = {DNNL_RUNTIME_DIM_VAL, N},
+                bd = {1, N};
     dnnl_memory_desc_t smd, wmd, dmd, bmd, wplain;
     DN(dnnl_memory_desc_init_by_tag(&smd, 2, sd, L->src_dt, dnnl_ab), "src desc");
-    DN(dnnl_memory_desc_init_by_tag(&wmd, 2, wd, L->src_dt == dnnl_u8 ? dnnl_s8 : L->src_dt, dnnl_format_tag_any),
+    DN(dnnl_memory_desc_init_by_tag(&wmd, 2, wd, L->src_dt == dnnl_u8 ? dnnl_s8 : L->src_dt,
+                                    dnnl_format_tag_any),
        "weights desc");
     DN(dnnl_memory_desc_init_by_tag(&dmd, 2, dd, L->dst_dt, dnnl_ab), "dst desc");
     DN(dnnl_memory_desc_init_by_tag(&bmd, 2, bd, dnnl_f32, dnnl_ab), "bias desc");
@@ -168,8 +174,9 @@ static int layer_build(dnn_layer *L, const moe_mlp *m, int l, moe_precision p, d
     DN(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "scratchpad mode");
     if (L->fused_act) {
         DN(dnnl_post_ops_create(&po), "post-ops");
-        DN(dnnl_post_ops_append_eltwise(po, 1.0f, m->act == MOE_ACT_SWISH ? dnnl_eltwise_swish : dnnl_eltwise_relu,
-                                        m->act == MOE_ACT_SWISH ? 1.0f : 0.0f, 0.0f),
+        DN(dnnl_post_ops_append_eltwise(
+               po, 1.0f, m->act == MOE_ACT_SWISH ? dnnl_eltwise_swish : dnnl_eltwise_relu,
+               m->act == MOE_ACT_SWISH ? 1.0f : 0.0f, 0.0f),
            "post-op");
         DN(dnnl_primitive_attr_set_post_ops(attr, po), "post-ops");
     }
@@ -187,7 +194,8 @@ static int layer_build(dnn_layer *L, const moe_mlp *m, int l, moe_precision p, d
     /* our weights are (N, K) row-major: as a (K, N) matrix that is tag ba */
     dnnl_data_type_t wdt = p == MOE_PREC_INT8 ? dnnl_s8 : dnnl_f32;
     DN(dnnl_memory_desc_init_by_tag(&wplain, 2, wd, wdt, dnnl_ba), "weights desc");
-    DN(dnnl_memory_create(&plain, &wplain, eng, p == MOE_PREC_INT8 ? (void *)q : (void *)m->w[l]), "weights");
+    DN(dnnl_memory_create(&plain, &wplain, eng, p == MOE_PREC_INT8 ? (void *)q : (void *)m->w[l]),
+       "weights");
     static const int fix_rows[DNN_N_FIX] = DNN_FIX_ROWS;
     for (int v = 0; v < DNN_N_VAR; v++) {
         int rows = v ? fix_rows[v - 1] : 0;
@@ -201,7 +209,8 @@ static int layer_build(dnn_layer *L, const moe_mlp *m, int l, moe_precision p, d
         DN(dnnl_matmul_desc_init(&md, &smv, &wmd, with_bias ? &bmd : NULL, &dmv), "matmul desc");
         pd = NULL;
         dnnl_status_t ps = dnnl_primitive_desc_create(&pd, &md, attr, eng, NULL);
-        if (ps != dnnl_success && rows) continue; /* no fixed-row kernel: the run-time one covers it */
+        if (ps != dnnl_success && rows)
+            continue; /* no fixed-row kernel: the run-time one covers it */
         DN(ps, "matmul");
         dnn_prim *P = &L->v[L->n_var];
         ps = dnnl_primitive_create(&P->prim, pd);
@@ -214,12 +223,15 @@ static int layer_build(dnn_layer *L, const moe_mlp *m, int l, moe_precision p, d
         P->rows = rows;
         L->n_var++;
         const dnnl_memory_desc_t *want = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-        const dnnl_memory_desc_t *sp = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+        const dnnl_memory_desc_t *sp = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md,
+                                                                    0);
         size_t sb = sp ? dnnl_memory_desc_get_size(sp) : 0;
         L->scratch_bytes = sb > L->scratch_bytes ? sb : L->scratch_bytes;
-        for (int u = 0; u < L->n_var - 1 && !P->wei; u++) { /* the same layout as a variant before: share */
+        for (int u = 0; u < L->n_var - 1 && !P->wei;
+             u++) { /* the same layout as a variant before: share */
             const dnnl_memory_desc_t *have = NULL;
-            if (dnnl_memory_get_memory_desc(L->v[u].wei, &have) == dnnl_success && dnnl_memory_desc_equal(have, want))
+            if (dnnl_memory_get_memory_desc(L->v[u].wei, &have) == dnnl_success &&
+                dnnl_memory_desc_equal(have, want))
                 P->wei = L->v[u].wei;
         }
         if (!P->wei) {
@@ -271,7 +283,8 @@ static void plan_free(moe_dnn *d) {
 
 /* Stack level 0's routers into d->gates (fp32, one matmul); nothing when
  * every gate is constant. */
-static int gates_build(moe_dnn *d, const moe_net *net, dnnl_engine_t eng, dnnl_stream_t st, int id, mr_err *e) {
+static int gates_build(moe_dnn *d, const moe_net *net, dnnl_engine_t eng, dnnl_stream_t st, int id,
+                       mr_err *e) {
     const moe_level *lv = &net->levels[0];
     int total = 0;
     for (int s = 0; s <= lv->n_slots; s++) {
@@ -352,11 +365,13 @@ int moe_dnn_create(moe_dnn **out, moe_net *net, moe_precision want, moe_precisio
     *out = NULL;
     if (why && whylen) why[0] = 0;
     if (want == MOE_PREC_OPENBLAS_FP32 || (unsigned)want >= MOE_PREC_COUNT)
-        return mr_err_set(e, MR_EINVAL, "moe_dnn_create: precision '%s' has no oneDNN plan", moe_precision_name(want));
+        return mr_err_set(e, MR_EINVAL, "moe_dnn_create: precision '%s' has no oneDNN plan",
+                          moe_precision_name(want));
     moe_precision p = want;
     const char *lack = isa_lacks(want);
     if (lack) {
-        if (why) snprintf(why, whylen, "%s requested, %s: using fp32", moe_precision_name(want), lack);
+        if (why)
+            snprintf(why, whylen, "%s requested, %s: using fp32", moe_precision_name(want), lack);
         p = MOE_PREC_FP32;
     }
     /* oneDNN sizes a primitive's thread partition when it is created, from
@@ -368,8 +383,9 @@ int moe_dnn_create(moe_dnn **out, moe_net *net, moe_precision want, moe_precisio
     moe_dnn *d = NULL;
     int rc = plan_build(&d, net, p, e);
     if (rc && p != MOE_PREC_FP32) { /* oneDNN refused a primitive: fp32 */
-        if (why) snprintf(why, whylen, "%s requested, oneDNN refused it (%s): using fp32", moe_precision_name(want),
-                          e ? e->msg : "");
+        if (why)
+            snprintf(why, whylen, "%s requested, oneDNN refused it (%s): using fp32",
+                     moe_precision_name(want), e ? e->msg : "");
         p = MOE_PREC_FP32;
         rc = plan_build(&d, net, p, e);
     }

@@ -60,14 +60,14 @@ typedef struct moe_dnn_mlp moe_dnn_mlp;
 
 /* Per-pass execution state (one per moe_pass, never shared). */
 typedef struct moe_dnn_exec {
-    void *stream;                  /* dnnl_stream_t, created on first use    */
-    struct moe_dnn_mems *mems;     /* (n_mems) per plan layer: its memory     */
-    int n_mems;                    /* objects, kept while the row count stays */
-    const float *conv_src;         /* input last converted in this forward   */
+    void *stream;              /* dnnl_stream_t, created on first use    */
+    struct moe_dnn_mems *mems; /* (n_mems) per plan layer: its memory     */
+    int n_mems;                /* objects, kept while the row count stays */
+    const float *conv_src;     /* input last converted in this forward   */
     int conv_rows, conv_cols;
-    int conv_dt;                   /* dnnl data type it was converted to     */
-    void *conv_buf;                /* (rows, cols) bf16 or s8                */
-    float *conv_scale;             /* (rows) int8 row scales                 */
+    int conv_dt;       /* dnnl data type it was converted to     */
+    void *conv_buf;    /* (rows, cols) bf16 or s8                */
+    float *conv_scale; /* (rows) int8 row scales                 */
 } moe_dnn_exec;
 
 void moe_dnn_exec_init(moe_dnn_exec *x);
@@ -81,8 +81,8 @@ void moe_dnn_exec_reset(moe_dnn_exec *x);
  * oneDNN cannot do want, with the reason in why (why[0] = 0 when got ==
  * want). An error (MR_EINTERNAL naming the layer) when even fp32 fails;
  * then nothing is attached. */
-int moe_dnn_create(moe_dnn **out, struct moe_net *net, moe_precision want, moe_precision *got, char *why,
-                   size_t whylen, mr_err *e);
+int moe_dnn_create(moe_dnn **out, struct moe_net *net, moe_precision want, moe_precision *got,
+                   char *why, size_t whylen, mr_err *e);
 /* Detach from net (its mlps go back to OpenBLAS) and free. NULL is fine. */
 void moe_dnn_free(moe_dnn *d, struct moe_net *net);
 moe_precision moe_dnn_precision(const moe_dnn *d);
@@ -91,7 +91,7 @@ const char *moe_dnn_isa_name(void);
 
 /* Inference forward of one MLP over R rows: out (R, dims[last]) fp32 from
  * x (R, dims[0]) fp32 (already feature-gated). Scratch from arena. */
-int moe_dnn_mlp_forward(const moe_dnn_mlp *d, const struct moe_mlp *m, moe_dnn_exec *ex, mr_arena *arena,
-                        float *out, const float *x, int R, mr_err *e);
+int moe_dnn_mlp_forward(const moe_dnn_mlp *d, const struct moe_mlp *m, moe_dnn_exec *ex,
+                        mr_arena *arena, float *out, const float *x, int R, mr_err *e);
 
 #endif

@@ -64,7 +64,6 @@ static void *alloc64(mr_arena *a, size_t n) {
     return p ? (void *)(((uintptr_t)p + 63) & ~(uintptr_t)63) : NULL;
 }
 
-
 /* fp32 -> bf16, round to nearest even (inputs are finite). */
 MOE_TARGET_CLONES static void to_bf16(uint16_t *dst, const float *src, long n) {
     for (long i = 0; i < n; i++) {
@@ -91,7 +90,8 @@ MOE_TARGET_CLONES static void quant_rows(int8_t *q, float *scale, const float *x
 }
 
 /* The same for inputs known to be >= 0 (after a ReLU): u8, max / 255. */
-MOE_TARGET_CLONES static void quant_rows_u8(uint8_t *q, float *scale, const float *x, int R, int K) {
+MOE_TARGET_CLONES static void quant_rows_u8(uint8_t *q, float *scale, const float *x, int R,
+                                            int K) {
     for (int r = 0; r < R; r++) {
         const float *row = x + (long)r * K;
         uint8_t *qr = q + (long)r * K;
@@ -133,7 +133,8 @@ static int convert_src(const void **src, float **scale, const dnn_layer *L, cons
  * of rows bytes), re-creating the object only when the shape changed. */
 static dnnl_status_t mem_bind(dnn_mem *m, dnnl_engine_t eng, dnnl_dim_t rows, dnnl_dim_t cols,
                               dnnl_data_type_t dt, void *h) {
-    if (m->m && m->rows == rows && m->cols == cols && m->dt == dt) return dnnl_memory_set_data_handle(m->m, h);
+    if (m->m && m->rows == rows && m->cols == cols && m->dt == dt)
+        return dnnl_memory_set_data_handle(m->m, h);
     if (m->m) dnnl_memory_destroy(m->m);
     m->m = NULL;
     dnnl_memory_desc_t md;
@@ -163,20 +164,20 @@ static struct moe_dnn_mems *exec_mems(moe_dnn_exec *x, int id) {
     return &x->mems[id];
 }
 
-static size_t dt_size(dnnl_data_type_t dt) {
-    return dt == dnnl_f32 ? 4 : dt == dnnl_bf16 ? 2 : 1;
-}
+static size_t dt_size(dnnl_data_type_t dt) { return dt == dnnl_f32 ? 4 : dt == dnnl_bf16 ? 2 : 1; }
 
 /* Rows [r0, r0 + R) on variant v (R = its block, or any count on v 0). */
 static dnnl_status_t var_exec(const dnn_layer *L, int v, struct moe_dnn_mems *mm, moe_dnn_exec *ex,
                               dnnl_engine_t eng, const void *src, void *dst, int r0, int R) {
-    const unsigned char *s0 = (const unsigned char *)src + (size_t)r0 * (size_t)L->K * dt_size(L->src_dt);
+    const unsigned char *s0 = (const unsigned char *)src +
+                              (size_t)r0 * (size_t)L->K * dt_size(L->src_dt);
     unsigned char *d0 = (unsigned char *)dst + (size_t)r0 * (size_t)L->N * dt_size(L->dst_dt);
     dnnl_status_t s = mem_bind(&mm->src[v], eng, R, L->K, L->src_dt, (void *)s0);
     if (s == dnnl_success) s = mem_bind(&mm->dst[v], eng, R, L->N, L->dst_dt, d0);
     if (s != dnnl_success) return s;
-    dnnl_exec_arg_t args[5] = {
-        {DNNL_ARG_SRC, mm->src[v].m}, {DNNL_ARG_WEIGHTS, L->v[v].wei}, {DNNL_ARG_DST, mm->dst[v].m}};
+    dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, mm->src[v].m},
+                               {DNNL_ARG_WEIGHTS, L->v[v].wei},
+                               {DNNL_ARG_DST, mm->dst[v].m}};
     int na = 3;
     if (L->bias) args[na++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, L->bias};
     if (L->scratch_bytes) args[na++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, mm->scr.m};
@@ -186,19 +187,21 @@ static dnnl_status_t var_exec(const dnn_layer *L, int v, struct moe_dnn_mems *mm
 /* The layer over R rows: fixed-row blocks largest first, the rest as one
  * zero-padded smallest block (on the run-time primitive when oneDNN built
  * no fixed one). */
-static int layer_exec(const dnn_layer *L, moe_dnn_exec *ex, dnnl_engine_t eng, const void *src, void *dst,
-                      int R, mr_arena *a, mr_err *e) {
+static int layer_exec(const dnn_layer *L, moe_dnn_exec *ex, dnnl_engine_t eng, const void *src,
+                      void *dst, int R, mr_arena *a, mr_err *e) {
     struct moe_dnn_mems *mm = exec_mems(ex, L->id);
     dnnl_status_t s = mm ? dnnl_success : dnnl_out_of_memory;
     if (s == dnnl_success && L->scratch_bytes) {
         void *buf = alloc64(a, L->scratch_bytes);
-        s = buf ? mem_bind(&mm->scr, eng, (dnnl_dim_t)L->scratch_bytes, 0, dnnl_u8, buf) : dnnl_out_of_memory;
+        s = buf ? mem_bind(&mm->scr, eng, (dnnl_dim_t)L->scratch_bytes, 0, dnnl_u8, buf)
+                : dnnl_out_of_memory;
     }
     int r0 = 0, last = L->n_var - 1;
     for (int v = 1; v < L->n_var && s == dnnl_success; v++)
         for (; R - r0 >= L->v[v].rows && s == dnnl_success; r0 += L->v[v].rows)
             s = var_exec(L, v, mm, ex, eng, src, dst, r0, L->v[v].rows);
-    if (s == dnnl_success && r0 < R && last == 0) s = var_exec(L, 0, mm, ex, eng, src, dst, r0, R - r0);
+    if (s == dnnl_success && r0 < R && last == 0)
+        s = var_exec(L, 0, mm, ex, eng, src, dst, r0, R - r0);
     if (s == dnnl_success && r0 < R && last > 0) { /* the rest, zero-padded to the smallest block */
         int b = L->v[last].rows, n = R - r0;
         size_t se = dt_size(L->src_dt) * (size_t)L->K, de = dt_size(L->dst_dt) * (size_t)L->N;
@@ -214,15 +217,15 @@ static int layer_exec(const dnn_layer *L, moe_dnn_exec *ex, dnnl_engine_t eng, c
     }
     if (s == dnnl_success) s = dnnl_stream_wait((dnnl_stream_t)ex->stream);
     if (s != dnnl_success)
-        return mr_err_set(e, MR_EINTERNAL, "oneDNN: matmul %d -> %d over %d rows: %s", L->K, L->N, R,
-                          dnnl_status2str(s));
+        return mr_err_set(e, MR_EINTERNAL, "oneDNN: matmul %d -> %d over %d rows: %s", L->K, L->N,
+                          R, dnnl_status2str(s));
     return 0;
 }
 
 /* What the primitive left undone, on fp32 z (R, N): int8's row scale and
  * bias, the row norm, the activation. */
-MOE_TARGET_CLONES static void layer_finish(float *z, const dnn_layer *L, const moe_mlp *m, int l, const float *rscale, int R,
-                         mr_arena *a) {
+MOE_TARGET_CLONES static void layer_finish(float *z, const dnn_layer *L, const moe_mlp *m, int l,
+                                           const float *rscale, int R, mr_arena *a) {
     int N = L->N, relu = L->has_act && !L->fused_act && m->act == MOE_ACT_RELU && !m->norm;
     if (rscale) /* int8: row scale and bias, with the ReLU in the same pass when it comes next */
         for (int r = 0; r < R; r++) {
@@ -234,7 +237,8 @@ MOE_TARGET_CLONES static void layer_finish(float *z, const dnn_layer *L, const m
                 for (int o = 0; o < N; o++) row[o] = row[o] * s + b[o];
         }
     if (m->norm) {
-        float *mean = mr_arena_alloc(a, sizeof(float) * (size_t)R), *rstd = mr_arena_alloc(a, sizeof(float) * (size_t)R);
+        float *mean = mr_arena_alloc(a, sizeof(float) * (size_t)R),
+              *rstd = mr_arena_alloc(a, sizeof(float) * (size_t)R);
         if (mean && rstd) moe_rownorm_forward(z, mean, rstd, z, m->ng[l], m->nb[l], R, N);
     }
     if (L->has_act && !L->fused_act && !(relu && rscale)) {
@@ -245,15 +249,16 @@ MOE_TARGET_CLONES static void layer_finish(float *z, const dnn_layer *L, const m
     }
 }
 
-int moe_dnn_mlp_forward(const moe_dnn_mlp *d, const moe_mlp *m, moe_dnn_exec *ex, mr_arena *arena, float *out,
-                        const float *x, int R, mr_err *e) {
+int moe_dnn_mlp_forward(const moe_dnn_mlp *d, const moe_mlp *m, moe_dnn_exec *ex, mr_arena *arena,
+                        float *out, const float *x, int R, mr_err *e) {
     if (R <= 0) return 0;
     dnnl_engine_t eng = moe_dnn_engine(e);
     if (!eng) return MR_EINTERNAL;
     if (!ex->stream) {
         dnnl_stream_t st;
         dnnl_status_t s = dnnl_stream_create(&st, eng, dnnl_stream_default_flags);
-        if (s != dnnl_success) return mr_err_set(e, MR_EINTERNAL, "oneDNN: stream: %s", dnnl_status2str(s));
+        if (s != dnnl_success)
+            return mr_err_set(e, MR_EINTERNAL, "oneDNN: stream: %s", dnnl_status2str(s));
         ex->stream = st;
     }
     const dnn_layer *L0 = &d->l[0];

@@ -30,26 +30,27 @@
 
 /* Fixed row blocks, largest first. */
 #define DNN_N_FIX 12
-#define DNN_FIX_ROWS {512, 384, 256, 192, 128, 96, 64, 48, 32, 16, 8, 4}
+#define DNN_FIX_ROWS \
+    { 512, 384, 256, 192, 128, 96, 64, 48, 32, 16, 8, 4 }
 #define DNN_N_VAR (1 + DNN_N_FIX)
 
 typedef struct dnn_prim {
-    int rows;                       /* 0: run-time row count                   */
+    int rows; /* 0: run-time row count                   */
     dnnl_primitive_t prim;
-    dnnl_memory_t wei;              /* weights in its layout (read-only)       */
-    int owns_wei;                   /* else shares an earlier variant's        */
+    dnnl_memory_t wei; /* weights in its layout (read-only)       */
+    int owns_wei;      /* else shares an earlier variant's        */
 } dnn_prim;
 
 typedef struct dnn_layer {
-    int id;                         /* index in the plan (moe_dnn_exec.mems)   */
-    int K, N;                       /* in, out widths                          */
+    int id;   /* index in the plan (moe_dnn_exec.mems)   */
+    int K, N; /* in, out widths                          */
     dnnl_data_type_t src_dt, dst_dt;
     int n_var;
-    dnn_prim v[DNN_N_VAR];          /* [0] run-time rows, then fixed blocks    */
-    dnnl_memory_t bias;             /* (1, N) f32, NULL when not fused         */
-    size_t scratch_bytes;           /* user scratchpad for any one execution   */
-    int fused_act;                  /* activation done by the primitive        */
-    int has_act;                    /* layer is followed by the activation     */
+    dnn_prim v[DNN_N_VAR]; /* [0] run-time rows, then fixed blocks    */
+    dnnl_memory_t bias;    /* (1, N) f32, NULL when not fused         */
+    size_t scratch_bytes;  /* user scratchpad for any one execution   */
+    int fused_act;         /* activation done by the primitive        */
+    int has_act;           /* layer is followed by the activation     */
 } dnn_layer;
 
 struct moe_dnn_mlp {
@@ -61,11 +62,11 @@ struct moe_dnn_mlp {
 struct moe_dnn {
     moe_precision prec;
     int n_mlps;
-    moe_dnn_mlp *mlps;              /* (n_mlps) every expert, then towers      */
+    moe_dnn_mlp *mlps; /* (n_mlps) every expert, then towers      */
     /* level 0's routers (n_logits > 0; slot gates, then the shared gate)
      * stacked into one (sum n_logits, in_dim) fp32 layer without bias: every
      * precision routes on fp32 logits of the same input */
-    moe_mlp gates;                  /* n_layers 0 when there is none            */
+    moe_mlp gates; /* n_layers 0 when there is none            */
     moe_dnn_mlp gates_dnn;
 };
 

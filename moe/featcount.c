@@ -17,18 +17,18 @@
 #include "hashing/u64map.h"
 
 typedef struct fc_kind {
-    u64map map;      /* key -> slot                           */
-    double *v;       /* (cap, stride) slot values             */
-    uint64_t *key;   /* (cap) key of each slot, for fc_keys   */
-    size_t n, cap;   /* slots used / allocated                */
+    u64map map;    /* key -> slot                           */
+    double *v;     /* (cap, stride) slot values             */
+    uint64_t *key; /* (cap) key of each slot, for fc_keys   */
+    size_t n, cap; /* slots used / allocated                */
 } fc_kind;
 
 struct fc_counter {
     fc_spec s;
-    int stride;                     /* doubles per slot                      */
+    int stride; /* doubles per slot                      */
     fc_kind k[FC_KINDS];
-    double g_pos[FC_MAX_TASKS];     /* global labelled positives (all time)  */
-    double g_lab[FC_MAX_TASKS];     /* global labelled events (all time)     */
+    double g_pos[FC_MAX_TASKS]; /* global labelled positives (all time)  */
+    double g_lab[FC_MAX_TASKS]; /* global labelled events (all time)     */
 };
 
 /* slot layout */
@@ -44,29 +44,35 @@ int fc_row_values(const fc_spec *s) { return fc_kind_values(s) * (s->use_cats ? 
 
 int fc_spec_check(const fc_spec *s, mr_err *e) {
     if (s->n_tasks < 1 || s->n_tasks > FC_MAX_TASKS)
-        return mr_err_set(e, MR_EINVAL, "counting features: %d tasks (1..%d)", s->n_tasks, FC_MAX_TASKS);
+        return mr_err_set(e, MR_EINVAL, "counting features: %d tasks (1..%d)", s->n_tasks,
+                          FC_MAX_TASKS);
     if (s->n_windows < 1 || s->n_windows > FC_MAX_WINDOWS)
-        return mr_err_set(e, MR_EINVAL, "counting features: %d windows (1..%d)", s->n_windows, FC_MAX_WINDOWS);
+        return mr_err_set(e, MR_EINVAL, "counting features: %d windows (1..%d)", s->n_windows,
+                          FC_MAX_WINDOWS);
     for (int w = 0; w < s->n_windows; w++)
         if (!(s->window[w] >= 0) || !isfinite(s->window[w]))
-            return mr_err_set(e, MR_EINVAL, "counting features: window %d is %g (0 = all time, or > 0)", w,
+            return mr_err_set(e, MR_EINVAL,
+                              "counting features: window %d is %g (0 = all time, or > 0)", w,
                               s->window[w]);
     if (!(s->prior_strength >= 0) || !isfinite(s->prior_strength))
-        return mr_err_set(e, MR_EINVAL, "counting features: prior strength %g (>= 0)", s->prior_strength);
+        return mr_err_set(e, MR_EINVAL, "counting features: prior strength %g (>= 0)",
+                          s->prior_strength);
     return MR_OK;
 }
 
-int fc_value_name(const fc_spec *s, int j, const char *const *task_names, const char *const *window_names,
-                  char *buf, size_t cap, mr_err *e) {
+int fc_value_name(const fc_spec *s, int j, const char *const *task_names,
+                  const char *const *window_names, char *buf, size_t cap, mr_err *e) {
     static const char *const prefix[FC_KINDS] = {"u", "i", "uc"};
     int per = fc_kind_values(s), kind = j / per, r = j % per, W = s->n_windows, n;
-    if (j < 0 || j >= fc_row_values(s)) return mr_err_set(e, MR_EINVAL, "counting features: no value %d", j);
+    if (j < 0 || j >= fc_row_values(s))
+        return mr_err_set(e, MR_EINVAL, "counting features: no value %d", j);
     if (r < W) n = snprintf(buf, cap, "%s_cnt_%s", prefix[kind], window_names[r]);
     else if (r < W + W * s->n_tasks)
         n = snprintf(buf, cap, "%s_%s_rate_%s", prefix[kind], task_names[(r - W) % s->n_tasks],
                      window_names[(r - W) / s->n_tasks]);
     else n = snprintf(buf, cap, "%s_recency", prefix[kind]);
-    if (n < 0 || (size_t)n >= cap) return mr_err_set(e, MR_EINVAL, "counting features: name of value %d too long", j);
+    if (n < 0 || (size_t)n >= cap)
+        return mr_err_set(e, MR_EINVAL, "counting features: name of value %d too long", j);
     return MR_OK;
 }
 
@@ -98,7 +104,8 @@ void fc_free(fc_counter *c) {
 }
 
 uint64_t fc_user_cat_key(uint64_t user, uint64_t cat) {
-    uint64_t x = user * 0x9e3779b97f4a7c15ull ^ (cat + 0x632be59bd9b4e019ull + (user << 6) + (user >> 2));
+    uint64_t x = user * 0x9e3779b97f4a7c15ull ^
+                 (cat + 0x632be59bd9b4e019ull + (user << 6) + (user >> 2));
     x ^= x >> 31;
     x *= 0xbf58476d1ce4e5b9ull;
     return x ^ (x >> 29);
@@ -135,7 +142,9 @@ static const double *slot_find(const fc_counter *c, int kind, uint64_t key) {
 }
 
 /* Weight of an event of time t in window w of a slot referring to ref. */
-static double decay(double window, double age) { return window > 0 && age > 0 ? exp(-age / window) : 1.0; }
+static double decay(double window, double age) {
+    return window > 0 && age > 0 ? exp(-age / window) : 1.0;
+}
 
 static void slot_add(fc_counter *c, double *v, const fc_event *ev) {
     int W = c->s.n_windows, T = c->s.n_tasks;
@@ -169,9 +178,11 @@ static int dup_cat(const fc_event *ev, int j) {
 }
 
 int fc_add(fc_counter *c, const fc_event *ev, mr_err *e) {
-    if (!isfinite(ev->t)) return mr_err_set(e, MR_EINVAL, "counting features: event time %g", ev->t);
+    if (!isfinite(ev->t))
+        return mr_err_set(e, MR_EINVAL, "counting features: event time %g", ev->t);
     if (c->s.use_cats && ev->n_cats > FC_MAX_CATS)
-        return mr_err_set(e, MR_EINVAL, "counting features: %d categories in one event (at most %d)", ev->n_cats,
+        return mr_err_set(e, MR_EINVAL,
+                          "counting features: %d categories in one event (at most %d)", ev->n_cats,
                           FC_MAX_CATS);
     double *u = slot_get(c, FC_USER, ev->user), *i = u ? slot_get(c, FC_ITEM, ev->item) : NULL;
     if (!i) return mr_err_set(e, MR_ENOMEM, "counting features: out of memory");
@@ -192,12 +203,13 @@ int fc_add(fc_counter *c, const fc_event *ev, mr_err *e) {
  * counter of a subset of c's events with windows all 0 (out-of-fold). */
 /* Values of slot v (NULL: no events) of c minus slot s of sub (both may be
  * NULL), read at now. */
-static void read_slot(const fc_counter *c, const fc_counter *sub, const double *v, const double *s, double now,
-                      float *out) {
+static void read_slot(const fc_counter *c, const fc_counter *sub, const double *v, const double *s,
+                      double now, float *out) {
     int W = c->s.n_windows, T = c->s.n_tasks;
     double a = c->s.prior_strength, prior[FC_MAX_TASKS];
     for (int t = 0; t < T; t++) {
-        double pos = c->g_pos[t] - (sub ? sub->g_pos[t] : 0), lab = c->g_lab[t] - (sub ? sub->g_lab[t] : 0);
+        double pos = c->g_pos[t] - (sub ? sub->g_pos[t] : 0),
+               lab = c->g_lab[t] - (sub ? sub->g_lab[t] : 0);
         prior[t] = (pos + 1) / (lab + 2);
     }
     for (int w = 0; w < W; w++) {
@@ -213,10 +225,13 @@ static void read_slot(const fc_counter *c, const fc_counter *sub, const double *
         }
     }
     if (c->s.no_recency) return;
-    out[W + W * T] = v && v[S_LAST] > -INFINITY ? (float)log1p(now > v[S_LAST] ? now - v[S_LAST] : 0) : NAN;
+    out[W + W * T] = v && v[S_LAST] > -INFINITY
+                         ? (float)log1p(now > v[S_LAST] ? now - v[S_LAST] : 0)
+                         : NAN;
 }
 
-static void read_diff(const fc_counter *c, const fc_counter *sub, int kind, uint64_t key, double now, float *out) {
+static void read_diff(const fc_counter *c, const fc_counter *sub, int kind, uint64_t key,
+                      double now, float *out) {
     read_slot(c, sub, slot_find(c, kind, key), sub ? slot_find(sub, kind, key) : NULL, now, out);
 }
 
@@ -240,7 +255,8 @@ void fc_mean_blocks(const float *blocks, int n, int per, float *out) {
     }
 }
 
-static void read_row_diff(const fc_counter *c, const fc_counter *sub, const fc_event *ev, double now, float *out) {
+static void read_row_diff(const fc_counter *c, const fc_counter *sub, const fc_event *ev,
+                          double now, float *out) {
     int per = fc_kind_values(&c->s);
     read_diff(c, sub, FC_USER, ev->user, now, out);
     read_diff(c, sub, FC_ITEM, ev->item, now, out + per);
@@ -249,7 +265,8 @@ static void read_row_diff(const fc_counter *c, const fc_counter *sub, const fc_e
     int n = 0;
     for (int k = 0; k < ev->n_cats && k < FC_MAX_CATS; k++)
         if (!dup_cat(ev, k))
-            read_diff(c, sub, FC_USER_CAT, fc_user_cat_key(ev->user, ev->cats[k]), now, blocks + (size_t)n++ * per);
+            read_diff(c, sub, FC_USER_CAT, fc_user_cat_key(ev->user, ev->cats[k]), now,
+                      blocks + (size_t)n++ * per);
     fc_mean_blocks(blocks, n, per, out + 2 * per);
 }
 
@@ -281,20 +298,24 @@ static uint64_t fold_hash(uint64_t seed, uint64_t i) {
     return x ^ (x >> 31);
 }
 
-int fc_fold(uint64_t seed, size_t row, int folds) { return (int)(fold_hash(seed, row) % (uint64_t)folds); }
+int fc_fold(uint64_t seed, size_t row, int folds) {
+    return (int)(fold_hash(seed, row) % (uint64_t)folds);
+}
 
-int fc_train_values(const fc_spec *s, const fc_event *ev, size_t n, int mode, int folds, uint64_t seed,
-                    float *out, fc_counter **final, mr_err *e) {
+int fc_train_values(const fc_spec *s, const fc_event *ev, size_t n, int mode, int folds,
+                    uint64_t seed, float *out, fc_counter **final, mr_err *e) {
     if (final) *final = NULL;
     int rc = fc_spec_check(s, e);
     if (rc) return rc;
     if (mode == FC_OOF) {
-        if (folds < 2 || folds > 64) return mr_err_set(e, MR_EINVAL, "counting features: %d folds (2..64)", folds);
+        if (folds < 2 || folds > 64)
+            return mr_err_set(e, MR_EINVAL, "counting features: %d folds (2..64)", folds);
         for (int w = 0; w < s->n_windows; w++)
             if (s->window[w] != 0)
-                return mr_err_set(e, MR_EINVAL,
-                                  "counting features: out-of-fold values need all-time windows (window %d is %g)", w,
-                                  s->window[w]);
+                return mr_err_set(
+                    e, MR_EINVAL,
+                    "counting features: out-of-fold values need all-time windows (window %d is %g)",
+                    w, s->window[w]);
     } else if (mode != FC_PAST)
         return mr_err_set(e, MR_EINVAL, "counting features: mode %d (past, oof)", mode);
     int per_row = fc_row_values(s);
@@ -308,7 +329,8 @@ int fc_train_values(const fc_spec *s, const fc_event *ev, size_t n, int mode, in
     for (size_t g = 0; g < n;) {
         size_t h = g;
         while (h < n && ev[ord[h]].t == ev[ord[g]].t) h++;
-        for (size_t i = g; i < h; i++) fc_read_row(c, &ev[ord[i]], ev[ord[i]].t, out + ord[i] * (size_t)per_row);
+        for (size_t i = g; i < h; i++)
+            fc_read_row(c, &ev[ord[i]], ev[ord[i]].t, out + ord[i] * (size_t)per_row);
         for (size_t i = g; i < h; i++)
             if ((rc = fc_add(c, &ev[ord[i]], e))) goto err;
         g = h;
@@ -328,8 +350,10 @@ int fc_train_values(const fc_spec *s, const fc_event *ev, size_t n, int mode, in
         for (size_t i = 0; i < n; i++) {
             read_row_diff(c, fold[fc_fold(seed, i, folds)], &ev[i], ev[i].t, tmp);
             float *o = out + i * (size_t)per_row;
-            int counted = s->n_windows * (1 + s->n_tasks); /* recency, if any, stays from the past */
-            for (int k = 0; k < kinds; k++) memcpy(o + k * per, tmp + k * per, sizeof(float) * (size_t)counted);
+            int counted = s->n_windows *
+                          (1 + s->n_tasks); /* recency, if any, stays from the past */
+            for (int k = 0; k < kinds; k++)
+                memcpy(o + k * per, tmp + k * per, sizeof(float) * (size_t)counted);
         }
     }
     if (fold)

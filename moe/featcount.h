@@ -39,17 +39,17 @@
 
 #define FC_MAX_TASKS 8
 #define FC_MAX_WINDOWS 8
-#define FC_MAX_CATS 64          /* categories of one row (a multi-valued cell) */
+#define FC_MAX_CATS 64 /* categories of one row (a multi-valued cell) */
 
 enum { FC_USER = 0, FC_ITEM = 1, FC_USER_CAT = 2, FC_KINDS = 3 };
 
 typedef struct fc_spec {
-    int n_tasks;                          /* 1..FC_MAX_TASKS labels per event        */
-    int n_windows;                        /* 1..FC_MAX_WINDOWS                       */
-    double window[FC_MAX_WINDOWS];        /* 0 = all time, > 0 = decay time constant */
-    double prior_strength;                /* a >= 0 in the rate's smoothing          */
-    int use_cats;                         /* compute the (user, category) block      */
-    int no_recency;                       /* leave the recency value out             */
+    int n_tasks;                   /* 1..FC_MAX_TASKS labels per event        */
+    int n_windows;                 /* 1..FC_MAX_WINDOWS                       */
+    double window[FC_MAX_WINDOWS]; /* 0 = all time, > 0 = decay time constant */
+    double prior_strength;         /* a >= 0 in the rate's smoothing          */
+    int use_cats;                  /* compute the (user, category) block      */
+    int no_recency;                /* leave the recency value out             */
 } fc_spec;
 
 /* One event of the log. y/has: label and presence per task (a missing label
@@ -57,12 +57,12 @@ typedef struct fc_spec {
  * labelled events, count_w every event). A label outside {0, 1} (a rating)
  * makes the "rate" a smoothed mean of the label. */
 typedef struct fc_event {
-    double t;                             /* time, seconds                 */
-    uint64_t user, item;                  /* hashed ids                    */
-    const uint64_t *cats;                 /* (n_cats) hashed categories    */
+    double t;             /* time, seconds                 */
+    uint64_t user, item;  /* hashed ids                    */
+    const uint64_t *cats; /* (n_cats) hashed categories    */
     int n_cats;
-    float y[FC_MAX_TASKS];                /* 1 positive, 0 negative, or a value */
-    uint8_t has[FC_MAX_TASKS];            /* 1 = y[t] present              */
+    float y[FC_MAX_TASKS];     /* 1 positive, 0 negative, or a value */
+    uint8_t has[FC_MAX_TASKS]; /* 1 = y[t] present              */
 } fc_event;
 
 typedef struct fc_counter fc_counter;
@@ -75,8 +75,8 @@ int fc_kind_values(const fc_spec *s);
 int fc_row_values(const fc_spec *s);
 /* Name of row value j: "<p>_cnt_<w>", "<p>_<task>_rate_<w>", "<p>_recency"
  * with p = u, i, uc and w = window_names[w]. 0 or MR_EINVAL (too long). */
-int fc_value_name(const fc_spec *s, int j, const char *const *task_names, const char *const *window_names,
-                  char *buf, size_t cap, mr_err *e);
+int fc_value_name(const fc_spec *s, int j, const char *const *task_names,
+                  const char *const *window_names, char *buf, size_t cap, mr_err *e);
 
 int fc_spec_check(const fc_spec *s, mr_err *e);
 int fc_create(fc_counter **out, const fc_spec *s, mr_err *e);
@@ -118,7 +118,7 @@ int fc_fold(uint64_t seed, size_t row, int folds);
  * row-major), in the rows' order (ev need not be sorted). mode FC_PAST or
  * FC_OOF (folds >= 2, seed). If final is not NULL, *final is a counter of
  * every event (the serving state). */
-int fc_train_values(const fc_spec *s, const fc_event *ev, size_t n, int mode, int folds, uint64_t seed,
-                    float *out, fc_counter **final, mr_err *e);
+int fc_train_values(const fc_spec *s, const fc_event *ev, size_t n, int mode, int folds,
+                    uint64_t seed, float *out, fc_counter **final, mr_err *e);
 
 #endif

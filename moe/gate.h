@@ -29,33 +29,33 @@
 typedef enum { MOE_GATE_DENSE = 0, MOE_GATE_TOPK, MOE_GATE_TOPP } moe_gate_kind;
 
 typedef struct moe_gate_spec {
-    moe_gate_kind kind;  /* routing rule                                        */
-    int k;               /* top-k: logits kept per row (>= 1)                   */
-    float p;             /* top-p: cumulative probability threshold (0, 1]      */
-    int n_null;          /* null experts added to the router                    */
-    int n_always;        /* of each gate's choice, how many are always on       */
+    moe_gate_kind kind; /* routing rule                                        */
+    int k;              /* top-k: logits kept per row (>= 1)                   */
+    float p;            /* top-p: cumulative probability threshold (0, 1]      */
+    int n_null;         /* null experts added to the router                    */
+    int n_always;       /* of each gate's choice, how many are always on       */
 } moe_gate_spec;
 
 typedef struct moe_gate {
     moe_gate_spec spec;
-    int n_choice;        /* experts mixed                                       */
-    int choice[64];      /* level expert index of each choice                   */
-    int n_routed;        /* n_choice - n_always                                 */
-    int n_logits;        /* n_routed + n_null; 0 when the gate is constant      */
-    int in_dim;          /* selector input width                                */
-    float *w;            /* (n_logits, in_dim) router, NULL when constant        */
+    int n_choice;   /* experts mixed                                       */
+    int choice[64]; /* level expert index of each choice                   */
+    int n_routed;   /* n_choice - n_always                                 */
+    int n_logits;   /* n_routed + n_null; 0 when the gate is constant      */
+    int in_dim;     /* selector input width                                */
+    float *w;       /* (n_logits, in_dim) router, NULL when constant        */
 } moe_gate;
 
 /* Per-call activations of one gate over B rows. */
 typedef struct moe_gate_cache {
     int B;
-    float *logits;       /* (B, n_logits) */
-    float *probs;        /* (B, n_logits) */
-    uint8_t *kept;       /* (B, n_logits) 1 when routing kept the logit */
-    float *weight;       /* (B, n_choice) mixing weight of each choice */
-    float *frac;         /* (n_logits) global f_i */
-    double lbl;          /* load-balance loss value */
-    double entropy;      /* mean row entropy */
+    float *logits;  /* (B, n_logits) */
+    float *probs;   /* (B, n_logits) */
+    uint8_t *kept;  /* (B, n_logits) 1 when routing kept the logit */
+    float *weight;  /* (B, n_choice) mixing weight of each choice */
+    float *frac;    /* (n_logits) global f_i */
+    double lbl;     /* load-balance loss value */
+    double entropy; /* mean row entropy */
 } moe_gate_cache;
 
 /* Cache arrays the caller allocates (moe_gate_cache_floats floats, bytes of

@@ -32,8 +32,8 @@ void moe_linear_forward(float *out, const float *in, const float *w, const float
 void moe_linear_backward(float *din, float *dw, float *db, const float *dout, const float *in,
                          const float *w, int B, int C, int OC) {
     if (B <= 0) return;
-    if (din) mr_sgemm(0, 0, B, C, OC, 1.0f, dout, w, 1.0f, din);  /* (B,OC)@(OC,C) */
-    if (dw) mr_sgemm(1, 0, OC, C, B, 1.0f, dout, in, 1.0f, dw);   /* (OC,B)@(B,C) */
+    if (din) mr_sgemm(0, 0, B, C, OC, 1.0f, dout, w, 1.0f, din); /* (B,OC)@(OC,C) */
+    if (dw) mr_sgemm(1, 0, OC, C, B, 1.0f, dout, in, 1.0f, dw);  /* (OC,B)@(B,C) */
     if (db)
         for (int r = 0; r < B; r++) {
             const float *d = dout + (long)r * OC;

@@ -56,7 +56,8 @@ void moe_softmax_forward(float *probs, const float *logits, int B, int C);
 void moe_softmax_backward(float *dlogits, const float *dprobs, const float *probs, int B, int C);
 
 static inline float moe_sigmoidf(float x) {
-    return x >= 0 ? 1.0f / (1.0f + __builtin_expf(-x)) : __builtin_expf(x) / (1.0f + __builtin_expf(x));
+    return x >= 0 ? 1.0f / (1.0f + __builtin_expf(-x))
+                  : __builtin_expf(x) / (1.0f + __builtin_expf(x));
 }
 
 /* Embedding bag: out (B, D) (row stride ostride) = sum (or mean when mean)

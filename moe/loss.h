@@ -11,9 +11,9 @@
 #include "moe/net.h"
 
 typedef struct moe_loss {
-    double total;                 /* what backward differentiates          */
-    double task[MOE_MAX_TASKS];   /* L_k, unweighted                        */
-    double aux;                   /* weighted auxiliary part of total       */
+    double total;               /* what backward differentiates          */
+    double task[MOE_MAX_TASKS]; /* L_k, unweighted                        */
+    double aux;                 /* weighted auxiliary part of total       */
 } moe_loss;
 
 /* y, mask: (T, B) task-major (mask NULL = every label present); task_w (T)

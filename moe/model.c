@@ -42,8 +42,8 @@ void moe_model_free(moe_model *m) {
 /* Build from model.json; init_tables = 0 leaves the tables zero (a load
  * overwrites every row, and drawing normals for a table of 10^8 floats costs
  * seconds on every reload). */
-static int model_build(moe_model **out, const char *json_text, uint64_t seed, int init_tables, int flags,
-                       mr_err *e) {
+static int model_build(moe_model **out, const char *json_text, uint64_t seed, int init_tables,
+                       int flags, mr_err *e) {
     *out = NULL;
     moe_model *m = calloc(1, sizeof *m);
     if (!m) return mr_err_set(e, MR_ENOMEM, "moe_model: out of memory");
@@ -61,16 +61,19 @@ static int model_build(moe_model **out, const char *json_text, uint64_t seed, in
     for (int i = 0; i < m->n_tables; i++) {
         moe_table *t = &m->tables[i];
         /* mapped kinds hash (their fallback) until a mapping is attached */
-        rc = t->kind == IDHASH_DOUBLE || t->kind == IDHASH_DOUBLE_GRAPH ? idhash_mapper_create_double(&t->map, (uint64_t)t->rows, t->seed, t->seed2, e)
-                                      : idhash_mapper_create_hash(&t->map, (uint64_t)t->rows, t->seed, e);
+        rc = t->kind == IDHASH_DOUBLE || t->kind == IDHASH_DOUBLE_GRAPH
+                 ? idhash_mapper_create_double(&t->map, (uint64_t)t->rows, t->seed, t->seed2, e)
+                 : idhash_mapper_create_hash(&t->map, (uint64_t)t->rows, t->seed, e);
         if (rc) {
             mr_err_wrap(e, "table '%s'", t->name);
             goto err;
         }
-        if ((flags & MOE_LOAD_STORE_LAZY) && t->storage == MOE_STORAGE_STORE) continue; /* rows: the store */
+        if ((flags & MOE_LOAD_STORE_LAZY) && t->storage == MOE_STORAGE_STORE)
+            continue; /* rows: the store */
         t->data = mr_floats_alloc((size_t)t->rows * (size_t)t->dim);
         if (!t->data) {
-            rc = mr_err_set(e, MR_ENOMEM, "table '%s': cannot allocate %ld x %d floats", t->name, t->rows, t->dim);
+            rc = mr_err_set(e, MR_ENOMEM, "table '%s': cannot allocate %ld x %d floats", t->name,
+                            t->rows, t->dim);
             goto err;
         }
         if (init_tables) mr_rng_fill_normal(&r, t->data, t->rows * t->dim, 0.05f);
@@ -95,13 +98,16 @@ static int load_tensor(float *dst, long n, int ndim, const int64_t *shape, const
     if (!same) {
         char want[64], got[64];
         int o = 0;
-        for (int d = 0; d < ndim; d++) o += snprintf(want + o, sizeof want - (size_t)o, "%s%lld", d ? "," : "", (long long)shape[d]);
+        for (int d = 0; d < ndim; d++)
+            o += snprintf(want + o, sizeof want - (size_t)o, "%s%lld", d ? "," : "",
+                          (long long)shape[d]);
         o = 0;
         got[0] = 0;
         for (int d = 0; d < en->ndim && o < 60; d++)
-            o += snprintf(got + o, sizeof got - (size_t)o, "%s%lld", d ? "," : "", (long long)en->shape[d]);
-        return mr_err_set(e, MR_ECORRUPT, "%s: tensor '%s' has shape [%s], model.json implies [%s]", path, name,
-                          got, want);
+            o += snprintf(got + o, sizeof got - (size_t)o, "%s%lld", d ? "," : "",
+                          (long long)en->shape[d]);
+        return mr_err_set(e, MR_ECORRUPT, "%s: tensor '%s' has shape [%s], model.json implies [%s]",
+                          path, name, got, want);
     }
     if (!dst) return 0; /* a lazily loaded store table: shape only (ingestion checks the values) */
     if (!mr_all_finite(en->data, (size_t)n))
@@ -110,7 +116,9 @@ static int load_tensor(float *dst, long n, int ndim, const int64_t *shape, const
     return 0;
 }
 
-int moe_model_load(moe_model **out, const char *dir, mr_err *e) { return moe_model_load_flags(out, dir, 0, e); }
+int moe_model_load(moe_model **out, const char *dir, mr_err *e) {
+    return moe_model_load_flags(out, dir, 0, e);
+}
 
 int moe_model_load_flags(moe_model **out, const char *dir, int flags, mr_err *e) {
     *out = NULL;
@@ -134,7 +142,8 @@ int moe_model_load_flags(moe_model **out, const char *dir, int flags, mr_err *e)
         char name[MOE_NAME_MAX + 8];
         snprintf(name, sizeof name, "emb.%s", m->tables[i].name);
         int64_t shape[2] = {m->tables[i].rows, m->tables[i].dim};
-        rc = load_tensor(m->tables[i].data, m->tables[i].rows * m->tables[i].dim, 2, shape, name, &st, path, e);
+        rc = load_tensor(m->tables[i].data, m->tables[i].rows * m->tables[i].dim, 2, shape, name,
+                         &st, path, e);
     }
     for (int i = 0; rc == 0 && i < m->net->n_tensors; i++) {
         const moe_tensor *t = &m->net->tensors[i];
@@ -145,9 +154,12 @@ int moe_model_load_flags(moe_model **out, const char *dir, int flags, mr_err *e)
         for (int i = 0; i < st.n; i++) {
             const char *nm = st.entries[i].name;
             int emb = !strncmp(nm, "emb.", 4), known = !emb && moe_net_tensor(m->net, nm) != NULL;
-            for (int t = 0; emb && !known && t < m->n_tables; t++) known = !strcmp(nm + 4, m->tables[t].name);
+            for (int t = 0; emb && !known && t < m->n_tables; t++)
+                known = !strcmp(nm + 4, m->tables[t].name);
             if (!known) {
-                rc = mr_err_set(e, MR_ECORRUPT, "%s: tensor '%s' is not part of the model.json architecture", path, nm);
+                rc = mr_err_set(e, MR_ECORRUPT,
+                                "%s: tensor '%s' is not part of the model.json architecture", path,
+                                nm);
                 break;
             }
         }
@@ -174,14 +186,16 @@ int moe_model_set_precision(moe_model *m, moe_precision p, mr_err *e) {
         return 0;
     }
     moe_precision got;
-    int rc = moe_dnn_create(&m->dnn, m->net, p, &got, m->precision_note, sizeof m->precision_note, e);
+    int rc = moe_dnn_create(&m->dnn, m->net, p, &got, m->precision_note, sizeof m->precision_note,
+                            e);
     if (rc) return mr_err_wrap(e, "model '%s': precision %s", m->name, moe_precision_name(p));
     m->precision_used = got;
     return 0;
 }
 
 int moe_model_save(const moe_model *m, const char *dir, mr_err *e) {
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) return mr_err_set(e, MR_EINTERNAL, "%s: %s", dir, strerror(errno));
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+        return mr_err_set(e, MR_EINTERNAL, "%s: %s", dir, strerror(errno));
     int n = m->n_tables + m->net->n_tensors;
     moe_st_tensor *ts = calloc((size_t)n, sizeof *ts);
     char(*names)[MOE_NAME_MAX + 8] = calloc((size_t)m->n_tables + 1, sizeof *names);
@@ -192,13 +206,15 @@ int moe_model_save(const moe_model *m, const char *dir, mr_err *e) {
     }
     for (int i = 0; i < m->n_tables; i++) {
         snprintf(names[i], sizeof names[i], "emb.%s", m->tables[i].name);
-        ts[i] = (moe_st_tensor){.name = names[i], .ndim = 2, .shape = {m->tables[i].rows, m->tables[i].dim},
+        ts[i] = (moe_st_tensor){.name = names[i],
+                                .ndim = 2,
+                                .shape = {m->tables[i].rows, m->tables[i].dim},
                                 .data = m->tables[i].data};
     }
     for (int i = 0; i < m->net->n_tensors; i++) {
         const moe_tensor *t = &m->net->tensors[i];
-        ts[m->n_tables + i] = (moe_st_tensor){.name = t->name, .ndim = t->ndim,
-                                              .shape = {t->shape[0], t->shape[1]}, .data = t->data};
+        ts[m->n_tables + i] = (moe_st_tensor){
+            .name = t->name, .ndim = t->ndim, .shape = {t->shape[0], t->shape[1]}, .data = t->data};
     }
     char path[4096];
     snprintf(path, sizeof path, "%s/weights.safetensors", dir);
@@ -233,13 +249,16 @@ int moe_model_latest_version(const char *root, char *out, size_t outlen, mr_err 
         if (stat(p, &sb) == 0 && v > best) best = v;
     }
     closedir(d);
-    if (best < 0) return mr_err_set(e, MR_ENOTFOUND, "%s: no version directory with a model.json", root);
+    if (best < 0)
+        return mr_err_set(e, MR_ENOTFOUND, "%s: no version directory with a model.json", root);
     snprintf(out, outlen, "%s/%ld", root, best);
     return 0;
 }
 
 /* The field index's slot hash: moerec's one string hash (xxh3, seed 0). */
-static uint32_t field_hash(const char *name) { return (uint32_t)idhash_bytes(name, strlen(name), 0); }
+static uint32_t field_hash(const char *name) {
+    return (uint32_t)idhash_bytes(name, strlen(name), 0);
+}
 
 static const char *slot_name(const moe_model *m, int code) {
     return code > 0 ? m->cat[code - 1].name : m->num[-code - 1].name;
@@ -276,20 +295,23 @@ int moe_model_task(const moe_model *m, const char *name) {
     return -1;
 }
 
-int moe_model_label_rule(moe_model *m, const char *flag, const char *spec, int threshold, mr_err *e) {
+int moe_model_label_rule(moe_model *m, const char *flag, const char *spec, int threshold,
+                         mr_err *e) {
     const char *eq = strchr(spec, '=');
     char task[MOE_NAME_MAX];
     if (!eq || eq == spec || (size_t)(eq - spec) >= sizeof task)
-        return mr_err_set(e, MR_EINVAL, "%s '%s': expected TASK=%s", flag, spec, threshold ? "X" : "VALUE");
+        return mr_err_set(e, MR_EINVAL, "%s '%s': expected TASK=%s", flag, spec,
+                          threshold ? "X" : "VALUE");
     memcpy(task, spec, (size_t)(eq - spec));
     task[eq - spec] = 0;
     int k = moe_model_task(m, task);
-    if (k < 0) return mr_err_set(e, MR_EINVAL, "%s '%s': the model has no task '%s'", flag, spec, task);
+    if (k < 0)
+        return mr_err_set(e, MR_EINVAL, "%s '%s': the model has no task '%s'", flag, spec, task);
     moe_task *t = &m->tasks[k];
     const char *v = eq + 1;
     if (!v[0] || strlen(v) >= sizeof t->positive)
-        return mr_err_set(e, MR_EINVAL, "%s '%s': the value is empty or longer than %d bytes", flag, spec,
-                          MOE_NAME_MAX - 1);
+        return mr_err_set(e, MR_EINVAL, "%s '%s': the value is empty or longer than %d bytes", flag,
+                          spec, MOE_NAME_MAX - 1);
     if (threshold) {
         double x;
         if (mr_parse_double(v, &x) || !isfinite(x) || fabs(x) > FLT_MAX)
@@ -308,14 +330,16 @@ int moe_model_label_rule(moe_model *m, const char *flag, const char *spec, int t
     return MR_OK;
 }
 
-int moe_model_label(const moe_model *m, int k, const char *cell, int has_num, double num, float *y, mr_err *e) {
+int moe_model_label(const moe_model *m, int k, const char *cell, int has_num, double num, float *y,
+                    mr_err *e) {
     const moe_task *t = &m->tasks[k];
     if (t->has_positive) {
         *y = !strcmp(cell, t->positive);
         return MR_OK;
     }
     if (!has_num)
-        return mr_err_set(e, MR_EINVAL, "task '%s': label column '%s' is not a number; for text labels pass "
+        return mr_err_set(e, MR_EINVAL,
+                          "task '%s': label column '%s' is not a number; for text labels pass "
                           "--label-positive %s=VALUE or set the task's \"positive\" in model.json",
                           t->name, t->label, t->name);
     if (t->has_threshold) {
@@ -323,8 +347,10 @@ int moe_model_label(const moe_model *m, int k, const char *cell, int has_num, do
         return MR_OK;
     }
     if (t->kind == MOE_TASK_BINARY && num != 0.0 && num != 1.0)
-        return mr_err_set(e, MR_EINVAL, "task '%s' is binary but label is %g; pass --label-threshold %s=X "
-                          "(label = value >= X) or set the task's \"threshold\"", t->name, num, t->name);
+        return mr_err_set(e, MR_EINVAL,
+                          "task '%s' is binary but label is %g; pass --label-threshold %s=X "
+                          "(label = value >= X) or set the task's \"threshold\"",
+                          t->name, num, t->name);
     *y = (float)num;
     return MR_OK;
 }
@@ -344,5 +370,6 @@ uint64_t moe_model_value_id(const moe_model *m, int f, const char *value, size_t
 }
 
 int moe_model_value_rows(const moe_model *m, int f, const char *value, size_t len, uint64_t *rows) {
-    return idhash_mapper_rows(m->tables[m->cat[f].table].map, moe_model_value_id(m, f, value, len), rows);
+    return idhash_mapper_rows(m->tables[m->cat[f].table].map, moe_model_value_id(m, f, value, len),
+                              rows);
 }

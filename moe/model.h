@@ -30,7 +30,7 @@
 
 #define MOE_MAX_FIELDS 256
 #define MOE_MAX_TABLES 64
-#define MOE_FIELD_SLOTS 1024 /* name -> field hash table, > 2 * 2 * MOE_MAX_FIELDS */
+#define MOE_FIELD_SLOTS 1024     /* name -> field hash table, > 2 * 2 * MOE_MAX_FIELDS */
 #define MOE_JSON_MAX (64u << 20) /* model.json bytes at most */
 
 /* Where a table's rows come from when they are not in process memory
@@ -38,7 +38,8 @@
  * rows[0..n) (distinct, ascending) of table t into out (n, dim), an absent
  * row as zeros. Called once per table per scored batch, from the scoring
  * thread; must be thread-safe across scorers. 0 or an error code. */
-typedef int (*moe_row_fetch_fn)(void *ctx, int t, const uint64_t *rows, size_t n, float *out, mr_err *e);
+typedef int (*moe_row_fetch_fn)(void *ctx, int t, const uint64_t *rows, size_t n, float *out,
+                                mr_err *e);
 
 /* Where a table's rows live when served (model.json "storage"). */
 typedef enum { MOE_STORAGE_MEMORY = 0, MOE_STORAGE_STORE = 1 } moe_storage;
@@ -48,56 +49,56 @@ typedef enum { MOE_ENC_FP32 = 0, MOE_ENC_FP16 = 1, MOE_ENC_INT8 = 2 } moe_encodi
 
 typedef struct moe_table {
     char name[MOE_NAME_MAX];
-    long rows;                    /* table size k                              */
-    int dim;                      /* embedding width                           */
-    idhash_kind kind;             /* any idhash_kind                           */
-    uint64_t seed, seed2;         /* hashing seeds                             */
-    char mapping[MOE_NAME_MAX];   /* mapped kinds: id -> row file in the version
+    long rows;                  /* table size k                              */
+    int dim;                    /* embedding width                           */
+    idhash_kind kind;           /* any idhash_kind                           */
+    uint64_t seed, seed2;       /* hashing seeds                             */
+    char mapping[MOE_NAME_MAX]; /* mapped kinds: id -> row file in the version
                                    * directory (a GraphHash mappings file)    */
-    int pair;                     /* graph kinds, lsh by neighbours: the table
+    int pair;                   /* graph kinds, lsh by neighbours: the table
                                    * of the other side of the graph, or -1    */
-    char vectors[256];            /* lsh by content: vectors CSV (build only) */
-    graphhash_map *gmap;          /* mapped kinds: the mapping, NULL until
+    char vectors[256];          /* lsh by content: vectors CSV (build only) */
+    graphhash_map *gmap;        /* mapped kinds: the mapping, NULL until
                                    * built or loaded (rows are then hashed)    */
-    idhash_stats stats;           /* collision statistics over gmap's ids      */
+    idhash_stats stats;         /* collision statistics over gmap's ids      */
     idhash_mapper *map;
-    float *data;                  /* (rows, dim), unless fetch is set          */
-    moe_row_fetch_fn fetch;       /* rows from elsewhere (NULL: data)          */
+    float *data;            /* (rows, dim), unless fetch is set          */
+    moe_row_fetch_fn fetch; /* rows from elsewhere (NULL: data)          */
     void *fetch_ctx;
-    moe_storage storage;          /* memory (default) or store                 */
-    moe_encoding encoding;        /* store: row encoding                       */
-    int64_t ttl_s;                /* store: rows not written for this long are
+    moe_storage storage;   /* memory (default) or store                 */
+    moe_encoding encoding; /* store: row encoding                       */
+    int64_t ttl_s;         /* store: rows not written for this long are
                                    * evicted; 0 = never                        */
 } moe_table;
 
 typedef struct moe_cat_field {
-    char name[MOE_NAME_MAX];      /* feature name (request / schema)           */
-    char column[MOE_NAME_MAX];    /* input column (training files)             */
-    int table;                    /* index into tables                         */
-    int mean;                     /* bag = mean instead of sum                 */
-    char sep;                     /* multi-value separator in files, 0 = none  */
-    int offset;                   /* start of the bag in x                     */
+    char name[MOE_NAME_MAX];   /* feature name (request / schema)           */
+    char column[MOE_NAME_MAX]; /* input column (training files)             */
+    int table;                 /* index into tables                         */
+    int mean;                  /* bag = mean instead of sum                 */
+    char sep;                  /* multi-value separator in files, 0 = none  */
+    int offset;                /* start of the bag in x                     */
 } moe_cat_field;
 
 typedef struct moe_num_field {
     char name[MOE_NAME_MAX];
     char column[MOE_NAME_MAX];
-    float mean, std;              /* normalisation: (v - mean) / std           */
-    float fill;                   /* value used when missing (raw units)       */
+    float mean, std; /* normalisation: (v - mean) / std           */
+    float fill;      /* value used when missing (raw units)       */
     int offset;
 } moe_num_field;
 
 typedef struct moe_task {
     char name[MOE_NAME_MAX];
     moe_task_kind kind;
-    char label[MOE_NAME_MAX];     /* label column                              */
-    int has_threshold;            /* label = (column >= threshold)             */
+    char label[MOE_NAME_MAX]; /* label column                              */
+    int has_threshold;        /* label = (column >= threshold)             */
     float threshold;
-    int has_positive;             /* label = (cell == positive), text labels   */
+    int has_positive; /* label = (cell == positive), text labels   */
     char positive[MOE_NAME_MAX];
-    float weight;                 /* weight in the final score                 */
-    float loss_weight;            /* weight in the training loss               */
-    float loss_decay;             /* PLE's gamma: epoch t (0-based) trains with
+    float weight;      /* weight in the final score                 */
+    float loss_weight; /* weight in the training loss               */
+    float loss_decay;  /* PLE's gamma: epoch t (0-based) trains with
                                    * loss_weight * loss_decay^t                */
 } moe_task;
 
@@ -111,11 +112,11 @@ typedef struct moe_model {
     int n_tasks;
     moe_task tasks[MOE_MAX_TASKS];
     moe_net *net;
-    char *train_json;             /* model.json "train" section, or NULL       */
-    moe_precision precision;      /* model.json "precision" (requested)        */
-    moe_precision precision_used; /* what the scorer runs (after fallback)     */
-    char precision_note[256];     /* why precision_used != precision, or ""    */
-    moe_dnn *dnn;                 /* oneDNN plan, NULL for openblas_fp32       */
+    char *train_json;                    /* model.json "train" section, or NULL       */
+    moe_precision precision;             /* model.json "precision" (requested)        */
+    moe_precision precision_used;        /* what the scorer runs (after fallback)     */
+    char precision_note[256];            /* why precision_used != precision, or ""    */
+    moe_dnn *dnn;                        /* oneDNN plan, NULL for openblas_fp32       */
     int16_t field_slot[MOE_FIELD_SLOTS]; /* open addressing by name hash: 0 empty,
                                    * i + 1 categorical i, -(i + 1) numeric i   */
 } moe_model;
@@ -166,7 +167,8 @@ int moe_model_task(const moe_model *m, const char *name);
  * is >= X. Either replaces the task's model.json rule (threshold or
  * positive). MR_EINVAL naming flag and spec: no '=', unknown task, empty
  * value, a positive rule on a regression task, X not a finite number. */
-int moe_model_label_rule(moe_model *m, const char *flag, const char *spec, int threshold, mr_err *e);
+int moe_model_label_rule(moe_model *m, const char *flag, const char *spec, int threshold,
+                         mr_err *e);
 
 /* Label of task k from one present (not missing) cell, the rule of
  * moe_dataset_read: cell == positive when the task has "positive"; else
@@ -174,7 +176,8 @@ int moe_model_label_rule(moe_model *m, const char *flag, const char *spec, int t
  * the cell is not a number), >= threshold when set; a binary task without
  * either needs 0 or 1. On error, e names the task and what to do; the
  * caller prefixes file and line. */
-int moe_model_label(const moe_model *m, int k, const char *cell, int has_num, double num, float *y, mr_err *e);
+int moe_model_label(const moe_model *m, int k, const char *cell, int has_num, double num, float *y,
+                    mr_err *e);
 
 /* Training-loss weight of task k in epoch t (0-based). */
 float moe_model_loss_weight(const moe_model *m, int k, int epoch);

@@ -46,18 +46,18 @@ int moe_model_maps_load(moe_model *m, const char *dir, mr_err *e);
 int moe_model_maps_save(const moe_model *m, const char *dir, mr_err *e);
 
 typedef struct moe_maps_opts {
-    double resolution;     /* Louvain resolution of graph kinds; <= 0: auto,
+    double resolution;    /* Louvain resolution of graph kinds; <= 0: auto,
                             * the one whose cluster count is closest to the
                             * table's rows (14 Louvain runs)             */
-    uint64_t seed;         /* Louvain order seed, SimHash/MinHash seed     */
-    const char *base_dir;  /* where relative "vectors" paths start, or NULL */
+    uint64_t seed;        /* Louvain order seed, SimHash/MinHash seed     */
+    const char *base_dir; /* where relative "vectors" paths start, or NULL */
 } moe_maps_opts;
 
 /* Build the mapping of every mapped table lacking one from the training
  * rows idx[0..n) of d (d must have been read for m: moe_dataset ids), then
  * attach it. Call moe_dataset_map_rows afterwards to re-map d's rows. */
-int moe_model_maps_build(moe_model *m, const moe_dataset *d, const long *idx, long n, const moe_maps_opts *o,
-                         mr_err *e);
+int moe_model_maps_build(moe_model *m, const moe_dataset *d, const long *idx, long n,
+                         const moe_maps_opts *o, mr_err *e);
 /* Attach gm (ownership passes, also on failure) to table t. */
 int moe_model_maps_attach(moe_model *m, int t, graphhash_map *gm, const char *what, mr_err *e);
 

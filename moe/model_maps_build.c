@@ -38,7 +38,8 @@ static int u64_push(u64vec *v, uint64_t x) {
 }
 
 /* Ids of row i in field f: (*ids)[0..return). */
-static size_t row_ids(const moe_dataset *d, const moe_model *m, int f, long i, const uint64_t **ids) {
+static size_t row_ids(const moe_dataset *d, const moe_model *m, int f, long i,
+                      const uint64_t **ids) {
     int rpi = idhash_mapper_rows_per_id(m->tables[m->cat[f].table].map);
     uint32_t a = d->cat_off[f][i] / (uint32_t)rpi, b = d->cat_off[f][i + 1] / (uint32_t)rpi;
     *ids = d->cat_ids[f] + a;
@@ -46,7 +47,8 @@ static size_t row_ids(const moe_dataset *d, const moe_model *m, int f, long i, c
 }
 
 /* Every id of table t in the rows (one entry per occurrence). */
-static int table_stream(const moe_dataset *d, const moe_model *m, int t, const long *idx, long n, u64vec *out) {
+static int table_stream(const moe_dataset *d, const moe_model *m, int t, const long *idx, long n,
+                        u64vec *out) {
     for (long r = 0; r < n; r++)
         for (int f = 0; f < m->n_cat; f++) {
             if (m->cat[f].table != t) continue;
@@ -59,8 +61,8 @@ static int table_stream(const moe_dataset *d, const moe_model *m, int t, const l
 }
 
 /* (a, b) for every id a of table t and id b of table p in the same row. */
-static int table_edges(const moe_dataset *d, const moe_model *m, int t, int p, const long *idx, long n, u64vec *ua,
-                       u64vec *ub) {
+static int table_edges(const moe_dataset *d, const moe_model *m, int t, int p, const long *idx,
+                       long n, u64vec *ua, u64vec *ub) {
     for (long r = 0; r < n; r++)
         for (int f = 0; f < m->n_cat; f++) {
             if (m->cat[f].table != t) continue;
@@ -78,19 +80,23 @@ static int table_edges(const moe_dataset *d, const moe_model *m, int t, int p, c
     return 0;
 }
 
-static int one_side(graphhash_map **out, const moe_table *t, const uint64_t *ids, const uint32_t *rows, size_t n,
-                    double resolution, mr_err *e) {
-    return graphhash_from_tables(out, ids, rows, n, (uint32_t)t->rows, NULL, NULL, 0, 1, resolution, t->seed, e);
+static int one_side(graphhash_map **out, const moe_table *t, const uint64_t *ids,
+                    const uint32_t *rows, size_t n, double resolution, mr_err *e) {
+    return graphhash_from_tables(out, ids, rows, n, (uint32_t)t->rows, NULL, NULL, 0, 1, resolution,
+                                 t->seed, e);
 }
 
-static int build_frequency(graphhash_map **out, const moe_model *m, int t, const u64vec *s, mr_err *e) {
+static int build_frequency(graphhash_map **out, const moe_model *m, int t, const u64vec *s,
+                           mr_err *e) {
     const moe_table *tb = &m->tables[t];
     uint64_t *ids = NULL, *counts = NULL;
     size_t nd = 0;
     idhash_mapper *mp = NULL;
     uint32_t *rows = NULL;
     int rc = idhash_count_ids(s->p, s->n, &ids, &counts, &nd, e);
-    if (!rc) rc = idhash_mapper_create_frequency(&mp, (uint64_t)tb->rows, (uint64_t)-1, ids, counts, nd, tb->seed, e);
+    if (!rc)
+        rc = idhash_mapper_create_frequency(&mp, (uint64_t)tb->rows, (uint64_t)-1, ids, counts, nd,
+                                            tb->seed, e);
     if (!rc) {
         const uint64_t *hid, *hrow;
         uint64_t nh;
@@ -108,8 +114,8 @@ static int build_frequency(graphhash_map **out, const moe_model *m, int t, const
 }
 
 /* Louvain at resolution r; *k = clusters on this table's side. */
-static int cluster_at(graphhash_map **gm, const bigraph *g, double r, uint64_t lseed, uint64_t seed, uint32_t *k,
-                      mr_err *e) {
+static int cluster_at(graphhash_map **gm, const bigraph *g, double r, uint64_t lseed, uint64_t seed,
+                      uint32_t *k, mr_err *e) {
     louvain_params lp = louvain_params_default();
     lp.resolution = r;
     lp.seed = lseed;
@@ -122,8 +128,8 @@ static int cluster_at(graphhash_map **gm, const bigraph *g, double r, uint64_t l
  * table by the number of clusters; here the table size is given, so search
  * the resolution (bisection on log r in [1e-2, 1e4], 14 Louvain runs) whose
  * cluster count on this side is closest to rows. */
-static int build_graph(graphhash_map **out, const moe_model *m, int t, const u64vec *ua, const u64vec *ub,
-                       const moe_maps_opts *o, mr_err *e) {
+static int build_graph(graphhash_map **out, const moe_model *m, int t, const u64vec *ua,
+                       const u64vec *ub, const moe_maps_opts *o, mr_err *e) {
     const moe_table *tb = &m->tables[t];
     bigraph *g = NULL;
     graphhash_map *gm = NULL, *best = NULL;
@@ -173,14 +179,15 @@ static int id_cmp(const void *a, const void *b) {
 
 /* MinHash (one permutation) of each id's neighbour set, mod rows:
  * P[two ids share the bucket] >= their Jaccard similarity. */
-static int build_lsh_pairs(graphhash_map **out, const moe_model *m, int t, const u64vec *ua, const u64vec *ub,
-                           const moe_maps_opts *o, mr_err *e) {
+static int build_lsh_pairs(graphhash_map **out, const moe_model *m, int t, const u64vec *ua,
+                           const u64vec *ub, const moe_maps_opts *o, mr_err *e) {
     const moe_table *tb = &m->tables[t];
     size_t n = ua->n;
     uint64_t *pr = malloc((n ? n : 1) * 2 * sizeof *pr), *ids = malloc((n ? n : 1) * sizeof *ids);
     uint32_t *rows = malloc((n ? n : 1) * sizeof *rows);
     minhash *mh = NULL;
-    int rc = !pr || !ids || !rows ? mr_err_set(e, MR_ENOMEM, "out of memory") : minhash_create(&mh, 1, o->seed, e);
+    int rc = !pr || !ids || !rows ? mr_err_set(e, MR_ENOMEM, "out of memory")
+                                  : minhash_create(&mh, 1, o->seed, e);
     size_t nid = 0;
     if (!rc) {
         for (size_t j = 0; j < n; j++) pr[2 * j] = ua->p[j], pr[2 * j + 1] = ub->p[j];
@@ -212,7 +219,8 @@ static int build_lsh_pairs(graphhash_map **out, const moe_model *m, int t, const
  * reader (common/csv.h: quoting, BOM, CRLF, delimiter by name); the value
  * is the table's first feature's. A vector cell that is missing or not a
  * finite float is an error naming file, line and column. */
-static int build_lsh_vectors(graphhash_map **out, const moe_model *m, int t, const moe_maps_opts *o, mr_err *e) {
+static int build_lsh_vectors(graphhash_map **out, const moe_model *m, int t, const moe_maps_opts *o,
+                             mr_err *e) {
     const moe_table *tb = &m->tables[t];
     char path[4096];
     if (tb->vectors[0] == '/' || !o->base_dir) snprintf(path, sizeof path, "%s", tb->vectors);
@@ -220,7 +228,9 @@ static int build_lsh_vectors(graphhash_map **out, const moe_model *m, int t, con
     int f0 = -1;
     for (int f = 0; f < m->n_cat && f0 < 0; f++)
         if (m->cat[f].table == t) f0 = f;
-    if (f0 < 0) return mr_err_set(e, MR_EINVAL, "table '%s': no feature uses it, so no value ids", tb->name);
+    if (f0 < 0)
+        return mr_err_set(e, MR_EINVAL, "table '%s': no feature uses it, so no value ids",
+                          tb->name);
     mr_csv *c = NULL;
     int rc = mr_csv_open(&c, path, NULL, e);
     if (rc) return mr_err_wrap(e, "table '%s' vectors", tb->name);
@@ -232,7 +242,8 @@ static int build_lsh_vectors(graphhash_map **out, const moe_model *m, int t, con
     float *x = NULL;
     simhash *sh = NULL;
     if (d < 1 || d > SIMHASH_MAX_DIM || !(x = malloc((size_t)d * sizeof *x))) {
-        rc = mr_err_set(e, MR_EINVAL, "%s: header needs a value column and 1..%d vector columns", path, SIMHASH_MAX_DIM);
+        rc = mr_err_set(e, MR_EINVAL, "%s: header needs a value column and 1..%d vector columns",
+                        path, SIMHASH_MAX_DIM);
         goto done;
     }
     if ((rc = simhash_create(&sh, d, bits ? bits : 1, o->seed, e))) goto done;
@@ -240,7 +251,8 @@ static int build_lsh_vectors(graphhash_map **out, const moe_model *m, int t, con
         for (int j = 0; j < d; j++) {
             int r = mr_csv_float(c, j + 1, &x[j], e);
             if (r == 1)
-                r = mr_err_set(e, MR_EINVAL, "%s:%ld: column %d (%s) is missing (a vector needs every element)",
+                r = mr_err_set(e, MR_EINVAL,
+                               "%s:%ld: column %d (%s) is missing (a vector needs every element)",
                                mr_csv_name(c), mr_csv_line(c), j + 2, mr_csv_header(c, j + 1));
             if (r) {
                 rc = r;
@@ -256,7 +268,8 @@ static int build_lsh_vectors(graphhash_map **out, const moe_model *m, int t, con
             rows = r2;
         }
         rows[ids.n] = (uint32_t)((sig[0] & ((bits ? (1ull << bits) : 1) - 1)) % (uint64_t)tb->rows);
-        if (u64_push(&ids, moe_model_value_id(m, f0, mr_csv_cell(c, 0), mr_csv_cell_len(c, 0)))) goto oom;
+        if (u64_push(&ids, moe_model_value_id(m, f0, mr_csv_cell(c, 0), mr_csv_cell_len(c, 0))))
+            goto oom;
     }
     if (rc < 0) goto done;
     rc = one_side(out, tb, ids.p, rows, ids.n, 0, e);
@@ -273,11 +286,12 @@ done:
     return rc;
 }
 
-int moe_model_maps_build(moe_model *m, const moe_dataset *d, const long *idx, long n, const moe_maps_opts *o,
-                         mr_err *e) {
+int moe_model_maps_build(moe_model *m, const moe_dataset *d, const long *idx, long n,
+                         const moe_maps_opts *o, mr_err *e) {
     for (int f = 0; f < m->n_cat; f++)
         if (moe_table_mapped(&m->tables[m->cat[f].table]) && !d->cat_ids[f])
-            return mr_err_set(e, MR_ESTATE, "dataset was read without value ids (field '%s')", m->cat[f].name);
+            return mr_err_set(e, MR_ESTATE, "dataset was read without value ids (field '%s')",
+                              m->cat[f].name);
     for (int t = 0; t < m->n_tables; t++) {
         moe_table *tb = &m->tables[t];
         if (!moe_table_mapped(tb) || tb->gmap) continue;
@@ -291,12 +305,15 @@ int moe_model_maps_build(moe_model *m, const moe_dataset *d, const long *idx, lo
         } else if (tb->kind == IDHASH_LSH && tb->vectors[0]) {
             rc = build_lsh_vectors(&gm, m, t, o, e);
         } else {
-            rc = table_edges(d, m, t, tb->pair, idx, n, &a, &b) ? mr_err_set(e, MR_ENOMEM, "out of memory") : 0;
+            rc = table_edges(d, m, t, tb->pair, idx, n, &a, &b)
+                     ? mr_err_set(e, MR_ENOMEM, "out of memory")
+                     : 0;
             if (!rc && a.n == 0)
                 rc = mr_err_set(e, MR_EINVAL, "no (%s, %s) pairs in the training rows", tb->name,
                                 m->tables[tb->pair].name);
-            if (!rc) rc = tb->kind == IDHASH_LSH ? build_lsh_pairs(&gm, m, t, &a, &b, o, e)
-                                                 : build_graph(&gm, m, t, &a, &b, o, e);
+            if (!rc)
+                rc = tb->kind == IDHASH_LSH ? build_lsh_pairs(&gm, m, t, &a, &b, o, e)
+                                            : build_graph(&gm, m, t, &a, &b, o, e);
         }
         free(a.p);
         free(b.p);

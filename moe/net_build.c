@@ -20,9 +20,7 @@
 
 static const char *k_arch_names[] = {"shared_bottom", "omoe", "mmoe", "cgc", "ple", "home"};
 
-const char *moe_arch_kind_name(moe_arch_kind k) {
-    return (unsigned)k < 6 ? k_arch_names[k] : "?";
-}
+const char *moe_arch_kind_name(moe_arch_kind k) { return (unsigned)k < 6 ? k_arch_names[k] : "?"; }
 
 int moe_arch_kind_parse(const char *s, moe_arch_kind *out) {
     for (int i = 0; i < 6; i++)
@@ -39,11 +37,11 @@ void moe_arch_defaults(moe_arch *a, moe_arch_kind kind, int in_dim, int n_tasks)
     a->in_dim = in_dim;
     a->n_tasks = n_tasks;
     a->n_levels = kind == MOE_ARCH_PLE ? 2 : kind == MOE_ARCH_HOME ? 2 : 1;
-    a->n_shared = kind == MOE_ARCH_SHARED_BOTTOM ? 1 : kind == MOE_ARCH_CGC || kind == MOE_ARCH_PLE ||
-                                                               kind == MOE_ARCH_HOME
-                                                           ? 2
-                                                           : 8;
-    a->n_task_experts = (kind == MOE_ARCH_CGC || kind == MOE_ARCH_PLE || kind == MOE_ARCH_HOME) ? 2 : 0;
+    a->n_shared = kind == MOE_ARCH_SHARED_BOTTOM                                          ? 1
+                  : kind == MOE_ARCH_CGC || kind == MOE_ARCH_PLE || kind == MOE_ARCH_HOME ? 2
+                                                                                          : 8;
+    a->n_task_experts = (kind == MOE_ARCH_CGC || kind == MOE_ARCH_PLE || kind == MOE_ARCH_HOME) ? 2
+                                                                                                : 0;
     a->n_expert_layers = 1;
     a->expert_hidden[0] = kind == MOE_ARCH_SHARED_BOTTOM ? 113 : 16;
     a->n_tower_layers = 1;
@@ -60,7 +58,7 @@ void moe_arch_defaults(moe_arch *a, moe_arch_kind kind, int in_dim, int n_tasks)
 
 typedef struct builder {
     moe_net *n;
-    int pass;         /* 0 count, 1 assign */
+    int pass; /* 0 count, 1 assign */
     long off;
     int nt;
     mr_err *e;
@@ -136,16 +134,20 @@ static int gate_setup(moe_gate *g, const moe_arch *a, const int *choice, int nch
                       mr_err *e) {
     memset(g, 0, sizeof *g);
     g->spec = a->gate;
-    if (nchoice > 64 || nchoice < 1) return mr_err_set(e, MR_EINVAL, "arch: a gate mixes %d experts (1..64)", nchoice);
+    if (nchoice > 64 || nchoice < 1)
+        return mr_err_set(e, MR_EINVAL, "arch: a gate mixes %d experts (1..64)", nchoice);
     if (g->spec.n_always > nchoice) g->spec.n_always = nchoice;
     g->n_choice = nchoice;
     memcpy(g->choice, choice, sizeof(int) * (size_t)nchoice);
     g->n_routed = nchoice - g->spec.n_always;
     g->n_logits = g->n_routed + g->spec.n_null;
-    if (g->n_logits > 64) return mr_err_set(e, MR_EINVAL, "arch.gate: %d router logits (max 64)", g->n_logits);
+    if (g->n_logits > 64)
+        return mr_err_set(e, MR_EINVAL, "arch.gate: %d router logits (max 64)", g->n_logits);
     if (g->spec.kind == MOE_GATE_TOPK && g->spec.k > g->n_logits)
-        return mr_err_set(e, MR_EINVAL, "arch.gate.k is %d but a gate chooses among %d experts (%d routed + %d null)",
-                          g->spec.k, g->n_logits, g->n_routed, g->spec.n_null);
+        return mr_err_set(
+            e, MR_EINVAL,
+            "arch.gate.k is %d but a gate chooses among %d experts (%d routed + %d null)",
+            g->spec.k, g->n_logits, g->n_routed, g->spec.n_null);
     if (g->n_logits == 1 && g->spec.n_null == 0) g->n_logits = 0; /* constant 1 */
     if (g->n_logits == 0) {
         g->spec.n_always = nchoice;
@@ -169,7 +171,8 @@ static void mlp_setup(moe_mlp *m, int in, const int *hidden, int nh, int out_ext
 }
 
 static int check_arch(const moe_arch *a, mr_err *e) {
-    if (a->in_dim < 1) return mr_err_set(e, MR_EINVAL, "arch.in_dim must be >= 1 (got %d)", a->in_dim);
+    if (a->in_dim < 1)
+        return mr_err_set(e, MR_EINVAL, "arch.in_dim must be >= 1 (got %d)", a->in_dim);
     if (a->n_tasks < 1 || a->n_tasks > MOE_MAX_TASKS)
         return mr_err_set(e, MR_EINVAL, "tasks: %d tasks (1..%d)", a->n_tasks, MOE_MAX_TASKS);
     if (a->n_expert_layers < 1 || a->n_expert_layers > MOE_MAX_LAYERS)
@@ -177,23 +180,28 @@ static int check_arch(const moe_arch *a, mr_err *e) {
     if (a->n_tower_layers < 0 || a->n_tower_layers >= MOE_MAX_LAYERS)
         return mr_err_set(e, MR_EINVAL, "arch.tower_hidden: 0..%d layers", MOE_MAX_LAYERS - 1);
     for (int l = 0; l < a->n_expert_layers; l++)
-        if (a->expert_hidden[l] < 1) return mr_err_set(e, MR_EINVAL, "arch.expert_hidden[%d] < 1", l);
+        if (a->expert_hidden[l] < 1)
+            return mr_err_set(e, MR_EINVAL, "arch.expert_hidden[%d] < 1", l);
     for (int l = 0; l < a->n_tower_layers; l++)
         if (a->tower_hidden[l] < 1) return mr_err_set(e, MR_EINVAL, "arch.tower_hidden[%d] < 1", l);
     if (a->n_levels < 1 || a->n_levels > MOE_MAX_LEVELS)
         return mr_err_set(e, MR_EINVAL, "arch.levels: 1..%d", MOE_MAX_LEVELS);
     if (a->n_shared < 0 || a->n_task_experts < 0)
         return mr_err_set(e, MR_EINVAL, "arch: negative expert count");
-    if (a->gate.kind == MOE_GATE_TOPK && a->gate.k < 1) return mr_err_set(e, MR_EINVAL, "arch.gate.k must be >= 1");
+    if (a->gate.kind == MOE_GATE_TOPK && a->gate.k < 1)
+        return mr_err_set(e, MR_EINVAL, "arch.gate.k must be >= 1");
     if (a->gate.kind == MOE_GATE_TOPP && !(a->gate.p > 0 && a->gate.p <= 1))
         return mr_err_set(e, MR_EINVAL, "arch.gate.p must be in (0, 1]");
-    if (a->gate.n_null < 0 || a->gate.n_always < 0) return mr_err_set(e, MR_EINVAL, "arch.gate: negative count");
+    if (a->gate.n_null < 0 || a->gate.n_always < 0)
+        return mr_err_set(e, MR_EINVAL, "arch.gate: negative count");
     if (a->kind == MOE_ARCH_HOME) {
         if (a->n_groups < 1 || a->n_groups > a->n_tasks)
-            return mr_err_set(e, MR_EINVAL, "arch.task_groups: %d groups for %d tasks", a->n_groups, a->n_tasks);
+            return mr_err_set(e, MR_EINVAL, "arch.task_groups: %d groups for %d tasks", a->n_groups,
+                              a->n_tasks);
         for (int k = 0; k < a->n_tasks; k++)
             if (a->task_group[k] < 0 || a->task_group[k] >= a->n_groups)
-                return mr_err_set(e, MR_EINVAL, "arch.task_groups[%d] = %d out of range", k, a->task_group[k]);
+                return mr_err_set(e, MR_EINVAL, "arch.task_groups[%d] = %d out of range", k,
+                                  a->task_group[k]);
     }
     return 0;
 }
@@ -203,14 +211,25 @@ static int layout(moe_net *n, mr_err *e) {
     const moe_arch *a = &n->arch;
     int T = a->n_tasks, nl = 1, slots0 = T, mt = a->n_task_experts, ms = a->n_shared;
     switch (a->kind) {
-    case MOE_ARCH_SHARED_BOTTOM: slots0 = 1; mt = 0; ms = 1; break;
-    case MOE_ARCH_OMOE: slots0 = 1; mt = 0; break;
+    case MOE_ARCH_SHARED_BOTTOM:
+        slots0 = 1;
+        mt = 0;
+        ms = 1;
+        break;
+    case MOE_ARCH_OMOE:
+        slots0 = 1;
+        mt = 0;
+        break;
     case MOE_ARCH_MMOE: mt = 0; break;
     case MOE_ARCH_CGC: break;
     case MOE_ARCH_PLE: nl = a->n_levels; break;
-    case MOE_ARCH_HOME: nl = 2; slots0 = a->n_groups; break;
+    case MOE_ARCH_HOME:
+        nl = 2;
+        slots0 = a->n_groups;
+        break;
     }
-    if (mt + ms < 1) return mr_err_set(e, MR_EINVAL, "arch: no experts (shared_experts + task_experts = 0)");
+    if (mt + ms < 1)
+        return mr_err_set(e, MR_EINVAL, "arch: no experts (shared_experts + task_experts = 0)");
     n->n_levels = nl;
     n->levels = calloc((size_t)nl, sizeof *n->levels);
     if (!n->levels) return mr_err_set(e, MR_ENOMEM, "moe_net: out of memory");
@@ -219,18 +238,21 @@ static int layout(moe_net *n, mr_err *e) {
     for (int j = 0; j < nl; j++) {
         moe_level *lv = &n->levels[j];
         lv->n_slots = j == 0 ? slots0 : T;
-        for (int s = 0; s < lv->n_slots; s++) lv->parent[s] = (home && j == 1) ? a->task_group[s] : s;
+        for (int s = 0; s < lv->n_slots; s++)
+            lv->parent[s] = (home && j == 1) ? a->task_group[s] : s;
         lv->m_task = mt;
         lv->m_shared = ms;
         lv->n_experts = lv->n_slots * mt + ms;
         if (lv->n_experts > MOE_MAX_EXPERTS)
-            return mr_err_set(e, MR_EINVAL, "arch: level %d has %d experts (max %d)", j, lv->n_experts, MOE_MAX_EXPERTS);
+            return mr_err_set(e, MR_EINVAL, "arch: level %d has %d experts (max %d)", j,
+                              lv->n_experts, MOE_MAX_EXPERTS);
         lv->in_dim = j == 0 ? a->in_dim : out_dim;
         lv->out_dim = out_dim;
         lv->has_sgate = j < nl - 1 && ms > 0;
         lv->self_gate = a->self_gate && j > 0 && lv->in_dim == lv->out_dim;
         if (j > 0 && ms > 0 && !n->levels[j - 1].has_sgate)
-            return mr_err_set(e, MR_EINVAL, "arch: level %d shared experts need a shared gate below", j);
+            return mr_err_set(e, MR_EINVAL,
+                              "arch: level %d shared experts need a shared gate below", j);
         for (int i = 0; i < lv->n_experts; i++)
             mlp_setup(&lv->experts[i], lv->in_dim, a->expert_hidden, a->n_expert_layers, 0, a->act,
                       a->expert_norm, 1, a->feature_gate_rank);
@@ -252,18 +274,21 @@ static int layout(moe_net *n, mr_err *e) {
     }
     for (int k = 0; k < T; k++) {
         n->tower_slot[k] = n->levels[nl - 1].n_slots == 1 ? 0 : k;
-        mlp_setup(&n->towers[k], out_dim, a->tower_hidden, a->n_tower_layers, 1, MOE_ACT_RELU, 0, 0, 0);
+        mlp_setup(&n->towers[k], out_dim, a->tower_hidden, a->n_tower_layers, 1, MOE_ACT_RELU, 0, 0,
+                  0);
     }
     return 0;
 }
 
 static void init_mlp(moe_mlp *m, mr_rng *r) {
     if (m->fg_rank > 0) {
-        mr_rng_fill_normal(r, m->fg_a, (long)m->fg_rank * m->dims[0], 1.0f / sqrtf((float)m->dims[0]));
+        mr_rng_fill_normal(r, m->fg_a, (long)m->fg_rank * m->dims[0],
+                           1.0f / sqrtf((float)m->dims[0]));
         mr_rng_fill_normal(r, m->fg_b, (long)m->fg_rank * m->dims[0], 0.01f);
     }
     for (int l = 0; l < m->n_layers; l++) {
-        mr_rng_fill_normal(r, m->w[l], (long)m->dims[l + 1] * m->dims[l], sqrtf(2.0f / (float)m->dims[l]));
+        mr_rng_fill_normal(r, m->w[l], (long)m->dims[l + 1] * m->dims[l],
+                           sqrtf(2.0f / (float)m->dims[l]));
         if (m->norm)
             for (int i = 0; i < m->dims[l + 1]; i++) m->ng[l][i] = 1.0f;
     }

@@ -65,7 +65,8 @@ static void mlp_cache_alloc(pass_alloc *a, moe_mlp_cache *c, const moe_mlp *m, i
     }
     for (int l = 0; l < m->n_layers; l++) {
         long sz = (long)R * m->dims[l + 1];
-        if (c->pass && l < m->n_layers - 1) continue; /* the plan keeps hidden layers in its scratch */
+        if (c->pass && l < m->n_layers - 1)
+            continue; /* the plan keeps hidden layers in its scratch */
         c->z[l] = fa(a, sz);
         if (m->norm) {
             c->zn[l] = fa(a, sz);
@@ -110,7 +111,8 @@ static void mlp_forward(moe_mlp_cache *c, const moe_mlp *m, const float *x) {
         moe_linear_forward(c->z[l], in, m->w[l], m->b[l], R, I, O);
         const float *pre = c->z[l];
         if (m->norm) {
-            moe_rownorm_forward(c->zn[l], c->mean[l], c->rstd[l], c->z[l], m->ng[l], m->nb[l], R, O);
+            moe_rownorm_forward(c->zn[l], c->mean[l], c->rstd[l], c->z[l], m->ng[l], m->nb[l], R,
+                                O);
             pre = c->zn[l];
         }
         if (l < m->n_layers - 1 || m->act_last) act_forward(c->a[l], pre, (long)R * O, m->act);
@@ -147,10 +149,12 @@ static void mlp_backward(const moe_mlp_cache *c, const moe_mlp *m, const moe_net
         }
         float *dz = dpre;
         if (m->norm) {
-            dz = (dpre != buf[2] && da != buf[2]) ? buf[2] : (dpre != buf[1] && da != buf[1]) ? buf[1] : buf[0];
+            dz = (dpre != buf[2] && da != buf[2])   ? buf[2]
+                 : (dpre != buf[1] && da != buf[1]) ? buf[1]
+                                                    : buf[0];
             memset(dz, 0, sizeof(float) * (size_t)sz);
-            moe_rownorm_backward(dz, G(n, grads, m->ng[l]), G(n, grads, m->nb[l]), dpre, c->z[l], c->mean[l],
-                                 c->rstd[l], m->ng[l], R, O);
+            moe_rownorm_backward(dz, G(n, grads, m->ng[l]), G(n, grads, m->nb[l]), dpre, c->z[l],
+                                 c->mean[l], c->rstd[l], m->ng[l], R, O);
         }
         const float *in_l = l > 0 ? c->a[l - 1] : (m->fg_rank ? c->xin : c->x);
         float *din = NULL;
@@ -163,7 +167,8 @@ static void mlp_backward(const moe_mlp_cache *c, const moe_mlp *m, const moe_net
         } else {
             din = dx;
         }
-        moe_linear_backward(din, G(n, grads, m->w[l]), G(n, grads, m->b[l]), dz, in_l, m->w[l], R, I, O);
+        moe_linear_backward(din, G(n, grads, m->w[l]), G(n, grads, m->b[l]), dz, in_l, m->w[l], R,
+                            I, O);
         da = din;
     }
     if (m->fg_rank) {
@@ -186,12 +191,12 @@ typedef struct job {
     const moe_net *n;
     const moe_mlp *m;
     moe_mlp_cache *c;
-    const int *rows;     /* NULL = all rows */
+    const int *rows; /* NULL = all rows */
     int B;
     int width_in, width_out;
-    const float *x;      /* forward: full (B, in); backward: full dout (B, out) */
-    float *xg;           /* gathered block */
-    float *out;          /* forward: scatter target (B, out) or NULL */
+    const float *x; /* forward: full (B, in); backward: full dout (B, out) */
+    float *xg;      /* gathered block */
+    float *out;     /* forward: scatter target (B, out) or NULL */
     float *grads, *dx, *scratch;
 } job;
 
@@ -250,8 +255,9 @@ typedef float mix_v16 __attribute__((vector_size(64)));
  * expert row is read once for every gate while it is in L1), 64 columns at
  * a time in four vector accumulators. Vectorised over d only, so every
  * output sums its experts in the same order on every path. */
-MOE_TARGET_CLONES static void mix(float *const *out, const moe_gate *const *g, const moe_gate_cache *const *gc,
-                                  int ng, float *const *eout, int B, int D) {
+MOE_TARGET_CLONES static void mix(float *const *out, const moe_gate *const *g,
+                                  const moe_gate_cache *const *gc, int ng, float *const *eout,
+                                  int B, int D) {
     for (int b = 0; b < B; b++)
         for (int q = 0; q < ng; q++) {
             const float *w = gc[q]->weight + (long)b * g[q]->n_choice;
@@ -292,7 +298,8 @@ MOE_TARGET_CLONES static void mix(float *const *out, const moe_gate *const *g, c
 static void mark_used(uint8_t *used, const moe_gate *g, const moe_gate_cache *gc, int B) {
     for (int b = 0; b < B; b++)
         for (int ci = 0; ci < g->n_choice; ci++)
-            if (gc->weight[(long)b * g->n_choice + ci] != 0.0f) used[(long)g->choice[ci] * B + b] = 1;
+            if (gc->weight[(long)b * g->n_choice + ci] != 0.0f)
+                used[(long)g->choice[ci] * B + b] = 1;
 }
 
 static int level_forward(pass_alloc *A, const moe_net *n, int j, mr_pool *pool) {
@@ -310,7 +317,8 @@ static int level_forward(pass_alloc *A, const moe_net *n, int j, mr_pool *pool) 
     if (gm) {
         lg = fa(A, (long)B * gm->dims[1]);
         if (!lg) return 1;
-        int rc = moe_dnn_mlp_forward(gm->dnn, gm, &p->dnn, &p->arena, lg, p->x, B, p->dnn_rc ? NULL : &p->dnn_err);
+        int rc = moe_dnn_mlp_forward(gm->dnn, gm, &p->dnn, &p->arena, lg, p->x, B,
+                                     p->dnn_rc ? NULL : &p->dnn_err);
         if (rc && !p->dnn_rc) p->dnn_rc = rc;
         if (rc) gm = NULL;
     }
@@ -357,9 +365,16 @@ static int level_forward(pass_alloc *A, const moe_net *n, int j, mr_pool *pool) 
         mlp_cache_alloc(A, &c->ex[i], &lv->experts[i], R);
         if (A->oom) return 1;
         c->eout[i] = c->rows[i] ? fz(A, (long)B * D) : c->ex[i].a[lv->experts[i].n_layers - 1];
-        jobs[i] = (job){.n = n, .m = &lv->experts[i], .c = &c->ex[i], .rows = c->rows[i], .B = B,
-                        .width_in = lv->in_dim, .width_out = D, .x = expert_input(lv, c, i),
-                        .xg = c->xg[i], .out = c->rows[i] ? c->eout[i] : NULL};
+        jobs[i] = (job){.n = n,
+                        .m = &lv->experts[i],
+                        .c = &c->ex[i],
+                        .rows = c->rows[i],
+                        .B = B,
+                        .width_in = lv->in_dim,
+                        .width_out = D,
+                        .x = expert_input(lv, c, i),
+                        .xg = c->xg[i],
+                        .out = c->rows[i] ? c->eout[i] : NULL};
     }
     if (A->oom) return 1;
     if (run_jobs(pool, job_forward, jobs, lv->n_experts)) return A->oom = 1;
@@ -421,7 +436,10 @@ int moe_net_forward(moe_pass *p, const moe_net *n, const float *x, int B, int tr
     job jobs[MOE_MAX_TASKS];
     for (int k = 0; k < n->arch.n_tasks; k++) {
         mlp_cache_alloc(&A, &p->tw[k], &n->towers[k], B);
-        jobs[k] = (job){.n = n, .m = &n->towers[k], .c = &p->tw[k], .B = B,
+        jobs[k] = (job){.n = n,
+                        .m = &n->towers[k],
+                        .c = &p->tw[k],
+                        .B = B,
                         .x = p->lv[n->n_levels - 1].out[n->tower_slot[k]]};
     }
     (void)last;
@@ -506,8 +524,15 @@ static int level_backward(pass_alloc *A, const moe_net *n, int j, float *grads, 
     for (int i = 0; i < lv->n_experts; i++) {
         int R = c->nrows[i];
         float *target = i < nt ? din[i / lv->m_task] : dsin;
-        jobs[i] = (job){.n = n, .m = &lv->experts[i], .c = &c->ex[i], .rows = c->rows[i], .B = B,
-                        .width_in = I, .width_out = D, .x = deout[i], .grads = grads};
+        jobs[i] = (job){.n = n,
+                        .m = &lv->experts[i],
+                        .c = &c->ex[i],
+                        .rows = c->rows[i],
+                        .B = B,
+                        .width_in = I,
+                        .width_out = D,
+                        .x = deout[i],
+                        .grads = grads};
         jobs[i].scratch = fa(A, mlp_scratch_floats(&lv->experts[i], R));
         if (c->rows[i]) jobs[i].xg = fa(A, (long)R * D);
         jobs[i].dx = target ? fz(A, (long)R * I) : NULL;
@@ -521,8 +546,8 @@ static int level_backward(pass_alloc *A, const moe_net *n, int j, float *grads, 
     return 0;
 }
 
-int moe_net_backward(moe_pass *p, const moe_net *n, float *grads, float *dx,
-                     float *const *dlogit, mr_pool *pool, mr_err *e) {
+int moe_net_backward(moe_pass *p, const moe_net *n, float *grads, float *dx, float *const *dlogit,
+                     mr_pool *pool, mr_err *e) {
     if (!p->train) return mr_err_set(e, MR_ESTATE, "moe_net_backward: forward ran without train");
     pass_alloc A = {.p = p};
     int B = p->B, L = n->n_levels, T = n->arch.n_tasks;
@@ -535,8 +560,8 @@ int moe_net_backward(moe_pass *p, const moe_net *n, float *grads, float *dx,
     job jobs[MOE_MAX_TASKS];
     int D = n->levels[L - 1].out_dim;
     for (int k = 0; k < T; k++) {
-        jobs[k] = (job){.n = n, .m = &n->towers[k], .c = &p->tw[k], .B = B, .x = dlogit[k],
-                        .grads = grads};
+        jobs[k] = (job){
+            .n = n, .m = &n->towers[k], .c = &p->tw[k], .B = B, .x = dlogit[k], .grads = grads};
         jobs[k].scratch = fa(&A, mlp_scratch_floats(&n->towers[k], B));
         jobs[k].dx = fz(&A, (long)B * D);
     }

@@ -15,8 +15,8 @@ void moe_adam_update(float *p, const float *g, float *m, float *v, long n, const
     }
 }
 
-void moe_sparse_update(float *p, const float *g, float *m, float *v, const uint32_t *rows, long nrows,
-                       int dim, moe_opt_kind kind, const moe_adam *a) {
+void moe_sparse_update(float *p, const float *g, float *m, float *v, const uint32_t *rows,
+                       long nrows, int dim, moe_opt_kind kind, const moe_adam *a) {
     for (long i = 0; i < nrows; i++) {
         long o = (long)rows[i] * dim;
         if (kind == MOE_OPT_ADAM) {

@@ -15,7 +15,7 @@ typedef enum { MOE_OPT_ADAM = 0, MOE_OPT_ADAGRAD } moe_opt_kind;
 
 typedef struct moe_adam {
     float lr, beta1, beta2, eps, weight_decay;
-    long step;           /* updates done so far */
+    long step; /* updates done so far */
 } moe_adam;
 
 /* p (n) -= Adam step for gradient g (n), moments m, v (n). Increments nothing:
@@ -24,8 +24,8 @@ void moe_adam_update(float *p, const float *g, float *m, float *v, long n, const
 /* Embedding rows: for each of nrows touched rows r = rows[i], update the
  * dim-wide row of table p with gradient g + r*dim (the grad buffer is
  * table-shaped). Adam uses m, v; Adagrad uses v as its accumulator. */
-void moe_sparse_update(float *p, const float *g, float *m, float *v, const uint32_t *rows, long nrows,
-                       int dim, moe_opt_kind kind, const moe_adam *a);
+void moe_sparse_update(float *p, const float *g, float *m, float *v, const uint32_t *rows,
+                       long nrows, int dim, moe_opt_kind kind, const moe_adam *a);
 /* Scale factor min(1, clip / ||g||) for a global norm sq_norm = ||g||^2;
  * clip <= 0 disables clipping. */
 float moe_clip_scale(double sq_norm, float clip);

@@ -22,24 +22,28 @@
  * data section straight into the aligned *data buffer (*datalen bytes): the
  * data is never held twice, so loading a model of S bytes peaks at S plus
  * the header, not 2S. */
-static int read_parts(const char *path, char **hdr, uint64_t *hlen, float **data, size_t *datalen, mr_err *e) {
+static int read_parts(const char *path, char **hdr, uint64_t *hlen, float **data, size_t *datalen,
+                      mr_err *e) {
     FILE *f = fopen(path, "rb");
-    if (!f) return mr_err_set(e, errno == ENOENT ? MR_ENOTFOUND : MR_EINTERNAL, "%s: %s", path, strerror(errno));
+    if (!f)
+        return mr_err_set(e, errno == ENOENT ? MR_ENOTFOUND : MR_EINTERNAL, "%s: %s", path,
+                          strerror(errno));
     int rc = 0;
     long sz;
     unsigned char lenb[8];
     if (fseek(f, 0, SEEK_END) != 0 || (sz = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) goto io;
     size_t len = (size_t)sz;
     if (len < 8) {
-        rc = mr_err_set(e, MR_ECORRUPT, "%s: %zu bytes, too short for a safetensors header", path, len);
+        rc = mr_err_set(e, MR_ECORRUPT, "%s: %zu bytes, too short for a safetensors header", path,
+                        len);
         goto done;
     }
     if (fread(lenb, 1, 8, f) != 8) goto io;
     *hlen = 0;
     for (int i = 7; i >= 0; i--) *hlen = (*hlen << 8) | lenb[i];
     if (*hlen > ST_MAX_HEADER || *hlen > len - 8) {
-        rc = mr_err_set(e, MR_ECORRUPT, "%s: header length %llu does not fit the %zu-byte file", path,
-                        (unsigned long long)*hlen, len);
+        rc = mr_err_set(e, MR_ECORRUPT, "%s: header length %llu does not fit the %zu-byte file",
+                        path, (unsigned long long)*hlen, len);
         goto done;
     }
     *datalen = len - 8 - (size_t)*hlen;
@@ -49,10 +53,13 @@ static int read_parts(const char *path, char **hdr, uint64_t *hlen, float **data
         rc = mr_err_set(e, MR_ENOMEM, "%s: cannot allocate %zu bytes", path, len);
         goto done;
     }
-    if (fread(*hdr, 1, (size_t)*hlen, f) != (size_t)*hlen || fread(*data, 1, *datalen, f) != *datalen) goto io;
+    if (fread(*hdr, 1, (size_t)*hlen, f) != (size_t)*hlen ||
+        fread(*data, 1, *datalen, f) != *datalen)
+        goto io;
     goto done;
 io:
-    rc = mr_err_set(e, MR_EINTERNAL, "%s: read failed: %s", path, ferror(f) ? strerror(errno) : "short read");
+    rc = mr_err_set(e, MR_EINTERNAL, "%s: read failed: %s", path,
+                    ferror(f) ? strerror(errno) : "short read");
 done:
     fclose(f);
     return rc;
@@ -85,17 +92,20 @@ static int by_begin(const void *a, const void *b) {
 
 static int parse_entry(moe_st_entry *en, span *sp, const char *name, json_t *v, size_t datalen,
                        const char *path, mr_err *e) {
-    if (!json_is_object(v)) return mr_err_set(e, MR_ECORRUPT, "%s: tensor '%s': header entry is not an object", path, name);
+    if (!json_is_object(v))
+        return mr_err_set(e, MR_ECORRUPT, "%s: tensor '%s': header entry is not an object", path,
+                          name);
     json_t *dt = json_object_get(v, "dtype"), *shape = json_object_get(v, "shape"),
            *off = json_object_get(v, "data_offsets");
-    if (!json_is_string(dt)) return mr_err_set(e, MR_ECORRUPT, "%s: tensor '%s': missing dtype", path, name);
+    if (!json_is_string(dt))
+        return mr_err_set(e, MR_ECORRUPT, "%s: tensor '%s': missing dtype", path, name);
     if (strcmp(json_string_value(dt), "F32") != 0)
         return mr_err_set(e, MR_ECORRUPT, "%s: tensor '%s': dtype %s, moerec needs F32", path, name,
                           json_string_value(dt));
     if (!json_is_array(shape) || json_array_size(shape) > MOE_ST_MAX_DIMS)
         return mr_err_set(e, MR_ECORRUPT, "%s: tensor '%s': bad shape", path, name);
-    if (!json_is_array(off) || json_array_size(off) != 2 || !json_is_integer(json_array_get(off, 0)) ||
-        !json_is_integer(json_array_get(off, 1)))
+    if (!json_is_array(off) || json_array_size(off) != 2 ||
+        !json_is_integer(json_array_get(off, 0)) || !json_is_integer(json_array_get(off, 1)))
         return mr_err_set(e, MR_ECORRUPT, "%s: tensor '%s': bad data_offsets", path, name);
     size_t n = 1;
     en->ndim = (int)json_array_size(shape);
@@ -108,13 +118,16 @@ static int parse_entry(moe_st_entry *en, span *sp, const char *name, json_t *v, 
             return mr_err_set(e, MR_ECORRUPT, "%s: tensor '%s': shape too large", path, name);
         n *= (size_t)en->shape[d];
     }
-    json_int_t b = json_integer_value(json_array_get(off, 0)), end = json_integer_value(json_array_get(off, 1));
+    json_int_t b = json_integer_value(json_array_get(off, 0)),
+               end = json_integer_value(json_array_get(off, 1));
     if (b < 0 || end < b || (size_t)end > datalen)
-        return mr_err_set(e, MR_ECORRUPT, "%s: tensor '%s': data_offsets [%lld, %lld] outside the %zu data bytes (truncated file?)",
-                          path, name, (long long)b, (long long)end, datalen);
+        return mr_err_set(
+            e, MR_ECORRUPT,
+            "%s: tensor '%s': data_offsets [%lld, %lld] outside the %zu data bytes (truncated file?)",
+            path, name, (long long)b, (long long)end, datalen);
     if ((size_t)(end - b) != n * sizeof(float))
-        return mr_err_set(e, MR_ECORRUPT, "%s: tensor '%s': %lld bytes for shape of %zu floats", path, name,
-                          (long long)(end - b), n);
+        return mr_err_set(e, MR_ECORRUPT, "%s: tensor '%s': %lld bytes for shape of %zu floats",
+                          path, name, (long long)(end - b), n);
     en->n = n;
     sp->b = (size_t)b;
     sp->e = (size_t)end;
@@ -137,7 +150,8 @@ int moe_st_read(moe_st_file *out, const char *path, mr_err *e) {
     json_error_t je;
     hdr = json_loadb(raw_hdr, (size_t)hlen, 0, &je);
     if (!json_is_object(hdr)) {
-        rc = mr_err_set(e, MR_ECORRUPT, "%s: header is not a JSON object (%s)", path, hdr ? "" : je.text);
+        rc = mr_err_set(e, MR_ECORRUPT, "%s: header is not a JSON object (%s)", path,
+                        hdr ? "" : je.text);
         goto done;
     }
     size_t nent = json_object_size(hdr);
@@ -184,13 +198,14 @@ done:
     return rc;
 }
 
-int moe_st_write(const char *path, const moe_st_tensor *t, int n, const char *const *meta, int nmeta,
-                 mr_err *e) {
+int moe_st_write(const char *path, const moe_st_tensor *t, int n, const char *const *meta,
+                 int nmeta, mr_err *e) {
     json_t *hdr = json_object();
     if (!hdr) return mr_err_set(e, MR_ENOMEM, "out of memory");
     if (nmeta > 0) {
         json_t *m = json_object();
-        for (int i = 0; i < nmeta; i++) json_object_set_new(m, meta[2 * i], json_string(meta[2 * i + 1]));
+        for (int i = 0; i < nmeta; i++)
+            json_object_set_new(m, meta[2 * i], json_string(meta[2 * i + 1]));
         json_object_set_new(hdr, "__metadata__", m);
     }
     size_t off = 0;

@@ -24,16 +24,16 @@ typedef struct moe_st_entry {
     char *name;
     int ndim;
     int64_t shape[MOE_ST_MAX_DIMS];
-    const float *data;     /* into the file buffer (aligned copy)  */
-    size_t n;              /* number of floats                     */
+    const float *data; /* into the file buffer (aligned copy)  */
+    size_t n;          /* number of floats                     */
 } moe_st_entry;
 
 typedef struct moe_st_file {
-    void *buf;             /* the data section, 64-byte aligned     */
+    void *buf; /* the data section, 64-byte aligned     */
     size_t nbytes;
     moe_st_entry *entries;
     int n;
-    char *metadata_json;   /* the __metadata__ object, or NULL      */
+    char *metadata_json; /* the __metadata__ object, or NULL      */
 } moe_st_file;
 
 /* Read and validate path. On error *out is left empty. */
@@ -52,7 +52,7 @@ typedef struct moe_st_tensor {
 /* Write tensors (in the given order) and string metadata pairs
  * (meta[2i] = key, meta[2i+1] = value; nmeta pairs) to path, atomically
  * (temporary file + rename). */
-int moe_st_write(const char *path, const moe_st_tensor *t, int n, const char *const *meta, int nmeta,
-                 mr_err *e);
+int moe_st_write(const char *path, const moe_st_tensor *t, int n, const char *const *meta,
+                 int nmeta, mr_err *e);
 
 #endif

@@ -30,18 +30,18 @@ typedef struct moe_pending {
 struct moe_scorer {
     const moe_model *m;
     int n, cap;
-    float *x;          /* (cap, in_dim) */
-    float *bag;        /* (max table dim) */
+    float *x;   /* (cap, in_dim) */
+    float *bag; /* (max table dim) */
     moe_pass pass;
-    int ran;           /* pass holds this batch's gates (moe_scorer_run)     */
-    int n_parts;       /* part passes initialised                          */
+    int ran;                          /* pass holds this batch's gates (moe_scorer_run)     */
+    int n_parts;                      /* part passes initialised                          */
     moe_pass part[MOE_SPLIT_MAX - 1]; /* parts 1.. of a split run          */
-    moe_pending *pend; /* (npend) deferred fields of the batch, in call order */
+    moe_pending *pend;                /* (npend) deferred fields of the batch, in call order */
     int npend, pend_cap;
-    uint64_t *prow;    /* (nprow) their rows */
+    uint64_t *prow; /* (nprow) their rows */
     size_t nprow, prow_cap;
-    uint64_t *uniq;    /* (nprow) a table's distinct rows, sorted */
-    float *fetched;    /* (nprow, dim) their vectors */
+    uint64_t *uniq; /* (nprow) a table's distinct rows, sorted */
+    float *fetched; /* (nprow, dim) their vectors */
     size_t fetched_cap;
 };
 
@@ -100,8 +100,8 @@ int moe_scorer_begin(moe_scorer *s, int n, mr_err *e) {
 }
 
 /* set_cat of a fetched table: record the rows, build the bag in run. */
-static int defer_cat(moe_scorer *s, int row, int f, const char *const *values, const size_t *lens, int nvalues,
-                     mr_err *e) {
+static int defer_cat(moe_scorer *s, int row, int f, const char *const *values, const size_t *lens,
+                     int nvalues, mr_err *e) {
     if (s->npend == s->pend_cap) {
         int cap = s->pend_cap ? 2 * s->pend_cap : 64;
         moe_pending *p = realloc(s->pend, sizeof *p * (size_t)cap);
@@ -113,7 +113,8 @@ static int defer_cat(moe_scorer *s, int row, int f, const char *const *values, c
     if (need > s->prow_cap) {
         size_t cap = s->prow_cap ? 2 * s->prow_cap : 1024;
         while (cap < need) cap *= 2;
-        uint64_t *p = realloc(s->prow, sizeof *p * cap), *u = p ? realloc(s->uniq, sizeof *u * cap) : NULL;
+        uint64_t *p = realloc(s->prow, sizeof *p * cap),
+                 *u = p ? realloc(s->uniq, sizeof *u * cap) : NULL;
         if (p) s->prow = p;
         if (u) s->uniq = u;
         if (!p || !u) return mr_err_set(e, MR_ENOMEM, "moe_scorer: out of memory");
@@ -125,8 +126,8 @@ static int defer_cat(moe_scorer *s, int row, int f, const char *const *values, c
     pd->hi = row == MOE_ALL_ROWS ? s->n : row + 1;
     pd->first = (uint32_t)s->nprow;
     for (int i = 0; i < nvalues; i++)
-        s->nprow += (size_t)moe_model_value_rows(s->m, f, values[i], lens ? lens[i] : strlen(values[i]),
-                                                 s->prow + s->nprow);
+        s->nprow += (size_t)moe_model_value_rows(
+            s->m, f, values[i], lens ? lens[i] : strlen(values[i]), s->prow + s->nprow);
     pd->n = (uint32_t)(s->nprow - pd->first);
     return 0;
 }
@@ -147,7 +148,8 @@ static int resolve_pending(moe_scorer *s, mr_err *e) {
         size_t nu = 0;
         for (int p = 0; p < s->npend; p++)
             if (m->cat[s->pend[p].f].table == ti)
-                for (uint32_t j = 0; j < s->pend[p].n; j++) s->uniq[nu++] = s->prow[s->pend[p].first + j];
+                for (uint32_t j = 0; j < s->pend[p].n; j++)
+                    s->uniq[nu++] = s->prow[s->pend[p].first + j];
         if (nu == 0) {
             for (int p = 0; p < s->npend; p++) /* only empty bags: zero the slices */
                 if (m->cat[s->pend[p].f].table == ti)
@@ -166,7 +168,8 @@ static int resolve_pending(moe_scorer *s, mr_err *e) {
             s->fetched_cap = nu * (size_t)t->dim;
             if (!(s->fetched = mr_floats_alloc(s->fetched_cap))) {
                 s->fetched_cap = 0;
-                return mr_err_set(e, MR_ENOMEM, "moe_scorer: cannot hold %zu rows of table '%s'", nu, t->name);
+                return mr_err_set(e, MR_ENOMEM, "moe_scorer: cannot hold %zu rows of table '%s'",
+                                  nu, t->name);
             }
         }
         int rc = t->fetch(t->fetch_ctx, ti, s->uniq, nu, s->fetched, e);
@@ -178,7 +181,8 @@ static int resolve_pending(moe_scorer *s, mr_err *e) {
             int D = t->dim; /* the same additions, in the same order, as set_cat's in-memory path */
             memset(s->bag, 0, sizeof(float) * (size_t)D);
             for (uint32_t j = 0; j < pd->n; j++) {
-                const uint64_t *hit = bsearch(&s->prow[pd->first + j], s->uniq, nu, sizeof *s->uniq, u64_cmp);
+                const uint64_t *hit = bsearch(&s->prow[pd->first + j], s->uniq, nu, sizeof *s->uniq,
+                                              u64_cmp);
                 const float *er = s->fetched + (size_t)(hit - s->uniq) * (size_t)D;
                 for (int d = 0; d < D; d++) s->bag[d] += er[d];
             }
@@ -187,7 +191,8 @@ static int resolve_pending(moe_scorer *s, mr_err *e) {
                 for (int d = 0; d < D; d++) s->bag[d] *= inv;
             }
             for (int r = pd->lo; r < pd->hi; r++)
-                memcpy(s->x + (long)r * m->in_dim + c->offset, s->bag, sizeof(float) * (size_t)t->dim);
+                memcpy(s->x + (long)r * m->in_dim + c->offset, s->bag,
+                       sizeof(float) * (size_t)t->dim);
         }
     }
     s->npend = 0;
@@ -231,7 +236,8 @@ int moe_scorer_set_cat(moe_scorer *s, int row, int f, const char *const *values,
         for (int d = 0; d < D; d++) bag[d] *= inv;
     }
     if (row == MOE_ALL_ROWS)
-        for (int r = 0; r < s->n; r++) memcpy(s->x + (long)r * m->in_dim + c->offset, bag, sizeof(float) * (size_t)D);
+        for (int r = 0; r < s->n; r++)
+            memcpy(s->x + (long)r * m->in_dim + c->offset, bag, sizeof(float) * (size_t)D);
     return 0;
 }
 
@@ -240,7 +246,8 @@ int moe_scorer_set_num(moe_scorer *s, int row, int f, float value, mr_err *e) {
     int rc = check_row(s, row, e);
     if (rc) return rc;
     if (f < 0 || f >= m->n_num) return mr_err_set(e, MR_EINVAL, "numeric field %d unknown", f);
-    if (!mr_all_finite(&value, 1)) return mr_err_set(e, MR_EINVAL, "feature '%s': value is not finite", m->num[f].name);
+    if (!mr_all_finite(&value, 1))
+        return mr_err_set(e, MR_EINVAL, "feature '%s': value is not finite", m->num[f].name);
     float v = (value - m->num[f].mean) / m->num[f].std;
     int r0 = row == MOE_ALL_ROWS ? 0 : row, r1 = row == MOE_ALL_ROWS ? s->n : row + 1;
     for (int r = r0; r < r1; r++) s->x[(long)r * m->in_dim + m->num[f].offset] = v;
@@ -251,11 +258,14 @@ int moe_scorer_set_extra(moe_scorer *s, int row, const float *v, int n, mr_err *
     const moe_model *m = s->m;
     int rc = check_row(s, row, e);
     if (rc) return rc;
-    if (n != m->extra_dim) return mr_err_set(e, MR_EINVAL, "extra input of %d floats, model takes %d", n, m->extra_dim);
+    if (n != m->extra_dim)
+        return mr_err_set(e, MR_EINVAL, "extra input of %d floats, model takes %d", n,
+                          m->extra_dim);
     if (!mr_all_finite(v, (size_t)n)) return mr_err_set(e, MR_EINVAL, "extra input is not finite");
     int off = m->in_dim - m->extra_dim;
     int r0 = row == MOE_ALL_ROWS ? 0 : row, r1 = row == MOE_ALL_ROWS ? s->n : row + 1;
-    for (int r = r0; r < r1; r++) memcpy(s->x + (long)r * m->in_dim + off, v, sizeof(float) * (size_t)n);
+    for (int r = r0; r < r1; r++)
+        memcpy(s->x + (long)r * m->in_dim + off, v, sizeof(float) * (size_t)n);
     return 0;
 }
 
@@ -277,7 +287,8 @@ static void outputs(const moe_model *m, const moe_pass *p, int r0, float *tasks,
 
 int moe_scorer_run(moe_scorer *s, float *tasks, float *score, mr_err *e) {
     const moe_model *m = s->m;
-    if (s->n < 1) return mr_err_set(e, MR_ESTATE, "moe_scorer_run: no batch (call moe_scorer_begin)");
+    if (s->n < 1)
+        return mr_err_set(e, MR_ESTATE, "moe_scorer_run: no batch (call moe_scorer_begin)");
     int rc = resolve_pending(s, e);
     if (rc) return rc;
     rc = moe_net_forward(&s->pass, m->net, s->x, s->n, 0, NULL, e);
@@ -298,11 +309,13 @@ typedef struct part_job {
 static void part_run(void *arg) {
     part_job *j = arg;
     const moe_model *m = j->s->m;
-    j->rc = moe_net_forward(j->pass, m->net, j->s->x + (long)j->r0 * m->in_dim, j->rows, 0, NULL, &j->err);
+    j->rc = moe_net_forward(j->pass, m->net, j->s->x + (long)j->r0 * m->in_dim, j->rows, 0, NULL,
+                            &j->err);
     if (!j->rc) outputs(m, j->pass, j->r0, j->tasks, j->score);
 }
 
-int moe_scorer_run_split(moe_scorer *s, float *tasks, float *score, mr_pool *pool, int parts, mr_err *e) {
+int moe_scorer_run_split(moe_scorer *s, float *tasks, float *score, mr_pool *pool, int parts,
+                         mr_err *e) {
     if (parts > MOE_SPLIT_MAX) parts = MOE_SPLIT_MAX;
     if (!pool || parts < 2 || s->n < 2 * parts) return moe_scorer_run(s, tasks, score, e);
     int rc = resolve_pending(s, e); /* one fetch for the whole batch, before it is split */
@@ -312,12 +325,17 @@ int moe_scorer_run_split(moe_scorer *s, float *tasks, float *score, mr_pool *poo
     void *args[MOE_SPLIT_MAX];
     for (int k = 0; k < parts; k++) { /* contiguous, sizes differing by at most one row */
         int r0 = (int)((long)s->n * k / parts), r1 = (int)((long)s->n * (k + 1) / parts);
-        jobs[k] = (part_job){.s = s, .pass = k ? &s->part[k - 1] : &s->pass, .r0 = r0, .rows = r1 - r0,
-                             .tasks = tasks, .score = score};
+        jobs[k] = (part_job){.s = s,
+                             .pass = k ? &s->part[k - 1] : &s->pass,
+                             .r0 = r0,
+                             .rows = r1 - r0,
+                             .tasks = tasks,
+                             .score = score};
         args[k] = &jobs[k];
     }
     s->ran = 0; /* no single pass holds the batch's gates */
-    if (mr_pool_run(pool, part_run, args, parts)) return mr_err_set(e, MR_ENOMEM, "moe_scorer_run_split: pool");
+    if (mr_pool_run(pool, part_run, args, parts))
+        return mr_err_set(e, MR_ENOMEM, "moe_scorer_run_split: pool");
     for (int k = 0; k < parts; k++)
         if (jobs[k].rc) return mr_err_set(e, jobs[k].rc, "%s", jobs[k].err.msg);
     return 0;
@@ -360,7 +378,8 @@ int moe_scorer_gate_report(const moe_scorer *s, moe_gate_report *out, int max) {
                 char name[MOE_NAME_MAX];
                 int tasks_slots = lv->n_slots == s->m->n_tasks && lv->n_slots > 1;
                 if (sl == lv->n_slots) snprintf(name, sizeof name, "level%d/shared", j);
-                else if (tasks_slots) snprintf(name, sizeof name, "level%d/task:%.40s", j, s->m->tasks[sl].name);
+                else if (tasks_slots)
+                    snprintf(name, sizeof name, "level%d/task:%.40s", j, s->m->tasks[sl].name);
                 else if (lv->n_slots == 1) snprintf(name, sizeof name, "level%d/all", j);
                 else snprintf(name, sizeof name, "level%d/group:%d", j, sl);
                 report_one(&out[cnt], name, j, sl < lv->n_slots ? &lv->gates[sl] : &lv->sgate,

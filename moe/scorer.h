@@ -65,15 +65,16 @@ int moe_scorer_run(moe_scorer *s, float *tasks, float *score, mr_err *e);
  * report afterwards (moe_scorer_gate_report finds none). Falls back to
  * moe_scorer_run when pool is NULL, parts < 2 or the batch has fewer than
  * 2 * parts rows. */
-int moe_scorer_run_split(moe_scorer *s, float *tasks, float *score, mr_pool *pool, int parts, mr_err *e);
+int moe_scorer_run_split(moe_scorer *s, float *tasks, float *score, mr_pool *pool, int parts,
+                         mr_err *e);
 
 /* Gate weights of the last run, averaged over the batch, for debugging. */
 typedef struct moe_gate_report {
-    char gate[MOE_NAME_MAX];           /* "level0/task:like", "level0/shared"  */
-    int n;                             /* experts mixed                        */
-    char expert[64][16];               /* "l0.e3"                              */
-    float weight[64];                  /* mean weight per expert               */
-    float active_fraction;             /* mean fraction of routed experts kept */
+    char gate[MOE_NAME_MAX]; /* "level0/task:like", "level0/shared"  */
+    int n;                   /* experts mixed                        */
+    char expert[64][16];     /* "l0.e3"                              */
+    float weight[64];        /* mean weight per expert               */
+    float active_fraction;   /* mean fraction of routed experts kept */
 } moe_gate_report;
 
 /* Fill up to max reports; returns how many gates the model has. */

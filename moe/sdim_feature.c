@@ -27,9 +27,9 @@ int sdim_feature_serve(const sdim_hasher *h, const void *table, const float *can
         for (int j = 0; j < n; j++) memset(out + (size_t)j * ostride, 0, sizeof(float) * (size_t)d);
         return 0;
     }
-    uint32_t *qsig = malloc(sizeof(uint32_t) * (size_t)n * (size_t)nsig);  /* (n, nsig) */
+    uint32_t *qsig = malloc(sizeof(uint32_t) * (size_t)n * (size_t)nsig);      /* (n, nsig) */
     float *proj = h->m > 0 ? mr_floats_alloc((size_t)n * (size_t)h->m) : NULL; /* (n, m) */
-    float *tmp = ostride == d ? out : mr_floats_alloc((size_t)n * (size_t)d);   /* (n, d) */
+    float *tmp = ostride == d ? out : mr_floats_alloc((size_t)n * (size_t)d);  /* (n, d) */
     int rc = 0;
     if (!qsig || (h->m > 0 && !proj) || !tmp) {
         rc = mr_err_set(e, MR_ENOMEM, "sdim feature: out of memory for %d candidates", n);
@@ -50,8 +50,8 @@ out:
 int sdim_feature_short(const float *recent, int k, const float *cand, int n, int d, float *out,
                        int ostride, float *scratch, mr_err *e) {
     if (n < 0 || k < 0 || d < 1 || ostride < d)
-        return mr_err_set(e, MR_EINVAL, "short attention: bad sizes n=%d k=%d d=%d stride=%d", n,
-                          k, d, ostride);
+        return mr_err_set(e, MR_EINVAL, "short attention: bad sizes n=%d k=%d d=%d stride=%d", n, k,
+                          d, ostride);
     if (n == 0) return 0;
     if (k == 0) {
         for (int j = 0; j < n; j++) memset(out + (size_t)j * ostride, 0, sizeof(float) * (size_t)d);
@@ -95,15 +95,15 @@ int sdim_feature_extra(const sdim_hasher *h, const void *table, const float *rec
 }
 
 int sdim_feature_to_scorer(moe_scorer *s, const moe_model *m, const sdim_hasher *h,
-                           const void *table, const float *recent, int k, const float *cand,
-                           int n, mr_err *e) {
+                           const void *table, const float *recent, int k, const float *cand, int n,
+                           mr_err *e) {
     const int w = 2 * h->d;
     if (m->extra_dim != w)
         return mr_err_set(e, MR_EINVAL,
                           "sdim: the model's extra_dim is %d, the SDIM block needs 2 d = %d",
                           m->extra_dim, w);
     if (n <= 0) return n == 0 ? 0 : mr_err_set(e, MR_EINVAL, "sdim: negative batch %d", n);
-    float *x = mr_floats_alloc((size_t)n * (size_t)w);  /* (n, 2d) */
+    float *x = mr_floats_alloc((size_t)n * (size_t)w); /* (n, 2d) */
     if (!x) return mr_err_set(e, MR_ENOMEM, "sdim: out of memory for %d candidates", n);
     int rc = sdim_feature_extra(h, table, recent, k, cand, n, x, w, e);
     for (int j = 0; j < n && !rc; j++) rc = moe_scorer_set_extra(s, j, x + (size_t)j * w, w, e);
@@ -206,7 +206,8 @@ int sdim_feature_from_sequence(const sdim_hasher *h, const float *seq, int L, co
     sdim_seq *s;
     int rc = sdim_seq_create(&s, h, L > 0 ? L : 1, e);
     if (rc) return rc;
-    if (!(rc = sdim_seq_push(s, seq, L, e))) rc = sdim_seq_feature(s, cand, n, pool, out, ostride, e);
+    if (!(rc = sdim_seq_push(s, seq, L, e)))
+        rc = sdim_seq_feature(s, cand, n, pool, out, ostride, e);
     sdim_seq_free(s);
     return rc;
 }

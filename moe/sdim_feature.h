@@ -61,8 +61,8 @@ int sdim_feature_extra(const sdim_hasher *h, const void *table, const float *rec
  * done) with sdim_feature_extra. MR_EINVAL when the model's extra_dim is
  * not 2 d. One table read per request, O(m d + nsig d + k d) per candidate. */
 int sdim_feature_to_scorer(moe_scorer *s, const moe_model *m, const sdim_hasher *h,
-                           const void *table, const float *recent, int k, const float *cand,
-                           int n, mr_err *e);
+                           const void *table, const float *recent, int k, const float *cand, int n,
+                           mr_err *e);
 
 /* ---- training: a user's table replayed from the raw sequence ------------------ */
 

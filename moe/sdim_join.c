@@ -48,7 +48,7 @@ int sdim_join(const sdim_hasher *h, int l_max, int short_n, const sdim_events *e
     sdim_key *ek = sdim_sorted_keys(ev->user, ev->ts, ev->n);
     sdim_key *rk = sdim_sorted_keys(row_user, row_ts, n_rows);
     long cap = 256;
-    float *buf = mr_floats_alloc((size_t)cap * d);                 /* (cap, d) pending events */
+    float *buf = mr_floats_alloc((size_t)cap * d); /* (cap, d) pending events */
     float *recent = mr_floats_alloc((size_t)(short_n > 0 ? short_n : 1) * d); /* (short_n, d) */
     sdim_seq *sq = NULL;
     int rc = 0;
@@ -56,17 +56,17 @@ int sdim_join(const sdim_hasher *h, int l_max, int short_n, const sdim_events *e
         if (!rc) rc = mr_err_set(e, MR_ENOMEM, "sdim join: out of memory for %ld events", ev->n);
         goto out;
     }
-    long j = 0;  /* next event in ek */
+    long j = 0; /* next event in ek */
     uint64_t cur = 0;
     int have_user = 0;
     for (long r = 0; r < n_rows && !rc; r++) {
         const sdim_key *row = &rk[r];
-        if (!have_user || row->user != cur) {  /* next user: skip earlier users' events */
+        if (!have_user || row->user != cur) { /* next user: skip earlier users' events */
             cur = row->user, have_user = 1;
             sdim_seq_reset(sq);
             while (j < ev->n && ek[j].user < cur) j++;
         }
-        long np = 0;  /* events of this user strictly before the row */
+        long np = 0; /* events of this user strictly before the row */
         for (; j < ev->n && ek[j].user == cur && ek[j].ts < row->ts; j++) {
             const float *x = vec(ev->item[ek[j].idx], ctx);
             if (!x) continue;

@@ -23,10 +23,10 @@
 #include "moe/dataset.h"
 
 typedef struct sdim_events {
-    long n;                 /* events in the log, any order */
-    const uint64_t *user;   /* (n) */
-    const uint64_t *item;   /* (n) */
-    const int64_t *ts;      /* (n) event time (any unit, same as the rows') */
+    long n;               /* events in the log, any order */
+    const uint64_t *user; /* (n) */
+    const uint64_t *item; /* (n) */
+    const int64_t *ts;    /* (n) event time (any unit, same as the rows') */
 } sdim_events;
 
 /* An item's vector (d floats, the store's item table row), or NULL when the
@@ -44,15 +44,15 @@ int sdim_join(const sdim_hasher *h, int l_max, int short_n, const sdim_events *e
 /* ---- from files (moerec train --sdim-events/--sdim-items) ------------------- */
 
 typedef struct sdim_csv_opts {
-    const char *events_path;  /* CSV/TSV: user_id, item_id, ts_ms (moerec synth's events.csv) */
-    const char *items_path;   /* CSV/TSV: item_id, e0 .. e{d-1} (the store's item table) */
-    char user_col[64];        /* the training file's columns: user_id, item_id, ts_ms */
+    const char *events_path; /* CSV/TSV: user_id, item_id, ts_ms (moerec synth's events.csv) */
+    const char *items_path;  /* CSV/TSV: item_id, e0 .. e{d-1} (the store's item table) */
+    char user_col[64];       /* the training file's columns: user_id, item_id, ts_ms */
     char item_col[64];
-    char time_col[64];        /* same unit as the events' ts_ms */
-    int m, tau;               /* must match the store's behaviour config: 48, 3 */
-    uint64_t seed;            /* SDIM_DEFAULT_SEED (hashing/sdim.h) */
-    int l_max, short_n;       /* 1024, 50 */
-    const char *na;           /* the readers' missing set (common/csv.h); NULL = default */
+    char time_col[64];  /* same unit as the events' ts_ms */
+    int m, tau;         /* must match the store's behaviour config: 48, 3 */
+    uint64_t seed;      /* SDIM_DEFAULT_SEED (hashing/sdim.h) */
+    int l_max, short_n; /* 1024, 50 */
+    const char *na;     /* the readers' missing set (common/csv.h); NULL = default */
 } sdim_csv_opts;
 
 void sdim_csv_opts_init(sdim_csv_opts *o);

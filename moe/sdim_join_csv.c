@@ -35,8 +35,8 @@ void sdim_csv_opts_init(sdim_csv_opts *o) {
 static int sdim_csv_int(const mr_csv *c, int col, int u, void *v, mr_err *e) {
     int rc = u ? mr_csv_u64(c, col, v, e) : mr_csv_i64(c, col, v, e);
     if (rc == 1)
-        rc = mr_err_set(e, MR_EINVAL, "%s:%ld: column '%s' is missing", mr_csv_name(c), mr_csv_line(c),
-                        mr_csv_header(c, col));
+        rc = mr_err_set(e, MR_EINVAL, "%s:%ld: column '%s' is missing", mr_csv_name(c),
+                        mr_csv_line(c), mr_csv_header(c, col));
     return rc;
 }
 
@@ -63,12 +63,14 @@ static int sdim_read_triples(const char *path, const char *uc, const char *ic, c
     while (!rc && (max_rows <= 0 || t->n < max_rows) && (more = mr_csv_next(c, e)) == 1) {
         if (t->n == t->cap) {
             long nc = t->cap ? 2 * t->cap : 4096;
-            uint64_t *u = realloc(t->user, sizeof *u * (size_t)nc), *it = u ? realloc(t->item, sizeof *it * (size_t)nc) : NULL;
+            uint64_t *u = realloc(t->user, sizeof *u * (size_t)nc),
+                     *it = u ? realloc(t->item, sizeof *it * (size_t)nc) : NULL;
             if (u) t->user = u;
             if (it) t->item = it;
             int64_t *ts = it ? realloc(t->ts, sizeof *ts * (size_t)nc) : NULL;
             if (!ts) {
-                rc = mr_err_set(e, MR_ENOMEM, "%s: out of memory at line %ld", path, mr_csv_line(c));
+                rc = mr_err_set(e, MR_ENOMEM, "%s: out of memory at line %ld", path,
+                                mr_csv_line(c));
                 break;
             }
             t->ts = ts, t->cap = nc;
@@ -84,8 +86,8 @@ static int sdim_read_triples(const char *path, const char *uc, const char *ic, c
 }
 
 typedef struct sdim_items {
-    u64map map;   /* item id -> row */
-    float *vecs;  /* (n, d) */
+    u64map map;  /* item id -> row */
+    float *vecs; /* (n, d) */
     long n, cap;
     int d;
 } sdim_items;
@@ -97,7 +99,8 @@ static const float *sdim_items_vec(uint64_t item, void *ctx) {
 }
 
 /* items CSV: item_id and e0 .. e{d-1}. */
-static int sdim_read_items(const char *path, int d, const mr_csv_opts *co, sdim_items *it, mr_err *e) {
+static int sdim_read_items(const char *path, int d, const mr_csv_opts *co, sdim_items *it,
+                           mr_err *e) {
     mr_csv *c = NULL;
     int rc = mr_csv_open(&c, path, co, e), ci = -1, ce[1024], got = 0;
     it->d = d;
@@ -113,7 +116,8 @@ static int sdim_read_items(const char *path, int d, const mr_csv_opts *co, sdim_
     if (!rc && mr_csv_col(c, more) >= 0)
         rc = mr_err_set(e, MR_EINVAL,
                         "%s: item vectors have more than d = %d columns (%s): the model's "
-                        "extra_dim must be 2 x the item dimension", path, d, more);
+                        "extra_dim must be 2 x the item dimension",
+                        path, d, more);
     while (!rc && (got = mr_csv_next(c, e)) == 1) {
         uint64_t id;
         if ((rc = sdim_csv_int(c, ci, 1, &id, e))) break;
@@ -131,7 +135,8 @@ static int sdim_read_items(const char *path, int d, const mr_csv_opts *co, sdim_
         float *x = it->vecs + (size_t)it->n * d;
         for (int k = 0; k < d && !rc; k++)
             if ((rc = mr_csv_float(c, ce[k], &x[k], e)) == 1)
-                rc = mr_err_set(e, MR_EINVAL, "%s:%ld: column 'e%d' is missing", path, mr_csv_line(c), k);
+                rc = mr_err_set(e, MR_EINVAL, "%s:%ld: column 'e%d' is missing", path,
+                                mr_csv_line(c), k);
         if (!rc && u64map_put(&it->map, id, (uint32_t)it->n))
             rc = mr_err_set(e, MR_ENOMEM, "%s: out of memory", path);
         it->n++;
@@ -144,11 +149,13 @@ static int sdim_read_items(const char *path, int d, const mr_csv_opts *co, sdim_
 int sdim_join_csv(moe_dataset *d, const char *data_path, long max_rows, const sdim_csv_opts *o,
                   mr_err *e) {
     if (d->extra_dim < 2 || d->extra_dim % 2 || d->extra_dim / 2 > 1024 || !d->extra)
-        return mr_err_set(e, MR_EINVAL,
-                          "sdim: the model's extra_dim (%d) must be 2 d for item vectors of d floats",
-                          d->extra_dim);
+        return mr_err_set(
+            e, MR_EINVAL,
+            "sdim: the model's extra_dim (%d) must be 2 d for item vectors of d floats",
+            d->extra_dim);
     if (!o->events_path || !o->items_path)
-        return mr_err_set(e, MR_EINVAL, "sdim: both an events file and an item-vectors file are needed");
+        return mr_err_set(e, MR_EINVAL,
+                          "sdim: both an events file and an item-vectors file are needed");
     const int dim = d->extra_dim / 2;
     sdim_items it = {0};
     sdim_triples ev = {0}, rows = {0};
@@ -157,7 +164,8 @@ int sdim_join_csv(moe_dataset *d, const char *data_path, long max_rows, const sd
     int rc;
     if ((rc = sdim_read_items(o->items_path, dim, &co, &it, e)) ||
         (rc = sdim_read_triples(o->events_path, "user_id", "item_id", "ts_ms", 0, &co, &ev, e)) ||
-        (rc = sdim_read_triples(data_path, o->user_col, o->item_col, o->time_col, max_rows, &co, &rows, e)))
+        (rc = sdim_read_triples(data_path, o->user_col, o->item_col, o->time_col, max_rows, &co,
+                                &rows, e)))
         goto out;
     if (rows.n != d->n) {
         rc = mr_err_set(e, MR_EINVAL, "%s: %ld rows with ids, the dataset has %ld", data_path,

@@ -15,7 +15,6 @@
 #include "common/rng.h"
 #include "common/tensor.h"
 
-
 void synth_config_init(synth_config *c) {
     memset(c, 0, sizeof *c);
     c->n_items = 20000;
@@ -49,7 +48,8 @@ void synth_free(synth_data *s) {
 }
 
 static int synth_check(const synth_config *c, mr_err *e) {
-    if (c->d < 1 || c->d > 4096) return mr_err_set(e, MR_EINVAL, "synth: dim %d not in [1, 4096]", c->d);
+    if (c->d < 1 || c->d > 4096)
+        return mr_err_set(e, MR_EINVAL, "synth: dim %d not in [1, 4096]", c->d);
     if (c->n_clusters < 1 || c->n_items < c->n_clusters)
         return mr_err_set(e, MR_EINVAL, "synth: need 1 <= clusters (%d) <= items (%d)",
                           c->n_clusters, c->n_items);
@@ -59,10 +59,10 @@ static int synth_check(const synth_config *c, mr_err *e) {
                           c->n_interests, SYNTH_MAX_INTERESTS);
     if (c->n_users < 1 || c->seq_len < 2 || c->samples_per_user < 0 ||
         c->samples_per_user > SYNTH_MAX_SAMPLES)
-        return mr_err_set(e, MR_EINVAL, "synth: bad users %d / length %d / samples %d (at most 1024 per user)",
+        return mr_err_set(e, MR_EINVAL,
+                          "synth: bad users %d / length %d / samples %d (at most 1024 per user)",
                           c->n_users, c->seq_len, c->samples_per_user);
-    if ((double)c->n_users * c->seq_len > 4e9 ||
-        (double)c->n_users * c->samples_per_user > 2e9)
+    if ((double)c->n_users * c->seq_len > 4e9 || (double)c->n_users * c->samples_per_user > 2e9)
         return mr_err_set(e, MR_EINVAL, "synth: %d users x %d events is too many", c->n_users,
                           c->seq_len);
     if (!(c->old_frac > 0 && c->old_frac < c->min_pos_frac && c->min_pos_frac <= 1 &&
@@ -96,7 +96,7 @@ int synth_create(synth_data **out, const synth_config *cfg, mr_err *e) {
     const synth_config *c = cfg;
     const int d = c->d, C = c->n_clusters, L = c->seq_len, S = c->samples_per_user;
     synth_data *s = calloc(1, sizeof *s);
-    float *centre = mr_floats_alloc((size_t)C * d);  /* (C, d) */
+    float *centre = mr_floats_alloc((size_t)C * d); /* (C, d) */
     if (!s || !centre) goto oom;
     s->cfg = *c;
     s->n_samples = c->n_users * S;
@@ -127,7 +127,7 @@ int synth_create(synth_data **out, const synth_config *cfg, mr_err *e) {
         r = mr_rng_split(&root);
         int K = c->n_interests, clus[SYNTH_MAX_INTERESTS];
         long start[SYNTH_MAX_INTERESTS], end[SYNTH_MAX_INTERESTS];
-        for (int k = 0; k < K; k++) {  /* distinct clusters */
+        for (int k = 0; k < K; k++) { /* distinct clusters */
             int dup;
             do {
                 clus[k] = (int)mr_rng_below(&r, (uint64_t)C);
@@ -137,9 +137,10 @@ int synth_create(synth_data **out, const synth_config *cfg, mr_err *e) {
         }
         long old_end = (long)(c->old_frac * L);
         if (old_end < 1) old_end = 1;
-        start[0] = 0, end[0] = old_end;                               /* the old interest */
+        start[0] = 0, end[0] = old_end;                                   /* the old interest */
         start[1] = (long)mr_rng_below(&r, (uint64_t)old_end), end[1] = L; /* covers the gap */
-        for (int k = 2; k < K; k++) start[k] = (long)mr_rng_below(&r, (uint64_t)(L / 2)), end[k] = L;
+        for (int k = 2; k < K; k++)
+            start[k] = (long)mr_rng_below(&r, (uint64_t)(L / 2)), end[k] = L;
         uint32_t *seq = s->seq + (size_t)u * L;
         for (long j = 0; j < L; j++) {
             int act[SYNTH_MAX_INTERESTS], na = 0;
@@ -147,8 +148,7 @@ int synth_create(synth_data **out, const synth_config *cfg, mr_err *e) {
                 if (start[k] <= j && j < end[k]) act[na++] = k;
             if (na == 0 || mr_rng_uniform(&r) < c->explore)
                 seq[j] = (uint32_t)mr_rng_below(&r, (uint64_t)c->n_items);
-            else
-                seq[j] = synth_item_of(c, &r, clus[act[mr_rng_below(&r, (uint64_t)na)]]);
+            else seq[j] = synth_item_of(c, &r, clus[act[mr_rng_below(&r, (uint64_t)na)]]);
         }
         /* Samples: positions sorted, then candidates and labels. */
         long lo = (long)(c->min_pos_frac * L), span = L - lo + 1;
@@ -164,8 +164,7 @@ int synth_create(synth_data **out, const synth_config *cfg, mr_err *e) {
             uint32_t item;
             if (nseen > 0 && mr_rng_uniform(&r) < 0.5)
                 item = synth_item_of(c, &r, clus[seen[mr_rng_below(&r, (uint64_t)nseen)]]);
-            else
-                item = (uint32_t)mr_rng_below(&r, (uint64_t)c->n_items);
+            else item = (uint32_t)mr_rng_below(&r, (uint64_t)c->n_items);
             float a = -1.0f;
             for (int q = 0; q < nseen; q++) {
                 float cs = synth_cos(s->item_emb + (size_t)item * d,

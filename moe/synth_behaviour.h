@@ -28,37 +28,37 @@
 #include "common/error.h"
 
 #define SYNTH_MAX_INTERESTS 16 /* interests per user at most */
-#define SYNTH_MAX_SAMPLES 1024  /* samples per user at most */
+#define SYNTH_MAX_SAMPLES 1024 /* samples per user at most */
 
 typedef struct synth_config {
-    int n_items;        /* items (default 20000) */
-    int n_clusters;     /* item clusters (200) */
-    int d;              /* embedding dimension (32) */
-    int n_users;        /* users (1000) */
-    int seq_len;        /* events per user, L (1000) */
-    int n_interests;    /* interests per user, the old one included (4) */
+    int n_items;          /* items (default 20000) */
+    int n_clusters;       /* item clusters (200) */
+    int d;                /* embedding dimension (32) */
+    int n_users;          /* users (1000) */
+    int seq_len;          /* events per user, L (1000) */
+    int n_interests;      /* interests per user, the old one included (4) */
     int samples_per_user; /* labelled candidates per user (20, at most 1024) */
-    float noise;        /* item spread around its centre (0.6) */
-    float explore;      /* share of random events (0.1) */
-    float old_frac;     /* the old interest lives in [0, old_frac) of the sequence (0.3) */
-    float min_pos_frac; /* samples at positions >= this fraction of L (0.6) */
-    float sharp;        /* label sharpness (8) */
-    uint64_t seed;      /* everything random derives from it (1) */
+    float noise;          /* item spread around its centre (0.6) */
+    float explore;        /* share of random events (0.1) */
+    float old_frac;       /* the old interest lives in [0, old_frac) of the sequence (0.3) */
+    float min_pos_frac;   /* samples at positions >= this fraction of L (0.6) */
+    float sharp;          /* label sharpness (8) */
+    uint64_t seed;        /* everything random derives from it (1) */
 } synth_config;
 
 void synth_config_init(synth_config *c);
 
 typedef struct synth_data {
     synth_config cfg;
-    float *item_emb;      /* (n_items, d) */
+    float *item_emb;        /* (n_items, d) */
     uint32_t *item_cluster; /* (n_items) */
-    uint32_t *seq;        /* (n_users, seq_len) item ids, oldest first */
-    int n_samples;        /* n_users * samples_per_user */
-    uint32_t *s_user;     /* (n_samples) */
-    uint32_t *s_item;     /* (n_samples) */
-    uint32_t *s_pos;      /* (n_samples) history length: events [0, pos) precede it */
-    float *s_label;       /* (n_samples) 0/1 click */
-    float *s_prob;        /* (n_samples) the click probability it was drawn from */
+    uint32_t *seq;          /* (n_users, seq_len) item ids, oldest first */
+    int n_samples;          /* n_users * samples_per_user */
+    uint32_t *s_user;       /* (n_samples) */
+    uint32_t *s_item;       /* (n_samples) */
+    uint32_t *s_pos;        /* (n_samples) history length: events [0, pos) precede it */
+    float *s_label;         /* (n_samples) 0/1 click */
+    float *s_prob;          /* (n_samples) the click probability it was drawn from */
 } synth_data;
 
 /* Samples of a user are sorted by position (ties keep generation order). */

@@ -38,9 +38,9 @@ void moe_train_defaults(moe_train_opts *o) {
 }
 
 typedef struct table_state {
-    float *g, *m, *v;     /* (rows, dim) each */
-    uint8_t *touched;     /* (rows) */
-    uint32_t *list;       /* touched rows this step */
+    float *g, *m, *v; /* (rows, dim) each */
+    uint8_t *touched; /* (rows) */
+    uint32_t *list;   /* touched rows this step */
     long nlist;
 } table_state;
 
@@ -121,7 +121,10 @@ static int trainer_init(trainer *t, mr_err *e) {
     }
     moe_pass_init(&t->pass);
     if (!ok) return mr_err_set(e, MR_ENOMEM, "train: cannot allocate training state");
-    t->adam = (moe_adam){.lr = t->o->lr, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f,
+    t->adam = (moe_adam){.lr = t->o->lr,
+                         .beta1 = 0.9f,
+                         .beta2 = 0.999f,
+                         .eps = 1e-8f,
                          .weight_decay = t->o->weight_decay};
     t->emb_adam = (moe_adam){.lr = t->o->emb_lr, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f};
     return 0;
@@ -167,7 +170,9 @@ static int train_step(trainer *t, const long *idx, int B, int epoch, double *los
             const float *g = t->ts[i].g + (long)t->ts[i].list[j] * m->tables[i].dim;
             for (int k = 0; k < m->tables[i].dim; k++) sq += (double)g[k] * g[k];
         }
-    if (!isfinite(sq)) return mr_err_set(e, MR_EINTERNAL, "train: gradient is not finite (lower the learning rate?)");
+    if (!isfinite(sq))
+        return mr_err_set(e, MR_EINTERNAL,
+                          "train: gradient is not finite (lower the learning rate?)");
     float sc = moe_clip_scale(sq, t->o->clip);
     if (sc != 1.0f) {
         for (long i = 0; i < m->net->n_params; i++) t->grads[i] *= sc;
@@ -183,7 +188,8 @@ static int train_step(trainer *t, const long *idx, int B, int epoch, double *los
     for (int i = 0; i < m->n_tables; i++) {
         table_state *s = &t->ts[i];
         int dim = m->tables[i].dim;
-        moe_sparse_update(m->tables[i].data, s->g, s->m, s->v, s->list, s->nlist, dim, t->o->emb_opt, &t->emb_adam);
+        moe_sparse_update(m->tables[i].data, s->g, s->m, s->v, s->list, s->nlist, dim,
+                          t->o->emb_opt, &t->emb_adam);
         for (long j = 0; j < s->nlist; j++) {
             memset(s->g + (long)s->list[j] * dim, 0, sizeof(float) * (size_t)dim);
             s->touched[s->list[j]] = 0;
@@ -193,13 +199,14 @@ static int train_step(trainer *t, const long *idx, int B, int epoch, double *los
     return 0;
 }
 
-int moe_evaluate(const moe_model *m, const moe_dataset *d, const long *idx, long n, int batch, mr_pool *pool,
-                 moe_eval *out, mr_err *e) {
+int moe_evaluate(const moe_model *m, const moe_dataset *d, const long *idx, long n, int batch,
+                 mr_pool *pool, moe_eval *out, mr_err *e) {
     memset(out, 0, sizeof *out);
     int T = m->n_tasks, B = batch > 0 ? batch : 1024;
-    float *x = mr_floats_alloc((size_t)B * (size_t)m->in_dim), *y = mr_floats_alloc((size_t)B * (size_t)T),
-          *mk = mr_floats_alloc((size_t)B * (size_t)T);
-    float *pred = mr_floats_alloc((size_t)n * (size_t)T + 1), *ly = mr_floats_alloc((size_t)n * (size_t)T + 1),
+    float *x = mr_floats_alloc((size_t)B * (size_t)m->in_dim),
+          *y = mr_floats_alloc((size_t)B * (size_t)T), *mk = mr_floats_alloc((size_t)B * (size_t)T);
+    float *pred = mr_floats_alloc((size_t)n * (size_t)T + 1),
+          *ly = mr_floats_alloc((size_t)n * (size_t)T + 1),
           *lm = mr_floats_alloc((size_t)n * (size_t)T + 1);
     moe_pass p;
     moe_pass_init(&p);
@@ -218,7 +225,8 @@ int moe_evaluate(const moe_model *m, const moe_dataset *d, const long *idx, long
         for (int k = 0; k < T; k++)
             for (int r = 0; r < b; r++) {
                 float z = p.logit[k][r];
-                pred[(long)k * n + s + r] = m->tasks[k].kind == MOE_TASK_BINARY ? moe_sigmoidf(z) : z;
+                pred[(long)k * n + s + r] = m->tasks[k].kind == MOE_TASK_BINARY ? moe_sigmoidf(z)
+                                                                                : z;
                 ly[(long)k * n + s + r] = y[(long)k * b + r];
                 lm[(long)k * n + s + r] = mk[(long)k * b + r];
             }
@@ -253,7 +261,8 @@ static float **snapshot_alloc(const moe_model *m) {
     float **s = calloc((size_t)m->n_tables + 1, sizeof *s);
     if (!s) return NULL;
     s[0] = mr_floats_alloc((size_t)m->net->n_params);
-    for (int i = 0; i < m->n_tables; i++) s[i + 1] = mr_floats_alloc((size_t)(m->tables[i].rows * m->tables[i].dim));
+    for (int i = 0; i < m->n_tables; i++)
+        s[i + 1] = mr_floats_alloc((size_t)(m->tables[i].rows * m->tables[i].dim));
     for (int i = 0; i <= m->n_tables; i++)
         if (!s[i]) {
             for (int j = 0; j <= m->n_tables; j++) mr_floats_free(s[j]);
@@ -274,11 +283,12 @@ static void snapshot_copy(const moe_model *m, float **s, int save) {
     }
 }
 
-int moe_train(moe_model *m, const moe_dataset *d, const long *tr, long ntr, const long *va, long nva,
-              const moe_train_opts *o, moe_train_result *res, mr_err *e) {
+int moe_train(moe_model *m, const moe_dataset *d, const long *tr, long ntr, const long *va,
+              long nva, const moe_train_opts *o, moe_train_result *res, mr_err *e) {
     memset(res, 0, sizeof *res);
     if (ntr < 1) return mr_err_set(e, MR_EINVAL, "train: no training rows");
-    if (o->batch < 1 || o->epochs < 1) return mr_err_set(e, MR_EINVAL, "train: batch and epochs must be >= 1");
+    if (o->batch < 1 || o->epochs < 1)
+        return mr_err_set(e, MR_EINVAL, "train: batch and epochs must be >= 1");
     trainer t = {.m = m, .d = d, .o = o, .B = (int)(o->batch < ntr ? o->batch : ntr)};
     long *order = malloc(sizeof(long) * (size_t)ntr);
     float **best = nva ? snapshot_alloc(m) : NULL;

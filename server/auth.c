@@ -65,8 +65,8 @@ int mr_auth_load(mr_auth **out, const char *path, mr_err *e) {
             goto done;
         }
         if (role && strcmp(role, "admin") != 0) {
-            rc = mr_err_set(e, MR_EINVAL, "%s:%d: unknown role '%.32s' (only 'admin')", path, lineno,
-                            role);
+            rc = mr_err_set(e, MR_EINVAL, "%s:%d: unknown role '%.32s' (only 'admin')", path,
+                            lineno, role);
             goto done;
         }
         if (a->n == MAX_TOKENS) {

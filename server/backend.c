@@ -31,8 +31,9 @@ int mr_backend_sweep(mr_backend *b, mr_err *e) {
     atomic_fetch_add(&b->sweeps, 1);
     atomic_fetch_add(&b->expired_rows, rows);
     atomic_fetch_add(&b->expired_users, users);
-    if (rows || users) mr_info("TTL sweep: %llu rows, %llu users expired", (unsigned long long)rows,
-                               (unsigned long long)users);
+    if (rows || users)
+        mr_info("TTL sweep: %llu rows, %llu users expired", (unsigned long long)rows,
+                (unsigned long long)users);
     return rc;
 }
 
@@ -49,8 +50,7 @@ static void *sweeper_main(void *arg) {
             until.tv_sec++;
             until.tv_nsec -= 1000000000L;
         }
-        while (!b->stopping &&
-               pthread_cond_timedwait(&b->sweep_cv, &b->sweep_mu, &until) == 0) {
+        while (!b->stopping && pthread_cond_timedwait(&b->sweep_cv, &b->sweep_mu, &until) == 0) {
         }
         if (b->stopping) break;
         pthread_mutex_unlock(&b->sweep_mu);
@@ -94,7 +94,8 @@ int mr_backend_open(mr_backend **out, const mr_server_config *cfg, mr_err *e) {
     if (cfg->shared_tier_seeds[0]) {
         /* lazy: a cluster that is down at start only costs the tier's hits */
         tier_redis_config tc = {{cfg->shared_tier_seeds, cfg->shared_tier_timeout_ms, 1000, 8, 1},
-                                cfg->shared_tier_prefix, cfg->shared_tier_ttl_seconds};
+                                cfg->shared_tier_prefix,
+                                cfg->shared_tier_ttl_seconds};
         if ((rc = tier_redis_create(&tc, &b->tier, &b->tier_cb, e))) {
             mr_err_wrap(e, "shared_tier_seeds '%s'", cfg->shared_tier_seeds);
             goto err;
@@ -123,7 +124,8 @@ int mr_backend_open(mr_backend **out, const mr_server_config *cfg, mr_err *e) {
                             cfg->item_table, cfg->data_dir);
             goto err;
         }
-        if ((rc = emb_table_create(b->st, cfg->item_table, (uint32_t)cfg->item_dim, EMB_FP32, 0, e)))
+        if ((rc = emb_table_create(b->st, cfg->item_table, (uint32_t)cfg->item_dim, EMB_FP32, 0,
+                                   e)))
             goto err;
         b->items = emb_store_table(b->st, cfg->item_table, e);
         if (!b->items) {

@@ -23,26 +23,26 @@
 
 typedef struct mr_backend {
     mr_store *st;
-    tier_redis *tier;         /* shared Redis Cluster tier; NULL = none */
-    store_tier tier_cb;       /* its callbacks (must outlive st) */
-    struct mr_replog *log;    /* update log (server/replog.h); NULL = writes go to st */
-    long long log_max_lag;    /* health NOT_SERVING past this many unapplied records */
-    int log_read_wait_ms;     /* min_sequence wait when the call has no deadline */
-    mr_emb_table *items;      /* item vectors: SDIM space, UpsertItems.embedding */
+    tier_redis *tier;      /* shared Redis Cluster tier; NULL = none */
+    store_tier tier_cb;    /* its callbacks (must outlive st) */
+    struct mr_replog *log; /* update log (server/replog.h); NULL = writes go to st */
+    long long log_max_lag; /* health NOT_SERVING past this many unapplied records */
+    int log_read_wait_ms;  /* min_sequence wait when the call has no deadline */
+    mr_emb_table *items;   /* item vectors: SDIM space, UpsertItems.embedding */
     int item_dim;          /* its width d */
-    mr_behaviour *beh;        /* events + SDIM tables */
+    mr_behaviour *beh;     /* events + SDIM tables */
     int short_n;           /* recent events for the short-sequence attention */
     /* TTL sweeper: reads already hide expired rows; this reclaims them. */
     pthread_t sweeper;
     int has_sweeper;
-    double sweep_every_s;  /* expire_interval_seconds */
+    double sweep_every_s; /* expire_interval_seconds */
     pthread_mutex_t sweep_mu;
     pthread_cond_t sweep_cv;
-    int stopping;          /* guarded by sweep_mu */
+    int stopping; /* guarded by sweep_mu */
     atomic_uint_fast64_t sweeps, expired_rows, expired_users;
     atomic_uint_fast64_t pushes, pushed_rows; /* PushEmbeddings calls / rows written */
-    char dir[1024];        /* data_dir, for the free-space check */
-    uint64_t min_free;     /* store_min_free_bytes */
+    char dir[1024];                           /* data_dir, for the free-space check */
+    uint64_t min_free;                        /* store_min_free_bytes */
 } mr_backend;
 
 /* Before a write RPC touches the store: MR_OK, or RESOURCE_EXHAUSTED with a

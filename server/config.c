@@ -24,8 +24,8 @@ typedef struct field {
     size_t size; /* for strings */
 } field;
 
-#define F(key, kind, member) {key, kind, offsetof(mr_server_config, member), \
-                              sizeof(((mr_server_config *)0)->member)}
+#define F(key, kind, member) \
+    { key, kind, offsetof(mr_server_config, member), sizeof(((mr_server_config *)0)->member) }
 static const field fields[] = {
     F("host", K_STR, host),
     F("port", K_INT, port),
@@ -204,8 +204,7 @@ static int apply(mr_server_config *c, json_t *root, const char *src, mr_err *err
 int mr_config_load_string(mr_server_config *c, const char *json, mr_err *err) {
     json_error_t je;
     json_t *root = json_loads(json, JSON_REJECT_DUPLICATES, &je);
-    if (!root)
-        return mr_err_set(err, MR_EINVAL, "config: line %d: %s", je.line, je.text);
+    if (!root) return mr_err_set(err, MR_EINVAL, "config: line %d: %s", je.line, je.text);
     int rc = apply(c, root, "config", err);
     json_decref(root);
     return rc;
@@ -215,8 +214,7 @@ int mr_config_load_file(mr_server_config *c, const char *path, mr_err *err) {
     json_error_t je;
     json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
     if (!root) {
-        if (je.line <= 0)
-            return mr_err_set(err, MR_ENOTFOUND, "%s: %s", path, je.text);
+        if (je.line <= 0) return mr_err_set(err, MR_ENOTFOUND, "%s: %s", path, je.text);
         return mr_err_set(err, MR_EINVAL, "%s: line %d: %s", path, je.line, je.text);
     }
     int rc = apply(c, root, path, err);
@@ -225,9 +223,9 @@ int mr_config_load_file(mr_server_config *c, const char *path, mr_err *err) {
 }
 
 int mr_config_validate(const mr_server_config *c, mr_err *err) {
-#define RANGE(member, lo, hi)                                                             \
-    if (c->member < (lo) || c->member > (hi))                                             \
-        return mr_err_set(err, MR_EINVAL, "config: '%s' must be in [%g, %g]", #member,   \
+#define RANGE(member, lo, hi)                                                          \
+    if (c->member < (lo) || c->member > (hi))                                          \
+        return mr_err_set(err, MR_EINVAL, "config: '%s' must be in [%g, %g]", #member, \
                           (double)(lo), (double)(hi));
     RANGE(port, 0, 65535);
     RANGE(completion_queues, 1, 256);
@@ -258,7 +256,8 @@ int mr_config_validate(const mr_server_config *c, mr_err *err) {
     RANGE(store_block_cache_bytes, (size_t)1 << 20, (size_t)1 << 40);
     RANGE(malloc_arena_max, 0, 1024);
     if (c->malloc_mmap_threshold_bytes > ((size_t)32 << 20)) /* glibc's largest */
-        return mr_err_set(err, MR_EINVAL, "config: 'malloc_mmap_threshold_bytes' must be in [0, %zu]",
+        return mr_err_set(err, MR_EINVAL,
+                          "config: 'malloc_mmap_threshold_bytes' must be in [0, %zu]",
                           (size_t)32 << 20);
     RANGE(log_replicas, 1, 5);
     RANGE(log_timeout_ms, 1, 600000);
@@ -266,23 +265,29 @@ int mr_config_validate(const mr_server_config *c, mr_err *err) {
     RANGE(model_poll_s, 0, 86400);
 #undef RANGE
     if (c->sdim_tau > 0 && c->sdim_m % c->sdim_tau)
-        return mr_err_set(err, MR_EINVAL, "config: 'sdim_m' (%d) must be a multiple of 'sdim_tau' (%d)",
-                          c->sdim_m, c->sdim_tau);
-    if (!c->item_table[0]) return mr_err_set(err, MR_EINVAL, "config: 'item_table' must not be empty");
+        return mr_err_set(err, MR_EINVAL,
+                          "config: 'sdim_m' (%d) must be a multiple of 'sdim_tau' (%d)", c->sdim_m,
+                          c->sdim_tau);
+    if (!c->item_table[0])
+        return mr_err_set(err, MR_EINVAL, "config: 'item_table' must not be empty");
     if (c->log_servers[0] && !c->log_consumer[0])
-        return mr_err_set(err, MR_EINVAL, "config: 'log_servers' needs 'log_consumer', a name unique "
-                                          "to this replica (its durable consumer of the log)");
+        return mr_err_set(err, MR_EINVAL,
+                          "config: 'log_servers' needs 'log_consumer', a name unique "
+                          "to this replica (its durable consumer of the log)");
     if (c->log_servers[0] && !c->data_dir[0])
-        return mr_err_set(err, MR_EINVAL, "config: 'log_servers' needs 'data_dir' (each replica "
-                                          "applies the log to its own store)");
+        return mr_err_set(err, MR_EINVAL,
+                          "config: 'log_servers' needs 'data_dir' (each replica "
+                          "applies the log to its own store)");
     if (c->remote_deadline_ms < 1 || c->remote_deadline_ms > 60000)
-        return mr_err_set(err, MR_EINVAL, "config: 'remote_deadline_ms' is %d, must be in [1, 60000]",
+        return mr_err_set(err, MR_EINVAL,
+                          "config: 'remote_deadline_ms' is %d, must be in [1, 60000]",
                           c->remote_deadline_ms);
     if (!c->remote_tls_cert_file[0] != !c->remote_tls_key_file[0])
         return mr_err_set(err, MR_EINVAL,
                           "config: 'remote_tls_cert_file' and 'remote_tls_key_file' go together");
     if (!c->remote_tls && (c->remote_tls_ca_file[0] || c->remote_tls_cert_file[0]))
-        return mr_err_set(err, MR_EINVAL, "config: 'remote_tls_ca_file' and 'remote_tls_cert_file' "
+        return mr_err_set(err, MR_EINVAL,
+                          "config: 'remote_tls_ca_file' and 'remote_tls_cert_file' "
                           "need 'remote_tls': true");
     if (!c->tls_cert_file[0] != !c->tls_key_file[0])
         return mr_err_set(err, MR_EINVAL, "config: 'tls_cert_file' and 'tls_key_file' go together");
@@ -295,9 +300,10 @@ int mr_config_validate(const mr_server_config *c, mr_err *err) {
     if (!c->host[0]) return mr_err_set(err, MR_EINVAL, "config: 'host' must not be empty");
     moe_precision prec;
     if (c->precision[0] && moe_precision_parse(c->precision, &prec))
-        return mr_err_set(err, MR_EINVAL,
-                          "config: 'precision' must be fp32, bf16, int8 or openblas_fp32 (or empty), not '%s'",
-                          c->precision);
+        return mr_err_set(
+            err, MR_EINVAL,
+            "config: 'precision' must be fp32, bf16, int8 or openblas_fp32 (or empty), not '%s'",
+            c->precision);
     if (strcmp(c->consumed_filter, "all") && strcmp(c->consumed_filter, "last") &&
         strcmp(c->consumed_filter, "none"))
         return mr_err_set(err, MR_EINVAL,

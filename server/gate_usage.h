@@ -16,18 +16,18 @@
 
 #include "moe/scorer.h"
 
-#define MR_GU_GATES 16     /* gates recorded (the rest are ignored) */
+#define MR_GU_GATES 16 /* gates recorded (the rest are ignored) */
 #define MR_GU_EXPERTS 64
 
 typedef struct mr_gate_usage {
     atomic_int lock;
-    uint64_t passes;                              /* ranking passes recorded */
+    uint64_t passes; /* ranking passes recorded */
     int n_gates;
-    char gate[MR_GU_GATES][64];                   /* "level0/task:click" */
-    int n[MR_GU_GATES];                           /* experts of the gate */
-    char expert[MR_GU_GATES][MR_GU_EXPERTS][16];  /* "l0.e3" */
-    double sum[MR_GU_GATES][MR_GU_EXPERTS];       /* sum over passes of mean weight */
-    double active[MR_GU_GATES];                   /* sum of active fractions */
+    char gate[MR_GU_GATES][64];                  /* "level0/task:click" */
+    int n[MR_GU_GATES];                          /* experts of the gate */
+    char expert[MR_GU_GATES][MR_GU_EXPERTS][16]; /* "l0.e3" */
+    double sum[MR_GU_GATES][MR_GU_EXPERTS];      /* sum over passes of mean weight */
+    double active[MR_GU_GATES];                  /* sum of active fractions */
 } mr_gate_usage;
 
 /* Add the scorer's last run; nothing when it has no gate report (a batch

@@ -22,8 +22,8 @@ int mr_handle_upsert_items(mr_call_ctx *ctx, const ProtobufCMessage *req, Protob
                            mr_err *err);
 int mr_handle_append_events(mr_call_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp,
                             mr_err *err);
-int mr_handle_admin_push_embeddings(mr_call_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp,
-                                    mr_err *err);
+int mr_handle_admin_push_embeddings(mr_call_ctx *ctx, const ProtobufCMessage *req,
+                                    ProtobufCMessage **resp, mr_err *err);
 int mr_handle_admin_checkpoint(mr_call_ctx *ctx, const ProtobufCMessage *req,
                                ProtobufCMessage **resp, mr_err *err);
 int mr_handle_admin_stats(mr_call_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp,

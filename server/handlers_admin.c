@@ -89,7 +89,8 @@ int mr_handle_admin_stats(mr_call_ctx *ctx, const ProtobufCMessage *req, Protobu
     mr_backend *be = mr_server_backend(ctx->server);
     if (r->digest && !be) return mr_err_set(err, MR_ESTATE, "digest: no store (data_dir)");
     int rc;
-    if (r->digest && (rc = store_digest(be->st, &out->store_digest, &out->store_rows, err))) return rc;
+    if (r->digest && (rc = store_digest(be->st, &out->store_digest, &out->store_rows, err)))
+        return rc;
     if (be && be->log) {
         mr_replog_stats ls;
         mr_replog_get_stats(be->log, &ls);
@@ -108,11 +109,12 @@ int mr_handle_admin_checkpoint(mr_call_ctx *ctx, const ProtobufCMessage *req,
     mr_backend *be = mr_server_backend(ctx->server);
     if (!be) return mr_err_set(err, MR_ESTATE, "no store to checkpoint: start with data_dir");
     if (r->dir[0] != '/')
-        return mr_err_set(err, MR_EINVAL, "dir must be an absolute path on the server, got '%.200s'",
-                          r->dir);
+        return mr_err_set(err, MR_EINVAL,
+                          "dir must be an absolute path on the server, got '%.200s'", r->dir);
     if (strlen(r->dir) > 1024) return mr_err_set(err, MR_EINVAL, "dir: longer than 1024 bytes");
     if (access(r->dir, F_OK) == 0)
-        return mr_err_set(err, MR_EEXIST, "dir '%.200s' exists: a checkpoint needs a new folder", r->dir);
+        return mr_err_set(err, MR_EEXIST, "dir '%.200s' exists: a checkpoint needs a new folder",
+                          r->dir);
     int rc = store_checkpoint(be->st, r->dir, err);
     if (rc) return rc;
     /* The sequence the copy holds: read from the copy itself, since the

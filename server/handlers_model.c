@@ -32,7 +32,7 @@ static int retriever_info(mr_arena *a, const retr_set *set, Moerec__V1__GetModel
         ri[i].index = mr_arena_strdup(a, remote ? inf->address : inf->factory);
         if (!ri[i].name || !ri[i].index) return MR_ENOMEM;
         ri[i].dim = r ? (uint32_t)r->dim : 0;
-        int64_t size = retr_size(r);   /* a remote expert: -1 until its server told it */
+        int64_t size = retr_size(r); /* a remote expert: -1 until its server told it */
         ri[i].size = size > 0 ? (uint64_t)size : 0;
         ri[i].always_on = rc->fallback && !strcmp(rc->fallback, inf->name);
         rp[i] = &ri[i];
@@ -138,7 +138,8 @@ int mr_handle_get_model_info(mr_call_ctx *ctx, const ProtobufCMessage *req, Prot
     out->n_tasks = (size_t)T;
     out->features = fp;
     out->n_features = (size_t)F;
-    if ((rc = table_info(a, ref, out)) || (ref->retrievers && (rc = retriever_info(a, ref->retrievers, out)))) {
+    if ((rc = table_info(a, ref, out)) ||
+        (ref->retrievers && (rc = retriever_info(a, ref->retrievers, out)))) {
         mr_model_release(ref);
         return mr_err_set(err, rc, "out of request memory");
     }

@@ -25,29 +25,40 @@
 
 #define PUSH_MAX_ROWS 65536 /* rows per call */
 
-static int push_check(const Moerec__V1__PushEmbeddingsRequest *r, const mr_model_ref *ref, int *ti, mr_err *err) {
+static int push_check(const Moerec__V1__PushEmbeddingsRequest *r, const mr_model_ref *ref, int *ti,
+                      mr_err *err) {
     const moe_model *m = ref->model;
     if (r->version[0] && strcmp(r->version, ref->version))
-        return mr_err_set(err, MR_ESTATE, "model '%s' serves version %s, not %.32s: push to the serving version "
-                          "(or leave version empty)", ref->name, ref->version, r->version);
+        return mr_err_set(err, MR_ESTATE,
+                          "model '%s' serves version %s, not %.32s: push to the serving version "
+                          "(or leave version empty)",
+                          ref->name, ref->version, r->version);
     if (!r->table[0]) return mr_err_set(err, MR_EINVAL, "table is required");
     *ti = -1;
     for (int i = 0; i < m->n_tables; i++)
         if (!strcmp(m->tables[i].name, r->table)) *ti = i;
-    if (*ti < 0) return mr_err_set(err, MR_ENOTFOUND, "model '%s' has no table '%.64s'", ref->name, r->table);
+    if (*ti < 0)
+        return mr_err_set(err, MR_ENOTFOUND, "model '%s' has no table '%.64s'", ref->name,
+                          r->table);
     const moe_table *t = &m->tables[*ti];
     if (t->storage != MOE_STORAGE_STORE || !ref->stabs[*ti].t)
-        return mr_err_set(err, MR_ESTATE, "table '%s' is held in memory: PushEmbeddings needs \"storage\": \"store\" "
-                          "in model.json", t->name);
+        return mr_err_set(
+            err, MR_ESTATE,
+            "table '%s' is held in memory: PushEmbeddings needs \"storage\": \"store\" "
+            "in model.json",
+            t->name);
     size_t n = r->n_ids, dim = (size_t)t->dim;
     if (n == 0) return mr_err_set(err, MR_EINVAL, "ids: at least one is required");
-    if (n > PUSH_MAX_ROWS) return mr_err_set(err, MR_EINVAL, "ids: %zu rows, at most %d per call", n, PUSH_MAX_ROWS);
+    if (n > PUSH_MAX_ROWS)
+        return mr_err_set(err, MR_EINVAL, "ids: %zu rows, at most %d per call", n, PUSH_MAX_ROWS);
     if (r->n_rows != n * dim)
-        return mr_err_set(err, MR_EINVAL, "rows: %zu values for %zu ids; table '%s' has dim %zu, so %zu are needed",
+        return mr_err_set(err, MR_EINVAL,
+                          "rows: %zu values for %zu ids; table '%s' has dim %zu, so %zu are needed",
                           r->n_rows, n, t->name, dim, n * dim);
     for (size_t i = 0; i < n; i++)
         if (r->ids[i] >= (uint64_t)t->rows)
-            return mr_err_set(err, MR_EINVAL, "ids[%zu] = %llu is not a row of table '%s' (rows 0..%ld)", i,
+            return mr_err_set(err, MR_EINVAL,
+                              "ids[%zu] = %llu is not a row of table '%s' (rows 0..%ld)", i,
                               (unsigned long long)r->ids[i], t->name, t->rows - 1);
     for (size_t i = 0; i < r->n_rows; i++)
         if (!isfinite(r->rows[i]))
@@ -64,28 +75,36 @@ static int push_no_dups(mr_arena *a, const uint64_t *ids, size_t n, mr_err *err)
     for (size_t i = 0; i < n; i++) {
         size_t h = (size_t)((ids[i] * 0x9E3779B97F4A7C15ull) >> 20) & (cap - 1);
         for (; slot[h]; h = (h + 1) & (cap - 1))
-            if (slot[h] == ids[i] + 1) return mr_err_set(err, MR_EINVAL, "ids[%zu] = %llu appears twice", i,
-                                                         (unsigned long long)ids[i]);
+            if (slot[h] == ids[i] + 1)
+                return mr_err_set(err, MR_EINVAL, "ids[%zu] = %llu appears twice", i,
+                                  (unsigned long long)ids[i]);
         slot[h] = ids[i] + 1;
     }
     return MR_OK;
 }
 
-int mr_handle_admin_push_embeddings(mr_call_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp,
-                                    mr_err *err) {
+int mr_handle_admin_push_embeddings(mr_call_ctx *ctx, const ProtobufCMessage *req,
+                                    ProtobufCMessage **resp, mr_err *err) {
     const Moerec__V1__PushEmbeddingsRequest *r = (const void *)req;
     mr_registry *reg = mr_server_registry(ctx->server);
     mr_backend *be = mr_server_backend(ctx->server);
-    if (!reg) return mr_err_set(err, MR_ESTATE, "no model directory: PushEmbeddings writes rows of a served model");
-    if (!be) return mr_err_set(err, MR_ESTATE, "no store: start the server with data_dir (config) or --data-dir");
+    if (!reg)
+        return mr_err_set(err, MR_ESTATE,
+                          "no model directory: PushEmbeddings writes rows of a served model");
+    if (!be)
+        return mr_err_set(err, MR_ESTATE,
+                          "no store: start the server with data_dir (config) or --data-dir");
     if (be->log)
-        return mr_err_set(err, MR_ESTATE, "PushEmbeddings is not published to the update log (log_servers): a push "
+        return mr_err_set(err, MR_ESTATE,
+                          "PushEmbeddings is not published to the update log (log_servers): a push "
                           "would reach this replica only");
     mr_model_ref *ref;
     int rc = mr_registry_acquire(reg, r->model, &ref, err);
     if (rc) return rc;
     int ti = -1;
-    if ((rc = push_check(r, ref, &ti, err)) || (rc = push_no_dups(ctx->arena, r->ids, r->n_ids, err))) goto done;
+    if ((rc = push_check(r, ref, &ti, err)) ||
+        (rc = push_no_dups(ctx->arena, r->ids, r->n_ids, err)))
+        goto done;
     Moerec__V1__PushEmbeddingsResponse *out = mr_arena_alloc(ctx->arena, sizeof *out);
     if (!out) {
         rc = mr_err_set(err, MR_ENOMEM, "out of request memory");

@@ -71,9 +71,8 @@ int mr_features_check(const moe_model *m, const Moerec__V1__Features *f, const c
  * not know is the caller's error. Stored item features (strict = 0) may
  * have been written for another model: fields this model lacks are
  * skipped. */
-static int apply_features(moe_scorer *s, const moe_model *m, int row,
-                          const Moerec__V1__Features *f, const char *where, int where_idx, int strict,
-                          mr_err *err) {
+static int apply_features(moe_scorer *s, const moe_model *m, int row, const Moerec__V1__Features *f,
+                          const char *where, int where_idx, int strict, mr_err *err) {
     if (!f) return MR_OK;
     int rc = strict ? mr_features_check(m, f, NULL, where, where_idx, err) : MR_OK;
     if (rc) return rc;
@@ -82,8 +81,8 @@ static int apply_features(moe_scorer *s, const moe_model *m, int row,
         const Moerec__V1__CategoricalFeature *c = f->categorical[i];
         int numeric, idx = moe_model_field(m, c->name, &numeric);
         if (idx < 0 || numeric || c->n_values == 0) continue;
-        rc = moe_scorer_set_cat(s, row, idx, (const char *const *)c->values, NULL,
-                                (int)c->n_values, err);
+        rc = moe_scorer_set_cat(s, row, idx, (const char *const *)c->values, NULL, (int)c->n_values,
+                                err);
         if (rc) return mr_err_wrap(err, "%s: feature '%s'", WHERE, c->name);
     }
     for (size_t i = 0; i < f->n_numeric; i++) {
@@ -109,11 +108,13 @@ static int apply_id(moe_scorer *s, const moe_model *m, int row, const char *fiel
 /* Stored features of the candidates (UpsertItems), before the request's
  * own candidate features, which override them. One batched, cached read. */
 static int apply_stored(moe_scorer *s, const moe_model *m, mr_backend *be, mr_arena *a,
-                        const Moerec__V1__ScoreRequest *r, Moerec__V1__Features ***stored, mr_err *err) {
+                        const Moerec__V1__ScoreRequest *r, Moerec__V1__Features ***stored,
+                        mr_err *err) {
     size_t n = r->n_candidates;
     uint64_t *ids = mr_arena_alloc(a, n * sizeof *ids);
     store_blob *blobs = mr_arena_alloc(a, n * sizeof *blobs);
-    Moerec__V1__Features **rows = mr_arena_calloc(a, n, sizeof *rows); /* kept for the user-category rows */
+    Moerec__V1__Features **rows = mr_arena_calloc(
+        a, n, sizeof *rows); /* kept for the user-category rows */
     if (!ids || !blobs || !rows) return mr_err_set(err, MR_ENOMEM, "out of request memory");
     *stored = rows;
     for (size_t i = 0; i < n; i++) ids[i] = mr_api_id(r->candidates[i]->item_id);
@@ -147,8 +148,9 @@ static int apply_stored(moe_scorer *s, const moe_model *m, mr_backend *be, mr_ar
  * mean training rows get (moe/featcount.h), set on every field of the
  * model those entries name. A candidate without categories keeps the
  * fill. */
-static int apply_user_cats(moe_scorer *s, const moe_model *m, mr_arena *a, const Moerec__V1__Features *prof,
-                           const Moerec__V1__ScoreRequest *r, Moerec__V1__Features *const *stored, mr_err *err) {
+static int apply_user_cats(moe_scorer *s, const moe_model *m, mr_arena *a,
+                           const Moerec__V1__Features *prof, const Moerec__V1__ScoreRequest *r,
+                           Moerec__V1__Features *const *stored, mr_err *err) {
     if (!prof) return MR_OK;
     const char *catname = NULL;
     for (size_t i = 0; i < prof->n_categorical && !catname; i++)
@@ -156,13 +158,14 @@ static int apply_user_cats(moe_scorer *s, const moe_model *m, mr_arena *a, const
             catname = prof->categorical[i]->values[0];
     if (!catname) return MR_OK;
     size_t ne = prof->n_numeric;
-    int *field = mr_arena_alloc(a, (ne ? ne : 1) * sizeof *field);  /* model field of column q */
-    int *col = mr_arena_alloc(a, (ne ? ne : 1) * sizeof *col);      /* column of entry e, -1 none */
-    int *crow = mr_arena_alloc(a, (ne ? ne : 1) * sizeof *crow);    /* category row of entry e */
+    int *field = mr_arena_alloc(a, (ne ? ne : 1) * sizeof *field); /* model field of column q */
+    int *col = mr_arena_alloc(a, (ne ? ne : 1) * sizeof *col);     /* column of entry e, -1 none */
+    int *crow = mr_arena_alloc(a, (ne ? ne : 1) * sizeof *crow);   /* category row of entry e */
     const char **cat = mr_arena_alloc(a, (ne ? ne : 1) * sizeof *cat);
     if (!field || !col || !crow || !cat) return mr_err_set(err, MR_ENOMEM, "out of request memory");
     int nf = 0, nc = 0;
-    for (size_t e = 0; e < ne; e++) { /* columns: distinct model fields; rows: distinct categories */
+    for (size_t e = 0; e < ne;
+         e++) { /* columns: distinct model fields; rows: distinct categories */
         const char *name = prof->numeric[e]->name, *at = strchr(name, '@');
         col[e] = -1;
         if (!at || at == name || (size_t)(at - name) >= 128) continue;
@@ -187,12 +190,14 @@ static int apply_user_cats(moe_scorer *s, const moe_model *m, mr_arena *a, const
     for (size_t j = 0; j < (size_t)nc * (size_t)nf; j++) vals[j] = NAN;
     int absent = -1;
     for (size_t e = 0; e < ne; e++)
-        if (col[e] >= 0) vals[(size_t)crow[e] * (size_t)nf + (size_t)col[e]] = prof->numeric[e]->value;
+        if (col[e] >= 0)
+            vals[(size_t)crow[e] * (size_t)nf + (size_t)col[e]] = prof->numeric[e]->value;
     for (int k = 0; k < nc && absent < 0; k++)
         if (!cat[k][0]) absent = k;
     for (size_t i = 0; i < r->n_candidates; i++) {
         const Moerec__V1__CategoricalFeature *cf = NULL;
-        const Moerec__V1__Features *src[2] = {r->candidates[i]->features, stored ? stored[i] : NULL};
+        const Moerec__V1__Features *src[2] = {r->candidates[i]->features,
+                                              stored ? stored[i] : NULL};
         for (int w = 0; w < 2 && !cf; w++)
             for (size_t j = 0; src[w] && j < src[w]->n_categorical && !cf; j++)
                 if (!strcmp(src[w]->categorical[j]->name, catname)) cf = src[w]->categorical[j];
@@ -206,7 +211,8 @@ static int apply_user_cats(moe_scorer *s, const moe_model *m, mr_arena *a, const
             int k = 0;
             while (k < nc && strcmp(cat[k], x)) k++;
             if (k == nc) k = absent;
-            for (int q = 0; q < nf; q++) blocks[(size_t)nb * nf + q] = k >= 0 ? vals[(size_t)k * nf + q] : NAN;
+            for (int q = 0; q < nf; q++)
+                blocks[(size_t)nb * nf + q] = k >= 0 ? vals[(size_t)k * nf + q] : NAN;
             nb++;
         }
         fc_mean_blocks(blocks, nb, nf, mean);
@@ -223,19 +229,22 @@ static int apply_user_cats(moe_scorer *s, const moe_model *m, mr_arena *a, const
  * the item vectors of the last sdim_short events, and the candidates' item
  * vectors; cost independent of the history length. */
 static int apply_sdim(moe_scorer *s, const moe_model *m, mr_backend *be, mr_arena *a,
-                      const Moerec__V1__ScoreRequest *r, const mr_user_state *us, uint32_t *behaviour_length,
-                      mr_err *err) {
+                      const Moerec__V1__ScoreRequest *r, const mr_user_state *us,
+                      uint32_t *behaviour_length, mr_err *err) {
     if (!be)
         return mr_err_set(err, MR_ESTATE,
                           "model '%s' takes a long-behaviour input (extra_dim %d) but the server "
-                          "has no store: set data_dir", m->name, m->extra_dim);
+                          "has no store: set data_dir",
+                          m->name, m->extra_dim);
     int d = be->item_dim, n = (int)r->n_candidates;
     if (m->extra_dim != 2 * d)
         return mr_err_set(err, MR_ESTATE,
                           "model '%s' has extra_dim %d; the SDIM block of item table dim %d "
-                          "needs %d", m->name, m->extra_dim, d, 2 * d);
+                          "needs %d",
+                          m->name, m->extra_dim, d, 2 * d);
     float *cand = mr_arena_alloc(a, (size_t)n * (size_t)d * sizeof *cand);
-    float *recent = mr_arena_alloc(a, (size_t)(be->short_n ? be->short_n : 1) * (size_t)d * sizeof *recent);
+    float *recent = mr_arena_alloc(a, (size_t)(be->short_n ? be->short_n : 1) * (size_t)d *
+                                          sizeof *recent);
     uint64_t *ids = mr_arena_alloc(a, (size_t)n * sizeof *ids);
     if (!cand || !recent || !ids) return mr_err_set(err, MR_ENOMEM, "out of request memory");
     for (int i = 0; i < n; i++) ids[i] = mr_api_id(r->candidates[i]->item_id);
@@ -246,7 +255,8 @@ static int apply_sdim(moe_scorer *s, const moe_model *m, mr_backend *be, mr_aren
     if ((rc = behaviour_recent_vectors(be->beh, user, be->short_n, recent, &k, err)))
         return mr_err_wrap(err, "recent events");
     *behaviour_length = us->n_events;
-    return sdim_feature_to_scorer(s, m, behaviour_hasher(be->beh), us->table, recent, k, cand, n, err);
+    return sdim_feature_to_scorer(s, m, behaviour_hasher(be->beh), us->table, recent, k, cand, n,
+                                  err);
 }
 
 /* The user's stored profile (packed Features, e.g. the counting features
@@ -257,7 +267,8 @@ static int apply_profile(moe_scorer *s, const moe_model *m, mr_arena *a, const m
     if (!us->profile) return MR_OK;
     ProtobufCAllocator al = mr_pb_arena(a);
     Moerec__V1__Features *f = moerec__v1__features__unpack(&al, us->profile_len, us->profile);
-    if (!f) return mr_err_set(err, MR_ECORRUPT, "stored profile of user '%s' does not decode", user_id);
+    if (!f)
+        return mr_err_set(err, MR_ECORRUPT, "stored profile of user '%s' does not decode", user_id);
     *prof = f;
     return apply_features(s, m, MOE_ALL_ROWS, f, "stored user profile", -1, 0, err);
 }
@@ -312,7 +323,8 @@ int mr_handle_score(mr_call_ctx *ctx, const ProtobufCMessage *req, ProtobufCMess
     if (!r->user_id[0]) return mr_err_set(err, MR_EINVAL, "user_id is required");
     int wait_rc = mr_replica_wait(ctx, r->min_sequence, err); /* read-your-writes */
     if (wait_rc) return wait_rc;
-    if (r->n_candidates == 0) return mr_err_set(err, MR_EINVAL, "candidates: at least one is required");
+    if (r->n_candidates == 0)
+        return mr_err_set(err, MR_EINVAL, "candidates: at least one is required");
     for (size_t i = 0; i < r->n_candidates; i++)
         if (!r->candidates[i]->item_id[0])
             return mr_err_set(err, MR_EINVAL, "candidates[%zu].item_id is required", i);
@@ -336,7 +348,8 @@ int mr_handle_score(mr_call_ctx *ctx, const ProtobufCMessage *req, ProtobufCMess
 static int split_parts(mr_call_ctx *ctx, const Moerec__V1__ScoreRequest *r, int n) {
     const mr_server_config *cfg = mr_server_config_of(ctx->server);
     mr_pool *pool = mr_server_pool(ctx->server);
-    if (r->debug || !pool || cfg->score_split_candidates <= 0 || n < cfg->score_split_candidates) return 1;
+    if (r->debug || !pool || cfg->score_split_candidates <= 0 || n < cfg->score_split_candidates)
+        return 1;
     int parts = mr_pool_size(pool) - mr_server_running_handlers(ctx->server) + 1;
     return parts < 1 ? 1 : parts > MOE_SPLIT_MAX ? MOE_SPLIT_MAX : parts;
 }
@@ -373,16 +386,19 @@ int mr_score_with_model(mr_call_ctx *ctx, mr_model_ref *ref, const Moerec__V1__S
     for (int i = 0; i < n; i++)
         if ((rc = apply_id(s, m, i, "item_id", r->candidates[i]->item_id, err))) goto done;
     if ((rc = apply_features(s, m, MOE_ALL_ROWS, r->user_features, "user_features", -1, 1, err)) ||
-        (rc = apply_features(s, m, MOE_ALL_ROWS, r->context_features, "context_features", -1, 1, err)))
+        (rc = apply_features(s, m, MOE_ALL_ROWS, r->context_features, "context_features", -1, 1,
+                             err)))
         goto done;
     if (be && (rc = apply_stored(s, m, be, ctx->arena, r, &stored, err))) goto done;
     if (be && (rc = apply_user_cats(s, m, ctx->arena, prof, r, stored, err))) goto done;
     for (int i = 0; i < n; i++)
-        if ((rc = apply_features(s, m, i, r->candidates[i]->features, "candidates", i, 1, err))) goto done;
+        if ((rc = apply_features(s, m, i, r->candidates[i]->features, "candidates", i, 1, err)))
+            goto done;
     if (m->extra_dim > 0 && (rc = apply_sdim(s, m, be, ctx->arena, r, &us, &behaviour_length, err)))
         goto done;
     uint64_t features_ns = mr_now_ns();
-    if ((rc = moe_scorer_run_split(s, tasks, score, mr_server_pool(ctx->server), split_parts(ctx, r, n), err)))
+    if ((rc = moe_scorer_run_split(s, tasks, score, mr_server_pool(ctx->server),
+                                   split_parts(ctx, r, n), err)))
         goto done;
     mr_gate_usage_add(&ref->usage, s); /* no-op after a split run (no gate report) */
     uint64_t ranked_ns = mr_now_ns();

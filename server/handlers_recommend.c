@@ -60,8 +60,7 @@ static int user_query(mr_backend *be, uint64_t user, int n_events, int dim, floa
 /* Shared by Retrieve and Recommend. */
 static int retrieve(mr_call_ctx *ctx, mr_model_ref *ref, const char *user_id, const float *qv,
                     size_t nq, int k, char **excl, size_t n_excl, const int64_t *consumed,
-                    size_t n_consumed, char **names, size_t n_names, retrieval *out,
-                    mr_err *err) {
+                    size_t n_consumed, char **names, size_t n_names, retrieval *out, mr_err *err) {
     uint64_t t0 = mr_now_ns();
     const retr_set *set = ref->retrievers;
     if (!set)
@@ -74,8 +73,8 @@ static int retrieve(mr_call_ctx *ctx, mr_model_ref *ref, const char *user_id, co
     mr_router *rt = retr_set_router(set);
     int dim = retr_set_dim(set);
     if (nq && (int)nq != dim)
-        return mr_err_set(err, MR_EINVAL, "query_vector has %zu values, the retrievers' dim is %d", nq,
-                          dim);
+        return mr_err_set(err, MR_EINVAL, "query_vector has %zu values, the retrievers' dim is %d",
+                          nq, dim);
     float *q = mr_arena_alloc(a, (size_t)dim * sizeof *q);
     int64_t *ex = mr_arena_alloc(a, (n_excl + n_consumed ? n_excl + n_consumed : 1) * sizeof *ex);
     int64_t *recent = mr_arena_alloc(a, RECENT_IDS * sizeof *recent);
@@ -171,7 +170,8 @@ static Moerec__V1__DebugInfo *routes(mr_arena *a, const retrieval *rv, Moerec__V
         ri[e].selected = rv->res.budgets[e] > 0;
         ri[e].budget = (uint32_t)rv->res.budgets[e];
         for (int i = 0; i < rv->res.n; i++) ri[e].returned += rv->res.cands[i].expert == e;
-        if (rv->res.failed[e] && !(ri[e].error = mr_arena_strdup(a, rv->res.errors[e]))) return NULL;
+        if (rv->res.failed[e] && !(ri[e].error = mr_arena_strdup(a, rv->res.errors[e])))
+            return NULL;
         rp[e] = &ri[e];
     }
     d->routes = rp;
@@ -188,7 +188,9 @@ static Moerec__V1__DebugInfo *routes(mr_arena *a, const retrieval *rv, Moerec__V
      * take the retrieval out of it. */
     for (size_t i = 0; i < d->n_timings; i++)
         if (!strcmp(d->timings[i]->stage, "decode"))
-            d->timings[i]->micros = d->timings[i]->micros > rv->micros ? d->timings[i]->micros - rv->micros : 0;
+            d->timings[i]->micros = d->timings[i]->micros > rv->micros
+                                        ? d->timings[i]->micros - rv->micros
+                                        : 0;
     for (size_t i = 0; i < d->n_timings; i++) tp[i + 2] = d->timings[i];
     d->timings = tp;
     d->n_timings += 2;
@@ -229,7 +231,8 @@ int mr_handle_retrieve(mr_call_ctx *ctx, const ProtobufCMessage *req, ProtobufCM
                        r->n_retrievers, &rv, err)))
         goto done;
     Moerec__V1__RetrieveResponse *out = mr_arena_alloc(a, sizeof *out);
-    Moerec__V1__ScoredItem *items = mr_arena_calloc(a, (size_t)(rv.res.n ? rv.res.n : 1), sizeof *items);
+    Moerec__V1__ScoredItem *items = mr_arena_calloc(a, (size_t)(rv.res.n ? rv.res.n : 1),
+                                                    sizeof *items);
     Moerec__V1__ScoredItem **ip = mr_arena_calloc(a, (size_t)(rv.res.n ? rv.res.n : 1), sizeof *ip);
     char *mv = mr_arena_alloc(a, 100);
     if (!out || !items || !ip || !mv) {
@@ -284,10 +287,13 @@ static int consumed_items(mr_call_ctx *ctx, const Moerec__V1__RecommendRequest *
         if (strcmp(policy, "all") && strcmp(policy, "last") && strcmp(policy, "none"))
             return mr_err_set(err, MR_EINVAL,
                               "consumed_filter.policy must be \"all\", \"last\" or \"none\", "
-                              "not \"%.32s\"", policy);
+                              "not \"%.32s\"",
+                              policy);
         if (!strcmp(policy, "last") && (f->last_n < 1 || f->last_n > 10000))
-            return mr_err_set(err, MR_EINVAL, "consumed_filter.last_n is %u, must be 1..10000 "
-                              "with policy \"last\"", (unsigned)f->last_n);
+            return mr_err_set(err, MR_EINVAL,
+                              "consumed_filter.last_n is %u, must be 1..10000 "
+                              "with policy \"last\"",
+                              (unsigned)f->last_n);
         last_n = (int)f->last_n;
     }
     *out = NULL;

@@ -50,8 +50,10 @@ static int write_model(mr_call_ctx *ctx, const char *model, mr_model_ref **ref, 
     }
     if (write_applying(ctx)) return MR_OK;
     if (model[0])
-        return mr_err_set(err, MR_ENOTFOUND, "unknown model '%.64s': the server has no model "
-                          "directory", model);
+        return mr_err_set(err, MR_ENOTFOUND,
+                          "unknown model '%.64s': the server has no model "
+                          "directory",
+                          model);
     return MR_OK;
 }
 
@@ -66,7 +68,7 @@ typedef struct item_writes {
 } item_writes;
 
 static int write_items(mr_call_ctx *ctx, mr_backend *be, const item_writes *w, mr_err *err) {
-    if (ctx->validate_only) return MR_OK; /* checked, nothing written (update log: replica.c) */
+    if (ctx->validate_only) return MR_OK;     /* checked, nothing written (update log: replica.c) */
     int rc = mr_backend_check_space(be, err); /* disk below store_min_free_bytes: nothing written */
     if (rc) return rc;
     mr_registry *reg = mr_server_registry(ctx->server);
@@ -105,7 +107,8 @@ int mr_handle_upsert_items(mr_call_ctx *ctx, const ProtobufCMessage *req, Protob
     const Moerec__V1__UpsertItemsRequest *r = (const void *)req;
     mr_backend *be = mr_server_backend(ctx->server);
     if (!be) return mr_err_set(err, MR_ESTATE, NO_STORE);
-    if (be->log && !ctx->replay) return mr_replica_publish(ctx, MR_REPLICA_UPSERT_ITEMS, req, resp, err);
+    if (be->log && !ctx->replay)
+        return mr_replica_publish(ctx, MR_REPLICA_UPSERT_ITEMS, req, resp, err);
     size_t n = r->n_items;
     if (n == 0) return mr_err_set(err, MR_EINVAL, "items: at least one is required");
     mr_model_ref *ref;
@@ -116,7 +119,8 @@ int mr_handle_upsert_items(mr_call_ctx *ctx, const ProtobufCMessage *req, Protob
     for (size_t i = 0; i < n; i++) with_vec += r->items[i]->n_embedding > 0;
     uint64_t *vid = mr_arena_alloc(a, n * sizeof *vid), *fid = mr_arena_alloc(a, n * sizeof *fid);
     uint64_t *uid = mr_arena_alloc(a, n * sizeof *uid), *did = mr_arena_alloc(a, n * sizeof *did);
-    float *vecs = mr_arena_alloc(a, (with_vec ? with_vec : 1) * (size_t)be->item_dim * sizeof *vecs);
+    float *vecs = mr_arena_alloc(a,
+                                 (with_vec ? with_vec : 1) * (size_t)be->item_dim * sizeof *vecs);
     store_blob *blobs = mr_arena_alloc(a, n * sizeof *blobs);
     item_writes w = {vid, fid, uid, did, 0, 0, 0, 0, vecs, blobs};
     if (!vid || !fid || !uid || !did || !vecs || !blobs) {
@@ -141,19 +145,20 @@ int mr_handle_upsert_items(mr_call_ctx *ctx, const ProtobufCMessage *req, Protob
         }
         const char *col = ref && ref->retrievers ? retr_set_expert_column(ref->retrievers) : NULL;
         const moe_model *schema = ref && !write_applying(ctx) ? ref->model : NULL;
-        if ((rc = mr_features_check(schema, it->features, col, "items", (int)i, err)))
-            break;
+        if ((rc = mr_features_check(schema, it->features, col, "items", (int)i, err))) break;
         uid[w.nu++] = id;
         if (it->n_embedding) {
             if ((int)it->n_embedding != be->item_dim) {
                 rc = mr_err_set(err, MR_EINVAL,
-                                "items[%zu].embedding has %zu values, the item table has dim %d",
-                                i, it->n_embedding, be->item_dim);
+                                "items[%zu].embedding has %zu values, the item table has dim %d", i,
+                                it->n_embedding, be->item_dim);
                 break;
             }
-            for (size_t j = 0; j < it->n_embedding && !rc; j++) /* the store checks too; a log needs it here */
+            for (size_t j = 0; j < it->n_embedding && !rc;
+                 j++) /* the store checks too; a log needs it here */
                 if (!isfinite(it->embedding[j]))
-                    rc = mr_err_set(err, MR_EINVAL, "items[%zu].embedding[%zu] is not finite", i, j);
+                    rc = mr_err_set(err, MR_EINVAL, "items[%zu].embedding[%zu] is not finite", i,
+                                    j);
             if (rc) break;
             vid[w.nv] = id;
             memcpy(vecs + w.nv * (size_t)be->item_dim, it->embedding,
@@ -199,7 +204,8 @@ int mr_handle_delete_items(mr_call_ctx *ctx, const ProtobufCMessage *req, Protob
     const Moerec__V1__DeleteItemsRequest *r = (const void *)req;
     mr_backend *be = mr_server_backend(ctx->server);
     if (!be) return mr_err_set(err, MR_ESTATE, NO_STORE);
-    if (be->log && !ctx->replay) return mr_replica_publish(ctx, MR_REPLICA_DELETE_ITEMS, req, resp, err);
+    if (be->log && !ctx->replay)
+        return mr_replica_publish(ctx, MR_REPLICA_DELETE_ITEMS, req, resp, err);
     size_t n = r->n_item_ids;
     if (n == 0) return mr_err_set(err, MR_EINVAL, "item_ids: at least one is required");
     mr_model_ref *ref;
@@ -231,7 +237,8 @@ int mr_handle_append_events(mr_call_ctx *ctx, const ProtobufCMessage *req, Proto
     const Moerec__V1__AppendEventsRequest *r = (const void *)req;
     mr_backend *be = mr_server_backend(ctx->server);
     if (!be) return mr_err_set(err, MR_ESTATE, NO_STORE);
-    if (be->log && !ctx->replay) return mr_replica_publish(ctx, MR_REPLICA_APPEND_EVENTS, req, resp, err);
+    if (be->log && !ctx->replay)
+        return mr_replica_publish(ctx, MR_REPLICA_APPEND_EVENTS, req, resp, err);
     size_t n = r->n_events;
     if (n == 0) return mr_err_set(err, MR_EINVAL, "events: at least one is required");
     behaviour_event *ev = mr_arena_alloc(ctx->arena, n * sizeof *ev);
@@ -259,7 +266,7 @@ int mr_handle_append_events(mr_call_ctx *ctx, const ProtobufCMessage *req, Proto
     if (!users || !items || !ts) return mr_err_set(err, MR_ENOMEM, "out of request memory");
     size_t nl = 0;
     for (size_t i = 0; i < n; i++) {
-        if (ev[i].item >> 63) continue; /* retrievers hold numeric item ids only */
+        if (ev[i].item >> 63) continue;                /* retrievers hold numeric item ids only */
         users[nl] = (int64_t)(ev[i].user & INT64_MAX); /* MinHash: a set element, any bits */
         items[nl] = (int64_t)ev[i].item;
         ts[nl++] = ev[i].ts_ms;

@@ -9,7 +9,7 @@
 #include "server/server.h"
 
 #define RPC(svc, name, req, resp, fn) \
-    {"/" svc "/" name, &req##__descriptor, &resp##__descriptor, fn, 0, 0}
+    { "/" svc "/" name, &req##__descriptor, &resp##__descriptor, fn, 0, 0 }
 
 const mr_method mr_methods[] = {
     RPC("grpc.health.v1.Health", "Check", grpc__health__v1__health_check_request,

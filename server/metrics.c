@@ -26,9 +26,9 @@
  * is retired: stopped at the next rotation or at mr_metrics_stop, so a
  * scrape on an open keep-alive connection is not cut by a rotation. */
 struct mr_metrics {
-    pthread_mutex_t mu;       /* rotation against rotation and stop */
-    struct MHD_Daemon *d;     /* accepting */
-    struct MHD_Daemon *old;   /* quiesced by the last rotation; NULL = none */
+    pthread_mutex_t mu;     /* rotation against rotation and stop */
+    struct MHD_Daemon *d;   /* accepting */
+    struct MHD_Daemon *old; /* quiesced by the last rotation; NULL = none */
     mr_server *s;
     char *tls_cert, *tls_key; /* PEM of d, kept for its life; NULL = plain HTTP */
     char *old_cert, *old_key; /* PEM of old */
@@ -68,7 +68,8 @@ __attribute__((format(printf, 2, 3))) static void put(buf *b, const char *fmt, .
 
 /* One counter family without labels: HELP, TYPE and the sample. */
 static void put_counter(buf *b, const char *name, const char *help, uint64_t v) {
-    put(b, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", name, help, name, name, (unsigned long long)v);
+    put(b, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", name, help, name, name,
+        (unsigned long long)v);
 }
 
 /* A label value escaped for the exposition format (backslash, quote and
@@ -128,8 +129,9 @@ static void metrics_remote(buf *b, const mr_remotes *rs) {
         const char *why[3] = {"deadline", "unavailable", "other"};
         uint64_t v[3] = {st.timeouts, st.unavailable, other};
         for (int r = 0; r < 3; r++)
-            put(b, "moerec_remote_expert_errors_total{retriever=\"%s\",address=\"%s\","
-                   "reason=\"%s\"} %llu\n",
+            put(b,
+                "moerec_remote_expert_errors_total{retriever=\"%s\",address=\"%s\","
+                "reason=\"%s\"} %llu\n",
                 label(l1, sizeof l1, st.name), label(l2, sizeof l2, st.address), why[r],
                 (unsigned long long)v[r]);
     }
@@ -149,27 +151,31 @@ static void metrics_remote(buf *b, const mr_remotes *rs) {
 static void metrics_shared_tier(buf *b, tier_redis *t) {
     tier_redis_stats s;
     tier_redis_get_stats(t, &s);
-    put(b, "# HELP moerec_shared_tier_rows_total Rows looked up in the shared tier, by outcome "
-           "(degraded: no answer, read from RocksDB).\n"
-           "# TYPE moerec_shared_tier_rows_total counter\n"
-           "moerec_shared_tier_rows_total{result=\"hit\"} %llu\n"
-           "moerec_shared_tier_rows_total{result=\"miss\"} %llu\n"
-           "moerec_shared_tier_rows_total{result=\"degraded\"} %llu\n",
+    put(b,
+        "# HELP moerec_shared_tier_rows_total Rows looked up in the shared tier, by outcome "
+        "(degraded: no answer, read from RocksDB).\n"
+        "# TYPE moerec_shared_tier_rows_total counter\n"
+        "moerec_shared_tier_rows_total{result=\"hit\"} %llu\n"
+        "moerec_shared_tier_rows_total{result=\"miss\"} %llu\n"
+        "moerec_shared_tier_rows_total{result=\"degraded\"} %llu\n",
         (unsigned long long)s.hits, (unsigned long long)s.misses, (unsigned long long)s.degraded);
-    put(b, "# HELP moerec_shared_tier_writes_total Rows written through to the shared tier.\n"
-           "# TYPE moerec_shared_tier_writes_total counter\n"
-           "moerec_shared_tier_writes_total{result=\"ok\"} %llu\n"
-           "moerec_shared_tier_writes_total{result=\"failed\"} %llu\n",
+    put(b,
+        "# HELP moerec_shared_tier_writes_total Rows written through to the shared tier.\n"
+        "# TYPE moerec_shared_tier_writes_total counter\n"
+        "moerec_shared_tier_writes_total{result=\"ok\"} %llu\n"
+        "moerec_shared_tier_writes_total{result=\"failed\"} %llu\n",
         (unsigned long long)(s.puts - s.put_failed), (unsigned long long)s.put_failed);
-    put(b, "# HELP moerec_shared_tier_redirects_total Redis Cluster redirects followed.\n"
-           "# TYPE moerec_shared_tier_redirects_total counter\n"
-           "moerec_shared_tier_redirects_total{kind=\"moved\"} %llu\n"
-           "moerec_shared_tier_redirects_total{kind=\"ask\"} %llu\n",
+    put(b,
+        "# HELP moerec_shared_tier_redirects_total Redis Cluster redirects followed.\n"
+        "# TYPE moerec_shared_tier_redirects_total counter\n"
+        "moerec_shared_tier_redirects_total{kind=\"moved\"} %llu\n"
+        "moerec_shared_tier_redirects_total{kind=\"ask\"} %llu\n",
         (unsigned long long)s.cluster.moved, (unsigned long long)s.cluster.ask);
-    put(b, "# HELP moerec_shared_tier_connection_errors_total Failed connects and broken "
-           "connections to Redis Cluster nodes.\n"
-           "# TYPE moerec_shared_tier_connection_errors_total counter\n"
-           "moerec_shared_tier_connection_errors_total %llu\n",
+    put(b,
+        "# HELP moerec_shared_tier_connection_errors_total Failed connects and broken "
+        "connections to Redis Cluster nodes.\n"
+        "# TYPE moerec_shared_tier_connection_errors_total counter\n"
+        "moerec_shared_tier_connection_errors_total %llu\n",
         (unsigned long long)s.cluster.conn_errors);
 }
 
@@ -182,14 +188,20 @@ static void store_size_metrics(buf *b, const mr_store *st) {
         const char *name, *help;
         size_t off;
     } fam[] = {
-        {"moerec_store_sst_bytes", "Bytes of the column family's SST files on disk "
-         "(rocksdb.total-sst-files-size).", offsetof(store_cf_size, sst_bytes)},
-        {"moerec_store_live_data_bytes", "RocksDB's estimate of the column family's live data "
-         "(rocksdb.estimate-live-data-size).", offsetof(store_cf_size, live_bytes)},
-        {"moerec_store_memtable_bytes", "Memory of the column family's memtables, which hold "
+        {"moerec_store_sst_bytes",
+         "Bytes of the column family's SST files on disk "
+         "(rocksdb.total-sst-files-size).",
+         offsetof(store_cf_size, sst_bytes)},
+        {"moerec_store_live_data_bytes",
+         "RocksDB's estimate of the column family's live data "
+         "(rocksdb.estimate-live-data-size).",
+         offsetof(store_cf_size, live_bytes)},
+        {"moerec_store_memtable_bytes",
+         "Memory of the column family's memtables, which hold "
          "the writes not yet flushed to SST files (rocksdb.cur-size-all-mem-tables).",
          offsetof(store_cf_size, memtable_bytes)},
-        {"moerec_store_keys_estimate", "RocksDB's estimate of the column family's keys "
+        {"moerec_store_keys_estimate",
+         "RocksDB's estimate of the column family's keys "
          "(rocksdb.estimate-num-keys; counts overwritten keys until compaction).",
          offsetof(store_cf_size, keys)},
     };
@@ -212,8 +224,9 @@ static void gate_metrics(buf *b, mr_model_ref *ref, const char *model) {
         return;
     }
     mr_gate_usage_read(&ref->usage, u);
-    put(b, "# HELP moerec_gate_passes_total Ranking passes of the default model's version.\n"
-           "# TYPE moerec_gate_passes_total counter\nmoerec_gate_passes_total{model=\"%s\"} %llu\n",
+    put(b,
+        "# HELP moerec_gate_passes_total Ranking passes of the default model's version.\n"
+        "# TYPE moerec_gate_passes_total counter\nmoerec_gate_passes_total{model=\"%s\"} %llu\n",
         model, (unsigned long long)u->passes);
     put(b, "# HELP moerec_gate_expert_weight_sum Sum over ranking passes of an expert's mean "
            "gate weight.\n# TYPE moerec_gate_expert_weight_sum counter\n");
@@ -236,15 +249,17 @@ static void metrics_process(buf *b) {
         if (fscanf(f, "%llu %llu", &pages, &rss) != 2) rss = 0;
         fclose(f);
     }
-    put(b, "# HELP moerec_process_resident_bytes Resident set size of the server process.\n"
-           "# TYPE moerec_process_resident_bytes gauge\nmoerec_process_resident_bytes %llu\n",
+    put(b,
+        "# HELP moerec_process_resident_bytes Resident set size of the server process.\n"
+        "# TYPE moerec_process_resident_bytes gauge\nmoerec_process_resident_bytes %llu\n",
         rss * (unsigned long long)sysconf(_SC_PAGESIZE));
 #ifdef __GLIBC__
     struct mallinfo2 mi = mallinfo2();
-    put(b, "# HELP moerec_malloc_held_bytes Memory glibc malloc holds from the OS (all arenas, "
-           "mmapped chunks).\n# TYPE moerec_malloc_held_bytes gauge\nmoerec_malloc_held_bytes %llu\n"
-           "# HELP moerec_malloc_in_use_bytes Memory allocated through malloc now.\n"
-           "# TYPE moerec_malloc_in_use_bytes gauge\nmoerec_malloc_in_use_bytes %llu\n",
+    put(b,
+        "# HELP moerec_malloc_held_bytes Memory glibc malloc holds from the OS (all arenas, "
+        "mmapped chunks).\n# TYPE moerec_malloc_held_bytes gauge\nmoerec_malloc_held_bytes %llu\n"
+        "# HELP moerec_malloc_in_use_bytes Memory allocated through malloc now.\n"
+        "# TYPE moerec_malloc_in_use_bytes gauge\nmoerec_malloc_in_use_bytes %llu\n",
         (unsigned long long)(mi.arena + mi.hblkhd), (unsigned long long)(mi.uordblks + mi.hblkhd));
 #endif
 }
@@ -253,19 +268,25 @@ char *mr_metrics_render(mr_server *s) {
     buf b = {malloc(16384), 0, 16384, 0};
     if (!b.p) return NULL;
     put(&b, "# HELP moerec_up 1 while the process runs.\n# TYPE moerec_up gauge\nmoerec_up 1\n");
-    put(&b, "# HELP moerec_serving 1 while serving, 0 once draining.\n# TYPE moerec_serving gauge\n"
-            "moerec_serving %d\n", mr_server_serving(s));
-    put(&b, "# HELP moerec_uptime_seconds Seconds since the server started serving.\n"
-            "# TYPE moerec_uptime_seconds gauge\nmoerec_uptime_seconds %llu\n",
+    put(&b,
+        "# HELP moerec_serving 1 while serving, 0 once draining.\n# TYPE moerec_serving gauge\n"
+        "moerec_serving %d\n",
+        mr_server_serving(s));
+    put(&b,
+        "# HELP moerec_uptime_seconds Seconds since the server started serving.\n"
+        "# TYPE moerec_uptime_seconds gauge\nmoerec_uptime_seconds %llu\n",
         (unsigned long long)mr_server_uptime_seconds(s));
-    put(&b, "# HELP moerec_build_info The moerec version serving.\n# TYPE moerec_build_info gauge\nmoerec_build_info{version=\"%s\"} 1\n", MOEREC_VERSION);
-    put(&b, "# HELP moerec_calls_in_flight Accepted calls not yet answered (health excluded).\n"
-            "# TYPE moerec_calls_in_flight gauge\nmoerec_calls_in_flight %d\n"
-            "# HELP moerec_rpc_overload_rejected_total Calls refused with RESOURCE_EXHAUSTED "
-            "because max_inflight_calls were in flight.\n"
-            "# TYPE moerec_rpc_overload_rejected_total counter\n"
-            "moerec_rpc_overload_rejected_total %llu\n", mr_server_inflight(s),
-        (unsigned long long)mr_server_overload_rejected(s));
+    put(&b,
+        "# HELP moerec_build_info The moerec version serving.\n# TYPE moerec_build_info gauge\nmoerec_build_info{version=\"%s\"} 1\n",
+        MOEREC_VERSION);
+    put(&b,
+        "# HELP moerec_calls_in_flight Accepted calls not yet answered (health excluded).\n"
+        "# TYPE moerec_calls_in_flight gauge\nmoerec_calls_in_flight %d\n"
+        "# HELP moerec_rpc_overload_rejected_total Calls refused with RESOURCE_EXHAUSTED "
+        "because max_inflight_calls were in flight.\n"
+        "# TYPE moerec_rpc_overload_rejected_total counter\n"
+        "moerec_rpc_overload_rejected_total %llu\n",
+        mr_server_inflight(s), (unsigned long long)mr_server_overload_rejected(s));
     int n = mr_server_method_count();
     put(&b, "# HELP moerec_rpc_calls_total Finished calls per method.\n"
             "# TYPE moerec_rpc_calls_total counter\n");
@@ -290,9 +311,10 @@ char *mr_metrics_render(mr_server *s) {
         mr_model_ref *ref;
         if (mr_registry_acquire(reg, "", &ref, NULL) == MR_OK) {
             char l1[2 * sizeof ref->name + 1], l2[2 * sizeof ref->version + 1];
-            put(&b, "# HELP moerec_model_info The default model's serving version and ranker precision.\n"
-                    "# TYPE moerec_model_info gauge\n"
-                    "moerec_model_info{model=\"%s\",version=\"%s\",precision=\"%s\"} 1\n",
+            put(&b,
+                "# HELP moerec_model_info The default model's serving version and ranker precision.\n"
+                "# TYPE moerec_model_info gauge\n"
+                "moerec_model_info{model=\"%s\",version=\"%s\",precision=\"%s\"} 1\n",
                 label(l1, sizeof l1, ref->name), label(l2, sizeof l2, ref->version),
                 moe_precision_name(ref->model->precision_used));
             if (ref->retrievers) {
@@ -316,63 +338,80 @@ char *mr_metrics_render(mr_server *s) {
     if (be) {
         store_stats st;
         store_get_stats(be->st, &st);
-        put(&b, "# HELP moerec_store_cache_hits_total Store cache hits.\n"
-                "# TYPE moerec_store_cache_hits_total counter\nmoerec_store_cache_hits_total %llu\n",
+        put(&b,
+            "# HELP moerec_store_cache_hits_total Store cache hits.\n"
+            "# TYPE moerec_store_cache_hits_total counter\nmoerec_store_cache_hits_total %llu\n",
             (unsigned long long)st.cache_hits);
-        put(&b, "# HELP moerec_store_cache_misses_total Store cache misses.\n"
-                "# TYPE moerec_store_cache_misses_total counter\nmoerec_store_cache_misses_total %llu\n",
+        put(&b,
+            "# HELP moerec_store_cache_misses_total Store cache misses.\n"
+            "# TYPE moerec_store_cache_misses_total counter\nmoerec_store_cache_misses_total %llu\n",
             (unsigned long long)st.cache_misses);
-        put(&b, "# HELP moerec_store_cache_evictions_total Store cache evictions.\n"
-                "# TYPE moerec_store_cache_evictions_total counter\n"
-                "moerec_store_cache_evictions_total %llu\n", (unsigned long long)st.cache_evictions);
-        put(&b, "# HELP moerec_store_cache_bytes Bytes held by the store cache.\n"
-                "# TYPE moerec_store_cache_bytes gauge\nmoerec_store_cache_bytes %llu\n",
+        put(&b,
+            "# HELP moerec_store_cache_evictions_total Store cache evictions.\n"
+            "# TYPE moerec_store_cache_evictions_total counter\n"
+            "moerec_store_cache_evictions_total %llu\n",
+            (unsigned long long)st.cache_evictions);
+        put(&b,
+            "# HELP moerec_store_cache_bytes Bytes held by the store cache.\n"
+            "# TYPE moerec_store_cache_bytes gauge\nmoerec_store_cache_bytes %llu\n",
             (unsigned long long)st.cache_bytes);
         store_size_metrics(&b, be->st);
-        put(&b, "# HELP moerec_store_memtable_budget_bytes Bound of the memtables of all column "
-                "families together (store_memtable_bytes).\n"
-                "# TYPE moerec_store_memtable_budget_bytes gauge\n"
-                "moerec_store_memtable_budget_bytes %llu\n",
+        put(&b,
+            "# HELP moerec_store_memtable_budget_bytes Bound of the memtables of all column "
+            "families together (store_memtable_bytes).\n"
+            "# TYPE moerec_store_memtable_budget_bytes gauge\n"
+            "moerec_store_memtable_budget_bytes %llu\n",
             (unsigned long long)st.memtable_budget);
-        put(&b, "# HELP moerec_store_block_cache_bytes RocksDB block cache usage.\n"
-                "# TYPE moerec_store_block_cache_bytes gauge\nmoerec_store_block_cache_bytes %llu\n"
-                "# HELP moerec_store_block_cache_capacity_bytes Its bound "
-                "(store_block_cache_bytes).\n# TYPE moerec_store_block_cache_capacity_bytes gauge\n"
-                "moerec_store_block_cache_capacity_bytes %llu\n",
+        put(&b,
+            "# HELP moerec_store_block_cache_bytes RocksDB block cache usage.\n"
+            "# TYPE moerec_store_block_cache_bytes gauge\nmoerec_store_block_cache_bytes %llu\n"
+            "# HELP moerec_store_block_cache_capacity_bytes Its bound "
+            "(store_block_cache_bytes).\n# TYPE moerec_store_block_cache_capacity_bytes gauge\n"
+            "moerec_store_block_cache_capacity_bytes %llu\n",
             (unsigned long long)st.block_cache_bytes, (unsigned long long)st.block_cache_capacity);
-        put(&b, "# HELP moerec_store_table_reader_bytes Index and filter blocks of open SST files.\n"
-                "# TYPE moerec_store_table_reader_bytes gauge\nmoerec_store_table_reader_bytes %llu\n",
+        put(&b,
+            "# HELP moerec_store_table_reader_bytes Index and filter blocks of open SST files.\n"
+            "# TYPE moerec_store_table_reader_bytes gauge\nmoerec_store_table_reader_bytes %llu\n",
             (unsigned long long)st.table_reader_bytes);
         if (be->tier) metrics_shared_tier(&b, be->tier);
         if (be->log) {
             mr_replog_stats ls;
             mr_replog_get_stats(be->log, &ls);
-            put(&b, "# HELP moerec_log_applied_sequence Last update-log sequence applied to this "
-                    "replica's store.\n# TYPE moerec_log_applied_sequence gauge\n"
-                    "moerec_log_applied_sequence %llu\n", (unsigned long long)ls.applied_seq);
-            put(&b, "# HELP moerec_log_pending Update-log records not yet applied here.\n"
-                    "# TYPE moerec_log_pending gauge\nmoerec_log_pending %llu\n",
+            put(&b,
+                "# HELP moerec_log_applied_sequence Last update-log sequence applied to this "
+                "replica's store.\n# TYPE moerec_log_applied_sequence gauge\n"
+                "moerec_log_applied_sequence %llu\n",
+                (unsigned long long)ls.applied_seq);
+            put(&b,
+                "# HELP moerec_log_pending Update-log records not yet applied here.\n"
+                "# TYPE moerec_log_pending gauge\nmoerec_log_pending %llu\n",
                 (unsigned long long)ls.pending);
-            put(&b, "# HELP moerec_log_published_total Write RPCs this server published to the "
-                    "update log.\n# TYPE moerec_log_published_total counter\n"
-                    "moerec_log_published_total %llu\n", (unsigned long long)ls.published);
-            put(&b, "# HELP moerec_log_rejected_total Update-log records skipped on apply as invalid."
-                    "\n# TYPE moerec_log_rejected_total counter\nmoerec_log_rejected_total %llu\n",
+            put(&b,
+                "# HELP moerec_log_published_total Write RPCs this server published to the "
+                "update log.\n# TYPE moerec_log_published_total counter\n"
+                "moerec_log_published_total %llu\n",
+                (unsigned long long)ls.published);
+            put(&b,
+                "# HELP moerec_log_rejected_total Update-log records skipped on apply as invalid."
+                "\n# TYPE moerec_log_rejected_total counter\nmoerec_log_rejected_total %llu\n",
                 (unsigned long long)ls.rejected);
         }
-        put(&b, "# HELP moerec_store_ttl_sweeps_total TTL sweeps run.\n"
-                "# TYPE moerec_store_ttl_sweeps_total counter\nmoerec_store_ttl_sweeps_total %llu\n",
+        put(&b,
+            "# HELP moerec_store_ttl_sweeps_total TTL sweeps run.\n"
+            "# TYPE moerec_store_ttl_sweeps_total counter\nmoerec_store_ttl_sweeps_total %llu\n",
             (unsigned long long)atomic_load(&be->sweeps));
-        put(&b, "# HELP moerec_store_expired_rows_total Rows deleted by TTL sweeps.\n"
-                "# TYPE moerec_store_expired_rows_total counter\nmoerec_store_expired_rows_total %llu\n",
+        put(&b,
+            "# HELP moerec_store_expired_rows_total Rows deleted by TTL sweeps.\n"
+            "# TYPE moerec_store_expired_rows_total counter\nmoerec_store_expired_rows_total %llu\n",
             (unsigned long long)atomic_load(&be->expired_rows));
         put_counter(&b, "moerec_embedding_pushes_total", "PushEmbeddings calls that wrote rows.",
                     atomic_load(&be->pushes));
-        put_counter(&b, "moerec_embedding_pushed_rows_total", "Embedding rows written by PushEmbeddings.",
-                    atomic_load(&be->pushed_rows));
-        put(&b, "# HELP moerec_store_expired_users_total Users whose behaviour TTL sweeps deleted.\n"
-                "# TYPE moerec_store_expired_users_total counter\n"
-                "moerec_store_expired_users_total %llu\n",
+        put_counter(&b, "moerec_embedding_pushed_rows_total",
+                    "Embedding rows written by PushEmbeddings.", atomic_load(&be->pushed_rows));
+        put(&b,
+            "# HELP moerec_store_expired_users_total Users whose behaviour TTL sweeps deleted.\n"
+            "# TYPE moerec_store_expired_users_total counter\n"
+            "moerec_store_expired_users_total %llu\n",
             (unsigned long long)atomic_load(&be->expired_users));
     }
     metrics_process(&b);
@@ -408,7 +447,8 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
         char *text = mr_metrics_render(m->s);
         if (!text) {
             static const char msg[] = "out of memory\n";
-            r = MHD_create_response_from_buffer(sizeof msg - 1, (void *)msg, MHD_RESPMEM_PERSISTENT);
+            r = MHD_create_response_from_buffer(sizeof msg - 1, (void *)msg,
+                                                MHD_RESPMEM_PERSISTENT);
             code = MHD_HTTP_INTERNAL_SERVER_ERROR;
         } else {
             r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
@@ -440,8 +480,8 @@ static void metrics_free(mr_metrics *m) {
 /* A daemon on sa (listen_fd < 0) or on an open listening socket. MHD stops
  * reading options at the first MHD_OPTION_END: without TLS the
  * certificate pair is never read. */
-static struct MHD_Daemon *metrics_daemon(mr_metrics *m, const struct sockaddr_in *sa,
-                                         int listen_fd, const char *cert, const char *key) {
+static struct MHD_Daemon *metrics_daemon(mr_metrics *m, const struct sockaddr_in *sa, int listen_fd,
+                                         const char *cert, const char *key) {
     /* MHD_USE_ITC: quiescing (certificate rotation) needs it */
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC;
     if (cert) flags |= MHD_USE_TLS;
@@ -486,8 +526,8 @@ int mr_metrics_start(mr_metrics **out, mr_server *s, const char *host, int port,
     m->d = metrics_daemon(m, &sa, -1, m->tls_cert, m->tls_key);
     if (!m->d) {
         metrics_free(m);
-        return mr_err_set(e, MR_EUNAVAIL, "metrics: cannot listen on %s:%d (in use%s?)", host,
-                          port, tls_cert ? ", or GnuTLS refused the certificate" : "");
+        return mr_err_set(e, MR_EUNAVAIL, "metrics: cannot listen on %s:%d (in use%s?)", host, port,
+                          tls_cert ? ", or GnuTLS refused the certificate" : "");
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(m->d, MHD_DAEMON_INFO_BIND_PORT);
     if (bound) *bound = info ? info->port : port;
@@ -505,7 +545,8 @@ int mr_metrics_set_cert(mr_metrics *m, const char *cert, const char *key, mr_err
     if (!d && fd != MHD_INVALID_SOCKET) {
         /* GnuTLS refused the pair: the socket goes to a daemon with the
          * previous one (its own copies: each daemon keeps its PEM texts) */
-        rc = mr_err_set(e, MR_EUNAVAIL, "metrics_tls: the HTTPS port did not take the new "
+        rc = mr_err_set(e, MR_EUNAVAIL,
+                        "metrics_tls: the HTTPS port did not take the new "
                         "certificate; it keeps the previous one");
         free(c);
         free(k);
@@ -526,11 +567,12 @@ int mr_metrics_set_cert(mr_metrics *m, const char *cert, const char *key, mr_err
     } else {
         free(c);
         free(k);
-        rc = mr_err_set(e, MR_EUNAVAIL, fd == MHD_INVALID_SOCKET
-                                            ? "metrics_tls: out of memory or the daemon could not "
-                                              "be quiesced; the previous certificate stays"
-                                            : "metrics_tls: the HTTPS port stopped accepting (no "
-                                              "daemon took its socket back); restart the server");
+        rc = mr_err_set(e, MR_EUNAVAIL,
+                        fd == MHD_INVALID_SOCKET
+                            ? "metrics_tls: out of memory or the daemon could not "
+                              "be quiesced; the previous certificate stays"
+                            : "metrics_tls: the HTTPS port stopped accepting (no "
+                              "daemon took its socket back); restart the server");
     }
     pthread_mutex_unlock(&m->mu);
     return rc;

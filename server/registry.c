@@ -23,13 +23,13 @@
 struct mr_registry {
     char root[4096];
     char default_name[64];
-    mr_pool *pool;               /* experts of retriever sets run on it */
-    mr_remotes *remotes;         /* owned: channels of remote experts, or NULL */
-    int precision;               /* moe_precision override, -1 = model's own */
-    pthread_mutex_t mu;          /* guards cur[] pointers */
-    pthread_mutex_t reload_mu;   /* one reload at a time  */
-    pthread_mutex_t live_mu;     /* live writes vs reload swaps (registry.h) */
-    mr_version_hook hook;        /* replay onto a reloaded version, or NULL */
+    mr_pool *pool;             /* experts of retriever sets run on it */
+    mr_remotes *remotes;       /* owned: channels of remote experts, or NULL */
+    int precision;             /* moe_precision override, -1 = model's own */
+    pthread_mutex_t mu;        /* guards cur[] pointers */
+    pthread_mutex_t reload_mu; /* one reload at a time  */
+    pthread_mutex_t live_mu;   /* live writes vs reload swaps (registry.h) */
+    mr_version_hook hook;      /* replay onto a reloaded version, or NULL */
     void *hook_arg;
     int n;
     char names[MR_MAX_MODELS][64];
@@ -39,11 +39,12 @@ struct mr_registry {
     int poll_s, poll_started, poll_stop; /* poll_stop guarded by poll_mu */
     pthread_mutex_t poll_mu;
     pthread_cond_t poll_cv;
-    char poll_err[MR_MAX_MODELS][MR_ERR_MSG_MAX];  /* last load error logged per model (poll thread) */
-    mr_store *st;                /* store tables live here; NULL = none */
+    char poll_err[MR_MAX_MODELS]
+                 [MR_ERR_MSG_MAX]; /* last load error logged per model (poll thread) */
+    mr_store *st;                  /* store tables live here; NULL = none */
     char data_dir[4096];
-    pthread_mutex_t tab_mu;      /* guards tab_name/tab_uses and drops */
-    int closing;                 /* registry free: keep the tables for a restart */
+    pthread_mutex_t tab_mu; /* guards tab_name/tab_uses and drops */
+    int closing;            /* registry free: keep the tables for a restart */
     char tab_name[STORE_MAX_TABLES][STORE_TABLE_NAME_MAX];
     int tab_uses[STORE_MAX_TABLES]; /* loaded versions using the table */
 };
@@ -62,15 +63,13 @@ static int tab_use(mr_registry *r, const char *name, int delta, mr_err *e) {
     if (delta > 0) {
         if (slot < 0 && freeslot < 0)
             rc = mr_err_set(e, MR_ENOMEM, "more than %d store tables in use", STORE_MAX_TABLES);
-        else if (slot < 0)
-            memcpy(r->tab_name[slot = freeslot], name, STORE_TABLE_NAME_MAX);
+        else if (slot < 0) memcpy(r->tab_name[slot = freeslot], name, STORE_TABLE_NAME_MAX);
         if (slot >= 0) r->tab_uses[slot]++;
     } else if (slot >= 0 && --r->tab_uses[slot] == 0 && !r->closing && r->st) {
         mr_err de;
         if (emb_table_drop(r->st, name, &de) == MR_OK)
             mr_info("store table %s dropped (no loaded version uses it)", name);
-        else if (de.code != MR_ENOTFOUND)
-            mr_warn("store table %s: drop failed: %s", name, de.msg);
+        else if (de.code != MR_ENOTFOUND) mr_warn("store table %s: drop failed: %s", name, de.msg);
     }
     pthread_mutex_unlock(&r->tab_mu);
     return rc;
@@ -104,8 +103,9 @@ static int load_store_tables(mr_registry *r, mr_model_ref *m, const char *dir, m
     return mr_store_tables_attach(mm, dir, m->name, m->version, r->st, r->data_dir, m->stabs, e);
 }
 
-static int load_version(mr_registry *r, const char *root, const char *name, const char *version, mr_pool *pool,
-                        mr_remotes *remotes, int precision, mr_model_ref **out, mr_err *e) {
+static int load_version(mr_registry *r, const char *root, const char *name, const char *version,
+                        mr_pool *pool, mr_remotes *remotes, int precision, mr_model_ref **out,
+                        mr_err *e) {
     char dir[4096 + 160], latest[4096 + 200], ver[32];
     snprintf(dir, sizeof dir, "%s/%s", root, name);
     if (!version || !version[0]) { /* the newest version's directory path */
@@ -139,7 +139,8 @@ static int load_version(mr_registry *r, const char *root, const char *name, cons
         ref_free(m);
         return mr_err_wrap(e, "model '%s' version %s", name, ver);
     }
-    if (m->model->precision_note[0]) mr_warn("model %s version %s: %s", name, ver, m->model->precision_note);
+    if (m->model->precision_note[0])
+        mr_warn("model %s version %s: %s", name, ver, m->model->precision_note);
     /* The version's retriever set (moerec index retrievers), when built. */
     char rdir[4096 + 220];
     snprintf(rdir, sizeof rdir, "%s/retrievers", dir);
@@ -165,24 +166,26 @@ static int drop_unserved(mr_registry *r, mr_err *e) {
     int n = emb_table_list(r->st, MR_STORE_TABLE_PREFIX, names, STORE_MAX_TABLES), rc = MR_OK;
     for (int i = 0; !rc && i < n && i < STORE_MAX_TABLES; i++) {
         int used = 0;
-        for (int k = 0; k < STORE_MAX_TABLES; k++) used |= r->tab_uses[k] && !strcmp(r->tab_name[k], names[i]);
+        for (int k = 0; k < STORE_MAX_TABLES; k++)
+            used |= r->tab_uses[k] && !strcmp(r->tab_name[k], names[i]);
         if (used) continue;
         if ((rc = emb_table_drop(r->st, names[i], e)))
             mr_err_wrap(e, "dropping store table %s of a version no longer served", names[i]);
-        else
-            mr_info("store table %s dropped (its version is not served)", names[i]);
+        else mr_info("store table %s dropped (its version is not served)", names[i]);
     }
     free(names);
     return rc;
 }
 
-int mr_registry_open(mr_registry **out, const char *root, const char *default_model, const char *precision,
-                     mr_pool *pool, mr_remotes *remotes, mr_store *st, const char *data_dir, mr_err *e) {
+int mr_registry_open(mr_registry **out, const char *root, const char *default_model,
+                     const char *precision, mr_pool *pool, mr_remotes *remotes, mr_store *st,
+                     const char *data_dir, mr_err *e) {
     *out = NULL;
     moe_precision prec = MOE_PREC_FP32;
     if (precision && precision[0] && moe_precision_parse(precision, &prec)) {
         mr_remotes_free(remotes);
-        return mr_err_set(e, MR_EINVAL, "precision '%.32s' (fp32, bf16, int8, openblas_fp32)", precision);
+        return mr_err_set(e, MR_EINVAL, "precision '%.32s' (fp32, bf16, int8, openblas_fp32)",
+                          precision);
     }
     DIR *d = opendir(root);
     mr_registry *r = d ? calloc(1, sizeof *r) : NULL;
@@ -222,14 +225,15 @@ int mr_registry_open(mr_registry **out, const char *root, const char *default_mo
     if (rc) goto err;
     qsort(r->names, (size_t)r->n, sizeof r->names[0], by_name);
     for (int i = 0; i < r->n; i++) {
-        rc = load_version(r, root, r->names[i], NULL, r->pool, r->remotes, r->precision, &r->cur[i], e);
+        rc = load_version(r, root, r->names[i], NULL, r->pool, r->remotes, r->precision, &r->cur[i],
+                          e);
         if (rc) goto err;
         mr_info("loaded model %s version %s (precision %s)", r->names[i], r->cur[i]->version,
                 moe_precision_name(r->cur[i]->model->precision_used));
     }
     if (r->n == 0) {
-        rc = mr_err_set(e, MR_ENOTFOUND, "no model under '%s' (expected <name>/<version>/model.json)",
-                        root);
+        rc = mr_err_set(e, MR_ENOTFOUND,
+                        "no model under '%s' (expected <name>/<version>/model.json)", root);
         goto err;
     }
     if (r->st && (rc = drop_unserved(r, e))) goto err;
@@ -262,7 +266,7 @@ void mr_registry_free(mr_registry *r) {
     r->closing = 1; /* the served versions' tables stay for the next start */
     pthread_mutex_unlock(&r->tab_mu);
     for (int i = 0; i < r->n; i++) mr_model_release(r->cur[i]);
-    mr_remotes_free(r->remotes);   /* after the experts that use its channels */
+    mr_remotes_free(r->remotes); /* after the experts that use its channels */
     pthread_mutex_destroy(&r->tab_mu);
     pthread_mutex_destroy(&r->mu);
     pthread_mutex_destroy(&r->reload_mu);
@@ -311,13 +315,14 @@ void mr_model_scorer_put(mr_model_ref *m, moe_scorer *s) {
     if (s) moe_scorer_free(s);
 }
 
-int mr_registry_reload(mr_registry *r, const char *name, const char *version, char *prev,
-                       char *now, mr_err *e) {
+int mr_registry_reload(mr_registry *r, const char *name, const char *version, char *prev, char *now,
+                       mr_err *e) {
     int i = find(r, name);
     if (i < 0) return mr_err_set(e, MR_ENOTFOUND, "unknown model '%.64s'", name);
     pthread_mutex_lock(&r->reload_mu);
     mr_model_ref *fresh;
-    int rc = load_version(r, r->root, r->names[i], version, r->pool, r->remotes, r->precision, &fresh, e);
+    int rc = load_version(r, r->root, r->names[i], version, r->pool, r->remotes, r->precision,
+                          &fresh, e);
     if (rc) {
         pthread_mutex_unlock(&r->reload_mu);
         return rc; /* the serving version is untouched */
@@ -344,10 +349,8 @@ int mr_registry_reload(mr_registry *r, const char *name, const char *version, ch
 }
 
 void mr_registry_live_lock(mr_registry *r, int lock) {
-    if (lock)
-        pthread_mutex_lock(&r->live_mu);
-    else
-        pthread_mutex_unlock(&r->live_mu);
+    if (lock) pthread_mutex_lock(&r->live_mu);
+    else pthread_mutex_unlock(&r->live_mu);
 }
 
 int mr_registry_each(mr_registry *r, mr_version_hook fn, void *arg, mr_err *e) {
@@ -381,7 +384,8 @@ int mr_registry_poll(mr_registry *r) {
         char dir[4096 + 80], latest[4096 + 200], serving[32];
         snprintf(dir, sizeof dir, "%s/%s", r->root, r->names[i]);
         mr_err e = {0};
-        if (moe_model_latest_version(dir, latest, sizeof latest, &e)) continue; /* none on disk now */
+        if (moe_model_latest_version(dir, latest, sizeof latest, &e))
+            continue; /* none on disk now */
         const char *ver = strrchr(latest, '/') + 1;
         pthread_mutex_lock(&r->mu);
         snprintf(serving, sizeof serving, "%s", r->cur[i]->version);
@@ -392,12 +396,14 @@ int mr_registry_poll(mr_registry *r) {
         }
         char prev[32], now[32];
         if (mr_registry_reload(r, r->names[i], ver, prev, now, &e) == MR_OK) {
-            mr_info("model_poll_s: model %s now serves version %s (was %s)", r->names[i], now, prev);
+            mr_info("model_poll_s: model %s now serves version %s (was %s)", r->names[i], now,
+                    prev);
             r->poll_err[i][0] = 0;
             swapped++;
         } else if (strcmp(e.msg, r->poll_err[i])) { /* log each distinct failure once */
             mr_warn("model_poll_s: model %s version %s not loaded (version %s keeps serving; tried "
-                    "again every poll): %s", r->names[i], ver, serving, e.msg);
+                    "again every poll): %s",
+                    r->names[i], ver, serving, e.msg);
             snprintf(r->poll_err[i], sizeof r->poll_err[i], "%s", e.msg);
         }
     }

@@ -29,17 +29,17 @@ struct mr_remotes; /* server/remote_expert.h */
 #define MR_SCORER_POOL 64
 
 typedef struct mr_model_ref {
-    moe_model *model;            /* read-only once loaded               */
-    retr_set *retrievers;        /* <version>/retrievers/, or NULL      */
-    char name[64];               /* directory name under the root       */
-    char version[32];            /* version directory name              */
-    int64_t loaded_at_ms;        /* unix ms                             */
-    atomic_int refs;             /* registry's own + in-flight requests */
-    pthread_mutex_t pool_mu;     /* guards pool                         */
+    moe_model *model;        /* read-only once loaded               */
+    retr_set *retrievers;    /* <version>/retrievers/, or NULL      */
+    char name[64];           /* directory name under the root       */
+    char version[32];        /* version directory name              */
+    int64_t loaded_at_ms;    /* unix ms                             */
+    atomic_int refs;         /* registry's own + in-flight requests */
+    pthread_mutex_t pool_mu; /* guards pool                         */
     int npool;
     moe_scorer *pool[MR_SCORER_POOL];
-    mr_gate_usage usage;         /* gate weights over served requests   */
-    struct mr_registry *reg;     /* its registry (store-table use counts) */
+    mr_gate_usage usage;                  /* gate weights over served requests   */
+    struct mr_registry *reg;              /* its registry (store-table use counts) */
     mr_store_table stabs[MOE_MAX_TABLES]; /* "storage": "store" tables (name
                                   * "" for in-memory ones); server/store_tables.h */
 } mr_model_ref;
@@ -56,8 +56,9 @@ typedef struct mr_registry mr_registry;
 /* st (NULL without a data_dir) holds the tables of models with "storage":
  * "store" (server/store_tables.h; data_dir: st's folder, for ingestion);
  * after the load, store tables of versions no longer served are dropped. */
-int mr_registry_open(mr_registry **out, const char *root, const char *default_model, const char *precision,
-                     mr_pool *pool, struct mr_remotes *remotes, mr_store *st, const char *data_dir, mr_err *e);
+int mr_registry_open(mr_registry **out, const char *root, const char *default_model,
+                     const char *precision, mr_pool *pool, struct mr_remotes *remotes, mr_store *st,
+                     const char *data_dir, mr_err *e);
 void mr_registry_free(mr_registry *r);
 
 /* Current version of a model ("" = default); MR_ENOTFOUND names it. */
@@ -71,8 +72,8 @@ void mr_model_scorer_put(mr_model_ref *m, moe_scorer *s);
 /* Load version ("" = newest on disk) of model name ("" = default) and swap
  * it in. prev/now receive the versions (32 bytes each). Reloads are
  * serialised; requests keep running on the old version meanwhile. */
-int mr_registry_reload(mr_registry *r, const char *name, const char *version, char *prev,
-                       char *now, mr_err *e);
+int mr_registry_reload(mr_registry *r, const char *name, const char *version, char *prev, char *now,
+                       mr_err *e);
 
 /* Live catalogue writes (UpsertItems, DeleteItems, AppendEvents) and
  * reloads are serialised by one mutex: a writer holds it across its store

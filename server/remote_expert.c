@@ -43,49 +43,49 @@ typedef struct remote_channel {
 typedef struct remote_stat {
     char name[RETR_NAME_MAX];
     char address[RETR_SET_ADDRESS_MAX];
-    mr_method_stats st;               /* calls, errors, latency */
+    mr_method_stats st; /* calls, errors, latency */
     atomic_uint_fast64_t timeouts;
     atomic_uint_fast64_t unavailable;
 } remote_stat;
 
 struct mr_remotes {
-    int deadline_ms;                  /* cap per call */
-    grpc_channel_credentials *creds;  /* TLS or insecure */
-    char auth[300];                   /* "Bearer <token>", "" = none */
-    pthread_mutex_t mu;               /* guards ch[], the appends to stats[] */
+    int deadline_ms;                 /* cap per call */
+    grpc_channel_credentials *creds; /* TLS or insecure */
+    char auth[300];                  /* "Bearer <token>", "" = none */
+    pthread_mutex_t mu;              /* guards ch[], the appends to stats[] */
     remote_channel ch[MR_REMOTE_MAX];
     int n_ch;
     remote_stat *stats[MR_REMOTE_MAX];
-    atomic_int n_stats;               /* stats[0..n) are complete */
+    atomic_int n_stats; /* stats[0..n) are complete */
 };
 
 typedef struct remote_expert {
     mr_remotes *rs;
-    grpc_channel *ch;                 /* borrowed from rs */
-    remote_stat *stat;                /* borrowed from rs */
+    grpc_channel *ch;  /* borrowed from rs */
+    remote_stat *stat; /* borrowed from rs */
     char address[RETR_SET_ADDRESS_MAX];
     char remote_name[RETR_NAME_MAX];
     char remote_model[RETR_SET_MODEL_MAX];
-    atomic_int_fast64_t size;         /* from GetModelInfo; -1 unknown */
-    atomic_int_fast64_t info_at_ms;   /* last GetModelInfo sent (unix ms) */
-    atomic_int info_busy;             /* one GetModelInfo in flight at most */
+    atomic_int_fast64_t size;       /* from GetModelInfo; -1 unknown */
+    atomic_int_fast64_t info_at_ms; /* last GetModelInfo sent (unix ms) */
+    atomic_int info_busy;           /* one GetModelInfo in flight at most */
 } remote_expert;
 
 /* One unary call. */
 typedef struct rpc {
     grpc_call *call;
-    grpc_metadata md;                 /* authorization */
+    grpc_metadata md; /* authorization */
     grpc_metadata_array init_md, trail_md;
     grpc_byte_buffer *send, *recv;
     grpc_status_code status;
     grpc_slice details;
-    int started;                      /* batch accepted: its event will come */
+    int started; /* batch accepted: its event will come */
 } rpc;
 
 typedef struct remote_call {
     grpc_completion_queue *cq;
     rpc retrieve, info;
-    uint64_t t0;                      /* mr_now_ns at start */
+    uint64_t t0; /* mr_now_ns at start */
 } remote_call;
 
 /* ------------------------------------------------------------- calls */
@@ -105,7 +105,7 @@ static int rpc_start(remote_expert *x, grpc_completion_queue *cq, rpc *r, const 
     size_t nmd = 0;
     if (x->rs->auth[0]) {
         r->md.key = grpc_slice_from_static_string("authorization");
-        r->md.value = grpc_slice_from_static_string(x->rs->auth);   /* lives as long as rs */
+        r->md.value = grpc_slice_from_static_string(x->rs->auth); /* lives as long as rs */
         nmd = 1;
     }
     grpc_op ops[6];
@@ -192,17 +192,20 @@ static void remote_info_send(remote_expert *x, remote_call *c, gpr_timespec dead
 
 static int remote_start(void *ctx, const float *q, int dim, int k, const retr_user *user,
                         int64_t deadline_ms, void **out, mr_err *e) {
-    (void)user;   /* remote experts are vector experts: the query carries the user */
+    (void)user; /* remote experts are vector experts: the query carries the user */
     remote_expert *x = ctx;
     /* at most remote_deadline_ms, and half of what is left of the incoming
      * call, so the router still answers in time with the others' items */
     int64_t now = mr_unix_ms(), until = now + x->rs->deadline_ms;
-    if (deadline_ms > 0 && now + (deadline_ms - now) / 2 < until) until = now + (deadline_ms - now) / 2;
+    if (deadline_ms > 0 && now + (deadline_ms - now) / 2 < until)
+        until = now + (deadline_ms - now) / 2;
     if (until <= now) {
         atomic_fetch_add(&x->stat->timeouts, 1);
         mr_stats_record(&x->stat->st, 0, GRPC_STATUS_DEADLINE_EXCEEDED);
-        return mr_err_set(e, MR_ETIMEOUT, "remote expert %s at %s: no time left before the "
-                          "call's deadline", x->remote_name, x->address);
+        return mr_err_set(e, MR_ETIMEOUT,
+                          "remote expert %s at %s: no time left before the "
+                          "call's deadline",
+                          x->remote_name, x->address);
     }
     remote_call *c = calloc(1, sizeof *c);
     if (!c) return mr_err_set(e, MR_ENOMEM, "remote expert %s: out of memory", x->remote_name);
@@ -218,7 +221,8 @@ static int remote_start(void *ctx, const float *q, int dim, int k, const retr_us
     rq.n_retrievers = 1;
     rq.query_vector = (float *)q;
     rq.n_query_vector = (size_t)dim;
-    if (!c->cq || rpc_start(x, c->cq, &c->retrieve, RETRIEVE_PATH, &rq.base, deadline, &c->retrieve)) {
+    if (!c->cq ||
+        rpc_start(x, c->cq, &c->retrieve, RETRIEVE_PATH, &rq.base, deadline, &c->retrieve)) {
         remote_call_free(c);
         mr_stats_record(&x->stat->st, 0, GRPC_STATUS_INTERNAL);
         return mr_err_set(e, MR_EINTERNAL, "remote expert %s at %s: the call could not start",
@@ -259,12 +263,14 @@ static int remote_finish(void *ctx, void *call, int64_t *ids, float *scores, int
         if (r->status == GRPC_STATUS_DEADLINE_EXCEEDED) atomic_fetch_add(&x->stat->timeouts, 1);
         if (r->status == GRPC_STATUS_UNAVAILABLE) atomic_fetch_add(&x->stat->unavailable, 1);
         rc = mr_err_set(e, -(int)r->status, "remote expert %s at %s: %s: %.*s", x->remote_name,
-                        x->address, mr_err_name(-(int)r->status), (int)GRPC_SLICE_LENGTH(r->details),
+                        x->address, mr_err_name(-(int)r->status),
+                        (int)GRPC_SLICE_LENGTH(r->details),
                         (const char *)GRPC_SLICE_START_PTR(r->details));
     } else {
         size_t n;
         uint8_t *b = rpc_body(r, &n);
-        Moerec__V1__RetrieveResponse *m = b ? moerec__v1__retrieve_response__unpack(NULL, n, b) : NULL;
+        Moerec__V1__RetrieveResponse *m = b ? moerec__v1__retrieve_response__unpack(NULL, n, b)
+                                            : NULL;
         free(b);
         if (!m) {
             rc = mr_err_set(e, MR_EINTERNAL, "remote expert %s at %s: the answer does not parse",
@@ -275,9 +281,10 @@ static int remote_finish(void *ctx, void *call, int64_t *ids, float *scores, int
             char *end = NULL;
             long long id = isdigit((unsigned char)s[0]) ? strtoll(s, &end, 10) : -1;
             if (id < 0 || !end || *end || !isfinite(m->items[i]->expert_score)) {
-                rc = mr_err_set(e, MR_EINTERNAL, "remote expert %s at %s: answered item '%.40s' "
-                                "(ids must be decimal numbers, scores finite)", x->remote_name,
-                                x->address, s);
+                rc = mr_err_set(e, MR_EINTERNAL,
+                                "remote expert %s at %s: answered item '%.40s' "
+                                "(ids must be decimal numbers, scores finite)",
+                                x->remote_name, x->address, s);
                 break;
             }
             ids[i] = (int64_t)id;
@@ -301,7 +308,8 @@ static const retr_callbacks remote_cb = {remote_start, remote_finish, remote_siz
 
 int mr_remote_expert_make(void *ctx, const retr_set_remote *spec, mr_retr **out, mr_err *e) {
     mr_remotes *rs = ctx;
-    if (!rs || !spec || !out) return mr_err_set(e, MR_EINVAL, "mr_remote_expert_make: NULL argument");
+    if (!rs || !spec || !out)
+        return mr_err_set(e, MR_EINVAL, "mr_remote_expert_make: NULL argument");
     remote_expert *x = calloc(1, sizeof *x);
     if (!x) return mr_err_set(e, MR_ENOMEM, "remote expert %s: out of memory", spec->name);
     x->rs = rs;
@@ -314,14 +322,16 @@ int mr_remote_expert_make(void *ctx, const retr_set_remote *spec, mr_retr **out,
         if (!strcmp(rs->ch[i].address, spec->address)) x->ch = rs->ch[i].ch;
     int n = atomic_load(&rs->n_stats);
     for (int i = 0; i < n && !x->stat; i++)
-        if (!strcmp(rs->stats[i]->name, spec->name) && !strcmp(rs->stats[i]->address, spec->address))
+        if (!strcmp(rs->stats[i]->name, spec->name) &&
+            !strcmp(rs->stats[i]->address, spec->address))
             x->stat = rs->stats[i];
     int rc = 0;
     if ((!x->ch && rs->n_ch == MR_REMOTE_MAX) || (!x->stat && n == MR_REMOTE_MAX))
         rc = mr_err_set(e, MR_ENOMEM, "more than %d remote experts or addresses", MR_REMOTE_MAX);
     if (!rc && !x->ch) {
         /* reconnect fast after a remote restarts (the default backoff grows to 2 minutes) */
-        grpc_arg a[1] = {{.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
+        grpc_arg a[1] = {{.type = GRPC_ARG_INTEGER,
+                          .key = GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
                           .value.integer = 5000}};
         grpc_channel_args args = {1, a};
         grpc_channel *ch = grpc_channel_create(spec->address, rs->creds, &args);
@@ -363,8 +373,7 @@ static int read_token(mr_remotes *rs, const char *path, mr_err *e) {
     if (n < 16 || n > 256)
         rc = mr_err_set(e, MR_EINVAL, "remote_token_file '%s': the token must be 16..256 bytes",
                         path);
-    else
-        snprintf(rs->auth, sizeof rs->auth, "Bearer %.*s", (int)n, p);
+    else snprintf(rs->auth, sizeof rs->auth, "Bearer %.*s", (int)n, p);
     free(t);
     return rc;
 }

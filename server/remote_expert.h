@@ -35,8 +35,8 @@
 #include "server/config.h"
 #include "server/stats.h"
 
-#define MR_REMOTE_INFO_MS 10000   /* size refresh period */
-#define MR_REMOTE_MAX 256         /* distinct (expert, address) pairs per server */
+#define MR_REMOTE_INFO_MS 10000 /* size refresh period */
+#define MR_REMOTE_MAX 256       /* distinct (expert, address) pairs per server */
 
 typedef struct mr_remotes mr_remotes;
 
@@ -51,7 +51,7 @@ void mr_remotes_free(mr_remotes *rs);
 int mr_remote_expert_make(void *ctx, const retr_set_remote *spec, mr_retr **out, mr_err *e);
 
 typedef struct mr_remote_stats {
-    const char *name;             /* the expert's name in the local set */
+    const char *name; /* the expert's name in the local set */
     const char *address;
     const mr_method_stats *calls; /* calls, errors, latency histogram */
     uint64_t timeouts;            /* DEADLINE_EXCEEDED */

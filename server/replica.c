@@ -51,10 +51,8 @@ static int replica_apply(void *arg, uint64_t seq, const uint8_t *data, size_t le
      * the record is marked whole only after the last (store.h); the others
      * write one batch, which carries the sequence itself. */
     int multi = rec->write_case == MOEREC__V1__LOG_RECORD__WRITE_UPSERT_ITEMS;
-    if (multi)
-        store_log_seq_begin_multi(seq, rec->time_ms);
-    else
-        store_log_seq_begin(seq, rec->time_ms);
+    if (multi) store_log_seq_begin_multi(seq, rec->time_ms);
+    else store_log_seq_begin(seq, rec->time_ms);
     switch (rec->write_case) {
     case MOEREC__V1__LOG_RECORD__WRITE_UPSERT_ITEMS:
         ctx.method = "/moerec.v1.Recommender/UpsertItems";
@@ -85,10 +83,11 @@ out:
 int mr_replica_open(mr_server *s, const mr_server_config *cfg, mr_err *e) {
     mr_backend *be = mr_server_backend(s);
     if (!be)
-        return mr_err_set(e, MR_EINVAL, "log_servers needs data_dir: each replica applies the log "
-                                        "to its own store");
-    mr_replog_config lc = {cfg->log_servers, cfg->log_stream, cfg->log_subject, cfg->log_consumer,
-                           cfg->log_replicas, cfg->log_timeout_ms};
+        return mr_err_set(e, MR_EINVAL,
+                          "log_servers needs data_dir: each replica applies the log "
+                          "to its own store");
+    mr_replog_config lc = {cfg->log_servers,  cfg->log_stream,   cfg->log_subject,
+                           cfg->log_consumer, cfg->log_replicas, cfg->log_timeout_ms};
     int rc = mr_replog_open(&lc, &be->log, e);
     if (rc) return mr_err_wrap(e, "log_servers '%s'", cfg->log_servers);
     uint64_t applied = 0;
@@ -187,8 +186,7 @@ int mr_replica_publish(mr_call_ctx *ctx, mr_replica_write kind, const ProtobufCM
         ((Moerec__V1__UpsertItemsResponse *)*resp)->log_sequence = seq;
     else if (kind == MR_REPLICA_DELETE_ITEMS)
         ((Moerec__V1__DeleteItemsResponse *)*resp)->log_sequence = seq;
-    else
-        ((Moerec__V1__AppendEventsResponse *)*resp)->log_sequence = seq;
+    else ((Moerec__V1__AppendEventsResponse *)*resp)->log_sequence = seq;
     return 0;
 }
 
@@ -196,8 +194,9 @@ int mr_replica_wait(mr_call_ctx *ctx, uint64_t min_sequence, mr_err *err) {
     if (!min_sequence) return 0;
     mr_backend *be = mr_server_backend(ctx->server);
     if (!be || !be->log)
-        return mr_err_set(err, MR_ESTATE, "min_sequence %llu: this server runs without an update log "
-                                          "(log_servers), so write answers carry no sequence",
+        return mr_err_set(err, MR_ESTATE,
+                          "min_sequence %llu: this server runs without an update log "
+                          "(log_servers), so write answers carry no sequence",
                           (unsigned long long)min_sequence);
     return mr_replog_wait(be->log, min_sequence, ctx->deadline_ms, be->log_read_wait_ms, err);
 }

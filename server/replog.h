@@ -27,12 +27,12 @@
 typedef struct mr_replog mr_replog;
 
 typedef struct mr_replog_config {
-    const char *servers;   /* "nats://host:port,..." */
-    const char *stream;    /* stream name */
-    const char *subject;   /* subject the stream captures */
-    const char *consumer;  /* this replica's durable consumer name */
-    int replicas;          /* copies of the stream when this server creates it */
-    int timeout_ms;        /* wait for a publish acknowledgement / stream setup */
+    const char *servers;  /* "nats://host:port,..." */
+    const char *stream;   /* stream name */
+    const char *subject;  /* subject the stream captures */
+    const char *consumer; /* this replica's durable consumer name */
+    int replicas;         /* copies of the stream when this server creates it */
+    int timeout_ms;       /* wait for a publish acknowledgement / stream setup */
 } mr_replog_config;
 
 /* Apply one record (called on the consumer thread, in sequence order).
@@ -43,12 +43,12 @@ typedef int (*mr_replog_apply_fn)(void *arg, uint64_t seq, const uint8_t *data, 
                                   mr_err *e);
 
 typedef struct mr_replog_stats {
-    uint64_t published;    /* records this server published (duplicates not counted) */
-    uint64_t applied_seq;  /* last sequence applied here */
-    uint64_t pending;      /* records in the log not yet applied here */
-    uint64_t rejected;     /* records skipped as invalid */
-    uint64_t retries;      /* apply attempts that failed and were retried */
-    uint64_t applied;      /* records applied by this process (a restart resets it) */
+    uint64_t published;   /* records this server published (duplicates not counted) */
+    uint64_t applied_seq; /* last sequence applied here */
+    uint64_t pending;     /* records in the log not yet applied here */
+    uint64_t rejected;    /* records skipped as invalid */
+    uint64_t retries;     /* apply attempts that failed and were retried */
+    uint64_t applied;     /* records applied by this process (a restart resets it) */
 } mr_replog_stats;
 
 /* Connect, create the stream when absent (retrying while the JetStream

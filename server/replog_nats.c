@@ -22,10 +22,10 @@
 #include "common/log.h"
 
 #define REPLOG_MAX_SERVERS 16
-#define REPLOG_FETCH 256        /* records per fetch */
-#define REPLOG_FETCH_WAIT 250   /* ms a fetch waits for records */
-#define REPLOG_RETRY_MS 200     /* pause before retrying a failed apply */
-#define REPLOG_GAP_TRIES 3      /* consumer restarts before a gap is accepted */
+#define REPLOG_FETCH 256      /* records per fetch */
+#define REPLOG_FETCH_WAIT 250 /* ms a fetch waits for records */
+#define REPLOG_RETRY_MS 200   /* pause before retrying a failed apply */
+#define REPLOG_GAP_TRIES 3    /* consumer restarts before a gap is accepted */
 
 struct mr_replog {
     char *servers, *stream, *subject, *consumer;
@@ -37,10 +37,10 @@ struct mr_replog {
     void *arg;
     pthread_t th;
     int started;
-    int gap_tries;                /* consumer thread only */
+    int gap_tries; /* consumer thread only */
     atomic_int stop;
-    pthread_mutex_t mu;           /* guards applied_seq for waiters */
-    pthread_cond_t cv;            /* broadcast when applied_seq moves */
+    pthread_mutex_t mu; /* guards applied_seq for waiters */
+    pthread_cond_t cv;  /* broadcast when applied_seq moves */
     _Atomic uint64_t applied_seq, pending, published, rejected, retries, applied;
 };
 
@@ -66,7 +66,8 @@ static int replog_connect(mr_replog *l, mr_err *e) {
     const char *urls[REPLOG_MAX_SERVERS];
     int n = 0;
     if (!list) return mr_err_set(e, MR_ENOMEM, "update log: out of memory");
-    for (char *t = strtok_r(list, ",", &save); t && n < REPLOG_MAX_SERVERS; t = strtok_r(NULL, ",", &save))
+    for (char *t = strtok_r(list, ",", &save); t && n < REPLOG_MAX_SERVERS;
+         t = strtok_r(NULL, ",", &save))
         urls[n++] = t;
     natsOptions *o = NULL;
     natsStatus s = natsOptions_Create(&o);
@@ -209,7 +210,8 @@ int mr_replog_publish(mr_replog *l, const uint8_t *data, size_t len, const char 
     jsErrCode jerr = 0;
     natsStatus s = js_Publish(&pa, l->js, l->subject, data, (int)len, &po, &jerr);
     if (s == NATS_TIMEOUT) /* the stream may have stored it all the same */
-        return nats_err(e, MR_EUNAVAIL, s, jerr, "update log: publish not acknowledged in time "
+        return nats_err(e, MR_EUNAVAIL, s, jerr,
+                        "update log: publish not acknowledged in time "
                         "(the record may still be stored and applied)");
     if (s != NATS_OK)
         return nats_err(e, MR_EUNAVAIL, s, jerr, "update log: publish (nothing was written)");
@@ -263,7 +265,8 @@ static int replog_apply_one(mr_replog *l, natsMsg *m) {
         }
         atomic_fetch_add(&l->retries, 1);
         if (mr_unix_ms() - last_warn > 10000) {
-            mr_warn("update log: record %llu not applied, retrying: %s", (unsigned long long)seq, e.msg);
+            mr_warn("update log: record %llu not applied, retrying: %s", (unsigned long long)seq,
+                    e.msg);
             last_warn = mr_unix_ms();
         }
         if (atomic_load(&l->stop)) return 0;
@@ -285,7 +288,8 @@ static void *replog_main(void *arg) {
         }
         natsMsgList list = {0};
         jsErrCode jerr = 0;
-        natsStatus s = natsSubscription_Fetch(&list, l->sub, REPLOG_FETCH, REPLOG_FETCH_WAIT, &jerr);
+        natsStatus s = natsSubscription_Fetch(&list, l->sub, REPLOG_FETCH, REPLOG_FETCH_WAIT,
+                                              &jerr);
         if (s == NATS_TIMEOUT) {
             atomic_store(&l->pending, 0);
             continue;
@@ -297,7 +301,7 @@ static void *replog_main(void *arg) {
         int r = 1;
         for (int i = 0; i < list.Count && (r = replog_apply_one(l, list.Msgs[i])) == 1; i++)
             natsMsg_Ack(list.Msgs[i], NULL); /* after the write: at-least-once + seq check */
-        natsMsgList_Destroy(&list); /* records not settled are redelivered */
+        natsMsgList_Destroy(&list);          /* records not settled are redelivered */
         if (r < 0) {
             mr_err e = {0};
             if (replog_consumer(l, atomic_load(&l->applied_seq) + 1, &e))
@@ -330,10 +334,11 @@ int mr_replog_wait(mr_replog *l, uint64_t seq, int64_t deadline_ms, int max_wait
     pthread_mutex_unlock(&l->mu);
     uint64_t at = atomic_load(&l->applied_seq);
     if (at >= seq) return 0;
-    return mr_err_set(e, MR_EUNAVAIL,
-                      "this replica has applied the update log up to %llu; min_sequence %llu is %llu "
-                      "records ahead (retry, or send the read to the replica that took the write)",
-                      (unsigned long long)at, (unsigned long long)seq, (unsigned long long)(seq - at));
+    return mr_err_set(
+        e, MR_EUNAVAIL,
+        "this replica has applied the update log up to %llu; min_sequence %llu is %llu "
+        "records ahead (retry, or send the read to the replica that took the write)",
+        (unsigned long long)at, (unsigned long long)seq, (unsigned long long)(seq - at));
 }
 
 void mr_replog_get_stats(mr_replog *l, mr_replog_stats *s) {

@@ -54,7 +54,7 @@
 
 /* ---- method table (handlers live in handlers_*.c) ------------------------ */
 
-extern const mr_method mr_methods[];  /* methods.c */
+extern const mr_method mr_methods[]; /* methods.c */
 extern const int mr_nmethods;
 
 const mr_method *mr_server_find_method(const char *path, int *index) {
@@ -181,7 +181,8 @@ static void finish(call *c) {
     }
     ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
     ops[n].data.send_status_from_server.status = (grpc_status_code)c->status;
-    ops[n++].data.send_status_from_server.status_details = c->has_status_msg ? &c->status_msg : NULL;
+    ops[n++].data.send_status_from_server.status_details = c->has_status_msg ? &c->status_msg
+                                                                             : NULL;
     ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
     ops[n++].data.recv_close_on_server.cancelled = &c->cancelled;
     grpc_call *gc = c->call;
@@ -328,14 +329,13 @@ static ProtobufCMessage *decode(call *c) {
     return req;
 }
 
-
 /* Handler -> encode -> finish, on a queue worker or an offload thread:
  * nothing else touches the call until finish() queues T_FINISH. */
 static void run_handler(call *c, const ProtobufCMessage *req) {
     mr_err err;
     mr_err_clear(&err);
-    mr_call_ctx ctx = {c->srv, &c->arena, c->method->path, c->start_ns,
-                       deadline_ms(&c->details.deadline), 0, 0};
+    mr_call_ctx ctx = {
+        c->srv, &c->arena, c->method->path, c->start_ns, deadline_ms(&c->details.deadline), 0, 0};
     /* A call that waited in the queue past its deadline: the client has
      * gone, so do not spend the work (it matters most under overload). */
     if (ctx.deadline_ms && mr_unix_ms() >= ctx.deadline_ms) {
@@ -476,8 +476,8 @@ int mr_server_create(const mr_server_config *cfg, mr_server **out, mr_err *err) 
         }
         mr_remotes *rem = NULL; /* owned by the registry, which frees it after the experts */
         if ((rc = mr_remotes_create(&rem, cfg, err))) goto err;
-        rc = mr_registry_open(&s->registry, cfg->model_dir, cfg->default_model, cfg->precision, s->pool,
-                              rem, s->backend ? s->backend->st : NULL, cfg->data_dir, err);
+        rc = mr_registry_open(&s->registry, cfg->model_dir, cfg->default_model, cfg->precision,
+                              s->pool, rem, s->backend ? s->backend->st : NULL, cfg->data_dir, err);
         if (rc) goto err;
     }
     if (cfg->auth_tokens_file[0]) {
@@ -489,7 +489,8 @@ int mr_server_create(const mr_server_config *cfg, mr_server **out, mr_err *err) 
     if (rc) goto err;
     if (s->auth && !s->tls && !is_loopback(cfg->host))
         mr_warn("auth: bearer tokens will cross the network in clear text: %s is not a loopback "
-                "address and TLS is off (set tls_cert_file and tls_key_file)", cfg->host);
+                "address and TLS is off (set tls_cert_file and tls_key_file)",
+                cfg->host);
     /* The served retriever sets follow the store's catalogue: replay its
      * log now and on every reload (server/live.h). */
     if (s->registry && s->backend &&
@@ -520,8 +521,8 @@ int mr_server_create(const mr_server_config *cfg, mr_server **out, mr_err *err) 
     grpc_server_register_completion_queue(s->server, s->shutdown_cq, NULL);
     char addr[300];
     snprintf(addr, sizeof addr, strchr(cfg->host, ':') ? "[%s]:%d" : "%s:%d", cfg->host, cfg->port);
-    grpc_server_credentials *creds =
-        s->tls ? mr_tls_credentials(s->tls) : grpc_insecure_server_credentials_create();
+    grpc_server_credentials *creds = s->tls ? mr_tls_credentials(s->tls)
+                                            : grpc_insecure_server_credentials_create();
     s->port = grpc_server_add_http2_port(s->server, addr, creds);
     grpc_server_credentials_release(creds);
     if (s->port == 0) {
@@ -593,7 +594,7 @@ void mr_server_drain(mr_server *s) {
  * refused for DRAIN_QUIET_NS (clients have seen UNAVAILABLE and stopped),
  * at most DRAIN_QUIET_MAX_NS past the last answer, and at most
  * drain_seconds in all. */
-#define DRAIN_QUIET_NS 100000000ull     /* 100 ms */
+#define DRAIN_QUIET_NS 100000000ull      /* 100 ms */
 #define DRAIN_QUIET_MAX_NS 1000000000ull /* 1 s */
 void mr_server_shutdown(mr_server *s) {
     if (!s->server || s->stopped) return;
@@ -639,8 +640,9 @@ void mr_server_shutdown(mr_server *s) {
     for (int i = 0; i < s->nthreads; i++) pthread_join(s->threads[i], NULL);
     s->nthreads = 0;
     grpc_completion_queue_shutdown(s->shutdown_cq);
-    while (grpc_completion_queue_next(s->shutdown_cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
-               .type != GRPC_QUEUE_SHUTDOWN) {
+    while (
+        grpc_completion_queue_next(s->shutdown_cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+        GRPC_QUEUE_SHUTDOWN) {
     }
 }
 
@@ -658,7 +660,8 @@ void mr_server_free(mr_server *s) {
         if (!s->cqs[i]) continue;
         /* drain anything left from calls that never reached a worker */
         while (1) {
-            grpc_event ev = grpc_completion_queue_next(s->cqs[i], gpr_inf_past(GPR_CLOCK_REALTIME), NULL);
+            grpc_event ev = grpc_completion_queue_next(s->cqs[i], gpr_inf_past(GPR_CLOCK_REALTIME),
+                                                       NULL);
             if (ev.type == GRPC_QUEUE_SHUTDOWN || ev.type == GRPC_QUEUE_TIMEOUT) break;
             if (ev.type == GRPC_OP_COMPLETE) srv_call_free(((tag *)ev.tag)->c);
         }
@@ -666,7 +669,8 @@ void mr_server_free(mr_server *s) {
     }
     if (s->accept_cq) { /* slots the acceptor never saw (it was not started) */
         for (;;) {
-            grpc_event ev = grpc_completion_queue_next(s->accept_cq, gpr_inf_past(GPR_CLOCK_REALTIME), NULL);
+            grpc_event ev = grpc_completion_queue_next(s->accept_cq,
+                                                       gpr_inf_past(GPR_CLOCK_REALTIME), NULL);
             if (ev.type == GRPC_QUEUE_SHUTDOWN || ev.type == GRPC_QUEUE_TIMEOUT) break;
             if (ev.type == GRPC_OP_COMPLETE) srv_call_free(((tag *)ev.tag)->c);
         }

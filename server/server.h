@@ -33,26 +33,26 @@ typedef struct mr_server mr_server;
 typedef struct mr_call_ctx {
     mr_server *server;
     mr_arena *arena;
-    const char *method;          /* full path */
-    uint64_t start_ns;           /* when the call arrived */
-    int64_t deadline_ms;         /* client's deadline, unix ms; 0 = none */
-    int replay;                  /* a record applied from the update log (replica.c) */
-    int validate_only;           /* write handlers: every check, no write (replica.c) */
+    const char *method;  /* full path */
+    uint64_t start_ns;   /* when the call arrived */
+    int64_t deadline_ms; /* client's deadline, unix ms; 0 = none */
+    int replay;          /* a record applied from the update log (replica.c) */
+    int validate_only;   /* write handlers: every check, no write (replica.c) */
 } mr_call_ctx;
 
 /* Fill *resp (allocated in ctx->arena, initialised with its descriptor's
  * init) and return MR_OK, or return an MR_E* code with err's message: the
  * client then receives that gRPC status and message. */
-typedef int (*mr_handler_fn)(mr_call_ctx *ctx, const ProtobufCMessage *req,
-                             ProtobufCMessage **resp, mr_err *err);
+typedef int (*mr_handler_fn)(mr_call_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp,
+                             mr_err *err);
 
 typedef struct mr_method {
-    const char *path;                            /* "/moerec.v1.Recommender/Score" */
-    const ProtobufCMessageDescriptor *request;   /* request message type */
-    const ProtobufCMessageDescriptor *response;  /* response message type */
-    mr_handler_fn handler;                       /* NULL: UNIMPLEMENTED */
-    int server_streaming;                        /* health Watch */
-    int offload;                                 /* may take seconds (Reload): runs on
+    const char *path;                           /* "/moerec.v1.Recommender/Score" */
+    const ProtobufCMessageDescriptor *request;  /* request message type */
+    const ProtobufCMessageDescriptor *response; /* response message type */
+    mr_handler_fn handler;                      /* NULL: UNIMPLEMENTED */
+    int server_streaming;                       /* health Watch */
+    int offload;                                /* may take seconds (Reload): runs on
                                                     its own thread, never a queue's */
 } mr_method;
 

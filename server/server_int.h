@@ -30,28 +30,28 @@ typedef struct tag {
 
 struct call {
     mr_server *srv;
-    int cq;                     /* index of the queue this call lives on */
+    int cq; /* index of the queue this call lives on */
     tag tags[T_COUNT];
     grpc_call *call;
     grpc_call_details details;
     grpc_metadata_array md;
-    grpc_byte_buffer *recv;     /* request message, NULL if none */
-    grpc_byte_buffer *send;     /* response message */
+    grpc_byte_buffer *recv; /* request message, NULL if none */
+    grpc_byte_buffer *send; /* response message */
     grpc_slice status_msg;
     int has_status_msg;
-    int status;                 /* gRPC status sent */
-    int cancelled;              /* from RECV_CLOSE_ON_SERVER */
-    int method_index;           /* -1 when unknown */
-    int counted;                /* holds one of srv->inflight (accepted, not health) */
+    int status;       /* gRPC status sent */
+    int cancelled;    /* from RECV_CLOSE_ON_SERVER */
+    int method_index; /* -1 when unknown */
+    int counted;      /* holds one of srv->inflight (accepted, not health) */
     const mr_method *method;
     const ProtobufCMessage *req; /* decoded request (offload threads) */
-    atomic_int handed_off;      /* release in finish(), acquire in on_finish() */
+    atomic_int handed_off;       /* release in finish(), acquire in on_finish() */
     mr_arena arena;
     int arena_exhausted;
     uint64_t start_ns;
     /* Watch only; guarded by srv->watch_mu. */
-    int refs;                   /* outstanding batches */
-    int sending;                /* a send batch is in flight */
+    int refs;    /* outstanding batches */
+    int sending; /* a send batch is in flight */
     int final_started;
     int finish_requested;
     call *wnext, *wprev;
@@ -60,26 +60,26 @@ struct call {
 struct mr_server {
     mr_server_config cfg;
     grpc_server *server;
-    int stopped;                /* shutdown done (main thread only) */
-    grpc_completion_queue **cqs;   /* the workers' queues: calls are bound to these */
+    int stopped;                      /* shutdown done (main thread only) */
+    grpc_completion_queue **cqs;      /* the workers' queues: calls are bound to these */
     grpc_completion_queue *accept_cq; /* new calls are announced here (the acceptor) */
     grpc_completion_queue *shutdown_cq;
     pthread_t *threads;
     int nthreads;
     pthread_t acceptor;
     int has_acceptor;
-    atomic_uint next_cq;        /* round robin of the queue the next armed call binds to */
+    atomic_uint next_cq; /* round robin of the queue the next armed call binds to */
     int port;
-    atomic_int serving;         /* health SERVING; 0 from the first drain step */
-    atomic_int accepting;       /* new calls run; 0 once the grace is over (UNAVAILABLE) */
-    atomic_int listening;       /* request_calls are re-armed; 0 once the listener closes */
-    atomic_int inflight;        /* accepted calls not yet finished (not health) */
+    atomic_int serving;              /* health SERVING; 0 from the first drain step */
+    atomic_int accepting;            /* new calls run; 0 once the grace is over (UNAVAILABLE) */
+    atomic_int listening;            /* request_calls are re-armed; 0 once the listener closes */
+    atomic_int inflight;             /* accepted calls not yet finished (not health) */
     atomic_ullong overload_rejected; /* calls refused by max_inflight_calls */
-    atomic_ullong refused_ns;   /* mr_now_ns of the last call refused by the drain */
+    atomic_ullong refused_ns;        /* mr_now_ns of the last call refused by the drain */
     uint64_t started_ns;
-    mr_method_stats *stats;     /* one per method + 1 for unknown */
+    mr_method_stats *stats; /* one per method + 1 for unknown */
     pthread_mutex_t watch_mu;
-    call *watchers;             /* open Watch streams */
+    call *watchers; /* open Watch streams */
     atomic_int live_calls;
     atomic_int running;         /* handlers executing now (split decisions) */
     atomic_int offload_threads; /* detached offload threads not yet returned */

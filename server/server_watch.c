@@ -16,7 +16,6 @@
 
 /* ---- health Watch (the one streaming call) ------------------------------- */
 
-
 static grpc_byte_buffer *health_message(int status) {
     Grpc__Health__V1__HealthCheckResponse r = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
     r.status = (Grpc__Health__V1__HealthCheckResponse__ServingStatus)status;

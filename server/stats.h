@@ -12,14 +12,14 @@
 
 #include "server/stats_window.h"
 
-#define MR_HIST_BUCKETS 128  /* covers 1 us .. ~ 4e9 us */
+#define MR_HIST_BUCKETS 128 /* covers 1 us .. ~ 4e9 us */
 
 typedef struct mr_method_stats {
-    atomic_uint_fast64_t calls;                    /* finished calls */
-    atomic_uint_fast64_t errors;                   /* status != OK */
-    atomic_uint_fast64_t sum_us;                   /* total latency, microseconds */
-    atomic_uint_fast64_t hist[MR_HIST_BUCKETS];    /* latency histogram */
-    mr_window minutes;                             /* the last hour, per minute */
+    atomic_uint_fast64_t calls;                 /* finished calls */
+    atomic_uint_fast64_t errors;                /* status != OK */
+    atomic_uint_fast64_t sum_us;                /* total latency, microseconds */
+    atomic_uint_fast64_t hist[MR_HIST_BUCKETS]; /* latency histogram */
+    mr_window minutes;                          /* the last hour, per minute */
 } mr_method_stats;
 
 _Static_assert(MR_WIN_BUCKETS == MR_HIST_BUCKETS, "the window shares the histogram's buckets");

@@ -18,22 +18,22 @@
 #include <stdint.h>
 
 #define MR_WIN_MINUTES 60
-#define MR_WIN_BUCKETS 128  /* same buckets as stats.h: 2^(i/4) us */
+#define MR_WIN_BUCKETS 128 /* same buckets as stats.h: 2^(i/4) us */
 
 typedef struct mr_window_slot {
-    int64_t minute;                  /* monotonic minute held + 1; 0 = never used */
+    int64_t minute; /* monotonic minute held + 1; 0 = never used */
     uint64_t calls, errors, sum_us;
-    uint32_t hist[MR_WIN_BUCKETS];   /* latency histogram of the minute */
+    uint32_t hist[MR_WIN_BUCKETS]; /* latency histogram of the minute */
 } mr_window_slot;
 
 typedef struct mr_window {
-    atomic_int lock;                 /* 0 free, 1 held */
+    atomic_int lock; /* 0 free, 1 held */
     mr_window_slot slot[MR_WIN_MINUTES];
 } mr_window;
 
 /* One minute as read: calls 0 for a minute without calls. */
 typedef struct mr_window_minute {
-    int64_t minute;        /* monotonic minute */
+    int64_t minute; /* monotonic minute */
     uint64_t calls, errors;
     uint64_t p50_us, p99_us; /* upper bound of the quantile's bucket; 0 without calls */
     double mean_us;

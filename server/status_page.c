@@ -20,9 +20,9 @@
 #include "server/registry.h"
 #include "server/stats.h"
 
-#define W 640        /* plot width, px */
-#define H 220        /* line plot height */
-#define ML 56        /* left margin (axis labels) */
+#define W 640 /* plot width, px */
+#define H 220 /* line plot height */
+#define ML 56 /* left margin (axis labels) */
 #define MR 12
 #define MT 12
 #define MB 28
@@ -68,8 +68,8 @@ typedef struct series {
 
 /* A line plot over the last 60 minutes: one polyline per run of minutes
  * with values, a dot for a lone minute. */
-static void line_plot(FILE *f, const char *id, const char *title, const char *unit,
-                      const series *s, int ns) {
+static void line_plot(FILE *f, const char *id, const char *title, const char *unit, const series *s,
+                      int ns) {
     double mx = 0;
     for (int i = 0; i < ns; i++)
         for (int m = 0; m < MR_WIN_MINUTES; m++)
@@ -78,8 +78,9 @@ static void line_plot(FILE *f, const char *id, const char *title, const char *un
     int pw = W - ML - MR, ph = H - MT - MB;
     fprintf(f, "<section class=\"plot\"><h2>");
     esc(f, title);
-    fprintf(f, "</h2>\n<svg id=\"plot-%s\" data-plot=\"%s\" xmlns=\"http://www.w3.org/2000/svg\" "
-               "width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\">\n",
+    fprintf(f,
+            "</h2>\n<svg id=\"plot-%s\" data-plot=\"%s\" xmlns=\"http://www.w3.org/2000/svg\" "
+            "width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\">\n",
             id, id, W, H, W, H);
     fprintf(f, "<title>");
     esc(f, title);
@@ -88,14 +89,19 @@ static void line_plot(FILE *f, const char *id, const char *title, const char *un
         double y = MT + ph - ph * g / 4.0;
         char lab[32];
         fmt_num(lab, sizeof lab, mx * g / 4.0);
-        fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" class=\"grid\"/>"
-                   "<text x=\"%d\" y=\"%.1f\" class=\"ylab\">%s</text>\n",
+        fprintf(f,
+                "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" class=\"grid\"/>"
+                "<text x=\"%d\" y=\"%.1f\" class=\"ylab\">%s</text>\n",
                 ML, y, W - MR, y, ML - 6, y + 4, lab);
     }
     for (int t = 0; t <= 4; t++) { /* x labels: minutes ago */
         double x = ML + pw * t / 4.0;
         fprintf(f, "<text x=\"%.1f\" y=\"%d\" class=\"xlab\">%s</text>\n", x, H - 8,
-                t == 4 ? "now" : t == 0 ? "-60 min" : t == 1 ? "-45" : t == 2 ? "-30" : "-15");
+                t == 4   ? "now"
+                : t == 0 ? "-60 min"
+                : t == 1 ? "-45"
+                : t == 2 ? "-30"
+                         : "-15");
     }
     fprintf(f, "<text x=\"%d\" y=\"%d\" class=\"unit\">", ML + 4, MT + 12);
     esc(f, unit);
@@ -111,8 +117,8 @@ static void line_plot(FILE *f, const char *id, const char *title, const char *un
             while (e < MR_WIN_MINUTES && s[i].has[e]) e++;
             if (e - m == 1) {
                 fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\" fill=\"%s\"/>\n",
-                        ML + pw * (m + 1) / (double)MR_WIN_MINUTES,
-                        MT + ph - ph * s[i].v[m] / mx, c);
+                        ML + pw * (m + 1) / (double)MR_WIN_MINUTES, MT + ph - ph * s[i].v[m] / mx,
+                        c);
             } else {
                 fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"", c);
                 for (int k = m; k < e; k++)
@@ -139,8 +145,9 @@ static void bar_plot(FILE *f, const char *id, const char *title, const char *con
     int bh = 22, lw = 200, h = MT + n * bh + 8, pw = W - lw - 70;
     fprintf(f, "<section class=\"plot\"><h2>");
     esc(f, title);
-    fprintf(f, "</h2>\n<svg id=\"plot-%s\" data-plot=\"%s\" xmlns=\"http://www.w3.org/2000/svg\" "
-               "width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\">\n<title>",
+    fprintf(f,
+            "</h2>\n<svg id=\"plot-%s\" data-plot=\"%s\" xmlns=\"http://www.w3.org/2000/svg\" "
+            "width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\">\n<title>",
             id, id, W, h < 40 ? 40 : h, W, h < 40 ? 40 : h);
     esc(f, title);
     fprintf(f, "</title>\n");
@@ -149,9 +156,10 @@ static void bar_plot(FILE *f, const char *id, const char *title, const char *con
         int y = MT + i * bh;
         fprintf(f, "<text x=\"%d\" y=\"%d\" class=\"blab\">", lw - 8, y + 15);
         esc(f, names[i]);
-        fprintf(f, "</text><rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" class=\"track\"/>"
-                   "<rect x=\"%d\" y=\"%d\" width=\"%.1f\" height=\"%d\" fill=\"%s\"/>"
-                   "<text x=\"%.1f\" y=\"%d\" class=\"bval\">%.1f%%</text>\n",
+        fprintf(f,
+                "</text><rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" class=\"track\"/>"
+                "<rect x=\"%d\" y=\"%d\" width=\"%.1f\" height=\"%d\" fill=\"%s\"/>"
+                "<text x=\"%.1f\" y=\"%d\" class=\"bval\">%.1f%%</text>\n",
                 lw, y + 2, pw, bh - 6, lw, y + 2, pw * x, bh - 6, COLORS[i % NCOLORS],
                 lw + pw * x + 6, y + 15, 100 * v[i]);
     }
@@ -248,8 +256,10 @@ static void gate_plots(FILE *f, mr_model_ref *ref) {
         }
         char id[32], title[160];
         snprintf(id, sizeof id, "gate-%d", g);
-        snprintf(title, sizeof title, "Expert utilisation, gate %s (mean weight; %.0f%% of routed "
-                 "experts active)", u->gate[g], 100 * u->active[g] / (double)u->passes);
+        snprintf(title, sizeof title,
+                 "Expert utilisation, gate %s (mean weight; %.0f%% of routed "
+                 "experts active)",
+                 u->gate[g], 100 * u->active[g] / (double)u->passes);
         bar_plot(f, id, title, names, v, u->n[g], "");
     }
     fprintf(f, "</div>\n");
@@ -298,18 +308,18 @@ static void store_part(FILE *f, mr_server *s) {
              "no store (start the server with data_dir)");
     fprintf(f, "<section><h2>Store</h2><table id=\"store\">");
     if (be)
-        fprintf(f, "<tr><th>cache entries</th><td>%llu</td></tr>"
-                   "<tr><th>cache bytes</th><td>%llu of %llu</td></tr>"
-                   "<tr><th>rows written</th><td>%llu in %llu batches</td></tr>"
-                   "<tr><th>rows read from RocksDB</th><td>%llu (%llu found)</td></tr>"
-                   "<tr><th>rows expired by TTL</th><td>%llu</td></tr>",
+        fprintf(f,
+                "<tr><th>cache entries</th><td>%llu</td></tr>"
+                "<tr><th>cache bytes</th><td>%llu of %llu</td></tr>"
+                "<tr><th>rows written</th><td>%llu in %llu batches</td></tr>"
+                "<tr><th>rows read from RocksDB</th><td>%llu (%llu found)</td></tr>"
+                "<tr><th>rows expired by TTL</th><td>%llu</td></tr>",
                 (unsigned long long)st.cache_entries, (unsigned long long)st.cache_bytes,
                 (unsigned long long)st.cache_capacity, (unsigned long long)st.rows_written,
                 (unsigned long long)st.batches_written, (unsigned long long)st.db_rows_read,
                 (unsigned long long)st.db_rows_found,
                 (unsigned long long)atomic_load(&be->expired_rows));
-    else
-        fprintf(f, "<tr><td>no store</td></tr>");
+    else fprintf(f, "<tr><td>no store</td></tr>");
     fprintf(f, "</table></section>\n");
 }
 
@@ -365,8 +375,10 @@ static void store_size_part(FILE *f, mr_backend *be) {
     char title[160], disk[32], mem[32];
     fmt_bytes(disk, sizeof disk, tot_sst);
     fmt_bytes(mem, sizeof mem, tot_mem);
-    snprintf(title, sizeof title, "Store keys per column family (approx. %llu in all; %s on disk "
-             "in SST files, %s in memtables)", (unsigned long long)tot_keys, disk, mem);
+    snprintf(title, sizeof title,
+             "Store keys per column family (approx. %llu in all; %s on disk "
+             "in SST files, %s in memtables)",
+             (unsigned long long)tot_keys, disk, mem);
     bar_plot(f, "store-size", title, names, v, n, "no store (start the server with data_dir)");
 }
 
@@ -389,12 +401,16 @@ char *mr_status_page_render(mr_server *s, size_t *len) {
     FILE *f = open_memstream(&out, &n);
     if (!f) return NULL;
     uint64_t up = mr_server_uptime_seconds(s);
-    fprintf(f, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-               "<meta http-equiv=\"refresh\" content=\"30\">"
-               "<meta name=\"viewport\" content=\"width=device-width\"><link rel=\"icon\" href=\"data:,\">"
-               "<title>moerec status</title><style>%s</style></head><body>\n", STYLE);
-    fprintf(f, "<h1>moerec %s</h1>\n<table id=\"summary\"><tr><th>state</th><td>%s</td></tr>"
-               "<tr><th>uptime</th><td id=\"uptime\">%llud %02lluh %02llum %02llus</td></tr>\n",
+    fprintf(
+        f,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        "<meta http-equiv=\"refresh\" content=\"30\">"
+        "<meta name=\"viewport\" content=\"width=device-width\"><link rel=\"icon\" href=\"data:,\">"
+        "<title>moerec status</title><style>%s</style></head><body>\n",
+        STYLE);
+    fprintf(f,
+            "<h1>moerec %s</h1>\n<table id=\"summary\"><tr><th>state</th><td>%s</td></tr>"
+            "<tr><th>uptime</th><td id=\"uptime\">%llud %02lluh %02llum %02llus</td></tr>\n",
             MOEREC_VERSION, mr_server_serving(s) ? "serving" : "draining",
             (unsigned long long)(up / 86400), (unsigned long long)(up / 3600 % 24),
             (unsigned long long)(up / 60 % 60), (unsigned long long)(up % 60));
@@ -412,8 +428,9 @@ char *mr_status_page_render(mr_server *s, size_t *len) {
     store_size_part(f, mr_server_backend(s));
     fprintf(f, "</div>\n");
     if (ref) gate_plots(f, ref);
-    else bar_plot(f, "gate-none", "Expert utilisation per task gate", NULL, NULL, 0,
-                  "no model loaded");
+    else
+        bar_plot(f, "gate-none", "Expert utilisation per task gate", NULL, NULL, 0,
+                 "no model loaded");
     if (ref) mr_model_release(ref);
     fprintf(f, "<p class=\"foot\">Per-minute buckets over the last hour; the page reloads "
                "every 30 s. The same figures for Prometheus: <a href=\"/metrics\">/metrics</a>."

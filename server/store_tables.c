@@ -12,16 +12,19 @@
 
 int mr_store_table_name(char out[STORE_TABLE_NAME_MAX], const char *model, const char *version,
                         const char *table, mr_err *e) {
-    int n = snprintf(out, STORE_TABLE_NAME_MAX, MR_STORE_TABLE_PREFIX "%s.%s.%s", model, version, table);
+    int n = snprintf(out, STORE_TABLE_NAME_MAX, MR_STORE_TABLE_PREFIX "%s.%s.%s", model, version,
+                     table);
     if (n < 0 || n >= STORE_TABLE_NAME_MAX)
         return mr_err_set(e, MR_EINVAL,
-                          "table '%s': the store table '" MR_STORE_TABLE_PREFIX "%s.%s.%s' is %d characters, at "
+                          "table '%s': the store table '" MR_STORE_TABLE_PREFIX
+                          "%s.%s.%s' is %d characters, at "
                           "most %d (shorten the model, version or table name)",
                           table, model, version, table, n, STORE_TABLE_NAME_MAX - 1);
     if (!mr_name_ok(out, STORE_TABLE_NAME_MAX))
         return mr_err_set(e, MR_EINVAL,
                           "table '%s': storage \"store\" needs model, version and table names of "
-                          "[a-zA-Z0-9_.-] (store table '%s')", table, out);
+                          "[a-zA-Z0-9_.-] (store table '%s')",
+                          table, out);
     return MR_OK;
 }
 
@@ -33,16 +36,17 @@ static int store_rows(void *ctx, int t, const uint64_t *rows, size_t n, float *o
 }
 
 /* Bulk-load table i's tensor from the safetensors file in chunks. */
-static int ingest(mr_store *st, mr_store_table *s, const moe_table *mt, const moe_st_file *f, const char *path,
-                  const char *tmp_dir, mr_err *e) {
+static int ingest(mr_store *st, mr_store_table *s, const moe_table *mt, const moe_st_file *f,
+                  const char *path, const char *tmp_dir, mr_err *e) {
     char tname[MOE_NAME_MAX + 8];
     snprintf(tname, sizeof tname, "emb.%s", mt->name);
     const moe_st_entry *en = moe_st_find(f, tname);
     if (!en) return mr_err_set(e, MR_ECORRUPT, "%s: tensor '%s' is missing", path, tname);
     if (en->ndim != 2 || en->shape[0] != mt->rows || en->shape[1] != mt->dim)
-        return mr_err_set(e, MR_ECORRUPT, "%s: tensor '%s' does not have shape [%ld,%d]", path, tname, mt->rows,
-                          mt->dim);
-    size_t chunk = MR_STORE_INGEST_CHUNK < (size_t)mt->rows ? MR_STORE_INGEST_CHUNK : (size_t)mt->rows;
+        return mr_err_set(e, MR_ECORRUPT, "%s: tensor '%s' does not have shape [%ld,%d]", path,
+                          tname, mt->rows, mt->dim);
+    size_t chunk = MR_STORE_INGEST_CHUNK < (size_t)mt->rows ? MR_STORE_INGEST_CHUNK
+                                                            : (size_t)mt->rows;
     uint64_t *ids = malloc(chunk * sizeof *ids);
     if (!ids) return mr_err_set(e, MR_ENOMEM, "table '%s': out of memory for ingestion", mt->name);
     char sst[4096 + 64];
@@ -51,7 +55,8 @@ static int ingest(mr_store *st, mr_store_table *s, const moe_table *mt, const mo
         size_t n = (size_t)mt->rows - lo < chunk ? (size_t)mt->rows - lo : chunk;
         for (size_t k = 0; k < n; k++) ids[k] = lo + k;
         snprintf(sst, sizeof sst, "%s/ingest.%s.%zu.sst", tmp_dir, s->name, lo / chunk);
-        rc = emb_store_ingest(st, s->t, ids, n, en->data + lo * (size_t)mt->dim, n * (size_t)mt->dim, sst, e);
+        rc = emb_store_ingest(st, s->t, ids, n, en->data + lo * (size_t)mt->dim,
+                              n * (size_t)mt->dim, sst, e);
     }
     free(ids);
     return rc;
@@ -67,13 +72,15 @@ int mr_store_tables_attach(moe_model *m, const char *dir, const char *model, con
         mr_store_table *s = &tabs[i];
         if (mt->storage != MOE_STORAGE_STORE) continue;
         if (!st) {
-            rc = mr_err_set(e, MR_ESTATE, "table '%s' has \"storage\": \"store\": the server needs a data_dir",
+            rc = mr_err_set(e, MR_ESTATE,
+                            "table '%s' has \"storage\": \"store\": the server needs a data_dir",
                             mt->name);
             break;
         }
         if ((rc = mr_store_table_name(s->name, model, version, mt->name, e))) break;
         s->st = st;
-        rc = emb_table_create(st, s->name, (uint32_t)mt->dim, (emb_encoding)mt->encoding, mt->ttl_s, e);
+        rc = emb_table_create(st, s->name, (uint32_t)mt->dim, (emb_encoding)mt->encoding, mt->ttl_s,
+                              e);
         if (rc) {
             mr_err_wrap(e, "table '%s'", mt->name);
             break;

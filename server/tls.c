@@ -21,10 +21,10 @@
 struct mr_tls {
     char cert_file[1024], key_file[1024], ca_file[1024]; /* ca_file "" = none */
     grpc_ssl_client_certificate_request_type request;
-    pthread_mutex_t mu;     /* guards the fields below */
-    char *cert, *key, *ca;  /* PEM texts; ca NULL without a client CA */
-    unsigned generation;    /* bumped by each successful read */
-    unsigned fetched;       /* generation last handed to gRPC */
+    pthread_mutex_t mu;    /* guards the fields below */
+    char *cert, *key, *ca; /* PEM texts; ca NULL without a client CA */
+    unsigned generation;   /* bumped by each successful read */
+    unsigned fetched;      /* generation last handed to gRPC */
 };
 
 #define TLS_MAX_FILE (1u << 20) /* a certificate chain is KiBs; refuse anything absurd */
@@ -41,7 +41,10 @@ static char *read_file(const char *path, const char *what, mr_err *e) {
     fclose(f);
     if (!buf || bad || n == 0 || n > TLS_MAX_FILE) {
         mr_err_set(e, MR_EINVAL, "%s '%s': %s", what, path,
-                   !buf ? "out of memory" : bad ? "read error" : n == 0 ? "empty" : "over 1 MiB");
+                   !buf     ? "out of memory"
+                   : bad    ? "read error"
+                   : n == 0 ? "empty"
+                            : "over 1 MiB");
         free(buf);
         return NULL;
     }
@@ -71,13 +74,15 @@ static int check_pems(const mr_tls *t, const char *cert, const char *key, const 
     BIO *b = BIO_new_mem_buf(cert, -1);
     X509 *x = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
     BIO_free(b);
-    if (!x) return mr_err_set(e, MR_EINVAL, "tls_cert_file '%s': %s", t->cert_file,
-                              ssl_reason(why, sizeof why));
+    if (!x)
+        return mr_err_set(e, MR_EINVAL, "tls_cert_file '%s': %s", t->cert_file,
+                          ssl_reason(why, sizeof why));
     b = BIO_new_mem_buf(key, -1);
     EVP_PKEY *k = b ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
     BIO_free(b);
-    if (!k) rc = mr_err_set(e, MR_EINVAL, "tls_key_file '%s': %s", t->key_file,
-                            ssl_reason(why, sizeof why));
+    if (!k)
+        rc = mr_err_set(e, MR_EINVAL, "tls_key_file '%s': %s", t->key_file,
+                        ssl_reason(why, sizeof why));
     else if (X509_check_private_key(x, k) != 1)
         rc = mr_err_set(e, MR_EINVAL, "tls_key_file '%s' does not match the certificate in '%s'",
                         t->key_file, t->cert_file);
@@ -88,8 +93,9 @@ static int check_pems(const mr_tls *t, const char *cert, const char *key, const 
     b = BIO_new_mem_buf(ca, -1);
     x = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
     BIO_free(b);
-    if (!x) return mr_err_set(e, MR_EINVAL, "tls_client_ca_file '%s': %s", t->ca_file,
-                              ssl_reason(why, sizeof why));
+    if (!x)
+        return mr_err_set(e, MR_EINVAL, "tls_client_ca_file '%s': %s", t->ca_file,
+                          ssl_reason(why, sizeof why));
     X509_free(x);
     return MR_OK;
 }

@@ -26,10 +26,10 @@ typedef enum { LIM_FIXED, LIM_BATCH, LIM_CANDIDATES } limit_src;
 
 typedef struct field_limit {
     const ProtobufCMessageDescriptor *message; /* moerec.v1.Candidate, ... */
-    const char *field;    /* field name */
-    size_t max_bytes;     /* per string entry; 0 = default */
-    size_t max_count;     /* entries, repeated fields; 0 = default */
-    limit_src count_src;  /* LIM_FIXED uses max_count */
+    const char *field;                         /* field name */
+    size_t max_bytes;                          /* per string entry; 0 = default */
+    size_t max_count;                          /* entries, repeated fields; 0 = default */
+    limit_src count_src;                       /* LIM_FIXED uses max_count */
 } field_limit;
 
 /* The per-field limits documented in docs/api.md. */
@@ -86,8 +86,8 @@ static size_t limit_slot(const ProtobufCFieldDescriptor *f) {
 static void limits_init(void) {
     _Static_assert(LIMIT_SLOTS > 2 * N_LIMITS, "limit table too small");
     for (size_t i = 0; i < N_LIMITS; i++) {
-        const ProtobufCFieldDescriptor *f =
-            protobuf_c_message_descriptor_get_field_by_name(limits[i].message, limits[i].field);
+        const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field_by_name(
+            limits[i].message, limits[i].field);
         assert(f && "a limit names a field its message does not have");
         if (!f) continue;
         size_t h = limit_slot(f);
@@ -198,8 +198,7 @@ static int check_value(const ProtobufCFieldDescriptor *f, const void *p, size_t 
         const ProtobufCMessage *sub = *(const ProtobufCMessage *const *)p;
         return sub ? walk(sub, cfg, fr, depth + 1, err) : MR_OK;
     }
-    default:
-        return MR_OK;
+    default: return MR_OK;
     }
 }
 

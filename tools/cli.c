@@ -49,7 +49,8 @@ int cli_u64(const char *flag, const char *text, unsigned long long *out, mr_err 
     return 0;
 }
 
-int cli_float_gt(const char *flag, const char *text, double min, double max, float *out, mr_err *e) {
+int cli_float_gt(const char *flag, const char *text, double min, double max, float *out,
+                 mr_err *e) {
     double v;
     if (!text || mr_parse_double(text, &v) || !(v > min) || v > max)
         return mr_err_set(e, MR_EINVAL, "%s: '%s' is not a number in (%g, %g]", flag,
@@ -66,12 +67,15 @@ int cli_getopt_error(int c, char **argv, mr_err *e) {
 int cli_na(const char *flag, const char *text, char *buf, size_t n, mr_err *e) {
     size_t len = text ? strlen(text) : 0;
     if (!text || len + 2 > n || len + 2 > CLI_NA_MAX)
-        return mr_err_set(e, MR_EINVAL, "%s: the list is longer than %d bytes", flag, CLI_NA_MAX - 2);
+        return mr_err_set(e, MR_EINVAL, "%s: the list is longer than %d bytes", flag,
+                          CLI_NA_MAX - 2);
     for (const char *p = text; *p;) {
         size_t w = strcspn(p, ",");
         if (w == 0 || w > 63 || memchr(p, '"', w))
-            return mr_err_set(e, MR_EINVAL, "%s: '%s': each spelling is 1..63 bytes without a quote, "
-                              "separated by commas (the empty cell is always missing)", flag, text);
+            return mr_err_set(e, MR_EINVAL,
+                              "%s: '%s': each spelling is 1..63 bytes without a quote, "
+                              "separated by commas (the empty cell is always missing)",
+                              flag, text);
         p += w;
         if (*p == ',' && !*++p)
             return mr_err_set(e, MR_EINVAL, "%s: '%s' ends in a comma", flag, text);

@@ -38,8 +38,8 @@
 #include "tools/cli.h"
 #include "tools/command.h"
 
-static const char *k_genres[] = {"action", "comedy", "drama", "horror",
-                                 "romance", "scifi", "documentary", "animation"};
+static const char *k_genres[] = {"action",  "comedy", "drama",       "horror",
+                                 "romance", "scifi",  "documentary", "animation"};
 #define NGENRES 8
 #define VEC_DIM 16
 #define ITEM_ID0 10000L
@@ -73,24 +73,25 @@ static const char *k_model_json =
     "}\n";
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: moerec demo-data --out DIR [--users N] [--items N] [--rows N] [--seed N]\n\n"
-            "Write the embedded demo world to DIR: items.csv, item_vectors.csv, users.csv,\n"
-            "interactions.csv, events.csv, model.json and model_sdim.json (the same ranker\n"
-            "with the SDIM long-behaviour block and a GraphHash item table: build its mapping\n"
-            "with `moerec index tables --model-json DIR/model_sdim.json --data\n"
-            "DIR/interactions.csv --out DIR/tables`, train it with --mappings DIR/tables\n"
-            "--sdim-events DIR/events.csv --sdim-items DIR/item_vectors.csv). Train the ranker with\n"
-            "`moerec train --model-json DIR/model.json --data DIR/interactions.csv --out\n"
-            "DIR/models/demo`; build its retrievers with `moerec index retrievers --items\n"
-            "DIR/item_vectors.csv --expert-column genre --events DIR/events.csv --popularity\n"
-            "--out DIR/models/demo/1/retrievers` (scripts/demo.sh does both).\n\n"
-            "  --users N   users (default 300)\n"
-            "  --items N   items (default 2000)\n"
-            "  --rows N    interaction rows (default 150000)\n"
-            "  --seed N    seed (default 1)\n\n"
-            "Example:\n"
-            "  moerec demo-data --out demo --users 300 --items 2000 --rows 150000\n");
+    fprintf(
+        f,
+        "usage: moerec demo-data --out DIR [--users N] [--items N] [--rows N] [--seed N]\n\n"
+        "Write the embedded demo world to DIR: items.csv, item_vectors.csv, users.csv,\n"
+        "interactions.csv, events.csv, model.json and model_sdim.json (the same ranker\n"
+        "with the SDIM long-behaviour block and a GraphHash item table: build its mapping\n"
+        "with `moerec index tables --model-json DIR/model_sdim.json --data\n"
+        "DIR/interactions.csv --out DIR/tables`, train it with --mappings DIR/tables\n"
+        "--sdim-events DIR/events.csv --sdim-items DIR/item_vectors.csv). Train the ranker with\n"
+        "`moerec train --model-json DIR/model.json --data DIR/interactions.csv --out\n"
+        "DIR/models/demo`; build its retrievers with `moerec index retrievers --items\n"
+        "DIR/item_vectors.csv --expert-column genre --events DIR/events.csv --popularity\n"
+        "--out DIR/models/demo/1/retrievers` (scripts/demo.sh does both).\n\n"
+        "  --users N   users (default 300)\n"
+        "  --items N   items (default 2000)\n"
+        "  --rows N    interaction rows (default 150000)\n"
+        "  --seed N    seed (default 1)\n\n"
+        "Example:\n"
+        "  moerec demo-data --out demo --users 300 --items 2000 --rows 150000\n");
 }
 
 /* Each output through the atomic writer: committed together at the end,
@@ -123,9 +124,15 @@ static int demo_data_main(int argc, char **argv) {
         int bad = 0;
         switch (o) {
         case 'o': out = optarg; break;
-        case 'u': bad = cli_parse_int("--users", optarg, 1, 1000000, &v, &ce), nusers = (long)v; break;
-        case 'i': bad = cli_parse_int("--items", optarg, NGENRES, 10000000, &v, &ce), nitems = (long)v; break;
-        case 'r': bad = cli_parse_int("--rows", optarg, 1, 100000000, &v, &ce), nrows = (long)v; break;
+        case 'u':
+            bad = cli_parse_int("--users", optarg, 1, 1000000, &v, &ce), nusers = (long)v;
+            break;
+        case 'i':
+            bad = cli_parse_int("--items", optarg, NGENRES, 10000000, &v, &ce), nitems = (long)v;
+            break;
+        case 'r':
+            bad = cli_parse_int("--rows", optarg, 1, 100000000, &v, &ce), nrows = (long)v;
+            break;
         case 's': bad = cli_u64("--seed", optarg, &seed, &ce); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
@@ -141,8 +148,10 @@ static int demo_data_main(int argc, char **argv) {
     }
     if (nusers < 1 || nusers > 1000000 || nitems < NGENRES || nitems > 10000000 || nrows < 1 ||
         nrows > 100000000) {
-        fprintf(stderr, "moerec demo-data: need 1 <= users <= 1e6, %d <= items <= 1e7, "
-                        "1 <= rows <= 1e8\n", NGENRES);
+        fprintf(stderr,
+                "moerec demo-data: need 1 <= users <= 1e6, %d <= items <= 1e7, "
+                "1 <= rows <= 1e8\n",
+                NGENRES);
         return 2;
     }
     if (mkdir(out, 0755) != 0 && errno != EEXIST) {
@@ -168,7 +177,8 @@ static int demo_data_main(int argc, char **argv) {
     int rc = 1, lists = 1;
     for (int g = 0; g < NGENRES; g++) lists &= by_genre[g] != NULL;
     if (!item_genre || !item_price || !item_quality || !fav || !age || !lists) {
-        fprintf(stderr, "moerec demo-data: out of memory for %ld items, %ld users\n", nitems, nusers);
+        fprintf(stderr, "moerec demo-data: out of memory for %ld items, %ld users\n", nitems,
+                nusers);
         goto done;
     }
     if (!fi || !fu || !fx || !fm || !fs || !fv || !fe) goto done; /* open_out said which */
@@ -198,7 +208,8 @@ static int demo_data_main(int argc, char **argv) {
         do fav[u][1] = (int)mr_rng_below(&rng, NGENRES);
         while (fav[u][1] == fav[u][0]);
         age[u] = 18 + (int)mr_rng_below(&rng, 50);
-        fprintf(fu, "%ld,%d,%s|%s\n", USER_ID0 + u, age[u], k_genres[fav[u][0]], k_genres[fav[u][1]]);
+        fprintf(fu, "%ld,%d,%s|%s\n", USER_ID0 + u, age[u], k_genres[fav[u][0]],
+                k_genres[fav[u][1]]);
     }
     fprintf(fx, "user_id,item_id,ts_ms,genre,age,price,click,like\n");
     fprintf(fe, "user_id,item_id,ts_ms\n");
@@ -206,7 +217,8 @@ static int demo_data_main(int argc, char **argv) {
         long u = (long)mr_rng_below(&rng, (uint64_t)nusers), i;
         /* half the impressions come from a favourite genre, half at random */
         int g = fav[u][mr_rng_below(&rng, 2)];
-        if (mr_rng_uniform(&rng) < 0.5 && nby[g] > 0) i = by_genre[g][mr_rng_below(&rng, (uint64_t)nby[g])];
+        if (mr_rng_uniform(&rng) < 0.5 && nby[g] > 0)
+            i = by_genre[g][mr_rng_below(&rng, (uint64_t)nby[g])];
         else i = (long)mr_rng_below(&rng, (uint64_t)nitems);
         int match = item_genre[i] == fav[u][0] || item_genre[i] == fav[u][1];
         double z = -2.0 + 2.5 * match + 0.6 * item_quality[i] - 0.02 * (item_price[i] - 25);
@@ -252,5 +264,5 @@ done:;
     return rc;
 }
 
-MR_COMMAND(demo_data_command, "demo-data", "write the embedded demo catalogue, users, interactions and model.json",
-           demo_data_main)
+MR_COMMAND(demo_data_command, "demo-data",
+           "write the embedded demo catalogue, users, interactions and model.json", demo_data_main)

@@ -45,8 +45,9 @@ static int ix_id(const mr_csv *c, int col, int64_t *v, mr_err *e) {
     int rc = mr_csv_i64(c, col, v, e);
     if (rc == 0 && *v >= 0) return 0;
     if (rc < 0) return rc;
-    return mr_err_set(e, MR_EINVAL, "%s:%ld: column '%s' (%d): '%s' is not an id >= 0", mr_csv_name(c),
-                      mr_csv_line(c), mr_csv_header(c, col), col + 1, mr_csv_cell(c, col));
+    return mr_err_set(e, MR_EINVAL, "%s:%ld: column '%s' (%d): '%s' is not an id >= 0",
+                      mr_csv_name(c), mr_csv_line(c), mr_csv_header(c, col), col + 1,
+                      mr_csv_cell(c, col));
 }
 
 /* Vector components: finite numbers, never missing. */
@@ -321,10 +322,8 @@ static int ix_verify(const ix_ret_opts *o, const ix_items *it, int *n_found, mr_
     router_options opt = {0};
     router_result res;
     rc = router_retrieve(retr_set_router(s), &q, &u, 10, NULL, 0, &opt, &a, &res, e);
-    if (rc)
-        mr_err_wrap(e, "test query on the saved set");
-    else
-        *n_found = res.n;
+    if (rc) mr_err_wrap(e, "test query on the saved set");
+    else *n_found = res.n;
     mr_arena_free(&a);
     retr_set_free(s);
     return rc;
@@ -363,19 +362,46 @@ static void ix_ret_usage(FILE *f) {
 
 /* 0 parsed, 2 usage error, 3 --help shown. */
 static int ix_ret_args(int argc, char **argv, ix_ret_opts *o) {
-    enum { O_ITEMS = 256, O_OUT, O_IDCOL, O_EXCOL, O_FACTORY, O_EVENTS, O_METRIC, O_MERGE, O_PILOTS,
-           O_EF, O_NPROBE, O_MAXEXP, O_TOPP, O_TEMP, O_POP, O_MH, O_QUIET, O_NA };
-    static const struct option opts[] = {
-        {"items", required_argument, 0, O_ITEMS},         {"out", required_argument, 0, O_OUT},
-        {"id-column", required_argument, 0, O_IDCOL},     {"expert-column", required_argument, 0, O_EXCOL},
-        {"factory", required_argument, 0, O_FACTORY},     {"events", required_argument, 0, O_EVENTS},
-        {"metric", required_argument, 0, O_METRIC},       {"merge", required_argument, 0, O_MERGE},
-        {"pilots", required_argument, 0, O_PILOTS},       {"ef-search", required_argument, 0, O_EF},
-        {"nprobe", required_argument, 0, O_NPROBE},       {"max-experts", required_argument, 0, O_MAXEXP},
-        {"top-p", required_argument, 0, O_TOPP},          {"temperature", required_argument, 0, O_TEMP},
-        {"popularity", no_argument, 0, O_POP},            {"minhash", no_argument, 0, O_MH},
-        {"quiet", no_argument, 0, O_QUIET},               {"na", required_argument, 0, O_NA},
-        {"help", no_argument, 0, 'h'},                    {0, 0, 0, 0}};
+    enum {
+        O_ITEMS = 256,
+        O_OUT,
+        O_IDCOL,
+        O_EXCOL,
+        O_FACTORY,
+        O_EVENTS,
+        O_METRIC,
+        O_MERGE,
+        O_PILOTS,
+        O_EF,
+        O_NPROBE,
+        O_MAXEXP,
+        O_TOPP,
+        O_TEMP,
+        O_POP,
+        O_MH,
+        O_QUIET,
+        O_NA
+    };
+    static const struct option opts[] = {{"items", required_argument, 0, O_ITEMS},
+                                         {"out", required_argument, 0, O_OUT},
+                                         {"id-column", required_argument, 0, O_IDCOL},
+                                         {"expert-column", required_argument, 0, O_EXCOL},
+                                         {"factory", required_argument, 0, O_FACTORY},
+                                         {"events", required_argument, 0, O_EVENTS},
+                                         {"metric", required_argument, 0, O_METRIC},
+                                         {"merge", required_argument, 0, O_MERGE},
+                                         {"pilots", required_argument, 0, O_PILOTS},
+                                         {"ef-search", required_argument, 0, O_EF},
+                                         {"nprobe", required_argument, 0, O_NPROBE},
+                                         {"max-experts", required_argument, 0, O_MAXEXP},
+                                         {"top-p", required_argument, 0, O_TOPP},
+                                         {"temperature", required_argument, 0, O_TEMP},
+                                         {"popularity", no_argument, 0, O_POP},
+                                         {"minhash", no_argument, 0, O_MH},
+                                         {"quiet", no_argument, 0, O_QUIET},
+                                         {"na", required_argument, 0, O_NA},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
     const char *cmd = "moerec index retrievers";
     optind = 1;
     opterr = 0;
@@ -403,9 +429,13 @@ static int ix_ret_args(int argc, char **argv, ix_ret_opts *o) {
         case O_PILOTS: rc = cli_int("--pilots", optarg, 1, 4096, &o->pilots, &e); break;
         case O_EF: rc = cli_int("--ef-search", optarg, 1, 1 << 20, &o->ef_search, &e); break;
         case O_NPROBE: rc = cli_int("--nprobe", optarg, 1, 1 << 20, &o->nprobe, &e); break;
-        case O_MAXEXP: rc = cli_int("--max-experts", optarg, 1, ROUTER_MAX_EXPERTS, &o->rc.max_experts, &e); break;
+        case O_MAXEXP:
+            rc = cli_int("--max-experts", optarg, 1, ROUTER_MAX_EXPERTS, &o->rc.max_experts, &e);
+            break;
         case O_TOPP: rc = cli_float_gt("--top-p", optarg, 0, 1, &o->rc.top_p, &e); break;
-        case O_TEMP: rc = cli_float_gt("--temperature", optarg, 0, 1e6, &o->rc.temperature, &e); break;
+        case O_TEMP:
+            rc = cli_float_gt("--temperature", optarg, 0, 1e6, &o->rc.temperature, &e);
+            break;
         case O_POP: o->popularity = 1; break;
         case O_MH: o->minhash = 1; break;
         case O_QUIET: o->quiet = 1; break;
@@ -445,12 +475,11 @@ static int ix_retrievers(int argc, char **argv) {
     int64_t n_events = 0;
     int found = 0, limit = ROUTER_MAX_EXPERTS - o.popularity - o.minhash;
     if ((rc = ix_read_items(&o, limit, &it, &e))) goto out;
-    retr_set_config sc = {.dim = it.dim, .metric = o.metric, .router = o.rc,
-                          .expert_column = o.expert_col};
+    retr_set_config sc = {
+        .dim = it.dim, .metric = o.metric, .router = o.rc, .expert_column = o.expert_col};
     sc.router.fallback = o.popularity ? "popular" : NULL;
     if ((rc = retr_set_create(&set, &sc, NULL, &e))) goto out;
-    for (int x = 0; x < it.n_experts && !rc; x++)
-        rc = ix_build_faiss(&o, &it, x, set, &e);
+    for (int x = 0; x < it.n_experts && !rc; x++) rc = ix_build_faiss(&o, &it, x, set, &e);
     if (!rc && o.events) rc = ix_build_events(&o, set, &n_events, &e);
     if (!rc) {
         if (!o.quiet) fprintf(stderr, "pilots: k-means, %d per expert\n", o.pilots);
@@ -470,14 +499,16 @@ static int ix_retrievers(int argc, char **argv) {
                                             "file", in->file));
     }
     const router_config *c = retr_set_router_config(set);
-    ix_print_json(json_pack(
-        "{s:s, s:s, s:I, s:i, s:s, s:o, s:o, s:I, s:f, s:f, s:i, s:s, s:i, s:f}", "command",
-        "index retrievers", "out", o.out, "items", (json_int_t)it.n, "dim", it.dim, "metric",
-        o.metric == RETR_METRIC_L2 ? "l2" : "ip", "experts", ex, "fallback",
-        c->fallback ? json_string(c->fallback) : json_null(), "events", (json_int_t)n_events,
-        "top_p", (double)c->top_p, "temperature", (double)c->temperature, "max_experts",
-        c->max_experts, "merge", retr_set_merge_name(c->merge), "verify_candidates", found,
-        "seconds", (double)(mr_now_ns() - t0) / 1e9), 6);
+    ix_print_json(
+        json_pack("{s:s, s:s, s:I, s:i, s:s, s:o, s:o, s:I, s:f, s:f, s:i, s:s, s:i, s:f}",
+                  "command", "index retrievers", "out", o.out, "items", (json_int_t)it.n, "dim",
+                  it.dim, "metric", o.metric == RETR_METRIC_L2 ? "l2" : "ip", "experts", ex,
+                  "fallback", c->fallback ? json_string(c->fallback) : json_null(), "events",
+                  (json_int_t)n_events, "top_p", (double)c->top_p, "temperature",
+                  (double)c->temperature, "max_experts", c->max_experts, "merge",
+                  retr_set_merge_name(c->merge), "verify_candidates", found, "seconds",
+                  (double)(mr_now_ns() - t0) / 1e9),
+        6);
 out:
     if (rc) fprintf(stderr, "moerec index retrievers: %s\n", e.msg);
     retr_set_free(set);
@@ -522,12 +553,16 @@ static void ix_gh_level(int level, const louvain_level *lv, void *ctx) {
 
 static int ix_gh_args(int argc, char **argv, ix_gh_opts *o) {
     enum { O_IN = 256, O_OUT, O_UCOL, O_ICOL, O_RES, O_SEED, O_QUIET, O_NA };
-    static const struct option opts[] = {
-        {"interactions", required_argument, 0, O_IN}, {"out", required_argument, 0, O_OUT},
-        {"user-column", required_argument, 0, O_UCOL}, {"item-column", required_argument, 0, O_ICOL},
-        {"resolution", required_argument, 0, O_RES},  {"seed", required_argument, 0, O_SEED},
-        {"quiet", no_argument, 0, O_QUIET},           {"na", required_argument, 0, O_NA},
-        {"help", no_argument, 0, 'h'},                {0, 0, 0, 0}};
+    static const struct option opts[] = {{"interactions", required_argument, 0, O_IN},
+                                         {"out", required_argument, 0, O_OUT},
+                                         {"user-column", required_argument, 0, O_UCOL},
+                                         {"item-column", required_argument, 0, O_ICOL},
+                                         {"resolution", required_argument, 0, O_RES},
+                                         {"seed", required_argument, 0, O_SEED},
+                                         {"quiet", no_argument, 0, O_QUIET},
+                                         {"na", required_argument, 0, O_NA},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
     const char *cmd = "moerec index graphhash";
     optind = 1;
     opterr = 0;
@@ -541,7 +576,9 @@ static int ix_gh_args(int argc, char **argv, ix_gh_opts *o) {
         case O_OUT: o->out = optarg; break;
         case O_UCOL: o->ucol = optarg; break;
         case O_ICOL: o->icol = optarg; break;
-        case O_RES: rc = cli_parse_double("--resolution", optarg, 1e-12, 1e6, &o->resolution, &e); break;
+        case O_RES:
+            rc = cli_parse_double("--resolution", optarg, 1e-12, 1e6, &o->resolution, &e);
+            break;
         case O_SEED:
             if (!(rc = cli_u64("--seed", optarg, &u, &e))) o->seed = u;
             break;
@@ -618,16 +655,18 @@ static int ix_graphhash(int argc, char **argv) {
         json_array_append_new(lv, json_pack("{s:f, s:i, s:i}", "modularity",
                                             rep.level[l].modularity, "communities",
                                             rep.level[l].ncomm, "passes", rep.level[l].passes));
-    ix_print_json(json_pack(
-        "{s:s, s:s, s:I, s:I, s:I, s:I, s:i, s:i, s:f, s:i, s:o, s:I, s:I, s:f, s:f}", "command",
-        "index graphhash", "out", o.out, "interactions", (json_int_t)n, "edges",
-        (json_int_t)g->nedges, "users", (json_int_t)graphhash_map_size(m, GRAPHHASH_USERS), "items",
-        (json_int_t)graphhash_map_size(m, GRAPHHASH_ITEMS), "user_rows",
-        (int)graphhash_map_rows(m, GRAPHHASH_USERS), "item_rows",
-        (int)graphhash_map_rows(m, GRAPHHASH_ITEMS), "modularity", rep.modularity, "communities",
-        rep.ncomm, "levels", lv, "cluster_size_max", (json_int_t)rep.size_max, "singletons",
-        (json_int_t)rep.singletons, "resolution", o.resolution, "seconds",
-        (double)(mr_now_ns() - t0) / 1e9), 6);
+    ix_print_json(
+        json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:i, s:i, s:f, s:i, s:o, s:I, s:I, s:f, s:f}",
+                  "command", "index graphhash", "out", o.out, "interactions", (json_int_t)n,
+                  "edges", (json_int_t)g->nedges, "users",
+                  (json_int_t)graphhash_map_size(m, GRAPHHASH_USERS), "items",
+                  (json_int_t)graphhash_map_size(m, GRAPHHASH_ITEMS), "user_rows",
+                  (int)graphhash_map_rows(m, GRAPHHASH_USERS), "item_rows",
+                  (int)graphhash_map_rows(m, GRAPHHASH_ITEMS), "modularity", rep.modularity,
+                  "communities", rep.ncomm, "levels", lv, "cluster_size_max",
+                  (json_int_t)rep.size_max, "singletons", (json_int_t)rep.singletons, "resolution",
+                  o.resolution, "seconds", (double)(mr_now_ns() - t0) / 1e9),
+        6);
 out:
     if (rc) fprintf(stderr, "moerec index graphhash: %s\n", e.msg);
     louvain_result_free(&rep);
@@ -644,19 +683,20 @@ out:
 int ix_tables(int argc, char **argv); /* cmd_index_tables.c */
 
 static void ix_usage(FILE *f) {
-    fprintf(f, "usage: moerec index retrievers|graphhash|tables|features|embeddings [options]\n\n"
-               "  retrievers  items CSV -> retriever set directory (FAISS experts, router pilots,\n"
-               "              popularity fallback); models/<name>/<version>/retrievers/\n"
-               "  graphhash   interactions CSV -> GraphHash mappings file (Louvain clusters)\n"
-               "  tables      model.json + training CSV -> the mappings of its frequency, graph,\n"
-               "              double_graph and lsh tables\n"
-               "  features    interaction log -> counting-feature columns (counts, smoothed rates,\n"
-               "              recency per user, item, user x category; leak-free for training rows)\n"
-               "  embeddings  interaction log -> user and item vectors (BPR matrix factorisation):\n"
-               "              the items file retrievers reads, the store's item table\n\n"
-               "'moerec index TARGET --help' for options.\n\n"
-               "Example:\n"
-               "  moerec index retrievers --items item_vectors.csv --out models/shop/1/retrievers\n");
+    fprintf(f,
+            "usage: moerec index retrievers|graphhash|tables|features|embeddings [options]\n\n"
+            "  retrievers  items CSV -> retriever set directory (FAISS experts, router pilots,\n"
+            "              popularity fallback); models/<name>/<version>/retrievers/\n"
+            "  graphhash   interactions CSV -> GraphHash mappings file (Louvain clusters)\n"
+            "  tables      model.json + training CSV -> the mappings of its frequency, graph,\n"
+            "              double_graph and lsh tables\n"
+            "  features    interaction log -> counting-feature columns (counts, smoothed rates,\n"
+            "              recency per user, item, user x category; leak-free for training rows)\n"
+            "  embeddings  interaction log -> user and item vectors (BPR matrix factorisation):\n"
+            "              the items file retrievers reads, the store's item table\n\n"
+            "'moerec index TARGET --help' for options.\n\n"
+            "Example:\n"
+            "  moerec index retrievers --items item_vectors.csv --out models/shop/1/retrievers\n");
 }
 
 static int index_main(int argc, char **argv) {
@@ -678,5 +718,7 @@ static int index_main(int argc, char **argv) {
     return 2;
 }
 
-MR_COMMAND(cmd_index, "index", "build retriever sets, GraphHash mappings, counting features and embeddings from CSV logs",
-           index_main)
+MR_COMMAND(
+    cmd_index, "index",
+    "build retriever sets, GraphHash mappings, counting features and embeddings from CSV logs",
+    index_main)

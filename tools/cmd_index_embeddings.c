@@ -39,7 +39,7 @@ typedef struct ex_opts {
     const char *log, *test, *items_out, *users_out, *store_dir, *table;
     const char *user_col, *item_col;
     const char *import, *import_ids, *import_users, *import_user_ids; /* --import*: vectors given */
-    const char *train_flag;  /* a training-only flag given (refused with --import) */
+    const char *train_flag; /* a training-only flag given (refused with --import) */
     int threads, quiet;
     bpr_opts b;
     char na[CLI_NA_MAX]; /* --na, "" = the reader's default */
@@ -80,8 +80,8 @@ typedef struct ex_pairs {
 
 /* Read (user, item) pairs of path; unknown ids are added when add; else a
  * row of an unknown user is skipped and an unknown item kept as -1. */
-static int ex_read(const ex_opts *o, const char *path, ex_ids *us, ex_ids *is, int add, ex_pairs *p, long *skipped,
-                   mr_err *e) {
+static int ex_read(const ex_opts *o, const char *path, ex_ids *us, ex_ids *is, int add, ex_pairs *p,
+                   long *skipped, mr_err *e) {
     mr_csv *l = NULL;
     mr_csv_opts co = cli_csv_opts(o->na);
     int rc = mr_csv_open(&l, path, &co, e), uc = -1, ic = -1;
@@ -106,7 +106,8 @@ static int ex_read(const ex_opts *o, const char *path, ex_ids *us, ex_ids *is, i
         /* a test item never seen in training stays, as -1: a miss in Recall's denominator */
         if (p->n == p->cap) {
             long cap = p->cap ? 2 * p->cap : 65536;
-            int32_t *a = realloc(p->u, sizeof *a * (size_t)cap), *b = a ? realloc(p->i, sizeof *b * (size_t)cap) : NULL;
+            int32_t *a = realloc(p->u, sizeof *a * (size_t)cap),
+                    *b = a ? realloc(p->i, sizeof *b * (size_t)cap) : NULL;
             if (a) p->u = a;
             if (!b) {
                 rc = mr_err_set(e, MR_ENOMEM, "out of memory");
@@ -139,7 +140,8 @@ static int ex_csr(const ex_pairs *p, int nu, int64_t **off, int32_t **items) {
 }
 
 /* id,e0..e{dim-1} rows, atomically (common/atomic_file.h). */
-static int ex_write(const char *path, const char *idname, const ex_ids *ids, const float *X, int dim, mr_err *e) {
+static int ex_write(const char *path, const char *idname, const ex_ids *ids, const float *X,
+                    int dim, mr_err *e) {
     mr_afile af;
     int rc = mr_afile_open(&af, path, e);
     if (rc) return rc;
@@ -170,7 +172,8 @@ static int ex_store(const ex_opts *o, const ex_ids *is, const float *V, mr_err *
     emb_table_info info;
     emb_table_get_info(t, &info);
     if ((int)info.dim != o->b.dim) {
-        rc = mr_err_set(e, MR_EINVAL, "--store: table '%s' has dim %u, the vectors %d", o->table, info.dim, o->b.dim);
+        rc = mr_err_set(e, MR_EINVAL, "--store: table '%s' has dim %u, the vectors %d", o->table,
+                        info.dim, o->b.dim);
         goto out;
     }
     uint64_t *ids = malloc(sizeof *ids * (size_t)is->n);
@@ -181,7 +184,8 @@ static int ex_store(const ex_opts *o, const ex_ids *is, const float *V, mr_err *
     for (int i = 0; i < is->n; i++) ids[i] = mr_api_id(is->text[i]);
     for (int b = 0; b < is->n && !rc; b += 4096) {
         int nb = is->n - b < 4096 ? is->n - b : 4096;
-        rc = emb_store_put(st, t, ids + b, (size_t)nb, V + (size_t)b * o->b.dim, (size_t)nb * o->b.dim, e);
+        rc = emb_store_put(st, t, ids + b, (size_t)nb, V + (size_t)b * o->b.dim,
+                           (size_t)nb * o->b.dim, e);
     }
     free(ids);
 out:
@@ -194,19 +198,23 @@ static int ex_import_id(ex_ids *ids, const char *id, const char *where, long lin
     if (!id[0]) return mr_err_set(e, MR_EINVAL, "%s:%ld: empty id", where, line);
     int before = ids->n, k = ex_intern(ids, id, 1);
     if (k == -2) return mr_err_set(e, MR_ENOMEM, "out of memory");
-    if (k < before) return mr_err_set(e, MR_EINVAL, "%s:%ld: id '%s' repeated (first on row %d)", where, line, id, k + 1);
+    if (k < before)
+        return mr_err_set(e, MR_EINVAL, "%s:%ld: id '%s' repeated (first on row %d)", where, line,
+                          id, k + 1);
     return MR_OK;
 }
 
 /* The ids of a .npy matrix: the first column of ids_path (a CSV with a
  * header line), one row per matrix row. */
-static int ex_import_npy_ids(const char *ids_path, const char *na, ex_ids *ids, int64_t rows, mr_err *e) {
+static int ex_import_npy_ids(const char *ids_path, const char *na, ex_ids *ids, int64_t rows,
+                             mr_err *e) {
     mr_csv *l = NULL;
     mr_csv_opts co = cli_csv_opts(na);
     int rc = mr_csv_open(&l, ids_path, &co, e);
     while (!rc && (rc = mr_csv_next(l, e)) == 1) {
         if (ids->n == rows) {
-            rc = mr_err_set(e, MR_EINVAL, "%s: more ids than the matrix's %lld rows", ids_path, (long long)rows);
+            rc = mr_err_set(e, MR_EINVAL, "%s: more ids than the matrix's %lld rows", ids_path,
+                            (long long)rows);
             break;
         }
         rc = ex_import_id(ids, mr_csv_cell(l, 0), ids_path, mr_csv_line(l), e);
@@ -214,15 +222,16 @@ static int ex_import_npy_ids(const char *ids_path, const char *na, ex_ids *ids, 
     mr_csv_close(l);
     if (rc < 0) return rc;
     if (ids->n != rows)
-        return mr_err_set(e, MR_EINVAL, "%s: %d ids for the matrix's %lld rows", ids_path, ids->n, (long long)rows);
+        return mr_err_set(e, MR_EINVAL, "%s: %d ids for the matrix's %lld rows", ids_path, ids->n,
+                          (long long)rows);
     return MR_OK;
 }
 
 /* Vectors of path (.npy when it starts with the .npy magic, else CSV:
  * header line, the id first, then one column per component) into ids (in
  * file order) and *X (ids->n, *dim). */
-static int ex_import(const char *flag, const char *path, const char *ids_path, const char *na, ex_ids *ids,
-                     float **X, int *dim, mr_err *e) {
+static int ex_import(const char *flag, const char *path, const char *ids_path, const char *na,
+                     ex_ids *ids, float **X, int *dim, mr_err *e) {
     char magic[6] = {0};
     FILE *f = fopen(path, "rb");
     if (!f) return mr_err_set(e, MR_ENOTFOUND, "%s %s: %s", flag, path, strerror(errno));
@@ -232,12 +241,14 @@ static int ex_import(const char *flag, const char *path, const char *ids_path, c
     if (npy) {
         int64_t rows = 0, cols = 0;
         float *d = NULL;
-        if (!ids_path) return mr_err_set(e, MR_EINVAL, "%s %s is .npy: its ids need %s-ids FILE", flag, path, flag);
+        if (!ids_path)
+            return mr_err_set(e, MR_EINVAL, "%s %s is .npy: its ids need %s-ids FILE", flag, path,
+                              flag);
         if ((rc = mr_npy_read_f32(path, &d, &rows, &cols, e))) return rc;
         if (cols > EX_IMPORT_MAX_DIM || rows > INT32_MAX) {
             free(d);
-            return mr_err_set(e, MR_EINVAL, "%s: shape (%lld, %lld): at most %d columns", path, (long long)rows,
-                              (long long)cols, EX_IMPORT_MAX_DIM);
+            return mr_err_set(e, MR_EINVAL, "%s: shape (%lld, %lld): at most %d columns", path,
+                              (long long)rows, (long long)cols, EX_IMPORT_MAX_DIM);
         }
         if ((rc = ex_import_npy_ids(ids_path, na, ids, rows, e))) {
             free(d);
@@ -247,7 +258,9 @@ static int ex_import(const char *flag, const char *path, const char *ids_path, c
         *dim = (int)cols;
         return MR_OK;
     }
-    if (ids_path) return mr_err_set(e, MR_EINVAL, "%s %s is CSV (ids in its first column): no %s-ids", flag, path, flag);
+    if (ids_path)
+        return mr_err_set(e, MR_EINVAL, "%s %s is CSV (ids in its first column): no %s-ids", flag,
+                          path, flag);
     mr_csv_opts co = cli_csv_opts(na);
     co.max_cols = EX_IMPORT_MAX_DIM + 1;
     mr_csv *l = NULL;
@@ -255,7 +268,8 @@ static int ex_import(const char *flag, const char *path, const char *ids_path, c
     int d = mr_csv_ncols(l) - 1;
     float *v = NULL;
     size_t cap = 0;
-    if (d < 1) rc = mr_err_set(e, MR_EINVAL, "%s: no vector columns (the id, then v0, v1, ...)", path);
+    if (d < 1)
+        rc = mr_err_set(e, MR_EINVAL, "%s: no vector columns (the id, then v0, v1, ...)", path);
     while (!rc && (rc = mr_csv_next(l, e)) == 1) {
         if ((size_t)(ids->n + 1) * (size_t)d > cap) {
             size_t nc = cap ? 2 * cap : (size_t)d * 1024;
@@ -271,11 +285,12 @@ static int ex_import(const char *flag, const char *path, const char *ids_path, c
         for (int c = 0; c < d && rc >= 0; c++) {
             double x = 0;
             if ((rc = mr_csv_double(l, c + 1, &x, e)) == 1)
-                rc = mr_err_set(e, MR_EINVAL, "%s:%ld: column '%s' is missing (every component is needed)", path,
+                rc = mr_err_set(e, MR_EINVAL,
+                                "%s:%ld: column '%s' is missing (every component is needed)", path,
                                 mr_csv_line(l), mr_csv_header(l, c + 1));
             else if (rc == 0 && fabs(x) > FLT_MAX)
-                rc = mr_err_set(e, MR_EINVAL, "%s:%ld: column '%s': %g is not a float", path, mr_csv_line(l),
-                                mr_csv_header(l, c + 1), x);
+                rc = mr_err_set(e, MR_EINVAL, "%s:%ld: column '%s': %g is not a float", path,
+                                mr_csv_line(l), mr_csv_header(l, c + 1), x);
             row[c] = (float)x;
         }
         if (rc >= 0) rc = ex_import_id(ids, mr_csv_cell(l, 0), path, mr_csv_line(l), e);
@@ -292,65 +307,98 @@ static int ex_import(const char *flag, const char *path, const char *ids_path, c
 }
 
 static void ex_usage(FILE *f) {
-    fprintf(f,
-            "usage: moerec index embeddings --log FILE --items-out FILE [options]\n\n"
-            "User and item vectors by BPR matrix factorisation (every log row is one positive;\n"
-            "one uniform negative per positive; seeded, all cores, deterministic for any thread\n"
-            "count). Writes FILE with columns <item column>,e0..e{dim-1} (what `moerec index\n"
-            "retrievers --items` reads).\n\n"
-            "  --log FILE            interactions, CSV with a header line\n"
-            "  --user-column NAME    (userId)\n"
-            "  --item-column NAME    (movieId)\n"
-            "  --items-out FILE      item vectors\n"
-            "  --users-out FILE      user vectors (same layout, the user column first)\n"
-            "  --store DIR           also write the item vectors into the store's item table\n"
-            "  --item-table NAME     that table (item, the server's default item_table; created\n"
-            "                        fp32 when absent, else its dim\n"
-            "                        must be --dim)\n"
-            "  --test FILE           held-out interactions: print Recall@20 (training items\n"
-            "                        excluded; an item unseen in training is a miss; rows of\n"
-            "                        unseen users are skipped and counted)\n"
-            "  --import FILE         import item vectors instead of training: a .npy matrix\n"
-            "                        (float32 or float64, 2-D, C order; rows = items) or a CSV\n"
-            "                        (header line; the item id, then one column per component)\n"
-            "  --import-ids FILE     the .npy's item ids: first column of a CSV with a header\n"
-            "                        line, one row per matrix row, in order\n"
-            "  --import-users FILE   user vectors for --users-out, same formats\n"
-            "  --import-users-ids FILE  the user .npy's ids\n"
-            "                        (with --import: no --log, --test, --dim or training flag)\n"
-            "  --dim N               vector width (32)\n"
-            "  --epochs N            (20)\n"
-            "  --lr X                SGD learning rate (0.05)\n"
-            "  --reg X               L2 (0.0025)\n"
-            "  --seed N              (1)\n"
-            "  --threads N           0 = all cores (0)\n"
-            "  --na LIST             cells read as missing besides the empty one (NA; e.g.\n"
-            "                        NA,null; docs/operations.md, input files)\n"
-            "  --quiet               no progress lines\n\n"
-            "Example:\n"
-            "  moerec index embeddings --log train.csv --items-out items.csv --test test.csv --dim 32\n");
+    fprintf(
+        f,
+        "usage: moerec index embeddings --log FILE --items-out FILE [options]\n\n"
+        "User and item vectors by BPR matrix factorisation (every log row is one positive;\n"
+        "one uniform negative per positive; seeded, all cores, deterministic for any thread\n"
+        "count). Writes FILE with columns <item column>,e0..e{dim-1} (what `moerec index\n"
+        "retrievers --items` reads).\n\n"
+        "  --log FILE            interactions, CSV with a header line\n"
+        "  --user-column NAME    (userId)\n"
+        "  --item-column NAME    (movieId)\n"
+        "  --items-out FILE      item vectors\n"
+        "  --users-out FILE      user vectors (same layout, the user column first)\n"
+        "  --store DIR           also write the item vectors into the store's item table\n"
+        "  --item-table NAME     that table (item, the server's default item_table; created\n"
+        "                        fp32 when absent, else its dim\n"
+        "                        must be --dim)\n"
+        "  --test FILE           held-out interactions: print Recall@20 (training items\n"
+        "                        excluded; an item unseen in training is a miss; rows of\n"
+        "                        unseen users are skipped and counted)\n"
+        "  --import FILE         import item vectors instead of training: a .npy matrix\n"
+        "                        (float32 or float64, 2-D, C order; rows = items) or a CSV\n"
+        "                        (header line; the item id, then one column per component)\n"
+        "  --import-ids FILE     the .npy's item ids: first column of a CSV with a header\n"
+        "                        line, one row per matrix row, in order\n"
+        "  --import-users FILE   user vectors for --users-out, same formats\n"
+        "  --import-users-ids FILE  the user .npy's ids\n"
+        "                        (with --import: no --log, --test, --dim or training flag)\n"
+        "  --dim N               vector width (32)\n"
+        "  --epochs N            (20)\n"
+        "  --lr X                SGD learning rate (0.05)\n"
+        "  --reg X               L2 (0.0025)\n"
+        "  --seed N              (1)\n"
+        "  --threads N           0 = all cores (0)\n"
+        "  --na LIST             cells read as missing besides the empty one (NA; e.g.\n"
+        "                        NA,null; docs/operations.md, input files)\n"
+        "  --quiet               no progress lines\n\n"
+        "Example:\n"
+        "  moerec index embeddings --log train.csv --items-out items.csv --test test.csv --dim 32\n");
 }
 
 static void ex_progress(int epoch, double loss, void *ctx) {
     const ex_opts *o = ctx;
-    if (!o->quiet) fprintf(stderr, "moerec index embeddings: epoch %d/%d loss %.4f\n", epoch, o->b.epochs, loss);
+    if (!o->quiet)
+        fprintf(stderr, "moerec index embeddings: epoch %d/%d loss %.4f\n", epoch, o->b.epochs,
+                loss);
 }
 
 static int ex_args(ex_opts *o, int argc, char **argv) {
-    enum { O_LOG = 256, O_TEST, O_IOUT, O_UOUT, O_STORE, O_TABLE, O_UCOL, O_ICOL, O_DIM, O_EPOCHS,
-           O_LR, O_REG, O_SEED, O_THREADS, O_QUIET, O_NA, O_IMP, O_IMPIDS, O_IMPU, O_IMPUIDS };
-    static const struct option opts[] = {
-        {"log", required_argument, 0, O_LOG},           {"test", required_argument, 0, O_TEST},
-        {"items-out", required_argument, 0, O_IOUT},    {"users-out", required_argument, 0, O_UOUT},
-        {"store", required_argument, 0, O_STORE},       {"item-table", required_argument, 0, O_TABLE},
-        {"user-column", required_argument, 0, O_UCOL},  {"item-column", required_argument, 0, O_ICOL},
-        {"dim", required_argument, 0, O_DIM},           {"epochs", required_argument, 0, O_EPOCHS},
-        {"lr", required_argument, 0, O_LR},             {"reg", required_argument, 0, O_REG},
-        {"seed", required_argument, 0, O_SEED},         {"threads", required_argument, 0, O_THREADS},
-        {"quiet", no_argument, 0, O_QUIET},             {"na", required_argument, 0, O_NA},
-        {"import", required_argument, 0, O_IMP},        {"import-ids", required_argument, 0, O_IMPIDS},
-        {"import-users", required_argument, 0, O_IMPU}, {"import-users-ids", required_argument, 0, O_IMPUIDS},
-        {"help", no_argument, 0, 'h'},                  {0, 0, 0, 0}};
+    enum {
+        O_LOG = 256,
+        O_TEST,
+        O_IOUT,
+        O_UOUT,
+        O_STORE,
+        O_TABLE,
+        O_UCOL,
+        O_ICOL,
+        O_DIM,
+        O_EPOCHS,
+        O_LR,
+        O_REG,
+        O_SEED,
+        O_THREADS,
+        O_QUIET,
+        O_NA,
+        O_IMP,
+        O_IMPIDS,
+        O_IMPU,
+        O_IMPUIDS
+    };
+    static const struct option opts[] = {{"log", required_argument, 0, O_LOG},
+                                         {"test", required_argument, 0, O_TEST},
+                                         {"items-out", required_argument, 0, O_IOUT},
+                                         {"users-out", required_argument, 0, O_UOUT},
+                                         {"store", required_argument, 0, O_STORE},
+                                         {"item-table", required_argument, 0, O_TABLE},
+                                         {"user-column", required_argument, 0, O_UCOL},
+                                         {"item-column", required_argument, 0, O_ICOL},
+                                         {"dim", required_argument, 0, O_DIM},
+                                         {"epochs", required_argument, 0, O_EPOCHS},
+                                         {"lr", required_argument, 0, O_LR},
+                                         {"reg", required_argument, 0, O_REG},
+                                         {"seed", required_argument, 0, O_SEED},
+                                         {"threads", required_argument, 0, O_THREADS},
+                                         {"quiet", no_argument, 0, O_QUIET},
+                                         {"na", required_argument, 0, O_NA},
+                                         {"import", required_argument, 0, O_IMP},
+                                         {"import-ids", required_argument, 0, O_IMPIDS},
+                                         {"import-users", required_argument, 0, O_IMPU},
+                                         {"import-users-ids", required_argument, 0, O_IMPUIDS},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
     optind = 1;
     opterr = 0;
     for (int c; (c = getopt_long(argc, argv, ":h", opts, NULL)) != -1;) {
@@ -407,35 +455,46 @@ static int ex_args(ex_opts *o, int argc, char **argv) {
         }
     }
     if (optind < argc) {
-        fprintf(stderr, "moerec index embeddings: unexpected argument '%s' (see --help)\n", argv[optind]);
+        fprintf(stderr, "moerec index embeddings: unexpected argument '%s' (see --help)\n",
+                argv[optind]);
         return 2;
     }
     if (o->import || o->import_users) {
         const char *clash = o->log ? "--log" : o->test ? "--test" : o->train_flag;
         if (clash) {
-            fprintf(stderr, "moerec index embeddings: %s does not apply to imported vectors (--import)\n", clash);
+            fprintf(stderr,
+                    "moerec index embeddings: %s does not apply to imported vectors (--import)\n",
+                    clash);
             return 2;
         }
         if (!o->import || (!o->items_out && !o->store_dir) || (o->import_users && !o->users_out) ||
             (o->users_out && !o->import_users) || (o->import_ids && !o->import) ||
             (o->import_user_ids && !o->import_users)) {
-            fprintf(stderr, "moerec index embeddings: --import needs --items-out or --store; --import-users goes "
-                            "with --users-out; --import-ids / --import-users-ids with their file (see --help)\n");
+            fprintf(
+                stderr,
+                "moerec index embeddings: --import needs --items-out or --store; --import-users goes "
+                "with --users-out; --import-ids / --import-users-ids with their file (see --help)\n");
             return 2;
         }
         return 0;
     }
     if (o->import_ids || o->import_user_ids) {
-        fprintf(stderr, "moerec index embeddings: --import-ids / --import-users-ids need --import / --import-users\n");
+        fprintf(
+            stderr,
+            "moerec index embeddings: --import-ids / --import-users-ids need --import / --import-users\n");
         return 2;
     }
     if (!o->log || (!o->items_out && !o->store_dir)) {
-        fprintf(stderr, "moerec index embeddings: --log and --items-out or --store are required (see --help)\n");
+        fprintf(
+            stderr,
+            "moerec index embeddings: --log and --items-out or --store are required (see --help)\n");
         return 2;
     }
-    if (o->b.dim < 1 || o->b.dim > 1024 || o->b.epochs < 1 || !(o->b.lr > 0) || !(o->b.reg >= 0) || o->threads < 0) {
-        fprintf(stderr, "moerec index embeddings: --dim 1..1024, --epochs >= 1, --lr > 0, --reg >= 0, "
-                        "--threads >= 0\n");
+    if (o->b.dim < 1 || o->b.dim > 1024 || o->b.epochs < 1 || !(o->b.lr > 0) || !(o->b.reg >= 0) ||
+        o->threads < 0) {
+        fprintf(stderr,
+                "moerec index embeddings: --dim 1..1024, --epochs >= 1, --lr > 0, --reg >= 0, "
+                "--threads >= 0\n");
         return 2;
     }
     return 0;
@@ -460,26 +519,29 @@ int ix_embeddings(int argc, char **argv) {
     if (u64map_init(&us.map, 1024) || u64map_init(&is.map, 1024)) goto oom;
     if (o.import) { /* the vectors are given: the same outputs as training writes */
         int udim = 0;
-        if ((rc = ex_import("--import", o.import, o.import_ids, o.na, &is, &V, &o.b.dim, &e))) goto fail;
-        if (o.import_users &&
-            (rc = ex_import("--import-users", o.import_users, o.import_user_ids, o.na, &us, &U, &udim, &e)))
+        if ((rc = ex_import("--import", o.import, o.import_ids, o.na, &is, &V, &o.b.dim, &e)))
+            goto fail;
+        if (o.import_users && (rc = ex_import("--import-users", o.import_users, o.import_user_ids,
+                                              o.na, &us, &U, &udim, &e)))
             goto fail;
         if (o.import_users && udim != o.b.dim) {
-            mr_err_set(&e, MR_EINVAL, "--import-users %s has %d columns, the item vectors %d", o.import_users, udim,
-                       o.b.dim);
+            mr_err_set(&e, MR_EINVAL, "--import-users %s has %d columns, the item vectors %d",
+                       o.import_users, udim, o.b.dim);
             goto fail;
         }
         if (o.items_out && (rc = ex_write(o.items_out, o.item_col, &is, V, o.b.dim, &e))) goto fail;
         if (o.users_out && (rc = ex_write(o.users_out, o.user_col, &us, U, o.b.dim, &e))) goto fail;
         if (o.store_dir && (rc = ex_store(&o, &is, V, &e))) goto fail;
-        ix_print_json(json_pack("{s:s, s:i, s:i, s:i}", "imported", o.import, "items", is.n, "users", us.n, "dim",
-                                o.b.dim), 0);
+        ix_print_json(json_pack("{s:s, s:i, s:i, s:i}", "imported", o.import, "items", is.n,
+                                "users", us.n, "dim", o.b.dim),
+                      0);
         status = 0;
         goto out;
     }
     if ((rc = ex_read(&o, o.log, &us, &is, 1, &tr, &skipped, &e))) goto fail;
     if (tr.n == 0 || is.n < 2) {
-        mr_err_set(&e, MR_EINVAL, "%s: %ld interactions over %d items (at least 1 and 2)", o.log, tr.n, is.n);
+        mr_err_set(&e, MR_EINVAL, "%s: %ld interactions over %d items (at least 1 and 2)", o.log,
+                   tr.n, is.n);
         goto fail;
     }
     U = mr_floats_alloc((size_t)us.n * (size_t)o.b.dim);
@@ -492,13 +554,14 @@ int ix_embeddings(int argc, char **argv) {
     if (o.items_out && (rc = ex_write(o.items_out, o.item_col, &is, V, o.b.dim, &e))) goto fail;
     if (o.users_out && (rc = ex_write(o.users_out, o.user_col, &us, U, o.b.dim, &e))) goto fail;
     if (o.store_dir && (rc = ex_store(&o, &is, V, &e))) goto fail;
-    json_t *sum = json_pack("{s:s, s:I, s:i, s:i, s:i, s:i, s:I, s:f}", "log", o.log, "interactions",
-                            (json_int_t)tr.n, "users", us.n, "items", is.n, "dim", o.b.dim, "epochs", o.b.epochs,
-                            "seed", (json_int_t)o.b.seed, "seconds", secs);
+    json_t *sum = json_pack("{s:s, s:I, s:i, s:i, s:i, s:i, s:I, s:f}", "log", o.log,
+                            "interactions", (json_int_t)tr.n, "users", us.n, "items", is.n, "dim",
+                            o.b.dim, "epochs", o.b.epochs, "seed", (json_int_t)o.b.seed, "seconds",
+                            secs);
     if (o.test) {
         long skip_test = 0;
-        if ((rc = ex_read(&o, o.test, &us, &is, 0, &te, &skip_test, &e)) || ex_csr(&tr, us.n, &troff, &tri) ||
-            ex_csr(&te, us.n, &teoff, &tei)) {
+        if ((rc = ex_read(&o, o.test, &us, &is, 0, &te, &skip_test, &e)) ||
+            ex_csr(&tr, us.n, &troff, &tri) || ex_csr(&te, us.n, &teoff, &tei)) {
             if (!rc) mr_err_set(&e, MR_ENOMEM, "out of memory");
             json_decref(sum);
             goto fail;

@@ -43,46 +43,47 @@
 #include "tools/index_features_int.h"
 
 static void fx_usage(FILE *f) {
-    fprintf(f,
-            "usage: moerec index features --log FILE --task NAME:RULE [--task ...] [options]\n\n"
-            "Counting features (docs/index-tool.md, \"Counting features\"): per user, per item and\n"
-            "per (user, category): log1p(count), smoothed positive rate per task, log1p(seconds\n"
-            "since the last event), over each window.\n\n"
-            "  --log FILE              interaction log, CSV with a header line\n"
-            "  --out FILE              the log's rows + leak-free feature columns (for moerec train)\n"
-            "  --apply FILE            rows to score: values from every log event (repeatable)\n"
-            "  --apply-out FILE        where each --apply file's rows + columns go (same order)\n"
-            "  --user-column NAME      (userId)\n"
-            "  --item-column NAME      (movieId)\n"
-            "  --time-column NAME      event time, seconds (timestamp)\n"
-            "  --category-column NAME  optional multi-valued category column: (user, category) block\n"
-            "  --category-separator C  separator inside it (|)\n"
-            "  --task NAME:RULE        a label per task: COLUMN (a number: 0/1 gives a rate, other\n"
-            "                          values a smoothed mean), COLUMN>=X, or COLUMN=VALUE (positive\n"
-            "                          when the cell equals VALUE); an empty cell is no label; a cell\n"
-            "                          that is not a number (rules 1, 2) is an error\n"
-            "  --windows LIST          comma-separated: all, or a decay time constant Ns, Nm, Nh, Nd\n"
-            "                          (all)\n"
-            "  --mode past|oof         training rows: strictly earlier events (past), or the other\n"
-            "                          folds' rows (oof; all-time windows only) (past)\n"
-            "  --folds N               oof folds (5)\n"
-            "  --seed N                oof fold seed (1)\n"
-            "  --prior-strength A      rate = (positives + A * prior) / (labelled + A) (10)\n"
-            "  --no-recency            leave the <p>_recency columns out\n"
-            "  --store DIR             write every user's and item's values (read at --as-of T, the\n"
-            "                          log's latest time by default) into the store: user profile\n"
-            "                          rows (replaced) and item feature rows (merged); Score adds them\n"
-            "                          to every request. With --category-column also each user's\n"
-            "                          (user, category) blocks and each item's categories; Score\n"
-            "                          adds the mean over a candidate's categories. The server must\n"
-            "                          not have DIR open.\n"
-            "  --as-of row|T           time --apply rows are read at: each row's own time (row, the\n"
-            "                          default; not with --store), or T\n"
-            "  --na LIST               cells read as missing besides the empty one (NA; e.g.\n"
-            "                          NA,null; docs/operations.md, input files)\n\n"
-            "Example:\n"
-            "  moerec index features --log train.csv --out train_feat.csv --user-column userId \\\n"
-            "      --item-column movieId --time-column timestamp --task like:rating>=4 --mode oof\n");
+    fprintf(
+        f,
+        "usage: moerec index features --log FILE --task NAME:RULE [--task ...] [options]\n\n"
+        "Counting features (docs/index-tool.md, \"Counting features\"): per user, per item and\n"
+        "per (user, category): log1p(count), smoothed positive rate per task, log1p(seconds\n"
+        "since the last event), over each window.\n\n"
+        "  --log FILE              interaction log, CSV with a header line\n"
+        "  --out FILE              the log's rows + leak-free feature columns (for moerec train)\n"
+        "  --apply FILE            rows to score: values from every log event (repeatable)\n"
+        "  --apply-out FILE        where each --apply file's rows + columns go (same order)\n"
+        "  --user-column NAME      (userId)\n"
+        "  --item-column NAME      (movieId)\n"
+        "  --time-column NAME      event time, seconds (timestamp)\n"
+        "  --category-column NAME  optional multi-valued category column: (user, category) block\n"
+        "  --category-separator C  separator inside it (|)\n"
+        "  --task NAME:RULE        a label per task: COLUMN (a number: 0/1 gives a rate, other\n"
+        "                          values a smoothed mean), COLUMN>=X, or COLUMN=VALUE (positive\n"
+        "                          when the cell equals VALUE); an empty cell is no label; a cell\n"
+        "                          that is not a number (rules 1, 2) is an error\n"
+        "  --windows LIST          comma-separated: all, or a decay time constant Ns, Nm, Nh, Nd\n"
+        "                          (all)\n"
+        "  --mode past|oof         training rows: strictly earlier events (past), or the other\n"
+        "                          folds' rows (oof; all-time windows only) (past)\n"
+        "  --folds N               oof folds (5)\n"
+        "  --seed N                oof fold seed (1)\n"
+        "  --prior-strength A      rate = (positives + A * prior) / (labelled + A) (10)\n"
+        "  --no-recency            leave the <p>_recency columns out\n"
+        "  --store DIR             write every user's and item's values (read at --as-of T, the\n"
+        "                          log's latest time by default) into the store: user profile\n"
+        "                          rows (replaced) and item feature rows (merged); Score adds them\n"
+        "                          to every request. With --category-column also each user's\n"
+        "                          (user, category) blocks and each item's categories; Score\n"
+        "                          adds the mean over a candidate's categories. The server must\n"
+        "                          not have DIR open.\n"
+        "  --as-of row|T           time --apply rows are read at: each row's own time (row, the\n"
+        "                          default; not with --store), or T\n"
+        "  --na LIST               cells read as missing besides the empty one (NA; e.g.\n"
+        "                          NA,null; docs/operations.md, input files)\n\n"
+        "Example:\n"
+        "  moerec index features --log train.csv --out train_feat.csv --user-column userId \\\n"
+        "      --item-column movieId --time-column timestamp --task like:rating>=4 --mode oof\n");
 }
 
 static int parse_task(fx_task *t, const char *v) {
@@ -99,7 +100,8 @@ static int parse_task(fx_task *t, const char *v) {
         if (mr_parse_double(ge + 2, &t->threshold)) return -1;
     } else if (eq) {
         t->rule = 2;
-        if (snprintf(t->value, sizeof t->value, "%s", eq + 1) >= (int)sizeof t->value || !eq[1]) return -1;
+        if (snprintf(t->value, sizeof t->value, "%s", eq + 1) >= (int)sizeof t->value || !eq[1])
+            return -1;
     }
     return 0;
 }
@@ -118,8 +120,11 @@ static int parse_windows(fx_opts *o, const char *v) {
         }
         size_t len = strlen(s);
         char *x = s + (len ? len - 1 : 0); /* the unit letter after the number */
-        double n = 0, unit = !strcmp(x, "s") ? 1 : !strcmp(x, "m") ? 60 : !strcmp(x, "h") ? 3600
-                           : !strcmp(x, "d") ? 86400 : 0;
+        double n = 0, unit = !strcmp(x, "s")   ? 1
+                             : !strcmp(x, "m") ? 60
+                             : !strcmp(x, "h") ? 3600
+                             : !strcmp(x, "d") ? 86400
+                                               : 0;
         *x = 0;
         if (!unit || mr_parse_double(s, &n) || !(n > 0)) return -1;
         o->spec.window[w] = n * unit;
@@ -128,8 +133,28 @@ static int parse_windows(fx_opts *o, const char *v) {
 }
 
 static int fx_args(fx_opts *o, int argc, char **argv) {
-    enum { O_LOG = 256, O_OUT, O_STORE, O_APPLY, O_APPLY_OUT, O_UCOL, O_ICOL, O_TCOL, O_CCOL, O_CSEP,
-           O_TASK, O_WIN, O_MODE, O_FOLDS, O_SEED, O_PRIOR, O_ASOF, O_NOREC, O_QUIET, O_NA };
+    enum {
+        O_LOG = 256,
+        O_OUT,
+        O_STORE,
+        O_APPLY,
+        O_APPLY_OUT,
+        O_UCOL,
+        O_ICOL,
+        O_TCOL,
+        O_CCOL,
+        O_CSEP,
+        O_TASK,
+        O_WIN,
+        O_MODE,
+        O_FOLDS,
+        O_SEED,
+        O_PRIOR,
+        O_ASOF,
+        O_NOREC,
+        O_QUIET,
+        O_NA
+    };
     static const struct option opts[] = {
         {"log", required_argument, 0, O_LOG},
         {"out", required_argument, 0, O_OUT},
@@ -149,7 +174,8 @@ static int fx_args(fx_opts *o, int argc, char **argv) {
         {"prior-strength", required_argument, 0, O_PRIOR},
         {"as-of", required_argument, 0, O_ASOF},
         {"no-recency", no_argument, 0, O_NOREC},
-        {"quiet", no_argument, 0, O_QUIET}, /* accepted as by every index target; it prints no progress */
+        {"quiet", no_argument, 0,
+         O_QUIET}, /* accepted as by every index target; it prints no progress */
         {"na", required_argument, 0, O_NA},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
@@ -166,7 +192,8 @@ static int fx_args(fx_opts *o, int argc, char **argv) {
         case O_OUT: o->out = v; break;
         case O_STORE: o->store_dir = v; break;
         case O_APPLY:
-            if (o->n_apply == FX_APPLY_MAX) rc = mr_err_set(&e, MR_EINVAL, "--apply: at most %d files", FX_APPLY_MAX);
+            if (o->n_apply == FX_APPLY_MAX)
+                rc = mr_err_set(&e, MR_EINVAL, "--apply: at most %d files", FX_APPLY_MAX);
             else o->apply[o->n_apply++] = v;
             break;
         case O_APPLY_OUT:
@@ -179,28 +206,36 @@ static int fx_args(fx_opts *o, int argc, char **argv) {
         case O_TCOL: o->time_col = v; break;
         case O_CCOL: o->cat_col = v; break;
         case O_CSEP:
-            if (strlen(v) != 1) rc = mr_err_set(&e, MR_EINVAL, "--category-separator: '%s' is not one character", v);
+            if (strlen(v) != 1)
+                rc = mr_err_set(&e, MR_EINVAL, "--category-separator: '%s' is not one character",
+                                v);
             else o->cat_sep = v[0];
             break;
         case O_TASK:
             if (o->spec.n_tasks == FC_MAX_TASKS || parse_task(&o->task[o->spec.n_tasks], v))
-                rc = mr_err_set(&e, MR_EINVAL, "--task %s (NAME:COLUMN, NAME:COLUMN>=X or NAME:COLUMN=VALUE; "
-                                "at most %d)", v, FC_MAX_TASKS);
+                rc = mr_err_set(&e, MR_EINVAL,
+                                "--task %s (NAME:COLUMN, NAME:COLUMN>=X or NAME:COLUMN=VALUE; "
+                                "at most %d)",
+                                v, FC_MAX_TASKS);
             else o->spec.n_tasks++;
             break;
         case O_WIN:
             if (parse_windows(o, v))
-                rc = mr_err_set(&e, MR_EINVAL, "--windows %s (all, Ns, Nm, Nh, Nd; at most %d)", v, FC_MAX_WINDOWS);
+                rc = mr_err_set(&e, MR_EINVAL, "--windows %s (all, Ns, Nm, Nh, Nd; at most %d)", v,
+                                FC_MAX_WINDOWS);
             break;
         case O_MODE:
-            if (strcmp(v, "past") && strcmp(v, "oof")) rc = mr_err_set(&e, MR_EINVAL, "--mode %s (past, oof)", v);
+            if (strcmp(v, "past") && strcmp(v, "oof"))
+                rc = mr_err_set(&e, MR_EINVAL, "--mode %s (past, oof)", v);
             o->mode = !strcmp(v, "oof") ? FC_OOF : FC_PAST;
             break;
         case O_FOLDS: rc = cli_int("--folds", v, 2, 64, &o->folds, &e); break;
         case O_SEED:
             if (!(rc = cli_u64("--seed", v, &u, &e))) o->seed = u;
             break;
-        case O_PRIOR: rc = cli_parse_double("--prior-strength", v, 0, 1e12, &o->spec.prior_strength, &e); break;
+        case O_PRIOR:
+            rc = cli_parse_double("--prior-strength", v, 0, 1e12, &o->spec.prior_strength, &e);
+            break;
         case O_ASOF:
             o->as_of_row = !strcmp(v, "row");
             o->as_of_set = 1;
@@ -220,12 +255,14 @@ static int fx_args(fx_opts *o, int argc, char **argv) {
         goto bad;
     }
     if (!o->log || !o->spec.n_tasks || (!o->out && !o->n_apply && !o->store_dir)) {
-        fprintf(stderr, "moerec index features: --log, at least one --task and one of --out, --apply, "
-                        "--store are required (see --help)\n");
+        fprintf(stderr,
+                "moerec index features: --log, at least one --task and one of --out, --apply, "
+                "--store are required (see --help)\n");
         return 2;
     }
     if (o->store_dir && o->as_of_row && o->as_of_set) {
-        fprintf(stderr, "moerec index features: --store needs one time (--as-of T), not --as-of row\n");
+        fprintf(stderr,
+                "moerec index features: --store needs one time (--as-of T), not --as-of row\n");
         return 2;
     }
     if (o->n_apply != o->n_apply_out) {
@@ -241,7 +278,9 @@ bad:
 
 /* ------------------------------------------------------------ reading */
 
-typedef struct fx_cols { int user, item, time, cat, label[FC_MAX_TASKS]; } fx_cols;
+typedef struct fx_cols {
+    int user, item, time, cat, label[FC_MAX_TASKS];
+} fx_cols;
 
 static int fx_find_cols(const fx_opts *o, const mr_csv *l, int labels, fx_cols *c, mr_err *e) {
     if (mr_csv_need(l, o->user_col, &c->user, e) || mr_csv_need(l, o->item_col, &c->item, e) ||
@@ -250,22 +289,24 @@ static int fx_find_cols(const fx_opts *o, const mr_csv *l, int labels, fx_cols *
     c->cat = -1;
     if (o->cat_col && mr_csv_need(l, o->cat_col, &c->cat, e)) return MR_EINVAL;
     for (int t = 0; labels && t < o->spec.n_tasks; t++)
-        if (mr_csv_need(l, o->task[t].column, &c->label[t], e)) return mr_err_wrap(e, "task '%s'", o->task[t].name);
+        if (mr_csv_need(l, o->task[t].column, &c->label[t], e))
+            return mr_err_wrap(e, "task '%s'", o->task[t].name);
     return MR_OK;
 }
 
 /* The current record of l as an event (labels when labels). */
-static int fx_event(const fx_opts *o, const mr_csv *l, const fx_cols *c, int labels, fc_event *ev, uint64_t *cats,
-                    fx_dict *dict, mr_err *e) {
+static int fx_event(const fx_opts *o, const mr_csv *l, const fx_cols *c, int labels, fc_event *ev,
+                    uint64_t *cats, fx_dict *dict, mr_err *e) {
     memset(ev, 0, sizeof *ev);
     int rc = mr_csv_double(l, c->time, &ev->t, e);
     if (rc < 0) return rc;
     if (rc == 1)
-        return mr_err_set(e, MR_EINVAL, "%s:%ld: time column '%s' is missing", mr_csv_name(l), mr_csv_line(l),
-                          o->time_col);
+        return mr_err_set(e, MR_EINVAL, "%s:%ld: time column '%s' is missing", mr_csv_name(l),
+                          mr_csv_line(l), o->time_col);
     const char *user = mr_csv_cell(l, c->user), *item = mr_csv_cell(l, c->item);
     if (!user[0] || !item[0])
-        return mr_err_set(e, MR_EINVAL, "%s:%ld: empty user or item id", mr_csv_name(l), mr_csv_line(l));
+        return mr_err_set(e, MR_EINVAL, "%s:%ld: empty user or item id", mr_csv_name(l),
+                          mr_csv_line(l));
     ev->user = mr_api_id(user);
     ev->item = mr_api_id(item);
     ev->cats = cats;
@@ -275,8 +316,8 @@ static int fx_event(const fx_opts *o, const mr_csv *l, const fx_cols *c, int lab
             size_t len = end ? (size_t)(end - s) : strlen(s);
             if (len) {
                 if (ev->n_cats == FC_MAX_CATS)
-                    return mr_err_set(e, MR_EINVAL, "%s:%ld: more than %d categories", mr_csv_name(l),
-                                      mr_csv_line(l), FC_MAX_CATS);
+                    return mr_err_set(e, MR_EINVAL, "%s:%ld: more than %d categories",
+                                      mr_csv_name(l), mr_csv_line(l), FC_MAX_CATS);
                 cats[ev->n_cats] = idhash_bytes(s, len, 0);
                 if (dict && fx_dict_add(dict, cats[ev->n_cats], s, len, e)) return MR_ENOMEM;
                 ev->n_cats++;
@@ -297,7 +338,8 @@ static int fx_event(const fx_opts *o, const mr_csv *l, const fx_cols *c, int lab
         if (mr_csv_double(l, c->label[t], &y, e) < 0) { /* the reader's message, and what to do */
             char why[MR_ERR_MSG_MAX];
             snprintf(why, sizeof why, "%s", e ? e->msg : "");
-            return mr_err_set(e, MR_EINVAL, "%s (task '%s': for text labels give COLUMN=VALUE)", why, k->name);
+            return mr_err_set(e, MR_EINVAL, "%s (task '%s': for text labels give COLUMN=VALUE)",
+                              why, k->name);
         }
         ev->has[t] = 1;
         ev->y[t] = k->rule == 1 ? y >= k->threshold : (float)y;
@@ -331,7 +373,8 @@ static int fx_read(const fx_opts *o, const char *path, int labels, fx_rows *r, m
     }
     mr_csv_close(l);
     if (rc < 0) return rc;
-    for (size_t i = 0; i < r->n; i++) r->ev[i].cats = r->cats + i * FC_MAX_CATS; /* after reallocs */
+    for (size_t i = 0; i < r->n; i++)
+        r->ev[i].cats = r->cats + i * FC_MAX_CATS; /* after reallocs */
     return r->n ? MR_OK : mr_err_set(e, MR_EINVAL, "%s: no data rows", path);
 }
 
@@ -339,7 +382,8 @@ static int fx_read(const fx_opts *o, const char *path, int labels, fx_rows *r, m
 
 /* path's records again, through the same reader, to out (atomically, in
  * path's delimiter): every cell (re-quoted as needed), then the values. */
-static int fx_write(const fx_opts *o, const char *path, const char *out, const float *vals, size_t n, mr_err *e) {
+static int fx_write(const fx_opts *o, const char *path, const char *out, const float *vals,
+                    size_t n, mr_err *e) {
     int per = fc_row_values(&o->spec), rc;
     mr_csv *in = NULL;
     mr_afile af;
@@ -360,7 +404,8 @@ static int fx_write(const fx_opts *o, const char *path, const char *out, const f
     }
     for (int j = 0; j < per && !rc; j++) {
         char name[128];
-        if (!(rc = fc_value_name(&o->spec, j, tasks, wins, name, sizeof name, e))) fprintf(af.f, "%c%s", d, name);
+        if (!(rc = fc_value_name(&o->spec, j, tasks, wins, name, sizeof name, e)))
+            fprintf(af.f, "%c%s", d, name);
     }
     fputc('\n', af.f);
     size_t row = 0;
@@ -392,8 +437,14 @@ static int fx_write(const fx_opts *o, const char *path, const char *out, const f
 }
 
 int ix_features(int argc, char **argv) {
-    fx_opts o = {.user_col = "userId", .item_col = "movieId", .time_col = "timestamp", .cat_sep = '|',
-                 .folds = 5, .seed = 1, .as_of_row = 1, .as_of = NAN};
+    fx_opts o = {.user_col = "userId",
+                 .item_col = "movieId",
+                 .time_col = "timestamp",
+                 .cat_sep = '|',
+                 .folds = 5,
+                 .seed = 1,
+                 .as_of_row = 1,
+                 .as_of = NAN};
     o.spec = (fc_spec){.n_windows = 1, .window = {0}, .prior_strength = 10};
     snprintf(o.window_name[0], sizeof o.window_name[0], "all");
     int rc = fx_args(&o, argc, argv);
@@ -410,7 +461,8 @@ int ix_features(int argc, char **argv) {
     }
     if ((rc = fc_spec_check(&o.spec, &e)) || (rc = fx_read(&o, o.log, 1, &log, &e))) goto fail;
     if (!(vals = malloc(log.n * (size_t)per * sizeof *vals))) goto oom;
-    if ((rc = fc_train_values(&o.spec, log.ev, log.n, o.mode, o.folds, o.seed, vals, &fin, &e))) goto fail;
+    if ((rc = fc_train_values(&o.spec, log.ev, log.n, o.mode, o.folds, o.seed, vals, &fin, &e)))
+        goto fail;
     if (o.out && (rc = fx_write(&o, o.log, o.out, vals, log.n, &e))) goto fail;
     json_t *applied = json_array();
     for (int a = 0; a < o.n_apply; a++) {
@@ -424,21 +476,25 @@ int ix_features(int argc, char **argv) {
             break;
         }
         double now = isnan(o.as_of) ? log.t_max : o.as_of;
-        for (size_t i = 0; i < ap.n; i++) fc_read_row(fin, &ap.ev[i], o.as_of_row ? ap.ev[i].t : now, av + i * (size_t)per);
+        for (size_t i = 0; i < ap.n; i++)
+            fc_read_row(fin, &ap.ev[i], o.as_of_row ? ap.ev[i].t : now, av + i * (size_t)per);
         rc = fx_write(&o, o.apply[a], o.apply_out[a], av, ap.n, &e);
         free(av);
         if (rc) break;
-        json_array_append_new(applied, json_pack("{s:s, s:I}", "file", o.apply_out[a], "rows", (json_int_t)ap.n));
+        json_array_append_new(
+            applied, json_pack("{s:s, s:I}", "file", o.apply_out[a], "rows", (json_int_t)ap.n));
     }
     if (rc) {
         json_decref(applied);
         goto fail;
     }
-    json_t *sum = json_pack("{s:s, s:I, s:i, s:s, s:I, s:I, s:o}", "log", o.log, "rows", (json_int_t)log.n,
-                            "columns", per, "mode", o.mode == FC_OOF ? "oof" : "past", "users",
-                            (json_int_t)fc_key_count(fin, FC_USER), "items", (json_int_t)fc_key_count(fin, FC_ITEM),
-                            "applied", applied);
-    if (o.store_dir && (rc = fx_store(&o, &log, fin, isnan(o.as_of) ? log.t_max : o.as_of, sum, &e))) {
+    json_t *sum = json_pack("{s:s, s:I, s:i, s:s, s:I, s:I, s:o}", "log", o.log, "rows",
+                            (json_int_t)log.n, "columns", per, "mode",
+                            o.mode == FC_OOF ? "oof" : "past", "users",
+                            (json_int_t)fc_key_count(fin, FC_USER), "items",
+                            (json_int_t)fc_key_count(fin, FC_ITEM), "applied", applied);
+    if (o.store_dir &&
+        (rc = fx_store(&o, &log, fin, isnan(o.as_of) ? log.t_max : o.as_of, sum, &e))) {
         json_decref(sum);
         goto fail;
     }

@@ -25,34 +25,39 @@
 int ix_tables(int argc, char **argv);
 
 static void ix_tables_usage(FILE *f) {
-    fprintf(f, "usage: moerec index tables --model-json FILE --data FILE --out DIR [options]\n\n"
-               "Build the id -> row mappings of the model's frequency, graph, double_graph and lsh\n"
-               "tables from the rows of FILE (docs/model-format.md, \"Mapped tables\") and write\n"
-               "DIR/<mapping> for each.\n\n"
-               "  --model-json FILE  model schema; relative \"vectors\" paths start at its folder\n"
-               "  --data FILE        training rows, CSV or TSV (the columns model.json names)\n"
-               "  --out DIR          folder for the mapping files (created if missing)\n"
-               "  --resolution R     Louvain resolution of graph tables; 0 = auto (0)\n"
-               "  --seed S           Louvain order, SimHash and MinHash seed (1)\n"
-               "  --max-rows N       read at most N rows\n"
-               "  --na LIST          cells read as missing besides the empty one (NA; e.g.\n"
-               "                     NA,null; docs/operations.md, input files)\n\n"
-               "Prints one JSON summary line (per-table collision statistics) on stdout.\n"
-               "Exit: 0 ok, 1 failure, 2 usage.\n\n"
-               "Example:\n"
-               "  moerec index tables --model-json demo/model_sdim.json --data demo/interactions.csv \\\n"
-               "      --max-rows 135000 --out demo/tables\n"
-               "(the demo's GraphHash item table from the 135,000 rows `moerec train --split time`\n"
-               "trains on; then `moerec train ... --mappings demo/tables`)\n");
+    fprintf(
+        f,
+        "usage: moerec index tables --model-json FILE --data FILE --out DIR [options]\n\n"
+        "Build the id -> row mappings of the model's frequency, graph, double_graph and lsh\n"
+        "tables from the rows of FILE (docs/model-format.md, \"Mapped tables\") and write\n"
+        "DIR/<mapping> for each.\n\n"
+        "  --model-json FILE  model schema; relative \"vectors\" paths start at its folder\n"
+        "  --data FILE        training rows, CSV or TSV (the columns model.json names)\n"
+        "  --out DIR          folder for the mapping files (created if missing)\n"
+        "  --resolution R     Louvain resolution of graph tables; 0 = auto (0)\n"
+        "  --seed S           Louvain order, SimHash and MinHash seed (1)\n"
+        "  --max-rows N       read at most N rows\n"
+        "  --na LIST          cells read as missing besides the empty one (NA; e.g.\n"
+        "                     NA,null; docs/operations.md, input files)\n\n"
+        "Prints one JSON summary line (per-table collision statistics) on stdout.\n"
+        "Exit: 0 ok, 1 failure, 2 usage.\n\n"
+        "Example:\n"
+        "  moerec index tables --model-json demo/model_sdim.json --data demo/interactions.csv \\\n"
+        "      --max-rows 135000 --out demo/tables\n"
+        "(the demo's GraphHash item table from the 135,000 rows `moerec train --split time`\n"
+        "trains on; then `moerec train ... --mappings demo/tables`)\n");
 }
 
 int ix_tables(int argc, char **argv) {
-    static const struct option opts[] = {
-        {"model-json", required_argument, 0, 'm'}, {"data", required_argument, 0, 'd'},
-        {"out", required_argument, 0, 'o'},        {"resolution", required_argument, 0, 'r'},
-        {"seed", required_argument, 0, 's'},       {"max-rows", required_argument, 0, 'n'},
-        {"help", no_argument, 0, 'h'},             {"na", required_argument, 0, 'a'},
-        {0, 0, 0, 0}};
+    static const struct option opts[] = {{"model-json", required_argument, 0, 'm'},
+                                         {"data", required_argument, 0, 'd'},
+                                         {"out", required_argument, 0, 'o'},
+                                         {"resolution", required_argument, 0, 'r'},
+                                         {"seed", required_argument, 0, 's'},
+                                         {"max-rows", required_argument, 0, 'n'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {"na", required_argument, 0, 'a'},
+                                         {0, 0, 0, 0}};
     const char *mj = NULL, *data = NULL, *out = NULL, *cmd = "moerec index tables";
     moe_maps_opts mo = {.resolution = 0, .seed = 1};
     long max_rows = 0;
@@ -70,12 +75,15 @@ int ix_tables(int argc, char **argv) {
         case 'm': mj = optarg; break;
         case 'd': data = optarg; break;
         case 'o': out = optarg; break;
-        case 'r': bad = cli_parse_double("--resolution", optarg, 0, 1e6, &mo.resolution, &ce); break;
+        case 'r':
+            bad = cli_parse_double("--resolution", optarg, 0, 1e6, &mo.resolution, &ce);
+            break;
         case 's':
             if (!(bad = cli_u64("--seed", optarg, &u, &ce))) mo.seed = u;
             break;
         case 'n':
-            if (!(bad = cli_parse_int("--max-rows", optarg, 1, 1LL << 40, &ll, &ce))) max_rows = (long)ll;
+            if (!(bad = cli_parse_int("--max-rows", optarg, 1, 1LL << 40, &ll, &ce)))
+                max_rows = (long)ll;
             break;
         case 'h': ix_tables_usage(stdout); return 0;
         case 'a': bad = cli_na("--na", optarg, na, sizeof na, &ce); break;
@@ -131,14 +139,16 @@ int ix_tables(int argc, char **argv) {
         const moe_table *t = &m->tables[i];
         if (!t->gmap) continue;
         json_array_append_new(
-            ts, json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:f, s:f, s:I}", "name", t->name, "kind",
-                          idhash_kind_name(t->kind), "mapping", t->mapping, "rows", (json_int_t)t->rows, "mapped_ids",
-                          (json_int_t)t->stats.nids, "occupied_rows", (json_int_t)t->stats.occupied,
-                          "shared_fraction", t->stats.shared_fraction, "mean_load", t->stats.mean_load, "max_load",
-                          (json_int_t)t->stats.max_load));
+            ts,
+            json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:f, s:f, s:I}", "name", t->name, "kind",
+                      idhash_kind_name(t->kind), "mapping", t->mapping, "rows", (json_int_t)t->rows,
+                      "mapped_ids", (json_int_t)t->stats.nids, "occupied_rows",
+                      (json_int_t)t->stats.occupied, "shared_fraction", t->stats.shared_fraction,
+                      "mean_load", t->stats.mean_load, "max_load", (json_int_t)t->stats.max_load));
     }
-    json_t *o = json_pack("{s:s, s:s, s:I, s:o, s:f}", "command", "index tables", "out", out, "rows",
-                          (json_int_t)d->n, "tables", ts, "seconds", (double)(mr_now_ns() - t0) / 1e9);
+    json_t *o = json_pack("{s:s, s:s, s:I, s:o, s:f}", "command", "index tables", "out", out,
+                          "rows", (json_int_t)d->n, "tables", ts, "seconds",
+                          (double)(mr_now_ns() - t0) / 1e9);
     char *s = json_dumps(o, JSON_COMPACT);
     if (s) puts(s);
     free(s);

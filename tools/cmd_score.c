@@ -35,9 +35,9 @@
 #define MAX_COLS 512
 
 typedef struct row {
-    char *line;              /* owned copy of the cells, col[] point into it */
+    char *line; /* owned copy of the cells, col[] point into it */
     size_t cap;
-    long lineno;             /* input line the record starts on            */
+    long lineno; /* input line the record starts on            */
     int ncols;
     char *col[MAX_COLS];
 } row;
@@ -45,7 +45,7 @@ typedef struct row {
 typedef struct chunk {
     row *rows;
     int n, cap;
-    float *tasks, *score;    /* (n, T), (n) */
+    float *tasks, *score; /* (n, T), (n) */
     int rc;
     char err[MR_ERR_MSG_MAX];
 } chunk;
@@ -145,7 +145,8 @@ static void score_chunk(void *arg) {
                     t = strchr(s, sepc);
                     if (t) *t = '\0';
                     if (*s && nv == 64) {
-                        c->rc = mr_err_set(&e, MR_EINVAL, "%s:%ld: column '%s' has more than 64 values",
+                        c->rc = mr_err_set(&e, MR_EINVAL,
+                                           "%s:%ld: column '%s' has more than 64 values",
                                            mr_csv_name(j->in), r->lineno, m->cat[f].column);
                         break;
                     }
@@ -167,9 +168,10 @@ static void score_chunk(void *arg) {
             double v; /* the reader's rule: missing -> the fill; not a finite number -> error */
             int got = mr_csv_double_at(j->in, r->lineno, col, r->col[col], &v, &e);
             if (got < 0 || (got == 0 && fabs(v) > FLT_MAX)) {
-                c->rc = got < 0 ? got
-                                : mr_err_set(&e, MR_EINVAL, "%s:%ld: column '%s': %g is not a float",
-                                             mr_csv_name(j->in), r->lineno, m->num[f].column, v);
+                c->rc = got < 0
+                            ? got
+                            : mr_err_set(&e, MR_EINVAL, "%s:%ld: column '%s': %g is not a float",
+                                         mr_csv_name(j->in), r->lineno, m->num[f].column, v);
                 break;
             }
             if (got == 0) c->rc = moe_scorer_set_num(j->scorer, i, f, (float)v, &e);
@@ -187,8 +189,8 @@ typedef struct evalbuf {
 
 /* The labels of chunk c's rows (label_col per task) appended to b with
  * their predictions. */
-static int eval_take(evalbuf *b, const moe_model *m, const mr_csv *in, const int *label_col, const chunk *c,
-                     mr_err *e) {
+static int eval_take(evalbuf *b, const moe_model *m, const mr_csv *in, const int *label_col,
+                     const chunk *c, mr_err *e) {
     int T = m->n_tasks;
     if (b->n + c->n > b->cap) {
         long cap = b->cap ? b->cap : 4096;
@@ -214,12 +216,14 @@ static int eval_take(evalbuf *b, const moe_model *m, const mr_csv *in, const int
             double v = 0;
             mr_err pe;
             mr_err_clear(&pe);
-            int has_num = m->tasks[k].has_positive || mr_csv_double_at(in, r->lineno, label_col[k], cell, &v, &pe) >= 0;
+            int has_num = m->tasks[k].has_positive ||
+                          mr_csv_double_at(in, r->lineno, label_col[k], cell, &v, &pe) >= 0;
             if (moe_model_label(m, k, cell, has_num, v, &b->y[at], e)) {
                 char why[MR_ERR_MSG_MAX];
                 snprintf(why, sizeof why, "%s", e->msg);
-                return has_num ? mr_err_set(e, MR_EINVAL, "%s:%ld: %s", mr_csv_name(in), r->lineno, why)
-                               : mr_err_set(e, MR_EINVAL, "%s (%s)", pe.msg, why);
+                return has_num
+                           ? mr_err_set(e, MR_EINVAL, "%s:%ld: %s", mr_csv_name(in), r->lineno, why)
+                           : mr_err_set(e, MR_EINVAL, "%s (%s)", pe.msg, why);
             }
             b->mask[at] = 1;
         }
@@ -239,7 +243,8 @@ static void eval_print(FILE *f, const moe_model *m, const evalbuf *b) {
             int binary = m->tasks[k].kind == MOE_TASK_BINARY;
             if (pass < 2 && binary != (pass == 0)) continue;
             long nl = 0, npos = 0;
-            float *y = malloc(sizeof *y * (size_t)(b->n ? b->n : 1)), *mk = malloc(sizeof *mk * (size_t)(b->n ? b->n : 1)),
+            float *y = malloc(sizeof *y * (size_t)(b->n ? b->n : 1)),
+                  *mk = malloc(sizeof *mk * (size_t)(b->n ? b->n : 1)),
                   *p = malloc(sizeof *p * (size_t)(b->n ? b->n : 1));
             for (long i = 0; y && mk && p && i < b->n; i++) {
                 y[i] = b->y[i * T + k];
@@ -250,9 +255,10 @@ static void eval_print(FILE *f, const moe_model *m, const evalbuf *b) {
             }
             fprintf(f, "%s\"%s\":", first ? "" : ",", m->tasks[k].name);
             first = 0;
-            double x = !y || !mk || !p ? -1 : pass == 2 ? (double)nl
-                       : pass == 0 ? (npos > 0 && npos < nl ? moe_auc(p, y, mk, b->n) : -1)
-                                   : (nl ? moe_mse(p, y, mk, b->n) : -1);
+            double x = !y || !mk || !p ? -1
+                       : pass == 2     ? (double)nl
+                       : pass == 0     ? (npos > 0 && npos < nl ? moe_auc(p, y, mk, b->n) : -1)
+                                       : (nl ? moe_mse(p, y, mk, b->n) : -1);
             if (pass == 2) fprintf(f, "%ld", nl);
             else if (x < 0) fprintf(f, "null");
             else fprintf(f, "%.6f", x);
@@ -295,7 +301,8 @@ static int store_tables_as_served(moe_model *m, mr_err *e) {
         for (long r = 0; !rc && r < tb->rows; r++) {
             float *x = tb->data + r * tb->dim;
             if ((rc = emb_codec_check(enc, x, (uint32_t)tb->dim, e))) {
-                mr_err_wrap(e, "table '%s' row %ld (encoding %s)", tb->name, r, moe_encoding_name(tb->encoding));
+                mr_err_wrap(e, "table '%s' row %ld (encoding %s)", tb->name, r,
+                            moe_encoding_name(tb->encoding));
                 break;
             }
             emb_codec_encode(enc, x, (uint32_t)tb->dim, 0, row);
@@ -308,19 +315,25 @@ static int store_tables_as_served(moe_model *m, mr_err *e) {
 }
 
 static int score_main(int argc, char **argv) {
-    const char *model_dir = NULL, *data = NULL, *out_path = "-", *keep = NULL, *allow_missing = NULL;
+    const char *model_dir = NULL, *data = NULL, *out_path = "-", *keep = NULL,
+               *allow_missing = NULL;
     char na[CLI_NA_MAX] = "";
     int batch = 4096, threads = 0, quiet = 0, auc = 0, n_rules = 0, rule_thr[CLI_MAX_LABEL_RULES];
     const char *rule[CLI_MAX_LABEL_RULES];
-    static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'}, {"data", required_argument, 0, 'd'},
-        {"out", required_argument, 0, 'o'},   {"keep", required_argument, 0, 'k'},
-        {"allow-missing", required_argument, 0, 'a'},
-        {"batch", required_argument, 0, 'b'}, {"threads", required_argument, 0, 't'},
-        {"quiet", no_argument, 0, 'q'},       {"help", no_argument, 0, 'h'},
-        {"na", required_argument, 0, 'n'},    {"auc", no_argument, 0, 'A'},
-        {"label-positive", required_argument, 0, 'P'}, {"label-threshold", required_argument, 0, 'T'},
-        {0, 0, 0, 0}};
+    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
+                                         {"data", required_argument, 0, 'd'},
+                                         {"out", required_argument, 0, 'o'},
+                                         {"keep", required_argument, 0, 'k'},
+                                         {"allow-missing", required_argument, 0, 'a'},
+                                         {"batch", required_argument, 0, 'b'},
+                                         {"threads", required_argument, 0, 't'},
+                                         {"quiet", no_argument, 0, 'q'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {"na", required_argument, 0, 'n'},
+                                         {"auc", no_argument, 0, 'A'},
+                                         {"label-positive", required_argument, 0, 'P'},
+                                         {"label-threshold", required_argument, 0, 'T'},
+                                         {0, 0, 0, 0}};
     mr_err e;
     mr_err_clear(&e);
     optind = 1;
@@ -340,7 +353,8 @@ static int score_main(int argc, char **argv) {
         case 'A': auc = 1; break;
         case 'P':
         case 'T':
-            if (n_rules == CLI_MAX_LABEL_RULES) rc = mr_err_set(&e, MR_EINVAL, "at most %d label rules", CLI_MAX_LABEL_RULES);
+            if (n_rules == CLI_MAX_LABEL_RULES)
+                rc = mr_err_set(&e, MR_EINVAL, "at most %d label rules", CLI_MAX_LABEL_RULES);
             else {
                 rule_thr[n_rules] = o == 'T';
                 rule[n_rules++] = optarg;
@@ -363,7 +377,8 @@ static int score_main(int argc, char **argv) {
         return 2;
     }
     if (n_rules && !auc) {
-        fprintf(stderr, "moerec score: --label-positive and --label-threshold need --auc (see --help)\n");
+        fprintf(stderr,
+                "moerec score: --label-positive and --label-threshold need --auc (see --help)\n");
         return 2;
     }
     moe_model *m = NULL;
@@ -382,7 +397,8 @@ static int score_main(int argc, char **argv) {
         return 1;
     }
     for (int r = 0; r < n_rules; r++) /* in command-line order: a later rule for a task wins */
-        if (moe_model_label_rule(m, rule_thr[r] ? "--label-threshold" : "--label-positive", rule[r], rule_thr[r], &e)) {
+        if (moe_model_label_rule(m, rule_thr[r] ? "--label-threshold" : "--label-positive", rule[r],
+                                 rule_thr[r], &e)) {
             fprintf(stderr, "moerec score: %s (see --help)\n", e.msg);
             moe_model_free(m);
             return 2;
@@ -393,8 +409,9 @@ static int score_main(int argc, char **argv) {
         return 1;
     }
     if (m->extra_dim > 0) {
-        fprintf(stderr, "moerec score: model '%s' takes an extra input block (extra_dim %d, e.g. "
-                        "SDIM) that a file cannot carry; score it through the server\n",
+        fprintf(stderr,
+                "moerec score: model '%s' takes an extra input block (extra_dim %d, e.g. "
+                "SDIM) that a file cannot carry; score it through the server\n",
                 m->name, m->extra_dim);
         moe_model_free(m);
         return 1;
@@ -443,7 +460,8 @@ static int score_main(int argc, char **argv) {
         used += num_col[f] >= 0;
     }
     if (!used) {
-        fprintf(stderr, "moerec score: no column of %s names a feature of model '%s'\n", data, m->name);
+        fprintf(stderr, "moerec score: no column of %s names a feature of model '%s'\n", data,
+                m->name);
         goto done;
     }
     /* a feature column the file lacks would silently score with the
@@ -452,16 +470,17 @@ static int score_main(int argc, char **argv) {
         int missing = f < m->n_cat ? cat_col[f] < 0 : num_col[f - m->n_cat] < 0;
         const char *col = f < m->n_cat ? m->cat[f].column : m->num[f - m->n_cat].column;
         if (missing && !listed(allow_missing, col)) {
-            fprintf(stderr, "moerec score: %s has no column '%s' (a feature of model '%s'); pass "
-                            "--allow-missing %s to score with the model's default for it\n", data, col,
-                    m->name, col);
+            fprintf(stderr,
+                    "moerec score: %s has no column '%s' (a feature of model '%s'); pass "
+                    "--allow-missing %s to score with the model's default for it\n",
+                    data, col, m->name, col);
             goto done;
         }
     }
     for (int k = 0; auc && k < T; k++)
         if ((label_col[k] = mr_csv_col(in, m->tasks[k].label)) < 0) {
-            fprintf(stderr, "moerec score: --auc: %s has no label column '%s' (task '%s')\n", data, m->tasks[k].label,
-                    m->tasks[k].name);
+            fprintf(stderr, "moerec score: --auc: %s has no label column '%s' (task '%s')\n", data,
+                    m->tasks[k].label, m->tasks[k].name);
             goto done;
         }
     /* kept columns */
@@ -479,7 +498,8 @@ static int score_main(int argc, char **argv) {
         free(ks);
     } else {
         for (int k = 0; k < nh; k++)
-            if (!strcmp(mr_csv_header(in, k), "user_id") || !strcmp(mr_csv_header(in, k), "item_id"))
+            if (!strcmp(mr_csv_header(in, k), "user_id") ||
+                !strcmp(mr_csv_header(in, k), "item_id"))
                 keep_col[nkeep++] = k;
     }
     for (int k = 0; k < nkeep; k++) {
@@ -566,8 +586,9 @@ static int score_main(int argc, char **argv) {
     }
     mr_progress_end(&prog, (uint64_t)total, NULL);
     double secs = (double)(mr_now_ns() - t0) / 1e9;
-    fprintf(stderr, "{\"command\":\"score\",\"model\":\"%s\",\"rows\":%ld,\"tasks\":%d,\"threads\":%d,"
-                    "\"seconds\":%.3f,\"rows_per_s\":%.0f",
+    fprintf(stderr,
+            "{\"command\":\"score\",\"model\":\"%s\",\"rows\":%ld,\"tasks\":%d,\"threads\":%d,"
+            "\"seconds\":%.3f,\"rows_per_s\":%.0f",
             dir, total, T, nthreads, secs, secs > 0 ? (double)total / secs : 0.0);
     if (auc) eval_print(stderr, m, &eb);
     fprintf(stderr, "}\n");

@@ -32,38 +32,39 @@
 #include "tools/command.h"
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: moerec serve [--config FILE] [--host ADDR] [--port N] [--queues N]\n"
-            "                    [--model-dir DIR] [--default-model NAME] [--precision P] [--data-dir DIR]\n"
-            "                    [--item-dim N] [--metrics-port N] [--auth-tokens FILE]\n"
-            "                    [--drain-grace SECONDS] [--log-level LEVEL]\n\n"
-            "Serve the moerec gRPC API (moerec.v1.Recommender, moerec.v1.Admin,\n"
-            "grpc.health.v1.Health) until SIGTERM or SIGINT, then drain and exit 0.\n"
-            "SIGHUP re-reads the TLS certificate files (tls_* in the config file).\n\n"
-            "  --config FILE      JSON config (docs/operations.md); flags override it\n"
-            "  --host ADDR        bind address (default 127.0.0.1)\n"
-            "  --port N           port (default 50051); 0 picks a free port\n"
-            "  --queues N         completion queues = worker threads (default 2)\n"
-            "  --model-dir DIR    model root: DIR/<name>/<version>/model.json; the newest\n"
-            "                     version of each model is loaded (Score, GetModelInfo, Reload)\n"
-            "  --default-model N  model used when a request names none (default: first by name)\n"
-            "  --precision P      ranker precision for every model: fp32, bf16, int8 or\n"
-            "                     openblas_fp32 (default: each model.json's \"precision\")\n"
-            "  --data-dir DIR     RocksDB store for items, events and SDIM tables\n"
-            "                     (UpsertItems, AppendEvents, stored features, SDIM input)\n"
-            "  --item-dim N       width of the store's item vectors (creates the table)\n"
-            "  --metrics-port N   serve Prometheus /metrics on N (0 = a free port; off by default)\n"
-            "  --auth-tokens FILE require 'authorization: Bearer <token>' (tokens, one a line;\n"
-            "                     'admin' after a token allows moerec.v1.Admin; health stays open)\n"
-            "  --drain-grace S    on SIGTERM, report NOT_SERVING but keep serving S seconds\n"
-            "                     before refusing new calls (default 5; drain_grace_seconds)\n"
-            "  --log-level LEVEL  debug, info, warn, error, off (default info)\n\n"
-            "Once listening it prints one line to stdout: 'listening on HOST:PORT' (and,\n"
-            "with metrics on, a second: 'metrics on http://HOST:PORT/metrics'; the status\n"
-            "page is at http://HOST:PORT/).\n\n"
-            "Example:\n"
-            "  moerec serve --port 50051 --model-dir models --data-dir db --item-dim 16 \\\n"
-            "      --metrics-port 9464\n");
+    fprintf(
+        f,
+        "usage: moerec serve [--config FILE] [--host ADDR] [--port N] [--queues N]\n"
+        "                    [--model-dir DIR] [--default-model NAME] [--precision P] [--data-dir DIR]\n"
+        "                    [--item-dim N] [--metrics-port N] [--auth-tokens FILE]\n"
+        "                    [--drain-grace SECONDS] [--log-level LEVEL]\n\n"
+        "Serve the moerec gRPC API (moerec.v1.Recommender, moerec.v1.Admin,\n"
+        "grpc.health.v1.Health) until SIGTERM or SIGINT, then drain and exit 0.\n"
+        "SIGHUP re-reads the TLS certificate files (tls_* in the config file).\n\n"
+        "  --config FILE      JSON config (docs/operations.md); flags override it\n"
+        "  --host ADDR        bind address (default 127.0.0.1)\n"
+        "  --port N           port (default 50051); 0 picks a free port\n"
+        "  --queues N         completion queues = worker threads (default 2)\n"
+        "  --model-dir DIR    model root: DIR/<name>/<version>/model.json; the newest\n"
+        "                     version of each model is loaded (Score, GetModelInfo, Reload)\n"
+        "  --default-model N  model used when a request names none (default: first by name)\n"
+        "  --precision P      ranker precision for every model: fp32, bf16, int8 or\n"
+        "                     openblas_fp32 (default: each model.json's \"precision\")\n"
+        "  --data-dir DIR     RocksDB store for items, events and SDIM tables\n"
+        "                     (UpsertItems, AppendEvents, stored features, SDIM input)\n"
+        "  --item-dim N       width of the store's item vectors (creates the table)\n"
+        "  --metrics-port N   serve Prometheus /metrics on N (0 = a free port; off by default)\n"
+        "  --auth-tokens FILE require 'authorization: Bearer <token>' (tokens, one a line;\n"
+        "                     'admin' after a token allows moerec.v1.Admin; health stays open)\n"
+        "  --drain-grace S    on SIGTERM, report NOT_SERVING but keep serving S seconds\n"
+        "                     before refusing new calls (default 5; drain_grace_seconds)\n"
+        "  --log-level LEVEL  debug, info, warn, error, off (default info)\n\n"
+        "Once listening it prints one line to stdout: 'listening on HOST:PORT' (and,\n"
+        "with metrics on, a second: 'metrics on http://HOST:PORT/metrics'; the status\n"
+        "page is at http://HOST:PORT/).\n\n"
+        "Example:\n"
+        "  moerec serve --port 50051 --model-dir models --data-dir db --item-dim 16 \\\n"
+        "      --metrics-port 9464\n");
 }
 
 static int serve_sig_pipe[2] = {-1, -1};
@@ -89,15 +90,21 @@ static int serve_wait_signal(const sigset_t *sigs) {
 }
 
 static int serve_main(int argc, char **argv) {
-    static const struct option opts[] = {
-        {"config", required_argument, 0, 'c'}, {"host", required_argument, 0, 'H'},
-        {"port", required_argument, 0, 'p'},   {"queues", required_argument, 0, 'q'},
-        {"log-level", required_argument, 0, 'l'}, {"help", no_argument, 0, 'h'},
-        {"model-dir", required_argument, 0, 'm'}, {"default-model", required_argument, 0, 'd'},
-        {"data-dir", required_argument, 0, 'D'},  {"item-dim", required_argument, 0, 'I'},
-        {"metrics-port", required_argument, 0, 'M'}, {"auth-tokens", required_argument, 0, 'A'},
-        {"precision", required_argument, 0, 'P'}, {"drain-grace", required_argument, 0, 'g'},
-        {0, 0, 0, 0}};
+    static const struct option opts[] = {{"config", required_argument, 0, 'c'},
+                                         {"host", required_argument, 0, 'H'},
+                                         {"port", required_argument, 0, 'p'},
+                                         {"queues", required_argument, 0, 'q'},
+                                         {"log-level", required_argument, 0, 'l'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {"model-dir", required_argument, 0, 'm'},
+                                         {"default-model", required_argument, 0, 'd'},
+                                         {"data-dir", required_argument, 0, 'D'},
+                                         {"item-dim", required_argument, 0, 'I'},
+                                         {"metrics-port", required_argument, 0, 'M'},
+                                         {"auth-tokens", required_argument, 0, 'A'},
+                                         {"precision", required_argument, 0, 'P'},
+                                         {"drain-grace", required_argument, 0, 'g'},
+                                         {0, 0, 0, 0}};
     mr_server_config cfg;
     mr_config_defaults(&cfg);
     mr_err err;
@@ -117,7 +124,9 @@ static int serve_main(int argc, char **argv) {
         case 'c': break;
         case 'H': snprintf(cfg.host, sizeof cfg.host, "%s", optarg); break;
         case 'p': bad = cli_int("--port", optarg, 0, 65535, &cfg.port, &ce); break;
-        case 'q': bad = cli_int("--completion-queues", optarg, 1, 256, &cfg.completion_queues, &ce); break;
+        case 'q':
+            bad = cli_int("--completion-queues", optarg, 1, 256, &cfg.completion_queues, &ce);
+            break;
         case 'l': snprintf(cfg.log_level, sizeof cfg.log_level, "%s", optarg); break;
         case 'm': snprintf(cfg.model_dir, sizeof cfg.model_dir, "%s", optarg); break;
         case 'd': snprintf(cfg.default_model, sizeof cfg.default_model, "%s", optarg); break;
@@ -207,8 +216,8 @@ static int serve_main(int argc, char **argv) {
             mr_warn("SIGHUP: %s; the certificate in use stays", err.msg);
     }
     mr_info("%s: draining (grace %.3f s, then up to %.1f s for calls in flight); further "
-            "signals are ignored", sig == SIGTERM ? "SIGTERM" : "SIGINT", cfg.drain_grace_seconds,
-            cfg.drain_seconds);
+            "signals are ignored",
+            sig == SIGTERM ? "SIGTERM" : "SIGINT", cfg.drain_grace_seconds, cfg.drain_seconds);
     mr_server_drain(srv);
     mr_server_free(srv);
     mr_info("stopped");

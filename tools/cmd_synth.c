@@ -22,23 +22,22 @@
 #include "moe/synth_behaviour.h"
 
 static void synth_usage(FILE *f) {
-    fprintf(f,
-            "usage: moerec synth --out DIR [options]\n\n"
-            "Write a seeded synthetic long-behaviour data set (clustered items, users with\n"
-            "drifting interests and an old interest seen only early, clicks that depend on\n"
-            "all interests) as DIR/items.csv, DIR/events.csv and DIR/samples.csv.\n\n"
-            "  --out DIR          output folder (created if absent)\n"
-            "  --users N          users (1000)\n"
-            "  --len L            events per user (1000; up to 10000 and more)\n"
-            "  --items N          items (20000)\n"
-            "  --clusters C       item clusters (200)\n"
-            "  --dim D            embedding dimension (32)\n"
-            "  --interests K      interests per user, the old one included (4)\n"
-            "  --samples S        labelled candidates per user (20, at most 1024)\n"
-            "  --seed N           seed (1)\n"
-            "  --quiet            no progress line\n\n"
-            "Example:\n"
-            "  moerec synth --out synth --users 500 --len 400 --items 4000\n");
+    fprintf(f, "usage: moerec synth --out DIR [options]\n\n"
+               "Write a seeded synthetic long-behaviour data set (clustered items, users with\n"
+               "drifting interests and an old interest seen only early, clicks that depend on\n"
+               "all interests) as DIR/items.csv, DIR/events.csv and DIR/samples.csv.\n\n"
+               "  --out DIR          output folder (created if absent)\n"
+               "  --users N          users (1000)\n"
+               "  --len L            events per user (1000; up to 10000 and more)\n"
+               "  --items N          items (20000)\n"
+               "  --clusters C       item clusters (200)\n"
+               "  --dim D            embedding dimension (32)\n"
+               "  --interests K      interests per user, the old one included (4)\n"
+               "  --samples S        labelled candidates per user (20, at most 1024)\n"
+               "  --seed N           seed (1)\n"
+               "  --quiet            no progress line\n\n"
+               "Example:\n"
+               "  moerec synth --out synth --users 500 --len 400 --items 4000\n");
 }
 
 /* Outputs go through the atomic writer (common/atomic_file.h): its commit
@@ -53,7 +52,8 @@ static int synth_write_items(const char *path, const synth_data *s) {
     fputc('\n', f);
     for (int i = 0; i < s->cfg.n_items; i++) {
         fprintf(f, "%d,%u", i, s->item_cluster[i]);
-        for (int c = 0; c < s->cfg.d; c++) fprintf(f, ",%.6g", s->item_emb[(size_t)i * s->cfg.d + c]);
+        for (int c = 0; c < s->cfg.d; c++)
+            fprintf(f, ",%.6g", s->item_emb[(size_t)i * s->cfg.d + c]);
         fputc('\n', f);
     }
     return mr_afile_commit(&a, NULL) ? -1 : 0;
@@ -92,15 +92,30 @@ static int synth_main(int argc, char **argv) {
     synth_config_init(&c);
     const char *out = NULL;
     int quiet = 0;
-    enum { O_OUT = 256, O_USERS, O_LEN, O_ITEMS, O_CLUSTERS, O_DIM, O_INTERESTS, O_SAMPLES, O_SEED,
-           O_QUIET };
-    static const struct option opts[] = {
-        {"out", required_argument, 0, O_OUT},           {"users", required_argument, 0, O_USERS},
-        {"len", required_argument, 0, O_LEN},           {"items", required_argument, 0, O_ITEMS},
-        {"clusters", required_argument, 0, O_CLUSTERS}, {"dim", required_argument, 0, O_DIM},
-        {"interests", required_argument, 0, O_INTERESTS}, {"samples", required_argument, 0, O_SAMPLES},
-        {"seed", required_argument, 0, O_SEED},         {"quiet", no_argument, 0, O_QUIET},
-        {"help", no_argument, 0, 'h'},                  {0, 0, 0, 0}};
+    enum {
+        O_OUT = 256,
+        O_USERS,
+        O_LEN,
+        O_ITEMS,
+        O_CLUSTERS,
+        O_DIM,
+        O_INTERESTS,
+        O_SAMPLES,
+        O_SEED,
+        O_QUIET
+    };
+    static const struct option opts[] = {{"out", required_argument, 0, O_OUT},
+                                         {"users", required_argument, 0, O_USERS},
+                                         {"len", required_argument, 0, O_LEN},
+                                         {"items", required_argument, 0, O_ITEMS},
+                                         {"clusters", required_argument, 0, O_CLUSTERS},
+                                         {"dim", required_argument, 0, O_DIM},
+                                         {"interests", required_argument, 0, O_INTERESTS},
+                                         {"samples", required_argument, 0, O_SAMPLES},
+                                         {"seed", required_argument, 0, O_SEED},
+                                         {"quiet", no_argument, 0, O_QUIET},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
     optind = 1;
     opterr = 0;
     for (int o; (o = getopt_long(argc, argv, ":h", opts, NULL)) != -1;) {
@@ -116,8 +131,12 @@ static int synth_main(int argc, char **argv) {
         case O_ITEMS: rc = cli_int("--items", v, 1, 2000000000, &c.n_items, &ce); break;
         case O_CLUSTERS: rc = cli_int("--clusters", v, 1, 2000000000, &c.n_clusters, &ce); break;
         case O_DIM: rc = cli_int("--dim", v, 1, 4096, &c.d, &ce); break;
-        case O_INTERESTS: rc = cli_int("--interests", v, 2, SYNTH_MAX_INTERESTS, &c.n_interests, &ce); break;
-        case O_SAMPLES: rc = cli_int("--samples", v, 0, SYNTH_MAX_SAMPLES, &c.samples_per_user, &ce); break;
+        case O_INTERESTS:
+            rc = cli_int("--interests", v, 2, SYNTH_MAX_INTERESTS, &c.n_interests, &ce);
+            break;
+        case O_SAMPLES:
+            rc = cli_int("--samples", v, 0, SYNTH_MAX_SAMPLES, &c.samples_per_user, &ce);
+            break;
         case O_SEED:
             if (!(rc = cli_u64("--seed", v, &u, &ce))) c.seed = u;
             break;
@@ -153,8 +172,9 @@ static int synth_main(int argc, char **argv) {
     for (int k = 0; k < 3 && !rc; k++) {
         char path[4096];
         snprintf(path, sizeof path, "%s/%s", out, names[k]);
-        int w = k == 0 ? synth_write_items(path, s)
-                       : k == 1 ? synth_write_events(path, s, quiet) : synth_write_samples(path, s);
+        int w = k == 0   ? synth_write_items(path, s)
+                : k == 1 ? synth_write_events(path, s, quiet)
+                         : synth_write_samples(path, s);
         if (w) {
             fprintf(stderr, "moerec synth: writing %s: %s\n", path, strerror(errno));
             rc = 1;
@@ -167,4 +187,5 @@ static int synth_main(int argc, char **argv) {
     return rc;
 }
 
-MR_COMMAND(cmd_synth, "synth", "write a seeded synthetic long-behaviour data set (SDIM)", synth_main)
+MR_COMMAND(cmd_synth, "synth", "write a seeded synthetic long-behaviour data set (SDIM)",
+           synth_main)

@@ -31,10 +31,10 @@
 
 typedef struct train_cli {
     const char *model_json, *data, *out, *init, *mappings, *val_data;
-    float resolution;    /* Louvain resolution of graph tables; 0 = auto */
+    float resolution; /* Louvain resolution of graph tables; 0 = auto */
     char split[16];
     char time_col[64];
-    char user_col[64];    /* --split user-time: the rows' user column */
+    char user_col[64]; /* --split user-time: the rows' user column */
     double val_frac;
     long max_rows;
     int fit_numeric, version;
@@ -77,57 +77,58 @@ static const char sdim_usage[] =
     "                      from the row user's events strictly before the row's time\n"
     "  --sdim-items FILE   item vectors CSV (item_id,e0..e{d-1}): the store's item table\n"
     "  --sdim-columns U,I,T  the data's user, item and time columns (user_id,item_id,ts_ms)\n"
-    "  --sdim-params M,TAU,SEED,LMAX,SHORT  as the store's behaviour config (" SDIM_STR(
-        SDIM_DEFAULT_M) "," SDIM_STR(SDIM_DEFAULT_TAU) "," SDIM_STR(SDIM_DEFAULT_SEED) "," SDIM_STR(SDIM_DEFAULT_L_MAX) "," SDIM_STR(SDIM_DEFAULT_SHORT) ")\n";
+    "  --sdim-params M,TAU,SEED,LMAX,SHORT  as the store's behaviour config (" SDIM_STR(SDIM_DEFAULT_M) "," SDIM_STR(
+        SDIM_DEFAULT_TAU) "," SDIM_STR(SDIM_DEFAULT_SEED) "," SDIM_STR(SDIM_DEFAULT_L_MAX) "," SDIM_STR(SDIM_DEFAULT_SHORT) ")\n";
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: moerec train --model-json FILE --data FILE --out DIR [options]\n\n"
-            "Train the multi-task MoE ranker on a CSV/TSV file (header line; columns named\n"
-            "by model.json) and write DIR/<version>/{model.json,weights.safetensors}.\n"
-            "Options may also be set in model.json's \"train\" object (same names, '_' for '-').\n\n"
-            "  --model-json FILE   schema, tasks and architecture (docs/model-format.md)\n"
-            "  --data FILE         training data, CSV or TSV (input rules: docs/operations.md)\n"
-            "  --out DIR           model root; the version is the next free integer\n"
-            "  --version N         write version N instead\n"
-            "  --init DIR          start from the weights of a model version directory (same\n"
-            "                      architecture and tables as --model-json)\n"
-            "  --epochs N          most epochs (10)\n"
-            "  --batch N           rows per step (256)\n"
-            "  --lr F              Adam learning rate of dense weights (0.001)\n"
-            "  --emb-lr F          embedding learning rate (0.001)\n"
-            "  --emb-opt adam|adagrad  embedding optimizer, sparse row updates (adam)\n"
-            "  --clip F            global gradient-norm clip, 0 = off (10)\n"
-            "  --weight-decay F    L2 on dense weights (0)\n"
-            "  --seed N            shuffling and initialisation seed (1)\n"
-            "  --val-frac F        validation fraction (0.1)\n"
-            "  --split random|time|user-time  validation split (random): a seeded random\n"
-            "                      fraction; the latest fraction by time over all rows (time);\n"
-            "                      each user's latest fraction by time (user-time). Time splits\n"
-            "                      put rows tied with the boundary time into validation\n"
-            "  --time-column NAME  column ordering rows for the time splits\n"
-            "  --user-column NAME  user column of --split user-time (user_id)\n"
-            "  --val-data FILE     validate on this file (same columns) instead of a split of\n"
-            "                      --data; every --data row trains\n"
-            "  --patience N        early stopping: epochs without validation gain (2)\n"
-            "  --threads N         threads in all, 0 = one per core (0)\n"
-            "  --max-rows N        read at most N rows\n"
-            "  --mappings DIR      take the mappings of frequency/graph/double_graph/lsh tables\n"
-            "                      from DIR (a version directory) instead of building them from\n"
-            "                      the training split (default: built; with --init, DIR's)\n"
-            "  --resolution F      Louvain resolution gamma of graph tables; 0 = auto: the one whose\n"
-            "                      cluster count is closest to the table's rows (0)\n"
-            "  --no-fit-numeric    keep model.json's numeric mean/std instead of fitting them\n"
-            "  --na LIST           cells of numeric and label columns read as missing besides the\n"
-            "                      empty one, comma-separated (NA; e.g. NA,null; every input\n"
-            "                      file: docs/operations.md, input files)\n"
-            "%s"
-            "  --quiet             no progress line\n"
-            "%s\n"
-            "Example:\n"
-            "  moerec train --model-json demo/model.json --data demo/interactions.csv \\\n"
-            "      --out demo/models/demo --epochs 3 --threads 4\n",
-            cli_label_usage, sdim_usage);
+    fprintf(
+        f,
+        "usage: moerec train --model-json FILE --data FILE --out DIR [options]\n\n"
+        "Train the multi-task MoE ranker on a CSV/TSV file (header line; columns named\n"
+        "by model.json) and write DIR/<version>/{model.json,weights.safetensors}.\n"
+        "Options may also be set in model.json's \"train\" object (same names, '_' for '-').\n\n"
+        "  --model-json FILE   schema, tasks and architecture (docs/model-format.md)\n"
+        "  --data FILE         training data, CSV or TSV (input rules: docs/operations.md)\n"
+        "  --out DIR           model root; the version is the next free integer\n"
+        "  --version N         write version N instead\n"
+        "  --init DIR          start from the weights of a model version directory (same\n"
+        "                      architecture and tables as --model-json)\n"
+        "  --epochs N          most epochs (10)\n"
+        "  --batch N           rows per step (256)\n"
+        "  --lr F              Adam learning rate of dense weights (0.001)\n"
+        "  --emb-lr F          embedding learning rate (0.001)\n"
+        "  --emb-opt adam|adagrad  embedding optimizer, sparse row updates (adam)\n"
+        "  --clip F            global gradient-norm clip, 0 = off (10)\n"
+        "  --weight-decay F    L2 on dense weights (0)\n"
+        "  --seed N            shuffling and initialisation seed (1)\n"
+        "  --val-frac F        validation fraction (0.1)\n"
+        "  --split random|time|user-time  validation split (random): a seeded random\n"
+        "                      fraction; the latest fraction by time over all rows (time);\n"
+        "                      each user's latest fraction by time (user-time). Time splits\n"
+        "                      put rows tied with the boundary time into validation\n"
+        "  --time-column NAME  column ordering rows for the time splits\n"
+        "  --user-column NAME  user column of --split user-time (user_id)\n"
+        "  --val-data FILE     validate on this file (same columns) instead of a split of\n"
+        "                      --data; every --data row trains\n"
+        "  --patience N        early stopping: epochs without validation gain (2)\n"
+        "  --threads N         threads in all, 0 = one per core (0)\n"
+        "  --max-rows N        read at most N rows\n"
+        "  --mappings DIR      take the mappings of frequency/graph/double_graph/lsh tables\n"
+        "                      from DIR (a version directory) instead of building them from\n"
+        "                      the training split (default: built; with --init, DIR's)\n"
+        "  --resolution F      Louvain resolution gamma of graph tables; 0 = auto: the one whose\n"
+        "                      cluster count is closest to the table's rows (0)\n"
+        "  --no-fit-numeric    keep model.json's numeric mean/std instead of fitting them\n"
+        "  --na LIST           cells of numeric and label columns read as missing besides the\n"
+        "                      empty one, comma-separated (NA; e.g. NA,null; every input\n"
+        "                      file: docs/operations.md, input files)\n"
+        "%s"
+        "  --quiet             no progress line\n"
+        "%s\n"
+        "Example:\n"
+        "  moerec train --model-json demo/model.json --data demo/interactions.csv \\\n"
+        "      --out demo/models/demo --epochs 3 --threads 4\n",
+        cli_label_usage, sdim_usage);
 }
 
 static int opt_json(train_cli *c, const char *json_text) {
@@ -140,12 +141,15 @@ static int opt_json(train_cli *c, const char *json_text) {
         int text = !strcmp(k, "emb_opt") || !strcmp(k, "split") || !strcmp(k, "time_column") ||
                    !strcmp(k, "user_column");
         if (text ? !json_is_string(v) : !json_is_number(v)) {
-            fprintf(stderr, "moerec train: model.json train.%s must be a %s\n", k, text ? "string" : "number");
+            fprintf(stderr, "moerec train: model.json train.%s must be a %s\n", k,
+                    text ? "string" : "number");
             json_decref(t);
             return -1;
         }
-        if (!strcmp(k, "emb_opt") && strcmp(json_string_value(v), "adam") && strcmp(json_string_value(v), "adagrad")) {
-            fprintf(stderr, "moerec train: model.json train.emb_opt '%s' (adam, adagrad)\n", json_string_value(v));
+        if (!strcmp(k, "emb_opt") && strcmp(json_string_value(v), "adam") &&
+            strcmp(json_string_value(v), "adagrad")) {
+            fprintf(stderr, "moerec train: model.json train.emb_opt '%s' (adam, adagrad)\n",
+                    json_string_value(v));
             json_decref(t);
             return -1;
         }
@@ -154,12 +158,14 @@ static int opt_json(train_cli *c, const char *json_text) {
         else if (!strcmp(k, "lr")) c->o.lr = (float)x;
         else if (!strcmp(k, "emb_lr")) c->o.emb_lr = (float)x;
         else if (!strcmp(k, "emb_opt") && json_is_string(v))
-            c->o.emb_opt = !strcmp(json_string_value(v), "adagrad") ? MOE_OPT_ADAGRAD : MOE_OPT_ADAM;
+            c->o.emb_opt = !strcmp(json_string_value(v), "adagrad") ? MOE_OPT_ADAGRAD
+                                                                    : MOE_OPT_ADAM;
         else if (!strcmp(k, "clip")) c->o.clip = (float)x;
         else if (!strcmp(k, "weight_decay")) c->o.weight_decay = (float)x;
         else if (!strcmp(k, "seed")) c->o.seed = (uint64_t)x;
         else if (!strcmp(k, "val_frac")) c->val_frac = x;
-        else if (!strcmp(k, "split") && json_is_string(v)) snprintf(c->split, sizeof c->split, "%s", json_string_value(v));
+        else if (!strcmp(k, "split") && json_is_string(v))
+            snprintf(c->split, sizeof c->split, "%s", json_string_value(v));
         else if (!strcmp(k, "time_column") && json_is_string(v))
             snprintf(c->time_col, sizeof c->time_col, "%s", json_string_value(v));
         else if (!strcmp(k, "user_column") && json_is_string(v))
@@ -203,27 +209,64 @@ static int sdim_params(sdim_csv_opts *o, const char *v, mr_err *e) {
 }
 
 static int parse_args(train_cli *c, int argc, char **argv) {
-    enum { O_VERSION = 256, O_EMB_LR, O_EMB_OPT, O_WD, O_VAL, O_SPLIT, O_TIME, O_MAXROWS, O_NOFIT,
-           O_SEV, O_SIT, O_SCOL, O_SPAR, O_JSON, O_INIT, O_MAPS, O_RES, O_USER, O_VALDATA, O_NA, O_LPOS, O_LTHR };
-    static const struct option opts[] = {
-        {"model-json", required_argument, 0, O_JSON}, {"data", required_argument, 0, 'd'},
-        {"out", required_argument, 0, 'o'},           {"init", required_argument, 0, O_INIT},
-        {"version", required_argument, 0, O_VERSION}, {"epochs", required_argument, 0, 'e'},
-        {"batch", required_argument, 0, 'b'},         {"lr", required_argument, 0, 'l'},
-        {"emb-lr", required_argument, 0, O_EMB_LR},   {"emb-opt", required_argument, 0, O_EMB_OPT},
-        {"clip", required_argument, 0, 'c'},          {"weight-decay", required_argument, 0, O_WD},
-        {"seed", required_argument, 0, 's'},          {"val-frac", required_argument, 0, O_VAL},
-        {"split", required_argument, 0, O_SPLIT},     {"time-column", required_argument, 0, O_TIME},
-        {"user-column", required_argument, 0, O_USER}, {"val-data", required_argument, 0, O_VALDATA},
-        {"patience", required_argument, 0, 'p'},      {"threads", required_argument, 0, 't'},
-        {"max-rows", required_argument, 0, O_MAXROWS}, {"no-fit-numeric", no_argument, 0, O_NOFIT},
-        {"quiet", no_argument, 0, 'q'},               {"sdim-events", required_argument, 0, O_SEV},
-        {"sdim-items", required_argument, 0, O_SIT},  {"sdim-columns", required_argument, 0, O_SCOL},
-        {"sdim-params", required_argument, 0, O_SPAR}, {"help", no_argument, 0, 'h'},
-        {"mappings", required_argument, 0, O_MAPS},   {"resolution", required_argument, 0, O_RES},
-        {"na", required_argument, 0, O_NA},
-        {"label-positive", required_argument, 0, O_LPOS}, {"label-threshold", required_argument, 0, O_LTHR},
-        {0, 0, 0, 0}};
+    enum {
+        O_VERSION = 256,
+        O_EMB_LR,
+        O_EMB_OPT,
+        O_WD,
+        O_VAL,
+        O_SPLIT,
+        O_TIME,
+        O_MAXROWS,
+        O_NOFIT,
+        O_SEV,
+        O_SIT,
+        O_SCOL,
+        O_SPAR,
+        O_JSON,
+        O_INIT,
+        O_MAPS,
+        O_RES,
+        O_USER,
+        O_VALDATA,
+        O_NA,
+        O_LPOS,
+        O_LTHR
+    };
+    static const struct option opts[] = {{"model-json", required_argument, 0, O_JSON},
+                                         {"data", required_argument, 0, 'd'},
+                                         {"out", required_argument, 0, 'o'},
+                                         {"init", required_argument, 0, O_INIT},
+                                         {"version", required_argument, 0, O_VERSION},
+                                         {"epochs", required_argument, 0, 'e'},
+                                         {"batch", required_argument, 0, 'b'},
+                                         {"lr", required_argument, 0, 'l'},
+                                         {"emb-lr", required_argument, 0, O_EMB_LR},
+                                         {"emb-opt", required_argument, 0, O_EMB_OPT},
+                                         {"clip", required_argument, 0, 'c'},
+                                         {"weight-decay", required_argument, 0, O_WD},
+                                         {"seed", required_argument, 0, 's'},
+                                         {"val-frac", required_argument, 0, O_VAL},
+                                         {"split", required_argument, 0, O_SPLIT},
+                                         {"time-column", required_argument, 0, O_TIME},
+                                         {"user-column", required_argument, 0, O_USER},
+                                         {"val-data", required_argument, 0, O_VALDATA},
+                                         {"patience", required_argument, 0, 'p'},
+                                         {"threads", required_argument, 0, 't'},
+                                         {"max-rows", required_argument, 0, O_MAXROWS},
+                                         {"no-fit-numeric", no_argument, 0, O_NOFIT},
+                                         {"quiet", no_argument, 0, 'q'},
+                                         {"sdim-events", required_argument, 0, O_SEV},
+                                         {"sdim-items", required_argument, 0, O_SIT},
+                                         {"sdim-columns", required_argument, 0, O_SCOL},
+                                         {"sdim-params", required_argument, 0, O_SPAR},
+                                         {"help", no_argument, 0, 'h'},
+                                         {"mappings", required_argument, 0, O_MAPS},
+                                         {"resolution", required_argument, 0, O_RES},
+                                         {"na", required_argument, 0, O_NA},
+                                         {"label-positive", required_argument, 0, O_LPOS},
+                                         {"label-threshold", required_argument, 0, O_LTHR},
+                                         {0, 0, 0, 0}};
     mr_err e;
     mr_err_clear(&e);
     optind = 1; /* called twice: before and after model.json's "train" section */
@@ -255,7 +298,9 @@ static int parse_args(train_cli *c, int argc, char **argv) {
         case 's':
             if (!(rc = cli_u64("--seed", optarg, &u, &e))) c->o.seed = u;
             break;
-        case O_VAL: rc = cli_parse_double("--val-frac", optarg, 0, 0.999999, &c->val_frac, &e); break;
+        case O_VAL:
+            rc = cli_parse_double("--val-frac", optarg, 0, 0.999999, &c->val_frac, &e);
+            break;
         case O_SPLIT: snprintf(c->split, sizeof c->split, "%s", optarg); break;
         case O_TIME: snprintf(c->time_col, sizeof c->time_col, "%s", optarg); break;
         case O_USER: snprintf(c->user_col, sizeof c->user_col, "%s", optarg); break;
@@ -263,7 +308,8 @@ static int parse_args(train_cli *c, int argc, char **argv) {
         case 'p': rc = cli_int("--patience", optarg, 0, 1000000, &c->o.patience, &e); break;
         case 't': rc = cli_int("--threads", optarg, 0, 4096, &c->o.threads, &e); break;
         case O_MAXROWS:
-            if (!(rc = cli_parse_int("--max-rows", optarg, 0, 1LL << 40, &ll, &e))) c->max_rows = (long)ll;
+            if (!(rc = cli_parse_int("--max-rows", optarg, 0, 1LL << 40, &ll, &e)))
+                c->max_rows = (long)ll;
             break;
         case O_NOFIT: c->fit_numeric = 0; break;
         case 'q': c->o.progress = 0; break;
@@ -311,7 +357,8 @@ static int parse_args(train_cli *c, int argc, char **argv) {
         fprintf(stderr, "moerec train: --split user-time needs --val-frac > 0\n");
         return 2;
     }
-    if (c->o.epochs < 1 || c->o.batch < 1 || !(c->val_frac >= 0 && c->val_frac < 1) || !(c->o.lr > 0)) {
+    if (c->o.epochs < 1 || c->o.batch < 1 || !(c->val_frac >= 0 && c->val_frac < 1) ||
+        !(c->o.lr > 0)) {
         fprintf(stderr, "moerec train: epochs, batch >= 1; 0 <= val-frac < 1; lr > 0\n");
         return 2;
     }
@@ -320,7 +367,8 @@ static int parse_args(train_cli *c, int argc, char **argv) {
 
 /* Mapped tables: load (--mappings, else --init) or build their mappings
  * from the training split, then re-map the dataset's rows. */
-static int build_mappings(const train_cli *c, moe_model *m, moe_dataset *d, const long *tr, long ntr, mr_err *e) {
+static int build_mappings(const train_cli *c, moe_model *m, moe_dataset *d, const long *tr,
+                          long ntr, mr_err *e) {
     const char *from = c->mappings ? c->mappings : c->init;
     char base[4096];
     snprintf(base, sizeof base, "%s", c->model_json);
@@ -334,10 +382,12 @@ static int build_mappings(const train_cli *c, moe_model *m, moe_dataset *d, cons
     for (int i = 0; i < m->n_tables; i++) {
         const moe_table *t = &m->tables[i];
         if (t->gmap)
-            fprintf(stderr, "moerec train: table '%s' (%s): %llu mapped ids on %llu of %ld rows, max load %llu%s\n",
-                    t->name, idhash_kind_name(t->kind), (unsigned long long)t->stats.nids,
-                    (unsigned long long)t->stats.occupied, t->rows, (unsigned long long)t->stats.max_load,
-                    from ? " (loaded)" : "");
+            fprintf(
+                stderr,
+                "moerec train: table '%s' (%s): %llu mapped ids on %llu of %ld rows, max load %llu%s\n",
+                t->name, idhash_kind_name(t->kind), (unsigned long long)t->stats.nids,
+                (unsigned long long)t->stats.occupied, t->rows,
+                (unsigned long long)t->stats.max_load, from ? " (loaded)" : "");
     }
     fprintf(stderr, "moerec train: mappings in %.2f s\n", (double)(mr_now_ns() - t0) / 1e9);
     return 0;
@@ -345,8 +395,8 @@ static int build_mappings(const train_cli *c, moe_model *m, moe_dataset *d, cons
 
 /* The hashed value of column col for each data row of path (the rows
  * moe_dataset_read keeps, through the same reader; at most max_rows). */
-static int read_groups(const char *path, const char *col, long n, long max_rows, const char *na, uint64_t **out,
-                       mr_err *e) {
+static int read_groups(const char *path, const char *col, long n, long max_rows, const char *na,
+                       uint64_t **out, mr_err *e) {
     mr_csv *in = NULL;
     long i = 0;
     mr_csv_opts co = cli_csv_opts(na);
@@ -359,7 +409,9 @@ static int read_groups(const char *path, const char *col, long n, long max_rows,
         rc = 0;
     }
     mr_csv_close(in);
-    if (!rc && i != n) rc = mr_err_set(e, MR_EINTERNAL, "%s: %ld rows for the user column, %ld for the data", path, i, n);
+    if (!rc && i != n)
+        rc = mr_err_set(e, MR_EINTERNAL, "%s: %ld rows for the user column, %ld for the data", path,
+                        i, n);
     if (rc < 0) {
         free(g);
         return rc;
@@ -371,7 +423,8 @@ static int read_groups(const char *path, const char *col, long n, long max_rows,
 /* NULL when w's weights fit m's layout exactly, else what differs. */
 static const char *init_mismatch(const moe_model *m, const moe_model *w) {
     static char why[160];
-    if (w->net->n_tensors != m->net->n_tensors || w->net->n_params != m->net->n_params) return "architecture";
+    if (w->net->n_tensors != m->net->n_tensors || w->net->n_params != m->net->n_params)
+        return "architecture";
     for (int i = 0; i < m->net->n_tensors; i++) {
         const moe_tensor *a = &m->net->tensors[i], *b = &w->net->tensors[i];
         if (strcmp(a->name, b->name) || a->shape[0] != b->shape[0] || a->shape[1] != b->shape[1]) {
@@ -381,34 +434,38 @@ static const char *init_mismatch(const moe_model *m, const moe_model *w) {
     }
     if (w->n_tables != m->n_tables) return "number of tables";
     for (int i = 0; i < m->n_tables; i++)
-        if (strcmp(m->tables[i].name, w->tables[i].name) || m->tables[i].rows != w->tables[i].rows ||
-            m->tables[i].dim != w->tables[i].dim || m->tables[i].kind != w->tables[i].kind ||
-            m->tables[i].seed != w->tables[i].seed || m->tables[i].seed2 != w->tables[i].seed2) {
+        if (strcmp(m->tables[i].name, w->tables[i].name) ||
+            m->tables[i].rows != w->tables[i].rows || m->tables[i].dim != w->tables[i].dim ||
+            m->tables[i].kind != w->tables[i].kind || m->tables[i].seed != w->tables[i].seed ||
+            m->tables[i].seed2 != w->tables[i].seed2) {
             snprintf(why, sizeof why, "table '%s' (name, size or hashing)", m->tables[i].name);
             return why;
         }
     return NULL;
 }
 
-static void print_metrics(const moe_model *m, const train_cli *c, const char *dir, long ntr, long nva,
-                          const moe_train_result *r) {
+static void print_metrics(const moe_model *m, const train_cli *c, const char *dir, long ntr,
+                          long nva, const moe_train_result *r) {
     json_t *tasks = json_object();
     for (int k = 0; k < m->n_tasks; k++) {
         /* no validation rows (--val-frac 0): no metric, null rather than a made-up 0 */
         json_t *t = m->tasks[k].kind == MOE_TASK_BINARY
-                        ? json_pack("{s:o, s:o, s:I}", "auc", nva ? json_real(r->best.auc[k]) : json_null(),
-                                    "logloss", nva ? json_real(r->best.logloss[k]) : json_null(), "count",
+                        ? json_pack("{s:o, s:o, s:I}", "auc",
+                                    nva ? json_real(r->best.auc[k]) : json_null(), "logloss",
+                                    nva ? json_real(r->best.logloss[k]) : json_null(), "count",
                                     (json_int_t)r->best.count[k])
-                        : json_pack("{s:o, s:I}", "mse", nva ? json_real(r->best.mse[k]) : json_null(), "count",
+                        : json_pack("{s:o, s:I}", "mse",
+                                    nva ? json_real(r->best.mse[k]) : json_null(), "count",
                                     (json_int_t)r->best.count[k]);
         json_object_set_new(tasks, m->tasks[k].name, t);
     }
-    json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:i, s:i, s:f, s:o, s:f, s:f, s:I, s:o}", "model_dir", dir, "arch",
-                          moe_arch_kind_name(m->net->arch.kind), "train_rows", (json_int_t)ntr, "val_rows",
-                          (json_int_t)nva, "epochs", r->epochs_run, "best_epoch", r->best_epoch, "train_loss",
-                          r->train_loss, "val_loss", nva ? json_real(r->best.loss) : json_null(), "samples_per_s", r->samples_per_s,
-                          "active_expert_fraction", r->best.active_fraction, "seed", (json_int_t)c->o.seed,
-                          "tasks", tasks);
+    json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:i, s:i, s:f, s:o, s:f, s:f, s:I, s:o}",
+                          "model_dir", dir, "arch", moe_arch_kind_name(m->net->arch.kind),
+                          "train_rows", (json_int_t)ntr, "val_rows", (json_int_t)nva, "epochs",
+                          r->epochs_run, "best_epoch", r->best_epoch, "train_loss", r->train_loss,
+                          "val_loss", nva ? json_real(r->best.loss) : json_null(), "samples_per_s",
+                          r->samples_per_s, "active_expert_fraction", r->best.active_fraction,
+                          "seed", (json_int_t)c->o.seed, "tasks", tasks);
     char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     printf("%s\n", s);
     free(s);
@@ -460,8 +517,8 @@ static int train_main(int argc, char **argv) {
         }
     }
     for (int r = 0; r < c.n_rules; r++) /* in command-line order: a later rule for a task wins */
-        if (moe_model_label_rule(m, c.rule_threshold[r] ? "--label-threshold" : "--label-positive", c.rule[r],
-                                 c.rule_threshold[r], &e)) {
+        if (moe_model_label_rule(m, c.rule_threshold[r] ? "--label-threshold" : "--label-positive",
+                                 c.rule[r], c.rule_threshold[r], &e)) {
             fprintf(stderr, "moerec train: %s (see --help)\n", e.msg);
             status = 2;
             goto out;
@@ -471,14 +528,16 @@ static int train_main(int argc, char **argv) {
         if (moe_model_load(&w, c.init, &e)) goto fail;
         const char *diff = init_mismatch(m, w);
         if (diff) {
-            fprintf(stderr, "moerec train: --init %s does not match --model-json: %s\n", c.init, diff);
+            fprintf(stderr, "moerec train: --init %s does not match --model-json: %s\n", c.init,
+                    diff);
             moe_model_free(w);
             goto out;
         }
         /* keep this model.json's schema, tasks and train options; take the weights */
         memcpy(m->net->params, w->net->params, sizeof(float) * (size_t)m->net->n_params);
         for (int i = 0; i < m->n_tables; i++)
-            memcpy(m->tables[i].data, w->tables[i].data, sizeof(float) * (size_t)(m->tables[i].rows * m->tables[i].dim));
+            memcpy(m->tables[i].data, w->tables[i].data,
+                   sizeof(float) * (size_t)(m->tables[i].rows * m->tables[i].dim));
         moe_model_free(w);
     }
     /* The output folder first (with its parents): a bad --out fails before
@@ -489,12 +548,15 @@ static int train_main(int argc, char **argv) {
     }
     mr_blas_set_threads(1); /* parallelism comes from the expert/tower pool */
     mr_csv_opts co = cli_csv_opts(c.na);
-    if (moe_dataset_read_opts(&d, m, c.data, c.time_col[0] ? c.time_col : NULL, c.max_rows, &co, &e)) goto fail;
+    if (moe_dataset_read_opts(&d, m, c.data, c.time_col[0] ? c.time_col : NULL, c.max_rows, &co,
+                              &e))
+        goto fail;
     if (c.sdim.events_path && sdim_join_csv(d, c.data, c.max_rows, &c.sdim, &e)) goto fail;
     if (c.val_data) { /* every --data row trains; the --val-data rows validate */
         moe_dataset *dv = NULL;
         long n0 = d->n;
-        int vrc = moe_dataset_read_opts(&dv, m, c.val_data, c.time_col[0] ? c.time_col : NULL, 0, &co, &e);
+        int vrc = moe_dataset_read_opts(&dv, m, c.val_data, c.time_col[0] ? c.time_col : NULL, 0,
+                                        &co, &e);
         if (!vrc && c.sdim.events_path) vrc = sdim_join_csv(dv, c.val_data, 0, &c.sdim, &e);
         if (!vrc) vrc = moe_dataset_append(d, dv, &e);
         moe_dataset_free(dv);
@@ -518,12 +580,14 @@ static int train_main(int argc, char **argv) {
         int src = moe_dataset_split_groups(d, groups, c.val_frac, &tr, &ntr, &va, &nva, &e);
         free(groups);
         if (src) goto fail;
-    } else if (moe_dataset_split(d, c.val_frac, !strcmp(c.split, "time"), c.o.seed, &tr, &ntr, &va, &nva, &e))
+    } else if (moe_dataset_split(d, c.val_frac, !strcmp(c.split, "time"), c.o.seed, &tr, &ntr, &va,
+                                 &nva, &e))
         goto fail;
     if (c.fit_numeric) moe_dataset_fit_numeric(d, m, tr, ntr);
     if (moe_model_maps_missing(m) && build_mappings(&c, m, d, tr, ntr, &e)) goto fail;
-    fprintf(stderr, "moerec train: %ld rows (%ld train, %ld validation), %s, %ld parameters + %d tables\n", d->n,
-            ntr, nva, moe_arch_kind_name(m->net->arch.kind), m->net->n_params, m->n_tables);
+    fprintf(stderr,
+            "moerec train: %ld rows (%ld train, %ld validation), %s, %ld parameters + %d tables\n",
+            d->n, ntr, nva, moe_arch_kind_name(m->net->arch.kind), m->net->n_params, m->n_tables);
     moe_train_result res;
     if (moe_train(m, d, tr, ntr, va, nva, &c.o, &res, &e)) goto fail;
     char dir[4096], latest[4096];
@@ -552,4 +616,5 @@ out:
     return status;
 }
 
-MR_COMMAND(cmd_train, "train", "train the multi-task MoE ranker from CSV/TSV (model.json schema)", train_main)
+MR_COMMAND(cmd_train, "train", "train the multi-task MoE ranker from CSV/TSV (model.json schema)",
+           train_main)

@@ -9,17 +9,15 @@
 #define MOEREC_TOOLS_COMMAND_H
 
 typedef struct mr_command {
-    const char *name;     /* "serve" */
-    const char *summary;  /* one line for `moerec --help` */
+    const char *name;    /* "serve" */
+    const char *summary; /* one line for `moerec --help` */
     int (*main)(int argc, char **argv);
 } mr_command;
 
 void mr_command_register(const mr_command *cmd);
 
-#define MR_COMMAND(ident, name, summary, fn)                              \
-    static const mr_command ident = {name, summary, fn};                  \
-    __attribute__((constructor)) static void ident##_register(void) {     \
-        mr_command_register(&ident);                                      \
-    }
+#define MR_COMMAND(ident, name, summary, fn)             \
+    static const mr_command ident = {name, summary, fn}; \
+    __attribute__((constructor)) static void ident##_register(void) { mr_command_register(&ident); }
 
 #endif

@@ -15,7 +15,7 @@
 
 typedef struct fx_task {
     char name[64], column[64];
-    int rule;                 /* 0: 0/1 value, 1: >= threshold, 2: == value */
+    int rule; /* 0: 0/1 value, 1: >= threshold, 2: == value */
     double threshold;
     char value[64];
     int col;
@@ -31,26 +31,26 @@ typedef struct fx_opts {
     fc_spec spec;
     int mode, folds;
     uint64_t seed;
-    int as_of_row;            /* --as-of row (apply files) */
-    int as_of_set;            /* --as-of given */
-    double as_of;             /* else this time; NAN = the log's latest */
-    char na[CLI_NA_MAX];      /* --na, "" = the reader's default */
+    int as_of_row;       /* --as-of row (apply files) */
+    int as_of_set;       /* --as-of given */
+    double as_of;        /* else this time; NAN = the log's latest */
+    char na[CLI_NA_MAX]; /* --na, "" = the reader's default */
 } fx_opts;
 
 /* Category text by its hash (idhash_bytes(text, len, 0), fc_event.cats),
  * kept for the store's names; only filled when --store has categories. */
 typedef struct fx_dict {
-    u64map map;               /* hash -> index into text     */
-    char **text;              /* (n) NUL-terminated          */
+    u64map map;  /* hash -> index into text     */
+    char **text; /* (n) NUL-terminated          */
     uint32_t n, cap;
 } fx_dict;
 
 typedef struct fx_rows {
     fc_event *ev;
-    uint64_t *cats;           /* (n, FC_MAX_CATS) */
+    uint64_t *cats; /* (n, FC_MAX_CATS) */
     size_t n, cap;
     double t_max;
-    fx_dict *dict;            /* NULL: category text not kept */
+    fx_dict *dict; /* NULL: category text not kept */
 } fx_rows;
 
 /* Record the text of category hash h (len bytes at s). */
@@ -61,6 +61,7 @@ void fx_dict_free(fx_dict *d);
 /* Every user's and item's values of fin read at now into the store
  * (index_features_store.c); with categories, each user's (user, category)
  * blocks and each item's categories too. Adds the summary's stored_*. */
-int fx_store(const fx_opts *o, const fx_rows *log, const fc_counter *fin, double now, json_t *sum, mr_err *e);
+int fx_store(const fx_opts *o, const fx_rows *log, const fc_counter *fin, double now, json_t *sum,
+             mr_err *e);
 
 #endif

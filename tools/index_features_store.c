@@ -109,7 +109,8 @@ static void row_free(fx_row *r) {
 
 /* Pack r (plus old's entries r does not name, when old) into a malloc'd
  * buffer. */
-static int row_pack(const fx_row *r, const Moerec__V1__Features *old, uint8_t **out, size_t *len, mr_err *e) {
+static int row_pack(const fx_row *r, const Moerec__V1__Features *old, uint8_t **out, size_t *len,
+                    mr_err *e) {
     size_t nn = r->n + (old ? old->n_numeric : 0), nc = 1 + (old ? old->n_categorical : 0);
     Moerec__V1__NumericFeature **np = malloc(sizeof *np * (nn ? nn : 1));
     Moerec__V1__CategoricalFeature **cp = malloc(sizeof *cp * nc);
@@ -123,11 +124,13 @@ static int row_pack(const fx_row *r, const Moerec__V1__Features *old, uint8_t **
     if (r->has_cf) cp[c++] = (Moerec__V1__CategoricalFeature *)&r->cf;
     for (size_t j = 0; old && j < old->n_numeric; j++) { /* keep what these values do not name */
         int ours = 0;
-        for (size_t q = 0; q < r->n && !ours; q++) ours = !strcmp(old->numeric[j]->name, r->nf[q].name);
+        for (size_t q = 0; q < r->n && !ours; q++)
+            ours = !strcmp(old->numeric[j]->name, r->nf[q].name);
         if (!ours) np[k++] = old->numeric[j];
     }
     for (size_t j = 0; old && j < old->n_categorical; j++)
-        if (!r->has_cf || strcmp(old->categorical[j]->name, r->cf.name)) cp[c++] = old->categorical[j];
+        if (!r->has_cf || strcmp(old->categorical[j]->name, r->cf.name))
+            cp[c++] = old->categorical[j];
     Moerec__V1__Features msg;
     moerec__v1__features__init(&msg);
     msg.numeric = np;
@@ -143,7 +146,9 @@ static int row_pack(const fx_row *r, const Moerec__V1__Features *old, uint8_t **
 }
 
 /* (user, category hash) pairs of the log, sorted, distinct. */
-typedef struct fx_pair { uint64_t user, cat; } fx_pair;
+typedef struct fx_pair {
+    uint64_t user, cat;
+} fx_pair;
 
 static int by_pair(const void *a, const void *b) {
     const fx_pair *x = a, *y = b;
@@ -157,7 +162,8 @@ static int fx_pairs(const fx_rows *log, fx_pair **out, size_t *n, mr_err *e) {
     fx_pair *p = malloc(sizeof *p * (total ? total : 1));
     if (!p) return mr_err_set(e, MR_ENOMEM, "out of memory");
     for (size_t i = 0; i < log->n; i++)
-        for (int c = 0; c < log->ev[i].n_cats; c++) p[k++] = (fx_pair){log->ev[i].user, log->ev[i].cats[c]};
+        for (int c = 0; c < log->ev[i].n_cats; c++)
+            p[k++] = (fx_pair){log->ev[i].user, log->ev[i].cats[c]};
     qsort(p, k, sizeof *p, by_pair);
     size_t w = 0;
     for (size_t i = 0; i < k; i++)
@@ -168,9 +174,9 @@ static int fx_pairs(const fx_rows *log, fx_pair **out, size_t *n, mr_err *e) {
 }
 
 /* The u_ block, then with categories the (user, category) blocks. */
-static int user_row(const fx_opts *o, const fx_rows *log, const fc_counter *fin, double now, uint64_t user,
-                    const fx_pair *pairs, size_t npairs, const char *const *names, const float *absent, fx_row *r,
-                    mr_err *e) {
+static int user_row(const fx_opts *o, const fx_rows *log, const fc_counter *fin, double now,
+                    uint64_t user, const fx_pair *pairs, size_t npairs, const char *const *names,
+                    const float *absent, fx_row *r, mr_err *e) {
     int per = fc_kind_values(&o->spec), rc = 0;
     float v[FC_MAX_WINDOWS * (1 + FC_MAX_TASKS) + 1];
     fc_read_key(fin, FC_USER, user, now, v);
@@ -200,8 +206,9 @@ static int user_row(const fx_opts *o, const fx_rows *log, const fc_counter *fin,
 }
 
 /* The i_ block, then with categories the item's latest event's categories. */
-static int item_row(const fx_opts *o, const fx_rows *log, const fc_counter *fin, double now, uint64_t item,
-                    const fc_event *latest, const char *const *names, fx_row *r, mr_err *e) {
+static int item_row(const fx_opts *o, const fx_rows *log, const fc_counter *fin, double now,
+                    uint64_t item, const fc_event *latest, const char *const *names, fx_row *r,
+                    mr_err *e) {
     int per = fc_kind_values(&o->spec), rc = 0;
     float v[FC_MAX_WINDOWS * (1 + FC_MAX_TASKS) + 1];
     fc_read_key(fin, FC_ITEM, item, now, v);
@@ -231,7 +238,8 @@ static int latest_events(const fx_rows *log, u64map *m, mr_err *e) {
     return MR_OK;
 }
 
-int fx_store(const fx_opts *o, const fx_rows *log, const fc_counter *fin, double now, json_t *sum, mr_err *e) {
+int fx_store(const fx_opts *o, const fx_rows *log, const fc_counter *fin, double now, json_t *sum,
+             mr_err *e) {
     int nv = fc_row_values(&o->spec), rc;
     const char *tasks[FC_MAX_TASKS], *wins[FC_MAX_WINDOWS];
     for (int t = 0; t < o->spec.n_tasks; t++) tasks[t] = o->task[t].name;
@@ -239,7 +247,8 @@ int fx_store(const fx_opts *o, const fx_rows *log, const fc_counter *fin, double
     char name_buf[3 * (FC_MAX_WINDOWS * (1 + FC_MAX_TASKS) + 1)][128];
     const char *names[3 * (FC_MAX_WINDOWS * (1 + FC_MAX_TASKS) + 1)];
     for (int j = 0; j < nv; j++) {
-        if ((rc = fc_value_name(&o->spec, j, tasks, wins, name_buf[j], sizeof name_buf[j], e))) return rc;
+        if ((rc = fc_value_name(&o->spec, j, tasks, wins, name_buf[j], sizeof name_buf[j], e)))
+            return rc;
         names[j] = name_buf[j];
     }
     float absent[FC_MAX_WINDOWS * (1 + FC_MAX_TASKS) + 1];
@@ -281,13 +290,16 @@ int fx_store(const fx_opts *o, const fx_rows *log, const fc_counter *fin, double
                 blobs[i] = (store_blob){NULL, 0};
                 Moerec__V1__Features *old = NULL;
                 if (kind == FC_USER)
-                    rc = user_row(o, log, fin, now, keys[b + i], pairs, npairs, names, absent, &rows[i], e);
+                    rc = user_row(o, log, fin, now, keys[b + i], pairs, npairs, names, absent,
+                                  &rows[i], e);
                 else {
                     uint32_t at = have_latest ? u64map_get(&latest, keys[b + i]) : U64MAP_NONE;
-                    rc = item_row(o, log, fin, now, keys[b + i], at == U64MAP_NONE ? NULL : &log->ev[at], names,
-                                  &rows[i], e);
-                    if (!rc && cur[i].data && !(old = moerec__v1__features__unpack(NULL, cur[i].len, cur[i].data)))
-                        rc = mr_err_set(e, MR_ECORRUPT, "stored features of item %" PRIu64 " do not decode",
+                    rc = item_row(o, log, fin, now, keys[b + i],
+                                  at == U64MAP_NONE ? NULL : &log->ev[at], names, &rows[i], e);
+                    if (!rc && cur[i].data &&
+                        !(old = moerec__v1__features__unpack(NULL, cur[i].len, cur[i].data)))
+                        rc = mr_err_set(e, MR_ECORRUPT,
+                                        "stored features of item %" PRIu64 " do not decode",
                                         keys[b + i]);
                 }
                 uint8_t *packed = NULL;
@@ -296,17 +308,20 @@ int fx_store(const fx_opts *o, const fx_rows *log, const fc_counter *fin, double
                 blobs[i] = (store_blob){packed, len};
                 if (old) moerec__v1__features__free_unpacked(old, NULL);
             }
-            if (!rc) rc = kind == FC_USER ? user_store_put(st, keys + b, nb, blobs, e)
-                                          : item_store_put(st, keys + b, nb, blobs, e);
+            if (!rc)
+                rc = kind == FC_USER ? user_store_put(st, keys + b, nb, blobs, e)
+                                     : item_store_put(st, keys + b, nb, blobs, e);
             for (size_t i = 0; i < nb; i++) {
                 free((void *)blobs[i].data);
                 blobs[i].data = NULL;
             }
             free(buf);
         }
-        json_object_set_new(sum, kind == FC_USER ? "stored_users" : "stored_items", json_integer((json_int_t)n));
+        json_object_set_new(sum, kind == FC_USER ? "stored_users" : "stored_items",
+                            json_integer((json_int_t)n));
     }
-    if (!rc && o->spec.use_cats) json_object_set_new(sum, "stored_user_categories", json_integer((json_int_t)npairs));
+    if (!rc && o->spec.use_cats)
+        json_object_set_new(sum, "stored_user_categories", json_integer((json_int_t)npairs));
     json_object_set_new(sum, "store_as_of", json_real(now));
 done:
     store_close(st);

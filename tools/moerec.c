@@ -20,11 +20,11 @@ static int by_name(const void *a, const void *b) {
 }
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: moerec COMMAND [OPTIONS]\n\n"
-            "moerec: multi-task mixture-of-experts ranking and routed retrieval over gRPC.\n\n"
-            "Commands:\n");
-    for (int i = 0; i < g_ncmds; i++) fprintf(f, "  %-10s %s\n", g_cmds[i]->name, g_cmds[i]->summary);
+    fprintf(f, "usage: moerec COMMAND [OPTIONS]\n\n"
+               "moerec: multi-task mixture-of-experts ranking and routed retrieval over gRPC.\n\n"
+               "Commands:\n");
+    for (int i = 0; i < g_ncmds; i++)
+        fprintf(f, "  %-10s %s\n", g_cmds[i]->name, g_cmds[i]->summary);
     fprintf(f, "\n'moerec COMMAND --help' describes a command's options; 'moerec --version'\n"
                "prints the version, the git commit and the linked libraries' versions.\n\n"
                "Example:\n"

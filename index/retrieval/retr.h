@@ -20,14 +20,14 @@
 #include "common/error.h"
 
 #define RETR_NAME_MAX 64
-#define RETR_K_MAX 10000      /* hard limit on the k a caller asks of a router */
-#define RETR_FETCH_MAX 30000  /* hard limit on k per expert search (the router over-fetches) */
+#define RETR_K_MAX 10000     /* hard limit on the k a caller asks of a router */
+#define RETR_FETCH_MAX 30000 /* hard limit on k per expert search (the router over-fetches) */
 
 typedef enum {
-    RETR_FAISS = 1,           /* vector index on the FAISS C API */
-    RETR_MINHASH = 2,         /* MinHash-LSH item co-occurrence */
-    RETR_POPULARITY = 3,      /* decayed popularity counts */
-    RETR_CALLBACK = 4,        /* searched through caller-supplied functions (retr_callback.h):
+    RETR_FAISS = 1,      /* vector index on the FAISS C API */
+    RETR_MINHASH = 2,    /* MinHash-LSH item co-occurrence */
+    RETR_POPULARITY = 3, /* decayed popularity counts */
+    RETR_CALLBACK = 4,   /* searched through caller-supplied functions (retr_callback.h):
                                  the server's remote experts, another moerec over gRPC */
 } retr_kind;
 
@@ -36,7 +36,7 @@ typedef enum { RETR_METRIC_IP = 0, RETR_METRIC_L2 = 1 } retr_metric;
 /* What the caller knows about the user, as plain arrays (the retrievers do
  * not depend on the store). */
 typedef struct retr_user {
-    const int64_t *recent;    /* (n_recent) item ids, oldest first; may be NULL */
+    const int64_t *recent; /* (n_recent) item ids, oldest first; may be NULL */
     int n_recent;
 } retr_user;
 
@@ -45,18 +45,18 @@ typedef struct mr_retr mr_retr;
 typedef struct retr_ops {
     /* q (nq, dim) or NULL when dim == 0; ids, scores (nq, k). Inputs are
      * already validated by retr_search. Must be safe to call concurrently. */
-    int (*search)(mr_retr *r, const float *q, int nq, int k, const retr_user *user,
-                  int64_t *ids, float *scores, mr_err *e);
-    int64_t (*size)(mr_retr *r);          /* live items */
+    int (*search)(mr_retr *r, const float *q, int nq, int k, const retr_user *user, int64_t *ids,
+                  float *scores, mr_err *e);
+    int64_t (*size)(mr_retr *r); /* live items */
     void (*free)(mr_retr *r);
 } retr_ops;
 
 struct mr_retr {
     char name[RETR_NAME_MAX]; /* unique within a router */
     retr_kind kind;
-    int dim;                  /* query dimension; 0 = needs no query vector */
+    int dim; /* query dimension; 0 = needs no query vector */
     const retr_ops *ops;
-    void *impl;               /* the kind's own state */
+    void *impl; /* the kind's own state */
 };
 
 /* Validated search: dim must equal r->dim (ignored when r->dim == 0), k in

@@ -10,8 +10,8 @@
 #include <string.h>
 
 typedef struct retr_cb {
-    retr_callbacks cb;        /* copied at creation */
-    void *ctx;                /* owned: cb.free releases it */
+    retr_callbacks cb; /* copied at creation */
+    void *ctx;         /* owned: cb.free releases it */
 } retr_cb;
 
 static int retr_cb_search(mr_retr *r, const float *q, int nq, int k, const retr_user *user,

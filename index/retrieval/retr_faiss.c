@@ -109,8 +109,7 @@ static int64_t rf_size(mr_retr *r) {
     return n;
 }
 
-static int rf_set_param(retr_faiss *rf, FaissIndex *idx, const char *pname, double val,
-                        mr_err *e) {
+static int rf_set_param(retr_faiss *rf, FaissIndex *idx, const char *pname, double val, mr_err *e) {
     FaissParameterSpace *ps = NULL;
     if (faiss_ParameterSpace_new(&ps)) return retr_faiss_err(e, rf, "ParameterSpace_new");
     int rc = faiss_ParameterSpace_set_index_parameter(ps, idx, pname, val);
@@ -131,7 +130,7 @@ int retr_faiss_apply_params(retr_faiss *rf, FaissIndex *idx, mr_err *e) {
         if (ivf) {
             faiss_IndexIVF_set_nprobe(ivf, (size_t)rf->nprobe);
         } else {
-            int rc = rf_set_param(rf, idx, "nprobe", rf->nprobe, e);  /* IDMap,IVF... */
+            int rc = rf_set_param(rf, idx, "nprobe", rf->nprobe, e); /* IDMap,IVF... */
             if (rc) return rc;
         }
     }
@@ -153,8 +152,10 @@ int retr_faiss_create(mr_retr **out, const retr_faiss_config *cfg, mr_err *e) {
     if (!out || !cfg) return mr_err_set(e, MR_EINVAL, "retr_faiss_create: NULL argument");
     *out = NULL;
     if (cfg->ef_search < 0 || cfg->nprobe < 0 || cfg->add_batch < 0 || cfg->omp_threads < 0)
-        return mr_err_set(e, MR_EINVAL, "retriever '%s': negative ef_search/nprobe/add_batch/"
-                          "omp_threads", cfg->name ? cfg->name : "?");
+        return mr_err_set(e, MR_EINVAL,
+                          "retriever '%s': negative ef_search/nprobe/add_batch/"
+                          "omp_threads",
+                          cfg->name ? cfg->name : "?");
     if (!(cfg->rebuild_threshold >= 0.0f && cfg->rebuild_threshold < 1.0f))
         return mr_err_set(e, MR_EINVAL, "retriever '%s': rebuild_threshold %g not in [0, 1)",
                           cfg->name ? cfg->name : "?", cfg->rebuild_threshold);
@@ -174,8 +175,10 @@ int retr_faiss_create(mr_retr **out, const retr_faiss_config *cfg, mr_err *e) {
     }
     rf->tombstones = !rf_can_remove(rf->index);
     if (rf->tombstones && !faiss_IndexIDMap_cast(rf->index) && !faiss_IndexIDMap2_cast(rf->index)) {
-        rc = mr_err_set(e, MR_EINVAL, "retriever '%s': factory '%s' cannot add vectors with ids; "
-                        "wrap it, e.g. 'IDMap,%s'", cfg->name, cfg->factory, cfg->factory);
+        rc = mr_err_set(e, MR_EINVAL,
+                        "retriever '%s': factory '%s' cannot add vectors with ids; "
+                        "wrap it, e.g. 'IDMap,%s'",
+                        cfg->name, cfg->factory, cfg->factory);
         goto err;
     }
     if ((rc = retr_faiss_apply_params(rf, rf->index, e))) goto err;
@@ -207,8 +210,9 @@ int retr_faiss_set_params(mr_retr *r, int ef_search, int nprobe, mr_err *e) {
 }
 
 static int rf_check_vectors(retr_faiss *rf, const float *x, int64_t n, mr_err *e) {
-    if (n <= 0) return mr_err_set(e, MR_EINVAL, "retriever '%s': %lld vectors", rf->base.name,
-                                  (long long)n);
+    if (n <= 0)
+        return mr_err_set(e, MR_EINVAL, "retriever '%s': %lld vectors", rf->base.name,
+                          (long long)n);
     if (!x) return mr_err_set(e, MR_EINVAL, "retriever '%s': vectors are NULL", rf->base.name);
     if (!mr_all_finite(x, (size_t)n * (size_t)rf->base.dim))
         return mr_err_set(e, MR_EINVAL, "retriever '%s': vectors contain NaN or infinity",
@@ -225,7 +229,7 @@ int retr_faiss_train(mr_retr *r, const float *x, int64_t n, mr_err *e) {
     int rc = rf_check_vectors(rf, x, n, e);
     if (rc) return rc;
     pthread_mutex_lock(&rf->writer);
-    pthread_rwlock_wrlock(&rf->lock);  /* an untrained index holds no items: nothing to read */
+    pthread_rwlock_wrlock(&rf->lock); /* an untrained index holds no items: nothing to read */
     if (!faiss_Index_is_trained(rf->index) && faiss_Index_train(rf->index, n, x))
         rc = retr_faiss_err(e, rf, "train");
     pthread_rwlock_unlock(&rf->lock);
@@ -279,7 +283,7 @@ static int rf_add_batch(retr_faiss *rf, const float *x, const int64_t *ids, int6
         labels[i] = base + i;
         rf->slot_ext[base + i] = ids[i];
         if (retr_idmap_put(&rf->map, ids[i], base + i)) {
-            for (int64_t j = i; j >= 0; j--) {   /* undo this batch */
+            for (int64_t j = i; j >= 0; j--) { /* undo this batch */
                 if (prev[j] >= 0) retr_idmap_put(&rf->map, ids[j], prev[j]);
                 else if (j < i) retr_idmap_del(&rf->map, ids[j]);
             }
@@ -297,7 +301,7 @@ static int rf_add_batch(retr_faiss *rf, const float *x, const int64_t *ids, int6
         return rc;
     }
     for (int64_t i = 0; i < n; i++) {
-        if (prev[i] < 0 || rf->slot_ext[prev[i]] < 0) continue;  /* new, or a repeat in batch */
+        if (prev[i] < 0 || rf->slot_ext[prev[i]] < 0) continue; /* new, or a repeat in batch */
         rf->slot_ext[prev[i]] = -1;
         olds[nold++] = prev[i];
     }
@@ -306,7 +310,8 @@ static int rf_add_batch(retr_faiss *rf, const float *x, const int64_t *ids, int6
 
 static int rf_need_rebuild(const retr_faiss *rf) {
     if (!rf->tombstones || rf->n_dead == 0) return 0;
-    return (double)rf->n_dead > (double)rf->rebuild_threshold * (double)(rf->n_slots > 0 ? rf->n_slots : 1);
+    return (double)rf->n_dead >
+           (double)rf->rebuild_threshold * (double)(rf->n_slots > 0 ? rf->n_slots : 1);
 }
 
 int retr_faiss_add(mr_retr *r, const float *x, const int64_t *ids, int64_t n, mr_err *e) {
@@ -432,7 +437,7 @@ static int rf_search(mr_retr *r, const float *q, int nq, int k, const retr_user 
             for (int64_t t = 0; t < fetch && got < k; t++) {
                 if (lab[t] < 0 || lab[t] >= rf->n_slots) continue;
                 int64_t ext = rf->slot_ext[lab[t]];
-                if (ext < 0) continue;  /* tombstone */
+                if (ext < 0) continue; /* tombstone */
                 oid[got] = ext;
                 osc[got] = rf->metric == RETR_METRIC_IP ? d[t] : -d[t];
                 got++;

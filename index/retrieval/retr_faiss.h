@@ -25,28 +25,28 @@
 #define RETR_FAISS_DIM_MAX 65536
 
 typedef struct retr_faiss_config {
-    const char *name;          /* expert name, unique within a router */
-    int dim;                   /* vector dimension, 1..RETR_FAISS_DIM_MAX */
-    const char *factory;       /* FAISS factory string */
-    retr_metric metric;        /* RETR_METRIC_IP or RETR_METRIC_L2 */
-    int ef_search;             /* HNSW efSearch; 0 = FAISS default */
-    int nprobe;                /* IVF nprobe; 0 = FAISS default */
-    float rebuild_threshold;   /* tombstone fraction that triggers a rebuild; 0 = 0.2 */
-    int add_batch;             /* vectors added per write-lock hold; 0 = 256 */
-    int omp_threads;           /* >0: cap OpenMP threads of the searching thread; 0 = leave */
+    const char *name;        /* expert name, unique within a router */
+    int dim;                 /* vector dimension, 1..RETR_FAISS_DIM_MAX */
+    const char *factory;     /* FAISS factory string */
+    retr_metric metric;      /* RETR_METRIC_IP or RETR_METRIC_L2 */
+    int ef_search;           /* HNSW efSearch; 0 = FAISS default */
+    int nprobe;              /* IVF nprobe; 0 = FAISS default */
+    float rebuild_threshold; /* tombstone fraction that triggers a rebuild; 0 = 0.2 */
+    int add_batch;           /* vectors added per write-lock hold; 0 = 256 */
+    int omp_threads;         /* >0: cap OpenMP threads of the searching thread; 0 = leave */
 } retr_faiss_config;
 
 typedef struct retr_faiss_stats {
-    int64_t n_live;            /* items searchable */
-    int64_t n_dead;            /* tombstones still inside the index */
-    int64_t ntotal;            /* vectors inside the FAISS index */
-    uint64_t n_rebuilds;       /* rebuilds done since create/load */
-    int tombstones;            /* 1 when the index cannot remove ids */
-    int read_only;             /* 1 when loaded memory-mapped */
+    int64_t n_live;      /* items searchable */
+    int64_t n_dead;      /* tombstones still inside the index */
+    int64_t ntotal;      /* vectors inside the FAISS index */
+    uint64_t n_rebuilds; /* rebuilds done since create/load */
+    int tombstones;      /* 1 when the index cannot remove ids */
+    int read_only;       /* 1 when loaded memory-mapped */
     int is_trained;
 } retr_faiss_stats;
 
-enum { RETR_FAISS_LOAD_MMAP = 1 };   /* map IVF lists read-only from the file */
+enum { RETR_FAISS_LOAD_MMAP = 1 }; /* map IVF lists read-only from the file */
 
 int retr_faiss_create(mr_retr **out, const retr_faiss_config *cfg, mr_err *e);
 /* Train (IVF, PQ); a no-op for indexes that need no training. x (n, dim). */

@@ -21,24 +21,24 @@
 #include "index/retrieval/retr_idmap.h"
 
 typedef struct retr_faiss {
-    mr_retr base;                 /* must stay first: (mr_retr *) <-> (retr_faiss *) */
+    mr_retr base; /* must stay first: (mr_retr *) <-> (retr_faiss *) */
     char factory[RETR_FAISS_FACTORY_MAX];
     retr_metric metric;
-    int ef_search;             /* 0 = FAISS default */
-    int nprobe;                /* 0 = FAISS default */
-    float rebuild_threshold;   /* dead / ntotal that triggers a rebuild */
-    int add_batch;             /* vectors per write-lock hold */
-    int omp_threads;           /* 0 = leave OpenMP alone */
-    int tombstones;            /* 1: FAISS cannot remove ids from this index */
-    int read_only;             /* 1: loaded memory-mapped */
-    pthread_rwlock_t lock;     /* search: read; index/slot mutation: write */
-    pthread_mutex_t writer;    /* serialises writers, held across a rebuild */
+    int ef_search;           /* 0 = FAISS default */
+    int nprobe;              /* 0 = FAISS default */
+    float rebuild_threshold; /* dead / ntotal that triggers a rebuild */
+    int add_batch;           /* vectors per write-lock hold */
+    int omp_threads;         /* 0 = leave OpenMP alone */
+    int tombstones;          /* 1: FAISS cannot remove ids from this index */
+    int read_only;           /* 1: loaded memory-mapped */
+    pthread_rwlock_t lock;   /* search: read; index/slot mutation: write */
+    pthread_mutex_t writer;  /* serialises writers, held across a rebuild */
     FaissIndex *index;
-    int64_t *slot_ext;         /* (cap_slots) item id per label, -1 dead */
-    int64_t n_slots;           /* labels handed out */
+    int64_t *slot_ext; /* (cap_slots) item id per label, -1 dead */
+    int64_t n_slots;   /* labels handed out */
     int64_t cap_slots;
-    int64_t n_dead;            /* tombstones inside the index */
-    retr_idmap map;            /* item id -> slot, live items only */
+    int64_t n_dead; /* tombstones inside the index */
+    retr_idmap map; /* item id -> slot, live items only */
     atomic_uint_fast64_t n_rebuilds;
 } retr_faiss;
 

@@ -53,7 +53,7 @@ int retr_faiss_save(mr_retr *r, const char *path, mr_err *e) {
     retr_wbuf b = {0};
     mr_afile af;
     int rc = 0;
-    pthread_mutex_lock(&rf->writer);   /* no writes while saving; searches go on */
+    pthread_mutex_lock(&rf->writer); /* no writes while saving; searches go on */
     if ((rc = mr_afile_open(&af, path, e))) goto out;
     if (faiss_write_index(rf->index, af.f)) {
         rc = retr_faiss_err(e, rf, "write_index");
@@ -63,7 +63,8 @@ int retr_faiss_save(mr_retr *r, const char *path, mr_err *e) {
     if ((rc = mr_afile_commit(&af, e))) goto out;
     uint64_t fsum[2]; /* size, xxh3 of the index file just written */
     if ((rc = retr_file_hash(path, &fsum[0], &fsum[1], e))) goto out;
-    uint32_t u[4] = {META_VERSION, (uint32_t)r->dim, (uint32_t)rf->metric, (uint32_t)rf->tombstones};
+    uint32_t u[4] = {META_VERSION, (uint32_t)r->dim, (uint32_t)rf->metric,
+                     (uint32_t)rf->tombstones};
     int32_t p[2] = {rf->ef_search, rf->nprobe};
     uint32_t flen = (uint32_t)strlen(rf->factory);
     int64_t n[2] = {rf->n_slots, rf->n_dead};
@@ -87,7 +88,8 @@ static int rf_read_meta(const char *meta, retr_faiss **out, const char *name, ui
     unsigned char *buf = NULL;
     retr_rbuf m;
     fsum[0] = fsum[1] = 0;
-    int hashed = 1, rc = retr_file_open(meta, META_MAGIC, META_VERSION, "FAISS meta", &buf, &m, NULL);
+    int hashed = 1,
+        rc = retr_file_open(meta, META_MAGIC, META_VERSION, "FAISS meta", &buf, &m, NULL);
     if (rc == MR_ECORRUPT) { /* maybe a version-2 or -1 file */
         hashed = 0;
         rc = retr_file_open(meta, META_MAGIC, 2, "FAISS meta", &buf, &m, e); /* or 1 */
@@ -95,7 +97,7 @@ static int rf_read_meta(const char *meta, retr_faiss **out, const char *name, ui
         rc = retr_file_open(meta, META_MAGIC, META_VERSION, "FAISS meta", &buf, &m, e);
     }
     if (rc) return rc;
-    uint32_t u[3], flen;   /* dim, metric, tombstones */
+    uint32_t u[3], flen; /* dim, metric, tombstones */
     int32_t p[2];
     float thr;
     int64_t n[2];
@@ -133,7 +135,7 @@ static int rf_read_meta(const char *meta, retr_faiss **out, const char *name, ui
     rf->n_slots = n[0];
     for (int64_t s = 0; s < n[0]; s++) {
         if (rf->slot_ext[s] < 0) continue;
-        if (retr_idmap_get(&rf->map, rf->slot_ext[s]) >= 0) goto corrupt;  /* id twice */
+        if (retr_idmap_get(&rf->map, rf->slot_ext[s]) >= 0) goto corrupt; /* id twice */
         if (retr_idmap_put(&rf->map, rf->slot_ext[s], s)) {
             rc = mr_err_set(e, MR_ENOMEM, "out of memory loading %s", meta);
             goto err;
@@ -167,9 +169,10 @@ int retr_faiss_load(mr_retr **out, const char *path, int flags, const retr_faiss
     if (fsum[0]) {
         if ((rc = retr_file_hash(path, &got[0], &got[1], e))) goto err;
         if (got[0] != fsum[0] || got[1] != fsum[1]) {
-            rc = mr_err_set(e, MR_ECORRUPT, "retriever '%s': %s does not match its meta file (%llu "
-                            "bytes, checksum %s; expected %llu bytes): damaged or replaced", name,
-                            path, (unsigned long long)got[0],
+            rc = mr_err_set(e, MR_ECORRUPT,
+                            "retriever '%s': %s does not match its meta file (%llu "
+                            "bytes, checksum %s; expected %llu bytes): damaged or replaced",
+                            name, path, (unsigned long long)got[0],
                             got[1] == fsum[1] ? "equal" : "differs", (unsigned long long)fsum[0]);
             goto err;
         }
@@ -182,10 +185,11 @@ int retr_faiss_load(mr_retr **out, const char *path, int flags, const retr_faiss
     }
     int64_t expect = rf->tombstones ? rf->n_slots : rf->map.n;
     if (faiss_Index_d(rf->index) != rf->base.dim || faiss_Index_ntotal(rf->index) != expect) {
-        rc = mr_err_set(e, MR_ECORRUPT, "retriever '%s': %s holds %lld vectors of dim %d, its "
-                        "meta file expects %lld of dim %d", name, path,
-                        (long long)faiss_Index_ntotal(rf->index), faiss_Index_d(rf->index),
-                        (long long)expect, rf->base.dim);
+        rc = mr_err_set(e, MR_ECORRUPT,
+                        "retriever '%s': %s holds %lld vectors of dim %d, its "
+                        "meta file expects %lld of dim %d",
+                        name, path, (long long)faiss_Index_ntotal(rf->index),
+                        faiss_Index_d(rf->index), (long long)expect, rf->base.dim);
         goto err;
     }
     if (cfg) {
@@ -208,7 +212,7 @@ err:
 static int rf_collect_live(retr_faiss *rf, float *x, int64_t *ext, int64_t *n_out, mr_err *e) {
     int64_t n = 0, d = rf->base.dim;
     FaissIndexIDMap *im = faiss_IndexIDMap_cast(rf->index);
-    if (im) {   /* IDMap cannot reconstruct by id: walk its positions */
+    if (im) { /* IDMap cannot reconstruct by id: walk its positions */
         idx_t *pos_label = NULL;
         size_t npos = 0;
         faiss_IndexIDMap_id_map(im, &pos_label, &npos);

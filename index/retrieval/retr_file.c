@@ -65,7 +65,9 @@ static int rbuf_open_sum(retr_rbuf *r, const unsigned char *p, size_t n, int fnv
     return 0;
 }
 
-int retr_rbuf_open(retr_rbuf *r, const unsigned char *p, size_t n) { return rbuf_open_sum(r, p, n, 0); }
+int retr_rbuf_open(retr_rbuf *r, const unsigned char *p, size_t n) {
+    return rbuf_open_sum(r, p, n, 0);
+}
 
 int retr_file_hash(const char *path, uint64_t *size, uint64_t *hash, mr_err *e) {
     FILE *f = fopen(path, "rb");

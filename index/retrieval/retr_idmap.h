@@ -10,11 +10,11 @@
 #include <stdint.h>
 
 typedef struct retr_idmap {
-    int64_t *keys;      /* (cap) item id, -1 empty, -2 deleted */
-    int64_t *vals;      /* (cap) slot for keys[i] */
-    int64_t cap;        /* power of two */
-    int64_t n;          /* live keys */
-    int64_t used;       /* live + deleted markers (drives the resize) */
+    int64_t *keys; /* (cap) item id, -1 empty, -2 deleted */
+    int64_t *vals; /* (cap) slot for keys[i] */
+    int64_t cap;   /* power of two */
+    int64_t n;     /* live keys */
+    int64_t used;  /* live + deleted markers (drives the resize) */
 } retr_idmap;
 
 int retr_idmap_init(retr_idmap *m, int64_t expected);

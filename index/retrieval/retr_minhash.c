@@ -24,20 +24,20 @@
 #include "index/retrieval/retr_idmap.h"
 
 typedef struct retr_minhash {
-    mr_retr base;                /* must stay first */
-    int k;                    /* signature length = bands * rows */
+    mr_retr base; /* must stay first */
+    int k;        /* signature length = bands * rows */
     int max_recent;
     float decay;
     int cand_cap;
-    pthread_rwlock_t lock;    /* add: write; search: read */
+    pthread_rwlock_t lock; /* add: write; search: read */
     minhash *mh;
     lsh_index *lsh;
-    retr_idmap map;           /* item id -> row */
-    uint64_t *sig;            /* (cap, k) signatures */
-    int64_t *row_item;        /* (cap) item id of each row */
+    retr_idmap map;    /* item id -> row */
+    uint64_t *sig;     /* (cap, k) signatures */
+    int64_t *row_item; /* (cap) item id of each row */
     int64_t n, cap;
-    int64_t n_removed;        /* rows emptied by retr_minhash_remove */
-    int bands, rows;          /* LSH shape, kept for save */
+    int64_t n_removed; /* rows emptied by retr_minhash_remove */
+    int bands, rows;   /* LSH shape, kept for save */
     uint64_t seed;
 } retr_minhash;
 
@@ -93,9 +93,9 @@ static int mh_search_one(retr_minhash *m, int k, const retr_user *u, int64_t *id
         free(cands);
         return mr_err_set(e, MR_ENOMEM, "retriever '%s': out of memory", m->base.name);
     }
-    for (int s = nseed - 1; s >= first; s--) {   /* newest seed first */
+    for (int s = nseed - 1; s >= first; s--) { /* newest seed first */
         int64_t row = retr_idmap_get(&m->map, u->recent[s]);
-        if (row < 0) continue;   /* an item nobody else touched yet */
+        if (row < 0) continue; /* an item nobody else touched yet */
         const uint64_t *qs = m->sig + (size_t)row * m->k;
         float w = powf(m->decay, (float)(nseed - 1 - s));
         size_t total = 0;
@@ -118,7 +118,7 @@ static int mh_search_one(retr_minhash *m, int k, const retr_user *u, int64_t *id
     if (!rc) {
         qsort(cands, (size_t)nc, sizeof *cands, mh_cand_cmp);
         for (int c = 0; c < nc && got < k; c++) {
-            int seed = 0;   /* never return the seeds themselves */
+            int seed = 0; /* never return the seeds themselves */
             for (int s = first; s < nseed && !seed; s++) seed = u->recent[s] == cands[c].id;
             if (seed) continue;
             ids[got] = cands[c].id;
@@ -138,7 +138,7 @@ static int mh_search(mr_retr *r, const float *q, int nq, int k, const retr_user 
     retr_minhash *m = (retr_minhash *)r;
     int rc = 0;
     pthread_rwlock_rdlock(&m->lock);
-    for (int i = 0; i < nq && !rc; i++)   /* the answer depends on the user only */
+    for (int i = 0; i < nq && !rc; i++) /* the answer depends on the user only */
         rc = mh_search_one(m, k, user, ids + (size_t)i * k, scores + (size_t)i * k, e);
     pthread_rwlock_unlock(&m->lock);
     return rc;
@@ -157,8 +157,10 @@ int retr_minhash_create(mr_retr **out, const retr_minhash_config *cfg, mr_err *e
         return mr_err_set(e, MR_EINVAL, "retriever '%s': bands %d x rows %d not in [1, %d]",
                           cfg->name, bands, rows, MINHASH_MAX_K);
     if (!(decay > 0 && decay <= 1) || cfg->max_recent < 0 || cfg->cand_cap < 0)
-        return mr_err_set(e, MR_EINVAL, "retriever '%s': recency_decay not in (0, 1] or negative "
-                          "max_recent/cand_cap", cfg->name);
+        return mr_err_set(e, MR_EINVAL,
+                          "retriever '%s': recency_decay not in (0, 1] or negative "
+                          "max_recent/cand_cap",
+                          cfg->name);
     retr_minhash *m = calloc(1, sizeof *m);
     if (!m) return mr_err_set(e, MR_ENOMEM, "retriever '%s': out of memory", cfg->name);
     snprintf(m->base.name, sizeof m->base.name, "%s", cfg->name);
@@ -250,7 +252,7 @@ int retr_minhash_add(mr_retr *r, const int64_t *users, const int64_t *items, int
         }
         uint64_t *sig = m->sig + (size_t)row * m->k;
         memcpy(old, sig, (size_t)m->k * sizeof *old);
-        if (!fresh && mh_sig_empty(old, m->k)) {   /* removed earlier: back as new */
+        if (!fresh && mh_sig_empty(old, m->k)) { /* removed earlier: back as new */
             fresh = 1;
             m->n_removed--;
         }
@@ -343,8 +345,13 @@ int retr_minhash_load(mr_retr **out, const char *path, const char *name, mr_err 
         (size_t)n > (rb.n - rb.at) / 8 / (size_t)(1 + cfg[0] * cfg[1]) ||
         (size_t)n * 8 * (size_t)(1 + cfg[0] * cfg[1]) != rb.n - rb.at)
         goto corrupt;
-    retr_minhash_config c = {.name = name, .bands = cfg[0], .rows = cfg[1], .seed = seed,
-                             .max_recent = cfg[2], .recency_decay = decay, .cand_cap = cfg[3]};
+    retr_minhash_config c = {.name = name,
+                             .bands = cfg[0],
+                             .rows = cfg[1],
+                             .seed = seed,
+                             .max_recent = cfg[2],
+                             .recency_decay = decay,
+                             .cand_cap = cfg[3]};
     if ((rc = retr_minhash_create(&r, &c, e))) goto out;
     retr_minhash *m = (retr_minhash *)r;
     const unsigned char *items = rb.p + rb.at, *sigs = items + (size_t)n * 8;

@@ -21,12 +21,12 @@
 
 typedef struct retr_minhash_config {
     const char *name;
-    int bands;              /* LSH bands; 0 = 16 */
-    int rows;               /* rows per band; 0 = 4 (signature = bands * rows) */
-    uint64_t seed;          /* MinHash / LSH seed */
-    int max_recent;         /* seeds used from the user's recent items; 0 = 20 */
-    float recency_decay;    /* seed weight per step of age, (0, 1]; 0 = 0.9 */
-    int cand_cap;           /* LSH candidates read per seed; 0 = 2000 */
+    int bands;           /* LSH bands; 0 = 16 */
+    int rows;            /* rows per band; 0 = 4 (signature = bands * rows) */
+    uint64_t seed;       /* MinHash / LSH seed */
+    int max_recent;      /* seeds used from the user's recent items; 0 = 20 */
+    float recency_decay; /* seed weight per step of age, (0, 1]; 0 = 0.9 */
+    int cand_cap;        /* LSH candidates read per seed; 0 = 2000 */
 } retr_minhash_config;
 
 int retr_minhash_create(mr_retr **out, const retr_minhash_config *cfg, mr_err *e);

@@ -23,23 +23,23 @@
 #include "index/retrieval/retr_idmap.h"
 
 typedef struct retr_pop {
-    mr_retr base;                /* must stay first */
+    mr_retr base; /* must stay first */
     double half_life_ms;
     int top_cap;
     int refresh_ms;
-    pthread_rwlock_t lock;    /* events and re-sorts: write; search: read */
-    retr_idmap map;           /* item id -> index */
-    int64_t *items;           /* (n) item id per index */
-    double *key;              /* (n) log2 of count at t0 */
+    pthread_rwlock_t lock; /* events and re-sorts: write; search: read */
+    retr_idmap map;        /* item id -> index */
+    int64_t *items;        /* (n) item id per index */
+    double *key;           /* (n) log2 of count at t0 */
     int64_t n, cap;
-    int64_t n_removed;        /* items whose key is -inf (retr_pop_remove) */
-    int64_t t0_ms;            /* reference time, set by the first event */
-    int64_t latest_ms;        /* newest event time seen */
-    int64_t *top;             /* (n_top) indexes, key descending */
+    int64_t n_removed; /* items whose key is -inf (retr_pop_remove) */
+    int64_t t0_ms;     /* reference time, set by the first event */
+    int64_t latest_ms; /* newest event time seen */
+    int64_t *top;      /* (n_top) indexes, key descending */
     int n_top;
-    int started;              /* t0_ms is set */
-    int dirty;                /* events since the last sort */
-    uint64_t sorted_ns;       /* when the top list was last sorted */
+    int started;        /* t0_ms is set */
+    int dirty;          /* events since the last sort */
+    uint64_t sorted_ns; /* when the top list was last sorted */
 } retr_pop;
 
 static void pop_free(mr_retr *r) {
@@ -85,7 +85,7 @@ static void pop_resort(retr_pop *p) {
     int cap = p->top_cap, n = 0;
     int64_t *h = p->top;
     for (int64_t i = 0; i < p->n; i++) {
-        if (p->key[i] == -INFINITY) continue;   /* removed */
+        if (p->key[i] == -INFINITY) continue; /* removed */
         if (n < cap) {
             h[n++] = i;
             for (int j = n / 2 - 1; j >= 0 && n == cap; j--) pop_sift_down(p, h, n, j);
@@ -98,7 +98,7 @@ static void pop_resort(retr_pop *p) {
     }
     if (n < cap)
         for (int j = n / 2 - 1; j >= 0; j--) pop_sift_down(p, h, n, j);
-    for (int end = n - 1; end > 0; end--) {  /* heap sort: best first */
+    for (int end = n - 1; end > 0; end--) { /* heap sort: best first */
         int64_t t = h[0];
         h[0] = h[end];
         h[end] = t;
@@ -109,8 +109,8 @@ static void pop_resort(retr_pop *p) {
     p->sorted_ns = mr_now_ns();
 }
 
-static int pop_search(mr_retr *r, const float *q, int nq, int k, const retr_user *user, int64_t *ids,
-                      float *scores, mr_err *e) {
+static int pop_search(mr_retr *r, const float *q, int nq, int k, const retr_user *user,
+                      int64_t *ids, float *scores, mr_err *e) {
     (void)q;
     (void)user;
     (void)e;
@@ -133,7 +133,7 @@ static int pop_search(mr_retr *r, const float *q, int nq, int k, const retr_user
     }
     retr_fill_missing(ids, scores, got, k);
     pthread_rwlock_unlock(&p->lock);
-    for (int qi = 1; qi < nq; qi++) {   /* the answer does not depend on the query */
+    for (int qi = 1; qi < nq; qi++) { /* the answer does not depend on the query */
         for (int j = 0; j < k; j++) {
             ids[(size_t)qi * k + j] = ids[j];
             scores[(size_t)qi * k + j] = scores[j];
@@ -151,8 +151,10 @@ int retr_pop_create(mr_retr **out, const retr_pop_config *cfg, mr_err *e) {
     if (rc) return rc;
     if (cfg->half_life_s < 0 || cfg->top_cap < 0 || cfg->top_cap > RETR_K_MAX * 10 ||
         cfg->refresh_ms < 0)
-        return mr_err_set(e, MR_EINVAL, "retriever '%s': negative half_life_s/refresh_ms or "
-                          "top_cap outside [0, %d]", cfg->name, RETR_K_MAX * 10);
+        return mr_err_set(e, MR_EINVAL,
+                          "retriever '%s': negative half_life_s/refresh_ms or "
+                          "top_cap outside [0, %d]",
+                          cfg->name, RETR_K_MAX * 10);
     retr_pop *p = calloc(1, sizeof *p);
     if (!p) return mr_err_set(e, MR_ENOMEM, "retriever '%s': out of memory", cfg->name);
     snprintf(p->base.name, sizeof p->base.name, "%s", cfg->name);
@@ -193,8 +195,8 @@ static double log2_add(double a, double b) {
     return hi + log2(1.0 + exp2(lo - hi));
 }
 
-int retr_pop_add_events(mr_retr *r, const int64_t *items, const int64_t *ts_ms, const float *weights,
-                        int64_t n, mr_err *e) {
+int retr_pop_add_events(mr_retr *r, const int64_t *items, const int64_t *ts_ms,
+                        const float *weights, int64_t n, mr_err *e) {
     if (!r || r->kind != RETR_POPULARITY)
         return mr_err_set(e, MR_EINVAL, "retr_pop_add_events: not a popularity retriever");
     if (n < 0 || (n > 0 && (!items || !ts_ms)))
@@ -228,7 +230,7 @@ int retr_pop_add_events(mr_retr *r, const int64_t *items, const int64_t *ts_ms, 
         }
         double w = weights ? weights[i] : 1.0;
         double t = (double)(ts_ms[i] - p->t0_ms) / p->half_life_ms;
-        if (!fresh && p->key[at] == -INFINITY) p->n_removed--;   /* removed, now back */
+        if (!fresh && p->key[at] == -INFINITY) p->n_removed--; /* removed, now back */
         p->key[at] = log2_add(p->key[at], log2(w) + t);
         if (ts_ms[i] > p->latest_ms) p->latest_ms = ts_ms[i];
         p->dirty = 1;
@@ -247,10 +249,10 @@ int retr_pop_remove(mr_retr *r, const int64_t *items, int64_t n, mr_err *e) {
     for (int64_t i = 0; i < n; i++) {
         int64_t at = items[i] < 0 ? -1 : retr_idmap_get(&p->map, items[i]);
         if (at < 0 || p->key[at] == -INFINITY) continue;
-        p->key[at] = -INFINITY;   /* count 0: out of the top list at the next sort */
+        p->key[at] = -INFINITY; /* count 0: out of the top list at the next sort */
         p->n_removed++;
         p->dirty = 1;
-        p->sorted_ns = 0;         /* re-sort on the next search, whatever refresh_ms says */
+        p->sorted_ns = 0; /* re-sort on the next search, whatever refresh_ms says */
     }
     pthread_rwlock_unlock(&p->lock);
     return 0;
@@ -305,8 +307,8 @@ int retr_pop_load(mr_retr **out, const char *path, const char *name, mr_err *e) 
         retr_rbuf_take(&rb, &n, 8) || n < 0 || (size_t)n > (rb.n - rb.at) / 16 ||
         (size_t)n * 16 != rb.n - rb.at || !(hl > 0))
         goto corrupt;
-    retr_pop_config c = {.name = name, .half_life_s = hl / 1000.0, .top_cap = cfg[0],
-                         .refresh_ms = cfg[1]};
+    retr_pop_config c = {
+        .name = name, .half_life_s = hl / 1000.0, .top_cap = cfg[0], .refresh_ms = cfg[1]};
     if ((rc = retr_pop_create(&r, &c, e))) goto out;
     retr_pop *p = (retr_pop *)r;
     p->t0_ms = t[0];

@@ -19,17 +19,17 @@
 #include "index/retrieval/retr.h"
 
 typedef struct retr_pop_config {
-    const char *name;         /* expert name */
-    double half_life_s;       /* decay half-life in seconds; 0 = 7 days */
-    int top_cap;              /* items kept in the sorted top list; 0 = 2048 */
-    int refresh_ms;           /* min ms between re-sorts; 0 = re-sort on every dirty search */
+    const char *name;   /* expert name */
+    double half_life_s; /* decay half-life in seconds; 0 = 7 days */
+    int top_cap;        /* items kept in the sorted top list; 0 = 2048 */
+    int refresh_ms;     /* min ms between re-sorts; 0 = re-sort on every dirty search */
 } retr_pop_config;
 
 int retr_pop_create(mr_retr **out, const retr_pop_config *cfg, mr_err *e);
 /* n events: item ids (n) >= 0, ts_ms (n) unix ms, weights (n) > 0 or NULL
  * for 1 each. Events may arrive out of order. */
-int retr_pop_add_events(mr_retr *r, const int64_t *items, const int64_t *ts_ms, const float *weights,
-                        int64_t n, mr_err *e);
+int retr_pop_add_events(mr_retr *r, const int64_t *items, const int64_t *ts_ms,
+                        const float *weights, int64_t n, mr_err *e);
 /* Remove items (their count becomes 0 at once: the next search does not
  * return them); later events count them again from zero. Unknown ids are
  * skipped. */

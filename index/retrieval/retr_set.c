@@ -39,8 +39,8 @@ struct retr_set {
     mr_retr *ex[ROUTER_MAX_EXPERTS]; /* (n) owned, in router order */
     retr_set_expert_info info[ROUTER_MAX_EXPERTS];
     int n;
-    char column[RETR_NAME_MAX];   /* cfg.expert_column points here; "" = none */
-    pthread_mutex_t live_mu;      /* serialises live upserts/deletes (retr_set_live.c) */
+    char column[RETR_NAME_MAX]; /* cfg.expert_column points here; "" = none */
+    pthread_mutex_t live_mu;    /* serialises live upserts/deletes (retr_set_live.c) */
 };
 
 /* ---------------------------------------------------------------- names */
@@ -136,8 +136,7 @@ int retr_set_create(retr_set **out, const retr_set_config *cfg, mr_pool *pool, m
 void retr_set_free(retr_set *s) {
     if (!s) return;
     router_free(s->rt);
-    for (int i = 0; i < s->n; i++)
-        retr_free(s->ex[i]);
+    for (int i = 0; i < s->n; i++) retr_free(s->ex[i]);
     pthread_mutex_destroy(&s->live_mu);
     free(s);
 }
@@ -152,13 +151,16 @@ static int retr_set_place(retr_set *s, mr_retr *r, const retr_set_expert_info *i
     return at;
 }
 
-int retr_set_add(retr_set *s, mr_retr *r, const char *factory, int ef_search, int nprobe, mr_err *e) {
+int retr_set_add(retr_set *s, mr_retr *r, const char *factory, int ef_search, int nprobe,
+                 mr_err *e) {
     if (!s || !r) return mr_err_set(e, MR_EINVAL, "retr_set_add: NULL argument");
     const char *kind = retr_set_kind_name(r->kind);
     if (!kind) return mr_err_set(e, MR_EINVAL, "retriever set: expert %s of unknown kind", r->name);
     if (r->kind == RETR_CALLBACK)
-        return mr_err_set(e, MR_EINVAL, "retriever set: expert %s is a callback expert: add it "
-                          "with retr_set_add_remote", r->name);
+        return mr_err_set(e, MR_EINVAL,
+                          "retriever set: expert %s is a callback expert: add it "
+                          "with retr_set_add_remote",
+                          r->name);
     retr_set_expert_info in = {.kind = r->kind};
     snprintf(in.name, sizeof in.name, "%s", r->name);
     snprintf(in.file, sizeof in.file, "%s.%s", r->name, retr_set_kind_ext(r->kind));
@@ -186,11 +188,14 @@ int retr_set_add_remote(retr_set *s, mr_retr *r, const retr_set_remote *spec, mr
     const char *rn = spec->remote_name && *spec->remote_name ? spec->remote_name : spec->name;
     const char *rm = spec->remote_model ? spec->remote_model : "";
     if (r->kind != RETR_CALLBACK || strcmp(r->name, spec->name) || r->dim != s->cfg.dim)
-        return mr_err_set(e, MR_EINVAL, "retriever set: remote expert %s must be a callback "
-                          "expert of that name with the set's dim %d", spec->name, s->cfg.dim);
+        return mr_err_set(e, MR_EINVAL,
+                          "retriever set: remote expert %s must be a callback "
+                          "expert of that name with the set's dim %d",
+                          spec->name, s->cfg.dim);
     if (!*spec->address || strlen(spec->address) >= sizeof in.address ||
         strlen(rm) >= sizeof in.remote_model || retr_check_name(rn, NULL))
-        return mr_err_set(e, MR_EINVAL, "retriever set: remote expert %s: address must be 1..%d "
+        return mr_err_set(e, MR_EINVAL,
+                          "retriever set: remote expert %s: address must be 1..%d "
                           "bytes, remote_model at most %d, remote_name a retriever name",
                           spec->name, RETR_SET_ADDRESS_MAX - 1, RETR_SET_MODEL_MAX - 1);
     snprintf(in.name, sizeof in.name, "%s", r->name);
@@ -223,13 +228,13 @@ const retr_set_expert_info *retr_set_info(const retr_set *s, int i) {
 
 const router_config *retr_set_router_config(const retr_set *s) { return s ? &s->cfg.router : NULL; }
 
-const char *retr_set_expert_column(const retr_set *s) { return s && s->column[0] ? s->column : NULL; }
+const char *retr_set_expert_column(const retr_set *s) {
+    return s && s->column[0] ? s->column : NULL;
+}
 
 void retr_set_live_lock(retr_set *s, int lock) {
-    if (lock)
-        pthread_mutex_lock(&s->live_mu);
-    else
-        pthread_mutex_unlock(&s->live_mu);
+    if (lock) pthread_mutex_lock(&s->live_mu);
+    else pthread_mutex_unlock(&s->live_mu);
 }
 
 void retr_set_expert_name(const char *column, const char *value, char out[RETR_NAME_MAX]) {
@@ -300,14 +305,10 @@ static void retr_set_rmdir(const char *dir) {
 static int retr_set_save_expert(retr_set *s, int i, const char *path, mr_err *e) {
     mr_retr *r = s->ex[i];
     switch (r->kind) {
-    case RETR_FAISS:
-        return retr_faiss_save(r, path, e);
-    case RETR_POPULARITY:
-        return retr_pop_save(r, path, e);
-    case RETR_MINHASH:
-        return retr_minhash_save(r, path, e);
-    case RETR_CALLBACK:
-        return 0;   /* a remote expert is its manifest entry */
+    case RETR_FAISS: return retr_faiss_save(r, path, e);
+    case RETR_POPULARITY: return retr_pop_save(r, path, e);
+    case RETR_MINHASH: return retr_minhash_save(r, path, e);
+    case RETR_CALLBACK: return 0; /* a remote expert is its manifest entry */
     }
     return mr_err_set(e, MR_EINVAL, "unknown kind");
 }
@@ -348,8 +349,7 @@ int retr_set_save(retr_set *s, const char *dir, mr_err *e) {
     if (!s || !dir || !*dir) return mr_err_set(e, MR_EINVAL, "retr_set_save: NULL argument");
     char tmp[PATH_MAX], p[PATH_MAX];
     size_t dl = strlen(dir);
-    while (dl > 1 && dir[dl - 1] == '/')
-        dl--;
+    while (dl > 1 && dir[dl - 1] == '/') dl--;
     if (snprintf(tmp, sizeof tmp, "%.*s.tmp.%ld", (int)dl, dir, (long)getpid()) >= (int)sizeof tmp)
         return mr_err_set(e, MR_EINVAL, "retriever set: path too long: %s", dir);
     int rc = retr_set_replaceable(dir, e);
@@ -369,8 +369,7 @@ int retr_set_save(retr_set *s, const char *dir, mr_err *e) {
     }
     if (!rc) {
         json_t *m = retr_set_manifest(s);
-        if (retr_set_join(p, tmp, RETR_SET_MANIFEST, e))
-            rc = MR_EINVAL;
+        if (retr_set_join(p, tmp, RETR_SET_MANIFEST, e)) rc = MR_EINVAL;
         else if (!m)
             rc = mr_err_set(e, MR_ENOMEM, "retriever set: out of memory building the manifest");
         else {
@@ -383,7 +382,8 @@ int retr_set_save(retr_set *s, const char *dir, mr_err *e) {
     }
     if (!rc) {
         snprintf(p, sizeof p, "%.*s", (int)dl, dir);
-        if (!(rc = mr_fsync_parent(tmp, 1, e))) rc = retr_set_swap_in(tmp, p, e); /* entries first */
+        if (!(rc = mr_fsync_parent(tmp, 1, e)))
+            rc = retr_set_swap_in(tmp, p, e); /* entries first */
     }
     if (rc) retr_set_rmdir(tmp);
     return rc;
@@ -398,8 +398,7 @@ static int retr_set_known(json_t *o, const char *const *keys, const char *where,
     json_t *v;
     json_object_foreach(o, k, v) {
         int ok = 0;
-        for (int i = 0; keys[i] && !ok; i++)
-            ok = strcmp(k, keys[i]) == 0;
+        for (int i = 0; keys[i] && !ok; i++) ok = strcmp(k, keys[i]) == 0;
         if (!ok)
             return mr_err_set(e, MR_ECORRUPT, "%s: unknown field \"%s\" in %s", path, k, where);
     }
@@ -446,9 +445,8 @@ static const char *retr_set_str(json_t *o, const char *key, const char *where, c
 /* Top level and router settings -> cfg (fallback copied into fb). */
 static int retr_set_parse_head(json_t *m, const char *path, retr_set_config *cfg, char *fb,
                                char *col, mr_err *e) {
-    static const char *const top[] = {"format",   "version", "dim",           "metric",
-                                      "experts",  "fallback", "expert_column", "router",
-                                      NULL};
+    static const char *const top[] = {"format",   "version",       "dim",    "metric", "experts",
+                                      "fallback", "expert_column", "router", NULL};
     static const char *const rkeys[] = {"temperature", "top_p",           "max_experts",
                                         "merge",       "fallback_weight", "rrf_k",
                                         "k_max",       "pilots",          NULL};
@@ -519,8 +517,8 @@ static int retr_set_parse_head(json_t *m, const char *path, retr_set_config *cfg
 static int retr_set_load_remote_expert(json_t *o, const char *where, const char *path, int dim,
                                        retr_set_remote_fn remote, void *ctx,
                                        retr_set_expert_info *in, mr_retr **out, mr_err *e) {
-    static const char *const keys[] = {"name", "kind", "address", "remote_name", "remote_model",
-                                       NULL};
+    static const char *const keys[] = {"name",        "kind",         "address",
+                                       "remote_name", "remote_model", NULL};
     int rc = retr_set_known(o, keys, where, path, e);
     if (rc) return rc;
     const char *s = retr_set_str(o, "address", where, path, e);
@@ -544,8 +542,10 @@ static int retr_set_load_remote_expert(json_t *o, const char *where, const char 
         snprintf(in->remote_model, sizeof in->remote_model, "%s", s);
     }
     if (!remote)
-        return mr_err_set(e, MR_EUNIMPL, "%s: %s is a remote expert (at %s): only `moerec serve` "
-                          "searches remote experts", path, where, in->address);
+        return mr_err_set(e, MR_EUNIMPL,
+                          "%s: %s is a remote expert (at %s): only `moerec serve` "
+                          "searches remote experts",
+                          path, where, in->address);
     retr_set_remote spec = {in->name, dim, in->address, in->remote_name, in->remote_model};
     if ((rc = remote(ctx, &spec, out, e))) return mr_err_wrap(e, "%s: %s", path, where);
     if ((*out)->kind != RETR_CALLBACK || (*out)->dim != dim || strcmp((*out)->name, in->name)) {

@@ -50,9 +50,9 @@ enum {
 };
 
 typedef struct retr_set_config {
-    int dim;              /* query (routing) dimension of every FAISS expert */
-    retr_metric metric;   /* of every FAISS expert */
-    router_config router; /* router.dim is set to dim; 0 fields = router defaults */
+    int dim;                   /* query (routing) dimension of every FAISS expert */
+    retr_metric metric;        /* of every FAISS expert */
+    router_config router;      /* router.dim is set to dim; 0 fields = router defaults */
     const char *expert_column; /* item column the FAISS experts split by ("genre": expert
                                   "genre_<value>", see retr_set_expert_name); NULL = none */
 } retr_set_config;
@@ -63,14 +63,14 @@ typedef struct retr_set_config {
 /* What the manifest says of one expert (read-only view). */
 typedef struct retr_set_expert_info {
     char name[RETR_NAME_MAX];
-    retr_kind kind;                       /* RETR_CALLBACK: a remote expert ("remote") */
-    char file[RETR_SET_FILE_MAX];         /* inside the set directory; "" for a remote expert */
-    char factory[RETR_FAISS_FACTORY_MAX]; /* FAISS only, else "" */
-    int ef_search;                        /* FAISS only; 0 = default */
-    int nprobe;                           /* FAISS only; 0 = default */
-    char address[RETR_SET_ADDRESS_MAX];   /* remote only: "host:port" of the moerec serving it */
-    char remote_name[RETR_NAME_MAX];      /* remote only: its name in that server's set */
-    char remote_model[RETR_SET_MODEL_MAX];/* remote only: that server's model; "" = its default */
+    retr_kind kind;                        /* RETR_CALLBACK: a remote expert ("remote") */
+    char file[RETR_SET_FILE_MAX];          /* inside the set directory; "" for a remote expert */
+    char factory[RETR_FAISS_FACTORY_MAX];  /* FAISS only, else "" */
+    int ef_search;                         /* FAISS only; 0 = default */
+    int nprobe;                            /* FAISS only; 0 = default */
+    char address[RETR_SET_ADDRESS_MAX];    /* remote only: "host:port" of the moerec serving it */
+    char remote_name[RETR_NAME_MAX];       /* remote only: its name in that server's set */
+    char remote_model[RETR_SET_MODEL_MAX]; /* remote only: that server's model; "" = its default */
 } retr_set_expert_info;
 
 /* A remote expert as the manifest names it: kind "remote", searched on
@@ -79,14 +79,13 @@ typedef struct retr_set_expert_info {
  * an expert (the server's is server/remote_expert.c: a callback expert,
  * retr_callback.h). It is searched with query vector 0, of the set's dim. */
 typedef struct retr_set_remote {
-    const char *name;          /* its name in this set */
-    int dim;                   /* the set's dim */
-    const char *address;       /* "host:port" */
-    const char *remote_name;   /* its name on the remote server */
-    const char *remote_model;  /* the remote server's model; "" = its default */
+    const char *name;         /* its name in this set */
+    int dim;                  /* the set's dim */
+    const char *address;      /* "host:port" */
+    const char *remote_name;  /* its name on the remote server */
+    const char *remote_model; /* the remote server's model; "" = its default */
 } retr_set_remote;
-typedef int (*retr_set_remote_fn)(void *ctx, const retr_set_remote *spec, mr_retr **out,
-                                  mr_err *e);
+typedef int (*retr_set_remote_fn)(void *ctx, const retr_set_remote *spec, mr_retr **out, mr_err *e);
 
 typedef struct retr_set retr_set;
 
@@ -101,7 +100,8 @@ void retr_set_free(retr_set *s);
  * owns r. factory, ef_search, nprobe describe a FAISS expert (factory
  * required for one, ignored otherwise). A FAISS expert's dim must be the
  * set's. */
-int retr_set_add(retr_set *s, mr_retr *r, const char *factory, int ef_search, int nprobe, mr_err *e);
+int retr_set_add(retr_set *s, mr_retr *r, const char *factory, int ef_search, int nprobe,
+                 mr_err *e);
 
 /* Add a remote expert r (a callback expert of the set's dim) described by
  * spec (its name must be r's). Ownership as retr_set_add. */

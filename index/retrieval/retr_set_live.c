@@ -66,7 +66,7 @@ int retr_set_upsert(retr_set *s, const retr_live_item *items, int64_t n, int64_t
         mr_retr *r = retr_set_expert_at(s, ex);
         if (r->kind != RETR_FAISS) continue;
         int64_t na = 0, nr = 0;
-        for (int64_t i = 0; i < n; i++)   /* ids placed elsewhere (or nowhere) leave it */
+        for (int64_t i = 0; i < n; i++) /* ids placed elsewhere (or nowhere) leave it */
             if (to[i] != ex) ids[nr++] = items[i].id;
         if (nr && (rc = retr_faiss_remove(r, ids, nr, NULL, e))) break;
         for (int64_t i = 0; i < n; i++)
@@ -93,7 +93,7 @@ int retr_set_delete(retr_set *s, const int64_t *ids, int64_t n, mr_err *e) {
     retr_set_live_lock(s, 1);
     for (int ex = 0; ex < retr_set_n_experts(s) && !rc; ex++) {
         mr_retr *r = retr_set_expert_at(s, ex);
-        if (r->kind == RETR_CALLBACK) continue;   /* remote: its own server deletes */
+        if (r->kind == RETR_CALLBACK) continue; /* remote: its own server deletes */
         rc = r->kind == RETR_FAISS        ? retr_faiss_remove(r, ids, n, NULL, e)
              : r->kind == RETR_POPULARITY ? retr_pop_remove(r, ids, n, e)
                                           : retr_minhash_remove(r, ids, n, e);

@@ -32,9 +32,9 @@
 
 /* One item of a live upsert. */
 typedef struct retr_live_item {
-    int64_t id;            /* >= 0 */
-    const float *vec;      /* (set dim) or NULL: no vector */
-    const char *column;    /* the item's value of the expert column, or NULL */
+    int64_t id;         /* >= 0 */
+    const float *vec;   /* (set dim) or NULL: no vector */
+    const char *column; /* the item's value of the expert column, or NULL */
 } retr_live_item;
 
 /* The expert index an item with this vector and column value goes to, or

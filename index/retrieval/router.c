@@ -55,7 +55,7 @@ int router_create(mr_router **out, const router_config *cfg, mr_pool *pool, mr_e
     mr_router *rt = calloc(1, sizeof *rt);
     if (!rt) return mr_err_set(e, MR_ENOMEM, "router: out of memory");
     rt->cfg = c;
-    rt->cfg.fallback = NULL;  /* the caller's string may not outlive us */
+    rt->cfg.fallback = NULL; /* the caller's string may not outlive us */
     if (c.fallback) snprintf(rt->fallback_name, sizeof rt->fallback_name, "%s", c.fallback);
     rt->fallback = -1;
     rt->pool = pool;
@@ -132,7 +132,7 @@ int router_pilots_install(mr_router *rt, int expert, const float *p, int n, int 
             const float *src = p + (size_t)i * d;
             float norm = mr_l2norm(src, d);
             float inv = norm > 0 ? 1.0f / norm : 0.0f;
-            if (!normalize) inv = 1.0f;   /* already unit norm (loaded from a file) */
+            if (!normalize) inv = 1.0f; /* already unit norm (loaded from a file) */
             for (int j = 0; j < d; j++) copy[(size_t)i * d + j] = src[j] * inv;
         }
     }
@@ -162,7 +162,7 @@ void router_softmax(const float *scores, int n, float temperature, float *probs)
 
 int router_top_p(const float *probs, int n, float p, int max_keep, int *out) {
     int m = 0;
-    for (int i = 0; i < n; i++)   /* insertion sort: n <= 64 */
+    for (int i = 0; i < n; i++) /* insertion sort: n <= 64 */
         if (probs[i] >= 0) {
             int j = m++;
             while (j > 0 && probs[out[j - 1]] < probs[i]) {
@@ -176,7 +176,7 @@ int router_top_p(const float *probs, int n, float p, int max_keep, int *out) {
     int keep = 0;
     while (keep < m && keep < max_keep) {
         cum += probs[out[keep++]];
-        if (cum > p) break;   /* up to and including the first index with cumsum > p */
+        if (cum > p) break; /* up to and including the first index with cumsum > p */
     }
     return keep > 0 ? keep : 1;
 }
@@ -220,7 +220,7 @@ void router_split_budget(const float *w, int n, int k, int *budgets) {
         assert(router_budget_check(budgets, n, k));
         return;
     }
-    for (int i = 0; i < n; i++) {   /* every expert searched gets at least one */
+    for (int i = 0; i < n; i++) { /* every expert searched gets at least one */
         if (budgets[i] > 0) continue;
         int big = 0;
         for (int j = 1; j < n; j++)
@@ -247,8 +247,8 @@ int router_route(mr_router *rt, const float *q, int dim, float top_p, float *pro
     if (any) {
         if (!q) return mr_err_set(e, MR_EINVAL, "router: routing needs query vector 0");
         if (dim != d)
-            return mr_err_set(e, MR_EINVAL, "router: query dimension %d, routing space has %d",
-                              dim, d);
+            return mr_err_set(e, MR_EINVAL, "router: query dimension %d, routing space has %d", dim,
+                              d);
         if (!mr_all_finite(q, (size_t)d))
             return mr_err_set(e, MR_EINVAL, "router: query has a NaN or infinite value");
         float norm = mr_l2norm(q, d);
@@ -277,7 +277,8 @@ int router_route(mr_router *rt, const float *q, int dim, float top_p, float *pro
         nk++;
     }
     if (nk == 0)
-        return mr_err_set(e, MR_ESTATE, "router: no expert has pilots and no fallback is set; "
+        return mr_err_set(e, MR_ESTATE,
+                          "router: no expert has pilots and no fallback is set; "
                           "build pilots with router_build_pilots");
     return nk;
 }
@@ -290,7 +291,7 @@ int router_nearest_expert(const mr_router *rt, const float *v, int dim, retr_kin
         const router_expert *x = &rt->ex[i];
         if (x->r->kind != kind) continue;
         for (int j = 0; j < x->n_pilots; j++) {
-            float c = mr_dot(v, x->pilots + (size_t)j * d, d);   /* pilots are unit norm */
+            float c = mr_dot(v, x->pilots + (size_t)j * d, d); /* pilots are unit norm */
             if (c > best) {
                 best = c;
                 best_i = i;

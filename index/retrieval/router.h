@@ -40,8 +40,8 @@
 #include "common/threadpool.h"
 #include "index/retrieval/retr.h"
 
-#define ROUTER_MAX_EXPERTS 64      /* attribution is a 64-bit mask */
-#define ROUTER_MAX_SPACES 8        /* query vectors per request */
+#define ROUTER_MAX_EXPERTS 64 /* attribution is a 64-bit mask */
+#define ROUTER_MAX_SPACES 8   /* query vectors per request */
 
 /* NORM: per-expert min-max normalised score x routing weight, summed over
  * the experts that found an item. RRF: sum of 1 / (rrf_k + rank + 1).
@@ -51,15 +51,15 @@ typedef enum { ROUTER_MERGE_NORM = 0, ROUTER_MERGE_RRF = 1, ROUTER_MERGE_RAW = 2
 typedef enum { ROUTER_MODE_TOPP = 0, ROUTER_MODE_ALL = 1 } router_mode;
 
 typedef struct router_config {
-    int dim;                  /* routing space (query vector 0) dimension */
-    float temperature;        /* softmax temperature; 0 = 0.05 */
-    float top_p;              /* top-p threshold in (0, 1]; 0 = 0.6 */
-    int max_experts;          /* routed experts at most; 0 = 3 */
-    const char *fallback;     /* always-on expert's name; NULL = none */
-    float fallback_weight;    /* least budget weight of the fallback; 0 = 0.1 */
-    router_merge merge;       /* ROUTER_MERGE_NORM (default), _RRF or _RAW */
-    int rrf_k;                /* RRF constant; 0 = 60 */
-    int k_max;                /* largest k a caller may ask; 0 = RETR_K_MAX */
+    int dim;               /* routing space (query vector 0) dimension */
+    float temperature;     /* softmax temperature; 0 = 0.05 */
+    float top_p;           /* top-p threshold in (0, 1]; 0 = 0.6 */
+    int max_experts;       /* routed experts at most; 0 = 3 */
+    const char *fallback;  /* always-on expert's name; NULL = none */
+    float fallback_weight; /* least budget weight of the fallback; 0 = 0.1 */
+    router_merge merge;    /* ROUTER_MERGE_NORM (default), _RRF or _RAW */
+    int rrf_k;             /* RRF constant; 0 = 60 */
+    int k_max;             /* largest k a caller may ask; 0 = RETR_K_MAX */
 } router_config;
 
 /* Fill the zero fields of c with the defaults above (the one place they
@@ -76,48 +76,48 @@ typedef struct router_query {
 } router_query;
 
 typedef struct router_options {
-    router_mode mode;         /* TOPP (default) or ALL: every expert (or every
+    router_mode mode;           /* TOPP (default) or ALL: every expert (or every
                                  named one) asked for k, merged without quotas */
-    float top_p;              /* > 0 overrides the config */
-    int merge;                /* -1 (or 0 with merge_set = 0) = config */
-    int merge_set;            /* 1: use `merge` */
+    float top_p;                /* > 0 overrides the config */
+    int merge;                  /* -1 (or 0 with merge_set = 0) = config */
+    int merge_set;              /* 1: use `merge` */
     const char *const *experts; /* (n_experts) search only these, by name */
     int n_experts;
-    int no_fallback;          /* 1: do not add the fallback expert */
-    int64_t deadline_ms;      /* callback (remote) experts answer by this CLOCK_REALTIME time
+    int no_fallback;     /* 1: do not add the fallback expert */
+    int64_t deadline_ms; /* callback (remote) experts answer by this CLOCK_REALTIME time
                                  in ms; 0 = their own limit */
 } router_options;
 
 typedef struct router_cand {
-    int64_t id;               /* item id */
-    float score;              /* merged score, descending in a result */
-    float raw;                /* the attributed expert's own score */
-    int expert;               /* attributed expert (index, see router_expert_name) */
-    int rank;                 /* rank in that expert's list, 0-based */
-    float weight;             /* routing weight of that expert */
-    uint64_t experts;         /* bit e set: expert e returned this item */
+    int64_t id;       /* item id */
+    float score;      /* merged score, descending in a result */
+    float raw;        /* the attributed expert's own score */
+    int expert;       /* attributed expert (index, see router_expert_name) */
+    int rank;         /* rank in that expert's list, 0-based */
+    float weight;     /* routing weight of that expert */
+    uint64_t experts; /* bit e set: expert e returned this item */
 } router_cand;
 
 typedef struct router_result {
-    router_cand *cands;       /* (n) best first */
-    int n;                    /* <= k; fewer when the experts ran dry */
-    float *weights;           /* (n_experts) routing probability per expert */
-    int *budgets;             /* (n_experts) candidates asked; 0 = not searched. They sum
+    router_cand *cands;  /* (n) best first */
+    int n;               /* <= k; fewer when the experts ran dry */
+    float *weights;      /* (n_experts) routing probability per expert */
+    int *budgets;        /* (n_experts) candidates asked; 0 = not searched. They sum
                                  to k, plus the budget passed on to experts that took up
                                  what others could not fill (router_retrieve) */
-    int n_searched;           /* experts searched */
-    int64_t cost;             /* vectors held by the searched vector experts */
-    int *failed;              /* (n_experts) 0, or the MR_E* code of a callback (remote) expert
+    int n_searched;      /* experts searched */
+    int64_t cost;        /* vectors held by the searched vector experts */
+    int *failed;         /* (n_experts) 0, or the MR_E* code of a callback (remote) expert
                                  whose search failed: it returned nothing and its budget
                                  passed on to the others (step 8 of the rule) */
-    const char **errors;      /* (n_experts) NULL, or why that expert failed */
-    int n_failed;             /* experts with failed[e] != 0 */
+    const char **errors; /* (n_experts) NULL, or why that expert failed */
+    int n_failed;        /* experts with failed[e] != 0 */
 } router_result;
 
 typedef struct router_expert_stats {
-    uint64_t routed;          /* kept by the top-p rule (or named by the caller) */
-    uint64_t fallback;        /* added as the fallback */
-    uint64_t candidates;      /* candidates attributed to it in results */
+    uint64_t routed;     /* kept by the top-p rule (or named by the caller) */
+    uint64_t fallback;   /* added as the fallback */
+    uint64_t candidates; /* candidates attributed to it in results */
 } router_expert_stats;
 
 int router_create(mr_router **out, const router_config *cfg, mr_pool *pool, mr_err *e);

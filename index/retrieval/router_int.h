@@ -9,20 +9,20 @@
 #include "index/retrieval/router.h"
 
 typedef struct router_expert {
-    mr_retr *r;                         /* borrowed */
-    int space;                       /* which query vector it searches with */
-    float *pilots;                   /* (n_pilots, cfg.dim), unit norm */
+    mr_retr *r;    /* borrowed */
+    int space;     /* which query vector it searches with */
+    float *pilots; /* (n_pilots, cfg.dim), unit norm */
     int n_pilots;
-    atomic_uint_fast64_t routed;     /* counters for metrics */
+    atomic_uint_fast64_t routed; /* counters for metrics */
     atomic_uint_fast64_t fallback;
     atomic_uint_fast64_t candidates;
 } router_expert;
 
 struct mr_router {
-    router_config cfg;               /* defaults filled in */
+    router_config cfg;                 /* defaults filled in */
     char fallback_name[RETR_NAME_MAX]; /* "" = no fallback */
-    int fallback;                    /* its index, -1 until added */
-    mr_pool *pool;                   /* borrowed; NULL = search inline */
+    int fallback;                      /* its index, -1 until added */
+    mr_pool *pool;                     /* borrowed; NULL = search inline */
     router_expert ex[ROUTER_MAX_EXPERTS];
     int n;
     atomic_uint_fast64_t queries;

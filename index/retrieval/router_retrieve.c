@@ -25,16 +25,16 @@
 
 typedef struct expert_job {
     mr_retr *r;
-    const float *q;           /* (dim) or NULL */
+    const float *q; /* (dim) or NULL */
     int dim;
-    int fetch;                /* k asked of the expert */
+    int fetch; /* k asked of the expert */
     const retr_user *user;
-    int64_t deadline_ms;      /* callback experts: answer by then (0 = their limit) */
-    int64_t *ids;             /* (fetch) */
-    float *scores;            /* (fetch) */
-    void *call;               /* callback expert: the search in flight */
+    int64_t deadline_ms; /* callback experts: answer by then (0 = their limit) */
+    int64_t *ids;        /* (fetch) */
+    float *scores;       /* (fetch) */
+    void *call;          /* callback expert: the search in flight */
     int rc;
-    int soft;                 /* 1: rc is a callback expert's own failure (not the request's) */
+    int soft; /* 1: rc is a callback expert's own failure (not the request's) */
     mr_err err;
 } expert_job;
 
@@ -122,7 +122,7 @@ static int choose_experts(mr_router *rt, const router_query *q, int mode, const 
         (!named && mode == ROUTER_MODE_TOPP)) {
         rc = router_route(rt, q->vecs[0], q->dims[0], top_p, probs, sel, e);
         if (rc < 0 && !named) return rc;
-        if (rc < 0) {   /* named experts need no routing: keep going without pilots */
+        if (rc < 0) { /* named experts need no routing: keep going without pilots */
             mr_err_clear(e);
             memset(sel, 0, sizeof(int) * (size_t)n);
         }
@@ -158,9 +158,10 @@ static int choose_experts(mr_router *rt, const router_query *q, int mode, const 
     return nsel;
 }
 
-static int check_request(mr_router *rt, const router_query *q, int k, const int64_t *excl, int n_excl,
-                         mr_arena *arena, router_result *res, mr_err *e) {
-    if (!rt || !q || !arena || !res) return mr_err_set(e, MR_EINVAL, "router_retrieve: NULL argument");
+static int check_request(mr_router *rt, const router_query *q, int k, const int64_t *excl,
+                         int n_excl, mr_arena *arena, router_result *res, mr_err *e) {
+    if (!rt || !q || !arena || !res)
+        return mr_err_set(e, MR_EINVAL, "router_retrieve: NULL argument");
     if (k <= 0 || k > rt->cfg.k_max)
         return mr_err_set(e, MR_EINVAL, "router: k = %d out of range [1, %d]", k, rt->cfg.k_max);
     if (q->n_spaces < 0 || q->n_spaces > ROUTER_MAX_SPACES)
@@ -212,12 +213,10 @@ static int topup_order(const mr_router *rt, const router_query *q, const router_
         if (i == rt->fallback && opt && opt->no_fallback) continue;
         if (x->r->dim > 0 && (x->space >= q->n_spaces || !q->vecs[x->space])) continue;
         if (retr_size(x->r) == 0) continue;
-        int j = m++;   /* insertion by weight, fallback last */
+        int j = m++; /* insertion by weight, fallback last */
         while (j > first) {
             int o = order[j - 1];
-            int after = i == rt->fallback ? 0
-                        : o == rt->fallback ? 1
-                                            : probs[o] < probs[i];
+            int after = i == rt->fallback ? 0 : o == rt->fallback ? 1 : probs[o] < probs[i];
             if (!after) break;
             order[j] = o;
             j--;
@@ -241,7 +240,7 @@ int router_retrieve(mr_router *rt, const router_query *q, const retr_user *user,
     if (merge != ROUTER_MERGE_NORM && merge != ROUTER_MERGE_RRF && merge != ROUTER_MERGE_RAW)
         return mr_err_set(e, MR_EINVAL, "router: unknown merge %d", merge);
     router_query qq = *q;
-    if (qq.n_spaces == 0) {   /* vector-free request: only experts with dim 0 can serve it */
+    if (qq.n_spaces == 0) { /* vector-free request: only experts with dim 0 can serve it */
         qq.vecs[0] = NULL;
         qq.dims[0] = 0;
     }
@@ -253,7 +252,8 @@ int router_retrieve(mr_router *rt, const router_query *q, const retr_user *user,
     float *w = mr_arena_calloc(arena, (size_t)n, sizeof(float));
     int64_t *ex = n_excl ? mr_arena_alloc(arena, (size_t)n_excl * sizeof *ex) : NULL;
     int64_t deadline = opt ? opt->deadline_ms : 0;
-    if (!res->weights || !res->budgets || !res->failed || !res->errors || !sel || !w || (n_excl && !ex))
+    if (!res->weights || !res->budgets || !res->failed || !res->errors || !sel || !w ||
+        (n_excl && !ex))
         return mr_err_set(e, MR_ENOMEM, "router: request arena exhausted");
     int nsel = choose_experts(rt, &qq, mode, opt, res->weights, sel, w, e);
     if (nsel < 0) return nsel;
@@ -282,7 +282,7 @@ int router_retrieve(mr_router *rt, const router_query *q, const retr_user *user,
     for (int j = 0; j < m; j++) {
         int i = idx[j];
         res->budgets[i] = bud[j];
-        if (bud[j] == 0) continue;   /* k < number of experts: the weakest get nothing */
+        if (bud[j] == 0) continue; /* k < number of experts: the weakest get nothing */
         router_expert *x = &rt->ex[i];
         expert_job *jb = &jobs[nj];
         int extra = n_excl < bud[j] ? n_excl : bud[j];
@@ -293,15 +293,18 @@ int router_retrieve(mr_router *rt, const router_query *q, const retr_user *user,
         jb->deadline_ms = deadline;
         if (x->r->dim > 0) {
             if (x->space >= qq.n_spaces || !qq.vecs[x->space])
-                return mr_err_set(e, MR_EINVAL, "router: expert '%s' needs query vector %d, the "
-                                  "request has %d", x->r->name, x->space, qq.n_spaces);
+                return mr_err_set(e, MR_EINVAL,
+                                  "router: expert '%s' needs query vector %d, the "
+                                  "request has %d",
+                                  x->r->name, x->space, qq.n_spaces);
             jb->q = qq.vecs[x->space];
             jb->dim = qq.dims[x->space];
         }
         jb->ids = mr_arena_alloc(arena, (size_t)jb->fetch * sizeof(int64_t));
         jb->scores = mr_arena_alloc(arena, (size_t)jb->fetch * sizeof(float));
-        if (!jb->ids || !jb->scores) return mr_err_set(e, MR_ENOMEM, "router: request arena exhausted");
-        jb->rc = i;   /* remember the expert index until the job runs */
+        if (!jb->ids || !jb->scores)
+            return mr_err_set(e, MR_ENOMEM, "router: request arena exhausted");
+        jb->rc = i; /* remember the expert index until the job runs */
         args[nj++] = jb;
     }
     int jexp[ROUTER_MAX_EXPERTS];
@@ -317,7 +320,7 @@ int router_retrieve(mr_router *rt, const router_query *q, const retr_user *user,
     if (rt->pool && nl > 1) pool_rc = mr_pool_run(rt->pool, expert_job_run, args, nl);
     else
         for (int t = 0; t < nl; t++) expert_job_run(args[t]);
-    for (int t = 0; t < nj; t++)   /* every started call is finished, also on errors */
+    for (int t = 0; t < nj; t++) /* every started call is finished, also on errors */
         if (jobs[t].r->kind == RETR_CALLBACK) expert_job_finish(&jobs[t]);
     if (pool_rc) return mr_err_set(e, MR_ENOMEM, "router: thread pool out of memory");
     for (int t = 0; t < nj; t++)
@@ -338,7 +341,7 @@ int router_retrieve(mr_router *rt, const router_query *q, const retr_user *user,
             router_expert *x = &rt->ex[i];
             expert_job *jb = &jobs[t];
             if (res->failed[i]) continue;
-            if (t == nj) {   /* an expert not searched yet */
+            if (t == nj) { /* an expert not searched yet */
                 memset(jb, 0, sizeof *jb);
                 jb->r = x->r;
                 jb->user = user;
@@ -355,8 +358,8 @@ int router_retrieve(mr_router *rt, const router_query *q, const retr_user *user,
             if (size > 0 && fetch > size + n_excl) fetch = size + n_excl;
             if (fetch > RETR_FETCH_MAX) fetch = RETR_FETCH_MAX;
             if (fetch <= jb->fetch) continue;
-            expert_job before = *jb;   /* kept when a callback expert fails */
-            res->budgets[i] += (int)(k - have);   /* the budget passed on to it */
+            expert_job before = *jb;            /* kept when a callback expert fails */
+            res->budgets[i] += (int)(k - have); /* the budget passed on to it */
             jb->fetch = (int)fetch;
             jb->ids = mr_arena_alloc(arena, (size_t)jb->fetch * sizeof(int64_t));
             jb->scores = mr_arena_alloc(arena, (size_t)jb->fetch * sizeof(float));
@@ -365,22 +368,22 @@ int router_retrieve(mr_router *rt, const router_query *q, const retr_user *user,
             expert_job_run(jb);
             if (jb->rc) {
                 if ((rc = job_failure(rt, jb, i, " (top-up)", arena, res, e))) return rc;
-                if (before.ids) {   /* it answered before: keep that answer */
+                if (before.ids) { /* it answered before: keep that answer */
                     *jb = before;
-                } else {            /* never answered: nothing from it */
+                } else { /* never answered: nothing from it */
                     jb->fetch = 1;
                     retr_fill_missing(jb->ids, jb->scores, 0, 1);
                 }
                 jb->rc = 0;
-                continue;   /* the budget goes on to the next expert */
+                continue; /* the budget goes on to the next expert */
             }
             if ((have = count_distinct(jobs, nj, ex, n_excl, e)) < 0) return (int)have;
         }
     }
     res->n_searched = nj;
-    for (int t = 0; t < nj; t++)   /* vector experts only: the others scan nothing */
+    for (int t = 0; t < nj; t++) /* vector experts only: the others scan nothing */
         if (rt->ex[jexp[t]].r->dim > 0 && retr_size(rt->ex[jexp[t]].r) > 0)
-            res->cost += retr_size(rt->ex[jexp[t]].r);   /* a callback may not know (-1) */
+            res->cost += retr_size(rt->ex[jexp[t]].r); /* a callback may not know (-1) */
 
     /* Merge: one entry per distinct item; contributions summed. */
     int64_t total = 0;
@@ -405,13 +408,14 @@ int router_retrieve(mr_router *rt, const router_query *q, const retr_user *user,
         for (int r = 0; r < jb->fetch && jb->ids[r] >= 0; r++) {
             int64_t id = jb->ids[r];
             if (is_excluded(ex, n_excl, id)) continue;
-            float c = merge == ROUTER_MERGE_RRF   ? 1.0f / (float)(rt->cfg.rrf_k + r + 1)
-                      : merge == ROUTER_MERGE_RAW ? jb->scores[r]
+            float c = merge == ROUTER_MERGE_RRF ? 1.0f / (float)(rt->cfg.rrf_k + r + 1)
+                      : merge == ROUTER_MERGE_RAW
+                          ? jb->scores[r]
                           : w[i] * (hi > lo ? (jb->scores[r] - lo) / (hi - lo) : 1.0f);
             int64_t at = retr_idmap_get(&seen, id);
             if (at < 0) {
                 at = np++;
-                retr_idmap_put(&seen, id, at);   /* capacity reserved by init */
+                retr_idmap_put(&seen, id, at); /* capacity reserved by init */
                 pool[at] = (router_cand){id, 0, jb->scores[r], i, r, res->weights[i], 0};
                 best_c[at] = -INFINITY;
             }
@@ -440,7 +444,7 @@ int router_retrieve(mr_router *rt, const router_query *q, const retr_user *user,
                 int64_t at = retr_idmap_get(&seen, jb->ids[r]);
                 if (at < 0 || taken[at]) continue;
                 taken[at] = 1;
-                pool[at].expert = i;   /* attributed to the expert whose budget took it */
+                pool[at].expert = i; /* attributed to the expert whose budget took it */
                 pool[at].rank = r;
                 pool[at].raw = jb->scores[r];
                 pool[at].weight = res->weights[i];
@@ -450,10 +454,10 @@ int router_retrieve(mr_router *rt, const router_query *q, const retr_user *user,
         }
     }
     retr_idmap_free(&seen);
-    if (got < k) {   /* leftovers: the best remaining merged scores */
+    if (got < k) { /* leftovers: the best remaining merged scores */
         int nl = 0;
         for (int a = 0; a < np; a++)
-            if (!taken[a]) pool[nl++] = pool[a];   /* compact in place: nl <= a */
+            if (!taken[a]) pool[nl++] = pool[a]; /* compact in place: nl <= a */
         qsort(pool, (size_t)nl, sizeof *pool, cmp_cand);
         for (int a = 0; a < nl && got < k; a++) res->cands[got++] = pool[a];
     }

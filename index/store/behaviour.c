@@ -58,11 +58,13 @@ static int beh_meta_check(mr_behaviour *b, mr_err *e) {
         if (vlen == sizeof want) memcpy(had, v, 16);
         free(v);
         if (same) return 0;
-        return mr_err_set(e, MR_ESTATE, "behaviour: the store's SDIM tables were built with m=%u "
+        return mr_err_set(e, MR_ESTATE,
+                          "behaviour: the store's SDIM tables were built with m=%u "
                           "tau=%u d=%u (or another seed/item table); asked for m=%d tau=%d d=%d "
                           "seed=%llu table '%s'. Open with the recorded parameters, or rebuild "
-                          "into a fresh store", had[1], had[2], had[3], b->cfg.m, b->cfg.tau,
-                          b->layout.d, (unsigned long long)b->cfg.seed, b->table_name);
+                          "into a fresh store",
+                          had[1], had[2], had[3], b->cfg.m, b->cfg.tau, b->layout.d,
+                          (unsigned long long)b->cfg.seed, b->table_name);
     }
     if (st->cfg.mode != STORE_PRIMARY) return 0; /* nothing built yet: nothing to check */
     rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
@@ -98,8 +100,10 @@ int behaviour_open(mr_behaviour **out, mr_store *st, const behaviour_config *cfg
     for (int i = 0; i < BEH_STRIPES; i++) pthread_mutex_init(&b->stripe[i], NULL);
     int rc;
     if (b->cfg.tau > 8) { /* event rows store signatures as u16; tables 2^tau buckets */
-        rc = mr_err_set(e, MR_EINVAL, "behaviour: tau %d > 8 makes tables of %d buckets per "
-                        "signature; use tau <= 8", b->cfg.tau, 1 << b->cfg.tau);
+        rc = mr_err_set(e, MR_EINVAL,
+                        "behaviour: tau %d > 8 makes tables of %d buckets per "
+                        "signature; use tau <= 8",
+                        b->cfg.tau, 1 << b->cfg.tau);
         goto err;
     }
     if ((rc = sdim_hasher_create(&b->hasher, (int)t->info.dim, b->cfg.m, b->cfg.tau, b->cfg.seed,
@@ -128,15 +132,13 @@ static void beh_lock_users(mr_behaviour *b, const uint64_t *users, size_t n, int
     for (size_t i = 0; i < n; i++) used[beh_lock_of(b, users[i]) - b->stripe] = 1;
     for (int s = 0; s < BEH_STRIPES; s++) {
         if (!used[s]) continue;
-        if (lock)
-            pthread_mutex_lock(&b->stripe[s]);
-        else
-            pthread_mutex_unlock(&b->stripe[s]);
+        if (lock) pthread_mutex_lock(&b->stripe[s]);
+        else pthread_mutex_unlock(&b->stripe[s]);
     }
 }
 
 typedef struct beh_in {
-    beh_event ev;  /* ts, item, action; seq assigned per user */
+    beh_event ev; /* ts, item, action; seq assigned per user */
     uint64_t user;
 } beh_in;
 
@@ -155,7 +157,7 @@ typedef struct beh_scratch {
     beh_event *old;    /* oldest existing events read for trimming */
     uint32_t *old_sig; /* (cap, nsig) */
     uint64_t *old_items;
-    float *old_vecs;   /* (cap, d) */
+    float *old_vecs; /* (cap, d) */
     uint8_t *old_found;
     size_t cap;
 } beh_scratch;
@@ -191,16 +193,15 @@ static void beh_scratch_free(beh_scratch *s) {
 /* Apply the sorted events in[0..k) of one user into wb. vecs/found/sigs are
  * indexed by beh_in.ev.src (the caller's batch index). */
 static int beh_append_user(mr_behaviour *b, rocksdb_writebatch_t *wb, uint64_t user, beh_in *in,
-                           size_t k, const float *vecs, const uint8_t *found,
-                           const uint32_t *sigs, beh_scratch *sc, mr_err *e) {
+                           size_t k, const float *vecs, const uint8_t *found, const uint32_t *sigs,
+                           beh_scratch *sc, mr_err *e) {
     mr_store *st = b->st;
     const sdim_layout *L = &b->layout;
     const size_t nsig = (size_t)L->nsig, d = (size_t)L->d;
     beh_state s;
     int rc;
     if ((rc = beh_state_load(b, user, &s, sc->table, e))) return rc;
-    if (s.n_events &&
-        store_expired((int64_t)s.write_s * 1000, st->cfg.user_ttl_s, mr_unix_ms())) {
+    if (s.n_events && store_expired((int64_t)s.write_s * 1000, st->cfg.user_ttl_s, mr_unix_ms())) {
         /* Past the user TTL but not swept yet: reads already treat the
          * history as gone, so the append starts afresh instead of bringing
          * it back. The tombstone precedes this batch's puts, so it does not
@@ -217,7 +218,8 @@ static int beh_append_user(mr_behaviour *b, rocksdb_writebatch_t *wb, uint64_t u
     size_t nold = 0;
     if (r > 0 && s.n_events > 0) {
         size_t want = (r < s.n_events ? r : s.n_events) + 1;
-        if (beh_scratch_reserve(sc, b, want)) return mr_err_set(e, MR_ENOMEM, "append: out of memory");
+        if (beh_scratch_reserve(sc, b, want))
+            return mr_err_set(e, MR_ENOMEM, "append: out of memory");
         if ((rc = beh_events_scan(b, user, s.oldest_ts, s.oldest_seq, sc->old, sc->old_sig, want,
                                   &nold, e)))
             return rc;
@@ -225,18 +227,18 @@ static int beh_append_user(mr_behaviour *b, rocksdb_writebatch_t *wb, uint64_t u
     /* Merge: the r smallest of (existing oldest, new) go. */
     size_t io = 0, in_ = 0;
     for (size_t x = 0; x < r; x++) {
-        if (io < nold && (in_ >= k || beh_event_cmp(&sc->old[io], &in[in_].ev) < 0))
-            io++;
-        else
-            in_++;
+        if (io < nold && (in_ >= k || beh_event_cmp(&sc->old[io], &in[in_].ev) < 0)) io++;
+        else in_++;
     }
     if (io > 0) { /* delete the trimmed existing events and subtract them */
         for (size_t i = 0; i < io; i++) sc->old_items[i] = sc->old[i].item;
-        if ((rc = beh_item_vectors(b, sc->old_items, io, sc->old_vecs, sc->old_found, e))) return rc;
+        if ((rc = beh_item_vectors(b, sc->old_items, io, sc->old_vecs, sc->old_found, e)))
+            return rc;
         for (size_t i = 0; i < io; i++) {
             uint8_t key[BEH_EVENT_KEY];
             beh_event_key(user, sc->old[i].ts, sc->old[i].seq, key);
-            rocksdb_writebatch_delete_cf(wb, st->cf[STORE_CF_EVENTS], (const char *)key, sizeof key);
+            rocksdb_writebatch_delete_cf(wb, st->cf[STORE_CF_EVENTS], (const char *)key,
+                                         sizeof key);
             if (!(sc->old[i].flags & BEH_FLAG_ADDED)) continue;
             /* The row may have gone since: subtract zeros so counts stay exact. */
             if (!sc->old_found[i]) memset(sc->old_vecs + i * d, 0, d * sizeof(float));
@@ -267,7 +269,8 @@ static int beh_append_user(mr_behaviour *b, rocksdb_writebatch_t *wb, uint64_t u
     if (!oldest || (first_new && beh_event_cmp(first_new, oldest) < 0)) oldest = first_new;
     s.n_events = (uint32_t)(total - r);
     s.next_seq += k;
-    s.write_s = (uint32_t)((store_write_clock_ms() + 999) / 1000); /* rounded up: never expires early */
+    s.write_s = (uint32_t)((store_write_clock_ms() + 999) /
+                           1000); /* rounded up: never expires early */
     if (oldest) {
         s.oldest_ts = oldest->ts;
         s.oldest_seq = oldest->seq;
@@ -307,8 +310,8 @@ int behaviour_append(mr_behaviour *b, const behaviour_event *ev, size_t n, mr_er
     }
     for (size_t i = 0; i < n; i++) {
         in[i].user = ev[i].user;
-        in[i].ev = (beh_event){.ts = ev[i].ts_ms, .item = ev[i].item, .action = ev[i].action,
-                               .src = (uint32_t)i};
+        in[i].ev = (beh_event){
+            .ts = ev[i].ts_ms, .item = ev[i].item, .action = ev[i].action, .src = (uint32_t)i};
         items[i] = ev[i].item;
     }
     qsort(in, n, sizeof *in, beh_in_cmp);

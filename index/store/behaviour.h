@@ -89,12 +89,12 @@ int behaviour_events(mr_behaviour *b, uint64_t user, behaviour_event *out, size_
 /* What serving reads for one user: one multi-get of the profile row and the
  * bucket-table row. Pointers live in buf until user_state_release. */
 typedef struct mr_user_state {
-    const void *profile;   /* user profile blob; NULL when none (or expired) */
+    const void *profile; /* user profile blob; NULL when none (or expired) */
     size_t profile_len;
-    const void *table;     /* SDIM table (behaviour_layout); NULL: no events yet */
-    uint32_t n_events;     /* events the table sums */
-    int64_t newest_ts_ms;  /* time of the newest kept event */
-    void *buf;             /* owned */
+    const void *table;    /* SDIM table (behaviour_layout); NULL: no events yet */
+    uint32_t n_events;    /* events the table sums */
+    int64_t newest_ts_ms; /* time of the newest kept event */
+    void *buf;            /* owned */
 } mr_user_state;
 
 int user_state_get(mr_behaviour *b, uint64_t user, mr_user_state *out, mr_err *e);

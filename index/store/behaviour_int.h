@@ -15,39 +15,40 @@
 #define BEH_STATE_HDR 48u           /* bytes before the table */
 #define BEH_EVENT_KEY 24u           /* user, biased ts, seq: all big-endian */
 #define BEH_FLAG_ADDED 1u           /* the event's embedding is in the table */
-#define BEH_EVENT_V2 0x8000u        /* stored flags bit: event row version 2, xxh3
+#define BEH_EVENT_V2 \
+    0x8000u /* stored flags bit: event row version 2, xxh3
                                      * checksum (without it: version 1, XXH32,
                                      * still read); never in beh_event.flags */
 
 struct mr_behaviour {
-    mr_store *st;                 /* not owned */
-    mr_emb_table *table;          /* item embeddings */
-    behaviour_config cfg;      /* copy; item_table points at table_name */
+    mr_store *st;         /* not owned */
+    mr_emb_table *table;  /* item embeddings */
+    behaviour_config cfg; /* copy; item_table points at table_name */
     char table_name[STORE_TABLE_NAME_MAX];
-    sdim_hasher *hasher;       /* (m, d) projections */
-    sdim_layout layout;        /* table shape */
-    size_t table_bytes;        /* sdim_table_bytes(layout) */
+    sdim_hasher *hasher;                 /* (m, d) projections */
+    sdim_layout layout;                  /* table shape */
+    size_t table_bytes;                  /* sdim_table_bytes(layout) */
     pthread_mutex_t stripe[BEH_STRIPES]; /* appends/rebuilds of one user serialise */
 };
 
 /* Decoded per-user state row. The table is a separate buffer. */
 typedef struct beh_state {
-    uint32_t n_events;  /* events kept */
-    uint64_t next_seq;  /* sequence number of the next appended event */
-    int64_t oldest_ts;  /* key of the oldest kept event (valid if n_events) */
+    uint32_t n_events; /* events kept */
+    uint64_t next_seq; /* sequence number of the next appended event */
+    int64_t oldest_ts; /* key of the oldest kept event (valid if n_events) */
     uint64_t oldest_seq;
-    int64_t newest_ts;  /* newest kept event time */
-    uint32_t write_s;   /* unix seconds of the last append: user TTL */
+    int64_t newest_ts; /* newest kept event time */
+    uint32_t write_s;  /* unix seconds of the last append: user TTL */
 } beh_state;
 
 /* One event row, decoded. */
 typedef struct beh_event {
-    int64_t ts;       /* event time */
-    uint64_t seq;     /* per-user arrival number, breaks ties of ts */
-    uint64_t item;    /* item id */
+    int64_t ts;    /* event time */
+    uint64_t seq;  /* per-user arrival number, breaks ties of ts */
+    uint64_t item; /* item id */
     uint32_t action;
-    uint32_t flags;   /* BEH_FLAG_ADDED */
-    uint32_t src;     /* scratch: index in the caller's arrays */
+    uint32_t flags; /* BEH_FLAG_ADDED */
+    uint32_t src;   /* scratch: index in the caller's arrays */
 } beh_event;
 
 static inline int beh_event_cmp(const beh_event *a, const beh_event *b) {

@@ -57,10 +57,12 @@ static int beh_rebuild_user(mr_behaviour *b, uint64_t user, mr_err *e) {
     if ((rc = beh_count_events(b, user, &n, e))) return rc;
     size_t cap = n ? n : 1;
     beh_event *ev = malloc(cap * sizeof *ev);
-    uint32_t *old_sig = malloc(cap * nsig * sizeof *old_sig), *sig = malloc(cap * nsig * sizeof *sig);
+    uint32_t *old_sig = malloc(cap * nsig * sizeof *old_sig),
+             *sig = malloc(cap * nsig * sizeof *sig);
     uint64_t *items = malloc(cap * sizeof *items);
     float *vecs = malloc(cap * d * sizeof *vecs);
-    uint8_t *found = malloc(cap), *state = malloc(beh_state_bytes(b)), *val = malloc(beh_event_value_bytes(b));
+    uint8_t *found = malloc(cap), *state = malloc(beh_state_bytes(b)),
+            *val = malloc(beh_event_value_bytes(b));
     void *table = malloc(b->table_bytes);
     rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
     if (!ev || !old_sig || !sig || !items || !vecs || !found || !state || !val || !table || !wb) {
@@ -81,7 +83,8 @@ static int beh_rebuild_user(mr_behaviour *b, uint64_t user, mr_err *e) {
         beh_event_key(user, ev[i].ts, ev[i].seq, key);
         if (ev[i].seq + 1 > max_seq) max_seq = ev[i].seq + 1;
         if (i < drop) {
-            rocksdb_writebatch_delete_cf(wb, st->cf[STORE_CF_EVENTS], (const char *)key, sizeof key);
+            rocksdb_writebatch_delete_cf(wb, st->cf[STORE_CF_EVENTS], (const char *)key,
+                                         sizeof key);
             continue;
         }
         uint32_t flags = found[i] ? BEH_FLAG_ADDED : 0;
@@ -101,7 +104,8 @@ static int beh_rebuild_user(mr_behaviour *b, uint64_t user, mr_err *e) {
         s.n_events++;
     }
     if (max_seq > s.next_seq) s.next_seq = max_seq;
-    if (s.write_s == 0) s.write_s = (uint32_t)((mr_unix_ms() + 999) / 1000); /* a rebuild is not an append */
+    if (s.write_s == 0)
+        s.write_s = (uint32_t)((mr_unix_ms() + 999) / 1000); /* a rebuild is not an append */
     emb_key_encode(user, key);
     if (s.n_events == 0) {
         rocksdb_writebatch_delete_cf(wb, st->cf[STORE_CF_SDIM], (const char *)key, 8);

@@ -73,7 +73,8 @@ int behaviour_recent(mr_behaviour *b, uint64_t user, behaviour_event *out, size_
     return rc;
 }
 
-int behaviour_recent_vectors(mr_behaviour *b, uint64_t user, int k, float *vecs, int *n, mr_err *e) {
+int behaviour_recent_vectors(mr_behaviour *b, uint64_t user, int k, float *vecs, int *n,
+                             mr_err *e) {
     *n = 0;
     if (k <= 0) return 0;
     int expired, rc0;

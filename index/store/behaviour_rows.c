@@ -25,11 +25,10 @@ void beh_event_key(uint64_t user, int64_t ts, uint64_t seq, uint8_t out[BEH_EVEN
     beh_put_be64(seq, out + 16);
 }
 
-size_t beh_event_value_bytes(const mr_behaviour *b) {
-    return 16 + 2 * (size_t)b->layout.nsig + 4;
-}
+size_t beh_event_value_bytes(const mr_behaviour *b) { return 16 + 2 * (size_t)b->layout.nsig + 4; }
 
-void beh_event_value(const mr_behaviour *b, const beh_event *ev, const uint32_t *sig, uint8_t *out) {
+void beh_event_value(const mr_behaviour *b, const beh_event *ev, const uint32_t *sig,
+                     uint8_t *out) {
     uint16_t flags = (uint16_t)(ev->flags | BEH_EVENT_V2), nsig = (uint16_t)b->layout.nsig;
     memcpy(out, &ev->item, 8);
     memcpy(out + 8, &ev->action, 4);
@@ -296,7 +295,8 @@ int user_state_get(mr_behaviour *b, uint64_t user, mr_user_state *out, mr_err *e
         atomic_fetch_add(&st->ctr.corrupt_rows, 1);
         mr_err_wrap(e, "SDIM row of user %llu", (unsigned long long)user);
     }
-    if (!rc && vals[1] && store_expired((int64_t)s.write_s * 1000, st->cfg.user_ttl_s, mr_unix_ms())) {
+    if (!rc && vals[1] &&
+        store_expired((int64_t)s.write_s * 1000, st->cfg.user_ttl_s, mr_unix_ms())) {
         atomic_fetch_add(&st->ctr.expired_rows, 1); /* no append for user_ttl_s: gone */
         free(vals[1]);
         vals[1] = NULL;

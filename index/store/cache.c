@@ -38,9 +38,9 @@ typedef struct cache_shard {
     size_t nbuckets;      /* power of two */
     cache_node **ring;    /* nring entries, CLOCK order */
     size_t nring, ring_cap;
-    size_t hand;          /* next ring slot the CLOCK looks at */
-    size_t bytes;         /* charged bytes held */
-    size_t capacity;      /* this shard's bound */
+    size_t hand;     /* next ring slot the CLOCK looks at */
+    size_t bytes;    /* charged bytes held */
+    size_t capacity; /* this shard's bound */
     /* Staleness guards, per stripe of the shard's keys (cache_stripe_of) so
      * a write blocks inserts of 1/CACHE_STRIPES of the shard, not all of
      * it: writes in flight (cache_write_begin minus _end) and an epoch
@@ -152,8 +152,7 @@ static cache_node **cache_find_slot(cache_shard *s, uint64_t h, uint32_t ns, uin
  * clear asserts the whole shard (O(entries), as the rehash itself is). */
 static int cache_shard_check_cheap(const cache_shard *s) {
     return s->bytes <= s->capacity && s->nring <= s->nbuckets && s->nring <= s->ring_cap &&
-           (s->nbuckets & (s->nbuckets - 1)) == 0 &&
-           (s->nring ? s->hand < s->nring : s->hand == 0);
+           (s->nbuckets & (s->nbuckets - 1)) == 0 && (s->nring ? s->hand < s->nring : s->hand == 0);
 }
 
 /* n is at ring[n->ring] and in the chain of its bucket. */
@@ -233,9 +232,9 @@ int cache_get(mr_cache *c, uint32_t ns, uint64_t id, void *out, size_t len, int6
  * overlap instead of queueing one behind another. */
 #define CACHE_GROUP 16
 
-static void cache_batch_shard(cache_shard *s, uint32_t ns, const uint64_t *ids,
-                              const uint64_t *h, const uint32_t *idx, size_t m, unsigned char *out,
-                              size_t len, uint8_t *hit, int64_t *ts, size_t *nhit) {
+static void cache_batch_shard(cache_shard *s, uint32_t ns, const uint64_t *ids, const uint64_t *h,
+                              const uint32_t *idx, size_t m, unsigned char *out, size_t len,
+                              uint8_t *hit, int64_t *ts, size_t *nhit) {
     pthread_rwlock_rdlock(&s->lock);
     const size_t mask = s->nbuckets - 1;
     for (size_t g = 0; g < m; g += CACHE_GROUP) {
@@ -365,8 +364,8 @@ static int cache_grow(cache_shard *s) {
 }
 
 /* Write lock held; (ns, id) absent. Returns 1 when inserted. */
-static int cache_add_locked(cache_shard *s, uint64_t h, uint32_t ns, uint64_t id,
-                            const void *val, size_t len, int64_t ts) {
+static int cache_add_locked(cache_shard *s, uint64_t h, uint32_t ns, uint64_t id, const void *val,
+                            size_t len, int64_t ts) {
     size_t charge = cache_entry_charge(len);
     if (charge > s->capacity) return 0;
     while (s->bytes + charge > s->capacity) cache_evict_one(s);

@@ -39,8 +39,8 @@ uint16_t emb_f32_to_f16(float f) {
     if (ax >= 0x7f800000u) /* inf stays inf, NaN stays a quiet NaN */
         return (uint16_t)(sign | 0x7c00u | (ax > 0x7f800000u ? 0x200u : 0));
     if (ax >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u); /* rounds past 65504 */
-    if (ax < 0x38800000u) {                                     /* half subnormal */
-        if (ax < 0x33000000u) return (uint16_t)sign;            /* <= 2^-25: zero */
+    if (ax < 0x38800000u) {                                   /* half subnormal */
+        if (ax < 0x33000000u) return (uint16_t)sign;          /* <= 2^-25: zero */
         uint32_t m = (ax & 0x7fffffu) | 0x800000u;
         int shift = 126 - (int)(ax >> 23); /* units of 2^-24 */
         uint32_t n = m >> shift, rem = m & ((1u << shift) - 1), half = 1u << (shift - 1);
@@ -60,10 +60,8 @@ float emb_f16_to_f32(uint16_t h) {
         float f = ldexpf((float)m, -24);
         return sign ? -f : f;
     }
-    if (e == 31)
-        x = sign | 0x7f800000u | (m << 13);
-    else
-        x = sign | ((e + 112) << 23) | (m << 13);
+    if (e == 31) x = sign | 0x7f800000u | (m << 13);
+    else x = sign | ((e + 112) << 23) | (m << 13);
     float f;
     memcpy(&f, &x, 4);
     return f;
@@ -74,7 +72,8 @@ int emb_codec_check(emb_encoding enc, const float *x, uint32_t dim, mr_err *e) {
         return mr_err_set(e, MR_EINVAL, "unknown encoding %d", (int)enc);
     for (uint32_t i = 0; i < dim; i++) {
         if (!isfinite(x[i]))
-            return mr_err_set(e, MR_EINVAL, "element %u is %s", i, isnan(x[i]) ? "NaN" : "infinite");
+            return mr_err_set(e, MR_EINVAL, "element %u is %s", i,
+                              isnan(x[i]) ? "NaN" : "infinite");
         if (enc == EMB_FP16 && fabsf(x[i]) > EMB_FP16_MAX)
             return mr_err_set(e, MR_ERANGE, "element %u = %g is outside the fp16 range (+-65504)",
                               i, (double)x[i]);
@@ -89,8 +88,7 @@ static void emb_codec_header(uint8_t magic, uint8_t enc, uint16_t dim, int64_t t
     memcpy(out + 4, &ts, 8);
 }
 
-void emb_codec_encode(emb_encoding enc, const float *x, uint32_t dim, int64_t ts_ms,
-                      uint8_t *out) {
+void emb_codec_encode(emb_encoding enc, const float *x, uint32_t dim, int64_t ts_ms, uint8_t *out) {
     emb_codec_header(EMB_ROW_MAGIC, (uint8_t)enc, (uint16_t)dim, ts_ms, out);
     uint8_t *p = out + EMB_HDR_BYTES;
     if (enc == EMB_FP32) {
@@ -137,8 +135,10 @@ int emb_codec_decode(emb_encoding enc, uint32_t dim, const uint8_t *v, size_t le
     memcpy(&d16, v + 2, 2);
     int v1 = v[0] == EMB_ROW_MAGIC_V1;
     if ((v[0] != EMB_ROW_MAGIC && !v1) || v[1] != (uint8_t)enc || d16 != dim)
-        return mr_err_set(e, MR_ECORRUPT, "row header does not match the table (magic %#x, "
-                          "encoding %u, dim %u)", v[0], v[1], d16);
+        return mr_err_set(e, MR_ECORRUPT,
+                          "row header does not match the table (magic %#x, "
+                          "encoding %u, dim %u)",
+                          v[0], v[1], d16);
     if (!emb_codec_sum_ok(v, len, v1)) return mr_err_set(e, MR_ECORRUPT, "row checksum mismatch");
     if (ts_ms) memcpy(ts_ms, v + 4, 8);
     const uint8_t *p = v + EMB_HDR_BYTES;
@@ -180,7 +180,8 @@ int emb_codec_blob_decode(const uint8_t *v, size_t vlen, const uint8_t **data, s
         emb_codec_blob_bytes(l32) != vlen)
         return mr_err_set(e, MR_ECORRUPT, "blob header does not match its length (%zu bytes)",
                           vlen);
-    if (!emb_codec_sum_ok(v, vlen, v[1] == 1)) return mr_err_set(e, MR_ECORRUPT, "blob checksum mismatch");
+    if (!emb_codec_sum_ok(v, vlen, v[1] == 1))
+        return mr_err_set(e, MR_ECORRUPT, "blob checksum mismatch");
     if (ts_ms) memcpy(ts_ms, v + 4, 8);
     *data = v + EMB_HDR_BYTES + 4;
     *len = l32;

@@ -22,9 +22,9 @@
 #define EMB_ROW_MAGIC 0xE6u    /* row version 2: xxh3 checksum */
 #define EMB_ROW_MAGIC_V1 0xE5u /* row version 1: XXH32 checksum (still read) */
 #define EMB_BLOB_MAGIC 0xB1u
-#define EMB_BLOB_VERSION 2u    /* 2: xxh3 checksum; 1: XXH32 (still read) */
-#define EMB_HDR_BYTES 12u /* magic, encoding, dim (u16), write time (i64 ms) */
-#define EMB_SUM_BYTES 4u  /* trailing checksum of header + payload */
+#define EMB_BLOB_VERSION 2u /* 2: xxh3 checksum; 1: XXH32 (still read) */
+#define EMB_HDR_BYTES 12u   /* magic, encoding, dim (u16), write time (i64 ms) */
+#define EMB_SUM_BYTES 4u    /* trailing checksum of header + payload */
 #define EMB_FP16_MAX 65504.0f
 
 /* Bytes of one encoded row of `dim` floats (header and checksum included). */
@@ -33,8 +33,7 @@ size_t emb_codec_row_bytes(emb_encoding enc, uint32_t dim);
  * EMB_FP16. Names the first bad element in e. */
 int emb_codec_check(emb_encoding enc, const float *x, uint32_t dim, mr_err *e);
 /* Encode x (dim) into out (emb_codec_row_bytes bytes). x must pass check. */
-void emb_codec_encode(emb_encoding enc, const float *x, uint32_t dim, int64_t ts_ms,
-                      uint8_t *out);
+void emb_codec_encode(emb_encoding enc, const float *x, uint32_t dim, int64_t ts_ms, uint8_t *out);
 /* Decode one row into x (dim); MR_ECORRUPT when the length, header or
  * checksum does not match the table. *ts_ms (may be NULL) gets the write time. */
 int emb_codec_decode(emb_encoding enc, uint32_t dim, const uint8_t *v, size_t len, float *x,

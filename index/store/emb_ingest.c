@@ -20,23 +20,26 @@
 #include "index/store/emb_codec.h"
 #include "index/store/store_int.h"
 
-int emb_store_ingest(mr_store *st, mr_emb_table *t, const uint64_t *ids, size_t n, const float *vecs,
-                     size_t nfloats, const char *tmp_path, mr_err *e) {
+int emb_store_ingest(mr_store *st, mr_emb_table *t, const uint64_t *ids, size_t n,
+                     const float *vecs, size_t nfloats, const char *tmp_path, mr_err *e) {
     int rc;
     if ((rc = store_check_writable(st, e))) return rc;
     if (!t) return mr_err_set(e, MR_ENOTFOUND, "unknown embedding table");
     const uint32_t dim = t->info.dim;
     if (n == 0) return 0;
-    if (!ids || !vecs || !tmp_path) return mr_err_set(e, MR_EINVAL, "ids, vecs and tmp_path must not be NULL");
+    if (!ids || !vecs || !tmp_path)
+        return mr_err_set(e, MR_EINVAL, "ids, vecs and tmp_path must not be NULL");
     if (nfloats != n * dim)
-        return mr_err_set(e, MR_EINVAL, "table '%s' has dim %u: %zu rows need %zu floats, got %zu", t->info.name,
-                          dim, n, n * dim, nfloats);
+        return mr_err_set(e, MR_EINVAL, "table '%s' has dim %u: %zu rows need %zu floats, got %zu",
+                          t->info.name, dim, n, n * dim, nfloats);
     for (size_t i = 0; i < n; i++) {
         if (i && ids[i] <= ids[i - 1])
-            return mr_err_set(e, MR_EINVAL, "ingest into '%s': ids must be strictly ascending (index %zu)",
+            return mr_err_set(e, MR_EINVAL,
+                              "ingest into '%s': ids must be strictly ascending (index %zu)",
                               t->info.name, i);
         if ((rc = emb_codec_check(t->info.encoding, vecs + i * dim, dim, e)))
-            return mr_err_wrap(e, "table '%s' row %llu (index %zu)", t->info.name, (unsigned long long)ids[i], i);
+            return mr_err_wrap(e, "table '%s' row %llu (index %zu)", t->info.name,
+                               (unsigned long long)ids[i], i);
     }
     rocksdb_envoptions_t *env = rocksdb_envoptions_create();
     rocksdb_sstfilewriter_t *w = rocksdb_sstfilewriter_create(env, st->emb_opts);

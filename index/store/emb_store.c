@@ -28,8 +28,8 @@ static int store_keyref_cmp(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-int store_multi_get(mr_store *st, rocksdb_column_family_handle_t *cf, const uint64_t *ids,
-                    size_t n, store_row_fn fn, void *arg, mr_err *e) {
+int store_multi_get(mr_store *st, rocksdb_column_family_handle_t *cf, const uint64_t *ids, size_t n,
+                    store_row_fn fn, void *arg, mr_err *e) {
     if (n == 0) return 0;
     /* One allocation: refs, key bytes, key pointers, sizes, values, errors. */
     size_t sz = n * (sizeof(store_keyref) + 8 + sizeof(char *) + sizeof(size_t) +
@@ -57,8 +57,9 @@ int store_multi_get(mr_store *st, rocksdb_column_family_handle_t *cf, const uint
     uint64_t nfound = 0;
     for (size_t k = 0; k < n; k++) {
         if (errs[k]) {
-            if (!rc) rc = mr_err_set(e, MR_EINTERNAL, "multi-get row %llu: %s",
-                                     (unsigned long long)refs[k].id, errs[k]);
+            if (!rc)
+                rc = mr_err_set(e, MR_EINTERNAL, "multi-get row %llu: %s",
+                                (unsigned long long)refs[k].id, errs[k]);
             free(errs[k]);
             if (vals[k]) rocksdb_pinnableslice_destroy(vals[k]);
             continue;
@@ -80,10 +81,10 @@ int store_multi_get(mr_store *st, rocksdb_column_family_handle_t *cf, const uint
 typedef struct emb_fill {
     mr_store *st;
     const mr_emb_table *t;
-    const uint64_t *ids;  /* the ids asked of the database */
-    float *out;           /* (N, dim) the caller's rows */
-    const size_t *pos;    /* asked id i -> its row in out; NULL: row i */
-    uint8_t *found;       /* n flags */
+    const uint64_t *ids;   /* the ids asked of the database */
+    float *out;            /* (N, dim) the caller's rows */
+    const size_t *pos;     /* asked id i -> its row in out; NULL: row i */
+    uint8_t *found;        /* n flags */
     const uint64_t *epoch; /* cache epochs taken before the read; NULL: no cache */
     int64_t now_ms;
 } emb_fill;
@@ -110,7 +111,8 @@ static int emb_fill_row(size_t i, const char *v, size_t len, void *arg, mr_err *
         return 0;
     }
     f->found[i] = 1;
-    if (f->epoch) cache_insert(f->st->cache, t->info.id, f->ids[i], row, t->vec_bytes, ts, f->epoch[i]);
+    if (f->epoch)
+        cache_insert(f->st->cache, t->info.id, f->ids[i], row, t->vec_bytes, ts, f->epoch[i]);
     return 0;
 }
 
@@ -153,10 +155,8 @@ int emb_store_get(mr_store *st, mr_emb_table *t, const uint64_t *ids, size_t n, 
     size_t *midx = (size_t *)(tsv + n), nmiss = 0;
     uint8_t *hit = (uint8_t *)(midx + n), *mfound = hit + n;
     float *tier_rows = NULL;
-    if (st->cache)
-        cache_get_batch(st->cache, t->info.id, ids, n, out, t->vec_bytes, hit, tsv);
-    else
-        memset(hit, 0, n);
+    if (st->cache) cache_get_batch(st->cache, t->info.id, ids, n, out, t->vec_bytes, hit, tsv);
+    else memset(hit, 0, n);
     for (size_t i = 0; i < n; i++) {
         if (hit[i] && store_expired(tsv[i], t->info.ttl_s, now)) {
             cache_erase(st->cache, t->info.id, ids[i]);
@@ -187,7 +187,8 @@ int emb_store_get(mr_store *st, mr_emb_table *t, const uint64_t *ids, size_t n, 
             if (mfound[m] && mr_all_finite(r, dim)) {
                 memcpy(out + midx[m] * dim, r, t->vec_bytes);
                 if (found) found[midx[m]] = 1;
-                if (st->cache) cache_insert(st->cache, t->info.id, mids[m], r, t->vec_bytes, now, mep[m]);
+                if (st->cache)
+                    cache_insert(st->cache, t->info.id, mids[m], r, t->vec_bytes, now, mep[m]);
                 atomic_fetch_add(&st->ctr.tier_hits, 1);
                 continue;
             }
@@ -261,7 +262,8 @@ static int emb_put(mr_store *st, mr_emb_table *t, const uint64_t *ids, size_t n,
         for (size_t i = 0; rows && i < n; i++) {
             const uint8_t *v = buf + i * (t->row_bytes + 8) + 8;
             emb_codec_decode(t->info.encoding, dim, v, t->row_bytes, rows + i * dim, NULL, NULL);
-            if (st->cache) cache_update(st->cache, t->info.id, ids[i], rows + i * dim, t->vec_bytes, now);
+            if (st->cache)
+                cache_update(st->cache, t->info.id, ids[i], rows + i * dim, t->vec_bytes, now);
         }
         if (st->cache && !rows) /* no memory to refresh: drop the stale copies */
             for (size_t i = 0; i < n; i++) cache_erase(st->cache, t->info.id, ids[i]);
@@ -279,7 +281,7 @@ int emb_store_put(mr_store *st, mr_emb_table *t, const uint64_t *ids, size_t n, 
     return emb_put(st, t, ids, n, vecs, nfloats, 0, e);
 }
 
-int emb_store_put_sync(mr_store *st, mr_emb_table *t, const uint64_t *ids, size_t n, const float *vecs,
-                       size_t nfloats, mr_err *e) {
+int emb_store_put_sync(mr_store *st, mr_emb_table *t, const uint64_t *ids, size_t n,
+                       const float *vecs, size_t nfloats, mr_err *e) {
     return emb_put(st, t, ids, n, vecs, nfloats, 1, e);
 }

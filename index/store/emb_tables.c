@@ -69,13 +69,14 @@ int emb_table_loaded(mr_store *st, mr_emb_table *t, uint64_t *rows, mr_err *e) {
     char key[STORE_TABLE_NAME_MAX + 16], *err = NULL;
     int klen = snprintf(key, sizeof key, STORE_META_LOADED_PREFIX "%s", t->info.name);
     size_t vlen = 0;
-    char *v = rocksdb_get_cf(st->db, st->ropts, st->cf[STORE_CF_META], key, (size_t)klen, &vlen, &err);
+    char *v = rocksdb_get_cf(st->db, st->ropts, st->cf[STORE_CF_META], key, (size_t)klen, &vlen,
+                             &err);
     if (err) return store_rocks_err(e, MR_EINTERNAL, err, "read the load marker");
     int rc = 0;
-    if (v && vlen == 8)
-        memcpy(rows, v, 8);
+    if (v && vlen == 8) memcpy(rows, v, 8);
     else if (v)
-        rc = mr_err_set(e, MR_ECORRUPT, "load marker of table '%s': %zu bytes, want 8", t->info.name, vlen);
+        rc = mr_err_set(e, MR_ECORRUPT, "load marker of table '%s': %zu bytes, want 8",
+                        t->info.name, vlen);
     free(v);
     return rc;
 }

@@ -45,8 +45,8 @@ int item_log_upsert(mr_store *st, const uint64_t *ids, size_t n, int64_t ts_ms, 
     item_log_value(ITEM_LOG_UPSERT, ts_ms, v);
     for (size_t i = 0; i < n; i++) {
         emb_key_encode(ids[i], k);
-        rocksdb_writebatch_put_cf(wb, st->cf[STORE_CF_ITEMLOG], (const char *)k, 8,
-                                  (const char *)v, sizeof v);
+        rocksdb_writebatch_put_cf(wb, st->cf[STORE_CF_ITEMLOG], (const char *)k, 8, (const char *)v,
+                                  sizeof v);
     }
     rc = store_write(st, wb, e);
     rocksdb_writebatch_destroy(wb);
@@ -65,8 +65,8 @@ int item_store_delete(mr_store *st, mr_emb_table *vectors, const uint64_t *ids, 
         emb_key_encode(ids[i], k);
         rocksdb_writebatch_delete_cf(wb, st->cf[STORE_CF_ITEMS], (const char *)k, 8);
         if (vectors) rocksdb_writebatch_delete_cf(wb, vectors->cf, (const char *)k, 8);
-        rocksdb_writebatch_put_cf(wb, st->cf[STORE_CF_ITEMLOG], (const char *)k, 8,
-                                  (const char *)v, sizeof v);
+        rocksdb_writebatch_put_cf(wb, st->cf[STORE_CF_ITEMLOG], (const char *)k, 8, (const char *)v,
+                                  sizeof v);
     }
     if (st->cache) {
         cache_write_begin(st->cache, STORE_NS_ITEMS, ids, n); /* see cache.h */
@@ -91,8 +91,8 @@ int item_log_scan(mr_store *st, size_t batch, item_log_fn fn, void *arg, mr_err 
     if (!st || !fn || batch == 0) return mr_err_set(e, MR_EINVAL, "item_log_scan: bad argument");
     uint64_t *ids = malloc(batch * sizeof *ids);
     uint8_t *ops = malloc(batch);
-    rocksdb_iterator_t *it =
-        rocksdb_create_iterator_cf(st->db, st->ropts, st->cf[STORE_CF_ITEMLOG]);
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, st->ropts,
+                                                        st->cf[STORE_CF_ITEMLOG]);
     int rc = 0;
     if (!ids || !ops || !it) {
         rc = mr_err_set(e, MR_ENOMEM, "item log scan: out of memory");

@@ -28,10 +28,10 @@
 typedef struct rc_node {
     char host[RC_HOST_MAX];
     int port;
-    pthread_mutex_t mu;           /* guards idle[], nidle */
+    pthread_mutex_t mu; /* guards idle[], nidle */
     redisContext *idle[RC_POOL_MAX];
     int nidle;
-    _Atomic int64_t down_until;   /* unix ms; no connect attempt before it */
+    _Atomic int64_t down_until; /* unix ms; no connect attempt before it */
 } rc_node;
 
 struct rcluster {
@@ -42,9 +42,9 @@ struct rcluster {
     pthread_mutex_t nodes_mu;          /* guards appends to nodes[] */
     rc_node *nodes[RCLUSTER_MAX_NODES];
     _Atomic int nnodes;
-    _Atomic int64_t last_refresh;      /* unix ms of the last reload */
-    _Atomic uint64_t n_commands, n_moved, n_ask, n_tryagain, n_clusterdown, n_conn_errors, n_refreshes,
-        n_failed;
+    _Atomic int64_t last_refresh; /* unix ms of the last reload */
+    _Atomic uint64_t n_commands, n_moved, n_ask, n_tryagain, n_clusterdown, n_conn_errors,
+        n_refreshes, n_failed;
 };
 
 /* ---- key slots ------------------------------------------------------------ */
@@ -54,7 +54,8 @@ static uint16_t rc_crc16(const char *buf, size_t len) {
     uint16_t crc = 0;
     for (size_t i = 0; i < len; i++) {
         crc ^= (uint16_t)((uint8_t)buf[i] << 8);
-        for (int b = 0; b < 8; b++) crc = (crc & 0x8000) ? (uint16_t)((crc << 1) ^ 0x1021) : (uint16_t)(crc << 1);
+        for (int b = 0; b < 8; b++)
+            crc = (crc & 0x8000) ? (uint16_t)((crc << 1) ^ 0x1021) : (uint16_t)(crc << 1);
     }
     return crc;
 }
@@ -85,7 +86,8 @@ static int rc_node_index(rcluster *c, const char *host, int port) {
             return i;
         }
     int idx = -1;
-    rc_node *nd = n < RCLUSTER_MAX_NODES && strlen(host) < RC_HOST_MAX ? calloc(1, sizeof *nd) : NULL;
+    rc_node *nd = n < RCLUSTER_MAX_NODES && strlen(host) < RC_HOST_MAX ? calloc(1, sizeof *nd)
+                                                                       : NULL;
     if (nd) {
         snprintf(nd->host, sizeof nd->host, "%s", host);
         nd->port = port;
@@ -98,9 +100,7 @@ static int rc_node_index(rcluster *c, const char *host, int port) {
     return idx;
 }
 
-static struct timeval rc_tv(int ms) {
-    return (struct timeval){ms / 1000, (ms % 1000) * 1000};
-}
+static struct timeval rc_tv(int ms) { return (struct timeval){ms / 1000, (ms % 1000) * 1000}; }
 
 /* A connection to node i: an idle one, or a new one. NULL while the node
  * is marked down or when the connect fails (which marks it down). */
@@ -153,7 +153,8 @@ __attribute__((unused)) static int rc_map_check(const rcluster *c) {
 
 /* Apply one CLUSTER SLOTS reply; asked_host fills an empty host field. */
 static int rc_map_apply(rcluster *c, const redisReply *r, const char *asked_host, mr_err *e) {
-    if (r->type != REDIS_REPLY_ARRAY) return mr_err_set(e, MR_EUNAVAIL, "CLUSTER SLOTS: not an array");
+    if (r->type != REDIS_REPLY_ARRAY)
+        return mr_err_set(e, MR_EUNAVAIL, "CLUSTER SLOTS: not an array");
     int16_t *map = malloc(sizeof c->slot_node);
     if (!map) return mr_err_set(e, MR_ENOMEM, "CLUSTER SLOTS: out of memory");
     for (int s = 0; s < RCLUSTER_SLOTS; s++) map[s] = -1;
@@ -172,7 +173,8 @@ static int rc_map_apply(rcluster *c, const redisReply *r, const char *asked_host
         int idx = rc_node_index(c, host, (int)master->element[1]->integer);
         if (idx < 0) continue;
         long long lo = range->element[0]->integer, hi = range->element[1]->integer;
-        for (long long s = lo < 0 ? 0 : lo; s <= hi && s < RCLUSTER_SLOTS; s++) map[s] = (int16_t)idx;
+        for (long long s = lo < 0 ? 0 : lo; s <= hi && s < RCLUSTER_SLOTS; s++)
+            map[s] = (int16_t)idx;
     }
     pthread_rwlock_wrlock(&c->map_mu);
     memcpy(c->slot_node, map, sizeof c->slot_node);
@@ -195,9 +197,9 @@ static int rc_refresh_from(rcluster *c, int i, mr_err *e) {
         rc_conn_drop(c, nd, ctx);
         return rc;
     }
-    int rc = r->type == REDIS_REPLY_ERROR
-                 ? mr_err_set(e, MR_EUNAVAIL, "%s:%d: CLUSTER SLOTS: %s", nd->host, nd->port, r->str)
-                 : rc_map_apply(c, r, nd->host, e);
+    int rc = r->type == REDIS_REPLY_ERROR ? mr_err_set(e, MR_EUNAVAIL, "%s:%d: CLUSTER SLOTS: %s",
+                                                       nd->host, nd->port, r->str)
+                                          : rc_map_apply(c, r, nd->host, e);
     freeReplyObject(r);
     rc_conn_put(c, nd, ctx);
     return rc;
@@ -303,9 +305,9 @@ void rcluster_free(rcluster *c) {
 
 /* Per command state across attempts. */
 typedef struct rc_pending {
-    size_t i;      /* index into the caller's cmds */
-    int node;      /* node to send to, -1 = from the slot map */
-    int asking;    /* 1: send ASKING first (an ASK redirect) */
+    size_t i;   /* index into the caller's cmds */
+    int node;   /* node to send to, -1 = from the slot map */
+    int asking; /* 1: send ASKING first (an ASK redirect) */
 } rc_pending;
 
 /* Send the commands of one node (p[0..m)) pipelined and read the replies.
@@ -338,7 +340,8 @@ static void rc_node_round(rcluster *c, int node, rc_pending *p, size_t m, const 
             r = NULL;
         }
         if (redisGetReply(ctx, (void **)&r) != REDIS_OK) break;
-        if (r->type == REDIS_REPLY_ERROR && (!strncmp(r->str, "MOVED ", 6) || !strncmp(r->str, "ASK ", 4))) {
+        if (r->type == REDIS_REPLY_ERROR &&
+            (!strncmp(r->str, "MOVED ", 6) || !strncmp(r->str, "ASK ", 4))) {
             int ask = r->str[1] == 'S';
             unsigned slot;
             int to = rc_redirect_node(c, r->str, &slot);
@@ -421,7 +424,8 @@ int rcluster_pipeline(rcluster *c, size_t n, const rcluster_cmd *cmds, redisRepl
     int rc = 0;
     if (nfail) {
         atomic_fetch_add(&c->n_failed, nfail);
-        rc = mr_err_set(e, MR_EUNAVAIL, "redis cluster: %zu of %zu commands got no reply", nfail, n);
+        rc = mr_err_set(e, MR_EUNAVAIL, "redis cluster: %zu of %zu commands got no reply", nfail,
+                        n);
     }
     free(p);
     return rc;

@@ -31,17 +31,17 @@
 #include "common/error.h"
 
 #define RCLUSTER_SLOTS 16384
-#define RCLUSTER_MAX_NODES 128    /* masters and replicas ever seen */
-#define RCLUSTER_MAX_ATTEMPTS 5   /* redirects/retries per command */
+#define RCLUSTER_MAX_NODES 128  /* masters and replicas ever seen */
+#define RCLUSTER_MAX_ATTEMPTS 5 /* redirects/retries per command */
 
 typedef struct rcluster rcluster;
 
 typedef struct rcluster_config {
-    const char *seeds;      /* "host:port[,host:port...]", at least one */
-    int timeout_ms;         /* connect and per-reply timeout; 0 = 200 */
-    int down_ms;            /* skip a node this long after a failed connect; 0 = 1000 */
-    int pool;               /* idle connections kept per node; 0 = 8 */
-    int lazy;               /* 1: start even when no seed answers (calls fail
+    const char *seeds; /* "host:port[,host:port...]", at least one */
+    int timeout_ms;    /* connect and per-reply timeout; 0 = 200 */
+    int down_ms;       /* skip a node this long after a failed connect; 0 = 1000 */
+    int pool;          /* idle connections kept per node; 0 = 8 */
+    int lazy;          /* 1: start even when no seed answers (calls fail
                              * fast and the map loads once a node is back) */
 } rcluster_config;
 
@@ -54,15 +54,15 @@ typedef struct rcluster_cmd {
 } rcluster_cmd;
 
 typedef struct rcluster_stats {
-    uint64_t commands;      /* commands sent, retries included */
-    uint64_t moved;         /* MOVED redirects followed */
-    uint64_t ask;           /* ASK redirects followed */
-    uint64_t tryagain;      /* TRYAGAIN retries */
-    uint64_t clusterdown;   /* CLUSTERDOWN answers (not retried) */
-    uint64_t conn_errors;   /* failed connects and broken connections */
-    uint64_t refreshes;     /* slot map reloads */
-    uint64_t failed;        /* commands that got no reply after every attempt */
-    int nodes;              /* nodes known */
+    uint64_t commands;    /* commands sent, retries included */
+    uint64_t moved;       /* MOVED redirects followed */
+    uint64_t ask;         /* ASK redirects followed */
+    uint64_t tryagain;    /* TRYAGAIN retries */
+    uint64_t clusterdown; /* CLUSTERDOWN answers (not retried) */
+    uint64_t conn_errors; /* failed connects and broken connections */
+    uint64_t refreshes;   /* slot map reloads */
+    uint64_t failed;      /* commands that got no reply after every attempt */
+    int nodes;            /* nodes known */
 } rcluster_stats;
 
 /* Connect to the seeds and load the slot map. Fails when no seed answers

@@ -23,8 +23,8 @@
 #include <xxhash.h>
 #include "index/store/emb_codec.h"
 
-const char *const store_cf_names[STORE_CF_FIXED] = {"default", "meta", "items",
-                                                    "users", "events", "sdim", "itemlog"};
+const char *const store_cf_names[STORE_CF_FIXED] = {"default", "meta", "items",  "users",
+                                                    "events",  "sdim", "itemlog"};
 
 #define STORE_META_VERSION 1u
 
@@ -137,8 +137,7 @@ int store_log_seq_get(mr_store *st, uint64_t *seq, mr_err *e) {
     int rc = 0;
     uint64_t x[2] = {0, 0};
     if (v && (vlen == 8 || vlen == 16)) memcpy(x, v, vlen);
-    if (v && vlen == 8)
-        *seq = x[0];
+    if (v && vlen == 8) *seq = x[0];
     else if (v && vlen == 16 && x[1] == 1 && x[0] > 0)
         *seq = x[0] - 1; /* record x[0] is partly stored: it is applied again */
     else if (v)
@@ -158,8 +157,8 @@ static int store_write_err_code(const char *err) {
     return MR_EINTERNAL;
 }
 
-static int store_write_with(mr_store *st, const rocksdb_writeoptions_t *wo, rocksdb_writebatch_t *wb,
-                            mr_err *e) {
+static int store_write_with(mr_store *st, const rocksdb_writeoptions_t *wo,
+                            rocksdb_writebatch_t *wb, mr_err *e) {
     char *err = NULL;
     if (tl_log_seq) { /* the record's writes and "applied up to here" commit together */
         uint64_t v[2] = {tl_log_seq, 1};
@@ -172,7 +171,9 @@ static int store_write_with(mr_store *st, const rocksdb_writeoptions_t *wo, rock
     return 0;
 }
 
-int store_write(mr_store *st, rocksdb_writebatch_t *wb, mr_err *e) { return store_write_with(st, st->wopts, wb, e); }
+int store_write(mr_store *st, rocksdb_writebatch_t *wb, mr_err *e) {
+    return store_write_with(st, st->wopts, wb, e);
+}
 
 int store_write_synced(mr_store *st, rocksdb_writebatch_t *wb, mr_err *e) {
     return store_write_with(st, st->wopts_sync, wb, e);
@@ -216,7 +217,8 @@ static int store_make_options(mr_store *st) {
     st->ropts = rocksdb_readoptions_create();
     st->wopts = rocksdb_writeoptions_create();
     st->wopts_sync = rocksdb_writeoptions_create();
-    if (!st->db_opts || !st->bbo || !st->block_cache || !st->ropts || !st->wopts || !st->wopts_sync) return -1;
+    if (!st->db_opts || !st->bbo || !st->block_cache || !st->ropts || !st->wopts || !st->wopts_sync)
+        return -1;
     rocksdb_writeoptions_set_sync(st->wopts_sync, 1);
     rocksdb_block_based_options_set_block_cache(st->bbo, st->block_cache);
     rocksdb_block_based_options_set_filter_policy(st->bbo,
@@ -232,8 +234,7 @@ static int store_make_options(mr_store *st) {
     rocksdb_block_based_options_set_data_block_hash_ratio(st->bbo, 0.75);
 
     rocksdb_options_set_create_if_missing(st->db_opts, st->cfg.mode == STORE_PRIMARY);
-    rocksdb_options_set_create_missing_column_families(st->db_opts,
-                                                       st->cfg.mode == STORE_PRIMARY);
+    rocksdb_options_set_create_missing_column_families(st->db_opts, st->cfg.mode == STORE_PRIMARY);
     rocksdb_options_increase_parallelism(st->db_opts, 2);
     /* Writers wait on a condition variable instead of spinning with
      * sched_yield: on a few shared cores spinning only steals the CPU
@@ -368,15 +369,15 @@ static int store_open_db(mr_store *st, const char *path, mr_err *e) {
         opts[i] = store_cf_options(st, names[i]);
     }
     if (st->cfg.mode == STORE_PRIMARY)
-        st->db = rocksdb_open_column_families(st->db_opts, path, (int)n,
-                                              (const char *const *)names, opts, h, &err);
+        st->db = rocksdb_open_column_families(st->db_opts, path, (int)n, (const char *const *)names,
+                                              opts, h, &err);
     else if (st->cfg.mode == STORE_READ_ONLY)
         st->db = rocksdb_open_for_read_only_column_families(
             st->db_opts, path, (int)n, (const char *const *)names, opts, h, 0, &err);
     else
         st->db = rocksdb_open_as_secondary_column_families(
-            st->db_opts, path, st->cfg.secondary_path, (int)n, (const char *const *)names, opts,
-            h, &err);
+            st->db_opts, path, st->cfg.secondary_path, (int)n, (const char *const *)names, opts, h,
+            &err);
     if (err) {
         rc = store_rocks_err(e, MR_EUNAVAIL, err, "open store");
         goto out;
@@ -490,8 +491,8 @@ void store_close(mr_store *st) {
     free(st);
 }
 
-int emb_table_create(mr_store *st, const char *name, uint32_t dim, emb_encoding enc,
-                     int64_t ttl_s, mr_err *e) {
+int emb_table_create(mr_store *st, const char *name, uint32_t dim, emb_encoding enc, int64_t ttl_s,
+                     mr_err *e) {
     int rc;
     if ((rc = store_check_writable(st, e))) return rc;
     if ((rc = mr_name_check("table name", name, STORE_TABLE_NAME_MAX, e))) return rc;
@@ -519,8 +520,8 @@ int emb_table_create(mr_store *st, const char *name, uint32_t dim, emb_encoding 
     snprintf(info.name, sizeof info.name, "%s", name);
     char cfname[STORE_TABLE_NAME_MAX + 8], key[STORE_TABLE_NAME_MAX + 8], *err = NULL;
     snprintf(cfname, sizeof cfname, "emb.%s", name);
-    rocksdb_column_family_handle_t *cf =
-        rocksdb_create_column_family(st->db, st->emb_opts, cfname, &err);
+    rocksdb_column_family_handle_t *cf = rocksdb_create_column_family(st->db, st->emb_opts, cfname,
+                                                                      &err);
     if (err) {
         rc = store_rocks_err(e, MR_EINTERNAL, err, "create table");
         goto out;
@@ -530,8 +531,8 @@ int emb_table_create(mr_store *st, const char *name, uint32_t dim, emb_encoding 
     int klen = snprintf(key, sizeof key, STORE_META_TABLE_PREFIX "%s", name);
     rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create(); /* schema: always synced */
     rocksdb_writeoptions_set_sync(wo, 1);
-    rocksdb_put_cf(st->db, wo, st->cf[STORE_CF_META], key, (size_t)klen, (const char *)v,
-                   sizeof v, &err);
+    rocksdb_put_cf(st->db, wo, st->cf[STORE_CF_META], key, (size_t)klen, (const char *)v, sizeof v,
+                   &err);
     rocksdb_writeoptions_destroy(wo);
     if (err) {
         rc = store_rocks_err(e, MR_EINTERNAL, err, "create table: write meta");
@@ -706,8 +707,8 @@ int store_expire(mr_store *st, int64_t now_ms, uint64_t *n_deleted, mr_err *e) {
                                  st->tables[i].info.id, &n, e);
     pthread_rwlock_unlock(&st->tables_rw);
     if (!rc && st->cfg.user_ttl_s > 0)
-        rc = store_expire_cf(st, st->cf[STORE_CF_USERS], st->cfg.user_ttl_s, now_ms,
-                             UINT32_MAX, &n, e);
+        rc = store_expire_cf(st, st->cf[STORE_CF_USERS], st->cfg.user_ttl_s, now_ms, UINT32_MAX, &n,
+                             e);
     if (n_deleted) *n_deleted = n;
     return rc;
 }

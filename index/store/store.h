@@ -114,8 +114,8 @@ typedef struct emb_table_info {
 
 /* Create a table (primary only): a new column family "emb.<name>" and its
  * schema in meta. MR_EEXIST if present with another schema; 0 if identical. */
-int emb_table_create(mr_store *st, const char *name, uint32_t dim, emb_encoding enc,
-                     int64_t ttl_s, mr_err *e);
+int emb_table_create(mr_store *st, const char *name, uint32_t dim, emb_encoding enc, int64_t ttl_s,
+                     mr_err *e);
 /* Drop a table (primary only): its column family and files, schema and
  * load marker. The caller guarantees no thread reads or writes it any more
  * (pointers to it dangle afterwards). MR_ENOTFOUND when unknown. */
@@ -144,20 +144,20 @@ int emb_store_put(mr_store *st, mr_emb_table *t, const uint64_t *ids, size_t n, 
                   size_t nfloats, mr_err *e);
 /* emb_store_put with the WAL fsync'd before it returns, whatever
  * store_config.sync says (acknowledged online updates). */
-int emb_store_put_sync(mr_store *st, mr_emb_table *t, const uint64_t *ids, size_t n, const float *vecs,
-                       size_t nfloats, mr_err *e);
+int emb_store_put_sync(mr_store *st, mr_emb_table *t, const uint64_t *ids, size_t n,
+                       const float *vecs, size_t nfloats, mr_err *e);
 /* Bulk-load n rows (ids strictly ascending) as one SST file written at
  * tmp_path (same filesystem as the database; moved into it, or removed on
  * failure) and ingested into the table's column family with RocksDB's
  * external file ingestion: no WAL, no memtable, written once. Validated
  * first like a put; cached copies of the ids are dropped. For filling a
  * table (a model version's rows); online updates are emb_store_put. */
-int emb_store_ingest(mr_store *st, mr_emb_table *t, const uint64_t *ids, size_t n, const float *vecs,
-                     size_t nfloats, const char *tmp_path, mr_err *e);
+int emb_store_ingest(mr_store *st, mr_emb_table *t, const uint64_t *ids, size_t n,
+                     const float *vecs, size_t nfloats, const char *tmp_path, mr_err *e);
 /* The same lookup with the memory cache and tier bypassed: the plain
  * multi-get path (benchmarks compare against it). */
-int emb_store_get_uncached(mr_store *st, mr_emb_table *t, const uint64_t *ids, size_t n,
-                           float *out, uint8_t *found, mr_err *e);
+int emb_store_get_uncached(mr_store *st, mr_emb_table *t, const uint64_t *ids, size_t n, float *out,
+                           uint8_t *found, mr_err *e);
 
 /* ---- items and users: opaque feature blobs ----------------------------- */
 
@@ -167,14 +167,12 @@ typedef struct store_blob {
 } store_blob;
 
 /* One WriteBatch; each blob <= max_value_bytes, else nothing is written. */
-int item_store_put(mr_store *st, const uint64_t *ids, size_t n, const store_blob *blobs,
-                   mr_err *e);
+int item_store_put(mr_store *st, const uint64_t *ids, size_t n, const store_blob *blobs, mr_err *e);
 /* Batched, cached like embeddings. out[i] points into one malloc'd buffer
  * returned in *buf (free() it); out[i].data == NULL when absent. */
 int item_store_get(mr_store *st, const uint64_t *ids, size_t n, store_blob *out, void **buf,
                    mr_err *e);
-int user_store_put(mr_store *st, const uint64_t *ids, size_t n, const store_blob *blobs,
-                   mr_err *e);
+int user_store_put(mr_store *st, const uint64_t *ids, size_t n, const store_blob *blobs, mr_err *e);
 
 /* ---- stats -------------------------------------------------------------- */
 
@@ -183,14 +181,14 @@ typedef struct store_stats {
     uint64_t cache_inserts, cache_evictions;
     uint64_t cache_bytes, cache_capacity; /* bytes held now / the bound */
     uint64_t cache_entries;
-    uint64_t tier_hits;          /* misses answered by the shared tier */
-    uint64_t db_multigets;       /* batched multi-get calls */
-    uint64_t db_rows_read;       /* keys asked of RocksDB */
+    uint64_t tier_hits;    /* misses answered by the shared tier */
+    uint64_t db_multigets; /* batched multi-get calls */
+    uint64_t db_rows_read; /* keys asked of RocksDB */
     uint64_t db_rows_found;
-    uint64_t rows_written;       /* embedding/item/user/event rows put */
-    uint64_t batches_written;    /* WriteBatch commits */
-    uint64_t corrupt_rows;       /* rows that failed validation on read */
-    uint64_t expired_rows;       /* rows read but past their TTL */
+    uint64_t rows_written;    /* embedding/item/user/event rows put */
+    uint64_t batches_written; /* WriteBatch commits */
+    uint64_t corrupt_rows;    /* rows that failed validation on read */
+    uint64_t expired_rows;    /* rows read but past their TTL */
     /* RocksDB memory (rocksdb_approximate_memory_usage): */
     uint64_t memtable_bytes;     /* memtables of every family, flushing ones included */
     uint64_t memtable_budget;    /* their bound (store_config.memtable_bytes) */

@@ -18,15 +18,18 @@ static int blob_check_batch(const mr_store *st, const uint64_t *ids, size_t n,
     if (n > STORE_MAX_BATCH)
         return mr_err_set(e, MR_EINVAL, "%s: batch of %zu rows exceeds %u", what, n,
                           STORE_MAX_BATCH);
-    if (n && (!ids || !blobs)) return mr_err_set(e, MR_EINVAL, "%s: ids and blobs must be set", what);
+    if (n && (!ids || !blobs))
+        return mr_err_set(e, MR_EINVAL, "%s: ids and blobs must be set", what);
     for (size_t i = 0; i < n; i++) {
         if (blobs[i].len && !blobs[i].data)
             return mr_err_set(e, MR_EINVAL, "%s %llu: data is NULL with length %zu", what,
                               (unsigned long long)ids[i], blobs[i].len);
         if (blobs[i].len > st->cfg.max_value_bytes)
-            return mr_err_set(e, MR_ENOMEM, "%s %llu: value of %zu bytes exceeds the limit of "
-                              "%zu (max_value_bytes)", what, (unsigned long long)ids[i],
-                              blobs[i].len, st->cfg.max_value_bytes);
+            return mr_err_set(e, MR_ENOMEM,
+                              "%s %llu: value of %zu bytes exceeds the limit of "
+                              "%zu (max_value_bytes)",
+                              what, (unsigned long long)ids[i], blobs[i].len,
+                              st->cfg.max_value_bytes);
     }
     return 0;
 }
@@ -141,7 +144,8 @@ static int blob_fill_row(size_t m, const char *v, size_t vlen, void *arg, mr_err
         return mr_err_wrap(e, "item %llu", (unsigned long long)f->mids[m]);
     }
     blob_out_add(f->o, f->midx[m], data, len);
-    if (f->st->cache) cache_insert(f->st->cache, STORE_NS_ITEMS, f->mids[m], data, len, ts, f->mep[m]);
+    if (f->st->cache)
+        cache_insert(f->st->cache, STORE_NS_ITEMS, f->mids[m], data, len, ts, f->mep[m]);
     return 0;
 }
 

@@ -12,13 +12,21 @@
 #include "index/store/cache.h"
 #include "index/store/store.h"
 
-#define STORE_NS_ITEMS 0xFFFFFFF0u /* cache namespace of the items family */
+#define STORE_NS_ITEMS 0xFFFFFFF0u         /* cache namespace of the items family */
 #define STORE_META_TABLE_PREFIX "table/"   /* meta: "table/<name>" -> schema */
 #define STORE_META_LOADED_PREFIX "loaded/" /* meta: "loaded/<name>" -> rows bulk-loaded */
 
 /* Fixed column families; embedding tables add "emb.<name>". */
-enum { STORE_CF_DEFAULT = 0, STORE_CF_META, STORE_CF_ITEMS, STORE_CF_USERS, STORE_CF_EVENTS,
-       STORE_CF_SDIM, STORE_CF_ITEMLOG, STORE_CF_FIXED };
+enum {
+    STORE_CF_DEFAULT = 0,
+    STORE_CF_META,
+    STORE_CF_ITEMS,
+    STORE_CF_USERS,
+    STORE_CF_EVENTS,
+    STORE_CF_SDIM,
+    STORE_CF_ITEMLOG,
+    STORE_CF_FIXED
+};
 extern const char *const store_cf_names[STORE_CF_FIXED];
 
 struct mr_emb_table {
@@ -35,8 +43,8 @@ typedef struct store_counters {
 
 struct mr_store {
     rocksdb_t *db;
-    store_config cfg;            /* copy, defaults filled in */
-    rocksdb_options_t *db_opts;  /* database-wide options */
+    store_config cfg;               /* copy, defaults filled in */
+    rocksdb_options_t *db_opts;     /* database-wide options */
     rocksdb_options_t *point_opts;  /* families read by key */
     rocksdb_options_t *emb_opts;    /* embedding families: point reads, no compression */
     rocksdb_options_t *events_opts; /* events: 8-byte user prefix */
@@ -50,16 +58,16 @@ struct mr_store {
                                   * dropped table's slot has cf == NULL and
                                   * an empty name until a create reuses it */
     atomic_int ntables;
-    uint32_t next_id;            /* ids are never reused within a process:
+    uint32_t next_id;                   /* ids are never reused within a process:
                                   * cached rows of a dropped table can never
                                   * answer for a new one (guarded by table_mu) */
-    pthread_mutex_t table_mu;    /* serialises emb_table_create / _drop */
-    pthread_rwlock_t tables_rw;  /* slot contents: lookups and scans over
+    pthread_mutex_t table_mu;           /* serialises emb_table_create / _drop */
+    pthread_rwlock_t tables_rw;         /* slot contents: lookups and scans over
                                   * every table read; create and drop write */
     rocksdb_writeoptions_t *wopts_sync; /* fsync'd writes (emb_store_put_sync) */
-    pthread_rwlock_t ttl_mu;     /* puts to families with a TTL: read; a
+    pthread_rwlock_t ttl_mu;            /* puts to families with a TTL: read; a
                                   * store_expire batch: write (store_ttl_lock) */
-    mr_cache *cache;                /* NULL when cache_bytes == 0 */
+    mr_cache *cache;                    /* NULL when cache_bytes == 0 */
     store_counters ctr;
 };
 
@@ -81,18 +89,16 @@ typedef int (*store_row_fn)(size_t i, const char *val, size_t len, void *arg, mr
 /* ONE rocksdb_batched_multi_get_cf for n u64 keys (big-endian encoded and
  * sorted here), then fn per key in sorted order. A RocksDB error or a
  * failing fn stops with that error after every key has been visited. */
-int store_multi_get(mr_store *st, rocksdb_column_family_handle_t *cf, const uint64_t *ids,
-                    size_t n, store_row_fn fn, void *arg, mr_err *e);
+int store_multi_get(mr_store *st, rocksdb_column_family_handle_t *cf, const uint64_t *ids, size_t n,
+                    store_row_fn fn, void *arg, mr_err *e);
 #define STORE_MAX_BATCH (1u << 20) /* rows per get/put call */
 /* Puts to a family that store_expire sweeps hold ttl_mu for reading
  * across their commit, so a sweep never deletes a row refreshed after its
  * scan. `ttl` is the family's TTL (0: no lock). */
 static inline void store_ttl_lock(mr_store *st, int64_t ttl, int lock) {
     if (ttl <= 0) return;
-    if (lock)
-        pthread_rwlock_rdlock(&st->ttl_mu);
-    else
-        pthread_rwlock_unlock(&st->ttl_mu);
+    if (lock) pthread_rwlock_rdlock(&st->ttl_mu);
+    else pthread_rwlock_unlock(&st->ttl_mu);
 }
 /* Write time of rows written now: the update-log record's time while a
  * replica applies one (store_log_seq_begin), else the wall clock. */

@@ -17,7 +17,7 @@
 struct tier_redis {
     rcluster *rc;
     char prefix[TIER_REDIS_PREFIX_MAX];
-    char ttl_arg[16];   /* decimal seconds for SET ... EX, "" when none */
+    char ttl_arg[16]; /* decimal seconds for SET ... EX, "" when none */
     _Atomic uint64_t gets, hits, misses, degraded, corrupt, puts, put_failed;
 };
 
@@ -26,10 +26,10 @@ struct tier_redis {
 typedef struct tier_batch {
     char *mem;
     char (*keys)[TIER_KEY_MAX];
-    const char **argv;       /* (n, argc) */
-    size_t *argvlen;         /* (n, argc) */
-    rcluster_cmd *cmds;      /* (n) */
-    redisReply **replies;    /* (n) */
+    const char **argv;    /* (n, argc) */
+    size_t *argvlen;      /* (n, argc) */
+    rcluster_cmd *cmds;   /* (n) */
+    redisReply **replies; /* (n) */
 } tier_batch;
 
 static int tier_batch_alloc(tier_batch *b, size_t n, int argc) {
@@ -41,12 +41,13 @@ static int tier_batch_alloc(tier_batch *b, size_t n, int argc) {
     b->argvlen = (size_t *)(b->argv + n * (size_t)argc);
     b->cmds = (rcluster_cmd *)(b->argvlen + n * (size_t)argc);
     b->replies = (redisReply **)(b->cmds + n);
-    b->keys = (char (*)[TIER_KEY_MAX])(b->replies + n);
+    b->keys = (char(*)[TIER_KEY_MAX])(b->replies + n);
     return 0;
 }
 
 static size_t tier_key(const tier_redis *t, uint32_t table_id, uint64_t id, char *out) {
-    int len = snprintf(out, TIER_KEY_MAX, "%s:%u:%llu", t->prefix, table_id, (unsigned long long)id);
+    int len = snprintf(out, TIER_KEY_MAX, "%s:%u:%llu", t->prefix, table_id,
+                       (unsigned long long)id);
     return (size_t)len;
 }
 

@@ -27,16 +27,16 @@
 typedef struct tier_redis tier_redis;
 
 typedef struct tier_redis_config {
-    rcluster_config cluster;  /* seeds, timeouts */
-    const char *prefix;       /* key prefix; NULL = "mr" */
-    int ttl_s;                /* expiry of every row written; 0 = none */
+    rcluster_config cluster; /* seeds, timeouts */
+    const char *prefix;      /* key prefix; NULL = "mr" */
+    int ttl_s;               /* expiry of every row written; 0 = none */
 } tier_redis_config;
 
 typedef struct tier_redis_stats {
-    uint64_t gets, hits, misses;  /* rows asked, found, not held */
-    uint64_t degraded;            /* rows asked that got no answer (read from RocksDB) */
-    uint64_t corrupt;             /* values of the wrong size (ignored) */
-    uint64_t puts, put_failed;    /* rows written through, and those that failed */
+    uint64_t gets, hits, misses; /* rows asked, found, not held */
+    uint64_t degraded;           /* rows asked that got no answer (read from RocksDB) */
+    uint64_t corrupt;            /* values of the wrong size (ignored) */
+    uint64_t puts, put_failed;   /* rows written through, and those that failed */
     rcluster_stats cluster;
 } tier_redis_stats;
 

@@ -31,7 +31,7 @@ static void test_limit_is_hard(void **s) {
     mr_arena a;
     mr_arena_init(&a, 1024, 4096);
     assert_non_null(mr_arena_alloc(&a, 4000));
-    assert_null(mr_arena_alloc(&a, 200));  /* 4000 + 208 > 4096 */
+    assert_null(mr_arena_alloc(&a, 200)); /* 4000 + 208 > 4096 */
     assert_non_null(mr_arena_alloc(&a, 64));
     assert_null(mr_arena_alloc(&a, SIZE_MAX)); /* overflow guarded */
     assert_null(mr_arena_calloc(&a, SIZE_MAX / 2, 4));
@@ -80,9 +80,8 @@ static void test_check_detects_corruption(void **s) {
 }
 
 int main(void) {
-    const struct CMUnitTest t[] = {cmocka_unit_test(test_alignment_and_growth),
-                                   cmocka_unit_test(test_limit_is_hard),
-                                   cmocka_unit_test(test_reset_reuses),
-                                   cmocka_unit_test(test_check_detects_corruption)};
+    const struct CMUnitTest t[] = {
+        cmocka_unit_test(test_alignment_and_growth), cmocka_unit_test(test_limit_is_hard),
+        cmocka_unit_test(test_reset_reuses), cmocka_unit_test(test_check_detects_corruption)};
     return cmocka_run_group_tests(t, NULL, NULL);
 }

@@ -63,8 +63,10 @@ static void test_rfc4180_quotes(void **s) {
     (void)s;
     mr_csv *c;
     mr_err e;
-    assert_int_equal(open_text(&c, "t", "id,text\n1,\"a,b\"\n2,\"say \"\"hi\"\"\"\n3,\"two\nlines\"\n4,x\n",
-                               NULL, &e), 0);
+    assert_int_equal(open_text(&c, "t",
+                               "id,text\n1,\"a,b\"\n2,\"say \"\"hi\"\"\"\n3,\"two\nlines\"\n4,x\n",
+                               NULL, &e),
+                     0);
     assert_int_equal(mr_csv_next(c, &e), 1);
     assert_string_equal(mr_csv_cell(c, 1), "a,b");
     assert_int_equal(mr_csv_next(c, &e), 1);
@@ -101,7 +103,8 @@ static void test_bom_crlf_blank_lines_no_trim(void **s) {
     (void)s;
     mr_csv *c;
     mr_err e;
-    assert_int_equal(open_text(&c, "t", "\xef\xbb\xbfuser,v\r\n\r\n u ,1\r\n\nx,\"2\"\r\nlast,3", NULL, &e), 0);
+    assert_int_equal(
+        open_text(&c, "t", "\xef\xbb\xbfuser,v\r\n\r\n u ,1\r\n\nx,\"2\"\r\nlast,3", NULL, &e), 0);
     assert_string_equal(mr_csv_header(c, 0), "user"); /* BOM gone */
     assert_string_equal(mr_csv_header(c, 1), "v");    /* CR gone */
     assert_int_equal(mr_csv_next(c, &e), 1);
@@ -196,7 +199,7 @@ static void test_missing_values(void **s) {
     assert_int_equal(mr_csv_double(c, 0, &v, &e), 1);
     assert_int_equal(mr_csv_double(c, 1, &v, &e), 1);
     assert_int_equal(mr_csv_double(c, 2, &v, &e), 1);
-    assert_true(v == 7); /* untouched */
+    assert_true(v == 7);                                      /* untouched */
     assert_int_equal(mr_csv_double(c, 3, &v, &e), MR_EINVAL); /* not in the default list */
     int64_t i;
     assert_int_equal(mr_csv_i64(c, 1, &i, &e), 1);
@@ -217,8 +220,9 @@ static void test_numbers_one_rule(void **s) {
     (void)s;
     mr_csv *c;
     mr_err e;
-    assert_int_equal(open_text(&c, "in.csv", "a,b,c,d,e,f,g,h\n1.5, -2 ,1;5,abc,nan,1e40,0x10,inf\n",
-                               NULL, &e), 0);
+    assert_int_equal(
+        open_text(&c, "in.csv", "a,b,c,d,e,f,g,h\n1.5, -2 ,1;5,abc,nan,1e40,0x10,inf\n", NULL, &e),
+        0);
     assert_int_equal(mr_csv_next(c, &e), 1);
     double d;
     float f;
@@ -231,7 +235,7 @@ static void test_numbers_one_rule(void **s) {
     assert_int_equal(mr_csv_double(c, 3, &d, &e), MR_EINVAL);
     assert_string_equal(e.msg, "in.csv:2: column 'd' (4): 'abc' is not a finite number");
     assert_int_equal(mr_csv_double(c, 4, &d, &e), MR_EINVAL);
-    assert_int_equal(mr_csv_double(c, 5, &d, &e), 0); /* fits a double ... */
+    assert_int_equal(mr_csv_double(c, 5, &d, &e), 0);        /* fits a double ... */
     assert_int_equal(mr_csv_float(c, 5, &f, &e), MR_EINVAL); /* ... not a float */
     assert_int_equal(mr_csv_double(c, 6, &d, &e), MR_EINVAL);
     assert_int_equal(mr_csv_double(c, 7, &d, &e), MR_EINVAL);
@@ -242,8 +246,10 @@ static void test_integers_and_ids(void **s) {
     (void)s;
     mr_csv *c;
     mr_err e;
-    assert_int_equal(open_text(&c, "f", "a,b,c,d,e\n-5,18446744073709551615,1.5,-1,99999999999999999999\n",
-                               NULL, &e), 0);
+    assert_int_equal(open_text(&c, "f",
+                               "a,b,c,d,e\n-5,18446744073709551615,1.5,-1,99999999999999999999\n",
+                               NULL, &e),
+                     0);
     assert_int_equal(mr_csv_next(c, &e), 1);
     int64_t i;
     uint64_t u;

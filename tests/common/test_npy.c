@@ -31,7 +31,8 @@ static void write_npy(int major, const char *dict, const void *data, size_t byte
     FILE *f = fopen(g_path, "wb");
     assert_non_null(f);
     fwrite("\x93NUMPY", 1, 6, f);
-    unsigned char v[6] = {(unsigned char)major, 0, (unsigned char)(hl & 255), (unsigned char)(hl >> 8), 0, 0};
+    unsigned char v[6] = {(unsigned char)major,     0, (unsigned char)(hl & 255),
+                          (unsigned char)(hl >> 8), 0, 0};
     fwrite(v, 1, pre - 6, f);
     fwrite(hdr, 1, hl, f);
     if (bytes) fwrite(data, 1, bytes, f);
@@ -92,21 +93,27 @@ static void test_malformed_headers(void **st) {
         {"{'descr': '<i8', 'fortran_order': False, 'shape': (2, 2), }", 16, "dtype '<i8'"},
         {"{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }", 16, "Fortran order"},
         {"{'descr': '<f4', 'fortran_order': False, 'shape': (4,), }", 16, "shape has 1 dimensions"},
-        {"{'descr': '<f4', 'fortran_order': False, 'shape': (1, 2, 2), }", 16, "shape has 3 dimensions"},
+        {"{'descr': '<f4', 'fortran_order': False, 'shape': (1, 2, 2), }", 16,
+         "shape has 3 dimensions"},
         {"{'descr': '<f4', 'fortran_order': False, 'shape': (0, 2), }", 0, "is empty"},
         {"{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }", 12, "data is 12 bytes"},
         {"{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }", 16 + 4, "data is 20 bytes"},
         {"{'descr': '<f4', 'shape': (2, 2), }", 16, "lacks 'fortran_order'"},
-        {"{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), 'x': 1}", 16, "unknown key 'x'"},
-        {"{'descr': '<f4', 'descr': '<f4', 'fortran_order': False, 'shape': (2, 2)}", 16, "'descr' repeated"},
+        {"{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), 'x': 1}", 16,
+         "unknown key 'x'"},
+        {"{'descr': '<f4', 'descr': '<f4', 'fortran_order': False, 'shape': (2, 2)}", 16,
+         "'descr' repeated"},
         {"{'descr': '<f4', 'fortran_order': Fals, 'shape': (2, 2)}", 16, "not True or False"},
-        {"{'descr': '<f4', 'fortran_order': False, 'shape': (2, -2)}", 16, "not a tuple of integers"},
+        {"{'descr': '<f4', 'fortran_order': False, 'shape': (2, -2)}", 16,
+         "not a tuple of integers"},
         {"{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2) 'x'}", 16, "expected '}'"},
-        {"{'descr': '<f4, 'fortran_order': False, 'shape': (2, 2)}", 16, "expected '}' at header byte 17"},
+        {"{'descr': '<f4, 'fortran_order': False, 'shape': (2, 2)}", 16,
+         "expected '}' at header byte 17"},
         {"{'descr' '<f4', 'fortran_order': False, 'shape': (2, 2)}", 16, "expected ':'"},
         {"['descr', '<f4']", 16, "expected '{'"},
         {"{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2)} x", 16, "bytes after the dict"},
-        {"{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999, 99999999999)}", 16, "too large"},
+        {"{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999, 99999999999)}", 16,
+         "too large"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         unsigned char data[32] = {0};

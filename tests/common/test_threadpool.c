@@ -61,7 +61,10 @@ static void test_parallel_for_covers_range(void **s) {
 static mr_pool *g_pool;
 static atomic_int g_inner;
 
-static void inner(void *arg) { (void)arg; atomic_fetch_add(&g_inner, 1); }
+static void inner(void *arg) {
+    (void)arg;
+    atomic_fetch_add(&g_inner, 1);
+}
 static void outer(void *arg) {
     (void)arg;
     void *args[4] = {0};

@@ -52,8 +52,10 @@ static inline double sbm_nmi(const int32_t *a, const int32_t *b, int n, int na, 
             double p = joint[(size_t)i * nb + j];
             if (p > 0) mi += p * log(p / (pa[i] * pb[j]));
         }
-    for (int i = 0; i < na; i++) if (pa[i] > 0) ha -= pa[i] * log(pa[i]);
-    for (int j = 0; j < nb; j++) if (pb[j] > 0) hb -= pb[j] * log(pb[j]);
+    for (int i = 0; i < na; i++)
+        if (pa[i] > 0) ha -= pa[i] * log(pa[i]);
+    for (int j = 0; j < nb; j++)
+        if (pb[j] > 0) hb -= pb[j] * log(pb[j]);
     free(joint);
     free(pa);
     free(pb);

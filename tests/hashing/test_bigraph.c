@@ -89,7 +89,7 @@ static void test_duplicates_rejected_or_merged(void **state) {
     assert_non_null(strstr(e.msg, "duplicate edge (user 0, item 1)"));
     assert_int_equal(bigraph_build(&g, 2, 2, us, is, ws, 4, BIGRAPH_MERGE_DUPLICATES, &e), 0);
     assert_int_equal(g->nedges, 3);
-    assert_true(g->uw[g->uoff[0] + 1] == 4.0f);  /* (0, 1): 1 + 3 */
+    assert_true(g->uw[g->uoff[0] + 1] == 4.0f); /* (0, 1): 1 + 3 */
     assert_true(g->total_w == 10.0);
     bigraph_free(g);
     /* Unweighted duplicates merge into weight 2. */

@@ -88,7 +88,7 @@ static void test_side_rows_dense(void **state) {
     (void)state;
     bigraph *g = sbm_graph();
     louvain_params p = louvain_params_default();
-    p.resolution = 30.0;  /* many small communities, some one-sided */
+    p.resolution = 30.0; /* many small communities, some one-sided */
     louvain_result rep;
     graphhash_map *m;
     assert_int_equal(graphhash_build(&m, g, &p, 1, &rep, NULL), 0);
@@ -104,7 +104,7 @@ static void test_side_rows_dense(void **state) {
             assert_true(r < k);
             used[r] = 1;
         }
-        for (uint32_t r = 0; r < k; r++) assert_true(used[r]);  /* 0..k-1 all used */
+        for (uint32_t r = 0; r < k; r++) assert_true(used[r]); /* 0..k-1 all used */
         free(used);
     }
     louvain_result_free(&rep);
@@ -127,8 +127,8 @@ static void test_from_tables(void **state) {
     assert_int_equal(r, 2);
     assert_int_equal(graphhash_map_row(m, GRAPHHASH_USERS, 10, &r), 1);
     assert_int_equal(r, 0);
-    assert_int_equal(graphhash_map_row(m, GRAPHHASH_ITEMS, 50, &r), 0);  /* other side */
-    assert_int_equal(r, 0);  /* k = 1 */
+    assert_int_equal(graphhash_map_row(m, GRAPHHASH_ITEMS, 50, &r), 0); /* other side */
+    assert_int_equal(r, 0);                                             /* k = 1 */
     graphhash_map_free(m);
     /* Bad tables: row >= k, k = 0, duplicate ids. */
     urows[0] = 3;

@@ -17,7 +17,7 @@ typedef struct fixture {
     char dir[64];
     char path[128];
     graphhash_map *m;
-    unsigned char *bytes;  /* the saved file */
+    unsigned char *bytes; /* the saved file */
     size_t len;
 } fixture;
 
@@ -136,7 +136,7 @@ static void test_corrupt_files_rejected(void **state) {
     write_bytes(f, b, f->len);
     expect_corrupt(f, "header");
     memcpy(b, f->bytes, f->len);
-    b[16 + 7] = 0xff;  /* absurd user count */
+    b[16 + 7] = 0xff; /* absurd user count */
     write_bytes(f, b, f->len);
     expect_corrupt(f, "size");
     /* Zero-length file. */

@@ -50,8 +50,9 @@ static bigraph *random_graph(uint64_t seed, int nu, int ni, int ne, int weighted
         ws[j] = 0.5f + (float)mr_rng_uniform(&r);
     }
     bigraph *g;
-    assert_int_equal(bigraph_build(&g, nu, ni, us, is, weighted ? ws : NULL, ne,
-                                   BIGRAPH_MERGE_DUPLICATES, NULL), 0);
+    assert_int_equal(
+        bigraph_build(&g, nu, ni, us, is, weighted ? ws : NULL, ne, BIGRAPH_MERGE_DUPLICATES, NULL),
+        0);
     free(us);
     free(is);
     free(ws);
@@ -179,7 +180,7 @@ static void test_bad_input(void **state) {
     /* Defaults when params is NULL. */
     assert_int_equal(louvain_run(g, NULL, &r, &e), 0);
     louvain_result_free(&r);
-    louvain_result_free(&r);  /* idempotent */
+    louvain_result_free(&r); /* idempotent */
     bigraph_free(g);
 }
 

@@ -65,8 +65,8 @@ static void test_remove_and_order(void **state) {
     uint64_t q[K], near[K], far[K];
     for (int i = 0; i < K; i++) {
         q[i] = near[i] = far[i] = (uint64_t)i;
-        if (i >= R) far[i] = 1000 + (uint64_t)i;     /* shares band 0 only */
-        if (i >= (B - 1) * R) near[i] = 5000;        /* shares bands 0..B-2 */
+        if (i >= R) far[i] = 1000 + (uint64_t)i; /* shares band 0 only */
+        if (i >= (B - 1) * R) near[i] = 5000;    /* shares bands 0..B-2 */
     }
     assert_int_equal(lsh_index_insert(ix, 7, far, &e), 0);
     assert_int_equal(lsh_index_insert(ix, 3, near, &e), 0);
@@ -87,7 +87,7 @@ static void test_remove_and_order(void **state) {
     assert_int_equal(hits[0].key, 5);
     assert_int_equal(lsh_index_remove(ix, 3, near, &e), 0);
     assert_int_equal(lsh_index_remove(ix, 3, near, &e), MR_ENOTFOUND);
-    assert_int_equal(lsh_index_remove(ix, 7, q, &e), MR_ENOTFOUND);  /* wrong signature */
+    assert_int_equal(lsh_index_remove(ix, 7, q, &e), MR_ENOTFOUND); /* wrong signature */
     assert_int_equal(lsh_index_size(ix), 2);
     assert_int_equal(lsh_index_query(ix, q, hits, 4, &n, &e), 0);
     assert_int_equal(n, 2);
@@ -112,7 +112,7 @@ static void test_remove_keeps_other_buckets(void **state) {
     mr_rng r;
     mr_rng_seed(&r, 10);
     uint64_t *sig = malloc((size_t)N * KK * sizeof *sig);
-    for (int i = 0; i < N * KK; i++) sig[i] = mr_rng_u64(&r);  /* distinct buckets */
+    for (int i = 0; i < N * KK; i++) sig[i] = mr_rng_u64(&r); /* distinct buckets */
     for (int i = 0; i < N; i++)
         assert_int_equal(lsh_index_insert(ix, (uint64_t)i, sig + (size_t)i * KK, NULL), 0);
     for (int i = 0; i < N; i += 2)
@@ -130,7 +130,7 @@ static void test_remove_keeps_other_buckets(void **state) {
             assert_int_equal(tot, 0);
         }
     }
-    for (int i = 1; i < N; i += 2)   /* and re-inserting into emptied buckets works */
+    for (int i = 1; i < N; i += 2) /* and re-inserting into emptied buckets works */
         assert_int_equal(lsh_index_remove(ix, (uint64_t)i, sig + (size_t)i * KK, NULL), 0);
     for (int i = 0; i < N; i += 2)
         assert_int_equal(lsh_index_insert(ix, (uint64_t)i, sig + (size_t)i * KK, NULL), 0);

@@ -21,7 +21,7 @@ enum { D = 32 };
  * hashers (seeds), it must approach (1 - theta_j/pi)^tau. */
 static void test_weight_matches_collision_probability(void **state) {
     (void)state;
-    enum { L = 6, SEEDS = 150, TAU = 3, M = 48 };  /* m/tau = 16 signatures */
+    enum { L = 6, SEEDS = 150, TAU = 3, M = 48 }; /* m/tau = 16 signatures */
     const double theta[L] = {0.0, 0.3, 0.6, 1.0, 1.5, 2.2};
     mr_rng r;
     mr_rng_seed(&r, 77);
@@ -62,7 +62,7 @@ static void test_weight_matches_collision_probability(void **state) {
                       expect[j]);
         assert_true(fabs(w[j] - expect[j]) < 0.035);
     }
-    assert_true(fabs(w[0] - 1.0) < 1e-6);  /* identical key: always collides */
+    assert_true(fabs(w[0] - 1.0) < 1e-6); /* identical key: always collides */
     for (int j = 0; j < L; j++) assert_true(fabs(w[j] / sw - expect[j] / se) < 0.02);
     free(table);
 }
@@ -136,9 +136,9 @@ static void test_interest_equals_brute_force(void **state) {
                         for (int k = 0; k < D; k++) acc[k] += S[j * D + k];
                     }
                 for (int k = 0; k < D; k++) nrm += acc[k] * acc[k];
-                double sc = pool == SDIM_POOL_SUM ? 1.0
+                double sc = pool == SDIM_POOL_SUM    ? 1.0
                             : pool == SDIM_POOL_MEAN ? (cnt ? 1.0 / cnt : 0.0)
-                            : (nrm > 0 ? 1.0 / sqrt(nrm) : 0.0);
+                                                     : (nrm > 0 ? 1.0 / sqrt(nrm) : 0.0);
                 for (int k = 0; k < D; k++) ref[k] += sc * acc[k] / ns;
             }
             for (int k = 0; k < D; k++)

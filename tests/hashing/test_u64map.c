@@ -19,7 +19,7 @@ static void test_put_get_intern_grow(void **state) {
     mr_rng r;
     mr_rng_seed(&r, 1);
     for (uint32_t i = 0; i < N; i++) {
-        keys[i] = i % 3 ? mr_rng_u64(&r) : i;  /* random and sequential keys */
+        keys[i] = i % 3 ? mr_rng_u64(&r) : i; /* random and sequential keys */
         int ins = -1;
         assert_int_equal(u64map_intern(&m, keys[i], i, &ins), i);
         assert_int_equal(ins, 1);

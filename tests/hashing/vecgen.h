@@ -22,8 +22,7 @@ static inline void vecgen_at_angle(mr_rng *r, const float *q, double theta, floa
     float c = mr_dot(tmp, q, d);
     for (int i = 0; i < d; i++) tmp[i] -= c * q[i];
     float n = mr_l2norm(tmp, d);
-    for (int i = 0; i < d; i++)
-        y[i] = (float)(cos(theta) * q[i] + sin(theta) * tmp[i] / n);
+    for (int i = 0; i < d; i++) y[i] = (float)(cos(theta) * q[i] + sin(theta) * tmp[i] / n);
 }
 
 #endif

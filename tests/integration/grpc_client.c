@@ -21,7 +21,8 @@ int test_server_start(test_server *s, const char *const *extra_args) {
     int fds[2];
     if (pipe(fds) != 0) return -1;
     /* no drain grace: the tests' SIGTERMs would each wait 5 s for nothing */
-    const char *argv[32] = {bin, "serve", "--port", "0", "--log-level", "warn", "--drain-grace", "0"};
+    const char *argv[32] = {bin,           "serve", "--port",        "0",
+                            "--log-level", "warn",  "--drain-grace", "0"};
     int n = 8;
     for (int i = 0; extra_args && extra_args[i] && n < 31; i++) argv[n++] = extra_args[i];
     argv[n] = NULL;
@@ -73,8 +74,8 @@ int test_unary_raw(grpc_channel *ch, const char *method, const void *req, size_t
     memset(out, 0, sizeof *out);
     grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
     grpc_slice m = grpc_slice_from_copied_string(method);
-    gpr_timespec deadline = gpr_time_add(gpr_now(GPR_CLOCK_REALTIME),
-                                         gpr_time_from_millis((int64_t)(timeout * 1000), GPR_TIMESPAN));
+    gpr_timespec deadline = gpr_time_add(
+        gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_millis((int64_t)(timeout * 1000), GPR_TIMESPAN));
     grpc_call *call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, m, NULL,
                                                deadline, NULL);
     grpc_slice_unref(m);
@@ -103,7 +104,8 @@ int test_unary_raw(grpc_channel *ch, const char *method, const void *req, size_t
     int rc = -1;
     static int tag;
     if (grpc_call_start_batch(call, ops, 6, &tag, NULL) == GRPC_CALL_OK) {
-        grpc_event ev = grpc_completion_queue_pluck(cq, &tag, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        grpc_event ev = grpc_completion_queue_pluck(cq, &tag, gpr_inf_future(GPR_CLOCK_REALTIME),
+                                                    NULL);
         if (ev.type == GRPC_OP_COMPLETE) {
             rc = 0;
             size_t dl = GRPC_SLICE_LENGTH(details);
@@ -137,8 +139,8 @@ int test_unary_raw(grpc_channel *ch, const char *method, const void *req, size_t
 }
 
 int test_unary(grpc_channel *ch, const char *method, const ProtobufCMessage *msg,
-               const ProtobufCMessageDescriptor *resp_desc, double timeout,
-               ProtobufCMessage **resp, call_result *out) {
+               const ProtobufCMessageDescriptor *resp_desc, double timeout, ProtobufCMessage **resp,
+               call_result *out) {
     size_t n = protobuf_c_message_get_packed_size(msg);
     uint8_t *buf = malloc(n ? n : 1);
     protobuf_c_message_pack(msg, buf);

@@ -12,7 +12,7 @@
 typedef struct test_server {
     pid_t pid;
     int port;
-    char target[64];  /* "127.0.0.1:PORT" */
+    char target[64]; /* "127.0.0.1:PORT" */
 } test_server;
 
 /* Start `moerec serve --port 0 ARGS...` (binary from $MOEREC_BIN) and read
@@ -25,7 +25,7 @@ int test_server_stop(test_server *s, int sig);
 typedef struct call_result {
     grpc_status_code status;
     char details[512];
-    unsigned char *body;  /* response bytes (malloc'd), NULL if none */
+    unsigned char *body; /* response bytes (malloc'd), NULL if none */
     size_t len;
 } call_result;
 
@@ -36,8 +36,8 @@ int test_unary_raw(grpc_channel *ch, const char *method, const void *req, size_t
 /* Pack msg, call, and unpack the response with resp_desc into *resp (NULL
  * unless status OK). Free it with protobuf_c_message_free_unpacked. */
 int test_unary(grpc_channel *ch, const char *method, const ProtobufCMessage *msg,
-               const ProtobufCMessageDescriptor *resp_desc, double timeout,
-               ProtobufCMessage **resp, call_result *out);
+               const ProtobufCMessageDescriptor *resp_desc, double timeout, ProtobufCMessage **resp,
+               call_result *out);
 void call_result_free(call_result *r);
 
 grpc_channel *test_channel(const test_server *s);

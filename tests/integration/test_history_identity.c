@@ -53,8 +53,8 @@ typedef struct fixture {
     char root[64];
     test_server srv;
     grpc_channel *ch;
-    ev events[NEV];          /* in time order */
-    long long t_tie;         /* row 0's time: equal to an event of user 101 */
+    ev events[NEV];  /* in time order */
+    long long t_tie; /* row 0's time: equal to an event of user 101 */
 } fixture;
 
 static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
@@ -93,7 +93,8 @@ static int setup(void **state) {
     f->t_tie = f->events[30].ts; /* 101's event 30: a row at this time must not see it */
     FILE *fp = open_in(f, "events.csv");
     fprintf(fp, "user_id,item_id,ts_ms\n");
-    for (int k = 0; k < NEV; k++) fprintf(fp, "%s,%d,%lld\n", f->events[k].user, f->events[k].item, f->events[k].ts);
+    for (int k = 0; k < NEV; k++)
+        fprintf(fp, "%s,%d,%lld\n", f->events[k].user, f->events[k].item, f->events[k].ts);
     fclose(fp);
     fp = open_in(f, "items.csv");
     fprintf(fp, "item_id");
@@ -117,22 +118,27 @@ static int setup(void **state) {
     /* the rows compared: a tie with an event of 101; after every event (101, 102); 103 has no events */
     long long end = f->events[NEV - 1].ts + 5000;
     fp = open_in(f, "rows.csv");
-    fprintf(fp, "user_id,item_id,ts_ms,click\n101,5,%lld,1\n101,11,%lld,0\n102,7,%lld,1\n103,2,%lld,0\n", f->t_tie, end,
-            end, end);
+    fprintf(
+        fp,
+        "user_id,item_id,ts_ms,click\n101,5,%lld,1\n101,11,%lld,0\n102,7,%lld,1\n103,2,%lld,0\n",
+        f->t_tie, end, end, end);
     fclose(fp);
     fp = open_in(f, "model.json");
     fputs(k_model_json, fp);
     fclose(fp);
     fp = open_in(f, "moerec.json");
-    fprintf(fp, "{\"model_dir\": \"%s/models\", \"data_dir\": \"%s/db\", \"item_dim\": %d, \"sdim_m\": %d,"
-                " \"sdim_tau\": %d, \"sdim_l_max\": %d, \"sdim_short\": %d, \"sdim_seed\": %d, \"store_sync\": true}",
-            R, R, D, M, TAU, LMAX, SHORT, SEED);
+    fprintf(
+        fp,
+        "{\"model_dir\": \"%s/models\", \"data_dir\": \"%s/db\", \"item_dim\": %d, \"sdim_m\": %d,"
+        " \"sdim_tau\": %d, \"sdim_l_max\": %d, \"sdim_short\": %d, \"sdim_seed\": %d, \"store_sync\": true}",
+        R, R, D, M, TAU, LMAX, SHORT, SEED);
     fclose(fp);
     if (sh("%s train --model-json %s/model.json --data %s/train.csv --out %s/models/hist --version 1 "
            "--sdim-events %s/events.csv --sdim-items %s/items.csv --sdim-params %d,%d,%d,%d,%d --epochs 2 "
            "--val-frac 0 --quiet --threads 1 > /dev/null",
            bin, R, R, R, R, R, M, TAU, SEED, LMAX, SHORT) ||
-        sh("%s index embeddings --import %s/items.csv --item-column item_id --store %s/db > /dev/null", bin, R, R))
+        sh("%s index embeddings --import %s/items.csv --item-column item_id --store %s/db > /dev/null",
+           bin, R, R))
         return -1;
     char cfg[256];
     snprintf(cfg, sizeof cfg, "%s/moerec.json", R);
@@ -170,8 +176,9 @@ static void append(fixture *f, int from, int to) {
     r.n_events = (size_t)(to - from);
     ProtobufCMessage *resp = NULL;
     call_result res;
-    assert_int_equal(test_unary(f->ch, APPEND, &r.base, &moerec__v1__append_events_response__descriptor, 10, &resp,
-                                &res), 0);
+    assert_int_equal(test_unary(f->ch, APPEND, &r.base,
+                                &moerec__v1__append_events_response__descriptor, 10, &resp, &res),
+                     0);
     assert_int_equal(res.status, GRPC_STATUS_OK);
     assert_int_equal(((Moerec__V1__AppendEventsResponse *)resp)->appended, (uint32_t)(to - from));
     protobuf_c_message_free_unpacked(resp, NULL);
@@ -188,7 +195,9 @@ static float score_rpc(fixture *f, const char *user, const char *item) {
     r.n_candidates = 1;
     ProtobufCMessage *resp = NULL;
     call_result res;
-    assert_int_equal(test_unary(f->ch, SCORE, &r.base, &moerec__v1__score_response__descriptor, 10, &resp, &res), 0);
+    assert_int_equal(
+        test_unary(f->ch, SCORE, &r.base, &moerec__v1__score_response__descriptor, 10, &resp, &res),
+        0);
     if (res.status != GRPC_STATUS_OK) fprintf(stderr, "Score: %s\n", res.details);
     assert_int_equal(res.status, GRPC_STATUS_OK);
     Moerec__V1__ScoreResponse *sr = (void *)resp;
@@ -200,16 +209,19 @@ static float score_rpc(fixture *f, const char *user, const char *item) {
 }
 
 /* The in-process prediction of row r of rows.csv from the trainer's join. */
-static float score_joined(const moe_model *m, const moe_dataset *d, int r, const char *user, const char *item) {
+static float score_joined(const moe_model *m, const moe_dataset *d, int r, const char *user,
+                          const char *item) {
     moe_scorer *s;
     mr_err e;
     float task, score;
     assert_int_equal(moe_scorer_create(&s, m, &e), 0);
     assert_int_equal(moe_scorer_begin(s, 1, &e), 0);
-    int numeric, fu = moe_model_field(m, "user_id", &numeric), fi = moe_model_field(m, "item_id", &numeric);
+    int numeric, fu = moe_model_field(m, "user_id", &numeric),
+                 fi = moe_model_field(m, "item_id", &numeric);
     assert_int_equal(moe_scorer_set_cat(s, 0, fu, &user, NULL, 1, &e), 0);
     assert_int_equal(moe_scorer_set_cat(s, 0, fi, &item, NULL, 1, &e), 0);
-    assert_int_equal(moe_scorer_set_extra(s, 0, d->extra + (size_t)r * d->extra_dim, d->extra_dim, &e), 0);
+    assert_int_equal(
+        moe_scorer_set_extra(s, 0, d->extra + (size_t)r * d->extra_dim, d->extra_dim, &e), 0);
     assert_int_equal(moe_scorer_run(s, &task, &score, &e), 0);
     moe_scorer_free(s);
     return task;
@@ -260,7 +272,8 @@ static void test_join_equals_store(void **state) {
     append(f, cut + 1, NEV);
     for (int r = 1; r < NROWS; r++) {
         got = score_rpc(f, user[r], item[r]);
-        if (memcmp(&got, &want[r], sizeof got)) fail_msg("row %d: server %.9g, trainer's join %.9g", r, got, want[r]);
+        if (memcmp(&got, &want[r], sizeof got))
+            fail_msg("row %d: server %.9g, trainer's join %.9g", r, got, want[r]);
     }
     moe_dataset_free(d);
     moe_model_free(m);

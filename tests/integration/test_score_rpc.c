@@ -46,8 +46,8 @@ static const char *k_model_json =
     "\"gate\":{\"type\":\"topp\",\"p\":0.4}}}";
 
 typedef struct fixture {
-    char root[64];      /* temp dir */
-    char models[128];   /* root/models */
+    char root[64];    /* temp dir */
+    char models[128]; /* root/models */
     test_server srv;
     grpc_channel *ch;
     moe_model *v1, *v2; /* the same files, loaded in-process */
@@ -92,8 +92,15 @@ static int setup_args(void **state, const char *queues, const char *precision, c
         FILE *cf = fopen(cfg, "w");
         if (!cf || fputs(config, cf) < 0 || fclose(cf)) return -1;
     }
-    const char *args[] = {"--model-dir", f->models, "--queues", queues, "--precision", precision ? precision : "",
-                          config ? "--config" : NULL, cfg, NULL};
+    const char *args[] = {"--model-dir",
+                          f->models,
+                          "--queues",
+                          queues,
+                          "--precision",
+                          precision ? precision : "",
+                          config ? "--config" : NULL,
+                          cfg,
+                          NULL};
     if (test_server_start(&f->srv, args)) return -1;
     f->ch = test_channel(&f->srv);
     return 0;
@@ -101,7 +108,9 @@ static int setup_args(void **state, const char *queues, const char *precision, c
 
 static int setup(void **state) { return setup_args(state, "2", NULL, NULL); }
 static int setup_one_queue(void **state) { return setup_args(state, "1", NULL, NULL); }
-static int setup_split(void **state) { return setup_args(state, "2", NULL, "{\"score_split_candidates\": 2}"); }
+static int setup_split(void **state) {
+    return setup_args(state, "2", NULL, "{\"score_split_candidates\": 2}");
+}
 static int setup_bf16(void **state) {
     int rc = setup_args(state, "2", "bf16", NULL);
     mr_err e;
@@ -200,8 +209,9 @@ static void expected(const moe_model *m, int n, float *tasks, float *score) {
 static Moerec__V1__ScoreResponse *score(fixture *f, const Moerec__V1__ScoreRequest *r,
                                         call_result *res) {
     ProtobufCMessage *resp;
-    assert_int_equal(test_unary(f->ch, SCORE, &r->base, &moerec__v1__score_response__descriptor, 10,
-                                &resp, res), 0);
+    assert_int_equal(
+        test_unary(f->ch, SCORE, &r->base, &moerec__v1__score_response__descriptor, 10, &resp, res),
+        0);
     return (Moerec__V1__ScoreResponse *)resp;
 }
 
@@ -227,7 +237,8 @@ static void check_parity(fixture *f, const moe_model *m, const char *version) {
         assert_string_equal(out->items[i]->tasks[0]->task, "click");
         assert_string_equal(out->items[i]->tasks[1]->task, "like");
         for (int k = 0; k < 2; k++) assert_true(out->items[i]->tasks[k]->value == tasks[i * 2 + k]);
-        assert_true(fabsf(out->items[i]->score - (0.7f * tasks[i * 2] + 0.3f * tasks[i * 2 + 1])) < 1e-6f);
+        assert_true(fabsf(out->items[i]->score - (0.7f * tasks[i * 2] + 0.3f * tasks[i * 2 + 1])) <
+                    1e-6f);
     }
     /* the candidates differ, so the scores must too */
     assert_true(out->items[0]->score != out->items[1]->score);
@@ -292,8 +303,9 @@ static void test_bad_requests(void **state) {
 static Moerec__V1__GetModelInfoResponse *model_info(fixture *f, call_result *res) {
     Moerec__V1__GetModelInfoRequest r = MOEREC__V1__GET_MODEL_INFO_REQUEST__INIT;
     ProtobufCMessage *resp;
-    assert_int_equal(test_unary(f->ch, INFO, &r.base, &moerec__v1__get_model_info_response__descriptor,
-                                10, &resp, res), 0);
+    assert_int_equal(test_unary(f->ch, INFO, &r.base,
+                                &moerec__v1__get_model_info_response__descriptor, 10, &resp, res),
+                     0);
     assert_int_equal(res->status, GRPC_STATUS_OK);
     return (Moerec__V1__GetModelInfoResponse *)resp;
 }
@@ -336,7 +348,8 @@ static void test_split_score(void **state) {
         assert_int_equal(out->n_items, 8);
         for (int i = 0; i < 8; i++) {
             assert_true(fabsf(out->items[i]->score - sc[i]) <= 1e-6f);
-            for (int k = 0; k < 2; k++) assert_true(fabsf(out->items[i]->tasks[k]->value - tasks[i * 2 + k]) <= 1e-6f);
+            for (int k = 0; k < 2; k++)
+                assert_true(fabsf(out->items[i]->tasks[k]->value - tasks[i * 2 + k]) <= 1e-6f);
         }
         protobuf_c_message_free_unpacked(&out->base, NULL);
         call_result_free(&res);
@@ -366,8 +379,9 @@ static void test_reload_swaps_version(void **state) {
     Moerec__V1__ReloadRequest r = MOEREC__V1__RELOAD_REQUEST__INIT;
     ProtobufCMessage *resp;
     call_result res;
-    assert_int_equal(test_unary(f->ch, RELOAD, &r.base, &moerec__v1__reload_response__descriptor, 30,
-                                &resp, &res), 0);
+    assert_int_equal(test_unary(f->ch, RELOAD, &r.base, &moerec__v1__reload_response__descriptor,
+                                30, &resp, &res),
+                     0);
     assert_int_equal(res.status, GRPC_STATUS_OK);
     Moerec__V1__ReloadResponse *o = (void *)resp;
     assert_string_equal(o->previous_version, "1");
@@ -377,8 +391,9 @@ static void test_reload_swaps_version(void **state) {
     check_parity(f, f->v2, "2");
     /* a version that does not exist: NOT_FOUND, and version 2 keeps serving */
     r.version = "9";
-    assert_int_equal(test_unary(f->ch, RELOAD, &r.base, &moerec__v1__reload_response__descriptor, 30,
-                                &resp, &res), 0);
+    assert_int_equal(test_unary(f->ch, RELOAD, &r.base, &moerec__v1__reload_response__descriptor,
+                                30, &resp, &res),
+                     0);
     assert_int_equal(res.status, GRPC_STATUS_NOT_FOUND);
     call_result_free(&res);
     /* a corrupt version: DATA_LOSS or INVALID_ARGUMENT naming the file, no swap */
@@ -390,8 +405,9 @@ static void test_reload_swaps_version(void **state) {
     fputs("{\"format\": \"moerec.model\", \"tables\": 5}", fp);
     fclose(fp);
     r.version = "";
-    assert_int_equal(test_unary(f->ch, RELOAD, &r.base, &moerec__v1__reload_response__descriptor, 30,
-                                &resp, &res), 0);
+    assert_int_equal(test_unary(f->ch, RELOAD, &r.base, &moerec__v1__reload_response__descriptor,
+                                30, &resp, &res),
+                     0);
     assert_true(res.status != GRPC_STATUS_OK);
     assert_non_null(strstr(res.details, "version 3"));
     call_result_free(&res);
@@ -447,7 +463,7 @@ static void test_context_overrides_ids(void **state) {
 typedef struct race {
     fixture *f;
     float sc[2][8];
-    int calls;          /* per thread */
+    int calls; /* per thread */
     atomic_int ok, seen[2], bad;
 } race;
 
@@ -459,14 +475,17 @@ static void *race_scorer(void *arg) {
         ProtobufCMessage *resp;
         call_result res;
         if (test_unary(r->f->ch, SCORE, &b.r.base, &moerec__v1__score_response__descriptor, 30,
-                       &resp, &res) || res.status != GRPC_STATUS_OK || !resp) {
+                       &resp, &res) ||
+            res.status != GRPC_STATUS_OK || !resp) {
             fprintf(stderr, "score during reload: status %d '%s'\n", (int)res.status, res.details);
             atomic_fetch_add(&r->bad, 1);
             call_result_free(&res);
             continue;
         }
         Moerec__V1__ScoreResponse *o = (void *)resp;
-        int v = !strcmp(o->model_version, "demo/1") ? 0 : !strcmp(o->model_version, "demo/2") ? 1 : -1;
+        int v = !strcmp(o->model_version, "demo/1")   ? 0
+                : !strcmp(o->model_version, "demo/2") ? 1
+                                                      : -1;
         int same = v >= 0 && o->n_items == 8;
         for (int i = 0; same && i < 8; i++) same = o->items[i]->score == r->sc[v][i];
         if (same) {
@@ -530,8 +549,9 @@ static void test_score_during_reloads(void **state) {
     rq.version = "2";
     ProtobufCMessage *resp;
     call_result res;
-    assert_int_equal(test_unary(f->ch, RELOAD, &rq.base, &moerec__v1__reload_response__descriptor, 30,
-                                &resp, &res), 0);
+    assert_int_equal(test_unary(f->ch, RELOAD, &rq.base, &moerec__v1__reload_response__descriptor,
+                                30, &resp, &res),
+                     0);
     assert_int_equal(res.status, GRPC_STATUS_OK);
     protobuf_c_message_free_unpacked(resp, NULL);
     call_result_free(&res);
@@ -550,8 +570,9 @@ static void test_deadline_exceeded(void **state) {
         ProtobufCMessage *resp;
         call_result res;
         double timeout = (i % 3) * 0.0005; /* 0, 0.5 ms, 1 ms */
-        assert_int_equal(test_unary(f->ch, SCORE, &b.r.base, &moerec__v1__score_response__descriptor,
-                                    timeout, &resp, &res), 0);
+        assert_int_equal(test_unary(f->ch, SCORE, &b.r.base,
+                                    &moerec__v1__score_response__descriptor, timeout, &resp, &res),
+                         0);
         assert_true(res.status == GRPC_STATUS_OK || res.status == GRPC_STATUS_DEADLINE_EXCEEDED);
         expired += res.status == GRPC_STATUS_DEADLINE_EXCEEDED;
         if (resp) protobuf_c_message_free_unpacked(resp, NULL);
@@ -567,7 +588,7 @@ typedef struct reload_call {
     call_result res;
     int rc;
     char fifo[300];
-    int wfd;            /* the FIFO's write end once the server opened it, else -1 */
+    int wfd; /* the FIFO's write end once the server opened it, else -1 */
 } reload_call;
 
 static void *reload_thread(void *arg) {
@@ -682,8 +703,9 @@ static void test_no_model_dir(void **state) {
     build(&b, 1);
     ProtobufCMessage *resp;
     call_result res;
-    assert_int_equal(test_unary(ch, SCORE, &b.r.base, &moerec__v1__score_response__descriptor, 10,
-                                &resp, &res), 0);
+    assert_int_equal(
+        test_unary(ch, SCORE, &b.r.base, &moerec__v1__score_response__descriptor, 10, &resp, &res),
+        0);
     assert_int_equal(res.status, GRPC_STATUS_FAILED_PRECONDITION);
     assert_non_null(strstr(res.details, "--model-dir"));
     call_result_free(&res);
@@ -694,12 +716,9 @@ static void test_no_model_dir(void **state) {
 int main(void) {
     grpc_init();
     const struct CMUnitTest t[] = {
-        cmocka_unit_test(test_score_matches_library),
-        cmocka_unit_test(test_bad_requests),
-        cmocka_unit_test(test_context_overrides_ids),
-        cmocka_unit_test(test_model_info),
-        cmocka_unit_test(test_reload_swaps_version),
-        cmocka_unit_test(test_score_during_reloads),
+        cmocka_unit_test(test_score_matches_library), cmocka_unit_test(test_bad_requests),
+        cmocka_unit_test(test_context_overrides_ids), cmocka_unit_test(test_model_info),
+        cmocka_unit_test(test_reload_swaps_version),  cmocka_unit_test(test_score_during_reloads),
         cmocka_unit_test(test_deadline_exceeded),
     };
     const struct CMUnitTest one_queue[] = {cmocka_unit_test(test_slow_reload_does_not_block)};

@@ -29,11 +29,11 @@ typedef struct fx {
     char dir[256];
     mr_store *st;
     mr_behaviour *b;
-    float emb[NITEMS * D];   /* (NITEMS, D) item embeddings, as in the store */
-    float w1[H * 3 * D], b1[H], w2[H], b2;  /* the toy ranker */
+    float emb[NITEMS * D];                 /* (NITEMS, D) item embeddings, as in the store */
+    float w1[H * 3 * D], b1[H], w2[H], b2; /* the toy ranker */
     uint64_t cand_items[NC];
     float cand[NC * D];
-    int64_t ts;              /* next event time */
+    int64_t ts; /* next event time */
 } fx;
 
 static fx *open_fx(int l_max) {
@@ -134,7 +134,8 @@ static void test_append_then_score_equals_replay_and_rebuild(void **st) {
         for (int i = 0; i < 20; i++) items[i] = 1 + mr_rng_below(&g, NITEMS - 1);
         append(f, s, USER, items, 20);
     }
-    float *t1 = mr_floats_alloc(tb / 4), *t2 = mr_floats_alloc(tb / 4), *t3 = mr_floats_alloc(tb / 4);
+    float *t1 = mr_floats_alloc(tb / 4), *t2 = mr_floats_alloc(tb / 4),
+          *t3 = mr_floats_alloc(tb / 4);
     float u1[NC * D], s1[NC], u2[NC * D], s2[NC], u3[NC * D], s3[NC], ur[NC * D], sr[NC];
     serve(f, USER, t1, u1, s1);
     /* Training replay == serving, to the bit. */
@@ -150,11 +151,12 @@ static void test_append_then_score_equals_replay_and_rebuild(void **st) {
     serve(f, USER, t2, u2, s2);
     assert_true(memcmp(t1, t2, tb) != 0);
     assert_true(s2[0] != s1[0]);
-    assert_memory_equal(s->table, t2, tb);  /* replay still equal */
+    assert_memory_equal(s->table, t2, tb); /* replay still equal */
     int changed = 0;
     for (int j = 0; j < NC; j++) changed += s2[j] != s1[j];
-    print_message("one appended event changed %d of %d candidate scores (candidate 0: %.6f -> %.6f)\n",
-                  changed, NC, s1[0], s2[0]);
+    print_message(
+        "one appended event changed %d of %d candidate scores (candidate 0: %.6f -> %.6f)\n",
+        changed, NC, s1[0], s2[0]);
 
     /* A rebuild from the stored events gives the same table and scores. */
     uint64_t user = USER;
@@ -207,7 +209,8 @@ static void test_trims_replay_bit_exact_rebuild_close(void **st) {
             for (int c = 0; c < D; c++) worst = fmax(worst, fabs(x[c] - y[c]));
         }
     for (int j = 0; j < NC; j++) assert_true(fabsf(sc[j] - sc2[j]) < 1e-5f);
-    print_message("l_max %d: store == replay bit-exact; rebuild within %.2e on bucket sums\n", LMAX, worst);
+    print_message("l_max %d: store == replay bit-exact; rebuild within %.2e on bucket sums\n", LMAX,
+                  worst);
     assert_true(worst < 1e-4);
     mr_floats_free(t);
     mr_floats_free(t2);

@@ -60,7 +60,8 @@ static int health(grpc_channel *ch, const char *service, call_result *r) {
 static void test_health_serving(void **state) {
     fixture *f = *state;
     call_result r;
-    assert_int_equal(health(f->ch, "", &r), GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING);
+    assert_int_equal(health(f->ch, "", &r),
+                     GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING);
     assert_int_equal(r.status, GRPC_STATUS_OK);
     call_result_free(&r);
     assert_int_equal(health(f->ch, "moerec.v1.Recommender", &r),
@@ -81,7 +82,8 @@ static void test_malformed_is_invalid_argument(void **state) {
     fixture *f = *state;
     /* field 1 (string) claiming 100 bytes with 2 present; then a bad varint */
     static const unsigned char bad1[] = {0x0a, 0x64, 'a', 'b'};
-    static const unsigned char bad2[] = {0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+    static const unsigned char bad2[] = {0x08, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                         0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
     call_result r;
     assert_int_equal(test_unary_raw(f->ch, CHECK, bad1, sizeof bad1, 5, &r), 0);
     assert_int_equal(r.status, GRPC_STATUS_INVALID_ARGUMENT);
@@ -91,7 +93,8 @@ static void test_malformed_is_invalid_argument(void **state) {
     assert_int_equal(r.status, GRPC_STATUS_INVALID_ARGUMENT);
     call_result_free(&r);
     /* the server is still healthy afterwards */
-    assert_int_equal(health(f->ch, "", &r), GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING);
+    assert_int_equal(health(f->ch, "", &r),
+                     GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING);
     call_result_free(&r);
 }
 
@@ -127,8 +130,9 @@ static void test_stats_counts_calls(void **state) {
     }
     Moerec__V1__StatsRequest req = MOEREC__V1__STATS_REQUEST__INIT;
     ProtobufCMessage *resp;
-    assert_int_equal(test_unary(f->ch, STATS, &req.base, &moerec__v1__stats_response__descriptor, 5,
-                                &resp, &r), 0);
+    assert_int_equal(
+        test_unary(f->ch, STATS, &req.base, &moerec__v1__stats_response__descriptor, 5, &resp, &r),
+        0);
     assert_int_equal(r.status, GRPC_STATUS_OK);
     assert_non_null(resp);
     Moerec__V1__StatsResponse *s = (void *)resp;
@@ -155,7 +159,8 @@ static void *hammer(void *p) {
     worker_arg *w = p;
     for (int i = 0; i < 40; i++) {
         call_result r;
-        if (health(w->ch, "", &r) == GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING)
+        if (health(w->ch, "", &r) ==
+            GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING)
             w->ok++;
         call_result_free(&r);
     }
@@ -200,8 +205,9 @@ static grpc_call *watch_open(grpc_channel *ch, grpc_completion_queue *cq) {
     ops[3].data.recv_initial_metadata.recv_initial_metadata = &md;
     static int t1;
     assert_int_equal(grpc_call_start_batch(call, ops, 4, &t1, NULL), GRPC_CALL_OK);
-    assert_int_equal(grpc_completion_queue_pluck(cq, &t1, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type,
-                     GRPC_OP_COMPLETE);
+    assert_int_equal(
+        grpc_completion_queue_pluck(cq, &t1, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type,
+        GRPC_OP_COMPLETE);
     grpc_metadata_array_destroy(&md);
     grpc_byte_buffer_destroy(send);
     return call;
@@ -217,7 +223,8 @@ static int watch_next(grpc_call *call, grpc_completion_queue *cq) {
     static int t2;
     assert_int_equal(grpc_call_start_batch(call, &op, 1, &t2, NULL), GRPC_CALL_OK);
     grpc_event ev = grpc_completion_queue_pluck(
-        cq, &t2, gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_seconds(20, GPR_TIMESPAN)), NULL);
+        cq, &t2, gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_seconds(20, GPR_TIMESPAN)),
+        NULL);
     assert_int_equal(ev.type, GRPC_OP_COMPLETE);
     assert_non_null(recv);
     grpc_byte_buffer_reader r;
@@ -263,7 +270,9 @@ static void test_watch_client_leaves(void **state) {
     ProtobufCMessage *resp;
     call_result r;
     assert_int_equal(test_unary(f->ch, CHECK, &req.base,
-                                &grpc__health__v1__health_check_response__descriptor, 10, &resp, &r), 0);
+                                &grpc__health__v1__health_check_response__descriptor, 10, &resp,
+                                &r),
+                     0);
     assert_int_equal(r.status, GRPC_STATUS_OK);
     protobuf_c_message_free_unpacked(resp, NULL);
     call_result_free(&r);

@@ -48,7 +48,7 @@ typedef struct fixture {
     grpc_channel *ch;
     moe_model *model;
     sdim_hasher *h;
-    sdim_seq *seq;         /* the training-side replay of alice's events */
+    sdim_seq *seq; /* the training-side replay of alice's events */
 } fixture;
 
 static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
@@ -80,9 +80,10 @@ static int setup(void **state) {
     if (moe_model_load(&f->model, dir, &e)) return -1;
     snprintf(cfg, sizeof cfg, "%s/moerec.json", f->root);
     FILE *fp = fopen(cfg, "w");
-    fprintf(fp, "{\"model_dir\": \"%s/models\", \"data_dir\": \"%s/db\", \"item_dim\": %d,"
-                " \"sdim_m\": %d, \"sdim_tau\": %d, \"sdim_l_max\": %d, \"sdim_short\": %d,"
-                " \"sdim_seed\": %d, \"store_sync\": true}",
+    fprintf(fp,
+            "{\"model_dir\": \"%s/models\", \"data_dir\": \"%s/db\", \"item_dim\": %d,"
+            " \"sdim_m\": %d, \"sdim_tau\": %d, \"sdim_l_max\": %d, \"sdim_short\": %d,"
+            " \"sdim_seed\": %d, \"store_sync\": true}",
             f->root, f->root, D, M, TAU, LMAX, SHORT, SEED);
     fclose(fp);
     const char *args[] = {"--config", cfg, NULL};
@@ -211,7 +212,8 @@ static void score_and_check(fixture *f, int from, int to, float *out_scores, uin
     r.debug = 1;
     ProtobufCMessage *resp;
     call_result res;
-    assert_int_equal(call(f, SCORE, &r.base, &moerec__v1__score_response__descriptor, &resp, &res), 0);
+    assert_int_equal(call(f, SCORE, &r.base, &moerec__v1__score_response__descriptor, &resp, &res),
+                     0);
     Moerec__V1__ScoreResponse *o = (void *)resp;
     assert_int_equal(o->n_items, (size_t)n);
     assert_int_equal(o->debug->behaviour_length, want_len);
@@ -233,8 +235,9 @@ static void score_and_check(fixture *f, int from, int to, float *out_scores, uin
         item_vec(from + k, cand + k * D);
     }
     int kr = sdim_seq_recent(f->seq, SHORT, recent);
-    assert_int_equal(sdim_feature_to_scorer(s, m, f->h, f->seq->n ? f->seq->table : NULL, recent, kr,
-                                            cand, n, &e), 0);
+    assert_int_equal(sdim_feature_to_scorer(s, m, f->h, f->seq->n ? f->seq->table : NULL, recent,
+                                            kr, cand, n, &e),
+                     0);
     assert_int_equal(moe_scorer_run(s, NULL, sc, &e), 0);
     moe_scorer_free(s);
     for (int k = 0; k < n; k++) {
@@ -288,14 +291,16 @@ static void test_sdim_model_without_store(void **state) {
     r.n_candidates = 1;
     ProtobufCMessage *resp;
     call_result res;
-    assert_int_equal(test_unary(ch, SCORE, &r.base, &moerec__v1__score_response__descriptor, 10,
-                                &resp, &res), 0);
+    assert_int_equal(
+        test_unary(ch, SCORE, &r.base, &moerec__v1__score_response__descriptor, 10, &resp, &res),
+        0);
     assert_int_equal(res.status, GRPC_STATUS_FAILED_PRECONDITION);
     assert_non_null(strstr(res.details, "data_dir"));
     call_result_free(&res);
     Moerec__V1__AppendEventsRequest a = MOEREC__V1__APPEND_EVENTS_REQUEST__INIT;
-    assert_int_equal(test_unary(ch, APPEND, &a.base, &moerec__v1__append_events_response__descriptor,
-                                10, &resp, &res), 0);
+    assert_int_equal(test_unary(ch, APPEND, &a.base,
+                                &moerec__v1__append_events_response__descriptor, 10, &resp, &res),
+                     0);
     assert_int_equal(res.status, GRPC_STATUS_FAILED_PRECONDITION);
     call_result_free(&res);
     grpc_channel_destroy(ch);
@@ -310,7 +315,8 @@ static void test_feature_only_items(void **state) {
     char cfg[256];
     snprintf(cfg, sizeof cfg, "%s/wide.json", f->root);
     FILE *fp = fopen(cfg, "w");
-    fprintf(fp, "{\"data_dir\": \"%s/wide-db\", \"item_dim\": 4096, \"request_arena_bytes\": 65536}",
+    fprintf(fp,
+            "{\"data_dir\": \"%s/wide-db\", \"item_dim\": 4096, \"request_arena_bytes\": 65536}",
             f->root);
     fclose(fp);
     test_server srv;
@@ -338,8 +344,8 @@ static void test_feature_only_items(void **state) {
     r.n_items = 8;
     ProtobufCMessage *resp;
     call_result res;
-    int called = test_unary(ch, UPSERT, &r.base, &moerec__v1__upsert_items_response__descriptor,
-                            10, &resp, &res);
+    int called = test_unary(ch, UPSERT, &r.base, &moerec__v1__upsert_items_response__descriptor, 10,
+                            &resp, &res);
     uint32_t upserted = resp ? ((Moerec__V1__UpsertItemsResponse *)resp)->upserted : 0;
     if (resp) protobuf_c_message_free_unpacked(resp, NULL);
     call_result_free(&res);
@@ -355,7 +361,7 @@ static void test_api_ids(void **state) {
     assert_int_equal(mr_api_id("12345"), 12345);
     assert_int_equal(mr_api_id("0"), 0);
     assert_true(mr_api_id("9223372036854775808") >> 63); /* 2^63: hashed */
-    assert_true(mr_api_id("007") >> 63);                /* leading zero: a string */
+    assert_true(mr_api_id("007") >> 63);                 /* leading zero: a string */
     assert_true(mr_api_id("alice") >> 63);
     assert_true(mr_api_id("alice") != mr_api_id("bob"));
     assert_true(mr_api_id("alice") == mr_api_id("alice"));

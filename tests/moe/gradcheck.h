@@ -14,7 +14,7 @@
 
 typedef struct gc_stats {
     long checked, failed;
-    double max_rel;   /* worst relative error among coordinates that passed */
+    double max_rel; /* worst relative error among coordinates that passed */
 } gc_stats;
 
 static inline int gc_compare(gc_stats *s, double num, double ana, double rtol, double atol) {

@@ -43,12 +43,15 @@ static int maps_fixture_write(char *dir, size_t n) {
     static const char *pairs[8][2] = {{"u1", "a"}, {"u1", "b"}, {"u2", "a"}, {"u2", "b"},
                                       {"u3", "c"}, {"u3", "d"}, {"u4", "c"}, {"u4", "d"}};
     for (int rep = 0; rep < 3; rep++)
-        for (int i = 0; i < 8; i++) fprintf(f, "%s,%s,%s,%d\n", pairs[i][0], pairs[i][1], i % 2 ? "g|h" : "g", i % 2);
+        for (int i = 0; i < 8; i++)
+            fprintf(f, "%s,%s,%s,%d\n", pairs[i][0], pairs[i][1], i % 2 ? "g|h" : "g", i % 2);
     fprintf(f, "u1,a,z,1\n");
     fclose(f);
     snprintf(p, sizeof p, "%s/vectors.csv", dir);
     if (!(f = fopen(p, "w"))) return -1;
-    fprintf(f, "item,e0,e1,e2\na,1,0.5,0.25\nb,0.9,0.5,0.3\n\"c\",-1,-0.5,-0.25\nd,-0.9,-0.5,-0.3\ne,1,0.5,0.25\n");
+    fprintf(
+        f,
+        "item,e0,e1,e2\na,1,0.5,0.25\nb,0.9,0.5,0.3\n\"c\",-1,-0.5,-0.25\nd,-0.9,-0.5,-0.3\ne,1,0.5,0.25\n");
     fclose(f);
     return 0;
 }

@@ -53,7 +53,7 @@ static void test_attn_forward_matches_formula(void **st) {
     mr_rng_fill_normal(&g, k, L * D, 1);
     mr_rng_fill_normal(&g, v, L * D, 1);
     for (int pass = 0; pass < 2; pass++) {
-        float scale = pass == 0 ? 0.0f : 0.7f;  /* default 1/sqrt(D), then explicit */
+        float scale = pass == 0 ? 0.0f : 0.7f; /* default 1/sqrt(D), then explicit */
         double want[B * D];
         moe_attn_forward(out, p, q, k, v, B, L, D, scale);
         attn_ref(want, q, k, v, B, L, D, pass == 0 ? 1.0 / sqrt(D) : 0.7);
@@ -149,9 +149,9 @@ static void test_attn_selects_matching_key(void **st) {
     mr_rng_fill_normal(&g, k, LL * DD, 1);
     mr_rng_fill_normal(&g, q, DD, 1);
     float nq = mr_l2norm(q, DD);
-    for (int c = 0; c < DD; c++) q[c] *= 8.0f / nq;      /* |q| = 8 */
+    for (int c = 0; c < DD; c++) q[c] *= 8.0f / nq; /* |q| = 8 */
     int pos = 17;
-    for (int c = 0; c < DD; c++) k[pos * DD + c] = q[c];  /* the matching key, |k| = 8 */
+    for (int c = 0; c < DD; c++) k[pos * DD + c] = q[c]; /* the matching key, |k| = 8 */
     moe_attn_forward(out, p, q, k, k, 1, LL, DD, 0.0f);
     int best = 0;
     for (int j = 1; j < LL; j++)

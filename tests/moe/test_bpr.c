@@ -78,7 +78,8 @@ static void test_learns_planted_groups(void **st) {
             for (int b = 0; b < NI; b++) {
                 if (b % 2 == u % 2) continue;
                 float sa = 0, sb = 0;
-                for (int c = 0; c < DIM; c++) sa += U[u * DIM + c] * V[a * DIM + c], sb += U[u * DIM + c] * V[b * DIM + c];
+                for (int c = 0; c < DIM; c++)
+                    sa += U[u * DIM + c] * V[a * DIM + c], sb += U[u * DIM + c] * V[b * DIM + c];
                 right += sa > sb;
                 total++;
             }
@@ -110,7 +111,8 @@ static void test_deterministic_across_threads(void **st) {
         U[k] = malloc(su);
         V[k] = malloc(sv);
         if (k == 3) o.seed = 2;
-        assert_int_equal(bpr_train(p.u, p.i, p.n, NU, NI, &o, k < 3 ? pools[k] : p3, U[k], V[k], &e), 0);
+        assert_int_equal(
+            bpr_train(p.u, p.i, p.n, NU, NI, &o, k < 3 ? pools[k] : p3, U[k], V[k], &e), 0);
     }
     for (int k = 1; k < 3; k++) {
         assert_memory_equal(U[0], U[k], su);

@@ -148,8 +148,10 @@ static void test_text_labels(void **st) {
     moe_dataset *d = NULL;
     write_file("uid,item,genre,age,price,click,rating,dwell\nu,i,g,1,1,insurance,4,1\n");
     assert_int_equal(moe_dataset_read(&d, m, g_path, NULL, 0, &e), MR_EINVAL);
-    assert_non_null(strstr(e.msg, ":2: column 'click' (6): 'insurance' is not a finite number (task 'click': label column "
-                              "'click' is not a number; for text labels pass --label-positive click=VALUE"));
+    assert_non_null(strstr(
+        e.msg,
+        ":2: column 'click' (6): 'insurance' is not a finite number (task 'click': label column "
+        "'click' is not a number; for text labels pass --label-positive click=VALUE"));
     unlink(g_path);
     write_file("uid,item,genre,age,price,click,rating,dwell\nu,i,g,1,1,,4,1\nv,i,g,1,1,,3,1\n");
     assert_int_equal(moe_dataset_read(&d, m, g_path, NULL, 0, &e), MR_EINVAL);
@@ -157,7 +159,8 @@ static void test_text_labels(void **st) {
     unlink(g_path);
     moe_model_free(m);
     char js[4096];
-    snprintf(js, sizeof js, "{\"tables\":[{\"name\":\"u\",\"rows\":8,\"dim\":2}],"
+    snprintf(js, sizeof js,
+             "{\"tables\":[{\"name\":\"u\",\"rows\":8,\"dim\":2}],"
              "\"features\":{\"categorical\":[{\"name\":\"uid\",\"table\":\"u\"}]},"
              "\"tasks\":[{\"name\":\"buy\",\"label\":\"CARAVAN\",\"positive\":\"insurance\"}],"
              "\"arch\":{\"type\":\"mmoe\",\"experts\":2}}");
@@ -226,7 +229,8 @@ static void test_time_split_boundary_ties(void **st) {
     assert_int_equal(moe_dataset_split(d, 0.4, 1, 1, &tr, &ntr, &va, &nva, &e), MR_EINVAL);
     moe_dataset_free(d);
     /* empty pieces of a multi-valued cell are no values: "|Drama||" = "Drama" */
-    write_file("uid,item,genre,age,price,click,rating,dwell,ts\na,i,|Drama||,1,1,1,1,1,20\nb,i,Drama,1,1,0,1,1,30\n");
+    write_file(
+        "uid,item,genre,age,price,click,rating,dwell,ts\na,i,|Drama||,1,1,1,1,1,20\nb,i,Drama,1,1,0,1,1,30\n");
     assert_int_equal(moe_dataset_read(&d, m, g_path, "ts", 0, &e), 0);
     unlink(g_path);
     assert_int_equal(d->cat_off[2][1], 2); /* one value, two rows (double hashing) */
@@ -234,7 +238,8 @@ static void test_time_split_boundary_ties(void **st) {
     assert_memory_equal(d->cat_rows[2], d->cat_rows[2] + 2, 2 * sizeof(uint32_t));
     moe_dataset_free(d);
     /* a time that is not a number is an error naming the line, not time 0 */
-    write_file("uid,item,genre,age,price,click,rating,dwell,ts\na,i,g,1,1,1,1,1,20\nb,i,g,1,1,0,1,1,\n");
+    write_file(
+        "uid,item,genre,age,price,click,rating,dwell,ts\na,i,g,1,1,1,1,1,20\nb,i,g,1,1,0,1,1,\n");
     assert_int_equal(moe_dataset_read(&d, m, g_path, "ts", 0, &e), MR_EINVAL);
     assert_non_null(strstr(e.msg, ":3: time column 'ts'"));
     unlink(g_path);
@@ -265,8 +270,8 @@ static void test_common_reader_rules(void **st) {
     assert_int_equal(rc, 0);
     unlink(g_path);
     assert_int_equal(d->n, 2);
-    assert_true(isnan(d->num[0]));             /* age NA: the fill later */
-    assert_true(d->mask[0] == 0.0f);           /* click NA: no label */
+    assert_true(isnan(d->num[0]));   /* age NA: the fill later */
+    assert_true(d->mask[0] == 0.0f); /* click NA: no label */
     assert_true(d->mask[1] == 1.0f);
     assert_true(d->mask[1 * d->n_tasks + 1] == 0.0f); /* rating "": no label */
     moe_dataset_free(d);

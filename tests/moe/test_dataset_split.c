@@ -41,7 +41,7 @@ static void test_user_time_split(void **st) {
     mr_rng_seed(&r, 9);
     for (long i = 0; i < N; i++) {
         g[i] = i == N - 1 ? 999 : mr_rng_below(&r, U); /* user 999 has one row */
-        d->time[i] = (double)mr_rng_below(&r, 40);      /* ties */
+        d->time[i] = (double)mr_rng_below(&r, 40);     /* ties */
     }
     long *tr, *va, ntr, nva;
     assert_int_equal(moe_dataset_split_groups(d, g, 0.2, &tr, &ntr, &va, &nva, &e), 0);
@@ -101,7 +101,8 @@ static void test_append(void **st) {
     moe_model *m = make();
     const char *hdr = "uid,item,genre,age,price,click,rating,dwell,ts\n";
     char a_txt[512], b_txt[512], ab_txt[1024];
-    const char *ra = "u1,i1,A|B,20,1,1,4,1,10\nu2,i2,,30,,0,3,2,20\n", *rb = "u3,i3,C|A|B,,3,1,5,3,5\n";
+    const char *ra = "u1,i1,A|B,20,1,1,4,1,10\nu2,i2,,30,,0,3,2,20\n",
+               *rb = "u3,i3,C|A|B,,3,1,5,3,5\n";
     snprintf(a_txt, sizeof a_txt, "%s%s", hdr, ra);
     snprintf(b_txt, sizeof b_txt, "%s%s", hdr, rb);
     snprintf(ab_txt, sizeof ab_txt, "%s%s%s", hdr, ra, rb);

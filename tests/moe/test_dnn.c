@@ -47,7 +47,7 @@ static void test_model_json(void **st) {
     moe_model *m = NULL;
     mr_err e;
     assert_int_equal(from(&m, "", &e), 0);
-    assert_int_equal(m->precision, MOE_PREC_FP32); /* the default */
+    assert_int_equal(m->precision, MOE_PREC_FP32);               /* the default */
     assert_int_equal(m->precision_used, MOE_PREC_OPENBLAS_FP32); /* no plan until asked */
     assert_null(m->dnn);
     moe_model_free(m);
@@ -72,7 +72,8 @@ static void test_plan(void **st) {
     moe_dnn *d = NULL;
     moe_precision got;
     char why[256];
-    assert_int_equal(moe_dnn_create(&d, m->net, MOE_PREC_OPENBLAS_FP32, &got, why, sizeof why, &e), MR_EINVAL);
+    assert_int_equal(moe_dnn_create(&d, m->net, MOE_PREC_OPENBLAS_FP32, &got, why, sizeof why, &e),
+                     MR_EINVAL);
     assert_null(d);
     assert_int_equal(moe_dnn_create(&d, m->net, MOE_PREC_FP32, &got, why, sizeof why, &e), 0);
     assert_int_equal(got, MOE_PREC_FP32);
@@ -96,8 +97,8 @@ static void test_plan(void **st) {
     int no_avx512 = getenv("ONEDNN_MAX_CPU_ISA") && !strcmp(getenv("ONEDNN_MAX_CPU_ISA"), "AVX2");
     for (int p = MOE_PREC_BF16; p <= MOE_PREC_INT8; p++) {
         assert_int_equal(moe_model_set_precision(m, (moe_precision)p, &e), 0);
-        print_message("%s -> %s %s\n", moe_precision_name((moe_precision)p), moe_precision_name(m->precision_used),
-                      m->precision_note);
+        print_message("%s -> %s %s\n", moe_precision_name((moe_precision)p),
+                      moe_precision_name(m->precision_used), m->precision_note);
         if (no_avx512) {
             assert_string_equal(moe_dnn_isa_name(), "avx2");
             assert_int_equal(m->precision_used, MOE_PREC_FP32);
@@ -134,7 +135,8 @@ static void test_plan_gates(void **st) {
     const moe_level *lv = &m->net->levels[0];
     assert_true(lv->has_sgate);
     assert_non_null(lv->dnn_gates);
-    assert_int_equal(lv->dnn_gates->dims[1], lv->gates[0].n_logits + lv->gates[1].n_logits + lv->sgate.n_logits);
+    assert_int_equal(lv->dnn_gates->dims[1],
+                     lv->gates[0].n_logits + lv->gates[1].n_logits + lv->sgate.n_logits);
     assert_null(m->net->levels[1].dnn_gates); /* level 1's gates read different inputs */
     moe_model_free(m);
 }

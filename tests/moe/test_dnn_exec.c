@@ -101,9 +101,10 @@ static void test_parity(void **st) {
             }
             double af = run(m, got, ROWS, 9);
             float md = 0; /* probabilities absolute, the regression output relative to 1 + |ref| */
-            for (int i = 0; i < ROWS * 3; i++) md = fmaxf(md, fabsf(got[i] - ref[i]) / (i % 3 == 2 ? 1 + fabsf(ref[i]) : 1));
-            print_message("arch %d %-5s max |diff| %.2e (tolerance %.0e), active fraction %.3f\n", a,
-                          moe_precision_name(used), (double)md, (double)k_tol[used], af);
+            for (int i = 0; i < ROWS * 3; i++)
+                md = fmaxf(md, fabsf(got[i] - ref[i]) / (i % 3 == 2 ? 1 + fabsf(ref[i]) : 1));
+            print_message("arch %d %-5s max |diff| %.2e (tolerance %.0e), active fraction %.3f\n",
+                          a, moe_precision_name(used), (double)md, (double)k_tol[used], af);
             assert_true(md <= k_tol[used]);
             assert_true(md > 0 || used == MOE_PREC_FP32); /* the reduced path really ran */
             if (a == 1 || a == 2) {
@@ -129,7 +130,8 @@ static void test_shapes_and_rebuild(void **st) {
         assert_int_equal(moe_model_set_precision(m, MOE_PREC_BF16, &e), 0);
         run(m, b, rows, 3);
         assert_memory_equal(a, b, sizeof(float) * 3 * (size_t)rows);
-        for (int i = 0; i < rows * 3; i++) assert_true(fabsf(a[i] - ref[i]) <= k_tol[m->precision_used]);
+        for (int i = 0; i < rows * 3; i++)
+            assert_true(fabsf(a[i] - ref[i]) <= k_tol[m->precision_used]);
         assert_int_equal(moe_model_set_precision(m, MOE_PREC_OPENBLAS_FP32, &e), 0);
         assert_null(m->dnn);
         run(m, b, rows, 3);
@@ -187,7 +189,8 @@ static void test_row_blocks(void **st) {
             assert_int_equal(moe_model_set_precision(m, (moe_precision)p, &e), 0);
             run(m, got, rows, 80 + (uint64_t)i);
             for (int k = 0; k < rows * 3; k++)
-                assert_true(fabsf(got[k] - ref[k]) / (k % 3 == 2 ? 1 + fabsf(ref[k]) : 1) <= k_tol[m->precision_used]);
+                assert_true(fabsf(got[k] - ref[k]) / (k % 3 == 2 ? 1 + fabsf(ref[k]) : 1) <=
+                            k_tol[m->precision_used]);
         }
     }
     moe_model_free(m);
@@ -201,7 +204,8 @@ typedef struct thr {
 
 static void *thr_main(void *arg) {
     thr *t = arg;
-    for (int it = 0; it < 4; it++) run(t->m, t->out[it], 100 + 50 * ((t->id + it) % 4), 40 + (uint64_t)it);
+    for (int it = 0; it < 4; it++)
+        run(t->m, t->out[it], 100 + 50 * ((t->id + it) % 4), 40 + (uint64_t)it);
     return NULL;
 }
 
@@ -213,7 +217,8 @@ static void test_threads(void **st) {
         assert_int_equal(moe_model_set_precision(m, (moe_precision)p, &e), 0);
         static float want[4][4][ROWS * 3];
         for (int id = 0; id < 4; id++)
-            for (int it = 0; it < 4; it++) run(m, want[id][it], 100 + 50 * ((id + it) % 4), 40 + (uint64_t)it);
+            for (int it = 0; it < 4; it++)
+                run(m, want[id][it], 100 + 50 * ((id + it) % 4), 40 + (uint64_t)it);
         static thr ts[4];
         pthread_t th[4];
         for (int i = 0; i < 4; i++) {
@@ -233,10 +238,8 @@ static void test_threads(void **st) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parity),
-        cmocka_unit_test(test_shapes_and_rebuild),
-        cmocka_unit_test(test_reused_scorer),
-        cmocka_unit_test(test_row_blocks),
+        cmocka_unit_test(test_parity),        cmocka_unit_test(test_shapes_and_rebuild),
+        cmocka_unit_test(test_reused_scorer), cmocka_unit_test(test_row_blocks),
         cmocka_unit_test(test_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

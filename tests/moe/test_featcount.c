@@ -40,8 +40,8 @@ static void make_events(fc_event *ev, int n) {
 /* Reference value of kind block for row i, using events j with use(j). */
 typedef int (*use_fn)(const fc_event *ev, int i, int j, void *ctx);
 
-static void ref_block(const fc_spec *s, const fc_event *ev, int n, int i, int kind, uint64_t cat, use_fn use,
-                      void *ctx, double *out) {
+static void ref_block(const fc_spec *s, const fc_event *ev, int n, int i, int kind, uint64_t cat,
+                      use_fn use, void *ctx, double *out) {
     int W = s->n_windows;
     double gp[T] = {0}, gl[T] = {0}, cnt[FC_MAX_WINDOWS] = {0}, pos[FC_MAX_WINDOWS][T] = {{0}},
            lab[FC_MAX_WINDOWS][T] = {{0}}, last = -INFINITY;
@@ -49,7 +49,9 @@ static void ref_block(const fc_spec *s, const fc_event *ev, int n, int i, int ki
         if (!use(ev, i, j, ctx)) continue;
         for (int t = 0; t < T; t++)
             if (ev[j].has[t]) gl[t]++, gp[t] += ev[j].y[t];
-        int hit = kind == FC_USER ? ev[j].user == ev[i].user : kind == FC_ITEM ? ev[j].item == ev[i].item : 0;
+        int hit = kind == FC_USER   ? ev[j].user == ev[i].user
+                  : kind == FC_ITEM ? ev[j].item == ev[i].item
+                                    : 0;
         if (kind == FC_USER_CAT && ev[j].user == ev[i].user)
             for (int k = 0; k < ev[j].n_cats; k++) hit |= ev[j].cats[k] == cat;
         if (!hit) continue;
@@ -77,13 +79,14 @@ static int use_past(const fc_event *ev, int i, int j, void *ctx) {
     return ev[j].t < ev[i].t;
 }
 
-static void check_row(const fc_spec *s, const fc_event *ev, int i, const float *got, use_fn use, void *ctx,
-                      int skip_recency) {
+static void check_row(const fc_spec *s, const fc_event *ev, int i, const float *got, use_fn use,
+                      void *ctx, int skip_recency) {
     int per = fc_kind_values(s);
     double want[3][FC_MAX_WINDOWS * (1 + FC_MAX_TASKS) + 1];
     ref_block(s, ev, N, i, FC_USER, 0, use, ctx, want[0]);
     ref_block(s, ev, N, i, FC_ITEM, 0, use, ctx, want[1]);
-    double sum[FC_MAX_WINDOWS * (1 + FC_MAX_TASKS) + 1] = {0}, tmp[FC_MAX_WINDOWS * (1 + FC_MAX_TASKS) + 1];
+    double sum[FC_MAX_WINDOWS * (1 + FC_MAX_TASKS) + 1] = {0},
+                                                     tmp[FC_MAX_WINDOWS * (1 + FC_MAX_TASKS) + 1];
     int seen[FC_MAX_WINDOWS * (1 + FC_MAX_TASKS) + 1] = {0};
     for (int k = 0; k < ev[i].n_cats; k++) {
         if (k == 1 && ev[i].cats[1] == ev[i].cats[0]) continue; /* repeated: once */
@@ -108,7 +111,8 @@ static void check_row(const fc_spec *s, const fc_event *ev, int i, const float *
 }
 
 static fc_spec spec3(void) {
-    fc_spec s = {.n_tasks = T, .n_windows = 2, .window = {0, 20}, .prior_strength = 3, .use_cats = 1};
+    fc_spec s = {
+        .n_tasks = T, .n_windows = 2, .window = {0, 20}, .prior_strength = 3, .use_cats = 1};
     return s;
 }
 
@@ -147,7 +151,8 @@ static void test_own_label_not_used(void **st) {
     make_events(ev, N);
     fc_spec s = spec3();
     int per_row = fc_row_values(&s);
-    float *a = malloc(sizeof(float) * N * (size_t)per_row), *b = malloc(sizeof(float) * N * (size_t)per_row);
+    float *a = malloc(sizeof(float) * N * (size_t)per_row),
+          *b = malloc(sizeof(float) * N * (size_t)per_row);
     mr_err e;
     for (int mode = FC_PAST; mode <= FC_OOF; mode++) {
         fc_spec sm = s;
@@ -159,7 +164,8 @@ static void test_own_label_not_used(void **st) {
             assert_memory_equal(a + i * per_row, b + i * per_row, sizeof(float) * (size_t)per_row);
             for (int j = 0; mode == FC_PAST && j < N; j++)
                 if (ev[j].t == ev[i].t)
-                    assert_memory_equal(a + j * per_row, b + j * per_row, sizeof(float) * (size_t)per_row);
+                    assert_memory_equal(a + j * per_row, b + j * per_row,
+                                        sizeof(float) * (size_t)per_row);
             ev[i].y[0] = 1 - ev[i].y[0];
         }
     }
@@ -182,7 +188,8 @@ static void test_oof_matches_brute_force(void **st) {
     fc_spec s = spec3();
     s.window[1] = 0;
     int per_row = fc_row_values(&s), per = fc_kind_values(&s);
-    float *out = malloc(sizeof(float) * N * (size_t)per_row), *past = malloc(sizeof(float) * N * (size_t)per_row);
+    float *out = malloc(sizeof(float) * N * (size_t)per_row),
+          *past = malloc(sizeof(float) * N * (size_t)per_row);
     mr_err e;
     assert_int_equal(fc_train_values(&s, ev, N, FC_OOF, 4, 11, out, NULL, &e), 0);
     assert_int_equal(fc_train_values(&s, ev, N, FC_PAST, 0, 0, past, NULL, &e), 0);
@@ -198,7 +205,8 @@ static void test_oof_matches_brute_force(void **st) {
     for (int i = 0; i < N; i++) {
         check_row(&s, ev, i, out + i * per_row, use_oof, NULL, 1);
         for (int k = 0; k < 3; k++) { /* recency: from the past pass */
-            float a = out[i * per_row + k * per + per - 1], b = past[i * per_row + k * per + per - 1];
+            float a = out[i * per_row + k * per + per - 1],
+                  b = past[i * per_row + k * per + per - 1];
             assert_true(isnan(a) ? isnan(b) : a == b);
         }
     }
@@ -254,9 +262,9 @@ static void test_recency_and_names(void **st) {
     for (int j = 8; j < 12; j++) assert_true(isnan(row[j]));
     const char *tasks[] = {"like", "love"}, *wins[] = {"all"};
     char name[64];
-    const char *want[] = {"u_cnt_all", "u_like_rate_all", "u_love_rate_all", "u_recency", "i_cnt_all",
-                          "i_like_rate_all", "i_love_rate_all", "i_recency", "uc_cnt_all", "uc_like_rate_all",
-                          "uc_love_rate_all", "uc_recency"};
+    const char *want[] = {"u_cnt_all",  "u_like_rate_all",  "u_love_rate_all",  "u_recency",
+                          "i_cnt_all",  "i_like_rate_all",  "i_love_rate_all",  "i_recency",
+                          "uc_cnt_all", "uc_like_rate_all", "uc_love_rate_all", "uc_recency"};
     for (int j = 0; j < 12; j++) {
         assert_int_equal(fc_value_name(&s, j, tasks, wins, name, sizeof name, &e), 0);
         assert_string_equal(name, want[j]);
@@ -315,14 +323,17 @@ static void test_no_recency(void **st) {
     b.no_recency = 1;
     int pa = fc_kind_values(&a), pb = fc_kind_values(&b);
     assert_int_equal(pb, pa - 1);
-    float *va = malloc(sizeof(float) * N * 3 * (size_t)pa), *vb = malloc(sizeof(float) * N * 3 * (size_t)pb);
+    float *va = malloc(sizeof(float) * N * 3 * (size_t)pa),
+          *vb = malloc(sizeof(float) * N * 3 * (size_t)pb);
     mr_err e;
-    for (int mode = FC_PAST; mode <= FC_OOF; mode++) { /* the same values without the recency column */
+    for (int mode = FC_PAST; mode <= FC_OOF;
+         mode++) { /* the same values without the recency column */
         assert_int_equal(fc_train_values(&a, ev, N, mode, 3, 1, va, NULL, &e), 0);
         assert_int_equal(fc_train_values(&b, ev, N, mode, 3, 1, vb, NULL, &e), 0);
         for (int i = 0; i < N; i++)
             for (int k = 0; k < 3; k++)
-                assert_memory_equal(va + (i * 3 + k) * pa, vb + (i * 3 + k) * pb, sizeof(float) * (size_t)pb);
+                assert_memory_equal(va + (i * 3 + k) * pa, vb + (i * 3 + k) * pb,
+                                    sizeof(float) * (size_t)pb);
     }
     const char *tasks[] = {"a", "b"}, *wins[] = {"all", "all2"};
     char name[64];
@@ -356,10 +367,14 @@ static void test_bad_args(void **st) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_past_matches_brute_force), cmocka_unit_test(test_own_label_not_used),
-        cmocka_unit_test(test_oof_matches_brute_force),  cmocka_unit_test(test_decay_closed_form),
-        cmocka_unit_test(test_recency_and_names),        cmocka_unit_test(test_no_recency),
-        cmocka_unit_test(test_bad_args),                 cmocka_unit_test(test_category_mean_from_blocks),
+        cmocka_unit_test(test_past_matches_brute_force),
+        cmocka_unit_test(test_own_label_not_used),
+        cmocka_unit_test(test_oof_matches_brute_force),
+        cmocka_unit_test(test_decay_closed_form),
+        cmocka_unit_test(test_recency_and_names),
+        cmocka_unit_test(test_no_recency),
+        cmocka_unit_test(test_bad_args),
+        cmocka_unit_test(test_category_mean_from_blocks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -85,7 +85,8 @@ static void test_weights_not_renormalised_and_null(void **st) {
     float w[(N + NN) * D], x[B * D];
     mr_rng_fill_normal(&rg, w, (N + NN) * D, 1.0f);
     mr_rng_fill_normal(&rg, x, B * D, 1.0f);
-    moe_gate g = make_gate((moe_gate_spec){.kind = MOE_GATE_TOPP, .p = 0.5f, .n_null = NN}, N, D, w);
+    moe_gate g = make_gate((moe_gate_spec){.kind = MOE_GATE_TOPP, .p = 0.5f, .n_null = NN}, N, D,
+                           w);
     static run r;
     route(&r, &g, x, B);
     int null_kept = 0;
@@ -188,7 +189,8 @@ static void test_gate_backward_fd(void **st) {
     const float lbl = 0.3f, ent = 0.2f;
     moe_gate_kind kinds[3] = {MOE_GATE_DENSE, MOE_GATE_TOPK, MOE_GATE_TOPP};
     for (int kk = 0; kk < 3; kk++) {
-        moe_gate g = make_gate((moe_gate_spec){.kind = kinds[kk], .k = 2, .p = 0.5f, .n_null = NN}, N, D, w);
+        moe_gate g = make_gate((moe_gate_spec){.kind = kinds[kk], .k = 2, .p = 0.5f, .n_null = NN},
+                               N, D, w);
         static run r;
         route(&r, &g, x, B);
         float dw[(N + NN) * D] = {0}, dx[B * D] = {0}, scratch[2 * B * (N + NN)];
@@ -219,8 +221,8 @@ static void test_gate_backward_fd(void **st) {
             gc_compare(&s, (l[0] - l[1]) / (2 * h), ana, 1e-2, 1e-3);
         }
         route(&r, &g, x, B);
-        print_message("gate kind %d: %ld coords, %ld failed, %ld skipped, max rel err %.2e\n", kk, s.checked,
-                      s.failed, skipped, s.max_rel);
+        print_message("gate kind %d: %ld coords, %ld failed, %ld skipped, max rel err %.2e\n", kk,
+                      s.checked, s.failed, skipped, s.max_rel);
         assert_int_equal(s.failed, 0);
         assert_true(s.checked > 20);
     }

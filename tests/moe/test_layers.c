@@ -66,7 +66,8 @@ static void test_linear(void **st) {
             ps[t][i] = keep;
             gc_compare(&s, (lp - lm) / (2 * h), gs[t][i], 1e-3, 1e-3);
         }
-    print_message("linear: %ld coords, %ld failed, max rel err %.2e\n", s.checked, s.failed, s.max_rel);
+    print_message("linear: %ld coords, %ld failed, max rel err %.2e\n", s.checked, s.failed,
+                  s.max_rel);
     assert_int_equal(s.failed, 0);
 }
 
@@ -101,12 +102,19 @@ static void check_act(int swish) {
         x[i] = keep;
         gc_compare(&s, (double)r[i] * (a - b2) / (2 * h), dx[i], 1e-3, 1e-4);
     }
-    print_message("%s: %ld coords, max rel err %.2e\n", swish ? "swish" : "relu", s.checked, s.max_rel);
+    print_message("%s: %ld coords, max rel err %.2e\n", swish ? "swish" : "relu", s.checked,
+                  s.max_rel);
     assert_int_equal(s.failed, 0);
 }
 
-static void test_relu(void **st) { (void)st; check_act(0); }
-static void test_swish(void **st) { (void)st; check_act(1); }
+static void test_relu(void **st) {
+    (void)st;
+    check_act(0);
+}
+static void test_swish(void **st) {
+    (void)st;
+    check_act(1);
+}
 
 static void test_rownorm(void **st) {
     (void)st;
@@ -259,8 +267,9 @@ static void test_losses(void **st) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_linear),  cmocka_unit_test(test_relu),   cmocka_unit_test(test_swish),
-        cmocka_unit_test(test_rownorm), cmocka_unit_test(test_softmax), cmocka_unit_test(test_embbag),
+        cmocka_unit_test(test_linear),  cmocka_unit_test(test_relu),
+        cmocka_unit_test(test_swish),   cmocka_unit_test(test_rownorm),
+        cmocka_unit_test(test_softmax), cmocka_unit_test(test_embbag),
         cmocka_unit_test(test_losses),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

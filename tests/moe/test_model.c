@@ -53,7 +53,8 @@ static void score(const moe_model *m, float *out) {
     assert_int_equal(moe_scorer_begin(s, 3, &e), 0);
     const char *u = "u42", *items[3] = {"a", "b", "c"}, *g[2] = {"Drama", "Comedy"};
     assert_int_equal(moe_scorer_set_cat(s, MOE_ALL_ROWS, 0, &u, NULL, 1, &e), 0);
-    for (int i = 0; i < 3; i++) assert_int_equal(moe_scorer_set_cat(s, i, 1, &items[i], NULL, 1, &e), 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(moe_scorer_set_cat(s, i, 1, &items[i], NULL, 1, &e), 0);
     assert_int_equal(moe_scorer_set_cat(s, 1, 2, g, NULL, 2, &e), 0);
     assert_int_equal(moe_scorer_set_num(s, 2, 0, 55.0f, &e), 0);
     assert_int_equal(moe_scorer_run(s, out, out + 9, &e), 0);
@@ -62,9 +63,10 @@ static void score(const moe_model *m, float *out) {
 
 static void test_round_trip(void **st) {
     (void)st;
-    const char *archs[] = {"{\"type\":\"mmoe\",\"experts\":3,\"gate\":{\"type\":\"topk\",\"k\":2}}",
-                           "{\"type\":\"ple\",\"experts\":2,\"task_experts\":1,\"levels\":2}",
-                           "{\"type\":\"home\",\"task_groups\":[0,0,1],\"feature_gate_rank\":2,\"self_gate\":true}"};
+    const char *archs[] = {
+        "{\"type\":\"mmoe\",\"experts\":3,\"gate\":{\"type\":\"topk\",\"k\":2}}",
+        "{\"type\":\"ple\",\"experts\":2,\"task_experts\":1,\"levels\":2}",
+        "{\"type\":\"home\",\"task_groups\":[0,0,1],\"feature_gate_rank\":2,\"self_gate\":true}"};
     for (int a = 0; a < 3; a++) {
         moe_model *m = make(archs[a], 11 + (uint64_t)a), *l = NULL;
         char dir[128];
@@ -77,7 +79,8 @@ static void test_round_trip(void **st) {
         if (rc) print_message("%s\n", e.msg);
         assert_int_equal(rc, 0);
         assert_int_equal(l->net->n_params, m->net->n_params);
-        assert_memory_equal(l->net->params, m->net->params, sizeof(float) * (size_t)m->net->n_params);
+        assert_memory_equal(l->net->params, m->net->params,
+                            sizeof(float) * (size_t)m->net->n_params);
         for (int t = 0; t < m->n_tables; t++)
             assert_memory_equal(l->tables[t].data, m->tables[t].data,
                                 sizeof(float) * (size_t)(m->tables[t].rows * m->tables[t].dim));
@@ -88,7 +91,8 @@ static void test_round_trip(void **st) {
         assert_int_equal(l->precision, MOE_PREC_FP32);
         assert_int_equal(l->precision_used, MOE_PREC_FP32);
         score(l, s2);
-        for (int i = 0; i < 12; i++) assert_float_equal(s1[i], s2[i], 1e-5f * (1.0f + fabsf(s1[i])));
+        for (int i = 0; i < 12; i++)
+            assert_float_equal(s1[i], s2[i], 1e-5f * (1.0f + fabsf(s1[i])));
         assert_int_equal(moe_model_set_precision(l, MOE_PREC_OPENBLAS_FP32, &e), 0);
         score(l, s2);
         assert_memory_equal(s1, s2, sizeof s1);
@@ -125,14 +129,15 @@ static void damage(const char *dir, const char *victim, int how) {
         t[n] = (moe_st_tensor){.name = en->name, .ndim = en->ndim, .data = en->data};
         memcpy(t[n].shape, en->shape, sizeof en->shape);
         if (is && how == 1) t[n].shape[0] -= 1; /* reshape */
-        if (is && how == 2) {                    /* NaN */
+        if (is && how == 2) {                   /* NaN */
             memcpy(bad, en->data, en->n * sizeof(float));
             bad[0] = 0.0f / 0.0f;
             t[n].data = bad;
         }
         n++;
     }
-    if (how == 3) t[n++] = (moe_st_tensor){.name = "l9.e0.fc0.w", .ndim = 1, .shape = {1}, .data = bad};
+    if (how == 3)
+        t[n++] = (moe_st_tensor){.name = "l9.e0.fc0.w", .ndim = 1, .shape = {1}, .data = bad};
     assert_int_equal(moe_st_write(path, t, n, NULL, 0, &e), 0);
     free(t);
     free(bad);
@@ -249,7 +254,9 @@ static void test_label_rules(void **st) {
     assert_int_equal(moe_model_label(m, 0, "2", 1, 2.0, &y, &e), MR_EINVAL);
     assert_non_null(strstr(e.msg, "--label-threshold click=X"));
     assert_int_equal(moe_model_label(m, 0, "yes", 0, 0, &y, &e), MR_EINVAL);
-    assert_non_null(strstr(e.msg, "label column 'click' is not a number; for text labels pass --label-positive click="));
+    assert_non_null(strstr(
+        e.msg,
+        "label column 'click' is not a number; for text labels pass --label-positive click="));
     assert_int_equal(moe_model_label(m, 2, "12.5", 1, 12.5, &y, &e), 0);
     assert_true(y == 12.5f);
     /* positive rule on click: text labels */
@@ -258,22 +265,27 @@ static void test_label_rules(void **st) {
     assert_true(y == 1.0f);
     assert_int_equal(moe_model_label(m, 0, "no", 0, 0, &y, &e), 0);
     assert_true(y == 0.0f);
-    assert_int_equal(moe_model_label(m, 0, "Yes", 0, 0, &y, &e), 0); /* exact match, case included */
+    assert_int_equal(moe_model_label(m, 0, "Yes", 0, 0, &y, &e),
+                     0); /* exact match, case included */
     assert_true(y == 0.0f);
     /* a threshold replaces it, and the other way round */
     assert_int_equal(moe_model_label_rule(m, "--label-threshold", "click=0.5", 1, &e), 0);
-    assert_true(m->tasks[0].has_threshold && !m->tasks[0].has_positive && m->tasks[0].threshold == 0.5f);
+    assert_true(m->tasks[0].has_threshold && !m->tasks[0].has_positive &&
+                m->tasks[0].threshold == 0.5f);
     assert_int_equal(moe_model_label(m, 0, "2", 1, 2.0, &y, &e), 0);
     assert_true(y == 1.0f);
     assert_int_equal(moe_model_label_rule(m, "--label-positive", "like=5", 0, &e), 0);
     assert_true(m->tasks[1].has_positive && !m->tasks[1].has_threshold);
-    assert_int_equal(moe_model_label(m, 1, "5.0", 1, 5.0, &y, &e), 0); /* text equality, not numeric */
+    assert_int_equal(moe_model_label(m, 1, "5.0", 1, 5.0, &y, &e),
+                     0); /* text equality, not numeric */
     assert_true(y == 0.0f);
     /* refused: each leaves the tasks as they were */
     moe_task before[MOE_MAX_TASKS];
     memcpy(before, m->tasks, sizeof before);
-    const char *bad[][2] = {{"click", "expected TASK=VALUE"}, {"=1", "expected TASK=VALUE"},
-                            {"nope=1", "no task 'nope'"}, {"click=", "the value is empty"}};
+    const char *bad[][2] = {{"click", "expected TASK=VALUE"},
+                            {"=1", "expected TASK=VALUE"},
+                            {"nope=1", "no task 'nope'"},
+                            {"click=", "the value is empty"}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         assert_int_equal(moe_model_label_rule(m, "--label-positive", bad[i][0], 0, &e), MR_EINVAL);
         assert_non_null(strstr(e.msg, bad[i][1]));
@@ -294,14 +306,19 @@ static void test_label_rules(void **st) {
 static void test_field_lookup_full_schema(void **st) {
     (void)st;
     static char js[65536];
-    size_t o = (size_t)snprintf(js, sizeof js, "{\"name\":\"wide\",\"tables\":[{\"name\":\"t\",\"rows\":8,\"dim\":1}],"
-                                             "\"features\":{\"categorical\":[");
+    size_t o = (size_t)snprintf(
+        js, sizeof js,
+        "{\"name\":\"wide\",\"tables\":[{\"name\":\"t\",\"rows\":8,\"dim\":1}],"
+        "\"features\":{\"categorical\":[");
     for (int i = 0; i < MOE_MAX_FIELDS; i++)
-        o += (size_t)snprintf(js + o, sizeof js - o, "%s{\"name\":\"feature_c%d\",\"table\":\"t\"}", i ? "," : "", i);
+        o += (size_t)snprintf(js + o, sizeof js - o, "%s{\"name\":\"feature_c%d\",\"table\":\"t\"}",
+                              i ? "," : "", i);
     o += (size_t)snprintf(js + o, sizeof js - o, "],\"numeric\":[");
     for (int i = 0; i < MOE_MAX_FIELDS; i++)
-        o += (size_t)snprintf(js + o, sizeof js - o, "%s{\"name\":\"feature_n%d\"}", i ? "," : "", i);
-    snprintf(js + o, sizeof js - o, "]},\"tasks\":[{\"name\":\"y\"}],\"arch\":{\"type\":\"mmoe\",\"experts\":1}}");
+        o += (size_t)snprintf(js + o, sizeof js - o, "%s{\"name\":\"feature_n%d\"}", i ? "," : "",
+                              i);
+    snprintf(js + o, sizeof js - o,
+             "]},\"tasks\":[{\"name\":\"y\"}],\"arch\":{\"type\":\"mmoe\",\"experts\":1}}");
     moe_model *m;
     mr_err e;
     int rc = moe_model_from_json(&m, js, 1, &e);

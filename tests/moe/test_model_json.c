@@ -61,46 +61,62 @@ static void expect_error(const char *arch, const char *needle) {
 static void test_errors_name_the_field(void **st) {
     (void)st;
     expect_error("{\"type\":\"mmoe\",\"expertz\":3}", "arch.expertz: unknown field");
-    expect_error("{\"type\":\"mmoe\",\"gate\":{\"kind\":\"topk\"}}", "arch.gate.kind: unknown field");
+    expect_error("{\"type\":\"mmoe\",\"gate\":{\"kind\":\"topk\"}}",
+                 "arch.gate.kind: unknown field");
     expect_error("{\"type\":\"mmmoe\"}", "arch.type 'mmmoe'");
     expect_error("{\"type\":\"mmoe\",\"gate\":{\"type\":\"topp\",\"p\":2}}", "gate.p");
     expect_error("{\"type\":\"mmoe\",\"expert_hidden\":[0]}", "arch.expert_hidden[0]");
     expect_error("{\"type\":\"home\",\"task_groups\":[0,1]}", "arch.task_groups");
     /* a huge group id is refused by range, not overflowed into n_groups */
-    expect_error("{\"type\":\"home\",\"task_groups\":[0,0,2147483647]}", "arch.task_groups[2] must be");
+    expect_error("{\"type\":\"home\",\"task_groups\":[0,0,2147483647]}",
+                 "arch.task_groups[2] must be");
     expect_error("{\"type\":\"home\",\"task_groups\":[0,-1,0]}", "arch.task_groups[1] must be");
     expect_error("{\"type\":\"mmoe\",\"activation\":\"tanh\"}", "arch.activation");
     expect_error("[1]", "arch is required");
     /* a number past the float range (fuzz: a task weight of 1.8e44 became inf and the
      * model could not be written back) */
-    expect_error("{\"type\":\"mmoe\",\"lbl_coef\":1e300}", "arch.lbl_coef = 1e+300 is outside the float range");
+    expect_error("{\"type\":\"mmoe\",\"lbl_coef\":1e300}",
+                 "arch.lbl_coef = 1e+300 is outside the float range");
     /* issue 13: settings the architecture would ignore are refused */
-    expect_error("{\"type\":\"shared_bottom\",\"experts\":4}", "arch.experts does not apply to shared_bottom");
-    expect_error("{\"type\":\"shared_bottom\",\"gate\":{\"type\":\"topk\"}}", "arch.gate does not apply");
+    expect_error("{\"type\":\"shared_bottom\",\"experts\":4}",
+                 "arch.experts does not apply to shared_bottom");
+    expect_error("{\"type\":\"shared_bottom\",\"gate\":{\"type\":\"topk\"}}",
+                 "arch.gate does not apply");
     expect_error("{\"type\":\"mmoe\",\"experts\":4,\"gate\":{\"type\":\"topk\",\"k\":9}}",
                  "arch.gate.k is 9 but a gate chooses among 4 experts");
     moe_model *ok = NULL;
     mr_err oke;
-    assert_int_equal(parse("{\"type\":\"mmoe\",\"experts\":4,\"gate\":{\"type\":\"topk\",\"k\":4}}", &ok, &oke), 0);
+    assert_int_equal(
+        parse("{\"type\":\"mmoe\",\"experts\":4,\"gate\":{\"type\":\"topk\",\"k\":4}}", &ok, &oke),
+        0);
     moe_model_free(ok);
     /* the values shared_bottom uses anyway pass: both writers (moerec's
      * model.json of a version, moerec_torch's) spell every arch key out */
-    assert_int_equal(parse("{\"type\":\"shared_bottom\",\"experts\":1,\"task_experts\":0,\"levels\":1,"
-                           "\"gate\":{\"type\":\"dense\",\"k\":2,\"p\":0.4,\"null_experts\":0,\"always_on\":0},"
-                           "\"lbl_coef\":0,\"entropy_coef\":0}", &ok, &oke), 0);
+    assert_int_equal(
+        parse("{\"type\":\"shared_bottom\",\"experts\":1,\"task_experts\":0,\"levels\":1,"
+              "\"gate\":{\"type\":\"dense\",\"k\":2,\"p\":0.4,\"null_experts\":0,\"always_on\":0},"
+              "\"lbl_coef\":0,\"entropy_coef\":0}",
+              &ok, &oke),
+        0);
     char *sj = moe_model_to_json(ok);
     moe_model_free(ok);
     ok = NULL;
     assert_int_equal(moe_model_from_json(&ok, sj, 1, &oke), 0); /* a saved shared_bottom reloads */
     free(sj);
     moe_model_free(ok);
-    assert_int_equal(moe_model_from_json(&ok, "{\"tasks\":[{\"name\":\"a\",\"positive\":\"yes\",\"threshold\":1}],"
-                                              "\"features\":{\"extra_dim\":1},\"arch\":{\"type\":\"mmoe\"}}", 1, &oke),
-                     MR_EINVAL);
+    assert_int_equal(
+        moe_model_from_json(&ok,
+                            "{\"tasks\":[{\"name\":\"a\",\"positive\":\"yes\",\"threshold\":1}],"
+                            "\"features\":{\"extra_dim\":1},\"arch\":{\"type\":\"mmoe\"}}",
+                            1, &oke),
+        MR_EINVAL);
     assert_non_null(strstr(oke.msg, "tasks[0].positive"));
-    assert_int_equal(moe_model_from_json(&ok, "{\"tasks\":[{\"name\":\"a\",\"positive\":\"yes\"}],"
-                                              "\"features\":{\"extra_dim\":1},\"arch\":{\"type\":\"mmoe\"}}", 1, &oke),
-                     0);
+    assert_int_equal(
+        moe_model_from_json(&ok,
+                            "{\"tasks\":[{\"name\":\"a\",\"positive\":\"yes\"}],"
+                            "\"features\":{\"extra_dim\":1},\"arch\":{\"type\":\"mmoe\"}}",
+                            1, &oke),
+        0);
     char *pj = moe_model_to_json(ok);
     assert_non_null(strstr(pj, "\"positive\""));
     assert_non_null(strstr(pj, "\"yes\""));
@@ -109,39 +125,56 @@ static void test_errors_name_the_field(void **st) {
     /* two tasks of one name: the server looks tasks up by name */
     moe_model *dup = NULL;
     mr_err dupe;
-    assert_int_equal(moe_model_from_json(&dup, "{\"tasks\":[{\"name\":\"a\"},{\"name\":\"a\"}],"
-                                               "\"features\":{\"extra_dim\":1},\"arch\":{\"type\":\"mmoe\"}}", 1, &dupe),
-                     MR_EINVAL);
+    assert_int_equal(
+        moe_model_from_json(&dup,
+                            "{\"tasks\":[{\"name\":\"a\"},{\"name\":\"a\"}],"
+                            "\"features\":{\"extra_dim\":1},\"arch\":{\"type\":\"mmoe\"}}",
+                            1, &dupe),
+        MR_EINVAL);
     assert_non_null(strstr(dupe.msg, "tasks[1].name 'a' is used twice"));
     moe_model *d = NULL;
     mr_err de;
-    assert_int_equal(moe_model_from_json(&d, "{\"tasks\":[{\"name\":\"a\",\"loss_weight\":2,\"loss_decay\":0.5}],"
-                                             "\"features\":{\"extra_dim\":1},\"arch\":{\"type\":\"mmoe\"}}", 1, &de), 0);
+    assert_int_equal(
+        moe_model_from_json(&d,
+                            "{\"tasks\":[{\"name\":\"a\",\"loss_weight\":2,\"loss_decay\":0.5}],"
+                            "\"features\":{\"extra_dim\":1},\"arch\":{\"type\":\"mmoe\"}}",
+                            1, &de),
+        0);
     assert_true(fabsf(moe_model_loss_weight(d, 0, 0) - 2.0f) < 1e-6f); /* w_k(t) = w_k0 gamma^t */
     assert_true(fabsf(moe_model_loss_weight(d, 0, 3) - 0.25f) < 1e-6f);
     char *dj = moe_model_to_json(d);
     assert_non_null(strstr(dj, "loss_decay"));
     free(dj);
     moe_model_free(d);
-    assert_int_equal(moe_model_from_json(&d, "{\"tasks\":[{\"name\":\"a\",\"loss_decay\":1.5}],\"arch\":{}}", 1, &de),
-                     MR_EINVAL);
+    assert_int_equal(
+        moe_model_from_json(&d, "{\"tasks\":[{\"name\":\"a\",\"loss_decay\":1.5}],\"arch\":{}}", 1,
+                            &de),
+        MR_EINVAL);
     assert_non_null(strstr(de.msg, "tasks[0].loss_decay"));
     moe_model *m = NULL;
     mr_err e;
-    assert_int_equal(moe_model_from_json(&m, "{\"tasks\":[{\"name\":\"a\",\"kind\":\"ranking\"}],\"arch\":{}}", 1, &e),
-                     MR_EINVAL);
+    assert_int_equal(
+        moe_model_from_json(&m, "{\"tasks\":[{\"name\":\"a\",\"kind\":\"ranking\"}],\"arch\":{}}",
+                            1, &e),
+        MR_EINVAL);
     assert_non_null(strstr(e.msg, "tasks[0].kind"));
     assert_int_equal(moe_model_from_json(&m, "{\"bogus\":1}", 1, &e), MR_EINVAL);
     assert_non_null(strstr(e.msg, "bogus: unknown field"));
-    assert_int_equal(moe_model_from_json(&m, "{\"tables\":[{\"name\":\"t\",\"rows\":10,\"hash\":\"cuckoo\"}]}", 1, &e),
-                     MR_EINVAL);
+    assert_int_equal(
+        moe_model_from_json(&m, "{\"tables\":[{\"name\":\"t\",\"rows\":10,\"hash\":\"cuckoo\"}]}",
+                            1, &e),
+        MR_EINVAL);
     assert_non_null(strstr(e.msg, "tables[0].hash"));
     /* a graph table needs the other side of its graph */
-    assert_int_equal(moe_model_from_json(&m, "{\"tables\":[{\"name\":\"t\",\"rows\":10,\"hash\":\"graph\"}]}", 1, &e),
-                     MR_EINVAL);
+    assert_int_equal(
+        moe_model_from_json(&m, "{\"tables\":[{\"name\":\"t\",\"rows\":10,\"hash\":\"graph\"}]}", 1,
+                            &e),
+        MR_EINVAL);
     assert_non_null(strstr(e.msg, "tables[0].pair is required"));
-    assert_int_equal(moe_model_from_json(&m, "{\"features\":{\"categorical\":[{\"name\":\"f\",\"table\":\"zz\"}]}}", 1, &e),
-                     MR_EINVAL);
+    assert_int_equal(
+        moe_model_from_json(
+            &m, "{\"features\":{\"categorical\":[{\"name\":\"f\",\"table\":\"zz\"}]}}", 1, &e),
+        MR_EINVAL);
     assert_non_null(strstr(e.msg, "table 'zz'"));
     assert_int_equal(moe_model_from_json(&m, "{not json", 1, &e), MR_EINVAL);
     assert_non_null(strstr(e.msg, "line 1"));
@@ -151,10 +184,11 @@ static void test_to_json_round_trip(void **st) {
     (void)st;
     moe_model *m, *m2;
     mr_err e;
-    assert_int_equal(parse("{\"type\":\"home\",\"task_groups\":[0,0,1],\"feature_gate_rank\":3,"
-                           "\"gate\":{\"type\":\"topp\",\"p\":0.5,\"null_experts\":1},\"lbl_coef\":0.01}",
-                           &m, &e),
-                     0);
+    assert_int_equal(
+        parse("{\"type\":\"home\",\"task_groups\":[0,0,1],\"feature_gate_rank\":3,"
+              "\"gate\":{\"type\":\"topp\",\"p\":0.5,\"null_experts\":1},\"lbl_coef\":0.01}",
+              &m, &e),
+        0);
     char *js = moe_model_to_json(m);
     assert_non_null(js);
     assert_int_equal(moe_model_from_json(&m2, js, 1, &e), 0);
@@ -174,10 +208,11 @@ static void test_storage_fields(void **st) {
     (void)st;
     moe_model *m = NULL, *m2 = NULL;
     mr_err e;
-    const char *ok = "{\"tables\":[{\"name\":\"a\",\"rows\":10,\"dim\":2},"
-                     "{\"name\":\"b\",\"rows\":10,\"dim\":2,\"storage\":\"store\",\"encoding\":\"int8\","
-                     "\"ttl_seconds\":60},{\"name\":\"c\",\"rows\":10,\"dim\":2,\"storage\":\"store\"}],"
-                     "\"tasks\":[{\"name\":\"a\"}],\"features\":{\"extra_dim\":1},\"arch\":{\"type\":\"mmoe\"}}";
+    const char *ok =
+        "{\"tables\":[{\"name\":\"a\",\"rows\":10,\"dim\":2},"
+        "{\"name\":\"b\",\"rows\":10,\"dim\":2,\"storage\":\"store\",\"encoding\":\"int8\","
+        "\"ttl_seconds\":60},{\"name\":\"c\",\"rows\":10,\"dim\":2,\"storage\":\"store\"}],"
+        "\"tasks\":[{\"name\":\"a\"}],\"features\":{\"extra_dim\":1},\"arch\":{\"type\":\"mmoe\"}}";
     int prc = moe_model_from_json(&m, ok, 1, &e);
     if (prc) print_message("%s\n", e.msg);
     assert_int_equal(prc, 0);
@@ -198,7 +233,9 @@ static void test_storage_fields(void **st) {
     free(js);
     moe_model_free(m);
     moe_model_free(m2);
-    static const struct { const char *table, *needle; } bad[] = {
+    static const struct {
+        const char *table, *needle;
+    } bad[] = {
         {"\"storage\":\"disk\"", "tables[0].storage 'disk' must be"},
         {"\"storage\":\"store\",\"encoding\":\"bf16\"", "tables[0].encoding 'bf16' must be"},
         {"\"encoding\":\"fp16\"", "tables[0]: encoding and ttl_seconds describe rows in the store"},
@@ -208,7 +245,8 @@ static void test_storage_fields(void **st) {
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char js2[512];
-        snprintf(js2, sizeof js2, "{\"tables\":[{\"name\":\"a\",\"rows\":10,%s}],\"arch\":{}}", bad[i].table);
+        snprintf(js2, sizeof js2, "{\"tables\":[{\"name\":\"a\",\"rows\":10,%s}],\"arch\":{}}",
+                 bad[i].table);
         m = NULL;
         assert_int_equal(moe_model_from_json(&m, js2, 1, &e), MR_EINVAL);
         assert_null(m);

@@ -22,7 +22,8 @@ static int setup(void **state) {
     char p[512];
     snprintf(p, sizeof p, "%s/train.csv", g_dir);
     snprintf(g_ver, sizeof g_ver, "%s/1", g_dir);
-    if (moe_model_from_json(&m, k_maps_model, 1, &e) || moe_dataset_read(&d, m, p, NULL, 0, &e)) return -1;
+    if (moe_model_from_json(&m, k_maps_model, 1, &e) || moe_dataset_read(&d, m, p, NULL, 0, &e))
+        return -1;
     long idx[25];
     for (long i = 0; i < 25; i++) idx[i] = i;
     moe_maps_opts o = {.resolution = 1, .seed = 3, .base_dir = g_dir};

@@ -122,7 +122,8 @@ static void test_errors(void **state) {
     snprintf(bad, sizeof bad, "%s/bad", g_dir);
     assert_int_equal(mkdir(bad, 0755), 0);
     snprintf(p, sizeof p, "%s/vectors.csv", bad);
-    const char *bodies[2] = {"item,e0,e1,e2\na,1,0.5,0.25\nb,0.9,1;5,0.3\n", "item,e0,e1,e2\r\na,1,0.5,0.25\r\nb,0.9,NA,0.3\r\n"};
+    const char *bodies[2] = {"item,e0,e1,e2\na,1,0.5,0.25\nb,0.9,1;5,0.3\n",
+                             "item,e0,e1,e2\r\na,1,0.5,0.25\r\nb,0.9,NA,0.3\r\n"};
     for (int i = 0; i < 2; i++) {
         FILE *f = fopen(p, "w");
         assert_non_null(f);

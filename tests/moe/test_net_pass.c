@@ -37,7 +37,8 @@ static void fixture_make(fixture *f, const moe_arch *a, uint64_t seed) {
     mr_rng_fill_normal(&g, f->x, B * IN, 1.0f);
     for (int i = 0; i < T * B; i++) {
         int k = i / B;
-        f->y[i] = a->task_kind[k] == MOE_TASK_BINARY ? (float)(mr_rng_below(&g, 2)) : (float)mr_rng_normal(&g);
+        f->y[i] = a->task_kind[k] == MOE_TASK_BINARY ? (float)(mr_rng_below(&g, 2))
+                                                     : (float)mr_rng_normal(&g);
         f->mask[i] = (i % 5 == 4) ? 0.0f : 1.0f; /* some labels missing */
     }
     moe_pass_init(&f->p);
@@ -63,7 +64,8 @@ static double loss_at(fixture *f, uint64_t *route) {
             const moe_gate_cache *gc = s < lv->n_slots ? &f->p.lv[j].gc[s] : &f->p.lv[j].sgc;
             if (s == lv->n_slots && !lv->has_sgate) break;
             if (!g->n_logits) continue;
-            for (long i = 0; i < (long)B * g->n_logits; i++) h = (h ^ gc->kept[i]) * 1099511628211ull;
+            for (long i = 0; i < (long)B * g->n_logits; i++)
+                h = (h ^ gc->kept[i]) * 1099511628211ull;
         }
     }
     /* ReLU sign patterns too: a kink crossed is as non-differentiable as a
@@ -115,12 +117,14 @@ static void gradcheck(const moe_arch *a, const char *what, uint64_t seed) {
         if (!gc_compare(&s, (lp - lm) / (2 * h), ana, 5e-3, 1e-3) && getenv("MOE_GC_VERBOSE")) {
             const char *tn = "x";
             for (int t = 0; t < f.n->n_tensors; t++)
-                if (v >= f.n->tensors[t].data && v < f.n->tensors[t].data + f.n->tensors[t].n) tn = f.n->tensors[t].name;
-            print_message("  %s[%ld]: numeric %.6g analytic %.6g\n", tn, i, (lp - lm) / (2 * h), ana);
+                if (v >= f.n->tensors[t].data && v < f.n->tensors[t].data + f.n->tensors[t].n)
+                    tn = f.n->tensors[t].name;
+            print_message("  %s[%ld]: numeric %.6g analytic %.6g\n", tn, i, (lp - lm) / (2 * h),
+                          ana);
         }
     }
-    print_message("%-28s %5ld coords, %ld failed, %ld skipped (flip/kink), max rel err %.2e\n", what,
-                  s.checked, s.failed, skipped, s.max_rel);
+    print_message("%-28s %5ld coords, %ld failed, %ld skipped (flip/kink), max rel err %.2e\n",
+                  what, s.checked, s.failed, skipped, s.max_rel);
     assert_int_equal(s.failed, 0);
     assert_true(s.checked > 0 && skipped < s.checked / 4);
     mr_floats_free(grads);
@@ -130,7 +134,9 @@ static void gradcheck(const moe_arch *a, const char *what, uint64_t seed) {
 static void arch_small(moe_arch *a, moe_arch_kind kind) {
     moe_arch_defaults(a, kind, IN, T);
     a->task_kind[1] = MOE_TASK_REGRESSION;
-    a->n_shared = kind == MOE_ARCH_SHARED_BOTTOM ? 1 : kind == MOE_ARCH_MMOE || kind == MOE_ARCH_OMOE ? 3 : 2;
+    a->n_shared = kind == MOE_ARCH_SHARED_BOTTOM                   ? 1
+                  : kind == MOE_ARCH_MMOE || kind == MOE_ARCH_OMOE ? 3
+                                                                   : 2;
     a->n_task_experts = 1;
     a->n_expert_layers = 2;
     a->expert_hidden[0] = 6;
@@ -258,8 +264,8 @@ static void test_sparse_saves_rows(void **st) {
         assert_true(kept >= 0);
         int ex = n->levels[0].gates[0].choice[kept];
         for (int d = 0; d < 4; d++)
-            assert_true(fabsf(c->out[0][b * 4 + d] - c->gc[0].weight[b * 8 + kept] * c->eout[ex][b * 4 + d]) <
-                        1e-6f);
+            assert_true(fabsf(c->out[0][b * 4 + d] -
+                              c->gc[0].weight[b * 8 + kept] * c->eout[ex][b * 4 + d]) < 1e-6f);
     }
     moe_pass_free(&p);
     moe_net_free(n);
@@ -309,7 +315,8 @@ static void test_pool_and_row_independence(void **st) {
         assert_true(fabsf(g1[i] - 3.0f * g2[i]) <= 1e-5f * (1.0f + fabsf(g2[i])));
     }
     assert_true(nz > n->n_params / 2);
-    for (int i = 0; i < NB * IN; i++) assert_true(fabsf(dx2[i] - 2.0f * dx1[i]) <= 1e-5f * (1.0f + fabsf(dx1[i])));
+    for (int i = 0; i < NB * IN; i++)
+        assert_true(fabsf(dx2[i] - 2.0f * dx1[i]) <= 1e-5f * (1.0f + fabsf(dx1[i])));
     mr_floats_free(dx1);
     mr_floats_free(dx2);
     mr_floats_free(g3);

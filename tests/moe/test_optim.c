@@ -17,7 +17,7 @@ static void test_adam(void **st) {
     float p[3] = {1, -2, 0.5f}, g[3] = {0.3f, -0.01f, 2.0f}, m[3] = {0}, v[3] = {0};
     moe_adam a = {.lr = 0.1f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .step = 1};
     moe_adam_update(p, g, m, v, 3, &a);
-    assert_true(fabsf(p[0] - 0.9f) < 1e-5f);  /* first step moves by lr against g */
+    assert_true(fabsf(p[0] - 0.9f) < 1e-5f); /* first step moves by lr against g */
     assert_true(fabsf(p[1] + 1.9f) < 1e-5f);
     assert_true(fabsf(p[2] - 0.4f) < 1e-5f);
     /* three more steps vs a double-precision reference */
@@ -44,7 +44,8 @@ static void test_sparse(void **st) {
     for (int r = 0; r < R; r++)
         for (int d = 0; d < D; d++) {
             int touched = r == 1 || r == 3;
-            assert_true(fabsf(p[r * D + d] - (before[r * D + d] - (touched ? 0.5f : 0.0f))) < 1e-5f);
+            assert_true(fabsf(p[r * D + d] - (before[r * D + d] - (touched ? 0.5f : 0.0f))) <
+                        1e-5f);
             assert_true((m[r * D + d] != 0) == touched);
         }
     memset(v, 0, sizeof v);

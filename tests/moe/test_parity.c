@@ -75,7 +75,8 @@ static void check(const char *arch, uint64_t seed) {
     for (int k = 0; k < 3; k++)
         for (int r = 0; r < N; r++) {
             out[k * N + r] = p.logit[k][r];
-            float want = m->tasks[k].kind == MOE_TASK_BINARY ? 1.0f / (1.0f + expf(-p.logit[k][r])) : p.logit[k][r];
+            float want = m->tasks[k].kind == MOE_TASK_BINARY ? 1.0f / (1.0f + expf(-p.logit[k][r]))
+                                                             : p.logit[k][r];
             assert_true(fabsf(tasks[r * 3 + k] - want) < 1e-6f);
         }
     moe_pass_free(&p);
@@ -83,7 +84,8 @@ static void check(const char *arch, uint64_t seed) {
     write_f32("out.f32", out, 3 * N);
     char cmd[512];
     const char *src = getenv("MOEREC_SOURCE_DIR");
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s/tests/moe/parity.py %s --rtol 1e-5", src ? src : ".", g_dir);
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s/tests/moe/parity.py %s --rtol 1e-5",
+             src ? src : ".", g_dir);
     int rc = system(cmd);
     moe_scorer_free(s);
     moe_model_free(m);
@@ -93,19 +95,22 @@ static void check(const char *arch, uint64_t seed) {
 static void test_mmoe(void **st) {
     (void)st;
     check("{\"type\":\"mmoe\",\"experts\":4,\"expert_hidden\":[16,8],\"tower_hidden\":[8],"
-          "\"gate\":{\"type\":\"topk\",\"k\":2}}", 1);
+          "\"gate\":{\"type\":\"topk\",\"k\":2}}",
+          1);
 }
 
 static void test_ple(void **st) {
     (void)st;
     check("{\"type\":\"ple\",\"levels\":3,\"experts\":3,\"task_experts\":2,\"expert_hidden\":[12],"
-          "\"gate\":{\"type\":\"topp\",\"p\":0.4,\"null_experts\":1,\"always_on\":1}}", 2);
+          "\"gate\":{\"type\":\"topp\",\"p\":0.4,\"null_experts\":1,\"always_on\":1}}",
+          2);
 }
 
 static void test_home(void **st) {
     (void)st;
     check("{\"type\":\"home\",\"task_groups\":[0,0,1],\"experts\":2,\"task_experts\":2,"
-          "\"expert_hidden\":[14],\"feature_gate_rank\":3,\"self_gate\":true}", 3);
+          "\"expert_hidden\":[14],\"feature_gate_rank\":3,\"self_gate\":true}",
+          3);
 }
 
 int main(void) {

@@ -65,7 +65,8 @@ static void test_broadcast_equals_per_row(void **st) {
     assert_int_equal(moe_scorer_create(&b, m, &e), 0);
     fill(a, 1);
     fill(b, 0);
-    assert_memory_equal(moe_scorer_input(a), moe_scorer_input(b), sizeof(float) * N * (size_t)m->in_dim);
+    assert_memory_equal(moe_scorer_input(a), moe_scorer_input(b),
+                        sizeof(float) * N * (size_t)m->in_dim);
     const float *x = moe_scorer_input(a);
     assert_true(fabsf(x[m->num[0].offset] - 1.0f) < 1e-6f); /* (40 - 30) / 10 */
     assert_true(x[m->in_dim - 2] == 0.5f && x[m->in_dim - 1] == -1.0f);
@@ -76,7 +77,8 @@ static void test_broadcast_equals_per_row(void **st) {
     const moe_table *t = &m->tables[1];
     for (int d = 0; d < 3; d++) {
         float want = (t->data[r1[0] * 3 + d] + t->data[r1[1] * 3 + d] + t->data[r2[0] * 3 + d] +
-                      t->data[r2[1] * 3 + d]) / 4;
+                      t->data[r2[1] * 3 + d]) /
+                     4;
         assert_true(fabsf(x[m->cat[2].offset + d] - want) < 1e-6f);
     }
     float tasks[N * 3], score[N];
@@ -155,7 +157,8 @@ static void test_gate_report(void **st) {
  * parts; the active fraction covers all parts; no gate report is left. */
 static void test_run_split(void **st) {
     (void)st;
-    moe_model *m = make("{\"type\":\"mmoe\",\"experts\":4,\"expert_hidden\":[32],\"gate\":{\"type\":\"topk\",\"k\":2}}");
+    moe_model *m = make(
+        "{\"type\":\"mmoe\",\"experts\":4,\"expert_hidden\":[32],\"gate\":{\"type\":\"topk\",\"k\":2}}");
     mr_pool *pool = mr_pool_create(2);
     assert_non_null(pool);
     mr_err e;
@@ -170,8 +173,10 @@ static void test_run_split(void **st) {
         for (int parts = 2; parts <= MOE_SPLIT_MAX + 1; parts++) {
             memset(t2, 0, sizeof t2);
             assert_int_equal(moe_scorer_run_split(s, t2, s2, pool, parts, &e), 0);
-            for (int i = 0; i < N * 3; i++) assert_true(fabsf(t1[i] - t2[i]) <= 1e-5f * (1 + fabsf(t1[i])));
-            for (int i = 0; i < N; i++) assert_true(fabsf(s1[i] - s2[i]) <= 1e-5f * (1 + fabsf(s1[i])));
+            for (int i = 0; i < N * 3; i++)
+                assert_true(fabsf(t1[i] - t2[i]) <= 1e-5f * (1 + fabsf(t1[i])));
+            for (int i = 0; i < N; i++)
+                assert_true(fabsf(s1[i] - s2[i]) <= 1e-5f * (1 + fabsf(s1[i])));
             assert_true(fabs(moe_scorer_active_fraction(s) - af) < 1e-9);
             moe_gate_report rep[4];
             assert_int_equal(moe_scorer_gate_report(s, rep, 4), 3);

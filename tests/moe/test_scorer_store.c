@@ -49,7 +49,8 @@ static void fill(moe_scorer *s) {
     assert_int_equal(moe_scorer_set_cat(s, MOE_ALL_ROWS, 0, &u, NULL, 1, &e), 0);
     assert_int_equal(moe_scorer_set_extra(s, MOE_ALL_ROWS, ex, 2, &e), 0);
     const char *all = "all";
-    assert_int_equal(moe_scorer_set_cat(s, MOE_ALL_ROWS, 2, &all, NULL, 1, &e), 0); /* then per row */
+    assert_int_equal(moe_scorer_set_cat(s, MOE_ALL_ROWS, 2, &all, NULL, 1, &e),
+                     0); /* then per row */
     for (int r = 0; r < N; r++) {
         char item[16], g1[16];
         snprintf(item, sizeof item, "item%d", r % 97);
@@ -71,7 +72,8 @@ static void score(const moe_model *m, float *out) {
     mr_err e;
     assert_int_equal(moe_scorer_create(&s, m, &e), 0);
     fill(s);
-    int rc = g_pool ? moe_scorer_run_split(s, NULL, out, g_pool, 3, &e) : moe_scorer_run(s, NULL, out, &e);
+    int rc = g_pool ? moe_scorer_run_split(s, NULL, out, g_pool, 3, &e)
+                    : moe_scorer_run(s, NULL, out, &e);
     if (rc) fail_msg("%s", e.msg);
     moe_scorer_free(s);
 }
@@ -98,20 +100,22 @@ static void test_store_rows_score_like_memory(void **state) {
     static const char *names[3] = {"item_fp32", "item_fp16", "item_int8"};
     static const double tol[3] = {0, 1e-4, 1e-3}; /* |score - in-memory score| */
     for (int enc = 0; enc < 3; enc++) {
-        assert_int_equal(emb_table_create(st, names[enc], (uint32_t)t->dim, (emb_encoding)enc, 0, &e), 0);
+        assert_int_equal(
+            emb_table_create(st, names[enc], (uint32_t)t->dim, (emb_encoding)enc, 0, &e), 0);
         src sc = {.st = st, .t = emb_store_table(st, names[enc], &e)};
-        assert_int_equal(emb_store_ingest(st, sc.t, ids, (size_t)t->rows, t->data, (size_t)(t->rows * t->dim), sst, &e),
+        assert_int_equal(emb_store_ingest(st, sc.t, ids, (size_t)t->rows, t->data,
+                                          (size_t)(t->rows * t->dim), sst, &e),
                          0);
         moe_model_set_row_source(m, 1, fetch, &sc);
         store_stats a, b, z;
         store_get_stats(st, &a);
         score(m, got);
         store_get_stats(st, &b);
-        assert_int_equal(sc.calls, 1);                         /* one fetch for 300 candidates */
-        assert_int_equal(b.db_multigets - a.db_multigets, 1);  /* one batched multi-get */
+        assert_int_equal(sc.calls, 1);                        /* one fetch for 300 candidates */
+        assert_int_equal(b.db_multigets - a.db_multigets, 1); /* one batched multi-get */
         score(m, got);
         store_get_stats(st, &z);
-        assert_int_equal(z.db_multigets - b.db_multigets, 0);  /* all rows cached now */
+        assert_int_equal(z.db_multigets - b.db_multigets, 0); /* all rows cached now */
         assert_true(z.cache_hits > b.cache_hits);
         double worst = 0;
         for (int r = 0; r < N; r++) worst = fmax(worst, fabs((double)got[r] - mem[r]));
@@ -126,7 +130,8 @@ static void test_store_rows_score_like_memory(void **state) {
             assert_int_equal(sc.calls, calls + 1);
             mr_pool_free(g_pool);
             g_pool = NULL;
-            for (int r = 0; r < N; r++) assert_true(fabsf(split[r] - mem[r]) <= 1e-6f); /* BLAS blocking differs */
+            for (int r = 0; r < N; r++)
+                assert_true(fabsf(split[r] - mem[r]) <= 1e-6f); /* BLAS blocking differs */
         }
         fprintf(stderr, "%s: max |score diff| %.3g\n", names[enc], worst);
         /* a failing fetch fails the run and names the table */

@@ -62,7 +62,8 @@ static void test_train_equals_serve(void **state) {
     for (sdim_pool pool = SDIM_POOL_SUM; pool <= SDIM_POOL_MEAN; pool++) {
         float a[NC * D], b[NC * D], c[NC * 40];
         assert_int_equal(sdim_feature_serve(f->h, table, f->cand, NC, pool, a, D, NULL), 0);
-        assert_int_equal(sdim_feature_from_sequence(f->h, f->seq, SEQ, f->cand, NC, pool, b, D, NULL), 0);
+        assert_int_equal(
+            sdim_feature_from_sequence(f->h, f->seq, SEQ, f->cand, NC, pool, b, D, NULL), 0);
         assert_memory_equal(a, b, sizeof a);
         sdim_seq *s;
         assert_int_equal(sdim_seq_create(&s, f->h, 1000, NULL), 0);
@@ -90,13 +91,15 @@ static void test_prefix_features_no_leakage(void **state) {
     const int pos[] = {1, 50, 51, 200, SEQ};
     int at = 0, differs = 0;
     float full[NC * D];
-    assert_int_equal(sdim_feature_from_sequence(f->h, f->seq, SEQ, f->cand, NC, SDIM_POOL_L2, full, D, NULL), 0);
+    assert_int_equal(
+        sdim_feature_from_sequence(f->h, f->seq, SEQ, f->cand, NC, SDIM_POOL_L2, full, D, NULL), 0);
     for (int t = 0; t < 5; t++) {
         assert_int_equal(sdim_seq_push(s, f->seq + at * D, pos[t] - at, NULL), 0);
         at = pos[t];
         float a[NC * D], b[NC * D];
         assert_int_equal(sdim_seq_feature(s, f->cand, NC, SDIM_POOL_L2, a, D, NULL), 0);
-        assert_int_equal(sdim_feature_from_sequence(f->h, f->seq, at, f->cand, NC, SDIM_POOL_L2, b, D, NULL), 0);
+        assert_int_equal(
+            sdim_feature_from_sequence(f->h, f->seq, at, f->cand, NC, SDIM_POOL_L2, b, D, NULL), 0);
         assert_memory_equal(a, b, sizeof a);
         if (at < SEQ && memcmp(a, full, sizeof a) != 0) differs++;
     }
@@ -123,8 +126,10 @@ static void test_trims_keep_last_lmax(void **state) {
         assert_int_equal(sdim_seq_push(ref, f->seq + (at - keep) * D, keep, NULL), 0);
         for (int i = 0; i < L->nsig; i++)
             for (uint32_t b = 0; b < (uint32_t)L->nbuckets; b++) {
-                assert_int_equal(sdim_table_count(L, s->table, i, b), sdim_table_count(L, ref->table, i, b));
-                const float *x = sdim_table_sum_c(L, s->table, i, b), *y = sdim_table_sum_c(L, ref->table, i, b);
+                assert_int_equal(sdim_table_count(L, s->table, i, b),
+                                 sdim_table_count(L, ref->table, i, b));
+                const float *x = sdim_table_sum_c(L, s->table, i, b),
+                            *y = sdim_table_sum_c(L, ref->table, i, b);
                 for (int c = 0; c < D; c++) assert_true(fabsf(x[c] - y[c]) < 1e-4f);
             }
         float rec[50 * D];
@@ -163,8 +168,10 @@ static void test_oracle_weights(void **state) {
             assert_int_equal(sdim_hasher_create(&h, D, M, TAU, 1000 + seed, NULL), 0);
             assert_true(h->layout.nsig >= 16);
             float v[D], u[D];
-            assert_int_equal(sdim_feature_from_sequence(h, f->seq, SEQ, cq, 1, SDIM_POOL_SUM, v, D, NULL), 0);
-            assert_int_equal(sdim_feature_from_sequence(h, f->seq, SEQ, cq, 1, SDIM_POOL_L2, u, D, NULL), 0);
+            assert_int_equal(
+                sdim_feature_from_sequence(h, f->seq, SEQ, cq, 1, SDIM_POOL_SUM, v, D, NULL), 0);
+            assert_int_equal(
+                sdim_feature_from_sequence(h, f->seq, SEQ, cq, 1, SDIM_POOL_L2, u, D, NULL), 0);
             double dot = 0, dot1 = 0;
             for (int c = 0; c < D; c++)
                 avg[c] += v[c] / SEEDS, dot += u[c] * o[c], dot1 += v[c] * o[c];
@@ -178,9 +185,11 @@ static void test_oracle_weights(void **state) {
         print_message("candidate %d: |E[sdim] - oracle| / |oracle| = %.4f\n", q, rel);
         relsum += rel;
     }
-    double mean_rel = relsum / 6, mean_cos = cossum / (6 * SEEDS), mean_cos1 = cos1sum / (6 * SEEDS);
+    double mean_rel = relsum / 6, mean_cos = cossum / (6 * SEEDS),
+           mean_cos1 = cos1sum / (6 * SEEDS);
     print_message("mean relative error %.4f; one hasher: mean cosine to the oracle %.4f (sum "
-                  "pooling), %.4f (l2 pooling)\n", mean_rel, mean_cos1, mean_cos);
+                  "pooling), %.4f (l2 pooling)\n",
+                  mean_rel, mean_cos1, mean_cos);
     assert_true(mean_rel < 0.05);
     assert_true(mean_cos1 > 0.8 && mean_cos > 0.8);
 }
@@ -202,17 +211,24 @@ static void test_oracle_more_signatures_closer(void **state) {
                 for (int j = 0; j < SEQ; j++) {
                     const float *s = f->seq + j * D;
                     double c = mr_dot(cq, s, D) / (nq * mr_l2norm(s, D));
-                    double w = pow(1 - acos(c > 1 ? 1 : c < -1 ? -1 : c) / 3.14159265358979323846, TAU);
+                    double w = pow(1 - acos(c > 1    ? 1
+                                            : c < -1 ? -1
+                                                     : c) /
+                                           3.14159265358979323846,
+                                   TAU);
                     for (int k = 0; k < D; k++) o[k] += w * s[k];
                 }
                 float v[D];
-                assert_int_equal(sdim_feature_from_sequence(h, f->seq, SEQ, cq, 1, SDIM_POOL_SUM, v, D, NULL), 0);
+                assert_int_equal(
+                    sdim_feature_from_sequence(h, f->seq, SEQ, cq, 1, SDIM_POOL_SUM, v, D, NULL),
+                    0);
                 for (int k = 0; k < D; k++) dot += v[k] * o[k], on += o[k] * o[k];
                 cs[t] += dot / (mr_l2norm(v, D) * sqrt(on)) / (6 * SEEDS);
             }
             sdim_hasher_free(h);
         }
-    print_message("mean cosine to the oracle: %.4f at m/tau = 16, %.4f at m/tau = 128\n", cs[0], cs[1]);
+    print_message("mean cosine to the oracle: %.4f at m/tau = 16, %.4f at m/tau = 128\n", cs[0],
+                  cs[1]);
     assert_true(cs[1] > cs[0]);
     assert_true(cs[1] > 0.95);
 }
@@ -242,7 +258,8 @@ static void test_empty_and_errors(void **state) {
     assert_int_equal(sdim_feature_serve(f->h, NULL, f->cand, NC, SDIM_POOL_L2, out, D, NULL), 0);
     for (int i = 0; i < NC * D; i++) assert_true(out[i] == 0.0f);
     mr_err e;
-    assert_int_equal(sdim_feature_serve(f->h, NULL, f->cand, NC, SDIM_POOL_L2, out, D - 1, &e), MR_EINVAL);
+    assert_int_equal(sdim_feature_serve(f->h, NULL, f->cand, NC, SDIM_POOL_L2, out, D - 1, &e),
+                     MR_EINVAL);
     assert_non_null(strstr(e.msg, "stride"));
     sdim_seq *s = NULL;
     assert_int_equal(sdim_seq_create(&s, f->h, 0, &e), MR_EINVAL);
@@ -264,7 +281,7 @@ static void test_zero_candidate_gets_zero_block(void **state) {
     int k = sdim_seq_recent(sq, K, rec);
     assert_int_equal(sdim_feature_extra(f->h, sq->table, rec, k, f->cand, 2, want, 2 * D, NULL), 0);
     memset(c2, 0, sizeof c2);
-    memcpy(c2 + D, f->cand + D, sizeof(float) * D);   /* row 0 missing, row 1 a real item */
+    memcpy(c2 + D, f->cand + D, sizeof(float) * D); /* row 0 missing, row 1 a real item */
     assert_int_equal(sdim_feature_extra(f->h, sq->table, rec, k, c2, 2, got, 2 * D, NULL), 0);
     for (int c = 0; c < 2 * D; c++) assert_true(got[c] == 0.0f);
     assert_memory_equal(got + 2 * D, want + 2 * D, sizeof(float) * 2 * D);
@@ -279,7 +296,8 @@ static void test_tau0_is_mean_pooling(void **state) {
     assert_int_equal(sdim_hasher_create(&h, D, 0, 0, 1, NULL), 0);
     float a[NC * D], m[D];
     const uint32_t off[2] = {0, SEQ};
-    assert_int_equal(sdim_feature_from_sequence(h, f->seq, SEQ, f->cand, NC, SDIM_POOL_MEAN, a, D, NULL), 0);
+    assert_int_equal(
+        sdim_feature_from_sequence(h, f->seq, SEQ, f->cand, NC, SDIM_POOL_MEAN, a, D, NULL), 0);
     moe_meanpool_forward(m, f->seq, off, 1, D);
     for (int j = 0; j < NC; j++)
         for (int c = 0; c < D; c++) assert_true(fabsf(a[j * D + c] - m[c]) < 1e-5f);
@@ -296,7 +314,7 @@ static void test_scorer_extra_block(void **state) {
     const char *p = strstr(k_test_model_fmt, "\"extra_dim\":2");
     assert_non_null(p);
     snprintf(fmt, sizeof fmt, "%.*s\"extra_dim\":32%s", (int)(p - k_test_model_fmt),
-             k_test_model_fmt, p + strlen("\"extra_dim\":2"));  /* 2 d for d = 16 */
+             k_test_model_fmt, p + strlen("\"extra_dim\":2")); /* 2 d for d = 16 */
     snprintf(js, sizeof js, fmt, "{\"type\":\"mmoe\",\"experts\":3}");
     moe_model *m, *m2;
     mr_err e;
@@ -322,7 +340,8 @@ static void test_scorer_extra_block(void **state) {
     assert_int_equal(sdim_feature_to_scorer(s, m, f->h, sq->table, rec, k, f->cand, N, &e), 0);
     assert_int_equal(moe_scorer_run(s, NULL, sc1, &e), 0);
     assert_int_equal(moe_scorer_begin(s, N, &e), 0);
-    for (int j = 0; j < N; j++) assert_int_equal(moe_scorer_set_extra(s, j, x + j * 2 * D, 2 * D, &e), 0);
+    for (int j = 0; j < N; j++)
+        assert_int_equal(moe_scorer_set_extra(s, j, x + j * 2 * D, 2 * D, &e), 0);
     assert_int_equal(moe_scorer_run(s, NULL, sc2, &e), 0);
     assert_memory_equal(sc1, sc2, sizeof sc1);
     /* One more event in the user's history: the long block and the score move. */
@@ -334,7 +353,8 @@ static void test_scorer_extra_block(void **state) {
     int moved = 0;
     for (int j = 0; j < N; j++) moved += sc3[j] != sc1[j];
     assert_true(moved > 0);
-    assert_int_equal(sdim_feature_to_scorer(s, m2, f->h, sq->table, rec, k, f->cand, N, &e), MR_EINVAL);
+    assert_int_equal(sdim_feature_to_scorer(s, m2, f->h, sq->table, rec, k, f->cand, N, &e),
+                     MR_EINVAL);
     assert_non_null(strstr(e.msg, "extra_dim"));
     sdim_seq_free(sq);
     moe_scorer_free(s);

@@ -30,7 +30,7 @@ typedef struct fx {
 
 static const float *item_vec(uint64_t item, void *ctx) {
     fx *f = ctx;
-    return item < NI - NMISS ? f->vec + item * D : NULL;  /* the last NMISS have no vector */
+    return item < NI - NMISS ? f->vec + item * D : NULL; /* the last NMISS have no vector */
 }
 
 static int setup(void **state) {
@@ -41,14 +41,14 @@ static int setup(void **state) {
     for (int i = 0; i < NE; i++) {
         f->eu[i] = 100 + mr_rng_below(&g, NU);
         f->ei[i] = mr_rng_below(&g, NI);
-        f->et[i] = (int64_t)mr_rng_below(&g, 1000);  /* unsorted, with ties */
+        f->et[i] = (int64_t)mr_rng_below(&g, 1000); /* unsorted, with ties */
     }
     for (int r = 0; r < NR; r++) {
-        f->ru[r] = 100 + mr_rng_below(&g, NU + 1);   /* user 100 + NU has no events */
+        f->ru[r] = 100 + mr_rng_below(&g, NU + 1); /* user 100 + NU has no events */
         f->ri[r] = mr_rng_below(&g, NI);
         f->rt[r] = (int64_t)mr_rng_below(&g, 1100);
     }
-    f->rt[0] = f->et[0], f->ru[0] = f->eu[0];  /* a row at the exact time of an event */
+    f->rt[0] = f->et[0], f->ru[0] = f->eu[0]; /* a row at the exact time of an event */
     assert_int_equal(sdim_hasher_create(&f->h, D, 24, 3, 4, NULL), 0);
     *state = f;
     return 0;
@@ -67,15 +67,17 @@ static void brute(fx *f, int r, int l_max, float *o) {
     int idx[NE], n = 0;
     for (int i = 0; i < NE; i++)
         if (f->eu[i] == f->ru[r] && f->et[i] < f->rt[r] && item_vec(f->ei[i], f)) idx[n++] = i;
-    for (int a = 1; a < n; a++)  /* insertion sort by (ts, index) */
+    for (int a = 1; a < n; a++) /* insertion sort by (ts, index) */
         for (int b = a; b > 0 && (f->et[idx[b - 1]] > f->et[idx[b]] ||
-                                  (f->et[idx[b - 1]] == f->et[idx[b]] && idx[b - 1] > idx[b])); b--) {
+                                  (f->et[idx[b - 1]] == f->et[idx[b]] && idx[b - 1] > idx[b]));
+             b--) {
             int t = idx[b];
             idx[b] = idx[b - 1], idx[b - 1] = t;
         }
     int from = n > l_max ? n - l_max : 0;
     float *x = mr_floats_alloc((size_t)(n + 1) * D), rec[SHORT * D];
-    for (int i = from; i < n; i++) memcpy(x + (i - from) * D, item_vec(f->ei[idx[i]], f), sizeof(float) * D);
+    for (int i = from; i < n; i++)
+        memcpy(x + (i - from) * D, item_vec(f->ei[idx[i]], f), sizeof(float) * D);
     sdim_seq *s;
     assert_int_equal(sdim_seq_create(&s, f->h, l_max, NULL), 0);
     assert_int_equal(sdim_seq_push(s, x, n - from, NULL), 0);
@@ -83,7 +85,8 @@ static void brute(fx *f, int r, int l_max, float *o) {
     if (!q) memset(o, 0, sizeof(float) * 2 * D);
     else {
         int k = sdim_seq_recent(s, SHORT, rec);
-        assert_int_equal(sdim_feature_extra(f->h, s->n ? s->table : NULL, rec, k, q, 1, o, 2 * D, NULL), 0);
+        assert_int_equal(
+            sdim_feature_extra(f->h, s->n ? s->table : NULL, rec, k, q, 1, o, 2 * D, NULL), 0);
     }
     sdim_seq_free(s);
     mr_floats_free(x);
@@ -107,7 +110,7 @@ static void test_equals_brute_force_no_trims(void **state) {
         float nrm = mr_l2norm(out + r * 2 * D, 2 * D);
         zeros += nrm == 0.0f, nonzero += nrm > 0.0f;
     }
-    assert_true(zeros > 0 && nonzero > NR / 2);  /* no-history users, missing candidates */
+    assert_true(zeros > 0 && nonzero > NR / 2); /* no-history users, missing candidates */
     mr_floats_free(out);
 }
 
@@ -128,7 +131,7 @@ static void test_future_events_do_not_leak(void **state) {
     fx *f = *state;
     float *a = mr_floats_alloc(NR * 2 * D), *b = mr_floats_alloc(NR * 2 * D);
     run_join(f, 10000, a);
-    const int r = 0;  /* the row sitting exactly on an event's time */
+    const int r = 0; /* the row sitting exactly on an event's time */
     uint64_t keep[NE];
     memcpy(keep, f->ei, sizeof keep);
     for (int i = 0; i < NE; i++)
@@ -137,8 +140,9 @@ static void test_future_events_do_not_leak(void **state) {
     memcpy(f->ei, keep, sizeof keep);
     assert_memory_equal(a + r * 2 * D, b + r * 2 * D, sizeof(float) * 2 * D);
     int changed = 0;
-    for (int x = 1; x < NR; x++) changed += memcmp(a + x * 2 * D, b + x * 2 * D, sizeof(float) * 2 * D) != 0;
-    assert_true(changed > 0);  /* the rewrite did matter for other rows */
+    for (int x = 1; x < NR; x++)
+        changed += memcmp(a + x * 2 * D, b + x * 2 * D, sizeof(float) * 2 * D) != 0;
+    assert_true(changed > 0); /* the rewrite did matter for other rows */
     mr_floats_free(a);
     mr_floats_free(b);
 }
@@ -156,7 +160,8 @@ static void test_long_history_bounded_buffer_same_ops(void **state) {
     int64_t rt[LR] = {1500, 2999, 3100};
     float out[LR * 2 * D], want[LR * 2 * D], rec[SHORT * D];
     const sdim_events ev = {LE, eu, ei, et};
-    assert_int_equal(sdim_join(f->h, LMAX, SHORT, &ev, ru, ri, rt, LR, item_vec, f, out, 2 * D, NULL), 0);
+    assert_int_equal(
+        sdim_join(f->h, LMAX, SHORT, &ev, ru, ri, rt, LR, item_vec, f, out, 2 * D, NULL), 0);
     sdim_seq *s;
     assert_int_equal(sdim_seq_create(&s, f->h, LMAX, NULL), 0);
     float *x = mr_floats_alloc((size_t)LE * D);
@@ -164,11 +169,13 @@ static void test_long_history_bounded_buffer_same_ops(void **state) {
     for (int r = 0; r < LR; r++) {
         int n = 0;
         for (; at < LE && et[at] < rt[r]; at++)
-            if (item_vec(ei[at], f)) memcpy(x + (size_t)n++ * D, item_vec(ei[at], f), sizeof(float) * D);
+            if (item_vec(ei[at], f))
+                memcpy(x + (size_t)n++ * D, item_vec(ei[at], f), sizeof(float) * D);
         assert_int_equal(sdim_seq_push(s, x, n, NULL), 0);
         int k = sdim_seq_recent(s, SHORT, rec);
         assert_int_equal(sdim_feature_extra(f->h, s->table, rec, k, item_vec(ri[r], f), 1,
-                                            want + r * 2 * D, 2 * D, NULL), 0);
+                                            want + r * 2 * D, 2 * D, NULL),
+                         0);
     }
     assert_memory_equal(out, want, sizeof want);
     sdim_seq_free(s);
@@ -183,10 +190,12 @@ static void test_bad_args(void **state) {
     const sdim_events ev = {NE, f->eu, f->ei, f->et};
     float out[2 * D];
     mr_err e;
-    assert_int_equal(sdim_join(f->h, 10, SHORT, &ev, f->ru, f->ri, f->rt, 1, item_vec, f, out, D, &e),
-                     MR_EINVAL);
-    assert_int_equal(sdim_join(f->h, 0, SHORT, &ev, f->ru, f->ri, f->rt, 1, item_vec, f, out, 2 * D, &e),
-                     MR_EINVAL);
+    assert_int_equal(
+        sdim_join(f->h, 10, SHORT, &ev, f->ru, f->ri, f->rt, 1, item_vec, f, out, D, &e),
+        MR_EINVAL);
+    assert_int_equal(
+        sdim_join(f->h, 0, SHORT, &ev, f->ru, f->ri, f->rt, 1, item_vec, f, out, 2 * D, &e),
+        MR_EINVAL);
 }
 
 int main(void) {

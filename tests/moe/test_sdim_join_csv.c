@@ -36,7 +36,8 @@ static const float *vec_of(uint64_t item, void *ctx) {
 
 static int setup(void **state) {
     fx *f = calloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "%s/moerec-sdimcsv-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    snprintf(f->dir, sizeof f->dir, "%s/moerec-sdimcsv-XXXXXX",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     assert_non_null(mkdtemp(f->dir));
     snprintf(f->items, sizeof f->items, "%s/items.csv", f->dir);
     snprintf(f->events, sizeof f->events, "%s/events.csv", f->dir);
@@ -47,7 +48,8 @@ static int setup(void **state) {
     fprintf(fp, "item_id,cluster,e0,e1,e2,e3\n");
     for (int i = 0; i < NI; i++) {
         float *x = f->vec + i * D;
-        for (int c = 0; c < D; c++) x[c] = (float)(mr_rng_below(&g, 2000) - 1000) / 256.0f; /* exact in text */
+        for (int c = 0; c < D; c++)
+            x[c] = (float)(mr_rng_below(&g, 2000) - 1000) / 256.0f; /* exact in text */
         fprintf(fp, "%d,%d,%.9g,%.9g,%.9g,%.9g\n", 1000 + i, i % 3, x[0], x[1], x[2], x[3]);
     }
     fclose(fp);
@@ -55,28 +57,28 @@ static int setup(void **state) {
     fprintf(fp, "user_id,item_id,ts_ms\n");
     for (int i = 0; i < NE; i++) {
         f->eu[i] = 7 + mr_rng_below(&g, NU);
-        f->ei[i] = 1000 + mr_rng_below(&g, NI + 3);  /* a few without vectors */
+        f->ei[i] = 1000 + mr_rng_below(&g, NI + 3); /* a few without vectors */
         f->et[i] = 1700000000000LL + (int64_t)mr_rng_below(&g, 5000);
         fprintf(fp, "%llu,%llu,%lld\n", (unsigned long long)f->eu[i], (unsigned long long)f->ei[i],
                 (long long)f->et[i]);
     }
     fclose(fp);
-    fp = fopen(f->data, "w");  /* testmodel.h's columns + ts_ms + a quoted title with commas */
+    fp = fopen(f->data, "w"); /* testmodel.h's columns + ts_ms + a quoted title with commas */
     fprintf(fp, "uid,item,genre,age,price,click,rating,dwell,ts_ms,title\n");
     for (int r = 0; r < NR; r++) {
         f->ru[r] = 7 + mr_rng_below(&g, NU);
         f->ri[r] = 1000 + mr_rng_below(&g, NI);
         f->rt[r] = 1700000000000LL + (int64_t)mr_rng_below(&g, 6000);
         fprintf(fp, "%llu,%llu,g%d|all,%d,%d.5,%d,%d,%d.0,%lld,\"Movie, the \"\"%d\"\"\"\n",
-                (unsigned long long)f->ru[r], (unsigned long long)f->ri[r], r % 3, 20 + r, r,
-                r % 2, 1 + r % 5, r, (long long)f->rt[r], r);
-        if (r == 10) fprintf(fp, "\n");  /* empty lines are skipped by both readers */
+                (unsigned long long)f->ru[r], (unsigned long long)f->ri[r], r % 3, 20 + r, r, r % 2,
+                1 + r % 5, r, (long long)f->rt[r], r);
+        if (r == 10) fprintf(fp, "\n"); /* empty lines are skipped by both readers */
     }
     fclose(fp);
     const char *p = strstr(k_test_model_fmt, "\"extra_dim\":2");
     char fmt[4096], js[4096];
-    snprintf(fmt, sizeof fmt, "%.*s\"extra_dim\":8%s", (int)(p - k_test_model_fmt), k_test_model_fmt,
-             p + strlen("\"extra_dim\":2"));
+    snprintf(fmt, sizeof fmt, "%.*s\"extra_dim\":8%s", (int)(p - k_test_model_fmt),
+             k_test_model_fmt, p + strlen("\"extra_dim\":2"));
     snprintf(js, sizeof js, fmt, "{\"type\":\"mmoe\",\"experts\":2}");
     mr_err e;
     if (moe_model_from_json(&f->m, js, 3, &e)) fail_msg("model: %s", e.msg);
@@ -119,11 +121,13 @@ static void check_rows(fx *f, long max_rows) {
     assert_int_equal(sdim_hasher_create(&h, D, o.m, o.tau, o.seed, NULL), 0);
     const sdim_events ev = {NE, f->eu, f->ei, f->et};
     float *want = calloc((size_t)n * 2 * D, sizeof(float));
-    assert_int_equal(sdim_join(h, o.l_max, o.short_n, &ev, f->ru, f->ri, f->rt, n, vec_of, f, want, 2 * D, NULL), 0);
+    assert_int_equal(
+        sdim_join(h, o.l_max, o.short_n, &ev, f->ru, f->ri, f->rt, n, vec_of, f, want, 2 * D, NULL),
+        0);
     assert_memory_equal(d->extra, want, sizeof(float) * (size_t)n * 2 * D);
     int nonzero = 0;
     for (long i = 0; i < n * 2 * D; i++) nonzero += want[i] != 0.0f;
-    assert_true(nonzero > n);  /* real features, not an all-zero block */
+    assert_true(nonzero > n); /* real features, not an all-zero block */
     free(want);
     sdim_hasher_free(h);
     moe_dataset_free(d);
@@ -143,22 +147,22 @@ static void test_errors_name_the_problem(void **state) {
     assert_int_equal(sdim_join_csv(d, f->data, 0, &o, &e), MR_EINVAL);
     assert_non_null(strstr(e.msg, "'nope'"));
     o = opts(f);
-    snprintf(o.item_col, sizeof o.item_col, "genre");  /* not integers */
+    snprintf(o.item_col, sizeof o.item_col, "genre"); /* not integers */
     assert_int_equal(sdim_join_csv(d, f->data, 0, &o, &e), MR_EINVAL);
     assert_non_null(strstr(e.msg, ":2: column 'genre'"));
     o = opts(f);
-    o.items_path = f->data;  /* no e0.. columns */
+    o.items_path = f->data; /* no e0.. columns */
     assert_int_equal(sdim_join_csv(d, f->data, 0, &o, &e), MR_EINVAL);
     moe_dataset d2 = *d;
-    d2.extra_dim = 2 * (D - 1);  /* the item file has one more column than this d */
+    d2.extra_dim = 2 * (D - 1); /* the item file has one more column than this d */
     o = opts(f);
     assert_int_equal(sdim_join_csv(&d2, f->data, 0, &o, &e), MR_EINVAL);
     assert_non_null(strstr(e.msg, "more than d = 3"));
-    assert_int_equal(sdim_join_csv(d, f->data, 7, &o, &e), MR_EINVAL);  /* row count mismatch */
+    assert_int_equal(sdim_join_csv(d, f->data, 7, &o, &e), MR_EINVAL); /* row count mismatch */
     assert_non_null(strstr(e.msg, "rows"));
     o.items_path = NULL;
     assert_int_equal(sdim_join_csv(d, f->data, 0, &o, &e), MR_EINVAL);
-    char bad[200];   /* a NaN in the item vectors would poison every feature it touches */
+    char bad[200]; /* a NaN in the item vectors would poison every feature it touches */
     snprintf(bad, sizeof bad, "%s/nan.csv", f->dir);
     FILE *fp = fopen(bad, "w");
     fprintf(fp, "item_id,e0,e1,e2,e3\n1000,1,2,3,4\n1001,1,nan,3,4\n");

@@ -90,7 +90,8 @@ static void test_items_cluster_and_sequences_focus(void **st) {
             late += (int)s->item_cluster[q[j]] == first;
         drift += (double)(early - late) / c.n_users;
     }
-    print_message("top-4 cluster share %.3f, first-cluster early - late count %.2f\n", top_share, drift);
+    print_message("top-4 cluster share %.3f, first-cluster early - late count %.2f\n", top_share,
+                  drift);
     assert_true(top_share > 0.85);
     assert_true(drift > 5);
     free(cnt);
@@ -123,8 +124,8 @@ static void test_samples_labels_and_old_interests(void **st) {
         }
     }
     print_message("click rate %.3f (p > 0.5, n=%.0f) vs %.3f (p <= 0.5, n=%.0f); %d likely clicks "
-                  "explained only by the long history\n", hi_pos / hi_n, hi_n, lo_pos / lo_n, lo_n,
-                  old_only);
+                  "explained only by the long history\n",
+                  hi_pos / hi_n, hi_n, lo_pos / lo_n, lo_n, old_only);
     assert_true(hi_n > 500 && lo_n > 500);
     assert_true(hi_pos / hi_n > 0.8 && lo_pos / lo_n < 0.2);
     assert_true(old_only > 50);

@@ -52,7 +52,8 @@ static void make(moe_model **m, moe_dataset **d, const char *arch, const char *e
 
 /* An MMoE model and its data split 80/20 with numeric statistics fitted on
  * the training rows; flip_val inverts the validation labels. */
-static void make_split(moe_model **m, moe_dataset **d, long **tr, long *ntr, long **va, long *nva, int flip_val) {
+static void make_split(moe_model **m, moe_dataset **d, long **tr, long *ntr, long **va, long *nva,
+                       int flip_val) {
     mr_err e;
     make(m, d, "mmoe", "");
     assert_int_equal(moe_dataset_split(*d, 0.2, 0, 1, tr, ntr, va, nva, &e), 0);
@@ -84,8 +85,9 @@ static void test_learns(void **st) {
     learn_opts(&o, 8, 8);
     moe_train_result res;
     assert_int_equal(moe_train(m, d, tr, ntr, va, nva, &o, &res, &e), 0);
-    print_message("best epoch %d/%d: pos auc %.4f, odd auc %.4f, val loss %.4f, %.0f samples/s\n", res.best_epoch,
-                  res.epochs_run, res.best.auc[0], res.best.auc[1], res.best.loss, res.samples_per_s);
+    print_message("best epoch %d/%d: pos auc %.4f, odd auc %.4f, val loss %.4f, %.0f samples/s\n",
+                  res.best_epoch, res.epochs_run, res.best.auc[0], res.best.auc[1], res.best.loss,
+                  res.samples_per_s);
     assert_true(res.best.auc[0] > 0.95);
     assert_true(res.best.auc[1] > 0.95);
     /* the restored weights are the best epoch's: evaluating them again gives
@@ -101,8 +103,8 @@ static void test_learns(void **st) {
     moe_model_free(m);
 }
 
-static void run_once(int threads, const char *arch, const char *extra, moe_model **out, moe_dataset **dout,
-                     moe_opt_kind emb) {
+static void run_once(int threads, const char *arch, const char *extra, moe_model **out,
+                     moe_dataset **dout, moe_opt_kind emb) {
     moe_dataset *d;
     make(out, &d, arch, extra);
     long *tr, *va, ntr, nva;
@@ -129,7 +131,8 @@ static void test_deterministic_any_threads(void **st) {
     moe_dataset *d1, *d2;
     run_once(1, "ple", extra, &m1, &d1, MOE_OPT_ADAGRAD);
     run_once(2, "ple", extra, &m2, &d2, MOE_OPT_ADAGRAD);
-    assert_memory_equal(m1->net->params, m2->net->params, sizeof(float) * (size_t)m1->net->n_params);
+    assert_memory_equal(m1->net->params, m2->net->params,
+                        sizeof(float) * (size_t)m1->net->n_params);
     assert_memory_equal(m1->tables[0].data, m2->tables[0].data, sizeof(float) * 64 * 4);
     moe_model_free(m1);
     moe_model_free(m2);
@@ -152,7 +155,8 @@ static void test_early_stopping_restores_best(void **st) {
     o.threads = 1;
     moe_train_result res;
     assert_int_equal(moe_train(m, d, tr, ntr, va, nva, &o, &res, &e), 0);
-    print_message("best epoch %d of %d run, best val loss %.4f\n", res.best_epoch, res.epochs_run, res.best.loss);
+    print_message("best epoch %d of %d run, best val loss %.4f\n", res.best_epoch, res.epochs_run,
+                  res.best.loss);
     assert_int_equal(res.best_epoch, 1);
     assert_int_equal(res.epochs_run, 1 + o.patience); /* stopped early */
     moe_eval ev;

@@ -30,7 +30,8 @@ static int check(const mr_auth *a, const char *method, const char *hdr) {
 
 static void test_roles(void **s) {
     (void)s;
-    char *p = write_tmp("# services\nservice-token-0123456789\n\nadmin-token-abcdefghijkl admin  # ops\n");
+    char *p = write_tmp(
+        "# services\nservice-token-0123456789\n\nadmin-token-abcdefghijkl admin  # ops\n");
     mr_auth *a;
     mr_err e;
     assert_int_equal(mr_auth_load(&a, p, &e), MR_OK);
@@ -43,9 +44,9 @@ static void test_roles(void **s) {
     assert_int_equal(check(a, rec, "Bearer admin-token-abcdefghijkl"), MR_OK);
     assert_int_equal(check(a, adm, "Bearer admin-token-abcdefghijkl"), MR_OK);
     assert_int_equal(check(a, adm, "Bearer service-token-0123456789"), MR_EPERM);
-    assert_int_equal(check(a, rec, "Bearer service-token-0123456788"), MR_EUNAUTH); /* near miss */
+    assert_int_equal(check(a, rec, "Bearer service-token-0123456788"), MR_EUNAUTH);  /* near miss */
     assert_int_equal(check(a, rec, "Bearer service-token-01234567890"), MR_EUNAUTH); /* longer */
-    assert_int_equal(check(a, rec, "service-token-0123456789"), MR_EUNAUTH);       /* no scheme */
+    assert_int_equal(check(a, rec, "service-token-0123456789"), MR_EUNAUTH);         /* no scheme */
     assert_int_equal(check(a, rec, "Bearer "), MR_EUNAUTH);
     assert_int_equal(mr_auth_check(a, rec, "Bearer service-token-0123456789", 10, &e), MR_EUNAUTH);
     assert_int_equal(mr_err_grpc_code(MR_EUNAUTH), 16);
@@ -88,12 +89,13 @@ static void test_bad_files(void **s) {
     /* a comment longer than the line buffer: its tail is not a token */
     char big[1500] = "# ";
     memset(big + 2, 'c', 1100);
-    snprintf(big + 1102, sizeof big - 1102, " tail-of-the-comment-9999\nservice-token-0123456789\n");
+    snprintf(big + 1102, sizeof big - 1102,
+             " tail-of-the-comment-9999\nservice-token-0123456789\n");
     p = write_tmp(big);
     assert_int_equal(mr_auth_load(&a, p, &e), MR_EINVAL);
     assert_non_null(strstr(e.msg, ":1: line longer than"));
     unlink(p);
-        p = write_tmp("# nothing\n\n");
+    p = write_tmp("# nothing\n\n");
     assert_int_equal(mr_auth_load(&a, p, &e), MR_EINVAL);
     assert_non_null(strstr(e.msg, "no token"));
     unlink(p);
@@ -101,6 +103,6 @@ static void test_bad_files(void **s) {
 
 int main(void) {
     const struct CMUnitTest t[] = {cmocka_unit_test(test_roles), cmocka_unit_test(test_bad_files),
-                                       cmocka_unit_test(test_hash_in_token)};
+                                   cmocka_unit_test(test_hash_in_token)};
     return cmocka_run_group_tests(t, NULL, NULL);
 }

@@ -32,8 +32,10 @@ static void test_overlay(void **s) {
     mr_server_config c;
     mr_config_defaults(&c);
     mr_err e;
-    assert_int_equal(mr_config_load_string(&c, "{\"port\": 0, \"host\": \"0.0.0.0\", "
-                                               "\"drain_seconds\": 2.5, \"log_level\": \"warn\"}", &e),
+    assert_int_equal(mr_config_load_string(&c,
+                                           "{\"port\": 0, \"host\": \"0.0.0.0\", "
+                                           "\"drain_seconds\": 2.5, \"log_level\": \"warn\"}",
+                                           &e),
                      MR_OK);
     assert_int_equal(c.port, 0);
     assert_string_equal(c.host, "0.0.0.0");
@@ -53,12 +55,15 @@ static void test_reliability_fields(void **s) {
     assert_string_equal(c.tls_cert_file, "");
     assert_int_equal(c.tls_require_client_cert, 0);
     assert_int_equal(c.metrics_tls, 0);
-    assert_int_equal(mr_config_load_string(&c, "{\"drain_grace_seconds\": 0.25, "
-                                               "\"max_inflight_calls\": 0, "
-                                               "\"tls_cert_file\": \"c.pem\", \"tls_key_file\": \"k.pem\", "
-                                               "\"tls_client_ca_file\": \"ca.pem\", "
-                                               "\"tls_require_client_cert\": true, \"metrics_tls\": true}",
-                                           &e), MR_OK);
+    assert_int_equal(
+        mr_config_load_string(&c,
+                              "{\"drain_grace_seconds\": 0.25, "
+                              "\"max_inflight_calls\": 0, "
+                              "\"tls_cert_file\": \"c.pem\", \"tls_key_file\": \"k.pem\", "
+                              "\"tls_client_ca_file\": \"ca.pem\", "
+                              "\"tls_require_client_cert\": true, \"metrics_tls\": true}",
+                              &e),
+        MR_OK);
     assert_true(c.drain_grace_seconds == 0.25);
     assert_int_equal(c.max_inflight_calls, 0); /* no bound */
     assert_string_equal(c.tls_client_ca_file, "ca.pem");
@@ -100,10 +105,13 @@ static void test_memory_fields(void **s) {
     assert_int_equal(c.store_block_cache_bytes, 64u << 20);
     assert_int_equal(c.malloc_arena_max, 2);
     assert_int_equal(c.malloc_mmap_threshold_bytes, 128u << 10);
-    assert_int_equal(mr_config_load_string(&c, "{\"store_memtable_bytes\": 8388608, "
-                                               "\"store_block_cache_bytes\": 16777216, "
-                                               "\"malloc_arena_max\": 0, "
-                                               "\"malloc_mmap_threshold_bytes\": 0}", &e), MR_OK);
+    assert_int_equal(mr_config_load_string(&c,
+                                           "{\"store_memtable_bytes\": 8388608, "
+                                           "\"store_block_cache_bytes\": 16777216, "
+                                           "\"malloc_arena_max\": 0, "
+                                           "\"malloc_mmap_threshold_bytes\": 0}",
+                                           &e),
+                     MR_OK);
     assert_int_equal(c.malloc_mmap_threshold_bytes, 0);
     assert_int_equal(c.store_memtable_bytes, 8u << 20);
     assert_int_equal(c.store_block_cache_bytes, 16u << 20);
@@ -183,12 +191,17 @@ static void test_validate_ranges(void **s) {
     assert_int_equal(mr_config_validate(&c, &e), MR_OK);
     c.max_candidates = MOE_MAX_BATCH + 1;
     assert_int_equal(mr_config_validate(&c, &e), MR_EINVAL);
-    assert_non_null(strstr(e.msg, "max_candidates"));    /* Recommend's consumed-items filter: all (default), last (consumed_last_n), none */
+    assert_non_null(strstr(
+        e.msg,
+        "max_candidates")); /* Recommend's consumed-items filter: all (default), last (consumed_last_n), none */
     mr_config_defaults(&c);
     assert_string_equal(c.consumed_filter, "all");
     assert_int_equal(c.consumed_last_n, 100);
-    assert_int_equal(mr_config_load_string(&c, "{\"consumed_filter\": \"last\", "
-                                               "\"consumed_last_n\": 5}", &e), MR_OK);
+    assert_int_equal(mr_config_load_string(&c,
+                                           "{\"consumed_filter\": \"last\", "
+                                           "\"consumed_last_n\": 5}",
+                                           &e),
+                     MR_OK);
     assert_int_equal(mr_config_validate(&c, &e), MR_OK);
     snprintf(c.consumed_filter, sizeof c.consumed_filter, "some");
     assert_int_equal(mr_config_validate(&c, &e), MR_EINVAL);
@@ -274,10 +287,14 @@ static void test_remote_settings(void **st) {
     }
     mr_config_defaults(&c);
     assert_int_equal(c.remote_deadline_ms, 200);
-    assert_int_equal(mr_config_load_string(&c, "{\"remote_deadline_ms\": 50, \"remote_tls\": true, "
-                                           "\"remote_tls_ca_file\": \"ca.pem\", \"remote_tls_cert_file\": "
-                                           "\"c.pem\", \"remote_tls_key_file\": \"k.pem\", "
-                                           "\"remote_token_file\": \"t\"}", &e), 0);
+    assert_int_equal(
+        mr_config_load_string(&c,
+                              "{\"remote_deadline_ms\": 50, \"remote_tls\": true, "
+                              "\"remote_tls_ca_file\": \"ca.pem\", \"remote_tls_cert_file\": "
+                              "\"c.pem\", \"remote_tls_key_file\": \"k.pem\", "
+                              "\"remote_token_file\": \"t\"}",
+                              &e),
+        0);
     assert_int_equal(mr_config_validate(&c, &e), 0);
     assert_int_equal(c.remote_deadline_ms, 50);
     assert_int_equal(c.remote_tls, 1);
@@ -287,11 +304,14 @@ static void test_remote_settings(void **st) {
 }
 
 int main(void) {
-    const struct CMUnitTest t[] = {
-        cmocka_unit_test(test_defaults_are_valid), cmocka_unit_test(test_overlay),
-        cmocka_unit_test(test_errors_name_the_field), cmocka_unit_test(test_reliability_fields),
-        cmocka_unit_test(test_memory_fields),
-        cmocka_unit_test(test_validate_ranges), cmocka_unit_test(test_load_file),
-        cmocka_unit_test(test_sdim_defaults_match_training), cmocka_unit_test(test_remote_settings)};
+    const struct CMUnitTest t[] = {cmocka_unit_test(test_defaults_are_valid),
+                                   cmocka_unit_test(test_overlay),
+                                   cmocka_unit_test(test_errors_name_the_field),
+                                   cmocka_unit_test(test_reliability_fields),
+                                   cmocka_unit_test(test_memory_fields),
+                                   cmocka_unit_test(test_validate_ranges),
+                                   cmocka_unit_test(test_load_file),
+                                   cmocka_unit_test(test_sdim_defaults_match_training),
+                                   cmocka_unit_test(test_remote_settings)};
     return cmocka_run_group_tests(t, NULL, NULL);
 }

@@ -89,7 +89,8 @@ static grpc_byte_buffer *pack(const ProtobufCMessage *m) {
 
 static int next_is(void *tag) {
     grpc_event ev = grpc_completion_queue_next(F.cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-    if (ev.type == GRPC_OP_COMPLETE && ev.tag == (void *)&F.saw_shutdown) atomic_store(&F.saw_shutdown, 1);
+    if (ev.type == GRPC_OP_COMPLETE && ev.tag == (void *)&F.saw_shutdown)
+        atomic_store(&F.saw_shutdown, 1);
     return ev.type == GRPC_OP_COMPLETE && ev.tag == tag && ev.success;
 }
 
@@ -143,7 +144,8 @@ static void fake_answer(grpc_call *call, const char *method, const grpc_metadata
         F.auth[0] = '\0';
         for (size_t i = 0; i < md->count; i++)
             if (grpc_slice_str_cmp(md->metadata[i].key, "authorization") == 0)
-                snprintf(F.auth, sizeof F.auth, "%.*s", (int)GRPC_SLICE_LENGTH(md->metadata[i].value),
+                snprintf(F.auth, sizeof F.auth, "%.*s",
+                         (int)GRPC_SLICE_LENGTH(md->metadata[i].value),
                          (const char *)GRPC_SLICE_START_PTR(md->metadata[i].value));
         pthread_mutex_unlock(&F.mu);
         int items = rq->k < 50 ? (int)rq->k : 50;
@@ -157,10 +159,11 @@ static void fake_answer(grpc_call *call, const char *method, const grpc_metadata
             char ids[50][24];
             for (int i = 0; i < items; i++) {
                 moerec__v1__scored_item__init(&it[i]);
-                snprintf(ids[i], sizeof ids[i], mode == ANSWER_BAD_ID && i == 3 ? "x%d" : "%d", 100 + i);
+                snprintf(ids[i], sizeof ids[i], mode == ANSWER_BAD_ID && i == 3 ? "x%d" : "%d",
+                         100 + i);
                 it[i].item_id = ids[i];
                 it[i].expert_score = 1.0f - 0.01f * (float)i;
-                it[i].retrieval_score = 0.5f;   /* the merged score: not what the client reads */
+                it[i].retrieval_score = 0.5f; /* the merged score: not what the client reads */
                 ip[i] = &it[i];
             }
             Moerec__V1__RetrieveResponse m = MOEREC__V1__RETRIEVE_RESPONSE__INIT;
@@ -184,7 +187,8 @@ static void fake_answer(grpc_call *call, const char *method, const grpc_metadata
     ops[no++].data.send_status_from_server.status_details = &ds;
     ops[no].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
     ops[no++].data.recv_close_on_server.cancelled = &cancelled;
-    if (grpc_call_start_batch(call, ops, (size_t)no, &t_send, NULL) == GRPC_CALL_OK) next_is(&t_send);
+    if (grpc_call_start_batch(call, ops, (size_t)no, &t_send, NULL) == GRPC_CALL_OK)
+        next_is(&t_send);
     if (out) grpc_byte_buffer_destroy(out);
 }
 
@@ -197,7 +201,8 @@ static void *fake_loop(void *arg) {
         grpc_metadata_array md;
         grpc_call_details_init(&det);
         grpc_metadata_array_init(&md);
-        int ok = grpc_server_request_call(F.srv, &call, &det, &md, F.cq, F.cq, &t_new) == GRPC_CALL_OK &&
+        int ok = grpc_server_request_call(F.srv, &call, &det, &md, F.cq, F.cq, &t_new) ==
+                     GRPC_CALL_OK &&
                  next_is(&t_new);
         if (ok) {
             char method[128];
@@ -292,7 +297,7 @@ static void test_search_and_size(void **s) {
     assert_int_equal(r->kind, RETR_CALLBACK);
     assert_int_equal(r->dim, 4);
     assert_string_equal(r->name, "near");
-    assert_int_equal(retr_size(r), -1);   /* not known before the first answer */
+    assert_int_equal(retr_size(r), -1); /* not known before the first answer */
     float q[4] = {0.5f, 1, 2, 3};
     int64_t ids[60];
     float sc[60];
@@ -309,7 +314,7 @@ static void test_search_and_size(void **s) {
     assert_string_equal(v.auth, "Bearer " TOKEN);
     assert_int_equal(v.nq, 4);
     assert_true(v.q0 == 0.5f);
-    assert_int_equal(retr_size(r), 50);   /* GetModelInfo went beside the Retrieve */
+    assert_int_equal(retr_size(r), 50); /* GetModelInfo went beside the Retrieve */
     assert_int_equal(seen().info_calls, 1);
     /* fewer than asked: the rest is missing; k above Retrieve's limit is capped */
     void *call = NULL;
@@ -326,7 +331,7 @@ static void test_search_and_size(void **s) {
     assert_int_equal(big_ids[19999], -1);
     free(big_ids);
     free(big_sc);
-    assert_int_equal(seen().info_calls, 1);   /* the size is fresh: no second GetModelInfo */
+    assert_int_equal(seen().info_calls, 1); /* the size is fresh: no second GetModelInfo */
     mr_remote_stats st = stats_of(rs);
     assert_string_equal(st.name, "near");
     assert_string_equal(st.address, addr);
@@ -344,7 +349,7 @@ static void test_search_and_size(void **s) {
 
 static void test_remote_errors(void **s) {
     (void)s;
-    mr_remotes *rs = remotes(10000, NULL);   /* room for a slow (sanitized) build */
+    mr_remotes *rs = remotes(10000, NULL); /* room for a slow (sanitized) build */
     char addr[64];
     snprintf(addr, sizeof addr, "127.0.0.1:%d", F.port);
     mr_retr *r = expert(rs, addr);
@@ -355,7 +360,7 @@ static void test_remote_errors(void **s) {
     atomic_store(&F.mode, ANSWER_BAD_ID);
     assert_int_equal(retr_search(r, q, 4, 1, 10, NULL, ids, sc, &e), MR_EINTERNAL);
     assert_non_null(strstr(e.msg, "'x103'"));
-    assert_int_equal(ids[0], -1);   /* nothing half-filled */
+    assert_int_equal(ids[0], -1); /* nothing half-filled */
     atomic_store(&F.mode, ANSWER_NOT_FOUND);
     assert_int_equal(retr_search(r, q, 4, 1, 10, NULL, ids, sc, &e), MR_ENOTFOUND);
     assert_non_null(strstr(e.msg, "not one of a, b"));
@@ -377,7 +382,8 @@ static void test_remote_errors(void **s) {
     assert_non_null(strstr(e.msg, "DEADLINE_EXCEEDED"));
     /* the caller's deadline already past: refused at start, nothing sent */
     void *call = NULL;
-    assert_int_equal(retr_callback_start(r, q, 4, 10, NULL, mr_unix_ms() - 1, &call, &e), MR_ETIMEOUT);
+    assert_int_equal(retr_callback_start(r, q, 4, 10, NULL, mr_unix_ms() - 1, &call, &e),
+                     MR_ETIMEOUT);
     assert_null(call);
     st = stats_of(rs);
     assert_int_equal(atomic_load(&st.calls->calls), 2);
@@ -395,7 +401,7 @@ static void test_closed_port(void **s) {
     socklen_t len = sizeof a;
     assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
     assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);   /* nothing listens there now */
+    close(fd); /* nothing listens there now */
     char addr[64];
     snprintf(addr, sizeof addr, "127.0.0.1:%d", ntohs(a.sin_port));
     mr_remotes *rs = remotes(5000, NULL);

@@ -257,7 +257,7 @@ static void test_duplicate_ids_stored_once(void **state) {
     assert_int_equal(dup, 1);
     assert_int_equal(publish_id(l, "x", "id-2", &dup), 2); /* another id: a new record */
     assert_int_equal(dup, 0);
-    assert_int_equal(publish(l, "x"), 3);                  /* no id: always a new record */
+    assert_int_equal(publish(l, "x"), 3); /* no id: always a new record */
     assert_int_equal(publish(l, "x"), 4);
     assert_int_equal(mr_replog_wait(l, 4, 0, 10000, &e), 0);
     pthread_mutex_lock(&s.mu);

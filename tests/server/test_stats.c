@@ -21,7 +21,7 @@ static void test_counts_and_quantiles(void **s) {
     assert_true(p50 >= 5000 && p50 <= 5000 * 1.19 + 1);
     assert_true(p99 >= 9900 && p99 <= 9900 * 1.19 + 1);
     assert_true(mr_stats_quantile(st, 1.0) >= 10000);
-    mr_stats_record(st, 0, 0); /* zero latency lands in the first bucket */
+    mr_stats_record(st, 0, 0);          /* zero latency lands in the first bucket */
     mr_stats_record(st, UINT64_MAX, 0); /* and huge ones in the last */
     assert_int_equal(atomic_load(&st->calls), 1002);
     free(st);

@@ -61,7 +61,8 @@ enum { THREADS = 4, PER = 20000 };
 
 static void *hammer(void *arg) {
     mr_method_stats *st = arg;
-    for (int i = 0; i < PER; i++) mr_stats_record_at(st, 600 + (i % 2) * 60, (uint64_t)i, i % 7 == 0);
+    for (int i = 0; i < PER; i++)
+        mr_stats_record_at(st, 600 + (i % 2) * 60, (uint64_t)i, i % 7 == 0);
     return NULL;
 }
 
@@ -80,7 +81,8 @@ static void test_threads(void **state) {
 }
 
 int main(void) {
-    const struct CMUnitTest t[] = {cmocka_unit_test(test_minutes), cmocka_unit_test(test_early_clock),
+    const struct CMUnitTest t[] = {cmocka_unit_test(test_minutes),
+                                   cmocka_unit_test(test_early_clock),
                                    cmocka_unit_test(test_threads)};
     return cmocka_run_group_tests(t, NULL, NULL);
 }

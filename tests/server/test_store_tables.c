@@ -44,7 +44,9 @@ static void test_names(void **state) {
     mr_err e;
     assert_int_equal(mr_store_table_name(n, "demo", "12", "item", &e), 0);
     assert_string_equal(n, "mv.demo.12.item");
-    assert_int_equal(mr_store_table_name(n, "a-very-long-model-name-indeed", "10", "item_table_x", &e), MR_EINVAL);
+    assert_int_equal(
+        mr_store_table_name(n, "a-very-long-model-name-indeed", "10", "item_table_x", &e),
+        MR_EINVAL);
     assert_non_null(strstr(e.msg, "table 'item_table_x'"));
     assert_non_null(strstr(e.msg, "at most 47"));
     assert_int_equal(mr_store_table_name(n, "de mo", "1", "item", &e), MR_EINVAL);
@@ -54,7 +56,8 @@ static void test_names(void **state) {
 static void test_attach(void **state) {
     (void)state;
     char root[256], dir[300], db[300];
-    snprintf(root, sizeof root, "%s/moerec-stabs-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    snprintf(root, sizeof root, "%s/moerec-stabs-XXXXXX",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     assert_non_null(mkdtemp(root));
     snprintf(dir, sizeof dir, "%s/1", root);
     snprintf(db, sizeof db, "%s/db", root);
@@ -102,7 +105,8 @@ static void test_attach(void **state) {
     char cmd[700], dir2[300];
     snprintf(dir2, sizeof dir2, "%s/2", root);
     assert_int_equal(moe_model_save(m, dir2, &e), 0);
-    snprintf(cmd, sizeof cmd, "sed -i 's/\"emb.item\"/\"emb.itex\"/' '%s/weights.safetensors'", dir2);
+    snprintf(cmd, sizeof cmd, "sed -i 's/\"emb.item\"/\"emb.itex\"/' '%s/weights.safetensors'",
+             dir2);
     assert_int_equal(system(cmd), 0);
     assert_int_equal(moe_model_load_flags(&l, dir2, MOE_LOAD_STORE_LAZY, &e), MR_ECORRUPT);
     assert_non_null(strstr(e.msg, "emb.item"));

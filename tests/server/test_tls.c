@@ -28,7 +28,8 @@ static void make_pair(const char *name) {
     char base[128];
     snprintf(base, sizeof base, "%s/%s", dir, name);
     sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout %s.key "
-       "-out %s.pem -days 1 -subj /CN=localhost 2>/dev/null", base);
+       "-out %s.pem -days 1 -subj /CN=localhost 2>/dev/null",
+       base);
 }
 
 static const char *path(const char *name) {

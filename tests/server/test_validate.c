@@ -24,11 +24,12 @@ static mr_server_config cfg(void) {
 static void test_utf8(void **s) {
     (void)s;
     assert_true(mr_utf8_valid((const unsigned char *)"plain", 5));
-    assert_true(mr_utf8_valid((const unsigned char *)"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", 14));
+    assert_true(
+        mr_utf8_valid((const unsigned char *)"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", 14));
     assert_false(mr_utf8_valid((const unsigned char *)"\xff", 1));
-    assert_false(mr_utf8_valid((const unsigned char *)"\xc3", 1));          /* truncated */
-    assert_false(mr_utf8_valid((const unsigned char *)"\xc0\xaf", 2));      /* overlong */
-    assert_false(mr_utf8_valid((const unsigned char *)"\xed\xa0\x80", 3));  /* surrogate */
+    assert_false(mr_utf8_valid((const unsigned char *)"\xc3", 1));             /* truncated */
+    assert_false(mr_utf8_valid((const unsigned char *)"\xc0\xaf", 2));         /* overlong */
+    assert_false(mr_utf8_valid((const unsigned char *)"\xed\xa0\x80", 3));     /* surrogate */
     assert_false(mr_utf8_valid((const unsigned char *)"\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
 }
 
@@ -172,12 +173,13 @@ static void test_health_service_name(void **s) {
 }
 
 int main(void) {
-    const struct CMUnitTest t[] = {
-        cmocka_unit_test(test_utf8), cmocka_unit_test(test_valid_request_passes),
-        cmocka_unit_test(test_candidate_limit_from_config),
-        cmocka_unit_test(test_nested_string_limit_and_utf8), cmocka_unit_test(test_nan_rejected),
-        cmocka_unit_test(test_batch_limit_and_fixed_limits),
-        cmocka_unit_test(test_item_embedding_up_to_item_dim_limit),
-        cmocka_unit_test(test_health_service_name)};
+    const struct CMUnitTest t[] = {cmocka_unit_test(test_utf8),
+                                   cmocka_unit_test(test_valid_request_passes),
+                                   cmocka_unit_test(test_candidate_limit_from_config),
+                                   cmocka_unit_test(test_nested_string_limit_and_utf8),
+                                   cmocka_unit_test(test_nan_rejected),
+                                   cmocka_unit_test(test_batch_limit_and_fixed_limits),
+                                   cmocka_unit_test(test_item_embedding_up_to_item_dim_limit),
+                                   cmocka_unit_test(test_health_service_name)};
     return cmocka_run_group_tests(t, NULL, NULL);
 }

@@ -72,7 +72,7 @@ static void test_checks_and_dispatch(void **s) {
     q[6] = INFINITY;
     assert_int_equal(retr_search(&r, q, 4, 2, 3, NULL, ids, sc, &e), MR_EINVAL);
     assert_non_null(strstr(e.msg, "query 1"));
-    assert_int_equal(retr_search(&r, q, 4, 1, 3, NULL, ids, sc, &e), 0);   /* row 0 is fine */
+    assert_int_equal(retr_search(&r, q, 4, 1, 3, NULL, ids, sc, &e), 0); /* row 0 is fine */
     retr_user bad = {NULL, 3};
     assert_int_equal(retr_search(&r, q, 4, 1, 3, &bad, ids, sc, &e), MR_EINVAL);
     assert_int_equal(retr_search(&r, q, 4, 1, 3, NULL, NULL, sc, &e), MR_EINVAL);

@@ -23,13 +23,13 @@
 /* A fake remote: start copies the query, finish searches the wrapped
  * expert. fail_start / fail_finish make it fail with MR_EUNAVAIL. */
 typedef struct fake {
-    mr_retr *inner;           /* borrowed */
+    mr_retr *inner; /* borrowed */
     int fail_start, fail_finish;
-    int fail_after;           /* > 0: finishes after the first fail_after fail */
+    int fail_after; /* > 0: finishes after the first fail_after fail */
     int calls;
-    int64_t size;             /* what size() says; 0 = the inner expert's */
+    int64_t size; /* what size() says; 0 = the inner expert's */
     int64_t last_deadline;
-    int *log;                 /* shared event log: +id started, -id finished */
+    int *log; /* shared event log: +id started, -id finished */
     int *n_log;
     pthread_mutex_t *mu;
     int id;
@@ -72,7 +72,7 @@ static int fake_finish(void *ctx, void *call, int64_t *ids, float *scores, int k
     fake_log(f, -f->id);
     int fail = f->fail_finish || (f->fail_after > 0 && ++f->calls > f->fail_after);
     int rc = fail ? mr_err_set(e, MR_ETIMEOUT, "fake %d: deadline exceeded", f->id)
-                            : retr_search(f->inner, c->q, RD, 1, k, NULL, ids, scores, e);
+                  : retr_search(f->inner, c->q, RD, 1, k, NULL, ids, scores, e);
     free(c);
     return rc;
 }
@@ -103,13 +103,14 @@ static void mixed_make(mixed *m, tr_world *w, const router_config *c, mr_pool *p
         if (d == 1 || d == 2) {
             fake *f = &m->f[d - 1];
             *f = (fake){.inner = w->ex[d], .log = log, .n_log = n_log, .mu = mu, .id = d};
-            assert_int_equal(retr_callback_create(&m->cb[d - 1], w->ex[d]->name, RD, &fake_cb, f, &e),
-                             0);
+            assert_int_equal(
+                retr_callback_create(&m->cb[d - 1], w->ex[d]->name, RD, &fake_cb, f, &e), 0);
             r = m->cb[d - 1];
         }
         assert_int_equal(router_add_expert(m->rt, r, 0, &e), d);
     }
-    for (int d = 0; d < RDOM; d++) assert_int_equal(router_set_pilots(m->rt, d, w->center[d], 1, &e), 0);
+    for (int d = 0; d < RDOM; d++)
+        assert_int_equal(router_set_pilots(m->rt, d, w->center[d], 1, &e), 0);
 }
 
 static void mixed_free(mixed *m) {
@@ -187,7 +188,7 @@ static void test_same_as_local(void **s) {
         for (int t = 0; t < 12; t++) {
             float *v = qs + t * RD;
             v[t % RDOM] += 3.0f;
-            v[(t + 1) % RDOM] += 2.5f;   /* between two domains: both are routed */
+            v[(t + 1) % RDOM] += 2.5f; /* between two domains: both are routed */
             router_query q = tr_query(v);
             router_options o = {.merge = -1};
             if (t % 4 == 1) o.mode = ROUTER_MODE_ALL;
@@ -196,7 +197,7 @@ static void test_same_as_local(void **s) {
                 o.n_experts = 2;
             }
             int64_t ex[3] = {1000, 2001, 5};
-            int k = t % 4 == 3 ? 700 : 40;   /* 700: more than two experts hold, top-ups */
+            int k = t % 4 == 3 ? 700 : 40; /* 700: more than two experts hold, top-ups */
             router_result r1, r2;
             n_log = 0;
             assert_int_equal(router_retrieve(w.rt, &q, NULL, k, ex, 3, &o, &a, &r1, &e), 0);
@@ -210,7 +211,7 @@ static void test_same_as_local(void **s) {
                 assert_null(r2.errors[i]);
             }
             assert_int_equal(r1.cost, r2.cost);
-            if (t % 4 == 1) {   /* both callbacks searched in the first pass */
+            if (t % 4 == 1) { /* both callbacks searched in the first pass */
                 assert_true(n_log >= 4);
                 assert_true(log[0] > 0 && log[1] > 0 && log[2] < 0 && log[3] < 0);
             }
@@ -251,7 +252,7 @@ static void test_deadline_reaches_start(void **s) {
 static void test_failure_passes_budget(void **s) {
     (void)s;
     router_config c = tr_cfg_default();
-    for (int mode = 0; mode < 2; mode++) {   /* fail at start, fail at finish */
+    for (int mode = 0; mode < 2; mode++) { /* fail at start, fail at finish */
         tr_world w;
         tr_world_make(&w, &c, NULL);
         mixed m;
@@ -262,7 +263,7 @@ static void test_failure_passes_budget(void **s) {
         mr_arena_init(&a, 1 << 16, 0);
         mr_err e = {0};
         float v[RD] = {0};
-        v[1] = 4;   /* dom1's centre: dom1 takes most of the budget */
+        v[1] = 4; /* dom1's centre: dom1 takes most of the budget */
         router_query q = tr_query(v);
         router_options o = {.merge = -1};
         router_result r1, r2;
@@ -274,7 +275,7 @@ static void test_failure_passes_budget(void **s) {
         assert_int_equal(r2.n_failed, 1);
         assert_int_equal(r2.failed[1], mode == 0 ? MR_EUNAVAIL : MR_ETIMEOUT);
         assert_non_null(strstr(r2.errors[1], mode == 0 ? "connection refused" : "deadline"));
-        assert_int_equal(r2.budgets[1], r1.budgets[1]);   /* what it was asked */
+        assert_int_equal(r2.budgets[1], r1.budgets[1]); /* what it was asked */
         int others = 0;
         for (int i = 0; i < r2.n; i++) {
             assert_true(r2.cands[i].expert != 1);
@@ -282,7 +283,7 @@ static void test_failure_passes_budget(void **s) {
         }
         for (int i = 0; i <= RDOM; i++)
             if (i != 1) others += r2.budgets[i];
-        assert_true(others >= k);   /* the failed share passed on */
+        assert_true(others >= k); /* the failed share passed on */
         /* both fail: dom0 and the fallback still answer */
         m.f[1].fail_finish = 1;
         o.mode = ROUTER_MODE_ALL;
@@ -312,14 +313,14 @@ static void test_failure_in_topup(void **s) {
     mr_arena_init(&a, 1 << 16, 0);
     mr_err e = {0};
     float v[RD] = {0};
-    v[2] = 4;   /* dom2 alone is routed */
+    v[2] = 4; /* dom2 alone is routed */
     router_query q = tr_query(v);
     router_options o = {.merge = -1, .top_p = 0.01f};
     router_result r1, r2;
-    int k = 400;   /* more than dom2 holds: top-up into dom0 / dom1 */
+    int k = 400; /* more than dom2 holds: top-up into dom0 / dom1 */
     assert_int_equal(router_retrieve(w.rt, &q, NULL, k, NULL, 0, &o, &a, &r1, &e), 0);
     assert_int_equal(r1.n, k);
-    m.f[0].fail_start = 1;   /* dom1: only reached in the top-up */
+    m.f[0].fail_start = 1; /* dom1: only reached in the top-up */
     assert_int_equal(router_retrieve(m.rt, &q, NULL, k, NULL, 0, &o, &a, &r2, &e), 0);
     assert_int_equal(r2.n, k);
     int from2 = 0;
@@ -361,10 +362,8 @@ static void test_failure_in_topup(void **s) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_create_and_search),
-        cmocka_unit_test(test_same_as_local),
-        cmocka_unit_test(test_deadline_reaches_start),
-        cmocka_unit_test(test_failure_passes_budget),
+        cmocka_unit_test(test_create_and_search),      cmocka_unit_test(test_same_as_local),
+        cmocka_unit_test(test_deadline_reaches_start), cmocka_unit_test(test_failure_passes_budget),
         cmocka_unit_test(test_failure_in_topup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -19,7 +19,10 @@
 #define D 16
 
 static mr_retr *make(const char *factory, retr_metric m, float thr) {
-    retr_faiss_config c = {.name = "t", .dim = D, .factory = factory, .metric = m,
+    retr_faiss_config c = {.name = "t",
+                           .dim = D,
+                           .factory = factory,
+                           .metric = m,
                            .ef_search = strstr(factory, "HNSW") ? 64 : 0,
                            .rebuild_threshold = thr};
     mr_retr *r = NULL;
@@ -68,20 +71,23 @@ static void test_flat_exact_recall(void **s) {
         retr_free(r);
     }
     /* IVF with nprobe = nlist scans everything: exact as well. */
-    retr_faiss_config c = {.name = "ivf", .dim = D, .factory = "IVF8,Flat",
-                           .metric = RETR_METRIC_L2, .nprobe = 8};
+    retr_faiss_config c = {
+        .name = "ivf", .dim = D, .factory = "IVF8,Flat", .metric = RETR_METRIC_L2, .nprobe = 8};
     mr_retr *r = NULL;
     mr_err e = {0};
     assert_int_equal(retr_faiss_create(&r, &c, &e), 0);
-    assert_int_equal(retr_faiss_add(r, x, ids, n, &e), MR_ESTATE);  /* untrained */
+    assert_int_equal(retr_faiss_add(r, x, ids, n, &e), MR_ESTATE); /* untrained */
     assert_non_null(strstr(e.msg, "trained"));
     assert_int_equal(retr_faiss_train(r, x, n, &e), 0);
     assert_int_equal(retr_faiss_add(r, x, ids, n, &e), 0);
     check_exact(r, x, NULL, n, RETR_METRIC_L2, 3);
     retr_free(r);
     /* IVF behind an IDMap: nprobe goes through the parameter space */
-    retr_faiss_config c2 = {.name = "ivf2", .dim = D, .factory = "IDMap,IVF4,Flat",
-                            .metric = RETR_METRIC_IP, .nprobe = 4};
+    retr_faiss_config c2 = {.name = "ivf2",
+                            .dim = D,
+                            .factory = "IDMap,IVF4,Flat",
+                            .metric = RETR_METRIC_IP,
+                            .nprobe = 4};
     assert_int_equal(retr_faiss_create(&r, &c2, &e), 0);
     assert_int_equal(retr_faiss_train(r, x, n, &e), 0);
     assert_int_equal(retr_faiss_add(r, x, ids, n, &e), 0);
@@ -136,7 +142,7 @@ static void check_update_delete(const char *factory, int expect_tomb) {
     assert_int_equal(retr_faiss_remove(r, del, 100, &nrem, &e), 0);
     assert_int_equal(nrem, 100);
     int64_t again = 0;
-    assert_int_equal(retr_faiss_remove(r, del, 10, &again, &e), 0);   /* unknown now: skipped */
+    assert_int_equal(retr_faiss_remove(r, del, 10, &again, &e), 0); /* unknown now: skipped */
     assert_int_equal(again, 0);
     assert_int_equal(retr_size(r), n - 100);
     assert_int_equal(retr_faiss_stats_get(r, &st, &e), 0);
@@ -146,11 +152,11 @@ static void check_update_delete(const char *factory, int expect_tomb) {
     int64_t out[K], want[K];
     float sc[K], wsc[K];
     double rec = 0;
-    for (int i = 0; i < 100; i++) {   /* query = a deleted vector itself */
+    for (int i = 0; i < 100; i++) { /* query = a deleted vector itself */
         const float *q = x + (size_t)del[i] * D;
         assert_int_equal(retr_search(r, q, D, 1, K, NULL, out, sc, &e), 0);
         for (int j = 0; j < K; j++) {
-            assert_true(out[j] >= 0);       /* still k live results */
+            assert_true(out[j] >= 0); /* still k live results */
             assert_true(live[out[j]]);
         }
         tr_brute(x, NULL, live, n, D, q, RETR_METRIC_L2, K, want, wsc);
@@ -167,7 +173,7 @@ static void check_update_delete(const char *factory, int expect_tomb) {
     assert_int_equal(retr_search(r, nv, D, 1, K, NULL, out, sc, &e), 0);
     assert_int_equal(out[0], 3);
     assert_true(fabsf(sc[0]) < 1e-3f);
-    for (int j = 1; j < K; j++) assert_true(out[j] != 3);   /* the old vector is gone */
+    for (int j = 1; j < K; j++) assert_true(out[j] != 3); /* the old vector is gone */
     assert_int_equal(retr_search(r, x + 3 * D, D, 1, K, NULL, out, sc, &e), 0);
     assert_true(out[0] != 3);
 
@@ -220,11 +226,11 @@ static void test_hnsw_auto_rebuild(void **s) {
     mr_err e = {0};
     assert_int_equal(retr_faiss_add(r, x, ids, n, &e), 0);
     retr_faiss_stats st;
-    assert_int_equal(retr_faiss_remove(r, ids, 50, NULL, &e), 0);   /* 8.3%: below */
+    assert_int_equal(retr_faiss_remove(r, ids, 50, NULL, &e), 0); /* 8.3%: below */
     assert_int_equal(retr_faiss_stats_get(r, &st, &e), 0);
     assert_int_equal(st.n_rebuilds, 0);
     assert_int_equal(st.n_dead, 50);
-    assert_int_equal(retr_faiss_remove(r, ids + 50, 20, NULL, &e), 0);   /* 11.7%: above */
+    assert_int_equal(retr_faiss_remove(r, ids + 50, 20, NULL, &e), 0); /* 11.7%: above */
     assert_int_equal(retr_faiss_stats_get(r, &st, &e), 0);
     assert_int_equal(st.n_rebuilds, 1);
     assert_int_equal(st.n_dead, 0);
@@ -245,10 +251,10 @@ static void test_hnsw_dead_neighbours_do_not_shorten_results(void **s) {
     const int64_t n = 1000;
     float *x = tr_randn(21, n, D);
     int64_t *ids = iota(n);
-    mr_retr *r = make("IDMap,HNSW32", RETR_METRIC_L2, 0.2f);   /* 150 / 1000 < 0.2: no rebuild */
+    mr_retr *r = make("IDMap,HNSW32", RETR_METRIC_L2, 0.2f); /* 150 / 1000 < 0.2: no rebuild */
     mr_err e = {0};
     assert_int_equal(retr_faiss_add(r, x, ids, n, &e), 0);
-    const float *q = x;   /* item 0 itself: its NDEAD nearest (itself included) are deleted */
+    const float *q = x; /* item 0 itself: its NDEAD nearest (itself included) are deleted */
     int64_t dead[NDEAD], got[K];
     float sc[NDEAD], gsc[K];
     tr_brute(x, NULL, NULL, n, D, q, RETR_METRIC_L2, NDEAD, dead, sc);
@@ -270,7 +276,7 @@ static void test_hnsw_dead_neighbours_do_not_shorten_results(void **s) {
         assert_int_equal(live[got[j]], 1);
         for (int t = 0; t < K; t++) hit += got[j] == want[t];
     }
-    assert_true(hit >= K - 1);   /* HNSW is approximate: allow one miss */
+    assert_true(hit >= K - 1); /* HNSW is approximate: allow one miss */
     free(live);
     retr_free(r);
     free(ids);
@@ -283,12 +289,12 @@ static void test_search_params(void **s) {
     mr_retr *h = make("IDMap,HNSW32", RETR_METRIC_L2, 0);
     assert_int_equal(retr_faiss_set_params(h, 128, 0, &e), 0);
     mr_retr *f = make("IDMap,Flat", RETR_METRIC_L2, 0);
-    assert_int_equal(retr_faiss_set_params(f, 0, 4, &e), MR_EINVAL);   /* no nprobe on Flat */
+    assert_int_equal(retr_faiss_set_params(f, 0, 4, &e), MR_EINVAL); /* no nprobe on Flat */
     assert_non_null(strstr(e.msg, "nprobe"));
     assert_int_equal(retr_faiss_set_params(f, -1, 0, &e), MR_EINVAL);
     retr_faiss_config c = {.name = "x", .dim = D, .factory = "IDMap,Flat", .ef_search = 16};
     mr_retr *r = NULL;
-    assert_int_equal(retr_faiss_create(&r, &c, &e), MR_EINVAL);   /* efSearch on Flat */
+    assert_int_equal(retr_faiss_create(&r, &c, &e), MR_EINVAL); /* efSearch on Flat */
     assert_null(r);
     retr_free(h);
     retr_free(f);
@@ -320,14 +326,14 @@ static void test_bad_input(void **s) {
     assert_non_null(strstr(e.msg, "negative"));
     assert_int_equal(retr_faiss_add(r, x, ids, 0, &e), MR_EINVAL);
     assert_int_equal(retr_faiss_remove(r, NULL, 3, NULL, &e), MR_EINVAL);
-    assert_int_equal(retr_size(r), 10);   /* nothing above changed the index */
+    assert_int_equal(retr_size(r), 10); /* nothing above changed the index */
     retr_free(r);
 
     mr_retr *bad = NULL;
     retr_faiss_config c = {.name = "b", .dim = D, .factory = "NoSuchIndex42"};
     assert_int_equal(retr_faiss_create(&bad, &c, &e), MR_EINVAL);
     assert_non_null(strstr(e.msg, "factory"));
-    c.factory = "HNSW32";   /* cannot add with ids: clear advice */
+    c.factory = "HNSW32"; /* cannot add with ids: clear advice */
     assert_int_equal(retr_faiss_create(&bad, &c, &e), MR_EINVAL);
     assert_non_null(strstr(e.msg, "IDMap,HNSW32"));
     c.factory = "IDMap,Flat";
@@ -383,8 +389,12 @@ static void *conc_reader(void *arg) {
 static void check_concurrent(const char *factory) {
     float *x = tr_randn(11, CN, D);
     int64_t *ids = iota(CN);
-    retr_faiss_config cfg = {.name = "c", .dim = D, .factory = factory, .metric = RETR_METRIC_L2,
-                             .add_batch = 64, .rebuild_threshold = 0.05f};
+    retr_faiss_config cfg = {.name = "c",
+                             .dim = D,
+                             .factory = factory,
+                             .metric = RETR_METRIC_L2,
+                             .add_batch = 64,
+                             .rebuild_threshold = 0.05f};
     mr_retr *r = NULL;
     mr_err e = {0};
     assert_int_equal(retr_faiss_create(&r, &cfg, &e), 0);
@@ -392,9 +402,9 @@ static void check_concurrent(const char *factory) {
     conc c = {.r = r, .x = x};
     pthread_t th[3];
     for (int t = 0; t < 3; t++) pthread_create(&th[t], NULL, conc_reader, &c);
-    for (int64_t at = 500; at < CN; at += 250)   /* add in chunks while readers run */
+    for (int64_t at = 500; at < CN; at += 250) /* add in chunks while readers run */
         assert_int_equal(retr_faiss_add(r, x + at * D, ids + at, 250, &e), 0);
-    assert_int_equal(retr_faiss_add(r, x, ids, 200, &e), 0);            /* updates */
+    assert_int_equal(retr_faiss_add(r, x, ids, 200, &e), 0);             /* updates */
     assert_int_equal(retr_faiss_remove(r, ids + 200, 300, NULL, &e), 0); /* forces a rebuild */
     atomic_store(&c.stop, 1);
     for (int t = 0; t < 3; t++) pthread_join(th[t], NULL);
@@ -449,8 +459,11 @@ static void test_writer_does_not_block_readers(void **s) {
     enum { N = 12000 };
     float *x = tr_randn(31, N, D);
     int64_t *ids = iota(N);
-    retr_faiss_config c = {.name = "w", .dim = D, .factory = "IDMap,HNSW16",
-                           .metric = RETR_METRIC_L2, .add_batch = 128};
+    retr_faiss_config c = {.name = "w",
+                           .dim = D,
+                           .factory = "IDMap,HNSW16",
+                           .metric = RETR_METRIC_L2,
+                           .add_batch = 128};
     mr_retr *r = NULL;
     assert_int_equal(retr_faiss_create(&r, &c, NULL), 0);
     assert_int_equal(retr_faiss_add(r, x, ids, 100, NULL), 0);

@@ -19,19 +19,23 @@
 #define K 10
 
 static mr_retr *build(const char *factory, int64_t n_del) {
-    retr_faiss_config c = {.name = "io", .dim = D, .factory = factory, .metric = RETR_METRIC_IP,
+    retr_faiss_config c = {.name = "io",
+                           .dim = D,
+                           .factory = factory,
+                           .metric = RETR_METRIC_IP,
                            .ef_search = strstr(factory, "HNSW") ? 40 : 0,
-                           .nprobe = strstr(factory, "IVF") ? 3 : 0, .rebuild_threshold = 0.5f};
+                           .nprobe = strstr(factory, "IVF") ? 3 : 0,
+                           .rebuild_threshold = 0.5f};
     mr_retr *r = NULL;
     mr_err e = {0};
     assert_int_equal(retr_faiss_create(&r, &c, &e), 0);
     float *x = tr_randn(21, N, D);
     int64_t *ids = malloc(N * sizeof *ids);
-    for (int i = 0; i < N; i++) ids[i] = 1000 + 3 * i;   /* sparse ids */
+    for (int i = 0; i < N; i++) ids[i] = 1000 + 3 * i; /* sparse ids */
     assert_int_equal(retr_faiss_train(r, x, N, &e), 0);
     assert_int_equal(retr_faiss_add(r, x, ids, N, &e), 0);
     assert_int_equal(retr_faiss_remove(r, ids, n_del, NULL, &e), 0);
-    assert_int_equal(retr_faiss_add(r, x + 7 * D, ids + 900, 1, &e), 0);   /* one update */
+    assert_int_equal(retr_faiss_add(r, x + 7 * D, ids + 900, 1, &e), 0); /* one update */
     free(ids);
     mr_floats_free(x);
     return r;
@@ -60,7 +64,7 @@ static void roundtrip(const char *factory, int64_t n_del, int flags) {
     assert_int_equal(retr_faiss_save(r, path, &e), 0);
     mr_retr *l = NULL;
     assert_int_equal(retr_faiss_load(&l, path, flags, NULL, &e), 0);
-    assert_string_equal(l->name, "items");   /* default name from the file */
+    assert_string_equal(l->name, "items"); /* default name from the file */
     same_answers(r, l);
     retr_faiss_stats sr, sl;
     retr_faiss_stats_get(r, &sr, &e);
@@ -75,7 +79,7 @@ static void roundtrip(const char *factory, int64_t n_del, int flags) {
         assert_int_equal(retr_faiss_add(l, v, &id, 1, &e), MR_ESTATE);
         assert_non_null(strstr(e.msg, "read-only"));
         assert_int_equal(retr_faiss_remove(l, &id, 1, NULL, &e), MR_ESTATE);
-    } else {   /* a loaded index keeps taking writes */
+    } else { /* a loaded index keeps taking writes */
         assert_int_equal(retr_faiss_add(l, v, &id, 1, &e), 0);
         assert_int_equal(retr_size(l), retr_size(r) + 1);
     }
@@ -215,10 +219,8 @@ static void test_damaged_files(void **s) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_flat_roundtrip),
-        cmocka_unit_test(test_hnsw_tombstones_roundtrip),
-        cmocka_unit_test(test_ivf_mmap_roundtrip),
-        cmocka_unit_test(test_load_overrides_params),
+        cmocka_unit_test(test_flat_roundtrip),     cmocka_unit_test(test_hnsw_tombstones_roundtrip),
+        cmocka_unit_test(test_ivf_mmap_roundtrip), cmocka_unit_test(test_load_overrides_params),
         cmocka_unit_test(test_damaged_files),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

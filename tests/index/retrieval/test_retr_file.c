@@ -28,7 +28,7 @@ static void test_roundtrip_and_checksum(void **s) {
         assert_int_equal(v, i);
     }
     uint32_t extra;
-    assert_int_equal(retr_rbuf_take(&r, &extra, 4), -1);   /* checksum is not payload */
+    assert_int_equal(retr_rbuf_take(&r, &extra, 4), -1); /* checksum is not payload */
     for (size_t at = 0; at < b.n; at += 37) {
         b.p[at] ^= 1;
         assert_int_equal(retr_rbuf_open(&r, b.p, b.n), -1);
@@ -103,12 +103,12 @@ static void test_stem(void **s) {
     retr_file_stem("dir.v2/plain", out, sizeof out);
     assert_string_equal(out, "plain");
     retr_file_stem("a_very_long_file_name_indeed.x", out, sizeof out);
-    assert_string_equal(out, "a_very_long_fil");   /* truncated to fit */
+    assert_string_equal(out, "a_very_long_fil"); /* truncated to fit */
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_roundtrip_and_checksum),
                                        cmocka_unit_test(test_versions_and_checksums),
-        cmocka_unit_test(test_stem)};
+                                       cmocka_unit_test(test_stem)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

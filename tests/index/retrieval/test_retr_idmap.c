@@ -21,7 +21,7 @@ static void test_against_oracle(void **s) {
     mr_rng_seed(&g, 42);
     int64_t live = 0;
     for (int op = 0; op < OPS; op++) {
-        int64_t key = (int64_t)mr_rng_below(&g, U) * 7919;   /* spread, not sequential */
+        int64_t key = (int64_t)mr_rng_below(&g, U) * 7919; /* spread, not sequential */
         int64_t at = key / 7919;
         if (mr_rng_below(&g, 3)) {
             int64_t v = (int64_t)mr_rng_below(&g, 1000000);

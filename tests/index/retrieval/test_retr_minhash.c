@@ -16,8 +16,8 @@
  * that group (users g*1000 + u), plus noise: each user also buys one item
  * of another group. */
 static mr_retr *make_world(int groups, float decay) {
-    retr_minhash_config c = {.name = "cooc", .bands = 16, .rows = 4, .seed = 9,
-                             .recency_decay = decay};
+    retr_minhash_config c = {
+        .name = "cooc", .bands = 16, .rows = 4, .seed = 9, .recency_decay = decay};
     mr_retr *r = NULL;
     mr_err e = {0};
     assert_int_equal(retr_minhash_create(&r, &c, &e), 0);
@@ -51,8 +51,8 @@ static void test_finds_cooccurring_items(void **s) {
     assert_int_equal(retr_search(r, NULL, 0, 1, 12, &u, ids, sc, &e), 0);
     int same = 0;
     for (int j = 0; j < 9; j++) {
-        assert_true(ids[j] >= 200 && ids[j] < 210);   /* its group first */
-        assert_true(ids[j] != 203);                   /* never the seed */
+        assert_true(ids[j] >= 200 && ids[j] < 210); /* its group first */
+        assert_true(ids[j] != 203);                 /* never the seed */
         same++;
         double want = retr_minhash_similarity(r, 203, ids[j]);
         assert_true(fabs(sc[j] - want) < 1e-6);
@@ -94,7 +94,7 @@ static void test_online_update(void **s) {
     mr_retr *r = make_world(3, 0);
     mr_err e = {0};
     double before = retr_minhash_similarity(r, 0, 150);
-    assert_true(before == 0);   /* item 150 does not exist yet */
+    assert_true(before == 0); /* item 150 does not exist yet */
     /* all 40 users of group 0 now buy new item 150 */
     int64_t u[40], it[40];
     for (int i = 0; i < 40; i++) {
@@ -129,8 +129,9 @@ static void test_streaming_adds_stay_consistent(void **s) {
     mr_rng_seed(&g, 6);
     int64_t u[2 * BATCH], it[2 * BATCH];
     for (int round = 0; round < ROUNDS; round++) {
-        for (int j = 0; j < BATCH; j++) {   /* items 2i and 2i+1 always share the user */
-            int64_t user = (int64_t)mr_rng_below(&g, 100000), item = 2 * (int64_t)mr_rng_below(&g, NI / 2);
+        for (int j = 0; j < BATCH; j++) { /* items 2i and 2i+1 always share the user */
+            int64_t user = (int64_t)mr_rng_below(&g, 100000),
+                    item = 2 * (int64_t)mr_rng_below(&g, NI / 2);
             u[2 * j] = u[2 * j + 1] = user;
             it[2 * j] = item;
             it[2 * j + 1] = item + 1;
@@ -142,7 +143,7 @@ static void test_streaming_adds_stay_consistent(void **s) {
     float sc[4];
     int found = 0, seeded = 0;
     for (int64_t i = 0; i < NI; i += 2) {
-        if (retr_minhash_similarity(r, i, i + 1) == 0) continue;   /* never drawn */
+        if (retr_minhash_similarity(r, i, i + 1) == 0) continue; /* never drawn */
         seeded++;
         assert_true(retr_minhash_similarity(r, i, i + 1) == 1.0);
         retr_user usr = {.recent = &i, .n_recent = 1};

@@ -55,7 +55,7 @@ static void test_ranking_and_scores(void **s) {
     assert_int_equal(retr_search(r, NULL, 0, 2, 5, NULL, ids, sc, &e), 0);
     int64_t want[3] = {20, 30, 10};
     float wsc[3] = {2.0f, 1.0f, 0.5f};
-    for (int q = 0; q < 2; q++) {   /* every query row gets the same answer */
+    for (int q = 0; q < 2; q++) { /* every query row gets the same answer */
         for (int j = 0; j < 3; j++) {
             assert_int_equal(ids[q * 5 + j], want[j]);
             assert_true(fabsf(sc[q * 5 + j] - wsc[j]) < 1e-5f);
@@ -68,21 +68,21 @@ static void test_ranking_and_scores(void **s) {
 
 static void test_refresh_interval(void **s) {
     (void)s;
-    mr_retr *r = make(3600 * 1000);   /* re-sort at most hourly */
+    mr_retr *r = make(3600 * 1000); /* re-sort at most hourly */
     mr_err e = {0};
     int64_t a = 1, b = 2, t0 = 0;
     assert_int_equal(retr_pop_add_events(r, &a, &t0, NULL, 1, &e), 0);
     int64_t ids[2];
     float sc[2];
-    assert_int_equal(retr_search(r, NULL, 0, 1, 2, NULL, ids, sc, &e), 0);   /* first sort */
+    assert_int_equal(retr_search(r, NULL, 0, 1, 2, NULL, ids, sc, &e), 0); /* first sort */
     assert_int_equal(ids[0], 1);
     float w = 10;
     assert_int_equal(retr_pop_add_events(r, &b, &t0, &w, 1, &e), 0);
     assert_int_equal(retr_search(r, NULL, 0, 1, 2, NULL, ids, sc, &e), 0);
-    assert_int_equal(ids[0], 1);   /* stale list until the interval passes */
+    assert_int_equal(ids[0], 1); /* stale list until the interval passes */
     assert_int_equal(ids[1], -1);
     retr_free(r);
-    r = make(0);   /* refresh_ms = 0: every search after events sees them */
+    r = make(0); /* refresh_ms = 0: every search after events sees them */
     assert_int_equal(retr_pop_add_events(r, &a, &t0, NULL, 1, &e), 0);
     assert_int_equal(retr_search(r, NULL, 0, 1, 2, NULL, ids, sc, &e), 0);
     assert_int_equal(retr_pop_add_events(r, &b, &t0, &w, 1, &e), 0);
@@ -213,12 +213,9 @@ static void test_save_load(void **s) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_decay_formula),
-        cmocka_unit_test(test_ranking_and_scores),
-        cmocka_unit_test(test_refresh_interval),
-        cmocka_unit_test(test_top_cap_many_items),
-        cmocka_unit_test(test_bad_events),
-        cmocka_unit_test(test_save_load),
+        cmocka_unit_test(test_decay_formula),    cmocka_unit_test(test_ranking_and_scores),
+        cmocka_unit_test(test_refresh_interval), cmocka_unit_test(test_top_cap_many_items),
+        cmocka_unit_test(test_bad_events),       cmocka_unit_test(test_save_load),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -175,8 +175,7 @@ static void test_round_trip_identical(void **state) {
         assert_true(r1.budgets[SDOM + 1] > 0);           /* the fallback always runs */
         mr_arena_reset(a);
     }
-    for (int d = 0; d < SDOM; d++)
-        assert_int_equal(routed_to[d], SQ / SDOM);
+    for (int d = 0; d < SDOM; d++) assert_int_equal(routed_to[d], SQ / SDOM);
     mr_floats_free(q);
     mr_arena_free(a);
     retr_set_free(l);
@@ -241,7 +240,7 @@ static void test_save_refuses_other_folders(void **state) {
     char other[600], keep[700];
     snprintf(other, sizeof other, "%s/data", f->tmp);
     assert_int_equal(mkdir(other, 0755), 0);
-    assert_int_equal(retr_set_save(f->set, other, &e), 0);   /* empty: fine */
+    assert_int_equal(retr_set_save(f->set, other, &e), 0); /* empty: fine */
     retr_set *l = NULL;
     if (retr_set_load(&l, other, NULL, 0, &e)) fail_msg("%s", e.msg);
     retr_set_free(l);
@@ -409,7 +408,7 @@ static void test_bad_expert_files(void **state) {
 /* The loader's factory for the remote test: a callback expert that
  * searches the local expert of the remote_name in the fixture's set. */
 typedef struct ts_remote {
-    retr_set *holder;         /* the "remote server's" set */
+    retr_set *holder; /* the "remote server's" set */
     char address[64], remote_name[64], remote_model[64];
     int made;
 } ts_remote;
@@ -458,8 +457,9 @@ static void test_remote_experts(void **state) {
     mr_err e = {0};
     json_t *m = ts_manifest(f, path);
     json_t *ex = json_object_get(m, "experts");
-    json_array_set_new(ex, 1, json_pack("{s:s, s:s, s:s, s:s}", "name", "dom1", "kind", "remote",
-                                        "address", "10.1.2.3:50051", "remote_name", "dom1"));
+    json_array_set_new(ex, 1,
+                       json_pack("{s:s, s:s, s:s, s:s}", "name", "dom1", "kind", "remote",
+                                 "address", "10.1.2.3:50051", "remote_name", "dom1"));
     assert_int_equal(json_dump_file(m, path, 0), 0);
     ts_remote t = {.holder = f->set};
     retr_set *l = NULL;
@@ -471,7 +471,7 @@ static void test_remote_experts(void **state) {
     assert_int_equal(in->kind, RETR_CALLBACK);
     assert_string_equal(in->file, "");
     assert_string_equal(in->remote_name, "dom1");
-    assert_int_equal(router_n_pilots(retr_set_router(l), 1), 3);   /* pilots matched by name */
+    assert_int_equal(router_n_pilots(retr_set_router(l), 1), 3); /* pilots matched by name */
     mr_arena arena;
     mr_arena_init(&arena, 1 << 16, 0);
     float *q = tr_randn(5, SQ, SD);
@@ -506,8 +506,9 @@ static void test_remote_experts(void **state) {
     assert_null(l);
     assert_non_null(strstr(e.msg, "remote expert"));
     /* a factory error names the expert and keeps its code */
-    json_array_set_new(ex, 1, json_pack("{s:s, s:s, s:s, s:s}", "name", "dom1", "kind", "remote",
-                                        "address", "h:1", "remote_name", "gone"));
+    json_array_set_new(ex, 1,
+                       json_pack("{s:s, s:s, s:s, s:s}", "name", "dom1", "kind", "remote",
+                                 "address", "h:1", "remote_name", "gone"));
     assert_int_equal(json_dump_file(m, path, 0), 0);
     assert_int_equal(retr_set_load_remote(&l, f->dir, NULL, 0, ts_make_remote, &t, &e),
                      MR_ENOTFOUND);
@@ -534,7 +535,8 @@ static void test_remote_experts(void **state) {
     /* a callback expert goes through retr_set_add_remote only */
     retr_callbacks cb = {ts_cb_start, ts_cb_finish, ts_cb_size, NULL};
     mr_retr *r = NULL;
-    assert_int_equal(retr_callback_create(&r, "far", SD, &cb, retr_set_expert_at(f->set, 0), &e), 0);
+    assert_int_equal(retr_callback_create(&r, "far", SD, &cb, retr_set_expert_at(f->set, 0), &e),
+                     0);
     assert_int_equal(retr_set_add(f->set, r, NULL, 0, 0, &e), MR_EINVAL);
     retr_set_remote spec = {"far", SD, "", "far", ""};
     assert_int_equal(retr_set_add_remote(f->set, r, &spec, &e), MR_EINVAL);

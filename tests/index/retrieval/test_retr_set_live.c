@@ -29,15 +29,17 @@ typedef struct live_world {
  * pilots), popularity "popular" and MinHash "cooc". */
 static void live_make(live_world *w, const char *column) {
     mr_err e = {0};
-    retr_set_config sc = {.dim = RD, .metric = RETR_METRIC_IP, .expert_column = column,
+    retr_set_config sc = {.dim = RD,
+                          .metric = RETR_METRIC_IP,
+                          .expert_column = column,
                           .router = {.fallback = "popular"}};
     memset(w, 0, sizeof *w);
     if (retr_set_create(&w->set, &sc, NULL, &e)) fail_msg("%s", e.msg);
     for (int g = 0; g < 2; g++) {
         char name[RETR_NAME_MAX];
         retr_set_expert_name("genre", g ? "b" : "a", name);
-        retr_faiss_config c = {.name = name, .dim = RD, .factory = "IDMap,Flat",
-                               .metric = RETR_METRIC_IP};
+        retr_faiss_config c = {
+            .name = name, .dim = RD, .factory = "IDMap,Flat", .metric = RETR_METRIC_IP};
         mr_retr *r;
         if (retr_faiss_create(&r, &c, &e)) fail_msg("%s", e.msg);
         float *x = tr_randn(30 + (uint64_t)g, 50, RD);
@@ -79,18 +81,18 @@ static void test_upsert_places_and_moves(void **s) {
     live_make(&w, "genre");
     mr_err e = {0};
     float v[RD] = {0};
-    v[1] = 10.0f;   /* near genre_b's pilot */
+    v[1] = 10.0f; /* near genre_b's pilot */
     retr_live_item it = {.id = 777, .vec = v, .column = "a"};
     int64_t placed = -1;
     assert_int_equal(retr_set_upsert(w.set, &it, 1, &placed, &e), 0);
     assert_int_equal(placed, 1);
-    assert_true(holds(w.set, "genre_a", 777, v));    /* the column wins over the pilot */
+    assert_true(holds(w.set, "genre_a", 777, v)); /* the column wins over the pilot */
     assert_false(holds(w.set, "genre_b", 777, v));
-    it.column = "b";                                 /* moves */
+    it.column = "b"; /* moves */
     assert_int_equal(retr_set_upsert(w.set, &it, 1, NULL, &e), 0);
     assert_false(holds(w.set, "genre_a", 777, v));
     assert_true(holds(w.set, "genre_b", 777, v));
-    it.column = "unknown-genre";                     /* no such expert: nearest pilot (b) */
+    it.column = "unknown-genre"; /* no such expert: nearest pilot (b) */
     it.id = 778;
     assert_int_equal(retr_set_upsert(w.set, &it, 1, NULL, &e), 0);
     assert_true(holds(w.set, "genre_b", 778, v));
@@ -100,8 +102,8 @@ static void test_upsert_places_and_moves(void **s) {
     mr_arena_init(&a, 1 << 16, 0);
     router_query q = tr_query(v);
     router_result r;
-    assert_int_equal(router_retrieve(retr_set_router(w.set), &q, NULL, 5, NULL, 0, NULL, &a, &r, &e),
-                     0);
+    assert_int_equal(
+        router_retrieve(retr_set_router(w.set), &q, NULL, 5, NULL, 0, NULL, &a, &r, &e), 0);
     int found = 0;
     for (int i = 0; i < r.n; i++) found |= r.cands[i].id == 777;
     assert_true(found);
@@ -133,7 +135,7 @@ static void test_delete_everywhere_and_events(void **s) {
     mr_retr *pop = retr_set_expert(w.set, "popular"), *mh = retr_set_expert(w.set, "cooc");
     assert_true(retr_pop_count(pop, 5, 1005) > 2.9);
     assert_int_equal(retr_size(pop), 2);
-    int64_t del[2] = {5, 12345};   /* one unknown: skipped */
+    int64_t del[2] = {5, 12345}; /* one unknown: skipped */
     assert_int_equal(retr_set_delete(w.set, del, 2, &e), 0);
     assert_int_equal(retr_size(pop), 1);
     assert_int_equal(retr_size(mh), 1);
@@ -143,7 +145,7 @@ static void test_delete_everywhere_and_events(void **s) {
     assert_int_equal(retr_search(pop, NULL, 0, 1, 10, NULL, ids, sc, &e), 0);
     assert_int_equal(ids[0], 6);
     assert_int_equal(ids[1], -1);
-    retr_user u = {(int64_t[]){6}, 1};   /* 6 co-occurs with 5 only: nothing left */
+    retr_user u = {(int64_t[]){6}, 1}; /* 6 co-occurs with 5 only: nothing left */
     assert_int_equal(retr_search(mh, NULL, 0, 1, 10, &u, ids, sc, &e), 0);
     assert_int_equal(ids[0], -1);
     /* Events bring a deleted item back. */

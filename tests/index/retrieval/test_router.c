@@ -21,8 +21,8 @@ static void test_softmax(void **s) {
     assert_true(fabsf(sum - 1) < 1e-5f);
     assert_true(p[0] > p[2] && p[2] > p[1]);
     assert_true(p[2] == p[3]);
-    assert_true(fabsf(p[0] / p[2] - expf(4.0f)) < 1e-2f);   /* exp((0.9-0.5)/0.1) */
-    router_softmax(sc, 4, 1000.0f, p);   /* hot: nearly uniform */
+    assert_true(fabsf(p[0] / p[2] - expf(4.0f)) < 1e-2f); /* exp((0.9-0.5)/0.1) */
+    router_softmax(sc, 4, 1000.0f, p);                    /* hot: nearly uniform */
     for (int i = 0; i < 4; i++) assert_true(fabsf(p[i] - 0.25f) < 1e-3f);
 }
 
@@ -37,19 +37,19 @@ static void expect_top_p(const float *probs, int n, float p, int max_keep, const
 static void test_top_p_cases(void **s) {
     (void)s;
     float a[3] = {0.5f, 0.3f, 0.2f};
-    expect_top_p(a, 3, 0.4f, 3, (int[]){0}, 1);          /* 0.5 > 0.4 already */
-    expect_top_p(a, 3, 0.6f, 3, (int[]){0, 1}, 2);       /* 0.5, 0.8 > 0.6 */
+    expect_top_p(a, 3, 0.4f, 3, (int[]){0}, 1);    /* 0.5 > 0.4 already */
+    expect_top_p(a, 3, 0.6f, 3, (int[]){0, 1}, 2); /* 0.5, 0.8 > 0.6 */
     expect_top_p(a, 3, 0.75f, 3, (int[]){0, 1}, 2);
     expect_top_p(a, 3, 0.85f, 3, (int[]){0, 1, 2}, 3);
-    expect_top_p(a, 3, 1.0f, 3, (int[]){0, 1, 2}, 3);    /* never exceeds 1: all */
-    expect_top_p(a, 3, 0.99f, 2, (int[]){0, 1}, 2);      /* capped at max */
+    expect_top_p(a, 3, 1.0f, 3, (int[]){0, 1, 2}, 3); /* never exceeds 1: all */
+    expect_top_p(a, 3, 0.99f, 2, (int[]){0, 1}, 2);   /* capped at max */
     expect_top_p(a, 3, 0.99f, 1, (int[]){0}, 1);
-    float b[3] = {0.1f, 0.6f, 0.3f};                     /* unsorted input */
+    float b[3] = {0.1f, 0.6f, 0.3f}; /* unsorted input */
     expect_top_p(b, 3, 0.5f, 3, (int[]){1}, 1);
     expect_top_p(b, 3, 0.7f, 3, (int[]){1, 2}, 2);
-    float t[4] = {0.25f, 0.25f, 0.25f, 0.25f};           /* ties: lower index first */
+    float t[4] = {0.25f, 0.25f, 0.25f, 0.25f}; /* ties: lower index first */
     expect_top_p(t, 4, 0.4f, 4, (int[]){0, 1}, 2);
-    float neg[3] = {-1.0f, 0.7f, 0.3f};                  /* < 0: not routable */
+    float neg[3] = {-1.0f, 0.7f, 0.3f}; /* < 0: not routable */
     expect_top_p(neg, 3, 0.99f, 3, (int[]){1, 2}, 2);
     float none[2] = {-1.0f, -1.0f};
     int out[2];
@@ -75,7 +75,7 @@ static void test_split_budget(void **s) {
             tot += b[i];
             if (k >= n) assert_true(b[i] >= 1);
             double share = sum > 0 ? w[i] / sum * k : (double)k / n;
-            if (share >= n) assert_true(fabs(b[i] - share) <= n);   /* proportional */
+            if (share >= n) assert_true(fabs(b[i] - share) <= n); /* proportional */
         }
         assert_int_equal(tot, k);
     }
@@ -85,7 +85,7 @@ static void test_split_budget(void **s) {
     assert_int_equal(b[0], 6);
     assert_int_equal(b[1], 3);
     assert_int_equal(b[2], 1);
-    router_split_budget(w, 3, 2, b);   /* k < n: the heaviest get one each */
+    router_split_budget(w, 3, 2, b); /* k < n: the heaviest get one each */
     assert_int_equal(b[0] + b[1] + b[2], 2);
     assert_int_equal(b[2], 0);
 }
@@ -123,8 +123,8 @@ static void test_budget_and_result_checkers(void **s) {
 
 static void test_pilot_routes_to_its_expert(void **s) {
     (void)s;
-    router_config cfg = {.dim = RD, .temperature = 0.05f, .top_p = 0.6f, .max_experts = 2,
-                         .fallback = "popular"};
+    router_config cfg = {
+        .dim = RD, .temperature = 0.05f, .top_p = 0.6f, .max_experts = 2, .fallback = "popular"};
     tr_world w;
     tr_world_make(&w, &cfg, NULL);
     assert_int_equal(router_n_experts(w.rt), RDOM + 1);
@@ -133,7 +133,7 @@ static void test_pilot_routes_to_its_expert(void **s) {
     mr_err e = {0};
     for (int d = 0; d < RDOM; d++) {
         int n = router_route(w.rt, w.center[d], RD, 0, probs, kept, &e);
-        assert_int_equal(n, 2);   /* its expert + the fallback */
+        assert_int_equal(n, 2); /* its expert + the fallback */
         assert_int_equal(kept[d], 1);
         assert_int_equal(kept[RDOM], 2);
         for (int o = 0; o < RDOM; o++)
@@ -141,7 +141,7 @@ static void test_pilot_routes_to_its_expert(void **s) {
                 assert_int_equal(kept[o], 0);
                 assert_true(probs[d] > probs[o]);
             }
-        assert_true(probs[RDOM] == 0);   /* no pilots: never routed, only fallback */
+        assert_true(probs[RDOM] == 0); /* no pilots: never routed, only fallback */
         assert_true(fabsf(probs[0] + probs[1] + probs[2] - 1) < 1e-5f);
     }
     /* halfway between domains 0 and 1: both are needed to pass p */

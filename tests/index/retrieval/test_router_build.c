@@ -36,7 +36,7 @@ static void test_build_routes_rows(void **s) {
     mr_err e = {0};
     assert_int_equal(router_build_pilots(w.rt, x, best, RDOM * NPER, 2, &e), 0);
     for (int d = 0; d < RDOM; d++) assert_int_equal(router_n_pilots(w.rt, d), 2);
-    assert_int_equal(router_n_pilots(w.rt, RDOM), 0);   /* popularity had no rows */
+    assert_int_equal(router_n_pilots(w.rt, RDOM), 0); /* popularity had no rows */
     float probs[RDOM + 1];
     int kept[RDOM + 1], right = 0;
     for (int i = 0; i < RDOM * NPER; i++) {

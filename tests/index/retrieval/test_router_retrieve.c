@@ -46,7 +46,7 @@ static void test_routed_budgets_and_fallback(void **s) {
         assert_int_equal(router_retrieve(w.rt, &q, NULL, 50, NULL, 0, NULL, &a, &r, &e), 0);
         check_result(&r, 50, NULL, 0);
         assert_int_equal(r.n, 50);
-        assert_int_equal(r.n_searched, 2);   /* its domain + the fallback */
+        assert_int_equal(r.n_searched, 2); /* its domain + the fallback */
         assert_true(r.budgets[d] >= 40);
         assert_true(r.budgets[RDOM] >= 1);
         int from_dom = 0, from_pop = 0;
@@ -57,7 +57,7 @@ static void test_routed_budgets_and_fallback(void **s) {
         }
         assert_int_equal(from_dom, r.budgets[d]);
         assert_int_equal(from_pop, r.budgets[RDOM]);
-        assert_int_equal(r.cost, RPER);   /* popularity scans no vectors */
+        assert_int_equal(r.cost, RPER); /* popularity scans no vectors */
     }
     router_expert_stats st;
     assert_int_equal(router_stats_get(w.rt, 1, &st), 0);
@@ -88,9 +88,9 @@ static void test_exclusions_and_determinism(void **s) {
     assert_int_equal(router_retrieve(w.rt, &q, NULL, 40, NULL, 0, NULL, &a, &r2, &e), 0);
     assert_int_equal(router_retrieve(wp.rt, &q, NULL, 40, NULL, 0, NULL, &a, &r3, &e), 0);
     assert_int_equal(r1.n, 40);
-    assert_int_equal(r1.n_searched, 3);   /* two domains + fallback */
+    assert_int_equal(r1.n_searched, 3); /* two domains + fallback */
     tr_same_cands(&r1, &r2);
-    tr_same_cands(&r1, &r3);   /* pool == inline */
+    tr_same_cands(&r1, &r3); /* pool == inline */
     assert_memory_equal(r1.budgets, r3.budgets, sizeof(int) * (RDOM + 1));
     check_result(&r1, 40, NULL, 0);
     /* exclude the first 15 answers and a popular item: still 40, none of them */
@@ -122,7 +122,7 @@ static void test_modes_and_named_experts(void **s) {
     assert_int_equal(r.n_searched, RDOM + 1);
     assert_int_equal(r.cost, RDOM * RPER);
     assert_int_equal(r.n, 30);
-    for (int i = 0; i < 10; i++) assert_int_equal(r.cands[i].id / 1000, 2);   /* weight wins */
+    for (int i = 0; i < 10; i++) assert_int_equal(r.cands[i].id / 1000, 2); /* weight wins */
     router_options all_nofb = {.mode = ROUTER_MODE_ALL, .no_fallback = 1};
     assert_int_equal(router_retrieve(w.rt, &q, NULL, 30, NULL, 0, &all_nofb, &a, &r, &e), 0);
     assert_int_equal(r.n_searched, RDOM);
@@ -132,7 +132,7 @@ static void test_modes_and_named_experts(void **s) {
     check_result(&r, 30, NULL, 0);
     for (int i = 0; i < r.n; i++) {
         float want = 1.0f / (60 + r.cands[i].rank + 1);
-        assert_true(r.cands[i].score >= want * 0.999f);   /* found once or more */
+        assert_true(r.cands[i].score >= want * 0.999f); /* found once or more */
     }
     /* named: only these experts, even against the routing */
     const char *names[2] = {"dom0", "popular"};
@@ -191,9 +191,10 @@ static void test_dedupe_across_experts(void **s) {
     for (int i = 0; i < r.n; i++)
         for (int j = 0; j < i; j++) assert_true(r.cands[i].id != r.cands[j].id);
     int both = 0;
-    for (int i = 0; i < r.n; i++) both += r.cands[i].experts == ((1ull << 1) | (1ull << (RDOM + 1)));
-    assert_true(both >= 15);   /* identical experts: nearly every item found twice */
-    assert_int_equal(r.budgets[1], 10);   /* no pilots: named experts share k evenly */
+    for (int i = 0; i < r.n; i++)
+        both += r.cands[i].experts == ((1ull << 1) | (1ull << (RDOM + 1)));
+    assert_true(both >= 15);            /* identical experts: nearly every item found twice */
+    assert_int_equal(r.budgets[1], 10); /* no pilots: named experts share k evenly */
     assert_int_equal(r.budgets[RDOM + 1], 10);
     mr_arena_free(&a);
     router_free(w.rt);
@@ -212,7 +213,7 @@ static void test_raw_merge_equals_global(void **s) {
     tr_world_make(&w, &c, NULL);
     float *all = mr_floats_alloc((size_t)RDOM * RPER * RD);
     int64_t ids[RDOM * RPER];
-    for (int d = 0; d < RDOM; d++) {   /* the same vectors tr_world_make drew */
+    for (int d = 0; d < RDOM; d++) { /* the same vectors tr_world_make drew */
         float *x = tr_randn(100 + (uint64_t)d, RPER, RD);
         for (int i = 0; i < RPER; i++) {
             x[i * RD + d] += 4.0f;
@@ -300,7 +301,7 @@ static void test_concurrent_requests(void **s) {
         req[t].bad = req[t].calls = 0;
         pthread_create(&th[t], NULL, conc_req_run, &req[t]);
     }
-    for (int i = 0; i < 200; i++) {   /* a writer on the (unrouted) popularity expert */
+    for (int i = 0; i < 200; i++) { /* a writer on the (unrouted) popularity expert */
         int64_t item = 9100 + i % 7, ts = 2000 + i;
         assert_int_equal(retr_pop_add_events(w.ex[RDOM], &item, &ts, NULL, 1, &e), 0);
         int64_t ids[5];
@@ -321,7 +322,7 @@ static void test_concurrent_requests(void **s) {
         router_stats_get(w.rt, d, &st);
         routed += st.routed;
     }
-    assert_int_equal(routed, (uint64_t)(RDOM + calls));   /* one domain per query */
+    assert_int_equal(routed, (uint64_t)(RDOM + calls)); /* one domain per query */
     mr_arena_free(&a);
     tr_world_free(&w);
     mr_pool_free(pool);
@@ -363,7 +364,7 @@ static void test_bad_requests(void **s) {
     mr_arena_init(&tiny, 64, 256);
     assert_int_equal(router_retrieve(w.rt, &q, NULL, 100, NULL, 0, NULL, &tiny, &r, &e), MR_ENOMEM);
     mr_arena_free(&tiny);
-    assert_int_equal(router_queries(w.rt), 0);   /* failures are not counted as served */
+    assert_int_equal(router_queries(w.rt), 0); /* failures are not counted as served */
     mr_arena_free(&a);
     tr_world_free(&w);
 }
@@ -382,8 +383,8 @@ static int cmp_id(const void *a, const void *b) {
 static void test_budget_passes_on_for_every_k(void **s) {
     (void)s;
     mr_err e = {0};
-    retr_set_config sc = {.dim = RD, .metric = RETR_METRIC_IP,
-                          .router = {.max_experts = 1, .fallback = "popular"}};
+    retr_set_config sc = {
+        .dim = RD, .metric = RETR_METRIC_IP, .router = {.max_experts = 1, .fallback = "popular"}};
     retr_set *set;
     if (retr_set_create(&set, &sc, NULL, &e)) fail_msg("%s", e.msg);
     const int sizes[3] = {10, 200, 2000};
@@ -391,8 +392,8 @@ static void test_budget_passes_on_for_every_k(void **s) {
     for (int d = 0; d < 3; d++) {
         char name[16];
         snprintf(name, sizeof name, "part%d", d);
-        retr_faiss_config c = {.name = name, .dim = RD, .factory = "IDMap,Flat",
-                               .metric = RETR_METRIC_IP};
+        retr_faiss_config c = {
+            .name = name, .dim = RD, .factory = "IDMap,Flat", .metric = RETR_METRIC_IP};
         mr_retr *r;
         if (retr_faiss_create(&r, &c, &e)) fail_msg("%s", e.msg);
         float *x = tr_randn(7 + (uint64_t)d, sizes[d], RD);
@@ -413,7 +414,7 @@ static void test_budget_passes_on_for_every_k(void **s) {
     if (retr_pop_create(&pop, &pc, &e)) fail_msg("%s", e.msg);
     int64_t it[40], ts[40];
     for (int i = 0; i < 40; i++) {
-        it[i] = i < 20 ? 20000 + i : 90000 + i;   /* 20 shared with part2 */
+        it[i] = i < 20 ? 20000 + i : 90000 + i; /* 20 shared with part2 */
         ts[i] = 1000;
     }
     if (retr_pop_add_events(pop, it, ts, NULL, 40, &e)) fail_msg("%s", e.msg);
@@ -426,15 +427,15 @@ static void test_budget_passes_on_for_every_k(void **s) {
     if (retr_set_load(&set, path, NULL, 0, &e)) fail_msg("%s", e.msg);
     mr_router *rt = retr_set_router(set);
     const int total = 10 + 200 + 2000 + 20;
-    const int ks[] = {1, 2, 9, 10, 11, 50, 199, 210, 211, 386, 1000, 1001, 2000, 2209, 2230,
-                      2231, 5000, RETR_K_MAX};
-    int64_t excl[5] = {0, 1, 10000, 20005, 90030};   /* all indexed */
+    const int ks[] = {1,   2,    9,    10,   11,   50,   199,  210,  211,
+                      386, 1000, 1001, 2000, 2209, 2230, 2231, 5000, RETR_K_MAX};
+    int64_t excl[5] = {0, 1, 10000, 20005, 90030}; /* all indexed */
     mr_arena a;
     mr_arena_init(&a, 1 << 20, 0);
     for (int x = 0; x < 2; x++)
         for (size_t t = 0; t < sizeof ks / sizeof *ks; t++) {
             int k = ks[t], n_ex = x ? 5 : 0, want = k < total - n_ex ? k : total - n_ex;
-            router_query q = tr_query(center[0]);   /* routes to part0, 10 items */
+            router_query q = tr_query(center[0]); /* routes to part0, 10 items */
             router_result r;
             mr_arena_reset(&a);
             if (router_retrieve(rt, &q, NULL, k, excl, n_ex, NULL, &a, &r, &e))
@@ -447,7 +448,7 @@ static void test_budget_passes_on_for_every_k(void **s) {
             for (int i = 0; i < r.n; i++)
                 for (int j = 0; j < n_ex; j++) assert_true(seen[i] != excl[j]);
             free(seen);
-            if (k >= 11 && !x) {   /* budget 10 of 11 and more: the routed expert is all in */
+            if (k >= 11 && !x) { /* budget 10 of 11 and more: the routed expert is all in */
                 int from0 = 0;
                 for (int i = 0; i < r.n; i++) from0 += r.cands[i].id < 10000;
                 assert_int_equal(from0, 10);

@@ -9,9 +9,9 @@
 #include "index/retrieval/router.h"
 #include "test_retr_util.h"
 
-#define RD 8            /* dimension */
-#define RDOM 3          /* domains */
-#define RPER 300        /* items per domain */
+#define RD 8     /* dimension */
+#define RDOM 3   /* domains */
+#define RPER 300 /* items per domain */
 
 typedef struct tr_world {
     mr_retr *ex[RDOM + 1]; /* domain experts, then popularity */
@@ -27,8 +27,8 @@ static inline void tr_world_make(tr_world *w, const router_config *cfg, mr_pool 
     for (int d = 0; d < RDOM; d++) {
         char name[16];
         snprintf(name, sizeof name, "dom%d", d);
-        retr_faiss_config c = {.name = name, .dim = RD, .factory = "IDMap,Flat",
-                               .metric = RETR_METRIC_IP};
+        retr_faiss_config c = {
+            .name = name, .dim = RD, .factory = "IDMap,Flat", .metric = RETR_METRIC_IP};
         if (retr_faiss_create(&w->ex[d], &c, &e)) fail_msg("%s", e.msg);
         float *x = tr_randn(100 + (uint64_t)d, RPER, RD);
         int64_t ids[RPER];
@@ -64,8 +64,12 @@ static inline void tr_world_free(tr_world *w) {
 
 /* The default routing settings of the router tests. */
 static inline router_config tr_cfg_default(void) {
-    router_config c = {.dim = RD, .temperature = 0.05f, .top_p = 0.6f, .max_experts = 2,
-                       .fallback = "popular", .fallback_weight = 0.1f};
+    router_config c = {.dim = RD,
+                       .temperature = 0.05f,
+                       .top_p = 0.6f,
+                       .max_experts = 2,
+                       .fallback = "popular",
+                       .fallback_weight = 0.1f};
     return c;
 }
 

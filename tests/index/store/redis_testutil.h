@@ -30,7 +30,7 @@ typedef struct rct_cluster {
     int port[RCT_MAX];
     pid_t pid[RCT_MAX];
     char dir[256];
-    char seeds[256];   /* "127.0.0.1:p1,127.0.0.1:p2,..." */
+    char seeds[256]; /* "127.0.0.1:p1,127.0.0.1:p2,..." */
 } rct_cluster;
 
 static inline int rct_available(void) {
@@ -130,8 +130,8 @@ static inline int rct_start(rct_cluster *c, int n) {
             _exit(127);
         }
         c->pid[i] = pid;
-        off += (size_t)snprintf(c->seeds + off, sizeof c->seeds - off, "%s127.0.0.1:%d", i ? "," : "",
-                                c->port[i]);
+        off += (size_t)snprintf(c->seeds + off, sizeof c->seeds - off, "%s127.0.0.1:%d",
+                                i ? "," : "", c->port[i]);
     }
     for (int i = 0; i < n; i++) { /* wait until each answers PING */
         int up = 0;
@@ -145,7 +145,8 @@ static inline int rct_start(rct_cluster *c, int n) {
     }
     char cmd[1024];
     size_t o = (size_t)snprintf(cmd, sizeof cmd, "redis-cli --cluster create");
-    for (int i = 0; i < n; i++) o += (size_t)snprintf(cmd + o, sizeof cmd - o, " 127.0.0.1:%d", c->port[i]);
+    for (int i = 0; i < n; i++)
+        o += (size_t)snprintf(cmd + o, sizeof cmd - o, " 127.0.0.1:%d", c->port[i]);
     snprintf(cmd + o, sizeof cmd - o, " --cluster-replicas 0 --cluster-yes >/dev/null 2>&1");
     if (system(cmd) != 0) return -1;
     for (int t = 0; t < 400; t++) {
@@ -172,7 +173,8 @@ static inline int rct_slot_owner(const rct_cluster *c, int ask, unsigned slot) {
     int owner = -1;
     for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
         redisReply *rg = r->element[i];
-        if ((unsigned)rg->element[0]->integer <= slot && slot <= (unsigned)rg->element[1]->integer) {
+        if ((unsigned)rg->element[0]->integer <= slot &&
+            slot <= (unsigned)rg->element[1]->integer) {
             int port = (int)rg->element[2]->element[1]->integer;
             for (int k = 0; k < c->n; k++)
                 if (c->port[k] == port) owner = k;

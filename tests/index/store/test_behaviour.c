@@ -122,11 +122,14 @@ static void oracle_table(fx *f, int u, void *table) {
 static void expect_tables_equal(const sdim_layout *L, const void *a, const void *b, float tol) {
     for (int s = 0; s < L->nsig; s++)
         for (int k = 0; k < L->nbuckets; k++) {
-            assert_int_equal(sdim_table_count(L, a, s, (uint32_t)k), sdim_table_count(L, b, s, (uint32_t)k));
-            const float *x = sdim_table_sum_c(L, a, s, (uint32_t)k), *y = sdim_table_sum_c(L, b, s, (uint32_t)k);
+            assert_int_equal(sdim_table_count(L, a, s, (uint32_t)k),
+                             sdim_table_count(L, b, s, (uint32_t)k));
+            const float *x = sdim_table_sum_c(L, a, s, (uint32_t)k),
+                        *y = sdim_table_sum_c(L, b, s, (uint32_t)k);
             for (int j = 0; j < L->d; j++)
                 if (fabsf(x[j] - y[j]) > tol)
-                    fail_msg("sig %d bucket %d [%d]: %g vs %g", s, k, j, (double)x[j], (double)y[j]);
+                    fail_msg("sig %d bucket %d [%d]: %g vs %g", s, k, j, (double)x[j],
+                             (double)y[j]);
         }
 }
 
@@ -230,7 +233,7 @@ static void test_state_read_cost_is_constant(void **state) {
         assert_int_equal(user_state_get(f->b, users[k], &us, NULL), 0);
         store_get_stats(f->st, &s1);
         assert_int_equal(s1.db_multigets - s0.db_multigets, 1); /* one multi-get ... */
-        assert_int_equal(s1.db_rows_read - s0.db_rows_read, 2);  /* ... of two rows, any L */
+        assert_int_equal(s1.db_rows_read - s0.db_rows_read, 2); /* ... of two rows, any L */
         assert_int_equal(us.n_events, lens[k]);
         assert_int_equal(us.newest_ts_ms, 1000 + lens[k] - 1);
         if (k == 0) {
@@ -404,7 +407,8 @@ static void test_user_ttl(void **state) {
     f->b = open_beh(f->st, 12, 3, &e);
     assert_non_null(f->b);
     behaviour_event ev[9];
-    for (int i = 0; i < 9; i++) ev[i] = (behaviour_event){(uint64_t)(i % 3), (uint64_t)i, 10 + i, 0};
+    for (int i = 0; i < 9; i++)
+        ev[i] = (behaviour_event){(uint64_t)(i % 3), (uint64_t)i, 10 + i, 0};
     int64_t t0 = mr_unix_ms();
     assert_int_equal(behaviour_append(f->b, ev, 9, NULL), 0);
     uint64_t n = 99;
@@ -509,7 +513,8 @@ static void test_event_row_versions(void **state) {
     memcpy(&flags, v + 12, 2);
     assert_int_equal(flags, BEH_EVENT_V2 | BEH_FLAG_ADDED);
     beh_event got;
-    assert_int_equal(beh_event_parse(b, (char *)key, sizeof key, (char *)v, n, &got, got_sig, NULL), 0);
+    assert_int_equal(beh_event_parse(b, (char *)key, sizeof key, (char *)v, n, &got, got_sig, NULL),
+                     0);
     assert_int_equal(got.flags, BEH_FLAG_ADDED);
     flags = BEH_FLAG_ADDED; /* version 1 flags, version 2 sum: damaged */
     memcpy(v + 12, &flags, 2);
@@ -518,7 +523,8 @@ static void test_event_row_versions(void **state) {
     uint32_t sum = emb_codec_sum_v1(v, n - 4); /* a real version 1 row */
     memcpy(v + n - 4, &sum, 4);
     memset(&got, 0, sizeof got);
-    assert_int_equal(beh_event_parse(b, (char *)key, sizeof key, (char *)v, n, &got, got_sig, NULL), 0);
+    assert_int_equal(beh_event_parse(b, (char *)key, sizeof key, (char *)v, n, &got, got_sig, NULL),
+                     0);
     assert_true(got.ts == ev.ts && got.seq == ev.seq && got.item == ev.item);
     assert_int_equal(got.action, ev.action);
     assert_int_equal(got.flags, BEH_FLAG_ADDED);
@@ -533,7 +539,8 @@ static void test_event_row_versions(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_incremental_equals_oracle_and_rebuild, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_incremental_equals_oracle_and_rebuild, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_state_read_cost_is_constant, setup, teardown),
         cmocka_unit_test_setup_teardown(test_state_check_detects_corruption, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rebuild_after_retrain, setup, teardown),

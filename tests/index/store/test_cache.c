@@ -90,7 +90,8 @@ static void test_byte_bound_with_mixed_sizes(void **state) {
     for (int i = 0; i < 20000; i++) {
         size_t len = mr_rng_below(&r, sizeof buf);
         uint64_t id = mr_rng_below(&r, 5000);
-        if (mr_rng_below(&r, 2)) ok += (uint64_t)cache_insert(c, 3, id, buf, len, 0, CACHE_ANY_EPOCH);
+        if (mr_rng_below(&r, 2))
+            ok += (uint64_t)cache_insert(c, 3, id, buf, len, 0, CACHE_ANY_EPOCH);
         else cache_visit(c, 3, id, noop_visit, NULL);
         cache_stats s;
         if (i % 97 == 0) {
@@ -133,7 +134,9 @@ static void test_check_after_random_mutations(void **state) {
         switch (mr_rng_below(&r, 8)) {
         case 0: cache_update(c, 2, id, buf, len, i); break;
         case 1: cache_erase(c, 2, id); break;
-        case 2: if (i % 1000 == 0) cache_clear(c); break;
+        case 2:
+            if (i % 1000 == 0) cache_clear(c);
+            break;
         default: cache_insert(c, 2, id, buf, len, i, CACHE_ANY_EPOCH); break;
         }
         if (i % 500 == 0) assert_true(cache_check(c));
@@ -205,7 +208,7 @@ static void test_insert_refused_while_write_in_flight(void **state) {
     assert_int_equal(cache_insert(c, 1, id, v1, V, 1, ep_a), 0);
     assert_int_equal(cache_insert(c, 1, id, v2, V, 2, ep_b), 0); /* unknown age: also out */
     assert_int_equal(cache_get(c, 1, id, w, V, NULL), 0);
-    cache_update(c, 1, id, v2, V, 2);      /* absent: adds nothing */
+    cache_update(c, 1, id, v2, V, 2); /* absent: adds nothing */
     cache_write_end(c, 1, &id, 1);
     assert_int_equal(cache_insert(c, 1, id, v1, V, 1, ep_a), 0);
     assert_int_equal(cache_insert(c, 1, id, v2, V, 2, ep_b), 0);
@@ -315,7 +318,8 @@ static void test_readers_and_writer(void **state) {
         uint64_t id = mr_rng_below(&g, 512), v[2];
         val(id, ver % 1000000u, v);
         switch (ver % 4) {
-        case 0: case 1: cache_insert(r.c, 1, id, v, V, 0, cache_epoch(r.c, 1, id)); break;
+        case 0:
+        case 1: cache_insert(r.c, 1, id, v, V, 0, cache_epoch(r.c, 1, id)); break;
         case 2: cache_update(r.c, 1, id, v, V, 0); break;
         default: cache_erase(r.c, 1, id); break;
         }

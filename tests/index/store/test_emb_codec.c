@@ -161,8 +161,9 @@ static void test_corrupt_rows_detected(void **state) {
     /* fp32 row of dim 32 has the byte size of an fp16 row of dim 64 */
     emb_codec_encode(EMB_FP32, x, 32, 0, buf);
     mr_err e;
-    assert_int_equal(emb_codec_decode(EMB_FP16, 64, buf, emb_codec_row_bytes(EMB_FP32, 32), y,
-                                      NULL, &e), MR_ECORRUPT);
+    assert_int_equal(
+        emb_codec_decode(EMB_FP16, 64, buf, emb_codec_row_bytes(EMB_FP32, 32), y, NULL, &e),
+        MR_ECORRUPT);
     assert_non_null(strstr(e.msg, "header"));
 }
 
@@ -187,7 +188,8 @@ static void test_blob_round_trip_and_corruption(void **state) {
     assert_int_equal(emb_codec_blob_decode(buf, 5, &data, &got, NULL, NULL), MR_ECORRUPT);
     /* empty blob */
     emb_codec_blob_encode(NULL, 0, 1, buf);
-    assert_int_equal(emb_codec_blob_decode(buf, emb_codec_blob_bytes(0), &data, &got, NULL, NULL), 0);
+    assert_int_equal(emb_codec_blob_decode(buf, emb_codec_blob_bytes(0), &data, &got, NULL, NULL),
+                     0);
     assert_int_equal(got, 0);
     free(buf);
 }
@@ -255,7 +257,8 @@ static void test_keys_sort_numerically(void **state) {
     mr_rng r;
     mr_rng_seed(&r, 6);
     for (int i = 0; i < 10000; i++) {
-        uint64_t a = mr_rng_u64(&r) >> mr_rng_below(&r, 64), b = mr_rng_u64(&r) >> mr_rng_below(&r, 64);
+        uint64_t a = mr_rng_u64(&r) >> mr_rng_below(&r, 64),
+                 b = mr_rng_u64(&r) >> mr_rng_below(&r, 64);
         uint8_t ka[8], kb[8];
         emb_key_encode(a, ka);
         emb_key_encode(b, kb);

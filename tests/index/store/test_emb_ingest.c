@@ -43,7 +43,8 @@ static void test_ingest_reads_back_like_puts(void **state) {
         assert_int_equal(emb_store_ingest(st, t, ids, N, vecs, N * DIM, sst, &e), 0);
         assert_int_equal(access(sst, F_OK), -1); /* moved into the database */
         for (size_t i = 0; i < N; i += 1000)
-            assert_int_equal(emb_store_put(st, tp, ids + i, 1000, vecs + i * DIM, 1000 * DIM, &e), 0);
+            assert_int_equal(emb_store_put(st, tp, ids + i, 1000, vecs + i * DIM, 1000 * DIM, &e),
+                             0);
         assert_int_equal(emb_store_get_uncached(st, t, ids, N, got, NULL, &e), 0);
         assert_int_equal(emb_store_get_uncached(st, tp, ids, N, ref, NULL, &e), 0);
         assert_memory_equal(got, ref, sizeof got);
@@ -100,7 +101,8 @@ static void test_read_only_refuses(void **state) {
     assert_int_equal(store_open(&st, dir, &c, &e), 0);
     uint64_t id = 1;
     float v[2] = {1, 2};
-    assert_int_not_equal(emb_store_ingest(st, emb_store_table(st, "t", &e), &id, 1, v, 2, sst, &e), 0);
+    assert_int_not_equal(emb_store_ingest(st, emb_store_table(st, "t", &e), &id, 1, v, 2, sst, &e),
+                         0);
     store_close(st);
     store_test_rmrf(dir);
 }

@@ -88,7 +88,8 @@ static void test_round_trip_each_encoding(void **state) {
                 for (int j = 0; j < D; j++) {
                     float err = fabsf(y[i * D + j] - x[i * D + j]);
                     if (enc == EMB_FP32) assert_true(err == 0.0f);
-                    if (enc == EMB_FP16) assert_true(err <= ldexpf(fabsf(x[i * D + j]), -11) + 1e-7f);
+                    if (enc == EMB_FP16)
+                        assert_true(err <= ldexpf(fabsf(x[i * D + j]), -11) + 1e-7f);
                     if (enc == EMB_INT8) assert_true(err <= amax / 254.0f * 1.0001f);
                 }
             }
@@ -222,11 +223,11 @@ static void test_tier_order(void **state) {
     uint8_t found[3];
     assert_int_equal(emb_store_get(f->st, t, q, 3, y, found, NULL), 0);
     assert_true(found[0] && found[1] && found[2]);
-    assert_true(y[D + 5] == 5.0f);                   /* row 9 from the tier */
-    assert_memory_equal(y, x, D * sizeof(float));    /* rows 1, 2 from RocksDB ... */
+    assert_true(y[D + 5] == 5.0f);                /* row 9 from the tier */
+    assert_memory_equal(y, x, D * sizeof(float)); /* rows 1, 2 from RocksDB ... */
     assert_int_equal(ft.gets, 1);
     assert_int_equal(ft.asked, 3);
-    assert_int_equal(ft.puts, 1);                    /* ... and offered to the tier */
+    assert_int_equal(ft.puts, 1); /* ... and offered to the tier */
     assert_int_equal(ft.n, 3);
     store_stats s;
     store_get_stats(f->st, &s);
@@ -301,8 +302,8 @@ static void raw_put(const char *dir, const char *fam, int n, const uint64_t *ids
     const rocksdb_options_t **opts = calloc(ncf, sizeof *opts);
     rocksdb_column_family_handle_t **h = calloc(ncf, sizeof *h);
     for (size_t i = 0; i < ncf; i++) opts[i] = o;
-    rocksdb_t *db = rocksdb_open_column_families(o, dir, (int)ncf, (const char *const *)names,
-                                                 opts, h, &err);
+    rocksdb_t *db = rocksdb_open_column_families(o, dir, (int)ncf, (const char *const *)names, opts,
+                                                 h, &err);
     assert_null(err);
     rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
     int put = 0;
@@ -311,7 +312,8 @@ static void raw_put(const char *dir, const char *fam, int n, const uint64_t *ids
             for (int j = 0; j < n; j++, put++) {
                 uint8_t k[8];
                 emb_key_encode(ids[j], k);
-                rocksdb_put_cf(db, wo, h[i], (const char *)k, 8, (const char *)vals[j], lens[j], &err);
+                rocksdb_put_cf(db, wo, h[i], (const char *)k, 8, (const char *)vals[j], lens[j],
+                               &err);
                 assert_null(err);
             }
     assert_int_equal(put, n);
@@ -405,7 +407,8 @@ static void test_ttl_on_read_and_expire(void **state) {
     fx *f = *state;
     assert_int_equal(emb_table_create(f->st, "short", D, EMB_FP32, 1, NULL), 0);
     assert_int_equal(emb_table_create(f->st, "forever", D, EMB_FP32, 0, NULL), 0);
-    mr_emb_table *ts = emb_store_table(f->st, "short", NULL), *tf = emb_store_table(f->st, "forever", NULL);
+    mr_emb_table *ts = emb_store_table(f->st, "short", NULL),
+                 *tf = emb_store_table(f->st, "forever", NULL);
     float x[2 * D], y[2 * D];
     rows(7, x, 2 * D);
     uint64_t ids[2] = {5, 6};
@@ -416,7 +419,7 @@ static void test_ttl_on_read_and_expire(void **state) {
     assert_int_equal(emb_store_get(f->st, ts, ids, 2, y, found, NULL), 0); /* now cached */
     int64_t t1 = mr_unix_ms();
     if (t1 - t0 < 900) assert_true(found[0] && found[1]); /* unless this host stalled 1 s */
-    while (mr_unix_ms() <= t1 + 1100) usleep(50 * 1000); /* > 1 s after the writes */
+    while (mr_unix_ms() <= t1 + 1100) usleep(50 * 1000);  /* > 1 s after the writes */
     /* cached and uncached reads both treat the rows as gone */
     assert_int_equal(emb_store_get(f->st, ts, ids, 2, y, found, NULL), 0);
     assert_true(!found[0] && !found[1]);
@@ -479,11 +482,12 @@ static void test_expire_keeps_concurrent_puts(void **state) {
     uint64_t ids[EXP_BATCH];
     for (size_t b = 0; b < EXP_ROWS; b += EXP_BATCH) {
         for (size_t i = 0; i < EXP_BATCH; i++) ids[i] = b + i;
-        assert_int_equal(emb_store_put(f->st, r.t, ids, EXP_BATCH, x + b * D, EXP_BATCH * D, NULL), 0);
+        assert_int_equal(emb_store_put(f->st, r.t, ids, EXP_BATCH, x + b * D, EXP_BATCH * D, NULL),
+                         0);
     }
     int64_t t1 = mr_unix_ms(); /* every initial row was written at or before t1 */
     int64_t sweep_now = t1 + (int64_t)TTL_S * 1000 + 1; /* ...so each is expired at sweep_now */
-    while (mr_unix_ms() <= t1 + 2) usleep(1000); /* re-puts written after t1 + 2: fresh */
+    while (mr_unix_ms() <= t1 + 2) usleep(1000);        /* re-puts written after t1 + 2: fresh */
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, expire_race_putter, &r), 0);
     atomic_store(&r.go, 1);
@@ -504,8 +508,9 @@ static void test_expire_keeps_concurrent_puts(void **state) {
     assert_int_equal(emb_store_get_uncached(f->st, r.t, all, EXP_ROWS, y, found, NULL), 0);
     size_t lost = 0;
     for (size_t i = 0; i < EXP_ROWS; i++) lost += !found[i];
-    if (lost) print_error("%zu of %d acknowledged puts lost (%llu deleted)\n", lost, EXP_ROWS,
-                          (unsigned long long)ndel);
+    if (lost)
+        print_error("%zu of %d acknowledged puts lost (%llu deleted)\n", lost, EXP_ROWS,
+                    (unsigned long long)ndel);
     assert_int_equal(lost, 0);
     assert_memory_equal(x, y, (size_t)EXP_ROWS * D * sizeof *x);
     free(x);

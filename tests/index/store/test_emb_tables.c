@@ -82,7 +82,8 @@ static void test_drop_and_reopen(void **state) {
 
     st = open_at(dir, STORE_READ_ONLY);
     assert_int_equal(emb_table_drop(st, "mv.m.1.item", &e), MR_EPERM);
-    assert_int_equal(emb_table_set_loaded(st, emb_store_table(st, "mv.m.1.item", &e), 1, &e), MR_EPERM);
+    assert_int_equal(emb_table_set_loaded(st, emb_store_table(st, "mv.m.1.item", &e), 1, &e),
+                     MR_EPERM);
     store_close(st);
 }
 

@@ -72,7 +72,7 @@ static void test_log_newest_wins_and_delete(void **state) {
     float out[12];
     uint8_t found[3];
     assert_int_equal(emb_store_get(f->st, f->t, ids, 3, out, found, NULL), 0); /* cached now */
-    uint64_t del[2] = {10, 99};   /* 99 was never written */
+    uint64_t del[2] = {10, 99}; /* 99 was never written */
     assert_int_equal(item_store_delete(f->st, f->t, del, 2, 2000, NULL), 0);
     assert_int_equal(emb_store_get(f->st, f->t, ids, 3, out, found, NULL), 0);
     assert_int_equal(found[0], 1);
@@ -86,7 +86,7 @@ static void test_log_newest_wins_and_delete(void **state) {
     free(buf);
     seen s = {0};
     assert_int_equal(item_log_scan(f->st, 2, collect, &s, NULL), 0);
-    assert_int_equal(s.n, 4);   /* 10, 20, 30, 99 in key order */
+    assert_int_equal(s.n, 4); /* 10, 20, 30, 99 in key order */
     assert_int_equal(s.calls, 2);
     uint64_t want[4] = {10, 20, 30, 99};
     uint8_t wop[4] = {ITEM_LOG_DELETE, ITEM_LOG_UPSERT, ITEM_LOG_UPSERT, ITEM_LOG_DELETE};
@@ -121,7 +121,7 @@ static void test_bad_input(void **state) {
     assert_int_equal(item_log_scan(f->st, 8, stop_early, NULL, &e), MR_EINTERNAL);
     seen s = {0};
     assert_int_equal(item_log_scan(f->st, 8, collect, &s, NULL), 0);
-    assert_int_equal(s.n, 1);   /* the rejected calls wrote nothing */
+    assert_int_equal(s.n, 1); /* the rejected calls wrote nothing */
 }
 
 int main(void) {

@@ -41,12 +41,12 @@ static int group_teardown(void **state) {
     return 0;
 }
 
-#define NEED_REDIS()                                                         \
-    do {                                                                     \
-        if (!rct_available()) {                                              \
-            fprintf(stderr, "redis-server not installed: skipped\n");        \
-            skip();                                                          \
-        }                                                                    \
+#define NEED_REDIS()                                                  \
+    do {                                                              \
+        if (!rct_available()) {                                       \
+            fprintf(stderr, "redis-server not installed: skipped\n"); \
+            skip();                                                   \
+        }                                                             \
     } while (0)
 
 static rcluster *connect_cluster(void) {
@@ -84,8 +84,8 @@ static void test_keyslot(void **state) {
 
 /* n SETs then n GETs of distinct keys, one pipeline each. */
 static void set_get(rcluster *c, int n, const char *tag) {
-    char (*keys)[32] = malloc((size_t)n * 32);
-    char (*vals)[32] = malloc((size_t)n * 32);
+    char(*keys)[32] = malloc((size_t)n * 32);
+    char(*vals)[32] = malloc((size_t)n * 32);
     const char **argv = malloc((size_t)n * 3 * sizeof *argv);
     size_t *len = malloc((size_t)n * 3 * sizeof *len);
     rcluster_cmd *cmds = malloc((size_t)n * sizeof *cmds);
@@ -189,7 +189,8 @@ static void test_ask_then_moved(void **state) {
     rcluster_get_stats(c, &s1);
     assert_int_equal(s1.ask - s0.ask, 1);
     assert_int_equal(s1.moved - s0.moved, 0);
-    for (int i = 0; i < 3; i++) expect_ok(rct_cmd(&g_cl, i, "CLUSTER SETSLOT %u NODE %s", slot, did));
+    for (int i = 0; i < 3; i++)
+        expect_ok(rct_cmd(&g_cl, i, "CLUSTER SETSLOT %u NODE %s", slot, did));
     v = client_get(c, key); /* source: MOVED -> map updated -> destination */
     assert_non_null(v);
     assert_string_equal(v, "before");

@@ -169,11 +169,12 @@ static void test_secondary_catches_up(void **state) {
     mr_store *s = open_mode(f->dir, STORE_SECONDARY, sec, &e);
     if (!s) fail_msg("open secondary: %s", e.msg);
     assert_int_equal(count_rows(s, "t", 0, 40, 4.0f), 20); /* rows 0..19 now cached */
-    put_rows(f->st, "t", 20, 20, 4.0f + 20);              /* primary moves on */
+    put_rows(f->st, "t", 20, 20, 4.0f + 20);               /* primary moves on */
     float v[D];
     for (int j = 0; j < D; j++) v[j] = -1.0f;
     uint64_t id0 = 0;
-    assert_int_equal(emb_store_put(f->st, emb_store_table(f->st, "t", NULL), &id0, 1, v, D, NULL), 0);
+    assert_int_equal(emb_store_put(f->st, emb_store_table(f->st, "t", NULL), &id0, 1, v, D, NULL),
+                     0);
     assert_int_equal(count_rows(s, "t", 20, 20, 4.0f + 20), 0); /* not yet */
     assert_int_equal(store_catch_up(s, NULL), 0);
     assert_int_equal(count_rows(s, "t", 20, 20, 4.0f + 20), 20);
@@ -339,14 +340,16 @@ static void test_log_sequence_and_digest(void **state) {
         assert_int_equal(store_log_seq_get(both[s], &seq, NULL), 0);
         assert_int_equal(seq, 0); /* never applied */
         assert_int_equal(emb_table_create(both[s], "logged", 4, EMB_FP32, 0, NULL), 0);
-        for (uint64_t r = 1; r <= 20; r++) apply_record(both[s], r, 1700000000000 + (int64_t)r, r % 7, (float)r);
+        for (uint64_t r = 1; r <= 20; r++)
+            apply_record(both[s], r, 1700000000000 + (int64_t)r, r % 7, (float)r);
         assert_int_equal(store_log_seq_get(both[s], &seq, NULL), 0);
         assert_int_equal(seq, 20);
     }
     /* a write outside replay does not move the sequence */
     uint64_t id = 99;
     float row[4] = {1, 2, 3, 4};
-    assert_int_equal(emb_store_put(st2, emb_store_table(st2, "logged", NULL), &id, 1, row, 4, NULL), 0);
+    assert_int_equal(emb_store_put(st2, emb_store_table(st2, "logged", NULL), &id, 1, row, 4, NULL),
+                     0);
     assert_int_equal(store_log_seq_get(st2, &seq, NULL), 0);
     assert_int_equal(seq, 20);
     uint64_t d1, d2, n1, n2;
@@ -356,10 +359,12 @@ static void test_log_sequence_and_digest(void **state) {
     assert_int_not_equal(d1, d2);
     /* the same record applied to the first store: same rows, same time, same digest */
     store_log_seq_begin(21, 1700000000500);
-    assert_int_equal(emb_store_put(f->st, emb_store_table(f->st, "logged", NULL), &id, 1, row, 4, NULL), 0);
+    assert_int_equal(
+        emb_store_put(f->st, emb_store_table(f->st, "logged", NULL), &id, 1, row, 4, NULL), 0);
     store_log_seq_end();
     store_log_seq_begin(21, 1700000000500);
-    assert_int_equal(emb_store_put(st2, emb_store_table(st2, "logged", NULL), &id, 1, row, 4, NULL), 0);
+    assert_int_equal(emb_store_put(st2, emb_store_table(st2, "logged", NULL), &id, 1, row, 4, NULL),
+                     0);
     store_log_seq_end();
     assert_int_equal(store_digest(f->st, &d1, &n1, NULL), 0);
     assert_int_equal(store_digest(st2, &d2, &n2, NULL), 0);
@@ -391,8 +396,8 @@ static void test_log_record_spanning_batches(void **state) {
     store_blob blob = {(const uint8_t *)"feat", 4};
     /* record 2: its vector batch is written, then the process "dies" */
     store_log_seq_begin_multi(2, 1700000000002);
-    assert_int_equal(emb_store_put(f->st, emb_store_table(f->st, "logged", NULL), &id, 1, row, 4,
-                                   NULL), 0);
+    assert_int_equal(
+        emb_store_put(f->st, emb_store_table(f->st, "logged", NULL), &id, 1, row, 4, NULL), 0);
     store_log_seq_end();
     assert_int_equal(store_log_seq_get(f->st, &seq, NULL), 0);
     assert_int_equal(seq, 1); /* record 2 is not whole */
@@ -405,8 +410,8 @@ static void test_log_record_spanning_batches(void **state) {
     uint64_t d1, n1, d2, n2;
     for (int pass = 0; pass < 2; pass++) { /* a second pass writes the same rows */
         store_log_seq_begin_multi(2, 1700000000002);
-        assert_int_equal(emb_store_put(f->st, emb_store_table(f->st, "logged", NULL), &id, 1, row,
-                                       4, NULL), 0);
+        assert_int_equal(
+            emb_store_put(f->st, emb_store_table(f->st, "logged", NULL), &id, 1, row, 4, NULL), 0);
         assert_int_equal(item_store_put(f->st, &id, 1, &blob, NULL), 0);
         assert_int_equal(store_log_seq_commit(f->st, NULL), 0);
         store_log_seq_end();

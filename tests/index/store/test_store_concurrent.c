@@ -98,7 +98,8 @@ static void *reader(void *arg) {
             if (us.table) { /* every count matches the number of events summed */
                 const sdim_layout *L = behaviour_layout(s->b);
                 uint32_t total = 0;
-                for (int k = 0; k < L->nbuckets; k++) total += sdim_table_count(L, us.table, 0, (uint32_t)k);
+                for (int k = 0; k < L->nbuckets; k++)
+                    total += sdim_table_count(L, us.table, 0, (uint32_t)k);
                 if (total != us.n_events) atomic_fetch_add(&s->bad[BAD_COUNT], 1);
             }
             user_state_release(&us);

@@ -99,7 +99,8 @@ static void test_sigkill_loses_no_acknowledged_write(void **state) {
             char rs[16], fs[16];
             snprintf(rs, sizeof rs, "%d", round);
             snprintf(fs, sizeof fs, "%d", p[1]);
-            execl("/proc/self/exe", "test_index_store_crash", "--writer", dir, rs, fs, (char *)NULL);
+            execl("/proc/self/exe", "test_index_store_crash", "--writer", dir, rs, fs,
+                  (char *)NULL);
             _exit(8);
         }
         close(p[1]);
@@ -134,10 +135,8 @@ static void test_sigkill_loses_no_acknowledged_write(void **state) {
                 row_val(ids[k], v);
                 assert_memory_equal(y + k * D, v, sizeof v);
             }
-            if (bt <= last)
-                assert_int_equal(nfound, B);          /* acknowledged: all there */
-            else
-                assert_true(nfound == 0 || nfound == B); /* in flight: atomic */
+            if (bt <= last) assert_int_equal(nfound, B);  /* acknowledged: all there */
+            else assert_true(nfound == 0 || nfound == B); /* in flight: atomic */
         }
         /* behaviour: acknowledged events there, tables consistent with events */
         b = open_beh(st);
