@@ -22,7 +22,7 @@ PACKAGES=(
   librocksdb-dev libfaiss-dev libopenblas-dev libomp-dev
   libgrpc-dev libprotobuf-c-dev protobuf-c-compiler
   libxxhash-dev libjansson-dev libcmocka-dev libmicrohttpd-dev
-  clang libclang-rt-14-dev
+  clang clang-format libclang-rt-14-dev
   python3 python3-grpcio python3-grpc-tools python3-numpy
   python3-venv python3-setuptools python3-wheel
   libdnnl-dev libcsv-dev libnats-dev libhiredis-dev libgnutls28-dev libssl-dev
