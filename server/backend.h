@@ -41,6 +41,7 @@ typedef struct mr_backend {
     int stopping; /* guarded by sweep_mu */
     atomic_uint_fast64_t sweeps, expired_rows, expired_users;
     atomic_uint_fast64_t pushes, pushed_rows; /* PushEmbeddings calls / rows written */
+    atomic_uint_fast64_t push_skipped;        /* log push records not served here */
     char dir[1024];                           /* data_dir, for the free-space check */
     uint64_t min_free;                        /* store_min_free_bytes */
 } mr_backend;

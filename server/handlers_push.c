@@ -10,23 +10,34 @@
  * reads the pushed rows. In-memory tables are refused: scorers read them
  * without locks, and a row written there would not survive a restart.
  *
- * With an update log (log_servers) the push is refused with
- * FAILED_PRECONDITION: it is not published to the log yet, and a write on
- * one replica only would make replicas score differently.
+ * With an update log (log_servers) the accepting replica makes every
+ * check in validate-only mode, publishes the push with the version it
+ * resolved (replica.c) and answers with the record's sequence; every
+ * replica then applies the record here in replay mode, through the same
+ * emb_store_put_sync, whose one WriteBatch also carries the applied
+ * sequence (store_log_seq_begin), so a replay never applies it twice. A
+ * replica that does not serve that model, version or store table skips
+ * the record (log line, moerec_embedding_push_skipped_total): during a
+ * rollout the rows belong to a version it does not hold, and the log
+ * must not stall. The value checks are not repeated on apply (made once
+ * by the accepting replica; the store still checks length and values).
  */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "common/log.h"
 #include "proto/moerec.pb-c.h"
 #include "server/backend.h"
 #include "server/handlers.h"
 #include "server/registry.h"
+#include "server/replica.h"
 
 #define PUSH_MAX_ROWS 65536 /* rows per call */
 
-static int push_check(const Moerec__V1__PushEmbeddingsRequest *r, const mr_model_ref *ref, int *ti,
-                      mr_err *err) {
+/* The version and store table the push names, as this server serves them. */
+static int push_resolve(const Moerec__V1__PushEmbeddingsRequest *r, const mr_model_ref *ref,
+                        int *ti, mr_err *err) {
     const moe_model *m = ref->model;
     if (r->version[0] && strcmp(r->version, ref->version))
         return mr_err_set(err, MR_ESTATE,
@@ -47,6 +58,14 @@ static int push_check(const Moerec__V1__PushEmbeddingsRequest *r, const mr_model
             "table '%s' is held in memory: PushEmbeddings needs \"storage\": \"store\" "
             "in model.json",
             t->name);
+    return MR_OK;
+}
+
+static int push_check(const Moerec__V1__PushEmbeddingsRequest *r, const mr_model_ref *ref, int *ti,
+                      mr_err *err) {
+    int rc = push_resolve(r, ref, ti, err);
+    if (rc) return rc;
+    const moe_table *t = &ref->model->tables[*ti];
     size_t n = r->n_ids, dim = (size_t)t->dim;
     if (n == 0) return mr_err_set(err, MR_EINVAL, "ids: at least one is required");
     if (n > PUSH_MAX_ROWS)
@@ -83,27 +102,45 @@ static int push_no_dups(mr_arena *a, const uint64_t *ids, size_t n, mr_err *err)
     return MR_OK;
 }
 
+/* Applying a log record this replica does not serve: skipped and counted. */
+static int push_skip(mr_backend *be, const Moerec__V1__PushEmbeddingsRequest *r, mr_err *err) {
+    atomic_fetch_add(&be->push_skipped, 1);
+    mr_info("update log: PushEmbeddings of model '%.64s' version %.32s table '%.64s' skipped: %s",
+            r->model, r->version, r->table, err->msg);
+    *err = (mr_err){0};
+    return MR_OK;
+}
+
 int mr_handle_admin_push_embeddings(mr_call_ctx *ctx, const ProtobufCMessage *req,
                                     ProtobufCMessage **resp, mr_err *err) {
     const Moerec__V1__PushEmbeddingsRequest *r = (const void *)req;
     mr_registry *reg = mr_server_registry(ctx->server);
     mr_backend *be = mr_server_backend(ctx->server);
+    int applying = ctx->replay && !ctx->validate_only; /* a log record */
+    if (!reg && applying) {
+        mr_err_set(err, MR_ENOTFOUND, "no model directory");
+        return push_skip(be, r, err);
+    }
     if (!reg)
         return mr_err_set(err, MR_ESTATE,
                           "no model directory: PushEmbeddings writes rows of a served model");
     if (!be)
         return mr_err_set(err, MR_ESTATE,
                           "no store: start the server with data_dir (config) or --data-dir");
-    if (be->log)
-        return mr_err_set(err, MR_ESTATE,
-                          "PushEmbeddings is not published to the update log (log_servers): a push "
-                          "would reach this replica only");
+    if (be->log && !ctx->replay)
+        return mr_replica_publish(ctx, MR_REPLICA_PUSH_EMBEDDINGS, req, resp, err);
     mr_model_ref *ref;
     int rc = mr_registry_acquire(reg, r->model, &ref, err);
+    if (rc == MR_ENOTFOUND && applying) return push_skip(be, r, err);
     if (rc) return rc;
     int ti = -1;
-    if ((rc = push_check(r, ref, &ti, err)) ||
-        (rc = push_no_dups(ctx->arena, r->ids, r->n_ids, err)))
+    if (applying) { /* served here? the values were checked by the accepting replica */
+        if ((rc = push_resolve(r, ref, &ti, err))) {
+            if (rc == MR_ESTATE || rc == MR_ENOTFOUND) rc = push_skip(be, r, err);
+            goto done;
+        }
+    } else if ((rc = push_check(r, ref, &ti, err)) ||
+               (rc = push_no_dups(ctx->arena, r->ids, r->n_ids, err)))
         goto done;
     Moerec__V1__PushEmbeddingsResponse *out = mr_arena_alloc(ctx->arena, sizeof *out);
     if (!out) {
@@ -129,7 +166,7 @@ answer:
         rc = mr_err_set(err, MR_ENOMEM, "out of request memory");
         goto done;
     }
-    out->written = ctx->validate_only ? 0 : (uint32_t)r->n_ids;
+    out->written = (uint32_t)r->n_ids; /* validate-only: what the record will write */
     *resp = &out->base;
 done:
     mr_model_release(ref);

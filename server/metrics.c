@@ -408,6 +408,10 @@ char *mr_metrics_render(mr_server *s) {
                     atomic_load(&be->pushes));
         put_counter(&b, "moerec_embedding_pushed_rows_total",
                     "Embedding rows written by PushEmbeddings.", atomic_load(&be->pushed_rows));
+        put_counter(&b, "moerec_embedding_push_skipped_total",
+                    "Update-log PushEmbeddings records skipped: model, version or store table "
+                    "not served here.",
+                    atomic_load(&be->push_skipped));
         put(&b,
             "# HELP moerec_store_expired_users_total Users whose behaviour TTL sweeps deleted.\n"
             "# TYPE moerec_store_expired_users_total counter\n"

@@ -15,6 +15,9 @@
  * crash between them re-applies it. A request with a request_id is
  * published with a de-duplication id (the hash of the request), so a
  * client's retry of a write whose answer it lost is one record.
+ * PushEmbeddings is published with the version the accepting replica
+ * resolved, so a replica serving another version skips the record
+ * (handlers_push.c) instead of writing the rows into its own version.
  */
 #include "server/replica.h"
 
@@ -67,6 +70,10 @@ static int replica_apply(void *arg, uint64_t seq, const uint8_t *data, size_t le
         ctx.method = "/moerec.v1.Recommender/DeleteItems";
         rc = mr_handle_delete_items(&ctx, &rec->delete_items->base, &resp, e);
         break;
+    case MOEREC__V1__LOG_RECORD__WRITE_PUSH_EMBEDDINGS:
+        ctx.method = "/moerec.v1.Admin/PushEmbeddings";
+        rc = mr_handle_admin_push_embeddings(&ctx, &rec->push_embeddings->base, &resp, e);
+        break;
     default:
         rc = mr_err_set(e, MR_EINVAL, "LogRecord %llu carries no write this version knows",
                         (unsigned long long)seq);
@@ -102,9 +109,10 @@ int mr_replica_open(mr_server *s, const mr_server_config *cfg, mr_err *e) {
 
 /* The request as it goes into the log: UpsertItems and DeleteItems as
  * they came, AppendEvents with every timestamp the server decides filled
- * in (shallow copies in the arena). */
+ * in, PushEmbeddings with the version resp (the validate-only answer)
+ * names (shallow copies in the arena). */
 static int replica_record(mr_call_ctx *ctx, mr_replica_write kind, const ProtobufCMessage *req,
-                          Moerec__V1__LogRecord *rec, mr_err *err) {
+                          const ProtobufCMessage *resp, Moerec__V1__LogRecord *rec, mr_err *err) {
     moerec__v1__log_record__init(rec);
     rec->time_ms = mr_unix_ms();
     rec->origin = (char *)mr_server_config_of(ctx->server)->log_consumer;
@@ -116,6 +124,15 @@ static int replica_record(mr_call_ctx *ctx, mr_replica_write kind, const Protobu
     if (kind == MR_REPLICA_DELETE_ITEMS) {
         rec->write_case = MOEREC__V1__LOG_RECORD__WRITE_DELETE_ITEMS;
         rec->delete_items = (Moerec__V1__DeleteItemsRequest *)req;
+        return 0;
+    }
+    if (kind == MR_REPLICA_PUSH_EMBEDDINGS) {
+        Moerec__V1__PushEmbeddingsRequest *c = mr_arena_alloc(ctx->arena, sizeof *c);
+        if (!c) return mr_err_set(err, MR_ENOMEM, "out of request memory");
+        *c = *(const Moerec__V1__PushEmbeddingsRequest *)req;
+        c->version = ((const Moerec__V1__PushEmbeddingsResponse *)resp)->version;
+        rec->write_case = MOEREC__V1__LOG_RECORD__WRITE_PUSH_EMBEDDINGS;
+        rec->push_embeddings = c;
         return 0;
     }
     const Moerec__V1__AppendEventsRequest *r = (const void *)req;
@@ -148,6 +165,8 @@ static int replica_msg_id(mr_call_ctx *ctx, mr_replica_write kind, const Protobu
                           ? ((const Moerec__V1__UpsertItemsRequest *)req)->request_id
                       : kind == MR_REPLICA_DELETE_ITEMS
                           ? ((const Moerec__V1__DeleteItemsRequest *)req)->request_id
+                      : kind == MR_REPLICA_PUSH_EMBEDDINGS
+                          ? ((const Moerec__V1__PushEmbeddingsRequest *)req)->request_id
                           : ((const Moerec__V1__AppendEventsRequest *)req)->request_id;
     *id = NULL;
     if (!rid || !rid[0]) return 0;
@@ -156,7 +175,7 @@ static int replica_msg_id(mr_call_ctx *ctx, mr_replica_write kind, const Protobu
     if (!buf) return mr_err_set(err, MR_ENOMEM, "out of request memory");
     protobuf_c_message_pack(req, buf);
     XXH128_hash_t h = XXH3_128bits(buf, sz);
-    snprintf(out, 48, "%c%016llx%016llx", "uad"[kind], (unsigned long long)h.high64,
+    snprintf(out, 48, "%c%016llx%016llx", "uadp"[kind], (unsigned long long)h.high64,
              (unsigned long long)h.low64);
     *id = out;
     return 0;
@@ -170,12 +189,14 @@ int mr_replica_publish(mr_call_ctx *ctx, mr_replica_write kind, const ProtobufCM
     check.validate_only = 1; /* every check, no write */
     int rc = kind == MR_REPLICA_UPSERT_ITEMS   ? mr_handle_upsert_items(&check, req, resp, err)
              : kind == MR_REPLICA_DELETE_ITEMS ? mr_handle_delete_items(&check, req, resp, err)
-                                               : mr_handle_append_events(&check, req, resp, err);
+             : kind == MR_REPLICA_PUSH_EMBEDDINGS
+                 ? mr_handle_admin_push_embeddings(&check, req, resp, err)
+                 : mr_handle_append_events(&check, req, resp, err);
     if (rc) return rc;
     char msg_id[48], *id = NULL;
     if ((rc = replica_msg_id(ctx, kind, req, msg_id, &id, err))) return rc;
     Moerec__V1__LogRecord rec;
-    if ((rc = replica_record(ctx, kind, req, &rec, err))) return rc;
+    if ((rc = replica_record(ctx, kind, req, *resp, &rec, err))) return rc;
     size_t sz = moerec__v1__log_record__get_packed_size(&rec);
     uint8_t *buf = mr_arena_alloc(ctx->arena, sz ? sz : 1);
     if (!buf) return mr_err_set(err, MR_ENOMEM, "out of request memory");
@@ -186,6 +207,8 @@ int mr_replica_publish(mr_call_ctx *ctx, mr_replica_write kind, const ProtobufCM
         ((Moerec__V1__UpsertItemsResponse *)*resp)->log_sequence = seq;
     else if (kind == MR_REPLICA_DELETE_ITEMS)
         ((Moerec__V1__DeleteItemsResponse *)*resp)->log_sequence = seq;
+    else if (kind == MR_REPLICA_PUSH_EMBEDDINGS)
+        ((Moerec__V1__PushEmbeddingsResponse *)*resp)->log_sequence = seq;
     else ((Moerec__V1__AppendEventsResponse *)*resp)->log_sequence = seq;
     return 0;
 }

@@ -12,7 +12,8 @@
 typedef enum {
     MR_REPLICA_UPSERT_ITEMS,
     MR_REPLICA_APPEND_EVENTS,
-    MR_REPLICA_DELETE_ITEMS
+    MR_REPLICA_DELETE_ITEMS,
+    MR_REPLICA_PUSH_EMBEDDINGS
 } mr_replica_write;
 
 /* With log_servers set (needs data_dir): connect, create the stream when

@@ -16,8 +16,10 @@ server:
   right after the ack;
 - a store table with ttl_seconds loses rows nobody rewrote, counted in
   /metrics;
-- with an update log (a one-node NATS JetStream) PushEmbeddings is refused
-  (FAILED_PRECONDITION): it is not published to the log."""
+- with an update log (a one-node NATS JetStream, two replicas) a push
+  through replica A answers with its log_sequence and replica B reads the
+  rows with it as min_sequence; a replica that does not serve the model
+  skips the record and counts it."""
 import csv
 import json
 import os
@@ -347,8 +349,14 @@ class StoreTablesTest(unittest.TestCase):
         finally:
             srv.stop()
 
-    def test_push_refused_with_an_update_log(self):
-        """Pushes are not published to the update log: a replica refuses them."""
+    def test_push_through_the_update_log(self):
+        """With an update log (a one-node NATS JetStream, two replicas): a
+        push through replica A is checked there, published and answered
+        with its log_sequence; replica B reads the rows with it as
+        min_sequence; a refused push publishes nothing; a retry with the
+        same request_id is the same record; a push for a model B does not
+        serve, or for a version B does not serve, is skipped and counted on
+        B, and the log goes on."""
         import grpc
         import socket
         import moerec_pb2 as pb
@@ -361,6 +369,7 @@ class StoreTablesTest(unittest.TestCase):
         nats = subprocess.Popen(["nats-server", "-a", "127.0.0.1", "-p", str(port), "-js", "-sd",
                                  os.path.join(self.d, "nats")], stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
+        srvs = []
         try:
             until = time.time() + 20
             while True:
@@ -370,22 +379,75 @@ class StoreTablesTest(unittest.TestCase):
                 except OSError:
                     self.assertLess(time.time(), until, "nats-server did not listen")
                     time.sleep(0.05)
-            root = os.path.join(self.d, "log_root")
-            make_version(self.v1, os.path.join(root, "p", "1"), "store", "fp32")
-            srv = Server(root, os.path.join(self.d, "db5"),
-                         {"log_servers": "nats://127.0.0.1:%d" % port, "log_replicas": 1,
-                          "log_consumer": "r0"})
-            try:
-                before, _ = self.scores(srv, "p")
-                with self.assertRaises(grpc.RpcError) as cm:
-                    srv.admin.PushEmbeddings(pb.PushEmbeddingsRequest(model="p", table="item", ids=[1],
-                                                                      rows=[0.5] * 16), timeout=30)
-                self.assertEqual(cm.exception.code(), grpc.StatusCode.FAILED_PRECONDITION)
-                self.assertIn("not published to the update log", cm.exception.details())
-                self.assertEqual(self.scores(srv, "p")[0], before)
-            finally:
-                srv.stop()
+            # replica A serves p, pm and q; replica B serves p and pm only
+            root_b, root_a = os.path.join(self.d, "log_root_b"), os.path.join(self.d, "log_root_a")
+            make_version(self.v1, os.path.join(root_b, "p", "1"), "store", "fp32")
+            make_version(self.v1, os.path.join(root_b, "pm", "1"))
+            w = os.path.join(root_b, "pm", "1", "weights.safetensors")
+            rows = table_floats(w, "emb.item")
+            dim, ids = 16, list(range(1, 4096, 3))
+            for i in ids:
+                for j in range(dim):
+                    rows[i * dim + j] = 0.02 * ((i + j) % 7) - 0.05
+            set_table(w, "emb.item", rows)
+            shutil.copytree(root_b, root_a)
+            make_version(self.v1, os.path.join(root_a, "q", "1"), "store", "fp32")
+            # model v: version 1 on A, version 2 on B (a rollout in progress)
+            make_version(self.v1, os.path.join(root_a, "v", "1"), "store", "fp32")
+            make_version(self.v1, os.path.join(root_b, "v", "2"), "store", "fp32")
+            for i, root in enumerate((root_a, root_b)):
+                srvs.append(Server(root, os.path.join(self.d, "db5_%d" % i),
+                                   {"log_servers": "nats://127.0.0.1:%d" % port, "log_replicas": 1,
+                                    "log_consumer": "r%d" % i, "metrics_port": 0,
+                                    "drain_grace_seconds": 0}, log="info"))
+            a, b = srvs
+            before, _ = self.scores(b, "p")
+            want, _ = self.scores(a, "pm")
+            self.assertNotEqual(before, want)
+            push = [x for i in ids for x in rows[i * dim:(i + 1) * dim]]
+            with self.assertRaises(grpc.RpcError) as cm:  # checked by A, not published
+                a.admin.PushEmbeddings(pb.PushEmbeddingsRequest(model="p", table="item", ids=ids,
+                                                                rows=push[:-1]), timeout=30)
+            self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+            rq = a.admin.PushEmbeddings(pb.PushEmbeddingsRequest(model="q", table="item", ids=[1],
+                                                                 rows=[0.5] * dim), timeout=30)
+            self.assertEqual((rq.written, rq.version), (1, "1"))
+            self.assertEqual(rq.log_sequence, 1)  # the refused push took no sequence
+            rv = a.admin.PushEmbeddings(pb.PushEmbeddingsRequest(model="v", table="item", ids=[1],
+                                                                 rows=[0.5] * dim), timeout=30)
+            self.assertEqual((rv.version, rv.log_sequence), ("1", 2))
+            ok = pb.PushEmbeddingsRequest(model="p", table="item", ids=ids, rows=push, request_id="l1")
+            resp = a.admin.PushEmbeddings(ok, timeout=30)
+            self.assertEqual((resp.written, resp.model, resp.version, resp.request_id,
+                              resp.log_sequence), (len(ids), "p", "1", "l1", 3))
+            again = a.admin.PushEmbeddings(ok, timeout=30)  # a retry: the same record
+            self.assertEqual(again.log_sequence, 3)
+            for srv in (b, a):  # read-your-writes on both replicas
+                r = pb.ScoreRequest()
+                r.CopyFrom(self.req)
+                r.model, r.min_sequence = "p", resp.log_sequence
+                got = srv.rec.Score(r, timeout=30)
+                self.assertEqual([it.score for it in got.items], want)
+            mb = urllib.request.urlopen(b.metrics, timeout=10).read().decode()
+            ma = urllib.request.urlopen(a.metrics, timeout=10).read().decode()
+            self.assertIn("moerec_embedding_push_skipped_total 2\n", mb)  # q and v/1: not on B
+            self.assertIn("moerec_embedding_pushes_total 1\n", mb)
+            self.assertIn("moerec_embedding_push_skipped_total 0\n", ma)
+            self.assertIn("moerec_embedding_pushes_total 3\n", ma)
+            self.assertIn("moerec_embedding_pushed_rows_total %d\n" % (len(ids) + 2), ma)
+            r = pb.ScoreRequest()  # B's version 2 kept its own rows
+            r.CopyFrom(self.req)
+            r.model = "v"
+            self.assertEqual([it.score for it in b.rec.Score(r, timeout=30).items], before)
+            logs = [srv.stop() for srv in srvs]
+            srvs = []
+            self.assertIn("PushEmbeddings of model 'q' version 1 table 'item' skipped", logs[1])
+            self.assertIn("PushEmbeddings of model 'v' version 1 table 'item' skipped: model 'v' "
+                          "serves version 2", logs[1])
+            self.assertNotIn("skipped", logs[0])
         finally:
+            for srv in srvs:
+                srv.stop(kill=True)
             nats.kill()
             nats.wait()
 
