@@ -82,6 +82,17 @@ static int push_check(const Moerec__V1__PushEmbeddingsRequest *r, const mr_model
     for (size_t i = 0; i < r->n_rows; i++)
         if (!isfinite(r->rows[i]))
             return mr_err_set(err, MR_EINVAL, "rows[%zu] (ids[%zu]) is not finite", i, i / dim);
+    /* the store checks this too, but a push published to a log must be
+     * one every replica's store accepts */
+    emb_table_info info;
+    emb_table_get_info(ref->stabs[*ti].t, &info);
+    for (size_t i = 0; info.encoding == EMB_FP16 && i < r->n_rows; i++)
+        if (fabsf(r->rows[i]) > 65504.0f)
+            return mr_err_set(err, MR_ERANGE,
+                              "table '%s' row %llu (batch index %zu): element %zu = %g is outside "
+                              "the fp16 range (+-65504)",
+                              t->name, (unsigned long long)r->ids[i / dim], i / dim, i % dim,
+                              (double)r->rows[i]);
     return MR_OK;
 }
 

@@ -392,6 +392,7 @@ class StoreTablesTest(unittest.TestCase):
             set_table(w, "emb.item", rows)
             shutil.copytree(root_b, root_a)
             make_version(self.v1, os.path.join(root_a, "q", "1"), "store", "fp32")
+            make_version(self.v1, os.path.join(root_a, "h", "1"), "store", "fp16")
             # model v: version 1 on A, version 2 on B (a rollout in progress)
             make_version(self.v1, os.path.join(root_a, "v", "1"), "store", "fp32")
             make_version(self.v1, os.path.join(root_b, "v", "2"), "store", "fp32")
@@ -409,10 +410,16 @@ class StoreTablesTest(unittest.TestCase):
                 a.admin.PushEmbeddings(pb.PushEmbeddingsRequest(model="p", table="item", ids=ids,
                                                                 rows=push[:-1]), timeout=30)
             self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+            with self.assertRaises(grpc.RpcError) as cm:  # fp16 range: checked before publishing
+                a.admin.PushEmbeddings(pb.PushEmbeddingsRequest(model="h", table="item", ids=[1],
+                                                                rows=[1.0] * 3 + [7e4] + [1.0] * 12),
+                                       timeout=30)
+            self.assertEqual(cm.exception.code(), grpc.StatusCode.OUT_OF_RANGE)
+            self.assertIn("element 3 = 70000 is outside the fp16 range", cm.exception.details())
             rq = a.admin.PushEmbeddings(pb.PushEmbeddingsRequest(model="q", table="item", ids=[1],
                                                                  rows=[0.5] * dim), timeout=30)
             self.assertEqual((rq.written, rq.version), (1, "1"))
-            self.assertEqual(rq.log_sequence, 1)  # the refused push took no sequence
+            self.assertEqual(rq.log_sequence, 1)  # the refused pushes took no sequence
             rv = a.admin.PushEmbeddings(pb.PushEmbeddingsRequest(model="v", table="item", ids=[1],
                                                                  rows=[0.5] * dim), timeout=30)
             self.assertEqual((rv.version, rv.log_sequence), ("1", 2))
