@@ -46,6 +46,23 @@ def redis_cli(port, *args):
                           text=True, timeout=30).stdout
 
 
+def wait_cluster_agrees(port, seconds=30):
+    """Waits until `redis-cli --cluster check` passes: every node agrees on
+    the slot map and no slot is open (importing/migrating). `cluster_state:ok`
+    alone is not enough: a reshard started before the config epochs have
+    gossiped everywhere stops with "Nodes don't agree about configuration"."""
+    out = ""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        r = subprocess.run(["redis-cli", "--cluster", "check", "127.0.0.1:%d" % port],
+                           capture_output=True, text=True, timeout=30)
+        out = r.stdout + r.stderr
+        if r.returncode == 0 and "[ERR]" not in out and "[WARNING]" not in out:
+            return
+        time.sleep(0.1)
+    raise AssertionError("the cluster did not settle in %d s:\n%s" % (seconds, out[-2000:]))
+
+
 class SharedTierTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -79,6 +96,7 @@ class SharedTierTest(unittest.TestCase):
             if all("cluster_state:ok" in redis_cli(p, "CLUSTER", "INFO") for p in cls.ports):
                 break
             time.sleep(0.025)
+        wait_cluster_agrees(cls.ports[0])
         cfg = {"data_dir": os.path.join(d, "data"), "item_dim": 4, "cache_bytes": 0,
                "log_level": "warn", "shared_tier_seeds": ",".join("127.0.0.1:%d" % p for p in cls.ports),
                "shared_tier_prefix": "t", "shared_tier_ttl_seconds": 600}
@@ -151,7 +169,8 @@ class SharedTierTest(unittest.TestCase):
                             "--cluster-yes"], capture_output=True, text=True, timeout=120)
         stop.set()
         th.join()
-        self.assertEqual(r.returncode, 0, r.stderr[-2000:])
+        self.assertEqual(r.returncode, 0, (r.stdout + r.stderr)[-2000:])
+        wait_cluster_agrees(self.ports[0])
         self.assertEqual(failed, [])
         self.assertGreater(calls[0], 0)
         # the server's cluster client followed the slots that moved; rows of a
