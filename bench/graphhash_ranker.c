@@ -1,4 +1,4 @@
-/* graphhash_ranker — MovieLens multi-task AUC with user and item tables at 25% of full rows: full, random hash, double, frequency, GraphHash, DoubleGraphHash, LSH
+/* graphhash_ranker — MovieLens multi-task AUC with user and item tables at 25% of full rows: full, random hash, double, frequency, GraphHash (as the paper and balanced), DoubleGraphHash, LSH
  *
  * The C half of bench/graphhash_ranker.sh: reads DIR/train.csv,
  * DIR/test.csv, DIR/test_cold.csv (test rows whose movie is not in
@@ -13,10 +13,19 @@
  *   double_graphhash  DoubleGraphHash at 25%
  *   lsh               users: MinHash of their movie set; movies: SimHash of
  *                     the content vector (every catalogue movie, cold ones too)
- * Mappings are built from the training rows only (moe_model_maps_build).
+ *   graphhash_balanced         GraphHash with the --user-graph / --item-graph
+ *                              model.json keys (default: "balance":
+ *                              "degree", resolution 1 for users, 20 for
+ *                              movies, chosen on the validation split)
+ *   double_graphhash_balanced  DoubleGraphHash with the same keys
+ *   graphhash_item_balanced    users double hashing, movies balanced GraphHash
+ * Mappings are built from the training rows only (moe_model_maps_build);
+ * the training file read again with the mappings attached must give every
+ * value the row training used (else the run fails).
  * One JSON line: "auc": {kind: {"like": .., "love": ..}}, the same on the
  * cold rows, and GraphHash's loss vs random's loss against full.
  * Usage: bench_graphhash_ranker DIR NUSERS NITEMS [--epochs N] [--seed N] [--resolution R]
+ *        [--variants a,b,..] [--user-graph JSON] [--item-graph JSON]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,27 +50,70 @@ static const char *k_fmt =
 typedef struct variant {
     const char *name, *user, *item; /* table kind JSON of the user and item tables */
     int full;
+    int tuned; /* graph tables take the --user-graph / --item-graph keys */
 } variant;
 
+#define GU "\"hash\":\"graph\",\"pair\":\"item\""
+#define GI "\"hash\":\"graph\",\"pair\":\"user\""
+#define DGU "\"hash\":\"double_graph\",\"pair\":\"item\""
+#define DGI "\"hash\":\"double_graph\",\"pair\":\"user\""
 static const variant k_variants[] = {
-    {"full", "\"hash\":\"hash\"", "\"hash\":\"hash\"", 1},
-    {"random", "\"hash\":\"hash\"", "\"hash\":\"hash\"", 0},
-    {"double", "\"hash\":\"double\"", "\"hash\":\"double\"", 0},
-    {"frequency", "\"hash\":\"frequency\"", "\"hash\":\"frequency\"", 0},
-    {"graphhash", "\"hash\":\"graph\",\"pair\":\"item\"", "\"hash\":\"graph\",\"pair\":\"user\"",
+    {"full", "\"hash\":\"hash\"", "\"hash\":\"hash\"", 1, 0},
+    {"random", "\"hash\":\"hash\"", "\"hash\":\"hash\"", 0, 0},
+    {"double", "\"hash\":\"double\"", "\"hash\":\"double\"", 0, 0},
+    {"frequency", "\"hash\":\"frequency\"", "\"hash\":\"frequency\"", 0, 0},
+    {"graphhash", GU, GI, 0, 0},
+    {"double_graphhash", DGU, DGI, 0, 0},
+    {"lsh", "\"hash\":\"lsh\",\"pair\":\"item\"", "\"hash\":\"lsh\",\"vectors\":\"vectors.csv\"", 0,
      0},
-    {"double_graphhash", "\"hash\":\"double_graph\",\"pair\":\"item\"",
-     "\"hash\":\"double_graph\",\"pair\":\"user\"", 0},
-    {"lsh", "\"hash\":\"lsh\",\"pair\":\"item\"", "\"hash\":\"lsh\",\"vectors\":\"vectors.csv\"",
-     0},
+    {"graphhash_balanced", GU, GI, 0, 1},
+    {"double_graphhash_balanced", DGU, DGI, 0, 1},
+    {"graphhash_item_balanced", "\"hash\":\"double\"", GI, 0, 1},
 };
 #define NV (int)(sizeof k_variants / sizeof k_variants[0])
 
-static int run(const variant *v, const char *dir, long nu, long ni, int epochs, uint64_t seed,
-               double resolution, moe_eval *all, moe_eval *cold, double *secs, mr_err *e) {
-    char js[4096], p[4096];
+typedef struct bench_opts {
+    int epochs;
+    uint64_t seed;
+    double resolution;
+    const char *user_graph, *item_graph; /* extra model.json keys of graph tables */
+} bench_opts;
+
+static int is_graph(const char *kind) {
+    return strstr(kind, "_graph\"") || strstr(kind, ":\"graph\"");
+}
+
+/* The table kind JSON plus, for graph kinds, the extra keys. */
+static void kind_json(char *out, size_t n, const char *kind, const char *extra) {
+    snprintf(out, n, "%s%s%s", kind, is_graph(kind) && extra[0] ? "," : "",
+             is_graph(kind) ? extra : "");
+}
+
+static int same_rows(const moe_model *m, const moe_dataset *tr, const char *path, mr_err *e) {
+    moe_dataset *d = NULL;
+    int rc = moe_dataset_read(&d, m, path, NULL, 0, e);
+    for (int f = 0; !rc && f < tr->n_cat; f++) {
+        uint32_t n = tr->cat_off[f][tr->n];
+        if (d->n != tr->n || d->cat_off[f][d->n] != n ||
+            memcmp(d->cat_off[f], tr->cat_off[f], ((size_t)tr->n + 1) * sizeof(uint32_t)) ||
+            memcmp(d->cat_rows[f], tr->cat_rows[f], (size_t)n * sizeof(uint32_t)))
+            rc = mr_err_set(e, MR_EINTERNAL, "field '%s': rows at train and test differ",
+                            m->cat[f].name);
+    }
+    moe_dataset_free(d);
+    return rc;
+}
+
+static int run(const variant *v, const char *dir, long nu, long ni, const bench_opts *bo,
+               moe_eval *all, moe_eval *cold, double *secs, mr_err *e) {
+    char js[4096], p[4096], uk[1024], ik[1024];
+    int epochs = bo->epochs;
+    uint64_t seed = bo->seed;
+    double resolution = bo->resolution;
     long ur = v->full ? 16 * nu : nu / 4, ir = v->full ? 16 * ni : ni / 4;
-    snprintf(js, sizeof js, k_fmt, ur, v->user, ir, v->item);
+    kind_json(uk, sizeof uk, v->user, v->tuned ? bo->user_graph : "");
+    kind_json(ik, sizeof ik, v->item, v->tuned ? bo->item_graph : "");
+    snprintf(js, sizeof js, k_fmt, ur, uk, ir, ik);
     moe_model *m = NULL;
     moe_dataset *tr = NULL, *te = NULL, *tc = NULL;
     long *ti = NULL, *vi = NULL, nt, nv, *idx = NULL;
@@ -73,6 +125,10 @@ static int run(const variant *v, const char *dir, long nu, long ni, int epochs, 
     moe_maps_opts mo = {.resolution = resolution, .seed = seed, .base_dir = dir};
     if (!rc && moe_model_maps_missing(m) && !(rc = moe_model_maps_build(m, tr, ti, nt, &mo, e)))
         rc = moe_dataset_map_rows(tr, m, e);
+    /* the rows train learns from are the rows score looks up: the training
+     * file read again with the mapping attached (as test.csv is) must give
+     * every categorical value the row moe_dataset_map_rows gave it */
+    if (!rc) rc = same_rows(m, tr, p, e);
     snprintf(p, sizeof p, "%s/test.csv", dir);
     if (!rc) rc = moe_dataset_read(&te, m, p, NULL, 0, e);
     snprintf(p, sizeof p, "%s/test_cold.csv", dir);
@@ -122,25 +178,65 @@ out:
     return rc;
 }
 
+/* Position of variant name among the selected ones, or -1. */
+static int find_sel(const int *sel, int ns, const char *name) {
+    for (int s = 0; s < ns; s++)
+        if (!strcmp(k_variants[sel[s]].name, name)) return s;
+    return -1;
+}
+
+/* "key":{...} for a non-empty extra fragment (it is model.json keys). */
+static void print_extra(const char *key, const char *frag) {
+    if (frag[0]) printf("\"%s\":{%s},", key, frag);
+}
+
+static int find_variant(const char *name) {
+    for (int v = 0; v < NV; v++)
+        if (!strcmp(k_variants[v].name, name)) return v;
+    return -1;
+}
+
 int main(int argc, char **argv) {
     if (argc < 4) {
-        fprintf(
-            stderr,
-            "usage: bench_graphhash_ranker DIR NUSERS NITEMS [--epochs N] [--seed N] [--resolution R]\n");
+        fprintf(stderr,
+                "usage: bench_graphhash_ranker DIR NUSERS NITEMS [--epochs N] [--seed N] "
+                "[--resolution R] [--variants a,b,..] [--user-graph JSON] [--item-graph JSON]\n");
         return 2;
     }
     long nu = atol(argv[2]), ni = atol(argv[3]);
-    int epochs = 20;
-    uint64_t seed = 1;
-    double resolution = 0; /* auto: clusters close to the table's rows, as the paper sizes tables */
+    /* resolution 0 = auto: clusters close to the table's rows, as the paper sizes tables */
+    /* the *_balanced variants' settings, chosen on the validation split
+     * (graphhash_ranker.sh --validate; docs/benchmarks.md) */
+    bench_opts bo = {.epochs = 20,
+                     .seed = 1,
+                     .resolution = 0,
+                     .user_graph = "\"balance\":\"degree\",\"resolution\":1",
+                     .item_graph = "\"balance\":\"degree\",\"resolution\":20"};
+    int sel[NV], ns = 0;
+    char list[1024];
+    size_t ll = 0;
+    for (int v = 0; v < NV; v++)
+        ll += (size_t)snprintf(list + ll, sizeof list - ll, "%s%s", v ? "," : "",
+                               k_variants[v].name);
     for (int i = 4; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--epochs")) epochs = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--seed")) seed = strtoull(argv[i + 1], NULL, 10);
-        else if (!strcmp(argv[i], "--resolution")) resolution = atof(argv[i + 1]);
+        if (!strcmp(argv[i], "--epochs")) bo.epochs = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--seed")) bo.seed = strtoull(argv[i + 1], NULL, 10);
+        else if (!strcmp(argv[i], "--resolution")) bo.resolution = atof(argv[i + 1]);
+        else if (!strcmp(argv[i], "--variants")) snprintf(list, sizeof list, "%s", argv[i + 1]);
+        else if (!strcmp(argv[i], "--user-graph")) bo.user_graph = argv[i + 1];
+        else if (!strcmp(argv[i], "--item-graph")) bo.item_graph = argv[i + 1];
         else {
             fprintf(stderr, "bench_graphhash_ranker: unknown option %s\n", argv[i]);
             return 2;
         }
+    }
+    for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
+        int v = find_variant(tok);
+        if (v < 0 || ns == NV) {
+            fprintf(stderr, "bench_graphhash_ranker: unknown or repeated variant %s\n", tok);
+            return 2;
+        }
+        sel[ns++] = v;
     }
     if (nu < 8 || ni < 8) {
         fprintf(stderr, "bench_graphhash_ranker: NUSERS and NITEMS must be >= 8\n");
@@ -149,34 +245,50 @@ int main(int argc, char **argv) {
     mr_blas_set_threads(1);
     moe_eval all[NV], cold[NV];
     double secs[NV];
-    for (int v = 0; v < NV; v++) {
+    for (int s = 0; s < ns; s++) {
         mr_err e;
-        if (run(&k_variants[v], argv[1], nu, ni, epochs, seed, resolution, &all[v], &cold[v],
-                &secs[v], &e)) {
-            fprintf(stderr, "graphhash_ranker: %s: %s\n", k_variants[v].name, e.msg);
+        const variant *v = &k_variants[sel[s]];
+        if (run(v, argv[1], nu, ni, &bo, &all[s], &cold[s], &secs[s], &e)) {
+            fprintf(stderr, "graphhash_ranker: %s: %s\n", v->name, e.msg);
             return 1;
         }
     }
-    printf(
-        "{\"bench\":\"graphhash_ranker\",\"users\":%ld,\"items\":%ld,\"rows_fraction\":0.25,\"resolution\":%g,",
-        nu, ni, resolution);
+    printf("{\"bench\":\"graphhash_ranker\",\"users\":%ld,\"items\":%ld,\"rows_fraction\":0.25,"
+           "\"resolution\":%g,",
+           nu, ni, bo.resolution);
+    print_extra("user_graph", bo.user_graph);
+    print_extra("item_graph", bo.item_graph);
     for (int c = 0; c < 2; c++) {
         const moe_eval *ev = c ? cold : all;
         printf("\"%s\":{", c ? "auc_cold" : "auc");
-        for (int v = 0; v < NV; v++)
-            printf("%s\"%s\":{\"like\":%.4f,\"love\":%.4f}", v ? "," : "", k_variants[v].name,
-                   ev[v].auc[0], ev[v].auc[1]);
+        for (int s = 0; s < ns; s++)
+            printf("%s\"%s\":{\"like\":%.4f,\"love\":%.4f}", s ? "," : "", k_variants[sel[s]].name,
+                   ev[s].auc[0], ev[s].auc[1]);
         printf("},");
     }
-    /* target: GraphHash loses at most half the AUC random hashing loses vs full */
-    printf("\"loss_vs_full\":{");
-    for (int t = 0; t < 2; t++) {
-        double lr = all[0].auc[t] - all[1].auc[t], lg = all[0].auc[t] - all[4].auc[t];
-        printf("%s\"%s\":{\"random\":%.4f,\"graphhash\":%.4f,\"graphhash_over_random\":%.3f}",
-               t ? "," : "", t ? "love" : "like", lr, lg, lr > 0 ? lg / lr : -1.0);
+    /* target: GraphHash loses at most half the AUC random hashing loses vs
+     * full; for the paper's GraphHash and the balanced one */
+    int sf = find_sel(sel, ns, "full"), sr = find_sel(sel, ns, "random");
+    static const char *const gh[] = {"graphhash", "graphhash_balanced"};
+    if (sf >= 0 && sr >= 0) {
+        printf("\"loss_vs_full\":{");
+        for (int t = 0; t < 2; t++) {
+            double lr = all[sf].auc[t] - all[sr].auc[t];
+            printf("%s\"%s\":{\"random\":%.4f", t ? "," : "", t ? "love" : "like", lr);
+            for (int k = 0; k < 2; k++) {
+                int sg = find_sel(sel, ns, gh[k]);
+                if (sg < 0) continue;
+                double lg = all[sf].auc[t] - all[sg].auc[t];
+                printf(",\"%s\":%.4f,\"%s_over_random\":%.3f", gh[k], lg, gh[k],
+                       lr > 0 ? lg / lr : -1.0);
+            }
+            printf("}");
+        }
+        printf("},");
     }
-    printf("},\"seconds\":{");
-    for (int v = 0; v < NV; v++) printf("%s\"%s\":%.1f", v ? "," : "", k_variants[v].name, secs[v]);
+    printf("\"seconds\":{");
+    for (int s = 0; s < ns; s++)
+        printf("%s\"%s\":%.1f", s ? "," : "", k_variants[sel[s]].name, secs[s]);
     printf("}}\n");
     return 0;
 }

@@ -8,8 +8,16 @@
 # movie never occurs in training. The item content vectors of the lsh
 # variant (multi-hot genres + scaled year) come from the movie catalogue,
 # not from ratings.
-# Usage: bench/run graphhash_ranker [--epochs N] [--seed N] [--resolution R]
+# The *_balanced variants take "balance": "degree" and per-table
+# resolutions (users 1, movies 20) chosen on a validation split:
+# --validate replaces the test set by each user's latest 20% of their
+# training rows (the same rule, applied inside train.csv) and trains on the
+# rest, so settings are chosen without looking at the test rows.
+# Usage: bench/run graphhash_ranker [--validate] [--epochs N] [--seed N] [--resolution R]
+#        [--variants a,b,..] [--user-graph JSON] [--item-graph JSON]
 set -euo pipefail
+validate=0
+if [ "${1:-}" = --validate ]; then validate=1; shift; fi
 here=$(cd "$(dirname "$0")" && pwd)
 root=${MOEREC_ROOT:-$(dirname "$here")}
 . "$here/lib/build.sh"
@@ -21,9 +29,22 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 export OPENBLAS_NUM_THREADS=1
 /usr/bin/python3 "$here/moe_movielens_peer.py" prep "$src" "$work"
-/usr/bin/python3 - "$src" "$work" <<'PY'
+/usr/bin/python3 - "$src" "$work" "$validate" <<'PY'
 import csv, sys
-src, out = sys.argv[1], sys.argv[2]
+src, out, validate = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
+if validate:  # each user's latest 20% of training rows become the test set
+    with open(out + "/train.csv", newline="") as f:
+        rd = csv.DictReader(f); cols = rd.fieldnames; by_user = {}
+        for r in rd:
+            by_user.setdefault(r["userId"], []).append(r)
+    with open(out + "/train.csv", "w", newline="") as f, open(out + "/test.csv", "w", newline="") as g:
+        wtr, wte = csv.DictWriter(f, cols), csv.DictWriter(g, cols)
+        wtr.writeheader(); wte.writeheader()
+        for u, rs in by_user.items():
+            rs.sort(key=lambda r: int(r["timestamp"]))
+            cut = len(rs) - max(1, len(rs) // 5)
+            wtr.writerows(rs[:cut]); wte.writerows(rs[cut:])
+    print("graphhash_ranker: --validate: test.csv is the validation split of train.csv", file=sys.stderr)
 train_items = set()
 users = set()
 with open(out + "/train.csv", newline="") as f:

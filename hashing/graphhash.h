@@ -93,4 +93,16 @@ int graphhash_mapper_create_lsh(idhash_mapper **out, const graphhash_map *m, gra
 void graphhash_map_table(const graphhash_map *m, graphhash_side side, const uint64_t **ids,
                          const uint32_t **rows, size_t *n);
 
+/* Balanced rows from clusters (GraphHash with cluster splitting): ids
+ * cluster[0..n) with masses mass[0..n) (> 0, e.g. training degree) get
+ * rows row[0..n) in [0, rows). Ids are ordered by (cluster, mass
+ * descending) and cut into consecutive runs of about equal mass, one run
+ * per row: a giant cluster is split over several rows, its heaviest ids
+ * first (an id heavier than a row's share gets a row of its own), small
+ * clusters share a row with the next cluster only when the row is under
+ * half its share. Every row is used when n >= rows. Deterministic.
+ * MR_EINVAL for rows == 0 or a mass that is not finite and > 0. */
+int graphhash_balance_rows(const uint32_t *cluster, const double *mass, size_t n, uint32_t rows,
+                           uint32_t *row, mr_err *e);
+
 #endif

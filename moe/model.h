@@ -58,6 +58,11 @@ typedef struct moe_table {
     int pair;                   /* graph kinds, lsh by neighbours: the table
                                    * of the other side of the graph, or -1    */
     char vectors[256];          /* lsh by content: vectors CSV (build only) */
+    double resolution;          /* graph kinds: Louvain resolution, 0 = the
+                                   * build's (moe_maps_opts)                  */
+    int balance;                /* graph kinds: 1 = rows balanced by degree
+                                   * (graphhash_balance_rows), 0 = a row per
+                                   * cluster                                  */
     graphhash_map *gmap;        /* mapped kinds: the mapping, NULL until
                                    * built or loaded (rows are then hashed)    */
     idhash_stats stats;         /* collision statistics over gmap's ids      */

@@ -250,6 +250,30 @@ static int parse_storage(json_t *t, const char *where, moe_table *tb, mr_err *e)
     return 0;
 }
 
+/* Graph kinds (graph, double_graph): "resolution" (> 0; absent = the
+ * build's), "balance": "none" (default, a row per cluster, c mod rows) |
+ * "degree" (clusters split / packed into rows of equal training degree,
+ * graphhash_balance_rows). */
+static int parse_graph_opts(json_t *t, const char *where, moe_table *tb, mr_err *e) {
+    int graph = tb->kind == IDHASH_GRAPH || tb->kind == IDHASH_DOUBLE_GRAPH;
+    if (!graph && (json_object_get(t, "resolution") || json_object_get(t, "balance")))
+        return mr_err_set(e, MR_EINVAL,
+                          "model.json: %s: resolution and balance belong to the graph and "
+                          "double_graph kinds",
+                          where);
+    TRY(get_num(t, "resolution", where, 0, &tb->resolution, e));
+    if (json_object_get(t, "resolution") && !(tb->resolution > 0 && tb->resolution <= 1e6))
+        return mr_err_set(e, MR_EINVAL, "model.json: %s.resolution must be in (0, 1e6]", where);
+    char b[16];
+    TRY(get_str(t, "balance", where, "none", b, sizeof b, e));
+    if (!strcmp(b, "degree")) tb->balance = 1;
+    else if (!strcmp(b, "none")) tb->balance = 0;
+    else
+        return mr_err_set(e, MR_EINVAL,
+                          "model.json: %s.balance '%s' must be \"none\" or \"degree\"", where, b);
+    return 0;
+}
+
 int moe_encoding_parse(const char *s, moe_encoding *out) {
     static const char *const names[] = {"fp32", "fp16", "int8"};
     for (int i = 0; i < 3; i++)
@@ -265,9 +289,9 @@ const char *moe_encoding_name(moe_encoding enc) {
 }
 
 static int parse_tables(json_t *ts, moe_model *m, mr_err *e) {
-    static const char *const keys[] = {"name",     "rows",        "dim",  "hash",    "seed",
-                                       "seed2",    "mapping",     "pair", "vectors", "storage",
-                                       "encoding", "ttl_seconds", NULL};
+    static const char *const keys[] = {
+        "name",    "rows",    "dim",      "hash",        "seed",       "seed2",   "mapping", "pair",
+        "vectors", "storage", "encoding", "ttl_seconds", "resolution", "balance", NULL};
     char pairs[MOE_MAX_TABLES][MOE_NAME_MAX];
     if (!ts) return 0;
     if (!json_is_array(ts) || json_array_size(ts) > MOE_MAX_TABLES)
@@ -335,6 +359,7 @@ static int parse_tables(json_t *ts, moe_model *m, mr_err *e) {
         tb->seed = s1 ? (uint64_t)json_integer_value(s1) : (uint64_t)(i + 1);
         tb->seed2 = s2 ? (uint64_t)json_integer_value(s2) : idhash_seed2(tb->seed);
         TRY(parse_storage(t, where, tb, e));
+        TRY(parse_graph_opts(t, where, tb, e));
         m->n_tables++;
     }
     for (int i = 0; i < m->n_tables; i++) { /* pairs may name a later table */
@@ -549,6 +574,8 @@ char *moe_model_to_json(const moe_model *m) {
         if (moe_table_mapped(t)) json_object_set_new(o, "mapping", json_string(t->mapping));
         if (t->pair >= 0) json_object_set_new(o, "pair", json_string(m->tables[t->pair].name));
         if (t->vectors[0]) json_object_set_new(o, "vectors", json_string(t->vectors));
+        if (t->resolution > 0) json_object_set_new(o, "resolution", json_real(t->resolution));
+        if (t->balance) json_object_set_new(o, "balance", json_string("degree"));
         if (t->storage == MOE_STORAGE_STORE) {
             json_object_set_new(o, "storage", json_string("store"));
             json_object_set_new(o, "encoding", json_string(moe_encoding_name(t->encoding)));

@@ -8,8 +8,12 @@
  *   graph         Louvain clusters of the bipartite graph between this
  *                 table's ids and its "pair" table's ids (one edge per
  *                 training row), cluster c -> row c mod rows (GraphHash);
- *                 the resolution is given or searched so that the number
- *                 of clusters is close to rows (the paper's table size);
+ *                 the resolution is the table's "resolution", else the
+ *                 build's, given or searched so that the number of
+ *                 clusters is close to rows (the paper's table size);
+ *                 with "balance": "degree" the clusters are split or
+ *                 packed into rows of equal training degree instead
+ *                 (graphhash_balance_rows);
  *   double_graph  the graph row plus a second, distinct hash row, summed;
  *   lsh           "vectors": the SimHash bucket (floor(log2 rows) bits) of
  *                 the id's content vector, for every id in the vectors file,

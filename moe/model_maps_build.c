@@ -16,6 +16,8 @@
 
 #include "common/csv.h"
 #include "hashing/bigraph.h"
+#include "hashing/graphhash.h"
+#include "hashing/idsearch.h"
 #include "hashing/minhash.h"
 #include "hashing/simhash.h"
 #include "moe/model_maps.h"
@@ -124,6 +126,21 @@ static int cluster_at(graphhash_map **gm, const bigraph *g, double r, uint64_t l
     return rc;
 }
 
+/* "balance": "degree": rows from graphhash_balance_rows with each id's
+ * training degree (its number of training rows with a pair id) as mass. */
+static int balance(const bigraph *g, const uint64_t *ids, const uint32_t *cl, size_t n,
+                   uint32_t nrows, uint32_t *rows, mr_err *e) {
+    double *mass = malloc((n ? n : 1) * sizeof *mass);
+    if (!mass) return mr_err_set(e, MR_ENOMEM, "out of memory");
+    for (size_t j = 0; j < n; j++) {
+        long u = idsearch_find(g->user_ids, (size_t)g->nu, ids[j]);
+        mass[j] = u >= 0 && g->du[u] > 0 ? g->du[u] : 1.0;
+    }
+    int rc = graphhash_balance_rows(cl, mass, n, nrows, rows, e);
+    free(mass);
+    return rc;
+}
+
 /* Resolution "auto" (o->resolution <= 0): the GraphHash paper sizes the
  * table by the number of clusters; here the table size is given, so search
  * the resolution (bisection on log r in [1e-2, 1e4], 14 Louvain runs) whose
@@ -134,10 +151,10 @@ static int build_graph(graphhash_map **out, const moe_model *m, int t, const u64
     bigraph *g = NULL;
     graphhash_map *gm = NULL, *best = NULL;
     uint32_t *rows = NULL, k = 0, kbest = 0;
-    double rbest = o->resolution;
+    double res = tb->resolution > 0 ? tb->resolution : o->resolution, rbest = res;
     int rc = bigraph_build_ids(&g, ua->p, ub->p, NULL, ua->n, BIGRAPH_MERGE_DUPLICATES, e);
-    if (!rc && o->resolution > 0) {
-        rc = cluster_at(&best, g, o->resolution, o->seed, tb->seed, &kbest, e);
+    if (!rc && res > 0) {
+        rc = cluster_at(&best, g, res, o->seed, tb->seed, &kbest, e);
     } else if (!rc) {
         double lo = log(1e-2), hi = log(1e4);
         for (int it = 0; it < 14 && !rc; it++) {
@@ -162,8 +179,10 @@ static int build_graph(graphhash_map **out, const moe_model *m, int t, const u64
         graphhash_map_table(best, GRAPHHASH_USERS, &ids, &cl, &n);
         rows = malloc((n ? n : 1) * sizeof *rows);
         if (!rows) rc = mr_err_set(e, MR_ENOMEM, "out of memory");
+        if (!rc && tb->balance) rc = balance(g, ids, cl, n, (uint32_t)tb->rows, rows, e);
         /* more clusters than rows: fold them (c mod rows) */
-        for (size_t j = 0; !rc && j < n; j++) rows[j] = cl[j] % (uint32_t)tb->rows;
+        else
+            for (size_t j = 0; !rc && j < n; j++) rows[j] = cl[j] % (uint32_t)tb->rows;
         if (!rc) rc = one_side(out, tb, ids, rows, n, rbest, e);
     }
     free(rows);

@@ -2,11 +2,13 @@
 """Mapped embedding tables (graph, double_graph, frequency, lsh) end to end:
 `moerec train` builds each table's mapping from the training split and
 stores it in the version directory, the server loads it with the model
-(GetModelInfo reports kind, rows and collision statistics), Score equals
+(GetModelInfo reports kind, rows and collision statistics; a balanced
+GraphHash table uses every row and its model.json keys are kept), Score equals
 `moerec score` on the same rows, and a Reload to a version whose mapping is
 corrupt or missing fails naming the file while the old version keeps
 serving."""
 import csv
+import json
 import os
 import shutil
 import signal
@@ -19,7 +21,8 @@ ARGS = None
 
 TABLES = '''"tables": [
     {"name": "user", "rows": 16, "dim": 8, "seed": 1, "hash": "graph", "pair": "item"},
-    {"name": "item", "rows": 64, "dim": 8, "seed": 2, "hash": "double_graph", "pair": "user"},
+    {"name": "item", "rows": 64, "dim": 8, "seed": 2, "hash": "double_graph", "pair": "user",
+     "balance": "degree", "resolution": 2},
     {"name": "genre", "rows": 8, "dim": 4, "seed": 3, "hash": "frequency"},
     {"name": "item2", "rows": 32, "dim": 4, "seed": 4, "hash": "lsh", "pair": "user"}
   ],'''
@@ -96,6 +99,11 @@ class MappedTablesTest(unittest.TestCase):
             self.assertGreater(tables["user"].occupied_rows, 0)
             self.assertLessEqual(tables["user"].occupied_rows, 16)
             self.assertGreaterEqual(tables["user"].max_load, tables["user"].mean_load)
+            # balanced GraphHash rows: every row of the item table is used
+            self.assertEqual(tables["item"].occupied_rows, 64)
+            with open(os.path.join(self.v1, "model.json")) as f:
+                saved = [t for t in json.load(f)["tables"] if t["name"] == "item"][0]
+            self.assertEqual((saved["balance"], saved["resolution"]), ("degree", 2))
             self.assertEqual(tables["genre"].mapped_ids, 4)  # the floor(8/2) most frequent genres
             self.assertEqual(tables["genre"].max_load, 1)    # the head owns its rows
             # an unseen user (hash fallback) scores too

@@ -255,6 +255,62 @@ static void test_storage_fields(void **st) {
     }
 }
 
+/* Graph tables' "resolution" and "balance": parsed, defaulted, refused
+ * with the field named (also on other kinds), written back. */
+static void test_graph_fields(void **st) {
+    (void)st;
+    moe_model *m = NULL, *m2 = NULL;
+    mr_err e;
+    const char *ok =
+        "{\"tables\":[{\"name\":\"u\",\"rows\":10,\"dim\":2,\"hash\":\"graph\",\"pair\":\"i\","
+        "\"balance\":\"degree\",\"resolution\":1.5},{\"name\":\"i\",\"rows\":10,\"dim\":2,"
+        "\"hash\":\"double_graph\",\"pair\":\"u\"}],"
+        "\"tasks\":[{\"name\":\"a\"}],\"features\":{\"extra_dim\":1},\"arch\":{\"type\":\"mmoe\"}}";
+    int prc = moe_model_from_json(&m, ok, 1, &e);
+    if (prc) print_message("%s\n", e.msg);
+    assert_int_equal(prc, 0);
+    assert_int_equal(m->tables[0].balance, 1);
+    assert_true(m->tables[0].resolution == 1.5);
+    assert_int_equal(m->tables[1].balance, 0); /* defaults: a row per cluster, */
+    assert_true(m->tables[1].resolution == 0); /* the build's resolution */
+    char *js = moe_model_to_json(m);
+    assert_null(strstr(js, "\"none\"")); /* the default is not spelled out */
+    assert_int_equal(moe_model_from_json(&m2, js, 1, &e), 0);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(m2->tables[i].balance, m->tables[i].balance);
+        assert_true(m2->tables[i].resolution == m->tables[i].resolution);
+    }
+    free(js);
+    moe_model_free(m);
+    moe_model_free(m2);
+    static const struct {
+        const char *table, *needle;
+    } bad[] = {
+        {"\"hash\":\"graph\",\"pair\":\"b\",\"balance\":\"size\"",
+         "tables[0].balance 'size' must be"},
+        {"\"hash\":\"graph\",\"pair\":\"b\",\"balance\":1", "tables[0].balance must be a string"},
+        {"\"hash\":\"graph\",\"pair\":\"b\",\"resolution\":0", "tables[0].resolution must be in"},
+        {"\"hash\":\"graph\",\"pair\":\"b\",\"resolution\":-2", "tables[0].resolution must be in"},
+        {"\"hash\":\"graph\",\"pair\":\"b\",\"resolution\":\"auto\"",
+         "tables[0].resolution must be a number"},
+        {"\"hash\":\"frequency\",\"balance\":\"degree\"",
+         "tables[0]: resolution and balance belong to the graph"},
+        {"\"resolution\":5", "tables[0]: resolution and balance belong to the graph"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char js2[512];
+        snprintf(js2, sizeof js2,
+                 "{\"tables\":[{\"name\":\"a\",\"rows\":10,%s},{\"name\":\"b\",\"rows\":10}],"
+                 "\"arch\":{}}",
+                 bad[i].table);
+        m = NULL;
+        assert_int_equal(moe_model_from_json(&m, js2, 1, &e), MR_EINVAL);
+        assert_null(m);
+        print_message("%s -> %s\n", bad[i].table, e.msg);
+        assert_non_null(strstr(e.msg, bad[i].needle));
+    }
+}
+
 /* 400 random single-character mutations of a valid model.json: parsing
  * either succeeds or fails with MR_EINVAL, never crashes (ASan run). */
 static void test_fuzz(void **st) {
@@ -288,11 +344,9 @@ static void test_fuzz(void **st) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_layout_and_defaults),
-        cmocka_unit_test(test_errors_name_the_field),
-        cmocka_unit_test(test_to_json_round_trip),
-        cmocka_unit_test(test_storage_fields),
-        cmocka_unit_test(test_fuzz),
+        cmocka_unit_test(test_layout_and_defaults), cmocka_unit_test(test_errors_name_the_field),
+        cmocka_unit_test(test_to_json_round_trip),  cmocka_unit_test(test_storage_fields),
+        cmocka_unit_test(test_graph_fields),        cmocka_unit_test(test_fuzz),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,8 +1,9 @@
 /* test_model_maps_build.c — building mapped tables from training rows
  * (moe/model_maps_build.c): GraphHash clusters follow the communities,
  * frequency heads follow the counts, LSH rows follow content and
- * neighbour sets (including an item never seen in training), unseen ids
- * hash exactly as the hash kind, and the dataset is re-mapped. */
+ * neighbour sets (including an item never seen in training), balanced
+ * GraphHash rows spread over the table, unseen ids hash exactly as the
+ * hash kind, and the dataset is re-mapped. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -102,6 +103,51 @@ static void test_lsh_rows(void **state) {
     moe_model_free(m);
 }
 
+/* "balance": "degree" shares a table's rows out by training degree: the
+ * fixture's two communities on a 4-row table give every user a row of its
+ * own (a row per cluster leaves two rows unused); a table's "resolution"
+ * overrides the build's. */
+static void test_graph_balance(void **state) {
+    (void)state;
+    static const char *js =
+        "{\"tables\":[{\"name\":\"user\",\"rows\":4,\"dim\":2,\"seed\":11,\"hash\":\"graph\","
+        "\"pair\":\"item\",\"balance\":\"degree\",\"resolution\":0.5},"
+        "{\"name\":\"item\",\"rows\":4,\"dim\":2,\"seed\":12,\"hash\":\"graph\",\"pair\":\"user\"}],"
+        "\"features\":{\"categorical\":[{\"name\":\"user\",\"table\":\"user\"},"
+        "{\"name\":\"item\",\"table\":\"item\"}]},\"tasks\":[{\"name\":\"click\"}],"
+        "\"arch\":{\"type\":\"mmoe\",\"experts\":2,\"expert_hidden\":[4],\"tower_hidden\":[2]}}";
+    mr_err e;
+    moe_model *m;
+    moe_dataset *d;
+    char p[512];
+    snprintf(p, sizeof p, "%s/train.csv", g_dir);
+    assert_int_equal(moe_model_from_json(&m, js, 1, &e), 0);
+    assert_int_equal(moe_dataset_read(&d, m, p, NULL, 0, &e), 0);
+    long *idx = malloc(sizeof(long) * (size_t)d->n);
+    for (long i = 0; i < d->n; i++) idx[i] = i;
+    moe_maps_opts o = {.resolution = 1, .seed = 3, .base_dir = g_dir};
+    int rc = moe_model_maps_build(m, d, idx, d->n, &o, &e);
+    free(idx);
+    if (rc) fail_msg("%s", e.msg);
+    const char *users[4] = {"u1", "u2", "u3", "u4"};
+    for (int a = 0; a < 4; a++)
+        for (int b = a + 1; b < 4; b++)
+            assert_int_not_equal(row_of(m, "user", users[a]), row_of(m, "user", users[b]));
+    assert_int_equal(m->tables[0].stats.occupied, 4);
+    /* the item table keeps a row per cluster: a, b share one, c, d another */
+    assert_int_equal(row_of(m, "item", "a"), row_of(m, "item", "b"));
+    assert_int_equal(row_of(m, "item", "c"), row_of(m, "item", "d"));
+    assert_int_equal(m->tables[1].stats.occupied, 2);
+    assert_true(graphhash_map_resolution(m->tables[0].gmap) == 0.5);
+    assert_true(graphhash_map_resolution(m->tables[1].gmap) == 1);
+    /* an unseen user still hashes as the hash kind would */
+    int num;
+    uint64_t id = moe_model_value_id(m, moe_model_field(m, "user", &num), "stranger", 8);
+    assert_int_equal(row_of(m, "user", "stranger"), idhash_row(idhash_u64(id, 11), 4));
+    moe_dataset_free(d);
+    moe_model_free(m);
+}
+
 static void test_errors(void **state) {
     (void)state;
     mr_err e;
@@ -151,6 +197,7 @@ int main(void) {
         cmocka_unit_test(test_graph_rows_follow_communities),
         cmocka_unit_test(test_frequency_head),
         cmocka_unit_test(test_lsh_rows),
+        cmocka_unit_test(test_graph_balance),
         cmocka_unit_test(test_errors),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
