@@ -21,7 +21,8 @@
 const char fz_model_json[] =
     "{\"format\":\"moerec.model\",\"format_version\":1,\"name\":\"fz\","
     "\"tables\":[{\"name\":\"user\",\"rows\":64,\"dim\":4},{\"name\":\"item\",\"rows\":64,\"dim\":4},"
-    "{\"name\":\"genre\",\"rows\":16,\"dim\":4}],"
+    "{\"name\":\"genre\",\"rows\":16,\"dim\":4,"
+    "\"storage\":\"store\",\"encoding\":\"fp16\"}],"
     "\"features\":{\"categorical\":[{\"name\":\"user_id\",\"table\":\"user\"},"
     "{\"name\":\"item_id\",\"table\":\"item\"},{\"name\":\"genre\",\"table\":\"genre\"}],"
     "\"numeric\":[{\"name\":\"price\",\"mean\":10,\"std\":5,\"fill\":10}]},"

@@ -30,5 +30,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         fprintf(stderr, "%s: status %d without a message\n", FZ_METHOD, res.status);
         abort();
     }
+    if (getenv("MOEREC_FUZZ_VERBOSE")) fprintf(stderr, "status %d %s\n", res.status, res.msg);
     return 0;
 }
