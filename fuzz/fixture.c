@@ -234,6 +234,17 @@ void fz_load_and_retrieve(const char *dir) {
     retr_set_free(s);
 }
 
+void fz_invoke_check(const char *method, const uint8_t *req, size_t n) {
+    mr_inproc_result res;
+    mr_err e = {0};
+    if (mr_server_invoke(fz_server(), method, req, n, &res, &e)) fz_die(method, e.msg);
+    if (res.status < 0 || res.status > 16 || (res.status != 0 && !res.msg[0])) {
+        fprintf(stderr, "%s: status %d without a message\n", method, res.status);
+        abort();
+    }
+    if (getenv("MOEREC_FUZZ_VERBOSE")) fprintf(stderr, "status %d %s\n", res.status, res.msg);
+}
+
 mr_server *fz_server(void) {
     if (g_server) return g_server;
     mr_log_set_level(MR_LOG_OFF);

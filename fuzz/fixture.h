@@ -28,6 +28,10 @@ const char *fz_write(const char *dir, const char *name, const uint8_t *data, siz
  * with items 1..FZ_ITEMS and a few events; no update log). Aborts when it
  * cannot be built. */
 mr_server *fz_server(void);
+/* Call method on fz_server() with req[0..n) (mr_server_invoke) and abort
+ * unless the answer is a real gRPC status, with a message when not OK;
+ * MOEREC_FUZZ_VERBOSE set prints each status. The RPC targets' check. */
+void fz_invoke_check(const char *method, const uint8_t *req, size_t n);
 /* A saved retriever set alone, built once: a FAISS "IDMap,Flat" expert
  * "flat" of FZ_ITEMS vectors, a popularity fallback "popular", a MinHash
  * expert "cooc" and router pilots. Files: retrievers.json, flat.faiss,

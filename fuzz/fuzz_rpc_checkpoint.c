@@ -16,7 +16,6 @@
 
 #include "fuzz/fixture.h"
 #include "proto/moerec.pb-c.h"
-#include "server/inproc.h"
 
 #define METHOD "/moerec.v1.Admin/Checkpoint"
 
@@ -73,17 +72,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         req = packed;
     }
     if (r) moerec__v1__checkpoint_request__free_unpacked(r, NULL);
-    mr_inproc_result res;
-    mr_err e = {0};
-    if (mr_server_invoke(fz_server(), METHOD, req, n, &res, &e)) {
-        fprintf(stderr, "%s: %s\n", METHOD, e.msg);
-        abort();
-    }
-    if (res.status < 0 || res.status > 16 || (res.status != 0 && !res.msg[0])) {
-        fprintf(stderr, "%s: status %d without a message\n", METHOD, res.status);
-        abort();
-    }
-    if (getenv("MOEREC_FUZZ_VERBOSE")) fprintf(stderr, "status %d %s\n", res.status, res.msg);
+    fz_invoke_check(METHOD, req, n);
     clean_base();
     free(packed);
     free(dir);
