@@ -21,7 +21,8 @@
 const char fz_model_json[] =
     "{\"format\":\"moerec.model\",\"format_version\":1,\"name\":\"fz\","
     "\"tables\":[{\"name\":\"user\",\"rows\":64,\"dim\":4},{\"name\":\"item\",\"rows\":64,\"dim\":4},"
-    "{\"name\":\"genre\",\"rows\":16,\"dim\":4}],"
+    "{\"name\":\"genre\",\"rows\":16,\"dim\":4,"
+    "\"storage\":\"store\",\"encoding\":\"fp16\"}],"
     "\"features\":{\"categorical\":[{\"name\":\"user_id\",\"table\":\"user\"},"
     "{\"name\":\"item_id\",\"table\":\"item\"},{\"name\":\"genre\",\"table\":\"genre\"}],"
     "\"numeric\":[{\"name\":\"price\",\"mean\":10,\"std\":5,\"fill\":10}]},"
@@ -231,6 +232,17 @@ void fz_load_and_retrieve(const char *dir) {
     mr_arena_free(&a);
     free(q);
     retr_set_free(s);
+}
+
+void fz_invoke_check(const char *method, const uint8_t *req, size_t n) {
+    mr_inproc_result res;
+    mr_err e = {0};
+    if (mr_server_invoke(fz_server(), method, req, n, &res, &e)) fz_die(method, e.msg);
+    if (res.status < 0 || res.status > 16 || (res.status != 0 && !res.msg[0])) {
+        fprintf(stderr, "%s: status %d without a message\n", method, res.status);
+        abort();
+    }
+    if (getenv("MOEREC_FUZZ_VERBOSE")) fprintf(stderr, "status %d %s\n", res.status, res.msg);
 }
 
 mr_server *fz_server(void) {

@@ -15,7 +15,9 @@
 #define FZ_DIM 4    /* item vectors and retrievers */
 #define FZ_ITEMS 40 /* items 1..FZ_ITEMS in the FAISS expert and the store */
 
-/* The model JSON of the fixture (user_id, item_id, genre; one numeric). */
+/* The model JSON of the fixture (user_id, item_id, genre; one numeric).
+ * The genre table (16 rows) has "storage": "store", fp16: the table
+ * PushEmbeddings writes. */
 extern const char fz_model_json[];
 
 /* A fresh temp directory, removed at exit; aborts when none can be made. */
@@ -23,8 +25,13 @@ const char *fz_tmpdir(void);
 /* Write data to dir/name (aborts on failure); returns the path (static). */
 const char *fz_write(const char *dir, const char *name, const uint8_t *data, size_t n);
 /* The server over the fixture (model "fz" version 1 + retrievers + store
- * with items 1..FZ_ITEMS and a few events). Aborts when it cannot be built. */
+ * with items 1..FZ_ITEMS and a few events; no update log). Aborts when it
+ * cannot be built. */
 mr_server *fz_server(void);
+/* Call method on fz_server() with req[0..n) (mr_server_invoke) and abort
+ * unless the answer is a real gRPC status, with a message when not OK;
+ * MOEREC_FUZZ_VERBOSE set prints each status. The RPC targets' check. */
+void fz_invoke_check(const char *method, const uint8_t *req, size_t n);
 /* A saved retriever set alone, built once: a FAISS "IDMap,Flat" expert
  * "flat" of FZ_ITEMS vectors, a popularity fallback "popular", a MinHash
  * expert "cooc" and router pilots. Files: retrievers.json, flat.faiss,

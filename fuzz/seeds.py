@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """seeds.py — write the seed corpora of the fuzz targets into fuzz/corpus/
-(committed; rerun after a format change). Usage:
+(committed; rerun after a format change; writes every seed again). Usage:
   /usr/bin/python3 fuzz/seeds.py --proto-dir proto --out fuzz/corpus
 Targets whose seeds are the fixture's own binary files (retr_set,
 faiss_index, safetensors) are seeded by scripts/fuzz.sh --seeds, which runs
@@ -49,10 +49,35 @@ def rpc_seeds(out, pb, hpb):
         "rpc_get_model_info": [pb.GetModelInfoRequest(), pb.GetModelInfoRequest(model="fz")],
         "rpc_reload": [pb.ReloadRequest(), pb.ReloadRequest(model="fz", version="1")],
         "rpc_stats": [pb.StatsRequest()],
+        "rpc_delete_items": [pb.DeleteItemsRequest(item_ids=["3"]),
+                             pb.DeleteItemsRequest(request_id="d", item_ids=["1", "999", "7"], model="fz")],
+        # genre is the fixture's store-backed (fp16) table; user is in memory
+        "rpc_push_embeddings": [pb.PushEmbeddingsRequest(table="genre", ids=[0, 3],
+                                                         rows=[0.5, -1, 2, 0, 1, 1, 1, 1]),
+                                pb.PushEmbeddingsRequest(model="fz", version="1", table="genre", ids=[15],
+                                                         rows=[70000.0, 0, 0, 0], request_id="p"),
+                                pb.PushEmbeddingsRequest(table="user", ids=[1], rows=[1, 2, 3, 4])],
+        # absolute dirs are moved under the target's temp dir; /exists exists there
+        "rpc_checkpoint": [pb.CheckpointRequest(dir="/cp"), pb.CheckpointRequest(dir="/exists"),
+                           pb.CheckpointRequest(dir="/no/parent"), pb.CheckpointRequest(dir="relative")],
     }
     for target, msgs in seeds.items():
         for i, m in enumerate(msgs):
             put(out, target, "seed-%d" % i, m.SerializeToString())
+    log = [pb.LogRecord(upsert_items=pb.UpsertItemsRequest(items=[
+               pb.Item(item_id="200", embedding=[0.1, 0.2, 0.3, 0.4], features=feats),
+               pb.Item(item_id="5", deleted=True)]), time_ms=1700000000000, origin="a"),
+           pb.LogRecord(append_events=pb.AppendEventsRequest(events=[
+               pb.Event(user_id="u1", item_id="2", timestamp_ms=1700000000001, action="click", value=1)]),
+               time_ms=1700000000001, origin="b"),
+           pb.LogRecord(delete_items=pb.DeleteItemsRequest(item_ids=["4", "9"]), time_ms=5),
+           pb.LogRecord(push_embeddings=pb.PushEmbeddingsRequest(model="fz", version="1", table="genre",
+                                                                 ids=[2], rows=[1, 0, -1, 0.25]),
+                        time_ms=1700000000002),
+           pb.LogRecord(push_embeddings=pb.PushEmbeddingsRequest(model="fz", version="9", table="genre",
+                                                                 ids=[2], rows=[1, 0, -1, 0.25]))]
+    for i, m in enumerate(log):
+        put(out, "log_record", "seed-%d" % i, m.SerializeToString())
 
 
 MODEL = {
@@ -81,6 +106,27 @@ def graphhash_file(users, items, k_u, k_i):
                                       xxhash.xxh3_64_intdigest(body, seed=0))
     assert len(head) == 64
     return head + body
+
+
+def npy_file(major, descr, shape, data, fortran=False):
+    """A .npy file as numpy writes it (format major.0), written by hand."""
+    head = "{'descr': '%s', 'fortran_order': %s, 'shape': (%s), }" % (
+        descr, "True" if fortran else "False", "".join("%d, " % d for d in shape).rstrip(" ")
+        if len(shape) != 1 else "%d," % shape[0])
+    pre = 10 if major == 1 else 12
+    pad = -(pre + len(head) + 1) % 64
+    head = (head + " " * pad + "\n").encode()
+    size = struct.pack("<H", len(head)) if major == 1 else struct.pack("<I", len(head))
+    return b"\x93NUMPY" + bytes([major, 0]) + size + head + data
+
+
+def npy_seeds(out):
+    f4 = struct.pack("<6f", 0.5, -1, 2, 3.25, 0, 1e30)
+    put(out, "npy", "seed-f4", npy_file(1, "<f4", (2, 3), f4))
+    put(out, "npy", "seed-f8-v2", npy_file(2, "<f8", (3, 1), struct.pack("<3d", 1, -2.5, 1e10)))
+    put(out, "npy", "seed-v3", npy_file(3, "=f4", (1, 2), struct.pack("<2f", 7, 8)))
+    put(out, "npy", "seed-1d", npy_file(1, "<f4", (2,), struct.pack("<2f", 1, 2)))
+    put(out, "npy", "seed-fortran", npy_file(1, "<f4", (1, 1), struct.pack("<f", 1), True))
 
 
 def file_seeds(out):
@@ -122,6 +168,7 @@ def main():
         import health_pb2 as hpb
         rpc_seeds(args.out, pb, hpb)
     file_seeds(args.out)
+    npy_seeds(args.out)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 /* handlers_admin.c — moerec.v1.Admin: Stats (Reload arrives with model
  * loading). */
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "proto/moerec.pb-c.h"
@@ -115,6 +116,20 @@ int mr_handle_admin_checkpoint(mr_call_ctx *ctx, const ProtobufCMessage *req,
     if (access(r->dir, F_OK) == 0)
         return mr_err_set(err, MR_EEXIST, "dir '%.200s' exists: a checkpoint needs a new folder",
                           r->dir);
+    /* a missing parent is the caller's error, not an I/O failure (RocksDB
+     * would report it as INTERNAL) */
+    char parent[1025];
+    size_t pl = strlen(r->dir);
+    memcpy(parent, r->dir, pl + 1);
+    while (pl > 1 && parent[pl - 1] == '/') parent[--pl] = 0;
+    char *slash = strrchr(parent, '/'); /* not NULL: dir starts with '/' */
+    if (slash == parent) parent[1] = 0; /* "/x" -> "/" */
+    else *slash = 0;
+    struct stat sb;
+    if (stat(parent, &sb) != 0 || !S_ISDIR(sb.st_mode))
+        return mr_err_set(err, MR_EINVAL,
+                          "dir '%.200s': its parent '%.200s' is not an existing directory", r->dir,
+                          parent);
     int rc = store_checkpoint(be->st, r->dir, err);
     if (rc) return rc;
     /* The sequence the copy holds: read from the copy itself, since the

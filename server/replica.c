@@ -36,9 +36,9 @@
 #define REPLICA_ARENA_CHUNK (1u << 20)
 #define REPLICA_ARENA_LIMIT (256u << 20)
 
-/* The consumer's apply callback: one record through its handler. */
-static int replica_apply(void *arg, uint64_t seq, const uint8_t *data, size_t len, mr_err *e) {
-    mr_server *s = arg;
+int mr_replica_apply(mr_server *s, uint64_t seq, const uint8_t *data, size_t len, mr_err *e) {
+    if (!mr_server_backend(s))
+        return mr_err_set(e, MR_EINVAL, "update log: no store to apply records to (data_dir)");
     mr_arena a;
     mr_arena_init(&a, REPLICA_ARENA_CHUNK, REPLICA_ARENA_LIMIT);
     ProtobufCAllocator al = mr_pb_arena(&a);
@@ -85,6 +85,11 @@ static int replica_apply(void *arg, uint64_t seq, const uint8_t *data, size_t le
 out:
     mr_arena_free(&a);
     return rc;
+}
+
+/* The consumer's apply callback. */
+static int replica_apply(void *arg, uint64_t seq, const uint8_t *data, size_t len, mr_err *e) {
+    return mr_replica_apply(arg, seq, data, len, e);
 }
 
 int mr_replica_open(mr_server *s, const mr_server_config *cfg, mr_err *e) {
