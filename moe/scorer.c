@@ -47,14 +47,17 @@ struct moe_scorer {
     int n_parts;                      /* part passes initialised                          */
     moe_pass part[MOE_SPLIT_MAX - 1]; /* parts 1.. of a split run          */
     moe_pending *pend;                /* (npend) deferred fields of the batch, in call order */
-    int npend, pend_cap;
+    int npend;
+    size_t pend_cap;
     uint64_t *prow; /* (nprow) their rows */
     size_t nprow, prow_cap;
     uint64_t *uniq; /* (nprow) a table's distinct rows, sorted */
+    size_t uniq_cap;
     float *fetched; /* (nprow, dim) their vectors */
     size_t fetched_cap;
     moe_pending *mpend; /* (nmpend) deferred in-memory fields of one row each */
-    int nmpend, mpend_cap;
+    int nmpend;
+    size_t mpend_cap;
     const float **mrow; /* (nmrow) their table rows */
     size_t nmrow, mrow_cap;
 };
@@ -88,6 +91,18 @@ void moe_scorer_free(moe_scorer *s) {
     mr_floats_free(s->x);
     mr_floats_free(s->bag);
     free(s);
+}
+
+/* p (an array of *cap items of elem bytes) grown to hold need items,
+ * doubling from first: the new array (*cap updated), p when it holds
+ * them, NULL without memory (p unchanged). */
+static void *reserve(void *p, size_t *cap, size_t need, size_t elem, size_t first) {
+    if (need <= *cap) return p;
+    size_t c = *cap ? 2 * *cap : first;
+    while (c < need) c *= 2;
+    void *q = realloc(p, elem * c);
+    if (q) *cap = c;
+    return q;
 }
 
 /* Rows of the in-memory field this many deferred calls ahead are
@@ -131,22 +146,13 @@ static void flush_mem(moe_scorer *s) {
  * no memory to grow the lists (the caller sums it at once instead). */
 static int defer_mem(moe_scorer *s, int row, int f, const moe_table *t, const char *const *values,
                      const size_t *lens, int nvalues) {
-    if (s->nmpend == s->mpend_cap) {
-        int cap = s->mpend_cap ? 2 * s->mpend_cap : 256;
-        moe_pending *p = realloc(s->mpend, sizeof *p * (size_t)cap);
-        if (!p) return 1;
-        s->mpend = p;
-        s->mpend_cap = cap;
-    }
-    size_t need = s->nmrow + (size_t)nvalues * IDHASH_MAX_ROWS;
-    if (need > s->mrow_cap) {
-        size_t cap = s->mrow_cap ? 2 * s->mrow_cap : 1024;
-        while (cap < need) cap *= 2;
-        const float **r = realloc(s->mrow, sizeof *r * cap);
-        if (!r) return 1;
-        s->mrow = r;
-        s->mrow_cap = cap;
-    }
+    moe_pending *p = reserve(s->mpend, &s->mpend_cap, (size_t)s->nmpend + 1, sizeof *p, 256);
+    if (!p) return 1;
+    s->mpend = p;
+    const float **r = reserve(s->mrow, &s->mrow_cap, s->nmrow + (size_t)nvalues * IDHASH_MAX_ROWS,
+                              sizeof *r, 1024);
+    if (!r) return 1;
+    s->mrow = r;
     moe_pending *pd = &s->mpend[s->nmpend++];
     pd->f = f;
     pd->lo = row;
@@ -194,24 +200,14 @@ int moe_scorer_begin(moe_scorer *s, int n, mr_err *e) {
 /* set_cat of a fetched table: record the rows, build the bag in run. */
 static int defer_cat(moe_scorer *s, int row, int f, const char *const *values, const size_t *lens,
                      int nvalues, mr_err *e) {
-    if (s->npend == s->pend_cap) {
-        int cap = s->pend_cap ? 2 * s->pend_cap : 64;
-        moe_pending *p = realloc(s->pend, sizeof *p * (size_t)cap);
-        if (!p) return mr_err_set(e, MR_ENOMEM, "moe_scorer: out of memory");
-        s->pend = p;
-        s->pend_cap = cap;
-    }
     size_t need = s->nprow + (size_t)nvalues * IDHASH_MAX_ROWS;
-    if (need > s->prow_cap) {
-        size_t cap = s->prow_cap ? 2 * s->prow_cap : 1024;
-        while (cap < need) cap *= 2;
-        uint64_t *p = realloc(s->prow, sizeof *p * cap),
-                 *u = p ? realloc(s->uniq, sizeof *u * cap) : NULL;
-        if (p) s->prow = p;
-        if (u) s->uniq = u;
-        if (!p || !u) return mr_err_set(e, MR_ENOMEM, "moe_scorer: out of memory");
-        s->prow_cap = cap;
-    }
+    moe_pending *p = reserve(s->pend, &s->pend_cap, (size_t)s->npend + 1, sizeof *p, 64);
+    if (p) s->pend = p;
+    uint64_t *r = p ? reserve(s->prow, &s->prow_cap, need, sizeof *r, 1024) : NULL;
+    if (r) s->prow = r;
+    uint64_t *u = r ? reserve(s->uniq, &s->uniq_cap, need, sizeof *u, 1024) : NULL;
+    if (!u) return mr_err_set(e, MR_ENOMEM, "moe_scorer: out of memory");
+    s->uniq = u;
     moe_pending *pd = &s->pend[s->npend++];
     pd->f = f;
     pd->lo = row == MOE_ALL_ROWS ? 0 : row;
