@@ -45,6 +45,24 @@
 
 #define REPS 5 /* timings are the best of REPS windows: the machine is shared */
 
+/* Best-of-REPS GFLOP/s of C (m, n) = A (m, k) B^T on OpenBLAS. */
+static double sgemm_gflops(int m, int n, int k, const float *A, const float *B, float *C,
+                           double seconds) {
+    double best = 0;
+    for (int rep = 0; rep < REPS; rep++) {
+        uint64_t t0 = mr_now_ns(), t;
+        long it = 0;
+        do {
+            mr_sgemm(0, 1, m, n, k, 1.0f, A, B, 0.0f, C);
+            it++;
+            t = mr_now_ns();
+        } while ((double)(t - t0) / 1e9 < seconds / REPS);
+        double g = 2.0 * m * n * k * (double)it / ((double)(t - t0) / 1e9) / 1e9;
+        best = g > best ? g : best;
+    }
+    return best;
+}
+
 static double peak_gflops(double seconds) {
     static const int shapes[][3] = {
         {512, 512, 512}, {500, 256, 352}, {500, 128, 256}, {1000, 256, 352}};
@@ -56,18 +74,8 @@ static double peak_gflops(double seconds) {
     mr_rng_fill_normal(&r, B, 1024 * 1024, 1.0f);
     double best = 0;
     for (int s = 0; s < 4; s++) {
-        int m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
-        for (int rep = 0; rep < REPS; rep++) {
-            uint64_t t0 = mr_now_ns(), t;
-            long it = 0;
-            do {
-                mr_sgemm(0, 1, m, n, k, 1.0f, A, B, 0.0f, C);
-                it++;
-                t = mr_now_ns();
-            } while ((double)(t - t0) / 1e9 < seconds / REPS);
-            double g = 2.0 * m * n * k * (double)it / ((double)(t - t0) / 1e9) / 1e9;
-            best = g > best ? g : best;
-        }
+        double g = sgemm_gflops(shapes[s][0], shapes[s][1], shapes[s][2], A, B, C, seconds);
+        best = g > best ? g : best;
     }
     mr_floats_free(A);
     mr_floats_free(B);
@@ -144,6 +152,22 @@ out:
     return best;
 }
 
+/* The same Linear's matmul (500 x 352 -> 256) on OpenBLAS, the baseline
+ * path's kernel (mr_sgemm, whichever OPENBLAS_CORETYPE selects): the ratio
+ * of the two Linears is what the code around the kernels cannot exceed. */
+static double openblas_linear_gflops(double seconds) {
+    enum { M = 500, K = 352, N = 256 };
+    float *A = mr_floats_alloc(M * K), *W = mr_floats_alloc(N * K), *C = mr_floats_alloc(M * N);
+    double best = 0;
+    for (int i = 0; A && W && i < M * K; i++) A[i] = 0.0115f;
+    for (int i = 0; A && W && i < N * K; i++) W[i] = 0.0115f;
+    if (A && W && C) best = sgemm_gflops(M, N, K, A, W, C, seconds);
+    mr_floats_free(A);
+    mr_floats_free(W);
+    mr_floats_free(C);
+    return best;
+}
+
 /* FLOPs of one candidate through the dense network (multiply-add = 2). */
 static double flops_per_row(const moe_net *n) {
     double f = 0;
@@ -159,24 +183,40 @@ static double flops_per_row(const moe_net *n) {
     return f;
 }
 
+static double thread_cpu_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
 /* Best-of-REPS candidates/s of scoring the batch already in s (best of
- * REPS windows: the machine is shared). */
-static double time_runs(moe_scorer *s, int B, float *tasks, double seconds, mr_pool *split) {
+ * REPS windows: the machine is shared). With cpu_rate, also the best
+ * window's candidates per second of this thread's CPU time (the load of
+ * other processes takes cores away; it disturbs this figure less). */
+static double time_runs_cpu(moe_scorer *s, int B, float *tasks, double seconds, mr_pool *split,
+                            double *cpu_rate) {
     mr_err e;
     double best = 0;
     moe_scorer_run_split(s, tasks, NULL, split, 2, &e); /* warm-up */
     for (int rep = 0; rep < REPS; rep++) {
         uint64_t t0 = mr_now_ns(), t;
+        double c0 = thread_cpu_s();
         long it = 0;
         do {
             moe_scorer_run_split(s, tasks, NULL, split, 2, &e); /* split NULL: moe_scorer_run */
             it++;
             t = mr_now_ns();
         } while ((double)(t - t0) / 1e9 < seconds / REPS);
-        double c = (double)B * (double)it / ((double)(t - t0) / 1e9);
+        double c = (double)B * (double)it / ((double)(t - t0) / 1e9), cpu = thread_cpu_s() - c0;
         best = c > best ? c : best;
+        if (cpu_rate && cpu > 0 && (double)B * (double)it / cpu > *cpu_rate)
+            *cpu_rate = (double)B * (double)it / cpu;
     }
     return best;
+}
+
+static double time_runs(moe_scorer *s, int B, float *tasks, double seconds, mr_pool *split) {
+    return time_runs_cpu(s, B, tasks, seconds, split, NULL);
 }
 
 /* Every precision on the same model and inputs: candidates/s at batch 500,
@@ -187,8 +227,9 @@ enum { NP = 20000 };
 static const int k_split_rows[3] = {128, 256, 500};
 typedef struct prec_fig {
     double cps[MOE_PREC_COUNT], maxdiff[MOE_PREC_COUNT], dauc[MOE_PREC_COUNT];
-    double split[2][3]; /* fp32, bf16: split-in-2 / whole at k_split_rows */
-    double lin[2];      /* onednn_linear_gflops fp32, bf16 */
+    double cpu_cps[MOE_PREC_COUNT]; /* per second of the thread's CPU time */
+    double split[2][3];             /* fp32, bf16: split-in-2 / whole at k_split_rows */
+    double lin[3];                  /* onednn_linear_gflops fp32, bf16; openblas_linear_gflops */
     moe_precision used[MOE_PREC_COUNT];
 } prec_fig;
 
@@ -244,6 +285,7 @@ static int precision_block(const char *dir, prec_fig *pf, double seconds, mr_rng
         moe_scorer_begin(s, 500, &e);
         memcpy(moe_scorer_input(s), x, sizeof(float) * 500 * (size_t)m->in_dim);
         pf->cps[p] = 0;
+        pf->cpu_cps[p] = 0;
     }
     /* timing interleaved: every round times each precision for one short
      * window, and each keeps its best window; the load of the shared
@@ -251,16 +293,20 @@ static int precision_block(const char *dir, prec_fig *pf, double seconds, mr_rng
      * would compare different loads */
     for (int round = 0; round < 3; round++) {
         for (int p = 0; p < MOE_PREC_COUNT; p++) {
-            double c = time_runs(sp[p], 500, tasks, seconds / 3, NULL);
+            double c = time_runs_cpu(sp[p], 500, tasks, seconds / 3, NULL, &pf->cpu_cps[p]);
             pf->cps[p] = c > pf->cps[p] ? c : pf->cps[p];
         }
         for (int q = 0; q < 2; q++) { /* the kernels' rate, in the same rounds */
             double g = onednn_linear_gflops(q, seconds / 6);
             pf->lin[q] = g > pf->lin[q] ? g : pf->lin[q];
         }
+        double g = openblas_linear_gflops(seconds / 6);
+        pf->lin[2] = g > pf->lin[2] ? g : pf->lin[2];
     }
-    fprintf(stderr, "oneDNN Linear 500 x 352 -> 256: fp32 %.1f GFLOP/s, bf16 %.1f GFLOP/s\n",
-            pf->lin[0], pf->lin[1]);
+    fprintf(stderr,
+            "oneDNN Linear 500 x 352 -> 256: fp32 %.1f GFLOP/s, bf16 %.1f GFLOP/s; OpenBLAS (%s) "
+            "%.1f GFLOP/s\n",
+            pf->lin[0], pf->lin[1], mr_blas_corename(), pf->lin[2]);
     /* one request on two cores (server's score_split_candidates): whole vs
      * cut in 2 on a pool of 2, interleaved, at a few batch sizes */
     mr_pool *pool = mr_pool_create(2);
@@ -324,16 +370,14 @@ static int only_one(const char *dir, const char *prec, double seconds) {
     float *tasks = malloc(sizeof(float) * 500 * (size_t)m->n_tasks);
     /* candidates per second of this thread's CPU time too: on a loaded
      * machine it does not count the time the thread waited for a core */
-    struct timespec c0, c1;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
+    double c0 = thread_cpu_s();
     long runs = 0;
     uint64_t t0 = mr_now_ns();
     do {
         moe_scorer_run(s, tasks, NULL, &e);
         runs++;
     } while ((double)(mr_now_ns() - t0) / 1e9 < seconds / 2);
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
-    double cpu = (double)(c1.tv_sec - c0.tv_sec) + (double)(c1.tv_nsec - c0.tv_nsec) / 1e9;
+    double cpu = thread_cpu_s() - c0;
     double c = time_runs(s, 500, tasks, seconds / 2, NULL);
     printf(
         "{\"precision\":\"%s\",\"runs\":\"%s\",\"cands_per_s_500\":%.0f,\"cands_per_cpu_s_500\":%.0f}\n",
@@ -494,8 +538,10 @@ int main(int argc, char **argv) {
         "\"gflops\":{\"1\":%.2f,\"100\":%.2f,\"500\":%.2f,\"1000\":%.2f},"
         "\"peak_fraction_500\":%.3f,\"peak_fraction_1000\":%.3f,\"train_samples_per_s\":%.0f,"
         "\"top2_cands_per_s_500\":%.0f,\"top2_active_fraction\":%.3f,\"train_full_samples_per_s\":%.0f,"
-        "\"onednn_linear_gflops\":{\"fp32\":%.2f,\"bf16\":%.2f},"
+        "\"onednn_linear_gflops\":{\"fp32\":%.2f,\"bf16\":%.2f},\"openblas_linear_gflops\":%.2f,"
         "\"prec_cands_per_s_500\":{\"openblas_fp32\":%.0f,\"onednn_fp32\":%.0f,\"bf16\":%.0f,\"int8\":%.0f},"
+        "\"prec_cands_per_cpu_s_500\":{\"openblas_fp32\":%.0f,\"onednn_fp32\":%.0f,\"bf16\":%.0f,"
+        "\"int8\":%.0f},\"openblas_core\":\"%s\","
         "\"prec_used\":{\"bf16\":\"%s\",\"int8\":\"%s\"},"
         "\"max_abs_diff\":{\"onednn_fp32\":%.3g,\"bf16\":%.3g,\"int8\":%.3g},"
         "\"auc_change\":{\"onednn_fp32\":%.6f,\"bf16\":%.6f,\"int8\":%.6f},"
@@ -503,7 +549,8 @@ int main(int argc, char **argv) {
         "\"bf16\":{\"128\":%.2f,\"256\":%.2f,\"500\":%.2f}}}\n",
         gate, m->in_dim, m->net->n_params, fpr, peak, cps[0], cps[1], cps[2], cps[3], gf[0], gf[1],
         gf[2], gf[3], gf[2] / peak, gf[3] / peak, tsps, sparse_cps, sparse_frac, full_sps,
-        pf.lin[0], pf.lin[1], pf.cps[0], pf.cps[1], pf.cps[2], pf.cps[3],
+        pf.lin[0], pf.lin[1], pf.lin[2], pf.cps[0], pf.cps[1], pf.cps[2], pf.cps[3], pf.cpu_cps[0],
+        pf.cpu_cps[1], pf.cpu_cps[2], pf.cpu_cps[3], mr_blas_corename(),
         moe_precision_name(pf.used[2]), moe_precision_name(pf.used[3]), pf.maxdiff[1],
         pf.maxdiff[2], pf.maxdiff[3], pf.dauc[1], pf.dauc[2], pf.dauc[3], pf.split[0][0],
         pf.split[0][1], pf.split[0][2], pf.split[1][0], pf.split[1][1], pf.split[1][2]);

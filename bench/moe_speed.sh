@@ -75,6 +75,29 @@ out["linear_rate_cands_per_s_500"] = {k: round(lin[k] * 1e9 / c["flops_per_candi
 out["fraction_of_linear_rate"] = {
     "onednn_fp32": round(pc["onednn_fp32"] / out["linear_rate_cands_per_s_500"]["fp32"], 3),
     "bf16": round(pc["bf16"] / out["linear_rate_cands_per_s_500"]["bf16"], 3)}
+# the same Linear on the baseline's OpenBLAS kernels in the same rounds: the
+# kernels' own ratio, the most the code around them can reach
+out["openblas_linear_gflops"] = c["openblas_linear_gflops"]
+out["linear_kernel_ratio"] = {k: round(lin[k] / c["openblas_linear_gflops"], 2) for k in ("fp32", "bf16")}
 out["onednn_fp32_vs_torch_fp32"] = round(pc["onednn_fp32"] / t["cands_per_s"]["500"], 2)
+# the best figures above may come from different rounds; the ratios within
+# each round (one C process, then the peer right after it) are the ones to
+# compare on a loaded machine: per round, and their min and median
+rounds = []
+for i in (1, 2):
+    ci, ti = json.load(open(d + "/c%d.json" % i)), json.load(open(d + "/t%d.json" % i))
+    q, cq = ci["prec_cands_per_s_500"], ci["prec_cands_per_cpu_s_500"]
+    rounds.append({"onednn_fp32_vs_openblas": round(q["onednn_fp32"] / q["openblas_fp32"], 2),
+                   "bf16_vs_openblas": round(q["bf16"] / q["openblas_fp32"], 2),
+                   "bf16_vs_torch_bf16": round(q["bf16"] / ti["bf16_cands_per_s_500"], 2),
+                   "cpu_s_onednn_fp32_vs_openblas": round(cq["onednn_fp32"] / cq["openblas_fp32"], 2),
+                   "cpu_s_bf16_vs_openblas": round(cq["bf16"] / cq["openblas_fp32"], 2),
+                   "linear_fp32_vs_openblas": round(ci["onednn_linear_gflops"]["fp32"] / ci["openblas_linear_gflops"], 2),
+                   "linear_bf16_vs_openblas": round(ci["onednn_linear_gflops"]["bf16"] / ci["openblas_linear_gflops"], 2)})
+out["ratios_by_round"] = rounds
+out["ratios_min"] = {k: min(r[k] for r in rounds) for k in rounds[0]}
+out["prec_cands_per_cpu_s_500"] = c["prec_cands_per_cpu_s_500"]
+# which OpenBLAS kernels the baseline ran (OPENBLAS_CORETYPE, else its own choice)
+out["openblas_core"] = c["openblas_core"]
 print(json.dumps(out))
 PY

@@ -76,6 +76,7 @@ void moe_gate_forward_logits(moe_gate_cache *c, const moe_gate *g, int B) {
     moe_softmax_forward(c->probs, c->logits, B, L);
     long total = 0;
     double counts[64] = {0}, pbar[64] = {0}, ent = 0;
+    int want_ent = !c->no_entropy;
     for (int b = 0; b < B; b++) {
         const float *p = c->probs + (long)b * L;
         uint8_t *k = c->kept + (long)b * L;
@@ -86,7 +87,7 @@ void moe_gate_forward_logits(moe_gate_cache *c, const moe_gate *g, int B) {
         for (int i = 0; i < L; i++) {
             counts[i] += k[i];
             pbar[i] += p[i];
-            if (p[i] > 0) ent -= (double)p[i] * log((double)p[i]);
+            if (want_ent && p[i] > 0) ent -= (double)p[i] * log((double)p[i]);
         }
     }
     double lbl = 0;

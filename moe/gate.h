@@ -56,6 +56,10 @@ typedef struct moe_gate_cache {
     float *frac;    /* (n_logits) global f_i */
     double lbl;     /* load-balance loss value */
     double entropy; /* mean row entropy */
+    int no_entropy; /* set after bind: forward leaves entropy 0 (the net
+                       sets it when arch.ent_coef is 0: only that
+                       regulariser reads it, and its log per logit was 1%
+                       of a bf16 forward) */
 } moe_gate_cache;
 
 /* Cache arrays the caller allocates (moe_gate_cache_floats floats, bytes of
@@ -64,7 +68,7 @@ long moe_gate_cache_floats(const moe_gate *g, int B);
 void moe_gate_cache_bind(moe_gate_cache *c, const moe_gate *g, int B, float *buf, uint8_t *kept);
 
 /* Route B rows of in (B, in_dim): fills c->weight, probs, kept, frac, lbl,
- * entropy. */
+ * entropy (unless c->no_entropy). */
 void moe_gate_forward(moe_gate_cache *c, const float *in, const moe_gate *g, int B);
 /* The same from c->logits (B, n_logits) already computed (e.g. several
  * gates' routers in one matmul, moe/dnn.h). */

@@ -330,7 +330,8 @@ static int level_forward(pass_alloc *A, const moe_net *n, int j, mr_pool *pool) 
         uint8_t *kept = mr_arena_alloc(&p->arena, (size_t)B * (size_t)(g->n_logits + 1));
         if (!buf || !kept) return A->oom = 1;
         moe_gate_cache_bind(gc, g, B, buf, kept);
-        if (gm && g->n_logits) { /* this gate's columns of the stacked logits */
+        gc->no_entropy = n->arch.ent_coef == 0.0f; /* only its regulariser reads it */
+        if (gm && g->n_logits) {                   /* this gate's columns of the stacked logits */
             int L = g->n_logits, W = gm->dims[1];
             for (int b = 0; b < B; b++)
                 memcpy(gc->logits + (long)b * L, lg + (long)b * W + off, sizeof(float) * (size_t)L);

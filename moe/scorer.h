@@ -16,6 +16,11 @@
  * Defaults: a categorical field not set is an empty bag (zero vector), a
  * numeric field takes the schema's fill value, extra inputs are 0.
  *
+ * A per-row set_cat of an in-memory table records the rows; the bags are
+ * summed (prefetching rows a few calls ahead) when the input is next
+ * needed: moe_scorer_run, moe_scorer_input or a MOE_ALL_ROWS set_cat, in
+ * call order, so results are those of summing at once.
+ *
  * Tables with a row source (moe_model_set_row_source: rows in the store)
  * are gathered in moe_scorer_run: one fetch per such table for all
  * candidates' distinct rows; their bags are in moe_scorer_input only after

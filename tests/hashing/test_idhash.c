@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
+#include <xxhash.h>
 
 #include "hashing/idhash.h"
 
@@ -31,6 +33,28 @@ static void test_field_hash_unambiguous(void **state) {
     assert_int_equal(idhash_field_str("genre", "Drama", 1),
                      idhash_field("genre", 5, "Drama!!", 5, 1));
     assert_int_not_equal(idhash_field_str("", "x", 1), idhash_field_str("x", "", 1));
+}
+
+/* The one-call hash of short keys equals xxh3 streamed over field, 0x1f,
+ * value (the definition, and the path of long keys), on both sides of the
+ * copy buffer's size and for the empty parts. */
+static void test_field_hash_one_call_equals_stream(void **state) {
+    (void)state;
+    static char field[300], value[300];
+    for (int i = 0; i < 300; i++) field[i] = (char)('a' + i % 26), value[i] = (char)(i * 7 + 1);
+    static const size_t nf[] = {0, 1, 5, 200, 254, 255, 299};
+    for (size_t a = 0; a < sizeof nf / sizeof nf[0]; a++)
+        for (size_t nv = 0; nv < 300; nv += 7)
+            for (uint64_t seed = 0; seed < 3; seed++) {
+                XXH3_state_t st;
+                const char sep = 0x1f;
+                XXH3_64bits_reset_withSeed(&st, seed * 0x9e3779b97f4a7c15ULL);
+                XXH3_64bits_update(&st, field, nf[a]);
+                XXH3_64bits_update(&st, &sep, 1);
+                XXH3_64bits_update(&st, value, nv);
+                assert_true(idhash_field(field, nf[a], value, nv, seed * 0x9e3779b97f4a7c15ULL) ==
+                            XXH3_64bits_digest(&st));
+            }
 }
 
 static void test_kind_names(void **state) {
@@ -207,6 +231,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hash_seeded_and_deterministic),
         cmocka_unit_test(test_field_hash_unambiguous),
+        cmocka_unit_test(test_field_hash_one_call_equals_stream),
         cmocka_unit_test(test_kind_names),
         cmocka_unit_test(test_hash_mapper_uniform),
         cmocka_unit_test(test_double_rows_differ),

@@ -417,6 +417,34 @@ static void test_reload_swaps_version(void **state) {
 /* Precedence (docs/api.md): the schema's `item_id` field takes the
  * candidate's id first, then user/context features override it; so a
  * context feature `item_id` wins over the candidate's id for every row. */
+/* A Features message with more fields than apply_features keeps resolved
+ * from the check (130 > 128) is looked up field by field: the same scores,
+ * a repeated field's last value winning, as with one entry. */
+static void test_many_fields_score_the_same(void **state) {
+    fixture *f = *state;
+    req_buf b;
+    build(&b, 8);
+    enum { NF = 130 };
+    Moerec__V1__NumericFeature ages[NF], *agesp[NF];
+    for (int i = 0; i < NF; i++) {
+        moerec__v1__numeric_feature__init(&ages[i]);
+        ages[i].name = "age";
+        ages[i].value = i == NF - 1 ? 41 : (float)i;
+        agesp[i] = &ages[i];
+    }
+    b.uf.numeric = agesp;
+    b.uf.n_numeric = NF;
+    call_result res;
+    Moerec__V1__ScoreResponse *out = score(f, &b.r, &res);
+    assert_int_equal(res.status, GRPC_STATUS_OK);
+    float tasks[16], sc[8];
+    expected(f->v1, 8, tasks, sc);
+    assert_int_equal(out->n_items, 8);
+    for (int i = 0; i < 8; i++) assert_true(out->items[i]->score == sc[i]);
+    protobuf_c_message_free_unpacked(&out->base, NULL);
+    call_result_free(&res);
+}
+
 static void test_context_overrides_ids(void **state) {
     fixture *f = *state;
     req_buf b;
@@ -716,9 +744,13 @@ static void test_no_model_dir(void **state) {
 int main(void) {
     grpc_init();
     const struct CMUnitTest t[] = {
-        cmocka_unit_test(test_score_matches_library), cmocka_unit_test(test_bad_requests),
-        cmocka_unit_test(test_context_overrides_ids), cmocka_unit_test(test_model_info),
-        cmocka_unit_test(test_reload_swaps_version),  cmocka_unit_test(test_score_during_reloads),
+        cmocka_unit_test(test_score_matches_library),
+        cmocka_unit_test(test_bad_requests),
+        cmocka_unit_test(test_context_overrides_ids),
+        cmocka_unit_test(test_model_info),
+        cmocka_unit_test(test_many_fields_score_the_same),
+        cmocka_unit_test(test_reload_swaps_version),
+        cmocka_unit_test(test_score_during_reloads),
         cmocka_unit_test(test_deadline_exceeded),
     };
     const struct CMUnitTest one_queue[] = {cmocka_unit_test(test_slow_reload_does_not_block)};

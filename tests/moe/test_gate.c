@@ -177,6 +177,26 @@ static void test_lbl_global_fraction(void **st) {
     assert_true(fabs(r.c.lbl - N * (0.75 * pbar0 + 0.25 * pbar1)) < 1e-6);
 }
 
+/* Inference skips the entropy (c->no_entropy): it stays 0, and the weights,
+ * kept set, fractions and LBL are the same as with it computed. */
+static void test_no_entropy_same_routing(void **st) {
+    (void)st;
+    enum { B = 4, D = 2, N = 2 };
+    float w[N * D] = {1, 0.5f, -0.5f, 1}, x[B * D] = {3, 0, 1, 2, -1, 3, 0.5f, 0.5f};
+    moe_gate g = make_gate((moe_gate_spec){.kind = MOE_GATE_TOPK, .k = 1}, N, D, w);
+    static run a, b;
+    route(&a, &g, x, B);
+    assert_true(a.c.entropy > 0);
+    moe_gate_cache_bind(&b.c, &g, B, b.buf, b.kept);
+    b.c.no_entropy = 1;
+    moe_gate_forward(&b.c, x, &g, B);
+    assert_true(b.c.entropy == 0);
+    assert_memory_equal(a.c.weight, b.c.weight, sizeof(float) * B * N);
+    assert_memory_equal(a.kept, b.kept, B * N);
+    assert_memory_equal(a.c.frac, b.c.frac, sizeof(float) * N);
+    assert_true(a.c.lbl == b.c.lbl);
+}
+
 static void test_gate_backward_fd(void **st) {
     (void)st;
     enum { B = 8, D = 4, N = 4, NN = 1 };
@@ -235,6 +255,7 @@ int main(void) {
         cmocka_unit_test(test_topk_n_equals_dense),
         cmocka_unit_test(test_always_on_and_constant),
         cmocka_unit_test(test_lbl_global_fraction),
+        cmocka_unit_test(test_no_entropy_same_routing),
         cmocka_unit_test(test_gate_backward_fd),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
