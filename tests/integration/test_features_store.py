@@ -63,6 +63,23 @@ def write_log(d):
     return max(r[2] for r in tr), te
 
 
+def random_log(seed, users, per_user, items, gap, test_from, cats, love=False):
+    """(train, test) rows (user, item, ts, like[, love], categories): per user
+    per_user events at increasing times, the ones from index test_from on in
+    test; love (with love=True) empty on some rows (no label)."""
+    random.seed(seed)
+    tr, te = [], []
+    for u in range(users):
+        t = 1000 + u
+        for k in range(per_user):
+            it = random.randrange(items)
+            t += random.randrange(1, gap)
+            like = int(random.random() < 0.2 + 0.5 * ((u + it) % 3 == 0))
+            extra = ("" if k % 7 == 3 else int(like and random.random() < 0.5),) if love else ()
+            (te if k >= test_from else tr).append((u, it, t, like) + extra + (cats(it),))
+    return tr, te
+
+
 class FeaturesStoreTest(unittest.TestCase):
     def serve(self, d, models=True, config=None):
         extra = []
@@ -184,16 +201,8 @@ class FeaturesStoreTest(unittest.TestCase):
         test file's uc_ columns hold: every prediction equals the file's."""
         import moerec_pb2 as pb
         with tempfile.TemporaryDirectory() as d:
-            random.seed(9)
             cats = lambda it: "g%d|h%d" % (it % 25, it % 3) + ("|g%d" % (it % 25) if it % 5 == 0 else "")
-            tr, te = [], []
-            for u in range(30):
-                t = 1000 + u
-                for k in range(40):
-                    it = random.randrange(50)
-                    t += random.randrange(1, 500)
-                    like = int(random.random() < 0.2 + 0.5 * ((u + it) % 3 == 0))
-                    (te if k >= 32 else tr).append((u, it, t, like, cats(it)))
+            tr, te = random_log(9, 30, 40, 50, 500, 32, cats)
             self.assertEqual({r[1] for r in te} - {r[1] for r in tr}, set())  # every test item has a stored row
             for name, part in (("train.csv", tr), ("test.csv", te)):
                 with open(os.path.join(d, name), "w", newline="") as f:
@@ -265,17 +274,8 @@ class FeaturesStoreTest(unittest.TestCase):
         import grpc
         import moerec_pb2 as pb
         with tempfile.TemporaryDirectory() as d:
-            random.seed(13)
             cats = lambda it: "g%d|h%d" % (it % 7, it % 3)
-            tr, te = [], []
-            for u in range(24):
-                t = 1000 + u
-                for k in range(30):
-                    it = random.randrange(40)
-                    t += random.randrange(1, 300)
-                    like = int(random.random() < 0.2 + 0.5 * ((u + it) % 3 == 0))
-                    love = "" if k % 7 == 3 else int(like and random.random() < 0.5)  # some unlabelled
-                    (te if k >= 24 else tr).append((u, it, t, like, love, cats(it)))
+            tr, te = random_log(13, 24, 30, 40, 300, 24, cats, love=True)  # some love labels empty
             header = ["user_id", "item_id", "ts", "like", "love", "genre"]
 
             def write(name, rows):
