@@ -174,11 +174,10 @@ static size_t distinct(const uint64_t *ids, size_t n, uint64_t *out) {
     return k;
 }
 
-static const behaviour_event *g_sort_ev; /* under count_mu only */
-
-static int by_time(const void *a, const void *b) {
+static int by_time(const void *a, const void *b, void *ctx) {
+    const behaviour_event *ev = ctx;
     size_t x = *(const size_t *)a, y = *(const size_t *)b;
-    int64_t tx = g_sort_ev[x].ts_ms, ty = g_sort_ev[y].ts_ms;
+    int64_t tx = ev[x].ts_ms, ty = ev[y].ts_ms;
     return tx != ty ? (tx > ty) - (tx < ty) : (x > y) - (x < y);
 }
 
@@ -189,8 +188,7 @@ static int count_events(mr_counts *c, const behaviour_event *ev, const mr_count_
     size_t *ord = mr_arena_alloc(a, (n ? n : 1) * sizeof *ord);
     if (!ord) return mr_err_set(e, MR_ENOMEM, "out of request memory");
     for (size_t i = 0; i < n; i++) ord[i] = i;
-    g_sort_ev = ev;
-    qsort(ord, n, sizeof *ord, by_time);
+    qsort_r(ord, n, sizeof *ord, by_time, (void *)ev);
     for (size_t q = 0; q < n; q++) {
         size_t i = ord[q];
         fc_event fe;

@@ -293,6 +293,19 @@ class FeaturesStoreTest(unittest.TestCase):
                                                   {"name": "item_id", "table": "item"}],
                                   "numeric": [{"name": c} for c in cols]}}
             write_model(d, model)
+            # a store without counting features: labels are FAILED_PRECONDITION, plain events pass
+            srv, ch, stub = self.serve(d, models=False, config={"online_counts": True})
+            try:
+                req = pb.AppendEventsRequest()
+                req.events.add(user_id="0", item_id=str(tr[0][1]), timestamp_ms=500 * 1000)
+                self.assertEqual(stub.AppendEvents(req, timeout=10).appended, 1)
+                req.events[0].labels.add(task="like", value=1.0)
+                with self.assertRaises(grpc.RpcError) as cm:
+                    stub.AppendEvents(req, timeout=10)
+                self.assertEqual(cm.exception.code(), grpc.StatusCode.FAILED_PRECONDITION)
+                self.assertIn("moerec index features --store", cm.exception.details())
+            finally:
+                self.stop(srv, ch)
             self.features(d, "train.csv", t_end, ["--store", os.path.join(d, "store")])
             r = subprocess.run([ARGS.bin, "train", "--model-json", os.path.join(d, "model.json"), "--data",
                                 os.path.join(d, "train_feat.csv"), "--out", os.path.join(d, "models", "m"),
