@@ -4,7 +4,8 @@
  * training columns, values fc_slot_values at as_of, the (user, category)
  * blocks, the "@" block, "@category"), stored entries kept, a row without
  * counters served as stored; labels: unknown task, value not 0/1, a task
- * twice are INVALID_ARGUMENT. */
+ * twice are INVALID_ARGUMENT; concurrent online appends of one item lose
+ * no update (count_mu) and count the item's categories per user. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,8 +14,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <ftw.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <unistd.h>
+
 #include <cmocka.h>
 
+#include "server/backend.h"
 #include "server/counts.h"
 
 static mr_counts state(void) {
@@ -178,11 +185,136 @@ static void test_labels(void **s) {
     assert_int_equal(mr_counts_labels(&c, &r, out, &e), MR_EINVAL);
 }
 
+enum { THREADS = 4, APPENDS = 40, PER = 3 };
+
+typedef struct app_arg {
+    mr_backend *be;
+    int t, rc;
+} app_arg;
+
+/* Thread t: APPENDS appends of PER events of user 100 + t on item 7,
+ * times distinct over all threads, like = 1 on every other event. */
+static void *appender(void *p) {
+    app_arg *x = p;
+    mr_arena a;
+    mr_arena_init(&a, 1 << 16, 1 << 24);
+    for (int i = 0; i < APPENDS && !x->rc; i++) {
+        behaviour_event ev[PER];
+        mr_count_labels lab[PER];
+        memset(lab, 0, sizeof lab);
+        for (int k = 0; k < PER; k++) {
+            int64_t s = 1000 + (int64_t)((i * PER + k) * THREADS + x->t);
+            ev[k] = (behaviour_event){100 + (uint64_t)x->t, 7, s * 1000, 0};
+            lab[k].has[0] = lab[k].any = 1;
+            lab[k].y[0] = (float)(k % 2);
+        }
+        mr_err e;
+        x->rc = mr_counts_append(x->be, ev, lab, PER, &a, &e);
+        if (x->rc) fprintf(stderr, "append: %s\n", e.msg);
+        mr_arena_reset(&a);
+    }
+    mr_arena_free(&a);
+    return NULL;
+}
+
+static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb, (void)flag, (void)ftw;
+    return remove(p);
+}
+
+static void test_concurrent_appends(void **s) {
+    (void)s;
+    char dir[64];
+    snprintf(dir, sizeof dir, "/tmp/moerec-counts-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    mr_server_config cfg;
+    mr_config_defaults(&cfg);
+    snprintf(cfg.data_dir, sizeof cfg.data_dir, "%s/db", dir);
+    cfg.item_dim = 4;
+    cfg.sdim_m = 8;
+    cfg.sdim_tau = 2;
+    mr_backend *be;
+    mr_err e;
+    assert_int_equal(mr_backend_open(&be, &cfg, &e), MR_OK);
+    mr_counts c;
+    memset(&c, 0, sizeof c);
+    c.spec = (fc_spec){.n_tasks = 1, .n_windows = 1, .prior_strength = 1, .use_cats = 1};
+    strcpy(c.task[0], "like");
+    strcpy(c.window_name[0], "all");
+    strcpy(c.cat_col, "genre");
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(mr_counts_pack(&c, &buf, &len, &e), 0);
+    assert_int_equal(store_meta_put(be->st, MR_COUNTS_META, buf, len, &e), 0);
+    free(buf);
+    /* item 7's stored categories: genre = [a, b, a] (a counted once) */
+    char *vals[3] = {"a", "b", "a"};
+    Moerec__V1__CategoricalFeature cf = MOEREC__V1__CATEGORICAL_FEATURE__INIT, *cp[1] = {&cf};
+    cf.name = "genre";
+    cf.values = vals;
+    cf.n_values = 3;
+    Moerec__V1__Features f = MOEREC__V1__FEATURES__INIT;
+    f.categorical = cp;
+    f.n_categorical = 1;
+    uint8_t row[256];
+    size_t rl = moerec__v1__features__pack(&f, row);
+    uint64_t item = 7;
+    store_blob b = {row, rl};
+    assert_int_equal(item_store_put(be->st, &item, 1, &b, &e), 0);
+    pthread_t th[THREADS];
+    app_arg arg[THREADS];
+    for (int t = 0; t < THREADS; t++) {
+        arg[t] = (app_arg){be, t, 0};
+        assert_int_equal(pthread_create(&th[t], NULL, appender, &arg[t]), 0);
+    }
+    for (int t = 0; t < THREADS; t++) {
+        pthread_join(th[t], NULL);
+        assert_int_equal(arg[t].rc, 0);
+    }
+    const double total = THREADS * APPENDS * PER, per_user = APPENDS * PER;
+    int found = 0;
+    assert_int_equal(mr_counts_load(be->st, &c, &found, &e), 0);
+    assert_true(found);
+    assert_float_equal(c.lab[0], total, 0);
+    assert_float_equal(c.pos[0], (double)THREADS * APPENDS, 0); /* k = 1 of each 3 */
+    assert_float_equal(c.as_of, 1000 + total - 1, 0);
+    void *ibuf = NULL;
+    store_blob got;
+    assert_int_equal(item_store_get(be->st, &item, 1, &got, &ibuf, &e), 0);
+    Moerec__V1__FeatureRow *ir = moerec__v1__feature_row__unpack(NULL, got.len, got.data);
+    assert_non_null(ir);
+    assert_int_equal(ir->n_counts, 1);
+    assert_int_equal(ir->n_categorical, 1); /* UpsertItems' entry kept */
+    const double *sl = ir->counts[0]->sums; /* last, ref, count, positives, labelled */
+    assert_float_equal(sl[2], total, 0);
+    assert_float_equal(sl[3], (double)THREADS * APPENDS, 0);
+    assert_float_equal(sl[4], total, 0);
+    assert_float_equal(sl[0], 1000 + total - 1, 0);
+    moerec__v1__feature_row__free_unpacked(ir, NULL);
+    free(ibuf);
+    for (int t = 0; t < THREADS; t++) {
+        mr_user_state us = {0};
+        assert_int_equal(user_state_get(be->beh, 100 + (uint64_t)t, &us, &e), 0);
+        assert_int_equal(us.n_events, (uint32_t)per_user);
+        Moerec__V1__FeatureRow *ur = moerec__v1__feature_row__unpack(NULL, us.profile_len,
+                                                                     us.profile);
+        assert_non_null(ur);
+        assert_int_equal(ur->n_counts, 3); /* own, then a and b */
+        assert_string_equal(ur->counts[0]->category, "");
+        for (size_t k = 0; k < 3; k++) assert_float_equal(ur->counts[k]->sums[2], per_user, 0);
+        moerec__v1__feature_row__free_unpacked(ur, NULL);
+        user_state_release(&us);
+    }
+    mr_backend_close(be);
+    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_state_round_trip),
         cmocka_unit_test(test_expand),
         cmocka_unit_test(test_labels),
+        cmocka_unit_test(test_concurrent_appends),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
