@@ -63,6 +63,13 @@ def write_log(d):
     return max(r[2] for r in tr), te
 
 
+def write_csv(path, header, rows):
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
+
+
 def random_log(seed, users, per_user, items, gap, test_from, cats, love=False):
     """(train, test) rows (user, item, ts, like[, love], categories): per user
     per_user events at increasing times, the ones from index test_from on in
@@ -277,12 +284,7 @@ class FeaturesStoreTest(unittest.TestCase):
             cats = lambda it: "g%d|h%d" % (it % 7, it % 3)
             tr, te = random_log(13, 24, 30, 40, 300, 24, cats, love=True)  # some love labels empty
             header = ["user_id", "item_id", "ts", "like", "love", "genre"]
-
-            def write(name, rows):
-                with open(os.path.join(d, name), "w", newline="") as f:
-                    w = csv.writer(f)
-                    w.writerow(header)
-                    w.writerows(rows)
+            write = lambda name, rows: write_csv(os.path.join(d, name), header, rows)
             write("train.csv", tr)
             write("test.csv", te)
             t_end = max(r[2] for r in tr)

@@ -14,12 +14,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <ftw.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "backend_testutil.h"
 
 #include "server/backend.h"
 #include "server/counts.h"
@@ -217,22 +218,11 @@ static void *appender(void *p) {
     return NULL;
 }
 
-static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb, (void)flag, (void)ftw;
-    return remove(p);
-}
-
 static void test_concurrent_appends(void **s) {
     (void)s;
     char dir[64];
-    snprintf(dir, sizeof dir, "/tmp/moerec-counts-XXXXXX");
-    assert_non_null(mkdtemp(dir));
     mr_server_config cfg;
-    mr_config_defaults(&cfg);
-    snprintf(cfg.data_dir, sizeof cfg.data_dir, "%s/db", dir);
-    cfg.item_dim = 4;
-    cfg.sdim_m = 8;
-    cfg.sdim_tau = 2;
+    backend_test_config(dir, &cfg);
     mr_backend *be;
     mr_err e;
     assert_int_equal(mr_backend_open(&be, &cfg, &e), MR_OK);
@@ -306,7 +296,7 @@ static void test_concurrent_appends(void **s) {
         user_state_release(&us);
     }
     mr_backend_close(be);
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    backend_test_remove(dir);
 }
 
 int main(void) {
