@@ -15,7 +15,13 @@
  * item_id, ts_ms: the training log) with item vectors DIR/items_sdim.csv
  * (item_id, e0..: `moerec index embeddings` on the training log); each row
  * sees only the user's events strictly before its time.
+ * With --hist-labels (and --features), DIR/train_hist.csv and test_hist.csv
+ * (the _feat files plus the history's labels as target-attention values,
+ * bench/moe_movielens_peer.py hist) are read instead of the _feat files.
+ * The JSON has each model's validation AUC ("val") beside the test AUC:
+ * choices are made on it, never on the test rows.
  * Usage: bench_moe_movielens DIR [--epochs N] [--seed N] [--features] [--history]
+ *        [--hist-labels]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,11 +48,12 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: bench_moe_movielens DIR [--epochs N] [--seed N]\n");
         return 2;
     }
-    int epochs = 20, feats = 0, hist = 0, hist_dim = 0;
+    int epochs = 20, feats = 0, hist = 0, hist_dim = 0, hlab = 0;
     uint64_t seed = 1;
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--features")) feats = 1;
         else if (!strcmp(argv[i], "--history")) hist = 1;
+        else if (!strcmp(argv[i], "--hist-labels")) hlab = feats = 1;
         else if (i + 1 < argc && !strcmp(argv[i], "--epochs")) epochs = atoi(argv[++i]);
         else if (i + 1 < argc && !strcmp(argv[i], "--seed")) seed = strtoull(argv[++i], NULL, 10);
     }
@@ -59,8 +66,14 @@ int main(int argc, char **argv) {
          "{\"type\":\"ple\",\"levels\":2,\"experts\":2,\"task_experts\":2,\"expert_hidden\":[64,32],"
          "\"tower_hidden\":[32]}"}};
     char trp[4096], tep[4096];
-    snprintf(trp, sizeof trp, "%s/%s.csv", argv[1], feats ? "train_feat" : "train");
-    snprintf(tep, sizeof tep, "%s/%s.csv", argv[1], feats ? "test_feat" : "test");
+    snprintf(trp, sizeof trp, "%s/%s.csv", argv[1],
+             hlab    ? "train_hist"
+             : feats ? "train_feat"
+                     : "train");
+    snprintf(tep, sizeof tep, "%s/%s.csv", argv[1],
+             hlab    ? "test_hist"
+             : feats ? "test_feat"
+                     : "test");
     char extra[8192] = "", evp[4096], itp[4096];
     sdim_csv_opts so;
     sdim_csv_opts_init(&so);
@@ -131,9 +144,10 @@ int main(int argc, char **argv) {
         }
         fprintf(
             stderr,
-            "%-13s best epoch %2d: like auc %.4f logloss %.4f | love auc %.4f logloss %.4f | %.0f samples/s\n",
+            "%-13s best epoch %2d: like auc %.4f logloss %.4f | love auc %.4f logloss %.4f | val auc "
+            "%.4f / %.4f | %.0f samples/s\n",
             archs[a][0], res.best_epoch, ev.auc[0], ev.logloss[0], ev.auc[1], ev.logloss[1],
-            res.samples_per_s);
+            res.best.auc[0], res.best.auc[1], res.samples_per_s);
         static char pj[4096];
         if (precision_json(m, te, all, pj, sizeof pj, &e)) {
             fprintf(stderr, "moe_movielens: %s\n", e.msg);
@@ -141,9 +155,11 @@ int main(int argc, char **argv) {
         }
         printf(
             "%s\"%s\":{\"like\":{\"auc\":%.4f,\"logloss\":%.4f},\"love\":{\"auc\":%.4f,\"logloss\":%.4f},"
+            "\"val\":{\"like\":%.4f,\"love\":%.4f},"
             "\"best_epoch\":%d,\"params\":%ld,\"train_samples_per_s\":%.0f,\"precision\":%s}",
             a ? "," : "", archs[a][0], ev.auc[0], ev.logloss[0], ev.auc[1], ev.logloss[1],
-            res.best_epoch, m->net->n_params, res.samples_per_s, pj);
+            res.best.auc[0], res.best.auc[1], res.best_epoch, m->net->n_params, res.samples_per_s,
+            pj);
         free(all);
         free(ti);
         free(vi);

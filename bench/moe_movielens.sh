@@ -10,6 +10,10 @@
 # embeddings` on the training log). Recency is left out: test rows read the
 # training state at their own time, where an item's last training event is
 # often later than the row (clipped to 0), a skew training rows never show.
+# "features + history + history labels" (moerec only) adds the labels of
+# the user's last 50 earlier training events as target-attention values
+# (bench/moe_movielens_peer.py hist: 3 columns, computed here offline;
+# the server's SDIM block does not serve them yet).
 # Seeds 1..$MOE_ML_SEEDS (3) for the feature sets, seed 1 for raw.
 # Usage: bench/run moe_movielens [--epochs N]   (MOE_ML_SEEDS=N seeds)
 set -euo pipefail
@@ -42,11 +46,13 @@ export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=2
 # the SDIM join's file layouts: events (user_id, item_id, ts_ms), items (item_id, e0..)
 sed '1s/.*/user_id,item_id,genres,year,rating,ts_ms/' "$work/train.csv" > "$work/events.csv"
 sed '1s/^movieId,/item_id,/' "$work/items.csv" > "$work/items_sdim.csv"
+/usr/bin/python3 "$here/moe_movielens_peer.py" hist "$work"
 "$build/bench/bench_moe_movielens" "$work" "$@" > "$work/moe-raw.json"
 /usr/bin/python3 "$here/moe_movielens_peer.py" xgb "$work" > "$work/xgb-raw.json"
 for seed in $(seq 1 "${MOE_ML_SEEDS:-3}"); do
   "$build/bench/bench_moe_movielens" "$work" --features --seed "$seed" "$@" > "$work/moe-feat-$seed.json"
   "$build/bench/bench_moe_movielens" "$work" --features --history --seed "$seed" "$@" > "$work/moe-hist-$seed.json"
+  "$build/bench/bench_moe_movielens" "$work" --hist-labels --history --seed "$seed" "$@" > "$work/moe-hlab-$seed.json"
   /usr/bin/python3 "$here/moe_movielens_peer.py" xgb "$work" --features --seed "$seed" > "$work/xgb-feat-$seed.json"
 done
 /usr/bin/python3 - "$work" "${MOE_ML_SEEDS:-3}" <<'PY'
@@ -68,10 +74,12 @@ out["raw"]["max_abs_score_diff"] = {p: max(r["precision"][p]["max_abs_score_diff
 diff = lambda models, x: {name: {t: round(r[t]["auc"] - x[t]["auc"], 4) for t in ("like", "love")}
                           for name, r in models.items()}
 for s in range(1, nseeds + 1):
-    mf, mh, x = ld("moe-feat-%d" % s), ld("moe-hist-%d" % s), ld("xgb-feat-%d" % s)
+    mf, mh, ml, x = ld("moe-feat-%d" % s), ld("moe-hist-%d" % s), ld("moe-hlab-%d" % s), ld("xgb-feat-%d" % s)
     out["with_features"]["seed%d" % s] = {"xgboost": x["tasks"], "moerec": mf["models"], "moerec_history": mh["models"],
+                                          "moerec_history_labels": ml["models"],
                                           "auc_minus_xgboost": diff(mf["models"], x["tasks"]),
-                                          "history_auc_minus_xgboost": diff(mh["models"], x["tasks"])}
+                                          "history_auc_minus_xgboost": diff(mh["models"], x["tasks"]),
+                                          "history_labels_auc_minus_xgboost": diff(ml["models"], x["tasks"])}
 emb = json.load(open(w + "/embeddings.json"))
 out["embeddings"] = {"dim": emb["dim"], "recall20": round(emb["recall20"], 4)}
 out["xgboost_version"] = x["xgboost_version"]

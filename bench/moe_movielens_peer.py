@@ -13,6 +13,18 @@
                     values moerec trains on; empty = missing), as a CTR team
                     would feed it. Prints one JSON line with test AUC and
                     logloss per task.
+  hist OUTDIR [--last N]
+                    the history's labels as target-attention values (moerec's
+                    history variant only): OUTDIR/train_hist.csv and
+                    test_hist.csv = the _feat files plus, per row, over the
+                    user's last N (50) training events strictly before the
+                    row's time, attention weights a_j = softmax_j(<c, h_j> /
+                    sqrt(d)) of the candidate's item vector c against the
+                    events' item vectors h_j (OUTDIR/items.csv, BPR on the
+                    training log) and the values sum_j a_j like_j, sum_j a_j
+                    love_j, sum_j a_j (rating_j - the mean of those N
+                    ratings); empty (missing) without history or vectors.
+                    A row's own label is never used (only earlier events).
 """
 import csv
 import json
@@ -126,9 +138,56 @@ def xgb(out, feats=False, seed=1):
     print(json.dumps(res))
 
 
+def hist(out, last=50):
+    vec = {}
+    with open(out + "/items.csv", newline="") as f:
+        rd = csv.reader(f)
+        next(rd)
+        for r in rd:
+            vec[r[0]] = np.array([float(x) for x in r[1:]], dtype=np.float64)
+    d = len(next(iter(vec.values())))
+    by_user = {}  # user -> (ts, vectors, like, love, rating) of training events with a vector, by time
+    with open(out + "/train.csv", newline="") as f:
+        for r in csv.DictReader(f):
+            if r["movieId"] in vec:
+                by_user.setdefault(r["userId"], []).append((int(r["timestamp"]), r["movieId"], float(r["rating"])))
+    hu = {}
+    for u, ev in by_user.items():
+        ev.sort(key=lambda x: x[0])  # stable: ties keep the log order
+        ts = np.array([x[0] for x in ev])
+        H = np.stack([vec[x[1]] for x in ev])
+        rt = np.array([x[2] for x in ev])
+        hu[u] = (ts, H, (rt >= 4.0).astype(float), (rt >= 4.5).astype(float), rt)
+    cols = ["h_att_like", "h_att_love", "h_att_rating"]
+    for part in ("train", "test"):
+        with open(out + "/%s_feat.csv" % part, newline="") as f, \
+                open(out + "/%s_hist.csv" % part, "w", newline="") as g:
+            rd, w = csv.reader(f), csv.writer(g)
+            hdr = next(rd)
+            iu, ii, it = hdr.index("userId"), hdr.index("movieId"), hdr.index("timestamp")
+            w.writerow(hdr + cols)
+            for r in rd:
+                h, c = hu.get(r[iu]), vec.get(r[ii])
+                k = int(np.searchsorted(h[0], int(r[it]), side="left")) if h is not None else 0
+                if c is None or k == 0:
+                    w.writerow(r + [""] * len(cols))
+                    continue
+                lo = max(0, k - last)
+                z = h[1][lo:k] @ c / np.sqrt(d)
+                a = np.exp(z - z.max())
+                a /= a.sum()
+                rt = h[4][lo:k]
+                w.writerow(r + ["%.6g" % float(a @ h[2][lo:k]), "%.6g" % float(a @ h[3][lo:k]),
+                                "%.6g" % float(a @ (rt - rt.mean()))])
+    print("hist: columns %s over the last %d events" % (",".join(cols), last), file=sys.stderr)
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "prep":
         prep(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "hist":
+        a = sys.argv[3:]
+        hist(sys.argv[2], int(a[a.index("--last") + 1]) if "--last" in a else 50)
     else:
         a = sys.argv[3:]
         xgb(sys.argv[2], "--features" in a, int(a[a.index("--seed") + 1]) if "--seed" in a else 1)

@@ -35,8 +35,6 @@ struct fc_counter {
 #define S_LAST 0
 #define S_REF 1
 #define S_CNT(w) (2 + (w))
-#define S_POS(c, w, t) (2 + (c)->s.n_windows + 2 * ((w) * (c)->s.n_tasks + (t)))
-#define S_LAB(c, w, t) (S_POS(c, w, t) + 1)
 
 int fc_kind_values(const fc_spec *s) { return s->n_windows * (1 + s->n_tasks) + !s->no_recency; }
 
@@ -83,7 +81,7 @@ int fc_create(fc_counter **out, const fc_spec *s, mr_err *e) {
     fc_counter *c = calloc(1, sizeof *c);
     if (!c) return mr_err_set(e, MR_ENOMEM, "counting features: out of memory");
     c->s = *s;
-    c->stride = 2 + s->n_windows + 2 * s->n_windows * s->n_tasks;
+    c->stride = fc_slot_len(s);
     for (int k = 0; k < FC_KINDS; k++)
         if (u64map_init(&c->k[k].map, 1024)) goto err;
     *out = c;
@@ -129,8 +127,7 @@ static double *slot_get(fc_counter *c, int kind, uint64_t key) {
     if (i == U64MAP_NONE) return NULL;
     double *v = k->v + (size_t)i * (size_t)c->stride;
     if (ins) {
-        memset(v, 0, (size_t)c->stride * sizeof *v);
-        v[S_LAST] = v[S_REF] = -INFINITY;
+        fc_slot_init(&c->s, v);
         k->key[k->n++] = key;
     }
     return v;
@@ -146,29 +143,42 @@ static double decay(double window, double age) {
     return window > 0 && age > 0 ? exp(-age / window) : 1.0;
 }
 
-static void slot_add(fc_counter *c, double *v, const fc_event *ev) {
-    int W = c->s.n_windows, T = c->s.n_tasks;
+int fc_slot_len(const fc_spec *s) { return 2 + s->n_windows + 2 * s->n_windows * s->n_tasks; }
+
+void fc_slot_init(const fc_spec *s, double *slot) {
+    memset(slot, 0, (size_t)fc_slot_len(s) * sizeof *slot);
+    slot[S_LAST] = slot[S_REF] = -INFINITY;
+}
+
+/* positives and labelled sums of window w, task t */
+#define P_POS(s, w, t) (2 + (s)->n_windows + 2 * ((w) * (s)->n_tasks + (t)))
+#define P_LAB(s, w, t) (P_POS(s, w, t) + 1)
+
+void fc_slot_add(const fc_spec *s, double *v, const fc_event *ev) {
+    int W = s->n_windows, T = s->n_tasks;
     double wt[FC_MAX_WINDOWS];
     if (ev->t > v[S_REF]) { /* move the sums forward to ev->t */
         for (int w = 0; w < W; w++) {
-            double f = v[S_REF] == -INFINITY ? 1.0 : decay(c->s.window[w], ev->t - v[S_REF]);
+            double f = v[S_REF] == -INFINITY ? 1.0 : decay(s->window[w], ev->t - v[S_REF]);
             v[S_CNT(w)] *= f;
-            for (int t = 0; t < T; t++) v[S_POS(c, w, t)] *= f, v[S_LAB(c, w, t)] *= f;
+            for (int t = 0; t < T; t++) v[P_POS(s, w, t)] *= f, v[P_LAB(s, w, t)] *= f;
             wt[w] = 1.0;
         }
         v[S_REF] = ev->t;
     } else /* an older event than the slot's reference: counted decayed */
-        for (int w = 0; w < W; w++) wt[w] = decay(c->s.window[w], v[S_REF] - ev->t);
+        for (int w = 0; w < W; w++) wt[w] = decay(s->window[w], v[S_REF] - ev->t);
     if (ev->t > v[S_LAST]) v[S_LAST] = ev->t;
     for (int w = 0; w < W; w++) {
         v[S_CNT(w)] += wt[w];
         for (int t = 0; t < T; t++)
             if (ev->has[t]) {
-                v[S_LAB(c, w, t)] += wt[w];
-                v[S_POS(c, w, t)] += wt[w] * ev->y[t];
+                v[P_LAB(s, w, t)] += wt[w];
+                v[P_POS(s, w, t)] += wt[w] * ev->y[t];
             }
     }
 }
+
+static void slot_add(fc_counter *c, double *v, const fc_event *ev) { fc_slot_add(&c->s, v, ev); }
 
 /* A category repeated in one event ("Drama|Drama") counts once. */
 static int dup_cat(const fc_event *ev, int j) {
@@ -199,35 +209,53 @@ int fc_add(fc_counter *c, const fc_event *ev, mr_err *e) {
     return MR_OK;
 }
 
-/* Values of (c minus sub) for a key, read at now; sub (may be NULL) is a
- * counter of a subset of c's events with windows all 0 (out-of-fold). */
-/* Values of slot v (NULL: no events) of c minus slot s of sub (both may be
- * NULL), read at now. */
-static void read_slot(const fc_counter *c, const fc_counter *sub, const double *v, const double *s,
-                      double now, float *out) {
-    int W = c->s.n_windows, T = c->s.n_tasks;
-    double a = c->s.prior_strength, prior[FC_MAX_TASKS];
-    for (int t = 0; t < T; t++) {
-        double pos = c->g_pos[t] - (sub ? sub->g_pos[t] : 0),
-               lab = c->g_lab[t] - (sub ? sub->g_lab[t] : 0);
-        prior[t] = (pos + 1) / (lab + 2);
-    }
+void fc_slot_values(const fc_spec *s, const double *gpos, const double *glab, const double *v,
+                    double now, float *out) {
+    int W = s->n_windows, T = s->n_tasks;
+    double a = s->prior_strength, prior[FC_MAX_TASKS];
+    for (int t = 0; t < T; t++) prior[t] = (gpos[t] + 1) / (glab[t] + 2);
     for (int w = 0; w < W; w++) {
-        double f = v ? decay(c->s.window[w], now - v[S_REF]) : 0;
-        double cnt = v ? f * v[S_CNT(w)] - (s ? s[S_CNT(w)] : 0) : 0;
+        double f = v ? decay(s->window[w], now - v[S_REF]) : 0;
+        double cnt = v ? f * v[S_CNT(w)] : 0;
         out[w] = (float)log1p(cnt > 0 ? cnt : 0);
         for (int t = 0; t < T; t++) {
-            double pos = v ? f * v[S_POS(c, w, t)] - (s ? s[S_POS(c, w, t)] : 0) : 0;
-            double lab = v ? f * v[S_LAB(c, w, t)] - (s ? s[S_LAB(c, w, t)] : 0) : 0;
+            double pos = v ? f * v[P_POS(s, w, t)] : 0;
+            double lab = v ? f * v[P_LAB(s, w, t)] : 0;
             if (lab < 0) lab = 0;
             if (pos < 0) pos = 0;
             out[W + w * T + t] = (float)(lab + a > 0 ? (pos + a * prior[t]) / (lab + a) : prior[t]);
         }
     }
-    if (c->s.no_recency) return;
+    if (s->no_recency) return;
     out[W + W * T] = v && v[S_LAST] > -INFINITY
                          ? (float)log1p(now > v[S_LAST] ? now - v[S_LAST] : 0)
                          : NAN;
+}
+
+/* Values of slot v (NULL: no events) of c minus slot s of sub (both may be
+ * NULL; sub is a counter of a subset of c's events with windows all 0,
+ * out-of-fold), read at now: the difference is made a slot read by
+ * fc_slot_values (its reference time now, so no decay is applied twice). */
+static void read_slot(const fc_counter *c, const fc_counter *sub, const double *v, const double *s,
+                      double now, float *out) {
+    int T = c->s.n_tasks;
+    double pos[FC_MAX_TASKS], lab[FC_MAX_TASKS];
+    for (int t = 0; t < T; t++) {
+        pos[t] = c->g_pos[t] - (sub ? sub->g_pos[t] : 0);
+        lab[t] = c->g_lab[t] - (sub ? sub->g_lab[t] : 0);
+    }
+    if (!v || !s) {
+        fc_slot_values(&c->s, pos, lab, v, now, out);
+        return;
+    }
+    double d[2 + FC_MAX_WINDOWS + 2 * FC_MAX_WINDOWS * FC_MAX_TASKS];
+    d[S_LAST] = v[S_LAST];
+    d[S_REF] = now;
+    for (int j = 2; j < c->stride; j++) {
+        int w = j < 2 + c->s.n_windows ? j - 2 : (j - 2 - c->s.n_windows) / (2 * T);
+        d[j] = decay(c->s.window[w], now - v[S_REF]) * v[j] - s[j];
+    }
+    fc_slot_values(&c->s, pos, lab, d, now, out);
 }
 
 static void read_diff(const fc_counter *c, const fc_counter *sub, int kind, uint64_t key,
@@ -237,6 +265,14 @@ static void read_diff(const fc_counter *c, const fc_counter *sub, int kind, uint
 
 void fc_read_key(const fc_counter *c, int kind, uint64_t key, double now, float *out) {
     read_diff(c, NULL, kind, key, now, out);
+}
+
+const double *fc_slot_of(const fc_counter *c, int kind, uint64_t key) {
+    return slot_find(c, kind, key);
+}
+
+void fc_global(const fc_counter *c, double *pos, double *lab) {
+    for (int t = 0; t < c->s.n_tasks; t++) pos[t] = c->g_pos[t], lab[t] = c->g_lab[t];
 }
 
 void fc_read_absent(const fc_counter *c, double now, float *out) {

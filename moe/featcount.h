@@ -109,6 +109,28 @@ void fc_read_absent(const fc_counter *c, double now, float *out);
  * (fc_read_row) and by the server for a candidate's categories. */
 void fc_mean_blocks(const float *blocks, int n, int per, float *out);
 
+/* Raw counters of one key ("slot"): what the store keeps so that values
+ * can be derived at read time and updated by new events (docs/storage.md,
+ * CountSlot). fc_slot_len doubles: last event time, the time the decayed
+ * sums refer to, per window the count, per window and task the positives
+ * and the labelled events. The counter itself uses these functions, so a
+ * slot kept elsewhere gives the values fc_read_key gives. */
+int fc_slot_len(const fc_spec *s);
+/* A slot of no events. */
+void fc_slot_init(const fc_spec *s, double *slot);
+/* Count ev in slot (ev's labels; its keys are not looked at). */
+void fc_slot_add(const fc_spec *s, double *slot, const fc_event *ev);
+/* The one derivation of served and training values: the fc_kind_values
+ * floats of slot (NULL: a key without events) read at now, with the
+ * rates' prior from the global sums pos[t], lab[t] (prior_t = (pos + 1) /
+ * (lab + 2)). */
+void fc_slot_values(const fc_spec *s, const double *pos, const double *lab, const double *slot,
+                    double now, float *out);
+/* The counter's slot of key (NULL when never seen) and its global sums
+ * (n_tasks each). */
+const double *fc_slot_of(const fc_counter *c, int kind, uint64_t key);
+void fc_global(const fc_counter *c, double *pos, double *lab);
+
 enum { FC_PAST = 0, FC_OOF = 1 };
 
 /* Fold (0..folds) of training row i in FC_OOF with this seed. */

@@ -14,6 +14,8 @@ TSAN_TESTS='^(test_common_threadpool|test_index_cache|test_index_store_concurren
 # callback (remote) experts started and finished around the pool's searches;
 # the remote expert client beside a fake server thread
 TSAN_TESTS+='|test_index_retr_callback|test_server_remote_expert'
+# online counting-feature appends of several threads on one item (count_mu)
+TSAN_TESTS+='|test_server_counts'
 # the server's integration tests: the TSan-built `moerec serve` under
 # concurrent calls, reloads, Watch streams, drain, TLS (python-driven ones
 # run the instrumented server behind an uninstrumented python client)

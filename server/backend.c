@@ -89,6 +89,8 @@ int mr_backend_open(mr_backend **out, const mr_server_config *cfg, mr_err *e) {
     snprintf(b->dir, sizeof b->dir, "%s", cfg->data_dir);
     b->min_free = cfg->store_min_free_bytes;
     pthread_mutex_init(&b->sweep_mu, NULL);
+    pthread_mutex_init(&b->count_mu, NULL);
+    b->online_counts = cfg->online_counts;
     pthread_cond_init(&b->sweep_cv, NULL);
     int rc = 0;
     if (cfg->shared_tier_seeds[0]) {
@@ -184,5 +186,6 @@ void mr_backend_close(mr_backend *b) {
     tier_redis_free(b->tier); /* after the store: it calls the tier until closed */
     pthread_cond_destroy(&b->sweep_cv);
     pthread_mutex_destroy(&b->sweep_mu);
+    pthread_mutex_destroy(&b->count_mu);
     free(b);
 }

@@ -44,6 +44,9 @@ typedef struct mr_backend {
     atomic_uint_fast64_t push_skipped;        /* log push records not served here */
     char dir[1024];                           /* data_dir, for the free-space check */
     uint64_t min_free;                        /* store_min_free_bytes */
+    int online_counts;        /* AppendEvents updates the counting features (server/counts.h) */
+    pthread_mutex_t count_mu; /* serialises those updates: rows of items and the global
+                               * sums are shared by every user's appends */
 } mr_backend;
 
 /* Before a write RPC touches the store: MR_OK, or RESOURCE_EXHAUSTED with a

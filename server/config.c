@@ -50,6 +50,7 @@ static const field fields[] = {
     F("item_table", K_STR, item_table),
     F("item_dim", K_INT, item_dim),
     F("store_sync", K_BOOL, store_sync),
+    F("online_counts", K_BOOL, online_counts),
     F("user_ttl_seconds", K_LL, user_ttl_seconds),
     F("expire_interval_seconds", K_DOUBLE, expire_interval_seconds),
     F("cache_bytes", K_SIZE, cache_bytes),

@@ -33,6 +33,7 @@ typedef struct mr_server_config {
     char item_table[48];            /* the store's item-vector table */
     int item_dim;                   /* its width; creates the table when absent */
     int store_sync;                 /* fsync the WAL on every write (1) or not (0) */
+    int online_counts;              /* AppendEvents updates the stored counting features */
     long long user_ttl_seconds;     /* users not written for this long expire; 0 = never */
     double expire_interval_seconds; /* TTL sweep period; 0 = never sweep */
     size_t cache_bytes;             /* store memory cache in front of rows */

@@ -22,6 +22,7 @@
 #include "moe/featcount.h"
 #include "moe/sdim_feature.h"
 #include "server/backend.h"
+#include "server/counts.h"
 #include "server/handlers.h"
 #include "server/replica.h"
 #include "server/registry.h"
@@ -126,11 +127,33 @@ static int apply_id(moe_scorer *s, const moe_model *m, int row, const char *fiel
     return moe_scorer_set_cat(s, row, idx, v, NULL, 1, err);
 }
 
+/* The store's counting state (server/counts.h), read at most once per
+ * request, when a stored row holds counters. */
+typedef struct count_ctx {
+    mr_counts c;
+    int loaded, found;
+} count_ctx;
+
+/* A stored feature row as the entries to apply: a row with counters gets
+ * the values derived from them (counts.h); one without, its entries. */
+static int stored_row(mr_backend *be, count_ctx *k, mr_arena *a, int kind, const void *data,
+                      size_t len, Moerec__V1__Features **out, mr_err *err) {
+    ProtobufCAllocator al = mr_pb_arena(a);
+    Moerec__V1__FeatureRow *row = moerec__v1__feature_row__unpack(&al, len, data);
+    if (!row) return mr_err_set(err, MR_ECORRUPT, "the row does not decode");
+    if (row->n_counts && !k->loaded) {
+        int rc = mr_counts_load(be->st, &k->c, &k->found, err);
+        if (rc) return rc;
+        k->loaded = 1;
+    }
+    return mr_counts_expand(k->found ? &k->c : NULL, kind, row, a, out, err);
+}
+
 /* Stored features of the candidates (UpsertItems), before the request's
  * own candidate features, which override them. One batched, cached read. */
 static int apply_stored(moe_scorer *s, const moe_model *m, mr_backend *be, mr_arena *a,
-                        const Moerec__V1__ScoreRequest *r, Moerec__V1__Features ***stored,
-                        mr_err *err) {
+                        const Moerec__V1__ScoreRequest *r, count_ctx *k,
+                        Moerec__V1__Features ***stored, mr_err *err) {
     size_t n = r->n_candidates;
     uint64_t *ids = mr_arena_alloc(a, n * sizeof *ids);
     store_blob *blobs = mr_arena_alloc(a, n * sizeof *blobs);
@@ -142,13 +165,11 @@ static int apply_stored(moe_scorer *s, const moe_model *m, mr_backend *be, mr_ar
     void *buf = NULL;
     int rc = item_store_get(be->st, ids, n, blobs, &buf, err);
     if (rc) return mr_err_wrap(err, "stored item features");
-    ProtobufCAllocator al = mr_pb_arena(a);
     for (size_t i = 0; i < n && !rc; i++) {
         if (!blobs[i].data) continue;
-        Moerec__V1__Features *f = moerec__v1__features__unpack(&al, blobs[i].len, blobs[i].data);
-        if (!f) {
-            rc = mr_err_set(err, MR_ECORRUPT, "stored features of item '%s' do not decode",
-                            r->candidates[i]->item_id);
+        Moerec__V1__Features *f = NULL;
+        if ((rc = stored_row(be, k, a, FC_ITEM, blobs[i].data, blobs[i].len, &f, err))) {
+            mr_err_wrap(err, "stored features of item '%s'", r->candidates[i]->item_id);
             break;
         }
         rows[i] = f;
@@ -283,13 +304,13 @@ static int apply_sdim(moe_scorer *s, const moe_model *m, mr_backend *be, mr_aren
 /* The user's stored profile (packed Features, e.g. the counting features
  * of `moerec index features --store`) for every row; fields this model
  * does not know are skipped, as for stored item features. */
-static int apply_profile(moe_scorer *s, const moe_model *m, mr_arena *a, const mr_user_state *us,
-                         const char *user_id, Moerec__V1__Features **prof, mr_err *err) {
+static int apply_profile(moe_scorer *s, const moe_model *m, mr_backend *be, count_ctx *k,
+                         mr_arena *a, const mr_user_state *us, const char *user_id,
+                         Moerec__V1__Features **prof, mr_err *err) {
     if (!us->profile) return MR_OK;
-    ProtobufCAllocator al = mr_pb_arena(a);
-    Moerec__V1__Features *f = moerec__v1__features__unpack(&al, us->profile_len, us->profile);
-    if (!f)
-        return mr_err_set(err, MR_ECORRUPT, "stored profile of user '%s' does not decode", user_id);
+    Moerec__V1__Features *f = NULL;
+    int rc = stored_row(be, k, a, FC_USER, us->profile, us->profile_len, &f, err);
+    if (rc) return mr_err_wrap(err, "stored profile of user '%s'", user_id);
     *prof = f;
     return apply_features(s, m, MOE_ALL_ROWS, f, "stored user profile", -1, 0, err);
 }
@@ -403,14 +424,16 @@ int mr_score_with_model(mr_call_ctx *ctx, mr_model_ref *ref, const Moerec__V1__S
         goto done;
     }
     Moerec__V1__Features *prof = NULL, **stored = NULL;
-    if (be && (rc = apply_profile(s, m, ctx->arena, &us, r->user_id, &prof, err))) goto done;
+    count_ctx counts = {0};
+    if (be && (rc = apply_profile(s, m, be, &counts, ctx->arena, &us, r->user_id, &prof, err)))
+        goto done;
     for (int i = 0; i < n; i++)
         if ((rc = apply_id(s, m, i, "item_id", r->candidates[i]->item_id, err))) goto done;
     if ((rc = apply_features(s, m, MOE_ALL_ROWS, r->user_features, "user_features", -1, 1, err)) ||
         (rc = apply_features(s, m, MOE_ALL_ROWS, r->context_features, "context_features", -1, 1,
                              err)))
         goto done;
-    if (be && (rc = apply_stored(s, m, be, ctx->arena, r, &stored, err))) goto done;
+    if (be && (rc = apply_stored(s, m, be, ctx->arena, r, &counts, &stored, err))) goto done;
     if (be && (rc = apply_user_cats(s, m, ctx->arena, prof, r, stored, err))) goto done;
     for (int i = 0; i < n; i++)
         if ((rc = apply_features(s, m, i, r->candidates[i]->features, "candidates", i, 1, err)))

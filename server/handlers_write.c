@@ -16,6 +16,7 @@
 #include "index/store/item_log.h"
 #include "proto/moerec.pb-c.h"
 #include "server/backend.h"
+#include "server/counts.h"
 #include "server/handlers.h"
 #include "server/live.h"
 #include "server/replica.h"
@@ -255,6 +256,20 @@ int mr_handle_append_events(mr_call_ctx *ctx, const ProtobufCMessage *req, Proto
         ev[i].ts_ms = x->timestamp_ms ? x->timestamp_ms : now;
         ev[i].action = x->action[0] ? (uint32_t)idhash_bytes(x->action, strlen(x->action), 0) : 0;
     }
+    /* Labels: with online_counts they update the stored counting features
+     * (server/counts.h) in the events' batch; without, they are checked
+     * and not used. */
+    mr_count_labels *lab = mr_arena_alloc(ctx->arena, n * sizeof *lab);
+    if (!lab) return mr_err_set(err, MR_ENOMEM, "out of request memory");
+    int labelled = 0, counting = 0, rc = 0;
+    for (size_t i = 0; i < n; i++) labelled |= r->events[i]->n_labels > 0;
+    mr_counts cs;
+    if (be->online_counts && (rc = mr_counts_load(be->st, &cs, &counting, err))) return rc;
+    if (labelled && be->online_counts && !counting)
+        return mr_err_set(err, MR_ESTATE,
+                          "events carry labels and online_counts is on, but the store has no "
+                          "counting features: run `moerec index features --store` first");
+    if ((rc = mr_counts_labels(counting ? &cs : NULL, r, lab, err))) return rc;
     /* the store first (one WriteBatch, validated first), then the served
      * popularity and MinHash experts (they lock themselves). Not under the
      * live lock: events are not replayed on a reload, and appends of
@@ -272,9 +287,9 @@ int mr_handle_append_events(mr_call_ctx *ctx, const ProtobufCMessage *req, Proto
         ts[nl++] = ev[i].ts_ms;
     }
     /* validate_only: checked, nothing written (update log: replica.c) */
-    int rc = 0;
     if (!ctx->validate_only && !(rc = mr_backend_check_space(be, err)))
-        rc = behaviour_append(be->beh, ev, n, err); /* one WriteBatch */
+        rc = counting ? mr_counts_append(be, ev, lab, n, ctx->arena, err) /* one WriteBatch */
+                      : behaviour_append(be->beh, ev, n, err);            /* one WriteBatch */
     if (!rc && !ctx->validate_only && (rc = mr_live_events(reg, users, items, ts, nl, err)))
         mr_err_wrap(err, "live retrievers (the events were written)");
     if (rc) return rc;

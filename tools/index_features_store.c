@@ -1,23 +1,22 @@
 /* index_features_store.c — `moerec index features --store DIR`: the
- * counting features of every user and item of the log, read at one time,
- * as store rows Score and Recommend add to every request.
+ * counting features of every user and item of the log as store rows Score
+ * and Recommend add to every request (server/counts.h, docs/storage.md).
  *
- *   user profile row (replaced): the u_ block as numeric entries named as
- *     the columns; with --category-column also, for every category C the
- *     user has events in, the uc_ block of (user, C) as entries
- *     "<uc name>@C", the block of a category without events as
- *     "<uc name>@" (count 0, the prior rates), and a categorical entry
- *     "@category" = [the category column's name];
- *   item feature row (merged: entries of these names replaced, every other
- *     entry UpsertItems wrote kept): the i_ block; with categories, the
- *     categorical entry <category column> = the categories of the item's
- *     latest log event, in cell order.
+ *   user profile row (replaced): a FeatureRow whose counters are the
+ *     user's slot and, with --category-column, the slot of every (user,
+ *     C) pair of the log, C the category text;
+ *   item feature row (merged: old counters and old entries named as the
+ *     i_ columns dropped, every other entry UpsertItems wrote kept): the
+ *     item's slot; with categories, the categorical entry <category
+ *     column> = the categories of the item's latest log event, in cell
+ *     order;
+ *   store meta "counts": tasks, windows, prior strength, category column,
+ *     the global sums and the read time T.
  *
- * NaN values (recency of a key without events) are left out, so the
- * schema's fill applies, as for an empty cell in a file. The server takes
- * a candidate's categories from that entry (or the request's), and its uc_
- * values are fc_mean_blocks over them, as training rows' (server/
- * handlers_rank.c, docs/index-tool.md).
+ * The server derives the served values from these at T with
+ * fc_slot_values (the training columns' function), so they are the floats
+ * of a test row read at T; AppendEvents with online_counts keeps the
+ * counters current (server/counts_online.c).
  */
 #include <inttypes.h>
 #include <math.h>
@@ -27,6 +26,7 @@
 
 #include "index/store/store.h"
 #include "proto/moerec.pb-c.h"
+#include "server/counts.h"
 #include "tools/index_features_int.h"
 
 #define FX_BATCH 512
@@ -63,55 +63,54 @@ void fx_dict_free(fx_dict *d) {
     u64map_free(&d->map);
 }
 
-/* One row under construction: numeric entries with owned names, at most
- * one categorical entry of ours, then the kept entries of the old row. */
+/* One row under construction: the counters (own slot first), at most one
+ * categorical entry of ours, then the kept entries of the old row. */
 typedef struct fx_row {
-    Moerec__V1__NumericFeature *nf;
-    char **names;
+    Moerec__V1__CountSlot *cs;
+    Moerec__V1__CountSlot **cp;
     size_t n, cap;
     Moerec__V1__CategoricalFeature cf;
     const char *cat_vals[FC_MAX_CATS];
     int has_cf;
 } fx_row;
 
-static int row_num(fx_row *r, const char *name, const char *suffix, int at, float v, mr_err *e) {
-    if (isnan(v)) return MR_OK;
+/* Add the slot (NULL: none, nothing added) of category cat ("" = own). */
+static int row_slot(fx_row *r, const fc_spec *spec, const char *cat, const double *slot,
+                    mr_err *e) {
+    if (!slot) return MR_OK;
     if (r->n == r->cap) {
-        size_t cap = r->cap ? 2 * r->cap : 64;
-        Moerec__V1__NumericFeature *nf = realloc(r->nf, sizeof *nf * cap);
-        if (nf) r->nf = nf;
-        char **nm = nf ? realloc(r->names, sizeof *nm * cap) : NULL;
-        if (!nm) return mr_err_set(e, MR_ENOMEM, "out of memory");
-        r->names = nm;
+        size_t cap = r->cap ? 2 * r->cap : 16;
+        Moerec__V1__CountSlot *cs = realloc(r->cs, sizeof *cs * cap);
+        if (cs) r->cs = cs;
+        Moerec__V1__CountSlot **cp = cs ? realloc(r->cp, sizeof *cp * cap) : NULL;
+        if (!cp) return mr_err_set(e, MR_ENOMEM, "out of memory");
+        r->cp = cp;
         r->cap = cap;
     }
-    size_t len = strlen(name) + (at ? 1 + strlen(suffix) : 0) + 1;
-    if (!(r->names[r->n] = malloc(len))) return mr_err_set(e, MR_ENOMEM, "out of memory");
-    snprintf(r->names[r->n], len, at ? "%s@%s" : "%s", name, suffix);
-    moerec__v1__numeric_feature__init(&r->nf[r->n]);
-    r->nf[r->n].name = r->names[r->n];
-    r->nf[r->n].value = v;
+    moerec__v1__count_slot__init(&r->cs[r->n]);
+    r->cs[r->n].category = (char *)cat;
+    r->cs[r->n].sums = (double *)slot;
+    r->cs[r->n].n_sums = (size_t)fc_slot_len(spec);
     r->n++;
     return MR_OK;
 }
 
 static void row_clear(fx_row *r) {
-    for (size_t i = 0; i < r->n; i++) free(r->names[i]);
     r->n = 0;
     r->has_cf = 0;
 }
 
 static void row_free(fx_row *r) {
-    row_clear(r);
-    free(r->nf);
-    free(r->names);
+    free(r->cs);
+    free(r->cp);
 }
 
-/* Pack r (plus old's entries r does not name, when old) into a malloc'd
- * buffer. */
-static int row_pack(const fx_row *r, const Moerec__V1__Features *old, uint8_t **out, size_t *len,
-                    mr_err *e) {
-    size_t nn = r->n + (old ? old->n_numeric : 0), nc = 1 + (old ? old->n_categorical : 0);
+/* Pack r as a FeatureRow (plus old's entries, when old, but for the numeric
+ * entries named in drop[0..ndrop), the values the counters now give, and
+ * old's counters) into a malloc'd buffer. */
+static int row_pack(fx_row *r, const Moerec__V1__FeatureRow *old, const char *const *drop,
+                    int ndrop, uint8_t **out, size_t *len, mr_err *e) {
+    size_t nn = old ? old->n_numeric : 0, nc = 1 + (old ? old->n_categorical : 0);
     Moerec__V1__NumericFeature **np = malloc(sizeof *np * (nn ? nn : 1));
     Moerec__V1__CategoricalFeature **cp = malloc(sizeof *cp * nc);
     if (!np || !cp) {
@@ -120,26 +119,27 @@ static int row_pack(const fx_row *r, const Moerec__V1__Features *old, uint8_t **
         return mr_err_set(e, MR_ENOMEM, "out of memory");
     }
     size_t k = 0, c = 0;
-    for (size_t i = 0; i < r->n; i++) np[k++] = &r->nf[i];
-    if (r->has_cf) cp[c++] = (Moerec__V1__CategoricalFeature *)&r->cf;
-    for (size_t j = 0; old && j < old->n_numeric; j++) { /* keep what these values do not name */
+    if (r->has_cf) cp[c++] = &r->cf;
+    for (size_t j = 0; old && j < old->n_numeric; j++) { /* keep what the counters do not give */
         int ours = 0;
-        for (size_t q = 0; q < r->n && !ours; q++)
-            ours = !strcmp(old->numeric[j]->name, r->nf[q].name);
+        for (int q = 0; q < ndrop && !ours; q++) ours = !strcmp(old->numeric[j]->name, drop[q]);
         if (!ours) np[k++] = old->numeric[j];
     }
     for (size_t j = 0; old && j < old->n_categorical; j++)
         if (!r->has_cf || strcmp(old->categorical[j]->name, r->cf.name))
             cp[c++] = old->categorical[j];
-    Moerec__V1__Features msg;
-    moerec__v1__features__init(&msg);
+    for (size_t i = 0; i < r->n; i++) r->cp[i] = &r->cs[i];
+    Moerec__V1__FeatureRow msg;
+    moerec__v1__feature_row__init(&msg);
     msg.numeric = np;
     msg.n_numeric = k;
     msg.categorical = cp;
     msg.n_categorical = c;
-    *len = moerec__v1__features__get_packed_size(&msg);
+    msg.counts = r->cp;
+    msg.n_counts = r->n;
+    *len = moerec__v1__feature_row__get_packed_size(&msg);
     *out = malloc(*len ? *len : 1);
-    if (*out) moerec__v1__features__pack(&msg, *out);
+    if (*out) moerec__v1__feature_row__pack(&msg, *out);
     free(np);
     free(cp);
     return *out ? MR_OK : mr_err_set(e, MR_ENOMEM, "out of memory");
@@ -173,14 +173,11 @@ static int fx_pairs(const fx_rows *log, fx_pair **out, size_t *n, mr_err *e) {
     return MR_OK;
 }
 
-/* The u_ block, then with categories the (user, category) blocks. */
-static int user_row(const fx_opts *o, const fx_rows *log, const fc_counter *fin, double now,
-                    uint64_t user, const fx_pair *pairs, size_t npairs, const char *const *names,
-                    const float *absent, fx_row *r, mr_err *e) {
-    int per = fc_kind_values(&o->spec), rc = 0;
-    float v[FC_MAX_WINDOWS * (1 + FC_MAX_TASKS) + 1];
-    fc_read_key(fin, FC_USER, user, now, v);
-    for (int j = 0; j < per && !rc; j++) rc = row_num(r, names[j], NULL, 0, v[j], e);
+/* The user's own counters, then with categories those of every (user,
+ * category) pair of the log. */
+static int user_row(const fx_opts *o, const fx_rows *log, const fc_counter *fin, uint64_t user,
+                    const fx_pair *pairs, size_t npairs, fx_row *r, mr_err *e) {
+    int rc = row_slot(r, &o->spec, "", fc_slot_of(fin, FC_USER, user), e);
     if (rc || !o->spec.use_cats) return rc;
     fx_pair key = {user, 0};
     size_t lo = 0, hi = npairs; /* first pair of this user */
@@ -192,27 +189,17 @@ static int user_row(const fx_opts *o, const fx_rows *log, const fc_counter *fin,
     for (size_t k = lo; k < npairs && pairs[k].user == user && !rc; k++) {
         const char *cat = fx_dict_text(log->dict, pairs[k].cat);
         if (!cat) return mr_err_set(e, MR_EINTERNAL, "category text lost");
-        fc_read_key(fin, FC_USER_CAT, fc_user_cat_key(user, pairs[k].cat), now, v);
-        for (int j = 0; j < per && !rc; j++) rc = row_num(r, names[2 * per + j], cat, 1, v[j], e);
+        rc = row_slot(r, &o->spec, cat,
+                      fc_slot_of(fin, FC_USER_CAT, fc_user_cat_key(user, pairs[k].cat)), e);
     }
-    for (int j = 0; j < per && !rc; j++) rc = row_num(r, names[2 * per + j], "", 1, absent[j], e);
-    r->has_cf = 1;
-    moerec__v1__categorical_feature__init(&r->cf);
-    r->cf.name = "@category";
-    r->cat_vals[0] = o->cat_col;
-    r->cf.values = (char **)r->cat_vals;
-    r->cf.n_values = 1;
     return rc;
 }
 
-/* The i_ block, then with categories the item's latest event's categories. */
-static int item_row(const fx_opts *o, const fx_rows *log, const fc_counter *fin, double now,
-                    uint64_t item, const fc_event *latest, const char *const *names, fx_row *r,
-                    mr_err *e) {
-    int per = fc_kind_values(&o->spec), rc = 0;
-    float v[FC_MAX_WINDOWS * (1 + FC_MAX_TASKS) + 1];
-    fc_read_key(fin, FC_ITEM, item, now, v);
-    for (int j = 0; j < per && !rc; j++) rc = row_num(r, names[per + j], NULL, 0, v[j], e);
+/* The item's counters, then with categories the item's latest event's
+ * categories. */
+static int item_row(const fx_opts *o, const fx_rows *log, const fc_counter *fin, uint64_t item,
+                    const fc_event *latest, fx_row *r, mr_err *e) {
+    int rc = row_slot(r, &o->spec, "", fc_slot_of(fin, FC_ITEM, item), e);
     if (rc || !o->spec.use_cats || !latest || !latest->n_cats) return rc;
     moerec__v1__categorical_feature__init(&r->cf);
     r->cf.name = (char *)o->cat_col;
@@ -222,6 +209,31 @@ static int item_row(const fx_opts *o, const fx_rows *log, const fc_counter *fin,
     r->cf.values = (char **)r->cat_vals;
     r->cf.n_values = (size_t)latest->n_cats;
     r->has_cf = 1;
+    return rc;
+}
+
+/* The store's counting state: the definition, the global sums, read at now. */
+static int state_put(const fx_opts *o, mr_store *st, const fc_counter *fin, double now, mr_err *e) {
+    mr_counts c;
+    memset(&c, 0, sizeof c);
+    c.spec = o->spec;
+    for (int t = 0; t < o->spec.n_tasks; t++)
+        snprintf(c.task[t], sizeof c.task[t], "%s", o->task[t].name);
+    for (int w = 0; w < o->spec.n_windows; w++)
+        snprintf(c.window_name[w], sizeof c.window_name[w], "%s", o->window_name[w]);
+    if (o->spec.use_cats) {
+        if (strlen(o->cat_col) >= sizeof c.cat_col)
+            return mr_err_set(e, MR_EINVAL, "--category-column: at most %zu bytes for --store",
+                              sizeof c.cat_col - 1);
+        snprintf(c.cat_col, sizeof c.cat_col, "%s", o->cat_col);
+    }
+    fc_global(fin, c.pos, c.lab);
+    c.as_of = now;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = mr_counts_pack(&c, &buf, &len, e);
+    if (!rc) rc = store_meta_put(st, MR_COUNTS_META, buf, len, e);
+    free(buf);
     return rc;
 }
 
@@ -251,8 +263,7 @@ int fx_store(const fx_opts *o, const fx_rows *log, const fc_counter *fin, double
             return rc;
         names[j] = name_buf[j];
     }
-    float absent[FC_MAX_WINDOWS * (1 + FC_MAX_TASKS) + 1];
-    fc_read_absent(fin, now, absent);
+    int per = fc_kind_values(&o->spec); /* an item row's old i_ entries are dropped */
     store_config cfg;
     store_config_init(&cfg);
     mr_store *st = NULL;
@@ -288,25 +299,24 @@ int fx_store(const fx_opts *o, const fx_rows *log, const fc_counter *fin, double
             for (size_t i = 0; i < nb && !rc; i++) {
                 row_clear(&rows[i]);
                 blobs[i] = (store_blob){NULL, 0};
-                Moerec__V1__Features *old = NULL;
+                Moerec__V1__FeatureRow *old = NULL;
                 if (kind == FC_USER)
-                    rc = user_row(o, log, fin, now, keys[b + i], pairs, npairs, names, absent,
-                                  &rows[i], e);
+                    rc = user_row(o, log, fin, keys[b + i], pairs, npairs, &rows[i], e);
                 else {
                     uint32_t at = have_latest ? u64map_get(&latest, keys[b + i]) : U64MAP_NONE;
-                    rc = item_row(o, log, fin, now, keys[b + i],
-                                  at == U64MAP_NONE ? NULL : &log->ev[at], names, &rows[i], e);
+                    rc = item_row(o, log, fin, keys[b + i], at == U64MAP_NONE ? NULL : &log->ev[at],
+                                  &rows[i], e);
                     if (!rc && cur[i].data &&
-                        !(old = moerec__v1__features__unpack(NULL, cur[i].len, cur[i].data)))
+                        !(old = moerec__v1__feature_row__unpack(NULL, cur[i].len, cur[i].data)))
                         rc = mr_err_set(e, MR_ECORRUPT,
                                         "stored features of item %" PRIu64 " do not decode",
                                         keys[b + i]);
                 }
                 uint8_t *packed = NULL;
                 size_t len = 0;
-                if (!rc) rc = row_pack(&rows[i], old, &packed, &len, e);
+                if (!rc) rc = row_pack(&rows[i], old, names + per, per, &packed, &len, e);
                 blobs[i] = (store_blob){packed, len};
-                if (old) moerec__v1__features__free_unpacked(old, NULL);
+                if (old) moerec__v1__feature_row__free_unpacked(old, NULL);
             }
             if (!rc)
                 rc = kind == FC_USER ? user_store_put(st, keys + b, nb, blobs, e)
@@ -320,6 +330,7 @@ int fx_store(const fx_opts *o, const fx_rows *log, const fc_counter *fin, double
         json_object_set_new(sum, kind == FC_USER ? "stored_users" : "stored_items",
                             json_integer((json_int_t)n));
     }
+    if (!rc) rc = state_put(o, st, fin, now, e);
     if (!rc && o->spec.use_cats)
         json_object_set_new(sum, "stored_user_categories", json_integer((json_int_t)npairs));
     json_object_set_new(sum, "store_as_of", json_real(now));

@@ -284,6 +284,11 @@ static int beh_append_user(mr_behaviour *b, rocksdb_writebatch_t *wb, uint64_t u
 }
 
 int behaviour_append(mr_behaviour *b, const behaviour_event *ev, size_t n, mr_err *e) {
+    return behaviour_append_rows(b, ev, n, NULL, e);
+}
+
+int behaviour_append_rows(mr_behaviour *b, const behaviour_event *ev, size_t n,
+                          const store_append_rows *rows, mr_err *e) {
     int rc;
     if ((rc = store_check_writable(b->st, e))) return rc;
     if (n > STORE_MAX_BATCH)
@@ -326,7 +331,7 @@ int behaviour_append(mr_behaviour *b, const behaviour_event *ev, size_t n, mr_er
         rc = beh_append_user(b, wb, in[a].user, in + a, z - a, vecs, found, sigs, &sc, e);
         a = z;
     }
-    if (!rc) rc = store_write(b->st, wb, e);
+    if (!rc) rc = store_rows_write(b->st, wb, rows, e);
     beh_lock_users(b, users, nusers, 0);
     if (!rc) atomic_fetch_add(&b->st->ctr.rows_written, n);
 out:

@@ -66,6 +66,11 @@ const sdim_hasher *behaviour_hasher(const mr_behaviour *b);
  * and the updated tables of every user touched commit together. The batch
  * is validated first; on error nothing is written. */
 int behaviour_append(mr_behaviour *b, const behaviour_event *ev, size_t n, mr_err *e);
+/* The same with rows (may be NULL) committed in that one WriteBatch: the
+ * online counting features (server/counts.h) change with the events or
+ * not at all. */
+int behaviour_append_rows(mr_behaviour *b, const behaviour_event *ev, size_t n,
+                          const store_append_rows *rows, mr_err *e);
 
 /* Recompute the tables of the given users from their events (and trim to
  * l_max if it was lowered). behaviour_rebuild_all does every user. */

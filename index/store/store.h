@@ -174,6 +174,27 @@ int item_store_get(mr_store *st, const uint64_t *ids, size_t n, store_blob *out,
                    mr_err *e);
 int user_store_put(mr_store *st, const uint64_t *ids, size_t n, const store_blob *blobs, mr_err *e);
 
+/* Rows committed in the same WriteBatch as an append of events
+ * (behaviour_append_rows): item and user feature blobs (replacing the rows
+ * of those ids, cached copies updated after the commit) and one meta row
+ * (meta_key NULL: none). Blobs are checked as by item_store_put first. */
+typedef struct store_append_rows {
+    const uint64_t *item_ids;
+    const store_blob *items;
+    size_t n_items;
+    const uint64_t *user_ids;
+    const store_blob *users;
+    size_t n_users;
+    const char *meta_key; /* [a-z_], 1..32 bytes (kept apart from the store's own meta rows) */
+    store_blob meta;
+} store_append_rows;
+
+/* Application meta rows (the counting features' state, server/counts.h):
+ * a get returns a malloc'd copy in *val (NULL, *len 0 when absent); a put
+ * is one synced write. Keys as in store_append_rows.meta_key. */
+int store_meta_get(mr_store *st, const char *key, void **val, size_t *len, mr_err *e);
+int store_meta_put(mr_store *st, const char *key, const void *val, size_t len, mr_err *e);
+
 /* ---- stats -------------------------------------------------------------- */
 
 typedef struct store_stats {

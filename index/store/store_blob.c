@@ -6,6 +6,7 @@
  * (behaviour.c: user_state_get) and are not cached. A batched item get
  * returns pointers into one malloc'd buffer so a caller frees once.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,6 +35,18 @@ static int blob_check_batch(const mr_store *st, const uint64_t *ids, size_t n,
     return 0;
 }
 
+/* Add n blobs of family cfi to wb (v: scratch of the largest blob's size). */
+static void blob_batch_add(mr_store *st, rocksdb_writebatch_t *wb, int cfi, const uint64_t *ids,
+                           size_t n, const store_blob *blobs, int64_t now, uint8_t *v) {
+    for (size_t i = 0; i < n; i++) {
+        uint8_t k[8];
+        emb_key_encode(ids[i], k);
+        emb_codec_blob_encode(blobs[i].data, blobs[i].len, now, v);
+        rocksdb_writebatch_put_cf(wb, st->cf[cfi], (const char *)k, 8, (const char *)v,
+                                  emb_codec_blob_bytes(blobs[i].len));
+    }
+}
+
 /* Validate everything, then one WriteBatch. */
 static int blob_put(mr_store *st, int cfi, uint32_t ns, const uint64_t *ids, size_t n,
                     const store_blob *blobs, const char *what, mr_err *e) {
@@ -51,14 +64,7 @@ static int blob_put(mr_store *st, int cfi, uint32_t ns, const uint64_t *ids, siz
         return mr_err_set(e, MR_ENOMEM, "%s put: out of memory", what);
     }
     int64_t now = store_write_clock_ms();
-    for (size_t i = 0; i < n; i++) {
-        uint8_t k[8];
-        emb_key_encode(ids[i], k);
-        emb_codec_blob_encode(blobs[i].data, blobs[i].len, now, v);
-        /* put_cf copies key and value into the batch's buffer */
-        rocksdb_writebatch_put_cf(wb, st->cf[cfi], (const char *)k, 8, (const char *)v,
-                                  emb_codec_blob_bytes(blobs[i].len));
-    }
+    blob_batch_add(st, wb, cfi, ids, n, blobs, now, v); /* put_cf copies key and value */
     const int cached = st->cache && ns != UINT32_MAX;
     if (cached) cache_write_begin(st->cache, ns, ids, n); /* see cache.h */
     const int64_t ttl = cfi == STORE_CF_USERS ? st->cfg.user_ttl_s : 0;
@@ -85,6 +91,91 @@ int item_store_put(mr_store *st, const uint64_t *ids, size_t n, const store_blob
 int user_store_put(mr_store *st, const uint64_t *ids, size_t n, const store_blob *blobs,
                    mr_err *e) {
     return blob_put(st, STORE_CF_USERS, UINT32_MAX, ids, n, blobs, "user", e);
+}
+
+/* Application meta keys live under "app/" in the meta family, apart from
+ * the store's own rows ("behaviour", "table/...", the log sequence). */
+#define META_APP_PREFIX "app/"
+
+static int meta_key(const char *k, char out[40], mr_err *e) {
+    size_t n = k ? strlen(k) : 0;
+    int ok = n >= 1 && n <= 32;
+    for (size_t i = 0; ok && i < n; i++) ok = (k[i] >= 'a' && k[i] <= 'z') || k[i] == '_';
+    if (!ok) return mr_err_set(e, MR_EINVAL, "meta key '%.40s': [a-z_], 1..32 bytes", k ? k : "");
+    snprintf(out, 40, META_APP_PREFIX "%s", k);
+    return 0;
+}
+
+/* A meta row is the bytes as given (no time header: meta never expires). */
+int store_meta_get(mr_store *st, const char *key, void **val, size_t *len, mr_err *e) {
+    *val = NULL;
+    *len = 0;
+    char k[40];
+    int rc = meta_key(key, k, e);
+    if (rc) return rc;
+    char *err = NULL;
+    size_t vlen = 0;
+    char *v = rocksdb_get_cf(st->db, st->ropts, st->cf[STORE_CF_META], k, strlen(k), &vlen, &err);
+    if (err) return store_rocks_err(e, MR_EINTERNAL, err, "meta get");
+    if (!v) return 0;
+    *val = malloc(vlen ? vlen : 1);
+    if (!*val) {
+        free(v);
+        return mr_err_set(e, MR_ENOMEM, "meta get: out of memory");
+    }
+    memcpy(*val, v, vlen);
+    free(v);
+    *len = vlen;
+    return 0;
+}
+
+int store_meta_put(mr_store *st, const char *key, const void *val, size_t len, mr_err *e) {
+    int rc;
+    char k[40];
+    if ((rc = store_check_writable(st, e)) || (rc = meta_key(key, k, e))) return rc;
+    rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+    if (!wb) return mr_err_set(e, MR_ENOMEM, "meta put: out of memory");
+    rocksdb_writebatch_put_cf(wb, st->cf[STORE_CF_META], k, strlen(k), val, len);
+    rc = store_write_synced(st, wb, e);
+    rocksdb_writebatch_destroy(wb);
+    return rc;
+}
+
+int store_rows_write(mr_store *st, rocksdb_writebatch_t *wb, const store_append_rows *x,
+                     mr_err *e) {
+    if (!x) return store_write(st, wb, e);
+    int rc;
+    char mk[40];
+    if ((rc = blob_check_batch(st, x->item_ids, x->n_items, x->items, "item", e)) ||
+        (rc = blob_check_batch(st, x->user_ids, x->n_users, x->users, "user", e)) ||
+        (x->meta_key && (rc = meta_key(x->meta_key, mk, e))))
+        return rc;
+    size_t maxlen = 0;
+    for (size_t i = 0; i < x->n_items; i++)
+        maxlen = x->items[i].len > maxlen ? x->items[i].len : maxlen;
+    for (size_t i = 0; i < x->n_users; i++)
+        maxlen = x->users[i].len > maxlen ? x->users[i].len : maxlen;
+    uint8_t *v = malloc(emb_codec_blob_bytes(maxlen));
+    if (!v) return mr_err_set(e, MR_ENOMEM, "append rows: out of memory");
+    int64_t now = store_write_clock_ms();
+    blob_batch_add(st, wb, STORE_CF_ITEMS, x->item_ids, x->n_items, x->items, now, v);
+    blob_batch_add(st, wb, STORE_CF_USERS, x->user_ids, x->n_users, x->users, now, v);
+    free(v);
+    if (x->meta_key)
+        rocksdb_writebatch_put_cf(wb, st->cf[STORE_CF_META], mk, strlen(mk), x->meta.data,
+                                  x->meta.len);
+    const int cached = st->cache && x->n_items;
+    if (cached) cache_write_begin(st->cache, STORE_NS_ITEMS, x->item_ids, x->n_items);
+    const int64_t ttl = x->n_users ? st->cfg.user_ttl_s : 0;
+    store_ttl_lock(st, ttl, 1);
+    rc = store_write(st, wb, e);
+    store_ttl_lock(st, ttl, 0);
+    if (!rc) atomic_fetch_add(&st->ctr.rows_written, x->n_items + x->n_users);
+    for (size_t i = 0; !rc && cached && i < x->n_items; i++)
+        cache_update(st->cache, STORE_NS_ITEMS, x->item_ids[i],
+                     x->items[i].data ? x->items[i].data : "", x->items[i].len, now);
+    if (cached) cache_write_end(st->cache, STORE_NS_ITEMS, x->item_ids, x->n_items);
+    return rc;
 }
 
 /* Growing output buffer: offsets are kept, pointers made at the end. */

@@ -103,6 +103,11 @@ static inline void store_ttl_lock(mr_store *st, int64_t ttl, int lock) {
 /* Write time of rows written now: the update-log record's time while a
  * replica applies one (store_log_seq_begin), else the wall clock. */
 int64_t store_write_clock_ms(void);
+/* Check rows (store.h), add them to wb, commit wb (with the item cache
+ * and TTL steps of a blob put), update the cached items. rows may be
+ * NULL: a plain store_write. */
+int store_rows_write(mr_store *st, rocksdb_writebatch_t *wb, const store_append_rows *rows,
+                     mr_err *e);
 /* Primary-only guard for writes. */
 int store_check_writable(const mr_store *st, mr_err *e);
 

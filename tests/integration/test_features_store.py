@@ -63,9 +63,38 @@ def write_log(d):
     return max(r[2] for r in tr), te
 
 
+def write_csv(path, header, rows):
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
+
+
+def random_log(seed, users, per_user, items, gap, test_from, cats, love=False):
+    """(train, test) rows (user, item, ts, like[, love], categories): per user
+    per_user events at increasing times, the ones from index test_from on in
+    test; love (with love=True) empty on some rows (no label)."""
+    random.seed(seed)
+    tr, te = [], []
+    for u in range(users):
+        t = 1000 + u
+        for k in range(per_user):
+            it = random.randrange(items)
+            t += random.randrange(1, gap)
+            like = int(random.random() < 0.2 + 0.5 * ((u + it) % 3 == 0))
+            extra = ("" if k % 7 == 3 else int(like and random.random() < 0.5),) if love else ()
+            (te if k >= test_from else tr).append((u, it, t, like) + extra + (cats(it),))
+    return tr, te
+
+
 class FeaturesStoreTest(unittest.TestCase):
-    def serve(self, d, models=True):
-        srv = subprocess.Popen([ARGS.bin, "serve", "--port", "0", "--log-level", "warn", "--data-dir",
+    def serve(self, d, models=True, config=None):
+        extra = []
+        if config is not None:
+            with open(os.path.join(d, "serve.json"), "w") as f:
+                json.dump(config, f)
+            extra = ["--config", os.path.join(d, "serve.json")]
+        srv = subprocess.Popen([ARGS.bin, "serve"] + extra + ["--port", "0", "--log-level", "warn", "--data-dir",
                                 os.path.join(d, "store"), "--item-dim", "4"] +
                                (["--model-dir", os.path.join(d, "models")] if models else []),
                                stdout=subprocess.PIPE, text=True)
@@ -179,16 +208,8 @@ class FeaturesStoreTest(unittest.TestCase):
         test file's uc_ columns hold: every prediction equals the file's."""
         import moerec_pb2 as pb
         with tempfile.TemporaryDirectory() as d:
-            random.seed(9)
             cats = lambda it: "g%d|h%d" % (it % 25, it % 3) + ("|g%d" % (it % 25) if it % 5 == 0 else "")
-            tr, te = [], []
-            for u in range(30):
-                t = 1000 + u
-                for k in range(40):
-                    it = random.randrange(50)
-                    t += random.randrange(1, 500)
-                    like = int(random.random() < 0.2 + 0.5 * ((u + it) % 3 == 0))
-                    (te if k >= 32 else tr).append((u, it, t, like, cats(it)))
+            tr, te = random_log(9, 30, 40, 50, 500, 32, cats)
             self.assertEqual({r[1] for r in te} - {r[1] for r in tr}, set())  # every test item has a stored row
             for name, part in (("train.csv", tr), ("test.csv", te)):
                 with open(os.path.join(d, name), "w", newline="") as f:
@@ -234,6 +255,117 @@ class FeaturesStoreTest(unittest.TestCase):
                 got = stub.Score(req, timeout=10).items
                 for k, i in enumerate(idx):
                     self.assertEqual(f32(float(want[i]["like"])), f32(got[k].tasks[0].value))
+            finally:
+                self.stop(srv, ch)
+
+    def features(self, d, log, t, extra):
+        """`moerec index features` over d/log: training columns, the test rows'
+        columns read at t (d/test_feat.csv), extra flags (--store)."""
+        r = subprocess.run([ARGS.bin, "index", "features", "--log", os.path.join(d, log),
+                            "--out", os.path.join(d, "train_feat.csv"), "--apply", os.path.join(d, "test.csv"),
+                            "--apply-out", os.path.join(d, "test_feat.csv"), "--as-of", str(t),
+                            "--user-column", "user_id", "--item-column", "item_id", "--time-column", "ts",
+                            "--task", "like:like", "--task", "love:love", "--windows", "all,2000s",
+                            "--category-column", "genre", "--quiet"] + extra, capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return json.loads(r.stdout.splitlines()[-1])
+
+    def test_online_counts(self):
+        """AppendEvents with labels and online_counts (issue 13): the user, item
+        and (user, category) counters and the global prior are updated with the
+        events, so Score with ids only answers, bit for bit, what `moerec score`
+        gives on test rows whose columns `moerec index features` computed over
+        the log plus those events (read at the new latest time). Bad labels
+        (unknown task, a value not 0/1, a task twice) are INVALID_ARGUMENT and
+        change nothing; without online_counts labels change nothing either."""
+        import grpc
+        import moerec_pb2 as pb
+        with tempfile.TemporaryDirectory() as d:
+            cats = lambda it: "g%d|h%d" % (it % 7, it % 3)
+            tr, te = random_log(13, 24, 30, 40, 300, 24, cats, love=True)  # some love labels empty
+            header = ["user_id", "item_id", "ts", "like", "love", "genre"]
+            write = lambda name, rows: write_csv(os.path.join(d, name), header, rows)
+            write("train.csv", tr)
+            write("test.csv", te)
+            t_end = max(r[2] for r in tr)
+            kinds = ["cnt_all", "like_rate_all", "love_rate_all", "cnt_2000s", "like_rate_2000s", "recency"]
+            cols = ["%s_%s" % (p, k) for p in ("u", "i", "uc") for k in kinds]
+            model = {"tables": [{"name": "user", "rows": 64, "dim": 4}, {"name": "item", "rows": 128, "dim": 4}],
+                     "features": {"categorical": [{"name": "user_id", "table": "user"},
+                                                  {"name": "item_id", "table": "item"}],
+                                  "numeric": [{"name": c} for c in cols]}}
+            write_model(d, model)
+            # a store without counting features: labels are FAILED_PRECONDITION, plain events pass
+            srv, ch, stub = self.serve(d, models=False, config={"online_counts": True})
+            try:
+                req = pb.AppendEventsRequest()
+                req.events.add(user_id="0", item_id=str(tr[0][1]), timestamp_ms=500 * 1000)
+                self.assertEqual(stub.AppendEvents(req, timeout=10).appended, 1)
+                req.events[0].labels.add(task="like", value=1.0)
+                with self.assertRaises(grpc.RpcError) as cm:
+                    stub.AppendEvents(req, timeout=10)
+                self.assertEqual(cm.exception.code(), grpc.StatusCode.FAILED_PRECONDITION)
+                self.assertIn("moerec index features --store", cm.exception.details())
+            finally:
+                self.stop(srv, ch)
+            self.features(d, "train.csv", t_end, ["--store", os.path.join(d, "store")])
+            r = subprocess.run([ARGS.bin, "train", "--model-json", os.path.join(d, "model.json"), "--data",
+                                os.path.join(d, "train_feat.csv"), "--out", os.path.join(d, "models", "m"),
+                                "--quiet"], capture_output=True, text=True)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            before = self.score_file(d, "test_feat.csv")
+            # new events after the log: known and new users, labelled, partly and not labelled
+            new = []
+            t = t_end
+            items = sorted({r[1] for r in tr})  # items with a stored row (their categories)
+            for k in range(40):
+                u, it = (k * 5) % 26, items[(k * 11) % len(items)]  # users 24, 25 are new
+                t += 1 + k * 37
+                like, love = k % 3 == 0, (k % 6 == 0) if k % 5 else ""
+                new.append((u, it, t, int(like), "" if love == "" else int(love), cats(it)))
+            new.append((new[0][0], new[0][1], new[-1][2], "", "", cats(new[0][1])))  # no labels, tied time
+            t_new = max(r[2] for r in new)
+
+            def append(stub, rows, bad=None):
+                req = pb.AppendEventsRequest()
+                for u, it, ts, like, love, _ in rows:
+                    e = req.events.add(user_id=str(u), item_id=str(it), timestamp_ms=ts * 1000)
+                    if like != "":
+                        e.labels.add(task="like", value=float(like))
+                    if love != "":
+                        e.labels.add(task="love", value=float(love))
+                if bad:
+                    req.events[len(rows) // 2].labels.add(**bad)
+                return stub.AppendEvents(req, timeout=10)
+            srv, ch, stub = self.serve(d, config={"online_counts": True})
+            try:
+                self.check_ids_only(stub, te, before)
+                for bad in ({"task": "buy", "value": 1.0}, {"task": "like", "value": 0.5},
+                            {"task": "like", "value": 1.0}, {"task": "", "value": 1.0}):
+                    with self.assertRaises(grpc.RpcError) as cm:  # like 1.0: every event has like already
+                        append(stub, new, bad)
+                    self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT, cm.exception.details())
+                self.check_ids_only(stub, te, before)  # nothing changed
+                self.assertEqual(append(stub, new).appended, len(new))
+                write("log2.csv", tr + [x for x in new])
+                self.features(d, "log2.csv", t_new, [])
+                after = self.score_file(d, "test_feat.csv")
+                self.assertGreater(sum(a["like"] != b["like"] for a, b in zip(before, after)), len(te) // 2)
+                self.check_ids_only(stub, te, after)
+                # a new user of the appended events: their rows exist now
+                req = pb.ScoreRequest(user_id="25")
+                req.candidates.add(item_id=str(te[0][1]))
+                stub.Score(req, timeout=10)
+            finally:
+                self.stop(srv, ch)
+            # without online_counts labels are accepted and count nothing
+            srv, ch, stub = self.serve(d)
+            try:
+                self.assertEqual(append(stub, new[:5]).appended, 5)
+                self.check_ids_only(stub, te, after)
+                with self.assertRaises(grpc.RpcError) as cm:
+                    append(stub, new[:5], {"task": "like", "value": 2.0})
+                self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
             finally:
                 self.stop(srv, ch)
 

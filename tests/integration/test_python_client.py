@@ -67,6 +67,13 @@ class ClientTest(unittest.TestCase):
         self.assertEqual(r.appended, 5)
         r = self.c.append_events([{"user_id": "carol", "item_id": str(g2[0]), "timestamp_ms": 2000}])
         self.assertEqual(r.appended, 1)
+        # labels as a dict: checked by the server (online_counts off: not used)
+        r = self.c.append_events([{"user_id": "carol", "item_id": str(g2[0]), "timestamp_ms": 2001,
+                                   "labels": {"like": 1}}])
+        self.assertEqual(r.appended, 1)
+        with self.assertRaises(MoerecError) as cm:
+            self.c.append_events([{"user_id": "carol", "item_id": str(g2[0]), "labels": {"like": 0.5}}])
+        self.assertEqual(cm.exception.code, grpc.StatusCode.INVALID_ARGUMENT)
         # Retrieve from the user's history: mostly group 2
         r = self.c.retrieve("carol", k=10, request_id="q1")
         self.assertEqual(r.request_id, "q1")

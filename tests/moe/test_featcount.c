@@ -343,6 +343,71 @@ static void test_no_recency(void **st) {
     free(vb);
 }
 
+/* A slot kept outside the counter (the store's rows, server/counts.h):
+ * fc_slot_init + fc_slot_add over a key's events in time order, read with
+ * fc_slot_values and the counter's global sums, gives exactly the floats
+ * fc_read_key gives, for users, items and (user, category) keys, at the
+ * latest time and later (decayed windows); a NULL slot reads as absent. */
+static void test_slot_outside_counter(void **st) {
+    (void)st;
+    fc_event ev[N];
+    make_events(ev, N);
+    fc_spec s = spec3();
+    fc_counter *c = NULL;
+    mr_err e;
+    assert_int_equal(fc_create(&c, &s, &e), 0);
+    int ord[N];
+    for (int i = 0; i < N; i++) ord[i] = i;
+    for (int i = 1; i < N; i++) /* insertion sort by time, stable */
+        for (int j = i; j > 0 && ev[ord[j - 1]].t > ev[ord[j]].t; j--) {
+            int x = ord[j];
+            ord[j] = ord[j - 1], ord[j - 1] = x;
+        }
+    for (int i = 0; i < N; i++) assert_int_equal(fc_add(c, &ev[ord[i]], &e), 0);
+    double gp[FC_MAX_TASKS], gl[FC_MAX_TASKS];
+    fc_global(c, gp, gl);
+    int per = fc_kind_values(&s), len = fc_slot_len(&s);
+    assert_int_equal(len, 2 + 2 + 2 * 2 * T);
+    double slot[2 + FC_MAX_WINDOWS + 2 * FC_MAX_WINDOWS * FC_MAX_TASKS];
+    float want[FC_MAX_WINDOWS * (1 + FC_MAX_TASKS) + 1],
+        got[FC_MAX_WINDOWS * (1 + FC_MAX_TASKS) + 1];
+    int checked = 0;
+    for (uint64_t key = 0; key < 1200; key++)
+        for (int kind = 0; kind < FC_KINDS; kind++) {
+            uint64_t user = key % 9, cat = 1000 + key % 3, k = key;
+            if (kind == FC_USER_CAT) k = fc_user_cat_key(user, cat);
+            else if ((kind == FC_USER && key >= 9) ||
+                     (kind == FC_ITEM && (key < 100 || key >= 113)))
+                continue;
+            fc_slot_init(&s, slot);
+            int hits = 0;
+            for (int q = 0; q < N; q++) {
+                const fc_event *x = &ev[ord[q]];
+                int hit = kind == FC_USER ? x->user == key : kind == FC_ITEM ? x->item == key : 0;
+                for (int j = 0; kind == FC_USER_CAT && x->user == user && j < x->n_cats && !hit;
+                     j++)
+                    hit = x->cats[j] == cat;
+                if (hit) fc_slot_add(&s, slot, x), hits++;
+            }
+            const double *in = fc_slot_of(c, kind, k);
+            assert_int_equal(in != NULL, hits > 0);
+            for (int later = 0; later < 2; later++) {
+                double now = 59 + 37 * later;
+                fc_read_key(c, kind, k, now, want);
+                fc_slot_values(&s, gp, gl, hits ? slot : NULL, now, got);
+                assert_memory_equal(want, got, sizeof(float) * (size_t)per);
+                if (in) assert_memory_equal(in, slot, sizeof(double) * (size_t)len);
+                checked++;
+            }
+        }
+    assert_true(checked > 2 * (9 + 13));
+    fc_read_absent(c, 59, want);
+    fc_slot_values(&s, gp, gl, NULL, 59, got);
+    assert_memory_equal(want, got, sizeof(float) * (size_t)(per - 1)); /* recency NaN */
+    assert_true(isnan(got[per - 1]));
+    fc_free(c);
+}
+
 static void test_bad_args(void **st) {
     (void)st;
     fc_counter *c;
@@ -374,6 +439,7 @@ int main(void) {
         cmocka_unit_test(test_recency_and_names),
         cmocka_unit_test(test_no_recency),
         cmocka_unit_test(test_bad_args),
+        cmocka_unit_test(test_slot_outside_counter),
         cmocka_unit_test(test_category_mean_from_blocks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

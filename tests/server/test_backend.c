@@ -1,7 +1,6 @@
 /* test_backend.c — the server's store backend: the id mapping, and the TTL
  * sweeper thread really deleting an expired user's behaviour (reads hide
  * it before the sweep; the sweep reclaims it and counts it). */
-#include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,25 +11,16 @@
 
 #include <cmocka.h>
 
+#include "backend_testutil.h"
+
 #include "common/clock.h"
 #include "server/backend.h"
-
-static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb, (void)flag, (void)ftw;
-    return remove(p);
-}
 
 static void test_sweeper_expires_users(void **s) {
     (void)s;
     char dir[64];
-    snprintf(dir, sizeof dir, "/tmp/moerec-backend-XXXXXX");
-    assert_non_null(mkdtemp(dir));
     mr_server_config cfg;
-    mr_config_defaults(&cfg);
-    snprintf(cfg.data_dir, sizeof cfg.data_dir, "%s/db", dir);
-    cfg.item_dim = 4;
-    cfg.sdim_m = 8;
-    cfg.sdim_tau = 2;
+    backend_test_config(dir, &cfg);
     cfg.user_ttl_seconds = 1;
     cfg.expire_interval_seconds = 0.2;
     mr_backend *b;
@@ -54,7 +44,7 @@ static void test_sweeper_expires_users(void **s) {
     assert_int_equal(behaviour_events(b->beh, user, got, 4, &n, &e), MR_OK);
     assert_int_equal(n, 0);
     mr_backend_close(b); /* joins the sweeper */
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    backend_test_remove(dir);
 }
 
 /* The free-space guard: a reserve larger than any disk refuses writes with
@@ -63,12 +53,8 @@ static void test_sweeper_expires_users(void **s) {
 static void test_check_space(void **s) {
     (void)s;
     char dir[64];
-    snprintf(dir, sizeof dir, "/tmp/moerec-backend-XXXXXX");
-    assert_non_null(mkdtemp(dir));
     mr_server_config cfg;
-    mr_config_defaults(&cfg);
-    snprintf(cfg.data_dir, sizeof cfg.data_dir, "%s/db", dir);
-    cfg.item_dim = 4;
+    backend_test_config(dir, &cfg);
     cfg.store_min_free_bytes = (size_t)1 << 62;
     mr_backend *b;
     mr_err e;
@@ -82,7 +68,7 @@ static void test_check_space(void **s) {
     b->min_free = 1;
     assert_int_equal(mr_backend_check_space(b, &e), MR_OK);
     mr_backend_close(b);
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    backend_test_remove(dir);
 }
 
 static void test_api_ids(void **s) {

@@ -130,6 +130,9 @@ def _event(e):
     if isinstance(e, pb.Event):
         return e
     if isinstance(e, dict):
+        e = dict(e)
+        if isinstance(e.get("labels"), dict):  # {"like": 1, ...} -> [EventLabel]
+            e["labels"] = [pb.EventLabel(task=k, value=float(v)) for k, v in e["labels"].items()]
         return pb.Event(**e)
     keys = ("user_id", "item_id", "timestamp_ms", "action", "value")
     if not 2 <= len(e) <= len(keys):
@@ -317,8 +320,9 @@ class Client:
 
     def append_events(self, events, request_id="", timeout=None):
         """AppendEvents: each event a tuple (user_id, item_id[,
-        timestamp_ms[, action[, value]]]), a dict of pb.Event's fields or a
-        pb.Event. The answer carries log_sequence, as upsert_items'."""
+        timestamp_ms[, action[, value]]]), a dict of pb.Event's fields (its
+        "labels" may be a dict task -> 0/1) or a pb.Event. The answer
+        carries log_sequence, as upsert_items'."""
         return self.call("AppendEvents", pb.AppendEventsRequest(
             request_id=request_id, events=[_event(e) for e in events]), timeout)
 

@@ -4,7 +4,8 @@
  * that trim each user to l_max, every user's kept events and table equal an
  * in-test oracle and a from-scratch rebuild; serving reads a constant
  * number of rows; a retrained embedding table is repaired by a rebuild;
- * corrupt rows, read-only stores and changed SDIM parameters are errors. */
+ * corrupt rows, read-only stores and changed SDIM parameters are errors;
+ * rows appended with the events commit in their batch or not at all. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -344,6 +345,63 @@ static void test_bad_input_and_parameters(void **state) {
     user_state_release(&us);
 }
 
+/* behaviour_append_rows: item and user rows and a meta row commit in the
+ * events' batch (read back, the cached item updated); a row over
+ * max_value_bytes or a bad meta key fails the whole append: no event, no
+ * row, no meta. */
+static void test_append_rows_one_batch(void **state) {
+    fx *f = *state;
+    mr_err e;
+    behaviour_event ev[2] = {{7, 3, 100, 0}, {8, 4, 101, 0}};
+    uint64_t iid[1] = {4}, uid[2] = {7, 8};
+    store_blob item[1] = {{"item-row", 8}}, users[2] = {{"u7", 2}, {"u8", 2}};
+    void *buf = NULL;
+    store_blob got[1];
+    assert_int_equal(item_store_get(f->st, iid, 1, got, &buf, NULL), 0); /* cached as absent */
+    assert_null(got[0].data);
+    free(buf);
+    store_append_rows rows = {iid, item, 1, uid, users, 2, "counts", {"meta!", 5}};
+    assert_int_equal(behaviour_append_rows(f->b, ev, 2, &rows, &e), 0);
+    assert_int_equal(item_store_get(f->st, iid, 1, got, &buf, NULL), 0);
+    assert_int_equal(got[0].len, 8);
+    assert_memory_equal(got[0].data, "item-row", 8);
+    free(buf);
+    mr_user_state us;
+    assert_int_equal(user_state_get(f->b, 8, &us, NULL), 0);
+    assert_int_equal(us.n_events, 1);
+    assert_int_equal(us.profile_len, 2);
+    assert_memory_equal(us.profile, "u8", 2);
+    user_state_release(&us);
+    void *v = NULL;
+    size_t len = 0;
+    assert_int_equal(store_meta_get(f->st, "counts", &v, &len, NULL), 0);
+    assert_int_equal(len, 5);
+    assert_memory_equal(v, "meta!", 5);
+    free(v);
+    /* failures: nothing of the append is written */
+    static char big[(1 << 20) + 1];
+    store_blob huge[1] = {{big, sizeof big}};
+    store_append_rows bad = {iid, huge, 1, NULL, NULL, 0, "counts", {"other", 5}};
+    assert_int_equal(behaviour_append_rows(f->b, ev, 2, &bad, &e), MR_ENOMEM);
+    store_append_rows bad_key = {iid, item, 1, NULL, NULL, 0, "Counts", {"other", 5}};
+    assert_int_equal(behaviour_append_rows(f->b, ev, 2, &bad_key, &e), MR_EINVAL);
+    assert_int_equal(user_state_get(f->b, 7, &us, NULL), 0);
+    assert_int_equal(us.n_events, 1);
+    user_state_release(&us);
+    assert_int_equal(store_meta_get(f->st, "counts", &v, &len, NULL), 0);
+    assert_memory_equal(v, "meta!", 5);
+    free(v);
+    assert_int_equal(store_meta_get(f->st, "absent", &v, &len, NULL), 0);
+    assert_null(v);
+    assert_int_equal(len, 0);
+    /* application keys never meet the store's own meta rows */
+    assert_int_equal(store_meta_put(f->st, "behaviour", "x", 1, NULL), 0);
+    mr_behaviour *b2 = open_beh(f->st, 12, 3, &e);
+    assert_non_null(b2);
+    behaviour_close(b2);
+    assert_int_equal(store_meta_put(f->st, "table/x", "x", 1, &e), MR_EINVAL);
+}
+
 /* A state row overwritten with garbage: serving reports it; a rebuild
  * recomputes it from the events. */
 static void test_corrupt_state_row_repaired(void **state) {
@@ -549,6 +607,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_user_ttl, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rebuild_all_sparse_users, setup, teardown),
         cmocka_unit_test_setup_teardown(test_event_row_versions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_append_rows_one_batch, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
