@@ -16,12 +16,12 @@ import time
 
 
 def proc_status(pid):
-    """VmRSS, RssAnon, RssFile (kB) from /proc/PID/status."""
+    """VmRSS, RssAnon, RssFile (kB) and Threads from /proc/PID/status."""
     out = {}
     with open("/proc/%d/status" % pid) as f:
         for line in f:
             k, _, v = line.partition(":")
-            if k in ("VmRSS", "RssAnon", "RssFile"):
+            if k in ("VmRSS", "RssAnon", "RssFile", "Threads"):
                 out[k] = int(v.split()[0])
     return out
 
@@ -249,7 +249,7 @@ def main():
         ["fd_" + k for k in FD_KINDS] + \
         ["sst_files", "memtable_bytes", "block_cache_bytes", "block_cache_capacity_bytes",
          "malloc_held_bytes", "malloc_in_use_bytes", "row_cache_bytes", "table_reader_bytes",
-         "sst_bytes"]
+         "sst_bytes", "threads"]
     C = {c: k for k, c in enumerate(cols)}
     samples = []
     stop = threading.Event()
@@ -265,7 +265,7 @@ def main():
                                "moerec_store_block_cache_capacity_bytes",
                                "moerec_malloc_held_bytes", "moerec_malloc_in_use_bytes",
                                "moerec_store_cache_bytes", "moerec_store_table_reader_bytes",
-                               "moerec_store_sst_bytes")]
+                               "moerec_store_sst_bytes")] + [st["Threads"]]
 
     def sampler():
         k = 0
@@ -367,6 +367,8 @@ def main():
            "fd_by_kind_start": fd_kind(first), "fd_by_kind_warm": fd_kind(warm_row),
            "fd_by_kind_end": fd_kind(last),
            "fd_by_kind_range_after_warmup": {k: rng("fd_" + k) for k in FD_KINDS},
+           "threads_start": first[C["threads"]], "threads_range_after_warmup": rng("threads"),
+           "threads_end": last[C["threads"]],
            # SST descriptors are one per live SST file: flushes add files,
            # compactions replace them; per minute, to show the band is bounded
            "fd_rocksdb_sst_by_minute": [rng("fd_rocksdb_sst", 60 * m, 60 * (m + 1))
