@@ -62,17 +62,23 @@ static void *sweeper_main(void *arg) {
     return NULL;
 }
 
+uint64_t mr_backend_space_needed(const mr_backend *b) {
+    if (!b->min_free) return 0;
+    return b->min_free + (b->st ? store_unflushed_bytes(b->st) : 0);
+}
+
 int mr_backend_check_space(const mr_backend *b, mr_err *e) {
     if (!b->min_free) return MR_OK;
     struct statvfs fs;
     if (statvfs(b->dir, &fs) != 0) return MR_OK; /* unknown: let the store answer */
-    uint64_t avail = (uint64_t)fs.f_bavail * fs.f_frsize;
-    if (avail >= b->min_free) return MR_OK;
+    uint64_t avail = (uint64_t)fs.f_bavail * fs.f_frsize, need = mr_backend_space_needed(b);
+    if (avail >= need) return MR_OK;
     return mr_err_set(e, MR_ENOMEM,
                       "disk full: %llu bytes free on the data dir's filesystem, writes need "
-                      "store_min_free_bytes %llu; nothing was written (free space and retry; "
-                      "reads keep serving)",
-                      (unsigned long long)avail, (unsigned long long)b->min_free);
+                      "%llu (store_min_free_bytes %llu + %llu of unflushed memtables); nothing "
+                      "was written (free space and retry; reads keep serving)",
+                      (unsigned long long)avail, (unsigned long long)need,
+                      (unsigned long long)b->min_free, (unsigned long long)(need - b->min_free));
 }
 
 int mr_backend_open(mr_backend **out, const mr_server_config *cfg, mr_err *e) {

@@ -50,11 +50,20 @@ typedef struct mr_backend {
 } mr_backend;
 
 /* Before a write RPC touches the store: MR_OK, or RESOURCE_EXHAUSTED with a
- * message when the data dir's filesystem has less than store_min_free_bytes
- * free (nothing is written then). RocksDB must never meet ENOSPC itself:
- * after a failed WAL append, Debian's librocksdb 7.8 (built with
- * assertions) aborts the process on the next use of that log file. */
+ * message when the data dir's filesystem has less free than
+ * mr_backend_space_needed (nothing is written then). RocksDB must never
+ * meet ENOSPC itself: after a failed WAL append, Debian's librocksdb 7.8
+ * (built with assertions) aborts the process on the next use of that log
+ * file, and a flush that fails for space is a hard background error that
+ * refuses every later write until RocksDB recovers (which, with the data
+ * still unflushed, it may never). */
 int mr_backend_check_space(const mr_backend *b, mr_err *e);
+
+/* The free space a write needs: store_min_free_bytes plus the memtables
+ * not yet flushed (their data is in the WAL already; the flushes to come
+ * write it again as SST files before the WAL is freed, and once the disk
+ * is below the reserve they would meet ENOSPC); 0 when the check is off. */
+uint64_t mr_backend_space_needed(const mr_backend *b);
 
 /* One sweep now: store_expire + behaviour_expire at the current time. */
 int mr_backend_sweep(mr_backend *b, mr_err *e);

@@ -239,4 +239,10 @@ typedef struct store_cf_size {
  * answer reads 0. */
 int store_get_sizes(const mr_store *st, store_cf_size *out, int cap);
 
+/* Bytes in the memtables of every family not yet flushed (the sum of
+ * rocksdb.cur-size-all-mem-tables): what the flushes still to come will
+ * write as SST files (at most about this much; less once compressed)
+ * before their WAL files are freed. Cheap, like store_get_sizes. */
+uint64_t store_unflushed_bytes(const mr_store *st);
+
 #endif

@@ -24,6 +24,18 @@ static void cf_size(const mr_store *st, rocksdb_column_family_handle_t *cf, cons
     out->keys = cf_prop(st, cf, "rocksdb.estimate-num-keys");
 }
 
+uint64_t store_unflushed_bytes(const mr_store *st) {
+    const char *prop = "rocksdb.cur-size-all-mem-tables";
+    uint64_t n = 0;
+    for (int f = STORE_CF_DEFAULT; f < STORE_CF_FIXED; f++) n += cf_prop(st, st->cf[f], prop);
+    pthread_rwlock_rdlock(&((mr_store *)st)->tables_rw);
+    int nt = atomic_load(&st->ntables);
+    for (int t = 0; t < nt; t++)
+        if (st->tables[t].cf) n += cf_prop(st, st->tables[t].cf, prop);
+    pthread_rwlock_unlock(&((mr_store *)st)->tables_rw);
+    return n;
+}
+
 int store_get_sizes(const mr_store *st, store_cf_size *out, int cap) {
     int n = 0;
     for (int f = STORE_CF_DEFAULT + 1; f < STORE_CF_FIXED && n < cap; f++)

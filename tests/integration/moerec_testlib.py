@@ -37,6 +37,16 @@ def run(module_globals):
     sys.exit(0 if bad == 0 and n > 0 else 1)
 
 
+def time_scale():
+    """The factor on a test's wall-clock bounds: MOEREC_TEST_TIME_SCALE
+    (tests/integration/CMakeLists.txt sets 4 under ASan, 10 under TSan, 1
+    otherwise; set it higher to run on a machine known to be overloaded)."""
+    try:
+        return max(1.0, float(os.environ.get("MOEREC_TEST_TIME_SCALE", "1")))
+    except ValueError:
+        return 1.0
+
+
 def demo_model(binary, d, users=20, items=50, rows=500):
     """`moerec demo-data` + a one-epoch `moerec train` into d; returns the
     model root (d/models, holding the model 'demo')."""

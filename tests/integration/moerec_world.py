@@ -120,11 +120,20 @@ def main(module_globals, *extra_args):
     sys.exit(0 if bad == 0 and n > 0 else 1)
 
 
+_PORTS_GIVEN = set()
+
+
 def free_port():
-    """A port nothing listens on (bound then released)."""
+    """A port nothing listens on (bound then released), never one this
+    process was given before: the kernel may hand a just-released port out
+    again, and two of a cluster's nodes on one port fail only sometimes."""
     import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    for _ in range(100):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        if port not in _PORTS_GIVEN:
+            _PORTS_GIVEN.add(port)
+            return port
+    raise RuntimeError("no fresh free port")

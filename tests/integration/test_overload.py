@@ -1,7 +1,9 @@
 #!/usr/bin/python3
 """max_inflight_calls under about twice the server's capacity (open-loop
 Score from Debian's python3-grpcio; the driver is bench/overload.py, run
-here short): past the bound a call gets RESOURCE_EXHAUSTED with a message
+here short; checked: the unbounded server answered under 1/1.3 of the
+offered rate, and a capacity estimate that came out low on a loaded
+machine is re-measured from what the server answered): past the bound a call gets RESOURCE_EXHAUSTED with a message
 and /metrics counts it, without waiting behind the calls queued on the
 worker (refusals' median under half the accepted calls' median); the accepted
 calls' p99 stays well under that of
@@ -27,6 +29,10 @@ class OverloadTest(unittest.TestCase):
                              candidates=1000, calibrate=1.5)
         print("overload:", r)
         b, u = r["bounded"], r["unbounded"]
+        # the premise: the offered load was above what the unbounded server
+        # could answer (a capacity estimate that came out low under load is
+        # re-measured from the run itself; bench/overload.py run())
+        self.assertTrue(r["overloaded"], r["calibrations"])
         self.assertEqual((r["bounded_exit"], r["unbounded_exit"]), (0, 0))
         self.assertEqual(b["other_errors"], {})
         self.assertEqual(u["other_errors"], {})

@@ -4,7 +4,8 @@
 holds the stream with 3 replicas; three moerec servers each apply it to
 their own RocksDB. Writes go through random replicas and answer with
 their log sequence; every replica reaches the same store digest, and
-p99 from ack to visible on every replica is under 1 s; a read
+p99 from ack to visible on every replica is under 1 s (times
+MOEREC_TEST_TIME_SCALE for sanitizer builds); a read
 with min_sequence on another replica sees the write; a replica killed
 with SIGKILL mid-writes comes back and converges with nothing lost and
 nothing applied twice (same digest); a NATS node killed: writes go on;
@@ -19,6 +20,7 @@ import time
 import types
 import unittest
 
+from moerec_testlib import time_scale
 from nats_cluster import NatsCluster, skip_unless_nats, start_replica
 
 ARGS = None
@@ -77,17 +79,20 @@ class ReplicasTest(unittest.TestCase):
             events = [pb.Event(user_id="u%d" % rnd.randrange(30), item_id="i%d" % rnd.randrange(100),
                                action="click") for _ in range(n_events)]
             call = lambda: self.rec(i).AppendEvents(pb.AppendEventsRequest(events=events), timeout=20)
-        for attempt in range(50):
+        # UNAVAILABLE while the log elects a leader: retried for up to 60 s
+        # (a count of tries was a time bound that a loaded machine broke)
+        until = time.monotonic() + 60
+        while True:
             try:
                 r = call()
                 self.assertGreater(r.log_sequence, 0)
                 return r.log_sequence
             except self.grpc.RpcError as e:
-                if e.code() != self.grpc.StatusCode.UNAVAILABLE or attempt == 49:
+                if e.code() != self.grpc.StatusCode.UNAVAILABLE or time.monotonic() > until:
                     raise
                 time.sleep(0.2)
 
-    def converge(self, seq, replicas=range(N_REPLICAS), timeout=60):
+    def converge(self, seq, replicas=range(N_REPLICAS), timeout=120):
         until = time.time() + timeout
         for i in replicas:
             while self.stats(i).log_applied_sequence < seq:
@@ -129,7 +134,8 @@ class ReplicasTest(unittest.TestCase):
         p50, p99 = lat[len(lat) // 2], lat[int(0.99 * len(lat))]
         print("%d writes: ack to visible on all replicas p50 %.1f ms, p99 %.1f ms"
               % (len(lat), p50 * 1000, p99 * 1000), file=sys.stderr)
-        self.assertLess(p99, 1.0)
+        # the bound is 1 s; sanitizer builds widen it (MOEREC_TEST_TIME_SCALE)
+        self.assertLess(p99, 1.0 * time_scale())
 
     def test_2_read_your_writes_on_another_replica(self):
         pb, rnd = self.pb, random.Random(2)

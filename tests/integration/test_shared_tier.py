@@ -46,7 +46,16 @@ def redis_cli(port, *args):
                           text=True, timeout=30).stdout
 
 
-def wait_cluster_agrees(port, seconds=30):
+def wait_until(what, cond, seconds=60):
+    """Polls cond() until it is true; AssertionError naming `what` after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError("%s: not after %d s" % (what, seconds))
+        time.sleep(0.025)
+
+
+def wait_cluster_agrees(port, seconds=60):
     """Waits until `redis-cli --cluster check` passes: every node agrees on
     the slot map and no slot is open (importing/migrating). `cluster_state:ok`
     alone is not enough: a reshard started before the config epochs have
@@ -81,21 +90,19 @@ class SharedTierTest(unittest.TestCase):
             cls.redis.append(subprocess.Popen(
                 ["redis-server", "--port", str(p), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
                  "--cluster-config-file", "nodes.conf", "--dir", nd, "--save", "", "--appendonly",
-                 "no", "--cluster-node-timeout", "1000"], stdout=subprocess.DEVNULL))
+                 # 5 s: with 1 s, a node starved for a second on a loaded
+                 # machine can be marked failing and the cluster state flap
+                 # under the reshard (no failover here: no replicas)
+                 "no", "--cluster-node-timeout", "5000"], stdout=subprocess.DEVNULL))
             cls.ports.append(p)
         for p in cls.ports:
-            for _ in range(200):
-                if redis_cli(p, "PING").strip() == "PONG":
-                    break
-                time.sleep(0.025)
+            wait_until("redis on %d answers PING" % p, lambda p=p: redis_cli(p, "PING").strip() == "PONG")
         subprocess.run(["redis-cli", "--cluster", "create"] +
                        ["127.0.0.1:%d" % p for p in cls.ports] +
                        ["--cluster-replicas", "0", "--cluster-yes"], check=True,
                        capture_output=True, timeout=60)
-        for _ in range(400):
-            if all("cluster_state:ok" in redis_cli(p, "CLUSTER", "INFO") for p in cls.ports):
-                break
-            time.sleep(0.025)
+        wait_until("cluster_state:ok on every node", lambda: all(
+            "cluster_state:ok" in redis_cli(p, "CLUSTER", "INFO") for p in cls.ports))
         wait_cluster_agrees(cls.ports[0])
         cfg = {"data_dir": os.path.join(d, "data"), "item_dim": 4, "cache_bytes": 0,
                "log_level": "warn", "shared_tier_seeds": ",".join("127.0.0.1:%d" % p for p in cls.ports),

@@ -49,7 +49,7 @@ static void test_sweeper_expires_users(void **s) {
 
 /* The free-space guard: a reserve larger than any disk refuses writes with
  * RESOURCE_EXHAUSTED and a message; 0 turns the check off; a reserve this
- * filesystem has passes. */
+ * filesystem has passes; unflushed memtables add to what a write needs. */
 static void test_check_space(void **s) {
     (void)s;
     char dir[64];
@@ -65,8 +65,23 @@ static void test_check_space(void **s) {
     assert_non_null(strstr(e.msg, "store_min_free_bytes"));
     b->min_free = 0;
     assert_int_equal(mr_backend_check_space(b, &e), MR_OK);
+    assert_int_equal(mr_backend_space_needed(b), 0);
     b->min_free = 1;
     assert_int_equal(mr_backend_check_space(b, &e), MR_OK);
+    /* rows in the memtables (not yet flushed) raise the space a write needs
+     * by at least their size: their flush writes them again */
+    uint64_t before = mr_backend_space_needed(b);
+    uint64_t ids[64];
+    float vecs[64 * 4];
+    for (int i = 0; i < 64; i++) {
+        ids[i] = (uint64_t)i + 1;
+        for (int j = 0; j < 4; j++) vecs[i * 4 + j] = (float)(i + j);
+    }
+    assert_int_equal(emb_store_put(b->st, b->items, ids, 64, vecs, 64 * 4, &e), MR_OK);
+    assert_true(mr_backend_space_needed(b) >= before + 64 * 4 * sizeof(float));
+    b->min_free = (size_t)1 << 62;
+    assert_int_equal(mr_backend_check_space(b, &e), MR_ENOMEM);
+    assert_non_null(strstr(e.msg, "unflushed memtables"));
     mr_backend_close(b);
     backend_test_remove(dir);
 }

@@ -1,7 +1,8 @@
 /* test_store_size.c — store_get_sizes (index/store/store_size.c): the
  * families in their documented order, keys counted while rows sit in the
  * memtable, bytes moving to SST files after a compaction, an embedding
- * table's family listed by its name, and cap respected. */
+ * table's family listed by its name, and cap respected; store_unflushed_bytes
+ * is the memtables' sum, and drops once they are flushed. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -66,8 +67,13 @@ static void test_items_counted_then_flushed(void **state) {
     assert_int_equal(it->keys, N); /* memtable keys are counted */
     assert_int_equal(it->sst_bytes, 0);
     assert_true(it->memtable_bytes >= N * sizeof text / 2);
+    uint64_t unflushed = store_unflushed_bytes(f->st), sum = 0;
+    for (int i = 0; i < n; i++) sum += s[i].memtable_bytes;
+    assert_true(unflushed >= sum); /* "default" too, which get_sizes leaves out */
+    assert_true(unflushed >= N * sizeof text / 2);
     assert_int_equal(find(s, n, "users")->keys, 0);
     assert_int_equal(store_compact(f->st, NULL), 0); /* flushes, then compacts */
+    assert_true(store_unflushed_bytes(f->st) < unflushed);
     n = store_get_sizes(f->st, s, STORE_MAX_FAMILIES);
     it = find(s, n, "items");
     assert_int_equal(it->keys, N);
