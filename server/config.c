@@ -55,6 +55,7 @@ static const field fields[] = {
     F("cache_bytes", K_SIZE, cache_bytes),
     F("store_memtable_bytes", K_SIZE, store_memtable_bytes),
     F("store_block_cache_bytes", K_SIZE, store_block_cache_bytes),
+    F("store_mmap_reads", K_BOOL, store_mmap_reads),
     F("malloc_arena_max", K_INT, malloc_arena_max),
     F("malloc_mmap_threshold_bytes", K_SIZE, malloc_mmap_threshold_bytes),
     F("store_min_free_bytes", K_SIZE, store_min_free_bytes),
@@ -120,6 +121,7 @@ void mr_config_defaults(mr_server_config *c) {
     c->cache_bytes = 256u << 20;
     c->store_memtable_bytes = 64u << 20;
     c->store_block_cache_bytes = 64u << 20;
+    c->store_mmap_reads = 1;
     c->malloc_arena_max = 2;
     c->malloc_mmap_threshold_bytes = 128u << 10;
     c->store_min_free_bytes = 128u << 20;

@@ -208,6 +208,7 @@ static void store_table_fill(mr_emb_table *t, const emb_table_info *info,
     t->cf = cf;
     t->row_bytes = emb_codec_row_bytes(info->encoding, info->dim);
     t->vec_bytes = (size_t)info->dim * sizeof(float);
+    t->cache_bytes = emb_codec_payload_bytes(info->encoding, info->dim);
 }
 
 static int store_make_options(mr_store *st) {

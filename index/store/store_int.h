@@ -33,7 +33,8 @@ struct mr_emb_table {
     emb_table_info info;                /* name, id, dim, encoding, ttl */
     rocksdb_column_family_handle_t *cf; /* "emb.<name>" */
     size_t row_bytes;                   /* encoded value size */
-    size_t vec_bytes;                   /* dim * 4, the decoded (cached) size */
+    size_t vec_bytes;                   /* dim * 4, the decoded size */
+    size_t cache_bytes;                 /* payload bytes, the cached (stored) encoding */
 };
 
 typedef struct store_counters {

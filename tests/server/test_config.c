@@ -103,11 +103,13 @@ static void test_memory_fields(void **s) {
     mr_err e;
     assert_int_equal(c.store_memtable_bytes, 64u << 20);
     assert_int_equal(c.store_block_cache_bytes, 64u << 20);
+    assert_int_equal(c.store_mmap_reads, 1);
     assert_int_equal(c.malloc_arena_max, 2);
     assert_int_equal(c.malloc_mmap_threshold_bytes, 128u << 10);
     assert_int_equal(mr_config_load_string(&c,
                                            "{\"store_memtable_bytes\": 8388608, "
                                            "\"store_block_cache_bytes\": 16777216, "
+                                           "\"store_mmap_reads\": false, "
                                            "\"malloc_arena_max\": 0, "
                                            "\"malloc_mmap_threshold_bytes\": 0}",
                                            &e),
@@ -115,6 +117,7 @@ static void test_memory_fields(void **s) {
     assert_int_equal(c.malloc_mmap_threshold_bytes, 0);
     assert_int_equal(c.store_memtable_bytes, 8u << 20);
     assert_int_equal(c.store_block_cache_bytes, 16u << 20);
+    assert_int_equal(c.store_mmap_reads, 0);
     assert_int_equal(c.malloc_arena_max, 0); /* glibc's own default */
     assert_int_equal(mr_config_validate(&c, &e), MR_OK);
     c.store_memtable_bytes = (1u << 20) - 1; /* below 1 MiB */
