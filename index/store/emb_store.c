@@ -110,6 +110,7 @@ static int emb_fill_row(size_t i, const char *v, size_t len, void *arg, mr_err *
     }
     if (store_expired(ts, t->info.ttl_s, f->now_ms)) {
         atomic_fetch_add(&f->st->ctr.expired_rows, 1);
+        atomic_fetch_add(&((mr_emb_table *)t)->expired_reads, 1);
         memset(row, 0, t->vec_bytes);
         return 0;
     }
@@ -162,10 +163,13 @@ int emb_store_get(mr_store *st, mr_emb_table *t, const uint64_t *ids, size_t n, 
     size_t *midx = (size_t *)(tsv + n), nmiss = 0;
     uint8_t *hit = (uint8_t *)(midx + n), *mfound = hit + n, *payload = mfound + n;
     float *tier_rows = NULL;
-    if (st->cache)
-        cache_get_batch(st->cache, t->info.id, ids, n, packed ? (void *)payload : (void *)out,
-                        t->cache_bytes, hit, tsv);
-    else memset(hit, 0, n);
+    if (st->cache) {
+        size_t nh = cache_get_batch(st->cache, t->info.id, ids, n,
+                                    packed ? (void *)payload : (void *)out, t->cache_bytes, hit,
+                                    tsv);
+        atomic_fetch_add(&t->cache_hits, nh);
+        atomic_fetch_add(&t->cache_misses, n - nh);
+    } else memset(hit, 0, n);
     for (size_t i = 0; i < n; i++) {
         if (hit[i] && store_expired(tsv[i], t->info.ttl_s, now)) {
             cache_erase(st->cache, t->info.id, ids[i]);

@@ -209,6 +209,10 @@ static void store_table_fill(mr_emb_table *t, const emb_table_info *info,
     t->row_bytes = emb_codec_row_bytes(info->encoding, info->dim);
     t->vec_bytes = (size_t)info->dim * sizeof(float);
     t->cache_bytes = emb_codec_payload_bytes(info->encoding, info->dim);
+    atomic_store(&t->cache_hits, 0);
+    atomic_store(&t->cache_misses, 0);
+    atomic_store(&t->expired_reads, 0);
+    atomic_store(&t->ttl_evictions, 0);
 }
 
 static int store_make_options(mr_store *st) {
@@ -703,9 +707,12 @@ int store_expire(mr_store *st, int64_t now_ms, uint64_t *n_deleted, mr_err *e) {
     pthread_rwlock_rdlock(&st->tables_rw); /* a drop waits for the sweep */
     int nt = atomic_load(&st->ntables);
     for (int i = 0; i < nt && !rc; i++)
-        if (st->tables[i].cf && st->tables[i].info.ttl_s > 0)
+        if (st->tables[i].cf && st->tables[i].info.ttl_s > 0) {
+            uint64_t before = n;
             rc = store_expire_cf(st, st->tables[i].cf, st->tables[i].info.ttl_s, now_ms,
                                  st->tables[i].info.id, &n, e);
+            atomic_fetch_add(&st->tables[i].ttl_evictions, n - before);
+        }
     pthread_rwlock_unlock(&st->tables_rw);
     if (!rc && st->cfg.user_ttl_s > 0)
         rc = store_expire_cf(st, st->cf[STORE_CF_USERS], st->cfg.user_ttl_s, now_ms, UINT32_MAX, &n,

@@ -208,6 +208,12 @@ typedef struct store_cf_size {
     uint64_t live_bytes;                 /* rocksdb.estimate-live-data-size */
     uint64_t memtable_bytes;             /* rocksdb.cur-size-all-mem-tables (not yet flushed) */
     uint64_t keys;                       /* rocksdb.estimate-num-keys (approximate) */
+    /* embedding tables only (0 for the fixed families): exact counters since
+     * the table was opened or created */
+    int is_table;
+    uint64_t cache_hits, cache_misses; /* emb_store_get lookups answered / not by the cache */
+    uint64_t expired_reads;            /* rows read past their TTL, served as absent */
+    uint64_t ttl_evictions;            /* rows deleted by TTL sweeps (store_expire) */
 } store_cf_size;
 
 #define STORE_MAX_FAMILIES (STORE_MAX_TABLES + 8)

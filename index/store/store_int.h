@@ -35,6 +35,10 @@ struct mr_emb_table {
     size_t row_bytes;                   /* encoded value size */
     size_t vec_bytes;                   /* dim * 4, the decoded size */
     size_t cache_bytes;                 /* payload bytes, the cached (stored) encoding */
+    /* per-table counters (store_get_sizes), zeroed when the slot is filled */
+    atomic_uint_fast64_t cache_hits, cache_misses; /* emb_store_get lookups */
+    atomic_uint_fast64_t expired_reads;            /* rows read past their TTL (served as absent) */
+    atomic_uint_fast64_t ttl_evictions;            /* rows the TTL sweep deleted */
 };
 
 typedef struct store_counters {
