@@ -38,6 +38,7 @@ typedef struct mr_server_config {
     size_t cache_bytes;             /* store memory cache in front of rows */
     size_t store_memtable_bytes;    /* RocksDB memtables of all column families together */
     size_t store_block_cache_bytes; /* RocksDB block cache shared by all column families */
+    char cache_admission[12];       /* embedding rows: "always" or "seen_twice" (store.h) */
     int store_mmap_reads; /* read SST files through mmap (1, default) or pread + block cache (0) */
     int malloc_arena_max; /* glibc malloc arenas (moerec serve); 0 = glibc's choice */
     size_t

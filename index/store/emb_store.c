@@ -92,6 +92,34 @@ typedef struct emb_fill {
     int64_t now_ms;
 } emb_fill;
 
+/* Admission (store_config.cache_seen_twice): while the cache has never
+ * evicted, every miss is admitted; after that a row is admitted on its
+ * second miss since the doorkeeper's last reset, so rows read once (the
+ * long tail of a Zipf stream) do not push out rows read again. The
+ * doorkeeper is reset after door_bits / 8 keys (about the entries the cache
+ * holds), so "twice" means within about one cache's worth of misses. Racy
+ * by design (relaxed bits): a lost bit only delays one admission. */
+static int store_admit(mr_store *st, uint32_t ns, uint64_t id) {
+    if (!st->door || cache_evictions(st->cache) == 0) return 1;
+    uint64_t z = id ^ ((uint64_t)ns << 40) ^ 0x6a09e667f3bcc909ULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    z ^= z >> 31;
+    size_t m = st->door_bits - 1, b1 = (size_t)z & m, b2 = (size_t)(z >> 32) & m;
+    uint64_t w1 = 1ull << (b1 & 63), w2 = 1ull << (b2 & 63);
+    int seen = (atomic_load_explicit(&st->door[b1 >> 6], memory_order_relaxed) & w1) &&
+               (atomic_load_explicit(&st->door[b2 >> 6], memory_order_relaxed) & w2);
+    if (seen) return 1;
+    atomic_fetch_or_explicit(&st->door[b1 >> 6], w1, memory_order_relaxed);
+    atomic_fetch_or_explicit(&st->door[b2 >> 6], w2, memory_order_relaxed);
+    if (atomic_fetch_add(&st->door_adds, 1) + 1 >= st->door_bits / 8) {
+        atomic_store(&st->door_adds, 0);
+        for (size_t k = 0; k < st->door_bits / 64; k++)
+            atomic_store_explicit(&st->door[k], 0, memory_order_relaxed);
+    }
+    return 0;
+}
+
 static int emb_fill_row(size_t i, const char *v, size_t len, void *arg, mr_err *e) {
     emb_fill *f = arg;
     const mr_emb_table *t = f->t;
@@ -115,7 +143,7 @@ static int emb_fill_row(size_t i, const char *v, size_t len, void *arg, mr_err *
         return 0;
     }
     f->found[i] = 1;
-    if (f->epoch) /* the checked row's payload, in its stored encoding */
+    if (f->epoch && store_admit(f->st, t->info.id, f->ids[i])) /* the payload, as stored */
         cache_insert(f->st->cache, t->info.id, f->ids[i], v + EMB_HDR_BYTES, t->cache_bytes, ts,
                      f->epoch[i]);
     return 0;

@@ -453,6 +453,16 @@ int store_open(mr_store **out, const char *path, const store_config *cfg, mr_err
             rc = mr_err_set(e, MR_ENOMEM, "open store: cache of %zu bytes", st->cfg.cache_bytes);
             goto err;
         }
+        if (st->cfg.cache_seen_twice) { /* 8 bits per entry of ~128 bytes the cache can hold */
+            size_t want = st->cfg.cache_bytes / 16, bits = 1u << 16;
+            while (bits < want && bits < ((size_t)1 << 34)) bits <<= 1;
+            st->door = calloc(bits / 64, sizeof *st->door);
+            if (!st->door) {
+                rc = mr_err_set(e, MR_ENOMEM, "open store: doorkeeper of %zu bits", bits);
+                goto err;
+            }
+            st->door_bits = bits;
+        }
     }
     *out = st;
     return 0;
@@ -490,6 +500,7 @@ void store_close(mr_store *st) {
     if (st->bbo) rocksdb_block_based_options_destroy(st->bbo);
     if (st->block_cache) rocksdb_cache_destroy(st->block_cache);
     cache_free(st->cache);
+    free((void *)st->door);
     pthread_mutex_destroy(&st->table_mu);
     pthread_rwlock_destroy(&st->tables_rw);
     pthread_rwlock_destroy(&st->ttl_mu);

@@ -50,6 +50,9 @@ typedef struct store_config {
     size_t memtable_bytes;      /* RocksDB memtables of all families together; 0 = 64 MiB */
     size_t max_value_bytes;     /* largest item/profile blob; 0 = 1 MiB */
     int mmap_reads;             /* read SST files through mmap (default 1) */
+    int cache_seen_twice;       /* embedding rows: once the cache is full, admit a missed
+                                 * row only on its second miss (doorkeeper; default 0:
+                                 * every miss is admitted). See docs/storage.md */
     int64_t user_ttl_s;         /* users not written for this long expire; 0 = never */
     const store_tier *tier;     /* optional shared tier (kept: must outlive the store) */
 } store_config;

@@ -73,6 +73,11 @@ struct mr_store {
     pthread_rwlock_t ttl_mu;            /* puts to families with a TTL: read; a
                                   * store_expire batch: write (store_ttl_lock) */
     mr_cache *cache;                    /* NULL when cache_bytes == 0 */
+    /* cache_seen_twice: the doorkeeper, a 2-hash bit set of embedding rows
+     * that missed once since its last reset (emb_store.c, store_admit) */
+    _Atomic uint64_t *door;
+    size_t door_bits;        /* power of two */
+    atomic_size_t door_adds; /* keys added since the reset */
     store_counters ctr;
 };
 

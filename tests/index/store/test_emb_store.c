@@ -218,6 +218,48 @@ static void test_cache_holds_encoded_rows(void **state) {
     free(z);
 }
 
+/* cache_seen_twice: every miss is admitted until the cache first evicts;
+ * after that a row is admitted on its second miss, not its first. */
+static void test_cache_admission_seen_twice(void **state) {
+    (void)state;
+    enum { DIM = 16, K = 10 };
+    char dir[256];
+    assert_non_null(store_test_tmpdir(dir, sizeof dir, "embadm"));
+    store_config c;
+    store_config_init(&c);
+    c.cache_bytes = K * cache_entry_charge(emb_codec_payload_bytes(EMB_INT8, DIM));
+    c.cache_shards = 1;
+    c.cache_seen_twice = 1;
+    mr_store *st = NULL;
+    assert_int_equal(store_open(&st, dir, &c, NULL), 0);
+    assert_int_equal(emb_table_create(st, "t", DIM, EMB_INT8, 0, NULL), 0);
+    mr_emb_table *t = emb_store_table(st, "t", NULL);
+    float x[40 * DIM], y[DIM];
+    uint64_t ids[40];
+    for (int i = 0; i < 40; i++) ids[i] = (uint64_t)i;
+    rows(9, x, 40 * DIM);
+    assert_int_equal(emb_store_put(st, t, ids, 40, x, 40 * DIM, NULL), 0);
+    store_stats s0, s;
+    for (int i = 0; i <= K; i++) /* K + 1 first misses: all admitted, one eviction */
+        assert_int_equal(emb_store_get(st, t, ids + i, 1, y, NULL, NULL), 0);
+    store_get_stats(st, &s0);
+    assert_int_equal(s0.cache_inserts, K + 1);
+    assert_int_equal(s0.cache_evictions, 1);
+    assert_int_equal(emb_store_get(st, t, ids + 20, 1, y, NULL, NULL), 0); /* first miss */
+    store_get_stats(st, &s);
+    assert_int_equal(s.cache_inserts, s0.cache_inserts);
+    assert_int_equal(emb_store_get(st, t, ids + 20, 1, y, NULL, NULL), 0); /* second: admitted */
+    store_get_stats(st, &s);
+    assert_int_equal(s.cache_inserts, s0.cache_inserts + 1);
+    assert_int_equal(emb_store_get(st, t, ids + 20, 1, y, NULL, NULL), 0); /* now a hit */
+    store_stats s2;
+    store_get_stats(st, &s2);
+    assert_int_equal(s2.cache_hits, s.cache_hits + 1);
+    assert_true(s2.cache_bytes <= s2.cache_capacity);
+    store_close(st);
+    store_test_rmrf(dir);
+}
+
 /* ---- a fake shared tier: counts calls, holds rows in a small table ------- */
 typedef struct fake_tier {
     uint64_t ids[64];
@@ -580,6 +622,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_missing_rows_zeroed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache_counters_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache_holds_encoded_rows, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache_admission_seen_twice, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tier_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_rows, setup, teardown),
