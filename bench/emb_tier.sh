@@ -8,7 +8,7 @@
 # turn by `moerec serve` (same config: a data_dir, cache_bytes = --cache-mb
 # (default a tenth of the table's encoded bytes), store_mmap_reads false,
 # store_block_cache_bytes --block-cache-mb (32), cache_admission --admission
-# (seen_twice)); the store server's first
+# (always)); the store server's first
 # load bulk-loads the table (SST ingestion streamed from the safetensors
 # file: ingest_s = start to "listening", which includes it). The C client
 # (bench_emb_tier client) sends Score RPCs over loopback, 500 candidates
@@ -21,13 +21,13 @@
 # Usage: bench/run emb_tier [--rows N] [--mem-rows N] [--dim D] [--cache-mb MB]
 #        [--block-cache-mb MB] [--candidates C] [--requests N] [--warm-max N]
 #        [--warm-seconds S] [--puts N] [--encoding int8|fp16|fp32] [--dir DIR]
-#        [--admission seen_twice|always]
+#        [--admission always|seen_twice]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib/build.sh"
 bench_build bench_emb_tier moerec
 rows=50000000 mem_rows=5000000 dim=64 cache_mb= block_mb=32 C=500 requests=400
-warm_max=20000 warm_s=600 puts=1000000 enc=int8 base=${TMPDIR:-/tmp} admission=seen_twice
+warm_max=20000 warm_s=600 puts=1000000 enc=int8 base=${TMPDIR:-/tmp} admission=always
 while [ $# -gt 0 ]; do
   case "$1" in
     --rows) rows=$2 ;; --mem-rows) mem_rows=$2 ;; --dim) dim=$2 ;; --cache-mb) cache_mb=$2 ;;
