@@ -8,12 +8,14 @@
  *          are identical. Prints the dense bytes (dense weights + user table).
  *   client --target HOST:PORT --pid PID [--metrics URL --table NAME --cache-bytes B]
  *          [--rows N] [--candidates 500] [--requests 400] [--warm-candidates 5000]
- *          [--warm-max 20000] [--warm-seconds 600] [--seed 7]
+ *          [--warm-max 20000] [--warm-seconds 600] [--warm-after-full 0] [--seed 7]
  *          Score RPCs over loopback (one channel, one call at a time) with
  *          --candidates items whose ids are Zipf(1.1) over N. With --table
  *          (a store table): warm-up first, until the cache is full and the
  *          table's hit rate (moerec_store_table_cache_*_total{table}) stops
- *          rising over 3 windows, or --warm-max requests / --warm-seconds;
+ *          rising over 3 windows and --warm-after-full calls went by since it
+ *          became full (the policy's steady state), or --warm-max requests /
+ *          --warm-seconds;
  *          then the timed requests. Prints one JSON object: p50/p99 (us),
  *          the timed requests' hit rate, the warm-up, the server's RSS.
  *   puts   --dir DIR --n N [--dim D]: N row-by-row emb_store_put calls into
@@ -274,7 +276,8 @@ static int cmd_client(int argc, char **argv) {
     int C = atoi(arg(argc, argv, "--candidates", "500")),
         N = atoi(arg(argc, argv, "--requests", "400")),
         WC = atoi(arg(argc, argv, "--warm-candidates", "5000")),
-        warm_max = atoi(arg(argc, argv, "--warm-max", "20000"));
+        warm_max = atoi(arg(argc, argv, "--warm-max", "20000")),
+        after_full = atoi(arg(argc, argv, "--warm-after-full", "0"));
     double warm_s_max = atof(arg(argc, argv, "--warm-seconds", "600"));
     g_cache_cap = atof(arg(argc, argv, "--cache-bytes", "0"));
     if (!target || pid <= 0 || rows < 2 || C < 1 || N < 2 || WC < 1 || (table && !url)) {
@@ -294,7 +297,7 @@ static int cmd_client(int argc, char **argv) {
     req_init(&q, C > WC ? C : WC);
     /* warm-up: windows of requests until the cache is full and the hit rate
      * has stopped rising (no window 0.002 above the best of the 3 before) */
-    int warm = 0, full = 0, windows = 0;
+    int warm = 0, full = 0, windows = 0, full_at = -1;
     double best[64] = {0}, last_rate = 0, t0 = (double)mr_now_ns() / 1e9, warm_s = 0;
     tstats a, b;
     if (table && table_stats(url, table, &a)) {
@@ -311,6 +314,7 @@ static int cmd_client(int argc, char **argv) {
         last_rate = h + m > 0 ? h / (h + m) : 0;
         a = b;
         full = b.cache_bytes >= 0.97 * b.cache_cap;
+        if (full && full_at < 0) full_at = warm;
         best[windows % 64] = last_rate;
         windows++;
         int rising = windows < 4;
@@ -320,7 +324,8 @@ static int cmd_client(int argc, char **argv) {
         fprintf(stderr,
                 "\rwarm-up: %d requests of %d, %.0f s, window hit rate %.4f, cache %.0f / %.0f MB",
                 warm, WC, warm_s, last_rate, b.cache_bytes / 1048576, b.cache_cap / 1048576);
-        stop = (full && !rising) || warm >= warm_max || warm_s >= warm_s_max;
+        stop = (full && !rising && warm - full_at >= after_full) || warm >= warm_max ||
+               warm_s >= warm_s_max;
     }
     if (table) fprintf(stderr, "\n");
     if (table && table_stats(url, table, &a)) return 1;
@@ -337,10 +342,10 @@ static int cmd_client(int argc, char **argv) {
            p99 = (double)lat[(int)(0.99 * (N - 1) + 0.5)] / 1e3;
     printf(
         "{\"p50_us\":%.0f,\"p99_us\":%.0f,\"requests\":%d,\"hit_rate\":%.4f,"
-        "\"warm_requests\":%d,\"warm_candidates\":%d,\"warm_s\":%.1f,\"warm_last_window_hit_rate\":%.4f,"
+        "\"warm_requests\":%d,\"warm_full_at\":%d,\"warm_candidates\":%d,\"warm_s\":%.1f,\"warm_last_window_hit_rate\":%.4f,"
         "\"cache_full\":%s,\"cache_mb_used\":%.0f,\"rss_mb\":%ld,\"rss_anon_mb\":%ld,"
         "\"rss_file_mb\":%ld}\n",
-        p50, p99, N, hit_rate, warm, WC, warm_s, last_rate, full ? "true" : "false",
+        p50, p99, N, hit_rate, warm, full_at, WC, warm_s, last_rate, full ? "true" : "false",
         table ? b.cache_bytes / 1048576 : 0.0, status_mb(pid, "VmRSS"), status_mb(pid, "RssAnon"),
         status_mb(pid, "RssFile"));
     free(lat);

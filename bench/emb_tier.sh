@@ -21,19 +21,19 @@
 # Usage: bench/run emb_tier [--rows N] [--mem-rows N] [--dim D] [--cache-mb MB]
 #        [--block-cache-mb MB] [--candidates C] [--requests N] [--warm-max N]
 #        [--warm-seconds S] [--puts N] [--encoding int8|fp16|fp32] [--dir DIR]
-#        [--admission always|seen_twice]
+#        [--admission always|seen_twice] [--warm-after-full N]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib/build.sh"
 bench_build bench_emb_tier moerec
 rows=50000000 mem_rows=5000000 dim=64 cache_mb= block_mb=32 C=500 requests=400
-warm_max=20000 warm_s=600 puts=1000000 enc=int8 base=${TMPDIR:-/tmp} admission=always
+warm_max=20000 warm_s=600 puts=1000000 enc=int8 base=${TMPDIR:-/tmp} admission=always after_full=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --rows) rows=$2 ;; --mem-rows) mem_rows=$2 ;; --dim) dim=$2 ;; --cache-mb) cache_mb=$2 ;;
     --block-cache-mb) block_mb=$2 ;; --candidates) C=$2 ;; --requests) requests=$2 ;;
     --warm-max) warm_max=$2 ;; --warm-seconds) warm_s=$2 ;; --puts) puts=$2 ;;
-    --encoding) enc=$2 ;; --dir) base=$2 ;; --admission) admission=$2 ;;
+    --encoding) enc=$2 ;; --dir) base=$2 ;; --admission) admission=$2 ;; --warm-after-full) after_full=$2 ;;
     *) echo "emb_tier: unknown option $1" >&2; exit 2 ;;
   esac
   shift 2
@@ -76,7 +76,7 @@ ingest_s=$listen_s
 grep -E "bulk-loaded" "$dir/store.log" >&2 || true
 store=$("$bin" client --target "$target" --pid "$pid" --metrics "$murl" --table mv.tier.1.item \
   --cache-bytes "$cache_bytes" --rows "$rows" --candidates "$C" --requests "$requests" \
-  --warm-max "$warm_max" --warm-seconds "$warm_s")
+  --warm-max "$warm_max" --warm-seconds "$warm_s" --warm-after-full "$after_full")
 stop
 serve memory
 memory=$("$bin" client --target "$target" --pid "$pid" --rows "$rows" --candidates "$C" \
@@ -94,7 +94,7 @@ out = {"bench": "emb_tier", "through": "moerec serve, Score over loopback", "row
        "store_p50_us": s["p50_us"], "store_p99_us": s["p99_us"],
        "memory_p50_us": m["p50_us"], "memory_p99_us": m["p99_us"],
        "p99_ratio_store_vs_memory": round(s["p99_us"] / m["p99_us"], 3),
-       "hit_rate": s["hit_rate"], "warm_requests": s["warm_requests"],
+       "hit_rate": s["hit_rate"], "warm_requests": s["warm_requests"], "warm_full_at": s["warm_full_at"], "warm_after_full": $after_full,
        "warm_candidates": s["warm_candidates"], "warm_s": s["warm_s"],
        "warm_last_window_hit_rate": s["warm_last_window_hit_rate"], "cache_full": s["cache_full"],
        "cache_mb_used": s["cache_mb_used"], "rss_mb": s["rss_mb"], "rss_anon_mb": s["rss_anon_mb"],
