@@ -110,9 +110,12 @@ static int load_tensor(float *dst, long n, int ndim, const int64_t *shape, const
                           path, name, got, want);
     }
     if (!dst) return 0; /* a lazily loaded store table: shape only (ingestion checks the values) */
-    if (!mr_all_finite(en->data, (size_t)n))
+    /* straight from the file into the model: a tensor is never held twice,
+     * and the tensors of lazily loaded store tables are never read here */
+    int rc = moe_st_pread(st, en, 0, (size_t)n, dst, e);
+    if (rc) return mr_err_wrap(e, "%s", path);
+    if (!mr_all_finite(dst, (size_t)n))
         return mr_err_set(e, MR_ECORRUPT, "%s: tensor '%s' holds NaN or Inf", path, name);
-    memcpy(dst, en->data, sizeof(float) * (size_t)n);
     return 0;
 }
 
@@ -135,7 +138,7 @@ int moe_model_load_flags(moe_model **out, const char *dir, int flags, mr_err *e)
     }
     snprintf(path, sizeof path, "%s/weights.safetensors", dir);
     moe_st_file st;
-    rc = moe_st_read(&st, path, e);
+    rc = moe_st_open(&st, path, e);
     if (rc) goto err;
     int expected = m->n_tables + m->net->n_tensors;
     for (int i = 0; rc == 0 && i < m->n_tables; i++) {

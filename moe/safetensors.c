@@ -1,12 +1,14 @@
 /* safetensors.c — validated reader and atomic writer of safetensors files
- * (see safetensors.h). The reader copies the data section into one aligned
- * buffer rather than mmap-ing it: model files are loaded once per version,
- * and a private copy cannot change under a serving process if the file is
+ * (see safetensors.h). The readers copy data (the whole data section into
+ * one aligned buffer, or one tensor range at a time with moe_st_pread)
+ * rather than mmap-ing it: model files are loaded once per version, and a
+ * private copy cannot change under a serving process if the file is
  * rewritten in place.
  */
 #include "moe/safetensors.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,7 +25,7 @@
  * data is never held twice, so loading a model of S bytes peaks at S plus
  * the header, not 2S. */
 static int read_parts(const char *path, char **hdr, uint64_t *hlen, float **data, size_t *datalen,
-                      mr_err *e) {
+                      int header_only, mr_err *e) {
     FILE *f = fopen(path, "rb");
     if (!f)
         return mr_err_set(e, errno == ENOENT ? MR_ENOTFOUND : MR_EINTERNAL, "%s: %s", path,
@@ -48,13 +50,13 @@ static int read_parts(const char *path, char **hdr, uint64_t *hlen, float **data
     }
     *datalen = len - 8 - (size_t)*hlen;
     *hdr = malloc((size_t)*hlen + 1);
-    *data = mr_floats_alloc(*datalen / sizeof(float) + 1);
-    if (!*hdr || !*data) {
+    if (!header_only) *data = mr_floats_alloc(*datalen / sizeof(float) + 1);
+    if (!*hdr || (!header_only && !*data)) {
         rc = mr_err_set(e, MR_ENOMEM, "%s: cannot allocate %zu bytes", path, len);
         goto done;
     }
     if (fread(*hdr, 1, (size_t)*hlen, f) != (size_t)*hlen ||
-        fread(*data, 1, *datalen, f) != *datalen)
+        (!header_only && fread(*data, 1, *datalen, f) != *datalen))
         goto io;
     goto done;
 io:
@@ -67,6 +69,7 @@ done:
 
 void moe_st_free(moe_st_file *f) {
     if (!f) return;
+    if (f->has_fd) close(f->fd);
     for (int i = 0; i < f->n; i++) free(f->entries[i].name);
     free(f->entries);
     mr_floats_free(f->buf);
@@ -136,7 +139,7 @@ static int parse_entry(moe_st_entry *en, span *sp, const char *name, json_t *v, 
     return 0;
 }
 
-int moe_st_read(moe_st_file *out, const char *path, mr_err *e) {
+static int st_load(moe_st_file *out, const char *path, int header_only, mr_err *e) {
     memset(out, 0, sizeof *out);
     char *raw_hdr = NULL;
     float *data = NULL;
@@ -144,7 +147,7 @@ int moe_st_read(moe_st_file *out, const char *path, mr_err *e) {
     size_t datalen = 0;
     json_t *hdr = NULL;
     span *spans = NULL;
-    int rc = read_parts(path, &raw_hdr, &hlen, &data, &datalen, e);
+    int rc = read_parts(path, &raw_hdr, &hlen, &data, &datalen, header_only, e);
     out->buf = data; /* owned by out from here: moe_st_free releases it */
     if (rc) goto done;
     json_error_t je;
@@ -173,7 +176,8 @@ int moe_st_read(moe_st_file *out, const char *path, mr_err *e) {
         rc = parse_entry(en, &spans[out->n], key, v, datalen, path, e);
         if (rc) goto done;
         spans[out->n].idx = out->n;
-        en->data = (const float *)((const char *)out->buf + spans[out->n].b);
+        en->data = out->buf ? (const float *)((const char *)out->buf + spans[out->n].b) : NULL;
+        en->off = 8 + hlen + spans[out->n].b;
         out->n++;
     }
     qsort(spans, (size_t)out->n, sizeof *spans, by_begin);
@@ -190,12 +194,46 @@ int moe_st_read(moe_st_file *out, const char *path, mr_err *e) {
             goto done;
         }
     rc = 0;
+    if (header_only) {
+        out->fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (out->fd < 0) {
+            rc = mr_err_set(e, MR_EINTERNAL, "%s: %s", path, strerror(errno));
+            goto done;
+        }
+        out->has_fd = 1;
+    }
 done:
     if (rc) moe_st_free(out);
     json_decref(hdr);
     free(spans);
     free(raw_hdr);
     return rc;
+}
+
+int moe_st_read(moe_st_file *out, const char *path, mr_err *e) { return st_load(out, path, 0, e); }
+
+int moe_st_open(moe_st_file *out, const char *path, mr_err *e) { return st_load(out, path, 1, e); }
+
+int moe_st_pread(const moe_st_file *f, const moe_st_entry *en, size_t first, size_t n, float *dst,
+                 mr_err *e) {
+    if (!f->has_fd) return mr_err_set(e, MR_EINVAL, "tensor '%s': file not open", en->name);
+    if (first > en->n || n > en->n - first)
+        return mr_err_set(e, MR_EINVAL, "tensor '%s': floats [%zu, %zu) outside its %zu", en->name,
+                          first, first + n, en->n);
+    char *p = (char *)dst;
+    size_t left = n * sizeof(float);
+    off_t at = (off_t)(en->off + first * sizeof(float));
+    while (left) {
+        ssize_t r = pread(f->fd, p, left, at);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0)
+            return mr_err_set(e, MR_EINTERNAL, "tensor '%s': read failed: %s", en->name,
+                              r < 0 ? strerror(errno) : "short read (file truncated?)");
+        p += r;
+        at += r;
+        left -= (size_t)r;
+    }
+    return 0;
 }
 
 int moe_st_write(const char *path, const moe_st_tensor *t, int n, const char *const *meta,

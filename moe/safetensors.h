@@ -24,8 +24,9 @@ typedef struct moe_st_entry {
     char *name;
     int ndim;
     int64_t shape[MOE_ST_MAX_DIMS];
-    const float *data; /* into the file buffer (aligned copy)  */
+    const float *data; /* into the file buffer (aligned copy); NULL after moe_st_open */
     size_t n;          /* number of floats                     */
+    uint64_t off;      /* byte offset of the data in the file  */
 } moe_st_entry;
 
 typedef struct moe_st_file {
@@ -34,11 +35,20 @@ typedef struct moe_st_file {
     moe_st_entry *entries;
     int n;
     char *metadata_json; /* the __metadata__ object, or NULL      */
+    int fd;              /* moe_st_open: the open file (else unused) */
+    int has_fd;
 } moe_st_file;
 
 /* Read and validate path. On error *out is left empty. */
 int moe_st_read(moe_st_file *out, const char *path, mr_err *e);
 void moe_st_free(moe_st_file *f);
+/* Open and validate path like moe_st_read, but read only the header: the
+ * entries' data stay NULL and the file stays open for moe_st_pread, so a
+ * file larger than memory (a store table's tensor) can be streamed. */
+int moe_st_open(moe_st_file *out, const char *path, mr_err *e);
+/* Read floats [first, first + n) of en (of a file from moe_st_open) into dst. */
+int moe_st_pread(const moe_st_file *f, const moe_st_entry *en, size_t first, size_t n, float *dst,
+                 mr_err *e);
 const moe_st_entry *moe_st_find(const moe_st_file *f, const char *name);
 
 /* One tensor to write. */

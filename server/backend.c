@@ -91,6 +91,8 @@ int mr_backend_open(mr_backend **out, const mr_server_config *cfg, mr_err *e) {
     sc.cache_bytes = cfg->cache_bytes;
     sc.memtable_bytes = cfg->store_memtable_bytes;
     sc.block_cache_bytes = cfg->store_block_cache_bytes;
+    sc.mmap_reads = cfg->store_mmap_reads;
+    sc.cache_seen_twice = !strcmp(cfg->cache_admission, "seen_twice");
     sc.user_ttl_s = cfg->user_ttl_seconds;
     snprintf(b->dir, sizeof b->dir, "%s", cfg->data_dir);
     b->min_free = cfg->store_min_free_bytes;

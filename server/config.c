@@ -56,6 +56,8 @@ static const field fields[] = {
     F("cache_bytes", K_SIZE, cache_bytes),
     F("store_memtable_bytes", K_SIZE, store_memtable_bytes),
     F("store_block_cache_bytes", K_SIZE, store_block_cache_bytes),
+    F("store_mmap_reads", K_BOOL, store_mmap_reads),
+    F("cache_admission", K_STR, cache_admission),
     F("malloc_arena_max", K_INT, malloc_arena_max),
     F("malloc_mmap_threshold_bytes", K_SIZE, malloc_mmap_threshold_bytes),
     F("store_min_free_bytes", K_SIZE, store_min_free_bytes),
@@ -121,6 +123,8 @@ void mr_config_defaults(mr_server_config *c) {
     c->cache_bytes = 256u << 20;
     c->store_memtable_bytes = 64u << 20;
     c->store_block_cache_bytes = 64u << 20;
+    c->store_mmap_reads = 1;
+    snprintf(c->cache_admission, sizeof c->cache_admission, "always");
     c->malloc_arena_max = 2;
     c->malloc_mmap_threshold_bytes = 128u << 10;
     c->store_min_free_bytes = 128u << 20;
@@ -305,6 +309,10 @@ int mr_config_validate(const mr_server_config *c, mr_err *err) {
             err, MR_EINVAL,
             "config: 'precision' must be fp32, bf16, int8 or openblas_fp32 (or empty), not '%s'",
             c->precision);
+    if (strcmp(c->cache_admission, "always") && strcmp(c->cache_admission, "seen_twice"))
+        return mr_err_set(err, MR_EINVAL,
+                          "config: 'cache_admission' must be always or seen_twice, not '%s'",
+                          c->cache_admission);
     if (strcmp(c->consumed_filter, "all") && strcmp(c->consumed_filter, "last") &&
         strcmp(c->consumed_filter, "none"))
         return mr_err_set(err, MR_EINVAL,

@@ -39,7 +39,9 @@ typedef struct mr_server_config {
     size_t cache_bytes;             /* store memory cache in front of rows */
     size_t store_memtable_bytes;    /* RocksDB memtables of all column families together */
     size_t store_block_cache_bytes; /* RocksDB block cache shared by all column families */
-    int malloc_arena_max;           /* glibc malloc arenas (moerec serve); 0 = glibc's choice */
+    char cache_admission[12];       /* embedding rows: "always" or "seen_twice" (store.h) */
+    int store_mmap_reads; /* read SST files through mmap (1, default) or pread + block cache (0) */
+    int malloc_arena_max; /* glibc malloc arenas (moerec serve); 0 = glibc's choice */
     size_t
         malloc_mmap_threshold_bytes; /* fixed M_MMAP_THRESHOLD (moerec serve); 0 = glibc's dynamic one */
     size_t store_min_free_bytes; /* writes refused below this much free disk; 0 = no check */

@@ -213,6 +213,33 @@ static void store_size_metrics(buf *b, const mr_store *st) {
             put(b, "%s{family=\"%s\"} %llu\n", fam[f].name, sz[i].name, (unsigned long long)v);
         }
     }
+    /* per embedding table (label: the store table's name, without "emb.") */
+    static const struct {
+        const char *name, *help;
+        size_t off;
+    } tab[] = {
+        {"moerec_store_table_cache_hits_total",
+         "Row lookups of the embedding table answered by the memory cache.",
+         offsetof(store_cf_size, cache_hits)},
+        {"moerec_store_table_cache_misses_total",
+         "Row lookups of the embedding table the memory cache did not answer.",
+         offsetof(store_cf_size, cache_misses)},
+        {"moerec_store_table_ttl_evictions_total",
+         "Rows of the embedding table deleted by TTL sweeps (not touched for ttl_seconds).",
+         offsetof(store_cf_size, ttl_evictions)},
+        {"moerec_store_table_expired_reads_total",
+         "Rows of the embedding table read past their TTL and served as absent.",
+         offsetof(store_cf_size, expired_reads)},
+    };
+    for (size_t f = 0; f < sizeof tab / sizeof *tab; f++) {
+        put(b, "# HELP %s %s\n# TYPE %s counter\n", tab[f].name, tab[f].help, tab[f].name);
+        for (int i = 0; i < n; i++) {
+            if (!sz[i].is_table) continue;
+            uint64_t v;
+            memcpy(&v, (const char *)&sz[i] + tab[f].off, sizeof v);
+            put(b, "%s{table=\"%s\"} %llu\n", tab[f].name, sz[i].name + 4, (unsigned long long)v);
+        }
+    }
 }
 
 /* The default model's gate usage (gate_usage.h): passes, and per gate and

@@ -8,6 +8,7 @@
 
 #include "common/log.h"
 #include "common/name.h"
+#include "common/tensor.h"
 #include "moe/safetensors.h"
 
 int mr_store_table_name(char out[STORE_TABLE_NAME_MAX], const char *model, const char *version,
@@ -35,7 +36,11 @@ static int store_rows(void *ctx, int t, const uint64_t *rows, size_t n, float *o
     return emb_store_get(s->st, s->t, rows, n, out, NULL, e);
 }
 
-/* Bulk-load table i's tensor from the safetensors file in chunks. */
+/* Bulk-load table i's tensor from the safetensors file, streamed: one
+ * chunk of rows (at most MR_STORE_INGEST_CHUNK rows and
+ * MR_STORE_INGEST_BYTES of fp32) is read with pread, written as one SST file
+ * and ingested before the next, so the load holds one chunk, never the
+ * tensor. */
 static int ingest(mr_store *st, mr_store_table *s, const moe_table *mt, const moe_st_file *f,
                   const char *path, const char *tmp_dir, mr_err *e) {
     char tname[MOE_NAME_MAX + 8];
@@ -47,18 +52,28 @@ static int ingest(mr_store *st, mr_store_table *s, const moe_table *mt, const mo
                           tname, mt->rows, mt->dim);
     size_t chunk = MR_STORE_INGEST_CHUNK < (size_t)mt->rows ? MR_STORE_INGEST_CHUNK
                                                             : (size_t)mt->rows;
+    size_t by_bytes = MR_STORE_INGEST_BYTES / ((size_t)mt->dim * sizeof(float));
+    if (chunk > by_bytes) chunk = by_bytes ? by_bytes : 1;
     uint64_t *ids = malloc(chunk * sizeof *ids);
-    if (!ids) return mr_err_set(e, MR_ENOMEM, "table '%s': out of memory for ingestion", mt->name);
+    float *vecs = mr_floats_alloc(chunk * (size_t)mt->dim);
+    if (!ids || !vecs) {
+        free(ids);
+        mr_floats_free(vecs);
+        return mr_err_set(e, MR_ENOMEM, "table '%s': out of memory for ingestion", mt->name);
+    }
     char sst[4096 + 64];
     int rc = 0;
     for (size_t lo = 0; !rc && lo < (size_t)mt->rows; lo += chunk) {
         size_t n = (size_t)mt->rows - lo < chunk ? (size_t)mt->rows - lo : chunk;
         for (size_t k = 0; k < n; k++) ids[k] = lo + k;
         snprintf(sst, sizeof sst, "%s/ingest.%s.%zu.sst", tmp_dir, s->name, lo / chunk);
-        rc = emb_store_ingest(st, s->t, ids, n, en->data + lo * (size_t)mt->dim,
-                              n * (size_t)mt->dim, sst, e);
+        rc = moe_st_pread(f, en, lo * (size_t)mt->dim, n * (size_t)mt->dim, vecs, e);
+        if (rc) mr_err_wrap(e, "%s", path);
+        /* emb_store_ingest checks every value (naming the row and element) */
+        if (!rc) rc = emb_store_ingest(st, s->t, ids, n, vecs, n * (size_t)mt->dim, sst, e);
     }
     free(ids);
+    mr_floats_free(vecs);
     return rc;
 }
 
@@ -93,7 +108,7 @@ int mr_store_tables_attach(moe_model *m, const char *dir, const char *model, con
         if ((rc = emb_table_loaded(st, s->t, &done, e))) break;
         if (done != (uint64_t)mt->rows) {
             snprintf(path, sizeof path, "%s/weights.safetensors", dir);
-            if (!have_file && (rc = moe_st_read(&f, path, e))) break;
+            if (!have_file && (rc = moe_st_open(&f, path, e))) break;
             have_file = 1;
             rc = ingest(st, s, mt, &f, path, tmp_dir, e);
             if (!rc) rc = emb_table_set_loaded(st, s->t, (uint64_t)mt->rows, e);

@@ -6,10 +6,12 @@
  * On a version's load, each such table is created when absent and, unless
  * its load marker says it is complete, bulk-loaded from the version's
  * weights.safetensors by SST ingestion (chunks of MR_STORE_INGEST_CHUNK
- * rows); the scorer then reads its rows through a row source: one batched
+ * rows and at most MR_STORE_INGEST_BYTES, streamed from the file with
+ * pread: the load holds one chunk, whatever the table's size); the scorer then reads its rows through a row source: one batched
  * cached emb_store_get per table per scored batch. The process never keeps
- * the table in memory (the safetensors file is read once, during the first
- * load, and freed).
+ * the table in memory (its tensor is read once, a chunk at a time, during
+ * the first load; moe_model_load_flags with MOE_LOAD_STORE_LAZY never reads
+ * it).
  *
  * The registry counts, per store table, the loaded versions using it; the
  * last one to go (after its last in-flight request) drops the table, and
@@ -22,7 +24,8 @@
 #include "moe/model.h"
 
 #define MR_STORE_TABLE_PREFIX "mv."
-#define MR_STORE_INGEST_CHUNK (1u << 20) /* rows per SST file */
+#define MR_STORE_INGEST_CHUNK (1u << 20)  /* rows per SST file, at most */
+#define MR_STORE_INGEST_BYTES (64u << 20) /* fp32 bytes read per SST file, at most */
 
 /* One store-backed table of a loaded version (the row source's context). */
 typedef struct mr_store_table {

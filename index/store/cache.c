@@ -467,6 +467,12 @@ void cache_clear(mr_cache *c) {
     }
 }
 
+uint64_t cache_evictions(const mr_cache *c) {
+    uint64_t n = 0;
+    for (unsigned i = 0; i < c->nshards; i++) n += atomic_load(&c->shards[i].evictions);
+    return n;
+}
+
 void cache_get_stats(const mr_cache *c, cache_stats *st) {
     memset(st, 0, sizeof *st);
     st->capacity = c->capacity;

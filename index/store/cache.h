@@ -86,6 +86,9 @@ void cache_erase(mr_cache *c, uint32_t ns, uint64_t id);
 void cache_clear(mr_cache *c);
 
 void cache_get_stats(const mr_cache *c, cache_stats *s);
+/* Evictions so far (lock-free sum of the shards' counters): > 0 once the
+ * cache has been full. */
+uint64_t cache_evictions(const mr_cache *c);
 /* Invariant checker over every shard (O(entries), takes each shard's read
  * lock): 1 when every entry is in its bucket's chain and the CLOCK ring
  * exactly once and the charged bytes add up within capacity. Mutations

@@ -18,7 +18,7 @@
 #error "emb_codec.c assumes a little-endian host"
 #endif
 
-static size_t emb_codec_payload_bytes(emb_encoding enc, uint32_t dim) {
+size_t emb_codec_payload_bytes(emb_encoding enc, uint32_t dim) {
     switch (enc) {
     case EMB_FP32: return (size_t)dim * 4;
     case EMB_FP16: return (size_t)dim * 2;
@@ -141,7 +141,11 @@ int emb_codec_decode(emb_encoding enc, uint32_t dim, const uint8_t *v, size_t le
                           v[0], v[1], d16);
     if (!emb_codec_sum_ok(v, len, v1)) return mr_err_set(e, MR_ECORRUPT, "row checksum mismatch");
     if (ts_ms) memcpy(ts_ms, v + 4, 8);
-    const uint8_t *p = v + EMB_HDR_BYTES;
+    emb_codec_payload_decode(enc, dim, v + EMB_HDR_BYTES, x);
+    return 0;
+}
+
+void emb_codec_payload_decode(emb_encoding enc, uint32_t dim, const uint8_t *p, float *x) {
     if (enc == EMB_FP32) {
         memcpy(x, p, (size_t)dim * 4);
     } else if (enc == EMB_FP16) {
@@ -155,7 +159,6 @@ int emb_codec_decode(emb_encoding enc, uint32_t dim, const uint8_t *v, size_t le
         memcpy(&scale, p, 4);
         for (uint32_t i = 0; i < dim; i++) x[i] = (float)(int8_t)p[4 + i] * scale;
     }
-    return 0;
 }
 
 size_t emb_codec_blob_bytes(size_t len) { return EMB_HDR_BYTES + 4 + len + EMB_SUM_BYTES; }

@@ -29,6 +29,12 @@
 
 /* Bytes of one encoded row of `dim` floats (header and checksum included). */
 size_t emb_codec_row_bytes(emb_encoding enc, uint32_t dim);
+/* Bytes of a row's payload alone (what the memory cache keeps): fp32 4*dim,
+ * fp16 2*dim, int8 4+dim (scale, then the values). It starts at
+ * EMB_HDR_BYTES in an encoded row. */
+size_t emb_codec_payload_bytes(emb_encoding enc, uint32_t dim);
+/* Decode a payload (checked before: it came from a decoded row) into x. */
+void emb_codec_payload_decode(emb_encoding enc, uint32_t dim, const uint8_t *p, float *x);
 /* Check that x (dim) can be stored: all finite, and within fp16 range for
  * EMB_FP16. Names the first bad element in e. */
 int emb_codec_check(emb_encoding enc, const float *x, uint32_t dim, mr_err *e);

@@ -5,8 +5,11 @@
  * sends the misses to the tier, and fetches what is still missing with ONE
  * rocksdb_batched_multi_get_cf over keys sorted in RocksDB's order (sorted
  * input lets RocksDB skip its own sort and walk each SST block once). Rows
- * read from the database are decoded to fp32 and offered to the cache
- * (guarded by the shard epoch, see cache.h) and to the tier.
+ * read from the database are checked and decoded to fp32 for the caller;
+ * the cache is offered the row's stored payload (fp32, fp16, or int8 +
+ * scale: emb_codec_payload_bytes, so an int8 table's budget holds ~4x the
+ * rows of decoded fp32) guarded by the shard epoch (see cache.h), and hits
+ * are decoded as they are copied out. The tier gets fp32 rows.
  * A put validates the whole batch before writing anything, commits one
  * WriteBatch, then refreshes cached copies.
  */
@@ -89,6 +92,34 @@ typedef struct emb_fill {
     int64_t now_ms;
 } emb_fill;
 
+/* Admission (store_config.cache_seen_twice): while the cache has never
+ * evicted, every miss is admitted; after that a row is admitted on its
+ * second miss since the doorkeeper's last reset, so rows read once (the
+ * long tail of a Zipf stream) do not push out rows read again. The
+ * doorkeeper is reset after door_bits / 8 keys (about the entries the cache
+ * holds), so "twice" means within about one cache's worth of misses. Racy
+ * by design (relaxed bits): a lost bit only delays one admission. */
+static int store_admit(mr_store *st, uint32_t ns, uint64_t id) {
+    if (!st->door || cache_evictions(st->cache) == 0) return 1;
+    uint64_t z = id ^ ((uint64_t)ns << 40) ^ 0x6a09e667f3bcc909ULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    z ^= z >> 31;
+    size_t m = st->door_bits - 1, b1 = (size_t)z & m, b2 = (size_t)(z >> 32) & m;
+    uint64_t w1 = 1ull << (b1 & 63), w2 = 1ull << (b2 & 63);
+    int seen = (atomic_load_explicit(&st->door[b1 >> 6], memory_order_relaxed) & w1) &&
+               (atomic_load_explicit(&st->door[b2 >> 6], memory_order_relaxed) & w2);
+    if (seen) return 1;
+    atomic_fetch_or_explicit(&st->door[b1 >> 6], w1, memory_order_relaxed);
+    atomic_fetch_or_explicit(&st->door[b2 >> 6], w2, memory_order_relaxed);
+    if (atomic_fetch_add(&st->door_adds, 1) + 1 >= st->door_bits / 8) {
+        atomic_store(&st->door_adds, 0);
+        for (size_t k = 0; k < st->door_bits / 64; k++)
+            atomic_store_explicit(&st->door[k], 0, memory_order_relaxed);
+    }
+    return 0;
+}
+
 static int emb_fill_row(size_t i, const char *v, size_t len, void *arg, mr_err *e) {
     emb_fill *f = arg;
     const mr_emb_table *t = f->t;
@@ -107,12 +138,14 @@ static int emb_fill_row(size_t i, const char *v, size_t len, void *arg, mr_err *
     }
     if (store_expired(ts, t->info.ttl_s, f->now_ms)) {
         atomic_fetch_add(&f->st->ctr.expired_rows, 1);
+        atomic_fetch_add(&((mr_emb_table *)t)->expired_reads, 1);
         memset(row, 0, t->vec_bytes);
         return 0;
     }
     f->found[i] = 1;
-    if (f->epoch)
-        cache_insert(f->st->cache, t->info.id, f->ids[i], row, t->vec_bytes, ts, f->epoch[i]);
+    if (f->epoch && store_admit(f->st, t->info.id, f->ids[i])) /* the payload, as stored */
+        cache_insert(f->st->cache, t->info.id, f->ids[i], v + EMB_HDR_BYTES, t->cache_bytes, ts,
+                     f->epoch[i]);
     return 0;
 }
 
@@ -145,23 +178,34 @@ int emb_store_get(mr_store *st, mr_emb_table *t, const uint64_t *ids, size_t n, 
     const uint32_t dim = t->info.dim;
     const int64_t now = t->info.ttl_s ? mr_unix_ms() : 0;
     /* Scratch for n keys: miss ids, epochs, write times, miss positions
-     * (8-byte fields first), hit and found flags. Misses decode straight
-     * into out; only a tier needs rows of its own (tier_rows). */
-    size_t per = 3 * sizeof(uint64_t) + sizeof(size_t) + 2;
+     * (8-byte fields first), hit and found flags, and for fp16/int8 tables
+     * the cached payloads of the hits (an fp32 payload is the row itself, so
+     * it is copied straight into out). Misses decode straight into out;
+     * only a tier needs rows of its own (tier_rows). */
+    const int packed = t->info.encoding != EMB_FP32;
+    size_t per = 3 * sizeof(uint64_t) + sizeof(size_t) + 2 + (packed ? t->cache_bytes : 0);
     char *mem = malloc(per * n + 64);
     if (!mem) return mr_err_set(e, MR_ENOMEM, "get of %zu rows: out of memory", n);
     uint64_t *mids = (uint64_t *)mem, *mep = mids + n;
     int64_t *tsv = (int64_t *)(mep + n);
     size_t *midx = (size_t *)(tsv + n), nmiss = 0;
-    uint8_t *hit = (uint8_t *)(midx + n), *mfound = hit + n;
+    uint8_t *hit = (uint8_t *)(midx + n), *mfound = hit + n, *payload = mfound + n;
     float *tier_rows = NULL;
-    if (st->cache) cache_get_batch(st->cache, t->info.id, ids, n, out, t->vec_bytes, hit, tsv);
-    else memset(hit, 0, n);
+    if (st->cache) {
+        size_t nh = cache_get_batch(st->cache, t->info.id, ids, n,
+                                    packed ? (void *)payload : (void *)out, t->cache_bytes, hit,
+                                    tsv);
+        atomic_fetch_add(&t->cache_hits, nh);
+        atomic_fetch_add(&t->cache_misses, n - nh);
+    } else memset(hit, 0, n);
     for (size_t i = 0; i < n; i++) {
         if (hit[i] && store_expired(tsv[i], t->info.ttl_s, now)) {
             cache_erase(st->cache, t->info.id, ids[i]);
             hit[i] = 0;
         }
+        if (hit[i] && packed) /* decode on copy-out */
+            emb_codec_payload_decode(t->info.encoding, dim, payload + i * t->cache_bytes,
+                                     out + i * dim);
         if (found) found[i] = hit[i];
         if (hit[i]) continue;
         midx[nmiss] = i;
@@ -171,7 +215,7 @@ int emb_store_get(mr_store *st, mr_emb_table *t, const uint64_t *ids, size_t n, 
         nmiss++;
     }
     if (nmiss && st->cfg.tier) {
-        tier_rows = mr_floats_alloc(nmiss * dim);
+        tier_rows = mr_floats_alloc(nmiss * dim + (t->row_bytes + 3) / 4);
         if (!tier_rows) {
             free(mem);
             return mr_err_set(e, MR_ENOMEM, "get: out of memory for the tier");
@@ -187,8 +231,12 @@ int emb_store_get(mr_store *st, mr_emb_table *t, const uint64_t *ids, size_t n, 
             if (mfound[m] && mr_all_finite(r, dim)) {
                 memcpy(out + midx[m] * dim, r, t->vec_bytes);
                 if (found) found[midx[m]] = 1;
-                if (st->cache)
-                    cache_insert(st->cache, t->info.id, mids[m], r, t->vec_bytes, now, mep[m]);
+                if (st->cache) { /* cached in the table's encoding, as a read would */
+                    uint8_t *enc = (uint8_t *)(tier_rows + nmiss * dim);
+                    emb_codec_encode(t->info.encoding, r, dim, now, enc);
+                    cache_insert(st->cache, t->info.id, mids[m], enc + EMB_HDR_BYTES,
+                                 t->cache_bytes, now, mep[m]);
+                }
                 atomic_fetch_add(&st->ctr.tier_hits, 1);
                 continue;
             }
@@ -256,18 +304,18 @@ static int emb_put(mr_store *st, mr_emb_table *t, const uint64_t *ids, size_t n,
     rocksdb_writebatch_destroy(wb);
     if (!rc) {
         atomic_fetch_add(&st->ctr.rows_written, n);
-        /* Refresh cached and tier copies with what a reader would decode
-         * (lossy encodings included), so every tier agrees with RocksDB. */
-        float *rows = (st->cache || st->cfg.tier) ? mr_floats_alloc(n * dim) : NULL;
+        /* Refresh cached copies with the written payloads and the tier
+         * with what a reader would decode (lossy encodings included), so
+         * every tier agrees with RocksDB. */
+        for (size_t i = 0; st->cache && i < n; i++)
+            cache_update(st->cache, t->info.id, ids[i],
+                         buf + i * (t->row_bytes + 8) + 8 + EMB_HDR_BYTES, t->cache_bytes, now);
+        float *rows = st->cfg.tier ? mr_floats_alloc(n * dim) : NULL;
         for (size_t i = 0; rows && i < n; i++) {
             const uint8_t *v = buf + i * (t->row_bytes + 8) + 8;
             emb_codec_decode(t->info.encoding, dim, v, t->row_bytes, rows + i * dim, NULL, NULL);
-            if (st->cache)
-                cache_update(st->cache, t->info.id, ids[i], rows + i * dim, t->vec_bytes, now);
         }
-        if (st->cache && !rows) /* no memory to refresh: drop the stale copies */
-            for (size_t i = 0; i < n; i++) cache_erase(st->cache, t->info.id, ids[i]);
-        if (rows && st->cfg.tier && st->cfg.tier->put)
+        if (rows && st->cfg.tier->put)
             st->cfg.tier->put(st->cfg.tier->ctx, t->info.id, dim, ids, n, rows, NULL);
         mr_floats_free(rows);
     }

@@ -208,6 +208,11 @@ static void store_table_fill(mr_emb_table *t, const emb_table_info *info,
     t->cf = cf;
     t->row_bytes = emb_codec_row_bytes(info->encoding, info->dim);
     t->vec_bytes = (size_t)info->dim * sizeof(float);
+    t->cache_bytes = emb_codec_payload_bytes(info->encoding, info->dim);
+    atomic_store(&t->cache_hits, 0);
+    atomic_store(&t->cache_misses, 0);
+    atomic_store(&t->expired_reads, 0);
+    atomic_store(&t->ttl_evictions, 0);
 }
 
 static int store_make_options(mr_store *st) {
@@ -448,6 +453,16 @@ int store_open(mr_store **out, const char *path, const store_config *cfg, mr_err
             rc = mr_err_set(e, MR_ENOMEM, "open store: cache of %zu bytes", st->cfg.cache_bytes);
             goto err;
         }
+        if (st->cfg.cache_seen_twice) { /* 8 bits per entry of ~128 bytes the cache can hold */
+            size_t want = st->cfg.cache_bytes / 16, bits = 1u << 16;
+            while (bits < want && bits < ((size_t)1 << 34)) bits <<= 1;
+            st->door = calloc(bits / 64, sizeof *st->door);
+            if (!st->door) {
+                rc = mr_err_set(e, MR_ENOMEM, "open store: doorkeeper of %zu bits", bits);
+                goto err;
+            }
+            st->door_bits = bits;
+        }
     }
     *out = st;
     return 0;
@@ -485,6 +500,7 @@ void store_close(mr_store *st) {
     if (st->bbo) rocksdb_block_based_options_destroy(st->bbo);
     if (st->block_cache) rocksdb_cache_destroy(st->block_cache);
     cache_free(st->cache);
+    free((void *)st->door);
     pthread_mutex_destroy(&st->table_mu);
     pthread_rwlock_destroy(&st->tables_rw);
     pthread_rwlock_destroy(&st->ttl_mu);
@@ -702,9 +718,12 @@ int store_expire(mr_store *st, int64_t now_ms, uint64_t *n_deleted, mr_err *e) {
     pthread_rwlock_rdlock(&st->tables_rw); /* a drop waits for the sweep */
     int nt = atomic_load(&st->ntables);
     for (int i = 0; i < nt && !rc; i++)
-        if (st->tables[i].cf && st->tables[i].info.ttl_s > 0)
+        if (st->tables[i].cf && st->tables[i].info.ttl_s > 0) {
+            uint64_t before = n;
             rc = store_expire_cf(st, st->tables[i].cf, st->tables[i].info.ttl_s, now_ms,
                                  st->tables[i].info.id, &n, e);
+            atomic_fetch_add(&st->tables[i].ttl_evictions, n - before);
+        }
     pthread_rwlock_unlock(&st->tables_rw);
     if (!rc && st->cfg.user_ttl_s > 0)
         rc = store_expire_cf(st, st->cf[STORE_CF_USERS], st->cfg.user_ttl_s, now_ms, UINT32_MAX, &n,

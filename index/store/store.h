@@ -50,6 +50,9 @@ typedef struct store_config {
     size_t memtable_bytes;      /* RocksDB memtables of all families together; 0 = 64 MiB */
     size_t max_value_bytes;     /* largest item/profile blob; 0 = 1 MiB */
     int mmap_reads;             /* read SST files through mmap (default 1) */
+    int cache_seen_twice;       /* embedding rows: once the cache is full, admit a missed
+                                 * row only on its second miss (doorkeeper; default 0:
+                                 * every miss is admitted). See docs/storage.md */
     int64_t user_ttl_s;         /* users not written for this long expire; 0 = never */
     const store_tier *tier;     /* optional shared tier (kept: must outlive the store) */
 } store_config;
@@ -229,6 +232,12 @@ typedef struct store_cf_size {
     uint64_t live_bytes;                 /* rocksdb.estimate-live-data-size */
     uint64_t memtable_bytes;             /* rocksdb.cur-size-all-mem-tables (not yet flushed) */
     uint64_t keys;                       /* rocksdb.estimate-num-keys (approximate) */
+    /* embedding tables only (0 for the fixed families): exact counters since
+     * the table was opened or created */
+    int is_table;
+    uint64_t cache_hits, cache_misses; /* emb_store_get lookups answered / not by the cache */
+    uint64_t expired_reads;            /* rows read past their TTL, served as absent */
+    uint64_t ttl_evictions;            /* rows deleted by TTL sweeps (store_expire) */
 } store_cf_size;
 
 #define STORE_MAX_FAMILIES (STORE_MAX_TABLES + 8)

@@ -33,7 +33,12 @@ struct mr_emb_table {
     emb_table_info info;                /* name, id, dim, encoding, ttl */
     rocksdb_column_family_handle_t *cf; /* "emb.<name>" */
     size_t row_bytes;                   /* encoded value size */
-    size_t vec_bytes;                   /* dim * 4, the decoded (cached) size */
+    size_t vec_bytes;                   /* dim * 4, the decoded size */
+    size_t cache_bytes;                 /* payload bytes, the cached (stored) encoding */
+    /* per-table counters (store_get_sizes), zeroed when the slot is filled */
+    atomic_uint_fast64_t cache_hits, cache_misses; /* emb_store_get lookups */
+    atomic_uint_fast64_t expired_reads;            /* rows read past their TTL (served as absent) */
+    atomic_uint_fast64_t ttl_evictions;            /* rows the TTL sweep deleted */
 };
 
 typedef struct store_counters {
@@ -68,6 +73,11 @@ struct mr_store {
     pthread_rwlock_t ttl_mu;            /* puts to families with a TTL: read; a
                                   * store_expire batch: write (store_ttl_lock) */
     mr_cache *cache;                    /* NULL when cache_bytes == 0 */
+    /* cache_seen_twice: the doorkeeper, a 2-hash bit set of embedding rows
+     * that missed once since its last reset (emb_store.c, store_admit) */
+    _Atomic uint64_t *door;
+    size_t door_bits;        /* power of two */
+    atomic_size_t door_adds; /* keys added since the reset */
     store_counters ctr;
 };
 

@@ -47,7 +47,14 @@ int store_get_sizes(const mr_store *st, store_cf_size *out, int cap) {
         if (!st->tables[t].cf) continue;
         char name[sizeof out->name];
         snprintf(name, sizeof name, "emb.%s", st->tables[t].info.name);
-        cf_size(st, st->tables[t].cf, name, &out[n++]);
+        const mr_emb_table *tb = &st->tables[t];
+        store_cf_size *o = &out[n++];
+        cf_size(st, tb->cf, name, o);
+        o->is_table = 1;
+        o->cache_hits = atomic_load(&tb->cache_hits);
+        o->cache_misses = atomic_load(&tb->cache_misses);
+        o->expired_reads = atomic_load(&tb->expired_reads);
+        o->ttl_evictions = atomic_load(&tb->ttl_evictions);
     }
     pthread_rwlock_unlock(&((mr_store *)st)->tables_rw);
     return n;

@@ -480,6 +480,11 @@ class StoreTablesTest(unittest.TestCase):
                 n = int(m.split("\nmoerec_store_expired_rows_total ")[1].split()[0])
                 time.sleep(0.3)
             self.assertGreaterEqual(n, 4096)
+            # counted per table too: the sweep's deletions of this table's rows
+            m = urllib.request.urlopen(srv.metrics, timeout=10).read().decode()
+            per = int(m.split('\nmoerec_store_table_ttl_evictions_total{table="mv.t.1.item"} ')[1].split()[0])
+            self.assertGreaterEqual(per, 4096)
+            self.assertIn('moerec_store_table_cache_hits_total{table="mv.t.1.item"} ', m)
             info = {t.name: t for t in srv.rec.GetModelInfo(pb.GetModelInfoRequest(model="t"), timeout=10).tables}
             self.assertEqual(info["item"].ttl_seconds, 1)
         finally:

@@ -90,6 +90,42 @@ static void expect_corrupt(const char *what, const char *needle) {
     assert_int_equal(rc, MR_ECORRUPT);
     if (needle) assert_non_null(strstr(e.msg, needle));
     assert_int_equal(rf.n, 0);
+    /* the header-only open validates the same way */
+    assert_int_equal(moe_st_open(&rf, g_path, &e), MR_ECORRUPT);
+    if (needle) assert_non_null(strstr(e.msg, needle));
+    assert_int_equal(rf.n, 0);
+    assert_int_equal(rf.has_fd, 0);
+}
+
+/* moe_st_open reads the header only; moe_st_pread streams any range of a
+ * tensor, and a range outside it is refused. */
+static void test_open_and_pread(void **st) {
+    (void)st;
+    enum { R = 1000, C = 8 };
+    float *a = malloc(R * C * sizeof *a), b[3] = {7, 8, 9}, got[3 * C];
+    for (int i = 0; i < R * C; i++) a[i] = (float)i * 0.5f;
+    moe_st_tensor t[2] = {{.name = "small", .ndim = 1, .shape = {3}, .data = b},
+                          {.name = "emb.big", .ndim = 2, .shape = {R, C}, .data = a}};
+    mr_err e;
+    assert_int_equal(moe_st_write(g_path, t, 2, NULL, 0, &e), 0);
+    moe_st_file f;
+    assert_int_equal(moe_st_open(&f, g_path, &e), 0);
+    assert_null(f.buf);
+    assert_int_equal(f.n, 2);
+    const moe_st_entry *big = moe_st_find(&f, "emb.big"), *sm = moe_st_find(&f, "small");
+    assert_non_null(big);
+    assert_null(big->data);
+    assert_int_equal(big->n, R * C);
+    assert_int_equal(moe_st_pread(&f, sm, 0, 3, got, &e), 0);
+    assert_memory_equal(got, b, sizeof b);
+    for (size_t lo = 0; lo + 3 <= R; lo += 331) {
+        assert_int_equal(moe_st_pread(&f, big, lo * C, 3 * C, got, &e), 0);
+        assert_memory_equal(got, a + lo * C, 3 * C * sizeof *got);
+    }
+    assert_int_equal(moe_st_pread(&f, big, (R - 1) * C, 2 * C, got, &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, "emb.big"));
+    moe_st_free(&f);
+    free(a);
 }
 
 static void test_corrupt(void **st) {
@@ -174,6 +210,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_corrupt),
+        cmocka_unit_test(test_open_and_pread),
         cmocka_unit_test(test_fuzz),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

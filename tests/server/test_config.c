@@ -103,11 +103,15 @@ static void test_memory_fields(void **s) {
     mr_err e;
     assert_int_equal(c.store_memtable_bytes, 64u << 20);
     assert_int_equal(c.store_block_cache_bytes, 64u << 20);
+    assert_int_equal(c.store_mmap_reads, 1);
+    assert_string_equal(c.cache_admission, "always");
     assert_int_equal(c.malloc_arena_max, 2);
     assert_int_equal(c.malloc_mmap_threshold_bytes, 128u << 10);
     assert_int_equal(mr_config_load_string(&c,
                                            "{\"store_memtable_bytes\": 8388608, "
                                            "\"store_block_cache_bytes\": 16777216, "
+                                           "\"store_mmap_reads\": false, "
+                                           "\"cache_admission\": \"seen_twice\", "
                                            "\"malloc_arena_max\": 0, "
                                            "\"malloc_mmap_threshold_bytes\": 0}",
                                            &e),
@@ -115,8 +119,14 @@ static void test_memory_fields(void **s) {
     assert_int_equal(c.malloc_mmap_threshold_bytes, 0);
     assert_int_equal(c.store_memtable_bytes, 8u << 20);
     assert_int_equal(c.store_block_cache_bytes, 16u << 20);
+    assert_int_equal(c.store_mmap_reads, 0);
+    assert_string_equal(c.cache_admission, "seen_twice");
     assert_int_equal(c.malloc_arena_max, 0); /* glibc's own default */
     assert_int_equal(mr_config_validate(&c, &e), MR_OK);
+    snprintf(c.cache_admission, sizeof c.cache_admission, "lfu");
+    assert_int_equal(mr_config_validate(&c, &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, "cache_admission"));
+    snprintf(c.cache_admission, sizeof c.cache_admission, "always");
     c.store_memtable_bytes = (1u << 20) - 1; /* below 1 MiB */
     assert_int_equal(mr_config_validate(&c, &e), MR_EINVAL);
     assert_non_null(strstr(e.msg, "store_memtable_bytes"));

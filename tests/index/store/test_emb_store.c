@@ -18,6 +18,7 @@
 
 #include "common/clock.h"
 #include "common/rng.h"
+#include "index/store/cache.h"
 #include "index/store/emb_codec.h"
 #include "index/store/store.h"
 #include "store_testutil.h"
@@ -161,6 +162,102 @@ static void test_cache_counters_exact(void **state) {
     store_get_stats(f->st, &s2);
     assert_int_equal(s2.cache_hits - s.cache_hits, 1);
     assert_int_equal(s2.db_multigets, s.db_multigets);
+}
+
+/* The cache keeps rows in their stored encoding (payload only) and decodes
+ * on copy-out: byte accounting is exact (bytes == entries x the charge of
+ * the payload), the budget is never exceeded, and the same budget holds
+ * charge(fp32 row) / charge(int8 payload) times more int8 rows. Hits decode
+ * to exactly what the uncached read returns. */
+static void test_cache_holds_encoded_rows(void **state) {
+    (void)state;
+    enum { DIM = 64, N = 400, K = 100 };
+    const emb_encoding encs[3] = {EMB_FP32, EMB_FP16, EMB_INT8};
+    const size_t budget = K * cache_entry_charge(emb_codec_payload_bytes(EMB_INT8, DIM));
+    float *x = malloc(N * DIM * sizeof *x), *y = malloc(N * DIM * sizeof *y),
+          *z = malloc(N * DIM * sizeof *z);
+    uint64_t ids[N], held[3];
+    uint8_t found[N];
+    for (int i = 0; i < N; i++) ids[i] = (uint64_t)i;
+    rows(7, x, N * DIM);
+    for (int k = 0; k < 3; k++) {
+        char dir[256];
+        assert_non_null(store_test_tmpdir(dir, sizeof dir, "embenc"));
+        mr_store *st = open_store(dir, budget, NULL);
+        assert_int_equal(emb_table_create(st, "t", DIM, encs[k], 0, NULL), 0);
+        mr_emb_table *t = emb_store_table(st, "t", NULL);
+        assert_int_equal(emb_store_put(st, t, ids, N, x, N * DIM, NULL), 0);
+        for (int b = 0; b < N; b += 50) /* fill: every read inserts its misses */
+            assert_int_equal(emb_store_get(st, t, ids + b, 50, y + b * DIM, found, NULL), 0);
+        store_stats s;
+        store_get_stats(st, &s);
+        size_t charge = cache_entry_charge(emb_codec_payload_bytes(encs[k], DIM));
+        assert_true(s.cache_entries > 0);
+        assert_int_equal(s.cache_bytes, s.cache_entries * charge);
+        assert_true(s.cache_bytes <= s.cache_capacity);
+        assert_true(s.cache_capacity == budget);
+        assert_true(s.cache_bytes + charge > s.cache_capacity); /* full: no room for one more */
+        held[k] = s.cache_entries;
+        /* what is cached now decodes to what RocksDB holds */
+        assert_int_equal(emb_store_get(st, t, ids, N, y, found, NULL), 0);
+        assert_int_equal(emb_store_get_uncached(st, t, ids, N, z, found, NULL), 0);
+        assert_memory_equal(y, z, N * DIM * sizeof *y);
+        store_stats s2;
+        store_get_stats(st, &s2);
+        assert_true(s2.cache_hits > s.cache_hits);
+        assert_true(s2.cache_bytes <= s2.cache_capacity);
+        store_close(st);
+        store_test_rmrf(dir);
+    }
+    assert_int_equal(held[2], K); /* int8 + scale: 68-byte payloads */
+    assert_int_equal(held[0], budget / cache_entry_charge(DIM * 4));
+    assert_true(held[1] == budget / cache_entry_charge(DIM * 2));
+    assert_true(held[2] > 2 * held[0]); /* 2.4x at dim 64: the charge has 64 B of node overhead */
+    free(x);
+    free(y);
+    free(z);
+}
+
+/* cache_seen_twice: every miss is admitted until the cache first evicts;
+ * after that a row is admitted on its second miss, not its first. */
+static void test_cache_admission_seen_twice(void **state) {
+    (void)state;
+    enum { DIM = 16, K = 10 };
+    char dir[256];
+    assert_non_null(store_test_tmpdir(dir, sizeof dir, "embadm"));
+    store_config c;
+    store_config_init(&c);
+    c.cache_bytes = K * cache_entry_charge(emb_codec_payload_bytes(EMB_INT8, DIM));
+    c.cache_shards = 1;
+    c.cache_seen_twice = 1;
+    mr_store *st = NULL;
+    assert_int_equal(store_open(&st, dir, &c, NULL), 0);
+    assert_int_equal(emb_table_create(st, "t", DIM, EMB_INT8, 0, NULL), 0);
+    mr_emb_table *t = emb_store_table(st, "t", NULL);
+    float x[40 * DIM], y[DIM];
+    uint64_t ids[40];
+    for (int i = 0; i < 40; i++) ids[i] = (uint64_t)i;
+    rows(9, x, 40 * DIM);
+    assert_int_equal(emb_store_put(st, t, ids, 40, x, 40 * DIM, NULL), 0);
+    store_stats s0, s;
+    for (int i = 0; i <= K; i++) /* K + 1 first misses: all admitted, one eviction */
+        assert_int_equal(emb_store_get(st, t, ids + i, 1, y, NULL, NULL), 0);
+    store_get_stats(st, &s0);
+    assert_int_equal(s0.cache_inserts, K + 1);
+    assert_int_equal(s0.cache_evictions, 1);
+    assert_int_equal(emb_store_get(st, t, ids + 20, 1, y, NULL, NULL), 0); /* first miss */
+    store_get_stats(st, &s);
+    assert_int_equal(s.cache_inserts, s0.cache_inserts);
+    assert_int_equal(emb_store_get(st, t, ids + 20, 1, y, NULL, NULL), 0); /* second: admitted */
+    store_get_stats(st, &s);
+    assert_int_equal(s.cache_inserts, s0.cache_inserts + 1);
+    assert_int_equal(emb_store_get(st, t, ids + 20, 1, y, NULL, NULL), 0); /* now a hit */
+    store_stats s2;
+    store_get_stats(st, &s2);
+    assert_int_equal(s2.cache_hits, s.cache_hits + 1);
+    assert_true(s2.cache_bytes <= s2.cache_capacity);
+    store_close(st);
+    store_test_rmrf(dir);
 }
 
 /* ---- a fake shared tier: counts calls, holds rows in a small table ------- */
@@ -524,6 +621,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_round_trip_each_encoding, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_rows_zeroed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache_counters_exact, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache_holds_encoded_rows, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache_admission_seen_twice, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tier_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_rows, setup, teardown),
