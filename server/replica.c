@@ -35,6 +35,10 @@
 
 #define REPLICA_ARENA_CHUNK (1u << 20)
 #define REPLICA_ARENA_LIMIT (256u << 20)
+/* The latest record time accepted: 9999-12-31T23:59:59.999Z in Unix ms.
+ * A record's time becomes the write time of its rows (store.h), so a time
+ * past it (or negative) is refused like any other invalid record. */
+#define REPLICA_MAX_TIME_MS INT64_C(253402300799999)
 
 int mr_replica_apply(mr_server *s, uint64_t seq, const uint8_t *data, size_t len, mr_err *e) {
     if (!mr_server_backend(s))
@@ -46,6 +50,12 @@ int mr_replica_apply(mr_server *s, uint64_t seq, const uint8_t *data, size_t len
     int rc;
     if (!rec) {
         rc = mr_err_set(e, MR_EINVAL, "not a LogRecord (%zu bytes)", len);
+        goto out;
+    }
+    if (rec->time_ms < 0 || rec->time_ms > REPLICA_MAX_TIME_MS) {
+        rc = mr_err_set(e, MR_EINVAL, "LogRecord %llu: time_ms %lld is outside 0..%lld",
+                        (unsigned long long)seq, (long long)rec->time_ms,
+                        (long long)REPLICA_MAX_TIME_MS);
         goto out;
     }
     mr_call_ctx ctx = {.server = s, .arena = &a, .start_ns = mr_now_ns(), .replay = 1};

@@ -190,6 +190,15 @@ static void beh_scratch_free(beh_scratch *s) {
     free(s->old_found);
 }
 
+/* A write time in ms as the state's seconds, rounded up so a TTL never
+ * expires early, and held to what 32 bits hold (store times are checked
+ * where they come from; this only keeps the arithmetic defined). */
+static uint32_t beh_write_seconds(int64_t ms) {
+    if (ms <= 0) return 0;
+    const int64_t s = ms / 1000 + (ms % 1000 != 0);
+    return s > (int64_t)UINT32_MAX ? UINT32_MAX : (uint32_t)s;
+}
+
 /* Apply the sorted events in[0..k) of one user into wb. vecs/found/sigs are
  * indexed by beh_in.ev.src (the caller's batch index). */
 static int beh_append_user(mr_behaviour *b, rocksdb_writebatch_t *wb, uint64_t user, beh_in *in,
@@ -269,8 +278,7 @@ static int beh_append_user(mr_behaviour *b, rocksdb_writebatch_t *wb, uint64_t u
     if (!oldest || (first_new && beh_event_cmp(first_new, oldest) < 0)) oldest = first_new;
     s.n_events = (uint32_t)(total - r);
     s.next_seq += k;
-    s.write_s = (uint32_t)((store_write_clock_ms() + 999) /
-                           1000); /* rounded up: never expires early */
+    s.write_s = beh_write_seconds(store_write_clock_ms());
     if (oldest) {
         s.oldest_ts = oldest->ts;
         s.oldest_seq = oldest->seq;

@@ -197,6 +197,19 @@ static void test_replica_apply(void **st) {
     rec.delete_items = &del;
     rec.time_ms = 1700000000000;
     uint8_t buf[64];
+    /* a time no clock reaches (the fuzzer's INT64_MAX - 126) or a negative
+     * one: refused before any write, the applied sequence unchanged */
+    const int64_t bad_times[] = {INT64_MAX - 126, -1};
+    for (size_t i = 0; i < 2; i++) {
+        rec.time_ms = bad_times[i];
+        size_t nb = moerec__v1__log_record__pack(&rec, buf);
+        e = (mr_err){0};
+        assert_int_equal(mr_replica_apply(s, 3, buf, nb, &e), MR_EINVAL);
+        assert_non_null(strstr(e.msg, "time_ms"));
+        assert_int_equal(store_log_seq_get(store, &seq, &e), MR_OK);
+        assert_int_equal(seq, 0);
+    }
+    rec.time_ms = 1700000000000;
     size_t n = moerec__v1__log_record__pack(&rec, buf);
     assert_int_equal(mr_replica_apply(s, 3, buf, n, &e), MR_OK);
     assert_int_equal(store_log_seq_get(store, &seq, &e), MR_OK);
