@@ -20,7 +20,7 @@ _KEYS = {
     "": {"format", "format_version", "name", "tables", "features", "tasks", "arch", "train",
          "precision"},
     "table": {"name", "rows", "dim", "hash", "seed", "seed2", "storage", "encoding", "ttl_seconds",
-              "mapping", "pair", "vectors", "resolution", "balance"},
+              "mapping", "pair", "vectors", "resolution", "balance", "hubs"},
     "features": {"categorical", "numeric", "extra_dim"},
     "cat": {"name", "column", "table", "combiner", "separator"},
     "num": {"name", "column", "mean", "std", "fill"},
@@ -157,7 +157,7 @@ def resolve(cfg):
 
 
 def _mapped_opts(t, i, h):
-    """mapping, pair, vectors, resolution, balance of table t (kind h) as
+    """mapping, pair, vectors, resolution, balance, hubs of table t (kind h) as
     moe/model_json.c checks and writes them."""
     where = "model.json: tables[%d]" % i
     out = {}
@@ -183,9 +183,9 @@ def _mapped_opts(t, i, h):
         raise ValueError("%s: an lsh table needs exactly one of vectors (SimHash of content "
                          "vectors) and pair (MinHash of the id's neighbours)" % where)
     graph = h in ("graph", "double_graph")
-    if not graph and ("resolution" in t or "balance" in t):
-        raise ValueError("%s: resolution and balance belong to the graph and double_graph kinds"
-                         % where)
+    if not graph and any(k in t for k in ("resolution", "balance", "hubs")):
+        raise ValueError("%s: resolution, balance and hubs belong to the graph and double_graph "
+                         "kinds" % where)
     if "resolution" in t:
         r = t["resolution"]
         if isinstance(r, bool) or not isinstance(r, (int, float)) or not 0 < r <= 1e6:
@@ -196,6 +196,11 @@ def _mapped_opts(t, i, h):
         raise ValueError('%s.balance \'%s\' must be "none" or "degree"' % (where, b))
     if b == "degree":
         out["balance"] = "degree"
+    hubs = t.get("hubs", 0)
+    if isinstance(hubs, bool) or not isinstance(hubs, int) or not 0 <= hubs <= int(t["rows"]) - 1:
+        raise ValueError("%s.hubs must be an integer in [0, %d]" % (where, int(t["rows"]) - 1))
+    if hubs:
+        out["hubs"] = hubs
     return out
 
 

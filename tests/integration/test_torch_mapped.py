@@ -1,5 +1,5 @@
 """moerec_torch with mapped tables (python/moerec_torch/mapping.py): a model
-whose tables are `graph` (balanced by degree), `double_graph`, `frequency`
+whose tables are `graph` (balanced by degree, 3 hubs), `double_graph`, `frequency`
 and `lsh` (MinHash of the user set), on test_torch_roundtrip's schema.
 
   1. `moerec train` builds the mappings and writes the version; loaded into
@@ -41,7 +41,8 @@ CAND = ("genres", "price", "item_lsh")
 ARCH = {"type": "mmoe", "experts": 3, "expert_hidden": [8], "tower_hidden": [4],
         "gate": {"type": "topk", "k": 2}}
 TABLES = [
-    {"name": "user", "rows": 8, "dim": 4, "hash": "graph", "pair": "item", "balance": "degree"},
+    {"name": "user", "rows": 8, "dim": 4, "hash": "graph", "pair": "item", "balance": "degree",
+     "hubs": 3},
     {"name": "item", "rows": 40, "dim": 4, "hash": "double_graph", "pair": "user", "seed": 7},
     {"name": "genre", "rows": 10, "dim": 3, "hash": "frequency"},
     {"name": "item2", "rows": 16, "dim": 3, "hash": "lsh", "pair": "user"},
@@ -177,6 +178,10 @@ class TorchMappedTest(unittest.TestCase):
         for v in ("western", "noir", "anime"):
             self.assertGreaterEqual(moerec_torch.value_rows(g, "genres", v,
                                                             m.mappings["genre"])[0], 5)
+        # "hubs": 3: the three heaviest users own rows 0..2 alone
+        per_row = np.bincount(m.mappings["user"].rows, minlength=8)
+        self.assertEqual(list(per_row[:3]), [1, 1, 1])
+        self.assertGreater(int(per_row[3:].min()), 0)  # balanced: every other row used
         # double_graph: two distinct rows per value, stored or not
         it = [t for t in m.cfg["tables"] if t["name"] == "item"][0]
         for v in ("i1", "new-item-1"):
@@ -192,7 +197,8 @@ class TorchMappedTest(unittest.TestCase):
                 self.assertEqual(a.read(), b.read(), name)
         with open(os.path.join(self.t_dir, "model.json")) as f:
             saved = {t["name"]: t for t in json.load(f)["tables"]}
-        self.assertEqual((saved["user"]["balance"], saved["user"]["pair"]), ("degree", "item"))
+        self.assertEqual((saved["user"]["balance"], saved["user"]["pair"], saved["user"]["hubs"]),
+                         ("degree", "item", 3))
         self.assertEqual(saved["genre"]["mapping"], "genre.map")
         self.check_served("t_mapped", moerec_torch.load(self.t_dir))
         # the version directory round trip keeps model.json's tables as moerec wrote them
@@ -245,7 +251,8 @@ class TorchMappedTest(unittest.TestCase):
         bad(lambda t: t[0].pop("pair"), r"tables\[0\]\.pair is required for 'graph'")
         bad(lambda t: t[0].update(pair="nope"), r"tables\[0\]\.pair 'nope' must name another")
         bad(lambda t: t[3].pop("pair"), "an lsh table needs exactly one of vectors")
-        bad(lambda t: t[2].update(balance="degree"), "resolution and balance belong to the graph")
+        bad(lambda t: t[2].update(balance="degree"), "resolution, balance and hubs belong to the")
+        bad(lambda t: t[0].update(hubs=8), r"tables\[0\]\.hubs must be an integer in \[0, 7\]")
         bad(lambda t: t[0].update(balance="size"), "balance 'size' must be")
         bad(lambda t: t[1].update(resolution=0), r"tables\[1\]\.resolution must be in")
         bad(lambda t: t[2].update(mapping="../g.map"), "must be a plain file name")
