@@ -1,6 +1,7 @@
 """moerec_torch with mapped tables (python/moerec_torch/mapping.py): a model
 whose tables are `graph` (balanced by degree, 3 hubs), `double_graph`, `frequency`
-and `lsh` (MinHash of the user set), on test_torch_roundtrip's schema.
+and `lsh` (MinHash of the user set; SimHash of content vectors, which also
+maps items never rated), on test_torch_roundtrip's schema.
 
   1. `moerec train` builds the mappings and writes the version; loaded into
      PyTorch, its outputs equal the server's Score and `moerec score` within
@@ -37,7 +38,7 @@ from moerec_client import Client  # noqa: E402
 
 ARGS = None
 TOL = 1e-5
-CAND = ("genres", "price", "item_lsh")
+CAND = ("genres", "price", "item_lsh", "item_vec")
 ARCH = {"type": "mmoe", "experts": 3, "expert_hidden": [8], "tower_hidden": [4],
         "gate": {"type": "topk", "k": 2}}
 TABLES = [
@@ -46,19 +47,31 @@ TABLES = [
     {"name": "item", "rows": 40, "dim": 4, "hash": "double_graph", "pair": "user", "seed": 7},
     {"name": "genre", "rows": 10, "dim": 3, "hash": "frequency"},
     {"name": "item2", "rows": 16, "dim": 3, "hash": "lsh", "pair": "user"},
+    {"name": "item3", "rows": 16, "dim": 2, "hash": "lsh", "vectors": "vectors.csv"},
 ]
 
 
 def model_json(name):
     cfg = rt.model_json(name, ARCH)
     cfg["tables"] = copy.deepcopy(TABLES)
-    cfg["features"]["categorical"].append({"name": "item_lsh", "column": "item_id",
-                                           "table": "item2"})
+    cfg["features"]["categorical"] += [
+        {"name": "item_lsh", "column": "item_id", "table": "item2"},
+        {"name": "item_vec", "column": "item_id", "table": "item3"}]
     return cfg
 
 
 def with_lsh(rows):
-    return [dict(r, item_lsh=r["item_id"]) for r in rows]
+    return [dict(r, item_lsh=r["item_id"], item_vec=r["item_id"]) for r in rows]
+
+
+def write_vectors(path):
+    """Content vectors of items i0..i119 (i100.. never rated): SimHash rows
+    for every one of them; the eval rows' new items have none."""
+    rng = np.random.default_rng(5)
+    with open(path, "w") as f:
+        f.write("item_id,e0,e1,e2,e3\n")
+        for i in range(120):
+            f.write("i%d,%s\n" % (i, ",".join("%.4f" % x for x in rng.normal(size=4))))
 
 
 def eval_rows():
@@ -90,6 +103,7 @@ class TorchMappedTest(unittest.TestCase):
         cls.train_csv, cls.eval_csv = os.path.join(d, "train.csv"), os.path.join(d, "eval.csv")
         rt.write_csv(cls.train_csv, cls.train_rows)
         rt.write_csv(cls.eval_csv, cls.eval_rows)
+        write_vectors(os.path.join(d, "vectors.csv"))  # model.json's "vectors", beside it
         # 1. moerec-trained m_mapped (mappings built by train)
         mj = os.path.join(d, "m_mapped.json")
         with open(mj, "w") as f:
@@ -141,7 +155,7 @@ class TorchMappedTest(unittest.TestCase):
     def test_moerec_trained_loaded(self):
         m = moerec_torch.load(self.m_dir)
         self.assertEqual([t["hash"] for t in m.cfg["tables"]],
-                         ["graph", "double_graph", "frequency", "lsh"])
+                         ["graph", "double_graph", "frequency", "lsh", "lsh"])
         out = self.check_served("m_mapped", m)
         self.assertGreater(float(out[:, 0].std()), 1e-4)  # not a constant model
         # `moerec score` on the same rows (CSV columns) agrees too
@@ -160,7 +174,8 @@ class TorchMappedTest(unittest.TestCase):
         the Python reader counts the ids the server reports."""
         m = moerec_torch.load(self.m_dir)
         info = {t.name: t for t in self.client.get_model_info("m_mapped").tables}
-        fields = {"user": "user_id", "item": "item_id", "genre": "genres", "item2": "item_lsh"}
+        fields = {"user": "user_id", "item": "item_id", "genre": "genres", "item2": "item_lsh",
+                  "item3": "item_vec"}
         for t in m.cfg["tables"]:
             mp = m.mappings[t["name"]]
             self.assertEqual(len(mp.ids), info[t["name"]].mapped_ids, t["name"])
@@ -178,6 +193,8 @@ class TorchMappedTest(unittest.TestCase):
         for v in ("western", "noir", "anime"):
             self.assertGreaterEqual(moerec_torch.value_rows(g, "genres", v,
                                                             m.mappings["genre"])[0], 5)
+        # SimHash rows for every item of the vectors file, rated or not
+        self.assertEqual(len(m.mappings["item3"].ids), 120)
         # "hubs": 3: the three heaviest users own rows 0..2 alone
         per_row = np.bincount(m.mappings["user"].rows, minlength=8)
         self.assertEqual(list(per_row[:3]), [1, 1, 1])
@@ -191,7 +208,7 @@ class TorchMappedTest(unittest.TestCase):
 
     def test_pytorch_trained_served(self):
         self.assertLess(self.losses[-1], self.losses[0])
-        for name in ("user.map", "item.map", "genre.map", "item2.map"):
+        for name in ("user.map", "item.map", "genre.map", "item2.map", "item3.map"):
             with open(os.path.join(self.maps, name), "rb") as a, \
                     open(os.path.join(self.t_dir, name), "rb") as b:
                 self.assertEqual(a.read(), b.read(), name)
@@ -239,7 +256,7 @@ class TorchMappedTest(unittest.TestCase):
         head = Mapping.from_tables(range(10), range(10), 10, 3)
         with self.assertRaisesRegex(ValueError, "frequency head of 10 ids, table has 10 rows"):
             moerec_torch.MoERanker(model_json("x"), mappings=dict(
-                {n: os.path.join(self.maps, n + ".map") for n in ("user", "item", "item2")},
+                {n: os.path.join(self.maps, n + ".map") for n in ("user", "item", "item2", "item3")},
                 genre=head))
 
     def test_model_json_options_checked(self):
