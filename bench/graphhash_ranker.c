@@ -1,4 +1,4 @@
-/* graphhash_ranker — MovieLens multi-task AUC with user and item tables at 25% of full rows: full, random hash, double, frequency, GraphHash (as the paper and balanced), DoubleGraphHash, LSH
+/* graphhash_ranker — MovieLens multi-task AUC with user and item tables at 25% of full rows: full, random hash, double, frequency, GraphHash (as the paper, balanced, with hubs), DoubleGraphHash, LSH
  *
  * The C half of bench/graphhash_ranker.sh: reads DIR/train.csv,
  * DIR/test.csv, DIR/test_cold.csv (test rows whose movie is not in
@@ -19,13 +19,17 @@
  *                              movies, chosen on the validation split)
  *   double_graphhash_balanced  DoubleGraphHash with the same keys
  *   graphhash_item_balanced    users double hashing, movies balanced GraphHash
+ *   graphhash_hubs             graphhash_balanced plus "hubs": --user-hubs
+ *                              (default 120 of the 167 user rows, chosen on
+ *                              the validation split): the heaviest users
+ *                              own a row each
  * Mappings are built from the training rows only (moe_model_maps_build);
  * the training file read again with the mappings attached must give every
  * value the row training used (else the run fails).
  * One JSON line: "auc": {kind: {"like": .., "love": ..}}, the same on the
  * cold rows, and GraphHash's loss vs random's loss against full.
  * Usage: bench_graphhash_ranker DIR NUSERS NITEMS [--epochs N] [--seed N] [--resolution R]
- *        [--variants a,b,..] [--user-graph JSON] [--item-graph JSON]
+ *        [--variants a,b,..] [--user-graph JSON] [--item-graph JSON] [--user-hubs N]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,7 +54,8 @@ static const char *k_fmt =
 typedef struct variant {
     const char *name, *user, *item; /* table kind JSON of the user and item tables */
     int full;
-    int tuned; /* graph tables take the --user-graph / --item-graph keys */
+    int tuned; /* graph tables take the --user-graph / --item-graph keys;
+                * 2: the user table also "hubs": --user-hubs */
 } variant;
 
 #define GU "\"hash\":\"graph\",\"pair\":\"item\""
@@ -69,6 +74,7 @@ static const variant k_variants[] = {
     {"graphhash_balanced", GU, GI, 0, 1},
     {"double_graphhash_balanced", DGU, DGI, 0, 1},
     {"graphhash_item_balanced", "\"hash\":\"double\"", GI, 0, 1},
+    {"graphhash_hubs", GU, GI, 0, 2},
 };
 #define NV (int)(sizeof k_variants / sizeof k_variants[0])
 
@@ -77,6 +83,7 @@ typedef struct bench_opts {
     uint64_t seed;
     double resolution;
     const char *user_graph, *item_graph; /* extra model.json keys of graph tables */
+    int user_hubs;                       /* graphhash_hubs: the user table's "hubs" */
 } bench_opts;
 
 static int is_graph(const char *kind) {
@@ -111,7 +118,10 @@ static int run(const variant *v, const char *dir, long nu, long ni, const bench_
     uint64_t seed = bo->seed;
     double resolution = bo->resolution;
     long ur = v->full ? 16 * nu : nu / 4, ir = v->full ? 16 * ni : ni / 4;
-    kind_json(uk, sizeof uk, v->user, v->tuned ? bo->user_graph : "");
+    char ug[900];
+    snprintf(ug, sizeof ug, "%s%s\"hubs\":%d", bo->user_graph, bo->user_graph[0] ? "," : "",
+             bo->user_hubs);
+    kind_json(uk, sizeof uk, v->user, v->tuned == 2 ? ug : v->tuned ? bo->user_graph : "");
     kind_json(ik, sizeof ik, v->item, v->tuned ? bo->item_graph : "");
     snprintf(js, sizeof js, k_fmt, ur, uk, ir, ik);
     moe_model *m = NULL;
@@ -200,7 +210,8 @@ int main(int argc, char **argv) {
     if (argc < 4) {
         fprintf(stderr,
                 "usage: bench_graphhash_ranker DIR NUSERS NITEMS [--epochs N] [--seed N] "
-                "[--resolution R] [--variants a,b,..] [--user-graph JSON] [--item-graph JSON]\n");
+                "[--resolution R] [--variants a,b,..] [--user-graph JSON] [--item-graph JSON] "
+                "[--user-hubs N]\n");
         return 2;
     }
     long nu = atol(argv[2]), ni = atol(argv[3]);
@@ -211,7 +222,8 @@ int main(int argc, char **argv) {
                      .seed = 1,
                      .resolution = 0,
                      .user_graph = "\"balance\":\"degree\",\"resolution\":1",
-                     .item_graph = "\"balance\":\"degree\",\"resolution\":20"};
+                     .item_graph = "\"balance\":\"degree\",\"resolution\":20",
+                     .user_hubs = 120};
     int sel[NV], ns = 0;
     char list[1024];
     size_t ll = 0;
@@ -225,6 +237,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--variants")) snprintf(list, sizeof list, "%s", argv[i + 1]);
         else if (!strcmp(argv[i], "--user-graph")) bo.user_graph = argv[i + 1];
         else if (!strcmp(argv[i], "--item-graph")) bo.item_graph = argv[i + 1];
+        else if (!strcmp(argv[i], "--user-hubs")) bo.user_hubs = atoi(argv[i + 1]);
         else {
             fprintf(stderr, "bench_graphhash_ranker: unknown option %s\n", argv[i]);
             return 2;
@@ -258,6 +271,7 @@ int main(int argc, char **argv) {
            nu, ni, bo.resolution);
     print_extra("user_graph", bo.user_graph);
     print_extra("item_graph", bo.item_graph);
+    if (find_sel(sel, ns, "graphhash_hubs") >= 0) printf("\"user_hubs\":%d,", bo.user_hubs);
     for (int c = 0; c < 2; c++) {
         const moe_eval *ev = c ? cold : all;
         printf("\"%s\":{", c ? "auc_cold" : "auc");
@@ -267,15 +281,15 @@ int main(int argc, char **argv) {
         printf("},");
     }
     /* target: GraphHash loses at most half the AUC random hashing loses vs
-     * full; for the paper's GraphHash and the balanced one */
+     * full; for the paper's GraphHash, the balanced one and the one with hubs */
     int sf = find_sel(sel, ns, "full"), sr = find_sel(sel, ns, "random");
-    static const char *const gh[] = {"graphhash", "graphhash_balanced"};
+    static const char *const gh[] = {"graphhash", "graphhash_balanced", "graphhash_hubs"};
     if (sf >= 0 && sr >= 0) {
         printf("\"loss_vs_full\":{");
         for (int t = 0; t < 2; t++) {
             double lr = all[sf].auc[t] - all[sr].auc[t];
             printf("%s\"%s\":{\"random\":%.4f", t ? "," : "", t ? "love" : "like", lr);
-            for (int k = 0; k < 2; k++) {
+            for (int k = 0; k < 3; k++) {
                 int sg = find_sel(sel, ns, gh[k]);
                 if (sg < 0) continue;
                 double lg = all[sf].auc[t] - all[sg].auc[t];

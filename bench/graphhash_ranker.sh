@@ -13,8 +13,10 @@
 # --validate replaces the test set by each user's latest 20% of their
 # training rows (the same rule, applied inside train.csv) and trains on the
 # rest, so settings are chosen without looking at the test rows.
+# graphhash_hubs adds "hubs" (--user-hubs, default 120, chosen on the same
+# validation split) to the balanced user table.
 # Usage: bench/run graphhash_ranker [--validate] [--epochs N] [--seed N] [--resolution R]
-#        [--variants a,b,..] [--user-graph JSON] [--item-graph JSON]
+#        [--variants a,b,..] [--user-graph JSON] [--item-graph JSON] [--user-hubs N]
 set -euo pipefail
 validate=0
 if [ "${1:-}" = --validate ]; then validate=1; shift; fi

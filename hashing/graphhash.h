@@ -104,5 +104,13 @@ void graphhash_map_table(const graphhash_map *m, graphhash_side side, const uint
  * MR_EINVAL for rows == 0 or a mass that is not finite and > 0. */
 int graphhash_balance_rows(const uint32_t *cluster, const double *mass, size_t n, uint32_t rows,
                            uint32_t *row, mr_err *e);
+/* Hub rows: the min(hubs, n) heaviest ids (mass descending, ties: lower
+ * index) own rows 0, 1, .. in that order; the other ids share rows
+ * [hubs', rows) by cluster, hubs' = min(hubs, n): balanced by mass as
+ * graphhash_balance_rows when balance, else hubs' + cluster mod
+ * (rows - hubs'). MR_EINVAL for hubs >= rows or a mass that is not finite
+ * and > 0. Deterministic. */
+int graphhash_hub_rows(const uint32_t *cluster, const double *mass, size_t n, uint32_t rows,
+                       uint32_t hubs, int balance, uint32_t *row, mr_err *e);
 
 #endif

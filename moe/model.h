@@ -63,6 +63,9 @@ typedef struct moe_table {
     int balance;                /* graph kinds: 1 = rows balanced by degree
                                    * (graphhash_balance_rows), 0 = a row per
                                    * cluster                                  */
+    int hubs;                   /* graph kinds: the hubs highest-degree ids
+                                   * own rows 0..hubs-1 (graphhash_hub_rows);
+                                   * 0 = none                                 */
     graphhash_map *gmap;        /* mapped kinds: the mapping, NULL until
                                    * built or loaded (rows are then hashed)    */
     idhash_stats stats;         /* collision statistics over gmap's ids      */

@@ -253,14 +253,17 @@ static int parse_storage(json_t *t, const char *where, moe_table *tb, mr_err *e)
 /* Graph kinds (graph, double_graph): "resolution" (> 0; absent = the
  * build's), "balance": "none" (default, a row per cluster, c mod rows) |
  * "degree" (clusters split / packed into rows of equal training degree,
- * graphhash_balance_rows). */
+ * graphhash_balance_rows), "hubs": the highest-degree ids that own a row
+ * each before the others share the rest (graphhash_hub_rows; 0 = none). */
 static int parse_graph_opts(json_t *t, const char *where, moe_table *tb, mr_err *e) {
     int graph = tb->kind == IDHASH_GRAPH || tb->kind == IDHASH_DOUBLE_GRAPH;
-    if (!graph && (json_object_get(t, "resolution") || json_object_get(t, "balance")))
+    if (!graph && (json_object_get(t, "resolution") || json_object_get(t, "balance") ||
+                   json_object_get(t, "hubs")))
         return mr_err_set(e, MR_EINVAL,
-                          "model.json: %s: resolution and balance belong to the graph and "
+                          "model.json: %s: resolution, balance and hubs belong to the graph and "
                           "double_graph kinds",
                           where);
+    TRY(get_int(t, "hubs", where, 0, 0, (int)(tb->rows - 1), &tb->hubs, e));
     TRY(get_num(t, "resolution", where, 0, &tb->resolution, e));
     if (json_object_get(t, "resolution") && !(tb->resolution > 0 && tb->resolution <= 1e6))
         return mr_err_set(e, MR_EINVAL, "model.json: %s.resolution must be in (0, 1e6]", where);
@@ -291,7 +294,7 @@ const char *moe_encoding_name(moe_encoding enc) {
 static int parse_tables(json_t *ts, moe_model *m, mr_err *e) {
     static const char *const keys[] = {
         "name",    "rows",    "dim",      "hash",        "seed",       "seed2",   "mapping", "pair",
-        "vectors", "storage", "encoding", "ttl_seconds", "resolution", "balance", NULL};
+        "vectors", "storage", "encoding", "ttl_seconds", "resolution", "balance", "hubs",    NULL};
     char pairs[MOE_MAX_TABLES][MOE_NAME_MAX];
     if (!ts) return 0;
     if (!json_is_array(ts) || json_array_size(ts) > MOE_MAX_TABLES)
@@ -576,6 +579,7 @@ char *moe_model_to_json(const moe_model *m) {
         if (t->vectors[0]) json_object_set_new(o, "vectors", json_string(t->vectors));
         if (t->resolution > 0) json_object_set_new(o, "resolution", json_real(t->resolution));
         if (t->balance) json_object_set_new(o, "balance", json_string("degree"));
+        if (t->hubs) json_object_set_new(o, "hubs", json_integer(t->hubs));
         if (t->storage == MOE_STORAGE_STORE) {
             json_object_set_new(o, "storage", json_string("store"));
             json_object_set_new(o, "encoding", json_string(moe_encoding_name(t->encoding)));

@@ -126,17 +126,19 @@ static int cluster_at(graphhash_map **gm, const bigraph *g, double r, uint64_t l
     return rc;
 }
 
-/* "balance": "degree": rows from graphhash_balance_rows with each id's
- * training degree (its number of training rows with a pair id) as mass. */
-static int balance(const bigraph *g, const uint64_t *ids, const uint32_t *cl, size_t n,
-                   uint32_t nrows, uint32_t *rows, mr_err *e) {
+/* "balance": "degree" and "hubs": rows from graphhash_hub_rows (with 0
+ * hubs: graphhash_balance_rows) with each id's training degree (its number
+ * of training rows with a pair id) as mass. */
+static int balance(const bigraph *g, const moe_table *tb, const uint64_t *ids, const uint32_t *cl,
+                   size_t n, uint32_t *rows, mr_err *e) {
     double *mass = malloc((n ? n : 1) * sizeof *mass);
     if (!mass) return mr_err_set(e, MR_ENOMEM, "out of memory");
     for (size_t j = 0; j < n; j++) {
         long u = idsearch_find(g->user_ids, (size_t)g->nu, ids[j]);
         mass[j] = u >= 0 && g->du[u] > 0 ? g->du[u] : 1.0;
     }
-    int rc = graphhash_balance_rows(cl, mass, n, nrows, rows, e);
+    int rc = graphhash_hub_rows(cl, mass, n, (uint32_t)tb->rows, (uint32_t)tb->hubs, tb->balance,
+                                rows, e);
     free(mass);
     return rc;
 }
@@ -179,7 +181,7 @@ static int build_graph(graphhash_map **out, const moe_model *m, int t, const u64
         graphhash_map_table(best, GRAPHHASH_USERS, &ids, &cl, &n);
         rows = malloc((n ? n : 1) * sizeof *rows);
         if (!rows) rc = mr_err_set(e, MR_ENOMEM, "out of memory");
-        if (!rc && tb->balance) rc = balance(g, ids, cl, n, (uint32_t)tb->rows, rows, e);
+        if (!rc && (tb->balance || tb->hubs)) rc = balance(g, tb, ids, cl, n, rows, e);
         /* more clusters than rows: fold them (c mod rows) */
         else
             for (size_t j = 0; !rc && j < n; j++) rows[j] = cl[j] % (uint32_t)tb->rows;

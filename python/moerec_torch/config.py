@@ -10,13 +10,17 @@ import copy
 
 from .hashing import default_seed2
 
+KINDS = ("hash", "double", "frequency", "graph", "double_graph", "lsh")
+MAPPED = ("frequency", "graph", "double_graph", "lsh")
+
 ARCHS = ("shared_bottom", "omoe", "mmoe", "cgc", "ple", "home")
 GATES = ("dense", "topk", "topp")
 PRECISIONS = ("fp32", "bf16", "int8", "openblas_fp32")
 _KEYS = {
     "": {"format", "format_version", "name", "tables", "features", "tasks", "arch", "train",
          "precision"},
-    "table": {"name", "rows", "dim", "hash", "seed", "seed2", "storage", "encoding", "ttl_seconds"},
+    "table": {"name", "rows", "dim", "hash", "seed", "seed2", "storage", "encoding", "ttl_seconds",
+              "mapping", "pair", "vectors", "resolution", "balance", "hubs"},
     "features": {"categorical", "numeric", "extra_dim"},
     "cat": {"name", "column", "table", "combiner", "separator"},
     "num": {"name", "column", "mean", "std", "fill"},
@@ -49,13 +53,14 @@ def resolve(cfg):
     for i, t in enumerate(cfg.get("tables") or []):
         _check(t, "table", "tables[%d]" % i)
         h = t.get("hash", "hash")
-        if h not in ("hash", "double"):
-            raise ValueError("model.json: tables[%d].hash '%s': the ranker supports hash and double"
-                             % (i, h))
+        if h not in KINDS:
+            raise ValueError("model.json: tables[%d].hash: unknown hashing kind '%s' (expected %s)"
+                             % (i, h, ", ".join(KINDS)))
         seed = t.get("seed", i + 1) % (1 << 64)
         seed2 = t.get("seed2", default_seed2(seed)) % (1 << 64)
         tables.append({"name": t["name"], "rows": int(t["rows"]), "dim": int(t.get("dim", 16)),
                        "hash": h, "seed": seed, "seed2": seed2})
+        tables[-1].update(_mapped_opts(t, i, h))
         # where the server keeps the rows (docs/model-format.md, "Tables
         # served from the store"); training and export are the same either way
         storage = t.get("storage", "memory")
@@ -75,6 +80,12 @@ def resolve(cfg):
                 tables[-1]["ttl_seconds"] = ttl
     out["tables"] = tables
     names = {t["name"]: t for t in tables}
+    for i, t in enumerate(tables):
+        if "pair" in t and (t["pair"] not in names or t["pair"] == t["name"]):
+            raise ValueError("model.json: tables[%d].pair '%s' must name another table"
+                             % (i, t["pair"]))
+        if "mapping" in t and any(u.get("mapping") == t["mapping"] for u in tables[:i]):
+            raise ValueError("model.json: tables[%d].mapping '%s' is used twice" % (i, t["mapping"]))
     f = cfg.get("features") or {}
     _check(f, "features", "features")
     cats, nums = [], []
@@ -142,6 +153,54 @@ def resolve(cfg):
     if prec not in PRECISIONS:
         raise ValueError('model.json: precision must be "fp32", "bf16", "int8" or "openblas_fp32"')
     out["precision"] = prec
+    return out
+
+
+def _mapped_opts(t, i, h):
+    """mapping, pair, vectors, resolution, balance, hubs of table t (kind h) as
+    moe/model_json.c checks and writes them."""
+    where = "model.json: tables[%d]" % i
+    out = {}
+    if h not in MAPPED:
+        if any(k in t for k in ("mapping", "pair", "vectors")):
+            raise ValueError("%s: mapping, pair and vectors belong to the frequency, graph, "
+                             "double_graph and lsh kinds, not '%s'" % (where, h))
+    else:
+        m = t.get("mapping", t["name"] + ".map")
+        if (not isinstance(m, str) or not m or "/" in m or m in (".", "..", "model.json",
+                                                                  "weights.safetensors")
+                or len(m.encode()) >= 64):
+            raise ValueError("%s.mapping '%s' must be a plain file name in the version directory"
+                             % (where, m))
+        out["mapping"] = m
+        for k in ("pair", "vectors"):
+            if t.get(k):
+                out[k] = str(t[k])
+    if h in ("graph", "double_graph") and "pair" not in out:
+        raise ValueError("%s.pair is required for '%s' (the table of the other side of the "
+                         "user x item graph)" % (where, h))
+    if h == "lsh" and ("pair" in out) == ("vectors" in out):
+        raise ValueError("%s: an lsh table needs exactly one of vectors (SimHash of content "
+                         "vectors) and pair (MinHash of the id's neighbours)" % where)
+    graph = h in ("graph", "double_graph")
+    if not graph and any(k in t for k in ("resolution", "balance", "hubs")):
+        raise ValueError("%s: resolution, balance and hubs belong to the graph and double_graph "
+                         "kinds" % where)
+    if "resolution" in t:
+        r = t["resolution"]
+        if isinstance(r, bool) or not isinstance(r, (int, float)) or not 0 < r <= 1e6:
+            raise ValueError("%s.resolution must be in (0, 1e6]" % where)
+        out["resolution"] = float(r)
+    b = t.get("balance", "none")
+    if b not in ("none", "degree"):
+        raise ValueError('%s.balance \'%s\' must be "none" or "degree"' % (where, b))
+    if b == "degree":
+        out["balance"] = "degree"
+    hubs = t.get("hubs", 0)
+    if isinstance(hubs, bool) or not isinstance(hubs, int) or not 0 <= hubs <= int(t["rows"]) - 1:
+        raise ValueError("%s.hubs must be an integer in [0, %d]" % (where, int(t["rows"]) - 1))
+    if hubs:
+        out["hubs"] = hubs
     return out
 
 

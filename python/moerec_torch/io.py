@@ -2,8 +2,9 @@
 
     <model dir>/<version>/model.json          (every default filled in)
     <model dir>/<version>/weights.safetensors (F32, docs/model-format.md names)
+    <model dir>/<version>/<table>.map         (mapped tables' mappings, mapping.py)
 
-save() writes the weights first and model.json last, each through
+save() writes the mappings and weights first and model.json last, each through
 atomic.write_atomic (temporary, fsync, rename, directory fsync): moerec's newest version is the largest one that
 holds a model.json, so a server never picks up half a version.
 """
@@ -20,7 +21,7 @@ def load(version_dir):
     """MoERanker with the weights of a version directory."""
     with open(os.path.join(version_dir, "model.json")) as f:
         cfg = json.load(f)
-    m = MoERanker(cfg)
+    m = MoERanker(cfg, mappings=version_dir)
     tensors, meta = safetensors.read(os.path.join(version_dir, "weights.safetensors"))
     if meta.get("arch", cfg["arch"]["type"]) != cfg["arch"]["type"]:
         raise ValueError("%s: weights are for arch %s, model.json says %s"
@@ -44,6 +45,9 @@ def save(model, model_dir, version=None):
     version = latest_version(model_dir) + 1 if version is None else int(version)
     d = os.path.join(model_dir, str(version))
     os.makedirs(d, exist_ok=True)
+    for t in model.cfg["tables"]:
+        if t["name"] in model.mappings:
+            model.mappings[t["name"]].write(os.path.join(d, t["mapping"]))
     safetensors.write(os.path.join(d, "weights.safetensors"), model.tensors(),
                       {"format": "moerec.model", "arch": model.cfg["arch"]["type"]})
     text = json.dumps(to_json_dict(model.cfg), indent=2) + "\n"

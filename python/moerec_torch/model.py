@@ -1,7 +1,7 @@
 """The moerec ranker as a torch.nn.Module: shared-bottom, OMoE, MMoE,
 CGC, PLE and HoME, with dense / top-k / top-p gates, always-on shared
 experts and null experts, HoME's row norm, feature gates and self-gates,
-embedding bags over moerec's hashed tables, and the extra input block
+embedding bags over moerec's hashed and mapped tables, and the extra input block
 (SDIM's long-interest vector, features.extra_dim). The forward pass is
 docs/model-format.md's, operation for operation (moe/net_pass.c,
 moe/gate.c); parameter names are the safetensors tensor names, so
@@ -20,6 +20,7 @@ from torch import nn
 
 from .config import Layout, resolve
 from .hashing import value_rows
+from .mapping import load_mappings
 
 
 def _key(name):
@@ -39,10 +40,15 @@ class Batch:
 
 
 class MoERanker(nn.Module):
-    def __init__(self, model_json, seed=0):
+    def __init__(self, model_json, seed=0, mappings=None):
+        """mappings: where the mapped tables' (frequency, graph,
+        double_graph, lsh) mapping files are, a directory (a version
+        directory, `moerec index tables --out DIR`) or {table: Mapping or
+        path}; needed when model.json has such a table (mapping.py)."""
         super().__init__()
         self.cfg = resolve(model_json)
         self.lay = Layout(self.cfg)
+        self.mappings = load_mappings(self.cfg["tables"], mappings)
         self.params = nn.ParameterDict()
         self._shapes = {}
         g = torch.Generator().manual_seed(seed)
@@ -136,7 +142,8 @@ class MoERanker(nn.Module):
             for r in rows:
                 v = r.get(c["name"])
                 vals = [] if v is None else [v] if isinstance(v, str) else list(v)
-                rr = [x for val in vals for x in value_rows(c["tbl"], c["name"], val)]
+                mp = self.mappings.get(c["tbl"]["name"])
+                rr = [x for val in vals for x in value_rows(c["tbl"], c["name"], val, mp)]
                 ids.append(rr)
             R = max(1, max(len(x) for x in ids))
             idx = np.zeros((B, R), dtype=np.int64)

@@ -1,7 +1,9 @@
 /* test_graphhash_balance.c — balanced rows from GraphHash clusters
  * (hashing/graphhash_balance.c): a giant cluster is split over rows by
  * mass, heavy ids get rows of their own, small clusters keep to their own
- * rows, every row is used, deterministic, bad input. */
+ * rows, every row is used, deterministic, bad input; hub rows
+ * (graphhash_hub_rows): the heaviest ids own the first rows, the rest
+ * share the others by cluster. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -111,12 +113,57 @@ static void test_bad_input(void **state) {
     assert_non_null(strstr(e.msg, "rows"));
 }
 
+/* 4 hubs of 30 ids (masses 30 - j, so ids 0..3 are heaviest) on 10 rows:
+ * the hubs own rows 0..3 in mass order and nobody shares them; the other
+ * 26 ids fill rows 4..9 balanced (with balance, every one of them used,
+ * each cluster in consecutive rows) or at 4 + cluster mod 6 (without);
+ * ties go to the lower index; hubs 0 equals graphhash_balance_rows. */
+static void test_hub_rows(void **state) {
+    (void)state;
+    enum { N = 30, ROWS = 10, HUBS = 4 };
+    uint32_t cl[N], row[N], plain[N];
+    double mass[N];
+    for (int j = 0; j < N; j++) cl[j] = (uint32_t)(j % 3), mass[j] = 30 - j;
+    assert_int_equal(graphhash_hub_rows(cl, mass, N, ROWS, HUBS, 1, row, NULL), 0);
+    for (int j = 0; j < HUBS; j++) assert_int_equal(row[j], j);
+    uint32_t seen[ROWS] = {0};
+    for (int j = HUBS; j < N; j++) {
+        assert_true(row[j] >= HUBS && row[j] < ROWS);
+        seen[row[j]]++;
+    }
+    for (int r = HUBS; r < ROWS; r++) assert_true(seen[r] > 0);
+    for (int a = HUBS; a < N; a++)
+        for (int b = HUBS; b < N; b++)
+            if (cl[a] < cl[b]) assert_true(row[a] <= row[b]); /* clusters in row order */
+    assert_int_equal(graphhash_hub_rows(cl, mass, N, ROWS, HUBS, 0, row, NULL), 0);
+    for (int j = HUBS; j < N; j++) assert_int_equal(row[j], HUBS + cl[j] % (ROWS - HUBS));
+    /* ties: equal masses, the lower index is the hub */
+    for (int j = 0; j < N; j++) mass[j] = 1;
+    assert_int_equal(graphhash_hub_rows(cl, mass, N, ROWS, 2, 1, row, NULL), 0);
+    assert_int_equal(row[0], 0);
+    assert_int_equal(row[1], 1);
+    for (int j = 0; j < N; j++) mass[j] = 1 + j % 7;
+    assert_int_equal(graphhash_hub_rows(cl, mass, N, ROWS, 0, 1, row, NULL), 0);
+    assert_int_equal(graphhash_balance_rows(cl, mass, N, ROWS, plain, NULL), 0);
+    assert_memory_equal(row, plain, sizeof row);
+    /* more hubs than ids: every id a row of its own */
+    assert_int_equal(graphhash_hub_rows(cl, mass, 3, ROWS, 5, 1, row, NULL), 0);
+    assert_true(row[0] != row[1] && row[1] != row[2] && row[0] != row[2]);
+    mr_err e;
+    assert_int_equal(graphhash_hub_rows(cl, mass, N, ROWS, ROWS, 1, row, &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, "hubs"));
+    mass[5] = 0;
+    assert_int_equal(graphhash_hub_rows(cl, mass, N, ROWS, 2, 0, row, &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, "mass"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_giant_cluster_split),
         cmocka_unit_test(test_clusters_keep_their_rows),
         cmocka_unit_test(test_small_cases),
         cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_hub_rows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

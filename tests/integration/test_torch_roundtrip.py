@@ -131,16 +131,16 @@ def train_torch(cfg, rows, steps=25, seed=1):
     return m, first, float(loss)
 
 
-def served(client, model, rows):
+def served(client, model, rows, cand_keys=("genres", "price")):
     """Score the rows through the server, grouped by user, in row order:
-    (outputs (N, T), final scores (N,))."""
+    (outputs (N, T), final scores (N,)); cand_keys: the candidate features."""
     outs, scores = [None] * len(rows), [None] * len(rows)
     by_user = {}
     for i, r in enumerate(rows):
         by_user.setdefault((r["user_id"], r.get("age")), []).append(i)
     for (user, age), idx in by_user.items():
         cands = [(rows[i]["item_id"], {k: v for k, v in rows[i].items()
-                                       if k in ("genres", "price")}) for i in idx]
+                                       if k in cand_keys}) for i in idx]
         resp = client.score(user, cands, user_features=None if age is None else {"age": age},
                             model=model)
         for i, it in zip(idx, resp.items):

@@ -255,7 +255,7 @@ static void test_storage_fields(void **st) {
     }
 }
 
-/* Graph tables' "resolution" and "balance": parsed, defaulted, refused
+/* Graph tables' "resolution", "balance" and "hubs": parsed, defaulted, refused
  * with the field named (also on other kinds), written back. */
 static void test_graph_fields(void **st) {
     (void)st;
@@ -263,7 +263,8 @@ static void test_graph_fields(void **st) {
     mr_err e;
     const char *ok =
         "{\"tables\":[{\"name\":\"u\",\"rows\":10,\"dim\":2,\"hash\":\"graph\",\"pair\":\"i\","
-        "\"balance\":\"degree\",\"resolution\":1.5},{\"name\":\"i\",\"rows\":10,\"dim\":2,"
+        "\"balance\":\"degree\",\"resolution\":1.5,\"hubs\":3},{\"name\":\"i\",\"rows\":10,"
+        "\"dim\":2,"
         "\"hash\":\"double_graph\",\"pair\":\"u\"}],"
         "\"tasks\":[{\"name\":\"a\"}],\"features\":{\"extra_dim\":1},\"arch\":{\"type\":\"mmoe\"}}";
     int prc = moe_model_from_json(&m, ok, 1, &e);
@@ -272,13 +273,16 @@ static void test_graph_fields(void **st) {
     assert_int_equal(m->tables[0].balance, 1);
     assert_true(m->tables[0].resolution == 1.5);
     assert_int_equal(m->tables[1].balance, 0); /* defaults: a row per cluster, */
-    assert_true(m->tables[1].resolution == 0); /* the build's resolution */
+    assert_true(m->tables[1].resolution == 0); /* the build's resolution, */
+    assert_int_equal(m->tables[0].hubs, 3);
+    assert_int_equal(m->tables[1].hubs, 0); /* no hubs */
     char *js = moe_model_to_json(m);
     assert_null(strstr(js, "\"none\"")); /* the default is not spelled out */
     assert_int_equal(moe_model_from_json(&m2, js, 1, &e), 0);
     for (int i = 0; i < 2; i++) {
         assert_int_equal(m2->tables[i].balance, m->tables[i].balance);
         assert_true(m2->tables[i].resolution == m->tables[i].resolution);
+        assert_int_equal(m2->tables[i].hubs, m->tables[i].hubs);
     }
     free(js);
     moe_model_free(m);
@@ -294,8 +298,14 @@ static void test_graph_fields(void **st) {
         {"\"hash\":\"graph\",\"pair\":\"b\",\"resolution\":\"auto\"",
          "tables[0].resolution must be a number"},
         {"\"hash\":\"frequency\",\"balance\":\"degree\"",
-         "tables[0]: resolution and balance belong to the graph"},
-        {"\"resolution\":5", "tables[0]: resolution and balance belong to the graph"},
+         "tables[0]: resolution, balance and hubs belong to the graph"},
+        {"\"resolution\":5", "tables[0]: resolution, balance and hubs belong to the graph"},
+        {"\"hubs\":2", "tables[0]: resolution, balance and hubs belong to the graph"},
+        {"\"hash\":\"graph\",\"pair\":\"b\",\"hubs\":10",
+         "tables[0].hubs must be an integer in [0, 9]"},
+        {"\"hash\":\"graph\",\"pair\":\"b\",\"hubs\":-1",
+         "tables[0].hubs must be an integer in [0, 9]"},
+        {"\"hash\":\"graph\",\"pair\":\"b\",\"hubs\":1.5", "tables[0].hubs must be an integer"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char js2[512];

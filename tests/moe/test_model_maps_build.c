@@ -2,7 +2,7 @@
  * (moe/model_maps_build.c): GraphHash clusters follow the communities,
  * frequency heads follow the counts, LSH rows follow content and
  * neighbour sets (including an item never seen in training), balanced
- * GraphHash rows spread over the table, unseen ids hash exactly as the
+ * GraphHash rows spread over the table, hubs own their rows, unseen ids hash exactly as the
  * hash kind, and the dataset is re-mapped. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +16,17 @@
 
 static char g_dir[256];
 
+/* The mappings of m from every row of d (resolution 1, seed 3). */
+static void build_from_all_rows(moe_model *m, const moe_dataset *d) {
+    mr_err e;
+    long *idx = malloc(sizeof(long) * (size_t)d->n);
+    for (long i = 0; i < d->n; i++) idx[i] = i;
+    moe_maps_opts o = {.resolution = 1, .seed = 3, .base_dir = g_dir};
+    int rc = moe_model_maps_build(m, d, idx, d->n, &o, &e);
+    free(idx);
+    if (rc) fail_msg("%s", e.msg);
+}
+
 static void build(moe_model **m, moe_dataset **d) {
     mr_err e;
     char p[512];
@@ -24,12 +35,7 @@ static void build(moe_model **m, moe_dataset **d) {
     assert_int_equal(moe_model_maps_missing(*m), 5);
     assert_int_equal(moe_dataset_read(d, *m, p, NULL, 0, &e), 0);
     assert_non_null((*d)->cat_ids[0]);
-    long *idx = malloc(sizeof(long) * (size_t)(*d)->n);
-    for (long i = 0; i < (*d)->n; i++) idx[i] = i;
-    moe_maps_opts o = {.resolution = 1, .seed = 3, .base_dir = g_dir};
-    int rc = moe_model_maps_build(*m, *d, idx, (*d)->n, &o, &e);
-    free(idx);
-    if (rc) fail_msg("%s", e.msg);
+    build_from_all_rows(*m, *d);
     assert_int_equal(moe_model_maps_missing(*m), 0);
     assert_int_equal(moe_dataset_map_rows(*d, *m, &e), 0);
 }
@@ -103,32 +109,36 @@ static void test_lsh_rows(void **state) {
     moe_model_free(m);
 }
 
+/* A user and an item graph table (the user table with user_opts, e.g.
+ * "balance": "degree"), built from the fixture's training rows. */
+static void build_user_item(const char *user_opts, moe_model **m, moe_dataset **d) {
+    char js[1024], p[512];
+    snprintf(
+        js, sizeof js,
+        "{\"tables\":[{\"name\":\"user\",%s,\"dim\":2,\"seed\":11,\"hash\":\"graph\","
+        "\"pair\":\"item\"},"
+        "{\"name\":\"item\",\"rows\":4,\"dim\":2,\"seed\":12,\"hash\":\"graph\","
+        "\"pair\":\"user\"}],"
+        "\"features\":{\"categorical\":[{\"name\":\"user\",\"table\":\"user\"},"
+        "{\"name\":\"item\",\"table\":\"item\"}]},\"tasks\":[{\"name\":\"click\"}],"
+        "\"arch\":{\"type\":\"mmoe\",\"experts\":2,\"expert_hidden\":[4],\"tower_hidden\":[2]}}",
+        user_opts);
+    mr_err e;
+    snprintf(p, sizeof p, "%s/train.csv", g_dir);
+    assert_int_equal(moe_model_from_json(m, js, 1, &e), 0);
+    assert_int_equal(moe_dataset_read(d, *m, p, NULL, 0, &e), 0);
+    build_from_all_rows(*m, *d);
+}
+
 /* "balance": "degree" shares a table's rows out by training degree: the
  * fixture's two communities on a 4-row table give every user a row of its
  * own (a row per cluster leaves two rows unused); a table's "resolution"
  * overrides the build's. */
 static void test_graph_balance(void **state) {
     (void)state;
-    static const char *js =
-        "{\"tables\":[{\"name\":\"user\",\"rows\":4,\"dim\":2,\"seed\":11,\"hash\":\"graph\","
-        "\"pair\":\"item\",\"balance\":\"degree\",\"resolution\":0.5},"
-        "{\"name\":\"item\",\"rows\":4,\"dim\":2,\"seed\":12,\"hash\":\"graph\",\"pair\":\"user\"}],"
-        "\"features\":{\"categorical\":[{\"name\":\"user\",\"table\":\"user\"},"
-        "{\"name\":\"item\",\"table\":\"item\"}]},\"tasks\":[{\"name\":\"click\"}],"
-        "\"arch\":{\"type\":\"mmoe\",\"experts\":2,\"expert_hidden\":[4],\"tower_hidden\":[2]}}";
-    mr_err e;
     moe_model *m;
     moe_dataset *d;
-    char p[512];
-    snprintf(p, sizeof p, "%s/train.csv", g_dir);
-    assert_int_equal(moe_model_from_json(&m, js, 1, &e), 0);
-    assert_int_equal(moe_dataset_read(&d, m, p, NULL, 0, &e), 0);
-    long *idx = malloc(sizeof(long) * (size_t)d->n);
-    for (long i = 0; i < d->n; i++) idx[i] = i;
-    moe_maps_opts o = {.resolution = 1, .seed = 3, .base_dir = g_dir};
-    int rc = moe_model_maps_build(m, d, idx, d->n, &o, &e);
-    free(idx);
-    if (rc) fail_msg("%s", e.msg);
+    build_user_item("\"rows\":4,\"balance\":\"degree\",\"resolution\":0.5", &m, &d);
     const char *users[4] = {"u1", "u2", "u3", "u4"};
     for (int a = 0; a < 4; a++)
         for (int b = a + 1; b < 4; b++)
@@ -144,6 +154,27 @@ static void test_graph_balance(void **state) {
     int num;
     uint64_t id = moe_model_value_id(m, moe_model_field(m, "user", &num), "stranger", 8);
     assert_int_equal(row_of(m, "user", "stranger"), idhash_row(idhash_u64(id, 11), 4));
+    moe_dataset_free(d);
+    moe_model_free(m);
+}
+
+/* "hubs": 1 on a 3-row user table (no balance): u1, the heaviest user
+ * (7 training rows, the others 6), owns row 0 alone; the others share rows
+ * 1..2 by cluster (u3 and u4 together, u2 apart); written back. */
+static void test_graph_hubs(void **state) {
+    (void)state;
+    moe_model *m;
+    moe_dataset *d;
+    build_user_item("\"rows\":3,\"hubs\":1", &m, &d);
+    assert_int_equal(row_of(m, "user", "u1"), 0);
+    assert_true(row_of(m, "user", "u2") >= 1);
+    assert_true(row_of(m, "user", "u3") >= 1);
+    assert_int_equal(row_of(m, "user", "u3"), row_of(m, "user", "u4"));
+    assert_int_not_equal(row_of(m, "user", "u2"), row_of(m, "user", "u3"));
+    assert_int_equal(m->tables[0].stats.occupied, 3);
+    char *out = moe_model_to_json(m);
+    assert_non_null(strstr(out, "\"hubs\": 1"));
+    free(out);
     moe_dataset_free(d);
     moe_model_free(m);
 }
@@ -198,6 +229,7 @@ int main(void) {
         cmocka_unit_test(test_frequency_head),
         cmocka_unit_test(test_lsh_rows),
         cmocka_unit_test(test_graph_balance),
+        cmocka_unit_test(test_graph_hubs),
         cmocka_unit_test(test_errors),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
