@@ -29,10 +29,11 @@
  * --arch NAME trains that architecture only. --lr, --emb-lr, --weight-decay,
  * --batch: the trainer's options (moe_train_opts; 1e-3, 1e-3, 1e-5, 256).
  * --sdim-short N: the short attention's events (sdim_csv_opts.short_n, 50).
+ * --emb-dim N: the user and item tables' dim (16).
  * Usage: bench_moe_movielens DIR [--epochs N] [--seed N] [--features] [--history]
  *        [--hist-labels] [--val random|user-time] [--love-weight W] [--aux-rating W]
  *        [--arch NAME] [--lr X] [--emb-lr X] [--weight-decay X] [--batch N]
- *        [--sdim-short N]
+ *        [--sdim-short N] [--emb-dim N]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,8 +46,8 @@
 #include "precision_eval.h"
 
 static const char *k_fmt =
-    "{\"name\":\"movielens\",\"tables\":[{\"name\":\"user\",\"rows\":4096,\"dim\":16},"
-    "{\"name\":\"item\",\"rows\":32768,\"dim\":16},{\"name\":\"genre\",\"rows\":256,\"dim\":8}],"
+    "{\"name\":\"movielens\",\"tables\":[{\"name\":\"user\",\"rows\":4096,\"dim\":%d},"
+    "{\"name\":\"item\",\"rows\":32768,\"dim\":%d},{\"name\":\"genre\",\"rows\":256,\"dim\":8}],"
     "\"features\":{\"categorical\":[{\"name\":\"user\",\"column\":\"userId\",\"table\":\"user\"},"
     "{\"name\":\"item\",\"column\":\"movieId\",\"table\":\"item\"},"
     "{\"name\":\"genres\",\"table\":\"genre\",\"combiner\":\"mean\",\"separator\":\"|\"}],"
@@ -78,7 +79,7 @@ int main(int argc, char **argv) {
     }
     int epochs = 20, feats = 0, hist = 0, hist_dim = 0, hlab = 0, user_val = 0;
     double love_w = 1.0, aux_w = 0, lr = 1e-3, emb_lr = 1e-3, wd = 1e-5;
-    int batch = 256, short_n = 0;
+    int batch = 256, short_n = 0, emb_dim = 16;
     const char *only = NULL;
     uint64_t seed = 1;
     for (int i = 2; i < argc; i++) {
@@ -97,6 +98,7 @@ int main(int argc, char **argv) {
         else if (i + 1 < argc && !strcmp(argv[i], "--weight-decay")) wd = atof(argv[++i]);
         else if (i + 1 < argc && !strcmp(argv[i], "--batch")) batch = atoi(argv[++i]);
         else if (i + 1 < argc && !strcmp(argv[i], "--sdim-short")) short_n = atoi(argv[++i]);
+        else if (i + 1 < argc && !strcmp(argv[i], "--emb-dim")) emb_dim = atoi(argv[++i]);
     }
     static const char *archs[3][2] = {
         {"shared_bottom",
@@ -162,7 +164,8 @@ int main(int argc, char **argv) {
     for (int a = 0, printed = 0; a < 3; a++) {
         if (only && strcmp(only, archs[a][0])) continue;
         char js[16384];
-        snprintf(js, sizeof js, k_fmt, extra, 2 * hist_dim, love_w, aux, archs[a][1]);
+        snprintf(js, sizeof js, k_fmt, emb_dim, emb_dim, extra, 2 * hist_dim, love_w, aux,
+                 archs[a][1]);
         moe_model *m;
         moe_dataset *tr = NULL, *te = NULL;
         mr_err e;
