@@ -20,8 +20,20 @@
  * bench/moe_movielens_peer.py hist) are read instead of the _feat files.
  * The JSON has each model's validation AUC ("val") beside the test AUC:
  * choices are made on it, never on the test rows.
+ * --val random (default) validates on a seeded random 10% of the training
+ * rows; --val user-time on each user's latest 10% of training rows by time
+ * (moe_dataset_split_groups, `moerec train --split user-time`), which
+ * mirrors the test split. --love-weight W sets the love task's loss_weight
+ * (model.json, default 1). --aux-rating W adds the rating as a third task
+ * (kind regression, MSE, loss_weight W, weight 0: trained, not scored).
+ * --arch NAME trains that architecture only. --lr, --emb-lr, --weight-decay,
+ * --batch: the trainer's options (moe_train_opts; 1e-3, 1e-3, 1e-5, 256).
+ * --sdim-short N: the short attention's events (sdim_csv_opts.short_n, 50).
+ * --emb-dim N: the user and item tables' dim (16).
  * Usage: bench_moe_movielens DIR [--epochs N] [--seed N] [--features] [--history]
- *        [--hist-labels]
+ *        [--hist-labels] [--val random|user-time] [--love-weight W] [--aux-rating W]
+ *        [--arch NAME] [--lr X] [--emb-lr X] [--weight-decay X] [--batch N]
+ *        [--sdim-short N] [--emb-dim N]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,21 +46,41 @@
 #include "precision_eval.h"
 
 static const char *k_fmt =
-    "{\"name\":\"movielens\",\"tables\":[{\"name\":\"user\",\"rows\":4096,\"dim\":16},"
-    "{\"name\":\"item\",\"rows\":32768,\"dim\":16},{\"name\":\"genre\",\"rows\":256,\"dim\":8}],"
+    "{\"name\":\"movielens\",\"tables\":[{\"name\":\"user\",\"rows\":4096,\"dim\":%d},"
+    "{\"name\":\"item\",\"rows\":32768,\"dim\":%d},{\"name\":\"genre\",\"rows\":256,\"dim\":8}],"
     "\"features\":{\"categorical\":[{\"name\":\"user\",\"column\":\"userId\",\"table\":\"user\"},"
     "{\"name\":\"item\",\"column\":\"movieId\",\"table\":\"item\"},"
     "{\"name\":\"genres\",\"table\":\"genre\",\"combiner\":\"mean\",\"separator\":\"|\"}],"
     "\"numeric\":[{\"name\":\"year\"}%s],\"extra_dim\":%d},"
     "\"tasks\":[{\"name\":\"like\",\"label\":\"rating\",\"threshold\":4.0},"
-    "{\"name\":\"love\",\"label\":\"rating\",\"threshold\":4.5}],\"arch\":%s}";
+    "{\"name\":\"love\",\"label\":\"rating\",\"threshold\":4.5,\"loss_weight\":%g}%s],"
+    "\"arch\":%s}";
+
+/* The user id of every row of path (its first column, "userId"), n rows. */
+static uint64_t *read_users(const char *path, long n) {
+    FILE *f = fopen(path, "r");
+    uint64_t *u = malloc(sizeof(uint64_t) * (size_t)(n > 0 ? n : 1));
+    static char line[65536];
+    long i = 0;
+    if (f && u && fgets(line, sizeof line, f))
+        while (i < n && fgets(line, sizeof line, f)) u[i++] = strtoull(line, NULL, 10);
+    if (f) fclose(f);
+    if (!u || i != n) {
+        free(u);
+        return NULL;
+    }
+    return u;
+}
 
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: bench_moe_movielens DIR [--epochs N] [--seed N]\n");
         return 2;
     }
-    int epochs = 20, feats = 0, hist = 0, hist_dim = 0, hlab = 0;
+    int epochs = 20, feats = 0, hist = 0, hist_dim = 0, hlab = 0, user_val = 0;
+    double love_w = 1.0, aux_w = 0, lr = 1e-3, emb_lr = 1e-3, wd = 1e-5;
+    int batch = 256, short_n = 0, emb_dim = 16;
+    const char *only = NULL;
     uint64_t seed = 1;
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--features")) feats = 1;
@@ -56,6 +88,17 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--hist-labels")) hlab = feats = 1;
         else if (i + 1 < argc && !strcmp(argv[i], "--epochs")) epochs = atoi(argv[++i]);
         else if (i + 1 < argc && !strcmp(argv[i], "--seed")) seed = strtoull(argv[++i], NULL, 10);
+        else if (i + 1 < argc && !strcmp(argv[i], "--val"))
+            user_val = !strcmp(argv[++i], "user-time");
+        else if (i + 1 < argc && !strcmp(argv[i], "--love-weight")) love_w = atof(argv[++i]);
+        else if (i + 1 < argc && !strcmp(argv[i], "--arch")) only = argv[++i];
+        else if (i + 1 < argc && !strcmp(argv[i], "--aux-rating")) aux_w = atof(argv[++i]);
+        else if (i + 1 < argc && !strcmp(argv[i], "--lr")) lr = atof(argv[++i]);
+        else if (i + 1 < argc && !strcmp(argv[i], "--emb-lr")) emb_lr = atof(argv[++i]);
+        else if (i + 1 < argc && !strcmp(argv[i], "--weight-decay")) wd = atof(argv[++i]);
+        else if (i + 1 < argc && !strcmp(argv[i], "--batch")) batch = atoi(argv[++i]);
+        else if (i + 1 < argc && !strcmp(argv[i], "--sdim-short")) short_n = atoi(argv[++i]);
+        else if (i + 1 < argc && !strcmp(argv[i], "--emb-dim")) emb_dim = atoi(argv[++i]);
     }
     static const char *archs[3][2] = {
         {"shared_bottom",
@@ -93,6 +136,7 @@ int main(int argc, char **argv) {
         snprintf(so.user_col, sizeof so.user_col, "userId");
         snprintf(so.item_col, sizeof so.item_col, "movieId");
         snprintf(so.time_col, sizeof so.time_col, "timestamp");
+        if (short_n > 0) so.short_n = short_n;
     }
     if (feats) { /* every column after "timestamp" is a numeric feature */
         FILE *f = fopen(trp, "r");
@@ -108,18 +152,42 @@ int main(int argc, char **argv) {
             snprintf(extra + strlen(extra), sizeof extra - strlen(extra), ",{\"name\":\"%s\"}", c);
     }
     mr_blas_set_threads(1);
-    printf("{\"bench\":\"moe_movielens\",\"models\":{");
-    for (int a = 0; a < 3; a++) {
+    char aux[256] = "";
+    if (aux_w > 0) /* the rating as a regression task: trained, not scored */
+        snprintf(aux, sizeof aux,
+                 ",{\"name\":\"rating\",\"kind\":\"regression\",\"label\":\"rating\","
+                 "\"weight\":0,\"loss_weight\":%g}",
+                 aux_w);
+    printf("{\"bench\":\"moe_movielens\",\"val\":\"%s\",\"love_loss_weight\":%g,"
+           "\"aux_rating_loss_weight\":%g,\"models\":{",
+           user_val ? "user-time" : "random", love_w, aux_w);
+    for (int a = 0, printed = 0; a < 3; a++) {
+        if (only && strcmp(only, archs[a][0])) continue;
         char js[16384];
-        snprintf(js, sizeof js, k_fmt, extra, 2 * hist_dim, archs[a][1]);
+        snprintf(js, sizeof js, k_fmt, emb_dim, emb_dim, extra, 2 * hist_dim, love_w, aux,
+                 archs[a][1]);
         moe_model *m;
         moe_dataset *tr = NULL, *te = NULL;
         mr_err e;
         long *ti, *vi, nt, nv;
-        if (moe_model_from_json(&m, js, seed, &e) || moe_dataset_read(&tr, m, trp, NULL, 0, &e) ||
+        if (moe_model_from_json(&m, js, seed, &e) ||
+            moe_dataset_read(&tr, m, trp, user_val ? "timestamp" : NULL, 0, &e) ||
             moe_dataset_read(&te, m, tep, NULL, 0, &e) ||
-            (hist && (sdim_join_csv(tr, trp, 0, &so, &e) || sdim_join_csv(te, tep, 0, &so, &e))) ||
-            moe_dataset_split(tr, 0.1, 0, seed, &ti, &nt, &vi, &nv, &e)) {
+            (hist && (sdim_join_csv(tr, trp, 0, &so, &e) || sdim_join_csv(te, tep, 0, &so, &e)))) {
+            fprintf(stderr, "moe_movielens: %s\n", e.msg);
+            return 1;
+        }
+        int src;
+        if (user_val) {
+            uint64_t *users = read_users(trp, tr->n);
+            if (!users) {
+                fprintf(stderr, "moe_movielens: cannot read the user ids of %s\n", trp);
+                return 1;
+            }
+            src = moe_dataset_split_groups(tr, users, 0.1, &ti, &nt, &vi, &nv, &e);
+            free(users);
+        } else src = moe_dataset_split(tr, 0.1, 0, seed, &ti, &nt, &vi, &nv, &e);
+        if (src) {
             fprintf(stderr, "moe_movielens: %s\n", e.msg);
             return 1;
         }
@@ -127,10 +195,10 @@ int main(int argc, char **argv) {
         moe_train_opts o;
         moe_train_defaults(&o);
         o.epochs = epochs;
-        o.batch = 256;
-        o.lr = 1e-3f;
-        o.emb_lr = 1e-3f;
-        o.weight_decay = 1e-5f;
+        o.batch = batch;
+        o.lr = (float)lr;
+        o.emb_lr = (float)emb_lr;
+        o.weight_decay = (float)wd;
         o.patience = 2;
         o.seed = seed;
         moe_train_result res;
@@ -157,7 +225,7 @@ int main(int argc, char **argv) {
             "%s\"%s\":{\"like\":{\"auc\":%.4f,\"logloss\":%.4f},\"love\":{\"auc\":%.4f,\"logloss\":%.4f},"
             "\"val\":{\"like\":%.4f,\"love\":%.4f},"
             "\"best_epoch\":%d,\"params\":%ld,\"train_samples_per_s\":%.0f,\"precision\":%s}",
-            a ? "," : "", archs[a][0], ev.auc[0], ev.logloss[0], ev.auc[1], ev.logloss[1],
+            printed++ ? "," : "", archs[a][0], ev.auc[0], ev.logloss[0], ev.auc[1], ev.logloss[1],
             res.best.auc[0], res.best.auc[1], res.best_epoch, m->net->n_params, res.samples_per_s,
             pj);
         free(all);

@@ -15,15 +15,22 @@
 # (bench/moe_movielens_peer.py hist: 3 columns, computed here offline;
 # the server's SDIM block does not serve them yet).
 # Seeds 1..$MOE_ML_SEEDS (3) for the feature sets, seed 1 for raw.
-# Usage: bench/run moe_movielens [--epochs N]   (MOE_ML_SEEDS=N seeds)
+# MOE_ML_SELECT=1: the selection run. The same pipeline on the training
+# rows only: each user's latest 20% of TRAINING rows play the test set
+# (features, vectors and history from the earlier 80%), so a choice is
+# made on a split built like the test split (the test rows' history lacks
+# the user's earlier test events; random validation rows do not) without
+# reading a test row. Its "test" figures are validation figures.
+# Usage: bench/run moe_movielens [--epochs N]   (MOE_ML_SEEDS=N seeds, MOE_ML_SELECT=1)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib/build.sh"
 bench_build bench_moe_movielens moerec
 root=$MOEREC_ROOT
 build=$MOEREC_BUILD
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+tmp=$(mktemp -d)
+work=$tmp
+trap 'rm -rf "$tmp"' EXIT
 src="$root/../shared/data/movielens.csv"
 if [ ! -f "$src" ]; then
   echo "moe_movielens: making movielens.csv from r-cran-dslabs" >&2
@@ -37,6 +44,14 @@ if ! /usr/bin/python3 -c 'import xgboost' 2>/dev/null; then
 fi
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=2
 /usr/bin/python3 "$here/moe_movielens_peer.py" prep "$src" "$work"
+split="per-user latest 20% = test"
+if [ "${MOE_ML_SELECT:-0}" = 1 ]; then # selection: split the training rows again, drop the test rows
+  mkdir "$work/sel"
+  /usr/bin/python3 "$here/moe_movielens_peer.py" prep "$work/train.csv" "$work/sel"
+  rm "$work/train.csv" "$work/test.csv"
+  work=$work/sel
+  split="selection: per-user latest 20% of the training rows = validation; no test row read"
+fi
 "$build/tools/moerec" index features --log "$work/train.csv" --out "$work/train_feat.csv" \
   --apply "$work/test.csv" --apply-out "$work/test_feat.csv" --user-column userId --item-column movieId \
   --time-column timestamp --category-column genres --task like:rating\>=4 --task love:rating\>=4.5 \
@@ -55,13 +70,13 @@ for seed in $(seq 1 "${MOE_ML_SEEDS:-3}"); do
   "$build/bench/bench_moe_movielens" "$work" --hist-labels --history --seed "$seed" "$@" > "$work/moe-hlab-$seed.json"
   /usr/bin/python3 "$here/moe_movielens_peer.py" xgb "$work" --features --seed "$seed" > "$work/xgb-feat-$seed.json"
 done
-/usr/bin/python3 - "$work" "${MOE_ML_SEEDS:-3}" <<'PY'
+/usr/bin/python3 - "$work" "${MOE_ML_SEEDS:-3}" "$split" <<'PY'
 import json, sys
-w, nseeds = sys.argv[1], int(sys.argv[2])
+w, nseeds, split = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 ld = lambda n: json.load(open("%s/%s.json" % (w, n)))
 feat = json.load(open(w + "/features.json"))
 m, x = ld("moe-raw"), ld("xgb-raw")
-out = {"bench": "moe_movielens", "split": "per-user latest 20% = test", "features": {"columns": feat["columns"], "mode": feat["mode"]},
+out = {"bench": "moe_movielens", "split": split, "features": {"columns": feat["columns"], "mode": feat["mode"]},
        "raw": {"moerec": m["models"], "xgboost": x["tasks"], "auc_minus_xgboost": {}}, "with_features": {}}
 for name, r in m["models"].items():
     out["raw"]["auc_minus_xgboost"][name] = {t: round(r[t]["auc"] - x["tasks"][t]["auc"], 4) for t in ("like", "love")}

@@ -4,15 +4,18 @@
   prep SRC OUTDIR   split MovieLens by time: each user's latest 20% of
                     ratings -> OUTDIR/test.csv, the rest -> OUTDIR/train.csv
                     (columns userId, movieId, genres, year, rating, timestamp)
-  xgb OUTDIR [--features] [--seed N]
+  xgb OUTDIR [--features] [--seed N] [--val random|user-time]
                     XGBoost per task (like = rating >= 4, love = rating >= 4.5):
                     userId and movieId as categorical features, year,
                     multi-hot genres; with --features instead year, genres and
                     every counting-feature column of OUTDIR/train_feat.csv and
                     test_feat.csv (made by `moerec index features`, the same
                     values moerec trains on; empty = missing), as a CTR team
-                    would feed it. Prints one JSON line with test AUC and
-                    logloss per task.
+                    would feed it. Early stopping on a random 10% of the
+                    training rows, or with --val user-time on each user's
+                    latest 10% of training rows by time (ties with the
+                    boundary to validation; moerec's --split user-time).
+                    Prints one JSON line with test AUC and logloss per task.
   hist OUTDIR [--last N]
                     the history's labels as target-attention values (moerec's
                     history variant only): OUTDIR/train_hist.csv and
@@ -65,7 +68,7 @@ def prep(src, out):
 
 
 def load(path, genres_index, users, items, feats=False):
-    X, y = [], []
+    X, y, ut = [], [], []
     with open(path, newline="") as f:
         rd = csv.DictReader(f)
         extra = rd.fieldnames[rd.fieldnames.index("timestamp") + 1:] if feats else []
@@ -80,7 +83,30 @@ def load(path, genres_index, users, items, feats=False):
             fx = [float(r[c]) if r[c] != "" else np.nan for c in extra]
             X.append(([year] if feats else [u, it, year]) + list(g) + fx)
             y.append(float(r["rating"]))
-    return np.array(X, dtype=np.float32), np.array(y)
+            ut.append((int(r["userId"]), int(r["timestamp"])))
+    return np.array(X, dtype=np.float32), np.array(y), ut
+
+
+def user_time_val(ut, frac=0.1):
+    """Row indices of each user's latest floor(frac * rows) rows (>= 1 for
+    two rows or more; rows tied with the boundary time too), as
+    moe_dataset_split_groups."""
+    by_user = {}
+    for i, (u, t) in enumerate(ut):
+        by_user.setdefault(u, []).append((t, i))
+    va = []
+    for rows in by_user.values():
+        rows.sort()
+        k = int(frac * len(rows))
+        if k < 1 and len(rows) >= 2:
+            k = 1
+        if k == 0:
+            continue
+        cut = len(rows) - k
+        while cut > 0 and rows[cut - 1][0] == rows[cut][0]:
+            cut -= 1
+        va.extend(i for _, i in rows[cut:])
+    return np.array(sorted(va))
 
 
 def auc(s, y):
@@ -99,7 +125,7 @@ def auc(s, y):
     return (ranks[y == 1].sum() - npos * (npos + 1) / 2) / (npos * nneg)
 
 
-def xgb(out, feats=False, seed=1):
+def xgb(out, feats=False, seed=1, user_val=False):
     import xgboost as xgb
     genres = set()
     with open(out + "/train.csv", newline="") as f:
@@ -108,18 +134,24 @@ def xgb(out, feats=False, seed=1):
     gi = {g: i for i, g in enumerate(sorted(genres))}
     users, items = {}, {}
     suffix = "_feat" if feats else ""
-    Xtr, rtr = load(out + "/train%s.csv" % suffix, gi, users, items, feats)
-    Xte, rte = load(out + "/test%s.csv" % suffix, gi, users, items, feats)
+    Xtr, rtr, ut = load(out + "/train%s.csv" % suffix, gi, users, items, feats)
+    Xte, rte, _ = load(out + "/test%s.csv" % suffix, gi, users, items, feats)
     ftypes = ["q"] * Xtr.shape[1] if feats else ["c", "c", "q"] + ["q"] * len(gi)
-    res = {"bench": "moe_movielens_xgboost", "features": feats, "seed": seed, "xgboost_version": xgb.__version__, "tasks": {}}
+    res = {"bench": "moe_movielens_xgboost", "features": feats, "seed": seed,
+           "val": "user-time" if user_val else "random", "xgboost_version": xgb.__version__, "tasks": {}}
     t0 = time.time()
     for task, thr in (("like", 4.0), ("love", 4.5)):
         ytr, yte = (rtr >= thr).astype(float), (rte >= thr).astype(float)
-        # validation for early stopping: a random 10% of the training rows
-        rng = np.random.RandomState(seed)
-        perm = rng.permutation(len(ytr))
-        nv = len(ytr) // 10
-        va, tr = perm[:nv], perm[nv:]
+        # validation for early stopping: a random 10% of the training rows,
+        # or each user's latest 10% by time
+        if user_val:
+            va = user_time_val(ut)
+            tr = np.setdiff1d(np.arange(len(ytr)), va)
+        else:
+            rng = np.random.RandomState(seed)
+            perm = rng.permutation(len(ytr))
+            nv = len(ytr) // 10
+            va, tr = perm[:nv], perm[nv:]
         dtr = xgb.DMatrix(Xtr[tr], label=ytr[tr], feature_types=ftypes, enable_categorical=True)
         dva = xgb.DMatrix(Xtr[va], label=ytr[va], feature_types=ftypes, enable_categorical=True)
         dte = xgb.DMatrix(Xte, label=yte, feature_types=ftypes, enable_categorical=True)
@@ -130,7 +162,9 @@ def xgb(out, feats=False, seed=1):
         p = bst.predict(dte, iteration_range=(0, bst.best_iteration + 1))
         pc = np.clip(p, 1e-7, 1 - 1e-7)
         ll = float(-np.mean(yte * np.log(pc) + (1 - yte) * np.log(1 - pc)))
+        pv = bst.predict(dva, iteration_range=(0, bst.best_iteration + 1))
         res["tasks"][task] = {"auc": round(float(auc(p, yte)), 4), "logloss": round(ll, 4),
+                              "val_auc": round(float(auc(pv, ytr[va])), 4),
                               "rounds": int(bst.best_iteration + 1)}
         print("xgboost %s: test auc %.4f logloss %.4f (%d rounds)" % (task, res["tasks"][task]["auc"], ll,
                                                                       bst.best_iteration + 1), file=sys.stderr)
@@ -190,4 +224,5 @@ if __name__ == "__main__":
         hist(sys.argv[2], int(a[a.index("--last") + 1]) if "--last" in a else 50)
     else:
         a = sys.argv[3:]
-        xgb(sys.argv[2], "--features" in a, int(a[a.index("--seed") + 1]) if "--seed" in a else 1)
+        xgb(sys.argv[2], "--features" in a, int(a[a.index("--seed") + 1]) if "--seed" in a else 1,
+            "--val" in a and a[a.index("--val") + 1] == "user-time")
