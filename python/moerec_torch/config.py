@@ -352,7 +352,8 @@ def _mapped_opts(t, i, h):
             raise ValueError("%s: mapping, pair and vectors belong to the frequency, graph, "
                              "double_graph and lsh kinds, not '%s'" % (where, h))
     else:
-        m = t.get("mapping", t["name"] + ".map")
+        # the default "<name>.map", cut to 63 bytes as moerec's buffer cuts it
+        m = t.get("mapping", (t["name"] + ".map").encode()[:NAME_MAX - 1].decode("utf-8", "ignore"))
         if (not isinstance(m, str) or not m or "/" in m or m in (".", "..", "model.json",
                                                                   "weights.safetensors")
                 or len(m.encode()) >= 64):

@@ -20,7 +20,7 @@ from torch import nn
 
 from .config import Layout, f32, resolve
 from .hashing import value_rows
-from .labels import labels as _labels
+from . import records as _records
 from .mapping import load_mappings
 
 
@@ -289,12 +289,17 @@ class MoERanker(nn.Module):
         w = torch.tensor([t["weight"] for t in self.cfg["tasks"]], dtype=out.dtype)
         return (out * w).sum(1)
 
-    def labels(self, records):
+    def labels(self, records, na=_records.NA):
         """Label cells -> (labels, mask) tensors (B, T) by each task's rule
-        (`label` column, `threshold`, `positive`; labels.py), as `moerec
-        train` reads them: records are dicts {label column: cell}."""
-        y, mask = _labels(self.cfg["tasks"], records)
+        (`label` column, `threshold`, `positive`; records.py), as `moerec
+        train` reads them: records are dicts {column: cell}."""
+        y, mask = _records.labels(self.cfg["tasks"], records, na)
         return torch.from_numpy(y), torch.from_numpy(mask)
+
+    def encode_records(self, records, na=_records.NA):
+        """encode() of data-file records {column: cell}, read as moerec reads
+        them (each feature's `column` and `separator`; records.py)."""
+        return self.encode(_records.feature_rows(self.cfg, records, na))
 
     def aux_loss(self):
         """The gates' auxiliary losses of the last forward pass, as moe/gate.c
