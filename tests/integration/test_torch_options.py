@@ -14,7 +14,8 @@ options").
      text labels and one trained on the 0/1 labels moerec_torch.labels()
      made of them have the same weights;
   3. the training loss: masked rows, loss_decay^epoch, the gates'
-     load-balancing and entropy losses;
+     load-balancing and entropy losses; model.loss equals the loss
+     `moerec train` reports for the same full batch;
   4. each model.json moerec refuses is refused by PyTorch too, naming the
      field (and `moerec train` refuses the same file).
 Run: python3 test_torch_options.py --bin PATH/TO/moerec (PYTHONPATH holding python/)."""
@@ -238,6 +239,30 @@ class TorchOptionsTest(unittest.TestCase):
         m.logits(m.inputs(batch))
         m.aux_loss().backward()
         self.assertGreater(float(m.p("l0.gate0.w").grad.abs().max()), 0.0)
+
+    def test_loss_equals_moerec_train(self):
+        """moerec's training loss of one full batch at (all but) the initial
+        weights, gate losses included, is model.loss on the same rows."""
+        cfg = copy.deepcopy(CFG)
+        cfg["arch"].update(lbl_coef=1.0, entropy_coef=0.5)
+        cfg["train"] = {"epochs": 1, "threads": 1, "seed": 4, "batch": 1000, "lr": 1e-12,
+                        "emb_lr": 1e-12}
+        mj, val = os.path.join(self.d, "loss.json"), os.path.join(self.d, "val.csv")
+        with open(mj, "w") as f:
+            json.dump(cfg, f)
+        write_csv(val, make_records(30, 7))  # every --data row trains
+        out = json.loads(moerec("train", "--model-json", mj, "--data", self.train_csv,
+                                "--val-data", val, "--out", os.path.join(self.root, "loss"),
+                                "--quiet").stdout.strip().splitlines()[-1])
+        m = moerec_torch.load(os.path.join(self.root, "loss", "1"))
+        y, mask = m.labels(self.records)
+        with torch.no_grad():
+            got = float(m.loss(m.encode_records(self.records), y, mask))
+            aux = float(m.aux_loss())
+        print("moerec train loss %.7f, PyTorch %.7f (gate losses %.4f)"
+              % (out["train_loss"], got, aux))
+        self.assertGreater(aux, 1.0)  # the gate losses are a large part of it
+        self.assertLessEqual(abs(got - out["train_loss"]) / out["train_loss"], TOL)
 
     def test_refused_like_moerec(self):
         """Each model.json moerec refuses: PyTorch names the field, and
