@@ -115,9 +115,9 @@ def _dims(o, key, where, default):
 
 
 def _list(o, key, where, most):
-    v = o.get(key)
-    if v is None:
+    if key not in o:
         return []
+    v = o[key]
     if not isinstance(v, list) or len(v) > most:
         raise ValueError("%s must be a list of at most %d" % (_field(where, key), most))
     return v
@@ -185,8 +185,7 @@ def resolve(cfg):
                              % (i, t["pair"]))
         if "mapping" in t and any(u.get("mapping") == t["mapping"] for u in tables[:i]):
             raise ValueError("model.json: tables[%d].mapping '%s' is used twice" % (i, t["mapping"]))
-    f = cfg.get("features")
-    f = {} if f is None else f
+    f = cfg.get("features", {})
     _check(f, "features", "features")
     cats, nums = [], []
     for i, c in enumerate(_list(f, "categorical", "features", MAX_FIELDS)):
@@ -282,8 +281,7 @@ def _arch(a, T):
     kind = _str(a, "type", "arch", None, 32)
     if kind not in ARCHS:
         raise ValueError("model.json: arch.type '%s' (%s)" % (kind, ", ".join(ARCHS)))
-    g = a.get("gate")
-    g = {} if g is None else g
+    g = a.get("gate", {})
     _check(g, "gate", "arch.gate")
     gt = _str(g, "type", "arch.gate", "dense", 16)
     if gt not in GATES:

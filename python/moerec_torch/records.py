@@ -37,8 +37,11 @@ def _number(cell):
     if isinstance(cell, (int, float)):
         v = float(cell)
     else:
+        text = str(cell).strip()
+        if "_" in text:  # Python's float() reads 1_000, C's strtod does not
+            return None
         try:
-            v = float(str(cell).strip())
+            v = float(text)
         except ValueError:
             return None
     return v if math.isfinite(v) and abs(v) <= 3.4028234663852886e38 else None

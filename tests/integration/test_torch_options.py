@@ -264,6 +264,30 @@ class TorchOptionsTest(unittest.TestCase):
         self.assertGreater(aux, 1.0)  # the gate losses are a large part of it
         self.assertLessEqual(abs(got - out["train_loss"]) / out["train_loss"], TOL)
 
+    def test_long_table_name_mapping(self):
+        """A mapped table's default mapping name "<name>.map" is cut to 63
+        bytes as moerec cuts it, so PyTorch finds the file moerec wrote."""
+        cfg = copy.deepcopy(CFG)
+        long_name = "g" * 62
+        cfg["tables"][2].update(name=long_name, hash="frequency")
+        cfg["features"]["categorical"][2]["table"] = long_name
+        mj = os.path.join(self.d, "long.json")
+        with open(mj, "w") as f:
+            json.dump(cfg, f)
+        moerec("train", "--model-json", mj, "--data", self.train_csv, "--out",
+               os.path.join(self.root, "long"), "--quiet")
+        vd = os.path.join(self.root, "long", "1")
+        self.assertTrue(os.path.isfile(os.path.join(vd, long_name + ".")))
+        m = moerec_torch.load(vd)
+        self.assertEqual(m.cfg["tables"][2]["mapping"], long_name + ".")
+        self.assertIn(long_name, m.mappings)
+        with torch.no_grad():
+            out = m(m.encode_records(self.eval_records)).double()
+        tool = list(csv.DictReader(io.StringIO(moerec(
+            "score", "--model", vd, "--data", self.eval_csv, "--quiet", "--threads", "1").stdout)))
+        want = np.array([[float(r[t]) for t in ("buy", "like", "spend")] for r in tool])
+        self.assertLessEqual(max_err(want, out.numpy()), TOL)
+
     def test_refused_like_moerec(self):
         """Each model.json moerec refuses: PyTorch names the field, and
         `moerec train` refuses the same file."""
@@ -316,6 +340,9 @@ class TorchOptionsTest(unittest.TestCase):
             (lambda c: sb(c, task_groups=[0, 0, 0]), "arch.task_groups does not apply"),
             (lambda c: sb(c, lbl_coef=0.5), "arch.lbl_coef does not apply to shared_bottom"),
             (lambda c: c.update(features={}), "features give an empty input"),
+            (lambda c: c.update(features=None), "features must be an object"),
+            (lambda c: c.update(tables=None), "tables must be a list of at most 64"),
+            (lambda c: c["arch"].update(gate=None), "arch.gate must be an object"),
         ]
         for i, (edit, msg) in enumerate(cases):
             with self.subTest(msg=msg):
