@@ -92,7 +92,8 @@ def feature_rows(cfg, records, na=NA):
                 continue
             v = _number(cell)
             if v is None:
-                raise ValueError("column '%s': '%.40s' is not a finite number" % (n["column"], cell))
+                raise ValueError("column '%s': '%.40s' is not a finite number"
+                                 % (n["column"], cell))
             row[n["name"]] = v
         out.append(row)
     return out

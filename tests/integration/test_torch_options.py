@@ -17,7 +17,10 @@ options").
      load-balancing and entropy losses; model.loss equals the loss
      `moerec train` reports for the same full batch;
   4. each model.json moerec refuses is refused by PyTorch too, naming the
-     field (and `moerec train` refuses the same file).
+     field (and `moerec train` refuses the same file);
+  5. 150 seeded random edits of model.json: PyTorch refuses exactly what
+     moerec refuses, and where both accept it resolves the model.json
+     moerec writes and scores as `moerec score`.
 Run: python3 test_torch_options.py --bin PATH/TO/moerec (PYTHONPATH holding python/)."""
 import copy
 import csv
@@ -26,6 +29,7 @@ import json
 import math
 import os
 import random
+import re
 import subprocess
 import sys
 import tempfile
@@ -98,6 +102,78 @@ def moerec(*args, check=True):
     if check:
         assert r.returncode == 0, r.stderr
     return r
+
+
+# random edits of model.json (test_random_edits_agree_with_moerec)
+ARCH_VARIANTS = [
+    CFG["arch"],
+    {"type": "home", "experts": 1, "task_experts": 2, "expert_hidden": [6], "tower_hidden": [4],
+     "task_groups": [0, 0, 1], "feature_gate_rank": 2, "self_gate": True,
+     "gate": {"type": "topk", "k": 2}},
+    {"type": "ple", "levels": 2, "experts": 2, "task_experts": 1, "expert_hidden": [8],
+     "gate": {"type": "topp", "p": 0.6, "null_experts": 1}},
+    {"type": "shared_bottom", "expert_hidden": [8], "tower_hidden": [4]},
+    {"type": "cgc", "experts": 1, "task_experts": 2, "gate": {"type": "dense", "always_on": 1}},
+    {"type": "omoe", "experts": 3, "gate": {"type": "topk", "k": 1}},
+]
+EDIT_VALUES = [None, True, False, 0, 1, 2, -1, 3, 64, 65, 4097, 2.5, 0.5, 1e39, 1e-50, "", "x",
+               "sum", "mean", "relu", "swish", "topk", "topp", "dense", "binary", "regression",
+               "buy", "hash", "double", "frequency", "store", "memory", "fp16", [], [0], [8],
+               [0, 0, 0], [0, 1, 2], {}, 2 ** 31 + 1, "user", "item", "|", "||", "shared_bottom",
+               "home", "ple", "cgc", "omoe", 16, 7]
+
+
+def edited_config(rng):
+    """CFG over a random architecture (and mapped genre table), with one or
+    two fields set to a random value (often of the field's own type),
+    removed, or an unknown one added."""
+    cfg = copy.deepcopy(CFG)
+    cfg["train"] = {"epochs": 1, "threads": 1}
+    cfg["arch"] = copy.deepcopy(rng.choice(ARCH_VARIANTS))
+    if rng.random() < 0.3:
+        cfg["tables"][2].update(hash=rng.choice(["frequency", "lsh", "graph"]), pair="user")
+
+    def paths(o, p=()):
+        yield p
+        for k, v in (o.items() if isinstance(o, dict) else enumerate(o) if isinstance(o, list)
+                     else ()):
+            yield from paths(v, p + (k,))
+    for _ in range(rng.randint(1, 2)):
+        p = rng.choice([p for p in paths(cfg) if p and p[0] != "train"])
+        parent = cfg
+        try:
+            for k in p[:-1]:
+                parent = parent[k]
+            r = rng.random()
+            if r < 0.15 and isinstance(parent, dict):
+                del parent[p[-1]]
+            elif r < 0.2 and isinstance(parent, dict):
+                parent["bogus"] = 1
+            elif r < 0.6:
+                parent[p[-1]] = copy.deepcopy(rng.choice(EDIT_VALUES))
+            else:  # a value of the field's own type, more often valid
+                old = parent[p[-1]]
+                parent[p[-1]] = (not old if isinstance(old, bool)
+                                 else rng.randint(0, 9) if isinstance(old, int)
+                                 else round(rng.uniform(0, 2), 2) if isinstance(old, float)
+                                 else rng.choice([v for v in EDIT_VALUES if isinstance(v, str)])
+                                 if isinstance(old, str)
+                                 else [rng.randint(1, 9) for _ in range(rng.randint(0, 3))]
+                                 if isinstance(old, list) else old)
+        except (KeyError, IndexError, TypeError):
+            pass  # an earlier edit removed the path
+    return cfg
+
+
+def f32_all(o):
+    """A model.json with every number as the float32 moerec keeps."""
+    if isinstance(o, float) and abs(o) <= 3.4e38:
+        return moerec_torch.config.f32(o)
+    if isinstance(o, dict):
+        return {k: f32_all(v) for k, v in o.items()}
+    if isinstance(o, list):
+        return [f32_all(v) for v in o]
+    return o
 
 
 def max_err(a, b):
@@ -288,6 +364,56 @@ class TorchOptionsTest(unittest.TestCase):
         want = np.array([[float(r[t]) for t in ("buy", "like", "spend")] for r in tool])
         self.assertLessEqual(max_err(want, out.numpy()), TOL)
 
+    def test_random_edits_agree_with_moerec(self):
+        """150 seeded random edits of model.json over six architectures:
+        PyTorch refuses exactly the files moerec's loader refuses (as
+        `moerec train` reports it), and of those both accept and moerec
+        trains, PyTorch resolves the model.json moerec writes (every default)
+        and scores as `moerec score`."""
+        rng = random.Random(16)
+        small = os.path.join(self.d, "small.csv")
+        write_csv(small, self.records[:60])
+        recs = self.records[:60]
+        refused = compared = 0
+        for i in range(150):
+            cfg = edited_config(rng)
+            try:
+                moerec_torch.config.Layout(moerec_torch.config.resolve(cfg))
+                why = None
+            except ValueError as e:
+                why = str(e)
+            mj = os.path.join(self.d, "edit.json")
+            with open(mj, "w") as f:
+                json.dump(cfg, f)
+            out = os.path.join(self.d, "edits")
+            r = moerec("train", "--model-json", mj, "--data", small, "--out", out, "--quiet",
+                       "--no-fit-numeric", check=False)
+            if "model.json train." in r.stderr:
+                continue  # moerec train's own options, not the model format
+            c_refused = r.returncode != 0 and re.match(r"moerec train: (model\.json: |arch|tasks)",
+                                                       r.stderr) is not None
+            self.assertEqual(why is not None, c_refused, "edit %d: %s\nPyTorch: %s\nmoerec: %s"
+                             % (i, json.dumps(cfg), why, r.stderr))
+            refused += why is not None
+            if why is not None or r.returncode:  # refused, or moerec found the data wrong
+                continue
+            vd = json.loads(r.stdout.strip().splitlines()[-1])["model_dir"]
+            with open(os.path.join(vd, "model.json")) as f:
+                written = json.load(f)
+            mine = moerec_torch.config.to_json_dict(moerec_torch.config.resolve(cfg))
+            self.assertEqual(f32_all(mine), f32_all(written), "edit %d" % i)
+            m = moerec_torch.load(vd)
+            tool = list(csv.DictReader(io.StringIO(moerec(
+                "score", "--model", vd, "--data", small, "--quiet", "--threads", "1").stdout)))
+            with torch.no_grad():
+                score = m.final_score(m(m.encode_records(recs))).double().numpy()
+            self.assertLessEqual(max_err(np.array([float(x["score"]) for x in tool]), score), TOL,
+                                 "edit %d" % i)
+            compared += 1
+        print("random edits: %d refused by both, %d trained and compared" % (refused, compared))
+        self.assertGreater(refused, 50)
+        self.assertGreater(compared, 5)
+
     def test_refused_like_moerec(self):
         """Each model.json moerec refuses: PyTorch names the field, and
         `moerec train` refuses the same file."""
@@ -307,7 +433,8 @@ class TorchOptionsTest(unittest.TestCase):
             (lambda c: t0(c).update(rows=40.5), r"tables\[0\]\.rows must be an integer"),
             (lambda c: t0(c).update(dim=0), r"tables\[0\]\.dim must be an integer in \[1, 4096\]"),
             (lambda c: t0(c).update(seed="x"), r"tables\[0\]\.seed must be an integer"),
-            (lambda c: c["tables"][1].update(name="user"), r"tables\[1\]\.name 'user' is used twice"),
+            (lambda c: c["tables"][1].update(name="user"),
+             r"tables\[1\]\.name 'user' is used twice"),
             (lambda c: c["features"]["categorical"][2].update(combiner="max"),
              r"features\.categorical\[2\]\.combiner 'max'"),
             (lambda c: c["features"]["categorical"][2].update(separator="||"),
@@ -315,7 +442,8 @@ class TorchOptionsTest(unittest.TestCase):
             (lambda c: c["features"]["numeric"][0].update(std=0), r"numeric\[0\]\.std must be > 0"),
             (lambda c: c["features"]["numeric"][0].update(name="user_id"),
              "feature name 'user_id' is used twice"),
-            (lambda c: c["features"].update(extra_dim=-1), r"features\.extra_dim must be an integer"),
+            (lambda c: c["features"].update(extra_dim=-1),
+             r"features\.extra_dim must be an integer"),
             (lambda c: c["tasks"][2].update(kind="ranking"), r"tasks\[2\]\.kind 'ranking'"),
             (lambda c: c["tasks"][0].update(threshold=1), r"tasks\[0\]\.positive needs a binary"),
             (lambda c: c["tasks"][0].update(positive=""), r"tasks\[0\]\.positive needs a binary"),
@@ -332,8 +460,10 @@ class TorchOptionsTest(unittest.TestCase):
             (lambda c: c["arch"].update(task_groups=[0, 3, 0]),
              r"arch\.task_groups\[1\] must be an integer in \[0, 2\]"),
             (lambda c: c["arch"].update(task_groups=[0]), "task_groups must list a group per task"),
-            (lambda c: c["arch"]["gate"].update(k=0), r"arch\.gate\.k must be an integer in \[1, 64\]"),
-            (lambda c: c["arch"]["gate"].update(k=6), "arch.gate.k is 6 but a gate chooses among 5"),
+            (lambda c: c["arch"]["gate"].update(k=0),
+             r"arch\.gate\.k must be an integer in \[1, 64\]"),
+            (lambda c: c["arch"]["gate"].update(k=6),
+             "arch.gate.k is 6 but a gate chooses among 5"),
             (lambda c: c["arch"]["gate"].update(type="topp", p=1.5), r"arch\.gate\.p must be in"),
             (lambda c: sb(c, experts=3), "arch.experts does not apply to shared_bottom"),
             (lambda c: sb(c, gate={"type": "topk"}), "arch.gate does not apply to shared_bottom"),
