@@ -6,7 +6,8 @@ torch.nn.Module built from a model.json, moerec's categorical hashing
 (xxh3, via python3-xxhash) and the mapped tables' mapping files, so
 encoded rows match the server's, and load /
 save of moerec's model version directories (model.json +
-weights.safetensors, written by hand). See docs/pytorch.md.
+weights.safetensors, written by hand); every model.json moerec reads, with
+moerec's label rule (records.py) and training loss. See docs/pytorch.md.
 """
 from .model import Batch, MoERanker  # noqa: F401
 from .io import latest_version, load, save  # noqa: F401

@@ -7,6 +7,7 @@ resolve(cfg) returns a new dict in the form moerec writes into a version
 directory, which moerec reads back unchanged.
 """
 import copy
+import struct
 
 from .hashing import default_seed2
 
@@ -24,7 +25,8 @@ _KEYS = {
     "features": {"categorical", "numeric", "extra_dim"},
     "cat": {"name", "column", "table", "combiner", "separator"},
     "num": {"name", "column", "mean", "std", "fill"},
-    "task": {"name", "kind", "label", "threshold", "weight", "loss_weight", "loss_decay"},
+    "task": {"name", "kind", "label", "threshold", "positive", "weight", "loss_weight",
+             "loss_decay"},
     "arch": {"type", "experts", "task_experts", "levels", "expert_hidden", "tower_hidden",
              "activation", "expert_norm", "feature_gate_rank", "self_gate", "task_groups", "gate",
              "lbl_coef", "entropy_coef"},
@@ -33,6 +35,8 @@ _KEYS = {
 
 
 def _check(obj, kind, where):
+    if not isinstance(obj, dict):
+        raise ValueError("model.json: %s must be an object" % (where or "the document"))
     for k in obj:
         if k not in _KEYS[kind]:
             raise ValueError("model.json: %s%s%s: unknown field" % (where, "." if where else "", k))
@@ -43,27 +47,122 @@ def _i64(x):
     return x - (1 << 64) if x >= 1 << 63 else x
 
 
+# the getters of moe/model_json.c: a JSON integer, number, bool or string of
+# the C side's type and range, else an error naming the field
+FLT_MAX = 3.4028234663852886e38
+NAME_MAX = 64  # MOE_NAME_MAX: names, columns, labels, positive values (bytes, with the NUL)
+MAX_TASKS, MAX_LAYERS, MAX_LEVELS, MAX_EXPERTS, MAX_FIELDS, MAX_TABLES = 16, 6, 4, 64, 256, 64
+
+
+def _field(where, key):
+    return "model.json: %s%s%s" % (where, "." if where else "", key)
+
+
+def _is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _int(o, key, where, default, lo, hi):
+    if key not in o:
+        return default
+    v = o[key]
+    if not _is_int(v) or not lo <= v <= hi:
+        raise ValueError("%s must be an integer in [%d, %d]" % (_field(where, key), lo, hi))
+    return v
+
+
+def _num(o, key, where, default):
+    if key not in o:
+        return default
+    v = o[key]
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ValueError("%s must be a number" % _field(where, key))
+    if not abs(v) <= FLT_MAX:  # every number is kept as a float
+        raise ValueError("%s = %g is outside the float range" % (_field(where, key), v))
+    return float(v)
+
+
+def _bool(o, key, where, default):
+    if key not in o:
+        return default
+    if not isinstance(o[key], bool):
+        raise ValueError("%s must be true or false" % _field(where, key))
+    return o[key]
+
+
+def _str(o, key, where, default, n=NAME_MAX):
+    """default None: required."""
+    if key not in o:
+        if default is None:
+            raise ValueError("%s is required" % _field(where, key))
+        return default
+    v = o[key]
+    if not isinstance(v, str) or len(v.encode()) >= n:
+        raise ValueError("%s must be a string of < %d bytes" % (_field(where, key), n))
+    return v
+
+
+def _dims(o, key, where, default):
+    if key not in o:
+        return list(default)
+    v = o[key]
+    if not isinstance(v, list) or len(v) >= MAX_LAYERS:
+        raise ValueError("%s must be a list of < %d widths" % (_field(where, key), MAX_LAYERS))
+    for i, d in enumerate(v):
+        if not _is_int(d) or not 1 <= d <= 65536:
+            raise ValueError("%s[%d] must be a width in [1, 65536]" % (_field(where, key), i))
+    return list(v)
+
+
+def _list(o, key, where, most):
+    if key not in o:
+        return []
+    v = o[key]
+    if not isinstance(v, list) or len(v) > most:
+        raise ValueError("%s must be a list of at most %d" % (_field(where, key), most))
+    return v
+
+
+def f32(x):
+    """x rounded to float32, as moerec keeps every model.json number."""
+    return struct.unpack("<f", struct.pack("<f", x))[0]
+
+
 def resolve(cfg):
     cfg = copy.deepcopy(cfg)
     _check(cfg, "", "")
-    if cfg.get("format", "moerec.model") != "moerec.model":
+    if "format" in cfg and cfg["format"] != "moerec.model":
         raise ValueError('model.json: format must be "moerec.model"')
-    out = {"format": "moerec.model", "format_version": 1, "name": cfg.get("name", "model")}
+    fv = cfg.get("format_version", 1)
+    if not _is_int(fv) or fv != 1:
+        raise ValueError("model.json: format_version %s not supported (this build reads 1)"
+                         % (fv if _is_int(fv) else -1))
+    out = {"format": "moerec.model", "format_version": 1, "name": _str(cfg, "name", "", "model")}
     tables = []
-    for i, t in enumerate(cfg.get("tables") or []):
-        _check(t, "table", "tables[%d]" % i)
-        h = t.get("hash", "hash")
+    for i, t in enumerate(_list(cfg, "tables", "", MAX_TABLES)):
+        where = "tables[%d]" % i
+        _check(t, "table", where)
+        name = _str(t, "name", where, None)
+        if any(u["name"] == name for u in tables):
+            raise ValueError("model.json: %s.name '%s' is used twice" % (where, name))
+        rows = t.get("rows")
+        if not _is_int(rows) or not 2 <= rows <= 1 << 31:
+            raise ValueError("model.json: %s.rows must be an integer in [2, 2^31]" % where)
+        h = _str(t, "hash", where, "hash", 16)
         if h not in KINDS:
             raise ValueError("model.json: tables[%d].hash: unknown hashing kind '%s' (expected %s)"
                              % (i, h, ", ".join(KINDS)))
+        for k in ("seed", "seed2"):
+            if k in t and (not _is_int(t[k]) or not -(1 << 63) <= t[k] < 1 << 64):
+                raise ValueError("model.json: %s.seed must be an integer" % where)
         seed = t.get("seed", i + 1) % (1 << 64)
         seed2 = t.get("seed2", default_seed2(seed)) % (1 << 64)
-        tables.append({"name": t["name"], "rows": int(t["rows"]), "dim": int(t.get("dim", 16)),
+        tables.append({"name": name, "rows": rows, "dim": _int(t, "dim", where, 16, 1, 4096),
                        "hash": h, "seed": seed, "seed2": seed2})
         tables[-1].update(_mapped_opts(t, i, h))
         # where the server keeps the rows (docs/model-format.md, "Tables
         # served from the store"); training and export are the same either way
-        storage = t.get("storage", "memory")
+        storage = _str(t, "storage", where, "memory", 16)
         if storage not in ("memory", "store"):
             raise ValueError('model.json: tables[%d].storage must be "memory" or "store"' % i)
         if storage == "memory" and ("encoding" in t or "ttl_seconds" in t):
@@ -74,7 +173,7 @@ def resolve(cfg):
                 raise ValueError('model.json: tables[%d].encoding must be "fp32", "fp16" or "int8"' % i)
             tables[-1].update({"storage": "store", "encoding": enc})
             ttl = t.get("ttl_seconds", 0)
-            if not isinstance(ttl, int) or isinstance(ttl, bool) or not 0 <= ttl <= 1 << 40:
+            if not _is_int(ttl) or not 0 <= ttl <= 1 << 40:
                 raise ValueError("model.json: tables[%d].ttl_seconds must be an integer in [0, 2^40]" % i)
             if ttl:
                 tables[-1]["ttl_seconds"] = ttl
@@ -86,74 +185,159 @@ def resolve(cfg):
                              % (i, t["pair"]))
         if "mapping" in t and any(u.get("mapping") == t["mapping"] for u in tables[:i]):
             raise ValueError("model.json: tables[%d].mapping '%s' is used twice" % (i, t["mapping"]))
-    f = cfg.get("features") or {}
+    f = cfg.get("features", {})
     _check(f, "features", "features")
     cats, nums = [], []
-    for i, c in enumerate(f.get("categorical") or []):
-        _check(c, "cat", "features.categorical[%d]" % i)
-        tb = c.get("table", c["name"])
+    for i, c in enumerate(_list(f, "categorical", "features", MAX_FIELDS)):
+        where = "features.categorical[%d]" % i
+        _check(c, "cat", where)
+        name = _str(c, "name", where, None)
+        tb = _str(c, "table", where, name)
         if tb not in names:
-            raise ValueError("model.json: features.categorical[%d].table '%s' is not in tables"
-                             % (i, tb))
-        cats.append({"name": c["name"], "column": c.get("column", c["name"]), "table": tb,
-                     "combiner": c.get("combiner", "sum"), "separator": c.get("separator", "")})
-    for i, c in enumerate(f.get("numeric") or []):
-        _check(c, "num", "features.numeric[%d]" % i)
-        mean = float(c.get("mean", 0.0))
-        nums.append({"name": c["name"], "column": c.get("column", c["name"]), "mean": mean,
-                     "std": float(c.get("std", 1.0)), "fill": float(c.get("fill", mean))})
-    out["features"] = {"categorical": cats, "numeric": nums, "extra_dim": int(f.get("extra_dim", 0))}
-    tasks = []
-    for i, t in enumerate(cfg["tasks"]):
-        _check(t, "task", "tasks[%d]" % i)
-        o = {"name": t["name"], "kind": t.get("kind", "binary"), "label": t.get("label", t["name"]),
-             "weight": float(t.get("weight", 1.0)), "loss_weight": float(t.get("loss_weight", 1.0))}
-        if "threshold" in t:
-            o["threshold"] = float(t["threshold"])
-        if t.get("loss_decay", 1.0) != 1.0:
-            o["loss_decay"] = float(t["loss_decay"])
-        tasks.append(o)
-    out["tasks"] = tasks
-    a = cfg["arch"]
-    _check(a, "arch", "arch")
-    kind = a["type"]
-    if kind not in ARCHS:
-        raise ValueError("model.json: arch.type '%s' (%s)" % (kind, ", ".join(ARCHS)))
-    g = a.get("gate") or {}
-    _check(g, "gate", "arch.gate")
-    if g.get("type", "dense") not in GATES:
-        raise ValueError("model.json: arch.gate.type '%s' (dense, topk, topp)" % g["type"])
-    three = kind in ("cgc", "ple", "home")
-    arch = {
-        "type": kind,
-        "experts": int(a.get("experts", 1 if kind == "shared_bottom" else 2 if three else 8)),
-        "task_experts": int(a.get("task_experts", 2 if three else 0)),
-        "levels": int(a.get("levels", 2 if kind in ("ple", "home") else 1)),
-        "expert_hidden": list(a.get("expert_hidden", [113 if kind == "shared_bottom" else 16])),
-        "tower_hidden": list(a.get("tower_hidden", [8])),
-        "activation": a.get("activation", "swish" if kind == "home" else "relu"),
-        "expert_norm": bool(a.get("expert_norm", kind == "home")),
-        "feature_gate_rank": int(a.get("feature_gate_rank", 0)),
-        "self_gate": bool(a.get("self_gate", False)),
-        "gate": {"type": g.get("type", "dense"), "k": int(g.get("k", 2)), "p": float(g.get("p", 0.4)),
-                 "null_experts": int(g.get("null_experts", 0)),
-                 "always_on": int(g.get("always_on", 0))},
-        "lbl_coef": float(a.get("lbl_coef", 0.0)), "entropy_coef": float(a.get("entropy_coef", 0.0)),
-    }
-    if kind == "home":
-        arch["task_groups"] = list(a.get("task_groups", [0] * len(tasks)))
-        if len(arch["task_groups"]) != len(tasks):
-            raise ValueError("model.json: arch.task_groups must list a group per task")
-    out["arch"] = arch
-    if "train" in cfg:
-        out["train"] = cfg["train"]
+            raise ValueError("model.json: %s.table '%s' is not in tables" % (where, tb))
+        comb = _str(c, "combiner", where, "sum", 16)
+        if comb not in ("sum", "mean"):
+            raise ValueError("model.json: %s.combiner '%s' (sum, mean)" % (where, comb))
+        sep = _str(c, "separator", where, "", 4)
+        if len(sep.encode()) > 1:
+            raise ValueError("model.json: %s.separator must be one character" % where)
+        cats.append({"name": name, "column": _str(c, "column", where, name), "table": tb,
+                     "combiner": comb, "separator": sep})
+    for i, c in enumerate(_list(f, "numeric", "features", MAX_FIELDS)):
+        where = "features.numeric[%d]" % i
+        _check(c, "num", where)
+        name = _str(c, "name", where, None)
+        mean = _num(c, "mean", where, 0.0)
+        std = _num(c, "std", where, 1.0)
+        if not std > 0:
+            raise ValueError("model.json: %s.std must be > 0" % where)
+        nums.append({"name": name, "column": _str(c, "column", where, name), "mean": mean,
+                     "std": std, "fill": _num(c, "fill", where, mean)})
+    seen = set()
+    for c in cats + nums:
+        if c["name"] in seen:
+            raise ValueError("model.json: feature name '%s' is used twice" % c["name"])
+        seen.add(c["name"])
+    out["features"] = {"categorical": cats, "numeric": nums,
+                       "extra_dim": _int(f, "extra_dim", "features", 0, 0, 1 << 16)}
+    out["tasks"] = _tasks(cfg.get("tasks"))
+    if sum(names[c["table"]]["dim"] for c in cats) + len(nums) + out["features"]["extra_dim"] < 1:
+        raise ValueError("model.json: features give an empty input (no fields, extra_dim 0)")
+    out["arch"] = _arch(cfg.get("arch"), len(out["tasks"]))
     # moerec's inference precision (docs/model-format.md); PyTorch computes
     # in fp32, which matches moerec's fp32 and openblas_fp32 within 1e-5
     prec = cfg.get("precision", "fp32")
     if prec not in PRECISIONS:
         raise ValueError('model.json: precision must be "fp32", "bf16", "int8" or "openblas_fp32"')
     out["precision"] = prec
+    if "train" in cfg:
+        if not isinstance(cfg["train"], dict):
+            raise ValueError("model.json: train must be an object")
+        out["train"] = cfg["train"]
     return out
+
+
+def _tasks(ts):
+    """tasks[] as moe/model_json.c parse_tasks checks them. A task's label
+    rule (threshold or positive) is labels.py's."""
+    if not isinstance(ts, list) or not 1 <= len(ts) <= MAX_TASKS:
+        raise ValueError("model.json: tasks must be a list of 1..%d tasks" % MAX_TASKS)
+    tasks = []
+    for i, t in enumerate(ts):
+        where = "tasks[%d]" % i
+        _check(t, "task", where)
+        name = _str(t, "name", where, None)
+        if any(u["name"] == name for u in tasks):
+            raise ValueError("model.json: %s.name '%s' is used twice" % (where, name))
+        kind = _str(t, "kind", where, "binary", 16)
+        if kind not in ("binary", "regression"):
+            raise ValueError("model.json: %s.kind '%s' (binary, regression)" % (where, kind))
+        o = {"name": name, "kind": kind, "label": _str(t, "label", where, name),
+             "weight": _num(t, "weight", where, 1.0),
+             "loss_weight": _num(t, "loss_weight", where, 1.0)}
+        if "threshold" in t:
+            o["threshold"] = _num(t, "threshold", where, 0.0)
+        if "positive" in t:
+            pos = _str(t, "positive", where, "")
+            if "threshold" in t or kind != "binary" or not pos:
+                raise ValueError("model.json: %s.positive needs a binary task without threshold "
+                                 "and a non-empty value" % where)
+            o["positive"] = pos
+        decay = _num(t, "loss_decay", where, 1.0)
+        if not 0 <= decay <= 1:
+            raise ValueError("model.json: %s.loss_decay must be in [0, 1]" % where)
+        if f32(decay) != 1.0:
+            o["loss_decay"] = decay
+        tasks.append(o)
+    return tasks
+
+
+def _arch(a, T):
+    """arch as moe/model_json.c parse_arch and moe/net_build.c check_arch
+    check it (the layout's own checks are Layout's)."""
+    if not isinstance(a, dict):
+        raise ValueError("model.json: arch is required (an object)")
+    _check(a, "arch", "arch")
+    kind = _str(a, "type", "arch", None, 32)
+    if kind not in ARCHS:
+        raise ValueError("model.json: arch.type '%s' (%s)" % (kind, ", ".join(ARCHS)))
+    g = a.get("gate", {})
+    _check(g, "gate", "arch.gate")
+    gt = _str(g, "type", "arch.gate", "dense", 16)
+    if gt not in GATES:
+        raise ValueError("model.json: arch.gate.type '%s' (dense, topk, topp)" % gt)
+    three = kind in ("cgc", "ple", "home")
+    act = _str(a, "activation", "arch", "swish" if kind == "home" else "relu", 16)
+    if act not in ("relu", "swish"):
+        raise ValueError("model.json: arch.activation '%s' (relu, swish)" % act)
+    arch = {
+        "type": kind,
+        "experts": _int(a, "experts", "arch", 1 if kind == "shared_bottom" else 2 if three else 8,
+                        0, MAX_EXPERTS),
+        "task_experts": _int(a, "task_experts", "arch", 2 if three else 0, 0, MAX_EXPERTS),
+        "levels": _int(a, "levels", "arch", 2 if kind in ("ple", "home") else 1, 1, MAX_LEVELS),
+        "expert_hidden": _dims(a, "expert_hidden", "arch",
+                               [113 if kind == "shared_bottom" else 16]),
+        "tower_hidden": _dims(a, "tower_hidden", "arch", [8]),
+        "activation": act,
+        "expert_norm": _bool(a, "expert_norm", "arch", kind == "home"),
+        "feature_gate_rank": _int(a, "feature_gate_rank", "arch", 0, 0, 4096),
+        "self_gate": _bool(a, "self_gate", "arch", False),
+        "gate": {"type": gt, "k": _int(g, "k", "arch.gate", 2, 1, 64),
+                 "p": _num(g, "p", "arch.gate", 0.4),
+                 "null_experts": _int(g, "null_experts", "arch.gate", 0, 0, 64),
+                 "always_on": _int(g, "always_on", "arch.gate", 0, 0, 64)},
+        "lbl_coef": _num(a, "lbl_coef", "arch", 0.0),
+        "entropy_coef": _num(a, "entropy_coef", "arch", 0.0),
+    }
+    if not arch["expert_hidden"]:
+        raise ValueError("model.json: arch.expert_hidden: 1..%d layers" % MAX_LAYERS)
+    if gt == "topp" and not 0 < f32(arch["gate"]["p"]) <= 1:
+        raise ValueError("model.json: arch.gate.p must be in (0, 1]")
+    groups = [0] * T
+    if "task_groups" in a:
+        tg = a["task_groups"]
+        if not isinstance(tg, list) or len(tg) != T:
+            raise ValueError("model.json: arch.task_groups must list a group per task")
+        for k, v in enumerate(tg):
+            if not _is_int(v) or not 0 <= v < T:
+                raise ValueError("model.json: arch.task_groups[%d] must be an integer in [0, %d]"
+                                 % (k, T - 1))
+        groups = list(tg)
+    if kind == "shared_bottom":  # one MLP: an expert or gate setting would be ignored silently
+        dg = {"type": "dense", "k": 2, "p": f32(0.4), "null_experts": 0, "always_on": 0}
+        gate = dict(arch["gate"], p=f32(arch["gate"]["p"]))
+        bad = ("experts" if arch["experts"] != 1 else "task_experts" if arch["task_experts"]
+               else "levels" if arch["levels"] != 1 else "gate" if gate != dg
+               else "task_groups" if "task_groups" in a
+               else "lbl_coef" if f32(arch["lbl_coef"]) else "entropy_coef"
+               if f32(arch["entropy_coef"]) else None)
+        if bad:
+            raise ValueError("model.json: arch.%s does not apply to shared_bottom (one shared MLP, "
+                             "no experts or gates); use omoe, mmoe, cgc, ple or home" % bad)
+    if kind == "home":  # other kinds check task_groups and drop them, as moerec does
+        arch["task_groups"] = groups
+    return arch
 
 
 def _mapped_opts(t, i, h):
@@ -166,16 +350,17 @@ def _mapped_opts(t, i, h):
             raise ValueError("%s: mapping, pair and vectors belong to the frequency, graph, "
                              "double_graph and lsh kinds, not '%s'" % (where, h))
     else:
-        m = t.get("mapping", t["name"] + ".map")
+        # the default "<name>.map", cut to 63 bytes as moerec's buffer cuts it
+        m = t.get("mapping", (t["name"] + ".map").encode()[:NAME_MAX - 1].decode("utf-8", "ignore"))
         if (not isinstance(m, str) or not m or "/" in m or m in (".", "..", "model.json",
                                                                   "weights.safetensors")
                 or len(m.encode()) >= 64):
             raise ValueError("%s.mapping '%s' must be a plain file name in the version directory"
                              % (where, m))
         out["mapping"] = m
-        for k in ("pair", "vectors"):
-            if t.get(k):
-                out[k] = str(t[k])
+        for k, n in (("pair", NAME_MAX), ("vectors", 256)):
+            if _str(t, k, "tables[%d]" % i, "", n):
+                out[k] = t[k]
     if h in ("graph", "double_graph") and "pair" not in out:
         raise ValueError("%s.pair is required for '%s' (the table of the other side of the "
                          "user x item graph)" % (where, h))
@@ -260,6 +445,8 @@ class Layout:
             if j > 0 and ms > 0 and not self.levels[j - 1]["sgate"]:
                 raise ValueError("arch: level %d shared experts need a shared gate below" % j)
             lv["n_experts"] = slots * mt + ms
+            if lv["n_experts"] > 64:
+                raise ValueError("arch: level %d has %d experts (max 64)" % (j, lv["n_experts"]))
             shared = list(range(slots * mt, slots * mt + ms))
             lv["gates"] = [self._gate(a["gate"], shared + [s * mt + i for i in range(mt)])
                            for s in range(slots)]
@@ -271,12 +458,19 @@ class Layout:
     @staticmethod
     def _gate(g, choice):
         """gate_setup: always-on, routed and null counts of one gate."""
+        if not 1 <= len(choice) <= 64:
+            raise ValueError("arch: a gate mixes %d experts (1..64)" % len(choice))
         n_always = min(g["always_on"], len(choice))
         n_routed = len(choice) - n_always
         n_logits = n_routed + g["null_experts"]
+        if n_logits > 64:
+            raise ValueError("arch.gate: %d router logits (max 64)" % n_logits)
+        if g["type"] == "topk" and g["k"] > n_logits:
+            raise ValueError("arch.gate.k is %d but a gate chooses among %d experts (%d routed "
+                             "+ %d null)" % (g["k"], n_logits, n_routed, g["null_experts"]))
         if n_logits == 1 and g["null_experts"] == 0:
             n_logits = 0
         if n_logits == 0:
             n_always, n_routed = len(choice), 0
         return {"choice": choice, "n_always": n_always, "n_routed": n_routed,
-                "n_logits": n_logits, "type": g["type"], "k": g["k"], "p": g["p"]}
+                "n_logits": n_logits, "type": g["type"], "k": g["k"], "p": f32(g["p"])}

@@ -18,8 +18,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .config import Layout, resolve
+from .config import Layout, f32, resolve
 from .hashing import value_rows
+from . import records as _records
 from .mapping import load_mappings
 
 
@@ -241,6 +242,7 @@ class MoERanker(nn.Module):
         logits = x @ self.p(name).T
         p = torch.softmax(logits, dim=1)
         kept = self._kept(p.detach(), spec)
+        self.last_router.append((name[:-2], p, kept))
         w = p * kept
         for i, c in enumerate(spec["choice"][spec["n_always"]:]):
             out = out + w[:, i:i + 1] * E[c]
@@ -250,7 +252,7 @@ class MoERanker(nn.Module):
         """The network on input x (B, in_dim): task logits (B, T)."""
         a, lay = self.cfg["arch"], self.lay
         ins, sin = None, x
-        self.last_gates = []
+        self.last_gates, self.last_router = [], []
         for j, lv in enumerate(lay.levels):
             slot_in = [x] * lv["slots"] if j == 0 else [ins[q] for q in lv["parent"]]
             nt = lv["slots"] * lv["mt"]
@@ -287,15 +289,54 @@ class MoERanker(nn.Module):
         w = torch.tensor([t["weight"] for t in self.cfg["tasks"]], dtype=out.dtype)
         return (out * w).sum(1)
 
-    def loss(self, batch, labels):
-        """Training loss: per task BCE on the logit (binary) or MSE
-        (regression), weighted by loss_weight. labels: (B, T) floats."""
+    def labels(self, records, na=_records.NA):
+        """Label cells -> (labels, mask) tensors (B, T) by each task's rule
+        (`label` column, `threshold`, `positive`; records.py), as `moerec
+        train` reads them: records are dicts {column: cell}."""
+        y, mask = _records.labels(self.cfg["tasks"], records, na)
+        return torch.from_numpy(y), torch.from_numpy(mask)
+
+    def encode_records(self, records, na=_records.NA):
+        """encode() of data-file records {column: cell}, read as moerec reads
+        them (each feature's `column` and `separator`; records.py)."""
+        return self.encode(_records.feature_rows(self.cfg, records, na))
+
+    def aux_loss(self):
+        """The gates' auxiliary losses of the last forward pass, as moe/gate.c
+        computes them: per gate with router logits (B, L), load balancing
+        `L * sum_i frac_i * mean_b P_bi` (frac_i: the share of the kept
+        slots that went to logit i, a constant) and the mean row entropy of
+        P; returns lbl_coef * sum(lbl) + entropy_coef * sum(entropy)."""
+        a = self.cfg["arch"]
+        lbl = ent = 0.0
+        for _, p, kept in self.last_router:
+            k = kept.to(p.dtype)
+            frac = k.sum(0) / k.sum()
+            lbl = lbl + p.shape[1] * (frac * p.mean(0)).sum()
+            plogp = torch.where(p > 0, p * torch.log(torch.clamp(p, min=1e-45)),
+                                torch.zeros_like(p))
+            ent = ent - plogp.sum(1).mean()
+        return a["lbl_coef"] * lbl + a["entropy_coef"] * ent
+
+    def loss(self, batch, labels, mask=None, epoch=0):
+        """Training loss as moerec's (moe/loss.c): per task the mean BCE on
+        the logit (binary) or MSE (regression) over the rows whose mask is
+        1 (mask None: every row; a task with no labelled row adds 0),
+        weighted by loss_weight * loss_decay^epoch, plus the gates'
+        auxiliary losses (aux_loss: lbl_coef, entropy_coef). labels, mask:
+        (B, T) floats (labels() makes both from label cells)."""
         z = self.logits(self.inputs(batch))
         total = 0.0
         for k, t in enumerate(self.cfg["tasks"]):
+            mk = torch.ones_like(z[:, k]) if mask is None else mask[:, k].to(z.dtype)
+            cnt = mk.sum()
+            if float(cnt) == 0:
+                continue
             if t["kind"] == "binary":
-                lk = nn.functional.binary_cross_entropy_with_logits(z[:, k], labels[:, k])
+                lk = nn.functional.binary_cross_entropy_with_logits(z[:, k], labels[:, k],
+                                                                    reduction="none")
             else:
-                lk = nn.functional.mse_loss(z[:, k], labels[:, k])
-            total = total + t["loss_weight"] * lk
-        return total
+                lk = (z[:, k] - labels[:, k]) ** 2
+            w = f32(t["loss_weight"]) * f32(t.get("loss_decay", 1.0)) ** epoch
+            total = total + w * (lk * mk).sum() / cnt
+        return total + self.aux_loss()
