@@ -207,10 +207,17 @@ __attribute__((format(printf, 4, 5))) static int fail(mr_err *err, const frame *
 static int walk(const ProtobufCMessage *m, const mr_server_config *cfg, frame *fr, int depth,
                 mr_err *err);
 
+/* The string checks of check_value in one pass for the usual case, a
+ * short ASCII string (feature names and values: strlen and the UTF-8 walk
+ * as two calls were ~1.5% of a 500-candidate Score's CPU). */
 static int string_ok(const char *s, size_t max_bytes) {
     if (!s) return 1;
-    size_t n = strlen(s);
-    return n <= max_bytes && mr_utf8_valid((const unsigned char *)s, n);
+    const unsigned char *u = (const unsigned char *)s;
+    size_t n = 0;
+    while (n <= max_bytes && u[n] - 1u < 0x7fu) n++; /* 1..0x7f */
+    if (n <= max_bytes && !u[n]) return 1;           /* ASCII, within the bound */
+    n += strlen(s + n);
+    return n <= max_bytes && mr_utf8_valid(u, n);
 }
 
 /* 1 when Features f passes every check the walk makes of it (the limits

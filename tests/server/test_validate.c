@@ -219,6 +219,16 @@ static void test_features_limits_both_ways(void **s) {
     assert_int_equal(mr_validate_message(&r.base, &c, &e), MR_EINVAL);
     assert_non_null(
         strstr(e.msg, PATH "categorical[1]/CategoricalFeature.name: 129 bytes, at most 128"));
+    static char utf[130]; /* 126 ASCII bytes + U+00E9 (2 bytes): 128, then 129 */
+    memset(utf, 'n', 126);
+    memcpy(utf + 126, "\xc3\xa9", 3);
+    cf[1].name = utf;
+    assert_int_equal(mr_validate_message(&r.base, &c, &e), MR_OK);
+    memset(utf, 'n', 127);
+    memcpy(utf + 127, "\xc3\xa9", 3);
+    assert_int_equal(mr_validate_message(&r.base, &c, &e), MR_EINVAL);
+    assert_non_null(
+        strstr(e.msg, PATH "categorical[1]/CategoricalFeature.name: 129 bytes, at most 128"));
     cf[1].name = "\xff";
     assert_int_equal(mr_validate_message(&r.base, &c, &e), MR_EINVAL);
     assert_non_null(strstr(e.msg, PATH "categorical[1]/CategoricalFeature.name: not valid UTF-8"));
