@@ -30,12 +30,13 @@ static moe_model *make(const char *arch) {
 
 enum { N = 50 };
 
-static void fill(moe_scorer *s, int broadcast) {
+/* n rows; user, age and extra set per row or (broadcast) once for all. */
+static void fill_rows(moe_scorer *s, int n, int broadcast) {
     mr_err e;
     const char *u = "user-1";
     const float ex[2] = {0.5f, -1.0f};
-    assert_int_equal(moe_scorer_begin(s, N, &e), 0);
-    for (int r = 0; r < N; r++) {
+    assert_int_equal(moe_scorer_begin(s, n, &e), 0);
+    for (int r = 0; r < n; r++) {
         char item[16], g1[16];
         snprintf(item, sizeof item, "item%d", r);
         snprintf(g1, sizeof g1, "g%d", r % 4);
@@ -55,6 +56,8 @@ static void fill(moe_scorer *s, int broadcast) {
         assert_int_equal(moe_scorer_set_extra(s, MOE_ALL_ROWS, ex, 2, &e), 0);
     }
 }
+
+static void fill(moe_scorer *s, int broadcast) { fill_rows(s, N, broadcast); }
 
 static void test_broadcast_equals_per_row(void **st) {
     (void)st;
@@ -222,25 +225,6 @@ static void test_gate_report(void **st) {
  * parts cut at 256 and 512. */
 enum { NS = 600 };
 
-static void fill_rows(moe_scorer *s, int n) {
-    mr_err e;
-    const char *u = "user-1";
-    const float ex[2] = {0.5f, -1.0f};
-    assert_int_equal(moe_scorer_begin(s, n, &e), 0);
-    for (int r = 0; r < n; r++) {
-        char item[16], g1[16];
-        snprintf(item, sizeof item, "item%d", r);
-        snprintf(g1, sizeof g1, "g%d", r % 7);
-        const char *iv = item, *gv[2] = {g1, "all"};
-        assert_int_equal(moe_scorer_set_cat(s, r, 1, &iv, NULL, 1, &e), 0);
-        assert_int_equal(moe_scorer_set_cat(s, r, 2, gv, NULL, 2, &e), 0);
-        assert_int_equal(moe_scorer_set_num(s, r, 1, (float)(r % 37) / 10, &e), 0);
-    }
-    assert_int_equal(moe_scorer_set_cat(s, MOE_ALL_ROWS, 0, &u, NULL, 1, &e), 0);
-    assert_int_equal(moe_scorer_set_num(s, MOE_ALL_ROWS, 0, 40.0f, &e), 0);
-    assert_int_equal(moe_scorer_set_extra(s, MOE_ALL_ROWS, ex, 2, &e), 0);
-}
-
 /* A split run against the whole batch, every precision, on a pool of 2
  * with 2..5 parts (cut at tile multiples): with dense gates on the oneDNN
  * precisions every row's outputs are the same bits (each row runs in the
@@ -263,7 +247,7 @@ static void test_run_split(void **st) {
             int exact = a == 0 && p != MOE_PREC_OPENBLAS_FP32;
             moe_scorer *s;
             assert_int_equal(moe_scorer_create(&s, m, &e), 0);
-            fill_rows(s, NS);
+            fill_rows(s, NS, 1);
             assert_int_equal(moe_scorer_run(s, t1, s1, &e), 0);
             double af = moe_scorer_active_fraction(s);
             for (int parts = 2; parts <= MOE_SPLIT_MAX + 1; parts++) {
@@ -286,7 +270,7 @@ static void test_run_split(void **st) {
             assert_memory_equal(t1, t2, sizeof t1);
             assert_int_equal(moe_scorer_begin(s, 3, &e), 0);
             assert_int_equal(moe_scorer_run_split(s, t2, s2, pool, 2, &e), 0);
-            fill_rows(s, 256);
+            fill_rows(s, 256, 1);
             assert_int_equal(moe_scorer_run(s, t1, s1, &e), 0);
             assert_int_equal(moe_scorer_run_split(s, t2, s2, pool, 2, &e), 0);
             assert_memory_equal(t1, t2, sizeof(float) * 256 * 3);
