@@ -89,12 +89,6 @@ moe_precision moe_dnn_precision(const moe_dnn *d);
 /* The ISA oneDNN dispatches to on this CPU ("avx512_core_bf16", ...). */
 const char *moe_dnn_isa_name(void);
 
-/* Rows run in tiles of this many from the first (each tile in fixed row
- * blocks, dnn_int.h), so rows [k * MOE_DNN_TILE_ROWS, R) get the same
- * blocks, bit for bit the same results, whether run with the rows before
- * them or alone: moe_scorer_run_split cuts at tile multiples. */
-#define MOE_DNN_TILE_ROWS 256
-
 /* Inference forward of one MLP over R rows: out (R, dims[last]) fp32 from
  * x (R, dims[0]) fp32 (already feature-gated). Scratch from arena. */
 int moe_dnn_mlp_forward(const moe_dnn_mlp *d, const struct moe_mlp *m, moe_dnn_exec *ex,

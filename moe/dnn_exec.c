@@ -184,14 +184,19 @@ static dnnl_status_t var_exec(const dnn_layer *L, int v, struct moe_dnn_mems *mm
     return dnnl_primitive_execute(L->v[v].prim, (dnnl_stream_t)ex->stream, na, args);
 }
 
-/* Rows [t0, R) of a layer, R - t0 <= MOE_DNN_TILE_ROWS: fixed-row blocks
- * largest first, the rest as one zero-padded smallest block (on the
- * run-time primitive when oneDNN built no fixed one). */
-static dnnl_status_t tile_exec(const dnn_layer *L, struct moe_dnn_mems *mm, moe_dnn_exec *ex,
-                               dnnl_engine_t eng, const void *src, void *dst, int t0, int R,
-                               mr_arena *a) {
-    dnnl_status_t s = dnnl_success;
-    int r0 = t0, last = L->n_var - 1;
+/* The layer over R rows: fixed-row blocks largest first, the rest as one
+ * zero-padded smallest block (on the run-time primitive when oneDNN built
+ * no fixed one). */
+static int layer_exec(const dnn_layer *L, moe_dnn_exec *ex, dnnl_engine_t eng, const void *src,
+                      void *dst, int R, mr_arena *a, mr_err *e) {
+    struct moe_dnn_mems *mm = exec_mems(ex, L->id);
+    dnnl_status_t s = mm ? dnnl_success : dnnl_out_of_memory;
+    if (s == dnnl_success && L->scratch_bytes) {
+        void *buf = alloc64(a, L->scratch_bytes);
+        s = buf ? mem_bind(&mm->scr, eng, (dnnl_dim_t)L->scratch_bytes, 0, dnnl_u8, buf)
+                : dnnl_out_of_memory;
+    }
+    int r0 = 0, last = L->n_var - 1;
     for (int v = 1; v < L->n_var && s == dnnl_success; v++)
         for (; R - r0 >= L->v[v].rows && s == dnnl_success; r0 += L->v[v].rows)
             s = var_exec(L, v, mm, ex, eng, src, dst, r0, L->v[v].rows);
@@ -210,24 +215,6 @@ static dnnl_status_t tile_exec(const dnn_layer *L, struct moe_dnn_mems *mm, moe_
         if (s == dnnl_success) s = dnnl_stream_wait((dnnl_stream_t)ex->stream);
         if (s == dnnl_success) memcpy((unsigned char *)dst + de * (size_t)r0, pd, de * (size_t)n);
     }
-    return s;
-}
-
-/* The layer over R rows, tile by tile (MOE_DNN_TILE_ROWS, dnn.h). A full
- * tile is one block (256 rows), so tiling costs a few executions at most
- * (400 rows: 256 + 128 + 16 against 384 + 16; 500 rows: four either way). */
-static int layer_exec(const dnn_layer *L, moe_dnn_exec *ex, dnnl_engine_t eng, const void *src,
-                      void *dst, int R, mr_arena *a, mr_err *e) {
-    struct moe_dnn_mems *mm = exec_mems(ex, L->id);
-    dnnl_status_t s = mm ? dnnl_success : dnnl_out_of_memory;
-    if (s == dnnl_success && L->scratch_bytes) {
-        void *buf = alloc64(a, L->scratch_bytes);
-        s = buf ? mem_bind(&mm->scr, eng, (dnnl_dim_t)L->scratch_bytes, 0, dnnl_u8, buf)
-                : dnnl_out_of_memory;
-    }
-    for (int t0 = 0; t0 < R && s == dnnl_success; t0 += MOE_DNN_TILE_ROWS)
-        s = tile_exec(L, mm, ex, eng, src, dst, t0,
-                      R - t0 < MOE_DNN_TILE_ROWS ? R : t0 + MOE_DNN_TILE_ROWS, a);
     if (s == dnnl_success) s = dnnl_stream_wait((dnnl_stream_t)ex->stream);
     if (s != dnnl_success)
         return mr_err_set(e, MR_EINTERNAL, "oneDNN: matmul %d -> %d over %d rows: %s", L->K, L->N,

@@ -28,7 +28,6 @@
 #include <string.h>
 
 #include "common/tensor.h"
-#include "moe/dnn.h"
 #include "moe/layers.h"
 
 /* One deferred set_cat: field f's bag for rows [lo, hi) is the sum (or
@@ -410,28 +409,14 @@ int moe_scorer_run_split(moe_scorer *s, float *tasks, float *score, mr_pool *poo
                          mr_err *e) {
     if (parts > MOE_SPLIT_MAX) parts = MOE_SPLIT_MAX;
     if (!pool || parts < 2 || s->n < 2 * parts) return moe_scorer_run(s, tasks, score, e);
-    /* Cuts at the even split rounded to tile multiples (moe/dnn.h): each
-     * part's rows then run in the blocks the whole batch gives them, so a
-     * split changes no bit of any row (dense routing; with routed experts
-     * an expert's rows are the part's, see scorer.h). Empty parts go. */
-    int cut[MOE_SPLIT_MAX + 1], np = 0;
-    cut[0] = 0;
-    for (int k = 1; k < parts; k++) {
-        long even = (long)s->n * k / parts, t = MOE_DNN_TILE_ROWS;
-        int c = (int)((even + t / 2) / t * t);
-        if (c > cut[np] && c < s->n) cut[++np] = c;
-    }
-    cut[++np] = s->n;
-    if (np < 2) return moe_scorer_run(s, tasks, score, e);
-    parts = np;
     flush_mem(s);
     int rc = resolve_pending(s, e); /* one fetch for the whole batch, before it is split */
     if (rc) return rc;
     while (s->n_parts < parts - 1) moe_pass_init(&s->part[s->n_parts++]);
     part_job jobs[MOE_SPLIT_MAX];
     void *args[MOE_SPLIT_MAX];
-    for (int k = 0; k < parts; k++) {
-        int r0 = cut[k], r1 = cut[k + 1];
+    for (int k = 0; k < parts; k++) { /* contiguous, sizes differing by at most one row */
+        int r0 = (int)((long)s->n * k / parts), r1 = (int)((long)s->n * (k + 1) / parts);
         jobs[k] = (part_job){.s = s,
                              .pass = k ? &s->part[k - 1] : &s->pass,
                              .r0 = r0,

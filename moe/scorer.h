@@ -62,22 +62,20 @@ float *moe_scorer_input(moe_scorer *s);
  * sum_k weight_k * tasks_k. Either may be NULL. */
 int moe_scorer_run(moe_scorer *s, float *tasks, float *score, mr_err *e);
 
-/* The same as moe_scorer_run with the batch cut into up to parts
- * (2..MOE_SPLIT_MAX) contiguous row ranges run at once on pool (the
- * calling thread takes one): one large request on several cores. The cuts
- * are the even ones rounded to multiples of MOE_DNN_TILE_ROWS (256, moe/dnn.h;
- * parts left empty are dropped), so 500 rows on 2 parts run as 256 + 244.
- * Rows never interact (row norm, not batch norm) and on the oneDNN
- * precisions each row runs in the same kernel blocks as in the whole
- * batch, so each gets what moe_scorer_run gives it bit for bit when every
- * expert sees every row (dense gates; tests/moe/test_scorer.c, also on
- * AVX2 kernels). With routed experts (top-k, top-p) an expert's rows are
- * those of the part, and OpenBLAS's (openblas_fp32) blocks are its own:
- * bit for bit on kernels whose result for a row does not depend on the
- * row count (this AVX-512 CPU's), else within summation-order noise. No
- * gate report afterwards (moe_scorer_gate_report finds none). Falls back
- * to moe_scorer_run when pool is NULL, parts < 2, the batch has fewer than
- * 2 * parts rows or no tile multiple to cut at (up to 256 rows). */
+/* The same as moe_scorer_run with the batch cut into parts (2..MOE_SPLIT_MAX)
+ * contiguous row ranges run at once on pool (the calling thread takes one):
+ * one large request on several cores. Rows never interact (row norm, not
+ * batch norm), so each row gets what moe_scorer_run gives it, up to the
+ * kernels' summation order for a different row count: bit for bit on
+ * oneDNN's AVX-512 kernels, whose result for a row does not depend on the
+ * row blocks it runs in (tests/moe/test_scorer.c, every oneDNN precision,
+ * dense and routed gates); OpenBLAS's and oneDNN's AVX2 kernels differ in
+ * the last bits for some rows. (Cutting at fixed 256-row tiles made dense
+ * routing bit for bit on any kernel but cost 2-7% of a 500-row forward:
+ * docs/benchmarks.md.) No gate
+ * report afterwards (moe_scorer_gate_report finds none). Falls back to
+ * moe_scorer_run when pool is NULL, parts < 2 or the batch has fewer than
+ * 2 * parts rows. */
 int moe_scorer_run_split(moe_scorer *s, float *tasks, float *score, mr_pool *pool, int parts,
                          mr_err *e);
 

@@ -334,11 +334,10 @@ static void test_model_info(void **state) {
 }
 
 /* score_split_candidates 2: an idle server cuts a 300-candidate Score
- * over its pool (at row 256, moe_scorer_run_split); every score is what
- * the whole batch gives (this model routes top-p, so bit for bit only on
- * kernels that do not depend on the row count: within 1e-6; dense gates
- * are checked bit for bit in tests/moe/test_scorer.c), and a debug
- * request (gate report) still answers whole. */
+ * over its pool (moe_scorer_run_split); every score is what the whole
+ * batch gives, within 1e-6 (bit for bit on AVX-512 kernels, checked in
+ * tests/moe/test_scorer.c), and a debug request (gate report) still
+ * answers whole. */
 static void test_split_score(void **state) {
     fixture *f = *state;
     static float tasks[2 * RB_MAX], sc[RB_MAX];
