@@ -79,6 +79,23 @@ char *mr_arena_strdup(mr_arena *a, const char *s) {
     return p;
 }
 
+mr_arena_mark mr_arena_mark_of(const mr_arena *a) {
+    return (mr_arena_mark){a->head, a->head ? a->head->off : 0, a->used};
+}
+
+void mr_arena_rewind(mr_arena *a, mr_arena_mark m) {
+    while (a->head != m.head) { /* chunks newer than the mark */
+        mr_arena_chunk *c = a->head;
+        assert(c);
+        a->head = c->next;
+        a->reserved -= c->cap;
+        free(c);
+    }
+    if (a->head) a->head->off = m.off;
+    a->used = m.used;
+    assert(mr_arena_check(a));
+}
+
 void mr_arena_reset(mr_arena *a) {
     assert(mr_arena_check(a));
     mr_arena_chunk *c = a->head;

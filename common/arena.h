@@ -26,6 +26,16 @@ void mr_arena_init(mr_arena *a, size_t chunk_size, size_t limit);
 void *mr_arena_alloc(mr_arena *a, size_t n);
 void *mr_arena_calloc(mr_arena *a, size_t count, size_t size);
 char *mr_arena_strdup(mr_arena *a, const char *s);
+/* A point to come back to: mr_arena_rewind(a, m) frees what was allocated
+ * after mr_arena_mark(a) (chunks added since are freed), as if it never
+ * was. Marks taken later than m are invalid after the rewind. */
+typedef struct mr_arena_mark {
+    mr_arena_chunk *head;
+    size_t off, used;
+} mr_arena_mark;
+
+mr_arena_mark mr_arena_mark_of(const mr_arena *a);
+void mr_arena_rewind(mr_arena *a, mr_arena_mark m);
 /* Free every chunk but the first and rewind: the arena can be reused. */
 void mr_arena_reset(mr_arena *a);
 void mr_arena_free(mr_arena *a);

@@ -66,7 +66,13 @@ int moe_scorer_run(moe_scorer *s, float *tasks, float *score, mr_err *e);
  * contiguous row ranges run at once on pool (the calling thread takes one):
  * one large request on several cores. Rows never interact (row norm, not
  * batch norm), so each row gets what moe_scorer_run gives it, up to the
- * kernels' summation order for a different row count. No gate
+ * kernels' summation order for a different row count: bit for bit on
+ * oneDNN's AVX-512 kernels, whose result for a row does not depend on the
+ * row blocks it runs in (tests/moe/test_scorer.c, every oneDNN precision,
+ * dense and routed gates); OpenBLAS's and oneDNN's AVX2 kernels differ in
+ * the last bits for some rows. (Cutting at fixed 256-row tiles made dense
+ * routing bit for bit on any kernel but cost 2-7% of a 500-row forward:
+ * docs/benchmarks.md.) No gate
  * report afterwards (moe_scorer_gate_report finds none). Falls back to
  * moe_scorer_run when pool is NULL, parts < 2 or the batch has fewer than
  * 2 * parts rows. */

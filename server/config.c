@@ -60,6 +60,7 @@ static const field fields[] = {
     F("cache_admission", K_STR, cache_admission),
     F("malloc_arena_max", K_INT, malloc_arena_max),
     F("malloc_mmap_threshold_bytes", K_SIZE, malloc_mmap_threshold_bytes),
+    F("malloc_trim_threshold_bytes", K_SIZE, malloc_trim_threshold_bytes),
     F("store_min_free_bytes", K_SIZE, store_min_free_bytes),
     F("sdim_l_max", K_INT, sdim_l_max),
     F("sdim_m", K_INT, sdim_m),
@@ -127,6 +128,7 @@ void mr_config_defaults(mr_server_config *c) {
     snprintf(c->cache_admission, sizeof c->cache_admission, "always");
     c->malloc_arena_max = 2;
     c->malloc_mmap_threshold_bytes = 128u << 10;
+    c->malloc_trim_threshold_bytes = 32u << 20;
     c->store_min_free_bytes = 128u << 20;
     c->expire_interval_seconds = 3600;
     c->sdim_l_max = SDIM_DEFAULT_L_MAX; /* = behaviour_config_init, moerec train --sdim-params */
@@ -264,6 +266,10 @@ int mr_config_validate(const mr_server_config *c, mr_err *err) {
         return mr_err_set(err, MR_EINVAL,
                           "config: 'malloc_mmap_threshold_bytes' must be in [0, %zu]",
                           (size_t)32 << 20);
+    if (c->malloc_trim_threshold_bytes > ((size_t)1 << 30)) /* an int for mallopt */
+        return mr_err_set(err, MR_EINVAL,
+                          "config: 'malloc_trim_threshold_bytes' must be in [0, %zu]",
+                          (size_t)1 << 30);
     RANGE(log_replicas, 1, 5);
     RANGE(log_timeout_ms, 1, 600000);
     RANGE(log_read_wait_ms, 0, 600000);

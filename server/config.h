@@ -44,18 +44,19 @@ typedef struct mr_server_config {
     int malloc_arena_max; /* glibc malloc arenas (moerec serve); 0 = glibc's choice */
     size_t
         malloc_mmap_threshold_bytes; /* fixed M_MMAP_THRESHOLD (moerec serve); 0 = glibc's dynamic one */
-    size_t store_min_free_bytes; /* writes refused below this much free disk; 0 = no check */
-    int sdim_l_max;              /* events kept per user */
-    int sdim_m, sdim_tau;        /* SDIM projections, bits per signature */
-    long long sdim_seed;         /* SDIM projection seed */
-    int sdim_short;              /* recent events for short attention */
-    int query_events;            /* recent item vectors averaged into a user's query */
-    int retrieve_k;              /* Recommend: candidates ranked when the request says 0 */
-    char consumed_filter[8];     /* Recommend drops the user's stored events: all, last, none */
-    int consumed_last_n;         /* consumed_filter "last": how many of the newest events */
-    int retrieval_threads;       /* pool for parallel expert searches; 0 = cores */
-    int remote_deadline_ms;      /* cap on each call to a remote expert (server/remote_expert.h) */
-    int remote_tls;              /* remote experts over TLS */
+    size_t malloc_trim_threshold_bytes; /* M_TRIM_THRESHOLD (moerec serve); 0 = glibc's */
+    size_t store_min_free_bytes;        /* writes refused below this much free disk; 0 = no check */
+    int sdim_l_max;                     /* events kept per user */
+    int sdim_m, sdim_tau;               /* SDIM projections, bits per signature */
+    long long sdim_seed;                /* SDIM projection seed */
+    int sdim_short;                     /* recent events for short attention */
+    int query_events;                   /* recent item vectors averaged into a user's query */
+    int retrieve_k;                     /* Recommend: candidates ranked when the request says 0 */
+    char consumed_filter[8]; /* Recommend drops the user's stored events: all, last, none */
+    int consumed_last_n;     /* consumed_filter "last": how many of the newest events */
+    int retrieval_threads;   /* pool for parallel expert searches; 0 = cores */
+    int remote_deadline_ms;  /* cap on each call to a remote expert (server/remote_expert.h) */
+    int remote_tls;          /* remote experts over TLS */
     char remote_tls_ca_file[1024];   /* PEM CA(s) verifying them; "" = gRPC's default roots */
     char remote_tls_cert_file[1024]; /* client certificate for mutual TLS; "" = none */
     char remote_tls_key_file[1024];  /* its key */

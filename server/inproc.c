@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "common/clock.h"
+#include "server/score_decode.h"
 #include "server/validate.h"
 
 typedef struct inproc_alloc {
@@ -36,7 +37,12 @@ static void inproc_run(mr_server *s, const mr_method *m, mr_arena *arena, const 
     const mr_server_config *cfg = mr_server_config_of(s);
     inproc_alloc ia = {arena, 0};
     ProtobufCAllocator alloc = {inproc_pb_alloc, inproc_pb_free, &ia};
-    ProtobufCMessage *msg = protobuf_c_message_unpack(m->request, &alloc, n, req);
+    ProtobufCMessage *msg = NULL;
+    if (m->request == &moerec__v1__score_request__descriptor) { /* as server.c's decode */
+        Moerec__V1__ScoreRequest *sr = mr_score_request_decode(arena, req, n);
+        if (sr) msg = &sr->base;
+    }
+    if (!msg) msg = protobuf_c_message_unpack(m->request, &alloc, n, req);
     char buf[256];
     if (!msg) {
         if (ia.exhausted) {

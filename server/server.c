@@ -49,6 +49,7 @@
 #include "server/live.h"
 #include "server/registry.h"
 #include "server/remote_expert.h"
+#include "server/score_decode.h"
 #include "server/tls.h"
 #include "server/validate.h"
 
@@ -312,8 +313,15 @@ static ProtobufCMessage *decode(call *c) {
     grpc_slice all = grpc_byte_buffer_reader_readall(&reader);
     grpc_byte_buffer_reader_destroy(&reader);
     ProtobufCAllocator alloc = {pb_alloc, pb_free, c};
-    ProtobufCMessage *req = protobuf_c_message_unpack(
-        c->method->request, &alloc, GRPC_SLICE_LENGTH(all), GRPC_SLICE_START_PTR(all));
+    ProtobufCMessage *req = NULL;
+    if (c->method->request == &moerec__v1__score_request__descriptor) { /* score_decode.h */
+        Moerec__V1__ScoreRequest *sr = mr_score_request_decode(&c->arena, GRPC_SLICE_START_PTR(all),
+                                                               GRPC_SLICE_LENGTH(all));
+        if (sr) req = &sr->base;
+    }
+    if (!req)
+        req = protobuf_c_message_unpack(c->method->request, &alloc, GRPC_SLICE_LENGTH(all),
+                                        GRPC_SLICE_START_PTR(all));
     grpc_slice_unref(all);
     if (!req) {
         char msg[256];

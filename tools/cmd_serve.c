@@ -163,10 +163,20 @@ static int serve_main(int argc, char **argv) {
      * soak: anonymous RSS +8 MB in 2 minutes at a steady state with it,
      * flat without. Few arenas: each thread's arena keeps its own freed
      * memory (requests allocate from their mr_arena, so contention is
-     * low). The environment's MALLOC_MMAP_THRESHOLD_ / MALLOC_ARENA_MAX win. */
+     * low). A fixed mmap threshold also fixes glibc's trim threshold (128
+     * KiB): freed memory above it at the heap's top goes back to the OS at
+     * once. A Score call's request arena (16 KiB chunks, ~1-2 MB for 500
+     * candidates) is freed at the end of every call, so each call gave the
+     * heap's top back (brk) and faulted it in again: 5.3% of the server's
+     * CPU at 500 candidates, 1 client (page faults 4.3%, brk 0.8%), 0.02%
+     * with the trim threshold at 32 MiB (docs/benchmarks.md). The
+     * environment's MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ /
+     * MALLOC_ARENA_MAX win. */
 #ifdef __GLIBC__
     if (cfg.malloc_mmap_threshold_bytes > 0 && !getenv("MALLOC_MMAP_THRESHOLD_"))
         mallopt(M_MMAP_THRESHOLD, (int)cfg.malloc_mmap_threshold_bytes);
+    if (cfg.malloc_trim_threshold_bytes > 0 && !getenv("MALLOC_TRIM_THRESHOLD_"))
+        mallopt(M_TRIM_THRESHOLD, (int)cfg.malloc_trim_threshold_bytes);
     if (cfg.malloc_arena_max > 0 && !getenv("MALLOC_ARENA_MAX"))
         mallopt(M_ARENA_MAX, cfg.malloc_arena_max);
 #endif

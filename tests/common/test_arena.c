@@ -55,6 +55,34 @@ static void test_reset_reuses(void **s) {
 
 /* The checker on good state (across chunks, limit, reset) and on
  * corrupted counters. */
+/* A rewind gives back what was allocated after the mark, chunks included,
+ * from an empty arena and from one part-used; the limit counts again. */
+static void test_mark_and_rewind(void **s) {
+    (void)s;
+    mr_arena a;
+    mr_arena_init(&a, 64, 1000);
+    mr_arena_mark m0 = mr_arena_mark_of(&a); /* no chunk yet */
+    assert_non_null(mr_arena_alloc(&a, 48));
+    assert_non_null(mr_arena_alloc(&a, 200)); /* a second chunk */
+    mr_arena_rewind(&a, m0);
+    assert_null(a.head);
+    assert_int_equal(a.used, 0);
+    assert_int_equal(a.reserved, 0);
+    unsigned char *p = mr_arena_alloc(&a, 16);
+    assert_non_null(p);
+    mr_arena_mark m1 = mr_arena_mark_of(&a);
+    unsigned char *q = mr_arena_alloc(&a, 16);
+    assert_non_null(mr_arena_alloc(&a, 900)); /* near the limit, in a new chunk */
+    assert_null(mr_arena_alloc(&a, 100));
+    mr_arena_rewind(&a, m1);
+    assert_int_equal(a.used, 16);
+    assert_int_equal(a.reserved, 64);
+    assert_true(mr_arena_check(&a));
+    assert_ptr_equal(mr_arena_alloc(&a, 16), q); /* the same bytes again */
+    assert_non_null(mr_arena_alloc(&a, 900));    /* the limit has the room back */
+    mr_arena_free(&a);
+}
+
 static void test_check_detects_corruption(void **s) {
     (void)s;
     mr_arena a;
@@ -82,6 +110,7 @@ static void test_check_detects_corruption(void **s) {
 int main(void) {
     const struct CMUnitTest t[] = {
         cmocka_unit_test(test_alignment_and_growth), cmocka_unit_test(test_limit_is_hard),
-        cmocka_unit_test(test_reset_reuses), cmocka_unit_test(test_check_detects_corruption)};
+        cmocka_unit_test(test_reset_reuses), cmocka_unit_test(test_mark_and_rewind),
+        cmocka_unit_test(test_check_detects_corruption)};
     return cmocka_run_group_tests(t, NULL, NULL);
 }

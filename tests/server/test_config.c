@@ -107,16 +107,19 @@ static void test_memory_fields(void **s) {
     assert_string_equal(c.cache_admission, "always");
     assert_int_equal(c.malloc_arena_max, 2);
     assert_int_equal(c.malloc_mmap_threshold_bytes, 128u << 10);
+    assert_int_equal(c.malloc_trim_threshold_bytes, 32u << 20);
     assert_int_equal(mr_config_load_string(&c,
                                            "{\"store_memtable_bytes\": 8388608, "
                                            "\"store_block_cache_bytes\": 16777216, "
                                            "\"store_mmap_reads\": false, "
                                            "\"cache_admission\": \"seen_twice\", "
                                            "\"malloc_arena_max\": 0, "
-                                           "\"malloc_mmap_threshold_bytes\": 0}",
+                                           "\"malloc_mmap_threshold_bytes\": 0, "
+                                           "\"malloc_trim_threshold_bytes\": 0}",
                                            &e),
                      MR_OK);
     assert_int_equal(c.malloc_mmap_threshold_bytes, 0);
+    assert_int_equal(c.malloc_trim_threshold_bytes, 0); /* glibc's own */
     assert_int_equal(c.store_memtable_bytes, 8u << 20);
     assert_int_equal(c.store_block_cache_bytes, 16u << 20);
     assert_int_equal(c.store_mmap_reads, 0);
@@ -142,6 +145,12 @@ static void test_memory_fields(void **s) {
     c.malloc_mmap_threshold_bytes = (32u << 20) + 1;
     assert_int_equal(mr_config_validate(&c, &e), MR_EINVAL);
     assert_non_null(strstr(e.msg, "malloc_mmap_threshold_bytes"));
+    c.malloc_mmap_threshold_bytes = 0;
+    c.malloc_trim_threshold_bytes = ((size_t)1 << 30) + 1;
+    assert_int_equal(mr_config_validate(&c, &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, "malloc_trim_threshold_bytes"));
+    c.malloc_trim_threshold_bytes = (size_t)1 << 30;
+    assert_int_equal(mr_config_validate(&c, &e), MR_OK);
 }
 
 static void test_errors_name_the_field(void **s) {
