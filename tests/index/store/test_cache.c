@@ -420,6 +420,18 @@ typedef struct race {
     atomic_long hits;
 } race;
 
+static void race_init(race *r, mr_cache *c) {
+    r->c = c;
+    atomic_init(&r->stop, 0);
+    atomic_init(&r->torn, 0);
+    atomic_init(&r->hits, 0);
+}
+
+/* A value val() never wrote for id (two words that disagree, or another id's). */
+static int torn(uint64_t id, const uint64_t v[2]) {
+    return v[1] != ~v[0] || (v[0] - id * 1000003u) > 1000000u;
+}
+
 static void *race_reader(void *arg) {
     race *r = arg;
     mr_rng g;
@@ -428,7 +440,7 @@ static void *race_reader(void *arg) {
         uint64_t id = mr_rng_below(&g, 512), v[2];
         if (cache_get(r->c, 1, id, v, V, NULL)) {
             atomic_fetch_add(&r->hits, 1);
-            if (v[1] != ~v[0] || (v[0] - id * 1000003u) > 1000000u) atomic_fetch_add(&r->torn, 1);
+            if (torn(id, v)) atomic_fetch_add(&r->torn, 1);
         }
     }
     return NULL;
@@ -436,10 +448,8 @@ static void *race_reader(void *arg) {
 
 static void test_readers_and_writer(void **state) {
     (void)state;
-    race r = {.c = cache_create(200 * cache_entry_charge(V), 8)};
-    atomic_init(&r.stop, 0);
-    atomic_init(&r.torn, 0);
-    atomic_init(&r.hits, 0);
+    race r;
+    race_init(&r, cache_create(200 * cache_entry_charge(V), 8));
     pthread_t th[4];
     for (int i = 0; i < 4; i++) pthread_create(&th[i], NULL, race_reader, &r);
     mr_rng g;
@@ -468,14 +478,8 @@ static void test_readers_and_writer(void **state) {
  * slab class and back, erases) race batch readers over a small cache of
  * few ids: readers never see a torn or foreign value, the counters add
  * up, and the slabs and index check out afterwards. */
-typedef struct race2 {
-    mr_cache *c;
-    atomic_int stop;
-    atomic_long torn, hits;
-} race2;
-
 static void *race2_reader(void *arg) {
-    race2 *r = arg;
+    race *r = arg;
     mr_rng g;
     mr_rng_seed(&g, (uint64_t)(uintptr_t)&g);
     uint64_t ids[64], out[64][2];
@@ -485,14 +489,13 @@ static void *race2_reader(void *arg) {
         size_t nh = cache_get_batch(r->c, 1, ids, 64, out, V, hit, NULL);
         atomic_fetch_add(&r->hits, (long)nh);
         for (int i = 0; i < 64; i++)
-            if (hit[i] && (out[i][1] != ~out[i][0] || (out[i][0] - ids[i] * 1000003u) > 1000000u))
-                atomic_fetch_add(&r->torn, 1);
+            if (hit[i] && torn(ids[i], out[i])) atomic_fetch_add(&r->torn, 1);
     }
     return NULL;
 }
 
 static void *race2_writer(void *arg) {
-    race2 *r = arg;
+    race *r = arg;
     mr_rng g;
     mr_rng_seed(&g, (uint64_t)(uintptr_t)&g);
     char wide[100];
@@ -513,10 +516,8 @@ static void *race2_writer(void *arg) {
 
 static void test_batch_readers_and_writers(void **state) {
     (void)state;
-    race2 r = {.c = cache_create(100 * cache_entry_charge(V), 4)};
-    atomic_init(&r.stop, 0);
-    atomic_init(&r.torn, 0);
-    atomic_init(&r.hits, 0);
+    race r;
+    race_init(&r, cache_create(100 * cache_entry_charge(V), 4));
     pthread_t rd[2], wr[2];
     for (int i = 0; i < 2; i++) pthread_create(&rd[i], NULL, race2_reader, &r);
     for (int i = 0; i < 2; i++) pthread_create(&wr[i], NULL, race2_writer, &r);
