@@ -1,5 +1,11 @@
 /* cache.h — a sharded, byte-bounded CLOCK cache of store rows.
  *
+ * Entries sit in per-shard slabs of fixed-size slots (one class per slot
+ * size, no malloc per entry) under an open-addressing index; the charge
+ * per entry is the slot (a 24-byte header plus the value, rounded up) plus
+ * one 8-byte index slot (cache_entry_charge). Values are at most 65,535
+ * bytes (a larger one is refused).
+ *
  * Keys are (namespace, id): the namespace is an embedding table's id or the
  * items family. Values are byte strings (decoded fp32 rows, item blobs) with
  * the write time of the row they came from. Each shard has its own
@@ -37,11 +43,16 @@ typedef struct cache_stats {
 } cache_stats;
 
 /* capacity_bytes counts values plus per-entry overhead (cache_entry_charge);
- * nshards is rounded up to a power of two (<= 0: 64). NULL on failure. */
+ * nshards is rounded up to a power of two (<= 0: 64), and raised further
+ * so that no shard's share passes 512 MiB. NULL on failure. */
 mr_cache *cache_create(size_t capacity_bytes, int nshards);
 void cache_free(mr_cache *c);
 
-/* Bytes an entry with a value of `len` bytes takes from the capacity. */
+/* Bytes an entry with a value of `len` bytes takes from the capacity: its
+ * slab slot (24-byte header + len, rounded to 4 bytes up to 128, to 16 up
+ * to 256, then by 1/8 steps) plus an 8-byte index slot. SIZE_MAX when len
+ * exceeds 65,535 (never fits). The index itself is kept under 3/4 full, so
+ * its real size is 1.33-2.67 slots an entry; the charge counts one. */
 size_t cache_entry_charge(size_t len);
 
 /* Copy the value of (ns, id) into out when present and exactly `len` bytes;
@@ -68,7 +79,8 @@ int cache_visit(mr_cache *c, uint32_t ns, uint64_t id, cache_visit_fn fn, void *
 uint64_t cache_epoch(mr_cache *c, uint32_t ns, uint64_t id);
 /* Insert if absent, no write to the key's stripe is in flight
  * (cache_write_begin) and the stripe's epoch still equals `epoch` (or epoch is
- * CACHE_ANY_EPOCH), evicting by CLOCK to stay within the bound. Returns 1
+ * CACHE_ANY_EPOCH), evicting by CLOCK (within the value's slab class while it has entries) to
+ * stay within the bound. Returns 1
  * inserted, 0 refused. Lookups are not counted. */
 int cache_insert(mr_cache *c, uint32_t ns, uint64_t id, const void *val, size_t len, int64_t ts,
                  uint64_t epoch);
@@ -89,9 +101,10 @@ void cache_get_stats(const mr_cache *c, cache_stats *s);
 /* Evictions so far (lock-free sum of the shards' counters): > 0 once the
  * cache has been full. */
 uint64_t cache_evictions(const mr_cache *c);
-/* Invariant checker over every shard (O(entries), takes each shard's read
- * lock): 1 when every entry is in its bucket's chain and the CLOCK ring
- * exactly once and the charged bytes add up within capacity. Mutations
+/* Invariant checker over every shard (O(slots), takes each shard's read
+ * lock): 1 when every used slab slot is in the index exactly once under
+ * its key's hash, every free slot is on its class's free list once, and
+ * the charged bytes add up within capacity. Mutations
  * assert the part they touched (debug builds). */
 int cache_check(mr_cache *c);
 

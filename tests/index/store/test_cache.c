@@ -281,6 +281,136 @@ static void test_batch_lookup(void **state) {
     cache_free(c);
 }
 
+/* ---- the slab layout ---------------------------------------------------- */
+
+/* The charge is the slab slot (24-byte header + value, rounded) plus one
+ * 8-byte index slot; it never shrinks as values grow; over 65,535 bytes
+ * nothing fits. */
+static void test_charge_per_class(void **state) {
+    (void)state;
+    assert_int_equal(cache_entry_charge(68), 24 + 68 + 8); /* an int8 row of 64 dims */
+    assert_int_equal(cache_entry_charge(1), 28 + 8);
+    assert_int_equal(cache_entry_charge(16), 40 + 8);
+    assert_int_equal(cache_entry_charge(104), 128 + 8);
+    assert_int_equal(cache_entry_charge(105), 144 + 8);
+    assert_int_equal(cache_entry_charge(256 - 24), 256 + 8);
+    size_t prev = 0;
+    for (size_t len = 0; len <= 65535; len++) {
+        size_t ch = cache_entry_charge(len);
+        assert_true(ch >= 24 + len + 8 && ch >= prev);
+        assert_true(ch - (24 + len + 8) <= (24 + len) / 8 + 16); /* rounding waste */
+        prev = ch;
+    }
+    assert_int_equal(cache_entry_charge(65536), SIZE_MAX);
+    mr_cache *c = cache_create(1 << 24, 1);
+    char *big = calloc(1, 65536);
+    assert_int_equal(cache_insert(c, 1, 1, big, 65536, 0, CACHE_ANY_EPOCH), 0);
+    assert_int_equal(cache_insert(c, 1, 2, big, 65535, 0, CACHE_ANY_EPOCH), 1);
+    assert_int_equal(cache_get(c, 1, 2, big, 65535, NULL), 1);
+    free(big);
+    cache_stats s;
+    cache_get_stats(c, &s);
+    assert_int_equal(s.bytes, cache_entry_charge(65535));
+    assert_int_equal(s.rejected, 1);
+    cache_free(c);
+}
+
+/* A full cache evicts within the inserting value's class while that class
+ * has entries, else from the class holding the most bytes; a freed slot is
+ * reused by the next insert of its class. */
+static void test_eviction_by_class(void **state) {
+    (void)state;
+    const size_t small = cache_entry_charge(V), large = cache_entry_charge(200);
+    mr_cache *c = cache_create(6 * small + large, 1);
+    char w[200];
+    memset(w, 9, sizeof w);
+    for (uint64_t k = 1; k <= 6; k++) put(c, k);
+    assert_int_equal(cache_insert(c, 2, 100, w, sizeof w, 0, CACHE_ANY_EPOCH), 1); /* fits */
+    /* class V is full of bits-clear entries: 7 evicts 1 (the hand's first) */
+    put(c, 7);
+    assert_false(has(c, 1));
+    char got[200];
+    assert_int_equal(cache_get(c, 2, 100, got, sizeof got, NULL), 1);
+    /* a second large value: its class has an entry, so the large one goes */
+    assert_int_equal(cache_insert(c, 2, 101, w, sizeof w, 0, CACHE_ANY_EPOCH), 1);
+    assert_int_equal(cache_get(c, 2, 100, got, sizeof got, NULL), 0);
+    assert_int_equal(cache_get(c, 2, 101, got, sizeof got, NULL), 1);
+    cache_erase(c, 2, 101);
+    put(c, 8); /* fits: 7 small entries, no large one */
+    /* with no large entry left, a large insert takes from class V (the most
+     * bytes): the hand clears 2..7's bits (set by these lookups) and evicts
+     * 8, the one entry not read since its insert */
+    for (uint64_t k = 2; k <= 7; k++) assert_true(has(c, k));
+    assert_int_equal(cache_insert(c, 2, 102, w, sizeof w, 0, CACHE_ANY_EPOCH), 1);
+    assert_false(has(c, 8));
+    for (uint64_t k = 2; k <= 7; k++) assert_true(has(c, k));
+    cache_stats s;
+    cache_get_stats(c, &s);
+    assert_int_equal(s.evictions, 3); /* 1, 100, 8 */
+    assert_int_equal(s.entries, 7);
+    assert_int_equal(s.bytes, large + 6 * small);
+    assert_true(s.bytes <= s.capacity);
+    assert_true(cache_check(c));
+    cache_free(c);
+}
+
+/* Without evictions the cache is a map: random inserts, updates (same and
+ * other sizes), erases over few ids in one shard (long probe runs, index
+ * doublings, deletes that shift runs back) agree with a plain array. */
+static void test_matches_reference_map(void **state) {
+    (void)state;
+    enum { IDS = 300 };
+    mr_cache *c = cache_create(1 << 24, 1);
+    int64_t ver[IDS]; /* -1: absent, else the value's version */
+    size_t lens[IDS]; /* its length */
+    memset(ver, 0xff, sizeof ver);
+    mr_rng r;
+    mr_rng_seed(&r, 31);
+    unsigned char buf[600], got[600];
+    for (int i = 0; i < 40000; i++) {
+        uint64_t id = mr_rng_below(&r, IDS);
+        size_t len = 1 + mr_rng_below(&r, 3) * 200 + mr_rng_below(&r, 8);
+        memset(buf, (int)(i & 0xff), len);
+        switch (mr_rng_below(&r, 4)) {
+        case 0:
+            cache_erase(c, 5, id);
+            ver[id] = -1;
+            break;
+        case 1:
+            cache_update(c, 5, id, buf, len, i);
+            if (ver[id] >= 0) ver[id] = i, lens[id] = len;
+            break;
+        default:
+            assert_int_equal(cache_insert(c, 5, id, buf, len, i, CACHE_ANY_EPOCH), ver[id] < 0);
+            if (ver[id] < 0) ver[id] = i, lens[id] = len;
+            break;
+        }
+        if (i % 2000 == 0 || i == 39999) {
+            assert_true(cache_check(c));
+            size_t n = 0, bytes = 0;
+            for (uint64_t k = 0; k < IDS; k++) {
+                int64_t ts = -1;
+                if (ver[k] < 0) {
+                    assert_int_equal(cache_get(c, 5, k, got, 1, NULL), 0);
+                    continue;
+                }
+                assert_int_equal(cache_get(c, 5, k, got, lens[k], &ts), 1);
+                assert_int_equal(ts, ver[k]);
+                assert_int_equal(got[0], (unsigned char)(ver[k] & 0xff));
+                assert_int_equal(got[lens[k] - 1], (unsigned char)(ver[k] & 0xff));
+                n++;
+                bytes += cache_entry_charge(lens[k]);
+            }
+            cache_stats s;
+            cache_get_stats(c, &s);
+            assert_int_equal(s.entries, n);
+            assert_int_equal(s.bytes, bytes);
+            assert_int_equal(s.evictions, 0);
+        }
+    }
+    cache_free(c);
+}
+
 /* ---- readers racing one writer ----------------------------------------- */
 
 typedef struct race {
@@ -290,6 +420,18 @@ typedef struct race {
     atomic_long hits;
 } race;
 
+static void race_init(race *r, mr_cache *c) {
+    r->c = c;
+    atomic_init(&r->stop, 0);
+    atomic_init(&r->torn, 0);
+    atomic_init(&r->hits, 0);
+}
+
+/* A value val() never wrote for id (two words that disagree, or another id's). */
+static int torn(uint64_t id, const uint64_t v[2]) {
+    return v[1] != ~v[0] || (v[0] - id * 1000003u) > 1000000u;
+}
+
 static void *race_reader(void *arg) {
     race *r = arg;
     mr_rng g;
@@ -298,7 +440,7 @@ static void *race_reader(void *arg) {
         uint64_t id = mr_rng_below(&g, 512), v[2];
         if (cache_get(r->c, 1, id, v, V, NULL)) {
             atomic_fetch_add(&r->hits, 1);
-            if (v[1] != ~v[0] || (v[0] - id * 1000003u) > 1000000u) atomic_fetch_add(&r->torn, 1);
+            if (torn(id, v)) atomic_fetch_add(&r->torn, 1);
         }
     }
     return NULL;
@@ -306,10 +448,8 @@ static void *race_reader(void *arg) {
 
 static void test_readers_and_writer(void **state) {
     (void)state;
-    race r = {.c = cache_create(200 * cache_entry_charge(V), 8)};
-    atomic_init(&r.stop, 0);
-    atomic_init(&r.torn, 0);
-    atomic_init(&r.hits, 0);
+    race r;
+    race_init(&r, cache_create(200 * cache_entry_charge(V), 8));
     pthread_t th[4];
     for (int i = 0; i < 4; i++) pthread_create(&th[i], NULL, race_reader, &r);
     mr_rng g;
@@ -334,6 +474,65 @@ static void test_readers_and_writer(void **state) {
     cache_free(r.c);
 }
 
+/* Two writers (inserts that evict, updates that move an entry to another
+ * slab class and back, erases) race batch readers over a small cache of
+ * few ids: readers never see a torn or foreign value, the counters add
+ * up, and the slabs and index check out afterwards. */
+static void *race2_reader(void *arg) {
+    race *r = arg;
+    mr_rng g;
+    mr_rng_seed(&g, (uint64_t)(uintptr_t)&g);
+    uint64_t ids[64], out[64][2];
+    uint8_t hit[64];
+    while (!atomic_load(&r->stop)) {
+        for (int i = 0; i < 64; i++) ids[i] = mr_rng_below(&g, 256);
+        size_t nh = cache_get_batch(r->c, 1, ids, 64, out, V, hit, NULL);
+        atomic_fetch_add(&r->hits, (long)nh);
+        for (int i = 0; i < 64; i++)
+            if (hit[i] && torn(ids[i], out[i])) atomic_fetch_add(&r->torn, 1);
+    }
+    return NULL;
+}
+
+static void *race2_writer(void *arg) {
+    race *r = arg;
+    mr_rng g;
+    mr_rng_seed(&g, (uint64_t)(uintptr_t)&g);
+    char wide[100];
+    memset(wide, 1, sizeof wide);
+    for (uint64_t ver = 0; ver < 30000; ver++) {
+        uint64_t id = mr_rng_below(&g, 256), v[2];
+        val(id, ver % 1000000u, v);
+        switch (ver % 5) {
+        case 0:
+        case 1: cache_insert(r->c, 1, id, v, V, 0, cache_epoch(r->c, 1, id)); break;
+        case 2: cache_update(r->c, 1, id, v, V, 0); break;
+        case 3: cache_update(r->c, 1, id, wide, sizeof wide, 0); break; /* another class */
+        default: cache_erase(r->c, 1, id); break;
+        }
+    }
+    return NULL;
+}
+
+static void test_batch_readers_and_writers(void **state) {
+    (void)state;
+    race r;
+    race_init(&r, cache_create(100 * cache_entry_charge(V), 4));
+    pthread_t rd[2], wr[2];
+    for (int i = 0; i < 2; i++) pthread_create(&rd[i], NULL, race2_reader, &r);
+    for (int i = 0; i < 2; i++) pthread_create(&wr[i], NULL, race2_writer, &r);
+    for (int i = 0; i < 2; i++) pthread_join(wr[i], NULL);
+    atomic_store(&r.stop, 1);
+    for (int i = 0; i < 2; i++) pthread_join(rd[i], NULL);
+    assert_int_equal(atomic_load(&r.torn), 0);
+    assert_true(cache_check(r.c));
+    cache_stats s;
+    cache_get_stats(r.c, &s);
+    assert_true(s.bytes <= s.capacity && s.evictions > 0);
+    assert_int_equal(s.hits, (uint64_t)atomic_load(&r.hits));
+    cache_free(r.c);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_scripted_counters_exact),
@@ -343,6 +542,10 @@ int main(void) {
         cmocka_unit_test(test_insert_refused_while_write_in_flight),
         cmocka_unit_test(test_batch_lookup),
         cmocka_unit_test(test_readers_and_writer),
+        cmocka_unit_test(test_charge_per_class),
+        cmocka_unit_test(test_eviction_by_class),
+        cmocka_unit_test(test_matches_reference_map),
+        cmocka_unit_test(test_batch_readers_and_writers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
