@@ -191,6 +191,10 @@ class RecommendTest(unittest.TestCase):
         self.expect(code.INVALID_ARGUMENT, self.rec.Retrieve, pb.RetrieveRequest(k=5),
                     needle="query_vector")
         self.expect(code.NOT_FOUND, self.rec.Recommend, pb.RecommendRequest(user_id="u", model="x"))
+        # an unknown retriever name is INVALID_ARGUMENT for a user without a query too
+        # (it was FAILED_PRECONDITION "no query for user" before the names were checked)
+        self.expect(code.INVALID_ARGUMENT, self.rec.Recommend,
+                    pb.RecommendRequest(user_id="cold-user", retrievers=["nope"]), needle="unknown retriever 'nope'")
         # uint32 limits past INT_MAX are rejected, not wrapped to a negative count
         big = 2 ** 31 + 5
         self.expect(code.INVALID_ARGUMENT, self.rec.Retrieve,
