@@ -57,6 +57,13 @@ static int user_query(mr_backend *be, uint64_t user, int n_events, int dim, floa
     return MR_OK;
 }
 
+/* Whether name is one of names[0..n). */
+static int named(char **names, size_t n, const char *name) {
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(names[i], name)) return 1;
+    return 0;
+}
+
 /* Shared by Retrieve and Recommend. */
 static int retrieve(mr_call_ctx *ctx, mr_model_ref *ref, const char *user_id, const float *qv,
                     size_t nq, int k, char **excl, size_t n_excl, const int64_t *consumed,
@@ -118,8 +125,8 @@ static int retrieve(mr_call_ctx *ctx, mr_model_ref *ref, const char *user_id, co
         rq.vecs[0] = q;
         rq.dims[0] = dim;
         rq.n_spaces = 1;
-    } else if (rc_cfg->fallback && !n_names) {
-        fallback[0] = rc_cfg->fallback; /* cold user: the always-on expert alone */
+    } else if (rc_cfg->fallback && (!n_names || named(names, n_names, rc_cfg->fallback))) {
+        fallback[0] = rc_cfg->fallback; /* cold user: the always-on expert alone (if allowed) */
         opt.experts = fallback;
         opt.n_experts = 1;
     } else {
