@@ -57,11 +57,19 @@ static int user_query(mr_backend *be, uint64_t user, int n_events, int dim, floa
     return MR_OK;
 }
 
+/* Whether name is one of names[0..n). */
+static int named(char **names, size_t n, const char *name) {
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(names[i], name)) return 1;
+    return 0;
+}
+
 /* Shared by Retrieve and Recommend. */
 static int retrieve(mr_call_ctx *ctx, mr_model_ref *ref, const char *user_id, const float *qv,
                     size_t nq, int k, char **excl, size_t n_excl, const int64_t *consumed,
                     size_t n_consumed, char **names, size_t n_names, retrieval *out, mr_err *err) {
     uint64_t t0 = mr_now_ns();
+    int rc;
     const retr_set *set = ref->retrievers;
     if (!set)
         return mr_err_set(err, MR_ESTATE,
@@ -72,6 +80,8 @@ static int retrieve(mr_call_ctx *ctx, mr_model_ref *ref, const char *user_id, co
     mr_arena *a = ctx->arena;
     mr_router *rt = retr_set_router(set);
     int dim = retr_set_dim(set);
+    for (size_t i = 0; i < n_names; i++) /* an unknown name is INVALID_ARGUMENT, cold user or not */
+        if ((rc = router_find(rt, names[i], err)) < 0) return rc;
     if (nq && (int)nq != dim)
         return mr_err_set(err, MR_EINVAL, "query_vector has %zu values, the retrievers' dim is %d",
                           nq, dim);
@@ -83,7 +93,7 @@ static int retrieve(mr_call_ctx *ctx, mr_model_ref *ref, const char *user_id, co
     for (size_t i = 0; i < n_excl; i++) ex[i] = (int64_t)mr_api_id(excl[i]);
     if (n_consumed) memcpy(ex + n_excl, consumed, n_consumed * sizeof *ex);
     n_excl += n_consumed;
-    int have = 0, rc;
+    int have = 0;
     uint64_t user = user_id[0] ? mr_api_id(user_id) : 0;
     if (nq) {
         memcpy(q, qv, (size_t)dim * sizeof *q);
@@ -115,8 +125,8 @@ static int retrieve(mr_call_ctx *ctx, mr_model_ref *ref, const char *user_id, co
         rq.vecs[0] = q;
         rq.dims[0] = dim;
         rq.n_spaces = 1;
-    } else if (rc_cfg->fallback && !n_names) {
-        fallback[0] = rc_cfg->fallback; /* cold user: the always-on expert alone */
+    } else if (rc_cfg->fallback && (!n_names || named(names, n_names, rc_cfg->fallback))) {
+        fallback[0] = rc_cfg->fallback; /* cold user: the always-on expert alone (if allowed) */
         opt.experts = fallback;
         opt.n_experts = 1;
     } else {

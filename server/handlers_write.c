@@ -263,6 +263,10 @@ int mr_handle_append_events(mr_call_ctx *ctx, const ProtobufCMessage *req, Proto
     if (!lab) return mr_err_set(err, MR_ENOMEM, "out of request memory");
     int labelled = 0, counting = 0, rc = 0;
     for (size_t i = 0; i < n; i++) labelled |= r->events[i]->n_labels > 0;
+    /* the request's own checks (count, empty task, value, repeats) come
+     * before the store's state: a malformed label is INVALID_ARGUMENT on
+     * every store */
+    if (labelled && (rc = mr_counts_labels(NULL, r, lab, err))) return rc;
     mr_counts cs;
     if (be->online_counts && (rc = mr_counts_load(be->st, &cs, &counting, err))) return rc;
     if (labelled && be->online_counts && !counting)

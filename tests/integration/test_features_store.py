@@ -306,6 +306,16 @@ class FeaturesStoreTest(unittest.TestCase):
                     stub.AppendEvents(req, timeout=10)
                 self.assertEqual(cm.exception.code(), grpc.StatusCode.FAILED_PRECONDITION)
                 self.assertIn("moerec index features --store", cm.exception.details())
+                # a malformed label is INVALID_ARGUMENT on this store too (the request's own
+                # checks come before the store's state)
+                for bad in ({"task": "like", "value": 0.5}, {"task": "", "value": 1.0}):
+                    req = pb.AppendEventsRequest()
+                    req.events.add(user_id="0", item_id=str(tr[1][1]), timestamp_ms=501 * 1000)
+                    req.events[0].labels.add(**bad)
+                    with self.assertRaises(grpc.RpcError) as cm:
+                        stub.AppendEvents(req, timeout=10)
+                    self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT, cm.exception.details())
+                    self.assertIn("events[0].labels[0]", cm.exception.details())
             finally:
                 self.stop(srv, ch)
             self.features(d, "train.csv", t_end, ["--store", os.path.join(d, "store")])

@@ -3,7 +3,7 @@ install_python_client.sh) against the real server: a typed helper for
 every RPC, errors carrying the server's status and message, round robin
 over two replicas, retries of UNAVAILABLE only (with a dead address in the
 list, and a deadline that bounds them), bearer tokens; DeleteItems,
-Admin/Checkpoint, Stats with a digest, the consumed filter, and
+Admin/PushEmbeddings (a world with a store table), Admin/Checkpoint, Stats with a digest, the consumed filter, and
 read-your-writes over a NATS JetStream update log (log_sequence of a write
 passed as min_sequence to a read on another replica). The client's TLS
 options are checked against a grpcio health server with mTLS (the server's
@@ -130,6 +130,36 @@ class ClientTest(unittest.TestCase):
         calls = {m.method.rsplit("/", 1)[1]: m.calls for m in st.methods}
         self.assertGreaterEqual(calls["UpsertItems"], 1)
         self.assertGreater(st.uptime_seconds + 1, 0)
+
+    def test_push_embeddings(self):
+        # the class's world holds its tables in memory: the RPC answers that
+        with self.assertRaises(MoerecError) as cm:
+            self.c.push_embeddings("item", [1], [0.0] * 4)
+        self.assertEqual(cm.exception.code, grpc.StatusCode.FAILED_PRECONDITION)
+        self.assertIn("held in memory", cm.exception.details)
+        with self.assertRaises(MoerecError) as cm:
+            self.c.push_embeddings("nope", [1], [0.0] * 4)
+        self.assertEqual(cm.exception.code, grpc.StatusCode.NOT_FOUND)
+        # a world whose item table is served from the store takes pushes
+        mj = dict(moerec_world.MODEL_JSON)
+        mj["tables"] = [{"name": "user", "rows": 64, "dim": 4},
+                        {"name": "item", "rows": 256, "dim": 4, "storage": "store"}]
+        with tempfile.TemporaryDirectory() as d:
+            moerec_world.build(ARGS.bin, d, mj)
+            srv = moerec_world.Server(ARGS.bin, d)
+            try:
+                with Client(srv.target) as c:
+                    before = c.score("3", ["5"]).items[0].score
+                    ids = list(range(256))
+                    r = c.push_embeddings("item", ids, [[0.5, -1.0, 0.25, 2.0]] * 256, request_id="p")
+                    self.assertEqual((r.written, r.model, r.version, r.request_id), (256, "rec", "1", "p"))
+                    self.assertNotEqual(c.score("3", ["5"]).items[0].score, before)
+                    with self.assertRaises(MoerecError) as cm:  # 3 values for a dim-4 row
+                        c.push_embeddings("item", [1], [0.0] * 3)
+                    self.assertEqual(cm.exception.code, grpc.StatusCode.INVALID_ARGUMENT)
+                    self.assertIn("dim 4", cm.exception.details)
+            finally:
+                srv.stop()
 
     def test_delete_items(self):
         v = moerec_world._unit([1.0] + [0.5] * (len(self.items[1][1]) - 1))

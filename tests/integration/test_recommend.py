@@ -134,6 +134,16 @@ class RecommendTest(unittest.TestCase):
         self.assertEqual(len(r.items), 5)
         for x in r.items:
             self.assertEqual(list(x.retrievers), ["popular"])
+        # `retrievers` naming the fallback: it answers the cold user (it was
+        # FAILED_PRECONDITION "no query for user" whenever retrievers was set)
+        r = self.rec.Recommend(self.pb.RecommendRequest(user_id="nobody", k=5,
+                                                        retrievers=["group_0", "popular"]), timeout=10)
+        self.assertEqual(len(r.items), 5)
+        self.assertEqual({tuple(x.retrievers) for x in r.items}, {("popular",)})
+        # naming only vector experts: nothing can answer without a query
+        self.expect(self.grpc.StatusCode.FAILED_PRECONDITION, self.rec.Recommend,
+                    self.pb.RecommendRequest(user_id="nobody", k=5, retrievers=["group_0"]),
+                    needle="no query for user 'nobody'")
 
     def test_calls_during_reloads(self):
         # every Reload frees the previous version (and its retriever set) once
@@ -191,6 +201,10 @@ class RecommendTest(unittest.TestCase):
         self.expect(code.INVALID_ARGUMENT, self.rec.Retrieve, pb.RetrieveRequest(k=5),
                     needle="query_vector")
         self.expect(code.NOT_FOUND, self.rec.Recommend, pb.RecommendRequest(user_id="u", model="x"))
+        # an unknown retriever name is INVALID_ARGUMENT for a user without a query too
+        # (it was FAILED_PRECONDITION "no query for user" before the names were checked)
+        self.expect(code.INVALID_ARGUMENT, self.rec.Recommend,
+                    pb.RecommendRequest(user_id="cold-user", retrievers=["nope"]), needle="unknown retriever 'nope'")
         # uint32 limits past INT_MAX are rejected, not wrapped to a negative count
         big = 2 ** 31 + 5
         self.expect(code.INVALID_ARGUMENT, self.rec.Retrieve,

@@ -35,6 +35,8 @@ METHODS = {
     "Reload": ("moerec.v1.Admin", pb, "ReloadRequest", "ReloadResponse", False),
     "Stats": ("moerec.v1.Admin", pb, "StatsRequest", "StatsResponse", False),
     "Checkpoint": ("moerec.v1.Admin", pb, "CheckpointRequest", "CheckpointResponse", False),
+    "PushEmbeddings": ("moerec.v1.Admin", pb, "PushEmbeddingsRequest", "PushEmbeddingsResponse",
+                       False),
     "Check": ("grpc.health.v1.Health", health_pb2, "HealthCheckRequest", "HealthCheckResponse",
               False),
     "Watch": ("grpc.health.v1.Health", health_pb2, "HealthCheckRequest", "HealthCheckResponse",
@@ -357,6 +359,20 @@ class Client:
         exist); the answer's log_sequence is the last update-log record it
         holds."""
         return self.call("Checkpoint", pb.CheckpointRequest(dir=dir), timeout)
+
+    def push_embeddings(self, table, ids, rows, model="", version="", request_id="",
+                        timeout=None):
+        """Admin/PushEmbeddings: rows of a "storage": "store" table of the
+        serving version. ids are row indices of the table; rows is
+        len(ids) * dim floats, row after row, or one sequence of dim floats
+        per id. The answer's written counts the rows; log_sequence as in
+        upsert_items'."""
+        rows = list(rows)
+        if rows and not isinstance(rows[0], (int, float)):
+            rows = [float(x) for row in rows for x in row]
+        return self.call("PushEmbeddings", pb.PushEmbeddingsRequest(
+            model=model, version=version, table=table, ids=list(ids), rows=rows,
+            request_id=request_id), timeout)
 
     # ----------------------------------------------------------------- Health
 
