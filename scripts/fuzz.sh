@@ -74,7 +74,8 @@ run_one() {
 }
 export -f run_one
 export build root seconds fork out
-rm -f "$out"/*.rc "$out"/*.log
+# only this run's targets: another run may be writing the other logs
+for t in $targets; do rm -f "$out/$t.rc" "$out/$t.log"; done
 printf '%s\n' $targets | xargs -P "$jobs" -I{} bash -c 'run_one {}'
 json='{"bench":"fuzz","seconds":'"$seconds"',"jobs":'"$jobs"',"targets":{' sep= bad=0
 for t in $targets; do
