@@ -220,6 +220,16 @@ static int acquire(mr_call_ctx *ctx, const char *model, mr_model_ref **ref, mr_e
     return mr_registry_acquire(reg, model, ref, err);
 }
 
+/* The request's user and context features against the model, before
+ * retrieval: an unknown or wrong-kind feature, or a categorical without
+ * values, is INVALID_ARGUMENT whatever the retrievers return (Recommend
+ * with nothing retrieved scored nothing and so checked nothing). */
+static int request_features_check(const mr_model_ref *ref, const Moerec__V1__Features *user,
+                                  const Moerec__V1__Features *context, mr_err *err) {
+    int rc = mr_features_check(ref->model, user, NULL, "user_features", -1, err);
+    return rc ? rc : mr_features_check(ref->model, context, NULL, "context_features", -1, err);
+}
+
 int mr_handle_retrieve(mr_call_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp,
                        mr_err *err) {
     const Moerec__V1__RetrieveRequest *r = (const void *)req;
@@ -236,6 +246,7 @@ int mr_handle_retrieve(mr_call_ctx *ctx, const ProtobufCMessage *req, ProtobufCM
     if (rc) return rc;
     retrieval rv;
     mr_arena *a = ctx->arena;
+    if ((rc = request_features_check(ref, r->user_features, r->context_features, err))) goto done;
     if ((rc = retrieve(ctx, ref, r->user_id, r->query_vector, r->n_query_vector, k,
                        r->exclude_item_ids, r->n_exclude_item_ids, NULL, 0, r->retrievers,
                        r->n_retrievers, &rv, err)))
@@ -351,6 +362,7 @@ int mr_handle_recommend(mr_call_ctx *ctx, const ProtobufCMessage *req, ProtobufC
     mr_arena *a = ctx->arena;
     retrieval rv;
     Moerec__V1__ScoreResponse *sr = NULL;
+    if ((rc = request_features_check(ref, r->user_features, r->context_features, err))) goto done;
     if ((rc = retrieve(ctx, ref, r->user_id, NULL, 0, rk, r->exclude_item_ids,
                        r->n_exclude_item_ids, consumed, n_consumed, r->retrievers, r->n_retrievers,
                        &rv, err)))

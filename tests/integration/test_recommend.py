@@ -214,6 +214,39 @@ class RecommendTest(unittest.TestCase):
         self.expect(code.INVALID_ARGUMENT, self.rec.Recommend,
                     pb.RecommendRequest(user_id="u", k=5, retrieve_k=big), needle="at most")
 
+    def test_bad_features(self):
+        """Retrieve and Recommend check user and context features against
+        the model before retrieving (docs/api.md): an unknown feature or a
+        categorical without values is INVALID_ARGUMENT, also when nothing
+        is retrieved (Recommend checked them only while ranking, and
+        Retrieve never)."""
+        pb, code = self.pb, self.grpc.StatusCode
+        unknown = pb.Features(categorical=[pb.CategoricalFeature(name="salary", values=["x"])])
+        empty = pb.Features()
+        empty.categorical.add(name="salary")
+        everything = [str(i) for i in self.vec]
+        for feats, needle in ((unknown, "unknown feature 'salary'"), (empty, "categorical feature 'salary' has no values")):
+            self.expect(code.INVALID_ARGUMENT, self.rec.Retrieve,
+                        pb.RetrieveRequest(query_vector=self.vec[1], k=5, user_features=feats),
+                        needle="user_features: " + needle)
+            self.expect(code.INVALID_ARGUMENT, self.rec.Retrieve,
+                        pb.RetrieveRequest(query_vector=self.vec[1], k=5, context_features=feats),
+                        needle="context_features: " + needle)
+            self.expect(code.INVALID_ARGUMENT, self.rec.Recommend,
+                        pb.RecommendRequest(user_id="u", k=5, user_features=feats),
+                        needle="user_features: " + needle)
+            # every item excluded: nothing to rank, the features still checked
+            self.expect(code.INVALID_ARGUMENT, self.rec.Recommend,
+                        pb.RecommendRequest(user_id="u", k=5, context_features=feats,
+                                            exclude_item_ids=everything),
+                        needle="context_features: " + needle)
+        # the same requests without the bad feature are answered
+        self.assertEqual(len(self.rec.Retrieve(pb.RetrieveRequest(query_vector=self.vec[1], k=5),
+                                               timeout=10).items), 5)
+        r = self.rec.Recommend(pb.RecommendRequest(user_id="u", k=5, exclude_item_ids=everything),
+                               timeout=10)
+        self.assertEqual(len(r.items), 0)
+
 
 if __name__ == "__main__":
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
