@@ -313,7 +313,7 @@ static void ex_usage(FILE *f) {
         "User and item vectors by BPR matrix factorisation (every log row is one positive;\n"
         "one uniform negative per positive; seeded, all cores, deterministic for any thread\n"
         "count). Writes FILE with columns <item column>,e0..e{dim-1} (what `moerec index\n"
-        "retrievers --items` reads).\n\n"
+        "retrievers --items FILE --id-column <item column>` reads).\n\n"
         "  --log FILE            interactions, CSV with a header line\n"
         "  --user-column NAME    (userId)\n"
         "  --item-column NAME    (movieId)\n"

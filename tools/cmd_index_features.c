@@ -80,10 +80,12 @@ static void fx_usage(FILE *f) {
         "  --as-of row|T           time --apply rows are read at: each row's own time (row, the\n"
         "                          default; not with --store), or T\n"
         "  --na LIST               cells read as missing besides the empty one (NA; e.g.\n"
-        "                          NA,null; docs/operations.md, input files)\n\n"
+        "                          NA,null; docs/operations.md, input files)\n"
+        "  --quiet                 accepted as by every index subcommand (this one prints no\n"
+        "                          progress lines)\n\n"
         "Example:\n"
         "  moerec index features --log train.csv --out train_feat.csv --user-column userId \\\n"
-        "      --item-column movieId --time-column timestamp --task like:rating>=4 --mode oof\n");
+        "      --item-column movieId --time-column timestamp --task 'like:rating>=4' --mode oof\n");
 }
 
 static int parse_task(fx_task *t, const char *v) {

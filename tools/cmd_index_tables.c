@@ -39,7 +39,9 @@ static void ix_tables_usage(FILE *f) {
         "  --seed S           Louvain order, SimHash and MinHash seed (1)\n"
         "  --max-rows N       read at most N rows\n"
         "  --na LIST          cells read as missing besides the empty one (NA; e.g.\n"
-        "                     NA,null; docs/operations.md, input files)\n\n"
+        "                     NA,null; docs/operations.md, input files)\n"
+        "  --quiet            accepted as by every index subcommand (this one prints no\n"
+        "                     progress lines)\n\n"
         "Prints one JSON summary line (per-table collision statistics) on stdout.\n"
         "Exit: 0 ok, 1 failure, 2 usage.\n\n"
         "Example:\n"
@@ -58,6 +60,7 @@ int ix_tables(int argc, char **argv) {
                                          {"max-rows", required_argument, 0, 'n'},
                                          {"help", no_argument, 0, 'h'},
                                          {"na", required_argument, 0, 'a'},
+                                         {"quiet", no_argument, 0, 'q'},
                                          {0, 0, 0, 0}};
     const char *mj = NULL, *data = NULL, *out = NULL, *cmd = "moerec index tables";
     moe_maps_opts mo = {.resolution = 0, .seed = 1};
@@ -88,6 +91,7 @@ int ix_tables(int argc, char **argv) {
             break;
         case 'h': ix_tables_usage(stdout); return 0;
         case 'a': bad = cli_na("--na", optarg, na, sizeof na, &ce); break;
+        case 'q': break; /* no progress lines to silence */
         default: bad = cli_getopt_error(c, argv, &ce); break;
         }
         if (bad) {

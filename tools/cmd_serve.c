@@ -47,7 +47,8 @@ static void usage(FILE *f) {
         "  --queues N         completion queues = worker threads (default 2)\n"
         "  --model-dir DIR    model root: DIR/<name>/<version>/model.json; the newest\n"
         "                     version of each model is loaded (Score, GetModelInfo, Reload)\n"
-        "  --default-model N  model used when a request names none (default: first by name)\n"
+        "  --default-model NAME\n"
+        "                     model used when a request names none (default: first by name)\n"
         "  --precision P      ranker precision for every model: fp32, bf16, int8 or\n"
         "                     openblas_fp32 (default: each model.json's \"precision\")\n"
         "  --data-dir DIR     RocksDB store for items, events and SDIM tables\n"
@@ -56,7 +57,8 @@ static void usage(FILE *f) {
         "  --metrics-port N   serve Prometheus /metrics on N (0 = a free port; off by default)\n"
         "  --auth-tokens FILE require 'authorization: Bearer <token>' (tokens, one a line;\n"
         "                     'admin' after a token allows moerec.v1.Admin; health stays open)\n"
-        "  --drain-grace S    on SIGTERM, report NOT_SERVING but keep serving S seconds\n"
+        "  --drain-grace SECONDS\n"
+        "                     on SIGTERM, report NOT_SERVING but keep serving SECONDS\n"
         "                     before refusing new calls (default 5; drain_grace_seconds)\n"
         "  --log-level LEVEL  debug, info, warn, error, off (default info)\n\n"
         "Once listening it prints one line to stdout: 'listening on HOST:PORT' (and,\n"
@@ -124,9 +126,7 @@ static int serve_main(int argc, char **argv) {
         case 'c': break;
         case 'H': snprintf(cfg.host, sizeof cfg.host, "%s", optarg); break;
         case 'p': bad = cli_int("--port", optarg, 0, 65535, &cfg.port, &ce); break;
-        case 'q':
-            bad = cli_int("--completion-queues", optarg, 1, 256, &cfg.completion_queues, &ce);
-            break;
+        case 'q': bad = cli_int("--queues", optarg, 1, 256, &cfg.completion_queues, &ce); break;
         case 'l': snprintf(cfg.log_level, sizeof cfg.log_level, "%s", optarg); break;
         case 'm': snprintf(cfg.model_dir, sizeof cfg.model_dir, "%s", optarg); break;
         case 'd': snprintf(cfg.default_model, sizeof cfg.default_model, "%s", optarg); break;

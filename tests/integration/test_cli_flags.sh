@@ -38,6 +38,13 @@ expect "--threads: '-1' is not an integer in [0, 256]" score --model m --data d 
 expect "unknown option '--nope'" score --nope
 expect "--data needs a value" score --model m --data
 expect "--port: 'x' is not an integer in [0, 65535]" serve --port x
+expect "--queues: '0' is not an integer in [1, 256]" serve --queues 0
+# every index subcommand accepts --quiet (docs/index-tool.md): past the flag
+# parser, a missing required flag is what stops it
+for sub in retrievers graphhash tables features embeddings; do
+  "$moerec" index $sub --quiet > /dev/null 2> "$dir/err"
+  if grep -q "unknown option '--quiet'" "$dir/err"; then fail "index $sub refuses --quiet"; fi
+done
 expect "--pilots: 'x' is not an integer" index retrievers --pilots x
 expect "--seed: '-3' is not an integer >= 0" index graphhash --seed -3 --interactions a --out b
 expect "--folds: 'x' is not an integer in [2, 64]" index features --log l --out o --task a:b --folds x
