@@ -84,6 +84,10 @@ class ClientTest(unittest.TestCase):
         r = self.c.retrieve(query_vector=self.items[iid][1], k=5, debug=True)
         self.assertEqual(r.items[0].item_id, str(iid))
         self.assertTrue(any(x.selected for x in r.debug.routes))
+        # a NumPy vector is taken as well as a list (docs/python-client.md)
+        import numpy as np
+        r = self.c.retrieve(query_vector=np.asarray(self.items[iid][1], dtype=np.float32), k=5)
+        self.assertEqual(r.items[0].item_id, str(iid))
         # Recommend: ranked, excluding what was asked
         r = self.c.recommend("carol", k=5, exclude_item_ids=[str(g2[0])], debug=True)
         self.assertEqual(len(r.items), 5)
@@ -153,7 +157,15 @@ class ClientTest(unittest.TestCase):
                     ids = list(range(256))
                     r = c.push_embeddings("item", ids, [[0.5, -1.0, 0.25, 2.0]] * 256, request_id="p")
                     self.assertEqual((r.written, r.model, r.version, r.request_id), (256, "rec", "1", "p"))
-                    self.assertNotEqual(c.score("3", ["5"]).items[0].score, before)
+                    after = c.score("3", ["5"]).items[0].score
+                    self.assertNotEqual(after, before)
+                    # the same rows as a flat and as a 2-D NumPy array: same answer
+                    import numpy as np
+                    flat = np.tile(np.asarray([0.5, -1.0, 0.25, 2.0], dtype=np.float32), 256)
+                    self.assertEqual(c.push_embeddings("item", ids, flat).written, 256)
+                    self.assertEqual(c.score("3", ["5"]).items[0].score, after)
+                    self.assertEqual(c.push_embeddings("item", ids, flat.reshape(256, 4)).written, 256)
+                    self.assertEqual(c.score("3", ["5"]).items[0].score, after)
                     with self.assertRaises(MoerecError) as cm:  # 3 values for a dim-4 row
                         c.push_embeddings("item", [1], [0.0] * 3)
                     self.assertEqual(cm.exception.code, grpc.StatusCode.INVALID_ARGUMENT)

@@ -10,6 +10,7 @@ prebuilt message. Adding an RPC to proto/moerec.proto is one row and one
 helper here.
 """
 import itertools
+import numbers
 import random
 import threading
 import time
@@ -309,7 +310,8 @@ class Client:
             request_id=request_id, user_id=user_id, user_features=features(user_features),
             context_features=features(context_features), k=k,
             exclude_item_ids=list(exclude_item_ids), debug=debug, model=model,
-            retrievers=list(retrievers), query_vector=list(query_vector or ()),
+            retrievers=list(retrievers),
+            query_vector=[] if query_vector is None else [float(x) for x in query_vector],
             min_sequence=_sequence(min_sequence)), timeout)
 
     def upsert_items(self, items, model="", request_id="", timeout=None):
@@ -367,9 +369,11 @@ class Client:
         len(ids) * dim floats, row after row, or one sequence of dim floats
         per id. The answer's written counts the rows; log_sequence as in
         upsert_items'."""
-        rows = list(rows)
-        if rows and not isinstance(rows[0], (int, float)):
+        rows = list(rows)  # a flat or 2-D NumPy array works as well as lists
+        if rows and not isinstance(rows[0], numbers.Real):
             rows = [float(x) for row in rows for x in row]
+        else:
+            rows = [float(x) for x in rows]
         return self.call("PushEmbeddings", pb.PushEmbeddingsRequest(
             model=model, version=version, table=table, ids=list(ids), rows=rows,
             request_id=request_id), timeout)
