@@ -39,6 +39,14 @@
 #define MOE_MAX_LAYERS 6
 #define MOE_MAX_LEVELS 4
 #define MOE_MAX_EXPERTS 64
+/* Dense parameters (experts, gates, towers, norms) one network may have:
+ * 2^28 floats, 1 GiB in fp32. model.json's widths (up to 65536, 6 layers)
+ * could otherwise ask for tens of GB, which the loader would try to
+ * allocate (and, with memory overcommitted, fault in) before failing. */
+#define MOE_MAX_PARAMS (1L << 28)
+/* The bound moe_net_create enforces: MOE_MAX_PARAMS unless a fuzz target
+ * lowers it to keep each input fast (set before any network is built). */
+extern long moe_net_max_params;
 #define MOE_NAME_MAX 64
 
 typedef enum {

@@ -294,6 +294,8 @@ static void init_mlp(moe_mlp *m, mr_rng *r) {
     }
 }
 
+long moe_net_max_params = MOE_MAX_PARAMS;
+
 int moe_net_create(moe_net **out, const moe_arch *arch, uint64_t seed, mr_err *e) {
     *out = NULL;
     int rc = check_arch(arch, e);
@@ -307,6 +309,13 @@ int moe_net_create(moe_net **out, const moe_arch *arch, uint64_t seed, mr_err *e
     reg_all(&b);
     n->n_params = b.off;
     n->n_tensors = b.nt;
+    if (n->n_params > moe_net_max_params) {
+        rc = mr_err_set(e, MR_EINVAL,
+                        "moe_net: the dense network has %ld parameters, at most %ld: narrow "
+                        "expert_hidden / tower_hidden or use fewer experts",
+                        n->n_params, moe_net_max_params);
+        goto err;
+    }
     n->params = mr_floats_alloc((size_t)n->n_params);
     n->tensors = calloc((size_t)n->n_tensors + 1, sizeof *n->tensors);
     if (!n->params || !n->tensors) {

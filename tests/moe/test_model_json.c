@@ -66,6 +66,9 @@ static void test_errors_name_the_field(void **st) {
     expect_error("{\"type\":\"mmmoe\"}", "arch.type 'mmmoe'");
     expect_error("{\"type\":\"mmoe\",\"gate\":{\"type\":\"topp\",\"p\":2}}", "gate.p");
     expect_error("{\"type\":\"mmoe\",\"expert_hidden\":[0]}", "arch.expert_hidden[0]");
+    /* widths within range whose product is not: refused before anything
+     * is allocated (a fuzzer's [21111, 11111] tower asked for 939 MB) */
+    expect_error("{\"type\":\"mmoe\",\"tower_hidden\":[30000,20000]}", "at most 268435456");
     expect_error("{\"type\":\"home\",\"task_groups\":[0,1]}", "arch.task_groups");
     /* a huge group id is refused by range, not overflowed into n_groups */
     expect_error("{\"type\":\"home\",\"task_groups\":[0,0,2147483647]}",
