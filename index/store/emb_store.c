@@ -174,7 +174,8 @@ int emb_store_get(mr_store *st, mr_emb_table *t, const uint64_t *ids, size_t n, 
                   uint8_t *found, mr_err *e) {
     int rc;
     if ((rc = emb_check_get(t, ids, n, out, e))) return rc;
-    if (!st->cache && !st->cfg.tier) return emb_store_get_uncached(st, t, ids, n, out, found, e);
+    const store_tier *tier = store_table_tier(st, t);
+    if (!st->cache && !tier) return emb_store_get_uncached(st, t, ids, n, out, found, e);
     const uint32_t dim = t->info.dim;
     const int64_t now = t->info.ttl_s ? mr_unix_ms() : 0;
     /* Scratch for n keys: miss ids, epochs, write times, miss positions
@@ -214,7 +215,7 @@ int emb_store_get(mr_store *st, mr_emb_table *t, const uint64_t *ids, size_t n, 
         mfound[nmiss] = 0;
         nmiss++;
     }
-    if (nmiss && st->cfg.tier) {
+    if (nmiss && tier) {
         tier_rows = mr_floats_alloc(nmiss * dim + (t->row_bytes + 3) / 4);
         if (!tier_rows) {
             free(mem);
@@ -222,9 +223,8 @@ int emb_store_get(mr_store *st, mr_emb_table *t, const uint64_t *ids, size_t n, 
         }
     }
     /* Tier: answered rows drop out of the miss list. */
-    if (tier_rows && st->cfg.tier->get &&
-        st->cfg.tier->get(st->cfg.tier->ctx, t->info.id, dim, mids, nmiss, tier_rows, mfound,
-                          NULL) == 0) {
+    if (tier_rows && tier->get &&
+        tier->get(tier->ctx, t->tier_key, dim, mids, nmiss, tier_rows, mfound, NULL) == 0) {
         size_t k = 0;
         for (size_t m = 0; m < nmiss; m++) {
             const float *r = tier_rows + m * dim;
@@ -253,14 +253,19 @@ int emb_store_get(mr_store *st, mr_emb_table *t, const uint64_t *ids, size_t n, 
     size_t nfound = 0;
     for (size_t m = 0; m < nmiss; m++) {
         if (found) found[midx[m]] = mfound[m];
-        if (tier_rows && mfound[m]) { /* gather found rows for the tier */
+        /* gather found rows for the tier, unless a write or delete of the
+         * row's stripe ended since the read began (its epoch moved): a row
+         * read just before a delete must not go back into the tier after
+         * the delete forgot it there */
+        if (tier_rows && mfound[m] &&
+            (!st->cache || cache_epoch(st->cache, t->info.id, mids[m]) == mep[m])) {
             mids[nfound] = mids[m];
             memcpy(tier_rows + nfound * dim, out + midx[m] * dim, t->vec_bytes);
             nfound++;
         }
     }
-    if (tier_rows && st->cfg.tier->put && nfound)
-        st->cfg.tier->put(st->cfg.tier->ctx, t->info.id, dim, mids, nfound, tier_rows, NULL);
+    if (tier_rows && tier->put && nfound)
+        tier->put(tier->ctx, t->tier_key, dim, mids, nfound, tier_rows, NULL);
     mr_floats_free(tier_rows);
     free(mem);
     return rc;
@@ -310,13 +315,13 @@ static int emb_put(mr_store *st, mr_emb_table *t, const uint64_t *ids, size_t n,
         for (size_t i = 0; st->cache && i < n; i++)
             cache_update(st->cache, t->info.id, ids[i],
                          buf + i * (t->row_bytes + 8) + 8 + EMB_HDR_BYTES, t->cache_bytes, now);
-        float *rows = st->cfg.tier ? mr_floats_alloc(n * dim) : NULL;
+        const store_tier *tier = store_table_tier(st, t);
+        float *rows = tier ? mr_floats_alloc(n * dim) : NULL;
         for (size_t i = 0; rows && i < n; i++) {
             const uint8_t *v = buf + i * (t->row_bytes + 8) + 8;
             emb_codec_decode(t->info.encoding, dim, v, t->row_bytes, rows + i * dim, NULL, NULL);
         }
-        if (rows && st->cfg.tier->put)
-            st->cfg.tier->put(st->cfg.tier->ctx, t->info.id, dim, ids, n, rows, NULL);
+        if (rows && tier->put) tier->put(tier->ctx, t->tier_key, dim, ids, n, rows, NULL);
         mr_floats_free(rows);
     }
     if (st->cache) cache_write_end(st->cache, t->info.id, ids, n);

@@ -84,6 +84,9 @@ int item_store_delete(mr_store *st, mr_emb_table *vectors, const uint64_t *ids, 
         if (vectors) cache_write_end(st->cache, vectors->info.id, ids, n);
         cache_write_end(st->cache, STORE_NS_ITEMS, ids, n);
     }
+    /* the shared tier would serve the deleted vectors until they age out */
+    const store_tier *tier = vectors ? store_table_tier(st, vectors) : NULL;
+    if (!rc && tier && tier->del) tier->del(tier->ctx, vectors->tier_key, ids, n, NULL);
     return rc;
 }
 

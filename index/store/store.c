@@ -202,6 +202,10 @@ static int store_meta_decode(const char *name, const char *v, size_t len, emb_ta
     return 0;
 }
 
+uint64_t store_tier_key(const char *table_name) {
+    return XXH3_64bits(table_name, strlen(table_name));
+}
+
 static void store_table_fill(mr_emb_table *t, const emb_table_info *info,
                              rocksdb_column_family_handle_t *cf) {
     t->info = *info;
@@ -209,6 +213,7 @@ static void store_table_fill(mr_emb_table *t, const emb_table_info *info,
     t->row_bytes = emb_codec_row_bytes(info->encoding, info->dim);
     t->vec_bytes = (size_t)info->dim * sizeof(float);
     t->cache_bytes = emb_codec_payload_bytes(info->encoding, info->dim);
+    t->tier_key = store_tier_key(info->name);
     atomic_store(&t->cache_hits, 0);
     atomic_store(&t->cache_misses, 0);
     atomic_store(&t->expired_reads, 0);

@@ -35,6 +35,7 @@ struct mr_emb_table {
     size_t row_bytes;                   /* encoded value size */
     size_t vec_bytes;                   /* dim * 4, the decoded size */
     size_t cache_bytes;                 /* payload bytes, the cached (stored) encoding */
+    uint64_t tier_key;                  /* store_tier_key(info.name) */
     /* per-table counters (store_get_sizes), zeroed when the slot is filled */
     atomic_uint_fast64_t cache_hits, cache_misses; /* emb_store_get lookups */
     atomic_uint_fast64_t expired_reads;            /* rows read past their TTL (served as absent) */
@@ -89,6 +90,11 @@ int store_write_synced(mr_store *st, rocksdb_writebatch_t *wb, mr_err *e);
 int store_rocks_err(mr_err *e, int code, char *err, const char *what);
 /* The table named name among the live slots, or NULL (tables_rw held). */
 mr_emb_table *store_table_find(mr_store *st, const char *name);
+/* The shared tier a table's rows go through: none for a table with a TTL
+ * (store_tier.h). */
+static inline const store_tier *store_table_tier(const mr_store *st, const mr_emb_table *t) {
+    return t->info.ttl_s == 0 ? st->cfg.tier : NULL;
+}
 /* 1 when a row written at ts_ms has outlived ttl_s (0 = never) at now_ms. */
 static inline int store_expired(int64_t ts_ms, int64_t ttl_s, int64_t now_ms) {
     return ttl_s > 0 && now_ms - ts_ms > ttl_s * 1000;

@@ -6,6 +6,14 @@
  * tier_redis.h is the Redis Cluster one; tests also use an in-memory tier.
  * Rows cross the tier as decoded fp32 vectors.
  * Callbacks are called from many threads at once and must be thread-safe.
+ *
+ * Rows are keyed by (table_key, row id). table_key is xxh3-64 of the
+ * table's name (store_tier_key), the same on every replica and after a
+ * restart; the store's numeric table ids are neither (they restart after
+ * the highest one on open and follow each replica's own creation order), so
+ * keying a shared tier by them let one table's rows answer for another's.
+ * Tables with a TTL do not use the tier (it holds no write time, so it
+ * could serve an expired row); deleted item vectors are forgotten (del).
  */
 #ifndef MOEREC_INDEX_STORE_TIER_H
 #define MOEREC_INDEX_STORE_TIER_H
@@ -20,11 +28,17 @@ typedef struct store_tier {
     /* Look up n rows of table `table_id` (dim floats each). For each i set
      * found[i] = 1 and fill out (n, dim) row i when the tier holds it. A
      * failing tier returns < 0; the store then falls through to RocksDB. */
-    int (*get)(void *ctx, uint32_t table_id, uint32_t dim, const uint64_t *ids, size_t n,
+    int (*get)(void *ctx, uint64_t table_key, uint32_t dim, const uint64_t *ids, size_t n,
                float *out, uint8_t *found, mr_err *e);
     /* Offer rows read from RocksDB (or just written); may ignore them. */
-    int (*put)(void *ctx, uint32_t table_id, uint32_t dim, const uint64_t *ids, size_t n,
+    int (*put)(void *ctx, uint64_t table_key, uint32_t dim, const uint64_t *ids, size_t n,
                const float *vecs, mr_err *e);
+    /* Forget rows deleted from RocksDB (called after the delete is durable);
+     * NULL when the tier only ages rows out. */
+    int (*del)(void *ctx, uint64_t table_key, const uint64_t *ids, size_t n, mr_err *e);
 } store_tier;
+
+/* A table's key in every tier: xxh3-64 of its name. */
+uint64_t store_tier_key(const char *table_name);
 
 #endif

@@ -12,13 +12,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TIER_KEY_MAX (TIER_REDIS_PREFIX_MAX + 32)
+#define TIER_KEY_MAX (TIER_REDIS_PREFIX_MAX + 48) /* ":" 16 hex ":" 20 digits, NUL */
 
 struct tier_redis {
     rcluster *rc;
     char prefix[TIER_REDIS_PREFIX_MAX];
     char ttl_arg[16]; /* decimal seconds for SET ... EX, "" when none */
-    _Atomic uint64_t gets, hits, misses, degraded, corrupt, puts, put_failed;
+    _Atomic uint64_t gets, hits, misses, degraded, corrupt, puts, put_failed, dels, del_failed;
 };
 
 /* The per-batch scratch: keys, argv and lengths for n commands of up to
@@ -45,28 +45,48 @@ static int tier_batch_alloc(tier_batch *b, size_t n, int argc) {
     return 0;
 }
 
-static size_t tier_key(const tier_redis *t, uint32_t table_id, uint64_t id, char *out) {
-    int len = snprintf(out, TIER_KEY_MAX, "%s:%u:%llu", t->prefix, table_id,
-                       (unsigned long long)id);
+static size_t tier_key(const tier_redis *t, uint64_t table_key, uint64_t id, char *out) {
+    int len = snprintf(out, TIER_KEY_MAX, "%s:%016llx:%llu", t->prefix,
+                       (unsigned long long)table_key, (unsigned long long)id);
     return (size_t)len;
 }
 
-static int tier_redis_get(void *ctx, uint32_t table_id, uint32_t dim, const uint64_t *ids, size_t n,
-                          float *out, uint8_t *found, mr_err *e) {
+/* A batch of n one-key commands, `cmd <key of row i>`. */
+static int tier_batch_keys(const tier_redis *t, tier_batch *b, const char *cmd, uint64_t table_key,
+                           const uint64_t *ids, size_t n) {
+    if (tier_batch_alloc(b, n, 2)) return -1;
+    for (size_t i = 0; i < n; i++) {
+        const char **av = b->argv + 2 * i;
+        size_t *al = b->argvlen + 2 * i;
+        av[0] = cmd;
+        al[0] = strlen(cmd);
+        al[1] = tier_key(t, table_key, ids[i], b->keys[i]);
+        av[1] = b->keys[i];
+        b->cmds[i] = (rcluster_cmd){2, av, al, 1};
+    }
+    return 0;
+}
+
+/* Frees the batch and its replies; returns how many commands failed. */
+static uint64_t tier_batch_failed(tier_batch *b, size_t n) {
+    uint64_t failed = 0;
+    for (size_t i = 0; i < n; i++) {
+        redisReply *r = b->replies[i];
+        failed += !r || r->type == REDIS_REPLY_ERROR;
+        if (r) freeReplyObject(r);
+    }
+    free(b->mem);
+    return failed;
+}
+
+static int tier_redis_get(void *ctx, uint64_t table_key, uint32_t dim, const uint64_t *ids,
+                          size_t n, float *out, uint8_t *found, mr_err *e) {
     tier_redis *t = ctx;
     for (size_t i = 0; i < n; i++) found[i] = 0;
     if (n == 0) return 0;
     tier_batch b;
-    if (tier_batch_alloc(&b, n, 2)) return mr_err_set(e, MR_ENOMEM, "redis tier: out of memory");
-    for (size_t i = 0; i < n; i++) {
-        const char **av = b.argv + 2 * i;
-        size_t *al = b.argvlen + 2 * i;
-        av[0] = "GET";
-        al[0] = 3;
-        al[1] = tier_key(t, table_id, ids[i], b.keys[i]);
-        av[1] = b.keys[i];
-        b.cmds[i] = (rcluster_cmd){2, av, al, 1};
-    }
+    if (tier_batch_keys(t, &b, "GET", table_key, ids, n))
+        return mr_err_set(e, MR_ENOMEM, "redis tier: out of memory");
     rcluster_pipeline(t->rc, n, b.cmds, b.replies, NULL); /* a partial answer is still used */
     uint64_t hits = 0, misses = 0, degraded = 0, corrupt = 0;
     const size_t row_bytes = (size_t)dim * sizeof(float);
@@ -94,8 +114,8 @@ static int tier_redis_get(void *ctx, uint32_t table_id, uint32_t dim, const uint
     return 0;
 }
 
-static int tier_redis_put(void *ctx, uint32_t table_id, uint32_t dim, const uint64_t *ids, size_t n,
-                          const float *vecs, mr_err *e) {
+static int tier_redis_put(void *ctx, uint64_t table_key, uint32_t dim, const uint64_t *ids,
+                          size_t n, const float *vecs, mr_err *e) {
     tier_redis *t = ctx;
     if (n == 0) return 0;
     const int argc = t->ttl_arg[0] ? 5 : 3;
@@ -107,7 +127,7 @@ static int tier_redis_put(void *ctx, uint32_t table_id, uint32_t dim, const uint
         size_t *al = b.argvlen + (size_t)argc * i;
         av[0] = "SET";
         al[0] = 3;
-        al[1] = tier_key(t, table_id, ids[i], b.keys[i]);
+        al[1] = tier_key(t, table_key, ids[i], b.keys[i]);
         av[1] = b.keys[i];
         av[2] = (const char *)(vecs + i * dim);
         al[2] = (size_t)dim * sizeof(float);
@@ -120,15 +140,24 @@ static int tier_redis_put(void *ctx, uint32_t table_id, uint32_t dim, const uint
         b.cmds[i] = (rcluster_cmd){argc, av, al, 1};
     }
     int rc = rcluster_pipeline(t->rc, n, b.cmds, b.replies, e);
-    uint64_t failed = 0;
-    for (size_t i = 0; i < n; i++) {
-        redisReply *r = b.replies[i];
-        failed += !r || r->type == REDIS_REPLY_ERROR;
-        if (r) freeReplyObject(r);
-    }
-    free(b.mem);
+    uint64_t failed = tier_batch_failed(&b, n);
     atomic_fetch_add(&t->puts, n);
     atomic_fetch_add(&t->put_failed, failed);
+    return rc;
+}
+
+/* DEL of each row's key (one command per key: a cluster routes keys, not
+ * batches); a failed delete leaves the row to age out (ttl_s). */
+static int tier_redis_del(void *ctx, uint64_t table_key, const uint64_t *ids, size_t n, mr_err *e) {
+    tier_redis *t = ctx;
+    if (n == 0) return 0;
+    tier_batch b;
+    if (tier_batch_keys(t, &b, "DEL", table_key, ids, n))
+        return mr_err_set(e, MR_ENOMEM, "redis tier: out of memory");
+    int rc = rcluster_pipeline(t->rc, n, b.cmds, b.replies, e);
+    uint64_t failed = tier_batch_failed(&b, n);
+    atomic_fetch_add(&t->dels, n);
+    atomic_fetch_add(&t->del_failed, failed);
     return rc;
 }
 
@@ -148,7 +177,7 @@ int tier_redis_create(const tier_redis_config *cfg, tier_redis **out, store_tier
         free(t);
         return rc;
     }
-    *tier = (store_tier){t, tier_redis_get, tier_redis_put};
+    *tier = (store_tier){t, tier_redis_get, tier_redis_put, tier_redis_del};
     *out = t;
     return 0;
 }
@@ -167,5 +196,7 @@ void tier_redis_get_stats(tier_redis *t, tier_redis_stats *s) {
     s->corrupt = atomic_load(&t->corrupt);
     s->puts = atomic_load(&t->puts);
     s->put_failed = atomic_load(&t->put_failed);
+    s->dels = atomic_load(&t->dels);
+    s->del_failed = atomic_load(&t->del_failed);
     rcluster_get_stats(t->rc, &s->cluster);
 }

@@ -10,8 +10,10 @@
  * from RocksDB. A request never fails because of this tier; the counters
  * say how often it degraded.
  *
- * Keys: "<prefix>:<table_id>:<row id>" (decimal), spread over all slots;
- * values: dim little-endian fp32.
+ * Keys: "<prefix>:<table key>:<row id>", the table key (store_tier_key:
+ * xxh3-64 of the table's name) in 16 hex digits, the row id decimal,
+ * spread over all slots; values: dim little-endian fp32. Deleted item
+ * vectors are DELeted; other rows age out after ttl_s.
  */
 #ifndef MOEREC_INDEX_STORE_TIER_REDIS_H
 #define MOEREC_INDEX_STORE_TIER_REDIS_H
@@ -37,6 +39,7 @@ typedef struct tier_redis_stats {
     uint64_t degraded;           /* rows asked that got no answer (read from RocksDB) */
     uint64_t corrupt;            /* values of the wrong size (ignored) */
     uint64_t puts, put_failed;   /* rows written through, and those that failed */
+    uint64_t dels, del_failed;   /* rows forgotten (deleted items), and those that failed */
     rcluster_stats cluster;
 } tier_redis_stats;
 

@@ -20,6 +20,7 @@
 #include "common/rng.h"
 #include "index/store/cache.h"
 #include "index/store/emb_codec.h"
+#include "index/store/item_log.h"
 #include "index/store/store.h"
 #include "store_testutil.h"
 
@@ -264,14 +265,15 @@ static void test_cache_admission_seen_twice(void **state) {
 typedef struct fake_tier {
     uint64_t ids[64];
     float vecs[64][D];
-    int n, gets, puts, asked;
+    int n, gets, puts, asked, dels;
+    uint64_t table_key; /* of the last call */
 } fake_tier;
 
-static int fake_get(void *ctx, uint32_t table, uint32_t dim, const uint64_t *ids, size_t n,
+static int fake_get(void *ctx, uint64_t table, uint32_t dim, const uint64_t *ids, size_t n,
                     float *out, uint8_t *found, mr_err *e) {
-    (void)table;
     (void)e;
     fake_tier *t = ctx;
+    t->table_key = table;
     t->gets++;
     t->asked += (int)n;
     for (size_t i = 0; i < n; i++) {
@@ -285,16 +287,27 @@ static int fake_get(void *ctx, uint32_t table, uint32_t dim, const uint64_t *ids
     return 0;
 }
 
-static int fake_put(void *ctx, uint32_t table, uint32_t dim, const uint64_t *ids, size_t n,
+static int fake_put(void *ctx, uint64_t table, uint32_t dim, const uint64_t *ids, size_t n,
                     const float *vecs, mr_err *e) {
-    (void)table;
     (void)e;
     fake_tier *t = ctx;
+    t->table_key = table;
     t->puts++;
     for (size_t i = 0; i < n && t->n < 64; i++) {
         t->ids[t->n] = ids[i];
         memcpy(t->vecs[t->n++], vecs + i * dim, dim * sizeof(float));
     }
+    return 0;
+}
+
+static int fake_del(void *ctx, uint64_t table, const uint64_t *ids, size_t n, mr_err *e) {
+    (void)e;
+    fake_tier *t = ctx;
+    t->table_key = table;
+    t->dels++;
+    for (size_t i = 0; i < n; i++)
+        for (int k = 0; k < t->n; k++)
+            if (t->ids[k] == ids[i]) t->ids[k] = UINT64_MAX; /* forgotten */
     return 0;
 }
 
@@ -308,7 +321,7 @@ static void test_tier_order(void **state) {
     assert_int_equal(emb_store_put(f->st, t, ids, 4, x, 4 * D, NULL), 0);
     store_close(f->st);
     fake_tier ft = {0};
-    store_tier tier = {&ft, fake_get, fake_put};
+    store_tier tier = {&ft, fake_get, fake_put, fake_del};
     /* the tier holds row 9, which RocksDB does not have */
     ft.ids[0] = 9;
     for (int j = 0; j < D; j++) ft.vecs[0][j] = (float)j;
@@ -333,6 +346,45 @@ static void test_tier_order(void **state) {
     /* second read: all from the memory cache, the tier is not asked */
     assert_int_equal(emb_store_get(f->st, t, q, 3, y, found, NULL), 0);
     assert_int_equal(ft.gets, 1);
+    /* rows are keyed by the table's name, not its per-store numeric id */
+    assert_true(ft.table_key == store_tier_key("t"));
+    store_close(f->st);
+    f->st = open_store(f->dir, 1 << 20, NULL); /* teardown must not see the stack tier */
+}
+
+/* A table with a TTL does not use the tier (which holds no write time and
+ * would serve an expired row); deleted item vectors are forgotten there. */
+static void test_tier_ttl_and_delete(void **state) {
+    fx *f = *state;
+    store_close(f->st);
+    fake_tier ft = {0};
+    store_tier tier = {&ft, fake_get, fake_put, fake_del};
+    f->st = open_store(f->dir, 0, &tier); /* no memory cache: every read reaches the tier */
+    assert_int_equal(emb_table_create(f->st, "ttl", D, EMB_FP32, 3600, NULL), 0);
+    assert_int_equal(emb_table_create(f->st, "vec", D, EMB_FP32, 0, NULL), 0);
+    mr_emb_table *tt = emb_store_table(f->st, "ttl", NULL),
+                 *tv = emb_store_table(f->st, "vec", NULL);
+    float x[2 * D], y[2 * D];
+    rows(2, x, 2 * D);
+    uint64_t ids[2] = {4, 5};
+    uint8_t found[2];
+    assert_int_equal(emb_store_put(f->st, tt, ids, 2, x, 2 * D, NULL), 0);
+    assert_int_equal(emb_store_get(f->st, tt, ids, 2, y, found, NULL), 0);
+    assert_true(found[0] && found[1]);
+    assert_int_equal(ft.gets + ft.puts, 0); /* the TTL table never reached the tier */
+    assert_int_equal(emb_store_put(f->st, tv, ids, 2, x, 2 * D, NULL), 0);
+    assert_int_equal(ft.puts, 1); /* written through */
+    assert_int_equal(ft.n, 2);
+    assert_int_equal(emb_store_get(f->st, tv, ids, 2, y, found, NULL), 0);
+    assert_int_equal(ft.gets, 1);
+    assert_memory_equal(y, x, 2 * D * sizeof(float));
+    /* delete item 4: gone from RocksDB and from the tier */
+    assert_int_equal(item_store_delete(f->st, tv, ids, 1, 1000, NULL), 0);
+    assert_int_equal(ft.dels, 1);
+    assert_true(ft.table_key == store_tier_key("vec"));
+    assert_int_equal(emb_store_get(f->st, tv, ids, 2, y, found, NULL), 0);
+    assert_int_equal(found[0], 0);
+    assert_int_equal(found[1], 1);
     store_close(f->st);
     f->st = open_store(f->dir, 1 << 20, NULL); /* teardown must not see the stack tier */
 }
@@ -624,6 +676,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_cache_holds_encoded_rows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache_admission_seen_twice, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tier_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tier_ttl_and_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_rows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_version1_rows_served, setup, teardown),

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "common/rng.h"
+#include "index/store/item_log.h"
 #include "index/store/rcluster.h"
 #include "index/store/store.h"
 #include "index/store/tier_redis.h"
@@ -358,16 +359,29 @@ static void test_tier_through_the_store(void **state) {
     assert_int_equal(ts.hits, NROWS);
     assert_int_equal(ts.degraded, 0);
 
-    /* a TTL is set on every row */
-    emb_table_info info;
-    emb_table_get_info(t, &info);
+    /* a TTL is set on every row; the key names the table by its name's
+     * hash (store_tier_key), the same on every replica */
     char key[64];
-    snprintf(key, sizeof key, "t1:%u:%llu", info.id, (unsigned long long)ids[1]);
+    snprintf(key, sizeof key, "t1:%016llx:%llu", (unsigned long long)store_tier_key("items"),
+             (unsigned long long)ids[1]);
     int owner = rct_slot_owner(&g_cl, 0, rcluster_keyslot(key, strlen(key)));
     redisReply *rr = rct_cmd(&g_cl, owner, "TTL %s", key);
     assert_non_null(rr);
     assert_true(rr->integer > 0 && rr->integer <= 600);
     freeReplyObject(rr);
+
+    /* a deleted item's vector is DELeted from the tier, not served by it */
+    assert_int_equal(item_store_delete(st, t, ids + 1, 1, 1000, &e), 0);
+    rr = rct_cmd(&g_cl, owner, "EXISTS %s", key);
+    assert_non_null(rr);
+    assert_int_equal(rr->integer, 0);
+    freeReplyObject(rr);
+    tier_redis_get_stats(tr, &ts);
+    assert_int_equal(ts.dels, 1);
+    assert_int_equal(ts.del_failed, 0);
+    assert_int_equal(emb_store_get(st, t, ids, 3, y, found, &e), 0);
+    assert_true(found[0] && !found[1] && found[2]);
+    assert_int_equal(emb_store_put(st, t, ids + 1, 1, x + DIM, DIM, &e), 0); /* back, for below */
 
     /* a master killed: every lookup still answered, from RocksDB */
     rct_kill(&g_cl, 2);
