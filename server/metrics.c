@@ -166,6 +166,13 @@ static void metrics_shared_tier(buf *b, tier_redis *t) {
         "moerec_shared_tier_writes_total{result=\"failed\"} %llu\n",
         (unsigned long long)(s.puts - s.put_failed), (unsigned long long)s.put_failed);
     put(b,
+        "# HELP moerec_shared_tier_deletes_total Deleted item vectors forgotten in the shared "
+        "tier (failed: left to age out).\n"
+        "# TYPE moerec_shared_tier_deletes_total counter\n"
+        "moerec_shared_tier_deletes_total{result=\"ok\"} %llu\n"
+        "moerec_shared_tier_deletes_total{result=\"failed\"} %llu\n",
+        (unsigned long long)(s.dels - s.del_failed), (unsigned long long)s.del_failed);
+    put(b,
         "# HELP moerec_shared_tier_redirects_total Redis Cluster redirects followed.\n"
         "# TYPE moerec_shared_tier_redirects_total counter\n"
         "moerec_shared_tier_redirects_total{kind=\"moved\"} %llu\n"
