@@ -406,8 +406,10 @@ static int fx_write(const fx_opts *o, const char *path, const char *out, const f
     }
     for (int j = 0; j < per && !rc; j++) {
         char name[128];
-        if (!(rc = fc_value_name(&o->spec, j, tasks, wins, name, sizeof name, e)))
-            fprintf(af.f, "%c%s", d, name);
+        if (!(rc = fc_value_name(&o->spec, j, tasks, wins, name, sizeof name, e))) {
+            fputc(d, af.f); /* quoted like any cell: a task name may hold the delimiter */
+            mr_csv_put_cell(af.f, name, d);
+        }
     }
     fputc('\n', af.f);
     size_t row = 0;

@@ -134,6 +134,34 @@ static void usage(FILE *f) {
         cli_label_usage, sdim_usage);
 }
 
+/* The ranges of the numeric train keys: the same as their flags' (parse_args). */
+static const struct {
+    const char *key;
+    double lo, hi;
+    int integer;
+} train_ranges[] = {
+    {"epochs", 1, 1000000, 1}, {"batch", 1, 1 << 20, 1},     {"lr", 1e-12, 1e3, 0},
+    {"emb_lr", 0, 1e3, 0},     {"clip", 0, 1e9, 0},          {"weight_decay", 0, 1e3, 0},
+    {"seed", 0, 9.2e18, 1},    {"val_frac", 0, 0.999999, 0}, {"patience", 0, 1000000, 1},
+    {"threads", 0, 4096, 1},
+};
+
+/* 0 when train.k's value v is in its flag's range; else a message, -1. */
+static int train_range_ok(const char *k, const json_t *v) {
+    for (size_t i = 0; i < sizeof train_ranges / sizeof *train_ranges; i++) {
+        if (strcmp(k, train_ranges[i].key)) continue;
+        double x = json_number_value(v);
+        int integer = train_ranges[i].integer;
+        if ((integer && !json_is_integer(v)) || !(x >= train_ranges[i].lo) ||
+            !(x <= train_ranges[i].hi)) {
+            fprintf(stderr, "moerec train: model.json train.%s: %g is not %s in [%g, %g]\n", k, x,
+                    integer ? "an integer" : "a number", train_ranges[i].lo, train_ranges[i].hi);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static int opt_json(train_cli *c, const char *json_text) {
     json_t *t = json_loads(json_text, 0, NULL);
     if (!t) return 0;
@@ -146,6 +174,10 @@ static int opt_json(train_cli *c, const char *json_text) {
         if (text ? !json_is_string(v) : !json_is_number(v)) {
             fprintf(stderr, "moerec train: model.json train.%s must be a %s\n", k,
                     text ? "string" : "number");
+            json_decref(t);
+            return -1;
+        }
+        if (!text && train_range_ok(k, v)) {
             json_decref(t);
             return -1;
         }

@@ -65,6 +65,17 @@ close "$(val "$T/n.csv" 2 u_cnt_all)" 0 "apply unknown user"
     --time-column ts --task like:rating\>=4 --mode oof --windows all,7d >/dev/null 2>"$T/e"
 [ $? -eq 1 ] && grep -q "all-time windows" "$T/e" || fail "oof with a decay window: $(cat "$T/e")"
 
+# a task name holding the delimiter: its columns' names are quoted like any
+# cell, so the header has as many cells as the rows (it had 2 more)
+"$BIN" index features --log "$T/log.csv" --out "$T/q.csv" --user-column user --item-column item \
+    --time-column ts --task 'a,b:rating>=4' >/dev/null 2>"$T/e" || fail "task with a comma ($(cat "$T/e"))"
+/usr/bin/python3 - "$T/q.csv" <<'PY' || fail "quoted task columns"
+import csv, sys
+rows = list(csv.reader(open(sys.argv[1])))
+assert all(len(r) == len(rows[0]) for r in rows), [len(r) for r in rows]
+assert "u_a,b_rate_all" in rows[0], rows[0]
+PY
+
 # a text label without a rule is an error naming the line
 "$BIN" index features --log "$T/log.csv" --out "$T/x.csv" --user-column user --item-column item \
     --time-column ts --task k:kind >/dev/null 2>"$T/e"

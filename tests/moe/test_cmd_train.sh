@@ -73,6 +73,17 @@ if "$moerec" train --model-json "$dir/model_str.json" --data "$dir/data.csv" --o
   fail "train.epochs as a string accepted"
 fi
 grep -q "train.epochs must be a number" "$dir/err" || fail "epochs message: $(cat "$dir/err")"
+# train values get their flags' ranges (a negative thread count or a
+# fractional seed was accepted from model.json, refused as a flag)
+for kv in '"threads": -3|train.threads: -3 is not an integer in [0, 4096]' \
+          '"seed": 1.7|train.seed: 1.7 is not an integer' \
+          '"patience": -1|train.patience: -1 is not an integer in [0, 1e+06]'; do
+  sed "s/\"patience\": 6}/\"patience\": 6, ${kv%%|*}}/" "$dir/model.json" > "$dir/model_rng.json"
+  if "$moerec" train --model-json "$dir/model_rng.json" --data "$dir/data.csv" --out "$dir/bad" --quiet 2> "$dir/err"; then
+    fail "train ${kv%%|*} accepted"
+  fi
+  grep -qF -- "${kv#*|}" "$dir/err" || fail "range message for ${kv%%|*}: $(cat "$dir/err")"
+done
 
 sed 's/"experts": 3/"experts": 4/' "$dir/model.json" > "$dir/model4.json"
 if "$moerec" train --model-json "$dir/model4.json" --data "$dir/data.csv" --out "$dir/models" --epochs 1 \
