@@ -166,8 +166,8 @@ static void metrics_shared_tier(buf *b, tier_redis *t) {
         "moerec_shared_tier_writes_total{result=\"failed\"} %llu\n",
         (unsigned long long)(s.puts - s.put_failed), (unsigned long long)s.put_failed);
     put(b,
-        "# HELP moerec_shared_tier_deletes_total Deleted item vectors forgotten in the shared "
-        "tier (failed: left to age out).\n"
+        "# HELP moerec_shared_tier_deletes_total Deleted item vectors marked deleted in the "
+        "shared tier (failed: left to age out).\n"
         "# TYPE moerec_shared_tier_deletes_total counter\n"
         "moerec_shared_tier_deletes_total{result=\"ok\"} %llu\n"
         "moerec_shared_tier_deletes_total{result=\"failed\"} %llu\n",

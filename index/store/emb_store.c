@@ -254,9 +254,8 @@ int emb_store_get(mr_store *st, mr_emb_table *t, const uint64_t *ids, size_t n, 
     for (size_t m = 0; m < nmiss; m++) {
         if (found) found[midx[m]] = mfound[m];
         /* gather found rows for the tier, unless a write or delete of the
-         * row's stripe ended since the read began (its epoch moved): a row
-         * read just before a delete must not go back into the tier after
-         * the delete forgot it there */
+         * row's stripe ended since the read began (its epoch moved); the
+         * tier itself keeps a delete's marker against a later fill */
         if (tier_rows && mfound[m] &&
             (!st->cache || cache_epoch(st->cache, t->info.id, mids[m]) == mep[m])) {
             mids[nfound] = mids[m];
@@ -265,7 +264,7 @@ int emb_store_get(mr_store *st, mr_emb_table *t, const uint64_t *ids, size_t n, 
         }
     }
     if (tier_rows && tier->put && nfound)
-        tier->put(tier->ctx, t->tier_key, dim, mids, nfound, tier_rows, NULL);
+        tier->put(tier->ctx, t->tier_key, dim, mids, nfound, tier_rows, 1, NULL);
     mr_floats_free(tier_rows);
     free(mem);
     return rc;
@@ -321,7 +320,7 @@ static int emb_put(mr_store *st, mr_emb_table *t, const uint64_t *ids, size_t n,
             const uint8_t *v = buf + i * (t->row_bytes + 8) + 8;
             emb_codec_decode(t->info.encoding, dim, v, t->row_bytes, rows + i * dim, NULL, NULL);
         }
-        if (rows && tier->put) tier->put(tier->ctx, t->tier_key, dim, ids, n, rows, NULL);
+        if (rows && tier->put) tier->put(tier->ctx, t->tier_key, dim, ids, n, rows, 0, NULL);
         mr_floats_free(rows);
     }
     if (st->cache) cache_write_end(st->cache, t->info.id, ids, n);

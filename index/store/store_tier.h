@@ -13,7 +13,11 @@
  * the highest one on open and follow each replica's own creation order), so
  * keying a shared tier by them let one table's rows answer for another's.
  * Tables with a TTL do not use the tier (it holds no write time, so it
- * could serve an expired row); deleted item vectors are forgotten (del).
+ * could serve an expired row). A delete leaves a marker (del) that rows
+ * read from RocksDB before the delete cannot replace (put with fill = 1
+ * writes only where the tier has no entry), so a read racing a delete
+ * cannot put the deleted row back; rows just written (fill = 0) replace
+ * whatever the tier holds.
  */
 #ifndef MOEREC_INDEX_STORE_TIER_H
 #define MOEREC_INDEX_STORE_TIER_H
@@ -30,11 +34,14 @@ typedef struct store_tier {
      * failing tier returns < 0; the store then falls through to RocksDB. */
     int (*get)(void *ctx, uint64_t table_key, uint32_t dim, const uint64_t *ids, size_t n,
                float *out, uint8_t *found, mr_err *e);
-    /* Offer rows read from RocksDB (or just written); may ignore them. */
+    /* Offer rows: fill = 1 for rows read from RocksDB (kept only where the
+     * tier holds nothing for the row, not even a delete marker), 0 for rows
+     * just written (they replace any entry). May ignore them. */
     int (*put)(void *ctx, uint64_t table_key, uint32_t dim, const uint64_t *ids, size_t n,
-               const float *vecs, mr_err *e);
-    /* Forget rows deleted from RocksDB (called after the delete is durable);
-     * NULL when the tier only ages rows out. */
+               const float *vecs, int fill, mr_err *e);
+    /* Rows deleted from RocksDB (called after the delete is durable): get
+     * must not find them, and a later fill must not bring them back (a
+     * marker, aged out like a row); NULL when the tier only ages rows out. */
     int (*del)(void *ctx, uint64_t table_key, const uint64_t *ids, size_t n, mr_err *e);
 } store_tier;
 

@@ -98,6 +98,8 @@ static int tier_redis_get(void *ctx, uint64_t table_key, uint32_t dim, const uin
             memcpy(out + i * dim, r->str, row_bytes); /* little-endian hosts only (x86-64, arm64) */
             found[i] = 1;
             hits++;
+        } else if (r->type == REDIS_REPLY_STRING && r->len == 0) {
+            misses++; /* a deleted row's marker */
         } else if (r->type == REDIS_REPLY_STRING) {
             corrupt++; /* another dim or a foreign value: read from RocksDB instead */
         } else {
@@ -114,11 +116,12 @@ static int tier_redis_get(void *ctx, uint64_t table_key, uint32_t dim, const uin
     return 0;
 }
 
-static int tier_redis_put(void *ctx, uint64_t table_key, uint32_t dim, const uint64_t *ids,
-                          size_t n, const float *vecs, mr_err *e) {
-    tier_redis *t = ctx;
-    if (n == 0) return 0;
-    const int argc = t->ttl_arg[0] ? 5 : 3;
+/* SET key value [NX] [EX ttl] for each row: NX for a fill (rows read from
+ * RocksDB), so an entry written meanwhile, or a delete's marker, stays;
+ * vecs NULL writes the marker, an empty value (tier_redis_del). */
+static int tier_set(tier_redis *t, uint64_t table_key, uint32_t dim, const uint64_t *ids, size_t n,
+                    const float *vecs, int fill, uint64_t *failed, mr_err *e) {
+    const int argc = 3 + (fill ? 1 : 0) + (t->ttl_arg[0] ? 2 : 0);
     tier_batch b;
     if (tier_batch_alloc(&b, n, argc)) return mr_err_set(e, MR_ENOMEM, "redis tier: out of memory");
     const size_t ttl_len = strlen(t->ttl_arg);
@@ -129,33 +132,45 @@ static int tier_redis_put(void *ctx, uint64_t table_key, uint32_t dim, const uin
         al[0] = 3;
         al[1] = tier_key(t, table_key, ids[i], b.keys[i]);
         av[1] = b.keys[i];
-        av[2] = (const char *)(vecs + i * dim);
-        al[2] = (size_t)dim * sizeof(float);
-        if (argc == 5) {
-            av[3] = "EX";
-            al[3] = 2;
-            av[4] = t->ttl_arg;
-            al[4] = ttl_len;
+        av[2] = vecs ? (const char *)(vecs + i * dim) : "";
+        al[2] = vecs ? (size_t)dim * sizeof(float) : 0;
+        int a = 3;
+        if (fill) {
+            av[a] = "NX";
+            al[a++] = 2;
+        }
+        if (t->ttl_arg[0]) {
+            av[a] = "EX";
+            al[a++] = 2;
+            av[a] = t->ttl_arg;
+            al[a++] = ttl_len;
         }
         b.cmds[i] = (rcluster_cmd){argc, av, al, 1};
     }
     int rc = rcluster_pipeline(t->rc, n, b.cmds, b.replies, e);
-    uint64_t failed = tier_batch_failed(&b, n);
+    *failed = tier_batch_failed(&b, n); /* an NX not done is a nil reply, not a failure */
+    return rc;
+}
+
+static int tier_redis_put(void *ctx, uint64_t table_key, uint32_t dim, const uint64_t *ids,
+                          size_t n, const float *vecs, int fill, mr_err *e) {
+    tier_redis *t = ctx;
+    if (n == 0) return 0;
+    uint64_t failed = 0;
+    int rc = tier_set(t, table_key, dim, ids, n, vecs, fill, &failed, e);
     atomic_fetch_add(&t->puts, n);
     atomic_fetch_add(&t->put_failed, failed);
     return rc;
 }
 
-/* DEL of each row's key (one command per key: a cluster routes keys, not
- * batches); a failed delete leaves the row to age out (ttl_s). */
+/* A deleted row's marker: an empty value under its key (one SET per key: a
+ * cluster routes keys, not batches), read as a miss and kept by a fill's NX;
+ * it ages out like a row. A failed write leaves the old row to age out. */
 static int tier_redis_del(void *ctx, uint64_t table_key, const uint64_t *ids, size_t n, mr_err *e) {
     tier_redis *t = ctx;
     if (n == 0) return 0;
-    tier_batch b;
-    if (tier_batch_keys(t, &b, "DEL", table_key, ids, n))
-        return mr_err_set(e, MR_ENOMEM, "redis tier: out of memory");
-    int rc = rcluster_pipeline(t->rc, n, b.cmds, b.replies, e);
-    uint64_t failed = tier_batch_failed(&b, n);
+    uint64_t failed = 0;
+    int rc = tier_set(t, table_key, 0, ids, n, NULL, 0, &failed, e);
     atomic_fetch_add(&t->dels, n);
     atomic_fetch_add(&t->del_failed, failed);
     return rc;

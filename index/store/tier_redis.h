@@ -12,8 +12,10 @@
  *
  * Keys: "<prefix>:<table key>:<row id>", the table key (store_tier_key:
  * xxh3-64 of the table's name) in 16 hex digits, the row id decimal,
- * spread over all slots; values: dim little-endian fp32. Deleted item
- * vectors are DELeted; other rows age out after ttl_s.
+ * spread over all slots; values: dim little-endian fp32, or empty for a
+ * deleted item's marker (read as a miss; rows read from RocksDB are
+ * written with NX, so they never replace it). Rows and markers age out
+ * after ttl_s.
  */
 #ifndef MOEREC_INDEX_STORE_TIER_REDIS_H
 #define MOEREC_INDEX_STORE_TIER_REDIS_H

@@ -288,8 +288,9 @@ static int fake_get(void *ctx, uint64_t table, uint32_t dim, const uint64_t *ids
 }
 
 static int fake_put(void *ctx, uint64_t table, uint32_t dim, const uint64_t *ids, size_t n,
-                    const float *vecs, mr_err *e) {
+                    const float *vecs, int fill, mr_err *e) {
     (void)e;
+    (void)fill;
     fake_tier *t = ctx;
     t->table_key = table;
     t->puts++;
