@@ -35,7 +35,7 @@ typedef struct tier_batch {
 static int tier_batch_alloc(tier_batch *b, size_t n, int argc) {
     size_t sz = n * (TIER_KEY_MAX + (size_t)argc * (sizeof(char *) + sizeof(size_t)) +
                      sizeof(rcluster_cmd) + sizeof(redisReply *));
-    b->mem = malloc(sz);
+    b->mem = calloc(1, sz); /* zeroed: GCC -O2 cannot tell every command is filled */
     if (!b->mem) return -1;
     b->argv = (const char **)b->mem;
     b->argvlen = (size_t *)(b->argv + n * (size_t)argc);
