@@ -32,6 +32,8 @@
 #define MOE_MAX_TABLES 64
 #define MOE_FIELD_SLOTS 1024     /* name -> field hash table, > 2 * 2 * MOE_MAX_FIELDS */
 #define MOE_JSON_MAX (64u << 20) /* model.json bytes at most */
+#define MOE_MAX_HIST_ACTIONS 16  /* features.history_actions at most */
+#define MOE_ACTION_MAX 65        /* an action name: 1..64 bytes, as Event.action */
 
 /* Where a table's rows come from when they are not in process memory
  * (a RocksDB column family behind the cache, set up by the server): fetch
@@ -119,6 +121,10 @@ typedef struct moe_model {
     moe_table tables[MOE_MAX_TABLES];
     int n_tasks;
     moe_task tasks[MOE_MAX_TASKS];
+    /* features.history_actions: the SDIM block ends with one float per
+     * action (moe/sdim_feature.h), extra_dim = 2 d + n_hist_act */
+    int n_hist_act;
+    char hist_act[MOE_MAX_HIST_ACTIONS][MOE_ACTION_MAX];
     moe_net *net;
     char *train_json;                    /* model.json "train" section, or NULL       */
     moe_precision precision;             /* model.json "precision" (requested)        */

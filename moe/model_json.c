@@ -382,8 +382,44 @@ static int parse_tables(json_t *ts, moe_model *m, mr_err *e) {
     return 0;
 }
 
+/* features.history_actions: 1..16 distinct action names (Event.action,
+ * 1..64 bytes); the SDIM block is then [long d | short d | one float per
+ * action], so extra_dim - n must be 2 d for some d >= 1. */
+static int parse_history_actions(json_t *a, moe_model *m, mr_err *e) {
+    if (!a) return 0;
+    if (!json_is_array(a) || json_array_size(a) < 1 || json_array_size(a) > MOE_MAX_HIST_ACTIONS)
+        return mr_err_set(e, MR_EINVAL,
+                          "model.json: features.history_actions must be a list of 1..%d action "
+                          "names",
+                          MOE_MAX_HIST_ACTIONS);
+    for (size_t i = 0; i < json_array_size(a); i++) {
+        json_t *v = json_array_get(a, i);
+        size_t len = json_is_string(v) ? strlen(json_string_value(v)) : 0;
+        if (len < 1 || len >= MOE_ACTION_MAX)
+            return mr_err_set(e, MR_EINVAL,
+                              "model.json: features.history_actions[%zu] must be a string of "
+                              "1..%d bytes",
+                              i, MOE_ACTION_MAX - 1);
+        for (int j = 0; j < m->n_hist_act; j++)
+            if (!strcmp(m->hist_act[j], json_string_value(v)))
+                return mr_err_set(e, MR_EINVAL,
+                                  "model.json: features.history_actions: '%s' is listed twice",
+                                  m->hist_act[j]);
+        snprintf(m->hist_act[m->n_hist_act++], MOE_ACTION_MAX, "%s", json_string_value(v));
+    }
+    int rest = m->extra_dim - m->n_hist_act;
+    if (rest < 2 || rest % 2)
+        return mr_err_set(e, MR_EINVAL,
+                          "model.json: features.history_actions adds %d floats to the SDIM block "
+                          "[long d | short d | actions]: extra_dim %d must be 2 d + %d for some "
+                          "d >= 1",
+                          m->n_hist_act, m->extra_dim, m->n_hist_act);
+    return 0;
+}
+
 static int parse_features(json_t *f, moe_model *m, mr_err *e) {
-    static const char *const keys[] = {"categorical", "numeric", "extra_dim", NULL};
+    static const char *const keys[] = {"categorical", "numeric", "extra_dim", "history_actions",
+                                       NULL};
     static const char *const ckeys[] = {"name", "column", "table", "combiner", "separator", NULL};
     static const char *const nkeys[] = {"name", "column", "mean", "std", "fill", NULL};
     if (!f) return 0;
@@ -457,6 +493,7 @@ static int parse_features(json_t *f, moe_model *m, mr_err *e) {
                 return mr_err_set(e, MR_EINVAL, "model.json: feature name '%s' is used twice", a);
         }
     TRY(get_int(f, "extra_dim", "features", 0, 0, 1 << 16, &m->extra_dim, e));
+    TRY(parse_history_actions(json_object_get(f, "history_actions"), m, e));
     m->in_dim = off + m->extra_dim;
     return 0;
 }
@@ -603,9 +640,15 @@ char *moe_model_to_json(const moe_model *m) {
                                             n->column, "mean", (double)n->mean, "std",
                                             (double)n->std, "fill", (double)n->fill));
     }
-    json_object_set_new(
-        r, "features",
-        json_pack("{s:o, s:o, s:i}", "categorical", cs, "numeric", ns, "extra_dim", m->extra_dim));
+    json_t *fo = json_pack("{s:o, s:o, s:i}", "categorical", cs, "numeric", ns, "extra_dim",
+                           m->extra_dim);
+    if (m->n_hist_act) {
+        json_t *ha = json_array();
+        for (int i = 0; i < m->n_hist_act; i++)
+            json_array_append_new(ha, json_string(m->hist_act[i]));
+        json_object_set_new(fo, "history_actions", ha);
+    }
+    json_object_set_new(r, "features", fo);
     json_t *tk = json_array();
     for (int i = 0; i < m->n_tasks; i++) {
         const moe_task *t = &m->tasks[i];

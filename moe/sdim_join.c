@@ -40,19 +40,31 @@ static sdim_key *sdim_sorted_keys(const uint64_t *user, const int64_t *ts, long 
 int sdim_join(const sdim_hasher *h, int l_max, int short_n, const sdim_events *ev,
               const uint64_t *row_user, const uint64_t *row_item, const int64_t *row_ts,
               long n_rows, sdim_item_vec_fn vec, void *ctx, float *out, int ostride, mr_err *e) {
-    const int d = h->d;
-    if (l_max < 1 || short_n < 0 || ostride < 2 * d || n_rows < 0 || ev->n < 0)
+    return sdim_join_act(h, l_max, short_n, NULL, 0, ev, row_user, row_item, row_ts, n_rows, vec,
+                         ctx, out, ostride, e);
+}
+
+int sdim_join_act(const sdim_hasher *h, int l_max, int short_n, const uint32_t *acts, int n_act,
+                  const sdim_events *ev, const uint64_t *row_user, const uint64_t *row_item,
+                  const int64_t *row_ts, long n_rows, sdim_item_vec_fn vec, void *ctx, float *out,
+                  int ostride, mr_err *e) {
+    const int d = h->d, w = 2 * d + (n_act > 0 ? n_act : 0);
+    if (l_max < 1 || short_n < 0 || n_act < 0 || ostride < w || n_rows < 0 || ev->n < 0)
         return mr_err_set(e, MR_EINVAL,
-                          "sdim join: bad l_max %d / short_n %d / row stride %d (< 2 d = %d?)",
-                          l_max, short_n, ostride, 2 * d);
+                          "sdim join: bad l_max %d / short_n %d / row stride %d (< 2 d + "
+                          "actions = %d?)",
+                          l_max, short_n, ostride, w);
     sdim_key *ek = sdim_sorted_keys(ev->user, ev->ts, ev->n);
     sdim_key *rk = sdim_sorted_keys(row_user, row_ts, n_rows);
     long cap = 256;
-    float *buf = mr_floats_alloc((size_t)cap * d); /* (cap, d) pending events */
+    float *buf = mr_floats_alloc((size_t)cap * d);       /* (cap, d) pending events */
+    uint32_t *bact = malloc(sizeof *bact * (size_t)cap); /* (cap) their actions */
     float *recent = mr_floats_alloc((size_t)(short_n > 0 ? short_n : 1) * d); /* (short_n, d) */
+    uint32_t *ract = malloc(sizeof *ract * (size_t)(short_n > 0 ? short_n : 1));
     sdim_seq *sq = NULL;
     int rc = 0;
-    if (!ek || !rk || !buf || !recent || (rc = sdim_seq_create(&sq, h, l_max, e))) {
+    if (!ek || !rk || !buf || !bact || !recent || !ract ||
+        (rc = sdim_seq_create(&sq, h, l_max, e))) {
         if (!rc) rc = mr_err_set(e, MR_ENOMEM, "sdim join: out of memory for %ld events", ev->n);
         goto out;
     }
@@ -76,11 +88,15 @@ int sdim_join(const sdim_hasher *h, int l_max, int short_n, const sdim_events *e
                  * alike), so older pending ones can go: the same operations,
                  * with memory bounded by 2 l_max rows, not the user's history. */
                 memmove(buf, buf + (size_t)(np - l_max) * d, sizeof(float) * (size_t)l_max * d);
+                memmove(bact, bact + (np - l_max), sizeof *bact * (size_t)l_max);
                 np = l_max;
             }
             if (np == cap) {
                 float *nb = mr_floats_alloc((size_t)cap * 2 * d);
-                if (!nb) {
+                uint32_t *na = nb ? realloc(bact, sizeof *bact * (size_t)cap * 2) : NULL;
+                if (na) bact = na;
+                if (!na) {
+                    mr_floats_free(nb);
                     rc = mr_err_set(e, MR_ENOMEM, "sdim join: out of memory");
                     break;
                 }
@@ -88,22 +104,26 @@ int sdim_join(const sdim_hasher *h, int l_max, int short_n, const sdim_events *e
                 mr_floats_free(buf);
                 buf = nb, cap *= 2;
             }
+            bact[np] = ev->action ? ev->action[ek[j].idx] : 0;
             memcpy(buf + (size_t)np++ * d, x, sizeof(float) * (size_t)d);
         }
-        if (rc || (np && (rc = sdim_seq_push(sq, buf, (int)np, e)))) break;
+        if (rc || (np && (rc = sdim_seq_push_act(sq, buf, bact, (int)np, e)))) break;
         float *o = out + (size_t)row->idx * (size_t)ostride;
         const float *q = vec(row_item[row->idx], ctx);
         if (!q) {
-            memset(o, 0, sizeof(float) * 2 * (size_t)d);
+            memset(o, 0, sizeof(float) * (size_t)w);
             continue;
         }
-        int k = sdim_seq_recent(sq, short_n, recent);
-        rc = sdim_feature_extra(h, sq->n ? sq->table : NULL, recent, k, q, 1, o, ostride, e);
+        int k = sdim_seq_recent_act(sq, short_n, recent, ract);
+        rc = sdim_feature_extra_act(h, sq->n ? sq->table : NULL, recent, ract, k, acts, n_act, q, 1,
+                                    o, ostride, e);
     }
 out:
     sdim_seq_free(sq);
     mr_floats_free(buf);
+    free(bact);
     mr_floats_free(recent);
+    free(ract);
     free(ek);
     free(rk);
     return rc;

@@ -279,26 +279,28 @@ static int apply_sdim(moe_scorer *s, const moe_model *m, mr_backend *be, mr_aren
                           "has no store: set data_dir",
                           m->name, m->extra_dim);
     int d = be->item_dim, n = (int)r->n_candidates;
-    if (m->extra_dim != 2 * d)
+    if (m->extra_dim != 2 * d + m->n_hist_act)
         return mr_err_set(err, MR_ESTATE,
                           "model '%s' has extra_dim %d; the SDIM block of item table dim %d "
-                          "needs %d",
-                          m->name, m->extra_dim, d, 2 * d);
+                          "needs %d (2 d + %d history actions)",
+                          m->name, m->extra_dim, d, 2 * d + m->n_hist_act, m->n_hist_act);
     float *cand = mr_arena_alloc(a, (size_t)n * (size_t)d * sizeof *cand);
     float *recent = mr_arena_alloc(a, (size_t)(be->short_n ? be->short_n : 1) * (size_t)d *
                                           sizeof *recent);
     uint64_t *ids = mr_arena_alloc(a, (size_t)n * sizeof *ids);
-    if (!cand || !recent || !ids) return mr_err_set(err, MR_ENOMEM, "out of request memory");
+    uint32_t *ract = mr_arena_alloc(a, (size_t)(be->short_n ? be->short_n : 1) * sizeof *ract);
+    if (!cand || !recent || !ids || !ract)
+        return mr_err_set(err, MR_ENOMEM, "out of request memory");
     for (int i = 0; i < n; i++) ids[i] = mr_api_id(r->candidates[i]->item_id);
     uint64_t user = mr_api_id(r->user_id);
     int rc = emb_store_get(be->st, be->items, ids, (size_t)n, cand, NULL, err);
     if (rc) return mr_err_wrap(err, "candidate item vectors");
     int k = 0;
-    if ((rc = behaviour_recent_vectors(be->beh, user, be->short_n, recent, &k, err)))
+    if ((rc = behaviour_recent_vectors_act(be->beh, user, be->short_n, recent, ract, &k, err)))
         return mr_err_wrap(err, "recent events");
     *behaviour_length = us->n_events;
-    return sdim_feature_to_scorer(s, m, behaviour_hasher(be->beh), us->table, recent, k, cand, n,
-                                  err);
+    return sdim_feature_to_scorer_act(s, m, behaviour_hasher(be->beh), us->table, recent, ract, k,
+                                      cand, n, err);
 }
 
 /* The user's stored profile (packed Features, e.g. the counting features

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "common/clock.h"
-#include "hashing/idhash.h"
+#include "moe/sdim_feature.h"
 #include "index/retrieval/retr_set.h"
 #include "index/store/item_log.h"
 #include "proto/moerec.pb-c.h"
@@ -254,7 +254,7 @@ int mr_handle_append_events(mr_call_ctx *ctx, const ProtobufCMessage *req, Proto
         ev[i].user = mr_api_id(x->user_id);
         ev[i].item = mr_api_id(x->item_id);
         ev[i].ts_ms = x->timestamp_ms ? x->timestamp_ms : now;
-        ev[i].action = x->action[0] ? (uint32_t)idhash_bytes(x->action, strlen(x->action), 0) : 0;
+        ev[i].action = sdim_action_id(x->action, strlen(x->action)); /* history actions' ids */
     }
     /* Labels: with online_counts they update the stored counting features
      * (server/counts.h) in the events' batch; without, they are checked

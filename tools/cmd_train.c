@@ -25,6 +25,7 @@
 #include "moe/dataset.h"
 #include "moe/model.h"
 #include "moe/model_maps.h"
+#include "moe/sdim_feature.h"
 #include "moe/sdim_join.h"
 #include "moe/train.h"
 #include "tools/cli.h"
@@ -74,7 +75,9 @@ static int mkdir_p(const char *path) {
 static const char sdim_usage[] =
     "  --sdim-events FILE  behaviour events CSV (user_id,item_id,ts_ms): fill the model's\n"
     "                      extra block (extra_dim = 2 d) with SDIM [long | short] per row,\n"
-    "                      from the row user's events strictly before the row's time\n"
+    "                      from the row user's events strictly before the row's time; with\n"
+    "                      features.history_actions (extra_dim = 2 d + actions) the file\n"
+    "                      also needs an action column (as AppendEvents' Event.action)\n"
     "  --sdim-items FILE   item vectors CSV (item_id,e0..e{d-1}): the store's item table\n"
     "  --sdim-columns U,I,T  the data's user, item and time columns (user_id,item_id,ts_ms)\n"
     "  --sdim-params M,TAU,SEED,LMAX,SHORT  as the store's behaviour config (" SDIM_STR(SDIM_DEFAULT_M) "," SDIM_STR(
@@ -586,6 +589,7 @@ static int train_main(int argc, char **argv) {
     if (moe_dataset_read_opts(&d, m, c.data, c.time_col[0] ? c.time_col : NULL, c.max_rows, &co,
                               &e))
         goto fail;
+    c.sdim.n_actions = sdim_model_actions(m, c.sdim.actions);
     if (c.sdim.events_path && sdim_join_csv(d, c.data, c.max_rows, &c.sdim, &e)) goto fail;
     if (c.val_data) { /* every --data row trains; the --val-data rows validate */
         moe_dataset *dv = NULL;

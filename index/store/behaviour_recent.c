@@ -75,6 +75,11 @@ int behaviour_recent(mr_behaviour *b, uint64_t user, behaviour_event *out, size_
 
 int behaviour_recent_vectors(mr_behaviour *b, uint64_t user, int k, float *vecs, int *n,
                              mr_err *e) {
+    return behaviour_recent_vectors_act(b, user, k, vecs, NULL, n, e);
+}
+
+int behaviour_recent_vectors_act(mr_behaviour *b, uint64_t user, int k, float *vecs, uint32_t *acts,
+                                 int *n, mr_err *e) {
     *n = 0;
     if (k <= 0) return 0;
     int expired, rc0;
@@ -86,10 +91,11 @@ int behaviour_recent_vectors(mr_behaviour *b, uint64_t user, int k, float *vecs,
     float *v = malloc(chunk * (size_t)d * sizeof *v);
     uint8_t *found = malloc(chunk);
     float *rev = malloc((size_t)k * (size_t)d * sizeof *rev); /* newest first */
+    uint32_t *ract = malloc((size_t)k * sizeof *ract);
     int rc = 0, got = 0, bounded = 0;
     int64_t ts = INT64_MAX;
     uint64_t seq = UINT64_MAX;
-    if (!ev || !items || !v || !found || !rev) {
+    if (!ev || !items || !v || !found || !rev || !ract) {
         rc = mr_err_set(e, MR_ENOMEM, "behaviour_recent_vectors: out of memory");
         goto done;
     }
@@ -101,16 +107,22 @@ int behaviour_recent_vectors(mr_behaviour *b, uint64_t user, int k, float *vecs,
         for (size_t i = 0; i < m; i++) items[i] = ev[i].item;
         if ((rc = beh_item_vectors(b, items, m, v, found, e))) goto done;
         for (size_t i = 0; i < m && got < k; i++)
-            if (found[i]) memcpy(rev + (size_t)got++ * d, v + i * d, (size_t)d * sizeof *v);
+            if (found[i]) {
+                ract[got] = ev[i].action;
+                memcpy(rev + (size_t)got++ * d, v + i * d, (size_t)d * sizeof *v);
+            }
         ts = ev[m - 1].ts;
         seq = ev[m - 1].seq;
         bounded = 1;
         if (m < chunk) break;
     }
-    for (int i = 0; i < got; i++) /* oldest first */
+    for (int i = 0; i < got; i++) { /* oldest first */
         memcpy(vecs + (size_t)i * d, rev + (size_t)(got - 1 - i) * d, (size_t)d * sizeof *v);
+        if (acts) acts[i] = ract[got - 1 - i];
+    }
     *n = got;
 done:
+    free(ract);
     free(ev);
     free(items);
     free(v);

@@ -22,5 +22,9 @@ int behaviour_recent(mr_behaviour *b, uint64_t user, behaviour_event *out, size_
  * contribute nothing to the SDIM table either). *n gets the count (< k when
  * the user has fewer such events). */
 int behaviour_recent_vectors(mr_behaviour *b, uint64_t user, int k, float *vecs, int *n, mr_err *e);
+/* The same with those events' actions into acts (k; NULL: not wanted), in
+ * the same order: the ranker's history actions (moe/sdim_feature.h). */
+int behaviour_recent_vectors_act(mr_behaviour *b, uint64_t user, int k, float *vecs, uint32_t *acts,
+                                 int *n, mr_err *e);
 
 #endif

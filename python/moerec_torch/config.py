@@ -22,7 +22,7 @@ _KEYS = {
          "precision"},
     "table": {"name", "rows", "dim", "hash", "seed", "seed2", "storage", "encoding", "ttl_seconds",
               "mapping", "pair", "vectors", "resolution", "balance", "hubs"},
-    "features": {"categorical", "numeric", "extra_dim"},
+    "features": {"categorical", "numeric", "extra_dim", "history_actions"},
     "cat": {"name", "column", "table", "combiner", "separator"},
     "num": {"name", "column", "mean", "std", "fill"},
     "task": {"name", "kind", "label", "threshold", "positive", "weight", "loss_weight",
@@ -52,6 +52,7 @@ def _i64(x):
 FLT_MAX = 3.4028234663852886e38
 NAME_MAX = 64  # MOE_NAME_MAX: names, columns, labels, positive values (bytes, with the NUL)
 MAX_TASKS, MAX_LAYERS, MAX_LEVELS, MAX_EXPERTS, MAX_FIELDS, MAX_TABLES = 16, 6, 4, 64, 256, 64
+MAX_HIST_ACTIONS = 16  # MOE_MAX_HIST_ACTIONS: features.history_actions
 
 
 def _field(where, key):
@@ -88,6 +89,32 @@ def _bool(o, key, where, default):
     if not isinstance(o[key], bool):
         raise ValueError("%s must be true or false" % _field(where, key))
     return o[key]
+
+
+def _history_actions(f, extra_dim):
+    """features.history_actions as moe/model_json.c reads it: 1..16 distinct
+    names of 1..64 bytes; the SDIM block [long d | short d | actions] makes
+    extra_dim 2 d + n for some d >= 1. [] when absent."""
+    if "history_actions" not in f:
+        return []
+    a = f["history_actions"]
+    if not isinstance(a, list) or not 1 <= len(a) <= MAX_HIST_ACTIONS:
+        raise ValueError("model.json: features.history_actions must be a list of 1..%d action "
+                         "names" % MAX_HIST_ACTIONS)
+    out = []
+    for i, v in enumerate(a):
+        if not isinstance(v, str) or not 1 <= len(v.encode()) <= 64:
+            raise ValueError("model.json: features.history_actions[%d] must be a string of "
+                             "1..64 bytes" % i)
+        if v in out:
+            raise ValueError("model.json: features.history_actions: '%s' is listed twice" % v)
+        out.append(v)
+    rest = extra_dim - len(out)
+    if rest < 2 or rest % 2:
+        raise ValueError("model.json: features.history_actions adds %d floats to the SDIM block "
+                         "[long d | short d | actions]: extra_dim %d must be 2 d + %d for some "
+                         "d >= 1" % (len(out), extra_dim, len(out)))
+    return out
 
 
 def _str(o, key, where, default, n=NAME_MAX):
@@ -220,6 +247,9 @@ def resolve(cfg):
         seen.add(c["name"])
     out["features"] = {"categorical": cats, "numeric": nums,
                        "extra_dim": _int(f, "extra_dim", "features", 0, 0, 1 << 16)}
+    acts = _history_actions(f, out["features"]["extra_dim"])
+    if acts:
+        out["features"]["history_actions"] = acts
     out["tasks"] = _tasks(cfg.get("tasks"))
     if sum(names[c["table"]]["dim"] for c in cats) + len(nums) + out["features"]["extra_dim"] < 1:
         raise ValueError("model.json: features give an empty input (no fields, extra_dim 0)")

@@ -8,7 +8,10 @@
  * bit, for a row whose time ties an event (the tie is not history), rows
  * after every event, and a user without events (zero block). The item
  * vectors reach the store through `moerec index embeddings --import`, the
- * same file the trainer reads. */
+ * same file the trainer reads. The model has history actions
+ * (features.history_actions ["like", "love"]): the block's last two floats
+ * are the short attention's shares of those actions, from the events
+ * file's action column on one side and Event.action on the other. */
 #include <ftw.h>
 #include <math.h>
 #include <setjmp.h>
@@ -27,6 +30,7 @@
 #include "moe/dataset.h"
 #include "moe/model.h"
 #include "moe/scorer.h"
+#include "moe/sdim_feature.h"
 #include "moe/sdim_join.h"
 #include "proto/moerec.pb-c.h"
 
@@ -39,15 +43,19 @@ static const char *k_model_json =
     "{\"format\":\"moerec.model\",\"format_version\":1,\"name\":\"hist\","
     "\"tables\":[{\"name\":\"user\",\"rows\":64,\"dim\":4},{\"name\":\"item\",\"rows\":64,\"dim\":4}],"
     "\"features\":{\"categorical\":[{\"name\":\"user_id\",\"table\":\"user\"},"
-    "{\"name\":\"item_id\",\"table\":\"item\"}],\"extra_dim\":16},"
+    "{\"name\":\"item_id\",\"table\":\"item\"}],\"extra_dim\":18,"
+    "\"history_actions\":[\"like\",\"love\"]},"
     "\"tasks\":[{\"name\":\"click\",\"label\":\"click\"}],"
-    "\"arch\":{\"type\":\"mmoe\",\"experts\":2,\"expert_hidden\":[8],\"tower_hidden\":[4]}}";
+    "\"arch\":{\"type\":\"mmoe\",\"experts\":2,\"expert_hidden\":[32],\"tower_hidden\":[8]}}";
 
 typedef struct ev {
     const char *user;
     int item;
     long long ts;
+    const char *action; /* "" = none */
 } ev;
+
+static const char *const k_actions[4] = {"like", "love", "click", ""};
 
 typedef struct fixture {
     char root[64];
@@ -89,12 +97,14 @@ static int setup(void **state) {
     const char *bin = getenv("MOEREC_BIN"), *R = f->root;
     /* events: users 101 and 102 interleaved, 101 twice as often; ms times */
     for (int k = 0; k < NEV; k++)
-        f->events[k] = (ev){k % 3 == 2 ? "102" : "101", (k * 7 + 3) % NITEMS, 1000000 + 1000LL * k};
+        f->events[k] = (ev){k % 3 == 2 ? "102" : "101", (k * 7 + 3) % NITEMS, 1000000 + 1000LL * k,
+                            k_actions[(k / 2) % 4]};
     f->t_tie = f->events[30].ts; /* 101's event 30: a row at this time must not see it */
     FILE *fp = open_in(f, "events.csv");
-    fprintf(fp, "user_id,item_id,ts_ms\n");
+    fprintf(fp, "user_id,item_id,ts_ms,action\n");
     for (int k = 0; k < NEV; k++)
-        fprintf(fp, "%s,%d,%lld\n", f->events[k].user, f->events[k].item, f->events[k].ts);
+        fprintf(fp, "%s,%d,%lld,%s\n", f->events[k].user, f->events[k].item, f->events[k].ts,
+                f->events[k].action);
     fclose(fp);
     fp = open_in(f, "items.csv");
     fprintf(fp, "item_id");
@@ -168,7 +178,7 @@ static void append(fixture *f, int from, int to) {
         snprintf(ids[k - from], sizeof ids[0], "%d", f->events[k].item);
         e[k - from].item_id = ids[k - from];
         e[k - from].timestamp_ms = f->events[k].ts;
-        e[k - from].action = "click";
+        e[k - from].action = (char *)f->events[k].action;
         ep[k - from] = &e[k - from];
     }
     Moerec__V1__AppendEventsRequest r = MOEREC__V1__APPEND_EVENTS_REQUEST__INIT;
@@ -240,6 +250,8 @@ static void test_join_equals_store(void **state) {
     if (moe_dataset_read(&d, m, p, NULL, 0, &e)) fail_msg("%s", e.msg);
     sdim_csv_opts o;
     sdim_csv_opts_init(&o);
+    o.n_actions = sdim_model_actions(m, o.actions);
+    assert_int_equal(o.n_actions, 2);
     char evp[256], itp[256];
     snprintf(evp, sizeof evp, "%s/events.csv", f->root);
     snprintf(itp, sizeof itp, "%s/items.csv", f->root);
@@ -249,8 +261,8 @@ static void test_join_equals_store(void **state) {
     if (sdim_join_csv(d, p, 0, &o, &e)) fail_msg("%s", e.msg);
     assert_int_equal(d->n, NROWS);
     int ex = d->extra_dim;
-    float zero[16] = {0};
-    assert_int_equal(ex, 16);
+    float zero[18] = {0};
+    assert_int_equal(ex, 18);
     /* the blocks hold history: rows 0 and 1 (101 before the tie, after all) differ; 103's is zero */
     assert_memory_not_equal(d->extra, d->extra + ex, sizeof(float) * (size_t)ex);
     assert_memory_not_equal(d->extra, zero, sizeof zero);
@@ -258,6 +270,13 @@ static void test_join_equals_store(void **state) {
     const char *user[NROWS] = {"101", "101", "102", "103"}, *item[NROWS] = {"5", "11", "7", "2"};
     float want[NROWS], got;
     for (int r = 0; r < NROWS; r++) want[r] = score_joined(m, d, r, user[r], item[r]);
+    /* the actions' shares are there (liked and loved events among 101's last ones) and
+     * move the score: without them row 1 scores otherwise */
+    float *blk = d->extra + ex, share = blk[2 * D] + blk[2 * D + 1];
+    assert_true(blk[2 * D] > 0.0f && blk[2 * D + 1] > 0.0f && share <= 1.0f + 1e-6f);
+    blk[2 * D] = blk[2 * D + 1] = 0.0f;
+    got = score_joined(m, d, 1, user[1], item[1]);
+    assert_memory_not_equal(&got, &want[1], sizeof got);
     /* 1. the store holds every event strictly before row 0's time (the tie excluded) */
     int cut = 0;
     while (f->events[cut].ts < f->t_tie) cut++;

@@ -258,6 +258,70 @@ static void test_storage_fields(void **st) {
     }
 }
 
+/* features.history_actions: parsed, written back by moe_model_to_json,
+ * refused with the reason when malformed or when extra_dim is not 2 d + n. */
+static void test_history_actions(void **st) {
+    (void)st;
+    moe_model *m = NULL, *m2 = NULL;
+    mr_err e;
+    const char *fmt =
+        "{\"tables\":[{\"name\":\"a\",\"rows\":10,\"dim\":2}],\"tasks\":[{\"name\":\"a\"}],"
+        "\"features\":{%s},\"arch\":{\"type\":\"mmoe\"}}";
+    char js[1024];
+    snprintf(js, sizeof js, fmt, "\"extra_dim\":34,\"history_actions\":[\"like\",\"love\"]");
+    int prc = moe_model_from_json(&m, js, 1, &e);
+    if (prc) print_message("%s\n", e.msg);
+    assert_int_equal(prc, 0);
+    assert_int_equal(m->n_hist_act, 2);
+    assert_string_equal(m->hist_act[1], "love");
+    char *out = moe_model_to_json(m);
+    assert_int_equal(moe_model_from_json(&m2, out, 1, &e), 0);
+    assert_int_equal(m2->n_hist_act, 2);
+    assert_string_equal(m2->hist_act[0], "like");
+    assert_int_equal(m2->extra_dim, 34);
+    free(out);
+    moe_model_free(m);
+    moe_model_free(m2);
+    snprintf(js, sizeof js, fmt, "\"extra_dim\":32");
+    assert_int_equal(moe_model_from_json(&m, js, 1, &e), 0);
+    out = moe_model_to_json(m);
+    assert_null(strstr(out, "history_actions")); /* none: not written */
+    free(out);
+    moe_model_free(m);
+    char long_name[80], long_item[120];
+    memset(long_name, 'x', 65);
+    long_name[65] = 0;
+    snprintf(long_item, sizeof long_item, "\"extra_dim\":3,\"history_actions\":[\"%s\"]",
+             long_name);
+    static const char *const many =
+        "\"extra_dim\":19,\"history_actions\":[\"a\",\"b\",\"c\",\"d\",\"e\",\"f\",\"g\",\"h\",\"i\","
+        "\"j\",\"k\",\"l\",\"m\",\"n\",\"o\",\"p\",\"q\"]";
+    const struct {
+        const char *features, *needle;
+    } bad[] = {
+        {"\"extra_dim\":34,\"history_actions\":\"like\"", "must be a list of 1..16"},
+        {"\"extra_dim\":34,\"history_actions\":[]", "must be a list of 1..16"},
+        {many, "must be a list of 1..16"},
+        {"\"extra_dim\":34,\"history_actions\":[\"like\",3]",
+         "history_actions[1] must be a string"},
+        {"\"extra_dim\":34,\"history_actions\":[\"\"]",
+         "history_actions[0] must be a string of 1..64"},
+        {long_item, "history_actions[0] must be a string of 1..64"},
+        {"\"extra_dim\":34,\"history_actions\":[\"like\",\"like\"]", "'like' is listed twice"},
+        {"\"extra_dim\":33,\"history_actions\":[\"like\",\"love\"]", "must be 2 d + 2"},
+        {"\"extra_dim\":2,\"history_actions\":[\"like\",\"love\"]", "must be 2 d + 2"},
+        {"\"history_actions\":[\"like\"]", "extra_dim 0 must be 2 d + 1"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(js, sizeof js, fmt, bad[i].features);
+        m = NULL;
+        assert_int_equal(moe_model_from_json(&m, js, 1, &e), MR_EINVAL);
+        assert_null(m);
+        print_message("%s -> %s\n", bad[i].features, e.msg);
+        assert_non_null(strstr(e.msg, bad[i].needle));
+    }
+}
+
 /* Graph tables' "resolution", "balance" and "hubs": parsed, defaulted, refused
  * with the field named (also on other kinds), written back. */
 static void test_graph_fields(void **st) {
@@ -360,6 +424,7 @@ int main(void) {
         cmocka_unit_test(test_layout_and_defaults), cmocka_unit_test(test_errors_name_the_field),
         cmocka_unit_test(test_to_json_round_trip),  cmocka_unit_test(test_storage_fields),
         cmocka_unit_test(test_graph_fields),        cmocka_unit_test(test_fuzz),
+        cmocka_unit_test(test_history_actions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,7 +3,9 @@
  * prefixes at sample times, batched or one-by-one pushes, strided output);
  * trims follow the store's l_max rule; with m/tau >= 16 the SDIM vector
  * approaches the oracle attention with weights (1 - arccos/pi)^tau; the
- * short-sequence attention reads exactly the last N events. */
+ * short-sequence attention reads exactly the last N events; the history
+ * actions' block is the short attention's weights summed per action, and
+ * the replay's ring keeps each event's action with its vector. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -362,9 +364,115 @@ static void test_scorer_extra_block(void **state) {
     moe_model_free(m2);
 }
 
+/* History actions: the block's tail is, per action, the short attention's
+ * weights summed over the recent events with that action (checked against
+ * the weights sdim_feature_short returns); the ring returns each event's
+ * action with its vector after trims; no events or a zero candidate give
+ * zeros; ids are 0 only for "" and the model's list maps through them. */
+static void test_history_actions(void **state) {
+    fx *f = *state;
+    enum { K = 12, NA = 3, W = 2 * D + NA, LMAX = 40 };
+    uint32_t acts[NA] = {sdim_action_id("like", 4), sdim_action_id("love", 4),
+                         sdim_action_id("skip", 4)};
+    assert_int_equal(sdim_action_id("", 0), 0u);
+    assert_true(acts[0] != 0 && acts[0] != acts[1] && acts[1] != acts[2]);
+    uint32_t ev_act[SEQ];
+    for (int i = 0; i < SEQ; i++) ev_act[i] = i % 4 == 3 ? 0u : acts[i % 4]; /* every 4th: none */
+    sdim_seq *sq;
+    assert_int_equal(sdim_seq_create(&sq, f->h, LMAX, NULL), 0);
+    assert_int_equal(sdim_seq_push_act(sq, f->seq, ev_act, 100, NULL), 0); /* trims 60 */
+    assert_int_equal(sdim_seq_push_act(sq, f->seq + 100 * D, ev_act + 100, 7, NULL), 0);
+    float rec[K * D], x[NC * W], plain[NC * 2 * D];
+    uint32_t ract[K];
+    int k = sdim_seq_recent_act(sq, K, rec, ract);
+    assert_int_equal(k, K);
+    for (int i = 0; i < K; i++) { /* the last K of the 107 events pushed, oldest first */
+        assert_memory_equal(rec + i * D, f->seq + (107 - K + i) * D, sizeof(float) * D);
+        assert_int_equal(ract[i], ev_act[107 - K + i]);
+    }
+    assert_int_equal(
+        sdim_feature_extra_act(f->h, sq->table, rec, ract, k, acts, NA, f->cand, NC, x, W, NULL),
+        0);
+    assert_int_equal(sdim_feature_extra(f->h, sq->table, rec, k, f->cand, NC, plain, 2 * D, NULL),
+                     0);
+    for (int j = 0; j < NC; j++) {
+        float o[D], p[K], share = 0;
+        assert_memory_equal(x + j * W, plain + j * 2 * D, sizeof(float) * 2 * D);
+        assert_int_equal(sdim_feature_short(rec, k, f->cand + j * D, 1, D, o, D, p, NULL), 0);
+        for (int a = 0; a < NA; a++) {
+            float want = 0;
+            for (int i = 0; i < K; i++) want += ract[i] == acts[a] ? p[i] : 0.0f;
+            assert_true(fabsf(x[j * W + 2 * D + a] - want) < 1e-6f);
+            share += x[j * W + 2 * D + a];
+        }
+        assert_true(share > 0.0f &&
+                    share < 1.0f + 1e-5f); /* the events without one hold the rest */
+    }
+    /* no recent events: zeros; a zero candidate: a zero block; too short a stride: refused */
+    float z[W], zc[D];
+    assert_int_equal(
+        sdim_feature_extra_act(f->h, sq->table, rec, ract, 0, acts, NA, f->cand, 1, z, W, NULL), 0);
+    for (int a = 0; a < NA; a++) assert_true(z[2 * D + a] == 0.0f);
+    memset(zc, 0, sizeof zc);
+    assert_int_equal(
+        sdim_feature_extra_act(f->h, sq->table, rec, ract, k, acts, NA, zc, 1, z, W, NULL), 0);
+    for (int c = 0; c < W; c++) assert_true(z[c] == 0.0f);
+    mr_err e;
+    assert_int_equal(
+        sdim_feature_extra_act(f->h, sq->table, rec, ract, k, acts, NA, f->cand, 1, z, W - 1, &e),
+        MR_EINVAL);
+    /* a model's list: model.json features.history_actions */
+    char fmt[4096], js[4096];
+    const char *q = strstr(k_test_model_fmt, "\"extra_dim\":2");
+    assert_non_null(q);
+    snprintf(fmt, sizeof fmt,
+             "%.*s\"extra_dim\":35,\"history_actions\":[\"like\",\"love\",\"skip\"]%s",
+             (int)(q - k_test_model_fmt), k_test_model_fmt, q + strlen("\"extra_dim\":2"));
+    snprintf(js, sizeof js, fmt, "{\"type\":\"mmoe\",\"experts\":3}");
+    moe_model *m;
+    if (moe_model_from_json(&m, js, 5, &e)) fail_msg("model: %s", e.msg);
+    uint32_t got[MOE_MAX_HIST_ACTIONS];
+    assert_int_equal(sdim_model_actions(m, got), NA);
+    assert_memory_equal(got, acts, sizeof acts);
+    /* the scorer hook sets exactly these rows */
+    moe_scorer *s;
+    float sc1[NC], sc2[NC];
+    assert_int_equal(moe_scorer_create(&s, m, &e), 0);
+    assert_int_equal(moe_scorer_begin(s, NC, &e), 0);
+    assert_int_equal(
+        sdim_feature_to_scorer_act(s, m, f->h, sq->table, rec, ract, k, f->cand, NC, &e), 0);
+    assert_int_equal(moe_scorer_run(s, NULL, sc1, &e), 0);
+    assert_int_equal(moe_scorer_begin(s, NC, &e), 0);
+    for (int j = 0; j < NC; j++) assert_int_equal(moe_scorer_set_extra(s, j, x + j * W, W, &e), 0);
+    assert_int_equal(moe_scorer_run(s, NULL, sc2, &e), 0);
+    assert_memory_equal(sc1, sc2, sizeof sc1);
+    /* other actions on the same events change the block, so the scores */
+    uint32_t ract2[K];
+    for (int i = 0; i < K; i++) ract2[i] = ract[(i + 1) % K];
+    assert_int_equal(moe_scorer_begin(s, NC, &e), 0);
+    assert_int_equal(
+        sdim_feature_to_scorer_act(s, m, f->h, sq->table, rec, ract2, k, f->cand, NC, &e), 0);
+    assert_int_equal(moe_scorer_run(s, NULL, sc2, &e), 0);
+    int moved = 0;
+    for (int j = 0; j < NC; j++) moved += sc1[j] != sc2[j];
+    assert_true(moved > 0);
+    /* a block for another item dim is refused, naming both sizes */
+    sdim_hasher *h8;
+    assert_int_equal(sdim_hasher_create(&h8, 8, 48, 3, 7, NULL), 0);
+    assert_int_equal(moe_scorer_begin(s, NC, &e), 0);
+    assert_int_equal(sdim_feature_to_scorer_act(s, m, h8, NULL, rec, ract, 0, f->cand, NC, &e),
+                     MR_EINVAL);
+    assert_non_null(strstr(e.msg, "history actions"));
+    sdim_hasher_free(h8);
+    moe_scorer_free(s);
+    moe_model_free(m);
+    sdim_seq_free(sq);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_train_equals_serve),
+        cmocka_unit_test(test_history_actions),
         cmocka_unit_test(test_prefix_features_no_leakage),
         cmocka_unit_test(test_trims_keep_last_lmax),
         cmocka_unit_test(test_oracle_weights),

@@ -93,7 +93,7 @@ static void brute(fx *f, int r, int l_max, float *o) {
 }
 
 static void run_join(fx *f, int l_max, float *out) {
-    const sdim_events ev = {NE, f->eu, f->ei, f->et};
+    const sdim_events ev = {NE, f->eu, f->ei, f->et, NULL};
     mr_err e;
     if (sdim_join(f->h, l_max, SHORT, &ev, f->ru, f->ri, f->rt, NR, item_vec, f, out, 2 * D, &e))
         fail_msg("sdim_join: %s", e.msg);
@@ -122,6 +122,84 @@ static void test_equals_brute_force_with_trims(void **state) {
         brute(f, r, 10, want);
         for (int c = 0; c < 2 * D; c++) assert_true(fabsf(out[r * 2 * D + c] - want[c]) < 1e-5f);
     }
+    mr_floats_free(out);
+}
+
+/* History actions: each event gets one of 3 actions (or none); the join's
+ * blocks [long | short | action shares] equal a fresh replay of the row's
+ * events with their actions (to the bit without trims, to 1e-5 with); with no
+ * actions on the events the shares are 0. */
+static void test_actions_equal_brute_force(void **state) {
+    fx *f = *state;
+    enum { NA = 2, W = 2 * D + NA };
+    static uint32_t ea[NE];
+    const uint32_t acts[NA] = {sdim_action_id("like", 4), sdim_action_id("love", 4)};
+    for (int i = 0; i < NE; i++) ea[i] = i % 3 == 2 ? sdim_action_id("skip", 4) : acts[i % 3];
+    const sdim_events ev = {NE, f->eu, f->ei, f->et, ea};
+    const int lmax[2] = {10000, 10};
+    float *out = mr_floats_alloc(NR * W);
+    for (int t = 0; t < 2; t++) {
+        mr_err e;
+        if (sdim_join_act(f->h, lmax[t], SHORT, acts, NA, &ev, f->ru, f->ri, f->rt, NR, item_vec, f,
+                          out, W, &e))
+            fail_msg("sdim_join_act: %s", e.msg);
+        int shared = 0;
+        for (int r = 0; r < NR; r++) {
+            int idx[NE], n = 0;
+            for (int i = 0; i < NE; i++)
+                if (f->eu[i] == f->ru[r] && f->et[i] < f->rt[r] && item_vec(f->ei[i], f))
+                    idx[n++] = i;
+            for (int a = 1; a < n; a++) /* by (ts, index), as brute() */
+                for (int b = a;
+                     b > 0 && (f->et[idx[b - 1]] > f->et[idx[b]] ||
+                               (f->et[idx[b - 1]] == f->et[idx[b]] && idx[b - 1] > idx[b]));
+                     b--) {
+                    int x = idx[b];
+                    idx[b] = idx[b - 1], idx[b - 1] = x;
+                }
+            int from = n > lmax[t] ? n - lmax[t] : 0;
+            float *x = mr_floats_alloc((size_t)(n + 1) * D), rec[SHORT * D], want[W];
+            uint32_t xa[NE], ra[SHORT];
+            for (int i = from; i < n; i++) {
+                memcpy(x + (i - from) * D, item_vec(f->ei[idx[i]], f), sizeof(float) * D);
+                xa[i - from] = ea[idx[i]];
+            }
+            sdim_seq *sq;
+            assert_int_equal(sdim_seq_create(&sq, f->h, lmax[t], NULL), 0);
+            assert_int_equal(sdim_seq_push_act(sq, x, xa, n - from, NULL), 0);
+            const float *q = item_vec(f->ri[r], f);
+            if (!q) memset(want, 0, sizeof want);
+            else {
+                int k = sdim_seq_recent_act(sq, SHORT, rec, ra);
+                assert_int_equal(sdim_feature_extra_act(f->h, sq->n ? sq->table : NULL, rec, ra, k,
+                                                        acts, NA, q, 1, want, W, NULL),
+                                 0);
+            }
+            if (t == 0) assert_memory_equal(out + r * W, want, sizeof want);
+            else /* trims subtract in another order than a fresh replay adds: last bits */
+                for (int c = 0; c < W; c++) assert_true(fabsf(out[r * W + c] - want[c]) < 1e-5f);
+            shared += want[2 * D] > 0.0f && want[2 * D + 1] > 0.0f;
+            sdim_seq_free(sq);
+            mr_floats_free(x);
+        }
+        assert_true(shared > NR / 2);
+    }
+    /* the same log without actions: shares 0, the rest as sdim_join */
+    const sdim_events ev0 = {NE, f->eu, f->ei, f->et, NULL};
+    float *plain = mr_floats_alloc(NR * 2 * D);
+    assert_int_equal(sdim_join_act(f->h, 10, SHORT, acts, NA, &ev0, f->ru, f->ri, f->rt, NR,
+                                   item_vec, f, out, W, NULL),
+                     0);
+    run_join(f, 10, plain);
+    for (int r = 0; r < NR; r++) {
+        assert_memory_equal(out + r * W, plain + r * 2 * D, sizeof(float) * 2 * D);
+        assert_true(out[r * W + 2 * D] == 0.0f && out[r * W + 2 * D + 1] == 0.0f);
+    }
+    mr_err e;
+    assert_int_equal(sdim_join_act(f->h, 10, SHORT, acts, NA, &ev, f->ru, f->ri, f->rt, NR,
+                                   item_vec, f, out, W - 1, &e),
+                     MR_EINVAL);
+    mr_floats_free(plain);
     mr_floats_free(out);
 }
 
@@ -159,7 +237,7 @@ static void test_long_history_bounded_buffer_same_ops(void **state) {
     uint64_t ru[LR] = {5, 5, 5}, ri[LR] = {3, 4, 8};
     int64_t rt[LR] = {1500, 2999, 3100};
     float out[LR * 2 * D], want[LR * 2 * D], rec[SHORT * D];
-    const sdim_events ev = {LE, eu, ei, et};
+    const sdim_events ev = {LE, eu, ei, et, NULL};
     assert_int_equal(
         sdim_join(f->h, LMAX, SHORT, &ev, ru, ri, rt, LR, item_vec, f, out, 2 * D, NULL), 0);
     sdim_seq *s;
@@ -187,7 +265,7 @@ static void test_long_history_bounded_buffer_same_ops(void **state) {
 
 static void test_bad_args(void **state) {
     fx *f = *state;
-    const sdim_events ev = {NE, f->eu, f->ei, f->et};
+    const sdim_events ev = {NE, f->eu, f->ei, f->et, NULL};
     float out[2 * D];
     mr_err e;
     assert_int_equal(
@@ -202,6 +280,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_equals_brute_force_no_trims),
         cmocka_unit_test(test_equals_brute_force_with_trims),
+        cmocka_unit_test(test_actions_equal_brute_force),
         cmocka_unit_test(test_future_events_do_not_leak),
         cmocka_unit_test(test_long_history_bounded_buffer_same_ops),
         cmocka_unit_test(test_bad_args),

@@ -16,6 +16,7 @@
 
 #include "common/rng.h"
 #include "moe/dataset.h"
+#include "moe/sdim_feature.h"
 #include "moe/sdim_join.h"
 #include "testmodel.h"
 
@@ -49,7 +50,7 @@ static int setup(void **state) {
     for (int i = 0; i < NI; i++) {
         float *x = f->vec + i * D;
         for (int c = 0; c < D; c++)
-            x[c] = (float)(mr_rng_below(&g, 2000) - 1000) / 256.0f; /* exact in text */
+            x[c] = (float)((int)mr_rng_below(&g, 2000) - 1000) / 256.0f; /* exact in text */
         fprintf(fp, "%d,%d,%.9g,%.9g,%.9g,%.9g\n", 1000 + i, i % 3, x[0], x[1], x[2], x[3]);
     }
     fclose(fp);
@@ -119,7 +120,7 @@ static void check_rows(fx *f, long max_rows) {
     if (sdim_join_csv(d, f->data, max_rows, &o, &e)) fail_msg("join: %s", e.msg);
     sdim_hasher *h;
     assert_int_equal(sdim_hasher_create(&h, D, o.m, o.tau, o.seed, NULL), 0);
-    const sdim_events ev = {NE, f->eu, f->ei, f->et};
+    const sdim_events ev = {NE, f->eu, f->ei, f->et, NULL};
     float *want = calloc((size_t)n * 2 * D, sizeof(float));
     assert_int_equal(
         sdim_join(h, o.l_max, o.short_n, &ev, f->ru, f->ri, f->rt, n, vec_of, f, want, 2 * D, NULL),
@@ -175,11 +176,81 @@ static void test_errors_name_the_problem(void **state) {
     moe_dataset_free(d);
 }
 
+/* The events file's action column (a model with history actions): the
+ * block ends with the actions' shares, equal to sdim_join_act on the same
+ * ids; the cell is the literal action ("NA" is one, only "" is none); a file
+ * without the column, or a cell over 64 bytes, is refused naming it. */
+static void test_actions_column(void **state) {
+    fx *f = *state;
+    enum { NA = 2, W = 2 * D + NA };
+    char evp[200], js[4096], fmt[4096];
+    snprintf(evp, sizeof evp, "%s/events_act.csv", f->dir);
+    static const char *const cell[3] = {"like", "NA", ""};
+    uint32_t ea[NE];
+    FILE *fp = fopen(evp, "w");
+    fprintf(fp, "user_id,item_id,ts_ms,action\n");
+    for (int i = 0; i < NE; i++) {
+        fprintf(fp, "%llu,%llu,%lld,%s\n", (unsigned long long)f->eu[i],
+                (unsigned long long)f->ei[i], (long long)f->et[i], cell[i % 3]);
+        ea[i] = sdim_action_id(cell[i % 3], strlen(cell[i % 3]));
+    }
+    fclose(fp);
+    const char *p = strstr(k_test_model_fmt, "\"extra_dim\":2");
+    snprintf(fmt, sizeof fmt, "%.*s\"extra_dim\":10,\"history_actions\":[\"like\",\"NA\"]%s",
+             (int)(p - k_test_model_fmt), k_test_model_fmt, p + strlen("\"extra_dim\":2"));
+    snprintf(js, sizeof js, fmt, "{\"type\":\"mmoe\",\"experts\":2}");
+    moe_model *m;
+    moe_dataset *d;
+    mr_err e;
+    if (moe_model_from_json(&m, js, 3, &e)) fail_msg("model: %s", e.msg);
+    assert_int_equal(moe_dataset_read(&d, m, f->data, NULL, 0, &e), 0);
+    sdim_csv_opts o = opts(f);
+    o.events_path = evp;
+    o.n_actions = sdim_model_actions(m, o.actions);
+    if (sdim_join_csv(d, f->data, 0, &o, &e)) fail_msg("join: %s", e.msg);
+    sdim_hasher *h;
+    assert_int_equal(sdim_hasher_create(&h, D, o.m, o.tau, o.seed, NULL), 0);
+    const sdim_events ev = {NE, f->eu, f->ei, f->et, ea};
+    float *want = calloc((size_t)NR * W, sizeof(float));
+    assert_int_equal(sdim_join_act(h, o.l_max, o.short_n, o.actions, NA, &ev, f->ru, f->ri, f->rt,
+                                   NR, vec_of, f, want, W, NULL),
+                     0);
+    assert_memory_equal(d->extra, want, sizeof(float) * NR * W);
+    int both = 0;
+    for (int r = 0; r < NR; r++) both += want[r * W + 2 * D] > 0 && want[r * W + 2 * D + 1] > 0;
+    print_message("rows with both shares > 0: %d of %d\n", both, NR);
+    assert_true(both > NR / 4);
+    /* the plain events file has no action column */
+    o.events_path = f->events;
+    assert_int_equal(sdim_join_csv(d, f->data, 0, &o, &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, "history actions"));
+    assert_non_null(strstr(e.msg, "action"));
+    /* an action of 65 bytes */
+    fp = fopen(evp, "w");
+    fprintf(fp, "user_id,item_id,ts_ms,action\n7,1000,1700000000000,like\n7,1001,1700000000001,");
+    for (int i = 0; i < 65; i++) fputc('x', fp);
+    fprintf(fp, "\n");
+    fclose(fp);
+    o.events_path = evp;
+    assert_int_equal(sdim_join_csv(d, f->data, 0, &o, &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, ":3: column 'action': an action is at most 64 bytes"));
+    /* the model's extra_dim must leave 2 d for the item vectors */
+    o.n_actions = 1;
+    assert_int_equal(sdim_join_csv(d, f->data, 0, &o, &e), MR_EINVAL);
+    assert_non_null(strstr(e.msg, "2 d + 1"));
+    unlink(evp);
+    free(want);
+    sdim_hasher_free(h);
+    moe_dataset_free(d);
+    moe_model_free(m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_equals_join_on_same_ids),
         cmocka_unit_test(test_max_rows),
         cmocka_unit_test(test_errors_name_the_problem),
+        cmocka_unit_test(test_actions_column),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

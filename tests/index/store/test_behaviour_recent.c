@@ -21,6 +21,13 @@ static void item_vec(uint64_t item, float *v) {
     for (int j = 0; j < D; j++) v[j] = (float)item + 0.25f * (float)j;
 }
 
+/* The kept events that have a vector (items not divisible by 7). */
+static int m_total(const behaviour_event *all, size_t n) {
+    int m = 0;
+    for (size_t i = 0; i < n; i++) m += (all[i].item % 7) != 0;
+    return m;
+}
+
 static void test_recent_matches_full_read(void **state) {
     (void)state;
     char dir[256];
@@ -52,7 +59,9 @@ static void test_recent_matches_full_read(void **state) {
         int n = 0;
         for (int j = 0; j < 7; j++) {
             int64_t ts = batch * 100 + j * 3 + (j % 2); /* times, some equal across batches */
-            ev[n++] = (behaviour_event){5, (uint64_t)(batch * 7 + j + 1), ts, 0};
+            /* the action: the item's id + 1000 (0 = none for every 5th), to be read back */
+            uint64_t item = (uint64_t)(batch * 7 + j + 1);
+            ev[n++] = (behaviour_event){5, item, ts, item % 5 ? (uint32_t)item + 1000 : 0};
             ev[n++] = (behaviour_event){4, 50, ts, 0};
             ev[n++] = (behaviour_event){6, 51, ts, 0};
         }
@@ -82,6 +91,20 @@ static void test_recent_matches_full_read(void **state) {
             if (all[i].item % 7) item_vec(all[i].item, want_v + (size_t)(k - 1 - m++) * D);
         assert_int_equal(n, m);
         assert_memory_equal(got, want_v + (size_t)(k - m) * D, (size_t)m * D * sizeof(float));
+        /* with the actions: the same vectors, each with its own event's action */
+        float got2[LMAX * D];
+        uint32_t act[LMAX];
+        int n2;
+        assert_int_equal(behaviour_recent_vectors_act(b, 5, k, got2, act, &n2, NULL), 0);
+        assert_int_equal(n2, n);
+        assert_memory_equal(got2, got, (size_t)n * D * sizeof(float));
+        for (int i = 0, seen = 0; i < (int)nall; i++) { /* the last n events with a vector */
+            if (!(all[i].item % 7)) continue;
+            int pos = seen++ - (m_total(all, nall) - n);
+            if (pos < 0) continue;
+            assert_int_equal(act[pos], all[i].action);
+            assert_int_equal(act[pos], all[i].item % 5 ? (uint32_t)all[i].item + 1000 : 0u);
+        }
     }
     /* a user with no events */
     assert_int_equal(behaviour_recent(b, 99, rec, 5, &nrec, NULL), 0);
