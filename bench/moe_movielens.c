@@ -15,9 +15,18 @@
  * item_id, ts_ms: the training log) with item vectors DIR/items_sdim.csv
  * (item_id, e0..: `moerec index embeddings` on the training log); each row
  * sees only the user's events strictly before its time.
+ * With --hist-actions (and --history), the model has history actions
+ * (model.json features.history_actions ["like", "love", "dislike"],
+ * extra_dim = 2 d + 3): the SDIM block also carries the short attention's
+ * share of liked, loved and disliked events among the user's last 50, from
+ * events.csv's action column (love: rating >= 4.5, like: >= 4, dislike:
+ * <= 2.5, else rated) — what the server computes from Event.action
+ * (moe/sdim_feature.h). --hist-action-list A,B,.. lists other actions of
+ * events.csv instead (e.g. like,love).
  * With --hist-labels (and --features), DIR/train_hist.csv and test_hist.csv
  * (the _feat files plus the history's labels as target-attention values,
- * bench/moe_movielens_peer.py hist) are read instead of the _feat files.
+ * computed offline by bench/moe_movielens_peer.py hist; not served) are
+ * read instead of the _feat files.
  * The JSON has each model's validation AUC ("val") beside the test AUC:
  * choices are made on it, never on the test rows.
  * --val random (default) validates on a seeded random 10% of the training
@@ -31,7 +40,7 @@
  * --sdim-short N: the short attention's events (sdim_csv_opts.short_n, 50).
  * --emb-dim N: the user and item tables' dim (16).
  * Usage: bench_moe_movielens DIR [--epochs N] [--seed N] [--features] [--history]
- *        [--hist-labels] [--val random|user-time] [--love-weight W] [--aux-rating W]
+ *        [--hist-actions] [--hist-action-list A,B,..] [--hist-labels] [--val random|user-time] [--love-weight W] [--aux-rating W]
  *        [--arch NAME] [--lr X] [--emb-lr X] [--weight-decay X] [--batch N]
  *        [--sdim-short N] [--emb-dim N]
  */
@@ -41,6 +50,7 @@
 
 #include "common/clock.h"
 #include "common/tensor.h"
+#include "moe/sdim_feature.h"
 #include "moe/sdim_join.h"
 #include "moe/train.h"
 #include "precision_eval.h"
@@ -51,7 +61,7 @@ static const char *k_fmt =
     "\"features\":{\"categorical\":[{\"name\":\"user\",\"column\":\"userId\",\"table\":\"user\"},"
     "{\"name\":\"item\",\"column\":\"movieId\",\"table\":\"item\"},"
     "{\"name\":\"genres\",\"table\":\"genre\",\"combiner\":\"mean\",\"separator\":\"|\"}],"
-    "\"numeric\":[{\"name\":\"year\"}%s],\"extra_dim\":%d},"
+    "\"numeric\":[{\"name\":\"year\"}%s],\"extra_dim\":%d%s},"
     "\"tasks\":[{\"name\":\"like\",\"label\":\"rating\",\"threshold\":4.0},"
     "{\"name\":\"love\",\"label\":\"rating\",\"threshold\":4.5,\"loss_weight\":%g}%s],"
     "\"arch\":%s}";
@@ -77,7 +87,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: bench_moe_movielens DIR [--epochs N] [--seed N]\n");
         return 2;
     }
-    int epochs = 20, feats = 0, hist = 0, hist_dim = 0, hlab = 0, user_val = 0;
+    int epochs = 20, feats = 0, hist = 0, hist_dim = 0, hlab = 0, hact = 0, user_val = 0;
+    const char *act_list = "like,love,dislike"; /* chosen on the selection split */
     double love_w = 1.0, aux_w = 0, lr = 1e-3, emb_lr = 1e-3, wd = 1e-5;
     int batch = 256, short_n = 0, emb_dim = 16;
     const char *only = NULL;
@@ -86,7 +97,11 @@ int main(int argc, char **argv) {
         if (!strcmp(argv[i], "--features")) feats = 1;
         else if (!strcmp(argv[i], "--history")) hist = 1;
         else if (!strcmp(argv[i], "--hist-labels")) hlab = feats = 1;
-        else if (i + 1 < argc && !strcmp(argv[i], "--epochs")) epochs = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--hist-actions")) hact = hist = 1;
+        else if (i + 1 < argc && !strcmp(argv[i], "--hist-action-list")) {
+            act_list = argv[++i]; /* comma-separated, e.g. like,love,dislike */
+            hact = hist = 1;
+        } else if (i + 1 < argc && !strcmp(argv[i], "--epochs")) epochs = atoi(argv[++i]);
         else if (i + 1 < argc && !strcmp(argv[i], "--seed")) seed = strtoull(argv[++i], NULL, 10);
         else if (i + 1 < argc && !strcmp(argv[i], "--val"))
             user_val = !strcmp(argv[++i], "user-time");
@@ -164,14 +179,27 @@ int main(int argc, char **argv) {
     for (int a = 0, printed = 0; a < 3; a++) {
         if (only && strcmp(only, archs[a][0])) continue;
         char js[16384];
-        snprintf(js, sizeof js, k_fmt, emb_dim, emb_dim, extra, 2 * hist_dim, love_w, aux,
-                 archs[a][1]);
+        char acts[512] = "";
+        int n_act = 0;
+        if (hact) { /* ,"history_actions":["a","b",..] */
+            snprintf(acts, sizeof acts, ",\"history_actions\":[");
+            for (const char *c = act_list; *c; n_act++) {
+                size_t len = strcspn(c, ",");
+                snprintf(acts + strlen(acts), sizeof acts - strlen(acts), "%s\"%.*s\"",
+                         n_act ? "," : "", (int)len, c);
+                c += len + (c[len] == ',');
+            }
+            snprintf(acts + strlen(acts), sizeof acts - strlen(acts), "]");
+        }
+        snprintf(js, sizeof js, k_fmt, emb_dim, emb_dim, extra, 2 * hist_dim + n_act, acts, love_w,
+                 aux, archs[a][1]);
         moe_model *m;
         moe_dataset *tr = NULL, *te = NULL;
         mr_err e;
         long *ti, *vi, nt, nv;
-        if (moe_model_from_json(&m, js, seed, &e) ||
-            moe_dataset_read(&tr, m, trp, user_val ? "timestamp" : NULL, 0, &e) ||
+        int rc = moe_model_from_json(&m, js, seed, &e);
+        so.n_actions = rc ? 0 : sdim_model_actions(m, so.actions); /* --hist-actions */
+        if (rc || moe_dataset_read(&tr, m, trp, user_val ? "timestamp" : NULL, 0, &e) ||
             moe_dataset_read(&te, m, tep, NULL, 0, &e) ||
             (hist && (sdim_join_csv(tr, trp, 0, &so, &e) || sdim_join_csv(te, tep, 0, &so, &e)))) {
             fprintf(stderr, "moe_movielens: %s\n", e.msg);

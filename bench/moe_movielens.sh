@@ -10,10 +10,14 @@
 # embeddings` on the training log). Recency is left out: test rows read the
 # training state at their own time, where an item's last training event is
 # often later than the row (clipped to 0), a skew training rows never show.
-# "features + history + history labels" (moerec only) adds the labels of
-# the user's last 50 earlier training events as target-attention values
-# (bench/moe_movielens_peer.py hist: 3 columns, computed here offline;
-# the server's SDIM block does not serve them yet).
+# "features + history + history actions" (moerec only) adds the served
+# history actions (model.json features.history_actions like, love,
+# dislike; chosen on the selection split below): the short attention's
+# share of liked, loved and disliked events among the user's last 50
+# earlier training events, from the events file's action column (love:
+# rating >= 4.5, like: >= 4, dislike: <= 2.5, else rated), as the server
+# computes it from Event.action. (The offline history-label columns of earlier runs:
+# bench_moe_movielens --hist-labels after moe_movielens_peer.py hist.)
 # Seeds 1..$MOE_ML_SEEDS (3) for the feature sets, seed 1 for raw.
 # MOE_ML_SELECT=1: the selection run. The same pipeline on the training
 # rows only: each user's latest 20% of TRAINING rows play the test set
@@ -58,16 +62,25 @@ fi
   --task rating:rating --mode oof --folds 5 --seed 1 --prior-strength 10 --no-recency > "$work/features.json"
 "$build/tools/moerec" index embeddings --log "$work/train.csv" --test "$work/test.csv" --user-column userId \
   --item-column movieId --items-out "$work/items.csv" --dim 32 --epochs 20 --seed 1 --quiet > "$work/embeddings.json"
-# the SDIM join's file layouts: events (user_id, item_id, ts_ms), items (item_id, e0..)
-sed '1s/.*/user_id,item_id,genres,year,rating,ts_ms/' "$work/train.csv" > "$work/events.csv"
+# the SDIM join's file layouts: events (user_id, item_id, ts_ms, action), items (item_id, e0..)
+/usr/bin/python3 - "$work" <<'PY'
+import csv, sys
+w = sys.argv[1]
+with open(w + "/train.csv", newline="") as f, open(w + "/events.csv", "w", newline="") as o:
+    out = csv.writer(o)
+    out.writerow(["user_id", "item_id", "ts_ms", "action"])
+    for r in csv.DictReader(f):
+        x = float(r["rating"])
+        out.writerow([r["userId"], r["movieId"], r["timestamp"],
+                      "love" if x >= 4.5 else "like" if x >= 4 else "dislike" if x <= 2.5 else "rated"])
+PY
 sed '1s/^movieId,/item_id,/' "$work/items.csv" > "$work/items_sdim.csv"
-/usr/bin/python3 "$here/moe_movielens_peer.py" hist "$work"
 "$build/bench/bench_moe_movielens" "$work" "$@" > "$work/moe-raw.json"
 /usr/bin/python3 "$here/moe_movielens_peer.py" xgb "$work" > "$work/xgb-raw.json"
 for seed in $(seq 1 "${MOE_ML_SEEDS:-3}"); do
   "$build/bench/bench_moe_movielens" "$work" --features --seed "$seed" "$@" > "$work/moe-feat-$seed.json"
   "$build/bench/bench_moe_movielens" "$work" --features --history --seed "$seed" "$@" > "$work/moe-hist-$seed.json"
-  "$build/bench/bench_moe_movielens" "$work" --hist-labels --history --seed "$seed" "$@" > "$work/moe-hlab-$seed.json"
+  "$build/bench/bench_moe_movielens" "$work" --features --history --hist-actions --seed "$seed" "$@" > "$work/moe-hact-$seed.json"
   /usr/bin/python3 "$here/moe_movielens_peer.py" xgb "$work" --features --seed "$seed" > "$work/xgb-feat-$seed.json"
 done
 /usr/bin/python3 - "$work" "${MOE_ML_SEEDS:-3}" "$split" <<'PY'
@@ -89,12 +102,12 @@ out["raw"]["max_abs_score_diff"] = {p: max(r["precision"][p]["max_abs_score_diff
 diff = lambda models, x: {name: {t: round(r[t]["auc"] - x[t]["auc"], 4) for t in ("like", "love")}
                           for name, r in models.items()}
 for s in range(1, nseeds + 1):
-    mf, mh, ml, x = ld("moe-feat-%d" % s), ld("moe-hist-%d" % s), ld("moe-hlab-%d" % s), ld("xgb-feat-%d" % s)
+    mf, mh, ma, x = ld("moe-feat-%d" % s), ld("moe-hist-%d" % s), ld("moe-hact-%d" % s), ld("xgb-feat-%d" % s)
     out["with_features"]["seed%d" % s] = {"xgboost": x["tasks"], "moerec": mf["models"], "moerec_history": mh["models"],
-                                          "moerec_history_labels": ml["models"],
+                                          "moerec_history_actions": ma["models"],
                                           "auc_minus_xgboost": diff(mf["models"], x["tasks"]),
                                           "history_auc_minus_xgboost": diff(mh["models"], x["tasks"]),
-                                          "history_labels_auc_minus_xgboost": diff(ml["models"], x["tasks"])}
+                                          "history_actions_auc_minus_xgboost": diff(ma["models"], x["tasks"])}
 emb = json.load(open(w + "/embeddings.json"))
 out["embeddings"] = {"dim": emb["dim"], "recall20": round(emb["recall20"], 4)}
 out["xgboost_version"] = x["xgboost_version"]

@@ -35,6 +35,10 @@ for round in 1 2; do
 done
 /usr/bin/python3 - "$dir" <<'PY'
 import json, sys
+# a ratio, or null where the denominator is 0 (a precision this CPU lacks: oneDNN's
+# bf16 Linear without AVX512_BF16 reports 0)
+def ratio(a, b, nd=2):
+    return round(a / b, nd) if b else None
 def best(a, b):
     if isinstance(a, dict):
         return {k: best(a[k], b[k]) for k in a}
@@ -42,18 +46,18 @@ def best(a, b):
 d = sys.argv[1]
 c = best(json.load(open(d + "/c1.json")), json.load(open(d + "/c2.json")))
 t = best(json.load(open(d + "/t1.json")), json.load(open(d + "/t2.json")))
-r = {b: round(c["cands_per_s"][b] / t["cands_per_s"][b], 2) for b in c["cands_per_s"]}
+r = {b: ratio(c["cands_per_s"][b], t["cands_per_s"][b], 2) for b in c["cands_per_s"]}
 out = {"bench": "moe_speed", "gate": c["gate"], "params": c["params"], "flops_per_candidate": c["flops_per_candidate"],
        "sgemm_peak_gflops": c["sgemm_peak_gflops"], "moerec_cands_per_s": c["cands_per_s"],
        "torch_cands_per_s": t["cands_per_s"], "ratio_vs_torch": r, "moerec_gflops": c["gflops"],
        "peak_fraction_500": c["peak_fraction_500"], "peak_fraction_1000": c["peak_fraction_1000"],
        "train_samples_per_s": c["train_samples_per_s"], "torch_train_samples_per_s": t["train_samples_per_s"],
-       "train_ratio_vs_torch": round(c["train_samples_per_s"] / t["train_samples_per_s"], 2),
+       "train_ratio_vs_torch": ratio(c["train_samples_per_s"], t["train_samples_per_s"], 2),
        "torch_max_abs_diff": t["max_abs_diff_vs_moerec"], "torch_version": t["version"],
        "moerec_top2_of_8_cands_per_s_500": c["top2_cands_per_s_500"], "top2_active_fraction": c["top2_active_fraction"],
-       "top2_speedup_vs_dense_500": round(c["top2_cands_per_s_500"] / c["cands_per_s"]["500"], 2),
+       "top2_speedup_vs_dense_500": ratio(c["top2_cands_per_s_500"], c["cands_per_s"]["500"], 2),
        "train_full_samples_per_s": c["train_full_samples_per_s"], "torch_train_full_samples_per_s": t["train_full_samples_per_s"],
-       "train_full_ratio_vs_torch": round(c["train_full_samples_per_s"] / t["train_full_samples_per_s"], 2)}
+       "train_full_ratio_vs_torch": ratio(c["train_full_samples_per_s"], t["train_full_samples_per_s"], 2)}
 # every precision at batch 500, one thread (issue 10); the OpenBLAS figure is
 # today's moerec fp32 path measured in the same run as the baseline
 pc = c["prec_cands_per_s_500"]
@@ -65,21 +69,21 @@ out["max_abs_diff_vs_fp32"] = c["max_abs_diff"]
 out["torch_bf16_max_abs_diff"] = t["bf16_max_abs_diff_vs_moerec"]
 out["split_speedup"] = c["split_speedup"]  # one batch cut in 2 on 2 cores / whole (score_split_candidates)
 b = pc["openblas_fp32"]
-out["speedup_vs_openblas_fp32"] = {k: round(pc[k] / b, 2) for k in ("onednn_fp32", "bf16", "int8")}
-out["bf16_vs_torch_bf16"] = round(pc["bf16"] / t["bf16_cands_per_s_500"], 2)
+out["speedup_vs_openblas_fp32"] = {k: ratio(pc[k], b, 2) for k in ("onednn_fp32", "bf16", "int8")}
+out["bf16_vs_torch_bf16"] = ratio(pc["bf16"], t["bf16_cands_per_s_500"], 2)
 # the kernels' rate in the same rounds: one oneDNN Linear of the first expert
 # layer's shape; the ranker with every FLOP at that rate would score
 lin = c["onednn_linear_gflops"]
 out["onednn_linear_gflops"] = lin
 out["linear_rate_cands_per_s_500"] = {k: round(lin[k] * 1e9 / c["flops_per_candidate"]) for k in ("fp32", "bf16")}
 out["fraction_of_linear_rate"] = {
-    "onednn_fp32": round(pc["onednn_fp32"] / out["linear_rate_cands_per_s_500"]["fp32"], 3),
-    "bf16": round(pc["bf16"] / out["linear_rate_cands_per_s_500"]["bf16"], 3)}
+    "onednn_fp32": ratio(pc["onednn_fp32"], out["linear_rate_cands_per_s_500"]["fp32"], 3),
+    "bf16": ratio(pc["bf16"], out["linear_rate_cands_per_s_500"]["bf16"], 3)}
 # the same Linear on the baseline's OpenBLAS kernels in the same rounds: the
 # kernels' own ratio, the most the code around them can reach
 out["openblas_linear_gflops"] = c["openblas_linear_gflops"]
-out["linear_kernel_ratio"] = {k: round(lin[k] / c["openblas_linear_gflops"], 2) for k in ("fp32", "bf16")}
-out["onednn_fp32_vs_torch_fp32"] = round(pc["onednn_fp32"] / t["cands_per_s"]["500"], 2)
+out["linear_kernel_ratio"] = {k: ratio(lin[k], c["openblas_linear_gflops"], 2) for k in ("fp32", "bf16")}
+out["onednn_fp32_vs_torch_fp32"] = ratio(pc["onednn_fp32"], t["cands_per_s"]["500"], 2)
 # the best figures above may come from different rounds; the ratios within
 # each round (one C process, then the peer right after it) are the ones to
 # compare on a loaded machine: per round, and their min and median
@@ -87,15 +91,15 @@ rounds = []
 for i in (1, 2):
     ci, ti = json.load(open(d + "/c%d.json" % i)), json.load(open(d + "/t%d.json" % i))
     q, cq = ci["prec_cands_per_s_500"], ci["prec_cands_per_cpu_s_500"]
-    rounds.append({"onednn_fp32_vs_openblas": round(q["onednn_fp32"] / q["openblas_fp32"], 2),
-                   "bf16_vs_openblas": round(q["bf16"] / q["openblas_fp32"], 2),
-                   "bf16_vs_torch_bf16": round(q["bf16"] / ti["bf16_cands_per_s_500"], 2),
-                   "cpu_s_onednn_fp32_vs_openblas": round(cq["onednn_fp32"] / cq["openblas_fp32"], 2),
-                   "cpu_s_bf16_vs_openblas": round(cq["bf16"] / cq["openblas_fp32"], 2),
-                   "linear_fp32_vs_openblas": round(ci["onednn_linear_gflops"]["fp32"] / ci["openblas_linear_gflops"], 2),
-                   "linear_bf16_vs_openblas": round(ci["onednn_linear_gflops"]["bf16"] / ci["openblas_linear_gflops"], 2)})
+    rounds.append({"onednn_fp32_vs_openblas": ratio(q["onednn_fp32"], q["openblas_fp32"], 2),
+                   "bf16_vs_openblas": ratio(q["bf16"], q["openblas_fp32"], 2),
+                   "bf16_vs_torch_bf16": ratio(q["bf16"], ti["bf16_cands_per_s_500"], 2),
+                   "cpu_s_onednn_fp32_vs_openblas": ratio(cq["onednn_fp32"], cq["openblas_fp32"], 2),
+                   "cpu_s_bf16_vs_openblas": ratio(cq["bf16"], cq["openblas_fp32"], 2),
+                   "linear_fp32_vs_openblas": ratio(ci["onednn_linear_gflops"]["fp32"], ci["openblas_linear_gflops"], 2),
+                   "linear_bf16_vs_openblas": ratio(ci["onednn_linear_gflops"]["bf16"], ci["openblas_linear_gflops"], 2)})
 out["ratios_by_round"] = rounds
-out["ratios_min"] = {k: min(r[k] for r in rounds) for k in rounds[0]}
+out["ratios_min"] = {k: min((r[k] for r in rounds if r[k] is not None), default=None) for k in rounds[0]}
 out["prec_cands_per_cpu_s_500"] = c["prec_cands_per_cpu_s_500"]
 # which OpenBLAS kernels the baseline ran (OPENBLAS_CORETYPE, else its own choice)
 out["openblas_core"] = c["openblas_core"]
