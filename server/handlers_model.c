@@ -138,6 +138,18 @@ int mr_handle_get_model_info(mr_call_ctx *ctx, const ProtobufCMessage *req, Prot
     out->n_tasks = (size_t)T;
     out->features = fp;
     out->n_features = (size_t)F;
+    out->extra_dim = (uint32_t)m->extra_dim;
+    if (m->n_hist_act) { /* the actions AppendEvents should carry for this model */
+        char **ha = mr_arena_calloc(a, (size_t)m->n_hist_act, sizeof *ha);
+        for (int i = 0; ha && i < m->n_hist_act; i++)
+            if (!(ha[i] = mr_arena_strdup(a, m->hist_act[i]))) ha = NULL;
+        if (!ha) {
+            mr_model_release(ref);
+            return mr_err_set(err, MR_ENOMEM, "out of request memory");
+        }
+        out->history_actions = ha;
+        out->n_history_actions = (size_t)m->n_hist_act;
+    }
     if ((rc = table_info(a, ref, out)) ||
         (ref->retrievers && (rc = retriever_info(a, ref->retrievers, out)))) {
         mr_model_release(ref);

@@ -36,6 +36,7 @@
 
 #define SCORE "/moerec.v1.Recommender/Score"
 #define APPEND "/moerec.v1.Recommender/AppendEvents"
+#define INFO "/moerec.v1.Recommender/GetModelInfo"
 
 enum { D = 8, M = 16, TAU = 2, LMAX = 64, SHORT = 4, SEED = 91, NITEMS = 40, NEV = 60, NROWS = 4 };
 
@@ -195,6 +196,25 @@ static void append(fixture *f, int from, int to) {
     call_result_free(&res);
 }
 
+/* GetModelInfo tells a client what the block is and which actions count. */
+static void test_model_info_names_the_actions(void **state) {
+    fixture *f = *state;
+    Moerec__V1__GetModelInfoRequest r = MOEREC__V1__GET_MODEL_INFO_REQUEST__INIT;
+    ProtobufCMessage *resp = NULL;
+    call_result res;
+    assert_int_equal(test_unary(f->ch, INFO, &r.base,
+                                &moerec__v1__get_model_info_response__descriptor, 10, &resp, &res),
+                     0);
+    assert_int_equal(res.status, GRPC_STATUS_OK);
+    Moerec__V1__GetModelInfoResponse *o = (void *)resp;
+    assert_int_equal(o->extra_dim, 2 * D + 2);
+    assert_int_equal(o->n_history_actions, 2);
+    assert_string_equal(o->history_actions[0], "like");
+    assert_string_equal(o->history_actions[1], "love");
+    protobuf_c_message_free_unpacked(resp, NULL);
+    call_result_free(&res);
+}
+
 /* Score of (user, item) with ids only; the click probability. */
 static float score_rpc(fixture *f, const char *user, const char *item) {
     Moerec__V1__Candidate c = MOEREC__V1__CANDIDATE__INIT, *cp = &c;
@@ -301,6 +321,7 @@ static void test_join_equals_store(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_join_equals_store, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_model_info_names_the_actions, setup, teardown),
     };
     grpc_init();
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -327,6 +327,8 @@ static void test_model_info(void **state) {
     assert_string_equal(o->features[1]->hashing, "double");
     assert_int_equal(o->features[1]->rows, 64);
     assert_string_equal(o->features[3]->kind, "numeric");
+    assert_int_equal(o->extra_dim, 0); /* no long-behaviour block, no history actions */
+    assert_int_equal(o->n_history_actions, 0);
     assert_string_equal(o->precision, "fp32"); /* model.json's default */
     assert_string_equal(o->precision_note, "");
     protobuf_c_message_free_unpacked(resp, NULL);
